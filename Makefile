@@ -1,0 +1,32 @@
+# The two commands of the README. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-all bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: on this kind of machine 2.13.0 is a CPU build on local disk
+	# (an unpinned torch would pull a multi-GB CUDA build). Elsewhere any torch>=2.4 works.
+	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q "torch>=2.4"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## the main job: the study, quick profile
+	$(PY) -m fashionae data
+	$(PY) -m fashionae train-ae --latent 512 --epochs 2 --out runs/quickstart-ae512
+
+test: $(STAMP)  ## the test suite, without the slowest real-data tests
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m fashionae bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+"""fashionae: train, check and reuse convolutional autoencoders on Fashion-MNIST."""
+
+__version__ = "0.1.0"

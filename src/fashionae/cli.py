@@ -1,0 +1,197 @@
+"""The ``fashionae`` command line. Every command is a thin layer over the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, as for every other bad input
+        print(f"fashionae: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", help="folder with the four IDX files (.gz or not); also FASHIONAE_DATA. "
+                   "Default: the cache, then /usr/share/datasets/fashion-mnist, then a download")
+    g.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check (for your own IDX files)")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=60)
+    g.add_argument("--batch-size", type=int, default=100)
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (peak, with onecycle)")
+    g.add_argument("--schedule", default="constant", help="constant (the author's) | onecycle")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--val", default="holdout",
+                   help="holdout: 10,000 fixed training images (default) | test: the test set (the author's)")
+    g.add_argument("--train-subset", type=int, help="train on the first N training images only")
+    g.add_argument("--eval-subset", type=int, help="validate and test on the first N images only")
+    g.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
+    g.add_argument("--precision", default="auto",
+                   help="auto (bf16 autocast where the hardware has native bf16) | fp32 | bf16")
+    g.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory layout")
+
+
+def add_model_args(p: argparse.ArgumentParser, decoder: bool) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default="linear", help="linear (bottleneck of size --latent) | conv")
+    g.add_argument("--latent", type=int, default=512, help="the study's l_size (linear arch)")
+    g.add_argument("--encoder-type", default="paper", help="paper (Table I) | strided | strong")
+    if decoder:
+        g.add_argument("--decoder", default="k2", help="k2 (the author's) | k3 | k4 | resize")
+    g.add_argument("--dropout", type=float, default=0.2)
+    g.add_argument("--dropout-after-pool", action="store_true",
+                   help="ablation: Dropout after MaxPool (the author puts it before)")
+
+
+def train_config(a: argparse.Namespace):
+    from .training import TrainConfig
+    return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, schedule=a.schedule,
+                       seed=a.seed, val=a.val, train_subset=a.train_subset, eval_subset=a.eval_subset,
+                       device=a.device, precision=a.precision, channels_last=not a.no_channels_last,
+                       augment=getattr(a, "augment", False)).validate()
+
+
+# ------------------------------------------------------------------ commands
+
+def cmd_data(a) -> int:
+    from .data import load_fashion_mnist
+    ds = load_fashion_mnist(a.data_dir, verify=not a.no_verify)
+    check = "SHA-256 verified" if ds.verified else "checksums NOT verified (--no-verify)"
+    print(f"Fashion-MNIST in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} "
+          f"test images, {check}")
+    return 0
+
+
+def cmd_train_ae(a) -> int:
+    from .models import ModelConfig
+    from .runs import RunConfig, execute
+    model = ModelConfig(task="autoencoder", arch=a.arch, latent=a.latent, encoder_type=a.encoder_type,
+                        decoder=a.decoder, dropout=a.dropout,
+                        dropout_after_pool=a.dropout_after_pool).validate()
+    cfg = RunConfig(model=model, train=train_config(a))
+    out = a.out or f"runs/ae-{a.arch}{a.latent if a.arch == 'linear' else ''}-seed{a.seed}"
+    s = execute(cfg, out, data_dir=a.data_dir, verify=not a.no_verify)
+    print(f"{out}: val MSE {s['val_loss']:.5f} (best {s['best_val_loss']:.5f} at epoch "
+          f"{s['best_epoch']}), test MSE {s['test_loss']:.5f}, {s['seconds_total']:.0f} s, "
+          f"{s['images_per_second']:.0f} training images/s")
+    return 0
+
+
+def cmd_train_clf(a) -> int:
+    from .models import ModelConfig
+    from .runs import RunConfig, execute
+    model = ModelConfig(task="classifier", arch=a.arch, latent=a.latent, encoder_type=a.encoder_type,
+                        dropout=a.dropout, dropout_after_pool=a.dropout_after_pool,
+                        paper_head=a.paper_head).validate()
+    cfg = RunConfig(model=model, train=train_config(a), strategy=a.strategy, encoder_run=a.encoder)
+    out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
+    s = execute(cfg, out, data_dir=a.data_dir, verify=not a.no_verify)
+    mc = s["most_confused"]
+    print(f"{out}: val acc {s['val_acc']:.4f} (best {s['best_val_acc']:.4f}), test acc "
+          f"{s['test_acc']:.4f}; most confused: {mc['true']} taken for {mc['predicted']} "
+          f"({mc['count']}×); {s['seconds_total']:.0f} s")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    import torch
+    from .data import load_fashion_mnist, make_splits
+    from .files import read_json
+    from .models import load_model
+    from .runs import RunConfig
+    from .training import evaluate, to_inputs
+    folder = Path(a.run_dir)
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{folder} is not a fashionae run folder (no config.json)")
+    cfg = RunConfig.from_dict(read_json(folder / "config.json", "run settings"))
+    t = cfg.train
+    t.device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(folder / "model.safetensors").to(t.device)
+    if model.config != cfg.model:
+        raise UserError(f"{folder / 'model.safetensors'} does not match {folder / 'config.json'}")
+    splits = make_splits(load_fashion_mnist(a.data_dir, not a.no_verify), t.val, t.train_subset, t.eval_subset)
+    dev = torch.device(t.device)
+    for name, x, y in (("validation", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y)):
+        r = evaluate(model, to_inputs(x, dev), y.to(dev), t)
+        extra = f"  accuracy {r['acc']:.4f}" if "acc" in r else ""
+        what = "MSE" if cfg.model.task == "autoencoder" else "loss"
+        print(f"{name}: {what} {r['loss']:.5f}{extra}  ({len(x):,} images)")
+    return 0
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
+               "on Fashion-MNIST.")
+    p.add_argument("--version", action="version", version=f"fashionae {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    _add = sub.add_parser
+    sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)
+
+    s = sub.add_parser("data", help="find, verify and describe the Fashion-MNIST files")
+    add_data_args(s)
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("train-ae", help="train an autoencoder into a run folder")
+    add_model_args(s, decoder=True)
+    add_train_args(s)
+    add_data_args(s)
+    s.add_argument("--out", help="run folder (default runs/ae-<arch><latent>-seed<seed>); an "
+                   "unfinished run there with the same settings is resumed")
+    s.set_defaults(func=cmd_train_ae)
+
+    s = sub.add_parser("train-clf", help="train a classifier on an autoencoder's encoder")
+    s.add_argument("--strategy", required=True, help="frozen | finetune | scratch | random-frozen")
+    s.add_argument("--encoder", help="the autoencoder run folder whose encoder is reused")
+    s.add_argument("--paper-head", action="store_true",
+                   help="the author's defect: Sigmoid before the cross-entropy, dropout active in a frozen encoder")
+    s.add_argument("--augment", action="store_true", help="random 2-pixel shifts and horizontal flips")
+    add_model_args(s, decoder=False)
+    add_train_args(s)
+    add_data_args(s)
+    s.add_argument("--out", help="run folder (default runs/clf-<strategy>-seed<seed>)")
+    s.set_defaults(func=cmd_train_clf)
+
+    s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
+    s.add_argument("run_dir")
+    s.add_argument("--device", default="auto")
+    add_data_args(s)
+    s.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except UserError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"fashionae: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("fashionae: interrupted; finished epochs are kept, run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in fashionae
+        if args.debug:
+            traceback.print_exc()
+        print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 1

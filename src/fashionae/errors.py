@@ -1,0 +1,12 @@
+"""Errors a user can act on.
+
+Anything raised as ``UserError`` is reported by the CLI as one line
+``fashionae: error: <message>`` with exit status 2 and no traceback; the message says
+what is wrong and what to do. Any other exception is a bug in fashionae (exit status 1).
+"""
+
+
+class UserError(Exception):
+    """Bad input or a bad setting: the user can fix it."""
+
+    exit_code = 2

@@ -1,0 +1,353 @@
+"""The study's models: one convolutional encoder, two autoencoders, one classifier.
+
+Read top to bottom: dropout, the encoder types, the decoders, the two models, the
+registry, and the model file (safetensors, never pickle).
+
+Every model returns a ``ModelOutput`` holding its own loss, so one trainer serves all
+of them; every model has ``embed(x)``; autoencoders have ``reconstruct(x)`` and the
+classifier has ``predict(x)``. Inputs are float images in [0, 1], shape [N, 1, 28, 28].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UserError
+
+ARCHS = ("linear", "conv")
+ENCODER_TYPES = ("paper", "strided", "strong")
+DECODERS = ("k2", "k3", "k4", "resize")
+TASKS = ("autoencoder", "classifier")
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    task: str = "autoencoder"      # autoencoder | classifier
+    arch: str = "linear"           # linear: bottleneck Linear(C*7*7, latent); conv: latent = the C x 7 x 7 map
+    latent: int = 512              # the study's l_size (linear arch only)
+    encoder_type: str = "paper"    # paper (Table I) | strided | strong
+    decoder: str = "k2"            # k2 (the author's) | k3 | k4 | resize
+    dropout: float = 0.2
+    dropout_after_pool: bool = False  # ablation: the author puts Dropout before MaxPool
+    paper_head: bool = False       # classifier: Sigmoid before cross-entropy (the author's defect)
+
+    def validate(self) -> "ModelConfig":
+        choices = {"task": TASKS, "arch": ARCHS, "encoder_type": ENCODER_TYPES, "decoder": DECODERS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UserError(f"unknown {key.replace('_', '-')} {getattr(self, key)!r}; "
+                                f"choose one of {', '.join(allowed)}")
+        if isinstance(self.latent, bool) or not isinstance(self.latent, int) or self.latent <= 0:
+            raise UserError(f"latent must be a positive integer, got {self.latent!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"unknown model setting(s): {', '.join(sorted(unknown))}")
+        return cls(**d).validate()
+
+
+@dataclass
+class ModelOutput:
+    loss: torch.Tensor    # scalar, what the trainer minimises
+    output: torch.Tensor  # reconstruction [N, 1, 28, 28] or logits [N, 10]
+
+
+# ------------------------------------------------------------------ dropout
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with cheaper masks on the CPU.
+
+    PyTorch's CPU dropout draws one Bernoulli sample per element, which costs more than
+    the convolutions of this small network. Here one 64-bit draw gives four 16-bit
+    uniforms, each compared with a threshold: the keep probability is 1 - p to within
+    1/65536 and kept values are scaled by 1 / (1 - p), as in ``nn.Dropout``. The mask
+    comes from torch's default generator, so seeding and resuming work as usual. On
+    other devices the stock fused kernel is already fast and is used.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+        self.fast = True
+        self._threshold = -32768 + round(self.p * 65536)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if not self.fast or x.device.type != "cpu":
+            return F.dropout(x, self.p, True)
+        n = x.numel()
+        bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+        keep = bits.view(torch.int16)[:n].view(x.shape) >= self._threshold
+        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+# ------------------------------------------------------------------ encoders
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1)
+
+
+def paper_features(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
+    """Table I: (Conv 3x3 -> ReLU -> Dropout -> MaxPool 2) twice, 1 -> 32 -> 64 channels.
+
+    As in the author's code, Dropout comes before MaxPool, so pooling picks maxima of
+    dropped-and-rescaled activations: they are larger in training than in eval mode.
+    ``dropout_after_pool`` swaps the two for the ablation.
+    """
+    layers: list[nn.Module] = []
+    for cin, cout in ((1, 32), (32, 64)):
+        drop, pool = Dropout(cfg.dropout), nn.MaxPool2d(2, 2)
+        layers += [conv3x3(cin, cout), nn.ReLU()]
+        layers += [pool, drop] if cfg.dropout_after_pool else [drop, pool]
+    return nn.Sequential(*layers), 64
+
+
+def strided_features(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
+    """The study's future work: each MaxPool becomes a learned 3x3 stride-2 convolution."""
+    layers: list[nn.Module] = []
+    for cin, cout in ((1, 32), (32, 64)):
+        layers += [conv3x3(cin, cout), nn.ReLU(), Dropout(cfg.dropout),
+                   conv3x3(cout, cout, stride=2), nn.ReLU()]
+    return nn.Sequential(*layers), 64
+
+
+def strong_features(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
+    """Wider (64/128 channels), batch-normalised, one block deeper; still 28x28 -> 7x7.
+
+    Blocks of Conv 3x3 -> BatchNorm -> ReLU: 1->64, 64->64, pool, 64->128, 128->128,
+    pool, 128->128 (the extra block, at 7x7). 407,616 parameters in the features
+    (the paper encoder has 18,816, the strided one 64,992).
+    """
+    def block(cin, cout):
+        return [conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(
+        *block(1, 64), *block(64, 64), nn.MaxPool2d(2, 2), Dropout(cfg.dropout),
+        *block(64, 128), *block(128, 128), nn.MaxPool2d(2, 2), Dropout(cfg.dropout),
+        *block(128, 128)), 128
+
+
+FEATURES = {"paper": paper_features, "strided": strided_features, "strong": strong_features}
+
+
+class Encoder(nn.Module):
+    """Convolutional features (C x 7 x 7), then, for the linear arch, the bottleneck
+    Flatten -> Linear(C*49, latent) -> ReLU -> Dropout, as in the author's code."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.features, self.channels = FEATURES[cfg.encoder_type](cfg)
+        if cfg.arch == "linear":
+            self.bottleneck = nn.Sequential(nn.Flatten(), nn.Linear(self.channels * 49, cfg.latent),
+                                            nn.ReLU(), Dropout(cfg.dropout))
+            self.out_dim = cfg.latent
+        else:
+            self.bottleneck = nn.Identity()
+            self.out_dim = self.channels * 49
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck(self.features(x))
+
+
+# ------------------------------------------------------------------ decoders
+
+def upsample(kind: str, cin: int, cout: int) -> nn.Module:
+    """One x2 upsampling stage (7 -> 14 or 14 -> 28)."""
+    if kind == "k2":  # the author's: non-overlapping 2x2 transposed convolution
+        return nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
+    if kind == "k3":
+        return nn.ConvTranspose2d(cin, cout, kernel_size=3, stride=2, padding=1, output_padding=1)
+    if kind == "k4":
+        return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv3x3(cin, cout))
+
+
+class Decoder(nn.Module):
+    """The mirror of the encoder (the study does not give it; this is the author's code):
+    [Linear(latent, C*49) -> ReLU -> Dropout -> unflatten] for the linear arch, then
+    up(C -> 32) -> ReLU -> Dropout -> up(32 -> 1) -> Sigmoid, 7 -> 14 -> 28 pixels."""
+
+    def __init__(self, cfg: ModelConfig, channels: int):
+        super().__init__()
+        if cfg.arch == "linear":
+            self.unbottleneck = nn.Sequential(nn.Linear(cfg.latent, channels * 49), nn.ReLU(),
+                                              Dropout(cfg.dropout), nn.Unflatten(1, (channels, 7, 7)))
+        else:
+            self.unbottleneck = nn.Identity()
+        self.layers = nn.Sequential(upsample(cfg.decoder, channels, 32), nn.ReLU(), Dropout(cfg.dropout),
+                                    upsample(cfg.decoder, 32, 1), nn.Sigmoid())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.unbottleneck(z))
+
+
+# ------------------------------------------------------------------ models
+
+class Autoencoder(nn.Module):
+    """Encoder -> decoder, trained with the per-pixel mean squared error."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg, self.encoder.channels)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
+        recon = self.decoder(self.encoder(x))
+        return ModelOutput(F.mse_loss(recon.float(), x.float()), recon)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).flatten(1)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class Classifier(nn.Module):
+    """An autoencoder's encoder (with its linear stage) + Linear(latent, 10), cross-entropy.
+
+    ``freeze_encoder()`` keeps the encoder's weights fixed and, unless ``paper_head``,
+    runs it in eval mode (no dropout). ``paper_head`` reproduces the author's code: a
+    Sigmoid before the cross-entropy, which bounds the logits to [0, 1] so the loss
+    cannot fall below about 1.46 — a defect kept only to reproduce the original.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = Encoder(cfg)
+        self.head = nn.Linear(self.encoder.out_dim, NUM_CLASSES)
+        self.encoder_frozen = False
+
+    def freeze_encoder(self) -> None:
+        self.encoder_frozen = True
+        self.encoder.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Classifier":
+        super().train(mode)
+        if self.encoder_frozen and not self.config.paper_head:
+            self.encoder.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
+        logits = self.predict_logits(x)
+        loss = F.cross_entropy(logits.float(), y) if y is not None else logits.new_zeros(())
+        return ModelOutput(loss, logits)
+
+    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            z = self.encoder(x).flatten(1)
+        logits = self.head(z)
+        return torch.sigmoid(logits) if self.config.paper_head else logits
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).flatten(1)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predict_logits(x).argmax(1)
+
+
+MODELS = {"autoencoder": Autoencoder, "classifier": Classifier}
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    return MODELS[cfg.validate().task](cfg)
+
+
+# ------------------------------------------------------------------ model files
+
+MODEL_FORMAT = "fashionae-model-1"
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """A digest of every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def model_file_bytes(model: nn.Module) -> bytes:
+    from safetensors.torch import save
+    tensors = model_tensors(model)
+    meta = {"format": MODEL_FORMAT, "model_config": json.dumps(asdict(model.config)),
+            "weights_sha256": tensors_sha256(tensors)}
+    return save(tensors, metadata=meta)
+
+
+def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; UserError for anything unreadable."""
+    from safetensors import safe_open
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UserError(f"{path} looks like a PyTorch pickle; fashionae never loads pickles, since "
+                        "unpickling runs code from the file: use a fashionae run folder "
+                        "(model.safetensors)")
+    if not path.is_file():
+        raise UserError(f"{what} {path} is missing; train the model first or check the path")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types and OSError
+        raise UserError(f"{what} {path} is not a valid safetensors file ({str(e)[:80]}); "
+                        "it is truncated or tampered: train it again") from None
+    return tensors, meta
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild a model from its file alone, checking every tensor against its settings."""
+    path = Path(path)
+    tensors, meta = read_safetensors(path, "model file")
+    if meta.get("format") != MODEL_FORMAT:
+        raise UserError(f"{path} is not a fashionae model file (no {MODEL_FORMAT} metadata)")
+    try:
+        cfg = ModelConfig.from_dict(json.loads(meta["model_config"]))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} has damaged model settings in its metadata") from e
+    if tensors_sha256(tensors) != meta.get("weights_sha256"):
+        raise UserError(f"{path} fails its weights checksum: the file was modified or damaged; "
+                        "train it again")
+    model = build_model(cfg)
+    load_weights(model, tensors, path)
+    return model.eval()
+
+
+def load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path | str,
+                 prefix: str = "") -> None:
+    """Copy ``tensors`` (keys under ``prefix``) into ``model``, checking names, shapes, dtypes."""
+    expected = model.state_dict()
+    got = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing, extra = set(expected) - set(got), set(got) - set(expected)
+    if missing or extra:
+        raise UserError(f"{source} does not match the model's architecture "
+                        f"(missing: {sorted(missing)[:3]}, unexpected: {sorted(extra)[:3]})")
+    for k, v in expected.items():
+        if got[k].shape != v.shape or got[k].dtype != v.dtype:
+            raise UserError(f"{source}: tensor {k} is {got[k].dtype}{list(got[k].shape)}, the "
+                            f"architecture needs {v.dtype}{list(v.shape)}")
+    model.load_state_dict(got)

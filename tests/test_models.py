@@ -1,0 +1,119 @@
+import itertools
+import pickle
+
+import pytest
+import torch
+
+from fashionae.errors import UserError
+from fashionae.models import (ARCHS, DECODERS, ENCODER_TYPES, Dropout, ModelConfig, build_model,
+                              load_model, model_file_bytes)
+
+
+@pytest.mark.parametrize("arch, decoder, encoder_type",
+                         list(itertools.product(ARCHS, DECODERS, ENCODER_TYPES)))
+def test_autoencoder_shapes_and_one_step(arch, decoder, encoder_type):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, latent=16, decoder=decoder, encoder_type=encoder_type)
+    model = build_model(cfg)
+    x = torch.rand(4, 1, 28, 28)
+    out = model(x)
+    assert out.output.shape == x.shape and out.loss.ndim == 0
+    assert 0 <= out.output.min().item() and out.output.max().item() <= 1
+    channels = 128 if encoder_type == "strong" else 64
+    assert model.embed(x).shape == (4, 16 if arch == "linear" else channels * 49)
+    assert model.reconstruct(x).shape == x.shape
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    out.loss.backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("arch, encoder_type", list(itertools.product(ARCHS, ENCODER_TYPES)))
+def test_classifier_shapes(arch, encoder_type):
+    model = build_model(ModelConfig(task="classifier", arch=arch, latent=32, encoder_type=encoder_type))
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 9])
+    out = model(x, y)
+    assert out.output.shape == (4, 10) and out.loss.item() > 0
+    assert model.predict(x).shape == (4,)
+
+
+def test_paper_layout_matches_the_authors_code():
+    model = build_model(ModelConfig(arch="linear", latent=512))
+    names = [type(m).__name__ for m in model.encoder.features]
+    assert names == ["Conv2d", "ReLU", "Dropout", "MaxPool2d"] * 2
+    n_params = sum(p.numel() for p in model.parameters())
+    # conv 320 + 18,496; Linear 3136x512 + 512; Linear 512x3136 + 3136; convT 8,224 + 129
+    assert n_params == 320 + 18_496 + 3136 * 512 + 512 + 512 * 3136 + 3136 + 8_224 + 129
+
+
+def test_paper_head_bounds_outputs():
+    model = build_model(ModelConfig(task="classifier", paper_head=True))
+    out = model(torch.rand(8, 1, 28, 28) * 5, torch.zeros(8, dtype=torch.long))
+    assert out.output.min().item() >= 0 and out.output.max().item() <= 1
+    assert out.loss.item() > 1.46  # the defect: cross-entropy of logits bounded to [0, 1]
+
+
+def test_bad_settings():
+    for bad in (dict(arch="mlp"), dict(decoder="k5"), dict(latent=0), dict(dropout=1.0),
+                dict(encoder_type="resnet"), dict(latent=-3)):
+        with pytest.raises(UserError):
+            ModelConfig(**bad).validate()
+
+
+def test_fast_dropout_matches_nn_dropout_statistics():
+    torch.manual_seed(0)
+    d = Dropout(0.2)
+    x = torch.ones(1_000_000)
+    y = d(x)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - 0.8) < 0.002
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.8))
+    d.eval()
+    assert torch.equal(d(x), x)
+    # different draws each call; the same draws after re-seeding
+    torch.manual_seed(1); a = d.train()(x)
+    torch.manual_seed(1); b = d(x)
+    assert torch.equal(a, b) and not torch.equal(a, d(x))
+
+
+def test_save_load_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="conv", decoder="k3")).eval()
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(model_file_bytes(model))
+    loaded = load_model(path)
+    x = torch.rand(3, 1, 28, 28)
+    assert loaded.config == model.config
+    assert torch.equal(model.reconstruct(x), loaded.reconstruct(x))
+
+
+def test_tampered_truncated_and_pickled_model_files(tmp_path):
+    model = build_model(ModelConfig(arch="linear", latent=8))
+    raw = bytearray(model_file_bytes(model))
+    path = tmp_path / "model.safetensors"
+    raw[-5] ^= 0xFF  # flip bits in the last weight
+    path.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="checksum"):
+        load_model(path)
+    path.write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(UserError, match="truncated or tampered"):
+        load_model(path)
+    with pytest.raises(UserError, match="missing"):
+        load_model(tmp_path / "absent.safetensors")
+
+
+class _Exploit:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_pickles_are_never_unpickled(tmp_path):
+    target = tmp_path / "pwned"
+    for name in ("model.pt", "model.pth", "model.pkl", "model.safetensors"):
+        path = tmp_path / name
+        path.write_bytes(pickle.dumps(_Exploit(str(target))))
+        with pytest.raises(UserError):
+            load_model(path)
+        assert not target.exists()
