@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)  ## the main job: the study, quick profile
 	$(PY) -m fashionae data
-	$(PY) -m fashionae train-ae --latent 512 --epochs 2 --out runs/quickstart-ae512
+	$(PY) -m fashionae study studies/paper.toml --profile quick
 
 test: $(STAMP)  ## the test suite, without the slowest real-data tests
 	$(PY) -m pytest -q -m "not slow"

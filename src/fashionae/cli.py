@@ -129,6 +129,63 @@ def cmd_eval(a) -> int:
     return 0
 
 
+def cmd_baselines(a) -> int:
+    from .baselines import compute_baselines
+    from .data import load_fashion_mnist, make_splits
+    from .files import FolderLock, write_json
+    out = Path(a.out)
+    with FolderLock(out):
+        splits = make_splits(load_fashion_mnist(a.data_dir, not a.no_verify), a.val, a.train_subset)
+        b = compute_baselines(splits, logreg_max_iter=a.logreg_max_iter)
+        b["val"] = a.val
+        write_json(out / "baselines.json", b)
+    pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
+    print(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; logistic regression "
+          f"on pixels: test accuracy {b['logistic_regression']['test_acc']:.4f}  "
+          f"({b['seconds']:.0f} s) -> {out / 'baselines.json'}")
+    return 0
+
+
+def cmd_study(a) -> int:
+    from .study import load_study, run_study
+    overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
+    study = load_study(a.study_file, a.profile, a.seeds, overrides)
+    out = a.out or f"runs/{study.name}-{study.profile}"
+    results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line)
+    print_results(results)
+    print(f"report: {Path(out) / 'report.html'} (and report.md)")
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .report import write_report
+    from .study import collect_results
+    folder = Path(a.study_dir)
+    if not (folder / "study.json").is_file():
+        raise UserError(f"{folder} is not a fashionae study folder (no study.json)")
+    from .files import FolderLock
+    with FolderLock(folder):
+        results = collect_results(folder)
+        path = write_report(folder, results, a.data_dir, not a.no_verify)
+    print_results(results)
+    print(f"report: {path} (and report.md)")
+    return 0
+
+
+def print_results(results: dict) -> None:
+    from .report import tables
+    for caption, header, rows in tables(results):
+        if caption.startswith("Baselines"):
+            continue
+        print(f"\n{caption}")
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+        keep = [i for i, h in enumerate(header) if h not in ("report train / val", "author's code val",
+                                                             "author's code train / val", "evidence")]
+        print("  ".join(header[i].ljust(widths[i]) for i in keep))
+        for r in rows:
+            print("  ".join(r[i].ljust(widths[i]) for i in keep))
+
+
 def build_parser() -> Parser:
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
                "on Fashion-MNIST.")
@@ -164,6 +221,30 @@ def build_parser() -> Parser:
     s.add_argument("--out", help="run folder (default runs/clf-<strategy>-seed<seed>)")
     s.set_defaults(func=cmd_train_clf)
 
+    s = sub.add_parser("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
+    s.add_argument("--out", required=True, help="folder for baselines.json")
+    s.add_argument("--val", default="holdout", help="holdout | test (as for training)")
+    s.add_argument("--train-subset", type=int, help="fit on the first N training images only")
+    s.add_argument("--logreg-max-iter", type=int, default=200)
+    add_data_args(s)
+    s.set_defaults(func=cmd_baselines)
+
+    s = sub.add_parser("study", help="run a whole study (TOML file) and write its report")
+    s.add_argument("study_file", help="e.g. studies/paper.toml")
+    s.add_argument("--profile", help="a profile of the study file (default: quick)")
+    s.add_argument("--seeds", type=int, help="number of seeds (overrides the profile)")
+    s.add_argument("--out", help="study folder (default runs/<study>-<profile>); an interrupted "
+                   "study there is resumed, finished runs are kept")
+    s.add_argument("--device", help="auto | cpu | cuda (overrides the study file)")
+    s.add_argument("--precision", help="auto | fp32 | bf16 (overrides the study file)")
+    add_data_args(s)
+    s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("report", help="rebuild results.json and the report from a study folder")
+    s.add_argument("study_dir")
+    add_data_args(s)  # the reconstruction figure needs the validation images
+    s.set_defaults(func=cmd_report)
+
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
     s.add_argument("run_dir")
     s.add_argument("--device", default="auto")
@@ -178,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.func(args)
     except UserError as e:

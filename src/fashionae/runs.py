@@ -177,8 +177,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def execute(cfg: RunConfig, out: str | Path, data: FashionMNIST | None = None,
             data_dir: str | None = None, verify: bool = True, label: str = "",
-            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict:
-    """Train (or resume, or skip if finished) one run in ``out``; return its summary."""
+            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+            on_epoch: Callable[[dict], str] | None = None) -> dict:
+    """Train (or resume, or skip if finished) one run in ``out``; return its summary.
+    ``on_epoch(row)`` may return a note appended to each epoch's log line."""
     out = Path(out)
     cfg.train = cfg.train.validate().resolved()
     cfg.model.validate()
@@ -201,16 +203,17 @@ def execute(cfg: RunConfig, out: str | Path, data: FashionMNIST | None = None,
         if state == "resume" and checkpoint.exists():
             log(f"{label or out}: resuming from its last finished epoch")
 
-        def on_epoch(history: list[dict]) -> None:
+        def after_epoch(history: list[dict]) -> None:
             write_jsonl(out / "metrics.jsonl", history)
             row = history[-1]
             acc = f"  val_acc {row['val_acc']:.4f}" if "val_acc" in row else ""
+            note = f"  [{on_epoch(row)}]" if on_epoch else ""
             log(f"{label or out} epoch {row['epoch']}/{t.epochs}: train {row['train_loss']:.5f}  "
                 f"train(eval) {row['train_eval_loss']:.5f}  val {row['val_loss']:.5f}{acc}  "
-                f"{row['seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s")
+                f"{row['seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s{note}")
 
         history = fit(model, (splits.train_x, splits.train_y), (splits.val_x, splits.val_y), t,
-                      checkpoint=checkpoint, on_epoch=on_epoch,
+                      checkpoint=checkpoint, on_epoch=after_epoch,
                       progress=progress_bar(f"{label or out.name} training"))
         write_jsonl(out / "metrics.jsonl", history)
         summary = summarize(model, history, splits, t)

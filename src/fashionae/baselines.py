@@ -1,0 +1,57 @@
+"""Reference points computed on the same splits as the runs: PCA reconstruction, the
+mean image, and logistic regression on raw pixels (scikit-learn does the work)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .data import Splits
+
+PCA_KS = (16, 32, 64, 128, 256, 512, 1024)
+
+
+def _flat(images) -> np.ndarray:
+    return images.reshape(len(images), -1).numpy().astype(np.float32) / 255.0
+
+
+def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0) -> dict:
+    from sklearn.decomposition import PCA
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.perf_counter()
+    train, val, test = _flat(splits.train_x), _flat(splits.val_x), _flat(splits.test_x)
+    ks = sorted({min(k, train.shape[1], len(train)) for k in PCA_KS})
+    pca = PCA(n_components=max(ks), svd_solver="full").fit(train)
+
+    def pca_mse(x: np.ndarray, k: int) -> float:
+        w = pca.components_[:k]
+        recon = (x - pca.mean_) @ w.T @ w + pca.mean_
+        return float(np.mean((recon - x) ** 2))
+
+    mean_image = train.mean(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        logreg = LogisticRegression(max_iter=logreg_max_iter, random_state=seed).fit(train, splits.train_y.numpy())
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return {
+        "train_size": len(train), "val_size": len(val), "test_size": len(test),
+        "pca": [{"k": k, "val_mse": pca_mse(val, k), "test_mse": pca_mse(test, k)} for k in ks],
+        "mean_image": {"val_mse": float(np.mean((val - mean_image) ** 2)),
+                       "test_mse": float(np.mean((test - mean_image) ** 2))},
+        "logistic_regression": {"val_acc": float(logreg.score(val, splits.val_y.numpy())),
+                                "test_acc": float(logreg.score(test, splits.test_y.numpy())),
+                                "max_iter": logreg_max_iter, "converged": converged},
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def pca_at(baselines: dict, k: int, split: str = "test") -> float | None:
+    """The PCA MSE with k components (None if k was not computed)."""
+    for row in baselines.get("pca", []):
+        if row["k"] == k:
+            return row[f"{split}_mse"]
+    return None

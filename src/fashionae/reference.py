@@ -1,0 +1,49 @@
+"""The numbers a reproduction is compared with (SPEC.md): the report's tables, the author's
+published code's results, and reference points from outside the study."""
+
+import json
+from pathlib import Path
+
+REFERENCE = {
+    "report": {  # the source document's Table II and classification figures
+        "autoencoders": {
+            "linear-64": {"train_mse": 0.0085, "val_mse": 0.0087},
+            "linear-512": {"train_mse": 0.0072, "val_mse": 0.0074},
+            "linear-1024": {"train_mse": 0.0074, "val_mse": 0.0076},
+            "conv": {"note": "slightly better than 512"},
+        },
+        "classifiers": {
+            "frozen": {"train_acc": 0.89, "val_acc": 0.87},
+            "finetune": {"train_acc": 0.931, "val_acc": 0.902},
+            "scratch": {"train_acc": 0.928, "val_acc": 0.89},
+        },
+    },
+    "author_code": {  # the author's result files: 60 epochs, validation = test set
+        "autoencoders": {
+            "linear-64": {"val_mse": 0.0222, "best_val_mse": 0.0196},
+            "linear-512": {"val_mse": 0.00895, "best_val_mse": 0.00857},
+            "linear-1024": {"val_mse": 0.00808, "best_val_mse": 0.00769},
+            "conv": {"val_mse": 0.00577},
+        },
+        "classifiers": {  # on the l_size-1024 encoder, with the Sigmoid head
+            "frozen": {"train_acc": 0.880, "val_acc": 0.869},
+            "finetune": {"train_acc": 0.969, "val_acc": 0.923},
+            "scratch": {"train_acc": 0.972, "val_acc": 0.924},
+        },
+    },
+    "external": {
+        "pca_test_mse": {"16": 0.0205, "32": 0.0151, "64": 0.0104, "128": 0.0063, "256": 0.0030,
+                         "512": 0.0006},
+        "mean_image_test_mse": 0.0866,
+        "pixel_logistic_regression_acc": 0.84,
+        "two_conv_cnn_acc": 0.92,
+        "two_conv_cnn_flip_acc": 0.939,
+        "resnet18_acc": 0.949,
+        "test_sampling_error": 0.003,
+    },
+}
+
+
+def author_curves() -> dict:
+    """The author's per-epoch curves (see the file's "source")."""
+    return json.loads((Path(__file__).parent / "author_curves.json").read_text())

@@ -1,0 +1,95 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from fashionae.errors import UserError
+from fashionae.models import ModelConfig, load_model
+from fashionae.runs import RunConfig, execute
+from fashionae.training import TrainConfig
+
+QUIET = dict(log=lambda m: None)
+
+
+def train_cfg(**kw):
+    return TrainConfig(**{**dict(epochs=2, batch_size=50, train_subset=600, eval_subset=300,
+                                 device="cpu"), **kw})
+
+
+@pytest.fixture
+def ae_run(tiny, tmp_path):
+    out = tmp_path / "ae"
+    execute(RunConfig(model=ModelConfig(latent=32), train=train_cfg()), out, data=tiny, **QUIET)
+    return out
+
+
+def clf(strategy, encoder, **kw):
+    model = ModelConfig(task="classifier", latent=32, paper_head=kw.pop("paper_head", False))
+    return RunConfig(model=model,
+                     train=train_cfg(**kw), strategy=strategy,
+                     encoder_run=str(encoder) if encoder else None)
+
+
+def encoder_tensors(path, prefix="encoder."):
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+
+
+def test_strategies(tiny, ae_run, tmp_path):
+    ae = encoder_tensors(ae_run / "model.safetensors")
+    results = {}
+    for strategy in ("frozen", "finetune", "scratch", "random-frozen"):
+        out = tmp_path / strategy
+        results[strategy] = execute(clf(strategy, ae_run, batch_size=25), out, data=tiny, **QUIET)
+        enc = encoder_tensors(out / "model.safetensors")
+        same = [torch.equal(ae[k], enc[k]) for k in ae]
+        if strategy == "frozen":
+            assert all(same)  # bit-identical to the autoencoder's encoder
+        else:
+            assert not any(same)  # changed by training, or never loaded
+        s = results[strategy]
+        cm = torch.tensor(s["confusion_matrix"])
+        assert cm.sum() == 300 and cm.shape == (10, 10)
+        assert len(s["per_class_acc"]) == 10 and s["most_confused"]["true"]
+        rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+        assert {"train_acc", "train_eval_acc", "val_acc"} <= rows[0].keys()
+    # the synthetic classes are easy: every strategy that trains its encoder beats chance
+    for strategy in ("finetune", "scratch"):
+        assert results[strategy]["test_acc"] > 0.3
+
+
+def test_random_frozen_and_scratch_start_from_random_weights(tiny, ae_run, tmp_path):
+    """Scratch with --encoder uses that encoder's architecture but not its weights."""
+    execute(clf("random-frozen", ae_run, epochs=1), tmp_path / "rf", data=tiny, **QUIET)
+    rf = encoder_tensors(tmp_path / "rf" / "model.safetensors")
+    execute(clf("random-frozen", None, epochs=1), tmp_path / "rf2", data=tiny, **QUIET)
+    rf2 = encoder_tensors(tmp_path / "rf2" / "model.safetensors")
+    assert all(torch.equal(rf[k], rf2[k]) for k in rf)  # seeded init, nothing loaded
+
+
+def test_paper_head(tiny, ae_run, tmp_path):
+    s = execute(clf("frozen", ae_run, paper_head=True, epochs=1), tmp_path / "p", data=tiny, **QUIET)
+    model = load_model(tmp_path / "p" / "model.safetensors")
+    out = model(torch.rand(16, 1, 28, 28), torch.zeros(16, dtype=torch.long))
+    assert out.output.min().item() >= 0 and out.output.max().item() <= 1
+    assert s["val_loss"] > 1.46
+
+
+def test_bad_encoders(tiny, ae_run, tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        execute(clf("frozen", tmp_path / "nope"), tmp_path / "o", data=tiny, **QUIET)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="not a fashionae run folder"):
+        execute(clf("frozen", tmp_path / "empty"), tmp_path / "o", data=tiny, **QUIET)
+    execute(clf("scratch", None, epochs=1), tmp_path / "c", data=tiny, **QUIET)
+    with pytest.raises(UserError, match="is a classifier run"):
+        execute(clf("finetune", tmp_path / "c"), tmp_path / "o", data=tiny, **QUIET)
+    # a model file that does not match its run's settings
+    other = tmp_path / "other"
+    execute(RunConfig(model=ModelConfig(latent=16), train=train_cfg(epochs=1)), other, data=tiny, **QUIET)
+    shutil.copy(other / "model.safetensors", ae_run / "model.safetensors")
+    with pytest.raises(UserError, match="does not match"):
+        execute(clf("finetune", ae_run), tmp_path / "o", data=tiny, **QUIET)
+    assert not (tmp_path / "o").exists()

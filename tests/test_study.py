@@ -1,0 +1,150 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from fashionae import study as study_mod
+from fashionae.claims import assess_claims
+from fashionae.cli import main
+from fashionae.errors import UserError
+from fashionae.study import collect_results, load_study, run_study
+
+PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
+QUIET = dict(log=lambda m: None)
+
+
+def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, capsys):
+    out = tmp_path / "study"
+    code = main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
+                 "--data-dir", str(data_dir), "--no-verify"])
+    assert code == 0
+    assert "report:" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["study"] == "paper" and results["profile"] == "smoke"
+    assert [a["name"] for a in results["autoencoders"]] == ["linear-64", "linear-512", "linear-1024", "conv"]
+    for ae in results["autoencoders"]:
+        for key in ("train_mse", "val_mse", "test_mse", "best_epoch", "seconds"):
+            assert set(ae[key]) == {"mean", "std", "values"}
+    assert [c["strategy"] for c in results["classifiers"]] == ["frozen", "finetune", "scratch", "random-frozen"]
+    assert all(c["encoder"] == "linear-512" for c in results["classifiers"])
+    assert results["baselines"]["pca"] and "report" in results["reference"]
+    assert len(results["claims"]) == 5
+    page = (out / "report.html").read_text()
+    images = re.findall(r'src="(figures/[^"]+)"', page)
+    assert len(images) == 4 + 1 + 3 + 2 + 1  # AE curves, reconstructions, strategies, confusions, control
+    assert all((out / i).is_file() for i in images)
+    assert "Table II" in (out / "report.md").read_text()
+
+    # `fashionae report` rebuilds the same results from the folders alone
+    before = (out / "results.json").read_text()
+    (out / "results.json").unlink()
+    (out / "report.html").unlink()
+    assert main(["report", str(out), "--data-dir", str(data_dir), "--no-verify"]) == 0
+    assert (out / "results.json").read_text() == before and (out / "report.html").is_file()
+
+
+def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_path, monkeypatch):
+    from fashionae.data import load_fashion_mnist
+    s = load_study(PAPER, "smoke")
+    out = tmp_path / "study"
+    real_execute = study_mod.execute
+    calls = []
+
+    def interrupted(cfg, folder, **kw):
+        calls.append(Path(folder).name)
+        if Path(folder).name == "clf-finetune-seed0":
+            raise KeyboardInterrupt
+        return real_execute(cfg, folder, **kw)
+
+    monkeypatch.setenv("FASHIONAE_DATA", str(data_dir))
+    monkeypatch.setattr(study_mod, "load_fashion_mnist", lambda d, v: load_fashion_mnist(data_dir, False))
+    monkeypatch.setattr(study_mod, "execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(s, out, **QUIET)
+    finished = {p.name: (p / "model.safetensors").stat().st_mtime_ns
+                for p in (out / "runs").iterdir() if (p / "summary.json").exists()}
+    assert "ae-conv-seed0" in finished and "clf-frozen-seed0" in finished
+    monkeypatch.setattr(study_mod, "execute", real_execute)
+    run_study(s, out, **QUIET)
+    for name, mtime in finished.items():
+        assert (out / "runs" / name / "model.safetensors").stat().st_mtime_ns == mtime
+    assert (out / "runs" / "clf-finetune-seed0" / "summary.json").exists()
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = '[[autoencoders]]\nname = "a"\narch = "conv"\n'
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name = ", "not valid TOML"),
+    ("colour = 1\n" + MINIMAL, "unknown key 'colour'"),
+    (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'epoch' in \\[train\\]"),
+    (MINIMAL + "[train]\nepochs = 0\n", "epochs must be a positive integer"),
+    (MINIMAL + "[classifiers]\nencoder = \"b\"\n", "encoder 'b' is not trained"),
+    (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list"),
+    ('[[autoencoders]]\nname = "a"\narch = "mlp"\n', "unknown arch"),
+    ("seeds = 0\n" + MINIMAL, "seeds must be"),
+    ("", "must list at least one"),
+])
+def test_bad_study_files(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        load_study(write(tmp_path, text))
+
+
+def test_profiles(tmp_path):
+    with pytest.raises(UserError, match="no profile 'fast'.*quick"):
+        load_study(write(tmp_path, MINIMAL + "[profiles.quick]\nseeds = 2\n"), "fast")
+    s = load_study(write(tmp_path, MINIMAL + "[profiles.quick]\nseeds = 2\ntrain = { epochs = 4 }\n"))
+    assert s.profile == "quick" and s.seeds == [0, 1] and s.autoencoders[0].train.epochs == 4
+    paper = load_study(PAPER, "paper")
+    assert paper.classifiers.paper_head and paper.autoencoders[0].train.val == "test"
+    assert paper.autoencoders[0].train.epochs == 60 and paper.autoencoders[0].train.batch_size == 100
+    assert load_study(PAPER, "full", seeds=5).seeds == list(range(5))
+
+
+def test_out_holding_another_study_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"name": "other", "profile": "quick"}))
+    with pytest.raises(UserError, match="holds another study"):
+        run_study(load_study(PAPER, "smoke"), out, **QUIET)
+    assert json.loads((out / "study.json").read_text())["name"] == "other"
+
+
+def stat(mean, std=0.0, n=1):
+    return {"mean": mean, "std": std, "values": [mean] * n}
+
+
+def hand_made(mse: dict, acc: dict, confused=("Shirt", "T-shirt/top")) -> dict:
+    aes = [{"name": n, "arch": "conv" if n == "conv" else "linear",
+            "latent": None if n == "conv" else int(n.split("-")[1]), "seeds": [0],
+            "test_mse": stat(v)} for n, v in mse.items()]
+    clfs = [{"strategy": s, "seeds": [0], "test_acc": stat(v),
+             "most_confused": {"true": confused[0], "predicted": confused[1], "count": 100}}
+            for s, v in acc.items()]
+    return {"autoencoders": aes, "classifiers": clfs}
+
+
+def test_claims_logic():
+    r = hand_made({"linear-64": 0.020, "linear-512": 0.010, "linear-1024": 0.0098, "conv": 0.006},
+                  {"frozen": 0.85, "finetune": 0.91, "scratch": 0.90})
+    verdicts = [c["verdict"] for c in assess_claims(r)]
+    assert verdicts == ["confirmed"] * 5
+    r = hand_made({"linear-64": 0.010, "linear-512": 0.0101, "linear-1024": 0.005, "conv": 0.012},
+                  {"frozen": 0.85, "finetune": 0.91, "scratch": 0.93}, confused=("Shirt", "Pullover"))
+    verdicts = [c["verdict"] for c in assess_claims(r)]
+    assert verdicts == ["inconclusive", "refuted", "refuted", "refuted", "refuted"]
+    r = hand_made({"linear-512": 0.010}, {"finetune": 0.91, "scratch": 0.908, "frozen": 0.85})
+    verdicts = [c["verdict"] for c in assess_claims(r)]
+    assert verdicts[:3] == ["not tested"] * 3 and verdicts[3] == "inconclusive"
+    # with seeds, the spread decides: a gap inside 2 standard errors is not a finding
+    r = hand_made({"linear-64": 0.012, "linear-512": 0.010}, {})
+    r["autoencoders"][0]["test_mse"] = {"mean": 0.012, "std": 0.003, "values": [0.009, 0.012, 0.015]}
+    r["autoencoders"][1]["test_mse"] = {"mean": 0.010, "std": 0.003, "values": [0.007, 0.010, 0.013]}
+    assert assess_claims(r)[0]["verdict"] == "inconclusive"
