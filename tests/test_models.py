@@ -39,7 +39,7 @@ def test_classifier_shapes(arch, encoder_type):
 def test_paper_layout_matches_the_authors_code():
     model = build_model(ModelConfig(arch="linear", latent=512))
     names = [type(m).__name__ for m in model.encoder.features]
-    assert names == ["Conv2d", "ReLU", "Dropout", "MaxPool2d"] * 2
+    assert names == ["Conv2d", "ReLUDropout", "MaxPool2d"] * 2
     n_params = sum(p.numel() for p in model.parameters())
     # conv 320 + 18,496; Linear 3136x512 + 512; Linear 512x3136 + 3136; convT 8,224 + 129
     assert n_params == 320 + 18_496 + 3136 * 512 + 512 + 512 * 3136 + 3136 + 8_224 + 129
@@ -73,6 +73,24 @@ def test_fast_dropout_matches_nn_dropout_statistics():
     torch.manual_seed(1); a = d.train()(x)
     torch.manual_seed(1); b = d(x)
     assert torch.equal(a, b) and not torch.equal(a, d(x))
+
+
+def test_relu_dropout_is_relu_then_dropout():
+    """Same values and gradients as nn.ReLU + nn.Dropout given the same keep mask."""
+    from fashionae.models import ReLUDropout
+    torch.manual_seed(0)
+    x = torch.randn(64, 32, 14, 14, requires_grad=True)
+    y = ReLUDropout(0.2)(x)
+    g = torch.randn_like(y)
+    y.backward(g)
+    kept = (y != 0) | (x <= 0)  # where dropout kept the value (unknowable where ReLU zeroed it)
+    expected = torch.where(kept, torch.relu(x) / 0.8, 0.0)
+    assert torch.allclose(y, expected)
+    assert torch.allclose(x.grad, torch.where((y != 0), g / 0.8, 0.0))
+    keep_rate = ((y != 0).sum() / (x > 0).sum()).item()
+    assert abs(keep_rate - 0.8) < 0.01
+    layer = ReLUDropout(0.2).eval()
+    assert torch.equal(layer(x), torch.relu(x))
 
 
 def test_save_load_identical_outputs(tmp_path):

@@ -186,6 +186,40 @@ def print_results(results: dict) -> None:
             print("  ".join(r[i].ljust(widths[i]) for i in keep))
 
 
+def cmd_bench(a) -> int:
+    from .bench import run_bench
+    run_bench(windows=a.windows, as_json=a.json, show_profile=a.profile)
+    return 0
+
+
+def cmd_reconstruct(a) -> int:
+    import torch
+    from .files import atomic_write
+    from .images import load, prepare_image, side_by_side
+    run = load(a.run_dir)
+    out = Path(a.output)
+    for path in a.images:
+        x = prepare_image(path, a.invert)
+        recon = run.reconstruct(x)[0]
+        mse = torch.mean((recon - x) ** 2).item()
+        target = out / f"{Path(path).stem}_reconstruction.png"
+        atomic_write(target, side_by_side(x, recon))
+        print(f"{path}: MSE {mse:.5f} -> {target}")
+    return 0
+
+
+def cmd_classify(a) -> int:
+    from .data import CLASSES
+    from .images import load, prepare_image
+    run = load(a.run_dir)
+    for path in a.images:
+        probs = run.predict_proba(prepare_image(path, a.invert))[0]
+        top = probs.topk(3)
+        ranked = ", ".join(f"{CLASSES[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        print(f"{path}: {ranked}")
+    return 0
+
+
 def build_parser() -> Parser:
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
                "on Fashion-MNIST.")
@@ -244,6 +278,27 @@ def build_parser() -> Parser:
     s.add_argument("study_dir")
     add_data_args(s)  # the reconstruction figure needs the validation images
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("bench", help="training throughput: fashionae's trainer vs an author-style loop")
+    s.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    s.add_argument("--windows", type=int, default=5, help="alternating measurement windows")
+    s.add_argument("--profile", action="store_true", help="also print the step's top operators")
+    s.set_defaults(func=cmd_bench)
+
+    invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
+                   "yes, or no")
+    s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
+    s.add_argument("run_dir")
+    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour")
+    s.add_argument("-o", "--output", default="reconstructions", help="folder for the side-by-side PNGs")
+    s.add_argument("--invert", default="auto", help=invert_help)
+    s.set_defaults(func=cmd_reconstruct)
+
+    s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
+    s.add_argument("run_dir")
+    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour")
+    s.add_argument("--invert", default="auto", help=invert_help)
+    s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
     s.add_argument("run_dir")

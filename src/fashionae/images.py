@@ -1,0 +1,144 @@
+"""Your own pictures, made to look like Fashion-MNIST, and a trained run to apply to them.
+
+Fashion-MNIST was made from product photos on a light background by: trimming the edges
+that are close to the corner colour, resizing the longest edge to 28 pixels, sharpening,
+centring on a 28x28 canvas, negating, and converting to 8-bit grayscale. ``prepare_image``
+follows the same steps (with a Lanczos resize in place of plain subsampling). Negation
+("invert") is automatic: a picture whose border is light is negated, so the garment ends
+light on a dark background as in the dataset; ``invert="yes"`` / ``"no"`` forces it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import CLASSES
+from .errors import UserError
+
+MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
+
+
+def prepare_image(path: str | Path, invert: str = "auto") -> torch.Tensor:
+    """A picture file -> float tensor [1, 28, 28] in [0, 1], dark background."""
+    from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+    path = Path(path)
+    if invert not in ("auto", "yes", "no"):
+        raise UserError(f"--invert must be auto, yes or no, got {invert!r}")
+    if not path.is_file():
+        raise UserError(f"image {path} does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"image {path} is empty")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings(), Image.open(path) as im:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if im.width * im.height > MAX_PIXELS:
+                raise UserError(f"image {path} is too large ({im.width}x{im.height}); "
+                                f"the limit is {MAX_PIXELS:,} pixels")
+            im.load()
+            rgba = im.convert("RGBA")
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"image {path} is too large (over {MAX_PIXELS:,} pixels)") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise UserError(f"{path} is not an image fashionae can read ({type(e).__name__}); "
+                        "give a PNG or JPEG file") from None
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    rgb = Image.alpha_composite(white, rgba).convert("RGB")  # transparency -> white, as a product photo
+
+    # 1. trim edges close to the corner colour (within 5 % of the intensity range)
+    a = np.asarray(rgb).astype(np.int16)
+    corner = a[0, 0]
+    content = np.abs(a - corner).max(axis=2) > 0.05 * 255
+    if content.any():
+        rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
+        rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+    # 2. longest edge to 28 pixels
+    scale = 28 / max(rgb.size)
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    rgb = rgb.resize(size, Image.LANCZOS)
+    # 3. sharpen
+    rgb = rgb.filter(ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0))
+    # 4. centre on a 28x28 canvas of the corner colour
+    canvas = Image.new("RGB", (28, 28), tuple(int(c) for c in corner))
+    canvas.paste(rgb, ((28 - rgb.width) // 2, (28 - rgb.height) // 2))
+    gray = canvas.convert("L")
+    # 5. negate: light background -> dark background
+    if invert == "yes" or (invert == "auto" and _border_mean(gray) > 127):
+        gray = ImageOps.invert(gray)
+    return torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255).unsqueeze(0)
+
+
+def _border_mean(gray) -> float:
+    g = np.asarray(gray, dtype=np.float32)
+    return float(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]).mean())
+
+
+class LoadedRun:
+    """A trained run, ready to apply: ``reconstruct``, ``embed``, ``predict``.
+
+    Inputs are float tensors [N, 1, 28, 28] in [0, 1] (or [1, 28, 28] for one image),
+    or paths of picture files, converted by ``prepare_image``.
+    """
+
+    def __init__(self, folder: str | Path):
+        from .models import load_model
+        self.folder = Path(folder)
+        if not (self.folder / "config.json").is_file():
+            raise UserError(f"{self.folder} is not a fashionae run folder (no config.json)")
+        self.model = load_model(self.folder / "model.safetensors")
+        self.config = self.model.config
+        self.task = self.config.task
+
+    def _inputs(self, images) -> torch.Tensor:
+        if isinstance(images, (str, Path)):
+            images = [images]
+        if isinstance(images, (list, tuple)):
+            images = torch.stack([prepare_image(p) if isinstance(p, (str, Path)) else p for p in images])
+        if images.ndim == 3:
+            images = images.unsqueeze(0)
+        if images.shape[1:] != (1, 28, 28):
+            raise UserError(f"images must be [N, 1, 28, 28], got {list(images.shape)}")
+        return images.float()
+
+    @torch.inference_mode()
+    def embed(self, images) -> torch.Tensor:
+        return self.model.embed(self._inputs(images))
+
+    @torch.inference_mode()
+    def reconstruct(self, images) -> torch.Tensor:
+        if self.task != "autoencoder":
+            raise UserError(f"{self.folder} is a classifier run; reconstruct needs an autoencoder run")
+        return self.model.reconstruct(self._inputs(images)).float()
+
+    @torch.inference_mode()
+    def predict_proba(self, images) -> torch.Tensor:
+        if self.task != "classifier":
+            raise UserError(f"{self.folder} is an autoencoder run; classify needs a classifier run "
+                            "(fashionae train-clf)")
+        return torch.softmax(self.model.predict_logits(self._inputs(images)).float(), dim=1)
+
+    def predict(self, images) -> list[str]:
+        return [CLASSES[i] for i in self.predict_proba(images).argmax(1).tolist()]
+
+
+def load(folder: str | Path) -> LoadedRun:
+    """``fashionae.load(RUN_DIR)``: a trained run to apply to images."""
+    return LoadedRun(folder)
+
+
+def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor, zoom: int = 8) -> bytes:
+    """PNG bytes: original | reconstruction, enlarged for viewing."""
+    import io
+    from PIL import Image
+    pair = torch.cat([original[0], torch.ones(28, 2), reconstruction[0]], dim=1)
+    im = Image.fromarray((pair.clamp(0, 1).numpy() * 255).astype(np.uint8), "L")
+    im = im.resize((im.width * zoom, im.height * zoom), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()

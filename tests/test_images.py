@@ -1,0 +1,87 @@
+import re
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+import fashionae
+from fashionae.cli import main
+from fashionae.errors import UserError
+from fashionae.images import prepare_image
+from fashionae.models import ModelConfig
+from fashionae.runs import RunConfig, execute
+from fashionae.training import TrainConfig
+
+QUIET = dict(log=lambda m: None)
+
+
+def photo(path, size=(300, 400), mode="RGB"):
+    """A dark 'trouser' shape on a white background, like a product photo."""
+    im = Image.new(mode, size, "white")
+    d = ImageDraw.Draw(im)
+    w, h = size
+    d.rectangle((w * 0.3, h * 0.1, w * 0.45, h * 0.9), fill=(40, 40, 90) if mode == "RGB" else 40)
+    d.rectangle((w * 0.55, h * 0.1, w * 0.7, h * 0.9), fill=(40, 40, 90) if mode == "RGB" else 40)
+    d.rectangle((w * 0.3, h * 0.1, w * 0.7, h * 0.25), fill=(40, 40, 90) if mode == "RGB" else 40)
+    im.save(path)
+    return path
+
+
+def test_prepare_image_looks_like_fashion_mnist(tmp_path):
+    x = prepare_image(photo(tmp_path / "p.png"))
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
+    assert x[0, 0, 0] < 0.1 and x[0, 14, 14 - 4:14 + 4].max() > 0.5  # dark background, light garment
+    assert x[0, :, 0].max() < 0.2 and x[0, :, 27].max() < 0.2  # centred: side columns are background
+    assert x[0, 0].max() > 0.5  # trimmed: the longest edge spans the canvas
+    jpg = prepare_image(photo(tmp_path / "p.jpg", size=(120, 90)))
+    assert jpg.shape == (1, 28, 28)
+    assert torch.allclose(prepare_image(tmp_path / "p.png", invert="no"),
+                          1 - prepare_image(tmp_path / "p.png", invert="yes"), atol=1 / 255 + 1e-6)
+
+
+def test_bad_images(tmp_path):
+    (tmp_path / "t.png").write_text("hello")
+    (tmp_path / "e.png").write_bytes(b"")
+    Image.new("1", (10_000, 5_000)).save(tmp_path / "huge.png")
+    for name, message in (("t.png", "not an image"), ("e.png", "empty"), ("huge.png", "too large"),
+                          ("absent.png", "does not exist")):
+        with pytest.raises(UserError, match=message):
+            prepare_image(tmp_path / name)
+
+
+@pytest.fixture
+def runs(tiny, tmp_path):
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, device="cpu")
+    execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, **QUIET)
+    execute(RunConfig(model=ModelConfig(task="classifier", latent=16), train=t, strategy="finetune",
+                      encoder_run=str(tmp_path / "ae")), tmp_path / "clf", data=tiny, **QUIET)
+    return tmp_path / "ae", tmp_path / "clf"
+
+
+def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, capsys):
+    ae, clf = runs
+    img = photo(tmp_path / "mine.png")
+    assert main(["reconstruct", str(ae), str(img), "-o", str(tmp_path / "out")]) == 0
+    printed = float(re.search(r"MSE ([0-9.]+)", capsys.readouterr().out).group(1))
+    assert Image.open(tmp_path / "out" / "mine_reconstruction.png").size == (58 * 8, 28 * 8)
+    run = fashionae.load(ae)
+    x = prepare_image(img)
+    assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5
+    assert run.embed(x).shape == (1, 16)
+
+    assert main(["classify", str(clf), str(img)]) == 0
+    line = capsys.readouterr().out
+    ranked = re.findall(r"([A-Za-z/ -]+?) ([0-9.]+)%", line.split(": ", 1)[1])
+    assert len(ranked) == 3
+    probs = [float(p) for _, p in ranked]
+    assert probs == sorted(probs, reverse=True)
+    api = fashionae.load(clf)
+    assert api.predict(img)[0] == ranked[0][0].strip(", ")
+    assert abs(api.predict_proba(img)[0].max().item() * 100 - probs[0]) < 0.06
+
+    # the wrong kind of run, or a non-image: one line, exit 2
+    assert main(["classify", str(ae), str(img)]) == 2
+    assert "classify needs a classifier run" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a picture")
+    assert main(["reconstruct", str(ae), str(tmp_path / "notes.txt")]) == 2
+    assert "not an image" in capsys.readouterr().err
