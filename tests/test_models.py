@@ -135,3 +135,13 @@ def test_pickles_are_never_unpickled(tmp_path):
         with pytest.raises(UserError):
             load_model(path)
         assert not target.exists()
+
+
+@pytest.mark.parametrize("encoder_type", ENCODER_TYPES)
+def test_every_encoder_type_saves_and_loads(tmp_path, encoder_type):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder_type=encoder_type, latent=8)).eval()
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(model_file_bytes(model))
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(load_model(path).reconstruct(x), model.reconstruct(x))

@@ -148,3 +148,26 @@ def test_claims_logic():
     r["autoencoders"][0]["test_mse"] = {"mean": 0.012, "std": 0.003, "values": [0.009, 0.012, 0.015]}
     r["autoencoders"][1]["test_mse"] = {"mean": 0.010, "std": 0.003, "values": [0.007, 0.010, 0.013]}
     assert assess_claims(r)[0]["verdict"] == "inconclusive"
+
+
+def test_future_study_compares_encoder_types(data_dir, tmp_path):
+    """Several encoders in one classifier stage, and the latent-space section."""
+    from fashionae.data import load_fashion_mnist
+    s = load_study(PAPER.parent / "future.toml", "smoke")
+    s.autoencoders = [a for a in s.autoencoders if a.model.arch == "linear"]  # keep the test short
+    s.resolved["autoencoders"] = [a for a in s.resolved["autoencoders"] if a["arch"] == "linear"]
+    s.classifiers.strategies = s.resolved["classifiers"]["strategies"] = ["finetune"]
+    out = tmp_path / "future"
+    import fashionae.study as study_mod
+    study_mod_load = study_mod.load_fashion_mnist
+    study_mod.load_fashion_mnist = lambda d, v: load_fashion_mnist(data_dir, False)
+    try:
+        results = run_study(s, out, data_dir=str(data_dir), verify=False, **QUIET)
+    finally:
+        study_mod.load_fashion_mnist = study_mod_load
+    names = [c["name"] for c in results["classifiers"]]
+    assert names == ["paper-512/finetune", "strided-512/finetune", "strong-512/finetune"]
+    assert (out / "runs" / "clf-strong-512-finetune-seed0" / "summary.json").is_file()
+    assert all(a["explore"]["knn_acc"] > 0 for a in results["autoencoders"])
+    page = (out / "report.html").read_text()
+    assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page

@@ -35,6 +35,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="holdout: 10,000 fixed training images (default) | test: the test set (the author's)")
     g.add_argument("--train-subset", type=int, help="train on the first N training images only")
     g.add_argument("--eval-subset", type=int, help="validate and test on the first N images only")
+    g.add_argument("--train-eval-subset", type=int,
+                   help="re-measure the train loss (eval mode) on the first N training images only")
     g.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
     g.add_argument("--precision", default="auto",
                    help="auto (bf16 autocast where the hardware has native bf16) | fp32 | bf16")
@@ -57,6 +59,7 @@ def train_config(a: argparse.Namespace):
     from .training import TrainConfig
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, schedule=a.schedule,
                        seed=a.seed, val=a.val, train_subset=a.train_subset, eval_subset=a.eval_subset,
+                       train_eval_subset=a.train_eval_subset,
                        device=a.device, precision=a.precision, channels_last=not a.no_channels_last,
                        augment=getattr(a, "augment", False)).validate()
 
@@ -220,6 +223,16 @@ def cmd_classify(a) -> int:
     return 0
 
 
+def cmd_explore(a) -> int:
+    from .explore import explore
+    r = explore(a.run_dir, a.out, data_dir=a.data_dir, verify=not a.no_verify, tsne=not a.no_tsne)
+    out = Path(a.out) if a.out else Path(a.run_dir) / "explore"
+    print(f"{a.run_dir}: latent of {r['latent_dim']} values; k-NN (k=5) test accuracy "
+          f"{r['knn_acc']:.4f}, linear probe {r['linear_probe_acc']:.4f} (fitted on "
+          f"{r['fit_images']:,} training images); figures in {out}")
+    return 0
+
+
 def build_parser() -> Parser:
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
                "on Fashion-MNIST.")
@@ -284,6 +297,13 @@ def build_parser() -> Parser:
     s.add_argument("--windows", type=int, default=5, help="alternating measurement windows")
     s.add_argument("--profile", action="store_true", help="also print the step's top operators")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("explore", help="latent-space maps, interpolation, k-NN and linear-probe scores")
+    s.add_argument("run_dir")
+    s.add_argument("--out", help="folder for the figures and explore.json (default RUN_DIR/explore)")
+    s.add_argument("--no-tsne", action="store_true", help="skip the t-SNE map (the slowest part)")
+    add_data_args(s)
+    s.set_defaults(func=cmd_explore)
 
     invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
                    "yes, or no")

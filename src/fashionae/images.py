@@ -32,15 +32,15 @@ def prepare_image(path: str | Path, invert: str = "auto") -> torch.Tensor:
         raise UserError(f"image {path} does not exist")
     if path.stat().st_size == 0:
         raise UserError(f"image {path} is empty")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with warnings.catch_warnings(), Image.open(path) as im:
+        with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if im.width * im.height > MAX_PIXELS:
-                raise UserError(f"image {path} is too large ({im.width}x{im.height}); "
-                                f"the limit is {MAX_PIXELS:,} pixels")
-            im.load()
-            rgba = im.convert("RGBA")
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise UserError(f"image {path} is too large ({im.width}x{im.height}); "
+                                    f"the limit is {MAX_PIXELS:,} pixels")
+                im.load()
+                rgba = im.convert("RGBA")
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -92,19 +92,18 @@ def _reconstruction_figure(out: Path, results: dict, path: Path, data_dir: str |
     import torch
     from .data import load_fashion_mnist, make_splits
     from .models import load_model
-    from .study import ae_folder
     try:
         data = load_fashion_mnist(data_dir, verify, download=False)
     except UserError:
         return False
-    first = json.loads((ae_folder(out, results["autoencoders"][0]["name"], 0) / "config.json").read_text())
+    first = json.loads((out / results["autoencoders"][0]["runs"][0] / "config.json").read_text())
     splits = make_splits(data, first["train"]["val"])
     # one image of each of 8 classes, fixed for every report
     picks = [int((splits.val_y == c).nonzero()[0]) for c in range(8)]
     x = splits.val_x[picks].unsqueeze(1).float() / 255
     rows = [("original", x)]
     for ae in results["autoencoders"]:
-        model = load_model(ae_folder(out, ae["name"], 0) / "model.safetensors")
+        model = load_model(out / ae["runs"][0] / "model.safetensors")
         with torch.inference_mode():
             rows.append((ae["name"], model.reconstruct(x).float()))
     plt = _plt()
@@ -164,7 +163,7 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         r = ref_r["classifiers"].get(c["strategy"], {})
         a = ref_a["classifiers"].get(c["strategy"], {})
         clf_rows.append([
-            c["strategy"] + (" (control)" if c["strategy"] == "random-frozen" else ""),
+            c["name"] + (" (control)" if c["strategy"] == "random-frozen" else ""),
             c["encoder"] or "–", str(c["epochs"]), _f(c["train_acc"], 2, True),
             _f(c["train_acc_train_mode"], 2, True), _f(c["val_acc"], 2, True),
             _f(c["test_acc"], 2, True),
@@ -190,6 +189,18 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                      _v(lr["test_acc"], 2, True), _v(REFERENCE["external"]["pixel_logistic_regression_acc"], 1, True)])
         out.append((f"Baselines (fitted on {b['train_size']:,} training images)",
                     ["baseline", "val", "test", "SPEC.md reference (test)"], rows))
+    explored = [(a["name"], a["explore"]) for a in results["autoencoders"] if a.get("explore")]
+    if explored:
+        out.append(("Latent space: feature quality of the frozen latent (test set)",
+                    ["autoencoder", "latent size", "k-NN accuracy (k=5)", "linear probe accuracy",
+                     "fitted on"],
+                    [[name, str(e["latent_dim"]), _v(e["knn_acc"], 2, True), _v(e["linear_probe_acc"], 2, True),
+                      f"{e['fit_images']:,} training images"] for name, e in explored]))
+    if results.get("targets"):
+        out.append(("Targets", ["target", "reached", "epoch", "training seconds into the study", "best value"],
+                    [[t["target"], "yes" if t["reached"] else "no", str(t["epoch"] or "–"),
+                      f"{t['seconds_into_study']:.0f}" if t["reached"] else "–", f"{t['best']:.4f}"]
+                     for t in results["targets"]]))
     out.append(("The study's claims, checked", ["claim", "verdict", "evidence"],
                 [[c["claim"], c["verdict"].upper(), c["evidence"]] for c in results["claims"]]))
     return out
@@ -211,24 +222,22 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 def write_report(out: str | Path, results: dict, data_dir: str | None = None,
                  verify: bool = True) -> Path:
-    from .study import ae_folder, clf_folder
     out = Path(out)
     figs = out / "figures"
     curves = author_curves()
     figures: list[tuple[str, str]] = []  # (file name, caption)
-    seeds = results["autoencoders"][0]["seeds"]
 
     for i, ae in enumerate(results["autoencoders"], 1):
-        runs = [_metrics(ae_folder(out, ae["name"], s)) for s in seeds]
+        runs = [_metrics(out / r) for r in ae["runs"]]
         name = f"fig{i}_ae_{ae['name']}.png"
         _curve_figure(f"Fig. {i}: {ae['name']} autoencoder", runs,
                       [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
                        ("val_loss", "validation")], "MSE", curves["autoencoders"].get(ae["name"]),
                       figs / name)
         figures.append((name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, mean ± std "
-                              f"over {len(seeds)} seed(s); dotted: the author's code"))
+                              f"over {len(runs)} seed(s); dotted: the author's code"))
     n = len(results["autoencoders"])
-    name = "fig5_reconstructions.png"
+    name = "fig5_reconstructions.png" if n == 4 else f"fig{n + 1}_reconstructions.png"
     if _reconstruction_figure(out, results, figs / name, data_dir, verify):
         figures.append((name, f"Fig. {n + 1}: validation images (top) and their reconstructions by each "
                               "autoencoder (seed 0)"))
@@ -236,34 +245,43 @@ def write_report(out: str | Path, results: dict, data_dir: str | None = None,
     study_strategies = [c for c in results["classifiers"] if c["strategy"] != "random-frozen"]
     controls = [c for c in results["classifiers"] if c["strategy"] == "random-frozen"]
 
-    def curves_figure(c: dict, number: str) -> None:
-        runs = [_metrics(clf_folder(out, c["strategy"], s)) for s in seeds]
-        name = f"fig{number}_clf_{c['strategy']}.png"
-        _curve_figure(f"Fig. {number}: {c['strategy']} classifier", runs,
+    def curves_figure(c: dict, number: int) -> None:
+        runs = [_metrics(out / r) for r in c["runs"]]
+        name = f"fig{number}_clf_{c['name'].replace('/', '-')}.png"
+        _curve_figure(f"Fig. {number}: {c['name']} classifier", runs,
                       [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
                        ("val_acc", "validation")], "accuracy",
                       curves["classifiers"].get(c["strategy"]), figs / name)
-        figures.append((name, f"Fig. {number}: accuracy per epoch of the {c['strategy']} classifier; "
-                              "dotted: the author's code (l_size-1024 encoder, Sigmoid head)"))
+        figures.append((name, f"Fig. {number}: accuracy per epoch of the {c['name']} classifier"
+                              f"{' (control)' if c['strategy'] == 'random-frozen' else ''}; dotted: the "
+                              "author's code (l_size-1024 encoder, Sigmoid head)"))
 
     for c in study_strategies:
-        curves_figure(c, str(k))
+        curves_figure(c, k)
         k += 1
     for strategy in ("finetune", "scratch"):
-        if not any(c["strategy"] == strategy for c in results["classifiers"]):
+        c = next((c for c in results["classifiers"] if c["strategy"] == strategy), None)
+        if c is None:
             continue
-        summary = read_json(clf_folder(out, strategy, 0) / "summary.json")
-        name = f"fig{k}_confusion_{strategy}.png"
-        _confusion_figure(f"Fig. {k}: {strategy}, test set (rows: true class)", summary["confusion_matrix"],
+        summary = read_json(out / c["runs"][0] / "summary.json")
+        name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
+        _confusion_figure(f"Fig. {k}: {c['name']}, test set (rows: true class)", summary["confusion_matrix"],
                           figs / name)
-        figures.append((name, f"Fig. {k}: confusion matrix of the {strategy} classifier on the test set, "
+        figures.append((name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test set, "
                               "rows normalised (seed 0)"))
         k += 1
     for c in controls:
-        curves_figure(c, str(k))
+        curves_figure(c, k)
         k += 1
+    for ae in results["autoencoders"]:  # latent-space views, where the study explored them
+        folder = out / ae["runs"][0] / "explore"
+        if (folder / "explore.json").is_file():
+            for f in read_json(folder / "explore.json")["figures"]:
+                name = f"latent_{ae['name']}_{f}"
+                atomic_write(figs / name, (folder / f).read_bytes())
+                figures.append((name, f"Latent space of the {ae['name']} autoencoder (seed 0): {f[:-4]}"))
 
-    for stale in set(p.name for p in figs.glob("fig*.png")) - {f for f, _ in figures}:
+    for stale in {p.name for p in figs.glob("*.png")} - {f for f, _ in figures}:
         (figs / stale).unlink()  # from an earlier report of this folder
     provenance = _provenance(out, results)
     title = f"fashionae study {results['study']} — profile {results['profile']}"
@@ -302,9 +320,8 @@ def write_report(out: str | Path, results: dict, data_dir: str | None = None,
 
 
 def _provenance(out: Path, results: dict) -> list[list[str]]:
-    from .study import ae_folder, clf_folder
     rows = []
-    first = read_json(ae_folder(out, results["autoencoders"][0]["name"], 0) / "config.json")
+    first = read_json(out / results["autoencoders"][0]["runs"][0] / "config.json")
     env = first.get("environment", {})
     for key in ("fashionae", "torch", "python", "device", "precision", "threads", "platform", "git_commit"):
         rows.append([key, str(env.get(key))])
@@ -318,5 +335,5 @@ def _provenance(out: Path, results: dict) -> list[list[str]]:
             rows.append([f"run ae-{ae['name']} seed {s}", f"{ae['seconds']['values'][ae['seeds'].index(s)]:.0f} s"])
     for c in results["classifiers"]:
         for s in c["seeds"]:
-            rows.append([f"run clf-{c['strategy']} seed {s}", f"{c['seconds']['values'][c['seeds'].index(s)]:.0f} s"])
+            rows.append([f"run {c['name']} seed {s}", f"{c['seconds']['values'][c['seeds'].index(s)]:.0f} s"])
     return rows

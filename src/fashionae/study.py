@@ -27,9 +27,11 @@ from .runs import STRATEGIES, RunConfig, execute, read_run
 from .training import TrainConfig
 
 TOP_KEYS = {"name", "description", "seeds", "train", "model", "autoencoders", "classifiers",
-            "baselines", "profiles", "profile_note", "default_profile"}
+            "baselines", "profiles", "profile_note", "default_profile", "targets", "explore"}
+EXPLORE_KEYS = {"autoencoders", "tsne"}
+TARGET_KEYS = {"autoencoder", "val_mse", "classifier", "test_acc"}
 AE_KEYS = {"name", "train"} | {"arch", "latent", "decoder", "encoder_type", "dropout", "dropout_after_pool"}
-CLF_KEYS = {"encoder", "strategies", "paper_head", "train", "encoder_type"}
+CLF_KEYS = {"encoder", "strategies", "paper_head", "train"}
 BASELINE_KEYS = {"enabled", "logreg_max_iter", "train_subset"}
 
 
@@ -42,7 +44,7 @@ class AutoencoderSpec:
 
 @dataclass
 class ClassifierStage:
-    encoder: str                      # an autoencoder's name, or "best" (lowest mean val MSE)
+    encoders: list[str]               # autoencoder names, or "best" (lowest mean val MSE)
     strategies: list[str]
     paper_head: bool
     train: TrainConfig
@@ -150,10 +152,14 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     if "classifiers" in merged:
         c = merged["classifiers"]
         _check_keys(c, CLF_KEYS, "[classifiers]", source)
-        encoder = c.get("encoder", "best")
-        if encoder != "best" and encoder not in names:
-            raise UserError(f"study file {source}: [classifiers] encoder {encoder!r} is not trained by "
-                            f"any autoencoder of the study (known: {', '.join(names)}, or \"best\")")
+        encoders = c.get("encoder", "best")
+        encoders = [encoders] if isinstance(encoders, str) else encoders
+        if not isinstance(encoders, list) or not encoders:
+            raise UserError(f"study file {source}: [classifiers] encoder must be a name or a list of names")
+        for encoder in encoders:
+            if encoder != "best" and encoder not in names:
+                raise UserError(f"study file {source}: [classifiers] encoder {encoder!r} is not trained "
+                                f"by any autoencoder of the study (known: {', '.join(names)}, or \"best\")")
         strategies = c.get("strategies", list(STRATEGIES))
         if not isinstance(strategies, list) or not strategies or any(s not in STRATEGIES for s in strategies):
             raise UserError(f"study file {source}: [classifiers] strategies must be a list drawn "
@@ -161,7 +167,18 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         if not isinstance(c.get("paper_head", False), bool):
             raise UserError(f"study file {source}: [classifiers] paper_head must be true or false")
         train = _train({**base_train, **c.get("train", {})}, "[classifiers.train]", source)
-        classifiers = ClassifierStage(encoder, strategies, c.get("paper_head", False), train)
+        classifiers = ClassifierStage(encoders, strategies, c.get("paper_head", False), train)
+
+    targets = merged.get("targets", {})
+    _check_keys(targets, TARGET_KEYS, "[targets]", source)
+    if targets.get("autoencoder", names[0]) not in names:
+        raise UserError(f"study file {source}: [targets] autoencoder {targets['autoencoder']!r} is "
+                        "not an autoencoder of the study")
+
+    explore = merged.get("explore", {})
+    _check_keys(explore, EXPLORE_KEYS, "[explore]", source)
+    if any(n not in names for n in explore.get("autoencoders", [])):
+        raise UserError(f"study file {source}: [explore] autoencoders must name autoencoders of the study")
 
     baselines = None
     b = merged.get("baselines", {})
@@ -183,8 +200,18 @@ def ae_folder(out: Path, name: str, seed: int) -> Path:
     return out / "runs" / f"ae-{name}-seed{seed}"
 
 
-def clf_folder(out: Path, strategy: str, seed: int) -> Path:
-    return out / "runs" / f"clf-{strategy}-seed{seed}"
+def clf_folder(out: Path, strategy: str, seed: int, encoder: str | None = None) -> Path:
+    """``clf-<strategy>-seed<k>``; with several encoders, ``clf-<encoder>-<strategy>-seed<k>``."""
+    tag = f"{encoder}-{strategy}" if encoder else strategy
+    return out / "runs" / f"clf-{tag}-seed{seed}"
+
+
+def classifier_plan(encoders: list[str], mean_val: dict[str, float]) -> list[tuple[str, str | None]]:
+    """(encoder name, folder tag) for each encoder of the classifier stage; "best" is the
+    autoencoder with the lowest mean validation MSE. One encoder keeps the short names."""
+    best = min(mean_val, key=mean_val.get)
+    names = list(dict.fromkeys(best if e == "best" else e for e in encoders))
+    return [(name, name if len(names) > 1 else None) for name in names]
 
 
 class Progress:
@@ -215,12 +242,9 @@ def _units(t: TrainConfig, n_train: int) -> float:
     return t.epochs * min(n_train, t.train_subset or n_train)
 
 
-def best_encoder(out: Path, study: Study) -> str:
-    """The autoencoder with the lowest mean validation MSE over seeds."""
-    def mean_val(spec):
-        return statistics.mean(read_run(ae_folder(out, spec.name, s))["summary"]["val_loss"]
-                               for s in study.seeds)
-    return min(study.autoencoders, key=mean_val).name
+def mean_val_mse(out: Path, names: list[str], seeds: list[int]) -> dict[str, float]:
+    return {n: statistics.mean(read_run(ae_folder(out, n, s))["summary"]["val_loss"] for s in seeds)
+            for n in names}
 
 
 def check_out(out: Path, study: Study) -> None:
@@ -253,7 +277,9 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         n_train = 50_000 if study.autoencoders[0].train.val == "holdout" else 60_000
         total = sum(_units(a.train, n_train) for a in study.autoencoders) * len(study.seeds)
         if study.classifiers:
-            total += _units(study.classifiers.train, n_train) * len(study.classifiers.strategies) * len(study.seeds)
+            c = study.classifiers
+            total += (_units(c.train, n_train) * len(c.strategies) * len(study.seeds)
+                      * len(set(c.encoders)))
         progress = Progress(total)
         stage_seconds = {}
 
@@ -274,14 +300,28 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         if study.classifiers:
             t0 = time.perf_counter()
             c = study.classifiers
-            encoder = best_encoder(out, study) if c.encoder == "best" else c.encoder
-            for strategy in c.strategies:
-                for seed in study.seeds:
-                    cfg = RunConfig(model=ModelConfig(task="classifier", paper_head=c.paper_head),
-                                    train=_with_seed(c.train, seed), strategy=strategy,
-                                    encoder_run=str(ae_folder(out, encoder, seed)))
-                    run(cfg, clf_folder(out, strategy, seed), f"clf-{strategy} seed {seed}")
+            mean_val = mean_val_mse(out, [a.name for a in study.autoencoders], study.seeds)
+            for encoder, tag in classifier_plan(c.encoders, mean_val):
+                for strategy in c.strategies:
+                    for seed in study.seeds:
+                        cfg = RunConfig(model=ModelConfig(task="classifier", paper_head=c.paper_head),
+                                        train=_with_seed(c.train, seed), strategy=strategy,
+                                        encoder_run=str(ae_folder(out, encoder, seed)))
+                        folder = clf_folder(out, strategy, seed, tag)
+                        run(cfg, folder, f"{folder.name.rsplit('-seed', 1)[0]} seed {seed}")
             stage_seconds["classifiers"] = time.perf_counter() - t0
+
+        explore = study.resolved.get("explore", {})
+        if explore.get("autoencoders"):
+            from .explore import explore as explore_run
+            t0 = time.perf_counter()
+            for name in explore["autoencoders"]:
+                folder = ae_folder(out, name, study.seeds[0])
+                if not (folder / "explore" / "explore.json").is_file():
+                    log(f"explore: latent space of ae-{name} (maps, k-NN, linear probe)")
+                    with FolderLock(folder):
+                        explore_run(folder, data=data, tsne=explore.get("tsne", True))
+            stage_seconds["explore"] = time.perf_counter() - t0
 
         if study.baselines is not None:
             t0 = time.perf_counter()
@@ -301,8 +341,43 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
                                          "command": command})
         results = collect_results(out)
         report = write_report(out, results, data_dir, verify)
-    log(f"study {study.name} ({study.profile}) finished in {_duration(wall)}; report: {report}")
+    stages = ", ".join(f"{k} {_duration(v)}" for k, v in stage_seconds.items())
+    log(f"study {study.name} ({study.profile}) finished in {_duration(wall)} ({stages}); report: {report}")
     return results
+
+
+def reached_targets(out: Path, resolved: dict, autoencoders: list, classifiers: list) -> list[dict]:
+    """For each target of the study file: reached or not, and when — in training seconds
+    into the study (the runs' epoch times added up in the study's order, seed 0), so a
+    resumed study reports the same figure."""
+    targets = resolved.get("targets", {})
+    if not targets:
+        return []
+    elapsed, out_rows = 0.0, []
+    for entry in autoencoders + classifiers:
+        is_ae = entry in autoencoders
+        run = read_run(out / entry["runs"][0])
+        rows = run["metrics"]
+        if is_ae and entry["name"] == targets.get("autoencoder") and "val_mse" in targets:
+            goal, t, hit = targets["val_mse"], elapsed, None
+            for r in rows:
+                t += r["seconds"]
+                if r["val_loss"] <= goal:
+                    hit = (r["epoch"], t)
+                    break
+            out_rows.append({"target": f"{entry['name']} val MSE <= {goal}", "reached": hit is not None,
+                             "epoch": hit[0] if hit else None, "seconds_into_study": hit[1] if hit else None,
+                             "best": min(r["val_loss"] for r in rows)})
+        if not is_ae and entry["strategy"] == targets.get("classifier") and "test_acc" in targets \
+                and not any(r["target"].startswith(entry["strategy"] + " ") for r in out_rows):
+            goal = targets["test_acc"]
+            t = elapsed + sum(r["seconds"] for r in rows)
+            hit = run["summary"]["test_acc"] >= goal
+            out_rows.append({"target": f"{entry['strategy']} test accuracy >= {goal}", "reached": hit,
+                             "epoch": len(rows) if hit else None, "seconds_into_study": t if hit else None,
+                             "best": run["summary"]["test_acc"]})
+        elapsed += sum(r["seconds"] for r in rows)
+    return out_rows
 
 
 def _with_seed(t: TrainConfig, seed: int) -> TrainConfig:
@@ -325,11 +400,12 @@ def collect_results(out: str | Path) -> dict:
     seeds = list(range(n_seeds))
     autoencoders = []
     for entry in resolved["autoencoders"]:
-        runs = [read_run(ae_folder(out, entry["name"], s)) for s in seeds]
+        folders = [ae_folder(out, entry["name"], s) for s in seeds]
+        runs = [read_run(f) for f in folders]
         m = runs[0]["config"]["model"]
         summaries = [r["summary"] for r in runs]
         autoencoders.append({
-            "name": entry["name"], "arch": m["arch"],
+            "name": entry["name"], "runs": [str(f.relative_to(out)) for f in folders], "arch": m["arch"],
             "latent": m["latent"] if m["arch"] == "linear" else None,
             "decoder": m["decoder"], "encoder_type": m["encoder_type"], "seeds": seeds,
             "train_mse": _stats([s["train_eval_loss"] for s in summaries]),
@@ -340,38 +416,42 @@ def collect_results(out: str | Path) -> dict:
             "best_epoch": _stats([s["best_epoch"] for s in summaries]),
             "seconds": _stats([s["seconds_total"] for s in summaries]),
             "epochs": summaries[0]["epochs"],
+            "explore": (read_json(folders[0] / "explore" / "explore.json")
+                        if (folders[0] / "explore" / "explore.json").is_file() else None),
         })
     classifiers = []
-    encoder = None
     if "classifiers" in resolved:
         c = resolved["classifiers"]
-        for strategy in c.get("strategies", list(STRATEGIES)):
-            runs = [read_run(clf_folder(out, strategy, s)) for s in seeds]
-            summaries = [r["summary"] for r in runs]
-            encoder_run = runs[0]["config"].get("encoder_run")
-            if encoder_run:
-                encoder = Path(encoder_run).name.removeprefix("ae-").rsplit("-seed", 1)[0]
-            classifiers.append({
-                "name": strategy, "strategy": strategy,
-                "encoder": encoder if encoder_run else None, "seeds": seeds,
-                "paper_head": runs[0]["config"]["model"]["paper_head"],
-                "train_acc": _stats([s["train_eval_acc"] for s in summaries]),
-                "train_acc_train_mode": _stats([s["train_acc"] for s in summaries]),
-                "val_acc": _stats([s["val_acc"] for s in summaries]),
-                "best_val_acc": _stats([s["best_val_acc"] for s in summaries]),
-                "test_acc": _stats([s["test_acc"] for s in summaries]),
-                "seconds": _stats([s["seconds_total"] for s in summaries]),
-                "epochs": summaries[0]["epochs"],
-                "most_confused": summaries[0]["most_confused"],
-            })
+        encoders = c.get("encoder", "best")
+        encoders = [encoders] if isinstance(encoders, str) else encoders
+        mean_val = {a["name"]: a["val_mse"]["mean"] for a in autoencoders}
+        for encoder, tag in classifier_plan(encoders, mean_val):
+            for strategy in c.get("strategies", list(STRATEGIES)):
+                folders = [clf_folder(out, strategy, s, tag) for s in seeds]
+                runs = [read_run(f) for f in folders]
+                summaries = [r["summary"] for r in runs]
+                classifiers.append({
+                    "name": f"{encoder}/{strategy}" if tag else strategy, "strategy": strategy,
+                    "encoder": encoder, "seeds": seeds, "runs": [str(f.relative_to(out)) for f in folders],
+                    "paper_head": runs[0]["config"]["model"]["paper_head"],
+                    "train_acc": _stats([s["train_eval_acc"] for s in summaries]),
+                    "train_acc_train_mode": _stats([s["train_acc"] for s in summaries]),
+                    "val_acc": _stats([s["val_acc"] for s in summaries]),
+                    "best_val_acc": _stats([s["best_val_acc"] for s in summaries]),
+                    "test_acc": _stats([s["test_acc"] for s in summaries]),
+                    "seconds": _stats([s["seconds_total"] for s in summaries]),
+                    "epochs": summaries[0]["epochs"],
+                    "most_confused": summaries[0]["most_confused"],
+                })
     baselines = read_json(out / "baselines.json") if (out / "baselines.json").is_file() else {}
     from .claims import assess_claims
     results = {"study": resolved["name"], "profile": resolved["profile"],
                "description": resolved.get("description", ""),
                "profile_note": resolved.get("profile_note", ""),
-               "classifier_encoder": encoder,
+               "classifier_encoders": list(dict.fromkeys(c["encoder"] for c in classifiers)),
                "autoencoders": autoencoders, "classifiers": classifiers,
                "baselines": baselines, "reference": REFERENCE}
     results["claims"] = assess_claims(results)
+    results["targets"] = reached_targets(out, resolved, autoencoders, classifiers)
     write_json(out / "results.json", results)
     return results

@@ -43,6 +43,7 @@ class TrainConfig:
     val: str = "holdout"           # holdout (10,000 of the training set) | test (the author's)
     train_subset: int | None = None  # train on the first N training images only
     eval_subset: int | None = None   # validate and test on the first N images only
+    train_eval_subset: int | None = None  # re-measure the train loss on the first N training images
     device: str = "auto"           # auto | cpu | cuda
     precision: str = "auto"        # auto (bf16 where the hardware has it) | fp32 | bf16
     channels_last: bool = True
@@ -53,7 +54,7 @@ class TrainConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise UserError(f"{key.replace('_', '-')} must be a positive integer, got {v!r}")
-        for key in ("train_subset", "eval_subset"):
+        for key in ("train_subset", "eval_subset", "train_eval_subset"):
             v = getattr(self, key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
                 raise UserError(f"{key.replace('_', '-')} must be a positive integer, got {v!r}")
@@ -303,7 +304,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 progress(step + 1, steps_per_epoch)
         train_seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / n}
-        train_eval = evaluate(model, train_x, train_y, cfg)
+        k = cfg.train_eval_subset or n
+        train_eval = evaluate(model, train_x[:k], train_y[:k], cfg)
         val_eval = evaluate(model, val_x, val_y, cfg)
         row["train_eval_loss"] = train_eval["loss"]
         row["val_loss"] = val_eval["loss"]
