@@ -43,6 +43,18 @@ def _claim(text: str, verdict: str, evidence: str) -> dict:
     return {"claim": text, "verdict": verdict, "evidence": evidence}
 
 
+def _lower_mse(text: str, better: tuple[str, dict] | None, worse: tuple[str, dict] | None,
+               note: str, missing: str) -> dict:
+    """The claim "``better`` has a lower test MSE than ``worse``", given (label, entry) pairs."""
+    if not (better and worse):
+        return _claim(text, "not tested", f"the study lacks the {missing} autoencoder")
+    a, b = better[1]["test_mse"], worse[1]["test_mse"]
+    noise = _noise(a, b, MSE_FLOOR * b["mean"])
+    verdict = ("confirmed" if b["mean"] - a["mean"] > noise else
+               "refuted" if a["mean"] - b["mean"] > noise else "inconclusive")
+    return _claim(text, verdict, f"MSE {better[0]}: {_fmt(a)} vs {worse[0]}: {_fmt(b)}{note}")
+
+
 def assess_claims(results: dict) -> list[dict]:
     claims = []
     seeds = len(results["autoencoders"][0]["seeds"]) if results["autoencoders"] else 0
@@ -50,15 +62,12 @@ def assess_claims(results: dict) -> list[dict]:
     ae64, ae512, ae1024 = (_find_ae(results, "linear", k) for k in (64, 512, 1024))
     conv = _find_ae(results, "conv")
 
-    text = "l_size 64 is too small"
-    if ae64 and ae512:
-        a, b = ae64["test_mse"], ae512["test_mse"]
-        noise = _noise(a, b, MSE_FLOOR * b["mean"])
-        verdict = ("confirmed" if a["mean"] - b["mean"] > noise else
-                   "refuted" if b["mean"] - a["mean"] > noise else "inconclusive")
-        claims.append(_claim(text, verdict, f"MSE 64: {_fmt(a)} vs 512: {_fmt(b)}{note}"))
-    else:
-        claims.append(_claim(text, "not tested", "the study lacks the linear 64 or 512 autoencoder"))
+
+    def pair(label: str, entry: dict | None):
+        return (label, entry) if entry else None
+
+    claims.append(_lower_mse("l_size 64 is too small", pair("512", ae512), pair("64", ae64), note,
+                             "linear 64 or 512"))
 
     text = "l_size 512 balances quality and cost: 1024 adds little"
     if ae512 and ae1024:
@@ -71,15 +80,8 @@ def assess_claims(results: dict) -> list[dict]:
     else:
         claims.append(_claim(text, "not tested", "the study lacks the linear 512 or 1024 autoencoder"))
 
-    text = "the fully convolutional autoencoder is slightly better than l_size 512"
-    if conv and ae512:
-        a, b = conv["test_mse"], ae512["test_mse"]
-        noise = _noise(a, b, MSE_FLOOR * b["mean"])
-        verdict = ("confirmed" if b["mean"] - a["mean"] > noise else
-                   "refuted" if a["mean"] - b["mean"] > noise else "inconclusive")
-        claims.append(_claim(text, verdict, f"MSE conv: {_fmt(a)} vs 512: {_fmt(b)}{note}"))
-    else:
-        claims.append(_claim(text, "not tested", "the study lacks the conv or linear 512 autoencoder"))
+    claims.append(_lower_mse("the fully convolutional autoencoder is slightly better than l_size 512",
+                             pair("conv", conv), pair("512", ae512), note, "conv or linear 512"))
 
     text = "fine-tuning beats frozen and scratch"
     ft, fr, sc = (_find_clf(results, s) for s in ("finetune", "frozen", "scratch"))

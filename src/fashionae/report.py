@@ -60,6 +60,8 @@ def _curve_figure(title: str, runs: list[list[dict]], keys: list[tuple[str, str]
                 ys = author[key][:max(n, 1)]
                 ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8,
                         label=f"{label}, author's code")
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)

@@ -31,7 +31,6 @@ from .models import ModelConfig, build_model, load_model, load_weights, model_fi
 from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, to_inputs
 
 STRATEGIES = ("frozen", "finetune", "scratch", "random-frozen")
-RUN_FILES = ("config.json", "metrics.jsonl", "model.safetensors", "summary.json")
 
 
 @dataclass
@@ -193,6 +192,9 @@ def execute(cfg: RunConfig, out: str | Path, data: FashionMNIST | None = None,
         return read_json(out / "summary.json", "run summary")
 
     with FolderLock(out):
+        state = prepare_folder(out, cfg)  # again, now that no other process can write here
+        if state == "complete":
+            return read_json(out / "summary.json", "run summary")
         if data is None:
             data = load_fashion_mnist(data_dir, verify)
         t = cfg.train
