@@ -35,8 +35,12 @@ def test_prepare_image_looks_like_fashion_mnist(tmp_path):
     assert x[0, 0].max() > 0.5  # trimmed: the longest edge spans the canvas
     jpg = prepare_image(photo(tmp_path / "p.jpg", size=(120, 90)))
     assert jpg.shape == (1, 28, 28)
-    assert torch.allclose(prepare_image(tmp_path / "p.png", invert="no"),
-                          1 - prepare_image(tmp_path / "p.png", invert="yes"), atol=1 / 255 + 1e-6)
+    # auto negates a light-background photo and leaves a dark-background picture as it is
+    assert torch.equal(x, prepare_image(tmp_path / "p.png", invert="yes"))
+    dark = Image.eval(Image.open(tmp_path / "p.png"), lambda v: 255 - v)
+    dark.save(tmp_path / "dark.png")
+    assert torch.equal(prepare_image(tmp_path / "dark.png"), prepare_image(tmp_path / "dark.png", invert="no"))
+    assert prepare_image(tmp_path / "dark.png")[0, 0, 0] == 0
 
 
 def test_bad_images(tmp_path):

@@ -3,7 +3,8 @@
 Fashion-MNIST was made from product photos on a light background by: trimming the edges
 that are close to the corner colour, resizing the longest edge to 28 pixels, sharpening,
 centring on a 28x28 canvas, negating, and converting to 8-bit grayscale. ``prepare_image``
-follows the same steps (with a Lanczos resize in place of plain subsampling). Negation
+follows the same steps (with a Lanczos resize in place of plain subsampling), then maps the
+background level to black, since a photo's background is rarely pure white. Negation
 ("invert") is automatic: a picture whose border is light is negated, so the garment ends
 light on a dark background as in the dataset; ``invert="yes"`` / ``"no"`` forces it.
 """
@@ -69,14 +70,21 @@ def prepare_image(path: str | Path, invert: str = "auto") -> torch.Tensor:
     canvas.paste(rgb, ((28 - rgb.width) // 2, (28 - rgb.height) // 2))
     gray = canvas.convert("L")
     # 5. negate: light background -> dark background
-    if invert == "yes" or (invert == "auto" and _border_mean(gray) > 127):
+    if invert == "yes" or (invert == "auto" and _border_level(gray) > 127):
         gray = ImageOps.invert(gray)
-    return torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255).unsqueeze(0)
-
-
-def _border_mean(gray) -> float:
+    # 6. the background level becomes black, as in the dataset (an off-white photo
+    #    background would otherwise stay a dim grey)
     g = np.asarray(gray, dtype=np.float32)
-    return float(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]).mean())
+    background = min(_border_level(gray), 254.0)
+    g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
+    return torch.from_numpy(g).unsqueeze(0)
+
+
+def _border_level(gray) -> float:
+    """The background's grey level: the median of the edge pixels (robust to a garment
+    that touches the edges)."""
+    g = np.asarray(gray, dtype=np.float32)
+    return float(np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])))
 
 
 class LoadedRun:
