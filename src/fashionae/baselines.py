@@ -17,9 +17,17 @@ def _flat(images) -> np.ndarray:
     return images.reshape(len(images), -1).numpy().astype(np.float32) / 255.0
 
 
+def fit_quietly(estimator, x, y) -> bool:
+    """Fit a scikit-learn estimator; return whether it converged (instead of warning)."""
+    from sklearn.exceptions import ConvergenceWarning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.fit(x, y)
+    return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
 def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0) -> dict:
     from sklearn.decomposition import PCA
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
@@ -33,10 +41,8 @@ def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0)
         return float(np.mean((recon - x) ** 2))
 
     mean_image = train.mean(0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        logreg = LogisticRegression(max_iter=logreg_max_iter, random_state=seed).fit(train, splits.train_y.numpy())
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    logreg = LogisticRegression(max_iter=logreg_max_iter, random_state=seed)
+    converged = fit_quietly(logreg, train, splits.train_y.numpy())
     return {
         "train_size": len(train), "val_size": len(val), "test_size": len(test),
         "pca": [{"k": k, "val_mse": pca_mse(val, k), "test_mse": pca_mse(test, k)} for k in ks],

@@ -30,9 +30,12 @@ def feature_scores(train_z, train_y, test_z, test_y) -> dict:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from .baselines import fit_quietly
     knn = KNeighborsClassifier(n_neighbors=5).fit(train_z, train_y)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(train_z, train_y)
-    return {"knn_acc": float(knn.score(test_z, test_y)), "linear_probe_acc": float(probe.score(test_z, test_y))}
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+    converged = fit_quietly(probe, train_z, train_y)
+    return {"knn_acc": float(knn.score(test_z, test_y)), "linear_probe_acc": float(probe.score(test_z, test_y)),
+            "linear_probe_converged": converged}
 
 
 def explore(run_dir: str | Path, out: str | Path | None = None, data: FashionMNIST | None = None,

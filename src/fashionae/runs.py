@@ -55,10 +55,13 @@ class RunConfig:
 
 
 def git_commit() -> str | None:
+    """The commit fashionae runs from, with "+dirty" when its files were changed since."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-        return out.stdout.strip() or None
+        commit = git("rev-parse", "HEAD")
+        return (commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
 
