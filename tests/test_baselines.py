@@ -1,5 +1,4 @@
 import numpy as np
-import torch
 
 from fashionae.baselines import compute_baselines, pca_at
 from fashionae.data import make_splits

@@ -8,7 +8,7 @@ from fashionae import study as study_mod
 from fashionae.claims import assess_claims
 from fashionae.cli import main
 from fashionae.errors import UserError
-from fashionae.study import collect_results, load_study, run_study
+from fashionae.study import load_study, run_study
 
 PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
 QUIET = dict(log=lambda m: None)

@@ -16,7 +16,6 @@ import json
 import platform
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
