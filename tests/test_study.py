@@ -108,6 +108,15 @@ def test_profiles(tmp_path):
     assert load_study(PAPER, "full", seeds=5).seeds == list(range(5))
 
 
+@pytest.mark.parametrize("name", ["paper", "future", "dropout"])
+def test_shipped_study_files_load_in_every_profile(name):
+    import tomllib
+    path = PAPER.parent / f"{name}.toml"
+    for profile in tomllib.loads(path.read_text())["profiles"]:
+        s = load_study(path, profile)
+        assert s.autoencoders and s.profile == profile
+
+
 def test_out_holding_another_study_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

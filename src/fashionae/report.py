@@ -162,8 +162,9 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             _v(a.get("val_mse")), _pca(results, ae["latent"]), f"{ae['seconds']['mean']:.0f}"])
     clf_rows = []
     for c in results["classifiers"]:
-        r = ref_r["classifiers"].get(c["strategy"], {})
-        a = ref_a["classifiers"].get(c["strategy"], {})
+        # the study's numbers are for its own encoder: shown only beside a plain strategy name
+        r = ref_r["classifiers"].get(c["name"], {})
+        a = ref_a["classifiers"].get(c["name"], {})
         clf_rows.append([
             c["name"] + (" (control)" if c["strategy"] == "random-frozen" else ""),
             c["encoder"] or "–", str(c["epochs"]), _f(c["train_acc"], 2, True),
@@ -253,7 +254,7 @@ def write_report(out: str | Path, results: dict, data_dir: str | None = None,
         _curve_figure(f"Fig. {number}: {c['name']} classifier", runs,
                       [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
                        ("val_acc", "validation")], "accuracy",
-                      curves["classifiers"].get(c["strategy"]), figs / name)
+                      curves["classifiers"].get(c["name"]), figs / name)
         figures.append((name, f"Fig. {number}: accuracy per epoch of the {c['name']} classifier"
                               f"{' (control)' if c['strategy'] == 'random-frozen' else ''}; dotted: the "
                               "author's code (l_size-1024 encoder, Sigmoid head)"))
