@@ -53,11 +53,3 @@ def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0)
                                 "max_iter": logreg_max_iter, "converged": converged},
         "seconds": time.perf_counter() - t0,
     }
-
-
-def pca_at(baselines: dict, k: int, split: str = "test") -> float | None:
-    """The PCA MSE with k components (None if k was not computed)."""
-    for row in baselines.get("pca", []):
-        if row["k"] == k:
-            return row[f"{split}_mse"]
-    return None

@@ -302,6 +302,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 correct += (out.output.detach().argmax(1) == yb).sum()
             if progress is not None:
                 progress(step + 1, steps_per_epoch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # once per epoch, so the timing covers the queued work
         train_seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / n}
         k = cfg.train_eval_subset or n
