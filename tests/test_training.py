@@ -106,3 +106,15 @@ def test_bad_training_settings():
                 dict(precision="fp8"), dict(schedule="step"), dict(train_subset=0)):
         with pytest.raises(UserError):
             TrainConfig(**bad).validate()
+
+
+def test_augment_shifts_and_flips_each_image():
+    from fashionae.training import augment_batch
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, 0, 14, 10] = 1.0  # one bright pixel, left of centre
+    out = augment_batch(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.all(out.sum((1, 2, 3)) == 1)
+    rows, cols = (out[:, 0] == 1).nonzero()[:, 1], (out[:, 0] == 1).nonzero()[:, 2]
+    assert rows.sub(14).abs().max() <= 2
+    flipped = (cols - 17).abs() <= 2  # 27 - 10 = 17 after a horizontal flip
+    assert flipped.any() and (~flipped).any() and torch.all(flipped | ((cols - 10).abs() <= 2))
