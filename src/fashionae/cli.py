@@ -75,15 +75,21 @@ def cmd_data(a) -> int:
     return 0
 
 
-def cmd_train_ae(a) -> int:
+def train_run(a, task: str, out: str, **run) -> dict:
+    """Build the run's settings from the shared model/training/data options and execute it."""
     from .models import ModelConfig
     from .runs import RunConfig, execute
-    model = ModelConfig(task="autoencoder", arch=a.arch, latent=a.latent, encoder_type=a.encoder_type,
-                        decoder=a.decoder, dropout=a.dropout,
-                        dropout_after_pool=a.dropout_after_pool).validate()
-    cfg = RunConfig(model=model, train=train_config(a))
+    model = ModelConfig(task=task, arch=a.arch, latent=a.latent, encoder_type=a.encoder_type,
+                        decoder=getattr(a, "decoder", "k2"), dropout=a.dropout,
+                        dropout_after_pool=a.dropout_after_pool,
+                        paper_head=getattr(a, "paper_head", False)).validate()
+    return execute(RunConfig(model=model, train=train_config(a), **run), out,
+                   data_dir=a.data_dir, verify=not a.no_verify)
+
+
+def cmd_train_ae(a) -> int:
     out = a.out or f"runs/ae-{a.arch}{a.latent if a.arch == 'linear' else ''}-seed{a.seed}"
-    s = execute(cfg, out, data_dir=a.data_dir, verify=not a.no_verify)
+    s = train_run(a, "autoencoder", out)
     print(f"{out}: val MSE {s['val_loss']:.5f} (best {s['best_val_loss']:.5f} at epoch "
           f"{s['best_epoch']}), test MSE {s['test_loss']:.5f}, {s['seconds_total']:.0f} s, "
           f"{s['images_per_second']:.0f} training images/s")
@@ -91,14 +97,8 @@ def cmd_train_ae(a) -> int:
 
 
 def cmd_train_clf(a) -> int:
-    from .models import ModelConfig
-    from .runs import RunConfig, execute
-    model = ModelConfig(task="classifier", arch=a.arch, latent=a.latent, encoder_type=a.encoder_type,
-                        dropout=a.dropout, dropout_after_pool=a.dropout_after_pool,
-                        paper_head=a.paper_head).validate()
-    cfg = RunConfig(model=model, train=train_config(a), strategy=a.strategy, encoder_run=a.encoder)
     out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
-    s = execute(cfg, out, data_dir=a.data_dir, verify=not a.no_verify)
+    s = train_run(a, "classifier", out, strategy=a.strategy, encoder_run=a.encoder)
     mc = s["most_confused"]
     print(f"{out}: val acc {s['val_acc']:.4f} (best {s['best_val_acc']:.4f}), test acc "
           f"{s['test_acc']:.4f}; most confused: {mc['true']} taken for {mc['predicted']} "

@@ -13,6 +13,7 @@ import torch
 from .data import CLASSES, FashionMNIST, load_fashion_mnist, make_splits
 from .files import read_json, write_json
 from .images import LoadedRun
+from .training import to_inputs
 
 FIT_IMAGES = 10_000  # training images the probes are fitted on
 MAP_IMAGES = 2_000   # test images on the t-SNE map
@@ -20,8 +21,8 @@ MAP_IMAGES = 2_000   # test images on the t-SNE map
 
 @torch.inference_mode()
 def _embed(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
-    out = [run.model.embed(images[i:i + 500].unsqueeze(1).float() / 255).float()
-           for i in range(0, len(images), 500)]
+    cpu = torch.device("cpu")
+    out = [run.model.embed(to_inputs(images[i:i + 500], cpu)).float() for i in range(0, len(images), 500)]
     return torch.cat(out).numpy()
 
 
@@ -76,7 +77,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: FashionMNI
     if run.task == "autoencoder":  # interpolate between a T-shirt and a trouser in latent space
         a, b = (int((s.test_y == c).nonzero()[0]) for c in (0, 1))
         with torch.inference_mode():
-            ends = run.model.encoder(s.test_x[[a, b]].unsqueeze(1).float() / 255)
+            ends = run.model.encoder(to_inputs(s.test_x[[a, b]], torch.device("cpu")))
             steps = torch.linspace(0, 1, 9)
             z = torch.stack([(1 - w) * ends[0] + w * ends[1] for w in steps])
             images = run.model.decoder(z).float()

@@ -31,7 +31,8 @@ def _save(fig, path: Path) -> None:
 
 
 def _metrics(folder: Path) -> list[dict]:
-    return [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    from .runs import read_run
+    return read_run(folder)["metrics"]
 
 
 def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, style: str = "-") -> None:
@@ -94,6 +95,7 @@ def _reconstruction_figure(out: Path, results: dict, path: Path, data_dir: str |
     import torch
     from .data import load_fashion_mnist, make_splits
     from .models import load_model
+    from .training import to_inputs
     try:
         data = load_fashion_mnist(data_dir, verify, download=False)
     except UserError:
@@ -102,7 +104,7 @@ def _reconstruction_figure(out: Path, results: dict, path: Path, data_dir: str |
     splits = make_splits(data, first["train"]["val"])
     # one image of each of 8 classes, fixed for every report
     picks = [int((splits.val_y == c).nonzero()[0]) for c in range(8)]
-    x = splits.val_x[picks].unsqueeze(1).float() / 255
+    x = to_inputs(splits.val_x[picks], torch.device("cpu"))
     rows = [("original", x)]
     for ae in results["autoencoders"]:
         model = load_model(out / ae["runs"][0] / "model.safetensors")

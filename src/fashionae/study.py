@@ -85,9 +85,7 @@ def _train(d: dict, where: str, source: str) -> TrainConfig:
     _check_keys(d, set(TrainConfig.__dataclass_fields__), where, source)
     try:
         return TrainConfig(**d).validate()
-    except UserError as e:
-        raise UserError(f"study file {source}: {where}: {e}") from None
-    except TypeError as e:
+    except (UserError, TypeError) as e:
         raise UserError(f"study file {source}: {where}: {e}") from None
 
 
@@ -152,8 +150,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     if "classifiers" in merged:
         c = merged["classifiers"]
         _check_keys(c, CLF_KEYS, "[classifiers]", source)
-        encoders = c.get("encoder", "best")
-        encoders = [encoders] if isinstance(encoders, str) else encoders
+        encoders = encoder_list(c)
         if not isinstance(encoders, list) or not encoders:
             raise UserError(f"study file {source}: [classifiers] encoder must be a name or a list of names")
         for encoder in encoders:
@@ -204,6 +201,12 @@ def clf_folder(out: Path, strategy: str, seed: int, encoder: str | None = None) 
     """``clf-<strategy>-seed<k>``; with several encoders, ``clf-<encoder>-<strategy>-seed<k>``."""
     tag = f"{encoder}-{strategy}" if encoder else strategy
     return out / "runs" / f"clf-{tag}-seed{seed}"
+
+
+def encoder_list(classifiers: dict):
+    """The [classifiers] encoder setting as a list (one name may be given alone)."""
+    encoders = classifiers.get("encoder", "best")
+    return [encoders] if isinstance(encoders, str) else encoders
 
 
 def classifier_plan(encoders: list[str], mean_val: dict[str, float]) -> list[tuple[str, str | None]]:
@@ -386,6 +389,19 @@ def _with_seed(t: TrainConfig, seed: int) -> TrainConfig:
 
 # ------------------------------------------------------------------ results
 
+# results.json figure -> summary.json key; each becomes {"mean", "std", "values"} over seeds.
+# Train figures are the ones re-measured in eval mode; "_train_mode" ones were averaged in training.
+AE_FIGURES = {"train_mse": "train_eval_loss", "train_mse_train_mode": "train_loss", "val_mse": "val_loss",
+              "best_val_mse": "best_val_loss", "test_mse": "test_loss", "best_epoch": "best_epoch",
+              "seconds": "seconds_total"}
+CLF_FIGURES = {"train_acc": "train_eval_acc", "train_acc_train_mode": "train_acc", "val_acc": "val_acc",
+               "best_val_acc": "best_val_acc", "test_acc": "test_acc", "seconds": "seconds_total"}
+
+
+def _figures(summaries: list[dict], table: dict) -> dict:
+    return {name: _stats([s[key] for s in summaries]) for name, key in table.items()}
+
+
 def _stats(values: list[float]) -> dict:
     return {"mean": statistics.mean(values),
             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
@@ -408,24 +424,15 @@ def collect_results(out: str | Path) -> dict:
             "name": entry["name"], "runs": [str(f.relative_to(out)) for f in folders], "arch": m["arch"],
             "latent": m["latent"] if m["arch"] == "linear" else None,
             "decoder": m["decoder"], "encoder_type": m["encoder_type"], "seeds": seeds,
-            "train_mse": _stats([s["train_eval_loss"] for s in summaries]),
-            "train_mse_train_mode": _stats([s["train_loss"] for s in summaries]),
-            "val_mse": _stats([s["val_loss"] for s in summaries]),
-            "best_val_mse": _stats([s["best_val_loss"] for s in summaries]),
-            "test_mse": _stats([s["test_loss"] for s in summaries]),
-            "best_epoch": _stats([s["best_epoch"] for s in summaries]),
-            "seconds": _stats([s["seconds_total"] for s in summaries]),
-            "epochs": summaries[0]["epochs"],
+            **_figures(summaries, AE_FIGURES), "epochs": summaries[0]["epochs"],
             "explore": (read_json(folders[0] / "explore" / "explore.json")
                         if (folders[0] / "explore" / "explore.json").is_file() else None),
         })
     classifiers = []
     if "classifiers" in resolved:
         c = resolved["classifiers"]
-        encoders = c.get("encoder", "best")
-        encoders = [encoders] if isinstance(encoders, str) else encoders
         mean_val = {a["name"]: a["val_mse"]["mean"] for a in autoencoders}
-        for encoder, tag in classifier_plan(encoders, mean_val):
+        for encoder, tag in classifier_plan(encoder_list(c), mean_val):
             for strategy in c.get("strategies", list(STRATEGIES)):
                 folders = [clf_folder(out, strategy, s, tag) for s in seeds]
                 runs = [read_run(f) for f in folders]
@@ -434,13 +441,7 @@ def collect_results(out: str | Path) -> dict:
                     "name": f"{encoder}/{strategy}" if tag else strategy, "strategy": strategy,
                     "encoder": encoder, "seeds": seeds, "runs": [str(f.relative_to(out)) for f in folders],
                     "paper_head": runs[0]["config"]["model"]["paper_head"],
-                    "train_acc": _stats([s["train_eval_acc"] for s in summaries]),
-                    "train_acc_train_mode": _stats([s["train_acc"] for s in summaries]),
-                    "val_acc": _stats([s["val_acc"] for s in summaries]),
-                    "best_val_acc": _stats([s["best_val_acc"] for s in summaries]),
-                    "test_acc": _stats([s["test_acc"] for s in summaries]),
-                    "seconds": _stats([s["seconds_total"] for s in summaries]),
-                    "epochs": summaries[0]["epochs"],
+                    **_figures(summaries, CLF_FIGURES), "epochs": summaries[0]["epochs"],
                     "most_confused": summaries[0]["most_confused"],
                 })
     baselines = read_json(out / "baselines.json") if (out / "baselines.json").is_file() else {}
