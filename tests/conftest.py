@@ -1,44 +1,19 @@
-"""Shared fixtures: small synthetic Fashion-MNIST-like data, written as real IDX files."""
+"""Shared fixtures: small synthetic data written as real IDX files, and the real dataset."""
 
-import gzip
-import struct
+import os
+import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from fashionae.data import FashionMNIST, load_fashion_mnist
+sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
 
-REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
+from fashionae.data import Dataset, load_fashion_mnist  # noqa: E402
+from helpers import write_dataset  # noqa: E402
 
-
-def idx_bytes(array: torch.Tensor) -> bytes:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.to(torch.uint8).numpy().tobytes()
-
-
-def synthetic_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images whose class decides a bright bar's position, plus noise: learnable, tiny."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (n,), generator=g)
-    images = torch.randint(0, 40, (n, 28, 28), generator=g)
-    for c in range(10):
-        images[labels == c, 2 + 2 * c:4 + 2 * c, 4:24] = 220
-    return images.to(torch.uint8), labels
-
-
-def write_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    tr_x, tr_y = synthetic_images(n_train, 0)
-    te_x, te_y = synthetic_images(n_test, 1)
-    for name, arr in (("train-images-idx3-ubyte", tr_x), ("train-labels-idx1-ubyte", tr_y),
-                      ("t10k-images-idx3-ubyte", te_x), ("t10k-labels-idx1-ubyte", te_y)):
-        raw = idx_bytes(arr)
-        if gz:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
-        else:
-            (folder / name).write_bytes(raw)
-    return folder
+# The real dataset: FASHIONAE_DATA where it is set (a GPU machine without the Debian package),
+# else the Debian package's folder.
+REAL_DIR = Path(os.environ.get("FASHIONAE_DATA") or "/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture
@@ -47,12 +22,12 @@ def data_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def tiny(data_dir) -> FashionMNIST:
+def tiny(data_dir) -> Dataset:
     return load_fashion_mnist(data_dir, verify=False)
 
 
 @pytest.fixture(scope="session")
-def real() -> FashionMNIST:
+def real() -> Dataset:
     if not REAL_DIR.is_dir():
         pytest.skip("the dataset-fashion-mnist package is not installed")
     return load_fashion_mnist(REAL_DIR)

@@ -8,8 +8,8 @@ from fashionae.errors import UserError
 from fashionae.models import ModelConfig, load_model
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
+from helpers import QUIET
 
-QUIET = dict(log=lambda m: None)
 
 
 def train_cfg(**kw):

@@ -6,7 +6,7 @@ import torch
 from fashionae import data
 from fashionae.data import load_fashion_mnist, load_folder, make_splits, parse_idx
 from fashionae.errors import UserError
-from conftest import idx_bytes, write_dataset
+from helpers import idx_bytes, write_dataset
 
 
 def test_parse_idx_roundtrip():
@@ -29,9 +29,14 @@ def test_parse_idx_rejects_broken_files(mutate, message):
         parse_idx(mutate(raw))
 
 
-def test_parse_idx_rejects_wrong_image_size():
-    with pytest.raises(UserError, match="expected 28x28"):
-        parse_idx(idx_bytes(torch.zeros(3, 32, 32, dtype=torch.uint8)))
+def test_fashion_mnist_must_be_28x28(tmp_path):
+    """Any size parses, but a folder given as Fashion-MNIST must hold 28x28 images."""
+    assert parse_idx(idx_bytes(torch.zeros(3, 32, 32, dtype=torch.uint8))).shape == (3, 32, 32)
+    folder = write_dataset(tmp_path / "d", 50, 20)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(idx_bytes(torch.zeros(20, 32, 32, dtype=torch.uint8))))
+    with pytest.raises(UserError, match="expected 28x28.*--dataset FOLDER"):
+        load_folder(folder, verify=False)
 
 
 def test_load_folder_gz_and_raw(tmp_path):
@@ -116,8 +121,8 @@ def test_download_is_resumable_and_atomic(tmp_path, monkeypatch):
 
 
 def test_splits(tiny):
-    s = make_splits(tiny, "holdout")
-    assert len(s.val_x) == 10_000 and len(s.train_x) == len(tiny.train_images) - 10_000
+    s = make_splits(tiny, "holdout")  # a sixth of the training images: 10,000 of Fashion-MNIST's 60,000
+    assert len(s.val_x) == round(11_000 / 6) and len(s.train_x) == len(tiny.train_images) - len(s.val_x)
     again = make_splits(tiny, "holdout")
     assert torch.equal(s.val_x, again.val_x)
     t = make_splits(tiny, "test", train_subset=100, eval_subset=50)

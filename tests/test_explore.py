@@ -17,4 +17,4 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
         assert (folder / name).is_file() and name in result["figures"]
     # the synthetic classes are separable by their bar's position: the latent keeps that
     assert result["knn_acc"] > 0.5 and result["linear_probe_acc"] > 0.5
-    assert result["latent_dim"] == 16
+    assert result["latent"] == 16

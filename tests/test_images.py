@@ -11,8 +11,8 @@ from fashionae.images import prepare_image
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
+from helpers import QUIET
 
-QUIET = dict(log=lambda m: None)
 
 
 def photo(path, size=(300, 400), mode="RGB"):

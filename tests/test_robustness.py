@@ -15,7 +15,7 @@ from fashionae.data import parse_idx
 from fashionae.errors import UserError
 from fashionae.models import ModelConfig, build_model, load_model, model_file_bytes
 from fashionae.study import load_study
-from conftest import idx_bytes
+from helpers import idx_bytes
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 VALID_IDX = idx_bytes(torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8))

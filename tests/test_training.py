@@ -7,6 +7,7 @@ from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig, lr_at
 from fashionae.errors import UserError
+from helpers import QUIET, read_metrics, same_weights
 
 
 def small(**kw) -> TrainConfig:
@@ -18,21 +19,8 @@ def ae_run(**kw) -> RunConfig:
     return RunConfig(model=ModelConfig(latent=32), train=small(**kw))
 
 
-def same_weights(a, b) -> bool:
-    """safetensors writes its metadata in hash order, so compare contents, not bytes."""
-    from safetensors import safe_open
-    fa, fb = safe_open(str(a), "pt"), safe_open(str(b), "pt")
-    return (fa.metadata() == fb.metadata() and set(fa.keys()) == set(fb.keys())
-            and all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys()))
-
-
-def read_metrics(folder):
-    rows = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if "second" not in k} for r in rows]
-
-
 def test_loss_falls_and_files_written(tiny, tmp_path):
-    s = execute(ae_run(epochs=3), tmp_path / "run", data=tiny, log=lambda m: None)
+    s = execute(ae_run(epochs=3), tmp_path / "run", data=tiny, **QUIET)
     rows = read_metrics(tmp_path / "run")
     assert rows[-1]["val_loss"] < rows[0]["val_loss"]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
@@ -48,16 +36,16 @@ def test_loss_falls_and_files_written(tiny, tmp_path):
 
 def test_same_seed_same_metrics_and_weights(tiny, tmp_path):
     for name in ("a", "b"):
-        execute(ae_run(seed=3), tmp_path / name, data=tiny, log=lambda m: None)
+        execute(ae_run(seed=3), tmp_path / name, data=tiny, **QUIET)
     assert read_metrics(tmp_path / "a") == read_metrics(tmp_path / "b")
     assert same_weights(tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors")
-    execute(ae_run(seed=4), tmp_path / "c", data=tiny, log=lambda m: None)
+    execute(ae_run(seed=4), tmp_path / "c", data=tiny, **QUIET)
     assert read_metrics(tmp_path / "a") != read_metrics(tmp_path / "c")
 
 
 def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
     """Stop a run after its first epoch, resume it: the same files as a run never stopped."""
-    execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, log=lambda m: None)
+    execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
 
     import fashionae.training as training
     real_save = training.save_checkpoint
@@ -68,29 +56,29 @@ def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "save_checkpoint", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
-        execute(ae_run(epochs=3), tmp_path / "resumed", data=tiny, log=lambda m: None)
+        execute(ae_run(epochs=3), tmp_path / "resumed", data=tiny, **QUIET)
     monkeypatch.setattr(training, "save_checkpoint", real_save)
     assert (tmp_path / "resumed" / "checkpoint.safetensors").exists()
     assert not (tmp_path / "resumed" / "summary.json").exists()
-    execute(ae_run(epochs=3), tmp_path / "resumed", data=tiny, log=lambda m: None)
+    execute(ae_run(epochs=3), tmp_path / "resumed", data=tiny, **QUIET)
     assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
     assert same_weights(tmp_path / "straight" / "model.safetensors",
                         tmp_path / "resumed" / "model.safetensors")
 
 
 def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):
-    execute(ae_run(), tmp_path / "run", data=tiny, log=lambda m: None)
+    execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
     messages = []
     execute(ae_run(), tmp_path / "run", data=tiny, log=messages.append)
     assert "already finished" in messages[0]
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
     with pytest.raises(UserError, match="other settings.*epochs"):
-        execute(ae_run(epochs=5), tmp_path / "run", data=tiny, log=lambda m: None)
+        execute(ae_run(epochs=5), tmp_path / "run", data=tiny, **QUIET)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty"):
-        execute(ae_run(), tmp_path / "other", data=tiny, log=lambda m: None)
+        execute(ae_run(), tmp_path / "other", data=tiny, **QUIET)
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 

@@ -97,6 +97,49 @@ def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 1.0) -> floa
     return 2 * n ** 3 * count / (time.perf_counter() - t0) / 1e9
 
 
+def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 4) -> tuple[float, float]:
+    """(training, evaluation) images per second of a model at its batch size and precision,
+    from a few steps after a warm-up: the estimate behind ``fashionae study --plan``."""
+    from .training import EVAL_BATCH, autocast
+    torch.manual_seed(0)
+    model = build_model(model_config).to(t.device)
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    h, w = model_config.image_size
+    x = torch.rand(t.batch_size, 1, h, w, device=t.device)
+    y = torch.zeros(t.batch_size, dtype=torch.long, device=t.device)
+
+    def step():
+        with autocast(t):
+            out = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+
+    def timed(fn, n: int) -> float:
+        fn()
+        if t.device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if t.device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / n
+
+    train = t.batch_size / timed(step, steps)
+    xe = torch.rand(EVAL_BATCH, 1, h, w, device=t.device)
+    ye = torch.zeros(EVAL_BATCH, dtype=torch.long, device=t.device)
+    model.eval()
+
+    @torch.inference_mode()
+    def forward():
+        with autocast(t):
+            model(xe, ye)
+    return train, EVAL_BATCH / timed(forward, steps)
+
+
 def profile_step(cfg: TrainConfig, rows: int = 12) -> str:
     """The operators that take the time in fashionae's training step."""
     from torch.profiler import ProfilerActivity, profile
@@ -110,8 +153,9 @@ def profile_step(cfg: TrainConfig, rows: int = 12) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
-def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = False) -> dict:
-    cfg = TrainConfig(epochs=1, batch_size=BATCH, device="cpu").resolved()
+def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = False,
+              device: str = "cpu") -> dict:
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, device=device).resolved()
     images = _images()
     say = (lambda *a: None) if as_json else print
     say(f"fashionae bench: paper autoencoder, l_size 512, batch {BATCH}, {torch.get_num_threads()} "

@@ -1,4 +1,5 @@
-"""The ``fashionae`` command line. Every command is a thin layer over the package."""
+"""The ``fashionae`` command line. Every command is a thin layer over the package: the
+options of the model and training settings come from their dataclass fields (``settings.py``)."""
 
 from __future__ import annotations
 
@@ -17,73 +18,38 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser, dataset: bool = True) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data-dir", help="folder with the four IDX files (.gz or not); also FASHIONAE_DATA. "
-                   "Default: the cache, then /usr/share/datasets/fashion-mnist, then a download")
+    if dataset:
+        g.add_argument("--dataset", default="fashion-mnist",
+                       help="fashion-mnist (default), or a folder with your own data: four IDX files or "
+                       "one .npz (x_train, y_train, x_test, y_test), and an optional dataset.toml")
+    g.add_argument("--data-dir", help="where Fashion-MNIST's four IDX files are (.gz or not); also "
+                   "FASHIONAE_DATA. Default: the cache, then /usr/share/datasets/fashion-mnist, then a download")
     g.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check (for your own IDX files)")
-
-
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=60)
-    g.add_argument("--batch-size", type=int, default=100)
-    g.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (peak, with onecycle)")
-    g.add_argument("--schedule", default="constant", help="constant (the author's) | onecycle")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--val", default="holdout",
-                   help="holdout: 10,000 fixed training images (default) | test: the test set (the author's)")
-    g.add_argument("--train-subset", type=int, help="train on the first N training images only")
-    g.add_argument("--eval-subset", type=int, help="validate and test on the first N images only")
-    g.add_argument("--train-eval-subset", type=int,
-                   help="re-measure the train loss (eval mode) on the first N training images only")
-    g.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
-    g.add_argument("--precision", default="auto",
-                   help="auto (bf16 autocast where the hardware has native bf16) | fp32 | bf16")
-    g.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory layout")
-
-
-def add_model_args(p: argparse.ArgumentParser, decoder: bool) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--arch", default="linear", help="linear (bottleneck of size --latent) | conv")
-    g.add_argument("--latent", type=int, default=512, help="the study's l_size (linear arch)")
-    g.add_argument("--encoder-type", default="paper", help="paper (Table I) | strided | strong")
-    if decoder:
-        g.add_argument("--decoder", default="k2", help="k2 (the author's) | k3 | k4 | resize")
-    g.add_argument("--dropout", type=float, default=0.2)
-    g.add_argument("--dropout-after-pool", action="store_true",
-                   help="ablation: Dropout after MaxPool (the author puts it before)")
-
-
-def train_config(a: argparse.Namespace):
-    from .training import TrainConfig
-    return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, schedule=a.schedule,
-                       seed=a.seed, val=a.val, train_subset=a.train_subset, eval_subset=a.eval_subset,
-                       train_eval_subset=a.train_eval_subset,
-                       device=a.device, precision=a.precision, channels_last=not a.no_channels_last,
-                       augment=getattr(a, "augment", False)).validate()
 
 
 # ------------------------------------------------------------------ commands
 
 def cmd_data(a) -> int:
-    from .data import load_fashion_mnist
-    ds = load_fashion_mnist(a.data_dir, verify=not a.no_verify)
+    from .data import load_dataset
+    ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
     check = "SHA-256 verified" if ds.verified else "checksums NOT verified (--no-verify)"
-    print(f"Fashion-MNIST in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} "
-          f"test images, {check}")
+    h, w = ds.image_size
+    print(f"{ds.name} in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} test images "
+          f"of {h}x{w}, {len(ds.classes)} classes, {check}")
     return 0
 
 
 def train_run(a, task: str, out: str, **run) -> dict:
-    """Build the run's settings from the shared model/training/data options and execute it."""
+    """Build the run's settings from the model/training/data options and execute it."""
+    from . import settings
     from .models import ModelConfig
     from .runs import RunConfig, execute
-    model = ModelConfig(task=task, arch=a.arch, latent=a.latent, encoder_type=a.encoder_type,
-                        decoder=getattr(a, "decoder", "k2"), dropout=a.dropout,
-                        dropout_after_pool=a.dropout_after_pool,
-                        paper_head=getattr(a, "paper_head", False)).validate()
-    return execute(RunConfig(model=model, train=train_config(a), **run), out,
+    from .training import TrainConfig
+    model = settings.from_options(ModelConfig, a, task=task)
+    train = settings.from_options(TrainConfig, a)
+    return execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
                    data_dir=a.data_dir, verify=not a.no_verify)
 
 
@@ -107,41 +73,22 @@ def cmd_train_clf(a) -> int:
 
 
 def cmd_eval(a) -> int:
-    import torch
-    from .data import load_fashion_mnist, make_splits
-    from .files import read_json
-    from .models import load_model
-    from .runs import RunConfig
-    from .training import evaluate, to_inputs
-    folder = Path(a.run_dir)
-    if not (folder / "config.json").is_file():
-        raise UserError(f"{folder} is not a fashionae run folder (no config.json)")
-    cfg = RunConfig.from_dict(read_json(folder / "config.json", "run settings"))
-    t = cfg.train
-    t.device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(folder / "model.safetensors").to(t.device)
-    if model.config != cfg.model:
-        raise UserError(f"{folder / 'model.safetensors'} does not match {folder / 'config.json'}")
-    splits = make_splits(load_fashion_mnist(a.data_dir, not a.no_verify), t.val, t.train_subset, t.eval_subset)
-    dev = torch.device(t.device)
-    for name, x, y in (("validation", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y)):
-        r = evaluate(model, to_inputs(x, dev), y.to(dev), t)
+    from .runs import evaluate_run
+    for name, r, n in evaluate_run(a.run_dir, a.device, a.data_dir, not a.no_verify):
         extra = f"  accuracy {r['acc']:.4f}" if "acc" in r else ""
-        what = "MSE" if cfg.model.task == "autoencoder" else "loss"
-        print(f"{name}: {what} {r['loss']:.5f}{extra}  ({len(x):,} images)")
+        print(f"{name}: {'loss' if 'acc' in r else 'MSE'} {r['loss']:.5f}{extra}  ({n:,} images)")
     return 0
 
 
 def cmd_baselines(a) -> int:
-    from .baselines import compute_baselines
-    from .data import load_fashion_mnist, make_splits
-    from .files import FolderLock, write_json
+    from .data import load_dataset
+    from .files import FolderLock
+    from .plan import write_baselines
     out = Path(a.out)
     with FolderLock(out):
-        splits = make_splits(load_fashion_mnist(a.data_dir, not a.no_verify), a.val, a.train_subset)
-        b = compute_baselines(splits, logreg_max_iter=a.logreg_max_iter)
-        b["val"] = a.val
-        write_json(out / "baselines.json", b)
+        data = load_dataset(a.dataset, a.data_dir, not a.no_verify)
+        b = write_baselines(out / "baselines.json", data, a.val, a.train_subset, a.logreg_max_iter,
+                            lambda m: print(m, file=sys.stderr))
     pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
     print(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; logistic regression "
           f"on pixels: test accuracy {b['logistic_regression']['test_acc']:.4f}  "
@@ -150,26 +97,42 @@ def cmd_baselines(a) -> int:
 
 
 def cmd_study(a) -> int:
-    from .study import load_study, run_study
+    from .study import load_study
     overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
+    if a.tensorboard:
+        overrides["tensorboard"] = True
     study = load_study(a.study_file, a.profile, a.seeds, overrides)
     out = a.out or f"runs/{study.name}-{study.profile}"
-    results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line)
+    if a.plan:
+        from .data import load_dataset
+        from .plan import check_plan, describe, make_plan, print_plan
+        from .study import StudyFolder
+        folder = StudyFolder(out)
+        folder.check_holds(study)
+        data = load_dataset(study.dataset, a.data_dir, not a.no_verify)
+        plan = make_plan(study)
+        print_plan(describe(plan, check_plan(plan, study, folder, data), study, data), a.json)
+        return 0
+    from .plan import run_study
+    executor = None
+    if a.executor == "ray":
+        from .ray_executor import RayExecutor
+        executor = RayExecutor(a.address, a.cpus_per_run, a.gpus_per_run, a.data_dir, not a.no_verify)
+    results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
     print(f"report: {Path(out) / 'report.html'} (and report.md)")
     return 0
 
 
 def cmd_report(a) -> int:
-    from .report import write_report
-    from .study import collect_results
-    folder = Path(a.study_dir)
-    if not (folder / "study.json").is_file():
-        raise UserError(f"{folder} is not a fashionae study folder (no study.json)")
     from .files import FolderLock
-    with FolderLock(folder):
-        results = collect_results(folder)
-        path = write_report(folder, results, a.data_dir, not a.no_verify)
+    from .report import write_report
+    from .results import collect_results
+    from .study import StudyFolder
+    folder = StudyFolder(a.study_dir).require()
+    with FolderLock(folder.path):
+        results = collect_results(folder.path)
+        path = write_report(folder.path, results, self_contained=a.self_contained)
     print_results(results)
     print(f"report: {path} (and report.md)")
     return 0
@@ -177,32 +140,34 @@ def cmd_report(a) -> int:
 
 def print_results(results: dict) -> None:
     from .report import tables
-    for caption, header, rows in tables(results):
-        if caption.startswith("Baselines"):
+    hidden = ("report train / val", "author's code val", "author's code train / val", "evidence",
+              "threshold", "parameters")
+    for anchor, caption, header, rows in tables(results):
+        if anchor == "baselines":
             continue
         print(f"\n{caption}")
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-        keep = [i for i, h in enumerate(header) if h not in ("report train / val", "author's code val",
-                                                             "author's code train / val", "evidence")]
-        print("  ".join(header[i].ljust(widths[i]) for i in keep))
+        keep = [i for i, h in enumerate(header) if h not in hidden]
+        widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in keep]
+        print("  ".join(header[i].ljust(w) for i, w in zip(keep, widths)))
         for r in rows:
-            print("  ".join(r[i].ljust(widths[i]) for i in keep))
+            print("  ".join(r[i].ljust(w) for i, w in zip(keep, widths)))
 
 
 def cmd_bench(a) -> int:
     from .bench import run_bench
-    run_bench(windows=a.windows, as_json=a.json, show_profile=a.profile)
+    run_bench(windows=a.windows, as_json=a.json, show_profile=a.profile, device=a.device)
     return 0
 
 
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write
-    from .images import load, prepare_image, side_by_side
-    run = load(a.run_dir)
+    from .images import prepare_image, side_by_side
+    from .runfolder import LoadedRun
+    run = LoadedRun(a.run_dir)
     out = Path(a.output)
     for path in a.images:
-        x = prepare_image(path, a.invert)
+        x = prepare_image(path, a.invert, run.config.image_size)
         recon = run.reconstruct(x)[0]
         mse = torch.mean((recon - x) ** 2).item()
         target = out / f"{Path(path).stem}_reconstruction.png"
@@ -212,28 +177,41 @@ def cmd_reconstruct(a) -> int:
 
 
 def cmd_classify(a) -> int:
-    from .data import CLASSES
-    from .images import load, prepare_image
-    run = load(a.run_dir)
+    from .images import prepare_image
+    from .runfolder import LoadedRun
+    run = LoadedRun(a.run_dir)
     for path in a.images:
-        probs = run.predict_proba(prepare_image(path, a.invert))[0]
-        top = probs.topk(3)
-        ranked = ", ".join(f"{CLASSES[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        probs = run.predict_proba(prepare_image(path, a.invert, run.config.image_size))[0]
+        top = probs.topk(min(3, len(probs)))
+        ranked = ", ".join(f"{run.classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         print(f"{path}: {ranked}")
     return 0
 
 
 def cmd_explore(a) -> int:
     from .explore import explore
-    r = explore(a.run_dir, a.out, data_dir=a.data_dir, verify=not a.no_verify, tsne=not a.no_tsne)
+    r = explore(a.run_dir, a.out, data_dir=a.data_dir, verify=not a.no_verify, tsne=not a.no_tsne,
+                log=lambda m: print(m, file=sys.stderr))
     out = Path(a.out) if a.out else Path(a.run_dir) / "explore"
-    print(f"{a.run_dir}: latent of {r['latent_dim']} values; k-NN (k=5) test accuracy "
+    print(f"{a.run_dir}: latent of {r['latent']} values; k-NN (k=5) test accuracy "
           f"{r['knn_acc']:.4f}, linear probe {r['linear_probe_acc']:.4f} (fitted on "
           f"{r['fit_images']:,} training images); figures in {out}")
     return 0
 
 
+def cmd_export(a) -> int:
+    from .export import export_onnx
+    r = export_onnx(a.run_dir, a.output, a.part, check=not a.no_check)
+    check = f"; onnxruntime matches torch (max abs difference {r['max_abs_diff']:.2e})" if "max_abs_diff" in r else ""
+    print(f"{a.output}: {r['part']} of {a.run_dir}, input {r['input']}, output {r['output']}{check}")
+    return 0
+
+
 def build_parser() -> Parser:
+    from . import settings
+    from .models import ModelConfig
+    from .settings import AUTOENCODER, CLASSIFIER
+    from .training import DEVICES, PRECISIONS, TrainConfig
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
                "on Fashion-MNIST.")
     p.add_argument("--version", action="version", version=f"fashionae {__version__}")
@@ -244,13 +222,13 @@ def build_parser() -> Parser:
     _add = sub.add_parser
     sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)
 
-    s = sub.add_parser("data", help="find, verify and describe the Fashion-MNIST files")
+    s = sub.add_parser("data", help="find, verify and describe the dataset")
     add_data_args(s)
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("train-ae", help="train an autoencoder into a run folder")
-    add_model_args(s, decoder=True)
-    add_train_args(s)
+    settings.add_options(s, ModelConfig, "model", AUTOENCODER)
+    settings.add_options(s, TrainConfig, "training", AUTOENCODER)
     add_data_args(s)
     s.add_argument("--out", help="run folder (default runs/ae-<arch><latent>-seed<seed>); an "
                    "unfinished run there with the same settings is resumed")
@@ -259,18 +237,15 @@ def build_parser() -> Parser:
     s = sub.add_parser("train-clf", help="train a classifier on an autoencoder's encoder")
     s.add_argument("--strategy", required=True, help="frozen | finetune | scratch | random-frozen")
     s.add_argument("--encoder", help="the autoencoder run folder whose encoder is reused")
-    s.add_argument("--paper-head", action="store_true",
-                   help="the author's defect: Sigmoid before the cross-entropy, dropout active in a frozen encoder")
-    s.add_argument("--augment", action="store_true", help="random 2-pixel shifts and horizontal flips")
-    add_model_args(s, decoder=False)
-    add_train_args(s)
+    settings.add_options(s, ModelConfig, "model (without --encoder; with it, the encoder's)", CLASSIFIER)
+    settings.add_options(s, TrainConfig, "training", CLASSIFIER)
     add_data_args(s)
     s.add_argument("--out", help="run folder (default runs/clf-<strategy>-seed<seed>)")
     s.set_defaults(func=cmd_train_clf)
 
     s = sub.add_parser("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
     s.add_argument("--out", required=True, help="folder for baselines.json")
-    s.add_argument("--val", default="holdout", help="holdout | test (as for training)")
+    s.add_argument("--val", default="holdout", choices=("holdout", "test"), help="as for training")
     s.add_argument("--train-subset", type=int, help="fit on the first N training images only")
     s.add_argument("--logreg-max-iter", type=int, default=200)
     add_data_args(s)
@@ -282,27 +257,40 @@ def build_parser() -> Parser:
     s.add_argument("--seeds", type=int, help="number of seeds (overrides the profile)")
     s.add_argument("--out", help="study folder (default runs/<study>-<profile>); an interrupted "
                    "study there is resumed, finished runs are kept")
-    s.add_argument("--device", help="auto | cpu | cuda (overrides the study file)")
-    s.add_argument("--precision", help="auto | fp32 | bf16 (overrides the study file)")
-    add_data_args(s)
+    s.add_argument("--device", choices=DEVICES, help="overrides the study file")
+    s.add_argument("--precision", choices=PRECISIONS, help="overrides the study file")
+    s.add_argument("--tensorboard", action="store_true", help="log every run to its tensorboard/ folder")
+    s.add_argument("--plan", action="store_true", help="print every run with its settings, whether it is "
+                   "finished, and an estimated wall time; train nothing")
+    s.add_argument("--json", action="store_true", help="with --plan: one JSON object per run")
+    g = s.add_argument_group("executor")
+    g.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: one run after the other in this process (default); ray: runs as Ray "
+                   "tasks, in parallel (pip install 'fashionae[ray]')")
+    g.add_argument("--address", help="ray: an existing cluster (auto, or HOST:PORT); default: a local Ray")
+    g.add_argument("--cpus-per-run", type=int, default=1, help="ray: CPUs (and torch threads) per run")
+    g.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run (0.25 packs four on one)")
+    add_data_args(s, dataset=False)
     s.set_defaults(func=cmd_study)
 
     s = sub.add_parser("report", help="rebuild results.json and the report from a study folder")
     s.add_argument("study_dir")
-    add_data_args(s)  # the reconstruction figure needs the validation images
+    s.add_argument("--self-contained", action="store_true", help="embed the figures in report.html "
+                   "(one file to send); without it the page links figures/")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("bench", help="training throughput: fashionae's trainer vs an author-style loop")
+    s = sub.add_parser("bench", help="training speed: fashionae's trainer vs an author-style loop")
     s.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     s.add_argument("--windows", type=int, default=5, help="alternating measurement windows")
     s.add_argument("--profile", action="store_true", help="also print the step's top operators")
+    s.add_argument("--device", default="auto", choices=DEVICES)
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("explore", help="latent-space maps, interpolation, k-NN and linear-probe scores")
     s.add_argument("run_dir")
     s.add_argument("--out", help="folder for the figures and explore.json (default RUN_DIR/explore)")
     s.add_argument("--no-tsne", action="store_true", help="skip the t-SNE map (the slowest part)")
-    add_data_args(s)
+    add_data_args(s, dataset=False)
     s.set_defaults(func=cmd_explore)
 
     invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
@@ -322,9 +310,17 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
     s.add_argument("run_dir")
-    s.add_argument("--device", default="auto")
-    add_data_args(s)
+    s.add_argument("--device", default="auto", choices=DEVICES)
+    add_data_args(s, dataset=False)
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("export", help="export a run's model to ONNX (pip install 'fashionae[onnx]')")
+    s.add_argument("run_dir")
+    s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    s.add_argument("--part", choices=("encoder", "autoencoder", "classifier"),
+                   help="what to export (default: the whole model of the run)")
+    s.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison with torch")
+    s.set_defaults(func=cmd_export)
     return p
 
 

@@ -1,34 +1,46 @@
-"""Fashion-MNIST: find the files, verify them, parse them, split them.
+"""Where the data comes from: Fashion-MNIST or your own dataset, verified, parsed, split.
 
-The whole dataset is held in memory as uint8 tensors (55 MB); batches are later sliced
-out of it, so nothing here sits in the training hot path.
+This module is the one owner of data. ``load_dataset(dataset, data_dir, verify)`` is
+what every command calls:
 
-Where the four IDX files come from, in order:
-1. a folder the user names (``--data-dir`` or ``FASHIONAE_DATA``), used alone;
-2. the user cache, ``~/.cache/fashionae`` (``$XDG_CACHE_HOME/fashionae``);
-3. Debian/Ubuntu's ``dataset-fashion-mnist`` package, ``/usr/share/datasets/fashion-mnist``;
-4. a download from the official mirrors into the cache.
-Each file may be gzipped or not. Debian recompresses the ``.gz`` files, so the SHA-256 is
-checked on the decompressed bytes, which are the same everywhere.
+- ``dataset="fashion-mnist"`` (the default): the four IDX files, found in this order:
+  1. a folder the user names (``--data-dir`` or ``FASHIONAE_DATA``), used alone;
+  2. the user cache, ``~/.cache/fashionae`` (``$XDG_CACHE_HOME/fashionae``);
+  3. Debian/Ubuntu's ``dataset-fashion-mnist`` package, ``/usr/share/datasets/fashion-mnist``;
+  4. a download from the official mirrors into the cache.
+  Each file may be gzipped or not. Debian recompresses the ``.gz`` files, so the SHA-256 is
+  checked on the decompressed bytes, which are the same everywhere.
+- ``dataset=FOLDER``: your own data, either the four IDX files (MNIST, KMNIST, ... under
+  their standard names) or one ``.npz`` with ``x_train, y_train, x_test, y_test`` (the
+  Keras layout), and optionally ``dataset.toml`` (``name``, ``classes``, and ``[sha256]``
+  with a digest per file, checked when present). Grayscale images of any height and width
+  divisible by 4; labels 0..K-1.
+
+The whole dataset is held in memory as uint8 tensors; batches are later sliced out of it, so
+nothing here sits in the training hot path.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import struct
 import sys
+import tomllib
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import UserError
 from .files import atomic_write
 
+FASHION_MNIST = "fashion-mnist"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -45,8 +57,9 @@ MIRRORS = (
 )
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
-VAL_SIZE = 10_000
-SPLIT_SEED = 20_241_128  # fixes the held-out validation images for every run and seed
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+VAL_FRACTION = 6          # the held-out validation set is a sixth of the training set
+SPLIT_SEED = 20_241_128   # fixes the held-out validation images for every run and seed
 
 
 def cache_dir() -> Path:
@@ -55,24 +68,36 @@ def cache_dir() -> Path:
 
 
 @dataclass
-class FashionMNIST:
-    train_images: torch.Tensor  # uint8 [60000, 28, 28]
-    train_labels: torch.Tensor  # int64 [60000]
-    test_images: torch.Tensor   # uint8 [10000, 28, 28]
-    test_labels: torch.Tensor   # int64 [10000]
+class Dataset:
+    name: str
+    classes: tuple[str, ...]
+    train_images: torch.Tensor  # uint8 [N, H, W]
+    train_labels: torch.Tensor  # int64 [N]
+    test_images: torch.Tensor   # uint8 [M, H, W]
+    test_labels: torch.Tensor   # int64 [M]
     folder: Path
     verified: bool
+    sha256: str | None = None   # a digest of the files, for your own datasets (None: Fashion-MNIST)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[1:])
+
+    @property
+    def is_fashion_mnist(self) -> bool:
+        return self.name == FASHION_MNIST
 
 
 @dataclass
 class Splits:
-    """The three sets a run sees; images uint8 [N, 28, 28], labels int64 [N]."""
+    """The three sets a run sees; images uint8 [N, H, W], labels int64 [N]."""
     train_x: torch.Tensor
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    val_indices_sha256: str  # which training images were held out (or "test")
 
 
 # ---------------------------------------------------------------- parsing
@@ -84,13 +109,11 @@ def parse_idx(raw: bytes, name: str = "file") -> torch.Tensor:
     zero, dtype, rank = raw[0:2], raw[2], raw[3]
     if zero != b"\x00\x00" or dtype != 0x08 or rank not in (1, 3):
         raise UserError(f"{name} has a bad IDX header (magic {raw[:4].hex()}, expected 00000801 "
-                        "or 00000803); it is not a Fashion-MNIST file")
+                        "or 00000803); it is not an IDX file of images or labels")
     header = 4 + 4 * rank
     if len(raw) < header:
         raise UserError(f"{name} is truncated inside its IDX header")
     dims = struct.unpack(f">{rank}I", raw[4:header])
-    if rank == 3 and dims[1:] != (28, 28):
-        raise UserError(f"{name} holds {dims[1]}x{dims[2]} images, expected 28x28")
     count = 1
     for d in dims:
         count *= d
@@ -123,8 +146,40 @@ def _locate(folder: Path, name: str) -> Path | None:
     return None
 
 
-def load_folder(folder: str | os.PathLike, verify: bool = True) -> FashionMNIST:
-    """Load and check the four files in one folder; raise UserError on any problem."""
+def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | None,
+                  what: str) -> int:
+    """Shapes, counts and labels of the train and test arrays; the number of classes."""
+    for split in ("train", "test"):
+        x, y = images[split], labels[split]
+        if x.ndim != 3 or y.ndim != 1:
+            raise UserError(f"{folder}: the {split} images must be [N, height, width] and the "
+                            f"labels [N] (got {list(x.shape)} and {list(y.shape)})")
+        if len(x) != len(y):
+            raise UserError(f"{folder}: {what[split][0]} has {len(x)} images but {what[split][1]} "
+                            f"has {len(y)} labels")
+    if images["train"].shape[1:] != images["test"].shape[1:]:
+        raise UserError(f"{folder}: train images are {tuple(images['train'].shape[1:])} but test "
+                        f"images are {tuple(images['test'].shape[1:])}")
+    h, w = images["train"].shape[1:]
+    if h % 4 or w % 4 or h < 8 or w < 8:
+        raise UserError(f"{folder}: images are {h}x{w}; the encoder halves the size twice, so height "
+                        "and width must be multiples of 4 (at least 8): pad or resize them")
+    if len(images["train"]) < 12:
+        raise UserError(f"{folder}: {len(images['train'])} training images are too few to split")
+    tops = {s: int(labels[s].max()) if len(labels[s]) else 0 for s in ("train", "test")}
+    if n_classes is None:
+        return max(max(tops.values()) + 1, 2)
+    for split, top in tops.items():
+        if top >= n_classes:
+            raise UserError(f"{folder}: {what[split][1]} holds labels above {n_classes - 1}; the "
+                            f"dataset has {n_classes} classes")
+    return n_classes
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+def load_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
+    """Fashion-MNIST's four files in one folder, checked; UserError on any problem."""
     folder = Path(folder)
     arrays = {}
     for name, (size, sha) in FILES.items():
@@ -137,25 +192,17 @@ def load_folder(folder: str | os.PathLike, verify: bool = True) -> FashionMNIST:
                             "or not Fashion-MNIST: get a fresh copy, or pass --no-verify for "
                             "your own IDX files")
         arrays[name] = parse_idx(raw, str(path))
-    pairs = [("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")]
-    for images, labels in pairs:
-        if arrays[images].ndim != 3 or arrays[labels].ndim != 1:
-            raise UserError(f"{folder}: {images} must hold images and {labels} labels")
-        if len(arrays[images]) != len(arrays[labels]):
-            raise UserError(f"{folder}: {images} has {len(arrays[images])} images but {labels} "
-                            f"has {len(arrays[labels])} labels")
-        if len(arrays[labels]) and int(arrays[labels].max()) > 9:
-            raise UserError(f"{folder}: {labels} holds labels above 9; Fashion-MNIST has 10 classes")
-    return FashionMNIST(
-        train_images=arrays["train-images-idx3-ubyte"],
-        train_labels=arrays["train-labels-idx1-ubyte"].long(),
-        test_images=arrays["t10k-images-idx3-ubyte"],
-        test_labels=arrays["t10k-labels-idx1-ubyte"].long(),
-        folder=folder, verified=verify)
+        if arrays[name].ndim == 3 and arrays[name].shape[1:] != (28, 28):
+            raise UserError(f"{path} holds {arrays[name].shape[1]}x{arrays[name].shape[2]} images, "
+                            "expected 28x28; for other data use --dataset FOLDER")
+    images = {"train": arrays["train-images-idx3-ubyte"], "test": arrays["t10k-images-idx3-ubyte"]}
+    labels = {"train": arrays["train-labels-idx1-ubyte"], "test": arrays["t10k-labels-idx1-ubyte"]}
+    what = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+            "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    _check_arrays(folder, images, labels, len(CLASSES), what)
+    return Dataset(FASHION_MNIST, CLASSES, images["train"], labels["train"].long(), images["test"],
+                   labels["test"].long(), folder, verify)
 
-
-# ---------------------------------------------------------------- finding
 
 def _download(folder: Path, progress: bool = True) -> None:
     """Download the four files into ``folder``, resuming partial downloads, atomically."""
@@ -200,7 +247,7 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool = True,
-                       download: bool = True) -> FashionMNIST:
+                       download: bool = True) -> Dataset:
     """Find, verify and load Fashion-MNIST (see the module docstring for the order)."""
     named = data_dir or os.environ.get("FASHIONAE_DATA")
     if named:
@@ -231,26 +278,131 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
                     f"{MIRRORS[0]} and pass --data-dir")
 
 
+# ---------------------------------------------------------------- your own dataset
+
+def _dataset_toml(folder: Path) -> dict:
+    path = folder / "dataset.toml"
+    if not path.is_file():
+        return {}
+    try:
+        meta = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"{path} is not valid TOML ({e})") from None
+    unknown = set(meta) - {"name", "classes", "sha256"}
+    if unknown:
+        raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r}; known: name, classes, sha256")
+    if "classes" in meta and (not isinstance(meta["classes"], list) or len(meta["classes"]) < 2
+                              or not all(isinstance(c, str) for c in meta["classes"])):
+        raise UserError(f"{path}: classes must be a list of at least two names")
+    if not isinstance(meta.get("name", ""), str) or not isinstance(meta.get("sha256", {}), dict):
+        raise UserError(f"{path}: name must be a string and [sha256] a table of file digests")
+    return meta
+
+
+def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
+    """Your own dataset: four IDX files or one .npz, plus an optional dataset.toml."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"--dataset {folder} is neither fashion-mnist nor a folder; give a folder "
+                        "with four IDX files or one .npz (x_train, y_train, x_test, y_test)")
+    meta = _dataset_toml(folder)
+    npz = sorted(folder.glob("*.npz"))
+    digest = hashlib.sha256()
+    raws: dict[str, bytes] = {}
+    if npz:
+        if len(npz) > 1:
+            raise UserError(f"{folder} holds several .npz files; keep one")
+        raws[npz[0].name] = npz[0].read_bytes()
+    elif all(_locate(folder, n) for n in FILES):
+        for name in FILES:
+            path = _locate(folder, name)
+            raws[path.name] = _read_file(path)
+    else:
+        raise UserError(f"{folder} has neither one .npz file nor the four IDX files "
+                        f"({', '.join(FILES)}, .gz or not)")
+    for name, raw in raws.items():
+        sha = hashlib.sha256(raw).hexdigest()
+        digest.update(f"{name}:{sha}|".encode())
+        expected = meta.get("sha256", {}).get(name)
+        if verify and expected and expected != sha:
+            raise UserError(f"{folder / name} fails the SHA-256 check of dataset.toml; it is damaged "
+                            "or not the file dataset.toml describes: get a fresh copy")
+    if npz:
+        try:
+            with np.load(io.BytesIO(raws[npz[0].name]), allow_pickle=False) as z:
+                missing = [k for k in NPZ_KEYS if k not in z.files]
+                if missing:
+                    raise UserError(f"{npz[0]} lacks {', '.join(missing)}; it must hold "
+                                    f"{', '.join(NPZ_KEYS)}")
+                arr = {k: z[k] for k in NPZ_KEYS}
+        except UserError:
+            raise
+        except Exception as e:  # zipfile, numpy and pickle refusals all mean the same here
+            raise UserError(f"{npz[0]} is not a readable .npz file ({type(e).__name__}); "
+                            "save it with numpy.savez") from None
+        for k in ("x_train", "x_test"):
+            a = arr[k]
+            if a.ndim == 4 and a.shape[-1] == 1:
+                a = a[..., 0]
+            if a.dtype.kind == "f":
+                if a.size and (a.min() < 0 or a.max() > 255):
+                    raise UserError(f"{npz[0]}: {k} holds values outside [0, 255]")
+                a = np.round(a * 255 if a.size and a.max() <= 1 else a)
+            elif a.dtype.kind not in "ui" or (a.size and (a.min() < 0 or a.max() > 255)):
+                raise UserError(f"{npz[0]}: {k} must hold grayscale pixels, 0-255 or 0-1")
+            arr[k] = a.astype(np.uint8)
+        for k in ("y_train", "y_test"):
+            if arr[k].dtype.kind not in "ui" or (arr[k].size and arr[k].min() < 0):
+                raise UserError(f"{npz[0]}: {k} must hold non-negative integer labels")
+        images = {s: torch.from_numpy(np.ascontiguousarray(arr[f"x_{s}"])) for s in ("train", "test")}
+        labels = {s: torch.from_numpy(arr[f"y_{s}"].astype(np.int64)) for s in ("train", "test")}
+        what = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test")}
+    else:
+        a = {n: parse_idx(raws[_locate(folder, n).name], str(_locate(folder, n))) for n in FILES}
+        images = {"train": a["train-images-idx3-ubyte"], "test": a["t10k-images-idx3-ubyte"]}
+        labels = {"train": a["train-labels-idx1-ubyte"].long(), "test": a["t10k-labels-idx1-ubyte"].long()}
+        what = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    classes = meta.get("classes")
+    n = _check_arrays(folder, images, labels, len(classes) if classes else None, what)
+    return Dataset(meta.get("name") or folder.resolve().name, tuple(classes or map(str, range(n))),
+                   images["train"], labels["train"], images["test"], labels["test"], folder, verify,
+                   sha256=digest.hexdigest())
+
+
+def load_dataset(dataset: str = FASHION_MNIST, data_dir: str | os.PathLike | None = None,
+                 verify: bool = True, download: bool = True) -> Dataset:
+    """The dataset a command trains or evaluates on: ``fashion-mnist`` (found as the module
+    docstring says; ``data_dir`` is where its files are) or a folder of your own."""
+    if dataset == FASHION_MNIST:
+        return load_fashion_mnist(data_dir, verify, download)
+    return load_dataset_folder(dataset, verify)
+
+
 # ---------------------------------------------------------------- splitting
 
-def make_splits(ds: FashionMNIST, val: str = "holdout", train_subset: int | None = None,
+def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = None,
                 eval_subset: int | None = None) -> Splits:
     """The train / validation / test sets of a run.
 
-    ``holdout``: a fixed 10,000 training images (the same for every run and seed) are the
-    validation set; the model trains on the other 50,000. ``test``: the author's protocol,
-    validation is the official test set and training uses all 60,000.
-    ``train_subset`` / ``eval_subset`` keep the first N images of each set (quick profiles).
+    ``holdout``: a fixed sixth of the training images (10,000 of Fashion-MNIST's 60,000, the
+    same for every run and seed) is the validation set; the model trains on the rest.
+    ``test``: the author's protocol, validation is the official test set and training uses
+    every training image. ``train_subset`` / ``eval_subset`` keep the first N images of each
+    set (quick profiles).
     """
+    n = len(ds.train_images)
     if val == "holdout":
-        order = torch.randperm(len(ds.train_images), generator=torch.Generator().manual_seed(SPLIT_SEED))
-        train_idx, val_idx = order[VAL_SIZE:], order[:VAL_SIZE]
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+        val_size = round(n / VAL_FRACTION)
+        train_idx, val_idx = order[val_size:], order[:val_size]
         s = Splits(ds.train_images[train_idx], ds.train_labels[train_idx],
                    ds.train_images[val_idx], ds.train_labels[val_idx],
-                   ds.test_images, ds.test_labels)
+                   ds.test_images, ds.test_labels,
+                   hashlib.sha256(val_idx.numpy().astype("<i8").tobytes()).hexdigest())
     elif val == "test":
         s = Splits(ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
-                   ds.test_images, ds.test_labels)
+                   ds.test_images, ds.test_labels, "test")
     else:
         raise UserError(f"unknown validation split {val!r}; use holdout or test")
     if train_subset:

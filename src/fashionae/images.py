@@ -1,4 +1,4 @@
-"""Your own pictures, made to look like Fashion-MNIST, and a trained run to apply to them.
+"""Your own pictures, made to look like Fashion-MNIST (``LoadedRun`` applies a run to them).
 
 Fashion-MNIST was made from product photos on a light background by: trimming the edges
 that are close to the corner colour, resizing the longest edge to 28 pixels, sharpening,
@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import CLASSES
 from .errors import UserError
 
 MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
 
 
-def prepare_image(path: str | Path, invert: str = "auto") -> torch.Tensor:
-    """A picture file -> float tensor [1, 28, 28] in [0, 1], dark background."""
+def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28)) -> torch.Tensor:
+    """A picture file -> float tensor [1, H, W] in [0, 1], dark background (H x W: the size
+    of the images the run was trained on, 28 x 28 for Fashion-MNIST)."""
     from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
     path = Path(path)
     if invert not in ("auto", "yes", "no"):
@@ -59,15 +59,15 @@ def prepare_image(path: str | Path, invert: str = "auto") -> torch.Tensor:
     if content.any():
         rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
         rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-    # 2. longest edge to 28 pixels
-    scale = 28 / max(rgb.size)
-    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-    rgb = rgb.resize(size, Image.LANCZOS)
+    # 2. longest edge to the canvas (28 pixels for Fashion-MNIST)
+    height, width = size
+    scale = min(width / rgb.width, height / rgb.height)
+    rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
     # 3. sharpen
     rgb = rgb.filter(ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0))
-    # 4. centre on a 28x28 canvas of the corner colour
-    canvas = Image.new("RGB", (28, 28), tuple(int(c) for c in corner))
-    canvas.paste(rgb, ((28 - rgb.width) // 2, (28 - rgb.height) // 2))
+    # 4. centre on the canvas, filled with the corner colour
+    canvas = Image.new("RGB", (width, height), tuple(int(c) for c in corner))
+    canvas.paste(rgb, ((width - rgb.width) // 2, (height - rgb.height) // 2))
     gray = canvas.convert("L")
     # 5. negate: light background -> dark background
     if invert == "yes" or (invert == "auto" and _border_level(gray) > 127):
@@ -87,64 +87,11 @@ def _border_level(gray) -> float:
     return float(np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])))
 
 
-class LoadedRun:
-    """A trained run, ready to apply: ``reconstruct``, ``embed``, ``predict``.
-
-    Inputs are float tensors [N, 1, 28, 28] in [0, 1] (or [1, 28, 28] for one image),
-    or paths of picture files, converted by ``prepare_image``.
-    """
-
-    def __init__(self, folder: str | Path):
-        from .models import load_model
-        self.folder = Path(folder)
-        if not (self.folder / "config.json").is_file():
-            raise UserError(f"{self.folder} is not a fashionae run folder (no config.json)")
-        self.model = load_model(self.folder / "model.safetensors")
-        self.config = self.model.config
-        self.task = self.config.task
-
-    def _inputs(self, images) -> torch.Tensor:
-        if isinstance(images, (str, Path)):
-            images = [images]
-        if isinstance(images, (list, tuple)):
-            images = torch.stack([prepare_image(p) if isinstance(p, (str, Path)) else p for p in images])
-        if images.ndim == 3:
-            images = images.unsqueeze(0)
-        if images.shape[1:] != (1, 28, 28):
-            raise UserError(f"images must be [N, 1, 28, 28], got {list(images.shape)}")
-        return images.float()
-
-    @torch.inference_mode()
-    def embed(self, images) -> torch.Tensor:
-        return self.model.embed(self._inputs(images))
-
-    @torch.inference_mode()
-    def reconstruct(self, images) -> torch.Tensor:
-        if self.task != "autoencoder":
-            raise UserError(f"{self.folder} is a classifier run; reconstruct needs an autoencoder run")
-        return self.model.reconstruct(self._inputs(images)).float()
-
-    @torch.inference_mode()
-    def predict_proba(self, images) -> torch.Tensor:
-        if self.task != "classifier":
-            raise UserError(f"{self.folder} is an autoencoder run; classify needs a classifier run "
-                            "(fashionae train-clf)")
-        return torch.softmax(self.model.predict_logits(self._inputs(images)).float(), dim=1)
-
-    def predict(self, images) -> list[str]:
-        return [CLASSES[i] for i in self.predict_proba(images).argmax(1).tolist()]
-
-
-def load(folder: str | Path) -> LoadedRun:
-    """``fashionae.load(RUN_DIR)``: a trained run to apply to images."""
-    return LoadedRun(folder)
-
-
 def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor, zoom: int = 8) -> bytes:
     """PNG bytes: original | reconstruction, enlarged for viewing."""
     import io
     from PIL import Image
-    pair = torch.cat([original[0], torch.ones(28, 2), reconstruction[0]], dim=1)
+    pair = torch.cat([original[0], torch.ones(original.shape[1], 2), reconstruction[0]], dim=1)
     im = Image.fromarray((pair.clamp(0, 1).numpy() * 255).astype(np.uint8), "L")
     im = im.resize((im.width * zoom, im.height * zoom), Image.NEAREST)
     buf = io.BytesIO()

@@ -5,65 +5,63 @@ registry, and the model file (safetensors, never pickle).
 
 Every model returns a ``ModelOutput`` holding its own loss, so one trainer serves all
 of them; every model has ``embed(x)``; autoencoders have ``reconstruct(x)`` and the
-classifier has ``predict(x)``. Inputs are float images in [0, 1], shape [N, 1, 28, 28].
+classifier has ``predict(x)``. Inputs are float images in [0, 1], shape [N, 1, H, W] (28 x 28
+for Fashion-MNIST; any size divisible by 4: the models take theirs from ``ModelConfig``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import settings
 from .errors import UserError
+from .settings import AUTOENCODER, CLASSIFIER, boolean, number_in, positive_int, setting
 
 ARCHS = ("linear", "conv")
 ENCODER_TYPES = ("paper", "strided", "strong")
 DECODERS = ("k2", "k3", "k4", "resize")
-TASKS = ("autoencoder", "classifier")
-NUM_CLASSES = 10
+TASKS = (AUTOENCODER, CLASSIFIER)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    task: str = "autoencoder"      # autoencoder | classifier
-    arch: str = "linear"           # linear: bottleneck Linear(C*7*7, latent); conv: latent = the C x 7 x 7 map
-    latent: int = 512              # the study's l_size (linear arch only)
-    encoder_type: str = "paper"    # paper (Table I) | strided | strong
-    decoder: str = "k2"            # k2 (the author's) | k3 | k4 | resize
-    dropout: float = 0.2
-    dropout_after_pool: bool = False  # ablation: the author puts Dropout before MaxPool
-    paper_head: bool = False       # classifier: Sigmoid before cross-entropy (the author's defect)
+    """A model's settings: the latent size is ``latent`` here (the study calls it l_size)."""
+    task: str = setting(AUTOENCODER, choices=TASKS, option=False)  # set by the command
+    arch: str = setting("linear", "linear: a bottleneck Linear(C*h*w, latent); conv: the latent is "
+                        "the C x h x w feature map", choices=ARCHS)
+    latent: int = setting(512, "the study's l_size (linear arch)", check=positive_int)
+    encoder_type: str = setting("paper", "paper (Table I) | strided | strong", choices=ENCODER_TYPES)
+    decoder: str = setting("k2", "k2 (the author's) | k3 | k4 | resize", choices=DECODERS,
+                           only=AUTOENCODER)
+    dropout: float = setting(0.2, "dropout rate of every dropout layer", check=number_in(0, 1))
+    dropout_after_pool: bool = setting(False, "ablation: Dropout after MaxPool (the author puts it "
+                                       "before)", check=boolean)
+    paper_head: bool = setting(False, "the author's defect: Sigmoid before the cross-entropy, dropout "
+                               "active in a frozen encoder", check=boolean, only=CLASSIFIER)
+    image_size: tuple = setting((28, 28), option=False)  # taken from the data
+    num_classes: int = setting(10, option=False, check=positive_int)  # taken from the data
 
     def validate(self) -> "ModelConfig":
-        choices = {"task": TASKS, "arch": ARCHS, "encoder_type": ENCODER_TYPES, "decoder": DECODERS}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise UserError(f"unknown {key.replace('_', '-')} {getattr(self, key)!r}; "
-                                f"choose one of {', '.join(allowed)}")
-        if isinstance(self.latent, bool) or not isinstance(self.latent, int) or self.latent <= 0:
-            raise UserError(f"latent must be a positive integer, got {self.latent!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        settings.check(self)
         return self
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UserError(f"unknown model setting(s): {', '.join(sorted(unknown))}")
-        return cls(**d).validate()
+        return settings.from_dict(cls, d, "model setting")
 
 
 @dataclass
 class ModelOutput:
     loss: torch.Tensor    # scalar, what the trainer minimises
-    output: torch.Tensor  # reconstruction [N, 1, 28, 28] or logits [N, 10]
+    output: torch.Tensor  # reconstruction [N, 1, H, W] or class scores [N, K]
+    prediction: torch.Tensor | None = None  # classifier: the predicted class [N]
 
 
 # ------------------------------------------------------------------ dropout
@@ -185,19 +183,22 @@ FEATURES = {"paper": paper_features, "strided": strided_features, "strong": stro
 
 
 class Encoder(nn.Module):
-    """Convolutional features (C x 7 x 7), then, for the linear arch, the bottleneck
-    Flatten -> Linear(C*49, latent) -> ReLU -> Dropout, as in the author's code."""
+    """Convolutional features (C x H/4 x W/4: 64 x 7 x 7 for Fashion-MNIST), then, for the
+    linear arch, the bottleneck Flatten -> Linear(C*h*w, latent) -> ReLU -> Dropout, as in the
+    author's code. ``latent`` is the size of what it outputs, whatever the arch."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.features, self.channels = FEATURES[cfg.encoder_type](cfg)
+        self.map_size = (cfg.image_size[0] // 4, cfg.image_size[1] // 4)
+        flat = self.channels * self.map_size[0] * self.map_size[1]
         if cfg.arch == "linear":
-            self.bottleneck = nn.Sequential(nn.Flatten(), nn.Linear(self.channels * 49, cfg.latent),
+            self.bottleneck = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent),
                                             ReLUDropout(cfg.dropout))
-            self.out_dim = cfg.latent
+            self.latent = cfg.latent
         else:
             self.bottleneck = nn.Identity()
-            self.out_dim = self.channels * 49
+            self.latent = flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bottleneck(self.features(x))
@@ -206,7 +207,7 @@ class Encoder(nn.Module):
 # ------------------------------------------------------------------ decoders
 
 def upsample(kind: str, cin: int, cout: int) -> nn.Module:
-    """One x2 upsampling stage (7 -> 14 or 14 -> 28)."""
+    """One x2 upsampling stage (7 -> 14 or 14 -> 28 for Fashion-MNIST)."""
     if kind == "k2":  # the author's: non-overlapping 2x2 transposed convolution
         return nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
     if kind == "k3":
@@ -218,14 +219,14 @@ def upsample(kind: str, cin: int, cout: int) -> nn.Module:
 
 class Decoder(nn.Module):
     """The mirror of the encoder (the study does not give it; this is the author's code):
-    [Linear(latent, C*49) -> ReLU -> Dropout -> unflatten] for the linear arch, then
+    [Linear(latent, C*h*w) -> ReLU -> Dropout -> unflatten] for the linear arch, then
     up(C -> 32) -> ReLU -> Dropout -> up(32 -> 1) -> Sigmoid, 7 -> 14 -> 28 pixels."""
 
-    def __init__(self, cfg: ModelConfig, channels: int):
+    def __init__(self, cfg: ModelConfig, channels: int, map_size: tuple[int, int]):
         super().__init__()
         if cfg.arch == "linear":
-            self.unbottleneck = nn.Sequential(nn.Linear(cfg.latent, channels * 49),
-                                              ReLUDropout(cfg.dropout), nn.Unflatten(1, (channels, 7, 7)))
+            self.unbottleneck = nn.Sequential(nn.Linear(cfg.latent, channels * map_size[0] * map_size[1]),
+                                              ReLUDropout(cfg.dropout), nn.Unflatten(1, (channels, *map_size)))
         else:
             self.unbottleneck = nn.Identity()
         self.layers = nn.Sequential(upsample(cfg.decoder, channels, 32), ReLUDropout(cfg.dropout),
@@ -244,11 +245,15 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.config = cfg
         self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg, self.encoder.channels)
+        self.decoder = Decoder(cfg, self.encoder.channels, self.encoder.map_size)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
         recon = self.decoder(self.encoder(x))
         return ModelOutput(F.mse_loss(recon.float(), x.float()), recon)
+
+    def metrics(self, out: ModelOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-batch sums of the figures besides the loss that the trainer reports: none."""
+        return {}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).flatten(1)
@@ -258,19 +263,24 @@ class Autoencoder(nn.Module):
 
 
 class Classifier(nn.Module):
-    """An autoencoder's encoder (with its linear stage) + Linear(latent, 10), cross-entropy.
+    """An autoencoder's encoder (with its linear stage) + Linear(latent, classes), cross-entropy.
 
     ``freeze_encoder()`` keeps the encoder's weights fixed and, unless ``paper_head``,
-    runs it in eval mode (no dropout). ``paper_head`` reproduces the author's code: a
-    Sigmoid before the cross-entropy, which bounds the logits to [0, 1] so the loss
-    cannot fall below about 1.46 — a defect kept only to reproduce the original.
+    runs it in eval mode (no dropout, batch-norm statistics fixed). ``paper_head``
+    reproduces the author's code: a Sigmoid before the cross-entropy, which bounds the
+    scores to [0, 1] so the loss cannot fall below about 1.46 — a defect kept only to
+    reproduce the original.
+
+    The head runs in fp32 whatever the autocast, and predictions are the argmax of its
+    logits: the Sigmoid never changes which class is largest, but in bf16 it saturates to
+    exactly 1.0 for logits above about 6, where two classes would tie.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
         self.encoder = Encoder(cfg)
-        self.head = nn.Linear(self.encoder.out_dim, NUM_CLASSES)
+        self.head = nn.Linear(self.encoder.latent, cfg.num_classes)
         self.encoder_frozen = False
 
     def freeze_encoder(self) -> None:
@@ -285,21 +295,27 @@ class Classifier(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
-        logits = self.predict_logits(x)
-        loss = F.cross_entropy(logits.float(), y) if y is not None else logits.new_zeros(())
-        return ModelOutput(loss, logits)
+        logits = self.logits(x)
+        scores = torch.sigmoid(logits) if self.config.paper_head else logits
+        loss = F.cross_entropy(scores, y) if y is not None else scores.new_zeros(())
+        return ModelOutput(loss, scores, logits.argmax(1))
 
-    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's fp32 logits (before the paper head's Sigmoid)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
             z = self.encoder(x).flatten(1)
-        logits = self.head(z)
-        return torch.sigmoid(logits) if self.config.paper_head else logits
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head(z.float())
+
+    def metrics(self, out: ModelOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-batch sums of the figures besides the loss that the trainer reports."""
+        return {"acc": (out.prediction == y).sum()}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).flatten(1)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.predict_logits(x).argmax(1)
+        return self.logits(x).argmax(1)
 
 
 MODELS = {"autoencoder": Autoencoder, "classifier": Classifier}

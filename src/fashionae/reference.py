@@ -1,5 +1,10 @@
-"""The numbers a reproduction is compared with (SPEC.md): the report's tables, the author's
-published code's results, and reference points from outside the study."""
+"""The numbers a reproduction is compared with: the source document's tables ("report"), the
+author's published code's result files ("author_code"), and reference points from outside the
+study ("external"). docs/study.md says where each comes from.
+
+The report's classifier numbers are for the l_size-512 encoder, the author's code's for the
+l_size-1024 encoder with the Sigmoid head: each is set beside the classifier stage on its own
+encoder only (``for_classifier``)."""
 
 import json
 from pathlib import Path
@@ -42,6 +47,14 @@ REFERENCE = {
         "test_sampling_error": 0.003,
     },
 }
+
+
+def for_classifier(source: str, encoder: str | None) -> dict:
+    """The reference classifier figures of ``source`` that apply to a stage on ``encoder``."""
+    return REFERENCE[source]["classifiers"] if encoder == CLASSIFIER_ENCODER[source] else {}
+
+
+CLASSIFIER_ENCODER = {"report": "linear-512", "author_code": "linear-1024"}
 
 
 def author_curves() -> dict:

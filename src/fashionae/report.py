@@ -1,132 +1,27 @@
-"""The study's report: figures (matplotlib, PNG), and the same tables and figures as
-``report.md`` and a self-contained ``report.html`` (no network needed)."""
+"""The study's report, ``report.html`` and ``report.md``, drawn from ``results.json`` and
+the run folders (reached through ``StudyFolder``/``RunFolder``; no dataset needed).
+
+It opens with a summary (the main figures and the verdicts) and a table of contents, then
+two overview figures, the claims, the tables, the figures two or three to a row on a wide
+screen (one on a phone), and the provenance of every run. ``report.html`` links
+``figures/``; with ``self_contained`` the figures are embedded, to send the page alone.
+"""
 
 from __future__ import annotations
 
+import base64
 import html
-import io
-import json
 from pathlib import Path
 
-import numpy as np
+from . import plots
+from .files import atomic_write
+from .reference import REFERENCE, author_curves, for_classifier
+from .results import classes_of
+from .study import StudyFolder
 
-from .data import CLASSES
-from .errors import UserError
-from .files import atomic_write, read_json
-from .reference import REFERENCE, author_curves
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    atomic_write(path, buf.getvalue())
-
-
-def _metrics(folder: Path) -> list[dict]:
-    from .runs import read_run
-    return read_run(folder)["metrics"]
-
-
-def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, style: str = "-") -> None:
-    """Mean line and ± std band over seeds of one per-epoch metric."""
-    n = min(len(r) for r in runs)
-    values = np.array([[row[key] for row in r[:n]] for r in runs])
-    epochs = np.arange(1, n + 1)
-    mean = values.mean(0)
-    ax.plot(epochs, mean, style, color=color, label=label, marker="o" if n < 8 else None, ms=3)
-    if len(runs) > 1:
-        std = values.std(0, ddof=1)
-        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
-
-
-def _curve_figure(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylabel: str,
-                  author: dict | None, path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    colors = ["tab:blue", "tab:orange", "tab:green"]
-    for (key, label), color in zip(keys, colors):
-        _band(ax, runs, key, label, color)
-    if author is not None:
-        n = len(runs[0])
-        for (key, label), color in zip(keys, colors):
-            if key in author:
-                ys = author[key][:max(n, 1)]
-                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8,
-                        label=f"{label}, author's code")
-    from matplotlib.ticker import MaxNLocator
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    _save(fig, path)
-
-
-def _confusion_figure(title: str, cm: list[list[int]], path: Path) -> None:
-    plt = _plt()
-    cm = np.array(cm, dtype=float)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6, 5.2))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(10):
-        for j in range(10):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(10), CLASSES, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(10), CLASSES, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    _save(fig, path)
-
-
-def _reconstruction_figure(out: Path, results: dict, path: Path, data_dir: str | None,
-                           verify: bool) -> bool:
-    """Fig. 5: the same validation images, reconstructed by each autoencoder (seed 0)."""
-    import torch
-    from .data import load_fashion_mnist, make_splits
-    from .models import load_model
-    from .training import to_inputs
-    try:
-        data = load_fashion_mnist(data_dir, verify, download=False)
-    except UserError:
-        return False
-    first = json.loads((out / results["autoencoders"][0]["runs"][0] / "config.json").read_text())
-    splits = make_splits(data, first["train"]["val"])
-    # one image of each of 8 classes, fixed for every report
-    picks = [int((splits.val_y == c).nonzero()[0]) for c in range(8)]
-    x = to_inputs(splits.val_x[picks], torch.device("cpu"))
-    rows = [("original", x)]
-    for ae in results["autoencoders"]:
-        model = load_model(out / ae["runs"][0] / "model.safetensors")
-        with torch.inference_mode():
-            rows.append((ae["name"], model.reconstruct(x).float()))
-    plt = _plt()
-    fig, axes = plt.subplots(len(rows), 8, figsize=(8, 1.1 * len(rows)))
-    for r, (name, images) in enumerate(rows):
-        for c in range(8):
-            ax = axes[r, c]
-            ax.imshow(images[c, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-    _save(fig, path)
-    return True
-
-
-# ------------------------------------------------------------------ tables
 
 def _f(s: dict | None, digits: int = 4, pct: bool = False) -> str:
+    """mean ± std over seeds (the std only with several seeds)."""
     if s is None:
         return "–"
     scale = 100 if pct else 1
@@ -137,9 +32,7 @@ def _f(s: dict | None, digits: int = 4, pct: bool = False) -> str:
 
 
 def _v(x, digits=4, pct=False) -> str:
-    if x is None:
-        return "–"
-    return f"{x * (100 if pct else 1):.{digits}f}"
+    return "–" if x is None else f"{x * (100 if pct else 1):.{digits}f}"
 
 
 def _pca(results: dict, k: int | None) -> str:
@@ -151,194 +44,324 @@ def _pca(results: dict, k: int | None) -> str:
     return "–" if row is None else f"{row['test_mse']:.4f}" + (f" (k={row['k']})" if row["k"] != k else "")
 
 
-def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    ref_r, ref_a = REFERENCE["report"], REFERENCE["author_code"]
+def verdict_text(c: dict) -> str:
+    if c["verdict"] in ("inconclusive",):
+        return f"inconclusive ({c['seeds']} seed{'s' if c['seeds'] != 1 else ''}; leaning: {c['leaning']})"
+    return c["verdict"]
+
+
+def _effect(c: dict) -> str:
+    if c["effect"] is None:
+        return "–"
+    pct = c["unit"] == "relative"
+    fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
+    ci = f" [{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]" if c["ci95"] else f" ({c['ci_reason']})"
+    return fmt(c["effect"]) + ci
+
+
+# ------------------------------------------------------------------ tables
+
+Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header, rows)
+
+
+def tables(results: dict) -> list[Table]:
+    fashion = results.get("reference") is not None
+    ref_r = REFERENCE["report"] if fashion else {"autoencoders": {}}
+    ref_a = REFERENCE["author_code"] if fashion else {"autoencoders": {}}
+    out: list[Table] = []
+    if results["claims"]:
+        out.append(("claims", "The study's claims, tested (95 % confidence intervals over seeds)",
+                    ["claim", "verdict", "effect [95 % CI]", "threshold", "evidence"],
+                    [[c["claim"], verdict_text(c), _effect(c), c["threshold_meaning"] or "–", c["evidence"]]
+                     for c in results["claims"]]))
     ae_rows = []
     for ae in results["autoencoders"]:
-        r = ref_r["autoencoders"].get(ae["name"], {})
-        a = ref_a["autoencoders"].get(ae["name"], {})
-        ae_rows.append([
-            ae["name"], str(ae["epochs"]), _f(ae["train_mse"]), _f(ae["train_mse_train_mode"]),
-            _f(ae["val_mse"]), _f(ae["test_mse"]), f"{ae['best_epoch']['mean']:.0f}",
-            f"{_v(r.get('train_mse'))} / {_v(r.get('val_mse'))}" if "train_mse" in r else r.get("note", "–"),
-            _v(a.get("val_mse")), _pca(results, ae["latent"]), f"{ae['seconds']['mean']:.0f}"])
+        r, a = ref_r["autoencoders"].get(ae["name"], {}), ref_a["autoencoders"].get(ae["name"], {})
+        row = [ae["name"], str(ae["epochs"]), _f(ae["train_eval_mse"]), _f(ae["train_mse"]),
+               _f(ae["val_mse"]), _f(ae["test_mse"]), f"{ae['best_epoch']['mean']:.0f}"]
+        if fashion:
+            row += [f"{_v(r.get('train_mse'))} / {_v(r.get('val_mse'))}" if "train_mse" in r else r.get("note", "–"),
+                    _v(a.get("val_mse"))]
+        ae_rows.append(row + [_pca(results, ae["latent"]),
+                              f"{ae['parameters']:,}", f"{ae['seconds']['mean']:.0f}"])
+    out.append(("autoencoders", "Autoencoders: MSE per pixel (Table II)",
+                ["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch"]
+                + (["report train / val", "author's code val"] if fashion else [])
+                + ["PCA test, same k", "parameters", "seconds"], ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
-        # the study's numbers are for its own encoder: shown only beside a plain strategy name
-        r = ref_r["classifiers"].get(c["name"], {})
-        a = ref_a["classifiers"].get(c["name"], {})
-        clf_rows.append([
-            c["name"] + (" (control)" if c["strategy"] == "random-frozen" else ""),
-            c["encoder"] or "–", str(c["epochs"]), _f(c["train_acc"], 2, True),
-            _f(c["train_acc_train_mode"], 2, True), _f(c["val_acc"], 2, True),
-            _f(c["test_acc"], 2, True),
-            f"{_v(r.get('train_acc'), 1, True)} / {_v(r.get('val_acc'), 1, True)}" if r else "–",
-            f"{_v(a.get('train_acc'), 1, True)} / {_v(a.get('val_acc'), 1, True)}" if a else "–",
-            f"{c['seconds']['mean']:.0f}"])
-    out = [
-        ("Table II — autoencoders (MSE per pixel)",
-         ["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch",
-          "report train / val", "author's code val", "PCA test, same k", "seconds"], ae_rows),
-        ("Classification (accuracy, %)",
-         ["strategy", "encoder", "epochs", "train (eval mode)", "train (training mode)", "val", "test",
-          "report train / val", "author's code train / val", "seconds"], clf_rows),
-    ]
+        r, a = for_classifier("report", c["encoder"]), for_classifier("author_code", c["encoder"])
+        r, a = (r.get(c["strategy"]), a.get(c["strategy"])) if fashion else (None, None)
+        row = [c["name"] + (" (control)" if c["strategy"] == "random-frozen" else ""), c["encoder"] or "–",
+               "paper (Sigmoid)" if c["paper_head"] else "fixed", str(c["epochs"]),
+               _f(c["train_eval_acc"], 2, True), _f(c["train_acc"], 2, True), _f(c["val_acc"], 2, True),
+               _f(c["test_acc"], 2, True)]
+        if fashion:
+            row += [f"{_v(r['train_acc'], 1, True)} / {_v(r['val_acc'], 1, True)}" if r else "–",
+                    f"{_v(a['train_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else "–"]
+        clf_rows.append(row + [f"{c['seconds']['mean']:.0f}"])
+    if clf_rows:
+        out.append(("classifiers", "Classification: accuracy, %",
+                    ["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)",
+                     "val", "test"] + (["report train / val", "author's code train / val"] if fashion else [])
+                    + ["seconds"], clf_rows))
     b = results["baselines"]
     if b:
+        ext = REFERENCE["external"] if fashion else {}
         rows = [[f"PCA, k = {r['k']}", _v(r["val_mse"]), _v(r["test_mse"]),
-                 _v(REFERENCE["external"]["pca_test_mse"].get(str(r["k"])))] for r in b["pca"]]
+                 _v(ext.get("pca_test_mse", {}).get(str(r["k"])))] for r in b["pca"]]
         rows.append(["mean image", _v(b["mean_image"]["val_mse"]), _v(b["mean_image"]["test_mse"]),
-                     _v(REFERENCE["external"]["mean_image_test_mse"])])
+                     _v(ext.get("mean_image_test_mse"))])
         lr = b["logistic_regression"]
-        rows.append(["logistic regression on pixels (accuracy, %)", _v(lr["val_acc"], 2, True),
-                     _v(lr["test_acc"], 2, True), _v(REFERENCE["external"]["pixel_logistic_regression_acc"], 1, True)])
-        out.append((f"Baselines (fitted on {b['train_size']:,} training images)",
-                    ["baseline", "val", "test", "SPEC.md reference (test)"], rows))
+        rows.append([f"logistic regression on pixels, accuracy % ({'converged' if lr.get('converged') else 'not converged'}"
+                     f" in {lr['max_iter']} iterations)", _v(lr["val_acc"], 2, True), _v(lr["test_acc"], 2, True),
+                     _v(ext.get("pixel_logistic_regression_acc"), 1, True)])
+        out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images)",
+                    ["baseline", "val", "test", "reference (test)"], rows))
     explored = [(a["name"], a["explore"]) for a in results["autoencoders"] if a.get("explore")]
     if explored:
-        out.append(("Latent space: feature quality of the frozen latent (test set)",
-                    ["autoencoder", "latent size", "k-NN accuracy (k=5)", "linear probe accuracy",
-                     "fitted on"],
-                    [[name, str(e["latent_dim"]), _v(e["knn_acc"], 2, True), _v(e["linear_probe_acc"], 2, True),
-                      f"{e['fit_images']:,} training images"] for name, e in explored]))
+        out.append(("latent", "Latent space: the frozen latent as a feature (test set)",
+                    ["autoencoder", "latent size", "k-NN accuracy (k=5)", "linear probe accuracy", "fitted on"],
+                    [[name, str(e.get("latent", e.get("latent_dim"))), _v(e["knn_acc"], 2, True),
+                      _v(e["linear_probe_acc"], 2, True), f"{e['fit_images']:,} training images"]
+                     for name, e in explored]))
     if results.get("targets"):
-        out.append(("Targets", ["target", "reached", "epoch", "training seconds into the study", "best value"],
+        out.append(("targets", "Targets (judged on validation figures)",
+                    ["target", "reached", "epoch", "training seconds into the study", "best value"],
                     [[t["target"], "yes" if t["reached"] else "no", str(t["epoch"] or "–"),
                       f"{t['seconds_into_study']:.0f}" if t["reached"] else "–", f"{t['best']:.4f}"]
                      for t in results["targets"]]))
-    out.append(("The study's claims, checked", ["claim", "verdict", "evidence"],
-                [[c["claim"], c["verdict"].upper(), c["evidence"]] for c in results["claims"]]))
     return out
 
 
+def summary(results: dict) -> list[str]:
+    """Three to five sentences: what was run, the main figures, the verdicts."""
+    n = results.get("seeds", 1)
+    s = [f"Study {results['study']}, profile {results['profile']}: {len(results['autoencoders'])} autoencoder(s) "
+         f"and {len(results['classifiers'])} classifier(s) on {results.get('dataset', 'fashion-mnist')}, "
+         f"{n} seed{'s' if n != 1 else ''}, validation on {'the test set (the author’s protocol)' if results.get('val') == 'test' else 'held-out training images'}."]
+    aes = sorted(results["autoencoders"], key=lambda a: a["test_mse"]["mean"])
+    if aes:
+        best = aes[0]
+        s.append(f"The lowest test MSE is {best['name']}'s, {_f(best['test_mse'])}" + (
+            f" (PCA with as many components: {_pca(results, best['latent'])})" if best["latent"] else "") + ".")
+    clfs = [c for c in results["classifiers"] if c["strategy"] != "random-frozen"]
+    if clfs:
+        top = max(clfs, key=lambda c: c["test_acc"]["mean"])
+        control = next((c for c in results["classifiers"] if c["strategy"] == "random-frozen"), None)
+        s.append(f"The best classifier is {top['name']} at {_f(top['test_acc'], 2, True)} % test accuracy"
+                 + (f"; the random-frozen control reaches {_f(control['test_acc'], 2, True)} %" if control else "") + ".")
+    claims = results["claims"]
+    if claims:
+        count = {v: sum(c["verdict"] == v for c in claims) for v in ("confirmed", "refuted", "inconclusive", "not tested")}
+        s.append(f"Of the study's {len(claims)} claims, {count['confirmed']} are confirmed, {count['refuted']} refuted, "
+                 f"{count['inconclusive']} inconclusive and {count['not tested']} not tested"
+                 + (" — one or two seeds cannot confirm or refute anything (see the claims' leanings)." if n < 3 else "."))
+    reached = [t for t in results.get("targets", [])]
+    if reached:
+        s.append("Targets: " + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}"
+                                         for t in reached) + ".")
+    return s
+
+
+# ------------------------------------------------------------------ figures
+
+def _figures(folder: StudyFolder, results: dict) -> list[tuple[str, str]]:
+    figs = folder / folder.FIGURES
+    curves = author_curves() if results.get("reference") else {"autoencoders": {}, "classifiers": {}}
+    classes = classes_of(results)
+    metrics = {r: folder.run(Path(r).name).metrics() for e in results["autoencoders"] + results["classifiers"]
+               for r in e["runs"]}
+    out: list[tuple[str, str]] = []
+
+    def add(name: str, caption: str) -> None:
+        out.append((name, caption))
+
+    b = results["baselines"]
+    linear = [(a["latent"], a["test_mse"]) for a in results["autoencoders"] if a["arch"] == "linear"
+              and a["encoder_type"] == "paper"]
+    others = [(a["name"], a["latent_size"], a["test_mse"]) for a in results["autoencoders"]
+              if not (a["arch"] == "linear" and a["encoder_type"] == "paper")]
+    plots.mse_by_size("Test MSE against latent size", linear, [(r["k"], r["test_mse"]) for r in b.get("pca", [])],
+                      others, figs / "overview_mse_by_size.png")
+    add("overview_mse_by_size.png", "Overview: test MSE against latent size — the linear autoencoders and PCA "
+        "at every k (curves), other autoencoders as points (mean ± std over seeds)")
+    plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
+                          for a in results["autoencoders"]], "val_loss", "validation MSE",
+                          figs / "overview_val_curves.png")
+    add("overview_val_curves.png", "Overview: validation MSE per epoch of every autoencoder (± std over seeds)")
+
+    for i, ae in enumerate(results["autoencoders"], 1):
+        name = f"fig{i}_ae_{ae['name']}.png"
+        plots.curves(f"Fig. {i}: {ae['name']} autoencoder", [metrics[r] for r in ae["runs"]],
+                     [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
+                      ("val_loss", "validation")], "MSE", curves["autoencoders"].get(ae["name"]), figs / name)
+        add(name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, mean ± std over "
+                  f"{len(ae['runs'])} seed(s); dotted: the author's code")
+    k = len(results["autoencoders"]) + 1
+    if _reconstructions(folder, results, figs / f"fig{k}_reconstructions.png"):
+        add(f"fig{k}_reconstructions.png", f"Fig. {k}: validation images (top) and their reconstructions by "
+                                           "each autoencoder (seed 0)")
+    k += 1
+    ordered = ([c for c in results["classifiers"] if c["strategy"] != "random-frozen"]
+               + [c for c in results["classifiers"] if c["strategy"] == "random-frozen"])
+    for c in ordered:
+        name = f"fig{k}_clf_{c['name'].replace('/', '-')}.png"
+        author = curves["classifiers"].get(c["strategy"]) if for_classifier("author_code", c["encoder"]) else None
+        plots.curves(f"Fig. {k}: {c['name']} classifier", [metrics[r] for r in c["runs"]],
+                     [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
+                      ("val_acc", "validation")], "accuracy", author, figs / name)
+        add(name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
+                  f"{' (control)' if c['strategy'] == 'random-frozen' else ''}"
+                  f"{'; dotted: the author’s code (l_size-1024 encoder, Sigmoid head)' if author else ''}")
+        k += 1
+    for c in results["classifiers"]:
+        if c["strategy"] in ("finetune", "scratch"):
+            name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
+            plots.confusion(f"Fig. {k}: {c['name']}, test set", c["confusion_matrices"][0], classes, figs / name)
+            add(name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test set, rows (true "
+                      "class) normalised (seed 0)")
+            k += 1
+    for ae in results["autoencoders"]:  # latent-space views, where the study explored them
+        run = folder.run(Path(ae["runs"][0]).name)
+        result = run.explore_result()
+        for f in (result or {}).get("figures", []):
+            name = f"latent_{ae['name']}_{f}"
+            atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
+            add(name, f"Latent space of the {ae['name']} autoencoder (seed 0): {f[:-4].replace('_', ' ')}")
+    for stale in {p.name for p in figs.glob("*.png")} - {f for f, _ in out}:
+        (figs / stale).unlink()  # from an earlier report of this folder
+    return out
+
+
+def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:
+    """The validation images saved with the study, reconstructed by each autoencoder (seed 0)."""
+    import torch
+    from safetensors.torch import load_file
+    from .training import to_inputs
+    if not (folder / folder.SAMPLES).is_file():
+        return False
+    samples = load_file(str(folder / folder.SAMPLES))
+    x = to_inputs(samples["images"], "cpu")
+    classes = classes_of(results)
+    rows = [("original", x[:, 0].numpy())]
+    for ae in results["autoencoders"]:
+        model = folder.run(Path(ae["runs"][0]).name).load_model()
+        with torch.inference_mode():
+            rows.append((ae["name"], model.reconstruct(x).float()[:, 0].numpy()))
+    plots.image_rows(rows, path, titles=[classes[i] for i in samples["labels"].tolist()])
+    return True
+
+
+# ------------------------------------------------------------------ provenance
+
+def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], list[list[str]]]:
+    """(items about the whole study, one row per run)."""
+    first = folder.run(Path(results["autoencoders"][0]["runs"][0]).name).raw_config()
+    env = first.get("environment", {})
+    items = [[k, str(env.get(k))] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
+    timing = results.get("timing") or {}
+    if timing:
+        items.append(["wall time of the last `study` invocation", f"{timing['last_invocation_seconds']:.0f} s"])
+        items.append(["executor", str(timing.get("executor", "local"))])
+        if timing.get("command"):
+            items.append(["command", timing["command"]])
+    hosts = sorted({r["host"] or "?" for r in results["runs"]})
+    items.append(["nodes", ", ".join(hosts)])
+    splits = sorted({(r["val_indices_sha256"] or "–")[:16] for r in results["runs"]})
+    items.append(["held-out split (SHA-256 of its indices)", ", ".join(splits)])
+    rows = [[r["run"], r["device"] or "–", r["precision"] or "–", str(r["hardware"]), str(r["threads"]),
+             str(r.get("processes", 1)), r["host"] or "–", f"{r['seconds']:.0f}"] for r in results["runs"]]
+    return items, rows
+
+
+# ------------------------------------------------------------------ writing
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _numeric(cell: str) -> bool:
+    return any(ch.isdigit() for ch in cell[:2]) or cell[:1] in "+-–" and len(cell) > 1
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(f"<td{' class=num' if _numeric(c) else ''}>{html.escape(c)}</td>"
+                                    for c in r) + "</tr>" for r in rows)
+    return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
-# ------------------------------------------------------------------ the report
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1400px;margin:1.5em auto;padding:0 1em;
+line-height:1.45;color:#222}h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+.summary{background:#f6f8fa;border-left:4px solid #2a7ae2;padding:.6em 1em}
+.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,420px),1fr));gap:1em}
+figure{margin:0}img{max-width:100%;height:auto}figcaption{font-size:13px;color:#444}
+.inconclusive{color:#777}.confirmed{color:#176f2c;font-weight:600}.refuted{color:#b3261e;font-weight:600}
+nav ul{columns:2 220px}"""
 
-def write_report(out: str | Path, results: dict, data_dir: str | None = None,
-                 verify: bool = True) -> Path:
-    out = Path(out)
-    figs = out / "figures"
-    curves = author_curves()
-    figures: list[tuple[str, str]] = []  # (file name, caption)
 
-    for i, ae in enumerate(results["autoencoders"], 1):
-        runs = [_metrics(out / r) for r in ae["runs"]]
-        name = f"fig{i}_ae_{ae['name']}.png"
-        _curve_figure(f"Fig. {i}: {ae['name']} autoencoder", runs,
-                      [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
-                       ("val_loss", "validation")], "MSE", curves["autoencoders"].get(ae["name"]),
-                      figs / name)
-        figures.append((name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, mean ± std "
-                              f"over {len(runs)} seed(s); dotted: the author's code"))
-    n = len(results["autoencoders"])
-    name = "fig5_reconstructions.png" if n == 4 else f"fig{n + 1}_reconstructions.png"
-    if _reconstruction_figure(out, results, figs / name, data_dir, verify):
-        figures.append((name, f"Fig. {n + 1}: validation images (top) and their reconstructions by each "
-                              "autoencoder (seed 0)"))
-    k = n + 2
-    study_strategies = [c for c in results["classifiers"] if c["strategy"] != "random-frozen"]
-    controls = [c for c in results["classifiers"] if c["strategy"] == "random-frozen"]
-
-    def curves_figure(c: dict, number: int) -> None:
-        runs = [_metrics(out / r) for r in c["runs"]]
-        name = f"fig{number}_clf_{c['name'].replace('/', '-')}.png"
-        _curve_figure(f"Fig. {number}: {c['name']} classifier", runs,
-                      [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
-                       ("val_acc", "validation")], "accuracy",
-                      curves["classifiers"].get(c["name"]), figs / name)
-        figures.append((name, f"Fig. {number}: accuracy per epoch of the {c['name']} classifier"
-                              f"{' (control)' if c['strategy'] == 'random-frozen' else ''}; dotted: the "
-                              "author's code (l_size-1024 encoder, Sigmoid head)"))
-
-    for c in study_strategies:
-        curves_figure(c, k)
-        k += 1
-    for strategy in ("finetune", "scratch"):
-        c = next((c for c in results["classifiers"] if c["strategy"] == strategy), None)
-        if c is None:
-            continue
-        summary = read_json(out / c["runs"][0] / "summary.json")
-        name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
-        _confusion_figure(f"Fig. {k}: {c['name']}, test set (rows: true class)", summary["confusion_matrix"],
-                          figs / name)
-        figures.append((name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test set, "
-                              "rows normalised (seed 0)"))
-        k += 1
-    for c in controls:
-        curves_figure(c, k)
-        k += 1
-    for ae in results["autoencoders"]:  # latent-space views, where the study explored them
-        folder = out / ae["runs"][0] / "explore"
-        if (folder / "explore.json").is_file():
-            for f in read_json(folder / "explore.json")["figures"]:
-                name = f"latent_{ae['name']}_{f}"
-                atomic_write(figs / name, (folder / f).read_bytes())
-                figures.append((name, f"Latent space of the {ae['name']} autoencoder (seed 0): {f[:-4]}"))
-
-    for stale in {p.name for p in figs.glob("*.png")} - {f for f, _ in figures}:
-        (figs / stale).unlink()  # from an earlier report of this folder
-    provenance = _provenance(out, results)
-    title = f"fashionae study {results['study']} — profile {results['profile']}"
-    intro = [results.get("description", ""), results.get("profile_note", "")]
-    intro = [p for p in intro if p]
+def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
+    folder = StudyFolder(out)
+    figures = _figures(folder, results)
     tabs = tables(results)
-
-    md = [f"# {title}", *intro]
-    for caption, header, rows in tabs:
-        md += [f"## {caption}", _md_table(header, rows)]
-    md.append("## Figures")
-    md += [f"![{cap}](figures/{f})\n\n*{cap}*" for f, cap in figures]
-    md += ["## Provenance", _md_table(["item", "value"], provenance)]
+    items, run_rows = provenance(folder, results)
+    run_header = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "seconds"]
+    title = f"fashionae study {results['study']} — profile {results['profile']}"
+    intro = [p for p in (results.get("description", ""), results.get("profile_note", "")) if p]
     notes = ("Train figures are re-measured in eval mode after each epoch (the honest estimate); the "
              "training-mode column averages the loss during the epoch with dropout active, as the "
-             "author's code also recorded. The report's numbers are the source document's; the "
-             "author's code's are its published result files (validation = test set, 60 epochs).")
-    md.insert(1 + len(intro), notes)
-    atomic_write(out / "report.md", "\n\n".join(md) + "\n")
+             "author's code also recorded. A verdict needs at least 3 seeds and a 95 % confidence "
+             "interval clear of the claim's threshold; otherwise it is inconclusive, with the side the "
+             "mean leans to. The report's numbers are the source document's; the author's code's are "
+             "its published result files (validation = test set, 60 epochs). The test set is never used "
+             "to choose anything.")
+    sections = [(a, c) for a, c, _, _ in tabs] + [("figures", "Figures"), ("provenance", "Provenance")]
 
-    body = [f"<h1>{html.escape(title)}</h1>"] + [f"<p>{html.escape(p)}</p>" for p in intro + [notes]]
-    for caption, header, rows in tabs:
-        body += [f"<h2>{html.escape(caption)}</h2>", _html_table(header, rows)]
-    body.append("<h2>Figures</h2>")
-    body += [f'<figure><img src="figures/{f}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}'
-             f"</figcaption></figure>" for f, cap in figures]
-    body += ["<h2>Provenance</h2>", _html_table(["item", "value"], provenance)]
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f3}"
-             "img{max-width:100%}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444}")
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-    atomic_write(out / "report.html", page)
-    return out / "report.html"
+    md = [f"# {title}", "**Summary.** " + " ".join(summary(results)), *intro, notes,
+          "Contents: " + ", ".join(f"[{c}](#{a})" for a, c in sections)]
+    for anchor, caption, header, rows in tabs:
+        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)]
+    md += ['<a id="figures"></a>', "## Figures"] + [f"![{cap}](figures/{f})\n\n*{cap}*" for f, cap in figures]
+    md += ['<a id="provenance"></a>', "## Provenance", _md_table(["item", "value"], items),
+           _md_table(run_header, run_rows)]
+    atomic_write(folder / folder.REPORT_MD, "\n\n".join(md) + "\n")
+
+    def src(name: str) -> str:
+        if not self_contained:
+            return f"figures/{name}"
+        return "data:image/png;base64," + base64.b64encode((folder / folder.FIGURES / name).read_bytes()).decode()
+
+    body = [f"<h1>{html.escape(title)}</h1>",
+            f"<p class=summary><b>Summary.</b> {html.escape(' '.join(summary(results)))}</p>",
+            "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{a}">{html.escape(c)}</a></li>'
+                                                for a, c in sections) + "</ul></nav>"]
+    body += [f"<p>{html.escape(p)}</p>" for p in intro + [notes]]
+    overview = [f for f in figures if f[0].startswith("overview")]
+    body.append("<div class=grid>" + "".join(_figure_html(src(f), cap) for f, cap in overview) + "</div>")
+    for anchor, caption, header, rows in tabs:
+        table = _html_table(header, rows)
+        if anchor == "claims":
+            for c in results["claims"]:
+                table = table.replace(f"<td>{html.escape(verdict_text(c))}</td>",
+                                      f"<td class={c['verdict'].replace(' ', '-')}>{html.escape(verdict_text(c))}</td>", 1)
+        body += [f'<h2 id="{anchor}">{html.escape(caption)}</h2>', table]
+    body.append('<h2 id="figures">Figures</h2><div class=grid>'
+                + "".join(_figure_html(src(f), cap) for f, cap in figures if (f, cap) not in overview) + "</div>")
+    body += ['<h2 id="provenance">Provenance</h2>', _html_table(["item", "value"], items),
+             _html_table(run_header, run_rows)]
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset='utf-8'>"
+            f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    atomic_write(folder / folder.REPORT_HTML, page)
+    return folder / folder.REPORT_HTML
 
 
-def _provenance(out: Path, results: dict) -> list[list[str]]:
-    rows = []
-    first = read_json(out / results["autoencoders"][0]["runs"][0] / "config.json")
-    env = first.get("environment", {})
-    for key in ("fashionae", "torch", "python", "device", "precision", "threads", "platform", "git_commit"):
-        rows.append([key, str(env.get(key))])
-    timing = read_json(out / "timing.json") if (out / "timing.json").is_file() else {}
-    if timing:
-        rows.append(["wall time of the last `study` invocation", f"{timing['last_invocation_seconds']:.0f} s"])
-        if timing.get("command"):
-            rows.append(["command", timing["command"]])
-    for ae in results["autoencoders"]:
-        for s in ae["seeds"]:
-            rows.append([f"run ae-{ae['name']} seed {s}", f"{ae['seconds']['values'][ae['seeds'].index(s)]:.0f} s"])
-    for c in results["classifiers"]:
-        for s in c["seeds"]:
-            rows.append([f"run {c['name']} seed {s}", f"{c['seconds']['values'][c['seeds'].index(s)]:.0f} s"])
-    return rows
+def _figure_html(src: str, caption: str) -> str:
+    return (f'<figure><img src="{src}" alt="{html.escape(caption)}" loading=lazy>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")

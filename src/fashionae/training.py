@@ -2,22 +2,23 @@
 
 The data sit in memory as one float tensor per set; each epoch draws a seeded random
 permutation and slices batches out of it (no DataLoader in the hot path). The loop never
-waits on the device inside an epoch: losses and correct counts are summed on the device
-and read once at the end. After every epoch the whole training state (weights, Adam's
-moments, the epoch, every random generator) goes into one checkpoint file, replaced
-atomically, so a killed run resumes exactly where it stopped.
+waits on the device inside an epoch: losses and per-model figures (accuracy) are summed on
+the device and read once at the end. After every epoch the whole training state goes into
+one checkpoint file (``checkpoint.py``), so a killed run resumes exactly where it stopped.
+
+Under torchrun (``distributed.py``) every process runs this same loop on its slice of each
+global batch; gradients are averaged by DistributedDataParallel and the epoch's sums are
+added up across processes, so the figures mean the same at any number of processes.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,48 +26,51 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import settings
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint
+from .distributed import Dist
 from .errors import UserError
-from .files import atomic_write
-from .models import Classifier, model_tensors, read_safetensors, load_weights
+from .settings import (CLASSIFIER, boolean, non_negative_int, number_in, optional_positive_int,
+                       positive_int, setting)
 
 SCHEDULES = ("constant", "onecycle")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 EVAL_BATCH = 250  # measured: 100-250 runs ~40 % faster than 1000 (cache-sized activations)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 60
-    batch_size: int = 100
-    lr: float = 1e-3
-    schedule: str = "constant"     # constant (the author's) | onecycle
-    seed: int = 0
-    val: str = "holdout"           # holdout (10,000 of the training set) | test (the author's)
-    train_subset: int | None = None  # train on the first N training images only
-    eval_subset: int | None = None   # validate and test on the first N images only
-    train_eval_subset: int | None = None  # re-measure the train loss on the first N training images
-    device: str = "auto"           # auto | cpu | cuda
-    precision: str = "auto"        # auto (bf16 where the hardware has it) | fp32 | bf16
-    channels_last: bool = True
-    augment: bool = False          # classifier: random shifts and horizontal flips
+    epochs: int = setting(60, "training epochs", check=positive_int)
+    batch_size: int = setting(100, "images per step (under torchrun: the global batch, split "
+                              "between the processes)", check=positive_int)
+    lr: float = setting(1e-3, "Adam's learning rate (the peak, with onecycle)",
+                        check=number_in(0, 1, closed_low=False))
+    schedule: str = setting("constant", "constant (the author's) | onecycle", choices=SCHEDULES)
+    seed: int = setting(0, "seed of the weights, the shuffling and dropout", check=non_negative_int)
+    val: str = setting("holdout", "holdout: a fixed sixth of the training images | test: the test "
+                       "set (the author's protocol)", choices=("holdout", "test"))
+    train_subset: int | None = setting(None, "train on the first N training images only",
+                                       check=optional_positive_int, metavar="N")
+    eval_subset: int | None = setting(None, "validate and test on the first N images only",
+                                      check=optional_positive_int, metavar="N")
+    train_eval_subset: int | None = setting(None, "re-measure the train loss (eval mode) on the first "
+                                            "N training images only", check=optional_positive_int,
+                                            metavar="N")
+    device: str = setting("auto", "auto (CUDA when present) | cpu | cuda", choices=DEVICES)
+    precision: str = setting("auto", "auto (bf16 autocast where the hardware has native bf16) | "
+                             "fp32 | bf16", choices=PRECISIONS)
+    channels_last: bool = setting(True, "keep the NCHW memory layout instead of channels-last",
+                                  check=boolean)
+    augment: bool = setting(False, "random 2-pixel shifts and horizontal flips", check=boolean,
+                            only=CLASSIFIER)
+    deterministic: bool = setting(False, "bit-reproducible CUDA runs (deterministic kernels, "
+                                  "slower); CPU runs always are", check=boolean)
+    tensorboard: bool = setting(False, "also log to RUN/tensorboard/ (pip install "
+                                "'fashionae[tensorboard]')", check=boolean, identity=False)
 
     def validate(self) -> "TrainConfig":
-        for key in ("epochs", "batch_size"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise UserError(f"{key.replace('_', '-')} must be a positive integer, got {v!r}")
-        for key in ("train_subset", "eval_subset", "train_eval_subset"):
-            v = getattr(self, key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-                raise UserError(f"{key.replace('_', '-')} must be a positive integer, got {v!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.lr, (int, float)) or not 0 < self.lr < 1:
-            raise UserError(f"lr must be in (0, 1), got {self.lr!r}")
-        checks = {"schedule": SCHEDULES, "val": ("holdout", "test"),
-                  "device": ("auto", "cpu", "cuda"), "precision": ("auto", "fp32", "bf16")}
-        for key, allowed in checks.items():
-            if getattr(self, key) not in allowed:
-                raise UserError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(allowed)}")
+        settings.check(self)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
         return self
@@ -79,14 +83,11 @@ class TrainConfig:
         precision = self.precision
         if precision == "auto":
             precision = "bf16" if native_bf16(device) else "fp32"
-        return TrainConfig(**{**self.__dict__, "device": device, "precision": precision})
+        return replace(self, device=device, precision=precision)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise UserError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
-        return cls(**d).validate()
+        return settings.from_dict(cls, d, "training setting")
 
 
 def native_bf16(device: str) -> bool:
@@ -119,8 +120,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_inputs(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 [N, 28, 28] -> float [N, 1, 28, 28] in [0, 1], on the device, once per run."""
+def to_inputs(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """uint8 [N, H, W] -> float [N, 1, H, W] in [0, 1], on the device, once per run."""
     return images.to(device).unsqueeze(1).float().div_(255)
 
 
@@ -132,131 +133,63 @@ def autocast(cfg: TrainConfig):
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random shifts of up to 2 pixels (pad + crop) and horizontal flips, per image."""
-    n = x.shape[0]
+    n, _, h, w = x.shape
     dx, dy = (torch.randint(-2, 3, (2, n), generator=gen)).to(x.device)
     flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     padded = nn.functional.pad(x, (2, 2, 2, 2))
-    rows = (torch.arange(28, device=x.device)[None, :] + 2 + dy[:, None])  # [n, 28]
-    cols = (torch.arange(28, device=x.device)[None, :] + 2 + dx[:, None])
+    rows = (torch.arange(h, device=x.device)[None, :] + 2 + dy[:, None])  # [n, h]
+    cols = (torch.arange(w, device=x.device)[None, :] + 2 + dx[:, None])
     idx_n = torch.arange(n, device=x.device)[:, None, None]
     return padded[idx_n, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
-             predictions: bool = False) -> dict:
-    """Mean loss (and accuracy, for a classifier) over a whole set, in eval mode."""
+             predictions: bool = False, dist: Dist = Dist()) -> dict:
+    """Mean loss and the model's own figures (accuracy, for a classifier) over a whole set,
+    in eval mode. Under torchrun each process measures its share and the sums are added."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), device=x.device, dtype=torch.float64)}
     preds = []
-    for i in range(0, len(x), EVAL_BATCH):
+    share = range(0, len(x), EVAL_BATCH)[dist.rank::dist.world]
+    for i in share:
         xb, yb = x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]
         if cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(cfg):
             out = model(xb, yb)
-        loss_sum += out.loss.double() * len(xb)
-        if isinstance(model, Classifier):
-            p = out.output.argmax(1)
-            correct += (p == yb).sum()
-            if predictions:
-                preds.append(p)
-    model.train(was_training)
-    result = {"loss": loss_sum.item() / len(x)}
-    if isinstance(model, Classifier):
-        result["acc"] = correct.item() / len(x)
+        sums["loss"] += out.loss.double() * len(xb)
+        for k, v in model.metrics(out, yb).items():
+            sums[k] = sums.get(k, 0) + v
         if predictions:
-            result["predictions"] = torch.cat(preds).cpu()
+            preds.append(out.prediction)
+    model.train(was_training)
+    result = {k: v.item() / len(x) for k, v in dist.sum({k: v.double() for k, v in sums.items()}).items()}
+    if predictions and preds and preds[0] is not None:
+        result["predictions"] = torch.cat(dist.gather_tensor(torch.cat(preds))).cpu() \
+            if dist.world > 1 else torch.cat(preds).cpu()
     return result
-
-
-# ------------------------------------------------------------------ checkpoints
-
-def _b64(t: torch.Tensor) -> str:
-    return base64.b64encode(t.cpu().numpy().tobytes()).decode()
-
-
-def _unb64(s: str) -> torch.Tensor:
-    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
-
-
-def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
-                    shuffle_gen: torch.Generator, epoch: int, history: list[dict]) -> None:
-    """Weights and Adam's moments as tensors; epoch, history and every RNG state as JSON
-    in the same safetensors file, so one atomic rename replaces all of it."""
-    from safetensors.torch import save
-    tensors = {f"model.{k}": v for k, v in model_tensors(model).items()}
-    opt_state = opt.state_dict()
-    for i, state in opt_state["state"].items():
-        for k, v in state.items():
-            tensors[f"optimizer.{i}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
-    np_state = np.random.get_state()
-    state = {
-        "epoch": epoch, "history": history,
-        "param_groups": opt_state["param_groups"],
-        "rng": {
-            "torch": _b64(torch.get_rng_state()),
-            "cuda": [_b64(s) for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
-            "shuffle": _b64(shuffle_gen.get_state()),
-            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-        },
-    }
-    atomic_write(path, save(tensors, metadata={"state": json.dumps(state)}))
-
-
-def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
-                    shuffle_gen: torch.Generator) -> tuple[int, list[dict]]:
-    tensors, meta = read_safetensors(path, "checkpoint")
-    try:
-        state = json.loads(meta["state"])
-        load_weights(model, tensors, path, prefix="model.")
-        opt_state = {"state": {}, "param_groups": state["param_groups"]}
-        for name, t in tensors.items():
-            if name.startswith("optimizer."):
-                _, i, k = name.split(".", 2)
-                opt_state["state"].setdefault(int(i), {})[k] = t
-        for g in opt_state["param_groups"]:
-            g["betas"] = tuple(g["betas"])
-        opt.load_state_dict(opt_state)
-        # The fused kernel walks a parameter and its moments as flat buffers, so the moments
-        # must share the parameter's memory layout (channels-last), not the file's.
-        for group in opt.param_groups:
-            for p in group["params"]:
-                for k, v in opt.state[p].items():
-                    if v.shape == p.shape:
-                        opt.state[p][k] = torch.empty_like(p).copy_(v)
-        rng = state["rng"]
-        torch.set_rng_state(_unb64(rng["torch"]))
-        if rng["cuda"]:
-            torch.cuda.set_rng_state_all([_unb64(s) for s in rng["cuda"]])
-        shuffle_gen.set_state(_unb64(rng["shuffle"]))
-        np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], dtype=np.uint32),
-                             *rng["numpy"][2:]))
-        random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
-        return state["epoch"], state["history"]
-    except UserError:
-        raise
-    except Exception as e:
-        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); delete it to "
-                        "restart the run from scratch") from None
 
 
 # ------------------------------------------------------------------ the loop
 
+Callback = Callable[[list[dict]], None]  # called after every epoch with the history so far
+
+
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig,
-        checkpoint: Path | None = None,
-        on_epoch: Callable[[list[dict]], None] | None = None,
-        progress: Callable[[int, int], None] | None = None) -> list[dict]:
+        checkpoint: Path | None = None, callbacks: list[Callback] = (),
+        progress: Callable[[int, int], None] | None = None, dist: Dist = Dist()) -> list[dict]:
     """Train ``model`` for ``cfg.epochs`` epochs and return one metrics row per epoch.
 
-    ``train`` and ``val`` are (images uint8 [N, 28, 28], labels) pairs. The model is
-    expected on the right device, seeded and built by the caller. With ``checkpoint``,
-    a run that finds a checkpoint there resumes from it, and every epoch writes one.
+    ``train`` and ``val`` are (images uint8 [N, H, W], labels) pairs. The model is expected
+    on the right device, seeded and built by the caller. With ``checkpoint``, a run that
+    finds a checkpoint there resumes from it, and every epoch writes one (rank 0 writes).
+    Each row holds ``train_loss`` (averaged during the epoch, training mode),
+    ``train_eval_loss`` (the train set re-measured in eval mode) and ``val_loss``, and the
+    same for every figure of ``model.metrics`` (``train_acc``, ``train_eval_acc``, ``val_acc``).
     """
     device = torch.device(cfg.device)
     if cfg.channels_last:
@@ -267,62 +200,64 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     # The fused Adam kernel updates every parameter in one pass (CPU and CUDA).
     opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
+    net = dist.wrap(model)  # DistributedDataParallel under torchrun, the model itself otherwise
     n = len(train_x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    is_classifier = isinstance(model, Classifier)
 
     start, history = 0, []
     if checkpoint is not None and checkpoint.exists():
-        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen)
+        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen, dist.rank, dist.world)
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=shuffle_gen).to(device)
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
+        sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), device=device, dtype=torch.float64)}
         for step in range(steps_per_epoch):
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb, yb = train_x[idx], train_y[idx]
-            if cfg.augment:
+            xb = train_x[idx]
+            if cfg.augment:  # drawn for the whole global batch, so every rank's generator agrees
                 xb = augment_batch(xb, shuffle_gen)
+            xb, yb, weight = dist.shard(xb, train_y[idx])
             if cfg.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             lr = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
             with autocast(cfg):
-                out = model(xb, yb)
+                out = net(xb, yb)
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            (out.loss * weight if dist.world > 1 else out.loss).backward()
             opt.step()
-            loss_sum += out.loss.detach().double() * len(idx)
-            if is_classifier:
-                correct += (out.output.detach().argmax(1) == yb).sum()
+            sums["loss"] += out.loss.detach().double() * len(yb)
+            for k, v in model.metrics(out, yb).items():
+                sums[k] = sums.get(k, 0) + v
             if progress is not None:
                 progress(step + 1, steps_per_epoch)
         if device.type == "cuda":
             torch.cuda.synchronize()  # once per epoch, so the timing covers the queued work
         train_seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / n}
+        sums = dist.sum({k: v.double() for k, v in sums.items()})
         k = cfg.train_eval_subset or n
-        train_eval = evaluate(model, train_x[:k], train_y[:k], cfg)
-        val_eval = evaluate(model, val_x, val_y, cfg)
-        row["train_eval_loss"] = train_eval["loss"]
-        row["val_loss"] = val_eval["loss"]
-        if is_classifier:
-            row["train_acc"] = correct.item() / n
-            row["train_eval_acc"] = train_eval["acc"]
-            row["val_acc"] = val_eval["acc"]
+        train_eval = evaluate(model, train_x[:k], train_y[:k], cfg, dist=dist)
+        val_eval = evaluate(model, val_x, val_y, cfg, dist=dist)
+        row = {"epoch": epoch + 1}
+        for name in train_eval:  # loss, then the model's figures: train_, train_eval_, val_
+            stem = "loss" if name == "loss" else name
+            row[f"train_{stem}"] = sums[name].item() / n
+            row[f"train_eval_{stem}"] = train_eval[name]
+            row[f"val_{stem}"] = val_eval[name]
         row["lr"] = lr
         row["seconds"] = time.perf_counter() - t0
         row["train_images_per_second"] = n / train_seconds
         history.append(row)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, opt, shuffle_gen, epoch + 1, history)
-        if on_epoch is not None:
-            on_epoch(history)
+            states = dist.gather_object(rng_state(shuffle_gen))
+            if dist.rank == 0:
+                save_checkpoint(checkpoint, model, opt, epoch + 1, history, states)
+        for callback in callbacks:
+            callback(history)
     return history
 
 

@@ -1,0 +1,101 @@
+"""The training state of an unfinished run, in one file.
+
+Weights and Adam's moments are tensors; the epoch, the history and every random generator's
+state are JSON in the same safetensors file, so one atomic rename replaces all of it and a
+killed run resumes exactly where it stopped. Under torchrun every process's random state is
+kept (each rank draws its own dropout masks), and each rank restores its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UserError
+from .files import atomic_write
+from .models import load_weights, model_tensors, read_safetensors
+
+
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode()
+
+
+def _unb64(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+
+
+def rng_state(shuffle_gen: torch.Generator) -> dict:
+    """This process's random generators, as JSON."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": _b64(torch.get_rng_state()),
+        "cuda": [_b64(s) for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "shuffle": _b64(shuffle_gen.get_state()),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def set_rng_state(rng: dict, shuffle_gen: torch.Generator) -> None:
+    torch.set_rng_state(_unb64(rng["torch"]))
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_unb64(s) for s in rng["cuda"]])
+    shuffle_gen.set_state(_unb64(rng["shuffle"]))
+    np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], dtype=np.uint32), *rng["numpy"][2:]))
+    random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+
+
+def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int,
+                    history: list[dict], rng: list[dict]) -> None:
+    """``rng``: one random state per process (one entry without torchrun)."""
+    from safetensors.torch import save
+    tensors = {f"model.{k}": v for k, v in model_tensors(model).items()}
+    opt_state = opt.state_dict()
+    for i, state in opt_state["state"].items():
+        for k, v in state.items():
+            tensors[f"optimizer.{i}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
+    state = {"epoch": epoch, "history": history, "param_groups": opt_state["param_groups"],
+             "rng": rng[0], "rank_rng": rng[1:]}
+    atomic_write(path, save(tensors, metadata={"state": json.dumps(state)}))
+
+
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
+                    shuffle_gen: torch.Generator, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
+    """Restore weights, optimizer and this rank's random state; return (epoch, history)."""
+    tensors, meta = read_safetensors(path, "checkpoint")
+    try:
+        state = json.loads(meta["state"])
+        load_weights(model, tensors, path, prefix="model.")
+        opt_state = {"state": {}, "param_groups": state["param_groups"]}
+        for name, t in tensors.items():
+            if name.startswith("optimizer."):
+                _, i, k = name.split(".", 2)
+                opt_state["state"].setdefault(int(i), {})[k] = t
+        for g in opt_state["param_groups"]:
+            g["betas"] = tuple(g["betas"])
+        opt.load_state_dict(opt_state)
+        # The fused kernel walks a parameter and its moments as flat buffers, so the moments
+        # must share the parameter's memory layout (channels-last), not the file's.
+        for group in opt.param_groups:
+            for p in group["params"]:
+                for k, v in opt.state[p].items():
+                    if v.shape == p.shape:
+                        opt.state[p][k] = torch.empty_like(p).copy_(v)
+        states = [state["rng"], *state.get("rank_rng", [])]
+        if len(states) != world:
+            raise UserError(f"checkpoint {path} was written by {len(states)} process(es); resume it "
+                            f"with the same number (now {world})")
+        set_rng_state(states[rank], shuffle_gen)
+        return state["epoch"], state["history"]
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); delete it to "
+                        "restart the run from scratch") from None

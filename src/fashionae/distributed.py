@@ -1,0 +1,103 @@
+"""One run on several processes: ``torchrun --nproc-per-node N -m fashionae train-ae ...``.
+
+Data parallelism with DistributedDataParallel, ``nccl`` on CUDA and ``gloo`` on the CPU.
+The configured batch size stays the global batch: every process draws the same seeded
+permutation and takes its slice of each batch, and its loss is weighted by its share, so
+the averaged gradient is that of the whole batch and the hyper-parameters mean the same
+thing at any N. Dropout masks differ per process (seeded by seed and rank); on CUDA
+batch-norm layers become SyncBatchNorm (torch has no CPU SyncBatchNorm: on the CPU each
+process normalises its own slice, and DDP broadcasts process 0's running statistics). Sums (losses, correct counts) are added across processes;
+process 0 alone writes the run folder.
+
+Without torchrun, ``Dist()`` is the single process and every method is the identity.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module the training step calls: DDP around the model under torchrun."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+        device = next(model.parameters()).device
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """This process's slice of a global batch, and the weight of its mean loss: its share
+        of the batch times the number of processes (DDP averages the gradients, so the sum
+        over processes of weight x gradient is the whole batch's mean gradient)."""
+        if not self.active:
+            return x, y, 1.0
+        bounds = torch.linspace(0, len(x), self.world + 1).round().long().tolist()
+        lo, hi = bounds[self.rank], bounds[self.rank + 1]
+        if hi == lo:  # a last batch smaller than the number of processes: take part, weigh nothing
+            return x[:1], y[:1], 0.0
+        return x[lo:hi], y[lo:hi], (hi - lo) * self.world / len(x)
+
+    def sum(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Add per-process sums across processes (one all-reduce for all of them)."""
+        if not self.active or not values:
+            return values
+        import torch.distributed as td
+        names = list(values)
+        flat = torch.stack([values[k].reshape(()).double() for k in names])
+        td.all_reduce(flat)
+        return dict(zip(names, flat.unbind()))
+
+    def gather_object(self, obj) -> list:
+        if not self.active:
+            return [obj]
+        import torch.distributed as td
+        out = [None] * self.world
+        td.all_gather_object(out, obj)
+        return out
+
+    def gather_tensor(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """Every process's tensor, in rank order (sizes may differ)."""
+        return [torch.as_tensor(p) for p in self.gather_object(t.cpu())]
+
+    def barrier(self) -> None:
+        if self.active:
+            import torch.distributed as td
+            td.barrier()
+
+
+def from_environment(device: str) -> Dist:
+    """Join the process group torchrun describes in the environment; ``Dist()`` outside it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    import torch.distributed as td
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        if torch.cuda.device_count() <= local:
+            raise UserError(f"torchrun started {world} processes but this node has "
+                            f"{torch.cuda.device_count()} GPU(s); use --nproc-per-node "
+                            f"{torch.cuda.device_count()}")
+        torch.cuda.set_device(local)
+    if not td.is_initialized():
+        td.init_process_group("nccl" if device == "cuda" else "gloo")
+    return Dist(rank, world)
+
+
+def sync_batchnorm(model: nn.Module, dist: Dist) -> nn.Module:
+    device = next(model.parameters()).device
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model) if dist.active and device.type == "cuda" else model

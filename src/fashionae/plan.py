@@ -1,0 +1,321 @@
+"""What a study runs, in which order, and where: the plan and its executors.
+
+``make_plan(study)`` lists every run of a study with its resolved settings and the runs it
+waits for (a classifier waits for its encoder's autoencoder; "best" waits for every
+autoencoder it compares). An executor carries out the runs that are not finished yet:
+``run_local`` one after the other in this process; ``ray_executor.run_ray`` as Ray tasks.
+Both call ``run_planned``, so a run's numbers do not depend on where it ran.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from .data import Dataset, make_splits
+from .files import FolderLock, atomic_write, read_json, write_json
+from .models import ModelConfig
+from .runfolder import RunConfig
+from .runs import Log, classifier_from_encoder, execute, with_data
+from .study import Study, StudyFolder
+
+
+@dataclass
+class PlannedRun:
+    name: str                      # its folder: OUT/runs/<name>
+    kind: str                      # autoencoder | classifier
+    group: str                     # its row in results.json: the autoencoder or "<encoder>/<strategy>"
+    seed: int
+    config: RunConfig              # a classifier's encoder_run is set by ``resolve``
+    encoder: str | None = None     # classifier: the autoencoder's name, or "best"
+    needs: tuple[str, ...] = ()    # runs that must be finished first
+
+    @property
+    def label(self) -> str:
+        return f"{self.name.rsplit('-seed', 1)[0]} seed {self.seed}"
+
+
+def ae_run_name(name: str, seed: int) -> str:
+    return f"ae-{name}-seed{seed}"
+
+
+def make_plan(study: Study) -> list[PlannedRun]:
+    """Every run of the study in an order that respects dependencies. Classifier folders are
+    ``clf-<strategy>-seed<k>``, or ``clf-<encoder>-<strategy>-seed<k>`` when the stage names
+    several encoders."""
+    plan = []
+    for spec in study.autoencoders:
+        for seed in study.seeds:
+            plan.append(PlannedRun(ae_run_name(spec.name, seed), "autoencoder", spec.name, seed,
+                                   RunConfig(model=spec.model, train=replace(spec.train, seed=seed),
+                                             dataset=study.dataset)))
+    c = study.classifiers
+    if c:
+        encoders = list(dict.fromkeys(c.encoders))
+        for encoder in encoders:
+            tag = f"{encoder}-" if len(encoders) > 1 else ""
+            for strategy in c.strategies:
+                for seed in study.seeds:
+                    compared = [a.name for a in study.autoencoders] if encoder == "best" else [encoder]
+                    needs = tuple(ae_run_name(n, s) for n in compared
+                                  for s in (study.seeds if encoder == "best" else [seed]))
+                    cfg = RunConfig(model=ModelConfig(task="classifier", paper_head=c.paper_head),
+                                    train=replace(c.train, seed=seed), strategy=strategy,
+                                    dataset=study.dataset)
+                    group = f"{encoder}/{strategy}" if tag else strategy
+                    plan.append(PlannedRun(f"clf-{tag}{strategy}-seed{seed}", "classifier", group, seed,
+                                           cfg, encoder, needs))
+    return plan
+
+
+def best_encoder(study: Study, folder: StudyFolder) -> str:
+    """The autoencoder with the lowest mean validation MSE over the study's seeds."""
+    mean_val = {a.name: statistics.mean(folder.run(ae_run_name(a.name, s)).summary()["val_loss"]
+                                        for s in study.seeds) for a in study.autoencoders}
+    return min(mean_val, key=mean_val.get)
+
+
+def resolve(run: PlannedRun, study: Study, folder: StudyFolder) -> RunConfig:
+    """The run's settings with its encoder's folder filled in (once the encoder is trained)."""
+    if run.kind != "classifier":
+        return run.config
+    encoder = best_encoder(study, folder) if run.encoder == "best" else run.encoder
+    return replace(run.config, encoder_run=str(folder.run(ae_run_name(encoder, run.seed)).path))
+
+
+def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:
+    """The state of every run ('new', 'resume', 'complete'), checked before anything runs: a
+    run folder holding other settings is refused now, not halfway through the study."""
+    states = {}
+    for run in plan:
+        cfg = run.config
+        if run.kind == "classifier" and all(folder.run(n).is_complete() for n in run.needs):
+            cfg, _ = classifier_from_encoder(resolve(run, study, folder))
+        cfg = with_data(replace(cfg, train=cfg.train.resolved()), data)
+        if run.kind == "classifier" and cfg.encoder_sha256 is None:
+            cfg = replace(cfg, encoder_sha256=_recorded_encoder(folder.run(run.name)))
+        states[run.name] = folder.run(run.name).state_for(cfg)
+    return states
+
+
+def _recorded_encoder(run_folder) -> str | None:
+    """An encoder not trained yet cannot be checked now; ``execute`` checks it when it runs."""
+    return run_folder.config().encoder_sha256 if run_folder.is_run() else None
+
+
+def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, log: Log,
+                on_epoch: Callable[[dict], str] | None = None) -> dict:
+    """Carry out one planned run (the same function for every executor)."""
+    folder = StudyFolder(out)
+    return execute(resolve(run, study, folder), folder.run(run.name).path, data=data,
+                   label=run.label, log=log, on_epoch=on_epoch)
+
+
+# ------------------------------------------------------------------ the local executor
+
+class Progress:
+    """Runs done out of the total, and the time left, estimated from the images processed so
+    far. On a terminal it is one line rewritten in place; in a log, plain lines."""
+
+    def __init__(self, plan: list[PlannedRun], states: dict[str, str], n_train: int,
+                 log: Log, stream=sys.stderr):
+        self.units = {r.name: _units(r.config, n_train) for r in plan}
+        self.total_runs, self.done_runs = len(plan), sum(s == "complete" for s in states.values())
+        self.total = sum(self.units.values())
+        self.done = sum(self.units[n] for n, s in states.items() if s == "complete")
+        self.measured_units = self.measured_seconds = 0.0
+        self.log, self.stream = log, stream
+        self.tty = stream.isatty()
+
+    def eta(self) -> str:
+        if not self.measured_units:
+            return "?"
+        return _duration((self.total - self.done) * self.measured_seconds / self.measured_units)
+
+    def epoch(self, run: PlannedRun, row: dict) -> str:
+        units = self.units[run.name] / run.config.train.epochs
+        self.done += units
+        self.measured_units += units
+        self.measured_seconds += row["seconds"]
+        status = (f"{self.done_runs}/{self.total_runs} runs, {100 * self.done / self.total:3.0f}% "
+                  f"done, about {self.eta()} left")
+        if self.tty:
+            print(f"\r\033[K{run.label} epoch {row['epoch']}/{run.config.train.epochs} · {status}",
+                  end="", file=self.stream, flush=True)
+        return status
+
+    def finished(self, run: PlannedRun, summary: dict) -> None:
+        self.done_runs += 1
+        if self.tty:
+            print("\r\033[K", end="", file=self.stream)
+        self.log(f"{run.label}: done ({self.done_runs}/{self.total_runs} runs, "
+                 f"{summary['seconds_total']:.0f} s)")
+
+
+def _units(cfg: RunConfig, n_train: int) -> float:
+    return cfg.train.epochs * min(n_train, cfg.train.train_subset or n_train)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path, data: Dataset,
+              n_train: int, log: Log) -> None:
+    """One run after the other, in plan order, in this process."""
+    progress = Progress(plan, states, n_train, log)
+    quiet = (lambda m: None) if progress.tty else log  # on a terminal, the progress line says it
+    for run in plan:
+        if states[run.name] == "complete":
+            continue
+        summary = run_planned(run, study, out, data, quiet, on_epoch=lambda row, r=run: progress.epoch(r, row))
+        progress.finished(run, summary)
+
+
+# ------------------------------------------------------------------ --plan
+
+def describe(plan: list[PlannedRun], states: dict[str, str], study: Study, data: Dataset) -> list[dict]:
+    """One JSON-able row per run: its resolved settings, its state and an estimated wall time
+    from a timing probe of its model on this machine."""
+    rows, probes = [], {}
+    for run in plan:
+        cfg = with_data(replace(run.config, train=run.config.train.resolved()), data)
+        if run.kind == "classifier":  # the classifier takes its encoder's architecture
+            spec = next((a for a in study.autoencoders if a.name == run.encoder), study.autoencoders[0])
+            cfg = replace(cfg, model=replace(spec.model, task="classifier", decoder="k2",
+                                             paper_head=cfg.model.paper_head,
+                                             image_size=data.image_size, num_classes=len(data.classes)))
+        seconds = estimate_seconds(cfg, data, probes)
+        rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
+                     "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
+                     "model": {k: v for k, v in cfg.model.__dict__.items()},
+                     "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,
+                     "estimated_seconds": 0.0 if states[run.name] == "complete" else seconds})
+    return rows
+
+
+def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict) -> float:
+    """Wall time of a run: its epochs x (training images / training speed + evaluated images /
+    evaluation speed), the speeds measured by a short probe of its model (a few steps at its
+    batch size, after a warm-up), cached per model and precision."""
+    from .bench import probe_speed
+    t = cfg.train
+    key = (cfg.model, t.batch_size, t.precision, t.device, t.channels_last)
+    if key not in probes:
+        probes[key] = probe_speed(cfg.model, t)
+    train_speed, eval_speed = probes[key]
+    n = len(data.train_images) - (round(len(data.train_images) / 6) if t.val == "holdout" else 0)
+    n_train = min(n, t.train_subset or n)
+    n_val = min(len(data.test_images), t.eval_subset or len(data.test_images))
+    per_epoch = n_train / train_speed + (min(n_train, t.train_eval_subset or n_train) + n_val) / eval_speed
+    return t.epochs * per_epoch + n_val / eval_speed
+
+
+def print_plan(rows: list[dict], as_json: bool, out=sys.stdout) -> None:
+    import json
+    if as_json:
+        for row in rows:
+            print(json.dumps(row), file=out)
+        return
+    header = ["run", "state", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
+              "head", "estimate"]
+    table = [[r["run"], r["state"], str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
+              f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
+              f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
+              if r["kind"] == "classifier" else "–", _duration(r["estimated_seconds"])] for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
+    for line in [header, *table]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths)), file=out)
+    total = sum(r["estimated_seconds"] for r in rows)
+    print(f"\n{len(rows)} runs, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
+          f"time of the rest on this machine, one run at a time: {_duration(total)} (from a probe of "
+          "each model: training and evaluation speed over a few batches after a warm-up)", file=out)
+
+
+# ------------------------------------------------------------------ a whole study
+
+def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
+              log: Log = lambda m: print(m, file=sys.stderr, flush=True), command: str | None = None,
+              executor: Callable | None = None) -> dict:
+    """Run every unfinished run of the study (``executor``: ``run_local`` by default), its
+    latent-space section and baselines, then write results.json and the report."""
+    from .data import load_dataset
+    from .report import write_report
+    from .results import collect_results
+    folder = StudyFolder(out)
+    folder.check_holds(study)
+    with FolderLock(folder.path):
+        t_start = time.perf_counter()
+        data = load_dataset(study.dataset, data_dir, verify)
+        plan = make_plan(study)
+        states = check_plan(plan, study, folder, data)
+        write_json(folder / folder.STUDY, study.to_dict())
+        save_samples(folder, data, study.val)
+        n_train = len(make_splits(data, study.val).train_x)
+        stage_seconds = {}
+        t0 = time.perf_counter()
+        (executor or run_local)(plan, states, study, folder.path, data, n_train, log)
+        stage_seconds["runs"] = time.perf_counter() - t0
+
+        if study.explore.autoencoders:
+            from .explore import explore as explore_run
+            t0 = time.perf_counter()
+            for name in study.explore.autoencoders:
+                run = folder.run(ae_run_name(name, 0))
+                if run.explore_result() is None:
+                    log(f"explore: latent space of ae-{name} (maps, k-NN, linear probe)")
+                    with run.lock():
+                        explore_run(run.path, data=data, tsne=study.explore.tsne, log=log)
+            stage_seconds["explore"] = time.perf_counter() - t0
+
+        if study.baselines.enabled:
+            t0 = time.perf_counter()
+            write_baselines(folder / folder.BASELINES, data, study.val, study.baselines.train_subset,
+                            study.baselines.logreg_max_iter, log)
+            stage_seconds["baselines"] = time.perf_counter() - t0
+
+        wall = time.perf_counter() - t_start
+        timing = folder / folder.TIMING
+        previous = read_json(timing) if timing.is_file() else {}
+        write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
+                            "invocations": previous.get("invocations", 0) + 1, "command": command,
+                            "executor": getattr(executor, "description", "local")})
+        results = collect_results(folder.path)
+        report = write_report(folder.path, results)
+    stages = ", ".join(f"{k} {_duration(v)}" for k, v in stage_seconds.items())
+    log(f"study {study.name} ({study.profile}) finished in {_duration(wall)} ({stages}); report: {report}")
+    return results
+
+
+def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, logreg_max_iter: int,
+                    log: Log) -> dict:
+    """baselines.json, computed unless it holds these settings already. One shape for the
+    ``baselines`` command and the study: the figures and the ``settings`` they came from."""
+    from .baselines import compute_baselines
+    settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
+                "dataset": data.name}
+    if path.is_file():
+        old = read_json(path)
+        if old.get("settings") == settings:
+            return old
+    log(f"baselines: PCA at every k, the mean image, logistic regression on pixels "
+        f"({min(len(data.train_images), train_subset or len(data.train_images)):,} training images)")
+    b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter), "settings": settings}
+    write_json(path, b)
+    return b
+
+
+def save_samples(folder: StudyFolder, data: Dataset, val: str) -> None:
+    """The validation images of the report's reconstruction figure: the first of each class
+    (at most 8), so ``fashionae report`` needs no dataset."""
+    from safetensors.torch import save
+    splits = make_splits(data, val)
+    picks = [int((splits.val_y == c).nonzero()[0]) for c in range(len(data.classes))
+             if (splits.val_y == c).any()][:8]
+    atomic_write(folder / folder.SAMPLES, save({"images": splits.val_x[picks].contiguous(),
+                                                "labels": splits.val_y[picks].contiguous()}))

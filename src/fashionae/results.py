@@ -1,0 +1,160 @@
+"""``results.json``: every figure of a study, gathered from its run folders.
+
+Each figure is ``{"mean", "std", "values"}`` over seeds. Names say the mode a train figure
+was measured in, the same as in ``metrics.jsonl``: ``train_mse`` / ``train_acc`` are averaged
+during the epoch in training mode (dropout on), ``train_eval_mse`` / ``train_eval_acc`` are
+the train set re-measured in eval mode. The claims (``claims.py``) and targets are judged
+here; the report is drawn from this file and the run folders.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from .data import CLASSES, FASHION_MNIST
+from .files import read_json, write_json
+from .plan import PlannedRun, make_plan
+from .study import Study, StudyFolder
+
+RESULTS_FORMAT = 2
+
+# results.json figure -> summary.json key
+AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
+              "best_val_mse": "best_val_loss", "test_mse": "test_loss", "best_epoch": "best_epoch",
+              "seconds": "seconds_total"}
+CLF_FIGURES = {"train_eval_acc": "train_eval_acc", "train_acc": "train_acc", "val_acc": "val_acc",
+               "best_val_acc": "best_val_acc", "test_acc": "test_acc", "seconds": "seconds_total"}
+
+
+def stats(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
+
+
+def _figures(summaries: list[dict], table: dict) -> dict:
+    return {name: stats([s[key] for s in summaries]) for name, key in table.items()}
+
+
+def model_cost(model_config) -> dict:
+    """Parameters, forward FLOPs per image (counted by torch) and the latent's size."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from .models import build_model
+    model = build_model(model_config).eval()
+    x = torch.rand(2, 1, *model_config.image_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return {"parameters": sum(p.numel() for p in model.parameters()),
+            "mflops_per_image": counter.get_total_flops() / 2 / 1e6, "latent_size": model.encoder.latent}
+
+
+def _groups(plan: list[PlannedRun], kind: str) -> dict[str, list[PlannedRun]]:
+    groups: dict[str, list[PlannedRun]] = {}
+    for run in plan:
+        if run.kind == kind:
+            groups.setdefault(run.group, []).append(run)
+    return groups
+
+
+def _run_info(name: str, run) -> dict:
+    cfg = run.raw_config()
+    env, data = cfg.get("environment", {}), cfg.get("data", {})
+    return {"run": name, "device": env.get("device"), "precision": env.get("precision"),
+            "hardware": env.get("gpu") or env.get("cpu") or env.get("platform"),
+            "threads": env.get("threads"), "host": env.get("host"), "processes": env.get("processes", 1),
+            "executor": env.get("executor", "local"), "seconds": run.summary()["seconds_total"],
+            "val_indices_sha256": data.get("val_indices_sha256")}
+
+
+def collect_results(out: str | Path) -> dict:
+    """results.json, from the study folder's study.json and run folders alone."""
+    from .claims import assess_claims
+    from .reference import REFERENCE
+    folder = StudyFolder(out).require()
+    study = folder.study()
+    plan = make_plan(study)
+    runs = {r.name: folder.run(r.name).require() for r in plan}
+    ae_names = {r.name: r.group for r in plan if r.kind == "autoencoder"}
+
+    autoencoders = []
+    for name, group in _groups(plan, "autoencoder").items():
+        summaries = [runs[r.name].summary() for r in group]
+        first = runs[group[0].name]
+        m = first.config().model
+        epochs = summaries[0]["epochs"]
+        autoencoders.append({
+            "name": name, "runs": [f"{folder.RUNS}/{r.name}" for r in group], "arch": m.arch,
+            "latent": m.latent if m.arch == "linear" else None, "decoder": m.decoder,
+            "encoder_type": m.encoder_type, "dropout": m.dropout, "seeds": [r.seed for r in group],
+            **_figures(summaries, AE_FIGURES), "epochs": epochs,
+            "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
+            "val_rise_after_best": stats([(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"]
+                                          for s in summaries]),
+            **model_cost(m), "explore": first.explore_result(),
+        })
+    classifiers = []
+    for name, group in _groups(plan, "classifier").items():
+        summaries = [runs[r.name].summary() for r in group]
+        configs = [runs[r.name].config() for r in group]
+        encoder = ae_names.get(Path(configs[0].encoder_run or "").name, group[0].encoder)
+        classifiers.append({
+            "name": name, "strategy": group[0].config.strategy, "encoder": encoder,
+            "seeds": [r.seed for r in group], "runs": [f"{folder.RUNS}/{r.name}" for r in group],
+            "paper_head": configs[0].model.paper_head, **_figures(summaries, CLF_FIGURES),
+            "epochs": summaries[0]["epochs"],
+            "per_class_acc": [stats(list(v)) for v in zip(*(s["per_class_acc"] for s in summaries))],
+            "most_confused": summaries[0]["most_confused"],
+            "confusion_matrices": [s["confusion_matrix"] for s in summaries],
+        })
+    baselines = read_json(folder / folder.BASELINES) if (folder / folder.BASELINES).is_file() else {}
+    fashion = study.dataset == FASHION_MNIST
+    results = {
+        "format": RESULTS_FORMAT, "study": study.name, "profile": study.profile,
+        "description": study.description, "profile_note": study.profile_note,
+        "dataset": study.dataset, "classes": list(runs[plan[0].name].classes()),
+        "val": study.val, "seeds": len(study.seeds),
+        "classifier_encoders": list(dict.fromkeys(c["encoder"] for c in classifiers)),
+        "autoencoders": autoencoders, "classifiers": classifiers, "baselines": baselines,
+        "reference": REFERENCE if fashion else None,
+        "runs": [_run_info(name, run) for name, run in runs.items()],
+    }
+    results["claims"] = assess_claims(results) if fashion else []
+    results["targets"] = reached_targets(study, folder, plan)
+    if (folder / folder.TIMING).is_file():
+        results["timing"] = read_json(folder / folder.TIMING)
+    write_json(folder / folder.RESULTS, results)
+    return results
+
+
+def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -> list[dict]:
+    """For each target of the profile (validation figures only): reached or not, and when —
+    in training seconds into the study (the runs' epoch times added up in plan order, seed 0),
+    so a resumed study reports the same figure."""
+    t = study.targets
+    goals = []
+    if t.autoencoder and t.val_mse is not None:
+        goals.append((t.autoencoder, "val_loss", t.val_mse, f"{t.autoencoder} val MSE <= {t.val_mse}"))
+    if t.classifier and t.val_acc is not None:
+        goals.append((t.classifier, "val_acc", t.val_acc, f"{t.classifier} val accuracy >= {t.val_acc}"))
+    rows, elapsed = [], 0.0
+    for run in (r for r in plan if r.seed == 0):
+        metrics = folder.run(run.name).metrics()
+        for who, key, goal, text in goals:
+            if who in (run.group, run.config.strategy) and not any(r["target"] == text for r in rows):
+                better = (lambda v: v <= goal) if key == "val_loss" else (lambda v: v >= goal)
+                seconds, hit = elapsed, None
+                for row in metrics:
+                    seconds += row["seconds"]
+                    if better(row[key]):
+                        hit = (row["epoch"], seconds)
+                        break
+                best = (min if key == "val_loss" else max)(row[key] for row in metrics)
+                rows.append({"target": text, "reached": hit is not None, "epoch": hit and hit[0],
+                             "seconds_into_study": hit and hit[1], "best": best})
+        elapsed += sum(row["seconds"] for row in metrics)
+    return rows
+
+
+def classes_of(results: dict) -> tuple[str, ...]:
+    return tuple(results.get("classes") or CLASSES)

@@ -1,0 +1,226 @@
+"""A run folder: the one place that knows its layout, its settings and its model.
+
+A run folder describes itself:
+- ``config.json``: the run's settings (``RunConfig``), the data it saw and its environment;
+- ``metrics.jsonl``: one JSON object per epoch;
+- ``model.safetensors``: the weights, with the model's settings in the metadata;
+- ``summary.json``: final and best figures; written last, so its presence means "done";
+- ``checkpoint.safetensors``: the training state while the run is unfinished;
+- ``explore/`` (``fashionae explore``) and ``tensorboard/`` (``--tensorboard``).
+
+Everything else (training, the study, the report, ``fashionae.load``, the CLI) reaches these
+files through ``RunFolder``. ``LoadedRun`` is a finished run ready to apply to images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import settings
+from .data import CLASSES, FASHION_MNIST
+from .errors import UserError
+from .files import FolderLock, atomic_write, read_json, write_json, write_jsonl
+from .models import ModelConfig, load_model, model_file_bytes
+from .training import TrainConfig
+
+STRATEGIES = ("frozen", "finetune", "scratch", "random-frozen")
+
+
+@dataclass
+class RunConfig:
+    """A run's settings. Its identity (what must match to resume a folder) is every setting
+    that changes its numbers: see ``identity``."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: str | None = None        # classifier: frozen | finetune | scratch | random-frozen
+    encoder_run: str | None = None     # classifier: the autoencoder run its encoder comes from
+    encoder_sha256: str | None = None  # ... and the SHA-256 of that run's model.safetensors
+    dataset: str = FASHION_MNIST       # the dataset's name
+    dataset_sha256: str | None = None  # a digest of your own dataset's files (None: Fashion-MNIST)
+
+    def identity(self) -> dict:
+        """The settings that change the run's numbers, flat. The encoder's location and the
+        settings declared ``identity=False`` (trackers) are left out."""
+        flat = {f"model.{k}": v for k, v in settings.identity(self.model).items()}
+        flat.update({f"train.{k}": v for k, v in settings.identity(self.train).items()})
+        flat.update(strategy=self.strategy, encoder_sha256=self.encoder_sha256,
+                    dataset=self.dataset, dataset_sha256=self.dataset_sha256)
+        return flat
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        """From config.json; keys a folder written before a setting existed lacks take the
+        setting's default."""
+        return cls(model=ModelConfig.from_dict(d["model"]), train=TrainConfig.from_dict(d["train"]),
+                   strategy=d.get("strategy"), encoder_run=d.get("encoder_run"),
+                   encoder_sha256=d.get("encoder_sha256"), dataset=d.get("dataset", FASHION_MNIST),
+                   dataset_sha256=d.get("dataset_sha256"))
+
+
+class RunFolder:
+    CONFIG, METRICS, MODEL, SUMMARY = "config.json", "metrics.jsonl", "model.safetensors", "summary.json"
+    CHECKPOINT, EXPLORE, TENSORBOARD = "checkpoint.safetensors", "explore", "tensorboard"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # ---------------------------------------------------------- state
+
+    def is_run(self) -> bool:
+        return (self / self.CONFIG).is_file()
+
+    def is_complete(self) -> bool:
+        return (self / self.SUMMARY).is_file()
+
+    def require(self, finished: bool = True, what: str = "") -> "RunFolder":
+        """This folder, if it holds a (finished) run; UserError saying what is wrong otherwise."""
+        name = f"{what} {self.path}" if what else str(self.path)
+        if not self.path.is_dir():
+            raise UserError(f"{name} does not exist; give a fashionae run folder")
+        if not self.is_run():
+            raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG})")
+        if finished and not self.is_complete():
+            raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
+                            "command again to resume it")
+        return self
+
+    def state_for(self, cfg: RunConfig) -> str:
+        """Whether this folder can hold ``cfg``'s run: 'new', 'resume' or 'complete'. Refuses
+        another run's folder (other settings) and a folder holding other files."""
+        if not self.path.exists():
+            return "new"
+        if not self.path.is_dir():
+            raise UserError(f"--out {self.path} exists and is not a folder; choose another --out")
+        if not self.is_run():
+            if any(p.name != ".lock" for p in self.path.iterdir()):
+                raise UserError(f"--out {self.path} is not empty and holds no fashionae run; choose an "
+                                "empty or new folder")
+            return "new"
+        ours, theirs = cfg.identity(), self.config().identity()
+        diffs = [f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours if theirs[k] != ours[k]]
+        if diffs:
+            raise UserError(f"--out {self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
+                            "choose another --out, or delete it to start over")
+        return "complete" if self.is_complete() else "resume"
+
+    def lock(self) -> FolderLock:
+        return FolderLock(self.path)
+
+    # ---------------------------------------------------------- reading
+
+    def raw_config(self) -> dict:
+        return read_json(self / self.CONFIG, "run settings")
+
+    def config(self) -> RunConfig:
+        try:
+            return RunConfig.from_dict(self.raw_config())
+        except (KeyError, TypeError, UserError) as e:
+            raise UserError(f"{self / self.CONFIG} holds settings this fashionae cannot read ({e}); "
+                            "it was written by another version, or edited") from None
+
+    def classes(self) -> tuple[str, ...]:
+        """The class names of the data the run saw (Fashion-MNIST's for folders from before)."""
+        return tuple(self.raw_config().get("data", {}).get("classes", CLASSES))
+
+    def metrics(self) -> list[dict]:
+        path = self / self.METRICS
+        try:
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"{path} is unreadable ({e}); delete the folder and run again") from None
+
+    def summary(self) -> dict:
+        return read_json(self / self.SUMMARY, "run summary")
+
+    def load_model(self, device: str = "cpu") -> torch.nn.Module:
+        """The trained model, checked against the run's settings, in eval mode."""
+        model = load_model(self / self.MODEL)
+        if model.config != self.config().model:
+            raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}")
+        return model.to(device)
+
+    def model_sha256(self) -> str:
+        return hashlib.sha256((self / self.MODEL).read_bytes()).hexdigest()
+
+    def explore_result(self) -> dict | None:
+        path = self / self.EXPLORE / "explore.json"
+        return read_json(path) if path.is_file() else None
+
+    # ---------------------------------------------------------- writing
+
+    def write_config(self, cfg: RunConfig, data: dict, environment: dict) -> None:
+        write_json(self / self.CONFIG, {**cfg.to_dict(), "data": data, "environment": environment})
+
+    def write_metrics(self, history: list[dict]) -> None:
+        write_jsonl(self / self.METRICS, history)
+
+    def write_model(self, model: torch.nn.Module) -> None:
+        atomic_write(self / self.MODEL, model_file_bytes(model))
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self / self.SUMMARY, summary)
+
+
+class LoadedRun:
+    """A trained run, ready to apply: ``reconstruct``, ``embed``, ``predict``.
+
+    Inputs are float tensors [N, 1, H, W] in [0, 1] (or [1, H, W] for one image) of the
+    run's image size, or paths of picture files, converted by ``images.prepare_image``.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = RunFolder(folder).require()
+        self.model = self.folder.load_model()
+        self.config = self.model.config
+        self.task = self.config.task
+        self.classes = self.folder.classes()
+
+    def _inputs(self, images) -> torch.Tensor:
+        from .images import prepare_image
+        size = tuple(self.config.image_size)
+        if isinstance(images, (str, Path)):
+            images = [images]
+        if isinstance(images, (list, tuple)):
+            images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path)) else p
+                                  for p in images])
+        if images.ndim == 3:
+            images = images.unsqueeze(0)
+        if tuple(images.shape[1:]) != (1, *size):
+            raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}], got {list(images.shape)}")
+        return images.float()
+
+    @torch.inference_mode()
+    def embed(self, images) -> torch.Tensor:
+        return self.model.embed(self._inputs(images))
+
+    @torch.inference_mode()
+    def reconstruct(self, images) -> torch.Tensor:
+        if self.task != "autoencoder":
+            raise UserError(f"{self.folder.path} is a classifier run; reconstruct needs an autoencoder run")
+        return self.model.reconstruct(self._inputs(images)).float()
+
+    @torch.inference_mode()
+    def predict_proba(self, images) -> torch.Tensor:
+        if self.task != "classifier":
+            raise UserError(f"{self.folder.path} is an autoencoder run; classify needs a classifier run "
+                            "(fashionae train-clf)")
+        return torch.softmax(self.model.logits(self._inputs(images)), dim=1)
+
+    def predict(self, images) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(images).argmax(1).tolist()]

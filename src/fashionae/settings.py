@@ -1,0 +1,158 @@
+"""Settings: every configurable value is one dataclass field, declared with ``setting()``.
+
+A field's declaration is the one place that knows its default, its help text, its allowed
+values, which kind of run takes it and whether it is part of a run's identity. From it come
+the command-line options (``add_options``), the keys a study file accepts (``keys``), the
+checks (``check``), the JSON round trip (``from_dict``) and the comparison that decides
+whether a run folder can be resumed (``identity``). Adding a model or training setting is
+adding one field.
+
+Identity: a run's identity is the settings that change its numbers. Settings that change no
+number (trackers, progress) are declared ``identity=False``; they never refuse a resume. A
+folder written before a setting existed compares as if it had the field's default, so new
+settings must default to the old behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, field, fields
+from typing import Any, Callable
+
+from .errors import UserError
+
+# which runs take a setting
+AUTOENCODER, CLASSIFIER = "autoencoder", "classifier"
+
+
+def setting(default: Any, help: str = "", *, choices: tuple | None = None,
+            check: Callable[[Any], str | None] | None = None, only: str | None = None,
+            option: bool = True, identity: bool = True, metavar: str | None = None):
+    """A config field. ``only``: the kind of run that takes it (autoencoder or classifier;
+    None: both). ``option=False``: set by fashionae itself (from the command or the data),
+    never given by the user. ``check(value)`` returns what is wrong, or None."""
+    meta = {"help": help, "choices": choices, "check": check, "only": only, "option": option,
+            "identity": identity, "metavar": metavar}
+    if isinstance(default, (list, dict)):  # mutable: each object gets its own copy
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ------------------------------------------------------------------ checks
+
+def positive_int(v) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        return f"must be a positive integer, got {v!r}"
+    return None
+
+
+def optional_positive_int(v) -> str | None:
+    return None if v is None else positive_int(v)
+
+
+def non_negative_int(v) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        return f"must be a non-negative integer, got {v!r}"
+    return None
+
+
+def number_in(low: float, high: float, closed_low: bool = True) -> Callable[[Any], str | None]:
+    def check(v) -> str | None:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and \
+            (low <= v if closed_low else low < v) and v < high
+        return None if ok else f"must be in {'[' if closed_low else '('}{low}, {high}), got {v!r}"
+    return check
+
+
+def boolean(v) -> str | None:
+    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
+
+
+def _name(f) -> str:
+    return f.name.replace("_", "-")
+
+
+# ------------------------------------------------------------------ the dataclass side
+
+def check(cfg) -> None:
+    """Check every field of a settings dataclass; UserError naming the first bad one."""
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        choices = f.metadata.get("choices")
+        if choices is not None and v not in choices:
+            raise UserError(f"unknown {_name(f)} {v!r}; choose one of {', '.join(map(str, choices))}")
+        problem = f.metadata.get("check") and f.metadata["check"](v)
+        if problem:
+            raise UserError(f"{_name(f)} {problem}")
+
+
+def keys(cls, only: str | None = None, options_only: bool = True) -> set[str]:
+    """The field names a user may set, for a kind of run (None: every kind)."""
+    return {f.name for f in fields(cls)
+            if (f.metadata.get("option", True) or not options_only)
+            and (only is None or f.metadata.get("only") in (None, only))}
+
+
+def from_dict(cls, d: dict, where: str = "settings"):
+    """A checked settings object from a dict; missing keys take their defaults (so files
+    written before a setting existed still load). Lists become tuples where the field's
+    default is a tuple (JSON has no tuples)."""
+    if not isinstance(d, dict):
+        raise UserError(f"{where} must be a table of settings")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(d) - set(known)
+    if unknown:
+        raise UserError(f"unknown {where} {sorted(unknown)[0]!r}; known: {', '.join(sorted(keys(cls)))}")
+    values = {}
+    for k, v in d.items():
+        default = known[k].default
+        values[k] = tuple(v) if isinstance(default, tuple) and isinstance(v, list) else v
+    cfg = cls(**values)
+    check(cfg)
+    return cfg
+
+
+def identity(cfg) -> dict:
+    """The fields that change a run's numbers, as a flat dict."""
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.metadata.get("identity", True)}
+
+
+def defaults(cls) -> dict:
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+# ------------------------------------------------------------------ the command-line side
+
+_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float,
+          "str | None": str}
+
+
+def add_options(parser: argparse.ArgumentParser, cls, title: str, only: str | None) -> None:
+    """One option per user setting of ``cls`` taken by runs of kind ``only``; the defaults,
+    choices and help are the fields'. Booleans are flags (``--x`` or, when on by default,
+    ``--no-x``)."""
+    group = parser.add_argument_group(title)
+    for f in fields(cls):
+        if not f.metadata.get("option", True) or f.metadata.get("only") not in (None, only):
+            continue
+        help_text = f.metadata.get("help", "")
+        if f.type == "bool":
+            flag = f"--no-{_name(f)}" if f.default else f"--{_name(f)}"
+            group.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
+                               help=help_text)
+            continue
+        choices = f.metadata.get("choices")
+        default = f.default if f.default is not MISSING else None
+        shown = f" (default: {default})" if default is not None else ""
+        group.add_argument(f"--{_name(f)}", dest=f.name, type=_TYPES[f.type], default=default,
+                           metavar=f.metadata.get("metavar") or ("|".join(choices) if choices else None),
+                           help=help_text + shown)
+
+
+def from_options(cls, args: argparse.Namespace, **fixed):
+    """The settings object of a parsed command line (fields it has no option for keep their
+    defaults, or take ``fixed``)."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    cfg = cls(**{**values, **fixed})
+    check(cfg)
+    return cfg
