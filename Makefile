@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: on this kind of machine 2.13.0 is a CPU build on local disk
 	# (an unpinned torch would pull a multi-GB CUDA build). Elsewhere any torch>=2.4 works.
 	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q "torch>=2.4"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,ray,tensorboard,onnx]"
 	touch $(STAMP)
 
 run: $(STAMP)  ## the main job: the study, quick profile

@@ -6,6 +6,7 @@ eval`` is ``evaluate_run``. The folder's layout is ``RunFolder``'s business.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -58,7 +59,8 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
     env = {"fashionae": __version__, "torch": torch.__version__, "python": platform.python_version(),
            "device": cfg.device, "precision": cfg.precision, "threads": torch.get_num_threads(),
            "cpu": cpu_name(), "host": platform.node(), "platform": platform.platform(),
-           "git_commit": git_commit(), "processes": dist.world}
+           "git_commit": git_commit(), "processes": dist.world,
+           "executor": os.environ.get("FASHIONAE_EXECUTOR", "local")}
     if cfg.device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
         env["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
