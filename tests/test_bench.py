@@ -1,13 +1,26 @@
 import json
 
+from fashionae.bench import cpu_info, machine_kind
 from fashionae.cli import main
 
 
-def test_bench_json_contract(capsys):
-    """The benchmark runs and reports its figures; speed itself is never asserted in tests."""
-    assert main(["bench", "--windows", "1", "--json"]) == 0
+def test_bench_json_contract(capsys, tmp_path):
+    """The benchmark runs and reports its figures and machine; speed itself is never asserted."""
+    assert main(["bench", "--windows", "1", "--images", "300", "--json", "--device", "cpu",
+                 "--out", str(tmp_path / "b.json")]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("reference_img_s", "fashionae_img_s", "ratio", "gflops", "peak_fraction_fp32"):
+    assert result == json.loads((tmp_path / "b.json").read_text())
+    for key in ("reference_img_s", "fashionae_img_s", "ratio", "epoch_ratio", "gflops", "peak_fraction_fp32"):
         assert result[key] > 0
     assert (result["peak_fraction_bf16"] is None) == (not result["native_bf16"])
     assert abs(result["ratio"] - result["fashionae_img_s"] / result["reference_img_s"]) < 1e-9
+    assert abs(result["epoch_ratio"] - result["reference_epoch_s"] / result["fashionae_epoch_s"]) < 1e-9
+    assert result["cpu"]["model_name"] and isinstance(result["isa"], list)
+    assert ("target_ratio" in result) and result["machine_kind"] in ("native-bf16", "avx2", "other")
+
+
+def test_machine_kind_follows_the_isa():
+    cpu = cpu_info()
+    assert set(cpu["isa"]) <= {"AVX2", "AVX-512", "AVX-512-BF16", "AMX"}
+    assert machine_kind("cpu", []) == "other" and machine_kind("cuda", []) == "gpu"
+    assert machine_kind("cpu", ["AVX2"]) == "avx2"

@@ -155,7 +155,8 @@ def print_results(results: dict) -> None:
 
 def cmd_bench(a) -> int:
     from .bench import run_bench
-    run_bench(windows=a.windows, as_json=a.json, show_profile=a.profile, device=a.device)
+    run_bench(windows=a.windows, as_json=a.json, show_profile=a.profile, device=a.device, out=a.out,
+              images=a.images)
     return 0
 
 
@@ -284,6 +285,9 @@ def build_parser() -> Parser:
     s.add_argument("--windows", type=int, default=5, help="alternating measurement windows")
     s.add_argument("--profile", action="store_true", help="also print the step's top operators")
     s.add_argument("--device", default="auto", choices=DEVICES)
+    s.add_argument("--out", help="also write the figures, the machine and its target to this JSON file")
+    s.add_argument("--images", type=int, default=2000, help="training images per window (default 2000: "
+                   "20 steps)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("explore", help="latent-space maps, interpolation, k-NN and linear-probe scores")

@@ -136,7 +136,8 @@ def add_options(parser: argparse.ArgumentParser, cls, title: str, only: str | No
         if not f.metadata.get("option", True) or f.metadata.get("only") not in (None, only):
             continue
         help_text = f.metadata.get("help", "")
-        if f.type == "bool":
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if kind == "bool":
             flag = f"--no-{_name(f)}" if f.default else f"--{_name(f)}"
             group.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
                                help=help_text)
@@ -144,7 +145,7 @@ def add_options(parser: argparse.ArgumentParser, cls, title: str, only: str | No
         choices = f.metadata.get("choices")
         default = f.default if f.default is not MISSING else None
         shown = f" (default: {default})" if default is not None else ""
-        group.add_argument(f"--{_name(f)}", dest=f.name, type=_TYPES[f.type], default=default,
+        group.add_argument(f"--{_name(f)}", dest=f.name, type=_TYPES[kind], default=default,
                            metavar=f.metadata.get("metavar") or ("|".join(choices) if choices else None),
                            help=help_text + shown)
 

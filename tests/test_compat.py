@@ -1,0 +1,52 @@
+"""Folders written by fashionae 0.1 (before the settings, dataset and run-folder changes) still
+load, resume and stay finished. tests/data/v0.1 was written by 0.1's own code: a finished run
+and the same run stopped after its first epoch (2 epochs of a latent-4 autoencoder on the first
+200 images of the synthetic data below), and the study.json of 0.1's smoke profile."""
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from fashionae.data import load_fashion_mnist
+from fashionae.models import ModelConfig
+from fashionae.plan import make_plan
+from fashionae.runfolder import LoadedRun, RunConfig, RunFolder
+from fashionae.runs import execute
+from fashionae.study import Study
+from fashionae.training import TrainConfig
+from helpers import QUIET, read_metrics, write_dataset
+
+V01 = Path(__file__).parent / "data" / "v0.1"
+
+
+def run_config() -> RunConfig:
+    t = TrainConfig(epochs=2, batch_size=50, train_subset=200, eval_subset=100, device="cpu", precision="fp32")
+    return RunConfig(model=ModelConfig(latent=4), train=t)
+
+
+def test_v01_run_folders_resume_exactly_and_stay_finished(tmp_path):
+    # 60,000 training images, as 0.1's held-out split assumed, so the split is the same
+    data = load_fashion_mnist(write_dataset(tmp_path / "data", 60_000, 100, gz=False), verify=False)
+    for name in ("finished", "unfinished"):
+        shutil.copytree(V01 / name, tmp_path / name)
+    messages = []
+    execute(run_config(), tmp_path / "finished", data=data, log=messages.append)
+    assert "already finished" in messages[0]
+    execute(run_config(), tmp_path / "unfinished", data=data, **QUIET)
+    # 0.1's checkpoint resumed by today's code gives 0.1's own uninterrupted result, bit for bit
+    assert read_metrics(tmp_path / "unfinished") == read_metrics(V01 / "finished")
+    old, new = RunFolder(V01 / "finished").load_model(), RunFolder(tmp_path / "unfinished").load_model()
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+    run = LoadedRun(V01 / "finished")
+    assert run.classes[6] == "Shirt" and run.embed(torch.rand(2, 1, 28, 28)).shape == (2, 4)
+
+
+def test_v01_study_json_reads_as_the_same_study():
+    study = Study.from_dict(json.loads((V01 / "study.json").read_text()))
+    assert study.profile == "smoke" and study.seeds == [0]
+    names = [r.name for r in make_plan(study)]
+    assert names[:4] == ["ae-linear-64-seed0", "ae-linear-512-seed0", "ae-linear-1024-seed0", "ae-conv-seed0"]
+    assert names[4:] == [f"clf-{s}-seed0" for s in ("frozen", "finetune", "scratch", "random-frozen")]
+    assert study.autoencoders[1].train.train_subset == 400 and study.autoencoders[1].model.dropout == 0.2

@@ -1,0 +1,68 @@
+"""One source for each setting: options, study keys, checks and identity come from the fields."""
+
+import argparse
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from fashionae import settings
+from fashionae.cli import build_parser
+from fashionae.errors import UserError
+from fashionae.models import ModelConfig
+from fashionae.settings import AUTOENCODER, CLASSIFIER, positive_int, setting
+from fashionae.study import AE_KEYS, CLF_KEYS
+from fashionae.training import TrainConfig
+
+
+def help_of(command: str) -> str:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command].format_help()
+
+
+def test_every_user_setting_is_an_option_and_a_study_key():
+    ae_help, clf_help = help_of("train-ae"), help_of("train-clf")
+    for cls in (ModelConfig, TrainConfig):
+        for f in fields(cls):
+            if not f.metadata.get("option", True):
+                continue
+            flag = f"--{'no-' if f.default is True else ''}{f.name.replace('_', '-')}"
+            only = f.metadata.get("only")
+            assert (flag in ae_help) == (only != CLASSIFIER), (f.name, "train-ae")
+            assert (flag in clf_help) == (only != AUTOENCODER), (f.name, "train-clf")
+    assert settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} <= AE_KEYS
+    assert "paper_head" in CLF_KEYS and "decoder" not in CLF_KEYS
+    assert "task" not in AE_KEYS and "image_size" not in AE_KEYS  # set by the command / the data
+
+
+def test_adding_a_setting_is_one_field():
+    """A new field, declared once, is an option with its default and check, a study key, part
+    of the identity, and absent from files written before it existed (they get the default)."""
+    @dataclass(frozen=True)
+    class Extended(ModelConfig):
+        width: int = setting(32, "channels of the first convolution", check=positive_int)
+
+    parser = argparse.ArgumentParser()
+    settings.add_options(parser, Extended, "model", AUTOENCODER)
+    assert parser.parse_args([]).width == 32 and parser.parse_args(["--width", "48"]).width == 48
+    assert settings.from_options(Extended, parser.parse_args(["--width", "48"]), task="autoencoder").width == 48
+    with pytest.raises(UserError, match="width must be a positive integer"):
+        settings.from_options(Extended, parser.parse_args(["--width", "0"]))
+    assert "width" in settings.keys(Extended, AUTOENCODER)
+    assert settings.identity(Extended(width=48))["width"] == 48
+    assert settings.from_dict(Extended, {"arch": "conv"}).width == 32  # an old file without it
+
+
+def test_settings_that_change_no_number_are_not_identity():
+    base = TrainConfig()
+    assert settings.identity(base) == settings.identity(TrainConfig(tensorboard=True))
+    assert settings.identity(base) != settings.identity(TrainConfig(lr=2e-3))
+
+
+def test_unknown_and_bad_values_are_refused():
+    with pytest.raises(UserError, match="unknown training setting 'epoch'"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(UserError, match="unknown schedule 'step'; choose one of constant, onecycle"):
+        TrainConfig.from_dict({"schedule": "step"})
