@@ -2,12 +2,17 @@
 
 import gzip
 import json
+import os
 import struct
 from pathlib import Path
 
 import torch
 
 QUIET = dict(log=lambda m: None)
+# The device of the tests' training runs: the CPU, or CUDA in benchmarks/gpu_check.sh (with
+# deterministic kernels there, for the tests that compare runs bit for bit).
+DEVICE = os.environ.get("FASHIONAE_TEST_DEVICE", "cpu")
+ON_DEVICE = dict(device=DEVICE, deterministic=DEVICE == "cuda")
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:

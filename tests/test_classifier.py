@@ -8,13 +8,13 @@ from fashionae.errors import UserError
 from fashionae.models import ModelConfig, load_model
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
-from helpers import QUIET
+from helpers import ON_DEVICE, QUIET
 
 
 
 def train_cfg(**kw):
     return TrainConfig(**{**dict(epochs=2, batch_size=50, train_subset=600, eval_subset=300,
-                                 device="cpu"), **kw})
+                                 **ON_DEVICE), **kw})
 
 
 @pytest.fixture

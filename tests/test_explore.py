@@ -3,11 +3,12 @@ import json
 from fashionae.cli import main
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
+from helpers import ON_DEVICE
 from fashionae.training import TrainConfig
 
 
 def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, capsys):
-    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, device="cpu")
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)
     execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, log=lambda m: None)
     assert main(["explore", str(tmp_path / "ae"), "--data-dir", str(data_dir), "--no-verify"]) == 0
     assert "k-NN" in capsys.readouterr().out

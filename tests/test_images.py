@@ -11,7 +11,7 @@ from fashionae.images import prepare_image
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
-from helpers import QUIET
+from helpers import ON_DEVICE, QUIET
 
 
 
@@ -55,7 +55,7 @@ def test_bad_images(tmp_path):
 
 @pytest.fixture
 def runs(tiny, tmp_path):
-    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, device="cpu")
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)
     execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, **QUIET)
     execute(RunConfig(model=ModelConfig(task="classifier", latent=16), train=t, strategy="finetune",
                       encoder_run=str(tmp_path / "ae")), tmp_path / "clf", data=tiny, **QUIET)

@@ -135,3 +135,32 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path):
     assert all(a["explore"]["knn_acc"] > 0 for a in results["autoencoders"])
     page = (out / "report.html").read_text()
     assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page
+
+
+def test_plan_of_the_paper_profile(data_dir, tmp_path, capsys):
+    """--plan trains nothing and shows every run's resolved settings: the paper profile is the
+    author's protocol, with classifier stages on both the 1024 and the 512 encoder."""
+    out = tmp_path / "plan"
+    assert main(["study", str(PAPER), "--profile", "paper", "--plan", "--json", "--out", str(out),
+                 "--data-dir", str(data_dir), "--no-verify"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert not out.exists()
+    assert len(rows) == 4 + 2 * 4
+    for r in rows:
+        t = r["train"]
+        assert (t["precision"], t["val"], t["epochs"], t["batch_size"], t["lr"], t["schedule"]) == \
+            ("fp32", "test", 60, 100, 0.001, "constant")
+        assert r["model"]["dropout"] == 0.2 and r["state"] == "new" and r["estimated_seconds"] > 0
+    clfs = [r for r in rows if r["kind"] == "classifier"]
+    assert all(r["model"]["paper_head"] for r in clfs)
+    assert {r["encoder"] for r in clfs} == {"linear-1024", "linear-512"}
+    assert {r["model"]["latent"] for r in clfs} == {1024, 512}
+    assert all(r["needs"] == [f"ae-{r['encoder']}-seed0"] for r in clfs)
+
+
+def test_best_encoder_is_refused_when_validation_is_the_test_set(tmp_path):
+    text = MINIMAL + '[train]\nval = "test"\n[classifiers]\nencoder = "best"\n'
+    with pytest.raises(UserError, match="choose the encoder on the test set"):
+        load_study(write(tmp_path, text))
+    with pytest.raises(UserError, match="judged on the validation set"):
+        load_study(write(tmp_path, MINIMAL + '[classifiers]\n[targets]\nclassifier = "finetune"\ntest_acc = 0.9\n'))

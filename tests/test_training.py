@@ -7,11 +7,11 @@ from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig, lr_at
 from fashionae.errors import UserError
-from helpers import QUIET, read_metrics, same_weights
+from helpers import ON_DEVICE, QUIET, read_metrics, same_weights
 
 
 def small(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=50, train_subset=400, eval_subset=200, device="cpu")
+    base = dict(epochs=2, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)
     return TrainConfig(**{**base, **kw})
 
 

@@ -182,9 +182,10 @@ def matmul_peak(dtype: torch.dtype, device: str = "cpu", n: int = 1024, seconds:
     return 2 * n ** 3 * count / (time.perf_counter() - t0) / 1e9
 
 
-def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 4) -> tuple[float, float]:
-    """(training, evaluation) images per second of a model at its batch size and precision,
-    from a few steps after a warm-up: the estimate behind ``fashionae study --plan``."""
+def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tuple[float, float]:
+    """(training, evaluation) images per second of a model at its batch size and precision:
+    the best of three timings of a few steps each, after a warm-up (the best, since other work
+    on the machine only ever slows a timing down). The estimate behind ``study --plan``."""
     from .training import EVAL_BATCH, autocast
     torch.manual_seed(0)
     model = build_model(model_config).to(t.device)
@@ -204,12 +205,15 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 4) -> tu
 
     def timed(fn, n: int) -> float:
         fn()
-        _sync(t.device)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        _sync(t.device)
-        return (time.perf_counter() - t0) / n
+        best = float("inf")
+        for _ in range(3):
+            _sync(t.device)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            _sync(t.device)
+            best = min(best, (time.perf_counter() - t0) / n)
+        return best
 
     train = t.batch_size / timed(step, steps)
     xe = torch.rand(EVAL_BATCH, 1, h, w, device=t.device)

@@ -216,8 +216,9 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict) -> float:
     return t.epochs * per_epoch + n_val / eval_speed
 
 
-def print_plan(rows: list[dict], as_json: bool, out=sys.stdout) -> None:
+def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
     import json
+    out = out or sys.stdout
     if as_json:
         for row in rows:
             print(json.dumps(row), file=out)

@@ -63,7 +63,8 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
            "executor": os.environ.get("FASHIONAE_EXECUTOR", "local")}
     if cfg.device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
-        env["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
+        env["tf32"] = not cfg.deterministic  # training.configure_device
+        env["deterministic"] = cfg.deterministic
     return env
 
 

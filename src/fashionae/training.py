@@ -14,6 +14,7 @@ added up across processes, so the figures mean the same at any number of process
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
@@ -98,6 +99,21 @@ def native_bf16(device: str) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def configure_device(cfg: TrainConfig) -> None:
+    """CUDA's numerics: TF32 matrix products for fp32 (allowed by the protocol, recorded in each
+    run's environment), unless ``deterministic`` asks for bit-reproducible runs: then
+    deterministic kernels, no cuDNN autotuning, and a fixed cuBLAS workspace. On the CPU every
+    run is bit-reproducible already."""
+    if cfg.device != "cuda":
+        return
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = not cfg.deterministic
+    torch.backends.cudnn.allow_tf32 = not cfg.deterministic
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -192,6 +208,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     same for every figure of ``model.metrics`` (``train_acc``, ``train_eval_acc``, ``val_acc``).
     """
     device = torch.device(cfg.device)
+    configure_device(cfg)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     train_x, train_y = to_inputs(train[0], device), train[1].to(device)
