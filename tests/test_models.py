@@ -145,3 +145,20 @@ def test_every_encoder_type_saves_and_loads(tmp_path, encoder_type):
     path.write_bytes(model_file_bytes(model))
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(load_model(path).reconstruct(x), model.reconstruct(x))
+
+
+def test_paper_head_predictions_cannot_tie_in_bf16():
+    """Two large logits saturate the Sigmoid to exactly 1.0 in bf16 (argmax would pick the lower
+    class); the head runs in fp32 and predictions come from its logits, so the larger one wins."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(task="classifier", latent=8, paper_head=True)).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([0.0, 0, 8.0, 0, 0, 0, 0, 9.0, 0, 0]))
+    assert torch.sigmoid(torch.tensor([8.0, 9.0]).bfloat16()).tolist() == [1.0, 1.0]  # the tie
+    x, y = torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, y)
+        predicted = model.predict(x)
+    assert out.output.dtype == torch.float32 and out.output[0, 7] > out.output[0, 2]
+    assert out.prediction.tolist() == [7] * 4 and predicted.tolist() == [7] * 4

@@ -104,7 +104,7 @@ def test_profiles(tmp_path):
     assert load_study(PAPER, "full", seeds=5).seeds == list(range(5))
 
 
-@pytest.mark.parametrize("name", ["paper", "future", "dropout"])
+@pytest.mark.parametrize("name", ["paper", "future", "dropout", "protocol"])
 def test_shipped_study_files_load_in_every_profile(name):
     import tomllib
     path = PAPER.parent / f"{name}.toml"

@@ -120,6 +120,7 @@ def collect_results(out: str | Path) -> dict:
         "runs": [_run_info(name, run) for name, run in runs.items()],
     }
     results["claims"] = assess_claims(results) if fashion else []
+    results["ablation"] = ablation(study, autoencoders)
     results["targets"] = reached_targets(study, folder, plan)
     if (folder / folder.TIMING).is_file():
         results["timing"] = read_json(folder / folder.TIMING)
@@ -153,6 +154,25 @@ def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -
                 rows.append({"target": text, "reached": hit is not None, "epoch": hit and hit[0],
                              "seconds_into_study": hit and hit[1], "best": best})
         elapsed += sum(row["seconds"] for row in metrics)
+    return rows
+
+
+def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
+    """Each comparison of the study's ablation: the relative change of validation and test MSE
+    from baseline to variant, paired by seed, with its 95 % t-interval."""
+    from .claims import interval
+    by_name = {a["name"]: a for a in autoencoders}
+    rows = []
+    for c in study.ablation:
+        base, var = by_name[c.baseline], by_name[c.variant]
+        row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(base["seeds"]),
+               "epochs": base["epochs"]}
+        for figure in ("val_mse", "test_mse"):
+            effects = [v / b - 1 for b, v in zip(base[figure]["values"], var[figure]["values"])]
+            ci, reason = interval(effects)
+            row[figure] = {"baseline": base[figure], "variant": var[figure],
+                           "effect": statistics.mean(effects), "values": effects, "ci95": ci, "ci_reason": reason}
+        rows.append(row)
     return rows
 
 

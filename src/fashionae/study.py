@@ -30,7 +30,7 @@ from .settings import (AUTOENCODER, CLASSIFIER, boolean, number_in, optional_pos
                        positive_int, setting)
 from .training import TrainConfig
 
-TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoencoders", "classifiers",
+TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoencoders", "classifiers", "ablation",
             "baselines", "profiles", "profile_note", "default_profile", "targets", "explore", "profile"}
 AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} | {"name", "train"}
 CLF_KEYS = {"encoder", "strategies", "train"} | (settings.keys(ModelConfig, CLASSIFIER)
@@ -88,6 +88,15 @@ class Targets:
 
 
 @dataclass
+class Comparison:
+    """One line of an ablation: what changing ``baseline`` into ``variant`` (two autoencoders
+    of the study that differ in one part of the protocol) does to their MSE."""
+    change: str = setting("", check=lambda v: None if isinstance(v, str) and v else "must name the change")
+    baseline: str = setting("", check=_optional_name)
+    variant: str = setting("", check=_optional_name)
+
+
+@dataclass
 class Study:
     name: str
     profile: str
@@ -100,6 +109,7 @@ class Study:
     baselines: Baselines
     explore: Explore
     targets: Targets
+    ablation: list[Comparison]
 
     @property
     def val(self) -> str:
@@ -113,7 +123,8 @@ class Study:
                                "train": _only(a.train, settings.keys(TrainConfig, AUTOENCODER))}
                               for a in self.autoencoders],
              "baselines": asdict(self.baselines), "explore": asdict(self.explore),
-             "targets": {k: v for k, v in asdict(self.targets).items() if v is not None}}
+             "targets": {k: v for k, v in asdict(self.targets).items() if v is not None},
+             "ablation": [asdict(c) for c in self.ablation]}
         if self.classifiers:
             c = self.classifiers
             d["classifiers"] = {"encoder": c.encoders, "strategies": c.strategies,
@@ -278,10 +289,22 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
     _check_keys(b, set(Baselines.__dataclass_fields__), "[baselines]", source)
     baselines = _typed(Baselines, {"train_subset": base_train.get("train_subset"), **b}, "[baselines]", source)
 
+    ablation = merged.get("ablation", [])
+    if not isinstance(ablation, list):
+        raise UserError(f"study file {source}: [[ablation]] must be a list of comparisons")
+    for i, c in enumerate(ablation):
+        _check_keys(c, set(Comparison.__dataclass_fields__), f"ablation[{i}]", source)
+    ablation = [_typed(Comparison, c, f"ablation[{i}]", source) for i, c in enumerate(ablation)]
+    for c in ablation:
+        if c.baseline not in names or c.variant not in names:
+            raise UserError(f"study file {source}: ablation {c.change!r} must compare two autoencoders "
+                            f"of the study (known: {', '.join(names)})")
+
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
                  seeds=list(range(n_seeds)), dataset=merged.get("dataset", FASHION_MNIST), autoencoders=autoencoders,
-                 classifiers=classifiers, baselines=baselines, explore=explore, targets=targets)
+                 classifiers=classifiers, baselines=baselines, explore=explore, targets=targets,
+                 ablation=ablation)
 
 
 def encoder_list(classifiers: dict):
