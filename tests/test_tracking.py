@@ -8,15 +8,27 @@ import numpy as np
 import pytest
 
 from fashionae.cli import main
+from fashionae.data import load_fashion_mnist
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
-from helpers import QUIET
+from helpers import QUIET, write_dataset
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A small synthetic Fashion-MNIST-like folder (the runs here use 100 of its images)."""
+    return write_dataset(tmp_path_factory.mktemp("data"), n_train=600, n_test=100)
+
+
+@pytest.fixture(scope="module")
+def tiny(data_dir):
+    return load_fashion_mnist(data_dir, verify=False)
 
 
 def ae(epochs=2, tensorboard=True):
@@ -138,7 +150,8 @@ def test_turning_tensorboard_on_later_is_no_conflict(tiny, tmp_path):
 
 def test_without_the_extra_one_line_names_it(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
-    assert main(["train-ae", "--latent", "16", "--epochs", "1", "--data-dir", str(data_dir),
+    assert main(["train-ae", "--latent", "16", "--epochs", "1", "--train-subset", "100",
+                 "--data-dir", str(data_dir),
                  "--no-verify", "--tensorboard", "--out", str(tmp_path / "ae")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'fashionae[tensorboard]'" in err
