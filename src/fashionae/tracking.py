@@ -1,0 +1,94 @@
+"""TensorBoard logging of a run (``--tensorboard``, ``pip install 'fashionae[tensorboard]'``).
+
+``TensorBoardLogger`` is a training callback that writes RUN/tensorboard/: every figure of
+each epoch's metrics row as a scalar (tag = its metrics.jsonl key, step = the epoch), a grid
+of validation images and their reconstructions for autoencoders, and, when the run ends, its
+settings as hparams with its final figures. metrics.jsonl stays the source of truth; these
+events are a view of it.
+
+A resumed run writes each epoch once: the writer starts at the epoch after the last one its
+event files already hold (the checkpoint can be one epoch ahead of them, if the run was
+stopped between the two writes) and passes that epoch as ``purge_step``, so TensorBoard hides
+anything an earlier attempt wrote from there on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import require
+from .runfolder import RunConfig, RunFolder
+
+IMAGES = 8        # fixed validation images shown with their reconstructions
+IMAGE_EVERY = 5   # epochs between two grids (the first and the last epoch always have one)
+
+
+class TensorBoardLogger:
+    def __init__(self, folder: RunFolder, cfg: RunConfig, model: torch.nn.Module, val_images: torch.Tensor):
+        require("tensorboard", "tensorboard", "--tensorboard")  # before training, not after an epoch
+        self.path = folder / folder.TENSORBOARD
+        self.cfg = cfg
+        self.model = model
+        self.images = val_images[:IMAGES]
+        self.writer = None  # opened at the first epoch, when the history says where to start
+
+    def _open(self, first: int):
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(str(self.path), purge_step=first)
+
+    def _last_logged_epoch(self) -> int:
+        """The last epoch the event files hold (0 if none), after earlier purges."""
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        if not self.path.is_dir():
+            return 0
+        events = EventAccumulator(str(self.path), size_guidance={"scalars": 0})
+        events.Reload()
+        if "val_loss" not in events.Tags()["scalars"]:
+            return 0
+        return events.Scalars("val_loss")[-1].step
+
+    def __call__(self, history: list[dict]) -> None:
+        if self.writer is None:  # the rows after what the events hold (and none the history lacks)
+            first = min(self._last_logged_epoch() + 1, history[-1]["epoch"])
+            self._open(first)
+            rows = [r for r in history if r["epoch"] >= first]
+        else:
+            rows = history[-1:]
+        for row in rows:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.writer.add_scalar(key, value, row["epoch"])
+        epoch = history[-1]["epoch"]
+        if self.cfg.model.task == "autoencoder" and (epoch == 1 or epoch % IMAGE_EVERY == 0
+                                                      or epoch == self.cfg.train.epochs):
+            self.writer.add_image("reconstructions", self.reconstructions(), epoch)
+        self.writer.flush()  # an epoch's events are on disk before the next epoch starts
+
+    @torch.inference_mode()
+    def reconstructions(self) -> torch.Tensor:
+        """One grid [1, 2H, 8W]: the validation images above, their reconstructions below,
+        by the model as it is now, in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        x = self.images.to(device).unsqueeze(1).float().div(255)
+        recon = self.model.reconstruct(x).float().clamp(0, 1)
+        self.model.train(was_training)
+        rows = [torch.cat(list(batch[:, 0]), dim=1) for batch in (x, recon)]  # [H, 8W] each
+        return torch.cat(rows, dim=0).unsqueeze(0).cpu()
+
+    def close(self, summary: dict) -> None:
+        """Write the run's settings as hparams, with its final losses and accuracies."""
+        from torch.utils.tensorboard.summary import hparams
+        if self.writer is None:  # a resumed run whose last epoch was already trained
+            self._open(self._last_logged_epoch() + 1)
+        settings = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+                    for k, v in self.cfg.identity().items()
+                    if v is not None and not k.endswith("sha256")}
+        final = {f"final/{k}": v for k, v in summary.items()
+                 if k.endswith(("_loss", "_acc")) and isinstance(v, (int, float))}
+        for s in hparams(settings, final):  # in this run's folder, not a sub-run as add_hparams does
+            self.writer.file_writer.add_summary(s)
+        for key, value in final.items():
+            self.writer.add_scalar(key, value, summary["epochs"])
+        self.writer.close()

@@ -1,0 +1,112 @@
+"""ONNX export: every part and every encoder runs in onnxruntime as in torch, at any batch size."""
+
+import hashlib
+import json
+import re
+import sys
+
+import pytest
+import torch
+
+from conftest import REAL_DIR
+from fashionae import load
+from fashionae.cli import main
+from fashionae.data import load_fashion_mnist
+from fashionae.errors import UserError
+from fashionae.export import export_onnx
+from fashionae.models import ENCODER_TYPES, ModelConfig
+from fashionae.runs import RunConfig, execute
+from fashionae.training import TrainConfig
+from helpers import QUIET, synthetic_images, write_dataset
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Runs of one short epoch, trained when a test first asks for them."""
+    root = tmp_path_factory.mktemp("runs")
+    data = load_fashion_mnist(write_dataset(root / "data", n_train=600, n_test=100), verify=False)
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=100, eval_subset=50, train_eval_subset=50,
+                    device="cpu")
+    trained = {}
+
+    def run(task="autoencoder", encoder_type="paper", arch="linear"):
+        out = root / f"{task}-{encoder_type}-{arch}"
+        if out not in trained:
+            model = ModelConfig(task=task, encoder_type=encoder_type, arch=arch, latent=16)
+            strategy = "scratch" if task == "classifier" else None
+            trained[out] = execute(RunConfig(model=model, train=t, strategy=strategy), out, data=data, **QUIET)
+        return out
+    return run
+
+
+@pytest.fixture(scope="module")
+def hundred(request):
+    """100 test images: the real ones where the dataset is installed, synthetic ones otherwise."""
+    if REAL_DIR.is_dir():
+        return request.getfixturevalue("real").test_images[:100]
+    return synthetic_images(100, seed=5)[0]
+
+
+def run_onnx(path, images: torch.Tensor) -> torch.Tensor:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+
+
+@pytest.mark.parametrize("task, part", [("autoencoder", "encoder"), ("autoencoder", "autoencoder"),
+                                        ("classifier", "classifier"), ("classifier", "encoder")])
+def test_parts_run_in_onnxruntime_as_in_torch(runs, hundred, tmp_path, task, part):
+    run = runs(task)
+    path = tmp_path / "model.onnx"
+    r = export_onnx(run, path, part if part != task else None, images=hundred)  # default: the task
+    assert r["part"] == part and r["max_abs_diff"] <= 1e-4
+    # a batch size of neither the export (2) nor the check (100), against the Python API
+    x = hundred[:3].unsqueeze(1).float() / 255
+    got, model = run_onnx(path, x), load(run)
+    want = {"encoder": model.embed, "autoencoder": model.reconstruct,
+            "classifier": model.predict_proba}[part](x)
+    if part == "classifier":
+        got = torch.softmax(got, dim=1)  # the file gives logits
+    assert got.shape == want.shape and (got - want).abs().max() <= 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["part"] == part and "[N, 1, 28, 28]" in meta["input"] and "pixels/255" in meta["input"]
+    assert json.loads(meta["classes"]) == list(model.classes)
+    assert json.loads(meta["model_config"])["task"] == task
+    assert meta["source_model_sha256"] == hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    assert meta["fashionae_version"]
+
+
+@pytest.mark.parametrize("encoder_type", ENCODER_TYPES)
+@pytest.mark.parametrize("arch", ["linear", "conv"])
+def test_every_encoder_and_arch_exports(runs, tmp_path, encoder_type, arch):
+    task = "classifier" if encoder_type == "strong" else "autoencoder"  # both heads see both archs
+    r = export_onnx(runs(task, encoder_type, arch), tmp_path / "m.onnx")
+    assert r["part"] == task and r["max_abs_diff"] <= 1e-4
+
+
+def test_wrong_part_is_refused(runs, tmp_path):
+    for task, part in (("autoencoder", "classifier"), ("classifier", "autoencoder")):
+        with pytest.raises(UserError, match=f"--part {part} is for {part} runs, not {task} runs"):
+            export_onnx(runs(task), tmp_path / "m.onnx", part)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_command(runs, tmp_path, capsys):
+    path = tmp_path / "encoder.onnx"
+    assert main(["export", str(runs()), "-o", str(path), "--part", "encoder"]) == 0
+    out = capsys.readouterr().out
+    diff = float(re.search(r"max abs difference ([0-9.e+-]+)\)", out).group(1))
+    assert 0 <= diff <= 1e-4 and "embedding float32 [N, 16]" in out and path.is_file()
+    assert main(["export", str(runs()), "-o", str(path), "--no-check"]) == 0
+    assert "difference" not in capsys.readouterr().out
+    assert main(["export", str(runs()), "-o", str(path), "--part", "classifier"]) == 2
+    assert "fashionae: error: --part classifier is for classifier runs" in capsys.readouterr().err
+
+
+def test_without_the_extra_one_line_names_it(runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    with pytest.raises(UserError, match=r"needs onnxscript.*pip install 'fashionae\[onnx\]'"):
+        export_onnx(runs(), tmp_path / "m.onnx")

@@ -1,0 +1,157 @@
+"""TensorBoard logging: the events hold metrics.jsonl's figures, once per epoch, resumed or not."""
+
+import json
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from fashionae.cli import main
+from fashionae.data import load_fashion_mnist
+from fashionae.models import ModelConfig
+from fashionae.runs import RunConfig, execute
+from fashionae.training import TrainConfig
+from helpers import QUIET, write_dataset
+
+pytest.importorskip("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A small synthetic Fashion-MNIST-like folder (the runs here use 100 of its images)."""
+    return write_dataset(tmp_path_factory.mktemp("data"), n_train=600, n_test=100)
+
+
+@pytest.fixture(scope="module")
+def tiny(data_dir):
+    return load_fashion_mnist(data_dir, verify=False)
+
+
+def ae(epochs=2, tensorboard=True):
+    return RunConfig(model=ModelConfig(latent=16), train=TrainConfig(
+        epochs=epochs, batch_size=50, train_subset=100, eval_subset=50, train_eval_subset=50,
+        device="cpu", tensorboard=tensorboard))
+
+
+def events(run) -> EventAccumulator:
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+def raw_steps(run) -> Counter:
+    """(tag, step) -> how many events the files hold, before TensorBoard's purges."""
+    counts = Counter()
+    for path in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                counts[value.tag, event.step] += 1
+    return counts
+
+
+def metrics(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_events_hold(run, rows):
+    acc = events(run)
+    for key in rows[0]:
+        if key == "epoch":
+            continue
+        logged = acc.Scalars(key)
+        assert [e.step for e in logged] == [r["epoch"] for r in rows], key
+        assert [np.float32(e.value) for e in logged] == [np.float32(r[key]) for r in rows], key
+    return acc
+
+
+def hparams(acc) -> HParamsPluginData:
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    return HParamsPluginData.FromString(content).session_start_info
+
+
+def test_autoencoder_events_hold_metrics_images_and_hparams(tiny, tmp_path):
+    run = tmp_path / "ae"
+    summary = execute(ae(epochs=2), run, data=tiny, **QUIET)
+    rows = metrics(run)
+    acc = assert_events_hold(run, rows)
+    assert {"train_loss", "train_eval_loss", "val_loss", "lr", "seconds",
+            "train_images_per_second"} <= set(acc.Tags()["scalars"])
+    grids = acc.Images("reconstructions")
+    assert [g.step for g in grids] == [1, 2]  # the first epoch and the last
+    assert (grids[0].height, grids[0].width) == (2 * 28, 8 * 28)
+    for key in ("test_loss", "best_val_loss", "val_loss"):
+        assert np.float32(acc.Scalars(f"final/{key}")[-1].value) == np.float32(summary[key])
+    start = hparams(acc)
+    assert start.hparams["model.latent"].number_value == 16
+    assert start.hparams["model.encoder_type"].string_value == "paper"
+    assert start.hparams["train.epochs"].number_value == 2
+
+
+def test_classifier_cli_logs_accuracies(data_dir, tmp_path, capsys):
+    run = tmp_path / "clf"
+    assert main(["train-clf", "--strategy", "scratch", "--latent", "16", "--epochs", "2",
+                 "--batch-size", "50", "--train-subset", "100", "--eval-subset", "50",
+                 "--data-dir", str(data_dir), "--no-verify", "--tensorboard", "--out", str(run)]) == 0
+    acc = assert_events_hold(run, metrics(run))
+    assert {"train_acc", "train_eval_acc", "val_acc"} <= set(acc.Tags()["scalars"])
+    assert "reconstructions" not in acc.Tags()["images"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert np.float32(acc.Scalars("final/test_acc")[-1].value) == np.float32(summary["test_acc"])
+    assert hparams(acc).hparams["strategy"].string_value == "scratch"
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(epoch):
+    def on_epoch(row):
+        if row["epoch"] == epoch:
+            raise Stop
+        return ""
+    return on_epoch
+
+
+@pytest.mark.parametrize("stop, restart", [(1, False), (2, False), (2, True)])
+def test_a_resumed_run_logs_every_epoch_once(tiny, tmp_path, stop, restart):
+    """Stopped at ``stop`` (its metrics and checkpoint written, not yet its events), then run
+    again; with ``restart`` the checkpoint is lost, so training starts over at epoch 1 and the
+    events of the first attempt must be purged."""
+    run = tmp_path / "ae"
+    with pytest.raises(Stop):
+        execute(ae(epochs=3), run, data=tiny, on_epoch=stop_at(stop), **QUIET)
+    if restart:
+        (run / "checkpoint.safetensors").unlink()
+    execute(ae(epochs=3), run, data=tiny, **QUIET)
+    rows = metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    acc = assert_events_hold(run, rows)  # one value per epoch, as TensorBoard shows them
+    # the grid of epoch 1 is lost when the run stopped before writing it: that model is gone
+    assert [g.step for g in acc.Images("reconstructions")] == ([3] if stop == 1 else [1, 3])
+    if not restart:  # and nothing written twice in the first place
+        counts = raw_steps(run)
+        assert {counts["val_loss", e] for e in (1, 2, 3)} == {1}
+
+
+def test_turning_tensorboard_on_later_is_no_conflict(tiny, tmp_path):
+    stopped, done = tmp_path / "stopped", tmp_path / "done"
+    with pytest.raises(Stop):
+        execute(ae(tensorboard=False), stopped, data=tiny, on_epoch=stop_at(1), **QUIET)
+    execute(ae(tensorboard=True), stopped, data=tiny, **QUIET)
+    assert_events_hold(stopped, metrics(stopped))  # epoch 1 too, from the history
+    summary = execute(ae(tensorboard=False), done, data=tiny, **QUIET)
+    assert execute(ae(tensorboard=True), done, data=tiny, **QUIET) == summary  # kept as is
+    assert not (done / "tensorboard").exists()
+
+
+def test_without_the_extra_one_line_names_it(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    assert main(["train-ae", "--latent", "16", "--epochs", "1", "--train-subset", "100",
+                 "--data-dir", str(data_dir),
+                 "--no-verify", "--tensorboard", "--out", str(tmp_path / "ae")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'fashionae[tensorboard]'" in err
