@@ -124,7 +124,7 @@ def cmd_study(a) -> int:
     executor = None
     if a.executor == "ray":
         from .ray_executor import RayExecutor
-        executor = RayExecutor(a.address, a.cpus_per_run, a.gpus_per_run, a.data_dir, not a.no_verify)
+        executor = RayExecutor(a.address, a.cpus_per_run, a.gpus_per_run)
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
     print(f"report: {Path(out) / 'report.html'} (and report.md)")
