@@ -84,7 +84,7 @@ class RayExecutor:
             else:
                 import torch
                 cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-                ray.init(num_cpus=cpus, num_gpus=torch.cuda.device_count(), **quiet)
+                ray.init(address="local", num_cpus=cpus, num_gpus=torch.cuda.device_count(), **quiet)
             started = True
         alive = [n for n in ray.nodes() if n["Alive"]]
         total = ray.cluster_resources()
