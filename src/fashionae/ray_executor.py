@@ -109,7 +109,7 @@ class RayExecutor:
 
     def run(self, ray, plan: list[PlannedRun], states: dict[str, str], study: Study,
             folder: StudyFolder, data: Dataset, log: Log) -> None:
-        from ray.exceptions import RayTaskError
+        from ray.exceptions import RayError, RayTaskError
         task = ray.remote(run_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=RETRIES)
         data_ref = ray.put(data)  # once: each node fetches it from the object store
         refs: dict[str, object] = {}
@@ -130,10 +130,13 @@ class RayExecutor:
                 run = labels[ready[0]]
                 try:
                     r = ray.get(ready[0])
-                except RayTaskError as e:
+                except RayTaskError as e:  # the run raised: a UserError stays one line, a bug does not
                     if isinstance(e.cause, UserError):
                         raise UserError(f"{run.label}: {e.cause}") from None
                     raise
+                except RayError as e:  # its worker or node was lost once more than Ray retries
+                    raise UserError(f"{run.label}: lost its Ray worker {RETRIES + 1} times ({type(e).__name__}); "
+                                    "finished runs are kept, run the command again to resume") from None
                 done += 1
                 resumed = ", resumed from its checkpoint" if r["resumed"] else ""
                 log(f"{run.label}: done on {r['host']} in {r['seconds']:.0f} s{resumed} ({done}/{total} runs)")
@@ -177,10 +180,10 @@ def check_nodes(ray, folder: StudyFolder, nodes: list[dict]) -> None:
     token, path = secrets.token_hex(16), folder / folder.STORAGE_CHECK
     atomic_write(path, token)
     try:
+        refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote(str(path), token) for n in nodes]
         answers = []
-        for n in nodes:
-            ref = probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-                n["NodeID"], soft=False)).remote(str(path), token)
+        for n, ref in zip(nodes, refs):
             try:
                 answers.append(ray.get(ref))
             except RayTaskError as e:  # the node could not even import fashionae
@@ -188,7 +191,7 @@ def check_nodes(ray, folder: StudyFolder, nodes: list[dict]) -> None:
                                 f"install fashionae {__version__} on every node") from None
     finally:
         path.unlink(missing_ok=True)
-    for n, (sees, version) in zip(nodes, answers):
+    for n, (_, version) in zip(nodes, answers):
         if version != __version__:
             raise UserError(f"Ray node {_name(n)} runs fashionae {version}, this driver {__version__}; "
                             "install the same version on every node")
