@@ -1,4 +1,8 @@
+import errno
+import fcntl
 import os
+import platform
+import threading
 
 import pytest
 
@@ -39,14 +43,48 @@ def test_unwritable_folder(tmp_path):
             atomic_write(tmp_path / "f.txt", "data")
 
 
-def test_second_writer_is_refused_with_holder_pid(tmp_path):
+HOST = platform.node()
+
+
+def test_second_writer_is_refused_with_holder_host_and_pid(tmp_path):
     with FolderLock(tmp_path):
-        with pytest.raises(UserError, match=f"in use by another fashionae process \\(pid {os.getpid()}\\)"):
+        with pytest.raises(UserError, match=f"in use by another fashionae process \\(pid {os.getpid()} on {HOST}\\)"):
             FolderLock(tmp_path).acquire()
     FolderLock(tmp_path).acquire().release()  # free again once released
+    assert (tmp_path / ".lock").read_text() == ""  # and says so
 
 
 def test_stale_lock_is_taken_over(tmp_path):
-    (tmp_path / ".lock").write_text("999999")  # left by a process that died
+    (tmp_path / ".lock").write_text(f"{HOST}:999999")  # left by a process that died
     with FolderLock(tmp_path):
-        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+        assert (tmp_path / ".lock").read_text() == f"{HOST}:{os.getpid()}"
+
+
+def test_a_waiting_lock_gets_the_folder_once_its_holder_lets_go(tmp_path):
+    holder = FolderLock(tmp_path).acquire()
+    threading.Timer(1.0, holder.release).start()
+    FolderLock(tmp_path).acquire(wait=30).release()
+    with FolderLock(tmp_path):
+        with pytest.raises(UserError, match="in use"):
+            FolderLock(tmp_path).acquire(wait=1.5)
+
+
+@pytest.mark.parametrize("recorded, taken", [
+    ("", True),                                # released
+    (f"{HOST}:999999", True),                  # its process is gone
+    ("999999", True),                          # a lock file from before hosts were recorded
+    (f"{HOST}:{os.getppid()}", False),         # a process still running here
+    ("node-7.cluster:4242", False),            # another host: cannot be checked from here
+])
+def test_without_flock_the_named_holder_decides(tmp_path, monkeypatch, recorded, taken):
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    (tmp_path / ".lock").write_text(recorded)
+    if taken:
+        with FolderLock(tmp_path):
+            assert (tmp_path / ".lock").read_text() == f"{HOST}:{os.getpid()}"
+    else:
+        with pytest.raises(UserError, match="in use by another fashionae process"):
+            FolderLock(tmp_path).acquire()
+        assert (tmp_path / ".lock").read_text() == recorded  # left as it was

@@ -41,21 +41,26 @@ def cmd_data(a) -> int:
     return 0
 
 
-def train_run(a, task: str, out: str, **run) -> dict:
-    """Build the run's settings from the model/training/data options and execute it."""
+def train_run(a, task: str, out: str, **run) -> dict | None:
+    """Build the run's settings from the model/training/data options and execute it; the
+    summary to print (None on torchrun's processes other than 0)."""
     from . import settings
+    from .distributed import is_main_process
     from .models import ModelConfig
     from .runs import RunConfig, execute
     from .training import TrainConfig
     model = settings.from_options(ModelConfig, a, task=task)
     train = settings.from_options(TrainConfig, a)
-    return execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
-                   data_dir=a.data_dir, verify=not a.no_verify)
+    summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
+                      data_dir=a.data_dir, verify=not a.no_verify)
+    return summary if is_main_process() else None
 
 
 def cmd_train_ae(a) -> int:
     out = a.out or f"runs/ae-{a.arch}{a.latent if a.arch == 'linear' else ''}-seed{a.seed}"
     s = train_run(a, "autoencoder", out)
+    if s is None:
+        return 0
     print(f"{out}: val MSE {s['val_loss']:.5f} (best {s['best_val_loss']:.5f} at epoch "
           f"{s['best_epoch']}), test MSE {s['test_loss']:.5f}, {s['seconds_total']:.0f} s, "
           f"{s['images_per_second']:.0f} training images/s")
@@ -65,6 +70,8 @@ def cmd_train_ae(a) -> int:
 def cmd_train_clf(a) -> int:
     out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
     s = train_run(a, "classifier", out, strategy=a.strategy, encoder_run=a.encoder)
+    if s is None:
+        return 0
     mc = s["most_confused"]
     print(f"{out}: val acc {s['val_acc']:.4f} (best {s['best_val_acc']:.4f}), test acc "
           f"{s['test_acc']:.4f}; most confused: {mc['true']} taken for {mc['predicted']} "
@@ -117,7 +124,7 @@ def cmd_study(a) -> int:
     executor = None
     if a.executor == "ray":
         from .ray_executor import RayExecutor
-        executor = RayExecutor(a.address, a.cpus_per_run, a.gpus_per_run, a.data_dir, not a.no_verify)
+        executor = RayExecutor(a.address, a.cpus_per_run, a.gpus_per_run)
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
     print(f"report: {Path(out) / 'report.html'} (and report.md)")

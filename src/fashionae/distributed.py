@@ -14,6 +14,7 @@ Without torchrun, ``Dist()`` is the single process and every method is the ident
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -70,6 +71,15 @@ class Dist:
         td.all_gather_object(out, obj)
         return out
 
+    def broadcast_object(self, obj):
+        """Process 0's ``obj`` on every process."""
+        if not self.active:
+            return obj
+        import torch.distributed as td
+        box = [obj]
+        td.broadcast_object_list(box, src=0)
+        return box[0]
+
     def gather_tensor(self, t: torch.Tensor) -> list[torch.Tensor]:
         """Every process's tensor, in rank order (sizes may differ)."""
         return [torch.as_tensor(p) for p in self.gather_object(t.cpu())]
@@ -95,7 +105,13 @@ def from_environment(device: str) -> Dist:
         torch.cuda.set_device(local)
     if not td.is_initialized():
         td.init_process_group("nccl" if device == "cuda" else "gloo")
+        atexit.register(td.destroy_process_group)  # NCCL asks for it before the process exits
     return Dist(rank, world)
+
+
+def is_main_process() -> bool:
+    """Whether this is torchrun's process 0 (or no torchrun at all): the one that speaks."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def sync_batchnorm(model: nn.Module, dist: Dist) -> nn.Module:

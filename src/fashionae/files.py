@@ -12,7 +12,9 @@ import errno
 import fcntl
 import json
 import os
+import platform
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +88,14 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
 class FolderLock:
     """An exclusive lock on an output folder, held for the life of the process.
 
-    It is an ``flock`` on ``<folder>/.lock``, which holds the holder's process id. The
-    kernel drops the lock when its process dies, so a lock left by a killed process is
-    simply taken over.
+    It is an ``flock`` on ``<folder>/.lock``, which names its holder as ``host:pid``. The
+    kernel drops an flock when its process dies (on NFS, the dead process's node tells the
+    server), so a lock left by a killed process is simply taken over. Not detected: a node
+    that dies holding a lock on a shared filesystem keeps it until the server gives up on
+    that node (an NFSv4 lease, about 90 s; NFSv3 only once the node is back); ``wait``
+    covers the first. On a filesystem without flock the named holder decides: one on this
+    host that no longer runs is taken over; one on another host cannot be checked from
+    here, so it is refused (delete the file once that process is known to be gone).
     """
 
     def __init__(self, folder: str | os.PathLike):
@@ -96,27 +103,43 @@ class FolderLock:
         self.path = self.folder / ".lock"
         self._fd: int | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self, wait: float = 0.0) -> "FolderLock":
+        """Take the lock, waiting up to ``wait`` seconds for a holder to let go."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise UserError(f"cannot write in {self.folder}: {e.strerror}; "
                             "choose a writable --out") from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(1)
+                    continue
+                holder = _holder(fd)
+            except OSError as e:
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                    os.close(fd)
+                    raise
+                holder = _holder(fd)  # no flock here: the file alone says who holds it
+                if holder is None or not _running(*holder):
+                    break
             os.close(fd)
-            raise UserError(f"{self.folder} is in use by another fashionae process (pid {holder}); "
-                            "wait for it to finish or choose another --out") from None
+            host, pid = holder or ("?", "?")
+            raise UserError(f"{self.folder} is in use by another fashionae process (pid {pid} on "
+                            f"{host}); wait for it to finish or choose another --out") from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
         self._fd = fd
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # free, also where no flock tells it
             os.close(self._fd)
             self._fd = None
 
@@ -125,3 +148,22 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _holder(fd: int) -> tuple[str, int] | None:
+    """The (host, pid) a lock file names, or None when it names none."""
+    host, _, pid = os.pread(fd, 300, 0).decode(errors="replace").strip().rpartition(":")
+    return (host or platform.node(), int(pid)) if pid.isdigit() else None
+
+
+def _running(host: str, pid: int) -> bool:
+    """Whether a process may still run: certain on this host, assumed on another."""
+    if host != platform.node():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -3,7 +3,7 @@
 ``make_plan(study)`` lists every run of a study with its resolved settings and the runs it
 waits for (a classifier waits for its encoder's autoencoder; "best" waits for every
 autoencoder it compares). An executor carries out the runs that are not finished yet:
-``run_local`` one after the other in this process; ``ray_executor.run_ray`` as Ray tasks.
+``run_local`` one after the other in this process; ``ray_executor.RayExecutor`` as Ray tasks.
 Both call ``run_planned``, so a run's numbers do not depend on where it ran.
 """
 

@@ -271,7 +271,8 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     splits = sorted({(r["val_indices_sha256"] or "–")[:16] for r in results["runs"]})
     items.append(["held-out split (SHA-256 of its indices)", ", ".join(splits)])
     rows = [[r["run"], r["device"] or "–", r["precision"] or "–", str(r["hardware"]), str(r["threads"]),
-             str(r.get("processes", 1)), r["host"] or "–", f"{r['seconds']:.0f}"] for r in results["runs"]]
+             str(r.get("processes", 1)), r["host"] or "–", r["executor"], f"{r['seconds']:.0f}"]
+            for r in results["runs"]]
     return items, rows
 
 
@@ -311,7 +312,8 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     figures = _figures(folder, results)
     tabs = tables(results)
     items, run_rows = provenance(folder, results)
-    run_header = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "seconds"]
+    run_header = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "executor",
+                  "seconds"]
     title = f"fashionae study {results['study']} — profile {results['profile']}"
     intro = [p for p in (results.get("description", ""), results.get("profile_note", "")) if p]
     notes = ("Train figures are re-measured in eval mode after each epoch (the honest estimate); the "

@@ -133,6 +133,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     label = label or str(folder.path)
     cfg = replace(cfg, train=cfg.train.validate().resolved(), model=cfg.model.validate())
     dist = from_environment(cfg.train.device)
+    if dist.rank:
+        log = lambda message: None  # noqa: E731 (process 0 speaks for all)
     encoder_weights = None
     if cfg.model.task == "classifier":
         cfg, encoder_weights = classifier_from_encoder(cfg)
@@ -149,7 +151,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         return folder.summary()
 
     with folder.lock() if dist.rank == 0 else nullcontext():  # process 0 holds it for all
-        state = folder.state_for(cfg)  # again, now that no other process can write here
+        # Again, now that no other fashionae can write here; process 0's answer for all, as
+        # the others would read the folder while it writes.
+        state = dist.broadcast_object(folder.state_for(cfg) if dist.rank == 0 else None)
         if state == "complete":
             return folder.summary()
         t = cfg.train

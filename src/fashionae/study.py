@@ -319,10 +319,12 @@ class StudyFolder:
     """The one place that knows a study folder's layout: ``study.json`` (the resolved study),
     ``runs/<run>/`` (run folders), ``baselines.json``, ``samples.safetensors`` (the validation
     images the report's reconstruction figure shows), ``timing.json``, ``results.json``,
-    ``report.html``, ``report.md`` and ``figures/``."""
+    ``report.html``, ``report.md`` and ``figures/``; while ``--executor ray`` starts,
+    ``.storage-check`` (a token every node must read back)."""
     STUDY, RESULTS, BASELINES, TIMING = "study.json", "results.json", "baselines.json", "timing.json"
     SAMPLES, REPORT_HTML, REPORT_MD, FIGURES, RUNS = ("samples.safetensors", "report.html", "report.md",
                                                        "figures", "runs")
+    STORAGE_CHECK = ".storage-check"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

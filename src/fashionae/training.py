@@ -169,21 +169,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     model.eval()
     sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), device=x.device, dtype=torch.float64)}
     preds = []
-    share = range(0, len(x), EVAL_BATCH)[dist.rank::dist.world]
-    for i in share:
-        xb, yb = x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]
+    share = [slice(i, i + EVAL_BATCH) for i in range(0, len(x), EVAL_BATCH)][dist.rank::dist.world]
+    counted = bool(share)
+    # A process left without a batch (a set of fewer batches than processes) still measures one
+    # image, counted for nothing, so that every process adds up the same figures.
+    for s in share or [slice(0, 1)]:
+        xb, yb = x[s], y[s]
         if cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(cfg):
             out = model(xb, yb)
-        sums["loss"] += out.loss.double() * len(xb)
+        sums["loss"] += out.loss.double() * len(xb) * counted
         for k, v in model.metrics(out, yb).items():
-            sums[k] = sums.get(k, 0) + v
+            sums[k] = sums.get(k, 0) + v * counted
         if predictions:
-            preds.append(out.prediction)
+            preds.append(out.prediction if counted or out.prediction is None else out.prediction[:0])
     model.train(was_training)
     result = {k: v.item() / len(x) for k, v in dist.sum({k: v.double() for k, v in sums.items()}).items()}
-    if predictions and preds and preds[0] is not None:
+    if predictions and preds[0] is not None:
         result["predictions"] = torch.cat(dist.gather_tensor(torch.cat(preds))).cpu() \
             if dist.world > 1 else torch.cat(preds).cpu()
     return result
@@ -247,9 +250,10 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             opt.zero_grad(set_to_none=True)
             (out.loss * weight if dist.world > 1 else out.loss).backward()
             opt.step()
-            sums["loss"] += out.loss.detach().double() * len(yb)
+            counted = weight > 0  # a stand-in image (see Dist.shard) adds nothing to the figures
+            sums["loss"] += out.loss.detach().double() * len(yb) * counted
             for k, v in model.metrics(out, yb).items():
-                sums[k] = sums.get(k, 0) + v
+                sums[k] = sums.get(k, 0) + v * counted
             if progress is not None:
                 progress(step + 1, steps_per_epoch)
         if device.type == "cuda":

@@ -1,0 +1,214 @@
+"""``fashionae study --executor ray``: a study's runs as Ray tasks, on one machine or a cluster.
+
+Every unfinished run becomes one Ray task asking for ``cpus_per_run`` CPUs and
+``gpus_per_run`` GPUs (a fraction packs several runs on one GPU). A classifier's task is
+given its encoders' tasks as arguments, so Ray starts it once they are done. Each task
+calls ``plan.run_planned``, the local executor's function, with ``cpus_per_run`` torch
+threads: on the CPU a run's numbers are the same as under the local executor with as
+many threads.
+
+The dataset goes into Ray's object store once, from the driver; the run folders must be
+on a filesystem every node sees at the same path (checked before anything runs). A task
+whose worker dies is retried by Ray and resumes from the run's last finished epoch;
+an error in a run (a Python exception) is not retried and stops the study, as Ctrl-C
+does: unfinished tasks are cancelled, finished runs are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .data import Dataset
+from .errors import UserError, require
+from .files import atomic_write
+from .plan import PlannedRun, run_planned
+from .runs import Log
+from .study import Study, StudyFolder
+
+RETRIES = 3         # a run whose worker or node dies is started again (from its checkpoint) this often
+LOCK_WAIT = 180.0   # seconds a retry waits for the run folder's lock: on NFSv4 a dead node's
+                    # lock lasts until the server's lease on it expires (90 s by default)
+
+
+class RayExecutor:
+    """Called by ``plan.run_study`` as ``executor(plan, states, study, out, data, n_train,
+    log)``, like ``plan.run_local``. ``on_epoch(run, row)``, when given, is called in the
+    task after every epoch of a run (a hook: monitoring, or faults injected by the tests)."""
+
+    def __init__(self, address: str | None = None, cpus_per_run: int = 1, gpus_per_run: float = 0.0,
+                 on_epoch: Callable[[PlannedRun, dict], None] | None = None):
+        if cpus_per_run < 1:
+            raise UserError(f"--cpus-per-run must be at least 1, got {cpus_per_run}")
+        if gpus_per_run < 0 or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
+            raise UserError(f"--gpus-per-run must be a fraction of one GPU or a whole number of GPUs, "
+                            f"got {gpus_per_run:g}")
+        self.address, self.cpus, self.gpus, self.on_epoch = address, cpus_per_run, gpus_per_run, on_epoch
+        self.description = "ray"
+
+    def __call__(self, plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path,
+                 data: Dataset, n_train: int, log: Log) -> None:
+        ray = require("ray", "ray", "--executor ray")
+        started = self.connect(ray)
+        try:
+            folder = StudyFolder(Path(out).resolve())  # a path that means the same on every node
+            nodes = self.usable_nodes(ray)
+            check_nodes(ray, folder, nodes)
+            self.run(ray, plan, states, study, folder, data, log)
+        finally:
+            if started:
+                ray.shutdown()
+
+    # ---------------------------------------------------------- the cluster
+
+    def connect(self, ray) -> bool:
+        """Join the cluster at ``address``, or start a Ray on this machine; True when this
+        call started it (and so shuts it down). A Ray already joined by this process is used."""
+        started = False
+        if not ray.is_initialized():
+            quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            if self.address:
+                try:
+                    _reachable(self.address)  # else ray.init retries an address nobody answers for minutes
+                    ray.init(address=self.address, **quiet)
+                except (ConnectionError, ValueError, RuntimeError, OSError) as e:
+                    raise UserError(f"cannot join the Ray cluster at {self.address} ({e}); start it with "
+                                    "`ray start --head` or check --address") from None
+            else:
+                import torch
+                cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                ray.init(address="local", num_cpus=cpus, num_gpus=torch.cuda.device_count(), **quiet)
+            started = True
+        alive = [n for n in ray.nodes() if n["Alive"]]
+        total = ray.cluster_resources()
+        where = (f"cluster {ray.get_runtime_context().gcs_address}, {len(alive)} node(s)" if self.address
+                 else "local")
+        gpus = f", {total['GPU']:g} GPUs" if total.get("GPU") else ""
+        self.description = (f"ray ({where}, {total.get('CPU', 0):g} CPUs{gpus}; {self.cpus} CPU(s)"
+                            + (f" and {self.gpus:g} GPU" if self.gpus else "") + " per run)")
+        return started
+
+    def usable_nodes(self, ray) -> list[dict]:
+        """The alive nodes that have room for one run; refuse a cluster without any."""
+        nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= self.cpus
+                 and n["Resources"].get("GPU", 0) >= self.gpus]
+        if not nodes:
+            raise UserError(f"no node of the Ray cluster has {self.cpus} CPU(s)"
+                            + (f" and {self.gpus:g} GPU" if self.gpus else "")
+                            + " for one run; lower --cpus-per-run / --gpus-per-run")
+        return nodes
+
+    # ---------------------------------------------------------- the runs
+
+    def run(self, ray, plan: list[PlannedRun], states: dict[str, str], study: Study,
+            folder: StudyFolder, data: Dataset, log: Log) -> None:
+        from ray.exceptions import RayError, RayTaskError
+        task = ray.remote(run_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=RETRIES)
+        data_ref = ray.put(data)  # once: each node fetches it from the object store
+        refs: dict[str, object] = {}
+        labels = {}
+        for run in plan:
+            if states[run.name] == "complete":
+                continue
+            needs = [refs[n] for n in run.needs if n in refs]  # Ray starts the task once they are done
+            refs[run.name] = task.remote(run, study, str(folder.path), data_ref, self.cpus, self.gpus,
+                                         self.on_epoch, *needs)
+            labels[refs[run.name]] = run
+        done, total = len(plan) - len(refs), len(plan)
+        log(f"{len(refs)} run(s) to train as Ray tasks ({self.description}); {done} finished already")
+        pending = list(refs.values())
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                run = labels[ready[0]]
+                try:
+                    r = ray.get(ready[0])
+                except RayTaskError as e:  # the run raised: a UserError stays one line, a bug does not
+                    if isinstance(e.cause, UserError):
+                        raise UserError(f"{run.label}: {e.cause}") from None
+                    raise
+                except RayError as e:  # its worker or node was lost once more than Ray retries
+                    raise UserError(f"{run.label}: lost its Ray worker {RETRIES + 1} times ({type(e).__name__}); "
+                                    "finished runs are kept, run the command again to resume") from None
+                done += 1
+                resumed = ", resumed from its checkpoint" if r["resumed"] else ""
+                log(f"{run.label}: done on {r['host']} in {r['seconds']:.0f} s{resumed} ({done}/{total} runs)")
+        except BaseException:  # Ctrl-C or a failed run: stop the rest; finished runs stay as they are
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def _reachable(address: str) -> None:
+    """Raise OSError when nothing listens at a HOST:PORT address ("auto" is left to Ray)."""
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit():
+        socket.create_connection((host, int(port)), timeout=10).close()
+
+
+def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: int, gpus: float,
+             on_epoch: Callable[[PlannedRun, dict], None] | None, *needs) -> dict:
+    """One run in a Ray worker (``needs``: the finished runs it waited for)."""
+    import torch
+    os.environ["FASHIONAE_EXECUTOR"] = "ray"  # recorded in the run's environment
+    if not gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a run given no GPU stays off them
+    torch.set_num_threads(threads)
+    folder = StudyFolder(out).run(run.name)
+    resumed = (folder / folder.CHECKPOINT).exists()
+    # A retry after a lost node may find the node's lock still held on a shared filesystem.
+    folder.lock().acquire(wait=LOCK_WAIT).release()
+    t0 = time.perf_counter()
+    run_planned(run, study, out, data, log=lambda m: print(m, flush=True),
+                on_epoch=(lambda row: on_epoch(run, row) or "") if on_epoch else None)
+    return {"host": platform.node(), "seconds": time.perf_counter() - t0, "resumed": resumed}
+
+
+def check_nodes(ray, folder: StudyFolder, nodes: list[dict]) -> None:
+    """Refuse to start unless every node runs this fashionae and reads the token the driver
+    writes in the study folder (so it sees the same folder at the same path)."""
+    from ray.exceptions import RayTaskError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    probe = ray.remote(node_check)
+    token, path = secrets.token_hex(16), folder / folder.STORAGE_CHECK
+    atomic_write(path, token)
+    try:
+        refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote(str(path), token) for n in nodes]
+        answers = []
+        for n, ref in zip(nodes, refs):
+            try:
+                answers.append(ray.get(ref))
+            except RayTaskError as e:  # the node could not even import fashionae
+                raise UserError(f"Ray node {_name(n)} cannot run fashionae ({str(e).strip().splitlines()[-1]}); "
+                                f"install fashionae {__version__} on every node") from None
+    finally:
+        path.unlink(missing_ok=True)
+    for n, (_, version) in zip(nodes, answers):
+        if version != __version__:
+            raise UserError(f"Ray node {_name(n)} runs fashionae {version}, this driver {__version__}; "
+                            "install the same version on every node")
+    blind = [_name(n) for n, (sees, _) in zip(nodes, answers) if not sees]
+    if blind:
+        raise UserError(f"Ray node(s) {', '.join(blind)} cannot see the study folder {folder.path}; "
+                        "put --out on a filesystem every node mounts at the same path (NFS, Lustre...)")
+
+
+def node_check(path: str, token: str) -> tuple[bool, str]:
+    """On one node: whether it reads the driver's token, and its fashionae version."""
+    try:
+        sees = Path(path).read_text() == token
+    except OSError:
+        sees = False
+    return sees, __version__
+
+
+def _name(node: dict) -> str:
+    return f"{node.get('NodeManagerHostname', '?')} ({node['NodeManagerAddress']}, node {node['NodeID'][:8]})"

@@ -1,0 +1,198 @@
+"""Scale out: a study's runs as Ray tasks (``--executor ray``) and one run on several
+processes (torchrun). Ray starts once for the module, on this machine, with four logical
+CPUs and one logical GPU (so that four runs at a quarter of a GPU can be scheduled at once)."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+
+from fashionae import ray_executor
+from fashionae.cli import main
+from fashionae.errors import UserError
+from fashionae.plan import run_study
+from fashionae.ray_executor import RayExecutor
+from fashionae.study import load_study
+from helpers import QUIET, read_metrics, same_weights
+
+PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def one_thread():
+    """The local executor at one torch thread: what each Ray task gets with --cpus-per-run 1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_study(tmp_path, seeds: int = 1, epochs: int = 3):
+    path = tmp_path / "tiny.toml"
+    path.write_text(f'name = "tiny"\nseeds = {seeds}\n'
+                    f"[train]\nepochs = {epochs}\nbatch_size = 50\ntrain_subset = 400\neval_subset = 300\n"
+                    '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+                    "[baselines]\nenabled = false\n")
+    return load_study(path, None)
+
+
+def numbers(results: dict):
+    """results.json without what differs from one execution to the next: timings, and the
+    provenance of each run (executor, threads, host)."""
+    if isinstance(results, dict):
+        return {k: numbers(v) for k, v in results.items()
+                if "second" not in k and k not in ("timing", "runs", "evidence")}
+    if isinstance(results, list):
+        return [numbers(v) for v in results]
+    return results
+
+
+# ------------------------------------------------------------------ --executor ray
+
+def test_ray_executor_gives_the_local_executors_numbers(cluster, one_thread, data_dir, tmp_path, capsys):
+    args = ["study", str(PAPER), "--profile", "smoke", "--data-dir", str(data_dir), "--no-verify"]
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    assert main([*args, "--out", str(tmp_path / "ray"), "--executor", "ray", "--cpus-per-run", "1"]) == 0
+    log = capsys.readouterr().err
+    local, distributed = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("local", "ray"))
+    assert numbers(distributed) == numbers(local)
+    assert {r["executor"] for r in distributed["runs"]} == {"ray"}
+    assert distributed["timing"]["executor"].startswith("ray (local, 4 CPUs")
+    assert log.count(" done on ") == 8  # one line per finished run, with its node
+    provenance = (tmp_path / "ray" / "report.md").read_text().split("## Provenance")[1]
+    assert "| executor | ray (local" in provenance and "| ray |" in provenance
+
+
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, one_thread, data_dir, tmp_path):
+    study = tiny_study(tmp_path)
+    record, killed = tmp_path / "epochs.txt", tmp_path / "killed"
+
+    def kill_once(run, row):  # in the task, after the epoch's checkpoint is written
+        import os, signal  # noqa: E401 (runs in the Ray worker)
+        with open(record, "a") as f:
+            f.write(f"{row['epoch']} {os.getpid()}\n")
+        if not os.path.exists(killed):
+            open(killed, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    lines = []
+    run_study(study, tmp_path / "ray", str(data_dir), False, log=lines.append,
+              executor=RayExecutor(on_epoch=kill_once))
+    epochs = [line.split() for line in record.read_text().splitlines()]
+    assert [e for e, _ in epochs] == ["1", "2", "3"]  # epoch 1 is not trained again
+    assert epochs[0][1] != epochs[1][1] == epochs[2][1]  # by a new worker
+    assert any("resumed from its checkpoint" in line for line in lines)
+    run_study(study, tmp_path / "local", str(data_dir), False, **QUIET)
+    a, b = (tmp_path / d / "runs" / "ae-a-seed0" for d in ("ray", "local"))
+    assert read_metrics(a) == read_metrics(b)  # the interruption changed nothing
+    assert same_weights(a / "model.safetensors", b / "model.safetensors")
+
+
+def test_four_runs_share_one_gpu_at_a_quarter_each(cluster, data_dir, tmp_path):
+    """Ray must run the four at once: each waits in its first epoch until all four are there."""
+    study = tiny_study(tmp_path, seeds=4, epochs=1)
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+
+    def meet(run, row):
+        import json, time  # noqa: E401 (runs in the Ray worker)
+        import ray as worker_ray
+        ctx = worker_ray.get_runtime_context()
+        (rendezvous / run.name).write_text(json.dumps({"resources": ctx.get_assigned_resources(),
+                                                       "gpus": worker_ray.get_gpu_ids()}))
+        deadline = time.monotonic() + 120
+        while len(list(rendezvous.iterdir())) < 4:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(list(rendezvous.iterdir()))} of 4 runs were scheduled at once")
+            time.sleep(0.2)
+
+    run_study(study, tmp_path / "ray", str(data_dir), False,
+              executor=RayExecutor(cpus_per_run=1, gpus_per_run=0.25, on_epoch=meet), **QUIET)
+    seen = [json.loads(p.read_text()) for p in sorted(rendezvous.iterdir())]
+    assert len(seen) == 4
+    assert all(s == {"resources": {"CPU": 1.0, "GPU": 0.25}, "gpus": [0]} for s in seen)
+
+
+def test_ctrl_c_cancels_what_is_left_and_keeps_what_is_finished(cluster, data_dir, tmp_path, monkeypatch):
+    study = tiny_study(tmp_path, seeds=3, epochs=1)
+    real_wait, real_cancel, waits, cancelled = ray.wait, ray.cancel, [], []
+
+    def interrupted_after_one_run(pending, **kw):
+        waits.append(len(pending))
+        if len(waits) == 2:  # Ctrl-C once the first run is done
+            raise KeyboardInterrupt
+        return real_wait(pending, **kw)
+
+    monkeypatch.setattr(ray, "wait", interrupted_after_one_run)
+    monkeypatch.setattr(ray, "cancel", lambda ref, force: cancelled.append(real_cancel(ref, force=force)))
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, tmp_path / "ray", str(data_dir), False, executor=RayExecutor(), **QUIET)
+    assert waits == [3, 2] and len(cancelled) == 2  # the two runs not finished then
+    finished = [p for p in (tmp_path / "ray" / "runs").iterdir() if (p / "summary.json").exists()]
+    assert finished and all((p / "model.safetensors").is_file() for p in finished)
+
+
+def test_a_node_that_cannot_see_the_study_folder_is_refused(cluster, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_executor, "atomic_write", lambda path, data: None)  # no token to read
+    with pytest.raises(UserError, match=r"node\(s\) .* cannot see the study folder"):
+        run_study(tiny_study(tmp_path), tmp_path / "ray", str(data_dir), False,
+                  executor=RayExecutor(), **QUIET)
+    assert not (tmp_path / "ray" / "runs").exists()  # nothing ran
+
+
+def test_bad_executor_settings(cluster, monkeypatch):
+    with pytest.raises(UserError, match="--cpus-per-run must be at least 1"):
+        RayExecutor(cpus_per_run=0)
+    with pytest.raises(UserError, match="--gpus-per-run must be a fraction"):
+        RayExecutor(gpus_per_run=1.5)
+    with pytest.raises(UserError, match="no node of the Ray cluster has 1 CPU\\(s\\) and 2 GPU"):
+        RayExecutor(gpus_per_run=2).usable_nodes(ray)
+    monkeypatch.setitem(sys.modules, "ray", None)  # not installed
+    with pytest.raises(UserError, match=r"--executor ray needs ray.*pip install 'fashionae\[ray\]'"):
+        RayExecutor()([], {}, None, Path("."), None, 0, print)
+
+
+# ------------------------------------------------------------------ torchrun
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    src = str(Path(__file__).parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "fashionae", *args], env=env, capture_output=True, text=True, timeout=180)
+
+
+# 1,001 training images: the last batch has one image, which one process trains and the other
+# stands in for (counted for nothing); 200 evaluation images: one batch, so one process has none.
+COMMON = ["--epochs", "2", "--train-subset", "1001", "--eval-subset", "200", "--batch-size", "100",
+          "--device", "cpu", "--precision", "fp32", "--dropout", "0", "--no-verify"]
+
+
+@pytest.mark.parametrize("command", [["train-ae", "--latent", "32"], ["train-clf", "--strategy", "scratch"]])
+def test_two_processes_follow_the_single_process_curve(data_dir, tmp_path, command):
+    args = [*command, *COMMON, "--data-dir", str(data_dir)]
+    done = torchrun(*args, "--out", str(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count(str(tmp_path / "two")) == 1  # process 0 alone reports
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = read_metrics(tmp_path / "two"), read_metrics(tmp_path / "one")
+    assert [r.keys() for r in two] == [r.keys() for r in one] and len(two) == 2
+    for a, b in zip(two, one):
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["environment"]["processes"] == 2
