@@ -2,9 +2,10 @@
 the run folders (reached through ``StudyFolder``/``RunFolder``; no dataset needed).
 
 It opens with a summary (the main figures and the verdicts) and a table of contents, then
-two overview figures, the claims, the tables, the figures two or three to a row on a wide
-screen (one on a phone), and the provenance of every run. ``report.html`` links
-``figures/``; with ``self_contained`` the figures are embedded, to send the page alone.
+two overview figures, what the study is, the claims and the tables (figures right-aligned),
+the figures two or three to a row on a wide screen (one on a phone), and the provenance of
+every run. ``report.html`` links ``figures/``; with ``self_contained`` the figures are
+embedded (data: URIs), to send the page alone. tests/test_report.py renders it in a browser.
 """
 
 from __future__ import annotations
@@ -309,12 +310,23 @@ NOTES = {  # under the table they explain
                     "the author's code also recorded. The report's numbers are the source document's; the "
                     "author's code's are its published result files (validation = test set, 60 epochs).",
 }
+
+
+def _notes(anchor: str) -> list[str]:
+    return [NOTES[anchor]] if anchor in NOTES else []
+
+
 FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    """Verdicts confirmed or refuted in bold, the others in italics (lighter, as on the page)."""
+    def cell(c: str, i: int) -> str:
+        if header[i] == "verdict":
+            return f"**{c}**" if c in ("confirmed", "refuted") else f"*{c}*"
+        return c.replace("|", "/")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(c, i) for i, c in enumerate(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -383,7 +395,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in overview]
     md += ['<a id="about"></a>', "## About this study", *about]
     for anchor, caption, header, rows in tabs:
-        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + [n for n in [NOTES.get(anchor)] if n]
+        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + _notes(anchor)
     md += ['<a id="figures"></a>', "## Figures"]
     for g, fs in groups:
         md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in fs]
@@ -411,8 +423,8 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
             section("overview", "<div class=grid>" + "".join(map(figure, overview)) + "</div>"),
             section("about", *(f"<p>{html.escape(p)}</p>" for p in about))]
     for anchor, caption, header, rows in tabs:
-        body.append(section(anchor, _html_table(header, rows), heading=caption,
-                            *(f"<p class=note>{html.escape(n)}</p>" for n in [NOTES.get(anchor)] if n)))
+        notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor)]
+        body.append(section(anchor, _html_table(header, rows), *notes, heading=caption))
     body.append(section("figures", *(f"<h3>{FIGURE_GROUPS[g]}</h3><div class=grid>" + "".join(map(figure, fs))
                                      + "</div>" for g, fs in groups)))
     body.append(section("provenance", _html_table(["item", "value"], items), _html_table(run_header, run_rows)))
