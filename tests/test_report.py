@@ -101,7 +101,8 @@ def test_overview_draws_pca_from_baselines_and_conv_at_its_latent_size(study, mo
     write_report(study, results)
     _, linear, pca, points, path = drawn["args"]
     baselines = json.loads((study / "baselines.json").read_text())
-    assert pca == [(r["k"], r["test_mse"]) for r in baselines["pca"]]
+    assert pca == [(r["k"], r["test_mse"]) for r in baselines["pca"] if r["k"] < 28 * 28]  # not the exact one
+    assert len(pca) >= 5
     assert [k for k, _ in linear] == [64, 512, 1024]
     assert [(name, k) for name, k, _ in points] == [("conv", 3136)]
     assert path.name == "overview_mse_by_size.png" and path.is_file()

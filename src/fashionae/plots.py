@@ -16,7 +16,6 @@ from .files import atomic_write
 COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
           "tab:gray", "tab:olive", "tab:cyan"]
 
-
 # Sizes chosen to stay legible at about 600 pixels wide (two figures to a row on a laptop)
 # and at about 360 (a phone): figures of 5 inches with 8- to 10-point text, rendered at 120 dpi.
 STYLE = {"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "xtick.labelsize": 8,
@@ -44,13 +43,13 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, style: str = "-") -> None:
+def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: str = "o") -> None:
     """Mean line and ± std band over seeds of one per-epoch metric."""
     n = min(len(r) for r in runs)
     values = np.array([[row[key] for row in r[:n]] for r in runs])
     epochs = np.arange(1, n + 1)
     mean = values.mean(0)
-    ax.plot(epochs, mean, style, color=color, label=label, marker="o" if n < 8 else None, ms=3)
+    ax.plot(epochs, mean, "-", color=color, label=label, marker=marker if n < 8 else None, ms=4)
     if len(runs) > 1:
         std = values.std(0, ddof=1)
         ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
@@ -97,8 +96,8 @@ def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylab
            author: dict | None, path: Path) -> None:
     """Per-epoch curves of one model (mean ± std over seeds), the author's dotted beside."""
     fig, ax = _figure()
-    for (key, label), color in zip(keys, COLORS):
-        _band(ax, runs, key, label, color)
+    for (key, label), color, marker in zip(keys, COLORS, "o^s"):  # shapes tell overlapping lines apart
+        _band(ax, runs, key, label, color, marker)
     if author is not None:  # over as many epochs as ours, in the same colours; one legend entry
         n = len(runs[0])
         for (key, label), color in zip(keys, COLORS):
@@ -157,11 +156,12 @@ def confusion(title: str, cm: list[list[int]], classes: tuple[str, ...], path: P
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt().subplots(figsize=(max(4.5, 0.55 * k + 1), max(4, 0.5 * k + 0.8)))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    if k <= 20:
+    if k <= 20:  # the shares, zeros left blank so that the confusions stand out
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                if norm[i, j] >= 0.005:
+                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), classes, fontsize=7)
     ax.set_xlabel("predicted")
@@ -173,8 +173,8 @@ def confusion(title: str, cm: list[list[int]], classes: tuple[str, ...], path: P
 def image_rows(rows: list[tuple[str, np.ndarray]], path: Path, titles: list[str] | None = None) -> None:
     """Rows of grayscale images [n, H, W] in [0, 1], each row labelled."""
     n = max(len(images) for _, images in rows)
-    fig, axes = plt().subplots(len(rows), n, figsize=(n, 1.1 * len(rows) + (0.2 if titles else 0)),
-                               squeeze=False)
+    fig, axes = plt().subplots(len(rows), n, figsize=(0.9 * n, 0.9 * len(rows) + (0.25 if titles else 0)),
+                               squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.06})
     for r, (name, images) in enumerate(rows):
         for c in range(n):
             ax = axes[r, c]
@@ -183,9 +183,9 @@ def image_rows(rows: list[tuple[str, np.ndarray]], path: Path, titles: list[str]
             if c < len(images):
                 ax.imshow(images[c], cmap="gray", vmin=0, vmax=1)
             if c == 0:
-                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
             if titles and r == 0 and c < len(titles):
-                ax.set_title(titles[c], fontsize=7)
+                ax.set_title(titles[c], fontsize=8)
     save(fig, path)
 
 

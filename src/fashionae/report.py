@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from pathlib import Path
 
@@ -153,11 +154,13 @@ def summary(results: dict) -> list[str]:
          + f" on {dataset} with {_count(n, 'seed')}, validated on {val}."]
     if aes:
         ranked = sorted(aes, key=lambda a: a["test_mse"]["mean"])
-        best, pca = ranked[0], _pca_row(results, ranked[0]["latent"])
-        s.append(f"The lowest test MSE per pixel is {best['name']}'s, {_f(best['test_mse'])}"
-                 + (f" (PCA with {pca['k']} components: {pca['test_mse']:.4f})" if pca else "")
-                 + (f"; the highest is {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(aes) > 1 else "")
-                 + ".")
+        # PCA beside the best linear autoencoder that PCA was fitted at (k = its latent size)
+        beside = [(a, row) for a in ranked for row in [_pca_row(results, a["latent"])]
+                  if row and row["k"] == a["latent"]]
+        s.append(f"The lowest test MSE per pixel is {ranked[0]['name']}'s, {_f(ranked[0]['test_mse'])}"
+                 + (f", the highest {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(aes) > 1 else "")
+                 + (f"; PCA with {beside[0][1]['k']} components reaches {beside[0][1]['test_mse']:.4f} "
+                    f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
     trained = [c for c in clfs if c["strategy"] != "random-frozen"]
     if trained:
         top = max(trained, key=lambda c: c["test_acc"]["mean"])
@@ -174,7 +177,8 @@ def summary(results: dict) -> list[str]:
             which = [c["claim"] for c in claims if c["verdict"] == verdict]
             if which:
                 parts.append(f"{len(which)} {'is' if len(which) == 1 else 'are'} {verdict}"
-                             + (f" ({'; '.join(which)})" if verdict in ("confirmed", "refuted") else ""))
+                             + (f" ({'; '.join(f'“{w}”' for w in which)})" if verdict in ("confirmed", "refuted")
+                                else ""))
         s.append(f"Of the study's {len(claims)} claims, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
     if results.get("targets"):
@@ -186,6 +190,11 @@ def summary(results: dict) -> list[str]:
 # ------------------------------------------------------------------ figures
 
 Figure = tuple[str, str, str]  # (section, file in figures/, caption)
+
+
+EXPLORED = {"latent_pca.png": "the test set's codes projected on their first two principal components",
+            "latent_tsne.png": "a t-SNE map of the test set's codes",
+            "interpolation.png": "images decoded along the line between the codes of two test images"}
 
 
 def _figures(folder: StudyFolder, results: dict) -> list[Figure]:
@@ -204,12 +213,17 @@ def _figures(folder: StudyFolder, results: dict) -> list[Figure]:
     linear = [(a["latent"], a["test_mse"]) for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
     others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes
               if not (a["arch"] == "linear" and a["encoder_type"] == "paper")]
-    pca = [(r["k"], r["test_mse"]) for r in (results["baselines"] or {}).get("pca", [])]
+    # PCA with as many components as pixels reconstructs exactly (an MSE of about 1e-13 that
+    # would squash the log axis): it is left out of the figure, kept in the baselines table
+    pixels = math.prod(folder.run(Path(aes[0]["runs"][0]).name).config().model.image_size)
+    rows = (results["baselines"] or {}).get("pca", [])
+    pca = [(r["k"], r["test_mse"]) for r in rows if r["k"] < pixels]
     plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / "overview_mse_by_size.png")
     out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
                 "scale): the linear autoencoders and PCA at every k as curves, "
                 + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others) + " as a point; " if others else "")
-                + seeds(aes[0]["runs"]) + "."))
+                + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
+                                           if len(pca) < len(rows) else "") + "."))
     plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
                           for a in aes], "val_loss", "validation MSE", figs / "overview_val_curves.png")
     out.append(("overview", "overview_val_curves.png", "Validation MSE per epoch of every autoencoder on one "
@@ -250,7 +264,7 @@ def _figures(folder: StudyFolder, results: dict) -> list[Figure]:
             name = f"latent_{ae['name']}_{f}"
             atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
             out.append(("latent", name, f"Latent space of the {ae['name']} autoencoder (seed 0): "
-                        f"{f[:-4].replace('_', ' ')}."))
+                        f"{EXPLORED.get(f, f[:-4].replace('_', ' '))}."))
     for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
         (figs / stale).unlink()  # from an earlier report of this folder
     return out
@@ -346,10 +360,10 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
         if rows else [False] * len(header)
 
     def cell(c: str, i: int) -> str:
-        cls = ["num"] * numeric[i] + (["nw"] if _is_number(c) or len(c) <= 24 else ["long"] * (len(c) > 40))
+        cls = ["num"] * numeric[i] + (["nw"] if _is_number(c) or len(c) <= 32 else ["long"])
         if header[i] == "verdict":
             cls.append(c.split(" (")[0].replace(" ", "-"))
-        return f"<td class='{' '.join(cls)}'>{html.escape(c)}</td>" if cls else f"<td>{html.escape(c)}</td>"
+        return f"<td class='{' '.join(cls)}'>{html.escape(c)}</td>"
 
     head = "".join(f"<th{' class=num' if numeric[i] else ''}>{html.escape(h)}</th>" for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(cell(c, i) for i, c in enumerate(r)) + "</tr>" for r in rows)
