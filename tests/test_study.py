@@ -1,5 +1,8 @@
+import io
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,36 @@ def test_best_encoder_is_refused_when_validation_is_the_test_set(tmp_path):
         load_study(write(tmp_path, text))
     with pytest.raises(UserError, match="judged on the validation set"):
         load_study(write(tmp_path, MINIMAL + '[classifiers]\n[targets]\nclassifier = "finetune"\ntest_acc = 0.9\n'))
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_one_line_on_a_terminal_and_plain_lines_in_a_log(monkeypatch):
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda: os.terminal_size((60, 20)))
+    plan = plan_mod.make_plan(load_study(PAPER, "smoke"))
+    states = {r.name: "new" for r in plan}
+    first = plan[0]
+
+    screen, logged = Terminal(), []
+    progress = plan_mod.Progress(plan, states, 400, logged.append, stream=screen)
+    progress.start(first)
+    progress.step(4, 4)  # the last step is always drawn
+    assert progress.epoch(first, {"epoch": 1, "seconds": 2.0}) is None  # the line says it
+    progress.finished(first, {"seconds_total": 2.0})
+    progress.close()
+    drawn = screen.getvalue().split("\r\033[K")  # each redraw returns and clears the line
+    assert "\n" not in screen.getvalue() and drawn[-1] == ""
+    assert drawn[1] == "0/8 runs,   0% done, time left unknown yet · ae-linear-64 s"  # cut: never wraps
+    assert drawn[2] == "0/8 runs,  12% done, time left unknown yet · ae-linear-64 s"
+    assert logged == ["ae-linear-64 seed 0: done (1/8 runs, 2 s)"]  # above the line
+
+    log, logged = io.StringIO(), []
+    progress = plan_mod.Progress(plan, states, 400, logged.append, stream=log)
+    progress.start(first)
+    progress.step(4, 4)
+    assert progress.epoch(first, {"epoch": 1, "seconds": 2.0}).startswith("0/8 runs,  12% done, about")
+    progress.finished(first, {"seconds_total": 2.0})
+    assert log.getvalue() == "" and logged == ["ae-linear-64 seed 0: done (1/8 runs, 2 s)"]

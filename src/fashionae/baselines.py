@@ -26,13 +26,16 @@ def fit_quietly(estimator, x, y) -> bool:
     return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0) -> dict:
+def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0,
+                      log=lambda m: None) -> dict:
+    """Each step says what it does first: on the full dataset each takes a minute or more."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
     train, val, test = _flat(splits.train_x), _flat(splits.val_x), _flat(splits.test_x)
     ks = sorted({min(k, train.shape[1], len(train)) for k in PCA_KS})
+    log(f"baselines: PCA of {len(train):,} training images (k = {', '.join(map(str, ks))}) and the mean image")
     pca = PCA(n_components=max(ks), svd_solver="full").fit(train)
 
     def pca_mse(x: np.ndarray, k: int) -> float:
@@ -41,6 +44,7 @@ def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0)
         return float(np.mean((recon - x) ** 2))
 
     mean_image = train.mean(0)
+    log(f"baselines: logistic regression on pixels ({len(train):,} images, at most {logreg_max_iter} iterations)")
     logreg = LogisticRegression(max_iter=logreg_max_iter, random_state=seed)
     converged = fit_quietly(logreg, train, splits.train_y.numpy())
     return {

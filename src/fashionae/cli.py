@@ -141,7 +141,8 @@ def cmd_report(a) -> int:
         results = collect_results(folder.path)
         path = write_report(folder.path, results, self_contained=a.self_contained)
     print_results(results)
-    print(f"report: {path} (and report.md)")
+    print(f"report: {path} " + ("(the figures embedded: one file to send)" if a.self_contained
+                                else "(and report.md; the figures in figures/)"))
     return 0
 
 

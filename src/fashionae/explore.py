@@ -18,6 +18,7 @@ from .training import to_inputs
 
 FIT_IMAGES = 10_000  # training images the probes are fitted on
 MAP_IMAGES = 2_000   # test images on the t-SNE map
+MAP_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
 
 
 @torch.inference_mode()
@@ -65,7 +66,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
                                   perplexity=min(30, len(test_z[:MAP_IMAGES]) - 1)).fit_transform(test_z[:MAP_IMAGES])))
     figures = []
     for name, xy in maps:
-        plots.scatter_map(f"test-set latent codes, {name.upper()} ({len(xy):,} images)", xy,
+        plots.scatter_map(f"test-set latent codes, {MAP_NAMES[name]} ({len(xy):,} images)", xy,
                           test_y[:MAP_IMAGES], classes, out / f"latent_{name}.png")
         figures.append(f"latent_{name}.png")
 

@@ -9,6 +9,7 @@ Both call ``run_planned``, so a run's numbers do not depend on where it ran.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import sys
 import time
@@ -108,18 +109,22 @@ def _recorded_encoder(run_folder) -> str | None:
 
 
 def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, log: Log,
-                on_epoch: Callable[[dict], str] | None = None) -> dict:
+                on_epoch: Callable[[dict], str | None] | None = None,
+                on_step: Callable[[int, int], None] | None = None) -> dict:
     """Carry out one planned run (the same function for every executor)."""
     folder = StudyFolder(out)
     return execute(resolve(run, study, folder), folder.run(run.name).path, data=data,
-                   label=run.label, log=log, on_epoch=on_epoch)
+                   label=run.label, log=log, on_epoch=on_epoch, on_step=on_step)
 
 
 # ------------------------------------------------------------------ the local executor
 
 class Progress:
     """Runs done out of the total, and the time left, estimated from the images processed so
-    far. On a terminal it is one line rewritten in place; in a log, plain lines."""
+    far. On a terminal: one status line kept under the log and redrawn in place (messages are
+    printed above it; it is cut to the terminal's width, since a wrapped line cannot be
+    redrawn), with the current run's epoch and step. In a log: plain lines, the status
+    appended to each epoch's line."""
 
     def __init__(self, plan: list[PlannedRun], states: dict[str, str], n_train: int,
                  log: Log, stream=sys.stderr):
@@ -130,30 +135,62 @@ class Progress:
         self.measured_units = self.measured_seconds = 0.0
         self.log, self.stream = log, stream
         self.tty = stream.isatty()
+        self.run: PlannedRun | None = None
+        self.epoch_now, self.steps, self.drawn_at = 1, (0, 0), 0.0
 
-    def eta(self) -> str:
-        if not self.measured_units:
-            return "?"
-        return _duration((self.total - self.done) * self.measured_seconds / self.measured_units)
+    def status(self, partial: float = 0.0) -> str:
+        left = "time left unknown yet" if not self.measured_units else \
+            f"about {_duration((self.total - self.done - partial) * self.measured_seconds / self.measured_units)} left"
+        return (f"{self.done_runs}/{self.total_runs} runs, "
+                f"{100 * (self.done + partial) / max(self.total, 1):3.0f}% done, {left}")
 
-    def epoch(self, run: PlannedRun, row: dict) -> str:
+    def say(self, message: str) -> None:
+        """A log message; on a terminal, printed above the status line."""
+        if self.tty:
+            print("\r\033[K", end="", file=self.stream)
+        self.log(message)
+        self.draw()
+
+    def draw(self) -> None:
+        if not (self.tty and self.run):
+            return
+        epochs = self.run.config.train.epochs
+        step, steps = self.steps
+        partial = self.units[self.run.name] / epochs * step / steps if steps else 0.0
+        where = f"{self.run.label}, epoch {min(self.epoch_now, epochs)}/{epochs}"
+        if steps:
+            where += f" [{'#' * (20 * step // steps):.<20}] {step}/{steps}" if step < steps else ", evaluating"
+        line = f"{self.status(partial)} · {where}"
+        print("\r\033[K" + line[:shutil.get_terminal_size().columns - 1], end="", file=self.stream, flush=True)
+        self.drawn_at = time.monotonic()
+
+    def start(self, run: PlannedRun) -> None:
+        self.run, self.epoch_now, self.steps = run, 1, (0, 0)
+        self.draw()
+
+    def step(self, step: int, steps: int) -> None:
+        self.steps = (step, steps)
+        if step == steps or time.monotonic() - self.drawn_at > 0.25:  # cheap for fast steps
+            self.draw()
+
+    def epoch(self, run: PlannedRun, row: dict) -> str | None:
+        """After each epoch: the status, as a note for the epoch's log line (not on a terminal,
+        where the status line says it)."""
         units = self.units[run.name] / run.config.train.epochs
         self.done += units
         self.measured_units += units
         self.measured_seconds += row["seconds"]
-        status = (f"{self.done_runs}/{self.total_runs} runs, {100 * self.done / self.total:3.0f}% "
-                  f"done, about {self.eta()} left")
-        if self.tty:
-            print(f"\r\033[K{run.label} epoch {row['epoch']}/{run.config.train.epochs} · {status}",
-                  end="", file=self.stream, flush=True)
-        return status
+        self.epoch_now, self.steps = row["epoch"] + 1, (0, 0)
+        return None if self.tty else self.status()
 
     def finished(self, run: PlannedRun, summary: dict) -> None:
         self.done_runs += 1
+        self.run = None
+        self.say(f"{run.label}: done ({self.done_runs}/{self.total_runs} runs, {summary['seconds_total']:.0f} s)")
+
+    def close(self) -> None:
         if self.tty:
-            print("\r\033[K", end="", file=self.stream)
-        self.log(f"{run.label}: done ({self.done_runs}/{self.total_runs} runs, "
-                 f"{summary['seconds_total']:.0f} s)")
+            print("\r\033[K", end="", file=self.stream, flush=True)
 
 
 def _units(cfg: RunConfig, n_train: int) -> float:
@@ -169,12 +206,17 @@ def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out:
               n_train: int, log: Log) -> None:
     """One run after the other, in plan order, in this process."""
     progress = Progress(plan, states, n_train, log)
-    quiet = (lambda m: None) if progress.tty else log  # on a terminal, the progress line says it
-    for run in plan:
-        if states[run.name] == "complete":
-            continue
-        summary = run_planned(run, study, out, data, quiet, on_epoch=lambda row, r=run: progress.epoch(r, row))
-        progress.finished(run, summary)
+    try:
+        for run in plan:
+            if states[run.name] == "complete":
+                continue
+            progress.start(run)
+            summary = run_planned(run, study, out, data, progress.say,
+                                  on_epoch=lambda row, r=run: progress.epoch(r, row),
+                                  on_step=progress.step if progress.tty else None)
+            progress.finished(run, summary)
+    finally:
+        progress.close()
 
 
 # ------------------------------------------------------------------ --plan
@@ -255,6 +297,9 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         data = load_dataset(study.dataset, data_dir, verify)
         plan = make_plan(study)
         states = check_plan(plan, study, folder, data)
+        finished = sum(s == "complete" for s in states.values())
+        log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
+            + (f", {finished} finished already" if finished else ""))
         write_json(folder / folder.STUDY, study.to_dict())
         save_samples(folder, data, study.val)
         n_train = len(make_splits(data, study.val).train_x)
@@ -286,6 +331,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
                             "invocations": previous.get("invocations", 0) + 1, "command": command,
                             "executor": getattr(executor, "description", "local")})
+        log("report: results.json, the figures and report.html")
         results = collect_results(folder.path)
         report = write_report(folder.path, results)
     stages = ", ".join(f"{k} {_duration(v)}" for k, v in stage_seconds.items())
@@ -304,9 +350,7 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
         old = read_json(path)
         if old.get("settings") == settings:
             return old
-    log(f"baselines: PCA at every k, the mean image, logistic regression on pixels "
-        f"({min(len(data.train_images), train_subset or len(data.train_images)):,} training images)")
-    b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter), "settings": settings}
+    b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter, log=log), "settings": settings}
     write_json(path, b)
     return b
 

@@ -16,70 +16,108 @@ from .files import atomic_write
 COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
           "tab:gray", "tab:olive", "tab:cyan"]
 
+# Sizes chosen to stay legible at about 600 pixels wide (two figures to a row on a laptop)
+# and at about 360 (a phone): figures of 5 inches with 8- to 10-point text, rendered at 120 dpi.
+STYLE = {"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "xtick.labelsize": 8,
+         "ytick.labelsize": 8, "legend.frameon": False}
+DPI = 120
+
 
 def plt():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as pyplot
+    pyplot.rcParams.update(STYLE)
     return pyplot
 
 
 def save(fig, path: Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt().close(fig)
     atomic_write(path, buf.getvalue())
 
 
-def _band(ax, runs: list[list[dict]], key: str, label: str, color: str) -> None:
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header, for the report's <img> tags."""
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: str = "o") -> None:
     """Mean line and ± std band over seeds of one per-epoch metric."""
     n = min(len(r) for r in runs)
     values = np.array([[row[key] for row in r[:n]] for r in runs])
     epochs = np.arange(1, n + 1)
     mean = values.mean(0)
-    ax.plot(epochs, mean, "-", color=color, label=label, marker="o" if n < 8 else None, ms=3)
+    ax.plot(epochs, mean, "-", color=color, label=label, marker=marker if n < 8 else None, ms=4)
     if len(runs) > 1:
         std = values.std(0, ddof=1)
-        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
 
 
-def _finish(ax, title: str, xlabel: str, ylabel: str, integer_x: bool = True) -> None:
+def _finish(fig, ax, title: str, xlabel: str, ylabel: str, epochs: bool = True) -> None:
+    """Title, labels and the legend below the axes (it never hides a curve)."""
     from matplotlib.ticker import MaxNLocator
-    if integer_x:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs:
+        low, high = ax.dataLim.intervalx
+        if high - low < 8:  # a few epochs: one tick each, the points kept off the frame
+            ax.set_xticks(range(int(low), int(high) + 1))
+            ax.set_xlim(low - 0.5, high + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(handles)))
+
+
+def _log_y(ax) -> None:
+    """A log y axis labelled in plain decimals (0.02, 0.05, 0.1), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    low, high = ax.get_ylim()
+    if high / low < 100:  # under two decades: label 2 and 5 times each power of ten too
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
+        ax.yaxis.set_minor_formatter(plain)
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _figure(height: float = 3.2):
+    return plt().subplots(figsize=(5, height), layout="constrained")
 
 
 def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylabel: str,
            author: dict | None, path: Path) -> None:
     """Per-epoch curves of one model (mean ± std over seeds), the author's dotted beside."""
-    fig, ax = plt().subplots(figsize=(6, 3.6))
-    for (key, label), color in zip(keys, COLORS):
-        _band(ax, runs, key, label, color)
-    if author is not None:
+    fig, ax = _figure()
+    for (key, label), color, marker in zip(keys, COLORS, "o^s"):  # shapes tell overlapping lines apart
+        _band(ax, runs, key, label, color, marker)
+    if author is not None:  # over as many epochs as ours, in the same colours; one legend entry
         n = len(runs[0])
         for (key, label), color in zip(keys, COLORS):
             if key in author:
                 ys = author[key][:max(n, 1)]
-                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8,
-                        label=f"{label}, author's code")
-    _finish(ax, title, "epoch", ylabel)
+                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8)
+        ax.plot([], [], ":", color="black", label="author's code")
+    _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)
 
 
 def overlaid_curves(title: str, models: list[tuple[str, list[list[dict]]]], key: str, ylabel: str,
                     path: Path, log_y: bool = True) -> None:
     """One metric of several models on one axis (mean ± std band over seeds each)."""
-    fig, ax = plt().subplots(figsize=(6.4, 3.8))
+    fig, ax = _figure()
     for (name, runs), color in zip(models, COLORS * 3):
         _band(ax, runs, key, name, color)
     if log_y:
-        ax.set_yscale("log")
-    _finish(ax, title, "epoch", ylabel)
+        _log_y(ax)
+    _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)
 
 
@@ -87,20 +125,28 @@ def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int,
                 points: list[tuple[str, int, dict]], path: Path) -> None:
     """Test MSE against latent size: linear autoencoders (mean ± std) and PCA at every k as
     curves, other autoencoders (the fully convolutional one) as labelled points; log k."""
-    fig, ax = plt().subplots(figsize=(6.4, 3.8))
+    from matplotlib.ticker import NullLocator
+    fig, ax = _figure()
     if pca:
         ks, mse = zip(*sorted(pca))
         ax.plot(ks, mse, "--", color="tab:gray", marker=".", label="PCA, k components")
     if linear:
         linear = sorted(linear)
         ax.errorbar([k for k, _ in linear], [s["mean"] for _, s in linear],
-                    yerr=[s["std"] for _, s in linear], fmt="-o", color="tab:blue", capsize=3,
+                    yerr=[s["std"] for _, s in linear], fmt="-o", color="tab:blue", ms=4, capsize=3,
                     label="linear autoencoders (l_size)")
     for (name, k, s), color in zip(points, COLORS[1:] * 3):
-        ax.errorbar([k], [s["mean"]], yerr=[s["std"]], fmt="s", color=color, capsize=3, label=name)
+        ax.errorbar([k], [s["mean"]], yerr=[s["std"]], fmt="s", color=color, ms=5, capsize=3,
+                    label=f"{name} ({k:,} values)")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    _finish(ax, title, "latent size (values)", "test MSE per pixel", integer_x=False)
+    _log_y(ax)
+    # the sizes themselves as ticks (16, 64, ..., 3136), not powers of two; a PCA k that
+    # would crowd an autoencoder's size is left out
+    models = {k for k, _ in linear} | {k for _, k, _ in points}
+    sizes = sorted(models | {k for k, _ in pca if all(abs(np.log2(k / m)) > 0.5 for m in models)})
+    ax.set_xticks(sizes, [str(k) for k in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())
+    _finish(fig, ax, title, "latent size (values)", "test MSE per pixel", epochs=False)
     save(fig, path)
 
 
@@ -110,11 +156,12 @@ def confusion(title: str, cm: list[list[int]], classes: tuple[str, ...], path: P
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt().subplots(figsize=(max(4.5, 0.55 * k + 1), max(4, 0.5 * k + 0.8)))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    if k <= 20:
+    if k <= 20:  # the shares, zeros left blank so that the confusions stand out
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                if norm[i, j] >= 0.005:
+                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), classes, fontsize=7)
     ax.set_xlabel("predicted")
@@ -126,8 +173,8 @@ def confusion(title: str, cm: list[list[int]], classes: tuple[str, ...], path: P
 def image_rows(rows: list[tuple[str, np.ndarray]], path: Path, titles: list[str] | None = None) -> None:
     """Rows of grayscale images [n, H, W] in [0, 1], each row labelled."""
     n = max(len(images) for _, images in rows)
-    fig, axes = plt().subplots(len(rows), n, figsize=(n, 1.1 * len(rows) + (0.2 if titles else 0)),
-                               squeeze=False)
+    fig, axes = plt().subplots(len(rows), n, figsize=(0.9 * n, 0.9 * len(rows) + (0.25 if titles else 0)),
+                               squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.06})
     for r, (name, images) in enumerate(rows):
         for c in range(n):
             ax = axes[r, c]
@@ -136,20 +183,20 @@ def image_rows(rows: list[tuple[str, np.ndarray]], path: Path, titles: list[str]
             if c < len(images):
                 ax.imshow(images[c], cmap="gray", vmin=0, vmax=1)
             if c == 0:
-                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
             if titles and r == 0 and c < len(titles):
-                ax.set_title(titles[c], fontsize=7)
+                ax.set_title(titles[c], fontsize=8)
     save(fig, path)
 
 
 def scatter_map(title: str, xy: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], path: Path) -> None:
-    fig, ax = plt().subplots(figsize=(6.5, 5))
+    fig, ax = plt().subplots(figsize=(6.4, 4.6), layout="constrained")
     for c, name in enumerate(classes):
         pick = labels == c
         ax.scatter(xy[pick, 0], xy[pick, 1], s=4, label=name, alpha=0.7, color=(COLORS * 10)[c])
     ax.set_title(title)
-    if len(classes) <= 20:
-        ax.legend(fontsize=7, markerscale=3, loc="best")
+    if len(classes) <= 20:  # beside the map: the clusters fill the whole axes
+        fig.legend(loc="outside right upper", markerscale=3)
     ax.set_xticks([])
     ax.set_yticks([])
     save(fig, path)

@@ -2,18 +2,22 @@
 the run folders (reached through ``StudyFolder``/``RunFolder``; no dataset needed).
 
 It opens with a summary (the main figures and the verdicts) and a table of contents, then
-two overview figures, the claims, the tables, the figures two or three to a row on a wide
-screen (one on a phone), and the provenance of every run. ``report.html`` links
-``figures/``; with ``self_contained`` the figures are embedded, to send the page alone.
+two overview figures, what the study is, the claims and the tables (figures right-aligned),
+the figures two or three to a row on a wide screen (one on a phone), and the provenance of
+every run. ``report.html`` links ``figures/``; with ``self_contained`` the figures are
+embedded (data: URIs), to send the page alone. tests/test_report.py renders it in a browser.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import math
+import re
 from pathlib import Path
 
 from . import plots
+from .claims import MIN_SEEDS
 from .files import atomic_write
 from .reference import REFERENCE, author_curves, for_classifier
 from .results import classes_of
@@ -35,28 +39,34 @@ def _v(x, digits=4, pct=False) -> str:
     return "–" if x is None else f"{x * (100 if pct else 1):.{digits}f}"
 
 
+def _pca_row(results: dict, k: int | None) -> dict | None:
+    """PCA with as many components as the latent has (capped at what was fitted)."""
+    rows = (results["baselines"] or {}).get("pca", [])
+    return max((r for r in rows if r["k"] <= k), key=lambda r: r["k"], default=None) if k else None
+
+
 def _pca(results: dict, k: int | None) -> str:
-    """PCA's test MSE with as many components as the latent has (capped at what was fitted)."""
-    b = results["baselines"]
-    if k is None or not b:
-        return "–"
-    row = max((r for r in b["pca"] if r["k"] <= k), key=lambda r: r["k"], default=None)
+    row = _pca_row(results, k)
     return "–" if row is None else f"{row['test_mse']:.4f}" + (f" (k={row['k']})" if row["k"] != k else "")
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def verdict_text(c: dict) -> str:
-    if c["verdict"] in ("inconclusive",):
-        return f"inconclusive ({c['seeds']} seed{'s' if c['seeds'] != 1 else ''}; leaning: {c['leaning']})"
+    if c["verdict"] == "inconclusive":
+        return f"inconclusive ({_count(c['seeds'], 'seed')}; leaning: {c['leaning']})"
     return c["verdict"]
 
 
-def _effect(c: dict) -> str:
+def _effect(c: dict) -> tuple[str, str]:
+    """(the effect, its 95 % interval or why there is none)."""
     if c["effect"] is None:
-        return "–"
+        return "–", c["ci_reason"] or "–"
     pct = c["unit"] == "relative"
     fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
-    ci = f" [{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]" if c["ci95"] else f" ({c['ci_reason']})"
-    return fmt(c["effect"]) + ci
+    return fmt(c["effect"]), f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]" if c["ci95"] else c["ci_reason"]
 
 
 # ------------------------------------------------------------------ tables
@@ -71,8 +81,8 @@ def tables(results: dict) -> list[Table]:
     out: list[Table] = []
     if results["claims"]:
         out.append(("claims", "The study's claims, tested (95 % confidence intervals over seeds)",
-                    ["claim", "verdict", "effect [95 % CI]", "threshold", "evidence"],
-                    [[c["claim"], verdict_text(c), _effect(c), c["threshold_meaning"] or "–", c["evidence"]]
+                    ["claim", "verdict", "effect", "95 % CI", "threshold", "evidence"],
+                    [[c["claim"], verdict_text(c), *_effect(c), c["threshold_meaning"] or "–", c["evidence"]]
                      for c in results["claims"]]))
     ae_rows = []
     for ae in results["autoencoders"]:
@@ -136,100 +146,126 @@ def tables(results: dict) -> list[Table]:
 
 def summary(results: dict) -> list[str]:
     """Three to five sentences: what was run, the main figures, the verdicts."""
-    n = results.get("seeds", 1)
-    s = [f"Study {results['study']}, profile {results['profile']}: {len(results['autoencoders'])} autoencoder(s) "
-         f"and {len(results['classifiers'])} classifier(s) on {results.get('dataset', 'fashion-mnist')}, "
-         f"{n} seed{'s' if n != 1 else ''}, validation on {'the test set (the author’s protocol)' if results.get('val') == 'test' else 'held-out training images'}."]
-    aes = sorted(results["autoencoders"], key=lambda a: a["test_mse"]["mean"])
+    n, aes, clfs = results.get("seeds", 1), results["autoencoders"], results["classifiers"]
+    dataset = "Fashion-MNIST" if results.get("reference") else results.get("dataset", "its dataset")
+    val = "the test set (the author's protocol)" if results.get("val") == "test" else "held-out training images"
+    s = [f"The {results['study']} study ({results['profile']} profile) trained {_count(len(aes), 'autoencoder')}"
+         + (f" and {_count(len(clfs), 'classifier')}" if clfs else "")
+         + f" on {dataset} with {_count(n, 'seed')}, validated on {val}."]
     if aes:
-        best = aes[0]
-        s.append(f"The lowest test MSE is {best['name']}'s, {_f(best['test_mse'])}" + (
-            f" (PCA with as many components: {_pca(results, best['latent'])})" if best["latent"] else "") + ".")
-    clfs = [c for c in results["classifiers"] if c["strategy"] != "random-frozen"]
-    if clfs:
-        top = max(clfs, key=lambda c: c["test_acc"]["mean"])
-        control = next((c for c in results["classifiers"] if c["strategy"] == "random-frozen"), None)
+        ranked = sorted(aes, key=lambda a: a["test_mse"]["mean"])
+        # PCA beside the best linear autoencoder that PCA was fitted at (k = its latent size)
+        beside = [(a, row) for a in ranked for row in [_pca_row(results, a["latent"])]
+                  if row and row["k"] == a["latent"]]
+        s.append(f"The lowest test MSE per pixel is {ranked[0]['name']}'s, {_f(ranked[0]['test_mse'])}"
+                 + (f", the highest {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(aes) > 1 else "")
+                 + (f"; PCA with {beside[0][1]['k']} components reaches {beside[0][1]['test_mse']:.4f} "
+                    f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
+    trained = [c for c in clfs if c["strategy"] != "random-frozen"]
+    if trained:
+        top = max(trained, key=lambda c: c["test_acc"]["mean"])
+        control = next((c for c in clfs if c["strategy"] == "random-frozen"), None)
         s.append(f"The best classifier is {top['name']} at {_f(top['test_acc'], 2, True)} % test accuracy"
-                 + (f"; the random-frozen control reaches {_f(control['test_acc'], 2, True)} %" if control else "") + ".")
+                 + (f" (the random-frozen control: {_f(control['test_acc'], 2, True)} %)" if control else "") + ".")
     claims = results["claims"]
-    if claims:
-        count = {v: sum(c["verdict"] == v for c in claims) for v in ("confirmed", "refuted", "inconclusive", "not tested")}
-        s.append(f"Of the study's {len(claims)} claims, {count['confirmed']} are confirmed, {count['refuted']} refuted, "
-                 f"{count['inconclusive']} inconclusive and {count['not tested']} not tested"
-                 + (" — one or two seeds cannot confirm or refute anything (see the claims' leanings)." if n < 3 else "."))
-    reached = [t for t in results.get("targets", [])]
-    if reached:
+    if claims and n < MIN_SEEDS:
+        s.append(f"With {_count(n, 'seed')} none of the study's {len(claims)} claims can be confirmed or refuted "
+                 f"(that takes {MIN_SEEDS}); the claims table gives the side each one leans to.")
+    elif claims:
+        parts = []
+        for verdict in ("confirmed", "refuted", "inconclusive", "not tested"):
+            which = [c["claim"] for c in claims if c["verdict"] == verdict]
+            if which:
+                parts.append(f"{len(which)} {'is' if len(which) == 1 else 'are'} {verdict}"
+                             + (f" ({'; '.join(f'“{w}”' for w in which)})" if verdict in ("confirmed", "refuted")
+                                else ""))
+        s.append(f"Of the study's {len(claims)} claims, " + ", ".join(parts[:-1])
+                 + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
+    if results.get("targets"):
         s.append("Targets: " + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}"
-                                         for t in reached) + ".")
+                                         for t in results["targets"]) + ".")
     return s
 
 
 # ------------------------------------------------------------------ figures
 
-def _figures(folder: StudyFolder, results: dict) -> list[tuple[str, str]]:
+Figure = tuple[str, str, str]  # (section, file in figures/, caption)
+
+
+EXPLORED = {"latent_pca.png": "the test set's codes projected on their first two principal components",
+            "latent_tsne.png": "a t-SNE map of the test set's codes",
+            "interpolation.png": "images decoded along the line between the codes of two test images"}
+
+
+def _figures(folder: StudyFolder, results: dict) -> list[Figure]:
+    """Draw every figure into figures/ (removing those of an earlier report)."""
     figs = folder / folder.FIGURES
     curves = author_curves() if results.get("reference") else {"autoencoders": {}, "classifiers": {}}
     classes = classes_of(results)
     metrics = {r: folder.run(Path(r).name).metrics() for e in results["autoencoders"] + results["classifiers"]
                for r in e["runs"]}
-    out: list[tuple[str, str]] = []
+    out: list[Figure] = []
 
-    def add(name: str, caption: str) -> None:
-        out.append((name, caption))
+    def seeds(runs: list) -> str:
+        return f"mean ± std over {len(runs)} seeds" if len(runs) > 1 else "one seed"
 
-    b = results["baselines"]
-    linear = [(a["latent"], a["test_mse"]) for a in results["autoencoders"] if a["arch"] == "linear"
-              and a["encoder_type"] == "paper"]
-    others = [(a["name"], a["latent_size"], a["test_mse"]) for a in results["autoencoders"]
+    aes = results["autoencoders"]
+    linear = [(a["latent"], a["test_mse"]) for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
+    others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes
               if not (a["arch"] == "linear" and a["encoder_type"] == "paper")]
-    plots.mse_by_size("Test MSE against latent size", linear, [(r["k"], r["test_mse"]) for r in b.get("pca", [])],
-                      others, figs / "overview_mse_by_size.png")
-    add("overview_mse_by_size.png", "Overview: test MSE against latent size — the linear autoencoders and PCA "
-        "at every k (curves), other autoencoders as points (mean ± std over seeds)")
+    # PCA with as many components as pixels reconstructs exactly (an MSE of about 1e-13 that
+    # would squash the log axis): it is left out of the figure, kept in the baselines table
+    pixels = math.prod(folder.run(Path(aes[0]["runs"][0]).name).config().model.image_size)
+    rows = (results["baselines"] or {}).get("pca", [])
+    pca = [(r["k"], r["test_mse"]) for r in rows if r["k"] < pixels]
+    plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / "overview_mse_by_size.png")
+    out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
+                "scale): the linear autoencoders and PCA at every k as curves, "
+                + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others) + " as a point; " if others else "")
+                + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
+                                           if len(pca) < len(rows) else "") + "."))
     plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
-                          for a in results["autoencoders"]], "val_loss", "validation MSE",
-                          figs / "overview_val_curves.png")
-    add("overview_val_curves.png", "Overview: validation MSE per epoch of every autoencoder (± std over seeds)")
+                          for a in aes], "val_loss", "validation MSE", figs / "overview_val_curves.png")
+    out.append(("overview", "overview_val_curves.png", "Validation MSE per epoch of every autoencoder on one "
+                f"axis (log scale), {seeds(aes[0]['runs'])}" + (" (bands)." if len(aes[0]["runs"]) > 1 else ".")))
 
-    for i, ae in enumerate(results["autoencoders"], 1):
-        name = f"fig{i}_ae_{ae['name']}.png"
+    for i, ae in enumerate(aes, 1):
+        name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(ae["name"])
         plots.curves(f"Fig. {i}: {ae['name']} autoencoder", [metrics[r] for r in ae["runs"]],
                      [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
-                      ("val_loss", "validation")], "MSE", curves["autoencoders"].get(ae["name"]), figs / name)
-        add(name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, mean ± std over "
-                  f"{len(ae['runs'])} seed(s); dotted: the author's code")
-    k = len(results["autoencoders"]) + 1
+                      ("val_loss", "validation")], "MSE", author, figs / name)
+        out.append(("autoencoders", name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, "
+                    f"{seeds(ae['runs'])}" + ("; dotted: the author's code" if author else "") + "."))
+    k = len(aes) + 1
     if _reconstructions(folder, results, figs / f"fig{k}_reconstructions.png"):
-        add(f"fig{k}_reconstructions.png", f"Fig. {k}: validation images (top) and their reconstructions by "
-                                           "each autoencoder (seed 0)")
+        out.append(("autoencoders", f"fig{k}_reconstructions.png", f"Fig. {k}: validation images (top row) and "
+                    "their reconstructions by each autoencoder (seed 0)."))
     k += 1
-    ordered = ([c for c in results["classifiers"] if c["strategy"] != "random-frozen"]
-               + [c for c in results["classifiers"] if c["strategy"] == "random-frozen"])
-    for c in ordered:
+    clfs = results["classifiers"]
+    for c in sorted(clfs, key=lambda c: c["strategy"] == "random-frozen"):  # the control last
         name = f"fig{k}_clf_{c['name'].replace('/', '-')}.png"
         author = curves["classifiers"].get(c["strategy"]) if for_classifier("author_code", c["encoder"]) else None
         plots.curves(f"Fig. {k}: {c['name']} classifier", [metrics[r] for r in c["runs"]],
                      [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
                       ("val_acc", "validation")], "accuracy", author, figs / name)
-        add(name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
-                  f"{' (control)' if c['strategy'] == 'random-frozen' else ''}"
-                  f"{'; dotted: the author’s code (l_size-1024 encoder, Sigmoid head)' if author else ''}")
+        out.append(("classifiers", name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
+                    + (" (control)" if c["strategy"] == "random-frozen" else "") + f", {seeds(c['runs'])}"
+                    + ("; dotted: the author's code (l_size-1024 encoder, Sigmoid head)" if author else "") + "."))
         k += 1
-    for c in results["classifiers"]:
-        if c["strategy"] in ("finetune", "scratch"):
-            name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
-            plots.confusion(f"Fig. {k}: {c['name']}, test set", c["confusion_matrices"][0], classes, figs / name)
-            add(name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test set, rows (true "
-                      "class) normalised (seed 0)")
-            k += 1
-    for ae in results["autoencoders"]:  # latent-space views, where the study explored them
+    for c in (c for c in clfs if c["strategy"] in ("finetune", "scratch")):
+        name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
+        plots.confusion(f"Fig. {k}: {c['name']}, test set", c["confusion_matrices"][0], classes, figs / name)
+        out.append(("classifiers", name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test "
+                    "set, each row (true class) normalised (seed 0)."))
+        k += 1
+    for ae in aes:  # latent-space views, where the study explored them
         run = folder.run(Path(ae["runs"][0]).name)
-        result = run.explore_result()
-        for f in (result or {}).get("figures", []):
+        for f in (run.explore_result() or {}).get("figures", []):
             name = f"latent_{ae['name']}_{f}"
             atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
-            add(name, f"Latent space of the {ae['name']} autoencoder (seed 0): {f[:-4].replace('_', ' ')}")
-    for stale in {p.name for p in figs.glob("*.png")} - {f for f, _ in out}:
+            out.append(("latent", name, f"Latent space of the {ae['name']} autoencoder (seed 0): "
+                        f"{EXPLORED.get(f, f[:-4].replace('_', ' '))}."))
+    for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
         (figs / stale).unlink()  # from an earlier report of this folder
     return out
 
@@ -278,33 +314,77 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
 
 # ------------------------------------------------------------------ writing
 
+SECTIONS = {"overview": "Overview", "about": "About this study", "claims": "Claims",
+            "autoencoders": "Autoencoders", "classifiers": "Classifiers", "baselines": "Baselines",
+            "latent": "Latent space", "targets": "Targets", "figures": "Figures", "provenance": "Provenance"}
+NOTES = {  # under the table they explain
+    "claims": "A verdict needs at least 3 seeds and a 95 % confidence interval wholly on one side of "
+              "the claim's threshold; otherwise it is inconclusive, with the side the mean leans to.",
+    "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
+                    "the training-mode column averages the loss during the epoch with dropout active, as "
+                    "the author's code also recorded. The report's numbers are the source document's; the "
+                    "author's code's are its published result files (validation = test set, 60 epochs).",
+}
+
+
+def _notes(anchor: str) -> list[str]:
+    return [NOTES[anchor]] if anchor in NOTES else []
+
+
+FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    """Verdicts confirmed or refuted in bold, the others in italics (lighter, as on the page)."""
+    def cell(c: str, i: int) -> str:
+        if header[i] == "verdict":
+            return f"**{c}**" if c in ("confirmed", "refuted") else f"*{c}*"
+        return c.replace("|", "/")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(c, i) for i, c in enumerate(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def _numeric(cell: str) -> bool:
-    return any(ch.isdigit() for ch in cell[:2]) or cell[:1] in "+-–" and len(cell) > 1
+_NUMBER = r"[-+]?\d[\d,]*(\.\d+)?( ?%| pts| s)?"
+_FIGURE = re.compile(rf"\[?{_NUMBER}(( ± |, | / ){_NUMBER})?\]?( \(k=\d+\))?")
+
+
+def _is_number(cell: str) -> bool:
+    """A figure: "0.0123", "+4.5 %", "12.3 ± 0.4", "[-1.0 %, +2.0 %]", "3,242,081" (not "2.13.0")."""
+    return bool(_FIGURE.fullmatch(cell))
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td{' class=num' if _numeric(c) else ''}>{html.escape(c)}</td>"
-                                    for c in r) + "</tr>" for r in rows)
+    """Numeric columns right-aligned with tabular figures; a verdict column coloured by its verdict;
+    long text wraps (anywhere, in a path) while short cells and figures stay on one line."""
+    numeric = [sum(map(_is_number, col)) * 2 >= sum(c != "–" for c in col) for col in zip(*rows)] \
+        if rows else [False] * len(header)
+
+    def cell(c: str, i: int) -> str:
+        cls = ["num"] * numeric[i] + (["nw"] if _is_number(c) or len(c) <= 32 else ["long"])
+        if header[i] == "verdict":
+            cls.append(c.split(" (")[0].replace(" ", "-"))
+        return f"<td class='{' '.join(cls)}'>{html.escape(c)}</td>"
+
+    head = "".join(f"<th{' class=num' if numeric[i] else ''}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(cell(c, i) for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1400px;margin:1.5em auto;padding:0 1em;
-line-height:1.45;color:#222}h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
-.summary{background:#f6f8fa;border-left:4px solid #2a7ae2;padding:.6em 1em}
+STYLE = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:1400px;margin:0 auto;
+padding:1em;line-height:1.45;color:#222;overflow-wrap:break-word}h1{font-size:1.5em;margin:.2em 0 .6em}
+h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{margin:1.2em 0 .4em}
+.summary{background:#f6f8fa;border-left:4px solid #2a7ae2;padding:.6em 1em;margin:0 0 1em}
+nav ul{columns:3 12em;margin:.3em 0;padding-left:1.2em}.note{font-size:13px;color:#555}
 .scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.6em 0;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,420px),1fr));gap:1em}
-figure{margin:0}img{max-width:100%;height:auto}figcaption{font-size:13px;color:#444}
-.inconclusive{color:#777}.confirmed{color:#176f2c;font-weight:600}.refuted{color:#b3261e;font-weight:600}
-nav ul{columns:2 220px}"""
+.num{text-align:right;font-variant-numeric:tabular-nums}.nw{white-space:nowrap}
+.long{min-width:14em;overflow-wrap:anywhere}
+.confirmed{color:#176f2c;font-weight:700}.refuted{color:#b3261e;font-weight:700}
+.inconclusive,.not-tested{color:#888}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,420px),1fr));gap:1.2em 1.5em}
+.grid .wide{grid-column:1/-1}figure{margin:0;min-width:0}img{max-width:100%;height:auto;display:block}
+figcaption{font-size:13px;color:#444;margin-top:.3em}"""
 
 
 def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
@@ -312,58 +392,60 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     figures = _figures(folder, results)
     tabs = tables(results)
     items, run_rows = provenance(folder, results)
+    items.append(["figures", "embedded in this page" if self_contained else f"{folder.FIGURES}/, beside this page"])
     run_header = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "executor",
                   "seconds"]
     title = f"fashionae study {results['study']} — profile {results['profile']}"
-    intro = [p for p in (results.get("description", ""), results.get("profile_note", "")) if p]
-    notes = ("Train figures are re-measured in eval mode after each epoch (the honest estimate); the "
-             "training-mode column averages the loss during the epoch with dropout active, as the "
-             "author's code also recorded. A verdict needs at least 3 seeds and a 95 % confidence "
-             "interval clear of the claim's threshold; otherwise it is inconclusive, with the side the "
-             "mean leans to. The report's numbers are the source document's; the author's code's are "
-             "its published result files (validation = test set, 60 epochs). The test set is never used "
-             "to choose anything.")
-    sections = [(a, c) for a, c, _, _ in tabs] + [("figures", "Figures"), ("provenance", "Provenance")]
+    about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [
+        "Validation is the test set here (the author's protocol): choices made on validation figures "
+        "(the best epoch, the best encoder, the targets) have seen the test set." if results.get("val") == "test"
+        else "The test set is never used to choose anything: every choice (the best epoch, the best "
+        "encoder, the targets) is made on validation figures (held-out training images)."]
+    sections = ["overview", "about"] + [a for a, _, _, _ in tabs] + ["figures", "provenance"]
+    groups = [(g, [f for f in figures if f[0] == g]) for g in FIGURE_GROUPS]
+    groups = [(g, fs) for g, fs in groups if fs]
+    overview = [f for f in figures if f[0] == "overview"]
 
-    md = [f"# {title}", "**Summary.** " + " ".join(summary(results)), *intro, notes,
-          "Contents: " + ", ".join(f"[{c}](#{a})" for a, c in sections)]
+    md = [f"# {title}", "**Summary.** " + " ".join(summary(results)),
+          "**Contents:** " + " · ".join(f"[{SECTIONS[a]}](#{a})" for a in sections)]
+    md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in overview]
+    md += ['<a id="about"></a>', "## About this study", *about]
     for anchor, caption, header, rows in tabs:
-        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)]
-    md += ['<a id="figures"></a>', "## Figures"] + [f"![{cap}](figures/{f})\n\n*{cap}*" for f, cap in figures]
+        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + _notes(anchor)
+    md += ['<a id="figures"></a>', "## Figures"]
+    for g, fs in groups:
+        md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in fs]
     md += ['<a id="provenance"></a>', "## Provenance", _md_table(["item", "value"], items),
            _md_table(run_header, run_rows)]
     atomic_write(folder / folder.REPORT_MD, "\n\n".join(md) + "\n")
 
-    def src(name: str) -> str:
-        if not self_contained:
-            return f"figures/{name}"
-        return "data:image/png;base64," + base64.b64encode((folder / folder.FIGURES / name).read_bytes()).decode()
+    def figure(f: Figure) -> str:
+        data = (folder / folder.FIGURES / f[1]).read_bytes()
+        src = ("data:image/png;base64," + base64.b64encode(data).decode()) if self_contained \
+            else f"{folder.FIGURES}/{f[1]}"
+        width, height = plots.png_size(data)
+        wide = " class=wide" if width > 1.6 * height and width > 800 else ""  # a row of images
+        return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(f[2])}">'
+                f"<figcaption>{html.escape(f[2])}</figcaption></figure>")
 
-    body = [f"<h1>{html.escape(title)}</h1>",
+    def section(anchor: str, *parts: str, heading: str = "") -> str:
+        heading = html.escape(heading or SECTIONS[anchor])
+        return f'<section id={anchor}><h2>{heading}</h2>{"".join(parts)}</section>'
+
+    body = [f"<header><h1>{html.escape(title)}</h1>",
             f"<p class=summary><b>Summary.</b> {html.escape(' '.join(summary(results)))}</p>",
-            "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{a}">{html.escape(c)}</a></li>'
-                                                for a, c in sections) + "</ul></nav>"]
-    body += [f"<p>{html.escape(p)}</p>" for p in intro + [notes]]
-    overview = [f for f in figures if f[0].startswith("overview")]
-    body.append("<div class=grid>" + "".join(_figure_html(src(f), cap) for f, cap in overview) + "</div>")
+            "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{a}">{html.escape(SECTIONS[a])}</a></li>'
+                                                for a in sections) + "</ul></nav></header>",
+            section("overview", "<div class=grid>" + "".join(map(figure, overview)) + "</div>"),
+            section("about", *(f"<p>{html.escape(p)}</p>" for p in about))]
     for anchor, caption, header, rows in tabs:
-        table = _html_table(header, rows)
-        if anchor == "claims":
-            for c in results["claims"]:
-                table = table.replace(f"<td>{html.escape(verdict_text(c))}</td>",
-                                      f"<td class={c['verdict'].replace(' ', '-')}>{html.escape(verdict_text(c))}</td>", 1)
-        body += [f'<h2 id="{anchor}">{html.escape(caption)}</h2>', table]
-    body.append('<h2 id="figures">Figures</h2><div class=grid>'
-                + "".join(_figure_html(src(f), cap) for f, cap in figures if (f, cap) not in overview) + "</div>")
-    body += ['<h2 id="provenance">Provenance</h2>', _html_table(["item", "value"], items),
-             _html_table(run_header, run_rows)]
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset='utf-8'>"
+        notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor)]
+        body.append(section(anchor, _html_table(header, rows), *notes, heading=caption))
+    body.append(section("figures", *(f"<h3>{FIGURE_GROUPS[g]}</h3><div class=grid>" + "".join(map(figure, fs))
+                                     + "</div>" for g, fs in groups)))
+    body.append(section("provenance", _html_table(["item", "value"], items), _html_table(run_header, run_rows)))
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
     atomic_write(folder / folder.REPORT_HTML, page)
     return folder / folder.REPORT_HTML
-
-
-def _figure_html(src: str, caption: str) -> str:
-    return (f'<figure><img src="{src}" alt="{html.escape(caption)}" loading=lazy>'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")

@@ -125,10 +125,12 @@ def check_encoder_data(cfg: RunConfig, data: Dataset) -> None:
 
 def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             data_dir: str | None = None, verify: bool = True, label: str = "",
-            log: Log = stderr, on_epoch: Callable[[dict], str] | None = None) -> dict:
+            log: Log = stderr, on_epoch: Callable[[dict], str | None] | None = None,
+            on_step: Callable[[int, int], None] | None = None) -> dict:
     """Train (or resume, or skip if finished) one run in ``out``; return its summary.
-    ``on_epoch(row)`` may return a note appended to each epoch's log line. Under torchrun
-    every process calls this; process 0 alone writes the folder."""
+    ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
+    steps)`` replaces the in-epoch progress bar. Under torchrun every process calls this;
+    process 0 alone writes the folder."""
     folder = RunFolder(out)
     label = label or str(folder.path)
     cfg = replace(cfg, train=cfg.train.validate().resolved(), model=cfg.model.validate())
@@ -174,7 +176,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                 folder.write_metrics(history)
                 row = history[-1]
                 acc = f"  val_acc {row['val_acc']:.4f}" if "val_acc" in row else ""
-                note = f"  [{on_epoch(row)}]" if on_epoch else ""
+                note = on_epoch(row) if on_epoch else None
+                note = f"  [{note}]" if note else ""
                 log(f"{label} epoch {row['epoch']}/{t.epochs}: train {row['train_loss']:.5f}  "
                     f"train(eval) {row['train_eval_loss']:.5f}  val {row['val_loss']:.5f}{acc}  "
                     f"{row['seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s{note}")
@@ -185,7 +188,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                 callbacks.append(tensorboard)
         history = fit(model, (splits.train_x, splits.train_y), (splits.val_x, splits.val_y), t,
                       checkpoint=checkpoint, callbacks=callbacks, dist=dist,
-                      progress=progress_bar(f"{label} training") if dist.rank == 0 else None)
+                      progress=(on_step or progress_bar(f"{label} training")) if dist.rank == 0 else None)
         summary = summarize(model, history, splits, t, data.classes, dist)
         if dist.rank == 0:
             if tensorboard is not None:

@@ -1,0 +1,108 @@
+"""The study report in a real browser: Debian's chromium, headless, driven by Playwright,
+on a report built from a smoke study of synthetic data. Playwright never downloads a
+browser here: it launches /usr/bin/chromium (CI installs the Debian package)."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fashionae import plots
+from fashionae.cli import main
+from fashionae.report import write_report
+from helpers import write_dataset
+
+PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WIDTHS = {1280: 900, 390: 844}  # a laptop and a phone: width -> height
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    data = write_dataset(root / "data", n_train=11_000, n_test=300)
+    out = root / "study"
+    assert main(["study", str(PAPER), "--profile", "smoke", "--data-dir", str(data), "--no-verify",
+                 "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def pages(study, tmp_path_factory) -> dict[str, Path]:
+    """The linked page (beside figures/) and the self-contained one, alone in a folder."""
+    linked = study / "linked.html"
+    shutil.copy(study / "report.html", linked)
+    assert main(["report", str(study), "--self-contained"]) == 0
+    alone = tmp_path_factory.mktemp("mail") / "report.html"
+    shutil.move(study / "report.html", alone)
+    return {"linked": linked, "self-contained": alone}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: the CI machine must install the Debian package chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI installs it")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def test_linked_page_is_small_and_self_contained_page_embeds_every_figure(pages, study):
+    linked, alone = pages["linked"].read_text(), pages["self-contained"].read_text()
+    figures = sorted(p.name for p in (study / "figures").glob("*.png"))
+    assert all(f'src="figures/{f}"' in linked for f in figures)
+    assert "data:image" not in linked and "self-contained" not in linked.lower()
+    assert len(linked) < 100_000
+    assert "figures/" not in alone
+    assert alone.count('src="data:image/png;base64,') == len(figures)
+
+
+@pytest.mark.parametrize("variant", ["linked", "self-contained"])
+def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_path):
+    """Every image loads, the console stays clean, and nothing is wider than the window:
+    wide tables scroll inside their own box. Screenshots are left in tmp_path to look at."""
+    for width, height in WIDTHS.items():
+        page = browser.new_page(viewport={"width": width, "height": height})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfailed", lambda r: errors.append(f"failed to load {r.url[:80]}"))
+        page.goto(pages[variant].as_uri(), wait_until="load")
+        shown = page.evaluate("""() => ({
+            scrollWidth: document.documentElement.scrollWidth, window: window.innerWidth,
+            images: document.images.length,
+            broken: [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
+                                        .map(i => i.alt),
+            verdicts: [...document.querySelectorAll('#claims td:nth-child(2)')].map(td => td.className),
+            testColumn: getComputedStyle(document.querySelector('#autoencoders td:nth-child(6)')).textAlign,
+        })""")
+        page.screenshot(path=str(tmp_path / f"{variant}-{width}.png"), full_page=True)
+        page.close()
+        assert errors == [], (width, errors)
+        assert shown["images"] == 13 and shown["broken"] == [], (width, shown["broken"])
+        assert shown["scrollWidth"] <= width == shown["window"], (width, shown["scrollWidth"])
+        assert len(shown["verdicts"]) == 8 and all("inconclusive" in c for c in shown["verdicts"])
+        assert shown["testColumn"] == "right"
+
+
+def test_overview_draws_pca_from_baselines_and_conv_at_its_latent_size(study, monkeypatch):
+    drawn = {}
+    real = plots.mse_by_size
+    monkeypatch.setattr(plots, "mse_by_size", lambda *a: (drawn.update(args=a), real(*a)))
+    results = json.loads((study / "results.json").read_text())
+    write_report(study, results)
+    _, linear, pca, points, path = drawn["args"]
+    baselines = json.loads((study / "baselines.json").read_text())
+    assert pca == [(r["k"], r["test_mse"]) for r in baselines["pca"] if r["k"] < 28 * 28]  # not the exact one
+    assert len(pca) >= 5
+    assert [k for k, _ in linear] == [64, 512, 1024]
+    assert [(name, k) for name, k, _ in points] == [("conv", 3136)]
+    assert path.name == "overview_mse_by_size.png" and path.is_file()
