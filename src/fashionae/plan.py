@@ -303,9 +303,10 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
         old = read_json(path)
         if old.get("settings") == settings:
             return old
+    splits = make_splits(data, val, train_subset)
     log(f"baselines: PCA at every k, the mean image, logistic regression on pixels "
-        f"({min(len(data.train_images), train_subset or len(data.train_images)):,} training images)")
-    b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter), "settings": settings}
+        f"({len(splits.train_x):,} training images)")
+    b = {**compute_baselines(splits, logreg_max_iter), "settings": settings}
     write_json(path, b)
     return b
 
