@@ -310,10 +310,11 @@ def _dataset_toml(folder: Path) -> dict:
 
 def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
     """Your own dataset: four IDX files or one .npz, plus an optional dataset.toml."""
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # a study file may name "~/data/digits"
     if not folder.is_dir():
-        raise UserError(f"--dataset {folder} is neither fashion-mnist nor a folder; give a folder "
-                        "with four IDX files or one .npz (x_train, y_train, x_test, y_test)")
+        raise UserError(f"dataset {folder.absolute()} is neither fashion-mnist nor a folder; give "
+                        "a folder with four IDX files or one .npz (x_train, y_train, x_test, y_test), "
+                        "see docs/datasets.md")
     meta = _dataset_toml(folder)
     npz = sorted(folder.glob("*.npz"))
     paths = {n: _locate(folder, n) for n in FILES}
