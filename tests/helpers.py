@@ -20,14 +20,17 @@ def idx_bytes(array: torch.Tensor) -> bytes:
     return header + array.to(torch.uint8).numpy().tobytes()
 
 
-def synthetic_images(n: int, seed: int, size: int = 28, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images whose class decides a bright bar's position, plus noise: learnable, tiny."""
+def synthetic_images(n: int, seed: int, size: int | tuple[int, int] = 28,
+                     classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images whose class decides a bright bar's position, plus noise: learnable, tiny.
+    ``size``: the side of square images, or (height, width)."""
+    h, w = (size, size) if isinstance(size, int) else size
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, classes, (n,), generator=g)
-    images = torch.randint(0, 40, (n, size, size), generator=g)
+    images = torch.randint(0, 40, (n, h, w), generator=g)
     for c in range(classes):
-        row = 2 + (size - 6) * c // max(classes - 1, 1)
-        images[labels == c, row:row + 2, 4:size - 4] = 220
+        row = 2 + (h - 6) * c // max(classes - 1, 1)
+        images[labels == c, row:row + 2, 4:w - 4] = 220
     return images.to(torch.uint8), labels
 
 

@@ -18,26 +18,33 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def add_data_args(p: argparse.ArgumentParser, dataset: bool = True) -> None:
+def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool = False) -> None:
     g = p.add_argument_group("data")
     if dataset:
         g.add_argument("--dataset", default="fashion-mnist",
                        help="fashion-mnist (default), or a folder with your own data: four IDX files or "
-                       "one .npz (x_train, y_train, x_test, y_test), and an optional dataset.toml")
+                       "one .npz (x_train, y_train, x_test, y_test), and an optional dataset.toml "
+                       "(docs/datasets.md)")
     g.add_argument("--data-dir", help="where Fashion-MNIST's four IDX files are (.gz or not); also "
-                   "FASHIONAE_DATA. Default: the cache, then /usr/share/datasets/fashion-mnist, then a download")
-    g.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check (for your own IDX files)")
+                   "FASHIONAE_DATA. Default: the cache, then /usr/share/datasets/fashion-mnist, then a download"
+                   + (". For a run trained on your own data: the folder of that dataset, if it moved "
+                      "since" if of_run else ""))
+    g.add_argument("--no-verify", action="store_true", help="skip the SHA-256 checks (Fashion-MNIST's, or your dataset.toml's)")
 
 
 # ------------------------------------------------------------------ commands
 
 def cmd_data(a) -> int:
+    import torch
     from .data import load_dataset
     ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
-    check = "SHA-256 verified" if ds.verified else "checksums NOT verified (--no-verify)"
+    check = ("SHA-256 verified" if ds.verified else "checksums NOT verified (--no-verify)" if a.no_verify
+             else "checksums not verified (dataset.toml has no [sha256] for every file)")
     h, w = ds.image_size
     print(f"{ds.name} in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} test images "
           f"of {h}x{w}, {len(ds.classes)} classes, {check}")
+    counts = torch.bincount(ds.train_labels, minlength=len(ds.classes)).tolist()
+    print("classes (training images): " + ", ".join(f"{c} ({n:,})" for c, n in zip(ds.classes, counts)))
     return 0
 
 
@@ -151,7 +158,7 @@ def print_results(results: dict) -> None:
     hidden = ("report train / val", "author's code val", "author's code train / val", "evidence",
               "threshold", "parameters")
     for anchor, caption, header, rows in tables(results):
-        if anchor == "baselines":
+        if anchor in ("baselines", "per-class"):  # in the report
             continue
         print(f"\n{caption}")
         keep = [i for i, h in enumerate(header) if h not in hidden]
@@ -302,7 +309,7 @@ def build_parser() -> Parser:
     s.add_argument("run_dir")
     s.add_argument("--out", help="folder for the figures and explore.json (default RUN_DIR/explore)")
     s.add_argument("--no-tsne", action="store_true", help="skip the t-SNE map (the slowest part)")
-    add_data_args(s, dataset=False)
+    add_data_args(s, dataset=False, of_run=True)
     s.set_defaults(func=cmd_explore)
 
     invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
@@ -323,7 +330,7 @@ def build_parser() -> Parser:
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
     s.add_argument("run_dir")
     s.add_argument("--device", default="auto", choices=DEVICES)
-    add_data_args(s, dataset=False)
+    add_data_args(s, dataset=False, of_run=True)
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("export", help="export a run's model to ONNX (pip install 'fashionae[onnx]')")

@@ -13,8 +13,9 @@ what every command calls:
 - ``dataset=FOLDER``: your own data, either the four IDX files (MNIST, KMNIST, ... under
   their standard names) or one ``.npz`` with ``x_train, y_train, x_test, y_test`` (the
   Keras layout), and optionally ``dataset.toml`` (``name``, ``classes``, and ``[sha256]``
-  with a digest per file, checked when present). Grayscale images of any height and width
-  divisible by 4; labels 0..K-1.
+  with a digest per file as stored, what ``sha256sum`` prints, checked when present).
+  Grayscale images of any height and width divisible by 4; labels 0..K-1.
+  ``write_npz_dataset`` writes such a folder from arrays. docs/datasets.md has the details.
 
 The whole dataset is held in memory as uint8 tensors; batches are later sliced out of it, so
 nothing here sits in the training hot path.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import struct
 import sys
@@ -125,10 +127,17 @@ def parse_idx(raw: bytes, name: str = "file") -> torch.Tensor:
 
 def _read_file(path: Path) -> bytes:
     """The decompressed bytes of a file that may or may not be gzipped."""
+    return _gunzip(_read_bytes(path), path)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from e
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
@@ -301,30 +310,34 @@ def _dataset_toml(folder: Path) -> dict:
 
 def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
     """Your own dataset: four IDX files or one .npz, plus an optional dataset.toml."""
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # a study file may name "~/data/digits"
     if not folder.is_dir():
-        raise UserError(f"--dataset {folder} is neither fashion-mnist nor a folder; give a folder "
-                        "with four IDX files or one .npz (x_train, y_train, x_test, y_test)")
+        raise UserError(f"dataset {folder.absolute()} is neither fashion-mnist nor a folder; give "
+                        "a folder with four IDX files or one .npz (x_train, y_train, x_test, y_test), "
+                        "see docs/datasets.md")
     meta = _dataset_toml(folder)
     npz = sorted(folder.glob("*.npz"))
+    paths = {n: _locate(folder, n) for n in FILES}
     digest = hashlib.sha256()
-    raws: dict[str, bytes] = {}
+    raws: dict[str, bytes] = {}  # the files as stored: dataset.toml's digests are sha256sum's
     if npz:
         if len(npz) > 1:
             raise UserError(f"{folder} holds several .npz files; keep one")
-        raws[npz[0].name] = npz[0].read_bytes()
-    elif all(_locate(folder, n) for n in FILES):
-        for name in FILES:
-            path = _locate(folder, name)
-            raws[path.name] = _read_file(path)
+        raws[npz[0].name] = _read_bytes(npz[0])
+    elif all(paths.values()):
+        raws = {p.name: _read_bytes(p) for p in paths.values()}
     else:
         raise UserError(f"{folder} has neither one .npz file nor the four IDX files "
                         f"({', '.join(FILES)}, .gz or not)")
+    listed = meta.get("sha256", {})
+    strays = sorted(set(listed) - set(raws))
+    if strays:
+        raise UserError(f"{folder / 'dataset.toml'}: [sha256] names {strays[0]!r}, which is not a data "
+                        f"file of this folder (they are {', '.join(raws)})")
     for name, raw in raws.items():
         sha = hashlib.sha256(raw).hexdigest()
         digest.update(f"{name}:{sha}|".encode())
-        expected = meta.get("sha256", {}).get(name)
-        if verify and expected and expected != sha:
+        if verify and name in listed and listed[name] != sha:
             raise UserError(f"{folder / name} fails the SHA-256 check of dataset.toml; it is damaged "
                             "or not the file dataset.toml describes: get a fresh copy")
     if npz:
@@ -345,20 +358,22 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
             if a.ndim == 4 and a.shape[-1] == 1:
                 a = a[..., 0]
             if a.dtype.kind == "f":
-                if a.size and (a.min() < 0 or a.max() > 255):
+                if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 255):
                     raise UserError(f"{npz[0]}: {k} holds values outside [0, 255]")
                 a = np.round(a * 255 if a.size and a.max() <= 1 else a)
             elif a.dtype.kind not in "ui" or (a.size and (a.min() < 0 or a.max() > 255)):
                 raise UserError(f"{npz[0]}: {k} must hold grayscale pixels, 0-255 or 0-1")
             arr[k] = a.astype(np.uint8)
         for k in ("y_train", "y_test"):
+            if arr[k].ndim == 2 and arr[k].shape[1] == 1:  # Keras keeps some labels as [N, 1]
+                arr[k] = arr[k][:, 0]
             if arr[k].dtype.kind not in "ui" or (arr[k].size and arr[k].min() < 0):
                 raise UserError(f"{npz[0]}: {k} must hold non-negative integer labels")
         images = {s: torch.from_numpy(np.ascontiguousarray(arr[f"x_{s}"])) for s in ("train", "test")}
         labels = {s: torch.from_numpy(arr[f"y_{s}"].astype(np.int64)) for s in ("train", "test")}
         what = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test")}
     else:
-        a = {n: parse_idx(raws[_locate(folder, n).name], str(_locate(folder, n))) for n in FILES}
+        a = {n: parse_idx(_gunzip(raws[p.name], p), str(p)) for n, p in paths.items()}
         images = {"train": a["train-images-idx3-ubyte"], "test": a["t10k-images-idx3-ubyte"]}
         labels = {"train": a["train-labels-idx1-ubyte"].long(), "test": a["t10k-labels-idx1-ubyte"].long()}
         what = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -366,8 +381,25 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     classes = meta.get("classes")
     n = _check_arrays(folder, images, labels, len(classes) if classes else None, what)
     return Dataset(meta.get("name") or folder.resolve().name, tuple(classes or map(str, range(n))),
-                   images["train"], labels["train"], images["test"], labels["test"], folder, verify,
-                   sha256=digest.hexdigest())
+                   images["train"], labels["train"], images["test"], labels["test"], folder,
+                   verified=verify and set(listed) == set(raws), sha256=digest.hexdigest())
+
+
+def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_test,
+                      classes: list[str] | None = None, name: str | None = None) -> Dataset:
+    """Write arrays as a dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
+    x_test, y_test) and ``dataset.toml`` (name, classes, the SHA-256 of data.npz). Returns
+    the dataset loaded back, so whatever would be refused later is refused now."""
+    folder = Path(folder)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    atomic_write(folder / "data.npz", buf.getvalue())
+    lines = [f"name = {json.dumps(name)}"] if name else []  # a JSON string is a TOML string
+    if classes:
+        lines.append(f"classes = [{', '.join(json.dumps(c) for c in classes)}]")
+    lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
+    atomic_write(folder / "dataset.toml", "\n".join(lines) + "\n")
+    return load_dataset_folder(folder)
 
 
 def load_dataset(dataset: str = FASHION_MNIST, data_dir: str | os.PathLike | None = None,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import plots
-from .data import Dataset, load_dataset, make_splits
+from .data import Dataset, make_splits
 from .files import write_json
 from .runfolder import LoadedRun, RunFolder
 from .training import to_inputs
@@ -48,7 +48,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     run = LoadedRun(folder.path)
     out = Path(out) if out else folder / folder.EXPLORE
     cfg = folder.config()
-    data = data or load_dataset(cfg.dataset, data_dir, verify)
+    data = data or folder.load_data(data_dir, verify)
     s = make_splits(data, cfg.train.val)
     classes = run.classes
     train_z, test_z = _embed(run, s.train_x[:FIT_IMAGES]), _embed(run, s.test_x)

@@ -94,7 +94,7 @@ def tables(results: dict) -> list[Table]:
                     _v(a.get("val_mse"))]
         ae_rows.append(row + [_pca(results, ae["latent"]),
                               f"{ae['parameters']:,}", f"{ae['seconds']['mean']:.0f}"])
-    out.append(("autoencoders", "Autoencoders: MSE per pixel (Table II)",
+    out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if fashion else ""),
                 ["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch"]
                 + (["report train / val", "author's code val"] if fashion else [])
                 + ["PCA test, same k", "parameters", "seconds"], ae_rows))
@@ -126,8 +126,18 @@ def tables(results: dict) -> list[Table]:
         rows.append([f"logistic regression on pixels, accuracy % ({'converged' if lr.get('converged') else 'not converged'}"
                      f" in {lr['max_iter']} iterations)", _v(lr["val_acc"], 2, True), _v(lr["test_acc"], 2, True),
                      _v(ext.get("pixel_logistic_regression_acc"), 1, True)])
-        out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images)",
-                    ["baseline", "val", "test", "reference (test)"], rows))
+        header = ["baseline", "val", "test", "reference (test)"]
+        if not fashion:  # the reference points are Fashion-MNIST's
+            header, rows = header[:3], [r[:3] for r in rows]
+        out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images)", header, rows))
+    if results["classifiers"]:
+        clfs = results["classifiers"]
+        rows = [[name] + [_f(c["per_class_acc"][i], 1, True) for c in clfs]
+                for i, name in enumerate(classes_of(results))]
+        rows.append(["most confused (seed 0)"] + [f"{c['most_confused']['true']} taken for "
+                                                  f"{c['most_confused']['predicted']} ({c['most_confused']['count']}×)"
+                                                  for c in clfs])
+        out.append(("per-class", "Per-class test accuracy, %", ["class"] + [c["name"] for c in clfs], rows))
     explored = [(a["name"], a["explore"]) for a in results["autoencoders"] if a.get("explore")]
     if explored:
         out.append(("latent", "Latent space: the frozen latent as a feature (test set)",
@@ -296,6 +306,11 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     first = folder.run(Path(results["autoencoders"][0]["runs"][0]).name).raw_config()
     env = first.get("environment", {})
     items = [[k, str(env.get(k))] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
+    data = first.get("data", {})
+    if data:
+        h, w = data["image_size"]
+        items.append(["dataset", f"{results.get('dataset')} from {data.get('source')}: {h}x{w} images, "
+                                 f"{len(data['classes'])} classes ({', '.join(data['classes'])})"])
     timing = results.get("timing") or {}
     if timing:
         items.append(["wall time of the last `study` invocation", f"{timing['last_invocation_seconds']:.0f} s"])
@@ -401,6 +416,9 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
         "(the best epoch, the best encoder, the targets) have seen the test set." if results.get("val") == "test"
         else "The test set is never used to choose anything: every choice (the best epoch, the best "
         "encoder, the targets) is made on validation figures (held-out training images)."]
+    if not results.get("reference"):
+        about.append("The study's claims and reference numbers are about Fashion-MNIST, so they are left out "
+                     "on this dataset.")
     sections = ["overview", "about"] + [a for a, _, _, _ in tabs] + ["figures", "provenance"]
     groups = [(g, [f for f in figures if f[0] == g]) for g in FIGURE_GROUPS]
     groups = [(g, fs) for g, fs in groups if fs]

@@ -112,7 +112,7 @@ def collect_results(out: str | Path) -> dict:
     results = {
         "format": RESULTS_FORMAT, "study": study.name, "profile": study.profile,
         "description": study.description, "profile_note": study.profile_note,
-        "dataset": study.dataset, "classes": list(runs[plan[0].name].classes()),
+        "dataset": runs[plan[0].name].config().dataset, "classes": list(runs[plan[0].name].classes()),
         "val": study.val, "seeds": len(study.seeds),
         "classifier_encoders": list(dict.fromkeys(c["encoder"] for c in classifiers)),
         "autoencoders": autoencoders, "classifiers": classifiers, "baselines": baselines,

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import settings
-from .data import CLASSES, FASHION_MNIST
+from .data import CLASSES, FASHION_MNIST, Dataset, load_dataset
 from .errors import UserError
 from .files import FolderLock, atomic_write, read_json, write_json, write_jsonl
 from .models import ModelConfig, load_model, model_file_bytes
@@ -135,6 +135,23 @@ class RunFolder:
     def classes(self) -> tuple[str, ...]:
         """The class names of the data the run saw (Fashion-MNIST's for folders from before)."""
         return tuple(self.raw_config().get("data", {}).get("classes", CLASSES))
+
+    def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:
+        """The data the run was trained on, loaded again: Fashion-MNIST (``data_dir`` as for
+        training), or your own dataset from the folder it was in (``data_dir``: where it is
+        now), refused if its files changed since."""
+        cfg = self.config()
+        if cfg.dataset_sha256 is None:  # only your own datasets have a digest
+            return load_dataset(FASHION_MNIST, data_dir, verify)
+        source = data_dir or self.raw_config().get("data", {}).get("source")
+        if not source or not Path(source).is_dir():
+            raise UserError(f"{self.path} was trained on {cfg.dataset} in {source}, which is not there "
+                            "now; pass --data-dir with the folder where that dataset is")
+        data = load_dataset(source, verify=verify)
+        if data.sha256 != cfg.dataset_sha256:
+            raise UserError(f"the data files in {source} are not the ones {self.path} was trained on "
+                            "(their SHA-256 differ); pass --data-dir with the folder of that dataset")
+        return data
 
     def metrics(self) -> list[dict]:
         path = self / self.METRICS

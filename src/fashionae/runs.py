@@ -114,11 +114,12 @@ def with_data(cfg: RunConfig, data: Dataset) -> RunConfig:
 
 
 def check_encoder_data(cfg: RunConfig, data: Dataset) -> None:
-    if cfg.model.image_size != data.image_size or cfg.model.num_classes != len(data.classes):
+    """An encoder fits images of the size it was trained on (its bottleneck's input is sized
+    for them); the classes may differ, since the classifier's head is new."""
+    if tuple(cfg.model.image_size) != data.image_size:
         raise UserError(f"the encoder of {cfg.encoder_run} was trained on {cfg.model.image_size[0]}x"
-                        f"{cfg.model.image_size[1]} images of {cfg.model.num_classes} classes, but "
-                        f"{data.name} has {data.image_size[0]}x{data.image_size[1]} images of "
-                        f"{len(data.classes)}; train the classifier on the autoencoder's dataset")
+                        f"{cfg.model.image_size[1]} images, but {data.name} has {data.image_size[0]}x"
+                        f"{data.image_size[1]}; train the classifier on data of the autoencoder's size")
 
 
 # ------------------------------------------------------------------ running
@@ -161,8 +162,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         t = cfg.train
         splits = make_splits(data, t.val, t.train_subset, t.eval_subset)
         data_info = {"classes": list(data.classes), "image_size": list(data.image_size),
-                     "source": str(data.folder), "verified": data.verified, "train_size": len(splits.train_x),
-                     "val_size": len(splits.val_x), "val_indices_sha256": splits.val_indices_sha256}
+                     "source": str(Path(data.folder).resolve()), "verified": data.verified,
+                     "train_size": len(splits.train_x), "val_size": len(splits.val_x),
+                     "val_indices_sha256": splits.val_indices_sha256}
         if dist.rank == 0:
             folder.write_config(cfg, data_info, environment(t, dist))
         dist.barrier()
@@ -248,7 +250,7 @@ def evaluate_run(run_dir: str | Path, device: str = "auto", data_dir: str | None
     cfg = folder.config()
     t = replace(cfg.train, device=device).validate().resolved()
     model = folder.load_model(t.device)
-    splits = make_splits(load_dataset(cfg.dataset, data_dir, verify), t.val, t.train_subset, t.eval_subset)
+    splits = make_splits(folder.load_data(data_dir, verify), t.val, t.train_subset, t.eval_subset)
     return [(name, evaluate(model, to_inputs(x, t.device), y.to(t.device), t), len(x))
             for name, x, y in (("validation", splits.val_x, splits.val_y),
                                ("test", splits.test_x, splits.test_y))]

@@ -1,0 +1,305 @@
+"""Your own dataset: IDX and .npz folders of any image size and class count, checked, then
+trained on end to end (train-ae, train-clf, classify, reconstruct, load, explore, eval, a
+study); and a real small dataset, scikit-learn's bundled handwritten digits."""
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fashionae
+from fashionae.cli import main
+from fashionae.data import load_dataset, write_npz_dataset
+from fashionae.errors import UserError
+from fashionae.study import load_study
+from helpers import idx_bytes, synthetic_images
+
+ROOT = Path(__file__).parent.parent
+SHAPES = ["Circle", "Square", "Star", "Moon", "Heart"]
+IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def write_idx(folder: Path, size=(16, 24), classes=5, n_train=240, n_test=60, toml: str | None = "") -> Path:
+    """Four gzipped IDX files and, unless ``toml`` is None, a dataset.toml holding ``toml``
+    and the files' SHA-256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tr_x, tr_y = synthetic_images(n_train, 0, size, classes)
+    te_x, te_y = synthetic_images(n_test, 1, size, classes)
+    digests = []
+    for name, array in zip(IDX, (tr_x, tr_y, te_x, te_y)):
+        raw = gzip.compress(idx_bytes(array))
+        (folder / f"{name}.gz").write_bytes(raw)
+        digests.append(f'"{name}.gz" = "{hashlib.sha256(raw).hexdigest()}"')
+    if toml is not None:
+        (folder / "dataset.toml").write_text(toml + "\n[sha256]\n" + "\n".join(digests) + "\n")
+    return folder
+
+
+def shapes(folder: Path, **kw) -> Path:
+    return write_idx(folder, toml=f'name = "shapes"\nclasses = {json.dumps(SHAPES)}', **kw)
+
+
+def write_npz(folder: Path, size=(16, 16), classes=3, n_train=240, n_test=60, **arrays) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tr_x, tr_y = synthetic_images(n_train, 0, size, classes)
+    te_x, te_y = synthetic_images(n_test, 1, size, classes)
+    a = {"x_train": tr_x.numpy(), "y_train": tr_y.numpy(), "x_test": te_x.numpy(), "y_test": te_y.numpy()}
+    np.savez(folder / "data.npz", **{**a, **arrays})
+    return folder
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refused(capsys, *args) -> str:
+    """The command's one-line error (exit 2, no traceback)."""
+    code, _, err = cli(capsys, *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("fashionae: error: "), err
+    return lines[0]
+
+
+# ------------------------------------------------------------------ reading and checking
+
+def test_idx_folder_of_any_size_with_dataset_toml(tmp_path, capsys):
+    folder = shapes(tmp_path / "shapes")
+    ds = load_dataset(str(folder))
+    assert (ds.name, ds.classes, ds.image_size, ds.verified) == ("shapes", tuple(SHAPES), (16, 24), True)
+    assert ds.train_images.shape == (240, 16, 24) and int(ds.train_labels.max()) == 4
+    assert load_dataset(str(folder)).sha256 == ds.sha256  # stable: the run's identity uses it
+    code, out, _ = cli(capsys, "data", "--dataset", folder)
+    assert code == 0 and "shapes in" in out and "16x24, 5 classes, SHA-256 verified" in out
+    assert "classes (training images): Circle (" in out and "Heart (" in out
+
+
+def test_without_dataset_toml_classes_are_numbered(tmp_path, capsys):
+    folder = write_idx(tmp_path / "plain", size=(32, 32), classes=3, toml=None)
+    ds = load_dataset(str(folder))
+    assert (ds.name, ds.classes, ds.image_size, ds.verified) == ("plain", ("0", "1", "2"), (32, 32), False)
+    code, out, _ = cli(capsys, "data", "--dataset", folder)
+    assert code == 0 and "dataset.toml has no [sha256]" in out
+
+
+@pytest.mark.parametrize("kind", ["uint8", "float"])
+def test_npz_folder_with_a_channel_axis(tmp_path, kind):
+    """The Keras layout: images [N, H, W, 1] as uint8 or as floats in 0-1, labels [N] or [N, 1]."""
+    tr_x, tr_y = synthetic_images(240, 0, (20, 12), 4)
+    te_x, te_y = synthetic_images(60, 1, (20, 12), 4)
+    scale = (lambda x: x.numpy()[..., None] / 255.0) if kind == "float" else (lambda x: x.numpy()[..., None])
+    np.savez(tmp_path / "keras.npz", x_train=scale(tr_x), y_train=tr_y.numpy()[:, None],
+             x_test=scale(te_x), y_test=te_y.numpy())
+    ds = load_dataset(str(tmp_path))
+    assert ds.image_size == (20, 12) and ds.classes == ("0", "1", "2", "3")
+    assert torch.equal(ds.train_images, tr_x) and torch.equal(ds.test_labels, te_y)
+
+
+def test_write_npz_dataset_writes_what_it_reads(tmp_path):
+    x, y = synthetic_images(300, 0, 16, 3)
+    ds = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                           classes=["cat", 'say "hi"', "Ähre"], name="pets")
+    assert (ds.name, ds.classes, ds.verified) == ("pets", ("cat", 'say "hi"', "Ähre"), True)
+    assert torch.equal(ds.test_images, x[240:])
+    assert load_dataset(str(tmp_path / "d")).sha256 == ds.sha256
+
+
+BAD = {  # name -> (make the folder, a piece of the one-line error)
+    "wrong sha256": (lambda d: (shapes(d), (d / "dataset.toml").write_text(
+        (d / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))), "fails the SHA-256 check"),
+    "labels above the classes": (lambda d: write_idx(d, classes=5, toml='classes = ["a", "b", "c"]'),
+                                 "labels above 2; the dataset has 3 classes"),
+    "not an npz": (lambda d: (d.mkdir(), (d / "data.npz").write_bytes(b"not a zip file")), "not a readable .npz"),
+    "npz without y_test": (lambda d: (d.mkdir(), np.savez(d / "data.npz", x_train=np.zeros((20, 8, 8)))),
+                           "lacks y_train, x_test, y_test"),
+    "npz of colour images": (lambda d: write_npz(d, x_train=np.zeros((240, 16, 16, 3), np.uint8)),
+                             "must be [N, height, width]"),
+    "npz pixels out of range": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 300.0)),
+                                "x_test holds values outside [0, 255]"),
+    "npz with NaN": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), np.nan)), "outside [0, 255]"),
+    "negative labels": (lambda d: write_npz(d, y_train=-np.ones(240, np.int64)), "non-negative integer labels"),
+    "size not divisible by 4": (lambda d: write_idx(d, size=(30, 30)), "images are 30x30"),
+    "neither npz nor idx": (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")),
+                            "has neither one .npz file nor the four IDX files"),
+    "not a folder": (lambda d: None, "is neither fashion-mnist nor a folder"),
+    "unknown toml key": (lambda d: write_idx(d, toml='klasses = ["a", "b"]'), "unknown key 'klasses'"),
+    "one class name": (lambda d: write_idx(d, toml='classes = ["a"]'), "at least two names"),
+    "digest of a stray file": (lambda d: (write_idx(d), (d / "dataset.toml").open("a").write('"data.npz" = "00"\n')),
+                               "[sha256] names 'data.npz', which is not a data file"),
+    "bad toml": (lambda d: write_idx(d, toml="name = "), "is not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_dataset_is_one_clear_line(tmp_path, capsys, case):
+    make, message = BAD[case]
+    folder = tmp_path / "bad"
+    make(folder)
+    assert message in refused(capsys, "data", "--dataset", folder)
+
+
+def test_no_verify_skips_the_dataset_toml_digests(tmp_path, capsys):
+    folder = shapes(tmp_path / "d")
+    (folder / "dataset.toml").write_text((folder / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))
+    code, out, _ = cli(capsys, "data", "--dataset", folder, "--no-verify")
+    assert code == 0 and "NOT verified (--no-verify)" in out
+
+
+# ------------------------------------------------------------------ training on it
+
+def picture(path: Path, row: int) -> Path:
+    """A dark bar on a light background, at one of the shapes' bar heights."""
+    a = np.full((40, 60), 255, np.uint8)
+    a[row:row + 3, 6:54] = 0
+    Image.fromarray(a).save(path)
+    return path
+
+
+def test_train_classify_reconstruct_explore_on_own_data(tmp_path, capsys):
+    data = shapes(tmp_path / "shapes")
+    ae, clf = tmp_path / "ae", tmp_path / "clf"
+    fast = ["--epochs", "2", "--batch-size", "40", "--lr", "3e-3", "--dropout", "0"]
+    code, out, _ = cli(capsys, "train-ae", "--dataset", data, "--latent", "16", "--out", ae, *fast)
+    assert code == 0 and "test MSE" in out
+    config = json.loads((ae / "config.json").read_text())
+    assert config["dataset"] == "shapes" and config["model"]["image_size"] == [16, 24]
+    assert config["data"]["classes"] == SHAPES and config["data"]["val_size"] == 40  # a sixth of 240
+    assert len(config["data"]["val_indices_sha256"]) == 64
+    code, out, _ = cli(capsys, "train-ae", "--dataset", data, "--latent", "16", "--out", ae, *fast)
+    assert code == 0 and json.loads((ae / "summary.json").read_text())["epochs"] == 2  # resumed: finished
+
+    code, out, _ = cli(capsys, "train-clf", "--dataset", data, "--strategy", "finetune", "--encoder", ae,
+                       "--out", clf, *fast)
+    assert code == 0 and "most confused" in out
+    s = json.loads((clf / "summary.json").read_text())
+    assert len(s["confusion_matrix"]) == 5 and all(len(r) == 5 for r in s["confusion_matrix"])
+    assert sum(map(sum, s["confusion_matrix"])) == 60 and len(s["per_class_acc"]) == 5
+    assert {s["most_confused"]["true"], s["most_confused"]["predicted"]} <= set(SHAPES)
+    assert s["test_acc"] > 0.4  # five bar heights, two epochs: far above chance (0.2)
+
+    run = fashionae.load(clf)
+    assert run.classes == tuple(SHAPES) and run.model.head.out_features == 5
+    bar = picture(tmp_path / "bar.png", 2)
+    assert run.predict(bar)[0] in SHAPES and run.predict_proba([bar, bar]).shape == (2, 5)
+    assert run.embed(torch.rand(3, 1, 16, 24)).shape == (3, 16)
+    with pytest.raises(UserError, match=r"\[N, 1, 16, 24\]"):
+        run.embed(torch.rand(3, 1, 28, 28))
+    code, out, _ = cli(capsys, "classify", clf, bar)
+    assert code == 0 and sum(name in out for name in SHAPES) == 3  # the top 3, by the dataset's names
+    code, out, _ = cli(capsys, "reconstruct", ae, bar, "-o", tmp_path / "rec")
+    assert code == 0 and Image.open(tmp_path / "rec" / "bar_reconstruction.png").size == ((24 * 2 + 2) * 8, 16 * 8)
+    assert fashionae.load(ae).reconstruct(bar).shape == (1, 1, 16, 24)
+
+    code, out, _ = cli(capsys, "explore", ae, "--no-tsne")
+    e = json.loads((ae / "explore" / "explore.json").read_text())
+    assert code == 0 and e["latent"] == 16 and e["test_images"] == 60 and "interpolation.png" in e["figures"]
+    code, out, _ = cli(capsys, "eval", clf)
+    assert code == 0 and f"accuracy {s['test_acc']:.4f}  (60 images)" in out
+
+    # the dataset moved: --data-dir says where; other data is refused
+    moved = data.rename(tmp_path / "moved")
+    assert "is not there now; pass --data-dir" in refused(capsys, "eval", clf)
+    assert cli(capsys, "eval", clf, "--data-dir", moved)[0] == 0
+    other = write_idx(tmp_path / "other", classes=5, n_train=300)
+    assert "are not the ones" in refused(capsys, "eval", clf, "--data-dir", other)
+
+    # an encoder fits images of its own size only; another class count is fine
+    square = write_idx(tmp_path / "square", size=(28, 28))
+    assert "trained on 16x24 images, but square has 28x28" in refused(
+        capsys, "train-clf", "--dataset", square, "--strategy", "frozen", "--encoder", ae, "--out", tmp_path / "x")
+    three = write_idx(tmp_path / "three", size=(16, 24), classes=3, n_train=60, n_test=30)
+    code, _, _ = cli(capsys, "train-clf", "--dataset", three, "--strategy", "frozen", "--encoder", ae,
+                     "--epochs", "1", "--out", tmp_path / "clf3")
+    assert code == 0 and fashionae.load(tmp_path / "clf3").classes == ("0", "1", "2")
+
+
+STUDY = """name = "toy"
+dataset = "{dataset}"
+[train]
+epochs = 1
+batch_size = 40
+lr = 3e-3
+[model]
+dropout = 0.0
+[[autoencoders]]
+name = "linear-16"
+arch = "linear"
+latent = 16
+[classifiers]
+encoder = "linear-16"
+strategies = ["finetune", "frozen"]
+[baselines]
+logreg_max_iter = 50
+"""
+
+
+def test_study_on_own_data_reports_its_classes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the study file names its dataset relative to where it runs
+    shapes(tmp_path / "data" / "shapes")
+    (tmp_path / "toy.toml").write_text(STUDY.format(dataset="data/shapes"))
+    code, out, _ = cli(capsys, "study", "toy.toml", "--out", "study")
+    assert code == 0 and "Per-class" not in out
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert results["dataset"] == "shapes" and results["classes"] == SHAPES
+    assert results["claims"] == [] and results["reference"] is None
+    assert [k["k"] for k in results["baselines"]["pca"]] == [16, 32, 64, 128, 200]  # 200 = training images
+    assert results["baselines"]["logistic_regression"]["test_acc"] > 0.2
+    cm = results["classifiers"][0]["confusion_matrices"][0]
+    assert len(cm) == 5 and results["classifiers"][0]["most_confused"]["true"] in SHAPES
+    md = (tmp_path / "study" / "report.md").read_text()
+    for name in SHAPES:
+        assert f"| {name} |" in md  # the per-class table
+    assert "5 classes (Circle, Square, Star, Moon, Heart)" in md and "16x24 images" in md
+    for fashion_only in ("Table II", "author's code val", "reference (test)", "(#claims)"):
+        assert fashion_only not in md
+    html = (tmp_path / "study" / "report.html").read_text()
+    assert "<td>Heart</td>" in html and "fig5_confusion_finetune.png" in html
+    assert "fig2_reconstructions.png" in html
+
+
+# ------------------------------------------------------------------ a real small dataset
+
+def write_digits(folder: Path):
+    """scikit-learn's 1,797 handwritten digits (8x8, grey levels 0-16), enlarged 4 times to
+    32x32 and scaled to 0-255: the first 1,500 train, the other 297 test (as docs/datasets.md)."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = (np.kron(d.images, np.ones((4, 4))) * 255 / 16).round().astype(np.uint8)
+    return write_npz_dataset(folder, x[:1500], d.target[:1500], x[1500:], d.target[1500:],
+                             classes=[str(i) for i in range(10)], name="digits")
+
+
+def test_digits_folder_and_its_study_file(tmp_path, capsys):
+    ds = write_digits(tmp_path / "data" / "digits")
+    assert ds.image_size == (32, 32) and len(ds.train_images) == 1500 and len(ds.test_images) == 297
+    assert ds.classes == tuple("0123456789") and ds.verified and int(ds.train_images.max()) == 255
+    code, out, _ = cli(capsys, "data", "--dataset", tmp_path / "data" / "digits")
+    assert code == 0 and "digits in" in out and "1,500 train + 297 test images of 32x32, 10 classes" in out
+    for profile in ("quick", "smoke"):
+        study = load_study(ROOT / "studies" / "digits.toml", profile)
+        assert study.dataset == "data/digits" and study.classifiers.strategies
+
+
+@pytest.mark.slow
+def test_digits_study_learns_the_digits(tmp_path, capsys, monkeypatch):
+    """A short study on real data: a linear autoencoder, then its encoder fine-tuned and frozen."""
+    monkeypatch.chdir(tmp_path)
+    write_digits(tmp_path / "data" / "digits")
+    (tmp_path / "digits.toml").write_text(STUDY.replace('"toy"', '"digits"').format(dataset="data/digits")
+                                          .replace("epochs = 1", "epochs = 2").replace("lr = 3e-3", "lr = 2e-3")
+                                          .replace("linear-16", "linear-64").replace("latent = 16", "latent = 64")
+                                          .replace("batch_size = 40", "batch_size = 50"))
+    code, _, _ = cli(capsys, "study", "digits.toml", "--out", "study")
+    assert code == 0
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    acc = {c["strategy"]: c["test_acc"]["mean"] for c in results["classifiers"]}
+    assert acc["finetune"] > 0.6 and acc["frozen"] > 0.3  # chance is 0.1; seeds 0-2 gave 0.74-0.86, 0.53-0.65
+    assert results["classes"] == list("0123456789") and results["claims"] == []
+    md = (tmp_path / "study" / "report.md").read_text()
+    assert "10 classes (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)" in md and "| 7 |" in md
