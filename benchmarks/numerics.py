@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from fashionae.bench import cpu_info
+from fashionae.runs import cpu_info
 from fashionae.claims import interval
 from fashionae.data import load_fashion_mnist, make_splits
 from fashionae.models import Dropout, ModelConfig, build_model

@@ -29,18 +29,10 @@ import torch
 from fashionae.data import load_dataset, make_splits
 from fashionae.plan import make_plan, run_study
 from fashionae.ray_executor import RayExecutor
-from fashionae.runs import cpu_name
+from fashionae.runs import cpu_info
 from fashionae.study import StudyFolder, load_study
 
 PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
-ISA = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "avx_vnni")
-
-
-def cpu_flags() -> list[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return line.split(":", 1)[1].split()
-    return []
 
 
 def load() -> str:
@@ -120,12 +112,10 @@ def main():
     p.add_argument("--data-dir")
     p.add_argument("--no-verify", action="store_true", help="for a try on synthetic data")
     a = p.parse_args()
-    flags = cpu_flags()
-    threads = len(os.sched_getaffinity(0))
-    print(f"CPU: {cpu_name()}, {threads} cores available; host {platform.node()}; torch {torch.__version__}")
-    print(f"ISA: {', '.join(f for f in ISA if f in flags) or 'none of ' + ', '.join(ISA)} "
-          f"(missing: {', '.join(f for f in ISA if f not in flags) or 'none'})")
-    print(f"all CPU flags: {' '.join(flags)}")
+    cpu, threads = cpu_info(), len(os.sched_getaffinity(0))
+    print(f"CPU: {cpu['vendor']} {cpu['model_name']} (family {cpu['family']}, model {cpu['model']}), "
+          f"ISA {', '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}; {threads} cores available; "
+          f"host {platform.node()}; torch {torch.__version__}")
     base = Path(a.out or tempfile.mkdtemp(prefix="scale-out-"))
     study = load_study(PAPER, a.profile)
 

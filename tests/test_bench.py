@@ -1,6 +1,7 @@
 import json
 
-from fashionae.bench import cpu_info, machine_kind
+from fashionae.bench import machine_kind
+from fashionae.runs import cpu_info
 from fashionae.cli import main
 
 

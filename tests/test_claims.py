@@ -138,3 +138,219 @@ def test_every_threshold_is_documented():
     doc = (Path(__file__).parent.parent / "docs" / "claims.md").read_text()
     for name, (value, unit, meaning) in THRESHOLDS.items():
         assert f"| {name} |" in doc, name
+
+
+# ------------------------------------------------------------------ what the report prints
+# The verdicts above are not all a wrong number could hide: the report prints each claim's
+# effect, interval, threshold and evidence. These pin them on cases worked out by hand.
+
+from fashionae.claims import interval as ci95  # noqa: E402
+
+
+def test_interval_needs_two_seeds_not_three():
+    (low, high), reason = ci95([1.0, 2.0])
+    assert reason is None and (low, high) == pytest.approx((1.5 - 12.7062 * 0.5, 1.5 + 12.7062 * 0.5), abs=1e-3)
+
+
+@pytest.mark.parametrize("above", [True, False])
+def test_an_interval_touching_the_threshold_decides_nothing(above):
+    # three equal values: the interval is the single point 0.1, on neither side of 0.1
+    assert verdict([0.1, 0.1, 0.1], 0.1, above) == ("inconclusive", "neither")
+
+
+def test_leaning_of_a_below_claim():
+    assert verdict([0.05], 0.1, False) == ("inconclusive", "supports")
+    assert verdict([0.15], 0.1, False) == ("inconclusive", "contradicts")
+
+
+def test_seeds_are_paired_on_those_both_sides_share():
+    a, b = ae("linear-64", [0.03, 0.02, 0.04]), ae("linear-512", [0.01, 0.01, 0.02])
+    a["seeds"], b["seeds"] = [0, 1, 2], [1, 2, 3]  # shared: 1 (0.02 vs 0.01) and 2 (0.04 vs 0.01)
+    c = by_claim(assess_claims(results([a, b], [])))["l_size 64 is too small"]
+    assert c["parts"][0]["values"] == pytest.approx([1.0, 3.0]) and c["seeds"] == 2
+
+
+def test_only_the_paper_encoder_and_the_512_classifiers_are_compared():
+    strong = dict(ae("linear-512", [0.001]), encoder_type="strong")
+    c = by_claim(assess_claims(results([ae("linear-64", [0.02]), strong], [])))
+    assert c["l_size 64 is too small"]["verdict"] == "not tested"
+    plain = ae("linear-512", [0.01])
+    del plain["encoder_type"]  # folders from before encoder types: the paper encoder
+    c = by_claim(assess_claims(results([ae("linear-64", [0.02]), strong, plain], [])))
+    assert c["l_size 64 is too small"]["effect"] == pytest.approx(1.0)  # 0.02 vs 0.01, not vs 0.001
+    other = dict(clf("finetune", [0.99]), encoder="linear-64")
+    old = clf("scratch", [0.90])
+    del old["encoder"]
+    c = by_claim(assess_claims(results([], [other, old, clf("finetune", [0.91])])))
+    assert c["fine-tuning beats training from scratch"]["effect"] == pytest.approx(1.0)  # 91 vs 90, not 99
+
+
+def test_not_tested_claims_say_why():
+    claims = assess_claims({"autoencoders": [], "classifiers": [], "classes": CLASSES})
+    why = ["the study lacks the linear 64 or 512 autoencoder", "the study lacks the linear 512 or 1024 autoencoder",
+           "the study lacks one of the linear 64, 512, 1024 autoencoders",
+           "the study lacks the conv or linear 512 autoencoder"] + \
+          ["the study lacks one of the strategies on the l_size-512 encoder"] * 3 + \
+          ["the study trains no classifier on the l_size-512 encoder"]
+    texts = ["l_size 64 is too small", "l_size 1024 adds little over 512", "l_size 512 balances quality and cost",
+             "the fully convolutional autoencoder is slightly better than l_size 512",
+             "fine-tuning beats training from scratch", "fine-tuning beats the frozen encoder by a wide margin",
+             "training from scratch is competitive with fine-tuning",
+             "Shirt is the class most confused (with T-shirt/top)"]
+    for c, text, reason in zip(claims, texts, why, strict=True):
+        assert c == {"claim": text, "quantity": None, "effect": None, "ci95": None, "ci_reason": reason,
+                     "threshold": None, "threshold_meaning": None, "seeds": 0, "verdict": "not tested",
+                     "leaning": None, "parts": [], "evidence": reason}
+    # a dataset without the Shirt and T-shirt/top classes cannot test the Shirt claim
+    r = results([], [clf("finetune", [0.9])])
+    r["classes"] = [f"c{i}" for i in range(10)]
+    assert assess_claims(r)[-1]["verdict"] == "not tested"
+    for missing in ("Shirt", "T-shirt/top"):  # either one missing is enough
+        r["classes"] = [c if c != missing else "Other" for c in CLASSES]
+        assert assess_claims(r)[-1]["verdict"] == "not tested"
+
+
+THREE_SEEDS = dict(
+    aes=[dict(ae("linear-64", [0.020, 0.021, 0.022], rise=(0.12, 0.13, 0.14), best_epoch=10, epochs=60),
+              parameters=1234, mflops_per_image=5.25),
+         dict(ae("linear-512", [0.0100, 0.0101, 0.0102]), parameters=5000),
+         dict(ae("linear-1024", [0.0080, 0.0081, 0.0082]), parameters=9000, seconds_per_epoch=stat([2.5] * 3)),
+         ae("conv", [0.0064, 0.0065, 0.0066])],
+    clfs=[clf("frozen", [0.86, 0.865, 0.87], shirt=(0.6, 0.6, 0.6)),
+          clf("finetune", [0.910, 0.912, 0.914], shirt=(0.6, 0.61, 0.62)),
+          clf("scratch", [0.911, 0.913, 0.915])])
+
+
+def test_every_printed_field_of_every_claim():
+    claims = assess_claims(results(THREE_SEEDS["aes"], THREE_SEEDS["clfs"]))
+    c = by_claim(claims)
+    too_small = [0.020 / 0.0100 - 1, 0.021 / 0.0101 - 1, 0.022 / 0.0102 - 1]
+    part = c["l_size 64 is too small"]["parts"][0]
+    assert part == {"part": "worse than 512 by at least 10 %", "quantity": "relative difference of test MSE, 64 vs 512",
+                    "effect": pytest.approx(sum(too_small) / 3), "values": pytest.approx(too_small),
+                    "unit": "relative", "ci95": pytest.approx(ci95(too_small)[0]), "ci_reason": None,
+                    "threshold": 0.10, "threshold_name": "too small", "threshold_meaning": THRESHOLDS["too small"][2],
+                    "direction": "above", "verdict": "confirmed", "leaning": "supports"}
+    claim = c["l_size 64 is too small"]
+    assert {k: claim[k] for k in ("quantity", "unit", "ci_reason", "threshold", "threshold_meaning", "seeds",
+                                  "verdict", "leaning", "overfits")} == {
+        "quantity": part["quantity"], "unit": "relative", "ci_reason": None, "threshold": 0.10,
+        "threshold_meaning": THRESHOLDS["too small"][2], "seeds": 3, "verdict": "confirmed",
+        "leaning": "supports", "overfits": True}
+    assert claim["effect"] == part["effect"] and claim["ci95"] == part["ci95"]
+    assert claim["evidence"] == ("test MSE 64: 0.0210 ± 0.0010 vs 512: 0.0101 ± 0.0001; l_size 64's validation "
+                                 "MSE ends 13.0 % above its best (epoch 10 of 60): it overfits")
+
+    little = c["l_size 1024 adds little over 512"]
+    gain = [1 - 0.0080 / 0.0100, 1 - 0.0081 / 0.0101, 1 - 0.0082 / 0.0102]
+    assert little["parts"][0]["values"] == pytest.approx(gain) and little["parts"][0]["direction"] == "below"
+    assert (little["quantity"], little["parts"][0]["part"]) == ("relative gain in test MSE, 1024 over 512",
+                                                                "gain under 10 %")
+    assert little["evidence"] == "test MSE 512: 0.0101 ± 0.0001 vs 1024: 0.0081 ± 0.0001"
+    assert (little["verdict"], little["leaning"]) == ("refuted", "contradicts")
+
+    balance = c["l_size 512 balances quality and cost"]
+    assert [p["part"] for p in balance["parts"]] == ["l_size 64 is too small: worse than 512 by at least 10 %",
+                                                     "l_size 1024 adds little over 512: gain under 10 %"]
+    assert balance["threshold_meaning"] == THRESHOLDS["too small"][2] + "; " + THRESHOLDS["little"][2]
+    assert balance["evidence"] == (
+        "cost — 64: 1,234 parameters, 5.2 MFLOP per image, 1.0 s per epoch; 512: 5,000 parameters, 1.0 MFLOP "
+        "per image, 1.0 s per epoch; 1024: 9,000 parameters, 1.0 MFLOP per image, 2.5 s per epoch; quality: "
+        "the two claims above")
+    assert (balance["verdict"], balance["leaning"], balance["seeds"]) == ("refuted", "contradicts", 3)
+
+    assert [claim["seeds"] for claim in claims] == [3] * 8
+    conv = c["the fully convolutional autoencoder is slightly better than l_size 512"]
+    assert conv["quantity"] == "relative difference of test MSE, conv vs 512"
+    assert [(p["part"], p["threshold_name"], p["direction"]) for p in conv["parts"]] == [
+        ("better", "better", "below"), ("by under 15 %", "slightly", "below")]
+    assert conv["parts"][1]["quantity"] == "relative gain in test MSE, conv over 512"
+    assert conv["evidence"] == "test MSE conv: 0.0065 ± 0.0001 vs 512: 0.0101 ± 0.0001"
+
+    for text, name, evidence, points, result in (
+            ("fine-tuning beats training from scratch", "finetune − scratch",
+             "test accuracy finetune 91.20 ± 0.20%, scratch 91.30 ± 0.20%", -0.1, ("refuted", "contradicts")),
+            ("fine-tuning beats the frozen encoder by a wide margin", "finetune − frozen",
+             "test accuracy finetune 91.20 ± 0.20%, frozen 86.50 ± 0.50%", 4.7, ("confirmed", "supports")),
+            ("training from scratch is competitive with fine-tuning", "scratch − finetune",
+             "test accuracy scratch 91.30 ± 0.20%, finetune 91.20 ± 0.20%", 0.1, ("confirmed", "supports"))):
+        claim = c[text]
+        assert claim["parts"][0]["part"] == name and claim["unit"] == "points"
+        assert claim["quantity"] == f"test accuracy, {name} (points)"
+        assert claim["effect"] == pytest.approx(points) and claim["evidence"] == evidence
+        assert (claim["verdict"], claim["leaning"]) == result
+
+    shirt = c["Shirt is the class most confused (with T-shirt/top)"]
+    assert shirt["evidence"] == ("finetune: Shirt's test accuracy is 61.0 ± 1.0%; its most frequent confusion "
+                                 "is T-shirt/top in 3 of 3 seed(s)")
+    gap, partner = shirt["parts"]
+    # per seed, Shirt minus the next-worst class (class 0, at 0.9), in points
+    assert gap["values"] == pytest.approx([-30.0, -29.0, -28.0]) and gap["direction"] == "below"
+    assert (gap["part"], gap["quantity"]) == ("lowest per-class accuracy",
+                                              "Shirt's accuracy minus the next-worst class's (points)")
+    assert partner == {"part": "most frequent confusion is T-shirt/top", "quantity": "seeds where Shirt's most "
+                       "frequent wrong class is T-shirt/top", "effect": 3, "values": ["T-shirt/top"] * 3,
+                       "unit": "seeds", "ci95": None, "ci_reason": "a count over seeds", "threshold": 3,
+                       "threshold_name": "most confused", "threshold_meaning": "in every seed",
+                       "direction": "equal", "verdict": "confirmed", "leaning": "supports"}
+
+
+@pytest.mark.parametrize("rise, best_epoch, overfits", [
+    (0.02, 10, False),   # a rise of exactly 2 % is noise, not overfitting
+    (0.03, 60, False),   # the best epoch is the last: still improving
+    (0.03, 59, True),
+])
+def test_overfitting_needs_a_rise_and_an_earlier_best_epoch(rise, best_epoch, overfits):
+    aes = [ae("linear-64", [0.02], rise=(rise,), best_epoch=best_epoch, epochs=60), ae("linear-512", [0.01])]
+    claim = assess_claims(results(aes, []))[0]
+    assert claim["overfits"] is overfits
+    assert claim["evidence"].endswith("it overfits" if overfits else "no overfitting")
+
+
+@pytest.mark.parametrize("partners, expected", [
+    (["T-shirt/top"] * 2 + ["Pullover"], ("inconclusive", "supports")),        # 2 of 3
+    (["T-shirt/top"] + ["Pullover"] * 2, ("refuted", "contradicts")),          # 1 of 3
+    (["T-shirt/top"] * 2, ("inconclusive", "supports")),                       # too few seeds
+    (["T-shirt/top"] * 2 + ["Pullover"] * 2, ("inconclusive", "contradicts")),  # half: not a majority
+])
+def test_shirts_partner_over_seeds(partners, expected):
+    c = clf("finetune", [0.9] * len(partners), shirt=[0.6] * len(partners))
+    c["confusion_matrices"] = [confusion(0.6, p) for p in partners]
+    partner = assess_claims(results([], [c]))[-1]["parts"][1]
+    assert (partner["verdict"], partner["leaning"]) == expected
+    assert partner["values"] == partners and partner["effect"] == partners.count("T-shirt/top")
+
+
+def test_shirts_partner_ignores_shirt_itself():
+    # Shirt right 60 times, taken for Pullover 40 times: its own diagonal is not a "confusion"
+    c = clf("finetune", [0.9], shirt=[0.6], partner="Pullover")
+    assert assess_claims(results([], [c]))[-1]["parts"][1]["values"] == ["Pullover"]
+
+
+def test_a_shirt_never_confused_has_no_partner():
+    # every Shirt right: the row's zeros must not make T-shirt/top (class 0) its "confusion"
+    c = clf("finetune", [0.9] * 3, shirt=[1.0] * 3)
+    c["confusion_matrices"] = [confusion(1.0) for _ in range(3)]
+    partner = assess_claims(results([], [c]))[-1]["parts"][1]
+    assert partner["values"] == ["none"] * 3 and partner["effect"] == 0
+    assert (partner["verdict"], partner["leaning"]) == ("refuted", "contradicts")
+
+
+def test_one_seed_prints_no_spread():
+    c = by_claim(assess_claims(results([ae("linear-64", [0.02]), ae("linear-512", [0.01])], [])))
+    assert c["l_size 64 is too small"]["evidence"].startswith("test MSE 64: 0.0200 vs 512: 0.0100;")
+    assert c["l_size 64 is too small"]["ci_reason"] == "one seed: no spread to measure"
+
+
+def test_two_seeds_print_a_spread():
+    c = by_claim(assess_claims(results([ae("linear-64", [0.02, 0.03]), ae("linear-512", [0.01, 0.01])], [])))
+    assert c["l_size 64 is too small"]["evidence"].startswith("test MSE 64: 0.0250 ± 0.0071 vs 512: 0.0100 ± 0.0000;")
+    assert c["l_size 64 is too small"]["verdict"] == "inconclusive"
+
+
+def test_a_two_part_claim_leans_neither_when_one_part_does():
+    # conv's MSE equal to 512's: "better" leans neither way; "by under 15 %" supports
+    c = by_claim(assess_claims(results([ae("conv", [0.01]), ae("linear-512", [0.01])], [])))
+    conv = c["the fully convolutional autoencoder is slightly better than l_size 512"]
+    assert [p["leaning"] for p in conv["parts"]] == ["neither", "supports"]
+    assert (conv["verdict"], conv["leaning"]) == ("inconclusive", "neither")

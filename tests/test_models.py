@@ -1,4 +1,5 @@
 import itertools
+import json
 import pickle
 
 import pytest
@@ -117,6 +118,26 @@ def test_tampered_truncated_and_pickled_model_files(tmp_path):
         load_model(path)
     with pytest.raises(UserError, match="missing"):
         load_model(tmp_path / "absent.safetensors")
+
+
+def test_edited_model_settings_are_refused(tmp_path):
+    """The settings in the metadata decide how the weights are used (dropout rate, the paper's
+    Sigmoid head): an edit that leaves the weights alone is refused like a weight edit."""
+    from safetensors import safe_open
+    from safetensors.torch import save
+    model = build_model(ModelConfig(arch="linear", latent=8))
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(model_file_bytes(model))
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    settings = json.loads(meta["model_config"])
+    settings["dropout"] = 0.5
+    path.write_bytes(save(tensors, metadata={**meta, "model_config": json.dumps(settings)}))
+    with pytest.raises(UserError, match="settings checksum"):
+        load_model(path)
+    # the untouched file loads
+    path.write_bytes(save(tensors, metadata=meta))
+    assert load_model(path).config == model.config
 
 
 class _Exploit:

@@ -2,14 +2,21 @@
 killed with SIGKILL resumes to the same result as a run never stopped."""
 
 import json
+import math
 import os
+import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
+
+from safetensors.torch import load as safetensors_load
 
 from fashionae.data import parse_idx
 from fashionae.errors import UserError
@@ -38,15 +45,43 @@ def test_idx_parser_random_bytes(raw):
         pass
 
 
+def idx_says(data: bytes):
+    """What a well-formed IDX file of unsigned bytes holds, decoded independently of parse_idx:
+    (dims, payload), or None where the bytes are not such a file."""
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or data[3] not in (1, 3):
+        return None
+    rank = data[3]
+    if len(data) < 4 + 4 * rank:
+        return None
+    dims = struct.unpack(f">{rank}I", data[4:4 + 4 * rank])
+    payload = data[4 + 4 * rank:]
+    return (dims, payload) if len(payload) == math.prod(dims) else None
+
+
 @FUZZ
 @given(st.lists(st.integers(0, 10_000), max_size=6), st.lists(st.integers(0, 255), max_size=6),
        st.one_of(st.none(), st.integers(0, len(VALID_IDX))))
 def test_idx_parser_mutated_files(positions, values, cut):
+    """Parsed exactly when the bytes are a valid file, and then to what its header and payload say
+    (a header byte changed into other valid dimensions reshapes; a payload byte shows up)."""
+    data = mutate(VALID_IDX, positions, values, cut)
+    expected = idx_says(data)
     try:
-        out = parse_idx(mutate(VALID_IDX, positions, values, cut))
-        assert out.dtype == torch.uint8
+        out = parse_idx(data)
     except UserError:
-        pass
+        assert expected is None, "a valid IDX file was refused"
+        return
+    assert expected is not None, "an invalid IDX file was accepted"
+    dims, payload = expected
+    assert out.dtype == torch.uint8 and tuple(out.shape) == dims
+    assert out.numpy().tobytes() == payload
+
+
+@FUZZ
+@given(st.lists(st.integers(0, 255), min_size=1, max_size=40), st.integers(1, 4))
+def test_idx_round_trip(pixels, rows):
+    array = torch.tensor(pixels * rows, dtype=torch.uint8).reshape(rows, 1, len(pixels))
+    assert torch.equal(parse_idx(idx_bytes(array)), array)
 
 
 STUDY_TEXT = """name = "fuzz"
@@ -88,7 +123,14 @@ def test_study_loader_random_text(tmp_path_factory, text):
         pass
 
 
+torch.manual_seed(0)
 MODEL_BYTES = model_file_bytes(build_model(ModelConfig(arch="linear", latent=4)))
+ORIGINAL = safetensors_load(MODEL_BYTES)
+WEIGHTS_START = 8 + struct.unpack("<Q", MODEL_BYTES[:8])[0]  # after the length and the JSON header
+
+
+def bits(t: torch.Tensor) -> bytes:
+    return t.detach().contiguous().numpy().tobytes()  # -0.0 and 0.0 differ here, unlike torch.equal
 
 
 @FUZZ
@@ -102,43 +144,146 @@ def test_model_loader_mutated_files(tmp_path_factory, positions, values, cut):
         model = load_model(path)
     except UserError:
         return
-    # whatever loads must be exactly the original model: the checksum guards the weights
-    original = build_model(ModelConfig(arch="linear", latent=4))
-    assert set(model.state_dict()) == set(original.state_dict())
+    # whatever loads is the original model, bit for bit: the checksum guards the weights
+    state = model.state_dict()
+    assert set(state) == set(ORIGINAL)
+    assert all(bits(state[k]) == bits(ORIGINAL[k]) for k in ORIGINAL)
+    assert data[WEIGHTS_START:] == MODEL_BYTES[WEIGHTS_START:]
 
 
-SMALL = ["--latent", "16", "--epochs", "4", "--batch-size", "20", "--train-subset", "1000",
-         "--eval-subset", "300", "--no-verify", "--device", "cpu"]
+@FUZZ
+@given(st.integers(WEIGHTS_START, len(MODEL_BYTES) - 1), st.integers(1, 255))
+def test_any_weight_byte_changed_is_refused(tmp_path_factory, position, flip):
+    data = bytearray(MODEL_BYTES)
+    data[position] ^= flip  # a different byte, always
+    path = tmp_path_factory.mktemp("m") / "model.safetensors"
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="checksum"):
+        load_model(path)
 
 
-def strip_times(rows):
-    return [{k: v for k, v in r.items() if "second" not in k} for r in rows]
+# ------------------------------------------------------------------ kill and resume
+# A process killed with SIGKILL the moment a checkpoint appears (polled for, so the kill lands
+# between two epochs of a run that has more to do), then the same command again: every file
+# must come out as from a run never stopped, the figures and the weights.
+
+SMALL = ["--epochs", "3", "--batch-size", "20", "--train-subset", "300", "--eval-subset", "100",
+         "--train-eval-subset", "100", "--no-verify", "--device", "cpu"]
+
+
+def without_timings(value):
+    """A results/summary/metrics value without what legitimately differs between two runs of
+    the same thing: wall times and speeds, and the study's own record of its invocations."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if "second" not in k and k != "timing"}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    if isinstance(value, str):  # a claim's evidence quotes each model's seconds per epoch
+        return re.sub(r"[\d.]+ s per epoch", "… s per epoch", value)
+    return value
 
 
 def read(folder):
     rows = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
-    summary = json.loads((folder / "summary.json").read_text())
-    return strip_times(rows), strip_times([summary])
+    return without_timings(rows), without_timings(json.loads((folder / "summary.json").read_text()))
 
 
-def train(data_dir, out, wait=True):
-    cmd = [sys.executable, "-m", "fashionae", "train-ae", *SMALL, "--data-dir", str(data_dir), "--out", str(out)]
-    return subprocess.run(cmd, capture_output=True, text=True) if wait else subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def same_model_file(a, b) -> bool:
+    """Byte-equal tensors (the whole data region after the header) and the same header.
+    safetensors writes the header's metadata keys in a per-process hash order, so the header
+    is compared parsed; everything else is compared byte for byte."""
+    ra, rb = a.read_bytes(), b.read_bytes()
+    na, nb = (struct.unpack("<Q", r[:8])[0] for r in (ra, rb))
+    return json.loads(ra[8:8 + na]) == json.loads(rb[8:8 + nb]) and ra[8 + na:] == rb[8 + nb:]
+
+
+def fashionae(*args, wait=True, log=None):
+    cmd = [sys.executable, "-m", "fashionae", *map(str, args)]
+    if wait:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+
+
+def kill_at_first_checkpoint(proc, root, timeout=300):
+    """SIGKILL ``proc`` as soon as a checkpoint.safetensors appears under ``root``; return the run
+    folder it was killed in. Fails if the process ended first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = next(root.rglob("checkpoint.safetensors"), None) if root.exists() else None
+        if found is not None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert proc.returncode == -signal.SIGKILL, "the process ended before it could be killed"
+            return found.parent
+        assert proc.poll() is None, "the process ended before writing any checkpoint"
+        time.sleep(0.005)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared in time")
+
+
+def assert_killed_mid_run(run):
+    """The kill came between two epochs: a checkpoint, and no summary or model yet."""
+    assert (run / "checkpoint.safetensors").exists()
+    assert not (run / "summary.json").exists() and not (run / "model.safetensors").exists()
 
 
 def test_sigkill_and_resume_gives_identical_files(data_dir, tmp_path):
-    assert train(data_dir, tmp_path / "straight").returncode == 0
+    args = ("train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir)
+    straight = fashionae(*args, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
     victim = tmp_path / "killed"
-    proc = train(data_dir, victim, wait=False)
-    deadline = time.time() + 120
-    while not (victim / "checkpoint.safetensors").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # somewhere inside the next epoch
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (victim / "summary.json").exists(), "the run finished before it could be killed"
-    done = train(data_dir, victim)
+    run = kill_at_first_checkpoint(fashionae(*args, "--out", victim, wait=False, log=tmp_path / "log"), victim)
+    assert run == victim
+    assert_killed_mid_run(victim)
+    done = fashionae(*args, "--out", victim)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
     assert read(tmp_path / "straight") == read(victim)
+    assert same_model_file(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
+    assert not (victim / "checkpoint.safetensors").exists()
+
+
+def test_sigkill_augmented_classifier_resumes_to_the_same_weights(data_dir, tmp_path):
+    """--augment draws shifts and flips from the shuffling generator: resuming must restore it."""
+    ae = tmp_path / "ae"
+    made = fashionae("train-ae", "--latent", 16, *SMALL, "--epochs", 1, "--data-dir", data_dir, "--out", ae)
+    assert made.returncode == 0, made.stderr
+    args = ("train-clf", "--strategy", "finetune", "--encoder", ae, "--augment", *SMALL, "--epochs", 3,
+            "--data-dir", data_dir)
+    assert fashionae(*args, "--out", tmp_path / "straight").returncode == 0
+    victim = tmp_path / "killed"
+    kill_at_first_checkpoint(fashionae(*args, "--out", victim, wait=False, log=tmp_path / "log"), victim)
+    assert_killed_mid_run(victim)
+    done = fashionae(*args, "--out", victim)
+    assert done.returncode == 0 and "resuming" in done.stderr, done.stderr
+    assert read(tmp_path / "straight") == read(victim)
+    assert same_model_file(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
+
+
+PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
+
+
+@pytest.mark.slow  # two whole studies: about two minutes on 2 cores
+def test_sigkill_study_and_resume_gives_the_same_results(data_dir, tmp_path):
+    # the smoke profile trains 1 epoch per run, which leaves no epoch to be killed in: 2 here
+    smoke = "train = { epochs = 1, batch_size = 50, train_subset = 400, eval_subset = 300 }"
+    text = PAPER.read_text()
+    assert smoke in text
+    study = tmp_path / "paper.toml"
+    study.write_text(text.replace(smoke, smoke.replace("epochs = 1", "epochs = 2")))
+    args = ("study", study, "--profile", "smoke", "--data-dir", data_dir, "--no-verify", "--device", "cpu")
+    straight = fashionae(*args, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    victim = tmp_path / "killed"
+    run = kill_at_first_checkpoint(fashionae(*args, "--out", victim, wait=False, log=tmp_path / "log"), victim)
+    assert_killed_mid_run(run)
+    assert not (victim / "results.json").exists()
+    done = fashionae(*args, "--out", victim)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    results = [json.loads((folder / "results.json").read_text()) for folder in (tmp_path / "straight", victim)]
+    assert without_timings(results[0]) == without_timings(results[1])
+    models = sorted(p.relative_to(victim) for p in victim.rglob("model.safetensors"))
+    assert len(models) == 8  # 4 autoencoders, 4 classifiers
+    for m in models:
+        assert same_model_file(tmp_path / "straight" / m, victim / m), m

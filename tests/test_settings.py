@@ -1,9 +1,7 @@
 """One source for each setting: options, study keys, checks and identity come from the fields."""
 
 import argparse
-import shutil
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import pytest
 

@@ -161,6 +161,23 @@ def test_plan_of_the_paper_profile(data_dir, tmp_path, capsys):
     assert all(r["needs"] == [f"ae-{r['encoder']}-seed0"] for r in clfs)
 
 
+@pytest.mark.parametrize("study", [PAPER, PAPER.parent / "future.toml"])
+def test_recommended_profile_has_seeds_enough_and_never_looks_at_the_test_set(study):
+    """The recommended protocol is judged by verdicts and targets: 3 seeds of every run, held-out
+    validation for every choice, and targets on validation figures only."""
+    resolved = load_study(study, "recommended")
+    plan = plan_mod.make_plan(resolved)
+    seeds: dict[str, set[int]] = {}
+    for run in plan:
+        t = run.config.train
+        assert (t.val, t.schedule, run.config.model.dropout) == ("holdout", "onecycle", 0.0)
+        assert t.augment == (run.kind == "classifier")
+        seeds.setdefault(run.group, set()).add(run.seed)
+    assert seeds and all(s == {0, 1, 2} for s in seeds.values())
+    targets = resolved.targets  # test_* targets are refused on load
+    assert targets.val_mse is not None and targets.val_acc is not None
+
+
 def test_best_encoder_is_refused_when_validation_is_the_test_set(tmp_path):
     text = MINIMAL + '[train]\nval = "test"\n[classifiers]\nencoder = "best"\n'
     with pytest.raises(UserError, match="choose the encoder on the test set"):

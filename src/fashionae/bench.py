@@ -18,14 +18,13 @@ model and ISA, or GPU) is printed and recorded with every result, with the targe
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from .models import Dropout, ModelConfig, build_model
+from .runs import cpu_info
 from .training import TrainConfig, fit, native_bf16
 
 BATCH = 100
@@ -36,27 +35,6 @@ TARGETS = {"native-bf16": {"ratio": 4.0, "peak_fraction_bf16": 0.25},
 
 
 # ------------------------------------------------------------------ the machine
-
-def cpu_info() -> dict:
-    """Vendor, model name, family/model numbers and the ISA extensions that matter here, from
-    /proc/cpuinfo (some virtual machines name themselves only "AMD EPYC": the numbers tell)."""
-    fields, flags = {}, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "flags" and not flags:
-                flags = set(value.split())
-            elif key in ("vendor_id", "model name", "cpu family", "model", "stepping") and key not in fields:
-                fields[key] = value
-    except OSError:
-        pass
-    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX-512-BF16", "avx512_bf16"),
-                                   ("AMX", "amx_bf16")) if flag in flags]
-    return {"vendor": fields.get("vendor_id", platform.machine()), "model_name": fields.get("model name", "?"),
-            "family": fields.get("cpu family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
-            "isa": isa, "threads": torch.get_num_threads()}
-
 
 def machine_kind(device: str, isa: list[str]) -> str:
     if device == "cuda":

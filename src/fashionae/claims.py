@@ -223,10 +223,10 @@ def _shirt_claim(results: dict, clf: dict | None) -> dict:
     shirt = classes.index("Shirt")
     per_seed = list(zip(*(s["values"] for s in clf["per_class_acc"])))  # per seed: accuracy of each class
     gaps = [100 * (accs[shirt] - min(a for i, a in enumerate(accs) if i != shirt)) for accs in per_seed]
-    partners = []  # per seed: the class Shirt is most often taken for
+    partners = []  # per seed: the class Shirt is most often taken for ("none" if never wrong)
     for cm in clf["confusion_matrices"]:
         row = [n if j != shirt else -1 for j, n in enumerate(cm[shirt])]
-        partners.append(classes[row.index(max(row))])
+        partners.append(classes[row.index(max(row))] if max(row) > 0 else "none")
     with_tshirt = sum(p == "T-shirt/top" for p in partners)
     part = _part("lowest per-class accuracy", gaps, "most confused", False,
                  "Shirt's accuracy minus the next-worst class's (points)")

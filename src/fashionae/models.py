@@ -348,9 +348,14 @@ def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 def model_file_bytes(model: nn.Module) -> bytes:
     from safetensors.torch import save
     tensors = model_tensors(model)
-    meta = {"format": MODEL_FORMAT, "model_config": json.dumps(asdict(model.config)),
-            "weights_sha256": tensors_sha256(tensors)}
+    settings = json.dumps(asdict(model.config), sort_keys=True)
+    meta = {"format": MODEL_FORMAT, "model_config": settings,
+            "weights_sha256": tensors_sha256(tensors), "settings_sha256": _text_sha256(settings)}
     return save(tensors, metadata=meta)
+
+
+def _text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -385,6 +390,11 @@ def load_model(path: str | Path) -> nn.Module:
     if tensors_sha256(tensors) != meta.get("weights_sha256"):
         raise UserError(f"{path} fails its weights checksum: the file was modified or damaged; "
                         "train it again")
+    # the settings decide how the weights are used (dropout, the head): an edit is tampering too.
+    # Files written before settings_sha256 existed carry none and are checked on weights only.
+    if "settings_sha256" in meta and _text_sha256(meta["model_config"]) != meta["settings_sha256"]:
+        raise UserError(f"{path} fails its settings checksum: the model settings in its metadata "
+                        "were modified; train it again")
     model = build_model(cfg)
     load_weights(model, tensors, path)
     return model.eval()

@@ -21,7 +21,7 @@ from .data import Dataset, make_splits
 from .files import FolderLock, atomic_write, read_json, write_json
 from .models import ModelConfig
 from .runfolder import RunConfig
-from .runs import Log, classifier_from_encoder, execute, with_data
+from .runs import Log, classifier_from_encoder, classifier_model, execute, with_data
 from .study import Study, StudyFolder
 
 
@@ -56,6 +56,7 @@ def make_plan(study: Study) -> list[PlannedRun]:
                                              dataset=study.dataset)))
     c = study.classifiers
     if c:
+        models = {a.name: a.model for a in study.autoencoders}
         encoders = list(dict.fromkeys(c.encoders))
         for encoder in encoders:
             tag = f"{encoder}-" if len(encoders) > 1 else ""
@@ -64,7 +65,10 @@ def make_plan(study: Study) -> list[PlannedRun]:
                     compared = [a.name for a in study.autoencoders] if encoder == "best" else [encoder]
                     needs = tuple(ae_run_name(n, s) for n in compared
                                   for s in (study.seeds if encoder == "best" else [seed]))
-                    cfg = RunConfig(model=ModelConfig(task="classifier", paper_head=c.paper_head),
+                    # the encoder's settings as far as they are known before it is trained
+                    # ("best" is chosen later): what --plan shows and the time probe measures
+                    model = classifier_model(models.get(encoder, ModelConfig()), c.paper_head)
+                    cfg = RunConfig(model=model,
                                     train=replace(c.train, seed=seed), strategy=strategy,
                                     dataset=study.dataset)
                     group = f"{encoder}/{strategy}" if tag else strategy

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import re
 from pathlib import Path
 
 from . import plots
 from .claims import MIN_SEEDS
+from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
-from .reference import REFERENCE, author_curves, for_classifier
+from .reference import REFERENCE, for_classifier
 from .results import classes_of
 from .study import StudyFolder
 
@@ -207,116 +207,6 @@ def summary(results: dict) -> list[str]:
     return s
 
 
-# ------------------------------------------------------------------ figures
-
-Figure = tuple[str, str, str]  # (section, file in figures/, caption)
-
-
-EXPLORED = {"latent_pca.png": "the test set's codes projected on their first two principal components",
-            "latent_tsne.png": "a t-SNE map of the test set's codes",
-            "interpolation.png": "images decoded along the line between the codes of two test images"}
-
-
-def _figures(folder: StudyFolder, results: dict) -> list[Figure]:
-    """Draw every figure into figures/ (removing those of an earlier report)."""
-    figs = folder / folder.FIGURES
-    curves = author_curves() if results.get("reference") else {"autoencoders": {}, "classifiers": {}}
-    classes = classes_of(results)
-    metrics = {r: folder.run(Path(r).name).metrics() for e in results["autoencoders"] + results["classifiers"]
-               for r in e["runs"]}
-    out: list[Figure] = []
-
-    def seeds(runs: list) -> str:
-        return f"mean ± std over {len(runs)} seeds" if len(runs) > 1 else "one seed"
-
-    aes = results["autoencoders"]
-    linear = [(a["latent"], a["test_mse"]) for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
-    others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes
-              if not (a["arch"] == "linear" and a["encoder_type"] == "paper")]
-    # PCA with as many components as pixels reconstructs exactly (an MSE of about 1e-13 that
-    # would squash the log axis): it is left out of the figure, kept in the baselines table
-    pixels = math.prod(folder.run(Path(aes[0]["runs"][0]).name).config().model.image_size)
-    rows = (results["baselines"] or {}).get("pca", [])
-    pca = [(r["k"], r["test_mse"]) for r in rows if r["k"] < pixels]
-    plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / "overview_mse_by_size.png")
-    out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
-                "scale): the linear autoencoders and PCA at every k as curves, "
-                + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others) + " as a point; " if others else "")
-                + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
-                                           if len(pca) < len(rows) else "") + "."))
-    plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
-                          for a in aes], "val_loss", "validation MSE", figs / "overview_val_curves.png")
-    out.append(("overview", "overview_val_curves.png", "Validation MSE per epoch of every autoencoder on one "
-                f"axis (log scale), {seeds(aes[0]['runs'])}" + (" (bands)." if len(aes[0]["runs"]) > 1 else ".")))
-
-    if results.get("ablation"):
-        plots.effects("Ablation: change of validation MSE", [(a["change"], a["val_mse"]["effect"],
-                      a["val_mse"]["ci95"]) for a in results["ablation"]], "change of validation MSE, %",
-                      figs / "overview_ablation.png")
-        out.append(("overview", "overview_ablation.png", "What each change of the protocol does to the validation "
-                    "MSE: the mean relative change over seeds, paired by seed, with its 95 % t-interval; left of "
-                    "the dashed line the variant reconstructs better."))
-
-    for i, ae in enumerate(aes, 1):
-        name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(ae["name"])
-        plots.curves(f"Fig. {i}: {ae['name']} autoencoder", [metrics[r] for r in ae["runs"]],
-                     [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
-                      ("val_loss", "validation")], "MSE", author, figs / name)
-        out.append(("autoencoders", name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, "
-                    f"{seeds(ae['runs'])}" + ("; dotted: the author's code" if author else "") + "."))
-    k = len(aes) + 1
-    if _reconstructions(folder, results, figs / f"fig{k}_reconstructions.png"):
-        out.append(("autoencoders", f"fig{k}_reconstructions.png", f"Fig. {k}: validation images (top row) and "
-                    "their reconstructions by each autoencoder (seed 0)."))
-    k += 1
-    clfs = results["classifiers"]
-    for c in sorted(clfs, key=lambda c: c["strategy"] == "random-frozen"):  # the control last
-        name = f"fig{k}_clf_{c['name'].replace('/', '-')}.png"
-        author = curves["classifiers"].get(c["strategy"]) if for_classifier("author_code", c["encoder"]) else None
-        plots.curves(f"Fig. {k}: {c['name']} classifier", [metrics[r] for r in c["runs"]],
-                     [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
-                      ("val_acc", "validation")], "accuracy", author, figs / name)
-        out.append(("classifiers", name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
-                    + (" (control)" if c["strategy"] == "random-frozen" else "") + f", {seeds(c['runs'])}"
-                    + ("; dotted: the author's code (l_size-1024 encoder, Sigmoid head)" if author else "") + "."))
-        k += 1
-    for c in (c for c in clfs if c["strategy"] in ("finetune", "scratch")):
-        name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
-        plots.confusion(f"Fig. {k}: {c['name']}, test set", c["confusion_matrices"][0], classes, figs / name)
-        out.append(("classifiers", name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test "
-                    "set, each row (true class) normalised (seed 0)."))
-        k += 1
-    for ae in aes:  # latent-space views, where the study explored them
-        run = folder.run(Path(ae["runs"][0]).name)
-        for f in (run.explore_result() or {}).get("figures", []):
-            name = f"latent_{ae['name']}_{f}"
-            atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
-            out.append(("latent", name, f"Latent space of the {ae['name']} autoencoder (seed 0): "
-                        f"{EXPLORED.get(f, f[:-4].replace('_', ' '))}."))
-    for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
-        (figs / stale).unlink()  # from an earlier report of this folder
-    return out
-
-
-def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:
-    """The validation images saved with the study, reconstructed by each autoencoder (seed 0)."""
-    import torch
-    from safetensors.torch import load_file
-    from .training import to_inputs
-    if not (folder / folder.SAMPLES).is_file():
-        return False
-    samples = load_file(str(folder / folder.SAMPLES))
-    x = to_inputs(samples["images"], "cpu")
-    classes = classes_of(results)
-    rows = [("original", x[:, 0].numpy())]
-    for ae in results["autoencoders"]:
-        model = folder.run(Path(ae["runs"][0]).name).load_model()
-        with torch.inference_mode():
-            rows.append((ae["name"], model.reconstruct(x).float()[:, 0].numpy()))
-    plots.image_rows(rows, path, titles=[classes[i] for i in samples["labels"].tolist()])
-    return True
-
-
 # ------------------------------------------------------------------ provenance
 
 def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], list[list[str]]]:
@@ -367,9 +257,6 @@ NOTES = {  # under the table they explain
 
 def _notes(anchor: str) -> list[str]:
     return [NOTES[anchor]] if anchor in NOTES else []
-
-
-FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -427,7 +314,7 @@ figcaption{font-size:13px;color:#444;margin-top:.3em}"""
 
 def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
     folder = StudyFolder(out)
-    figures = _figures(folder, results)
+    figures = draw_figures(folder, results)
     tabs = tables(results)
     items, run_rows = provenance(folder, results)
     items.append(["figures", "embedded in this page" if self_contained else f"{folder.FIGURES}/, beside this page"])

@@ -44,21 +44,32 @@ def git_commit() -> str | None:
         return None
 
 
-def cpu_name() -> str:
-    """The CPU's model name (``platform.processor()`` is empty on Linux)."""
+def cpu_info() -> dict:
+    """Vendor, model name, family/model numbers and the ISA extensions that matter here, from
+    /proc/cpuinfo (some virtual machines name themselves only "AMD EPYC": the numbers tell)."""
+    fields, flags = {}, set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "flags" and not flags:
+                flags = set(value.split())
+            elif key in ("vendor_id", "model name", "cpu family", "model", "stepping") and key not in fields:
+                fields[key] = value
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX-512-BF16", "avx512_bf16"),
+                                   ("AMX", "amx_bf16")) if flag in flags]
+    return {"vendor": fields.get("vendor_id", platform.machine()), "model_name": fields.get("model name", "?"),
+            "family": fields.get("cpu family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
+            "isa": isa, "threads": torch.get_num_threads()}
 
 
 def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
+    cpu = cpu_info()
     env = {"fashionae": __version__, "torch": torch.__version__, "python": platform.python_version(),
            "device": cfg.device, "precision": cfg.precision, "threads": torch.get_num_threads(),
-           "cpu": cpu_name(), "host": platform.node(), "platform": platform.platform(),
+           "cpu": cpu["model_name"], "isa": cpu["isa"], "host": platform.node(), "platform": platform.platform(),
            "git_commit": git_commit(), "processes": dist.world,
            "executor": os.environ.get("FASHIONAE_EXECUTOR", "local")}
     if cfg.device == "cuda":
@@ -69,6 +80,12 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
 
 
 # ------------------------------------------------------------------ building
+
+def classifier_model(encoder: ModelConfig, paper_head: bool) -> ModelConfig:
+    """A classifier's settings on an autoencoder's encoder: its layers, dropout and image size,
+    no decoder, and the head asked for."""
+    return replace(encoder, task="classifier", decoder=ModelConfig().decoder, paper_head=paper_head)
+
 
 def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.Tensor] | None]:
     """Resolve a classifier run's model settings from its encoder's run and return the
@@ -86,9 +103,7 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
         raise UserError(f"--encoder {folder.path} is a {ae_cfg.model.task} run; give an "
                         "autoencoder run folder")
     ae = folder.load_model()
-    model = replace(ae.config, task="classifier", decoder=ModelConfig().decoder,  # no decoder
-                    paper_head=cfg.model.paper_head)
-    resolved = replace(cfg, model=model, encoder_run=str(folder.path.resolve()),
+    resolved = replace(cfg, model=classifier_model(ae.config, cfg.model.paper_head), encoder_run=str(folder.path.resolve()),
                        encoder_sha256=folder.model_sha256())
     weights = ae.encoder.state_dict() if cfg.strategy in ("frozen", "finetune") else None
     return resolved, weights

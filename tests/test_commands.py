@@ -1,0 +1,128 @@
+"""Commands end to end, as a user runs them, each with an outcome that a wrong number would change.
+
+Where the other test files already run a command through the command line, it is not repeated
+here: eval (test_cli), study and report (test_report, test_datasets), explore (test_explore),
+reconstruct and classify (test_images), bench (test_bench), study --executor ray
+(test_scale_out). This file adds data, train-clf with every strategy, baselines and export.
+"""
+
+import json
+import os
+import re
+
+import pytest
+import torch
+
+from fashionae.cli import main
+from helpers import synthetic_images
+
+FAST = ["--batch-size", "20", "--eval-subset", "200", "--train-eval-subset", "100", "--no-verify",
+        "--device", "cpu", "--dropout", "0"]
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_data_describes_the_files_it_found(capsys, data_dir):
+    code, out, _ = cli(capsys, "data", "--data-dir", data_dir, "--no-verify")
+    assert code == 0
+    assert "11,000 train + 300 test images of 28x28, 10 classes, checksums NOT verified" in out
+    # the per-class counts are the labels' counts, in class order
+    _, labels = synthetic_images(11_000, 0)
+    counts = [int(n.replace(",", "")) for n in re.findall(r"\(([\d,]+)\)", out.splitlines()[1])]
+    assert counts == torch.bincount(labels, minlength=10).tolist()
+    assert out.splitlines()[1].startswith("classes (training images): T-shirt/top (")
+
+
+@pytest.fixture(scope="module")
+def bars(tmp_path_factory):
+    """Small 16x16 images whose class is a bright bar's row: a few times cheaper than 28x28.
+    (Whether a trained encoder beats a random one is tested on the real data, test_real_data:
+    these bars take an autoencoder longer to learn than a test can wait.)"""
+    from fashionae.data import write_npz_dataset
+    root = tmp_path_factory.mktemp("bars")
+    x, y = synthetic_images(600, 0, size=16)
+    xt, yt = synthetic_images(200, 1, size=16)
+    write_npz_dataset(root / "bars", x.numpy(), y.numpy(), xt.numpy(), yt.numpy())
+    return root / "bars"
+
+
+@pytest.fixture(scope="module")
+def encoder(bars, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ae") / "ae"
+    assert main(["train-ae", "--dataset", str(bars), "--latent", "64", "--epochs", "1",
+                 *FAST, "--out", str(out)]) == 0
+    return out
+
+
+def printed_figures(out: str) -> dict:
+    m = re.search(r"val acc ([\d.]+) \(best ([\d.]+)\), test acc ([\d.]+); most confused: (.+) taken for "
+                  r"(.+) \((\d+)×\)", out)
+    return {"val_acc": float(m[1]), "best_val_acc": float(m[2]), "test_acc": float(m[3]),
+            "most_confused": {"true": m[4], "predicted": m[5], "count": int(m[6])}}
+
+
+def test_train_clf_every_strategy(capsys, bars, encoder, tmp_path):
+    acc = {}
+    for strategy in ("frozen", "finetune", "scratch", "random-frozen"):
+        out = tmp_path / strategy
+        code, stdout, _ = cli(capsys, "train-clf", "--dataset", bars, "--strategy", strategy, "--encoder", encoder,
+                              "--epochs", 2, "--lr", "3e-3", *FAST, "--out", out)
+        assert code == 0
+        summary = json.loads((out / "summary.json").read_text())
+        # what the command prints is what the run folder holds
+        printed = printed_figures(stdout)
+        assert printed == {"val_acc": round(summary["val_acc"], 4), "best_val_acc": round(summary["best_val_acc"], 4),
+                           "test_acc": round(summary["test_acc"], 4), "most_confused": summary["most_confused"]}
+        assert summary["epochs"] == 2 and sum(map(sum, summary["confusion_matrix"])) == 200
+        acc[strategy] = summary["test_acc"]
+    # the strategies that train their encoder learn the bars (10 classes: chance is 0.1)
+    assert acc["finetune"] > 0.5 and acc["scratch"] > 0.5
+
+
+def test_baselines_command(capsys, data_dir, tmp_path):
+    code, out, _ = cli(capsys, "baselines", "--data-dir", data_dir, "--no-verify", "--train-subset", 500,
+                       "--logreg-max-iter", 50, "--out", tmp_path / "b")
+    assert code == 0
+    b = json.loads((tmp_path / "b" / "baselines.json").read_text())
+    assert b["train_size"] == 500
+    assert f"mean image {b['mean_image']['test_mse']:.4f}" in out
+    assert f"test accuracy {b['logistic_regression']['test_acc']:.4f}" in out
+    mse = [r["test_mse"] for r in b["pca"]]
+    # more components never reconstruct worse, and every k beats the mean image
+    assert mse == sorted(mse, reverse=True) and mse[0] < b["mean_image"]["test_mse"]
+    assert b["logistic_regression"]["test_acc"] > 0.9  # the bars are linearly separable
+
+
+def onnx_or_skip():
+    """The export test runs wherever the onnx extra is installed, and must run in CI."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("the onnx extra is not installed (pip install 'fashionae[onnx]'); CI installs it")
+
+
+def test_export_classifier_predicts_as_torch(capsys, bars, encoder, tmp_path):
+    onnx_or_skip()
+    import numpy as np
+    import onnxruntime as ort
+    import fashionae
+    clf = tmp_path / "clf"
+    assert cli(capsys, "train-clf", "--dataset", bars, "--strategy", "finetune", "--encoder", encoder,
+               "--epochs", 1, *FAST, "--out", clf)[0] == 0
+    path = tmp_path / "clf.onnx"
+    code, out, _ = cli(capsys, "export", clf, "-o", path)
+    assert code == 0 and "logits float32 [N, 10]" in out
+    x, _ = synthetic_images(37, 5, size=16)  # an odd batch size: the batch axis is dynamic
+    images = x.unsqueeze(1).float().div(255)
+    logits = ort.InferenceSession(str(path)).run(None, {"images": images.numpy()})[0]
+    run = fashionae.load(clf)
+    assert np.abs(logits - run.model.logits(images).detach().numpy()).max() < 1e-4
+    assert logits.argmax(1).tolist() == run.model.predict(images).tolist()
