@@ -1,10 +1,12 @@
 """The verdict rules: t-intervals over seeds, thresholds, leanings, and each claim of the study."""
 
 import math
+import statistics
 
 import pytest
 
-from fashionae.claims import MIN_SEEDS, THRESHOLDS, assess_claims, interval, t_quantile, test as verdict
+from fashionae.claims import (MIN_SEEDS, THRESHOLDS, assess_claims, interval, mean_std, t_quantile,
+                              test as verdict)
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
            "Ankle boot"]
@@ -334,6 +336,19 @@ def test_a_shirt_never_confused_has_no_partner():
     partner = assess_claims(results([], [c]))[-1]["parts"][1]
     assert partner["values"] == ["none"] * 3 and partner["effect"] == 0
     assert (partner["verdict"], partner["leaning"]) == ("refuted", "contradicts")
+
+
+@pytest.mark.parametrize("values, pct, text", [
+    ([0.00370, 0.00377, 0.00375], False, "0.00374 ± 0.00004"),  # the std would print as 0.0000
+    ([0.0100, 0.0100], False, "0.0100 ± 0.0000"),                # a real zero stays as it is
+    ([0.02, 0.03], False, "0.0250 ± 0.0071"),
+    ([0.9229, 0.9245, 0.9212], True, "92.2867 ± 0.1650"),
+    ([0.0037], False, "0.0037"),                                 # one seed: no spread
+])
+def test_mean_std_shows_the_spread(values, pct, text):
+    s = {"mean": statistics.mean(values), "values": values,
+         "std": statistics.stdev(values) if len(values) > 1 else None}
+    assert mean_std(s, pct=pct) == text
 
 
 def test_one_seed_prints_no_spread():

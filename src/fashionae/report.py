@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from . import plots
-from .claims import MIN_SEEDS
+from .claims import MIN_SEEDS, mean_std
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
 from .reference import REFERENCE, for_classifier
@@ -25,14 +25,7 @@ from .study import StudyFolder
 
 
 def _f(s: dict | None, digits: int = 4, pct: bool = False) -> str:
-    """mean ± std over seeds (the std only with several seeds)."""
-    if s is None:
-        return "–"
-    scale = 100 if pct else 1
-    text = f"{s['mean'] * scale:.{digits}f}"
-    if len(s["values"]) > 1:
-        text += f" ± {s['std'] * scale:.{digits}f}"
-    return text
+    return "–" if s is None else mean_std(s, digits, pct)
 
 
 def _v(x, digits=4, pct=False) -> str:
