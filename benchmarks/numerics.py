@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from fashionae.runs import cpu_info
 from fashionae.claims import interval
 from fashionae.data import load_fashion_mnist, make_splits
 from fashionae.models import Dropout, ModelConfig, build_model
 from fashionae.plan import run_study
+from fashionae.runs import cpu_info, describe_cpu
 from fashionae.study import load_study
 from fashionae.training import TrainConfig, fit
 
@@ -36,7 +36,7 @@ p.add_argument("--subset", type=int, default=10_000)
 p.add_argument("--epochs", type=int, default=3)
 a = p.parse_args()
 cpu = cpu_info()
-print(f"machine: {cpu['model_name']}, ISA {' '.join(cpu['isa'])}, {cpu['threads']} threads, torch {torch.__version__}")
+print(f"machine: {describe_cpu(cpu)}; torch {torch.__version__}")
 
 
 def precision() -> None:

@@ -29,7 +29,7 @@ import torch
 from fashionae.data import load_dataset, make_splits
 from fashionae.plan import make_plan, run_study
 from fashionae.ray_executor import RayExecutor
-from fashionae.runs import cpu_info
+from fashionae.runs import cpu_info, describe_cpu
 from fashionae.study import StudyFolder, load_study
 
 PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
@@ -113,9 +113,8 @@ def main():
     p.add_argument("--no-verify", action="store_true", help="for a try on synthetic data")
     a = p.parse_args()
     cpu, threads = cpu_info(), len(os.sched_getaffinity(0))
-    print(f"CPU: {cpu['vendor']} {cpu['model_name']} (family {cpu['family']}, model {cpu['model']}), "
-          f"ISA {', '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}; {threads} cores available; "
-          f"host {platform.node()}; torch {torch.__version__}")
+    print(f"machine: {describe_cpu(cpu)}; {threads} cores available; host {platform.node()}; "
+          f"torch {torch.__version__}")
     base = Path(a.out or tempfile.mkdtemp(prefix="scale-out-"))
     study = load_study(PAPER, a.profile)
 

@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -48,15 +49,38 @@ def write_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool 
     return folder
 
 
+def without_timings(value):
+    """A results/summary/metrics value without what legitimately differs between two runs of
+    the same thing: wall times and speeds, and the study's own record of its invocations."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if "second" not in k and k != "timing"}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    if isinstance(value, str):  # a claim's evidence quotes each model's seconds per epoch
+        return re.sub(r"[\d.]+ s per epoch", "… s per epoch", value)
+    return value
+
+
 def read_metrics(folder) -> list[dict]:
     """metrics.jsonl without its timings (which differ from run to run)."""
-    rows = [json.loads(l) for l in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if "second" not in k} for r in rows]
+    return without_timings([json.loads(l) for l in (Path(folder) / "metrics.jsonl").read_text().splitlines()])
 
 
 def same_weights(a, b) -> bool:
-    """safetensors writes its metadata in hash order, so compare contents, not bytes."""
-    from safetensors import safe_open
-    fa, fb = safe_open(str(a), "pt"), safe_open(str(b), "pt")
-    return (fa.metadata() == fb.metadata() and set(fa.keys()) == set(fb.keys())
-            and all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys()))
+    """Two model files hold the same model: the same header, compared parsed (safetensors writes
+    its metadata keys in a per-process hash order), and byte-equal tensors (the whole data
+    region after the header; -0.0 and 0.0 differ here, unlike torch.equal)."""
+    ra, rb = Path(a).read_bytes(), Path(b).read_bytes()
+    na, nb = (struct.unpack("<Q", r[:8])[0] for r in (ra, rb))
+    return json.loads(ra[8:8 + na]) == json.loads(rb[8:8 + nb]) and ra[8 + na:] == rb[8 + nb:]
+
+
+def cli(capsys, *argv):
+    """A command through ``main`` as a user types it: (exit status, stdout, stderr)."""
+    from fashionae.cli import main
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -4,32 +4,23 @@ import sys
 
 import pytest
 
-from fashionae.cli import main
+from helpers import cli
 
 SMALL = ["--epochs", "1", "--batch-size", "50", "--train-subset", "300", "--eval-subset", "200",
          "--no-verify"]
 
 
-def run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     out = tmp_path / "ae"
-    code, stdout, _ = run(capsys, "train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir, "--out", out)
+    code, stdout, _ = cli(capsys, "train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir, "--out", out)
     assert code == 0 and "val MSE" in stdout
-    code, stdout, _ = run(capsys, "eval", out, "--data-dir", data_dir, "--no-verify")
+    code, stdout, _ = cli(capsys, "eval", out, "--data-dir", data_dir, "--no-verify")
     assert code == 0 and "validation: MSE" in stdout and "test: MSE" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert f"{summary['test_loss']:.5f}" in stdout.split("test: MSE")[1]
     # the same --out with other settings is refused, and nothing is touched
     before = (out / "summary.json").read_text()
-    code, _, err = run(capsys, "train-ae", "--latent", 32, *SMALL, "--data-dir", data_dir, "--out", out)
+    code, _, err = cli(capsys, "train-ae", "--latent", 32, *SMALL, "--data-dir", data_dir, "--out", out)
     assert code == 2 and err.startswith("fashionae: error: ") and "latent" in err
     assert (out / "summary.json").read_text() == before
 
@@ -46,7 +37,7 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     (["train-clf", "--strategy", "sideways"], "unknown strategy"),
 ])
 def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message):
-    code, _, err = run(capsys, *args, "--data-dir", data_dir, "--no-verify", "--out", tmp_path / "o")
+    code, _, err = cli(capsys, *args, "--data-dir", data_dir, "--no-verify", "--out", tmp_path / "o")
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
@@ -65,5 +56,5 @@ def test_bad_data_and_no_traceback_in_a_real_process(tmp_path):
 
 
 def test_data_command_on_real_files(capsys, real):
-    code, out, _ = run(capsys, "data")
+    code, out, _ = cli(capsys, "data")
     assert code == 0 and "SHA-256 verified" in out

@@ -14,16 +14,10 @@ import pytest
 import torch
 
 from fashionae.cli import main
-from helpers import synthetic_images
+from helpers import cli, synthetic_images
 
 FAST = ["--batch-size", "20", "--eval-subset", "200", "--train-eval-subset", "100", "--no-verify",
         "--device", "cpu", "--dropout", "0"]
-
-
-def cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_data_describes_the_files_it_found(capsys, data_dir):

@@ -4,7 +4,6 @@ killed with SIGKILL resumes to the same result as a run never stopped."""
 import json
 import math
 import os
-import re
 import signal
 import struct
 import subprocess
@@ -22,7 +21,7 @@ from fashionae.data import parse_idx
 from fashionae.errors import UserError
 from fashionae.models import ModelConfig, build_model, load_model, model_file_bytes
 from fashionae.study import load_study
-from helpers import idx_bytes
+from helpers import idx_bytes, same_weights, without_timings
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 VALID_IDX = idx_bytes(torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8))
@@ -171,30 +170,9 @@ SMALL = ["--epochs", "3", "--batch-size", "20", "--train-subset", "300", "--eval
          "--train-eval-subset", "100", "--no-verify", "--device", "cpu"]
 
 
-def without_timings(value):
-    """A results/summary/metrics value without what legitimately differs between two runs of
-    the same thing: wall times and speeds, and the study's own record of its invocations."""
-    if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if "second" not in k and k != "timing"}
-    if isinstance(value, list):
-        return [without_timings(v) for v in value]
-    if isinstance(value, str):  # a claim's evidence quotes each model's seconds per epoch
-        return re.sub(r"[\d.]+ s per epoch", "… s per epoch", value)
-    return value
-
-
 def read(folder):
     rows = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
     return without_timings(rows), without_timings(json.loads((folder / "summary.json").read_text()))
-
-
-def same_model_file(a, b) -> bool:
-    """Byte-equal tensors (the whole data region after the header) and the same header.
-    safetensors writes the header's metadata keys in a per-process hash order, so the header
-    is compared parsed; everything else is compared byte for byte."""
-    ra, rb = a.read_bytes(), b.read_bytes()
-    na, nb = (struct.unpack("<Q", r[:8])[0] for r in (ra, rb))
-    return json.loads(ra[8:8 + na]) == json.loads(rb[8:8 + nb]) and ra[8 + na:] == rb[8 + nb:]
 
 
 def fashionae(*args, wait=True, log=None):
@@ -239,7 +217,7 @@ def test_sigkill_and_resume_gives_identical_files(data_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
     assert read(tmp_path / "straight") == read(victim)
-    assert same_model_file(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
+    assert same_weights(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
     assert not (victim / "checkpoint.safetensors").exists()
 
 
@@ -257,7 +235,7 @@ def test_sigkill_augmented_classifier_resumes_to_the_same_weights(data_dir, tmp_
     done = fashionae(*args, "--out", victim)
     assert done.returncode == 0 and "resuming" in done.stderr, done.stderr
     assert read(tmp_path / "straight") == read(victim)
-    assert same_model_file(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
+    assert same_weights(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
 
 
 PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
@@ -286,4 +264,4 @@ def test_sigkill_study_and_resume_gives_the_same_results(data_dir, tmp_path):
     models = sorted(p.relative_to(victim) for p in victim.rglob("model.safetensors"))
     assert len(models) == 8  # 4 autoencoders, 4 classifiers
     for m in models:
-        assert same_model_file(tmp_path / "straight" / m, victim / m), m
+        assert same_weights(tmp_path / "straight" / m, victim / m), m

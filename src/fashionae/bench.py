@@ -24,7 +24,7 @@ import time
 import torch
 
 from .models import Dropout, ModelConfig, build_model
-from .runs import cpu_info
+from .runs import cpu_info, describe_cpu
 from .training import TrainConfig, fit, native_bf16
 
 BATCH = 100
@@ -232,9 +232,7 @@ def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = Fals
     kind = machine_kind(device, cpu["isa"])
     target = TARGETS.get(kind, {"ratio": None, "peak_fraction_bf16": None})
     gpu = torch.cuda.get_device_name() if device == "cuda" else None
-    say(f"machine: {cpu['model_name']} (vendor {cpu['vendor']}, family {cpu['family']}, model {cpu['model']}), "
-        f"ISA {' '.join(cpu['isa']) or 'none of AVX2/AVX-512/AMX'}, {cpu['threads']} threads"
-        + (f"; GPU {gpu}" if gpu else "") + f"; torch {torch.__version__}")
+    say(f"machine: {describe_cpu(cpu)}" + (f"; GPU {gpu}" if gpu else "") + f"; torch {torch.__version__}")
     say(f"paper autoencoder, l_size 512, batch {BATCH}, {len(images):,} images per window; fashionae "
         f"precision {cfg.precision}, reference fp32; machine kind {kind}, target ratio "
         f"{target['ratio'] or 'none set'}")

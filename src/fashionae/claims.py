@@ -126,11 +126,12 @@ def mean_std(s: dict, digits: int = 4, pct: bool = False) -> str:
     """"mean ± std" over seeds (the std only with several seeds), with more digits where the
     std would otherwise print as zero: 0.00374 ± 0.00004, not 0.0037 ± 0.0000."""
     scale = 100 if pct else 1
-    std = s["std"] * scale if len(s["values"]) > 1 else 0.0
+    if len(s["values"]) < 2:
+        return f"{s['mean'] * scale:.{digits}f}"
+    std = s["std"] * scale
     if 0 < std < 0.5 * 10 ** -digits:
         digits = -math.floor(math.log10(std))
-    text = f"{s['mean'] * scale:.{digits}f}"
-    return text + (f" ± {std:.{digits}f}" if len(s["values"]) > 1 else "")
+    return f"{s['mean'] * scale:.{digits}f} ± {std:.{digits}f}"
 
 
 def _fmt(s: dict, digits: int = 4, pct: bool = False) -> str:

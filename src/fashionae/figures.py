@@ -37,11 +37,13 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
         return f"mean ± std over {len(runs)} seeds" if len(runs) > 1 else "one seed"
 
     aes = results["autoencoders"]
-    linear = [(a["latent"], a["test_mse"]) for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
-    others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes
-              if not (a["arch"] == "linear" and a["encoder_type"] == "paper")]
-    if len({k for k, _ in linear}) < len(linear):  # one size trained several ways (an ablation):
-        linear, others = [], [(a["name"], a["latent_size"], a["test_mse"]) for a in aes]  # no curve
+    # the paper encoder's linear models are a curve over l_size; where one size is trained
+    # several ways (an ablation) there is no curve, and every model is a point of its own
+    curve = [a for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
+    if len({a["latent"] for a in curve}) < len(curve):
+        curve = []
+    linear = [(a["latent"], a["test_mse"]) for a in curve]
+    others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes if a not in curve]
     # PCA with as many components as pixels reconstructs exactly (an MSE of about 1e-13 that
     # would squash the log axis): it is left out of the figure, kept in the baselines table
     pixels = math.prod(folder.run(Path(aes[0]["runs"][0]).name).config().model.image_size)
@@ -49,7 +51,8 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     pca = [(r["k"], r["test_mse"]) for r in rows if r["k"] < pixels]
     plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / "overview_mse_by_size.png")
     out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
-                "scale): the linear autoencoders and PCA at every k as curves, "
+                "scale): " + ("the linear autoencoders and PCA at every k as curves, " if linear else
+                               "PCA at every k as a curve, ")
                 + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others) + " as a point; " if others else "")
                 + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
                                            if len(pca) < len(rows) else "") + "."))

@@ -348,7 +348,7 @@ def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 def model_file_bytes(model: nn.Module) -> bytes:
     from safetensors.torch import save
     tensors = model_tensors(model)
-    settings = json.dumps(asdict(model.config), sort_keys=True)
+    settings = json.dumps(asdict(model.config))
     meta = {"format": MODEL_FORMAT, "model_config": settings,
             "weights_sha256": tensors_sha256(tensors), "settings_sha256": _text_sha256(settings)}
     return save(tensors, metadata=meta)

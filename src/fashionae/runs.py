@@ -65,6 +65,12 @@ def cpu_info() -> dict:
             "isa": isa, "threads": torch.get_num_threads()}
 
 
+def describe_cpu(cpu: dict) -> str:
+    """``cpu_info()`` in one line, as every benchmark prints it."""
+    return (f"{cpu['model_name']} (vendor {cpu['vendor']}, family {cpu['family']}, model {cpu['model']}), "
+            f"ISA {' '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}, {cpu['threads']} threads")
+
+
 def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
     cpu = cpu_info()
     env = {"fashionae": __version__, "torch": torch.__version__, "python": platform.python_version(),
@@ -103,8 +109,8 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
         raise UserError(f"--encoder {folder.path} is a {ae_cfg.model.task} run; give an "
                         "autoencoder run folder")
     ae = folder.load_model()
-    resolved = replace(cfg, model=classifier_model(ae.config, cfg.model.paper_head), encoder_run=str(folder.path.resolve()),
-                       encoder_sha256=folder.model_sha256())
+    resolved = replace(cfg, model=classifier_model(ae.config, cfg.model.paper_head),
+                       encoder_run=str(folder.path.resolve()), encoder_sha256=folder.model_sha256())
     weights = ae.encoder.state_dict() if cfg.strategy in ("frozen", "finetune") else None
     return resolved, weights
 
