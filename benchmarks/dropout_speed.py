@@ -1,27 +1,90 @@
-"""Training-step speed, alternating in one process: stock ReLU + nn.Dropout vs fashionae's fused
-mask vs no dropout (paper autoencoder, l_size 512, batch 100, channels-last, fused Adam).
+"""What fashionae's dropout masks cost, alternating in one process (ratios only: the machine's
+speed drifts).
 
-    .venv/bin/python benchmarks/dropout_speed.py
+1. the bits: torch's Mersenne Twister (``models.random_int16``) vs numpy's PCG64DXSM (a lead not
+   taken: another generator changes every mask, so earlier run folders would not resume exactly);
+2. the ReLU + dropout mask on the paper's largest activation (100 x 32 x 28 x 28), bits drawn
+   alike: comparisons into bool tensors and a bool -> float conversion vs the integer sign-bit
+   arithmetic of ``Dropout.scaled_mask``;
+3. a whole training step of the paper autoencoder (l_size 512, batch 100, channels-last, fused
+   Adam, the trainer's precision): stock ReLU + nn.Dropout vs fashionae's masks vs no dropout.
+
+    .venv/bin/python benchmarks/dropout_speed.py [--threads N]
 """
-import torch, time, statistics
-from fashionae.models import Dropout, ModelConfig, build_model
-def mk(fast, p=0.2):
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from fashionae.models import Dropout, ModelConfig, build_model, random_int16
+from fashionae.runs import cpu_info, describe_cpu
+from fashionae.training import TrainConfig, autocast, keep_freed_memory
+
+p = argparse.ArgumentParser()
+p.add_argument("--threads", type=int, default=torch.get_num_threads())
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+keep_freed_memory()  # as the trainer does
+cfg = TrainConfig().resolved()
+print(f"machine: {describe_cpu(cpu_info())}; torch {torch.__version__}; trainer precision "
+      f"{cfg.precision}")
+
+
+def compare(title: str, variants: dict, repeats: int = 7, calls: int = 10) -> None:
+    for f in variants.values():
+        f()
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, f in variants.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                f()
+            times[k].append((time.perf_counter() - t0) / calls * 1e3)
+    base = statistics.median(next(iter(times.values())))
+    print(f"\n{title}")
+    for k, v in times.items():
+        m = statistics.median(v)
+        print(f"  {k:38s} {m:7.3f} ms   {base / m:5.2f}x")
+
+
+n = 100 * 32 * 28 * 28
+compare(f"1. {n:,} random 16-bit values", {
+    "torch Mersenne Twister (fashionae)": lambda: random_int16(n),
+    "numpy PCG64DXSM (not used)": lambda: np.random.PCG64DXSM(1).random_raw(n // 4)})
+
+layer = Dropout(0.2)
+for dtype in (torch.bfloat16, torch.float32):
+    x = torch.randn(100, 32, 28, 28).to(dtype).contiguous(memory_format=torch.channels_last)
+
+    def comparisons():
+        u = random_int16(x.numel()).as_strided(x.shape, x.stride())
+        return ((u >= layer._threshold) & (x > 0)).to(x.dtype).mul_(1.25)
+    compare(f"2. ReLU + dropout mask, {tuple(x.shape)} {str(dtype)[6:]}", {
+        "comparisons + conversion": comparisons,
+        "integer sign bits (fashionae)": lambda: layer.scaled_mask(x, relu=True)})
+
+
+def step_of(fast: bool, p: float):
     torch.manual_seed(0)
-    m = build_model(ModelConfig(dropout=p)).to(memory_format=torch.channels_last)
-    for mod in m.modules():
-        if isinstance(mod, Dropout): mod.fast = fast
-    opt = torch.optim.Adam(m.parameters(), 1e-3, fused=True)
+    model = build_model(ModelConfig(dropout=p)).to(memory_format=torch.channels_last)
+    for m in model.modules():
+        if isinstance(m, Dropout):
+            m.fast = fast
+    opt = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
     x = torch.rand(100, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+
     def step():
-        out = m(x); opt.zero_grad(set_to_none=True); out.loss.backward(); opt.step()
+        with autocast(cfg):
+            out = model(x)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
     return step
-variants = {"stock nn.ReLU + nn.Dropout": mk(False), "fused ReLU+dropout mask": mk(True), "no dropout (p=0)": mk(True, 0.0)}
-for s in variants.values():
-    for _ in range(5): s()
-res = {k: [] for k in variants}
-for rep in range(6):
-    for k, s in variants.items():
-        t = time.perf_counter()
-        for _ in range(15): s()
-        res[k].append(1500 / (time.perf_counter() - t))
-for k, v in res.items(): print(f"{k:30s} median {statistics.median(v):6.0f} img/s  ({', '.join(f'{x:.0f}' for x in v)})")
+
+
+compare(f"3. training step, paper autoencoder, batch 100, {cfg.precision}", {
+    "stock nn.ReLU + nn.Dropout": step_of(False, 0.2),
+    "fashionae masks": step_of(True, 0.2),
+    "no dropout (p = 0)": step_of(True, 0.0)}, calls=5)

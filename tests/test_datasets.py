@@ -243,8 +243,8 @@ def test_study_on_own_data_reports_its_classes(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the study file names its dataset relative to where it runs
     shapes(tmp_path / "data" / "shapes")
     (tmp_path / "toy.toml").write_text(STUDY.format(dataset="data/shapes"))
-    code, out, _ = cli(capsys, "study", "toy.toml", "--out", "study")
-    assert code == 0 and "Per-class" not in out
+    code, out, err = cli(capsys, "study", "toy.toml", "--out", "study")
+    assert code == 0 and "Per-class" not in out, err
     results = json.loads((tmp_path / "study" / "results.json").read_text())
     assert results["dataset"] == "shapes" and results["classes"] == SHAPES
     assert results["claims"] == [] and results["reference"] is None

@@ -94,6 +94,45 @@ def test_relu_dropout_is_relu_then_dropout():
     assert torch.equal(layer(x), torch.relu(x))
 
 
+def _reference_mask(layer, x, relu, seed):
+    """The mask written with comparisons and a float conversion, from the same bits."""
+    from fashionae.models import random_int16
+    torch.manual_seed(seed)
+    keep = random_int16(x.numel()).as_strided(x.shape, x.stride()) >= layer._threshold
+    if relu:
+        keep &= x > 0
+    return keep.to(x.dtype) * torch.tensor(1 / (1 - layer.p), dtype=x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [0.01, 0.2, 0.5, 0.7, 0.99])
+@pytest.mark.parametrize("relu", [False, True])
+def test_integer_mask_equals_comparisons(dtype, p, relu):
+    """The sign-bit arithmetic of ``scaled_mask`` is the same mask as plain comparisons, for
+    thresholds on both sides of 0, for signed zeros and infinities, in channels-last layout."""
+    torch.manual_seed(1)
+    x = torch.randn(6, 8, 10, 10).to(dtype).contiguous(memory_format=torch.channels_last)
+    x[0, 0, 0, :6] = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 1e-30, -1e-30]).to(dtype)
+    layer = Dropout(p)
+    expected = _reference_mask(layer, x, relu, seed=7)
+    torch.manual_seed(7)
+    mask = layer.scaled_mask(x, relu=relu)
+    assert mask.dtype == dtype and mask.stride() == x.stride()
+    assert torch.equal(mask, expected)
+    if relu:  # no gradient through ReLU's zero, signed or not
+        assert mask[0, 0, 0, 0] == 0 and mask[0, 0, 0, 1] == 0 and mask[0, 0, 0, 3] == 0
+
+
+def test_dropout_bits_follow_torch_seed():
+    from fashionae.models import random_int16
+    torch.manual_seed(3); a = random_int16(1001)
+    torch.manual_seed(3); b = random_int16(1001)
+    assert a.dtype == torch.int16 and a.shape == (1001,) and torch.equal(a, b)
+    assert not torch.equal(a, random_int16(1001))
+    values = random_int16(400_000).float()
+    assert abs(values.mean().item()) < 200 and values.min() == -32768 and values.max() == 32767
+
+
 def test_save_load_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="conv", decoder="k3")).eval()

@@ -213,7 +213,7 @@ def load_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
                    labels["test"].long(), folder, verify)
 
 
-def _download(folder: Path, progress: bool = True) -> None:
+def _download(folder: Path, progress: bool = True) -> None:  # pragma: no mutate block
     """Download the four files into ``folder``, resuming partial downloads, atomically."""
     for name in FILES:
         target = folder / f"{name}.gz"
@@ -234,7 +234,7 @@ def _download(folder: Path, progress: bool = True) -> None:
             raise OSError(f"{name}.gz: {last_error}")
 
 
-def _fetch(url: str, part: Path, progress: bool) -> None:
+def _fetch(url: str, part: Path, progress: bool) -> None:  # pragma: no mutate block
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})

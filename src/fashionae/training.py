@@ -105,8 +105,9 @@ def configure_device(cfg: TrainConfig) -> None:
     """CUDA's numerics: TF32 matrix products for fp32 (allowed by the protocol, recorded in each
     run's environment), unless ``deterministic`` asks for bit-reproducible runs: then
     deterministic kernels, no cuDNN autotuning, and a fixed cuBLAS workspace. On the CPU every
-    run is bit-reproducible already."""
+    run is bit-reproducible already; there the heap keeps freed memory (``keep_freed_memory``)."""
     if cfg.device != "cuda":
+        keep_freed_memory()
         return
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -114,6 +115,22 @@ def configure_device(cfg: TrainConfig) -> None:
         torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = not cfg.deterministic
     torch.backends.cudnn.allow_tf32 = not cfg.deterministic
+
+
+def keep_freed_memory() -> None:
+    """Keep freed blocks of up to 32 MiB in the process's heap (glibc only; elsewhere nothing).
+
+    By default glibc hands large freed blocks back to the OS and maps fresh pages for the next
+    allocation, so every training step page-faults its activations in again: 2,400-3,500 faults
+    a step on the paper autoencoder, several percent of the step. The heap then stays at the
+    run's peak instead of shrinking between steps."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: allocate blocks below 32 MiB from the heap
+    mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: never give the heap's top back
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
