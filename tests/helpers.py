@@ -1,6 +1,7 @@
 """Shared test helpers: small synthetic Fashion-MNIST-like data, written as real IDX files."""
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -84,3 +85,29 @@ def cli(capsys, *argv):
         code = e.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# ------------------------------------------------------------------ your own dataset
+
+SHAPES = ["Circle", "Square", "Star", "Moon", "Heart"]
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def write_idx(folder: Path, size=(16, 24), classes=5, n_train=240, n_test=60, toml: str | None = "") -> Path:
+    """Four gzipped IDX files and, unless ``toml`` is None, a dataset.toml holding ``toml``
+    and the files' SHA-256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tr_x, tr_y = synthetic_images(n_train, 0, size, classes)
+    te_x, te_y = synthetic_images(n_test, 1, size, classes)
+    digests = []
+    for name, array in zip(IDX_NAMES, (tr_x, tr_y, te_x, te_y)):
+        raw = gzip.compress(idx_bytes(array))
+        (folder / f"{name}.gz").write_bytes(raw)
+        digests.append(f'"{name}.gz" = "{hashlib.sha256(raw).hexdigest()}"')
+    if toml is not None:
+        (folder / "dataset.toml").write_text(toml + "\n[sha256]\n" + "\n".join(digests) + "\n")
+    return folder
+
+
+def shapes(folder: Path, **kw) -> Path:
+    return write_idx(folder, toml=f'name = "shapes"\nclasses = {json.dumps(SHAPES)}', **kw)

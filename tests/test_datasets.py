@@ -2,8 +2,6 @@
 trained on end to end (train-ae, train-clf, classify, reconstruct, load, explore, eval, a
 study); and a real small dataset, scikit-learn's bundled handwritten digits."""
 
-import gzip
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,33 +15,9 @@ from fashionae.cli import main
 from fashionae.data import load_dataset, write_npz_dataset
 from fashionae.errors import UserError
 from fashionae.study import load_study
-from helpers import idx_bytes, synthetic_images
+from helpers import SHAPES, shapes, synthetic_images, write_idx
 
 ROOT = Path(__file__).parent.parent
-SHAPES = ["Circle", "Square", "Star", "Moon", "Heart"]
-IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def write_idx(folder: Path, size=(16, 24), classes=5, n_train=240, n_test=60, toml: str | None = "") -> Path:
-    """Four gzipped IDX files and, unless ``toml`` is None, a dataset.toml holding ``toml``
-    and the files' SHA-256."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tr_x, tr_y = synthetic_images(n_train, 0, size, classes)
-    te_x, te_y = synthetic_images(n_test, 1, size, classes)
-    digests = []
-    for name, array in zip(IDX, (tr_x, tr_y, te_x, te_y)):
-        raw = gzip.compress(idx_bytes(array))
-        (folder / f"{name}.gz").write_bytes(raw)
-        digests.append(f'"{name}.gz" = "{hashlib.sha256(raw).hexdigest()}"')
-    if toml is not None:
-        (folder / "dataset.toml").write_text(toml + "\n[sha256]\n" + "\n".join(digests) + "\n")
-    return folder
-
-
-def shapes(folder: Path, **kw) -> Path:
-    return write_idx(folder, toml=f'name = "shapes"\nclasses = {json.dumps(SHAPES)}', **kw)
-
-
 def write_npz(folder: Path, size=(16, 16), classes=3, n_train=240, n_test=60, **arrays) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tr_x, tr_y = synthetic_images(n_train, 0, size, classes)

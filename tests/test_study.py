@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,6 +218,18 @@ def test_progress_is_one_line_on_a_terminal_and_plain_lines_in_a_log(monkeypatch
     assert progress.epoch(first, {"epoch": 1, "seconds": 2.0}).startswith("0/8 runs,  12% done, about")
     progress.finished(first, {"seconds_total": 2.0})
     assert log.getvalue() == "" and logged == ["ae-linear-64 seed 0: done (1/8 runs, 2 s)"]
+
+
+def test_progress_draws_on_the_stderr_of_the_moment(monkeypatch):
+    """Not on the sys.stderr of import time, which a test runner or a notebook may have
+    replaced (and closed) since."""
+    plan = plan_mod.make_plan(load_study(PAPER, "smoke"))
+    now = Terminal()
+    monkeypatch.setattr(sys, "stderr", now)
+    progress = plan_mod.Progress(plan, {r.name: "new" for r in plan}, 400, lambda m: None)
+    progress.start(plan[0])
+    progress.step(4, 4)
+    assert progress.stream is now and "0/8 runs" in now.getvalue()
 
 
 def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_path):

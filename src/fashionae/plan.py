@@ -131,14 +131,15 @@ class Progress:
     appended to each epoch's line."""
 
     def __init__(self, plan: list[PlannedRun], states: dict[str, str], n_train: int,
-                 log: Log, stream=sys.stderr):
+                 log: Log, stream=None):
         self.units = {r.name: _units(r.config, n_train) for r in plan}
         self.total_runs, self.done_runs = len(plan), sum(s == "complete" for s in states.values())
         self.total = sum(self.units.values())
         self.done = sum(self.units[n] for n, s in states.items() if s == "complete")
         self.measured_units = self.measured_seconds = 0.0
-        self.log, self.stream = log, stream
-        self.tty = stream.isatty()
+        # sys.stderr read now, not at import: it may have been replaced since (captured, redirected)
+        self.log, self.stream = log, stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.run: PlannedRun | None = None
         self.epoch_now, self.steps, self.drawn_at = 1, (0, 0), 0.0
 

@@ -197,7 +197,7 @@ class RunFolder:
 class LoadedRun:
     """A trained run, ready to apply: ``reconstruct``, ``embed``, ``predict``.
 
-    Inputs are float tensors [N, 1, H, W] in [0, 1] (or [1, H, W] for one image) of the
+    Inputs are float tensors [N, 1, H, W] in [0, 1] (or [N, H, W]: [1, H, W] is one image) of the
     run's image size, or paths of picture files, converted by ``images.prepare_image``.
     """
 
@@ -216,8 +216,8 @@ class LoadedRun:
         if isinstance(images, (list, tuple)):
             images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path)) else p
                                   for p in images])
-        if images.ndim == 3:
-            images = images.unsqueeze(0)
+        if images.ndim == 3:  # [N, H, W]: add the channel
+            images = images.unsqueeze(1)
         if tuple(images.shape[1:]) != (1, *size):
             raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}], got {list(images.shape)}")
         return images.float()

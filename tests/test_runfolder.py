@@ -1,0 +1,109 @@
+"""The run folder: which settings make a run's identity, the data a run is loaded again
+with, and the inputs a loaded run accepts."""
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+import torch
+
+from fashionae.cli import main
+from fashionae.errors import UserError
+from fashionae.models import ModelConfig
+from fashionae.runfolder import LoadedRun, RunConfig, RunFolder
+from fashionae.training import TrainConfig
+from helpers import shapes, write_dataset
+
+
+def test_identity_holds_what_changes_the_numbers_and_nothing_else():
+    base = RunConfig(model=ModelConfig(latent=32), train=TrainConfig(epochs=2))
+    same = [dataclasses.replace(base, encoder_run="elsewhere/ae"),  # where the encoder lives
+            dataclasses.replace(base, train=TrainConfig(epochs=2, tensorboard=True))]
+    for other in same:
+        assert other.identity() == base.identity()
+    changed = {"strategy": dataclasses.replace(base, strategy="frozen"),
+               "encoder_sha256": dataclasses.replace(base, encoder_sha256="ab" * 32),
+               "dataset": dataclasses.replace(base, dataset="shapes"),
+               "dataset_sha256": dataclasses.replace(base, dataset_sha256="cd" * 32),
+               "model.latent": dataclasses.replace(base, model=ModelConfig(latent=64)),
+               "train.epochs": dataclasses.replace(base, train=TrainConfig(epochs=3))}
+    for key, other in changed.items():
+        diff = {k for k in base.identity() if base.identity()[k] != other.identity()[k]}
+        assert diff == {key}, key
+
+
+def test_a_folder_refuses_a_run_with_another_dataset(tmp_path):
+    """The identity check of ``state_for`` covers the data: the same settings on other data
+    are another run."""
+    base = RunConfig(model=ModelConfig(latent=32), train=TrainConfig(epochs=2))
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_config(base, {}, {})
+    assert folder.state_for(base) == "resume"
+    with pytest.raises(UserError, match="dataset_sha256: None there"):
+        folder.state_for(dataclasses.replace(base, dataset_sha256="cd" * 32))
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    """A finished autoencoder run on a dataset of your own (16 x 24 images, 5 classes)."""
+    root = tmp_path_factory.mktemp("own")
+    data = shapes(root / "data")
+    run = root / "run"
+    assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1",
+                 "--batch-size", "40", "--out", str(run)]) == 0
+    return data, run
+
+
+def test_load_data_finds_the_dataset_where_it_was(own_run):
+    data, run = own_run
+    ds = RunFolder(run).load_data()
+    assert ds.name == "shapes" and ds.image_size == (16, 24) and ds.verified
+    assert not RunFolder(run).load_data(verify=False).verified  # verify is passed on
+
+
+def test_load_data_follows_a_moved_dataset_and_refuses_changed_files(own_run, tmp_path):
+    data, run = own_run
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    assert RunFolder(run).load_data(str(moved)).sha256 == RunFolder(run).load_data().sha256
+    changed = shapes(tmp_path / "changed", n_train=200)  # same name and classes, other images
+    with pytest.raises(UserError, match=r"are not the ones .* \(their SHA-256 differ\); pass --data-dir"):
+        RunFolder(run).load_data(str(changed))
+    gone = tmp_path / "run-copy"
+    shutil.copytree(run, gone)
+    config = (gone / "config.json").read_text().replace(str(data), str(tmp_path / "nowhere"))
+    (gone / "config.json").write_text(config)
+    with pytest.raises(UserError, match="which is not there now; pass --data-dir"):
+        RunFolder(gone).load_data()
+    config = json.loads(config)
+    del config["data"]  # a config.json that says nothing of where the data was
+    (gone / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="in None, which is not there now"):
+        RunFolder(gone).load_data()
+
+
+def test_load_data_of_a_fashion_mnist_run_takes_data_dir_and_verify(tmp_path):
+    data = write_dataset(tmp_path / "fmnist", n_train=300, n_test=100)  # not the real files
+    run = tmp_path / "run"
+    assert main(["train-ae", "--data-dir", str(data), "--no-verify", "--latent", "4", "--epochs", "1",
+                 "--batch-size", "50", "--out", str(run)]) == 0
+    ds = RunFolder(run).load_data(str(data), verify=False)
+    assert ds.name == "fashion-mnist" and len(ds.train_images) == 300 and not ds.verified
+    with pytest.raises(UserError, match="SHA-256"):  # verified by default: these are not the real files
+        RunFolder(run).load_data(str(data))
+
+
+def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_run):
+    _, run = own_run
+    loaded = LoadedRun(run)
+    torch.manual_seed(0)
+    batch = torch.rand(3, 1, 16, 24)
+    expected = loaded.embed(batch)
+    assert expected.shape == (3, 4)
+    assert torch.equal(loaded.embed(batch[:, 0]), expected)  # [N, H, W]
+    assert torch.equal(loaded.embed(list(batch)), expected)  # a list of [1, H, W] tensors
+    assert torch.allclose(loaded.embed(batch[0]), expected[:1], atol=1e-6)  # one image (batch of 1)
+    with pytest.raises(UserError, match=r"must be \[N, 1, 16, 24\], got \[3, 1, 24, 16\]"):
+        loaded.embed(batch.transpose(2, 3))
