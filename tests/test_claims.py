@@ -338,17 +338,26 @@ def test_a_shirt_never_confused_has_no_partner():
     assert (partner["verdict"], partner["leaning"]) == ("refuted", "contradicts")
 
 
+def test_a_shirt_confused_once_has_that_partner():
+    c = clf("finetune", [0.9] * 3, shirt=[0.99] * 3, partner="Coat")  # one Shirt taken for a Coat
+    partner = assess_claims(results([], [c]))[-1]["parts"][1]
+    assert partner["values"] == ["Coat"] * 3
+
+
 @pytest.mark.parametrize("values, pct, text", [
     ([0.00370, 0.00377, 0.00375], False, "0.00374 ± 0.00004"),  # the std would print as 0.0000
     ([0.0100, 0.0100], False, "0.0100 ± 0.0000"),                # a real zero stays as it is
     ([0.02, 0.03], False, "0.0250 ± 0.0071"),
     ([0.9229, 0.9245, 0.9212], True, "92.2867 ± 0.1650"),
     ([0.0037], False, "0.0037"),                                 # one seed: no spread
+    ([0.9], True, "90.0000"),                                    # one seed, in percent
 ])
 def test_mean_std_shows_the_spread(values, pct, text):
     s = {"mean": statistics.mean(values), "values": values,
          "std": statistics.stdev(values) if len(values) > 1 else None}
     assert mean_std(s, pct=pct) == text
+    if not pct:  # fractions unless asked
+        assert mean_std(s) == text
 
 
 def test_one_seed_prints_no_spread():

@@ -107,3 +107,59 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
     assert torch.allclose(loaded.embed(batch[0]), expected[:1], atol=1e-6)  # one image (batch of 1)
     with pytest.raises(UserError, match=r"must be \[N, 1, 16, 24\], got \[3, 1, 24, 16\]"):
         loaded.embed(batch.transpose(2, 3))
+
+
+def test_from_dict_fills_what_an_older_config_lacks_and_round_trips():
+    full = RunConfig(model=ModelConfig(task="classifier", latent=32), train=TrainConfig(epochs=2),
+                     strategy="frozen", encoder_run="runs/ae", encoder_sha256="ab" * 32,
+                     dataset="shapes", dataset_sha256="cd" * 32)
+    assert RunConfig.from_dict(full.to_dict()) == full
+    minimal = {"model": full.to_dict()["model"], "train": full.to_dict()["train"]}
+    older = RunConfig.from_dict(minimal)
+    assert (older.strategy, older.encoder_run, older.encoder_sha256, older.dataset,
+            older.dataset_sha256) == (None, None, None, "fashion-mnist", None)
+
+
+def test_a_folder_says_what_it_lacks(tmp_path):
+    missing = RunFolder(tmp_path / "absent")
+    with pytest.raises(UserError, match=r"^encoder run .*absent does not exist; give a fashionae run folder$"):
+        missing.require(what="encoder run")
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    with pytest.raises(UserError, match=r"run is not a fashionae run folder \(no config.json\)$"):
+        folder.require()
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
+    assert folder.require(finished=False) is folder
+    with pytest.raises(UserError, match=r"has not finished training \(no summary.json\); run its "
+                                        r"command again to resume it$"):
+        folder.require()
+    folder.write_summary({"epochs": 1})
+    assert folder.require() is folder and folder.summary() == {"epochs": 1}
+    assert repr(folder) == f"RunFolder({str(folder.path)!r})"
+
+
+def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    assert folder.metrics() == [] and folder.explore_result() is None
+    with pytest.raises(UserError, match=r"^run summary .*summary.json is missing$"):
+        folder.summary()
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
+    assert folder.classes()[6] == "Shirt"  # no classes recorded: Fashion-MNIST's
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {"classes": ["a", "b"]}, {})
+    assert folder.classes() == ("a", "b")
+    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n\n{"epoch": 2}\n')
+    assert folder.metrics() == [{"epoch": 1}, {"epoch": 2}]
+    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
+    with pytest.raises(UserError, match=r"metrics.jsonl is unreadable \(.*\); delete the folder and run again$"):
+        folder.metrics()
+    (folder / "explore").mkdir()
+    (folder / "explore" / "explore.json").write_text('{"k": 3}')
+    assert folder.explore_result() == {"k": 3}
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"^run settings .*config.json is unreadable or not valid JSON"):
+        folder.raw_config()
+    (folder / "config.json").write_text('{"model": {"latent": "big"}, "train": {}}')
+    with pytest.raises(UserError, match=r"holds settings this fashionae cannot read .*; it was written by "
+                                        r"another version, or edited$"):
+        folder.config()

@@ -108,6 +108,29 @@ def test_augment_shifts_and_flips_each_image():
     assert flipped.any() and (~flipped).any() and torch.all(flipped | ((cols - 10).abs() <= 2))
 
 
+def test_augment_is_a_seeded_shift_and_flip_of_each_image():
+    """Image i is flipped left-right when drawn so, then shifted by (dy, dx) in [-2, 2]: pixel
+    (r, c) of the output is pixel (r + dy, c + dx) of the input, zero outside. Every draw comes
+    from the generator it is given (under torchrun each rank's copy draws the same), none from
+    torch's global one."""
+    from fashionae.training import augment_batch
+    n, h, w = 400, 12, 9  # not square: rows and columns cannot be swapped unnoticed
+    x = torch.rand(n, 1, h, w)
+    torch.manual_seed(123)
+    out = augment_batch(x, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    dx, dy = torch.randint(-2, 3, (2, n), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    for i in range(n):
+        image = x[i, 0].flip(1) if flip[i] else x[i, 0]
+        padded = torch.nn.functional.pad(image, (2, 2, 2, 2))
+        expected = padded[2 + dy[i]:2 + dy[i] + h, 2 + dx[i]:2 + dx[i] + w]
+        assert torch.equal(out[i, 0], expected), i
+    assert len(set(zip(dx.tolist(), dy.tolist()))) == 25 and 0 < flip.sum() < n
+    torch.manual_seed(456)  # another global state, the same result
+    assert torch.equal(augment_batch(x, torch.Generator().manual_seed(5)), out)
+
+
 @pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_a_training_step_does_not_page_fault_its_activations_in_again():
     """glibc would hand the step's multi-megabyte activations back to the OS after every step
