@@ -31,12 +31,13 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) runs .pytest_cache
 
-# Mutation testing (not part of CI; tens of minutes a module on 2 cores): mutmut plants small
+# Mutation testing (not part of CI; up to two hours a module on 2 cores): mutmut plants small
 # bugs in the modules whose bugs silently change results and checks that the fast tests fail.
 # `make mutation MUTATE=claims` for one module; benchmarks/mutation.md has the last scores.
+# OMP_NUM_THREADS=1: mutmut forks its workers, and an OpenMP pool made before a fork deadlocks them.
 MUTATE ?= claims data runfolder models training
 .PHONY: mutation
 mutation: $(STAMP)
 	$(PY) -m pip install -q mutmut
-	$(VENV)/bin/mutmut run $(foreach m,$(MUTATE),"fashionae.$(m).*")
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run $(foreach m,$(MUTATE),"fashionae.$(m).*")
 	$(VENV)/bin/mutmut results

@@ -1,6 +1,7 @@
 import itertools
 import json
 import pickle
+import re
 
 import pytest
 import torch
@@ -150,13 +151,45 @@ def test_tampered_truncated_and_pickled_model_files(tmp_path):
     path = tmp_path / "model.safetensors"
     raw[-5] ^= 0xFF  # flip bits in the last weight
     path.write_bytes(bytes(raw))
-    with pytest.raises(UserError, match="checksum"):
+    with pytest.raises(UserError, match=r"model.safetensors fails its weights checksum: the file was "
+                                        r"modified or damaged; train it again$"):
         load_model(path)
     path.write_bytes(bytes(raw[: len(raw) // 2]))
-    with pytest.raises(UserError, match="truncated or tampered"):
+    with pytest.raises(UserError, match=r"^model file .* is not a valid safetensors file .*truncated or tampered"):
         load_model(path)
-    with pytest.raises(UserError, match="missing"):
+    with pytest.raises(UserError, match=r"^model file .*absent.safetensors is missing"):
         load_model(tmp_path / "absent.safetensors")
+
+
+def test_safetensors_that_are_not_model_files_are_refused(tmp_path):
+    from safetensors.torch import save
+    path = tmp_path / "other.safetensors"
+    path.write_bytes(save({"w": torch.zeros(2)}))
+    with pytest.raises(UserError, match=r"other.safetensors is not a fashionae model file \(no "
+                                        r"fashionae-model-1 metadata\)$"):
+        load_model(path)
+    path.write_bytes(save({"w": torch.zeros(2)}, metadata={"format": "fashionae-model-1",
+                                                           "model_config": "{not json"}))
+    with pytest.raises(UserError, match=r"other.safetensors has damaged model settings in its metadata$"):
+        load_model(path)
+
+
+def test_the_strong_encoder_drops_after_each_pool_and_keeps_seven_by_seven():
+    enc = build_model(ModelConfig(encoder_type="strong", dropout=0.3, latent=16)).encoder
+    kinds = [type(m).__name__ for m in enc.features]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU"] * 2 + ["MaxPool2d", "Dropout"] + \
+        ["Conv2d", "BatchNorm2d", "ReLU"] * 2 + ["MaxPool2d", "Dropout"] + ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert all(m.p == 0.3 for m in enc.features if isinstance(m, Dropout))
+    assert enc.features(torch.rand(2, 1, 28, 28)).shape == (2, 128, 7, 7)
+
+
+def test_a_frozen_classifier_encoder_takes_no_gradient_and_unlabelled_input_costs_nothing():
+    model = build_model(ModelConfig(task="classifier", latent=16))
+    model.freeze_encoder()
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+    out = model(torch.rand(3, 1, 28, 28))  # no labels: predictions only
+    assert out.loss.shape == () and out.loss.item() == 0 and out.prediction.shape == (3,)
 
 
 def test_edited_model_settings_are_refused(tmp_path):
@@ -172,7 +205,8 @@ def test_edited_model_settings_are_refused(tmp_path):
     settings = json.loads(meta["model_config"])
     settings["dropout"] = 0.5
     path.write_bytes(save(tensors, metadata={**meta, "model_config": json.dumps(settings)}))
-    with pytest.raises(UserError, match="settings checksum"):
+    with pytest.raises(UserError, match=r"fails its settings checksum: the model settings in its metadata "
+                                        r"were modified; train it again$"):
         load_model(path)
     # the untouched file loads
     path.write_bytes(save(tensors, metadata=meta))
@@ -222,3 +256,64 @@ def test_paper_head_predictions_cannot_tie_in_bf16():
         predicted = model.predict(x)
     assert out.output.dtype == torch.float32 and out.output[0, 7] > out.output[0, 2]
     assert out.prediction.tolist() == [7] * 4 and predicted.tolist() == [7] * 4
+
+
+def test_load_weights_names_what_does_not_fit():
+    from fashionae.models import load_weights
+    model = build_model(ModelConfig(latent=8))
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    first = next(iter(good))
+    with pytest.raises(UserError, match=rf"^src does not match the model's architecture \(missing: "
+                                        rf"\['{re.escape(first)}'\], unexpected: \[\]\)$"):
+        load_weights(model, {k: v for k, v in good.items() if k != first}, "src")
+    with pytest.raises(UserError, match=r"\(missing: \[\], unexpected: \['extra.weight'\]\)$"):
+        load_weights(model, {**good, "extra.weight": torch.zeros(1)}, "src")
+    key = "encoder.bottleneck.1.weight"
+    with pytest.raises(UserError, match=rf"^src: tensor {re.escape(key)} is torch.float32\[3, 3\], the "
+                                        r"architecture needs torch.float32\[8, 3136\]$"):
+        load_weights(model, {**good, key: torch.zeros(3, 3)}, "src")
+    names = sorted(good)[:4]  # at most three named of each
+    with pytest.raises(UserError, match=rf"\(missing: {re.escape(str(names[:3]))}, unexpected: \[\]\)$"):
+        load_weights(model, {k: v for k, v in good.items() if k not in names}, "src")
+    load_weights(model, {"ae." + k: v for k, v in good.items()}, "src", prefix="ae.")
+
+
+def test_a_pickle_is_refused_by_its_name_whatever_its_case(tmp_path):
+    for name in ("model.pt", "MODEL.PT", "weights.Ckpt"):
+        (tmp_path / name).write_bytes(b"not read")
+        with pytest.raises(UserError, match=r"looks like a PyTorch pickle; fashionae never loads pickles, "
+                                            r"since unpickling runs code from the file: use a fashionae run "
+                                            r"folder \(model.safetensors\)$"):
+            load_model(tmp_path / name)
+
+
+def test_dropout_paths_stock_fast_and_off():
+    """``fast`` on the CPU: x times the integer mask; ``fast`` off: exactly ``F.dropout``; p = 0 or
+    eval mode: x itself."""
+    import torch.nn.functional as F
+    x = torch.randn(4, 8, 6, 6)
+    layer = Dropout(0.3)
+    torch.manual_seed(2); fast = layer(x)
+    torch.manual_seed(2); assert torch.equal(fast, x * layer.scaled_mask(x))  # no ReLU by default
+    layer.fast = False
+    torch.manual_seed(2); stock = layer(x)
+    torch.manual_seed(2); assert torch.equal(stock, F.dropout(x, 0.3, True)) and not torch.equal(stock, fast)
+    assert Dropout(0.0)(x) is x and layer.eval()(x) is x
+
+
+def test_dropout_bits_use_a_whole_number_of_draws():
+    """Four 16-bit values to a 64-bit draw, no more: the generator moves as it always did, so
+    runs started by earlier versions resume to the same masks."""
+    from fashionae.models import random_int16
+    for n in (7, 8, 9):
+        torch.manual_seed(0)
+        random_int16(n)
+        after = torch.get_rng_state()
+        torch.manual_seed(0)
+        torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+        assert torch.equal(after, torch.get_rng_state()), n
+
+
+def test_model_settings_errors_say_model_setting():
+    with pytest.raises(UserError, match=r"^unknown model setting 'bogus'; known: arch, "):
+        ModelConfig.from_dict({"bogus": 1})

@@ -3,6 +3,7 @@ with, and the inputs a loaded run accepts."""
 
 import dataclasses
 import json
+import re
 import shutil
 
 import pytest
@@ -126,12 +127,13 @@ def test_a_folder_says_what_it_lacks(tmp_path):
         missing.require(what="encoder run")
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
-    with pytest.raises(UserError, match=r"run is not a fashionae run folder \(no config.json\)$"):
+    with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is not a fashionae run folder "
+                                        r"\(no config.json\)$"):
         folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
     assert folder.require(finished=False) is folder
-    with pytest.raises(UserError, match=r"has not finished training \(no summary.json\); run its "
-                                        r"command again to resume it$"):
+    with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} has not finished training "
+                                        r"\(no summary.json\); run its command again to resume it$"):
         folder.require()
     folder.write_summary({"epochs": 1})
     assert folder.require() is folder and folder.summary() == {"epochs": 1}
@@ -148,6 +150,10 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     assert folder.classes()[6] == "Shirt"  # no classes recorded: Fashion-MNIST's
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {"classes": ["a", "b"]}, {})
     assert folder.classes() == ("a", "b")
+    config = json.loads((folder / "config.json").read_text())
+    del config["data"]  # a folder from before the data were recorded (0.1)
+    (folder / "config.json").write_text(json.dumps(config))
+    assert folder.classes()[0] == "T-shirt/top"
     (folder / "metrics.jsonl").write_text('{"epoch": 1}\n\n{"epoch": 2}\n')
     assert folder.metrics() == [{"epoch": 1}, {"epoch": 2}]
     (folder / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
@@ -163,3 +169,30 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     with pytest.raises(UserError, match=r"holds settings this fashionae cannot read .*; it was written by "
                                         r"another version, or edited$"):
         folder.config()
+
+
+def test_state_for_an_out_folder(tmp_path):
+    cfg = RunConfig(model=ModelConfig(latent=32), train=TrainConfig(epochs=2))
+    assert RunFolder(tmp_path / "absent").state_for(cfg) == "new"
+    empty = RunFolder(tmp_path / "empty")
+    empty.path.mkdir()
+    (empty / ".lock").write_text("")  # a lock left behind is not content
+    assert empty.state_for(cfg) == "new"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match=r"^--out .*file exists and is not a folder; choose another --out$"):
+        RunFolder(tmp_path / "file").state_for(cfg)
+    (empty / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"is not empty and holds no fashionae run; choose an empty or "
+                                        r"new folder$"):
+        empty.state_for(cfg)
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(cfg, {}, {})
+    other = dataclasses.replace(cfg, model=ModelConfig(latent=64, dropout=0.0), strategy="frozen",
+                                train=TrainConfig(epochs=3, lr=0.01))
+    with pytest.raises(UserError) as e:
+        run.state_for(other)
+    message = str(e.value)
+    assert message.startswith(f"--out {run.path} holds a run with other settings (model.latent: 32 there, "
+                              "64 now; model.dropout: 0.2 there, 0.0 now; train.epochs: 2 there, 3 now); ")
+    assert message.endswith("choose another --out, or delete it to start over")
