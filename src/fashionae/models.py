@@ -73,7 +73,7 @@ class Dropout(nn.Module):
     the convolutions of this small network. Here one 64-bit draw gives four 16-bit
     uniforms, each compared with a threshold: the keep probability is 1 - p to within
     1/65536 and kept values are scaled by 1 / (1 - p) (rounded to the input's dtype: exact
-    for the study's p = 0.2). The bits are seeded from torch's default generator, so seeding
+    for the study's p = 0.2). The bits come from torch's default generator, so seeding
     and resuming work as usual. On other devices the stock fused kernel is already fast and is used.
     """
 
