@@ -11,11 +11,10 @@ import torch
 from PIL import Image
 
 import fashionae
-from fashionae.cli import main
 from fashionae.data import load_dataset, write_npz_dataset
 from fashionae.errors import UserError
 from fashionae.study import load_study
-from helpers import SHAPES, shapes, synthetic_images, write_idx
+from helpers import SHAPES, cli, shapes, synthetic_images, write_idx
 
 ROOT = Path(__file__).parent.parent
 def write_npz(folder: Path, size=(16, 16), classes=3, n_train=240, n_test=60, **arrays) -> Path:
@@ -25,12 +24,6 @@ def write_npz(folder: Path, size=(16, 16), classes=3, n_train=240, n_test=60, **
     a = {"x_train": tr_x.numpy(), "y_train": tr_y.numpy(), "x_test": te_x.numpy(), "y_test": te_y.numpy()}
     np.savez(folder / "data.npz", **{**a, **arrays})
     return folder
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def refused(capsys, *args) -> str:

@@ -66,6 +66,19 @@ class ModelOutput:
 
 # ------------------------------------------------------------------ dropout
 
+INT_OF_SIZE = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # to read a float's bits
+
+
+def random_int16(n: int) -> torch.Tensor:
+    """n uniform int16s from torch's default generator (four to a 64-bit draw), so seeding and
+    a checkpoint's RNG state decide every mask. The generator stays torch's although numpy's
+    PCG64DXSM draws the bits 2x faster (``benchmarks/dropout_speed.py``): another generator
+    would change every mask, and a run folder from an earlier version would no longer resume to
+    the result that version gives."""
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+    return bits.view(torch.int16)[:n]
+
+
 class Dropout(nn.Module):
     """``nn.Dropout`` with cheaper masks on the CPU.
 
@@ -119,19 +132,6 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-INT_OF_SIZE = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # to read a float's bits
-
-
-def random_int16(n: int) -> torch.Tensor:
-    """n uniform int16s from torch's default generator (four to a 64-bit draw), so seeding and
-    a checkpoint's RNG state decide every mask. The generator stays torch's although numpy's
-    PCG64DXSM draws the bits 2x faster (``benchmarks/dropout_speed.py``): another generator
-    would change every mask, and a run folder from an earlier version would no longer resume to
-    the result that version gives."""
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
-    return bits.view(torch.int16)[:n]
 
 
 class _MaskedScale(torch.autograd.Function):
