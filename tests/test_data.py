@@ -1,5 +1,9 @@
 import gzip
+import hashlib
+import shutil
+import struct
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,26 +21,39 @@ def test_parse_idx_roundtrip():
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda b: b[:-1], "truncated"),
-    (lambda b: b + b"\0", "truncated or padded"),
-    (lambda b: b"\x00\x00\x09\x03" + b[4:], "bad IDX header"),
-    (lambda b: b[:2], "too short"),
-    (lambda b: b[:10], "truncated inside its IDX header"),
+    (lambda b: b[:-1], "file is truncated or padded: 2367 bytes, the header promises 2368; get a fresh "
+                       "copy of the file"),
+    (lambda b: b + b"\0", "file is truncated or padded: 2369 bytes, the header promises 2368; get a fresh "
+                          "copy of the file"),
+    (lambda b: b"\x00\x00\x09\x03" + b[4:], "file has a bad IDX header (magic 00000903, expected 00000801 or "
+                                          "00000803); it is not an IDX file of images or labels"),
+    (lambda b: b[:3], "file is too short to be an IDX file (3 bytes)"),
+    (lambda b: b[:4], "file is truncated inside its IDX header"),
+    (lambda b: b[:10], "file is truncated inside its IDX header"),
 ])
 def test_parse_idx_rejects_broken_files(mutate, message):
     raw = idx_bytes(torch.zeros(3, 28, 28, dtype=torch.uint8))
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError) as e:
         parse_idx(mutate(raw))
+    assert str(e.value) == message
+
+
+def test_an_empty_idx_file_parses():
+    labels = parse_idx(b"\x00\x00\x08\x01" + bytes(4))
+    assert labels.shape == (0,) and labels.dtype == torch.uint8
+    assert parse_idx(b"\x00\x00\x08\x03" + bytes(4) + struct.pack(">II", 28, 28)).shape == (0, 28, 28)
 
 
 def test_fashion_mnist_must_be_28x28(tmp_path):
     """Any size parses, but a folder given as Fashion-MNIST must hold 28x28 images."""
-    assert parse_idx(idx_bytes(torch.zeros(3, 32, 32, dtype=torch.uint8))).shape == (3, 32, 32)
+    assert parse_idx(idx_bytes(torch.zeros(3, 32, 24, dtype=torch.uint8))).shape == (3, 32, 24)
     folder = write_dataset(tmp_path / "d", 50, 20)
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(
-        gzip.compress(idx_bytes(torch.zeros(20, 32, 32, dtype=torch.uint8))))
-    with pytest.raises(UserError, match="expected 28x28.*--dataset FOLDER"):
+        gzip.compress(idx_bytes(torch.zeros(20, 32, 24, dtype=torch.uint8))))
+    with pytest.raises(UserError) as e:
         load_folder(folder, verify=False)
+    assert str(e.value) == (f"{folder}/t10k-images-idx3-ubyte.gz holds 32x24 images, expected 28x28; "
+                            "for other data use --dataset FOLDER")
 
 
 def test_load_folder_gz_and_raw(tmp_path):
@@ -48,20 +65,35 @@ def test_load_folder_gz_and_raw(tmp_path):
 
 def test_checksum_mismatch_is_reported(tmp_path):
     folder = write_dataset(tmp_path / "d", 50, 20)
-    with pytest.raises(UserError, match="SHA-256.*--no-verify"):
-        load_folder(folder, verify=True)
+    size = len(gzip.decompress((folder / "train-images-idx3-ubyte.gz").read_bytes()))
+    for load in (lambda: load_folder(folder, verify=True), lambda: load_folder(folder)):  # verified by default
+        with pytest.raises(UserError) as e:
+            load()
+        assert str(e.value) == (f"{folder}/train-images-idx3-ubyte.gz fails its SHA-256 check (got {size} "
+                                "bytes); it is damaged or not Fashion-MNIST: get a fresh copy, or pass "
+                                "--no-verify for your own IDX files")
 
 
-def test_count_mismatch_and_bad_labels(tmp_path):
+@pytest.mark.parametrize("name, array, message", [
+    ("train-labels-idx1-ubyte", torch.zeros(49), "train-images-idx3-ubyte has 50 images but "
+                                                 "train-labels-idx1-ubyte has 49 labels"),
+    ("t10k-labels-idx1-ubyte", torch.zeros(19), "t10k-images-idx3-ubyte has 20 images but "
+                                                "t10k-labels-idx1-ubyte has 19 labels"),
+    ("train-labels-idx1-ubyte", torch.full((50,), 10), "train-labels-idx1-ubyte holds labels above 9; the "
+                                                       "dataset has 10 classes"),
+    ("t10k-labels-idx1-ubyte", torch.full((20,), 10), "t10k-labels-idx1-ubyte holds labels above 9; the "
+                                                      "dataset has 10 classes"),
+    ("train-labels-idx1-ubyte", bytes(12), None),  # not IDX: the message names the file
+])
+def test_count_mismatch_and_bad_labels(tmp_path, name, array, message):
     folder = write_dataset(tmp_path / "d", 50, 20)
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(idx_bytes(torch.zeros(49, dtype=torch.uint8))))
-    with pytest.raises(UserError, match="50 images but .* 49 labels"):
+    raw = array if isinstance(array, bytes) else idx_bytes(array.to(torch.uint8))
+    (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+    with pytest.raises(UserError) as e:
         load_folder(folder, verify=False)
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(idx_bytes(torch.full((50,), 10, dtype=torch.uint8))))
-    with pytest.raises(UserError, match="labels above 9"):
-        load_folder(folder, verify=False)
+    assert str(e.value) == (f"{folder}: {message}" if message else
+                            f"{folder}/{name}.gz has a bad IDX header (magic 00000000, expected 00000801 "
+                            "or 00000803); it is not an IDX file of images or labels")
 
 
 def test_not_gzip_and_missing(tmp_path):
@@ -121,17 +153,83 @@ def test_download_is_resumable_and_atomic(tmp_path, monkeypatch):
 
 
 def test_splits(tiny):
-    s = make_splits(tiny, "holdout")  # a sixth of the training images: 10,000 of Fashion-MNIST's 60,000
+    s = make_splits(tiny)  # holdout by default: a sixth of the training images (10,000 of 60,000)
     assert len(s.val_x) == round(11_000 / 6) and len(s.train_x) == len(tiny.train_images) - len(s.val_x)
+    # the held-out images are recorded as the SHA-256 of their indices, little-endian int64
+    order = torch.randperm(11_000, generator=torch.Generator().manual_seed(data.SPLIT_SEED))
+    held = order[:round(11_000 / 6)]
+    assert s.val_indices_sha256 == hashlib.sha256(np.asarray(held, dtype="<i8").tobytes()).hexdigest()
+    assert torch.equal(s.val_x, tiny.train_images[held]) and torch.equal(s.train_y, tiny.train_labels[order[len(held):]])
     again = make_splits(tiny, "holdout")
     assert torch.equal(s.val_x, again.val_x)
     t = make_splits(tiny, "test", train_subset=100, eval_subset=50)
     assert len(t.train_x) == 100 and torch.equal(t.val_x, t.test_x) and len(t.val_x) == 50
-    with pytest.raises(UserError):
+    assert t.val_indices_sha256 == "test"
+    with pytest.raises(UserError) as e:
         make_splits(tiny, "nope")
+    assert str(e.value) == "unknown validation split 'nope'; use holdout or test"
 
 
 def test_real_dataset_verifies(real):
     assert real.verified and real.train_images.shape == (60_000, 28, 28)
     assert real.test_images.shape == (10_000, 28, 28)
     assert torch.bincount(real.train_labels).tolist() == [6000] * 10
+
+
+def test_the_cache_follows_xdg_or_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_dir() == tmp_path / "xdg" / "fashionae"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "fashionae"
+
+
+@pytest.mark.parametrize("entry", ["load_fashion_mnist", "load_dataset"])
+def test_every_place_tried_is_named_with_what_went_wrong(tmp_path, monkeypatch, capsys, entry):
+    """An empty cache, a system copy that fails its checksum, a download that fails: the
+    error names each with its reason, in the order tried, and says how to fix it."""
+    def offline(folder, progress=True):
+        raise OSError("offline")
+    load = getattr(data, entry)
+    monkeypatch.delenv("FASHIONAE_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(data, "_download", offline)
+    (tmp_path / "cache" / "fashionae").mkdir(parents=True)
+    system = write_dataset(tmp_path / "system", 50, 20)  # not the real files: fails the checksum
+    size = len(gzip.decompress((system / "train-images-idx3-ubyte.gz").read_bytes()))
+    with pytest.raises(UserError) as e:
+        load()
+    mirror = data.MIRRORS[0]
+    assert str(e.value) == (
+        f"Fashion-MNIST not found; tried {tmp_path}/cache/fashionae (no files); {system} ({system}/"
+        f"train-images-idx3-ubyte.gz fails its SHA-256 check (got {size} bytes); it is damaged or not "
+        "Fashion-MNIST: get a fresh copy, or pass --no-verify for your own IDX files); download from "
+        f"{mirror} (offline). Fix: `apt-get install dataset-fashion-mnist`, or download the four files "
+        f"from {mirror} and pass --data-dir")
+    assert capsys.readouterr().err == f"fashionae: downloading Fashion-MNIST into {tmp_path}/cache/fashionae\n"
+    with pytest.raises(UserError) as e:
+        load(download=False)
+    assert "download from" not in str(e.value) and capsys.readouterr().err == ""
+    assert load(verify=False).folder == system
+
+
+def test_a_named_folder_that_does_not_exist(tmp_path):
+    with pytest.raises(UserError) as e:
+        load_fashion_mnist(tmp_path / "nowhere")
+    assert str(e.value) == (f"data folder {tmp_path}/nowhere does not exist; point --data-dir (or "
+                            "FASHIONAE_DATA) at the folder that holds the four IDX files")
+
+
+def test_a_download_lands_in_the_cache_and_is_checked_there(tmp_path, monkeypatch):
+    """Nothing found: the files are downloaded into the cache, then loaded (and verified) from it."""
+    def download(folder, progress=True):
+        write_dataset(folder, 50, 20)
+    monkeypatch.delenv("FASHIONAE_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(data, "_download", download)
+    with pytest.raises(UserError, match=r"^.*/cache/fashionae/train-images-idx3-ubyte.gz fails its SHA-256 check"):
+        load_fashion_mnist()  # synthetic files: verified, and refused
+    shutil.rmtree(tmp_path / "cache")  # downloaded again, and loaded unverified this time
+    assert load_fashion_mnist(verify=False).folder == tmp_path / "cache" / "fashionae"

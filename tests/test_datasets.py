@@ -2,7 +2,9 @@
 trained on end to end (train-ae, train-clf, classify, reconstruct, load, explore, eval, a
 study); and a real small dataset, scikit-learn's bundled handwritten digits."""
 
+import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import fashionae
 from fashionae.data import load_dataset, write_npz_dataset
 from fashionae.errors import UserError
 from fashionae.study import load_study
-from helpers import SHAPES, cli, shapes, synthetic_images, write_idx
+from helpers import IDX_NAMES, SHAPES, cli, idx_bytes, shapes, synthetic_images, write_idx
 
 ROOT = Path(__file__).parent.parent
 def write_npz(folder: Path, size=(16, 16), classes=3, n_train=240, n_test=60, **arrays) -> Path:
@@ -77,38 +79,142 @@ def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     assert load_dataset(str(tmp_path / "d")).sha256 == ds.sha256
 
 
-BAD = {  # name -> (make the folder, a piece of the one-line error)
+def replace_idx(folder: Path, name: str, array: torch.Tensor | None = None, raw: bytes | None = None) -> None:
+    """Overwrite one gzipped IDX file of ``folder`` with ``array`` (or raw bytes, gzipped)."""
+    (folder / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(array) if raw is None else raw))
+
+
+def with_classes(folder: Path, *names: str) -> Path:
+    (folder / "dataset.toml").write_text(f"classes = {json.dumps(list(names))}\n")
+    return folder
+
+
+IDX_LIST = ", ".join(IDX_NAMES)
+IDX_GZ = ", ".join(f"{n}.gz" for n in IDX_NAMES)
+NPZ = "{d}/data.npz"
+# name -> (make the folder, the whole one-line error as a regex; {d} is the folder)
+BAD = {
     "wrong sha256": (lambda d: (shapes(d), (d / "dataset.toml").write_text(
-        (d / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))), "fails the SHA-256 check"),
+        (d / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))),
+        "{d}/train-images-idx3-ubyte.gz fails the SHA-256 check of dataset.toml; it is damaged or not "
+        "the file dataset.toml describes: get a fresh copy"),
     "labels above the classes": (lambda d: write_idx(d, classes=5, toml='classes = ["a", "b", "c"]'),
-                                 "labels above 2; the dataset has 3 classes"),
-    "not an npz": (lambda d: (d.mkdir(), (d / "data.npz").write_bytes(b"not a zip file")), "not a readable .npz"),
+                                 "{d}: train-labels-idx1-ubyte holds labels above 2; the dataset has 3 classes"),
+    "npz test labels above the classes": (lambda d: with_classes(write_npz(d, y_test=np.full(60, 3)), "a", "b", "c"),
+                                          "{d}: y_test holds labels above 2; the dataset has 3 classes"),
+    "npz train count": (lambda d: write_npz(d, y_train=np.zeros(239, np.int64)),
+                        "{d}: x_train has 240 images but y_train has 239 labels"),
+    "npz test count": (lambda d: write_npz(d, y_test=np.zeros(59, np.int64)),
+                       "{d}: x_test has 60 images but y_test has 59 labels"),
+    "idx train count": (lambda d: replace_idx(write_idx(d, toml=None), IDX_NAMES[1], torch.zeros(239)),
+                        "{d}: train-images-idx3-ubyte has 240 images but train-labels-idx1-ubyte has 239 labels"),
+    "idx test count": (lambda d: replace_idx(write_idx(d, toml=None), IDX_NAMES[3], torch.zeros(59)),
+                       "{d}: t10k-images-idx3-ubyte has 60 images but t10k-labels-idx1-ubyte has 59 labels"),
+    "idx file that is not IDX": (lambda d: replace_idx(write_idx(d, toml=None), IDX_NAMES[3], raw=b"hello world"),
+                                 "{d}/t10k-labels-idx1-ubyte.gz has a bad IDX header \\(magic 68656c6c, expected "
+                                 "00000801 or 00000803\\); it is not an IDX file of images or labels"),
+    "damaged gzip": (lambda d: (write_idx(d, toml=None), (d / f"{IDX_NAMES[0]}.gz").write_bytes(
+        (d / f"{IDX_NAMES[0]}.gz").read_bytes()[:50])),
+        "{d}/train-images-idx3-ubyte.gz is a damaged gzip file \\(.+\\); get a fresh copy"),
+    # not a zip file: numpy takes any such .npz for a pickle, and refuses it as one (ValueError)
+    "not an npz": (lambda d: (d.mkdir(), (d / "data.npz").write_bytes(b"not a zip file")),
+                   NPZ + " is not a readable .npz file \\(ValueError\\); save it with numpy.savez"),
+    "pickled npz": (lambda d: write_npz(d, x_train=np.array([{"code": "runs on load"}] * 240, dtype=object)),
+                    NPZ + " is not a readable .npz file \\(ValueError\\); save it with numpy.savez"),
+    "two npz files": (lambda d: (write_npz(d), (d / "more.npz").write_bytes((d / "data.npz").read_bytes())),
+                      "{d} holds several .npz files; keep one"),
     "npz without y_test": (lambda d: (d.mkdir(), np.savez(d / "data.npz", x_train=np.zeros((20, 8, 8)))),
-                           "lacks y_train, x_test, y_test"),
+                           NPZ + " lacks y_train, x_test, y_test; it must hold x_train, y_train, x_test, y_test"),
     "npz of colour images": (lambda d: write_npz(d, x_train=np.zeros((240, 16, 16, 3), np.uint8)),
-                             "must be [N, height, width]"),
+                             "{d}: the train images must be \\[N, height, width\\] and the labels \\[N\\] "
+                             "\\(got \\[240, 16, 16, 3\\] and \\[240\\]\\)"),
     "npz pixels out of range": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 300.0)),
-                                "x_test holds values outside [0, 255]"),
-    "npz with NaN": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), np.nan)), "outside [0, 255]"),
-    "negative labels": (lambda d: write_npz(d, y_train=-np.ones(240, np.int64)), "non-negative integer labels"),
-    "size not divisible by 4": (lambda d: write_idx(d, size=(30, 30)), "images are 30x30"),
+                                NPZ + ": x_test holds values outside \\[0, 255\\]"),
+    "npz pixels half a level too bright": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 255.5)),
+                                           NPZ + ": x_test holds values outside \\[0, 255\\]"),
+    "npz with NaN": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), np.nan)),
+                     NPZ + ": x_test holds values outside \\[0, 255\\]"),
+    "npz integer pixels above 255": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 256, np.int16)),
+                                     NPZ + ": x_test must hold grayscale pixels, 0-255 or 0-1"),
+    "npz boolean pixels": (lambda d: write_npz(d, x_train=np.zeros((240, 16, 16), bool)),
+                           NPZ + ": x_train must hold grayscale pixels, 0-255 or 0-1"),
+    "negative labels": (lambda d: write_npz(d, y_train=-np.ones(240, np.int64)),
+                        NPZ + ": y_train must hold non-negative integer labels"),
+    "size not divisible by 4": (lambda d: write_idx(d, size=(30, 30)),
+                                "{d}: images are 30x30; the encoder halves the size twice, so height and width "
+                                "must be multiples of 4 \\(at least 8\\): pad or resize them"),
     "neither npz nor idx": (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")),
-                            "has neither one .npz file nor the four IDX files"),
-    "not a folder": (lambda d: None, "is neither fashion-mnist nor a folder"),
-    "unknown toml key": (lambda d: write_idx(d, toml='klasses = ["a", "b"]'), "unknown key 'klasses'"),
-    "one class name": (lambda d: write_idx(d, toml='classes = ["a"]'), "at least two names"),
+                            f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz or not\\)"),
+    "not a folder": (lambda d: None, "dataset {d} is neither fashion-mnist nor a folder; give a folder with "
+                     "four IDX files or one .npz \\(x_train, y_train, x_test, y_test\\), see docs/datasets.md"),
+    "unknown toml key": (lambda d: write_idx(d, toml='klasses = ["a", "b"]'),
+                         "{d}/dataset.toml: unknown key 'klasses'; known: name, classes, sha256"),
+    "one class name": (lambda d: write_idx(d, toml='classes = ["a"]'),
+                       "{d}/dataset.toml: classes must be a list of at least two names"),
+    "a name that is not text": (lambda d: write_idx(d, toml="name = 3"),
+                                "{d}/dataset.toml: name must be a string and \\[sha256\\] a table of file digests"),
     "digest of a stray file": (lambda d: (write_idx(d), (d / "dataset.toml").open("a").write('"data.npz" = "00"\n')),
-                               "[sha256] names 'data.npz', which is not a data file"),
-    "bad toml": (lambda d: write_idx(d, toml="name = "), "is not valid TOML"),
+                               "{d}/dataset.toml: \\[sha256\\] names 'data.npz', which is not a data file of this "
+                               f"folder \\(they are {IDX_GZ}\\)"),
+    "bad toml": (lambda d: write_idx(d, toml="name = "), "{d}/dataset.toml is not valid TOML \\(.+\\)"),
+    "train and test sizes differ": (lambda d: write_npz(d, size=(16, 24), x_test=np.zeros((60, 16, 20), np.uint8)),
+                                    "{d}: train images are \\(16, 24\\) but test images are \\(16, 20\\)"),
+    "eleven training images": (lambda d: write_npz(d, n_train=11),
+                               "{d}: 11 training images are too few to split"),
+    "a data file that cannot be read": (lambda d: (d / "data.npz").mkdir(parents=True),
+                                        "cannot read {d}/data.npz: Is a directory"),
 }
+
+
+@pytest.mark.parametrize("size", [(30, 16), (16, 30), (4, 16), (16, 4)])
+def test_images_must_halve_twice(tmp_path, size):
+    with pytest.raises(UserError, match=rf"images are {size[0]}x{size[1]}; the encoder halves"):
+        load_dataset(str(write_npz(tmp_path / "d", size=size)))
+
+
+def test_the_smallest_dataset_that_loads(tmp_path):
+    """8 x 8 images, 12 training images, no test images, every label 0: two classes, as a
+    classifier needs at least two outputs."""
+    ds = load_dataset(str(write_npz(tmp_path / "d", size=(8, 8), n_train=12, y_train=np.zeros(12, np.int64),
+                                    x_test=np.zeros((0, 8, 8), np.uint8), y_test=np.zeros(0, np.int64))))
+    assert ds.image_size == (8, 8) and len(ds.train_images) == 12 and len(ds.test_images) == 0
+    assert ds.classes == ("0", "1")
+
 
 
 @pytest.mark.parametrize("case", BAD)
 def test_bad_dataset_is_one_clear_line(tmp_path, capsys, case):
+    """The whole line, word for word: which file, what is wrong with it, what to do."""
     make, message = BAD[case]
     folder = tmp_path / "bad"
     make(folder)
-    assert message in refused(capsys, "data", "--dataset", folder)
+    line = refused(capsys, "data", "--dataset", folder)
+    assert re.fullmatch("fashionae: error: " + message.replace("{d}", re.escape(str(folder))), line), line
+
+
+@pytest.mark.parametrize("pixels, loaded", [
+    (np.array([0.0, 0.5, 1.0]), [0, 128, 255]),      # floats up to 1 are 0-1 intensities
+    (np.array([0.0, 1.5, 2.0]), [0, 2, 2]),          # above 1 they are 0-255 levels, rounded
+    (np.array([0.0, 254.6, 255.0]), [0, 255, 255]),  # 255 itself is allowed
+    (np.array([0, 17, 255], np.int16), [0, 17, 255]),
+], ids=["float 0-1", "dim float 0-255", "float 0-255", "int16"])
+def test_npz_pixels_become_uint8_levels(tmp_path, pixels, loaded):
+    x = np.broadcast_to(np.resize(pixels, (16, 16)), (240, 16, 16)).copy()
+    ds = load_dataset(str(write_npz(tmp_path / "d", x_train=x)))
+    assert ds.train_images.dtype == torch.uint8
+    assert ds.train_images[0, 0, :3].tolist() == loaded
+
+
+def test_two_classes_are_enough(tmp_path):
+    folder = write_idx(tmp_path / "d", classes=2, toml='classes = ["no", "yes"]')
+    assert load_dataset(str(folder)).classes == ("no", "yes")
+
+
+def test_a_written_dataset_without_a_name_takes_its_folders(tmp_path):
+    x, y = synthetic_images(300, 0, 16, 3)
+    ds = write_npz_dataset(tmp_path / "pets", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
+    assert (ds.name, ds.classes, ds.verified) == ("pets", ("0", "1", "2"), True)
+    assert "name" not in (tmp_path / "pets" / "dataset.toml").read_text()
 
 
 def test_no_verify_skips_the_dataset_toml_digests(tmp_path, capsys):

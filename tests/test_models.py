@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import json
 import pickle
@@ -317,3 +318,99 @@ def test_dropout_bits_use_a_whole_number_of_draws():
 def test_model_settings_errors_say_model_setting():
     with pytest.raises(UserError, match=r"^unknown model setting 'bogus'; known: arch, "):
         ModelConfig.from_dict({"bogus": 1})
+
+
+def test_the_ablation_drops_after_each_pool():
+    """``dropout_after_pool``: Conv -> ReLU -> MaxPool 2 -> Dropout, twice, still 64 x 7 x 7."""
+    enc = build_model(ModelConfig(dropout_after_pool=True, dropout=0.3, latent=16)).encoder
+    assert [type(m).__name__ for m in enc.features] == ["Conv2d", "ReLU", "MaxPool2d", "Dropout"] * 2
+    assert all(m.p == 0.3 for m in enc.features if isinstance(m, Dropout))
+    assert enc.features(torch.rand(2, 1, 28, 28)).shape == (2, 64, 7, 7)
+
+
+def test_the_linear_bottleneck_is_relu_then_dropout():
+    enc = build_model(ModelConfig(arch="linear", latent=16, dropout=0.3)).encoder
+    assert [type(m).__name__ for m in enc.bottleneck] == ["Flatten", "Linear", "ReLUDropout"]
+    assert enc.bottleneck[2].p == 0.3
+    assert enc.eval()(torch.randn(4, 1, 28, 28)).min() >= 0  # ReLU'd codes, as the author's
+
+
+@pytest.mark.parametrize("decoder, kernel, padding, output_padding",
+                         [("k2", 2, 0, 0), ("k3", 3, 1, 1), ("k4", 4, 1, 0)])
+def test_each_decoder_kind_builds_its_own_kernel(decoder, kernel, padding, output_padding):
+    dec = build_model(ModelConfig(arch="conv", decoder=decoder)).decoder
+    ups = [m for m in dec.layers if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(ups) == 2
+    for m in ups:
+        assert (m.kernel_size, m.stride, m.padding, m.output_padding) == \
+            ((kernel,) * 2, (2, 2), (padding,) * 2, (output_padding,) * 2)
+    assert dec(torch.rand(2, 64, 7, 7)).shape == (2, 1, 28, 28)
+
+
+def graph(y: torch.Tensor) -> list[str]:
+    """The autograd nodes behind y, first to last (a chain)."""
+    names, node = [], y.grad_fn
+    while node is not None:
+        names.append(type(node).__name__.rstrip("0123456789"))
+        node = node.next_functions[0][0] if node.next_functions else None
+    return names
+
+
+def test_relu_dropout_paths_stock_fast_and_off():
+    """On the CPU with ``fast``: x times the fused ReLU + dropout mask; ``fast`` off: exactly
+    ``F.dropout(F.relu(x))``; eval mode: ReLU only."""
+    import torch.nn.functional as F
+
+    from fashionae.models import ReLUDropout
+    x = torch.randn(4, 8, 6, 6)
+    layer = ReLUDropout(0.3)
+    torch.manual_seed(2); fast = layer(x)
+    torch.manual_seed(2); assert torch.equal(fast, x * layer.scaled_mask(x, relu=True))
+    # the point of the layer: one product forward and one backward, no separate ReLU pass
+    # (ReLU, then Dropout's own fast path, gives the same values in two passes)
+    leaf = x.clone().requires_grad_()
+    assert graph(layer(leaf)) == ["_MaskedScaleBackward", "AccumulateGrad"]
+    layer.fast = False
+    torch.manual_seed(2); stock = layer(x)
+    torch.manual_seed(2); assert torch.equal(stock, F.dropout(F.relu(x), 0.3, True))
+    assert not torch.equal(stock, fast)  # the two paths draw differently: each is really taken
+    assert torch.equal(layer.eval()(x), F.relu(x))
+
+
+def test_a_model_file_whose_weights_do_not_fit_its_settings_names_the_file(tmp_path):
+    """Checksums that agree with the file's own contents, but a tensor too few for its settings:
+    refused, and the message names the file."""
+    from safetensors.torch import save
+
+    from fashionae.models import (
+        MODEL_FORMAT,
+        _text_sha256,
+        model_tensors,
+        tensors_sha256,
+    )
+    model = build_model(ModelConfig(latent=8))
+    tensors = model_tensors(model)
+    tensors.pop(sorted(tensors)[0])
+    settings = json.dumps(dataclasses.asdict(model.config))
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(save(tensors, metadata={"format": MODEL_FORMAT, "model_config": settings,
+                                             "weights_sha256": tensors_sha256(tensors),
+                                             "settings_sha256": _text_sha256(settings)}))
+    with pytest.raises(UserError, match=rf"^{re.escape(str(path))} does not match the model's architecture"):
+        load_model(path)
+
+
+def test_a_truncated_model_file_says_to_train_it_again(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(model_file_bytes(build_model(ModelConfig(latent=8)))[:100])
+    with pytest.raises(UserError, match=r"^model file .* is not a valid safetensors file \(.*\); it is "
+                                        r"truncated or tampered: train it again$"):
+        load_model(path)
+
+
+def test_load_weights_names_at_most_three_unexpected_tensors():
+    from fashionae.models import load_weights
+    model = build_model(ModelConfig(latent=8))
+    extra = {f"extra{i}": torch.zeros(1) for i in range(4)}
+    with pytest.raises(UserError, match=r"unexpected: \['extra0', 'extra1', 'extra2'\]\)$"):
+        load_weights(model, {**model.state_dict(), **extra}, "src")

@@ -122,7 +122,8 @@ def parse_idx(raw: bytes, name: str = "file") -> torch.Tensor:
     if len(raw) != header + count:
         raise UserError(f"{name} is truncated or padded: {len(raw)} bytes, the header promises "
                         f"{header + count}; get a fresh copy of the file")
-    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
+    body = bytearray(raw[header:])  # frombuffer refuses an empty buffer: an empty set is legal
+    return (torch.frombuffer(body, dtype=torch.uint8) if body else torch.empty(0, dtype=torch.uint8)).reshape(dims)
 
 
 def _read_file(path: Path) -> bytes:
