@@ -166,22 +166,6 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("size", [(30, 16), (16, 30), (4, 16), (16, 4)])
-def test_images_must_halve_twice(tmp_path, size):
-    with pytest.raises(UserError, match=rf"images are {size[0]}x{size[1]}; the encoder halves"):
-        load_dataset(str(write_npz(tmp_path / "d", size=size)))
-
-
-def test_the_smallest_dataset_that_loads(tmp_path):
-    """8 x 8 images, 12 training images, no test images, every label 0: two classes, as a
-    classifier needs at least two outputs."""
-    ds = load_dataset(str(write_npz(tmp_path / "d", size=(8, 8), n_train=12, y_train=np.zeros(12, np.int64),
-                                    x_test=np.zeros((0, 8, 8), np.uint8), y_test=np.zeros(0, np.int64))))
-    assert ds.image_size == (8, 8) and len(ds.train_images) == 12 and len(ds.test_images) == 0
-    assert ds.classes == ("0", "1")
-
-
-
 @pytest.mark.parametrize("case", BAD)
 def test_bad_dataset_is_one_clear_line(tmp_path, capsys, case):
     """The whole line, word for word: which file, what is wrong with it, what to do."""
@@ -203,6 +187,21 @@ def test_npz_pixels_become_uint8_levels(tmp_path, pixels, loaded):
     ds = load_dataset(str(write_npz(tmp_path / "d", x_train=x)))
     assert ds.train_images.dtype == torch.uint8
     assert ds.train_images[0, 0, :3].tolist() == loaded
+
+
+@pytest.mark.parametrize("size", [(30, 16), (16, 30), (4, 16), (16, 4)])
+def test_images_must_halve_twice(tmp_path, size):
+    with pytest.raises(UserError, match=rf"images are {size[0]}x{size[1]}; the encoder halves"):
+        load_dataset(str(write_npz(tmp_path / "d", size=size)))
+
+
+def test_the_smallest_dataset_that_loads(tmp_path):
+    """8 x 8 images, 12 training images, no test images, every label 0: two classes, as a
+    classifier needs at least two outputs."""
+    ds = load_dataset(str(write_npz(tmp_path / "d", size=(8, 8), n_train=12, y_train=np.zeros(12, np.int64),
+                                    x_test=np.zeros((0, 8, 8), np.uint8), y_test=np.zeros(0, np.int64))))
+    assert ds.image_size == (8, 8) and len(ds.train_images) == 12 and len(ds.test_images) == 0
+    assert ds.classes == ("0", "1")
 
 
 def test_two_classes_are_enough(tmp_path):
