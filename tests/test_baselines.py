@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from fashionae.baselines import compute_baselines
 from fashionae.data import make_splits
+from fashionae.errors import UserError
 
 
 def test_baselines_match_a_direct_computation(tiny):
@@ -22,3 +24,10 @@ def test_baselines_match_a_direct_computation(tiny):
     errors = [r["test_mse"] for r in b["pca"]]
     assert errors == sorted(errors, reverse=True)
     assert b["logistic_regression"]["test_acc"] > 0.5  # the synthetic classes are separable
+
+
+def test_a_single_class_is_refused_before_any_fit(tiny):
+    splits = make_splits(tiny, train_subset=1)
+    with pytest.raises(UserError, match=r"^the baselines' training set \(1 images\) holds a single class; a classifier "
+                                        r"needs two at least: use a larger --train-subset$"):
+        compute_baselines(splits)

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,33 @@ def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message)
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train-ae", "--seed", "4294967296"], "seed must be an integer from 0 to 4294967295, got 4294967296"),
+    (["baselines", "--logreg-max-iter", "-1"], "logreg-max-iter must be a positive integer, got -1"),
+    (["baselines", "--train-subset", "0"], "train-subset must be a positive integer, got 0"),
+    (["bench", "--windows", "0"], "--windows must be a positive integer, got 0"),
+    (["bench", "--images", "99"], "--images must be at least 100 (one batch), got 99"),
+    (["export", "runs/ae", "-o", "runs/ae/model.safetensors"],
+     "--output runs/ae/model.safetensors must be an .onnx file, e.g. encoder.onnx"),
+])
+def test_bad_numbers_are_refused_before_any_work(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    if args[0] in ("train-ae", "baselines"):
+        args = [*args, "--out", "o"]
+    code, _, err = cli(capsys, *args)
+    assert (code, err) == (2, f"fashionae: error: {message}\n")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is here")
+def test_a_plan_for_cuda_without_cuda_says_so(capsys, data_dir, tmp_path):
+    paper = Path(__file__).parent.parent / "studies" / "paper.toml"
+    code, _, err = cli(capsys, "study", paper, "--profile", "smoke", "--device", "cuda", "--plan",
+                       "--out", tmp_path / "s", "--data-dir", data_dir, "--no-verify")
+    assert (code, err) == (2, "fashionae: error: --device cuda was asked for but no CUDA device is available; "
+                              "use --device cpu\n")
 
 
 def test_bad_data_and_no_traceback_in_a_real_process(tmp_path):

@@ -161,6 +161,9 @@ BAD = {
                                     "{d}: train images are \\(16, 24\\) but test images are \\(16, 20\\)"),
     "eleven training images": (lambda d: write_npz(d, n_train=11),
                                "{d}: 11 training images are too few to split"),
+    "labels that are not class numbers": (lambda d: write_npz(d, y_train=np.full(240, 10**12)),
+                                          "{d}: labels go up to 1000000000000, more classes than the 240 "
+                                          "training images; number the classes from 0, or name them in dataset.toml"),
     "a data file that cannot be read": (lambda d: (d / "data.npz").mkdir(parents=True),
                                         "cannot read {d}/data.npz: Is a directory"),
 }
@@ -266,6 +269,12 @@ def test_train_classify_reconstruct_explore_on_own_data(tmp_path, capsys):
     assert code == 0 and sum(name in out for name in SHAPES) == 3  # the top 3, by the dataset's names
     code, out, _ = cli(capsys, "reconstruct", ae, bar, "-o", tmp_path / "rec")
     assert code == 0 and Image.open(tmp_path / "rec" / "bar_reconstruction.png").size == ((24 * 2 + 2) * 8, 16 * 8)
+    (tmp_path / "other").mkdir()  # two pictures of one name: refused before anything is written
+    twin = picture(tmp_path / "other" / "bar.png", 5)
+    line = refused(capsys, "reconstruct", ae, bar, twin, "-o", tmp_path / "rec2")
+    assert line == (f"fashionae: error: {bar} and {twin} would both be written to "
+                    f"{tmp_path / 'rec2' / 'bar_reconstruction.png'}; reconstruct them into different folders (-o)")
+    assert not (tmp_path / "rec2").exists()
     assert fashionae.load(ae).reconstruct(bar).shape == (1, 1, 16, 24)
 
     code, out, _ = cli(capsys, "explore", ae, "--no-tsne")

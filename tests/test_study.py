@@ -12,6 +12,7 @@ from fashionae import plan as plan_mod
 from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.plan import run_study
+from fashionae.results import collect_results
 from fashionae.study import load_study
 from helpers import QUIET
 
@@ -48,6 +49,20 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
     assert main(["report", str(out)]) == 0
     assert (out / "results.json").read_text() == before and (out / "report.html").is_file()
 
+    # damaged files the study can rebuild: the timing is left out of a report, and the baselines
+    # are named with the command that computes them again, which then works
+    (out / "timing.json").write_text("{bad")
+    (out / "baselines.json").write_text("{bad")
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fashionae: error: baselines {out / 'baselines.json'} is unreadable or not valid JSON")
+    assert err.endswith("; run the study command again: it computes them again\n")
+    assert main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
+                 "--data-dir", str(data_dir), "--no-verify"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["baselines"] == results["baselines"] | {"seconds": again["baselines"]["seconds"]}
+    assert json.loads((out / "timing.json").read_text())["invocations"] == 1
+
 
 def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_path, monkeypatch):
     s = load_study(PAPER, "smoke")
@@ -66,6 +81,10 @@ def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_p
                 for p in (out / "runs").iterdir() if (p / "summary.json").exists()}
     assert "ae-conv-seed0" in finished and "clf-frozen-seed0" in finished
     monkeypatch.setattr(plan_mod, "execute", real_execute)
+    with pytest.raises(UserError, match=rf"^study {re.escape(str(out))} is not finished: \d+ of its \d+ runs are "
+                                        r"left \(clf-finetune-seed0 first\); run the same `fashionae study "
+                                        rf"\.\.\. --out {re.escape(str(out))}` command again to resume it$"):
+        collect_results(out)  # what `fashionae report` says of it
     run_study(s, out, data_dir=str(data_dir), verify=False, **QUIET)
     for name, mtime in finished.items():
         assert (out / "runs" / name / "model.safetensors").stat().st_mtime_ns == mtime
@@ -91,6 +110,11 @@ MINIMAL = '[[autoencoders]]\nname = "a"\narch = "conv"\n'
     ('[[autoencoders]]\nname = "a"\narch = "mlp"\n', "unknown arch"),
     ("seeds = 0\n" + MINIMAL, "seeds must be"),
     ("", "must list at least one"),
+    ("profiles = 5\n" + MINIMAL, "\\[profiles\\] must be a table"),
+    (MINIMAL + "[profiles]\nquick = 3\n", "\\[profiles.quick\\] must be a table"),
+    (MINIMAL + "[classifiers]\nencoder = \"a\"\ntrain = 5\n", "\\[classifiers.train\\] must be a table"),
+    (MINIMAL + "[classifiers]\nencoder = \"a\"\n[classifiers.train]\nfoo = 1\n",
+     "unknown key 'foo' in \\[classifiers.train\\]; known keys: augment, "),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):

@@ -66,6 +66,33 @@ def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
                         tmp_path / "resumed" / "model.safetensors")
 
 
+@pytest.mark.parametrize("damage, fault", [
+    (lambda raw: raw[:1000], "is not a valid safetensors file .*; it is truncated or tampered:"),
+    (lambda raw: raw[:-5] + bytes([raw[-5] ^ 0xFF]) + raw[-4:], "fails its checksum: it was modified or damaged;"),
+])
+def test_a_damaged_checkpoint_is_refused_with_the_fix_that_works(tiny, tmp_path, monkeypatch, damage, fault):
+    """A truncated checkpoint, or one with a flipped bit in its tensors, is never resumed from;
+    the message says to delete it, and the run restarts once it is gone."""
+    import fashionae.training as training
+    real_save = training.save_checkpoint
+
+    def crash_after_first(*args):
+        real_save(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    ckpt = tmp_path / "run" / "checkpoint.safetensors"
+    ckpt.write_bytes(damage(ckpt.read_bytes()))
+    with pytest.raises(UserError, match=rf"^checkpoint .*checkpoint.safetensors {fault} delete it to "
+                                        r"restart the run from scratch$"):
+        execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
+    ckpt.unlink()
+    assert execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)["epochs"] == 2
+
+
 def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):
     execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from .data import Splits
+from .errors import UserError
 
 PCA_KS = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -32,6 +33,9 @@ def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0,
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
+    if len(splits.train_y.unique()) < 2:
+        raise UserError(f"the baselines' training set ({len(splits.train_y)} images) holds a single "
+                        "class; a classifier needs two at least: use a larger --train-subset")
     t0 = time.perf_counter()
     train, val, test = _flat(splits.train_x), _flat(splits.val_x), _flat(splits.test_x)
     ks = sorted({min(k, train.shape[1], len(train)) for k in PCA_KS})

@@ -19,7 +19,7 @@ from torch import nn
 
 from .errors import UserError
 from .files import atomic_write
-from .models import load_weights, model_tensors, read_safetensors
+from .models import load_weights, model_tensors, read_safetensors, tensors_sha256
 
 
 def _b64(t: torch.Tensor) -> str:
@@ -63,13 +63,17 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, ep
             tensors[f"optimizer.{i}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
     state = {"epoch": epoch, "history": history, "param_groups": opt_state["param_groups"],
              "rng": rng[0], "rank_rng": rng[1:]}
-    atomic_write(path, save(tensors, metadata={"state": json.dumps(state)}))
+    atomic_write(path, save(tensors, metadata={"state": json.dumps(state), "tensors_sha256": tensors_sha256(tensors)}))
 
 
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                     shuffle_gen: torch.Generator, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
     """Restore weights, optimizer and this rank's random state; return (epoch, history)."""
-    tensors, meta = read_safetensors(path, "checkpoint")
+    fix = "delete it to restart the run from scratch"
+    tensors, meta = read_safetensors(path, "checkpoint", fix)
+    # written since checkpoints carry a digest; older ones are checked by their structure only
+    if "tensors_sha256" in meta and tensors_sha256(tensors) != meta["tensors_sha256"]:
+        raise UserError(f"checkpoint {path} fails its checksum: it was modified or damaged; {fix}")
     try:
         state = json.loads(meta["state"])
         load_weights(model, tensors, path, prefix="model.")
@@ -97,5 +101,4 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); delete it to "
-                        "restart the run from scratch") from None
+        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); {fix}") from None

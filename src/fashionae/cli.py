@@ -95,9 +95,12 @@ def cmd_eval(a) -> int:
 
 
 def cmd_baselines(a) -> int:
+    from . import settings
     from .data import load_dataset
     from .files import FolderLock
     from .plan import write_baselines
+    from .study import Baselines
+    settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset))
     out = Path(a.out)
     with FolderLock(out):
         data = load_dataset(a.dataset, a.data_dir, not a.no_verify)
@@ -182,13 +185,20 @@ def cmd_reconstruct(a) -> int:
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
     out = Path(a.output)
+    sources: dict[Path, str] = {}  # output file -> the picture it shows
     for path in a.images:
-        x = prepare_image(path, a.invert, run.config.image_size)
+        target = out / f"{Path(path).stem}_reconstruction.png"
+        if target in sources:
+            raise UserError(f"{sources[target]} and {path} would both be written to {target}; "
+                            "reconstruct them into different folders (-o)")
+        sources[target] = path
+    # every picture is read before anything is written
+    pictures = {target: prepare_image(path, a.invert, run.config.image_size) for target, path in sources.items()}
+    for target, x in pictures.items():
         recon = run.reconstruct(x)[0]
         mse = torch.mean((recon - x) ** 2).item()
-        target = out / f"{Path(path).stem}_reconstruction.png"
         atomic_write(target, side_by_side(x, recon))
-        print(f"{path}: MSE {mse:.5f} -> {target}")
+        print(f"{sources[target]}: MSE {mse:.5f} -> {target}")
     return 0
 
 

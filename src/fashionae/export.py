@@ -118,6 +118,8 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
     ``check``, compare onnxruntime with torch on ``images`` (uint8 [N, H, W]; default: 100
     seeded random images) and refuse a difference above 1e-4. Returns part, input, output,
     path (and max_abs_diff when checked)."""
+    if Path(output).suffix.lower() != ".onnx":  # never a run's own files, nor any other kind
+        raise UserError(f"--output {output} must be an .onnx file, e.g. encoder.onnx")
     onnx = require("onnx", "onnx", "fashionae export")
     require("onnxscript", "onnx", "fashionae export")  # torch.onnx's exporter translates with it
     folder = RunFolder(run_dir).require()

@@ -74,15 +74,25 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+def read_json(path: str | os.PathLike, what: str = "file",
+              fix: str = "delete the folder and run again") -> Any:
     path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as e:
         raise UserError(f"{what} {path} is missing") from e
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{what} {path} is unreadable or not valid JSON ({e}); "
-                        "delete the folder and run again") from e
+        raise UserError(f"{what} {path} is unreadable or not valid JSON ({e}); {fix}") from e
+
+
+def read_rebuildable_json(path: str | os.PathLike) -> dict | None:
+    """A JSON object fashionae rebuilds when it must (a cache, a timing record), or None when
+    it is missing or damaged."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class FolderLock:

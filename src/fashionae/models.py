@@ -390,8 +390,9 @@ def _text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file; UserError for anything unreadable."""
+def read_safetensors(path: Path, what: str, fix: str = "train it again") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; UserError for anything unreadable, ending
+    with ``fix``, what to do about it."""
     from safetensors import safe_open
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UserError(f"{path} looks like a PyTorch pickle; fashionae never loads pickles, since "
@@ -405,7 +406,7 @@ def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], di
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types and OSError
         raise UserError(f"{what} {path} is not a valid safetensors file ({str(e)[:80]}); "
-                        "it is truncated or tampered: train it again") from None
+                        f"it is truncated or tampered: {fix}") from None
     return tensors, meta
 
 

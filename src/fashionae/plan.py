@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .data import Dataset, make_splits
-from .files import FolderLock, atomic_write, read_json, write_json
+from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .models import ModelConfig
 from .runfolder import RunConfig
 from .runs import Log, classifier_from_encoder, classifier_model, execute, with_data
@@ -100,7 +100,7 @@ def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: 
         cfg = run.config
         if run.kind == "classifier" and all(folder.run(n).is_complete() for n in run.needs):
             cfg, _ = classifier_from_encoder(resolve(run, study, folder))
-        cfg = with_data(replace(cfg, train=cfg.train.resolved()), data)
+        cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
         if run.kind == "classifier" and cfg.encoder_sha256 is None:
             cfg = replace(cfg, encoder_sha256=_recorded_encoder(folder.run(run.name)))
         states[run.name] = folder.run(run.name).state_for(cfg)
@@ -332,7 +332,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
 
         wall = time.perf_counter() - t_start
         timing = folder / folder.TIMING
-        previous = read_json(timing) if timing.is_file() else {}
+        previous = read_rebuildable_json(timing) or {}
         write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
                             "invocations": previous.get("invocations", 0) + 1, "command": command,
                             "executor": getattr(executor, "description", "local")})
@@ -351,10 +351,9 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
     from .baselines import compute_baselines
     settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
                 "dataset": data.name}
-    if path.is_file():
-        old = read_json(path)
-        if old.get("settings") == settings:
-            return old
+    old = read_rebuildable_json(path)  # damaged: computed again
+    if old and old.get("settings") == settings:
+        return old
     b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter, log=log), "settings": settings}
     write_json(path, b)
     return b

@@ -13,7 +13,8 @@ import statistics
 from pathlib import Path
 
 from .data import CLASSES, FASHION_MNIST
-from .files import read_json, write_json
+from .errors import UserError
+from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, make_plan
 from .study import Study, StudyFolder
 
@@ -74,6 +75,11 @@ def collect_results(out: str | Path) -> dict:
     folder = StudyFolder(out).require()
     study = folder.study()
     plan = make_plan(study)
+    unfinished = [r.name for r in plan if not folder.run(r.name).is_complete()]
+    if unfinished:
+        raise UserError(f"study {folder.path} is not finished: {len(unfinished)} of its {len(plan)} runs "
+                        f"are left ({unfinished[0]} first); run the same `fashionae study ... --out "
+                        f"{folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
     ae_names = {r.name: r.group for r in plan if r.kind == "autoencoder"}
 
@@ -107,7 +113,8 @@ def collect_results(out: str | Path) -> dict:
             "most_confused": summaries[0]["most_confused"],
             "confusion_matrices": [s["confusion_matrix"] for s in summaries],
         })
-    baselines = read_json(folder / folder.BASELINES) if (folder / folder.BASELINES).is_file() else {}
+    baselines = read_json(folder / folder.BASELINES, "baselines", fix="run the study command again: it "
+                          "computes them again") if (folder / folder.BASELINES).is_file() else {}
     fashion = study.dataset == FASHION_MNIST
     results = {
         "format": RESULTS_FORMAT, "study": study.name, "profile": study.profile,
@@ -122,8 +129,9 @@ def collect_results(out: str | Path) -> dict:
     results["claims"] = assess_claims(results) if fashion else []
     results["ablation"] = ablation(study, autoencoders)
     results["targets"] = reached_targets(study, folder, plan)
-    if (folder / folder.TIMING).is_file():
-        results["timing"] = read_json(folder / folder.TIMING)
+    timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
+    if timing:
+        results["timing"] = timing
     write_json(folder / folder.RESULTS, results)
     return results
 

@@ -50,10 +50,11 @@ def optional_positive_int(v) -> str | None:
     return None if v is None else positive_int(v)
 
 
-def non_negative_int(v) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        return f"must be a non-negative integer, got {v!r}"
-    return None
+def integer_in(low: int, high: int) -> Callable[[Any], str | None]:
+    def check(v) -> str | None:
+        ok = isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+        return None if ok else f"must be an integer from {low} to {high}, got {v!r}"
+    return check
 
 
 def number_in(low: float, high: float, closed_low: bool = True) -> Callable[[Any], str | None]:

@@ -185,11 +185,13 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         raise UserError(f"study file {path} is not valid TOML ({e})") from None
     _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
     profiles = raw.get("profiles", {})
-    _check_keys(profiles, set(profiles), "[profiles]", source)
+    _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
     profile = profile or raw.get("default_profile") or ("quick" if "quick" in profiles else "")
     if profile and profile not in profiles:
         raise UserError(f"study file {source} has no profile {profile!r}; "
                         f"choose one of {', '.join(profiles) or '(none)'}")
+    if profile and not isinstance(profiles[profile], dict):
+        raise UserError(f"study file {source}: [profiles.{profile}] must be a table")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
     merged = deep_merge(base, profiles[profile]) if profile else base
     _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {profile!r}", source)
@@ -255,7 +257,9 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
                             f"from {', '.join(STRATEGIES)}")
         if not isinstance(c.get("paper_head", False), bool):
             raise UserError(f"study file {source}: [classifiers] paper_head must be true or false")
-        train = _typed(TrainConfig, {**base_train, **c.get("train", {})}, "[classifiers.train]", source)
+        clf_train = c.get("train", {})
+        _check_keys(clf_train, settings.keys(TrainConfig, CLASSIFIER), "[classifiers.train]", source)
+        train = _typed(TrainConfig, {**base_train, **clf_train}, "[classifiers.train]", source)
         if "best" in encoders and train.val == "test":
             raise UserError(f"study file {source}: [classifiers] encoder = \"best\" would choose the "
                             "encoder on the test set (val = \"test\"); name the encoder, or use "

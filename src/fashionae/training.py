@@ -31,7 +31,7 @@ from . import settings
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint
 from .distributed import Dist
 from .errors import UserError
-from .settings import (CLASSIFIER, boolean, non_negative_int, number_in, optional_positive_int,
+from .settings import (CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 
 SCHEDULES = ("constant", "onecycle")
@@ -48,7 +48,7 @@ class TrainConfig:
     lr: float = setting(1e-3, "Adam's learning rate (the peak, with onecycle)",
                         check=number_in(0, 1, closed_low=False))
     schedule: str = setting("constant", "constant (the author's) | onecycle", choices=SCHEDULES)
-    seed: int = setting(0, "seed of the weights, the shuffling and dropout", check=non_negative_int)
+    seed: int = setting(0, "seed of the weights, the shuffling and dropout", check=integer_in(0, 2**32 - 1))
     val: str = setting("holdout", "holdout: a fixed sixth of the training images | test: the test "
                        "set (the author's protocol)", choices=("holdout", "test"))
     train_subset: int | None = setting(None, "train on the first N training images only",
