@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from fashionae.errors import UserError
+from fashionae.images import prepare_image
 from helpers import cli
 
 SMALL = ["--epochs", "1", "--batch-size", "50", "--train-subset", "300", "--eval-subset", "200",
@@ -86,3 +88,16 @@ def test_bad_data_and_no_traceback_in_a_real_process(tmp_path):
 def test_data_command_on_real_files(capsys, real):
     code, out, _ = cli(capsys, "data")
     assert code == 0 and "SHA-256 verified" in out
+
+
+def test_what_was_given_is_named_as_what_it_is(capsys, tmp_path):
+    """An unknown option points at the command's own help; a file where a run folder is
+    wanted, or a folder where a picture is, is called what it is."""
+    picture = tmp_path / "shoe.png"
+    picture.write_bytes(b"not read")
+    assert cli(capsys, "eval", tmp_path, "--bogus")[:3:2] == (
+        2, "fashionae: error: unrecognized arguments: --bogus (see `fashionae eval --help`)\n")
+    assert cli(capsys, "classify", picture, picture)[:3:2] == (
+        2, f"fashionae: error: {picture} is a file; give a fashionae run folder\n")
+    with pytest.raises(UserError, match=rf"^image {tmp_path} is a folder, not a picture file$"):
+        prepare_image(tmp_path)

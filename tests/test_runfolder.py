@@ -125,6 +125,9 @@ def test_a_folder_says_what_it_lacks(tmp_path):
     missing = RunFolder(tmp_path / "absent")
     with pytest.raises(UserError, match=r"^encoder run .*absent does not exist; give a fashionae run folder$"):
         missing.require(what="encoder run")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match=r"^.*model.safetensors is a file; give a fashionae run folder$"):
+        RunFolder(tmp_path / "model.safetensors").require()
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is not a fashionae run folder "

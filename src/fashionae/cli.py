@@ -17,6 +17,14 @@ class Parser(argparse.ArgumentParser):
         print(f"fashionae: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(2)
 
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports unknown options at the top level; name the command's own help
+        a, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            prog = f"{self.prog} {a.command}" if getattr(a, "command", None) else self.prog
+            Parser(prog=prog).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return a
+
 
 def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool = False) -> None:
     g = p.add_argument_group("data")

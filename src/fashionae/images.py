@@ -29,8 +29,10 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     path = Path(path)
     if invert not in ("auto", "yes", "no"):
         raise UserError(f"--invert must be auto, yes or no, got {invert!r}")
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"image {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"image {path} is a folder, not a picture file")
     if path.stat().st_size == 0:
         raise UserError(f"image {path} is empty")
     try:

@@ -90,7 +90,8 @@ class RunFolder:
         """This folder, if it holds a (finished) run; UserError saying what is wrong otherwise."""
         name = f"{what} {self.path}" if what else str(self.path)
         if not self.path.is_dir():
-            raise UserError(f"{name} does not exist; give a fashionae run folder")
+            raise UserError(f"{name} {'is a file' if self.path.exists() else 'does not exist'}; "
+                            "give a fashionae run folder")
         if not self.is_run():
             raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG})")
         if finished and not self.is_complete():
