@@ -19,3 +19,9 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     # the synthetic classes are separable by their bar's position: the latent keeps that
     assert result["knn_acc"] > 0.5 and result["linear_probe_acc"] > 0.5
     assert result["latent"] == 16
+    # a file where the figures' folder should be: refused before any work
+    (tmp_path / "afile").write_text("mine")
+    assert main(["explore", str(tmp_path / "ae"), "--out", str(tmp_path / "afile"), "--no-tsne"]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: --out {tmp_path / 'afile'} is a file; give a "
+                                       "folder for the figures and explore.json\n")
+    assert (tmp_path / "afile").read_text() == "mine"

@@ -199,7 +199,8 @@ def load_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
     for name, (size, sha) in FILES.items():
         path = _locate(folder, name)
         if path is None:
-            raise UserError(f"{folder} has no {name}.gz (nor {name})")
+            raise UserError(f"{folder} has no {name}.gz (nor {name}); put Fashion-MNIST's four IDX "
+                            "files there, or point --data-dir at the folder that holds them")
         raw = _read_file(path)
         if verify and hashlib.sha256(raw).hexdigest() != sha:
             raise UserError(f"{path} fails its SHA-256 check (got {len(raw)} bytes); it is damaged "

@@ -12,6 +12,7 @@ import torch
 
 from . import plots
 from .data import Dataset, make_splits
+from .errors import UserError
 from .files import write_json
 from .runfolder import LoadedRun, RunFolder
 from .training import to_inputs
@@ -47,6 +48,8 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     folder = RunFolder(run_dir).require()
     run = LoadedRun(folder.path)
     out = Path(out) if out else folder / folder.EXPLORE
+    if out.exists() and not out.is_dir():  # said now, not after the minutes of work below
+        raise UserError(f"--out {out} is a file; give a folder for the figures and explore.json")
     cfg = folder.config()
     data = data or folder.load_data(data_dir, verify)
     s = make_splits(data, cfg.train.val)

@@ -100,7 +100,7 @@ def check_images(size: tuple[int, int]) -> torch.Tensor:
 
 def max_abs_diff(onnx_bytes: bytes, module: Part, images: torch.Tensor) -> float:
     """Run the exported file in onnxruntime and torch on the same images."""
-    ort = require("onnxruntime", "onnx", "checking the exported file")
+    ort = require("onnxruntime", "onnx", "checking the exported file (skip it with --no-check)")
     x = to_inputs(images, "cpu")
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
