@@ -207,6 +207,14 @@ def test_the_smallest_dataset_that_loads(tmp_path):
     assert ds.classes == ("0", "1")
 
 
+def test_as_many_classes_as_training_images_at_most(tmp_path):
+    labels = np.arange(12)
+    assert len(load_dataset(str(write_npz(tmp_path / "a", n_train=12, y_train=labels))).classes) == 12
+    labels[-1] = 12  # thirteen classes for twelve images: not class numbers
+    with pytest.raises(UserError, match=r"labels go up to 12, more classes than the 12 training images"):
+        load_dataset(str(write_npz(tmp_path / "b", n_train=12, y_train=labels)))
+
+
 def test_two_classes_are_enough(tmp_path):
     folder = write_idx(tmp_path / "d", classes=2, toml='classes = ["no", "yes"]')
     assert load_dataset(str(folder)).classes == ("no", "yes")
