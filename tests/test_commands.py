@@ -90,6 +90,24 @@ def test_baselines_command(capsys, data_dir, tmp_path):
     assert mse == sorted(mse, reverse=True) and mse[0] < b["mean_image"]["test_mse"]
     assert b["logistic_regression"]["test_acc"] > 0.9  # the bars are linearly separable
 
+    # computed figures are never replaced: the same settings keep them, other settings are
+    # refused, and a study's baselines belong to its study
+    before = (tmp_path / "b" / "baselines.json").read_text()
+    code, _, _ = cli(capsys, "baselines", "--data-dir", data_dir, "--no-verify", "--train-subset", 500,
+                     "--logreg-max-iter", 50, "--out", tmp_path / "b")
+    assert code == 0 and (tmp_path / "b" / "baselines.json").read_text() == before
+    code, _, err = cli(capsys, "baselines", "--data-dir", data_dir, "--no-verify", "--train-subset", 400,
+                       "--out", tmp_path / "b")
+    assert code == 2 and err.startswith(f"fashionae: error: {tmp_path / 'b' / 'baselines.json'} holds "
+                                        "baselines computed with other settings (")
+    assert err.endswith("); choose another --out, or delete it to compute these\n")
+    assert (tmp_path / "b" / "baselines.json").read_text() == before
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.json").write_text("{}")
+    code, _, err = cli(capsys, "baselines", "--out", tmp_path / "s")
+    assert code == 2 and err == (f"fashionae: error: {tmp_path / 's'} is a study folder, whose baselines "
+                                 "`fashionae study` computes with the study's settings; choose another --out\n")
+
 
 def onnx_or_skip():
     """The export test runs wherever the onnx extra is installed, and must run in CI."""

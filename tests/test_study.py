@@ -121,6 +121,11 @@ def test_bad_study_files(tmp_path, text, message):
         load_study(write(tmp_path, text))
 
 
+def test_seeds_on_the_command_line_are_checked_as_such(tmp_path):
+    with pytest.raises(UserError, match=r"^--seeds must be an integer from 1 to 100, got 0$"):
+        load_study(write(tmp_path, MINIMAL), seeds=0)
+
+
 def test_profiles(tmp_path):
     with pytest.raises(UserError, match="no profile 'fast'.*quick"):
         load_study(write(tmp_path, MINIMAL + "[profiles.quick]\nseeds = 2\n"), "fast")

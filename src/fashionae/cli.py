@@ -107,13 +107,16 @@ def cmd_baselines(a) -> int:
     from .data import load_dataset
     from .files import FolderLock
     from .plan import write_baselines
-    from .study import Baselines
+    from .study import Baselines, StudyFolder
     settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset))
     out = Path(a.out)
+    if (out / StudyFolder.STUDY).is_file():
+        raise UserError(f"{out} is a study folder, whose baselines `fashionae study` computes with "
+                        "the study's settings; choose another --out")
     with FolderLock(out):
         data = load_dataset(a.dataset, a.data_dir, not a.no_verify)
         b = write_baselines(out / "baselines.json", data, a.val, a.train_subset, a.logreg_max_iter,
-                            lambda m: print(m, file=sys.stderr))
+                            lambda m: print(m, file=sys.stderr), keep_others=True)
     pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
     print(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; logistic regression "
           f"on pixels: test accuracy {b['logistic_regression']['test_acc']:.4f}  "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .data import Dataset, make_splits
+from .errors import UserError
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .models import ModelConfig
 from .runfolder import RunConfig
@@ -345,15 +346,19 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
 
 
 def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, logreg_max_iter: int,
-                    log: Log) -> dict:
+                    log: Log, keep_others: bool = False) -> dict:
     """baselines.json, computed unless it holds these settings already. One shape for the
-    ``baselines`` command and the study: the figures and the ``settings`` they came from."""
+    ``baselines`` command and the study: the figures and the ``settings`` they came from.
+    ``keep_others``: refuse to replace baselines computed with other settings."""
     from .baselines import compute_baselines
     settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
                 "dataset": data.name}
     old = read_rebuildable_json(path)  # damaged: computed again
     if old and old.get("settings") == settings:
         return old
+    if old and keep_others:
+        raise UserError(f"{path} holds baselines computed with other settings ({old.get('settings')}); "
+                        "choose another --out, or delete it to compute these")
     b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter, log=log), "settings": settings}
     write_json(path, b)
     return b

@@ -26,10 +26,11 @@ from .errors import UserError
 from .files import read_json
 from .models import ModelConfig
 from .runfolder import STRATEGIES
-from .settings import (AUTOENCODER, CLASSIFIER, boolean, number_in, optional_positive_int,
+from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 from .training import TrainConfig
 
+SEEDS = integer_in(1, 100)  # the check of a study's number of seeds
 TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoencoders", "classifiers", "ablation",
             "baselines", "profiles", "profile_note", "default_profile", "targets", "explore", "profile"}
 AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} | {"name", "train"}
@@ -197,6 +198,8 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {profile!r}", source)
     merged.setdefault("name", path.stem)
     if seeds is not None:
+        if problem := SEEDS(seeds):
+            raise UserError(f"--seeds {problem}")
         merged["seeds"] = seeds
     if train_overrides:
         merged["train"] = {**merged.get("train", {}), **train_overrides}
@@ -209,8 +212,8 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if key in merged and not isinstance(merged[key], str):
             raise UserError(f"study file {source}: {key} must be a string")
     n_seeds = merged.get("seeds", 1)
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or not 1 <= n_seeds <= 100:
-        raise UserError(f"study file {source}: seeds must be an integer from 1 to 100, got {n_seeds!r}")
+    if problem := SEEDS(n_seeds):
+        raise UserError(f"study file {source}: seeds {problem}")
     base_train = merged.get("train", {})
     _check_keys(base_train, settings.keys(TrainConfig), "[train]", source)
     _typed(TrainConfig, base_train, "[train]", source)
