@@ -101,3 +101,14 @@ def test_what_was_given_is_named_as_what_it_is(capsys, tmp_path):
         2, f"fashionae: error: {picture} is a file; give a fashionae run folder\n")
     with pytest.raises(UserError, match=rf"^image {tmp_path} is a folder, not a picture file$"):
         prepare_image(tmp_path)
+
+
+def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys, data_dir, tmp_path):
+    out = tmp_path / "ae"
+    code, _, err = cli(capsys, "train-ae", "--latent", 10**11, *SMALL, "--data-dir", data_dir, "--out", out)
+    assert code == 2 and err.startswith("fashionae: error: out of memory (tried to allocate ")
+    assert err.endswith("); use a smaller model (--latent), batch (--batch-size) or --train-subset, or a "
+                        "machine with more memory\n") and err.count("\n") == 1
+    assert not (out / "config.json").exists()  # the folder is free for the next try
+    code, _, _ = cli(capsys, "train-ae", "--latent", 8, *SMALL, "--data-dir", data_dir, "--out", out)
+    assert code == 0

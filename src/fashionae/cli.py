@@ -382,9 +382,16 @@ def main(argv: list[str] | None = None) -> int:
         print("fashionae: interrupted; finished epochs are kept, run the same command to resume",
               file=sys.stderr)
         return 130
-    except Exception as e:  # a bug in fashionae
+    except Exception as e:  # a bug in fashionae, or a machine too small for the settings
         if args.debug:
             traceback.print_exc()
+        if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
+            first = (str(e).splitlines() or [""])[0]
+            detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
+            print(f"fashionae: error: out of memory ({detail}); use a smaller model "
+                  "(--latent), batch (--batch-size) or --train-subset, or a machine with more memory",
+                  file=sys.stderr)
+            return 2
         print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
               "traceback, and please report it)", file=sys.stderr)
         return 1

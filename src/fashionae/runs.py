@@ -186,10 +186,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                      "source": str(Path(data.folder).resolve()), "verified": data.verified,
                      "train_size": len(splits.train_x), "val_size": len(splits.val_x),
                      "val_indices_sha256": splits.val_indices_sha256}
+        model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         if dist.rank == 0:
             folder.write_config(cfg, data_info, environment(t, dist))
         dist.barrier()
-        model = build(cfg, encoder_weights, dist)
         checkpoint = folder / folder.CHECKPOINT
         if state == "resume" and checkpoint.exists():
             log(f"{label}: resuming from its last finished epoch")
