@@ -26,6 +26,7 @@ import torch
 from .errors import UserError
 from .models import Dropout, ModelConfig, build_model
 from .runs import cpu_info, describe_cpu
+from .settings import positive_int
 from .training import TrainConfig, fit, native_bf16
 
 BATCH = 100
@@ -225,9 +226,9 @@ def profile_step(cfg: TrainConfig, rows: int = 15) -> str:
 def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = False,
               device: str = "auto", out: str | None = None, images: int = 2_000,
               peak_seconds: float = 1.0) -> dict:
-    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
-        raise UserError(f"--windows must be a positive integer, got {windows!r}")
-    if isinstance(images, bool) or not isinstance(images, int) or images < BATCH:
+    if problem := positive_int(windows):
+        raise UserError(f"--windows {problem}")
+    if positive_int(images) or images < BATCH:
         raise UserError(f"--images must be at least {BATCH} (one batch), got {images!r}")
     cfg = TrainConfig(epochs=1, batch_size=BATCH, device=device).validate().resolved()
     device = cfg.device
