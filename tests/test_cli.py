@@ -112,3 +112,16 @@ def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys
     assert not (out / "config.json").exists()  # the folder is free for the next try
     code, _, _ = cli(capsys, "train-ae", "--latent", 8, *SMALL, "--data-dir", data_dir, "--out", out)
     assert code == 0
+
+
+@pytest.mark.parametrize("command, said", [
+    ("train-ae", "fashionae: interrupted; finished epochs are kept, run the same command to resume\n"),
+    ("explore", "fashionae: interrupted\n"),  # nothing of it is kept to resume
+])
+def test_ctrl_c_says_what_is_kept(capsys, monkeypatch, tmp_path, command, said):
+    import fashionae.cli as cli_module
+
+    def interrupted(a):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_module, f"cmd_{command.replace('-', '_')}", interrupted)
+    assert cli(capsys, command, *([tmp_path] if command == "explore" else []))[:3:2] == (130, said)

@@ -90,7 +90,9 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix_that_works(tiny, tmp_path,
                                         r"restart the run from scratch$"):
         execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
     ckpt.unlink()
-    assert execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)["epochs"] == 2
+    said = []
+    assert execute(ae_run(), tmp_path / "run", data=tiny, log=said.append)["epochs"] == 2
+    assert said[0].endswith(": no checkpoint to resume from, so it trains from epoch 1")
 
 
 def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):

@@ -379,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fashionae: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("fashionae: interrupted; finished epochs are kept, run the same command to resume",
-              file=sys.stderr)
+        resumable = args.command in ("train-ae", "train-clf", "study")
+        print("fashionae: interrupted" + ("; finished epochs are kept, run the same command to resume"
+                                          if resumable else ""), file=sys.stderr)
         return 130
     except Exception as e:  # a bug in fashionae, or a machine too small for the settings
         if args.debug:

@@ -193,6 +193,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         checkpoint = folder / folder.CHECKPOINT
         if state == "resume" and checkpoint.exists():
             log(f"{label}: resuming from its last finished epoch")
+        elif state == "resume":
+            log(f"{label}: no checkpoint to resume from, so it trains from epoch 1")
         callbacks, tensorboard = [], None
         if dist.rank == 0:
             def write_and_log(history: list[dict]) -> None:
