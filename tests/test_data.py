@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fashionae import data
+from fashionae import download as download_module
 from fashionae.data import load_fashion_mnist, load_folder, make_splits, parse_idx
 from fashionae.errors import UserError
 from helpers import idx_bytes, write_dataset
@@ -116,7 +117,7 @@ def test_named_folder_is_used_alone(tmp_path, monkeypatch):
     """A broken folder the user names fails; it never falls back to another copy."""
     folder = write_dataset(tmp_path / "d", 50, 20)
     (folder / "train-images-idx3-ubyte.gz").unlink()
-    monkeypatch.setattr(data, "_download", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(data, "download_files", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(UserError, match="has no train-images"):
         load_fashion_mnist(folder)
     monkeypatch.setenv("FASHIONAE_DATA", str(folder))
@@ -143,13 +144,13 @@ def test_search_order_says_what_it_tried(tmp_path, monkeypatch):
 def test_download_is_resumable_and_atomic(tmp_path, monkeypatch):
     """The downloader writes into the cache only complete files, resuming .part files."""
     served = write_dataset(tmp_path / "served", 50, 20)
-    monkeypatch.setattr(data, "MIRRORS", (served.as_uri() + "/",))
+    monkeypatch.setattr(download_module, "MIRRORS", (served.as_uri() + "/",))
     cache = tmp_path / "cache"
     part = cache / ".train-labels-idx1-ubyte.gz.part"
     cache.mkdir()
     full = (served / "train-labels-idx1-ubyte.gz").read_bytes()
     part.write_bytes(full[:10])  # a download cut short earlier
-    data._download(cache, progress=False)
+    download_module.download_files(cache, data.FILES, progress=False)
     assert (cache / "train-labels-idx1-ubyte.gz").read_bytes() == full
     assert not part.exists()
     assert load_folder(cache, verify=False).train_images.shape == (50, 28, 28)
@@ -191,13 +192,13 @@ def test_the_cache_follows_xdg_or_home(tmp_path, monkeypatch):
 def test_every_place_tried_is_named_with_what_went_wrong(tmp_path, monkeypatch, capsys, entry):
     """An empty cache, a system copy that fails its checksum, a download that fails: the
     error names each with its reason, in the order tried, and says how to fix it."""
-    def offline(folder, progress=True):
+    def offline(folder, names, progress=True):
         raise OSError("offline")
     load = getattr(data, entry)
     monkeypatch.delenv("FASHIONAE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(data, "download_files", offline)
     (tmp_path / "cache" / "fashionae").mkdir(parents=True)
     system = write_dataset(tmp_path / "system", 50, 20)  # not the real files: fails the checksum
     size = len(gzip.decompress((system / "train-images-idx3-ubyte.gz").read_bytes()))
@@ -226,12 +227,12 @@ def test_a_named_folder_that_does_not_exist(tmp_path):
 
 def test_a_download_lands_in_the_cache_and_is_checked_there(tmp_path, monkeypatch):
     """Nothing found: the files are downloaded into the cache, then loaded (and verified) from it."""
-    def download(folder, progress=True):
+    def download(folder, names, progress=True):
         write_dataset(folder, 50, 20)
     monkeypatch.delenv("FASHIONAE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
-    monkeypatch.setattr(data, "_download", download)
+    monkeypatch.setattr(data, "download_files", download)
     with pytest.raises(UserError, match=r"^.*/cache/fashionae/train-images-idx3-ubyte.gz fails its SHA-256 check"):
         load_fashion_mnist()  # synthetic files: verified, and refused
     shutil.rmtree(tmp_path / "cache")  # downloaded again, and loaded unverified this time

@@ -31,7 +31,6 @@ import os
 import struct
 import sys
 import tomllib
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .download import MIRRORS, download_files
 from .errors import UserError
 from .files import atomic_write
 
@@ -53,10 +53,6 @@ FILES = {
     "t10k-images-idx3-ubyte": (7_840_016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
     "t10k-labels-idx1-ubyte": (10_008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 }
-MIRRORS = (
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-)
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -219,48 +215,6 @@ def load_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
                    labels["test"].long(), folder, verify)
 
 
-def _download(folder: Path, progress: bool = True) -> None:  # pragma: no mutate block
-    """Download the four files into ``folder``, resuming partial downloads, atomically."""
-    for name in FILES:
-        target = folder / f"{name}.gz"
-        if target.is_file():
-            continue
-        part = folder / f".{name}.gz.part"
-        last_error = None
-        for mirror in MIRRORS:
-            try:
-                _fetch(mirror + name + ".gz", part, progress)
-                atomic_write(target, part.read_bytes())
-                part.unlink()
-                last_error = None
-                break
-            except OSError as e:  # URLError is an OSError
-                last_error = e
-        if last_error is not None:
-            raise OSError(f"{name}.gz: {last_error}")
-
-
-def _fetch(url: str, part: Path, progress: bool) -> None:  # pragma: no mutate block
-    part.parent.mkdir(parents=True, exist_ok=True)
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        if have and response.status != 206:  # the server ignored the range: start over
-            have = 0
-        total = have + int(response.headers.get("Content-Length") or 0)
-        with open(part, "ab" if have else "wb") as f:
-            while chunk := response.read(1 << 16):
-                f.write(chunk)
-                have += len(chunk)
-                if progress and total:
-                    print(f"\r  {url.rsplit('/', 1)[-1]}: {100 * have // total:3d}% "
-                          f"of {total / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
-            f.flush()
-            os.fsync(f.fileno())
-    if progress:
-        print(file=sys.stderr)
-
-
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool = True,
                        download: bool = True) -> Dataset:
     """Find, verify and load Fashion-MNIST (see the module docstring for the order)."""
@@ -284,7 +238,7 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
     if download:
         try:
             print(f"fashionae: downloading Fashion-MNIST into {cache_dir()}", file=sys.stderr)
-            _download(cache_dir())
+            download_files(cache_dir(), FILES)
             return load_folder(cache_dir(), verify)
         except OSError as e:
             tried.append(f"download from {MIRRORS[0]} ({e})")
