@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fashionae.baselines import compute_baselines
+from fashionae.baselines import baselines_fault, compute_baselines
 from fashionae.data import make_splits
 from fashionae.errors import UserError
 
@@ -24,6 +24,25 @@ def test_baselines_match_a_direct_computation(tiny):
     errors = [r["test_mse"] for r in b["pca"]]
     assert errors == sorted(errors, reverse=True)
     assert b["logistic_regression"]["test_acc"] > 0.5  # the synthetic classes are separable
+    assert baselines_fault(b) is None  # what compute_baselines writes is what a reader accepts
+
+
+GOOD = {"train_size": 8, "val_size": 4, "test_size": 4, "pca": [{"k": 16, "val_mse": 0.1, "test_mse": 0.2}],
+        "mean_image": {"val_mse": 0.3, "test_mse": 0.3}, "logistic_regression": {"val_acc": 0.5, "test_acc": 0.5}}
+
+
+@pytest.mark.parametrize("edit, fault", [
+    ([], "it is not a JSON object"),
+    ({"train_size": "8"}, "its set sizes are missing or not numbers"),
+    ({"test_size": None}, "its set sizes are missing or not numbers"),
+    ({"pca": {"k": 16}}, "its PCA figures are missing or malformed"),
+    ({"pca": [{"k": 16, "val_mse": 0.1}]}, "its PCA figures are missing or malformed"),
+    ({"mean_image": {"val_mse": True, "test_mse": 0.3}}, "its mean-image figures are missing or malformed"),
+    ({"logistic_regression": None}, "its logistic-regression figures are missing or malformed"),
+])
+def test_edited_baselines_are_named_by_what_they_lack(edit, fault):
+    assert baselines_fault(GOOD) is None
+    assert baselines_fault(edit if isinstance(edit, list) else {**GOOD, **edit}) == fault
 
 
 def test_a_single_class_is_refused_before_any_fit(tiny):

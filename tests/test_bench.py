@@ -1,7 +1,7 @@
 import json
 
 from fashionae.bench import machine_kind
-from fashionae.runs import cpu_info
+from fashionae.runs import cpu_info, describe_cpu
 from fashionae.cli import main
 
 
@@ -16,7 +16,7 @@ def test_bench_json_contract(capsys, tmp_path):
     assert (result["peak_fraction_bf16"] is None) == (not result["native_bf16"])
     assert abs(result["ratio"] - result["fashionae_img_s"] / result["reference_img_s"]) < 1e-9
     assert abs(result["epoch_ratio"] - result["reference_epoch_s"] / result["fashionae_epoch_s"]) < 1e-9
-    assert result["cpu"]["model_name"] and isinstance(result["isa"], list)
+    assert result["cpu"]["model_name"] and isinstance(result["isa"], list) and "isa_caps" in result
     assert ("target_ratio" in result) and result["machine_kind"] in ("native-bf16", "avx2", "other")
 
 
@@ -25,3 +25,14 @@ def test_machine_kind_follows_the_isa():
     assert set(cpu["isa"]) <= {"AVX2", "AVX-512", "AVX-512-BF16", "AMX"}
     assert machine_kind("cpu", []) == "other" and machine_kind("cuda", []) == "gpu"
     assert machine_kind("cpu", ["AVX2"]) == "avx2"
+
+
+def test_an_isa_capped_by_the_environment_is_recorded_and_shown(monkeypatch):
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(name, raising=False)
+    assert cpu_info()["isa_caps"] == {} and "capped" not in describe_cpu(cpu_info())
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    cpu = cpu_info()
+    assert cpu["isa_caps"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    assert "(capped: ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)" in describe_cpu(cpu)

@@ -11,8 +11,8 @@ import torch
 
 from fashionae.cli import main
 from fashionae.errors import UserError
-from fashionae.models import ModelConfig
-from fashionae.runfolder import LoadedRun, RunConfig, RunFolder
+from fashionae.models import ModelConfig, build_model
+from fashionae.runfolder import CLASSIFIER_FIGURES, SUMMARY_FIGURES, LoadedRun, RunConfig, RunFolder
 from fashionae.training import TrainConfig
 from helpers import shapes, write_dataset
 
@@ -83,6 +83,10 @@ def test_load_data_follows_a_moved_dataset_and_refuses_changed_files(own_run, tm
     (gone / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="in None, which is not there now"):
         RunFolder(gone).load_data()
+    config["data"] = {"source": 5}  # an edited source that is not a path
+    (gone / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="in 5, which is not there now"):
+        RunFolder(gone).load_data()
 
 
 def test_load_data_of_a_fashion_mnist_run_takes_data_dir_and_verify(tmp_path):
@@ -138,8 +142,8 @@ def test_a_folder_says_what_it_lacks(tmp_path):
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} has not finished training "
                                         r"\(no summary.json\); run its command again to resume it$"):
         folder.require()
-    folder.write_summary({"epochs": 1})
-    assert folder.require() is folder and folder.summary() == {"epochs": 1}
+    folder.write_summary(dict.fromkeys(SUMMARY_FIGURES, 1))
+    assert folder.require() is folder and folder.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
     assert repr(folder) == f"RunFolder({str(folder.path)!r})"
 
 
@@ -199,3 +203,52 @@ def test_state_for_an_out_folder(tmp_path):
     assert message.startswith(f"--out {run.path} holds a run with other settings (model.latent: 32 there, "
                               "64 now; model.dropout: 0.2 there, 0.0 now; train.epochs: 2 there, 3 now); ")
     assert message.endswith("choose another --out, or delete it to start over")
+
+
+def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    clf = RunConfig(model=ModelConfig(task="classifier", num_classes=3), train=TrainConfig(), strategy="frozen")
+    folder.write_config(clf, {"classes": ["a", "b", "c"]}, {})
+    folder.write_model(build_model(clf.model))
+    good = {**dict.fromkeys(SUMMARY_FIGURES + CLASSIFIER_FIGURES, 0.5), "per_class_acc": [1.0, 0.5, 0.0],
+            "confusion_matrix": [[2, 0, 0], [1, 1, 0], [0, 2, 0]],
+            "most_confused": {"true": "c", "predicted": "b", "count": 2}}
+    folder.write_summary(good)
+    assert folder.summary() == good and LoadedRun(folder.path).classes == ("a", "b", "c")
+    tail = rf" \(it was edited or damaged\); delete {re.escape(str(folder.path))} and run its command again$"
+
+    no_epochs = {k: v for k, v in good.items() if k != "epochs"}
+    malformed = "its per-class accuracy or confusion matrix is missing or malformed"
+    for summary, fault in [([], "it is not a JSON object"), (no_epochs, "'epochs' is missing"),
+                           ({**good, "val_loss": "0.1"}, "'val_loss' is not a number"),
+                           ({**good, "test_acc": True}, "'test_acc' is not a number"),
+                           ({**good, "confusion_matrix": [[2, 0], [1, 1]]}, malformed),
+                           ({**good, "confusion_matrix": [[2, 0, 0], [1, 1], [0, 2, 0]]}, malformed),
+                           ({**good, "per_class_acc": None}, malformed),
+                           ({**good, "most_confused": {"true": "c"}}, malformed)]:
+        folder.write_summary(summary)
+        with pytest.raises(UserError, match=rf"^{re.escape(str(folder / 'summary.json'))} does not hold a "
+                                            rf"finished run's figures: {re.escape(fault)}{tail}"):
+            folder.summary()
+    ae = RunFolder(tmp_path / "ae")
+    ae.path.mkdir()
+    ae.write_config(RunConfig(), {}, {})
+    ae.write_summary(dict.fromkeys(SUMMARY_FIGURES, 1))  # an autoencoder has no accuracies
+    assert ae.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
+
+    folder.write_summary(good)
+    config = json.loads((folder / "config.json").read_text())
+    for raw in ([], "text", {**config, "model": None}, {**config, "train": []}, {**config, "data": None},
+                {**config, "environment": 3}):
+        (folder / "config.json").write_text(json.dumps(raw))
+        with pytest.raises(UserError, match=rf"^{re.escape(str(folder / 'config.json'))} is not a run's "
+                                            rf"settings as fashionae writes them{tail}"):
+            folder.config()
+    for classes in (None, "abc", ["a", 2, "c"]):
+        (folder / "config.json").write_text(json.dumps({**config, "data": {"classes": classes}}))
+        with pytest.raises(UserError, match=rf"config.json records class names that are not a list of names{tail}"):
+            folder.classes()
+    (folder / "config.json").write_text(json.dumps({**config, "data": {"classes": ["a", "b"]}}))
+    with pytest.raises(UserError, match=rf"config.json names 2 classes but the model has 3{tail}"):
+        LoadedRun(folder.path)

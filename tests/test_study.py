@@ -63,6 +63,31 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
     assert again["baselines"] == results["baselines"] | {"seconds": again["baselines"]["seconds"]}
     assert json.loads((out / "timing.json").read_text())["invocations"] == 1
 
+    # edited files, valid JSON of the wrong shape: named with what to do, and the study command
+    # writes again what it owns (study.json, the baselines)
+    description = (out / "study.json").read_text()
+    capsys.readouterr()
+    fix = f"; run the study command again with --out {out}: it writes it again and keeps the finished runs\n"
+    (out / "study.json").write_text("[]")
+    assert main(["report", str(out)]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: study description {out / 'study.json'} is unreadable "
+                                       "or not a JSON object (it was edited or damaged)" + fix)
+    (out / "study.json").write_text(json.dumps({**json.loads(description), "seeds": "3"}))
+    assert main(["report", str(out)]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: study file {out / 'study.json'}: seeds must be an "
+                                       "integer from 1 to 100, got '3'" + fix)
+    (out / "study.json").write_text(description)
+    (out / "baselines.json").write_text(json.dumps({**again["baselines"], "pca": None}))
+    assert main(["report", str(out)]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: baselines {out / 'baselines.json'} are damaged or "
+                                       "were edited (its PCA figures are missing or malformed); run the study "
+                                       "command again: it computes them again\n")
+    (out / "study.json").write_text("[]")
+    assert main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
+                 "--data-dir", str(data_dir), "--no-verify"]) == 0
+    assert (out / "study.json").read_text() == description
+    assert json.loads((out / "results.json").read_text())["baselines"]["pca"] == again["baselines"]["pca"]
+
 
 def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_path, monkeypatch):
     s = load_study(PAPER, "smoke")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .data import Splits
 from .errors import UserError
+from .settings import is_number
 
 PCA_KS = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -61,3 +62,20 @@ def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0,
                                 "max_iter": logreg_max_iter, "converged": converged},
         "seconds": time.perf_counter() - t0,
     }
+
+
+def baselines_fault(b) -> str | None:
+    """What is wrong with a baselines.json's content (the shape ``compute_baselines`` writes), or None."""
+    def numbers(d, keys) -> bool:
+        return isinstance(d, dict) and all(is_number(d.get(k)) for k in keys)
+    if not isinstance(b, dict):
+        return "it is not a JSON object"
+    if not numbers(b, ("train_size", "val_size", "test_size")):
+        return "its set sizes are missing or not numbers"
+    if not isinstance(b.get("pca"), list) or not all(numbers(r, ("k", "val_mse", "test_mse")) for r in b["pca"]):
+        return "its PCA figures are missing or malformed"
+    if not numbers(b.get("mean_image"), ("val_mse", "test_mse")):
+        return "its mean-image figures are missing or malformed"
+    if not numbers(b.get("logistic_regression"), ("val_acc", "test_acc")):
+        return "its logistic-regression figures are missing or malformed"
+    return None

@@ -260,7 +260,7 @@ def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = Fals
     native = native_bf16(device)
     result = {
         "cpu": {k: cpu[k] for k in ("vendor", "model_name", "family", "model", "stepping")}, "isa": cpu["isa"],
-        "threads": cpu["threads"], "gpu": gpu, "torch": torch.__version__, "device": device,
+        "isa_caps": cpu["isa_caps"], "threads": cpu["threads"], "gpu": gpu, "torch": torch.__version__, "device": device,
         "precision": cfg.precision, "machine_kind": kind, "target_ratio": target["ratio"],
         "target_peak_fraction_bf16": target["peak_fraction_bf16"],
         "reference_img_s": r_train, "fashionae_img_s": f_train, "ratio": f_train / r_train,
@@ -284,7 +284,7 @@ def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = Fals
         + (f"fp32, {100 * gflops / peak16:.1f}% of bf16" if native else
            "fp32 (no native bf16 here: bf16 is emulated, fp32 is the ceiling)"))
     if target["ratio"] is not None:
-        say(f"target for a {kind} machine: ratio >= {target['ratio']}x"
+        say(f"target for the {kind} kind: ratio >= {target['ratio']}x"
             + (f" and >= {100 * target['peak_fraction_bf16']:.0f}% of the bf16 peak" if target["peak_fraction_bf16"] else "")
             + f", whole-epoch ratio >= training ratio: {'reached' if result['reached'] else 'not reached'}")
     if show_profile:

@@ -350,10 +350,12 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
     """baselines.json, computed unless it holds these settings already. One shape for the
     ``baselines`` command and the study: the figures and the ``settings`` they came from.
     ``keep_others``: refuse to replace baselines computed with other settings."""
-    from .baselines import compute_baselines
+    from .baselines import baselines_fault, compute_baselines
     settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
                 "dataset": data.name}
-    old = read_rebuildable_json(path)  # damaged: computed again
+    old = read_rebuildable_json(path)
+    if old and baselines_fault(old):  # damaged or edited: computed again
+        old = None
     if old and old.get("settings") == settings:
         return old
     if old and keep_others:

@@ -68,6 +68,19 @@ def _run_info(name: str, run) -> dict:
             "val_indices_sha256": data.get("val_indices_sha256")}
 
 
+def _baselines(folder: StudyFolder) -> dict:
+    """The study's baselines.json ({} when the study computes none), checked."""
+    from .baselines import baselines_fault
+    path = folder / folder.BASELINES
+    if not path.is_file():
+        return {}
+    fix = "run the study command again: it computes them again"
+    baselines = read_json(path, "baselines", fix=fix)
+    if fault := baselines_fault(baselines):
+        raise UserError(f"baselines {path} are damaged or were edited ({fault}); {fix}")
+    return baselines
+
+
 def collect_results(out: str | Path) -> dict:
     """results.json, from the study folder's study.json and run folders alone."""
     from .claims import assess_claims
@@ -113,8 +126,7 @@ def collect_results(out: str | Path) -> dict:
             "most_confused": summaries[0]["most_confused"],
             "confusion_matrices": [s["confusion_matrix"] for s in summaries],
         })
-    baselines = read_json(folder / folder.BASELINES, "baselines", fix="run the study command again: it "
-                          "computes them again") if (folder / folder.BASELINES).is_file() else {}
+    baselines = _baselines(folder)
     fashion = study.dataset == FASHION_MNIST
     results = {
         "format": RESULTS_FORMAT, "study": study.name, "profile": study.profile,

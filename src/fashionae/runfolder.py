@@ -26,9 +26,33 @@ from .data import CLASSES, FASHION_MNIST, Dataset, load_dataset
 from .errors import UserError
 from .files import FolderLock, atomic_write, read_json, write_json, write_jsonl
 from .models import ModelConfig, load_model, model_file_bytes
+from .settings import CLASSIFIER, is_number
 from .training import TrainConfig
 
 STRATEGIES = ("frozen", "finetune", "scratch", "random-frozen")
+# What summary.json holds (written by ``runs.summarize``; read by results, the plan and the CLI):
+# these figures for every run, and for a classifier its accuracies and confusion matrix too.
+SUMMARY_FIGURES = ("epochs", "best_epoch", "train_loss", "train_eval_loss", "val_loss", "best_val_loss",
+                   "test_loss", "seconds_total", "images_per_second")
+CLASSIFIER_FIGURES = ("train_acc", "train_eval_acc", "val_acc", "best_val_acc", "best_val_acc_epoch", "test_acc")
+
+
+def _summary_fault(summary, task: str) -> str | None:
+    """What is wrong with a summary.json's content, or None."""
+    if not isinstance(summary, dict):
+        return "it is not a JSON object"
+    figures = SUMMARY_FIGURES + (CLASSIFIER_FIGURES if task == CLASSIFIER else ())
+    for key in figures:
+        if not is_number(summary.get(key)):
+            return f"{key!r} is {'missing' if key not in summary else 'not a number'}"
+    if task == CLASSIFIER:
+        cm, worst = summary.get("confusion_matrix"), summary.get("most_confused")
+        if not (isinstance(summary.get("per_class_acc"), list) and isinstance(cm, list)
+                and all(isinstance(row, list) and len(row) == len(cm) for row in cm)
+                and len(summary["per_class_acc"]) == len(cm)
+                and isinstance(worst, dict) and {"true", "predicted", "count"} <= set(worst)):
+            return "its per-class accuracy or confusion matrix is missing or malformed"
+    return None
 
 
 @dataclass
@@ -123,19 +147,33 @@ class RunFolder:
 
     # ---------------------------------------------------------- reading
 
+    def damaged(self, file: str, fault: str) -> UserError:
+        """The error for one of this folder's files that fashionae did not write as it is."""
+        return UserError(f"{self / file} {fault} (it was edited or damaged); delete {self.path} and run "
+                         "its command again")
+
     def raw_config(self) -> dict:
-        return read_json(self / self.CONFIG, "run settings")
+        """config.json as written: the settings' tables, and the data and environment recorded."""
+        raw = read_json(self / self.CONFIG, "run settings")
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k, {}), dict)
+                                                for k in ("model", "train", "data", "environment")):
+            raise self.damaged(self.CONFIG, "is not a run's settings as fashionae writes them")
+        return raw
 
     def config(self) -> RunConfig:
+        raw = self.raw_config()
         try:
-            return RunConfig.from_dict(self.raw_config())
+            return RunConfig.from_dict(raw)
         except (KeyError, TypeError, UserError) as e:
             raise UserError(f"{self / self.CONFIG} holds settings this fashionae cannot read ({e}); "
                             "it was written by another version, or edited") from None
 
     def classes(self) -> tuple[str, ...]:
         """The class names of the data the run saw (Fashion-MNIST's for folders from before)."""
-        return tuple(self.raw_config().get("data", {}).get("classes", CLASSES))
+        classes = self.raw_config().get("data", {}).get("classes", CLASSES)
+        if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
+            raise self.damaged(self.CONFIG, "records class names that are not a list of names")
+        return tuple(classes)
 
     def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:
         """The data the run was trained on, loaded again: Fashion-MNIST (``data_dir`` as for
@@ -145,7 +183,7 @@ class RunFolder:
         if cfg.dataset_sha256 is None:  # only your own datasets have a digest
             return load_dataset(FASHION_MNIST, data_dir, verify)
         source = data_dir or self.raw_config().get("data", {}).get("source")
-        if not source or not Path(source).is_dir():
+        if not isinstance(source, str) or not source or not Path(source).is_dir():
             raise UserError(f"{self.path} was trained on {cfg.dataset} in {source}, which is not there "
                             "now; pass --data-dir with the folder where that dataset is")
         data = load_dataset(source, verify=verify)
@@ -164,7 +202,11 @@ class RunFolder:
             raise UserError(f"{path} is unreadable ({e}); delete the folder and run again") from None
 
     def summary(self) -> dict:
-        return read_json(self / self.SUMMARY, "run summary")
+        """summary.json, checked to hold every figure of a finished run of its task."""
+        summary = read_json(self / self.SUMMARY, "run summary")
+        if fault := _summary_fault(summary, self.config().model.task):
+            raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
+        return summary
 
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained model, checked against the run's settings, in eval mode."""
@@ -208,6 +250,9 @@ class LoadedRun:
         self.config = self.model.config
         self.task = self.config.task
         self.classes = self.folder.classes()
+        if self.task == CLASSIFIER and len(self.classes) != self.config.num_classes:
+            raise self.folder.damaged(RunFolder.CONFIG, f"names {len(self.classes)} classes but the model "
+                                      f"has {self.config.num_classes}")
 
     def _inputs(self, images) -> torch.Tensor:
         from .images import prepare_image

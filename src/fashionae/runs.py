@@ -44,9 +44,14 @@ def git_commit() -> str | None:
         return None
 
 
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # env settings that
+# keep oneDNN and PyTorch's own kernels below what the CPU has (say, AVX2 code on an AMX Xeon)
+
+
 def cpu_info() -> dict:
     """Vendor, model name, family/model numbers and the ISA extensions that matter here, from
-    /proc/cpuinfo (some virtual machines name themselves only "AMD EPYC": the numbers tell)."""
+    /proc/cpuinfo (some virtual machines name themselves only "AMD EPYC": the numbers tell), and
+    the environment settings that cap the ISA the kernels use (``isa_caps``)."""
     fields, flags = {}, set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -62,20 +67,24 @@ def cpu_info() -> dict:
                                    ("AMX", "amx_bf16")) if flag in flags]
     return {"vendor": fields.get("vendor_id", platform.machine()), "model_name": fields.get("model name", "?"),
             "family": fields.get("cpu family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
-            "isa": isa, "threads": torch.get_num_threads()}
+            "isa": isa, "isa_caps": {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)},
+            "threads": torch.get_num_threads()}
 
 
 def describe_cpu(cpu: dict) -> str:
     """``cpu_info()`` in one line, as every benchmark prints it."""
+    caps = " ".join(f"{k}={v}" for k, v in cpu["isa_caps"].items())
     return (f"{cpu['model_name']} (vendor {cpu['vendor']}, family {cpu['family']}, model {cpu['model']}), "
-            f"ISA {' '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}, {cpu['threads']} threads")
+            f"ISA {' '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}"
+            + (f" (capped: {caps})" if caps else "") + f", {cpu['threads']} threads")
 
 
 def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
     cpu = cpu_info()
     env = {"fashionae": __version__, "torch": torch.__version__, "python": platform.python_version(),
            "device": cfg.device, "precision": cfg.precision, "threads": torch.get_num_threads(),
-           "cpu": cpu["model_name"], "isa": cpu["isa"], "host": platform.node(), "platform": platform.platform(),
+           "cpu": cpu["model_name"], "isa": cpu["isa"], "isa_caps": cpu["isa_caps"], "host": platform.node(),
+           "platform": platform.platform(),
            "git_commit": git_commit(), "processes": dist.world,
            "executor": os.environ.get("FASHIONAE_EXECUTOR", "local")}
     if cfg.device == "cuda":

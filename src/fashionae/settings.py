@@ -40,6 +40,11 @@ def setting(default: Any, help: str = "", *, choices: tuple | None = None,
 
 # ------------------------------------------------------------------ checks
 
+def is_number(v) -> bool:
+    """An int or a float, as JSON and TOML numbers load (a bool is not one)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def positive_int(v) -> str | None:
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         return f"must be a positive integer, got {v!r}"
@@ -59,8 +64,7 @@ def integer_in(low: int, high: int) -> Callable[[Any], str | None]:
 
 def number_in(low: float, high: float, closed_low: bool = True) -> Callable[[Any], str | None]:
     def check(v) -> str | None:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and \
-            (low <= v if closed_low else low < v) and v < high
+        ok = is_number(v) and (low <= v if closed_low else low < v) and v < high
         return None if ok else f"must be in {'[' if closed_low else '('}{low}, {high}), got {v!r}"
     return check
 

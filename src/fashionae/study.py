@@ -23,7 +23,7 @@ from pathlib import Path
 from . import settings
 from .data import FASHION_MNIST
 from .errors import UserError
-from .files import read_json
+from .files import read_rebuildable_json
 from .models import ModelConfig
 from .runfolder import STRATEGIES
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
@@ -349,7 +349,16 @@ class StudyFolder:
         return self
 
     def study(self) -> Study:
-        return Study.from_dict(read_json(self / self.STUDY, "study description"), str(self / self.STUDY))
+        path = self / self.STUDY
+        fix = f"run the study command again with --out {self.path}: it writes it again and keeps the finished runs"
+        description = read_rebuildable_json(path)
+        if description is None:
+            raise UserError(f"study description {path} is unreadable or not a JSON object (it was edited or "
+                            f"damaged); {fix}")
+        try:
+            return Study.from_dict(description, str(path))
+        except UserError as e:
+            raise UserError(f"{e}; {fix}") from None
 
     def check_holds(self, study: Study) -> None:
         """Refuse a folder that holds something else than this study. Runs whose settings
@@ -359,7 +368,8 @@ class StudyFolder:
         if not self.path.is_dir():
             raise UserError(f"--out {self.path} is not a folder; choose another --out")
         if (self / self.STUDY).is_file():
-            old = read_json(self / self.STUDY, "study description")
+            # a damaged study.json is written again: the runs are checked one by one anyway
+            old = read_rebuildable_json(self / self.STUDY) or {"name": study.name}
             if old.get("name") != study.name:
                 raise UserError(f"--out {self.path} holds another study ({old.get('name')!r}); "
                                 "choose another --out, or delete it to start over")
