@@ -167,8 +167,18 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     with pytest.raises(UserError, match=r"metrics.jsonl is unreadable \(.*\); delete the folder and run again$"):
         folder.metrics()
     (folder / "explore").mkdir()
-    (folder / "explore" / "explore.json").write_text('{"k": 3}')
-    assert folder.explore_result() == {"k": 3}
+    (folder / "explore" / "map.png").write_bytes(b"png")
+    explored = {"latent": 16, "fit_images": 100, "knn_acc": 0.5, "linear_probe_acc": 0.6, "figures": ["map.png"]}
+    (folder / "explore" / "explore.json").write_text(json.dumps(explored))
+    assert folder.explore_result() == explored and not folder.explore_damaged()
+    # edited or damaged: none (explore and the study write it again), and said to be damaged
+    for bad in ({**explored, "knn_acc": None}, {k: v for k, v in explored.items() if k != "latent"},
+                {**explored, "figures": ["gone.png"]}, {**explored, "figures": ["../config.json"]},
+                {**explored, "figures": "map.png"}, [explored]):
+        (folder / "explore" / "explore.json").write_text(json.dumps(bad))
+        assert folder.explore_result() is None and folder.explore_damaged()
+    (folder / "explore" / "explore.json").write_text("{bad")
+    assert folder.explore_result() is None and folder.explore_damaged()
     (folder / "config.json").write_text("{not json")
     with pytest.raises(UserError, match=r"^run settings .*config.json is unreadable or not valid JSON"):
         folder.raw_config()

@@ -194,6 +194,16 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path):
     page = (out / "report.html").read_text()
     assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page
 
+    # an edited explore.json is named by the report and computed again by the study
+    explored = out / "runs" / "ae-strong-512-seed0" / "explore" / "explore.json"
+    scores = json.loads(explored.read_text())
+    explored.write_text(json.dumps({**scores, "knn_acc": "high"}))
+    with pytest.raises(UserError, match=rf"^{re.escape(str(explored))} is damaged or was edited; run the "
+                                        "study command again: it computes it again$"):
+        collect_results(out)
+    again = run_study(s, out, data_dir=str(data_dir), verify=False, **QUIET)
+    assert again["autoencoders"][-1]["explore"]["knn_acc"] == scores["knn_acc"]
+
 
 def test_plan_of_the_paper_profile(data_dir, tmp_path, capsys):
     """--plan trains nothing and shows every run's resolved settings: the paper profile is the

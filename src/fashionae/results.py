@@ -81,6 +81,13 @@ def _baselines(folder: StudyFolder) -> dict:
     return baselines
 
 
+def _explore_result(run) -> dict | None:
+    if run.explore_damaged():
+        raise UserError(f"{run.explore_json()} is damaged or was edited; run the study command again: it "
+                        "computes it again")
+    return run.explore_result()
+
+
 def collect_results(out: str | Path) -> dict:
     """results.json, from the study folder's study.json and run folders alone."""
     from .claims import assess_claims
@@ -110,7 +117,7 @@ def collect_results(out: str | Path) -> dict:
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
             "val_rise_after_best": stats([(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"]
                                           for s in summaries]),
-            **model_cost(m), "explore": first.explore_result(),
+            **model_cost(m), "explore": _explore_result(first),
         })
     classifiers = []
     for name, group in _groups(plan, "classifier").items():

@@ -24,7 +24,7 @@ import torch
 from . import settings
 from .data import CLASSES, FASHION_MNIST, Dataset, load_dataset
 from .errors import UserError
-from .files import FolderLock, atomic_write, read_json, write_json, write_jsonl
+from .files import FolderLock, atomic_write, read_json, read_rebuildable_json, write_json, write_jsonl
 from .models import ModelConfig, load_model, model_file_bytes
 from .settings import CLASSIFIER, is_number
 from .training import TrainConfig
@@ -35,6 +35,7 @@ STRATEGIES = ("frozen", "finetune", "scratch", "random-frozen")
 SUMMARY_FIGURES = ("epochs", "best_epoch", "train_loss", "train_eval_loss", "val_loss", "best_val_loss",
                    "test_loss", "seconds_total", "images_per_second")
 CLASSIFIER_FIGURES = ("train_acc", "train_eval_acc", "val_acc", "best_val_acc", "best_val_acc_epoch", "test_acc")
+EXPLORE_FIGURES = ("latent", "fit_images", "knn_acc", "linear_probe_acc")  # what the report reads of explore.json
 
 
 def _summary_fault(summary, task: str) -> str | None:
@@ -218,9 +219,24 @@ class RunFolder:
     def model_sha256(self) -> str:
         return hashlib.sha256((self / self.MODEL).read_bytes()).hexdigest()
 
+    def explore_json(self) -> Path:
+        return self / self.EXPLORE / "explore.json"
+
     def explore_result(self) -> dict | None:
-        path = self / self.EXPLORE / "explore.json"
-        return read_json(path) if path.is_file() else None
+        """explore/explore.json as ``fashionae explore`` writes it: its scores, and figures that
+        are files beside it. None when there is none, or when it was damaged or edited (see
+        ``explore_damaged``): ``fashionae explore`` and the study write it again."""
+        result = read_rebuildable_json(self.explore_json())
+        figures = (result or {}).get("figures")
+        if (result is None or not all(is_number(result.get(k)) for k in EXPLORE_FIGURES)
+                or not isinstance(figures, list)
+                or not all(isinstance(f, str) and Path(f).name == f and (self / self.EXPLORE / f).is_file()
+                           for f in figures)):
+            return None
+        return result
+
+    def explore_damaged(self) -> bool:
+        return self.explore_json().is_file() and self.explore_result() is None
 
     # ---------------------------------------------------------- writing
 
