@@ -12,7 +12,8 @@ import torch
 from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.models import ModelConfig, build_model
-from fashionae.runfolder import CLASSIFIER_FIGURES, SUMMARY_FIGURES, LoadedRun, RunConfig, RunFolder
+from fashionae.runfolder import (CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES,
+                                  LoadedRun, RunConfig, RunFolder)
 from fashionae.training import TrainConfig
 from helpers import shapes, write_dataset
 
@@ -161,8 +162,23 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     del config["data"]  # a folder from before the data were recorded (0.1)
     (folder / "config.json").write_text(json.dumps(config))
     assert folder.classes()[0] == "T-shirt/top"
-    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n\n{"epoch": 2}\n')
-    assert folder.metrics() == [{"epoch": 1}, {"epoch": 2}]
+    rows = [dict.fromkeys(EPOCH_FIGURES, 0.5) | {"epoch": e} for e in (1, 2)]
+    (folder / "metrics.jsonl").write_text(f"{json.dumps(rows[0])}\n\n{json.dumps(rows[1])}\n")
+    assert folder.metrics() == rows
+    tail = rf" \(it was edited or damaged\); delete {re.escape(str(folder.path))} and run its command again$"
+    for bad in ('{"epoch": 1}\n', f'{json.dumps({**rows[0], "val_loss": "0.1"})}\n', "[1, 2]\n"):
+        (folder / "metrics.jsonl").write_text(bad)
+        with pytest.raises(UserError, match=r"metrics.jsonl holds a row without an epoch's figures \(epoch, "
+                                            r"train_loss, train_eval_loss, val_loss, seconds\)" + tail):
+            folder.metrics()
+    (folder / "metrics.jsonl").write_text(f"{json.dumps(rows[0])}\n")
+    folder.write_summary(dict.fromkeys(SUMMARY_FIGURES, 2))  # finished after 2 epochs: one row is missing
+    with pytest.raises(UserError, match=r"metrics.jsonl holds 1 epochs where summary.json says 2" + tail):
+        folder.metrics()
+    (folder / "metrics.jsonl").unlink()
+    with pytest.raises(UserError, match=r"metrics.jsonl holds 0 epochs where summary.json says 2" + tail):
+        folder.metrics()
+    (folder / "summary.json").unlink()
     (folder / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
     with pytest.raises(UserError, match=r"metrics.jsonl is unreadable \(.*\); delete the folder and run again$"):
         folder.metrics()
@@ -246,6 +262,15 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     ae.write_config(RunConfig(), {}, {})
     ae.write_summary(dict.fromkeys(SUMMARY_FIGURES, 1))  # an autoencoder has no accuracies
     assert ae.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
+
+    folder.write_summary({**good, "epochs": 1})  # a classifier's epochs have accuracies too
+    row = dict.fromkeys(EPOCH_FIGURES, 1)
+    (folder / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match=r"metrics.jsonl holds a row without an epoch's figures \(epoch, train_loss, "
+                                        r"train_eval_loss, val_loss, seconds, train_acc, train_eval_acc, val_acc\)"):
+        folder.metrics()
+    (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5)) + "\n")
+    assert len(folder.metrics()) == 1
 
     folder.write_summary(good)
     config = json.loads((folder / "config.json").read_text())

@@ -35,6 +35,8 @@ STRATEGIES = ("frozen", "finetune", "scratch", "random-frozen")
 SUMMARY_FIGURES = ("epochs", "best_epoch", "train_loss", "train_eval_loss", "val_loss", "best_val_loss",
                    "test_loss", "seconds_total", "images_per_second")
 CLASSIFIER_FIGURES = ("train_acc", "train_eval_acc", "val_acc", "best_val_acc", "best_val_acc_epoch", "test_acc")
+EPOCH_FIGURES = ("epoch", "train_loss", "train_eval_loss", "val_loss", "seconds")  # every metrics.jsonl row
+CLASSIFIER_EPOCH_FIGURES = ("train_acc", "train_eval_acc", "val_acc")
 EXPLORE_FIGURES = ("latent", "fit_images", "knn_acc", "linear_probe_acc")  # what the report reads of explore.json
 
 
@@ -194,13 +196,22 @@ class RunFolder:
         return data
 
     def metrics(self) -> list[dict]:
+        """metrics.jsonl, one row per epoch trained so far, each with its epoch's figures; a
+        finished run has one row per epoch of its summary."""
         path = self / self.METRICS
         try:
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         except FileNotFoundError:
-            return []
+            rows = []
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UserError(f"{path} is unreadable ({e}); delete the folder and run again") from None
+        if rows:
+            keys = EPOCH_FIGURES + (CLASSIFIER_EPOCH_FIGURES if self.config().model.task == CLASSIFIER else ())
+            if not all(isinstance(r, dict) and all(is_number(r.get(k)) for k in keys) for r in rows):
+                raise self.damaged(self.METRICS, f"holds a row without an epoch's figures ({', '.join(keys)})")
+        if self.is_complete() and len(rows) != (epochs := self.summary()["epochs"]):
+            raise self.damaged(self.METRICS, f"holds {len(rows)} epochs where {self.SUMMARY} says {epochs}")
+        return rows
 
     def summary(self) -> dict:
         """summary.json, checked to hold every figure of a finished run of its task."""
