@@ -82,10 +82,11 @@ def _baselines(folder: StudyFolder) -> dict:
 
 
 def _explore_result(run) -> dict | None:
-    if run.explore_damaged():
+    result = run.explore_result()
+    if result is None and run.explore_damaged():  # read again only when it is not usable
         raise UserError(f"{run.explore_json()} is damaged or was edited; run the study command again: it "
                         "computes it again")
-    return run.explore_result()
+    return result
 
 
 def collect_results(out: str | Path) -> dict:

@@ -172,10 +172,14 @@ class RunFolder:
                             "it was written by another version, or edited") from None
 
     def classes(self) -> tuple[str, ...]:
-        """The class names of the data the run saw (Fashion-MNIST's for folders from before)."""
+        """The class names of the data the run saw (Fashion-MNIST's for folders from before); a
+        classifier's are as many as its classes."""
         classes = self.raw_config().get("data", {}).get("classes", CLASSES)
         if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
             raise self.damaged(self.CONFIG, "records class names that are not a list of names")
+        model = self.config().model
+        if model.task == CLASSIFIER and len(classes) != model.num_classes:
+            raise self.damaged(self.CONFIG, f"names {len(classes)} classes but the model has {model.num_classes}")
         return tuple(classes)
 
     def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:
@@ -277,9 +281,6 @@ class LoadedRun:
         self.config = self.model.config
         self.task = self.config.task
         self.classes = self.folder.classes()
-        if self.task == CLASSIFIER and len(self.classes) != self.config.num_classes:
-            raise self.folder.damaged(RunFolder.CONFIG, f"names {len(self.classes)} classes but the model "
-                                      f"has {self.config.num_classes}")
 
     def _inputs(self, images) -> torch.Tensor:
         from .images import prepare_image
