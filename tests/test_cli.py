@@ -32,6 +32,7 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     (["train-ae", "--arch", "mlp"], "unknown arch 'mlp'"),
     (["train-ae", "--decoder", "k9"], "unknown decoder"),
     (["train-ae", "--latent", "0"], "latent must be a positive integer"),
+    (["train-ae", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
     (["train-ae", "--epochs", "0"], "epochs must be a positive integer"),
     (["train-ae", "--batch-size", "-5"], "batch-size must be a positive integer"),
     (["train-ae", "--dropout", "1.0"], "dropout must be in [0, 1)"),
@@ -125,3 +126,20 @@ def test_ctrl_c_says_what_is_kept(capsys, monkeypatch, tmp_path, command, said):
         raise KeyboardInterrupt
     monkeypatch.setattr(cli_module, f"cmd_{command.replace('-', '_')}", interrupted)
     assert cli(capsys, command, *([tmp_path] if command == "explore" else []))[:3:2] == (130, said)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch):
+    """`fashionae study ... --plan --json | head`: once head has read enough, our writes fail
+    with EPIPE; that is no error of the user's nor a bug, so nothing is printed about it."""
+    import os
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    gone = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", gone)
+    from fashionae.cli import main
+    try:
+        code = main(["study", str(Path(__file__).parents[1] / "studies/paper.toml"), "--plan", "--json"])
+        gone.flush()  # what exit would flush: stdout now leads to /dev/null
+    finally:
+        gone.close()
+    assert code == 1 and capsys.readouterr().err == ""

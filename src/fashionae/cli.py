@@ -4,6 +4,7 @@ options of the model and training settings come from their dataclass fields (``s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -72,6 +73,10 @@ def train_run(a, task: str, out: str, **run) -> dict | None:
 
 
 def cmd_train_ae(a) -> int:
+    from .models import ModelConfig
+    if a.arch == "conv" and a.latent != ModelConfig.latent:
+        raise UserError("--latent sets the linear arch's bottleneck; the conv arch has none "
+                        "(its latent is the encoder's feature map): drop --latent or use --arch linear")
     out = a.out or f"runs/ae-{a.arch}{a.latent if a.arch == 'linear' else ''}-seed{a.seed}"
     s = train_run(a, "autoencoder", out)
     if s is None:
@@ -284,13 +289,15 @@ def build_parser() -> Parser:
     s.add_argument("--out", required=True, help="folder for baselines.json")
     s.add_argument("--val", default="holdout", choices=("holdout", "test"), help="as for training")
     s.add_argument("--train-subset", type=int, help="fit on the first N training images only")
-    s.add_argument("--logreg-max-iter", type=int, default=200)
+    s.add_argument("--logreg-max-iter", type=int, default=200,
+                   help="iterations of the pixel logistic regression (default: 200)")
     add_data_args(s)
     s.set_defaults(func=cmd_baselines)
 
     s = sub.add_parser("study", help="run a whole study (TOML file) and write its report")
     s.add_argument("study_file", help="e.g. studies/paper.toml")
-    s.add_argument("--profile", help="a profile of the study file (default: quick)")
+    s.add_argument("--profile", help="a profile of the study file (default: the file's default_profile, "
+                   "else quick)")
     s.add_argument("--seeds", type=int, help="number of seeds (overrides the profile)")
     s.add_argument("--out", help="study folder (default runs/<study>-<profile>); an interrupted "
                    "study there is resumed, finished runs are kept")
@@ -373,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader of our output went away (`... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 1
     except UserError as e:
         if args.debug:
             traceback.print_exc()
