@@ -35,7 +35,7 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     (["train-ae", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
     (["train-ae", "--epochs", "0"], "epochs must be a positive integer"),
     (["train-ae", "--batch-size", "-5"], "batch-size must be a positive integer"),
-    (["train-ae", "--dropout", "1.0"], "dropout must be in [0, 1)"),
+    (["train-ae", "--dropout", "1.0"], "dropout must be a number in [0, 1)"),
     (["train-ae", "--epochs", "ten"], "invalid int value"),
     (["train-clf", "--strategy", "frozen"], "pass --encoder"),
     (["train-clf", "--strategy", "sideways"], "unknown strategy"),
@@ -52,6 +52,8 @@ def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message)
     (["baselines", "--logreg-max-iter", "-1"], "logreg-max-iter must be a positive integer, got -1"),
     (["baselines", "--train-subset", "0"], "train-subset must be a positive integer, got 0"),
     (["bench", "--windows", "0"], "--windows must be a positive integer, got 0"),
+    (["study", "s.toml", "--json"], "--json goes with --plan (the plan as JSON); the study itself writes "
+                                    "results.json"),
     (["bench", "--images", "99"], "--images must be at least 100 (one batch), got 99"),
     (["export", "runs/ae", "-o", "runs/ae/model.safetensors"],
      "--output runs/ae/model.safetensors must be an .onnx file, e.g. encoder.onnx"),

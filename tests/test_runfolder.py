@@ -115,6 +115,26 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
         loaded.embed(batch.transpose(2, 3))
 
 
+def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_scales(own_run):
+    """uint8 pixels (the dataset's form) are divided by 255; numpy arrays are taken as tensors;
+    floats outside [0, 1] (0-255 values as floats, NaN) are refused, not silently misread."""
+    _, run = own_run
+    loaded = LoadedRun(run)
+    torch.manual_seed(0)
+    pixels = torch.randint(0, 256, (3, 1, 16, 24), dtype=torch.uint8)
+    pixels[0, 0, 0, :2] = torch.tensor([0, 255], dtype=torch.uint8)  # both ends of the range
+    expected = loaded.embed(pixels.float() / 255)
+    assert torch.equal(loaded.embed(pixels), expected)
+    assert torch.equal(loaded.embed(pixels.numpy()), expected)
+    assert torch.equal(loaded.embed(list(pixels.numpy())), expected)  # a list of arrays
+    assert torch.equal(loaded.embed((pixels.float() / 255).double()), expected)  # float64 is fine
+    for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
+                       (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):
+        with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
+                                            rf"{shown}; divide 0-255 pixels by 255$"):
+            loaded.embed(bad)
+
+
 def test_from_dict_fills_what_an_older_config_lacks_and_round_trips():
     full = RunConfig(model=ModelConfig(task="classifier", latent=32), train=TrainConfig(epochs=2),
                      strategy="frozen", encoder_run="runs/ae", encoder_sha256="ab" * 32,

@@ -12,6 +12,7 @@ from fashionae import plan as plan_mod
 from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.plan import run_study
+from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results
 from fashionae.study import load_study
 from helpers import QUIET
@@ -134,12 +135,20 @@ MINIMAL = '[[autoencoders]]\nname = "a"\narch = "conv"\n'
     (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list"),
     ('[[autoencoders]]\nname = "a"\narch = "mlp"\n', "unknown arch"),
     ("seeds = 0\n" + MINIMAL, "seeds must be"),
-    ("", "must list at least one"),
+    ("", "s.toml is empty; see studies/ for examples"),
+    ("seeds = 2\n", "must list at least one"),
+    (MINIMAL + "[train]\nbatch_size = 0\n", "\\[train\\]: batch_size must be a positive integer"),  # as written
+    (MINIMAL + "[train]\nlr = \"1e-3\"\n", "lr must be a number in \\(0"),
     ("profiles = 5\n" + MINIMAL, "\\[profiles\\] must be a table"),
     (MINIMAL + "[profiles]\nquick = 3\n", "\\[profiles.quick\\] must be a table"),
     (MINIMAL + "[classifiers]\nencoder = \"a\"\ntrain = 5\n", "\\[classifiers.train\\] must be a table"),
     (MINIMAL + "[classifiers]\nencoder = \"a\"\n[classifiers.train]\nfoo = 1\n",
      "unknown key 'foo' in \\[classifiers.train\\]; known keys: augment, "),
+    # a bad value the chosen profile overrides is still refused where it is written
+    (MINIMAL + "[train]\nepochs = \"ten\"\n[profiles.quick]\ntrain = { epochs = 1 }\n",
+     "^study file s.toml: \\[train\\]: epochs must be a positive integer, got 'ten'$"),
+    ("[[train]]\nepochs = 3\n" + MINIMAL + "[profiles.quick]\ntrain = { epochs = 1 }\n",
+     "^study file s.toml: \\[train\\] must be a table$"),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
@@ -318,3 +327,55 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     page = (out / "report.md").read_text()
     assert "## Ablation" in page and "no dropout" in page and "base → lean" in page
     assert (out / "figures" / "overview_ablation.png").is_file()
+    # the source study's claims compare models this study does not train: none is listed, and
+    # the summary ranks means without calling the ranking a verdict
+    assert results["reference"] and results["claims"] == [] and "## Claims" not in page
+    assert "None of the source study's claims compares models that this study trains" in page
+    assert summary(results)[1].startswith("The lowest mean test MSE per pixel is ")
+    assert summary(results)[2] == ("These rank means over seeds; which differences are real is for the "
+                                   "claims and the ablation to say.")
+    # fewer seeds than a verdict takes: the interval is shown, marked as no verdict
+    assert _ablation_effect({**row, "seeds": 2}, "val_mse").endswith(" (2 seeds: no verdict)")
+    assert "no verdict" not in _ablation_effect(row, "val_mse")
+
+
+def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):
+    """Change one autoencoder's setting after a study ran: its folders, and the classifiers
+    trained on them, are named together, before anything trains, by `--plan` too (which lists
+    them as 'changed'); once the autoencoders alone are deleted, their classifiers are still
+    refused (their encoder is to be trained again), never kept beside a new encoder."""
+    body = ('seeds = 2\n[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'
+            '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n{change}'
+            '[[autoencoders]]\nname = "b"\narch = "conv"\n'
+            '[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n')
+    out = tmp_path / "study"
+    common = ["--out", str(out), "--data-dir", str(data_dir), "--no-verify"]
+    assert main(["study", str(write(tmp_path, body.format(change=""))), *common]) == 0
+    runs = out / "runs"
+    kept = {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()}
+    changed = write(tmp_path, body.format(change="dropout = 0.1\n"))
+    capsys.readouterr()
+
+    assert main(["study", str(changed), "--plan", "--json", *common]) == 2
+    listing, err = capsys.readouterr()
+    states = {json.loads(line)["run"]: json.loads(line)["state"] for line in listing.splitlines()}
+    assert states == {"ae-a-seed0": "changed", "ae-a-seed1": "changed", "ae-b-seed0": "complete",
+                      "ae-b-seed1": "complete", "clf-finetune-seed0": "changed", "clf-finetune-seed1": "changed"}
+    assert err == (f"fashionae: error: 4 run folders of {runs} hold runs that the study file no longer asks "
+                   "for: ae-a-seed0 (model.dropout: 0.2 there, 0.1 now), ae-a-seed1 (model.dropout: 0.2 there, "
+                   "0.1 now), clf-finetune-seed0 (trained on an earlier ae-a-seed0), clf-finetune-seed1 "
+                   "(trained on an earlier ae-a-seed1); delete them and run the study again (its other "
+                   "finished runs are kept), or choose another --out\n")
+    assert main(["study", str(changed), *common]) == 2 and capsys.readouterr().err == err
+
+    for seed in (0, 1):
+        shutil.rmtree(runs / f"ae-a-seed{seed}")
+    assert main(["study", str(changed), *common]) == 2
+    assert "clf-finetune-seed0 (trained on an earlier ae-a-seed0)" in capsys.readouterr().err
+    assert {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()} == {
+        k: v for k, v in kept.items() if k.startswith(("ae-b", "clf"))}  # nothing trained meanwhile
+    for seed in (0, 1):
+        shutil.rmtree(runs / f"clf-finetune-seed{seed}")
+    assert main(["study", str(changed), *common]) == 0
+    assert (runs / "ae-b-seed0" / "model.safetensors").read_bytes() == kept["ae-b-seed0"]
+    assert json.loads((runs / "ae-a-seed0" / "config.json").read_text())["model"]["dropout"] == 0.1

@@ -131,6 +131,8 @@ def cmd_baselines(a) -> int:
 
 def cmd_study(a) -> int:
     from .study import load_study
+    if a.json and not a.plan:
+        raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
     overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
     if a.tensorboard:
         overrides["tensorboard"] = True
@@ -138,13 +140,15 @@ def cmd_study(a) -> int:
     out = a.out or f"runs/{study.name}-{study.profile}"
     if a.plan:
         from .data import load_dataset
-        from .plan import check_plan, describe, make_plan, print_plan
+        from .plan import describe, make_plan, plan_states, print_plan, refuse_changed
         from .study import StudyFolder
         folder = StudyFolder(out)
         folder.check_holds(study)
         data = load_dataset(study.dataset, a.data_dir, not a.no_verify)
         plan = make_plan(study)
-        print_plan(describe(plan, check_plan(plan, study, folder, data), study, data), a.json)
+        states, changed = plan_states(plan, study, folder, data)
+        print_plan(describe(plan, states, study, data), a.json)
+        refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
         return 0
     from .plan import run_study
     executor = None

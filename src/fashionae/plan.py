@@ -93,24 +93,47 @@ def resolve(run: PlannedRun, study: Study, folder: StudyFolder) -> RunConfig:
     return replace(run.config, encoder_run=str(folder.run(ae_run_name(encoder, run.seed)).path))
 
 
-def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:
-    """The state of every run ('new', 'resume', 'complete'), checked before anything runs: a
-    run folder holding other settings is refused now, not halfway through the study."""
-    states = {}
+def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
+                data: Dataset) -> tuple[dict[str, str], dict[str, str]]:
+    """The state of every run ('new', 'resume', 'complete', or 'changed': its folder holds a run
+    the study file no longer asks for), and why each changed one is. A classifier whose encoder
+    is changed or not finished was trained on an earlier encoder: changed too, although its own
+    settings may read the same."""
+    states, why = {}, {}
     for run in plan:
+        run_folder = folder.run(run.name)
+        unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
         cfg = run.config
-        if run.kind == "classifier" and all(folder.run(n).is_complete() for n in run.needs):
+        if run.kind == "classifier" and not unfinished:
             cfg, _ = classifier_from_encoder(resolve(run, study, folder))
         cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
-        if run.kind == "classifier" and cfg.encoder_sha256 is None:
-            cfg = replace(cfg, encoder_sha256=_recorded_encoder(folder.run(run.name)))
-        states[run.name] = folder.run(run.name).state_for(cfg)
+        redone = [n for n in run.needs if n in why or n in unfinished]  # encoders to be trained (again)
+        if run_folder.is_run() and redone:
+            why[run.name] = f"trained on an earlier {', '.join(redone)}"
+        elif run_folder.is_run() and (diffs := run_folder.differences(cfg)):
+            earlier = f"trained on an earlier {', '.join(run.needs)}"
+            why[run.name] = "; ".join(earlier if d.startswith("encoder_sha256:") else d for d in diffs[:3])
+        states[run.name] = "changed" if run.name in why else run_folder.state_for(cfg)
+    return states, why
+
+
+def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:
+    """The state of every run, checked before anything runs: run folders holding runs the study
+    no longer asks for are refused now, all of them in one message, not halfway through."""
+    states, why = plan_states(plan, study, folder, data)
+    refuse_changed(why, folder)
     return states
 
 
-def _recorded_encoder(run_folder) -> str | None:
-    """An encoder not trained yet cannot be checked now; ``execute`` checks it when it runs."""
-    return run_folder.config().encoder_sha256 if run_folder.is_run() else None
+def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
+    if not why:
+        return
+    shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
+    more = f" and {len(why) - 6} more" if len(why) > 6 else ""
+    raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder.path / 'runs'} "
+                    f"hold{'s' if len(why) == 1 else ''} runs that the study file no longer asks for: "
+                    f"{', '.join(shown)}{more}; delete {'them' if len(why) > 1 else 'it'} and run the study "
+                    "again (its other finished runs are kept), or choose another --out")
 
 
 def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, log: Log,

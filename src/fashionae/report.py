@@ -62,6 +62,13 @@ def _effect(c: dict) -> tuple[str, str]:
     return fmt(c["effect"]), f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]" if c["ci95"] else c["ci_reason"]
 
 
+def _ablation_effect(a: dict, figure: str) -> str:
+    """An ablation's change with its interval; below MIN_SEEDS seeds, marked as no verdict, as a
+    claim would be, even where the interval happens to exclude 0."""
+    text = " ".join(_effect({**a[figure], "unit": "relative"}))
+    return text + (f" ({a['seeds']} seeds: no verdict)" if 1 < a["seeds"] < MIN_SEEDS else "")
+
+
 # ------------------------------------------------------------------ tables
 
 Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header, rows)
@@ -139,8 +146,7 @@ def tables(results: dict) -> list[Table]:
                     [[a["change"], f"{a['baseline']} → {a['variant']}", str(a["seeds"]),
                       " → ".join(dict.fromkeys(str(epochs[n]) for n in (a["baseline"], a["variant"]))),
                       _f(a["val_mse"]["baseline"]), _f(a["val_mse"]["variant"]),
-                      " ".join(_effect({**a["val_mse"], "unit": "relative"})),
-                      " ".join(_effect({**a["test_mse"], "unit": "relative"}))] for a in results["ablation"]]))
+                      _ablation_effect(a, "val_mse"), _ablation_effect(a, "test_mse")] for a in results["ablation"]]))
     explored = [(a["name"], a["explore"]) for a in results["autoencoders"] if a.get("explore")]
     if explored:
         out.append(("latent", "Latent space: the frozen latent as a feature (test set)",
@@ -170,7 +176,7 @@ def summary(results: dict) -> list[str]:
         # PCA beside the best linear autoencoder that PCA was fitted at (k = its latent size)
         beside = [(a, row) for a in ranked for row in [_pca_row(results, a["latent"])]
                   if row and row["k"] == a["latent"]]
-        s.append(f"The lowest test MSE per pixel is {ranked[0]['name']}'s, {_f(ranked[0]['test_mse'])}"
+        s.append(f"The lowest mean test MSE per pixel is {ranked[0]['name']}'s, {_f(ranked[0]['test_mse'])}"
                  + (f", the highest {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(aes) > 1 else "")
                  + (f"; PCA with {beside[0][1]['k']} components reaches {beside[0][1]['test_mse']:.4f} "
                     f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
@@ -178,12 +184,15 @@ def summary(results: dict) -> list[str]:
     if trained:
         top = max(trained, key=lambda c: c["test_acc"]["mean"])
         control = next((c for c in clfs if c["strategy"] == "random-frozen"), None)
-        s.append(f"The best classifier is {top['name']} at {_f(top['test_acc'], 2, True)} % test accuracy"
+        s.append(f"The highest mean test accuracy is {top['name']}'s, {_f(top['test_acc'], 2, True)} %"
                  + (f" (the random-frozen control: {_f(control['test_acc'], 2, True)} %)" if control else "") + ".")
+    if len(aes) + len(trained) > 1:
+        s.append("These rank means over seeds; which differences are real is for the claims"
+                 + (" and the ablation" if results.get("ablation") else "") + " to say.")
     claims = results["claims"]
     if claims and n < MIN_SEEDS:
         s.append(f"With {_count(n, 'seed')} none of the study's {len(claims)} claims can be confirmed or refuted "
-                 f"(that takes {MIN_SEEDS}); the claims table gives the side each one leans to.")
+                 f"(that takes {MIN_SEEDS}); the claims table gives the side each tested one leans to.")
     elif claims:
         parts = []
         for verdict in ("confirmed", "refuted", "inconclusive", "not tested"):
@@ -243,7 +252,8 @@ NOTES = {  # under the table they explain
                     "author's code's are its published result files (validation = test set, 60 epochs).",
     "ablation": "Each line trains the same layers two ways, differing in one part of the protocol; the change "
                 "is the variant's MSE relative to the baseline's, paired by seed, with its 95 % t-interval "
-                "over the seeds (negative: the variant reconstructs better). Epochs are "
+                "over the seeds (negative: the variant reconstructs better); as for a claim, a difference is "
+                f"real only with at least {MIN_SEEDS} seeds and an interval wholly on one side of 0. Epochs are "
                 "shown as baseline → variant where they differ.",
 }
 
@@ -319,6 +329,9 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
         "(the best epoch, the best encoder, the targets) have seen the test set." if results.get("val") == "test"
         else "The test set is never used to choose anything: every choice (the best epoch, the best "
         "encoder, the targets) is made on validation figures (held-out training images)."]
+    if results.get("reference") and not results["claims"]:
+        about.append("None of the source study's claims compares models that this study trains, so none "
+                     "is tested here.")
     if not results.get("reference"):
         about.append("The study's claims and reference numbers are about Fashion-MNIST, so they are left out "
                      "on this dataset.")

@@ -138,12 +138,16 @@ class RunFolder:
                 raise UserError(f"--out {self.path} is not empty and holds no fashionae run; choose an "
                                 "empty or new folder")
             return "new"
-        ours, theirs = cfg.identity(), self.config().identity()
-        diffs = [f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours if theirs[k] != ours[k]]
+        diffs = self.differences(cfg)
         if diffs:
             raise UserError(f"--out {self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
                             "choose another --out, or delete it to start over")
         return "complete" if self.is_complete() else "resume"
+
+    def differences(self, cfg: RunConfig) -> list[str]:
+        """How the run this folder holds differs from ``cfg`` ("key: x there, y now"; [] if alike)."""
+        ours, theirs = cfg.identity(), self.config().identity()
+        return [f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours if theirs[k] != ours[k]]
 
     def lock(self) -> FolderLock:
         return FolderLock(self.path)
@@ -283,18 +287,27 @@ class LoadedRun:
         self.classes = self.folder.classes()
 
     def _inputs(self, images) -> torch.Tensor:
+        """Pictures (paths), or images as a tensor or numpy array: [N, 1, H, W] or [N, H, W],
+        floats in [0, 1] or uint8 pixels (divided by 255, as the dataset's are)."""
         from .images import prepare_image
         size = tuple(self.config.image_size)
         if isinstance(images, (str, Path)):
             images = [images]
         if isinstance(images, (list, tuple)):
-            images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path)) else p
-                                  for p in images])
+            images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path))
+                                  else torch.as_tensor(p) for p in images])
+        images = torch.as_tensor(images)
         if images.ndim == 3:  # [N, H, W]: add the channel
             images = images.unsqueeze(1)
         if tuple(images.shape[1:]) != (1, *size):
             raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}], got {list(images.shape)}")
-        return images.float()
+        if images.dtype == torch.uint8:
+            return images.float() / 255
+        images = images.float()
+        if images.numel() and not (images.min() >= 0 and images.max() <= 1):  # NaN fails too
+            raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from "
+                            f"{images.min().item():g} to {images.max().item():g}; divide 0-255 pixels by 255")
+        return images
 
     @torch.inference_mode()
     def embed(self, images) -> torch.Tensor:

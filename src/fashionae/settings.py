@@ -65,7 +65,7 @@ def integer_in(low: int, high: int) -> Callable[[Any], str | None]:
 def number_in(low: float, high: float, closed_low: bool = True) -> Callable[[Any], str | None]:
     def check(v) -> str | None:
         ok = is_number(v) and (low <= v if closed_low else low < v) and v < high
-        return None if ok else f"must be in {'[' if closed_low else '('}{low}, {high}), got {v!r}"
+        return None if ok else f"must be a number in {'[' if closed_low else '('}{low}, {high}), got {v!r}"
     return check
 
 
@@ -79,16 +79,18 @@ def _name(f) -> str:
 
 # ------------------------------------------------------------------ the dataclass side
 
-def check(cfg) -> None:
-    """Check every field of a settings dataclass; UserError naming the first bad one."""
+def check(cfg, file_keys: bool = False) -> None:
+    """Check every field of a settings dataclass; UserError naming the first bad one, as an
+    option (``batch-size``) or, with ``file_keys``, as a study file's key (``batch_size``)."""
     for f in fields(cfg):
         v = getattr(cfg, f.name)
+        name = f.name if file_keys else _name(f)
         choices = f.metadata.get("choices")
         if choices is not None and v not in choices:
-            raise UserError(f"unknown {_name(f)} {v!r}; choose one of {', '.join(map(str, choices))}")
+            raise UserError(f"unknown {name} {v!r}; choose one of {', '.join(map(str, choices))}")
         problem = f.metadata.get("check") and f.metadata["check"](v)
         if problem:
-            raise UserError(f"{_name(f)} {problem}")
+            raise UserError(f"{name} {problem}")
 
 
 def keys(cls, only: str | None = None, options_only: bool = True) -> set[str]:

@@ -163,10 +163,29 @@ def _typed(cls, d: dict, where: str, source: str, **fixed):
     """A settings dataclass from a study-file table, with the file's name in any error."""
     try:
         cfg = cls(**{**d, **fixed})
-        settings.check(cfg)
+        settings.check(cfg, file_keys=True)
         return cfg
     except (UserError, TypeError) as e:
         raise UserError(f"study file {source}: {where}: {e}") from None
+
+
+def _check_top_tables(base: dict, source: str) -> None:
+    """The top level's settings tables, each checked as it is written: once a profile is merged
+    over them, a bad value it overrides (a string for a number, a list for a table) would be
+    hidden until another profile is used."""
+    for key, cls, allowed, fixed in (
+            ("train", TrainConfig, settings.keys(TrainConfig), {}),
+            ("model", ModelConfig, AE_KEYS - {"name", "train"}, {"task": AUTOENCODER}),
+            ("baselines", Baselines, set(Baselines.__dataclass_fields__), {}),
+            ("explore", Explore, set(Explore.__dataclass_fields__), {})):
+        if key in base:
+            _check_keys(base[key], allowed, f"[{key}]", source)
+            _typed(cls, base[key], f"[{key}]", source, **fixed)
+    if "classifiers" in base:
+        _check_keys(base["classifiers"], CLF_KEYS, "[classifiers]", source)
+        clf_train = base["classifiers"].get("train", {})
+        _check_keys(clf_train, settings.keys(TrainConfig, CLASSIFIER), "[classifiers.train]", source)
+        _typed(TrainConfig, clf_train, "[classifiers.train]", source)
 
 
 def load_study(path: str | Path, profile: str | None = None, seeds: int | None = None,
@@ -184,6 +203,8 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         raise UserError(f"cannot read study file {path}: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"study file {path} is not valid TOML ({e})") from None
+    if not raw:
+        raise UserError(f"study file {path} is empty; see studies/ for examples")
     _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
@@ -194,6 +215,8 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     if profile and not isinstance(profiles[profile], dict):
         raise UserError(f"study file {source}: [profiles.{profile}] must be a table")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
+    if profile:
+        _check_top_tables(base, source)
     merged = deep_merge(base, profiles[profile]) if profile else base
     _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {profile!r}", source)
     merged.setdefault("name", path.stem)
