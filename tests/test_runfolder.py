@@ -129,6 +129,7 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert torch.equal(loaded.embed(list(pixels.numpy())), expected)  # a list of arrays
     assert torch.equal(loaded.embed((pixels.float() / 255).double()), expected)  # float64 is fine
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
+                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
                        (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
                                             rf"{shown}; divide 0-255 pixels by 255$"):
