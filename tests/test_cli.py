@@ -33,6 +33,7 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     (["train-ae", "--decoder", "k9"], "unknown decoder"),
     (["train-ae", "--latent", "0"], "latent must be a positive integer"),
     (["train-ae", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
+    (["train-clf", "--strategy", "scratch", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
     (["train-ae", "--epochs", "0"], "epochs must be a positive integer"),
     (["train-ae", "--batch-size", "-5"], "batch-size must be a positive integer"),
     (["train-ae", "--dropout", "1.0"], "dropout must be a number in [0, 1)"),
@@ -130,18 +131,29 @@ def test_ctrl_c_says_what_is_kept(capsys, monkeypatch, tmp_path, command, said):
     assert cli(capsys, command, *([tmp_path] if command == "explore" else []))[:3:2] == (130, said)
 
 
-def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch):
-    """`fashionae study ... --plan --json | head`: once head has read enough, our writes fail
-    with EPIPE; that is no error of the user's nor a bug, so nothing is printed about it."""
+def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch, data_dir):
+    """`fashionae data | head -1`: once head has read enough, our writes fail with EPIPE, in
+    the command or when its buffered output is flushed; that is no error of the user's nor a
+    bug, so nothing is printed about it."""
     import os
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first line
-    gone = os.fdopen(write_end, "w")
+    gone = os.fdopen(write_end, "w")  # buffered: the lines go out at the flush
     monkeypatch.setattr(sys, "stdout", gone)
     from fashionae.cli import main
     try:
-        code = main(["study", str(Path(__file__).parents[1] / "studies/paper.toml"), "--plan", "--json"])
+        code = main(["data", "--data-dir", str(data_dir), "--no-verify"])
         gone.flush()  # what exit would flush: stdout now leads to /dev/null
     finally:
         gone.close()
     assert code == 1 and capsys.readouterr().err == ""
+
+
+def test_a_broken_pipe_that_is_not_our_output_is_an_internal_error(capsys, monkeypatch):
+    import fashionae.cli as cli_module
+
+    def lost_connection(a):
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(cli_module, "cmd_data", lost_connection)
+    code, _, err = cli(capsys, "data")
+    assert code == 1 and err.startswith("fashionae: internal error: BrokenPipeError: ")

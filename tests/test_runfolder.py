@@ -128,6 +128,11 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert torch.equal(loaded.embed(pixels.numpy()), expected)
     assert torch.equal(loaded.embed(list(pixels.numpy())), expected)  # a list of arrays
     assert torch.equal(loaded.embed((pixels.float() / 255).double()), expected)  # float64 is fine
+    flipped = pixels.numpy()[:, :, ::-1]  # numpy's own layouts and byte orders
+    assert torch.equal(loaded.embed(flipped), loaded.embed(torch.from_numpy(flipped.copy())))
+    assert torch.equal(loaded.embed((pixels.numpy() / 255).astype(">f4")), expected)
+    mixed = [pixels[0].numpy(), pixels[1].float() / 255, pixels[2]]  # each item by its own kind
+    assert torch.allclose(loaded.embed(mixed), expected, atol=1e-6)
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
                        (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
                        (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):

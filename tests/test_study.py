@@ -126,6 +126,15 @@ def write(tmp_path, text: str) -> Path:
 MINIMAL = '[[autoencoders]]\nname = "a"\narch = "conv"\n'
 
 
+def study_out(tmp_path, data_dir) -> tuple[Path, list[str]]:
+    """A study folder, and the options that run a study into it on the tests' data."""
+    out = tmp_path / "study"
+    return out, ["--out", str(out), "--data-dir", str(data_dir), "--no-verify"]
+
+
+TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'  # a study in seconds
+
+
 @pytest.mark.parametrize("text, message", [
     ("name = ", "not valid TOML"),
     ("colour = 1\n" + MINIMAL, "unknown key 'colour'"),
@@ -309,7 +318,7 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     """Each ablation line is the variant's MSE relative to the baseline's, seed by seed, with a
     t-interval over the seeds; the report shows it as a table and as a figure. Both models have
     one latent size, as in an ablation (the size overview then shows points, not a curve)."""
-    text = ('seeds = 3\n[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'
+    text = ('seeds = 3\n' + TINY_TRAIN +
             '[[autoencoders]]\nname = "base"\narch = "linear"\nlatent = 16\n'
             '[[autoencoders]]\nname = "lean"\narch = "linear"\nlatent = 16\ndropout = 0.0\n'
             '[[ablation]]\nchange = "no dropout"\nbaseline = "base"\nvariant = "lean"\n')
@@ -332,8 +341,9 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     assert results["reference"] and results["claims"] == [] and "## Claims" not in page
     assert "None of the source study's claims compares models that this study trains" in page
     assert summary(results)[1].startswith("The lowest mean test MSE per pixel is ")
-    assert summary(results)[2] == ("These rank means over seeds; which differences are real is for the "
-                                   "claims and the ablation to say.")
+    assert summary(results)[2] == "These rank means over seeds; which differences are real is for the ablation to say."
+    assert summary({**results, "ablation": []})[2] == ("These rank means over seeds, and say nothing of which "
+                                                       "differences are real.")
     # fewer seeds than a verdict takes: the interval is shown, marked as no verdict
     assert _ablation_effect({**row, "seeds": 2}, "val_mse").endswith(" (2 seeds: no verdict)")
     assert "no verdict" not in _ablation_effect(row, "val_mse")
@@ -344,12 +354,11 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     trained on them, are named together, before anything trains, by `--plan` too (which lists
     them as 'changed'); once the autoencoders alone are deleted, their classifiers are still
     refused (their encoder is to be trained again), never kept beside a new encoder."""
-    body = ('seeds = 2\n[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'
+    body = ('seeds = 2\n' + TINY_TRAIN +
             '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n{change}'
             '[[autoencoders]]\nname = "b"\narch = "conv"\n'
             '[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n')
-    out = tmp_path / "study"
-    common = ["--out", str(out), "--data-dir", str(data_dir), "--no-verify"]
+    out, common = study_out(tmp_path, data_dir)
     assert main(["study", str(write(tmp_path, body.format(change=""))), *common]) == 0
     runs = out / "runs"
     kept = {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()}
@@ -379,3 +388,37 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     assert main(["study", str(changed), *common]) == 0
     assert (runs / "ae-b-seed0" / "model.safetensors").read_bytes() == kept["ae-b-seed0"]
     assert json.loads((runs / "ae-a-seed0" / "config.json").read_text())["model"]["dropout"] == 0.1
+
+
+def test_more_seeds_keep_the_classifiers_of_a_best_encoder_that_stays_best(data_dir, tmp_path, capsys,
+                                                                            monkeypatch):
+    """encoder = "best" compares every autoencoder over every seed: with one more seed, the
+    finished classifiers are kept while the new seed trains, and judged once it has (here the
+    best stays the best: a latent of 1 cannot compete); a classifier whose encoder was renamed
+    away is named with the encoder it was trained on."""
+    body = ('seeds = {seeds}\n' + TINY_TRAIN +
+            '[[autoencoders]]\nname = "wide"\narch = "linear"\nlatent = 16\n'
+            '[[autoencoders]]\nname = "narrow"\narch = "linear"\nlatent = 1\n'
+            '[classifiers]\nencoder = "{encoder}"\nstrategies = ["frozen"]\n')
+    out, common = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, body.format(seeds=2, encoder="best"))), *common]) == 0
+    runs = out / "runs"
+    before = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in runs.iterdir()}
+    assert main(["study", str(write(tmp_path, body.format(seeds=3, encoder="best"))), *common]) == 0
+    after = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in runs.iterdir()}
+    assert {k: after[k] for k in before} == before
+    assert set(after) - set(before) == {"ae-wide-seed2", "ae-narrow-seed2", "clf-frozen-seed2"}
+    capsys.readouterr()
+    assert main(["study", str(write(tmp_path, body.format(seeds=3, encoder="narrow"))), *common]) == 2
+    assert ("clf-frozen-seed0 (trained on ae-wide-seed0, the encoder is now ae-narrow-seed0)"
+            in capsys.readouterr().err)
+    # a fourth seed that makes another encoder the best: the kept classifiers are refused once the
+    # encoders are trained, before any report of them is written
+    monkeypatch.setattr(plan_mod, "best_encoder", lambda study, folder: "narrow")
+    (out / "report.md").unlink()
+    assert main(["study", str(write(tmp_path, body.format(seeds=4, encoder="best"))), *common]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the study's log
+    assert err.startswith(f"fashionae: error: 3 run folders of {runs} hold runs that the study file no "
+                          "longer asks for: clf-frozen-seed0 (trained on ae-wide-seed0, the encoder is now "
+                          "ae-narrow-seed0), ")
+    assert (runs / "ae-wide-seed3" / "summary.json").is_file() and not (out / "report.md").exists()

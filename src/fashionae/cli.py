@@ -65,6 +65,9 @@ def train_run(a, task: str, out: str, **run) -> dict | None:
     from .models import ModelConfig
     from .runs import RunConfig, execute
     from .training import TrainConfig
+    if a.arch == "conv" and a.latent != ModelConfig.latent:
+        raise UserError("--latent sets the linear arch's bottleneck; the conv arch has none "
+                        "(its latent is the encoder's feature map): drop --latent or use --arch linear")
     model = settings.from_options(ModelConfig, a, task=task)
     train = settings.from_options(TrainConfig, a)
     summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
@@ -73,10 +76,6 @@ def train_run(a, task: str, out: str, **run) -> dict | None:
 
 
 def cmd_train_ae(a) -> int:
-    from .models import ModelConfig
-    if a.arch == "conv" and a.latent != ModelConfig.latent:
-        raise UserError("--latent sets the linear arch's bottleneck; the conv arch has none "
-                        "(its latent is the encoder's feature map): drop --latent or use --arch linear")
     out = a.out or f"runs/ae-{a.arch}{a.latent if a.arch == 'linear' else ''}-seed{a.seed}"
     s = train_run(a, "autoencoder", out)
     if s is None:
@@ -383,8 +382,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return args.func(args)
-    except BrokenPipeError:  # the reader of our output went away (`... | head`): stop quietly
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone away shows below and not at exit
+        return code
+    except BrokenPipeError as e:
+        if not _stdout_gone():
+            return _internal_error(e, args)
+        # the reader of our output went away (`... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
         return 1
     except UserError as e:
@@ -398,15 +402,39 @@ def main(argv: list[str] | None = None) -> int:
                                           if resumable else ""), file=sys.stderr)
         return 130
     except Exception as e:  # a bug in fashionae, or a machine too small for the settings
-        if args.debug:
-            traceback.print_exc()
-        if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
-            first = (str(e).splitlines() or [""])[0]
-            detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
-            print(f"fashionae: error: out of memory ({detail}); use a smaller model "
-                  "(--latent), batch (--batch-size) or --train-subset, or a machine with more memory",
-                  file=sys.stderr)
-            return 2
-        print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
-              "traceback, and please report it)", file=sys.stderr)
-        return 1
+        return _internal_error(e, args)
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output leads to a pipe whose reader has gone, so that a BrokenPipeError
+    is about our output and not some other connection (Ray's, say)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    import select
+    if not hasattr(select, "poll"):  # Windows: cannot tell, take the pipe as gone
+        return True
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), 0)  # a pipe without reader reports POLLERR anyway
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError):  # not a file (captured output)
+        return False
+
+
+def _internal_error(e: Exception, args) -> int:
+    if args.debug:
+        traceback.print_exception(e)
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
+        first = (str(e).splitlines() or [""])[0]
+        detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
+        print(f"fashionae: error: out of memory ({detail}); use a smaller model "
+              "(--latent), batch (--batch-size) or --train-subset, or a machine with more memory",
+              file=sys.stderr)
+        return 2
+    print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
+          "traceback, and please report it)", file=sys.stderr)
+    return 1

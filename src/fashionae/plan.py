@@ -98,7 +98,9 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
     """The state of every run ('new', 'resume', 'complete', or 'changed': its folder holds a run
     the study file no longer asks for), and why each changed one is. A classifier whose encoder
     is changed or not finished was trained on an earlier encoder: changed too, although its own
-    settings may read the same."""
+    settings may read the same. A "best" classifier whose encoder is sound, while some of the
+    autoencoders it compares are not finished, cannot be judged yet: ``run_study`` checks the
+    plan again once they are."""
     states, why = {}, {}
     for run in plan:
         run_folder = folder.run(run.name)
@@ -107,12 +109,20 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         if run.kind == "classifier" and not unfinished:
             cfg, _ = classifier_from_encoder(resolve(run, study, folder))
         cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
-        redone = [n for n in run.needs if n in why or n in unfinished]  # encoders to be trained (again)
-        if run_folder.is_run() and redone:
-            why[run.name] = f"trained on an earlier {', '.join(redone)}"
-        elif run_folder.is_run() and (diffs := run_folder.differences(cfg)):
-            earlier = f"trained on an earlier {', '.join(run.needs)}"
-            why[run.name] = "; ".join(earlier if d.startswith("encoder_sha256:") else d for d in diffs[:3])
+        if run.kind == "classifier" and run_folder.is_run():
+            trained_on = Path(run_folder.config().encoder_run or "").name
+            own = [trained_on] if run.encoder == "best" else list(run.needs)
+            redone = [n for n in own if n in why or n in unfinished or n not in run.needs]
+            if redone:
+                why[run.name] = f"trained on an earlier {', '.join(redone)}"
+            elif unfinished:  # "best", its encoder sound: judged when the others are finished
+                states[run.name] = "complete" if run_folder.is_complete() else "resume"
+                continue
+            elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:
+                why[run.name] = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
+        if run.name not in why and run_folder.is_run() and (diffs := run_folder.differences(cfg)):
+            why[run.name] = "; ".join(f"trained on an earlier {Path(cfg.encoder_run or '').name}"
+                                      if d.startswith("encoder_sha256:") else d for d in diffs[:3])
         states[run.name] = "changed" if run.name in why else run_folder.state_for(cfg)
     return states, why
 
@@ -336,6 +346,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         t0 = time.perf_counter()
         (executor or run_local)(plan, states, study, folder.path, data, n_train, log)
         stage_seconds["runs"] = time.perf_counter() - t0
+        check_plan(plan, study, folder, data)  # "best" classifiers, judged now that every encoder is there
 
         if study.explore.autoencoders:
             from .explore import explore as explore_run

@@ -187,8 +187,11 @@ def summary(results: dict) -> list[str]:
         s.append(f"The highest mean test accuracy is {top['name']}'s, {_f(top['test_acc'], 2, True)} %"
                  + (f" (the random-frozen control: {_f(control['test_acc'], 2, True)} %)" if control else "") + ".")
     if len(aes) + len(trained) > 1:
-        s.append("These rank means over seeds; which differences are real is for the claims"
-                 + (" and the ablation" if results.get("ablation") else "") + " to say.")
+        judges = [name for name, present in (("the claims", results["claims"]),
+                                             ("the ablation", results.get("ablation"))) if present]
+        s.append("These rank means over seeds" + (f"; which differences are real is for {' and '.join(judges)} "
+                                                  "to say." if judges else ", and say nothing of which "
+                                                  "differences are real."))
     claims = results["claims"]
     if claims and n < MIN_SEEDS:
         s.append(f"With {_count(n, 'seed')} none of the study's {len(claims)} claims can be confirmed or refuted "

@@ -19,6 +19,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import settings
@@ -287,26 +288,21 @@ class LoadedRun:
         self.classes = self.folder.classes()
 
     def _inputs(self, images) -> torch.Tensor:
-        """Pictures (paths), or images as a tensor or numpy array: [N, 1, H, W] or [N, H, W],
-        floats in [0, 1] or uint8 pixels (divided by 255, as the dataset's are)."""
+        """Pictures (paths), or images as a tensor or numpy array (or a list of them): [N, 1, H, W]
+        or [N, H, W], floats in [0, 1] or uint8 pixels."""
         from .images import prepare_image
         size = tuple(self.config.image_size)
         if isinstance(images, (str, Path)):
             images = [images]
         if isinstance(images, (list, tuple)):
-            images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path))
-                                  else torch.as_tensor(p) for p in images])
-        images = torch.as_tensor(images)
+            images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path)) else _pixels(p)
+                                  for p in images])
+        else:
+            images = _pixels(images)
         if images.ndim == 3:  # [N, H, W]: add the channel
             images = images.unsqueeze(1)
         if tuple(images.shape[1:]) != (1, *size):
             raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}], got {list(images.shape)}")
-        if images.dtype == torch.uint8:
-            return images.float() / 255
-        images = images.float()
-        if images.numel() and not (images.min() >= 0 and images.max() <= 1):  # NaN fails too
-            raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from "
-                            f"{images.min().item():g} to {images.max().item():g}; divide 0-255 pixels by 255")
         return images
 
     @torch.inference_mode()
@@ -328,3 +324,21 @@ class LoadedRun:
 
     def predict(self, images) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(images).argmax(1).tolist()]
+
+
+def _pixels(images) -> torch.Tensor:
+    """Images as floats in [0, 1]: uint8 pixels are divided by 255, as the dataset's are; other
+    numbers must be in [0, 1] already. A numpy array may have any strides or byte order."""
+    if isinstance(images, np.ndarray):
+        images = np.ascontiguousarray(images).astype(images.dtype.newbyteorder("="), copy=False)
+    try:
+        images = torch.as_tensor(images)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"images must be pictures, tensors or numpy arrays of numbers ({e})") from None
+    if images.dtype == torch.uint8:
+        return images.float() / 255
+    images = images.float()
+    if images.numel() and not (images.min() >= 0 and images.max() <= 1):  # NaN fails too
+        raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from "
+                        f"{images.min().item():g} to {images.max().item():g}; divide 0-255 pixels by 255")
+    return images
