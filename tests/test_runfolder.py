@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -133,6 +134,8 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert torch.equal(loaded.embed((pixels.numpy() / 255).astype(">f4")), expected)
     mixed = [pixels[0].numpy(), pixels[1].float() / 255, pixels[2]]  # each item by its own kind
     assert torch.allclose(loaded.embed(mixed), expected, atol=1e-6)
+    with pytest.raises(UserError, match=r"^images must be pictures, tensors or numpy arrays of numbers \("):
+        loaded.embed(np.full((1, 16, 24), "white"))
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
                        (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
                        (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):

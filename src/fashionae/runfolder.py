@@ -330,7 +330,7 @@ def _pixels(images) -> torch.Tensor:
     """Images as floats in [0, 1]: uint8 pixels are divided by 255, as the dataset's are; other
     numbers must be in [0, 1] already. A numpy array may have any strides or byte order."""
     if isinstance(images, np.ndarray):
-        images = np.ascontiguousarray(images).astype(images.dtype.newbyteorder("="), copy=False)
+        images = np.ascontiguousarray(images).astype(images.dtype.newbyteorder("="))
     try:
         images = torch.as_tensor(images)
     except (TypeError, ValueError, RuntimeError) as e:
