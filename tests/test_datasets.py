@@ -288,6 +288,10 @@ def test_train_classify_reconstruct_explore_on_own_data(tmp_path, capsys):
     code, out, _ = cli(capsys, "explore", ae, "--no-tsne")
     e = json.loads((ae / "explore" / "explore.json").read_text())
     assert code == 0 and e["latent"] == 16 and e["test_images"] == 60 and "interpolation.png" in e["figures"]
+    # what the command prints is what explore.json holds, a probe that did not converge said so
+    said = "" if e["linear_probe_converged"] else "not converged in 300 iterations, "
+    assert (f"k-NN (k=5) test accuracy {e['knn_acc']:.4f}, linear probe {e['linear_probe_acc']:.4f} "
+            f"({said}fitted on {e['fit_images']:,} training images)") in out
     code, out, _ = cli(capsys, "eval", clf)
     assert code == 0 and f"accuracy {s['test_acc']:.4f}  (60 images)" in out
 

@@ -71,8 +71,12 @@ def test_parts_run_in_onnxruntime_as_in_torch(runs, hundred, tmp_path, task, par
     if part == "classifier":
         got = torch.softmax(got, dim=1)  # the file gives logits
     assert got.shape == want.shape and (got - want).abs().max() <= 1e-4
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    graph = onnx.load(str(path))
+    meta = {p.key: p.value for p in graph.metadata_props}
     assert meta["part"] == part and "[N, 1, 28, 28]" in meta["input"] and "pixels/255" in meta["input"]
+    # the output is named as the metadata and the command call it
+    names = {"encoder": "embedding", "autoencoder": "reconstruction", "classifier": "logits"}
+    assert [o.name for o in graph.graph.output] == [names[part]] and meta["output"].startswith(names[part] + " ")
     assert json.loads(meta["classes"]) == list(model.classes)
     assert json.loads(meta["model_config"])["task"] == task
     assert meta["source_model_sha256"] == hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()

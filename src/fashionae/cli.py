@@ -234,13 +234,14 @@ def cmd_classify(a) -> int:
 
 
 def cmd_explore(a) -> int:
-    from .explore import explore
+    from .explore import PROBE_MAX_ITER, explore
     r = explore(a.run_dir, a.out, data_dir=a.data_dir, verify=not a.no_verify, tsne=not a.no_tsne,
                 log=lambda m: print(m, file=sys.stderr))
     out = Path(a.out) if a.out else Path(a.run_dir) / "explore"
     print(f"{a.run_dir}: latent of {r['latent']} values; k-NN (k=5) test accuracy "
-          f"{r['knn_acc']:.4f}, linear probe {r['linear_probe_acc']:.4f} (fitted on "
-          f"{r['fit_images']:,} training images); figures in {out}")
+          f"{r['knn_acc']:.4f}, linear probe {r['linear_probe_acc']:.4f} ("
+          + ("" if r["linear_probe_converged"] else f"not converged in {PROBE_MAX_ITER} iterations, ")
+          + f"fitted on {r['fit_images']:,} training images); figures in {out}")
     return 0
 
 
@@ -348,7 +349,8 @@ def build_parser() -> Parser:
     s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
     s.add_argument("run_dir")
     s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour")
-    s.add_argument("-o", "--output", default="reconstructions", help="folder for the side-by-side PNGs")
+    s.add_argument("-o", "--output", default="reconstructions",
+                   help="folder for the side-by-side PNGs (default: ./reconstructions)")
     s.add_argument("--invert", default="auto", help=invert_help)
     s.set_defaults(func=cmd_reconstruct)
 

@@ -28,6 +28,9 @@ def _embed(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
+PROBE_MAX_ITER = 300  # the linear probe's iterations
+
+
 def feature_scores(train_z, train_y, test_z, test_y) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -35,7 +38,7 @@ def feature_scores(train_z, train_y, test_z, test_y) -> dict:
     from sklearn.preprocessing import StandardScaler
     from .baselines import fit_quietly
     knn = KNeighborsClassifier(n_neighbors=5).fit(train_z, train_y)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_MAX_ITER))
     converged = fit_quietly(probe, train_z, train_y)
     return {"knn_acc": float(knn.score(test_z, test_y)), "linear_probe_acc": float(probe.score(test_z, test_y)),
             "linear_probe_converged": converged}

@@ -7,7 +7,8 @@ output is, by part:
 - ``autoencoder``: the reconstruction, float32 [N, 1, H, W] in [0, 1];
 - ``classifier``: the logits, float32 [N, classes]; a softmax over them gives the class
   probabilities (``LoadedRun.predict_proba``), their argmax the class.
-The model runs in eval mode, so dropout is the identity and batch norm uses its statistics.
+The output is named as above (``embedding``, ``reconstruction``, ``logits``). The model runs
+in eval mode, so dropout is the identity and batch norm uses its statistics.
 The file's metadata_props say all this, with the class names, the model's settings, the
 fashionae version and the SHA-256 of the source run's model.safetensors.
 
@@ -33,6 +34,7 @@ from .runfolder import RunFolder
 from .training import to_inputs
 
 PARTS = ("encoder", "autoencoder", "classifier")
+OUTPUTS = {"encoder": "embedding", "autoencoder": "reconstruction", "classifier": "logits"}  # by part
 CHECK_IMAGES = 100
 TOLERANCE = 1e-4  # max abs difference between onnxruntime's and torch's outputs
 
@@ -56,11 +58,9 @@ def describe(part: str, model: nn.Module) -> tuple[str, str]:
     """The input and output of an exported part, in words."""
     h, w = model.config.image_size
     inputs = f"images float32 [N, 1, {h}, {w}], pixels/255, dark background"
-    if part == "encoder":
-        return inputs, f"embedding float32 [N, {model.encoder.latent}]"
-    if part == "autoencoder":
-        return inputs, f"reconstruction float32 [N, 1, {h}, {w}] in [0, 1]"
-    return inputs, f"logits float32 [N, {model.config.num_classes}] (softmax gives probabilities)"
+    shape = {"encoder": f"[N, {model.encoder.latent}]", "autoencoder": f"[N, 1, {h}, {w}] in [0, 1]",
+             "classifier": f"[N, {model.config.num_classes}] (softmax gives probabilities)"}[part]
+    return inputs, f"{OUTPUTS[part]} float32 {shape}"
 
 
 @contextmanager
@@ -84,7 +84,7 @@ def to_onnx(module: Part) -> "onnx.ModelProto":  # noqa: F821
     h, w = module.model.config.image_size
     with quiet_exporter():
         program = torch.onnx.export(module, (torch.rand(2, 1, h, w),), dynamo=True, verbose=False,
-                                    input_names=["images"], output_names=[module.part],
+                                    input_names=["images"], output_names=[OUTPUTS[module.part]],
                                     dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
                                     external_data=False)
     return program.model_proto
