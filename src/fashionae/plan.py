@@ -109,21 +109,27 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         if run.kind == "classifier" and not unfinished:
             cfg, _ = classifier_from_encoder(resolve(run, study, folder))
         cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
-        if run.kind == "classifier" and run_folder.is_run():
+        if not run_folder.is_run():
+            states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
+            continue
+        reason, deferred = None, False
+        if run.kind == "classifier":
             trained_on = Path(run_folder.config().encoder_run or "").name
             own = [trained_on] if run.encoder == "best" else list(run.needs)
             redone = [n for n in own if n in why or n in unfinished or n not in run.needs]
             if redone:
-                why[run.name] = f"trained on an earlier {', '.join(redone)}"
+                reason = f"trained on an earlier {', '.join(redone)}"
             elif unfinished:  # "best", its encoder sound: judged when the others are finished
-                states[run.name] = "complete" if run_folder.is_complete() else "resume"
-                continue
+                deferred = True
             elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:
-                why[run.name] = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
-        if run.name not in why and run_folder.is_run() and (diffs := run_folder.differences(cfg)):
-            why[run.name] = "; ".join(f"trained on an earlier {Path(cfg.encoder_run or '').name}"
-                                      if d.startswith("encoder_sha256:") else d for d in diffs[:3])
-        states[run.name] = "changed" if run.name in why else run_folder.state_for(cfg)
+                reason = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
+        if reason is None and not deferred and (diffs := run_folder.differences(cfg)):
+            reason = "; ".join(f"trained on an earlier {Path(cfg.encoder_run or '').name}"
+                               if d.startswith("encoder_sha256:") else d for d in diffs[:3])
+        if reason:
+            states[run.name], why[run.name] = "changed", reason
+        else:
+            states[run.name] = "complete" if run_folder.is_complete() else "resume"
     return states, why
 
 
@@ -346,7 +352,9 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         t0 = time.perf_counter()
         (executor or run_local)(plan, states, study, folder.path, data, n_train, log)
         stage_seconds["runs"] = time.perf_counter() - t0
-        check_plan(plan, study, folder, data)  # "best" classifiers, judged now that every encoder is there
+        best = [r for r in plan if r.encoder == "best"]
+        if best:  # judged now that every encoder they compare is trained
+            check_plan(best, study, folder, data)
 
         if study.explore.autoencoders:
             from .explore import explore as explore_run

@@ -169,21 +169,22 @@ def _typed(cls, d: dict, where: str, source: str, **fixed):
         raise UserError(f"study file {source}: {where}: {e}") from None
 
 
-def _check_top_tables(base: dict, source: str) -> None:
-    """The top level's settings tables, each checked as it is written: once a profile is merged
-    over them, a bad value it overrides (a string for a number, a list for a table) would be
-    hidden until another profile is used."""
+def _check_tables(d: dict, source: str) -> None:
+    """A study dict's settings tables, each checked as it is written: its keys, and each value
+    on its own. ``parse_study`` checks a merged study so; ``load_study`` also checks the top level
+    before a profile is merged over it, which would hide a bad value the profile overrides (a
+    string for a number, a list for a table) until another profile is used."""
     for key, cls, allowed, fixed in (
             ("train", TrainConfig, settings.keys(TrainConfig), {}),
             ("model", ModelConfig, AE_KEYS - {"name", "train"}, {"task": AUTOENCODER}),
             ("baselines", Baselines, set(Baselines.__dataclass_fields__), {}),
             ("explore", Explore, set(Explore.__dataclass_fields__), {})):
-        if key in base:
-            _check_keys(base[key], allowed, f"[{key}]", source)
-            _typed(cls, base[key], f"[{key}]", source, **fixed)
-    if "classifiers" in base:
-        _check_keys(base["classifiers"], CLF_KEYS, "[classifiers]", source)
-        clf_train = base["classifiers"].get("train", {})
+        if key in d:
+            _check_keys(d[key], allowed, f"[{key}]", source)
+            _typed(cls, d[key], f"[{key}]", source, **fixed)
+    if "classifiers" in d:
+        _check_keys(d["classifiers"], CLF_KEYS, "[classifiers]", source)
+        clf_train = d["classifiers"].get("train", {})
         _check_keys(clf_train, settings.keys(TrainConfig, CLASSIFIER), "[classifiers.train]", source)
         _typed(TrainConfig, clf_train, "[classifiers.train]", source)
 
@@ -216,7 +217,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         raise UserError(f"study file {source}: [profiles.{profile}] must be a table")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
     if profile:
-        _check_top_tables(base, source)
+        _check_tables(base, source)
     merged = deep_merge(base, profiles[profile]) if profile else base
     _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {profile!r}", source)
     merged.setdefault("name", path.stem)
@@ -237,11 +238,8 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
     n_seeds = merged.get("seeds", 1)
     if problem := SEEDS(n_seeds):
         raise UserError(f"study file {source}: seeds {problem}")
-    base_train = merged.get("train", {})
-    _check_keys(base_train, settings.keys(TrainConfig), "[train]", source)
-    _typed(TrainConfig, base_train, "[train]", source)
-    base_model = merged.get("model", {})
-    _check_keys(base_model, AE_KEYS - {"name", "train"}, "[model]", source)
+    _check_tables(merged, source)  # then each table's values together, below
+    base_train, base_model = merged.get("train", {}), merged.get("model", {})
 
     autoencoders = []
     entries = merged.get("autoencoders", [])
@@ -269,7 +267,6 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
     classifiers = None
     if "classifiers" in merged:
         c = merged["classifiers"]
-        _check_keys(c, CLF_KEYS, "[classifiers]", source)
         encoders = encoder_list(c)
         if not isinstance(encoders, list) or not encoders:
             raise UserError(f"study file {source}: [classifiers] encoder must be a name or a list of names")
@@ -284,7 +281,6 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if not isinstance(c.get("paper_head", False), bool):
             raise UserError(f"study file {source}: [classifiers] paper_head must be true or false")
         clf_train = c.get("train", {})
-        _check_keys(clf_train, settings.keys(TrainConfig, CLASSIFIER), "[classifiers.train]", source)
         train = _typed(TrainConfig, {**base_train, **clf_train}, "[classifiers.train]", source)
         if "best" in encoders and train.val == "test":
             raise UserError(f"study file {source}: [classifiers] encoder = \"best\" would choose the "
@@ -310,13 +306,11 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         raise UserError(f"study file {source}: [targets] classifier must be a strategy of [classifiers]")
 
     explore_keys = merged.get("explore", {})
-    _check_keys(explore_keys, set(Explore.__dataclass_fields__), "[explore]", source)
     explore = _typed(Explore, explore_keys, "[explore]", source)
     if not isinstance(explore.autoencoders, list) or any(n not in names for n in explore.autoencoders):
         raise UserError(f"study file {source}: [explore] autoencoders must name autoencoders of the study")
 
     b = merged.get("baselines", {})
-    _check_keys(b, set(Baselines.__dataclass_fields__), "[baselines]", source)
     baselines = _typed(Baselines, {"train_subset": base_train.get("train_subset"), **b}, "[baselines]", source)
 
     ablation = merged.get("ablation", [])
