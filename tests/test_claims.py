@@ -27,6 +27,43 @@ def test_t_interval():
     assert interval([1.0]) == (None, "one seed: no spread to measure")
 
 
+def test_intervals_judged_together_are_simultaneous():
+    """Bonferroni: with m intervals, each at 1 - 0.05/m, so that all hold at once with 95 %."""
+    assert t_quantile(2, 10) == pytest.approx(14.089, abs=1e-3)  # 3 seeds, 10 intervals: t(1 - 0.0025, 2)
+    assert t_quantile(9, 20) == pytest.approx(4.1458, abs=1e-4)  # 10 seeds, 20 intervals
+    one, ten = interval([1.0, 2.0, 3.0])[0], interval([1.0, 2.0, 3.0], 10)[0]
+    assert ten[1] - 2 == pytest.approx((one[1] - 2) * 14.089 / 4.3027, rel=1e-4)
+    # 3 seeds, clear of the threshold alone, not among 10
+    assert verdict([0.1035, 0.1045, 0.1055], 0.1, True) == ("confirmed", "supports")
+    assert verdict([0.1035, 0.1045, 0.1055], 0.1, True, 10) == ("inconclusive", "supports")
+
+
+@pytest.mark.parametrize("values", [[0.1, 0.1, 0.1], [0.1 - 1e-17, 0.1, 0.1 + 2e-17], [0.0, 0.0, 0.0],
+                                    [0.09999999999999987] * 2 + [0.1]])
+def test_no_spread_no_interval(values):
+    """The same effect on every seed (up to the rounding of its arithmetic) has no interval, so an
+    effect at the threshold is not decided by rounding."""
+    assert interval(values) == (None, "the same effect on every seed: no spread to measure")
+    assert verdict(values, 0.1, True)[0] == verdict(values, 0.1, False)[0] == "inconclusive"
+
+
+def test_a_diverged_seed_decides_nothing():
+    values = [0.5, float("nan"), 0.52]
+    assert interval(values) == (None, "a seed's figure is not a number: a run diverged")
+    assert verdict(values, 0.1, True) == ("inconclusive", "neither")
+    nan = ae("linear-64", [0.02, float("nan"), 0.022])
+    c = by_claim(assess_claims(results([nan, ae("linear-512", [0.01, 0.0101, 0.0102])], [])))
+    part = c["l_size 64 is too small"]["parts"][0]
+    assert part["verdict"] == "inconclusive" and part["ci95"] is None and math.isnan(part["effect"])
+
+
+def test_two_sides_without_a_common_seed_are_not_tested():
+    a, b = ae("linear-64", [0.02, 0.03]), ae("linear-512", [0.01, 0.01])
+    b["seeds"] = [5, 6]
+    c = by_claim(assess_claims(results([a, b], [])))["l_size 64 is too small"]
+    assert (c["verdict"], c["ci_reason"]) == ("not tested", "its two sides share no seed")
+
+
 @pytest.mark.parametrize("values, threshold, above, expected", [
     # one or two seeds never decide, however clear; the leaning says where the mean falls
     ([0.5], 0.1, True, ("inconclusive", "supports")),
@@ -107,7 +144,7 @@ def test_three_seeds_reach_verdicts():
                  ae("conv", [0.0064, 0.0065, 0.0066])],
                 [clf("frozen", [0.86, 0.865, 0.87], shirt=(0.6, 0.6, 0.6)),
                  clf("finetune", [0.910, 0.912, 0.914], shirt=(0.6, 0.61, 0.62)),
-                 clf("scratch", [0.911, 0.913, 0.915])])
+                 clf("scratch", [0.915, 0.9165, 0.9195])])
     c = by_claim(assess_claims(r))
     assert c["l_size 64 is too small"]["verdict"] == "confirmed"
     assert c["l_size 64 is too small"]["overfits"] is True
@@ -117,15 +154,18 @@ def test_three_seeds_reach_verdicts():
     assert conv["verdict"] == "refuted"  # 35 % better: better, but not slightly
     assert [p["verdict"] for p in conv["parts"]] == ["confirmed", "refuted"]
     assert c["fine-tuning beats the frozen encoder by a wide margin"]["verdict"] == "confirmed"
-    assert c["fine-tuning beats training from scratch"]["verdict"] == "refuted"  # scratch ahead by 0.1
+    assert c["fine-tuning beats training from scratch"]["verdict"] == "refuted"  # scratch ahead by 0.5
     assert c["training from scratch is competitive with fine-tuning"]["verdict"] == "confirmed"
     assert c["Shirt is the class most confused (with T-shirt/top)"]["verdict"] == "confirmed"
+    # judged together: every part of every claim but the derived one, each at 1 - 0.05/9
+    parts = [p for claim in c.values() if not claim.get("derived") for p in claim["parts"]]
+    assert len(parts) == 9 and {p["intervals"] for p in parts} == {9}
 
 
 def test_small_gains_and_a_different_confusion():
     r = results([ae("linear-512", [0.0100, 0.0101, 0.0102]), ae("linear-1024", [0.0097, 0.0098, 0.0099]),
                  ae("conv", [0.0095, 0.0096, 0.0097])],
-                [clf("finetune", [0.91, 0.91, 0.91], shirt=(0.6, 0.6, 0.6), partner="Pullover")])
+                [clf("finetune", [0.91, 0.91, 0.91], shirt=(0.6, 0.61, 0.62), partner="Pullover")])
     c = by_claim(assess_claims(r))
     assert c["l_size 1024 adds little over 512"]["verdict"] == "confirmed"  # 3 % gain
     assert c["the fully convolutional autoencoder is slightly better than l_size 512"]["verdict"] == "confirmed"
@@ -220,7 +260,7 @@ THREE_SEEDS = dict(
          ae("conv", [0.0064, 0.0065, 0.0066])],
     clfs=[clf("frozen", [0.86, 0.865, 0.87], shirt=(0.6, 0.6, 0.6)),
           clf("finetune", [0.910, 0.912, 0.914], shirt=(0.6, 0.61, 0.62)),
-          clf("scratch", [0.911, 0.913, 0.915])])
+          clf("scratch", [0.915, 0.9165, 0.9195])])
 
 
 def test_every_printed_field_of_every_claim():
@@ -230,9 +270,9 @@ def test_every_printed_field_of_every_claim():
     part = c["l_size 64 is too small"]["parts"][0]
     assert part == {"part": "worse than 512 by at least 10 %", "quantity": "relative difference of test MSE, 64 vs 512",
                     "effect": pytest.approx(sum(too_small) / 3), "values": pytest.approx(too_small),
-                    "unit": "relative", "ci95": pytest.approx(ci95(too_small)[0]), "ci_reason": None,
+                    "unit": "relative", "ci95": pytest.approx(ci95(too_small, 9)[0]), "ci_reason": None,
                     "threshold": 0.10, "threshold_name": "too small", "threshold_meaning": THRESHOLDS["too small"][2],
-                    "direction": "above", "verdict": "confirmed", "leaning": "supports"}
+                    "direction": "above", "verdict": "confirmed", "leaning": "supports", "intervals": 9}
     claim = c["l_size 64 is too small"]
     assert {k: claim[k] for k in ("quantity", "unit", "ci_reason", "threshold", "threshold_meaning", "seeds",
                                   "verdict", "leaning", "overfits")} == {
@@ -260,6 +300,7 @@ def test_every_printed_field_of_every_claim():
         "per image, 1.0 s per epoch; 1024: 9,000 parameters, 1.0 MFLOP per image, 2.5 s per epoch; quality: "
         "the two claims above")
     assert (balance["verdict"], balance["leaning"], balance["seeds"]) == ("refuted", "contradicts", 3)
+    assert balance["derived"] is True and not any(claim.get("derived") for claim in claims if claim is not balance)
 
     assert [claim["seeds"] for claim in claims] == [3] * 8
     conv = c["the fully convolutional autoencoder is slightly better than l_size 512"]
@@ -271,11 +312,11 @@ def test_every_printed_field_of_every_claim():
 
     for text, name, evidence, points, result in (
             ("fine-tuning beats training from scratch", "finetune − scratch",
-             "test accuracy finetune 91.20 ± 0.20%, scratch 91.30 ± 0.20%", -0.1, ("refuted", "contradicts")),
+             "test accuracy finetune 91.20 ± 0.20%, scratch 91.70 ± 0.23%", -0.5, ("refuted", "contradicts")),
             ("fine-tuning beats the frozen encoder by a wide margin", "finetune − frozen",
              "test accuracy finetune 91.20 ± 0.20%, frozen 86.50 ± 0.50%", 4.7, ("confirmed", "supports")),
             ("training from scratch is competitive with fine-tuning", "scratch − finetune",
-             "test accuracy scratch 91.30 ± 0.20%, finetune 91.20 ± 0.20%", 0.1, ("confirmed", "supports"))):
+             "test accuracy scratch 91.70 ± 0.23%, finetune 91.20 ± 0.20%", 0.5, ("confirmed", "supports"))):
         claim = c[text]
         assert claim["parts"][0]["part"] == name and claim["unit"] == "points"
         assert claim["quantity"] == f"test accuracy, {name} (points)"
@@ -283,18 +324,20 @@ def test_every_printed_field_of_every_claim():
         assert (claim["verdict"], claim["leaning"]) == result
 
     shirt = c["Shirt is the class most confused (with T-shirt/top)"]
-    assert shirt["evidence"] == ("finetune: Shirt's test accuracy is 61.0 ± 1.0%; its most frequent confusion "
-                                 "is T-shirt/top in 3 of 3 seed(s)")
+    assert shirt["evidence"] == ("finetune: Shirt's test accuracy is 61.0 ± 1.0%; it is taken for T-shirt/top "
+                                 "more often than for any other class in 3 of 3 seed(s)")
     gap, partner = shirt["parts"]
     # per seed, Shirt minus the next-worst class (class 0, at 0.9), in points
     assert gap["values"] == pytest.approx([-30.0, -29.0, -28.0]) and gap["direction"] == "below"
     assert (gap["part"], gap["quantity"]) == ("lowest per-class accuracy",
                                               "Shirt's accuracy minus the next-worst class's (points)")
-    assert partner == {"part": "most frequent confusion is T-shirt/top", "quantity": "seeds where Shirt's most "
-                       "frequent wrong class is T-shirt/top", "effect": 3, "values": ["T-shirt/top"] * 3,
-                       "unit": "seeds", "ci95": None, "ci_reason": "a count over seeds", "threshold": 3,
-                       "threshold_name": "most confused", "threshold_meaning": "in every seed",
-                       "direction": "equal", "verdict": "confirmed", "leaning": "supports"}
+    # per seed, the points of Shirt's 100 images taken for T-shirt/top (40, 39, 38) minus for any other (0)
+    assert partner == {"part": "taken for T-shirt/top most often", "quantity": "Shirt's test images taken for "
+                       "T-shirt/top minus for the next most frequent wrong class (points of Shirt's images)",
+                       "effect": pytest.approx(39.0), "values": pytest.approx([40.0, 39.0, 38.0]), "unit": "points",
+                       "ci95": pytest.approx(ci95([40.0, 39.0, 38.0], 9)[0]), "ci_reason": None, "threshold": 0.0,
+                       "threshold_name": "taken for", "threshold_meaning": THRESHOLDS["taken for"][2],
+                       "direction": "above", "verdict": "confirmed", "leaning": "supports", "intervals": 9}
 
 
 @pytest.mark.parametrize("rise, best_epoch, overfits", [
@@ -309,39 +352,37 @@ def test_overfitting_needs_a_rise_and_an_earlier_best_epoch(rise, best_epoch, ov
     assert claim["evidence"].endswith("it overfits" if overfits else "no overfitting")
 
 
-@pytest.mark.parametrize("partners, expected", [
-    (["T-shirt/top"] * 2 + ["Pullover"], ("inconclusive", "supports")),        # 2 of 3
-    (["T-shirt/top"] + ["Pullover"] * 2, ("refuted", "contradicts")),          # 1 of 3
-    (["T-shirt/top"] * 2, ("inconclusive", "supports")),                       # too few seeds
-    (["T-shirt/top"] * 2 + ["Pullover"] * 2, ("inconclusive", "contradicts")),  # half: not a majority
-])
-def test_shirts_partner_over_seeds(partners, expected):
-    c = clf("finetune", [0.9] * len(partners), shirt=[0.6] * len(partners))
-    c["confusion_matrices"] = [confusion(0.6, p) for p in partners]
-    partner = assess_claims(results([], [c]))[-1]["parts"][1]
-    assert (partner["verdict"], partner["leaning"]) == expected
-    assert partner["values"] == partners and partner["effect"] == partners.count("T-shirt/top")
+def shirt_taken_for(*rows):
+    """A classifier whose Shirt row of the confusion matrix is, per seed, {class: count}."""
+    c = clf("finetune", [0.9] * len(rows), shirt=[0.6] * len(rows))
+    c["confusion_matrices"] = [confusion(0.6) for _ in rows]
+    for cm, row in zip(c["confusion_matrices"], rows):
+        cm[CLASSES.index("Shirt")] = [row.get(name, 0) for name in CLASSES]
+    return assess_claims(results([], [c]))[-1]["parts"][1]
 
 
-def test_shirts_partner_ignores_shirt_itself():
-    # Shirt right 60 times, taken for Pullover 40 times: its own diagonal is not a "confusion"
-    c = clf("finetune", [0.9], shirt=[0.6], partner="Pullover")
-    assert assess_claims(results([], [c]))[-1]["parts"][1]["values"] == ["Pullover"]
+def test_shirts_partner_is_a_margin_over_the_next_wrong_class():
+    # 100 Shirts a seed: T-shirt/top takes 20, 25, 18 of them, Pullover 10, 12, 14: 10, 13, 4 points ahead
+    part = shirt_taken_for({"Shirt": 70, "T-shirt/top": 20, "Pullover": 10},
+                           {"Shirt": 63, "T-shirt/top": 25, "Pullover": 12},
+                           {"Shirt": 68, "T-shirt/top": 18, "Pullover": 14})
+    assert part["values"] == pytest.approx([10.0, 13.0, 4.0]) and part["verdict"] == "inconclusive"
+    assert part["leaning"] == "supports"  # 9 points ahead on average, but 3 seeds spread that wide decide nothing
+    steady = shirt_taken_for(*[{"Shirt": 60, "T-shirt/top": 30 + i, "Coat": 10 - i} for i in range(3)])
+    assert steady["values"] == pytest.approx([20.0, 22.0, 24.0]) and steady["verdict"] == "confirmed"
+    other = shirt_taken_for(*[{"Shirt": 60, "T-shirt/top": 5 + i, "Coat": 35 - i} for i in range(3)])
+    assert (other["verdict"], other["leaning"]) == ("refuted", "contradicts")
+
+
+def test_shirts_partner_ignores_shirt_itself_and_a_tie_is_no_partner():
+    # Shirt right 60 times: its own diagonal is not a confusion; T-shirt/top and Coat tied: no lead
+    part = shirt_taken_for({"Shirt": 60, "T-shirt/top": 20, "Coat": 20})
+    assert part["values"] == [0.0] and part["leaning"] == "neither"
 
 
 def test_a_shirt_never_confused_has_no_partner():
-    # every Shirt right: the row's zeros must not make T-shirt/top (class 0) its "confusion"
-    c = clf("finetune", [0.9] * 3, shirt=[1.0] * 3)
-    c["confusion_matrices"] = [confusion(1.0) for _ in range(3)]
-    partner = assess_claims(results([], [c]))[-1]["parts"][1]
-    assert partner["values"] == ["none"] * 3 and partner["effect"] == 0
-    assert (partner["verdict"], partner["leaning"]) == ("refuted", "contradicts")
-
-
-def test_a_shirt_confused_once_has_that_partner():
-    c = clf("finetune", [0.9] * 3, shirt=[0.99] * 3, partner="Coat")  # one Shirt taken for a Coat
-    partner = assess_claims(results([], [c]))[-1]["parts"][1]
-    assert partner["values"] == ["Coat"] * 3
+    part = shirt_taken_for(*[{"Shirt": 100}] * 3)
+    assert part["values"] == [0.0] * 3 and part["verdict"] == "inconclusive" and part["ci95"] is None
 
 
 @pytest.mark.parametrize("values, pct, text", [

@@ -81,7 +81,8 @@ def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_
             images: document.images.length,
             broken: [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
                                         .map(i => i.alt),
-            verdicts: [...document.querySelectorAll('#claims td:nth-child(2)')].map(td => td.className),
+            verdicts: [...document.querySelectorAll('#claims td:nth-child(2)')].filter(td => td.textContent)
+                                                                               .map(td => td.className),
             testColumn: getComputedStyle(document.querySelector('#autoencoders td:nth-child(6)')).textAlign,
         })""")
         page.screenshot(path=str(tmp_path / f"{variant}-{width}.png"), full_page=True)

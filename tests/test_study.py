@@ -349,6 +349,28 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     assert "no verdict" not in _ablation_effect(row, "val_mse")
 
 
+def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
+    from types import SimpleNamespace
+    from fashionae.claims import interval
+    from fashionae.results import ablation, stats
+
+    def ae(name, seeds, val, test):
+        return {"name": name, "seeds": seeds, "epochs": 2, "val_mse": stats(val), "test_mse": stats(test)}
+    # the variant lists its seeds in another order, and one more: every shared seed is 10 % lower in
+    # validation; paired by position the changes would be +170 %, -10 %, -70 %
+    base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030], [0.010, 0.020, 0.030])
+    lean = ae("lean", [2, 1, 0, 3], [0.027, 0.018, 0.009, 0.5], [0.0282, 0.018, 0.0088, 0.5])
+    study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
+                                      SimpleNamespace(change="again", baseline="base", variant="lean")])
+    rows = ablation(study, [base, lean])
+    val, test = rows[0]["val_mse"], rows[0]["test_mse"]
+    assert rows[0]["seeds"] == 3 and val["values"] == pytest.approx([-0.1] * 3)
+    assert val["ci95"] is None and "same effect on every seed" in val["ci_reason"]
+    assert test["values"] == pytest.approx([-0.12, -0.1, -0.06])
+    # two rows with an interval each in test MSE: each at 1 - 0.05/2
+    assert test["intervals"] == 2 and test["ci95"] == pytest.approx(interval(test["values"], 2)[0])
+
+
 def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):
     """Change one autoencoder's setting after a study ran: its folders, and the classifiers
     trained on them, are named together, before anything trains, by `--plan` too (which lists

@@ -2,15 +2,22 @@
 
 Every claim compares two figures seed by seed (paired: both sides of a comparison share the
 study's seeds) and reduces them to one effect per seed: a relative difference of test MSE,
-or a difference of test accuracy in percentage points. The effect's 95 % confidence interval
-is the t-interval over seeds (mean ± t(0.975, n-1) · sd / √n). Each claim implies a
-threshold (``THRESHOLDS``; docs/claims.md says why each value):
+or a difference of test accuracy in percentage points. Each claim implies a threshold
+(``THRESHOLDS``; docs/claims.md says why each value).
+
+The claims are judged together, so their intervals are simultaneous: with m intervals in a
+report, each is the t-interval over seeds at level 1 - 0.05 / m (mean ± t(1 - 0.025 / m, n - 1)
+· sd / √n; Bonferroni), so that all of them hold at once with 95 % confidence. A verdict reads
+its interval:
 
 - ``confirmed`` when there are at least ``MIN_SEEDS`` seeds and the whole interval lies on
   the claim's side of the threshold; ``refuted`` when it lies wholly on the other side;
 - otherwise ``inconclusive``, with a ``leaning``: which side the mean falls on (supports /
   contradicts / neither), printed lighter in the report;
-- ``not tested`` (``leaning: null``) when the study lacks one side.
+- ``not tested`` (``leaning: null``) when the study lacks one side, or its two sides share no seed.
+
+There is no interval, so no verdict, with one seed, with the same effect on every seed (no
+spread to measure), or when a seed's figure is not a number (a run diverged).
 
 A claim with a direction and a size ("slightly better": better, by a small gap) is tested
 in both parts; it is confirmed only when both are, refuted when either is.
@@ -22,6 +29,7 @@ import math
 import statistics
 
 MIN_SEEDS = 3
+FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with this confidence
 
 # name -> (value, unit, what the word means); the single table behind every verdict
 THRESHOLDS = {
@@ -36,30 +44,41 @@ THRESHOLDS = {
     "competitive": (-1.5, "points", "scratch's test accuracy is at most 1.5 points below fine-tuning's "
                     "(the report's own gap is 1.2 points)"),
     "most confused": (0.0, "points", "Shirt's per-class accuracy is below every other class's (the gap "
-                      "to the next-worst class below 0), and its most frequent confusion is T-shirt/top"),
+                      "to the next-worst class below 0)"),
+    "taken for": (0.0, "points", "more of Shirt's test images are taken for T-shirt/top than for any other "
+                  "class (the difference, in points of Shirt's images, above 0)"),
 }
 
 
-def t_quantile(df: int) -> float:
+def t_quantile(df: int, intervals: int = 1) -> float:
+    """t's quantile for one of ``intervals`` simultaneous two-sided intervals (Bonferroni)."""
     from scipy.stats import t
-    return float(t.ppf(0.975, df))
+    return float(t.ppf(1 - (1 - FAMILY_CONFIDENCE) / (2 * intervals), df))
 
 
-def interval(values: list[float]) -> tuple[list[float] | None, str | None]:
-    """The 95 % t-interval of the mean, or why there is none."""
+def interval(values: list[float], intervals: int = 1) -> tuple[list[float] | None, str | None]:
+    """The t-interval of the mean, one of ``intervals`` that hold together with 95 %
+    confidence, or why there is none."""
+    if not all(math.isfinite(v) for v in values):
+        return None, "a seed's figure is not a number: a run diverged"
     if len(values) < 2:
         return None, "one seed: no spread to measure"
-    half = t_quantile(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    sd = statistics.stdev(values)
+    if sd <= 1e-9 * max(abs(v) for v in values):  # equal, but for the rounding of the effects' arithmetic
+        return None, "the same effect on every seed: no spread to measure"
+    half = t_quantile(len(values) - 1, intervals) * sd / math.sqrt(len(values))
     mean = statistics.mean(values)
     return [mean - half, mean + half], None
 
 
-def test(values: list[float], threshold: float, above: bool) -> tuple[str, str]:
+def test(values: list[float], threshold: float, above: bool, intervals: int = 1) -> tuple[str, str]:
     """(verdict, leaning) of "the effect is above (or below) the threshold"."""
+    if not all(math.isfinite(v) for v in values):
+        return "inconclusive", "neither"
     mean = statistics.mean(values)
     side = (mean > threshold) if above else (mean < threshold)
     leaning = "neither" if mean == threshold else ("supports" if side else "contradicts")
-    ci, _ = interval(values)
+    ci, _ = interval(values, intervals)
     if len(values) >= MIN_SEEDS and ci is not None:
         low, high = ci
         holds = low > threshold if above else high < threshold
@@ -71,28 +90,57 @@ def test(values: list[float], threshold: float, above: bool) -> tuple[str, str]:
     return "inconclusive", leaning
 
 
+def judged_together(values_of: list[list[float]]) -> int:
+    """How many intervals a table of these per-seed effects holds (the Bonferroni m): those
+    with an interval at all."""
+    return max(1, sum(interval(v)[0] is not None for v in values_of))
+
+
+def _mean(values: list[float]) -> float | None:
+    if not values:
+        return None
+    return statistics.mean(values) if all(math.isfinite(v) for v in values) else math.nan
+
+
 def _part(name: str, values: list[float], threshold_name: str, above: bool, quantity: str) -> dict:
+    """One question a claim asks of its seeds; ``judge`` answers it."""
     threshold, unit, meaning = THRESHOLDS[threshold_name]
-    verdict, leaning = test(values, threshold, above)
-    ci, reason = interval(values)
-    return {"part": name, "quantity": quantity, "effect": statistics.mean(values), "values": values,
-            "unit": unit, "ci95": ci, "ci_reason": reason, "threshold": threshold,
-            "threshold_name": threshold_name, "threshold_meaning": meaning,
-            "direction": "above" if above else "below", "verdict": verdict, "leaning": leaning}
+    return {"part": name, "quantity": quantity, "effect": _mean(values), "values": values, "unit": unit,
+            "threshold": threshold, "threshold_name": threshold_name, "threshold_meaning": meaning,
+            "direction": "above" if above else "below"}
+
+
+def judge(claims: list[dict]) -> None:
+    """Every part's simultaneous interval and verdict, then each claim's from its parts."""
+    parts = [p for c in claims for p in c["parts"]]
+    m = judged_together([p["values"] for p in parts])
+    for p in parts:
+        p["ci95"], p["ci_reason"] = interval(p["values"], m)
+        p["verdict"], p["leaning"] = test(p["values"], p["threshold"], p["direction"] == "above", m)
+        p["intervals"] = m
+    for c in claims:
+        if c["parts"]:
+            c.update(_verdict_of(c["parts"]))
+
+
+def _verdict_of(parts: list[dict]) -> dict:
+    verdicts = [p["verdict"] for p in parts]
+    leanings = [p["leaning"] for p in parts]
+    first = parts[0]
+    return {"verdict": ("refuted" if "refuted" in verdicts else
+                        "confirmed" if all(v == "confirmed" for v in verdicts) else "inconclusive"),
+            "leaning": ("contradicts" if "contradicts" in leanings else
+                        "supports" if all(l == "supports" for l in leanings) else "neither"),
+            "effect": first["effect"], "ci95": first["ci95"], "ci_reason": first["ci_reason"]}
 
 
 def _claim(text: str, parts: list[dict], evidence: str, seeds: int, **extra) -> dict:
-    verdicts = [p["verdict"] for p in parts]
-    leanings = [p["leaning"] for p in parts]
-    verdict = ("refuted" if "refuted" in verdicts else
-               "confirmed" if all(v == "confirmed" for v in verdicts) else "inconclusive")
-    leaning = ("contradicts" if "contradicts" in leanings else
-               "supports" if all(l == "supports" for l in leanings) else "neither")
+    if not seeds:
+        return _not_tested(text, "its two sides share no seed")
     first = parts[0]
-    return {"claim": text, "quantity": first["quantity"], "effect": first["effect"], "unit": first["unit"],
-            "ci95": first["ci95"], "ci_reason": first["ci_reason"], "threshold": first["threshold"],
+    return {"claim": text, "quantity": first["quantity"], "unit": first["unit"], "threshold": first["threshold"],
             "threshold_meaning": "; ".join(p["threshold_meaning"] for p in parts), "seeds": seeds,
-            "verdict": verdict, "leaning": leaning, "parts": parts, "evidence": evidence, **extra}
+            "parts": parts, "evidence": evidence, **extra}
 
 
 def _not_tested(text: str, why: str) -> dict:
@@ -156,6 +204,7 @@ def _cost(ae: dict) -> str:
 
 
 def assess_claims(results: dict) -> list[dict]:
+    """The study's claims in its order, judged together (``judge``)."""
     claims = []
     ae64, ae512, ae1024 = (_find_ae(results, "linear", k) for k in (64, 512, 1024))
     conv = _find_ae(results, "conv")
@@ -185,15 +234,6 @@ def assess_claims(results: dict) -> list[dict]:
     else:
         claims.append(_not_tested(text, "the study lacks the linear 512 or 1024 autoencoder"))
 
-    text = "l_size 512 balances quality and cost"
-    if ae64 and ae512 and ae1024:
-        parts = [dict(p, part=f"{c['claim']}: {p['part']}") for c in claims[:2] for p in c["parts"]]
-        claims.append(_claim(text, parts, "cost — " + "; ".join(
-            f"{n}: {_cost(a)}" for n, a in (("64", ae64), ("512", ae512), ("1024", ae1024))) +
-            "; quality: the two claims above", len(parts[0]["values"])))
-    else:
-        claims.append(_not_tested(text, "the study lacks one of the linear 64, 512, 1024 autoencoders"))
-
     text = "the fully convolutional autoencoder is slightly better than l_size 512"
     if conv and ae512:
         v = _relative(conv, ae512)
@@ -220,7 +260,22 @@ def assess_claims(results: dict) -> list[dict]:
             claims.append(_not_tested(text, "the study lacks one of the strategies on the l_size-512 encoder"))
 
     claims.append(_shirt_claim(results, ft or sc))
+    judge(claims)
+    claims.insert(2, _balance_claim(claims[:2], ae64, ae512, ae1024))
     return claims
+
+
+def _balance_claim(size_claims: list[dict], *aes: dict | None) -> dict:
+    """"512 balances quality and cost": the two claims on l_size, with the cost beside them.
+    It adds no test of its own (its parts are theirs, already judged), so it is ``derived``."""
+    text = "l_size 512 balances quality and cost"
+    if not all(c["parts"] for c in size_claims):
+        return _not_tested(text, "the study lacks one of the linear 64, 512, 1024 autoencoders")
+    parts = [dict(p, part=f"{c['claim']}: {p['part']}") for c in size_claims for p in c["parts"]]
+    cost = "; ".join(f"{n}: {_cost(a)}" for n, a in zip(("64", "512", "1024"), aes))
+    claim = _claim(text, parts, f"cost — {cost}; quality: the two claims above", size_claims[0]["seeds"],
+                   derived=True)
+    return claim | _verdict_of(parts)
 
 
 def _shirt_claim(results: dict, clf: dict | None) -> dict:
@@ -231,22 +286,17 @@ def _shirt_claim(results: dict, clf: dict | None) -> dict:
     shirt = classes.index("Shirt")
     per_seed = list(zip(*(s["values"] for s in clf["per_class_acc"])))  # per seed: accuracy of each class
     gaps = [100 * (accs[shirt] - min(a for i, a in enumerate(accs) if i != shirt)) for accs in per_seed]
-    partners = []  # per seed: the class Shirt is most often taken for ("none" if never wrong)
+    tshirt = classes.index("T-shirt/top")
+    margins = []  # per seed: points of Shirt's images taken for T-shirt/top minus for the next wrong class
     for cm in clf["confusion_matrices"]:
-        row = [n if j != shirt else -1 for j, n in enumerate(cm[shirt])]
-        partners.append(classes[row.index(max(row))] if max(row) > 0 else "none")
-    with_tshirt = sum(p == "T-shirt/top" for p in partners)
-    part = _part("lowest per-class accuracy", gaps, "most confused", False,
-                 "Shirt's accuracy minus the next-worst class's (points)")
-    partner = {"part": "most frequent confusion is T-shirt/top", "quantity": "seeds where Shirt's most "
-               "frequent wrong class is T-shirt/top", "effect": with_tshirt, "values": partners, "unit": "seeds",
-               "ci95": None, "ci_reason": "a count over seeds", "threshold": len(partners),
-               "threshold_name": "most confused", "threshold_meaning": "in every seed",
-               "direction": "equal",
-               "verdict": ("confirmed" if with_tshirt == len(partners) >= MIN_SEEDS else
-                           "refuted" if len(partners) >= MIN_SEEDS and with_tshirt < len(partners) / 2
-                           else "inconclusive"),
-               "leaning": "supports" if with_tshirt > len(partners) / 2 else "contradicts"}
-    return _claim(text, [part, partner], f"{clf['strategy']}: Shirt's test accuracy is "
-                  f"{_fmt(clf['per_class_acc'][shirt], 1, True)}; its most frequent confusion is T-shirt/top "
-                  f"in {with_tshirt} of {len(partners)} seed(s)", len(gaps))
+        row = cm[shirt]
+        others = max(n for j, n in enumerate(row) if j not in (shirt, tshirt))
+        margins.append(100 * (row[tshirt] - others) / max(1, sum(row)))
+    parts = [_part("lowest per-class accuracy", gaps, "most confused", False,
+                   "Shirt's accuracy minus the next-worst class's (points)"),
+             _part("taken for T-shirt/top most often", margins, "taken for", True,
+                   "Shirt's test images taken for T-shirt/top minus for the next most frequent wrong class "
+                   "(points of Shirt's images)")]
+    return _claim(text, parts, f"{clf['strategy']}: Shirt's test accuracy is "
+                  f"{_fmt(clf['per_class_acc'][shirt], 1, True)}; it is taken for T-shirt/top more often than "
+                  f"for any other class in {sum(m > 0 for m in margins)} of {len(margins)} seed(s)", len(gaps))

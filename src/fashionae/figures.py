@@ -66,8 +66,9 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                       a["val_mse"]["ci95"]) for a in results["ablation"]], "change of validation MSE, %",
                       figs / "overview_ablation.png")
         out.append(("overview", "overview_ablation.png", "What each change of the protocol does to the validation "
-                    "MSE: the mean relative change over seeds, paired by seed, with its 95 % t-interval; left of "
-                    "the dashed line the variant reconstructs better."))
+                    "MSE: the mean relative change over seeds, paired by seed, with its t-interval (the table's "
+                    "intervals hold all at once with 95 % confidence); left of the dashed line the variant "
+                    "reconstructs better."))
 
     for i, ae in enumerate(aes, 1):
         name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(ae["name"])

@@ -151,7 +151,7 @@ def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int,
 
 
 def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabel: str, path: Path) -> None:
-    """Relative changes as points with their 95 % intervals (a forest plot), one row each,
+    """Relative changes as points with their confidence intervals (a forest plot), one row each,
     the first at the top; zero (no change) as a vertical line."""
     fig, ax = plt().subplots(figsize=(5, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]

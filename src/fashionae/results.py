@@ -9,6 +9,7 @@ here; the report is drawn from this file and the run folders.
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 
@@ -29,6 +30,9 @@ CLF_FIGURES = {"train_eval_acc": "train_eval_acc", "train_acc": "train_acc", "va
 
 
 def stats(values: list[float]) -> dict:
+    """Mean and std over seeds; not a number when a seed's is not (a diverged run)."""
+    if not all(math.isfinite(v) for v in values):
+        return {"mean": math.nan, "std": math.nan, "values": values}
     return {"mean": statistics.mean(values),
             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
 
@@ -189,20 +193,27 @@ def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -
 
 def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     """Each comparison of the study's ablation: the relative change of validation and test MSE
-    from baseline to variant, paired by seed, with its 95 % t-interval."""
-    from .claims import interval
+    from baseline to variant, paired by seed number, with its t-interval; the table's intervals
+    hold all at once with 95 % confidence (Bonferroni over them, as for the claims)."""
+    from .claims import interval, judged_together
     by_name = {a["name"]: a for a in autoencoders}
     rows = []
     for c in study.ablation:
         base, var = by_name[c.baseline], by_name[c.variant]
-        row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(base["seeds"]),
+        seeds = sorted(set(base["seeds"]) & set(var["seeds"]))
+        row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(seeds),
                "epochs": base["epochs"]}
         for figure in ("val_mse", "test_mse"):
-            effects = [v / b - 1 for b, v in zip(base[figure]["values"], var[figure]["values"])]
-            ci, reason = interval(effects)
-            row[figure] = {"baseline": base[figure], "variant": var[figure],
-                           "effect": statistics.mean(effects), "values": effects, "ci95": ci, "ci_reason": reason}
+            b, v = ([e[figure]["values"][e["seeds"].index(s)] for s in seeds] for e in (base, var))
+            effects = [y / x - 1 for x, y in zip(b, v)]
+            row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,
+                           "effect": statistics.mean(effects) if effects else None}
         rows.append(row)
+    m = judged_together([row[f]["values"] for row in rows for f in ("val_mse", "test_mse")])
+    for row in rows:
+        for figure in ("val_mse", "test_mse"):
+            row[figure]["ci95"], row[figure]["ci_reason"] = interval(row[figure]["values"], m)
+            row[figure]["intervals"] = m
     return rows
 
 
