@@ -55,6 +55,10 @@ def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message)
     (["bench", "--windows", "0"], "--windows must be a positive integer, got 0"),
     (["study", "s.toml", "--json"], "--json goes with --plan (the plan as JSON); the study itself writes "
                                     "results.json"),
+    (["study", "s.toml", "--cpus-per-run", "2"], "--cpus-per-run is for Ray's executor: add --executor ray, "
+                                                  "or leave it out"),
+    (["study", "s.toml", "--address", "auto", "--gpus-per-run", "0.5", "--plan"],
+     "--address, --gpus-per-run are for Ray's executor: add --executor ray, or leave it out"),
     (["bench", "--images", "99"], "--images must be at least 100 (one batch), got 99"),
     (["export", "runs/ae", "-o", "runs/ae/model.safetensors"],
      "--output runs/ae/model.safetensors must be an .onnx file, e.g. encoder.onnx"),
@@ -66,6 +70,15 @@ def test_bad_numbers_are_refused_before_any_work(capsys, tmp_path, monkeypatch, 
     code, _, err = cli(capsys, *args)
     assert (code, err) == (2, f"fashionae: error: {message}\n")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, _, err = cli(capsys, "study", Path(__file__).parent.parent / "studies" / "paper.toml", "--out", "s")
+    assert (code, err) == (2, "fashionae: error: study runs in one process: torchrun splits one run (train-ae, "
+                              "train-clf) over processes; to spread a study's runs, use --executor ray\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is here")

@@ -54,7 +54,7 @@ def test_without_dataset_toml_classes_are_numbered(tmp_path, capsys):
     ds = load_dataset(str(folder))
     assert (ds.name, ds.classes, ds.image_size, ds.verified) == ("plain", ("0", "1", "2"), (32, 32), False)
     code, out, _ = cli(capsys, "data", "--dataset", folder)
-    assert code == 0 and "dataset.toml has no [sha256]" in out
+    assert code == 0 and "checksums not verified (no dataset.toml with [sha256])" in out
 
 
 @pytest.mark.parametrize("kind", ["uint8", "float"])
@@ -77,6 +77,21 @@ def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     assert (ds.name, ds.classes, ds.verified) == ("pets", ("cat", 'say "hi"', "Ähre"), True)
     assert torch.equal(ds.test_images, x[240:])
     assert load_dataset(str(tmp_path / "d")).sha256 == ds.sha256
+
+
+def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_path):
+    x, y = synthetic_images(300, 0, 16, 3)
+    with pytest.raises(UserError, match="images are 10x10"):  # refused before anything is written
+        write_npz_dataset(tmp_path / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(), x[240:, :10, :10].numpy(),
+                          y[240:].numpy())
+    assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
+    first = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
+    with pytest.raises(UserError, match=f"^{tmp_path / 'd'} is not empty; write the dataset to a new folder"):
+        write_npz_dataset(tmp_path / "d", x[:200].numpy(), y[:200].numpy(), x[240:].numpy(), y[240:].numpy())
+    assert load_dataset(str(tmp_path / "d")).sha256 == first.sha256  # what runs were trained on stays
+    (tmp_path / "empty").mkdir()
+    assert len(write_npz_dataset(tmp_path / "empty", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(),
+                                 y[240:].numpy()).train_images) == 240
 
 
 def replace_idx(folder: Path, name: str, array: torch.Tensor | None = None, raw: bytes | None = None) -> None:
@@ -143,6 +158,11 @@ BAD = {
     "size not divisible by 4": (lambda d: write_idx(d, size=(30, 30)),
                                 "{d}: images are 30x30; the encoder halves the size twice, so height and width "
                                 "must be multiples of 4 \\(at least 8\\): pad or resize them"),
+    "npz and idx files": (lambda d: (write_idx(d, toml=None), write_npz(d)),
+                          "{d} holds both data.npz and IDX files; keep one layout"),
+    "a file gzipped and not": (lambda d: (write_idx(d, toml=None), (d / "t10k-labels-idx1-ubyte").write_bytes(
+        gzip.decompress((d / "t10k-labels-idx1-ubyte.gz").read_bytes()))),
+        "{d} holds both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz; keep one"),
     "neither npz nor idx": (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")),
                             f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz or not\\)"),
     "not a folder": (lambda d: None, "dataset {d} is neither fashion-mnist nor a folder; give a folder with "

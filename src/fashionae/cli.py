@@ -48,7 +48,8 @@ def cmd_data(a) -> int:
     from .data import load_dataset
     ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
     check = ("SHA-256 verified" if ds.verified else "checksums NOT verified (--no-verify)" if a.no_verify
-             else "checksums not verified (dataset.toml has no [sha256] for every file)")
+             else "checksums not verified (dataset.toml has no [sha256] for every file)"
+             if (ds.folder / "dataset.toml").is_file() else "checksums not verified (no dataset.toml with [sha256])")
     h, w = ds.image_size
     print(f"{ds.name} in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} test images "
           f"of {h}x{w}, {len(ds.classes)} classes, {check}")
@@ -129,9 +130,19 @@ def cmd_baselines(a) -> int:
 
 
 def cmd_study(a) -> int:
+    from .distributed import world_size
     from .study import load_study
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
+    if world_size() > 1:
+        raise UserError("study runs in one process: torchrun splits one run (train-ae, train-clf) over "
+                        "processes; to spread a study's runs, use --executor ray")
+    ray_options = {k: getattr(a, k) for k in ("address", "cpus_per_run", "gpus_per_run")
+                   if getattr(a, k) is not None}
+    if ray_options and a.executor != "ray":
+        given = [f"--{k.replace('_', '-')}" for k in ray_options]
+        raise UserError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for Ray's executor: add "
+                        "--executor ray, or leave it out")
     overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
     if a.tensorboard:
         overrides["tensorboard"] = True
@@ -153,7 +164,7 @@ def cmd_study(a) -> int:
     executor = None
     if a.executor == "ray":
         from .ray_executor import RayExecutor
-        executor = RayExecutor(a.address, a.cpus_per_run, a.gpus_per_run)
+        executor = RayExecutor(**ray_options)
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
     print(f"report: {Path(out) / 'report.html'} (and report.md)")
@@ -316,8 +327,8 @@ def build_parser() -> Parser:
                    help="local: one run after the other in this process (default); ray: runs as Ray "
                    "tasks, in parallel (pip install 'fashionae[ray]')")
     g.add_argument("--address", help="ray: an existing cluster (auto, or HOST:PORT); default: a local Ray")
-    g.add_argument("--cpus-per-run", type=int, default=1, help="ray: CPUs (and torch threads) per run")
-    g.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run (0.25 packs four on one)")
+    g.add_argument("--cpus-per-run", type=int, help="ray: CPUs (and torch threads) per run (default 1)")
+    g.add_argument("--gpus-per-run", type=float, help="ray: GPUs per run (default 0; 0.25 packs four on one)")
     add_data_args(s, dataset=False)
     s.set_defaults(func=cmd_study)
 

@@ -30,6 +30,7 @@ import json
 import os
 import struct
 import sys
+import tempfile
 import tomllib
 import zlib
 from dataclasses import dataclass
@@ -40,7 +41,6 @@ import torch
 
 from .download import MIRRORS, download_files
 from .errors import UserError
-from .files import atomic_write
 
 FASHION_MNIST = "fashion-mnist"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -278,6 +278,12 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     meta = _dataset_toml(folder)
     npz = sorted(folder.glob("*.npz"))
     paths = {n: _locate(folder, n) for n in FILES}
+    # which files are the data must never be a guess
+    if npz and any(paths.values()):
+        raise UserError(f"{folder} holds both {npz[0].name} and IDX files; keep one layout")
+    for n in FILES:
+        if (folder / n).is_file() and (folder / f"{n}.gz").is_file():
+            raise UserError(f"{folder} holds both {n} and {n}.gz; keep one")
     digest = hashlib.sha256()
     raws: dict[str, bytes] = {}  # the files as stored: dataset.toml's digests are sha256sum's
     if npz:
@@ -347,18 +353,29 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
 
 def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_test,
                       classes: list[str] | None = None, name: str | None = None) -> Dataset:
-    """Write arrays as a dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
+    """Write arrays as a new dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
     x_test, y_test) and ``dataset.toml`` (name, classes, the SHA-256 of data.npz). Returns
-    the dataset loaded back, so whatever would be refused later is refused now."""
+    the dataset loaded back. What would be refused later is refused now, before ``folder`` is
+    touched; a folder that already holds a dataset is refused too, since runs trained on it
+    would no longer match it."""
     folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UserError(f"{folder} is not empty; write the dataset to a new folder (runs trained on "
+                        "what is there would no longer match it)")
     buf = io.BytesIO()
     np.savez_compressed(buf, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    atomic_write(folder / "data.npz", buf.getvalue())
     lines = [f"name = {json.dumps(name)}"] if name else []  # a JSON string is a TOML string
     if classes:
         lines.append(f"classes = [{', '.join(json.dumps(c) for c in classes)}]")
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
-    atomic_write(folder / "dataset.toml", "\n".join(lines) + "\n")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}-") as tmp:
+        (Path(tmp) / "data.npz").write_bytes(buf.getvalue())
+        (Path(tmp) / "dataset.toml").write_text("\n".join(lines) + "\n")
+        load_dataset_folder(tmp)  # refused here, nothing is left behind
+        folder.mkdir(exist_ok=True)
+        for f in ("data.npz", "dataset.toml"):
+            os.replace(Path(tmp) / f, folder / f)
     return load_dataset_folder(folder)
 
 

@@ -90,9 +90,14 @@ class Dist:
             td.barrier()
 
 
+def world_size() -> int:
+    """How many processes torchrun started (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def from_environment(device: str) -> Dist:
     """Join the process group torchrun describes in the environment; ``Dist()`` outside it."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if world == 1:
         return Dist()
     import torch.distributed as td
