@@ -1,8 +1,10 @@
 """What fashionae's dropout masks cost, alternating in one process (ratios only: the machine's
 speed drifts).
 
-1. the bits: torch's Mersenne Twister (``models.random_int16``) vs numpy's PCG64DXSM (a lead not
-   taken: another generator changes every mask, so earlier run folders would not resume exactly);
+1. the bits: torch's Mersenne Twister drawn as earlier versions did (``random_`` over
+   [-2**63, 2**63 - 1), a 64-bit division per word) vs over the full range with the sign bit
+   flipped (``models.random_int16``: the same bits) vs numpy's PCG64DXSM (a lead not taken:
+   another generator changes every mask, so earlier run folders would not resume exactly);
 2. the ReLU + dropout mask on the paper's largest activation (100 x 32 x 28 x 28), bits drawn
    alike: comparisons into bool tensors and a bool -> float conversion vs the integer sign-bit
    arithmetic of ``Dropout.scaled_mask``;
@@ -51,7 +53,8 @@ def compare(title: str, variants: dict, repeats: int = 7, calls: int = 10) -> No
 
 n = 100 * 32 * 28 * 28
 compare(f"1. {n:,} random 16-bit values", {
-    "torch Mersenne Twister (fashionae)": lambda: random_int16(n),
+    "torch MT, from-to (earlier versions)": lambda: torch.empty(n // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1),
+    "torch MT, full range (fashionae)": lambda: random_int16(n),
     "numpy PCG64DXSM (not used)": lambda: np.random.PCG64DXSM(1).random_raw(n // 4)})
 
 layer = Dropout(0.2)

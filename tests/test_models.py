@@ -302,16 +302,18 @@ def test_dropout_paths_stock_fast_and_off():
     assert Dropout(0.0)(x) is x and layer.eval()(x) is x
 
 
-def test_dropout_bits_use_a_whole_number_of_draws():
-    """Four 16-bit values to a 64-bit draw, no more: the generator moves as it always did, so
-    runs started by earlier versions resume to the same masks."""
+def test_dropout_bits_are_the_earlier_versions_bits():
+    """The bits earlier versions drew, value for value, with four 16-bit values to a 64-bit draw
+    and no more: the generator moves as it always did, so runs started by earlier versions
+    resume to the same masks."""
     from fashionae.models import random_int16
-    for n in (7, 8, 9):
-        torch.manual_seed(0)
-        random_int16(n)
+    for seed, n in ((0, 7), (0, 8), (1, 9), (2, 300_001)):
+        torch.manual_seed(seed)
+        bits = random_int16(n)
         after = torch.get_rng_state()
-        torch.manual_seed(0)
-        torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+        torch.manual_seed(seed)
+        earlier = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+        assert torch.equal(bits, earlier.view(torch.int16)[:n]), n
         assert torch.equal(after, torch.get_rng_state()), n
 
 

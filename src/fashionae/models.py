@@ -74,9 +74,14 @@ def random_int16(n: int) -> torch.Tensor:
     a checkpoint's RNG state decide every mask. The generator stays torch's although numpy's
     PCG64DXSM draws the bits 2x faster (``benchmarks/dropout_speed.py``): another generator
     would change every mask, and a run folder from an earlier version would no longer resume to
-    the result that version gives."""
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
-    return bits.view(torch.int16)[:n]
+    the result that version gives.
+
+    Earlier versions drew ``random_(-2**63, 2**63 - 1)``, which torch computes as the word
+    modulo 2**64 - 1, minus 2**63: a 64-bit division per word. The full range is the word
+    itself, about twice as fast; flipping its sign bit gives the earlier bits again, except
+    when the generator gives the word 2**64 - 1 (probability 2**-64 a word)."""
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, None)
+    return bits.bitwise_xor_(-2**63).view(torch.int16)[:n]
 
 
 class Dropout(nn.Module):
