@@ -72,6 +72,12 @@ def test_bad_numbers_are_refused_before_any_work(capsys, tmp_path, monkeypatch, 
     assert not (tmp_path / "o").exists()
 
 
+def test_a_path_too_long_is_one_line(capsys, tmp_path):
+    code, _, err = cli(capsys, "eval", tmp_path / ("a" * 300))
+    assert code == 2 and err.startswith("fashionae: error: cannot use the path ") and err.count("\n") == 1
+    assert err.endswith(": File name too long; give another path\n")
+
+
 def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")

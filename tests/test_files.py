@@ -88,3 +88,20 @@ def test_without_flock_the_named_holder_decides(tmp_path, monkeypatch, recorded,
         with pytest.raises(UserError, match="in use by another fashionae process"):
             FolderLock(tmp_path).acquire()
         assert (tmp_path / ".lock").read_text() == recorded  # left as it was
+
+
+def test_only_fashionaes_own_files_are_leftovers(tmp_path):
+    from fashionae.files import holds_nothing, is_leftover
+    atomic_write(tmp_path / "a.json", "{}")
+    names = {".lock": True, ".config.json.k1ll3d_8.tmp": True, ".notes.tmp": False, "a.json": False,
+             ".config.json.tmp": False}
+    for name, leftover in names.items():
+        assert is_leftover(tmp_path / name) is leftover, name
+    (tmp_path / "a.json").unlink()
+    (tmp_path / ".lock").write_text("")
+    (tmp_path / ".model.safetensors.abcd1234.tmp").write_text("half")
+    assert holds_nothing(tmp_path)
+    (tmp_path / ".notes.tmp").write_text("mine")
+    assert not holds_nothing(tmp_path)
+    with FolderLock(tmp_path):  # the lock's holder removes a killed writer's temporaries, nothing else
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", ".notes.tmp"]

@@ -53,6 +53,23 @@ def test_bad_images(tmp_path):
             prepare_image(tmp_path / name)
 
 
+def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):
+    """Pillow clips 16-bit grey levels to 255 when it converts: the picture would come out blank."""
+    import numpy as np
+    Image.open(photo(tmp_path / "p.png")).convert("L").save(tmp_path / "p8.png")
+    levels = np.asarray(Image.open(tmp_path / "p8.png"), dtype=np.uint16) * 257  # 0-255 -> 0-65535
+    Image.fromarray(levels).save(tmp_path / "p16.png")
+    assert Image.open(tmp_path / "p16.png").mode.startswith("I")
+    x = prepare_image(tmp_path / "p16.png")
+    assert x.max() > 0.5 and torch.equal(x, prepare_image(tmp_path / "p8.png"))
+
+
+def test_a_device_is_no_picture(tmp_path):
+    with pytest.raises(UserError, match=r"^image /dev/null is not a regular file \(a device or a pipe\); give a "
+                                        "picture file$"):
+        prepare_image("/dev/null")
+
+
 @pytest.fixture
 def runs(tiny, tmp_path):
     t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)

@@ -107,3 +107,15 @@ def test_overview_draws_pca_from_baselines_and_conv_at_its_latent_size(study, mo
     assert [k for k, _ in linear] == [64, 512, 1024]
     assert [(name, k) for name, k, _ in points] == [("conv", 3136)]
     assert path.name == "overview_mse_by_size.png" and path.is_file()
+
+
+def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(study, tmp_path, capsys):
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    samples = copy / "samples.safetensors"
+    samples.write_bytes(samples.read_bytes()[:100])
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"fashionae: error: the study's validation samples {samples} is not a valid "
+                          "safetensors file") and err.endswith("run the study command again: it writes them again\n")

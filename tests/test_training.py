@@ -111,6 +111,25 @@ def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def test_a_folder_left_by_a_kill_during_its_first_write_starts_and_loses_its_leftovers(tiny, tmp_path):
+    """Killed while writing config.json the first time, a run leaves only its lock and
+    atomic_write's temporary: that is no foreign folder, and the temporary goes."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text("")
+    (run / ".config.json.k1ll3d_8.tmp").write_text('{"half": ')
+    assert execute(ae_run(), run, data=tiny, **QUIET)["epochs"] == 2
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".lock"]
+
+
+def test_a_finished_run_without_its_model_says_what_to_do(tiny, tmp_path):
+    execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
+    (tmp_path / "run" / "model.safetensors").unlink()
+    with pytest.raises(UserError, match=r"^\S+/run finished training but its model.safetensors is gone; delete the "
+                                        "folder and run the same command again to train it again$"):
+        execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
+
+
 def test_onecycle_schedule_shape():
     cfg = TrainConfig(lr=1e-2, schedule="onecycle")
     lrs = [lr_at(s, 100, cfg) for s in range(100)]

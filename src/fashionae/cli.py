@@ -4,6 +4,7 @@ options of the model and training settings come from their dataclass fields (``s
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -414,6 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         print("fashionae: interrupted" + ("; finished epochs are kept, run the same command to resume"
                                           if resumable else ""), file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
+            return _internal_error(e, args)
+        name = str(e.filename or "")
+        print(f"fashionae: error: cannot use the path {name[:60] + '…' if len(name) > 60 else name}: "
+              f"{e.strerror}; give another path", file=sys.stderr)
+        return 2
     except Exception as e:  # a bug in fashionae, or a machine too small for the settings
         return _internal_error(e, args)
 

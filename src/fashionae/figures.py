@@ -114,11 +114,12 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
 def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:
     """The validation images saved with the study, reconstructed by each autoencoder (seed 0)."""
     import torch
-    from safetensors.torch import load_file
+    from .models import read_safetensors
     from .training import to_inputs
     if not (folder / folder.SAMPLES).is_file():
         return False
-    samples = load_file(str(folder / folder.SAMPLES))
+    samples, _ = read_safetensors(folder / folder.SAMPLES, "the study's validation samples",
+                                  fix="run the study command again: it writes them again")
     x = to_inputs(samples["images"], "cpu")
     classes = classes_of(results)
     rows = [("original", x[:, 0].numpy())]

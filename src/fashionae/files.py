@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +52,21 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
                             "(finished work is kept)") from e
         raise UserError(f"cannot write {path}: {e.strerror}") from e
     _fsync_dir(path.parent)
+
+
+LOCK = ".lock"  # FolderLock's file
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # atomic_write's: mkstemp(prefix=".NAME.", suffix=".tmp")
+
+
+def is_leftover(path: Path) -> bool:
+    """Whether a folder entry is fashionae's own bookkeeping, not content: the lock file, or
+    a temporary file of ``atomic_write`` that a killed writer left."""
+    return path.name == LOCK or _TEMPORARY.fullmatch(path.name) is not None
+
+
+def holds_nothing(folder: Path) -> bool:
+    """Whether a folder holds nothing but fashionae's bookkeeping (see ``is_leftover``)."""
+    return all(is_leftover(p) for p in folder.iterdir())
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -110,7 +126,7 @@ class FolderLock:
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
-        self.path = self.folder / ".lock"
+        self.path = self.folder / LOCK
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> "FolderLock":
@@ -145,6 +161,9 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
         self._fd = fd
+        for p in self.folder.iterdir():  # no one else writes here now: a killed writer's temporaries go
+            if p != self.path and is_leftover(p) and p.is_file():
+                p.unlink(missing_ok=True)
         return self
 
     def release(self) -> None:

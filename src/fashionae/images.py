@@ -31,8 +31,10 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
         raise UserError(f"--invert must be auto, yes or no, got {invert!r}")
     if not path.exists():
         raise UserError(f"image {path} does not exist")
-    if not path.is_file():
+    if path.is_dir():
         raise UserError(f"image {path} is a folder, not a picture file")
+    if not path.is_file():
+        raise UserError(f"image {path} is not a regular file (a device or a pipe); give a picture file")
     if path.stat().st_size == 0:
         raise UserError(f"image {path} is empty")
     try:
@@ -43,7 +45,7 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
                     raise UserError(f"image {path} is too large ({im.width}x{im.height}); "
                                     f"the limit is {MAX_PIXELS:,} pixels")
                 im.load()
-                rgba = im.convert("RGBA")
+                rgba = _eight_bit(im, path).convert("RGBA")
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -80,6 +82,19 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     background = min(_border_level(gray), 254.0)
     g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
     return torch.from_numpy(g).unsqueeze(0)
+
+
+def _eight_bit(im, path: Path):
+    """16- and 32-bit grayscale scaled to 8 bits: Pillow's conversion clips them instead (a
+    16-bit picture, whose levels run to 65535, would come out blank)."""
+    if not im.mode.startswith("I"):
+        return im
+    from PIL import Image
+    a = np.asarray(im, dtype=np.float64)
+    top = 65535 if im.mode.startswith("I;16") or a.max() > 255 else 255
+    if a.size and (a.min() < 0 or a.max() > top):
+        raise UserError(f"image {path} has grey levels outside 0-65535; save it as an 8- or 16-bit picture")
+    return Image.fromarray(np.round(a * (255 / top)).astype(np.uint8), "L")
 
 
 def _border_level(gray) -> float:

@@ -25,7 +25,8 @@ import torch
 from . import settings
 from .data import CLASSES, FASHION_MNIST, Dataset, load_dataset
 from .errors import UserError
-from .files import FolderLock, atomic_write, read_json, read_rebuildable_json, write_json, write_jsonl
+from .files import (FolderLock, atomic_write, holds_nothing, read_json, read_rebuildable_json, write_json,
+                    write_jsonl)
 from .models import ModelConfig, load_model, model_file_bytes
 from .settings import CLASSIFIER, is_number
 from .training import TrainConfig
@@ -135,7 +136,7 @@ class RunFolder:
         if not self.path.is_dir():
             raise UserError(f"--out {self.path} exists and is not a folder; choose another --out")
         if not self.is_run():
-            if any(p.name != ".lock" for p in self.path.iterdir()):
+            if not holds_nothing(self.path):
                 raise UserError(f"--out {self.path} is not empty and holds no fashionae run; choose an "
                                 "empty or new folder")
             return "new"
@@ -143,7 +144,12 @@ class RunFolder:
         if diffs:
             raise UserError(f"--out {self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
                             "choose another --out, or delete it to start over")
-        return "complete" if self.is_complete() else "resume"
+        if not self.is_complete():
+            return "resume"
+        if not (self / self.MODEL).is_file():
+            raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; delete the folder "
+                            "and run the same command again to train it again")
+        return "complete"
 
     def differences(self, cfg: RunConfig) -> list[str]:
         """How the run this folder holds differs from ``cfg`` ("key: x there, y now"; [] if alike)."""

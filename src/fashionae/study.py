@@ -23,7 +23,7 @@ from pathlib import Path
 from . import settings
 from .data import FASHION_MNIST
 from .errors import UserError
-from .files import read_rebuildable_json
+from .files import holds_nothing, read_rebuildable_json
 from .models import ModelConfig
 from .runfolder import STRATEGIES
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
@@ -390,5 +390,5 @@ class StudyFolder:
             if old.get("name") != study.name:
                 raise UserError(f"--out {self.path} holds another study ({old.get('name')!r}); "
                                 "choose another --out, or delete it to start over")
-        elif any(p.name != ".lock" for p in self.path.iterdir()):
+        elif not holds_nothing(self.path):
             raise UserError(f"--out {self.path} is not empty and holds no fashionae study; choose another --out")
