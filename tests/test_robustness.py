@@ -182,16 +182,18 @@ def fashionae(*args, wait=True, log=None):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
 
 
-def kill_at_first_checkpoint(proc, root, timeout=300):
-    """SIGKILL ``proc`` as soon as a checkpoint.safetensors appears under ``root``; return the run
-    folder it was killed in. Fails if the process ended first."""
+def kill_at_first_checkpoint(proc, root, timeout=300, sig=signal.SIGKILL):
+    """Send ``sig`` to ``proc`` as soon as a checkpoint.safetensors appears under ``root``; return
+    the run folder it was stopped in. Fails if the process ended first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         found = next(root.rglob("checkpoint.safetensors"), None) if root.exists() else None
         if found is not None:
-            os.kill(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, sig)
             proc.wait()
-            assert proc.returncode == -signal.SIGKILL, "the process ended before it could be killed"
+            # SIGTERM is handled as Ctrl-C is, with the shell's code for it: 128 + 15
+            assert proc.returncode == (-sig if sig == signal.SIGKILL else 128 + sig), \
+                "the process ended before it could be stopped"
             return found.parent
         assert proc.poll() is None, "the process ended before writing any checkpoint"
         time.sleep(0.005)
@@ -205,14 +207,19 @@ def assert_killed_mid_run(run):
     assert not (run / "summary.json").exists() and not (run / "model.safetensors").exists()
 
 
-def test_sigkill_and_resume_gives_identical_files(data_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_sigkill_and_resume_gives_identical_files(data_dir, tmp_path, sig):
     args = ("train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir)
     straight = fashionae(*args, "--out", tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr
     victim = tmp_path / "killed"
-    run = kill_at_first_checkpoint(fashionae(*args, "--out", victim, wait=False, log=tmp_path / "log"), victim)
+    run = kill_at_first_checkpoint(fashionae(*args, "--out", victim, wait=False, log=tmp_path / "log"), victim,
+                                   sig=sig)
     assert run == victim
     assert_killed_mid_run(victim)
+    if sig == signal.SIGTERM:  # a scheduler's stop: one line, as for Ctrl-C
+        assert (tmp_path / "log").read_text().splitlines()[-1] == (
+            "fashionae: terminated; finished epochs are kept, run the same command to resume")
     done = fashionae(*args, "--out", victim)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr

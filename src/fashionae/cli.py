@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -395,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
+    main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
+    on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         code = args.func(args)
         sys.stdout.flush()  # here, so that a reader gone away shows below and not at exit
@@ -410,11 +414,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"fashionae: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         resumable = args.command in ("train-ae", "train-clf", "study")
-        print("fashionae: interrupted" + ("; finished epochs are kept, run the same command to resume"
-                                          if resumable else ""), file=sys.stderr)
-        return 130
+        term = isinstance(e, Terminated)
+        print(f"fashionae: {'terminated' if term else 'interrupted'}"
+              + ("; finished epochs are kept, run the same command to resume" if resumable else ""),
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if term else signal.SIGINT)
     except OSError as e:
         if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
             return _internal_error(e, args)
@@ -424,6 +430,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as e:  # a bug in fashionae, or a machine too small for the settings
         return _internal_error(e, args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop), handled as Ctrl-C is: what is written stays whole,
+    finished epochs are kept."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def _stdout_gone() -> bool:
