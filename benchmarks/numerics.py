@@ -57,7 +57,7 @@ def precision() -> None:
             diffs = [scale * (x - y) for x, y in zip(vb, vf)]
             ci, reason = interval(diffs)
             noise = statistics.mean([scale * b[figure]["std"], scale * f[figure]["std"]])
-            inside = ci is not None and ci[0] <= 0 <= ci[1]
+            inside = (ci is not None and ci[0] <= 0 <= ci[1]) or all(d == 0 for d in diffs)
             digits = 5 if scale == 1 else 2
             cell = lambda s: f"{scale * s['mean']:.{digits}f} ± {scale * s['std']:.{digits}f}"  # noqa: E731
             ci_text = f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]" if ci else reason

@@ -89,6 +89,10 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
     with pytest.raises(UserError, match=f"^{tmp_path / 'd'} is not empty; write the dataset to a new folder"):
         write_npz_dataset(tmp_path / "d", x[:200].numpy(), y[:200].numpy(), x[240:].numpy(), y[240:].numpy())
     assert load_dataset(str(tmp_path / "d")).sha256 == first.sha256  # what runs were trained on stays
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(UserError, match="file is a file; write the dataset to a new folder"):
+        write_npz_dataset(tmp_path / "file", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
     (tmp_path / "empty").mkdir()
     assert len(write_npz_dataset(tmp_path / "empty", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(),
                                  y[240:].numpy()).train_images) == 240

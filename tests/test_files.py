@@ -103,5 +103,7 @@ def test_only_fashionaes_own_files_are_leftovers(tmp_path):
     assert holds_nothing(tmp_path)
     (tmp_path / ".notes.tmp").write_text("mine")
     assert not holds_nothing(tmp_path)
-    with FolderLock(tmp_path):  # the lock's holder removes a killed writer's temporaries, nothing else
+    with FolderLock(tmp_path):  # any folder (baselines --out may be yours): nothing is removed
+        assert len(list(tmp_path.iterdir())) == 3
+    with FolderLock(tmp_path, tidy=True):  # a run's or a study's: a killed writer's temporaries go
         assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", ".notes.tmp"]

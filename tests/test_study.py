@@ -331,7 +331,7 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     for figure in ("val_mse", "test_mse"):
         expected = [v / b - 1 for b, v in zip(by_name["base"][figure]["values"], by_name["lean"][figure]["values"])]
         assert row[figure]["values"] == pytest.approx(expected)
-        low, high = row[figure]["ci95"]
+        low, high = row[figure]["ci"]
         assert low < row[figure]["effect"] < high
     page = (out / "report.md").read_text()
     assert "## Ablation" in page and "no dropout" in page and "base → lean" in page
@@ -361,14 +361,14 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030], [0.010, 0.020, 0.030])
     lean = ae("lean", [2, 1, 0, 3], [0.027, 0.018, 0.009, 0.5], [0.0282, 0.018, 0.0088, 0.5])
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
-                                      SimpleNamespace(change="again", baseline="base", variant="lean")])
+                                      SimpleNamespace(change="back", baseline="lean", variant="base")])
     rows = ablation(study, [base, lean])
     val, test = rows[0]["val_mse"], rows[0]["test_mse"]
     assert rows[0]["seeds"] == 3 and val["values"] == pytest.approx([-0.1] * 3)
-    assert val["ci95"] is None and "same effect on every seed" in val["ci_reason"]
+    assert val["ci"] is None and "same effect on every seed" in val["ci_reason"]
     assert test["values"] == pytest.approx([-0.12, -0.1, -0.06])
     # two rows with an interval each in test MSE: each at 1 - 0.05/2
-    assert test["intervals"] == 2 and test["ci95"] == pytest.approx(interval(test["values"], 2)[0])
+    assert test["intervals"] == 2 and test["ci"] == pytest.approx(interval(test["values"], 2)[0])
 
 
 def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):

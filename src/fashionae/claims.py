@@ -50,10 +50,15 @@ THRESHOLDS = {
 }
 
 
+def ci_level(intervals: int) -> float:
+    """The confidence of each of ``intervals`` simultaneous intervals (Bonferroni)."""
+    return 1 - (1 - FAMILY_CONFIDENCE) / intervals
+
+
 def t_quantile(df: int, intervals: int = 1) -> float:
-    """t's quantile for one of ``intervals`` simultaneous two-sided intervals (Bonferroni)."""
+    """t's quantile for one of ``intervals`` simultaneous two-sided intervals."""
     from scipy.stats import t
-    return float(t.ppf(1 - (1 - FAMILY_CONFIDENCE) / (2 * intervals), df))
+    return float(t.ppf(1 - (1 - ci_level(intervals)) / 2, df))
 
 
 def interval(values: list[float], intervals: int = 1) -> tuple[list[float] | None, str | None]:
@@ -73,9 +78,9 @@ def interval(values: list[float], intervals: int = 1) -> tuple[list[float] | Non
 
 def test(values: list[float], threshold: float, above: bool, intervals: int = 1) -> tuple[str, str]:
     """(verdict, leaning) of "the effect is above (or below) the threshold"."""
-    if not all(math.isfinite(v) for v in values):
+    mean = _mean(values)
+    if mean is None or not math.isfinite(mean):
         return "inconclusive", "neither"
-    mean = statistics.mean(values)
     side = (mean > threshold) if above else (mean < threshold)
     leaning = "neither" if mean == threshold else ("supports" if side else "contradicts")
     ci, _ = interval(values, intervals)
@@ -91,9 +96,10 @@ def test(values: list[float], threshold: float, above: bool, intervals: int = 1)
 
 
 def judged_together(values_of: list[list[float]]) -> int:
-    """How many intervals a table of these per-seed effects holds (the Bonferroni m): those
-    with an interval at all."""
-    return max(1, sum(interval(v)[0] is not None for v in values_of))
+    """How many intervals a table of these per-seed effects holds (the Bonferroni m): the
+    effects with an interval at all, an effect and its opposite counted once (conv "better"
+    and "by under 15 %" read one interval, mirrored, against two thresholds)."""
+    return max(1, len({tuple(abs(x) for x in v) for v in values_of if interval(v)[0] is not None}))
 
 
 def _mean(values: list[float]) -> float | None:
@@ -115,9 +121,9 @@ def judge(claims: list[dict]) -> None:
     parts = [p for c in claims for p in c["parts"]]
     m = judged_together([p["values"] for p in parts])
     for p in parts:
-        p["ci95"], p["ci_reason"] = interval(p["values"], m)
+        p["ci"], p["ci_reason"] = interval(p["values"], m)
         p["verdict"], p["leaning"] = test(p["values"], p["threshold"], p["direction"] == "above", m)
-        p["intervals"] = m
+        p["intervals"], p["ci_level"] = m, ci_level(m)
     for c in claims:
         if c["parts"]:
             c.update(_verdict_of(c["parts"]))
@@ -131,7 +137,7 @@ def _verdict_of(parts: list[dict]) -> dict:
                         "confirmed" if all(v == "confirmed" for v in verdicts) else "inconclusive"),
             "leaning": ("contradicts" if "contradicts" in leanings else
                         "supports" if all(l == "supports" for l in leanings) else "neither"),
-            "effect": first["effect"], "ci95": first["ci95"], "ci_reason": first["ci_reason"]}
+            "effect": first["effect"], "ci": first["ci"], "ci_reason": first["ci_reason"]}
 
 
 def _claim(text: str, parts: list[dict], evidence: str, seeds: int, **extra) -> dict:
@@ -144,7 +150,7 @@ def _claim(text: str, parts: list[dict], evidence: str, seeds: int, **extra) -> 
 
 
 def _not_tested(text: str, why: str) -> dict:
-    return {"claim": text, "quantity": None, "effect": None, "ci95": None, "ci_reason": why,
+    return {"claim": text, "quantity": None, "effect": None, "ci": None, "ci_reason": why,
             "threshold": None, "threshold_meaning": None, "seeds": 0, "verdict": "not tested",
             "leaning": None, "parts": [], "evidence": why}
 

@@ -180,7 +180,7 @@ def cmd_report(a) -> int:
     from .results import collect_results
     from .study import StudyFolder
     folder = StudyFolder(a.study_dir).require()
-    with FolderLock(folder.path):
+    with FolderLock(folder.path, tidy=True):
         results = collect_results(folder.path)
         path = write_report(folder.path, results, self_contained=a.self_contained)
     print_results(results)
@@ -425,8 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
             return _internal_error(e, args)
         name = str(e.filename or "")
-        print(f"fashionae: error: cannot use the path {name[:60] + '…' if len(name) > 60 else name}: "
-              f"{e.strerror}; give another path", file=sys.stderr)
+        name = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
+        print(f"fashionae: error: cannot use the path{name}: {e.strerror}; give another path", file=sys.stderr)
         return 2
     except Exception as e:  # a bug in fashionae, or a machine too small for the settings
         return _internal_error(e, args)

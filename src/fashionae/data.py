@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -41,6 +42,7 @@ import torch
 
 from .download import MIRRORS, download_files
 from .errors import UserError
+from .files import UMASK
 
 FASHION_MNIST = "fashion-mnist"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -359,6 +361,8 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     touched; a folder that already holds a dataset is refused too, since runs trained on it
     would no longer match it."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; write the dataset to a new folder")
     if folder.is_dir() and any(folder.iterdir()):
         raise UserError(f"{folder} is not empty; write the dataset to a new folder (runs trained on "
                         "what is there would no longer match it)")
@@ -369,13 +373,16 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         lines.append(f"classes = [{', '.join(json.dumps(c) for c in classes)}]")
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}-") as tmp:
-        (Path(tmp) / "data.npz").write_bytes(buf.getvalue())
-        (Path(tmp) / "dataset.toml").write_text("\n".join(lines) + "\n")
-        load_dataset_folder(tmp)  # refused here, nothing is left behind
-        folder.mkdir(exist_ok=True)
-        for f in ("data.npz", "dataset.toml"):
-            os.replace(Path(tmp) / f, folder / f)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        (tmp / "data.npz").write_bytes(buf.getvalue())
+        (tmp / "dataset.toml").write_text("\n".join(lines) + "\n")
+        load_dataset_folder(tmp)  # refused here, and nothing is left behind
+        tmp.chmod(0o777 & ~UMASK)  # mkdtemp's folder is the owner's alone
+        os.replace(tmp, folder)  # one rename (over an empty folder too): the dataset appears whole
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return load_dataset_folder(folder)
 
 

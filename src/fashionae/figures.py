@@ -63,7 +63,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
 
     if results.get("ablation"):
         plots.effects("Ablation: change of validation MSE", [(a["change"], a["val_mse"]["effect"],
-                      a["val_mse"]["ci95"]) for a in results["ablation"]], "change of validation MSE, %",
+                      a["val_mse"]["ci"]) for a in results["ablation"]], "change of validation MSE, %",
                       figs / "overview_ablation.png")
         out.append(("overview", "overview_ablation.png", "What each change of the protocol does to the validation "
                     "MSE: the mean relative change over seeds, paired by seed, with its t-interval (the table's "

@@ -22,8 +22,8 @@ from typing import Any
 from .errors import UserError
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)
+os.umask(UMASK)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
@@ -36,7 +36,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     except OSError as e:
         raise UserError(f"cannot write in {path.parent}: {e.strerror}; choose a writable folder") from e
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; use the user's umask
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600 files; use the user's umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -124,9 +124,12 @@ class FolderLock:
     here, so it is refused (delete the file once that process is known to be gone).
     """
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, tidy: bool = False):
+        """``tidy``: the folder is fashionae's alone (a run's, a study's), so once the lock is
+        taken a killed writer's temporaries are removed."""
         self.folder = Path(folder)
         self.path = self.folder / LOCK
+        self.tidy = tidy
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> "FolderLock":
@@ -161,7 +164,7 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
         self._fd = fd
-        for p in self.folder.iterdir():  # no one else writes here now: a killed writer's temporaries go
+        for p in self.folder.iterdir() if self.tidy else ():  # no one else writes here now
             if p != self.path and is_leftover(p) and p.is_file():
                 p.unlink(missing_ok=True)
         return self

@@ -90,11 +90,10 @@ def _eight_bit(im, path: Path):
     if not im.mode.startswith("I"):
         return im
     from PIL import Image
-    a = np.asarray(im, dtype=np.float64)
-    top = 65535 if im.mode.startswith("I;16") or a.max() > 255 else 255
-    if a.size and (a.min() < 0 or a.max() > top):
+    a = np.asarray(im, dtype=np.float64)  # 16-bit levels (Pillow opens some 16-bit files as 32-bit "I")
+    if a.size and (a.min() < 0 or a.max() > 65535):
         raise UserError(f"image {path} has grey levels outside 0-65535; save it as an 8- or 16-bit picture")
-    return Image.fromarray(np.round(a * (255 / top)).astype(np.uint8), "L")
+    return Image.fromarray(np.round(a * (255 / 65535)).astype(np.uint8), "L")
 
 
 def _border_level(gray) -> float:

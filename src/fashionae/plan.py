@@ -337,7 +337,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
     from .results import collect_results
     folder = StudyFolder(out)
     folder.check_holds(study)
-    with FolderLock(folder.path):
+    with FolderLock(folder.path, tidy=True):
         t_start = time.perf_counter()
         data = load_dataset(study.dataset, data_dir, verify)
         plan = make_plan(study)

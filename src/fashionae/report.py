@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from . import plots
-from .claims import MIN_SEEDS, mean_std
+from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
 from .reference import REFERENCE, for_classifier
@@ -59,15 +59,16 @@ def _effect(c: dict) -> tuple[str, str]:
         return "–", c["ci_reason"] or "–"
     pct = c["unit"] == "relative"
     fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
-    return fmt(c["effect"]), f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]" if c["ci95"] else c["ci_reason"]
+    return fmt(c["effect"]), f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
 
 
 def _family(judged: list[dict]) -> str:
-    """How a table's intervals were made: m of them, simultaneous at 95 % (Bonferroni)."""
+    """How a table's intervals were made: m of them, simultaneous (Bonferroni)."""
     m = max((j.get("intervals", 1) for j in judged), default=1)
+    family = f"{100 * FAMILY_CONFIDENCE:.0f} %"
     if m == 1:
-        return "95 % confidence intervals over seeds"
-    return f"{m} intervals over seeds, each at {100 * (1 - 0.05 / m):.2f} %: all hold at once with 95 % confidence"
+        return f"{family} confidence intervals over seeds"
+    return f"{m} intervals over seeds, each at {100 * ci_level(m):.2f} %: all hold at once with {family} confidence"
 
 
 def _claim_rows(claims: list[dict]) -> list[list[str]]:
@@ -215,9 +216,11 @@ def summary(results: dict) -> list[str]:
                                                   "to say." if judges else ", and say nothing of which "
                                                   "differences are real."))
     claims = results["claims"]
+    own = sum(not c.get("derived") for c in claims)  # "512 balances" only restates two others
     if claims and n < MIN_SEEDS:
-        s.append(f"With {_count(n, 'seed')} none of the study's {len(claims)} claims can be confirmed or refuted "
-                 f"(that takes {MIN_SEEDS}); the claims table gives the side each tested one leans to.")
+        s.append(f"With {_count(n, 'seed')} none of the study's {own} claims with a test of their own can be "
+                 f"confirmed or refuted (that takes {MIN_SEEDS}); the claims table gives the side each tested one "
+                 "leans to.")
     elif claims:
         parts = []
         for verdict in ("confirmed", "refuted", "inconclusive", "not tested"):
@@ -226,7 +229,6 @@ def summary(results: dict) -> list[str]:
                 parts.append(f"{len(which)} {'is' if len(which) == 1 else 'are'} {verdict}"
                              + (f" ({'; '.join(f'“{w}”' for w in which)})" if verdict in ("confirmed", "refuted")
                                 else ""))
-        own = sum(not c.get("derived") for c in claims)
         derived = "".join(f" “{c['claim']}”, which follows from the first two, is {c['verdict']}."
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])

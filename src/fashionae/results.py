@@ -19,7 +19,7 @@ from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, make_plan
 from .study import Study, StudyFolder
 
-RESULTS_FORMAT = 2
+RESULTS_FORMAT = 3  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -195,7 +195,7 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     """Each comparison of the study's ablation: the relative change of validation and test MSE
     from baseline to variant, paired by seed number, with its t-interval; the table's intervals
     hold all at once with 95 % confidence (Bonferroni over them, as for the claims)."""
-    from .claims import interval, judged_together
+    from .claims import ci_level, interval, judged_together
     by_name = {a["name"]: a for a in autoencoders}
     rows = []
     for c in study.ablation:
@@ -207,13 +207,13 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
             b, v = ([e[figure]["values"][e["seeds"].index(s)] for s in seeds] for e in (base, var))
             effects = [y / x - 1 for x, y in zip(b, v)]
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,
-                           "effect": statistics.mean(effects) if effects else None}
+                           "effect": statistics.mean(effects)}  # a study's runs share its seeds
         rows.append(row)
     m = judged_together([row[f]["values"] for row in rows for f in ("val_mse", "test_mse")])
     for row in rows:
         for figure in ("val_mse", "test_mse"):
-            row[figure]["ci95"], row[figure]["ci_reason"] = interval(row[figure]["values"], m)
-            row[figure]["intervals"] = m
+            row[figure]["ci"], row[figure]["ci_reason"] = interval(row[figure]["values"], m)
+            row[figure]["intervals"], row[figure]["ci_level"] = m, ci_level(m)
     return rows
 
 

@@ -157,7 +157,7 @@ class RunFolder:
         return [f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours if theirs[k] != ours[k]]
 
     def lock(self) -> FolderLock:
-        return FolderLock(self.path)
+        return FolderLock(self.path, tidy=True)
 
     # ---------------------------------------------------------- reading
 
