@@ -42,7 +42,7 @@ THRESHOLDS = {
     "wide margin": (2.0, "points", "at least 2 percentage points of test accuracy (about 7 times the "
                     "0.3-point sampling error of a 10,000-image test set)"),
     "competitive": (-1.5, "points", "scratch's test accuracy is at most 1.5 points below fine-tuning's "
-                    "(the report's own gap is 1.2 points)"),
+                    "(the source document's own gap is 1.2 points)"),
     "most confused": (0.0, "points", "Shirt's per-class accuracy is below every other class's (the gap "
                       "to the next-worst class below 0)"),
     "taken for": (0.0, "points", "more of Shirt's test images are taken for T-shirt/top than for any other "

@@ -277,9 +277,11 @@ NOTES = {  # under the table they explain
     "claims": "A verdict needs at least 3 seeds and an interval wholly on one side of the claim's threshold; "
               "otherwise it is inconclusive, with the side the mean leans to. The claims are judged together, so "
               "their intervals are simultaneous (Bonferroni: with m intervals, each at 1 − 0.05/m) and a verdict "
-              "holds with 95 % confidence even among all the others. The intervals are over seeds, on this one test "
-              "set. “l_size 512 balances quality and cost” tests nothing of its own: its parts are the two claims "
-              "before it.",
+              "holds with 95 % confidence even among all the others. An effect read against two thresholds is "
+              "one interval (conv's two parts; “beats scratch” and “competitive”, the same difference with its sign "
+              "turned), and “l_size 512 balances quality and cost” tests nothing of its own: its rows repeat the "
+              "two claims before it. An effect is the mean of the per-seed effects; ± in the evidence is the "
+              "standard deviation over seeds. The intervals are over seeds, on this one test set.",
     "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
                     "the training-mode column averages the loss during the epoch with dropout active, as "
                     "the author's code also recorded. The report's numbers are the source document's; the "
