@@ -283,9 +283,14 @@ NOTES = {  # under the table they explain
               "two claims before it. An effect is the mean of the per-seed effects; ± in the evidence is the "
               "standard deviation over seeds. The intervals are over seeds, on this one test set.",
     "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
-                    "the training-mode column averages the loss during the epoch with dropout active, as "
-                    "the author's code also recorded. The report's numbers are the source document's; the "
-                    "author's code's are its published result files (validation = test set, 60 epochs).",
+                    "the training-mode column averages the loss during the epoch in training mode (dropout, if "
+                    "any, active), as the author's code also recorded. The “report” columns are the source "
+                    "document's numbers; the author's code's are its published result files (validation = test "
+                    "set, 60 epochs).",
+    "classifiers": "encoder: the autoencoder run whose encoder a classifier starts from (scratch and the "
+                   "random-frozen control take only its architecture); head: fixed (the logits go to the "
+                   "cross-entropy) or the author's paper head (a Sigmoid before it). The “report” columns are "
+                   "the source document's numbers.",
     "ablation": "Each line trains the same layers two ways, differing in one part of the protocol; the change "
                 "is the variant's MSE relative to the baseline's, paired by seed, with its t-interval over the "
                 "seeds (negative: the variant reconstructs better); the table's intervals are simultaneous, as "
