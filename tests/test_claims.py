@@ -33,9 +33,28 @@ def test_intervals_judged_together_are_simultaneous():
     assert t_quantile(9, 20) == pytest.approx(4.1458, abs=1e-4)  # 10 seeds, 20 intervals
     one, ten = interval([1.0, 2.0, 3.0])[0], interval([1.0, 2.0, 3.0], 10)[0]
     assert ten[1] - 2 == pytest.approx((one[1] - 2) * 14.089 / 4.3027, rel=1e-4)
-    # 3 seeds, clear of the threshold alone, not among 10
-    assert verdict([0.1035, 0.1045, 0.1055], 0.1, True) == ("confirmed", "supports")
-    assert verdict([0.1035, 0.1045, 0.1055], 0.1, True, 10) == ("inconclusive", "supports")
+    # 3 seeds, clear of the threshold alone, not among 2
+    assert verdict([0.1030, 0.1045, 0.1060], 0.1, True) == ("confirmed", "supports")
+    assert verdict([0.1030, 0.1045, 0.1060], 0.1, True, 2) == ("inconclusive", "supports")
+
+
+def test_an_interval_ending_at_the_threshold_decides_nothing():
+    values = [0.5, 0.6, 0.8]
+    low, high = interval(values)[0]
+    assert verdict(values, low, True) == verdict(values, high, False) == ("inconclusive", "supports")
+    assert verdict(values, high, True) == verdict(values, low, False) == ("inconclusive", "contradicts")
+
+
+def test_claims_are_judged_together():
+    """1024's gain of 9 % ± 0.2 clears the 10 % threshold alone, not among the study's 7 intervals."""
+    five12 = [0.0100, 0.0101, 0.0102]
+    aes = [ae("linear-512", five12), ae("linear-1024", [m * (1 - g) for m, g in zip(five12, (0.088, 0.09, 0.092))])]
+    alone = by_claim(assess_claims(results(aes, [])))["l_size 1024 adds little over 512"]
+    assert alone["parts"][0]["intervals"] == 1 and alone["verdict"] == "confirmed"
+    everything = assess_claims(results(aes + THREE_SEEDS["aes"][::3], THREE_SEEDS["clfs"]))
+    together = by_claim(everything)["l_size 1024 adds little over 512"]
+    assert together["parts"][0]["intervals"] == 7 and together["verdict"] == "inconclusive"
+    assert together["parts"][0]["ci"] == pytest.approx(interval(together["parts"][0]["values"], 7)[0])
 
 
 @pytest.mark.parametrize("values", [[0.1, 0.1, 0.1], [0.1 - 1e-17, 0.1, 0.1 + 2e-17], [0.0, 0.0, 0.0],
@@ -382,6 +401,19 @@ def test_shirts_partner_ignores_shirt_itself_and_a_tie_is_no_partner():
     # Shirt right 60 times: its own diagonal is not a confusion; T-shirt/top and Coat tied: no lead
     part = shirt_taken_for({"Shirt": 60, "T-shirt/top": 20, "Coat": 20})
     assert part["values"] == [0.0] and part["leaning"] == "neither"
+
+
+def test_shirts_evidence_counts_the_seeds_with_a_lead():
+    # margins of 0.5, 0 and -1 points of 200 Shirts, and one seed with a single Shirt image
+    rows = [{"Shirt": 151, "T-shirt/top": 25, "Coat": 24}, {"Shirt": 150, "T-shirt/top": 25, "Coat": 25},
+            {"Shirt": 150, "T-shirt/top": 24, "Coat": 26}, {"T-shirt/top": 1}]
+    part = shirt_taken_for(*rows)
+    assert part["values"] == pytest.approx([0.5, 0.0, -1.0, 100.0])
+    c = clf("finetune", [0.9] * 4, shirt=[0.6] * 4)
+    c["confusion_matrices"] = [confusion(0.6) for _ in rows]
+    for cm, row in zip(c["confusion_matrices"], rows):
+        cm[CLASSES.index("Shirt")] = [row.get(name, 0) for name in CLASSES]
+    assert assess_claims(results([], [c]))[-1]["evidence"].endswith("in 2 of 4 seed(s)")
 
 
 def test_a_shirt_never_confused_has_no_partner():

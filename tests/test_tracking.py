@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -155,3 +156,16 @@ def test_without_the_extra_one_line_names_it(data_dir, tmp_path, capsys, monkeyp
                  "--no-verify", "--tensorboard", "--out", str(tmp_path / "ae")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'fashionae[tensorboard]'" in err
+
+
+@pytest.mark.parametrize("module, option, extra", [("tensorboard", "--tensorboard", "tensorboard"),
+                                                   ("ray", "--executor=ray", "ray")])
+def test_a_study_names_a_missing_extra_before_it_writes_anything(data_dir, tmp_path, capsys, monkeypatch,
+                                                                 module, option, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    paper = Path(__file__).parent.parent / "studies" / "paper.toml"
+    assert main(["study", str(paper), "--profile", "smoke", option, "--data-dir", str(data_dir), "--no-verify",
+                 "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"pip install 'fashionae[{extra}]'" in err
+    assert not (tmp_path / "s").exists()

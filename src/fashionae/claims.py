@@ -103,9 +103,7 @@ def judged_together(values_of: list[list[float]]) -> int:
 
 
 def _mean(values: list[float]) -> float | None:
-    if not values:
-        return None
-    return statistics.mean(values) if all(math.isfinite(v) for v in values) else math.nan
+    return statistics.mean(values) if values else None  # NaN when a seed's value is
 
 
 def _part(name: str, values: list[float], threshold_name: str, above: bool, quantity: str) -> dict:

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import UserError, require
 
 
 class Parser(argparse.ArgumentParser):
@@ -163,10 +163,14 @@ def cmd_study(a) -> int:
         print_plan(describe(plan, states, study, data), a.json)
         refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
         return 0
-    from .plan import run_study
+    from .plan import make_plan, run_study
+    # a missing extra is said before the study writes anything
+    if any(run.config.train.tensorboard for run in make_plan(study)):
+        require("tensorboard", "tensorboard", "--tensorboard")
     executor = None
     if a.executor == "ray":
         from .ray_executor import RayExecutor
+        require("ray", "ray", "--executor ray")
         executor = RayExecutor(**ray_options)
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
