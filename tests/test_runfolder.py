@@ -165,7 +165,8 @@ def test_a_folder_says_what_it_lacks(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is not a fashionae run folder "
-                                        r"\(no config.json\)$"):
+                                        r"\(no config.json\); give a folder that train-ae, train-clf or a study "
+                                        r"wrote \(a study's runs are in its runs/\)$"):
         folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
     assert folder.require(finished=False) is folder
@@ -316,3 +317,12 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "data": {"classes": ["a", "b"]}}))
     with pytest.raises(UserError, match=rf"config.json names 2 classes but the model has 3{tail}"):
         LoadedRun(folder.path)
+
+
+def test_a_model_that_does_not_match_its_settings_says_what_to_do(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.write_config(RunConfig(model=ModelConfig(latent=8), train=TrainConfig()), {}, {})
+    folder.write_model(build_model(ModelConfig(latent=16)))  # another model put in its place
+    with pytest.raises(UserError, match=r"model.safetensors does not match the settings in .*config.json: one of "
+                                        r"them was edited or replaced; delete the folder and train the run again$"):
+        folder.load_model()

@@ -122,7 +122,8 @@ class RunFolder:
             raise UserError(f"{name} {'is a file' if self.path.exists() else 'does not exist'}; "
                             "give a fashionae run folder")
         if not self.is_run():
-            raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG})")
+            raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG}); give a folder that "
+                            "train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
         if finished and not self.is_complete():
             raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
                             "command again to resume it")
@@ -239,7 +240,8 @@ class RunFolder:
         """The trained model, checked against the run's settings, in eval mode."""
         model = load_model(self / self.MODEL)
         if model.config != self.config().model:
-            raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}")
+            raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}: one of "
+                            "them was edited or replaced; delete the folder and train the run again")
         return model.to(device)
 
     def model_sha256(self) -> str:
