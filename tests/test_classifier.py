@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fashionae.errors import UserError
-from fashionae.models import ModelConfig, load_model
+from fashionae.modelfile import load_model
+from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
 from helpers import ON_DEVICE, QUIET

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fashionae.errors import UserError
-from fashionae.models import (ARCHS, DECODERS, ENCODER_TYPES, Dropout, ModelConfig, build_model,
-                              load_model, model_file_bytes)
+from fashionae.modelfile import load_model, model_file_bytes
+from fashionae.models import ARCHS, DECODERS, ENCODER_TYPES, Dropout, ModelConfig, build_model
 
 
 @pytest.mark.parametrize("arch, decoder, encoder_type",
@@ -260,7 +260,7 @@ def test_paper_head_predictions_cannot_tie_in_bf16():
 
 
 def test_load_weights_names_what_does_not_fit():
-    from fashionae.models import load_weights
+    from fashionae.modelfile import load_weights
     model = build_model(ModelConfig(latent=8))
     good = {k: v.clone() for k, v in model.state_dict().items()}
     first = next(iter(good))
@@ -384,7 +384,7 @@ def test_a_model_file_whose_weights_do_not_fit_its_settings_names_the_file(tmp_p
     refused, and the message names the file."""
     from safetensors.torch import save
 
-    from fashionae.models import (
+    from fashionae.modelfile import (
         MODEL_FORMAT,
         _text_sha256,
         model_tensors,
@@ -411,7 +411,7 @@ def test_a_truncated_model_file_says_to_train_it_again(tmp_path):
 
 
 def test_load_weights_names_at_most_three_unexpected_tensors():
-    from fashionae.models import load_weights
+    from fashionae.modelfile import load_weights
     model = build_model(ModelConfig(latent=8))
     extra = {f"extra{i}": torch.zeros(1) for i in range(4)}
     with pytest.raises(UserError, match=r"unexpected: \['extra0', 'extra1', 'extra2'\]\)$"):

@@ -19,7 +19,8 @@ from safetensors.torch import load as safetensors_load
 
 from fashionae.data import parse_idx
 from fashionae.errors import UserError
-from fashionae.models import ModelConfig, build_model, load_model, model_file_bytes
+from fashionae.modelfile import load_model, model_file_bytes
+from fashionae.models import ModelConfig, build_model
 from fashionae.study import load_study
 from helpers import idx_bytes, same_weights, without_timings
 

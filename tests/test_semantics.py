@@ -5,7 +5,8 @@ prediction is the argmax of the logits. Each test fails on the bug named in its 
 import pytest
 import torch
 
-from fashionae.models import ModelConfig, build_model, load_model
+from fashionae.modelfile import load_model
+from fashionae.models import ModelConfig, build_model
 from fashionae.runs import RunConfig, build, confusion, execute
 from fashionae.training import TrainConfig, fit
 from helpers import ON_DEVICE, QUIET, synthetic_images

@@ -19,7 +19,7 @@ from torch import nn
 
 from .errors import UserError
 from .files import atomic_write
-from .models import load_weights, model_tensors, read_safetensors, tensors_sha256
+from .modelfile import load_weights, model_tensors, read_safetensors, tensors_sha256
 
 
 def _b64(t: torch.Tensor) -> str:

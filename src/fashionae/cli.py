@@ -4,16 +4,11 @@ options of the model and training settings come from their dataclass fields (``s
 from __future__ import annotations
 
 import argparse
-import errno
-import os
-import signal
 import sys
-import threading
-import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError, require
+from .errors import UserError, require, run_command
 
 
 class Parser(argparse.ArgumentParser):
@@ -401,83 +396,5 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
-    main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
-    on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    try:
-        code = args.func(args)
-        sys.stdout.flush()  # here, so that a reader gone away shows below and not at exit
-        return code
-    except BrokenPipeError as e:
-        if not _stdout_gone():
-            return _internal_error(e, args)
-        # the reader of our output went away (`... | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
-        return 1
-    except UserError as e:
-        if args.debug:
-            traceback.print_exc()
-        print(f"fashionae: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt as e:
-        resumable = args.command in ("train-ae", "train-clf", "study")
-        term = isinstance(e, Terminated)
-        print(f"fashionae: {'terminated' if term else 'interrupted'}"
-              + ("; finished epochs are kept, run the same command to resume" if resumable else ""),
-              file=sys.stderr)
-        return 128 + (signal.SIGTERM if term else signal.SIGINT)
-    except OSError as e:
-        if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
-            return _internal_error(e, args)
-        name = str(e.filename or "")
-        name = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
-        print(f"fashionae: error: cannot use the path{name}: {e.strerror}; give another path", file=sys.stderr)
-        return 2
-    except Exception as e:  # a bug in fashionae, or a machine too small for the settings
-        return _internal_error(e, args)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's stop), handled as Ctrl-C is: what is written stays whole,
-    finished epochs are kept."""
-
-
-def _terminate(signum, frame):
-    raise Terminated
-
-
-def _stdout_gone() -> bool:
-    """Whether standard output leads to a pipe whose reader has gone, so that a BrokenPipeError
-    is about our output and not some other connection (Ray's, say)."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        return True
-    except (OSError, ValueError):
-        return False
-    import select
-    if not hasattr(select, "poll"):  # Windows: cannot tell, take the pipe as gone
-        return True
-    try:
-        poll = select.poll()
-        poll.register(sys.stdout.fileno(), 0)  # a pipe without reader reports POLLERR anyway
-        return any(events & select.POLLERR for _, events in poll.poll(0))
-    except (OSError, ValueError):  # not a file (captured output)
-        return False
-
-
-def _internal_error(e: Exception, args) -> int:
-    if args.debug:
-        traceback.print_exception(e)
-    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
-        first = (str(e).splitlines() or [""])[0]
-        detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
-        print(f"fashionae: error: out of memory ({detail}); use a smaller model "
-              "(--latent), batch (--batch-size) or --train-subset, or a machine with more memory",
-              file=sys.stderr)
-        return 2
-    print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
-          "traceback, and please report it)", file=sys.stderr)
-    return 1
+    return run_command(lambda: args.func(args), debug=args.debug,
+                       resumable=args.command in ("train-ae", "train-clf", "study"))

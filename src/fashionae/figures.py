@@ -114,7 +114,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
 def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:
     """The validation images saved with the study, reconstructed by each autoencoder (seed 0)."""
     import torch
-    from .models import read_safetensors
+    from .modelfile import read_safetensors
     from .training import to_inputs
     if not (folder / folder.SAMPLES).is_file():
         return False

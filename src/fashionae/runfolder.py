@@ -27,7 +27,8 @@ from .data import CLASSES, FASHION_MNIST, Dataset, load_dataset
 from .errors import UserError
 from .files import (FolderLock, atomic_write, holds_nothing, read_json, read_rebuildable_json, write_json,
                     write_jsonl)
-from .models import ModelConfig, load_model, model_file_bytes
+from .modelfile import load_model, model_file_bytes
+from .models import ModelConfig
 from .settings import CLASSIFIER, is_number
 from .training import TrainConfig
 

@@ -21,7 +21,8 @@ from . import __version__
 from .data import Dataset, load_dataset, make_splits
 from .distributed import Dist, from_environment, sync_batchnorm
 from .errors import UserError
-from .models import ModelConfig, build_model, load_weights
+from .modelfile import load_weights
+from .models import ModelConfig, build_model
 from .runfolder import STRATEGIES, RunConfig, RunFolder
 from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, to_inputs
 

@@ -1,0 +1,105 @@
+"""A trained model's file: safetensors (never pickle), with its settings and a digest of every
+tensor in the metadata, so that ``load_model`` rebuilds the model from the file alone and
+refuses one that was damaged or edited."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import UserError
+from .models import ModelConfig, build_model
+
+MODEL_FORMAT = "fashionae-model-1"
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """A digest of every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def model_file_bytes(model: nn.Module) -> bytes:
+    from safetensors.torch import save
+    tensors = model_tensors(model)
+    settings = json.dumps(asdict(model.config))
+    meta = {"format": MODEL_FORMAT, "model_config": settings,
+            "weights_sha256": tensors_sha256(tensors), "settings_sha256": _text_sha256(settings)}
+    return save(tensors, metadata=meta)
+
+
+def _text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_safetensors(path: Path, what: str, fix: str = "train it again") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; UserError for anything unreadable, ending
+    with ``fix``, what to do about it."""
+    from safetensors import safe_open
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UserError(f"{path} looks like a PyTorch pickle; fashionae never loads pickles, since "
+                        "unpickling runs code from the file: use a fashionae run folder "
+                        "(model.safetensors)")
+    if not path.is_file():
+        raise UserError(f"{what} {path} is missing; train the model first or check the path")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types and OSError
+        raise UserError(f"{what} {path} is not a valid safetensors file ({str(e)[:80]}); "
+                        f"it is truncated or tampered: {fix}") from None
+    return tensors, meta
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild a model from its file alone, checking every tensor against its settings."""
+    path = Path(path)
+    tensors, meta = read_safetensors(path, "model file")
+    if meta.get("format") != MODEL_FORMAT:
+        raise UserError(f"{path} is not a fashionae model file (no {MODEL_FORMAT} metadata)")
+    try:
+        cfg = ModelConfig.from_dict(json.loads(meta["model_config"]))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} has damaged model settings in its metadata") from e
+    if tensors_sha256(tensors) != meta.get("weights_sha256"):
+        raise UserError(f"{path} fails its weights checksum: the file was modified or damaged; "
+                        "train it again")
+    # the settings decide how the weights are used (dropout, the head): an edit is tampering too.
+    # Files written before settings_sha256 existed carry none and are checked on weights only.
+    if "settings_sha256" in meta and _text_sha256(meta["model_config"]) != meta["settings_sha256"]:
+        raise UserError(f"{path} fails its settings checksum: the model settings in its metadata "
+                        "were modified; train it again")
+    model = build_model(cfg)
+    load_weights(model, tensors, path)
+    return model.eval()
+
+
+def load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path | str,
+                 prefix: str = "") -> None:
+    """Copy ``tensors`` (keys under ``prefix``) into ``model``, checking names, shapes, dtypes."""
+    expected = model.state_dict()
+    got = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing, extra = set(expected) - set(got), set(got) - set(expected)
+    if missing or extra:
+        raise UserError(f"{source} does not match the model's architecture "
+                        f"(missing: {sorted(missing)[:3]}, unexpected: {sorted(extra)[:3]})")
+    for k, v in expected.items():
+        if got[k].shape != v.shape or got[k].dtype != v.dtype:
+            raise UserError(f"{source}: tensor {k} is {got[k].dtype}{list(got[k].shape)}, the "
+                            f"architecture needs {v.dtype}{list(v.shape)}")
+    model.load_state_dict(got)
