@@ -444,3 +444,16 @@ def test_more_seeds_keep_the_classifiers_of_a_best_encoder_that_stays_best(data_
                           "longer asks for: clf-frozen-seed0 (trained on ae-wide-seed0, the encoder is now "
                           "ae-narrow-seed0), ")
     assert (runs / "ae-wide-seed3" / "summary.json").is_file() and not (out / "report.md").exists()
+
+
+def test_a_study_with_a_finished_run_whose_model_is_gone_says_what_to_do(data_dir, tmp_path, capsys):
+    text = TINY_TRAIN + '[[autoencoders]]\nname = "small"\narch = "linear"\nlatent = 8\n'
+    args = ["study", str(write(tmp_path, text)), "--out", str(tmp_path / "st"), "--data-dir", str(data_dir),
+            "--no-verify"]
+    assert main(args) == 0
+    run = tmp_path / "st" / "runs" / "ae-small-seed0"
+    (run / "model.safetensors").unlink()
+    capsys.readouterr()
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: {run} finished training but its model.safetensors is "
+                                       "gone; delete the folder and run the same command again to train it again\n")

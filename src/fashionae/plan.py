@@ -129,7 +129,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         if reason:
             states[run.name], why[run.name] = "changed", reason
         else:
-            states[run.name] = "complete" if run_folder.is_complete() else "resume"
+            states[run.name] = run_folder.progress()
     return states, why
 
 

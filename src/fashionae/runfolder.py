@@ -146,6 +146,11 @@ class RunFolder:
         if diffs:
             raise UserError(f"--out {self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
                             "choose another --out, or delete it to start over")
+        return self.progress()
+
+    def progress(self) -> str:
+        """'complete' or 'resume', for a folder that holds the run asked for. A finished run whose
+        model file is gone is refused: it can be neither kept nor resumed."""
         if not self.is_complete():
             return "resume"
         if not (self / self.MODEL).is_file():
