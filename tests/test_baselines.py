@@ -49,4 +49,4 @@ def test_a_single_class_is_refused_before_any_fit(tiny):
     splits = make_splits(tiny, train_subset=1)
     with pytest.raises(UserError, match=r"^the baselines' training set \(1 images\) holds a single class; a classifier "
                                         r"needs two at least: use a larger --train-subset$"):
-        compute_baselines(splits)
+        compute_baselines(splits, logreg_max_iter=100)

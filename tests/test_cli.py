@@ -39,7 +39,7 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     (["train-ae", "--dropout", "1.0"], "dropout must be a number in [0, 1)"),
     (["train-ae", "--epochs", "ten"], "invalid int value"),
     (["train-clf", "--strategy", "frozen"], "pass --encoder"),
-    (["train-clf", "--strategy", "sideways"], "unknown strategy"),
+    (["train-clf", "--strategy", "sideways"], "invalid choice: 'sideways'"),
 ])
 def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message):
     code, _, err = cli(capsys, *args, "--data-dir", data_dir, "--no-verify", "--out", tmp_path / "o")

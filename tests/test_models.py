@@ -173,6 +173,12 @@ def test_safetensors_that_are_not_model_files_are_refused(tmp_path):
                                                            "model_config": "{not json"}))
     with pytest.raises(UserError, match=r"other.safetensors has damaged model settings in its metadata$"):
         load_model(path)
+    path.write_bytes(save({"w": torch.zeros(2)}, metadata={"format": "fashionae-model-1",
+                                                           "model_config": '{"bogus": 1}'}))
+    with pytest.raises(UserError, match=r"other.safetensors holds model settings this fashionae cannot use "
+                                        r"\(unknown model setting 'bogus'; known: .*\); it was written by "
+                                        r"another version, or edited$"):
+        load_model(path)
 
 
 def test_the_strong_encoder_drops_after_each_pool_and_keeps_seven_by_seven():

@@ -119,3 +119,29 @@ def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(st
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"fashionae: error: the study's validation samples {samples} is not a valid "
                           "safetensors file") and err.endswith("run the study command again: it writes them again\n")
+
+
+def test_runs_without_class_names_report_fashion_mnists_and_a_bad_image_size_is_one_line(study, tmp_path, capsys):
+    """The report reads a run's classes and image size through RunFolder, like every other reader:
+    a folder from before class names were recorded falls back to Fashion-MNIST's, and a damaged
+    size is one line, not an internal error."""
+    import json
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    configs = sorted((copy / "runs").glob("*/config.json"))
+    for path in configs:
+        cfg = json.loads(path.read_text())
+        del cfg["data"]["classes"]
+        path.write_text(json.dumps(cfg))
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 0, err
+    assert "10 classes (T-shirt/top, Trouser, Pullover" in (copy / "report.md").read_text()
+    for path in configs:
+        cfg = json.loads(path.read_text())
+        cfg["model"]["image_size"] = [28]
+        path.write_text(json.dumps(cfg))
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "config.json holds settings this fashionae cannot read (image-size must be [height, width], " \
+           "got (28,))" in err

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .data import Splits
+from .data import Dataset, Splits, make_splits
 from .errors import UserError
+from .files import read_rebuildable_json, write_json
 from .settings import is_number
 
 PCA_KS = (16, 32, 64, 128, 256, 512, 1024)
@@ -28,7 +31,7 @@ def fit_quietly(estimator, x, y) -> bool:
     return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-def compute_baselines(splits: Splits, logreg_max_iter: int = 200, seed: int = 0,
+def compute_baselines(splits: Splits, logreg_max_iter: int, seed: int = 0,
                       log=lambda m: None) -> dict:
     """Each step says what it does first: on the full dataset each takes a minute or more."""
     from sklearn.decomposition import PCA
@@ -79,3 +82,23 @@ def baselines_fault(b) -> str | None:
     if not numbers(b.get("logistic_regression"), ("val_acc", "test_acc")):
         return "its logistic-regression figures are missing or malformed"
     return None
+
+
+def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, logreg_max_iter: int,
+                    log: Callable[[str], None], keep_others: bool = False) -> dict:
+    """baselines.json, computed unless it holds these settings already. One shape for the
+    ``baselines`` command and the study: the figures and the ``settings`` they came from.
+    ``keep_others``: refuse to replace baselines computed with other settings."""
+    settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
+                "dataset": data.name}
+    old = read_rebuildable_json(path)
+    if old and baselines_fault(old):  # damaged or edited: computed again
+        old = None
+    if old and old.get("settings") == settings:
+        return old
+    if old and keep_others:
+        raise UserError(f"{path} holds baselines computed with other settings ({old.get('settings')}); "
+                        "choose another --out, or delete it to compute these")
+    b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter, log=log), "settings": settings}
+    write_json(path, b)
+    return b

@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from .data import held_out_size
 from .errors import UserError
 from .models import Dropout, ModelConfig, build_model
 from .runs import cpu_info, describe_cpu
@@ -50,7 +51,6 @@ def machine_kind(device: str, isa: list[str]) -> str:
 
 def _images(n: int) -> torch.Tensor:
     from .data import load_fashion_mnist
-    from .errors import UserError
     try:
         return load_fashion_mnist(download=False).train_images[:n]
     except UserError:
@@ -88,7 +88,7 @@ class Reference:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.train_loader = DataLoader(PerSample(images), batch_size=BATCH, shuffle=True)
         self.eval_train = DataLoader(PerSample(images), batch_size=BATCH)
-        self.eval_val = DataLoader(PerSample(images[:len(images) // 6]), batch_size=BATCH)
+        self.eval_val = DataLoader(PerSample(images[:held_out_size(len(images))]), batch_size=BATCH)
 
     def train_pass(self) -> float:
         self.model.train()
@@ -129,7 +129,7 @@ class Trainer:
         self.labels = torch.zeros(len(images), dtype=torch.long)
 
     def window(self) -> tuple[float, float]:
-        val = len(self.images) // 6
+        val = held_out_size(len(self.images))
         row = fit(self.model, (self.images, self.labels), (self.images[:val], self.labels[:val]), self.cfg)[-1]
         return len(self.images) / row["train_images_per_second"], row["seconds"]
 

@@ -190,9 +190,9 @@ def _fmt(s: dict, digits: int = 4, pct: bool = False) -> str:
     return mean_std(s, digits, pct) + ("%" if pct else "")
 
 
-def _relative(a: dict, b: dict) -> list[float]:
-    """Per seed, (MSE of a) / (MSE of b) - 1."""
-    xa, xb = _paired(a, b, "test_mse")
+def relative_change(a: dict, b: dict, key: str = "test_mse") -> list[float]:
+    """Per seed they share, (figure of a) / (figure of b) - 1."""
+    xa, xb = _paired(a, b, key)
     return [x / y - 1 for x, y in zip(xa, xb)]
 
 
@@ -215,7 +215,7 @@ def assess_claims(results: dict) -> list[dict]:
 
     text = "l_size 64 is too small"
     if ae64 and ae512:
-        v = _relative(ae64, ae512)
+        v = relative_change(ae64, ae512)
         rise = ae64["val_rise_after_best"]
         overfits = rise["mean"] > 0.02 and ae64["best_epoch"]["mean"] < ae64["epochs"]
         claims.append(_claim(text, [_part("worse than 512 by at least 10 %", v, "too small", True,
@@ -230,7 +230,7 @@ def assess_claims(results: dict) -> list[dict]:
 
     text = "l_size 1024 adds little over 512"
     if ae512 and ae1024:
-        v = [-x for x in _relative(ae1024, ae512)]  # the gain: how much lower 1024's MSE is
+        v = [-x for x in relative_change(ae1024, ae512)]  # the gain: how much lower 1024's MSE is
         claims.append(_claim(text, [_part("gain under 10 %", v, "little", False,
                                           "relative gain in test MSE, 1024 over 512")],
                              f"test MSE 512: {_fmt(ae512['test_mse'])} vs 1024: {_fmt(ae1024['test_mse'])}",
@@ -240,7 +240,7 @@ def assess_claims(results: dict) -> list[dict]:
 
     text = "the fully convolutional autoencoder is slightly better than l_size 512"
     if conv and ae512:
-        v = _relative(conv, ae512)
+        v = relative_change(conv, ae512)
         claims.append(_claim(text, [
             _part("better", v, "better", False, "relative difference of test MSE, conv vs 512"),
             _part("by under 15 %", [-x for x in v], "slightly", False, "relative gain in test MSE, conv over 512")],

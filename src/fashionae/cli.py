@@ -107,9 +107,10 @@ def cmd_eval(a) -> int:
 
 def cmd_baselines(a) -> int:
     from . import settings
+    from .baselines import write_baselines
     from .data import load_dataset
     from .files import FolderLock
-    from .plan import write_baselines
+    from .runs import stderr
     from .study import Baselines, StudyFolder
     settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset))
     out = Path(a.out)
@@ -118,18 +119,18 @@ def cmd_baselines(a) -> int:
                         "the study's settings; choose another --out")
     with FolderLock(out):
         data = load_dataset(a.dataset, a.data_dir, not a.no_verify)
-        b = write_baselines(out / "baselines.json", data, a.val, a.train_subset, a.logreg_max_iter,
-                            lambda m: print(m, file=sys.stderr), keep_others=True)
+        b = write_baselines(out / StudyFolder.BASELINES, data, a.val, a.train_subset, a.logreg_max_iter,
+                            stderr, keep_others=True)
     pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
     print(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; logistic regression "
           f"on pixels: test accuracy {b['logistic_regression']['test_acc']:.4f}  "
-          f"({b['seconds']:.0f} s) -> {out / 'baselines.json'}")
+          f"({b['seconds']:.0f} s) -> {out / StudyFolder.BASELINES}")
     return 0
 
 
 def cmd_study(a) -> int:
     from .distributed import world_size
-    from .study import load_study
+    from .study import StudyFolder, load_study
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
     if world_size() > 1:
@@ -147,16 +148,8 @@ def cmd_study(a) -> int:
     study = load_study(a.study_file, a.profile, a.seeds, overrides)
     out = a.out or f"runs/{study.name}-{study.profile}"
     if a.plan:
-        from .data import load_dataset
-        from .plan import describe, make_plan, plan_states, print_plan, refuse_changed
-        from .study import StudyFolder
-        folder = StudyFolder(out)
-        folder.check_holds(study)
-        data = load_dataset(study.dataset, a.data_dir, not a.no_verify)
-        plan = make_plan(study)
-        states, changed = plan_states(plan, study, folder, data)
-        print_plan(describe(plan, states, study, data), a.json)
-        refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
+        from .plan import show_plan
+        show_plan(study, out, a.data_dir, not a.no_verify, a.json)
         return 0
     from .plan import make_plan, run_study
     # a missing extra is said before the study writes anything
@@ -169,7 +162,7 @@ def cmd_study(a) -> int:
         executor = RayExecutor(**ray_options)
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
-    print(f"report: {Path(out) / 'report.html'} (and report.md)")
+    print(f"report: {Path(out) / StudyFolder.REPORT_HTML} (and {StudyFolder.REPORT_MD})")
     return 0
 
 
@@ -248,13 +241,13 @@ def cmd_classify(a) -> int:
 
 def cmd_explore(a) -> int:
     from .explore import PROBE_MAX_ITER, explore
+    from .runs import stderr
     r = explore(a.run_dir, a.out, data_dir=a.data_dir, verify=not a.no_verify, tsne=not a.no_tsne,
-                log=lambda m: print(m, file=sys.stderr))
-    out = Path(a.out) if a.out else Path(a.run_dir) / "explore"
+                log=stderr)
     print(f"{a.run_dir}: latent of {r['latent']} values; k-NN (k=5) test accuracy "
           f"{r['knn_acc']:.4f}, linear probe {r['linear_probe_acc']:.4f} ("
           + ("" if r["linear_probe_converged"] else f"not converged in {PROBE_MAX_ITER} iterations, ")
-          + f"fitted on {r['fit_images']:,} training images); figures in {out}")
+          + f"fitted on {r['fit_images']:,} training images); figures in {r['out']}")
     return 0
 
 
@@ -269,7 +262,11 @@ def cmd_export(a) -> int:
 def build_parser() -> Parser:
     from . import settings
     from .models import ModelConfig
+    from .data import VAL_SPLITS
+    from .export import PARTS
+    from .runfolder import STRATEGIES
     from .settings import AUTOENCODER, CLASSIFIER
+    from .study import Baselines
     from .training import DEVICES, PRECISIONS, TrainConfig
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
                "on Fashion-MNIST.")
@@ -294,7 +291,7 @@ def build_parser() -> Parser:
     s.set_defaults(func=cmd_train_ae)
 
     s = sub.add_parser("train-clf", help="train a classifier on an autoencoder's encoder")
-    s.add_argument("--strategy", required=True, help="frozen | finetune | scratch | random-frozen")
+    s.add_argument("--strategy", required=True, choices=STRATEGIES)
     s.add_argument("--encoder", help="the autoencoder run folder whose encoder is reused")
     settings.add_options(s, ModelConfig, "model (without --encoder; with it, the encoder's)", CLASSIFIER)
     settings.add_options(s, TrainConfig, "training", CLASSIFIER)
@@ -304,10 +301,10 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
     s.add_argument("--out", required=True, help="folder for baselines.json")
-    s.add_argument("--val", default="holdout", choices=("holdout", "test"), help="as for training")
+    s.add_argument("--val", default=TrainConfig.val, choices=VAL_SPLITS, help="as for training")
     s.add_argument("--train-subset", type=int, help="fit on the first N training images only")
-    s.add_argument("--logreg-max-iter", type=int, default=200,
-                   help="iterations of the pixel logistic regression (default: 200)")
+    s.add_argument("--logreg-max-iter", type=int, default=Baselines.logreg_max_iter,
+                   help=f"iterations of the pixel logistic regression (default: {Baselines.logreg_max_iter})")
     add_data_args(s)
     s.set_defaults(func=cmd_baselines)
 
@@ -382,7 +379,7 @@ def build_parser() -> Parser:
     s = sub.add_parser("export", help="export a run's model to ONNX (pip install 'fashionae[onnx]')")
     s.add_argument("run_dir")
     s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    s.add_argument("--part", choices=("encoder", "autoencoder", "classifier"),
+    s.add_argument("--part", choices=PARTS,
                    help="what to export (default: the whole model of the run)")
     s.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison with torch")
     s.set_defaults(func=cmd_export)

@@ -55,10 +55,12 @@ FILES = {
     "t10k-images-idx3-ubyte": (7_840_016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
     "t10k-labels-idx1-ubyte": (10_008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 }
+IDX_SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),  # (images, labels)
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-VAL_FRACTION = 6          # the held-out validation set is a sixth of the training set
+VAL_SPLITS = ("holdout", "test")  # the validation set: held-out training images, or the test set
 SPLIT_SEED = 20_241_128   # fixes the held-out validation images for every run and seed
 
 
@@ -82,10 +84,6 @@ class Dataset:
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.train_images.shape[1:])
-
-    @property
-    def is_fashion_mnist(self) -> bool:
-        return self.name == FASHION_MNIST
 
 
 @dataclass
@@ -155,7 +153,7 @@ def _locate(folder: Path, name: str) -> Path | None:
 
 
 def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | None,
-                  what: str) -> int:
+                  what: dict[str, tuple[str, str]]) -> int:
     """Shapes, counts and labels of the train and test arrays; the number of classes."""
     for split in ("train", "test"):
         x, y = images[split], labels[split]
@@ -169,7 +167,7 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
         raise UserError(f"{folder}: train images are {tuple(images['train'].shape[1:])} but test "
                         f"images are {tuple(images['test'].shape[1:])}")
     h, w = images["train"].shape[1:]
-    if h % 4 or w % 4 or h < 8 or w < 8:
+    if image_size_problem((h, w)):
         raise UserError(f"{folder}: images are {h}x{w}; the encoder halves the size twice, so height "
                         "and width must be multiples of 4 (at least 8): pad or resize them")
     if len(images["train"]) < 12:
@@ -208,13 +206,11 @@ def load_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
         if arrays[name].ndim == 3 and arrays[name].shape[1:] != (28, 28):
             raise UserError(f"{path} holds {arrays[name].shape[1]}x{arrays[name].shape[2]} images, "
                             "expected 28x28; for other data use --dataset FOLDER")
-    images = {"train": arrays["train-images-idx3-ubyte"], "test": arrays["t10k-images-idx3-ubyte"]}
-    labels = {"train": arrays["train-labels-idx1-ubyte"], "test": arrays["t10k-labels-idx1-ubyte"]}
-    what = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-            "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-    _check_arrays(folder, images, labels, len(CLASSES), what)
-    return Dataset(FASHION_MNIST, CLASSES, images["train"], labels["train"].long(), images["test"],
-                   labels["test"].long(), folder, verify)
+    images = {s: arrays[x] for s, (x, _) in IDX_SPLITS.items()}
+    labels = {s: arrays[y].long() for s, (_, y) in IDX_SPLITS.items()}
+    _check_arrays(folder, images, labels, len(CLASSES), IDX_SPLITS)
+    return Dataset(FASHION_MNIST, CLASSES, images["train"], labels["train"], images["test"],
+                   labels["test"], folder, verify)
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool = True,
@@ -342,10 +338,9 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         what = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test")}
     else:
         a = {n: parse_idx(_gunzip(raws[p.name], p), str(p)) for n, p in paths.items()}
-        images = {"train": a["train-images-idx3-ubyte"], "test": a["t10k-images-idx3-ubyte"]}
-        labels = {"train": a["train-labels-idx1-ubyte"].long(), "test": a["t10k-labels-idx1-ubyte"].long()}
-        what = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+        images = {s: a[x] for s, (x, _) in IDX_SPLITS.items()}
+        labels = {s: a[y].long() for s, (_, y) in IDX_SPLITS.items()}
+        what = IDX_SPLITS
     classes = meta.get("classes")
     n = _check_arrays(folder, images, labels, len(classes) if classes else None, what)
     return Dataset(meta.get("name") or folder.resolve().name, tuple(classes or map(str, range(n))),
@@ -397,6 +392,23 @@ def load_dataset(dataset: str = FASHION_MNIST, data_dir: str | os.PathLike | Non
 
 # ---------------------------------------------------------------- splitting
 
+def held_out_size(n: int) -> int:
+    """How many of n training images ``--val holdout`` keeps for validation: a sixth."""
+    return round(n / 6)
+
+
+def image_size_problem(size) -> str | None:
+    """What is wrong with an image size (height, width) for the encoders, which halve it twice,
+    or None."""
+    if (not isinstance(size, list | tuple) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in size)):
+        return f"must be [height, width], got {size!r}"
+    h, w = size
+    if h % 4 or w % 4 or h < 8 or w < 8:
+        return f"must be multiples of 4 of at least 8 (the encoder halves them twice), got {h}x{w}"
+    return None
+
+
 def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = None,
                 eval_subset: int | None = None) -> Splits:
     """The train / validation / test sets of a run.
@@ -410,8 +422,7 @@ def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = No
     n = len(ds.train_images)
     if val == "holdout":
         order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-        val_size = round(n / VAL_FRACTION)
-        train_idx, val_idx = order[val_size:], order[:val_size]
+        train_idx, val_idx = order[held_out_size(n):], order[:held_out_size(n)]
         s = Splits(ds.train_images[train_idx], ds.train_labels[train_idx],
                    ds.train_images[val_idx], ds.train_labels[val_idx],
                    ds.test_images, ds.test_labels,
@@ -420,7 +431,7 @@ def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = No
         s = Splits(ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
                    ds.test_images, ds.test_labels, "test")
     else:
-        raise UserError(f"unknown validation split {val!r}; use holdout or test")
+        raise UserError(f"unknown validation split {val!r}; use {' or '.join(VAL_SPLITS)}")
     if train_subset:
         s.train_x, s.train_y = s.train_x[:train_subset], s.train_y[:train_subset]
     if eval_subset:

@@ -64,7 +64,7 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
         name = str(e.filename or "")
         name = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
         print(f"fashionae: error: cannot use the path{name}: {e.strerror}; give another path", file=sys.stderr)
-        return 2
+        return UserError.exit_code
     except Exception as e:  # a bug in fashionae, or a machine too small for the settings
         return _internal_error(e, debug)
     finally:
@@ -110,7 +110,7 @@ def _internal_error(e: Exception, debug: bool) -> int:
         print(f"fashionae: error: out of memory ({detail}); use a smaller model "
               "(--latent), batch (--batch-size) or --train-subset, or a machine with more memory",
               file=sys.stderr)
-        return 2
+        return UserError.exit_code
     print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
           "traceback, and please report it)", file=sys.stderr)
     return 1

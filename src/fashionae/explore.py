@@ -47,6 +47,8 @@ def feature_scores(train_z, train_y, test_z, test_y) -> dict:
 def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | None = None,
             data_dir: str | None = None, verify: bool = True, tsne: bool = True,
             log=lambda m: None) -> dict:
+    """The latent space of a run: maps, interpolation, k-NN and linear-probe scores, written with
+    explore.json to ``out`` (default: the run's explore/ folder); returns the scores and ``out``."""
     t0 = time.perf_counter()
     folder = RunFolder(run_dir).require()
     run = LoadedRun(folder.path)
@@ -87,8 +89,8 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
         figures.append("interpolation.png")
     result["figures"] = figures
     result["seconds"] = time.perf_counter() - t0
-    write_json(out / "explore.json", result)
-    return result
+    write_json(out / folder.EXPLORE_JSON, result)
+    return {**result, "out": str(out)}
 
 
 def _two_classes(labels: torch.Tensor) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from . import plots
+from .claims import FAMILY_CONFIDENCE
 from .files import atomic_write
 from .reference import author_curves, for_classifier
 from .results import classes_of
@@ -67,7 +68,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                       figs / "overview_ablation.png")
         out.append(("overview", "overview_ablation.png", "What each change of the protocol does to the validation "
                     "MSE: the mean relative change over seeds, paired by seed, with its t-interval (the table's "
-                    "intervals hold all at once with 95 % confidence); left of the dashed line the variant "
+                    f"intervals hold all at once with {FAMILY_CONFIDENCE * 100:.0f} % confidence); left of the dashed line the variant "
                     "reconstructs better."))
 
     for i, ae in enumerate(aes, 1):

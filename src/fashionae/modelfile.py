@@ -76,6 +76,9 @@ def load_model(path: str | Path) -> nn.Module:
         cfg = ModelConfig.from_dict(json.loads(meta["model_config"]))
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise UserError(f"{path} has damaged model settings in its metadata") from e
+    except UserError as e:  # settings this version does not know, or out of range
+        raise UserError(f"{path} holds model settings this fashionae cannot use ({e}); it was written "
+                        "by another version, or edited") from None
     if tensors_sha256(tensors) != meta.get("weights_sha256"):
         raise UserError(f"{path} fails its weights checksum: the file was modified or damaged; "
                         "train it again")

@@ -1,7 +1,8 @@
 """The study's models: one convolutional encoder, two autoencoders, one classifier.
 
-Read top to bottom: dropout, the encoder types, the decoders, the two models and the
-registry. A trained model's file (safetensors, never pickle) is ``modelfile.py``'s.
+Read top to bottom: dropout, the encoder types and the decoders' upsampling stages (each a
+registry its setting's choices come from), the settings, the encoder and decoder, the two
+models and their registry. A trained model's file (safetensors, never pickle) is ``modelfile.py``'s.
 
 Every model returns a ``ModelOutput`` holding its own loss, so one trainer serves all
 of them; every model has ``embed(x)``; autoencoders have ``reconstruct(x)`` and the
@@ -18,46 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import settings
+from .data import image_size_problem
 from .settings import AUTOENCODER, CLASSIFIER, boolean, number_in, positive_int, setting
-
-ARCHS = ("linear", "conv")
-ENCODER_TYPES = ("paper", "strided", "strong")
-DECODERS = ("k2", "k3", "k4", "resize")
-TASKS = (AUTOENCODER, CLASSIFIER)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """A model's settings: the latent size is ``latent`` here (the study calls it l_size)."""
-    task: str = setting(AUTOENCODER, choices=TASKS, option=False)  # set by the command
-    arch: str = setting("linear", "linear: a bottleneck Linear(C*h*w, latent); conv: the latent is "
-                        "the C x h x w feature map", choices=ARCHS)
-    latent: int = setting(512, "the study's l_size (linear arch)", check=positive_int)
-    encoder_type: str = setting("paper", "paper (Table I) | strided | strong", choices=ENCODER_TYPES)
-    decoder: str = setting("k2", "k2 (the author's) | k3 | k4 | resize", choices=DECODERS,
-                           only=AUTOENCODER)
-    dropout: float = setting(0.2, "dropout rate of every dropout layer", check=number_in(0, 1))
-    dropout_after_pool: bool = setting(False, "ablation: Dropout after MaxPool (the author puts it "
-                                       "before)", check=boolean)
-    paper_head: bool = setting(False, "the author's defect: Sigmoid before the cross-entropy, dropout "
-                               "active in a frozen encoder", check=boolean, only=CLASSIFIER)
-    image_size: tuple = setting((28, 28), option=False)  # taken from the data
-    num_classes: int = setting(10, option=False, check=positive_int)  # taken from the data
-
-    def validate(self) -> "ModelConfig":
-        settings.check(self)
-        return self
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return settings.from_dict(cls, d, "model setting")
-
-
-@dataclass
-class ModelOutput:
-    loss: torch.Tensor    # scalar, what the trainer minimises
-    output: torch.Tensor  # reconstruction [N, 1, H, W] or class scores [N, K]
-    prediction: torch.Tensor | None = None  # classifier: the predicted class [N]
 
 
 # ------------------------------------------------------------------ dropout
@@ -160,11 +123,8 @@ class ReLUDropout(Dropout):
             return super().forward(F.relu(x))
         return _MaskedScale.apply(x, self.scaled_mask(x, relu=True))
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
-
-# ------------------------------------------------------------------ encoders
+# ------------------------------------------------------------------ encoder types, upsampling stages
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1)
@@ -215,6 +175,59 @@ def strong_features(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
 FEATURES = {"paper": paper_features, "strided": strided_features, "strong": strong_features}
 
 
+UPSAMPLE = {  # decoder kind -> one x2 upsampling stage, cin -> cout channels (7 -> 14 -> 28 pixels)
+    "k2": lambda cin, cout: nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2),  # the author's
+    "k3": lambda cin, cout: nn.ConvTranspose2d(cin, cout, kernel_size=3, stride=2, padding=1, output_padding=1),
+    "k4": lambda cin, cout: nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1),
+    "resize": lambda cin, cout: nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv3x3(cin, cout)),
+}
+
+
+# ------------------------------------------------------------------ settings
+
+ARCHS = ("linear", "conv")
+ENCODER_TYPES = tuple(FEATURES)
+DECODERS = tuple(UPSAMPLE)
+TASKS = (AUTOENCODER, CLASSIFIER)
+
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model's settings: the latent size is ``latent`` here (the study calls it l_size)."""
+    task: str = setting(AUTOENCODER, choices=TASKS, option=False)  # set by the command
+    arch: str = setting("linear", "linear: a bottleneck Linear(C*h*w, latent); conv: the latent is "
+                        "the C x h x w feature map", choices=ARCHS)
+    latent: int = setting(512, "the study's l_size (linear arch)", check=positive_int)
+    encoder_type: str = setting("paper", "paper (Table I) | strided | strong", choices=ENCODER_TYPES)
+    decoder: str = setting("k2", "k2 (the author's) | k3 | k4 | resize", choices=DECODERS,
+                           only=AUTOENCODER)
+    dropout: float = setting(0.2, "dropout rate of every dropout layer", check=number_in(0, 1))
+    dropout_after_pool: bool = setting(False, "ablation: Dropout after MaxPool (the author puts it "
+                                       "before)", check=boolean)
+    paper_head: bool = setting(False, "the author's defect: Sigmoid before the cross-entropy, dropout "
+                               "active in a frozen encoder", check=boolean, only=CLASSIFIER)
+    image_size: tuple = setting((28, 28), option=False, check=image_size_problem)  # taken from the data
+    num_classes: int = setting(10, option=False, check=positive_int)  # taken from the data
+
+    def validate(self) -> "ModelConfig":
+        settings.check(self)
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return settings.from_dict(cls, d, "model setting")
+
+
+@dataclass
+class ModelOutput:
+    loss: torch.Tensor    # scalar, what the trainer minimises
+    output: torch.Tensor  # reconstruction [N, 1, H, W] or class scores [N, K]
+    prediction: torch.Tensor | None = None  # classifier: the predicted class [N]
+
+
+# ------------------------------------------------------------------ encoder and decoder
+
 class Encoder(nn.Module):
     """Convolutional features (C x H/4 x W/4: 64 x 7 x 7 for Fashion-MNIST), then, for the
     linear arch, the bottleneck Flatten -> Linear(C*h*w, latent) -> ReLU -> Dropout, as in the
@@ -237,19 +250,6 @@ class Encoder(nn.Module):
         return self.bottleneck(self.features(x))
 
 
-# ------------------------------------------------------------------ decoders
-
-def upsample(kind: str, cin: int, cout: int) -> nn.Module:
-    """One x2 upsampling stage (7 -> 14 or 14 -> 28 for Fashion-MNIST)."""
-    if kind == "k2":  # the author's: non-overlapping 2x2 transposed convolution
-        return nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
-    if kind == "k3":
-        return nn.ConvTranspose2d(cin, cout, kernel_size=3, stride=2, padding=1, output_padding=1)
-    if kind == "k4":
-        return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1)
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv3x3(cin, cout))
-
-
 class Decoder(nn.Module):
     """The mirror of the encoder (the study does not give it; this is the author's code):
     [Linear(latent, C*h*w) -> ReLU -> Dropout -> unflatten] for the linear arch, then
@@ -262,8 +262,8 @@ class Decoder(nn.Module):
                                               ReLUDropout(cfg.dropout), nn.Unflatten(1, (channels, *map_size)))
         else:
             self.unbottleneck = nn.Identity()
-        self.layers = nn.Sequential(upsample(cfg.decoder, channels, 32), ReLUDropout(cfg.dropout),
-                                    upsample(cfg.decoder, 32, 1), nn.Sigmoid())
+        self.layers = nn.Sequential(UPSAMPLE[cfg.decoder](channels, 32), ReLUDropout(cfg.dropout),
+                                    UPSAMPLE[cfg.decoder](32, 1), nn.Sigmoid())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.layers(self.unbottleneck(z))
@@ -351,7 +351,7 @@ class Classifier(nn.Module):
         return self.logits(x).argmax(1)
 
 
-MODELS = {"autoencoder": Autoencoder, "classifier": Classifier}
+MODELS = {AUTOENCODER: Autoencoder, CLASSIFIER: Classifier}
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

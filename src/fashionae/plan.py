@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .data import Dataset, make_splits
+from .baselines import write_baselines
+from .data import Dataset, held_out_size, load_dataset, make_splits
 from .errors import UserError
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
-from .models import ModelConfig
 from .runfolder import RunConfig
-from .runs import Log, classifier_from_encoder, classifier_model, execute, with_data
+from .runs import Log, classifier_from_encoder, classifier_model, execute, stderr, with_data
 from .study import Study, StudyFolder
 
 
@@ -67,8 +67,9 @@ def make_plan(study: Study) -> list[PlannedRun]:
                     needs = tuple(ae_run_name(n, s) for n in compared
                                   for s in (study.seeds if encoder == "best" else [seed]))
                     # the encoder's settings as far as they are known before it is trained
-                    # ("best" is chosen later): what --plan shows and the time probe measures
-                    model = classifier_model(models.get(encoder, ModelConfig()), c.paper_head)
+                    # ("best" is chosen later; the first autoencoder stands in for it): what
+                    # --plan shows and the time probe measures
+                    model = classifier_model(models.get(encoder, study.autoencoders[0].model), c.paper_head)
                     cfg = RunConfig(model=model,
                                     train=replace(c.train, seed=seed), strategy=strategy,
                                     dataset=study.dataset)
@@ -266,17 +267,25 @@ def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out:
 
 # ------------------------------------------------------------------ --plan
 
-def describe(plan: list[PlannedRun], states: dict[str, str], study: Study, data: Dataset) -> list[dict]:
+def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
+              as_json: bool = False) -> None:
+    """``study --plan``: every run with its state and estimated time, trained nothing; then the
+    run folders the study no longer asks for are refused, as ``run_study`` would refuse them."""
+    folder = StudyFolder(out)
+    folder.check_holds(study)
+    data = load_dataset(study.dataset, data_dir, verify)
+    plan = make_plan(study)
+    states, changed = plan_states(plan, study, folder, data)
+    print_plan(describe(plan, states, data), as_json)
+    refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
+
+
+def describe(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> list[dict]:
     """One JSON-able row per run: its resolved settings, its state and an estimated wall time
     from a timing probe of its model on this machine."""
     rows, probes = [], {}
     for run in plan:
         cfg = with_data(replace(run.config, train=run.config.train.resolved()), data)
-        if run.kind == "classifier":  # the classifier takes its encoder's architecture
-            spec = next((a for a in study.autoencoders if a.name == run.encoder), study.autoencoders[0])
-            cfg = replace(cfg, model=replace(spec.model, task="classifier", decoder="k2",
-                                             paper_head=cfg.model.paper_head,
-                                             image_size=data.image_size, num_classes=len(data.classes)))
         seconds = estimate_seconds(cfg, data, probes)
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
@@ -296,7 +305,7 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict) -> float:
     if key not in probes:
         probes[key] = probe_speed(cfg.model, t)
     train_speed, eval_speed = probes[key]
-    n = len(data.train_images) - (round(len(data.train_images) / 6) if t.val == "holdout" else 0)
+    n = len(data.train_images) - (held_out_size(len(data.train_images)) if t.val == "holdout" else 0)
     n_train = min(n, t.train_subset or n)
     n_val = min(len(data.test_images), t.eval_subset or len(data.test_images))
     per_epoch = n_train / train_speed + (min(n_train, t.train_eval_subset or n_train) + n_val) / eval_speed
@@ -328,11 +337,10 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
 # ------------------------------------------------------------------ a whole study
 
 def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
-              log: Log = lambda m: print(m, file=sys.stderr, flush=True), command: str | None = None,
+              log: Log = stderr, command: str | None = None,
               executor: Callable | None = None) -> dict:
     """Run every unfinished run of the study (``executor``: ``run_local`` by default), its
     latent-space section and baselines, then write results.json and the report."""
-    from .data import load_dataset
     from .report import write_report
     from .results import collect_results
     folder = StudyFolder(out)
@@ -385,27 +393,6 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
     stages = ", ".join(f"{k} {_duration(v)}" for k, v in stage_seconds.items())
     log(f"study {study.name} ({study.profile}) finished in {_duration(wall)} ({stages}); report: {report}")
     return results
-
-
-def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, logreg_max_iter: int,
-                    log: Log, keep_others: bool = False) -> dict:
-    """baselines.json, computed unless it holds these settings already. One shape for the
-    ``baselines`` command and the study: the figures and the ``settings`` they came from.
-    ``keep_others``: refuse to replace baselines computed with other settings."""
-    from .baselines import baselines_fault, compute_baselines
-    settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
-                "dataset": data.name}
-    old = read_rebuildable_json(path)
-    if old and baselines_fault(old):  # damaged or edited: computed again
-        old = None
-    if old and old.get("settings") == settings:
-        return old
-    if old and keep_others:
-        raise UserError(f"{path} holds baselines computed with other settings ({old.get('settings')}); "
-                        "choose another --out, or delete it to compute these")
-    b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter, log=log), "settings": settings}
-    write_json(path, b)
-    return b
 
 
 def save_samples(folder: StudyFolder, data: Dataset, val: str) -> None:

@@ -174,7 +174,7 @@ def tables(results: dict) -> list[Table]:
     if explored:
         out.append(("latent", "Latent space: the frozen latent as a feature (test set)",
                     ["autoencoder", "latent size", "k-NN accuracy (k=5)", "linear probe accuracy", "fitted on"],
-                    [[name, str(e.get("latent", e.get("latent_dim"))), _v(e["knn_acc"], 2, True),
+                    [[name, str(e["latent"]), _v(e["knn_acc"], 2, True),
                       _v(e["linear_probe_acc"], 2, True), f"{e['fit_images']:,} training images"]
                      for name, e in explored]))
     if results.get("targets"):
@@ -243,14 +243,15 @@ def summary(results: dict) -> list[str]:
 
 def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], list[list[str]]]:
     """(items about the whole study, one row per run)."""
-    first = folder.run(Path(results["autoencoders"][0]["runs"][0]).name).raw_config()
+    run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
+    first = run.raw_config()
     env = first.get("environment", {})
     items = [[k, str(env.get(k))] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
-    data = first.get("data", {})
-    if data:
-        h, w = data["image_size"]
-        items.append(["dataset", f"{results.get('dataset')} from {data.get('source')}: {h}x{w} images, "
-                                 f"{len(data['classes'])} classes ({', '.join(data['classes'])})"])
+    if "data" in first:
+        h, w = run.config().model.image_size
+        classes = run.classes()
+        items.append(["dataset", f"{results.get('dataset')} from {first['data'].get('source')}: {h}x{w} images, "
+                                 f"{len(classes)} classes ({', '.join(classes)})"])
     timing = results.get("timing") or {}
     if timing:
         items.append(["wall time of the last `study` invocation", f"{timing['last_invocation_seconds']:.0f} s"])
@@ -274,10 +275,11 @@ SECTIONS = {"overview": "Overview", "about": "About this study", "claims": "Clai
             "latent": "Latent space", "per-class": "Per-class accuracy", "ablation": "Ablation",
             "targets": "Targets", "figures": "Figures", "provenance": "Provenance"}
 NOTES = {  # under the table they explain
-    "claims": "A verdict needs at least 3 seeds and an interval wholly on one side of the claim's threshold; "
-              "otherwise it is inconclusive, with the side the mean leans to. The claims are judged together, so "
-              "their intervals are simultaneous (Bonferroni: with m intervals, each at 1 − 0.05/m) and a verdict "
-              "holds with 95 % confidence even among all the others. An effect read against two thresholds is "
+    "claims": f"A verdict needs at least {MIN_SEEDS} seeds and an interval wholly on one side of the claim's "
+              "threshold; otherwise it is inconclusive, with the side the mean leans to. The claims are judged "
+              "together, so their intervals are simultaneous (Bonferroni: with m intervals, each at "
+              f"1 − {1 - FAMILY_CONFIDENCE:.2g}/m) and a verdict holds with {FAMILY_CONFIDENCE * 100:.0f} % confidence even "
+              "among all the others. An effect read against two thresholds is "
               "one interval (conv's two parts; “beats scratch” and “competitive”, the same difference with its sign "
               "turned), and “l_size 512 balances quality and cost” tests nothing of its own: its rows repeat the "
               "two claims before it. An effect is the mean of the per-seed effects; ± in the evidence is the "

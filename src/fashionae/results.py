@@ -195,7 +195,7 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     """Each comparison of the study's ablation: the relative change of validation and test MSE
     from baseline to variant, paired by seed number, with its t-interval; the table's intervals
     hold all at once with 95 % confidence (Bonferroni over them, as for the claims)."""
-    from .claims import ci_level, interval, judged_together
+    from .claims import ci_level, interval, judged_together, relative_change
     by_name = {a["name"]: a for a in autoencoders}
     rows = []
     for c in study.ablation:
@@ -204,8 +204,7 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
         row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(seeds),
                "epochs": base["epochs"]}
         for figure in ("val_mse", "test_mse"):
-            b, v = ([e[figure]["values"][e["seeds"].index(s)] for s in seeds] for e in (base, var))
-            effects = [y / x - 1 for x, y in zip(b, v)]
+            effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,
                            "effect": statistics.mean(effects)}  # a study's runs share its seeds
         rows.append(row)

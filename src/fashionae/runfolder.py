@@ -98,6 +98,7 @@ class RunConfig:
 class RunFolder:
     CONFIG, METRICS, MODEL, SUMMARY = "config.json", "metrics.jsonl", "model.safetensors", "summary.json"
     CHECKPOINT, EXPLORE, TENSORBOARD = "checkpoint.safetensors", "explore", "tensorboard"
+    EXPLORE_JSON = "explore.json"  # in EXPLORE, or in ``fashionae explore --out``
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -254,7 +255,7 @@ class RunFolder:
         return hashlib.sha256((self / self.MODEL).read_bytes()).hexdigest()
 
     def explore_json(self) -> Path:
-        return self / self.EXPLORE / "explore.json"
+        return self / self.EXPLORE / self.EXPLORE_JSON
 
     def explore_result(self) -> dict | None:
         """explore/explore.json as ``fashionae explore`` writes it: its scores, and figures that

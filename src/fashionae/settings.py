@@ -93,11 +93,10 @@ def check(cfg, file_keys: bool = False) -> None:
             raise UserError(f"{name} {problem}")
 
 
-def keys(cls, only: str | None = None, options_only: bool = True) -> set[str]:
+def keys(cls, only: str | None = None) -> set[str]:
     """The field names a user may set, for a kind of run (None: every kind)."""
     return {f.name for f in fields(cls)
-            if (f.metadata.get("option", True) or not options_only)
-            and (only is None or f.metadata.get("only") in (None, only))}
+            if f.metadata.get("option", True) and (only is None or f.metadata.get("only") in (None, only))}
 
 
 def from_dict(cls, d: dict, where: str = "settings"):
@@ -122,10 +121,6 @@ def from_dict(cls, d: dict, where: str = "settings"):
 def identity(cfg) -> dict:
     """The fields that change a run's numbers, as a flat dict."""
     return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.metadata.get("identity", True)}
-
-
-def defaults(cls) -> dict:
-    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 # ------------------------------------------------------------------ the command-line side

@@ -18,6 +18,7 @@ import torch
 
 from .errors import require
 from .runfolder import RunConfig, RunFolder
+from .training import to_inputs
 
 IMAGES = 8        # fixed validation images shown with their reconstructions
 IMAGE_EVERY = 5   # epochs between two grids (the first and the last epoch always have one)
@@ -71,7 +72,7 @@ class TensorBoardLogger:
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
-        x = self.images.to(device).unsqueeze(1).float().div(255)
+        x = to_inputs(self.images, device)
         recon = self.model.reconstruct(x).float().clamp(0, 1)
         self.model.train(was_training)
         rows = [torch.cat(list(batch[:, 0]), dim=1) for batch in (x, recon)]  # [H, 8W] each

@@ -29,6 +29,7 @@ from torch import nn
 
 from . import settings
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint
+from .data import VAL_SPLITS
 from .distributed import Dist
 from .errors import UserError
 from .settings import (CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
@@ -50,7 +51,7 @@ class TrainConfig:
     schedule: str = setting("constant", "constant (the author's) | onecycle", choices=SCHEDULES)
     seed: int = setting(0, "seed of the weights, the shuffling and dropout", check=integer_in(0, 2**32 - 1))
     val: str = setting("holdout", "holdout: a fixed sixth of the training images | test: the test "
-                       "set (the author's protocol)", choices=("holdout", "test"))
+                       "set (the author's protocol)", choices=VAL_SPLITS)
     train_subset: int | None = setting(None, "train on the first N training images only",
                                        check=optional_positive_int, metavar="N")
     eval_subset: int | None = setting(None, "validate and test on the first N images only",
@@ -205,7 +206,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     result = {k: v.item() / len(x) for k, v in dist.sum({k: v.double() for k, v in sums.items()}).items()}
     if predictions and preds[0] is not None:
         result["predictions"] = torch.cat(dist.gather_tensor(torch.cat(preds))).cpu() \
-            if dist.world > 1 else torch.cat(preds).cpu()
+            if dist.active else torch.cat(preds).cpu()
     return result
 
 
@@ -265,7 +266,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             with autocast(cfg):
                 out = net(xb, yb)
             opt.zero_grad(set_to_none=True)
-            (out.loss * weight if dist.world > 1 else out.loss).backward()
+            (out.loss * weight if dist.active else out.loss).backward()
             opt.step()
             counted = weight > 0  # a stand-in image (see Dist.shard) adds nothing to the figures
             sums["loss"] += out.loss.detach().double() * len(yb) * counted
