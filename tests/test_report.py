@@ -145,3 +145,15 @@ def test_runs_without_class_names_report_fashion_mnists_and_a_bad_image_size_is_
     assert code == 2 and err.count("\n") == 1, err
     assert "config.json holds settings this fashionae cannot read (image-size must be [height, width], " \
            "got (28,))" in err
+
+
+def test_a_reference_column_with_no_classifier_on_its_encoder_is_left_out(study):
+    """The author's code's classifier numbers are for the l_size-1024 encoder; the study's
+    classifiers are on 512, so that column would be empty: it goes, and the note says why."""
+    import json
+    from fashionae.report import tables
+    results = json.loads((study / "results.json").read_text())
+    header = next(h for anchor, _, h, _ in tables(results) if anchor == "classifiers")
+    assert "report train / val" in header and "author's code train / val" not in header
+    md = (study / "report.md").read_text()
+    assert "the author's code's are for the linear-1024 encoder (its result files). A column is left out" in md

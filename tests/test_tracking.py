@@ -144,9 +144,35 @@ def test_turning_tensorboard_on_later_is_no_conflict(tiny, tmp_path):
         execute(ae(tensorboard=False), stopped, data=tiny, on_epoch=stop_at(1), **QUIET)
     execute(ae(tensorboard=True), stopped, data=tiny, **QUIET)
     assert_events_hold(stopped, metrics(stopped))  # epoch 1 too, from the history
+
+def test_a_run_finished_without_tensorboard_gets_its_events_from_its_metrics(tiny, tmp_path):
+    done = tmp_path / "done"
     summary = execute(ae(tensorboard=False), done, data=tiny, **QUIET)
-    assert execute(ae(tensorboard=True), done, data=tiny, **QUIET) == summary  # kept as is
+    model = (done / "model.safetensors").read_bytes()
     assert not (done / "tensorboard").exists()
+    assert execute(ae(tensorboard=True), done, data=tiny, **QUIET) == summary  # kept as is...
+    assert (done / "model.safetensors").read_bytes() == model
+    acc = assert_events_hold(done, metrics(done))  # ...and shown: every epoch, the final figures, one grid
+    assert acc.Scalars("final/val_loss")[0].value == pytest.approx(summary["val_loss"])
+    assert [g.step for g in acc.Images("reconstructions")] == [2]
+    before = raw_steps(done)
+    execute(ae(tensorboard=True), done, data=tiny, **QUIET)
+    assert raw_steps(done) == before  # written once
+
+
+def test_a_study_run_again_with_tensorboard_logs_its_finished_runs(data_dir, tmp_path, capsys):
+    study = tmp_path / "tiny.toml"
+    study.write_text('name = "tiny"\nseeds = 2\n[train]\nepochs = 2\nbatch_size = 50\ntrain_subset = 100\n'
+                     'eval_subset = 50\n[[autoencoders]]\nname = "a"\nlatent = 16\n[baselines]\nenabled = false\n')
+    args = ["study", str(study), "--data-dir", str(data_dir), "--no-verify", "--out", str(tmp_path / "s")]
+    assert main(args) == 0
+    runs = sorted((tmp_path / "s" / "runs").iterdir())
+    assert len(runs) == 2 and not any((run / "tensorboard").exists() for run in runs)
+    capsys.readouterr()
+    assert main([*args, "--tensorboard"]) == 0
+    assert "tensorboard: the events of 2 finished runs written from metrics.jsonl" in capsys.readouterr().err
+    for run in runs:
+        assert_events_hold(run, metrics(run))
 
 
 def test_without_the_extra_one_line_names_it(data_dir, tmp_path, capsys, monkeypatch):

@@ -69,7 +69,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     maps = [("pca", PCA(n_components=2).fit_transform(test_z[:MAP_IMAGES]))]
     if tsne:
         from sklearn.manifold import TSNE
-        log(f"explore: t-SNE map of {min(MAP_IMAGES, len(test_z)):,} test images (about a minute)")
+        log(f"explore: t-SNE map of {min(MAP_IMAGES, len(test_z)):,} test images")
         maps.append(("tsne", TSNE(n_components=2, init="pca", random_state=0,
                                   perplexity=min(30, len(test_z[:MAP_IMAGES]) - 1)).fit_transform(test_z[:MAP_IMAGES])))
     figures = []

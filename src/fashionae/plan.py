@@ -265,6 +265,24 @@ def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out:
         progress.close()
 
 
+def log_finished_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder, data: Dataset,
+                      log: Log) -> None:
+    """With --tensorboard, the events of the runs that finished without it (or were stopped
+    while writing them), from their metrics: a study run again with --tensorboard shows every
+    run in TensorBoard, not only those it trains now."""
+    finished = [run for run in plan if states[run.name] == "complete" and run.config.train.tensorboard]
+    if not finished:
+        return
+    from .tracking import log_finished_run
+    logged = 0
+    for run in finished:
+        with folder.run(run.name).lock():
+            logged += log_finished_run(folder.run(run.name), data)
+    if logged:
+        log(f"tensorboard: the events of {logged} finished run{'s' if logged > 1 else ''} written from "
+            "metrics.jsonl")
+
+
 # ------------------------------------------------------------------ --plan
 
 def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
@@ -356,6 +374,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         write_json(folder / folder.STUDY, study.to_dict())
         save_samples(folder, data, study.val)
         n_train = len(make_splits(data, study.val).train_x)
+        log_finished_runs(plan, states, folder, data, log)
         stage_seconds = {}
         t0 = time.perf_counter()
         (executor or run_local)(plan, states, study, folder.path, data, n_train, log)

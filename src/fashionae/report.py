@@ -19,7 +19,7 @@ from . import plots
 from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
-from .reference import REFERENCE, for_classifier
+from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier
 from .results import classes_of
 from .study import StudyFolder
 
@@ -133,10 +133,12 @@ def tables(results: dict) -> list[Table]:
                     f"{_v(a['train_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else "–"]
         clf_rows.append(row + [f"{c['seconds']['mean']:.0f}"])
     if clf_rows:
-        out.append(("classifiers", "Classification: accuracy, %",
-                    ["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)",
-                     "val", "test"] + (["report train / val", "author's code train / val"] if fashion else [])
-                    + ["seconds"], clf_rows))
+        header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
+                   "test"] + (["report train / val", "author's code train / val"] if fashion else []) + ["seconds"])
+        # a source's numbers are for one encoder: its column goes when no row is on that encoder
+        keep = [i for i, h in enumerate(header) if "train / val" not in h or any(r[i] != "–" for r in clf_rows)]
+        out.append(("classifiers", "Classification: accuracy, %", [header[i] for i in keep],
+                    [[r[i] for i in keep] for r in clf_rows]))
     b = results["baselines"]
     if b:
         ext = REFERENCE["external"] if fashion else {}
@@ -286,13 +288,10 @@ NOTES = {  # under the table they explain
               "standard deviation over seeds. The intervals are over seeds, on this one test set.",
     "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
                     "the training-mode column averages the loss during the epoch in training mode (dropout, if "
-                    "any, active), as the author's code also recorded. The “report” columns are the source "
-                    "document's numbers; the author's code's are its published result files (validation = test "
-                    "set, 60 epochs).",
+                    "any, active), as the author's code also recorded.",
     "classifiers": "encoder: the autoencoder run whose encoder a classifier starts from (scratch and the "
                    "random-frozen control take only its architecture); head: fixed (the logits go to the "
-                   "cross-entropy) or the author's paper head (a Sigmoid before it). The “report” columns are "
-                   "the source document's numbers.",
+                   "cross-entropy) or the author's paper head (a Sigmoid before it).",
     "ablation": "Each line trains the same layers two ways, differing in one part of the protocol; the change "
                 "is the variant's MSE relative to the baseline's, paired by seed, with its t-interval over the "
                 "seeds (negative: the variant reconstructs better); the table's intervals are simultaneous, as "
@@ -302,8 +301,21 @@ NOTES = {  # under the table they explain
 }
 
 
-def _notes(anchor: str) -> list[str]:
-    return [NOTES[anchor]] if anchor in NOTES else []
+REFERENCE_NOTES = {  # appended to NOTES on Fashion-MNIST, whose tables have the reference columns
+    "autoencoders": "The “report” columns are the source document's numbers; the author's code's are its "
+                    "published result files (validation = test set, 60 epochs).",
+    "classifiers": f"The “report” column holds the source document's numbers, which are for the "
+                   f"{CLASSIFIER_ENCODER['report']} encoder; the author's code's are for the "
+                   f"{CLASSIFIER_ENCODER['author_code']} encoder (its result files). A column is left out when no "
+                   "classifier here is on its encoder.",
+}
+
+
+def _notes(anchor: str, results: dict) -> list[str]:
+    notes = [NOTES[anchor]] if anchor in NOTES else []
+    if results.get("reference") is not None and anchor in REFERENCE_NOTES:
+        notes = [" ".join(notes + [REFERENCE_NOTES[anchor]])]
+    return notes
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -389,7 +401,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in overview]
     md += ['<a id="about"></a>', "## About this study", *about]
     for anchor, caption, header, rows in tabs:
-        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + _notes(anchor)
+        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + _notes(anchor, results)
     md += ['<a id="figures"></a>', "## Figures"]
     for g, fs in groups:
         md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in fs]
@@ -417,7 +429,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
             section("overview", "<div class=grid>" + "".join(map(figure, overview)) + "</div>"),
             section("about", *(f"<p>{html.escape(p)}</p>" for p in about))]
     for anchor, caption, header, rows in tabs:
-        notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor)]
+        notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor, results)]
         body.append(section(anchor, _html_table(header, rows), *notes, heading=caption))
     body.append(section("figures", *(f"<h3>{FIGURE_GROUPS[g]}</h3><div class=grid>" + "".join(map(figure, fs))
                                      + "</div>" for g, fs in groups)))

@@ -181,7 +181,13 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         raise UserError(f"batch size {cfg.train.batch_size} does not divide between {dist.world} "
                         f"processes; choose a multiple of {dist.world}")
     if folder.state_for(cfg) == "complete":
-        log(f"{label}: already finished, kept as is")
+        logged = False
+        if cfg.train.tensorboard and dist.rank == 0:
+            from .tracking import log_finished_run
+            with folder.lock():
+                logged = log_finished_run(folder, data)
+        log(f"{label}: already finished, kept as is"
+            + ("; its TensorBoard events written from metrics.jsonl" if logged else ""))
         return folder.summary()
 
     with folder.lock() if dist.rank == 0 else nullcontext():  # process 0 holds it for all

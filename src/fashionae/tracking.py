@@ -9,19 +9,34 @@ events are a view of it.
 A resumed run writes each epoch once: the writer starts at the epoch after the last one its
 event files already hold (the checkpoint can be one epoch ahead of them, if the run was
 stopped between the two writes) and passes that epoch as ``purge_step``, so TensorBoard hides
-anything an earlier attempt wrote from there on.
+anything an earlier attempt wrote from there on. A run that finished without ``--tensorboard``
+gets its events when a later command asks for them (``log_finished_run``): every epoch from
+metrics.jsonl, the final figures from summary.json, one grid by its final model.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from .data import Dataset, make_splits
 from .errors import require
 from .runfolder import RunConfig, RunFolder
 from .training import to_inputs
 
 IMAGES = 8        # fixed validation images shown with their reconstructions
 IMAGE_EVERY = 5   # epochs between two grids (the first and the last epoch always have one)
+
+
+def logged_scalars(path: Path) -> dict[str, list]:
+    """The scalars a run's event files hold, by tag, after earlier purges."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    if not path.is_dir():
+        return {}
+    events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
 
 
 class TensorBoardLogger:
@@ -38,15 +53,9 @@ class TensorBoardLogger:
         self.writer = SummaryWriter(str(self.path), purge_step=first)
 
     def _last_logged_epoch(self) -> int:
-        """The last epoch the event files hold (0 if none), after earlier purges."""
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-        if not self.path.is_dir():
-            return 0
-        events = EventAccumulator(str(self.path), size_guidance={"scalars": 0})
-        events.Reload()
-        if "val_loss" not in events.Tags()["scalars"]:
-            return 0
-        return events.Scalars("val_loss")[-1].step
+        """The last epoch the event files hold (0 if none)."""
+        val = logged_scalars(self.path).get("val_loss")
+        return val[-1].step if val else 0
 
     def __call__(self, history: list[dict]) -> None:
         if self.writer is None:  # the rows after what the events hold (and none the history lacks)
@@ -93,3 +102,20 @@ class TensorBoardLogger:
         for key, value in final.items():
             self.writer.add_scalar(key, value, summary["epochs"])
         self.writer.close()
+
+
+def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
+    """Write the events of a finished run that has none (it ran without ``--tensorboard``), or
+    not all (stopped while writing them): its epochs from metrics.jsonl, its final figures
+    from summary.json and one grid of reconstructions by its final model. False when the
+    events were complete already."""
+    require("tensorboard", "tensorboard", "--tensorboard")
+    if "final/val_loss" in logged_scalars(folder / folder.TENSORBOARD):  # ``close`` wrote them
+        return False
+    cfg = folder.config()
+    t = cfg.train
+    logger = TensorBoardLogger(folder, cfg, folder.load_model(),
+                               make_splits(data, t.val, t.train_subset, t.eval_subset).val_x)
+    logger(folder.metrics())
+    logger.close(folder.summary())
+    return True
