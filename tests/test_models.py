@@ -422,3 +422,14 @@ def test_load_weights_names_at_most_three_unexpected_tensors():
     extra = {f"extra{i}": torch.zeros(1) for i in range(4)}
     with pytest.raises(UserError, match=r"unexpected: \['extra0', 'extra1', 'extra2'\]\)$"):
         load_weights(model, {**model.state_dict(), **extra}, "src")
+
+
+@pytest.mark.parametrize("size, problem", [((30, 28), r"must be multiples of 4 of at least 8 \(the encoder halves them "
+                                                       r"twice\), got 30x28"),
+                                           ((4, 8), "must be multiples of 4 of at least 8"),
+                                           ((28,), r"must be \[height, width\], got \(28,\)"),
+                                           ((28.0, 28), r"must be \[height, width\]")])
+def test_an_image_size_the_encoder_cannot_halve_twice_is_refused(size, problem):
+    with pytest.raises(UserError, match=r"^image-size " + problem):
+        ModelConfig(image_size=size).validate()
+    assert ModelConfig(image_size=(8, 12)).validate().image_size == (8, 12)

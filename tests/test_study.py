@@ -158,6 +158,12 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
      "^study file s.toml: \\[train\\]: epochs must be a positive integer, got 'ten'$"),
     ("[[train]]\nepochs = 3\n" + MINIMAL + "[profiles.quick]\ntrain = { epochs = 1 }\n",
      "^study file s.toml: \\[train\\] must be a table$"),
+    # a seed would be overridden by the study's seeds: refused wherever a train table is
+    (MINIMAL + "[train]\nseed = 3\n", "^study file s.toml: \\[train\\]: seed is set by the study, each run once "
+                                     "per seed; remove it, and set how many seeds with seeds = N \\(or --seeds N\\)$"),
+    ('[[autoencoders]]\nname = "a"\ntrain = { seed = 1 }\n', "autoencoders\\[0\\].train: seed is set by the study"),
+    (MINIMAL + "[classifiers]\nencoder = \"a\"\n[profiles.quick]\nclassifiers = { train = { seed = 2 } }\n",
+     "\\[classifiers.train\\]: seed is set by the study"),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
@@ -369,6 +375,30 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     assert test["values"] == pytest.approx([-0.12, -0.1, -0.06])
     # two rows with an interval each in test MSE: each at 1 - 0.05/2
     assert test["intervals"] == 2 and test["ci"] == pytest.approx(interval(test["values"], 2)[0])
+    assert val["verdict"] == test["verdict"] == "not shown"  # no interval; an interval that holds 0
+
+
+def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
+    from types import SimpleNamespace
+    from fashionae.report import _ablation_summary
+    from fashionae.results import ablation, stats
+
+    def ae(name, seeds, val):
+        return {"name": name, "seeds": seeds, "epochs": 2, "val_mse": stats(val), "test_mse": stats(val)}
+    base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030])
+    lean = ae("lean", [0, 1, 2], [0.0070, 0.0138, 0.0213])  # 30 %, 31 %, 29 % lower
+    study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
+                                      SimpleNamespace(change="dropout", baseline="lean", variant="base")])
+    rows = ablation(study, [base, lean])
+    assert [r["val_mse"]["verdict"] for r in rows] == ["lower", "higher"]
+    assert rows[0]["val_mse"]["ci"][1] < 0 < rows[1]["val_mse"]["ci"][0]
+    assert _ablation_effect(rows[0], "val_mse").endswith("]: lower")
+    assert _ablation_summary(rows) == ("Of the ablation's 2 changes, 1 lowers the validation MSE beyond doubt "
+                                       "(“no dropout”, -30.0 %); 1 raises it beyond doubt (“dropout”, +42.9 %).")
+    two = ablation(study, [{**base, "seeds": [0, 1]}, {**lean, "seeds": [0, 1]}])  # too few seeds for a verdict
+    assert [r["val_mse"]["verdict"] for r in two] == ["not shown", "not shown"]
+    assert _ablation_summary(two[:1]) == ("The ablation's change, “no dropout”, -30.5 %, moves the validation MSE "
+                                          "by less than its interval can tell (or has too few seeds).")
 
 
 def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):
@@ -457,3 +487,29 @@ def test_a_study_with_a_finished_run_whose_model_is_gone_says_what_to_do(data_di
     assert main(args) == 2
     assert capsys.readouterr().err == (f"fashionae: error: {run} finished training but its model.safetensors is "
                                        "gone; delete the folder and run the same command again to train it again\n")
+
+
+def test_the_study_file_page_names_every_key_and_its_template_runs(tmp_path):
+    """docs/study-files.md lists every key a study file takes, and its example is the template
+    studies/compare.toml's, whose profiles load (two autoencoders, one ablation line)."""
+    from fashionae import settings
+    from fashionae.models import ModelConfig
+    from fashionae.study import AE_KEYS, CLF_KEYS, TOP_KEYS, Baselines, Comparison, Explore, Targets
+    from fashionae.training import TrainConfig
+    root = PAPER.parent.parent
+    page = (root / "docs" / "study-files.md").read_text()
+    keys = (TOP_KEYS - {"profile", "profiles"} | AE_KEYS | CLF_KEYS | settings.keys(TrainConfig)
+            | settings.keys(ModelConfig) | {f for cls in (Baselines, Explore, Targets, Comparison)
+                                            for f in cls.__dataclass_fields__})
+    tables = {"train", "model", "autoencoders", "classifiers", "baselines", "explore", "targets", "ablation"}
+    missing = [k for k in sorted(keys) if f"`{k}`" not in page and f"`[{k}]`" not in page
+               and f"`[[{k}]]`" not in page and not (k in tables and f"`{k}`" in page)]
+    assert not missing, missing
+    template = (root / "studies" / "compare.toml").read_text()
+    example = re.search(r"```toml\n(.*?)```", page, re.S).group(1)
+    assert example in template
+    for profile in ("quick", "full"):
+        study = load_study(root / "studies" / "compare.toml", profile)
+        assert [a.name for a in study.autoencoders] == ["baseline", "variant"] and len(study.seeds) == 3
+        assert [(c.baseline, c.variant) for c in study.ablation] == [("baseline", "variant")]
+        assert [a.model.dropout for a in study.autoencoders] == [0.2, 0.0]

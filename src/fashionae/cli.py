@@ -182,9 +182,8 @@ def cmd_report(a) -> int:
 
 
 def print_results(results: dict) -> None:
-    from .report import tables
-    hidden = ("report train / val", "author's code val", "author's code train / val", "evidence",
-              "threshold", "parameters")
+    from .report import REFERENCE_COLUMNS, tables
+    hidden = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters")
     for anchor, caption, header, rows in tables(results):
         if anchor in ("baselines", "per-class"):  # in the report
             continue

@@ -50,13 +50,14 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     pixels = math.prod(folder.run(Path(aes[0]["runs"][0]).name).config().model.image_size)
     rows = (results["baselines"] or {}).get("pca", [])
     pca = [(r["k"], r["test_mse"]) for r in rows if r["k"] < pixels]
-    plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / "overview_mse_by_size.png")
-    out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
-                "scale): " + ("the linear autoencoders and PCA at every k as curves, " if linear else
-                               "PCA at every k as a curve, ")
-                + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others) + " as a point; " if others else "")
-                + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
-                                           if len(pca) < len(rows) else "") + "."))
+    if linear or pca:  # without a curve (one size, no baselines) the figure would be points alone
+        plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / "overview_mse_by_size.png")
+        drawn = (["the linear autoencoders"] if linear else []) + (["PCA at every k"] if pca else [])
+        out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
+                    "scale): " + " and ".join(drawn) + (" as curves, " if len(drawn) > 1 else " as a curve, ")
+                    + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others) + " as a point; " if others else "")
+                    + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
+                                               if len(pca) < len(rows) else "") + "."))
     plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
                           for a in aes], "val_loss", "validation MSE", figs / "overview_val_curves.png")
     out.append(("overview", "overview_val_curves.png", "Validation MSE per epoch of every autoencoder on one "

@@ -43,6 +43,18 @@ def _pca(results: dict, k: int | None) -> str:
     return "–" if row is None else f"{row['test_mse']:.4f}" + (f" (k={row['k']})" if row["k"] != k else "")
 
 
+REFERENCE_COLUMNS = ("report train / val", "author's code val", "author's code train / val")
+OPTIONAL_COLUMNS = REFERENCE_COLUMNS + ("PCA test, same k",)
+
+
+def _without_empty_columns(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The table without its reference columns that hold nothing (–) in every row: a source's
+    numbers are for some models only (the author's code's classifiers for one encoder), and PCA
+    only where the baselines were computed."""
+    keep = [i for i, h in enumerate(header) if h not in OPTIONAL_COLUMNS or any(r[i] != "–" for r in rows)]
+    return [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
@@ -89,7 +101,9 @@ def _ablation_effect(a: dict, figure: str) -> str:
     """An ablation's change with its interval; below MIN_SEEDS seeds, marked as no verdict, as a
     claim would be, even where the interval happens to exclude 0."""
     text = " ".join(_effect({**a[figure], "unit": "relative"}))
-    return text + (f" ({a['seeds']} seeds: no verdict)" if 1 < a["seeds"] < MIN_SEEDS else "")
+    if 1 < a["seeds"] < MIN_SEEDS:
+        return text + f" ({a['seeds']} seeds: no verdict)"
+    return text + (f": {a[figure]['verdict']}" if a[figure].get("verdict") in ("lower", "higher") else "")
 
 
 # ------------------------------------------------------------------ tables
@@ -116,10 +130,12 @@ def tables(results: dict) -> list[Table]:
                     _v(a.get("val_mse"))]
         ae_rows.append(row + [_pca(results, ae["latent"]),
                               f"{ae['parameters']:,}", f"{ae['seconds']['mean']:.0f}"])
-    out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if fashion else ""),
-                ["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch"]
-                + (["report train / val", "author's code val"] if fashion else [])
-                + ["PCA test, same k", "parameters", "seconds"], ae_rows))
+    header = (["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch"]
+              + (["report train / val", "author's code val"] if fashion else [])
+              + ["PCA test, same k", "parameters", "seconds"])
+    header, ae_rows = _without_empty_columns(header, ae_rows)
+    table_ii = "report train / val" in header  # a model of the source's Table II is among them
+    out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if table_ii else ""), header, ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
         r, a = for_classifier("report", c["encoder"]), for_classifier("author_code", c["encoder"])
@@ -135,10 +151,7 @@ def tables(results: dict) -> list[Table]:
     if clf_rows:
         header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
                    "test"] + (["report train / val", "author's code train / val"] if fashion else []) + ["seconds"])
-        # a source's numbers are for one encoder: its column goes when no row is on that encoder
-        keep = [i for i, h in enumerate(header) if "train / val" not in h or any(r[i] != "–" for r in clf_rows)]
-        out.append(("classifiers", "Classification: accuracy, %", [header[i] for i in keep],
-                    [[r[i] for i in keep] for r in clf_rows]))
+        out.append(("classifiers", "Classification: accuracy, %", *_without_empty_columns(header, clf_rows)))
     b = results["baselines"]
     if b:
         ext = REFERENCE["external"] if fashion else {}
@@ -188,6 +201,26 @@ def tables(results: dict) -> list[Table]:
     return out
 
 
+def _ablation_summary(ablation: list[dict]) -> str:
+    """Which changes of the ablation move the validation MSE beyond doubt, and which way."""
+    def said(a: dict) -> str:
+        return f"“{a['change']}”, {100 * a['val_mse']['effect']:+.1f} %"
+    by = {v: [a for a in ablation if a["val_mse"].get("verdict") == v] for v in ("lower", "higher")}
+    rest = len(ablation) - len(by["lower"]) - len(by["higher"])
+    if len(ablation) == 1:
+        verb = "lowers" if by["lower"] else "raises" if by["higher"] else None
+        return (f"The ablation's change, {said(ablation[0])}, " + (f"{verb} the validation MSE beyond doubt."
+                if verb else "moves the validation MSE by less than its interval can tell (or has too few seeds)."))
+    phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} beyond doubt ({'; '.join(map(said, by[v]))})"
+               for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
+    if rest and phrases:
+        phrases.append(f"{rest} {'moves' if rest == 1 else 'move'} {{it}} by less than the intervals can tell")
+    elif rest:
+        phrases.append("none moves {it} beyond doubt")
+    phrases = [p.format(it="the validation MSE" if k == 0 else "it") for k, p in enumerate(phrases)]
+    return f"Of the ablation's {len(ablation)} changes, " + "; ".join(phrases) + "."
+
+
 def summary(results: dict) -> list[str]:
     """Three to five sentences: what was run, the main figures, the verdicts."""
     n, aes, clfs = results.get("seeds", 1), results["autoencoders"], results["classifiers"]
@@ -217,6 +250,8 @@ def summary(results: dict) -> list[str]:
         s.append("These rank means over seeds" + (f"; which differences are real is for {' and '.join(judges)} "
                                                   "to say." if judges else ", and say nothing of which "
                                                   "differences are real."))
+    if results.get("ablation"):
+        s.append(_ablation_summary(results["ablation"]))
     claims = results["claims"]
     own = sum(not c.get("derived") for c in claims)  # "512 balances" only restates two others
     if claims and n < MIN_SEEDS:
@@ -296,12 +331,12 @@ NOTES = {  # under the table they explain
                 "is the variant's MSE relative to the baseline's, paired by seed, with its t-interval over the "
                 "seeds (negative: the variant reconstructs better); the table's intervals are simultaneous, as "
                 "the claims' are (Bonferroni over all of them). As for a claim, a difference is real only with at "
-                f"least {MIN_SEEDS} seeds and an interval wholly on one side of 0. Epochs are shown as baseline → "
-                "variant where they differ.",
+                f"least {MIN_SEEDS} seeds and an interval wholly on one side of 0, and the change then says "
+                "“lower” or “higher”. Epochs are shown as baseline → variant where they differ.",
 }
 
 
-REFERENCE_NOTES = {  # appended to NOTES on Fashion-MNIST, whose tables have the reference columns
+REFERENCE_NOTES = {  # appended to NOTES when the table has reference columns
     "autoencoders": "The “report” columns are the source document's numbers; the author's code's are its "
                     "published result files (validation = test set, 60 epochs).",
     "classifiers": f"The “report” column holds the source document's numbers, which are for the "
@@ -311,9 +346,9 @@ REFERENCE_NOTES = {  # appended to NOTES on Fashion-MNIST, whose tables have the
 }
 
 
-def _notes(anchor: str, results: dict) -> list[str]:
+def _notes(anchor: str, header: list[str]) -> list[str]:
     notes = [NOTES[anchor]] if anchor in NOTES else []
-    if results.get("reference") is not None and anchor in REFERENCE_NOTES:
+    if anchor in REFERENCE_NOTES and any(h in REFERENCE_COLUMNS for h in header):
         notes = [" ".join(notes + [REFERENCE_NOTES[anchor]])]
     return notes
 
@@ -401,7 +436,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in overview]
     md += ['<a id="about"></a>', "## About this study", *about]
     for anchor, caption, header, rows in tabs:
-        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + _notes(anchor, results)
+        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + _notes(anchor, header)
     md += ['<a id="figures"></a>', "## Figures"]
     for g, fs in groups:
         md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in fs]
@@ -429,7 +464,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
             section("overview", "<div class=grid>" + "".join(map(figure, overview)) + "</div>"),
             section("about", *(f"<p>{html.escape(p)}</p>" for p in about))]
     for anchor, caption, header, rows in tabs:
-        notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor, results)]
+        notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor, header)]
         body.append(section(anchor, _html_table(header, rows), *notes, heading=caption))
     body.append(section("figures", *(f"<h3>{FIGURE_GROUPS[g]}</h3><div class=grid>" + "".join(map(figure, fs))
                                      + "</div>" for g, fs in groups)))

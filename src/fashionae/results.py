@@ -20,6 +20,8 @@ from .plan import PlannedRun, make_plan
 from .study import Study, StudyFolder
 
 RESULTS_FORMAT = 3  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged
+# an ablation's change of MSE, judged as the claim "the variant's MSE is lower" would be
+ABLATION_VERDICTS = {"confirmed": "lower", "refuted": "higher", "inconclusive": "not shown"}
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -195,7 +197,7 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     """Each comparison of the study's ablation: the relative change of validation and test MSE
     from baseline to variant, paired by seed number, with its t-interval; the table's intervals
     hold all at once with 95 % confidence (Bonferroni over them, as for the claims)."""
-    from .claims import ci_level, interval, judged_together, relative_change
+    from .claims import ci_level, interval, judged_together, relative_change, test
     by_name = {a["name"]: a for a in autoencoders}
     rows = []
     for c in study.ablation:
@@ -211,8 +213,12 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     m = judged_together([row[f]["values"] for row in rows for f in ("val_mse", "test_mse")])
     for row in rows:
         for figure in ("val_mse", "test_mse"):
-            row[figure]["ci"], row[figure]["ci_reason"] = interval(row[figure]["values"], m)
-            row[figure]["intervals"], row[figure]["ci_level"] = m, ci_level(m)
+            f = row[figure]
+            f["ci"], f["ci_reason"] = interval(f["values"], m)
+            f["intervals"], f["ci_level"] = m, ci_level(m)
+            # as a claim "the variant's MSE is lower" would be judged: enough seeds, the interval off 0
+            verdict, _ = test(f["values"], 0.0, above=False, intervals=m)
+            f["verdict"] = ABLATION_VERDICTS[verdict]
     return rows
 
 

@@ -189,6 +189,21 @@ def _check_tables(d: dict, source: str) -> None:
         _typed(TrainConfig, clf_train, "[classifiers.train]", source)
 
 
+def _refuse_seed(merged: dict, source: str) -> None:
+    """A study trains every run once per seed, so a ``seed`` in a file's train table would be
+    overridden; it is refused, not ignored (study.json, written by fashionae, may hold one)."""
+    tables = [("[train]", merged.get("train"))]
+    if isinstance(merged.get("classifiers"), dict):
+        tables.append(("[classifiers.train]", merged["classifiers"].get("train")))
+    if isinstance(merged.get("autoencoders"), list):
+        tables += [(f"autoencoders[{i}].train", a.get("train")) for i, a in enumerate(merged["autoencoders"])
+                   if isinstance(a, dict)]
+    for where, table in tables:
+        if isinstance(table, dict) and "seed" in table:
+            raise UserError(f"study file {source}: {where}: seed is set by the study, each run once per seed; "
+                            "remove it, and set how many seeds with seeds = N (or --seeds N)")
+
+
 def load_study(path: str | Path, profile: str | None = None, seeds: int | None = None,
                train_overrides: dict | None = None) -> Study:
     """Read a study file and resolve one of its profiles (default: ``default_profile``, or
@@ -221,6 +236,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     merged = deep_merge(base, profiles[profile]) if profile else base
     _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {profile!r}", source)
     merged.setdefault("name", path.stem)
+    _refuse_seed(merged, source)
     if seeds is not None:
         if problem := SEEDS(seeds):
             raise UserError(f"--seeds {problem}")
