@@ -2,15 +2,32 @@
 
 import gzip
 import hashlib
+import importlib
 import json
 import os
 import re
 import struct
 from pathlib import Path
 
+import pytest
 import torch
 
 QUIET = dict(log=lambda m: None)
+STUDIES = Path(__file__).parent.parent / "studies"
+PAPER = STUDIES / "paper.toml"
+
+
+def extra_or_skip(extra: str, *modules: str) -> list:
+    """The modules of an optional extra, imported. Without them the test (or, called at module
+    level, the file) is skipped, except in CI, which installs every extra the tests use: there
+    it fails."""
+    try:
+        return [importlib.import_module(m) for m in modules]
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the {extra} extra is not installed (pip install 'fashionae[{extra}]'); CI installs it",
+                    allow_module_level=True)
 # The device of the tests' training runs: the CPU, or CUDA in benchmarks/gpu_check.sh (with
 # deterministic kernels there, for the tests that compare runs bit for bit).
 DEVICE = os.environ.get("FASHIONAE_TEST_DEVICE", "cpu")

@@ -20,10 +20,23 @@ def test_bench_json_contract(capsys, tmp_path):
     assert ("target_ratio" in result) and result["machine_kind"] in ("native-bf16", "avx2", "other")
 
 
-def test_machine_kind_follows_the_isa():
-    cpu = cpu_info()
-    assert set(cpu["isa"]) <= {"AVX2", "AVX-512", "AVX-512-BF16", "AMX"}
+def test_the_cpu_and_its_isa_come_from_cpuinfo_and_decide_the_machine_kind(tmp_path, monkeypatch):
+    import fashionae.bench as bench
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                       "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 fma\n\n"
+                       "processor\t: 1\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu\n")
+    cpu = cpu_info(cpuinfo)
+    assert (cpu["vendor"], cpu["model_name"], cpu["family"], cpu["model"]) == ("AuthenticAMD", "AMD EPYC", "26", "2")
+    assert cpu["isa"] == ["AVX2", "AVX-512", "AVX-512-BF16"]  # the first processor's flags, in a fixed order
+    assert "family 26, model 2), ISA AVX2 AVX-512 AVX-512-BF16" in describe_cpu(cpu)
+    cpuinfo.write_text("flags : fpu sse2\n")
+    assert cpu_info(cpuinfo)["isa"] == [] and "ISA none of AVX2" in describe_cpu(cpu_info(cpuinfo))
     assert machine_kind("cpu", []) == "other" and machine_kind("cuda", []) == "gpu"
+    monkeypatch.setattr(bench, "native_bf16", lambda device: False)  # e.g. a torch without bf16 kernels
+    assert machine_kind("cpu", ["AVX2", "AMX"]) == "avx2"
+    monkeypatch.setattr(bench, "native_bf16", lambda device: True)
+    assert machine_kind("cpu", ["AVX2", "AMX"]) == machine_kind("cpu", ["AVX-512-BF16"]) == "native-bf16"
     assert machine_kind("cpu", ["AVX2"]) == "avx2"
 
 

@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from fashionae.claims import (MIN_SEEDS, THRESHOLDS, assess_claims, interval, mean_std, t_quantile,
+from fashionae.claims import (THRESHOLDS, assess_claims, interval, mean_std, t_quantile,
                               test as verdict)
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -102,10 +102,6 @@ def test_two_sides_without_a_common_seed_are_not_tested():
 ])
 def test_verdict_rule(values, threshold, above, expected):
     assert verdict(values, threshold, above) == expected
-
-
-def test_min_seeds_is_three():
-    assert MIN_SEEDS == 3
 
 
 def ae(name, mse, rise=(0.0,), best_epoch=3, epochs=3):

@@ -1,13 +1,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from fashionae.errors import UserError
 from fashionae.images import prepare_image
-from helpers import cli
+from helpers import PAPER, cli
 
 SMALL = ["--epochs", "1", "--batch-size", "50", "--train-subset", "300", "--eval-subset", "200",
          "--no-verify"]
@@ -26,6 +25,28 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     code, _, err = cli(capsys, "train-ae", "--latent", 32, *SMALL, "--data-dir", data_dir, "--out", out)
     assert code == 2 and err.startswith("fashionae: error: ") and "latent" in err
     assert (out / "summary.json").read_text() == before
+    # eval prints both figures of the run, and how many images each is over
+    code, stdout, _ = cli(capsys, "eval", out, "--data-dir", data_dir, "--no-verify")
+    assert f"validation: MSE {summary['val_loss']:.5f}  (200 images)" in stdout
+    assert f"test: MSE {summary['test_loss']:.5f}  (200 images)" in stdout
+
+
+def test_default_out_folders_are_the_ones_the_docs_name(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli(capsys, "train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir)[0] == 0
+    assert (tmp_path / "runs" / "ae-linear16-seed0" / "summary.json").is_file()
+    assert cli(capsys, "train-clf", "--strategy", "finetune", "--encoder", "runs/ae-linear16-seed0", *SMALL,
+               "--data-dir", data_dir)[0] == 0
+    assert (tmp_path / "runs" / "clf-finetune-seed0" / "summary.json").is_file()
+
+
+def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(capsys, tmp_path):
+    code, out, _ = cli(capsys)
+    assert code == 2 and out.startswith("usage: fashionae") and "train-ae" in out
+    code, _, err = cli(capsys, "report", tmp_path)
+    assert (code, err) == (2, f"fashionae: error: {tmp_path} is not a fashionae study folder (no study.json)\n")
+    code, _, err = cli(capsys, "classify", tmp_path, "shoe.png", "--invert", "maybe")
+    assert code == 2 and "argument --invert: invalid choice: 'maybe' (choose from 'auto', 'yes', 'no')" in err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -81,7 +102,7 @@ def test_a_path_too_long_is_one_line(capsys, tmp_path):
 def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    code, _, err = cli(capsys, "study", Path(__file__).parent.parent / "studies" / "paper.toml", "--out", "s")
+    code, _, err = cli(capsys, "study", PAPER, "--out", "s")
     assert (code, err) == (2, "fashionae: error: study runs in one process: torchrun splits one run (train-ae, "
                               "train-clf) over processes; to spread a study's runs, use --executor ray\n")
     assert list(tmp_path.iterdir()) == []
@@ -89,7 +110,7 @@ def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, mon
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is here")
 def test_a_plan_for_cuda_without_cuda_says_so(capsys, data_dir, tmp_path):
-    paper = Path(__file__).parent.parent / "studies" / "paper.toml"
+    paper = PAPER
     code, _, err = cli(capsys, "study", paper, "--profile", "smoke", "--device", "cuda", "--plan",
                        "--out", tmp_path / "s", "--data-dir", data_dir, "--no-verify")
     assert (code, err) == (2, "fashionae: error: --device cuda was asked for but no CUDA device is available; "

@@ -7,14 +7,13 @@ reconstruct and classify (test_images), bench (test_bench), study --executor ray
 """
 
 import json
-import os
 import re
 
 import pytest
 import torch
 
 from fashionae.cli import main
-from helpers import cli, synthetic_images
+from helpers import cli, extra_or_skip, synthetic_images
 
 FAST = ["--batch-size", "20", "--eval-subset", "200", "--train-eval-subset", "100", "--no-verify",
         "--device", "cpu", "--dropout", "0"]
@@ -109,20 +108,8 @@ def test_baselines_command(capsys, data_dir, tmp_path):
                                  "`fashionae study` computes with the study's settings; choose another --out\n")
 
 
-def onnx_or_skip():
-    """The export test runs wherever the onnx extra is installed, and must run in CI."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("the onnx extra is not installed (pip install 'fashionae[onnx]'); CI installs it")
-
-
 def test_export_classifier_predicts_as_torch(capsys, bars, encoder, tmp_path):
-    onnx_or_skip()
+    extra_or_skip("onnx", "onnx", "onnxruntime", "onnxscript")
     import numpy as np
     import onnxruntime as ort
     import fashionae

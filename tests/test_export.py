@@ -17,11 +17,9 @@ from fashionae.export import export_onnx
 from fashionae.models import ENCODER_TYPES, ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
-from helpers import QUIET, synthetic_images, write_dataset
+from helpers import QUIET, extra_or_skip, synthetic_images, write_dataset
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
+onnx, ort, _ = extra_or_skip("onnx", "onnx", "onnxruntime", "onnxscript")
 
 
 @pytest.fixture(scope="module")

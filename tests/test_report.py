@@ -12,9 +12,8 @@ import pytest
 from fashionae import plots
 from fashionae.cli import main
 from fashionae.report import write_report
-from helpers import write_dataset
+from helpers import PAPER, write_dataset
 
-PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -9,7 +9,6 @@ import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +21,7 @@ from fashionae.errors import UserError
 from fashionae.modelfile import load_model, model_file_bytes
 from fashionae.models import ModelConfig, build_model
 from fashionae.study import load_study
-from helpers import idx_bytes, same_weights, without_timings
+from helpers import PAPER, idx_bytes, same_weights, without_timings
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 VALID_IDX = idx_bytes(torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8))
@@ -180,7 +179,8 @@ def fashionae(*args, wait=True, log=None):
     cmd = [sys.executable, "-m", "fashionae", *map(str, args)]
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True)
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    with open(log, "w") as stderr:  # the child holds its own copy of the file
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 def kill_at_first_checkpoint(proc, root, timeout=300, sig=signal.SIGKILL):
@@ -246,7 +246,6 @@ def test_sigkill_augmented_classifier_resumes_to_the_same_weights(data_dir, tmp_
     assert same_weights(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
 
 
-PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
 
 
 @pytest.mark.slow  # two whole studies: about two minutes on 2 cores

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 import torch
 
 from fashionae import ray_executor
@@ -19,16 +18,17 @@ from fashionae.errors import UserError
 from fashionae.plan import run_study
 from fashionae.ray_executor import RayExecutor
 from fashionae.study import load_study
-from helpers import QUIET, read_metrics, same_weights
+from helpers import PAPER, QUIET, extra_or_skip, read_metrics, same_weights
 
-PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
 
 
 @pytest.fixture(scope="module")
 def cluster():
+    """Ray on this machine, as a module; the torchrun tests below need no Ray and run without it."""
+    (ray,) = extra_or_skip("ray", "ray")
     ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False)
-    yield
+    yield ray
     ray.shutdown()
 
 
@@ -129,6 +129,7 @@ def test_four_runs_share_one_gpu_at_a_quarter_each(cluster, data_dir, tmp_path):
 
 def test_ctrl_c_cancels_what_is_left_and_keeps_what_is_finished(cluster, data_dir, tmp_path, monkeypatch):
     study = tiny_study(tmp_path, seeds=3, epochs=1)
+    ray = cluster
     real_wait, real_cancel, waits, cancelled = ray.wait, ray.cancel, [], []
 
     def interrupted_after_one_run(pending, **kw):
@@ -160,7 +161,7 @@ def test_bad_executor_settings(cluster, monkeypatch):
     with pytest.raises(UserError, match="--gpus-per-run must be a fraction"):
         RayExecutor(gpus_per_run=1.5)
     with pytest.raises(UserError, match="no node of the Ray cluster has 1 CPU\\(s\\) and 2 GPU"):
-        RayExecutor(gpus_per_run=2).usable_nodes(ray)
+        RayExecutor(gpus_per_run=2).usable_nodes(cluster)
     monkeypatch.setitem(sys.modules, "ray", None)  # not installed
     with pytest.raises(UserError, match=r"--executor ray needs ray.*pip install 'fashionae\[ray\]'"):
         RayExecutor()([], {}, None, Path("."), None, 0, print)

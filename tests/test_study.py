@@ -15,9 +15,8 @@ from fashionae.plan import run_study
 from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results
 from fashionae.study import load_study
-from helpers import QUIET
+from helpers import PAPER, QUIET, STUDIES
 
-PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
 
 
 def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, capsys):
@@ -34,6 +33,16 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
             assert set(ae[key]) == {"mean", "std", "values"}
     assert [c["strategy"] for c in results["classifiers"]] == ["frozen", "finetune", "scratch", "random-frozen"]
     assert all(c["encoder"] == "linear-512" for c in results["classifiers"])
+    # every figure is its runs' own, read from their summary.json (the names written out here, so
+    # that a figure read from the wrong key, validation for test, fails)
+    for entries, names in ((results["autoencoders"], {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss",
+                                                      "val_mse": "val_loss", "test_mse": "test_loss"}),
+                           (results["classifiers"], {"train_eval_acc": "train_eval_acc", "train_acc": "train_acc",
+                                                     "val_acc": "val_acc", "test_acc": "test_acc"})):
+        for entry in entries:
+            summaries = [json.loads((out / "runs" / Path(r).name / "summary.json").read_text()) for r in entry["runs"]]
+            for figure, key in names.items():
+                assert entry[figure]["values"] == [s[key] for s in summaries], (entry["name"], figure)
     assert results["baselines"]["pca"] and "report" in results["reference"]
     assert len(results["claims"]) == 8
     page = (out / "report.html").read_text()
@@ -158,6 +167,16 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
      "^study file s.toml: \\[train\\]: epochs must be a positive integer, got 'ten'$"),
     ("[[train]]\nepochs = 3\n" + MINIMAL + "[profiles.quick]\ntrain = { epochs = 1 }\n",
      "^study file s.toml: \\[train\\] must be a table$"),
+    (MINIMAL * 2, "two autoencoders share a name"),
+    ('[[autoencoders]]\nname = "a b"\n', "needs a name of letters, digits and '-'"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\ntrain = { val = "test" }\n', "every autoencoder must use the same val split"),
+    (MINIMAL + '[classifiers]\nencoder = "a"\ntrain = { val = "test" }\n',
+     "the classifiers must use the autoencoders' val split"),
+    (MINIMAL + '[targets]\nautoencoder = "zz"\nval_mse = 0.1\n', "autoencoder 'zz' is not an autoencoder of the study"),
+    (MINIMAL + '[targets]\nclassifier = "finetune"\nval_acc = 0.9\n', "classifier must be a strategy of \\[classifiers\\]"),
+    (MINIMAL + '[targets]\nautoencoder = "a"\ntest_mse = 0.1\n', "a target is judged on the validation set"),
+    (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
+    (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n', "must compare two autoencoders"),
     # a seed would be overridden by the study's seeds: refused wherever a train table is
     (MINIMAL + "[train]\nseed = 3\n", "^study file s.toml: \\[train\\]: seed is set by the study, each run once "
                                      "per seed; remove it, and set how many seeds with seeds = N \\(or --seeds N\\)$"),
@@ -186,13 +205,26 @@ def test_profiles(tmp_path):
     assert load_study(PAPER, "full", seeds=5).seeds == list(range(5))
 
 
-@pytest.mark.parametrize("name", ["paper", "future", "dropout", "protocol"])
-def test_shipped_study_files_load_in_every_profile(name):
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_study_files_load_in_every_profile(path):
     import tomllib
-    path = PAPER.parent / f"{name}.toml"
-    for profile in tomllib.loads(path.read_text())["profiles"]:
+    raw = tomllib.loads(path.read_text())
+    for profile in raw.get("profiles", {}):
         s = load_study(path, profile)
         assert s.autoencoders and s.profile == profile
+    assert load_study(path).profile == raw.get("default_profile", "quick")
+
+
+def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
+    assert main(["study", str(PAPER), "--profile", "smoke", "--plan", "--out", str(tmp_path / "plan"),
+                 "--data-dir", str(data_dir), "--no-verify"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "state", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
+                                "head", "estimate"]
+    assert lines[1].split()[:3] == ["ae-linear-64-seed0", "new", "1"]
+    assert len([line for line in lines if line.startswith(("ae-", "clf-"))]) == 8
+    assert lines[-1].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")
+    assert not (tmp_path / "plan").exists()
 
 
 def test_out_holding_another_study_is_refused(tmp_path):
@@ -206,7 +238,7 @@ def test_out_holding_another_study_is_refused(tmp_path):
 
 def test_future_study_compares_encoder_types(data_dir, tmp_path):
     """Several encoders in one classifier stage, and the latent-space section."""
-    s = load_study(PAPER.parent / "future.toml", "smoke")
+    s = load_study(STUDIES / "future.toml", "smoke")
     s.autoencoders = [a for a in s.autoencoders if a.model.arch == "linear"]  # keep the test short
     s.classifiers.strategies = ["finetune"]
     out = tmp_path / "future"
@@ -250,7 +282,7 @@ def test_plan_of_the_paper_profile(data_dir, tmp_path, capsys):
     assert all(r["needs"] == [f"ae-{r['encoder']}-seed0"] for r in clfs)
 
 
-@pytest.mark.parametrize("study", [PAPER, PAPER.parent / "future.toml"])
+@pytest.mark.parametrize("study", [PAPER, STUDIES / "future.toml"])
 def test_recommended_profile_has_seeds_enough_and_never_looks_at_the_test_set(study):
     """The recommended protocol is judged by verdicts and targets: 3 seeds of every run, held-out
     validation for every choice, and targets on validation figures only."""
@@ -496,8 +528,7 @@ def test_the_study_file_page_names_every_key_and_its_template_runs(tmp_path):
     from fashionae.models import ModelConfig
     from fashionae.study import AE_KEYS, CLF_KEYS, TOP_KEYS, Baselines, Comparison, Explore, Targets
     from fashionae.training import TrainConfig
-    root = PAPER.parent.parent
-    page = (root / "docs" / "study-files.md").read_text()
+    page = (STUDIES.parent / "docs" / "study-files.md").read_text()
     keys = (TOP_KEYS - {"profile", "profiles"} | AE_KEYS | CLF_KEYS | settings.keys(TrainConfig)
             | settings.keys(ModelConfig) | {f for cls in (Baselines, Explore, Targets, Comparison)
                                             for f in cls.__dataclass_fields__})
@@ -505,11 +536,56 @@ def test_the_study_file_page_names_every_key_and_its_template_runs(tmp_path):
     missing = [k for k in sorted(keys) if f"`{k}`" not in page and f"`[{k}]`" not in page
                and f"`[[{k}]]`" not in page and not (k in tables and f"`{k}`" in page)]
     assert not missing, missing
-    template = (root / "studies" / "compare.toml").read_text()
+    template = (STUDIES / "compare.toml").read_text()
     example = re.search(r"```toml\n(.*?)```", page, re.S).group(1)
     assert example in template
     for profile in ("quick", "full"):
-        study = load_study(root / "studies" / "compare.toml", profile)
+        study = load_study(STUDIES / "compare.toml", profile)
         assert [a.name for a in study.autoencoders] == ["baseline", "variant"] and len(study.seeds) == 3
         assert [(c.baseline, c.variant) for c in study.ablation] == [("baseline", "variant")]
         assert [a.model.dropout for a in study.autoencoders] == [0.2, 0.0]
+
+
+def test_targets_are_judged_on_validation_figures_of_seed_0(data_dir, tmp_path):
+    text = ('seeds = 2\n' + TINY_TRAIN.replace("epochs = 1", "epochs = 2") +
+            '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+            '[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n[baselines]\nenabled = false\n'
+            '[targets]\nautoencoder = "a"\nval_mse = 1.0\nclassifier = "finetune"\nval_acc = 1.0\n')
+    out, common = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, text)), *common]) == 0
+    ae, clf = ([json.loads(line) for line in (out / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+               for name in ("ae-a-seed0", "clf-finetune-seed0"))
+    reached, missed = json.loads((out / "results.json").read_text())["targets"]
+    # an MSE below 1 is reached at the first epoch, after that epoch's seconds
+    assert reached == {"target": "a val MSE <= 1.0", "reached": True, "epoch": 1,
+                       "seconds_into_study": ae[0]["seconds"], "best": min(r["val_loss"] for r in ae)}
+    assert missed == {"target": "finetune val accuracy >= 1.0", "reached": False, "epoch": None,
+                      "seconds_into_study": None, "best": max(r["val_acc"] for r in clf)}
+    md = (out / "report.md").read_text()
+    assert "Targets: a val MSE <= 1.0: reached; finetune val accuracy >= 1.0: not reached." in md
+
+
+def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_path):
+    """"a" has the lowest test MSE and the luckiest seed 0; "b" the lowest mean validation MSE."""
+    from types import SimpleNamespace
+    summaries = {"ae-a-seed0": {"val_loss": 0.010, "test_loss": 0.001}, "ae-a-seed1": {"val_loss": 0.030, "test_loss": 0.001},
+                 "ae-b-seed0": {"val_loss": 0.015, "test_loss": 0.009}, "ae-b-seed1": {"val_loss": 0.016, "test_loss": 0.009}}
+    folder = SimpleNamespace(run=lambda name: SimpleNamespace(summary=lambda: summaries[name]))
+    study = load_study(write(tmp_path, MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n'), seeds=2)
+    assert plan_mod.best_encoder(study, folder) == "b"
+
+
+def test_an_out_folder_that_holds_something_else_is_refused_and_left_as_it_was(tmp_path, capsys):
+    from helpers import cli
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out, message in ((mine, f"--out {mine} is not empty and holds no fashionae study; choose another --out"),
+                         (a_file, f"--out {a_file} is not a folder; choose another --out")):
+        for plan in ([], ["--plan"]):
+            code, _, err = cli(capsys, "study", PAPER, "--profile", "smoke", "--out", out, "--data-dir",
+                               tmp_path / "nowhere", *plan)
+            assert (code, err) == (2, f"fashionae: error: {message}\n")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and a_file.read_text() == "x"

@@ -2,7 +2,6 @@
 
 import json
 import sys
-from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -13,23 +12,23 @@ from fashionae.data import load_fashion_mnist
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
-from helpers import QUIET, write_dataset
+from helpers import PAPER, QUIET, extra_or_skip, write_dataset
 
-pytest.importorskip("tensorboard")
+extra_or_skip("tensorboard", "tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def small_data_dir(tmp_path_factory):
     """A small synthetic Fashion-MNIST-like folder (the runs here use 100 of its images)."""
     return write_dataset(tmp_path_factory.mktemp("data"), n_train=600, n_test=100)
 
 
 @pytest.fixture(scope="module")
-def tiny(data_dir):
-    return load_fashion_mnist(data_dir, verify=False)
+def small(small_data_dir):
+    return load_fashion_mnist(small_data_dir, verify=False)
 
 
 def ae(epochs=2, tensorboard=True):
@@ -74,9 +73,9 @@ def hparams(acc) -> HParamsPluginData:
     return HParamsPluginData.FromString(content).session_start_info
 
 
-def test_autoencoder_events_hold_metrics_images_and_hparams(tiny, tmp_path):
+def test_autoencoder_events_hold_metrics_images_and_hparams(small, tmp_path):
     run = tmp_path / "ae"
-    summary = execute(ae(epochs=2), run, data=tiny, **QUIET)
+    summary = execute(ae(epochs=2), run, data=small, **QUIET)
     rows = metrics(run)
     acc = assert_events_hold(run, rows)
     assert {"train_loss", "train_eval_loss", "val_loss", "lr", "seconds",
@@ -92,11 +91,11 @@ def test_autoencoder_events_hold_metrics_images_and_hparams(tiny, tmp_path):
     assert start.hparams["train.epochs"].number_value == 2
 
 
-def test_classifier_cli_logs_accuracies(data_dir, tmp_path, capsys):
+def test_classifier_cli_logs_accuracies(small_data_dir, tmp_path, capsys):
     run = tmp_path / "clf"
     assert main(["train-clf", "--strategy", "scratch", "--latent", "16", "--epochs", "2",
                  "--batch-size", "50", "--train-subset", "100", "--eval-subset", "50",
-                 "--data-dir", str(data_dir), "--no-verify", "--tensorboard", "--out", str(run)]) == 0
+                 "--data-dir", str(small_data_dir), "--no-verify", "--tensorboard", "--out", str(run)]) == 0
     acc = assert_events_hold(run, metrics(run))
     assert {"train_acc", "train_eval_acc", "val_acc"} <= set(acc.Tags()["scalars"])
     assert "reconstructions" not in acc.Tags()["images"]
@@ -118,16 +117,16 @@ def stop_at(epoch):
 
 
 @pytest.mark.parametrize("stop, restart", [(1, False), (2, False), (2, True)])
-def test_a_resumed_run_logs_every_epoch_once(tiny, tmp_path, stop, restart):
+def test_a_resumed_run_logs_every_epoch_once(small, tmp_path, stop, restart):
     """Stopped at ``stop`` (its metrics and checkpoint written, not yet its events), then run
     again; with ``restart`` the checkpoint is lost, so training starts over at epoch 1 and the
     events of the first attempt must be purged."""
     run = tmp_path / "ae"
     with pytest.raises(Stop):
-        execute(ae(epochs=3), run, data=tiny, on_epoch=stop_at(stop), **QUIET)
+        execute(ae(epochs=3), run, data=small, on_epoch=stop_at(stop), **QUIET)
     if restart:
         (run / "checkpoint.safetensors").unlink()
-    execute(ae(epochs=3), run, data=tiny, **QUIET)
+    execute(ae(epochs=3), run, data=small, **QUIET)
     rows = metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     acc = assert_events_hold(run, rows)  # one value per epoch, as TensorBoard shows them
@@ -138,33 +137,33 @@ def test_a_resumed_run_logs_every_epoch_once(tiny, tmp_path, stop, restart):
         assert {counts["val_loss", e] for e in (1, 2, 3)} == {1}
 
 
-def test_turning_tensorboard_on_later_is_no_conflict(tiny, tmp_path):
-    stopped, done = tmp_path / "stopped", tmp_path / "done"
+def test_turning_tensorboard_on_later_is_no_conflict(small, tmp_path):
+    stopped = tmp_path / "stopped"
     with pytest.raises(Stop):
-        execute(ae(tensorboard=False), stopped, data=tiny, on_epoch=stop_at(1), **QUIET)
-    execute(ae(tensorboard=True), stopped, data=tiny, **QUIET)
+        execute(ae(tensorboard=False), stopped, data=small, on_epoch=stop_at(1), **QUIET)
+    execute(ae(tensorboard=True), stopped, data=small, **QUIET)
     assert_events_hold(stopped, metrics(stopped))  # epoch 1 too, from the history
 
-def test_a_run_finished_without_tensorboard_gets_its_events_from_its_metrics(tiny, tmp_path):
+def test_a_run_finished_without_tensorboard_gets_its_events_from_its_metrics(small, tmp_path):
     done = tmp_path / "done"
-    summary = execute(ae(tensorboard=False), done, data=tiny, **QUIET)
+    summary = execute(ae(tensorboard=False), done, data=small, **QUIET)
     model = (done / "model.safetensors").read_bytes()
     assert not (done / "tensorboard").exists()
-    assert execute(ae(tensorboard=True), done, data=tiny, **QUIET) == summary  # kept as is...
+    assert execute(ae(tensorboard=True), done, data=small, **QUIET) == summary  # kept as is...
     assert (done / "model.safetensors").read_bytes() == model
     acc = assert_events_hold(done, metrics(done))  # ...and shown: every epoch, the final figures, one grid
     assert acc.Scalars("final/val_loss")[0].value == pytest.approx(summary["val_loss"])
     assert [g.step for g in acc.Images("reconstructions")] == [2]
     before = raw_steps(done)
-    execute(ae(tensorboard=True), done, data=tiny, **QUIET)
+    execute(ae(tensorboard=True), done, data=small, **QUIET)
     assert raw_steps(done) == before  # written once
 
 
-def test_a_study_run_again_with_tensorboard_logs_its_finished_runs(data_dir, tmp_path, capsys):
+def test_a_study_run_again_with_tensorboard_logs_its_finished_runs(small_data_dir, tmp_path, capsys):
     study = tmp_path / "tiny.toml"
     study.write_text('name = "tiny"\nseeds = 2\n[train]\nepochs = 2\nbatch_size = 50\ntrain_subset = 100\n'
                      'eval_subset = 50\n[[autoencoders]]\nname = "a"\nlatent = 16\n[baselines]\nenabled = false\n')
-    args = ["study", str(study), "--data-dir", str(data_dir), "--no-verify", "--out", str(tmp_path / "s")]
+    args = ["study", str(study), "--data-dir", str(small_data_dir), "--no-verify", "--out", str(tmp_path / "s")]
     assert main(args) == 0
     runs = sorted((tmp_path / "s" / "runs").iterdir())
     assert len(runs) == 2 and not any((run / "tensorboard").exists() for run in runs)
@@ -175,10 +174,10 @@ def test_a_study_run_again_with_tensorboard_logs_its_finished_runs(data_dir, tmp
         assert_events_hold(run, metrics(run))
 
 
-def test_without_the_extra_one_line_names_it(data_dir, tmp_path, capsys, monkeypatch):
+def test_without_the_extra_one_line_names_it(small_data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     assert main(["train-ae", "--latent", "16", "--epochs", "1", "--train-subset", "100",
-                 "--data-dir", str(data_dir),
+                 "--data-dir", str(small_data_dir),
                  "--no-verify", "--tensorboard", "--out", str(tmp_path / "ae")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'fashionae[tensorboard]'" in err
@@ -186,11 +185,11 @@ def test_without_the_extra_one_line_names_it(data_dir, tmp_path, capsys, monkeyp
 
 @pytest.mark.parametrize("module, option, extra", [("tensorboard", "--tensorboard", "tensorboard"),
                                                    ("ray", "--executor=ray", "ray")])
-def test_a_study_names_a_missing_extra_before_it_writes_anything(data_dir, tmp_path, capsys, monkeypatch,
+def test_a_study_names_a_missing_extra_before_it_writes_anything(small_data_dir, tmp_path, capsys, monkeypatch,
                                                                  module, option, extra):
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
-    paper = Path(__file__).parent.parent / "studies" / "paper.toml"
-    assert main(["study", str(paper), "--profile", "smoke", option, "--data-dir", str(data_dir), "--no-verify",
+    paper = PAPER
+    assert main(["study", str(paper), "--profile", "smoke", option, "--data-dir", str(small_data_dir), "--no-verify",
                  "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"pip install 'fashionae[{extra}]'" in err

@@ -263,6 +263,7 @@ def build_parser() -> Parser:
     from .models import ModelConfig
     from .data import VAL_SPLITS
     from .export import PARTS
+    from .images import INVERT
     from .runfolder import STRATEGIES
     from .settings import AUTOENCODER, CLASSIFIER
     from .study import Baselines
@@ -360,13 +361,13 @@ def build_parser() -> Parser:
     s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour")
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
-    s.add_argument("--invert", default="auto", help=invert_help)
+    s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir")
     s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour")
-    s.add_argument("--invert", default="auto", help=invert_help)
+    s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")

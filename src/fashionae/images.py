@@ -22,13 +22,16 @@ from .errors import UserError
 MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
 
 
+INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border), always, never
+
+
 def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28)) -> torch.Tensor:
     """A picture file -> float tensor [1, H, W] in [0, 1], dark background (H x W: the size
     of the images the run was trained on, 28 x 28 for Fashion-MNIST)."""
     from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
     path = Path(path)
-    if invert not in ("auto", "yes", "no"):
-        raise UserError(f"--invert must be auto, yes or no, got {invert!r}")
+    if invert not in INVERT:
+        raise UserError(f"--invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}")
     if not path.exists():
         raise UserError(f"image {path} does not exist")
     if path.is_dir():

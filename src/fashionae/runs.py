@@ -49,13 +49,13 @@ ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # 
 # keep oneDNN and PyTorch's own kernels below what the CPU has (say, AVX2 code on an AMX Xeon)
 
 
-def cpu_info() -> dict:
+def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     """Vendor, model name, family/model numbers and the ISA extensions that matter here, from
     /proc/cpuinfo (some virtual machines name themselves only "AMD EPYC": the numbers tell), and
     the environment settings that cap the ISA the kernels use (``isa_caps``)."""
     fields, flags = {}, set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():
             key, _, value = line.partition(":")
             key, value = key.strip(), value.strip()
             if key == "flags" and not flags:
