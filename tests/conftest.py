@@ -16,9 +16,11 @@ from helpers import write_dataset  # noqa: E402
 REAL_DIR = Path(os.environ.get("FASHIONAE_DATA") or "/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture
-def data_dir(tmp_path) -> Path:
-    return write_dataset(tmp_path / "data", n_train=11_000, n_test=300)
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """Written once for the whole session: no test writes into it (those that damage data files
+    make their own)."""
+    return write_dataset(tmp_path_factory.mktemp("data"), n_train=11_000, n_test=300)
 
 
 @pytest.fixture
