@@ -301,6 +301,10 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
         folder.metrics()
     (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5)) + "\n")
     assert len(folder.metrics()) == 1
+    (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5) | {"epoch": 7})
+                                          + "\n")
+    with pytest.raises(UserError, match=r"metrics.jsonl does not number its epochs 1, 2, 3, … in order"):
+        folder.metrics()
 
     folder.write_summary(good)
     config = json.loads((folder / "config.json").read_text())

@@ -182,7 +182,12 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
                                      "per seed; remove it, and set how many seeds with seeds = N \\(or --seeds N\\)$"),
     ('[[autoencoders]]\nname = "a"\ntrain = { seed = 1 }\n', "autoencoders\\[0\\].train: seed is set by the study"),
     (MINIMAL + "[classifiers]\nencoder = \"a\"\n[profiles.quick]\nclassifiers = { train = { seed = 2 } }\n",
-     "\\[classifiers.train\\]: seed is set by the study"),
+     "\\[profiles.quick.classifiers.train\\]: seed is set by the study"),
+    # every profile is checked when the file loads, not only the one asked for
+    (MINIMAL + "[profiles.quick]\nseeds = 2\n[profiles.other]\ntrain = { epochz = 1 }\n",
+     "^study file s.toml \\(profile 'other'\\): unknown key 'epochz' in \\[train\\]"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\n[[ablation]]\nchange = "x"\nbaseline = "b"\nvariant = "b"\n',
+     "ablation 'x' compares b with itself; name the autoencoder that differs as its variant"),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
@@ -424,13 +429,13 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     rows = ablation(study, [base, lean])
     assert [r["val_mse"]["verdict"] for r in rows] == ["lower", "higher"]
     assert rows[0]["val_mse"]["ci"][1] < 0 < rows[1]["val_mse"]["ci"][0]
-    assert _ablation_effect(rows[0], "val_mse").endswith("]: lower")
+    lo, hi = rows[0]["val_mse"]["ci"]
+    assert _ablation_effect(rows[0], "val_mse") == f"-30.0 % [{100 * lo:+.1f} %, {100 * hi:+.1f} %]: lower"
     assert _ablation_summary(rows) == ("Of the ablation's 2 changes, 1 lowers the validation MSE beyond doubt "
                                        "(“no dropout”, -30.0 %); 1 raises it beyond doubt (“dropout”, +42.9 %).")
     two = ablation(study, [{**base, "seeds": [0, 1]}, {**lean, "seeds": [0, 1]}])  # too few seeds for a verdict
     assert [r["val_mse"]["verdict"] for r in two] == ["not shown", "not shown"]
-    assert _ablation_summary(two[:1]) == ("The ablation's change, “no dropout”, -30.5 %, moves the validation MSE "
-                                          "by less than its interval can tell (or has too few seeds).")
+    assert _ablation_summary(two[:1]).startswith("With 2 seeds the ablation gives no verdict")
 
 
 def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):
@@ -589,3 +594,73 @@ def test_an_out_folder_that_holds_something_else_is_refused_and_left_as_it_was(t
                                tmp_path / "nowhere", *plan)
             assert (code, err) == (2, f"fashionae: error: {message}\n")
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and a_file.read_text() == "x"
+
+
+def test_the_summary_says_which_ablation_changes_moved_the_mse():
+    from fashionae.report import _ablation_summary
+
+    def line(change, effect, verdict, seeds=3):
+        return {"change": change, "seeds": seeds, "val_mse": {"effect": effect, "verdict": verdict}}
+    lower, higher, unclear = line("a", -0.2, "lower"), line("b", 0.1, "higher"), line("c", 0.01, "not shown")
+    assert _ablation_summary([lower, higher, unclear, unclear]) == (
+        "Of the ablation's 4 changes, 1 lowers the validation MSE beyond doubt (“a”, -20.0 %); 1 raises it beyond "
+        "doubt (“b”, +10.0 %); 2 move it by less than the intervals can tell.")
+    assert _ablation_summary([higher, higher, unclear]) == (
+        "Of the ablation's 3 changes, 2 raise the validation MSE beyond doubt (“b”, +10.0 %; “b”, +10.0 %); "
+        "1 moves it by less than the intervals can tell.")
+    assert _ablation_summary([unclear, unclear]) == "Of the ablation's 2 changes, none moves the validation MSE beyond doubt."
+    assert _ablation_summary([higher]) == "The ablation's change “b” (+10.0 %) raises the validation MSE beyond doubt."
+    # too few seeds: no verdict, and why; a diverged run: said, and left out of the count
+    assert _ablation_summary([line("a", -0.2, "not shown", seeds=2)]) == (
+        "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change with its "
+        "interval.")
+    assert _ablation_summary([line("a", -0.2, "not shown", seeds=1)]).startswith("With 1 seed the ablation gives no")
+    nan = line("d", float("nan"), "not shown")
+    assert _ablation_summary([lower, nan]) == ("The ablation's change “a” (-20.0 %) lowers the validation MSE beyond "
+                                               "doubt. “d”: a run diverged, so no verdict.")
+    assert _ablation_summary([lower, unclear, nan]) == (
+        "Of the ablation's 2 changes with a figure on every seed, 1 lowers the validation MSE beyond doubt (“a”, "
+        "-20.0 %); 1 moves it by less than the intervals can tell. “d”: a run diverged, so no verdict.")
+    assert _ablation_summary([nan]) == "“d”: a run diverged, so no verdict."
+
+
+def test_reference_and_pca_columns_go_only_when_empty_in_every_row():
+    from fashionae.report import _without_empty_columns
+    header = ["model", "report train / val", "author's code val", "PCA test, same k", "val"]
+    rows = [["a", "–", "–", "–", "–"], ["b", "0.1 / 0.2", "–", "0.3", "–"]]
+    assert _without_empty_columns(header, rows) == (["model", "report train / val", "PCA test, same k", "val"],
+                                                    [["a", "–", "–", "–"], ["b", "0.1 / 0.2", "0.3", "–"]])
+
+
+def test_the_plan_of_a_best_encoder_says_its_settings_are_a_stand_in_until_it_is_chosen(data_dir, tmp_path, capsys):
+    body = (TINY_TRAIN + '[[autoencoders]]\nname = "narrow"\narch = "linear"\nlatent = 1\n'
+            '[[autoencoders]]\nname = "wide"\narch = "linear"\nlatent = 16\n'
+            '[classifiers]\nencoder = "best"\nstrategies = ["frozen"]\n[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    args = ["study", str(write(tmp_path, body)), *common]
+
+    def plan_rows():
+        assert main([*args, "--plan", "--json"]) == 0
+        return {r["run"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    clf = plan_rows()["clf-frozen-seed0"]
+    assert (clf["settings_final"], clf["model"]["latent"]) == (False, 1)  # the first autoencoder stands in
+    assert main([*args, "--plan"]) == 0
+    table = capsys.readouterr().out
+    assert "clf-frozen-seed0*" in table and '* encoder = "best": chosen once the autoencoders are trained' in table
+    assert main(args) == 0  # "wide" is the best: a latent of 1 cannot compete
+    capsys.readouterr()
+    rows = plan_rows()
+    assert (rows["clf-frozen-seed0"]["settings_final"], rows["clf-frozen-seed0"]["model"]["latent"]) == (True, 16)
+    assert all(r["state"] == "complete" and r["settings_final"] for r in rows.values())
+
+
+def test_a_diverged_autoencoder_is_named_and_left_out_of_the_ranking():
+    def ae(name, values):
+        from fashionae.results import stats
+        return {"name": name, "latent": 16, "test_mse": stats(values)}
+    results = {"study": "s", "profile": "p", "seeds": 2, "val": "holdout", "reference": None, "baselines": None,
+               "claims": [], "classifiers": [],
+               "autoencoders": [ae("a", [0.02, 0.03]), ae("b", [float("nan"), 0.01]), ae("c", [0.04, 0.05])]}
+    text = summary(results)
+    assert text[1] == "b had a run that diverged (a figure that is not a number): left out of the ranking below."
+    assert text[2] == "The lowest mean test MSE per pixel is a's, 0.0250 ± 0.0071, the highest c's, 0.0450 ± 0.0071."

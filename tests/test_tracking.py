@@ -194,3 +194,25 @@ def test_a_study_names_a_missing_extra_before_it_writes_anything(small_data_dir,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"pip install 'fashionae[{extra}]'" in err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("damage", ["a file", "a dangling link", "an unreadable event file"])
+def test_a_tensorboard_path_that_cannot_hold_events_is_one_line(small, small_data_dir, tmp_path, capsys, damage):
+    from helpers import cli
+    run = tmp_path / "done"
+    execute(ae(tensorboard=False), run, data=small, **QUIET)
+    events = run / "tensorboard"
+    if damage == "a file":
+        events.write_text("junk")
+    elif damage == "a dangling link":
+        events.symlink_to(tmp_path / "gone")
+    else:
+        (events / "events.out.tfevents.1.x").mkdir(parents=True)  # a folder where a file is read
+    summary = (run / "summary.json").read_text()
+    code, _, err = cli(capsys, "train-ae", "--latent", 16, "--epochs", 2, "--batch-size", 50, "--train-subset", 100,
+                       "--eval-subset", 50, "--train-eval-subset", 50, "--device", "cpu", "--tensorboard",
+                       "--data-dir", small_data_dir, "--no-verify", "--out", run)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"fashionae: error: {events} cannot hold this run's TensorBoard events (")
+    assert err.endswith("); delete it: fashionae writes them again from metrics.jsonl\n")
+    assert (run / "summary.json").read_text() == summary

@@ -41,7 +41,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     # the paper encoder's linear models are a curve over l_size; where one size is trained
     # several ways (an ablation) there is no curve, and every model is a point of its own
     curve = [a for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
-    if len({a["latent"] for a in curve}) < len(curve):
+    if len({a["latent"] for a in curve}) < len(curve) or len(curve) < 2:  # one point is no curve
         curve = []
     linear = [(a["latent"], a["test_mse"]) for a in curve]
     others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes if a not in curve]

@@ -94,6 +94,18 @@ def resolve(run: PlannedRun, study: Study, folder: StudyFolder) -> RunConfig:
     return replace(run.config, encoder_run=str(folder.run(ae_run_name(encoder, run.seed)).path))
 
 
+def known_config(run: PlannedRun, study: Study, folder: StudyFolder) -> tuple[RunConfig, bool]:
+    """A run's settings as far as they are known now, and whether they are final: a classifier's
+    come from its encoder's run once the autoencoders it needs are finished. Until then its
+    planned settings stand in: its encoder's, or for "best", which is not chosen yet, the first
+    autoencoder's."""
+    if run.kind == "classifier":
+        if any(not folder.run(n).is_complete() for n in run.needs):
+            return run.config, run.encoder != "best"
+        return classifier_from_encoder(resolve(run, study, folder))[0], True
+    return run.config, True
+
+
 def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
                 data: Dataset) -> tuple[dict[str, str], dict[str, str]]:
     """The state of every run ('new', 'resume', 'complete', or 'changed': its folder holds a run
@@ -106,9 +118,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
     for run in plan:
         run_folder = folder.run(run.name)
         unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
-        cfg = run.config
-        if run.kind == "classifier" and not unfinished:
-            cfg, _ = classifier_from_encoder(resolve(run, study, folder))
+        cfg, _ = known_config(run, study, folder)
         cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
         if not run_folder.is_run():
             states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
@@ -294,20 +304,23 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     data = load_dataset(study.dataset, data_dir, verify)
     plan = make_plan(study)
     states, changed = plan_states(plan, study, folder, data)
-    print_plan(describe(plan, states, data), as_json)
+    print_plan(describe(plan, states, study, folder, data), as_json)
     refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
 
 
-def describe(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> list[dict]:
-    """One JSON-able row per run: its resolved settings, its state and an estimated wall time
-    from a timing probe of its model on this machine."""
+def describe(plan: list[PlannedRun], states: dict[str, str], study: Study, folder: StudyFolder,
+             data: Dataset) -> list[dict]:
+    """One JSON-able row per run: its settings as far as they are known (``known_config``;
+    ``settings_final`` says whether they are), its state and an estimated wall time from a
+    timing probe of its model on this machine."""
     rows, probes = [], {}
     for run in plan:
-        cfg = with_data(replace(run.config, train=run.config.train.resolved()), data)
+        cfg, final = known_config(run, study, folder)
+        cfg = with_data(replace(cfg, train=cfg.train.resolved()), data)
         seconds = estimate_seconds(cfg, data, probes)
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
-                     "model": {k: v for k, v in cfg.model.__dict__.items()},
+                     "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
                      "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,
                      "estimated_seconds": 0.0 if states[run.name] == "complete" else seconds})
     return rows
@@ -339,7 +352,7 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
         return
     header = ["run", "state", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
               "head", "estimate"]
-    table = [[r["run"], r["state"], str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
+    table = [[r["run"] + ("*" if not r["settings_final"] else ""), r["state"], str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
               f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
               f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
               if r["kind"] == "classifier" else "–", _duration(r["estimated_seconds"])] for r in rows]
@@ -350,6 +363,9 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
     print(f"\n{len(rows)} runs, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
           f"time of the rest on this machine, one run at a time: {_duration(total)} (from a probe of "
           "each model: training and evaluation speed over a few batches after a warm-up)", file=out)
+    if not all(r["settings_final"] for r in rows):
+        print('* encoder = "best": chosen once the autoencoders are trained; until then the first '
+              "autoencoder's settings stand in for its model and its estimate", file=out)
 
 
 # ------------------------------------------------------------------ a whole study

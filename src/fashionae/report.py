@@ -11,6 +11,7 @@ embedded (data: URIs), to send the page alone. tests/test_report.py renders it i
 from __future__ import annotations
 
 import base64
+import math
 import html
 import re
 from pathlib import Path
@@ -67,7 +68,7 @@ def verdict_text(c: dict) -> str:
 
 def _effect(c: dict) -> tuple[str, str]:
     """(the effect, its interval or why there is none)."""
-    if c["effect"] is None:
+    if c["effect"] is None or not math.isfinite(c["effect"]):  # no seed, or a run diverged
         return "–", c["ci_reason"] or "–"
     pct = c["unit"] == "relative"
     fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
@@ -203,14 +204,26 @@ def tables(results: dict) -> list[Table]:
 
 def _ablation_summary(ablation: list[dict]) -> str:
     """Which changes of the ablation move the validation MSE beyond doubt, and which way."""
+    seeds = min(a["seeds"] for a in ablation)
+    if seeds < MIN_SEEDS:
+        return (f"With {_count(seeds, 'seed')} the ablation gives no verdict (that takes {MIN_SEEDS}: "
+                f"--seeds {MIN_SEEDS}); its table gives each change" + (" with its interval." if seeds > 1 else "."))
+
     def said(a: dict) -> str:
         return f"“{a['change']}”, {100 * a['val_mse']['effect']:+.1f} %"
-    by = {v: [a for a in ablation if a["val_mse"].get("verdict") == v] for v in ("lower", "higher")}
-    rest = len(ablation) - len(by["lower"]) - len(by["higher"])
-    if len(ablation) == 1:
-        verb = "lowers" if by["lower"] else "raises" if by["higher"] else None
-        return (f"The ablation's change, {said(ablation[0])}, " + (f"{verb} the validation MSE beyond doubt."
-                if verb else "moves the validation MSE by less than its interval can tell (or has too few seeds)."))
+    diverged = [f"“{a['change']}”" for a in ablation if not math.isfinite(a["val_mse"]["effect"])]
+    note = f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else ""
+    judged = [a for a in ablation if math.isfinite(a["val_mse"]["effect"])]
+    by = {v: [a for a in judged if a["val_mse"].get("verdict") == v] for v in ("lower", "higher")}
+    rest = len(judged) - len(by["lower"]) - len(by["higher"])
+    if not judged:
+        return note.strip()
+    if len(judged) == 1:
+        a = judged[0]
+        verb = {"lower": "lowers", "higher": "raises"}.get(a["val_mse"].get("verdict"))
+        return (f"The ablation's change “{a['change']}” ({100 * a['val_mse']['effect']:+.1f} %) "
+                + (f"{verb} the validation MSE beyond doubt." if verb else
+                   "moves the validation MSE by less than its interval can tell.") + note)
     phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} beyond doubt ({'; '.join(map(said, by[v]))})"
                for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
     if rest and phrases:
@@ -218,7 +231,8 @@ def _ablation_summary(ablation: list[dict]) -> str:
     elif rest:
         phrases.append("none moves {it} beyond doubt")
     phrases = [p.format(it="the validation MSE" if k == 0 else "it") for k, p in enumerate(phrases)]
-    return f"Of the ablation's {len(ablation)} changes, " + "; ".join(phrases) + "."
+    return (f"Of the ablation's {len(judged)} changes" + (" with a figure on every seed" if diverged else "") + ", "
+            + "; ".join(phrases) + "." + note)
 
 
 def summary(results: dict) -> list[str]:
@@ -229,13 +243,17 @@ def summary(results: dict) -> list[str]:
     s = [f"The {results['study']} study ({results['profile']} profile) trained {_count(len(aes), 'autoencoder')}"
          + (f" and {_count(len(clfs), 'classifier')}" if clfs else "")
          + f" on {dataset} with {_count(n, 'seed')}, validated on {val}."]
-    if aes:
-        ranked = sorted(aes, key=lambda a: a["test_mse"]["mean"])
+    diverged = [a["name"] for a in aes if not math.isfinite(a["test_mse"]["mean"])]
+    if diverged:
+        s.append(f"{', '.join(diverged)} had a run that diverged (a figure that is not a number): "
+                 "left out of the ranking below.")
+    ranked = sorted((a for a in aes if a["name"] not in diverged), key=lambda a: a["test_mse"]["mean"])
+    if ranked:
         # PCA beside the best linear autoencoder that PCA was fitted at (k = its latent size)
         beside = [(a, row) for a in ranked for row in [_pca_row(results, a["latent"])]
                   if row and row["k"] == a["latent"]]
         s.append(f"The lowest mean test MSE per pixel is {ranked[0]['name']}'s, {_f(ranked[0]['test_mse'])}"
-                 + (f", the highest {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(aes) > 1 else "")
+                 + (f", the highest {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(ranked) > 1 else "")
                  + (f"; PCA with {beside[0][1]['k']} components reaches {beside[0][1]['test_mse']:.4f} "
                     f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
     trained = [c for c in clfs if c["strategy"] != "random-frozen"]

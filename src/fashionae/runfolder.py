@@ -232,6 +232,8 @@ class RunFolder:
             keys = EPOCH_FIGURES + (CLASSIFIER_EPOCH_FIGURES if self.config().model.task == CLASSIFIER else ())
             if not all(isinstance(r, dict) and all(is_number(r.get(k)) for k in keys) for r in rows):
                 raise self.damaged(self.METRICS, f"holds a row without an epoch's figures ({', '.join(keys)})")
+            if [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
+                raise self.damaged(self.METRICS, "does not number its epochs 1, 2, 3, … in order")
         if self.is_complete() and len(rows) != (epochs := self.summary()["epochs"]):
             raise self.damaged(self.METRICS, f"holds {len(rows)} epochs where {self.SUMMARY} says {epochs}")
         return rows

@@ -189,14 +189,15 @@ def _check_tables(d: dict, source: str) -> None:
         _typed(TrainConfig, clf_train, "[classifiers.train]", source)
 
 
-def _refuse_seed(merged: dict, source: str) -> None:
+def _refuse_seed(d: dict, source: str, at: str = "") -> None:
     """A study trains every run once per seed, so a ``seed`` in a file's train table would be
-    overridden; it is refused, not ignored (study.json, written by fashionae, may hold one)."""
-    tables = [("[train]", merged.get("train"))]
-    if isinstance(merged.get("classifiers"), dict):
-        tables.append(("[classifiers.train]", merged["classifiers"].get("train")))
-    if isinstance(merged.get("autoencoders"), list):
-        tables += [(f"autoencoders[{i}].train", a.get("train")) for i, a in enumerate(merged["autoencoders"])
+    overridden; it is refused, not ignored (study.json, written by fashionae, may hold one).
+    ``d``: the file's top level, or with ``at`` = "profiles.NAME." one of its profiles."""
+    tables = [(f"[{at}train]", d.get("train"))]
+    if isinstance(d.get("classifiers"), dict):
+        tables.append((f"[{at}classifiers.train]", d["classifiers"].get("train")))
+    if isinstance(d.get("autoencoders"), list):
+        tables += [(f"{at}autoencoders[{i}].train", a.get("train")) for i, a in enumerate(d["autoencoders"])
                    if isinstance(a, dict)]
     for where, table in tables:
         if isinstance(table, dict) and "seed" in table:
@@ -228,15 +229,26 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     if profile and profile not in profiles:
         raise UserError(f"study file {source} has no profile {profile!r}; "
                         f"choose one of {', '.join(profiles) or '(none)'}")
-    if profile and not isinstance(profiles[profile], dict):
-        raise UserError(f"study file {source}: [profiles.{profile}] must be a table")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
+    _refuse_seed(base, source)
+
+    def merged_profile(name: str) -> dict:
+        if not isinstance(profiles[name], dict):
+            raise UserError(f"study file {source}: [profiles.{name}] must be a table")
+        _refuse_seed(profiles[name], source, f"profiles.{name}.")
+        merged = deep_merge(base, profiles[name])
+        _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {name!r}", source)
+        merged.setdefault("name", path.stem)
+        return merged
+
     if profile:
         _check_tables(base, source)
-    merged = deep_merge(base, profiles[profile]) if profile else base
-    _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {profile!r}", source)
-    merged.setdefault("name", path.stem)
-    _refuse_seed(merged, source)
+    # every profile is checked now, not only the one asked for: a typo in another is said when
+    # the file loads, not when that profile first runs
+    for other in profiles:
+        if other != profile:
+            parse_study(merged_profile(other), f"{source} (profile {other!r})", other)
+    merged = merged_profile(profile) if profile else {**base, "name": base.get("name", path.stem)}
     if seeds is not None:
         if problem := SEEDS(seeds):
             raise UserError(f"--seeds {problem}")
@@ -339,6 +351,9 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if c.baseline not in names or c.variant not in names:
             raise UserError(f"study file {source}: ablation {c.change!r} must compare two autoencoders "
                             f"of the study (known: {', '.join(names)})")
+        if c.baseline == c.variant:
+            raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
+                            "name the autoencoder that differs as its variant")
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),

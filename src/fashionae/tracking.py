@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .data import Dataset, make_splits
-from .errors import require
+from .errors import UserError, require
 from .runfolder import RunConfig, RunFolder
 from .training import to_inputs
 
@@ -30,13 +30,21 @@ IMAGE_EVERY = 5   # epochs between two grids (the first and the last epoch alway
 
 
 def logged_scalars(path: Path) -> dict[str, list]:
-    """The scalars a run's event files hold, by tag, after earlier purges."""
+    """The scalars a run's event files hold, by tag, after earlier purges (none without the
+    folder). A path that is no folder, or event files that cannot be read, are one line: the
+    events are a view of metrics.jsonl, so the folder can go and be written again."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    if not path.is_dir():
+    if not path.exists() and not path.is_symlink():
         return {}
-    events = EventAccumulator(str(path), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    try:
+        if not path.is_dir():
+            raise NotADirectoryError("not a folder")
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        events.Reload()
+        return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    except Exception as e:  # OSError, or tensorboard's own errors on a damaged file
+        raise UserError(f"{path} cannot hold this run's TensorBoard events ({e}); delete it: fashionae writes "
+                        "them again from metrics.jsonl") from None
 
 
 class TensorBoardLogger:
