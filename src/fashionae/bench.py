@@ -166,7 +166,7 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
     """(training, evaluation) images per second of a model at its batch size and precision:
     the best of three timings of a few steps each, after a warm-up (the best, since other work
     on the machine only ever slows a timing down). The estimate behind ``study --plan``."""
-    from .training import EVAL_BATCH, autocast
+    from .training import EVAL_BATCH, autocast, train_step
     torch.manual_seed(0)
     model = build_model(model_config).to(t.device)
     if t.channels_last:
@@ -177,11 +177,7 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
     y = torch.zeros(t.batch_size, dtype=torch.long, device=t.device)
 
     def step():
-        with autocast(t):
-            out = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+        train_step(model, opt, x, y, t)
 
     def timed(fn, n: int) -> float:
         fn()

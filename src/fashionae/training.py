@@ -215,6 +215,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
 Callback = Callable[[list[dict]], None]  # called after every epoch with the history so far
 
 
+def train_step(net: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               cfg: TrainConfig, weight: torch.Tensor | None = None):
+    """One optimisation step: the forward pass under autocast, backward, Adam; the model's
+    output. ``weight`` scales the loss under torchrun (see ``Dist.shard``)."""
+    with autocast(cfg):
+        out = net(xb, yb)
+    opt.zero_grad(set_to_none=True)
+    (out.loss if weight is None else out.loss * weight).backward()
+    opt.step()
+    return out
+
+
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig,
         checkpoint: Path | None = None, callbacks: list[Callback] = (),
@@ -263,11 +275,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             lr = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
-            with autocast(cfg):
-                out = net(xb, yb)
-            opt.zero_grad(set_to_none=True)
-            (out.loss * weight if dist.active else out.loss).backward()
-            opt.step()
+            out = train_step(net, opt, xb, yb, cfg, weight if dist.active else None)
             counted = weight > 0  # a stand-in image (see Dist.shard) adds nothing to the figures
             sums["loss"] += out.loss.detach().double() * len(yb) * counted
             for k, v in model.metrics(out, yb).items():
