@@ -614,7 +614,12 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
     assert _ablation_summary([line("a", -0.2, "not shown", seeds=2)]) == (
         "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change with its "
         "interval.")
-    assert _ablation_summary([line("a", -0.2, "not shown", seeds=1)]).startswith("With 1 seed the ablation gives no")
+    assert _ablation_summary([line("a", -0.2, "not shown", seeds=1)]) == (
+        "With 1 seed the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change.")
+    assert _ablation_summary([unclear]) == ("The ablation's change “c” (+1.0 %) moves the validation MSE by less "
+                                            "than its interval can tell.")
+    assert _ablation_summary([line("d", float("nan"), "not shown"), line("e", float("nan"), "not shown")]) == (
+        "“d”, “e”: a run diverged, so no verdict.")
     nan = line("d", float("nan"), "not shown")
     assert _ablation_summary([lower, nan]) == ("The ablation's change “a” (-20.0 %) lowers the validation MSE beyond "
                                                "doubt. “d”: a run diverged, so no verdict.")
@@ -664,3 +669,14 @@ def test_a_diverged_autoencoder_is_named_and_left_out_of_the_ranking():
     text = summary(results)
     assert text[1] == "b had a run that diverged (a figure that is not a number): left out of the ranking below."
     assert text[2] == "The lowest mean test MSE per pixel is a's, 0.0250 ± 0.0071, the highest c's, 0.0450 ± 0.0071."
+
+
+def test_an_ablation_cell_gives_the_change_its_interval_and_a_verdict_only_where_there_is_one():
+    def cell(seeds, verdict, ci=(-0.3, -0.1), reason=None):
+        return _ablation_effect({"seeds": seeds, "val_mse": {"effect": -0.2, "ci": ci, "ci_reason": reason,
+                                                             "verdict": verdict}}, "val_mse")
+    assert cell(3, "lower") == "-20.0 % [-30.0 %, -10.0 %]: lower"
+    assert cell(3, "higher") == "-20.0 % [-30.0 %, -10.0 %]: higher"
+    assert cell(3, "not shown") == "-20.0 % [-30.0 %, -10.0 %]"
+    assert cell(2, "not shown") == "-20.0 % [-30.0 %, -10.0 %] (2 seeds: no verdict)"
+    assert cell(1, "not shown", None, "one seed: no spread to measure") == "-20.0 % one seed: no spread to measure"

@@ -172,6 +172,17 @@ def test_a_study_run_again_with_tensorboard_logs_its_finished_runs(small_data_di
     assert "tensorboard: the events of 2 finished runs written from metrics.jsonl" in capsys.readouterr().err
     for run in runs:
         assert_events_hold(run, metrics(run))
+    assert main([*args, "--tensorboard"]) == 0
+    assert "tensorboard:" not in capsys.readouterr().err  # written once
+
+
+def test_a_finished_run_asked_for_its_events_without_the_extra_names_it(small, tmp_path, monkeypatch):
+    from fashionae.errors import UserError
+    execute(ae(tensorboard=False), tmp_path / "done", data=small, **QUIET)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    with pytest.raises(UserError, match=r"^--tensorboard needs tensorboard, which is not installed: "
+                                        r"pip install 'fashionae\[tensorboard\]'$"):
+        execute(ae(tensorboard=True), tmp_path / "done", data=small, **QUIET)
 
 
 def test_without_the_extra_one_line_names_it(small_data_dir, tmp_path, capsys, monkeypatch):
@@ -214,5 +225,6 @@ def test_a_tensorboard_path_that_cannot_hold_events_is_one_line(small, small_dat
                        "--data-dir", small_data_dir, "--no-verify", "--out", run)
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"fashionae: error: {events} cannot hold this run's TensorBoard events (")
+    assert (damage != "a file") or "(not a folder)" in err
     assert err.endswith("); delete it: fashionae writes them again from metrics.jsonl\n")
     assert (run / "summary.json").read_text() == summary

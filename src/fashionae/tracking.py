@@ -120,10 +120,8 @@ def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
     require("tensorboard", "tensorboard", "--tensorboard")
     if "final/val_loss" in logged_scalars(folder / folder.TENSORBOARD):  # ``close`` wrote them
         return False
-    cfg = folder.config()
-    t = cfg.train
-    logger = TensorBoardLogger(folder, cfg, folder.load_model(),
-                               make_splits(data, t.val, t.train_subset, t.eval_subset).val_x)
+    cfg = folder.config()  # the grid's images: the first of the validation set, whatever its subset
+    logger = TensorBoardLogger(folder, cfg, folder.load_model(), make_splits(data, cfg.train.val).val_x)
     logger(folder.metrics())
     logger.close(folder.summary())
     return True
