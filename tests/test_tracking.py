@@ -228,3 +228,16 @@ def test_a_tensorboard_path_that_cannot_hold_events_is_one_line(small, small_dat
     assert (damage != "a file") or "(not a folder)" in err
     assert err.endswith("); delete it: fashionae writes them again from metrics.jsonl\n")
     assert (run / "summary.json").read_text() == summary
+
+
+def test_the_backfilled_grid_is_the_one_the_run_would_have_logged(small, tmp_path):
+    """The same run (validated on the test set here) trained with --tensorboard, and trained
+    without it and then asked for its events: their last reconstruction grids are the same image."""
+    from dataclasses import replace
+    cfg = ae(epochs=2)
+    cfg = replace(cfg, train=replace(cfg.train, val="test"))
+    execute(cfg, tmp_path / "live", data=small, **QUIET)
+    execute(replace(cfg, train=replace(cfg.train, tensorboard=False)), tmp_path / "later", data=small, **QUIET)
+    execute(cfg, tmp_path / "later", data=small, **QUIET)
+    live, later = (events(tmp_path / name).Images("reconstructions")[-1] for name in ("live", "later"))
+    assert (live.step, live.encoded_image_string) == (later.step, later.encoded_image_string)
