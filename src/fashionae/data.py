@@ -422,7 +422,8 @@ def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = No
     n = len(ds.train_images)
     if val == "holdout":
         order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-        train_idx, val_idx = order[held_out_size(n):], order[:held_out_size(n)]
+        k = held_out_size(n)
+        train_idx, val_idx = order[k:], order[:k]
         s = Splits(ds.train_images[train_idx], ds.train_labels[train_idx],
                    ds.train_images[val_idx], ds.train_labels[val_idx],
                    ds.test_images, ds.test_labels,

@@ -11,8 +11,8 @@ embedded (data: URIs), to send the page alone. tests/test_report.py renders it i
 from __future__ import annotations
 
 import base64
-import math
 import html
+import math
 import re
 from pathlib import Path
 
