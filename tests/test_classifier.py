@@ -4,6 +4,7 @@ import shutil
 import pytest
 import torch
 
+from fashionae.data import load_fashion_mnist
 from fashionae.errors import UserError
 from fashionae.modelfile import load_model
 from fashionae.models import ModelConfig
@@ -18,10 +19,12 @@ def train_cfg(**kw):
                                  **ON_DEVICE), **kw})
 
 
-@pytest.fixture
-def ae_run(tiny, tmp_path):
-    out = tmp_path / "ae"
-    execute(RunConfig(model=ModelConfig(latent=32), train=train_cfg()), out, data=tiny, **QUIET)
+@pytest.fixture(scope="module")
+def ae_run(data_dir, tmp_path_factory):
+    """One autoencoder for the module's classifiers; a test that changes it works on a copy."""
+    out = tmp_path_factory.mktemp("ae") / "ae"
+    execute(RunConfig(model=ModelConfig(latent=32), train=train_cfg()), out,
+            data=load_fashion_mnist(data_dir, verify=False), **QUIET)
     return out
 
 
@@ -93,7 +96,8 @@ def test_bad_encoders(tiny, ae_run, tmp_path):
     # a model file that does not match its run's settings
     other = tmp_path / "other"
     execute(RunConfig(model=ModelConfig(latent=16), train=train_cfg(epochs=1)), other, data=tiny, **QUIET)
-    shutil.copy(other / "model.safetensors", ae_run / "model.safetensors")
+    copy = shutil.copytree(ae_run, tmp_path / "ae")
+    shutil.copy(other / "model.safetensors", copy / "model.safetensors")
     with pytest.raises(UserError, match="does not match"):
-        execute(clf("finetune", ae_run), tmp_path / "o", data=tiny, **QUIET)
+        execute(clf("finetune", copy), tmp_path / "o", data=tiny, **QUIET)
     assert not (tmp_path / "o").exists()
