@@ -317,12 +317,12 @@ def describe(plan: list[PlannedRun], states: dict[str, str], study: Study, folde
     for run in plan:
         cfg, final = known_config(run, study, folder)
         cfg = with_data(replace(cfg, train=cfg.train.resolved()), data)
-        seconds = estimate_seconds(cfg, data, probes)
+        done = states[run.name] == "complete"  # no probe of a model that will not train
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
                      "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
                      "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,
-                     "estimated_seconds": 0.0 if states[run.name] == "complete" else seconds})
+                     "estimated_seconds": 0.0 if done else estimate_seconds(cfg, data, probes)})
     return rows
 
 

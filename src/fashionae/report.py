@@ -449,7 +449,8 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     groups = [(g, fs) for g, fs in groups if fs]
     overview = [f for f in figures if f[0] == "overview"]
 
-    md = [f"# {title}", "**Summary.** " + " ".join(summary(results)),
+    said = " ".join(summary(results))
+    md = [f"# {title}", "**Summary.** " + said,
           "**Contents:** " + " · ".join(f"[{SECTIONS[a]}](#{a})" for a in sections)]
     md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in overview]
     md += ['<a id="about"></a>', "## About this study", *about]
@@ -476,7 +477,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
         return f'<section id={anchor}><h2>{heading}</h2>{"".join(parts)}</section>'
 
     body = [f"<header><h1>{html.escape(title)}</h1>",
-            f"<p class=summary><b>Summary.</b> {html.escape(' '.join(summary(results)))}</p>",
+            f"<p class=summary><b>Summary.</b> {html.escape(said)}</p>",
             "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{a}">{html.escape(SECTIONS[a])}</a></li>'
                                                 for a in sections) + "</ul></nav></header>",
             section("overview", "<div class=grid>" + "".join(map(figure, overview)) + "</div>"),
