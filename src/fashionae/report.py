@@ -2,7 +2,7 @@
 the run folders (reached through ``StudyFolder``/``RunFolder``; no dataset needed).
 
 It opens with a summary (the main figures and the verdicts) and a table of contents, then
-two overview figures, what the study is, the claims and the tables (figures right-aligned),
+two overview figures, what the study is, the claims and the tables (rendered by ``pages.py``),
 the figures two or three to a row on a wide screen (one on a phone), and the provenance of
 every run. ``report.html`` links ``figures/``; with ``self_contained`` the figures are
 embedded (data: URIs), to send the page alone. tests/test_report.py renders it in a browser.
@@ -13,10 +13,9 @@ from __future__ import annotations
 import base64
 import html
 import math
-import re
 from pathlib import Path
 
-from . import plots
+from . import pages, plots
 from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
@@ -371,59 +370,6 @@ def _notes(anchor: str, header: list[str]) -> list[str]:
     return notes
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    """Verdicts confirmed or refuted in bold, the others in italics (lighter, as on the page)."""
-    def cell(c: str, i: int) -> str:
-        if header[i] == "verdict" and c:
-            return f"**{c}**" if c in ("confirmed", "refuted") else f"*{c}*"
-        return c.replace("|", "/")
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(cell(c, i) for i, c in enumerate(r)) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-_NUMBER = r"[-+]?\d[\d,]*(\.\d+)?( ?%| pts| s)?"
-_FIGURE = re.compile(rf"\[?{_NUMBER}(( ± |, | / ){_NUMBER})?\]?( \(k=\d+\))?")
-
-
-def _is_number(cell: str) -> bool:
-    """A figure: "0.0123", "+4.5 %", "12.3 ± 0.4", "[-1.0 %, +2.0 %]", "3,242,081" (not "2.13.0")."""
-    return bool(_FIGURE.fullmatch(cell))
-
-
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    """Numeric columns right-aligned with tabular figures; a verdict column coloured by its verdict;
-    long text wraps (anywhere, in a path) while short cells and figures stay on one line."""
-    numeric = [sum(map(_is_number, col)) * 2 >= sum(c != "–" for c in col) for col in zip(*rows)] \
-        if rows else [False] * len(header)
-
-    def cell(c: str, i: int) -> str:
-        cls = ["num"] * numeric[i] + (["nw"] if _is_number(c) or len(c) <= 32 else ["long"])
-        if header[i] == "verdict" and c:
-            cls.append(c.split(" (")[0].replace(" ", "-"))
-        return f"<td class='{' '.join(cls)}'>{html.escape(c)}</td>"
-
-    head = "".join(f"<th{' class=num' if numeric[i] else ''}>{html.escape(h)}</th>" for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(cell(c, i) for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-
-
-STYLE = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:1400px;margin:0 auto;
-padding:1em;line-height:1.45;color:#222;overflow-wrap:break-word}h1{font-size:1.5em;margin:.2em 0 .6em}
-h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{margin:1.2em 0 .4em}
-.summary{background:#f6f8fa;border-left:4px solid #2a7ae2;padding:.6em 1em;margin:0 0 1em}
-nav ul{columns:3 12em;margin:.3em 0;padding-left:1.2em}.note{font-size:13px;color:#555}
-.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.6em 0;font-size:13px}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
-.num{text-align:right;font-variant-numeric:tabular-nums}.nw{white-space:nowrap}
-.long{min-width:14em;overflow-wrap:anywhere}
-.confirmed{color:#176f2c;font-weight:700}.refuted{color:#b3261e;font-weight:700}
-.inconclusive,.not-tested{color:#888}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,420px),1fr));gap:1.2em 1.5em}
-.grid .wide{grid-column:1/-1}figure{margin:0;min-width:0}img{max-width:100%;height:auto;display:block}
-figcaption{font-size:13px;color:#444;margin-top:.3em}"""
-
-
 def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
     folder = StudyFolder(out)
     figures = draw_figures(folder, results)
@@ -455,12 +401,12 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in overview]
     md += ['<a id="about"></a>', "## About this study", *about]
     for anchor, caption, header, rows in tabs:
-        md += [f'<a id="{anchor}"></a>', f"## {caption}", _md_table(header, rows)] + _notes(anchor, header)
+        md += [f'<a id="{anchor}"></a>', f"## {caption}", pages.md_table(header, rows)] + _notes(anchor, header)
     md += ['<a id="figures"></a>', "## Figures"]
     for g, fs in groups:
         md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in fs]
-    md += ['<a id="provenance"></a>', "## Provenance", _md_table(["item", "value"], items),
-           _md_table(run_header, run_rows)]
+    md += ['<a id="provenance"></a>', "## Provenance", pages.md_table(["item", "value"], items),
+           pages.md_table(run_header, run_rows)]
     atomic_write(folder / folder.REPORT_MD, "\n\n".join(md) + "\n")
 
     def figure(f: Figure) -> str:
@@ -484,12 +430,13 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
             section("about", *(f"<p>{html.escape(p)}</p>" for p in about))]
     for anchor, caption, header, rows in tabs:
         notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor, header)]
-        body.append(section(anchor, _html_table(header, rows), *notes, heading=caption))
+        body.append(section(anchor, pages.html_table(header, rows), *notes, heading=caption))
     body.append(section("figures", *(f"<h3>{FIGURE_GROUPS[g]}</h3><div class=grid>" + "".join(map(figure, fs))
                                      + "</div>" for g, fs in groups)))
-    body.append(section("provenance", _html_table(["item", "value"], items), _html_table(run_header, run_rows)))
+    body.append(section("provenance", pages.html_table(["item", "value"], items),
+                        pages.html_table(run_header, run_rows)))
     page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+            f"<style>{pages.STYLE}</style></head><body>{''.join(body)}</body></html>\n")
     atomic_write(folder / folder.REPORT_HTML, page)
     return folder / folder.REPORT_HTML

@@ -1,0 +1,61 @@
+"""The report's two pages, as text: tables in markdown and in HTML (figures right-aligned,
+verdicts coloured, long text wrapping), and the HTML page's style. What the tables say is
+``report.py``'s."""
+
+from __future__ import annotations
+
+import html
+import re
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """Verdicts confirmed or refuted in bold, the others in italics (lighter, as on the page)."""
+    def cell(c: str, i: int) -> str:
+        if header[i] == "verdict" and c:
+            return f"**{c}**" if c in ("confirmed", "refuted") else f"*{c}*"
+        return c.replace("|", "/")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cell(c, i) for i, c in enumerate(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+_NUMBER = r"[-+]?\d[\d,]*(\.\d+)?( ?%| pts| s)?"
+_FIGURE = re.compile(rf"\[?{_NUMBER}(( ± |, | / ){_NUMBER})?\]?( \(k=\d+\))?")
+
+
+def is_number(cell: str) -> bool:
+    """A figure: "0.0123", "+4.5 %", "12.3 ± 0.4", "[-1.0 %, +2.0 %]", "3,242,081" (not "2.13.0")."""
+    return bool(_FIGURE.fullmatch(cell))
+
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    """Numeric columns right-aligned with tabular figures; a verdict column coloured by its verdict;
+    long text wraps (anywhere, in a path) while short cells and figures stay on one line."""
+    numeric = [sum(map(is_number, col)) * 2 >= sum(c != "–" for c in col) for col in zip(*rows)] \
+        if rows else [False] * len(header)
+
+    def cell(c: str, i: int) -> str:
+        cls = ["num"] * numeric[i] + (["nw"] if is_number(c) or len(c) <= 32 else ["long"])
+        if header[i] == "verdict" and c:
+            cls.append(c.split(" (")[0].replace(" ", "-"))
+        return f"<td class='{' '.join(cls)}'>{html.escape(c)}</td>"
+
+    head = "".join(f"<th{' class=num' if numeric[i] else ''}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(cell(c, i) for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+
+
+STYLE = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:1400px;margin:0 auto;
+padding:1em;line-height:1.45;color:#222;overflow-wrap:break-word}h1{font-size:1.5em;margin:.2em 0 .6em}
+h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{margin:1.2em 0 .4em}
+.summary{background:#f6f8fa;border-left:4px solid #2a7ae2;padding:.6em 1em;margin:0 0 1em}
+nav ul{columns:3 12em;margin:.3em 0;padding-left:1.2em}.note{font-size:13px;color:#555}
+.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
+.num{text-align:right;font-variant-numeric:tabular-nums}.nw{white-space:nowrap}
+.long{min-width:14em;overflow-wrap:anywhere}
+.confirmed{color:#176f2c;font-weight:700}.refuted{color:#b3261e;font-weight:700}
+.inconclusive,.not-tested{color:#888}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,420px),1fr));gap:1.2em 1.5em}
+.grid .wide{grid-column:1/-1}figure{margin:0;min-width:0}img{max-width:100%;height:auto;display:block}
+figcaption{font-size:13px;color:#444;margin-top:.3em}"""
