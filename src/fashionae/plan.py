@@ -107,19 +107,21 @@ def known_config(run: PlannedRun, study: Study, folder: StudyFolder) -> tuple[Ru
 
 
 def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
-                data: Dataset) -> tuple[dict[str, str], dict[str, str]]:
+                data: Dataset) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[RunConfig, bool]]]:
     """The state of every run ('new', 'resume', 'complete', or 'changed': its folder holds a run
-    the study file no longer asks for), and why each changed one is. A classifier whose encoder
+    the study file no longer asks for), why each changed one is, and its resolved settings as
+    far as they are known (``known_config``: the settings, and whether they are final). A classifier whose encoder
     is changed or not finished was trained on an earlier encoder: changed too, although its own
     settings may read the same. A "best" classifier whose encoder is sound, while some of the
     autoencoders it compares are not finished, cannot be judged yet: ``run_study`` checks the
     plan again once they are."""
-    states, why = {}, {}
+    states, why, known = {}, {}, {}
     for run in plan:
         run_folder = folder.run(run.name)
         unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
-        cfg, _ = known_config(run, study, folder)
+        cfg, final = known_config(run, study, folder)
         cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
+        known[run.name] = cfg, final
         if not run_folder.is_run():
             states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
             continue
@@ -141,13 +143,13 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
             states[run.name], why[run.name] = "changed", reason
         else:
             states[run.name] = run_folder.progress()
-    return states, why
+    return states, why, known
 
 
 def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:
     """The state of every run, checked before anything runs: run folders holding runs the study
     no longer asks for are refused now, all of them in one message, not halfway through."""
-    states, why = plan_states(plan, study, folder, data)
+    states, why, _ = plan_states(plan, study, folder, data)
     refuse_changed(why, folder)
     return states
 
@@ -303,20 +305,19 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     folder.check_holds(study)
     data = load_dataset(study.dataset, data_dir, verify)
     plan = make_plan(study)
-    states, changed = plan_states(plan, study, folder, data)
-    print_plan(describe(plan, states, study, folder, data), as_json)
+    states, changed, known = plan_states(plan, study, folder, data)
+    print_plan(describe(plan, states, known, data), as_json)
     refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
 
 
-def describe(plan: list[PlannedRun], states: dict[str, str], study: Study, folder: StudyFolder,
+def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tuple[RunConfig, bool]],
              data: Dataset) -> list[dict]:
-    """One JSON-able row per run: its settings as far as they are known (``known_config``;
+    """One JSON-able row per run: its settings as far as they are known (``plan_states``;
     ``settings_final`` says whether they are), its state and an estimated wall time from a
     timing probe of its model on this machine."""
     rows, probes = [], {}
     for run in plan:
-        cfg, final = known_config(run, study, folder)
-        cfg = with_data(replace(cfg, train=cfg.train.resolved()), data)
+        cfg, final = known[run.name]
         done = states[run.name] == "complete"  # no probe of a model that will not train
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
