@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from fashionae.data import load_fashion_mnist
@@ -24,6 +25,12 @@ V01 = Path(__file__).parent / "data" / "v0.1"
 def run_config() -> RunConfig:
     t = TrainConfig(epochs=2, batch_size=50, train_subset=200, eval_subset=100, device="cpu", precision="fp32")
     return RunConfig(model=ModelConfig(latent=4), train=t)
+
+
+# The folders were written where ATen and oneDNN run their AVX-512 kernels. A CPU without them
+# (an AVX2-only EPYC) sums the same floats in another order, so there the result of the same
+# code differs in the last bits of fp32, and only closeness can be asked for.
+WRITTEN_WITH = "AVX512"
 
 
 def test_v01_run_folders_resume_exactly_and_stay_finished(tmp_path):
@@ -47,9 +54,15 @@ def _resume_v01(tmp_path):
     assert "already finished" in messages[0]
     execute(run_config(), tmp_path / "unfinished", data=data, **QUIET)
     # 0.1's checkpoint resumed by today's code gives 0.1's own uninterrupted result, bit for bit
-    assert read_metrics(tmp_path / "unfinished") == read_metrics(V01 / "finished")
+    # on the kernels that wrote it
+    exact = torch.backends.cpu.get_cpu_capability() == WRITTEN_WITH
+    resumed, finished = read_metrics(tmp_path / "unfinished"), read_metrics(V01 / "finished")
+    assert [row.keys() for row in resumed] == [row.keys() for row in finished]
+    for got, want in zip(resumed, finished):
+        assert got == want if exact else got == pytest.approx(want, rel=1e-5)
     old, new = RunFolder(V01 / "finished").load_model(), RunFolder(tmp_path / "unfinished").load_model()
-    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+    for a, b in zip(old.state_dict().values(), new.state_dict().values()):
+        assert torch.equal(a, b) if exact else torch.allclose(a, b, rtol=1e-5, atol=1e-6)
     run = LoadedRun(V01 / "finished")
     assert run.classes[6] == "Shirt" and run.embed(torch.rand(2, 1, 28, 28)).shape == (2, 4)
 
