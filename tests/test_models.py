@@ -433,3 +433,42 @@ def test_an_image_size_the_encoder_cannot_halve_twice_is_refused(size, problem):
     with pytest.raises(UserError, match=r"^image-size " + problem):
         ModelConfig(image_size=size).validate()
     assert ModelConfig(image_size=(8, 12)).validate().image_size == (8, 12)
+
+
+@pytest.mark.parametrize("encoder_type,decoder,arch", [("paper", "k2", "linear"), ("strided", "k3", "conv"),
+                                                        ("paper", "k4", "linear"), ("strong", "resize", "conv")])
+@pytest.mark.parametrize("precision,channels_last", [("fp32", True), ("fp32", False), ("bf16", True)])
+def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder, arch, precision, channels_last):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder_type=encoder_type, decoder=decoder, arch=arch)).eval()
+    x = torch.rand(5, 1, 28, 28)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.no_grad():  # the layers one by one
+            plain = model.reconstruct(x)
+        with torch.inference_mode():  # a convolution and its ReLU as one call
+            fused = model.reconstruct(x)
+    assert fused.dtype == plain.dtype
+    assert torch.equal(fused, plain)
+
+
+def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
+    from fashionae import models
+    fused = []
+    plain_fused = models.FUSED_CONV_RELU[torch.nn.Conv2d]
+    monkeypatch.setitem(models.FUSED_CONV_RELU, torch.nn.Conv2d,
+                        lambda conv, *args: fused.append(conv) or plain_fused(conv, *args))
+    first, second = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Conv2d(2, 2, 3, padding=1)
+    layers = models.Layers(first, torch.nn.ReLU(), second, torch.nn.Sigmoid())
+    x = torch.randn(2, 1, 6, 6)
+    with torch.inference_mode():
+        layers.train()(x)
+        assert fused == []  # training mode: every layer by itself
+        out = layers.eval()(x)
+    assert fused == [first]  # the second convolution has no ReLU after it
+    with torch.no_grad():
+        assert torch.equal(out, torch.sigmoid(second(torch.relu(first(x)))))
+        layers(x)
+    assert fused == [first]  # outside inference mode (autograd, ONNX export): the plain layers
