@@ -241,8 +241,12 @@ def test_out_holding_another_study_is_refused(tmp_path):
     assert json.loads((out / "study.json").read_text())["name"] == "other"
 
 
-def test_future_study_compares_encoder_types(data_dir, tmp_path):
+def test_future_study_compares_encoder_types(data_dir, tmp_path, monkeypatch):
     """Several encoders in one classifier stage, and the latent-space section."""
+    from fashionae import explore
+    # the probes on 1,000 codes, not 10,000: embedding 10,000 images with the strong encoder
+    # four times took 45 s of this test on a 2-core AVX2 CPU
+    monkeypatch.setattr(explore, "FIT_IMAGES", 1_000)
     s = load_study(STUDIES / "future.toml", "smoke")
     s.autoencoders = [a for a in s.autoencoders if a.model.arch == "linear"]  # keep the test short
     s.classifiers.strategies = ["finetune"]
@@ -251,7 +255,7 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path):
     names = [c["name"] for c in results["classifiers"]]
     assert names == ["paper-512/finetune", "strided-512/finetune", "strong-512/finetune"]
     assert (out / "runs" / "clf-strong-512-finetune-seed0" / "summary.json").is_file()
-    assert all(a["explore"]["knn_acc"] > 0 for a in results["autoencoders"])
+    assert all(a["explore"]["knn_acc"] > 0 and a["explore"]["fit_images"] == 1_000 for a in results["autoencoders"])
     page = (out / "report.html").read_text()
     assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page
 
