@@ -152,8 +152,11 @@ class Layers(nn.Sequential):
 
 
 def fused_conv_relu_here(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+    """Where PyTorch runs these convolutions with oneDNN too (for a single small image it runs its
+    own, whose sums differ in the last bits)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and len(x) > 1
+            and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled)
 
 
 FUSED_CONV_RELU = {  # layer type -> its forward pass with ReLU, as one oneDNN call
