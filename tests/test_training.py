@@ -203,3 +203,15 @@ def test_a_training_step_does_not_page_fault_its_activations_in_again():
         step()
     # measured: about 11,000 faults a step without it, under 200 with it
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5 < 1_000
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_emulated_bf16_is_named_before_it_trains(tiny, tmp_path, monkeypatch, native):
+    import fashionae.training as training
+    monkeypatch.setattr(training, "native_bf16", lambda device: native)
+    cfg, said = ae_run(epochs=1, precision="bf16", train_subset=100, eval_subset=50), []
+    execute(cfg, tmp_path / "run", data=tiny, log=said.append)
+    warning = training.slow_precision(cfg.train.resolved())
+    assert [m for m in said if "bf16 is emulated" in m] == ([] if native else [f"{tmp_path / 'run'}: {warning}"])
+    assert (warning is None) == native
+    assert training.slow_precision(training.TrainConfig(precision="fp32", device="cpu")) is None

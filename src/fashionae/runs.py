@@ -24,7 +24,7 @@ from .errors import UserError
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
 from .runfolder import STRATEGIES, RunConfig, RunFolder
-from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, to_inputs
+from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, slow_precision, to_inputs
 
 Log = Callable[[str], None]
 
@@ -211,6 +211,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             log(f"{label}: resuming from its last finished epoch")
         elif state == "resume":
             log(f"{label}: no checkpoint to resume from, so it trains from epoch 1")
+        if warning := slow_precision(t):
+            log(f"{label}: {warning}")
         callbacks, tensorboard = [], None
         if dist.rank == 0:
             def write_and_log(history: list[dict]) -> None:

@@ -102,6 +102,15 @@ def native_bf16(device: str) -> bool:
         return False
 
 
+def slow_precision(cfg: TrainConfig) -> str | None:
+    """A line for a resolved precision that this hardware only emulates, else None."""
+    if cfg.precision != "bf16" or native_bf16(cfg.device):
+        return None
+    where = "GPU" if cfg.device == "cuda" else "CPU (it has neither AVX-512-BF16 nor AMX)"
+    return (f"bf16 is emulated on this {where}, so this run trains many times slower than in fp32 "
+            "(89 against about 1,500 images/s on a 2-core AVX2 EPYC); --precision auto chooses fp32 here")
+
+
 def configure_device(cfg: TrainConfig) -> None:
     """CUDA's numerics: TF32 matrix products for fp32 (allowed by the protocol, recorded in each
     run's environment), unless ``deterministic`` asks for bit-reproducible runs: then
