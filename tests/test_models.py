@@ -435,10 +435,22 @@ def test_an_image_size_the_encoder_cannot_halve_twice_is_refused(size, problem):
     assert ModelConfig(image_size=(8, 12)).validate().image_size == (8, 12)
 
 
-@pytest.mark.parametrize("encoder_type,decoder,arch", [("paper", "k2", "linear"), ("strided", "k3", "conv"),
-                                                        ("paper", "k4", "linear"), ("strong", "resize", "conv")])
+def count_fused(monkeypatch) -> list:
+    """The convolutions run fused from now on, in order."""
+    from fashionae import models
+    fused = []
+    for kind, plain_fused in list(models.FUSED_CONV_RELU.items()):
+        monkeypatch.setitem(models.FUSED_CONV_RELU, kind,
+                            lambda conv, x, f=plain_fused: fused.append(conv) or f(conv, x))
+    return fused
+
+
+@pytest.mark.parametrize("encoder_type,decoder,arch,pairs", [("paper", "k2", "linear", 3), ("strided", "k3", "conv", 5),
+                                                              ("paper", "k4", "linear", 3), ("strong", "resize", "conv", 0)])
 @pytest.mark.parametrize("precision,channels_last", [("fp32", True), ("fp32", False), ("bf16", True)])
-def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder, arch, precision, channels_last):
+def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder, arch, pairs, precision, channels_last,
+                                                          monkeypatch):
+    fused = count_fused(monkeypatch)
     torch.manual_seed(0)
     model = build_model(ModelConfig(encoder_type=encoder_type, decoder=decoder, arch=arch)).eval()
     if channels_last:
@@ -451,17 +463,37 @@ def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder,
             with torch.no_grad():  # the layers one by one
                 plain = model.reconstruct(x)
             with torch.inference_mode():  # a convolution and its ReLU as one call
-                fused = model.reconstruct(x)
-        assert fused.dtype == plain.dtype
-        assert torch.equal(fused, plain)
+                fused_out = model.reconstruct(x)
+        assert fused_out.dtype == plain.dtype
+        assert torch.equal(fused_out, plain)
+    # the strong encoder's ReLU follows a batch norm, the resize decoder's convolution is nested
+    assert len(fused) == (pairs if precision == "fp32" else 0)
+
+
+def test_inference_keeps_nan_where_relu_keeps_it(monkeypatch):
+    """oneDNN's ReLU turns NaN into 0: a diverged model must still evaluate as NaN."""
+    fused = count_fused(monkeypatch)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).eval()
+    x = torch.rand(4, 1, 28, 28)
+    for damage in ("weight", "pixel"):
+        broken, images = build_model(ModelConfig()).eval(), x.clone()
+        broken.load_state_dict(model.state_dict())
+        if damage == "weight":
+            broken.encoder.features[0].weight.data[3] = float("nan")
+        else:
+            images[0, 0, 5, 5] = float("nan")
+        with torch.no_grad():
+            plain = broken.reconstruct(images)
+        with torch.inference_mode():
+            out = broken.reconstruct(images)
+        assert torch.isnan(plain).any() and torch.equal(torch.isnan(out), torch.isnan(plain))
+    assert fused == []
 
 
 def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
     from fashionae import models
-    fused = []
-    plain_fused = models.FUSED_CONV_RELU[torch.nn.Conv2d]
-    monkeypatch.setitem(models.FUSED_CONV_RELU, torch.nn.Conv2d,
-                        lambda conv, *args: fused.append(conv) or plain_fused(conv, *args))
+    fused = count_fused(monkeypatch)
     first, second = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Conv2d(2, 2, 3, padding=1)
     layers = models.Layers(first, torch.nn.ReLU(), second, torch.nn.Sigmoid())
     x = torch.randn(2, 1, 6, 6)
@@ -474,3 +506,17 @@ def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
         assert torch.equal(out, torch.sigmoid(second(torch.relu(first(x)))))
         layers(x)
     assert fused == [first]  # outside inference mode (autograd, ONNX export): the plain layers
+
+    dropout = models.Layers(first, models.ReLUDropout(0.5)).eval()
+    dropout[1].train()  # dropout left on in an evaluated stack: not a ReLU
+    with torch.inference_mode():
+        dropout(x)
+        for tracer in (torch.compiler, torch.jit):  # torch.compile and torch.jit.trace see the plain layers
+            with monkeypatch.context() as m:
+                m.setattr(tracer, "is_compiling" if tracer is torch.compiler else "is_tracing", lambda: True)
+                layers(x)
+    assert fused == [first]
+
+    double = models.Layers(torch.nn.Conv2d(1, 2, 3).double(), torch.nn.ReLU()).eval()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="should be the same"):
+        double(x)  # PyTorch's own message for a model and input of different types

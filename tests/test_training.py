@@ -206,12 +206,16 @@ def test_a_training_step_does_not_page_fault_its_activations_in_again():
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_emulated_bf16_is_named_before_it_trains(tiny, tmp_path, monkeypatch, native):
+def test_emulated_bf16_is_named_before_it_trains_or_evaluates(tiny, tmp_path, monkeypatch, native):
     import fashionae.training as training
+    from fashionae.runs import evaluate_run
     monkeypatch.setattr(training, "native_bf16", lambda device: native)
     cfg, said = ae_run(epochs=1, precision="bf16", train_subset=100, eval_subset=50), []
     execute(cfg, tmp_path / "run", data=tiny, log=said.append)
+    evaluate_run(tmp_path / "run", cfg.train.device, data_dir=tiny.folder, verify=False, log=said.append)
     warning = training.slow_precision(cfg.train.resolved())
-    assert [m for m in said if "bf16 is emulated" in m] == ([] if native else [f"{tmp_path / 'run'}: {warning}"])
     assert (warning is None) == native
+    assert [m for m in said if "bf16 is emulated" in m] == ([] if native else [
+        f"{tmp_path / 'run'}: {warning}; --precision auto chooses fp32 here",
+        f"{tmp_path / 'run'}: it was trained in bf16, measured again in bf16 here, and {warning}"])
     assert training.slow_precision(training.TrainConfig(precision="fp32", device="cpu")) is None

@@ -129,20 +129,21 @@ class ReLUDropout(Dropout):
 
 class Layers(nn.Sequential):
     """``nn.Sequential`` (same modules, same state-dict keys) whose inference on the CPU, in
-    fp32, runs a convolution and the ReLU after it as one oneDNN call: the ReLU is applied to
-    the convolution's output before it is written, instead of in a pass of its own over memory.
-    Bit-identical to the layers one by one (``tests/test_models.py``); evaluating the paper
-    autoencoder runs 1.12x faster on an AVX2 EPYC (``benchmarks/README.md``). Only in eval mode
-    under ``torch.inference_mode``, so training, autograd and ONNX export see the plain layers;
-    not under bf16 autocast, where it has not been measured."""
+    fp32, runs a convolution and the ReLU right after it as one oneDNN call: the ReLU is applied
+    to the convolution's output before it is written, instead of in a pass of its own over
+    memory. Bit-identical to the layers one by one (``tests/test_models.py``); evaluating the
+    paper autoencoder runs 1.1x faster on an AVX2 EPYC (``benchmarks/README.md``). Only in eval
+    mode under ``torch.inference_mode``, never while compiling or tracing, so training,
+    autograd, ONNX export and ``torch.compile`` see the plain layers; not under bf16 autocast,
+    where it has not been measured."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x):
+        if (self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x)
+                or not finite(x) or not all(finite(p) for p in self.parameters())):
             return super().forward(x)
         layers, i = list(self), 0
         while i < len(layers):
-            if type(layers[i]) in FUSED_CONV_RELU and i + 1 < len(layers) \
-                    and isinstance(layers[i + 1], (nn.ReLU, ReLUDropout)) and not layers[i + 1].training:
+            if i + 1 < len(layers) and fusable(layers[i], layers[i + 1], x):
                 x = FUSED_CONV_RELU[type(layers[i])](layers[i], x)
                 i += 2
             else:
@@ -152,11 +153,24 @@ class Layers(nn.Sequential):
 
 
 def fused_conv_relu_here(x: torch.Tensor) -> bool:
-    """Where PyTorch runs these convolutions with oneDNN too (for a single small image it runs its
-    own, whose sums differ in the last bits)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and len(x) > 1
-            and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled)
+    """Outside ``torch.compile`` and ``torch.jit.trace``, where PyTorch runs these convolutions
+    with oneDNN too (for a single small image it runs its own, whose sums differ in the last bits)."""
+    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing() and x.device.type == "cpu"
+            and x.dtype == torch.float32 and len(x) > 1 and not torch.is_autocast_enabled("cpu")
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+def fusable(conv: nn.Module, relu: nn.Module, x: torch.Tensor) -> bool:
+    return (type(conv) in FUSED_CONV_RELU and isinstance(relu, (nn.ReLU, ReLUDropout)) and not relu.training
+            and conv.weight.dtype == x.dtype)
+
+
+def finite(t: torch.Tensor) -> bool:
+    """No NaN or infinity in ``t``, by one sum (a sum that overflows says no too). The fused
+    calls need it of their input and weights: oneDNN's ReLU turns NaN into 0 where ``torch.relu``
+    keeps it, and a diverged model must not evaluate as a finite one. (From finite inputs and
+    weights a NaN needs sums beyond 3e38.)"""
+    return bool(torch.isfinite(t.sum()))
 
 
 FUSED_CONV_RELU = {  # layer type -> its forward pass with ReLU, as one oneDNN call

@@ -212,7 +212,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         elif state == "resume":
             log(f"{label}: no checkpoint to resume from, so it trains from epoch 1")
         if warning := slow_precision(t):
-            log(f"{label}: {warning}")
+            log(f"{label}: {warning}; --precision auto chooses fp32 here")
         callbacks, tensorboard = [], None
         if dist.rank == 0:
             def write_and_log(history: list[dict]) -> None:
@@ -284,12 +284,14 @@ def summarize(model, history: list[dict], splits, t: TrainConfig, classes: tuple
 
 
 def evaluate_run(run_dir: str | Path, device: str = "auto", data_dir: str | None = None,
-                 verify: bool = True) -> list[tuple[str, dict, int]]:
+                 verify: bool = True, log: Log = stderr) -> list[tuple[str, dict, int]]:
     """``fashionae eval``: reload a finished run's model and measure it again on its
-    validation and test sets: [(set name, figures, images)]."""
+    validation and test sets, in the precision it was trained in: [(set name, figures, images)]."""
     folder = RunFolder(run_dir).require()
     cfg = folder.config()
     t = replace(cfg.train, device=device).validate().resolved()
+    if warning := slow_precision(t):
+        log(f"{run_dir}: it was trained in bf16, measured again in bf16 here, and {warning}")
     model = folder.load_model(t.device)
     splits = make_splits(folder.load_data(data_dir, verify), t.val, t.train_subset, t.eval_subset)
     return [(name, evaluate(model, to_inputs(x, t.device), y.to(t.device), t), len(x))
