@@ -531,6 +531,33 @@ def test_a_study_with_a_finished_run_whose_model_is_gone_says_what_to_do(data_di
                                        "gone; delete the folder and run the same command again to train it again\n")
 
 
+@pytest.mark.parametrize("damage", ["truncated model", "metrics line", "summary key"])
+def test_a_finished_run_with_a_damaged_file_is_refused_before_anything_trains(data_dir, tmp_path, capsys, damage):
+    """Not "kept as is", and not found only by the report after every other run has trained."""
+    text = TINY_TRAIN + "".join(f'[[autoencoders]]\nname = "{n}"\narch = "linear"\nlatent = 8\n' for n in ("a", "b"))
+    args = ["study", str(write(tmp_path, text)), "--out", str(tmp_path / "st"), "--data-dir", str(data_dir),
+            "--no-verify"]
+    assert main(args) == 0
+    run, other = (tmp_path / "st" / "runs" / f"ae-{n}-seed0" for n in ("a", "b"))
+    shutil.rmtree(other)  # to be trained again, unless the damage is found first
+    if damage == "truncated model":
+        (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:1000])
+    elif damage == "metrics line":
+        with (run / "metrics.jsonl").open("a") as f:
+            f.write('{"epoch": 2}\n')
+    else:
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "epochs"}))
+    damaged = {f: (run / f).read_bytes() for f in ("model.safetensors", "metrics.jsonl", "summary.json")}
+    for command in (args + ["--plan"], args):
+        capsys.readouterr()
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fashionae: error: ") and err.rstrip(")\n").endswith(f"delete {run} and run its command again")
+        assert err.count("\n") == 1 and not other.exists()  # one line, and nothing trained
+    assert all((run / f).read_bytes() == data for f, data in damaged.items())
+
+
 def test_the_study_file_page_names_every_key_and_its_template_runs(tmp_path):
     """docs/study-files.md lists every key a study file takes, and its example is the template
     studies/compare.toml's, whose profiles load (two autoencoders, one ablation line)."""

@@ -151,12 +151,15 @@ class RunFolder:
 
     def progress(self) -> str:
         """'complete' or 'resume', for a folder that holds the run asked for. A finished run whose
-        model file is gone is refused: it can be neither kept nor resumed."""
+        model file is gone, or whose files are damaged, is refused before anything trains: it
+        can be neither kept nor resumed."""
         if not self.is_complete():
             return "resume"
         if not (self / self.MODEL).is_file():
             raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; delete the folder "
                             "and run the same command again to train it again")
+        self.metrics()  # and summary.json, and that the two agree
+        self.load_model()
         return "complete"
 
     def differences(self, cfg: RunConfig) -> list[str]:
@@ -247,7 +250,10 @@ class RunFolder:
 
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained model, checked against the run's settings, in eval mode."""
-        model = load_model(self / self.MODEL)
+        try:
+            model = load_model(self / self.MODEL)
+        except UserError as e:
+            raise UserError(f"{e} (delete {self.path} and run its command again)") from None
         if model.config != self.config().model:
             raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}: one of "
                             "them was edited or replaced; delete the folder and train the run again")
