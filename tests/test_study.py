@@ -185,7 +185,12 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
      "\\[profiles.quick.classifiers.train\\]: seed is set by the study"),
     # every profile is checked when the file loads, not only the one asked for
     (MINIMAL + "[profiles.quick]\nseeds = 2\n[profiles.other]\ntrain = { epochz = 1 }\n",
-     "^study file s.toml \\(profile 'other'\\): unknown key 'epochz' in \\[train\\]"),
+     "^study file s.toml: unknown key 'epochz' in \\[profiles.other.train\\]"),
+    (MINIMAL + "[profiles.quick]\nseeds = 2\n[profiles.other]\nmodel = { dropout = 2 }\n",
+     "^study file s.toml: \\[profiles.other.model\\]: dropout must be"),
+    # what every profile shares is said as the file's, not as the first other profile's
+    ('[[autoencoders]]\nname = "a"\ndropuot = 0.1\n[profiles.quick]\nseeds = 2\n[profiles.aaa]\nseeds = 1\n',
+     "^study file s.toml: unknown key 'dropuot' in autoencoders\\[0\\]"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\n[[ablation]]\nchange = "x"\nbaseline = "b"\nvariant = "b"\n',
      "ablation 'x' compares b with itself; name the autoencoder that differs as its variant"),
 ])

@@ -169,7 +169,7 @@ def _typed(cls, d: dict, where: str, source: str, **fixed):
         raise UserError(f"study file {source}: {where}: {e}") from None
 
 
-def _check_tables(d: dict, source: str) -> None:
+def _check_tables(d: dict, source: str, at: str = "") -> None:
     """A study dict's settings tables, each checked as it is written: its keys, and each value
     on its own. ``parse_study`` checks a merged study so; ``load_study`` also checks the top level
     before a profile is merged over it, which would hide a bad value the profile overrides (a
@@ -180,13 +180,13 @@ def _check_tables(d: dict, source: str) -> None:
             ("baselines", Baselines, set(Baselines.__dataclass_fields__), {}),
             ("explore", Explore, set(Explore.__dataclass_fields__), {})):
         if key in d:
-            _check_keys(d[key], allowed, f"[{key}]", source)
-            _typed(cls, d[key], f"[{key}]", source, **fixed)
+            _check_keys(d[key], allowed, f"[{at}{key}]", source)
+            _typed(cls, d[key], f"[{at}{key}]", source, **fixed)
     if "classifiers" in d:
-        _check_keys(d["classifiers"], CLF_KEYS, "[classifiers]", source)
+        _check_keys(d["classifiers"], CLF_KEYS, f"[{at}classifiers]", source)
         clf_train = d["classifiers"].get("train", {})
-        _check_keys(clf_train, settings.keys(TrainConfig, CLASSIFIER), "[classifiers.train]", source)
-        _typed(TrainConfig, clf_train, "[classifiers.train]", source)
+        _check_keys(clf_train, settings.keys(TrainConfig, CLASSIFIER), f"[{at}classifiers.train]", source)
+        _typed(TrainConfig, clf_train, f"[{at}classifiers.train]", source)
 
 
 def _refuse_seed(d: dict, source: str, at: str = "") -> None:
@@ -236,6 +236,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         if not isinstance(profiles[name], dict):
             raise UserError(f"study file {source}: [profiles.{name}] must be a table")
         _refuse_seed(profiles[name], source, f"profiles.{name}.")
+        _check_tables(profiles[name], source, f"profiles.{name}.")  # said where the profile says it
         merged = deep_merge(base, profiles[name])
         _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {name!r}", source)
         merged.setdefault("name", path.stem)
@@ -243,11 +244,6 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
 
     if profile:
         _check_tables(base, source)
-    # every profile is checked now, not only the one asked for: a typo in another is said when
-    # the file loads, not when that profile first runs
-    for other in profiles:
-        if other != profile:
-            parse_study(merged_profile(other), f"{source} (profile {other!r})", other)
     merged = merged_profile(profile) if profile else {**base, "name": base.get("name", path.stem)}
     if seeds is not None:
         if problem := SEEDS(seeds):
@@ -255,7 +251,13 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         merged["seeds"] = seeds
     if train_overrides:
         merged["train"] = {**merged.get("train", {}), **train_overrides}
-    return parse_study(merged, source, profile or "default")
+    study = parse_study(merged, source, profile or "default")  # first, so what all share is said plainly
+    # every profile is checked now, not only the one asked for: a typo in another is said when
+    # the file loads, not when that profile first runs
+    for other in profiles:
+        if other != profile:
+            parse_study(merged_profile(other), f"{source} (profile {other!r})", other)
+    return study
 
 
 def parse_study(merged: dict, source: str, profile: str) -> Study:
