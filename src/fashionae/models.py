@@ -320,7 +320,7 @@ class Decoder(nn.Module):
         else:
             self.unbottleneck = nn.Identity()
         self.layers = Layers(UPSAMPLE[cfg.decoder](channels, 32), ReLUDropout(cfg.dropout),
-                                    UPSAMPLE[cfg.decoder](32, 1), nn.Sigmoid())
+                             UPSAMPLE[cfg.decoder](32, 1), nn.Sigmoid())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.layers(self.unbottleneck(z))
