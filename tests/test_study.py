@@ -162,6 +162,9 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
     (MINIMAL + "[classifiers]\nencoder = \"a\"\ntrain = 5\n", "\\[classifiers.train\\] must be a table"),
     (MINIMAL + "[classifiers]\nencoder = \"a\"\n[classifiers.train]\nfoo = 1\n",
      "unknown key 'foo' in \\[classifiers.train\\]; known keys: augment, "),
+    # seed is not offered among the keys: the study sets it, and refuses it in the file
+    (MINIMAL + "[train]\nepoch = 1\n", "unknown key 'epoch' in \\[train\\]; known keys: .*schedule, "
+     "tensorboard, train_eval_subset"),
     # a bad value the chosen profile overrides is still refused where it is written
     (MINIMAL + "[train]\nepochs = \"ten\"\n[profiles.quick]\ntrain = { epochs = 1 }\n",
      "^study file s.toml: \\[train\\]: epochs must be a positive integer, got 'ten'$"),
@@ -469,8 +472,8 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     states = {json.loads(line)["run"]: json.loads(line)["state"] for line in listing.splitlines()}
     assert states == {"ae-a-seed0": "changed", "ae-a-seed1": "changed", "ae-b-seed0": "complete",
                       "ae-b-seed1": "complete", "clf-finetune-seed0": "changed", "clf-finetune-seed1": "changed"}
-    assert err == (f"fashionae: error: 4 run folders of {runs} hold runs that the study file no longer asks "
-                   "for: ae-a-seed0 (model.dropout: 0.2 there, 0.1 now), ae-a-seed1 (model.dropout: 0.2 there, "
+    assert err == (f"fashionae: error: 4 run folders of {runs} hold runs that differ from what the study asks "
+                   "for now: ae-a-seed0 (model.dropout: 0.2 there, 0.1 now), ae-a-seed1 (model.dropout: 0.2 there, "
                    "0.1 now), clf-finetune-seed0 (trained on an earlier ae-a-seed0), clf-finetune-seed1 "
                    "(trained on an earlier ae-a-seed1); delete them and run the study again (its other "
                    "finished runs are kept), or choose another --out\n")

@@ -160,7 +160,7 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
     shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
     more = f" and {len(why) - 6} more" if len(why) > 6 else ""
     raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder.path / 'runs'} "
-                    f"hold{'s' if len(why) == 1 else ''} runs that the study file no longer asks for: "
+                    f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
                     f"{', '.join(shown)}{more}; delete {'them' if len(why) > 1 else 'it'} and run the study "
                     "again (its other finished runs are kept), or choose another --out")
 

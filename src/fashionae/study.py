@@ -156,7 +156,7 @@ def _check_keys(table, allowed: set, where: str, source: str) -> None:
     unknown = set(table) - allowed
     if unknown:
         raise UserError(f"study file {source}: unknown key {sorted(unknown)[0]!r} in {where}; "
-                        f"known keys: {', '.join(sorted(allowed))}")
+                        f"known keys: {', '.join(sorted(allowed - {'seed'}))}")  # the study sets the seed
 
 
 def _typed(cls, d: dict, where: str, source: str, **fixed):
