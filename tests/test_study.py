@@ -520,8 +520,8 @@ def test_more_seeds_keep_the_classifiers_of_a_best_encoder_that_stays_best(data_
     (out / "report.md").unlink()
     assert main(["study", str(write(tmp_path, body.format(seeds=4, encoder="best"))), *common]) == 2
     err = capsys.readouterr().err.splitlines()[-1]  # after the study's log
-    assert err.startswith(f"fashionae: error: 3 run folders of {runs} hold runs that the study file no "
-                          "longer asks for: clf-frozen-seed0 (trained on ae-wide-seed0, the encoder is now "
+    assert err.startswith(f"fashionae: error: 3 run folders of {runs} hold runs that differ from what the "
+                          "study asks for now: clf-frozen-seed0 (trained on ae-wide-seed0, the encoder is now "
                           "ae-narrow-seed0), ")
     assert (runs / "ae-wide-seed3" / "summary.json").is_file() and not (out / "report.md").exists()
 
