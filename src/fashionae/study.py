@@ -31,6 +31,7 @@ from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, 
 from .training import TrainConfig
 
 SEEDS = integer_in(1, 100)  # the check of a study's number of seeds
+SET_BY_THE_STUDY = "seed"  # a train setting the study sets, each run once per seed: never in a file
 TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoencoders", "classifiers", "ablation",
             "baselines", "profiles", "profile_note", "default_profile", "targets", "explore", "profile"}
 AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} | {"name", "train"}
@@ -156,7 +157,7 @@ def _check_keys(table, allowed: set, where: str, source: str) -> None:
     unknown = set(table) - allowed
     if unknown:
         raise UserError(f"study file {source}: unknown key {sorted(unknown)[0]!r} in {where}; "
-                        f"known keys: {', '.join(sorted(allowed - {'seed'}))}")  # the study sets the seed
+                        f"known keys: {', '.join(sorted(allowed - {SET_BY_THE_STUDY}))}")
 
 
 def _typed(cls, d: dict, where: str, source: str, **fixed):
@@ -200,7 +201,7 @@ def _refuse_seed(d: dict, source: str, at: str = "") -> None:
         tables += [(f"{at}autoencoders[{i}].train", a.get("train")) for i, a in enumerate(d["autoencoders"])
                    if isinstance(a, dict)]
     for where, table in tables:
-        if isinstance(table, dict) and "seed" in table:
+        if isinstance(table, dict) and SET_BY_THE_STUDY in table:
             raise UserError(f"study file {source}: {where}: seed is set by the study, each run once per seed; "
                             "remove it, and set how many seeds with seeds = N (or --seeds N)")
 
