@@ -138,12 +138,15 @@ class Layers(nn.Sequential):
     where it has not been measured."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x)
-                or not finite(x) or not all(finite(p) for p in self.parameters())):
+        if self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x):
             return super().forward(x)
-        layers, i = list(self), 0
+        layers = list(self)
+        pairs = {i for i in range(len(layers) - 1) if fusable(layers[i], layers[i + 1], x)}
+        if not pairs or not finite(x) or not all(finite(p) for p in self.parameters()):
+            return super().forward(x)
+        i = 0
         while i < len(layers):
-            if i + 1 < len(layers) and fusable(layers[i], layers[i + 1], x):
+            if i in pairs:
                 x = FUSED_CONV_RELU[type(layers[i])](layers[i], x)
                 i += 2
             else:
