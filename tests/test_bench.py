@@ -7,9 +7,12 @@ from fashionae.cli import main
 
 def test_bench_json_contract(capsys, tmp_path):
     """The benchmark runs and reports its figures and machine; speed itself is never asserted."""
-    assert main(["bench", "--windows", "1", "--images", "300", "--json", "--device", "cpu",
+    assert main(["bench", "--windows", "1", "--images", "300", "--json", "--profile", "--device", "cpu",
                  "--out", str(tmp_path / "b.json")]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out, err = capsys.readouterr()
+    (line,) = out.strip().splitlines()  # stdout is the JSON document alone; the profile goes to stderr
+    result = json.loads(line)
+    assert "aten::convolution_backward" in err and "Self CPU time total" in err
     assert result == json.loads((tmp_path / "b.json").read_text())
     for key in ("reference_img_s", "fashionae_img_s", "ratio", "epoch_ratio", "gflops", "peak_fraction_fp32"):
         assert result[key] > 0

@@ -100,9 +100,14 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert api.predict(img)[0] == ranked[0][0].strip(", ")
     assert abs(api.predict_proba(img)[0].max().item() * 100 - probs[0]) < 0.06
 
+    assert "blank" not in line
+    Image.new("RGB", (50, 60), (200, 30, 30)).save(tmp_path / "red.png")
+    assert main(["classify", str(clf), str(tmp_path / "red.png")]) == 0
+    assert "(the picture is blank, one colour with no garment: these classes say nothing)" in capsys.readouterr().out
+
     # the wrong kind of run, or a non-image: one line, exit 2
     assert main(["classify", str(ae), str(img)]) == 2
-    assert "classify needs a classifier run" in capsys.readouterr().err
+    assert "is an autoencoder run; predicting classes needs a classifier run" in capsys.readouterr().err
     (tmp_path / "notes.txt").write_text("not a picture")
     assert main(["reconstruct", str(ae), str(tmp_path / "notes.txt")]) == 2
     assert "not an image" in capsys.readouterr().err

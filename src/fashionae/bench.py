@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -283,8 +284,8 @@ def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = Fals
         say(f"target for the {kind} kind: ratio >= {target['ratio']}x"
             + (f" and >= {100 * target['peak_fraction_bf16']:.0f}% of the bf16 peak" if target["peak_fraction_bf16"] else "")
             + f", whole-epoch ratio >= training ratio: {'reached' if result['reached'] else 'not reached'}")
-    if show_profile:
-        say(profile_step(cfg))
+    if show_profile:  # with --json, on stderr: stdout stays one JSON document
+        print(profile_step(cfg), file=sys.stderr if as_json else sys.stdout)
     if out:
         from .files import write_json
         write_json(out, result)

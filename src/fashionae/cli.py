@@ -231,10 +231,12 @@ def cmd_classify(a) -> int:
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
     for path in a.images:
-        probs = run.predict_proba(prepare_image(path, a.invert, run.config.image_size))[0]
+        x = prepare_image(path, a.invert, run.config.image_size)
+        probs = run.predict_proba(x)[0]
         top = probs.topk(min(3, len(probs)))
         ranked = ", ".join(f"{run.classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-        print(f"{path}: {ranked}")
+        blank = "" if x.any() else " (the picture is blank, one colour with no garment: these classes say nothing)"
+        print(f"{path}: {ranked}{blank}")
     return 0
 
 
@@ -340,7 +342,7 @@ def build_parser() -> Parser:
     s = sub.add_parser("bench", help="training speed: fashionae's trainer vs an author-style loop")
     s.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     s.add_argument("--windows", type=int, default=5, help="alternating measurement windows")
-    s.add_argument("--profile", action="store_true", help="also print the step's top operators")
+    s.add_argument("--profile", action="store_true", help="also print the step's top operators (on stderr with --json)")
     s.add_argument("--device", default="auto", choices=DEVICES)
     s.add_argument("--out", help="also write the figures, the machine and its target to this JSON file")
     s.add_argument("--images", type=int, default=2000, help="training images per window (default 2000: "

@@ -341,7 +341,7 @@ class LoadedRun:
     @torch.inference_mode()
     def predict_proba(self, images) -> torch.Tensor:
         if self.task != "classifier":
-            raise UserError(f"{self.folder.path} is an autoencoder run; classify needs a classifier run "
+            raise UserError(f"{self.folder.path} is an autoencoder run; predicting classes needs a classifier run "
                             "(fashionae train-clf)")
         return torch.softmax(self.model.logits(self._inputs(images)), dim=1)
 
