@@ -228,6 +228,42 @@ def test_shipped_study_files_load_in_every_profile(path):
     assert load_study(path).profile == raw.get("default_profile", "quick")
 
 
+def test_the_estimate_of_a_run_to_resume_counts_the_epochs_it_has_left():
+    from types import SimpleNamespace
+
+    from fashionae.runfolder import RunConfig
+    from fashionae.training import TrainConfig
+    t = TrainConfig(epochs=4, batch_size=50, val="test", train_subset=1_000, eval_subset=200, train_eval_subset=400)
+    cfg = RunConfig(train=t)
+    data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
+    probes = {(cfg.model, 50, t.precision, t.device, t.channels_last): (100.0, 200.0)}  # img/s: train, evaluate
+    epoch = 1_000 / 100 + (400 + 200) / 200  # 13 s; and the test set once at the end, 1 s
+    assert plan_mod.estimate_seconds(cfg, data, probes) == 4 * epoch + 1
+    assert plan_mod.estimate_seconds(cfg, data, probes, trained=3) == epoch + 1
+    assert plan_mod.estimate_seconds(cfg, data, probes, trained=4) == 1
+
+
+def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_dir, tmp_path, monkeypatch, capsys):
+    from fashionae import bench
+    path = write(tmp_path, 'name = "tiny"\nseeds = 1\n[train]\nepochs = 3\nbatch_size = 50\ntrain_subset = 200\n'
+                           'eval_subset = 100\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+                           '[baselines]\nenabled = false\n')
+    real_execute = plan_mod.execute
+
+    def stop(row):
+        raise KeyboardInterrupt  # after the first epoch's checkpoint
+
+    monkeypatch.setattr(plan_mod, "execute", lambda cfg, folder, **kw: real_execute(cfg, folder, **{**kw, "on_epoch": stop}))
+    with pytest.raises(KeyboardInterrupt):
+        run_study(load_study(path, None), tmp_path / "out", data_dir=str(data_dir), verify=False, **QUIET)
+    monkeypatch.setattr(bench, "probe_speed", lambda model, train: (100.0, 200.0))
+    assert main(["study", str(path), "--plan", "--json", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["state"] == "resume"
+    assert row["estimated_seconds"] == pytest.approx(2 * (200 / 100 + (200 + 100) / 200) + 100 / 200)
+
+
 def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert main(["study", str(PAPER), "--profile", "smoke", "--plan", "--out", str(tmp_path / "plan"),
                  "--data-dir", str(data_dir), "--no-verify"]) == 0
@@ -238,6 +274,20 @@ def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert len([line for line in lines if line.startswith(("ae-", "clf-"))]) == 8
     assert lines[-1].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")
     assert not (tmp_path / "plan").exists()
+
+
+def test_the_plan_warns_once_of_bf16_on_a_machine_that_emulates_it(data_dir, tmp_path, capsys, monkeypatch):
+    from fashionae import training
+    args = ["study", str(PAPER), "--profile", "smoke", "--plan", "--out", str(tmp_path / "plan"),
+            "--data-dir", str(data_dir), "--no-verify", "--device", "cpu", "--precision", "bf16"]
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1
+    assert "warning: 8 of the runs (ae-linear-64-seed0 first) ask for bf16, and bf16 is emulated on this CPU" in err
+    assert err.rstrip().endswith("; --precision auto chooses fp32 here")
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    assert main(args) == 0 and "warning" not in capsys.readouterr().err
 
 
 def test_out_holding_another_study_is_refused(tmp_path):

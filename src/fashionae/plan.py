@@ -24,6 +24,7 @@ from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .runfolder import RunConfig
 from .runs import Log, classifier_from_encoder, classifier_model, execute, stderr, with_data
 from .study import Study, StudyFolder
+from .training import slow_precision
 
 
 @dataclass
@@ -306,31 +307,37 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     data = load_dataset(study.dataset, data_dir, verify)
     plan = make_plan(study)
     states, changed, known = plan_states(plan, study, folder, data)
-    print_plan(describe(plan, states, known, data), as_json)
+    print_plan(describe(plan, states, known, data, folder), as_json)
+    slow = [run.name for run in plan if states[run.name] != "complete" and slow_precision(known[run.name][0].train)]
+    if slow:  # said once here, where a study says it of each run as it starts
+        print(f"warning: {len(slow)} of the runs ({slow[0]} first) ask for bf16, and "
+              f"{slow_precision(known[slow[0]][0].train)}; --precision auto chooses fp32 here", file=sys.stderr)
     refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
 
 
 def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tuple[RunConfig, bool]],
-             data: Dataset) -> list[dict]:
+             data: Dataset, folder: StudyFolder) -> list[dict]:
     """One JSON-able row per run: its settings as far as they are known (``plan_states``;
     ``settings_final`` says whether they are), its state and an estimated wall time from a
-    timing probe of its model on this machine."""
+    timing probe of its model on this machine (for a run to resume, of the epochs it has left;
+    a changed one counts whole: once its folder is deleted it trains from the start)."""
     rows, probes = [], {}
     for run in plan:
         cfg, final = known[run.name]
         done = states[run.name] == "complete"  # no probe of a model that will not train
+        trained = len(folder.run(run.name).metrics()) if states[run.name] == "resume" else 0
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
                      "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
                      "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,
-                     "estimated_seconds": 0.0 if done else estimate_seconds(cfg, data, probes)})
+                     "estimated_seconds": 0.0 if done else estimate_seconds(cfg, data, probes, trained)})
     return rows
 
 
-def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict) -> float:
-    """Wall time of a run: its epochs x (training images / training speed + evaluated images /
-    evaluation speed), the speeds measured by a short probe of its model (a few steps at its
-    batch size, after a warm-up), cached per model and precision."""
+def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int = 0) -> float:
+    """Wall time of a run with ``trained`` epochs done: the epochs left x (training images /
+    training speed + evaluated images / evaluation speed), the speeds measured by a short probe
+    of its model (a few steps at its batch size, after a warm-up), cached per model and precision."""
     from .bench import probe_speed
     t = cfg.train
     key = (cfg.model, t.batch_size, t.precision, t.device, t.channels_last)
@@ -341,7 +348,7 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict) -> float:
     n_train = min(n, t.train_subset or n)
     n_val = min(len(data.test_images), t.eval_subset or len(data.test_images))
     per_epoch = n_train / train_speed + (min(n_train, t.train_eval_subset or n_train) + n_val) / eval_speed
-    return t.epochs * per_epoch + n_val / eval_speed
+    return max(t.epochs - trained, 0) * per_epoch + n_val / eval_speed
 
 
 def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
