@@ -208,11 +208,22 @@ def assert_killed_mid_run(run):
     assert not (run / "summary.json").exists() and not (run / "model.safetensors").exists()
 
 
+def ae_args(data_dir) -> tuple:
+    return ("train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir)
+
+
+@pytest.fixture(scope="module")
+def straight(data_dir, tmp_path_factory):
+    """The run never stopped, which each stopped one must come out as."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    done = fashionae(*ae_args(data_dir), "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_sigkill_and_resume_gives_identical_files(data_dir, tmp_path, sig):
-    args = ("train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir)
-    straight = fashionae(*args, "--out", tmp_path / "straight")
-    assert straight.returncode == 0, straight.stderr
+def test_sigkill_and_resume_gives_identical_files(data_dir, straight, tmp_path, sig):
+    args = ae_args(data_dir)
     victim = tmp_path / "killed"
     run = kill_at_first_checkpoint(fashionae(*args, "--out", victim, wait=False, log=tmp_path / "log"), victim,
                                    sig=sig)
@@ -224,8 +235,8 @@ def test_sigkill_and_resume_gives_identical_files(data_dir, tmp_path, sig):
     done = fashionae(*args, "--out", victim)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
-    assert read(tmp_path / "straight") == read(victim)
-    assert same_weights(tmp_path / "straight" / "model.safetensors", victim / "model.safetensors")
+    assert read(straight) == read(victim)
+    assert same_weights(straight / "model.safetensors", victim / "model.safetensors")
     assert not (victim / "checkpoint.safetensors").exists()
 
 

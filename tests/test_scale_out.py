@@ -18,7 +18,7 @@ from fashionae.errors import UserError
 from fashionae.plan import run_study
 from fashionae.ray_executor import RayExecutor
 from fashionae.study import load_study
-from helpers import PAPER, QUIET, extra_or_skip, read_metrics, same_weights
+from helpers import QUIET, extra_or_skip, read_metrics, same_weights
 
 
 
@@ -64,7 +64,13 @@ def numbers(results: dict):
 # ------------------------------------------------------------------ --executor ray
 
 def test_ray_executor_gives_the_local_executors_numbers(cluster, one_thread, data_dir, tmp_path, capsys):
-    args = ["study", str(PAPER), "--profile", "smoke", "--data-dir", str(data_dir), "--no-verify"]
+    # two autoencoders, and classifiers that wait for the better one: a task that needs others
+    study = tmp_path / "two.toml"
+    study.write_text('name = "two"\nseeds = 1\n[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 400\n'
+                     'eval_subset = 300\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+                     '[[autoencoders]]\nname = "b"\narch = "conv"\n[classifiers]\nencoder = "best"\n'
+                     'strategies = ["frozen", "finetune"]\n[baselines]\nenabled = false\n')
+    args = ["study", str(study), "--data-dir", str(data_dir), "--no-verify"]
     assert main([*args, "--out", str(tmp_path / "local")]) == 0
     assert main([*args, "--out", str(tmp_path / "ray"), "--executor", "ray", "--cpus-per-run", "1"]) == 0
     log = capsys.readouterr().err
@@ -72,7 +78,8 @@ def test_ray_executor_gives_the_local_executors_numbers(cluster, one_thread, dat
     assert numbers(distributed) == numbers(local)
     assert {r["executor"] for r in distributed["runs"]} == {"ray"}
     assert distributed["timing"]["executor"].startswith("ray (local, 4 CPUs")
-    assert log.count(" done on ") == 8  # one line per finished run, with its node
+    assert log.count(" done on ") == 4  # one line per finished run, with its node
+    assert len(distributed["classifiers"]) == 2
     provenance = (tmp_path / "ray" / "report.md").read_text().split("## Provenance")[1]
     assert "| executor | ray (local" in provenance and "| ray |" in provenance
 
