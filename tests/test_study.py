@@ -261,7 +261,14 @@ def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_di
                  "--no-verify"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["state"] == "resume"
-    assert row["estimated_seconds"] == pytest.approx(2 * (200 / 100 + (200 + 100) / 200) + 100 / 200)
+    epoch = 200 / 100 + (200 + 100) / 200
+    assert row["estimated_seconds"] == pytest.approx(2 * epoch + 100 / 200)  # the checkpoint holds epoch 1
+    # a damaged checkpoint: the run will say so when it starts; the plan counts every epoch
+    (tmp_path / "out" / "runs" / "ae-a-seed0" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
+    assert main(["study", str(path), "--plan", "--json", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["estimated_seconds"] == pytest.approx(3 * epoch + 100 / 200)
 
 
 def test_the_plan_as_a_table(data_dir, tmp_path, capsys):

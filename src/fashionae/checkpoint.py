@@ -66,6 +66,18 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, ep
     atomic_write(path, save(tensors, metadata={"state": json.dumps(state), "tensors_sha256": tensors_sha256(tensors)}))
 
 
+def checkpoint_epoch(path: Path) -> int:
+    """The epochs a checkpoint holds, from its header alone (for ``study --plan``'s estimate);
+    0 where there is none or it cannot be read: the run then trains from epoch 1, or says what
+    is wrong with the file when it starts."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), "pt") as f:
+            return int(json.loads(f.metadata()["state"])["epoch"])
+    except Exception:
+        return 0
+
+
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                     shuffle_gen: torch.Generator, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
     """Restore weights, optimizer and this rank's random state; return (epoch, history)."""

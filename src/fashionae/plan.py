@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .baselines import write_baselines
+from .checkpoint import checkpoint_epoch
 from .data import Dataset, held_out_size, load_dataset, make_splits
 from .errors import UserError
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
@@ -325,7 +326,8 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
     for run in plan:
         cfg, final = known[run.name]
         done = states[run.name] == "complete"  # no probe of a model that will not train
-        trained = len(folder.run(run.name).metrics()) if states[run.name] == "resume" else 0
+        run_folder = folder.run(run.name)
+        trained = checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if states[run.name] == "resume" else 0
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
                      "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
