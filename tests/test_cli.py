@@ -48,6 +48,10 @@ def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(ca
     code, _, err = cli(capsys, "report", tmp_path / "typo")
     assert (code, err) == (2, f"fashionae: error: {tmp_path / 'typo'} does not exist; give the --out folder of a "
                               "study (fashionae study)\n")
+    (tmp_path / "notes.txt").write_text("")
+    code, _, err = cli(capsys, "report", tmp_path / "notes.txt")
+    assert (code, err) == (2, f"fashionae: error: {tmp_path / 'notes.txt'} is a file; give the --out folder of a "
+                              "study (fashionae study)\n")
     code, _, err = cli(capsys, "classify", tmp_path, "shoe.png", "--invert", "maybe")
     assert code == 2 and "argument --invert: invalid choice: 'maybe' (choose from 'auto', 'yes', 'no')" in err
 

@@ -1,5 +1,6 @@
 import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -102,8 +103,12 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
 
     assert "blank" not in line
     Image.new("RGB", (50, 60), (200, 30, 30)).save(tmp_path / "red.png")
-    assert main(["classify", str(clf), str(tmp_path / "red.png")]) == 0
-    assert "(the picture is blank, one colour with no garment: these classes say nothing)" in capsys.readouterr().out
+    noise = np.random.default_rng(0).normal(250, 2, (60, 60)).clip(0, 255).astype(np.uint8)  # a scanned blank page
+    Image.fromarray(noise, "L").save(tmp_path / "page.png")
+    assert main(["classify", str(clf), str(tmp_path / "red.png"), str(tmp_path / "page.png")]) == 0
+    notes = capsys.readouterr().out.splitlines()
+    assert len(notes) == 2 and all(n.endswith(": it is blank or nearly so, and these classes say nothing)")
+                                   for n in notes)
 
     # the wrong kind of run, or a non-image: one line, exit 2
     assert main(["classify", str(ae), str(img)]) == 2

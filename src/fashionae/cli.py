@@ -227,7 +227,7 @@ def cmd_reconstruct(a) -> int:
 
 
 def cmd_classify(a) -> int:
-    from .images import prepare_image
+    from .images import is_blank, prepare_image
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
     for path in a.images:
@@ -235,7 +235,8 @@ def cmd_classify(a) -> int:
         probs = run.predict_proba(x)[0]
         top = probs.topk(min(3, len(probs)))
         ranked = ", ".join(f"{run.classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-        blank = "" if x.any() else " (the picture is blank, one colour with no garment: these classes say nothing)"
+        blank = (" (nothing is left to classify once the picture is prepared: it is blank or nearly so, and "
+                 "these classes say nothing)" if is_blank(x) else "")
         print(f"{path}: {ranked}{blank}")
     return 0
 

@@ -20,6 +20,7 @@ import torch
 from .errors import UserError
 
 MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
+FAINT = 0.05  # of the intensity range: a difference this small from the background is background
 
 
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border), always, never
@@ -59,10 +60,10 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")  # transparency -> white, as a product photo
 
-    # 1. trim edges close to the corner colour (within 5 % of the intensity range)
+    # 1. trim edges close to the corner colour (within FAINT of the intensity range)
     a = np.asarray(rgb).astype(np.int16)
     corner = a[0, 0]
-    content = np.abs(a - corner).max(axis=2) > 0.05 * 255
+    content = np.abs(a - corner).max(axis=2) > FAINT * 255
     if content.any():
         rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
         rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
@@ -85,6 +86,12 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     background = min(_border_level(gray), 254.0)
     g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
     return torch.from_numpy(g).unsqueeze(0)
+
+
+def is_blank(x: torch.Tensor) -> bool:
+    """A prepared picture with nothing fainter than background left in it: a blank page, or one
+    whose only marks are noise."""
+    return bool(x.max() < FAINT)
 
 
 def _eight_bit(im, path: Path):

@@ -311,8 +311,9 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     print_plan(describe(plan, states, known, data, folder), as_json)
     slow = [run.name for run in plan if states[run.name] != "complete" and slow_precision(known[run.name][0].train)]
     if slow:  # said once here, where a study says it of each run as it starts
-        print(f"warning: {len(slow)} of the runs ({slow[0]} first) ask for bf16, and "
-              f"{slow_precision(known[slow[0]][0].train)}; --precision auto chooses fp32 here", file=sys.stderr)
+        who = f"{slow[0]} asks" if len(slow) == 1 else f"{len(slow)} runs ({slow[0]} first) ask"
+        print(f"warning: {who} for bf16, and {slow_precision(known[slow[0]][0].train)}; --precision auto "
+              "chooses fp32 here", file=sys.stderr)
     refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
 
 

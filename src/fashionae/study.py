@@ -395,8 +395,9 @@ class StudyFolder:
         return RunFolder(self.path / self.RUNS / name)
 
     def require(self) -> "StudyFolder":
-        if not self.path.exists():
-            raise UserError(f"{self.path} does not exist; give the --out folder of a study (fashionae study)")
+        if not self.path.is_dir():
+            raise UserError(f"{self.path} {'is a file' if self.path.exists() else 'does not exist'}; give the "
+                            "--out folder of a study (fashionae study)")
         if not (self / self.STUDY).is_file():
             raise UserError(f"{self.path} is not a fashionae study folder (no {self.STUDY})")
         return self
