@@ -48,10 +48,22 @@ def test_bad_images(tmp_path):
     (tmp_path / "t.png").write_text("hello")
     (tmp_path / "e.png").write_bytes(b"")
     Image.new("1", (10_000, 5_000)).save(tmp_path / "huge.png")
-    for name, message in (("t.png", "not an image"), ("e.png", "empty"), ("huge.png", "too large"),
+    for name, message in (("t.png", "not an image fashionae can read .UnidentifiedImageError: it is damaged"),
+                          ("e.png", "empty"), ("huge.png", r"too large \(10000x5000\); .*: resize it \(the model sees 28x28\)"),
                           ("absent.png", "does not exist")):
         with pytest.raises(UserError, match=message):
             prepare_image(tmp_path / name)
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    upright = Image.open(photo(tmp_path / "upright.png"))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: stored turned 90 degrees, shown upright
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright.save(tmp_path / "upright.jpg", quality=95)
+    a, b = prepare_image(tmp_path / "upright.jpg"), prepare_image(tmp_path / "phone.jpg")
+    assert (a - b).abs().mean() < 0.02  # the same picture, up to JPEG's losses
+    assert (a - prepare_image(tmp_path / "upright.png").rot90(1, (1, 2))).abs().mean() > 0.1  # which sideways is not
 
 
 def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):

@@ -112,8 +112,19 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
     assert torch.equal(loaded.embed(batch[:, 0]), expected)  # [N, H, W]
     assert torch.equal(loaded.embed(list(batch)), expected)  # a list of [1, H, W] tensors
     assert torch.allclose(loaded.embed(batch[0]), expected[:1], atol=1e-6)  # one image (batch of 1)
+    assert torch.equal(loaded.embed(batch.permute(0, 2, 3, 1).numpy()), expected)  # [N, H, W, 1], channels last
     with pytest.raises(UserError, match=r"must be \[N, 1, 16, 24\], got \[3, 1, 24, 16\]"):
         loaded.embed(batch.transpose(2, 3))
+
+
+def test_a_loaded_runs_outputs_are_ordinary_tensors_a_probe_can_train_on(own_run):
+    _, run = own_run
+    codes = LoadedRun(run).embed(torch.rand(5, 1, 16, 24))
+    assert not codes.is_inference() and not codes.requires_grad
+    probe = torch.nn.Linear(codes.shape[1], 3)
+    torch.nn.functional.cross_entropy(probe(codes), torch.tensor([0, 1, 2, 0, 1])).backward()
+    assert probe.weight.grad is not None
+    codes += 1  # in place, too
 
 
 def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_scales(own_run):

@@ -7,6 +7,7 @@ import torch
 
 from fashionae.modelfile import load_model
 from fashionae.models import ModelConfig, build_model
+from fashionae.results import confusion_text
 from fashionae.runs import RunConfig, build, confusion, execute
 from fashionae.training import TrainConfig, fit
 from helpers import ON_DEVICE, QUIET, synthetic_images
@@ -95,6 +96,10 @@ def test_confusion_matrix_rows_are_true_classes():
                                      [0, 0, 0, 0]]   # d: no test images
     assert r["per_class_acc"] == pytest.approx([1 / 3, 1.0, 0.5, 0.0])
     assert r["most_confused"] == {"true": "a", "predicted": "b", "count": 2}
+    assert confusion_text(r["most_confused"]) == "a taken for b (2×)"
+    # no mistakes: no pair to name (argmax of an all-zero matrix would name a diagonal one)
+    perfect = confusion(true, true, ("a", "b", "c", "d"))["most_confused"]
+    assert confusion_text(perfect) == "none (no test image misclassified)"
 
 
 def test_summary_confusion_agrees_with_the_test_labels(tiny, tmp_path):

@@ -90,10 +90,9 @@ def cmd_train_clf(a) -> int:
     s = train_run(a, "classifier", out, strategy=a.strategy, encoder_run=a.encoder)
     if s is None:
         return 0
-    mc = s["most_confused"]
+    from .results import confusion_text
     print(f"{out}: val acc {s['val_acc']:.4f} (best {s['best_val_acc']:.4f}), test acc "
-          f"{s['test_acc']:.4f}; most confused: {mc['true']} taken for {mc['predicted']} "
-          f"({mc['count']}×); {s['seconds_total']:.0f} s")
+          f"{s['test_acc']:.4f}; most confused: {confusion_text(s['most_confused'])}; {s['seconds_total']:.0f} s")
     return 0
 
 

@@ -46,17 +46,18 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise UserError(f"image {path} is too large ({im.width}x{im.height}); "
-                                    f"the limit is {MAX_PIXELS:,} pixels")
+                    raise UserError(f"image {path} is too large ({im.width}x{im.height}); the limit is "
+                                    f"{MAX_PIXELS:,} pixels: resize it (the model sees {size[1]}x{size[0]})")
                 im.load()
-                rgba = _eight_bit(im, path).convert("RGBA")
+                rgba = _eight_bit(_upright(im), path).convert("RGBA")
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"image {path} is too large (over {MAX_PIXELS:,} pixels)") from None
+        raise UserError(f"image {path} is too large (over {MAX_PIXELS:,} pixels): resize it (the model sees "
+                        f"{size[1]}x{size[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"{path} is not an image fashionae can read ({type(e).__name__}); "
-                        "give a PNG or JPEG file") from None
+        raise UserError(f"{path} is not an image fashionae can read ({type(e).__name__}: it is damaged, "
+                        "truncated or of another kind); give a PNG or JPEG file") from None
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")  # transparency -> white, as a product photo
 
@@ -92,6 +93,16 @@ def is_blank(x: torch.Tensor) -> bool:
     """A prepared picture with nothing fainter than background left in it: a blank page, or one
     whose only marks are noise."""
     return bool(x.max() < FAINT)
+
+
+def _upright(im):
+    """The picture as a viewer shows it: a phone stores its photos sideways, with their
+    orientation in EXIF. A damaged EXIF block leaves the picture as stored."""
+    from PIL import ImageOps
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 (Pillow raises many kinds on malformed EXIF)
+        return im
 
 
 def _eight_bit(im, path: Path):

@@ -20,7 +20,7 @@ from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier
-from .results import classes_of
+from .results import classes_of, confusion_text
 from .study import StudyFolder
 
 
@@ -171,9 +171,7 @@ def tables(results: dict) -> list[Table]:
         clfs = results["classifiers"]
         rows = [[name] + [_f(c["per_class_acc"][i], 1, True) for c in clfs]
                 for i, name in enumerate(classes_of(results))]
-        rows.append(["most confused (seed 0)"] + [f"{c['most_confused']['true']} taken for "
-                                                  f"{c['most_confused']['predicted']} ({c['most_confused']['count']}×)"
-                                                  for c in clfs])
+        rows.append(["most confused (seed 0)"] + [confusion_text(c["most_confused"]) for c in clfs])
         out.append(("per-class", "Per-class test accuracy, %", ["class"] + [c["name"] for c in clfs], rows))
     if results.get("ablation"):
         epochs = {a["name"]: a["epochs"] for a in results["autoencoders"]}

@@ -224,3 +224,10 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
 
 def classes_of(results: dict) -> tuple[str, ...]:
     return tuple(results.get("classes") or CLASSES)
+
+
+def confusion_text(most_confused: dict) -> str:
+    """A classifier's most frequent confusion (its summary's ``most_confused``), in words."""
+    if most_confused["count"] == 0:
+        return "none (no test image misclassified)"
+    return f"{most_confused['true']} taken for {most_confused['predicted']} ({most_confused['count']}×)"

@@ -14,6 +14,7 @@ files through ``RunFolder``. ``LoadedRun`` is a finished run ready to apply to i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -296,11 +297,24 @@ class RunFolder:
         write_json(self / self.SUMMARY, summary)
 
 
+def _applied(method):
+    """``method`` run under ``torch.inference_mode`` (no autograd bookkeeping, fused kernels),
+    its tensor handed back as an ordinary one: a clone made outside inference mode, which
+    autograd and in-place operations accept (a linear probe trained on ``embed``'s codes)."""
+    @functools.wraps(method)
+    def apply(*args, **kwargs) -> torch.Tensor:
+        with torch.inference_mode():
+            out = method(*args, **kwargs)
+        return out.clone()
+    return apply
+
+
 class LoadedRun:
     """A trained run, ready to apply: ``reconstruct``, ``embed``, ``predict``.
 
-    Inputs are float tensors [N, 1, H, W] in [0, 1] (or [N, H, W]: [1, H, W] is one image) of the
-    run's image size, or paths of picture files, converted by ``images.prepare_image``.
+    Inputs are float tensors [N, 1, H, W] in [0, 1] (or [N, H, W]: [1, H, W] is one image; or
+    channels last, [N, H, W, 1]) of the run's image size, or paths of picture files, converted
+    by ``images.prepare_image``. Outputs are ordinary tensors, on the CPU.
     """
 
     def __init__(self, folder: str | Path):
@@ -324,21 +338,23 @@ class LoadedRun:
             images = _pixels(images)
         if images.ndim == 3:  # [N, H, W]: add the channel
             images = images.unsqueeze(1)
+        elif images.ndim == 4 and images.shape[1] != 1 and images.shape[3] == 1:  # [N, H, W, 1]
+            images = images.reshape(len(images), 1, *images.shape[1:3])  # one channel: the same order
         if tuple(images.shape[1:]) != (1, *size):
             raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}], got {list(images.shape)}")
         return images
 
-    @torch.inference_mode()
+    @_applied
     def embed(self, images) -> torch.Tensor:
         return self.model.embed(self._inputs(images))
 
-    @torch.inference_mode()
+    @_applied
     def reconstruct(self, images) -> torch.Tensor:
         if self.task != "autoencoder":
             raise UserError(f"{self.folder.path} is a classifier run; reconstruct needs an autoencoder run")
         return self.model.reconstruct(self._inputs(images)).float()
 
-    @torch.inference_mode()
+    @_applied
     def predict_proba(self, images) -> torch.Tensor:
         if self.task != "classifier":
             raise UserError(f"{self.folder.path} is an autoencoder run; predicting classes needs a classifier run "
