@@ -31,6 +31,16 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     assert f"test: MSE {summary['test_loss']:.5f}  (200 images)" in stdout
 
 
+def test_a_subset_larger_than_the_data_is_said_to_be_all_of_it(capsys, tmp_path):
+    from helpers import write_dataset
+    data = write_dataset(tmp_path / "data", n_train=300, n_test=100)  # 250 to train on, 50 to validate
+    code, _, err = cli(capsys, "train-ae", "--latent", 16, "--epochs", "1", "--train-subset", "1000", "--eval-subset",
+                       "50", "--no-verify", "--data-dir", data, "--out", tmp_path / "ae")
+    assert code == 0 and "train_subset 1,000 is more than the 250 training images; all of them are used" in err
+    assert "eval_subset" not in err
+    assert json.loads((tmp_path / "ae" / "config.json").read_text())["data"]["train_size"] == 250
+
+
 def test_default_out_folders_are_the_ones_the_docs_name(capsys, data_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli(capsys, "train-ae", "--latent", 16, *SMALL, "--data-dir", data_dir)[0] == 0
@@ -48,6 +58,15 @@ def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(ca
     code, _, err = cli(capsys, "report", tmp_path / "typo")
     assert (code, err) == (2, f"fashionae: error: {tmp_path / 'typo'} does not exist; give the --out folder of a "
                               "study (fashionae study)\n")
+    run, study = tmp_path / "run", tmp_path / "study"
+    run.mkdir(), study.mkdir()
+    (run / "config.json").write_text("{}")
+    (study / "study.json").write_text("{}")
+    code, _, err = cli(capsys, "report", run)
+    assert (code, err) == (2, f"fashionae: error: {run} is a run folder, not a study folder; a report is of a study "
+                              f"(fashionae study), and `fashionae eval {run}` measures a run again\n")
+    code, _, err = cli(capsys, "classify", study, "shoe.png")
+    assert (code, err) == (2, f"fashionae: error: {study} is a study folder; give one of its runs, in {study / 'runs'}\n")
     (tmp_path / "notes.txt").write_text("")
     code, _, err = cli(capsys, "report", tmp_path / "notes.txt")
     assert (code, err) == (2, f"fashionae: error: {tmp_path / 'notes.txt'} is a file; give the --out folder of a "

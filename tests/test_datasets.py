@@ -137,9 +137,11 @@ BAD = {
         "{d}/train-images-idx3-ubyte.gz is a damaged gzip file \\(.+\\); get a fresh copy"),
     # not a zip file: numpy takes any such .npz for a pickle, and refuses it as one (ValueError)
     "not an npz": (lambda d: (d.mkdir(), (d / "data.npz").write_bytes(b"not a zip file")),
-                   NPZ + " is not a readable .npz file \\(ValueError\\); save it with numpy.savez"),
+                   NPZ + " is not a readable .npz file \\(ValueError: damaged, or holding object arrays, which fashionae "
+                   "never unpickles\\); save plain numeric arrays with numpy.savez"),
     "pickled npz": (lambda d: write_npz(d, x_train=np.array([{"code": "runs on load"}] * 240, dtype=object)),
-                    NPZ + " is not a readable .npz file \\(ValueError\\); save it with numpy.savez"),
+                    NPZ + " is not a readable .npz file \\(ValueError: damaged, or holding object arrays, which fashionae "
+                   "never unpickles\\); save plain numeric arrays with numpy.savez"),
     "two npz files": (lambda d: (write_npz(d), (d / "more.npz").write_bytes((d / "data.npz").read_bytes())),
                       "{d} holds several .npz files; keep one"),
     "npz without y_test": (lambda d: (d.mkdir(), np.savez(d / "data.npz", x_train=np.zeros((20, 8, 8)))),

@@ -55,6 +55,19 @@ def test_bad_images(tmp_path):
             prepare_image(tmp_path / name)
 
 
+def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
+    """A dataset image saved as a PNG comes back as the dataset holds it (preparing it again,
+    trimmed and sharpened, raised an autoencoder's MSE from 0.018 to 0.031)."""
+    from helpers import synthetic_images
+    pixels = synthetic_images(3, seed=0)[0]
+    pixels[pixels < 40] = 0  # a black background, as Fashion-MNIST's
+    for i, p in enumerate(pixels):
+        Image.fromarray(p.numpy(), "L").save(tmp_path / f"{i}.png")
+        assert torch.equal(prepare_image(tmp_path / f"{i}.png"), p.float().div(255).unsqueeze(0))
+    Image.fromarray(pixels[0].numpy(), "L").resize((56, 56)).save(tmp_path / "big.png")  # another size: prepared
+    assert not torch.equal(prepare_image(tmp_path / "big.png"), pixels[0].float().div(255).unsqueeze(0))
+
+
 def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
     upright = Image.open(photo(tmp_path / "upright.png"))
     exif = Image.Exif()

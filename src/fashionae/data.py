@@ -315,8 +315,9 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         except UserError:
             raise
         except Exception as e:  # zipfile, numpy and pickle refusals all mean the same here
-            raise UserError(f"{npz[0]} is not a readable .npz file ({type(e).__name__}); "
-                            "save it with numpy.savez") from None
+            raise UserError(f"{npz[0]} is not a readable .npz file ({type(e).__name__}: damaged, or holding "
+                            "object arrays, which fashionae never unpickles); save plain numeric arrays with "
+                            "numpy.savez") from None
         for k in ("x_train", "x_test"):
             a = arr[k]
             if a.ndim == 4 and a.shape[-1] == 1:

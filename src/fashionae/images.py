@@ -6,7 +6,9 @@ centring on a 28x28 canvas, negating, and converting to 8-bit grayscale. ``prepa
 follows the same steps (with a Lanczos resize in place of plain subsampling), then maps the
 background level to black, since a photo's background is rarely pure white. Negation
 ("invert") is automatic: a picture whose border is light is negated, so the garment ends
-light on a dark background as in the dataset; ``invert="yes"`` / ``"no"`` forces it.
+light on a dark background as in the dataset; ``invert="yes"`` / ``"no"`` forces it. A picture
+already in the dataset's form (the run's size, grey, dark background) is taken as it is, and a
+phone photo is first turned upright by its EXIF orientation.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
                         "truncated or of another kind); give a PNG or JPEG file") from None
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")  # transparency -> white, as a product photo
+    if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
+        return torch.from_numpy(np.asarray(rgb.convert("L"), dtype=np.float32) / 255).unsqueeze(0)
 
     # 1. trim edges close to the corner colour (within FAINT of the intensity range)
     a = np.asarray(rgb).astype(np.int16)
@@ -93,6 +97,13 @@ def is_blank(x: torch.Tensor) -> bool:
     """A prepared picture with nothing fainter than background left in it: a blank page, or one
     whose only marks are noise."""
     return bool(x.max() < FAINT)
+
+
+def _in_dataset_form(rgb, size: tuple[int, int]) -> bool:
+    """Already what the steps below make: the model's size, grey, on a dark background."""
+    a = np.asarray(rgb)
+    return (rgb.height, rgb.width) == tuple(size) and bool((a == a[..., :1]).all()) \
+        and _border_level(rgb.convert("L")) <= FAINT * 255
 
 
 def _upright(im):

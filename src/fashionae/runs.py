@@ -198,6 +198,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             return folder.summary()
         t = cfg.train
         splits = make_splits(data, t.val, t.train_subset, t.eval_subset)
+        for key, asked, there, what in (("train_subset", t.train_subset, len(splits.train_x), "training"),
+                                        ("eval_subset", t.eval_subset, len(splits.val_x), "validation")):
+            if asked and asked > there:  # said, since config.json records the number asked for
+                log(f"{label}: {key} {asked:,} is more than the {there:,} {what} images; all of them are used")
         data_info = {"classes": list(data.classes), "image_size": list(data.image_size),
                      "source": str(Path(data.folder).resolve()), "verified": data.verified,
                      "train_size": len(splits.train_x), "val_size": len(splits.val_x),

@@ -399,6 +399,10 @@ class StudyFolder:
             raise UserError(f"{self.path} {'is a file' if self.path.exists() else 'does not exist'}; give the "
                             "--out folder of a study (fashionae study)")
         if not (self / self.STUDY).is_file():
+            from .runfolder import RunFolder
+            if RunFolder(self.path).is_run():
+                raise UserError(f"{self.path} is a run folder, not a study folder; a report is of a study "
+                                f"(fashionae study), and `fashionae eval {self.path}` measures a run again")
             raise UserError(f"{self.path} is not a fashionae study folder (no {self.STUDY})")
         return self
 
