@@ -395,5 +395,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
-    return run_command(lambda: args.func(args), debug=args.debug,
-                       resumable=args.command in ("train-ae", "train-clf", "study"))
+    def command() -> int:
+        if getattr(args, "run_dir", None) is not None:
+            refuse_a_study_folder(args.run_dir)
+        return args.func(args)
+    return run_command(command, debug=args.debug, resumable=args.command in ("train-ae", "train-clf", "study"))
+
+
+def refuse_a_study_folder(run_dir: str) -> None:
+    """A study folder given where a command takes a run: say where its runs are (a run folder
+    knows nothing of studies, one layer up)."""
+    from .study import StudyFolder
+    folder = StudyFolder(run_dir)
+    if (folder / folder.STUDY).is_file():
+        raise UserError(f"{run_dir} is a study folder; give one of its runs, in {folder / folder.RUNS}")

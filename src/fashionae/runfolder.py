@@ -125,9 +125,6 @@ class RunFolder:
             raise UserError(f"{name} {'is a file' if self.path.exists() else 'does not exist'}; "
                             "give a fashionae run folder")
         if not self.is_run():
-            from .study import StudyFolder
-            if (self / StudyFolder.STUDY).is_file():
-                raise UserError(f"{name} is a study folder; give one of its runs, in {self.path / StudyFolder.RUNS}")
             raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG}); give a folder that "
                             "train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
         if finished and not self.is_complete():
