@@ -106,6 +106,8 @@ def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message)
                                                   "or leave it out"),
     (["study", "s.toml", "--address", "auto", "--gpus-per-run", "0.5", "--plan"],
      "--address, --gpus-per-run are for Ray's executor: add --executor ray, or leave it out"),
+    (["study", "s.toml", "--executor", "ray", "--cpus-per-run", "0", "--plan"], "--cpus-per-run must be at least 1, "
+                                                                                 "got 0"),
     (["bench", "--images", "99"], "--images must be at least 100 (one batch), got 99"),
     (["export", "runs/ae", "-o", "runs/ae/model.safetensors"],
      "--output runs/ae/model.safetensors must be an .onnx file, e.g. encoder.onnx"),

@@ -283,3 +283,26 @@ def test_sigkill_study_and_resume_gives_the_same_results(data_dir, tmp_path):
     assert len(models) == 8  # 4 autoencoders, 4 classifiers
     for m in models:
         assert same_weights(tmp_path / "straight" / m, victim / m), m
+
+
+def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_path):
+    from fashionae.runs import RunConfig, execute
+    from fashionae.training import TrainConfig
+    cfg = RunConfig(model=ModelConfig(latent=4), train=TrainConfig(epochs=2, batch_size=50, train_subset=200,
+                                                                  eval_subset=100, device="cpu", precision="fp32"))
+
+    def stop(row):
+        raise KeyboardInterrupt  # after epoch 1's checkpoint
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            execute(cfg, tmp_path / "run", data=tiny, log=lambda m: None, on_epoch=stop)
+        torch.set_num_threads(1)
+        messages = []
+        execute(cfg, tmp_path / "run", data=tiny, log=messages.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert any("it started on 2 threads and resumes on 1" in m and "OMP_NUM_THREADS=2 resumes it exactly" in m
+               for m in messages), messages

@@ -170,7 +170,7 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
      "^study file s.toml: \\[train\\]: epochs must be a positive integer, got 'ten'$"),
     ("[[train]]\nepochs = 3\n" + MINIMAL + "[profiles.quick]\ntrain = { epochs = 1 }\n",
      "^study file s.toml: \\[train\\] must be a table$"),
-    (MINIMAL * 2, "two autoencoders share a name"),
+    (MINIMAL * 2, "two autoencoders share the name 'a'$"),
     ('[[autoencoders]]\nname = "a b"\n', "needs a name of letters, digits and '-'"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\ntrain = { val = "test" }\n', "every autoencoder must use the same val split"),
     (MINIMAL + '[classifiers]\nencoder = "a"\ntrain = { val = "test" }\n',
@@ -179,7 +179,10 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
     (MINIMAL + '[targets]\nclassifier = "finetune"\nval_acc = 0.9\n', "classifier must be a strategy of \\[classifiers\\]"),
     (MINIMAL + '[targets]\nautoencoder = "a"\ntest_mse = 0.1\n', "a target is judged on the validation set"),
     (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
-    (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n', "must compare two autoencoders"),
+    (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n',
+     "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
+    ('default_profile = "quik"\n' + MINIMAL + "[profiles.quick]\nseeds = 2\n",
+     "has no profile 'quik' \\(its default_profile\\); choose one of quick$"),
     # a seed would be overridden by the study's seeds: refused wherever a train table is
     (MINIMAL + "[train]\nseed = 3\n", "^study file s.toml: \\[train\\]: seed is set by the study, each run once "
                                      "per seed; remove it, and set how many seeds with seeds = N \\(or --seeds N\\)$"),
@@ -275,9 +278,10 @@ def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert main(["study", str(PAPER), "--profile", "smoke", "--plan", "--out", str(tmp_path / "plan"),
                  "--data-dir", str(data_dir), "--no-verify"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["run", "state", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
-                                "head", "estimate"]
-    assert lines[1].split()[:3] == ["ae-linear-64-seed0", "new", "1"]
+    assert lines[0].split() == ["run", "state", "model", "epochs", "batch", "lr", "schedule", "val", "precision",
+                                "dropout", "head", "estimate"]
+    assert lines[1].split()[:5] == ["ae-linear-64-seed0", "new", "linear", "64", "1"]
+    assert lines[4].split()[:3] == ["ae-conv-seed0", "new", "conv"]
     assert len([line for line in lines if line.startswith(("ae-", "clf-"))]) == 8
     assert lines[-1].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")
     assert not (tmp_path / "plan").exists()

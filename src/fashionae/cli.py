@@ -141,6 +141,10 @@ def cmd_study(a) -> int:
         given = [f"--{k.replace('_', '-')}" for k in ray_options]
         raise UserError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for Ray's executor: add "
                         "--executor ray, or leave it out")
+    executor = None
+    if a.executor == "ray":  # its options checked now, under --plan too
+        from .ray_executor import RayExecutor
+        executor = RayExecutor(**ray_options)
     overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
     if a.tensorboard:
         overrides["tensorboard"] = True
@@ -154,11 +158,8 @@ def cmd_study(a) -> int:
     # a missing extra is said before the study writes anything
     if any(run.config.train.tensorboard for run in make_plan(study)):
         require("tensorboard", "tensorboard", "--tensorboard")
-    executor = None
-    if a.executor == "ray":
-        from .ray_executor import RayExecutor
+    if executor:
         require("ray", "ray", "--executor ray")
-        executor = RayExecutor(**ray_options)
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
     print(f"report: {Path(out) / StudyFolder.REPORT_HTML} (and {StudyFolder.REPORT_MD})")

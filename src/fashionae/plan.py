@@ -354,6 +354,13 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int =
     return max(t.epochs - trained, 0) * per_epoch + n_val / eval_speed
 
 
+def _model_text(model: dict) -> str:
+    """"linear 512", "conv", with the encoder type where it is not the paper's: what tells a
+    study's models apart (the rest of each row's model is in --json)."""
+    text = model["arch"] + (f" {model['latent']}" if model["arch"] == "linear" else "")
+    return text + ("" if model["encoder_type"] == "paper" else f" {model['encoder_type']}")
+
+
 def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
     import json
     out = out or sys.stdout
@@ -361,9 +368,10 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
         for row in rows:
             print(json.dumps(row), file=out)
         return
-    header = ["run", "state", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
+    header = ["run", "state", "model", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
               "head", "estimate"]
-    table = [[r["run"] + ("*" if not r["settings_final"] else ""), r["state"], str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
+    table = [[r["run"] + ("*" if not r["settings_final"] else ""), r["state"], _model_text(r["model"]),
+              str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
               f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
               f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
               if r["kind"] == "classifier" else "–", _duration(r["estimated_seconds"])] for r in rows]

@@ -175,7 +175,7 @@ def tables(results: dict) -> list[Table]:
         out.append(("per-class", "Per-class test accuracy, %", ["class"] + [c["name"] for c in clfs], rows))
     if results.get("ablation"):
         epochs = {a["name"]: a["epochs"] for a in results["autoencoders"]}
-        out.append(("ablation", "Ablation: what each change of the protocol does to the MSE (" + _family(
+        out.append(("ablation", "Ablation: what each change does to the MSE (" + _family(
                         [a[f] for a in results["ablation"] for f in ("val_mse", "test_mse")]) + ")",
                     ["change", "baseline → variant", "seeds", "epochs", "val MSE, baseline", "val MSE, variant",
                      "val MSE change [CI]", "test MSE change [CI]"],
@@ -342,10 +342,12 @@ NOTES = {  # under the table they explain
     "classifiers": "encoder: the autoencoder run whose encoder a classifier starts from (scratch and the "
                    "random-frozen control take only its architecture); head: fixed (the logits go to the "
                    "cross-entropy) or the author's paper head (a Sigmoid before it).",
-    "ablation": "Each line trains the same layers two ways, differing in one part of the protocol; the change "
+    "ablation": "Each line trains two autoencoders that differ in one setting; the change "
                 "is the variant's MSE relative to the baseline's, paired by seed, with its t-interval over the "
-                "seeds (negative: the variant reconstructs better); the table's intervals are simultaneous, as "
-                "the claims' are (Bonferroni over all of them). As for a claim, a difference is real only with at "
+                "seeds (negative: the variant reconstructs better); the table's intervals are simultaneous "
+                "(Bonferroni over this table's intervals, a family of their own: the claims' table is another, so "
+                "the same difference can carry a narrower interval there). As for a claim, a difference is real "
+                "only with at "
                 f"least {MIN_SEEDS} seeds and an interval wholly on one side of 0, and the change then says "
                 "“lower” or “higher”. Epochs are shown as baseline → variant where they differ.",
 }

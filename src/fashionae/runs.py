@@ -207,12 +207,17 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                      "train_size": len(splits.train_x), "val_size": len(splits.val_x),
                      "val_indices_sha256": splits.val_indices_sha256}
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
+        started_on = folder.raw_config().get("environment", {}).get("threads") if state == "resume" else None
         if dist.rank == 0:
             folder.write_config(cfg, data_info, environment(t, dist))
         dist.barrier()
         checkpoint = folder / folder.CHECKPOINT
         if state == "resume" and checkpoint.exists():
             log(f"{label}: resuming from its last finished epoch")
+            if started_on and started_on != torch.get_num_threads():
+                log(f"{label}: it started on {started_on} threads and resumes on {torch.get_num_threads()}, which "
+                    "sum in another order: its result will differ from an uninterrupted run's about as much as "
+                    f"another seed's (OMP_NUM_THREADS={started_on} resumes it exactly)")
         elif state == "resume":
             log(f"{label}: no checkpoint to resume from, so it trains from epoch 1")
         if warning := slow_precision(t):

@@ -226,9 +226,11 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
+    asked = profile
     profile = profile or raw.get("default_profile") or ("quick" if "quick" in profiles else "")
     if profile and profile not in profiles:
-        raise UserError(f"study file {source} has no profile {profile!r}; "
+        named = "" if asked or profile != raw.get("default_profile") else " (its default_profile)"
+        raise UserError(f"study file {source} has no profile {profile!r}{named}; "
                         f"choose one of {', '.join(profiles) or '(none)'}")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
     _refuse_seed(base, source)
@@ -291,7 +293,8 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
                                             _typed(TrainConfig, train_keys, f"{where}.train", source)))
     names = [a.name for a in autoencoders]
     if len(set(names)) != len(names):
-        raise UserError(f"study file {source}: two autoencoders share a name")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise UserError(f"study file {source}: two autoencoders share the name {', '.join(map(repr, twice))}")
     if len({a.train.val for a in autoencoders}) > 1:
         raise UserError(f"study file {source}: every autoencoder must use the same val split")
 
@@ -351,9 +354,9 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         _check_keys(c, set(Comparison.__dataclass_fields__), f"ablation[{i}]", source)
     ablation = [_typed(Comparison, c, f"ablation[{i}]", source) for i, c in enumerate(ablation)]
     for c in ablation:
-        if c.baseline not in names or c.variant not in names:
-            raise UserError(f"study file {source}: ablation {c.change!r} must compare two autoencoders "
-                            f"of the study (known: {', '.join(names)})")
+        if unknown := [n for n in (c.baseline, c.variant) if n not in names]:
+            raise UserError(f"study file {source}: ablation {c.change!r} names {', '.join(map(repr, unknown))}, "
+                            f"no autoencoder of the study (known: {', '.join(names)})")
         if c.baseline == c.variant:
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
                             "name the autoencoder that differs as its variant")
