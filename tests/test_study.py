@@ -576,6 +576,10 @@ def test_more_seeds_keep_the_classifiers_of_a_best_encoder_that_stays_best(data_
     assert {k: after[k] for k in before} == before
     assert set(after) - set(before) == {"ae-wide-seed2", "ae-narrow-seed2", "clf-frozen-seed2"}
     capsys.readouterr()
+    # fewer seeds: the third seed's runs are kept, and said to be left out
+    assert main(["study", str(write(tmp_path, body.format(seeds=2, encoder="best"))), *common, "--plan"]) == 0
+    assert (f"{out} also holds 3 run folder(s) this study does not ask for (ae-narrow-seed2, ae-wide-seed2, "
+            "clf-frozen-seed2): kept, and left out of its results and report") in capsys.readouterr().err
     assert main(["study", str(write(tmp_path, body.format(seeds=3, encoder="narrow"))), *common]) == 2
     assert ("clf-frozen-seed0 (trained on ae-wide-seed0, the encoder is now ae-narrow-seed0)"
             in capsys.readouterr().err)

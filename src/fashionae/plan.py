@@ -156,6 +156,18 @@ def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: 
     return states
 
 
+def unasked_runs_note(plan: list[PlannedRun], folder: StudyFolder) -> str | None:
+    """What to say of run folders the study holds but does not ask for (an autoencoder taken
+    out of the file, or the seeds beyond --seeds): kept, and left out of the results."""
+    runs = folder / folder.RUNS
+    asked = {run.name for run in plan}
+    others = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
+    if not others:
+        return None
+    return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
+            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report")
+
+
 def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
     if not why:
         return
@@ -314,6 +326,8 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         who = f"{slow[0]} asks" if len(slow) == 1 else f"{len(slow)} runs ({slow[0]} first) ask"
         print(f"warning: {who} for bf16, and {slow_precision(known[slow[0]][0].train)}; --precision auto "
               "chooses fp32 here", file=sys.stderr)
+    if note := unasked_runs_note(plan, folder):
+        print(note, file=sys.stderr)
     refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
 
 
@@ -406,6 +420,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         finished = sum(s == "complete" for s in states.values())
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else ""))
+        if note := unasked_runs_note(plan, folder):
+            log(note)
         write_json(folder / folder.STUDY, study.to_dict())
         save_samples(folder, data, study.val)
         n_train = len(make_splits(data, study.val).train_x)
