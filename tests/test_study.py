@@ -537,6 +537,9 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     states = {json.loads(line)["run"]: json.loads(line)["state"] for line in listing.splitlines()}
     assert states == {"ae-a-seed0": "changed", "ae-a-seed1": "changed", "ae-b-seed0": "complete",
                       "ae-b-seed1": "complete", "clf-finetune-seed0": "changed", "clf-finetune-seed1": "changed"}
+    # the classifiers are listed with the settings they will train with, their encoder's new ones
+    clf = json.loads(listing.splitlines()[-1])
+    assert (clf["run"], clf["model"]["dropout"], clf["settings_final"]) == ("clf-finetune-seed1", 0.1, True)
     assert err == (f"fashionae: error: 4 run folders of {runs} hold runs that differ from what the study asks "
                    "for now: ae-a-seed0 (model.dropout: 0.2 there, 0.1 now), ae-a-seed1 (model.dropout: 0.2 there, "
                    "0.1 now), clf-finetune-seed0 (trained on an earlier ae-a-seed0), clf-finetune-seed1 "

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 from .baselines import write_baselines
 from .checkpoint import checkpoint_epoch
@@ -96,13 +96,14 @@ def resolve(run: PlannedRun, study: Study, folder: StudyFolder) -> RunConfig:
     return replace(run.config, encoder_run=str(folder.run(ae_run_name(encoder, run.seed)).path))
 
 
-def known_config(run: PlannedRun, study: Study, folder: StudyFolder) -> tuple[RunConfig, bool]:
+def known_config(run: PlannedRun, study: Study, folder: StudyFolder,
+                 changed: Collection[str] = ()) -> tuple[RunConfig, bool]:
     """A run's settings as far as they are known now, and whether they are final: a classifier's
-    come from its encoder's run once the autoencoders it needs are finished. Until then its
-    planned settings stand in: its encoder's, or for "best", which is not chosen yet, the first
-    autoencoder's."""
+    come from its encoder's run once the autoencoders it needs are finished (and not
+    ``changed``: to be trained again). Until then its planned settings stand in: its encoder's,
+    or for "best", which is not chosen yet, the first autoencoder's."""
     if run.kind == "classifier":
-        if any(not folder.run(n).is_complete() for n in run.needs):
+        if any(n in changed or not folder.run(n).is_complete() for n in run.needs):
             return run.config, run.encoder != "best"
         return classifier_from_encoder(resolve(run, study, folder))[0], True
     return run.config, True
@@ -121,7 +122,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
     for run in plan:
         run_folder = folder.run(run.name)
         unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
-        cfg, final = known_config(run, study, folder)
+        cfg, final = known_config(run, study, folder, why)  # the autoencoders come first in the plan
         cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
         known[run.name] = cfg, final
         if not run_folder.is_run():
