@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fashionae import plan as plan_mod
+from fashionae import preview
 from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.plan import run_study
@@ -241,9 +242,9 @@ def test_the_estimate_of_a_run_to_resume_counts_the_epochs_it_has_left():
     data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
     probes = {(cfg.model, 50, t.precision, t.device, t.channels_last): (100.0, 200.0)}  # img/s: train, evaluate
     epoch = 1_000 / 100 + (400 + 200) / 200  # 13 s; and the test set once at the end, 1 s
-    assert plan_mod.estimate_seconds(cfg, data, probes) == 4 * epoch + 1
-    assert plan_mod.estimate_seconds(cfg, data, probes, trained=3) == epoch + 1
-    assert plan_mod.estimate_seconds(cfg, data, probes, trained=4) == 1
+    assert preview.estimate_seconds(cfg, data, probes) == 4 * epoch + 1
+    assert preview.estimate_seconds(cfg, data, probes, trained=3) == epoch + 1
+    assert preview.estimate_seconds(cfg, data, probes, trained=4) == 1
 
 
 def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_dir, tmp_path, monkeypatch, capsys):

@@ -151,7 +151,7 @@ def cmd_study(a) -> int:
     study = load_study(a.study_file, a.profile, a.seeds, overrides)
     out = a.out or f"runs/{study.name}-{study.profile}"
     if a.plan:
-        from .plan import show_plan
+        from .preview import show_plan
         show_plan(study, out, a.data_dir, not a.no_verify, a.json)
         return 0
     from .plan import make_plan, run_study

@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from .baselines import write_baselines
-from .checkpoint import checkpoint_epoch
-from .data import Dataset, held_out_size, load_dataset, make_splits
+from .data import Dataset, load_dataset, make_splits
 from .errors import UserError
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .runfolder import RunConfig
 from .runs import Log, classifier_from_encoder, classifier_model, execute, stderr, with_data
 from .study import Study, StudyFolder
-from .training import slow_precision
 
 
 @dataclass
@@ -213,7 +211,7 @@ class Progress:
 
     def status(self, partial: float = 0.0) -> str:
         left = "time left unknown yet" if not self.measured_units else \
-            f"about {_duration((self.total - self.done - partial) * self.measured_seconds / self.measured_units)} left"
+            f"about {duration((self.total - self.done - partial) * self.measured_seconds / self.measured_units)} left"
         return (f"{self.done_runs}/{self.total_runs} runs, "
                 f"{100 * (self.done + partial) / max(self.total, 1):3.0f}% done, {left}")
 
@@ -270,7 +268,8 @@ def _units(cfg: RunConfig, n_train: int) -> float:
     return cfg.train.epochs * min(n_train, cfg.train.train_subset or n_train)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """"4m05s", "42s": a wall time as the progress lines and --plan print it."""
     seconds = max(0, int(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
@@ -308,98 +307,6 @@ def log_finished_runs(plan: list[PlannedRun], states: dict[str, str], folder: St
     if logged:
         log(f"tensorboard: the events of {logged} finished run{'s' if logged > 1 else ''} written from "
             "metrics.jsonl")
-
-
-# ------------------------------------------------------------------ --plan
-
-def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
-              as_json: bool = False) -> None:
-    """``study --plan``: every run with its state and estimated time, trained nothing; then the
-    run folders the study no longer asks for are refused, as ``run_study`` would refuse them."""
-    folder = StudyFolder(out)
-    folder.check_holds(study)
-    data = load_dataset(study.dataset, data_dir, verify)
-    plan = make_plan(study)
-    states, changed, known = plan_states(plan, study, folder, data)
-    print_plan(describe(plan, states, known, data, folder), as_json)
-    slow = [run.name for run in plan if states[run.name] != "complete" and slow_precision(known[run.name][0].train)]
-    if slow:  # said once here, where a study says it of each run as it starts
-        who = f"{slow[0]} asks" if len(slow) == 1 else f"{len(slow)} runs ({slow[0]} first) ask"
-        print(f"warning: {who} for bf16, and {slow_precision(known[slow[0]][0].train)}; --precision auto "
-              "chooses fp32 here", file=sys.stderr)
-    if note := unasked_runs_note(plan, folder):
-        print(note, file=sys.stderr)
-    refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
-
-
-def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tuple[RunConfig, bool]],
-             data: Dataset, folder: StudyFolder) -> list[dict]:
-    """One JSON-able row per run: its settings as far as they are known (``plan_states``;
-    ``settings_final`` says whether they are), its state and an estimated wall time from a
-    timing probe of its model on this machine (for a run to resume, of the epochs it has left;
-    a changed one counts whole: once its folder is deleted it trains from the start)."""
-    rows, probes = [], {}
-    for run in plan:
-        cfg, final = known[run.name]
-        done = states[run.name] == "complete"  # no probe of a model that will not train
-        run_folder = folder.run(run.name)
-        trained = checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if states[run.name] == "resume" else 0
-        rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
-                     "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
-                     "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
-                     "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,
-                     "estimated_seconds": 0.0 if done else estimate_seconds(cfg, data, probes, trained)})
-    return rows
-
-
-def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int = 0) -> float:
-    """Wall time of a run with ``trained`` epochs done: the epochs left x (training images /
-    training speed + evaluated images / evaluation speed), the speeds measured by a short probe
-    of its model (a few steps at its batch size, after a warm-up), cached per model and precision."""
-    from .bench import probe_speed
-    t = cfg.train
-    key = (cfg.model, t.batch_size, t.precision, t.device, t.channels_last)
-    if key not in probes:
-        probes[key] = probe_speed(cfg.model, t)
-    train_speed, eval_speed = probes[key]
-    n = len(data.train_images) - (held_out_size(len(data.train_images)) if t.val == "holdout" else 0)
-    n_train = min(n, t.train_subset or n)
-    n_val = min(len(data.test_images), t.eval_subset or len(data.test_images))
-    per_epoch = n_train / train_speed + (min(n_train, t.train_eval_subset or n_train) + n_val) / eval_speed
-    return max(t.epochs - trained, 0) * per_epoch + n_val / eval_speed
-
-
-def _model_text(model: dict) -> str:
-    """"linear 512", "conv", with the encoder type where it is not the paper's: what tells a
-    study's models apart (the rest of each row's model is in --json)."""
-    text = model["arch"] + (f" {model['latent']}" if model["arch"] == "linear" else "")
-    return text + ("" if model["encoder_type"] == "paper" else f" {model['encoder_type']}")
-
-
-def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
-    import json
-    out = out or sys.stdout
-    if as_json:
-        for row in rows:
-            print(json.dumps(row), file=out)
-        return
-    header = ["run", "state", "model", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
-              "head", "estimate"]
-    table = [[r["run"] + ("*" if not r["settings_final"] else ""), r["state"], _model_text(r["model"]),
-              str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
-              f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
-              f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
-              if r["kind"] == "classifier" else "–", _duration(r["estimated_seconds"])] for r in rows]
-    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
-    for line in [header, *table]:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)), file=out)
-    total = sum(r["estimated_seconds"] for r in rows)
-    print(f"\n{len(rows)} runs, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
-          f"time of the rest on this machine, one run at a time: {_duration(total)} (from a probe of "
-          "each model: training and evaluation speed over a few batches after a warm-up)", file=out)
-    if not all(r["settings_final"] for r in rows):
-        print('* encoder = "best": chosen once the autoencoders are trained; until then the first '
-              "autoencoder's settings stand in for its model and its estimate", file=out)
 
 
 # ------------------------------------------------------------------ a whole study
@@ -461,8 +368,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         log("report: results.json, the figures and report.html")
         results = collect_results(folder.path)
         report = write_report(folder.path, results)
-    stages = ", ".join(f"{k} {_duration(v)}" for k, v in stage_seconds.items())
-    log(f"study {study.name} ({study.profile}) finished in {_duration(wall)} ({stages}); report: {report}")
+    stages = ", ".join(f"{k} {duration(v)}" for k, v in stage_seconds.items())
+    log(f"study {study.name} ({study.profile}) finished in {duration(wall)} ({stages}); report: {report}")
     return results
 
 

@@ -226,10 +226,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
-    asked = profile
+    named = "" if profile else " (its default_profile)"  # "quick" is taken only where it exists
     profile = profile or raw.get("default_profile") or ("quick" if "quick" in profiles else "")
     if profile and profile not in profiles:
-        named = "" if asked or profile != raw.get("default_profile") else " (its default_profile)"
         raise UserError(f"study file {source} has no profile {profile!r}{named}; "
                         f"choose one of {', '.join(profiles) or '(none)'}")
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
