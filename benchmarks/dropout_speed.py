@@ -1,15 +1,17 @@
 """What fashionae's dropout masks cost, alternating in one process (ratios only: the machine's
 speed drifts).
 
-1. the bits: torch's Mersenne Twister drawn as earlier versions did (``random_`` over
+1. the bits: torch's Mersenne Twister drawn as versions before 0.2 did (``random_`` over
    [-2**63, 2**63 - 1), a 64-bit division per word) vs over the full range with the sign bit
-   flipped (``models.random_int16``: the same bits) vs numpy's PCG64DXSM (a lead not taken:
-   another generator changes every mask, so earlier run folders would not resume exactly);
-2. the ReLU + dropout mask on the paper's largest activation (100 x 32 x 28 x 28), bits drawn
-   alike: comparisons into bool tensors and a bool -> float conversion vs the integer sign-bit
-   arithmetic of ``Dropout.scaled_mask``;
+   flipped (``models.random_int16``: the same bits, the ``mersenne`` masks) vs SplitMix64 in
+   torch's integer passes (``models.splitmix_int15``, the ``counter`` masks) vs numpy's
+   PCG64DXSM (for scale, not used);
+2. the ReLU + dropout mask on the paper's largest activation (100 x 32 x 28 x 28), bf16 and
+   fp32: comparisons into bool tensors and a bool -> float conversion vs the integer
+   arithmetic of ``Dropout.scaled_mask`` (mersenne, counter), each with its own bits;
 3. a whole training step of the paper autoencoder (l_size 512, batch 100, channels-last, fused
-   Adam, the trainer's precision): stock ReLU + nn.Dropout vs fashionae's masks vs no dropout.
+   Adam, the trainer's precision): stock ReLU + nn.Dropout vs each kind of fashionae masks vs no
+   dropout.
 
     .venv/bin/python benchmarks/dropout_speed.py [--threads N]
 """
@@ -20,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from fashionae.models import Dropout, ModelConfig, build_model, random_int16
+from fashionae.models import Dropout, ModelConfig, build_model, random_int16, splitmix_int15, use_dropout_masks
 from fashionae.runs import cpu_info, describe_cpu
 from fashionae.training import TrainConfig, autocast, keep_freed_memory
 
@@ -53,28 +55,29 @@ def compare(title: str, variants: dict, repeats: int = 7, calls: int = 10) -> No
 
 n = 100 * 32 * 28 * 28
 compare(f"1. {n:,} random 16-bit values", {
-    "torch MT, from-to (earlier versions)": lambda: torch.empty(n // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1),
-    "torch MT, full range (fashionae)": lambda: random_int16(n),
+    "torch MT, from-to (before 0.2)": lambda: torch.empty(n // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1),
+    "torch MT, full range (mersenne)": lambda: random_int16(n),
+    "SplitMix64, 15 bits (counter)": lambda: splitmix_int15(n),
     "numpy PCG64DXSM (not used)": lambda: np.random.PCG64DXSM(1).random_raw(n // 4)})
 
-layer = Dropout(0.2)
+mersenne, counter = Dropout(0.2), Dropout(0.2)
+use_dropout_masks(mersenne, "mersenne")
 for dtype in (torch.bfloat16, torch.float32):
     x = torch.randn(100, 32, 28, 28).to(dtype).contiguous(memory_format=torch.channels_last)
 
     def comparisons():
         u = random_int16(x.numel()).as_strided(x.shape, x.stride())
-        return ((u >= layer._threshold) & (x > 0)).to(x.dtype).mul_(1.25)
+        return ((u >= mersenne._threshold) & (x > 0)).to(x.dtype).mul_(1.25)
     compare(f"2. ReLU + dropout mask, {tuple(x.shape)} {str(dtype)[6:]}", {
         "comparisons + conversion": comparisons,
-        "integer sign bits (fashionae)": lambda: layer.scaled_mask(x, relu=True)})
+        "integer sign bits (mersenne)": lambda: mersenne.scaled_mask(x, relu=True),
+        "integer min and clamp (counter)": lambda: counter.scaled_mask(x, relu=True)})
 
 
-def step_of(fast: bool, p: float):
+def step_of(masks: str, p: float):
     torch.manual_seed(0)
     model = build_model(ModelConfig(dropout=p)).to(memory_format=torch.channels_last)
-    for m in model.modules():
-        if isinstance(m, Dropout):
-            m.fast = fast
+    use_dropout_masks(model, masks)
     opt = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
     x = torch.rand(100, 1, 28, 28).contiguous(memory_format=torch.channels_last)
 
@@ -88,6 +91,7 @@ def step_of(fast: bool, p: float):
 
 
 compare(f"3. training step, paper autoencoder, batch 100, {cfg.precision}", {
-    "stock nn.ReLU + nn.Dropout": step_of(False, 0.2),
-    "fashionae masks": step_of(True, 0.2),
-    "no dropout (p = 0)": step_of(True, 0.0)}, calls=5)
+    "stock nn.ReLU + nn.Dropout": step_of("stock", 0.2),
+    "mersenne masks (0.2)": step_of("mersenne", 0.2),
+    "counter masks (0.3)": step_of("counter", 0.2),
+    "no dropout (p = 0)": step_of("counter", 0.0)}, repeats=15, calls=5)

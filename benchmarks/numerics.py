@@ -5,9 +5,9 @@ precision: runs a study profile (default: paper.toml's fast-seeds, 3 seeds) twic
     validation MSE or accuracy, with the 95 % t-interval over seeds, beside the spread between
     seeds; "within seed noise" when the interval holds 0. Meant for a CPU with native bf16 (it
     runs there at full speed; elsewhere bf16 is emulated and slow).
-dropout: trains the paper autoencoder (l_size 512) on a subset with fashionae's fused
-    ReLU+dropout masks and with torch's stock ReLU + nn.Dropout, and prints the validation MSE
-    per epoch of each, mean ± std over seeds.
+dropout: trains the paper autoencoder (l_size 512) on a subset with each kind of dropout
+    masks (fashionae's counter and mersenne masks, fused with ReLU, and torch's stock ReLU +
+    nn.Dropout), and prints the validation MSE per epoch of each, mean ± std over seeds.
 
     .venv/bin/python benchmarks/numerics.py precision [--profile fast-seeds] [--out runs/numerics]
     .venv/bin/python benchmarks/numerics.py dropout [--seeds 2] [--subset 10000] [--epochs 3]
@@ -21,7 +21,7 @@ import torch
 
 from fashionae.claims import interval
 from fashionae.data import load_fashion_mnist, make_splits
-from fashionae.models import Dropout, ModelConfig, build_model
+from fashionae.models import DROPOUT_MASKS, ModelConfig, build_model
 from fashionae.plan import run_study
 from fashionae.runs import cpu_info, describe_cpu
 from fashionae.study import load_study
@@ -70,21 +70,19 @@ def dropout() -> None:
     data = load_fashion_mnist()
     splits = make_splits(data, "holdout", a.subset, 5_000)
 
-    def train(seed: int, stock: bool) -> list[float]:
-        cfg = TrainConfig(epochs=a.epochs, seed=seed, device="cpu", precision="fp32")
+    def train(seed: int, masks: str) -> list[float]:
+        cfg = TrainConfig(epochs=a.epochs, seed=seed, device="cpu", precision="fp32", dropout_masks=masks)
         torch.manual_seed(seed)
         model = build_model(ModelConfig())
-        for m in model.modules():
-            if isinstance(m, Dropout):
-                m.fast = not stock
         history = fit(model, (splits.train_x, splits.train_y), (splits.val_x, splits.val_y), cfg)
         return [r["val_loss"] for r in history]
 
     print(f"dropout: validation MSE per epoch (mean ± std over {a.seeds} seeds, {a.subset:,} images, fp32)")
-    for label, stock in (("fashionae fused masks", False), ("stock nn.ReLU + nn.Dropout", True)):
-        curves = [train(seed, stock) for seed in range(a.seeds)]
+    for masks in DROPOUT_MASKS:
+        label = f"{masks} masks" + (" (nn.ReLU + nn.Dropout)" if masks == "stock" else "")
+        curves = [train(seed, masks) for seed in range(a.seeds)]
         cells = [f"{statistics.mean(e):.5f} ± {statistics.stdev(e) if len(e) > 1 else 0:.5f}" for e in zip(*curves)]
-        print(f"  {label:28s} " + "  ".join(cells))
+        print(f"  {label:36s} " + "  ".join(cells))
 
 
 precision() if a.compare == "precision" else dropout()

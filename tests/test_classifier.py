@@ -46,7 +46,7 @@ def test_strategies(tiny, ae_run, tmp_path):
     results = {}
     for strategy in ("frozen", "finetune", "scratch", "random-frozen"):
         out = tmp_path / strategy
-        results[strategy] = execute(clf(strategy, ae_run, batch_size=25), out, data=tiny, **QUIET)
+        results[strategy] = execute(clf(strategy, ae_run, batch_size=10), out, data=tiny, **QUIET)
         enc = encoder_tensors(out / "model.safetensors")
         same = [torch.equal(ae[k], enc[k]) for k in ae]
         if strategy == "frozen":
@@ -59,9 +59,10 @@ def test_strategies(tiny, ae_run, tmp_path):
         assert len(s["per_class_acc"]) == 10 and s["most_confused"]["true"]
         rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
         assert {"train_acc", "train_eval_acc", "val_acc"} <= rows[0].keys()
-    # the synthetic classes are easy: every strategy that trains its encoder beats chance
+    # the synthetic classes are easy: every strategy that trains its encoder beats chance (at
+    # batch 10: in 48 steps of 25, fine-tuning learned in some seeds and not in others)
     for strategy in ("finetune", "scratch"):
-        assert results[strategy]["test_acc"] > 0.3
+        assert results[strategy]["test_acc"] > 0.3, {k: v["test_acc"] for k, v in results.items()}
 
 
 @pytest.mark.parametrize("strategy", ["random-frozen", "scratch"])

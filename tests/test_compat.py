@@ -5,6 +5,7 @@ and the same run stopped after its first epoch (2 epochs of a latent-4 autoencod
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,24 @@ def _resume_v01(tmp_path):
         assert torch.equal(a, b) if exact else torch.allclose(a, b, rtol=1e-5, atol=1e-6)
     run = LoadedRun(V01 / "finished")
     assert run.classes[6] == "Shirt" and run.embed(torch.rand(2, 1, 28, 28)).shape == (2, 4)
+    # it drew its masks as 0.1 did, and its settings now say so
+    assert RunFolder(tmp_path / "unfinished").config().train.dropout_masks == "mersenne"
+
+
+def test_a_run_from_before_counter_masks_resumes_with_its_own_and_refuses_others(tmp_path):
+    """A folder whose settings predate ``dropout_masks`` drew torch's Mersenne Twister masks:
+    auto resumes it with those, and asking for other masks is refused before anything trains."""
+    from fashionae.errors import UserError
+    shutil.copytree(V01 / "unfinished", tmp_path / "unfinished")
+    folder = RunFolder(tmp_path / "unfinished")
+    assert folder.started().dropout_masks == "mersenne"
+    assert run_config().train.resolved(folder.started()).dropout_masks == "mersenne"
+    asked = run_config()
+    asked = replace(asked, train=replace(asked.train, dropout_masks="counter"))
+    with pytest.raises(UserError, match=r"holds a run with other settings \(train.dropout_masks: 'mersenne' "
+                                        r"there, 'counter' now\)"):
+        execute(asked, folder.path, data=load_fashion_mnist(write_dataset(tmp_path / "data", 300, 100), verify=False),
+                **QUIET)
 
 
 def test_v01_study_json_reads_as_the_same_study():

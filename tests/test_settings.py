@@ -53,6 +53,21 @@ def test_adding_a_setting_is_one_field():
     assert settings.from_dict(Extended, {"arch": "conv"}).width == 32  # an old file without it
 
 
+def test_a_setting_can_say_what_files_from_before_it_did():
+    """``before``: a file written before the setting existed reads as what those versions did,
+    while new runs take the default (the dropout masks: mersenne until 0.2, counter since)."""
+    @dataclass(frozen=True)
+    class Extended(ModelConfig):
+        kernel: str = setting("fast", "how", choices=("fast", "old"), before="old")
+
+    assert Extended().kernel == "fast" and settings.from_dict(Extended, {"arch": "conv"}).kernel == "old"
+    assert settings.from_dict(Extended, {"kernel": "fast"}).kernel == "fast"
+    assert TrainConfig().dropout_masks == "auto" and TrainConfig.from_dict({}).dropout_masks == "mersenne"
+    assert TrainConfig().resolved().dropout_masks == "counter"  # a new run
+    assert TrainConfig().resolved(started=TrainConfig.from_dict({})).dropout_masks == "mersenne"  # a resumed one
+    assert TrainConfig(dropout_masks="stock").resolved(TrainConfig.from_dict({})).dropout_masks == "stock"
+
+
 def test_settings_that_change_no_number_are_not_identity():
     base = TrainConfig()
     assert settings.identity(base) == settings.identity(TrainConfig(tensorboard=True))

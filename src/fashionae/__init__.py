@@ -1,6 +1,6 @@
 """fashionae: train, check and reuse convolutional autoencoders on Fashion-MNIST."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def load(run_dir):

@@ -26,7 +26,7 @@ import torch
 
 from .data import held_out_size
 from .errors import UserError
-from .models import Dropout, ModelConfig, build_model
+from .models import ModelConfig, build_model, use_dropout_masks
 from .runs import cpu_info, describe_cpu
 from .settings import positive_int
 from .training import TrainConfig, fit, native_bf16
@@ -83,9 +83,7 @@ class Reference:
         torch.manual_seed(0)
         self.device = device
         self.model = build_model(ModelConfig()).to(device)
-        for m in self.model.modules():
-            if isinstance(m, Dropout):
-                m.fast = False  # stock torch.nn.functional.relu + dropout
+        use_dropout_masks(self.model, "stock")  # torch.nn.functional.relu + dropout
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.train_loader = DataLoader(PerSample(images), batch_size=BATCH, shuffle=True)
         self.eval_train = DataLoader(PerSample(images), batch_size=BATCH)

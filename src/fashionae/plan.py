@@ -121,7 +121,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         run_folder = folder.run(run.name)
         unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
         cfg, final = known_config(run, study, folder, why)  # the autoencoders come first in the plan
-        cfg = with_data(replace(cfg, train=cfg.train.validate().resolved()), data)
+        cfg = with_data(replace(cfg, train=cfg.train.validate().resolved(run_folder.started())), data)
         known[run.name] = cfg, final
         if not run_folder.is_run():
             states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run

@@ -163,6 +163,11 @@ class RunFolder:
         self.load_model()
         return "complete"
 
+    def started(self) -> TrainConfig | None:
+        """The training settings of the run this folder holds, or None if it holds none: what
+        a resumed run keeps (``TrainConfig.resolved``)."""
+        return self.config().train if self.is_run() else None
+
     def differences(self, cfg: RunConfig) -> list[str]:
         """How the run this folder holds differs from ``cfg`` ("key: x there, y now"; [] if alike)."""
         ours, theirs = cfg.identity(), self.config().identity()

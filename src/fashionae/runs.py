@@ -165,7 +165,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     process 0 alone writes the folder."""
     folder = RunFolder(out)
     label = label or str(folder.path)
-    cfg = replace(cfg, train=cfg.train.validate().resolved(), model=cfg.model.validate())
+    cfg = replace(cfg, train=cfg.train.validate().resolved(folder.started()), model=cfg.model.validate())
     dist = from_environment(cfg.train.device)
     if dist.rank:
         log = lambda message: None  # noqa: E731 (process 0 speaks for all)

@@ -9,8 +9,8 @@ adding one field.
 
 Identity: a run's identity is the settings that change its numbers. Settings that change no
 number (trackers, progress) are declared ``identity=False``; they never refuse a resume. A
-folder written before a setting existed compares as if it had the field's default, so new
-settings must default to the old behaviour.
+folder written before a setting existed reads as if it had the field's ``before`` value: its
+default, unless the field declares what those versions did.
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ AUTOENCODER, CLASSIFIER = "autoencoder", "classifier"
 
 def setting(default: Any, help: str = "", *, choices: tuple | None = None,
             check: Callable[[Any], str | None] | None = None, only: str | None = None,
-            option: bool = True, identity: bool = True, metavar: str | None = None):
+            option: bool = True, identity: bool = True, metavar: str | None = None,
+            before: Any = MISSING):
     """A config field. ``only``: the kind of run that takes it (autoencoder or classifier;
     None: both). ``option=False``: set by fashionae itself (from the command or the data),
-    never given by the user. ``check(value)`` returns what is wrong, or None."""
+    never given by the user. ``check(value)`` returns what is wrong, or None. ``before``: the
+    value a file written before the setting existed reads as (unless declared: ``default``)."""
     meta = {"help": help, "choices": choices, "check": check, "only": only, "option": option,
-            "identity": identity, "metavar": metavar}
+            "identity": identity, "metavar": metavar, "before": before}
     if isinstance(default, (list, dict)):  # mutable: each object gets its own copy
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -100,16 +102,17 @@ def keys(cls, only: str | None = None) -> set[str]:
 
 
 def from_dict(cls, d: dict, where: str = "settings"):
-    """A checked settings object from a dict; missing keys take their defaults (so files
-    written before a setting existed still load). Lists become tuples where the field's
-    default is a tuple (JSON has no tuples)."""
+    """A checked settings object from a file fashionae wrote; missing keys take their ``before``
+    values (so files written before a setting existed load as what they were). Lists become
+    tuples where the field's default is a tuple (JSON has no tuples)."""
     if not isinstance(d, dict):
         raise UserError(f"{where} must be a table of settings")
     known = {f.name: f for f in fields(cls)}
     unknown = set(d) - set(known)
     if unknown:
         raise UserError(f"unknown {where} {sorted(unknown)[0]!r}; known: {', '.join(sorted(keys(cls)))}")
-    values = {}
+    values = {k: f.metadata["before"] for k, f in known.items()
+              if k not in d and f.metadata.get("before", MISSING) is not MISSING}
     for k, v in d.items():
         default = known[k].default
         values[k] = tuple(v) if isinstance(default, tuple) and isinstance(v, list) else v

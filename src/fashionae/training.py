@@ -32,6 +32,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint
 from .data import VAL_SPLITS
 from .distributed import Dist
 from .errors import UserError
+from .models import DROPOUT_MASKS, use_dropout_masks
 from .settings import (CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 
@@ -62,6 +63,11 @@ class TrainConfig:
     device: str = setting("auto", "auto (CUDA when present) | cpu | cuda", choices=DEVICES)
     precision: str = setting("auto", "auto (bf16 autocast where the hardware has native bf16) | "
                              "fp32 | bf16", choices=PRECISIONS)
+    dropout_masks: str = setting("auto", "how dropout draws its masks on the CPU: auto (counter for a new "
+                                 "run; a resumed run keeps the masks it started with) | counter "
+                                 "(SplitMix64, fastest) | mersenne (torch's generator, as fashionae 0.2 drew) | "
+                                 "stock (torch's own dropout, slowest)", choices=("auto", *DROPOUT_MASKS),
+                                 before="mersenne")
     channels_last: bool = setting(True, "keep the NCHW memory layout instead of channels-last",
                                   check=boolean)
     augment: bool = setting(False, "random 2-pixel shifts and horizontal flips", check=boolean,
@@ -77,15 +83,20 @@ class TrainConfig:
             raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
         return self
 
-    def resolved(self) -> "TrainConfig":
-        """The same settings with device and precision made concrete for this machine."""
+    def resolved(self, started: "TrainConfig | None" = None) -> "TrainConfig":
+        """The same settings with device and precision made concrete for this machine, and
+        auto dropout masks for this run: ``started`` holds the settings of the run being resumed
+        (None for a new run), which keeps the masks it started with."""
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         precision = self.precision
         if precision == "auto":
             precision = "bf16" if native_bf16(device) else "fp32"
-        return replace(self, device=device, precision=precision)
+        masks = self.dropout_masks
+        if masks == "auto":
+            masks = started.dropout_masks if started is not None else "counter"
+        return replace(self, device=device, precision=precision, dropout_masks=masks)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -246,15 +257,19 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         progress: Callable[[int, int], None] | None = None, dist: Dist = Dist()) -> list[dict]:
     """Train ``model`` for ``cfg.epochs`` epochs and return one metrics row per epoch.
 
-    ``train`` and ``val`` are (images uint8 [N, H, W], labels) pairs. The model is expected
-    on the right device, seeded and built by the caller. With ``checkpoint``, a run that
-    finds a checkpoint there resumes from it, and every epoch writes one (rank 0 writes).
+    ``train`` and ``val`` are (images uint8 [N, H, W], labels) pairs; what ``cfg`` leaves to
+    auto is decided as for a new run (``TrainConfig.resolved``; ``runs.execute`` resolves a
+    resumed run's). The model is expected on the right device, seeded and built by the caller.
+    With ``checkpoint``, a run that finds a checkpoint there resumes from it, and every epoch
+    writes one (rank 0 writes).
     Each row holds ``train_loss`` (averaged during the epoch, training mode),
     ``train_eval_loss`` (the train set re-measured in eval mode) and ``val_loss``, and the
     same for every figure of ``model.metrics`` (``train_acc``, ``train_eval_acc``, ``val_acc``).
     """
+    cfg = cfg.resolved()
     device = torch.device(cfg.device)
     configure_device(cfg)
+    use_dropout_masks(model, cfg.dropout_masks)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     train_x, train_y = to_inputs(train[0], device), train[1].to(device)
