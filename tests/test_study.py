@@ -489,7 +489,7 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     assert val["ci"] is None and "same effect on every seed" in val["ci_reason"]
     assert test["values"] == pytest.approx([-0.12, -0.1, -0.06])
     # two rows with an interval each in test MSE: each at 1 - 0.05/2
-    assert test["intervals"] == 2 and test["ci"] == pytest.approx(interval(test["values"], 2)[0])
+    assert test["intervals"] == 2 and test["ci"] == pytest.approx(interval(test["values"], 2, "relative")[0])
     assert test["ci_level"] == pytest.approx(1 - 0.05 / 2) and rows[0]["epochs"] == 2
     assert val["verdict"] == test["verdict"] == "not shown"  # no interval; an interval that holds 0
 

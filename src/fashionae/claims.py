@@ -3,7 +3,9 @@
 Every claim compares two figures seed by seed (paired: both sides of a comparison share the
 study's seeds) and reduces them to one effect per seed: a relative difference of test MSE,
 or a difference of test accuracy in percentage points. Each claim implies a threshold
-(``THRESHOLDS``; docs/claims.md says why each value).
+(``THRESHOLDS``; docs/claims.md says why each value). A relative effect is a ratio of two
+MSEs, so it is averaged and given its interval on the log scale (``LOG_SCALE``): its effect is
+the geometric mean, and its interval never reaches below -100 %.
 
 The claims are judged together, so their intervals are simultaneous: with m intervals in a
 report, each is the t-interval over seeds at level 1 - 0.05 / m (mean ± t(1 - 0.025 / m, n - 1)
@@ -34,8 +36,8 @@ FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with thi
 # name -> (value, unit, what the word means); the single table behind every verdict
 THRESHOLDS = {
     "too small": (0.10, "relative", "l_size 64's test MSE is at least 10 % above l_size 512's"),
-    "little": (0.10, "relative", "l_size 1024 lowers the test MSE by less than 10 % of l_size 512's"),
-    "slightly": (0.15, "relative", "the convolutional model lowers the test MSE by less than 15 % of "
+    "little": (0.10, "relative gain", "l_size 1024 lowers the test MSE by less than 10 % of l_size 512's"),
+    "slightly": (0.15, "relative gain", "the convolutional model lowers the test MSE by less than 15 % of "
                  "l_size 512's"),
     "better": (0.0, "relative", "a lower test MSE (the interval of the relative difference below 0)"),
     "beats": (0.0, "points", "a higher test accuracy (the interval of the difference above 0)"),
@@ -50,6 +52,12 @@ THRESHOLDS = {
 }
 
 
+# unit -> (to the log scale, back): a relative difference a/b - 1 is log(a/b) there, and a
+# relative gain 1 - a/b (the difference with its sign turned) is log(b/a); points stay points
+LOG_SCALE = {"relative": (math.log1p, math.expm1),
+             "relative gain": (lambda g: -math.log1p(-g), lambda y: -math.expm1(-y))}
+
+
 def ci_level(intervals: int) -> float:
     """The confidence of each of ``intervals`` simultaneous intervals (Bonferroni)."""
     return 1 - (1 - FAMILY_CONFIDENCE) / intervals
@@ -61,29 +69,33 @@ def t_quantile(df: int, intervals: int = 1) -> float:
     return float(t.ppf(1 - (1 - ci_level(intervals)) / 2, df))
 
 
-def interval(values: list[float], intervals: int = 1) -> tuple[list[float] | None, str | None]:
-    """The t-interval of the mean, one of ``intervals`` that hold together with 95 %
-    confidence, or why there is none."""
+def interval(values: list[float], intervals: int = 1,
+             unit: str = "points") -> tuple[list[float] | None, str | None]:
+    """The t-interval of the mean (of a relative unit: on the log scale, mapped back), one of
+    ``intervals`` that hold together with 95 % confidence, or why there is none."""
     if not all(math.isfinite(v) for v in values):
         return None, "a seed's figure is not a number: a run diverged"
     if len(values) < 2:
         return None, "one seed: no spread to measure"
-    sd = statistics.stdev(values)
-    if sd <= 1e-9 * max(abs(v) for v in values):  # equal, but for the rounding of the effects' arithmetic
+    to_log, back = LOG_SCALE.get(unit, (float, float))
+    logs = [to_log(v) for v in values]
+    sd = statistics.stdev(logs)
+    if sd <= 1e-9 * max(abs(v) for v in logs):  # equal, but for the rounding of the effects' arithmetic
         return None, "the same effect on every seed: no spread to measure"
     half = t_quantile(len(values) - 1, intervals) * sd / math.sqrt(len(values))
-    mean = statistics.mean(values)
-    return [mean - half, mean + half], None
+    mean = statistics.mean(logs)
+    return [back(mean - half), back(mean + half)], None
 
 
-def test(values: list[float], threshold: float, above: bool, intervals: int = 1) -> tuple[str, str]:
+def test(values: list[float], threshold: float, above: bool, intervals: int = 1,
+         unit: str = "points") -> tuple[str, str]:
     """(verdict, leaning) of "the effect is above (or below) the threshold"."""
-    mean = _mean(values)
+    mean = center(values, unit)
     if mean is None or not math.isfinite(mean):
         return "inconclusive", "neither"
     side = (mean > threshold) if above else (mean < threshold)
     leaning = "neither" if mean == threshold else ("supports" if side else "contradicts")
-    ci, _ = interval(values, intervals)
+    ci, _ = interval(values, intervals, unit)
     if len(values) >= MIN_SEEDS and ci is not None:
         low, high = ci
         holds = low > threshold if above else high < threshold
@@ -102,14 +114,21 @@ def judged_together(values_of: list[list[float]]) -> int:
     return max(1, len({tuple(abs(x) for x in v) for v in values_of if interval(v)[0] is not None}))
 
 
-def _mean(values: list[float]) -> float | None:
-    return statistics.mean(values) if values else None  # NaN when a seed's value is
+def center(values: list[float], unit: str = "points") -> float | None:
+    """The effect over seeds: the mean, on the log scale for a relative unit (the geometric mean
+    of the ratios), so it lies inside its interval; NaN when a seed's value is, None for no seed."""
+    if not values:
+        return None
+    if not all(math.isfinite(v) for v in values):
+        return math.nan
+    to_log, back = LOG_SCALE.get(unit, (float, float))
+    return back(statistics.mean(to_log(v) for v in values))
 
 
 def _part(name: str, values: list[float], threshold_name: str, above: bool, quantity: str) -> dict:
     """One question a claim asks of its seeds; ``judge`` answers it."""
     threshold, unit, meaning = THRESHOLDS[threshold_name]
-    return {"part": name, "quantity": quantity, "effect": _mean(values), "values": values, "unit": unit,
+    return {"part": name, "quantity": quantity, "effect": center(values, unit), "values": values, "unit": unit,
             "threshold": threshold, "threshold_name": threshold_name, "threshold_meaning": meaning,
             "direction": "above" if above else "below"}
 
@@ -119,8 +138,8 @@ def judge(claims: list[dict]) -> None:
     parts = [p for c in claims for p in c["parts"]]
     m = judged_together([p["values"] for p in parts])
     for p in parts:
-        p["ci"], p["ci_reason"] = interval(p["values"], m)
-        p["verdict"], p["leaning"] = test(p["values"], p["threshold"], p["direction"] == "above", m)
+        p["ci"], p["ci_reason"] = interval(p["values"], m, p["unit"])
+        p["verdict"], p["leaning"] = test(p["values"], p["threshold"], p["direction"] == "above", m, p["unit"])
         p["intervals"], p["ci_level"] = m, ci_level(m)
     for c in claims:
         if c["parts"]:

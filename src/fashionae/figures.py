@@ -68,7 +68,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                       a["val_mse"]["ci"]) for a in results["ablation"]], "change of validation MSE, %",
                       figs / "overview_ablation.png")
         out.append(("overview", "overview_ablation.png", "What each change of the protocol does to the validation "
-                    "MSE: the mean relative change over seeds, paired by seed, with its t-interval (the table's "
+                    "MSE: the relative change, paired by seed, averaged and given its t-interval on the log scale (the table's "
                     f"intervals hold all at once with {FAMILY_CONFIDENCE * 100:.0f} % confidence); left of the dashed line the variant "
                     "reconstructs better."))
 

@@ -69,7 +69,7 @@ def _effect(c: dict) -> tuple[str, str]:
     """(the effect, its interval or why there is none)."""
     if c["effect"] is None or not math.isfinite(c["effect"]):  # no seed, or a run diverged
         return "–", c["ci_reason"] or "–"
-    pct = c["unit"] == "relative"
+    pct = c["unit"].startswith("relative")
     fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
     return fmt(c["effect"]), f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
 
@@ -344,7 +344,8 @@ NOTES = {  # under the table they explain
                    "cross-entropy) or the author's paper head (a Sigmoid before it).",
     "ablation": "Each line trains two autoencoders that differ in one setting; the change "
                 "is the variant's MSE relative to the baseline's, paired by seed, with its t-interval over the "
-                "seeds (negative: the variant reconstructs better); the table's intervals are simultaneous "
+                "seeds, both on the log scale, where ratios add (so an interval never reaches -100 %; negative: "
+                "the variant reconstructs better); the table's intervals are simultaneous "
                 "(Bonferroni over this table's intervals, a family of their own: the claims' table is another, so "
                 "the same difference can carry a narrower interval there). As for a claim, a difference is real "
                 "only with at "

@@ -195,9 +195,10 @@ def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -
 
 def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     """Each comparison of the study's ablation: the relative change of validation and test MSE
-    from baseline to variant, paired by seed number, with its t-interval; the table's intervals
-    hold all at once with 95 % confidence (Bonferroni over them, as for the claims)."""
-    from .claims import ci_level, interval, judged_together, relative_change, test
+    from baseline to variant, paired by seed number, with its t-interval (on the log scale, as
+    the claims'); the table's intervals hold all at once with 95 % confidence (Bonferroni over
+    them, as for the claims)."""
+    from .claims import center, ci_level, interval, judged_together, relative_change, test
     by_name = {a["name"]: a for a in autoencoders}
     rows = []
     for c in study.ablation:
@@ -208,16 +209,16 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
         for figure in ("val_mse", "test_mse"):
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,
-                           "effect": statistics.mean(effects)}  # a study's runs share its seeds
+                           "effect": center(effects, "relative")}  # a study's runs share its seeds
         rows.append(row)
     m = judged_together([row[f]["values"] for row in rows for f in ("val_mse", "test_mse")])
     for row in rows:
         for figure in ("val_mse", "test_mse"):
             f = row[figure]
-            f["ci"], f["ci_reason"] = interval(f["values"], m)
+            f["ci"], f["ci_reason"] = interval(f["values"], m, "relative")
             f["intervals"], f["ci_level"] = m, ci_level(m)
             # as a claim "the variant's MSE is lower" would be judged: enough seeds, the interval off 0
-            verdict, _ = test(f["values"], 0.0, above=False, intervals=m)
+            verdict, _ = test(f["values"], 0.0, above=False, intervals=m, unit="relative")
             f["verdict"] = ABLATION_VERDICTS[verdict]
     return rows
 
