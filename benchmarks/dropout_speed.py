@@ -1,7 +1,7 @@
 """What fashionae's dropout masks cost, alternating in one process (ratios only: the machine's
 speed drifts).
 
-1. the bits: torch's Mersenne Twister drawn as versions before 0.2 did (``random_`` over
+1. the bits: torch's Mersenne Twister drawn as earlier 0.2 versions did (``random_`` over
    [-2**63, 2**63 - 1), a 64-bit division per word) vs over the full range with the sign bit
    flipped (``models.random_int16``: the same bits, the ``mersenne`` masks) vs SplitMix64 in
    torch's integer passes (``models.splitmix_int15``, the ``counter`` masks) vs numpy's
@@ -55,7 +55,7 @@ def compare(title: str, variants: dict, repeats: int = 7, calls: int = 10) -> No
 
 n = 100 * 32 * 28 * 28
 compare(f"1. {n:,} random 16-bit values", {
-    "torch MT, from-to (before 0.2)": lambda: torch.empty(n // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1),
+    "torch MT, from-to (early 0.2)": lambda: torch.empty(n // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1),
     "torch MT, full range (mersenne)": lambda: random_int16(n),
     "SplitMix64, 15 bits (counter)": lambda: splitmix_int15(n),
     "numpy PCG64DXSM (not used)": lambda: np.random.PCG64DXSM(1).random_raw(n // 4)})

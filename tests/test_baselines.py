@@ -50,3 +50,19 @@ def test_a_single_class_is_refused_before_any_fit(tiny):
     with pytest.raises(UserError, match=r"^the baselines' training set \(1 images\) holds a single class; a classifier "
                                         r"needs two at least: use a larger --train-subset$"):
         compute_baselines(splits, logreg_max_iter=100)
+
+
+def test_baselines_are_measured_on_the_images_the_runs_are(tiny, tmp_path):
+    """A study whose runs validate and test on their first N images (the smoke profile's 300)
+    gets baselines measured on the same N, and baselines measured on every image are computed
+    again for it; a study on every image keeps the settings (and so the files) it had."""
+    from fashionae.baselines import write_baselines
+    from fashionae.study import load_study
+    from helpers import PAPER
+    assert load_study(PAPER, "smoke").baselines.eval_subset == 300
+    assert load_study(PAPER, "quick").baselines.eval_subset is None
+    quiet = lambda m: None  # noqa: E731
+    whole = write_baselines(tmp_path / "b.json", tiny, "holdout", 400, None, 20, quiet)
+    part = write_baselines(tmp_path / "b.json", tiny, "holdout", 400, 100, 20, quiet)
+    assert whole["test_size"] == len(tiny.test_labels) > 100 and "eval_subset" not in whole["settings"]
+    assert part["test_size"] == part["val_size"] == 100 and part["settings"]["eval_subset"] == 100

@@ -52,3 +52,20 @@ def test_an_isa_capped_by_the_environment_is_recorded_and_shown(monkeypatch):
     cpu = cpu_info()
     assert cpu["isa_caps"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
     assert "(capped: ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)" in describe_cpu(cpu)
+
+
+def test_the_speed_probe_draws_the_masks_its_run_will(monkeypatch):
+    """``study --plan`` times each run with its own dropout masks: a stock or mersenne run (a
+    resumed 0.2 folder) does not get the counter masks' speed."""
+    from dataclasses import replace
+
+    from fashionae import bench, models
+    from fashionae.models import ModelConfig
+    from fashionae.training import TrainConfig
+    calls, real = [], models.splitmix_int15
+    monkeypatch.setattr(models, "splitmix_int15", lambda n: calls.append(n) or real(n))
+    t = TrainConfig(batch_size=10, device="cpu", dropout_masks="stock").resolved()
+    bench.probe_speed(ModelConfig(latent=16), t, steps=1)
+    assert not calls
+    bench.probe_speed(ModelConfig(latent=16), replace(t, dropout_masks="counter"), steps=1)
+    assert calls

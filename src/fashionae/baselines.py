@@ -84,13 +84,14 @@ def baselines_fault(b) -> str | None:
     return None
 
 
-def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, logreg_max_iter: int,
-                    log: Callable[[str], None], keep_others: bool = False) -> dict:
+def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, eval_subset: int | None,
+                    logreg_max_iter: int, log: Callable[[str], None], keep_others: bool = False) -> dict:
     """baselines.json, computed unless it holds these settings already. One shape for the
     ``baselines`` command and the study: the figures and the ``settings`` they came from.
-    ``keep_others``: refuse to replace baselines computed with other settings."""
+    ``eval_subset``: measured on the first N validation and test images, as the runs that share
+    it are. ``keep_others``: refuse to replace baselines computed with other settings."""
     settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
-                "dataset": data.name}
+                "dataset": data.name, **({"eval_subset": eval_subset} if eval_subset else {})}
     old = read_rebuildable_json(path)
     if old and baselines_fault(old):  # damaged or edited: computed again
         old = None
@@ -99,6 +100,7 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
     if old and keep_others:
         raise UserError(f"{path} holds baselines computed with other settings ({old.get('settings')}); "
                         "choose another --out, or delete it to compute these")
-    b = {**compute_baselines(make_splits(data, val, train_subset), logreg_max_iter, log=log), "settings": settings}
+    splits = make_splits(data, val, train_subset, eval_subset)
+    b = {**compute_baselines(splits, logreg_max_iter, log=log), "settings": settings}
     write_json(path, b)
     return b

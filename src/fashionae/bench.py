@@ -168,6 +168,7 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
     from .training import EVAL_BATCH, autocast, train_step
     torch.manual_seed(0)
     model = build_model(model_config).to(t.device)
+    use_dropout_masks(model, t.dropout_masks)
     if t.channels_last:
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)

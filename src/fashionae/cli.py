@@ -111,15 +111,16 @@ def cmd_baselines(a) -> int:
     from .files import FolderLock
     from .runs import stderr
     from .study import Baselines, StudyFolder
-    settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset))
+    settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset,
+                             eval_subset=a.eval_subset))
     out = Path(a.out)
     if (out / StudyFolder.STUDY).is_file():
         raise UserError(f"{out} is a study folder, whose baselines `fashionae study` computes with "
                         "the study's settings; choose another --out")
     with FolderLock(out):
         data = load_dataset(a.dataset, a.data_dir, not a.no_verify)
-        b = write_baselines(out / StudyFolder.BASELINES, data, a.val, a.train_subset, a.logreg_max_iter,
-                            stderr, keep_others=True)
+        b = write_baselines(out / StudyFolder.BASELINES, data, a.val, a.train_subset, a.eval_subset,
+                            a.logreg_max_iter, stderr, keep_others=True)
     pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
     print(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; logistic regression "
           f"on pixels: test accuracy {b['logistic_regression']['test_acc']:.4f}  "
@@ -306,6 +307,7 @@ def build_parser() -> Parser:
     s.add_argument("--out", required=True, help="folder for baselines.json")
     s.add_argument("--val", default=TrainConfig.val, choices=VAL_SPLITS, help="as for training")
     s.add_argument("--train-subset", type=int, help="fit on the first N training images only")
+    s.add_argument("--eval-subset", type=int, help="measure on the first N validation and test images only")
     s.add_argument("--logreg-max-iter", type=int, default=Baselines.logreg_max_iter,
                    help=f"iterations of the pixel logistic regression (default: {Baselines.logreg_max_iter})")
     add_data_args(s)

@@ -63,14 +63,14 @@ def splitmix_int15(n: int) -> torch.Tensor:
     elementwise integer passes that torch runs on every core, where torch's Mersenne Twister
     runs on one: 1.5-2x faster bits, a 1.05-1.16x faster training step on a Zen 5 in bf16
     (``benchmarks/dropout_speed.py``). A 32-bit hash of each element's index was a little
-    faster, but the paper's runs draw more than 2**32 words, so its masks would repeat within a
-    run; with 64-bit random starts, any two draws of a 60-epoch paper run overlap with
-    probability about 3e-4."""
+    faster, but a 60-epoch paper run draws 3.6-4.3e10 words, more than 2**32, so its masks would
+    repeat within a run; with 64-bit random starts, any two draws of such a run overlap with
+    probability about 3-4e-4."""
     global _counters
-    words = (n + 3) // 4
-    if len(_counters) < words:
-        _counters = torch.arange(1, words + 1, dtype=torch.int64).mul_(GAMMA)
-    z = _counters[:words].add(int(torch.empty((), dtype=torch.int64).random_(-2**63, None)))
+    words, counters = (n + 3) // 4, _counters  # one read: another thread may grow it meanwhile
+    if len(counters) < words:
+        counters = _counters = torch.arange(1, words + 1, dtype=torch.int64).mul_(GAMMA)
+    z = counters[:words].add(int(torch.empty((), dtype=torch.int64).random_(-2**63, None)))
     # >> is arithmetic on int64; the masks make each shift logical, as SplitMix64's
     z ^= (z >> 30) & ((1 << 34) - 1)
     z *= MIX1
@@ -98,7 +98,7 @@ class Dropout(nn.Module):
         self.p = float(p)
         self.masks = "counter"  # training.fit sets the run's (use_dropout_masks)
         self._threshold = -32768 + round(self.p * 65536)  # mersenne: kept where bits >= it
-        self._threshold15 = round(self.p * 32768) - 1  # counter: kept where bits > it
+        self._threshold15 = max(0, round(self.p * 32768) - 1)  # counter: kept where bits > it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
@@ -117,7 +117,7 @@ class Dropout(nn.Module):
         if self.masks == "mersenne":
             return self._mersenne_mask(x, relu)
         ints = INT_OF_SIZE[x.element_size()]
-        # u - threshold > 0 exactly where kept (no overflow: u is 15 bits); its minimum with x's
+        # u - threshold > 0 exactly where kept (no overflow: both are 15 bits); its minimum with x's
         # bits is > 0 exactly where x > 0 too (positive floats are positive integers, -0.0 the
         # most negative one; x * mask is NaN where x is, whatever the mask)
         t = splitmix_int15(x.numel()).as_strided(x.shape, x.stride()).sub_(self._threshold15).to(ints)

@@ -356,7 +356,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         if study.baselines.enabled:
             t0 = time.perf_counter()
             write_baselines(folder / folder.BASELINES, data, study.val, study.baselines.train_subset,
-                            study.baselines.logreg_max_iter, log)
+                            study.baselines.eval_subset, study.baselines.logreg_max_iter, log)
             stage_seconds["baselines"] = time.perf_counter() - t0
 
         wall = time.perf_counter() - t_start

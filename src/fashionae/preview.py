@@ -66,7 +66,7 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int =
     training speed + evaluated images / evaluation speed), the speeds measured by a short probe
     of its model (a few steps at its batch size, after a warm-up), cached per model and precision."""
     t = cfg.train
-    key = (cfg.model, t.batch_size, t.precision, t.device, t.channels_last)
+    key = (cfg.model, t.batch_size, t.precision, t.device, t.channels_last, t.dropout_masks)
     if key not in probes:
         probes[key] = bench.probe_speed(cfg.model, t)
     train_speed, eval_speed = probes[key]

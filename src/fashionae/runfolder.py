@@ -88,8 +88,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        """From config.json; keys a folder written before a setting existed lacks take the
-        setting's default."""
+        """From config.json; keys a folder written before a setting existed lacks read as what
+        it did then (``settings.from_dict``)."""
         return cls(model=ModelConfig.from_dict(d["model"]), train=TrainConfig.from_dict(d["train"]),
                    strategy=d.get("strategy"), encoder_run=d.get("encoder_run"),
                    encoder_sha256=d.get("encoder_sha256"), dataset=d.get("dataset", FASHION_MNIST),

@@ -72,6 +72,7 @@ class Baselines:
     enabled: bool = setting(True, check=boolean)
     logreg_max_iter: int = setting(200, check=positive_int)
     train_subset: int | None = setting(None, check=optional_positive_int)  # default: [train]'s
+    eval_subset: int | None = setting(None, check=optional_positive_int)  # default: [train]'s
 
 
 @dataclass
@@ -344,7 +345,8 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         raise UserError(f"study file {source}: [explore] autoencoders must name autoencoders of the study")
 
     b = merged.get("baselines", {})
-    baselines = _typed(Baselines, {"train_subset": base_train.get("train_subset"), **b}, "[baselines]", source)
+    baselines = _typed(Baselines, {"train_subset": base_train.get("train_subset"),
+                                   "eval_subset": base_train.get("eval_subset"), **b}, "[baselines]", source)
 
     ablation = merged.get("ablation", [])
     if not isinstance(ablation, list):
