@@ -334,8 +334,9 @@ NOTES = {  # under the table they explain
               "among all the others. An effect read against two thresholds is "
               "one interval (conv's two parts; “beats scratch” and “competitive”, the same difference with its sign "
               "turned), and “l_size 512 balances quality and cost” tests nothing of its own: its rows repeat the "
-              "two claims before it. An effect is the mean of the per-seed effects; ± in the evidence is the "
-              "standard deviation over seeds. The intervals are over seeds, on this one test set.",
+              "two claims before it. An effect is the mean of the per-seed effects, a ratio of MSEs on the log "
+              "scale (the geometric mean, with an interval that cannot reach below -100 %); ± in the evidence is "
+              "the standard deviation over seeds. The intervals are over seeds, on this one test set.",
     "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
                     "the training-mode column averages the loss during the epoch in training mode (dropout, if "
                     "any, active), as the author's code also recorded.",
