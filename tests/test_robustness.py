@@ -306,3 +306,9 @@ def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_pa
         torch.set_num_threads(threads)
     assert any("it started on 2 threads and resumes on 1" in m and "OMP_NUM_THREADS=2 resumes it exactly" in m
                for m in messages), messages
+    # its provenance keeps both sessions, so the report says where the result moved
+    from fashionae.results import _run_info
+    from fashionae.runfolder import RunFolder
+    env = RunFolder(tmp_path / "run").raw_config()["environment"]
+    assert env["threads"] == 1 and [s["threads"] for s in env["earlier_sessions"]] == [2]
+    assert _run_info("run", RunFolder(tmp_path / "run"))["threads"] == "2 → 1"

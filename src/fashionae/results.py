@@ -17,6 +17,7 @@ from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, make_plan
+from .runs import sessions_of
 from .study import Study, StudyFolder
 
 RESULTS_FORMAT = 3  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged
@@ -65,11 +66,19 @@ def _groups(plan: list[PlannedRun], kind: str) -> dict[str, list[PlannedRun]]:
 
 
 def _run_info(name: str, run) -> dict:
+    """A run's provenance. Where its sessions (a run stopped and resumed) differed in threads or
+    hardware, which moves its result, each session's in turn: "2 → 1"."""
     cfg = run.raw_config()
     env, data = cfg.get("environment", {}), cfg.get("data", {})
+    sessions = sessions_of(env)
+
+    def each(value_of):
+        values = [value_of(s) for s in sessions]
+        changes = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+        return changes[0] if len(changes) == 1 else " → ".join(map(str, changes))
     return {"run": name, "device": env.get("device"), "precision": env.get("precision"),
-            "hardware": env.get("gpu") or env.get("cpu") or env.get("platform"),
-            "threads": env.get("threads"), "host": env.get("host"), "processes": env.get("processes", 1),
+            "hardware": each(lambda s: s.get("gpu") or s.get("cpu") or s.get("platform")),
+            "threads": each(lambda s: s.get("threads")), "host": env.get("host"), "processes": env.get("processes", 1),
             "executor": env.get("executor", "local"), "seconds": run.summary()["seconds_total"],
             "val_indices_sha256": data.get("val_indices_sha256")}
 

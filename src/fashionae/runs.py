@@ -80,6 +80,12 @@ def describe_cpu(cpu: dict) -> str:
             + (f" (capped: {caps})" if caps else "") + f", {cpu['threads']} threads")
 
 
+def sessions_of(env: dict) -> list[dict]:
+    """The sessions a run's config.json records, first to last: the earlier ones a resumed run
+    keeps (``earlier_sessions``), then the last one's environment."""
+    return [*env.get("earlier_sessions", []), {k: v for k, v in env.items() if k != "earlier_sessions"}]
+
+
 def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
     cpu = cpu_info()
     env = {"fashionae": __version__, "torch": torch.__version__, "python": platform.python_version(),
@@ -207,11 +213,15 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                      "train_size": len(splits.train_x), "val_size": len(splits.val_x),
                      "val_indices_sha256": splits.val_indices_sha256}
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
-        started_on = folder.raw_config().get("environment", {}).get("threads") if state == "resume" else None
-        if dist.rank == 0:
-            folder.write_config(cfg, data_info, environment(t, dist))
-        dist.barrier()
         checkpoint = folder / folder.CHECKPOINT
+        env = environment(t, dist)
+        before = folder.raw_config().get("environment", {}) if state == "resume" else {}
+        started_on = before.get("threads")
+        if checkpoint.exists() and before:  # the epochs it keeps ran in earlier sessions: their record stays
+            env["earlier_sessions"] = sessions_of(before)
+        if dist.rank == 0:
+            folder.write_config(cfg, data_info, env)
+        dist.barrier()
         if state == "resume" and checkpoint.exists():
             log(f"{label}: resuming from its last finished epoch")
             if started_on and started_on != torch.get_num_threads():
