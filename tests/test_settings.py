@@ -79,3 +79,12 @@ def test_unknown_and_bad_values_are_refused():
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(UserError, match="unknown schedule 'step'; choose one of constant, onecycle"):
         TrainConfig.from_dict({"schedule": "step"})
+
+
+def test_a_run_says_which_settings_it_does_not_use():
+    """What TensorBoard's hparams leave out: the other kind of run's settings, and the latent
+    size of a conv model."""
+    assert ModelConfig().unused() == {"paper_head"}
+    assert ModelConfig(arch="conv").unused() == {"paper_head", "latent"}
+    assert ModelConfig(task=CLASSIFIER).unused() == {"decoder"}
+    assert settings.unused(TrainConfig(), AUTOENCODER) == {"augment"} and not settings.unused(TrainConfig(), CLASSIFIER)

@@ -89,6 +89,8 @@ def test_autoencoder_events_hold_metrics_images_and_hparams(small, tmp_path):
     assert start.hparams["model.latent"].number_value == 16
     assert start.hparams["model.encoder_type"].string_value == "paper"
     assert start.hparams["train.epochs"].number_value == 2
+    # only the settings this run uses: no classifier's head or augmentation
+    assert "model.paper_head" not in start.hparams and "train.augment" not in start.hparams
 
 
 def test_classifier_cli_logs_accuracies(small_data_dir, tmp_path, capsys):
@@ -102,6 +104,7 @@ def test_classifier_cli_logs_accuracies(small_data_dir, tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert np.float32(acc.Scalars("final/test_acc")[-1].value) == np.float32(summary["test_acc"])
     assert hparams(acc).hparams["strategy"].string_value == "scratch"
+    assert "model.decoder" not in hparams(acc).hparams and "train.augment" in hparams(acc).hparams
 
 
 class Stop(Exception):

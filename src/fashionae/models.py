@@ -338,6 +338,11 @@ class ModelConfig:
         settings.check(self)
         return self
 
+    def unused(self) -> set[str]:
+        """The settings this model does not use: the other kind of run's, and a conv model's
+        latent size (its latent is the feature map)."""
+        return settings.unused(self, self.task) | ({"latent"} if self.arch == "conv" else set())
+
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         return settings.from_dict(cls, d, "model setting")

@@ -95,6 +95,12 @@ def check(cfg, file_keys: bool = False) -> None:
             raise UserError(f"{name} {problem}")
 
 
+def unused(cfg, kind: str) -> set[str]:
+    """The fields of ``cfg`` that only the other kind of run takes (a classifier's ``augment`` in
+    an autoencoder's settings)."""
+    return {f.name for f in fields(cfg) if f.metadata.get("only") not in (None, kind)}
+
+
 def keys(cls, only: str | None = None) -> set[str]:
     """The field names a user may set, for a kind of run (None: every kind)."""
     return {f.name for f in fields(cls)
