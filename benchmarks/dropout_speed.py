@@ -3,8 +3,8 @@ speed drifts).
 
 1. the bits: torch's Mersenne Twister drawn as earlier 0.2 versions did (``random_`` over
    [-2**63, 2**63 - 1), a 64-bit division per word) vs over the full range with the sign bit
-   flipped (``models.random_int16``: the same bits, the ``mersenne`` masks) vs SplitMix64 in
-   torch's integer passes (``models.splitmix_int15``, the ``counter`` masks) vs numpy's
+   flipped (``dropout.random_int16``: the same bits, the ``mersenne`` masks) vs SplitMix64 in
+   torch's integer passes (``dropout.splitmix_int15``, the ``counter`` masks) vs numpy's
    PCG64DXSM (for scale, not used);
 2. the ReLU + dropout mask on the paper's largest activation (100 x 32 x 28 x 28), bf16 and
    fp32: comparisons into bool tensors and a bool -> float conversion vs the integer
@@ -22,7 +22,8 @@ import time
 import numpy as np
 import torch
 
-from fashionae.models import Dropout, ModelConfig, build_model, random_int16, splitmix_int15, use_dropout_masks
+from fashionae.dropout import Dropout, random_int16, splitmix_int15, use_dropout_masks
+from fashionae.models import ModelConfig, build_model
 from fashionae.runs import cpu_info, describe_cpu
 from fashionae.training import TrainConfig, autocast, keep_freed_memory
 

@@ -21,7 +21,8 @@ import torch
 
 from fashionae.claims import interval
 from fashionae.data import load_fashion_mnist, make_splits
-from fashionae.models import DROPOUT_MASKS, ModelConfig, build_model
+from fashionae.dropout import DROPOUT_MASKS
+from fashionae.models import ModelConfig, build_model
 from fashionae.plan import run_study
 from fashionae.runs import cpu_info, describe_cpu
 from fashionae.study import load_study

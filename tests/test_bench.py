@@ -59,11 +59,11 @@ def test_the_speed_probe_draws_the_masks_its_run_will(monkeypatch):
     resumed 0.2 folder) does not get the counter masks' speed."""
     from dataclasses import replace
 
-    from fashionae import bench, models
+    from fashionae import bench, dropout
     from fashionae.models import ModelConfig
     from fashionae.training import TrainConfig
-    calls, real = [], models.splitmix_int15
-    monkeypatch.setattr(models, "splitmix_int15", lambda n: calls.append(n) or real(n))
+    calls, real = [], dropout.splitmix_int15
+    monkeypatch.setattr(dropout, "splitmix_int15", lambda n: calls.append(n) or real(n))
     t = TrainConfig(batch_size=10, device="cpu", dropout_masks="stock").resolved()
     bench.probe_speed(ModelConfig(latent=16), t, steps=1)
     assert not calls

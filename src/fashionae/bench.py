@@ -26,7 +26,8 @@ import torch
 
 from .data import held_out_size
 from .errors import UserError
-from .models import ModelConfig, build_model, use_dropout_masks
+from .dropout import use_dropout_masks
+from .models import ModelConfig, build_model
 from .runs import cpu_info, describe_cpu
 from .settings import positive_int
 from .training import TrainConfig, fit, native_bf16

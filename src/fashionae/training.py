@@ -32,7 +32,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint
 from .data import VAL_SPLITS
 from .distributed import Dist
 from .errors import UserError
-from .models import DROPOUT_MASKS, use_dropout_masks
+from .dropout import DROPOUT_MASKS, use_dropout_masks
 from .settings import (CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 
