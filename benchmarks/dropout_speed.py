@@ -25,7 +25,7 @@ import torch
 from fashionae.dropout import Dropout, random_int16, splitmix_int15, use_dropout_masks
 from fashionae.models import ModelConfig, build_model
 from fashionae.runs import cpu_info, describe_cpu
-from fashionae.training import TrainConfig, autocast, keep_freed_memory
+from fashionae.training import TrainConfig, keep_freed_memory, train_step
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -81,14 +81,8 @@ def step_of(masks: str, p: float):
     use_dropout_masks(model, masks)
     opt = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
     x = torch.rand(100, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-
-    def step():
-        with autocast(cfg):
-            out = model(x)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-    return step
+    y = torch.zeros(100, dtype=torch.long)
+    return lambda: train_step(model, opt, x, y, cfg)  # the trainer's own step
 
 
 compare(f"3. training step, paper autoencoder, batch 100, {cfg.precision}", {

@@ -240,7 +240,7 @@ def test_the_estimate_of_a_run_to_resume_counts_the_epochs_it_has_left():
     t = TrainConfig(epochs=4, batch_size=50, val="test", train_subset=1_000, eval_subset=200, train_eval_subset=400)
     cfg = RunConfig(train=t)
     data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
-    probes = {(cfg.model, 50, t.precision, t.device, t.channels_last, t.dropout_masks): (100.0, 200.0)}  # img/s
+    probes = {preview.probe_key(cfg): (100.0, 200.0)}  # img/s: train, evaluate
     epoch = 1_000 / 100 + (400 + 200) / 200  # 13 s; and the test set once at the end, 1 s
     assert preview.estimate_seconds(cfg, data, probes) == 4 * epoch + 1
     assert preview.estimate_seconds(cfg, data, probes, trained=3) == epoch + 1

@@ -57,11 +57,11 @@ def splitmix_int15(n: int) -> torch.Tensor:
         counters = _counters = torch.arange(1, words + 1, dtype=torch.int64).mul_(GAMMA)
     z = counters[:words].add(int(torch.empty((), dtype=torch.int64).random_(-2**63, None)))
     # >> is arithmetic on int64; the masks make each shift logical, as SplitMix64's
-    z ^= (z >> 30) & ((1 << 34) - 1)
+    z ^= (z >> 30).bitwise_and_((1 << 34) - 1)
     z *= MIX1
-    z ^= (z >> 27) & ((1 << 37) - 1)
+    z ^= (z >> 27).bitwise_and_((1 << 37) - 1)
     z *= MIX2
-    z ^= (z >> 31) & ((1 << 33) - 1)
+    z ^= (z >> 31).bitwise_and_((1 << 33) - 1)
     z &= 0x7FFF7FFF7FFF7FFF  # each 16-bit quarter's sign bit cleared
     return z.view(torch.int16)[:n]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import bench
 from .checkpoint import checkpoint_epoch
 from .data import Dataset, held_out_size, load_dataset
+from .models import ModelConfig
 from .plan import PlannedRun, duration, make_plan, plan_states, refuse_changed, unasked_runs_note
 from .runfolder import RunConfig
 from .study import Study, StudyFolder
@@ -64,9 +65,8 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
 def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int = 0) -> float:
     """Wall time of a run with ``trained`` epochs done: the epochs left x (training images /
     training speed + evaluated images / evaluation speed), the speeds measured by a short probe
-    of its model (a few steps at its batch size, after a warm-up), cached per model and precision."""
-    t = cfg.train
-    key = (cfg.model, t.batch_size, t.precision, t.device, t.channels_last, t.dropout_masks)
+    of its model (a few steps at its batch size, after a warm-up), one per ``probe_key``."""
+    t, key = cfg.train, probe_key(cfg)
     if key not in probes:
         probes[key] = bench.probe_speed(cfg.model, t)
     train_speed, eval_speed = probes[key]
@@ -77,10 +77,16 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int =
     return max(t.epochs - trained, 0) * per_epoch + n_val / eval_speed
 
 
+def probe_key(cfg: RunConfig) -> tuple:
+    """What a speed probe's figures depend on: runs alike in these share one probe."""
+    t = cfg.train
+    return cfg.model, t.batch_size, t.precision, t.device, t.channels_last, t.dropout_masks
+
+
 def _model_text(model: dict) -> str:
     """"linear 512", "conv", with the encoder type where it is not the paper's: what tells a
     study's models apart (the rest of each row's model is in --json)."""
-    text = model["arch"] + (f" {model['latent']}" if model["arch"] == "linear" else "")
+    text = model["arch"] + ("" if "latent" in ModelConfig(**model).unused() else f" {model['latent']}")
     return text + ("" if model["encoder_type"] == "paper" else f" {model['encoder_type']}")
 
 

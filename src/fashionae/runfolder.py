@@ -83,6 +83,12 @@ class RunConfig:
                     dataset=self.dataset, dataset_sha256=self.dataset_sha256)
         return flat
 
+    def unused(self) -> set[str]:
+        """The keys of ``identity`` whose settings this run does not use (``ModelConfig.unused``,
+        and the other kind of run's training settings)."""
+        return {f"model.{k}" for k in self.model.unused()} | {
+            f"train.{k}" for k in settings.unused(self.train, self.model.task)}
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -25,7 +25,7 @@ from .data import FASHION_MNIST
 from .errors import UserError
 from .files import holds_nothing, read_rebuildable_json
 from .models import ModelConfig
-from .runfolder import STRATEGIES
+from .runfolder import STRATEGIES, RunFolder
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 from .training import TrainConfig
@@ -394,8 +394,7 @@ class StudyFolder:
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
-    def run(self, name: str):
-        from .runfolder import RunFolder
+    def run(self, name: str) -> RunFolder:
         return RunFolder(self.path / self.RUNS / name)
 
     def require(self) -> "StudyFolder":
@@ -403,7 +402,6 @@ class StudyFolder:
             raise UserError(f"{self.path} {'is a file' if self.path.exists() else 'does not exist'}; give the "
                             "--out folder of a study (fashionae study)")
         if not (self / self.STUDY).is_file():
-            from .runfolder import RunFolder
             if RunFolder(self.path).is_run():
                 raise UserError(f"{self.path} is a run folder, not a study folder; a report is of a study "
                                 f"(fashionae study), and `fashionae eval {self.path}` measures a run again")

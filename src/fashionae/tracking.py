@@ -23,7 +23,6 @@ import torch
 from .data import Dataset, make_splits
 from .errors import UserError, require
 from .runfolder import RunConfig, RunFolder
-from .settings import unused as settings_unused
 from .training import to_inputs
 
 IMAGES = 8        # fixed validation images shown with their reconstructions
@@ -101,8 +100,7 @@ class TensorBoardLogger:
         from torch.utils.tensorboard.summary import hparams
         if self.writer is None:  # a resumed run whose last epoch was already trained
             self._open(self._last_logged_epoch() + 1)
-        unused = {f"model.{k}" for k in self.cfg.model.unused()} | {
-            f"train.{k}" for k in settings_unused(self.cfg.train, self.cfg.model.task)}
+        unused = self.cfg.unused()
         settings = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
                     for k, v in self.cfg.identity().items()
                     if v is not None and not k.endswith("sha256") and k not in unused}
