@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 import fashionae
 from fashionae.cli import main
 from fashionae.errors import UserError
-from fashionae.images import prepare_image
+from fashionae.images import prepare_image, read_picture
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
@@ -132,8 +132,12 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     Image.fromarray(noise, "L").save(tmp_path / "page.png")
     assert main(["classify", str(clf), str(tmp_path / "red.png"), str(tmp_path / "page.png")]) == 0
     notes = capsys.readouterr().out.splitlines()
-    assert len(notes) == 2 and all(n.endswith(": it is blank or nearly so, and these classes say nothing)")
-                                   for n in notes)
+    assert len(notes) == 2 and all(n.endswith("% (blank or nearly so once prepared: the answer says nothing)")
+                                   for n in notes)  # and nothing else: a blank picture's background is moot
+    tiny = photo(tmp_path / "tiny.png", size=(9, 12))  # trousers of 5x10 pixels
+    assert main(["reconstruct", str(ae), str(tiny), "-o", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        "tiny_reconstruction.png (the garment is only 5x10 pixels, enlarged 2.8x: blurred; give a larger picture)")
 
     # the wrong kind of run, or a non-image: one line, exit 2
     assert main(["classify", str(ae), str(img)]) == 2
@@ -141,3 +145,30 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     (tmp_path / "notes.txt").write_text("not a picture")
     assert main(["reconstruct", str(ae), str(tmp_path / "notes.txt")]) == 2
     assert "not an image" in capsys.readouterr().err
+
+
+def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
+    """A product photo on a plain background gives no caveat; a garment of a few pixels, a
+    background lit unevenly, or one of mid-grey each give theirs, and only when they apply."""
+    assert read_picture(photo(tmp_path / "p.png")).caveats == ()
+    assert read_picture(photo(tmp_path / "small.png", size=(12, 16))).caveats == ()  # 6x14: enlarged 2x, at the limit
+    assert read_picture(photo(tmp_path / "tiny.png", size=(9, 12))).caveats == (
+        "the garment is only 5x10 pixels, enlarged 2.8x: blurred; give a larger picture",)
+
+    trousers = np.asarray(Image.open(tmp_path / "p.png")).astype(np.float32)
+    lamp = np.linspace(0.55, 1.0, trousers.shape[1])[None, :, None]  # light falling off to the left
+    Image.fromarray((trousers * lamp).astype(np.uint8)).save(tmp_path / "lamp.png")
+    (caveat,) = read_picture(tmp_path / "lamp.png").caveats
+    assert caveat.startswith("its corners range from 142 to 252 of 255: an uneven background")
+    Image.fromarray((trousers * 0.97).astype(np.uint8)).save(tmp_path / "dim.png")  # even, only dimmer
+    assert read_picture(tmp_path / "dim.png").caveats == ()
+
+    grey = trousers.copy()
+    grey[(trousers == 255).all(2)] = 128
+    Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "grey.png")
+    assert read_picture(tmp_path / "grey.png").caveats == (
+        "its background is mid-grey (128 of 255), so whether to negate it is a guess; say --invert yes or no",)
+    assert read_picture(tmp_path / "grey.png", invert="no").caveats == ()  # the user has said
+    grey[(trousers == 255).all(2)] = 200  # light enough to say
+    Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "light.png")
+    assert read_picture(tmp_path / "light.png").caveats == ()

@@ -206,7 +206,7 @@ def cmd_bench(a) -> int:
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write
-    from .images import prepare_image, side_by_side
+    from .images import read_picture, side_by_side
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
     out = Path(a.output)
@@ -218,27 +218,31 @@ def cmd_reconstruct(a) -> int:
                             "reconstruct them into different folders (-o)")
         sources[target] = path
     # every picture is read before anything is written
-    pictures = {target: prepare_image(path, a.invert, run.config.image_size) for target, path in sources.items()}
-    for target, x in pictures.items():
+    pictures = {target: read_picture(path, a.invert, run.config.image_size) for target, path in sources.items()}
+    for target, picture in pictures.items():
+        x = picture.pixels
         recon = run.reconstruct(x)[0]
         mse = torch.mean((recon - x) ** 2).item()
         atomic_write(target, side_by_side(x, recon))
-        print(f"{sources[target]}: MSE {mse:.5f} -> {target}")
+        print(f"{sources[target]}: MSE {mse:.5f} -> {target}{_caveats(picture)}")
     return 0
 
 
+def _caveats(picture) -> str:
+    """What makes the answer for a picture say little, as the end of its line."""
+    return "".join(f" ({c})" for c in picture.caveats)
+
+
 def cmd_classify(a) -> int:
-    from .images import is_blank, prepare_image
+    from .images import read_picture
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
     for path in a.images:
-        x = prepare_image(path, a.invert, run.config.image_size)
-        probs = run.predict_proba(x)[0]
+        picture = read_picture(path, a.invert, run.config.image_size)
+        probs = run.predict_proba(picture.pixels)[0]
         top = probs.topk(min(3, len(probs)))
         ranked = ", ".join(f"{run.classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-        blank = (" (nothing is left to classify once the picture is prepared: it is blank or nearly so, and "
-                 "these classes say nothing)" if is_blank(x) else "")
-        print(f"{path}: {ranked}{blank}")
+        print(f"{path}: {ranked}{_caveats(picture)}")
     return 0
 
 
@@ -363,7 +367,8 @@ def build_parser() -> Parser:
                    "yes, or no")
     s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
     s.add_argument("run_dir")
-    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour")
+    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour (a note in brackets "
+                   "ends a picture's line where its answer may say little, and says why)")
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
     s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
@@ -371,7 +376,8 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir")
-    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour")
+    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour (a note in brackets "
+                   "ends a picture's line where its answer may say little, and says why)")
     s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
     s.set_defaults(func=cmd_classify)
 

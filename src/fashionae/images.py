@@ -9,11 +9,15 @@ background level to black, since a photo's background is rarely pure white. Nega
 light on a dark background as in the dataset; ``invert="yes"`` / ``"no"`` forces it. A picture
 already in the dataset's form (the run's size, grey, dark background) is taken as it is, and a
 phone photo is first turned upright by its EXIF orientation.
+
+``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
+a blank picture, a garment of a few pixels, a background that is uneven or mid-grey.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +27,29 @@ from .errors import UserError
 
 MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
 FAINT = 0.05  # of the intensity range: a difference this small from the background is background
+UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
+MID_GREY = (0.3, 0.7)  # of the intensity range: a background level between these may be either side
+MAX_ENLARGEMENT = 2.0  # a garment enlarged more than this to fill the canvas comes out blurred
 
 
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border), always, never
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A picture made to look like Fashion-MNIST, and why an answer for it may say little."""
+    pixels: torch.Tensor  # [1, H, W] in [0, 1], dark background
+    caveats: tuple[str, ...] = ()  # e.g. "blank or nearly so once prepared: the answer says nothing"
+
+
 def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28)) -> torch.Tensor:
     """A picture file -> float tensor [1, H, W] in [0, 1], dark background (H x W: the size
     of the images the run was trained on, 28 x 28 for Fashion-MNIST)."""
+    return read_picture(path, invert, size).pixels
+
+
+def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28)) -> Picture:
+    """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
     from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
     path = Path(path)
     if invert not in INVERT:
@@ -63,8 +82,9 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")  # transparency -> white, as a product photo
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
-        return torch.from_numpy(np.asarray(rgb.convert("L"), dtype=np.float32) / 255).unsqueeze(0)
+        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255)
 
+    caveats = _background_caveats(rgb.convert("L"), invert)
     # 1. trim edges close to the corner colour (within FAINT of the intensity range)
     a = np.asarray(rgb).astype(np.int16)
     corner = a[0, 0]
@@ -75,6 +95,9 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     # 2. longest edge to the canvas (28 pixels for Fashion-MNIST)
     height, width = size
     scale = min(width / rgb.width, height / rgb.height)
+    if scale > MAX_ENLARGEMENT:
+        caveats.append(f"the garment is only {rgb.width}x{rgb.height} pixels, enlarged {scale:.1f}x: blurred; "
+                       "give a larger picture")
     rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
     # 3. sharpen
     rgb = rgb.filter(ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0))
@@ -90,13 +113,33 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     g = np.asarray(gray, dtype=np.float32)
     background = min(_border_level(gray), 254.0)
     g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
-    return torch.from_numpy(g).unsqueeze(0)
+    return _picture(g, caveats)
 
 
-def is_blank(x: torch.Tensor) -> bool:
-    """A prepared picture with nothing fainter than background left in it: a blank page, or one
-    whose only marks are noise."""
-    return bool(x.max() < FAINT)
+def _picture(g: np.ndarray, caveats: list[str] | tuple = ()) -> Picture:
+    """The prepared grey levels [H, W] in [0, 1] as a Picture; one with nothing fainter than
+    background left in it (a blank page, or one whose only marks are noise) says only that."""
+    if g.max() < FAINT:
+        caveats = ["blank or nearly so once prepared: the answer says nothing"]
+    return Picture(torch.from_numpy(g).unsqueeze(0), tuple(caveats))
+
+
+def _background_caveats(gray, invert: str) -> list[str]:
+    """What the background of a picture (before trimming) makes doubtful: corners far apart
+    (uneven light, or a garment touching them) defeat the trim and the background level; a
+    mid-grey background leaves the negation to a guess."""
+    g = np.asarray(gray, dtype=np.float32)
+    k = max(1, min(g.shape) // 20)  # a corner patch, 5 % of the shorter side
+    corners = [float(p.mean()) for p in (g[:k, :k], g[:k, -k:], g[-k:, :k], g[-k:, -k:])]
+    caveats = []
+    if max(corners) - min(corners) > UNEVEN * 255:
+        caveats.append(f"its corners range from {min(corners):.0f} to {max(corners):.0f} of 255: an uneven "
+                       "background, or a garment touching them; crop it with a plain margin around the garment")
+    level = _border_level(gray)
+    if invert == "auto" and MID_GREY[0] * 255 < level < MID_GREY[1] * 255:
+        caveats.append(f"its background is mid-grey ({level:.0f} of 255), so whether to negate it is a guess; "
+                       "say --invert yes or no")
+    return caveats
 
 
 def _in_dataset_form(rgb, size: tuple[int, int]) -> bool:
