@@ -85,6 +85,8 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
         write_npz_dataset(tmp_path / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(), x[240:, :10, :10].numpy(),
                           y[240:].numpy())
     assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(UserError, match=f"^{tmp_path / 'bad'}: x_test holds no images"):  # named as asked
+        write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[:0].numpy(), y[:0].numpy())
     first = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
     with pytest.raises(UserError, match=f"^{tmp_path / 'd'} is not empty; write the dataset to a new folder"):
         write_npz_dataset(tmp_path / "d", x[:200].numpy(), y[:200].numpy(), x[240:].numpy(), y[240:].numpy())
@@ -177,6 +179,10 @@ BAD = {
                          "{d}/dataset.toml: unknown key 'klasses'; known: name, classes, sha256"),
     "one class name": (lambda d: write_idx(d, toml='classes = ["a"]'),
                        "{d}/dataset.toml: classes must be a list of at least two names"),
+    "a class name twice": (lambda d: write_idx(d, toml='classes = ["a", "b", "a"]'),
+                           "{d}/dataset.toml: class 'a' is named twice; give every class its own name"),
+    "no test images": (lambda d: write_npz(d, n_test=0),
+                       "{d}: x_test holds no images; a dataset needs test images to measure its runs on"),
     "a name that is not text": (lambda d: write_idx(d, toml="name = 3"),
                                 "{d}/dataset.toml: name must be a string and \\[sha256\\] a table of file digests"),
     "digest of a stray file": (lambda d: (write_idx(d), (d / "dataset.toml").open("a").write('"data.npz" = "00"\n')),
@@ -225,11 +231,13 @@ def test_images_must_halve_twice(tmp_path, size):
 
 
 def test_the_smallest_dataset_that_loads(tmp_path):
-    """8 x 8 images, 12 training images, no test images, every label 0: two classes, as a
-    classifier needs at least two outputs."""
-    ds = load_dataset(str(write_npz(tmp_path / "d", size=(8, 8), n_train=12, y_train=np.zeros(12, np.int64),
-                                    x_test=np.zeros((0, 8, 8), np.uint8), y_test=np.zeros(0, np.int64))))
-    assert ds.image_size == (8, 8) and len(ds.train_images) == 12 and len(ds.test_images) == 0
+    """8 x 8 images, 12 training images, one test image, every label 0: two classes, as a
+    classifier needs at least two outputs. Enough for an autoencoder, not for a classifier
+    (test_a_classifier_needs_images_of_every_class); with no test image it is refused (BAD)."""
+    d = write_npz(tmp_path / "d", size=(8, 8), n_train=12, y_train=np.zeros(12, np.int64), n_test=1,
+                  y_test=np.zeros(1, np.int64))
+    ds = load_dataset(str(d))
+    assert ds.image_size == (8, 8) and len(ds.train_images) == 12 and len(ds.test_images) == 1
     assert ds.classes == ("0", "1")
 
 
@@ -422,3 +430,24 @@ def test_digits_study_learns_the_digits(tmp_path, capsys, monkeypatch):
     assert results["classes"] == list("0123456789") and results["claims"] == []
     md = (tmp_path / "study" / "report.md").read_text()
     assert "10 classes (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)" in md and "| 7 |" in md
+
+
+def test_a_classifier_needs_images_of_every_class(tmp_path, capsys):
+    """A dataset of one label (classes 0 and 1, only 0 used) trains an autoencoder; a classifier
+    on it is refused before its folder is made, as is one whose test images miss a class."""
+    x, y = synthetic_images(300, 0, 16, 3)
+    one_label = write_npz(tmp_path / "d", y_train=np.zeros(240, np.int64), y_test=np.zeros(60, np.int64))
+    fast = ["--epochs", "1", "--batch-size", "40", "--latent", "8"]
+    assert cli(capsys, "train-ae", "--dataset", one_label, "--out", tmp_path / "ae", *fast)[0] == 0
+    line = refused(capsys, "train-clf", "--dataset", one_label, "--strategy", "scratch", "--out", tmp_path / "c",
+                   *fast)
+    assert line == ("fashionae: error: d: class '1' has no training images among the 200 a classifier run "
+                    "trains on; give every class images (number the classes from 0 without gaps), or a larger "
+                    "--train-subset")
+    assert not (tmp_path / "c").exists()
+    y_test = np.resize([0, 1], 60)  # class 2 never tested
+    untested = with_classes(write_npz(tmp_path / "u", y_test=y_test), "a", "b", "c")
+    line = refused(capsys, "train-clf", "--dataset", untested, "--strategy", "scratch", "--out", tmp_path / "c",
+                   *fast)
+    assert line.startswith("fashionae: error: u: class 'c' has no test images among the 60 a classifier run is "
+                           "tested on; give every class images")

@@ -113,7 +113,7 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
     assert torch.equal(loaded.embed(list(batch)), expected)  # a list of [1, H, W] tensors
     assert torch.allclose(loaded.embed(batch[0]), expected[:1], atol=1e-6)  # one image (batch of 1)
     assert torch.equal(loaded.embed(batch.permute(0, 2, 3, 1).numpy()), expected)  # [N, H, W, 1], channels last
-    with pytest.raises(UserError, match=r"must be \[N, 1, 16, 24\], got \[3, 1, 24, 16\]"):
+    with pytest.raises(UserError, match=r"must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[3, 1, 24, 16\]"):
         loaded.embed(batch.transpose(2, 3))
 
 
@@ -147,6 +147,9 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert torch.allclose(loaded.embed(mixed), expected, atol=1e-6)
     with pytest.raises(UserError, match=r"^images must be pictures, tensors or numpy arrays of numbers \("):
         loaded.embed(np.full((1, 16, 24), "white"))
+    with pytest.raises(UserError, match=r"^images must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[2, 28, 28\]$"):
+        loaded.embed(np.zeros((2, 28, 28), np.uint8))  # the shape as given, not as reshaped
+    assert loaded.embed([]).shape == (0, expected.shape[1])  # nothing in, nothing out
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
                        (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
                        (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):

@@ -182,6 +182,8 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
     (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n',
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
+    (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\n',
+     "^study file s.toml: ablation\\[0\\] \\('x'\\) has no variant; name the two autoencoders it compares$"),
     ('default_profile = "quik"\n' + MINIMAL + "[profiles.quick]\nseeds = 2\n",
      "has no profile 'quik' \\(its default_profile\\); choose one of quick$"),
     # a seed would be overridden by the study's seeds: refused wherever a train table is
@@ -782,6 +784,23 @@ def test_a_diverged_autoencoder_is_named_and_left_out_of_the_ranking():
     text = summary(results)
     assert text[1] == "b had a run that diverged (a figure that is not a number): left out of the ranking below."
     assert text[2] == "The lowest mean test MSE per pixel is a's, 0.0250 ± 0.0071, the highest c's, 0.0450 ± 0.0071."
+
+
+def test_the_summary_names_every_classifier_tied_for_the_best_and_the_chance_level():
+    def clf(name, strategy, values):
+        from fashionae.results import stats
+        return {"name": name, "strategy": strategy, "test_acc": stats(values)}
+    results = {"study": "s", "profile": "p", "seeds": 2, "val": "holdout", "reference": None, "baselines": None,
+               "claims": [], "autoencoders": [], "classes": ["a", "b", "c"],
+               "classifiers": [clf("frozen", "frozen", [1 / 3, 1 / 3]), clf("finetune", "finetune", [1 / 3, 1 / 3]),
+                               clf("scratch", "scratch", [0.2, 0.3])]}
+    assert summary(results)[1] == ("The highest mean test accuracy is shared by frozen and finetune, 33.33 ± 0.00 % "
+                                   "(chance: 33.33 %).")
+    results["classifiers"][2] = clf("scratch", "scratch", [0.5, 0.6])
+    results["classifiers"].append(clf("random", "random-frozen", [0.25, 0.35]))
+    assert summary({**results, "classes": None})[1] == (
+        "The highest mean test accuracy is scratch's, 55.00 ± 7.07 % (chance: 10.00 %; the random-frozen control: "
+        "30.00 ± 7.07 %).")  # a study of Fashion-MNIST records no class names: its ten
 
 
 def test_an_ablation_cell_gives_the_change_its_interval_and_a_verdict_only_where_there_is_one():

@@ -172,13 +172,16 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
                         "and width must be multiples of 4 (at least 8): pad or resize them")
     if len(images["train"]) < 12:
         raise UserError(f"{folder}: {len(images['train'])} training images are too few to split")
-    tops = {s: int(labels[s].max()) if len(labels[s]) else 0 for s in ("train", "test")}
+    if not len(images["test"]):
+        raise UserError(f"{folder}: {what['test'][0]} holds no images; a dataset needs test images to "
+                        "measure its runs on")
+    tops = {s: int(labels[s].max()) for s in ("train", "test")}
     if n_classes is None:
         top = max(tops.values())
         if top >= len(images["train"]):  # not class numbers: a table of that many names would not fit
             raise UserError(f"{folder}: labels go up to {top}, more classes than the {len(images['train'])} "
                             "training images; number the classes from 0, or name them in dataset.toml")
-        return max(top + 1, 2)
+        n_classes = max(top + 1, 2)
     for split, top in tops.items():
         if top >= n_classes:
             raise UserError(f"{folder}: {what[split][1]} holds labels above {n_classes - 1}; the "
@@ -261,6 +264,9 @@ def _dataset_toml(folder: Path) -> dict:
     if "classes" in meta and (not isinstance(meta["classes"], list) or len(meta["classes"]) < 2
                               or not all(isinstance(c, str) for c in meta["classes"])):
         raise UserError(f"{path}: classes must be a list of at least two names")
+    if len(set(meta.get("classes", []))) != len(meta.get("classes", [])):
+        twice = next(c for c in meta["classes"] if meta["classes"].count(c) > 1)
+        raise UserError(f"{path}: class {twice!r} is named twice; give every class its own name")
     if not isinstance(meta.get("name", ""), str) or not isinstance(meta.get("sha256", {}), dict):
         raise UserError(f"{path}: name must be a string and [sha256] a table of file digests")
     return meta
@@ -373,7 +379,10 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     try:
         (tmp / "data.npz").write_bytes(buf.getvalue())
         (tmp / "dataset.toml").write_text("\n".join(lines) + "\n")
-        load_dataset_folder(tmp)  # refused here, and nothing is left behind
+        try:
+            load_dataset_folder(tmp)  # refused here, and nothing is left behind
+        except UserError as e:  # said of the folder asked for, not of the temporary one
+            raise UserError(str(e).replace(str(tmp), str(folder))) from None
         tmp.chmod(0o777 & ~UMASK)  # mkdtemp's folder is the owner's alone
         os.replace(tmp, folder)  # one rename (over an empty folder too): the dataset appears whole
     except BaseException:

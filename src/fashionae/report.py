@@ -255,10 +255,14 @@ def summary(results: dict) -> list[str]:
                     f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
     trained = [c for c in clfs if c["strategy"] != "random-frozen"]
     if trained:
-        top = max(trained, key=lambda c: c["test_acc"]["mean"])
+        best = max(c["test_acc"]["mean"] for c in trained)
+        tops = [c for c in trained if c["test_acc"]["mean"] == best]
         control = next((c for c in clfs if c["strategy"] == "random-frozen"), None)
-        s.append(f"The highest mean test accuracy is {top['name']}'s, {_f(top['test_acc'], 2, True)} %"
-                 + (f" (the random-frozen control: {_f(control['test_acc'], 2, True)} %)" if control else "") + ".")
+        whose = (f"is {tops[0]['name']}'s" if len(tops) == 1
+                 else f"is shared by {', '.join(c['name'] for c in tops[:-1])} and {tops[-1]['name']}")
+        s.append(f"The highest mean test accuracy {whose}, {_f(tops[0]['test_acc'], 2, True)} % (chance: "
+                 f"{100 / len(classes_of(results)):.2f} %"
+                 + (f"; the random-frozen control: {_f(control['test_acc'], 2, True)} %" if control else "") + ").")
     if len(aes) + len(trained) > 1:
         judges = [name for name, present in (("the claims", results["claims"]),
                                              ("the ablation", results.get("ablation"))) if present]

@@ -344,15 +344,16 @@ class LoadedRun:
             images = [images]
         if isinstance(images, (list, tuple)):
             images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path)) else _pixels(p)
-                                  for p in images])
+                                  for p in images]) if images else torch.empty(0, 1, *size)
         else:
             images = _pixels(images)
+        given = list(images.shape)  # as the user gave them, for the message below
         if images.ndim == 3:  # [N, H, W]: add the channel
             images = images.unsqueeze(1)
         elif images.ndim == 4 and images.shape[1] != 1 and images.shape[3] == 1:  # [N, H, W, 1]
             images = images.reshape(len(images), 1, *images.shape[1:3])  # one channel: the same order
         if tuple(images.shape[1:]) != (1, *size):
-            raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}], got {list(images.shape)}")
+            raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}] (or [N, {size[0]}, {size[1]}]), got {given}")
         return images
 
     @_applied

@@ -159,6 +159,20 @@ def check_encoder_data(cfg: RunConfig, data: Dataset) -> None:
                         f"{data.image_size[1]}; train the classifier on data of the autoencoder's size")
 
 
+def check_every_class(splits, data: Dataset) -> None:
+    """A classifier learns only the classes it sees, and a class it is never tested on would
+    score a meaningless 0 %: each needs training and test images (a dataset of one label,
+    enough for an autoencoder, is refused here)."""
+    for split, labels in (("training", splits.train_y), ("test", splits.test_y)):
+        counts = torch.bincount(labels, minlength=len(data.classes))
+        if (counts == 0).any():
+            empty = data.classes[int((counts == 0).nonzero()[0])]
+            raise UserError(f"{data.name}: class {empty!r} has no {split} images among the {len(labels):,} a "
+                            f"classifier run {'trains' if split == 'training' else 'is tested'} on; give every "
+                            "class images (number the classes from 0 without gaps), or a larger "
+                            + ("--train-subset" if split == "training" else "--eval-subset"))
+
+
 # ------------------------------------------------------------------ running
 
 def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
@@ -196,14 +210,16 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             + ("; its TensorBoard events written from metrics.jsonl" if logged else ""))
         return folder.summary()
 
+    t = cfg.train
+    splits = make_splits(data, t.val, t.train_subset, t.eval_subset)
+    if cfg.model.task == "classifier":
+        check_every_class(splits, data)  # before the folder is made
     with folder.lock() if dist.rank == 0 else nullcontext():  # process 0 holds it for all
         # Again, now that no other fashionae can write here; process 0's answer for all, as
         # the others would read the folder while it writes.
         state = dist.broadcast_object(folder.state_for(cfg) if dist.rank == 0 else None)
         if state == "complete":
             return folder.summary()
-        t = cfg.train
-        splits = make_splits(data, t.val, t.train_subset, t.eval_subset)
         for key, asked, there, what in (("train_subset", t.train_subset, len(splits.train_x), "training"),
                                         ("eval_subset", t.eval_subset, len(splits.val_x), "validation")):
             if asked and asked > there:  # said, since config.json records the number asked for

@@ -354,7 +354,10 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
     for i, c in enumerate(ablation):
         _check_keys(c, set(Comparison.__dataclass_fields__), f"ablation[{i}]", source)
     ablation = [_typed(Comparison, c, f"ablation[{i}]", source) for i, c in enumerate(ablation)]
-    for c in ablation:
+    for i, c in enumerate(ablation):
+        if missing := [key for key in ("baseline", "variant") if not getattr(c, key)]:
+            raise UserError(f"study file {source}: ablation[{i}] ({c.change!r}) has no {' and no '.join(missing)}; "
+                            "name the two autoencoders it compares")
         if unknown := [n for n in (c.baseline, c.variant) if n not in names]:
             raise UserError(f"study file {source}: ablation {c.change!r} names {', '.join(map(repr, unknown))}, "
                             f"no autoencoder of the study (known: {', '.join(names)})")
