@@ -150,6 +150,7 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     with pytest.raises(UserError, match=r"^images must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[2, 28, 28\]$"):
         loaded.embed(np.zeros((2, 28, 28), np.uint8))  # the shape as given, not as reshaped
     assert loaded.embed([]).shape == (0, expected.shape[1])  # nothing in, nothing out
+    assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images)"
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
                        (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
                        (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):

@@ -335,6 +335,13 @@ class LoadedRun:
         self.task = self.config.task
         self.classes = self.folder.classes()
 
+    def __repr__(self) -> str:
+        c = self.config
+        model = f"{c.arch} {c.latent}" if "latent" not in c.unused() else c.arch
+        classes = f", {len(self.classes)} classes" if c.task == "classifier" else ""
+        return (f"LoadedRun({str(self.folder.path)!r}: {c.task}, {c.encoder_type} encoder, {model}, "
+                f"{c.image_size[0]}x{c.image_size[1]} images{classes})")
+
     def _inputs(self, images) -> torch.Tensor:
         """Pictures (paths), or images as a tensor or numpy array (or a list of them): [N, 1, H, W]
         or [N, H, W], floats in [0, 1] or uint8 pixels."""
