@@ -182,6 +182,9 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
     (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n',
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
+     "^study file s.toml: ablation 'x': a and b have the same settings, so the line would measure seed noise "
+     "only; change the variant$"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\n',
      "^study file s.toml: ablation\\[0\\] \\('x'\\) has no variant; name the two autoencoders it compares$"),
     ('default_profile = "quik"\n' + MINIMAL + "[profiles.quick]\nseeds = 2\n",
@@ -200,7 +203,7 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
     # what every profile shares is said as the file's, not as the first other profile's
     ('[[autoencoders]]\nname = "a"\ndropuot = 0.1\n[profiles.quick]\nseeds = 2\n[profiles.aaa]\nseeds = 1\n',
      "^study file s.toml: unknown key 'dropuot' in autoencoders\\[0\\]"),
-    (MINIMAL + '[[autoencoders]]\nname = "b"\n[[ablation]]\nchange = "x"\nbaseline = "b"\nvariant = "b"\n',
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n[[ablation]]\nchange = "x"\nbaseline = "b"\nvariant = "b"\n',
      "ablation 'x' compares b with itself; name the autoencoder that differs as its variant"),
 ])
 def test_bad_study_files(tmp_path, text, message):

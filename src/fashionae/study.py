@@ -364,6 +364,10 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if c.baseline == c.variant:
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
                             "name the autoencoder that differs as its variant")
+        base, variant = (next(a for a in autoencoders if a.name == n) for n in (c.baseline, c.variant))
+        if (base.model, base.train) == (variant.model, variant.train):
+            raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} have the same "
+                            "settings, so the line would measure seed noise only; change the variant")
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
