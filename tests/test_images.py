@@ -139,6 +139,19 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert capsys.readouterr().out.rstrip().endswith(
         "tiny_reconstruction.png (the garment is only 5x10 pixels, enlarged 2.8x: blurred; give a larger picture)")
 
+    # a folder stands for the pictures in it, by name; one without pictures is refused
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("b.PNG", "a.jpg"):
+        photo(album / name)
+    (album / "notes.txt").write_text("not a picture")
+    assert main(["classify", str(clf), str(album), str(img)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(album / "a.jpg"), str(album / "b.PNG"), str(img)]
+    (tmp_path / "empty").mkdir()
+    assert main(["reconstruct", str(ae), str(tmp_path / "empty")]) == 2
+    assert f"{tmp_path / 'empty'} is a folder without pictures (.png, " in capsys.readouterr().err
+
     # the wrong kind of run, or a non-image: one line, exit 2
     assert main(["classify", str(ae), str(img)]) == 2
     assert "is an autoencoder run; predicting classes needs a classifier run" in capsys.readouterr().err

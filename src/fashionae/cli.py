@@ -206,12 +206,12 @@ def cmd_bench(a) -> int:
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write
-    from .images import read_picture, side_by_side
+    from .images import picture_files, read_picture, side_by_side
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
     out = Path(a.output)
     sources: dict[Path, str] = {}  # output file -> the picture it shows
-    for path in a.images:
+    for path in picture_files(a.images):
         target = out / f"{Path(path).stem}_reconstruction.png"
         if target in sources:
             raise UserError(f"{sources[target]} and {path} would both be written to {target}; "
@@ -234,10 +234,10 @@ def _caveats(picture) -> str:
 
 
 def cmd_classify(a) -> int:
-    from .images import read_picture
+    from .images import picture_files, read_picture
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
-    for path in a.images:
+    for path in picture_files(a.images):
         picture = read_picture(path, a.invert, run.config.image_size)
         probs = run.predict_proba(picture.pixels)[0]
         top = probs.topk(min(3, len(probs)))
@@ -365,10 +365,11 @@ def build_parser() -> Parser:
 
     invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
                    "yes, or no")
+    pictures_help = ("PNG or JPEG files (or folders of them), any size and colour (a note in brackets ends a "
+                     "picture's line where its answer may say little, and says why)")
     s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
     s.add_argument("run_dir")
-    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour (a note in brackets "
-                   "ends a picture's line where its answer may say little, and says why)")
+    s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
     s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
@@ -376,8 +377,7 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir")
-    s.add_argument("images", nargs="+", help="PNG or JPEG files, any size and colour (a note in brackets "
-                   "ends a picture's line where its answer may say little, and says why)")
+    s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
     s.set_defaults(func=cmd_classify)
 

@@ -33,6 +33,22 @@ MAX_ENLARGEMENT = 2.0  # a garment enlarged more than this to fill the canvas co
 
 
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border), always, never
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # taken from a folder
+
+
+def picture_files(paths: list[str]) -> list[str]:
+    """The pictures named, a folder standing for the picture files in it (by name)."""
+    files = []
+    for path in paths:
+        if not Path(path).is_dir():
+            files.append(path)  # read_picture says what is wrong with it, if anything
+            continue
+        found = sorted(str(p) for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
+        if not found:
+            raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}); give picture "
+                            "files, or a folder of them")
+        files += found
+    return files
 
 
 @dataclass(frozen=True)
