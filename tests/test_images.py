@@ -137,7 +137,7 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     tiny = photo(tmp_path / "tiny.png", size=(9, 12))  # trousers of 5x10 pixels
     assert main(["reconstruct", str(ae), str(tiny), "-o", str(tmp_path / "out")]) == 0
     assert capsys.readouterr().out.rstrip().endswith(
-        "tiny_reconstruction.png (the garment is only 5x10 pixels, enlarged 2.8x: blurred; give a larger picture)")
+        "tiny_reconstruction.png (the object is only 5x10 pixels, enlarged 2.8x: blurred; give a larger picture)")
 
     # a folder stands for the pictures in it, by name; one without pictures is refused
     album = tmp_path / "album"
@@ -166,7 +166,7 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     assert read_picture(photo(tmp_path / "p.png")).caveats == ()
     assert read_picture(photo(tmp_path / "small.png", size=(12, 16))).caveats == ()  # 6x14: enlarged 2x, at the limit
     assert read_picture(photo(tmp_path / "tiny.png", size=(9, 12))).caveats == (
-        "the garment is only 5x10 pixels, enlarged 2.8x: blurred; give a larger picture",)
+        "the object is only 5x10 pixels, enlarged 2.8x: blurred; give a larger picture",)
 
     trousers = np.asarray(Image.open(tmp_path / "p.png")).astype(np.float32)
     lamp = np.linspace(0.55, 1.0, trousers.shape[1])[None, :, None]  # light falling off to the left

@@ -11,7 +11,7 @@ already in the dataset's form (the run's size, grey, dark background) is taken a
 phone photo is first turned upright by its EXIF orientation.
 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
-a blank picture, a garment of a few pixels, a background that is uneven or mid-grey.
+a blank picture, an object of a few pixels, a background that is uneven or mid-grey.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
 FAINT = 0.05  # of the intensity range: a difference this small from the background is background
 UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
 MID_GREY = (0.3, 0.7)  # of the intensity range: a background level between these may be either side
-MAX_ENLARGEMENT = 2.0  # a garment enlarged more than this to fill the canvas comes out blurred
+MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
 
 
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border), always, never
@@ -112,7 +112,7 @@ def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] =
     height, width = size
     scale = min(width / rgb.width, height / rgb.height)
     if scale > MAX_ENLARGEMENT:
-        caveats.append(f"the garment is only {rgb.width}x{rgb.height} pixels, enlarged {scale:.1f}x: blurred; "
+        caveats.append(f"the object is only {rgb.width}x{rgb.height} pixels, enlarged {scale:.1f}x: blurred; "
                        "give a larger picture")
     rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
     # 3. sharpen
@@ -142,7 +142,7 @@ def _picture(g: np.ndarray, caveats: list[str] | tuple = ()) -> Picture:
 
 def _background_caveats(gray, invert: str) -> list[str]:
     """What the background of a picture (before trimming) makes doubtful: corners far apart
-    (uneven light, or a garment touching them) defeat the trim and the background level; a
+    (uneven light, or an object touching them) defeat the trim and the background level; a
     mid-grey background leaves the negation to a guess."""
     g = np.asarray(gray, dtype=np.float32)
     k = max(1, min(g.shape) // 20)  # a corner patch, 5 % of the shorter side
@@ -150,7 +150,7 @@ def _background_caveats(gray, invert: str) -> list[str]:
     caveats = []
     if max(corners) - min(corners) > UNEVEN * 255:
         caveats.append(f"its corners range from {min(corners):.0f} to {max(corners):.0f} of 255: an uneven "
-                       "background, or a garment touching them; crop it with a plain margin around the garment")
+                       "background, or an object touching them; crop it with a plain margin around the object")
     level = _border_level(gray)
     if invert == "auto" and MID_GREY[0] * 255 < level < MID_GREY[1] * 255:
         caveats.append(f"its background is mid-grey ({level:.0f} of 255), so whether to negate it is a guess; "
