@@ -452,3 +452,13 @@ def test_a_classifier_needs_images_of_every_class(tmp_path, capsys):
                    *fast)
     assert line.startswith("fashionae: error: u: class 'c' has no test images among the 60 a classifier run is "
                            "tested on; give every class images")
+
+
+def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_trains(tmp_path, capsys):
+    one_label = write_npz(tmp_path / "d", y_train=np.zeros(240, np.int64), y_test=np.zeros(60, np.int64))
+    study = tmp_path / "s.toml"
+    study.write_text(f'dataset = "{one_label}"\n[train]\nepochs = 1\nbatch_size = 40\n'
+                     '[[autoencoders]]\nname = "a"\nlatent = 8\n[classifiers]\nencoder = "a"\nstrategies = ["frozen"]\n')
+    line = refused(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1")
+    assert line.startswith("fashionae: error: d: class '1' has no training images among the 200")
+    assert not (tmp_path / "out" / "runs").exists()  # the autoencoder did not train first

@@ -22,7 +22,7 @@ from .data import Dataset, load_dataset, make_splits
 from .errors import UserError
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .runfolder import RunConfig
-from .runs import Log, classifier_from_encoder, classifier_model, execute, stderr, with_data
+from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, stderr, with_data
 from .study import Study, StudyFolder
 
 
@@ -149,9 +149,13 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
 
 def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:
     """The state of every run, checked before anything runs: run folders holding runs the study
-    no longer asks for are refused now, all of them in one message, not halfway through."""
+    no longer asks for are refused now, all of them in one message, and classifiers on data
+    that lacks a class too, not halfway through."""
     states, why, _ = plan_states(plan, study, folder, data)
     refuse_changed(why, folder)
+    for split in {(r.config.train.val, r.config.train.train_subset, r.config.train.eval_subset)
+                  for r in plan if r.kind == "classifier" and states[r.name] != "complete"}:
+        check_every_class(make_splits(data, *split), data)
     return states
 
 
