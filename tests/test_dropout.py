@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from fashionae import dropout
 from fashionae.dropout import Dropout, ReLUDropout, random_int16, splitmix_int15, use_dropout_masks
 
 
@@ -102,6 +103,20 @@ def test_counter_bits_are_splitmix64_started_from_torchs_generator():
     torch.manual_seed(3); a = splitmix_int15(1001)
     torch.manual_seed(3); b = splitmix_int15(1001)
     assert torch.equal(a, b) and not torch.equal(a, splitmix_int15(1001))  # each draw its own state
+
+
+def test_counter_bits_are_the_same_whatever_the_draws_before(monkeypatch):
+    """The counters (1, 2, 3, ... times SplitMix64's increment) are kept between draws and grown
+    for a larger one: a fresh process, a grown cache and a draw of exactly its size give the
+    reference's bits alike. (Other tests leave the cache large, so this one empties it.)"""
+    monkeypatch.setattr(dropout, "_counters", torch.empty(0, dtype=torch.int64))
+    for seed, n in ((0, 5), (1, 4001), (2, 4004), (3, 40), (4, 4005)):  # grown, grown, its size, within, grown
+        torch.manual_seed(seed)
+        state = int(torch.empty((), dtype=torch.int64).random_(-2**63, None))
+        torch.manual_seed(seed)
+        expected = (splitmix64_reference((n + 3) // 4, state) & np.uint64(0x7FFF7FFF7FFF7FFF)).view(np.int16)[:n]
+        assert np.array_equal(splitmix_int15(n).numpy(), expected), (seed, n)
+    assert len(dropout._counters) == 1002  # grown to the largest draw, no further
 
 
 def test_counter_masks_are_uniform_and_independent_of_their_neighbours():
