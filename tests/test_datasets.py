@@ -316,7 +316,8 @@ def test_train_classify_reconstruct_explore_on_own_data(tmp_path, capsys):
     twin = picture(tmp_path / "other" / "bar.png", 5)
     line = refused(capsys, "reconstruct", ae, bar, twin, "-o", tmp_path / "rec2")
     assert line == (f"fashionae: error: {bar} and {twin} would both be written to "
-                    f"{tmp_path / 'rec2' / 'bar_reconstruction.png'}; reconstruct them into different folders (-o)")
+                    f"{tmp_path / 'rec2' / 'bar_reconstruction.png'}; rename one, or reconstruct them one at a time into "
+                    "different folders (-o)")
     assert not (tmp_path / "rec2").exists()
     assert fashionae.load(ae).reconstruct(bar).shape == (1, 1, 16, 24)
 
@@ -443,15 +444,15 @@ def test_a_classifier_needs_images_of_every_class(tmp_path, capsys):
     line = refused(capsys, "train-clf", "--dataset", one_label, "--strategy", "scratch", "--out", tmp_path / "c",
                    *fast)
     assert line == ("fashionae: error: d: class '1' has no training images among the 200 a classifier run "
-                    "trains on; give every class images (number the classes from 0 without gaps), or a larger "
-                    "--train-subset")
+                    "trains on; give every class images (number the classes from 0 without gaps)")
     assert not (tmp_path / "c").exists()
     y_test = np.resize([0, 1], 60)  # class 2 never tested
     untested = with_classes(write_npz(tmp_path / "u", y_test=y_test), "a", "b", "c")
     line = refused(capsys, "train-clf", "--dataset", untested, "--strategy", "scratch", "--out", tmp_path / "c",
-                   *fast)
-    assert line.startswith("fashionae: error: u: class 'c' has no test images among the 60 a classifier run is "
-                           "tested on; give every class images")
+                   *fast, "--eval-subset", "30")
+    assert line == ("fashionae: error: u: class 'c' has no test images among the 30 a classifier run is tested on; "
+                    "give every class images (number the classes from 0 without gaps), or a larger eval_subset "
+                    "than 30")
 
 
 def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_trains(tmp_path, capsys):
@@ -459,6 +460,8 @@ def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_train
     study = tmp_path / "s.toml"
     study.write_text(f'dataset = "{one_label}"\n[train]\nepochs = 1\nbatch_size = 40\n'
                      '[[autoencoders]]\nname = "a"\nlatent = 8\n[classifiers]\nencoder = "a"\nstrategies = ["frozen"]\n')
+    assert refused(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1", "--plan").startswith(
+        "fashionae: error: d: class '1' has no training images among the 200")  # --plan says so too
     line = refused(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1")
     assert line.startswith("fashionae: error: d: class '1' has no training images among the 200")
     assert not (tmp_path / "out" / "runs").exists()  # the autoencoder did not train first

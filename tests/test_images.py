@@ -142,12 +142,15 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     # a folder stands for the pictures in it, by name; one without pictures is refused
     album = tmp_path / "album"
     album.mkdir()
-    for name in ("b.PNG", "a.jpg"):
+    for name in ("b.PNG", "a.jpg", "C.png"):
         photo(album / name)
     (album / "notes.txt").write_text("not a picture")
     assert main(["classify", str(clf), str(album), str(img)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(": ")[0] for line in lines] == [str(album / "a.jpg"), str(album / "b.PNG"), str(img)]
+    assert [line.split(": ")[0] for line in lines] == [str(album / n) for n in ("a.jpg", "b.PNG", "C.png")] + [str(img)]
+    (album / "d.png").write_text("not a picture either")
+    assert main(["classify", str(clf), str(album)]) == 2
+    assert capsys.readouterr().out == ""  # every picture is read before a line is printed
     (tmp_path / "empty").mkdir()
     assert main(["reconstruct", str(ae), str(tmp_path / "empty")]) == 2
     assert f"{tmp_path / 'empty'} is a folder without pictures (.png, " in capsys.readouterr().err

@@ -182,7 +182,8 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
     (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n',
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
-    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\nlatent = 7\ntrain = { tensorboard = true }\n'
+     '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
      "^study file s.toml: ablation 'x': a and b have the same settings, so the line would measure seed noise "
      "only; change the variant$"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\n',
@@ -789,7 +790,7 @@ def test_a_diverged_autoencoder_is_named_and_left_out_of_the_ranking():
     assert text[2] == "The lowest mean test MSE per pixel is a's, 0.0250 ± 0.0071, the highest c's, 0.0450 ± 0.0071."
 
 
-def test_the_summary_names_every_classifier_tied_for_the_best_and_the_chance_level():
+def test_the_summary_names_every_classifier_tied_for_the_best_and_a_uniform_guess():
     def clf(name, strategy, values):
         from fashionae.results import stats
         return {"name": name, "strategy": strategy, "test_acc": stats(values)}
@@ -798,11 +799,11 @@ def test_the_summary_names_every_classifier_tied_for_the_best_and_the_chance_lev
                "classifiers": [clf("frozen", "frozen", [1 / 3, 1 / 3]), clf("finetune", "finetune", [1 / 3, 1 / 3]),
                                clf("scratch", "scratch", [0.2, 0.3])]}
     assert summary(results)[1] == ("The highest mean test accuracy is shared by frozen and finetune, 33.33 ± 0.00 % "
-                                   "(chance: 33.33 %).")
+                                   "(a uniform guess: 33.33 %).")
     results["classifiers"][2] = clf("scratch", "scratch", [0.5, 0.6])
     results["classifiers"].append(clf("random", "random-frozen", [0.25, 0.35]))
     assert summary({**results, "classes": None})[1] == (
-        "The highest mean test accuracy is scratch's, 55.00 ± 7.07 % (chance: 10.00 %; the random-frozen control: "
+        "The highest mean test accuracy is scratch's, 55.00 ± 7.07 % (a uniform guess: 10.00 %; the random-frozen control: "
         "30.00 ± 7.07 %).")  # a study of Fashion-MNIST records no class names: its ten
 
 

@@ -214,8 +214,8 @@ def cmd_reconstruct(a) -> int:
     for path in picture_files(a.images):
         target = out / f"{Path(path).stem}_reconstruction.png"
         if target in sources:
-            raise UserError(f"{sources[target]} and {path} would both be written to {target}; "
-                            "reconstruct them into different folders (-o)")
+            raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
+                            "or reconstruct them one at a time into different folders (-o)")
         sources[target] = path
     # every picture is read before anything is written
     pictures = {target: read_picture(path, a.invert, run.config.image_size) for target, path in sources.items()}
@@ -237,8 +237,8 @@ def cmd_classify(a) -> int:
     from .images import picture_files, read_picture
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
-    for path in picture_files(a.images):
-        picture = read_picture(path, a.invert, run.config.image_size)
+    pictures = {path: read_picture(path, a.invert, run.config.image_size) for path in picture_files(a.images)}
+    for path, picture in pictures.items():  # every picture is read before a line is printed
         probs = run.predict_proba(picture.pixels)[0]
         top = probs.topk(min(3, len(probs)))
         ranked = ", ".join(f"{run.classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
@@ -365,8 +365,8 @@ def build_parser() -> Parser:
 
     invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
                    "yes, or no")
-    pictures_help = ("PNG or JPEG files (or folders of them), any size and colour (a note in brackets ends a "
-                     "picture's line where its answer may say little, and says why)")
+    pictures_help = ("picture files, PNG, JPEG and the like (or folders of them), any size and colour (a note in "
+                     "brackets ends a picture's line where its answer may say little, and says why)")
     s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
     s.add_argument("run_dir")
     s.add_argument("images", nargs="+", help=pictures_help)

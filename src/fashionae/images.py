@@ -43,7 +43,8 @@ def picture_files(paths: list[str]) -> list[str]:
         if not Path(path).is_dir():
             files.append(path)  # read_picture says what is wrong with it, if anything
             continue
-        found = sorted(str(p) for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
+        found = sorted((str(p) for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES),
+                       key=str.lower)
         if not found:
             raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}); give picture "
                             "files, or a folder of them")

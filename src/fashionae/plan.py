@@ -153,10 +153,16 @@ def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: 
     that lacks a class too, not halfway through."""
     states, why, _ = plan_states(plan, study, folder, data)
     refuse_changed(why, folder)
-    for split in {(r.config.train.val, r.config.train.train_subset, r.config.train.eval_subset)
-                  for r in plan if r.kind == "classifier" and states[r.name] != "complete"}:
-        check_every_class(make_splits(data, *split), data)
+    refuse_missing_classes(plan, states, data)
     return states
+
+
+def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
+    """The classifiers still to train need images of every class in what they train and are
+    tested on (``runs.check_every_class``): refused before anything trains."""
+    pending = [r.config.train for r in plan if r.kind == "classifier" and states[r.name] != "complete"]
+    for t in {(t.val, t.train_subset, t.eval_subset): t for t in pending}.values():  # each split once
+        check_every_class(make_splits(data, t.val, t.train_subset, t.eval_subset), data, t)
 
 
 def unasked_runs_note(plan: list[PlannedRun], folder: StudyFolder) -> str | None:

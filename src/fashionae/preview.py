@@ -15,7 +15,8 @@ from . import bench
 from .checkpoint import checkpoint_epoch
 from .data import Dataset, held_out_size, load_dataset
 from .models import ModelConfig
-from .plan import PlannedRun, duration, make_plan, plan_states, refuse_changed, unasked_runs_note
+from .plan import (PlannedRun, duration, make_plan, plan_states, refuse_changed, refuse_missing_classes,
+                   unasked_runs_note)
 from .runfolder import RunConfig
 from .study import Study, StudyFolder
 from .training import slow_precision
@@ -40,6 +41,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     if note := unasked_runs_note(plan, folder):
         print(note, file=sys.stderr)
     refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
+    refuse_missing_classes(plan, states, data)
 
 
 def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tuple[RunConfig, bool]],

@@ -260,7 +260,7 @@ def summary(results: dict) -> list[str]:
         control = next((c for c in clfs if c["strategy"] == "random-frozen"), None)
         whose = (f"is {tops[0]['name']}'s" if len(tops) == 1
                  else f"is shared by {', '.join(c['name'] for c in tops[:-1])} and {tops[-1]['name']}")
-        s.append(f"The highest mean test accuracy {whose}, {_f(tops[0]['test_acc'], 2, True)} % (chance: "
+        s.append(f"The highest mean test accuracy {whose}, {_f(tops[0]['test_acc'], 2, True)} % (a uniform guess: "
                  f"{100 / len(classes_of(results)):.2f} %"
                  + (f"; the random-frozen control: {_f(control['test_acc'], 2, True)} %" if control else "") + ").")
     if len(aes) + len(trained) > 1:

@@ -159,18 +159,18 @@ def check_encoder_data(cfg: RunConfig, data: Dataset) -> None:
                         f"{data.image_size[1]}; train the classifier on data of the autoencoder's size")
 
 
-def check_every_class(splits, data: Dataset) -> None:
+def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:
     """A classifier learns only the classes it sees, and a class it is never tested on would
     score a meaningless 0 %: each needs training and test images (a dataset of one label,
     enough for an autoencoder, is refused here)."""
-    for split, labels in (("training", splits.train_y), ("test", splits.test_y)):
+    for split, labels, subset in (("training", splits.train_y, "train_subset"), ("test", splits.test_y, "eval_subset")):
         counts = torch.bincount(labels, minlength=len(data.classes))
         if (counts == 0).any():
             empty = data.classes[int((counts == 0).nonzero()[0])]
+            larger = f", or a larger {subset} than {getattr(t, subset):,}" if getattr(t, subset) else ""
             raise UserError(f"{data.name}: class {empty!r} has no {split} images among the {len(labels):,} a "
                             f"classifier run {'trains' if split == 'training' else 'is tested'} on; give every "
-                            "class images (number the classes from 0 without gaps), or a larger "
-                            + ("--train-subset" if split == "training" else "--eval-subset"))
+                            f"class images (number the classes from 0 without gaps){larger}")
 
 
 # ------------------------------------------------------------------ running
@@ -213,7 +213,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     t = cfg.train
     splits = make_splits(data, t.val, t.train_subset, t.eval_subset)
     if cfg.model.task == "classifier":
-        check_every_class(splits, data)  # before the folder is made
+        check_every_class(splits, data, t)  # before the folder is made
     with folder.lock() if dist.rank == 0 else nullcontext():  # process 0 holds it for all
         # Again, now that no other fashionae can write here; process 0's answer for all, as
         # the others would read the folder while it writes.

@@ -25,7 +25,7 @@ from .data import FASHION_MNIST
 from .errors import UserError
 from .files import holds_nothing, read_rebuildable_json
 from .models import ModelConfig
-from .runfolder import STRATEGIES, RunFolder
+from .runfolder import STRATEGIES, RunConfig, RunFolder
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 from .training import TrainConfig
@@ -364,8 +364,8 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if c.baseline == c.variant:
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
                             "name the autoencoder that differs as its variant")
-        base, variant = (next(a for a in autoencoders if a.name == n) for n in (c.baseline, c.variant))
-        if (base.model, base.train) == (variant.model, variant.train):
+        base, variant = (_used_settings(next(a for a in autoencoders if a.name == n)) for n in (c.baseline, c.variant))
+        if base == variant:
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} have the same "
                             "settings, so the line would measure seed noise only; change the variant")
 
@@ -374,6 +374,14 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
                  seeds=list(range(n_seeds)), dataset=merged.get("dataset", FASHION_MNIST), autoencoders=autoencoders,
                  classifiers=classifiers, baselines=baselines, explore=explore, targets=targets,
                  ablation=ablation)
+
+
+def _used_settings(autoencoder) -> dict:
+    """The settings of an autoencoder that change its numbers (a run's identity, without those
+    it does not use, such as a conv model's latent size or a tracker)."""
+    cfg = RunConfig(model=autoencoder.model, train=autoencoder.train)
+    unused = cfg.unused()
+    return {k: v for k, v in cfg.identity().items() if k not in unused}
 
 
 def encoder_list(classifiers: dict):
