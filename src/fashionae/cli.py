@@ -110,7 +110,8 @@ def cmd_baselines(a) -> int:
     from .data import load_dataset
     from .files import FolderLock
     from .runs import stderr
-    from .study import Baselines, StudyFolder
+    from .study import Baselines
+    from .studyfolder import StudyFolder
     settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset,
                              eval_subset=a.eval_subset))
     out = Path(a.out)
@@ -130,7 +131,8 @@ def cmd_baselines(a) -> int:
 
 def cmd_study(a) -> int:
     from .distributed import world_size
-    from .study import StudyFolder, load_study
+    from .study import load_study
+    from .studyfolder import StudyFolder
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
     if world_size() > 1:
@@ -171,7 +173,7 @@ def cmd_report(a) -> int:
     from .files import FolderLock
     from .report import write_report
     from .results import collect_results
-    from .study import StudyFolder
+    from .studyfolder import StudyFolder
     folder = StudyFolder(a.study_dir).require()
     with FolderLock(folder.path, tidy=True):
         results = collect_results(folder.path)
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
 def refuse_a_study_folder(run_dir: str) -> None:
     """A study folder given where a command takes a run: say where its runs are (a run folder
     knows nothing of studies, one layer up)."""
-    from .study import StudyFolder
+    from .studyfolder import StudyFolder
     folder = StudyFolder(run_dir)
     if (folder / folder.STUDY).is_file():
         raise UserError(f"{run_dir} is a study folder; give one of its runs, in {folder / folder.RUNS}")

@@ -181,7 +181,7 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
         if top >= len(images["train"]):  # not class numbers: a table of that many names would not fit
             raise UserError(f"{folder}: labels go up to {top}, more classes than the {len(images['train'])} "
                             "training images; number the classes from 0, or name them in dataset.toml")
-        n_classes = max(top + 1, 2)
+        return max(top + 1, 2)
     for split, top in tops.items():
         if top >= n_classes:
             raise UserError(f"{folder}: {what[split][1]} holds labels above {n_classes - 1}; the "

@@ -13,7 +13,7 @@ from .claims import FAMILY_CONFIDENCE
 from .files import atomic_write
 from .reference import author_curves, for_classifier
 from .results import classes_of
-from .study import StudyFolder
+from .studyfolder import StudyFolder
 
 FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}
 

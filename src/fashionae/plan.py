@@ -23,7 +23,8 @@ from .errors import UserError
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .runfolder import RunConfig
 from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, stderr, with_data
-from .study import Study, StudyFolder
+from .study import Study
+from .studyfolder import StudyFolder
 
 
 @dataclass

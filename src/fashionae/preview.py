@@ -18,7 +18,8 @@ from .models import ModelConfig
 from .plan import (PlannedRun, duration, make_plan, plan_states, refuse_changed, refuse_missing_classes,
                    unasked_runs_note)
 from .runfolder import RunConfig
-from .study import Study, StudyFolder
+from .study import Study
+from .studyfolder import StudyFolder
 from .training import slow_precision
 
 

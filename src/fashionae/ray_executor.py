@@ -31,7 +31,8 @@ from .errors import UserError, require
 from .files import atomic_write
 from .plan import PlannedRun, run_planned
 from .runs import Log
-from .study import Study, StudyFolder
+from .study import Study
+from .studyfolder import StudyFolder
 
 RETRIES = 3         # a run whose worker or node dies is started again (from its checkpoint) this often
 LOCK_WAIT = 180.0   # seconds a retry waits for the run folder's lock: on NFSv4 a dead node's

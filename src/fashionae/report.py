@@ -21,7 +21,7 @@ from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier
 from .results import classes_of, confusion_text
-from .study import StudyFolder
+from .studyfolder import StudyFolder
 
 
 def _f(s: dict | None, digits: int = 4, pct: bool = False) -> str:

@@ -18,7 +18,8 @@ from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, make_plan
 from .runs import sessions_of
-from .study import Study, StudyFolder
+from .study import Study
+from .studyfolder import StudyFolder
 
 RESULTS_FORMAT = 3  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged
 # an ablation's change of MSE, judged as the claim "the variant's MSE is lower" would be

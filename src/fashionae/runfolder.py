@@ -89,6 +89,11 @@ class RunConfig:
         return {f"model.{k}" for k in self.model.unused()} | {
             f"train.{k}" for k in settings.unused(self.train, self.model.task)}
 
+    def used_identity(self) -> dict:
+        """``identity`` without the settings this run does not use: what sets two runs apart."""
+        unused = self.unused()
+        return {k: v for k, v in self.identity().items() if k not in unused}
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -9,7 +9,7 @@ the fields of ``ModelConfig`` and ``TrainConfig`` (``settings.keys``).
 
 ``Study.to_dict()`` is the fully resolved study (every run's settings spelled out), written
 to ``OUT/study.json``; ``Study.from_dict`` reads it back through the same checks, so a study
-folder is self-describing. The three steps of ``fashionae study`` are: this module (load),
+folder is self-describing (``studyfolder.py`` knows the folder's files). The three steps of ``fashionae study`` are: this module (load),
 ``plan.py`` (the runs and their dependencies, and the executors), ``results.py`` (collect).
 """
 
@@ -23,9 +23,8 @@ from pathlib import Path
 from . import settings
 from .data import FASHION_MNIST
 from .errors import UserError
-from .files import holds_nothing, read_rebuildable_json
 from .models import ModelConfig
-from .runfolder import STRATEGIES, RunConfig, RunFolder
+from .runfolder import STRATEGIES, RunConfig
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 from .training import TrainConfig
@@ -364,8 +363,9 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if c.baseline == c.variant:
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
                             "name the autoencoder that differs as its variant")
-        base, variant = (_used_settings(next(a for a in autoencoders if a.name == n)) for n in (c.baseline, c.variant))
-        if base == variant:
+        base, variant = (next(RunConfig(model=a.model, train=a.train) for a in autoencoders if a.name == n)
+                         for n in (c.baseline, c.variant))
+        if base.used_identity() == variant.used_identity():
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} have the same "
                             "settings, so the line would measure seed noise only; change the variant")
 
@@ -376,77 +376,7 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
                  ablation=ablation)
 
 
-def _used_settings(autoencoder) -> dict:
-    """The settings of an autoencoder that change its numbers (a run's identity, without those
-    it does not use, such as a conv model's latent size or a tracker)."""
-    cfg = RunConfig(model=autoencoder.model, train=autoencoder.train)
-    unused = cfg.unused()
-    return {k: v for k, v in cfg.identity().items() if k not in unused}
-
-
 def encoder_list(classifiers: dict):
     """The [classifiers] encoder setting as a list (one name may be given alone)."""
     encoders = classifiers.get("encoder", "best")
     return [encoders] if isinstance(encoders, str) else encoders
-
-
-# ------------------------------------------------------------------ the study folder
-
-class StudyFolder:
-    """The one place that knows a study folder's layout: ``study.json`` (the resolved study),
-    ``runs/<run>/`` (run folders), ``baselines.json``, ``samples.safetensors`` (the validation
-    images the report's reconstruction figure shows), ``timing.json``, ``results.json``,
-    ``report.html``, ``report.md`` and ``figures/``; while ``--executor ray`` starts,
-    ``.storage-check`` (a token every node must read back)."""
-    STUDY, RESULTS, BASELINES, TIMING = "study.json", "results.json", "baselines.json", "timing.json"
-    SAMPLES, REPORT_HTML, REPORT_MD, FIGURES, RUNS = ("samples.safetensors", "report.html", "report.md",
-                                                       "figures", "runs")
-    STORAGE_CHECK = ".storage-check"
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
-    def run(self, name: str) -> RunFolder:
-        return RunFolder(self.path / self.RUNS / name)
-
-    def require(self) -> "StudyFolder":
-        if not self.path.is_dir():
-            raise UserError(f"{self.path} {'is a file' if self.path.exists() else 'does not exist'}; give the "
-                            "--out folder of a study (fashionae study)")
-        if not (self / self.STUDY).is_file():
-            if RunFolder(self.path).is_run():
-                raise UserError(f"{self.path} is a run folder, not a study folder; a report is of a study "
-                                f"(fashionae study), and `fashionae eval {self.path}` measures a run again")
-            raise UserError(f"{self.path} is not a fashionae study folder (no {self.STUDY})")
-        return self
-
-    def study(self) -> Study:
-        path = self / self.STUDY
-        fix = f"run the study command again with --out {self.path}: it writes it again and keeps the finished runs"
-        description = read_rebuildable_json(path)
-        if description is None:
-            raise UserError(f"study description {path} is unreadable or not a JSON object (it was edited or "
-                            f"damaged); {fix}")
-        try:
-            return Study.from_dict(description, str(path))
-        except UserError as e:
-            raise UserError(f"{e}; {fix}") from None
-
-    def check_holds(self, study: Study) -> None:
-        """Refuse a folder that holds something else than this study. Runs whose settings
-        changed are refused run by run, by the plan's check."""
-        if not self.path.exists():
-            return
-        if not self.path.is_dir():
-            raise UserError(f"--out {self.path} is not a folder; choose another --out")
-        if (self / self.STUDY).is_file():
-            # a damaged study.json is written again: the runs are checked one by one anyway
-            old = read_rebuildable_json(self / self.STUDY) or {"name": study.name}
-            if old.get("name") != study.name:
-                raise UserError(f"--out {self.path} holds another study ({old.get('name')!r}); "
-                                "choose another --out, or delete it to start over")
-        elif not holds_nothing(self.path):
-            raise UserError(f"--out {self.path} is not empty and holds no fashionae study; choose another --out")

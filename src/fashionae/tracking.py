@@ -100,10 +100,8 @@ class TensorBoardLogger:
         from torch.utils.tensorboard.summary import hparams
         if self.writer is None:  # a resumed run whose last epoch was already trained
             self._open(self._last_logged_epoch() + 1)
-        unused = self.cfg.unused()
         settings = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-                    for k, v in self.cfg.identity().items()
-                    if v is not None and not k.endswith("sha256") and k not in unused}
+                    for k, v in self.cfg.used_identity().items() if v is not None and not k.endswith("sha256")}
         final = {f"final/{k}": v for k, v in summary.items()
                  if k.endswith(("_loss", "_acc")) and isinstance(v, (int, float))}
         for s in hparams(settings, final):  # in this run's folder, not a sub-run as add_hparams does

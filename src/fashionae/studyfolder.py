@@ -1,0 +1,71 @@
+"""The study folder: ``StudyFolder``, the one code that knows its files (as ``runfolder.py``
+knows a run's), checks that it holds the study asked for, and reads its ``study.json`` back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UserError
+from .files import holds_nothing, read_rebuildable_json
+from .runfolder import RunFolder
+from .study import Study
+
+
+class StudyFolder:
+    """The one place that knows a study folder's layout: ``study.json`` (the resolved study),
+    ``runs/<run>/`` (run folders), ``baselines.json``, ``samples.safetensors`` (the validation
+    images the report's reconstruction figure shows), ``timing.json``, ``results.json``,
+    ``report.html``, ``report.md`` and ``figures/``; while ``--executor ray`` starts,
+    ``.storage-check`` (a token every node must read back)."""
+    STUDY, RESULTS, BASELINES, TIMING = "study.json", "results.json", "baselines.json", "timing.json"
+    SAMPLES, REPORT_HTML, REPORT_MD, FIGURES, RUNS = ("samples.safetensors", "report.html", "report.md",
+                                                       "figures", "runs")
+    STORAGE_CHECK = ".storage-check"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def run(self, name: str) -> RunFolder:
+        return RunFolder(self.path / self.RUNS / name)
+
+    def require(self) -> "StudyFolder":
+        if not self.path.is_dir():
+            raise UserError(f"{self.path} {'is a file' if self.path.exists() else 'does not exist'}; give the "
+                            "--out folder of a study (fashionae study)")
+        if not (self / self.STUDY).is_file():
+            if RunFolder(self.path).is_run():
+                raise UserError(f"{self.path} is a run folder, not a study folder; a report is of a study "
+                                f"(fashionae study), and `fashionae eval {self.path}` measures a run again")
+            raise UserError(f"{self.path} is not a fashionae study folder (no {self.STUDY})")
+        return self
+
+    def study(self) -> Study:
+        path = self / self.STUDY
+        fix = f"run the study command again with --out {self.path}: it writes it again and keeps the finished runs"
+        description = read_rebuildable_json(path)
+        if description is None:
+            raise UserError(f"study description {path} is unreadable or not a JSON object (it was edited or "
+                            f"damaged); {fix}")
+        try:
+            return Study.from_dict(description, str(path))
+        except UserError as e:
+            raise UserError(f"{e}; {fix}") from None
+
+    def check_holds(self, study: Study) -> None:
+        """Refuse a folder that holds something else than this study. Runs whose settings
+        changed are refused run by run, by the plan's check."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise UserError(f"--out {self.path} is not a folder; choose another --out")
+        if (self / self.STUDY).is_file():
+            # a damaged study.json is written again: the runs are checked one by one anyway
+            old = read_rebuildable_json(self / self.STUDY) or {"name": study.name}
+            if old.get("name") != study.name:
+                raise UserError(f"--out {self.path} holds another study ({old.get('name')!r}); "
+                                "choose another --out, or delete it to start over")
+        elif not holds_nothing(self.path):
+            raise UserError(f"--out {self.path} is not empty and holds no fashionae study; choose another --out")
