@@ -9,7 +9,7 @@ import torch
 
 from fashionae import data
 from fashionae import download as download_module
-from fashionae.data import load_fashion_mnist, load_folder, make_splits, parse_idx
+from fashionae.data import load_fashion_mnist, load_folder, make_splits, parse_idx, split_sizes
 from fashionae.errors import UserError
 from helpers import idx_bytes, write_dataset
 
@@ -172,6 +172,13 @@ def test_splits(tiny):
     with pytest.raises(UserError) as e:
         make_splits(tiny, "nope")
     assert str(e.value) == "unknown validation split 'nope'; use holdout or test"
+
+
+@pytest.mark.parametrize("val", ["holdout", "test"])
+@pytest.mark.parametrize("subsets", [(None, None), (100, 50), (20_000, 5_000)])
+def test_split_sizes_are_those_of_the_splits(tiny, val, subsets):
+    s = make_splits(tiny, val, *subsets)
+    assert split_sizes(tiny, val, *subsets) == (len(s.train_x), len(s.val_x), len(s.test_x))
 
 
 def test_real_dataset_verifies(real):

@@ -184,7 +184,24 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "grey.png")
     assert read_picture(tmp_path / "grey.png").caveats == (
         "its background is mid-grey (128 of 255), so whether to negate it is a guess; say --invert yes or no",)
-    assert read_picture(tmp_path / "grey.png", invert="no").caveats == ()  # the user has said
+    assert read_picture(tmp_path / "grey.png", invert="yes").caveats == ()  # the user has said
     grey[(trousers == 255).all(2)] = 200  # light enough to say
     Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "light.png")
     assert read_picture(tmp_path / "light.png").caveats == ()
+
+
+def test_an_object_negated_the_wrong_way_says_which_way_to_try(tmp_path):
+    """An object left darker than its background once prepared goes black with it: a light
+    garment on mid-grey (negated by the guess), a product photo kept as it is; the caveat names
+    the other way, which gives the garment back. A grey page is blank, whichever way."""
+    trousers = np.asarray(Image.open(photo(tmp_path / "p.png"))).astype(np.float32)
+    light = np.where((trousers == 255).all(2, keepdims=True), 128, 255 - trousers)  # light on grey 128
+    Image.fromarray(light.astype(np.uint8)).save(tmp_path / "light-on-grey.png")
+    assert read_picture(tmp_path / "light-on-grey.png").caveats == (
+        "most of the object is darker than its background once negated, so it is lost; try --invert no",)
+    assert read_picture(tmp_path / "p.png", invert="no").caveats == (
+        "most of the object is darker than its background once kept as it is, so it is lost; try --invert yes",)
+    for right_way in (read_picture(tmp_path / "light-on-grey.png", invert="no"), read_picture(tmp_path / "p.png")):
+        assert right_way.caveats == () and right_way.pixels.max() > 0.5
+    Image.new("L", (40, 40), 128).save(tmp_path / "grey-page.png")
+    assert read_picture(tmp_path / "grey-page.png").caveats == ("blank or nearly so once prepared: the answer says nothing",)

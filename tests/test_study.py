@@ -285,9 +285,9 @@ def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert main(["study", str(PAPER), "--profile", "smoke", "--plan", "--out", str(tmp_path / "plan"),
                  "--data-dir", str(data_dir), "--no-verify"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["run", "state", "model", "epochs", "batch", "lr", "schedule", "val", "precision",
-                                "dropout", "head", "estimate"]
-    assert lines[1].split()[:5] == ["ae-linear-64-seed0", "new", "linear", "64", "1"]
+    assert lines[0].split() == ["run", "state", "model", "images", "epochs", "batch", "lr", "schedule", "val",
+                                "precision", "dropout", "head", "estimate"]
+    assert lines[1].split()[:6] == ["ae-linear-64-seed0", "new", "linear", "64", "400/300", "1"]
     assert lines[4].split()[:3] == ["ae-conv-seed0", "new", "conv"]
     assert len([line for line in lines if line.startswith(("ae-", "clf-"))]) == 8
     assert lines[-1].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")

@@ -419,6 +419,15 @@ def image_size_problem(size) -> str | None:
     return None
 
 
+def split_sizes(ds: Dataset, val: str = "holdout", train_subset: int | None = None,
+                eval_subset: int | None = None) -> tuple[int, int, int]:
+    """How many training, validation and test images ``make_splits`` gives, without making them."""
+    n_train, n_test = len(ds.train_images), len(ds.test_images)
+    n_val = held_out_size(n_train) if val == "holdout" else n_test
+    n_train -= n_val if val == "holdout" else 0
+    return min(n_train, train_subset or n_train), min(n_val, eval_subset or n_val), min(n_test, eval_subset or n_test)
+
+
 def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = None,
                 eval_subset: int | None = None) -> Splits:
     """The train / validation / test sets of a run.

@@ -11,7 +11,8 @@ already in the dataset's form (the run's size, grey, dark background) is taken a
 phone photo is first turned upright by its EXIF orientation.
 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
-a blank picture, an object of a few pixels, a background that is uneven or mid-grey.
+a blank picture, an object of a few pixels, a background that is uneven or mid-grey, an object
+left darker than its background (negated the wrong way).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] =
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255)
 
-    caveats = _background_caveats(rgb.convert("L"), invert)
+    uneven = _uneven_corners(rgb.convert("L"))
+    caveats = [c for c in (uneven, _mid_grey(rgb.convert("L"), invert)) if c]
     # 1. trim edges close to the corner colour (within FAINT of the intensity range)
     a = np.asarray(rgb).astype(np.int16)
     corner = a[0, 0]
@@ -123,13 +125,19 @@ def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] =
     canvas.paste(rgb, ((width - rgb.width) // 2, (height - rgb.height) // 2))
     gray = canvas.convert("L")
     # 5. negate: light background -> dark background
-    if invert == "yes" or (invert == "auto" and _border_level(gray) > 127):
+    negated = invert == "yes" or (invert == "auto" and _border_level(gray) > 127)
+    if negated:
         gray = ImageOps.invert(gray)
     # 6. the background level becomes black, as in the dataset (an off-white photo
     #    background would otherwise stay a dim grey)
     g = np.asarray(gray, dtype=np.float32)
     background = min(_border_level(gray), 254.0)
+    lost = not uneven and _mostly_darker(g, background)  # negated the wrong way: the object goes black too
     g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
+    if lost:
+        return Picture(torch.from_numpy(g).unsqueeze(0), (
+            f"most of the object is darker than its background once {'negated' if negated else 'kept as it is'}, "
+            f"so it is lost; try --invert {'no' if negated else 'yes'}",))
     return _picture(g, caveats)
 
 
@@ -141,22 +149,33 @@ def _picture(g: np.ndarray, caveats: list[str] | tuple = ()) -> Picture:
     return Picture(torch.from_numpy(g).unsqueeze(0), tuple(caveats))
 
 
-def _background_caveats(gray, invert: str) -> list[str]:
-    """What the background of a picture (before trimming) makes doubtful: corners far apart
-    (uneven light, or an object touching them) defeat the trim and the background level; a
-    mid-grey background leaves the negation to a guess."""
+def _mostly_darker(g: np.ndarray, background: float) -> bool:
+    """What differs from the background (by more than FAINT) is darker than it, summed over its
+    pixels: on a dark background, as the dataset's, an object must be lighter. (Sharpening
+    leaves a faint halo of the other sign around any object: the sum outweighs it. Only on an
+    even background, whose level the border gives.)"""
+    d = g - background
+    return float(d[np.abs(d) > FAINT * 255].sum()) < 0
+
+
+def _uneven_corners(gray) -> str | None:
+    """Corners far apart (uneven light, or an object touching them) defeat the trim and the
+    background level: the caveat that says so, if they are (measured before trimming)."""
     g = np.asarray(gray, dtype=np.float32)
     k = max(1, min(g.shape) // 20)  # a corner patch, 5 % of the shorter side
     corners = [float(p.mean()) for p in (g[:k, :k], g[:k, -k:], g[-k:, :k], g[-k:, -k:])]
-    caveats = []
     if max(corners) - min(corners) > UNEVEN * 255:
-        caveats.append(f"its corners range from {min(corners):.0f} to {max(corners):.0f} of 255: an uneven "
-                       "background, or an object touching them; crop it with a plain margin around the object")
+        return (f"its corners range from {min(corners):.0f} to {max(corners):.0f} of 255: an uneven background, "
+                "or an object touching them; crop it with a plain margin around the object")
+    return None
+
+
+def _mid_grey(gray, invert: str) -> str | None:
+    """A mid-grey background leaves the negation to a guess, under ``invert="auto"``."""
     level = _border_level(gray)
     if invert == "auto" and MID_GREY[0] * 255 < level < MID_GREY[1] * 255:
-        caveats.append(f"its background is mid-grey ({level:.0f} of 255), so whether to negate it is a guess; "
-                       "say --invert yes or no")
-    return caveats
+        return f"its background is mid-grey ({level:.0f} of 255), so whether to negate it is a guess; say --invert yes or no"
+    return None
 
 
 def _in_dataset_form(rgb, size: tuple[int, int]) -> bool:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from . import bench
 from .checkpoint import checkpoint_epoch
-from .data import Dataset, held_out_size, load_dataset
+from .data import Dataset, load_dataset, split_sizes
 from .models import ModelConfig
 from .plan import (PlannedRun, duration, make_plan, plan_states, refuse_changed, refuse_missing_classes,
                    unasked_runs_note)
 from .runfolder import RunConfig
 from .study import Study
 from .studyfolder import StudyFolder
-from .training import slow_precision
+from .training import TrainConfig, slow_precision
 
 
 def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
@@ -48,7 +48,8 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
 def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tuple[RunConfig, bool]],
              data: Dataset, folder: StudyFolder) -> list[dict]:
     """One JSON-able row per run: its settings as far as they are known (``plan_states``;
-    ``settings_final`` says whether they are), its state and an estimated wall time from a
+    ``settings_final`` says whether they are), the images of each split it uses, its state and an
+    estimated wall time from a
     timing probe of its model on this machine (for a run to resume, of the epochs it has left;
     a changed one counts whole: once its folder is deleted it trains from the start)."""
     rows, probes = [], {}
@@ -61,6 +62,7 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
                      "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
                      "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,
+                     "images": dict(zip(("train", "train_eval", "val", "test"), image_counts(cfg.train, data))),
                      "estimated_seconds": 0.0 if done else estimate_seconds(cfg, data, probes, trained)})
     return rows
 
@@ -73,11 +75,16 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int =
     if key not in probes:
         probes[key] = bench.probe_speed(cfg.model, t)
     train_speed, eval_speed = probes[key]
-    n = len(data.train_images) - (held_out_size(len(data.train_images)) if t.val == "holdout" else 0)
-    n_train = min(n, t.train_subset or n)
-    n_val = min(len(data.test_images), t.eval_subset or len(data.test_images))
-    per_epoch = n_train / train_speed + (min(n_train, t.train_eval_subset or n_train) + n_val) / eval_speed
-    return max(t.epochs - trained, 0) * per_epoch + n_val / eval_speed
+    n_train, n_train_eval, n_val, n_test = image_counts(t, data)
+    per_epoch = n_train / train_speed + (n_train_eval + n_val) / eval_speed
+    return max(t.epochs - trained, 0) * per_epoch + n_test / eval_speed
+
+
+def image_counts(t: TrainConfig, data: Dataset) -> tuple[int, int, int, int]:
+    """The images a run trains on, re-measures the training loss on each epoch, validates on and
+    tests on."""
+    n_train, n_val, n_test = split_sizes(data, t.val, t.train_subset, t.eval_subset)
+    return n_train, min(n_train, t.train_eval_subset or n_train), n_val, n_test
 
 
 def probe_key(cfg: RunConfig) -> tuple:
@@ -100,10 +107,10 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
         for row in rows:
             print(json.dumps(row), file=out)
         return
-    header = ["run", "state", "model", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
+    header = ["run", "state", "model", "images", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
               "head", "estimate"]
     table = [[r["run"] + ("*" if not r["settings_final"] else ""), r["state"], _model_text(r["model"]),
-              str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
+              f"{r['images']['train']:,}/{r['images']['val']:,}", str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
               f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
               f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
               if r["kind"] == "classifier" else "–", duration(r["estimated_seconds"])] for r in rows]
@@ -113,7 +120,8 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
     total = sum(r["estimated_seconds"] for r in rows)
     print(f"\n{len(rows)} runs, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
           f"time of the rest on this machine, one run at a time: {duration(total)} (from a probe of "
-          "each model: training and evaluation speed over a few batches after a warm-up)", file=out)
+          "each model: training and evaluation speed over a few batches after a warm-up); images: "
+          "training/validation", file=out)
     if not all(r["settings_final"] for r in rows):
         print('* encoder = "best": chosen once the autoencoders are trained; until then the first '
               "autoencoder's settings stand in for its model and its estimate", file=out)
