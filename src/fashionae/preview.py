@@ -49,9 +49,9 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
              data: Dataset, folder: StudyFolder) -> list[dict]:
     """One JSON-able row per run: its settings as far as they are known (``plan_states``;
     ``settings_final`` says whether they are), the images of each split it uses, its state and an
-    estimated wall time from a
-    timing probe of its model on this machine (for a run to resume, of the epochs it has left;
-    a changed one counts whole: once its folder is deleted it trains from the start)."""
+    estimated wall time from a timing probe of its model on this machine (for a run to resume,
+    of the epochs it has left; a changed one counts whole: once its folder is deleted it trains
+    from the start)."""
     rows, probes = [], {}
     for run in plan:
         cfg, final = known[run.name]
