@@ -115,6 +115,12 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     x = prepare_image(img)
     assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5
     assert run.embed(x).shape == (1, 16)
+    assert main(["reconstruct", str(ae), str(img), "-o", str(tmp_path / "out"), "--fill", "0.6"]) == 0
+    printed = float(re.search(r"MSE ([0-9.]+)", capsys.readouterr().out).group(1))
+    x = prepare_image(img, fill=0.6)
+    assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5
+    assert main(["classify", str(clf), str(img), "--fill", "1.2"]) == 2
+    assert capsys.readouterr().err.startswith("fashionae: error: --fill must be above 0 and at most 1")
 
     assert main(["classify", str(clf), str(img)]) == 0
     line = capsys.readouterr().out
@@ -188,6 +194,21 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     grey[(trousers == 255).all(2)] = 200  # light enough to say
     Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "light.png")
     assert read_picture(tmp_path / "light.png").caveats == ()
+
+
+def test_fill_sets_the_part_of_the_frame_the_object_spans(tmp_path):
+    """By default the object's longer side spans the frame, as in Fashion-MNIST; with fill 0.5,
+    half of it, centred (a dataset whose objects fill only part of each image)."""
+    def rows_spanned(x):
+        rows = (x[0] > 0.2).any(1).nonzero()
+        return int(rows.max() - rows.min() + 1), float(rows.float().mean())
+    path = photo(tmp_path / "p.png")  # 300x400: its trousers are 60% wide, 80% tall
+    assert rows_spanned(prepare_image(path))[0] >= 27
+    span, centre = rows_spanned(prepare_image(path, fill=0.5))
+    assert 13 <= span <= 15 and 12.5 <= centre <= 14.5
+    for bad in (0, -0.5, 1.5, float("nan")):
+        with pytest.raises(UserError, match=r"--fill must be above 0 and at most 1 \(the part of the frame"):
+            prepare_image(path, fill=bad)
 
 
 def test_an_object_negated_the_wrong_way_says_which_way_to_try(tmp_path):

@@ -220,7 +220,8 @@ def cmd_reconstruct(a) -> int:
                             "or reconstruct them one at a time into different folders (-o)")
         sources[target] = path
     # every picture is read before anything is written
-    pictures = {target: read_picture(path, a.invert, run.config.image_size) for target, path in sources.items()}
+    pictures = {target: read_picture(path, a.invert, run.config.image_size, a.fill)
+                for target, path in sources.items()}
     for target, picture in pictures.items():
         x = picture.pixels
         recon = run.reconstruct(x)[0]
@@ -239,7 +240,7 @@ def cmd_classify(a) -> int:
     from .images import picture_files, read_picture
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
-    pictures = {path: read_picture(path, a.invert, run.config.image_size) for path in picture_files(a.images)}
+    pictures = {path: read_picture(path, a.invert, run.config.image_size, a.fill) for path in picture_files(a.images)}
     for path, picture in pictures.items():  # every picture is read before a line is printed
         probs = run.predict_proba(picture.pixels)[0]
         top = probs.topk(min(3, len(probs)))
@@ -367,6 +368,9 @@ def build_parser() -> Parser:
 
     invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
                    "yes, or no")
+    fill_help = ("the part of the frame the object's longer side spans once prepared: 1 (the default) as in "
+                 "Fashion-MNIST; less for a dataset whose objects fill only part of each image (MNIST's "
+                 "digits: 0.7)")
     pictures_help = ("picture files, PNG, JPEG and the like (or folders of them), any size and colour (a note in "
                      "brackets ends a picture's line where its answer may say little, and says why)")
     s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
@@ -375,12 +379,14 @@ def build_parser() -> Parser:
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
     s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
+    s.add_argument("--fill", type=float, default=1.0, help=fill_help)
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir")
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
+    s.add_argument("--fill", type=float, default=1.0, help=fill_help)
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")

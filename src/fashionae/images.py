@@ -60,18 +60,24 @@ class Picture:
     caveats: tuple[str, ...] = ()  # e.g. "blank or nearly so once prepared: the answer says nothing"
 
 
-def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28)) -> torch.Tensor:
+def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28),
+                  fill: float = 1.0) -> torch.Tensor:
     """A picture file -> float tensor [1, H, W] in [0, 1], dark background (H x W: the size
-    of the images the run was trained on, 28 x 28 for Fashion-MNIST)."""
-    return read_picture(path, invert, size).pixels
+    of the images the run was trained on, 28 x 28 for Fashion-MNIST). The object's longer side
+    spans ``fill`` of the frame: all of it, as in Fashion-MNIST; less for a dataset whose
+    objects fill only part of each image (MNIST's digits: 20 of 28 pixels, 0.7)."""
+    return read_picture(path, invert, size, fill).pixels
 
 
-def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28)) -> Picture:
+def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28),
+                 fill: float = 1.0) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
     from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
     path = Path(path)
     if invert not in INVERT:
         raise UserError(f"--invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}")
+    if not 0 < fill <= 1:
+        raise UserError(f"--fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill}")
     if not path.exists():
         raise UserError(f"image {path} does not exist")
     if path.is_dir():
@@ -111,9 +117,9 @@ def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] =
     if content.any():
         rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
         rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-    # 2. longest edge to the canvas (28 pixels for Fashion-MNIST)
+    # 2. longest edge to the canvas (28 pixels for Fashion-MNIST), or to ``fill`` of it
     height, width = size
-    scale = min(width / rgb.width, height / rgb.height)
+    scale = min(width / rgb.width, height / rgb.height) * fill
     if scale > MAX_ENLARGEMENT:
         caveats.append(f"the object is only {rgb.width}x{rgb.height} pixels, enlarged {scale:.1f}x: blurred; "
                        "give a larger picture")
