@@ -179,6 +179,7 @@ def test_splits(tiny):
 def test_split_sizes_are_those_of_the_splits(tiny, val, subsets):
     s = make_splits(tiny, val, *subsets)
     assert split_sizes(tiny, val, *subsets) == (len(s.train_x), len(s.val_x), len(s.test_x))
+    assert split_sizes(tiny) == split_sizes(tiny, "holdout")  # as make_splits's default
 
 
 def test_real_dataset_verifies(real):
