@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.plan import run_study
 from fashionae.report import _ablation_effect, summary
-from fashionae.results import collect_results
+from fashionae.results import collect_results, reached_targets
 from fashionae.study import load_study
+from fashionae.studyfolder import StudyFolder
 from helpers import PAPER, QUIET, STUDIES
 
 
@@ -179,6 +181,9 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
     (MINIMAL + '[targets]\nautoencoder = "zz"\nval_mse = 0.1\n', "autoencoder 'zz' is not an autoencoder of the study"),
     (MINIMAL + '[targets]\nclassifier = "finetune"\nval_acc = 0.9\n', "classifier must be a strategy of \\[classifiers\\]"),
     (MINIMAL + '[targets]\nautoencoder = "a"\ntest_mse = 0.1\n', "a target is judged on the validation set"),
+    (MINIMAL + '[targets]\nautoencoder = "a"\n', "^study file s.toml: \\[targets\\] autoencoder and val_mse go "
+     "together: the autoencoder and the figure it should reach; set both, or neither$"),
+    (MINIMAL + '[classifiers]\nencoder = "a"\n[targets]\nval_acc = 0.9\n', "\\[targets\\] classifier and val_acc go together"),
     (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n',
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
@@ -687,6 +692,14 @@ def test_targets_are_judged_on_validation_figures_of_seed_0(data_dir, tmp_path):
                       "seconds_into_study": None, "best": max(r["val_acc"] for r in clf)}
     md = (out / "report.md").read_text()
     assert "Targets: a val MSE <= 1.0: reached; finetune val accuracy >= 1.0: not reached." in md
+    # a figure equal to its goal reaches it, at the first epoch it does
+    study = load_study(write(tmp_path, text))
+    exact = replace(study, targets=replace(study.targets, val_mse=min(r["val_loss"] for r in ae),
+                                           val_acc=max(r["val_acc"] for r in clf)))
+    rows = reached_targets(exact, StudyFolder(out), plan_mod.make_plan(exact))
+    assert [r["epoch"] for r in rows] == [min(r["epoch"] for r in runs if r[key] == best)
+                                          for runs, key, best in ((ae, "val_loss", rows[0]["best"]),
+                                                                  (clf, "val_acc", rows[1]["best"]))]
 
 
 def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_path):

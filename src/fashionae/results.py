@@ -180,9 +180,9 @@ def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -
     so a resumed study reports the same figure."""
     t = study.targets
     goals = []
-    if t.autoencoder and t.val_mse is not None:
+    if t.autoencoder is not None:  # with its val_mse: load_study checks both are set
         goals.append((t.autoencoder, "val_loss", t.val_mse, f"{t.autoencoder} val MSE <= {t.val_mse}"))
-    if t.classifier and t.val_acc is not None:
+    if t.classifier is not None:  # with its val_acc
         goals.append((t.classifier, "val_acc", t.val_acc, f"{t.classifier} val accuracy >= {t.val_acc}"))
     rows, elapsed = [], 0.0
     for run in (r for r in plan if r.seed == 0):
