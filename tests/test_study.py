@@ -677,13 +677,13 @@ def test_the_study_file_page_names_every_key_and_its_template_runs(tmp_path):
 
 def test_targets_are_judged_on_validation_figures_of_seed_0(data_dir, tmp_path):
     text = ('seeds = 2\n' + TINY_TRAIN.replace("epochs = 1", "epochs = 2") +
-            '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+            '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n[[autoencoders]]\nname = "b"\narch = "conv"\n'
             '[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n[baselines]\nenabled = false\n'
             '[targets]\nautoencoder = "a"\nval_mse = 1.0\nclassifier = "finetune"\nval_acc = 1.0\n')
     out, common = study_out(tmp_path, data_dir)
     assert main(["study", str(write(tmp_path, text)), *common]) == 0
-    ae, clf = ([json.loads(line) for line in (out / "runs" / name / "metrics.jsonl").read_text().splitlines()]
-               for name in ("ae-a-seed0", "clf-finetune-seed0"))
+    ae, conv, clf = ([json.loads(line) for line in (out / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+                     for name in ("ae-a-seed0", "ae-b-seed0", "clf-finetune-seed0"))
     reached, missed = json.loads((out / "results.json").read_text())["targets"]
     # an MSE below 1 is reached at the first epoch, after that epoch's seconds
     assert reached == {"target": "a val MSE <= 1.0", "reached": True, "epoch": 1,
@@ -700,6 +700,11 @@ def test_targets_are_judged_on_validation_figures_of_seed_0(data_dir, tmp_path):
     assert [r["epoch"] for r in rows] == [min(r["epoch"] for r in runs if r[key] == best)
                                           for runs, key, best in ((ae, "val_loss", rows[0]["best"]),
                                                                   (clf, "val_acc", rows[1]["best"]))]
+    # in training seconds into the study: the seed-0 runs before it in the plan, then its epochs
+    before = sum(r["seconds"] for r in ae + conv)
+    assert [r["seconds_into_study"] for r in rows] == [
+        pytest.approx(sum(r["seconds"] for r in ae[:rows[0]["epoch"]])),
+        pytest.approx(before + sum(r["seconds"] for r in clf[:rows[1]["epoch"]]))]
 
 
 def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_path):
