@@ -499,6 +499,8 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     assert rows[0]["seeds"] == 3 and val["values"] == pytest.approx([-0.1] * 3)
     assert val["ci"] is None and "same effect on every seed" in val["ci_reason"]
     assert test["values"] == pytest.approx([-0.12, -0.1, -0.06])
+    # the effect is the geometric mean of the ratios, as a claim's (the arithmetic mean is -0.0933...)
+    assert test["effect"] == pytest.approx((0.88 * 0.9 * 0.94) ** (1 / 3) - 1) and val["effect"] == pytest.approx(-0.1)
     # two rows with an interval each in test MSE: each at 1 - 0.05/2
     assert test["intervals"] == 2 and test["ci"] == pytest.approx(interval(test["values"], 2, "relative")[0])
     assert test["ci_level"] == pytest.approx(1 - 0.05 / 2) and rows[0]["epochs"] == 2
