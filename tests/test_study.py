@@ -528,6 +528,13 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     two = ablation(study, [{**base, "seeds": [0, 1]}, {**lean, "seeds": [0, 1]}])  # too few seeds for a verdict
     assert [r["val_mse"]["verdict"] for r in two] == ["not shown", "not shown"]
     assert _ablation_summary(two[:1]).startswith("With 2 seeds the ablation gives no verdict")
+    # judged on the log scale, as the effect and its interval: -12 %, -25 %, -17 % are clear of 0
+    # as relative differences, not as log ratios
+    edge = ae("edge", [0, 1, 2], [0.0088, 0.015, 0.0249])
+    (row,) = ablation(SimpleNamespace(ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")]),
+                      [base, edge])
+    assert row["val_mse"]["values"] == pytest.approx([-0.12, -0.25, -0.17])
+    assert row["val_mse"]["verdict"] == "not shown" and row["val_mse"]["ci"][0] < 0 < row["val_mse"]["ci"][1]
 
 
 def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):
