@@ -1,7 +1,9 @@
+import math
+
 import pytest
 
 from fashionae.models import ModelConfig
-from fashionae.results import model_cost
+from fashionae.results import model_cost, stats
 
 
 def test_model_cost_counts_parameters_and_flops_per_image():
@@ -13,3 +15,10 @@ def test_model_cost_counts_parameters_and_flops_per_image():
     assert model_cost(ModelConfig(latent=512)) == {"parameters": params, "latent_size": 512,
                                                    "mflops_per_image": pytest.approx(2 * macs / 1e6, rel=1e-9)}
     assert model_cost(ModelConfig(arch="conv"))["latent_size"] == 64 * 7 * 7
+
+
+def test_stats_over_seeds():
+    assert stats([0.1]) == {"mean": 0.1, "std": 0.0, "values": [0.1]}  # one seed: no spread to show
+    assert stats([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2 ** 0.5), "values": [1.0, 3.0]}
+    diverged = stats([1.0, math.nan])  # a diverged seed: no mean to give
+    assert math.isnan(diverged["mean"]) and math.isnan(diverged["std"]) and diverged["values"][0] == 1.0
