@@ -335,7 +335,7 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
     for who, goal in (("autoencoder", "val_mse"), ("classifier", "val_acc")):
         if (getattr(targets, who) is None) != (getattr(targets, goal) is None):
             raise UserError(f"study file {source}: [targets] {who} and {goal} go together: the {who} "
-                            f"and the figure it should reach; set both, or neither")
+                            "and the figure it should reach; set both, or neither")
     if targets.autoencoder is not None and targets.autoencoder not in names:
         raise UserError(f"study file {source}: [targets] autoencoder {targets.autoencoder!r} is "
                         "not an autoencoder of the study")
