@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from .baselines import write_baselines
-from .data import Dataset, load_dataset, make_splits
+from .data import Dataset, load_dataset, make_splits, split_sizes
 from .errors import UserError
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .runfolder import RunConfig
@@ -343,7 +343,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             log(note)
         write_json(folder / folder.STUDY, study.to_dict())
         save_samples(folder, data, study.val)
-        n_train = len(make_splits(data, study.val).train_x)
+        n_train = split_sizes(data, study.val)[0]
         log_finished_runs(plan, states, folder, data, log)
         stage_seconds = {}
         t0 = time.perf_counter()
