@@ -24,7 +24,7 @@ import torch
 
 from fashionae.dropout import Dropout, random_int16, splitmix_int15, use_dropout_masks
 from fashionae.models import ModelConfig, build_model
-from fashionae.runs import cpu_info, describe_cpu
+from fashionae.machine import cpu_info, describe_cpu
 from fashionae.training import TrainConfig, keep_freed_memory, train_step
 
 p = argparse.ArgumentParser()

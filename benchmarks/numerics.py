@@ -24,7 +24,7 @@ from fashionae.data import load_fashion_mnist, make_splits
 from fashionae.dropout import DROPOUT_MASKS
 from fashionae.models import ModelConfig, build_model
 from fashionae.plan import run_study
-from fashionae.runs import cpu_info, describe_cpu
+from fashionae.machine import cpu_info, describe_cpu
 from fashionae.study import load_study
 from fashionae.training import TrainConfig, fit
 

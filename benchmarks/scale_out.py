@@ -29,7 +29,7 @@ import torch
 from fashionae.data import load_dataset, make_splits
 from fashionae.plan import make_plan, run_study
 from fashionae.ray_executor import RayExecutor
-from fashionae.runs import cpu_info, describe_cpu
+from fashionae.machine import cpu_info, describe_cpu
 from fashionae.study import StudyFolder, load_study
 
 PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"

@@ -1,7 +1,8 @@
 import json
 
+from fashionae import kernels
 from fashionae.bench import machine_kind
-from fashionae.runs import cpu_info, describe_cpu
+from fashionae.machine import cpu_info, describe_cpu
 from fashionae.cli import main
 
 
@@ -21,6 +22,7 @@ def test_bench_json_contract(capsys, tmp_path):
     assert abs(result["epoch_ratio"] - result["reference_epoch_s"] / result["fashionae_epoch_s"]) < 1e-9
     assert result["cpu"]["model_name"] and isinstance(result["isa"], list) and "isa_caps" in result
     assert ("target_ratio" in result) and result["machine_kind"] in ("native-bf16", "avx2", "other")
+    assert result["cpu_kernels"] == kernels.available()
 
 
 def test_the_cpu_and_its_isa_come_from_cpuinfo_and_decide_the_machine_kind(tmp_path, monkeypatch):
@@ -62,8 +64,8 @@ def test_the_speed_probe_draws_the_masks_its_run_will(monkeypatch):
     from fashionae import bench, dropout
     from fashionae.models import ModelConfig
     from fashionae.training import TrainConfig
-    calls, real = [], dropout.splitmix_int15
-    monkeypatch.setattr(dropout, "splitmix_int15", lambda n: calls.append(n) or real(n))
+    calls, real = [], dropout.draw_key  # every draw of counter masks starts with one (kernels or not)
+    monkeypatch.setattr(dropout, "draw_key", lambda: calls.append(1) or real())
     t = TrainConfig(batch_size=10, device="cpu", dropout_masks="stock").resolved()
     bench.probe_speed(ModelConfig(latent=16), t, steps=1)
     assert not calls

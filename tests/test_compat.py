@@ -15,7 +15,8 @@ from fashionae.data import load_fashion_mnist
 from fashionae.models import ModelConfig
 from fashionae.plan import make_plan
 from fashionae.runfolder import LoadedRun, RunConfig, RunFolder
-from fashionae.runs import cpu_info, execute
+from fashionae.machine import cpu_info
+from fashionae.runs import execute
 from fashionae.study import Study
 from fashionae.training import TrainConfig
 from helpers import QUIET, read_metrics, write_dataset

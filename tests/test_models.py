@@ -304,8 +304,10 @@ def test_an_image_size_the_encoder_cannot_halve_twice_is_refused(size, problem):
 
 
 def count_fused(monkeypatch) -> list:
-    """The convolutions run fused from now on, in order."""
-    from fashionae import models
+    """The convolutions run fused from now on, in order. (ReLU + pooling by PyTorch's ops: with
+    the compiled kernels, tests/test_kernels.py.)"""
+    from fashionae import kernels, models
+    monkeypatch.setattr(kernels, "_loaded", False)
     fused = []
     for kind, plain_fused in list(models.FUSED_CONV_RELU.items()):
         monkeypatch.setitem(models.FUSED_CONV_RELU, kind,

@@ -6,7 +6,8 @@ so only ratios measured side by side mean anything).
     ``DataLoader(shuffle=True)`` at batch 100, stock ``nn.ReLU``/``nn.Dropout``, fp32, NCHW,
     default Adam; its evaluation passes loop over DataLoaders the same way under ``no_grad``;
 (b) fashionae: ``training.fit`` itself, with its default settings (in-memory batches,
-    channels-last, fused ReLU+dropout masks, fused Adam, bf16 where the hardware has it).
+    channels-last, ReLU + dropout (+ max-pooling) by the compiled kernels where they build, fused
+    Adam, bf16 where the hardware has it).
 
 Two figures each: the training pass alone, and the whole epoch of the author's protocol
 (training pass + the training set re-measured in eval mode + the validation set, a sixth of
@@ -24,11 +25,12 @@ import time
 
 import torch
 
+from . import kernels
 from .data import held_out_size
-from .errors import UserError
 from .dropout import use_dropout_masks
+from .errors import UserError
+from .machine import cpu_info, describe_cpu
 from .models import ModelConfig, build_model
-from .runs import cpu_info, describe_cpu
 from .settings import positive_int
 from .training import TrainConfig, fit, native_bf16
 
@@ -236,9 +238,10 @@ def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = Fals
     target = TARGETS.get(kind, {"ratio": None, "peak_fraction_bf16": None})
     gpu = torch.cuda.get_device_name() if device == "cuda" else None
     say(f"machine: {describe_cpu(cpu)}" + (f"; GPU {gpu}" if gpu else "") + f"; torch {torch.__version__}")
+    compiled = device == "cpu" and kernels.available()  # built here, if need be, not in a timed window
     say(f"paper autoencoder, l_size 512, batch {BATCH}, {len(images):,} images per window; fashionae "
-        f"precision {cfg.precision}, reference fp32; machine kind {kind}, target ratio "
-        f"{target['ratio'] or 'none set'}")
+        f"precision {cfg.precision}, compiled CPU kernels {'in use' if compiled else 'not in use'}, reference "
+        f"fp32; machine kind {kind}, target ratio {target['ratio'] or 'none set'}")
     reference, ours = Reference(images, device), Trainer(images, cfg)
     reference.window(), ours.window()  # warm-up, both
     ref, mine = [], []
@@ -258,7 +261,7 @@ def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = Fals
     result = {
         "cpu": {k: cpu[k] for k in ("vendor", "model_name", "family", "model", "stepping")}, "isa": cpu["isa"],
         "isa_caps": cpu["isa_caps"], "threads": cpu["threads"], "gpu": gpu, "torch": torch.__version__, "device": device,
-        "precision": cfg.precision, "machine_kind": kind, "target_ratio": target["ratio"],
+        "precision": cfg.precision, "cpu_kernels": compiled, "machine_kind": kind, "target_ratio": target["ratio"],
         "target_peak_fraction_bf16": target["peak_fraction_bf16"],
         "reference_img_s": r_train, "fashionae_img_s": f_train, "ratio": f_train / r_train,
         "reference_epoch_s": r_epoch, "fashionae_epoch_s": f_epoch, "epoch_ratio": r_epoch / f_epoch,

@@ -1,8 +1,11 @@
 """Dropout on the CPU, with masks cheaper than torch's: the layers ``Dropout`` and
-``ReLUDropout`` (ReLU and dropout as one layer), and how they draw their masks (``DROPOUT_MASKS``:
-counter, the default since 0.3; mersenne, the masks of 0.2 and earlier, which their runs
-resume with; stock, torch's own). ``models.py`` builds its networks from these layers;
-``training.fit`` sets the masks a run draws (``use_dropout_masks``).
+``ReLUDropout`` (ReLU and dropout as one layer), ``relu_dropout_pool`` (ReLU, dropout and a 2x2
+max-pooling as one pass), and how they draw their masks (``DROPOUT_MASKS``: counter, the default
+since 0.3; mersenne, the masks of 0.2 and earlier, which their runs resume with; stock, torch's
+own). ``models.py`` builds its networks from these layers; ``training.fit`` sets the masks a run
+draws (``use_dropout_masks``). The compiled kernels of ``kernels.py`` compute ``ReLUDropout``
+(training, counter masks) and ``relu_dropout_pool`` where they are available: the same numbers as
+PyTorch's ops, bit for bit, in fewer passes over memory.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import kernels
 
 INT_OF_SIZE = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # to read a float's bits
 # How a CPU dropout layer draws its masks (``Dropout.masks``; the ``dropout_masks`` setting):
@@ -35,6 +40,11 @@ def _int64(u: int) -> int:
     return u - 2**64 if u >= 2**63 else u
 
 
+def draw_key() -> int:
+    """The 64-bit start of a draw of counter bits, from torch's default generator."""
+    return int(torch.empty((), dtype=torch.int64).random_(-2**63, None))
+
+
 GAMMA, MIX1, MIX2 = _int64(0x9E3779B97F4A7C15), _int64(0xBF58476D1CE4E5B9), _int64(0x94D049BB133111EB)
 _counters = torch.empty(0, dtype=torch.int64)  # 1, 2, 3, ... times GAMMA, grown to the largest draw
 
@@ -55,7 +65,7 @@ def splitmix_int15(n: int) -> torch.Tensor:
     words, counters = (n + 3) // 4, _counters  # one read: another thread may grow it meanwhile
     if len(counters) < words:
         counters = _counters = torch.arange(1, words + 1, dtype=torch.int64).mul_(GAMMA)
-    z = counters[:words].add(int(torch.empty((), dtype=torch.int64).random_(-2**63, None)))
+    z = counters[:words].add(draw_key())
     # >> is arithmetic on int64; the masks make each shift logical, as SplitMix64's
     z ^= (z >> 30).bitwise_and_((1 << 34) - 1)
     z *= MIX1
@@ -131,9 +141,13 @@ class Dropout(nn.Module):
         t &= self._scale_bits(x)
         return t.view(x.dtype)
 
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        """1 / (1 - p), rounded to x's dtype."""
+        return torch.ones((), dtype=x.dtype).mul_(1.0 / (1.0 - self.p))
+
     def _scale_bits(self, x: torch.Tensor) -> int:
         """1 / (1 - p) in x's dtype, as the integer with its bits."""
-        return torch.ones((), dtype=x.dtype).mul_(1.0 / (1.0 - self.p)).view(INT_OF_SIZE[x.element_size()]).item()
+        return self._scale(x).view(INT_OF_SIZE[x.element_size()]).item()
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -171,4 +185,96 @@ class ReLUDropout(Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or self.masks == "stock" or x.device.type != "cpu":
             return super().forward(F.relu(x))
+        if self.masks == "counter" and kernels_take(x):
+            return _KernelReLUDropout.apply(x, draw_key(), self._threshold15, self._scale(x).item())
         return _MaskedScale.apply(x, self.scaled_mask(x, relu=True))
+
+
+def halving_pool(m: nn.Module) -> bool:
+    """A max-pooling that ``relu_dropout_pool``'s kernel computes: 2x2 windows, stride 2, no padding."""
+    def pair(v):
+        return v if isinstance(v, tuple) else (v, v)
+    return (type(m) is nn.MaxPool2d and pair(m.kernel_size) == (2, 2) and pair(m.stride) == (2, 2)
+            and pair(m.padding) == (0, 0) and pair(m.dilation) == (1, 1) and not m.ceil_mode and not m.return_indices)
+
+
+def kernels_take(x: torch.Tensor) -> bool:
+    """Whether the compiled kernels can take ``x``: on the CPU, bf16 or fp32, dense (NCHW or
+    channels-last), in eager mode, and the kernels built."""
+    return (x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32)
+            and (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)))
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing() and kernels.available())
+
+
+def relu_dropout_pool(layer: nn.Module, pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``pool(layer(x))`` for a ``ReLUDropout`` or ``nn.ReLU`` and a ``halving_pool``, as one pass
+    of a compiled kernel where one runs (even height and width; dropout with counter masks), and
+    without pooling indices where no gradient is asked for. The two layers otherwise."""
+    if x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2 or not kernels_take(x):
+        return pool(layer(x))
+    if isinstance(layer, ReLUDropout) and layer.training and layer.p > 0:
+        if layer.masks != "counter":
+            return pool(layer(x))
+        return _KernelReLUDropoutPool.apply(x, draw_key(), layer._threshold15, layer._scale(x).item())
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _KernelReLUPool.apply(x)
+    return torch.ops.fashionae.relu_pool(x, False)[0]
+
+
+def _laid_out_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``grad`` in ``like``'s memory layout, as the kernels read them (autograd may hand over any)."""
+    return grad if grad.stride() == like.stride() else torch.empty_like(like).copy_(grad)
+
+
+class _KernelReLUDropout(torch.autograd.Function):
+    """``ReLUDropout``'s training pass by the compiled kernel. The gradient needs no saved mask:
+    the mask is 1 / (1 - p) exactly where the output is > 0 (a kept positive value, scaled up)
+    and 0 elsewhere. (Where x is NaN the two may differ, but then the loss and every gradient are NaN.)"""
+
+    @staticmethod
+    def forward(ctx, x, key, threshold, scale):
+        y = torch.ops.fashionae.relu_dropout(x, key, threshold, scale)
+        ctx.save_for_backward(y)
+        ctx.scale = scale
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return torch.ops.fashionae.relu_dropout_backward(_laid_out_like(grad, y), y, ctx.scale), None, None, None
+
+
+class _KernelReLUDropoutPool(torch.autograd.Function):
+    """``relu_dropout_pool`` by the compiled kernel: it keeps for the backward pass the pooled
+    output and each window's position of its maximum (a byte), where the two layers keep the
+    mask and int64 indices as large as the input. The mask at the maximum is 1 / (1 - p) exactly
+    where the pooled output is > 0, as above."""
+
+    @staticmethod
+    def forward(ctx, x, key, threshold, scale):
+        out, where = torch.ops.fashionae.relu_dropout_pool(x, key, threshold, scale)
+        ctx.save_for_backward(out, where)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, where = ctx.saved_tensors
+        return (torch.ops.fashionae.relu_dropout_pool_backward(_laid_out_like(grad, out), out, where, ctx.scale),
+                None, None, None)
+
+
+class _KernelReLUPool(torch.autograd.Function):
+    """``relu_dropout_pool`` without dropout (eval mode, p = 0, ``nn.ReLU``), with a gradient: ReLU's
+    gradient at each window's maximum is the pooled output's gradient where that output is > 0."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out, where = torch.ops.fashionae.relu_pool(x, True)
+        ctx.save_for_backward(out, where)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, where = ctx.saved_tensors
+        return torch.ops.fashionae.relu_pool_backward(_laid_out_like(grad, out), out, where)

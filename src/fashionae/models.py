@@ -1,8 +1,9 @@
 """The study's models: one convolutional encoder, two autoencoders, one classifier.
 
-Read top to bottom: ``Layers`` (a Sequential fused for inference; dropout is ``dropout.py``'s), the encoder types
-and the decoders' upsampling stages (each a registry its setting's choices come from), the
-settings, the encoder and decoder, the two models and their registry. A trained model's file
+Read top to bottom: ``Layers`` (a Sequential that runs some pairs of layers as one; dropout is
+``dropout.py``'s), the encoder types and the decoders' upsampling stages (each a registry its
+setting's choices come from), the settings, the encoder and decoder, the two models and their
+registry. A trained model's file
 (safetensors, never pickle) is ``modelfile.py``'s.
 
 Every model returns a ``ModelOutput`` holding its own loss, so one trainer serves all
@@ -14,6 +15,8 @@ for Fashion-MNIST; any size divisible by 4: the models take theirs from ``ModelC
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,38 +24,54 @@ from torch import nn
 
 from . import settings
 from .data import image_size_problem
-from .dropout import Dropout, ReLUDropout
+from .dropout import Dropout, ReLUDropout, halving_pool, kernels_take, relu_dropout_pool
 from .settings import AUTOENCODER, CLASSIFIER, boolean, number_in, positive_int, setting
 
 
-# ------------------------------------------------------------------ layers, fused for inference
+# ------------------------------------------------------------------ layers, some run as one
 
 class Layers(nn.Sequential):
-    """``nn.Sequential`` (same modules, same state-dict keys) whose inference on the CPU, in
-    fp32, runs a convolution and the ReLU right after it as one oneDNN call: the ReLU is applied
-    to the convolution's output before it is written, instead of in a pass of its own over
-    memory. Bit-identical to the layers one by one (``tests/test_models.py``); evaluating the
-    paper autoencoder runs 1.1x faster on an AVX2 EPYC (``benchmarks/README.md``). Only in eval
-    mode under ``torch.inference_mode``, never while compiling or tracing, so training,
-    autograd, ONNX export and ``torch.compile`` see the plain layers; not under bf16 autocast,
-    where it has not been measured."""
+    """``nn.Sequential`` (same modules, same state-dict keys) that runs some pairs of its layers
+    as one pass over memory, to the same bits as the layers one by one (``tests/test_models.py``,
+    ``tests/test_kernels.py``):
+
+    - a ReLU (or ``ReLUDropout``) and the 2x2 max-pooling after it, by a compiled kernel
+      (``dropout.relu_dropout_pool``; with the rest of the kernels the paper autoencoder's
+      training step runs 1.4x faster on a Zen 5, its evaluation 1.3x);
+    - in inference on the CPU, in fp32, a convolution and the ReLU right after it, as one oneDNN
+      call: the ReLU is applied to the convolution's output before it is written (evaluating the
+      paper autoencoder runs 1.1x faster on an AVX2 EPYC; ``benchmarks/README.md``). Only in eval
+      mode under ``torch.inference_mode``, never while compiling or tracing, so autograd, ONNX
+      export and ``torch.compile`` see the plain layers; not under bf16 autocast, where it has
+      not been measured."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x):
-            return super().forward(x)
         layers = list(self)
-        pairs = {i for i in range(len(layers) - 1) if fusable(layers[i], layers[i + 1], x)}
-        if not pairs or not finite(x) or not all(finite(p) for p in self.parameters()):
+        fused = self.fused_pairs(layers, x)
+        if not fused:
             return super().forward(x)
         i = 0
         while i < len(layers):
-            if i in pairs:
-                x = FUSED_CONV_RELU[type(layers[i])](layers[i], x)
+            if i in fused:
+                x = fused[i](x)
                 i += 2
             else:
                 x = layers[i](x)
                 i += 1
         return x
+
+    def fused_pairs(self, layers: list[nn.Module], x: torch.Tensor) -> dict[int, Callable]:
+        """The pairs to run as one: the first layer's index -> the pair's forward pass."""
+        pairs = list(zip(layers, layers[1:]))
+        fused = {i: partial(relu_dropout_pool, a, b) for i, (a, b) in enumerate(pairs)
+                 if isinstance(a, (nn.ReLU, ReLUDropout)) and halving_pool(b)} if kernels_take(x) else {}
+        if self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x):
+            return fused
+        conv_relu = {i: partial(FUSED_CONV_RELU[type(a)], a) for i, (a, b) in enumerate(pairs)
+                     if fusable(a, b, x) and i + 1 not in fused}  # a ReLU before a pooling goes with it
+        if conv_relu and finite(x) and all(finite(p) for p in self.parameters()):
+            fused.update(conv_relu)
+        return fused
 
 
 def fused_conv_relu_here(x: torch.Tensor) -> bool:

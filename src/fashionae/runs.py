@@ -17,10 +17,11 @@ from typing import Callable
 
 import torch
 
-from . import __version__
+from . import __version__, kernels
 from .data import Dataset, load_dataset, make_splits
 from .distributed import Dist, from_environment, sync_batchnorm
 from .errors import UserError
+from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
 from .runfolder import STRATEGIES, RunConfig, RunFolder
@@ -45,41 +46,6 @@ def git_commit() -> str | None:
         return None
 
 
-ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # env settings that
-# keep oneDNN and PyTorch's own kernels below what the CPU has (say, AVX2 code on an AMX Xeon)
-
-
-def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
-    """Vendor, model name, family/model numbers and the ISA extensions that matter here, from
-    /proc/cpuinfo (some virtual machines name themselves only "AMD EPYC": the numbers tell), and
-    the environment settings that cap the ISA the kernels use (``isa_caps``)."""
-    fields, flags = {}, set()
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "flags" and not flags:
-                flags = set(value.split())
-            elif key in ("vendor_id", "model name", "cpu family", "model", "stepping") and key not in fields:
-                fields[key] = value
-    except OSError:
-        pass
-    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX-512-BF16", "avx512_bf16"),
-                                   ("AMX", "amx_bf16")) if flag in flags]
-    return {"vendor": fields.get("vendor_id", platform.machine()), "model_name": fields.get("model name", "?"),
-            "family": fields.get("cpu family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
-            "isa": isa, "isa_caps": {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)},
-            "threads": torch.get_num_threads()}
-
-
-def describe_cpu(cpu: dict) -> str:
-    """``cpu_info()`` in one line, as every benchmark prints it."""
-    caps = " ".join(f"{k}={v}" for k, v in cpu["isa_caps"].items())
-    return (f"{cpu['model_name']} (vendor {cpu['vendor']}, family {cpu['family']}, model {cpu['model']}), "
-            f"ISA {' '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}"
-            + (f" (capped: {caps})" if caps else "") + f", {cpu['threads']} threads")
-
-
 def sessions_of(env: dict) -> list[dict]:
     """The sessions a run's config.json records, first to last: the earlier ones a resumed run
     keeps (``earlier_sessions``), then the last one's environment."""
@@ -94,6 +60,8 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
            "platform": platform.platform(),
            "git_commit": git_commit(), "processes": dist.world,
            "executor": os.environ.get("FASHIONAE_EXECUTOR", "local")}
+    if cfg.device == "cpu":
+        env["cpu_kernels"] = kernels.available()  # the speed, not the numbers (kernels.py)
     if cfg.device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
         env["tf32"] = not cfg.deterministic  # training.configure_device

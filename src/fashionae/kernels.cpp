@@ -1,0 +1,301 @@
+// fashionae's compiled CPU kernels (built by kernels.py): ReLU + dropout, ReLU + dropout + 2x2
+// max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward and one backward.
+// They compute what dropout.py computes with PyTorch's ops, bit for bit: the same counter masks
+// (dropout.splitmix_int15), products rounded the same way, the same maximum (the first in raster
+// order; NaN wins, as in ATen's max-pooling), and the same gradients (tests/test_kernels.py).
+// bf16 or fp32; NCHW or channels-last memory.
+#include <ATen/core/Tensor.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <torch/library.h>
+#include <cstdint>
+#include <cstring>
+#include <cmath>
+#include <vector>
+
+namespace {
+
+constexpr uint64_t GAMMA = 0x9E3779B97F4A7C15ULL, MIX1 = 0xBF58476D1CE4E5B9ULL, MIX2 = 0x94D049BB133111EBULL;
+
+// The 15-bit uniforms of words [w0, w0 + n): SplitMix64's output for state key + (w + 1) * GAMMA,
+// each 16-bit quarter's sign bit cleared, as dropout.splitmix_int15 computes them.
+inline void splitmix_words(uint64_t key, int64_t w0, int64_t n, uint64_t* out) {
+  for (int64_t j = 0; j < n; ++j) {
+    uint64_t z = key + (uint64_t)(w0 + j + 1) * GAMMA;
+    z ^= z >> 30; z *= MIX1;
+    z ^= z >> 27; z *= MIX2;
+    z ^= z >> 31;
+    out[j] = z & 0x7FFF7FFF7FFF7FFFULL;
+  }
+}
+
+inline float bf16_to_float(uint16_t b) {
+  uint32_t u = (uint32_t)b << 16; float f; std::memcpy(&f, &u, 4); return f;
+}
+inline uint16_t float_to_bf16(float f) {  // round to nearest even, as c10::BFloat16
+  if (std::isnan(f)) return 0x7FC0;
+  uint32_t u; std::memcpy(&u, &f, 4);
+  return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+template <typename T> struct Num;
+template <> struct Num<uint16_t> {  // bf16
+  using I = int16_t;
+  static float get(uint16_t v) { return bf16_to_float(v); }
+  static uint16_t put(float f) { return float_to_bf16(f); }
+  static I bits(uint16_t v) { return (I)v; }
+};
+template <> struct Num<float> {
+  using I = int32_t;
+  static float get(float v) { return v; }
+  static float put(float f) { return f; }
+  static I bits(float v) { I i; std::memcpy(&i, &v, 4); return i; }
+};
+
+// Each kernel's loop body is a function of its own, called with values: inside an OpenMP region
+// the lambda's captures are reached through a pointer that may alias the output, and gcc does
+// not vectorize the loop (40x slower).
+
+// y = x * (kept and x > 0 ? scale : 0), element k of x's memory using the k-th 15-bit uniform
+template <typename T>
+void relu_dropout_block(const T* __restrict x, T* __restrict y, int64_t m, const int16_t* __restrict u,
+                        int16_t thr, float scale) {
+  for (int64_t i = 0; i < m; ++i) {
+    T v = x[i];
+    bool keep = u[i] > thr && Num<T>::bits(v) > 0;
+    y[i] = Num<T>::put(Num<T>::get(v) * (keep ? scale : 0.0f));
+  }
+}
+
+template <typename T>
+void relu_dropout_kernel(const T* x, T* y, int64_t n, uint64_t key, int16_t thr, float scale) {
+  constexpr int64_t BLOCK = 4096;  // elements; a multiple of 4, so blocks start on a word
+  at::parallel_for(0, (n + BLOCK - 1) / BLOCK, 1, [=](int64_t b0, int64_t b1) {
+    std::vector<uint64_t> words(BLOCK / 4);
+    for (int64_t b = b0; b < b1; ++b) {
+      int64_t k0 = b * BLOCK, m = std::min(BLOCK, n - k0);
+      splitmix_words(key, k0 / 4, (m + 3) / 4, words.data());
+      relu_dropout_block<T>(x + k0, y + k0, m, reinterpret_cast<const int16_t*>(words.data()), thr, scale);
+    }
+  });
+}
+
+// dx = dy * (y > 0 ? scale : 0): y > 0 exactly where the mask was scale
+template <typename T>
+void relu_dropout_backward_block(const T* __restrict dy, const T* __restrict y, T* __restrict dx, int64_t m,
+                                 float scale) {
+  for (int64_t k = 0; k < m; ++k)
+    dx[k] = Num<T>::put(Num<T>::get(dy[k]) * (Num<T>::bits(y[k]) > 0 ? scale : 0.0f));
+}
+
+template <typename T>
+void relu_dropout_backward_kernel(const T* dy, const T* y, T* dx, int64_t n, float scale) {
+  at::parallel_for(0, n, 16384, [=](int64_t k0, int64_t k1) {
+    relu_dropout_backward_block<T>(dy + k0, y + k0, dx + k0, k1 - k0, scale);
+  });
+}
+
+// Pooling works on memory as row pairs: pair p spans input [p * 2 * rowlen, (p + 1) * 2 * rowlen)
+// and output [p * rowlen / 2, ...); within a row, element (w, c) is at w * cs + c (cs = C
+// channels-last, 1 for NCHW, where each (n, c) has its own pairs). A pair's two rows are first
+// made floats (ReLU'd, dropped out) in yv, a loop that vectorizes; then pooled.
+
+// The first maximum of each window in raster order (NaN wins, as in ATen's max-pooling), and its
+// position 0-3 (dy * 2 + dx) where IDX.
+template <typename T, bool IDX>
+void pool_pair(const float* __restrict yv, T* __restrict op, uint8_t* __restrict ip, int64_t W, int64_t cs) {
+  const int64_t rowlen = W * cs, OW = W / 2;
+  for (int64_t ow = 0; ow < OW; ++ow)
+    for (int64_t c = 0; c < cs; ++c) {
+      float best = -INFINITY; uint8_t at = 0;
+      for (int dy = 0; dy < 2; ++dy)
+        for (int dx = 0; dx < 2; ++dx) {
+          float v = yv[dy * rowlen + (2 * ow + dx) * cs + c];
+          if (v > best || std::isnan(v)) { best = v; at = (uint8_t)(dy * 2 + dx); }
+        }
+      op[ow * cs + c] = Num<T>::put(best);
+      if (IDX) ip[ow * cs + c] = at;
+    }
+}
+
+// y = relu(x) * mask, rounded to T, as floats
+template <typename T>
+void relu_dropout_rows(const T* __restrict xp, const int16_t* __restrict u, float* __restrict yv, int64_t n,
+                       int16_t thr, float scale) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v = xp[i];
+    bool keep = u[i] > thr && Num<T>::bits(v) > 0;
+    yv[i] = Num<T>::get(Num<T>::put(Num<T>::get(v) * (keep ? scale : 0.0f)));
+  }
+}
+
+// relu as torch's: x < 0 -> +0; -0 and NaN kept (a bf16 NaN comes out as the canonical one, as
+// from torch's bf16 relu)
+template <typename T>
+void relu_rows(const T* __restrict xp, float* __restrict yv, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = Num<T>::get(xp[i]);
+    yv[i] = v < 0.0f ? 0.0f : v;
+  }
+}
+
+template <typename T>
+void relu_dropout_pool_kernel(const T* x, T* out, uint8_t* idx, int64_t pairs, int64_t W, int64_t cs,
+                              uint64_t key, int16_t thr, float scale) {
+  const int64_t rowlen = W * cs, OW = W / 2;
+  at::parallel_for(0, pairs, 1, [=](int64_t p0, int64_t p1) {
+    std::vector<uint64_t> words(2 * rowlen / 4);
+    std::vector<float> yv(2 * rowlen);
+    for (int64_t p = p0; p < p1; ++p) {
+      splitmix_words(key, p * 2 * rowlen / 4, 2 * rowlen / 4, words.data());
+      relu_dropout_rows<T>(x + p * 2 * rowlen, reinterpret_cast<const int16_t*>(words.data()), yv.data(),
+                           2 * rowlen, thr, scale);
+      pool_pair<T, true>(yv.data(), out + p * OW * cs, idx + p * OW * cs, W, cs);
+    }
+  });
+}
+
+template <typename T>
+void relu_pool_kernel(const T* x, T* out, uint8_t* idx, int64_t pairs, int64_t W, int64_t cs) {
+  const int64_t rowlen = W * cs, OW = W / 2;
+  at::parallel_for(0, pairs, 1, [=](int64_t p0, int64_t p1) {
+    std::vector<float> yv(2 * rowlen);
+    for (int64_t p = p0; p < p1; ++p) {
+      relu_rows<T>(x + p * 2 * rowlen, yv.data(), 2 * rowlen);
+      if (idx) pool_pair<T, true>(yv.data(), out + p * OW * cs, idx + p * OW * cs, W, cs);
+      else pool_pair<T, false>(yv.data(), out + p * OW * cs, nullptr, W, cs);
+    }
+  });
+}
+
+// The input's gradient: at each window's maximum, the output's gradient through the mask there
+// (DROPOUT: times 1 / (1 - p) where the output is > 0, else times 0, as x * mask's gradient is;
+// else ReLU's: itself unless the output is <= 0, then +0, as torch's threshold_backward); 0 elsewhere.
+template <typename T, bool DROPOUT>
+void pool_backward_pair(const T* __restrict go, const T* __restrict o, const uint8_t* __restrict ip,
+                        T* __restrict dp, T* __restrict g, int64_t W, int64_t cs, float scale) {
+  const int64_t rowlen = W * cs, OW = W / 2;
+  for (int64_t j = 0; j < OW * cs; ++j)
+    g[j] = DROPOUT ? Num<T>::put(Num<T>::get(go[j]) * (Num<T>::bits(o[j]) > 0 ? scale : 0.0f))
+                   : (Num<T>::get(o[j]) <= 0.0f ? T(0) : go[j]);
+  for (int64_t dy = 0; dy < 2; ++dy)  // every input written once, in memory order
+    for (int64_t w = 0; w < W; ++w) {
+      const uint8_t at = (uint8_t)(dy * 2 + (w & 1));
+      const T* gw = g + (w / 2) * cs; const uint8_t* iw = ip + (w / 2) * cs;
+      T* d = dp + dy * rowlen + w * cs;
+      for (int64_t c = 0; c < cs; ++c) d[c] = iw[c] == at ? gw[c] : T(0);
+    }
+}
+
+template <typename T, bool DROPOUT>
+void pool_backward_kernel(const T* dout, const T* out, const uint8_t* idx, T* dx, int64_t pairs, int64_t W,
+                          int64_t cs, float scale) {
+  const int64_t rowlen = W * cs, OW = W / 2;
+  at::parallel_for(0, pairs, 1, [=](int64_t p0, int64_t p1) {
+    std::vector<T> g(OW * cs);
+    for (int64_t p = p0; p < p1; ++p)
+      pool_backward_pair<T, DROPOUT>(dout + p * OW * cs, out + p * OW * cs, idx + p * OW * cs,
+                                     dx + p * 2 * rowlen, g.data(), W, cs, scale);
+  });
+}
+
+template <typename F> void dispatch(const at::Tensor& t, F f) {
+  if (t.scalar_type() == at::kBFloat16) f(uint16_t{});
+  else if (t.scalar_type() == at::kFloat) f(float{});
+  else TORCH_CHECK(false, "fashionae kernels: bf16 or fp32 only");
+}
+
+bool channels_last(const at::Tensor& x) { return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast); }
+
+at::Tensor relu_dropout(const at::Tensor& x, int64_t key, int64_t thr, double scale) {
+  // element k of x's memory takes the k-th uniform, whatever the layout
+  TORCH_CHECK(x.device().is_cpu() && x.is_non_overlapping_and_dense(), "relu_dropout: x must be dense");
+  auto y = at::empty_like(x);
+  dispatch(x, [&](auto z) { using T = decltype(z);
+    relu_dropout_kernel<T>((const T*)x.data_ptr(), (T*)y.data_ptr(), x.numel(), (uint64_t)key, (int16_t)thr,
+                           (float)scale); });
+  return y;
+}
+
+at::Tensor relu_dropout_backward(const at::Tensor& dy, const at::Tensor& y, double scale) {
+  TORCH_CHECK(dy.strides() == y.strides() && dy.scalar_type() == y.scalar_type(),
+              "relu_dropout_backward: dy unlike y");
+  auto dx = at::empty_like(y);
+  dispatch(y, [&](auto z) { using T = decltype(z);
+    relu_dropout_backward_kernel<T>((const T*)dy.data_ptr(), (const T*)y.data_ptr(), (T*)dx.data_ptr(), y.numel(),
+                                    (float)scale); });
+  return dx;
+}
+
+// A 2x2 pooling, from its input (times 1) or its output (times 2): the input's sizes, its layout
+// and its row pairs.
+struct Pooling {
+  at::MemoryFormat format; int64_t N, C, H, W, cs, pairs;
+  Pooling(const at::Tensor& t, int64_t times, const char* op) {
+    TORCH_CHECK(t.device().is_cpu() && t.dim() == 4 && t.size(2) * times % 2 == 0 && t.size(3) * times % 2 == 0,
+                op, ": x must be N C H W on the CPU, H and W even");
+    bool cl = channels_last(t);
+    TORCH_CHECK(cl || t.is_contiguous(), op, ": x must be contiguous or channels-last");
+    format = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    N = t.size(0); C = t.size(1); H = t.size(2) * times; W = t.size(3) * times;
+    cs = cl ? C : 1; pairs = cl ? N * H / 2 : N * C * H / 2;
+  }
+  at::Tensor input(const at::Tensor& like) const {
+    return at::empty({N, C, H, W}, like.options().memory_format(format));
+  }
+  at::Tensor pooled(const at::Tensor& like, at::ScalarType dtype) const {
+    return at::empty({N, C, H / 2, W / 2}, like.options().dtype(dtype).memory_format(format));
+  }
+};
+
+std::tuple<at::Tensor, at::Tensor> relu_dropout_pool(const at::Tensor& x, int64_t key, int64_t thr, double scale) {
+  Pooling s(x, 1, "relu_dropout_pool");
+  auto out = s.pooled(x, x.scalar_type()), idx = s.pooled(x, at::kByte);
+  dispatch(x, [&](auto z) { using T = decltype(z);
+    relu_dropout_pool_kernel<T>((const T*)x.data_ptr(), (T*)out.data_ptr(), idx.data_ptr<uint8_t>(), s.pairs, s.W,
+                                s.cs, (uint64_t)key, (int16_t)thr, (float)scale); });
+  return {out, idx};
+}
+
+std::tuple<at::Tensor, at::Tensor> relu_pool(const at::Tensor& x, bool indices) {
+  Pooling s(x, 1, "relu_pool");
+  auto out = s.pooled(x, x.scalar_type());
+  auto idx = indices ? s.pooled(x, at::kByte) : at::empty({0}, x.options().dtype(at::kByte));
+  dispatch(x, [&](auto z) { using T = decltype(z);
+    relu_pool_kernel<T>((const T*)x.data_ptr(), (T*)out.data_ptr(), indices ? idx.data_ptr<uint8_t>() : nullptr,
+                        s.pairs, s.W, s.cs); });
+  return {out, idx};
+}
+
+template <bool DROPOUT>
+at::Tensor pool_backward(const at::Tensor& dout, const at::Tensor& out, const at::Tensor& idx, double scale) {
+  TORCH_CHECK(dout.strides() == out.strides() && dout.scalar_type() == out.scalar_type() &&
+              idx.strides() == out.strides() && idx.scalar_type() == at::kByte, "pool backward: dout or idx unlike out");
+  Pooling s(out, 2, "pool backward");
+  auto dx = s.input(out);
+  dispatch(out, [&](auto z) { using T = decltype(z);
+    pool_backward_kernel<T, DROPOUT>((const T*)dout.data_ptr(), (const T*)out.data_ptr(), idx.data_ptr<uint8_t>(),
+                                     (T*)dx.data_ptr(), s.pairs, s.W, s.cs, (float)scale); });
+  return dx;
+}
+
+at::Tensor relu_dropout_pool_backward(const at::Tensor& dout, const at::Tensor& out, const at::Tensor& idx,
+                                      double scale) {
+  return pool_backward<true>(dout, out, idx, scale);
+}
+
+at::Tensor relu_pool_backward(const at::Tensor& dout, const at::Tensor& out, const at::Tensor& idx) {
+  return pool_backward<false>(dout, out, idx, 1.0);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(fashionae, m) {
+  m.def("relu_dropout(Tensor x, int key, int thr, float scale) -> Tensor", &relu_dropout);
+  m.def("relu_dropout_backward(Tensor dy, Tensor y, float scale) -> Tensor", &relu_dropout_backward);
+  m.def("relu_dropout_pool(Tensor x, int key, int thr, float scale) -> (Tensor, Tensor)", &relu_dropout_pool);
+  m.def("relu_pool(Tensor x, bool indices) -> (Tensor, Tensor)", &relu_pool);
+  m.def("relu_pool_backward(Tensor dout, Tensor out, Tensor idx) -> Tensor", &relu_pool_backward);
+  m.def("relu_dropout_pool_backward(Tensor dout, Tensor out, Tensor idx, float scale) -> Tensor", &relu_dropout_pool_backward);
+}

@@ -1,0 +1,48 @@
+"""The machine fashionae runs on, as every run and benchmark records it: the CPU (vendor, model,
+family/model numbers), its ISA extensions, and any cap on the ISA set in the environment."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+CPUINFO = Path("/proc/cpuinfo")
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # env settings that
+# keep oneDNN and PyTorch's own kernels below what the CPU has (say, AVX2 code on an AMX Xeon)
+
+
+def cpu_fields(cpuinfo: Path = CPUINFO) -> dict[str, str]:
+    """The first processor's lines of /proc/cpuinfo, by name (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def cpu_info(cpuinfo: Path = CPUINFO) -> dict:
+    """Vendor, model name, family/model numbers and the ISA extensions that matter here, from
+    /proc/cpuinfo (some virtual machines name themselves only "AMD EPYC": the numbers tell), and
+    the environment settings that cap the ISA the kernels use (``isa_caps``)."""
+    fields = cpu_fields(cpuinfo)
+    flags = set(fields.get("flags", "").split())
+    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX-512-BF16", "avx512_bf16"),
+                                   ("AMX", "amx_bf16")) if flag in flags]
+    return {"vendor": fields.get("vendor_id", platform.machine()), "model_name": fields.get("model name", "?"),
+            "family": fields.get("cpu family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
+            "isa": isa, "isa_caps": {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)},
+            "threads": torch.get_num_threads()}
+
+
+def describe_cpu(cpu: dict) -> str:
+    """``cpu_info()`` in one line, as every benchmark prints it."""
+    caps = " ".join(f"{k}={v}" for k, v in cpu["isa_caps"].items())
+    return (f"{cpu['model_name']} (vendor {cpu['vendor']}, family {cpu['family']}, model {cpu['model']}), "
+            f"ISA {' '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}"
+            + (f" (capped: {caps})" if caps else "") + f", {cpu['threads']} threads")

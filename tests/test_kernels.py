@@ -1,0 +1,215 @@
+"""The compiled CPU kernels (kernels.py, kernels.cpp) compute what dropout.py's PyTorch ops compute,
+bit for bit: outputs, gradients and whole training steps; and where they cannot be built,
+PyTorch's ops run after one note."""
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fashionae import kernels
+from fashionae.dropout import ReLUDropout, relu_dropout_pool, use_dropout_masks
+from fashionae.models import ModelConfig, build_model
+from fashionae.training import TrainConfig, train_step
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
+
+
+@pytest.fixture
+def built():
+    if not kernels.available():
+        if os.environ.get("CI"):  # CI has a C++ compiler: the kernels must build there
+            pytest.fail("the compiled CPU kernels did not build")
+        pytest.skip("the compiled CPU kernels are not available here")
+
+
+def torch_ops(monkeypatch):
+    monkeypatch.setattr(kernels, "_loaded", False)
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().contiguous().view({2: torch.int16, 4: torch.int32}[t.element_size()])
+
+
+def graph(y: torch.Tensor) -> list[str]:
+    names, node = [], y.grad_fn
+    while node is not None:
+        names.append(type(node).__name__)
+        node = node.next_functions[0][0] if node.next_functions else None
+    return names
+
+
+def inputs(shape, dtype, layout, seed=0, nans=False):
+    """Values with exact zeros of both signs and ties within pooling windows (and NaNs of both signs)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g).mul_(4).round_().div_(4)  # ties: a few values repeat
+    x.view(-1)[::7] = 0.0
+    x.view(-1)[3::11] = -0.0
+    if nans:
+        x.view(-1)[5::13] = float("nan")
+        x.view(-1)[9::17] = -float("nan")
+    return x.to(dtype).contiguous(memory_format=LAYOUTS[layout] if x.dim() == 4 else torch.contiguous_format)
+
+
+def run(fn, x, grad_seed=1):
+    """fn(x) and the gradient of x under a random upstream gradient (laid out NCHW, as autograd
+    may hand it over)."""
+    leaf = x.clone().requires_grad_()
+    torch.manual_seed(7)
+    y = fn(leaf)
+    upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(grad_seed)).to(y.dtype)
+    y.backward(upstream)
+    return y, leaf.grad
+
+
+def both(monkeypatch, fn, x):
+    """(kernels, PyTorch's ops) results of ``run``."""
+    with_kernels = run(fn, x)
+    torch_ops(monkeypatch)
+    return with_kernels, run(fn, x)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("shape", [(5, 3, 6, 10), (4, 32, 28, 28), (2, 64, 14, 14), (7, 13), (3, 5)])
+def test_relu_dropout_is_bit_for_bit_pytorchs(built, monkeypatch, dtype, layout, shape):
+    layer = ReLUDropout(0.2)
+    (y, dx), (y0, dx0) = both(monkeypatch, layer, inputs(shape, dtype, layout))
+    assert torch.equal(bits(y), bits(y0)) and torch.equal(bits(dx), bits(dx0))
+    assert y.stride() == y0.stride() and dx.stride() == dx0.stride()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("shape", [(5, 3, 6, 10), (4, 32, 28, 28), (2, 64, 14, 14), (1, 1, 2, 2)])
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.0, "relu"])
+def test_relu_dropout_pool_is_bit_for_bit_pytorchs(built, monkeypatch, dtype, layout, shape, p):
+    """The same output (the first maximum of each window, zeros' signs included) and the same
+    gradient, routed to the same element; with dropout, without (p = 0), and after a plain ReLU."""
+    layer, pool = nn.ReLU() if p == "relu" else ReLUDropout(p), nn.MaxPool2d(2, 2)
+    (y, dx), (y0, dx0) = both(monkeypatch, lambda x: relu_dropout_pool(layer, pool, x), inputs(shape, dtype, layout))
+    assert torch.equal(bits(y), bits(y0)) and torch.equal(bits(dx), bits(dx0))
+    assert y.stride() == y0.stride() and dx.stride() == dx0.stride()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_inference_relu_pool_is_bit_for_bit_pytorchs(built, monkeypatch, dtype, layout):
+    """ReLU + pooling in inference; NaN wherever a window holds one (its bits are not pinned:
+    PyTorch's own ReLU gives different NaNs on different paths)."""
+    x = inputs((3, 5, 6, 8), dtype, layout, nans=True)
+    layer, pool = ReLUDropout(0.2).eval(), nn.MaxPool2d(2, 2)
+    with torch.inference_mode():
+        y, y0 = relu_dropout_pool(layer, pool, x), pool(F.relu(x))
+    assert y.isnan().any() and torch.equal(y.isnan(), y0.isnan()) and y.stride() == y0.stride()
+    assert torch.equal(bits(y.nan_to_num(7.0)), bits(y0.nan_to_num(7.0)))
+
+
+@pytest.mark.parametrize("encoder_type,decoder,arch", [("paper", "k2", "linear"), ("paper", "k4", "conv"),
+                                                       ("strided", "k3", "linear")])
+@pytest.mark.parametrize("precision,channels_last", [("fp32", True), ("fp32", False), ("bf16", True)])
+def test_inference_is_the_same_with_and_without_the_kernels(built, monkeypatch, encoder_type, decoder, arch,
+                                                            precision, channels_last):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder_type=encoder_type, decoder=decoder, arch=arch)).eval()
+    x = torch.rand(6, 1, 28, 28)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
+    def reconstruct() -> tuple[torch.Tensor, set[str]]:
+        with torch.profiler.profile() as profile, torch.inference_mode():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = model.reconstruct(x)
+        return out, {e.key for e in profile.key_averages()}
+
+    out, ops = reconstruct()
+    torch_ops(monkeypatch)
+    out0, ops0 = reconstruct()
+    assert torch.equal(out, out0)
+    assert ("fashionae::relu_pool" in ops) == (encoder_type == "paper") and "fashionae::relu_pool" not in ops0
+
+
+def test_the_kernels_run_where_they_can_and_the_layers_elsewhere(built):
+    """Counter masks in training: the kernels' nodes; mersenne masks, odd sizes or another
+    pooling: PyTorch's ops; eval mode: ReLU and pooling."""
+    layer, pool = ReLUDropout(0.2), nn.MaxPool2d(2, 2)
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    assert graph(layer(x))[0] == "_KernelReLUDropoutBackward"
+    assert graph(relu_dropout_pool(layer, pool, x))[0] == "_KernelReLUDropoutPoolBackward"
+    assert graph(relu_dropout_pool(layer, pool, x[:, :, :7, :7].contiguous()))[0].startswith("MaxPool2D")
+    use_dropout_masks(layer, "mersenne")
+    assert graph(layer(x))[0] == "_MaskedScaleBackward"
+    layer.eval()
+    assert torch.equal(relu_dropout_pool(layer, pool, x), F.max_pool2d(F.relu(x), 2))
+
+
+@pytest.mark.parametrize("precision,dropout", [("bf16", 0.2), ("fp32", 0.2), ("bf16", 0.0)])
+def test_training_steps_are_the_same_with_and_without_the_kernels(built, monkeypatch, precision, dropout):
+    """Three steps of the paper autoencoder from the same seed: the same loss and weights to the
+    last bit, and the kernels did run (their nodes are in the graph)."""
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("no bf16 on this CPU")
+    cfg = TrainConfig(precision=precision, device="cpu").resolved()
+    x = torch.rand(300, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+
+    def train() -> tuple[list[float], dict[str, torch.Tensor], list[str]]:
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(latent=32, dropout=dropout)).to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        losses = [train_step(model, opt, x[i:i + 100], None, cfg).loss.item() for i in range(0, 300, 100)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            nodes = graph(model.encoder.features(x[:2]))
+        return losses, model.state_dict(), nodes
+
+    node = "_KernelReLUDropoutPoolBackward" if dropout else "_KernelReLUPoolBackward"
+    losses, weights, nodes = train()
+    assert node in nodes
+    torch_ops(monkeypatch)
+    losses0, weights0, nodes0 = train()
+    assert node not in nodes0
+    assert losses == losses0
+    assert all(torch.equal(weights[k], weights0[k]) for k in weights)
+
+
+def test_the_kernels_are_built_once_per_machine_and_cpu(built, monkeypatch):
+    """The library is found again without the compiler; another CPU (or flags) gets its own."""
+    library = kernels.build()
+    monkeypatch.setattr(kernels.subprocess, "run", lambda *a, **k: pytest.fail("built again"))
+    assert kernels.build() == library
+    monkeypatch.setattr(kernels, "cpu_fields", lambda: {"model name": "another CPU", "flags": "sse2"})
+    with pytest.raises(BaseException, match="built again"):
+        kernels.build()
+
+
+def test_an_isa_cap_builds_for_the_capped_isa(monkeypatch):
+    """ATEN_CPU_CAPABILITY=avx2 (an AVX2 machine emulated on a larger CPU) gets AVX2 code."""
+    from pathlib import Path
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert "-march=x86-64-v3" in kernels.compile_command(Path("k.cpp"), Path("k.so"))
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    assert "-march=native" in kernels.compile_command(Path("k.cpp"), Path("k.so"))
+
+
+@pytest.mark.parametrize("compiler, reason", [("/bin/false", "/bin/false failed"),
+                                              ("no-such-c++", "no C++ compiler: 'no-such-c++' is not on the PATH")])
+def test_without_a_working_compiler_pytorchs_ops_run_after_one_note(tmp_path, monkeypatch, capsys, compiler, reason):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CXX", compiler)
+    assert kernels._load() is False
+    err = capsys.readouterr().err
+    assert f"fashionae: note: the compiled CPU kernels are not available ({reason}" in err
+    assert "PyTorch's ops run instead: the same numbers" in err
+    assert not list(tmp_path.rglob("*.so")) and not list(tmp_path.rglob("*.partial"))
+    monkeypatch.setattr(kernels, "_loaded", False)
+    layer, x = ReLUDropout(0.2), torch.randn(4, 8)
+    torch.manual_seed(3)
+    y = layer(x)
+    torch.manual_seed(3)
+    assert torch.equal(y, x * layer.scaled_mask(x, relu=True))
+
+
+def test_fashionae_kernels_0_turns_them_off_without_a_word(monkeypatch, capsys):
+    monkeypatch.setenv("FASHIONAE_KERNELS", "0")
+    assert kernels._load() is False
+    assert capsys.readouterr().err == ""
