@@ -53,19 +53,22 @@ def inputs(shape, dtype, layout, seed=0, nans=False):
 
 
 def run(fn, x, grad_seed=1):
-    """fn(x) and the gradient of x under a random upstream gradient (laid out NCHW, as autograd
-    may hand it over)."""
+    """fn(x) and the gradient of x under a random upstream gradient with zeros of both signs
+    (laid out NCHW, as autograd may hand it over)."""
     leaf = x.clone().requires_grad_()
     torch.manual_seed(7)
     y = fn(leaf)
-    upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(grad_seed)).to(y.dtype)
-    y.backward(upstream)
+    upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(grad_seed))
+    upstream.view(-1)[1::5] = -0.0
+    upstream.view(-1)[2::9] = 0.0
+    y.backward(upstream.to(y.dtype))
     return y, leaf.grad
 
 
 def both(monkeypatch, fn, x):
-    """(kernels, PyTorch's ops) results of ``run``."""
+    """(kernels, PyTorch's ops) results of ``run``; the first did run a kernel."""
     with_kernels = run(fn, x)
+    assert graph(with_kernels[0])[0].startswith("_Kernel")
     torch_ops(monkeypatch)
     return with_kernels, run(fn, x)
 
@@ -138,6 +141,10 @@ def test_the_kernels_run_where_they_can_and_the_layers_elsewhere(built):
     assert graph(layer(x))[0] == "_KernelReLUDropoutBackward"
     assert graph(relu_dropout_pool(layer, pool, x))[0] == "_KernelReLUDropoutPoolBackward"
     assert graph(relu_dropout_pool(layer, pool, x[:, :, :7, :7].contiguous()))[0].startswith("MaxPool2D")
+    y = layer(x)
+    (dx,) = torch.autograd.grad(y, x, torch.ones_like(y, requires_grad=True), create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):  # no second derivative, said so
+        dx.sum().backward()
     use_dropout_masks(layer, "mersenne")
     assert graph(layer(x))[0] == "_MaskedScaleBackward"
     layer.eval()
@@ -173,13 +180,41 @@ def test_training_steps_are_the_same_with_and_without_the_kernels(built, monkeyp
 
 
 def test_the_kernels_are_built_once_per_machine_and_cpu(built, monkeypatch):
-    """The library is found again without the compiler; another CPU (or flags) gets its own."""
+    """The library is found again without the compiler; another CPU (or flags) gets its own,
+    a clock speed does not."""
     library = kernels.build()
-    monkeypatch.setattr(kernels.subprocess, "run", lambda *a, **k: pytest.fail("built again"))
+    monkeypatch.setattr(kernels, "compile_library", lambda command: pytest.fail("built again"))
     assert kernels.build() == library
-    monkeypatch.setattr(kernels, "cpu_fields", lambda: {"model name": "another CPU", "flags": "sse2"})
-    with pytest.raises(BaseException, match="built again"):
-        kernels.build()
+    fields = kernels.cpu_fields()
+    monkeypatch.setattr(kernels, "cpu_fields", lambda: {**fields, "cpu MHz": "1234.5", "bogomips": "1.0"})
+    assert kernels.library_path() == library
+    for field, value in (("flags", "sse2"), ("model name", "another CPU"), ("Features", "fp asimd sve")):
+        monkeypatch.setattr(kernels, "cpu_fields", lambda: {**fields, field: value})
+        assert kernels.library_path() != library, field
+
+
+def test_a_damaged_library_in_the_cache_is_built_again(built, tmp_path, monkeypatch):
+    """A cut library would crash the process that maps it: it is built again instead."""
+    import shutil
+    whole = kernels.build()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    damaged = kernels.library_path()
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(whole.read_bytes()[:1000])
+    assert not kernels.whole_elf(damaged) and kernels.whole_elf(whole)
+    compiled = []
+    monkeypatch.setattr(kernels, "compile_library",  # the compiler's work, without the wait
+                        lambda command: compiled.append(command) or shutil.copy(whole, command[command.index("-o") + 1]))
+    assert kernels.build() == damaged and compiled
+    assert damaged.read_bytes() == whole.read_bytes() and not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_run_records_whether_the_kernels_were_there(built, monkeypatch):
+    from fashionae.runs import environment
+    cfg = TrainConfig(device="cpu").resolved()
+    assert environment(cfg)["cpu_kernels"] is True
+    torch_ops(monkeypatch)
+    assert environment(cfg)["cpu_kernels"] is False
 
 
 def test_an_isa_cap_builds_for_the_capped_isa(monkeypatch):

@@ -110,8 +110,21 @@ def from_environment(device: str) -> Dist:
         torch.cuda.set_device(local)
     if not td.is_initialized():
         td.init_process_group("nccl" if device == "cuda" else "gloo")
-        atexit.register(td.destroy_process_group)  # NCCL asks for it before the process exits
+        atexit.register(_leave_process_group)
     return Dist(rank, world)
+
+
+def _leave_process_group() -> None:
+    """Before the process exits (NCCL asks for it): first free what still holds the group (a
+    DistributedDataParallel wrapper left in a reference cycle), so that gloo's threads are joined
+    while Python is whole, not during its teardown (once, in CI, a process aborted there with
+    "terminate called without an active exception", as in pytorch/pytorch#65231)."""
+    import gc
+
+    import torch.distributed as td
+    gc.collect()
+    if td.is_initialized():
+        td.destroy_process_group()
 
 
 def is_main_process() -> bool:

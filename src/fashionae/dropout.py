@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from . import kernels
 
@@ -229,7 +230,10 @@ def _laid_out_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class _KernelReLUDropout(torch.autograd.Function):
     """``ReLUDropout``'s training pass by the compiled kernel. The gradient needs no saved mask:
     the mask is 1 / (1 - p) exactly where the output is > 0 (a kept positive value, scaled up)
-    and 0 elsewhere. (Where x is NaN the two may differ, but then the loss and every gradient are NaN.)"""
+    and 0 elsewhere. (Not so where x is NaN, but then the loss and every gradient are NaN; nor for
+    a kept subnormal x under ``torch.set_flush_denormal(True)``, which fashionae never sets.) As
+    with ``torch.relu``, the output is kept for the backward pass, so changing it in place
+    before then is an error; and there is no second derivative."""
 
     @staticmethod
     def forward(ctx, x, key, threshold, scale):
@@ -239,6 +243,7 @@ class _KernelReLUDropout(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         return torch.ops.fashionae.relu_dropout_backward(_laid_out_like(grad, y), y, ctx.scale), None, None, None
@@ -248,7 +253,7 @@ class _KernelReLUDropoutPool(torch.autograd.Function):
     """``relu_dropout_pool`` by the compiled kernel: it keeps for the backward pass the pooled
     output and each window's position of its maximum (a byte), where the two layers keep the
     mask and int64 indices as large as the input. The mask at the maximum is 1 / (1 - p) exactly
-    where the pooled output is > 0, as above."""
+    where the pooled output is > 0, with the same exceptions as above."""
 
     @staticmethod
     def forward(ctx, x, key, threshold, scale):
@@ -258,6 +263,7 @@ class _KernelReLUDropoutPool(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         out, where = ctx.saved_tensors
         return (torch.ops.fashionae.relu_dropout_pool_backward(_laid_out_like(grad, out), out, where, ctx.scale),
@@ -275,6 +281,7 @@ class _KernelReLUPool(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         out, where = ctx.saved_tensors
         return torch.ops.fashionae.relu_pool_backward(_laid_out_like(grad, out), out, where)

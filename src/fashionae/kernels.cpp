@@ -2,8 +2,9 @@
 // max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward and one backward.
 // They compute what dropout.py computes with PyTorch's ops, bit for bit: the same counter masks
 // (dropout.splitmix_int15), products rounded the same way, the same maximum (the first in raster
-// order; NaN wins, as in ATen's max-pooling), and the same gradients (tests/test_kernels.py).
-// bf16 or fp32; NCHW or channels-last memory.
+// order; NaN wins, as in ATen's max-pooling), and the same gradients (tests/test_kernels.py), but
+// for NaN's payload bits and flushed subnormals (dropout.py says where). bf16 or fp32; NCHW or
+// channels-last memory.
 #include <ATen/core/Tensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -18,15 +19,17 @@ namespace {
 
 constexpr uint64_t GAMMA = 0x9E3779B97F4A7C15ULL, MIX1 = 0xBF58476D1CE4E5B9ULL, MIX2 = 0x94D049BB133111EBULL;
 
-// The 15-bit uniforms of words [w0, w0 + n): SplitMix64's output for state key + (w + 1) * GAMMA,
-// each 16-bit quarter's sign bit cleared, as dropout.splitmix_int15 computes them.
-inline void splitmix_words(uint64_t key, int64_t w0, int64_t n, uint64_t* out) {
+// The 15-bit uniforms of words [w0, w0 + n), four to a word: SplitMix64's output for state
+// key + (w + 1) * GAMMA, each 16-bit quarter's sign bit cleared, in memory order, as
+// dropout.splitmix_int15 computes them (its int64 -> int16 view is this memcpy).
+inline void splitmix_uniforms(uint64_t key, int64_t w0, int64_t n, int16_t* __restrict out) {
   for (int64_t j = 0; j < n; ++j) {
     uint64_t z = key + (uint64_t)(w0 + j + 1) * GAMMA;
     z ^= z >> 30; z *= MIX1;
     z ^= z >> 27; z *= MIX2;
     z ^= z >> 31;
-    out[j] = z & 0x7FFF7FFF7FFF7FFFULL;
+    z &= 0x7FFF7FFF7FFF7FFFULL;
+    std::memcpy(out + 4 * j, &z, 8);
   }
 }
 
@@ -72,11 +75,11 @@ template <typename T>
 void relu_dropout_kernel(const T* x, T* y, int64_t n, uint64_t key, int16_t thr, float scale) {
   constexpr int64_t BLOCK = 4096;  // elements; a multiple of 4, so blocks start on a word
   at::parallel_for(0, (n + BLOCK - 1) / BLOCK, 1, [=](int64_t b0, int64_t b1) {
-    std::vector<uint64_t> words(BLOCK / 4);
+    std::vector<int16_t> u(BLOCK);
     for (int64_t b = b0; b < b1; ++b) {
       int64_t k0 = b * BLOCK, m = std::min(BLOCK, n - k0);
-      splitmix_words(key, k0 / 4, (m + 3) / 4, words.data());
-      relu_dropout_block<T>(x + k0, y + k0, m, reinterpret_cast<const int16_t*>(words.data()), thr, scale);
+      splitmix_uniforms(key, k0 / 4, (m + 3) / 4, u.data());
+      relu_dropout_block<T>(x + k0, y + k0, m, u.data(), thr, scale);
     }
   });
 }
@@ -145,11 +148,11 @@ void relu_dropout_pool_kernel(const T* x, T* out, uint8_t* idx, int64_t pairs, i
                               uint64_t key, int16_t thr, float scale) {
   const int64_t rowlen = W * cs, OW = W / 2;
   at::parallel_for(0, pairs, 1, [=](int64_t p0, int64_t p1) {
-    std::vector<uint64_t> words(2 * rowlen / 4);
+    std::vector<int16_t> u(2 * rowlen);
     std::vector<float> yv(2 * rowlen);
     for (int64_t p = p0; p < p1; ++p) {
-      splitmix_words(key, p * 2 * rowlen / 4, 2 * rowlen / 4, words.data());
-      relu_dropout_rows<T>(x + p * 2 * rowlen, reinterpret_cast<const int16_t*>(words.data()), yv.data(),
+      splitmix_uniforms(key, p * 2 * rowlen / 4, 2 * rowlen / 4, u.data());
+      relu_dropout_rows<T>(x + p * 2 * rowlen, u.data(), yv.data(),
                            2 * rowlen, thr, scale);
       pool_pair<T, true>(yv.data(), out + p * OW * cs, idx + p * OW * cs, W, cs);
     }
@@ -172,13 +175,14 @@ void relu_pool_kernel(const T* x, T* out, uint8_t* idx, int64_t pairs, int64_t W
 // The input's gradient: at each window's maximum, the output's gradient through the mask there
 // (DROPOUT: times 1 / (1 - p) where the output is > 0, else times 0, as x * mask's gradient is;
 // else ReLU's: itself unless the output is <= 0, then +0, as torch's threshold_backward); 0 elsewhere.
+// The gradient is first added to 0, as ATen's pooling backward adds it into zeros (-0 becomes +0).
 template <typename T, bool DROPOUT>
 void pool_backward_pair(const T* __restrict go, const T* __restrict o, const uint8_t* __restrict ip,
                         T* __restrict dp, T* __restrict g, int64_t W, int64_t cs, float scale) {
   const int64_t rowlen = W * cs, OW = W / 2;
   for (int64_t j = 0; j < OW * cs; ++j)
-    g[j] = DROPOUT ? Num<T>::put(Num<T>::get(go[j]) * (Num<T>::bits(o[j]) > 0 ? scale : 0.0f))
-                   : (Num<T>::get(o[j]) <= 0.0f ? T(0) : go[j]);
+    g[j] = DROPOUT ? Num<T>::put((Num<T>::get(go[j]) + 0.0f) * (Num<T>::bits(o[j]) > 0 ? scale : 0.0f))
+                   : (Num<T>::get(o[j]) <= 0.0f ? T(0) : Num<T>::put(Num<T>::get(go[j]) + 0.0f));
   for (int64_t dy = 0; dy < 2; ++dy)  // every input written once, in memory order
     for (int64_t w = 0; w < W; ++w) {
       const uint8_t at = (uint8_t)(dy * 2 + (w & 1));

@@ -11,30 +11,36 @@ compute the same thing in one pass each way, bit for bit (the same masks, output
 
 They are built on first use by the machine's C++ compiler (``$CXX``, else ``c++``), for this CPU
 (``-march=native``, or the ISA that ``ATEN_CPU_CAPABILITY`` caps PyTorch's own kernels to), once
-per machine: the library is kept in ``~/.cache/fashionae/kernels/`` under a name that hashes the
-source, the flags, torch's version and the CPU. Where they cannot be built (no compiler, say),
-PyTorch's ops run instead, after a one-line note; ``FASHIONAE_KERNELS=0`` turns them off.
+per machine and environment: the library is kept in ``$XDG_CACHE_HOME/fashionae/kernels/``
+(``~/.cache/...``) under a name that hashes the source, the compile command, torch's version
+and the CPU (``library_path``). Where they cannot be built (no compiler, say), PyTorch's ops run
+instead, after a one-line note; ``FASHIONAE_KERNELS=0`` turns them off without a word.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import shlex
 import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import torch
-from torch.utils import cpp_extension
 
 from .data import cache_dir
 from .machine import cpu_fields
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-CPU_IDENTITY = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags")  # what -march=native sees
-MARCH = {"avx2": "x86-64-v3", "default": "x86-64-v2"}  # ATEN_CPU_CAPABILITY -> -march (else native)
+# what -march=native sees of the CPU, in /proc/cpuinfo: x86's fields, then ARM's
+CPU_IDENTITY = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags",
+                "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "CPU revision", "Features")
+X86_MARCH = {"avx2": "x86-64-v3", "default": "x86-64-v2"}  # ATEN_CPU_CAPABILITY -> -march (else native)
 
 _lock = threading.Lock()
 _loaded: bool | None = None  # None: not tried yet in this process
@@ -42,7 +48,7 @@ _loaded: bool | None = None  # None: not tried yet in this process
 
 def available() -> bool:
     """Whether ``torch.ops.fashionae`` holds the kernels, building and loading them the first
-    time it is asked (a few seconds, once per machine)."""
+    time it is asked (a few seconds, once per machine and environment)."""
     global _loaded
     with _lock:
         if _loaded is None:
@@ -62,33 +68,81 @@ def _load() -> bool:
         return False
 
 
+def torch_uses_libgomp() -> bool:
+    """Whether the OpenMP runtime torch has loaded is GCC's ``libgomp.so.1``: then a library built
+    with ``-fopenmp`` resolves to that same copy, one thread pool. Elsewhere (another runtime,
+    no /proc) the kernels are built without OpenMP, on one thread, rather than with a second pool."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    return any(line.endswith("/libgomp.so.1") for line in maps.splitlines())
+
+
 def compile_command(source: Path, output: Path) -> list[str]:
-    march = MARCH.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), "native")
-    includes = [f"-I{p}" for p in cpp_extension.include_paths()]
-    libraries = [f"-L{p}" for p in cpp_extension.library_paths()]
-    # -fopenmp links libgomp.so.1, which resolves to the copy torch has loaded: one OpenMP pool
-    return [os.environ.get("CXX", "c++"), "-O3", f"-march={march}", "-fopenmp", "-fPIC", "-shared",
-            "-std=c++17", *includes, str(source), "-o", str(output), *libraries, "-lc10", "-ltorch_cpu"]
+    root = Path(torch.__file__).parent  # its headers and libraries, as torch.utils.cpp_extension finds them
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    march = X86_MARCH.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), "native") if x86 else "native"
+    openmp = ["-fopenmp"] if torch_uses_libgomp() else []
+    return [*shlex.split(os.environ.get("CXX", "c++")), "-O3", f"-march={march}", *openmp, "-fPIC", "-shared",
+            "-std=c++17", "-DNDEBUG", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
+            f"-I{root / 'include'}", f"-I{root / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
+            str(source), "-o", str(output), f"-L{root / 'lib'}", "-lc10", "-ltorch_cpu"]
+
+
+def library_path() -> Path:
+    """Where this machine's build is kept: named by a hash of the source, the compile command
+    (compiler, flags, torch's paths), torch's version and the CPU, so a machine whose CPU changes
+    builds anew instead of running another CPU's instructions."""
+    command = compile_command(SOURCE, Path("OUT"))
+    cpu = cpu_fields()
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), *command, torch.__version__, platform.machine(),
+                                    *(cpu.get(k, "") for k in CPU_IDENTITY)]).encode()).hexdigest()[:16]
+    return cache_dir() / "kernels" / f"fashionae_kernels_{key}.so"
+
+
+def whole_elf(path: Path) -> bool:
+    """Whether ``path`` is an ELF file as long as its header says (a cut one would crash the
+    process that maps it, with no error to catch)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit ELF only
+        return False
+    order = "<" if head[5] == 1 else ">"
+    (sections_at,) = struct.unpack_from(order + "Q", head, 0x28)
+    entry, count = struct.unpack_from(order + "HH", head, 0x3A)
+    return sections_at + entry * count <= size
 
 
 def build() -> Path:
     """The kernels' shared library for this machine, compiled unless it already is."""
-    command = compile_command(SOURCE, Path("OUT"))
-    cpu = cpu_fields()
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), *command, torch.__version__,
-                                    *(cpu.get(k, "") for k in CPU_IDENTITY)]).encode()).hexdigest()[:16]
-    library = cache_dir() / "kernels" / f"fashionae_kernels_{key}.so"
-    if library.exists():
+    library = library_path()
+    if library.exists() and whole_elf(library):
         return library
+    command = compile_command(SOURCE, Path("OUT"))
     if shutil.which(command[0]) is None:
         raise OSError(f"no C++ compiler: {command[0]!r} is not on the PATH")
     library.parent.mkdir(parents=True, exist_ok=True)
-    partial = library.with_suffix(f".{os.getpid()}.partial")  # renamed when whole: builders may race
-    print("fashionae: building the CPU kernels for this machine (once, about 10 s)", file=sys.stderr, flush=True)
-    done = subprocess.run(compile_command(SOURCE, partial), capture_output=True, text=True, timeout=600)
+    # a name of its own, renamed into place when whole: builders may race, across hosts too
+    fd, partial = tempfile.mkstemp(dir=library.parent, prefix=library.stem + ".", suffix=".partial")
+    os.close(fd)
+    try:
+        print("fashionae: building the CPU kernels for this machine (once, about 10 s)", file=sys.stderr, flush=True)
+        compile_library(compile_command(SOURCE, Path(partial)))
+        if not whole_elf(Path(partial)):
+            raise OSError(f"{command[0]} wrote no whole library")
+        os.replace(partial, library)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return library
+
+
+def compile_library(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
-        partial.unlink(missing_ok=True)
         errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines()[-1:]
         raise OSError(f"{command[0]} failed: {errors[0].strip() if errors else 'exit status ' + str(done.returncode)}")
-    os.replace(partial, library)
-    return library

@@ -43,7 +43,9 @@ class Layers(nn.Sequential):
       paper autoencoder runs 1.1x faster on an AVX2 EPYC; ``benchmarks/README.md``). Only in eval
       mode under ``torch.inference_mode``, never while compiling or tracing, so autograd, ONNX
       export and ``torch.compile`` see the plain layers; not under bf16 autocast, where it has
-      not been measured."""
+      not been measured.
+
+    The pairs' own forward hooks do not run (fashionae registers none)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = list(self)
