@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fashionae import kernels
-from fashionae.dropout import ReLUDropout, relu_dropout_pool, use_dropout_masks
+from fashionae.dropout import ReLUDropout, halving_pool, relu_dropout_pool, use_dropout_masks
+from fashionae.dropout import _laid_out_like as kernels_laid_out_like
 from fashionae.models import ModelConfig, build_model
 from fashionae.training import TrainConfig, train_step
 
@@ -66,11 +67,13 @@ def run(fn, x, grad_seed=1):
 
 
 def both(monkeypatch, fn, x):
-    """(kernels, PyTorch's ops) results of ``run``; the first did run a kernel."""
+    """(kernels, PyTorch's ops) results of ``run``; the first did run a kernel, the second not."""
     with_kernels = run(fn, x)
     assert graph(with_kernels[0])[0].startswith("_Kernel")
     torch_ops(monkeypatch)
-    return with_kernels, run(fn, x)
+    without = run(fn, x)
+    assert not graph(without[0])[0].startswith("_Kernel")
+    return with_kernels, without
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
@@ -140,15 +143,52 @@ def test_the_kernels_run_where_they_can_and_the_layers_elsewhere(built):
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     assert graph(layer(x))[0] == "_KernelReLUDropoutBackward"
     assert graph(relu_dropout_pool(layer, pool, x))[0] == "_KernelReLUDropoutPoolBackward"
-    assert graph(relu_dropout_pool(layer, pool, x[:, :, :7, :7].contiguous()))[0].startswith("MaxPool2D")
+    # odd sizes, one unbatched image, a transposed (dense, neither layout) view
+    for odd in (x[:, :, :7, :7].contiguous(), x[:, :, :7, :].contiguous(), x[:, :, :, :7].contiguous(),
+                x[0].contiguous(), x.transpose(2, 3)):
+        torch.manual_seed(4)
+        y = relu_dropout_pool(layer, pool, odd)
+        torch.manual_seed(4)
+        assert graph(y)[0].startswith("MaxPool2D") and torch.equal(y, pool(layer(odd)))
+    assert kernels_laid_out_like(y, y) is y  # no copy of a gradient already laid out right
     y = layer(x)
     (dx,) = torch.autograd.grad(y, x, torch.ones_like(y, requires_grad=True), create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):  # no second derivative, said so
         dx.sum().backward()
     use_dropout_masks(layer, "mersenne")
     assert graph(layer(x))[0] == "_MaskedScaleBackward"
+    torch.manual_seed(5)
+    y = relu_dropout_pool(layer, pool, x)
+    torch.manual_seed(5)
+    assert graph(y)[0].startswith("MaxPool2D") and torch.equal(y, pool(layer(x)))
     layer.eval()
     assert torch.equal(relu_dropout_pool(layer, pool, x), F.max_pool2d(F.relu(x), 2))
+
+
+def test_a_model_drawing_mersenne_masks_trains_as_with_pytorchs_ops(built, monkeypatch):
+    """The masks of 0.2's run folders are PyTorch's ops' alone: the layers run as before."""
+    x = torch.rand(20, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+
+    def step() -> tuple[float, torch.Tensor]:
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(latent=16)).to(memory_format=torch.channels_last)
+        use_dropout_masks(model, "mersenne")
+        loss = model(x).loss
+        loss.backward()
+        return loss.item(), model.encoder.features[0].weight.grad
+
+    loss, grad = step()
+    torch_ops(monkeypatch)
+    loss0, grad0 = step()
+    assert loss == loss0 and torch.equal(grad, grad0)
+
+
+def test_only_a_2x2_stride_2_max_pooling_is_run_by_the_kernels():
+    assert halving_pool(nn.MaxPool2d(2, 2)) and halving_pool(nn.MaxPool2d(2)) and halving_pool(nn.MaxPool2d((2, 2)))
+    for other in (nn.MaxPool2d(2, 1), nn.MaxPool2d(3, 2), nn.MaxPool2d((2, 3)), nn.MaxPool2d(2, padding=1),
+                  nn.MaxPool2d(2, dilation=2), nn.MaxPool2d(2, ceil_mode=True), nn.MaxPool2d(2, return_indices=True),
+                  nn.AvgPool2d(2)):
+        assert not halving_pool(other), other
 
 
 @pytest.mark.parametrize("precision,dropout", [("bf16", 0.2), ("fp32", 0.2), ("bf16", 0.0)])
