@@ -13,8 +13,9 @@ They are built on first use by the machine's C++ compiler (``$CXX``, else ``c++`
 (``-march=native``, or the ISA that ``ATEN_CPU_CAPABILITY`` caps PyTorch's own kernels to), once
 per machine and environment: the library is kept in ``$XDG_CACHE_HOME/fashionae/kernels/``
 (``~/.cache/...``) under a name that hashes the source, the compile command, torch's version
-and the CPU (``library_path``). Where they cannot be built (no compiler, say), PyTorch's ops run
-instead, after a one-line note; ``FASHIONAE_KERNELS=0`` turns them off without a word.
+and the CPU (``library_path``). Where they cannot be built (no compiler, say; or not Linux: only an
+ELF library is taken), PyTorch's ops run instead, after a one-line note; ``FASHIONAE_KERNELS=0``
+turns them off without a word.
 """
 
 from __future__ import annotations
