@@ -56,19 +56,29 @@ template <> struct Num<float> {
   static I bits(float v) { I i; std::memcpy(&i, &v, 4); return i; }
 };
 
+// The rule every kernel applies, in one place. One element of ReLU + dropout: x * (kept and x > 0 ?
+// scale : 0), rounded to T (u: its 15-bit uniform, kept where u > thr).
+template <typename T>
+inline T relu_dropout_one(T v, int16_t u, int16_t thr, float scale) {
+  bool keep = u > thr && Num<T>::bits(v) > 0;
+  return Num<T>::put(Num<T>::get(v) * (keep ? scale : 0.0f));
+}
+
+// Its gradient, from the output alone: the mask is scale exactly where the output is > 0.
+template <typename T>
+inline T relu_dropout_grad(float g, T out, float scale) {
+  return Num<T>::put(g * (Num<T>::bits(out) > 0 ? scale : 0.0f));
+}
+
 // Each kernel's loop body is a function of its own, called with values: inside an OpenMP region
 // the lambda's captures are reached through a pointer that may alias the output, and gcc does
 // not vectorize the loop (40x slower).
 
-// y = x * (kept and x > 0 ? scale : 0), element k of x's memory using the k-th 15-bit uniform
+// ReLU + dropout, element k of x's memory using the k-th 15-bit uniform
 template <typename T>
 void relu_dropout_block(const T* __restrict x, T* __restrict y, int64_t m, const int16_t* __restrict u,
                         int16_t thr, float scale) {
-  for (int64_t i = 0; i < m; ++i) {
-    T v = x[i];
-    bool keep = u[i] > thr && Num<T>::bits(v) > 0;
-    y[i] = Num<T>::put(Num<T>::get(v) * (keep ? scale : 0.0f));
-  }
+  for (int64_t i = 0; i < m; ++i) y[i] = relu_dropout_one<T>(x[i], u[i], thr, scale);
 }
 
 template <typename T>
@@ -84,12 +94,10 @@ void relu_dropout_kernel(const T* x, T* y, int64_t n, uint64_t key, int16_t thr,
   });
 }
 
-// dx = dy * (y > 0 ? scale : 0): y > 0 exactly where the mask was scale
 template <typename T>
 void relu_dropout_backward_block(const T* __restrict dy, const T* __restrict y, T* __restrict dx, int64_t m,
                                  float scale) {
-  for (int64_t k = 0; k < m; ++k)
-    dx[k] = Num<T>::put(Num<T>::get(dy[k]) * (Num<T>::bits(y[k]) > 0 ? scale : 0.0f));
+  for (int64_t k = 0; k < m; ++k) dx[k] = relu_dropout_grad<T>(Num<T>::get(dy[k]), y[k], scale);
 }
 
 template <typename T>
@@ -122,15 +130,11 @@ void pool_pair(const float* __restrict yv, T* __restrict op, uint8_t* __restrict
     }
 }
 
-// y = relu(x) * mask, rounded to T, as floats
+// ReLU + dropout of a pair's rows, as floats
 template <typename T>
 void relu_dropout_rows(const T* __restrict xp, const int16_t* __restrict u, float* __restrict yv, int64_t n,
                        int16_t thr, float scale) {
-  for (int64_t i = 0; i < n; ++i) {
-    T v = xp[i];
-    bool keep = u[i] > thr && Num<T>::bits(v) > 0;
-    yv[i] = Num<T>::get(Num<T>::put(Num<T>::get(v) * (keep ? scale : 0.0f)));
-  }
+  for (int64_t i = 0; i < n; ++i) yv[i] = Num<T>::get(relu_dropout_one<T>(xp[i], u[i], thr, scale));
 }
 
 // relu as torch's: x < 0 -> +0; -0 and NaN kept (a bf16 NaN comes out as the canonical one, as
@@ -181,7 +185,7 @@ void pool_backward_pair(const T* __restrict go, const T* __restrict o, const uin
                         T* __restrict dp, T* __restrict g, int64_t W, int64_t cs, float scale) {
   const int64_t rowlen = W * cs, OW = W / 2;
   for (int64_t j = 0; j < OW * cs; ++j)
-    g[j] = DROPOUT ? Num<T>::put((Num<T>::get(go[j]) + 0.0f) * (Num<T>::bits(o[j]) > 0 ? scale : 0.0f))
+    g[j] = DROPOUT ? relu_dropout_grad<T>(Num<T>::get(go[j]) + 0.0f, o[j], scale)
                    : (Num<T>::get(o[j]) <= 0.0f ? T(0) : Num<T>::put(Num<T>::get(go[j]) + 0.0f));
   for (int64_t dy = 0; dy < 2; ++dy)  // every input written once, in memory order
     for (int64_t w = 0; w < W; ++w) {
