@@ -71,3 +71,21 @@ def test_the_speed_probe_draws_the_masks_its_run_will(monkeypatch):
     assert not calls
     bench.probe_speed(ModelConfig(latent=16), replace(t, dropout_masks="counter"), steps=1)
     assert calls
+
+
+def test_the_reference_is_the_paper_autoencoder_in_stock_layers():
+    """The baseline trains the same function as fashionae's paper autoencoder (its parameters
+    copied over in order, the same reconstruction), and none of fashionae's layers, whose
+    kernels would speed the baseline up."""
+    import torch
+    from fashionae.bench import author_model
+    from fashionae.models import ModelConfig, build_model
+    torch.manual_seed(0)
+    ours, reference = build_model(ModelConfig()).eval(), author_model().eval()
+    assert [p.shape for p in ours.parameters()] == [p.shape for p in reference.parameters()]
+    assert all(type(m).__module__.startswith("torch.nn") for m in reference.modules())
+    with torch.no_grad():
+        for mine, theirs in zip(ours.parameters(), reference.parameters()):
+            theirs.copy_(mine)
+        x = torch.rand(4, 1, 28, 28)
+        assert torch.equal(reference(x), ours.reconstruct(x))

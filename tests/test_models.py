@@ -390,3 +390,42 @@ def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
     double = models.Layers(torch.nn.Conv2d(1, 2, 3).double(), torch.nn.ReLU()).eval()
     with torch.inference_mode(), pytest.raises(RuntimeError, match="should be the same"):
         double(x)  # PyTorch's own message for a model and input of different types
+
+
+@pytest.mark.parametrize("cin,cout", [(64, 32), (32, 1)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_elsewhere(cin, cout, channels_last,
+                                                                                       monkeypatch):
+    """The author's k2 decoder: under bf16 autocast on the CPU each transposed convolution is one
+    matrix product (the stock layer's function: outputs and gradients to bf16's rounding, on
+    either layout); in fp32, and while compiling or tracing, the stock layer, bit for bit."""
+    from fashionae.models import BlockConvTranspose2d
+    decoder = build_model(ModelConfig(decoder="k2")).decoder.layers
+    assert [type(m) for m in decoder[::2]] == [BlockConvTranspose2d] * 2
+    products, addmm = [], torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: products.append(a[1].shape) or addmm(*a, **k))
+    torch.manual_seed(0)
+    layer, stock = BlockConvTranspose2d(cin, cout, 2), torch.nn.ConvTranspose2d(cin, cout, 2, stride=2)
+    stock.load_state_dict(layer.state_dict())
+    x = torch.randn(6, cin, 7, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    upstream = torch.randn(6, cout, 14, 14)
+    got, want = {}, {}
+    for module, grads in ((layer, got), (stock, want)):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = module(xi)
+        y.backward(upstream)
+        grads.update(y=y.float(), x=xi.grad, weight=module.weight.grad, bias=module.bias.grad)
+    assert products == [(6 * 7 * 7, cin)]  # one product, one row per input pixel
+    for name in got:
+        scale = want[name].abs().max().item()
+        torch.testing.assert_close(got[name], want[name], rtol=2e-2, atol=1e-2 * scale, msg=name)
+    products.clear()
+    with torch.no_grad():
+        assert torch.equal(layer(x), stock(x))  # fp32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+            assert torch.equal(layer(x), stock(x))
+    assert products == []

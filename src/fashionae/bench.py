@@ -2,8 +2,9 @@
 author wrote it, measured in one process, in alternating windows (the machine's speed drifts,
 so only ratios measured side by side mean anything).
 
-(a) reference: a per-sample ``Dataset`` (uint8 -> float per image, like ToTensor),
-    ``DataLoader(shuffle=True)`` at batch 100, stock ``nn.ReLU``/``nn.Dropout``, fp32, NCHW,
+(a) reference: the paper autoencoder written as the author wrote it (``author_model``: one
+    ``nn.Sequential`` of stock layers, none of fashionae's), a per-sample ``Dataset`` (uint8 ->
+    float per image, like ToTensor), ``DataLoader(shuffle=True)`` at batch 100, fp32, NCHW,
     default Adam; its evaluation passes loop over DataLoaders the same way under ``no_grad``;
 (b) fashionae: ``training.fit`` itself, with its default settings (in-memory batches,
     channels-last, ReLU + dropout (+ max-pooling) by the compiled kernels where they build, fused
@@ -24,6 +25,7 @@ import sys
 import time
 
 import torch
+from torch import nn
 
 from . import kernels
 from .data import held_out_size
@@ -66,6 +68,19 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def author_model(p: float = 0.2) -> nn.Sequential:
+    """The paper autoencoder (l_size 512) in stock PyTorch layers, as the author's code builds it:
+    the same function and parameters, in order, as ``build_model(ModelConfig())``
+    (``tests/test_bench.py``), with nothing of fashionae's to speed it up."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Dropout(p), nn.MaxPool2d(2, 2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Dropout(p), nn.MaxPool2d(2, 2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(), nn.Dropout(p),
+        nn.Linear(512, 64 * 7 * 7), nn.ReLU(), nn.Dropout(p), nn.Unflatten(1, (64, 7, 7)),
+        nn.ConvTranspose2d(64, 32, 2, stride=2), nn.ReLU(), nn.Dropout(p),
+        nn.ConvTranspose2d(32, 1, 2, stride=2), nn.Sigmoid())
+
+
 class Reference:
     """The author-style loop: model, optimizer and data loaders kept between windows."""
 
@@ -85,8 +100,7 @@ class Reference:
 
         torch.manual_seed(0)
         self.device = device
-        self.model = build_model(ModelConfig()).to(device)
-        use_dropout_masks(self.model, "stock")  # torch.nn.functional.relu + dropout
+        self.model = author_model().to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.train_loader = DataLoader(PerSample(images), batch_size=BATCH, shuffle=True)
         self.eval_train = DataLoader(PerSample(images), batch_size=BATCH)
@@ -96,7 +110,7 @@ class Reference:
         self.model.train()
         for x, target in self.train_loader:
             x, target = x.to(self.device), target.to(self.device)
-            loss = torch.nn.functional.mse_loss(self.model(x).output, target)
+            loss = torch.nn.functional.mse_loss(self.model(x), target)
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
@@ -108,7 +122,7 @@ class Reference:
         with torch.no_grad():
             for x, target in loader:
                 x, target = x.to(self.device), target.to(self.device)
-                total += torch.nn.functional.mse_loss(self.model(x).output, target).item() * len(x)
+                total += torch.nn.functional.mse_loss(self.model(x), target).item() * len(x)
         return total
 
     def window(self) -> tuple[float, float]:
