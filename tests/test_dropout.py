@@ -218,3 +218,23 @@ def test_relu_dropout_paths_counter_mersenne_stock(monkeypatch):
     torch.manual_seed(2); assert torch.equal(outputs[-1], F.dropout(F.relu(x), 0.3, True))
     assert all(not torch.equal(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1:])
     assert torch.equal(layer.eval()(x), F.relu(x))
+
+
+@pytest.mark.parametrize("layer", [Dropout(0.3), ReLUDropout(0.3)], ids=["Dropout", "ReLUDropout"])
+@pytest.mark.parametrize("masks", ["counter", "mersenne"])
+def test_an_input_that_does_not_cover_its_memory_draws_the_mask_of_its_copy(layer, masks):
+    """A strided slice or an expanded tensor (no memory order of its own to draw a mask in)
+    gets the mask and the gradient its contiguous copy would; a transpose, which covers its
+    memory, is drawn in that memory's order."""
+    use_dropout_masks(layer.train(), masks)
+    base = torch.randn(4, 8, 6, 6)
+    for x in (base[:, :, ::2], torch.randn(1, 8, 6, 6).expand(4, 8, 6, 6)):
+        strided, copy = x.detach().requires_grad_(), x.contiguous().requires_grad_()
+        torch.manual_seed(5); got = layer(strided)
+        torch.manual_seed(5); want = layer(copy)
+        assert torch.equal(got, want)
+        upstream = torch.randn_like(want)
+        got.backward(upstream); want.backward(upstream)
+        assert torch.equal(strided.grad, copy.grad)
+    torch.manual_seed(5); got = layer(base.transpose(2, 3))
+    torch.manual_seed(5); assert torch.equal(got, layer(base).transpose(2, 3))

@@ -116,7 +116,7 @@ class Dropout(nn.Module):
         # u - threshold > 0 exactly where kept (no overflow: both are 15 bits); its minimum with x's
         # bits is > 0 exactly where x > 0 too (positive floats are positive integers, -0.0 the
         # most negative one; x * mask is NaN where x is, whatever the mask)
-        t = splitmix_int15(x.numel()).as_strided(x.shape, x.stride()).sub_(self._threshold15).to(ints)
+        t = splitmix_int15(x.numel()).as_strided(x.shape, dense_strides(x)).sub_(self._threshold15).to(ints)
         if relu:
             torch.minimum(t, x.view(ints), out=t)
         return t.clamp_(0, 1).mul_(self._scale_bits(x)).view(x.dtype)
@@ -124,7 +124,7 @@ class Dropout(nn.Module):
     def _mersenne_mask(self, x: torch.Tensor, relu: bool) -> torch.Tensor:
         """The masks of fashionae 0.2 and earlier, bit for bit. Every step below keeps the
         answer in the sign bit."""
-        u = random_int16(x.numel()).as_strided(x.shape, x.stride())  # laid out like x
+        u = random_int16(x.numel()).as_strided(x.shape, dense_strides(x))  # laid out like x
         # u < threshold, without the overflow of u - threshold: for a negative threshold
         # both are negative; otherwise either is
         t = u - self._threshold
@@ -197,6 +197,13 @@ def halving_pool(m: nn.Module) -> bool:
         return v if isinstance(v, tuple) else (v, v)
     return (type(m) is nn.MaxPool2d and pair(m.kernel_size) == (2, 2) and pair(m.stride) == (2, 2)
             and pair(m.padding) == (0, 0) and pair(m.dilation) == (1, 1) and not m.ceil_mode and not m.return_indices)
+
+
+def dense_strides(x: torch.Tensor) -> tuple[int, ...]:
+    """The layout a mask for ``x`` is drawn in, one value per element in memory order: ``x``'s
+    own where it covers its memory densely (any order of dimensions: channels-last, a transpose),
+    a contiguous tensor's where it does not (a strided slice, an expanded tensor)."""
+    return torch.empty_like(x).stride()  # x's strides exactly when x is dense and non-overlapping
 
 
 def kernels_take(x: torch.Tensor) -> bool:
