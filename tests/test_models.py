@@ -429,3 +429,19 @@ def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_else
             monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
             assert torch.equal(layer(x), stock(x))
     assert products == []
+
+
+def test_k2_upsampling_leaves_to_the_stock_layer_what_one_product_does_not_cover():
+    """An unbatched image, an ``output_size`` (which may add a row and a column), a layer whose
+    bias was removed: the stock layer's own answer, under bf16 autocast too."""
+    from fashionae.models import BlockConvTranspose2d
+    torch.manual_seed(0)
+    layer, stock = BlockConvTranspose2d(4, 3, 2), torch.nn.ConvTranspose2d(4, 3, 2, stride=2)
+    stock.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(layer(x[0]), stock(x[0]))
+        grown = layer(x, output_size=[11, 11])
+        assert grown.shape == (2, 3, 11, 11) and torch.equal(grown, stock(x, output_size=[11, 11]))
+        layer.bias = stock.bias = None
+        assert torch.equal(layer(x), stock(x))
