@@ -75,17 +75,22 @@ def test_the_speed_probe_draws_the_masks_its_run_will(monkeypatch):
 
 def test_the_reference_is_the_paper_autoencoder_in_stock_layers():
     """The baseline trains the same function as fashionae's paper autoencoder (its parameters
-    copied over in order, the same reconstruction), and none of fashionae's layers, whose
-    kernels would speed the baseline up."""
+    copied over in order: the same reconstruction in eval mode, and in training mode with
+    stock dropout drawn from the same seed, so its dropout layers sit where the author's do,
+    at the same rate), and none of fashionae's layers, whose kernels would speed it up."""
     import torch
     from fashionae.bench import author_model
+    from fashionae.dropout import use_dropout_masks
     from fashionae.models import ModelConfig, build_model
     torch.manual_seed(0)
-    ours, reference = build_model(ModelConfig()).eval(), author_model().eval()
+    ours, reference = build_model(ModelConfig()), author_model()
     assert [p.shape for p in ours.parameters()] == [p.shape for p in reference.parameters()]
     assert all(type(m).__module__.startswith("torch.nn") for m in reference.modules())
+    use_dropout_masks(ours, "stock")
+    x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         for mine, theirs in zip(ours.parameters(), reference.parameters()):
             theirs.copy_(mine)
-        x = torch.rand(4, 1, 28, 28)
-        assert torch.equal(reference(x), ours.reconstruct(x))
+        assert torch.equal(reference.eval()(x), ours.eval().reconstruct(x))
+        torch.manual_seed(1); trained = reference.train()(x)
+        torch.manual_seed(1); assert torch.equal(trained, ours.train().reconstruct(x))

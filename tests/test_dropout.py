@@ -224,12 +224,14 @@ def test_relu_dropout_paths_counter_mersenne_stock(monkeypatch):
 @pytest.mark.parametrize("masks", ["counter", "mersenne"])
 def test_an_input_that_does_not_cover_its_memory_draws_the_mask_of_its_copy(layer, masks):
     """A strided slice or an expanded tensor (no memory order of its own to draw a mask in)
-    gets the mask and the gradient its contiguous copy would; a transpose, which covers its
-    memory, is drawn in that memory's order."""
+    gets the mask and the gradient its copy (``clone``: contiguous, or channels-last for a slice
+    of a channels-last tensor) would; a transpose, which covers its memory, is drawn in that
+    memory's order."""
     use_dropout_masks(layer.train(), masks)
     base = torch.randn(4, 8, 6, 6)
-    for x in (base[:, :, ::2], torch.randn(1, 8, 6, 6).expand(4, 8, 6, 6)):
-        strided, copy = x.detach().requires_grad_(), x.contiguous().requires_grad_()
+    for x in (base[:, :, ::2], torch.randn(1, 8, 6, 6).expand(4, 8, 6, 6),
+              base.contiguous(memory_format=torch.channels_last)[:, :, ::2]):
+        strided, copy = x.detach().requires_grad_(), x.clone().requires_grad_()
         torch.manual_seed(5); got = layer(strided)
         torch.manual_seed(5); want = layer(copy)
         assert torch.equal(got, want)

@@ -393,12 +393,13 @@ def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
 
 
 @pytest.mark.parametrize("cin,cout", [(64, 32), (32, 1)])
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_elsewhere(cin, cout, channels_last,
-                                                                                       monkeypatch):
+@pytest.mark.parametrize("input_layout,weight_layout", [("nchw", "nchw"), ("cl", "cl"), ("nchw", "cl"), ("cl", "nchw")])
+def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_elsewhere(cin, cout, input_layout,
+                                                                                       weight_layout, monkeypatch):
     """The author's k2 decoder: under bf16 autocast on the CPU each transposed convolution is one
-    matrix product (the stock layer's function: outputs and gradients to bf16's rounding, on
-    either layout); in fp32, and while compiling or tracing, the stock layer, bit for bit."""
+    matrix product: the stock layer's function (outputs and gradients to bf16's rounding) laid
+    out in memory as the stock layer lays it (the dropout after it draws its mask in memory
+    order); in fp32, and while compiling or tracing, the stock layer, bit for bit."""
     from fashionae.models import BlockConvTranspose2d
     decoder = build_model(ModelConfig(decoder="k2")).decoder.layers
     assert [type(m) for m in decoder[::2]] == [BlockConvTranspose2d] * 2
@@ -407,8 +408,10 @@ def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_else
     torch.manual_seed(0)
     layer, stock = BlockConvTranspose2d(cin, cout, 2), torch.nn.ConvTranspose2d(cin, cout, 2, stride=2)
     stock.load_state_dict(layer.state_dict())
+    if weight_layout == "cl":
+        layer.to(memory_format=torch.channels_last), stock.to(memory_format=torch.channels_last)
     x = torch.randn(6, cin, 7, 7)
-    if channels_last:
+    if input_layout == "cl":
         x = x.contiguous(memory_format=torch.channels_last)
     upstream = torch.randn(6, cout, 14, 14)
     got, want = {}, {}
@@ -418,7 +421,9 @@ def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_else
             y = module(xi)
         y.backward(upstream)
         grads.update(y=y.float(), x=xi.grad, weight=module.weight.grad, bias=module.bias.grad)
+        grads["layout"] = y.is_contiguous(), y.is_contiguous(memory_format=torch.channels_last)
     assert products == [(6 * 7 * 7, cin)]  # one product, one row per input pixel
+    assert got.pop("layout") == want.pop("layout")
     for name in got:
         scale = want[name].abs().max().item()
         torch.testing.assert_close(got[name], want[name], rtol=2e-2, atol=1e-2 * scale, msg=name)
@@ -426,8 +431,10 @@ def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_else
     with torch.no_grad():
         assert torch.equal(layer(x), stock(x))  # fp32
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-            assert torch.equal(layer(x), stock(x))
+            for tracer, name in ((torch.compiler, "is_compiling"), (torch.jit, "is_tracing")):
+                with monkeypatch.context() as m:
+                    m.setattr(tracer, name, lambda: True)
+                    assert torch.equal(layer(x), stock(x))
     assert products == []
 
 
@@ -445,3 +452,24 @@ def test_k2_upsampling_leaves_to_the_stock_layer_what_one_product_does_not_cover
         assert grown.shape == (2, 3, 11, 11) and torch.equal(grown, stock(x, output_size=[11, 11]))
         layer.bias = stock.bias = None
         assert torch.equal(layer(x), stock(x))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_a_bf16_training_pass_with_k2_as_products_is_the_stock_layers_to_bf16s_rounding(channels_last, monkeypatch):
+    """The paper autoencoder's training forward in bf16, in either layout: the same dropout masks
+    (drawn in memory order after each upsampling), so the reconstruction is the stock layers' but
+    for bf16's last bits."""
+    from fashionae.models import BlockConvTranspose2d
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).train()
+    x = torch.rand(8, 1, 28, 28)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    outputs = []
+    for forward in (BlockConvTranspose2d.forward, torch.nn.ConvTranspose2d.forward):
+        monkeypatch.setattr(BlockConvTranspose2d, "forward", forward)
+        torch.manual_seed(3)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs.append(model.reconstruct(x).float())
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=2e-2, atol=1e-2)

@@ -200,10 +200,12 @@ def halving_pool(m: nn.Module) -> bool:
 
 
 def dense_strides(x: torch.Tensor) -> tuple[int, ...]:
-    """The layout a mask for ``x`` is drawn in, one value per element in memory order: ``x``'s
-    own where it covers its memory densely (any order of dimensions: channels-last, a transpose),
-    a contiguous tensor's where it does not (a strided slice, an expanded tensor)."""
-    return torch.empty_like(x).stride()  # x's strides exactly when x is dense and non-overlapping
+    """The layout a mask for ``x`` is drawn in, one value per element in memory order: that of
+    ``x.clone()``. That is ``x``'s own where it covers its memory densely (any order of
+    dimensions: channels-last, a transpose); for a strided slice or an expanded tensor, the
+    memory format ``x`` suggests (contiguous, or channels-last for a slice of a channels-last
+    tensor), where ``x``'s own strides would reach past the mask or repeat its values."""
+    return torch.empty_like(x).stride()
 
 
 def kernels_take(x: torch.Tensor) -> bool:

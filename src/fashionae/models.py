@@ -69,7 +69,7 @@ class Layers(nn.Sequential):
                  if isinstance(a, (nn.ReLU, ReLUDropout)) and halving_pool(b)} if kernels_take(x) else {}
         if self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x):
             return fused
-        conv_relu = {i: partial(fused_conv_relu(a), a) for i, (a, b) in enumerate(pairs)
+        conv_relu = {i: partial(FUSED_CONV_RELU[type(a)], a) for i, (a, b) in enumerate(pairs)
                      if fusable(a, b, x) and i + 1 not in fused}  # a ReLU before a pooling goes with it
         if conv_relu and finite(x) and all(finite(p) for p in self.parameters()):
             fused.update(conv_relu)
@@ -85,13 +85,8 @@ def fused_conv_relu_here(x: torch.Tensor) -> bool:
 
 
 def fusable(conv: nn.Module, relu: nn.Module, x: torch.Tensor) -> bool:
-    return (fused_conv_relu(conv) is not None and isinstance(relu, (nn.ReLU, ReLUDropout)) and not relu.training
+    return (type(conv) in FUSED_CONV_RELU and isinstance(relu, (nn.ReLU, ReLUDropout)) and not relu.training
             and conv.weight.dtype == x.dtype)
-
-
-def fused_conv_relu(conv: nn.Module) -> Callable | None:
-    """``conv``'s forward pass with the ReLU after it as one oneDNN call, if it has one."""
-    return next((f for kind, f in FUSED_CONV_RELU.items() if isinstance(conv, kind)), None)
 
 
 def finite(t: torch.Tensor) -> bool:
@@ -167,23 +162,35 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
     [N*H*W, C_in] x [C_in, k*k*C_out], and a reshuffle of its rows into blocks. On the CPU under
     bf16 autocast it is computed so: oneDNN's transposed convolution is slow for the decoder's
     shapes (the paper autoencoder's training step 1.1x faster, its evaluation 1.1x;
-    ``benchmarks/README.md``). The same function: the fp32 sums run in another order, which
-    may move a bf16 output by its last bit. Everywhere else (fp32, CUDA, compiling, tracing and
-    ONNX export) it is the stock layer, to the same bits as before."""
+    ``benchmarks/README.md``). The same function, laid out in memory as the stock layer lays it
+    (channels-last when the input or the weight is, so the dropout after it draws the same
+    masks): only its fp32 sums run in another order, which may move a bf16 output by its last
+    bit. Everywhere else (fp32, CUDA, compiling, tracing and ONNX export) it is the stock layer,
+    to the same bits as before."""
 
     def __init__(self, cin: int, cout: int, k: int):
         super().__init__(cin, cout, kernel_size=k, stride=k)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if (output_size is not None or self.bias is None or x.dim() != 4 or x.device.type != "cpu"
-                or not torch.is_autocast_enabled("cpu") or torch.get_autocast_dtype("cpu") != torch.bfloat16
+                or self.weight.dtype != torch.float32 or not torch.is_autocast_enabled("cpu")
+                or torch.get_autocast_dtype("cpu") != torch.bfloat16
                 or torch.compiler.is_compiling() or torch.jit.is_tracing()):
             return super().forward(x, output_size)
         (n, cin, h, w), k, cout = x.shape, self.stride[0], self.out_channels
         rows = x.permute(0, 2, 3, 1).reshape(n * h * w, cin)  # a view when x is channels-last
         blocks = torch.addmm(self.bias.repeat(k * k), rows, self.weight.permute(0, 2, 3, 1).reshape(cin, k * k * cout))
         y = blocks.view(n, h, w, k, k, cout).permute(0, 1, 3, 2, 4, 5).reshape(n, h * k, w * k, cout)
-        return y.permute(0, 3, 1, 2)  # channels-last
+        y = y.permute(0, 3, 1, 2)  # channels-last
+        return y if channels_last(x) or channels_last(self.weight) else y.contiguous()
+
+
+def channels_last(t: torch.Tensor) -> bool:
+    """Laid out channels-last, and not also contiguous (as a tensor of one channel is)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+FUSED_CONV_RELU[BlockConvTranspose2d] = FUSED_CONV_RELU[nn.ConvTranspose2d]  # its fp32 pass is the stock one
 
 
 UPSAMPLE = {  # decoder kind -> one x2 upsampling stage, cin -> cout channels (7 -> 14 -> 28 pixels)
