@@ -35,7 +35,7 @@ clean:
 # bugs in the modules whose bugs silently change results and checks that the fast tests fail.
 # `make mutation MUTATE=claims` for one module; benchmarks/mutation.md has the last scores.
 # OMP_NUM_THREADS=1: mutmut forks its workers, and an OpenMP pool made before a fork deadlocks them.
-MUTATE ?= claims data runfolder models dropout modelfile training results
+MUTATE ?= claims data runfolder models dropout modelfile training results report
 .PHONY: mutation
 mutation: $(STAMP)
 	$(PY) -m pip install -q mutmut

@@ -156,3 +156,43 @@ def test_a_reference_column_with_no_classifier_on_its_encoder_is_left_out(study)
     assert "report train / val" in header and "author's code train / val" not in header
     md = (study / "report.md").read_text()
     assert "the author's code's are for the linear-1024 encoder (its result files). A column is left out" in md
+
+
+# ------------------------------------------------------------------ the figures' text, one helper at a time
+
+def test_verdicts_effects_and_counts_read_as_the_report_prints_them():
+    from fashionae.report import _count, _effect, verdict_text
+    assert verdict_text({"verdict": "inconclusive", "seeds": 3, "leaning": "supports"}) == \
+        "inconclusive (3 seeds; leaning: supports)"
+    assert verdict_text({"verdict": "confirmed", "seeds": 3, "leaning": None}) == "confirmed"
+    assert (_count(1, "seed"), _count(0, "run"), _count(2, "run")) == ("1 seed", "0 runs", "2 runs")
+    points = {"effect": 6.712, "ci": [1.731, 11.694], "unit": "points", "ci_reason": None}
+    assert _effect(points) == ("+6.71 pts", "[+1.73 pts, +11.69 pts]")
+    relative = {"effect": -0.0163, "ci": [-0.919, 0.462], "unit": "relative to l_size 512", "ci_reason": None}
+    assert _effect(relative) == ("-1.6 %", "[-91.9 %, +46.2 %]")
+    assert _effect({**points, "ci": None, "ci_reason": "one seed: no interval"}) == ("+6.71 pts", "one seed: no interval")
+    for effect in (None, float("nan")):  # no seed, or a diverged run
+        assert _effect({**points, "effect": effect, "ci_reason": "diverged"}) == ("–", "diverged")
+        assert _effect({**points, "effect": effect, "ci_reason": None}) == ("–", "–")
+
+
+def test_values_pca_columns_and_interval_families_read_as_the_report_prints_them():
+    from fashionae.claims import FAMILY_CONFIDENCE, ci_level
+    from fashionae.report import _f, _family, _pca, _pca_row, _v, _without_empty_columns
+    assert (_f(None), _v(None)) == ("–", "–")
+    assert _f({"mean": 0.01234, "std": 0.002, "values": [0.011, 0.013]}) == "0.0123 ± 0.0020"
+    assert _f({"mean": 0.8567, "std": 0.0002, "values": [0.8565, 0.8569]}, 2, pct=True) == "85.67 ± 0.02"
+    assert (_v(0.012345), _v(0.8567, 2, pct=True), _v(3, 1)) == ("0.0123", "85.67", "3.0")
+    results = {"baselines": {"pca": [{"k": 16, "test_mse": 0.03}, {"k": 64, "test_mse": 0.0105},
+                                      {"k": 512, "test_mse": 0.00072}]}}
+    assert _pca_row(results, 64)["k"] == 64 and _pca_row(results, 100)["k"] == 64
+    assert _pca_row(results, 8) is None and _pca_row(results, None) is None
+    assert _pca_row({"baselines": None}, 64) is None
+    assert (_pca(results, 64), _pca(results, 1024), _pca(results, 8)) == ("0.0105", "0.0007 (k=512)", "–")
+    header = ["model", "report train / val", "PCA test, same k", "val"]
+    assert _without_empty_columns(header, [["a", "–", "–", "1"], ["b", "–", "0.2", "–"]]) == \
+        (["model", "PCA test, same k", "val"], [["a", "–", "1"], ["b", "0.2", "–"]])
+    assert _family([{"intervals": 1}, {}]) == f"{100 * FAMILY_CONFIDENCE:.0f} % confidence intervals over seeds"
+    assert _family([]) == _family([{"intervals": 1}])
+    assert _family([{"intervals": 4}, {"intervals": 2}]) == (
+        f"4 intervals over seeds, each at {100 * ci_level(4):.2f} %: all hold at once with 95 % confidence")
