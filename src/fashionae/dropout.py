@@ -208,12 +208,19 @@ def dense_strides(x: torch.Tensor) -> tuple[int, ...]:
     return torch.empty_like(x).stride()
 
 
+def eager_on_cpu(x: torch.Tensor) -> bool:
+    """``x`` is on the CPU, in eager mode: where fashionae's own forms of some layers run (the
+    compiled kernels, the fused oneDNN calls, k2's matrix product). ``torch.compile``,
+    ``torch.jit.trace`` and ONNX export see the plain layers."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+
+
 def kernels_take(x: torch.Tensor) -> bool:
     """Whether the compiled kernels can take ``x``: on the CPU, bf16 or fp32, dense (NCHW or
     channels-last), in eager mode, and the kernels built."""
-    return (x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32)
+    return (eager_on_cpu(x) and x.dtype in (torch.bfloat16, torch.float32)
             and (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)))
-            and not torch.compiler.is_compiling() and not torch.jit.is_tracing() and kernels.available())
+            and kernels.available())
 
 
 def relu_dropout_pool(layer: nn.Module, pool: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import settings
 from .data import image_size_problem
-from .dropout import Dropout, ReLUDropout, halving_pool, kernels_take, relu_dropout_pool
+from .dropout import Dropout, ReLUDropout, eager_on_cpu, halving_pool, kernels_take, relu_dropout_pool
 from .settings import AUTOENCODER, CLASSIFIER, boolean, number_in, positive_int, setting
 
 
@@ -79,8 +79,7 @@ class Layers(nn.Sequential):
 def fused_conv_relu_here(x: torch.Tensor) -> bool:
     """Outside ``torch.compile`` and ``torch.jit.trace``, where PyTorch runs these convolutions
     with oneDNN too (for a single small image it runs its own, whose sums differ in the last bits)."""
-    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing() and x.device.type == "cpu"
-            and x.dtype == torch.float32 and len(x) > 1 and not torch.is_autocast_enabled("cpu")
+    return (eager_on_cpu(x) and x.dtype == torch.float32 and len(x) > 1 and not torch.is_autocast_enabled("cpu")
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
@@ -172,10 +171,9 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         super().__init__(cin, cout, kernel_size=k, stride=k)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if (output_size is not None or self.bias is None or x.dim() != 4 or x.device.type != "cpu"
+        if (output_size is not None or self.bias is None or x.dim() != 4 or not eager_on_cpu(x)
                 or self.weight.dtype != torch.float32 or not torch.is_autocast_enabled("cpu")
-                or torch.get_autocast_dtype("cpu") != torch.bfloat16
-                or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+                or torch.get_autocast_dtype("cpu") != torch.bfloat16):
             return super().forward(x, output_size)
         (n, cin, h, w), k, cout = x.shape, self.stride[0], self.out_channels
         rows = x.permute(0, 2, 3, 1).reshape(n * h * w, cin)  # a view when x is channels-last
