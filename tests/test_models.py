@@ -392,6 +392,14 @@ def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
         double(x)  # PyTorch's own message for a model and input of different types
 
 
+def block_and_stock(cin: int, cout: int):
+    """k2's layer and the stock transposed convolution, with the same weights."""
+    from fashionae.models import BlockConvTranspose2d
+    layer, stock = BlockConvTranspose2d(cin, cout, 2), torch.nn.ConvTranspose2d(cin, cout, 2, stride=2)
+    stock.load_state_dict(layer.state_dict())
+    return layer, stock
+
+
 @pytest.mark.parametrize("cin,cout", [(64, 32), (32, 1)])
 @pytest.mark.parametrize("input_layout,weight_layout", [("nchw", "nchw"), ("cl", "cl"), ("nchw", "cl"), ("cl", "nchw")])
 def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_elsewhere(cin, cout, input_layout,
@@ -406,8 +414,7 @@ def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_else
     products, addmm = [], torch.addmm
     monkeypatch.setattr(torch, "addmm", lambda *a, **k: products.append(a[1].shape) or addmm(*a, **k))
     torch.manual_seed(0)
-    layer, stock = BlockConvTranspose2d(cin, cout, 2), torch.nn.ConvTranspose2d(cin, cout, 2, stride=2)
-    stock.load_state_dict(layer.state_dict())
+    layer, stock = block_and_stock(cin, cout)
     if weight_layout == "cl":
         layer.to(memory_format=torch.channels_last), stock.to(memory_format=torch.channels_last)
     x = torch.randn(6, cin, 7, 7)
@@ -441,10 +448,8 @@ def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_else
 def test_k2_upsampling_leaves_to_the_stock_layer_what_one_product_does_not_cover():
     """An unbatched image, an ``output_size`` (which may add a row and a column), a layer whose
     bias was removed: the stock layer's own answer, under bf16 autocast too."""
-    from fashionae.models import BlockConvTranspose2d
     torch.manual_seed(0)
-    layer, stock = BlockConvTranspose2d(4, 3, 2), torch.nn.ConvTranspose2d(4, 3, 2, stride=2)
-    stock.load_state_dict(layer.state_dict())
+    layer, stock = block_and_stock(4, 3)
     x = torch.randn(2, 4, 5, 5)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(layer(x[0]), stock(x[0]))
