@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashionae import kernels
+from fashionae import kernels, models
 from fashionae.dropout import ReLUDropout, halving_pool, relu_dropout_pool, use_dropout_masks
 from fashionae.dropout import _laid_out_like as kernels_laid_out_like
 from fashionae.models import ModelConfig, build_model
@@ -129,11 +129,152 @@ def test_inference_is_the_same_with_and_without_the_kernels(built, monkeypatch, 
                 out = model.reconstruct(x)
         return out, {e.key for e in profile.key_averages()}
 
+    # the first stage's kernel sums in its own order: test_the_first_stage_kernel_...
+    monkeypatch.setattr(models, "first_stage", lambda *layers: False)
     out, ops = reconstruct()
     torch_ops(monkeypatch)
     out0, ops0 = reconstruct()
     assert torch.equal(out, out0)
     assert ("fashionae::relu_pool" in ops) == (encoder_type == "paper") and "fashionae::relu_pool" not in ops0
+
+
+TAPS = [(1, 0), (0, 0), (0, 1), (2, 0), (2, 1), (1, 1), (1, 2), (0, 2), (2, 2)]  # kernels.cpp's, as (ky, kx)
+
+
+def first_stage_by_torch(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """What conv3x3_relu_pool is said to compute, in PyTorch's ops: the image, weights and bias
+    rounded to bf16, the nine products (exact in fp32) summed in fp32 in TAPS' order from +0,
+    the bias last, ReLU, 2x2 max-pooling, rounded to bf16."""
+    def bf16(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to(torch.bfloat16).float()
+    padded, w, h, width = F.pad(bf16(x), (1, 1, 1, 1)), bf16(conv.weight), x.shape[2], x.shape[3]
+    total = torch.zeros(len(x), conv.out_channels, h, width)
+    for ky, kx in TAPS:
+        total = total + padded[:, :, ky:ky + h, kx:kx + width] * w[:, 0, ky, kx][None, :, None, None]
+    return F.max_pool2d(F.relu(total + bf16(conv.bias)[None, :, None, None]), 2).to(torch.bfloat16)
+
+
+def first_stage_layers(channels: int = 32, seed: int = 0, order_sensitive: bool = False):
+    """The paper encoder's first stage; with ``order_sensitive``, weights and a bias that are
+    signed powers of two 2^-20 ... 2^0, so that fp32 sums drop low bits, as an order decides."""
+    torch.manual_seed(seed)
+    layers = models.Layers(nn.Conv2d(1, channels, 3, padding=1), ReLUDropout(0.2), nn.MaxPool2d(2, 2)).eval()
+    if order_sensitive:
+        for p in layers[0].parameters():
+            signs = torch.randint(0, 2, p.shape).mul(2).sub(1)
+            p.data = torch.ldexp(signs.float(), torch.randint(-20, 1, p.shape).float())
+    return layers
+
+
+@pytest.mark.parametrize("channels,shape", [(32, (5, 1, 28, 28)), (16, (3, 1, 6, 10)), (48, (2, 1, 8, 4)),
+                                            (32, (1, 1, 28, 28))])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_first_stage_kernel_sums_as_its_comment_says(built, channels, shape, layout):
+    """conv3x3_relu_pool is the computation its comment states, bit for bit on any CPU (NaN where
+    a window holds one); and laid out as the layers lay it out."""
+    layers = first_stage_layers(channels, order_sensitive=True)
+    if layout == "channels-last":
+        layers.to(memory_format=torch.channels_last)
+    x = torch.rand(shape).contiguous(memory_format=LAYOUTS[layout])
+    x.view(-1)[7::97] = 0.0
+    x.view(-1)[::53] = float("nan")
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = torch.ops.fashionae.conv3x3_relu_pool(x, layers[0].weight, layers[0].bias)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        stock = layers(x)
+    expected = first_stage_by_torch(x, layers[0])
+    assert y.dtype == torch.bfloat16 and y.shape == stock.shape and y.stride() == stock.stride()
+    assert torch.equal(y.isnan(), expected.isnan()) and y.isnan().any()
+    assert torch.equal(bits(y.nan_to_num(7.0)), bits(expected.nan_to_num(7.0)))
+
+
+def test_the_first_stage_kernel_adds_the_taps_in_onednns_order_then_the_bias(built):
+    """Sums whose fp32 rounding tells the orders apart, on an image of ones (away from the border
+    every product is its weight). Channel 0: 1 + 2^-24 + (2^-24 + 2^-30) - 1 is 2^-23, with the
+    last two swapped 2^-22 (the pair's second tap first). Channel 1: 1 + 2^-24 + 2^-24 - 1 is 0,
+    in raster order (2^-24 + 2^-24 + 1 - 1) 2^-23 (column by column, not row by row). Channel 2:
+    2^-24 + 2^-24 + 2^-8 + 1 rounds up to bf16's 1 + 2^-7; from the bias first, to 1."""
+    layers = first_stage_layers(16)
+    weight, bias = torch.zeros(16, 1, 3, 3), torch.zeros(16)
+    for channel, taps in enumerate([{(1, 0): 1.0, (0, 1): 2 ** -24, (2, 0): 2 ** -24 + 2 ** -30, (2, 2): -1.0},
+                                    {(1, 0): 1.0, (0, 1): 2 ** -24, (0, 2): 2 ** -24, (2, 2): -1.0},
+                                    {(1, 0): 2 ** -24, (0, 0): 2 ** -24, (0, 1): 2 ** -8}]):
+        for (ky, kx), value in taps.items():
+            weight[channel, 0, ky, kx] = value
+    bias[2] = 1.0
+    layers[0].weight.data, layers[0].bias.data = weight, bias
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layers(torch.ones(1, 1, 8, 8))
+    inner = y[0, :3, 1:3, 1:3].float()  # the windows away from the padding
+    assert inner.tolist() == [[[2 ** -23] * 2] * 2, [[0.0] * 2] * 2, [[1 + 2 ** -7] * 2] * 2]
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_first_stage_kernel_is_onednns_convolution_to_its_last_bit(built, layout):
+    """In inference under bf16 autocast the paper encoder's first stage is one kernel, whose
+    sums run in oneDNN's order on AVX-512-BF16, where every value is the same (a Zen 5). Where
+    oneDNN runs other code (capped to AVX2, AMX), a value near a rounding tie may move by its
+    last bit, rarely."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).eval()
+    x = torch.rand(64, 1, 28, 28)
+    if layout == "channels-last":
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.profiler.profile() as profile, torch.inference_mode():
+            y = model.encoder.features(x)
+        with torch.no_grad():  # the layers one by one, the convolution by oneDNN
+            stock = model.encoder.features(x)
+    assert "fashionae::conv3x3_relu_pool" in {e.key for e in profile.key_averages()}
+    assert y.stride() == stock.stride()
+    assert (y != stock).float().mean() < 1e-3  # the second convolution carries a first-stage difference on
+    assert torch.allclose(y.float(), stock.float(), rtol=2 ** -7, atol=2 ** -7)
+
+
+def test_the_first_stage_kernel_runs_only_where_it_computes_the_layers(built, monkeypatch):
+    """In eval mode, under torch.inference_mode and bf16 autocast, on an fp32 image of even sizes,
+    for a one-channel 3x3 convolution (stride 1, padding 1, bias) into a multiple of 16 channels,
+    ReLU and a halving pooling, with finite weights; the layers otherwise."""
+    x = torch.rand(3, 1, 8, 8)
+
+    def ops(layers: nn.Module, images: torch.Tensor = x, inference: bool = True, precision: str = "bf16") -> set:
+        with torch.profiler.profile() as profile, torch.autocast("cpu", dtype=torch.bfloat16,
+                                                                enabled=precision == "bf16"):
+            with torch.inference_mode() if inference else torch.no_grad():
+                out = layers(images)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            assert torch.equal(out.isnan(), layers(images).isnan())
+        return {e.key for e in profile.key_averages()}
+
+    def runs(*args, **kwargs) -> bool:
+        return "fashionae::conv3x3_relu_pool" in ops(*args, **kwargs)
+
+    assert runs(first_stage_layers())
+    assert runs(models.Layers(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Sigmoid()).eval())
+    assert not runs(first_stage_layers(), inference=False)
+    # in fp32 as before: the convolution, then ReLU + pooling by their kernel (not oneDNN's conv + ReLU)
+    assert {"fashionae::relu_pool", "aten::mkldnn_convolution"} <= ops(first_stage_layers(), precision="fp32")
+    assert "fashionae::conv3x3_relu_pool" not in ops(first_stage_layers(), precision="fp32")
+    assert not runs(first_stage_layers().train())
+    for images in (torch.rand(3, 1, 7, 8), x.bfloat16(), x[:0]):
+        assert not runs(first_stage_layers(), images)
+    assert not runs(first_stage_layers(), x.repeat(1, 2, 1, 1)[:, :1])  # not dense: a copy would be needed
+    for conv in (nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(1, 32, 3, padding=1, stride=2), nn.Conv2d(1, 32, 3),
+                 nn.Conv2d(1, 32, 5, padding=2), nn.Conv2d(1, 32, 3, padding=1, bias=False),
+                 nn.Conv2d(1, 32, 3, padding=1, dilation=1, padding_mode="reflect"), nn.Conv2d(2, 32, 3, padding=1),
+                 type("MyConv", (nn.Conv2d,), {})(1, 32, 3, padding=1)):
+        layers = models.Layers(conv, nn.ReLU(), nn.MaxPool2d(2, 2)).eval()
+        assert not runs(layers, x.repeat(1, conv.in_channels, 1, 1)), conv
+    assert not runs(models.Layers(nn.Conv2d(1, 32, 3, padding=1), nn.Sigmoid(), nn.MaxPool2d(2, 2)).eval())
+    assert not runs(models.Layers(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 1)).eval())
+    broken = first_stage_layers()
+    broken[0].weight.data[3, 0, 0, 0] = float("nan")  # at a border, oneDNN skips the padding's product
+    assert not runs(broken)
+    with monkeypatch.context() as m:
+        m.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert not runs(first_stage_layers())
+    torch_ops(monkeypatch)
+    assert not runs(first_stage_layers())
 
 
 def test_the_kernels_run_where_they_can_and_the_layers_elsewhere(built):

@@ -1,5 +1,7 @@
 // fashionae's compiled CPU kernels (built by kernels.py): ReLU + dropout, ReLU + dropout + 2x2
-// max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward and one backward.
+// max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward and one backward;
+// and, for inference under bf16 autocast, a one-channel 3x3 convolution + ReLU + 2x2 max-pooling
+// (conv3x3_relu_pool, at the end: what it shares with oneDNN's convolution is said there).
 // They compute what dropout.py computes with PyTorch's ops, bit for bit: the same counter masks
 // (dropout.splitmix_int15), products rounded the same way, the same maximum (the first in raster
 // order; NaN wins, as in ATen's max-pooling), and the same gradients (tests/test_kernels.py), but
@@ -297,6 +299,101 @@ at::Tensor relu_pool_backward(const at::Tensor& dout, const at::Tensor& out, con
   return pool_backward<false>(dout, out, idx, 1.0);
 }
 
+// The paper encoder's first stage in inference under bf16 autocast, in one pass: a 3x3 convolution
+// (stride 1, padding 1, bias) of one-channel images, ReLU and 2x2 max-pooling, without writing the
+// convolution's output (12.5 MB in bf16 for 250 images, read back by the pooling). It computes
+// what autocast's oneDNN convolution, torch's ReLU and relu_pool compute: images, weights and bias
+// rounded to bf16; each output's nine products (exact in fp32: 8-bit significands) summed in fp32
+// from +0 in oneDNN's order (TAPS), the bias added last; ReLU; the window's first maximum (NaN
+// wins); rounded to bf16 once. Rounding is monotone, so taking ReLU and the maximum before it
+// changes nothing but the sign of a zero from a negative sum below bf16's smallest subnormal.
+// On AVX-512-BF16 in channels-last memory (the trainer's layout) that is oneDNN's result bit for
+// bit (a Zen 5: 63 million outputs of a trained model); where oneDNN runs other code (NCHW, or
+// capped to AVX2), 10 to 18 of those 63 million differed by their last bit, at a rounding tie
+// (AMX is not measured; tests/test_kernels.py checks oneDNN on its machine to that bit).
+typedef float f32x16 __attribute__((vector_size(64)));                // 16 channels at once: the
+typedef float f32x16u __attribute__((vector_size(64), aligned(4)));   // compiler splits it into
+typedef uint32_t u32x16 __attribute__((vector_size(64)));             // what the CPU's vectors hold
+
+// The order of the nine products (ky * 3 + kx): oneDNN's on AVX-512-BF16, column by column, in
+// pairs of which its dot-product instruction (vdpbf16ps) adds the second first.
+constexpr int TAPS[9] = {3, 0, 1, 6, 7, 4, 5, 2, 8};
+
+// One pooled row: rows4 = the four padded input rows it reads (W + 2 floats each, bf16 values);
+// wt = the weights as [9 taps][C channels], bias [C]; out[W / 2][C] (bf16 bits), C a multiple of 16.
+void conv3x3_relu_pool_row(const float* __restrict rows4, int64_t W, int64_t C, const float* __restrict wt,
+                           const float* __restrict bias, uint16_t* __restrict out) {
+  const int64_t P = W + 2;
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    f32x16 w[9];  // in registers for the whole row
+    for (int k = 0; k < 9; ++k) w[k] = *(const f32x16u*)(wt + k * C + c0);
+    const f32x16 b = *(const f32x16u*)(bias + c0);
+    for (int64_t ow = 0; ow < W / 2; ++ow) {
+      f32x16 best = f32x16{} - INFINITY;
+      for (int dy = 0; dy < 2; ++dy)
+        for (int dx = 0; dx < 2; ++dx) {
+          f32x16 sum = {};
+          for (int t : TAPS) sum += rows4[(dy + t / 3) * P + 2 * ow + dx + t % 3] * w[t];
+          f32x16 v = sum + b;
+          v = v < 0.0f ? f32x16{} : v;                    // ReLU (relu_rows' rule)
+          best = (v > best) | (v != v) ? v : best;         // pool_pair's rule
+        }
+      u32x16 u = (u32x16)best, h = (u + 0x7FFF + ((u >> 16) & 1)) >> 16;  // float_to_bf16, 16 at once
+      h = (u & 0x7FFFFFFF) > 0x7F800000 ? u32x16{} + 0x7FC0 : h;
+      for (int c = 0; c < 16; ++c) out[ow * C + c0 + c] = (uint16_t)h[c];
+    }
+  }
+}
+
+template <typename T>
+void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, uint16_t* out, int64_t N, int64_t C,
+                              int64_t H, int64_t W, bool channels_last) {
+  const int64_t P = W + 2, OH = H / 2, OW = W / 2;
+  at::parallel_for(0, N * OH, 1, [=](int64_t r0, int64_t r1) {
+    std::vector<float> rows4(4 * P);
+    std::vector<uint16_t> row(channels_last ? 0 : OW * C);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oh = r % OH;
+      for (int i = 0; i < 4; ++i) {  // input rows 2 oh - 1 ... 2 oh + 2, zero-padded, rounded to bf16
+        const int64_t y = 2 * oh - 1 + i;
+        float* p = rows4.data() + i * P;
+        p[0] = p[P - 1] = 0.0f;
+        for (int64_t j = 0; j < W; ++j)
+          p[j + 1] = (y < 0 || y >= H) ? 0.0f : bf16_to_float(float_to_bf16(Num<T>::get(x[(n * H + y) * W + j])));
+      }
+      uint16_t* o = channels_last ? out + r * OW * C : row.data();
+      conv3x3_relu_pool_row(rows4.data(), W, C, wt, bias, o);
+      if (!channels_last)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t j = 0; j < OW; ++j) out[((n * C + c) * OH + oh) * OW + j] = o[j * C + c];
+    }
+  });
+}
+
+// Laid out as the stock path lays it: channels-last when the input or the weight suggests it
+// (oneDNN's rule for a convolution's output; ReLU and pooling keep it).
+at::Tensor conv3x3_relu_pool(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.size(1) == 1 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0,
+              "conv3x3_relu_pool: x must be N 1 H W on the CPU, H and W even");
+  TORCH_CHECK(weight.dim() == 4 && weight.size(1) == 1 && weight.size(2) == 3 && weight.size(3) == 3 &&
+              weight.size(0) % 16 == 0 && bias.dim() == 1 && bias.size(0) == weight.size(0),
+              "conv3x3_relu_pool: weight must be C 1 3 3 with C a multiple of 16, bias C");
+  const int64_t N = x.size(0), C = weight.size(0), H = x.size(2), W = x.size(3);
+  const bool cl = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
+                  weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  auto xc = x.contiguous();
+  auto w = weight.to(at::kBFloat16).to(at::kFloat).contiguous(), b = bias.to(at::kBFloat16).to(at::kFloat).contiguous();
+  std::vector<float> wt(9 * C);  // [tap][channel]
+  for (int64_t c = 0; c < C; ++c)
+    for (int k = 0; k < 9; ++k) wt[k * C + c] = w.data_ptr<float>()[c * 9 + k];
+  auto out = at::empty({N, C, H / 2, W / 2}, x.options().dtype(at::kBFloat16).memory_format(
+      cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  dispatch(xc, [&](auto z) { using T = decltype(z);
+    conv3x3_relu_pool_kernel<T>((const T*)xc.data_ptr(), wt.data(), b.data_ptr<float>(), (uint16_t*)out.data_ptr(),
+                                N, C, H, W, cl); });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(fashionae, m) {
@@ -306,4 +403,5 @@ TORCH_LIBRARY(fashionae, m) {
   m.def("relu_pool(Tensor x, bool indices) -> (Tensor, Tensor)", &relu_pool);
   m.def("relu_pool_backward(Tensor dout, Tensor out, Tensor idx) -> Tensor", &relu_pool_backward);
   m.def("relu_dropout_pool_backward(Tensor dout, Tensor out, Tensor idx, float scale) -> Tensor", &relu_dropout_pool_backward);
+  m.def("conv3x3_relu_pool(Tensor x, Tensor weight, Tensor bias) -> Tensor", &conv3x3_relu_pool);
 }

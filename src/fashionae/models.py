@@ -1,10 +1,9 @@
 """The study's models: one convolutional encoder, two autoencoders, one classifier.
 
-Read top to bottom: ``Layers`` (a Sequential that runs some pairs of layers as one; dropout is
-``dropout.py``'s), the encoder types and the decoders' upsampling stages (each a registry its
-setting's choices come from), the settings, the encoder and decoder, the two models and their
-registry. A trained model's file
-(safetensors, never pickle) is ``modelfile.py``'s.
+Read top to bottom: ``Layers`` (a Sequential that computes some consecutive layers as one;
+dropout is ``dropout.py``'s), the encoder types and the decoders' upsampling stages (each a
+registry its setting's choices come from), the settings, the encoder and decoder, the two models
+and their registry. A trained model's file (safetensors, never pickle) is ``modelfile.py``'s.
 
 Every model returns a ``ModelOutput`` holding its own loss, so one trainer serves all
 of them; every model has ``embed(x)``; autoencoders have ``reconstruct(x)`` and the
@@ -31,49 +30,86 @@ from .settings import AUTOENCODER, CLASSIFIER, boolean, number_in, positive_int,
 # ------------------------------------------------------------------ layers, some run as one
 
 class Layers(nn.Sequential):
-    """``nn.Sequential`` (same modules, same state-dict keys) that runs some pairs of its layers
-    as one pass over memory, to the same bits as the layers one by one (``tests/test_models.py``,
-    ``tests/test_kernels.py``):
+    """``nn.Sequential`` (same modules, same state-dict keys) that computes some consecutive layers
+    in one pass over memory, to the same bits as the layers one by one (``tests/test_models.py``,
+    ``tests/test_kernels.py``; the last below: where oneDNN sums in its kernel's order):
 
     - a ReLU (or ``ReLUDropout``) and the 2x2 max-pooling after it, by a compiled kernel
       (``dropout.relu_dropout_pool``; with the rest of the kernels the paper autoencoder's
       training step runs 1.4x faster on a Zen 5, its evaluation 1.3x);
     - in inference on the CPU, in fp32, a convolution and the ReLU right after it, as one oneDNN
       call: the ReLU is applied to the convolution's output before it is written (evaluating the
-      paper autoencoder runs 1.1x faster on an AVX2 EPYC; ``benchmarks/README.md``). Only in eval
-      mode under ``torch.inference_mode``, never while compiling or tracing, so autograd, ONNX
-      export and ``torch.compile`` see the plain layers; not under bf16 autocast, where it has
-      not been measured.
+      paper autoencoder runs 1.1x faster on an AVX2 EPYC; ``benchmarks/README.md``);
+    - in inference on the CPU under bf16 autocast, a one-channel 3x3 convolution, ReLU and 2x2
+      max-pooling (the paper encoder's first stage) by a compiled kernel (``conv_relu_pool``).
 
-    The pairs' own forward hooks do not run (fashionae registers none)."""
+    The last two only in eval mode under ``torch.inference_mode``, never while compiling or
+    tracing, so autograd, ONNX export and ``torch.compile`` see the plain layers. The fused
+    layers' own forward hooks do not run (fashionae registers none)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = list(self)
-        fused = self.fused_pairs(layers, x)
+        fused = self.fused_runs(layers, x)
         if not fused:
             return super().forward(x)
         i = 0
         while i < len(layers):
             if i in fused:
-                x = fused[i](x)
-                i += 2
+                span, run = fused[i]
+                x = run(x)
+                i += span
             else:
                 x = layers[i](x)
                 i += 1
         return x
 
-    def fused_pairs(self, layers: list[nn.Module], x: torch.Tensor) -> dict[int, Callable]:
-        """The pairs to run as one: the first layer's index -> the pair's forward pass."""
+    def fused_runs(self, layers: list[nn.Module], x: torch.Tensor) -> dict[int, tuple[int, Callable]]:
+        """The layers to compute as one: the first one's index -> (how many, their forward pass)."""
         pairs = list(zip(layers, layers[1:]))
-        fused = {i: partial(relu_dropout_pool, a, b) for i, (a, b) in enumerate(pairs)
+        fused = {i: (2, partial(relu_dropout_pool, a, b)) for i, (a, b) in enumerate(pairs)
                  if isinstance(a, (nn.ReLU, ReLUDropout)) and halving_pool(b)} if kernels_take(x) else {}
-        if self.training or not torch.is_inference_mode_enabled() or not fused_conv_relu_here(x):
+        if self.training or not torch.is_inference_mode_enabled():
             return fused
-        conv_relu = {i: partial(FUSED_CONV_RELU[type(a)], a) for i, (a, b) in enumerate(pairs)
+        if fused and bf16_autocast_on_cpu():  # (fused: the kernels are there)
+            for i, (conv, relu, pool) in enumerate(zip(layers, layers[1:], layers[2:])):
+                if first_stage(conv, relu, pool) and i + 1 in fused:
+                    del fused[i + 1]
+                    fused[i] = (3, partial(conv_relu_pool, conv, relu, pool))
+        if not fused_conv_relu_here(x):
+            return fused
+        conv_relu = {i: (2, partial(FUSED_CONV_RELU[type(a)], a)) for i, (a, b) in enumerate(pairs)
                      if fusable(a, b, x) and i + 1 not in fused}  # a ReLU before a pooling goes with it
         if conv_relu and finite(x) and all(finite(p) for p in self.parameters()):
             fused.update(conv_relu)
         return fused
+
+
+def first_stage(conv: nn.Module, relu: nn.Module, pool: nn.Module) -> bool:
+    """Layers ``conv_relu_pool``'s kernel computes: a one-channel 3x3 convolution (stride 1,
+    padding 1, with bias) into a multiple of 16 channels, ReLU in eval mode, a ``halving_pool``."""
+    return (type(conv) is nn.Conv2d and conv.in_channels == 1 and conv.out_channels % 16 == 0
+            and conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+            and conv.bias is not None and isinstance(relu, (nn.ReLU, ReLUDropout)) and not relu.training
+            and halving_pool(pool))
+
+
+def conv_relu_pool(conv: nn.Conv2d, relu: nn.Module, pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``pool(relu(conv(x)))`` for ``first_stage`` layers, under bf16 autocast on the CPU: one
+    pass of a compiled kernel that never writes the convolution's output (the paper autoencoder's
+    evaluation runs 1.04-1.07x faster on a Zen 5; ``benchmarks/README.md``). The same bits as
+    oneDNN's convolution where it sums in the kernel's order (``kernels.cpp`` says where it does).
+    Elsewhere (no image, one not fp32 or of a size that does not halve, weights that are not
+    finite), the layers."""
+    if (x.dim() == 4 and len(x) and x.shape[1] == 1 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
+            and x.dtype == torch.float32 and conv.weight.dtype == torch.float32 and kernels_take(x)
+            and finite(conv.weight) and finite(conv.bias)):
+        return torch.ops.fashionae.conv3x3_relu_pool(x, conv.weight, conv.bias)
+    return relu_dropout_pool(relu, pool, conv(x))
+
+
+def bf16_autocast_on_cpu() -> bool:
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
 
 
 def fused_conv_relu_here(x: torch.Tensor) -> bool:
@@ -172,8 +208,7 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if (output_size is not None or self.bias is None or x.dim() != 4 or not eager_on_cpu(x)
-                or self.weight.dtype != torch.float32 or not torch.is_autocast_enabled("cpu")
-                or torch.get_autocast_dtype("cpu") != torch.bfloat16):
+                or self.weight.dtype != torch.float32 or not bf16_autocast_on_cpu()):
             return super().forward(x, output_size)
         (n, cin, h, w), k, cout = x.shape, self.stride[0], self.out_channels
         rows = x.permute(0, 2, 3, 1).reshape(n * h * w, cin)  # a view when x is channels-last

@@ -61,7 +61,7 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
            "git_commit": git_commit(), "processes": dist.world,
            "executor": os.environ.get("FASHIONAE_EXECUTOR", "local")}
     if cfg.device == "cpu":
-        env["cpu_kernels"] = kernels.available()  # there to run: the speed, never the numbers (kernels.py)
+        env["cpu_kernels"] = kernels.available()  # the speed; in bf16 inference, maybe a last bit (kernels.py)
     if cfg.device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
         env["tf32"] = not cfg.deterministic  # training.configure_device
