@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from fashionae import plots
 from fashionae.cli import main
@@ -196,3 +197,356 @@ def test_values_pca_columns_and_interval_families_read_as_the_report_prints_them
     assert _family([]) == _family([{"intervals": 1}])
     assert _family([{"intervals": 4}, {"intervals": 2}]) == (
         f"4 intervals over seeds, each at {100 * ci_level(4):.2f} %: all hold at once with 95 % confidence")
+
+
+# ------------------------------------------------------------------ the tables and the summary, from a results dict
+# Built here by hand (every branch of the report's text: Fashion-MNIST or not, a diverged run, a tie,
+# a control, an ablation), so that each test calls the report's functions itself.
+
+def stats(*values):
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "values": list(values)}
+
+
+def autoencoder(name, latent, test, **kw):
+    ae = {"name": name, "latent": latent, "epochs": 2, "train_eval_mse": stats(0.0301, 0.0305),
+          "train_mse": stats(0.0402, 0.0406), "val_mse": stats(0.0251, 0.0253), "test_mse": stats(*test),
+          "best_epoch": {"mean": 1.5}, "parameters": 3_300_000, "seconds": {"mean": 12.4}}
+    return {**ae, **kw}
+
+
+def classifier(name, strategy, test, encoder="linear-512", **kw):
+    c = {"name": name, "strategy": strategy, "encoder": encoder, "paper_head": False, "epochs": 3,
+         "train_eval_acc": stats(0.801, 0.803), "train_acc": stats(0.7, 0.71), "val_acc": stats(0.79, 0.8),
+         "test_acc": stats(*test), "seconds": {"mean": 7.6},
+         "per_class_acc": [stats(test[0] - i / 50, test[-1] - i / 40) for i in range(10)],
+         "most_confused": {"true": "Shirt", "predicted": "T-shirt/top", "count": 41}}
+    return {**c, **kw}
+
+
+def claim(name, verdict, parts, derived=False, seeds=3):
+    return {"claim": name, "verdict": verdict, "seeds": seeds, "leaning": "supports", "evidence": f"{name}: evidence",
+            "derived": derived, "effect": parts[0]["effect"] if parts else None, "ci": None, "unit": "points",
+            "ci_reason": "nothing measured" if not parts else None, "parts": parts}
+
+
+def part(name, effect, ci, unit="relative", verdict="confirmed", intervals=3):
+    return {"part": name, "verdict": verdict, "effect": effect, "ci": ci, "unit": unit, "ci_reason": None,
+            "threshold_meaning": f"{name}: threshold", "intervals": intervals}
+
+
+def ablation(change, effect, ci, verdict=None, seeds=3, variant="linear-64", reason=None):
+    figure = {"baseline": stats(0.02, 0.021), "variant": stats(0.019, 0.0195), "effect": effect, "ci": ci,
+              "ci_reason": reason, **({"verdict": verdict} if verdict else {})}
+    return {"change": change, "baseline": "linear-512", "variant": variant, "seeds": seeds,
+            "val_mse": figure, "test_mse": {**figure, "verdict": None}}
+
+
+def results(**kw):
+    r = {"study": "paper", "profile": "quick", "seeds": 2, "val": "holdout", "dataset": "fashion-mnist",
+         "reference": {"report": {}}, "classes": None,
+         "autoencoders": [autoencoder("linear-64", 64, (0.0231, 0.0235)), autoencoder("linear-512", 512, (0.0191, 0.0193)),
+                          autoencoder("conv", None, (0.0101, 0.0103), explore={"latent": 3136, "knn_acc": 0.8123,
+                                                                                "linear_probe_acc": 0.8345, "fit_images": 5000})],
+         "classifiers": [classifier("frozen", "frozen", (0.75, 0.76)), classifier("finetune", "finetune", (0.86, 0.87)),
+                         classifier("random-frozen", "random-frozen", (0.41, 0.43), paper_head=True),
+                         classifier("frozen-1024", "frozen", (0.77, 0.78), encoder="linear-1024")],
+         "baselines": {"train_size": 8000, "pca": [{"k": 64, "val_mse": 0.0103, "test_mse": 0.0105},
+                                                   {"k": 512, "val_mse": 0.0007, "test_mse": 0.00072}],
+                       "mean_image": {"val_mse": 0.0951, "test_mse": 0.0949},
+                       "logistic_regression": {"converged": False, "max_iter": 200, "val_acc": 0.8412, "test_acc": 0.8377}},
+         "claims": [claim("64 is too small", "inconclusive", [part("worse by 10 %", 0.2161, [0.1, 0.35])]),
+                    claim("conv is better", "confirmed", [part("better", -0.31, [-0.4, -0.2]), part("much better", -0.31, [-0.4, -0.2], verdict="inconclusive")]),
+                    claim("512 balances", "inconclusive", [part("see above", 0.01, [-0.1, 0.1], intervals=9)],
+                          derived=True),
+                    claim("nothing here", "not tested", [])],
+         "ablation": [],
+         "targets": [{"target": "val MSE <= 0.02", "reached": True, "epoch": 2, "seconds_into_study": 31.4, "best": 0.0191},
+                     {"target": "val acc >= 0.9", "reached": False, "epoch": None, "seconds_into_study": None, "best": 0.8}]}
+    return {**r, **kw}
+
+
+def other_results():
+    """Not Fashion-MNIST; validated on the test set; 3 seeds; an ablation; a diverged run; a tie."""
+    nan = float("nan")
+    return results(
+        reference=None, dataset="digits", seeds=3, val="test", profile="full",
+        classes=["zero", "one"],
+        autoencoders=[autoencoder("linear-64", 64, (0.0231, 0.0235, 0.0233)),
+                      autoencoder("wide", 128, (nan, 0.02, 0.021), epochs=4),
+                      autoencoder("linear-512", 512, (0.0191, 0.0193, 0.0192))],
+        classifiers=[classifier("frozen", "frozen", (0.86, 0.87, 0.865), encoder=None,
+                                per_class_acc=[stats(0.9, 0.91, 0.92), stats(0.8, 0.82, 0.81)],
+                                most_confused={"true": "one", "predicted": "zero", "count": 0}),
+                     classifier("scratch", "scratch", (0.87, 0.86, 0.865),
+                                per_class_acc=[stats(0.7, 0.71, 0.72), stats(0.6, 0.62, 0.61)],
+                                most_confused={"true": "one", "predicted": "zero", "count": 3})],
+        baselines={"train_size": 1200, "pca": [{"k": 64, "val_mse": 0.0103, "test_mse": 0.0105}],
+                   "mean_image": {"val_mse": 0.0951, "test_mse": 0.0949},
+                   "logistic_regression": {"converged": True, "max_iter": 100, "val_acc": 0.9412, "test_acc": 0.9377}},
+        claims=[claim("a confirmed one", "confirmed", [part("above", 0.3, [0.2, 0.4])]),
+                claim("a refuted one", "refuted", [part("below", -0.05, [-0.07, -0.03], unit="points", verdict="refuted")]),
+                claim("another confirmed", "confirmed", [part("above", 0.25, [0.1, 0.4])]),
+                claim("an open one", "inconclusive", [part("either", 0.01, [-0.1, 0.12], verdict="inconclusive")]),
+                claim("restates two", "confirmed", [part("see above", 0.3, [0.2, 0.4])], derived=True),
+                claim("untested", "not tested", [])],
+        ablation=[ablation("dropout after pooling", -0.12, [-0.2, -0.04], verdict="lower"),
+                  ablation("no dropout", 0.08, [0.02, 0.15], verdict="higher", variant="wide"),
+                  ablation("k3 decoder", 0.01, [-0.05, 0.07]),
+                  ablation("diverging", nan, None, reason="a seed's figure is not a number: a run diverged")],
+        targets=[])
+
+
+FASHION_TABLES = '''
+## claims: The study's claims, tested (3 intervals over seeds, each at 98.33 %: all hold at once with 95 % confidence)
+claim | verdict | part | effect | CI | threshold | evidence
+64 is too small | inconclusive (3 seeds; leaning: supports) | worse by 10 % | +21.6 % | [+10.0 %, +35.0 %] | worse by 10 %: threshold | 64 is too small: evidence
+conv is better | confirmed | better (confirmed) | -31.0 % | [-40.0 %, -20.0 %] | better: threshold | conv is better: evidence
+ |  | much better (inconclusive) | -31.0 % | [-40.0 %, -20.0 %] | much better: threshold |
+512 balances | inconclusive (3 seeds; leaning: supports) | see above | +1.0 % | [-10.0 %, +10.0 %] | see above: threshold | 512 balances: evidence
+nothing here | not tested | – | – | nothing measured | – | nothing here: evidence
+## autoencoders: Autoencoders: MSE per pixel (Table II)
+model | epochs | train (eval mode) | train (training mode) | val | test | best epoch | report train / val | author's code val | PCA test, same k | parameters | seconds
+linear-64 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0233 ± 0.0003 | 2 | 0.0085 / 0.0087 | 0.0222 | 0.0105 | 3,300,000 | 12
+linear-512 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0192 ± 0.0001 | 2 | 0.0072 / 0.0074 | 0.0089 | 0.0007 | 3,300,000 | 12
+conv | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0102 ± 0.0001 | 2 | slightly better than 512 | 0.0058 | – | 3,300,000 | 12
+## classifiers: Classification: accuracy, %
+strategy | encoder | head | epochs | train (eval mode) | train (training mode) | val | test | report train / val | author's code train / val | seconds
+frozen | linear-512 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 75.50 ± 0.71 | 89.0 / 87.0 | – | 8
+finetune | linear-512 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.71 | 93.1 / 90.2 | – | 8
+random-frozen (control) | linear-512 | paper (Sigmoid) | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 42.00 ± 1.41 | – | – | 8
+frozen-1024 | linear-1024 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 77.50 ± 0.71 | – | 88.0 / 86.9 | 8
+## baselines: Baselines (fitted on 8,000 training images)
+baseline | val | test | reference (test)
+PCA, k = 64 | 0.0103 | 0.0105 | 0.0104
+PCA, k = 512 | 0.0007 | 0.0007 | 0.0006
+mean image | 0.0951 | 0.0949 | 0.0866
+logistic regression on pixels, accuracy % (not converged in 200 iterations) | 84.12 | 83.77 | 84.0
+## per-class: Per-class test accuracy, %
+class | frozen | finetune | random-frozen | frozen-1024
+T-shirt/top | 75.5 ± 0.7 | 86.5 ± 0.7 | 42.0 ± 1.4 | 77.5 ± 0.7
+Trouser | 73.2 ± 0.4 | 84.2 ± 0.4 | 39.8 ± 1.1 | 75.2 ± 0.4
+Pullover | 71.0 ± 0.0 | 82.0 ± 0.0 | 37.5 ± 0.7 | 73.0 ± 0.0
+Dress | 68.8 ± 0.4 | 79.8 ± 0.4 | 35.2 ± 0.4 | 70.8 ± 0.4
+Coat | 66.5 ± 0.7 | 77.5 ± 0.7 | 33.0 ± 0.0 | 68.5 ± 0.7
+Sandal | 64.2 ± 1.1 | 75.2 ± 1.1 | 30.8 ± 0.4 | 66.3 ± 1.1
+Shirt | 62.0 ± 1.4 | 73.0 ± 1.4 | 28.5 ± 0.7 | 64.0 ± 1.4
+Sneaker | 59.7 ± 1.8 | 70.8 ± 1.8 | 26.2 ± 1.1 | 61.7 ± 1.8
+Bag | 57.5 ± 2.1 | 68.5 ± 2.1 | 24.0 ± 1.4 | 59.5 ± 2.1
+Ankle boot | 55.2 ± 2.5 | 66.2 ± 2.5 | 21.7 ± 1.8 | 57.2 ± 2.5
+most confused (seed 0) | Shirt taken for T-shirt/top (41×) | Shirt taken for T-shirt/top (41×) | Shirt taken for T-shirt/top (41×) | Shirt taken for T-shirt/top (41×)
+## latent: Latent space: the frozen latent as a feature (test set)
+autoencoder | latent size | k-NN accuracy (k=5) | linear probe accuracy | fitted on
+conv | 3136 | 81.23 | 83.45 | 5,000 training images
+## targets: Targets (judged on validation figures of seed 0)
+target | reached | epoch | training seconds into the study | best value
+val MSE <= 0.02 | yes | 2 | 31 | 0.0191
+val acc >= 0.9 | no | – | – | 0.8000
+'''
+FASHION_SUMMARY = '''
+The paper study (quick profile) trained 3 autoencoders and 4 classifiers on Fashion-MNIST with 2 seeds, validated on held-out training images.
+The lowest mean test MSE per pixel is conv's, 0.0102 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0003; PCA with 512 components reaches 0.0007 (linear-512: 0.0192 ± 0.0001).
+The highest mean test accuracy is finetune's, 86.50 ± 0.71 % (a uniform guess: 10.00 %; the random-frozen control: 42.00 ± 1.41 %).
+These rank means over seeds; which differences are real is for the claims to say.
+With 2 seeds none of the study's 3 claims with a test of their own can be confirmed or refuted (that takes 3); the claims table gives the side each tested one leans to.
+Targets: val MSE <= 0.02: reached; val acc >= 0.9: not reached.
+'''
+ELSEWHERE_TABLES = '''
+## claims: The study's claims, tested (3 intervals over seeds, each at 98.33 %: all hold at once with 95 % confidence)
+claim | verdict | part | effect | CI | threshold | evidence
+a confirmed one | confirmed | above | +30.0 % | [+20.0 %, +40.0 %] | above: threshold | a confirmed one: evidence
+a refuted one | refuted | below | -0.05 pts | [-0.07 pts, -0.03 pts] | below: threshold | a refuted one: evidence
+another confirmed | confirmed | above | +25.0 % | [+10.0 %, +40.0 %] | above: threshold | another confirmed: evidence
+an open one | inconclusive (3 seeds; leaning: supports) | either | +1.0 % | [-10.0 %, +12.0 %] | either: threshold | an open one: evidence
+restates two | confirmed | see above | +30.0 % | [+20.0 %, +40.0 %] | see above: threshold | restates two: evidence
+untested | not tested | – | – | nothing measured | – | untested: evidence
+## autoencoders: Autoencoders: MSE per pixel
+model | epochs | train (eval mode) | train (training mode) | val | test | best epoch | PCA test, same k | parameters | seconds
+linear-64 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0233 ± 0.0002 | 2 | 0.0105 | 3,300,000 | 12
+wide | 4 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | nan ± nan | 2 | 0.0105 (k=64) | 3,300,000 | 12
+linear-512 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0192 ± 0.0001 | 2 | 0.0105 (k=64) | 3,300,000 | 12
+## classifiers: Classification: accuracy, %
+strategy | encoder | head | epochs | train (eval mode) | train (training mode) | val | test | seconds
+frozen | – | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.50 | 8
+scratch | linear-512 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.50 | 8
+## baselines: Baselines (fitted on 1,200 training images)
+baseline | val | test
+PCA, k = 64 | 0.0103 | 0.0105
+mean image | 0.0951 | 0.0949
+logistic regression on pixels, accuracy % (converged in 100 iterations) | 94.12 | 93.77
+## per-class: Per-class test accuracy, %
+class | frozen | scratch
+zero | 91.0 ± 1.0 | 71.0 ± 1.0
+one | 81.0 ± 1.0 | 61.0 ± 1.0
+most confused (seed 0) | none (no test image misclassified) | one taken for zero (3×)
+## ablation: Ablation: what each change does to the MSE (95 % confidence intervals over seeds)
+change | baseline → variant | seeds | epochs | val MSE, baseline | val MSE, variant | val MSE change [CI] | test MSE change [CI]
+dropout after pooling | linear-512 → linear-64 | 3 | 2 | 0.0205 ± 0.0007 | 0.0192 ± 0.0004 | -12.0 % [-20.0 %, -4.0 %]: lower | -12.0 % [-20.0 %, -4.0 %]
+no dropout | linear-512 → wide | 3 | 2 → 4 | 0.0205 ± 0.0007 | 0.0192 ± 0.0004 | +8.0 % [+2.0 %, +15.0 %]: higher | +8.0 % [+2.0 %, +15.0 %]
+k3 decoder | linear-512 → linear-64 | 3 | 2 | 0.0205 ± 0.0007 | 0.0192 ± 0.0004 | +1.0 % [-5.0 %, +7.0 %] | +1.0 % [-5.0 %, +7.0 %]
+diverging | linear-512 → linear-64 | 3 | 2 | 0.0205 ± 0.0007 | 0.0192 ± 0.0004 | – a seed's figure is not a number: a run diverged | – a seed's figure is not a number: a run diverged
+'''
+ELSEWHERE_SUMMARY = '''
+The paper study (full profile) trained 3 autoencoders and 2 classifiers on digits with 3 seeds, validated on the test set (the author's protocol).
+wide had a run that diverged (a figure that is not a number): left out of the ranking below.
+The lowest mean test MSE per pixel is linear-512's, 0.0192 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0002; PCA with 64 components reaches 0.0105 (linear-64: 0.0233 ± 0.0002).
+The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %).
+These rank means over seeds; which differences are real is for the claims and the ablation to say.
+Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE beyond doubt (“dropout after pooling”, -12.0 %); 1 raises it beyond doubt (“no dropout”, +8.0 %); 1 moves it by less than the intervals can tell. “diverging”: a run diverged, so no verdict.
+Of the study's 5 claims with a test of their own, 2 are confirmed (“a confirmed one”; “another confirmed”), 1 is refuted (“a refuted one”), 1 is inconclusive and 1 is not tested. “restates two”, which follows from the first two, is confirmed.
+'''
+
+
+def table_text(results: dict) -> str:
+    from fashionae.report import tables
+    lines = []
+    for anchor, caption, header, rows in tables(results):
+        lines += [f"## {anchor}: {caption}", " | ".join(header)] + [" | ".join(row).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_fashion_mnist_studys_tables_and_summary_read_as_pinned():
+    """Two seeds: reference columns (the author's code's classifiers are on another encoder, so
+    theirs goes), the random-frozen control, the latent probes, targets; no verdicts yet."""
+    from fashionae.report import summary
+    assert "\n" + table_text(results()) == FASHION_TABLES
+    assert "\n" + "\n".join(summary(results())) + "\n" == FASHION_SUMMARY
+
+
+def test_another_datasets_tables_and_summary_read_as_pinned():
+    """Three seeds on another dataset, validated on the test set: no reference columns, a run that
+    diverged, two classifiers tied, an ablation, claims confirmed, refuted, open and untested."""
+    from fashionae.report import summary
+    assert "\n" + table_text(other_results()) == ELSEWHERE_TABLES
+    assert "\n" + "\n".join(summary(other_results())) + "\n" == ELSEWHERE_SUMMARY
+
+
+def test_the_ablation_summary_says_what_its_seeds_allow():
+    from fashionae.report import _ablation_summary
+    one = ablation("no dropout", 0.08, None, seeds=1, reason="one seed: no spread to measure")
+    assert _ablation_summary([one]) == ("With 1 seed the ablation gives no verdict (that takes 3: --seeds 3); "
+                                        "its table gives each change.")
+    assert _ablation_summary([{**one, "seeds": 2}, {**one, "seeds": 3}]) == (
+        "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change "
+        "with its interval.")
+    lower, higher = ablation("a", -0.12, [-0.2, -0.04], "lower"), ablation("b", 0.08, [0.02, 0.15], "higher")
+    unsure = ablation("c", 0.01, [-0.05, 0.07])
+    diverged = ablation("d", float("nan"), None, reason="a run diverged")
+    assert _ablation_summary([lower]) == "The ablation's change “a” (-12.0 %) lowers the validation MSE beyond doubt."
+    assert _ablation_summary([higher]) == "The ablation's change “b” (+8.0 %) raises the validation MSE beyond doubt."
+    assert _ablation_summary([unsure, diverged]) == (
+        "The ablation's change “c” (+1.0 %) moves the validation MSE by less than its interval can tell. "
+        "“d”: a run diverged, so no verdict.")
+    assert _ablation_summary([diverged]) == "“d”: a run diverged, so no verdict."
+    assert _ablation_summary([lower, {**lower, "change": "e"}]) == (
+        "Of the ablation's 2 changes, 2 lower the validation MSE beyond doubt (“a”, -12.0 %; “e”, -12.0 %).")
+    assert _ablation_summary([higher, higher, lower]) == (
+        "Of the ablation's 3 changes, 1 lowers the validation MSE beyond doubt (“a”, -12.0 %); 2 raise it beyond "
+        "doubt (“b”, +8.0 %; “b”, +8.0 %).")
+    assert _ablation_summary([unsure, unsure]) == \
+        "Of the ablation's 2 changes, none moves the validation MSE beyond doubt."
+    assert _ablation_summary([unsure, unsure, higher]) == (
+        "Of the ablation's 3 changes, 1 raises the validation MSE beyond doubt (“b”, +8.0 %); 2 move it by less "
+        "than the intervals can tell.")
+
+
+def test_each_table_has_its_note_and_reference_columns_add_theirs():
+    from fashionae.report import NOTES, REFERENCE_NOTES, _notes
+    assert _notes("claims", ["claim"]) == [NOTES["claims"]]
+    assert _notes("autoencoders", ["model", "val"]) == [NOTES["autoencoders"]]
+    assert _notes("autoencoders", ["model", "author's code val"]) == \
+        [NOTES["autoencoders"] + " " + REFERENCE_NOTES["autoencoders"]]
+    assert _notes("per-class", ["class", "report train / val"]) == []
+
+
+def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_provenance(study, tmp_path):
+    """``write_report`` called here (the fixture's report was written inside the study command):
+    report.md and report.html, linked and self-contained, section by section."""
+    import html
+    import re
+    from fashionae import pages as page_parts
+    from fashionae.report import _notes, provenance, summary, tables
+    from fashionae.studyfolder import StudyFolder
+    out = tmp_path / "study"
+    shutil.copytree(study, out)
+    results = json.loads((out / "results.json").read_text())
+    assert write_report(out, results) == out / "report.html"
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    sections = ["overview", "about", "claims", "autoencoders", "classifiers", "baselines", "per-class", "figures",
+                "provenance"]
+    names = ["Overview", "About this study", "Claims", "Autoencoders", "Classifiers", "Baselines",
+             "Per-class accuracy", "Figures", "Provenance"]
+
+    blocks = md.split("\n\n")
+    assert blocks[:3] == ["# fashionae study paper — profile smoke", "**Summary.** " + " ".join(summary(results)),
+                          "**Contents:** " + " · ".join(f"[{n}](#{a})" for n, a in zip(names, sections))]
+    assert re.findall(r'<a id="([^"]+)"></a>', md) == sections
+    assert [b for b in blocks if b.startswith("## ")] == (
+        ["## Overview", "## About this study"] + [f"## {caption}" for _, caption, _, _ in tables(results)]
+        + ["## Figures", "## Provenance"])
+    assert [b for b in blocks if b.startswith("### ")] == ["### Autoencoders", "### Classifiers"]
+    for anchor, caption, header, rows in tables(results):  # each table under its heading, then its note
+        at = blocks.index(f"## {caption}")
+        assert blocks[at + 1: at + 2 + len(_notes(anchor, header))] == [page_parts.md_table(header, rows),
+                                                                         *_notes(anchor, header)]
+    shown = re.findall(r"!\[([^\]]+)\]\(figures/([^)]+)\)\n\n\*([^*]+)\*", md)
+    assert sorted(f for _, f, _ in shown) == figures and all(alt == caption for alt, _, caption in shown)
+    assert "The test set is never used to choose anything" in md and "None of the source study's claims" not in md
+
+    items, run_rows = provenance(StudyFolder(out), results)
+    assert [k for k, _ in items] == ["fashionae", "torch", "python", "platform", "git_commit", "dataset",
+                                     "wall time of the last `study` invocation", "executor", "command", "nodes",
+                                     "held-out split (SHA-256 of its indices)"]
+    assert dict(items)["torch"] == torch.__version__ and dict(items)["executor"] == "local"
+    assert dict(items)["dataset"].startswith("fashion-mnist from ") and ": 28x28 images, 10 classes (T-shirt/top, " \
+        in dict(items)["dataset"]
+    assert [r[0] for r in run_rows] == [r["run"] for r in results["runs"]] and {len(r) for r in run_rows} == {9}
+    assert md.endswith(page_parts.md_table(["item", "value"], items + [["figures", "figures/, beside this page"]])
+                       + "\n\n" + page_parts.md_table(["run", "device", "precision", "CPU / GPU", "threads",
+                                                       "processes", "host", "executor", "seconds"], run_rows) + "\n")
+
+    title = "fashionae study paper — profile smoke"
+    assert page.startswith(f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><meta name=viewport content="
+                           f"'width=device-width, initial-scale=1'><title>{html.escape(title)}</title><style>")
+    assert f"<header><h1>{html.escape(title)}</h1><p class=summary><b>Summary.</b> " \
+           f"{html.escape(' '.join(summary(results)))}</p><nav><b>Contents</b><ul>" + "".join(
+               f'<li><a href="#{a}">{html.escape(n)}</a></li>' for n, a in zip(names, sections)) + \
+           "</ul></nav></header>" in page
+    assert re.findall(r"<section id=([\w-]+)><h2>", page) == sections
+    assert page.count("<figure") == len(figures) and page.endswith("</body></html>\n")
+    for f in figures:
+        width, height = plots.png_size((out / "figures" / f).read_bytes())
+        wide = " class=wide" if width > 1.6 * height and width > 800 else ""
+        assert re.search(f'<figure{wide}><img src="figures/{re.escape(f)}" width={width} height={height} alt="', page)
+    assert write_report(out, results, self_contained=True) == out / "report.html"
+    alone = (out / "report.html").read_text()
+    assert alone.count('src="data:image/png;base64,') == len(figures) and 'src="figures/' not in alone
+    assert "embedded in this page" in (out / "report.md").read_text()
+
+
+def test_the_summary_of_a_bare_study_and_of_one_with_ties_and_diverged_runs():
+    """No seeds, dataset or reference recorded, one autoencoder and nothing else; then two runs
+    diverged (one autoencoder left to rank), three classifiers tied, the control above them all."""
+    from fashionae.report import summary
+    nan = float("nan")
+    bare = results(reference=None, classifiers=[], claims=[], ablation=[], targets=[], baselines=None,
+                   autoencoders=[autoencoder("solo", 64, (0.02,))])
+    del bare["seeds"], bare["dataset"]
+    assert summary(bare) == ["The paper study (quick profile) trained 1 autoencoder on its dataset with 1 seed, "
+                             "validated on held-out training images.",
+                             "The lowest mean test MSE per pixel is solo's, 0.0200."]
+    ties = results(reference=None, dataset="digits", seeds=1, claims=[], ablation=[], targets=[],
+                   autoencoders=[autoencoder("a", 64, (nan,)), autoencoder("b", 64, (nan,)),
+                                 autoencoder("c", 64, (0.02,))],
+                   classifiers=[classifier("random-frozen", "random-frozen", (0.99,)), classifier("x", "frozen", (0.8,)),
+                                classifier("y", "finetune", (0.8,)), classifier("z", "scratch", (0.8,))])
+    assert summary(ties) == [
+        "The paper study (quick profile) trained 3 autoencoders and 4 classifiers on digits with 1 seed, validated "
+        "on held-out training images.",
+        "a, b had a run that diverged (a figure that is not a number): left out of the ranking below.",
+        "The lowest mean test MSE per pixel is c's, 0.0200; PCA with 64 components reaches 0.0105 (c: 0.0200).",
+        "The highest mean test accuracy is shared by x, y and z, 80.00 % (a uniform guess: 10.00 %; the random-frozen "
+        "control: 99.00 %).",
+        "These rank means over seeds, and say nothing of which differences are real."]
