@@ -223,8 +223,7 @@ def test_the_first_stage_kernel_is_onednns_convolution_to_its_last_bit(built, la
     with torch.autocast("cpu", dtype=torch.bfloat16):
         with torch.profiler.profile() as profile, torch.inference_mode():
             y = model.encoder.features(x)
-        with torch.no_grad():  # the layers one by one, the convolution by oneDNN
-            stock = model.encoder.features(x)
+        stock = model.encoder.features(x).detach()  # autograd on: the layers one by one, the convolution by oneDNN
     assert "fashionae::conv3x3_relu_pool" in {e.key for e in profile.key_averages()}
     assert y.stride() == stock.stride()
     assert (y != stock).float().mean() < 1e-3  # the second convolution carries a first-stage difference on
@@ -240,10 +239,10 @@ def test_the_first_stage_kernel_runs_only_where_it_computes_the_layers(built, mo
     def ops(layers: nn.Module, images: torch.Tensor = x, inference: bool = True, precision: str = "bf16") -> set:
         with torch.profiler.profile() as profile, torch.autocast("cpu", dtype=torch.bfloat16,
                                                                 enabled=precision == "bf16"):
-            with torch.inference_mode() if inference else torch.no_grad():
+            with torch.inference_mode() if inference else torch.enable_grad():
                 out = layers(images)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            assert torch.equal(out.isnan(), layers(images).isnan())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            assert torch.equal(out.isnan(), layers(images).isnan())  # autograd on: the layers one by one
         return {e.key for e in profile.key_averages()}
 
     def runs(*args, **kwargs) -> bool:

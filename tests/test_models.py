@@ -330,8 +330,7 @@ def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder,
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            with torch.no_grad():  # the layers one by one
-                plain = model.reconstruct(x)
+            plain = model.reconstruct(x).detach()  # autograd on: the layers one by one
             with torch.inference_mode():  # a convolution and its ReLU as one call
                 fused_out = model.reconstruct(x)
         assert fused_out.dtype == plain.dtype
@@ -353,9 +352,8 @@ def test_inference_keeps_nan_where_relu_keeps_it(monkeypatch):
             broken.encoder.features[0].weight.data[3] = float("nan")
         else:
             images[0, 0, 5, 5] = float("nan")
+        plain = broken.reconstruct(images).detach()  # autograd on: the layers one by one
         with torch.no_grad():
-            plain = broken.reconstruct(images)
-        with torch.inference_mode():
             out = broken.reconstruct(images)
         assert torch.isnan(plain).any() and torch.equal(torch.isnan(out), torch.isnan(plain))
     assert fused == []
@@ -372,10 +370,12 @@ def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
         assert fused == []  # training mode: every layer by itself
         out = layers.eval()(x)
     assert fused == [first]  # the second convolution has no ReLU after it
+    assert torch.equal(out, torch.sigmoid(second(torch.relu(first(x)))))
+    layers(x)
+    assert fused == [first]  # autograd on: the plain layers
     with torch.no_grad():
-        assert torch.equal(out, torch.sigmoid(second(torch.relu(first(x)))))
         layers(x)
-    assert fused == [first]  # outside inference mode (autograd, ONNX export): the plain layers
+    assert fused == [first, first]  # autograd off, as in evaluation: fused too
 
     dropout = models.Layers(first, models.ReLUDropout(0.5)).eval()
     dropout[1].train()  # dropout left on in an evaluated stack: not a ReLU
@@ -385,7 +385,7 @@ def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
             with monkeypatch.context() as m:
                 m.setattr(tracer, "is_compiling" if tracer is torch.compiler else "is_tracing", lambda: True)
                 layers(x)
-    assert fused == [first]
+    assert fused == [first, first]
 
     double = models.Layers(torch.nn.Conv2d(1, 2, 3).double(), torch.nn.ReLU()).eval()
     with torch.inference_mode(), pytest.raises(RuntimeError, match="should be the same"):

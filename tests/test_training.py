@@ -220,3 +220,42 @@ def test_emulated_bf16_is_named_before_it_trains_or_evaluates(tiny, tmp_path, mo
         f"{tmp_path / 'run'}: {warning}; --precision auto chooses fp32 here",
         f"{tmp_path / 'run'}: it was trained in bf16, measured again in bf16 here, and {warning}"])
     assert training.slow_precision(training.TrainConfig(precision="fp32", device="cpu")) is None
+
+
+def test_evaluation_casts_each_weight_once_and_gives_the_figures_of_batch_by_batch_inference():
+    """bf16 evaluation in one autocast region: the linear layers' weights are cast once for the
+    whole set, not once a batch, and the loss is the same, bit for bit, as batch by batch."""
+    from fashionae.models import build_model
+    from fashionae.training import EVAL_BATCH, evaluate
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent=16)).eval()
+    x, y = torch.rand(3 * EVAL_BATCH, 1, 28, 28), torch.zeros(3 * EVAL_BATCH, dtype=torch.long)
+    cfg = TrainConfig(precision="bf16", device="cpu").resolved()
+    with torch.profiler.profile(record_shapes=True) as profile:
+        loss = evaluate(model, x, y, cfg)["loss"]
+    weight = list(model.encoder.bottleneck[1].weight.shape)
+    casts = [e for e in profile.key_averages(group_by_input_shape=True)
+             if e.key == "aten::_to_copy" and e.input_shapes[:1] == [weight]]
+    assert sum(e.count for e in casts) == 1
+    with torch.inference_mode():
+        by_batch = []
+        for i in range(0, len(x), EVAL_BATCH):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                by_batch.append(model(x[i:i + EVAL_BATCH].contiguous(memory_format=torch.channels_last),
+                                      y[i:i + EVAL_BATCH]).loss.double() * EVAL_BATCH)
+    assert loss == (sum(by_batch) / len(x)).item()
+
+
+def test_an_evaluation_inside_an_autocast_region_leaves_the_weights_trainable_there():
+    """Evaluation's casts, made without autograd and kept to the end of an enclosing autocast
+    region, do not cut a training step after it in that region off its weights (PyTorch makes
+    them with autograd's history): every weight still gets its gradient."""
+    from fashionae.models import build_model
+    from fashionae.training import evaluate
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent=16))
+    x, y = torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        evaluate(model, x, y, TrainConfig(precision="bf16", device="cpu").resolved())
+        model(x, y).loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

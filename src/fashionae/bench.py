@@ -182,7 +182,7 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
     """(training, evaluation) images per second of a model at its batch size and precision:
     the best of three timings of a few steps each, after a warm-up (the best, since other work
     on the machine only ever slows a timing down). The estimate behind ``study --plan``."""
-    from .training import EVAL_BATCH, autocast, train_step
+    from .training import EVAL_BATCH, evaluate, train_step
     torch.manual_seed(0)
     model = build_model(model_config).to(t.device)
     use_dropout_masks(model, t.dropout_masks)
@@ -209,15 +209,9 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
         return best
 
     train = t.batch_size / timed(step, steps)
-    xe = torch.rand(EVAL_BATCH, 1, h, w, device=t.device)
-    ye = torch.zeros(EVAL_BATCH, dtype=torch.long, device=t.device)
-    model.eval()
-
-    @torch.inference_mode()
-    def forward():
-        with autocast(t):
-            model(xe, ye)
-    return train, EVAL_BATCH / timed(forward, steps)
+    xe = torch.rand(2 * EVAL_BATCH, 1, h, w, device=t.device)  # two batches: evaluation casts the weights once
+    ye = torch.zeros(len(xe), dtype=torch.long, device=t.device)
+    return train, len(xe) / timed(lambda: evaluate(model, xe, ye, t), steps)
 
 
 def profile_step(cfg: TrainConfig, rows: int = 15) -> str:

@@ -43,9 +43,10 @@ class Layers(nn.Sequential):
     - in inference on the CPU under bf16 autocast, a one-channel 3x3 convolution, ReLU and 2x2
       max-pooling (the paper encoder's first stage) by a compiled kernel (``conv_relu_pool``).
 
-    The last two only in eval mode under ``torch.inference_mode``, never while compiling or
-    tracing, so autograd, ONNX export and ``torch.compile`` see the plain layers. The fused
-    layers' own forward hooks do not run (fashionae registers none)."""
+    The last two only in eval mode with autograd off (``torch.no_grad`` or
+    ``torch.inference_mode``), never while compiling or tracing, so autograd, ONNX export and
+    ``torch.compile`` see the plain layers. The fused layers' own forward hooks do not run
+    (fashionae registers none)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = list(self)
@@ -68,7 +69,7 @@ class Layers(nn.Sequential):
         pairs = list(zip(layers, layers[1:]))
         fused = {i: (2, partial(relu_dropout_pool, a, b)) for i, (a, b) in enumerate(pairs)
                  if isinstance(a, (nn.ReLU, ReLUDropout)) and halving_pool(b)} if kernels_take(x) else {}
-        if self.training or not torch.is_inference_mode_enabled():
+        if self.training or torch.is_grad_enabled():
             return fused
         if fused and bf16_autocast_on_cpu():  # (fused: the kernels are there)
             for i, (conv, relu, pool) in enumerate(zip(layers, layers[1:], layers[2:])):

@@ -52,8 +52,8 @@ def model_cost(model_config) -> dict:
     from .models import build_model
     model = build_model(model_config).eval()
     x = torch.rand(2, 1, *model_config.image_size)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
+    with FlopCounterMode(display=False) as counter, torch.enable_grad():  # the layers one by one, each
+        model(x)                                                          # counted (fused ones are not)
     return {"parameters": sum(p.numel() for p in model.parameters()),
             "mflops_per_image": counter.get_total_flops() / 2 / 1e6, "latent_size": model.encoder.latent}
 
