@@ -20,6 +20,10 @@ def test_bench_json_contract(capsys, tmp_path):
     assert (result["peak_fraction_bf16"] is None) == (not result["native_bf16"])
     assert abs(result["ratio"] - result["fashionae_img_s"] / result["reference_img_s"]) < 1e-9
     assert abs(result["epoch_ratio"] - result["reference_epoch_s"] / result["fashionae_epoch_s"]) < 1e-9
+    # one window: its achieved rate against the peaks measured beside it
+    assert abs(result["peak_fraction_fp32"] - result["gflops"] / result["peak_gflops_fp32"]) < 1e-9
+    if result["native_bf16"]:
+        assert abs(result["peak_fraction_bf16"] - result["gflops"] / result["peak_gflops_bf16"]) < 1e-9
     assert result["cpu"]["model_name"] and isinstance(result["isa"], list) and "isa_caps" in result
     assert ("target_ratio" in result) and result["machine_kind"] in ("native-bf16", "avx2", "other")
     assert result["cpu_kernels"] == kernels.available()
