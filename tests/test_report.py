@@ -406,6 +406,15 @@ def table_text(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def test_an_autoencoder_the_source_does_not_report_gets_a_dash_in_its_columns():
+    from fashionae.report import tables
+    study = results()
+    study["autoencoders"].append(autoencoder("wide", 128, (0.02, 0.021)))
+    [(_, _, header, rows)] = [t for t in tables(study) if t[0] == "autoencoders"]
+    assert rows[-1][0] == "wide"
+    assert rows[-1][header.index("report train / val")] == rows[-1][header.index("author's code val")] == "–"
+
+
 def test_a_fashion_mnist_studys_tables_and_summary_read_as_pinned():
     """Two seeds: reference columns (the author's code's classifiers are on another encoder, so
     theirs goes), the random-frozen control, the latent probes, targets; no verdicts yet."""

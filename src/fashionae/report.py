@@ -112,9 +112,7 @@ Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header,
 
 
 def tables(results: dict) -> list[Table]:
-    fashion = results.get("reference") is not None
-    ref_r = REFERENCE["report"] if fashion else {"autoencoders": {}}
-    ref_a = REFERENCE["author_code"] if fashion else {"autoencoders": {}}
+    fashion = results.get("reference") is not None  # the source's figures, and their columns, are Fashion-MNIST's
     out: list[Table] = []
     if results["claims"]:
         out.append(("claims", "The study's claims, tested (" + _family(
@@ -122,7 +120,7 @@ def tables(results: dict) -> list[Table]:
                     ["claim", "verdict", "part", "effect", "CI", "threshold", "evidence"], _claim_rows(results["claims"])))
     ae_rows = []
     for ae in results["autoencoders"]:
-        r, a = ref_r["autoencoders"].get(ae["name"], {}), ref_a["autoencoders"].get(ae["name"], {})
+        r, a = (REFERENCE[source]["autoencoders"].get(ae["name"], {}) for source in ("report", "author_code"))
         row = [ae["name"], str(ae["epochs"]), _f(ae["train_eval_mse"]), _f(ae["train_mse"]),
                _f(ae["val_mse"]), _f(ae["test_mse"]), f"{ae['best_epoch']['mean']:.0f}"]
         if fashion:
@@ -138,8 +136,7 @@ def tables(results: dict) -> list[Table]:
     out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if table_ii else ""), header, ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
-        r, a = for_classifier("report", c["encoder"]), for_classifier("author_code", c["encoder"])
-        r, a = (r.get(c["strategy"]), a.get(c["strategy"])) if fashion else (None, None)
+        r, a = (for_classifier(source, c["encoder"]).get(c["strategy"]) for source in ("report", "author_code"))
         row = [c["name"] + (" (control)" if c["strategy"] == "random-frozen" else ""), c["encoder"] or "–",
                "paper (Sigmoid)" if c["paper_head"] else "fixed", str(c["epochs"]),
                _f(c["train_eval_acc"], 2, True), _f(c["train_acc"], 2, True), _f(c["val_acc"], 2, True),

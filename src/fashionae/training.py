@@ -202,7 +202,6 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return padded[idx_n, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
              predictions: bool = False, dist: Dist = Dist()) -> dict:
     """Mean loss and the model's own figures (accuracy, for a classifier) over a whole set,
@@ -218,7 +217,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     preds = []
     share = [slice(i, i + EVAL_BATCH) for i in range(0, len(x), EVAL_BATCH)][dist.rank::dist.world]
     counted = bool(share)
-    with autocast(cfg):
+    with torch.no_grad(), autocast(cfg):
         # A process left without a batch (a set of fewer batches than processes) still measures
         # one image, counted for nothing, so that every process adds up the same figures.
         for s in share or [slice(0, 1)]:
