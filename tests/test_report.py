@@ -406,6 +406,28 @@ def table_text(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def test_the_summary_names_each_derived_claim_that_was_tested_and_no_other():
+    from fashionae.report import summary
+    study = other_results()
+    study["claims"] += [claim("restates more", "refuted", [part("see above", -0.3, [-0.4, -0.2])], derived=True),
+                        claim("restates nothing", "not tested", [], derived=True)]
+    text = "\n".join(summary(study))
+    assert ("“restates two”, which follows from the first two, is confirmed. “restates more”, which follows "
+            "from the first two, is refuted.") in text
+    assert "restates nothing" not in text
+
+
+def test_the_summary_joins_one_or_two_kinds_of_verdict_as_a_sentence():
+    from fashionae.report import summary
+    one, two, other = (claim("one", "confirmed", [part("above", 0.3, [0.2, 0.4])]),
+                       claim("two", "confirmed", [part("above", 0.2, [0.1, 0.3])]),
+                       claim("other", "refuted", [part("below", -0.05, [-0.07, -0.03], verdict="refuted")]))
+    for claims, sentence in (([one, two], "2 are confirmed (“one”; “two”)."),
+                             ([one, other], "1 is confirmed (“one”) and 1 is refuted (“other”).")):
+        text = "\n".join(summary(other_results() | {"claims": claims}))
+        assert text.endswith(f"Of the study's {len(claims)} claims with a test of their own, {sentence}")
+
+
 def test_an_autoencoder_the_source_does_not_report_gets_a_dash_in_its_columns():
     from fashionae.report import tables
     study = results()

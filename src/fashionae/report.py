@@ -151,7 +151,7 @@ def tables(results: dict) -> list[Table]:
         out.append(("classifiers", "Classification: accuracy, %", *_without_empty_columns(header, clf_rows)))
     b = results["baselines"]
     if b:
-        ext = REFERENCE["external"] if fashion else {}
+        ext = REFERENCE["external"]
         rows = [[f"PCA, k = {r['k']}", _v(r["val_mse"]), _v(r["test_mse"]),
                  _v(ext.get("pca_test_mse", {}).get(str(r["k"])))] for r in b["pca"]]
         rows.append(["mean image", _v(b["mean_image"]["val_mse"]), _v(b["mean_image"]["test_mse"]),
