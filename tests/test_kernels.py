@@ -129,8 +129,10 @@ def test_inference_is_the_same_with_and_without_the_kernels(built, monkeypatch, 
                 out = model.reconstruct(x)
         return out, {e.key for e in profile.key_averages()}
 
-    # the first stage's kernel sums in its own order: test_the_first_stage_kernel_...
+    # the first stage's kernel and k2's one-channel kernel sum in their own orders (oneDNN's where
+    # measured): test_the_first_stage_kernel_..., test_the_fp32_kernels_...
     monkeypatch.setattr(models, "first_stage", lambda *layers: False)
+    monkeypatch.setattr(models, "to_one_channel", lambda layer: False)
     out, ops = reconstruct()
     torch_ops(monkeypatch)
     out0, ops0 = reconstruct()
@@ -179,7 +181,7 @@ def test_the_first_stage_kernel_sums_as_its_comment_says(built, channels, shape,
     x.view(-1)[7::97] = 0.0
     x.view(-1)[::53] = float("nan")
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        y = torch.ops.fashionae.conv3x3_relu_pool(x, layers[0].weight, layers[0].bias)
+        y = torch.ops.fashionae.conv3x3_relu_pool(x, layers[0].weight, layers[0].bias, True)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         stock = layers(x)
     expected = first_stage_by_torch(x, layers[0])
@@ -251,9 +253,13 @@ def test_the_first_stage_kernel_runs_only_where_it_computes_the_layers(built, mo
     assert runs(first_stage_layers())
     assert runs(models.Layers(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Sigmoid()).eval())
     assert not runs(first_stage_layers(), inference=False)
-    # in fp32 as before: the convolution, then ReLU + pooling by their kernel (not oneDNN's conv + ReLU)
-    assert {"fashionae::relu_pool", "aten::mkldnn_convolution"} <= ops(first_stage_layers(), precision="fp32")
-    assert "fashionae::conv3x3_relu_pool" not in ops(first_stage_layers(), precision="fp32")
+    # in fp32 where oneDNN would run the convolution (not oneDNN's conv + ReLU: the pooling goes with them)
+    assert ops(first_stage_layers(), precision="fp32") & {"fashionae::conv3x3_relu_pool", "mkldnn::_convolution_pointwise",
+                                                          "fashionae::relu_pool"} == {"fashionae::conv3x3_relu_pool"}
+    assert not runs(first_stage_layers(), x[:1], precision="fp32")  # one image: PyTorch's own convolution
+    with monkeypatch.context() as m:
+        m.setattr(torch.backends.mkldnn, "enabled", False)
+        assert not runs(first_stage_layers(), precision="fp32")
     assert not runs(first_stage_layers().train())
     for images in (torch.rand(3, 1, 7, 8), x.bfloat16(), x[:0]):
         assert not runs(first_stage_layers(), images)
@@ -274,6 +280,147 @@ def test_the_first_stage_kernel_runs_only_where_it_computes_the_layers(built, mo
         assert not runs(first_stage_layers())
     torch_ops(monkeypatch)
     assert not runs(first_stage_layers())
+
+
+def fma_sums(terms, start: torch.Tensor) -> torch.Tensor:
+    """start + a1 * b1 + a2 * b2 + ..., each step a fused multiply-add rounded to fp32 (exact in
+    fp64 but for a double rounding, which these tests' values do not meet)."""
+    total = start.double()
+    for a, b in terms:
+        total = (total + a.double() * b.double()).float().double()
+    return total.float()
+
+
+def first_stage_fp32_by_torch(x: torch.Tensor, conv: nn.Conv2d, bias_first: bool) -> torch.Tensor:
+    """What conv3x3_relu_pool is said to compute in fp32: the nine taps in raster order by fused
+    multiply-adds, from the bias or from +0 with the bias last; ReLU, 2x2 max-pooling."""
+    padded, w, h, width = F.pad(x.detach(), (1, 1, 1, 1)), conv.weight.detach(), x.shape[2], x.shape[3]
+    b = conv.bias.detach()[None, :, None, None].expand(len(x), -1, h, width)
+    taps = [(padded[:, :, ky:ky + h, kx:kx + width], w[:, 0, ky, kx][None, :, None, None])
+            for ky in range(3) for kx in range(3)]
+    total = fma_sums(taps, b) if bias_first else fma_sums(taps + [(b, torch.ones(()))], torch.zeros(()))
+    return F.max_pool2d(F.relu(total), 2)
+
+
+def one_channel_by_torch(x: torch.Tensor, layer: nn.ConvTranspose2d, fused: bool = True) -> torch.Tensor:
+    """What conv_transpose_2x2_one_channel is said to compute: each input pixel's four outputs,
+    the channels' products added in order by fused multiply-adds from +0, the bias last."""
+    n, c, h, w = x.shape
+    rows, taps = x.detach().permute(0, 2, 3, 1), layer.weight.detach().reshape(c, 4)
+    if fused:
+        total = fma_sums([(rows[..., i:i + 1], taps[i]) for i in range(c)], torch.zeros(()))
+    else:  # each product rounded first: what a kernel without fused multiply-adds would give
+        total = torch.zeros(n, h, w, 4)
+        for i in range(c):
+            total = total + rows[..., i:i + 1] * taps[i]
+    total = total + layer.bias.detach()
+    return total.reshape(n, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(n, 1, 2 * h, 2 * w)
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 28, 28), (3, 1, 6, 10), (2, 1, 8, 4)])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_fp32_first_stage_kernel_sums_as_its_comment_says(built, shape, layout):
+    """conv3x3_relu_pool in fp32, bit for bit on any CPU (NaN where a window holds one), laid out
+    as the layers lay it out: from +0 with the bias last in channels-last memory, from the bias
+    in NCHW; each sum by fused multiply-adds (the other order, or rounded products, would differ)."""
+    layers = first_stage_layers(32, seed=1)
+    torch.nn.init.normal_(layers[0].weight)
+    torch.nn.init.normal_(layers[0].bias)
+    cl = layout == "channels-last"
+    if cl:
+        layers.to(memory_format=torch.channels_last)
+    x = torch.randn(shape).contiguous(memory_format=LAYOUTS[layout])
+    x.view(-1)[::53] = float("nan")
+    with torch.no_grad():
+        y = torch.ops.fashionae.conv3x3_relu_pool(x, layers[0].weight, layers[0].bias, False)
+        stock = F.max_pool2d(F.relu(layers[0](x)), 2)
+    expected = first_stage_fp32_by_torch(x, layers[0], bias_first=not cl)
+    assert y.dtype == torch.float32 and y.shape == stock.shape and y.stride() == stock.stride()
+    assert torch.equal(y.isnan(), expected.isnan()) and y.isnan().any()
+    assert torch.equal(bits(y.nan_to_num(7.0)), bits(expected.nan_to_num(7.0)))
+    assert not torch.equal(y.nan_to_num(7.0), first_stage_fp32_by_torch(x, layers[0], bias_first=cl).nan_to_num(7.0))
+
+
+@pytest.mark.parametrize("shape", [(4, 32, 14, 14), (3, 5, 3, 7), (2, 8, 1, 1)])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_one_channel_kernel_sums_as_its_comment_says(built, shape, layout):
+    """conv_transpose_2x2_one_channel, bit for bit on any CPU, laid out as the stock layer lays it."""
+    torch.manual_seed(2)
+    layer = models.BlockConvTranspose2d(shape[1], 1, 2)
+    torch.nn.init.normal_(layer.weight)
+    torch.nn.init.normal_(layer.bias)
+    if layout == "channels-last":
+        layer.to(memory_format=torch.channels_last)
+    x = torch.randn(shape)
+    x.view(-1)[::37] = float("nan")
+    x = x.contiguous(memory_format=LAYOUTS[layout])
+    with torch.no_grad():
+        y = torch.ops.fashionae.conv_transpose_2x2_one_channel(x, layer.weight, layer.bias)
+        stock = nn.ConvTranspose2d.forward(layer, x)
+    expected = one_channel_by_torch(x, layer)
+    assert y.shape == stock.shape and y.stride() == stock.stride()
+    assert torch.equal(y.isnan(), expected.isnan()) and y.isnan().any()
+    assert torch.equal(bits(y.nan_to_num(7.0)), bits(expected.nan_to_num(7.0)))
+    if shape[1] > 2:  # enough channels for a rounding to tell
+        assert not torch.equal(y.nan_to_num(7.0), one_channel_by_torch(x, layer, fused=False).nan_to_num(7.0))
+
+
+def onednn_measured() -> bool:
+    """The CPU kind where the fp32 kernels' orders were found to be oneDNN's: AVX2 only, uncapped."""
+    from fashionae.machine import cpu_info
+    cpu = cpu_info()
+    return cpu["isa"] == ["AVX2"] and not cpu["isa_caps"]
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_fp32_kernels_are_onednns_convolutions_to_their_last_bit(built, layout):
+    """In fp32 inference the paper autoencoder's first stage and its last layer are kernels whose
+    sums run in oneDNN's orders on an AVX2 EPYC, where every value is the same. On other CPUs
+    (AVX-512, AMX; not measured), a value may move in its last bits."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).eval()
+    x = torch.rand(64, 1, 28, 28)
+    if layout == "channels-last":
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    last = model.decoder.layers[2]
+    z = torch.rand(64, 32, 14, 14).contiguous(memory_format=LAYOUTS[layout])
+    with torch.profiler.profile() as profile, torch.no_grad():
+        y, out = model.encoder.features(x), last(z)
+    stock, stock_out = model.encoder.features(x).detach(), last(z).detach()  # autograd on: the layers one by one
+    assert {"fashionae::conv3x3_relu_pool", "fashionae::conv_transpose_2x2_one_channel"} <= {
+        e.key for e in profile.key_averages()}
+    for mine, theirs in ((y, stock), (out, stock_out)):
+        assert mine.stride() == theirs.stride()
+        if onednn_measured():
+            assert torch.equal(bits(mine), bits(theirs))
+        else:
+            assert torch.allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_the_one_channel_kernel_runs_only_where_it_computes_the_layer(built, monkeypatch):
+    """In fp32 with autograd off, for more than one image where oneDNN would run the layer; the
+    stock layer (or, under bf16 autocast, its matrix product) otherwise."""
+    x = torch.rand(3, 32, 7, 7)
+
+    def runs(layer: nn.Module, images: torch.Tensor = x, grad: bool = False, bf16: bool = False) -> bool:
+        with torch.profiler.profile() as profile, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.set_grad_enabled(grad):
+                layer(images)
+        return "fashionae::conv_transpose_2x2_one_channel" in {e.key for e in profile.key_averages()}
+
+    layer = models.BlockConvTranspose2d(32, 1, 2)
+    assert runs(layer) and runs(layer.train())
+    assert not runs(layer, grad=True) and not runs(layer, bf16=True) and not runs(layer, x[:1])
+    assert not runs(models.BlockConvTranspose2d(32, 2, 2)) and not runs(models.BlockConvTranspose2d(32, 1, 4))
+    assert not runs(models.BlockConvTranspose2d(32, 1, 2).bfloat16(), x.bfloat16())
+    with monkeypatch.context() as m:
+        m.setattr(torch.backends.mkldnn, "enabled", False)
+        assert not runs(layer)
+    with monkeypatch.context() as m:
+        m.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert not runs(layer)
+    torch_ops(monkeypatch)
+    assert not runs(layer)
 
 
 def test_the_kernels_run_where_they_can_and_the_layers_elsewhere(built):

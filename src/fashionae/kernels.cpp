@@ -1,7 +1,8 @@
 // fashionae's compiled CPU kernels (built by kernels.py): ReLU + dropout, ReLU + dropout + 2x2
 // max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward and one backward;
-// and, for inference under bf16 autocast, a one-channel 3x3 convolution + ReLU + 2x2 max-pooling
-// (conv3x3_relu_pool, at the end: what it shares with oneDNN's convolution is said there).
+// and, for inference, a one-channel 3x3 convolution + ReLU + 2x2 max-pooling (conv3x3_relu_pool,
+// bf16 or fp32) and a 2x2 transposed convolution into one channel (conv_transpose_2x2_one_channel,
+// fp32): at the end, each saying what it shares with oneDNN's convolution.
 // They compute what dropout.py computes with PyTorch's ops, bit for bit: the same counter masks
 // (dropout.splitmix_int15), products rounded the same way, the same maximum (the first in raster
 // order; NaN wins, as in ATen's max-pooling), and the same gradients (tests/test_kernels.py), but
@@ -13,9 +14,13 @@
 #include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 #include <cmath>
 #include <vector>
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -299,70 +304,108 @@ at::Tensor relu_pool_backward(const at::Tensor& dout, const at::Tensor& out, con
   return pool_backward<false>(dout, out, idx, 1.0);
 }
 
-// The paper encoder's first stage in inference under bf16 autocast, in one pass: a 3x3 convolution
-// (stride 1, padding 1, bias) of one-channel images, ReLU and 2x2 max-pooling, without writing the
-// convolution's output (12.5 MB in bf16 for 250 images, read back by the pooling). It computes
-// what autocast's oneDNN convolution, torch's ReLU and relu_pool compute: images, weights and bias
-// rounded to bf16; each output's nine products (exact in fp32: 8-bit significands) summed in fp32
-// from +0 in oneDNN's order (TAPS), the bias added last; ReLU; the window's first maximum (NaN
-// wins); rounded to bf16 once. Rounding is monotone, so taking ReLU and the maximum before it
-// changes nothing but the sign of a zero from a negative sum below bf16's smallest subnormal.
-// On AVX-512-BF16 in channels-last memory (the trainer's layout) that is oneDNN's result bit for
-// bit (a Zen 5: 63 million outputs of a trained model); where oneDNN runs other code (NCHW, or
-// capped to AVX2), 10 to 18 of those 63 million differed by their last bit, at a rounding tie
-// (AMX is not measured; tests/test_kernels.py checks oneDNN on its machine to that bit).
-typedef float f32x16 __attribute__((vector_size(64)));                // 16 channels at once: the
-typedef float f32x16u __attribute__((vector_size(64), aligned(4)));   // compiler splits it into
-typedef uint32_t u32x16 __attribute__((vector_size(64)));             // what the CPU's vectors hold
+typedef float f32x8 __attribute__((vector_size(32)));
 
-// The order of the nine products (ky * 3 + kx): oneDNN's on AVX-512-BF16, column by column, in
-// pairs of which its dot-product instruction (vdpbf16ps) adds the second first.
+// a * b + c rounded once (a fused multiply-add), lane by lane: what oneDNN's fp32 kernels compute
+inline f32x8 fused_multiply_add(f32x8 a, f32x8 b, f32x8 c) {
+#if defined(__FMA__)
+  return (f32x8)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  for (int i = 0; i < 8; ++i) c[i] = std::fma(a[i], b[i], c[i]);
+  return c;
+#endif
+}
+
+// The paper encoder's first stage in inference, in one pass: a 3x3 convolution (stride 1, padding
+// 1, bias) of one-channel images, ReLU and 2x2 max-pooling, without writing the convolution's
+// output (25 MB in fp32 for 250 images, read back by the pooling). It computes what oneDNN's
+// convolution, torch's ReLU and relu_pool compute, in one of two precisions:
+// - under bf16 autocast (BF16): images, weights and bias rounded to bf16; each output's nine
+//   products (exact in fp32: 8-bit significands) summed in fp32 from +0 in oneDNN's order there
+//   (TAPS), the bias added last; rounded to bf16 once, after ReLU and pooling. Rounding is
+//   monotone, so taking ReLU and the maximum before it changes nothing but the sign of a zero from
+//   a negative sum below bf16's smallest subnormal. On AVX-512-BF16 in channels-last memory (the
+//   trainer's layout) that is oneDNN's result bit for bit (a Zen 5: 63 million outputs of a
+//   trained model); where oneDNN runs other code (NCHW, or capped to AVX2), 10 to 18 of those
+//   63 million differed by their last bit, at a rounding tie (AMX is not measured).
+// - in fp32: the nine taps in raster order by fused multiply-adds, from +0 with the bias added
+//   last in channels-last memory (oneDNN's brgemm kernel there), from the bias in NCHW (its direct
+//   kernel): oneDNN's orders on an AVX2 EPYC, where no output of a trained model differs. oneDNN
+//   skips the padding's products where the kernel adds them as zeros: the same sums, but for the
+//   sign of a zero where the bias is -0.
+// Then ReLU and the window's first maximum (NaN wins). tests/test_kernels.py checks oneDNN on its
+// machine to the last bit.
+typedef float f32x16 __attribute__((vector_size(64)));     // 16 channels at once: the compiler splits
+typedef uint32_t u32x16 __attribute__((vector_size(64)));  // it into what the CPU's vectors hold
+
+// The order of the nine products (ky * 3 + kx) in bf16: oneDNN's on AVX-512-BF16, column by
+// column, in pairs of which its dot-product instruction (vdpbf16ps) adds the second first.
 constexpr int TAPS[9] = {3, 0, 1, 6, 7, 4, 5, 2, 8};
 
-// One pooled row: rows4 = the four padded input rows it reads (W + 2 floats each, bf16 values);
-// wt = the weights as [9 taps][C channels], bias [C]; out[W / 2][C] (bf16 bits), C a multiple of 16.
+// One pooled row: rows4 = the four padded input rows it reads (W + 2 floats each); wt = the
+// weights as [9 taps][C channels], bias [C]; out[W / 2][C] (bf16 bits or fp32), C a multiple of 16.
+// bf16: 16 channels at once; fp32: 8, so that the nine weights stay in AVX2's registers.
+template <bool BF16>
 void conv3x3_relu_pool_row(const float* __restrict rows4, int64_t W, int64_t C, const float* __restrict wt,
-                           const float* __restrict bias, uint16_t* __restrict out) {
+                           const float* __restrict bias, std::conditional_t<BF16, uint16_t, float>* __restrict out,
+                           bool bias_first) {
+  using V = std::conditional_t<BF16, f32x16, f32x8>;
+  constexpr int L = sizeof(V) / 4;
   const int64_t P = W + 2;
-  for (int64_t c0 = 0; c0 < C; c0 += 16) {
-    f32x16 w[9];  // in registers for the whole row
-    for (int k = 0; k < 9; ++k) w[k] = *(const f32x16u*)(wt + k * C + c0);
-    const f32x16 b = *(const f32x16u*)(bias + c0);
+  for (int64_t c0 = 0; c0 < C; c0 += L) {
+    V w[9];  // in registers for the whole row
+    for (int k = 0; k < 9; ++k) std::memcpy(&w[k], wt + k * C + c0, sizeof(V));
+    V b;
+    std::memcpy(&b, bias + c0, sizeof(V));
     for (int64_t ow = 0; ow < W / 2; ++ow) {
-      f32x16 best = f32x16{} - INFINITY;
+      V best = V{} - INFINITY;
       for (int dy = 0; dy < 2; ++dy)
         for (int dx = 0; dx < 2; ++dx) {
-          f32x16 sum = {};
-          for (int t : TAPS) sum += rows4[(dy + t / 3) * P + 2 * ow + dx + t % 3] * w[t];
-          f32x16 v = sum + b;
-          v = v < 0.0f ? f32x16{} : v;                    // ReLU (relu_rows' rule)
+          const float* at = rows4 + dy * P + 2 * ow + dx;
+          V v;
+          if constexpr (BF16) {
+            V sum = {};
+            for (int t : TAPS) sum += at[(t / 3) * P + t % 3] * w[t];  // exact products: nothing to fuse
+            v = sum + b;
+          } else {
+            v = bias_first ? b : V{};
+            for (int t = 0; t < 9; ++t) v = fused_multiply_add(V{} + at[(t / 3) * P + t % 3], w[t], v);
+            if (!bias_first) v += b;
+          }
+          v = v < 0.0f ? V{} : v;                         // ReLU (relu_rows' rule)
           best = (v > best) | (v != v) ? v : best;         // pool_pair's rule
         }
-      u32x16 u = (u32x16)best, h = (u + 0x7FFF + ((u >> 16) & 1)) >> 16;  // float_to_bf16, 16 at once
-      h = (u & 0x7FFFFFFF) > 0x7F800000 ? u32x16{} + 0x7FC0 : h;
-      for (int c = 0; c < 16; ++c) out[ow * C + c0 + c] = (uint16_t)h[c];
+      if constexpr (BF16) {
+        u32x16 u = (u32x16)best, h = (u + 0x7FFF + ((u >> 16) & 1)) >> 16;  // float_to_bf16, 16 at once
+        h = (u & 0x7FFFFFFF) > 0x7F800000 ? u32x16{} + 0x7FC0 : h;
+        for (int c = 0; c < 16; ++c) out[ow * C + c0 + c] = (uint16_t)h[c];
+      } else {
+        std::memcpy(out + ow * C + c0, &best, sizeof(V));
+      }
     }
   }
 }
 
-template <typename T>
-void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, uint16_t* out, int64_t N, int64_t C,
+template <typename T, bool BF16, typename O = std::conditional_t<BF16, uint16_t, float>>
+void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, O* out, int64_t N, int64_t C,
                               int64_t H, int64_t W, bool channels_last) {
   const int64_t P = W + 2, OH = H / 2, OW = W / 2;
   at::parallel_for(0, N * OH, 1, [=](int64_t r0, int64_t r1) {
     std::vector<float> rows4(4 * P);
-    std::vector<uint16_t> row(channels_last ? 0 : OW * C);
+    std::vector<O> row(channels_last ? 0 : OW * C);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / OH, oh = r % OH;
-      for (int i = 0; i < 4; ++i) {  // input rows 2 oh - 1 ... 2 oh + 2, zero-padded, rounded to bf16
+      for (int i = 0; i < 4; ++i) {  // input rows 2 oh - 1 ... 2 oh + 2, zero-padded (rounded to bf16)
         const int64_t y = 2 * oh - 1 + i;
         float* p = rows4.data() + i * P;
         p[0] = p[P - 1] = 0.0f;
-        for (int64_t j = 0; j < W; ++j)
-          p[j + 1] = (y < 0 || y >= H) ? 0.0f : bf16_to_float(float_to_bf16(Num<T>::get(x[(n * H + y) * W + j])));
+        for (int64_t j = 0; j < W; ++j) {
+          const float v = (y < 0 || y >= H) ? 0.0f : Num<T>::get(x[(n * H + y) * W + j]);
+          p[j + 1] = BF16 ? bf16_to_float(float_to_bf16(v)) : v;
+        }
       }
-      uint16_t* o = channels_last ? out + r * OW * C : row.data();
-      conv3x3_relu_pool_row(rows4.data(), W, C, wt, bias, o);
+      O* o = channels_last ? out + r * OW * C : row.data();
+      conv3x3_relu_pool_row<BF16>(rows4.data(), W, C, wt, bias, o, !channels_last);
       if (!channels_last)
         for (int64_t c = 0; c < C; ++c)
           for (int64_t j = 0; j < OW; ++j) out[((n * C + c) * OH + oh) * OW + j] = o[j * C + c];
@@ -371,26 +414,84 @@ void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, ui
 }
 
 // Laid out as the stock path lays it: channels-last when the input or the weight suggests it
-// (oneDNN's rule for a convolution's output; ReLU and pooling keep it).
-at::Tensor conv3x3_relu_pool(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+// (oneDNN's rule for a convolution's output; ReLU and pooling keep it). bf16: under autocast.
+at::Tensor conv3x3_relu_pool(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool bf16) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.size(1) == 1 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0,
               "conv3x3_relu_pool: x must be N 1 H W on the CPU, H and W even");
   TORCH_CHECK(weight.dim() == 4 && weight.size(1) == 1 && weight.size(2) == 3 && weight.size(3) == 3 &&
-              weight.size(0) % 16 == 0 && bias.dim() == 1 && bias.size(0) == weight.size(0),
-              "conv3x3_relu_pool: weight must be C 1 3 3 with C a multiple of 16, bias C");
+              weight.size(0) % 16 == 0 && bias.dim() == 1 && bias.size(0) == weight.size(0) &&
+              weight.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat,
+              "conv3x3_relu_pool: weight must be fp32 C 1 3 3 with C a multiple of 16, bias C");
   const int64_t N = x.size(0), C = weight.size(0), H = x.size(2), W = x.size(3);
   const bool cl = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
                   weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
   auto xc = x.contiguous();
-  auto w = weight.to(at::kBFloat16).to(at::kFloat).contiguous(), b = bias.to(at::kBFloat16).to(at::kFloat).contiguous();
+  auto w = weight.contiguous(), b = bias.contiguous();
+  if (bf16) w = w.to(at::kBFloat16).to(at::kFloat), b = b.to(at::kBFloat16).to(at::kFloat);
   std::vector<float> wt(9 * C);  // [tap][channel]
   for (int64_t c = 0; c < C; ++c)
     for (int k = 0; k < 9; ++k) wt[k * C + c] = w.data_ptr<float>()[c * 9 + k];
-  auto out = at::empty({N, C, H / 2, W / 2}, x.options().dtype(at::kBFloat16).memory_format(
+  auto out = at::empty({N, C, H / 2, W / 2}, x.options().dtype(bf16 ? at::kBFloat16 : at::kFloat).memory_format(
       cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
   dispatch(xc, [&](auto z) { using T = decltype(z);
-    conv3x3_relu_pool_kernel<T>((const T*)xc.data_ptr(), wt.data(), b.data_ptr<float>(), (uint16_t*)out.data_ptr(),
-                                N, C, H, W, cl); });
+    if (bf16) conv3x3_relu_pool_kernel<T, true>((const T*)xc.data_ptr(), wt.data(), b.data_ptr<float>(),
+                                                (uint16_t*)out.data_ptr(), N, C, H, W, cl);
+    else conv3x3_relu_pool_kernel<T, false>((const T*)xc.data_ptr(), wt.data(), b.data_ptr<float>(),
+                                            out.data_ptr<float>(), N, C, H, W, cl); });
+  return out;
+}
+
+// The paper decoder's last layer in fp32 inference: a 2x2 transposed convolution of stride 2 into
+// one channel. Each input pixel's C values make a 2x2 block of output pixels of its own: out[t] =
+// the sum over c of x[c] * w[c][t] by fused multiply-adds from +0 in c's order, the bias added
+// last. That is oneDNN's order for this layer on an AVX2 EPYC (its brgemm kernel, either layout;
+// tests/test_kernels.py checks oneDNN on its machine to the last bit), where oneDNN pads the one
+// output channel to 8 and takes about 8x as long as this kernel.
+
+// Two consecutive pixels j, j + 1 of an input row (or j alone: two = false), whose four outputs
+// each fill a vector of 8. rows: pixel j's C values (channels-last memory), pixel j + 1's after
+// them; wt: [C][8] = the weights' four taps (ky * 2 + kx), twice; out: pixel j's first output;
+// ow: the output row's length.
+inline void conv_transpose_2x2_pair(const float* __restrict rows, int64_t C, const float* __restrict wt, float b,
+                                    float* __restrict out, int64_t ow, bool two) {
+  f32x8 acc = {};
+  const float* second = rows + (two ? C : 0);
+  for (int64_t c = 0; c < C; ++c) {
+    const float a0 = rows[c], a1 = second[c];
+    f32x8 w;
+    std::memcpy(&w, wt + 8 * c, sizeof w);
+    acc = fused_multiply_add(f32x8{a0, a0, a0, a0, a1, a1, a1, a1}, w, acc);
+  }
+  for (int p = 0; p < (two ? 2 : 1); ++p)
+    for (int t = 0; t < 4; ++t) out[(t / 2) * ow + 2 * p + t % 2] = acc[4 * p + t] + b;
+}
+
+at::Tensor conv_transpose_2x2_one_channel(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.scalar_type() == at::kFloat &&
+              weight.scalar_type() == at::kFloat && weight.dim() == 4 && weight.size(0) == x.size(1) &&
+              weight.size(1) == 1 && weight.size(2) == 2 && weight.size(3) == 2 &&
+              bias.scalar_type() == at::kFloat && bias.numel() == 1,
+              "conv_transpose_2x2_one_channel: fp32 x N C H W on the CPU, weight C 1 2 2, bias 1");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  auto rows = x.permute({0, 2, 3, 1}).contiguous();  // [N][H][W][C]: a view of channels-last memory
+  auto w = weight.reshape({C, 4}).contiguous();
+  std::vector<float> wt(8 * C);
+  for (int64_t c = 0; c < C; ++c)
+    for (int t = 0; t < 8; ++t) wt[8 * c + t] = w.data_ptr<float>()[4 * c + t % 4];
+  const float b = bias.item<float>();
+  // laid out as oneDNN lays out its output (one channel: the same memory either way, other strides)
+  const bool cl = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
+                  weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  auto out = at::empty({N, 1, 2 * H, 2 * W}, x.options().memory_format(
+      cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  const float* xp = rows.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const float* wp = wt.data();
+  at::parallel_for(0, N * H, 1, [=](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)  // input row r makes output rows 2r, 2r + 1 (of all images' rows)
+      for (int64_t j = 0; j < W; j += 2)
+        conv_transpose_2x2_pair(xp + (r * W + j) * C, C, wp, b, op + 2 * r * 2 * W + 2 * j, 2 * W, j + 1 < W);
+  });
   return out;
 }
 
@@ -403,5 +504,6 @@ TORCH_LIBRARY(fashionae, m) {
   m.def("relu_pool(Tensor x, bool indices) -> (Tensor, Tensor)", &relu_pool);
   m.def("relu_pool_backward(Tensor dout, Tensor out, Tensor idx) -> Tensor", &relu_pool_backward);
   m.def("relu_dropout_pool_backward(Tensor dout, Tensor out, Tensor idx, float scale) -> Tensor", &relu_dropout_pool_backward);
-  m.def("conv3x3_relu_pool(Tensor x, Tensor weight, Tensor bias) -> Tensor", &conv3x3_relu_pool);
+  m.def("conv3x3_relu_pool(Tensor x, Tensor weight, Tensor bias, bool bf16) -> Tensor", &conv3x3_relu_pool);
+  m.def("conv_transpose_2x2_one_channel(Tensor x, Tensor weight, Tensor bias) -> Tensor", &conv_transpose_2x2_one_channel);
 }

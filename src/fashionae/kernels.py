@@ -1,18 +1,21 @@
 """fashionae's compiled CPU kernels (``kernels.cpp``): ReLU + dropout, ReLU + dropout + 2x2
 max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward and one backward;
-``dropout.py`` runs them (``ReLUDropout``, ``relu_dropout_pool``). And for inference under bf16
-autocast, the paper encoder's first stage (3x3 convolution of one channel + ReLU + pooling), which
-``models.conv_relu_pool`` runs.
+``dropout.py`` runs them (``ReLUDropout``, ``relu_dropout_pool``). And for inference, the paper
+encoder's first stage (3x3 convolution of one channel + ReLU + pooling, bf16 or fp32), which
+``models.conv_relu_pool`` runs, and in fp32 the author's decoder's last layer (a 2x2 transposed
+convolution into one channel), which ``models.BlockConvTranspose2d`` runs.
 
 In eager PyTorch the paper model's dropout is a dozen integer passes for the mask bits, four for
 the mask, a product forward and one backward, then a ReLU pass and a max-pooling that writes int64
 indices as many as its output's values: about a third of a training step on the CPU. The kernels
 compute the same thing in one pass each way, bit for bit (the same masks, outputs and gradients:
 ``tests/test_kernels.py``), so whether they run changes no number, only the speed
-(``benchmarks/README.md``). The one exception is the first stage's convolution in bf16 inference:
-its sums run in a fixed order, oneDNN's on AVX-512-BF16 in channels-last memory, where it is bit
-for bit oneDNN's; where oneDNN runs other code (NCHW, an AVX2 cap; AMX is not measured), a value
-at a rounding tie may differ by its last bit (measured: 10 to 18 in 63 million).
+(``benchmarks/README.md``). The exceptions are the two convolutions' kernels, whose sums run in a
+fixed order: in bf16, oneDNN's on AVX-512-BF16 in channels-last memory, where the first stage is
+bit for bit oneDNN's, while where oneDNN runs other code (NCHW, an AVX2 cap; AMX is not measured)
+a value at a rounding tie may differ by its last bit (measured: 10 to 18 in 63 million); in fp32,
+oneDNN's on an AVX2 EPYC, in both layouts, where both are oneDNN's bit for bit (not measured on
+AVX-512 or AMX, where oneDNN runs other code).
 
 They are built on first use by the machine's C++ compiler (``$CXX``, else ``c++``), for this CPU
 (``-march=native``, or the ISA that ``ATEN_CPU_CAPABILITY`` caps PyTorch's own kernels to), once

@@ -40,8 +40,8 @@ class Layers(nn.Sequential):
     - in inference on the CPU, in fp32, a convolution and the ReLU right after it, as one oneDNN
       call: the ReLU is applied to the convolution's output before it is written (evaluating the
       paper autoencoder runs 1.1x faster on an AVX2 EPYC; ``benchmarks/README.md``);
-    - in inference on the CPU under bf16 autocast, a one-channel 3x3 convolution, ReLU and 2x2
-      max-pooling (the paper encoder's first stage) by a compiled kernel (``conv_relu_pool``).
+    - in inference on the CPU, under bf16 autocast or in fp32, a one-channel 3x3 convolution, ReLU
+      and 2x2 max-pooling (the paper encoder's first stage) by a compiled kernel (``conv_relu_pool``).
 
     The last two only in eval mode with autograd off (``torch.no_grad`` or
     ``torch.inference_mode``), never while compiling or tracing, so autograd, ONNX export and
@@ -71,15 +71,18 @@ class Layers(nn.Sequential):
                  if isinstance(a, (nn.ReLU, ReLUDropout)) and halving_pool(b)} if kernels_take(x) else {}
         if self.training or torch.is_grad_enabled():
             return fused
-        if fused and bf16_autocast_on_cpu():  # (fused: the kernels are there)
+        onednn_fp32 = onednn_fp32_convolution(x)
+        if fused and (bf16_autocast_on_cpu() or onednn_fp32):  # (fused: the kernels are there)
             for i, (conv, relu, pool) in enumerate(zip(layers, layers[1:], layers[2:])):
                 if first_stage(conv, relu, pool) and i + 1 in fused:
                     del fused[i + 1]
                     fused[i] = (3, partial(conv_relu_pool, conv, relu, pool))
-        if not fused_conv_relu_here(x):
+        if not onednn_fp32:
             return fused
+        # the layers already in a run (a ReLU before a pooling goes with the pooling)
+        taken = {j for i, (span, _) in fused.items() for j in range(i, i + span)}
         conv_relu = {i: (2, partial(FUSED_CONV_RELU[type(a)], a)) for i, (a, b) in enumerate(pairs)
-                     if fusable(a, b, x) and i + 1 not in fused}  # a ReLU before a pooling goes with it
+                     if fusable(a, b, x) and {i, i + 1}.isdisjoint(taken)}
         if conv_relu and finite(x) and all(finite(p) for p in self.parameters()):
             fused.update(conv_relu)
         return fused
@@ -96,16 +99,17 @@ def first_stage(conv: nn.Module, relu: nn.Module, pool: nn.Module) -> bool:
 
 
 def conv_relu_pool(conv: nn.Conv2d, relu: nn.Module, pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``pool(relu(conv(x)))`` for ``first_stage`` layers, under bf16 autocast on the CPU: one
-    pass of a compiled kernel that never writes the convolution's output (the paper autoencoder's
-    evaluation runs 1.04-1.07x faster on a Zen 5; ``benchmarks/README.md``). The same bits as
-    oneDNN's convolution where it sums in the kernel's order (``kernels.cpp`` says where it does).
-    Elsewhere (no image, one not fp32 or of a size that does not halve, weights that are not
-    finite), the layers."""
+    """``pool(relu(conv(x)))`` for ``first_stage`` layers in inference on the CPU, under bf16
+    autocast or in fp32 where oneDNN would run the convolution: one pass of a compiled kernel that
+    never writes the convolution's output (the paper autoencoder's evaluation runs 1.04-1.07x
+    faster in bf16 on a Zen 5, 1.03-1.06x in fp32 on an AVX2 EPYC; ``benchmarks/README.md``).
+    The same bits as oneDNN's convolution where it sums in the kernel's order (``kernels.cpp``
+    says where it does). Elsewhere (no image, one not fp32 or of a size that does not halve,
+    weights that are not finite), the layers."""
     if (x.dim() == 4 and len(x) and x.shape[1] == 1 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
             and x.dtype == torch.float32 and conv.weight.dtype == torch.float32 and kernels_take(x)
             and finite(conv.weight) and finite(conv.bias)):
-        return torch.ops.fashionae.conv3x3_relu_pool(x, conv.weight, conv.bias)
+        return torch.ops.fashionae.conv3x3_relu_pool(x, conv.weight, conv.bias, bf16_autocast_on_cpu())
     return relu_dropout_pool(relu, pool, conv(x))
 
 
@@ -113,9 +117,10 @@ def bf16_autocast_on_cpu() -> bool:
     return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
 
 
-def fused_conv_relu_here(x: torch.Tensor) -> bool:
-    """Outside ``torch.compile`` and ``torch.jit.trace``, where PyTorch runs these convolutions
-    with oneDNN too (for a single small image it runs its own, whose sums differ in the last bits)."""
+def onednn_fp32_convolution(x: torch.Tensor) -> bool:
+    """Whether PyTorch would run the model's convolutions of ``x`` with oneDNN in fp32, in eager
+    mode: where the fused conv + ReLU calls and k2's fp32 kernel compute oneDNN's result (for a
+    single small image PyTorch runs its own convolution, whose sums differ in the last bits)."""
     return (eager_on_cpu(x) and x.dtype == torch.float32 and len(x) > 1 and not torch.is_autocast_enabled("cpu")
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
@@ -201,22 +206,38 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
     ``benchmarks/README.md``). The same function, laid out in memory as the stock layer lays it
     (channels-last when the input or the weight is, so the dropout after it draws the same
     masks): only its fp32 sums run in another order, which may move a bf16 output by its last
-    bit. Everywhere else (fp32, CUDA, compiling, tracing and ONNX export) it is the stock layer,
-    to the same bits as before."""
+    bit. In fp32 inference a layer into one channel runs as a compiled kernel (``to_one_channel``).
+    Everywhere else (fp32 otherwise, CUDA, compiling, tracing and ONNX export) it is the stock
+    layer, to the same bits as before."""
 
     def __init__(self, cin: int, cout: int, k: int):
         super().__init__(cin, cout, kernel_size=k, stride=k)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if (output_size is not None or self.bias is None or x.dim() != 4 or not eager_on_cpu(x)
-                or self.weight.dtype != torch.float32 or not bf16_autocast_on_cpu()):
+        if output_size is not None or self.bias is None or x.dim() != 4 or self.weight.dtype != torch.float32:
             return super().forward(x, output_size)
+        if eager_on_cpu(x) and bf16_autocast_on_cpu():
+            return self.block_matmul(x)
+        if to_one_channel(self) and not torch.is_grad_enabled() and onednn_fp32_convolution(x) and kernels_take(x):
+            return torch.ops.fashionae.conv_transpose_2x2_one_channel(x, self.weight, self.bias)
+        return super().forward(x, output_size)
+
+    def block_matmul(self, x: torch.Tensor) -> torch.Tensor:
         (n, cin, h, w), k, cout = x.shape, self.stride[0], self.out_channels
         rows = x.permute(0, 2, 3, 1).reshape(n * h * w, cin)  # a view when x is channels-last
         blocks = torch.addmm(self.bias.repeat(k * k), rows, self.weight.permute(0, 2, 3, 1).reshape(cin, k * k * cout))
         y = blocks.view(n, h, w, k, k, cout).permute(0, 1, 3, 2, 4, 5).reshape(n, h * k, w * k, cout)
         y = y.permute(0, 3, 1, 2)  # channels-last
         return y if channels_last(x) or channels_last(self.weight) else y.contiguous()
+
+
+def to_one_channel(layer: BlockConvTranspose2d) -> bool:
+    """A layer ``conv_transpose_2x2_one_channel``'s kernel computes: 2x2, stride 2, into one
+    channel (the paper decoder's last layer). In fp32 inference it runs there, where oneDNN
+    would: the same bits as oneDNN's, whose own pads the one channel to 8 and takes about 8x as
+    long (the paper autoencoder's evaluation runs 1.08x faster on an AVX2 EPYC; ``kernels.cpp``
+    says where the bits are the same)."""
+    return layer.out_channels == 1 and layer.stride == (2, 2)
 
 
 def channels_last(t: torch.Tensor) -> bool:
