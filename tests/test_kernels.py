@@ -423,6 +423,20 @@ def test_the_one_channel_kernel_runs_only_where_it_computes_the_layer(built, mon
     assert not runs(layer)
 
 
+def test_a_convolution_and_relu_join_in_one_call_beside_a_relu_pooling_run(built):
+    """fp32 inference: the first convolution + ReLU as one oneDNN call, the second ReLU with its
+    pooling in a kernel; the same output as the layers one by one."""
+    torch.manual_seed(0)
+    layers = models.Layers(nn.Conv2d(2, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                           nn.MaxPool2d(2, 2)).eval()
+    x = torch.rand(3, 2, 8, 8)
+    with torch.profiler.profile() as profile, torch.no_grad():
+        y = layers(x)
+    ops = [e.key for e in profile.key_averages()]
+    assert "mkldnn::_convolution_pointwise" in ops and "fashionae::relu_pool" in ops
+    assert torch.equal(y, layers(x))  # autograd on: the layers one by one
+
+
 def test_the_kernels_run_where_they_can_and_the_layers_elsewhere(built):
     """Counter masks in training: the kernels' nodes; mersenne masks, odd sizes or another
     pooling: PyTorch's ops; eval mode: ReLU and pooling."""

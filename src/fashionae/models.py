@@ -220,7 +220,7 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
             return self.block_matmul(x)
         if to_one_channel(self) and not torch.is_grad_enabled() and onednn_fp32_convolution(x) and kernels_take(x):
             return torch.ops.fashionae.conv_transpose_2x2_one_channel(x, self.weight, self.bias)
-        return super().forward(x, output_size)
+        return super().forward(x)
 
     def block_matmul(self, x: torch.Tensor) -> torch.Tensor:
         (n, cin, h, w), k, cout = x.shape, self.stride[0], self.out_channels
