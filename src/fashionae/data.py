@@ -272,6 +272,43 @@ def _dataset_toml(folder: Path) -> dict:
     return meta
 
 
+def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
+    """A .npz's images and labels per split ("train", "test"): pixels as uint8 (0-1 floats scaled
+    to 0-255), labels as int64; one clear error for what cannot be either."""
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            missing = [k for k in NPZ_KEYS if k not in z.files]
+            if missing:
+                raise UserError(f"{path} lacks {', '.join(missing)}; it must hold "
+                                f"{', '.join(NPZ_KEYS)}")
+            arr = {k: z[k] for k in NPZ_KEYS}
+    except UserError:
+        raise
+    except Exception as e:  # zipfile, numpy and pickle refusals all mean the same here
+        raise UserError(f"{path} is not a readable .npz file ({type(e).__name__}: damaged, or holding "
+                        "object arrays, which fashionae never unpickles); save plain numeric arrays with "
+                        "numpy.savez") from None
+    for k in ("x_train", "x_test"):
+        a = arr[k]
+        if a.ndim == 4 and a.shape[-1] == 1:
+            a = a[..., 0]
+        if a.dtype.kind == "f":
+            if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 255):
+                raise UserError(f"{path}: {k} holds values outside [0, 255]")
+            a = np.round(a * 255 if a.size and a.max() <= 1 else a)
+        elif a.dtype.kind not in "ui" or (a.size and (a.min() < 0 or a.max() > 255)):
+            raise UserError(f"{path}: {k} must hold grayscale pixels, 0-255 or 0-1")
+        arr[k] = a.astype(np.uint8)
+    for k in ("y_train", "y_test"):
+        if arr[k].ndim == 2 and arr[k].shape[1] == 1:  # Keras keeps some labels as [N, 1]
+            arr[k] = arr[k][:, 0]
+        if arr[k].dtype.kind not in "ui" or (arr[k].size and arr[k].min() < 0):
+            raise UserError(f"{path}: {k} must hold non-negative integer labels")
+    images = {s: torch.from_numpy(np.ascontiguousarray(arr[f"x_{s}"])) for s in ("train", "test")}
+    labels = {s: torch.from_numpy(arr[f"y_{s}"].astype(np.int64)) for s in ("train", "test")}
+    return images, labels
+
+
 def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
     """Your own dataset: four IDX files or one .npz, plus an optional dataset.toml."""
     folder = Path(folder).expanduser()  # a study file may name "~/data/digits"
@@ -311,37 +348,7 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
             raise UserError(f"{folder / name} fails the SHA-256 check of dataset.toml; it is damaged "
                             "or not the file dataset.toml describes: get a fresh copy")
     if npz:
-        try:
-            with np.load(io.BytesIO(raws[npz[0].name]), allow_pickle=False) as z:
-                missing = [k for k in NPZ_KEYS if k not in z.files]
-                if missing:
-                    raise UserError(f"{npz[0]} lacks {', '.join(missing)}; it must hold "
-                                    f"{', '.join(NPZ_KEYS)}")
-                arr = {k: z[k] for k in NPZ_KEYS}
-        except UserError:
-            raise
-        except Exception as e:  # zipfile, numpy and pickle refusals all mean the same here
-            raise UserError(f"{npz[0]} is not a readable .npz file ({type(e).__name__}: damaged, or holding "
-                            "object arrays, which fashionae never unpickles); save plain numeric arrays with "
-                            "numpy.savez") from None
-        for k in ("x_train", "x_test"):
-            a = arr[k]
-            if a.ndim == 4 and a.shape[-1] == 1:
-                a = a[..., 0]
-            if a.dtype.kind == "f":
-                if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 255):
-                    raise UserError(f"{npz[0]}: {k} holds values outside [0, 255]")
-                a = np.round(a * 255 if a.size and a.max() <= 1 else a)
-            elif a.dtype.kind not in "ui" or (a.size and (a.min() < 0 or a.max() > 255)):
-                raise UserError(f"{npz[0]}: {k} must hold grayscale pixels, 0-255 or 0-1")
-            arr[k] = a.astype(np.uint8)
-        for k in ("y_train", "y_test"):
-            if arr[k].ndim == 2 and arr[k].shape[1] == 1:  # Keras keeps some labels as [N, 1]
-                arr[k] = arr[k][:, 0]
-            if arr[k].dtype.kind not in "ui" or (arr[k].size and arr[k].min() < 0):
-                raise UserError(f"{npz[0]}: {k} must hold non-negative integer labels")
-        images = {s: torch.from_numpy(np.ascontiguousarray(arr[f"x_{s}"])) for s in ("train", "test")}
-        labels = {s: torch.from_numpy(arr[f"y_{s}"].astype(np.int64)) for s in ("train", "test")}
+        images, labels = _npz_arrays(npz[0], raws[npz[0].name])
         what = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test")}
     else:
         a = {n: parse_idx(_gunzip(raws[p.name], p), str(p)) for n, p in paths.items()}

@@ -413,8 +413,14 @@ void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, O*
   });
 }
 
-// Laid out as the stock path lays it: channels-last when the input or the weight suggests it
-// (oneDNN's rule for a convolution's output; ReLU and pooling keep it). bf16: under autocast.
+// oneDNN's rule for a convolution's output, which the convolution kernels' outputs follow:
+// channels-last when the input or the weight suggests it (ReLU and pooling keep it).
+bool onednn_channels_last(const at::Tensor& x, const at::Tensor& weight) {
+  return x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
+         weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+}
+
+// Laid out as the stock path lays it (onednn_channels_last). bf16: under autocast.
 at::Tensor conv3x3_relu_pool(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool bf16) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.size(1) == 1 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0,
               "conv3x3_relu_pool: x must be N 1 H W on the CPU, H and W even");
@@ -423,8 +429,7 @@ at::Tensor conv3x3_relu_pool(const at::Tensor& x, const at::Tensor& weight, cons
               weight.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat,
               "conv3x3_relu_pool: weight must be fp32 C 1 3 3 with C a multiple of 16, bias C");
   const int64_t N = x.size(0), C = weight.size(0), H = x.size(2), W = x.size(3);
-  const bool cl = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
-                  weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  const bool cl = onednn_channels_last(x, weight);
   auto xc = x.contiguous();
   auto w = weight.contiguous(), b = bias.contiguous();
   if (bf16) w = w.to(at::kBFloat16).to(at::kFloat), b = b.to(at::kBFloat16).to(at::kFloat);
@@ -479,9 +484,7 @@ at::Tensor conv_transpose_2x2_one_channel(const at::Tensor& x, const at::Tensor&
   for (int64_t c = 0; c < C; ++c)
     for (int t = 0; t < 8; ++t) wt[8 * c + t] = w.data_ptr<float>()[4 * c + t % 4];
   const float b = bias.item<float>();
-  // laid out as oneDNN lays out its output (one channel: the same memory either way, other strides)
-  const bool cl = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
-                  weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  const bool cl = onednn_channels_last(x, weight);  // one channel: the same memory either way, other strides
   auto out = at::empty({N, 1, 2 * H, 2 * W}, x.options().memory_format(
       cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
   const float* xp = rows.data_ptr<float>();
