@@ -129,10 +129,10 @@ def test_inference_is_the_same_with_and_without_the_kernels(built, monkeypatch, 
                 out = model.reconstruct(x)
         return out, {e.key for e in profile.key_averages()}
 
-    # the first stage's kernel and k2's one-channel kernel sum in their own orders (oneDNN's where
-    # measured): test_the_first_stage_kernel_..., test_the_fp32_kernels_...
+    # the first stage's kernel and k2's kernel sum in their own orders (oneDNN's where measured):
+    # test_the_first_stage_kernel_..., test_the_fp32_kernels_...
     monkeypatch.setattr(models, "first_stage", lambda *layers: False)
-    monkeypatch.setattr(models, "to_one_channel", lambda layer: False)
+    monkeypatch.setattr(models.BlockConvTranspose2d, "kernel_takes", lambda layer, x: False)
     out, ops = reconstruct()
     torch_ops(monkeypatch)
     out0, ops0 = reconstruct()
@@ -302,19 +302,23 @@ def first_stage_fp32_by_torch(x: torch.Tensor, conv: nn.Conv2d, bias_first: bool
     return F.max_pool2d(F.relu(total), 2)
 
 
-def one_channel_by_torch(x: torch.Tensor, layer: nn.ConvTranspose2d, fused: bool = True) -> torch.Tensor:
-    """What conv_transpose_2x2_one_channel is said to compute: each input pixel's four outputs,
-    the channels' products added in order by fused multiply-adds from +0, the bias last."""
+def conv_transpose_2x2_by_torch(x: torch.Tensor, layer: nn.ConvTranspose2d, relu: bool = False,
+                                fused: bool = True) -> torch.Tensor:
+    """What conv_transpose_2x2 is said to compute: each input pixel's 2x2 block of outputs, the
+    channels' products added in order by fused multiply-adds from +0, the bias last; ReLU."""
     n, c, h, w = x.shape
-    rows, taps = x.detach().permute(0, 2, 3, 1), layer.weight.detach().reshape(c, 4)
+    o = layer.out_channels
+    rows, taps = x.detach().permute(0, 2, 3, 1), layer.weight.detach().permute(0, 2, 3, 1)  # taps: [c][ky][kx][o]
+    terms = [(rows[..., i, None, None, None], taps[i]) for i in range(c)]
     if fused:
-        total = fma_sums([(rows[..., i:i + 1], taps[i]) for i in range(c)], torch.zeros(()))
+        total = fma_sums(terms, torch.zeros(()))
     else:  # each product rounded first: what a kernel without fused multiply-adds would give
-        total = torch.zeros(n, h, w, 4)
-        for i in range(c):
-            total = total + rows[..., i:i + 1] * taps[i]
-    total = total + layer.bias.detach()
-    return total.reshape(n, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(n, 1, 2 * h, 2 * w)
+        total = torch.zeros(n, h, w, 2, 2, o)
+        for a, b in terms:
+            total = total + a * b
+    total = total + layer.bias.detach()  # [n, h, w, ky, kx, o]
+    total = F.relu(total) if relu else total
+    return total.permute(0, 5, 1, 3, 2, 4).reshape(n, o, 2 * h, 2 * w)
 
 
 @pytest.mark.parametrize("shape", [(5, 1, 28, 28), (3, 1, 6, 10), (2, 1, 8, 4)])
@@ -341,28 +345,34 @@ def test_the_fp32_first_stage_kernel_sums_as_its_comment_says(built, shape, layo
     assert not torch.equal(y.nan_to_num(7.0), first_stage_fp32_by_torch(x, layers[0], bias_first=cl).nan_to_num(7.0))
 
 
-@pytest.mark.parametrize("shape", [(4, 32, 14, 14), (3, 5, 3, 7), (2, 8, 1, 1)])
+@pytest.mark.parametrize("shape,out_channels", [((4, 32, 14, 14), 1), ((3, 5, 3, 7), 1), ((2, 8, 1, 1), 1),
+                                                ((4, 64, 7, 7), 32), ((3, 5, 3, 7), 8), ((1, 3, 2, 1), 16)])
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_the_one_channel_kernel_sums_as_its_comment_says(built, shape, layout):
-    """conv_transpose_2x2_one_channel, bit for bit on any CPU, laid out as the stock layer lays it."""
+@pytest.mark.parametrize("relu", [False, True])
+def test_the_2x2_kernel_sums_as_its_comment_says(built, shape, out_channels, layout, relu):
+    """conv_transpose_2x2, bit for bit on any CPU (NaN kept by ReLU, as torch's), laid out as the
+    stock layer lays it; into one channel, pixels in pairs; into more, six pixels at a time and
+    the rest one by one (3 x 7 x 3 = 63 pixels: 48 in a chunk, then 15)."""
     torch.manual_seed(2)
-    layer = models.BlockConvTranspose2d(shape[1], 1, 2)
+    layer = models.BlockConvTranspose2d(shape[1], out_channels, 2)
     torch.nn.init.normal_(layer.weight)
     torch.nn.init.normal_(layer.bias)
     if layout == "channels-last":
         layer.to(memory_format=torch.channels_last)
     x = torch.randn(shape)
-    x.view(-1)[::37] = float("nan")
+    x.view(-1)[::7 * shape[1] + 3] = float("nan")  # in some pixels' channels, not in all pixels
     x = x.contiguous(memory_format=LAYOUTS[layout])
     with torch.no_grad():
-        y = torch.ops.fashionae.conv_transpose_2x2_one_channel(x, layer.weight, layer.bias)
+        y = torch.ops.fashionae.conv_transpose_2x2(x, layer.weight, layer.bias, relu)
         stock = nn.ConvTranspose2d.forward(layer, x)
-    expected = one_channel_by_torch(x, layer)
+    expected = conv_transpose_2x2_by_torch(x, layer, relu)
     assert y.shape == stock.shape and y.stride() == stock.stride()
     assert torch.equal(y.isnan(), expected.isnan()) and y.isnan().any()
     assert torch.equal(bits(y.nan_to_num(7.0)), bits(expected.nan_to_num(7.0)))
+    if relu:
+        assert (y == 0).any() and not (bits(y) == -2 ** 31).any()  # ReLU's zeros are +0
     if shape[1] > 2:  # enough channels for a rounding to tell
-        assert not torch.equal(y.nan_to_num(7.0), one_channel_by_torch(x, layer, fused=False).nan_to_num(7.0))
+        assert not torch.equal(y.nan_to_num(7.0), conv_transpose_2x2_by_torch(x, layer, relu, fused=False).nan_to_num(7.0))
 
 
 def onednn_measured() -> bool:
@@ -374,21 +384,21 @@ def onednn_measured() -> bool:
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_the_fp32_kernels_are_onednns_convolutions_to_their_last_bit(built, layout):
-    """In fp32 inference the paper autoencoder's first stage and its last layer are kernels whose
-    sums run in oneDNN's orders on an AVX2 EPYC, where every value is the same. On other CPUs
-    (AVX-512, AMX; not measured), a value may move in its last bits."""
+    """In fp32 inference the paper autoencoder's first stage and its decoder's two layers (the
+    first with its ReLU) are kernels whose sums run in oneDNN's orders on an AVX2 EPYC, where every
+    value is the same. On other CPUs (AVX-512, AMX; not measured), a value may move in its last bits."""
     torch.manual_seed(0)
     model = build_model(ModelConfig()).eval()
     x = torch.rand(64, 1, 28, 28)
     if layout == "channels-last":
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    last = model.decoder.layers[2]
-    z = torch.rand(64, 32, 14, 14).contiguous(memory_format=LAYOUTS[layout])
+    decoder = model.decoder.layers
+    z = torch.rand(64, 64, 7, 7).contiguous(memory_format=LAYOUTS[layout])
     with torch.profiler.profile() as profile, torch.no_grad():
-        y, out = model.encoder.features(x), last(z)
-    stock, stock_out = model.encoder.features(x).detach(), last(z).detach()  # autograd on: the layers one by one
-    assert {"fashionae::conv3x3_relu_pool", "fashionae::conv_transpose_2x2_one_channel"} <= {
-        e.key for e in profile.key_averages()}
+        y, out = model.encoder.features(x), decoder(z)
+    stock, stock_out = model.encoder.features(x).detach(), decoder(z).detach()  # autograd on: the layers one by one
+    calls = {e.key: e.count for e in profile.key_averages()}
+    assert calls.get("fashionae::conv3x3_relu_pool") == 1 and calls.get("fashionae::conv_transpose_2x2") == 2
     for mine, theirs in ((y, stock), (out, stock_out)):
         assert mine.stride() == theirs.stride()
         if onednn_measured():
@@ -397,30 +407,40 @@ def test_the_fp32_kernels_are_onednns_convolutions_to_their_last_bit(built, layo
             assert torch.allclose(mine, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_the_one_channel_kernel_runs_only_where_it_computes_the_layer(built, monkeypatch):
-    """In fp32 with autograd off, for more than one image where oneDNN would run the layer; the
-    stock layer (or, under bf16 autocast, its matrix product) otherwise."""
+def test_the_2x2_kernel_runs_only_where_it_computes_the_layer(built, monkeypatch):
+    """In fp32 with autograd off, for more than one image where oneDNN would run the layer, into
+    one channel or a multiple of 8, with the ReLU after it in a Layers; the stock layer (or, under
+    bf16 autocast, its matrix product; or oneDNN's call with the ReLU) otherwise."""
     x = torch.rand(3, 32, 7, 7)
 
-    def runs(layer: nn.Module, images: torch.Tensor = x, grad: bool = False, bf16: bool = False) -> bool:
+    def ops(layer: nn.Module, images: torch.Tensor = x, grad: bool = False, bf16: bool = False) -> set[str]:
         with torch.profiler.profile() as profile, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             with torch.set_grad_enabled(grad):
                 layer(images)
-        return "fashionae::conv_transpose_2x2_one_channel" in {e.key for e in profile.key_averages()}
+        return {e.key for e in profile.key_averages()}
 
-    layer = models.BlockConvTranspose2d(32, 1, 2)
-    assert runs(layer) and runs(layer.train())
+    def runs(layer: nn.Module, images: torch.Tensor = x, **kw) -> bool:
+        return "fashionae::conv_transpose_2x2" in ops(layer, images, **kw)
+
+    layer, wide = models.BlockConvTranspose2d(32, 1, 2), models.BlockConvTranspose2d(32, 16, 2)
+    assert runs(layer) and runs(layer.train()) and runs(wide) and runs(models.BlockConvTranspose2d(32, 8, 2))
     assert not runs(layer, grad=True) and not runs(layer, bf16=True) and not runs(layer, x[:1])
-    assert not runs(models.BlockConvTranspose2d(32, 2, 2)) and not runs(models.BlockConvTranspose2d(32, 1, 4))
+    assert not runs(wide, grad=True) and not runs(wide, bf16=True) and not runs(wide, x[:1])
+    assert not any(runs(models.BlockConvTranspose2d(32, o, 2)) for o in (2, 4, 12))
+    assert not runs(models.BlockConvTranspose2d(32, 1, 4)) and not runs(models.BlockConvTranspose2d(32, 8, 4))
     assert not runs(models.BlockConvTranspose2d(32, 1, 2).bfloat16(), x.bfloat16())
+    with_relu = models.Layers(wide, ReLUDropout(0.2)).eval()
+    assert ops(with_relu) & {"fashionae::conv_transpose_2x2", "mkldnn::_convolution_transpose_pointwise",
+                             "aten::relu", "fashionae::relu_dropout"} == {"fashionae::conv_transpose_2x2"}
     with monkeypatch.context() as m:
         m.setattr(torch.backends.mkldnn, "enabled", False)
-        assert not runs(layer)
+        assert not runs(layer) and not runs(wide)
     with monkeypatch.context() as m:
         m.setattr(torch.compiler, "is_compiling", lambda: True)
-        assert not runs(layer)
+        assert not runs(layer) and not runs(wide)
     torch_ops(monkeypatch)
-    assert not runs(layer)
+    assert not runs(layer) and not runs(wide)
+    assert "mkldnn::_convolution_transpose_pointwise" in ops(with_relu)
 
 
 def test_a_convolution_and_relu_join_in_one_call_beside_a_relu_pooling_run(built):

@@ -39,7 +39,8 @@ class Layers(nn.Sequential):
       training step runs 1.4x faster on a Zen 5, its evaluation 1.3x);
     - in inference on the CPU, in fp32, a convolution and the ReLU right after it, as one oneDNN
       call: the ReLU is applied to the convolution's output before it is written (evaluating the
-      paper autoencoder runs 1.1x faster on an AVX2 EPYC; ``benchmarks/README.md``);
+      paper autoencoder runs 1.1x faster on an AVX2 EPYC; ``benchmarks/README.md``), or as one
+      call of a compiled kernel for the paper decoder's (``BlockConvTranspose2d.forward_relu``);
     - in inference on the CPU, under bf16 autocast or in fp32, a one-channel 3x3 convolution, ReLU
       and 2x2 max-pooling (the paper encoder's first stage) by a compiled kernel (``conv_relu_pool``).
 
@@ -102,7 +103,8 @@ def conv_relu_pool(conv: nn.Conv2d, relu: nn.Module, pool: nn.Module, x: torch.T
     """``pool(relu(conv(x)))`` for ``first_stage`` layers in inference on the CPU, under bf16
     autocast or in fp32 where oneDNN would run the convolution: one pass of a compiled kernel that
     never writes the convolution's output (the paper autoencoder's evaluation runs 1.04-1.07x
-    faster in bf16 on a Zen 5, 1.03-1.06x in fp32 on an AVX2 EPYC; ``benchmarks/README.md``).
+    faster in bf16 on a Zen 5, 1.03-1.06x in fp32 on an AVX2 EPYC, where interleaving the fp32
+    sums made the stage 1.5x faster again; ``benchmarks/README.md``).
     The same bits as oneDNN's convolution where it sums in the kernel's order (``kernels.cpp``
     says where it does). Elsewhere (no image, one not fp32 or of a size that does not halve,
     weights that are not finite), the layers."""
@@ -138,11 +140,15 @@ def finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t.sum()))
 
 
-FUSED_CONV_RELU = {  # layer type -> its forward pass with ReLU, as one oneDNN call
+def onednn_conv_transpose_relu(c: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._convolution_transpose_pointwise(
+        x, c.weight, c.bias, c.padding, c.output_padding, c.stride, c.dilation, c.groups, "relu", [], "")
+
+
+FUSED_CONV_RELU = {  # layer type -> its forward pass with ReLU, as one call (oneDNN's for the stock layers)
     nn.Conv2d: lambda c, x: torch.ops.mkldnn._convolution_pointwise(
         x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups, "relu", [], ""),
-    nn.ConvTranspose2d: lambda c, x: torch.ops.mkldnn._convolution_transpose_pointwise(
-        x, c.weight, c.bias, c.padding, c.output_padding, c.stride, c.dilation, c.groups, "relu", [], ""),
+    nn.ConvTranspose2d: onednn_conv_transpose_relu,
 }
 
 
@@ -206,7 +212,7 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
     ``benchmarks/README.md``). The same function, laid out in memory as the stock layer lays it
     (channels-last when the input or the weight is, so the dropout after it draws the same
     masks): only its fp32 sums run in another order, which may move a bf16 output by its last
-    bit. In fp32 inference a layer into one channel runs as a compiled kernel (``to_one_channel``).
+    bit. In fp32 inference the paper decoder's two layers run as a compiled kernel (``kernel_takes``).
     Everywhere else (fp32 otherwise, CUDA, compiling, tracing and ONNX export) it is the stock
     layer, to the same bits as before."""
 
@@ -218,9 +224,27 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
             return super().forward(x, output_size)
         if eager_on_cpu(x) and bf16_autocast_on_cpu():
             return self.block_matmul(x)
-        if to_one_channel(self) and not torch.is_grad_enabled() and onednn_fp32_convolution(x) and kernels_take(x):
-            return torch.ops.fashionae.conv_transpose_2x2_one_channel(x, self.weight, self.bias)
+        if self.kernel_takes(x):
+            return torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, False)
         return super().forward(x)
+
+    def forward_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """``relu(self(x))`` as one call, in fp32 inference (``Layers.fused_runs``): the compiled
+        kernel where it takes ``x``, oneDNN's transposed convolution with its ReLU elsewhere."""
+        if self.bias is not None and x.dim() == 4 and self.kernel_takes(x):
+            return torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, True)
+        return onednn_conv_transpose_relu(self, x)
+
+    def kernel_takes(self, x: torch.Tensor) -> bool:
+        """Whether ``conv_transpose_2x2``'s kernel computes this layer of ``x``: 2x2 of stride 2
+        into one channel or a multiple of 8 (the paper decoder's two layers), in fp32 inference
+        where oneDNN would run it. The same bits as oneDNN's (``kernels.cpp`` says where), faster:
+        oneDNN pads one channel to 8, and runs the 64 -> 32 layer at about half the fp32 peak (the
+        paper autoencoder's evaluation runs 1.08x faster on an AVX2 EPYC with the last layer's
+        kernel, 1.02x more with the first's; ``benchmarks/README.md``)."""
+        return (self.stride == (2, 2) and (self.out_channels == 1 or self.out_channels % 8 == 0)
+                and self.weight.dtype == torch.float32 and not torch.is_grad_enabled()
+                and onednn_fp32_convolution(x) and kernels_take(x))
 
     def block_matmul(self, x: torch.Tensor) -> torch.Tensor:
         (n, cin, h, w), k, cout = x.shape, self.stride[0], self.out_channels
@@ -231,21 +255,12 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         return y if channels_last(x) or channels_last(self.weight) else y.contiguous()
 
 
-def to_one_channel(layer: BlockConvTranspose2d) -> bool:
-    """A layer ``conv_transpose_2x2_one_channel``'s kernel computes: 2x2, stride 2, into one
-    channel (the paper decoder's last layer). In fp32 inference it runs there, where oneDNN
-    would: the same bits as oneDNN's, whose own pads the one channel to 8 and takes about 8x as
-    long (the paper autoencoder's evaluation runs 1.08x faster on an AVX2 EPYC; ``kernels.cpp``
-    says where the bits are the same)."""
-    return layer.out_channels == 1 and layer.stride == (2, 2)
-
-
 def channels_last(t: torch.Tensor) -> bool:
     """Laid out channels-last, and not also contiguous (as a tensor of one channel is)."""
     return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
-FUSED_CONV_RELU[BlockConvTranspose2d] = FUSED_CONV_RELU[nn.ConvTranspose2d]  # its fp32 pass is the stock one
+FUSED_CONV_RELU[BlockConvTranspose2d] = BlockConvTranspose2d.forward_relu
 
 
 UPSAMPLE = {  # decoder kind -> one x2 upsampling stage, cin -> cout channels (7 -> 14 -> 28 pixels)
