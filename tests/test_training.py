@@ -259,3 +259,31 @@ def test_an_evaluation_inside_an_autocast_region_leaves_the_weights_trainable_th
         evaluate(model, x, y, TrainConfig(precision="bf16", device="cpu").resolved())
         model(x, y).loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_a_process_left_without_a_batch_measures_one_image_counted_for_nothing():
+    """Under torchrun, a set of fewer batches than processes leaves a process without one: it
+    still runs the model (so that every process adds up the same figures) on one image, whose
+    figures it does not count; the sums across processes are then the other processes' alone."""
+    from fashionae.distributed import Dist
+    from fashionae.models import build_model
+    from fashionae.training import evaluate
+
+    class SecondOfTwo(Dist):  # the process group's sums as rank 1 alone contributes them; rank 0 predicted [3, 1]
+        def sum(self, values):
+            return values
+
+        def gather_object(self, obj):
+            return [torch.tensor([3, 1]), obj]
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent=16, task="classifier"))
+    seen = []
+    model.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    x, y = torch.rand(10, 1, 28, 28), torch.zeros(10, dtype=torch.long)
+    cfg = TrainConfig(device="cpu").resolved()
+    alone = evaluate(model, x, y, cfg, predictions=True)
+    idle = evaluate(model, x, y, cfg, predictions=True, dist=SecondOfTwo(rank=1, world=2))
+    assert seen == [10, 1]
+    assert alone["loss"] > 0 and idle["loss"] == 0 and idle["acc"] == 0
+    assert idle["predictions"].tolist() == [3, 1]  # every process's, in rank order: none of its own

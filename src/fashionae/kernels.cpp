@@ -461,19 +461,19 @@ at::Tensor conv3x3_relu_pool(const at::Tensor& x, const at::Tensor& weight, cons
 // output channel to 8 and takes about 8x as long as this kernel, and runs the 64 -> 32 layer
 // with its ReLU at about half the fp32 peak.
 
-// Into one channel: two consecutive pixels j, j + 1 of an input row (or j alone: two = false),
-// whose four outputs each fill a vector of 8. rows: pixel j's C values (channels-last memory),
-// pixel j + 1's after them; wt: [C][8] = the weights' four taps, twice; out: pixel j's first
-// output; ow: the output row's length.
-inline void conv_transpose_2x2_pair(const float* __restrict rows, int64_t C, const float* __restrict wt, float b,
-                                    bool relu, float* __restrict out, int64_t ow, bool two) {
+// Into one channel: two pixels of an input row (or one: two = false), whose four outputs each
+// fill a vector of 8. a0, a1: the pixels' first channel; cs: from one channel to the next in the
+// input; wt: [C][8] = the weights' four taps, twice; out: the first pixel's first output; ow: the
+// output row's length.
+inline void conv_transpose_2x2_pair(const float* __restrict a0, const float* __restrict a1, int64_t cs, int64_t C,
+                                    const float* __restrict wt, float b, bool relu, float* __restrict out, int64_t ow,
+                                    bool two) {
   f32x8 acc = {};
-  const float* second = rows + (two ? C : 0);
   for (int64_t c = 0; c < C; ++c) {
-    const float a0 = rows[c], a1 = second[c];
+    const float u = a0[c * cs], v = a1[c * cs];
     f32x8 w;
     std::memcpy(&w, wt + 8 * c, sizeof w);
-    acc = fused_multiply_add(f32x8{a0, a0, a0, a0, a1, a1, a1, a1}, w, acc);
+    acc = fused_multiply_add(f32x8{u, u, u, u, v, v, v, v}, w, acc);
   }
   acc += b;
   if (relu) acc = acc < 0.0f ? f32x8{} : acc;
@@ -481,13 +481,14 @@ inline void conv_transpose_2x2_pair(const float* __restrict rows, int64_t C, con
     for (int t = 0; t < 4; ++t) out[(t / 2) * ow + 2 * p + t % 2] = acc[4 * p + t];
 }
 
-// Into O channels, O a multiple of 8: P pixels at once (rows: [P][C], consecutive in memory)
-// times V vectors of 8 of the 4 * O outputs (k0 ... k0 + 8 V - 1 of [t][o]): P x V sums in
-// registers, each weight loaded for a channel serving P pixels. wt: [C][4 O]; bias: [4 O] (each
-// tap's O biases); out: where each pixel's output k goes, by the pixel's base offset (base) and
-// the output's (at: [4 O]); step: from one channel to the next in the output.
+// Into O channels, O a multiple of 8: P pixels at once (px: each one's first channel; cs: from one
+// channel to the next in the input) times V vectors of 8 of the 4 * O outputs (k0 ... k0 + 8 V - 1
+// of [t][o]): P x V sums in registers, each weight loaded for a channel serving P pixels.
+// wt: [C][4 O]; bias: [4 O] (each tap's O biases); out: where each pixel's output k goes, by the
+// pixel's base offset (base) and the output's (at: [4 O]); step: from one channel to the next in
+// the output.
 template <int P, int V>
-inline void conv_transpose_2x2_tile(const float* __restrict rows, int64_t C, const float* __restrict wt,
+inline void conv_transpose_2x2_tile(const float* const* px, int64_t cs, int64_t C, const float* __restrict wt,
                                     const float* __restrict bias, int64_t K, int64_t k0, bool relu,
                                     float* __restrict out, const int64_t* base, const int64_t* at, int64_t step) {
   f32x8 acc[P][V] = {};
@@ -497,7 +498,7 @@ inline void conv_transpose_2x2_tile(const float* __restrict rows, int64_t C, con
     for (int v = 0; v < V; ++v) std::memcpy(&w[v], wt + c * K + k0 + 8 * v, sizeof(f32x8));
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
-      const f32x8 a = splat(rows[p * C + c]);
+      const f32x8 a = splat(px[p][c * cs]);
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) acc[p][v] = fused_multiply_add(a, w[v], acc[p][v]);
     }
@@ -515,12 +516,16 @@ inline void conv_transpose_2x2_tile(const float* __restrict rows, int64_t C, con
 }
 
 // Six pixels times 16 outputs at a time (12 sums, in 12 of AVX2's 16 registers), in chunks of 48
-// pixels. Measured on an AVX2 EPYC, the 64 -> 32 layer with its ReLU at batch 250: 1.5 ms, against
-// oneDNN's 2.3 ms (1.4-1.8x) and 2.1 ms for three pixels times 32 outputs; chunks of 24 to 96
-// pixels are about the same.
+// pixels. Measured on an AVX2 EPYC, the 64 -> 32 layer with its ReLU at batch 250, from
+// channels-last input: 1.4-1.5 ms, against oneDNN's 2.3 ms and 2.1 ms for three pixels times 32
+// outputs (chunks of 24 to 96 pixels are about the same); from the NCHW input the decoder gives
+// it: 1.5 ms, against oneDNN's 4.0 ms (it reorders the input) and 2.0 ms with the input copied
+// into rows of channels first.
 constexpr int PIX_P = 6, PIX_V = 2;
 constexpr int64_t CHUNK = PIX_P * 8;
 
+// The input is read where it lies, channels-last or NCHW (the paper decoder's first layer gets
+// the linear layer's output unflattened, NCHW): no copy into rows of channels (above).
 at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool relu) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.scalar_type() == at::kFloat &&
               weight.scalar_type() == at::kFloat && weight.dim() == 4 && weight.size(0) == x.size(1) &&
@@ -528,11 +533,16 @@ at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, con
               bias.scalar_type() == at::kFloat && bias.dim() == 1 && bias.size(0) == weight.size(1),
               "conv_transpose_2x2: fp32 x N C H W on the CPU, weight C O 2 2 with O 1 or a multiple of 8, bias O");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = weight.size(1), K = 4 * O;
-  auto rows = x.permute({0, 2, 3, 1}).contiguous();  // [N][H][W][C]: a view of channels-last memory
+  const bool in_cl = channels_last(x);
+  auto xc = in_cl ? x : x.contiguous();
+  const float* xp = xc.data_ptr<float>();
+  const int64_t cs = in_cl ? 1 : H * W;  // from one channel to the next in the input
+  auto pixel = [=](int64_t q) {          // input pixel q = (n, i, j)'s first channel
+    return in_cl ? xp + q * C : xp + q / (H * W) * C * H * W + q % (H * W);
+  };
   const bool cl = onednn_channels_last(x, weight);  // one channel: the same memory either way, other strides
   auto out = at::empty({N, O, 2 * H, 2 * W}, x.options().memory_format(
       cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
-  const float* xp = rows.data_ptr<float>();
   float* op = out.data_ptr<float>();
   auto w = weight.permute({0, 2, 3, 1}).contiguous();  // [C][ky][kx][O]
   const float* wp = w.data_ptr<float>();
@@ -545,7 +555,8 @@ at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, con
     at::parallel_for(0, N * H, 1, [=](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)  // input row r makes output rows 2r, 2r + 1 (of all images' rows)
         for (int64_t j = 0; j < W; j += 2)
-          conv_transpose_2x2_pair(xp + (r * W + j) * C, C, wtp, b, relu, op + 2 * r * 2 * W + 2 * j, 2 * W, j + 1 < W);
+          conv_transpose_2x2_pair(pixel(r * W + j), pixel(r * W + std::min(j + 1, W - 1)), cs, C, wtp, b, relu,
+                                  op + 2 * r * 2 * W + 2 * j, 2 * W, j + 1 < W);
     });
     return out;
   }
@@ -567,16 +578,18 @@ at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, con
     for (int64_t q0 = c0 * CHUNK; q0 < std::min(c1 * CHUNK, Q); q0 += CHUNK) {
       const int64_t m = std::min(CHUNK, Q - q0);
       int64_t base[CHUNK];
+      const float* px[CHUNK];
       for (int64_t p = 0; p < m; ++p) {  // pixel (n, i, j)'s block starts at output pixel (n, 2i, 2j)
         const int64_t q = q0 + p, n = q / (H * W), i = q / W % H, j = q % W;
         base[p] = cl ? ((n * 2 * H + 2 * i) * 2 * W + 2 * j) * O : n * O * 4 * H * W + 2 * i * 2 * W + 2 * j;
+        px[p] = pixel(q);
       }
       for (int64_t k0 = 0; k0 < K; k0 += 8 * PIX_V) {
         int64_t p = 0;
         for (; p + PIX_P <= m; p += PIX_P)
-          conv_transpose_2x2_tile<PIX_P, PIX_V>(xp + (q0 + p) * C, C, wp, btp, K, k0, relu, op, base + p, atp, step);
+          conv_transpose_2x2_tile<PIX_P, PIX_V>(px + p, cs, C, wp, btp, K, k0, relu, op, base + p, atp, step);
         for (; p < m; ++p)
-          conv_transpose_2x2_tile<1, PIX_V>(xp + (q0 + p) * C, C, wp, btp, K, k0, relu, op, base + p, atp, step);
+          conv_transpose_2x2_tile<1, PIX_V>(px + p, cs, C, wp, btp, K, k0, relu, op, base + p, atp, step);
       }
     }
   });
