@@ -231,18 +231,19 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
     def forward_relu(self, x: torch.Tensor) -> torch.Tensor:
         """``relu(self(x))`` as one call, in fp32 inference (``Layers.fused_runs``): the compiled
         kernel where it takes ``x``, oneDNN's transposed convolution with its ReLU elsewhere."""
-        if self.bias is not None and x.dim() == 4 and self.kernel_takes(x):
+        if self.kernel_takes(x):
             return torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, True)
         return onednn_conv_transpose_relu(self, x)
 
     def kernel_takes(self, x: torch.Tensor) -> bool:
-        """Whether ``conv_transpose_2x2``'s kernel computes this layer of ``x``: 2x2 of stride 2
+        """Whether ``conv_transpose_2x2``'s kernel computes this layer of ``x`` (4-D, the layer with a bias): 2x2 of stride 2
         into one channel or a multiple of 8 (the paper decoder's two layers), in fp32 inference
         where oneDNN would run it. The same bits as oneDNN's (``kernels.cpp`` says where), faster:
         oneDNN pads one channel to 8, and runs the 64 -> 32 layer at about half the fp32 peak (the
         paper autoencoder's evaluation runs 1.08x faster on an AVX2 EPYC with the last layer's
         kernel, 1.02x more with the first's; ``benchmarks/README.md``)."""
         return (self.stride == (2, 2) and (self.out_channels == 1 or self.out_channels % 8 == 0)
+                and self.bias is not None and x.dim() == 4
                 and self.weight.dtype == torch.float32 and not torch.is_grad_enabled()
                 and onednn_fp32_convolution(x) and kernels_take(x))
 
