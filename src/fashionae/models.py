@@ -236,9 +236,10 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         return onednn_conv_transpose_relu(self, x)
 
     def kernel_takes(self, x: torch.Tensor) -> bool:
-        """Whether ``conv_transpose_2x2``'s kernel computes this layer of ``x`` (4-D, the layer with a bias): 2x2 of stride 2
-        into one channel or a multiple of 8 (the paper decoder's two layers), in fp32 inference
-        where oneDNN would run it. The same bits as oneDNN's (``kernels.cpp`` says where), faster:
+        """Whether ``conv_transpose_2x2``'s kernel computes this layer (with a bias) of ``x`` (4-D):
+        2x2 of stride 2 into one channel or a multiple of 8 (the paper decoder's two layers), in
+        fp32 inference where oneDNN would run it. The same bits as oneDNN's (``kernels.cpp`` says
+        where), faster:
         oneDNN pads one channel to 8, and runs the 64 -> 32 layer at about half the fp32 peak (the
         paper autoencoder's evaluation runs 1.08x faster on an AVX2 EPYC with the last layer's
         kernel, 1.02x more with the first's; ``benchmarks/README.md``)."""
