@@ -199,11 +199,16 @@ def test_a_training_step_does_not_page_fault_its_activations_in_again():
         opt.step()
     for _ in range(3):
         step()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
-        step()
-    # measured: about 11,000 faults a step without it, under 200 with it
-    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5 < 1_000
+
+    def faults_per_step() -> float:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(5):
+            step()
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+    # measured: about 11,000 faults a step without it, under 200 with it. The count is the whole
+    # process's, and in CI's full suite one window once counted ~1,900 a step; the activations
+    # would fault in every window, so the quietest of three is taken.
+    assert min(faults_per_step() for _ in range(3)) < 1_000
 
 
 @pytest.mark.parametrize("native", [False, True])
