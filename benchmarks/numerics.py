@@ -23,7 +23,7 @@ from fashionae.claims import interval
 from fashionae.data import load_fashion_mnist, make_splits
 from fashionae.dropout import DROPOUT_MASKS
 from fashionae.models import ModelConfig, build_model
-from fashionae.plan import run_study
+from fashionae.pipeline import run_study
 from fashionae.machine import cpu_info, describe_cpu
 from fashionae.study import load_study
 from fashionae.training import TrainConfig, fit

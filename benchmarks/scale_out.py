@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from fashionae.data import load_dataset, make_splits
-from fashionae.plan import make_plan, run_study
+from fashionae.pipeline import run_study
+from fashionae.plan import make_plan
 from fashionae.ray_executor import RayExecutor
 from fashionae.machine import cpu_info, describe_cpu
 from fashionae.study import StudyFolder, load_study

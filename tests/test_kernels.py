@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashionae import kernels, models
+from fashionae import kernels
 from fashionae.dropout import ReLUDropout, halving_pool, relu_dropout_pool, use_dropout_masks
 from fashionae.dropout import _laid_out_like as kernels_laid_out_like
+from fashionae.layers import BlockConvTranspose2d, Layers
 from fashionae.models import ModelConfig, build_model
 from fashionae.training import TrainConfig, train_step
 
@@ -131,8 +132,8 @@ def test_inference_is_the_same_with_and_without_the_kernels(built, monkeypatch, 
 
     # the first stage's kernel and k2's kernel sum in their own orders (oneDNN's where measured):
     # test_the_first_stage_kernel_..., test_the_fp32_kernels_...
-    monkeypatch.setattr(models, "first_stage", lambda *layers: False)
-    monkeypatch.setattr(models.BlockConvTranspose2d, "kernel_takes", lambda layer, x: False)
+    monkeypatch.setattr("fashionae.layers.first_stage", lambda *layers: False)
+    monkeypatch.setattr(BlockConvTranspose2d, "kernel_takes", lambda layer, x: False)
     out, ops = reconstruct()
     torch_ops(monkeypatch)
     out0, ops0 = reconstruct()
@@ -160,7 +161,7 @@ def first_stage_layers(channels: int = 32, seed: int = 0, order_sensitive: bool 
     """The paper encoder's first stage; with ``order_sensitive``, weights and a bias that are
     signed powers of two 2^-20 ... 2^0, so that fp32 sums drop low bits, as an order decides."""
     torch.manual_seed(seed)
-    layers = models.Layers(nn.Conv2d(1, channels, 3, padding=1), ReLUDropout(0.2), nn.MaxPool2d(2, 2)).eval()
+    layers = Layers(nn.Conv2d(1, channels, 3, padding=1), ReLUDropout(0.2), nn.MaxPool2d(2, 2)).eval()
     if order_sensitive:
         for p in layers[0].parameters():
             signs = torch.randint(0, 2, p.shape).mul(2).sub(1)
@@ -251,7 +252,7 @@ def test_the_first_stage_kernel_runs_only_where_it_computes_the_layers(built, mo
         return "fashionae::conv3x3_relu_pool" in ops(*args, **kwargs)
 
     assert runs(first_stage_layers())
-    assert runs(models.Layers(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Sigmoid()).eval())
+    assert runs(Layers(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Sigmoid()).eval())
     assert not runs(first_stage_layers(), inference=False)
     # in fp32 where oneDNN would run the convolution (not oneDNN's conv + ReLU: the pooling goes with them)
     assert ops(first_stage_layers(), precision="fp32") & {"fashionae::conv3x3_relu_pool", "mkldnn::_convolution_pointwise",
@@ -268,10 +269,10 @@ def test_the_first_stage_kernel_runs_only_where_it_computes_the_layers(built, mo
                  nn.Conv2d(1, 32, 5, padding=2), nn.Conv2d(1, 32, 3, padding=1, bias=False),
                  nn.Conv2d(1, 32, 3, padding=1, dilation=1, padding_mode="reflect"), nn.Conv2d(2, 32, 3, padding=1),
                  type("MyConv", (nn.Conv2d,), {})(1, 32, 3, padding=1)):
-        layers = models.Layers(conv, nn.ReLU(), nn.MaxPool2d(2, 2)).eval()
+        layers = Layers(conv, nn.ReLU(), nn.MaxPool2d(2, 2)).eval()
         assert not runs(layers, x.repeat(1, conv.in_channels, 1, 1)), conv
-    assert not runs(models.Layers(nn.Conv2d(1, 32, 3, padding=1), nn.Sigmoid(), nn.MaxPool2d(2, 2)).eval())
-    assert not runs(models.Layers(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 1)).eval())
+    assert not runs(Layers(nn.Conv2d(1, 32, 3, padding=1), nn.Sigmoid(), nn.MaxPool2d(2, 2)).eval())
+    assert not runs(Layers(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 1)).eval())
     broken = first_stage_layers()
     broken[0].weight.data[3, 0, 0, 0] = float("nan")  # at a border, oneDNN skips the padding's product
     assert not runs(broken)
@@ -356,7 +357,7 @@ def test_the_2x2_kernel_sums_as_its_comment_says(built, shape, out_channels, x_l
     copied); into one channel, pixels in pairs; into more, six pixels at a time and the rest one
     by one (3 x 7 x 3 = 63 pixels: 48 in a chunk, then 15)."""
     torch.manual_seed(2)
-    layer = models.BlockConvTranspose2d(shape[1], out_channels, 2)
+    layer = BlockConvTranspose2d(shape[1], out_channels, 2)
     torch.nn.init.normal_(layer.weight)
     torch.nn.init.normal_(layer.bias)
     layer.to(memory_format=LAYOUTS[w_layout])
@@ -424,14 +425,14 @@ def test_the_2x2_kernel_runs_only_where_it_computes_the_layer(built, monkeypatch
     def runs(layer: nn.Module, images: torch.Tensor = x, **kw) -> bool:
         return "fashionae::conv_transpose_2x2" in ops(layer, images, **kw)
 
-    layer, wide = models.BlockConvTranspose2d(32, 1, 2), models.BlockConvTranspose2d(32, 16, 2)
-    assert runs(layer) and runs(layer.train()) and runs(wide) and runs(models.BlockConvTranspose2d(32, 8, 2))
+    layer, wide = BlockConvTranspose2d(32, 1, 2), BlockConvTranspose2d(32, 16, 2)
+    assert runs(layer) and runs(layer.train()) and runs(wide) and runs(BlockConvTranspose2d(32, 8, 2))
     assert not runs(layer, grad=True) and not runs(layer, bf16=True) and not runs(layer, x[:1])
     assert not runs(wide, grad=True) and not runs(wide, bf16=True) and not runs(wide, x[:1])
-    assert not any(runs(models.BlockConvTranspose2d(32, o, 2)) for o in (2, 4, 12))
-    assert not runs(models.BlockConvTranspose2d(32, 1, 4)) and not runs(models.BlockConvTranspose2d(32, 8, 4))
-    assert not runs(models.BlockConvTranspose2d(32, 1, 2).bfloat16(), x.bfloat16())
-    with_relu = models.Layers(wide, ReLUDropout(0.2)).eval()
+    assert not any(runs(BlockConvTranspose2d(32, o, 2)) for o in (2, 4, 12))
+    assert not runs(BlockConvTranspose2d(32, 1, 4)) and not runs(BlockConvTranspose2d(32, 8, 4))
+    assert not runs(BlockConvTranspose2d(32, 1, 2).bfloat16(), x.bfloat16())
+    with_relu = Layers(wide, ReLUDropout(0.2)).eval()
     assert ops(with_relu) & {"fashionae::conv_transpose_2x2", "mkldnn::_convolution_transpose_pointwise",
                              "aten::relu", "fashionae::relu_dropout"} == {"fashionae::conv_transpose_2x2"}
     with monkeypatch.context() as m:
@@ -452,7 +453,7 @@ def test_a_convolution_and_relu_join_in_one_call_before_a_kernels_run(built, run
     same output as the layers one by one (to 1e-5 where the first stage's sums are not measured)."""
     torch.manual_seed(0)
     middle = 8 if run == "relu-pool" else 1
-    layers = models.Layers(nn.Conv2d(2, middle, 3, padding=1), nn.ReLU(), nn.Conv2d(middle, 32, 3, padding=1),
+    layers = Layers(nn.Conv2d(2, middle, 3, padding=1), nn.ReLU(), nn.Conv2d(middle, 32, 3, padding=1),
                            nn.ReLU(), nn.MaxPool2d(2, 2)).eval()
     x = torch.rand(3, 2, 8, 8)
     with torch.profiler.profile() as profile, torch.no_grad():

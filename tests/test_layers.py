@@ -1,48 +1,182 @@
-"""The layer map of docs/architecture.md is true of the code: every module is on it once, and
-imports only from its own layer or those below (plan's deferred imports of what a study runs
-last are the one exception the map names)."""
-import ast
-import re
-from pathlib import Path
+"""``layers.py``: the layers computed as one (``Layers``) and the author's k2 upsampling
+(``BlockConvTranspose2d``) give the plain layers' numbers, and run only where they should. With
+the compiled kernels: tests/test_kernels.py."""
+import pytest
+import torch
 
-ROOT = Path(__file__).parents[1]
-PACKAGE = ROOT / "src" / "fashionae"
-ENTRY_POINTS = {"__init__", "__main__"}  # the package's face: above every layer
-PLAN_RUNS_LAST = {"explore", "report"}
-
-
-def layer_rows() -> list[list[str]]:
-    """The modules of each layer, bottom first, as the map's table lists them."""
-    text = (ROOT / "docs" / "architecture.md").read_text()
-    table = text.split("## The layers (bottom to top)")[1].split("\n\n")[1]
-    rows = [line for line in table.splitlines() if line.startswith("| ")][2:]  # past the header
-    return [re.findall(r"`(\w+)\.py`", row.split("|")[2]) for row in rows]
+from fashionae import kernels, layers
+from fashionae.dropout import ReLUDropout
+from fashionae.layers import BlockConvTranspose2d, Layers
+from fashionae.models import ModelConfig, build_model
 
 
-def layer_map() -> dict[str, int]:
-    return {module: level for level, row in enumerate(layer_rows()) for module in row}
+def count_fused(monkeypatch) -> list:
+    """The convolutions run fused from now on, in order. (ReLU + pooling by PyTorch's ops: with
+    the compiled kernels, tests/test_kernels.py.)"""
+    monkeypatch.setattr(kernels, "_loaded", False)
+    fused = []
+    for kind, plain_fused in list(layers.FUSED_CONV_RELU.items()):
+        monkeypatch.setitem(layers.FUSED_CONV_RELU, kind,
+                            lambda conv, x, f=plain_fused: fused.append(conv) or f(conv, x))
+    return fused
 
 
-def imports(module: str) -> list[tuple[str, bool]]:
-    """(imported sibling module, whether the import is inside a function) for every relative import."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
-            found += [(name, node not in tree.body) for name in names]
-    return found
+@pytest.mark.parametrize("encoder_type,decoder,arch,pairs", [("paper", "k2", "linear", 3), ("strided", "k3", "conv", 5),
+                                                              ("paper", "k4", "linear", 3), ("strong", "resize", "conv", 0)])
+@pytest.mark.parametrize("precision,channels_last", [("fp32", True), ("fp32", False), ("bf16", True)])
+def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder, arch, pairs, precision, channels_last,
+                                                          monkeypatch):
+    fused = count_fused(monkeypatch)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder_type=encoder_type, decoder=decoder, arch=arch)).eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    for images in (5, 1, 0):  # one image: PyTorch's own convolutions, not fused
+        x = torch.rand(images, 1, 28, 28)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            plain = model.reconstruct(x).detach()  # autograd on: the layers one by one
+            with torch.inference_mode():  # a convolution and its ReLU as one call
+                fused_out = model.reconstruct(x)
+        assert fused_out.dtype == plain.dtype
+        assert torch.equal(fused_out, plain)
+    # the strong encoder's ReLU follows a batch norm, the resize decoder's convolution is nested
+    assert len(fused) == (pairs if precision == "fp32" else 0)
 
 
-def test_every_module_is_on_the_map_once():
-    listed = [module for row in layer_rows() for module in row]
-    assert sorted(listed) == sorted({p.stem for p in PACKAGE.glob("*.py")} - ENTRY_POINTS)
+def test_inference_keeps_nan_where_relu_keeps_it(monkeypatch):
+    """oneDNN's ReLU turns NaN into 0: a diverged model must still evaluate as NaN."""
+    fused = count_fused(monkeypatch)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).eval()
+    x = torch.rand(4, 1, 28, 28)
+    for damage in ("weight", "pixel"):
+        broken, images = build_model(ModelConfig()).eval(), x.clone()
+        broken.load_state_dict(model.state_dict())
+        if damage == "weight":
+            broken.encoder.features[0].weight.data[3] = float("nan")
+        else:
+            images[0, 0, 5, 5] = float("nan")
+        plain = broken.reconstruct(images).detach()  # autograd on: the layers one by one
+        with torch.no_grad():
+            out = broken.reconstruct(images)
+        assert torch.isnan(plain).any() and torch.equal(torch.isnan(out), torch.isnan(plain))
+    assert fused == []
 
 
-def test_no_module_imports_from_a_layer_above_its_own():
-    levels = layer_map()
-    upward = [(module, name) for module in levels for name, deferred in imports(module)
-              if name in levels and levels[name] > levels[module]
-              and not (module == "plan" and deferred and name in PLAN_RUNS_LAST)]
-    assert upward == []
+def test_inference_fuses_only_a_convolution_then_relu_in_eval_mode(monkeypatch):
+    fused = count_fused(monkeypatch)
+    first, second = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Conv2d(2, 2, 3, padding=1)
+    layers = Layers(first, torch.nn.ReLU(), second, torch.nn.Sigmoid())
+    x = torch.randn(2, 1, 6, 6)
+    with torch.inference_mode():
+        layers.train()(x)
+        assert fused == []  # training mode: every layer by itself
+        out = layers.eval()(x)
+    assert fused == [first]  # the second convolution has no ReLU after it
+    assert torch.equal(out, torch.sigmoid(second(torch.relu(first(x)))))
+    layers(x)
+    assert fused == [first]  # autograd on: the plain layers
+    with torch.no_grad():
+        layers(x)
+    assert fused == [first, first]  # autograd off, as in evaluation: fused too
 
+    dropout = Layers(first, ReLUDropout(0.5)).eval()
+    dropout[1].train()  # dropout left on in an evaluated stack: not a ReLU
+    with torch.inference_mode():
+        dropout(x)
+        for tracer in (torch.compiler, torch.jit):  # torch.compile and torch.jit.trace see the plain layers
+            with monkeypatch.context() as m:
+                m.setattr(tracer, "is_compiling" if tracer is torch.compiler else "is_tracing", lambda: True)
+                layers(x)
+    assert fused == [first, first]
+
+    double = Layers(torch.nn.Conv2d(1, 2, 3).double(), torch.nn.ReLU()).eval()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="should be the same"):
+        double(x)  # PyTorch's own message for a model and input of different types
+
+
+def block_and_stock(cin: int, cout: int):
+    """k2's layer and the stock transposed convolution, with the same weights."""
+    layer, stock = BlockConvTranspose2d(cin, cout, 2), torch.nn.ConvTranspose2d(cin, cout, 2, stride=2)
+    stock.load_state_dict(layer.state_dict())
+    return layer, stock
+
+
+@pytest.mark.parametrize("cin,cout", [(64, 32), (32, 1)])
+@pytest.mark.parametrize("input_layout,weight_layout", [("nchw", "nchw"), ("cl", "cl"), ("nchw", "cl"), ("cl", "nchw")])
+def test_k2_upsampling_is_one_matrix_product_under_bf16_and_the_stock_layer_elsewhere(cin, cout, input_layout,
+                                                                                       weight_layout, monkeypatch):
+    """The author's k2 decoder: under bf16 autocast on the CPU each transposed convolution is one
+    matrix product: the stock layer's function (outputs and gradients to bf16's rounding) laid
+    out in memory as the stock layer lays it (the dropout after it draws its mask in memory
+    order); in fp32, and while compiling or tracing, the stock layer, bit for bit."""
+    decoder = build_model(ModelConfig(decoder="k2")).decoder.layers
+    assert [type(m) for m in decoder[::2]] == [BlockConvTranspose2d] * 2
+    products, addmm = [], torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: products.append(a[1].shape) or addmm(*a, **k))
+    torch.manual_seed(0)
+    layer, stock = block_and_stock(cin, cout)
+    if weight_layout == "cl":
+        layer.to(memory_format=torch.channels_last), stock.to(memory_format=torch.channels_last)
+    x = torch.randn(6, cin, 7, 7)
+    if input_layout == "cl":
+        x = x.contiguous(memory_format=torch.channels_last)
+    upstream = torch.randn(6, cout, 14, 14)
+    got, want = {}, {}
+    for module, grads in ((layer, got), (stock, want)):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = module(xi)
+        y.backward(upstream)
+        grads.update(y=y.float(), x=xi.grad, weight=module.weight.grad, bias=module.bias.grad)
+        grads["layout"] = y.is_contiguous(), y.is_contiguous(memory_format=torch.channels_last)
+    assert products == [(6 * 7 * 7, cin)]  # one product, one row per input pixel
+    assert got.pop("layout") == want.pop("layout")
+    for name in got:
+        scale = want[name].abs().max().item()
+        torch.testing.assert_close(got[name], want[name], rtol=2e-2, atol=1e-2 * scale, msg=name)
+    products.clear()
+    with torch.no_grad():
+        assert torch.equal(layer(x), stock(x))  # fp32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            for tracer, name in ((torch.compiler, "is_compiling"), (torch.jit, "is_tracing")):
+                with monkeypatch.context() as m:
+                    m.setattr(tracer, name, lambda: True)
+                    assert torch.equal(layer(x), stock(x))
+    assert products == []
+
+
+def test_k2_upsampling_leaves_to_the_stock_layer_what_one_product_does_not_cover():
+    """An unbatched image, an ``output_size`` (which may add a row and a column), a layer whose
+    bias was removed: the stock layer's own answer, under bf16 autocast too."""
+    torch.manual_seed(0)
+    layer, stock = block_and_stock(4, 3)
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(layer(x[0]), stock(x[0]))
+        grown = layer(x, output_size=[11, 11])
+        assert grown.shape == (2, 3, 11, 11) and torch.equal(grown, stock(x, output_size=[11, 11]))
+        layer.bias = stock.bias = None
+        assert torch.equal(layer(x), stock(x))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_a_bf16_training_pass_with_k2_as_products_is_the_stock_layers_to_bf16s_rounding(channels_last, monkeypatch):
+    """The paper autoencoder's training forward in bf16, in either layout: the same dropout masks
+    (drawn in memory order after each upsampling), so the reconstruction is the stock layers' but
+    for bf16's last bits."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).train()
+    x = torch.rand(8, 1, 28, 28)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    outputs = []
+    for forward in (BlockConvTranspose2d.forward, torch.nn.ConvTranspose2d.forward):
+        monkeypatch.setattr(BlockConvTranspose2d, "forward", forward)
+        torch.manual_seed(3)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs.append(model.reconstruct(x).float())
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=2e-2, atol=1e-2)

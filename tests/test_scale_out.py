@@ -15,7 +15,7 @@ import torch
 from fashionae import ray_executor
 from fashionae.cli import main
 from fashionae.errors import UserError
-from fashionae.plan import run_study
+from fashionae.pipeline import run_study
 from fashionae.ray_executor import RayExecutor
 from fashionae.study import load_study
 from helpers import QUIET, extra_or_skip, read_metrics, same_weights

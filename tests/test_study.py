@@ -13,7 +13,7 @@ from fashionae import plan as plan_mod
 from fashionae import preview
 from fashionae.cli import main
 from fashionae.errors import UserError
-from fashionae.plan import run_study
+from fashionae.pipeline import run_study
 from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results, reached_targets
 from fashionae.study import load_study

@@ -157,7 +157,8 @@ def cmd_study(a) -> int:
         from .preview import show_plan
         show_plan(study, out, a.data_dir, not a.no_verify, a.json)
         return 0
-    from .plan import make_plan, run_study
+    from .pipeline import run_study
+    from .plan import make_plan
     # a missing extra is said before the study writes anything
     if any(run.config.train.tensorboard for run in make_plan(study)):
         require("tensorboard", "tensorboard", "--tensorboard")

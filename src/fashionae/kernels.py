@@ -2,8 +2,8 @@
 max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward and one backward;
 ``dropout.py`` runs them (``ReLUDropout``, ``relu_dropout_pool``). And for inference, the paper
 encoder's first stage (3x3 convolution of one channel + ReLU + pooling, bf16 or fp32), which
-``models.conv_relu_pool`` runs, and in fp32 the author's decoder's two layers (2x2 transposed
-convolutions of stride 2, the first with its ReLU), which ``models.BlockConvTranspose2d`` runs.
+``layers.conv_relu_pool`` runs, and in fp32 the author's decoder's two layers (2x2 transposed
+convolutions of stride 2, the first with its ReLU), which ``layers.BlockConvTranspose2d`` runs.
 
 In eager PyTorch the paper model's dropout is a dozen integer passes for the mask bits, four for
 the mask, a product forward and one backward, then a ReLU pass and a max-pooling that writes int64

@@ -17,12 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Collection
 
-from .baselines import write_baselines
-from .data import Dataset, load_dataset, make_splits, split_sizes
+from .data import Dataset, make_splits
 from .errors import UserError
-from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .runfolder import RunConfig
-from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, stderr, with_data
+from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, with_data
 from .study import Study
 from .studyfolder import StudyFolder
 
@@ -300,96 +298,3 @@ def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out:
             progress.finished(run, summary)
     finally:
         progress.close()
-
-
-def log_finished_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder, data: Dataset,
-                      log: Log) -> None:
-    """With --tensorboard, the events of the runs that finished without it (or were stopped
-    while writing them), from their metrics: a study run again with --tensorboard shows every
-    run in TensorBoard, not only those it trains now."""
-    finished = [run for run in plan if states[run.name] == "complete" and run.config.train.tensorboard]
-    if not finished:
-        return
-    from .tracking import log_finished_run
-    logged = 0
-    for run in finished:
-        with folder.run(run.name).lock():
-            logged += log_finished_run(folder.run(run.name), data)
-    if logged:
-        log(f"tensorboard: the events of {logged} finished run{'s' if logged > 1 else ''} written from "
-            "metrics.jsonl")
-
-
-# ------------------------------------------------------------------ a whole study
-
-def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
-              log: Log = stderr, command: str | None = None,
-              executor: Callable | None = None) -> dict:
-    """Run every unfinished run of the study (``executor``: ``run_local`` by default), its
-    latent-space section and baselines, then write results.json and the report."""
-    from .report import write_report
-    from .results import collect_results
-    folder = StudyFolder(out)
-    folder.check_holds(study)
-    with FolderLock(folder.path, tidy=True):
-        t_start = time.perf_counter()
-        data = load_dataset(study.dataset, data_dir, verify)
-        plan = make_plan(study)
-        states = check_plan(plan, study, folder, data)
-        finished = sum(s == "complete" for s in states.values())
-        log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
-            + (f", {finished} finished already" if finished else ""))
-        if note := unasked_runs_note(plan, folder):
-            log(note)
-        write_json(folder / folder.STUDY, study.to_dict())
-        save_samples(folder, data, study.val)
-        n_train = split_sizes(data, study.val)[0]
-        log_finished_runs(plan, states, folder, data, log)
-        stage_seconds = {}
-        t0 = time.perf_counter()
-        (executor or run_local)(plan, states, study, folder.path, data, n_train, log)
-        stage_seconds["runs"] = time.perf_counter() - t0
-        best = [r for r in plan if r.encoder == "best"]
-        if best:  # judged now that every encoder they compare is trained
-            check_plan(best, study, folder, data)
-
-        if study.explore.autoencoders:
-            from .explore import explore as explore_run
-            t0 = time.perf_counter()
-            for name in study.explore.autoencoders:
-                run = folder.run(ae_run_name(name, 0))
-                if run.explore_result() is None:
-                    log(f"explore: latent space of ae-{name} (maps, k-NN, linear probe)")
-                    with run.lock():
-                        explore_run(run.path, data=data, tsne=study.explore.tsne, log=log)
-            stage_seconds["explore"] = time.perf_counter() - t0
-
-        if study.baselines.enabled:
-            t0 = time.perf_counter()
-            write_baselines(folder / folder.BASELINES, data, study.val, study.baselines.train_subset,
-                            study.baselines.eval_subset, study.baselines.logreg_max_iter, log)
-            stage_seconds["baselines"] = time.perf_counter() - t0
-
-        wall = time.perf_counter() - t_start
-        timing = folder / folder.TIMING
-        previous = read_rebuildable_json(timing) or {}
-        write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
-                            "invocations": previous.get("invocations", 0) + 1, "command": command,
-                            "executor": getattr(executor, "description", "local")})
-        log("report: results.json, the figures and report.html")
-        results = collect_results(folder.path)
-        report = write_report(folder.path, results)
-    stages = ", ".join(f"{k} {duration(v)}" for k, v in stage_seconds.items())
-    log(f"study {study.name} ({study.profile}) finished in {duration(wall)} ({stages}); report: {report}")
-    return results
-
-
-def save_samples(folder: StudyFolder, data: Dataset, val: str) -> None:
-    """The validation images of the report's reconstruction figure: the first of each class
-    (at most 8), so ``fashionae report`` needs no dataset."""
-    from safetensors.torch import save
-    splits = make_splits(data, val)
-    picks = [int((splits.val_y == c).nonzero()[0]) for c in range(len(data.classes))
-             if (splits.val_y == c).any()][:8]
-    atomic_write(folder / folder.SAMPLES, save({"images": splits.val_x[picks].contiguous(),
-                                                "labels": splits.val_y[picks].contiguous()}))

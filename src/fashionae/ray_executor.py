@@ -40,7 +40,7 @@ LOCK_WAIT = 180.0   # seconds a retry waits for the run folder's lock: on NFSv4 
 
 
 class RayExecutor:
-    """Called by ``plan.run_study`` as ``executor(plan, states, study, out, data, n_train,
+    """Called by ``pipeline.run_study`` as ``executor(plan, states, study, out, data, n_train,
     log)``, like ``plan.run_local``. ``on_epoch(run, row)``, when given, is called in the
     task after every epoch of a run (a hook: monitoring, or faults injected by the tests)."""
 

@@ -209,7 +209,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
 
     One autocast region for the whole set, under ``no_grad`` rather than ``inference_mode``:
     there autocast casts each weight to bf16 once, not once a batch (PyTorch keeps no casts
-    under ``inference_mode``), and ``models.Layers`` fuses its layers all the same (autograd is
+    under ``inference_mode``), and ``layers.Layers`` fuses its layers all the same (autograd is
     off). Evaluation runs 1.02-1.10x faster so (``benchmarks/README.md``)."""
     was_training = model.training
     model.eval()
