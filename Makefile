@@ -33,9 +33,10 @@ clean:
 
 # Mutation testing (not part of CI; up to two hours a module on 2 cores): mutmut plants small
 # bugs in the modules whose bugs silently change results and checks that the fast tests fail.
-# `make mutation MUTATE=claims` for one module; benchmarks/mutation.md has the last scores.
+# The modules are pyproject.toml's [tool.mutmut] only_mutate; `make mutation MUTATE=claims` for
+# one of them. benchmarks/mutation.md has the last scores.
 # OMP_NUM_THREADS=1: mutmut forks its workers, and an OpenMP pool made before a fork deadlocks them.
-MUTATE ?= claims data runfolder models dropout modelfile training results report
+MUTATE ?=
 .PHONY: mutation
 mutation: $(STAMP)
 	$(PY) -m pip install -q mutmut

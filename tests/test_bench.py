@@ -61,20 +61,23 @@ def test_an_isa_capped_by_the_environment_is_recorded_and_shown(monkeypatch):
 
 
 def test_the_speed_probe_draws_the_masks_its_run_will(monkeypatch):
-    """``study --plan`` times each run with its own dropout masks: a stock or mersenne run (a
-    resumed 0.2 folder) does not get the counter masks' speed."""
+    """``study --plan`` times each run as it will train: with its own dropout masks (a stock or
+    mersenne run, a resumed 0.2 folder, does not get the counter masks' speed), and on the
+    device set up as training sets it up (the heap's setting on the CPU, TF32 on CUDA)."""
     from dataclasses import replace
 
-    from fashionae import bench, dropout
+    from fashionae import bench, dropout, training
     from fashionae.models import ModelConfig
     from fashionae.training import TrainConfig
+    configured, configure = [], training.configure_device
+    monkeypatch.setattr(training, "configure_device", lambda cfg: configured.append(cfg) or configure(cfg))
     calls, real = [], dropout.draw_key  # every draw of counter masks starts with one (kernels or not)
     monkeypatch.setattr(dropout, "draw_key", lambda: calls.append(1) or real())
     t = TrainConfig(batch_size=10, device="cpu", dropout_masks="stock").resolved()
     bench.probe_speed(ModelConfig(latent=16), t, steps=1)
     assert not calls
     bench.probe_speed(ModelConfig(latent=16), replace(t, dropout_masks="counter"), steps=1)
-    assert calls
+    assert calls and configured == [t, replace(t, dropout_masks="counter")]
 
 
 def test_the_reference_is_the_paper_autoencoder_in_stock_layers():

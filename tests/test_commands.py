@@ -22,7 +22,7 @@ FAST = ["--batch-size", "20", "--eval-subset", "200", "--train-eval-subset", "10
 def test_data_describes_the_files_it_found(capsys, data_dir):
     code, out, _ = cli(capsys, "data", "--data-dir", data_dir, "--no-verify")
     assert code == 0
-    assert "11,000 train + 300 test images of 28x28, 10 classes, checksums NOT verified" in out
+    assert "11,000 train + 300 test images of 28x28, 10 classes, checksums not verified (--no-verify)" in out
     # the per-class counts are the labels' counts, in class order
     _, labels = synthetic_images(11_000, 0)
     counts = [int(n.replace(",", "")) for n in re.findall(r"\(([\d,]+)\)", out.splitlines()[1])]

@@ -55,6 +55,11 @@ def test_without_dataset_toml_classes_are_numbered(tmp_path, capsys):
     assert (ds.name, ds.classes, ds.image_size, ds.verified) == ("plain", ("0", "1", "2"), (32, 32), False)
     code, out, _ = cli(capsys, "data", "--dataset", folder)
     assert code == 0 and "checksums not verified (no dataset.toml with [sha256])" in out
+    toml = folder / "dataset.toml"
+    toml.write_text('name = "plain"\n')  # named, no checksums
+    assert not load_dataset(str(folder)).verified
+    code, out, _ = cli(capsys, "data", "--dataset", folder)
+    assert code == 0 and "checksums not verified (dataset.toml has no [sha256] for every file)" in out
 
 
 @pytest.mark.parametrize("kind", ["uint8", "float"])
@@ -265,7 +270,7 @@ def test_no_verify_skips_the_dataset_toml_digests(tmp_path, capsys):
     folder = shapes(tmp_path / "d")
     (folder / "dataset.toml").write_text((folder / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))
     code, out, _ = cli(capsys, "data", "--dataset", folder, "--no-verify")
-    assert code == 0 and "NOT verified (--no-verify)" in out
+    assert code == 0 and "checksums not verified (--no-verify)" in out
 
 
 # ------------------------------------------------------------------ training on it

@@ -534,6 +534,11 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     assert dict(items)["dataset"].startswith("fashion-mnist from ") and ": 28x28 images, 10 classes (T-shirt/top, " \
         in dict(items)["dataset"]
     assert [r[0] for r in run_rows] == [r["run"] for r in results["runs"]] and {len(r) for r in run_rows} == {9}
+    first = out / results["autoencoders"][0]["runs"][0] / "config.json"
+    config = json.loads(first.read_text())
+    first.write_text(json.dumps({k: v for k, v in config.items() if k != "environment"}))  # as if not recorded
+    assert provenance(StudyFolder(out), results)[0][:5] == [[k, "–"] for k, _ in items[:5]]
+    first.write_text(json.dumps(config))
     assert md.endswith(page_parts.md_table(["item", "value"], items + [["figures", "figures/, beside this page"]])
                        + "\n\n" + page_parts.md_table(["run", "device", "precision", "CPU / GPU", "threads",
                                                        "processes", "host", "executor", "seconds"], run_rows) + "\n")
@@ -581,3 +586,20 @@ def test_the_summary_of_a_bare_study_and_of_one_with_ties_and_diverged_runs():
         "The highest mean test accuracy is shared by x, y and z, 80.00 % (a uniform guess: 10.00 %; the random-frozen "
         "control: 99.00 %).",
         "These rank means over seeds, and say nothing of which differences are real."]
+
+
+def test_the_terminal_shows_the_reports_tables_without_what_only_the_page_holds(study, capsys):
+    from fashionae.report import PAGE_ONLY_COLUMNS, PAGE_ONLY_TABLES, tables
+    assert main(["report", str(study)]) == 0
+    out = capsys.readouterr().out
+    report_tables = [(anchor, caption, header) for anchor, caption, header, _ in
+                     tables(json.loads((study / "results.json").read_text()))]
+    assert any(anchor in PAGE_ONLY_TABLES for anchor, _, _ in report_tables)  # so each check below can fail
+    assert any(h in PAGE_ONLY_COLUMNS for anchor, _, header in report_tables if anchor not in PAGE_ONLY_TABLES
+               for h in header)
+    for anchor, caption, header in report_tables:
+        if anchor in PAGE_ONLY_TABLES:
+            assert f"\n{caption}\n" not in out
+            continue
+        shown = out.split(f"\n{caption}\n")[1].splitlines()[0]
+        assert [h for h in header if h in shown] == [h for h in header if h not in PAGE_ONLY_COLUMNS]

@@ -29,7 +29,6 @@ from torch import nn
 
 from . import kernels
 from .data import held_out_size
-from .dropout import use_dropout_masks
 from .errors import UserError
 from .machine import cpu_info, describe_cpu
 from .models import ModelConfig, build_model
@@ -37,6 +36,7 @@ from .settings import positive_int
 from .training import TrainConfig, fit, native_bf16
 
 BATCH = 100
+WINDOWS, IMAGES = 5, 2_000  # `bench`'s defaults: alternating windows, training images a window
 
 # what the trainer must reach against the author-style loop, by kind of machine
 TARGETS = {"native-bf16": {"ratio": 4.0, "peak_fraction_bf16": 0.25},
@@ -182,13 +182,10 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
     """(training, evaluation) images per second of a model at its batch size and precision:
     the best of three timings of a few steps each, after a warm-up (the best, since other work
     on the machine only ever slows a timing down). The estimate behind ``study --plan``."""
-    from .training import EVAL_BATCH, evaluate, train_step
+    from .training import EVAL_BATCH, evaluate, prepare, train_step
     torch.manual_seed(0)
     model = build_model(model_config).to(t.device)
-    use_dropout_masks(model, t.dropout_masks)
-    if t.channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    opt = prepare(model, t)
     h, w = model_config.image_size
     x = torch.rand(t.batch_size, 1, h, w, device=t.device)
     y = torch.zeros(t.batch_size, dtype=torch.long, device=t.device)
@@ -230,8 +227,8 @@ def profile_step(cfg: TrainConfig, rows: int = 15) -> str:
 
 # ------------------------------------------------------------------ the benchmark
 
-def run_bench(windows: int = 5, as_json: bool = False, show_profile: bool = False,
-              device: str = "auto", out: str | None = None, images: int = 2_000,
+def run_bench(windows: int = WINDOWS, as_json: bool = False, show_profile: bool = False,
+              device: str = "auto", out: str | None = None, images: int = IMAGES,
               peak_seconds: float = 0.5) -> dict:
     if problem := positive_int(windows):
         raise UserError(f"--windows {problem}")

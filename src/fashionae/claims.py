@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from .reference import CLASSIFIER_ENCODER
+
 MIN_SEEDS = 3
 FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with this confidence
 
@@ -172,6 +174,11 @@ def _not_tested(text: str, why: str) -> dict:
             "leaning": None, "parts": [], "evidence": why}
 
 
+def _percent(threshold_name: str) -> str:
+    """A relative threshold as a claim's part names it: 0.10 -> "10 %"."""
+    return f"{100 * THRESHOLDS[threshold_name][0]:g} %"
+
+
 def _find_ae(results: dict, arch: str, latent: int | None = None) -> dict | None:
     for ae in results["autoencoders"]:
         if ae["arch"] == arch and (latent is None or ae["latent"] == latent) \
@@ -180,7 +187,7 @@ def _find_ae(results: dict, arch: str, latent: int | None = None) -> dict | None
     return None
 
 
-def _find_clf(results: dict, strategy: str, encoder: str = "linear-512") -> dict | None:
+def _find_clf(results: dict, strategy: str, encoder: str = CLASSIFIER_ENCODER["report"]) -> dict | None:
     """The classifier of a strategy on the report's encoder (l_size 512)."""
     return next((c for c in results["classifiers"]
                  if c["strategy"] == strategy and c.get("encoder", encoder) == encoder), None)
@@ -237,8 +244,8 @@ def assess_claims(results: dict) -> list[dict]:
         v = relative_change(ae64, ae512)
         rise = ae64["val_rise_after_best"]
         overfits = rise["mean"] > 0.02 and ae64["best_epoch"]["mean"] < ae64["epochs"]
-        claims.append(_claim(text, [_part("worse than 512 by at least 10 %", v, "too small", True,
-                                          "relative difference of test MSE, 64 vs 512")],
+        claims.append(_claim(text, [_part(f"worse than 512 by at least {_percent('too small')}", v, "too small",
+                                          True, "relative difference of test MSE, 64 vs 512")],
                              f"test MSE 64: {_fmt(ae64['test_mse'])} vs 512: {_fmt(ae512['test_mse'])}; "
                              f"l_size 64's validation MSE ends {100 * rise['mean']:.1f} % above its best "
                              f"(epoch {ae64['best_epoch']['mean']:.0f} of {ae64['epochs']}): "
@@ -250,7 +257,7 @@ def assess_claims(results: dict) -> list[dict]:
     text = "l_size 1024 adds little over 512"
     if ae512 and ae1024:
         v = [-x for x in relative_change(ae1024, ae512)]  # the gain: how much lower 1024's MSE is
-        claims.append(_claim(text, [_part("gain under 10 %", v, "little", False,
+        claims.append(_claim(text, [_part(f"gain under {_percent('little')}", v, "little", False,
                                           "relative gain in test MSE, 1024 over 512")],
                              f"test MSE 512: {_fmt(ae512['test_mse'])} vs 1024: {_fmt(ae1024['test_mse'])}",
                              len(v)))
@@ -262,7 +269,8 @@ def assess_claims(results: dict) -> list[dict]:
         v = relative_change(conv, ae512)
         claims.append(_claim(text, [
             _part("better", v, "better", False, "relative difference of test MSE, conv vs 512"),
-            _part("by under 15 %", [-x for x in v], "slightly", False, "relative gain in test MSE, conv over 512")],
+            _part(f"by under {_percent('slightly')}", [-x for x in v], "slightly", False,
+                  "relative gain in test MSE, conv over 512")],
             f"test MSE conv: {_fmt(conv['test_mse'])} vs 512: {_fmt(ae512['test_mse'])}", len(v)))
     else:
         claims.append(_not_tested(text, "the study lacks the conv or linear 512 autoencoder"))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError, require, run_command
+from .settings import AUTOENCODER, CLASSIFIER
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,17 +27,19 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool = False) -> None:
+    from .data import DATASET_TOML, FASHION_MNIST, SYSTEM_DIR
     g = p.add_argument_group("data")
     if dataset:
-        g.add_argument("--dataset", default="fashion-mnist",
-                       help="fashion-mnist (default), or a folder with your own data: four IDX files or "
-                       "one .npz (x_train, y_train, x_test, y_test), and an optional dataset.toml "
+        g.add_argument("--dataset", default=FASHION_MNIST,
+                       help=f"{FASHION_MNIST} (default), or a folder with your own data: four IDX files or "
+                       f"one .npz (x_train, y_train, x_test, y_test), and an optional {DATASET_TOML} "
                        "(docs/datasets.md)")
     g.add_argument("--data-dir", help="where Fashion-MNIST's four IDX files are (.gz or not); also "
-                   "FASHIONAE_DATA. Default: the cache, then /usr/share/datasets/fashion-mnist, then a download"
+                   f"FASHIONAE_DATA. Default: the cache, then {SYSTEM_DIR}, then a download"
                    + (". For a run trained on your own data: the folder of that dataset, if it moved "
                       "since" if of_run else ""))
-    g.add_argument("--no-verify", action="store_true", help="skip the SHA-256 checks (Fashion-MNIST's, or your dataset.toml's)")
+    g.add_argument("--no-verify", action="store_true",
+                   help=f"skip the SHA-256 checks (Fashion-MNIST's, or your {DATASET_TOML}'s)")
 
 
 # ------------------------------------------------------------------ commands
@@ -45,9 +48,7 @@ def cmd_data(a) -> int:
     import torch
     from .data import load_dataset
     ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
-    check = ("SHA-256 verified" if ds.verified else "checksums NOT verified (--no-verify)" if a.no_verify
-             else "checksums not verified (dataset.toml has no [sha256] for every file)"
-             if (ds.folder / "dataset.toml").is_file() else "checksums not verified (no dataset.toml with [sha256])")
+    check = "SHA-256 verified" if ds.verified else f"checksums not verified ({ds.unverified_because})"
     h, w = ds.image_size
     print(f"{ds.name} in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} test images "
           f"of {h}x{w}, {len(ds.classes)} classes, {check}")
@@ -76,7 +77,7 @@ def train_run(a, task: str, out: str, **run) -> dict | None:
 
 def cmd_train_ae(a) -> int:
     out = a.out or f"runs/ae-{a.arch}{a.latent if a.arch == 'linear' else ''}-seed{a.seed}"
-    s = train_run(a, "autoencoder", out)
+    s = train_run(a, AUTOENCODER, out)
     if s is None:
         return 0
     print(f"{out}: val MSE {s['val_loss']:.5f} (best {s['best_val_loss']:.5f} at epoch "
@@ -87,7 +88,7 @@ def cmd_train_ae(a) -> int:
 
 def cmd_train_clf(a) -> int:
     out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
-    s = train_run(a, "classifier", out, strategy=a.strategy, encoder_run=a.encoder)
+    s = train_run(a, CLASSIFIER, out, strategy=a.strategy, encoder_run=a.encoder)
     if s is None:
         return 0
     from .results import confusion_text
@@ -115,7 +116,7 @@ def cmd_baselines(a) -> int:
     settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset,
                              eval_subset=a.eval_subset))
     out = Path(a.out)
-    if (out / StudyFolder.STUDY).is_file():
+    if StudyFolder(out).is_study():
         raise UserError(f"{out} is a study folder, whose baselines `fashionae study` computes with "
                         "the study's settings; choose another --out")
     with FolderLock(out):
@@ -181,22 +182,15 @@ def cmd_report(a) -> int:
         path = write_report(folder.path, results, self_contained=a.self_contained)
     print_results(results)
     print(f"report: {path} " + ("(the figures embedded: one file to send)" if a.self_contained
-                                else "(and report.md; the figures in figures/)"))
+                                else f"(and {StudyFolder.REPORT_MD}; the figures in {StudyFolder.FIGURES}/)"))
     return 0
 
 
 def print_results(results: dict) -> None:
-    from .report import REFERENCE_COLUMNS, tables
-    hidden = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters")
-    for anchor, caption, header, rows in tables(results):
-        if anchor in ("baselines", "per-class"):  # in the report
-            continue
-        print(f"\n{caption}")
-        keep = [i for i, h in enumerate(header) if h not in hidden]
-        widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in keep]
-        print("  ".join(header[i].ljust(w) for i, w in zip(keep, widths)))
-        for r in rows:
-            print("  ".join(r[i].ljust(w) for i, w in zip(keep, widths)))
+    from .pages import text_table
+    from .report import terminal_tables
+    for caption, header, rows in terminal_tables(results):
+        print(f"\n{caption}\n{text_table(header, rows)}")
 
 
 def cmd_bench(a) -> int:
@@ -251,11 +245,11 @@ def cmd_classify(a) -> int:
 
 
 def cmd_explore(a) -> int:
-    from .explore import PROBE_MAX_ITER, explore
+    from .explore import KNN_K, PROBE_MAX_ITER, explore
     from .runs import stderr
     r = explore(a.run_dir, a.out, data_dir=a.data_dir, verify=not a.no_verify, tsne=not a.no_tsne,
                 log=stderr)
-    print(f"{a.run_dir}: latent of {r['latent']} values; k-NN (k=5) test accuracy "
+    print(f"{a.run_dir}: latent of {r['latent']} values; k-NN (k={KNN_K}) test accuracy "
           f"{r['knn_acc']:.4f}, linear probe {r['linear_probe_acc']:.4f} ("
           + ("" if r["linear_probe_converged"] else f"not converged in {PROBE_MAX_ITER} iterations, ")
           + f"fitted on {r['fit_images']:,} training images); figures in {r['out']}")
@@ -271,13 +265,11 @@ def cmd_export(a) -> int:
 
 
 def build_parser() -> Parser:
-    from . import settings
+    from . import bench, images, settings
     from .models import ModelConfig
     from .data import VAL_SPLITS
     from .export import PARTS
-    from .images import INVERT
     from .runfolder import STRATEGIES
-    from .settings import AUTOENCODER, CLASSIFIER
     from .study import Baselines
     from .training import DEVICES, PRECISIONS, TrainConfig
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
@@ -352,12 +344,12 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("bench", help="training speed: fashionae's trainer vs an author-style loop")
     s.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
-    s.add_argument("--windows", type=int, default=5, help="alternating measurement windows")
+    s.add_argument("--windows", type=int, default=bench.WINDOWS, help="alternating measurement windows")
     s.add_argument("--profile", action="store_true", help="also print the step's top operators (on stderr with --json)")
-    s.add_argument("--device", default="auto", choices=DEVICES)
+    s.add_argument("--device", default=TrainConfig.device, choices=DEVICES)
     s.add_argument("--out", help="also write the figures, the machine and its target to this JSON file")
-    s.add_argument("--images", type=int, default=2000, help="training images per window (default 2000: "
-                   "20 steps)")
+    s.add_argument("--images", type=int, default=bench.IMAGES, help=f"training images per window (default "
+                   f"{bench.IMAGES}: {bench.IMAGES // bench.BATCH} steps)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("explore", help="latent-space maps, interpolation, k-NN and linear-probe scores")
@@ -379,20 +371,20 @@ def build_parser() -> Parser:
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
-    s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
-    s.add_argument("--fill", type=float, default=1.0, help=fill_help)
+    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
+    s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir")
     s.add_argument("images", nargs="+", help=pictures_help)
-    s.add_argument("--invert", default="auto", choices=INVERT, help=invert_help)
-    s.add_argument("--fill", type=float, default=1.0, help=fill_help)
+    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
+    s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
     s.add_argument("run_dir")
-    s.add_argument("--device", default="auto", choices=DEVICES)
+    s.add_argument("--device", default=TrainConfig.device, choices=DEVICES)
     add_data_args(s, dataset=False, of_run=True)
     s.set_defaults(func=cmd_eval)
 
@@ -425,5 +417,5 @@ def refuse_a_study_folder(run_dir: str) -> None:
     knows nothing of studies, one layer up)."""
     from .studyfolder import StudyFolder
     folder = StudyFolder(run_dir)
-    if (folder / folder.STUDY).is_file():
+    if folder.is_study():
         raise UserError(f"{run_dir} is a study folder; give one of its runs, in {folder / folder.RUNS}")

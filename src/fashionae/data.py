@@ -45,6 +45,7 @@ from .errors import UserError
 from .files import UMASK
 
 FASHION_MNIST = "fashion-mnist"
+DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -80,6 +81,7 @@ class Dataset:
     folder: Path
     verified: bool
     sha256: str | None = None   # a digest of the files, for your own datasets (None: Fashion-MNIST)
+    unverified_because: str = "--no-verify"  # why, when not verified
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -251,7 +253,7 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
 # ---------------------------------------------------------------- your own dataset
 
 def _dataset_toml(folder: Path) -> dict:
-    path = folder / "dataset.toml"
+    path = folder / DATASET_TOML
     if not path.is_file():
         return {}
     try:
@@ -339,7 +341,7 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     listed = meta.get("sha256", {})
     strays = sorted(set(listed) - set(raws))
     if strays:
-        raise UserError(f"{folder / 'dataset.toml'}: [sha256] names {strays[0]!r}, which is not a data "
+        raise UserError(f"{folder / DATASET_TOML}: [sha256] names {strays[0]!r}, which is not a data "
                         f"file of this folder (they are {', '.join(raws)})")
     for name, raw in raws.items():
         sha = hashlib.sha256(raw).hexdigest()
@@ -359,7 +361,9 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     n = _check_arrays(folder, images, labels, len(classes) if classes else None, what)
     return Dataset(meta.get("name") or folder.resolve().name, tuple(classes or map(str, range(n))),
                    images["train"], labels["train"], images["test"], labels["test"], folder,
-                   verified=verify and set(listed) == set(raws), sha256=digest.hexdigest())
+                   verified=verify and set(listed) == set(raws), sha256=digest.hexdigest(),
+                   unverified_because="--no-verify" if not verify else f"{DATASET_TOML} has no [sha256] for every file"
+                   if meta else f"no {DATASET_TOML} with [sha256]")
 
 
 def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_test,
@@ -385,7 +389,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     try:
         (tmp / "data.npz").write_bytes(buf.getvalue())
-        (tmp / "dataset.toml").write_text("\n".join(lines) + "\n")
+        (tmp / DATASET_TOML).write_text("\n".join(lines) + "\n")
         try:
             load_dataset_folder(tmp)  # refused here, and nothing is left behind
         except UserError as e:  # said of the folder asked for, not of the temporary one

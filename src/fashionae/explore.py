@@ -15,11 +15,23 @@ from .data import Dataset, make_splits
 from .errors import UserError
 from .files import write_json
 from .runfolder import LoadedRun, RunFolder
+from .settings import AUTOENCODER
 from .training import to_inputs
 
 FIT_IMAGES = 10_000  # training images the probes are fitted on
 MAP_IMAGES = 2_000   # test images on the t-SNE map
 MAP_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
+INTERPOLATION = "interpolation.png"
+
+
+def map_file(kind: str) -> str:
+    return f"latent_{kind}.png"
+
+
+FIGURE_CAPTIONS = {  # each figure explore writes -> what it shows (the report's caption)
+    map_file("pca"): "the test set's codes projected on their first two principal components",
+    map_file("tsne"): "a t-SNE map of the test set's codes",
+    INTERPOLATION: "images decoded along the line between the codes of two test images"}
 
 
 @torch.inference_mode()
@@ -29,6 +41,7 @@ def _embed(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
 
 
 PROBE_MAX_ITER = 300  # the linear probe's iterations
+KNN_K = 5  # the k-NN classifier's neighbours
 
 
 def feature_scores(train_z, train_y, test_z, test_y) -> dict:
@@ -37,7 +50,7 @@ def feature_scores(train_z, train_y, test_z, test_y) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from .baselines import fit_quietly
-    knn = KNeighborsClassifier(n_neighbors=5).fit(train_z, train_y)
+    knn = KNeighborsClassifier(n_neighbors=KNN_K).fit(train_z, train_y)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_MAX_ITER))
     converged = fit_quietly(probe, train_z, train_y)
     return {"knn_acc": float(knn.score(test_z, test_y)), "linear_probe_acc": float(probe.score(test_z, test_y)),
@@ -75,18 +88,18 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     figures = []
     for name, xy in maps:
         plots.scatter_map(f"test-set latent codes, {MAP_NAMES[name]} ({len(xy):,} images)", xy,
-                          test_y[:MAP_IMAGES], classes, out / f"latent_{name}.png")
-        figures.append(f"latent_{name}.png")
+                          test_y[:MAP_IMAGES], classes, out / map_file(name))
+        figures.append(map_file(name))
 
-    if run.task == "autoencoder":  # interpolate between the first test images of two classes
+    if run.task == AUTOENCODER:  # interpolate between the first test images of two classes
         a, b = (int((s.test_y == c).nonzero()[0]) for c in _two_classes(s.test_y))
         with torch.inference_mode():
             ends = run.model.encoder(to_inputs(s.test_x[[a, b]], "cpu"))
             steps = torch.linspace(0, 1, 9)
             z = torch.stack([(1 - w) * ends[0] + w * ends[1] for w in steps])
             images = run.model.decoder(z).float()[:, 0].numpy()
-        plots.image_rows([("", images)], out / "interpolation.png", titles=[f"{w:.2f}" for w in steps])
-        figures.append("interpolation.png")
+        plots.image_rows([("", images)], out / INTERPOLATION, titles=[f"{w:.2f}" for w in steps])
+        figures.append(INTERPOLATION)
     result["figures"] = figures
     result["seconds"] = time.perf_counter() - t0
     write_json(out / folder.EXPLORE_JSON, result)

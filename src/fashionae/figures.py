@@ -10,19 +10,16 @@ from pathlib import Path
 
 from . import plots
 from .claims import FAMILY_CONFIDENCE
+from .explore import FIGURE_CAPTIONS
 from .files import atomic_write
 from .reference import author_curves, for_classifier
 from .results import classes_of
+from .runfolder import CONTROL
 from .studyfolder import StudyFolder
 
 FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}
 
 Figure = tuple[str, str, str]  # (section, file in figures/, caption)
-
-
-EXPLORED = {"latent_pca.png": "the test set's codes projected on their first two principal components",
-            "latent_tsne.png": "a t-SNE map of the test set's codes",
-            "interpolation.png": "images decoded along the line between the codes of two test images"}
 
 
 def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
@@ -85,14 +82,14 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                     "their reconstructions by each autoencoder (seed 0)."))
     k += 1
     clfs = results["classifiers"]
-    for c in sorted(clfs, key=lambda c: c["strategy"] == "random-frozen"):  # the control last
+    for c in sorted(clfs, key=lambda c: c["strategy"] == CONTROL):  # the control last
         name = f"fig{k}_clf_{c['name'].replace('/', '-')}.png"
         author = curves["classifiers"].get(c["strategy"]) if for_classifier("author_code", c["encoder"]) else None
         plots.curves(f"Fig. {k}: {c['name']} classifier", [metrics[r] for r in c["runs"]],
                      [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
                       ("val_acc", "validation")], "accuracy", author, figs / name)
         out.append(("classifiers", name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
-                    + (" (control)" if c["strategy"] == "random-frozen" else "") + f", {seeds(c['runs'])}"
+                    + (" (control)" if c["strategy"] == CONTROL else "") + f", {seeds(c['runs'])}"
                     + ("; dotted: the author's code (l_size-1024 encoder, Sigmoid head)" if author else "") + "."))
         k += 1
     for c in (c for c in clfs if c["strategy"] in ("finetune", "scratch")):
@@ -107,7 +104,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
             name = f"latent_{ae['name']}_{f}"
             atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
             out.append(("latent", name, f"Latent space of the {ae['name']} autoencoder (seed 0): "
-                        f"{EXPLORED.get(f, f[:-4].replace('_', ' '))}."))
+                        f"{FIGURE_CAPTIONS.get(f, f[:-4].replace('_', ' '))}."))
     for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
         (figs / stale).unlink()  # from an earlier report of this folder
     return out

@@ -33,7 +33,8 @@ MID_GREY = (0.3, 0.7)  # of the intensity range: a background level between thes
 MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
 
 
-INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border), always, never
+INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border, the default), always, never
+FILL = 1.0  # the part of the frame a prepared object's longer side spans by default, as in Fashion-MNIST
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # taken from a folder
 
 
@@ -60,8 +61,8 @@ class Picture:
     caveats: tuple[str, ...] = ()  # e.g. "blank or nearly so once prepared: the answer says nothing"
 
 
-def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28),
-                  fill: float = 1.0) -> torch.Tensor:
+def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
+                  fill: float = FILL) -> torch.Tensor:
     """A picture file -> float tensor [1, H, W] in [0, 1], dark background (H x W: the size
     of the images the run was trained on, 28 x 28 for Fashion-MNIST). The object's longer side
     spans ``fill`` of the frame: all of it, as in Fashion-MNIST; less for a dataset whose
@@ -69,8 +70,8 @@ def prepare_image(path: str | Path, invert: str = "auto", size: tuple[int, int] 
     return read_picture(path, invert, size, fill).pixels
 
 
-def read_picture(path: str | Path, invert: str = "auto", size: tuple[int, int] = (28, 28),
-                 fill: float = 1.0) -> Picture:
+def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
+                 fill: float = FILL) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
     from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
     path = Path(path)

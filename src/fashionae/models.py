@@ -122,6 +122,10 @@ class ModelConfig:
         latent size (its latent is the feature map)."""
         return settings.unused(self, self.task) | ({"latent"} if self.arch == "conv" else set())
 
+    def shape_text(self) -> str:
+        """"linear 512", "conv": the arch, and the latent size where the arch has one."""
+        return self.arch if "latent" in self.unused() else f"{self.arch} {self.latent}"
+
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         return settings.from_dict(cls, d, "model setting")

@@ -1,6 +1,6 @@
 """The report's two pages, as text: tables in markdown and in HTML (figures right-aligned,
-verdicts coloured, long text wrapping), and the HTML page's style. What the tables say is
-``report.py``'s."""
+verdicts coloured, long text wrapping), and the HTML page's style; and tables as plain text for
+the terminal. What the tables say is ``report.py``'s."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell(c, i) for i, c in enumerate(r)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart, for a terminal."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in [header, *rows])
 
 
 _NUMBER = r"[-+]?\d[\d,]*(\.\d+)?( ?%| pts| s)?"

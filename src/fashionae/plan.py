@@ -21,7 +21,8 @@ from .data import Dataset, make_splits
 from .errors import UserError
 from .runfolder import RunConfig
 from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, with_data
-from .study import Study
+from .settings import AUTOENCODER, CLASSIFIER
+from .study import BEST, Study
 from .studyfolder import StudyFolder
 
 
@@ -51,7 +52,7 @@ def make_plan(study: Study) -> list[PlannedRun]:
     plan = []
     for spec in study.autoencoders:
         for seed in study.seeds:
-            plan.append(PlannedRun(ae_run_name(spec.name, seed), "autoencoder", spec.name, seed,
+            plan.append(PlannedRun(ae_run_name(spec.name, seed), AUTOENCODER, spec.name, seed,
                                    RunConfig(model=spec.model, train=replace(spec.train, seed=seed),
                                              dataset=study.dataset)))
     c = study.classifiers
@@ -62,9 +63,9 @@ def make_plan(study: Study) -> list[PlannedRun]:
             tag = f"{encoder}-" if len(encoders) > 1 else ""
             for strategy in c.strategies:
                 for seed in study.seeds:
-                    compared = [a.name for a in study.autoencoders] if encoder == "best" else [encoder]
+                    compared = [a.name for a in study.autoencoders] if encoder == BEST else [encoder]
                     needs = tuple(ae_run_name(n, s) for n in compared
-                                  for s in (study.seeds if encoder == "best" else [seed]))
+                                  for s in (study.seeds if encoder == BEST else [seed]))
                     # the encoder's settings as far as they are known before it is trained
                     # ("best" is chosen later; the first autoencoder stands in for it): what
                     # --plan shows and the time probe measures
@@ -73,7 +74,7 @@ def make_plan(study: Study) -> list[PlannedRun]:
                                     train=replace(c.train, seed=seed), strategy=strategy,
                                     dataset=study.dataset)
                     group = f"{encoder}/{strategy}" if tag else strategy
-                    plan.append(PlannedRun(f"clf-{tag}{strategy}-seed{seed}", "classifier", group, seed,
+                    plan.append(PlannedRun(f"clf-{tag}{strategy}-seed{seed}", CLASSIFIER, group, seed,
                                            cfg, encoder, needs))
     return plan
 
@@ -87,9 +88,9 @@ def best_encoder(study: Study, folder: StudyFolder) -> str:
 
 def resolve(run: PlannedRun, study: Study, folder: StudyFolder) -> RunConfig:
     """The run's settings with its encoder's folder filled in (once the encoder is trained)."""
-    if run.kind != "classifier":
+    if run.kind != CLASSIFIER:
         return run.config
-    encoder = best_encoder(study, folder) if run.encoder == "best" else run.encoder
+    encoder = best_encoder(study, folder) if run.encoder == BEST else run.encoder
     return replace(run.config, encoder_run=str(folder.run(ae_run_name(encoder, run.seed)).path))
 
 
@@ -99,9 +100,9 @@ def known_config(run: PlannedRun, study: Study, folder: StudyFolder,
     come from its encoder's run once the autoencoders it needs are finished (and not
     ``changed``: to be trained again). Until then its planned settings stand in: its encoder's,
     or for "best", which is not chosen yet, the first autoencoder's."""
-    if run.kind == "classifier":
+    if run.kind == CLASSIFIER:
         if any(n in changed or not folder.run(n).is_complete() for n in run.needs):
-            return run.config, run.encoder != "best"
+            return run.config, run.encoder != BEST
         return classifier_from_encoder(resolve(run, study, folder))[0], True
     return run.config, True
 
@@ -126,9 +127,9 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
             states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
             continue
         reason, deferred = None, False
-        if run.kind == "classifier":
+        if run.kind == CLASSIFIER:
             trained_on = Path(run_folder.config().encoder_run or "").name
-            own = [trained_on] if run.encoder == "best" else list(run.needs)
+            own = [trained_on] if run.encoder == BEST else list(run.needs)
             redone = [n for n in own if n in why or n in unfinished or n not in run.needs]
             if redone:
                 reason = f"trained on an earlier {', '.join(redone)}"
@@ -159,7 +160,7 @@ def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: 
 def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
     """The classifiers still to train need images of every class in what they train and are
     tested on (``runs.check_every_class``): refused before anything trains."""
-    pending = [r.config.train for r in plan if r.kind == "classifier" and states[r.name] != "complete"]
+    pending = [r.config.train for r in plan if r.kind == CLASSIFIER and states[r.name] != "complete"]
     for t in {(t.val, t.train_subset, t.eval_subset): t for t in pending}.values():  # each split once
         check_every_class(make_splits(data, t.val, t.train_subset, t.eval_subset), data, t)
 
@@ -181,7 +182,7 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
         return
     shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
     more = f" and {len(why) - 6} more" if len(why) > 6 else ""
-    raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder.path / 'runs'} "
+    raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
                     f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
                     f"{', '.join(shown)}{more}; delete {'them' if len(why) > 1 else 'it'} and run the study "
                     "again (its other finished runs are kept), or choose another --out")

@@ -15,9 +15,11 @@ from . import bench
 from .checkpoint import checkpoint_epoch
 from .data import Dataset, load_dataset, split_sizes
 from .models import ModelConfig
+from .pages import text_table
 from .plan import (PlannedRun, duration, make_plan, plan_states, refuse_changed, refuse_missing_classes,
                    unasked_runs_note)
 from .runfolder import RunConfig
+from .settings import CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 from .training import TrainConfig, slow_precision
@@ -96,7 +98,7 @@ def probe_key(cfg: RunConfig) -> tuple:
 def _model_text(model: dict) -> str:
     """"linear 512", "conv", with the encoder type where it is not the paper's: what tells a
     study's models apart (the rest of each row's model is in --json)."""
-    text = model["arch"] + ("" if "latent" in ModelConfig(**model).unused() else f" {model['latent']}")
+    text = ModelConfig(**model).shape_text()
     return text + ("" if model["encoder_type"] == "paper" else f" {model['encoder_type']}")
 
 
@@ -113,10 +115,8 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
               f"{r['images']['train']:,}/{r['images']['val']:,}", str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
               f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
               f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
-              if r["kind"] == "classifier" else "–", duration(r["estimated_seconds"])] for r in rows]
-    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
-    for line in [header, *table]:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)), file=out)
+              if r["kind"] == CLASSIFIER else "–", duration(r["estimated_seconds"])] for r in rows]
+    print(text_table(header, table), file=out)
     total = sum(r["estimated_seconds"] for r in rows)
     print(f"\n{len(rows)} runs, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
           f"time of the rest on this machine, one run at a time: {duration(total)} (from a probe of "

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from . import pages, plots
 from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
+from .explore import KNN_K
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier
 from .results import classes_of, confusion_text
+from .runfolder import CONTROL
 from .studyfolder import StudyFolder
 
 
@@ -45,6 +47,9 @@ def _pca(results: dict, k: int | None) -> str:
 
 REFERENCE_COLUMNS = ("report train / val", "author's code val", "author's code train / val")
 OPTIONAL_COLUMNS = REFERENCE_COLUMNS + ("PCA test, same k",)
+# what only the report's page shows, not the terminal after a study: these columns, these tables
+PAGE_ONLY_COLUMNS = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters")
+PAGE_ONLY_TABLES = ("baselines", "per-class")
 
 
 def _without_empty_columns(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
@@ -137,7 +142,7 @@ def tables(results: dict) -> list[Table]:
     clf_rows = []
     for c in results["classifiers"]:
         r, a = (for_classifier(source, c["encoder"]).get(c["strategy"]) for source in ("report", "author_code"))
-        row = [c["name"] + (" (control)" if c["strategy"] == "random-frozen" else ""), c["encoder"] or "–",
+        row = [c["name"] + (" (control)" if c["strategy"] == CONTROL else ""), c["encoder"] or "–",
                "paper (Sigmoid)" if c["paper_head"] else "fixed", str(c["epochs"]),
                _f(c["train_eval_acc"], 2, True), _f(c["train_acc"], 2, True), _f(c["val_acc"], 2, True),
                _f(c["test_acc"], 2, True)]
@@ -183,7 +188,7 @@ def tables(results: dict) -> list[Table]:
     explored = [(a["name"], a["explore"]) for a in results["autoencoders"] if a.get("explore")]
     if explored:
         out.append(("latent", "Latent space: the frozen latent as a feature (test set)",
-                    ["autoencoder", "latent size", "k-NN accuracy (k=5)", "linear probe accuracy", "fitted on"],
+                    ["autoencoder", "latent size", f"k-NN accuracy (k={KNN_K})", "linear probe accuracy", "fitted on"],
                     [[name, str(e["latent"]), _v(e["knn_acc"], 2, True),
                       _v(e["linear_probe_acc"], 2, True), f"{e['fit_images']:,} training images"]
                      for name, e in explored]))
@@ -229,6 +234,17 @@ def _ablation_summary(ablation: list[dict]) -> str:
             + "; ".join(phrases) + "." + note)
 
 
+def terminal_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(caption, header, rows) of the tables a terminal shows after a study: the report's,
+    without what only its page shows (``PAGE_ONLY_COLUMNS``, ``PAGE_ONLY_TABLES``)."""
+    out = []
+    for anchor, caption, header, rows in tables(results):
+        if anchor not in PAGE_ONLY_TABLES:
+            keep = [i for i, h in enumerate(header) if h not in PAGE_ONLY_COLUMNS]
+            out.append((caption, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
+    return out
+
+
 def summary(results: dict) -> list[str]:
     """Three to five sentences: what was run, the main figures, the verdicts."""
     n, aes, clfs = results.get("seeds", 1), results["autoencoders"], results["classifiers"]
@@ -250,11 +266,11 @@ def summary(results: dict) -> list[str]:
                  + (f", the highest {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(ranked) > 1 else "")
                  + (f"; PCA with {beside[0][1]['k']} components reaches {beside[0][1]['test_mse']:.4f} "
                     f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
-    trained = [c for c in clfs if c["strategy"] != "random-frozen"]
+    trained = [c for c in clfs if c["strategy"] != CONTROL]
     if trained:
         best = max(c["test_acc"]["mean"] for c in trained)
         tops = [c for c in trained if c["test_acc"]["mean"] == best]
-        control = next((c for c in clfs if c["strategy"] == "random-frozen"), None)
+        control = next((c for c in clfs if c["strategy"] == CONTROL), None)
         whose = (f"is {tops[0]['name']}'s" if len(tops) == 1
                  else f"is shared by {', '.join(c['name'] for c in tops[:-1])} and {tops[-1]['name']}")
         s.append(f"The highest mean test accuracy {whose}, {_f(tops[0]['test_acc'], 2, True)} % (a uniform guess: "
@@ -299,7 +315,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
     first = run.raw_config()
     env = first.get("environment", {})
-    items = [[k, str(env.get(k))] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
+    items = [[k, str(env.get(k) or "–")] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     if "data" in first:
         h, w = run.config().model.image_size
         classes = run.classes()
@@ -401,13 +417,13 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     said = " ".join(summary(results))
     md = [f"# {title}", "**Summary.** " + said,
           "**Contents:** " + " · ".join(f"[{SECTIONS[a]}](#{a})" for a in sections)]
-    md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in overview]
+    md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}]({folder.FIGURES}/{f})\n\n*{c}*" for _, f, c in overview]
     md += ['<a id="about"></a>', "## About this study", *about]
     for anchor, caption, header, rows in tabs:
         md += [f'<a id="{anchor}"></a>', f"## {caption}", pages.md_table(header, rows)] + _notes(anchor, header)
     md += ['<a id="figures"></a>', "## Figures"]
     for g, fs in groups:
-        md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}](figures/{f})\n\n*{c}*" for _, f, c in fs]
+        md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}]({folder.FIGURES}/{f})\n\n*{c}*" for _, f, c in fs]
     md += ['<a id="provenance"></a>', "## Provenance", pages.md_table(["item", "value"], items),
            pages.md_table(run_header, run_rows)]
     atomic_write(folder / folder.REPORT_MD, "\n\n".join(md) + "\n")

@@ -18,6 +18,7 @@ from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, make_plan
 from .runs import sessions_of
+from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 
@@ -118,17 +119,17 @@ def collect_results(out: str | Path) -> dict:
                         f"are left ({unfinished[0]} first); run the same `fashionae study ... --out "
                         f"{folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
-    ae_names = {r.name: r.group for r in plan if r.kind == "autoencoder"}
+    ae_names = {r.name: r.group for r in plan if r.kind == AUTOENCODER}
 
     autoencoders = []
-    for name, group in _groups(plan, "autoencoder").items():
+    for name, group in _groups(plan, AUTOENCODER).items():
         summaries = [runs[r.name].summary() for r in group]
         first = runs[group[0].name]
         m = first.config().model
         epochs = summaries[0]["epochs"]
         autoencoders.append({
             "name": name, "runs": [f"{folder.RUNS}/{r.name}" for r in group], "arch": m.arch,
-            "latent": m.latent if m.arch == "linear" else None, "decoder": m.decoder,
+            "latent": None if "latent" in m.unused() else m.latent, "decoder": m.decoder,
             "encoder_type": m.encoder_type, "dropout": m.dropout, "seeds": [r.seed for r in group],
             **_figures(summaries, AE_FIGURES), "epochs": epochs,
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
@@ -137,7 +138,7 @@ def collect_results(out: str | Path) -> dict:
             **model_cost(m), "explore": _explore_result(first),
         })
     classifiers = []
-    for name, group in _groups(plan, "classifier").items():
+    for name, group in _groups(plan, CLASSIFIER).items():
         summaries = [runs[r.name].summary() for r in group]
         configs = [runs[r.name].config() for r in group]
         encoder = ae_names.get(Path(configs[0].encoder_run or "").name, group[0].encoder)

@@ -30,10 +30,13 @@ from .files import (FolderLock, atomic_write, holds_nothing, read_json, read_reb
                     write_jsonl)
 from .modelfile import load_model, model_file_bytes
 from .models import ModelConfig
-from .settings import CLASSIFIER, is_number
+from .settings import AUTOENCODER, CLASSIFIER, is_number
 from .training import TrainConfig
 
 STRATEGIES = ("frozen", "finetune", "scratch", "random-frozen")
+FROM_TRAINED_ENCODER = ("frozen", "finetune")  # the strategies that start from an autoencoder's encoder
+FROZEN_ENCODER = ("frozen", "random-frozen")   # those whose encoder does not learn
+CONTROL = "random-frozen"  # a random encoder, frozen: what "frozen" must beat to show the encoder learned
 # What summary.json holds (written by ``runs.summarize``; read by results, the plan and the CLI):
 # these figures for every run, and for a classifier its accuracies and confusion matrix too.
 SUMMARY_FIGURES = ("epochs", "best_epoch", "train_loss", "train_eval_loss", "val_loss", "best_val_loss",
@@ -342,9 +345,8 @@ class LoadedRun:
 
     def __repr__(self) -> str:
         c = self.config
-        model = f"{c.arch} {c.latent}" if "latent" not in c.unused() else c.arch
-        classes = f", {len(self.classes)} classes" if c.task == "classifier" else ""
-        return (f"LoadedRun({str(self.folder.path)!r}: {c.task}, {c.encoder_type} encoder, {model}, "
+        classes = f", {len(self.classes)} classes" if c.task == CLASSIFIER else ""
+        return (f"LoadedRun({str(self.folder.path)!r}: {c.task}, {c.encoder_type} encoder, {c.shape_text()}, "
                 f"{c.image_size[0]}x{c.image_size[1]} images{classes})")
 
     def _inputs(self, images) -> torch.Tensor:
@@ -374,13 +376,13 @@ class LoadedRun:
 
     @_applied
     def reconstruct(self, images) -> torch.Tensor:
-        if self.task != "autoencoder":
+        if self.task != AUTOENCODER:
             raise UserError(f"{self.folder.path} is a classifier run; reconstruct needs an autoencoder run")
         return self.model.reconstruct(self._inputs(images)).float()
 
     @_applied
     def predict_proba(self, images) -> torch.Tensor:
-        if self.task != "classifier":
+        if self.task != CLASSIFIER:
             raise UserError(f"{self.folder.path} is an autoencoder run; predicting classes needs a classifier run "
                             "(fashionae train-clf)")
         return torch.softmax(self.model.logits(self._inputs(images)), dim=1)

@@ -24,7 +24,8 @@ from .errors import UserError
 from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
-from .runfolder import STRATEGIES, RunConfig, RunFolder
+from .runfolder import FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder
+from .settings import AUTOENCODER, CLASSIFIER
 from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, slow_precision, to_inputs
 
 Log = Callable[[str], None]
@@ -74,7 +75,7 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
 def classifier_model(encoder: ModelConfig, paper_head: bool) -> ModelConfig:
     """A classifier's settings on an autoencoder's encoder: its layers, dropout and image size,
     no decoder, and the head asked for."""
-    return replace(encoder, task="classifier", decoder=ModelConfig().decoder, paper_head=paper_head)
+    return replace(encoder, task=CLASSIFIER, decoder=ModelConfig().decoder, paper_head=paper_head)
 
 
 def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.Tensor] | None]:
@@ -83,19 +84,19 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
     if cfg.strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {cfg.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if cfg.encoder_run is None:
-        if cfg.strategy in ("frozen", "finetune"):
+        if cfg.strategy in FROM_TRAINED_ENCODER:
             raise UserError(f"strategy {cfg.strategy} starts from a trained encoder: pass "
                             "--encoder AE_RUN_DIR")
         return cfg, None
     folder = RunFolder(cfg.encoder_run).require(what="--encoder")
     ae_cfg = folder.config()
-    if ae_cfg.model.task != "autoencoder":
+    if ae_cfg.model.task != AUTOENCODER:
         raise UserError(f"--encoder {folder.path} is a {ae_cfg.model.task} run; give an "
                         "autoencoder run folder")
     ae = folder.load_model()
     resolved = replace(cfg, model=classifier_model(ae.config, cfg.model.paper_head),
                        encoder_run=str(folder.path.resolve()), encoder_sha256=folder.model_sha256())
-    weights = ae.encoder.state_dict() if cfg.strategy in ("frozen", "finetune") else None
+    weights = ae.encoder.state_dict() if cfg.strategy in FROM_TRAINED_ENCODER else None
     return resolved, weights
 
 
@@ -104,7 +105,7 @@ def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn
     model = build_model(cfg.model)
     if encoder_weights is not None:
         load_weights(model.encoder, encoder_weights, cfg.encoder_run or "encoder")
-    if cfg.strategy in ("frozen", "random-frozen"):
+    if cfg.strategy in FROZEN_ENCODER:
         model.freeze_encoder()
     model = sync_batchnorm(model.to(cfg.train.device), dist)
     if dist.active:  # the same weights everywhere, but each process its own dropout masks
@@ -158,11 +159,11 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     if dist.rank:
         log = lambda message: None  # noqa: E731 (process 0 speaks for all)
     encoder_weights = None
-    if cfg.model.task == "classifier":
+    if cfg.model.task == CLASSIFIER:
         cfg, encoder_weights = classifier_from_encoder(cfg)
     if data is None:
         data = load_dataset(cfg.dataset, data_dir, verify)
-    if cfg.model.task == "classifier" and cfg.encoder_run is not None:
+    if cfg.model.task == CLASSIFIER and cfg.encoder_run is not None:
         check_encoder_data(cfg, data)
     cfg = with_data(cfg, data)
     if dist.active and cfg.train.batch_size % dist.world:
@@ -180,7 +181,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
 
     t = cfg.train
     splits = make_splits(data, t.val, t.train_subset, t.eval_subset)
-    if cfg.model.task == "classifier":
+    if cfg.model.task == CLASSIFIER:
         check_every_class(splits, data, t)  # before the folder is made
     with folder.lock() if dist.rank == 0 else nullcontext():  # process 0 holds it for all
         # Again, now that no other fashionae can write here; process 0's answer for all, as

@@ -9,8 +9,8 @@ the fields of ``ModelConfig`` and ``TrainConfig`` (``settings.keys``).
 
 ``Study.to_dict()`` is the fully resolved study (every run's settings spelled out), written
 to ``OUT/study.json``; ``Study.from_dict`` reads it back through the same checks, so a study
-folder is self-describing (``studyfolder.py`` knows the folder's files). The three steps of ``fashionae study`` are: this module (load),
-``plan.py`` (the runs and their dependencies, and the executors), ``results.py`` (collect).
+folder is self-describing (``studyfolder.py`` knows the folder's files). ``fashionae study``
+loads the file here; ``pipeline.run_study`` does the rest (docs/architecture.md walks through it).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoen
 AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} | {"name", "train"}
 CLF_KEYS = {"encoder", "strategies", "train"} | (settings.keys(ModelConfig, CLASSIFIER)
                                                 - settings.keys(ModelConfig, AUTOENCODER))
+
+
+BEST = "best"  # a classifier encoder: the autoencoder of lowest mean validation MSE, chosen once trained
 
 
 @dataclass
@@ -304,7 +307,7 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if not isinstance(encoders, list) or not encoders:
             raise UserError(f"study file {source}: [classifiers] encoder must be a name or a list of names")
         for encoder in encoders:
-            if encoder != "best" and encoder not in names:
+            if encoder != BEST and encoder not in names:
                 raise UserError(f"study file {source}: [classifiers] encoder {encoder!r} is not trained "
                                 f"by any autoencoder of the study (known: {', '.join(names)}, or \"best\")")
         strategies = c.get("strategies", list(STRATEGIES))
@@ -315,7 +318,7 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
             raise UserError(f"study file {source}: [classifiers] paper_head must be true or false")
         clf_train = c.get("train", {})
         train = _typed(TrainConfig, {**base_train, **clf_train}, "[classifiers.train]", source)
-        if "best" in encoders and train.val == "test":
+        if BEST in encoders and train.val == "test":
             raise UserError(f"study file {source}: [classifiers] encoder = \"best\" would choose the "
                             "encoder on the test set (val = \"test\"); name the encoder, or use "
                             "val = \"holdout\"")
@@ -382,5 +385,5 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
 
 def encoder_list(classifiers: dict):
     """The [classifiers] encoder setting as a list (one name may be given alone)."""
-    encoders = classifiers.get("encoder", "best")
+    encoders = classifiers.get("encoder", BEST)
     return [encoders] if isinstance(encoders, str) else encoders

@@ -31,11 +31,14 @@ class StudyFolder:
     def run(self, name: str) -> RunFolder:
         return RunFolder(self.path / self.RUNS / name)
 
+    def is_study(self) -> bool:
+        return (self / self.STUDY).is_file()
+
     def require(self) -> "StudyFolder":
         if not self.path.is_dir():
             raise UserError(f"{self.path} {'is a file' if self.path.exists() else 'does not exist'}; give the "
                             "--out folder of a study (fashionae study)")
-        if not (self / self.STUDY).is_file():
+        if not self.is_study():
             if RunFolder(self.path).is_run():
                 raise UserError(f"{self.path} is a run folder, not a study folder; a report is of a study "
                                 f"(fashionae study), and `fashionae eval {self.path}` measures a run again")
@@ -61,7 +64,7 @@ class StudyFolder:
             return
         if not self.path.is_dir():
             raise UserError(f"--out {self.path} is not a folder; choose another --out")
-        if (self / self.STUDY).is_file():
+        if self.is_study():
             # a damaged study.json is written again: the runs are checked one by one anyway
             old = read_rebuildable_json(self / self.STUDY) or {"name": study.name}
             if old.get("name") != study.name:

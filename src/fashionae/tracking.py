@@ -23,6 +23,7 @@ import torch
 from .data import Dataset, make_splits
 from .errors import UserError, require
 from .runfolder import RunConfig, RunFolder
+from .settings import AUTOENCODER
 from .training import to_inputs
 
 IMAGES = 8        # fixed validation images shown with their reconstructions
@@ -77,7 +78,7 @@ class TensorBoardLogger:
                 if key != "epoch":
                     self.writer.add_scalar(key, value, row["epoch"])
         epoch = history[-1]["epoch"]
-        if self.cfg.model.task == "autoencoder" and (epoch == 1 or epoch % IMAGE_EVERY == 0
+        if self.cfg.model.task == AUTOENCODER and (epoch == 1 or epoch % IMAGE_EVERY == 0
                                                       or epoch == self.cfg.train.epochs):
             self.writer.add_image("reconstructions", self.reconstructions(), epoch)
         self.writer.flush()  # an epoch's events are on disk before the next epoch starts

@@ -255,6 +255,19 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb:
     return out
 
 
+def prepare(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Set up the device, the model and its optimiser as every training run does (``fit``, and
+    ``bench.probe_speed``'s timing of a step): the device's numerics, the dropout masks, the memory
+    layout, and Adam over the trainable parameters."""
+    configure_device(cfg)
+    use_dropout_masks(model, cfg.dropout_masks)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # The fused Adam kernel updates every parameter in one pass (CPU and CUDA).
+    return torch.optim.Adam(params, lr=cfg.lr, fused=True)
+
+
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig,
         checkpoint: Path | None = None, callbacks: list[Callback] = (),
@@ -272,15 +285,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     """
     cfg = cfg.resolved()
     device = torch.device(cfg.device)
-    configure_device(cfg)
-    use_dropout_masks(model, cfg.dropout_masks)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    opt = prepare(model, cfg)
     train_x, train_y = to_inputs(train[0], device), train[1].to(device)
     val_x, val_y = to_inputs(val[0], device), val[1].to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    # The fused Adam kernel updates every parameter in one pass (CPU and CUDA).
-    opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
     net = dist.wrap(model)  # DistributedDataParallel under torchrun, the model itself otherwise
     n = len(train_x)
