@@ -482,6 +482,49 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
         "than the intervals can tell.")
 
 
+def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(study):
+    """Every value of the provenance, item by item and run by run, from the files the study
+    wrote; then the same study as if a run had recorded no host, device, precision or split
+    (each reads –, never a guess) nor a process count (one), and the study no command."""
+    import copy
+    from fashionae.data import CLASSES
+    from fashionae.report import provenance
+    from fashionae.studyfolder import StudyFolder
+    results = json.loads((study / "results.json").read_text())
+    config = json.loads((study / results["autoencoders"][0]["runs"][0] / "config.json").read_text())
+    env, timing = config["environment"], results["timing"]
+    items, rows = provenance(StudyFolder(study), results)
+    assert items[:5] == [[k, str(env[k])] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
+    assert dict(items)["dataset"] == \
+        f"fashion-mnist from {config['data']['source']}: 28x28 images, 10 classes ({', '.join(CLASSES)})"
+    assert dict(items)["wall time of the last `study` invocation"] == f"{round(timing['last_invocation_seconds'])} s"
+    assert dict(items)["command"] == timing["command"] and timing["command"]
+    assert dict(items)["nodes"] == ", ".join(sorted({r["host"] for r in results["runs"]}))
+    assert dict(items)["held-out split (SHA-256 of its indices)"] == results["runs"][0]["val_indices_sha256"][:16]
+    assert len({r["val_indices_sha256"] for r in results["runs"]}) == 1  # one split for the whole study
+    assert rows == [[r["run"], r["device"], r["precision"], str(r["hardware"]), str(r["threads"]), "1",
+                     r["host"], r["executor"], str(round(r["seconds"]))] for r in results["runs"]]
+
+    bare = copy.deepcopy(results)
+    first = bare["runs"][0]
+    first.update(host=None, device=None, precision=None, val_indices_sha256=None)
+    del first["processes"]
+    bare["timing"] = {"last_invocation_seconds": 7.4}
+    bare_items, bare_rows = dict(provenance(StudyFolder(study), bare)[0]), provenance(StudyFolder(study), bare)[1]
+    assert bare_items["executor"] == "local" and "command" not in bare_items
+    assert bare_items["wall time of the last `study` invocation"] == "7 s"
+    assert bare_items["nodes"] == ", ".join(sorted({"–", *(r["host"] for r in results["runs"][1:])}))
+    assert bare_items["held-out split (SHA-256 of its indices)"] == \
+        ", ".join(sorted({"–", results["runs"][1]["val_indices_sha256"][:16]}))
+    assert bare_rows[0][1:3] == ["–", "–"] and bare_rows[0][5:7] == ["1", "–"] and bare_rows[1:] == rows[1:]
+    bare["timing"]["executor"] = "ray (local)"
+    bare["runs"][1]["processes"] = 2  # under torchrun
+    items, rows = provenance(StudyFolder(study), bare)
+    assert dict(items)["executor"] == "ray (local)" and rows[1][5] == "2"
+    del bare["timing"]
+    assert "executor" not in dict(provenance(StudyFolder(study), bare)[0])
+
+
 def test_each_table_has_its_note_and_reference_columns_add_theirs():
     from fashionae.report import NOTES, REFERENCE_NOTES, _notes
     assert _notes("claims", ["claim"]) == [NOTES["claims"]]

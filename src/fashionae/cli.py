@@ -57,18 +57,25 @@ def cmd_data(a) -> int:
     return 0
 
 
-def train_run(a, task: str, out: str, **run) -> dict | None:
-    """Build the run's settings from the model/training/data options and execute it; the
+def model_options(a, task: str):
+    """The model settings of the command line; a latent size given to a model without one is
+    refused rather than ignored."""
+    from . import settings
+    from .models import ModelConfig
+    model = settings.from_options(ModelConfig, a, task=task)
+    if "latent" in model.unused() and model.latent != ModelConfig.latent:
+        raise UserError(f"--latent sets the linear arch's bottleneck; the {model.arch} arch has none "
+                        "(its latent is the encoder's feature map): drop --latent or use --arch linear")
+    return model
+
+
+def train_run(a, model, out: str, **run) -> dict | None:
+    """Execute a run of ``model`` (``model_options``) with the training/data options; the
     summary to print (None on torchrun's processes other than 0)."""
     from . import settings
     from .distributed import is_main_process
-    from .models import ModelConfig
     from .runs import RunConfig, execute
     from .training import TrainConfig
-    if a.arch == "conv" and a.latent != ModelConfig.latent:
-        raise UserError("--latent sets the linear arch's bottleneck; the conv arch has none "
-                        "(its latent is the encoder's feature map): drop --latent or use --arch linear")
-    model = settings.from_options(ModelConfig, a, task=task)
     train = settings.from_options(TrainConfig, a)
     summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
                       data_dir=a.data_dir, verify=not a.no_verify)
@@ -76,8 +83,9 @@ def train_run(a, task: str, out: str, **run) -> dict | None:
 
 
 def cmd_train_ae(a) -> int:
-    out = a.out or f"runs/ae-{a.arch}{a.latent if a.arch == 'linear' else ''}-seed{a.seed}"
-    s = train_run(a, AUTOENCODER, out)
+    model = model_options(a, AUTOENCODER)
+    out = a.out or f"runs/ae-{model.shape_text().replace(' ', '')}-seed{a.seed}"  # ae-linear512-seed0
+    s = train_run(a, model, out)
     if s is None:
         return 0
     print(f"{out}: val MSE {s['val_loss']:.5f} (best {s['best_val_loss']:.5f} at epoch "
@@ -88,7 +96,7 @@ def cmd_train_ae(a) -> int:
 
 def cmd_train_clf(a) -> int:
     out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
-    s = train_run(a, CLASSIFIER, out, strategy=a.strategy, encoder_run=a.encoder)
+    s = train_run(a, model_options(a, CLASSIFIER), out, strategy=a.strategy, encoder_run=a.encoder)
     if s is None:
         return 0
     from .results import confusion_text
@@ -290,14 +298,15 @@ def build_parser() -> Parser:
     settings.add_options(s, ModelConfig, "model", AUTOENCODER)
     settings.add_options(s, TrainConfig, "training", AUTOENCODER)
     add_data_args(s)
-    s.add_argument("--out", help="run folder (default runs/ae-<arch><latent>-seed<seed>); an "
-                   "unfinished run there with the same settings is resumed")
+    s.add_argument("--out", help="run folder (default runs/ae-<arch><latent>-seed<seed>, the latent for "
+                   "linear only); an unfinished run there with the same settings is resumed")
     s.set_defaults(func=cmd_train_ae)
 
     s = sub.add_parser("train-clf", help="train a classifier on an autoencoder's encoder")
     s.add_argument("--strategy", required=True, choices=STRATEGIES)
     s.add_argument("--encoder", help="the autoencoder run folder whose encoder is reused")
-    settings.add_options(s, ModelConfig, "model (without --encoder; with it, the encoder's)", CLASSIFIER)
+    settings.add_options(s, ModelConfig, "model (without --encoder; with it, the encoder's, but for "
+                         "--paper-head)", CLASSIFIER)
     settings.add_options(s, TrainConfig, "training", CLASSIFIER)
     add_data_args(s)
     s.add_argument("--out", help="run folder (default runs/clf-<strategy>-seed<seed>)")
@@ -316,7 +325,7 @@ def build_parser() -> Parser:
     s = sub.add_parser("study", help="run a whole study (TOML file) and write its report")
     s.add_argument("study_file", help="e.g. studies/paper.toml")
     s.add_argument("--profile", help="a profile of the study file (default: the file's default_profile, "
-                   "else quick)")
+                   "else quick where there is one, else the top level alone: profile 'default')")
     s.add_argument("--seeds", type=int, help="number of seeds (overrides the profile)")
     s.add_argument("--out", help="study folder (default runs/<study>-<profile>); an interrupted "
                    "study there is resumed, finished runs are kept")

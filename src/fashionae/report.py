@@ -327,7 +327,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
         items.append(["executor", str(timing.get("executor", "local"))])
         if timing.get("command"):
             items.append(["command", timing["command"]])
-    hosts = sorted({r["host"] or "?" for r in results["runs"]})
+    hosts = sorted({r["host"] or "–" for r in results["runs"]})
     items.append(["nodes", ", ".join(hosts)])
     splits = sorted({(r["val_indices_sha256"] or "–")[:16] for r in results["runs"]})
     items.append(["held-out split (SHA-256 of its indices)", ", ".join(splits)])
