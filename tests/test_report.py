@@ -510,7 +510,8 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     first.update(host=None, device=None, precision=None, val_indices_sha256=None)
     del first["processes"]
     bare["timing"] = {"last_invocation_seconds": 7.4}
-    bare_items, bare_rows = dict(provenance(StudyFolder(study), bare)[0]), provenance(StudyFolder(study), bare)[1]
+    bare_items, bare_rows = provenance(StudyFolder(study), bare)
+    bare_items = dict(bare_items)
     assert bare_items["executor"] == "local" and "command" not in bare_items
     assert bare_items["wall time of the last `study` invocation"] == "7 s"
     assert bare_items["nodes"] == ", ".join(sorted({"–", *(r["host"] for r in results["runs"][1:])}))
