@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 import re
 
+EMPTY = "–"  # a cell with nothing to show (not recorded, not applicable); not counted as text
+
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:
     """Verdicts confirmed or refuted in bold, the others in italics (lighter, as on the page)."""
@@ -37,7 +39,7 @@ def is_number(cell: str) -> bool:
 def html_table(header: list[str], rows: list[list[str]]) -> str:
     """Numeric columns right-aligned with tabular figures; a verdict column coloured by its verdict;
     long text wraps (anywhere, in a path) while short cells and figures stay on one line."""
-    numeric = [sum(map(is_number, col)) * 2 >= sum(c != "–" for c in col) for col in zip(*rows)] \
+    numeric = [sum(map(is_number, col)) * 2 >= sum(c != EMPTY for c in col) for col in zip(*rows)] \
         if rows else [False] * len(header)
 
     def cell(c: str, i: int) -> str:

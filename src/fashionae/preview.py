@@ -15,7 +15,7 @@ from . import bench
 from .checkpoint import checkpoint_epoch
 from .data import Dataset, load_dataset, split_sizes
 from .models import ModelConfig
-from .pages import text_table
+from .pages import EMPTY, text_table
 from .plan import (PlannedRun, duration, make_plan, plan_states, refuse_changed, refuse_missing_classes,
                    unasked_runs_note)
 from .runfolder import RunConfig
@@ -115,7 +115,7 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
               f"{r['images']['train']:,}/{r['images']['val']:,}", str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
               f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
               f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
-              if r["kind"] == CLASSIFIER else "–", duration(r["estimated_seconds"])] for r in rows]
+              if r["kind"] == CLASSIFIER else EMPTY, duration(r["estimated_seconds"])] for r in rows]
     print(text_table(header, table), file=out)
     total = sum(r["estimated_seconds"] for r in rows)
     print(f"\n{len(rows)} runs, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "

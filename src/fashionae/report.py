@@ -20,6 +20,7 @@ from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
+from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier
 from .results import classes_of, confusion_text
 from .runfolder import CONTROL
@@ -27,11 +28,11 @@ from .studyfolder import StudyFolder
 
 
 def _f(s: dict | None, digits: int = 4, pct: bool = False) -> str:
-    return "–" if s is None else mean_std(s, digits, pct)
+    return EMPTY if s is None else mean_std(s, digits, pct)
 
 
 def _v(x, digits=4, pct=False) -> str:
-    return "–" if x is None else f"{x * (100 if pct else 1):.{digits}f}"
+    return EMPTY if x is None else f"{x * (100 if pct else 1):.{digits}f}"
 
 
 def _pca_row(results: dict, k: int | None) -> dict | None:
@@ -42,7 +43,7 @@ def _pca_row(results: dict, k: int | None) -> dict | None:
 
 def _pca(results: dict, k: int | None) -> str:
     row = _pca_row(results, k)
-    return "–" if row is None else f"{row['test_mse']:.4f}" + (f" (k={row['k']})" if row["k"] != k else "")
+    return EMPTY if row is None else f"{row['test_mse']:.4f}" + (f" (k={row['k']})" if row["k"] != k else "")
 
 
 REFERENCE_COLUMNS = ("report train / val", "author's code val", "author's code train / val")
@@ -56,7 +57,7 @@ def _without_empty_columns(header: list[str], rows: list[list[str]]) -> tuple[li
     """The table without its reference columns that hold nothing (–) in every row: a source's
     numbers are for some models only (the author's code's classifiers for one encoder), and PCA
     only where the baselines were computed."""
-    keep = [i for i, h in enumerate(header) if h not in OPTIONAL_COLUMNS or any(r[i] != "–" for r in rows)]
+    keep = [i for i, h in enumerate(header) if h not in OPTIONAL_COLUMNS or any(r[i] != EMPTY for r in rows)]
     return [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
 
 
@@ -73,7 +74,7 @@ def verdict_text(c: dict) -> str:
 def _effect(c: dict) -> tuple[str, str]:
     """(the effect, its interval or why there is none)."""
     if c["effect"] is None or not math.isfinite(c["effect"]):  # no seed, or a run diverged
-        return "–", c["ci_reason"] or "–"
+        return EMPTY, c["ci_reason"] or EMPTY
     pct = c["unit"].startswith("relative")
     fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
     return fmt(c["effect"]), f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
@@ -94,7 +95,7 @@ def _claim_rows(claims: list[dict]) -> list[list[str]]:
     rows = []
     for c in claims:
         if not c["parts"]:
-            rows.append([c["claim"], verdict_text(c), "–", *_effect(c), "–", c["evidence"]])
+            rows.append([c["claim"], verdict_text(c), EMPTY, *_effect(c), EMPTY, c["evidence"]])
         for i, p in enumerate(c["parts"]):
             part = p["part"] + (f" ({p['verdict']})" if len(c["parts"]) > 1 else "")
             rows.append([c["claim"] if i == 0 else "", verdict_text(c) if i == 0 else "", part, *_effect(p),
@@ -129,7 +130,7 @@ def tables(results: dict) -> list[Table]:
         row = [ae["name"], str(ae["epochs"]), _f(ae["train_eval_mse"]), _f(ae["train_mse"]),
                _f(ae["val_mse"]), _f(ae["test_mse"]), f"{ae['best_epoch']['mean']:.0f}"]
         if fashion:
-            row += [f"{_v(r.get('train_mse'))} / {_v(r.get('val_mse'))}" if "train_mse" in r else r.get("note", "–"),
+            row += [f"{_v(r.get('train_mse'))} / {_v(r.get('val_mse'))}" if "train_mse" in r else r.get("note", EMPTY),
                     _v(a.get("val_mse"))]
         ae_rows.append(row + [_pca(results, ae["latent"]),
                               f"{ae['parameters']:,}", f"{ae['seconds']['mean']:.0f}"])
@@ -142,13 +143,13 @@ def tables(results: dict) -> list[Table]:
     clf_rows = []
     for c in results["classifiers"]:
         r, a = (for_classifier(source, c["encoder"]).get(c["strategy"]) for source in ("report", "author_code"))
-        row = [c["name"] + (" (control)" if c["strategy"] == CONTROL else ""), c["encoder"] or "–",
+        row = [c["name"] + (" (control)" if c["strategy"] == CONTROL else ""), c["encoder"] or EMPTY,
                "paper (Sigmoid)" if c["paper_head"] else "fixed", str(c["epochs"]),
                _f(c["train_eval_acc"], 2, True), _f(c["train_acc"], 2, True), _f(c["val_acc"], 2, True),
                _f(c["test_acc"], 2, True)]
         if fashion:
-            row += [f"{_v(r['train_acc'], 1, True)} / {_v(r['val_acc'], 1, True)}" if r else "–",
-                    f"{_v(a['train_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else "–"]
+            row += [f"{_v(r['train_acc'], 1, True)} / {_v(r['val_acc'], 1, True)}" if r else EMPTY,
+                    f"{_v(a['train_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else EMPTY]
         clf_rows.append(row + [f"{c['seconds']['mean']:.0f}"])
     if clf_rows:
         header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
@@ -195,8 +196,8 @@ def tables(results: dict) -> list[Table]:
     if results.get("targets"):
         out.append(("targets", "Targets (judged on validation figures of seed 0)",
                     ["target", "reached", "epoch", "training seconds into the study", "best value"],
-                    [[t["target"], "yes" if t["reached"] else "no", str(t["epoch"] or "–"),
-                      f"{t['seconds_into_study']:.0f}" if t["reached"] else "–", f"{t['best']:.4f}"]
+                    [[t["target"], "yes" if t["reached"] else "no", str(t["epoch"] or EMPTY),
+                      f"{t['seconds_into_study']:.0f}" if t["reached"] else EMPTY, f"{t['best']:.4f}"]
                      for t in results["targets"]]))
     return out
 
@@ -315,7 +316,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
     first = run.raw_config()
     env = first.get("environment", {})
-    items = [[k, str(env.get(k) or "–")] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
+    items = [[k, str(env.get(k) or EMPTY)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     if "data" in first:
         h, w = run.config().model.image_size
         classes = run.classes()
@@ -327,12 +328,12 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
         items.append(["executor", str(timing.get("executor", "local"))])
         if timing.get("command"):
             items.append(["command", timing["command"]])
-    hosts = sorted({r["host"] or "–" for r in results["runs"]})
+    hosts = sorted({r["host"] or EMPTY for r in results["runs"]})
     items.append(["nodes", ", ".join(hosts)])
-    splits = sorted({(r["val_indices_sha256"] or "–")[:16] for r in results["runs"]})
+    splits = sorted({(r["val_indices_sha256"] or EMPTY)[:16] for r in results["runs"]})
     items.append(["held-out split (SHA-256 of its indices)", ", ".join(splits)])
-    rows = [[r["run"], r["device"] or "–", r["precision"] or "–", str(r["hardware"]), str(r["threads"]),
-             str(r.get("processes", 1)), r["host"] or "–", r["executor"], f"{r['seconds']:.0f}"]
+    rows = [[r["run"], r["device"] or EMPTY, r["precision"] or EMPTY, str(r["hardware"]), str(r["threads"]),
+             str(r.get("processes", 1)), r["host"] or EMPTY, r["executor"], f"{r['seconds']:.0f}"]
             for r in results["runs"]]
     return items, rows
 
