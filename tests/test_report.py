@@ -393,7 +393,7 @@ wide had a run that diverged (a figure that is not a number): left out of the ra
 The lowest mean test MSE per pixel is linear-512's, 0.0192 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0002; PCA with 64 components reaches 0.0105 (linear-64: 0.0233 ± 0.0002).
 The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %).
 These rank means over seeds; which differences are real is for the claims and the ablation to say.
-Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE beyond doubt (“dropout after pooling”, -12.0 %); 1 raises it beyond doubt (“no dropout”, +8.0 %); 1 moves it by less than the intervals can tell. “diverging”: a run diverged, so no verdict.
+Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“dropout after pooling”, -12.0 %); 1 raises it at 95 % confidence (“no dropout”, +8.0 %); 1 moves it by less than the intervals can tell. “diverging”: a run diverged, so no verdict.
 Of the study's 5 claims with a test of their own, 2 are confirmed (“a confirmed one”; “another confirmed”), 1 is refuted (“a refuted one”), 1 is inconclusive and 1 is not tested. “restates two”, which follows from the first two, is confirmed.
 '''
 
@@ -464,21 +464,21 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
     lower, higher = ablation("a", -0.12, [-0.2, -0.04], "lower"), ablation("b", 0.08, [0.02, 0.15], "higher")
     unsure = ablation("c", 0.01, [-0.05, 0.07])
     diverged = ablation("d", float("nan"), None, reason="a run diverged")
-    assert _ablation_summary([lower]) == "The ablation's change “a” (-12.0 %) lowers the validation MSE beyond doubt."
-    assert _ablation_summary([higher]) == "The ablation's change “b” (+8.0 %) raises the validation MSE beyond doubt."
+    assert _ablation_summary([lower]) == "The ablation's change “a” (-12.0 %) lowers the validation MSE at 95 % confidence."
+    assert _ablation_summary([higher]) == "The ablation's change “b” (+8.0 %) raises the validation MSE at 95 % confidence."
     assert _ablation_summary([unsure, diverged]) == (
         "The ablation's change “c” (+1.0 %) moves the validation MSE by less than its interval can tell. "
         "“d”: a run diverged, so no verdict.")
     assert _ablation_summary([diverged]) == "“d”: a run diverged, so no verdict."
     assert _ablation_summary([lower, {**lower, "change": "e"}]) == (
-        "Of the ablation's 2 changes, 2 lower the validation MSE beyond doubt (“a”, -12.0 %; “e”, -12.0 %).")
+        "Of the ablation's 2 changes, 2 lower the validation MSE at 95 % confidence (“a”, -12.0 %; “e”, -12.0 %).")
     assert _ablation_summary([higher, higher, lower]) == (
-        "Of the ablation's 3 changes, 1 lowers the validation MSE beyond doubt (“a”, -12.0 %); 2 raise it beyond "
-        "doubt (“b”, +8.0 %; “b”, +8.0 %).")
+        "Of the ablation's 3 changes, 1 lowers the validation MSE at 95 % confidence (“a”, -12.0 %); 2 raise it at 95 % "
+        "confidence (“b”, +8.0 %; “b”, +8.0 %).")
     assert _ablation_summary([unsure, unsure]) == \
-        "Of the ablation's 2 changes, none moves the validation MSE beyond doubt."
+        "Of the ablation's 2 changes, none moves the validation MSE at 95 % confidence."
     assert _ablation_summary([unsure, unsure, higher]) == (
-        "Of the ablation's 3 changes, 1 raises the validation MSE beyond doubt (“b”, +8.0 %); 2 move it by less "
+        "Of the ablation's 3 changes, 1 raises the validation MSE at 95 % confidence (“b”, +8.0 %); 2 move it by less "
         "than the intervals can tell.")
 
 

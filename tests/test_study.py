@@ -34,6 +34,10 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
     for ae in results["autoencoders"]:
         for key in ("train_mse", "val_mse", "test_mse", "best_epoch", "seconds"):
             assert set(ae[key]) == {"mean", "std", "values"}
+    # trained alike, so the claims compare them: the settings they share, not what sets them apart
+    settings = [ae["settings"] for ae in results["autoencoders"]]
+    assert all(s == settings[0] for s in settings) and settings[0]["train.epochs"] == 1
+    assert not {"model.arch", "model.latent", "train.seed", "train.device"} & set(settings[0])
     assert [c["strategy"] for c in results["classifiers"]] == ["frozen", "finetune", "scratch", "random-frozen"]
     assert all(c["encoder"] == "linear-512" for c in results["classifiers"])
     # every figure is its runs' own, read from their summary.json (the names written out here, so
@@ -523,8 +527,8 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     assert rows[0]["val_mse"]["ci"][1] < 0 < rows[1]["val_mse"]["ci"][0]
     lo, hi = rows[0]["val_mse"]["ci"]
     assert _ablation_effect(rows[0], "val_mse") == f"-30.0 % [{100 * lo:+.1f} %, {100 * hi:+.1f} %]: lower"
-    assert _ablation_summary(rows) == ("Of the ablation's 2 changes, 1 lowers the validation MSE beyond doubt "
-                                       "(“no dropout”, -30.0 %); 1 raises it beyond doubt (“dropout”, +42.9 %).")
+    assert _ablation_summary(rows) == ("Of the ablation's 2 changes, 1 lowers the validation MSE at 95 % confidence "
+                                       "(“no dropout”, -30.0 %); 1 raises it at 95 % confidence (“dropout”, +42.9 %).")
     two = ablation(study, [{**base, "seeds": [0, 1]}, {**lean, "seeds": [0, 1]}])  # too few seeds for a verdict
     assert [r["val_mse"]["verdict"] for r in two] == ["not shown", "not shown"]
     assert _ablation_summary(two[:1]).startswith("With 2 seeds the ablation gives no verdict")
@@ -654,7 +658,7 @@ def test_a_finished_run_with_a_damaged_file_is_refused_before_anything_trains(da
         capsys.readouterr()
         assert main(command) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"fashionae: error: ") and err.rstrip(")\n").endswith(f"delete {run} and run its command again")
+        assert err.startswith("fashionae: error: ") and err.rstrip(")\n").endswith(f"delete {run} and run its command again")
         assert err.count("\n") == 1 and not other.exists()  # one line, and nothing trained
     assert all((run / f).read_bytes() == data for f, data in damaged.items())
 
@@ -749,13 +753,13 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
         return {"change": change, "seeds": seeds, "val_mse": {"effect": effect, "verdict": verdict}}
     lower, higher, unclear = line("a", -0.2, "lower"), line("b", 0.1, "higher"), line("c", 0.01, "not shown")
     assert _ablation_summary([lower, higher, unclear, unclear]) == (
-        "Of the ablation's 4 changes, 1 lowers the validation MSE beyond doubt (“a”, -20.0 %); 1 raises it beyond "
-        "doubt (“b”, +10.0 %); 2 move it by less than the intervals can tell.")
+        "Of the ablation's 4 changes, 1 lowers the validation MSE at 95 % confidence (“a”, -20.0 %); 1 raises it at 95 % "
+        "confidence (“b”, +10.0 %); 2 move it by less than the intervals can tell.")
     assert _ablation_summary([higher, higher, unclear]) == (
-        "Of the ablation's 3 changes, 2 raise the validation MSE beyond doubt (“b”, +10.0 %; “b”, +10.0 %); "
+        "Of the ablation's 3 changes, 2 raise the validation MSE at 95 % confidence (“b”, +10.0 %; “b”, +10.0 %); "
         "1 moves it by less than the intervals can tell.")
-    assert _ablation_summary([unclear, unclear]) == "Of the ablation's 2 changes, none moves the validation MSE beyond doubt."
-    assert _ablation_summary([higher]) == "The ablation's change “b” (+10.0 %) raises the validation MSE beyond doubt."
+    assert _ablation_summary([unclear, unclear]) == "Of the ablation's 2 changes, none moves the validation MSE at 95 % confidence."
+    assert _ablation_summary([higher]) == "The ablation's change “b” (+10.0 %) raises the validation MSE at 95 % confidence."
     # too few seeds: no verdict, and why; a diverged run: said, and left out of the count
     assert _ablation_summary([line("a", -0.2, "not shown", seeds=2)]) == (
         "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change with its "
@@ -767,10 +771,10 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
     assert _ablation_summary([line("d", float("nan"), "not shown"), line("e", float("nan"), "not shown")]) == (
         "“d”, “e”: a run diverged, so no verdict.")
     nan = line("d", float("nan"), "not shown")
-    assert _ablation_summary([lower, nan]) == ("The ablation's change “a” (-20.0 %) lowers the validation MSE beyond "
-                                               "doubt. “d”: a run diverged, so no verdict.")
+    assert _ablation_summary([lower, nan]) == ("The ablation's change “a” (-20.0 %) lowers the validation MSE at 95 % "
+                                               "confidence. “d”: a run diverged, so no verdict.")
     assert _ablation_summary([lower, unclear, nan]) == (
-        "Of the ablation's 2 changes with a figure on every seed, 1 lowers the validation MSE beyond doubt (“a”, "
+        "Of the ablation's 2 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“a”, "
         "-20.0 %); 1 moves it by less than the intervals can tell. “d”: a run diverged, so no verdict.")
     assert _ablation_summary([nan]) == "“d”: a run diverged, so no verdict."
 

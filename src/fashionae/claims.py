@@ -51,6 +51,8 @@ THRESHOLDS = {
                       "to the next-worst class below 0)"),
     "taken for": (0.0, "points", "more of Shirt's test images are taken for T-shirt/top than for any other "
                   "class (the difference, in points of Shirt's images, above 0)"),
+    # not a claim of the study, so outside the claims' family: the evidence of "too small"
+    "overfits": (0.02, "relative", "l_size 64's validation MSE ends at least 2 % above its lowest"),
 }
 
 
@@ -113,7 +115,7 @@ def judged_together(values_of: list[list[float]]) -> int:
     """How many intervals a table of these per-seed effects holds (the Bonferroni m): the
     effects with an interval at all, an effect and its opposite counted once (conv "better"
     and "by under 15 %" read one interval, mirrored, against two thresholds)."""
-    return max(1, len({tuple(abs(x) for x in v) for v in values_of if interval(v)[0] is not None}))
+    return max(1, len({min(tuple(v), tuple(-x for x in v)) for v in values_of if interval(v)[0] is not None}))
 
 
 def center(values: list[float], unit: str = "points") -> float | None:
@@ -179,10 +181,16 @@ def _percent(threshold_name: str) -> str:
     return f"{100 * THRESHOLDS[threshold_name][0]:g} %"
 
 
-def _find_ae(results: dict, arch: str, latent: int | None = None) -> dict | None:
+ALIKE = " (of the paper's encoder, trained alike)"  # what _find_ae requires, as a not-tested claim says
+
+
+def _find_ae(results: dict, arch: str, latent: int | None = None, like: dict | None = None) -> dict | None:
+    """The first autoencoder of the paper's encoder with this architecture and latent size, and,
+    given ``like``, trained as it was (the same ``settings``: the comparison changes one thing)."""
     for ae in results["autoencoders"]:
         if ae["arch"] == arch and (latent is None or ae["latent"] == latent) \
-                and ae.get("encoder_type", "paper") == "paper":
+                and ae.get("encoder_type", "paper") == "paper" \
+                and (like is None or ae.get("settings") == like.get("settings")):
             return ae
     return None
 
@@ -236,23 +244,20 @@ def _cost(ae: dict) -> str:
 def assess_claims(results: dict) -> list[dict]:
     """The study's claims in its order, judged together (``judge``)."""
     claims = []
-    ae64, ae512, ae1024 = (_find_ae(results, "linear", k) for k in (64, 512, 1024))
-    conv = _find_ae(results, "conv")
+    ae512 = _find_ae(results, "linear", 512)
+    ae64, ae1024 = (_find_ae(results, "linear", k, like=ae512) for k in (64, 1024))
+    conv = _find_ae(results, "conv", like=ae512)
 
     text = "l_size 64 is too small"
     if ae64 and ae512:
         v = relative_change(ae64, ae512)
-        rise = ae64["val_rise_after_best"]
-        overfits = rise["mean"] > 0.02 and ae64["best_epoch"]["mean"] < ae64["epochs"]
+        overfits, overfitting = _overfitting(ae64)
         claims.append(_claim(text, [_part(f"worse than 512 by at least {_percent('too small')}", v, "too small",
                                           True, "relative difference of test MSE, 64 vs 512")],
                              f"test MSE 64: {_fmt(ae64['test_mse'])} vs 512: {_fmt(ae512['test_mse'])}; "
-                             f"l_size 64's validation MSE ends {100 * rise['mean']:.1f} % above its best "
-                             f"(epoch {ae64['best_epoch']['mean']:.0f} of {ae64['epochs']}): "
-                             f"{'it overfits' if overfits else 'no overfitting'}",
-                             len(v), overfits=overfits))
+                             + overfitting, len(v), overfits=overfits))
     else:
-        claims.append(_not_tested(text, "the study lacks the linear 64 or 512 autoencoder"))
+        claims.append(_not_tested(text, f"the study lacks the linear 64 or 512 autoencoder{ALIKE}"))
 
     text = "l_size 1024 adds little over 512"
     if ae512 and ae1024:
@@ -262,7 +267,7 @@ def assess_claims(results: dict) -> list[dict]:
                              f"test MSE 512: {_fmt(ae512['test_mse'])} vs 1024: {_fmt(ae1024['test_mse'])}",
                              len(v)))
     else:
-        claims.append(_not_tested(text, "the study lacks the linear 512 or 1024 autoencoder"))
+        claims.append(_not_tested(text, f"the study lacks the linear 512 or 1024 autoencoder{ALIKE}"))
 
     text = "the fully convolutional autoencoder is slightly better than l_size 512"
     if conv and ae512:
@@ -273,7 +278,7 @@ def assess_claims(results: dict) -> list[dict]:
                   "relative gain in test MSE, conv over 512")],
             f"test MSE conv: {_fmt(conv['test_mse'])} vs 512: {_fmt(ae512['test_mse'])}", len(v)))
     else:
-        claims.append(_not_tested(text, "the study lacks the conv or linear 512 autoencoder"))
+        claims.append(_not_tested(text, f"the study lacks the conv or linear 512 autoencoder{ALIKE}"))
 
     ft, fr, sc = (_find_clf(results, s) for s in ("finetune", "frozen", "scratch"))
     acc = lambda c: _fmt(c["test_acc"], 2, True)  # noqa: E731
@@ -296,6 +301,28 @@ def assess_claims(results: dict) -> list[dict]:
     return claims
 
 
+def _overfitting(ae: dict) -> tuple[bool | None, str]:
+    """Whether the autoencoder overfits (True, False, or None: undecided), judged as a claim's
+    part is, on its own 95 % interval over seeds, and the evidence that says so."""
+    rise, best = ae["val_rise_after_best"], ae["best_epoch"]
+    if not math.isfinite(rise["mean"]):
+        return None, "l_size 64's validation MSE is not a number: a run diverged"
+    said = (f"l_size 64's validation MSE ends {100 * rise['mean']:.1f} % above its best "
+            f"(epoch {best['mean']:.0f} of {ae['epochs']}): ")
+    if all(x == 0 for x in rise["values"]):
+        return False, said + "no overfitting (every seed's best epoch is its last)"
+    threshold, unit, _ = THRESHOLDS["overfits"]
+    verdict, _ = test(rise["values"], threshold, True, unit=unit)
+    if verdict == "confirmed":
+        return True, said + "it overfits"
+    if verdict == "refuted":
+        return False, said + "no overfitting"
+    n = len(rise["values"])
+    why = (f"{n} seed{'s' if n > 1 else ''}" if n < MIN_SEEDS else
+           interval(rise["values"], unit=unit)[1] or f"its interval straddles {_percent('overfits')}")
+    return None, said + f"overfitting undecided ({why}; a rise of at least {_percent('overfits')} is its sign)"
+
+
 def _balance_claim(size_claims: list[dict], *aes: dict | None) -> dict:
     """"512 balances quality and cost": the two claims on l_size, with the cost beside them.
     It adds no test of its own (its parts are theirs, already judged), so it is ``derived``."""
@@ -312,8 +339,10 @@ def _balance_claim(size_claims: list[dict], *aes: dict | None) -> dict:
 def _shirt_claim(results: dict, clf: dict | None) -> dict:
     text = "Shirt is the class most confused (with T-shirt/top)"
     classes = results.get("classes") or []
-    if clf is None or "Shirt" not in classes or "T-shirt/top" not in classes:
+    if clf is None:
         return _not_tested(text, "the study trains no classifier on the l_size-512 encoder")
+    if "Shirt" not in classes or "T-shirt/top" not in classes:
+        return _not_tested(text, "the dataset has no Shirt or no T-shirt/top class")
     shirt = classes.index("Shirt")
     per_seed = list(zip(*(s["values"] for s in clf["per_class_acc"])))  # per seed: accuracy of each class
     gaps = [100 * (accs[shirt] - min(a for i, a in enumerate(accs) if i != shirt)) for accs in per_seed]

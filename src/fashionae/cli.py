@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import UserError, require, run_command
 from .settings import AUTOENCODER, CLASSIFIER
+
+if TYPE_CHECKING:  # the command line imports torch only when a command needs it
+    from .models import ModelConfig
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,7 +61,7 @@ def cmd_data(a) -> int:
     return 0
 
 
-def model_options(a, task: str):
+def model_options(a, task: str) -> ModelConfig:
     """The model settings of the command line; a latent size given to a model without one is
     refused rather than ignored."""
     from . import settings
@@ -69,7 +73,7 @@ def model_options(a, task: str):
     return model
 
 
-def train_run(a, model, out: str, **run) -> dict | None:
+def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     """Execute a run of ``model`` (``model_options``) with the training/data options; the
     summary to print (None on torchrun's processes other than 0)."""
     from . import settings

@@ -203,7 +203,7 @@ def tables(results: dict) -> list[Table]:
 
 
 def _ablation_summary(ablation: list[dict]) -> str:
-    """Which changes of the ablation move the validation MSE beyond doubt, and which way."""
+    """Which changes of the ablation move the validation MSE at 95 % confidence, and which way."""
     seeds = min(a["seeds"] for a in ablation)
     if seeds < MIN_SEEDS:
         return (f"With {_count(seeds, 'seed')} the ablation gives no verdict (that takes {MIN_SEEDS}: "
@@ -222,14 +222,14 @@ def _ablation_summary(ablation: list[dict]) -> str:
         a = judged[0]
         verb = {"lower": "lowers", "higher": "raises"}.get(a["val_mse"].get("verdict"))
         return (f"The ablation's change “{a['change']}” ({100 * a['val_mse']['effect']:+.1f} %) "
-                + (f"{verb} the validation MSE beyond doubt." if verb else
+                + (f"{verb} the validation MSE at 95 % confidence." if verb else
                    "moves the validation MSE by less than its interval can tell.") + note)
-    phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} beyond doubt ({'; '.join(map(said, by[v]))})"
+    phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at 95 % confidence ({'; '.join(map(said, by[v]))})"
                for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
     if rest and phrases:
         phrases.append(f"{rest} {'moves' if rest == 1 else 'move'} {{it}} by less than the intervals can tell")
     elif rest:
-        phrases.append("none moves {it} beyond doubt")
+        phrases.append("none moves {it} at 95 % confidence")
     phrases = [p.format(it="the validation MSE" if k == 0 else "it") for k, p in enumerate(phrases)]
     return (f"Of the ablation's {len(judged)} changes" + (" with a figure on every seed" if diverged else "") + ", "
             + "; ".join(phrases) + "." + note)

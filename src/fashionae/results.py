@@ -17,6 +17,7 @@ from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, make_plan
+from .runfolder import RunConfig
 from .runs import sessions_of
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
@@ -57,6 +58,19 @@ def model_cost(model_config) -> dict:
         model(x)                                                          # counted (fused ones are not)
     return {"parameters": sum(p.numel() for p in model.parameters()),
             "mflops_per_image": counter.get_total_flops() / 2 / 1e6, "latent_size": model.encoder.latent}
+
+
+# what a claim compares (architecture, latent size), the seed it pairs on, and how a run was
+# carried out rather than what it trained (the hardware, the dropout masks' generator, the
+# memory layout, bit-reproducibility)
+NOT_COMPARED = ("model.arch", "model.latent", "train.seed", "train.device", "train.dropout_masks",
+                "train.channels_last", "train.deterministic")
+
+
+def comparable_settings(cfg: RunConfig) -> dict:
+    """What an autoencoder was trained with beside ``NOT_COMPARED``: the claims compare
+    autoencoders only where these are equal, so that a comparison changes one thing."""
+    return {k: v for k, v in cfg.used_identity().items() if k not in NOT_COMPARED}
 
 
 def _groups(plan: list[PlannedRun], kind: str) -> dict[str, list[PlannedRun]]:
@@ -131,6 +145,7 @@ def collect_results(out: str | Path) -> dict:
             "name": name, "runs": [f"{folder.RUNS}/{r.name}" for r in group], "arch": m.arch,
             "latent": None if "latent" in m.unused() else m.latent, "decoder": m.decoder,
             "encoder_type": m.encoder_type, "dropout": m.dropout, "seeds": [r.seed for r in group],
+            "settings": comparable_settings(first.config()),
             **_figures(summaries, AE_FIGURES), "epochs": epochs,
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
             "val_rise_after_best": stats([(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"]
