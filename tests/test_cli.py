@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+import fashionae
 from fashionae.errors import UserError
 from fashionae.images import prepare_image
 from helpers import PAPER, cli
@@ -48,6 +49,17 @@ def test_default_out_folders_are_the_ones_the_docs_name(capsys, data_dir, tmp_pa
     assert cli(capsys, "train-clf", "--strategy", "finetune", "--encoder", "runs/ae-linear16-seed0", *SMALL,
                "--data-dir", data_dir)[0] == 0
     assert (tmp_path / "runs" / "clf-finetune-seed0" / "summary.json").is_file()
+    # the encoder's model settings are the classifier's: an option beside --encoder that would
+    # change them is refused, not ignored (the encoder's own value is accepted, and --paper-head)
+    code, _, err = cli(capsys, "train-clf", "--strategy", "frozen", "--encoder", "runs/ae-linear16-seed0", *SMALL,
+                       "--latent", 16, "--paper-head", "--data-dir", data_dir, "--out", "c1")
+    assert code == 0 and err.count("fashionae: error") == 0
+    code, _, err = cli(capsys, "train-clf", "--strategy", "frozen", "--encoder", "runs/ae-linear16-seed0", *SMALL,
+                       "--latent", 999, "--dropout", 0.5, "--data-dir", data_dir, "--out", "c2")
+    assert (code, err) == (2, "fashionae: error: --latent 999 (its: 16), --dropout 0.5 (its: 0.2): a classifier on "
+                              "--encoder runs/ae-linear16-seed0 takes the encoder's model settings (all but "
+                              "--paper-head); leave them out\n")
+    assert not (tmp_path / "c2").exists()
 
 
 def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(capsys, tmp_path):
@@ -67,6 +79,8 @@ def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(ca
                               f"(fashionae study), and `fashionae eval {run}` measures a run again\n")
     code, _, err = cli(capsys, "classify", study, "shoe.png")
     assert (code, err) == (2, f"fashionae: error: {study} is a study folder; give one of its runs, in {study / 'runs'}\n")
+    with pytest.raises(UserError, match=f"^{study} is a study folder; give one of its runs"):  # the Python API too
+        fashionae.load(study)
     (tmp_path / "notes.txt").write_text("")
     code, _, err = cli(capsys, "report", tmp_path / "notes.txt")
     assert (code, err) == (2, f"fashionae: error: {tmp_path / 'notes.txt'} is a file; give the --out folder of a "

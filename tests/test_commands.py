@@ -100,9 +100,9 @@ def test_baselines_command(capsys, data_dir, tmp_path):
     assert code == 0 and (tmp_path / "b" / "baselines.json").read_text() == before
     code, _, err = cli(capsys, "baselines", "--data-dir", data_dir, "--no-verify", "--train-subset", 400,
                        "--out", tmp_path / "b")
-    assert code == 2 and err.startswith(f"fashionae: error: {tmp_path / 'b' / 'baselines.json'} holds "
-                                        "baselines computed with other settings (")
-    assert err.endswith("); choose another --out, or delete it to compute these\n")
+    assert (code, err) == (2, f"fashionae: error: {tmp_path / 'b' / 'baselines.json'} holds baselines computed with "
+                              "other settings: logreg_max_iter 50 (now 200), train_subset 500 (now 400); choose another "
+                              "--out, or delete it to compute these\n")
     assert (tmp_path / "b" / "baselines.json").read_text() == before
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "study.json").write_text("{}")

@@ -231,6 +231,9 @@ def test_a_named_folder_that_does_not_exist(tmp_path):
         load_fashion_mnist(tmp_path / "nowhere")
     assert str(e.value) == (f"data folder {tmp_path}/nowhere does not exist; point --data-dir (or "
                             "FASHIONAE_DATA) at the folder that holds the four IDX files")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match=f"^data folder {tmp_path}/a-file is a file; point --data-dir"):
+        load_fashion_mnist(tmp_path / "a-file")
 
 
 def test_a_download_lands_in_the_cache_and_is_checked_there(tmp_path, monkeypatch):

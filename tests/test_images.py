@@ -155,8 +155,24 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(": ")[0] for line in lines] == [str(album / n) for n in ("a.jpg", "b.PNG", "C.png")] + [str(img)]
     (album / "d.png").write_text("not a picture either")
+    (album / "e.png").write_bytes(b"")
     assert main(["classify", str(clf), str(album)]) == 2
-    assert capsys.readouterr().out == ""  # every picture is read before a line is printed
+    out, err = capsys.readouterr()
+    assert out == ""  # every picture is read before a line is printed
+    # and those that cannot be are named together, in one line: one try to clear a folder, not one per file
+    assert err.startswith(f"fashionae: error: 2 of the 5 pictures cannot be used, so none is answered: {album / 'd.png'} "
+                          "is not an image fashionae can read (UnidentifiedImageError: ")
+    assert err.endswith(f"; image {album / 'e.png'} is empty. Move them out of the way, or name the others\n")
+    assert err.count("\n") == 1
+    (album / "d.png").unlink(), (album / "e.png").unlink()
+
+    # reconstructions written into the folder they come from are not read again as pictures; one
+    # picture named twice is reconstructed once
+    for _ in range(2):
+        assert main(["reconstruct", str(ae), str(album), str(album / "a.jpg"), "-o", str(album)]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 3
+    assert sorted(p.name for p in album.glob("*_reconstruction.png")) == [
+        "C_reconstruction.png", "a_reconstruction.png", "b_reconstruction.png"]
     (tmp_path / "empty").mkdir()
     assert main(["reconstruct", str(ae), str(tmp_path / "empty")]) == 2
     assert f"{tmp_path / 'empty'} is a folder without pictures (.png, " in capsys.readouterr().err

@@ -202,6 +202,23 @@ def kill_at_first_checkpoint(proc, root, timeout=300, sig=signal.SIGKILL):
     raise AssertionError("no checkpoint appeared in time")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_last_line_leaves_a_finished_command_finished(data_dir, tmp_path, sig):
+    """Python's teardown of torch lasts about 0.6 s after a command's last line: a Ctrl-C or
+    SIGTERM there ended a finished run with status 130 or 143, and no message."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "fashionae", *map(str, ae_args(data_dir)), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith(f"{out}: val MSE"):  # the last line: the run is finished
+            time.sleep(0.05)
+            proc.send_signal(sig)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "fashionae:" not in err and (out / "summary.json").exists()  # no "interrupted", no error
+
+
 def assert_killed_mid_run(run):
     """The kill came between two epochs: a checkpoint, and no summary or model yet."""
     assert (run / "checkpoint.safetensors").exists()

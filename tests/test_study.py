@@ -131,6 +131,9 @@ def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_p
     for name, mtime in finished.items():
         assert (out / "runs" / name / "model.safetensors").stat().st_mtime_ns == mtime
     assert (out / "runs" / "clf-finetune-seed0" / "summary.json").exists()
+    (out / "runs" / "clf-scratch-seed0" / "summary.json").unlink()
+    with pytest.raises(UserError, match=r"is not finished: 1 of its \d+ runs is left \(clf-scratch-seed0 first\)"):
+        collect_results(out)
 
 
 def write(tmp_path, text: str) -> Path:
@@ -149,6 +152,15 @@ def study_out(tmp_path, data_dir) -> tuple[Path, list[str]]:
 
 
 TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'  # a study in seconds
+
+
+def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
+    (tmp_path / "s.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    with pytest.raises(UserError, match=f"^study file {tmp_path / 's.png'} is not text \\(TOML is UTF-8 text\\); give a "
+                       "study file, see studies/ for examples$"):
+        load_study(tmp_path / "s.png")
+    with pytest.raises(UserError, match="has no profile 'x'; it has no profiles: leave out --profile$"):
+        load_study(write(tmp_path, MINIMAL), profile="x")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -199,6 +211,8 @@ TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_sub
      "^study file s.toml: ablation\\[0\\] \\('x'\\) has no variant; name the two autoencoders it compares$"),
     ('default_profile = "quik"\n' + MINIMAL + "[profiles.quick]\nseeds = 2\n",
      "has no profile 'quik' \\(its default_profile\\); choose one of quick$"),
+    ('default_profile = "quik"\n' + MINIMAL, "has no profile 'quik' \\(its default_profile\\); it has no profiles: "
+     "remove its default_profile$"),
     # a seed would be overridden by the study's seeds: refused wherever a train table is
     (MINIMAL + "[train]\nseed = 3\n", "^study file s.toml: \\[train\\]: seed is set by the study, each run once "
                                      "per seed; remove it, and set how many seeds with seeds = N \\(or --seeds N\\)$"),
@@ -737,7 +751,11 @@ def test_an_out_folder_that_holds_something_else_is_refused_and_left_as_it_was(t
     (mine / "notes.txt").write_text("my notes")
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
     for out, message in ((mine, f"--out {mine} is not empty and holds no fashionae study; choose another --out"),
+                         (run, f"--out {run} is a run folder, not a study's; choose another --out"),
                          (a_file, f"--out {a_file} is not a folder; choose another --out")):
         for plan in ([], ["--plan"]):
             code, _, err = cli(capsys, "study", PAPER, "--profile", "smoke", "--out", out, "--data-dir",

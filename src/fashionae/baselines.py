@@ -98,7 +98,10 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
     if old and old.get("settings") == settings:
         return old
     if old and keep_others:
-        raise UserError(f"{path} holds baselines computed with other settings ({old.get('settings')}); "
+        theirs = old.get("settings") or {}
+        changed = ", ".join(f"{k} {theirs.get(k)} (now {settings.get(k)})"
+                            for k in sorted(set(theirs) | set(settings)) if theirs.get(k) != settings.get(k))
+        raise UserError(f"{path} holds baselines computed with other settings: {changed}; "
                         "choose another --out, or delete it to compute these")
     splits = make_splits(data, val, train_subset, eval_subset)
     b = {**compute_baselines(splits, logreg_max_iter, log=log), "settings": settings}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .errors import UserError, require, run_command
+from .errors import UserError, exit_process, require, run_command
 from .settings import AUTOENCODER, CLASSIFIER
 
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
@@ -73,6 +73,19 @@ def model_options(a, task: str) -> ModelConfig:
     return model
 
 
+def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str) -> None:
+    """A model option beside --encoder that the encoder's settings replace (all but
+    --paper-head): refused rather than ignored."""
+    from . import settings
+    from .runfolder import RunFolder
+    from .runs import classifier_model
+    theirs = classifier_model(RunFolder(encoder).require(what="--encoder").config().model, model.paper_head)
+    ignored = settings.overridden(model, theirs, CLASSIFIER)
+    if ignored:
+        raise UserError(f"{', '.join(ignored)}: a classifier on --encoder {encoder} takes the encoder's model "
+                        f"settings (all but --paper-head); leave {'them' if len(ignored) > 1 else 'it'} out")
+
+
 def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     """Execute a run of ``model`` (``model_options``) with the training/data options; the
     summary to print (None on torchrun's processes other than 0)."""
@@ -100,7 +113,10 @@ def cmd_train_ae(a) -> int:
 
 def cmd_train_clf(a) -> int:
     out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
-    s = train_run(a, model_options(a, CLASSIFIER), out, strategy=a.strategy, encoder_run=a.encoder)
+    model = model_options(a, CLASSIFIER)
+    if a.encoder:
+        refuse_what_the_encoder_sets(model, a.encoder)
+    s = train_run(a, model, out, strategy=a.strategy, encoder_run=a.encoder)
     if s is None:
         return 0
     from .results import confusion_text
@@ -212,23 +228,30 @@ def cmd_bench(a) -> int:
     return 0
 
 
+RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
+
+
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write
-    from .images import picture_files, read_picture, side_by_side
+    from .images import picture_files, read_pictures, side_by_side
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
     out = Path(a.output)
     sources: dict[Path, str] = {}  # output file -> the picture it shows
     for path in picture_files(a.images):
-        target = out / f"{Path(path).stem}_reconstruction.png"
+        if path not in a.images and Path(path).parent == out and path.endswith(RECONSTRUCTION):
+            continue  # what this command wrote into the folder it reads, the last time
+        target = out / f"{Path(path).stem}{RECONSTRUCTION}"
+        if target in sources and Path(sources[target]).resolve() == Path(path).resolve():
+            continue  # one picture named twice (by itself and in its folder, say)
         if target in sources:
             raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
                             "or reconstruct them one at a time into different folders (-o)")
         sources[target] = path
     # every picture is read before anything is written
-    pictures = {target: read_picture(path, a.invert, run.config.image_size, a.fill)
-                for target, path in sources.items()}
+    read = read_pictures(list(sources.values()), a.invert, run.config.image_size, a.fill)
+    pictures = {target: read[path] for target, path in sources.items()}
     for target, picture in pictures.items():
         x = picture.pixels
         recon = run.reconstruct(x)[0]
@@ -244,10 +267,10 @@ def _caveats(picture) -> str:
 
 
 def cmd_classify(a) -> int:
-    from .images import picture_files, read_picture
+    from .images import picture_files, read_pictures
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
-    pictures = {path: read_picture(path, a.invert, run.config.image_size, a.fill) for path in picture_files(a.images)}
+    pictures = read_pictures(picture_files(a.images), a.invert, run.config.image_size, a.fill)
     for path, picture in pictures.items():  # every picture is read before a line is printed
         probs = run.predict_proba(picture.pixels)[0]
         top = probs.topk(min(3, len(probs)))
@@ -420,15 +443,14 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
     def command() -> int:
         if getattr(args, "run_dir", None) is not None:
+            from .studyfolder import refuse_a_study_folder
             refuse_a_study_folder(args.run_dir)
         return args.func(args)
     return run_command(command, debug=args.debug, resumable=args.command in ("train-ae", "train-clf", "study"))
 
 
-def refuse_a_study_folder(run_dir: str) -> None:
-    """A study folder given where a command takes a run: say where its runs are (a run folder
-    knows nothing of studies, one layer up)."""
-    from .studyfolder import StudyFolder
-    folder = StudyFolder(run_dir)
-    if folder.is_study():
-        raise UserError(f"{run_dir} is a study folder; give one of its runs, in {folder / folder.RUNS}")
+def entry() -> NoReturn:
+    """The ``fashionae`` program (``python -m fashionae`` too): ``main``, then the process ends
+    with its status (``errors.exit_process``)."""
+    exit_process(main())
+

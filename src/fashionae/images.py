@@ -70,15 +70,39 @@ def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, in
     return read_picture(path, invert, size, fill).pixels
 
 
+def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
+                  fill: float = FILL) -> dict[str, Picture]:
+    """Every picture (``read_picture``), read before any is answered; those that cannot be, all
+    named in one error, so that a folder with a stray file costs one try, not one per file."""
+    _check_options(invert, fill)
+    pictures, faults = {}, []
+    for path in paths:
+        try:
+            pictures[path] = read_picture(path, invert, size, fill)
+        except UserError as e:
+            faults.append(str(e))
+    if len(faults) == 1 and len(paths) == 1:
+        raise UserError(faults[0])
+    if faults:
+        shown = "; ".join(faults[:3]) + (f"; and {len(faults) - 3} more" if len(faults) > 3 else "")
+        raise UserError(f"{len(faults)} of the {len(paths)} pictures cannot be used, so none is answered: "
+                        f"{shown}. Move them out of the way, or name the others")
+    return pictures
+
+
+def _check_options(invert: str, fill: float) -> None:
+    if invert not in INVERT:
+        raise UserError(f"--invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}")
+    if not 0 < fill <= 1:
+        raise UserError(f"--fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill}")
+
+
 def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
                  fill: float = FILL) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
     from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
     path = Path(path)
-    if invert not in INVERT:
-        raise UserError(f"--invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}")
-    if not 0 < fill <= 1:
-        raise UserError(f"--fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill}")
+    _check_options(invert, fill)
     if not path.exists():
         raise UserError(f"image {path} does not exist")
     if path.is_dir():

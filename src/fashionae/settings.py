@@ -101,6 +101,14 @@ def unused(cfg, kind: str) -> set[str]:
     return {f.name for f in fields(cfg) if f.metadata.get("only") not in (None, kind)}
 
 
+def overridden(cfg, by, only: str | None = None) -> list[str]:
+    """The options of ``cfg`` (for a kind of run) set away from their defaults, whose values
+    ``by`` would replace: "--latent 999 (its: 16)"."""
+    return [f"--{_name(f)} {getattr(cfg, f.name)} (its: {getattr(by, f.name)})" for f in fields(cfg)
+            if f.name in keys(type(cfg), only) and f.default is not MISSING
+            and getattr(cfg, f.name) != f.default and getattr(cfg, f.name) != getattr(by, f.name)]
+
+
 def keys(cls, only: str | None = None) -> set[str]:
     """The field names a user may set, for a kind of run (None: every kind)."""
     return {f.name for f in fields(cls)

@@ -220,8 +220,11 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"study file {path} does not exist; see studies/ for examples") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read study file {path}: {e}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"study file {path} is not text (TOML is UTF-8 text); give a study file, "
+                        "see studies/ for examples") from None
+    except OSError as e:
+        raise UserError(f"cannot read study file {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"study file {path} is not valid TOML ({e})") from None
     if not raw:
@@ -232,8 +235,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     named = "" if profile else " (its default_profile)"  # "quick" is taken only where it exists
     profile = profile or raw.get("default_profile") or ("quick" if "quick" in profiles else "")
     if profile and profile not in profiles:
-        raise UserError(f"study file {source} has no profile {profile!r}{named}; "
-                        f"choose one of {', '.join(profiles) or '(none)'}")
+        raise UserError(f"study file {source} has no profile {profile!r}{named}; " + (
+            f"choose one of {', '.join(profiles)}" if profiles else
+            f"it has no profiles: {'remove its default_profile' if named else 'leave out --profile'}"))
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
     _refuse_seed(base, source)
 

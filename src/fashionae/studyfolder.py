@@ -70,5 +70,15 @@ class StudyFolder:
             if old.get("name") != study.name:
                 raise UserError(f"--out {self.path} holds another study ({old.get('name')!r}); "
                                 "choose another --out, or delete it to start over")
+        elif RunFolder(self.path).is_run():
+            raise UserError(f"--out {self.path} is a run folder, not a study's; choose another --out")
         elif not holds_nothing(self.path):
             raise UserError(f"--out {self.path} is not empty and holds no fashionae study; choose another --out")
+
+
+def refuse_a_study_folder(run_dir: str | Path) -> None:
+    """A study folder given where a run is wanted (a command's, ``fashionae.load``'s): say where
+    its runs are (a run folder knows nothing of studies, one layer up)."""
+    folder = StudyFolder(run_dir)
+    if folder.is_study():
+        raise UserError(f"{run_dir} is a study folder; give one of its runs, in {folder / folder.RUNS}")
