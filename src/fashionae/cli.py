@@ -453,4 +453,3 @@ def entry() -> NoReturn:
     """The ``fashionae`` program (``python -m fashionae`` too): ``main``, then the process ends
     with its status (``errors.exit_process``)."""
     exit_process(main())
-

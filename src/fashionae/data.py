@@ -225,8 +225,8 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
     if named:
         folder = Path(named)
         if not folder.is_dir():
-            raise UserError(f"data folder {folder} {'is a file' if folder.exists() else 'does not exist'}; point --data-dir (or "
-                            "FASHIONAE_DATA) at the folder that holds the four IDX files")
+            raise UserError(f"data folder {folder} {'is a file' if folder.exists() else 'does not exist'}; point "
+                            "--data-dir (or FASHIONAE_DATA) at the folder that holds the four IDX files")
         return load_folder(folder, verify)
 
     tried = []

@@ -76,12 +76,14 @@ def exit_process(code: int) -> NoReturn:
     """End the ``fashionae`` process with a finished command's status. Python's teardown of
     torch takes about 0.6 s after the last line; a Ctrl-C or SIGTERM in it used to end a
     finished command with status 130 or 143 and no message. Now the signals are ignored (the
-    command is done, its files written), the ``atexit`` handlers run (Ray's shutdown, logging's
-    flush) and the process leaves without the teardown."""
+    command is done, its files written); what Python does first at exit is done (wait for the
+    threads that are not daemons, run the ``atexit`` handlers: Ray's shutdown, torch.distributed's
+    process group, logging's flush), and the process leaves without the teardown."""
     import atexit
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        getattr(threading, "_shutdown", lambda: None)()  # as Python's own exit does, before atexit
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -130,8 +130,8 @@ def collect_results(out: str | Path) -> dict:
     unfinished = [r.name for r in plan if not folder.run(r.name).is_complete()]
     if unfinished:
         raise UserError(f"study {folder.path} is not finished: {len(unfinished)} of its {len(plan)} runs "
-                        f"{'is' if len(unfinished) == 1 else 'are'} left ({unfinished[0]} first); run the same `fashionae study ... --out "
-                        f"{folder.path}` command again to resume it")
+                        f"{'is' if len(unfinished) == 1 else 'are'} left ({unfinished[0]} first); run the same "
+                        f"`fashionae study ... --out {folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
     ae_names = {r.name: r.group for r in plan if r.kind == AUTOENCODER}
 
