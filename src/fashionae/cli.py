@@ -332,8 +332,8 @@ def build_parser() -> Parser:
     s = sub.add_parser("train-clf", help="train a classifier on an autoencoder's encoder")
     s.add_argument("--strategy", required=True, choices=STRATEGIES)
     s.add_argument("--encoder", help="the autoencoder run folder whose encoder is reused")
-    settings.add_options(s, ModelConfig, "model (without --encoder; with it, the encoder's, but for "
-                         "--paper-head)", CLASSIFIER)
+    settings.add_options(s, ModelConfig, "model (with --encoder, the encoder's: another value is refused; "
+                         "--paper-head applies either way)", CLASSIFIER)
     settings.add_options(s, TrainConfig, "training", CLASSIFIER)
     add_data_args(s)
     s.add_argument("--out", help="run folder (default runs/clf-<strategy>-seed<seed>)")
