@@ -387,6 +387,7 @@ def test_every_printed_field_of_every_claim():
 @pytest.mark.parametrize("rise, best_epoch, overfits, ends", [
     # a statement over seeds as a claim's part is: at least 3 seeds, the interval clear of 2 %
     ((0.12, 0.13, 0.14), 10, True, "it overfits"),
+    ((0.5, 0.5, 1.0), 10, True, "it overfits"),  # a rise is a ratio, judged on the log scale (in points: undecided)
     ((0.001, 0.002, 0.0015), 58, False, "no overfitting"),
     ((0.07, 0.0, 0.0), 50, None, "overfitting undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)"),
     ((0.021, 0.022, 0.020), 40, None, "overfitting undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)"),
@@ -421,11 +422,17 @@ def test_claims_compare_autoencoders_trained_alike():
         return a | {"settings": {"train.epochs": settings}}
     aes = [trained(ae("linear-512", [0.010, 0.011, 0.012]), 4), trained(ae("linear-64", [0.0101, 0.0111, 0.0121]), 8),
            trained(ae("linear-512", [0.0050, 0.0055, 0.0060]), 8), trained(ae("linear-64", [0.020, 0.022, 0.024]), 4)]
-    c = by_claim(assess_claims(results(aes, [])))
+    others = [trained(ae(name, [0.005, 0.0055, 0.006]), 8) for name in ("linear-1024", "conv")] + \
+             [trained(ae(name, [0.008, 0.0088, 0.0096]), 4) for name in ("linear-1024", "conv")]
+    c = by_claim(assess_claims(results(aes + others, [])))
     assert c["l_size 64 is too small"]["parts"][0]["values"] == pytest.approx([1.0, 1.0, 1.0])  # 64 @4 vs 512 @4
-    c = by_claim(assess_claims(results(aes[:3], [])))
-    assert c["l_size 64 is too small"]["verdict"] == "not tested"
-    assert "trained alike" in c["l_size 64 is too small"]["evidence"]
+    assert c["l_size 1024 adds little over 512"]["parts"][0]["values"] == pytest.approx([0.2, 0.2, 0.2])  # 1 - 0.8
+    conv = c["the fully convolutional autoencoder is slightly better than l_size 512"]
+    assert conv["parts"][0]["values"] == pytest.approx([-0.2, -0.2, -0.2])
+    c = by_claim(assess_claims(results(aes[:3] + others[:2], [])))
+    for claim in ("l_size 64 is too small", "l_size 1024 adds little over 512",
+                  "the fully convolutional autoencoder is slightly better than l_size 512"):
+        assert c[claim]["verdict"] == "not tested" and "trained alike" in c[claim]["evidence"], claim
 
 
 def test_a_family_counts_an_effect_and_its_opposite_once_and_two_effects_twice():
