@@ -25,3 +25,17 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     assert capsys.readouterr().err == (f"fashionae: error: --out {tmp_path / 'afile'} is a file; give a "
                                        "folder for the figures and explore.json\n")
     assert (tmp_path / "afile").read_text() == "mine"
+    # a folder that holds another run's maps keeps them; the same run's are made again
+    maps = tmp_path / "maps"
+    assert main(["explore", str(tmp_path / "ae"), "--out", str(maps), "--no-tsne", "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0
+    assert main(["explore", str(tmp_path / "ae" / "."), "--out", str(maps), "--no-tsne", "--data-dir",
+                 str(data_dir), "--no-verify"]) == 0
+    execute(RunConfig(model=ModelConfig(latent=8), train=t), tmp_path / "other", data=tiny, log=lambda m: None)
+    before = (maps / "explore.json").read_text()
+    capsys.readouterr()
+    assert main(["explore", str(tmp_path / "other"), "--out", str(maps), "--no-tsne", "--data-dir", str(data_dir),
+                 "--no-verify"]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: --out {maps} holds the latent space of another run, "
+                                       f"{tmp_path / 'ae'}; choose another --out\n")
+    assert (maps / "explore.json").read_text() == before
