@@ -222,6 +222,11 @@ def test_fill_sets_the_part_of_the_frame_the_object_spans(tmp_path):
     assert rows_spanned(prepare_image(path))[0] >= 27
     span, centre = rows_spanned(prepare_image(path, fill=0.5))
     assert 13 <= span <= 15 and 12.5 <= centre <= 14.5
+    assert read_picture(path, fill=0.5).caveats == ()
+    # a fill that leaves a blob of a few pixels says so: the answer cannot say much
+    assert read_picture(path, fill=0.1).caveats == ("the object spans only 3 of the frame's 28 pixels (--fill 0.1): "
+                                                    "too small to say much; give a larger --fill",)
+    assert read_picture(path, fill=0.15).caveats == ()  # 4 pixels
     for bad in (0, -0.5, 1.5, float("nan")):
         with pytest.raises(UserError, match=r"--fill must be above 0 and at most 1 \(the part of the frame"):
             prepare_image(path, fill=bad)

@@ -34,6 +34,7 @@ MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas co
 
 
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border, the default), always, never
+MIN_SPAN = 4  # pixels: an object prepared smaller than this (a tiny --fill) is a blob
 FILL = 1.0  # the part of the frame a prepared object's longer side spans by default, as in Fashion-MNIST
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # taken from a folder
 
@@ -149,6 +150,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         caveats.append(f"the object is only {rgb.width}x{rgb.height} pixels, enlarged {scale:.1f}x: blurred; "
                        "give a larger picture")
     rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
+    if max(rgb.size) < MIN_SPAN:
+        caveats.append(f"the object spans only {max(rgb.size)} of the frame's {max(size)} pixels (--fill {fill:g}): "
+                       "too small to say much; give a larger --fill")
     # 3. sharpen
     rgb = rgb.filter(ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0))
     # 4. centre on the canvas, filled with the corner colour
