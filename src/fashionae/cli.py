@@ -77,9 +77,8 @@ def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str) -> None:
     """A model option beside --encoder that the encoder's settings replace (all but
     --paper-head): refused rather than ignored."""
     from . import settings
-    from .runfolder import RunFolder
-    from .runs import classifier_model
-    theirs = classifier_model(RunFolder(encoder).require(what="--encoder").config().model, model.paper_head)
+    from .runs import classifier_model, encoder_folder
+    theirs = classifier_model(encoder_folder(encoder).config().model, model.paper_head)
     ignored = settings.overridden(model, theirs, CLASSIFIER)
     if ignored:
         raise UserError(f"{', '.join(ignored)}: a classifier on --encoder {encoder} takes the encoder's model "

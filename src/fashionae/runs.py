@@ -78,6 +78,15 @@ def classifier_model(encoder: ModelConfig, paper_head: bool) -> ModelConfig:
     return replace(encoder, task=CLASSIFIER, decoder=ModelConfig().decoder, paper_head=paper_head)
 
 
+def encoder_folder(encoder_run: str) -> RunFolder:
+    """The finished autoencoder run a classifier's encoder comes from (``--encoder``)."""
+    folder = RunFolder(encoder_run).require(what="--encoder")
+    task = folder.config().model.task
+    if task != AUTOENCODER:
+        raise UserError(f"--encoder {folder.path} is a {task} run; give an autoencoder run folder")
+    return folder
+
+
 def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.Tensor] | None]:
     """Resolve a classifier run's model settings from its encoder's run and return the
     encoder's weights when the strategy starts from them."""
@@ -88,11 +97,7 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
             raise UserError(f"strategy {cfg.strategy} starts from a trained encoder: pass "
                             "--encoder AE_RUN_DIR")
         return cfg, None
-    folder = RunFolder(cfg.encoder_run).require(what="--encoder")
-    ae_cfg = folder.config()
-    if ae_cfg.model.task != AUTOENCODER:
-        raise UserError(f"--encoder {folder.path} is a {ae_cfg.model.task} run; give an "
-                        "autoencoder run folder")
+    folder = encoder_folder(cfg.encoder_run)
     ae = folder.load_model()
     resolved = replace(cfg, model=classifier_model(ae.config, cfg.model.paper_head),
                        encoder_run=str(folder.path.resolve()), encoder_sha256=folder.model_sha256())
