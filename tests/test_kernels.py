@@ -127,7 +127,8 @@ def test_inference_is_the_same_with_and_without_the_kernels(built, monkeypatch, 
     def reconstruct() -> tuple[torch.Tensor, set[str]]:
         with torch.profiler.profile() as profile, torch.inference_mode():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model.reconstruct(x)
+                checked, out = model.reconstruct(x), model.reconstruct(x)  # layers.conv_relu's check, then its choice
+        assert torch.equal(checked, out)
         return out, {e.key for e in profile.key_averages()}
 
     # the first stage's kernel and k2's kernel sum in their own orders (oneDNN's where measured):
@@ -397,6 +398,8 @@ def test_the_fp32_kernels_are_onednns_convolutions_to_their_last_bit(built, layo
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     decoder = model.decoder.layers
     z = torch.rand(64, 64, 7, 7).contiguous(memory_format=LAYOUTS[layout])
+    with torch.no_grad():
+        decoder(z)  # layers.conv_relu's check of the first layer with its ReLU
     with torch.profiler.profile() as profile, torch.no_grad():
         y, out = model.encoder.features(x), decoder(z)
     stock, stock_out = model.encoder.features(x).detach(), decoder(z).detach()  # autograd on: the layers one by one
@@ -433,6 +436,7 @@ def test_the_2x2_kernel_runs_only_where_it_computes_the_layer(built, monkeypatch
     assert not runs(BlockConvTranspose2d(32, 1, 4)) and not runs(BlockConvTranspose2d(32, 8, 4))
     assert not runs(BlockConvTranspose2d(32, 1, 2).bfloat16(), x.bfloat16())
     with_relu = Layers(wide, ReLUDropout(0.2)).eval()
+    ops(with_relu)  # layers.conv_relu's check
     assert ops(with_relu) & {"fashionae::conv_transpose_2x2", "mkldnn::_convolution_transpose_pointwise",
                              "aten::relu", "fashionae::relu_dropout"} == {"fashionae::conv_transpose_2x2"}
     with monkeypatch.context() as m:
@@ -457,6 +461,7 @@ def test_a_convolution_and_relu_join_in_one_call_before_a_kernels_run(built, run
                            nn.ReLU(), nn.MaxPool2d(2, 2)).eval()
     x = torch.rand(3, 2, 8, 8)
     with torch.profiler.profile() as profile, torch.no_grad():
+        layers(x)  # layers.conv_relu's check
         y = layers(x)
     ops = [e.key for e in profile.key_averages()]
     kernel = "fashionae::relu_pool" if run == "relu-pool" else "fashionae::conv3x3_relu_pool"

@@ -11,14 +11,51 @@ from fashionae.models import ModelConfig, build_model
 
 
 def count_fused(monkeypatch) -> list:
-    """The convolutions run fused from now on, in order. (ReLU + pooling by PyTorch's ops: with
-    the compiled kernels, tests/test_kernels.py.)"""
+    """The convolutions given to ``conv_relu`` with their ReLU from now on, in order (whether it
+    then runs them as one call is its check's: test_a_convolution_and_relu_run_as_one_call_...).
+    ReLU + pooling by PyTorch's ops: with the compiled kernels, tests/test_kernels.py."""
     monkeypatch.setattr(kernels, "_loaded", False)
-    fused = []
-    for kind, plain_fused in list(layers.FUSED_CONV_RELU.items()):
-        monkeypatch.setitem(layers.FUSED_CONV_RELU, kind,
-                            lambda conv, x, f=plain_fused: fused.append(conv) or f(conv, x))
+    fused, conv_relu = [], layers.conv_relu
+    monkeypatch.setattr(layers, "conv_relu", lambda conv, relu, x: fused.append(conv) or conv_relu(conv, relu, x))
     return fused
+
+
+def one_calls(monkeypatch, differ: bool) -> list:
+    """The one calls of a stock convolution with its ReLU from now on, made to give the layers'
+    bits or to differ from them by the last bit, checked afresh."""
+    monkeypatch.setattr(layers, "_SAME_BITS", {})
+    calls, one_call = [], layers.FUSED_CONV_RELU[torch.nn.Conv2d]
+
+    def counted(conv, x):
+        calls.append(tuple(x.shape))
+        y = torch.relu(conv(x)) if not differ else one_call(conv, x)
+        return torch.nextafter(y, torch.tensor(float("inf"))) if differ else y
+    monkeypatch.setitem(layers.FUSED_CONV_RELU, torch.nn.Conv2d, counted)
+    return calls
+
+
+@pytest.mark.parametrize("differ", [False, True])
+def test_a_convolution_and_relu_run_as_one_call_only_where_it_gives_the_layers_bits(monkeypatch, differ):
+    """The first batch of each shape runs both ways and answers with the layers; later ones take
+    the one call only if the two were the same (torch 2.11's oneDNN differs in NCHW, 2.13's not)."""
+    calls = one_calls(monkeypatch, differ)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    pair = Layers(conv, torch.nn.ReLU()).eval()
+    batches = [torch.randn(4, 3, 6, 6), torch.randn(4, 3, 6, 6), torch.randn(4, 3, 6, 6), torch.randn(2, 3, 6, 6),
+               torch.randn(2, 3, 6, 6)]
+    for x in batches:
+        with torch.inference_mode():
+            out = pair(x)
+        assert torch.equal(out, torch.relu(conv(x)))
+    if differ:  # each shape checked once, then the layers
+        assert calls == [(4, 3, 6, 6), (2, 3, 6, 6)]
+    else:  # each shape checked once, then one call
+        assert calls == [(4, 3, 6, 6)] * 3 + [(2, 3, 6, 6)] * 2
+    assert sorted(layers._SAME_BITS.values()) == [not differ] * 2
+    with torch.inference_mode():
+        pair(batches[0].contiguous(memory_format=torch.channels_last))  # another layout: checked
+    assert len(layers._SAME_BITS) == 3
 
 
 @pytest.mark.parametrize("encoder_type,decoder,arch,pairs", [("paper", "k2", "linear", 3), ("strided", "k3", "conv", 5),
@@ -27,6 +64,7 @@ def count_fused(monkeypatch) -> list:
 def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder, arch, pairs, precision, channels_last,
                                                           monkeypatch):
     fused = count_fused(monkeypatch)
+    monkeypatch.setattr(layers, "_SAME_BITS", {})
     torch.manual_seed(0)
     model = build_model(ModelConfig(encoder_type=encoder_type, decoder=decoder, arch=arch)).eval()
     if channels_last:
@@ -37,12 +75,14 @@ def test_inference_fuses_convolution_and_relu_bit_for_bit(encoder_type, decoder,
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             plain = model.reconstruct(x).detach()  # autograd on: the layers one by one
-            with torch.inference_mode():  # a convolution and its ReLU as one call
-                fused_out = model.reconstruct(x)
+            with torch.inference_mode():  # checked, then a convolution and its ReLU as one call
+                checked, fused_out = model.reconstruct(x), model.reconstruct(x)
         assert fused_out.dtype == plain.dtype
-        assert torch.equal(fused_out, plain)
+        assert torch.equal(checked, plain) and torch.equal(fused_out, plain)
     # the strong encoder's ReLU follows a batch norm, the resize decoder's convolution is nested
-    assert len(fused) == (pairs if precision == "fp32" else 0)
+    assert len(fused) == (2 * pairs if precision == "fp32" else 0)
+    if torch.__version__.startswith("2.13."):  # the pinned PyTorch: every one call gives the layers' bits
+        assert all(layers._SAME_BITS.values())
 
 
 def test_inference_keeps_nan_where_relu_keeps_it(monkeypatch):
