@@ -10,8 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: on this kind of machine 2.13.0 is a CPU build on local disk
-	# (an unpinned torch would pull a multi-GB CUDA build). Elsewhere any torch>=2.4 works.
-	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q "torch>=2.4"
+	# (an unpinned torch would pull a multi-GB CUDA build). Elsewhere any torch>=2.11 works.
+	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q "torch>=2.11"
 	$(PY) -m pip install -q -e ".[test,ray,tensorboard,onnx]"
 	touch $(STAMP)
 
