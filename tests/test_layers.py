@@ -20,24 +20,27 @@ def count_fused(monkeypatch) -> list:
     return fused
 
 
-def one_calls(monkeypatch, differ: bool) -> list:
-    """The one calls of a stock convolution with its ReLU from now on, made to give the layers'
-    bits or to differ from them by the last bit, checked afresh."""
+def one_calls(monkeypatch, differ: str) -> list:
+    """The one calls of a stock convolution with its ReLU from now on, checked afresh, made to
+    give the layers' bits ("no"), or to differ from them by the last bit ("bits") or in layout."""
     monkeypatch.setattr(layers, "_SAME_BITS", {})
-    calls, one_call = [], layers.FUSED_CONV_RELU[torch.nn.Conv2d]
+    calls = []
 
     def counted(conv, x):
         calls.append(tuple(x.shape))
-        y = torch.relu(conv(x)) if not differ else one_call(conv, x)
-        return torch.nextafter(y, torch.tensor(float("inf"))) if differ else y
+        y = torch.relu(conv(x))
+        if differ == "bits":
+            return torch.nextafter(y, torch.tensor(float("inf")))
+        return y.contiguous(memory_format=torch.channels_last) if differ == "layout" else y
     monkeypatch.setitem(layers.FUSED_CONV_RELU, torch.nn.Conv2d, counted)
     return calls
 
 
-@pytest.mark.parametrize("differ", [False, True])
+@pytest.mark.parametrize("differ", ["no", "bits", "layout"])
 def test_a_convolution_and_relu_run_as_one_call_only_where_it_gives_the_layers_bits(monkeypatch, differ):
     """The first batch of each shape runs both ways and answers with the layers; later ones take
-    the one call only if the two were the same (torch 2.11's oneDNN differs in NCHW, 2.13's not)."""
+    the one call only if the two were the same, laid out alike (torch 2.11's oneDNN differs in
+    NCHW, 2.13's not)."""
     calls = one_calls(monkeypatch, differ)
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
@@ -47,15 +50,41 @@ def test_a_convolution_and_relu_run_as_one_call_only_where_it_gives_the_layers_b
     for x in batches:
         with torch.inference_mode():
             out = pair(x)
-        assert torch.equal(out, torch.relu(conv(x)))
-    if differ:  # each shape checked once, then the layers
-        assert calls == [(4, 3, 6, 6), (2, 3, 6, 6)]
-    else:  # each shape checked once, then one call
+        assert torch.equal(out, torch.relu(conv(x))) and out.is_contiguous()
+    if differ == "no":  # each shape checked once, then one call
         assert calls == [(4, 3, 6, 6)] * 3 + [(2, 3, 6, 6)] * 2
-    assert sorted(layers._SAME_BITS.values()) == [not differ] * 2
+    else:  # each shape checked once, then the layers
+        assert calls == [(4, 3, 6, 6), (2, 3, 6, 6)]
+    assert list(layers._SAME_BITS.values()) == [differ == "no"] * 2
     with torch.inference_mode():
         pair(batches[0].contiguous(memory_format=torch.channels_last))  # another layout: checked
     assert len(layers._SAME_BITS) == 3
+
+
+def test_a_check_holds_for_what_chooses_a_convolutions_sums_and_no_more(monkeypatch):
+    """Another layer type, bias, stride, padding, dilation, groups or output padding, another
+    shape, layout, type or thread count of the input, or the kernels off: checked again. Other
+    weights of the same layer: not."""
+    torch.manual_seed(0)
+    x, conv = torch.rand(2, 4, 6, 6), torch.nn.Conv2d(4, 4, 3)
+    cases = [(conv, x), (torch.nn.ConvTranspose2d(4, 4, 3), x), (torch.nn.Conv2d(4, 4, 3, bias=False), x),
+             (torch.nn.Conv2d(4, 4, 3, stride=2), x), (torch.nn.Conv2d(4, 4, 3, padding=1), x),
+             (torch.nn.Conv2d(4, 4, 3, dilation=2), x), (torch.nn.Conv2d(4, 4, 3, groups=2), x),
+             (torch.nn.ConvTranspose2d(4, 4, 3, stride=2), x), (torch.nn.ConvTranspose2d(4, 4, 3, stride=2, output_padding=1), x),
+             (conv, torch.rand(3, 4, 6, 6)), (conv, x.contiguous(memory_format=torch.channels_last)),
+             (torch.nn.Conv2d(4, 4, 3).double(), x.double())]
+    signatures = [layers._signature(c, images) for c, images in cases]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        signatures.append(layers._signature(torch.nn.Conv2d(4, 4, 3), x))
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr(kernels, "_loaded", not kernels.available())
+    signatures.append(layers._signature(torch.nn.Conv2d(4, 4, 3), x))
+    assert len(set(signatures)) == len(signatures)
+    monkeypatch.undo()
+    assert layers._signature(torch.nn.Conv2d(4, 4, 3), x) == layers._signature(torch.nn.Conv2d(4, 4, 3), x)
 
 
 @pytest.mark.parametrize("encoder_type,decoder,arch,pairs", [("paper", "k2", "linear", 3), ("strided", "k3", "conv", 5),
