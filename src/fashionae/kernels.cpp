@@ -330,10 +330,11 @@ inline f32x8 fused_multiply_add(f32x8 a, f32x8 b, f32x8 c) {
 //   a negative sum below bf16's smallest subnormal. On AVX-512-BF16 in channels-last memory (the
 //   trainer's layout) that is oneDNN's result bit for bit (a Zen 5: 63 million outputs of a
 //   trained model); where oneDNN runs other code (NCHW, or capped to AVX2), 10 to 18 of those
-//   63 million differed by their last bit, at a rounding tie (AMX is not measured).
+//   63 million differed by their last bit, at a rounding tie (on an AMX Xeon, 5 in either layout).
 // - in fp32: the nine taps in raster order by fused multiply-adds, from +0 with the bias added
 //   last in channels-last memory (oneDNN's brgemm kernel there), from the bias in NCHW (its direct
-//   kernel): oneDNN's orders on an AVX2 EPYC, where no output of a trained model differs. oneDNN
+//   kernel): oneDNN's orders on an AVX2 EPYC, where no output of a trained model differs (on an
+//   AMX Xeon oneDNN's AVX-512 kernels sum otherwise: 16-25 % of them differ in their last bits). oneDNN
 //   skips the padding's products where the kernel adds them as zeros: the same sums, but for the
 //   sign of a zero where the bias is -0.
 // Then ReLU and the window's first maximum (NaN wins). tests/test_kernels.py checks oneDNN on its
