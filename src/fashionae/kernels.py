@@ -10,13 +10,13 @@ the mask, a product forward and one backward, then a ReLU pass and a max-pooling
 indices as many as its output's values: about a third of a training step on the CPU. The kernels
 compute the same thing in one pass each way, bit for bit (the same masks, outputs and gradients:
 ``tests/test_kernels.py``), so whether they run changes no number, only the speed
-(``benchmarks/README.md``). The exceptions are the two convolutions' kernels, whose sums run in a
-fixed order: in bf16, oneDNN's on AVX-512-BF16 in channels-last memory, where the first stage is
-bit for bit oneDNN's, while where oneDNN runs other code (NCHW, an AVX2 cap, AMX) a value at a
-rounding tie may differ by its last bit (measured: 5 to 18 in 63 million); in fp32, oneDNN's on an
-AVX2 EPYC, in both layouts, where both are oneDNN's bit for bit. On an AMX Xeon, where oneDNN runs
-AVX-512 code, the fp32 decoder layers are still oneDNN's bit for bit, but 16-25 % of the fp32 first
-stage's outputs differ in their last bits (``benchmarks/README.md``).
+(``benchmarks/README.md``). The convolutions' kernels sum in a fixed order, oneDNN's where
+``kernels.cpp`` says: in fp32 (an AVX2 EPYC, both layouts; on an AMX Xeon the decoder's layers
+but not the first stage, 16-25 % of whose outputs differ in their last bits) ``layers.py`` checks
+each shape's first batch against the layers and runs them only where they give the same bits.
+The one exception is the first stage in bf16: bit for bit oneDNN's on AVX-512-BF16 in
+channels-last memory, while where oneDNN runs other code (NCHW, an AVX2 cap, AMX) a value at a
+rounding tie may differ by its last bit (measured: 5 to 18 in 63 million).
 
 They are built on first use by the machine's C++ compiler (``$CXX``, else ``c++``), for this CPU
 (``-march=native``, or the ISA that ``ATEN_CPU_CAPABILITY`` caps PyTorch's own kernels to), once

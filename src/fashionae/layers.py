@@ -35,7 +35,9 @@ class Layers(nn.Sequential):
       where the one call gives the layers' bits, checked on the first batch of each shape
       (``conv_relu``);
     - in inference on the CPU, under bf16 autocast or in fp32, a one-channel 3x3 convolution, ReLU
-      and 2x2 max-pooling (the paper encoder's first stage) by a compiled kernel (``conv_relu_pool``).
+      and 2x2 max-pooling (the paper encoder's first stage) by a compiled kernel (``conv_relu_pool``;
+      in fp32 where it gives the layers' bits, checked as for the one call above; in bf16 it may
+      differ from oneDNN at a rounding tie, rarely).
 
     The last two only in eval mode with autograd off (``torch.no_grad`` or
     ``torch.inference_mode``), never while compiling or tracing, so autograd, ONNX export and
@@ -98,14 +100,24 @@ def conv_relu_pool(conv: nn.Conv2d, relu: nn.Module, pool: nn.Module, x: torch.T
     never writes the convolution's output (the paper autoencoder's evaluation runs 1.04-1.07x
     faster in bf16 on a Zen 5, 1.03-1.06x in fp32 on an AVX2 EPYC, where interleaving the fp32
     sums made the stage 1.5x faster again; ``benchmarks/README.md``).
-    The same bits as oneDNN's convolution where it sums in the kernel's order (``kernels.cpp``
-    says where it does). Elsewhere (no image, one not fp32 or of a size that does not halve,
-    weights that are not finite), the layers."""
-    if (x.dim() == 4 and len(x) and x.shape[1] == 1 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
+    Its sums run in oneDNN's order where ``kernels.cpp`` says. In fp32 that is checked, not assumed
+    (``one_call_where_same``): on an AVX2 EPYC the kernel gives oneDNN's bits, on an AMX Xeon 16-25 %
+    of its outputs differ in their last bits, so there the layers run. In bf16 a value at a rounding
+    tie may differ where oneDNN runs other code (5 to 18 in 63 million), too rarely for a check of
+    one batch to see. Elsewhere (no image, one not fp32 or of a size that does not halve, weights
+    that are not finite), the layers."""
+    def the_layers() -> torch.Tensor:
+        return relu_dropout_pool(relu, pool, conv(x))
+
+    if not (x.dim() == 4 and len(x) and x.shape[1] == 1 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
             and x.dtype == torch.float32 and conv.weight.dtype == torch.float32 and kernels_take(x)
             and finite(conv.weight) and finite(conv.bias)):
-        return torch.ops.fashionae.conv3x3_relu_pool(x, conv.weight, conv.bias, bf16_autocast_on_cpu())
-    return relu_dropout_pool(relu, pool, conv(x))
+        return the_layers()
+    bf16 = bf16_autocast_on_cpu()
+
+    def kernel() -> torch.Tensor:
+        return torch.ops.fashionae.conv3x3_relu_pool(x, conv.weight, conv.bias, bf16)
+    return kernel() if bf16 else one_call_where_same(("conv3x3_relu_pool", *_signature(conv, x)), kernel, the_layers)
 
 
 def bf16_autocast_on_cpu() -> bool:
@@ -129,19 +141,26 @@ def conv_relu(conv: nn.Module, relu: nn.Module, x: torch.Tensor) -> torch.Tensor
     """``relu(conv(x))`` in fp32 inference, as one call (``FUSED_CONV_RELU``) where that call gives
     the layers' own bits. Whether it does depends on the oneDNN inside PyTorch, not only on the CPU
     (torch 2.13's fused and plain convolutions agree in every layout measured; torch 2.11's differ
-    in their last bits in NCHW), so it is checked, not assumed: the first batch of each shape,
-    layout and setting (``_signature``) in a process runs both ways and answers with the layers;
-    later batches of it take the one call only if the two were the same."""
-    key = _signature(conv, x)
+    in their last bits in NCHW), so it is checked, not assumed (``one_call_where_same``)."""
+    return one_call_where_same(_signature(conv, x), lambda: FUSED_CONV_RELU[type(conv)](conv, x),
+                               lambda: relu(conv(x)))
+
+
+def one_call_where_same(key: tuple, one_call: Callable[[], torch.Tensor],
+                        the_layers: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``one_call()`` where it gives ``the_layers()``'s bits and layout, else the layers: the first
+    batch of each computation, shape, layout and setting (``key``: a name and ``_signature``) in a
+    process runs both ways and answers with the layers; later ones take the one call only if the
+    two were the same."""
     same = _SAME_BITS.get(key)
     if same is None:
-        plain, one_call = relu(conv(x)), FUSED_CONV_RELU[type(conv)](conv, x)
-        _SAME_BITS[key] = torch.equal(one_call, plain) and one_call.stride() == plain.stride()
+        plain, fast = the_layers(), one_call()
+        _SAME_BITS[key] = torch.equal(fast, plain) and fast.stride() == plain.stride()
         return plain
-    return FUSED_CONV_RELU[type(conv)](conv, x) if same else relu(conv(x))
+    return one_call() if same else the_layers()
 
 
-_SAME_BITS: dict[tuple, bool] = {}  # conv_relu's checks in this process: _signature -> same bits
+_SAME_BITS: dict[tuple, bool] = {}  # one_call_where_same's checks in this process: key -> same bits
 
 
 def _signature(conv: nn.Module, x: torch.Tensor) -> tuple:
@@ -174,7 +193,8 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
     ``benchmarks/README.md``). The same function, laid out in memory as the stock layer lays it
     (channels-last when the input or the weight is, so the dropout after it draws the same
     masks): only its fp32 sums run in another order, which may move a bf16 output by its last
-    bit. In fp32 inference the paper decoder's two layers run as a compiled kernel (``kernel_takes``).
+    bit. In fp32 inference the paper decoder's two layers run as a compiled kernel (``kernel_takes``)
+    where it gives the stock layer's bits (checked: ``one_call_where_same``).
     Everywhere else (fp32 otherwise, CUDA, compiling, tracing and ONNX export) it is the stock
     layer, to the same bits as before."""
 
@@ -187,12 +207,15 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         if eager_on_cpu(x) and bf16_autocast_on_cpu():
             return self.block_matmul(x)
         if self.kernel_takes(x):
-            return torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, False)
+            return one_call_where_same(("conv_transpose_2x2", *_signature(self, x)),
+                                       lambda: torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, False),
+                                       lambda: nn.ConvTranspose2d.forward(self, x))
         return super().forward(x)
 
     def forward_relu(self, x: torch.Tensor) -> torch.Tensor:
-        """``relu(self(x))`` as one call, in fp32 inference (``Layers.fused_runs``): the compiled
-        kernel where it takes ``x``, oneDNN's transposed convolution with its ReLU elsewhere."""
+        """``relu(self(x))`` as one call, in fp32 inference (``Layers.fused_runs``, which checks it
+        against the layers): the compiled kernel where it takes ``x``, oneDNN's transposed
+        convolution with its ReLU elsewhere."""
         if self.kernel_takes(x):
             return torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, True)
         return onednn_conv_transpose_relu(self, x)
@@ -200,8 +223,8 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
     def kernel_takes(self, x: torch.Tensor) -> bool:
         """Whether ``conv_transpose_2x2``'s kernel computes this layer (with a bias) of ``x`` (4-D):
         2x2 of stride 2 into one channel or a multiple of 8 (the paper decoder's two layers), in
-        fp32 inference where oneDNN would run it. The same bits as oneDNN's (``kernels.cpp`` says
-        where), faster:
+        fp32 inference where oneDNN would run it. The same bits as oneDNN's where it sums in the
+        kernel's order (``kernels.cpp`` says where; an AVX2 EPYC and an AMX Xeon), faster:
         oneDNN pads one channel to 8, and runs the 64 -> 32 layer at about half the fp32 peak (the
         paper autoencoder's evaluation runs 1.08x faster on an AVX2 EPYC with the last layer's
         kernel, 1.02x more with the first's; ``benchmarks/README.md``)."""
