@@ -33,3 +33,11 @@ def real() -> Dataset:
     if not REAL_DIR.is_dir():
         pytest.skip("the dataset-fashion-mnist package is not installed")
     return load_fashion_mnist(REAL_DIR)
+
+
+@pytest.fixture(autouse=True)
+def fresh_checks(monkeypatch):
+    """Every test sees the fast paths' checks afresh (``layers.one_call_where_same`` keeps them
+    for the process), so what a test shows does not hang on the tests that ran before it."""
+    from fashionae import layers
+    monkeypatch.setattr(layers, "_SAME_BITS", {})
