@@ -385,6 +385,118 @@ def test_the_2x2_kernel_sums_as_its_comment_says(built, shape, out_channels, x_l
         assert not torch.equal(y.nan_to_num(7.0), conv_transpose_2x2_by_torch(x, layer, relu, fused=False).nan_to_num(7.0))
 
 
+def k2_last_layer_inputs(n, c, h, w, seed=0):
+    """bf16 rows (ReLU'd, so with zeros of both signs), weight [C, 4], bias, output gradient."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randn(n * h * w, c, generator=g).relu_()
+    rows.view(-1)[3::11] = -0.0
+    grad = torch.randn(n, 1, 2 * h, 2 * w, generator=g)
+    grad.view(-1)[1::5] = -0.0
+    return (rows.bfloat16(), torch.randn(c, 4, generator=g).bfloat16(), torch.randn(1, generator=g).bfloat16(),
+            grad.bfloat16())
+
+
+@pytest.mark.parametrize("n,c,h,w", [(4, 32, 14, 14), (3, 8, 5, 7), (70, 16, 3, 3), (1, 64, 1, 1), (2, 24, 3, 9)])
+def test_k2s_last_layer_kernels_are_their_pytorch_version_bit_for_bit(built, n, c, h, w):
+    """k2's last layer under bf16 autocast (into one channel): the compiled forward pass and
+    gradients give layers.py's PyTorch version's bits (70 x 3 image rows: over two threads'
+    blocks of 64), and within bf16's rounding the float64 layer's."""
+    rows, weight, bias, grad = k2_last_layer_inputs(n, c, h, w)
+    y = torch.ops.fashionae.one_channel_forward(rows, weight, bias, n, h, w)
+    assert torch.equal(bits(y), bits(fashionae_layers.one_channel_forward(rows, weight, bias, (n, h, w))))
+    kernel = torch.ops.fashionae.one_channel_backward(rows, weight, grad)
+    pytorch = fashionae_layers.one_channel_backward(rows, weight, grad)
+    assert [t.shape for t in kernel] == [t.shape for t in pytorch] == [rows.shape, weight.shape, bias.shape]
+    assert all(torch.equal(bits(a), bits(b)) for a, b in zip(kernel, pytorch))
+    x = rows.double().view(n, h, w, c).permute(0, 3, 1, 2).requires_grad_()
+    w4, b = weight.double().view(c, 1, 2, 2).requires_grad_(), bias.double().requires_grad_()
+    want = F.conv_transpose2d(x, w4, b, stride=2)
+    want.backward(grad.double())
+    for got, ref in ((y, want), (kernel[0], x.grad.permute(0, 2, 3, 1).reshape(-1, c)), (kernel[1], w4.grad.view(c, 4)),
+                     (kernel[2], b.grad)):
+        torch.testing.assert_close(got.double(), ref.detach(), rtol=2 ** -7, atol=2 ** -7 * ref.abs().max().item())
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_k2s_last_layer_trains_the_same_with_and_without_the_kernels(built, monkeypatch, layout):
+    """The layer itself under bf16 autocast, from either layout: output and gradients to the last
+    bit, by the kernels and by PyTorch's ops."""
+    torch.manual_seed(0)
+    layer = BlockConvTranspose2d(32, 1, 2)
+    x = inputs((3, 32, 5, 6), torch.float32, layout).relu()
+
+    def run_layer():
+        layer.zero_grad()
+        leaf = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(leaf)
+        assert graph(y)[0] == "_IntoOneChannelBackward"
+        y.float().pow(2).sum().backward()
+        return [bits(t) for t in (y, leaf.grad, layer.weight.grad, layer.bias.grad)]
+
+    with_kernels = run_layer()
+    torch_ops(monkeypatch)
+    assert all(torch.equal(a, b) for a, b in zip(with_kernels, run_layer()))
+
+
+def test_k2s_last_layer_sums_as_its_comment_says():
+    """The PyTorch version of k2's last layer adds in the order kernels.cpp documents: its fp32
+    sums against the same sums written out one float32 addition at a time (numpy scalars), on
+    values whose magnitudes lie far apart, so that another order would give other bits."""
+    n, c, h, w = 1, 16, 7, 4
+    gen = torch.Generator().manual_seed(3)
+    rows, weight, bias, grad = (  # each value times 2 ** -12 ... 2 ** 12
+        (torch.randn(shape, generator=gen) * torch.randint(-12, 13, shape, generator=gen).exp2()).bfloat16()
+        for shape in ((n * h * w, c), (c, 4), (1,), (n, 1, 2 * h, 2 * w)))
+    x, wt, b, g = (t.float().numpy() for t in (rows, weight, bias, grad))
+    y = fashionae_layers.one_channel_sums(rows, weight, bias).numpy()
+    grows, gw, gb = (t.numpy() for t in fashionae_layers.one_channel_gradient_sums(rows, weight, grad))
+
+    def g_of(r, t):  # the gradient of pixel r's output tap t
+        i, j = divmod(r, w)
+        return g[0, 0, 2 * i + t // 2, 2 * j + t % 2]
+
+    for r in range(n * h * w):
+        for t in range(4):
+            lanes = [x[r, lane] * wt[lane, t] for lane in range(8)]
+            for k in range(1, c // 8):
+                lanes = [lanes[lane] + x[r, 8 * k + lane] * wt[8 * k + lane, t] for lane in range(8)]
+            halves = [lanes[lane] + lanes[lane + 4] for lane in range(4)]
+            assert y[r, t] == ((halves[0] + halves[2]) + (halves[1] + halves[3])) + b[0]
+        for ch in range(c):
+            v = g_of(r, 0) * wt[ch, 0]
+            for t in range(1, 4):
+                v = v + g_of(r, t) * wt[ch, t]
+            assert grows[r, ch] == v
+
+    def along_row(i, product):  # the row's sum, in order from its first pixel's
+        s = product(i * w)
+        for j in range(1, w):
+            s = s + product(i * w + j)
+        return s
+
+    totals = []
+    for ch in range(c + 1):  # ch = c: the bias's
+        for t in range(4):
+            def product(r):
+                return g_of(r, t) if ch == c else x[r, ch] * g_of(r, t)
+            r = [along_row(i, product) for i in range(h)]
+            total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + r[6])  # seven rows pairwise
+            if ch < c:
+                assert gw[ch, t] == total
+            else:
+                totals.append(total)
+    assert gb[0] == ((totals[0] + totals[1]) + totals[2]) + totals[3]
+
+
+def test_pairwise_sum_adds_adjacent_pairs_level_by_level():
+    v = torch.tensor([2.0 ** 24, 1.0, 1.0, -(2.0 ** 24), 1.0, 3.0, 2.0 ** -10])
+    # ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + v6): v0 + v1 rounds to v0, so the first half is 1
+    # (in order from the first: 2 ** -10 + 4)
+    assert fashionae_layers.pairwise_sum(v).item() == (0.0 + 1.0) + (4.0 + 2.0 ** -10)
+    assert fashionae_layers.pairwise_sum(torch.ones(1, 3)).tolist() == [1.0, 1.0, 1.0]
+
+
 def onednn_measured() -> bool:
     """The CPU kind where the fp32 kernels' orders were found to be oneDNN's: AVX2 only, uncapped."""
     from fashionae.machine import cpu_info

@@ -3,6 +3,8 @@
 // and, for inference, a one-channel 3x3 convolution + ReLU + 2x2 max-pooling (conv3x3_relu_pool,
 // bf16 or fp32) and a 2x2 transposed convolution of stride 2, with or without the ReLU after it
 // (conv_transpose_2x2, fp32): at the end, each saying what it shares with oneDNN's convolution.
+// Last, k2's last layer under bf16 autocast, forward and backward (one_channel_forward,
+// one_channel_backward): sums in a fixed order that layers.py also computes with PyTorch's ops.
 // They compute what dropout.py computes with PyTorch's ops, bit for bit: the same counter masks
 // (dropout.splitmix_int15), products rounded the same way, the same maximum (the first in raster
 // order; NaN wins, as in ATen's max-pooling), and the same gradients (tests/test_kernels.py), but
@@ -17,6 +19,7 @@
 #include <cstdint>
 #include <type_traits>
 #include <cstring>
+#include <tuple>
 #include <cmath>
 #include <vector>
 #if defined(__FMA__)
@@ -597,6 +600,237 @@ at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, con
   return out;
 }
 
+
+// k2's last layer under bf16 autocast, in training and inference (layers.BlockConvTranspose2d:
+// a 2x2 transposed convolution of stride 2 into one channel): rows [R][C] (input pixel r = (n,
+// i, j)'s C channels, bf16, C a multiple of 8), weight [C][4] (tap t = ky * 2 + kx), bias [1].
+// oneDNN computes it as a matrix product 4 wide, slowly: the layer, its gradients and their
+// reshuffles took 1.6 ms of an AMX Xeon's 17 ms training step (benchmarks/README.md). Here
+// every sum runs in fp32 in a fixed order, each product of two bf16 values exact in fp32, and
+// the results are rounded to bf16; layers.py's one_channel_forward and one_channel_backward
+// compute the same with PyTorch's ops, to the same bits (tests/test_kernels.py):
+// - the output of tap t: the products x_c w_ct in 8 lanes (channel c in lane c % 8, the lanes'
+//   products added in c's order from the first), the lanes added by halves (l + 4, then l + 2,
+//   then l + 1), then the bias;
+// - the input's gradient: g_0 w_c0 + g_1 w_c1 + g_2 w_c2 + g_3 w_c3, tap after tap (g_t: the
+//   gradient of the pixel's output of tap t);
+// - the weight's and the bias's: the products x_c g_t (the bias's: g_t) summed along each input
+//   row in order from its first pixel's, the rows' sums then pairwise (Pairwise), the bias's
+//   four taps then one after another.
+
+typedef uint16_t u16x8 __attribute__((vector_size(16)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+
+inline f32x8 load_bf16x8(const uint16_t* p) {
+  u16x8 h;
+  std::memcpy(&h, p, sizeof h);
+  const u32x8 u = __builtin_convertvector(h, u32x8) << 16;
+  f32x8 f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+inline void store_bf16x8(uint16_t* p, f32x8 f) {  // rounded to nearest even, NaN as float_to_bf16's
+  u32x8 u;
+  std::memcpy(&u, &f, sizeof u);
+  u32x8 r = (u + 0x7FFF + ((u >> 16) & 1)) >> 16;
+  r = f != f ? u32x8{} + 0x7FC0 : r;
+  const u16x8 h = __builtin_convertvector(r, u16x8);
+  std::memcpy(p, &h, sizeof h);
+}
+
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef uint32_t u32x4 __attribute__((vector_size(16)));
+
+// Four taps' sums of 8 lanes each, by halves (lane l + 4, then l + 2, then l + 1), as [t].
+inline f32x4 add_by_halves(const f32x8* acc) {
+  f32x4 h[4];
+  for (int t = 0; t < 4; ++t)
+    h[t] = __builtin_shufflevector(acc[t], acc[t], 0, 1, 2, 3) + __builtin_shufflevector(acc[t], acc[t], 4, 5, 6, 7);
+  const f32x4 a01 = __builtin_shufflevector(h[0], h[1], 0, 4, 1, 5), a23 = __builtin_shufflevector(h[2], h[3], 0, 4, 1, 5);
+  const f32x4 b01 = __builtin_shufflevector(h[0], h[1], 2, 6, 3, 7), b23 = __builtin_shufflevector(h[2], h[3], 2, 6, 3, 7);
+  const f32x4 lane0 = __builtin_shufflevector(a01, a23, 0, 1, 4, 5), lane1 = __builtin_shufflevector(a01, a23, 2, 3, 6, 7);
+  const f32x4 lane2 = __builtin_shufflevector(b01, b23, 0, 1, 4, 5), lane3 = __builtin_shufflevector(b01, b23, 2, 3, 6, 7);
+  return (lane0 + lane2) + (lane1 + lane3);
+}
+
+// Input rows [i0, i1) of all images' rows (row i makes output rows 2i, 2i + 1): x: [pixel][C];
+// wt: [t][C]; out: [N][2H][2W]. C = 8 CB, the sums in registers.
+template <int CB>
+void one_channel_forward_rows(const uint16_t* __restrict x, const float* __restrict wt, float b,
+                              uint16_t* __restrict out, int64_t W, int64_t i0, int64_t i1) {
+  constexpr int64_t C = 8 * CB;
+  f32x8 w[4][CB];
+  for (int t = 0; t < 4; ++t)
+    for (int k = 0; k < CB; ++k) std::memcpy(&w[t][k], wt + t * C + 8 * k, sizeof(f32x8));
+  for (int64_t i = i0; i < i1; ++i) {
+    uint16_t* o = out + 2 * i * 2 * W;
+    for (int64_t j = 0; j < W; ++j) {
+      const uint16_t* xr = x + (i * W + j) * C;
+      f32x8 acc[4];
+      const f32x8 x0 = load_bf16x8(xr);
+      for (int t = 0; t < 4; ++t) acc[t] = x0 * w[t][0];
+#pragma GCC unroll 8
+      for (int k = 1; k < CB; ++k) {
+        const f32x8 xk = load_bf16x8(xr + 8 * k);
+        for (int t = 0; t < 4; ++t) acc[t] = acc[t] + xk * w[t][k];
+      }
+      const f32x4 y = add_by_halves(acc) + b;
+      o[2 * j] = float_to_bf16(y[0]);
+      o[2 * j + 1] = float_to_bf16(y[1]);
+      o[2 * W + 2 * j] = float_to_bf16(y[2]);
+      o[2 * W + 2 * j + 1] = float_to_bf16(y[3]);
+    }
+  }
+}
+
+// Calls f<CB>() for C = 8 CB channels, CB from 1 to 8.
+template <typename F> void dispatch_channel_blocks(int64_t C, F f) {
+  switch (C / 8) {
+#define BLOCKS(n) case n: f(std::integral_constant<int, n>{}); break;
+    BLOCKS(1) BLOCKS(2) BLOCKS(3) BLOCKS(4) BLOCKS(5) BLOCKS(6) BLOCKS(7) BLOCKS(8)
+#undef BLOCKS
+  }
+}
+
+at::Tensor one_channel_forward(const at::Tensor& rows, const at::Tensor& weight, const at::Tensor& bias, int64_t N,
+                               int64_t H, int64_t W) {
+  TORCH_CHECK(rows.device().is_cpu() && rows.scalar_type() == at::kBFloat16 && rows.dim() == 2 &&
+              rows.is_contiguous() && rows.size(0) == N * H * W && rows.size(0) > 0 && rows.size(1) % 8 == 0 &&
+              rows.size(1) <= 64 && weight.scalar_type() == at::kBFloat16 && weight.dim() == 2 &&
+              weight.size(0) == rows.size(1) && weight.size(1) == 4 && bias.scalar_type() == at::kBFloat16 &&
+              bias.numel() == 1,
+              "one_channel_forward: contiguous bf16 rows [N H W][C], C a multiple of 8 up to 64, weight [C][4], bias [1]");
+  const int64_t C = rows.size(1);
+  auto wt = weight.t().contiguous().to(at::kFloat);  // [t][c]
+  const float b = bias.to(at::kFloat).item<float>();
+  auto out = at::empty({N, 1, 2 * H, 2 * W}, rows.options());
+  const uint16_t* xp = (const uint16_t*)rows.data_ptr();
+  const float* wp = wt.data_ptr<float>();
+  uint16_t* op = (uint16_t*)out.data_ptr();
+  dispatch_channel_blocks(C, [&](auto cb) {
+    at::parallel_for(0, N * H, 16, [=](int64_t i0, int64_t i1) {
+      one_channel_forward_rows<decltype(cb)::value>(xp, wp, b, op, W, i0, i1);
+    }); });
+  return out;
+}
+
+inline void sum_into(const float* __restrict left, float* __restrict v, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) v[k] = left[k] + v[k];
+}
+
+// A pairwise sum of vectors of K floats, added one at a time: level l holds the sum of the last
+// 2^l vectors where bit l of their count is set (a binary counter), and the total adds the levels
+// from the lowest up. That is the sum of adjacent pairs, level by level, an odd last one moved up
+// as it is (layers.pairwise_sum); and over blocks of 2^k vectors it is the pairwise sum of the
+// blocks' pairwise sums, so blocks can be summed on threads of their own.
+class Pairwise {
+ public:
+  explicit Pairwise(int64_t K) : K_(K), levels_(64 * K) {}
+  void add(float* __restrict v) {  // v: the next vector (overwritten)
+    int l = 0;
+    for (int64_t i = count_; i & 1; i >>= 1, ++l) sum_into(levels_.data() + l * K_, v, K_);
+    std::memcpy(levels_.data() + l * K_, v, K_ * sizeof(float));
+    ++count_;
+  }
+  void total(float* __restrict out) const {
+    bool first = true;
+    for (int l = 0; (count_ >> l) != 0; ++l) {
+      if (!((count_ >> l) & 1)) continue;
+      if (first) std::memcpy(out, levels_.data() + l * K_, K_ * sizeof(float));
+      else sum_into(levels_.data() + l * K_, out, K_);
+      first = false;
+    }
+    if (first) std::fill(out, out + K_, 0.0f);
+  }
+ private:
+  int64_t K_, count_ = 0;
+  std::vector<float> levels_;
+};
+
+constexpr int64_t ROWS_AT_ONCE = 64;  // input rows a thread sums at a time; a power of two
+
+// Input rows [i0, i1) of all images' rows: their pixels' input gradients (gx: [pixel][C]) and the
+// pairwise sum of the rows' sums (into total: [4 C + 4], the weight's [t][c], then the bias's [t]).
+// wt: [t][C] fp32; g: the output's gradient [N][2H][2W]. C = 8 CB, the row's sums in registers.
+template <int CB>
+void one_channel_backward_rows(const uint16_t* __restrict x, const uint16_t* __restrict g, uint16_t* __restrict gx,
+                               const float* __restrict wt, int64_t W, int64_t i0, int64_t i1, float* __restrict total) {
+  constexpr int64_t C = 8 * CB, K = 4 * C + 4;
+  f32x8 w[4][CB];
+  for (int t = 0; t < 4; ++t)
+    for (int k = 0; k < CB; ++k) std::memcpy(&w[t][k], wt + t * C + 8 * k, sizeof(f32x8));
+  Pairwise sum(K);
+  float along[K];
+  for (int64_t i = i0; i < i1; ++i) {
+    const uint16_t* g0 = g + 2 * i * 2 * W;  // the output rows 2i, 2i + 1 of all images' rows
+    const uint16_t* g1 = g0 + 2 * W;
+    f32x8 acc[4][CB];
+    f32x4 bias;
+    for (int64_t j = 0; j < W; ++j) {
+      const f32x4 gs = {bf16_to_float(g0[2 * j]), bf16_to_float(g0[2 * j + 1]), bf16_to_float(g1[2 * j]),
+                        bf16_to_float(g1[2 * j + 1])};
+      const uint16_t* xr = x + (i * W + j) * C;
+      uint16_t* gr = gx + (i * W + j) * C;
+#pragma GCC unroll 8
+      for (int k = 0; k < CB; ++k) {
+        f32x8 v = gs[0] * w[0][k];
+        for (int t = 1; t < 4; ++t) v = v + gs[t] * w[t][k];
+        store_bf16x8(gr + 8 * k, v);
+        const f32x8 xk = load_bf16x8(xr + 8 * k);
+        for (int t = 0; t < 4; ++t) acc[t][k] = j == 0 ? xk * gs[t] : acc[t][k] + xk * gs[t];
+      }
+      bias = j == 0 ? gs : bias + gs;
+    }
+    for (int t = 0; t < 4; ++t)
+      for (int k = 0; k < CB; ++k) std::memcpy(along + t * C + 8 * k, &acc[t][k], sizeof(f32x8));
+    std::memcpy(along + 4 * C, &bias, sizeof bias);
+    sum.add(along);
+  }
+  sum.total(total);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> one_channel_backward(const at::Tensor& rows, const at::Tensor& weight,
+                                                                  const at::Tensor& g) {
+  TORCH_CHECK(rows.device().is_cpu() && rows.scalar_type() == at::kBFloat16 && rows.dim() == 2 &&
+              rows.is_contiguous() && rows.size(1) % 8 == 0 && weight.scalar_type() == at::kBFloat16 &&
+              weight.dim() == 2 && weight.size(0) == rows.size(1) && weight.size(1) == 4 &&
+              g.scalar_type() == at::kBFloat16 && g.dim() == 4 && g.size(1) == 1 && g.is_contiguous() &&
+              g.size(2) % 2 == 0 && g.size(3) % 2 == 0 && rows.size(0) == g.size(0) * g.size(2) * g.size(3) / 4 &&
+              rows.size(0) > 0 && rows.size(1) <= 64,
+              "one_channel_backward: contiguous bf16 rows [N H W][C], C a multiple of 8 up to 64, weight [C][4], "
+              "contiguous gradient [N][1][2H][2W]");
+  const int64_t C = rows.size(1), W = g.size(3) / 2, K = 4 * C + 4;
+  auto wt = weight.t().contiguous().to(at::kFloat);  // [t][c]
+  auto gx = at::empty_like(rows);
+  const int64_t image_rows = g.size(0) * g.size(2) / 2, blocks = (image_rows + ROWS_AT_ONCE - 1) / ROWS_AT_ONCE;
+  std::vector<float> sums(blocks * K);
+  const uint16_t* xp = (const uint16_t*)rows.data_ptr();
+  const uint16_t* gp = (const uint16_t*)g.data_ptr();
+  uint16_t* gxp = (uint16_t*)gx.data_ptr();
+  const float* wp = wt.data_ptr<float>();
+  float* sp = sums.data();
+  dispatch_channel_blocks(C, [&](auto cb) {
+    at::parallel_for(0, blocks, 1, [=](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        one_channel_backward_rows<decltype(cb)::value>(xp, gp, gxp, wp, W, b * ROWS_AT_ONCE,
+                                                       std::min(image_rows, (b + 1) * ROWS_AT_ONCE), sp + b * K);
+    }); });
+  Pairwise over_blocks(K);
+  for (int64_t b = 0; b < blocks; ++b) over_blocks.add(sums.data() + b * K);
+  std::vector<float> s(K);
+  over_blocks.total(s.data());
+  auto gw = at::empty({C, 4}, rows.options());
+  uint16_t* gwp = (uint16_t*)gw.data_ptr();
+  for (int64_t c = 0; c < C; ++c)
+    for (int t = 0; t < 4; ++t) gwp[c * 4 + t] = float_to_bf16(s[t * C + c]);
+  float bias = s[4 * C];
+  for (int t = 1; t < 4; ++t) bias += s[4 * C + t];
+  auto gb = at::empty({1}, rows.options());
+  *(uint16_t*)gb.data_ptr() = float_to_bf16(bias);
+  return {gx, gw, gb};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(fashionae, m) {
@@ -608,4 +842,8 @@ TORCH_LIBRARY(fashionae, m) {
   m.def("relu_dropout_pool_backward(Tensor dout, Tensor out, Tensor idx, float scale) -> Tensor", &relu_dropout_pool_backward);
   m.def("conv3x3_relu_pool(Tensor x, Tensor weight, Tensor bias, bool bf16) -> Tensor", &conv3x3_relu_pool);
   m.def("conv_transpose_2x2(Tensor x, Tensor weight, Tensor bias, bool relu) -> Tensor", &conv_transpose_2x2);
+  m.def("one_channel_forward(Tensor rows, Tensor weight, Tensor bias, int N, int H, int W) -> Tensor",
+        &one_channel_forward);
+  m.def("one_channel_backward(Tensor rows, Tensor weight, Tensor g) -> (Tensor, Tensor, Tensor)",
+        &one_channel_backward);
 }

@@ -3,7 +3,10 @@ max-pooling, and ReLU + 2x2 max-pooling, each in one pass over memory forward an
 ``dropout.py`` runs them (``ReLUDropout``, ``relu_dropout_pool``). And for inference, the paper
 encoder's first stage (3x3 convolution of one channel + ReLU + pooling, bf16 or fp32), which
 ``layers.conv_relu_pool`` runs, and in fp32 the author's decoder's two layers (2x2 transposed
-convolutions of stride 2, the first with its ReLU), which ``layers.BlockConvTranspose2d`` runs.
+convolutions of stride 2, the first with its ReLU), which ``layers.BlockConvTranspose2d`` runs,
+as it runs the last of them under bf16 autocast, in training too (``one_channel_forward`` and
+``one_channel_backward``: sums in a fixed order that ``layers.py`` also computes with PyTorch's
+ops, to the same bits, where the kernels do not run).
 
 In eager PyTorch the paper model's dropout is a dozen integer passes for the mask bits, four for
 the mask, a product forward and one backward, then a ReLU pass and a max-pooling that writes int64

@@ -2,7 +2,9 @@
 
 ``Layers`` is an ``nn.Sequential`` that computes some consecutive layers as one (the rules in
 ``Layers.fused_runs``); ``BlockConvTranspose2d`` is the author's 2x2 transposed convolution,
-computed as one matrix product under bf16 autocast and by a compiled kernel in fp32 inference.
+computed as one matrix product under bf16 autocast (2x2 into one channel, by compiled kernels
+with sums in a fixed order, which PyTorch's ops also compute where they do not run) and by a
+compiled kernel in fp32 inference.
 Where each fast path applies is decided here and only here; the kernels themselves are
 ``kernels.py``'s, the dropout layers ``dropout.py``'s. ``models.py`` builds its networks from
 these layers. Where no fast path applies (CUDA, compiling, tracing, ONNX export, a machine
@@ -16,6 +18,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .dropout import ReLUDropout, eager_on_cpu, halving_pool, kernels_take, relu_dropout_pool
 
@@ -193,7 +196,8 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
     ``benchmarks/README.md``). The same function, laid out in memory as the stock layer lays it
     (channels-last when the input or the weight is, so the dropout after it draws the same
     masks): only its fp32 sums run in another order, which may move a bf16 output by its last
-    bit. In fp32 inference the paper decoder's two layers run as a compiled kernel (``kernel_takes``)
+    bit (2x2 into one channel from a multiple of 8, k2's last layer: ``into_one_channel``). In
+    fp32 inference the paper decoder's two layers run as a compiled kernel (``kernel_takes``)
     where it gives the stock layer's bits (checked: ``one_call_where_same``).
     Everywhere else (fp32 otherwise, CUDA, compiling, tracing and ONNX export) it is the stock
     layer, to the same bits as before."""
@@ -205,7 +209,8 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         if output_size is not None or self.bias is None or x.dim() != 4 or self.weight.dtype != torch.float32:
             return super().forward(x, output_size)
         if eager_on_cpu(x) and bf16_autocast_on_cpu():
-            return self.block_matmul(x)
+            into_one = self.out_channels == 1 and self.stride == (2, 2) and self.in_channels in range(8, 65, 8)
+            return self.into_one_channel(x) if into_one and x.numel() else self.block_matmul(x)
         if self.kernel_takes(x):
             return one_call_where_same(("conv_transpose_2x2", *_signature(self, x)),
                                        lambda: torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, False),
@@ -240,6 +245,99 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         y = blocks.view(n, h, w, k, k, cout).permute(0, 1, 3, 2, 4, 5).reshape(n, h * k, w * k, cout)
         y = y.permute(0, 3, 1, 2)  # channels-last
         return y if channels_last(x) or channels_last(self.weight) else y.contiguous()
+
+    def into_one_channel(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer into one channel (k2's last) under bf16 autocast on the CPU, from 8, 16, ...
+        or 64 channels: its input, weight and bias rounded to bf16 as autocast rounds them, the
+        sums in fp32 in a fixed order (``kernels.cpp``'s ``one_channel_forward`` says which), by
+        the compiled kernels or, where they do not run, by PyTorch's ops in the same order
+        (``one_channel_forward``, ``one_channel_backward``): the same bits either way. As one
+        matrix product its output is 4 wide, which oneDNN computes slowly (its weight gradient
+        alone took 0.9 ms of an AMX Xeon's 17 ms training step; ``benchmarks/README.md``)."""
+        (n, c, h, w), bf16 = x.shape, torch.bfloat16
+        rows = x.to(bf16).permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when x is channels-last
+        # [N, 1, 2H, 2W]: one channel, the same memory in either layout
+        return _IntoOneChannel.apply(rows, self.weight.to(bf16).reshape(c, 4), self.bias.to(bf16), (n, h, w))
+
+
+class _IntoOneChannel(torch.autograd.Function):
+    """``BlockConvTranspose2d.into_one_channel``'s forward pass and gradients, from bf16 rows
+    (one per input pixel), weight [C, 4] and bias; the output [N, 1, 2H, 2W]."""
+
+    @staticmethod
+    def forward(ctx, rows, weight, bias, nhw):
+        ctx.save_for_backward(rows, weight)
+        if kernels_take(rows):
+            return torch.ops.fashionae.one_channel_forward(rows, weight, bias, *nhw)
+        return one_channel_forward(rows, weight, bias, nhw)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        rows, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grads = (torch.ops.fashionae.one_channel_backward(rows, weight, grad) if kernels_take(rows)
+                 else one_channel_backward(rows, weight, grad))
+        return *grads, None
+
+
+def one_channel_forward(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                        nhw: tuple[int, int, int]) -> torch.Tensor:
+    """``kernels.cpp``'s ``one_channel_forward`` by PyTorch's ops, to its bits: ``one_channel_sums``
+    rounded to bf16 and laid out as the image [N, 1, 2H, 2W]."""
+    n, h, w = nhw
+    taps = one_channel_sums(rows, weight, bias).bfloat16()  # [pixel, t], t = ky * 2 + kx
+    return taps.view(n, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(n, 1, 2 * h, 2 * w)
+
+
+def one_channel_sums(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Each pixel's four outputs in fp32: its products x_c w_ct (exact in fp32) in 8 lanes, the
+    lanes added by halves, then the bias."""
+    c = rows.shape[1]
+    products = (rows.float()[:, None, :] * weight.float().t()).view(len(rows), 4, c // 8, 8)
+    lanes = products[:, :, 0]
+    for k in range(1, c // 8):
+        lanes = lanes + products[:, :, k]
+    lanes = lanes[..., :4] + lanes[..., 4:]
+    lanes = lanes[..., :2] + lanes[..., 2:]
+    return lanes[..., 0] + lanes[..., 1] + bias.float()
+
+
+def one_channel_backward(rows: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``kernels.cpp``'s ``one_channel_backward`` by PyTorch's ops, to its bits:
+    ``one_channel_gradient_sums`` rounded to bf16."""
+    return tuple(t.bfloat16() for t in one_channel_gradient_sums(rows, weight, grad))
+
+
+def one_channel_gradient_sums(rows: torch.Tensor, weight: torch.Tensor,
+                              grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of the rows (tap after tap), the weight and the bias (the products summed
+    along each input row, then over the rows pairwise: ``pairwise_sum``), in fp32."""
+    n, _, h2, w2 = grad.shape
+    (h, w), c = (h2 // 2, w2 // 2), rows.shape[1]
+    taps = weight.float()
+    g = grad.view(n, h, 2, w, 2).permute(0, 1, 3, 2, 4).reshape(n * h * w, 4).float()  # g[:, t], t = ky * 2 + kx
+    grows = g[:, 0:1] * taps[:, 0]
+    for t in range(1, 4):
+        grows = grows + g[:, t:t + 1] * taps[:, t]
+    products = torch.cat([(g[:, :, None] * rows.float()[:, None, :]).flatten(1), g], dim=1).view(n * h, w, 4 * c + 4)
+    along_rows = products[:, 0]
+    for j in range(1, w):
+        along_rows = along_rows + products[:, j]
+    sums = pairwise_sum(along_rows)
+    gb = sums[4 * c] + sums[4 * c + 1]
+    gb = gb + sums[4 * c + 2]
+    gb = gb + sums[4 * c + 3]
+    return grows, sums[:4 * c].view(4, c).t(), gb.reshape(1)
+
+
+def pairwise_sum(v: torch.Tensor) -> torch.Tensor:
+    """The sum over the first dimension of adjacent pairs, level by level, an odd last one moved
+    up as it is (``kernels.cpp``'s ``Pairwise``: the same bits)."""
+    while len(v) > 1:
+        pairs = v[0:len(v) - 1:2] + v[1::2]
+        v = torch.cat([pairs, v[-1:]]) if len(v) % 2 else pairs
+    return v[0]
 
 
 def channels_last(t: torch.Tensor) -> bool:
