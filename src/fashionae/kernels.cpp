@@ -606,8 +606,9 @@ at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, con
 // i, j)'s C channels, bf16, C a multiple of 8), weight [C][4] (tap t = ky * 2 + kx), bias [1].
 // oneDNN computes it as a matrix product 4 wide, slowly: the layer, its gradients and their
 // reshuffles took 1.6 ms of an AMX Xeon's 17 ms training step (benchmarks/README.md). Here
-// every sum runs in fp32 in a fixed order, each product of two bf16 values exact in fp32, and
-// the results are rounded to bf16; layers.py's one_channel_forward and one_channel_backward
+// every sum runs in fp32 in a fixed order, and the results are rounded to bf16. Each product of
+// two bf16 values is exact in fp32, so a fused multiply-add gives the product's, then the sum's
+// bits (for products in fp32's normal range); layers.py's one_channel_forward and one_channel_backward
 // compute the same with PyTorch's ops, to the same bits (tests/test_kernels.py):
 // - the output of tap t: the products x_c w_ct in 8 lanes (channel c in lane c % 8, the lanes'
 //   products added in c's order from the first), the lanes added by halves (l + 4, then l + 2,
@@ -642,6 +643,10 @@ inline void store_bf16x8(uint16_t* p, f32x8 f) {  // rounded to nearest even, Na
 typedef float f32x4 __attribute__((vector_size(16)));
 typedef uint32_t u32x4 __attribute__((vector_size(16)));
 
+// A vector into memory, taken by value: a kernel's sums, kept in registers (stored from an array
+// whose address is taken, gcc keeps them in memory and stores them at every step of the loop).
+template <typename V> inline void store(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+
 // Four taps' sums of 8 lanes each, by halves (lane l + 4, then l + 2, then l + 1), as [t].
 inline f32x4 add_by_halves(const f32x8* acc) {
   f32x4 h[4];
@@ -673,7 +678,7 @@ void one_channel_forward_rows(const uint16_t* __restrict x, const float* __restr
 #pragma GCC unroll 8
       for (int k = 1; k < CB; ++k) {
         const f32x8 xk = load_bf16x8(xr + 8 * k);
-        for (int t = 0; t < 4; ++t) acc[t] = acc[t] + xk * w[t][k];
+        for (int t = 0; t < 4; ++t) acc[t] = fused_multiply_add(xk, w[t][k], acc[t]);
       }
       const f32x4 y = add_by_halves(acc) + b;
       o[2 * j] = float_to_bf16(y[0]);
@@ -684,12 +689,12 @@ void one_channel_forward_rows(const uint16_t* __restrict x, const float* __restr
   }
 }
 
-// Calls f<CB>() for C = 8 CB channels, CB from 1 to 8.
-template <typename F> void dispatch_channel_blocks(int64_t C, F f) {
-  switch (C / 8) {
-#define BLOCKS(n) case n: f(std::integral_constant<int, n>{}); break;
-    BLOCKS(1) BLOCKS(2) BLOCKS(3) BLOCKS(4) BLOCKS(5) BLOCKS(6) BLOCKS(7) BLOCKS(8)
-#undef BLOCKS
+// Calls f(std::integral_constant<int, blocks>{}) for blocks from 1 to most: a kernel's channels
+// in blocks of a vector each, its sums in registers.
+template <int most, typename F> void dispatch_blocks(int64_t blocks, F f) {
+  if constexpr (most > 0) {
+    if (blocks == most) f(std::integral_constant<int, most>{});
+    else dispatch_blocks<most - 1>(blocks, f);
   }
 }
 
@@ -708,7 +713,7 @@ at::Tensor one_channel_forward(const at::Tensor& rows, const at::Tensor& weight,
   const uint16_t* xp = (const uint16_t*)rows.data_ptr();
   const float* wp = wt.data_ptr<float>();
   uint16_t* op = (uint16_t*)out.data_ptr();
-  dispatch_channel_blocks(C, [&](auto cb) {
+  dispatch_blocks<8>(C / 8, [&](auto cb) {
     at::parallel_for(0, N * H, 16, [=](int64_t i0, int64_t i1) {
       one_channel_forward_rows<decltype(cb)::value>(xp, wp, b, op, W, i0, i1);
     }); });
@@ -775,16 +780,16 @@ void one_channel_backward_rows(const uint16_t* __restrict x, const uint16_t* __r
 #pragma GCC unroll 8
       for (int k = 0; k < CB; ++k) {
         f32x8 v = gs[0] * w[0][k];
-        for (int t = 1; t < 4; ++t) v = v + gs[t] * w[t][k];
+        for (int t = 1; t < 4; ++t) v = fused_multiply_add(splat(gs[t]), w[t][k], v);
         store_bf16x8(gr + 8 * k, v);
         const f32x8 xk = load_bf16x8(xr + 8 * k);
-        for (int t = 0; t < 4; ++t) acc[t][k] = j == 0 ? xk * gs[t] : acc[t][k] + xk * gs[t];
+        for (int t = 0; t < 4; ++t) acc[t][k] = j == 0 ? xk * gs[t] : fused_multiply_add(xk, splat(gs[t]), acc[t][k]);
       }
       bias = j == 0 ? gs : bias + gs;
     }
     for (int t = 0; t < 4; ++t)
-      for (int k = 0; k < CB; ++k) std::memcpy(along + t * C + 8 * k, &acc[t][k], sizeof(f32x8));
-    std::memcpy(along + 4 * C, &bias, sizeof bias);
+      for (int k = 0; k < CB; ++k) store(along + t * C + 8 * k, acc[t][k]);
+    store(along + 4 * C, bias);
     sum.add(along);
   }
   sum.total(total);
@@ -810,7 +815,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> one_channel_backward(const at::Te
   uint16_t* gxp = (uint16_t*)gx.data_ptr();
   const float* wp = wt.data_ptr<float>();
   float* sp = sums.data();
-  dispatch_channel_blocks(C, [&](auto cb) {
+  dispatch_blocks<8>(C / 8, [&](auto cb) {
     at::parallel_for(0, blocks, 1, [=](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b)
         one_channel_backward_rows<decltype(cb)::value>(xp, gp, gxp, wp, W, b * ROWS_AT_ONCE,
