@@ -22,7 +22,7 @@
 #include <tuple>
 #include <cmath>
 #include <vector>
-#if defined(__FMA__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -641,7 +641,6 @@ inline void store_bf16x8(uint16_t* p, f32x8 f) {  // rounded to nearest even, Na
 }
 
 typedef float f32x4 __attribute__((vector_size(16)));
-typedef uint32_t u32x4 __attribute__((vector_size(16)));
 
 // A vector into memory, taken by value: a kernel's sums, kept in registers (stored from an array
 // whose address is taken, gcc keeps them in memory and stores them at every step of the loop).
@@ -649,14 +648,19 @@ template <typename V> inline void store(float* p, V v) { std::memcpy(p, &v, size
 
 // Four taps' sums of 8 lanes each, by halves (lane l + 4, then l + 2, then l + 1), as [t].
 inline f32x4 add_by_halves(const f32x8* acc) {
-  f32x4 h[4];
+#if defined(__AVX__)
+  __m128 half[4];  // half[t][l] = acc[t][l] + acc[t][l + 4], then transposed: half[l][t]
   for (int t = 0; t < 4; ++t)
-    h[t] = __builtin_shufflevector(acc[t], acc[t], 0, 1, 2, 3) + __builtin_shufflevector(acc[t], acc[t], 4, 5, 6, 7);
-  const f32x4 a01 = __builtin_shufflevector(h[0], h[1], 0, 4, 1, 5), a23 = __builtin_shufflevector(h[2], h[3], 0, 4, 1, 5);
-  const f32x4 b01 = __builtin_shufflevector(h[0], h[1], 2, 6, 3, 7), b23 = __builtin_shufflevector(h[2], h[3], 2, 6, 3, 7);
-  const f32x4 lane0 = __builtin_shufflevector(a01, a23, 0, 1, 4, 5), lane1 = __builtin_shufflevector(a01, a23, 2, 3, 6, 7);
-  const f32x4 lane2 = __builtin_shufflevector(b01, b23, 0, 1, 4, 5), lane3 = __builtin_shufflevector(b01, b23, 2, 3, 6, 7);
-  return (lane0 + lane2) + (lane1 + lane3);
+    half[t] = _mm_add_ps(_mm256_castps256_ps128((__m256)acc[t]), _mm256_extractf128_ps((__m256)acc[t], 1));
+  _MM_TRANSPOSE4_PS(half[0], half[1], half[2], half[3]);
+  return (f32x4)_mm_add_ps(_mm_add_ps(half[0], half[2]), _mm_add_ps(half[1], half[3]));
+#else
+  f32x4 half[4];  // half[l][t] = acc[t][l] + acc[t][l + 4]
+  for (int l = 0; l < 4; ++l)
+    half[l] = f32x4{acc[0][l] + acc[0][l + 4], acc[1][l] + acc[1][l + 4], acc[2][l] + acc[2][l + 4],
+                    acc[3][l] + acc[3][l + 4]};
+  return (half[0] + half[2]) + (half[1] + half[3]);
+#endif
 }
 
 // Input rows [i0, i1) of all images' rows (row i makes output rows 2i, 2i + 1): x: [pixel][C];
