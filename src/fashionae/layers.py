@@ -262,12 +262,14 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
 
 class _IntoOneChannel(torch.autograd.Function):
     """``BlockConvTranspose2d.into_one_channel``'s forward pass and gradients, from bf16 rows
-    (one per input pixel), weight [C, 4] and bias; the output [N, 1, 2H, 2W]."""
+    (one per input pixel), weight [C, 4] and bias; the output [N, 1, 2H, 2W]. Whether the kernels
+    run is decided once, in the forward pass, for both."""
 
     @staticmethod
     def forward(ctx, rows, weight, bias, nhw):
         ctx.save_for_backward(rows, weight)
-        if kernels_take(rows):
+        ctx.kernels = kernels_take(rows)
+        if ctx.kernels:
             return torch.ops.fashionae.one_channel_forward(rows, weight, bias, *nhw)
         return one_channel_forward(rows, weight, bias, nhw)
 
@@ -276,7 +278,7 @@ class _IntoOneChannel(torch.autograd.Function):
     def backward(ctx, grad):
         rows, weight = ctx.saved_tensors
         grad = grad.contiguous()
-        grads = (torch.ops.fashionae.one_channel_backward(rows, weight, grad) if kernels_take(rows)
+        grads = (torch.ops.fashionae.one_channel_backward(rows, weight, grad) if ctx.kernels
                  else one_channel_backward(rows, weight, grad))
         return *grads, None
 
