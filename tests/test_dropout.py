@@ -7,6 +7,7 @@ import torch
 
 from fashionae import dropout
 from fashionae.dropout import Dropout, ReLUDropout, random_int16, splitmix_int15, use_dropout_masks
+from fashionae.models import ModelConfig, build_model
 
 
 def test_fast_dropout_matches_nn_dropout_statistics():
@@ -240,3 +241,26 @@ def test_an_input_that_does_not_cover_its_memory_draws_the_mask_of_its_copy(laye
         assert torch.equal(strided.grad, copy.grad)
     torch.manual_seed(5); got = layer(base.transpose(2, 3))
     torch.manual_seed(5); assert torch.equal(got, layer(base).transpose(2, 3))
+
+
+@pytest.mark.parametrize("masks", ["counter", "mersenne"])
+def test_a_compiled_model_trains_with_the_masks_of_the_eager_one(masks):
+    """``torch.compile`` of a training model (not a mock of it): the masks are drawn eagerly,
+    outside the graph, so the compiled pass draws the same ones and gives the same output."""
+    x = torch.rand(8, 1, 28, 28)
+    passes = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(latent=16))
+        use_dropout_masks(model, masks)
+        net = torch.compile(model) if compiled else model
+        torch.manual_seed(1)
+        out = net(x)
+        out.loss.backward()
+        passes.append((out.output.detach(), [p.grad for p in model.parameters()]))
+    (eager, eager_grads), (comp, comp_grads) = passes
+    assert torch.equal(comp, eager)
+    for a, b in zip(comp_grads, eager_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    torch.manual_seed(2)  # a second draw gives other masks, compiled as eager
+    assert not torch.equal(net(x).output, comp)

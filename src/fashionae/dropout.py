@@ -103,13 +103,17 @@ class Dropout(nn.Module):
             return F.dropout(x, self.p, True)
         return _MaskedScale.apply(x, self.scaled_mask(x))
 
+    @torch.compiler.disable
     def scaled_mask(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
         """1 / (1 - p) where an element is kept (and, with ``relu``, positive), 0 elsewhere;
         shaped and laid out like ``x`` (channels-last stays channels-last, so the product that
         follows takes the fast same-layout path).
 
         Built from the bits with integer operations only, since on the CPU a bf16 comparison
-        into a bool tensor, or a bool -> bf16 conversion, costs several integer passes."""
+        into a bool tensor, or a bool -> bf16 conversion, costs several integer passes. Under
+        ``torch.compile`` it runs eagerly, outside the graph: the graph takes the mask as an input,
+        so a compiled model draws the very masks of an eager one (traced, the reinterpreting views
+        of integer bits as floats made torch 2.13's compiled graphs fail)."""
         if self.masks == "mersenne":
             return self._mersenne_mask(x, relu)
         ints = INT_OF_SIZE[x.element_size()]
