@@ -60,6 +60,13 @@ def test_default_out_folders_are_the_ones_the_docs_name(capsys, data_dir, tmp_pa
                               "--encoder runs/ae-linear16-seed0 takes the encoder's model settings (all but "
                               "--paper-head); leave them out\n")
     assert not (tmp_path / "c2").exists()
+    # given at its default value, an option the encoder sets otherwise is refused all the same
+    code, _, err = cli(capsys, "train-clf", "--strategy", "frozen", "--encoder", "runs/ae-linear16-seed0", *SMALL,
+                       "--latent", 512, "--data-dir", data_dir, "--out", "c3")
+    assert (code, err) == (2, "fashionae: error: --latent 512 (its: 16): a classifier on --encoder "
+                              "runs/ae-linear16-seed0 takes the encoder's model settings (all but --paper-head); "
+                              "leave it out\n")
+    assert not (tmp_path / "c3").exists()
 
 
 def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(capsys, tmp_path):
@@ -94,6 +101,7 @@ def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(ca
     (["train-ae", "--decoder", "k9"], "unknown decoder"),
     (["train-ae", "--latent", "0"], "latent must be a positive integer"),
     (["train-ae", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
+    (["train-ae", "--arch", "conv", "--latent", "512"], "the conv arch has none"),  # given at its default
     (["train-clf", "--strategy", "scratch", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
     (["train-ae", "--epochs", "0"], "epochs must be a positive integer"),
     (["train-ae", "--batch-size", "-5"], "batch-size must be a positive integer"),

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import __version__
+from . import __version__, settings
 from .errors import UserError, exit_process, require, run_command
 from .settings import AUTOENCODER, CLASSIFIER
 
@@ -64,22 +64,20 @@ def cmd_data(a) -> int:
 def model_options(a, task: str) -> ModelConfig:
     """The model settings of the command line; a latent size given to a model without one is
     refused rather than ignored."""
-    from . import settings
     from .models import ModelConfig
     model = settings.from_options(ModelConfig, a, task=task)
-    if "latent" in model.unused() and model.latent != ModelConfig.latent:
+    if "latent" in model.unused() and "latent" in settings.given(a):
         raise UserError(f"--latent sets the linear arch's bottleneck; the {model.arch} arch has none "
                         "(its latent is the encoder's feature map): drop --latent or use --arch linear")
     return model
 
 
-def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str) -> None:
-    """A model option beside --encoder that the encoder's settings replace (all but
-    --paper-head): refused rather than ignored."""
-    from . import settings
+def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str, given: set[str]) -> None:
+    """A model option given beside --encoder (``given``, at any value) that the encoder's settings
+    replace (all but --paper-head): refused rather than ignored."""
     from .runs import classifier_model, encoder_folder
     theirs = classifier_model(encoder_folder(encoder).config().model, model.paper_head)
-    ignored = settings.overridden(model, theirs, CLASSIFIER)
+    ignored = settings.overridden(model, theirs, given)
     if ignored:
         raise UserError(f"{', '.join(ignored)}: a classifier on --encoder {encoder} takes the encoder's model "
                         f"settings (all but --paper-head); leave {'them' if len(ignored) > 1 else 'it'} out")
@@ -88,7 +86,6 @@ def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str) -> None:
 def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     """Execute a run of ``model`` (``model_options``) with the training/data options; the
     summary to print (None on torchrun's processes other than 0)."""
-    from . import settings
     from .distributed import is_main_process
     from .runs import RunConfig, execute
     from .training import TrainConfig
@@ -114,7 +111,7 @@ def cmd_train_clf(a) -> int:
     out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
     model = model_options(a, CLASSIFIER)
     if a.encoder:
-        refuse_what_the_encoder_sets(model, a.encoder)
+        refuse_what_the_encoder_sets(model, a.encoder, settings.given(a))
     s = train_run(a, model, out, strategy=a.strategy, encoder_run=a.encoder)
     if s is None:
         return 0
@@ -133,7 +130,6 @@ def cmd_eval(a) -> int:
 
 
 def cmd_baselines(a) -> int:
-    from . import settings
     from .baselines import write_baselines
     from .data import load_dataset
     from .files import FolderLock

@@ -101,12 +101,11 @@ def unused(cfg, kind: str) -> set[str]:
     return {f.name for f in fields(cfg) if f.metadata.get("only") not in (None, kind)}
 
 
-def overridden(cfg, by, only: str | None = None) -> list[str]:
-    """The options of ``cfg`` (for a kind of run) set away from their defaults, whose values
-    ``by`` would replace: "--latent 999 (its: 16)"."""
+def overridden(cfg, by, given: set[str]) -> list[str]:
+    """The options of ``cfg`` given on the command line (``given``) whose values ``by`` would
+    replace: "--latent 999 (its: 16)". An option given at its default value counts too."""
     return [f"--{_name(f)} {getattr(cfg, f.name)} (its: {getattr(by, f.name)})" for f in fields(cfg)
-            if f.name in keys(type(cfg), only) and f.default is not MISSING
-            and getattr(cfg, f.name) != f.default and getattr(cfg, f.name) != getattr(by, f.name)]
+            if f.name in given and getattr(cfg, f.name) != getattr(by, f.name)]
 
 
 def keys(cls, only: str | None = None) -> set[str]:
@@ -146,10 +145,18 @@ _TYPES = {"int": int, "float": float, "str": str, "int | None": int, "float | No
           "str | None": str}
 
 
+class _Noted(argparse.Action):
+    """Stores an option's value (a flag's: its ``const``) and notes that it was given (``given``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given_settings = getattr(namespace, "given_settings", frozenset()) | {self.dest}
+
+
 def add_options(parser: argparse.ArgumentParser, cls, title: str, only: str | None) -> None:
     """One option per user setting of ``cls`` taken by runs of kind ``only``; the defaults,
     choices and help are the fields'. Booleans are flags (``--x`` or, when on by default,
-    ``--no-x``)."""
+    ``--no-x``). Which ones the user gave, whatever their values, is ``given``'s."""
     group = parser.add_argument_group(title)
     for f in fields(cls):
         if not f.metadata.get("option", True) or f.metadata.get("only") not in (None, only):
@@ -158,15 +165,20 @@ def add_options(parser: argparse.ArgumentParser, cls, title: str, only: str | No
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         if kind == "bool":
             flag = f"--no-{_name(f)}" if f.default else f"--{_name(f)}"
-            group.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
-                               help=help_text)
+            group.add_argument(flag, dest=f.name, action=_Noted, nargs=0, const=not f.default,
+                               default=f.default, help=help_text)
             continue
         choices = f.metadata.get("choices")
         default = f.default if f.default is not MISSING else None
         shown = f" (default: {default})" if default is not None else ""
-        group.add_argument(f"--{_name(f)}", dest=f.name, type=_TYPES[kind], default=default,
+        group.add_argument(f"--{_name(f)}", dest=f.name, type=_TYPES[kind], default=default, action=_Noted,
                            metavar=f.metadata.get("metavar") or ("|".join(choices) if choices else None),
                            help=help_text + shown)
+
+
+def given(args: argparse.Namespace) -> frozenset[str]:
+    """The settings whose options the command line gave (``add_options``), at any value."""
+    return getattr(args, "given_settings", frozenset())
 
 
 def from_options(cls, args: argparse.Namespace, **fixed):
