@@ -247,3 +247,15 @@ def test_an_object_negated_the_wrong_way_says_which_way_to_try(tmp_path):
         assert right_way.caveats == () and right_way.pixels.max() > 0.5
     Image.new("L", (40, 40), 128).save(tmp_path / "grey-page.png")
     assert read_picture(tmp_path / "grey-page.png").caveats == ("blank or nearly so once prepared: the answer says nothing",)
+
+
+@pytest.mark.parametrize("background, square", [(0, 220), (250, 30)], ids=["light-on-black", "dark-on-white"])
+def test_an_object_that_fills_the_frame_once_trimmed_keeps_its_background(tmp_path, background, square):
+    """A square object fills the whole frame once trimmed, so the frame's border is the object:
+    the background's level and whether to negate are the picture's own border's, read before."""
+    a = np.full((600, 600), background, dtype=np.uint8)
+    a[100:500, 100:500] = square
+    Image.fromarray(a).save(tmp_path / "box.png")
+    picture = read_picture(tmp_path / "box.png")
+    assert picture.caveats == () and picture.pixels[0, 4:24, 4:24].min() > 0.7  # a light square, kept
+    assert torch.equal(picture.pixels, prepare_image(tmp_path / "box.png", invert="yes" if background else "no"))

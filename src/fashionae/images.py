@@ -134,8 +134,12 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255)
 
-    uneven = _uneven_corners(rgb.convert("L"))
-    caveats = [c for c in (uneven, _mid_grey(rgb.convert("L"), invert)) if c]
+    original = rgb.convert("L")
+    uneven = _uneven_corners(original)
+    caveats = [c for c in (uneven, _mid_grey(original, invert)) if c]
+    # the background's level, from the picture's own border: once trimmed, an object may fill
+    # the frame (a square one does), and the frame's border is then the object's
+    border = _border_level(original)
     # 1. trim edges close to the corner colour (within FAINT of the intensity range)
     a = np.asarray(rgb).astype(np.int16)
     corner = a[0, 0]
@@ -160,13 +164,13 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     canvas.paste(rgb, ((width - rgb.width) // 2, (height - rgb.height) // 2))
     gray = canvas.convert("L")
     # 5. negate: light background -> dark background
-    negated = invert == "yes" or (invert == "auto" and _border_level(gray) > 127)
+    negated = invert == "yes" or (invert == "auto" and border > 127)
     if negated:
         gray = ImageOps.invert(gray)
     # 6. the background level becomes black, as in the dataset (an off-white photo
     #    background would otherwise stay a dim grey)
     g = np.asarray(gray, dtype=np.float32)
-    background = min(_border_level(gray), 254.0)
+    background = min(255.0 - border if negated else border, 254.0)
     lost = not uneven and _mostly_darker(g, background)  # negated the wrong way: the object goes black too
     g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
     if lost:
