@@ -102,8 +102,17 @@ def test_export_command(runs, tmp_path, capsys):
     out = capsys.readouterr().out
     diff = float(re.search(r"max abs difference ([0-9.e+-]+)\)", out).group(1))
     assert 0 <= diff <= 1e-4 and "embedding float32 [N, 16]" in out and path.is_file()
-    assert main(["export", str(runs()), "-o", str(path), "--no-check"]) == 0
-    assert "difference" not in capsys.readouterr().out
+    before = path.read_bytes()
+    assert main(["export", str(runs()), "-o", str(path), "--part", "encoder"]) == 0  # the same export again
+    assert path.read_bytes() == before
+    capsys.readouterr()
+    # another export over it is refused, and the file kept, unless --force
+    assert main(["export", str(runs()), "-o", str(path), "--no-check"]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: {path} already exists with other contents; nothing was "
+                                       "written: choose another output, or pass --force to replace it\n")
+    assert path.read_bytes() == before
+    assert main(["export", str(runs()), "-o", str(path), "--no-check", "--force"]) == 0
+    assert "difference" not in capsys.readouterr().out and path.read_bytes() != before
     assert main(["export", str(runs()), "-o", str(path), "--part", "classifier"]) == 2
     assert "fashionae: error: --part classifier is for classifier runs" in capsys.readouterr().err
 

@@ -115,7 +115,14 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     x = prepare_image(img)
     assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5
     assert run.embed(x).shape == (1, 16)
-    assert main(["reconstruct", str(ae), str(img), "-o", str(tmp_path / "out"), "--fill", "0.6"]) == 0
+    # another reconstruction over it is refused, and nothing written, unless --force
+    before = (tmp_path / "out" / "mine_reconstruction.png").read_bytes()
+    assert main(["reconstruct", str(ae), str(img), "-o", str(tmp_path / "out"), "--fill", "0.6"]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: {tmp_path / 'out' / 'mine_reconstruction.png'} already "
+                                       "exists with other contents; nothing was written: choose another output, or "
+                                       "pass --force to replace it\n")
+    assert (tmp_path / "out" / "mine_reconstruction.png").read_bytes() == before
+    assert main(["reconstruct", str(ae), str(img), "-o", str(tmp_path / "out"), "--fill", "0.6", "--force"]) == 0
     printed = float(re.search(r"MSE ([0-9.]+)", capsys.readouterr().out).group(1))
     x = prepare_image(img, fill=0.6)
     assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5

@@ -228,7 +228,7 @@ RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.
 
 def cmd_reconstruct(a) -> int:
     import torch
-    from .files import atomic_write
+    from .files import atomic_write, refuse_to_replace
     from .images import picture_files, read_pictures, side_by_side
     from .runfolder import LoadedRun
     run = LoadedRun(a.run_dir)
@@ -244,15 +244,17 @@ def cmd_reconstruct(a) -> int:
             raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
                             "or reconstruct them one at a time into different folders (-o)")
         sources[target] = path
-    # every picture is read before anything is written
+    # every picture is read, and every reconstruction made, before anything is written
     read = read_pictures(list(sources.values()), a.invert, run.config.image_size, a.fill)
-    pictures = {target: read[path] for target, path in sources.items()}
-    for target, picture in pictures.items():
-        x = picture.pixels
+    made = {}
+    for target, path in sources.items():
+        x = read[path].pixels
         recon = run.reconstruct(x)[0]
-        mse = torch.mean((recon - x) ** 2).item()
-        atomic_write(target, side_by_side(x, recon))
-        print(f"{sources[target]}: MSE {mse:.5f} -> {target}{_caveats(picture)}")
+        made[target] = (side_by_side(x, recon), torch.mean((recon - x) ** 2).item())
+    refuse_to_replace({target: png for target, (png, _) in made.items()}, a.force)
+    for target, (png, mse) in made.items():
+        atomic_write(target, png)
+        print(f"{sources[target]}: MSE {mse:.5f} -> {target}{_caveats(read[sources[target]])}")
     return 0
 
 
@@ -288,7 +290,7 @@ def cmd_explore(a) -> int:
 
 def cmd_export(a) -> int:
     from .export import export_onnx
-    r = export_onnx(a.run_dir, a.output, a.part, check=not a.no_check)
+    r = export_onnx(a.run_dir, a.output, a.part, check=not a.no_check, force=a.force)
     check = f"; onnxruntime matches torch (max abs difference {r['max_abs_diff']:.2e})" if "max_abs_diff" in r else ""
     print(f"{a.output}: {r['part']} of {a.run_dir}, input {r['input']}, output {r['output']}{check}")
     return 0
@@ -404,6 +406,8 @@ def build_parser() -> Parser:
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
     s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
     s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
+    s.add_argument("--force", action="store_true", help="replace files there that hold something else (by "
+                   "default they are refused, and nothing is written; the same reconstructions again are not)")
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
@@ -425,6 +429,8 @@ def build_parser() -> Parser:
     s.add_argument("--part", choices=PARTS,
                    help="what to export (default: the whole model of the run)")
     s.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison with torch")
+    s.add_argument("--force", action="store_true", help="replace a file there that holds something else (by "
+                   "default it is refused; the same export again is not)")
     s.set_defaults(func=cmd_export)
     return p
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from . import __version__
 from .errors import UserError, require
-from .files import atomic_write
+from .files import atomic_write, refuse_to_replace
 from .runfolder import RunFolder
 from .training import to_inputs
 
@@ -113,11 +113,12 @@ def max_abs_diff(onnx_bytes: bytes, module: Part, images: torch.Tensor) -> float
 
 
 def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None,
-                check: bool = True, images: torch.Tensor | None = None) -> dict:
+                check: bool = True, images: torch.Tensor | None = None, force: bool = False) -> dict:
     """Export ``part`` of a finished run (default: the whole model) to ``output``. With
     ``check``, compare onnxruntime with torch on ``images`` (uint8 [N, H, W]; default: 100
-    seeded random images) and refuse a difference above 1e-4. Returns part, input, output,
-    path (and max_abs_diff when checked)."""
+    seeded random images) and refuse a difference above 1e-4. A file at ``output`` that holds
+    something else is refused unless ``force``. Returns part, input, output, path (and
+    max_abs_diff when checked)."""
     if Path(output).suffix.lower() != ".onnx":  # never a run's own files, nor any other kind
         raise UserError(f"--output {output} must be an .onnx file, e.g. encoder.onnx")
     onnx = require("onnx", "onnx", "fashionae export")
@@ -151,5 +152,6 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
                             f"{len(images)} images (more than {TOLERANCE:.0e}); nothing was written. "
                             "Report this as a fashionae bug, or pass --no-check to write it anyway")
         result["max_abs_diff"] = diff
+    refuse_to_replace({Path(output): data}, force)
     atomic_write(output, data)
     return result

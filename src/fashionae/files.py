@@ -58,6 +58,20 @@ LOCK = ".lock"  # FolderLock's file
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # atomic_write's: mkstemp(prefix=".NAME.", suffix=".tmp")
 
 
+def refuse_to_replace(outputs: dict[Path, bytes], force: bool) -> None:
+    """Before anything is written: a file in the way whose bytes differ from what would replace
+    it (another run's export, the user's own file) is refused, unless ``force``. Writing what a
+    file already holds (the same command again) loses nothing, so it goes ahead."""
+    if force:
+        return
+    taken = [p for p, data in outputs.items() if p.is_file() and p.read_bytes() != data]
+    if taken:
+        named = ", ".join(str(p) for p in taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+        raise UserError(f"{named} already {'exists' if len(taken) == 1 else 'exist'} with other contents; "
+                        "nothing was written: choose another output, or pass --force to replace "
+                        f"{'it' if len(taken) == 1 else 'them'}")
+
+
 def is_leftover(path: Path) -> bool:
     """Whether a folder entry is fashionae's own bookkeeping, not content: the lock file, or
     a temporary file of ``atomic_write`` that a killed writer left."""
