@@ -247,3 +247,16 @@ def test_a_broken_pipe_that_is_not_our_output_is_an_internal_error(capsys, monke
     monkeypatch.setattr(cli_module, "cmd_data", lost_connection)
     code, _, err = cli(capsys, "data")
     assert code == 1 and err.startswith("fashionae: internal error: BrokenPipeError: ")
+
+
+def test_a_classifier_validating_on_images_its_encoder_trained_on_says_so(capsys, data_dir, tmp_path):
+    """An encoder trained with --val test has seen the held-out images a --val holdout
+    classifier validates on: a note says so; with the same --val, or from scratch, none."""
+    ae = tmp_path / "ae"
+    assert cli(capsys, "train-ae", "--latent", 16, *SMALL, "--val", "test", "--data-dir", data_dir, "--out", ae)[0] == 0
+    note = "this classifier validates on those, so its validation figures may flatter it"
+    for strategy, val, noted in (("frozen", "holdout", True), ("finetune", "test", False),
+                                 ("scratch", "holdout", False)):
+        code, _, err = cli(capsys, "train-clf", "--strategy", strategy, *(["--encoder", ae] if strategy != "scratch"
+                           else []), *SMALL, "--val", val, "--data-dir", data_dir, "--out", tmp_path / strategy)
+        assert code == 0 and (note in err) == noted, (strategy, err)

@@ -229,6 +229,11 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
      "^study file s.toml: unknown key 'dropuot' in autoencoders\\[0\\]"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n[[ablation]]\nchange = "x"\nbaseline = "b"\nvariant = "b"\n',
      "ablation 'x' compares b with itself; name the autoencoder that differs as its variant"),
+    # the name and the profile name the default folder, runs/NAME-PROFILE: never a path
+    ('name = "../elsewhere"\n' + MINIMAL, "^study file s.toml: name '../elsewhere' names the study's default folder "
+     "\\(runs/NAME-PROFILE\\): give one without '/' or '\\\\' that does not start with '.'$"),
+    ('name = ""\n' + MINIMAL, "name '' names the study's default folder"),
+    (MINIMAL + '[profiles."a/b"]\nseeds = 2\n', "profile name 'a/b' names the study's default folder"),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):

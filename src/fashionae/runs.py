@@ -166,6 +166,11 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     encoder_weights = None
     if cfg.model.task == CLASSIFIER:
         cfg, encoder_weights = classifier_from_encoder(cfg)
+        if encoder_weights is not None and cfg.train.val == "holdout" \
+                and encoder_folder(cfg.encoder_run).config().train.val == "test":
+            log(f"{label}: note: the encoder of {cfg.encoder_run} was trained with --val test, on every training "
+                "image, the held-out ones too; this classifier validates on those, so its validation figures may "
+                "flatter it (its test figures do not): train both with the same --val")
     if data is None:
         data = load_dataset(cfg.dataset, data_dir, verify)
     if cfg.model.task == CLASSIFIER and cfg.encoder_run is not None:

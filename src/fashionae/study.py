@@ -274,6 +274,10 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
     for key in ("description", "profile_note", "name", "dataset"):
         if key in merged and not isinstance(merged[key], str):
             raise UserError(f"study file {source}: {key} must be a string")
+    for what, name in (("name", merged.get("name", "")), ("profile name", profile)):
+        if not name or name.startswith(".") or "/" in name or "\\" in name:
+            raise UserError(f"study file {source}: {what} {name!r} names the study's default folder "
+                            "(runs/NAME-PROFILE): give one without '/' or '\\' that does not start with '.'")
     n_seeds = merged.get("seeds", 1)
     if problem := SEEDS(n_seeds):
         raise UserError(f"study file {source}: seeds {problem}")
