@@ -171,6 +171,8 @@ def test_verdicts_effects_and_counts_read_as_the_report_prints_them():
     assert _effect(points) == ("+6.71 pts", "[+1.73 pts, +11.69 pts]")
     relative = {"effect": -0.0163, "ci": [-0.919, 0.462], "unit": "relative to l_size 512", "ci_reason": None}
     assert _effect(relative) == ("-1.6 %", "[-91.9 %, +46.2 %]")
+    gain = {"effect": 0.278, "ci": [0.216, 0.34], "unit": "relative gain", "ci_reason": None}  # said as one
+    assert _effect(gain) == ("+27.8 % gain", "[+21.6 %, +34.0 %]")
     assert _effect({**points, "ci": None, "ci_reason": "one seed: no interval"}) == ("+6.71 pts", "one seed: no interval")
     for effect in (None, float("nan")):  # no seed, or a diverged run
         assert _effect({**points, "effect": effect, "ci_reason": "diverged"}) == ("–", "diverged")
@@ -541,7 +543,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     import html
     import re
     from fashionae import pages as page_parts
-    from fashionae.report import _notes, provenance, summary, tables
+    from fashionae.report import _notes, provenance, summary, tables, wide_figure
     from fashionae.studyfolder import StudyFolder
     out = tmp_path / "study"
     shutil.copytree(study, out)
@@ -598,12 +600,47 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     assert page.count("<figure") == len(figures) and page.endswith("</body></html>\n")
     for f in figures:
         width, height = plots.png_size((out / "figures" / f).read_bytes())
-        wide = " class=wide" if width > 1.6 * height and width > 800 else ""
+        wide = " class=wide" if wide_figure(width, height) else ""
         assert re.search(f'<figure{wide}><img src="figures/{re.escape(f)}" width={width} height={height} alt="', page)
     assert write_report(out, results, self_contained=True) == out / "report.html"
     alone = (out / "report.html").read_text()
     assert alone.count('src="data:image/png;base64,') == len(figures) and 'src="figures/' not in alone
     assert "embedded in this page" in (out / "report.md").read_text()
+
+
+def test_a_figure_spans_the_page_when_it_is_a_large_row_of_images():
+    from fashionae.report import wide_figure
+    assert wide_figure(1601, 1000) and wide_figure(801, 500)
+    assert not wide_figure(1600, 1000) and not wide_figure(800, 400) and not wide_figure(1000, 1000)
+
+
+def test_about_this_study_says_how_validation_was_chosen_and_what_was_left_out(study, tmp_path):
+    """One paragraph on the validation set, by split; one on the claims where none is tested,
+    by why: the dataset is not Fashion-MNIST, or no claim compares the study's models."""
+    out = tmp_path / "study"
+    shutil.copytree(study, out)
+    results = json.loads((out / "results.json").read_text())
+    holdout = ("The test set is never used to choose anything: every choice (the best epoch, the best encoder, "
+               "the targets) is made on validation figures (held-out training images).")
+    on_test = ("Validation is the test set here (the author's protocol): choices made on validation figures (the "
+               "best epoch, the best encoder, the targets) have seen the test set.")
+    no_claim = "None of the source study's claims compares models that this study trains, so none is tested here."
+    other_data = ("The study's claims and reference numbers are about Fashion-MNIST, so they are left out on this "
+                  "dataset.")
+
+    def about(changes: dict) -> list[str]:
+        write_report(out, {**results, **changes})
+        blocks = (out / "report.md").read_text().split("\n\n")
+        start = blocks.index("## About this study") + 1
+        return blocks[start:blocks.index('<a id="claims"></a>' if '<a id="claims"></a>' in blocks else
+                                         '<a id="autoencoders"></a>')]
+    described = [p for p in (results.get("description"), results.get("profile_note")) if p]
+    assert results["claims"] and results["reference"]  # the smoke study's own: nothing left out
+    assert about({}) == described + [holdout]
+    assert about({"val": "test"}) == described + [on_test]
+    assert about({"claims": []}) == described + [holdout, no_claim]
+    assert about({"claims": [], "reference": None}) == described + [holdout, other_data]
+    assert about({"reference": None}) == described + [holdout, other_data]
 
 
 def test_the_summary_of_a_bare_study_and_of_one_with_ties_and_diverged_runs():

@@ -77,7 +77,10 @@ def _effect(c: dict) -> tuple[str, str]:
         return EMPTY, c["ci_reason"] or EMPTY
     pct = c["unit"].startswith("relative")
     fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
-    return fmt(c["effect"]), f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
+    # a gain is a difference with its sign turned: said, since a claim may show both ("better",
+    # "by under 15 %"), the one effect with two signs
+    named = " gain" if c["unit"] == "relative gain" else ""
+    return fmt(c["effect"]) + named, f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
 
 
 def _family(judged: list[dict]) -> str:
@@ -390,6 +393,11 @@ def _notes(anchor: str, header: list[str]) -> list[str]:
     return notes
 
 
+def wide_figure(width: int, height: int) -> bool:
+    """A row of images (much wider than tall, and large), which the page lets span its width."""
+    return width > 1.6 * height and width > 800
+
+
 def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
     folder = StudyFolder(out)
     figures = draw_figures(folder, results)
@@ -434,7 +442,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
         src = ("data:image/png;base64," + base64.b64encode(data).decode()) if self_contained \
             else f"{folder.FIGURES}/{f[1]}"
         width, height = plots.png_size(data)
-        wide = " class=wide" if width > 1.6 * height and width > 800 else ""  # a row of images
+        wide = " class=wide" if wide_figure(width, height) else ""
         return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(f[2])}">'
                 f"<figcaption>{html.escape(f[2])}</figcaption></figure>")
 
