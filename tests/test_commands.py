@@ -109,6 +109,12 @@ def test_baselines_command(capsys, data_dir, tmp_path):
     code, _, err = cli(capsys, "baselines", "--out", tmp_path / "s")
     assert code == 2 and err == (f"fashionae: error: {tmp_path / 's'} is a study folder, whose baselines "
                                  "`fashionae study` computes with the study's settings; choose another --out\n")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text("{}")  # a run folder, which holds one run's files
+    code, _, err = cli(capsys, "baselines", "--out", tmp_path / "r")
+    assert code == 2 and err == (f"fashionae: error: {tmp_path / 'r'} is a run folder, which holds one run's files; "
+                                 "choose another --out\n")
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json"]
 
 
 def test_export_classifier_predicts_as_torch(capsys, bars, encoder, tmp_path):

@@ -133,6 +133,7 @@ def cmd_baselines(a) -> int:
     from .baselines import write_baselines
     from .data import load_dataset
     from .files import FolderLock
+    from .runfolder import RunFolder
     from .runs import stderr
     from .study import Baselines
     from .studyfolder import StudyFolder
@@ -142,6 +143,8 @@ def cmd_baselines(a) -> int:
     if StudyFolder(out).is_study():
         raise UserError(f"{out} is a study folder, whose baselines `fashionae study` computes with "
                         "the study's settings; choose another --out")
+    if RunFolder(out).is_run():
+        raise UserError(f"{out} is a run folder, which holds one run's files; choose another --out")
     with FolderLock(out):
         data = load_dataset(a.dataset, a.data_dir, not a.no_verify)
         b = write_baselines(out / StudyFolder.BASELINES, data, a.val, a.train_subset, a.eval_subset,
