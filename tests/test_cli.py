@@ -260,3 +260,14 @@ def test_a_classifier_validating_on_images_its_encoder_trained_on_says_so(capsys
         code, _, err = cli(capsys, "train-clf", "--strategy", strategy, *(["--encoder", ae] if strategy != "scratch"
                            else []), *SMALL, "--val", val, "--data-dir", data_dir, "--out", tmp_path / strategy)
         assert code == 0 and (note in err) == noted, (strategy, err)
+
+
+def test_a_study_folder_given_to_a_run_is_said_to_be_one(capsys, data_dir, tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text("{}")
+    for command in (["train-ae"], ["train-clf", "--strategy", "scratch"]):
+        code, _, err = cli(capsys, *command, *SMALL, "--data-dir", data_dir, "--out", study)
+        assert (code, err) == (2, f"fashionae: error: --out {study} is a study folder, not a run's; choose another "
+                                  "--out\n")
+    assert sorted(p.name for p in study.iterdir()) == ["study.json"]

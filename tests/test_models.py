@@ -71,6 +71,11 @@ def test_save_load_identical_outputs(tmp_path):
     x = torch.rand(3, 1, 28, 28)
     assert loaded.config == model.config
     assert torch.equal(model.reconstruct(x), loaded.reconstruct(x))
+    # the same model gives the same bytes, so the same checksum (a classifier records its encoder's);
+    # safetensors alone writes its metadata in an order that changes from call to call
+    assert len({model_file_bytes(model) for _ in range(8)}) == 1
+    header = path.read_bytes()[8:8 + int.from_bytes(path.read_bytes()[:8], "little")]
+    assert len(header) % 8 == 0 and list(json.loads(header)) == sorted(json.loads(header))
 
 
 def test_tampered_truncated_and_pickled_model_files(tmp_path):

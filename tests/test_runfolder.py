@@ -263,9 +263,6 @@ def test_state_for_an_out_folder(tmp_path):
     with pytest.raises(UserError, match=r"is not empty and holds no fashionae run; choose an empty or "
                                         r"new folder$"):
         empty.state_for(cfg)
-    (empty / "study.json").write_text("{}")  # a study's folder is said to be one
-    with pytest.raises(UserError, match=r"^--out .*empty is a study folder, not a run's; choose another --out$"):
-        empty.state_for(cfg)
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
     run.write_config(cfg, {}, {})

@@ -165,8 +165,9 @@ def test_a_node_that_cannot_see_the_study_folder_is_refused(cluster, data_dir, t
 def test_bad_executor_settings(cluster, monkeypatch):
     with pytest.raises(UserError, match="--cpus-per-run must be at least 1"):
         RayExecutor(cpus_per_run=0)
-    with pytest.raises(UserError, match="--gpus-per-run must be a fraction"):
-        RayExecutor(gpus_per_run=1.5)
+    for bad in (1.5, float("inf"), float("nan")):
+        with pytest.raises(UserError, match="--gpus-per-run must be a fraction"):
+            RayExecutor(gpus_per_run=bad)
     with pytest.raises(UserError, match="no node of the Ray cluster has 1 CPU\\(s\\) and 2 GPU"):
         RayExecutor(gpus_per_run=2).usable_nodes(cluster)
     monkeypatch.setitem(sys.modules, "ray", None)  # not installed

@@ -195,8 +195,8 @@ def _find_ae(results: dict, arch: str, latent: int | None = None, like: dict | N
     return None
 
 
-def _find_clf(results: dict, strategy: str, encoder: str = CLASSIFIER_ENCODER["report"]) -> dict | None:
-    """The classifier of a strategy on the report's encoder (l_size 512)."""
+def _find_clf(results: dict, strategy: str, encoder: str) -> dict | None:
+    """The classifier of a strategy on the autoencoder named ``encoder``."""
     return next((c for c in results["classifiers"]
                  if c["strategy"] == strategy and c.get("encoder", encoder) == encoder), None)
 
@@ -280,7 +280,9 @@ def assess_claims(results: dict) -> list[dict]:
     else:
         claims.append(_not_tested(text, f"the study lacks the conv or linear 512 autoencoder{ALIKE}"))
 
-    ft, fr, sc = (_find_clf(results, s) for s in ("finetune", "frozen", "scratch"))
+    # the classifiers on the report's encoder: the study's l_size 512 (of the paper's encoder), whatever its name
+    encoder = ae512["name"] if ae512 else CLASSIFIER_ENCODER["report"]
+    ft, fr, sc = (_find_clf(results, s, encoder) for s in ("finetune", "frozen", "scratch"))
     acc = lambda c: _fmt(c["test_acc"], 2, True)  # noqa: E731
     for text, a, b, name, threshold, above in (
             ("fine-tuning beats training from scratch", ft, sc, "finetune − scratch", "beats", True),

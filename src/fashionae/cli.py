@@ -88,7 +88,10 @@ def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     summary to print (None on torchrun's processes other than 0)."""
     from .distributed import is_main_process
     from .runs import RunConfig, execute
+    from .studyfolder import StudyFolder
     from .training import TrainConfig
+    if StudyFolder(out).is_study():
+        raise UserError(f"--out {out} is a study folder, not a run's; choose another --out")
     train = settings.from_options(TrainConfig, a)
     summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
                       data_dir=a.data_dir, verify=not a.no_verify)

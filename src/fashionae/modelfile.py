@@ -39,7 +39,18 @@ def model_file_bytes(model: nn.Module) -> bytes:
     settings = json.dumps(asdict(model.config))
     meta = {"format": MODEL_FORMAT, "model_config": settings,
             "weights_sha256": tensors_sha256(tensors), "settings_sha256": _text_sha256(settings)}
-    return save(tensors, metadata=meta)
+    return _sorted_header(save(tensors, metadata=meta))
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """safetensors' bytes with the keys of its JSON header in sorted order. The library writes
+    the metadata in an order of its own that changes from call to call, so the same model gave
+    files of different checksums (``RunFolder.model_sha256``, which a classifier records of its
+    encoder). The header stays padded with spaces to a multiple of 8 bytes, as the library pads it."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n:]
 
 
 def _text_sha256(text: str) -> str:

@@ -16,6 +16,7 @@ does: unfinished tasks are cancelled, finished runs are kept.
 
 from __future__ import annotations
 
+import math
 import logging
 import os
 import platform
@@ -48,7 +49,8 @@ class RayExecutor:
                  on_epoch: Callable[[PlannedRun, dict], None] | None = None):
         if cpus_per_run < 1:
             raise UserError(f"--cpus-per-run must be at least 1, got {cpus_per_run}")
-        if gpus_per_run < 0 or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
+        if not math.isfinite(gpus_per_run) or gpus_per_run < 0 \
+                or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
             raise UserError(f"--gpus-per-run must be a fraction of one GPU or a whole number of GPUs, "
                             f"got {gpus_per_run:g}")
         self.address, self.cpus, self.gpus, self.on_epoch = address, cpus_per_run, gpus_per_run, on_epoch

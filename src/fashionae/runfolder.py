@@ -154,9 +154,6 @@ class RunFolder:
         if not self.path.is_dir():
             raise UserError(f"--out {self.path} exists and is not a folder; choose another --out")
         if not self.is_run():
-            from .studyfolder import StudyFolder  # which imports this module
-            if StudyFolder(self.path).is_study():
-                raise UserError(f"--out {self.path} is a study folder, not a run's; choose another --out")
             if not holds_nothing(self.path):
                 raise UserError(f"--out {self.path} is not empty and holds no fashionae run; choose an "
                                 "empty or new folder")

@@ -73,7 +73,7 @@ class TrainConfig:
     augment: bool = setting(False, "random 2-pixel shifts and horizontal flips", check=boolean,
                             only=CLASSIFIER)
     deterministic: bool = setting(False, "bit-reproducible CUDA runs (deterministic kernels, "
-                                  "slower); CPU runs always are", check=boolean)
+                                  "slower); CPU runs always are, on the same threads", check=boolean)
     tensorboard: bool = setting(False, "also log to RUN/tensorboard/ (pip install "
                                 "'fashionae[tensorboard]')", check=boolean, identity=False)
 
