@@ -155,6 +155,10 @@ def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, mon
     code, _, err = cli(capsys, "study", PAPER, "--out", "s")
     assert (code, err) == (2, "fashionae: error: study runs in one process: torchrun splits one run (train-ae, "
                               "train-clf) over processes; to spread a study's runs, use --executor ray\n")
+    # and so does every other command but the two that torchrun splits (each process would run it)
+    code, _, err = cli(capsys, "baselines", "--out", "b")
+    assert (code, err) == (2, "fashionae: error: baselines runs in one process: torchrun splits one run (train-ae, "
+                              "train-clf) over processes; run it without torchrun\n")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -271,3 +275,10 @@ def test_a_study_folder_given_to_a_run_is_said_to_be_one(capsys, data_dir, tmp_p
         assert (code, err) == (2, f"fashionae: error: --out {study} is a study folder, not a run's; choose another "
                                   "--out\n")
     assert sorted(p.name for p in study.iterdir()) == ["study.json"]
+
+
+def test_a_ray_study_without_ray_is_refused_under_plan_too(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # not installed
+    code, _, err = cli(capsys, "study", PAPER, "--executor", "ray", "--plan")
+    assert code == 2 and err.startswith("fashionae: error: --executor ray needs ray") and err.count("\n") == 1
+    assert "pip install 'fashionae[ray]'" in err

@@ -160,14 +160,10 @@ def cmd_baselines(a) -> int:
 
 
 def cmd_study(a) -> int:
-    from .distributed import world_size
     from .study import load_study
     from .studyfolder import StudyFolder
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
-    if world_size() > 1:
-        raise UserError("study runs in one process: torchrun splits one run (train-ae, train-clf) over "
-                        "processes; to spread a study's runs, use --executor ray")
     ray_options = {k: getattr(a, k) for k in ("address", "cpus_per_run", "gpus_per_run")
                    if getattr(a, k) is not None}
     if ray_options and a.executor != "ray":
@@ -449,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
     def command() -> int:
+        from .distributed import world_size
+        if args.command not in ("train-ae", "train-clf") and world_size() > 1:
+            raise UserError(f"{args.command} runs in one process: torchrun splits one run (train-ae, train-clf) over "
+                            "processes; " + ("to spread a study's runs, use --executor ray" if args.command == "study"
+                                             else "run it without torchrun"))
         if getattr(args, "run_dir", None) is not None:
             from .studyfolder import refuse_a_study_folder
             refuse_a_study_folder(args.run_dir)

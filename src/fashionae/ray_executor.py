@@ -53,6 +53,7 @@ class RayExecutor:
                 or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
             raise UserError(f"--gpus-per-run must be a fraction of one GPU or a whole number of GPUs, "
                             f"got {gpus_per_run:g}")
+        require("ray", "ray", "--executor ray")  # said now, under --plan too
         self.address, self.cpus, self.gpus, self.on_epoch = address, cpus_per_run, gpus_per_run, on_epoch
         self.description = "ray"
 
