@@ -329,3 +329,28 @@ def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_pa
     env = RunFolder(tmp_path / "run").raw_config()["environment"]
     assert env["threads"] == 1 and [s["threads"] for s in env["earlier_sessions"]] == [2]
     assert _run_info("run", RunFolder(tmp_path / "run"))["threads"] == "2 → 1"
+
+
+def test_a_run_of_two_processes_resumed_on_one_is_refused_and_its_record_kept(tiny, tmp_path):
+    """A checkpoint of torchrun's processes resumes only on as many: refused before the run's
+    record (config.json) is rewritten, so the next, right resume still knows its first session."""
+    from fashionae.runs import RunConfig, execute
+    from fashionae.runfolder import RunFolder
+    from fashionae.training import TrainConfig
+    cfg = RunConfig(model=ModelConfig(latent=4), train=TrainConfig(epochs=2, batch_size=50, train_subset=200,
+                                                                  eval_subset=100, device="cpu", precision="fp32"))
+
+    def stop(row):
+        raise KeyboardInterrupt  # after epoch 1's checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(cfg, tmp_path / "run", data=tiny, log=lambda m: None, on_epoch=stop)
+    config = RunFolder(tmp_path / "run").raw_config()
+    config["environment"]["processes"] = 2  # as torchrun's two processes record it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    messages = []
+    with pytest.raises(UserError, match=r"^.*run was trained on 2 process\(es\); resume it with the same number "
+                                        r"\(now 1\)$"):
+        execute(cfg, tmp_path / "run", data=tiny, log=messages.append)
+    assert RunFolder(tmp_path / "run").raw_config() == config
+    assert not any("threads" in m for m in messages)

@@ -212,6 +212,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         env = environment(t, dist)
         before = folder.raw_config().get("environment", {}) if state == "resume" else {}
         started_on = before.get("threads")
+        if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
+            raise UserError(f"{label} was trained on {before.get('processes', 1)} process(es); resume it with the "
+                            f"same number (now {dist.world})")
         if checkpoint.exists() and before:  # the epochs it keeps ran in earlier sessions: their record stays
             env["earlier_sessions"] = sessions_of(before)
         if dist.rank == 0:
