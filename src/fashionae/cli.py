@@ -72,7 +72,7 @@ def model_options(a, task: str) -> ModelConfig:
     return model
 
 
-def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str, given: set[str]) -> None:
+def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str, given: frozenset[str]) -> None:
     """A model option given beside --encoder (``given``, at any value) that the encoder's settings
     replace (all but --paper-head): refused rather than ignored."""
     from .runs import classifier_model, encoder_folder

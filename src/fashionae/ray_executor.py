@@ -16,8 +16,8 @@ does: unfinished tasks are cancelled, finished runs are kept.
 
 from __future__ import annotations
 
-import math
 import logging
+import math
 import os
 import platform
 import secrets

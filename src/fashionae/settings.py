@@ -101,7 +101,7 @@ def unused(cfg, kind: str) -> set[str]:
     return {f.name for f in fields(cfg) if f.metadata.get("only") not in (None, kind)}
 
 
-def overridden(cfg, by, given: set[str]) -> list[str]:
+def overridden(cfg, by, given: frozenset[str]) -> list[str]:
     """The options of ``cfg`` given on the command line (``given``) whose values ``by`` would
     replace: "--latent 999 (its: 16)". An option given at its default value counts too."""
     return [f"--{_name(f)} {getattr(cfg, f.name)} (its: {getattr(by, f.name)})" for f in fields(cfg)
