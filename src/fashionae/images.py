@@ -135,11 +135,11 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255)
 
     original = rgb.convert("L")
-    uneven = _uneven_corners(original)
-    caveats = [c for c in (uneven, _mid_grey(original, invert)) if c]
     # the background's level, from the picture's own border: once trimmed, an object may fill
     # the frame (a square one does), and the frame's border is then the object's
     border = _border_level(original)
+    uneven = _uneven_corners(original)
+    caveats = [c for c in (uneven, _mid_grey(border, invert)) if c]
     # 1. trim edges close to the corner colour (within FAINT of the intensity range)
     a = np.asarray(rgb).astype(np.int16)
     corner = a[0, 0]
@@ -209,9 +209,8 @@ def _uneven_corners(gray) -> str | None:
     return None
 
 
-def _mid_grey(gray, invert: str) -> str | None:
+def _mid_grey(level: float, invert: str) -> str | None:
     """A mid-grey background leaves the negation to a guess, under ``invert="auto"``."""
-    level = _border_level(gray)
     if invert == "auto" and MID_GREY[0] * 255 < level < MID_GREY[1] * 255:
         return f"its background is mid-grey ({level:.0f} of 255), so whether to negate it is a guess; say --invert yes or no"
     return None
