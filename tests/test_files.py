@@ -107,3 +107,26 @@ def test_only_fashionaes_own_files_are_leftovers(tmp_path):
         assert len(list(tmp_path.iterdir())) == 3
     with FolderLock(tmp_path, tidy=True):  # a run's or a study's: a killed writer's temporaries go
         assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", ".notes.tmp"]
+
+
+def test_a_folder_the_lock_made_and_nothing_filled_goes_with_it(tmp_path):
+    new = tmp_path / "runs" / "new"
+    FolderLock(new).acquire().release()  # a command that failed before its first file
+    assert not new.exists() and (tmp_path / "runs").is_dir()  # the leaf only
+    with FolderLock(new):
+        (new / "config.json").write_text("{}")
+    assert sorted(p.name for p in new.iterdir()) == [".lock", "config.json"]  # kept once written in
+    tmp_path.joinpath("empty").mkdir()
+    FolderLock(tmp_path / "empty").acquire().release()
+    assert (tmp_path / "empty" / ".lock").exists()  # a folder it did not make stays as it was
+
+
+def test_a_waiter_on_a_folder_removed_as_its_holder_let_go_makes_it_again(tmp_path):
+    new = tmp_path / "new"
+    holder = FolderLock(new).acquire()
+    threading.Timer(1.0, holder.release).start()  # leaves nothing: the folder goes
+    waiter = FolderLock(new).acquire(wait=30)
+    assert (new / ".lock").read_text() == f"{HOST}:{os.getpid()}"  # a lock file that exists
+    with pytest.raises(UserError, match="in use"):
+        FolderLock(new).acquire()
+    waiter.release()

@@ -18,7 +18,7 @@ from fashionae.errors import UserError
 from fashionae.pipeline import run_study
 from fashionae.ray_executor import RayExecutor
 from fashionae.study import load_study
-from helpers import QUIET, extra_or_skip, read_metrics, same_weights
+from helpers import QUIET, extra_or_skip, read_metrics, same_weights, write_dataset
 
 
 
@@ -191,9 +191,11 @@ COMMON = ["--epochs", "2", "--train-subset", "1001", "--eval-subset", "200", "--
           "--device", "cpu", "--precision", "fp32", "--dropout", "0", "--no-verify"]
 
 
-@pytest.mark.parametrize("command", [["train-ae", "--latent", "32"], ["train-clf", "--strategy", "scratch"]])
-def test_two_processes_follow_the_single_process_curve(data_dir, tmp_path, command):
-    args = [*command, *COMMON, "--data-dir", str(data_dir)]
+@pytest.mark.parametrize("command", [["train-ae", "--latent", "32"],  # the classifier's test set: 5 batches
+                                     ["train-clf", "--strategy", "scratch", "--eval-subset", "1005"]])
+def test_two_processes_follow_the_single_process_curve(tmp_path, command):
+    data_dir = write_dataset(tmp_path / "data", n_train=1_300, n_test=1_005)
+    args = [command[0], *COMMON, *command[1:], "--data-dir", str(data_dir)]
     done = torchrun(*args, "--out", str(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count(str(tmp_path / "two")) == 1  # process 0 alone reports
@@ -205,3 +207,6 @@ def test_two_processes_follow_the_single_process_curve(data_dir, tmp_path, comma
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert config["environment"]["processes"] == 2
+    summary = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("two", "one")]
+    if "confusion_matrix" in summary[1]:  # the test predictions, gathered in the labels' order
+        assert summary[0]["confusion_matrix"] == summary[1]["confusion_matrix"]

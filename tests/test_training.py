@@ -279,7 +279,7 @@ def test_a_process_left_without_a_batch_measures_one_image_counted_for_nothing()
             return values
 
         def gather_object(self, obj):
-            return [torch.tensor([3, 1]), obj]
+            return [[torch.tensor([3, 1])], obj]
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(latent=16, task="classifier"))
@@ -292,3 +292,34 @@ def test_a_process_left_without_a_batch_measures_one_image_counted_for_nothing()
     assert seen == [10, 1]
     assert alone["loss"] > 0 and idle["loss"] == 0 and idle["acc"] == 0
     assert idle["predictions"].tolist() == [3, 1]  # every process's, in rank order: none of its own
+
+
+def test_predictions_measured_by_two_processes_come_back_in_the_images_order(monkeypatch):
+    """Under torchrun, process r measures batches r, r + world, ...: the predictions gathered
+    from every process are put back in batch order, the order of the labels (the confusion
+    matrix compares the two)."""
+    from fashionae import training
+    from fashionae.distributed import Dist
+    from fashionae.models import build_model
+    monkeypatch.setattr(training, "EVAL_BATCH", 3)  # 10 images: 4 batches, 2 a process
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent=16, task="classifier"))
+    torch.nn.init.normal_(model.head.weight, std=10)  # predictions that differ from image to image
+    torch.nn.init.zeros_(model.head.bias)
+    x, y = torch.rand(10, 1, 28, 28), torch.zeros(10, dtype=torch.long)
+    cfg = TrainConfig(device="cpu").resolved()
+    sent = {}
+
+    class Rank(Dist):  # a world of two, each process's gathered share as rank 0 sent it
+        def sum(self, values):
+            return values
+
+        def gather_object(self, obj):
+            sent[self.rank] = obj
+            return [sent.get(0), obj]
+
+    alone = training.evaluate(model, x, y, cfg, predictions=True)["predictions"]
+    assert len(set(alone.tolist())) > 1  # an order to get wrong
+    training.evaluate(model, x, y, cfg, predictions=True, dist=Rank(rank=0, world=2))
+    two = training.evaluate(model, x, y, cfg, predictions=True, dist=Rank(rank=1, world=2))
+    assert two["predictions"].tolist() == alone.tolist()

@@ -80,10 +80,6 @@ class Dist:
         td.broadcast_object_list(box, src=0)
         return box[0]
 
-    def gather_tensor(self, t: torch.Tensor) -> list[torch.Tensor]:
-        """Every process's tensor, in rank order (sizes may differ)."""
-        return [torch.as_tensor(p) for p in self.gather_object(t.cpu())]
-
     def barrier(self) -> None:
         if self.active:
             import torch.distributed as td

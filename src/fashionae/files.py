@@ -8,6 +8,7 @@ of one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -145,16 +146,30 @@ class FolderLock:
         self.path = self.folder / LOCK
         self.tidy = tidy
         self._fd: int | None = None
+        self._made = False  # whether acquire made the folder
 
     def acquire(self, wait: float = 0.0) -> "FolderLock":
         """Take the lock, waiting up to ``wait`` seconds for a holder to let go."""
+        self._made = not self.folder.exists()
+        deadline = time.monotonic() + wait
+        while (fd := self._take(deadline)) is None:
+            pass  # its holder removed the folder as it let go: make it again
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
+        self._fd = fd
+        for p in self.folder.iterdir() if self.tidy else ():  # no one else writes here now
+            if p != self.path and is_leftover(p) and p.is_file():
+                p.unlink(missing_ok=True)
+        return self
+
+    def _take(self, deadline: float) -> int | None:
+        """The lock file's descriptor, locked; None if the file was removed while we waited."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise UserError(f"cannot write in {self.folder}: {e.strerror}; "
                             "choose a writable --out") from e
-        deadline = time.monotonic() + wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -175,19 +190,27 @@ class FolderLock:
             host, pid = holder or ("?", "?")
             raise UserError(f"{self.folder} is in use by another fashionae process (pid {pid} on "
                             f"{host}); wait for it to finish or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
-        self._fd = fd
-        for p in self.folder.iterdir() if self.tidy else ():  # no one else writes here now
-            if p != self.path and is_leftover(p) and p.is_file():
-                p.unlink(missing_ok=True)
-        return self
+        try:
+            if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+        return None
 
     def release(self) -> None:
-        if self._fd is not None:
+        """Let go. A folder this lock made and nothing else wrote in (the command failed before
+        its first file) is removed, not left holding only the lock."""
+        if self._fd is None:
+            return
+        if self._made and [p.name for p in self.folder.iterdir()] == [LOCK]:
+            self.path.unlink()  # while still locked: a waiter sees its file gone and starts again
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
+        else:
             os.ftruncate(self._fd, 0)  # free, also where no flock tells it
-            os.close(self._fd)
-            self._fd = None
+        os.close(self._fd)
+        self._fd = None
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()

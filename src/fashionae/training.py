@@ -215,7 +215,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     model.eval()
     sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), device=x.device, dtype=torch.float64)}
     preds = []
-    share = [slice(i, i + EVAL_BATCH) for i in range(0, len(x), EVAL_BATCH)][dist.rank::dist.world]
+    batches = [slice(i, i + EVAL_BATCH) for i in range(0, len(x), EVAL_BATCH)]
+    share = batches[dist.rank::dist.world]
     counted = bool(share)
     with torch.no_grad(), autocast(cfg):
         # A process left without a batch (a set of fewer batches than processes) still measures
@@ -232,9 +233,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
                 preds.append(out.prediction if counted or out.prediction is None else out.prediction[:0])
     model.train(was_training)
     result = {k: v.item() / len(x) for k, v in dist.sum({k: v.double() for k, v in sums.items()}).items()}
-    if predictions and preds[0] is not None:
-        result["predictions"] = torch.cat(dist.gather_tensor(torch.cat(preds))).cpu() \
-            if dist.active else torch.cat(preds).cpu()
+    if predictions and preds[0] is not None:  # batch i was process i % world's (i // world)-th
+        shares = dist.gather_object([p.cpu() for p in preds])
+        result["predictions"] = torch.cat([shares[i % dist.world][i // dist.world] for i in range(len(batches))])
     return result
 
 
