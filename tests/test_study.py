@@ -205,8 +205,14 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\nlatent = 7\ntrain = { tensorboard = true }\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
-     "^study file s.toml: ablation 'x': a and b have the same settings, so the line would measure seed noise "
+     "^study file s.toml: ablation 'x': a and b train the same model, so the line would measure seed noise "
      "only; change the variant$"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\nlatent = 7\ntrain = { train_eval_subset = 100 }\n'
+     '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n', "a and b train the same model"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\nlatent = 7\ntrain = { eval_subset = 100 }\n'
+     '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
+     "^study file s.toml: ablation 'x': a and b are measured on different images \\(their eval_subset differ\\), "
+     "so their MSEs cannot be compared; give both the same eval_subset$"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\n',
      "^study file s.toml: ablation\\[0\\] \\('x'\\) has no variant; name the two autoencoders it compares$"),
     ('default_profile = "quik"\n' + MINIMAL + "[profiles.quick]\nseeds = 2\n",
@@ -243,6 +249,16 @@ def test_bad_study_files(tmp_path, text, message):
 def test_seeds_on_the_command_line_are_checked_as_such(tmp_path):
     with pytest.raises(UserError, match=r"^--seeds must be an integer from 1 to 100, got 0$"):
         load_study(write(tmp_path, MINIMAL), seeds=0)
+
+
+def test_the_command_lines_train_settings_override_every_train_table_of_the_file(tmp_path):
+    text = ('[train]\nprecision = "bf16"\n[[autoencoders]]\nname = "a"\ntrain = { precision = "bf16" }\n'
+            '[[autoencoders]]\nname = "b"\narch = "conv"\n[classifiers]\nencoder = "a"\n'
+            'train = { precision = "bf16", device = "cpu" }\n')
+    s = load_study(write(tmp_path, text), train_overrides={"precision": "fp32", "device": "cpu"})
+    trains = [a.train for a in s.autoencoders] + [s.classifiers.train]
+    assert [(t.precision, t.device) for t in trains] == [("fp32", "cpu")] * 3
+    assert load_study(write(tmp_path, text)).autoencoders[0].train.precision == "bf16"  # the file's, without
 
 
 def test_profiles(tmp_path):

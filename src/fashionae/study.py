@@ -258,8 +258,15 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         if problem := SEEDS(seeds):
             raise UserError(f"--seeds {problem}")
         merged["seeds"] = seeds
-    if train_overrides:
+    if train_overrides:  # over every train table: [train], each autoencoder's, [classifiers]'s
         merged["train"] = {**merged.get("train", {}), **train_overrides}
+        if isinstance(merged.get("autoencoders"), list):
+            merged["autoencoders"] = [{**a, "train": {**a["train"], **train_overrides}}
+                                      if isinstance(a, dict) and isinstance(a.get("train"), dict) else a
+                                      for a in merged["autoencoders"]]
+        classifiers = merged.get("classifiers")
+        if isinstance(classifiers, dict) and isinstance(classifiers.get("train"), dict):
+            merged["classifiers"] = {**classifiers, "train": {**classifiers["train"], **train_overrides}}
     study = parse_study(merged, source, profile or "default")  # first, so what all share is said plainly
     # every profile is checked now, not only the one asked for: a typo in another is said when
     # the file loads, not when that profile first runs
@@ -380,9 +387,15 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
                             "name the autoencoder that differs as its variant")
         base, variant = (next(RunConfig(model=a.model, train=a.train) for a in autoencoders if a.name == n)
                          for n in (c.baseline, c.variant))
-        if base.used_identity() == variant.used_identity():
-            raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} have the same "
-                            "settings, so the line would measure seed noise only; change the variant")
+        if base.train.eval_subset != variant.train.eval_subset:  # (every autoencoder has the same val split)
+            raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} are measured "
+                            "on different images (their eval_subset differ), so their MSEs cannot be compared; "
+                            "give both the same eval_subset")
+        trained = [{k: v for k, v in run.used_identity().items() if k != "train.train_eval_subset"}
+                   for run in (base, variant)]  # what only re-measures the train loss changes no model
+        if trained[0] == trained[1]:
+            raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} train the same "
+                            "model, so the line would measure seed noise only; change the variant")
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
