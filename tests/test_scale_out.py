@@ -154,6 +154,37 @@ def test_ctrl_c_cancels_what_is_left_and_keeps_what_is_finished(cluster, data_di
     assert finished and all((p / "model.safetensors").is_file() for p in finished)
 
 
+def test_a_run_that_fails_reaches_the_driver_as_its_own_error(cluster, data_dir, tmp_path):
+    """Out of memory (expected where --gpus-per-run packs runs on a GPU) is then one line, as
+    under the local executor, not Ray's remote traceback."""
+    def out_of_memory(run, row):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(torch.OutOfMemoryError, match="Tried to allocate"):
+        run_study(tiny_study(tmp_path, epochs=1), tmp_path / "ray", str(data_dir), False,
+                  executor=RayExecutor(on_epoch=out_of_memory), **QUIET)
+
+
+def test_sigterm_stops_a_ray_study_in_one_line_and_keeps_its_runs(data_dir, tmp_path):
+    """Ray's driver installs its own SIGTERM handler, which aborted with a crash report (a
+    cluster's scancel, a time limit): fashionae's is put back."""
+    extra_or_skip("ray", "ray")
+    tiny_study(tmp_path, seeds=1, epochs=50)
+    src = str(Path(__file__).parent.parent / "src")
+    proc = subprocess.Popen([sys.executable, "-m", "fashionae", "study", str(tmp_path / "tiny.toml"), "--out",
+                             str(tmp_path / "out"), "--data-dir", str(data_dir), "--no-verify", "--executor", "ray"],
+                            env={**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"},
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "as Ray tasks" in line:
+            break
+    proc.send_signal(subprocess.signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, rest[-2000:]
+    assert rest.strip().splitlines()[-1] == ("fashionae: terminated; finished epochs are kept, run the same "
+                                             "command to resume")
+
+
 def test_a_node_that_cannot_see_the_study_folder_is_refused(cluster, data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(ray_executor, "atomic_write", lambda path, data: None)  # no token to read
     with pytest.raises(UserError, match=r"node\(s\) .* cannot see the study folder"):
@@ -165,7 +196,7 @@ def test_a_node_that_cannot_see_the_study_folder_is_refused(cluster, data_dir, t
 def test_bad_executor_settings(cluster, monkeypatch):
     with pytest.raises(UserError, match="--cpus-per-run must be at least 1"):
         RayExecutor(cpus_per_run=0)
-    for bad in (1.5, float("inf"), float("nan")):
+    for bad in (1.5, float("inf"), float("nan"), 0.00001):
         with pytest.raises(UserError, match="--gpus-per-run must be a fraction"):
             RayExecutor(gpus_per_run=bad)
     with pytest.raises(UserError, match="no node of the Ray cluster has 1 CPU\\(s\\) and 2 GPU"):

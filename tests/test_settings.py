@@ -4,8 +4,9 @@ import argparse
 from dataclasses import dataclass, fields
 
 import pytest
+import torch
 
-from fashionae import settings
+from fashionae import settings, training
 from fashionae.cli import build_parser
 from fashionae.errors import UserError
 from fashionae.models import ModelConfig
@@ -66,6 +67,18 @@ def test_a_setting_can_say_what_files_from_before_it_did():
     assert TrainConfig().resolved().dropout_masks == "counter"  # a new run
     assert TrainConfig().resolved(started=TrainConfig.from_dict({})).dropout_masks == "mersenne"  # a resumed one
     assert TrainConfig(dropout_masks="stock").resolved(TrainConfig.from_dict({})).dropout_masks == "stock"
+
+
+def test_a_resumed_run_keeps_the_device_and_precision_it_started_with(monkeypatch):
+    """"auto" is settled once, when a run starts: resumed where CUDA now shows (a Ray worker kept
+    off the GPU started it; the driver sees one), it goes on as it began, and is not "changed"."""
+    started = TrainConfig(device="cpu", precision="fp32").resolved()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    assert (TrainConfig().resolved().device, TrainConfig().resolved().precision) == ("cuda", "bf16")  # a new run
+    again = TrainConfig().resolved(started)
+    assert (again.device, again.precision, again.dropout_masks) == ("cpu", "fp32", "counter")
+    assert TrainConfig(device="cuda").resolved(started).device == "cuda"  # said: then refused as other settings
 
 
 def test_settings_that_change_no_number_are_not_identity():

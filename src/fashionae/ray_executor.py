@@ -21,7 +21,9 @@ import math
 import os
 import platform
 import secrets
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -50,9 +52,10 @@ class RayExecutor:
         if cpus_per_run < 1:
             raise UserError(f"--cpus-per-run must be at least 1, got {cpus_per_run}")
         if not math.isfinite(gpus_per_run) or gpus_per_run < 0 \
-                or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
-            raise UserError(f"--gpus-per-run must be a fraction of one GPU or a whole number of GPUs, "
-                            f"got {gpus_per_run:g}")
+                or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)) \
+                or gpus_per_run != round(gpus_per_run, 4):  # Ray's step
+            raise UserError(f"--gpus-per-run must be a fraction of one GPU (in steps of 0.0001) or a whole "
+                            f"number of GPUs, got {gpus_per_run:g}")
         require("ray", "ray", "--executor ray")  # said now, under --plan too
         self.address, self.cpus, self.gpus, self.on_epoch = address, cpus_per_run, gpus_per_run, on_epoch
         self.description = "ray"
@@ -77,6 +80,7 @@ class RayExecutor:
         call started it (and so shuts it down). A Ray already joined by this process is used."""
         started = False
         if not ray.is_initialized():
+            on_term = signal.getsignal(signal.SIGTERM)
             quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             if self.address:
                 try:
@@ -89,6 +93,10 @@ class RayExecutor:
                 import torch
                 cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
                 ray.init(address="local", num_cpus=cpus, num_gpus=torch.cuda.device_count(), **quiet)
+            if callable(on_term) and threading.current_thread() is threading.main_thread():
+                # ours again (errors.run_command's: one line, finished runs kept); Ray's own aborts
+                # the driver with a crash report, on every scancel or time limit of a cluster job
+                signal.signal(signal.SIGTERM, on_term)
             started = True
         alive = [n for n in ray.nodes() if n["Alive"]]
         total = ray.cluster_resources()
@@ -134,9 +142,11 @@ class RayExecutor:
                 run = labels[ready[0]]
                 try:
                     r = ray.get(ready[0])
-                except RayTaskError as e:  # the run raised: a UserError stays one line, a bug does not
+                except RayTaskError as e:  # the run raised: reported as the local executor reports it
                     if isinstance(e.cause, UserError):
                         raise UserError(f"{run.label}: {e.cause}") from None
+                    if isinstance(e.cause, Exception):  # out of memory is one line too; a bug is a bug
+                        raise e.cause from None
                     raise
                 except RayError as e:  # its worker or node was lost once more than Ray retries
                     raise UserError(f"{run.label}: lost its Ray worker {RETRIES + 1} times ({type(e).__name__}); "

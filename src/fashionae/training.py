@@ -60,9 +60,10 @@ class TrainConfig:
     train_eval_subset: int | None = setting(None, "re-measure the train loss (eval mode) on the first "
                                             "N training images only", check=optional_positive_int,
                                             metavar="N")
-    device: str = setting("auto", "auto (CUDA when present) | cpu | cuda", choices=DEVICES)
-    precision: str = setting("auto", "auto (bf16 autocast where the hardware has native bf16) | "
-                             "fp32 | bf16", choices=PRECISIONS)
+    device: str = setting("auto", "auto (CUDA when present; a resumed run keeps its own) | cpu | cuda",
+                          choices=DEVICES)
+    precision: str = setting("auto", "auto (bf16 autocast where the hardware has native bf16; a resumed "
+                             "run keeps its own) | fp32 | bf16", choices=PRECISIONS)
     dropout_masks: str = setting("auto", "how dropout draws its masks on the CPU: auto (counter for a new "
                                  "run; a resumed run keeps the masks it started with) | counter "
                                  "(SplitMix64, fastest) | mersenne (torch's generator, as fashionae 0.2 drew) | "
@@ -84,19 +85,23 @@ class TrainConfig:
         return self
 
     def resolved(self, started: "TrainConfig | None" = None) -> "TrainConfig":
-        """The same settings with device and precision made concrete for this machine, and
-        auto dropout masks for this run: ``started`` holds the settings of the run being resumed
-        (None for a new run), which keeps the masks it started with."""
-        device = self.device
+        """The same settings with every "auto" made concrete: ``started`` holds the settings of
+        the run being resumed (None for a new run), which keeps the device, precision and masks
+        it started with (its numbers go on as they began, wherever it resumes: on a machine that
+        now has a GPU, or under a Ray worker kept off the driver's GPU). A new run takes CUDA
+        when present, bf16 where it is native, and counter masks."""
+        cfg = self
+        if started is not None:
+            cfg = replace(self, **{k: getattr(started, k) for k in ("device", "precision", "dropout_masks")
+                                   if getattr(self, k) == "auto" and getattr(started, k) != "auto"})
+        device = cfg.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        precision = self.precision
+        precision = cfg.precision
         if precision == "auto":
             precision = "bf16" if native_bf16(device) else "fp32"
-        masks = self.dropout_masks
-        if masks == "auto":
-            masks = started.dropout_masks if started is not None else "counter"
-        return replace(self, device=device, precision=precision, dropout_masks=masks)
+        masks = "counter" if cfg.dropout_masks == "auto" else cfg.dropout_masks
+        return replace(cfg, device=device, precision=precision, dropout_masks=masks)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
