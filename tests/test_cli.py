@@ -162,6 +162,25 @@ def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_lost_torchrun_process_is_one_line_in_the_others(capsys, tmp_path, monkeypatch):
+    from fashionae import cli as cli_module
+    gloo = ("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer "
+            "[127.0.0.1]:31134. This is typically caused by a remote worker crashing. GLHF!")
+
+    def lost(*args):
+        raise RuntimeError(gloo)
+
+    monkeypatch.setattr(cli_module, "train_run", lost)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
+    assert (code, err) == (2, "fashionae: error: another process of this torchrun was lost (Connection closed by "
+                              "peer [127.0.0.1]:31134); finished epochs are kept: run the same torchrun command "
+                              "again to resume\n")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # without torchrun, such an error is not ours to explain
+    code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
+    assert code == 1 and err.startswith("fashionae: internal error: RuntimeError: [/__w/")
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is here")
 def test_a_plan_for_cuda_without_cuda_says_so(capsys, data_dir, tmp_path):
     paper = PAPER

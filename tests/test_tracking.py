@@ -195,6 +195,7 @@ def test_without_the_extra_one_line_names_it(small_data_dir, tmp_path, capsys, m
                  "--no-verify", "--tensorboard", "--out", str(tmp_path / "ae")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'fashionae[tensorboard]'" in err
+    assert not (tmp_path / "ae").exists()  # said before the folder is made: the same command works once installed
 
 
 @pytest.mark.parametrize("module, option, extra", [("tensorboard", "--tensorboard", "tensorboard"),

@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
     def command() -> int:
-        from .distributed import world_size
+        from .distributed import lost_process, world_size
         if args.command not in ("train-ae", "train-clf") and world_size() > 1:
             raise UserError(f"{args.command} runs in one process: torchrun splits one run (train-ae, train-clf) over "
                             "processes; " + ("to spread a study's runs, use --executor ray" if args.command == "study"
@@ -453,7 +453,13 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "run_dir", None) is not None:
             from .studyfolder import refuse_a_study_folder
             refuse_a_study_folder(args.run_dir)
-        return args.func(args)
+        try:
+            return args.func(args)
+        except RuntimeError as e:
+            if world_size() > 1 and (said := lost_process(e)):
+                raise UserError(f"another process of this torchrun was lost ({said}); finished epochs are kept: "
+                                "run the same torchrun command again to resume") from None
+            raise
     return run_command(command, debug=args.debug, resumable=args.command in ("train-ae", "train-clf", "study"))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +85,16 @@ class Dist:
         if self.active:
             import torch.distributed as td
             td.barrier()
+
+
+def lost_process(e: BaseException) -> str | None:
+    """What torch.distributed said, when ``e`` says another process of the group is gone
+    (crashed, killed, its node lost: gloo's and NCCL's errors are plain RuntimeErrors); else None."""
+    if not isinstance(e, RuntimeError) or not (isinstance(e, torch.distributed.DistError)
+                                               or any(word in str(e) for word in ("gloo", "NCCL"))):
+        return None
+    first = (str(e).splitlines() or [""])[0]
+    return re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:160]  # without gloo's source line
 
 
 def world_size() -> int:

@@ -20,7 +20,7 @@ import torch
 from . import __version__, kernels
 from .data import Dataset, load_dataset, make_splits
 from .distributed import Dist, from_environment, sync_batchnorm
-from .errors import UserError
+from .errors import UserError, require
 from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
@@ -160,6 +160,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     folder = RunFolder(out)
     label = label or str(folder.path)
     cfg = replace(cfg, train=cfg.train.validate().resolved(folder.started()), model=cfg.model.validate())
+    if cfg.train.tensorboard:  # before anything is written, by every process
+        require("tensorboard", "tensorboard", "--tensorboard")
     dist = from_environment(cfg.train.device)
     if dist.rank:
         log = lambda message: None  # noqa: E731 (process 0 speaks for all)
