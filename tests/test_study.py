@@ -753,6 +753,11 @@ def test_targets_are_judged_on_validation_figures_of_seed_0(data_dir, tmp_path):
     assert [r["seconds_into_study"] for r in rows] == [
         pytest.approx(sum(r["seconds"] for r in ae[:rows[0]["epoch"]])),
         pytest.approx(before + sum(r["seconds"] for r in clf[:rows[1]["epoch"]]))]
+    # an autoencoder named as a strategy is not the classifier target's run (it has no accuracy)
+    (out / "runs" / "ae-b-seed0").rename(out / "runs" / "ae-finetune-seed0")
+    named = load_study(write(tmp_path, text.replace('name = "b"', 'name = "finetune"')))
+    rows = reached_targets(named, StudyFolder(out), plan_mod.make_plan(named))
+    assert rows[1] == missed
 
 
 def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_path):

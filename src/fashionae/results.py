@@ -197,14 +197,15 @@ def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -
     t = study.targets
     goals = []
     if t.autoencoder is not None:  # with its val_mse: load_study checks both are set
-        goals.append((t.autoencoder, "val_loss", t.val_mse, f"{t.autoencoder} val MSE <= {t.val_mse}"))
+        goals.append((AUTOENCODER, t.autoencoder, "val_loss", t.val_mse, f"{t.autoencoder} val MSE <= {t.val_mse}"))
     if t.classifier is not None:  # with its val_acc
-        goals.append((t.classifier, "val_acc", t.val_acc, f"{t.classifier} val accuracy >= {t.val_acc}"))
+        goals.append((CLASSIFIER, t.classifier, "val_acc", t.val_acc, f"{t.classifier} val accuracy >= {t.val_acc}"))
     rows, elapsed = [], 0.0
     for run in (r for r in plan if r.seed == 0):
         metrics = folder.run(run.name).metrics()
-        for who, key, goal, text in goals:
-            if who in (run.group, run.config.strategy) and not any(r["target"] == text for r in rows):
+        for kind, who, key, goal, text in goals:  # an autoencoder by its name, a classifier by its strategy
+            if run.kind == kind and who == (run.group if kind == AUTOENCODER else run.config.strategy) \
+                    and not any(r["target"] == text for r in rows):
                 better = (lambda v: v <= goal) if key == "val_loss" else (lambda v: v >= goal)
                 seconds, hit = elapsed, None
                 for row in metrics:
