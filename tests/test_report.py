@@ -484,7 +484,7 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
         "than the intervals can tell.")
 
 
-def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(study):
+def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(study, tmp_path):
     """Every value of the provenance, item by item and run by run, from the files the study
     wrote; then the same study as if a run had recorded no host, device, precision or split
     (each reads –, never a guess) nor a process count (one), and the study no command."""
@@ -526,6 +526,15 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     assert dict(items)["executor"] == "ray (local)" and rows[1][5] == "2"
     del bare["timing"]
     assert "executor" not in dict(provenance(StudyFolder(study), bare)[0])
+    # runs of one study made by two versions of the code: each named, with its number of runs
+    shutil.copytree(study, tmp_path / "mixed")
+    edited = tmp_path / "mixed" / "runs" / results["runs"][-1]["run"] / "config.json"
+    config = json.loads(edited.read_text())
+    config["environment"]["git_commit"] = "0123abc+dirty"
+    edited.write_text(json.dumps(config))
+    n = len(results["runs"])
+    assert dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])["git_commit"] == \
+        f"{env['git_commit']} ({n - 1} runs), 0123abc+dirty (1 run)"
 
 
 def test_each_table_has_its_note_and_reference_columns_add_theirs():
@@ -583,7 +592,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     first = out / results["autoencoders"][0]["runs"][0] / "config.json"
     config = json.loads(first.read_text())
     first.write_text(json.dumps({k: v for k, v in config.items() if k != "environment"}))  # as if not recorded
-    assert provenance(StudyFolder(out), results)[0][:5] == [[k, "–"] for k, _ in items[:5]]
+    assert provenance(StudyFolder(out), results)[0][:5] == [[k, f"{v} ({len(run_rows) - 1} runs), – (1 run)"]
+                                                            for k, v in items[:5]]
     first.write_text(json.dumps(config))
     assert md.endswith(page_parts.md_table(["item", "value"], items + [["figures", "figures/, beside this page"]])
                        + "\n\n" + page_parts.md_table(["run", "device", "precision", "CPU / GPU", "threads",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections import Counter
 from pathlib import Path
 
 from . import pages, plots
@@ -318,8 +319,12 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     """(items about the whole study, one row per run)."""
     run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
     first = run.raw_config()
-    env = first.get("environment", {})
-    items = [[k, str(env.get(k) or EMPTY)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
+    envs = [folder.run(r["run"]).raw_config().get("environment", {}) for r in results["runs"]]
+
+    def across(key: str) -> str:  # one value, or each with its number of runs (a study run over two commits)
+        counts = Counter(str(env.get(key) or EMPTY) for env in envs)
+        return next(iter(counts)) if len(counts) == 1 else ", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts.most_common())
+    items = [[k, across(k)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     if "data" in first:
         h, w = run.config().model.image_size
         classes = run.classes()
