@@ -261,13 +261,31 @@ def test_only_the_paper_encoder_and_the_512_classifiers_are_compared():
     other = dict(clf("finetune", [0.99]), encoder="linear-64")
     old = clf("scratch", [0.90])
     del old["encoder"]
-    c = by_claim(assess_claims(results([], [other, old, clf("finetune", [0.91])])))
+    c = by_claim(assess_claims(results([ae("linear-512", [0.01])], [other, old, clf("finetune", [0.91])])))
     assert c["fine-tuning beats training from scratch"]["effect"] == pytest.approx(1.0)  # 91 vs 90, not 99
     # the report's encoder is the study's l_size 512 of the paper's encoder, whatever its name
     on = lambda strategy, acc, name: dict(clf(strategy, [acc]), encoder=name)  # noqa: E731
     c = by_claim(assess_claims(results([strong, ae("paper-512", [0.01])], [
         on("finetune", 0.99, "linear-512"), on("finetune", 0.91, "paper-512"), on("scratch", 0.90, "paper-512")])))
     assert c["fine-tuning beats training from scratch"]["effect"] == pytest.approx(1.0)  # 91 vs 90, not 99
+    # and a study without one tests none of them, even on an encoder that is named so
+    misnamed = dict(ae("linear-128", [0.01]), name="linear-512")
+    c = by_claim(assess_claims(results([misnamed], [on("finetune", 0.99, "linear-512"),
+                                                    on("frozen", 0.80, "linear-512")])))
+    assert c["fine-tuning beats the frozen encoder by a wide margin"]["verdict"] == "not tested"
+
+
+def test_the_references_apply_to_a_model_by_what_it_is_not_its_name():
+    from fashionae.reference import REFERENCE, for_classifier, reference_model
+    assert reference_model(ae("paper-512", [0.01]) | {"name": "paper-512", "latent": 512}) == "linear-512"
+    assert reference_model(ae("conv", [0.01]) | {"name": "mine"}) == "conv"
+    assert reference_model(dict(ae("linear-128", [0.01]), name="linear-512")) == "linear-128"  # none of theirs
+    assert reference_model(dict(ae("linear-512", [0.01]), encoder_type="strong")) is None
+    assert reference_model(dict(ae("linear-512", [0.01]), decoder="k3")) is None
+    assert for_classifier("report", dict(ae("linear-512", [0.01]), name="paper-512")) == REFERENCE["report"]["classifiers"]
+    assert for_classifier("report", ae("linear-1024", [0.01])) == {}
+    assert for_classifier("author_code", ae("linear-1024", [0.01])) == REFERENCE["author_code"]["classifiers"]
+    assert for_classifier("report", None) == {}
 
 
 def test_not_tested_claims_say_why():
@@ -289,7 +307,7 @@ def test_not_tested_claims_say_why():
                      "threshold": None, "threshold_meaning": None, "seeds": 0, "verdict": "not tested",
                      "leaning": None, "parts": [], "evidence": reason}
     # a dataset without the Shirt and T-shirt/top classes cannot test the Shirt claim
-    r = results([], [clf("finetune", [0.9])])
+    r = results([ae("linear-512", [0.01])], [clf("finetune", [0.9])])
     r["classes"] = [f"c{i}" for i in range(10)]
     assert assess_claims(r)[-1]["verdict"] == "not tested"
     for missing in ("Shirt", "T-shirt/top"):  # either one missing is enough
@@ -452,7 +470,7 @@ def shirt_taken_for(*rows):
     c["confusion_matrices"] = [confusion(0.6) for _ in rows]
     for cm, row in zip(c["confusion_matrices"], rows):
         cm[CLASSES.index("Shirt")] = [row.get(name, 0) for name in CLASSES]
-    return assess_claims(results([], [c]))[-1]["parts"][1]
+    return assess_claims(results([ae("linear-512", [0.01])], [c]))[-1]["parts"][1]
 
 
 def test_shirts_partner_is_a_margin_over_the_next_wrong_class():
@@ -484,7 +502,7 @@ def test_shirts_evidence_counts_the_seeds_with_a_lead():
     c["confusion_matrices"] = [confusion(0.6) for _ in rows]
     for cm, row in zip(c["confusion_matrices"], rows):
         cm[CLASSES.index("Shirt")] = [row.get(name, 0) for name in CLASSES]
-    assert assess_claims(results([], [c]))[-1]["evidence"].endswith("in 2 of 4 seed(s)")
+    assert assess_claims(results([ae("linear-512", [0.01])], [c]))[-1]["evidence"].endswith("in 2 of 4 seed(s)")
 
 
 def test_a_shirt_never_confused_has_no_partner():

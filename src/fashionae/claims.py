@@ -5,7 +5,7 @@ study's seeds) and reduces them to one effect per seed: a relative difference of
 or a difference of test accuracy in percentage points. Each claim implies a threshold
 (``THRESHOLDS``; docs/claims.md says why each value). A relative effect is a ratio of two
 MSEs, so it is averaged and given its interval on the log scale (``LOG_SCALE``): its effect is
-the geometric mean, and its interval never reaches below -100 %.
+the geometric mean, and its interval never reaches below -100 % (a gain's, above +100 %).
 
 The claims are judged together, so their intervals are simultaneous: with m intervals in a
 report, each is the t-interval over seeds at level 1 - 0.05 / m (mean ± t(1 - 0.025 / m, n - 1)
@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import statistics
 
-from .reference import CLASSIFIER_ENCODER
 
 MIN_SEEDS = 3
 FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with this confidence
@@ -281,8 +280,7 @@ def assess_claims(results: dict) -> list[dict]:
         claims.append(_not_tested(text, f"the study lacks the conv or linear 512 autoencoder{ALIKE}"))
 
     # the classifiers on the report's encoder: the study's l_size 512 (of the paper's encoder), whatever its name
-    encoder = ae512["name"] if ae512 else CLASSIFIER_ENCODER["report"]
-    ft, fr, sc = (_find_clf(results, s, encoder) for s in ("finetune", "frozen", "scratch"))
+    ft, fr, sc = ((_find_clf(results, s, ae512["name"]) if ae512 else None) for s in ("finetune", "frozen", "scratch"))
     acc = lambda c: _fmt(c["test_acc"], 2, True)  # noqa: E731
     for text, a, b, name, threshold, above in (
             ("fine-tuning beats training from scratch", ft, sc, "finetune − scratch", "beats", True),

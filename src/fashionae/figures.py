@@ -12,8 +12,8 @@ from . import plots
 from .claims import FAMILY_CONFIDENCE
 from .explore import FIGURE_CAPTIONS
 from .files import atomic_write
-from .reference import author_curves, for_classifier
-from .results import classes_of
+from .reference import author_curves, for_classifier, reference_model
+from .results import classes_of, encoder_of
 from .runfolder import CONTROL
 from .studyfolder import StudyFolder
 
@@ -70,7 +70,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                     "reconstructs better."))
 
     for i, ae in enumerate(aes, 1):
-        name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(ae["name"])
+        name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(reference_model(ae))
         plots.curves(f"Fig. {i}: {ae['name']} autoencoder", [metrics[r] for r in ae["runs"]],
                      [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
                       ("val_loss", "validation")], "MSE", author, figs / name)
@@ -84,7 +84,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     clfs = results["classifiers"]
     for c in sorted(clfs, key=lambda c: c["strategy"] == CONTROL):  # the control last
         name = f"fig{k}_clf_{c['name'].replace('/', '-')}.png"
-        author = curves["classifiers"].get(c["strategy"]) if for_classifier("author_code", c["encoder"]) else None
+        author = curves["classifiers"].get(c["strategy"]) if for_classifier("author_code", encoder_of(results, c)) else None
         plots.curves(f"Fig. {k}: {c['name']} classifier", [metrics[r] for r in c["runs"]],
                      [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
                       ("val_acc", "validation")], "accuracy", author, figs / name)

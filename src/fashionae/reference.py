@@ -49,9 +49,19 @@ REFERENCE = {
 }
 
 
-def for_classifier(source: str, encoder: str | None) -> dict:
-    """The reference classifier figures of ``source`` that apply to a stage on ``encoder``."""
-    return REFERENCE[source]["classifiers"] if encoder == CLASSIFIER_ENCODER[source] else {}
+def reference_model(ae: dict | None) -> str | None:
+    """The name the references give the autoencoder ``ae`` (a results.json record), found by
+    what it is, not by what a study calls it: the paper's encoder and the author's k2 decoder,
+    linear at a latent size ("linear-512") or conv; None for any other model."""
+    if ae is None or ae.get("encoder_type", "paper") != "paper" or ae.get("decoder", "k2") != "k2":
+        return None
+    return "conv" if ae["arch"] == "conv" else f"linear-{ae['latent']}"
+
+
+def for_classifier(source: str, encoder: dict | None) -> dict:
+    """The reference classifier figures of ``source`` that apply to a stage on the autoencoder
+    ``encoder`` (its results.json record)."""
+    return REFERENCE[source]["classifiers"] if reference_model(encoder) == CLASSIFIER_ENCODER[source] else {}
 
 
 CLASSIFIER_ENCODER = {"report": "linear-512", "author_code": "linear-1024"}

@@ -22,8 +22,8 @@ from .explore import KNN_K
 from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
 from .pages import EMPTY
-from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier
-from .results import classes_of, confusion_text
+from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
+from .results import classes_of, confusion_text, encoder_of
 from .runfolder import CONTROL
 from .studyfolder import StudyFolder
 
@@ -130,7 +130,7 @@ def tables(results: dict) -> list[Table]:
                     ["claim", "verdict", "part", "effect", "CI", "threshold", "evidence"], _claim_rows(results["claims"])))
     ae_rows = []
     for ae in results["autoencoders"]:
-        r, a = (REFERENCE[source]["autoencoders"].get(ae["name"], {}) for source in ("report", "author_code"))
+        r, a = (REFERENCE[source]["autoencoders"].get(reference_model(ae), {}) for source in ("report", "author_code"))
         row = [ae["name"], str(ae["epochs"]), _f(ae["train_eval_mse"]), _f(ae["train_mse"]),
                _f(ae["val_mse"]), _f(ae["test_mse"]), f"{ae['best_epoch']['mean']:.0f}"]
         if fashion:
@@ -146,7 +146,8 @@ def tables(results: dict) -> list[Table]:
     out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if table_ii else ""), header, ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
-        r, a = (for_classifier(source, c["encoder"]).get(c["strategy"]) for source in ("report", "author_code"))
+        encoder = encoder_of(results, c)
+        r, a = (for_classifier(source, encoder).get(c["strategy"]) for source in ("report", "author_code"))
         row = [c["name"] + (" (control)" if c["strategy"] == CONTROL else ""), c["encoder"] or EMPTY,
                "paper (Sigmoid)" if c["paper_head"] else "fixed", str(c["epochs"]),
                _f(c["train_eval_acc"], 2, True), _f(c["train_acc"], 2, True), _f(c["val_acc"], 2, True),
@@ -361,7 +362,7 @@ NOTES = {  # under the table they explain
               "one interval (conv's two parts; “beats scratch” and “competitive”, the same difference with its sign "
               "turned), and “l_size 512 balances quality and cost” tests nothing of its own: its rows repeat the "
               "two claims before it. An effect is the mean of the per-seed effects, a ratio of MSEs on the log "
-              "scale (the geometric mean, with an interval that cannot reach below -100 %); ± in the evidence is "
+              "scale (the geometric mean, with an interval that cannot reach below -100 %, a gain's above +100 %); ± in the evidence is "
               "the standard deviation over seeds. The intervals are over seeds, on this one test set.",
     "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
                     "the training-mode column averages the loss during the epoch in training mode (dropout, if "

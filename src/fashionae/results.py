@@ -250,6 +250,11 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     return rows
 
 
+def encoder_of(results: dict, classifier: dict) -> dict | None:
+    """The record of the autoencoder a classifier stage (its results.json record) started from."""
+    return next((a for a in results["autoencoders"] if a["name"] == classifier["encoder"]), None)
+
+
 def classes_of(results: dict) -> tuple[str, ...]:
     return tuple(results.get("classes") or CLASSES)
 
