@@ -308,7 +308,9 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     ae.write_summary(dict.fromkeys(SUMMARY_FIGURES, 1))  # an autoencoder has no accuracies
     assert ae.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
 
-    folder.write_summary({**good, "epochs": 1})  # a classifier's epochs have accuracies too
+    one_epoch = {**good, "epochs": 1, "best_epoch": 1, "best_val_acc_epoch": 1,  # the row's figures below
+                 **dict.fromkeys(("train_loss", "train_eval_loss", "val_loss", "best_val_loss"), 1)}
+    folder.write_summary(one_epoch)  # a classifier's epochs have accuracies too
     row = dict.fromkeys(EPOCH_FIGURES, 1)
     (folder / "metrics.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(UserError, match=r"metrics.jsonl holds a row without an epoch's figures \(epoch, train_loss, "
@@ -316,6 +318,15 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
         folder.metrics()
     (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5)) + "\n")
     assert len(folder.metrics()) == 1
+    # a summary that says other figures than its epochs, or a test accuracy its confusion matrix does not give
+    for edit, fault in [({"val_loss": 0.25}, "says val_loss 0.25 where metrics.jsonl says 1"),
+                        ({"best_epoch": 2}, "says best_epoch 2 where metrics.jsonl says 1"),
+                        ({"best_val_acc": 0.9}, "says best_val_acc 0.9 where metrics.jsonl says 0.5"),
+                        ({"test_acc": 0.9}, "has a confusion matrix that does not give its test accuracy")]:
+        folder.write_summary({**one_epoch, **edit})
+        with pytest.raises(UserError, match=rf"^{re.escape(str(folder / 'summary.json'))} {fault}{tail}"):
+            folder.metrics()
+    folder.write_summary(one_epoch)
     (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5) | {"epoch": 7})
                                           + "\n")
     with pytest.raises(UserError, match=r"metrics.jsonl does not number its epochs 1, 2, 3, … in order"):
@@ -345,3 +356,21 @@ def test_a_model_that_does_not_match_its_settings_says_what_to_do(tmp_path):
     with pytest.raises(UserError, match=r"model.safetensors does not match the settings in .*config.json: one of "
                                         r"them was edited or replaced; delete the folder and train the run again$"):
         folder.load_model()
+
+
+def test_a_finished_runs_model_replaced_by_another_of_the_same_shape_is_refused(own_run, tmp_path, capsys):
+    """summary.json records the SHA-256 of the model it summarises: another run's model file,
+    valid and of the same settings, is not this run's (eval would measure it as this run's)."""
+    _, run = own_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert RunFolder(copy).summary()["model_sha256"] == RunFolder(copy).model_sha256()
+    other = RunFolder(copy).load_model()
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)  # trained otherwise, same settings
+    RunFolder(copy).write_model(other)
+    with pytest.raises(UserError, match=r"model.safetensors is not the model this run trained \(its SHA-256 differs "
+                                        r"from the one summary.json records\): it was replaced; delete the folder"):
+        RunFolder(copy).load_model()
+    assert main(["eval", str(copy)]) == 2
+    assert "is not the model this run trained" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,27 @@ def _summary_fault(summary, task: str) -> str | None:
                 and len(summary["per_class_acc"]) == len(cm)
                 and isinstance(worst, dict) and {"true", "predicted", "count"} <= set(worst)):
             return "its per-class accuracy or confusion matrix is missing or malformed"
+    return None
+
+
+def _disagreement(summary: dict, rows: list[dict]) -> str | None:
+    """Where a (well-formed) summary.json says other figures than the epochs it summarises
+    (metrics.jsonl's rows), or a confusion matrix other than its test accuracy; else None."""
+    last, best = rows[-1], min(rows, key=lambda r: r["val_loss"])  # the first lowest, as runs.summarize
+    said = {"train_loss": last["train_loss"], "train_eval_loss": last["train_eval_loss"],
+            "val_loss": last["val_loss"], "best_val_loss": best["val_loss"], "best_epoch": best["epoch"]}
+    if "test_acc" in summary:
+        best_acc = max(rows, key=lambda r: r["val_acc"])
+        said.update(train_acc=last["train_acc"], train_eval_acc=last["train_eval_acc"], val_acc=last["val_acc"],
+                    best_val_acc=best_acc["val_acc"], best_val_acc_epoch=best_acc["epoch"])
+    for key, value in said.items():
+        if summary[key] != value:
+            return f"says {key} {summary[key]} where metrics.jsonl says {value}"
+    if "test_acc" in summary:
+        cm = summary["confusion_matrix"]
+        total = sum(map(sum, cm))
+        if not math.isclose(sum(cm[i][i] for i in range(len(cm))) / max(total, 1), summary["test_acc"], abs_tol=1e-9):
+            return "has a confusion matrix that does not give its test accuracy"
     return None
 
 
@@ -257,8 +279,12 @@ class RunFolder:
                 raise self.damaged(self.METRICS, f"holds a row without an epoch's figures ({', '.join(keys)})")
             if [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
                 raise self.damaged(self.METRICS, "does not number its epochs 1, 2, 3, … in order")
-        if self.is_complete() and len(rows) != (epochs := self.summary()["epochs"]):
-            raise self.damaged(self.METRICS, f"holds {len(rows)} epochs where {self.SUMMARY} says {epochs}")
+        if self.is_complete():
+            summary = self.summary()
+            if len(rows) != summary["epochs"]:
+                raise self.damaged(self.METRICS, f"holds {len(rows)} epochs where {self.SUMMARY} says {summary['epochs']}")
+            if fault := _disagreement(summary, rows):
+                raise self.damaged(self.SUMMARY, fault)
         return rows
 
     def summary(self) -> dict:
@@ -277,6 +303,10 @@ class RunFolder:
         if model.config != self.config().model:
             raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}: one of "
                             "them was edited or replaced; delete the folder and train the run again")
+        recorded = self.summary().get("model_sha256") if self.is_complete() else None  # (older runs: none)
+        if recorded is not None and recorded != self.model_sha256():
+            raise UserError(f"{self / self.MODEL} is not the model this run trained (its SHA-256 differs from the one "
+                            f"{self.SUMMARY} records): it was replaced; delete the folder and train the run again")
         return model.to(device)
 
     def model_sha256(self) -> str:
