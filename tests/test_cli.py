@@ -162,6 +162,14 @@ def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_empty_output_path_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli(capsys, "train-ae", "--out", "")[::2] == (2, "fashionae: error: --out is empty; give a path\n")
+    assert cli(capsys, "reconstruct", tmp_path, tmp_path, "-o", "")[::2] == (2, "fashionae: error: --output is empty; "
+                                                                            "give a path\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_lost_torchrun_process_is_one_line_in_the_others(capsys, tmp_path, monkeypatch):
     from fashionae import cli as cli_module
     gloo = ("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer "

@@ -22,8 +22,10 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     # a file where the figures' folder should be: refused before any work
     (tmp_path / "afile").write_text("mine")
     assert main(["explore", str(tmp_path / "ae"), "--out", str(tmp_path / "afile"), "--no-tsne"]) == 2
-    assert capsys.readouterr().err == (f"fashionae: error: --out {tmp_path / 'afile'} is a file; give a "
-                                       "folder for the figures and explore.json\n")
+    assert capsys.readouterr().err == f"fashionae: error: --out {tmp_path / 'afile'} is a file; give a folder\n"
+    assert main(["explore", str(tmp_path / "ae"), "--out", str(tmp_path / "afile" / "maps"), "--no-tsne"]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: --out {tmp_path / 'afile' / 'maps'}: {tmp_path / 'afile'} "
+                                       "is a file, so the folder cannot be made; give another\n")
     assert (tmp_path / "afile").read_text() == "mine"
     # a folder that holds another run's maps keeps them; the same run's are made again
     maps = tmp_path / "maps"

@@ -90,6 +90,20 @@ def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):
     assert x.max() > 0.5 and torch.equal(x, prepare_image(tmp_path / "p8.png"))
 
 
+def test_a_floating_point_picture_is_read_by_its_range(tmp_path):
+    """Mode "F" (a float TIFF): levels 0-1 are scaled, as 0-255 are read, not clipped to black."""
+    import numpy as np
+    Image.open(photo(tmp_path / "p.png")).convert("L").save(tmp_path / "p8.png")
+    levels = np.asarray(Image.open(tmp_path / "p8.png"), dtype=np.float32)
+    for name, scale in (("unit.tiff", 1 / 255), ("byte.tiff", 1.0)):
+        Image.fromarray(levels * scale, "F").save(tmp_path / name)
+        assert Image.open(tmp_path / name).mode == "F"
+        assert torch.equal(prepare_image(tmp_path / name), prepare_image(tmp_path / "p8.png")), name
+    Image.fromarray(levels * 1000, "F").save(tmp_path / "wide.tiff")
+    with pytest.raises(UserError, match=r"wide.tiff has grey levels outside 0-255; save it as an 8- or 16-bit"):
+        prepare_image(tmp_path / "wide.tiff")
+
+
 def test_a_device_is_no_picture(tmp_path):
     with pytest.raises(UserError, match=r"^image /dev/null is not a regular file \(a device or a pipe\); give a "
                                         "picture file$"):
@@ -180,6 +194,10 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
         assert len(capsys.readouterr().out.splitlines()) == 3
     assert sorted(p.name for p in album.glob("*_reconstruction.png")) == [
         "C_reconstruction.png", "a_reconstruction.png", "b_reconstruction.png"]
+    spelled_otherwise = str(album / ".." / album.name)  # the same folder, another path to it
+    assert main(["reconstruct", str(ae), str(album), "-o", spelled_otherwise]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert len(list(album.glob("*_reconstruction.png"))) == 3
     (tmp_path / "empty").mkdir()
     assert main(["reconstruct", str(ae), str(tmp_path / "empty")]) == 2
     assert f"{tmp_path / 'empty'} is a folder without pictures (.png, " in capsys.readouterr().err

@@ -11,6 +11,7 @@ from fashionae.cli import main
 from fashionae.data import load_fashion_mnist
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
+from fashionae.tracking import tag
 from fashionae.training import TrainConfig
 from helpers import PAPER, QUIET, extra_or_skip, write_dataset
 
@@ -62,7 +63,7 @@ def assert_events_hold(run, rows):
     for key in rows[0]:
         if key == "epoch":
             continue
-        logged = acc.Scalars(key)
+        logged = acc.Scalars(tag(key))
         assert [e.step for e in logged] == [r["epoch"] for r in rows], key
         assert [np.float32(e.value) for e in logged] == [np.float32(r[key]) for r in rows], key
     return acc
@@ -78,8 +79,9 @@ def test_autoencoder_events_hold_metrics_images_and_hparams(small, tmp_path):
     summary = execute(ae(epochs=2), run, data=small, **QUIET)
     rows = metrics(run)
     acc = assert_events_hold(run, rows)
-    assert {"train_loss", "train_eval_loss", "val_loss", "lr", "seconds",
-            "train_images_per_second"} <= set(acc.Tags()["scalars"])
+    assert {"loss/train", "loss/train_eval", "loss/val", "epoch/lr", "epoch/seconds",
+            "epoch/train_images_per_second"} <= set(acc.Tags()["scalars"])  # grouped: loss/, accuracy/, epoch/
+    assert "custom_scalars__config__" in acc.Tags()["tensors"]  # one chart of train and validation loss
     grids = acc.Images("reconstructions")
     assert [g.step for g in grids] == [1, 2]  # the first epoch and the last
     assert (grids[0].height, grids[0].width) == (2 * 28, 8 * 28)
@@ -91,6 +93,8 @@ def test_autoencoder_events_hold_metrics_images_and_hparams(small, tmp_path):
     assert start.hparams["train.epochs"].number_value == 2
     # only the settings this run uses: no classifier's head or augmentation
     assert "model.paper_head" not in start.hparams and "train.augment" not in start.hparams
+    # no experiment summary: TensorBoard would take one run's as the study's, hiding the others' settings
+    assert set(acc.PluginTagToContent("hparams")) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
 
 
 def test_classifier_cli_logs_accuracies(small_data_dir, tmp_path, capsys):
@@ -99,7 +103,7 @@ def test_classifier_cli_logs_accuracies(small_data_dir, tmp_path, capsys):
                  "--batch-size", "50", "--train-subset", "100", "--eval-subset", "50",
                  "--data-dir", str(small_data_dir), "--no-verify", "--tensorboard", "--out", str(run)]) == 0
     acc = assert_events_hold(run, metrics(run))
-    assert {"train_acc", "train_eval_acc", "val_acc"} <= set(acc.Tags()["scalars"])
+    assert {"accuracy/train", "accuracy/train_eval", "accuracy/val"} <= set(acc.Tags()["scalars"])
     assert "reconstructions" not in acc.Tags()["images"]
     summary = json.loads((run / "summary.json").read_text())
     assert np.float32(acc.Scalars("final/test_acc")[-1].value) == np.float32(summary["test_acc"])
@@ -137,7 +141,7 @@ def test_a_resumed_run_logs_every_epoch_once(small, tmp_path, stop, restart):
     assert [g.step for g in acc.Images("reconstructions")] == ([3] if stop == 1 else [1, 3])
     if not restart:  # and nothing written twice in the first place
         counts = raw_steps(run)
-        assert {counts["val_loss", e] for e in (1, 2, 3)} == {1}
+        assert {counts["loss/val", e] for e in (1, 2, 3)} == {1}
 
 
 def test_turning_tensorboard_on_later_is_no_conflict(small, tmp_path):

@@ -237,7 +237,7 @@ def cmd_reconstruct(a) -> int:
     out = Path(a.output)
     sources: dict[Path, str] = {}  # output file -> the picture it shows
     for path in picture_files(a.images):
-        if path not in a.images and Path(path).parent == out and path.endswith(RECONSTRUCTION):
+        if path not in a.images and Path(path).parent.resolve() == out.resolve() and path.endswith(RECONSTRUCTION):
             continue  # what this command wrote into the folder it reads, the last time
         target = out / f"{Path(path).stem}{RECONSTRUCTION}"
         if target in sources and Path(sources[target]).resolve() == Path(path).resolve():
@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{args.command} runs in one process: torchrun splits one run (train-ae, train-clf) over "
                             "processes; " + ("to spread a study's runs, use --executor ray" if args.command == "study"
                                              else "run it without torchrun"))
+        for option in ("out", "output"):  # an empty path would fall back to a default, or be "."
+            if getattr(args, option, None) == "":
+                raise UserError(f"--{option} is empty; give a path")
         if getattr(args, "run_dir", None) is not None:
             from .studyfolder import refuse_a_study_folder
             refuse_a_study_folder(args.run_dir)

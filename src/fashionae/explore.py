@@ -13,7 +13,7 @@ import torch
 from . import plots
 from .data import Dataset, make_splits
 from .errors import UserError
-from .files import read_rebuildable_json, write_json
+from .files import read_rebuildable_json, refuse_unwritable_folder, write_json
 from .runfolder import LoadedRun, RunFolder
 from .settings import AUTOENCODER
 from .training import to_inputs
@@ -66,8 +66,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     folder = RunFolder(run_dir).require()
     run = LoadedRun(folder.path)
     out = Path(out) if out else folder / folder.EXPLORE
-    if out.exists() and not out.is_dir():  # said now, not after the minutes of work below
-        raise UserError(f"--out {out} is a file; give a folder for the figures and explore.json")
+    refuse_unwritable_folder(out)  # said now, not after the minutes of work below
     before = (read_rebuildable_json(out / folder.EXPLORE_JSON) or {}).get("run")
     if before and Path(before).resolve() != folder.path.resolve():  # another run's maps: kept
         raise UserError(f"--out {out} holds the latent space of another run, {before}; choose another --out")

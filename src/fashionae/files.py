@@ -105,6 +105,19 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def refuse_unwritable_folder(path: Path, option: str = "--out") -> None:
+    """Say now, in one line, that a folder cannot be made or written in (a file in its way, no
+    permission): before a command's work, not after it."""
+    there = path
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise UserError(f"{option} {path} is a file; give a folder" if there == path else
+                        f"{option} {path}: {there} is a file, so the folder cannot be made; give another")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: cannot write in {there}; choose a writable folder")
+
+
 def read_json(path: str | os.PathLike, what: str = "file",
               fix: str = "delete the folder and run again") -> Any:
     path = Path(path)

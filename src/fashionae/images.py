@@ -235,14 +235,18 @@ def _upright(im):
 
 def _eight_bit(im, path: Path):
     """16- and 32-bit grayscale scaled to 8 bits: Pillow's conversion clips them instead (a
-    16-bit picture, whose levels run to 65535, would come out blank)."""
-    if not im.mode.startswith("I"):
+    16-bit picture, whose levels run to 65535, would come out blank). Floating-point grey
+    (mode "F", a TIFF of a scientist's) runs 0-1, or 0-255 where its levels say so."""
+    if not (im.mode.startswith("I") or im.mode == "F"):
         return im
     from PIL import Image
     a = np.asarray(im, dtype=np.float64)  # 16-bit levels (Pillow opens some 16-bit files as 32-bit "I")
-    if a.size and (a.min() < 0 or a.max() > 65535):
-        raise UserError(f"image {path} has grey levels outside 0-65535; save it as an 8- or 16-bit picture")
-    return Image.fromarray(np.round(a * (255 / 65535)).astype(np.uint8), "L")
+    top = 65535 if im.mode != "F" else 255
+    if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= top):
+        raise UserError(f"image {path} has grey levels outside 0-{top}; save it as an 8- or 16-bit picture")
+    if im.mode == "F" and a.size and a.max() <= 1:
+        top = 1
+    return Image.fromarray(np.round(a * (255 / top)).astype(np.uint8), "L")
 
 
 def _border_level(gray) -> float:

@@ -1,10 +1,11 @@
 """TensorBoard logging of a run (``--tensorboard``, ``pip install 'fashionae[tensorboard]'``).
 
 ``TensorBoardLogger`` is a training callback that writes RUN/tensorboard/: every figure of
-each epoch's metrics row as a scalar (tag = its metrics.jsonl key, step = the epoch), a grid
-of validation images and their reconstructions for autoencoders, and, when the run ends, its
-settings as hparams with its final figures. metrics.jsonl stays the source of truth; these
-events are a view of it.
+each epoch's metrics row as a scalar (step = the epoch; tags grouped by what they measure,
+``tag``: loss/train, loss/val, accuracy/val, epoch/seconds, ...; one chart draws the train and
+validation losses together), a grid of validation images and their reconstructions for
+autoencoders, and, when the run ends, its settings as hparams with its final figures.
+metrics.jsonl stays the source of truth; these events are a view of it.
 
 A resumed run writes each epoch once: the writer starts at the epoch after the last one its
 event files already hold (the checkpoint can be one epoch ahead of them, if the run was
@@ -28,6 +29,17 @@ from .training import to_inputs
 
 IMAGES = 8        # fixed validation images shown with their reconstructions
 IMAGE_EVERY = 5   # epochs between two grids (the first and the last epoch always have one)
+LAYOUT = {"fashionae": {name: ["Multiline", [rf"^{name}/"]] for name in ("loss", "accuracy")}}  # one chart each
+
+
+def tag(key: str) -> str:
+    """A metrics.jsonl key as its TensorBoard tag, in the group of what it measures (TensorBoard
+    shows one section per prefix): train_loss -> loss/train, val_acc -> accuracy/val,
+    seconds -> epoch/seconds."""
+    for suffix, group in (("_loss", "loss"), ("_acc", "accuracy")):
+        if key.endswith(suffix):
+            return f"{group}/{key[:-len(suffix)]}"
+    return f"epoch/{key}"
 
 
 def logged_scalars(path: Path) -> dict[str, list]:
@@ -60,10 +72,11 @@ class TensorBoardLogger:
     def _open(self, first: int):
         from torch.utils.tensorboard import SummaryWriter
         self.writer = SummaryWriter(str(self.path), purge_step=first)
+        self.writer.add_custom_scalars(LAYOUT)
 
     def _last_logged_epoch(self) -> int:
         """The last epoch the event files hold (0 if none)."""
-        val = logged_scalars(self.path).get("val_loss")
+        val = logged_scalars(self.path).get(tag("val_loss"))  # (events of fashionae 0.3.0 and before: none)
         return val[-1].step if val else 0
 
     def __call__(self, history: list[dict]) -> None:
@@ -76,7 +89,7 @@ class TensorBoardLogger:
         for row in rows:
             for key, value in row.items():
                 if key != "epoch":
-                    self.writer.add_scalar(key, value, row["epoch"])
+                    self.writer.add_scalar(tag(key), value, row["epoch"])
         epoch = history[-1]["epoch"]
         if self.cfg.model.task == AUTOENCODER and (epoch == 1 or epoch % IMAGE_EVERY == 0
                                                       or epoch == self.cfg.train.epochs):
@@ -105,7 +118,11 @@ class TensorBoardLogger:
                     for k, v in self.cfg.used_identity().items() if v is not None and not k.endswith("sha256")}
         final = {f"final/{k}": v for k, v in summary.items()
                  if k.endswith(("_loss", "_acc")) and isinstance(v, (int, float))}
-        for s in hparams(settings, final):  # in this run's folder, not a sub-run as add_hparams does
+        # in this run's folder, not a sub-run as add_hparams does; and without the "experiment"
+        # summary, which TensorBoard takes from one run of a study at random (an autoencoder's
+        # then hides the classifiers' settings): without it, it joins every run's settings
+        _, start, end = hparams(settings, final)
+        for s in (start, end):
             self.writer.file_writer.add_summary(s)
         for key, value in final.items():
             self.writer.add_scalar(key, value, summary["epochs"])
