@@ -250,3 +250,19 @@ def test_a_bf16_training_pass_with_k2_as_products_is_the_stock_layers_to_bf16s_r
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             outputs.append(model.reconstruct(x).float())
     torch.testing.assert_close(outputs[0], outputs[1], rtol=2e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_every_gradient_has_its_weights_strides(channels_last):
+    """What DistributedDataParallel's buckets need (it warns of every mismatch under torchrun):
+    k2's last layer, one channel wide, computes its weight gradient as [C, 4] taps and hands it
+    back in the weight's own strides."""
+    from fashionae.training import TrainConfig, prepare, train_step
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent=32))
+    cfg = TrainConfig(device="cpu", precision="bf16", channels_last=channels_last).resolved()
+    opt = prepare(model, cfg)
+    x = torch.rand(10, 1, 28, 28)
+    train_step(model, opt, x.contiguous(memory_format=torch.channels_last) if channels_last else x,
+               torch.zeros(10, dtype=torch.long), cfg)
+    assert [n for n, p in model.named_parameters() if p.grad.stride() != p.stride()] == []

@@ -37,6 +37,7 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
     its traceback); ``resumable``: the command keeps finished epochs when stopped, and says so."""
     main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
     on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    _signals.clear()
     try:
         code = command()
         sys.stdout.flush()  # here, so that a reader gone away shows below and not at exit
@@ -53,7 +54,9 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
         print(f"fashionae: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
-        term = isinstance(e, Terminated)
+        # a SIGTERM is ours to report even when a library raised its KeyboardInterrupt in place of
+        # Terminated (Ray's wait does, for any signal that arrives while it waits)
+        term = isinstance(e, Terminated) or signal.SIGTERM in _signals
         print(f"fashionae: {'terminated' if term else 'interrupted'}"
               + ("; finished epochs are kept, run the same command to resume" if resumable else ""),
               file=sys.stderr)
@@ -98,7 +101,11 @@ class Terminated(KeyboardInterrupt):
     finished epochs are kept."""
 
 
+_signals: list[int] = []  # the stops received, in order: a library may turn our exception into its own
+
+
 def _terminate(signum, frame):
+    _signals.append(signum)
     raise Terminated
 
 

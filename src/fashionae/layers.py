@@ -257,30 +257,36 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         (n, c, h, w), bf16 = x.shape, torch.bfloat16
         rows = x.to(bf16).permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when x is channels-last
         # [N, 1, 2H, 2W]: one channel, the same memory in either layout
-        return _IntoOneChannel.apply(rows, self.weight.to(bf16).reshape(c, 4), self.bias.to(bf16), (n, h, w))
+        return _IntoOneChannel.apply(rows, self.weight.to(bf16), self.bias.to(bf16), (n, h, w))
 
 
 class _IntoOneChannel(torch.autograd.Function):
     """``BlockConvTranspose2d.into_one_channel``'s forward pass and gradients, from bf16 rows
-    (one per input pixel), weight [C, 4] and bias; the output [N, 1, 2H, 2W]. Whether the kernels
-    run is decided once, in the forward pass, for both."""
+    (one per input pixel), the layer's weight [C, 1, 2, 2] (used as [C, 4]) and bias; the output
+    [N, 1, 2H, 2W]. Whether the kernels run is decided once, in the forward pass, for both."""
 
     @staticmethod
     def forward(ctx, rows, weight, bias, nhw):
-        ctx.save_for_backward(rows, weight)
+        taps = weight.reshape(len(weight), 4)
+        ctx.save_for_backward(rows, taps)
+        ctx.weight_layout = weight.shape, weight.stride()  # its gradient's
         ctx.kernels = kernels_take(rows)
         if ctx.kernels:
-            return torch.ops.fashionae.one_channel_forward(rows, weight, bias, *nhw)
-        return one_channel_forward(rows, weight, bias, nhw)
+            return torch.ops.fashionae.one_channel_forward(rows, taps, bias, *nhw)
+        return one_channel_forward(rows, taps, bias, nhw)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        rows, weight = ctx.saved_tensors
+        rows, taps = ctx.saved_tensors
         grad = grad.contiguous()
-        grads = (torch.ops.fashionae.one_channel_backward(rows, weight, grad) if ctx.kernels
-                 else one_channel_backward(rows, weight, grad))
-        return *grads, None
+        grad_rows, grad_taps, grad_bias = (torch.ops.fashionae.one_channel_backward(rows, taps, grad) if ctx.kernels
+                                           else one_channel_backward(rows, taps, grad))
+        # in the weight's own strides (channels-last; with one channel the same memory), which
+        # DistributedDataParallel compares to its buckets', warning of every mismatch
+        shape, stride = ctx.weight_layout
+        grad_weight = torch.empty_strided(shape, stride, dtype=grad_taps.dtype).copy_(grad_taps.view(shape))
+        return grad_rows, grad_weight, grad_bias, None
 
 
 def one_channel_forward(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
