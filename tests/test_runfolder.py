@@ -268,6 +268,9 @@ def test_state_for_an_out_folder(tmp_path):
     run.write_config(cfg, {}, {})
     other = dataclasses.replace(cfg, model=ModelConfig(latent=64, dropout=0.0), strategy="frozen",
                                 train=TrainConfig(epochs=3, lr=0.01))
+    # killed before its first epoch (out of memory, by the system): its settings alone, replaced
+    assert run.state_for(other) == "new" and run.state_for(cfg) == "resume"
+    run.write_metrics([{"epoch": 1}])  # once an epoch is done, it is a run to keep
     with pytest.raises(UserError) as e:
         run.state_for(other)
     message = str(e.value)

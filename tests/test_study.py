@@ -607,6 +607,7 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
                    "finished runs are kept), or choose another --out\n")
     assert main(["study", str(changed), *common]) == 2 and capsys.readouterr().err == err
 
+    old_config = (runs / "ae-a-seed0" / "config.json").read_text()
     for seed in (0, 1):
         shutil.rmtree(runs / f"ae-a-seed{seed}")
     assert main(["study", str(changed), *common]) == 2
@@ -615,6 +616,12 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
         k: v for k, v in kept.items() if k.startswith(("ae-b", "clf"))}  # nothing trained meanwhile
     for seed in (0, 1):
         shutil.rmtree(runs / f"clf-finetune-seed{seed}")
+    (runs / "ae-a-seed0").mkdir()  # the old run, killed before its first epoch: nothing to keep
+    (runs / "ae-a-seed0" / "config.json").write_text(old_config)
+    capsys.readouterr()
+    assert main(["study", str(changed), "--plan", "--json", *common]) == 0
+    states = {json.loads(line)["run"]: json.loads(line)["state"] for line in capsys.readouterr().out.splitlines()}
+    assert states["ae-a-seed0"] == states["ae-a-seed1"] == "new"
     assert main(["study", str(changed), *common]) == 0
     assert (runs / "ae-b-seed0" / "model.safetensors").read_bytes() == kept["ae-b-seed0"]
     assert json.loads((runs / "ae-a-seed0" / "config.json").read_text())["model"]["dropout"] == 0.1

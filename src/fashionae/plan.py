@@ -140,7 +140,9 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         if reason is None and not deferred and (diffs := run_folder.differences(cfg)):
             reason = "; ".join(f"trained on an earlier {Path(cfg.encoder_run or '').name}"
                                if d.startswith("encoder_sha256:") else d for d in diffs[:3])
-        if reason:
+        if reason and not run_folder.trained_an_epoch():  # stopped before its first epoch: nothing to keep
+            states[run.name] = "new"
+        elif reason:
             states[run.name], why[run.name] = "changed", reason
         else:
             states[run.name] = run_folder.progress()

@@ -181,10 +181,16 @@ class RunFolder:
                                 "empty or new folder")
             return "new"
         diffs = self.differences(cfg)
-        if diffs:
+        if diffs and self.trained_an_epoch():
             raise UserError(f"--out {self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
                             "choose another --out, or delete it to start over")
-        return self.progress()
+        return "new" if diffs else self.progress()  # one stopped before its first epoch holds nothing to keep
+
+    def trained_an_epoch(self) -> bool:
+        """Whether the run here finished an epoch (its metrics, checkpoint or model are here): one
+        killed before (by the system, out of memory) leaves only its settings, which a run with
+        other settings may replace."""
+        return any((self / f).exists() for f in (self.METRICS, self.CHECKPOINT, self.MODEL, self.SUMMARY))
 
     def progress(self) -> str:
         """'complete' or 'resume', for a folder that holds the run asked for. A finished run whose
