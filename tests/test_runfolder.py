@@ -43,6 +43,7 @@ def test_a_folder_refuses_a_run_with_another_dataset(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     folder.write_config(base, {}, {})
+    folder.write_metrics([{"epoch": 1}])  # an epoch trained: a run to keep
     assert folder.state_for(base) == "resume"
     with pytest.raises(UserError, match="dataset_sha256: None there"):
         folder.state_for(dataclasses.replace(base, dataset_sha256="cd" * 32))
@@ -329,6 +330,12 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
         folder.write_summary({**one_epoch, **edit})
         with pytest.raises(UserError, match=rf"^{re.escape(str(folder / 'summary.json'))} {fault}{tail}"):
             folder.metrics()
+    folder.write_summary(one_epoch)
+    nan_row = row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5) | {"val_loss": float("nan")}
+    (folder / "metrics.jsonl").write_text(json.dumps(nan_row) + "\n")  # a run that diverged
+    folder.write_summary({**one_epoch, "val_loss": float("nan"), "best_val_loss": float("nan")})
+    assert len(folder.metrics()) == 1  # NaN is what its epochs say too
+    (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5)) + "\n")
     folder.write_summary(one_epoch)
     (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5) | {"epoch": 7})
                                           + "\n")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import statistics
 
-
 MIN_SEEDS = 3
 FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with this confidence
 

@@ -285,7 +285,8 @@ class _IntoOneChannel(torch.autograd.Function):
         # in the weight's own strides (channels-last; with one channel the same memory), which
         # DistributedDataParallel compares to its buckets', warning of every mismatch
         shape, stride = ctx.weight_layout
-        grad_weight = torch.empty_strided(shape, stride, dtype=grad_taps.dtype).copy_(grad_taps.view(shape))
+        grad_weight = torch.empty_strided(shape, stride, dtype=grad_taps.dtype, device=grad_taps.device)
+        grad_weight.copy_(grad_taps.view(shape))
         return grad_rows, grad_weight, grad_bias, None
 
 

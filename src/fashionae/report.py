@@ -323,8 +323,8 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     envs = [folder.run(r["run"]).raw_config().get("environment", {}) for r in results["runs"]]
 
     def across(key: str) -> str:  # one value, or each with its number of runs (a study run over two commits)
-        counts = Counter(str(env.get(key) or EMPTY) for env in envs)
-        return next(iter(counts)) if len(counts) == 1 else ", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts.most_common())
+        counts = Counter(str(env.get(key) or EMPTY) for env in envs).most_common()
+        return counts[0][0] if len(counts) == 1 else ", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts)
     items = [[k, across(k)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     if "data" in first:
         h, w = run.config().model.image_size
@@ -362,8 +362,9 @@ NOTES = {  # under the table they explain
               "one interval (conv's two parts; “beats scratch” and “competitive”, the same difference with its sign "
               "turned), and “l_size 512 balances quality and cost” tests nothing of its own: its rows repeat the "
               "two claims before it. An effect is the mean of the per-seed effects, a ratio of MSEs on the log "
-              "scale (the geometric mean, with an interval that cannot reach below -100 %, a gain's above +100 %); ± in the evidence is "
-              "the standard deviation over seeds. The intervals are over seeds, on this one test set.",
+              "scale (the geometric mean, with an interval that cannot reach below -100 %, a gain's above "
+              "+100 %); ± in the evidence is the standard deviation over seeds. The intervals are over seeds, "
+              "on this one test set.",
     "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
                     "the training-mode column averages the loss during the epoch in training mode (dropout, if "
                     "any, active), as the author's code also recorded.",

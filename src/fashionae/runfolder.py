@@ -77,7 +77,7 @@ def _disagreement(summary: dict, rows: list[dict]) -> str | None:
         said.update(train_acc=last["train_acc"], train_eval_acc=last["train_eval_acc"], val_acc=last["val_acc"],
                     best_val_acc=best_acc["val_acc"], best_val_acc_epoch=best_acc["epoch"])
     for key, value in said.items():
-        if summary[key] != value:
+        if summary[key] != value and not (math.isnan(summary[key]) and math.isnan(value)):  # a diverged run's NaN
             return f"says {key} {summary[key]} where metrics.jsonl says {value}"
     if "test_acc" in summary:
         cm = summary["confusion_matrix"]
@@ -288,7 +288,8 @@ class RunFolder:
         if self.is_complete():
             summary = self.summary()
             if len(rows) != summary["epochs"]:
-                raise self.damaged(self.METRICS, f"holds {len(rows)} epochs where {self.SUMMARY} says {summary['epochs']}")
+                raise self.damaged(self.METRICS, f"holds {len(rows)} epochs where {self.SUMMARY} says "
+                                                 f"{summary['epochs']}")
             if fault := _disagreement(summary, rows):
                 raise self.damaged(self.SUMMARY, fault)
         return rows

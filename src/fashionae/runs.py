@@ -257,7 +257,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                 tensorboard.close(summary)
             folder.write_metrics(history)
             folder.write_model(model)
-            summary["model_sha256"] = folder.model_sha256()  # the model it summarises: another put in its place is refused
+            summary["model_sha256"] = folder.model_sha256()  # another model put in its place is refused
             folder.write_summary(summary)
             checkpoint.unlink(missing_ok=True)
         dist.barrier()
