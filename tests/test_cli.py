@@ -184,6 +184,11 @@ def test_a_lost_torchrun_process_is_one_line_in_the_others(capsys, tmp_path, mon
     assert (code, err) == (2, "fashionae: error: another process of this torchrun was lost (Connection closed by "
                               "peer [127.0.0.1]:31134); finished epochs are kept: run the same torchrun command "
                               "again to resume\n")
+    from fashionae.distributed import lost_process  # only a peer's loss: not this process's own troubles
+    assert lost_process(RuntimeError("[pair.cc:537] Read error [127.0.0.1]:10983: Connection reset by peer")) == \
+        "Read error [127.0.0.1]:10983: Connection reset by peer"
+    assert lost_process(RuntimeError("[gloo/transport/tcp/device.cc:84] no interface named eth9")) is None
+    assert lost_process(__import__("torch").distributed.DistStoreError("timed out after 900 s")) is None
     monkeypatch.setenv("WORLD_SIZE", "1")  # without torchrun, such an error is not ours to explain
     code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
     assert code == 1 and err.startswith("fashionae: internal error: RuntimeError: [/__w/")

@@ -2,6 +2,7 @@ import errno
 import fcntl
 import os
 import platform
+import shutil
 import threading
 
 import pytest
@@ -130,3 +131,11 @@ def test_a_waiter_on_a_folder_removed_as_its_holder_let_go_makes_it_again(tmp_pa
     with pytest.raises(UserError, match="in use"):
         FolderLock(new).acquire()
     waiter.release()
+    assert not new.exists()  # the folder it made again goes too, when nothing filled it
+
+
+def test_a_folder_deleted_while_locked_lets_the_commands_own_error_through(tmp_path):
+    with pytest.raises(UserError, match="^the command's own$"):
+        with FolderLock(tmp_path / "new"):
+            shutil.rmtree(tmp_path / "new")
+            raise UserError("the command's own")

@@ -537,6 +537,10 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     n = len(results["runs"])
     assert dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])["git_commit"] == \
         f"{env['git_commit']} ({n - 1} runs), 0123abc+dirty (1 run)"
+    config["environment"]["earlier_sessions"] = [{**config["environment"], "git_commit": "fedcba9"}]
+    edited.write_text(json.dumps(config))  # resumed under another commit: both made it
+    assert dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])["git_commit"] == \
+        f"{env['git_commit']} ({n - 1} runs), fedcba9 (1 run), 0123abc+dirty (1 run)"  # the earlier first
 
 
 def test_each_table_has_its_note_and_reference_columns_add_theirs():

@@ -271,7 +271,9 @@ def test_state_for_an_out_folder(tmp_path):
                                 train=TrainConfig(epochs=3, lr=0.01))
     # killed before its first epoch (out of memory, by the system): its settings alone, replaced
     assert run.state_for(other) == "new" and run.state_for(cfg) == "resume"
+    assert run.started() is None  # nor does it hand its device, precision or masks down to the next try
     run.write_metrics([{"epoch": 1}])  # once an epoch is done, it is a run to keep
+    assert run.started() == cfg.train
     with pytest.raises(UserError) as e:
         run.state_for(other)
     message = str(e.value)
@@ -326,7 +328,8 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     for edit, fault in [({"val_loss": 0.25}, "says val_loss 0.25 where metrics.jsonl says 1"),
                         ({"best_epoch": 2}, "says best_epoch 2 where metrics.jsonl says 1"),
                         ({"best_val_acc": 0.9}, "says best_val_acc 0.9 where metrics.jsonl says 0.5"),
-                        ({"test_acc": 0.9}, "has a confusion matrix that does not give its test accuracy")]:
+                        ({"test_acc": 0.9}, "has a confusion matrix that does not give its test accuracy, "
+                                             "as fashionae 0.3.0 recorded them under torchrun")]:
         folder.write_summary({**one_epoch, **edit})
         with pytest.raises(UserError, match=rf"^{re.escape(str(folder / 'summary.json'))} {fault}{tail}"):
             folder.metrics()

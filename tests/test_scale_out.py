@@ -154,13 +154,14 @@ def test_ctrl_c_cancels_what_is_left_and_keeps_what_is_finished(cluster, data_di
     assert finished and all((p / "model.safetensors").is_file() for p in finished)
 
 
-def test_a_run_that_fails_reaches_the_driver_as_its_own_error(cluster, data_dir, tmp_path):
-    """Out of memory (expected where --gpus-per-run packs runs on a GPU) is then one line, as
-    under the local executor, not Ray's remote traceback."""
+def test_a_run_out_of_memory_is_one_line_naming_it(cluster, data_dir, tmp_path):
+    """Out of memory (expected where --gpus-per-run packs runs on a GPU) is one line, as under the
+    local executor, with the run it struck, not Ray's remote traceback."""
     def out_of_memory(run, row):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    with pytest.raises(torch.OutOfMemoryError, match="Tried to allocate"):
+    with pytest.raises(UserError, match=r"^ae-a seed 0: out of memory \(CUDA out of memory. Tried to allocate 2.00 GiB\); "
+                                        r"use a smaller model .* \(under Ray: fewer runs per GPU, a larger --gpus-per-run\)$"):
         run_study(tiny_study(tmp_path, epochs=1), tmp_path / "ray", str(data_dir), False,
                   executor=RayExecutor(on_epoch=out_of_memory), **QUIET)
 
@@ -217,7 +218,8 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
 
 
 # 1,001 training images: the last batch has one image, which one process trains and the other
-# stands in for (counted for nothing); 200 evaluation images: one batch, so one process has none.
+# stands in for (counted for nothing); 200 evaluation images: one batch, so one process has none
+# (the classifier below evaluates 1,005: five batches, gathered back in order).
 COMMON = ["--epochs", "2", "--train-subset", "1001", "--eval-subset", "200", "--batch-size", "100",
           "--device", "cpu", "--precision", "fp32", "--dropout", "0", "--no-verify"]
 

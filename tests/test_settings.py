@@ -79,6 +79,10 @@ def test_a_resumed_run_keeps_the_device_and_precision_it_started_with(monkeypatc
     again = TrainConfig().resolved(started)
     assert (again.device, again.precision, again.dropout_masks) == ("cpu", "fp32", "counter")
     assert TrainConfig(device="cuda").resolved(started).device == "cuda"  # said: then refused as other settings
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # started on a GPU, resumed without one
+    with pytest.raises(UserError, match="^this run started on CUDA, which a resumed run keeps, and no CUDA device is "
+                                        "visible here; resume it where one is"):
+        TrainConfig().resolved(TrainConfig(device="cuda", precision="bf16"))
 
 
 def test_settings_that_change_no_number_are_not_identity():

@@ -89,9 +89,10 @@ class Dist:
 
 def lost_process(e: BaseException) -> str | None:
     """What torch.distributed said, when ``e`` says another process of the group is gone
-    (crashed, killed, its node lost: gloo's and NCCL's errors are plain RuntimeErrors); else None."""
-    if not isinstance(e, RuntimeError) or not (isinstance(e, torch.distributed.DistError)
-                                               or any(word in str(e) for word in ("gloo", "NCCL"))):
+    (crashed, killed, its node lost: its connection closed or reset; gloo's errors are plain
+    RuntimeErrors); else None (a rendezvous timeout, a misconfigured interface: this process's own)."""
+    if not isinstance(e, RuntimeError) or not (isinstance(e, torch.distributed.DistNetworkError)
+                                               or any(s in str(e) for s in ("closed by peer", "reset by peer"))):
         return None
     first = (str(e).splitlines() or [""])[0]
     return re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:160]  # without gloo's source line

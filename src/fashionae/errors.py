@@ -129,15 +129,21 @@ def _stdout_gone() -> bool:
         return False
 
 
+def out_of_memory(e: BaseException) -> str | None:
+    """What to tell of an exception that says the memory ran out (the CPU's or a GPU's), else None."""
+    if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)):
+        return None
+    first = (str(e).splitlines() or [""])[0]
+    detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
+    return (f"out of memory ({detail}); use a smaller model (--latent), batch (--batch-size) or --train-subset, "
+            "or a machine with more memory")
+
+
 def _internal_error(e: Exception, debug: bool) -> int:
     if debug:
         traceback.print_exception(e)
-    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
-        first = (str(e).splitlines() or [""])[0]
-        detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
-        print(f"fashionae: error: out of memory ({detail}); use a smaller model "
-              "(--latent), batch (--batch-size) or --train-subset, or a machine with more memory",
-              file=sys.stderr)
+    if said := out_of_memory(e):
+        print(f"fashionae: error: {said}", file=sys.stderr)
         return UserError.exit_code
     print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
           "traceback, and please report it)", file=sys.stderr)

@@ -163,7 +163,6 @@ class FolderLock:
 
     def acquire(self, wait: float = 0.0) -> "FolderLock":
         """Take the lock, waiting up to ``wait`` seconds for a holder to let go."""
-        self._made = not self.folder.exists()
         deadline = time.monotonic() + wait
         while (fd := self._take(deadline)) is None:
             pass  # its holder removed the folder as it let go: make it again
@@ -176,10 +175,14 @@ class FolderLock:
         return self
 
     def _take(self, deadline: float) -> int | None:
-        """The lock file's descriptor, locked; None if the file was removed while we waited."""
+        """The lock file's descriptor, locked; None if the file (or its folder) was removed as
+        its holder let go, before or while we waited."""
+        made = not self.folder.exists()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            return None
         except OSError as e:
             raise UserError(f"cannot write in {self.folder}: {e.strerror}; "
                             "choose a writable --out") from e
@@ -205,6 +208,7 @@ class FolderLock:
                             f"{host}); wait for it to finish or choose another --out") from None
         try:
             if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                self._made = made
                 return fd
         except FileNotFoundError:
             pass
@@ -216,14 +220,20 @@ class FolderLock:
         its first file) is removed, not left holding only the lock."""
         if self._fd is None:
             return
-        if self._made and [p.name for p in self.folder.iterdir()] == [LOCK]:
-            self.path.unlink()  # while still locked: a waiter sees its file gone and starts again
+        fd, self._fd = self._fd, None
+        try:
+            empty = self._made and [p.name for p in self.folder.iterdir()] == [LOCK]
+            if empty:
+                self.path.unlink()  # while still locked: a waiter sees its file gone and starts again
+            else:
+                os.ftruncate(fd, 0)  # free, also where no flock tells it
+        except OSError:  # the folder went meanwhile (deleted by hand): nothing to free
+            empty = False
+        finally:
+            os.close(fd)
+        if empty:  # once closed (NFS keeps an open file's name until then)
             with contextlib.suppress(OSError):
                 self.folder.rmdir()
-        else:
-            os.ftruncate(self._fd, 0)  # free, also where no flock tells it
-        os.close(self._fd)
-        self._fd = None
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()

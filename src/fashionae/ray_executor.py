@@ -30,7 +30,7 @@ from typing import Callable
 
 from . import __version__
 from .data import Dataset
-from .errors import UserError, require
+from .errors import UserError, out_of_memory, require
 from .files import atomic_write
 from .plan import PlannedRun, run_planned
 from .runs import Log
@@ -142,12 +142,13 @@ class RayExecutor:
                 run = labels[ready[0]]
                 try:
                     r = ray.get(ready[0])
-                except RayTaskError as e:  # the run raised: reported as the local executor reports it
+                except RayTaskError as e:  # the run raised: a UserError, or out of memory, is one line
                     if isinstance(e.cause, UserError):
                         raise UserError(f"{run.label}: {e.cause}") from None
-                    if isinstance(e.cause, Exception):  # out of memory is one line too; a bug is a bug
-                        raise e.cause from None
-                    raise
+                    if said := out_of_memory(e.cause):  # where --gpus-per-run packs runs on a GPU
+                        raise UserError(f"{run.label}: {said} (under Ray: fewer runs per GPU, a larger "
+                                        "--gpus-per-run)") from None
+                    raise  # a bug: Ray's error holds the worker's traceback
                 except RayError as e:  # its worker or node was lost once more than Ray retries
                     raise UserError(f"{run.label}: lost its Ray worker {RETRIES + 1} times ({type(e).__name__}); "
                                     "finished runs are kept, run the command again to resume") from None

@@ -25,6 +25,7 @@ from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
 from .results import classes_of, confusion_text, encoder_of
 from .runfolder import CONTROL
+from .runs import sessions_of
 from .studyfolder import StudyFolder
 
 
@@ -320,10 +321,11 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     """(items about the whole study, one row per run)."""
     run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
     first = run.raw_config()
-    envs = [folder.run(r["run"]).raw_config().get("environment", {}) for r in results["runs"]]
+    sessions = [sessions_of(folder.run(r["run"]).raw_config().get("environment", {})) for r in results["runs"]]
 
     def across(key: str) -> str:  # one value, or each with its number of runs (a study run over two commits)
-        counts = Counter(str(env.get(key) or EMPTY) for env in envs).most_common()
+        seen = (v for run in sessions for v in dict.fromkeys(str(s.get(key) or EMPTY) for s in run))
+        counts = Counter(seen).most_common()  # ties in the order first seen
         return counts[0][0] if len(counts) == 1 else ", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts)
     items = [[k, across(k)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     if "data" in first:

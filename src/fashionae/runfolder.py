@@ -83,7 +83,8 @@ def _disagreement(summary: dict, rows: list[dict]) -> str | None:
         cm = summary["confusion_matrix"]
         total = sum(map(sum, cm))
         if not math.isclose(sum(cm[i][i] for i in range(len(cm))) / max(total, 1), summary["test_acc"], abs_tol=1e-9):
-            return "has a confusion matrix that does not give its test accuracy"
+            return ("has a confusion matrix that does not give its test accuracy, as fashionae 0.3.0 recorded "
+                    "them under torchrun")
     return None
 
 
@@ -206,9 +207,10 @@ class RunFolder:
         return "complete"
 
     def started(self) -> TrainConfig | None:
-        """The training settings of the run this folder holds, or None if it holds none: what
-        a resumed run keeps (``TrainConfig.resolved``)."""
-        return self.config().train if self.is_run() else None
+        """The training settings of the run this folder holds, or None if it holds none (or one
+        that never finished an epoch: nothing to go on from): what a resumed run keeps
+        (``TrainConfig.resolved``)."""
+        return self.config().train if self.is_run() and self.trained_an_epoch() else None
 
     def differences(self, cfg: RunConfig) -> list[str]:
         """How the run this folder holds differs from ``cfg`` ("key: x there, y now"; [] if alike)."""

@@ -231,7 +231,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         elif state == "resume":
             log(f"{label}: no checkpoint to resume from, so it trains from epoch 1")
         if warning := slow_precision(t):
-            log(f"{label}: {warning}; --precision auto chooses fp32 here")
+            log(f"{label}: {warning}; " + ("it started in bf16, which a resumed run keeps: resume it where bf16 "
+                                          "is native, or delete it to start over in fp32"
+                                          if state == "resume" and checkpoint.exists()
+                                          else "--precision auto chooses fp32 here"))
         callbacks, tensorboard = [], None
         if dist.rank == 0:
             def write_and_log(history: list[dict]) -> None:

@@ -94,6 +94,10 @@ class TrainConfig:
         if started is not None:
             cfg = replace(self, **{k: getattr(started, k) for k in ("device", "precision", "dropout_masks")
                                    if getattr(self, k) == "auto" and getattr(started, k) != "auto"})
+            if cfg.device == "cuda" and self.device == "auto" and not torch.cuda.is_available():
+                raise UserError("this run started on CUDA, which a resumed run keeps, and no CUDA device is "
+                                "visible here; resume it where one is (under Ray: --gpus-per-run), or delete "
+                                "its folder to start over")
         device = cfg.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
