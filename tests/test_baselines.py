@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fashionae.baselines import baselines_fault, compute_baselines
+from fashionae.cli import main
 from fashionae.data import make_splits
 from fashionae.errors import UserError
 
@@ -45,11 +46,36 @@ def test_edited_baselines_are_named_by_what_they_lack(edit, fault):
     assert baselines_fault(edit if isinstance(edit, list) else {**GOOD, **edit}) == fault
 
 
-def test_a_single_class_is_refused_before_any_fit(tiny):
+def test_a_single_class_is_refused_before_any_fit(tiny, data_dir, tmp_path, capsys):
     splits = make_splits(tiny, train_subset=1)
-    with pytest.raises(UserError, match=r"^the baselines' training set \(1 images\) holds a single class; a classifier "
-                                        r"needs two at least: use a larger --train-subset$"):
+    with pytest.raises(UserError, match=r"^the baselines' training set \(1 images\) holds a single class, and their "
+                                        r"logistic regression needs two: use a larger training subset .*, or, for a "
+                                        r"dataset of one class, leave the baselines out \(\[baselines\] enabled = false\)$"):
         compute_baselines(splits, logreg_max_iter=100)
+    # by a study, before anything trains
+    study = tmp_path / "s.toml"
+    study.write_text('[train]\nepochs = 1\ntrain_subset = 100\n[[autoencoders]]\nname = "a"\narch = "conv"\n'
+                     "[baselines]\ntrain_subset = 1\n")
+    assert main(["study", str(study), "--data-dir", str(data_dir), "--no-verify", "--out", str(tmp_path / "out")]) == 2
+    assert "holds a single class" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_baselines_of_two_datasets_of_one_name_are_not_mistaken_for_each_other(tmp_path):
+    """A dataset of your own is known by its files too (its name is its folder's)."""
+    from fashionae.baselines import write_baselines
+    from fashionae.data import load_dataset
+    for seed, folder in enumerate(("a/data", "b/data")):
+        images = np.random.default_rng(seed).random((60, 8, 8), dtype=np.float32)
+        labels = np.arange(60) % 3
+        (tmp_path / folder).mkdir(parents=True)
+        np.savez(tmp_path / folder / "d.npz", x_train=images[:40], y_train=labels[:40], x_test=images[40:],
+                 y_test=labels[40:])
+    a, b = (load_dataset(str(tmp_path / f)) for f in ("a/data", "b/data"))
+    assert a.name == b.name
+    first = write_baselines(tmp_path / "baselines.json", a, "holdout", None, None, 50, lambda m: None)
+    second = write_baselines(tmp_path / "baselines.json", b, "holdout", None, None, 50, lambda m: None)
+    assert second["mean_image"] != first["mean_image"]  # computed again, not the first dataset's
 
 
 def test_baselines_are_measured_on_the_images_the_runs_are(tiny, tmp_path):

@@ -49,6 +49,21 @@ def test_idx_folder_of_any_size_with_dataset_toml(tmp_path, capsys):
     assert "classes (training images): Circle (" in out and "Heart (" in out
 
 
+def test_data_dir_with_a_dataset_of_your_own_is_refused(tmp_path, capsys):
+    folder = shapes(tmp_path / "d")
+    assert refused(capsys, "data", "--dataset", folder, "--data-dir", tmp_path / "elsewhere") == (
+        f"fashionae: error: --data-dir says where Fashion-MNIST's files are, and the dataset is your own, {folder}, "
+        "read from its folder: leave --data-dir out")
+
+
+def test_digests_in_capitals_are_digests(tmp_path):
+    """As Windows' Get-FileHash and certutil print them."""
+    folder = shapes(tmp_path / "d")
+    toml = folder / "dataset.toml"
+    toml.write_text(re.sub(r'= "([0-9a-f]{64})"', lambda m: f'= "{m[1].upper()}"', toml.read_text()))
+    assert re.search(r'= "[0-9A-F]{64}"', toml.read_text()) and load_dataset(str(folder)).verified
+
+
 def test_without_dataset_toml_classes_are_numbered(tmp_path, capsys):
     folder = write_idx(tmp_path / "plain", size=(32, 32), classes=3, toml=None)
     ds = load_dataset(str(folder))
@@ -120,14 +135,20 @@ IDX_GZ = ", ".join(f"{n}.gz" for n in IDX_NAMES)
 NPZ = "{d}/data.npz"
 # name -> (make the folder, the whole one-line error as a regex; {d} is the folder)
 BAD = {
-    "wrong sha256": (lambda d: (shapes(d), (d / "dataset.toml").write_text(
-        (d / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))),
+    "wrong sha256": (lambda d: (shapes(d), (d / "dataset.toml").write_text(re.sub(
+        r'(\.gz" = ")(.)', lambda m: m[1] + ("1" if m[2] == "0" else "0"), (d / "dataset.toml").read_text(), count=1))),
         "{d}/train-images-idx3-ubyte.gz fails the SHA-256 check of dataset.toml; it is damaged or not "
         "the file dataset.toml describes: get a fresh copy"),
+    "not a sha256": (lambda d: (shapes(d), (d / "dataset.toml").write_text(
+        (d / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))),
+        "{d}/dataset.toml: \\[sha256\\] 'train-images-idx3-ubyte.gz' is '0[0-9a-f]{64}', not a SHA-256 digest "
+        "\\(64 hexadecimal digits, as sha256sum prints them\\)"),
     "labels above the classes": (lambda d: write_idx(d, classes=5, toml='classes = ["a", "b", "c"]'),
-                                 "{d}: train-labels-idx1-ubyte holds labels above 2; the dataset has 3 classes"),
+                                 "{d}: train-labels-idx1-ubyte holds labels above 2; the dataset has 3 classes, numbered from 0 \\(labels "
+                                 "from 1: subtract 1\\)"),
     "npz test labels above the classes": (lambda d: with_classes(write_npz(d, y_test=np.full(60, 3)), "a", "b", "c"),
-                                          "{d}: y_test holds labels above 2; the dataset has 3 classes"),
+                                          "{d}: y_test holds labels above 2; the dataset has 3 classes, numbered from 0 "
+                                          "\\(labels from 1: subtract 1\\)"),
     "npz train count": (lambda d: write_npz(d, y_train=np.zeros(239, np.int64)),
                         "{d}: x_train has 240 images but y_train has 239 labels"),
     "npz test count": (lambda d: write_npz(d, y_test=np.zeros(59, np.int64)),
@@ -155,7 +176,8 @@ BAD = {
                            NPZ + " lacks y_train, x_test, y_test; it must hold x_train, y_train, x_test, y_test"),
     "npz of colour images": (lambda d: write_npz(d, x_train=np.zeros((240, 16, 16, 3), np.uint8)),
                              "{d}: the train images must be \\[N, height, width\\] and the labels \\[N\\] "
-                             "\\(got \\[240, 16, 16, 3\\] and \\[240\\]\\)"),
+                             "\\(got \\[240, 16, 16, 3\\] and \\[240\\]\\); convert colour images to one grey "
+                             "channel first"),
     "npz pixels out of range": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 300.0)),
                                 NPZ + ": x_test holds values outside \\[0, 255\\]"),
     "npz pixels half a level too bright": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 255.5)),

@@ -1,6 +1,9 @@
 import json
 
+import pytest
+
 from fashionae.cli import main
+from fashionae.errors import UserError
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from helpers import ON_DEVICE
@@ -41,3 +44,27 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     assert capsys.readouterr().err == (f"fashionae: error: --out {maps} holds the latent space of another run, "
                                        f"{tmp_path / 'ae'}; choose another --out\n")
     assert (maps / "explore.json").read_text() == before
+
+
+def test_a_collapsed_encoder_gets_scores_and_no_maps(tiny, tmp_path, monkeypatch):
+    """Every code the same (dead ReLUs): scikit-learn's t-SNE crashed the process on them."""
+    import numpy as np
+    from fashionae import explore as explore_module
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)
+    execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, log=lambda m: None)
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.zeros((len(images), 16), np.float32))
+    lines = []
+    result = explore_module.explore(tmp_path / "ae", data=tiny, log=lines.append)
+    assert "explore: every test image has the same latent code (a collapsed encoder): no maps" in lines
+    assert result["figures"] == ["interpolation.png"] and 0 <= result["knn_acc"] <= 1
+
+
+def test_one_class_has_no_scores_to_give(tiny, tmp_path):
+    from dataclasses import replace
+    from fashionae import explore as explore_module
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)
+    execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, log=lambda m: None)
+    one = replace(tiny, train_labels=tiny.train_labels * 0)
+    with pytest.raises(UserError, match="training images hold a single class: the k-NN and linear-probe scores need "
+                                        "two at least"):
+        explore_module.explore(tmp_path / "ae", data=one)

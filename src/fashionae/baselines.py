@@ -31,15 +31,23 @@ def fit_quietly(estimator, x, y) -> bool:
     return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
+def check_classes(splits: Splits) -> None:
+    """The logistic-regression baseline needs two classes in its training set: refused in one
+    line (by a study, before anything trains)."""
+    if len(splits.train_y.unique()) < 2:
+        raise UserError(f"the baselines' training set ({len(splits.train_y)} images) holds a single class, and "
+                        "their logistic regression needs two: use a larger training subset (--train-subset; in a "
+                        "study, [baselines] train_subset), or, for a dataset of one class, leave the baselines out "
+                        "([baselines] enabled = false)")
+
+
 def compute_baselines(splits: Splits, logreg_max_iter: int, seed: int = 0,
                       log=lambda m: None) -> dict:
     """Each step says what it does first: on the full dataset each takes a minute or more."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
-    if len(splits.train_y.unique()) < 2:
-        raise UserError(f"the baselines' training set ({len(splits.train_y)} images) holds a single "
-                        "class; a classifier needs two at least: use a larger --train-subset")
+    check_classes(splits)
     t0 = time.perf_counter()
     train, val, test = _flat(splits.train_x), _flat(splits.val_x), _flat(splits.test_x)
     ks = sorted({min(k, train.shape[1], len(train)) for k in PCA_KS})
@@ -91,7 +99,8 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
     ``eval_subset``: measured on the first N validation and test images, as the runs that share
     it are. ``keep_others``: refuse to replace baselines computed with other settings."""
     settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
-                "dataset": data.name, **({"eval_subset": eval_subset} if eval_subset else {})}
+                "dataset": data.name, **({"eval_subset": eval_subset} if eval_subset else {}),
+                **({"dataset_sha256": data.sha256} if data.sha256 else {})}  # your own data: by its files too
     old = read_rebuildable_json(path)
     if old and baselines_fault(old):  # damaged or edited: computed again
         old = None

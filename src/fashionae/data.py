@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import sys
@@ -160,8 +161,10 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
     for split in ("train", "test"):
         x, y = images[split], labels[split]
         if x.ndim != 3 or y.ndim != 1:
+            rgb = x.ndim == 4 and x.shape[-1] in (3, 4)
             raise UserError(f"{folder}: the {split} images must be [N, height, width] and the "
-                            f"labels [N] (got {list(x.shape)} and {list(y.shape)})")
+                            f"labels [N] (got {list(x.shape)} and {list(y.shape)})"
+                            + ("; convert colour images to one grey channel first" if rgb else ""))
         if len(x) != len(y):
             raise UserError(f"{folder}: {what[split][0]} has {len(x)} images but {what[split][1]} "
                             f"has {len(y)} labels")
@@ -187,7 +190,7 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
     for split, top in tops.items():
         if top >= n_classes:
             raise UserError(f"{folder}: {what[split][1]} holds labels above {n_classes - 1}; the "
-                            f"dataset has {n_classes} classes")
+                            f"dataset has {n_classes} classes, numbered from 0 (labels from 1: subtract 1)")
     return n_classes
 
 
@@ -343,6 +346,11 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     if strays:
         raise UserError(f"{folder / DATASET_TOML}: [sha256] names {strays[0]!r}, which is not a data "
                         f"file of this folder (they are {', '.join(raws)})")
+    for name, value in listed.items() if verify else ():  # as sha256sum prints it, or Windows' tools (capitals)
+        if not (isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{64}", value)):
+            raise UserError(f"{folder / DATASET_TOML}: [sha256] {name!r} is {value!r}, not a SHA-256 digest "
+                            "(64 hexadecimal digits, as sha256sum prints them)")
+    listed = {name: str(value).lower() for name, value in listed.items()}
     for name, raw in raws.items():
         sha = hashlib.sha256(raw).hexdigest()
         digest.update(f"{name}:{sha}|".encode())
@@ -408,6 +416,9 @@ def load_dataset(dataset: str = FASHION_MNIST, data_dir: str | os.PathLike | Non
     docstring says; ``data_dir`` is where its files are) or a folder of your own."""
     if dataset == FASHION_MNIST:
         return load_fashion_mnist(data_dir, verify, download)
+    if data_dir is not None:  # not taken silently for what it does not do
+        raise UserError(f"--data-dir says where Fashion-MNIST's files are, and the dataset is your own, {dataset}, "
+                        "read from its folder: leave --data-dir out")
     return load_dataset_folder(dataset, verify)
 
 

@@ -74,19 +74,27 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     data = data or folder.load_data(data_dir, verify)
     s = make_splits(data, cfg.train.val)
     classes = run.classes
-    train_z, test_z = _embed(run, s.train_x[:FIT_IMAGES]), _embed(run, s.test_x)
     train_y, test_y = s.train_y[:FIT_IMAGES].numpy(), s.test_y.numpy()
+    if len(np.unique(train_y)) < 2:
+        raise UserError(f"the first {len(train_y):,} training images hold a single class: the k-NN and linear-probe "
+                        "scores need two at least (a dataset of one class has no latent space to score)")
+    train_z, test_z = _embed(run, s.train_x[:FIT_IMAGES]), _embed(run, s.test_x)
     log(f"explore: k-NN and linear probe on {len(train_z):,} latent codes of {train_z.shape[1]} values")
     result = {"run": str(folder.path), "latent": int(train_z.shape[1]), "fit_images": len(train_z),
               "test_images": len(test_z), **feature_scores(train_z, train_y, test_z, test_y)}
 
     from sklearn.decomposition import PCA
-    maps = [("pca", PCA(n_components=2).fit_transform(test_z[:MAP_IMAGES]))]
+    codes = test_z[:MAP_IMAGES]
+    if np.ptp(codes, axis=0).max() == 0:  # no map to draw (and scikit-learn's t-SNE crashes on one)
+        log("explore: every test image has the same latent code (a collapsed encoder): no maps")
+        maps, tsne = [], False
+    else:
+        maps = [("pca", PCA(n_components=2).fit_transform(codes))]
     if tsne:
         from sklearn.manifold import TSNE
         log(f"explore: t-SNE map of {min(MAP_IMAGES, len(test_z)):,} test images")
         maps.append(("tsne", TSNE(n_components=2, init="pca", random_state=0,
-                                  perplexity=min(30, len(test_z[:MAP_IMAGES]) - 1)).fit_transform(test_z[:MAP_IMAGES])))
+                                  perplexity=min(30, len(codes) - 1)).fit_transform(codes)))
     figures = []
     for name, xy in maps:
         plots.scatter_map(f"test-set latent codes, {MAP_NAMES[name]} ({len(xy):,} images)", xy,

@@ -84,7 +84,8 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     clfs = results["classifiers"]
     for c in sorted(clfs, key=lambda c: c["strategy"] == CONTROL):  # the control last
         name = f"fig{k}_clf_{c['name'].replace('/', '-')}.png"
-        author = curves["classifiers"].get(c["strategy"]) if for_classifier("author_code", encoder_of(results, c)) else None
+        theirs = for_classifier("author_code", encoder_of(results, c))
+        author = curves["classifiers"].get(c["strategy"]) if theirs else None
         plots.curves(f"Fig. {k}: {c['name']} classifier", [metrics[r] for r in c["runs"]],
                      [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
                       ("val_acc", "validation")], "accuracy", author, figs / name)

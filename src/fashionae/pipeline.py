@@ -11,7 +11,7 @@ from typing import Callable
 
 from safetensors.torch import save
 
-from .baselines import write_baselines
+from .baselines import check_classes, write_baselines
 from .data import Dataset, load_dataset, make_splits, split_sizes
 from .explore import explore as explore_run
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
@@ -53,6 +53,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         data = load_dataset(study.dataset, data_dir, verify)
         plan = make_plan(study)
         states = check_plan(plan, study, folder, data)
+        if study.baselines.enabled:  # what they need of the data, said before anything trains
+            check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
         finished = sum(s == "complete" for s in states.values())
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else ""))

@@ -131,7 +131,8 @@ def tables(results: dict) -> list[Table]:
                     ["claim", "verdict", "part", "effect", "CI", "threshold", "evidence"], _claim_rows(results["claims"])))
     ae_rows = []
     for ae in results["autoencoders"]:
-        r, a = (REFERENCE[source]["autoencoders"].get(reference_model(ae), {}) for source in ("report", "author_code"))
+        theirs = reference_model(ae)
+        r, a = (REFERENCE[source]["autoencoders"].get(theirs, {}) for source in ("report", "author_code"))
         row = [ae["name"], str(ae["epochs"]), _f(ae["train_eval_mse"]), _f(ae["train_mse"]),
                _f(ae["val_mse"]), _f(ae["test_mse"]), f"{ae['best_epoch']['mean']:.0f}"]
         if fashion:
