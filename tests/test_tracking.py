@@ -166,6 +166,22 @@ def test_a_run_finished_without_tensorboard_gets_its_events_from_its_metrics(sma
     assert raw_steps(done) == before  # written once
 
 
+def test_events_of_flat_tags_are_written_again_grouped(small, tmp_path):
+    """A finished run whose events fashionae 0.3.0 wrote (tags as metrics.jsonl's keys, and an
+    hparams experiment of its own) gets them written again when asked for them."""
+    from torch.utils.tensorboard import SummaryWriter
+    done = tmp_path / "done"
+    summary = execute(ae(tensorboard=False), done, data=small, **QUIET)
+    old = SummaryWriter(str(done / "tensorboard"))
+    for row in metrics(done):
+        old.add_scalar("val_loss", row["val_loss"], row["epoch"])
+    old.add_scalar("final/val_loss", summary["val_loss"], summary["epochs"])
+    old.close()
+    execute(ae(tensorboard=True), done, data=small, **QUIET)
+    acc = assert_events_hold(done, metrics(done))
+    assert "val_loss" not in acc.Tags()["scalars"] and "loss/val" in acc.Tags()["scalars"]
+
+
 def test_a_study_run_again_with_tensorboard_logs_its_finished_runs(small_data_dir, tmp_path, capsys):
     study = tmp_path / "tiny.toml"
     study.write_text('name = "tiny"\nseeds = 2\n[train]\nepochs = 2\nbatch_size = 50\ntrain_subset = 100\n'

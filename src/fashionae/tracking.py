@@ -17,6 +17,7 @@ metrics.jsonl, the final figures from summary.json, one grid by its final model.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -135,8 +136,11 @@ def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
     from summary.json and one grid of reconstructions by its final model. False when the
     events were complete already."""
     require("tensorboard", "tensorboard", "--tensorboard")
-    if "final/val_loss" in logged_scalars(folder / folder.TENSORBOARD):  # ``close`` wrote them
-        return False
+    scalars = logged_scalars(folder / folder.TENSORBOARD)
+    if "final/val_loss" in scalars:  # ``close`` wrote them
+        if tag("val_loss") in scalars:
+            return False
+        shutil.rmtree(folder / folder.TENSORBOARD)  # fashionae 0.3.0's flat tags and hparams: written anew
     cfg = folder.config()  # the grid's images: the first of the validation set, whatever its subset
     logger = TensorBoardLogger(folder, cfg, folder.load_model(), make_splits(data, cfg.train.val).val_x)
     logger(folder.metrics())
