@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
-from .errors import UserError, exit_process, require, run_command
+from .errors import UserError, exit_process, run_command
 from .settings import AUTOENCODER, CLASSIFIER
 
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
@@ -185,11 +185,10 @@ def cmd_study(a) -> int:
         return 0
     from .pipeline import run_study
     from .plan import make_plan
-    # a missing extra is said before the study writes anything
+    # a missing extra is said before the study writes anything (ray's: by RayExecutor, above)
     if any(run.config.train.tensorboard for run in make_plan(study)):
-        require("tensorboard", "tensorboard", "--tensorboard")
-    if executor:
-        require("ray", "ray", "--executor ray")
+        from .tracking import need_tensorboard
+        need_tensorboard()
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
     print_results(results)
     print(f"report: {Path(out) / StudyFolder.REPORT_HTML} (and {StudyFolder.REPORT_MD})")

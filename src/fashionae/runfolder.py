@@ -66,17 +66,25 @@ def _summary_fault(summary, task: str) -> str | None:
     return None
 
 
+def epoch_figures(rows: list[dict]) -> dict:
+    """The figures of summary.json that its epochs (metrics.jsonl's rows) decide: the last
+    epoch's, and the best (the first lowest validation loss; a classifier's first highest
+    validation accuracy too). ``runs.summarize`` writes them; ``metrics`` checks them."""
+    last, best = rows[-1], min(rows, key=lambda r: r["val_loss"])
+    figures = {"epochs": len(rows), "best_epoch": best["epoch"],
+               "train_loss": last["train_loss"], "train_eval_loss": last["train_eval_loss"],
+               "val_loss": last["val_loss"], "best_val_loss": best["val_loss"]}
+    if "val_acc" in last:
+        best_acc = max(rows, key=lambda r: r["val_acc"])
+        figures.update(train_acc=last["train_acc"], train_eval_acc=last["train_eval_acc"], val_acc=last["val_acc"],
+                       best_val_acc=best_acc["val_acc"], best_val_acc_epoch=best_acc["epoch"])
+    return figures
+
+
 def _disagreement(summary: dict, rows: list[dict]) -> str | None:
     """Where a (well-formed) summary.json says other figures than the epochs it summarises
     (metrics.jsonl's rows), or a confusion matrix other than its test accuracy; else None."""
-    last, best = rows[-1], min(rows, key=lambda r: r["val_loss"])  # the first lowest, as runs.summarize
-    said = {"train_loss": last["train_loss"], "train_eval_loss": last["train_eval_loss"],
-            "val_loss": last["val_loss"], "best_val_loss": best["val_loss"], "best_epoch": best["epoch"]}
-    if "test_acc" in summary:
-        best_acc = max(rows, key=lambda r: r["val_acc"])
-        said.update(train_acc=last["train_acc"], train_eval_acc=last["train_eval_acc"], val_acc=last["val_acc"],
-                    best_val_acc=best_acc["val_acc"], best_val_acc_epoch=best_acc["epoch"])
-    for key, value in said.items():
+    for key, value in epoch_figures(rows).items():
         if summary[key] != value and not (math.isnan(summary[key]) and math.isnan(value)):  # a diverged run's NaN
             return f"says {key} {summary[key]} where metrics.jsonl says {value}"
     if "test_acc" in summary:

@@ -20,11 +20,11 @@ import torch
 from . import __version__, kernels
 from .data import Dataset, load_dataset, make_splits
 from .distributed import Dist, from_environment, sync_batchnorm
-from .errors import UserError, require
+from .errors import UserError
 from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
-from .runfolder import FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder
+from .runfolder import FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder, epoch_figures
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, slow_precision, to_inputs
 
@@ -161,7 +161,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     label = label or str(folder.path)
     cfg = replace(cfg, train=cfg.train.validate().resolved(folder.started()), model=cfg.model.validate())
     if cfg.train.tensorboard:  # before anything is written, by every process
-        require("tensorboard", "tensorboard", "--tensorboard")
+        from .tracking import need_tensorboard
+        need_tensorboard()
     dist = from_environment(cfg.train.device)
     if dist.rank:
         log = lambda message: None  # noqa: E731 (process 0 speaks for all)
@@ -283,26 +284,16 @@ def confusion(true: torch.Tensor, predicted: torch.Tensor, classes: tuple[str, .
 def summarize(model, history: list[dict], splits, t: TrainConfig, classes: tuple[str, ...],
               dist: Dist = Dist()) -> dict:
     device = torch.device(t.device)
-    best = min(history, key=lambda r: r["val_loss"])
-    last = history[-1]
     test = evaluate(model, to_inputs(splits.test_x, device), splits.test_y.to(device), t,
                     predictions=True, dist=dist)
     train_seconds = sum(len(splits.train_x) / r["train_images_per_second"] for r in history)
     summary = {
-        "epochs": len(history), "best_epoch": best["epoch"],
-        "train_loss": last["train_loss"], "train_eval_loss": last["train_eval_loss"],
-        "val_loss": last["val_loss"], "best_val_loss": best["val_loss"], "test_loss": test["loss"],
+        **epoch_figures(history), "test_loss": test["loss"],
         "seconds_total": sum(r["seconds"] for r in history),
         "images_per_second": len(splits.train_x) * len(history) / train_seconds,
     }
     if "acc" in test:
-        best_acc = max(history, key=lambda r: r["val_acc"])
-        summary.update({
-            "train_acc": last["train_acc"], "train_eval_acc": last["train_eval_acc"],
-            "val_acc": last["val_acc"], "best_val_acc": best_acc["val_acc"],
-            "best_val_acc_epoch": best_acc["epoch"], "test_acc": test["acc"],
-            **confusion(splits.test_y, test["predictions"], classes),
-        })
+        summary.update(test_acc=test["acc"], **confusion(splits.test_y, test["predictions"], classes))
     return summary
 
 

@@ -43,6 +43,12 @@ def tag(key: str) -> str:
     return f"epoch/{key}"
 
 
+def need_tensorboard() -> None:
+    """The extra ``--tensorboard`` needs, said in one line where it is missing: by each command
+    before it writes anything."""
+    require("tensorboard", "tensorboard", "--tensorboard")
+
+
 def logged_scalars(path: Path) -> dict[str, list]:
     """The scalars a run's event files hold, by tag, after earlier purges (none without the
     folder). A path that is no folder, or event files that cannot be read, are one line: the
@@ -63,7 +69,6 @@ def logged_scalars(path: Path) -> dict[str, list]:
 
 class TensorBoardLogger:
     def __init__(self, folder: RunFolder, cfg: RunConfig, model: torch.nn.Module, val_images: torch.Tensor):
-        require("tensorboard", "tensorboard", "--tensorboard")  # before training, not after an epoch
         self.path = folder / folder.TENSORBOARD
         self.cfg = cfg
         self.model = model
@@ -135,7 +140,7 @@ def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
     not all (stopped while writing them): its epochs from metrics.jsonl, its final figures
     from summary.json and one grid of reconstructions by its final model. False when the
     events were complete already."""
-    require("tensorboard", "tensorboard", "--tensorboard")
+    need_tensorboard()
     scalars = logged_scalars(folder / folder.TENSORBOARD)
     if "final/val_loss" in scalars:  # ``close`` wrote them
         if tag("val_loss") in scalars:
