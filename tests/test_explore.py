@@ -44,6 +44,20 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     assert capsys.readouterr().err == (f"fashionae: error: --out {maps} holds the latent space of another run, "
                                        f"{tmp_path / 'ae'}; choose another --out\n")
     assert (maps / "explore.json").read_text() == before
+    # the same run moved, or named by a path relative to another folder, is the same run
+    (tmp_path / "ae").rename(tmp_path / "moved")
+    assert main(["explore", str(tmp_path / "moved"), "--out", str(maps), "--no-tsne", "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0
+    assert main(["explore", str(tmp_path / "moved"), "--no-tsne", "--data-dir", str(data_dir), "--no-verify"]) == 0
+    # a folder of the user's own files under explore's names: refused before any work, the files kept
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "interpolation.png").write_text("my picture")
+    capsys.readouterr()
+    assert main(["explore", str(tmp_path / "moved"), "--out", str(mine), "--no-tsne"]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: --out {mine} already holds interpolation.png, not written "
+                                       "by fashionae explore; nothing was written: choose another --out\n")
+    assert (mine / "interpolation.png").read_text() == "my picture" and len(list(mine.iterdir())) == 1
 
 
 def test_a_collapsed_encoder_gets_scores_and_no_maps(tiny, tmp_path, monkeypatch):

@@ -175,6 +175,9 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert main(["classify", str(clf), str(album), str(img)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(": ")[0] for line in lines] == [str(album / n) for n in ("a.jpg", "b.PNG", "C.png")] + [str(img)]
+    assert main(["classify", str(clf), str(album / "b.PNG"), str(album)]) == 0  # b.PNG named twice: answered once
+    assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == [
+        str(album / n) for n in ("b.PNG", "a.jpg", "C.png")]
     (album / "d.png").write_text("not a picture either")
     (album / "e.png").write_bytes(b"")
     assert main(["classify", str(clf), str(album)]) == 2
@@ -194,6 +197,20 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
         assert len(capsys.readouterr().out.splitlines()) == 3
     assert sorted(p.name for p in album.glob("*_reconstruction.png")) == [
         "C_reconstruction.png", "a_reconstruction.png", "b_reconstruction.png"]
+    # a folder of nothing but such reconstructions: nothing to do, and said so
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "a_reconstruction.png").write_bytes((album / "a_reconstruction.png").read_bytes())
+    assert main(["reconstruct", str(ae), str(only), "-o", str(only)]) == 2
+    assert "holds only the reconstructions this command wrote there before" in capsys.readouterr().err
+    # a folder where a reconstruction would be written: refused before anything is written
+    blocked = tmp_path / "blocked"
+    (blocked / "b_reconstruction.png").mkdir(parents=True)
+    assert main(["reconstruct", str(ae), str(album / "a.jpg"), str(album / "b.PNG"), "-o", str(blocked)]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: {blocked / 'b_reconstruction.png'} is a folder (or not a "
+                                       "file), where a file would be written; nothing was written: move it, or "
+                                       "choose another output\n")
+    assert [p.name for p in blocked.iterdir()] == ["b_reconstruction.png"]
     spelled_otherwise = str(album / ".." / album.name)  # the same folder, another path to it
     assert main(["reconstruct", str(ae), str(album), "-o", spelled_otherwise]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3

@@ -121,12 +121,29 @@ def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(st
                           "safetensors file") and err.endswith("run the study command again: it writes them again\n")
 
 
+def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
+    """The report reads each run where the study put it: two folders swapped (or renamed) would
+    pair the wrong runs, so it is refused in one line, as the study command refuses it."""
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    runs = copy / "runs"
+    (runs / "ae-linear-64-seed0").rename(runs / "swap")
+    (runs / "ae-linear-512-seed0").rename(runs / "ae-linear-64-seed0")
+    (runs / "swap").rename(runs / "ae-linear-512-seed0")
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err == (f"fashionae: error: {runs / 'ae-linear-64-seed0'} holds another run than the study's "
+                                 "ae-linear-64-seed0 (model.latent: 512 there, 64 now): a run folder was moved, renamed "
+                                 f"or edited; put it back, or run `fashionae study ... --out {copy}` to see what to "
+                                 "train again\n")
+
+
 def test_runs_without_class_names_report_fashion_mnists_and_a_bad_image_size_is_one_line(study, tmp_path, capsys):
     """The report reads a run's classes and image size through RunFolder, like every other reader:
     a folder from before class names were recorded falls back to Fashion-MNIST's, and a damaged
     size is one line, not an internal error."""
     import json
-    from helpers import cli
+    from helpers import cli, unsealed
     copy = tmp_path / "study"
     shutil.copytree(study, copy)
     configs = sorted((copy / "runs").glob("*/config.json"))
@@ -134,6 +151,7 @@ def test_runs_without_class_names_report_fashion_mnists_and_a_bad_image_size_is_
         cfg = json.loads(path.read_text())
         del cfg["data"]["classes"]
         path.write_text(json.dumps(cfg))
+        unsealed(path.parent)
     code, _, err = cli(capsys, "report", copy)
     assert code == 0, err
     assert "10 classes (T-shirt/top, Trouser, Pullover" in (copy / "report.md").read_text()
@@ -309,7 +327,7 @@ conv is better | confirmed | better (confirmed) | -31.0 % | [-40.0 %, -20.0 %] |
  |  | much better (inconclusive) | -31.0 % | [-40.0 %, -20.0 %] | much better: threshold |
 512 balances | inconclusive (3 seeds; leaning: supports) | see above | +1.0 % | [-10.0 %, +10.0 %] | see above: threshold | 512 balances: evidence
 nothing here | not tested | – | – | nothing measured | – | nothing here: evidence
-## autoencoders: Autoencoders: MSE per pixel (Table II)
+## autoencoders: Autoencoders: MSE per pixel (Table II); every figure is the final model's, the best epoch is where validation was lowest
 model | epochs | train (eval mode) | train (training mode) | val | test | best epoch | report train / val | author's code val | PCA test, same k | parameters | seconds
 linear-64 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0233 ± 0.0003 | 2 | 0.0085 / 0.0087 | 0.0222 | 0.0105 | 3,300,000 | 12
 linear-512 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0192 ± 0.0001 | 2 | 0.0072 / 0.0074 | 0.0089 | 0.0007 | 3,300,000 | 12
@@ -321,7 +339,7 @@ frozen | linear-512 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 
 finetune | linear-512 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.71 | 93.1 / 90.2 | – | 8
 random-frozen (control) | linear-512 | paper (Sigmoid) | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 42.00 ± 1.41 | – | – | 8
 frozen-1024 | linear-1024 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 77.50 ± 0.71 | – | 88.0 / 86.9 | 8
-## baselines: Baselines (fitted on 8,000 training images)
+## baselines: Baselines (fitted on 8,000 training images); reference: published test figures of the same methods on all of Fashion-MNIST, from outside the study
 baseline | val | test | reference (test)
 PCA, k = 64 | 0.0103 | 0.0105 | 0.0104
 PCA, k = 512 | 0.0007 | 0.0007 | 0.0006
@@ -365,7 +383,7 @@ another confirmed | confirmed | above | +25.0 % | [+10.0 %, +40.0 %] | above: th
 an open one | inconclusive (3 seeds; leaning: supports) | either | +1.0 % | [-10.0 %, +12.0 %] | either: threshold | an open one: evidence
 restates two | confirmed | see above | +30.0 % | [+20.0 %, +40.0 %] | see above: threshold | restates two: evidence
 untested | not tested | – | – | nothing measured | – | untested: evidence
-## autoencoders: Autoencoders: MSE per pixel
+## autoencoders: Autoencoders: MSE per pixel; every figure is the final model's, the best epoch is where validation was lowest
 model | epochs | train (eval mode) | train (training mode) | val | test | best epoch | PCA test, same k | parameters | seconds
 linear-64 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0233 ± 0.0002 | 2 | 0.0105 | 3,300,000 | 12
 wide | 4 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | nan ± nan | 2 | 0.0105 (k=64) | 3,300,000 | 12
@@ -700,3 +718,17 @@ def test_the_terminal_shows_the_reports_tables_without_what_only_the_page_holds(
             continue
         shown = out.split(f"\n{caption}\n")[1].splitlines()[0]
         assert [h for h in header if h in shown] == [h for h in header if h not in PAGE_ONLY_COLUMNS]
+
+
+def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, monkeypatch):
+    """A one-epoch run's figure says "dotted: the author's code": its single point must show
+    (a dotted line through one point draws nothing)."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    runs = [[{"train_loss": 0.03, "val_loss": 0.02}]]
+    author = {"train_loss": [0.05, 0.04], "val_loss": [0.045, 0.03]}
+    plots.curves("one epoch", runs, [("train_loss", "train"), ("val_loss", "validation")], "MSE", author,
+                 tmp_path / "f.png")
+    dotted = [line for line in drawn[0].axes[0].lines if line.get_linestyle() == ":" and len(line.get_xdata())]
+    assert [list(line.get_xdata()) for line in dotted] == [[1], [1]]
+    assert all(line.get_marker() not in (None, "None", "") for line in dotted)

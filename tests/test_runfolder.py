@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fashionae.cli import main
 from fashionae.errors import UserError
@@ -146,6 +147,14 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert torch.equal(loaded.embed((pixels.numpy() / 255).astype(">f4")), expected)
     mixed = [pixels[0].numpy(), pixels[1].float() / 255, pixels[2]]  # each item by its own kind
     assert torch.allclose(loaded.embed(mixed), expected, atol=1e-6)
+    # arrays of one image each, [H, W] or [H, W, 1], beside a picture's path: each item one image
+    items = [pixels[0, 0].numpy(), pixels[1, 0, :, :, None].numpy(), pixels[2]]
+    assert torch.allclose(loaded.embed(items), expected, atol=1e-6)
+    picture = run.parent / "picture.png"
+    Image.fromarray(np.zeros((16, 24), np.uint8)).save(picture)
+    assert torch.allclose(loaded.embed([picture, pixels[0, 0].numpy()])[1:], loaded.embed(pixels[:1]), atol=1e-4)
+    with pytest.raises(UserError, match=r"^each image of a list must be \[16, 24\] \(or \[1, 16, 24\]\), got \[2, 16, 24\]$"):
+        loaded.embed([pixels[0], pixels[:2, 0]])
     with pytest.raises(UserError, match=r"^images must be pictures, tensors or numpy arrays of numbers \("):
         loaded.embed(np.full((1, 16, 24), "white"))
     with pytest.raises(UserError, match=r"^images must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[2, 28, 28\]$"):
@@ -171,6 +180,11 @@ def test_from_dict_fills_what_an_older_config_lacks_and_round_trips():
             older.dataset_sha256) == (None, None, None, "fashion-mnist", None)
 
 
+def put_summary(folder: RunFolder, summary) -> None:
+    """A summary.json of any content, unsealed: as fashionae wrote them before 0.3.2, or edited."""
+    (folder / folder.SUMMARY).write_text(json.dumps(summary))
+
+
 def test_a_folder_says_what_it_lacks(tmp_path):
     missing = RunFolder(tmp_path / "absent")
     with pytest.raises(UserError, match=r"^encoder run .*absent does not exist; give a fashionae run folder$"):
@@ -189,7 +203,7 @@ def test_a_folder_says_what_it_lacks(tmp_path):
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} has not finished training "
                                         r"\(no summary.json\); run its command again to resume it$"):
         folder.require()
-    folder.write_summary(dict.fromkeys(SUMMARY_FIGURES, 1))
+    put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 1))
     assert folder.require() is folder and folder.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
     assert repr(folder) == f"RunFolder({str(folder.path)!r})"
 
@@ -218,7 +232,7 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
                                             r"train_loss, train_eval_loss, val_loss, seconds\)" + tail):
             folder.metrics()
     (folder / "metrics.jsonl").write_text(f"{json.dumps(rows[0])}\n")
-    folder.write_summary(dict.fromkeys(SUMMARY_FIGURES, 2))  # finished after 2 epochs: one row is missing
+    put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 2))  # finished after 2 epochs: one row is missing
     with pytest.raises(UserError, match=r"metrics.jsonl holds 1 epochs where summary.json says 2" + tail):
         folder.metrics()
     (folder / "metrics.jsonl").unlink()
@@ -291,7 +305,7 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     good = {**dict.fromkeys(SUMMARY_FIGURES + CLASSIFIER_FIGURES, 0.5), "per_class_acc": [1.0, 0.5, 0.0],
             "confusion_matrix": [[2, 0, 0], [1, 1, 0], [0, 2, 0]],
             "most_confused": {"true": "c", "predicted": "b", "count": 2}}
-    folder.write_summary(good)
+    put_summary(folder, good)
     assert folder.summary() == good and LoadedRun(folder.path).classes == ("a", "b", "c")
     tail = rf" \(it was edited or damaged\); delete {re.escape(str(folder.path))} and run its command again$"
 
@@ -304,19 +318,19 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
                            ({**good, "confusion_matrix": [[2, 0, 0], [1, 1], [0, 2, 0]]}, malformed),
                            ({**good, "per_class_acc": None}, malformed),
                            ({**good, "most_confused": {"true": "c"}}, malformed)]:
-        folder.write_summary(summary)
+        put_summary(folder, summary)
         with pytest.raises(UserError, match=rf"^{re.escape(str(folder / 'summary.json'))} does not hold a "
                                             rf"finished run's figures: {re.escape(fault)}{tail}"):
             folder.summary()
     ae = RunFolder(tmp_path / "ae")
     ae.path.mkdir()
     ae.write_config(RunConfig(), {}, {})
-    ae.write_summary(dict.fromkeys(SUMMARY_FIGURES, 1))  # an autoencoder has no accuracies
+    put_summary(ae, dict.fromkeys(SUMMARY_FIGURES, 1))  # an autoencoder has no accuracies
     assert ae.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
 
     one_epoch = {**good, "epochs": 1, "best_epoch": 1, "best_val_acc_epoch": 1,  # the row's figures below
                  **dict.fromkeys(("train_loss", "train_eval_loss", "val_loss", "best_val_loss"), 1)}
-    folder.write_summary(one_epoch)  # a classifier's epochs have accuracies too
+    put_summary(folder, one_epoch)  # a classifier's epochs have accuracies too
     row = dict.fromkeys(EPOCH_FIGURES, 1)
     (folder / "metrics.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(UserError, match=r"metrics.jsonl holds a row without an epoch's figures \(epoch, train_loss, "
@@ -330,22 +344,22 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
                         ({"best_val_acc": 0.9}, "says best_val_acc 0.9 where metrics.jsonl says 0.5"),
                         ({"test_acc": 0.9}, "has a confusion matrix that does not give its test accuracy, "
                                              "as fashionae 0.3.0 recorded them under torchrun")]:
-        folder.write_summary({**one_epoch, **edit})
+        put_summary(folder, {**one_epoch, **edit})
         with pytest.raises(UserError, match=rf"^{re.escape(str(folder / 'summary.json'))} {fault}{tail}"):
             folder.metrics()
-    folder.write_summary(one_epoch)
+    put_summary(folder, one_epoch)
     nan_row = row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5) | {"val_loss": float("nan")}
     (folder / "metrics.jsonl").write_text(json.dumps(nan_row) + "\n")  # a run that diverged
-    folder.write_summary({**one_epoch, "val_loss": float("nan"), "best_val_loss": float("nan")})
+    put_summary(folder, {**one_epoch, "val_loss": float("nan"), "best_val_loss": float("nan")})
     assert len(folder.metrics()) == 1  # NaN is what its epochs say too
     (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5)) + "\n")
-    folder.write_summary(one_epoch)
+    put_summary(folder, one_epoch)
     (folder / "metrics.jsonl").write_text(json.dumps(row | dict.fromkeys(CLASSIFIER_EPOCH_FIGURES, 0.5) | {"epoch": 7})
                                           + "\n")
     with pytest.raises(UserError, match=r"metrics.jsonl does not number its epochs 1, 2, 3, … in order"):
         folder.metrics()
 
-    folder.write_summary(good)
+    put_summary(folder, good)
     config = json.loads((folder / "config.json").read_text())
     for raw in ([], "text", {**config, "model": None}, {**config, "train": []}, {**config, "data": None},
                 {**config, "environment": 3}):
@@ -387,3 +401,39 @@ def test_a_finished_runs_model_replaced_by_another_of_the_same_shape_is_refused(
         RunFolder(copy).load_model()
     assert main(["eval", str(copy)]) == 2
     assert "is not the model this run trained" in capsys.readouterr().err
+
+
+def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):
+    """summary.json seals the model, config.json's settings, metrics.jsonl's epochs and itself:
+    a figure that no other file repeats (the test MSE, a middle epoch's) or a setting edited
+    after the run finished is refused, not reported or kept as the run's."""
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(own_run[1], run.path)
+    summary = run.summary()
+    assert {"model_sha256", "config_sha256", "metrics_sha256", "summary_sha256"} <= set(summary)
+    assert run.metrics() and run.load_model()
+    tail = rf" \(it was edited or damaged\); delete {re.escape(str(run.path))} and run its command again$"
+    originals = {name: (run / name).read_text() for name in (run.SUMMARY, run.METRICS, run.CONFIG)}
+
+    def edited(name, change):
+        content = originals[name]
+        (run / name).write_text("\n".join(json.dumps(change(json.loads(line))) for line in content.splitlines())
+                                if name == run.METRICS else json.dumps(change(json.loads(content))))
+
+    edited(run.SUMMARY, lambda s: s | {"test_loss": s["test_loss"] / 2})
+    with pytest.raises(UserError, match=rf"summary.json does not match the digest it records{tail}"):
+        run.summary()
+    (run / run.SUMMARY).write_text(originals[run.SUMMARY])
+    edited(run.METRICS, lambda row: row | {"seconds": row["seconds"] + 1})  # in no figure of the summary
+    with pytest.raises(UserError, match=rf"metrics.jsonl holds other epochs than those the run finished with "
+                                        rf"\(their digest is in summary.json\){tail}"):
+        run.metrics()
+    (run / run.METRICS).write_text(originals[run.METRICS])
+    edited(run.CONFIG, lambda c: c | {"train": c["train"] | {"lr": 0.002}})
+    with pytest.raises(UserError, match=r"config.json holds other settings than those the run finished with"):
+        run.summary()
+    data, _ = own_run  # and the command that would keep it as finished says so, in one line
+    assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1", "--batch-size", "40",
+                 "--lr", "0.002", "--out", str(run.path)]) == 2
+    edited(run.CONFIG, lambda c: c | {"environment": {"threads": 64}})  # where it ran: not sealed
+    assert run.summary() == summary

@@ -51,8 +51,8 @@ def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
     import fashionae.training as training
     real_save = training.save_checkpoint
 
-    def crash_after_first(path, model, opt, gen, epoch, history):
-        real_save(path, model, opt, gen, epoch, history)
+    def crash_after_first(*args):
+        real_save(*args)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training, "save_checkpoint", crash_after_first)
@@ -96,13 +96,49 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix_that_works(tiny, tmp_path,
     assert said[0].endswith(": no checkpoint to resume from, so it trains from epoch 1")
 
 
+def test_a_checkpoint_edited_or_of_another_run_is_refused(tiny, tmp_path, monkeypatch):
+    """The checkpoint's state (its epoch, history, random states) is covered by a digest, and
+    names its run's settings: an edited one, or another run's put in its place (the same command
+    with another seed), is refused, not resumed from."""
+    import fashionae.training as training
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    real_save = training.save_checkpoint
+
+    def crash_after_first(*args):
+        real_save(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", crash_after_first)
+    for name, seed in (("run", 0), ("other", 7)):
+        with pytest.raises(KeyboardInterrupt):
+            execute(ae_run(seed=seed), tmp_path / name, data=tiny, **QUIET)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    ckpt = tmp_path / "run" / "checkpoint.safetensors"
+    original = ckpt.read_bytes()
+    with safe_open(str(ckpt), "pt") as f:
+        meta = f.metadata()
+    state = json.loads(meta["state"])
+    save_file(load_file(str(ckpt)), str(ckpt), metadata=meta | {"state": json.dumps(state | {"epoch": 2})})
+    with pytest.raises(UserError, match=r"^checkpoint .* fails its checksum: it was modified or damaged; delete it"):
+        execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
+    ckpt.write_bytes((tmp_path / "other" / "checkpoint.safetensors").read_bytes())
+    with pytest.raises(UserError, match=r"^checkpoint .* is another run's \(train seed 7 there, 0 in this run\); "
+                                        r"delete it to restart the run from scratch$"):
+        execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
+    ckpt.write_bytes(original)
+    assert execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)["epochs"] == 2
+
+
 def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):
     execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
     messages = []
+    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"left by a run stopped as it finished")
     execute(ae_run(), tmp_path / "run", data=tiny, log=messages.append)
     assert "already finished" in messages[0]
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()  # the weights' and moments' copy: gone
     with pytest.raises(UserError, match="other settings.*epochs"):
         execute(ae_run(epochs=5), tmp_path / "run", data=tiny, **QUIET)
     (tmp_path / "other").mkdir()

@@ -9,6 +9,7 @@ kept (each rank draws its own dropout masks), and each rank restores its own.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch import nn
 from .errors import UserError
 from .files import atomic_write
 from .modelfile import load_weights, model_tensors, read_safetensors, tensors_sha256
+from .settings import identity
 
 
 def _b64(t: torch.Tensor) -> str:
@@ -52,18 +54,32 @@ def set_rng_state(rng: dict, shuffle_gen: torch.Generator) -> None:
     random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int,
-                    history: list[dict], rng: list[dict]) -> None:
-    """``rng``: one random state per process (one entry without torchrun)."""
+                    history: list[dict], rng: list[dict], settings: dict) -> None:
+    """``rng``: one random state per process (one entry without torchrun); ``settings``: those
+    of the run (``run_settings``), which a run resuming from it must have. The digests cover the
+    tensors and the state, so that neither an edit nor another run's file is taken up."""
     from safetensors.torch import save
     tensors = {f"model.{k}": v for k, v in model_tensors(model).items()}
     opt_state = opt.state_dict()
     for i, state in opt_state["state"].items():
         for k, v in state.items():
             tensors[f"optimizer.{i}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
-    state = {"epoch": epoch, "history": history, "param_groups": opt_state["param_groups"],
-             "rng": rng[0], "rank_rng": rng[1:]}
-    atomic_write(path, save(tensors, metadata={"state": json.dumps(state), "tensors_sha256": tensors_sha256(tensors)}))
+    state = json.dumps({"epoch": epoch, "history": history, "param_groups": opt_state["param_groups"],
+                        "rng": rng[0], "rank_rng": rng[1:], "settings": settings})
+    atomic_write(path, save(tensors, metadata={"state": state, "state_sha256": _sha256(state),
+                                               "tensors_sha256": tensors_sha256(tensors)}))
+
+
+def run_settings(model: nn.Module, cfg) -> dict:
+    """What ties a checkpoint to its run: the settings that change its numbers (the seed among
+    them), of its training and of its model, as JSON holds them."""
+    return json.loads(json.dumps({"train": identity(cfg), "model": identity(model.config) if hasattr(model, "config")
+                                  else {}}))
 
 
 def checkpoint_epoch(path: Path) -> int:
@@ -78,16 +94,24 @@ def checkpoint_epoch(path: Path) -> int:
         return 0
 
 
-def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
-                    shuffle_gen: torch.Generator, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
-    """Restore weights, optimizer and this rank's random state; return (epoch, history)."""
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, shuffle_gen: torch.Generator,
+                    settings: dict, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
+    """Restore weights, optimizer and this rank's random state; return (epoch, history).
+    ``settings``: the resuming run's (``run_settings``), which the checkpoint's must match."""
     fix = "delete it to restart the run from scratch"
     tensors, meta = read_safetensors(path, "checkpoint", fix)
-    # written since checkpoints carry a digest; older ones are checked by their structure only
-    if "tensors_sha256" in meta and tensors_sha256(tensors) != meta["tensors_sha256"]:
+    # written since checkpoints carry digests; older ones are checked by their structure only
+    if ("tensors_sha256" in meta and tensors_sha256(tensors) != meta["tensors_sha256"]) or (
+            "state_sha256" in meta and _sha256(meta.get("state", "")) != meta["state_sha256"]):
         raise UserError(f"checkpoint {path} fails its checksum: it was modified or damaged; {fix}")
     try:
         state = json.loads(meta["state"])
+        theirs = state.get("settings", settings)  # (checkpoints before 0.3.2 record none)
+        for part in settings:
+            for key in settings[part].keys() & theirs.get(part, {}).keys():  # (a setting of a later version: new)
+                if theirs[part][key] != settings[part][key]:
+                    raise UserError(f"checkpoint {path} is another run's ({part} {key} {theirs[part][key]!r} there, "
+                                    f"{settings[part][key]!r} in this run); {fix}")
         load_weights(model, tensors, path, prefix="model.")
         opt_state = {"state": {}, "param_groups": state["param_groups"]}
         for name, t in tensors.items():

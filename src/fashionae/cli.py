@@ -239,12 +239,13 @@ def cmd_reconstruct(a) -> int:
         if path not in a.images and Path(path).parent.resolve() == out.resolve() and path.endswith(RECONSTRUCTION):
             continue  # what this command wrote into the folder it reads, the last time
         target = out / f"{Path(path).stem}{RECONSTRUCTION}"
-        if target in sources and Path(sources[target]).resolve() == Path(path).resolve():
-            continue  # one picture named twice (by itself and in its folder, say)
         if target in sources:
             raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
                             "or reconstruct them one at a time into different folders (-o)")
         sources[target] = path
+    if not sources:
+        raise UserError(f"{', '.join(a.images)} holds only the reconstructions this command wrote there before: "
+                        "nothing to reconstruct; name the pictures, or write into another folder (-o)")
     # every picture is read, and every reconstruction made, before anything is written
     read = read_pictures(list(sources.values()), a.invert, run.config.image_size, a.fill)
     made = {}
@@ -340,8 +341,9 @@ def build_parser() -> Parser:
     s = sub.add_parser("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
     s.add_argument("--out", required=True, help="folder for baselines.json")
     s.add_argument("--val", default=TrainConfig.val, choices=VAL_SPLITS, help="as for training")
-    s.add_argument("--train-subset", type=int, help="fit on the first N training images only")
-    s.add_argument("--eval-subset", type=int, help="measure on the first N validation and test images only")
+    s.add_argument("--train-subset", type=int, help="fit on the first N training images only (default: all)")
+    s.add_argument("--eval-subset", type=int,
+                   help="measure on the first N validation and test images only (default: all)")
     s.add_argument("--logreg-max-iter", type=int, default=Baselines.logreg_max_iter,
                    help=f"iterations of the pixel logistic regression (default: {Baselines.logreg_max_iter})")
     add_data_args(s)
@@ -378,7 +380,8 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("bench", help="training speed: fashionae's trainer vs an author-style loop")
     s.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
-    s.add_argument("--windows", type=int, default=bench.WINDOWS, help="alternating measurement windows")
+    s.add_argument("--windows", type=int, default=bench.WINDOWS,
+                   help=f"alternating measurement windows (default: {bench.WINDOWS})")
     s.add_argument("--profile", action="store_true", help="also print the step's top operators (on stderr with --json)")
     s.add_argument("--device", default=TrainConfig.device, choices=DEVICES)
     s.add_argument("--out", help="also write the figures, the machine and its target to this JSON file")

@@ -67,9 +67,8 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     run = LoadedRun(folder.path)
     out = Path(out) if out else folder / folder.EXPLORE
     refuse_unwritable_folder(out)  # said now, not after the minutes of work below
-    before = (read_rebuildable_json(out / folder.EXPLORE_JSON) or {}).get("run")
-    if before and Path(before).resolve() != folder.path.resolve():  # another run's maps: kept
-        raise UserError(f"--out {out} holds the latent space of another run, {before}; choose another --out")
+    model = folder.model_sha256()
+    _refuse_others(out, folder, model)
     cfg = folder.config()
     data = data or folder.load_data(data_dir, verify)
     s = make_splits(data, cfg.train.val)
@@ -80,8 +79,8 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
                         "scores need two at least (a dataset of one class has no latent space to score)")
     train_z, test_z = _embed(run, s.train_x[:FIT_IMAGES]), _embed(run, s.test_x)
     log(f"explore: k-NN and linear probe on {len(train_z):,} latent codes of {train_z.shape[1]} values")
-    result = {"run": str(folder.path), "latent": int(train_z.shape[1]), "fit_images": len(train_z),
-              "test_images": len(test_z), **feature_scores(train_z, train_y, test_z, test_y)}
+    result = {"run": str(folder.path), "model_sha256": model, "latent": int(train_z.shape[1]),
+              "fit_images": len(train_z), "test_images": len(test_z), **feature_scores(train_z, train_y, test_z, test_y)}
 
     from sklearn.decomposition import PCA
     codes = test_z[:MAP_IMAGES]
@@ -114,6 +113,26 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     result["seconds"] = time.perf_counter() - t0
     write_json(out / folder.EXPLORE_JSON, result)
     return {**result, "out": str(out)}
+
+
+def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:
+    """What ``out`` holds is kept unless it is this run's latent space (its model's digest; a run's
+    own explore/ folder is its own, wherever the run was moved or copied): another run's maps,
+    or the user's own files under the names explore writes."""
+    if out.resolve() == (folder / folder.EXPLORE).resolve():
+        return
+    before = read_rebuildable_json(out / folder.EXPLORE_JSON)
+    if before is not None:
+        same = (before["model_sha256"] == model if "model_sha256" in before  # (an older one: the run's path)
+                else Path(before.get("run", "")).resolve() == folder.path.resolve())
+        if not same:
+            raise UserError(f"--out {out} holds the latent space of another run, {before.get('run')}; "
+                            "choose another --out")
+        return
+    taken = [name for name in (*map(map_file, MAP_NAMES), INTERPOLATION) if (out / name).exists()]
+    if taken:
+        raise UserError(f"--out {out} already holds {', '.join(taken)}, not written by fashionae explore; "
+                        "nothing was written: choose another --out")
 
 
 def _two_classes(labels: torch.Tensor) -> tuple[int, int]:

@@ -63,6 +63,10 @@ def refuse_to_replace(outputs: dict[Path, bytes], force: bool) -> None:
     """Before anything is written: a file in the way whose bytes differ from what would replace
     it (another run's export, the user's own file) is refused, unless ``force``. Writing what a
     file already holds (the same command again) loses nothing, so it goes ahead."""
+    in_the_way = [p for p in outputs if p.exists() and not p.is_file()]
+    if in_the_way:
+        raise UserError(f"{in_the_way[0]} is a folder (or not a file), where a file would be written; nothing was "
+                        "written: move it, or choose another output")
     if force:
         return
     taken = [p for p, data in outputs.items() if p.is_file() and p.read_bytes() != data]

@@ -40,7 +40,8 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".
 
 
 def picture_files(paths: list[str]) -> list[str]:
-    """The pictures named, a folder standing for the picture files in it (by name)."""
+    """The pictures named, a folder standing for the picture files in it (by name); a picture
+    named twice (by itself and in its folder, say) is taken once."""
     files = []
     for path in paths:
         if not Path(path).is_dir():
@@ -52,7 +53,10 @@ def picture_files(paths: list[str]) -> list[str]:
             raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}); give picture "
                             "files, or a folder of them")
         files += found
-    return files
+    first = {}  # each picture by its first naming
+    for f in files:
+        first.setdefault(Path(f).resolve(), f)
+    return list(first.values())
 
 
 @dataclass(frozen=True)

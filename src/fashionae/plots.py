@@ -103,7 +103,8 @@ def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylab
         for (key, label), color in zip(keys, COLORS):
             if key in author:
                 ys = author[key][:max(n, 1)]
-                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8)
+                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8,
+                        marker="x" if len(ys) == 1 else None)  # one epoch: a point, not a line
         ax.plot([], [], ":", color="black", label="author's code")
     _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)

@@ -145,7 +145,9 @@ def tables(results: dict) -> list[Table]:
               + ["PCA test, same k", "parameters", "seconds"])
     header, ae_rows = _without_empty_columns(header, ae_rows)
     table_ii = "report train / val" in header  # a model of the source's Table II is among them
-    out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if table_ii else ""), header, ae_rows))
+    out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if table_ii else "")
+                + "; every figure is the final model's, the best epoch is where validation was lowest",
+                header, ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
         encoder = encoder_of(results, c)
@@ -176,7 +178,9 @@ def tables(results: dict) -> list[Table]:
         header = ["baseline", "val", "test", "reference (test)"]
         if not fashion:  # the reference points are Fashion-MNIST's
             header, rows = header[:3], [r[:3] for r in rows]
-        out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images)", header, rows))
+        out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images)"
+                    + ("; reference: published test figures of the same methods on all of Fashion-MNIST, "
+                       "from outside the study" if fashion else ""), header, rows))
     if results["classifiers"]:
         clfs = results["classifiers"]
         rows = [[name] + [_f(c["per_class_acc"][i], 1, True) for c in clfs]

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
-from .plan import PlannedRun, make_plan
+from .plan import PlannedRun, known_config, make_plan
 from .runfolder import RunConfig
-from .runs import sessions_of
+from .runs import DATA_DECIDED, sessions_of
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
@@ -133,6 +134,13 @@ def collect_results(out: str | Path) -> dict:
                         f"{'is' if len(unfinished) == 1 else 'are'} left ({unfinished[0]} first); run the same "
                         f"`fashionae study ... --out {folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
+    for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
+        cfg = known_config(r, study, folder)[0]
+        cfg = replace(cfg, train=cfg.train.validate().resolved(runs[r.name].started()))
+        if diffs := [d for d in runs[r.name].differences(cfg) if d.split(":")[0] not in DATA_DECIDED]:
+            raise UserError(f"{runs[r.name].path} holds another run than the study's {r.name} ({diffs[0]}): a run "
+                            f"folder was moved, renamed or edited; put it back, or run `fashionae study ... --out "
+                            f"{folder.path}` to see what to train again")
     ae_names = {r.name: r.group for r in plan if r.kind == AUTOENCODER}
 
     autoencoders = []

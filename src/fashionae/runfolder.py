@@ -48,6 +48,24 @@ CLASSIFIER_EPOCH_FIGURES = ("train_acc", "train_eval_acc", "val_acc")
 EXPLORE_FIGURES = ("latent", "fit_images", "knn_acc", "linear_probe_acc")  # what the report reads of explore.json
 
 
+SEAL = "summary_sha256"  # summary.json's digest of the rest of itself (folders before 0.3.2: none)
+
+
+def _digest(content) -> str:
+    """The SHA-256 of JSON content, whatever its formatting and key order."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _unsealed(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != SEAL}
+
+
+def _settings(raw_config: dict) -> dict:
+    """What summary.json seals of config.json: all but the record of where and how it ran,
+    which a resumed run adds to."""
+    return {k: v for k, v in raw_config.items() if k != "environment"}
+
+
 def _summary_fault(summary, task: str) -> str | None:
     """What is wrong with a summary.json's content, or None."""
     if not isinstance(summary, dict):
@@ -302,13 +320,22 @@ class RunFolder:
                                                  f"{summary['epochs']}")
             if fault := _disagreement(summary, rows):
                 raise self.damaged(self.SUMMARY, fault)
+            if "metrics_sha256" in summary and summary["metrics_sha256"] != _digest(rows):
+                raise self.damaged(self.METRICS, f"holds other epochs than those the run finished with (their digest "
+                                                 f"is in {self.SUMMARY})")
         return rows
 
     def summary(self) -> dict:
-        """summary.json, checked to hold every figure of a finished run of its task."""
+        """summary.json, checked to hold every figure of a finished run of its task, and against
+        the digests it records (``write_summary``) of itself and of config.json."""
         summary = read_json(self / self.SUMMARY, "run summary")
         if fault := _summary_fault(summary, self.config().model.task):
             raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
+        if SEAL in summary and summary[SEAL] != _digest(_unsealed(summary)):
+            raise self.damaged(self.SUMMARY, "does not match the digest it records")
+        if "config_sha256" in summary and summary["config_sha256"] != _digest(_settings(self.raw_config())):
+            raise self.damaged(self.CONFIG, f"holds other settings than those the run finished with (their digest "
+                                            f"is in {self.SUMMARY})")
         return summary
 
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
@@ -359,8 +386,15 @@ class RunFolder:
     def write_model(self, model: torch.nn.Module) -> None:
         atomic_write(self / self.MODEL, model_file_bytes(model))
 
-    def write_summary(self, summary: dict) -> None:
-        write_json(self / self.SUMMARY, summary)
+    def write_summary(self, summary: dict) -> dict:
+        """Finish the run: its summary, sealed with the digests of the model file, of config.json,
+        of metrics.jsonl's epochs and of itself, so that a file edited or replaced afterwards is
+        refused (``summary``, ``metrics``, ``load_model``), not reported. Returns what it wrote."""
+        sealed = {**summary, "model_sha256": self.model_sha256(),
+                  "config_sha256": _digest(_settings(self.raw_config())), "metrics_sha256": _digest(self.metrics())}
+        sealed[SEAL] = _digest(sealed)
+        write_json(self / self.SUMMARY, sealed)
+        return sealed
 
 
 def _applied(method):
@@ -399,13 +433,11 @@ class LoadedRun:
     def _inputs(self, images) -> torch.Tensor:
         """Pictures (paths), or images as a tensor or numpy array (or a list of them): [N, 1, H, W]
         or [N, H, W], floats in [0, 1] or uint8 pixels."""
-        from .images import prepare_image
         size = tuple(self.config.image_size)
         if isinstance(images, (str, Path)):
             images = [images]
         if isinstance(images, (list, tuple)):
-            images = torch.stack([prepare_image(p, size=size) if isinstance(p, (str, Path)) else _pixels(p)
-                                  for p in images]) if images else torch.empty(0, 1, *size)
+            images = torch.stack([self._one_image(p) for p in images]) if images else torch.empty(0, 1, *size)
         else:
             images = _pixels(images)
         given = list(images.shape)  # as the user gave them, for the message below
@@ -416,6 +448,22 @@ class LoadedRun:
         if tuple(images.shape[1:]) != (1, *size):
             raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}] (or [N, {size[0]}, {size[1]}]), got {given}")
         return images
+
+    def _one_image(self, image) -> torch.Tensor:
+        """An item of a list: a picture's path, or one image as [H, W], [1, H, W] or [H, W, 1]."""
+        from .images import prepare_image
+        size = tuple(self.config.image_size)
+        if isinstance(image, (str, Path)):
+            return prepare_image(image, size=size)
+        x = _pixels(image)
+        if x.ndim == 2:
+            x = x.unsqueeze(0)
+        elif x.ndim == 3 and x.shape[0] != 1 and x.shape[2] == 1:
+            x = x.reshape(1, *x.shape[:2])
+        if tuple(x.shape) != (1, *size):
+            raise UserError(f"each image of a list must be [{size[0]}, {size[1]}] (or [1, {size[0]}, {size[1]}]), "
+                            f"got {list(x.shape)}")
+        return x
 
     @_applied
     def embed(self, images) -> torch.Tensor:

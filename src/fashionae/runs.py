@@ -118,8 +118,12 @@ def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn
     return model
 
 
+DATA_DECIDED = ("model.image_size", "model.num_classes", "dataset", "dataset_sha256")  # keys of RunConfig.identity
+
+
 def with_data(cfg: RunConfig, data: Dataset) -> RunConfig:
-    """The run's settings with what the data decides: image size, classes, dataset identity."""
+    """The run's settings with what the data decides (``DATA_DECIDED``): image size, classes,
+    dataset identity."""
     model = replace(cfg.model, image_size=data.image_size, num_classes=len(data.classes))
     return replace(cfg, model=model, dataset=data.name, dataset_sha256=data.sha256)
 
@@ -183,6 +187,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         raise UserError(f"batch size {cfg.train.batch_size} does not divide between {dist.world} "
                         f"processes; choose a multiple of {dist.world}")
     if folder.state_for(cfg) == "complete":
+        if dist.rank == 0:  # left by a run stopped between its summary and the checkpoint's removal
+            (folder / folder.CHECKPOINT).unlink(missing_ok=True)
         logged = False
         if cfg.train.tensorboard and dist.rank == 0:
             from .tracking import log_finished_run
@@ -261,8 +267,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                 tensorboard.close(summary)
             folder.write_metrics(history)
             folder.write_model(model)
-            summary["model_sha256"] = folder.model_sha256()  # another model put in its place is refused
-            folder.write_summary(summary)
+            summary = folder.write_summary(summary)
             checkpoint.unlink(missing_ok=True)
         dist.barrier()
     return summary

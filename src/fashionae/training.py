@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from . import settings
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint
+from .checkpoint import load_checkpoint, rng_state, run_settings, save_checkpoint
 from .data import VAL_SPLITS
 from .distributed import Dist
 from .errors import UserError
@@ -53,12 +53,12 @@ class TrainConfig:
     seed: int = setting(0, "seed of the weights, the shuffling and dropout", check=integer_in(0, 2**32 - 1))
     val: str = setting("holdout", "holdout: a fixed sixth of the training images | test: the test "
                        "set (the author's protocol)", choices=VAL_SPLITS)
-    train_subset: int | None = setting(None, "train on the first N training images only",
+    train_subset: int | None = setting(None, "train on the first N training images only (default: all)",
                                        check=optional_positive_int, metavar="N")
-    eval_subset: int | None = setting(None, "validate and test on the first N images only",
+    eval_subset: int | None = setting(None, "validate and test on the first N images only (default: all)",
                                       check=optional_positive_int, metavar="N")
     train_eval_subset: int | None = setting(None, "re-measure the train loss (eval mode) on the first "
-                                            "N training images only", check=optional_positive_int,
+                                            "N training images only (default: all)", check=optional_positive_int,
                                             metavar="N")
     device: str = setting("auto", "auto (CUDA when present; a resumed run keeps its own) | cpu | cuda",
                           choices=DEVICES)
@@ -306,7 +306,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
 
     start, history = 0, []
     if checkpoint is not None and checkpoint.exists():
-        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen, dist.rank, dist.world)
+        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen, run_settings(model, cfg), dist.rank,
+                                         dist.world)
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
@@ -351,7 +352,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         if checkpoint is not None:
             states = dist.gather_object(rng_state(shuffle_gen))
             if dist.rank == 0:
-                save_checkpoint(checkpoint, model, opt, epoch + 1, history, states)
+                save_checkpoint(checkpoint, model, opt, epoch + 1, history, states, run_settings(model, cfg))
         for callback in callbacks:
             callback(history)
     return history
