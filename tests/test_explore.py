@@ -41,14 +41,29 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     capsys.readouterr()
     assert main(["explore", str(tmp_path / "other"), "--out", str(maps), "--no-tsne", "--data-dir", str(data_dir),
                  "--no-verify"]) == 2
-    assert capsys.readouterr().err == (f"fashionae: error: --out {maps} holds the latent space of another run, "
-                                       f"{tmp_path / 'ae'}; choose another --out\n")
+    assert capsys.readouterr().err == (f"fashionae: error: --out {maps} holds the latent space of another model "
+                                       f"({tmp_path / 'ae'}, or a run trained again since); choose another --out, or "
+                                       "delete it to map this run\n")
     assert (maps / "explore.json").read_text() == before
     # the same run moved, or named by a path relative to another folder, is the same run
     (tmp_path / "ae").rename(tmp_path / "moved")
     assert main(["explore", str(tmp_path / "moved"), "--out", str(maps), "--no-tsne", "--data-dir", str(data_dir),
                  "--no-verify"]) == 0
     assert main(["explore", str(tmp_path / "moved"), "--no-tsne", "--data-dir", str(data_dir), "--no-verify"]) == 0
+    # interrupted after its maps, before its interpolation: the same command again takes them as its own
+    from fashionae import plots
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    again = tmp_path / "again"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "image_rows", interrupted)
+        assert main(["explore", str(tmp_path / "moved"), "--out", str(again), "--no-tsne", "--data-dir",
+                     str(data_dir), "--no-verify"]) == 130
+    assert (again / "latent_pca.png").is_file() and not (again / "interpolation.png").exists()
+    assert main(["explore", str(tmp_path / "moved"), "--out", str(again), "--no-tsne", "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0
+    assert (again / "interpolation.png").is_file()
     # a folder of the user's own files under explore's names: refused before any work, the files kept
     mine = tmp_path / "mine"
     mine.mkdir()

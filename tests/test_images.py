@@ -178,6 +178,10 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert main(["classify", str(clf), str(album / "b.PNG"), str(album)]) == 0  # b.PNG named twice: answered once
     assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == [
         str(album / n) for n in ("b.PNG", "a.jpg", "C.png")]
+    spelled = str(album / ".." / album.name / "b.PNG")  # named after its folder: where the folder has it, as spelled
+    assert main(["classify", str(clf), str(album), spelled]) == 0
+    assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == [
+        str(album / "a.jpg"), spelled, str(album / "C.png")]
     (album / "d.png").write_text("not a picture either")
     (album / "e.png").write_bytes(b"")
     assert main(["classify", str(clf), str(album)]) == 2

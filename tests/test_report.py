@@ -133,9 +133,21 @@ def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
     (runs / "swap").rename(runs / "ae-linear-512-seed0")
     code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err == (f"fashionae: error: {runs / 'ae-linear-64-seed0'} holds another run than the study's "
-                                 "ae-linear-64-seed0 (model.latent: 512 there, 64 now): a run folder was moved, renamed "
+                                 "ae-linear-64-seed0 (model.latent: 512 there, 64 in the study): a run folder was moved, renamed "
                                  f"or edited; put it back, or run `fashionae study ... --out {copy}` to see what to "
                                  "train again\n")
+    # a study trained on a GPU is reported where there is none: the runs' devices are what they chose
+    import json
+    from helpers import unsealed
+    gpu = tmp_path / "gpu"
+    shutil.copytree(study, gpu)
+    for path in (gpu / "runs").glob("*/config.json"):
+        cfg = json.loads(path.read_text())
+        cfg["train"]["device"] = "cuda"
+        path.write_text(json.dumps(cfg))
+        unsealed(path.parent)
+    code, _, err = cli(capsys, "report", gpu)
+    assert code == 0, err
 
 
 def test_runs_without_class_names_report_fashion_mnists_and_a_bad_image_size_is_one_line(study, tmp_path, capsys):

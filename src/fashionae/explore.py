@@ -82,6 +82,9 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     result = {"run": str(folder.path), "model_sha256": model, "latent": int(train_z.shape[1]),
               "fit_images": len(train_z), "test_images": len(test_z), **feature_scores(train_z, train_y, test_z, test_y)}
 
+    # explore.json names the run before any figure is written, so that the same command after
+    # an interruption knows the figures as its own (until the end, it holds no scores)
+    write_json(out / folder.EXPLORE_JSON, {"run": str(folder.path), "model_sha256": model})
     from sklearn.decomposition import PCA
     codes = test_z[:MAP_IMAGES]
     if np.ptp(codes, axis=0).max() == 0:  # no map to draw (and scikit-learn's t-SNE crashes on one)
@@ -126,8 +129,8 @@ def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:
         same = (before["model_sha256"] == model if "model_sha256" in before  # (an older one: the run's path)
                 else Path(before.get("run", "")).resolve() == folder.path.resolve())
         if not same:
-            raise UserError(f"--out {out} holds the latent space of another run, {before.get('run')}; "
-                            "choose another --out")
+            raise UserError(f"--out {out} holds the latent space of another model ({before.get('run')}, or a run "
+                            "trained again since); choose another --out, or delete it to map this run")
         return
     taken = [name for name in (*map(map_file, MAP_NAMES), INTERPOLATION) if (out / name).exists()]
     if taken:

@@ -41,7 +41,7 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".
 
 def picture_files(paths: list[str]) -> list[str]:
     """The pictures named, a folder standing for the picture files in it (by name); a picture
-    named twice (by itself and in its folder, say) is taken once."""
+    named twice (by itself and in its folder, say) is taken once, as the user spelled it."""
     files = []
     for path in paths:
         if not Path(path).is_dir():
@@ -53,10 +53,11 @@ def picture_files(paths: list[str]) -> list[str]:
             raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}); give picture "
                             "files, or a folder of them")
         files += found
-    first = {}  # each picture by its first naming
+    named = {Path(p).resolve(): p for p in paths if not Path(p).is_dir()}
+    first = {}  # each picture where it first comes
     for f in files:
         first.setdefault(Path(f).resolve(), f)
-    return list(first.values())
+    return [named.get(r, f) for r, f in first.items()]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 from .data import CLASSES, FASHION_MNIST
@@ -135,9 +134,9 @@ def collect_results(out: str | Path) -> dict:
                         f"`fashionae study ... --out {folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
-        cfg = known_config(r, study, folder)[0]
-        cfg = replace(cfg, train=cfg.train.validate().resolved(runs[r.name].started()))
-        if diffs := [d for d in runs[r.name].differences(cfg) if d.split(":")[0] not in DATA_DECIDED]:
+        asked, there = known_config(r, study, folder)[0].identity(), runs[r.name].config().identity()
+        if diffs := [f"{k}: {there[k]!r} there, {v!r} in the study" for k, v in asked.items()
+                     if v != there[k] and v != "auto" and k not in DATA_DECIDED]:  # (auto: what the run chose)
             raise UserError(f"{runs[r.name].path} holds another run than the study's {r.name} ({diffs[0]}): a run "
                             f"folder was moved, renamed or edited; put it back, or run `fashionae study ... --out "
                             f"{folder.path}` to see what to train again")
