@@ -437,3 +437,15 @@ def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):
                  "--lr", "0.002", "--out", str(run.path)]) == 2
     edited(run.CONFIG, lambda c: c | {"environment": {"threads": 64}})  # where it ran: not sealed
     assert run.summary() == summary
+
+
+def test_a_setting_the_model_does_not_use_is_no_difference(tmp_path):
+    """A conv model's latent size, or where dropout goes when there is none: a study whose shared
+    [model] table changes them asks for the same runs, which are kept."""
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_config(RunConfig(model=ModelConfig(arch="conv", dropout=0.0)), {}, {})
+    same = RunConfig(model=ModelConfig(arch="conv", latent=64, dropout=0.0, dropout_after_pool=True))
+    assert folder.differences(same) == []
+    assert folder.differences(RunConfig(model=ModelConfig(arch="conv", dropout=0.1))) == [
+        "model.dropout: 0.0 there, 0.1 now"]

@@ -203,13 +203,13 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n',
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
-    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\nlatent = 7\ntrain = { tensorboard = true }\n'
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ntrain = { tensorboard = true }\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
      "^study file s.toml: ablation 'x': a and b train the same model, so the line would measure seed noise "
      "only; change the variant$"),
-    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\nlatent = 7\ntrain = { train_eval_subset = 100 }\n'
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ntrain = { train_eval_subset = 100 }\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n', "a and b train the same model"),
-    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\nlatent = 7\ntrain = { eval_subset = 100 }\n'
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ntrain = { eval_subset = 100 }\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
      "^study file s.toml: ablation 'x': a and b are measured on different images \\(their eval_subset differ\\), "
      "so their MSEs cannot be compared; give both the same eval_subset$"),
@@ -240,10 +240,32 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
      "\\(runs/NAME-PROFILE\\): give one without '/' or '\\\\' that does not start with '.'$"),
     ('name = ""\n' + MINIMAL, "name '' names the study's default folder"),
     (MINIMAL + '[profiles."a/b"]\nseeds = 2\n', "profile name 'a/b' names the study's default folder"),
+    # what would be ignored, trained twice or share a folder
+    ('[[autoencoders]]\nname = "c"\narch = "conv"\nlatent = 64\n',
+     "^study file s.toml: autoencoders\\[0\\] \\('c'\\) is conv, whose latent is the feature map: remove its latent$"),
+    (MINIMAL + '[classifiers]\nencoder = "a"\nstrategies = ["frozen", "frozen"]\n',
+     "strategies names one strategy twice; name each once"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "linear"\n[[ablation]]\nchange = "x"\nbaseline = "a"\n'
+     'variant = "b"\n[[ablation]]\nchange = "y"\nbaseline = "a"\nvariant = "b"\n',
+     "ablation 'y' compares a with b, as a line before it does; remove one"),
+    ('[model]\ndropout = 0.0\n[[autoencoders]]\nname = "a"\n[[autoencoders]]\nname = "b"\ndropout_after_pool = true\n'
+     '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
+     "ablation 'x': a and b train the same model"),  # no dropout: where it goes changes nothing
+    (MINIMAL + "[profiles.default]\nseeds = 2\n", "a profile cannot be named 'default'"),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
         load_study(write(tmp_path, text))
+
+
+def test_two_classifier_stages_that_would_share_a_folder_are_refused_before_anything_trains(tmp_path):
+    from fashionae.plan import make_plan
+    study = load_study(write(tmp_path, '[[autoencoders]]\nname = "a"\nlatent = 8\n[[autoencoders]]\nname = "a-random"\n'
+                                        'latent = 16\n[classifiers]\nencoder = ["a", "a-random"]\n'
+                                        'strategies = ["frozen", "random-frozen"]\n'))
+    with pytest.raises(UserError, match=r"^study s: two of its runs would share the folder "
+                                        r"clf-a-random-frozen-seed0; rename one of the autoencoders whose names it joins$"):
+        make_plan(study)
 
 
 def test_seeds_on_the_command_line_are_checked_as_such(tmp_path):

@@ -78,8 +78,9 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, ep
 def run_settings(model: nn.Module, cfg) -> dict:
     """What ties a checkpoint to its run: the settings that change its numbers (the seed among
     them), of its training and of its model, as JSON holds them."""
-    return json.loads(json.dumps({"train": identity(cfg), "model": identity(model.config) if hasattr(model, "config")
-                                  else {}}))
+    m = getattr(model, "config", None)  # (a fashionae model's; bench and tests train others too)
+    used = {k: v for k, v in identity(m).items() if k not in m.unused()} if m is not None else {}
+    return json.loads(json.dumps({"train": identity(cfg), "model": used}))
 
 
 def checkpoint_epoch(path: Path) -> int:

@@ -118,9 +118,10 @@ class ModelConfig:
         return self
 
     def unused(self) -> set[str]:
-        """The settings this model does not use: the other kind of run's, and a conv model's
-        latent size (its latent is the feature map)."""
-        return settings.unused(self, self.task) | ({"latent"} if self.arch == "conv" else set())
+        """The settings this model does not use: the other kind of run's, a conv model's latent
+        size (its latent is the feature map), and where dropout is 0, where it goes."""
+        return (settings.unused(self, self.task) | ({"latent"} if self.arch == "conv" else set())
+                | ({"dropout_after_pool"} if self.dropout == 0 else set()))
 
     def shape_text(self) -> str:
         """"linear 512", "conv": the arch, and the latent size where the arch has one."""

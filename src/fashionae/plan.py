@@ -76,6 +76,10 @@ def make_plan(study: Study) -> list[PlannedRun]:
                     group = f"{encoder}/{strategy}" if tag else strategy
                     plan.append(PlannedRun(f"clf-{tag}{strategy}-seed{seed}", CLASSIFIER, group, seed,
                                            cfg, encoder, needs))
+    names = [r.name for r in plan]
+    if twice := sorted({n for n in names if names.count(n) > 1}):  # e.g. "a" + "random-frozen", "a-random" + "frozen"
+        raise UserError(f"study {study.name}: two of its runs would share the folder {twice[0]}; rename one of the "
+                        "autoencoders whose names it joins")
     return plan
 
 

@@ -239,8 +239,9 @@ class RunFolder:
         return self.config().train if self.is_run() and self.trained_an_epoch() else None
 
     def differences(self, cfg: RunConfig) -> list[str]:
-        """How the run this folder holds differs from ``cfg`` ("key: x there, y now"; [] if alike)."""
-        ours, theirs = cfg.identity(), self.config().identity()
+        """How the run this folder holds differs from ``cfg`` in what ``cfg``'s run uses ("key: x
+        there, y now"; [] if alike): a setting the model does not use changes nothing."""
+        ours, theirs = cfg.used_identity(), self.config().identity()
         return [f"{k}: {theirs[k]!r} there, {ours[k]!r} now" for k in ours if theirs[k] != ours[k]]
 
     def lock(self) -> FolderLock:

@@ -138,7 +138,7 @@ class Study:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "study.json") -> "Study":
-        return parse_study(d, source, d.get("profile", "default"))
+        return parse_study(d, source, d.get("profile", "default"), by_hand=False)
 
 
 def _only(cfg, allowed: set) -> dict:
@@ -233,6 +233,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
     named = "" if profile else " (its default_profile)"  # "quick" is taken only where it exists
+    if "default" in (profiles if isinstance(profiles, dict) else {}):
+        raise UserError(f"study file {source}: a profile cannot be named 'default', the name of the top level "
+                        "alone (a study without a profile); rename [profiles.default]")
     profile = profile or raw.get("default_profile") or ("quick" if "quick" in profiles else "")
     if profile and profile not in profiles:
         raise UserError(f"study file {source} has no profile {profile!r}{named}; " + (
@@ -276,8 +279,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     return study
 
 
-def parse_study(merged: dict, source: str, profile: str) -> Study:
-    """A typed, checked Study from a merged study dict (a profile resolved, or study.json)."""
+def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -> Study:
+    """A typed, checked Study from a merged study dict (a profile resolved, or study.json, which
+    fashionae wrote: ``by_hand`` False, every setting of each model written out)."""
     for key in ("description", "profile_note", "name", "dataset"):
         if key in merged and not isinstance(merged[key], str):
             raise UserError(f"study file {source}: {key} must be a string")
@@ -302,6 +306,9 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
             raise UserError(f"study file {source}: {where} needs a name of letters, digits and '-'")
         model_keys = {**base_model, **{k: v for k, v in entry.items() if k not in ("name", "train")}}
         model = _typed(ModelConfig, model_keys, where, source, task=AUTOENCODER)
+        if by_hand and "latent" in entry and "latent" in model.unused():  # (a shared [model] latent: the linear ones')
+            raise UserError(f"study file {source}: {where} ({entry['name']!r}) is {model.arch}, whose latent is the "
+                            "feature map: remove its latent")
         ae_train = entry.get("train", {})
         _check_keys(ae_train, settings.keys(TrainConfig, AUTOENCODER), f"{where}.train", source)
         train_keys = {**{k: v for k, v in base_train.items() if k in settings.keys(TrainConfig, AUTOENCODER)},
@@ -329,6 +336,8 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if not isinstance(strategies, list) or not strategies or any(s not in STRATEGIES for s in strategies):
             raise UserError(f"study file {source}: [classifiers] strategies must be a list drawn "
                             f"from {', '.join(STRATEGIES)}")
+        if len(set(strategies)) != len(strategies):
+            raise UserError(f"study file {source}: [classifiers] strategies names one strategy twice; name each once")
         if not isinstance(c.get("paper_head", False), bool):
             raise UserError(f"study file {source}: [classifiers] paper_head must be true or false")
         clf_train = c.get("train", {})
@@ -385,6 +394,9 @@ def parse_study(merged: dict, source: str, profile: str) -> Study:
         if c.baseline == c.variant:
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
                             "name the autoencoder that differs as its variant")
+        if (c.baseline, c.variant) in [(d.baseline, d.variant) for d in ablation[:i]]:
+            raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with {c.variant}, as "
+                            "a line before it does; remove one")
         base, variant = (next(RunConfig(model=a.model, train=a.train) for a in autoencoders if a.name == n)
                          for n in (c.baseline, c.variant))
         if base.train.eval_subset != variant.train.eval_subset:  # (every autoencoder has the same val split)
