@@ -195,7 +195,12 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (MINIMAL + '[classifiers]\nencoder = "a"\ntrain = { val = "test" }\n',
      "the classifiers must use the autoencoders' val split"),
     (MINIMAL + '[targets]\nautoencoder = "zz"\nval_mse = 0.1\n', "autoencoder 'zz' is not an autoencoder of the study"),
-    (MINIMAL + '[targets]\nclassifier = "finetune"\nval_acc = 0.9\n', "classifier must be a strategy of \\[classifiers\\]"),
+    (MINIMAL + '[targets]\nclassifier = "finetune"\nval_acc = 0.9\n',
+     "^study file s.toml: \\[targets\\] classifier 'finetune' is not a classifier of the study; with several encoders "
+     "it names one as \"ENCODER/STRATEGY\" \\(known: none: the study has no \\[classifiers\\]\\)$"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n[classifiers]\nencoder = ["a", "b"]\n'
+     'strategies = ["finetune"]\n[targets]\nclassifier = "finetune"\nval_acc = 0.9\n',
+     "classifier 'finetune' is not a classifier of the study; .* \\(known: 'a/finetune', 'b/finetune'\\)$"),
     (MINIMAL + '[targets]\nautoencoder = "a"\ntest_mse = 0.1\n', "a target is judged on the validation set"),
     (MINIMAL + '[targets]\nautoencoder = "a"\n', "^study file s.toml: \\[targets\\] autoencoder and val_mse go "
      "together: the autoencoder and the figure it should reach; set both, or neither$"),
@@ -787,6 +792,24 @@ def test_targets_are_judged_on_validation_figures_of_seed_0(data_dir, tmp_path):
     named = load_study(write(tmp_path, text.replace('name = "b"', 'name = "finetune"')))
     rows = reached_targets(named, StudyFolder(out), plan_mod.make_plan(named))
     assert rows[1] == missed
+
+
+def test_a_classifier_target_is_judged_on_the_encoder_it_names(tmp_path):
+    """With several encoders, "b/finetune" is b's classifier, not the first encoder's."""
+    from types import SimpleNamespace
+    accuracy = {"clf-a-finetune-seed0": 0.80, "clf-b-finetune-seed0": 0.95}
+    metrics = {name: [{"epoch": 1, "seconds": 1.0, "val_acc": acc, "val_loss": 0.1}] for name, acc in accuracy.items()}
+    folder = SimpleNamespace(run=lambda name: SimpleNamespace(
+        metrics=lambda: metrics.get(name, [{"epoch": 1, "seconds": 1.0, "val_loss": 0.1}])))
+    text = (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n[classifiers]\nencoder = ["a", "b"]\n'
+            'strategies = ["finetune"]\n[targets]\nclassifier = "b/finetune"\nval_acc = 0.9\n')
+    study = load_study(write(tmp_path, text))
+    assert study.classifiers.groups() == ["a/finetune", "b/finetune"]
+    [row] = reached_targets(study, folder, plan_mod.make_plan(study))
+    assert row["target"] == "b/finetune val accuracy >= 0.9" and row["reached"] and row["best"] == 0.95
+    # with one encoder, a target names the strategy alone, as the report's rows do
+    one = load_study(write(tmp_path, text.replace('["a", "b"]', '"a"').replace("b/finetune", "finetune")))
+    assert one.classifiers.groups() == ["finetune"]
 
 
 def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_path):

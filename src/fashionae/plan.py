@@ -73,8 +73,8 @@ def make_plan(study: Study) -> list[PlannedRun]:
                     cfg = RunConfig(model=model,
                                     train=replace(c.train, seed=seed), strategy=strategy,
                                     dataset=study.dataset)
-                    group = f"{encoder}/{strategy}" if tag else strategy
-                    plan.append(PlannedRun(f"clf-{tag}{strategy}-seed{seed}", CLASSIFIER, group, seed,
+                    plan.append(PlannedRun(f"clf-{tag}{strategy}-seed{seed}", CLASSIFIER,
+                                           c.group(encoder, strategy), seed,
                                            cfg, encoder, needs))
     names = [r.name for r in plan]
     if twice := sorted({n for n in names if names.count(n) > 1}):  # e.g. "a" + "random-frozen", "a-random" + "frozen"

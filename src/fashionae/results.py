@@ -210,9 +210,8 @@ def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -
     rows, elapsed = [], 0.0
     for run in (r for r in plan if r.seed == 0):
         metrics = folder.run(run.name).metrics()
-        for kind, who, key, goal, text in goals:  # an autoencoder by its name, a classifier by its strategy
-            if run.kind == kind and who == (run.group if kind == AUTOENCODER else run.config.strategy) \
-                    and not any(r["target"] == text for r in rows):
+        for kind, who, key, goal, text in goals:  # an autoencoder by its name, a classifier by its group
+            if run.kind == kind and who == run.group:
                 better = (lambda v: v <= goal) if key == "val_loss" else (lambda v: v >= goal)
                 seconds, hit = elapsed, None
                 for row in metrics:

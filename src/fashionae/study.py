@@ -55,6 +55,14 @@ class ClassifierStage:
     paper_head: bool
     train: TrainConfig
 
+    def group(self, encoder: str, strategy: str) -> str:
+        """The name of one encoder's strategy: its row in results.json and the report, and what
+        a target names. The strategy alone with one encoder, else "<encoder>/<strategy>"."""
+        return f"{encoder}/{strategy}" if len(set(self.encoders)) > 1 else strategy
+
+    def groups(self) -> list[str]:
+        return [self.group(e, s) for e in dict.fromkeys(self.encoders) for s in self.strategies]
+
 
 def _optional_fraction(v) -> str | None:
     return None if v is None else number_in(0, 1.000001, closed_low=False)(v)
@@ -88,7 +96,7 @@ class Targets:
     """What a profile aims to reach, judged on validation figures only."""
     autoencoder: str | None = setting(None, check=_optional_name)
     val_mse: float | None = setting(None, check=_optional_fraction)
-    classifier: str | None = setting(None, check=_optional_name)  # a strategy, on the first encoder
+    classifier: str | None = setting(None, check=_optional_name)  # a ClassifierStage.group
     val_acc: float | None = setting(None, check=_optional_fraction)
 
 
@@ -366,8 +374,10 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
     if targets.autoencoder is not None and targets.autoencoder not in names:
         raise UserError(f"study file {source}: [targets] autoencoder {targets.autoencoder!r} is "
                         "not an autoencoder of the study")
-    if targets.classifier is not None and (classifiers is None or targets.classifier not in classifiers.strategies):
-        raise UserError(f"study file {source}: [targets] classifier must be a strategy of [classifiers]")
+    if targets.classifier is not None and (classifiers is None or targets.classifier not in classifiers.groups()):
+        known = ", ".join(map(repr, classifiers.groups())) if classifiers else "none: the study has no [classifiers]"
+        raise UserError(f"study file {source}: [targets] classifier {targets.classifier!r} is not a classifier of the "
+                        f"study; with several encoders it names one as \"ENCODER/STRATEGY\" (known: {known})")
 
     explore_keys = merged.get("explore", {})
     explore = _typed(Explore, explore_keys, "[explore]", source)
