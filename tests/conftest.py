@@ -8,8 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
 
+from fashionae.cli import main  # noqa: E402
 from fashionae.data import Dataset, load_fashion_mnist  # noqa: E402
-from helpers import write_dataset  # noqa: E402
+from helpers import shapes, write_dataset  # noqa: E402
 
 # The real dataset: FASHIONAE_DATA where it is set (a GPU machine without the Debian package),
 # else the Debian package's folder.
@@ -33,6 +34,18 @@ def real() -> Dataset:
     if not REAL_DIR.is_dir():
         pytest.skip("the dataset-fashion-mnist package is not installed")
     return load_fashion_mnist(REAL_DIR)
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    """A finished autoencoder run on a dataset of your own (16 x 24 images, 5 classes), trained
+    once for each test module that uses it."""
+    root = tmp_path_factory.mktemp("own")
+    data = shapes(root / "data")
+    run = root / "run"
+    assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1",
+                 "--batch-size", "40", "--out", str(run)]) == 0
+    return data, run
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,8 @@ import torch
 from fashionae.data import load_fashion_mnist
 from fashionae.models import ModelConfig
 from fashionae.plan import make_plan
-from fashionae.runfolder import LoadedRun, RunConfig, RunFolder
+from fashionae.inference import LoadedRun
+from fashionae.runfolder import RunConfig, RunFolder
 from fashionae.machine import cpu_info
 from fashionae.runs import execute
 from fashionae.study import Study

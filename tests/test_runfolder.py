@@ -1,21 +1,20 @@
 """The run folder: which settings make a run's identity, the data a run is loaded again
-with, and the inputs a loaded run accepts."""
+with, and how its files are checked."""
 
 import dataclasses
 import json
 import re
 import shutil
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from fashionae.cli import main
 from fashionae.errors import UserError
+from fashionae.inference import LoadedRun
 from fashionae.models import ModelConfig, build_model
 from fashionae.runfolder import (CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES,
-                                  LoadedRun, RunConfig, RunFolder)
+                                  RunConfig, RunFolder)
 from fashionae.training import TrainConfig
 from helpers import shapes, write_dataset
 
@@ -48,17 +47,6 @@ def test_a_folder_refuses_a_run_with_another_dataset(tmp_path):
     assert folder.state_for(base) == "resume"
     with pytest.raises(UserError, match="dataset_sha256: None there"):
         folder.state_for(dataclasses.replace(base, dataset_sha256="cd" * 32))
-
-
-@pytest.fixture(scope="module")
-def own_run(tmp_path_factory):
-    """A finished autoencoder run on a dataset of your own (16 x 24 images, 5 classes)."""
-    root = tmp_path_factory.mktemp("own")
-    data = shapes(root / "data")
-    run = root / "run"
-    assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1",
-                 "--batch-size", "40", "--out", str(run)]) == 0
-    return data, run
 
 
 def test_load_data_finds_the_dataset_where_it_was(own_run):
@@ -102,71 +90,6 @@ def test_load_data_of_a_fashion_mnist_run_takes_data_dir_and_verify(tmp_path):
     assert ds.name == "fashion-mnist" and len(ds.train_images) == 300 and not ds.verified
     with pytest.raises(UserError, match="SHA-256"):  # verified by default: these are not the real files
         RunFolder(run).load_data(str(data))
-
-
-def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_run):
-    _, run = own_run
-    loaded = LoadedRun(run)
-    torch.manual_seed(0)
-    batch = torch.rand(3, 1, 16, 24)
-    expected = loaded.embed(batch)
-    assert expected.shape == (3, 4)
-    assert torch.equal(loaded.embed(batch[:, 0]), expected)  # [N, H, W]
-    assert torch.equal(loaded.embed(list(batch)), expected)  # a list of [1, H, W] tensors
-    assert torch.allclose(loaded.embed(batch[0]), expected[:1], atol=1e-6)  # one image (batch of 1)
-    assert torch.equal(loaded.embed(batch.permute(0, 2, 3, 1).numpy()), expected)  # [N, H, W, 1], channels last
-    with pytest.raises(UserError, match=r"must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[3, 1, 24, 16\]"):
-        loaded.embed(batch.transpose(2, 3))
-
-
-def test_a_loaded_runs_outputs_are_ordinary_tensors_a_probe_can_train_on(own_run):
-    _, run = own_run
-    codes = LoadedRun(run).embed(torch.rand(5, 1, 16, 24))
-    assert not codes.is_inference() and not codes.requires_grad
-    probe = torch.nn.Linear(codes.shape[1], 3)
-    torch.nn.functional.cross_entropy(probe(codes), torch.tensor([0, 1, 2, 0, 1])).backward()
-    assert probe.weight.grad is not None
-    codes += 1  # in place, too
-
-
-def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_scales(own_run):
-    """uint8 pixels (the dataset's form) are divided by 255; numpy arrays are taken as tensors;
-    floats outside [0, 1] (0-255 values as floats, NaN) are refused, not silently misread."""
-    _, run = own_run
-    loaded = LoadedRun(run)
-    torch.manual_seed(0)
-    pixels = torch.randint(0, 256, (3, 1, 16, 24), dtype=torch.uint8)
-    pixels[0, 0, 0, :2] = torch.tensor([0, 255], dtype=torch.uint8)  # both ends of the range
-    expected = loaded.embed(pixels.float() / 255)
-    assert torch.equal(loaded.embed(pixels), expected)
-    assert torch.equal(loaded.embed(pixels.numpy()), expected)
-    assert torch.equal(loaded.embed(list(pixels.numpy())), expected)  # a list of arrays
-    assert torch.equal(loaded.embed((pixels.float() / 255).double()), expected)  # float64 is fine
-    flipped = pixels.numpy()[:, :, ::-1]  # numpy's own layouts and byte orders
-    assert torch.equal(loaded.embed(flipped), loaded.embed(torch.from_numpy(flipped.copy())))
-    assert torch.equal(loaded.embed((pixels.numpy() / 255).astype(">f4")), expected)
-    mixed = [pixels[0].numpy(), pixels[1].float() / 255, pixels[2]]  # each item by its own kind
-    assert torch.allclose(loaded.embed(mixed), expected, atol=1e-6)
-    # arrays of one image each, [H, W] or [H, W, 1], beside a picture's path: each item one image
-    items = [pixels[0, 0].numpy(), pixels[1, 0, :, :, None].numpy(), pixels[2]]
-    assert torch.allclose(loaded.embed(items), expected, atol=1e-6)
-    picture = run.parent / "picture.png"
-    Image.fromarray(np.zeros((16, 24), np.uint8)).save(picture)
-    assert torch.allclose(loaded.embed([picture, pixels[0, 0].numpy()])[1:], loaded.embed(pixels[:1]), atol=1e-4)
-    with pytest.raises(UserError, match=r"^each image of a list must be \[16, 24\] \(or \[1, 16, 24\]\), got \[2, 16, 24\]$"):
-        loaded.embed([pixels[0], pixels[:2, 0]])
-    with pytest.raises(UserError, match=r"^images must be pictures, tensors or numpy arrays of numbers \("):
-        loaded.embed(np.full((1, 16, 24), "white"))
-    with pytest.raises(UserError, match=r"^images must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[2, 28, 28\]$"):
-        loaded.embed(np.zeros((2, 28, 28), np.uint8))  # the shape as given, not as reshaped
-    assert loaded.embed([]).shape == (0, expected.shape[1])  # nothing in, nothing out
-    assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images)"
-    for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
-                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
-                       (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):
-        with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
-                                            rf"{shown}; divide 0-255 pixels by 255$"):
-            loaded.embed(bad)
 
 
 def test_from_dict_fills_what_an_older_config_lacks_and_round_trips():

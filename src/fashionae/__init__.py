@@ -5,7 +5,7 @@ __version__ = "0.3.2"
 
 def load(run_dir):
     """A trained run folder, ready to apply to images: ``reconstruct``, ``embed``, ``predict``."""
-    from .runfolder import LoadedRun
+    from .inference import LoadedRun
     from .studyfolder import refuse_a_study_folder
     refuse_a_study_folder(run_dir)
     return LoadedRun(run_dir)

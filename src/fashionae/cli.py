@@ -231,7 +231,7 @@ def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write, refuse_to_replace
     from .images import picture_files, read_pictures, side_by_side
-    from .runfolder import LoadedRun
+    from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
     out = Path(a.output)
     sources: dict[Path, str] = {}  # output file -> the picture it shows
@@ -267,7 +267,7 @@ def _caveats(picture) -> str:
 
 def cmd_classify(a) -> int:
     from .images import picture_files, read_pictures
-    from .runfolder import LoadedRun
+    from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
     pictures = read_pictures(picture_files(a.images), a.invert, run.config.image_size, a.fill)
     for path, picture in pictures.items():  # every picture is read before a line is printed

@@ -14,7 +14,8 @@ from . import plots
 from .data import Dataset, make_splits
 from .errors import UserError
 from .files import read_rebuildable_json, refuse_unwritable_folder, write_json
-from .runfolder import LoadedRun, RunFolder
+from .inference import LoadedRun
+from .runfolder import RunFolder
 from .settings import AUTOENCODER
 from .training import to_inputs
 

@@ -134,9 +134,9 @@ def collect_results(out: str | Path) -> dict:
                         f"`fashionae study ... --out {folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
-        asked, there = known_config(r, study, folder)[0].used_identity(), runs[r.name].config().identity()
-        if diffs := [f"{k}: {there[k]!r} there, {v!r} in the study" for k, v in asked.items()
-                     if v != there[k] and v != "auto" and k not in DATA_DECIDED]:  # (auto: what the run chose)
+        cfg = known_config(r, study, folder)[0]
+        chosen = tuple(k for k, v in cfg.used_identity().items() if v == "auto")  # what the run chose
+        if diffs := runs[r.name].differences(cfg, ignore=DATA_DECIDED + chosen, asked="in the study"):
             raise UserError(f"{runs[r.name].path} holds another run than the study's {r.name} ({diffs[0]}): a run "
                             f"folder was moved, renamed or edited; put it back, or run `fashionae study ... --out "
                             f"{folder.path}` to see what to train again")

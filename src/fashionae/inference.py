@@ -1,0 +1,123 @@
+"""A finished run applied to images: ``LoadedRun``, behind ``fashionae.load``, and what it takes
+as images (tensors, numpy arrays, picture files). It reaches the run folder through ``RunFolder``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .images import prepare_image
+from .runfolder import RunFolder
+from .settings import AUTOENCODER, CLASSIFIER
+
+
+def _applied(method):
+    """``method`` run under ``torch.inference_mode`` (no autograd bookkeeping, fused kernels),
+    its tensor handed back as an ordinary one: a clone made outside inference mode, which
+    autograd and in-place operations accept (a linear probe trained on ``embed``'s codes)."""
+    @functools.wraps(method)
+    def apply(*args, **kwargs) -> torch.Tensor:
+        with torch.inference_mode():
+            out = method(*args, **kwargs)
+        return out.clone()
+    return apply
+
+
+class LoadedRun:
+    """A trained run, ready to apply: ``reconstruct``, ``embed``, ``predict``.
+
+    Inputs are float tensors [N, 1, H, W] in [0, 1] (or [N, H, W]: [1, H, W] is one image; or
+    channels last, [N, H, W, 1]) of the run's image size, or paths of picture files, converted
+    by ``images.prepare_image``. Outputs are ordinary tensors, on the CPU.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = RunFolder(folder).require()
+        self.model = self.folder.load_model()
+        self.config = self.model.config
+        self.task = self.config.task
+        self.classes = self.folder.classes()
+        self.size = tuple(self.config.image_size)  # (H, W) of the images it takes
+
+    def __repr__(self) -> str:
+        c = self.config
+        classes = f", {len(self.classes)} classes" if c.task == CLASSIFIER else ""
+        return (f"LoadedRun({str(self.folder.path)!r}: {c.task}, {c.encoder_type} encoder, {c.shape_text()}, "
+                f"{c.image_size[0]}x{c.image_size[1]} images{classes})")
+
+    def _inputs(self, images) -> torch.Tensor:
+        """Pictures (paths), or images as a tensor or numpy array (or a list of them): [N, 1, H, W]
+        or [N, H, W], floats in [0, 1] or uint8 pixels."""
+        size = self.size
+        if isinstance(images, (str, Path)):
+            images = [images]
+        if isinstance(images, (list, tuple)):
+            images = torch.stack([self._one_image(p) for p in images]) if images else torch.empty(0, 1, *size)
+        else:
+            images = _pixels(images)
+        given = list(images.shape)  # as the user gave them, for the message below
+        if images.ndim == 3:  # [N, H, W]: add the channel
+            images = images.unsqueeze(1)
+        elif images.ndim == 4 and images.shape[1] != 1 and images.shape[3] == 1:  # [N, H, W, 1]
+            images = images.reshape(len(images), 1, *images.shape[1:3])  # one channel: the same order
+        if tuple(images.shape[1:]) != (1, *size):
+            raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}] (or [N, {size[0]}, {size[1]}]), got {given}")
+        return images
+
+    def _one_image(self, image) -> torch.Tensor:
+        """An item of a list: a picture's path, or one image as [H, W], [1, H, W] or [H, W, 1]."""
+        size = self.size
+        if isinstance(image, (str, Path)):
+            return prepare_image(image, size=size)
+        x = _pixels(image)
+        if x.ndim == 2:
+            x = x.unsqueeze(0)
+        elif x.ndim == 3 and x.shape[0] != 1 and x.shape[2] == 1:
+            x = x.reshape(1, *x.shape[:2])
+        if tuple(x.shape) != (1, *size):
+            raise UserError(f"each image of a list must be [{size[0]}, {size[1]}] (or [1, {size[0]}, {size[1]}]), "
+                            f"got {list(x.shape)}")
+        return x
+
+    @_applied
+    def embed(self, images) -> torch.Tensor:
+        return self.model.embed(self._inputs(images))
+
+    @_applied
+    def reconstruct(self, images) -> torch.Tensor:
+        if self.task != AUTOENCODER:
+            raise UserError(f"{self.folder.path} is a classifier run; reconstruct needs an autoencoder run")
+        return self.model.reconstruct(self._inputs(images)).float()
+
+    @_applied
+    def predict_proba(self, images) -> torch.Tensor:
+        if self.task != CLASSIFIER:
+            raise UserError(f"{self.folder.path} is an autoencoder run; predicting classes needs a classifier run "
+                            "(fashionae train-clf)")
+        return torch.softmax(self.model.logits(self._inputs(images)), dim=1)
+
+    def predict(self, images) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(images).argmax(1).tolist()]
+
+
+def _pixels(images) -> torch.Tensor:
+    """Images as floats in [0, 1]: uint8 pixels are divided by 255, as the dataset's are; other
+    numbers must be in [0, 1] already. A numpy array may have any strides or byte order."""
+    if isinstance(images, np.ndarray):
+        images = np.ascontiguousarray(images).astype(images.dtype.newbyteorder("="))
+    try:
+        images = torch.as_tensor(images)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"images must be pictures, tensors or numpy arrays of numbers ({e})") from None
+    if images.dtype == torch.uint8:
+        return images.float() / 255
+    images = images.float()
+    if images.numel() and not (images.min() >= 0 and images.max() <= 1):  # NaN fails too
+        raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from "
+                        f"{images.min().item():g} to {images.max().item():g}; divide 0-255 pixels by 255")
+    return images
