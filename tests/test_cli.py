@@ -199,8 +199,13 @@ def test_a_plan_for_cuda_without_cuda_says_so(capsys, data_dir, tmp_path):
     paper = PAPER
     code, _, err = cli(capsys, "study", paper, "--profile", "smoke", "--device", "cuda", "--plan",
                        "--out", tmp_path / "s", "--data-dir", data_dir, "--no-verify")
-    assert (code, err) == (2, "fashionae: error: --device cuda was asked for but no CUDA device is available; "
-                              "use --device cpu\n")
+    assert (code, err) == (2, "fashionae: error: device cuda was asked for (--device cuda, or device = \"cuda\" in a "
+                              "study file) but no CUDA device is available here; use cpu, or auto to take CUDA "
+                              "where there is one\n")
+    (tmp_path / "cuda.toml").write_text('[train]\ndevice = "cuda"\n[[autoencoders]]\nname = "a"\narch = "conv"\n')
+    code, _, err = cli(capsys, "study", tmp_path / "cuda.toml", "--plan",
+                       "--out", tmp_path / "s", "--data-dir", data_dir, "--no-verify")
+    assert code == 2 and 'device = "cuda" in a study file' in err
 
 
 def test_bad_data_and_no_traceback_in_a_real_process(tmp_path):

@@ -431,7 +431,8 @@ def write_digits(folder: Path):
                              classes=[str(i) for i in range(10)], name="digits")
 
 
-def test_digits_folder_and_its_study_file(tmp_path, capsys):
+def test_digits_folder_and_its_study_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the study file names data/digits, from where fashionae runs
     ds = write_digits(tmp_path / "data" / "digits")
     assert ds.image_size == (32, 32) and len(ds.train_images) == 1500 and len(ds.test_images) == 297
     assert ds.classes == tuple("0123456789") and ds.verified and int(ds.train_images.max()) == 255

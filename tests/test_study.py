@@ -195,6 +195,9 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (MINIMAL + '[classifiers]\nencoder = "a"\ntrain = { val = "test" }\n',
      "the classifiers must use the autoencoders' val split"),
     (MINIMAL + '[targets]\nautoencoder = "zz"\nval_mse = 0.1\n', "autoencoder 'zz' is not an autoencoder of the study"),
+    ('dataset = "no/such/folder"\n' + MINIMAL, "^study file s.toml: dataset 'no/such/folder' is not a folder here \\(/.*"
+     "no/such/folder\\); give \"fashion-mnist\" or your dataset's folder \\(four IDX files or one .npz, see "
+     "docs/datasets.md\\), relative to where you run fashionae$"),
     (MINIMAL + '[targets]\nclassifier = "finetune"\nval_acc = 0.9\n',
      "^study file s.toml: \\[targets\\] classifier 'finetune' is not a classifier of the study; with several encoders "
      "it names one as \"ENCODER/STRATEGY\" \\(known: none: the study has no \\[classifiers\\]\\)$"),
@@ -300,9 +303,11 @@ def test_profiles(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
-def test_shipped_study_files_load_in_every_profile(path):
+def test_shipped_study_files_load_in_every_profile(path, tmp_path, monkeypatch):
     import tomllib
     raw = tomllib.loads(path.read_text())
+    monkeypatch.chdir(tmp_path)  # where a dataset of one's own is (as docs/datasets.md has it written)
+    (tmp_path / raw.get("dataset", "fashion-mnist")).mkdir(parents=True, exist_ok=True)
     for profile in raw.get("profiles", {}):
         s = load_study(path, profile)
         assert s.autoencoders and s.profile == profile

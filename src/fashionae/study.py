@@ -297,6 +297,12 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
         if not name or name.startswith(".") or "/" in name or "\\" in name:
             raise UserError(f"study file {source}: {what} {name!r} names the study's default folder "
                             "(runs/NAME-PROFILE): give one without '/' or '\\' that does not start with '.'")
+    dataset = merged.get("dataset", FASHION_MNIST)
+    # (not study.json's: a study is reported where its dataset is not)
+    if by_hand and dataset != FASHION_MNIST and not Path(dataset).expanduser().is_dir():
+        raise UserError(f"study file {source}: dataset {dataset!r} is not a folder here "
+                        f"({Path(dataset).expanduser().absolute()}); give \"{FASHION_MNIST}\" or your dataset's folder "
+                        "(four IDX files or one .npz, see docs/datasets.md), relative to where you run fashionae")
     n_seeds = merged.get("seeds", 1)
     if problem := SEEDS(n_seeds):
         raise UserError(f"study file {source}: seeds {problem}")
@@ -421,7 +427,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
-                 seeds=list(range(n_seeds)), dataset=merged.get("dataset", FASHION_MNIST), autoencoders=autoencoders,
+                 seeds=list(range(n_seeds)), dataset=dataset, autoencoders=autoencoders,
                  classifiers=classifiers, baselines=baselines, explore=explore, targets=targets,
                  ablation=ablation)
 

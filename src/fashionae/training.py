@@ -81,7 +81,8 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         settings.check(self)
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+            raise UserError("device cuda was asked for (--device cuda, or device = \"cuda\" in a study file) but no "
+                            "CUDA device is available here; use cpu, or auto to take CUDA where there is one")
         return self
 
     def resolved(self, started: "TrainConfig | None" = None) -> "TrainConfig":
