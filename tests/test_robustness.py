@@ -302,7 +302,8 @@ def test_sigkill_study_and_resume_gives_the_same_results(data_dir, tmp_path):
         assert same_weights(tmp_path / "straight" / m, victim / m), m
 
 
-def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_path):
+@pytest.mark.parametrize("executor, exactly", [(None, "OMP_NUM_THREADS=2"), ("ray", "--cpus-per-run 2")])
+def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_path, monkeypatch, executor, exactly):
     from fashionae.runs import RunConfig, execute
     from fashionae.training import TrainConfig
     cfg = RunConfig(model=ModelConfig(latent=4), train=TrainConfig(epochs=2, batch_size=50, train_subset=200,
@@ -311,6 +312,8 @@ def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_pa
     def stop(row):
         raise KeyboardInterrupt  # after epoch 1's checkpoint
 
+    if executor:  # as a Ray task sets it: the threads are Ray's to give
+        monkeypatch.setenv("FASHIONAE_EXECUTOR", executor)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -321,7 +324,7 @@ def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_pa
         execute(cfg, tmp_path / "run", data=tiny, log=messages.append)
     finally:
         torch.set_num_threads(threads)
-    assert any("it started on 2 threads and resumes on 1" in m and "OMP_NUM_THREADS=2 resumes it exactly" in m
+    assert any("it started on 2 threads and resumes on 1" in m and f"({exactly} resumes it exactly)" in m
                for m in messages), messages
     # its provenance keeps both sessions, so the report says where the result moved
     from fashionae.results import _run_info

@@ -103,6 +103,8 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, one
     assert [e for e, _ in epochs] == ["1", "2", "3"]  # epoch 1 is not trained again
     assert epochs[0][1] != epochs[1][1] == epochs[2][1]  # by a new worker
     assert any("resumed from its checkpoint" in line for line in lines)
+    # what the worker said of the run reaches the driver (Ray keeps the workers' output apart)
+    assert "ae-a seed 0: resuming from its last finished epoch" in lines
     run_study(study, tmp_path / "local", str(data_dir), False, **QUIET)
     a, b = (tmp_path / d / "runs" / "ae-a-seed0" for d in ("ray", "local"))
     assert read_metrics(a) == read_metrics(b)  # the interruption changed nothing
@@ -205,6 +207,27 @@ def test_bad_executor_settings(cluster, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # not installed
     with pytest.raises(UserError, match=r"--executor ray needs ray.*pip install 'fashionae\[ray\]'"):
         RayExecutor()([], {}, None, Path("."), None, 0, print)
+
+
+def test_a_cluster_that_refuses_us_names_token_authentication(monkeypatch):
+    """A running cluster that wants a token answers on its port, then refuses: the line says
+    what to set, unless it is set already."""
+    from types import SimpleNamespace
+
+    def refuse(**kwargs):
+        raise ConnectionError("Failed to connect to GCS")
+    ray = SimpleNamespace(is_initialized=lambda: False, init=refuse)
+    monkeypatch.setattr(ray_executor, "_reachable", lambda address: None)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    executor = RayExecutor.__new__(RayExecutor)
+    executor.address = "head:6379"
+    with pytest.raises(UserError, match=r"^cannot join the Ray cluster at head:6379 \(Failed to connect to GCS\); "
+                                        r".*check --address; a cluster with token authentication .* needs "
+                                        r"RAY_AUTH_MODE=token and its token here too \(docs/scale-out.md\)$"):
+        executor.connect(ray)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with pytest.raises(UserError, match=r"check --address$"):
+        executor.connect(ray)
 
 
 # ------------------------------------------------------------------ torchrun

@@ -123,7 +123,7 @@ def stop_at(epoch):
     return on_epoch
 
 
-@pytest.mark.parametrize("stop, restart", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("stop, restart", [(1, False), (2, False), (2, True), (3, False)])
 def test_a_resumed_run_logs_every_epoch_once(small, tmp_path, stop, restart):
     """Stopped at ``stop`` (its metrics and checkpoint written, not yet its events), then run
     again; with ``restart`` the checkpoint is lost, so training starts over at epoch 1 and the
@@ -137,11 +137,29 @@ def test_a_resumed_run_logs_every_epoch_once(small, tmp_path, stop, restart):
     rows = metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     acc = assert_events_hold(run, rows)  # one value per epoch, as TensorBoard shows them
-    # the grid of epoch 1 is lost when the run stopped before writing it: that model is gone
+    # the grid of epoch 1 is lost when the run stopped before writing it: that model is gone;
+    # the last epoch's is drawn by the final model (stopped after the last epoch: no epoch is left to train)
     assert [g.step for g in acc.Images("reconstructions")] == ([3] if stop == 1 else [1, 3])
+    assert [e.step for e in acc.Scalars("final/val_loss")] == [3]
     if not restart:  # and nothing written twice in the first place
         counts = raw_steps(run)
         assert {counts["loss/val", e] for e in (1, 2, 3)} == {1}
+
+
+def test_a_run_stopped_after_its_final_events_writes_them_once(small, tmp_path, monkeypatch):
+    """Stopped between the final figures' events and summary.json, then run again: the final
+    figures and hparams are not written a second time."""
+    from fashionae.runfolder import RunFolder
+    run = tmp_path / "ae"
+    with monkeypatch.context() as m:
+        m.setattr(RunFolder, "write_summary", lambda self, summary: (_ for _ in ()).throw(Stop()))
+        with pytest.raises(Stop):
+            execute(ae(), run, data=small, **QUIET)
+    execute(ae(), run, data=small, **QUIET)
+    counts = raw_steps(run)
+    assert counts["final/val_loss", 2] == 1 and counts["_hparams_/session_start_info", 0] == 1
+    assert_events_hold(run, metrics(run))
+    assert [g.step for g in events(run).Images("reconstructions")] == [1, 2]
 
 
 def test_turning_tensorboard_on_later_is_no_conflict(small, tmp_path):

@@ -87,8 +87,11 @@ class RayExecutor:
                     _reachable(self.address)  # else ray.init retries an address nobody answers for minutes
                     ray.init(address=self.address, **quiet)
                 except (ConnectionError, ValueError, RuntimeError, OSError) as e:
+                    auth = ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
+                            "; a cluster with token authentication (Ray 2.59 and later) needs RAY_AUTH_MODE=token "
+                            "and its token here too (docs/scale-out.md)")
                     raise UserError(f"cannot join the Ray cluster at {self.address} ({e}); start it with "
-                                    "`ray start --head` or check --address") from None
+                                    f"`ray start --head` or check --address{auth}") from None
             else:
                 import torch
                 cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -153,6 +156,8 @@ class RayExecutor:
                     raise UserError(f"{run.label}: lost its Ray worker {RETRIES + 1} times ({type(e).__name__}); "
                                     "finished runs are kept, run the command again to resume") from None
                 done += 1
+                for note in r["notes"]:  # what the run said of its result, beyond its epochs
+                    log(note)
                 resumed = ", resumed from its checkpoint" if r["resumed"] else ""
                 log(f"{run.label}: done on {r['host']} in {r['seconds']:.0f} s{resumed} ({done}/{total} runs)")
         except BaseException:  # Ctrl-C or a failed run: stop the rest; finished runs stay as they are
@@ -181,9 +186,15 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
     # A retry after a lost node may find the node's lock still held on a shared filesystem.
     folder.lock().acquire(wait=LOCK_WAIT).release()
     t0 = time.perf_counter()
-    run_planned(run, study, out, data, log=lambda m: print(m, flush=True),
+    said = []  # the worker's output stays in Ray's logs (log_to_driver=False): the driver says what matters
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+        said.append(message)
+    run_planned(run, study, out, data, log=log,
                 on_epoch=(lambda row: on_epoch(run, row) or "") if on_epoch else None)
-    return {"host": platform.node(), "seconds": time.perf_counter() - t0, "resumed": resumed}
+    notes = [m for m in said if not m.startswith(f"{run.label} epoch ")]  # its notes and warnings
+    return {"host": platform.node(), "seconds": time.perf_counter() - t0, "resumed": resumed, "notes": notes}
 
 
 def check_nodes(ray, folder: StudyFolder, nodes: list[dict]) -> None:

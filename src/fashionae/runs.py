@@ -232,9 +232,11 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if state == "resume" and checkpoint.exists():
             log(f"{label}: resuming from its last finished epoch")
             if started_on and started_on != torch.get_num_threads():
+                same = (f"--cpus-per-run {started_on}" if os.environ.get("FASHIONAE_EXECUTOR") == "ray"
+                        else f"OMP_NUM_THREADS={started_on}")
                 log(f"{label}: it started on {started_on} threads and resumes on {torch.get_num_threads()}, which "
                     "sum in another order: its result will differ from an uninterrupted run's about as much as "
-                    f"another seed's (OMP_NUM_THREADS={started_on} resumes it exactly)")
+                    f"another seed's ({same} resumes it exactly)")
         elif state == "resume":
             log(f"{label}: no checkpoint to resume from, so it trains from epoch 1")
         if warning := slow_precision(t):
@@ -264,7 +266,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         summary = summarize(model, history, splits, t, data.classes, dist)
         if dist.rank == 0:
             if tensorboard is not None:
-                tensorboard.close(summary)
+                tensorboard.close(summary, history)
             folder.write_metrics(history)
             folder.write_model(model)
             summary = folder.write_summary(summary)

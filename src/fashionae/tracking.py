@@ -10,9 +10,13 @@ metrics.jsonl stays the source of truth; these events are a view of it.
 A resumed run writes each epoch once: the writer starts at the epoch after the last one its
 event files already hold (the checkpoint can be one epoch ahead of them, if the run was
 stopped between the two writes) and passes that epoch as ``purge_step``, so TensorBoard hides
-anything an earlier attempt wrote from there on. A run that finished without ``--tensorboard``
-gets its events when a later command asks for them (``log_finished_run``): every epoch from
-metrics.jsonl, the final figures from summary.json, one grid by its final model.
+anything an earlier attempt wrote from there on. When the run ends, ``close`` writes what the
+events still lack, whenever the run was stopped: the last epochs, the last epoch's grid (by
+the final model, which is that epoch's), and the final figures and hparams once. A grid due at
+an epoch the run was stopped after, before its events, is lost: that model is gone. A run that
+finished without ``--tensorboard`` gets its events when a later command asks for them
+(``log_finished_run``): every epoch from metrics.jsonl, the final figures from summary.json,
+one grid by its final model.
 """
 
 from __future__ import annotations
@@ -49,19 +53,21 @@ def need_tensorboard() -> None:
     require("tensorboard", "tensorboard", "--tensorboard")
 
 
-def logged_scalars(path: Path) -> dict[str, list]:
-    """The scalars a run's event files hold, by tag, after earlier purges (none without the
-    folder). A path that is no folder, or event files that cannot be read, are one line: the
-    events are a view of metrics.jsonl, so the folder can go and be written again."""
+def logged_steps(path: Path) -> dict[str, list[int]]:
+    """The steps a run's event files hold, by scalar or image tag, after earlier purges (none
+    without the folder). A path that is no folder, or event files that cannot be read, are one
+    line: the events are a view of metrics.jsonl, so the folder can go and be written again."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     if not path.exists() and not path.is_symlink():
         return {}
     try:
         if not path.is_dir():
             raise NotADirectoryError("not a folder")
-        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0})
         events.Reload()
-        return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+        tags = events.Tags()
+        return {**{t: [e.step for e in events.Scalars(t)] for t in tags["scalars"]},
+                **{t: [e.step for e in events.Images(t)] for t in tags["images"]}}
     except Exception as e:  # OSError, or tensorboard's own errors on a damaged file
         raise UserError(f"{path} cannot hold this run's TensorBoard events ({e}); delete it: fashionae writes "
                         "them again from metrics.jsonl") from None
@@ -74,32 +80,42 @@ class TensorBoardLogger:
         self.model = model
         self.images = val_images[:IMAGES]
         self.writer = None  # opened at the first epoch, when the history says where to start
+        self.next_epoch = 1  # the first epoch whose figures are still to write
+        self.grids: set[int] = set()  # the epochs whose grid the events hold
+        self.final_logged = False  # whether they hold the final figures and hparams
 
-    def _open(self, first: int):
+    def _open(self, history: list[dict]) -> None:
+        """Open the writer after the last epoch the events hold: or at the history's last epoch
+        if they hold more (a run started over), hiding what they hold from there on."""
         from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(str(self.path), purge_step=first)
+        steps = logged_steps(self.path)
+        logged = steps.get(tag("val_loss"), [0])[-1]  # (events of fashionae 0.3.0 and before: none)
+        self.next_epoch = min(logged + 1, history[-1]["epoch"]) if history else logged + 1
+        self.grids = {e for e in steps.get("reconstructions", []) if e < self.next_epoch}
+        self.final_logged = any(e < self.next_epoch for e in steps.get("final/val_loss", []))  # (not purged)
+        self.writer = SummaryWriter(str(self.path), purge_step=self.next_epoch)
         self.writer.add_custom_scalars(LAYOUT)
 
-    def _last_logged_epoch(self) -> int:
-        """The last epoch the event files hold (0 if none)."""
-        val = logged_scalars(self.path).get(tag("val_loss"))  # (events of fashionae 0.3.0 and before: none)
-        return val[-1].step if val else 0
+    def _write_rows(self, history: list[dict]) -> None:
+        for row in history:
+            if row["epoch"] >= self.next_epoch:
+                for key, value in row.items():
+                    if key != "epoch":
+                        self.writer.add_scalar(tag(key), value, row["epoch"])
+        self.next_epoch = max(self.next_epoch, history[-1]["epoch"] + 1)
+
+    def _grid(self, epoch: int) -> None:
+        self.writer.add_image("reconstructions", self.reconstructions(), epoch)
+        self.grids.add(epoch)
 
     def __call__(self, history: list[dict]) -> None:
-        if self.writer is None:  # the rows after what the events hold (and none the history lacks)
-            first = min(self._last_logged_epoch() + 1, history[-1]["epoch"])
-            self._open(first)
-            rows = [r for r in history if r["epoch"] >= first]
-        else:
-            rows = history[-1:]
-        for row in rows:
-            for key, value in row.items():
-                if key != "epoch":
-                    self.writer.add_scalar(tag(key), value, row["epoch"])
+        if self.writer is None:
+            self._open(history)
+        self._write_rows(history)
         epoch = history[-1]["epoch"]
         if self.cfg.model.task == AUTOENCODER and (epoch == 1 or epoch % IMAGE_EVERY == 0
                                                       or epoch == self.cfg.train.epochs):
-            self.writer.add_image("reconstructions", self.reconstructions(), epoch)
+            self._grid(epoch)
         self.writer.flush()  # an epoch's events are on disk before the next epoch starts
 
     @torch.inference_mode()
@@ -115,11 +131,18 @@ class TensorBoardLogger:
         rows = [torch.cat(list(batch[:, 0]), dim=1) for batch in (x, recon)]  # [H, 8W] each
         return torch.cat(rows, dim=0).unsqueeze(0).cpu()
 
-    def close(self, summary: dict) -> None:
-        """Write the run's settings as hparams, with its final losses and accuracies."""
+    def close(self, summary: dict, history: list[dict]) -> None:
+        """Write what the events lack of the finished run (its epochs, its last grid), then its
+        settings as hparams with its final losses and accuracies, unless they hold them."""
         from torch.utils.tensorboard.summary import hparams
         if self.writer is None:  # a resumed run whose last epoch was already trained
-            self._open(self._last_logged_epoch() + 1)
+            self._open([])
+        self._write_rows(history)  # the epochs a stop between the checkpoint and the events left out
+        if self.cfg.model.task == AUTOENCODER and history[-1]["epoch"] not in self.grids:
+            self._grid(history[-1]["epoch"])  # by the final model: the last epoch's
+        if self.final_logged:  # stopped after writing them, before summary.json
+            self.writer.close()
+            return
         settings = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
                     for k, v in self.cfg.used_identity().items() if v is not None and not k.endswith("sha256")}
         final = {f"final/{k}": v for k, v in summary.items()
@@ -141,13 +164,14 @@ def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
     from summary.json and one grid of reconstructions by its final model. False when the
     events were complete already."""
     need_tensorboard()
-    scalars = logged_scalars(folder / folder.TENSORBOARD)
-    if "final/val_loss" in scalars:  # ``close`` wrote them
-        if tag("val_loss") in scalars:
-            return False
-        shutil.rmtree(folder / folder.TENSORBOARD)  # fashionae 0.3.0's flat tags and hparams: written anew
-    cfg = folder.config()  # the grid's images: the first of the validation set, whatever its subset
+    steps = logged_steps(folder / folder.TENSORBOARD)
+    history, cfg = folder.metrics(), folder.config()
+    if "final/val_loss" in steps and tag("val_loss") not in steps:  # fashionae 0.3.0's flat tags and hparams
+        shutil.rmtree(folder / folder.TENSORBOARD)  # written anew
+    elif ("final/val_loss" in steps and steps[tag("val_loss")] == [r["epoch"] for r in history]
+          and (cfg.model.task != AUTOENCODER or history[-1]["epoch"] in steps.get("reconstructions", []))):
+        return False
+    # the grid's images: the first of the validation set, whatever its subset
     logger = TensorBoardLogger(folder, cfg, folder.load_model(), make_splits(data, cfg.train.val).val_x)
-    logger(folder.metrics())
-    logger.close(folder.summary())
+    logger.close(folder.summary(), history)
     return True
