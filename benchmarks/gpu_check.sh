@@ -34,7 +34,7 @@ FASHIONAE_TEST_DEVICE=$DEVICE timeout 240 $PY -m pytest -q -x -m "not slow" -p n
 echo "tests: exit $? in $(( $(date +%s) - start )) s"
 
 echo "== 2. bench on $DEVICE"
-timeout 120 $PY -m fashionae bench --device "$DEVICE" --windows 5 --out "$OUT/bench.json"
+timeout 120 $PY -m fashionae bench --device "$DEVICE" --windows 5 --out "$OUT/bench.json" --force
 echo "bench: exit $?"
 
 if [ "$DEVICE" = cuda ]; then profile=paper; else profile=smoke; fi

@@ -101,3 +101,21 @@ def test_the_reference_is_the_paper_autoencoder_in_stock_layers():
         assert torch.equal(reference.eval()(x), ours.eval().reconstruct(x))
         torch.manual_seed(1); trained = reference.train()(x)
         torch.manual_seed(1); assert torch.equal(trained, ours.train().reconstruct(x))
+
+
+def test_a_bad_out_is_refused_before_measuring_and_a_file_is_kept(capsys, tmp_path, monkeypatch):
+    import fashionae.bench as bench
+
+    def measured(**kwargs):
+        raise AssertionError("measured before --out was checked")
+    monkeypatch.setattr(bench, "run_bench", measured)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    (tmp_path / "a-file").write_text("")
+    for out, said in ((notes, f"--out {notes} already exists; nothing was measured: choose another file, or pass "
+                               "--force to replace it"),
+                      (tmp_path, f"--out {tmp_path} is a folder; give the JSON file to write"),
+                      (tmp_path / "a-file" / "b.json", f"--out's folder {tmp_path / 'a-file'} is a file")):
+        assert main(["bench", "--out", str(out)]) == 2
+        assert said in capsys.readouterr().err
+    assert notes.read_text() == "my notes"

@@ -39,6 +39,18 @@ def test_parse_idx_rejects_broken_files(mutate, message):
     assert str(e.value) == message
 
 
+def test_images_where_labels_are_named_say_so(tmp_path):
+    """A labels file holding images (copied over it) is named as such, not as a length error."""
+    images = idx_bytes(torch.zeros(3, 28, 28, dtype=torch.uint8))
+    with pytest.raises(UserError, match=r"^t10k-labels-idx1-ubyte holds images \(magic 00000803\) where its name "
+                                        r"says labels; the files are swapped or misnamed"):
+        parse_idx(images, "t10k-labels-idx1-ubyte", expected_rank=1)
+    data = write_dataset(tmp_path / "d", n_train=20, n_test=10)
+    (data / "t10k-labels-idx1-ubyte.gz").write_bytes((data / "t10k-images-idx3-ubyte.gz").read_bytes())
+    with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte.gz holds images .* where its name says labels"):
+        load_fashion_mnist(data, verify=False)
+
+
 def test_an_empty_idx_file_parses():
     labels = parse_idx(b"\x00\x00\x08\x01" + bytes(4))
     assert labels.shape == (0,) and labels.dtype == torch.uint8

@@ -56,6 +56,19 @@ def test_data_dir_with_a_dataset_of_your_own_is_refused(tmp_path, capsys):
         "read from its folder: leave --data-dir out")
 
 
+def test_an_empty_dataset_or_data_dir_is_refused_not_taken_as_here(tmp_path, capsys, monkeypatch):
+    """An unset shell variable ("$DATASET") must not train on whatever dataset the current folder holds."""
+    shapes(tmp_path / "here")
+    monkeypatch.chdir(tmp_path / "here")
+    assert refused(capsys, "data", "--dataset", "") == (
+        "fashionae: error: --dataset is empty; give fashion-mnist or your dataset's folder")
+    assert refused(capsys, "data", "--data-dir", " ") == (
+        "fashionae: error: --data-dir is empty; give the folder of Fashion-MNIST's files, or leave it out")
+    (tmp_path / "s.toml").write_text('dataset = ""\n[[autoencoders]]\nname = "a"\narch = "conv"\n')
+    assert refused(capsys, "study", tmp_path / "s.toml", "--plan").startswith(
+        "fashionae: error: study file s.toml: dataset '' is not a folder here")
+
+
 def test_digests_in_capitals_are_digests(tmp_path):
     """As Windows' Get-FileHash and certutil print them."""
     folder = shapes(tmp_path / "d")

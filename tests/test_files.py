@@ -4,6 +4,7 @@ import os
 import platform
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,14 @@ def test_second_writer_is_refused_with_holder_host_and_pid(tmp_path):
             FolderLock(tmp_path).acquire()
     FolderLock(tmp_path).acquire().release()  # free again once released
     assert (tmp_path / ".lock").read_text() == ""  # and says so
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc here")
+def test_a_place_that_takes_no_folder_is_one_line_not_a_wait_forever():
+    """/proc refuses a new folder with ENOENT, the error a holder's removed folder also gives."""
+    with pytest.raises(UserError, match=r"^cannot make the folder /proc/fashionae-x: No such file or directory; "
+                                        r"choose a writable --out$"):
+        FolderLock("/proc/fashionae-x").acquire()
 
 
 def test_stale_lock_is_taken_over(tmp_path):

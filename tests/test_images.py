@@ -88,6 +88,15 @@ def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):
     assert Image.open(tmp_path / "p16.png").mode.startswith("I")
     x = prepare_image(tmp_path / "p16.png")
     assert x.max() > 0.5 and torch.equal(x, prepare_image(tmp_path / "p8.png"))
+    assert read_picture(tmp_path / "p16.png").caveats == read_picture(tmp_path / "p8.png").caveats
+    # 8-bit levels in a 16-bit file come out faint (here as a dataset image, not blank): the answer says so
+    square = np.zeros((28, 28), np.uint16)
+    square[8:20, 8:20] = 255 * 16
+    Image.fromarray(square).save(tmp_path / "p12.png")
+    picture = read_picture(tmp_path / "p12.png")
+    assert 0.05 < picture.pixels.max() < 0.07 and picture.caveats == (
+        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
+        "fewer) levels, save it as an 8-bit picture",)
 
 
 def test_a_floating_point_picture_is_read_by_its_range(tmp_path):

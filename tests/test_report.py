@@ -121,6 +121,26 @@ def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(st
                           "safetensors file") and err.endswith("run the study command again: it writes them again\n")
 
 
+def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, capsys):
+    """A study stopped while it computed its baselines, or given another study's: the report
+    would lack them, or show figures of other settings, without a word."""
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    baselines = json.loads((copy / "baselines.json").read_text())
+    fix = "run the study command again: it computes them again\n"
+    (copy / "baselines.json").unlink()
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} are missing (the study "
+                                 f"was stopped before it computed them?); {fix}")
+    other = baselines["settings"]["train_subset"] + 1
+    (copy / "baselines.json").write_text(json.dumps({**baselines, "settings": {**baselines["settings"],
+                                                                               "train_subset": other}}))
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} were computed with other "
+                                 f"settings (train_subset {other!r} there, {other - 1!r} in the study); {fix}")
+
+
 def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
     """The report reads each run where the study put it: two folders swapped (or renamed) would
     pair the wrong runs, so it is refused in one line, as the study command refuses it."""

@@ -92,15 +92,22 @@ def baselines_fault(b) -> str | None:
     return None
 
 
+def baseline_settings(val: str, train_subset: int | None, eval_subset: int | None, logreg_max_iter: int,
+                      data: Dataset | None = None) -> dict:
+    """The settings baselines.json records, by which it is known again (with ``data``: the
+    dataset's name and, for your own data, its files' digest too)."""
+    return {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
+            **({"dataset": data.name} if data else {}), **({"eval_subset": eval_subset} if eval_subset else {}),
+            **({"dataset_sha256": data.sha256} if data and data.sha256 else {})}  # your own data: by its files too
+
+
 def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, eval_subset: int | None,
                     logreg_max_iter: int, log: Callable[[str], None], keep_others: bool = False) -> dict:
     """baselines.json, computed unless it holds these settings already. One shape for the
     ``baselines`` command and the study: the figures and the ``settings`` they came from.
     ``eval_subset``: measured on the first N validation and test images, as the runs that share
     it are. ``keep_others``: refuse to replace baselines computed with other settings."""
-    settings = {"val": val, "train_subset": train_subset, "logreg_max_iter": logreg_max_iter,
-                "dataset": data.name, **({"eval_subset": eval_subset} if eval_subset else {}),
-                **({"dataset_sha256": data.sha256} if data.sha256 else {})}  # your own data: by its files too
+    settings = baseline_settings(val, train_subset, eval_subset, logreg_max_iter, data)
     old = read_rebuildable_json(path)
     if old and baselines_fault(old):  # damaged or edited: computed again
         old = None

@@ -219,6 +219,15 @@ def print_results(results: dict) -> None:
 
 def cmd_bench(a) -> int:
     from .bench import run_bench
+    from .files import refuse_unwritable_folder
+    if a.out:  # said before the minutes of measuring, not after
+        out = Path(a.out)
+        if out.is_dir():
+            raise UserError(f"--out {out} is a folder; give the JSON file to write")
+        if out.exists() and not a.force:
+            raise UserError(f"--out {out} already exists; nothing was measured: choose another file, or pass "
+                            "--force to replace it")
+        refuse_unwritable_folder(out.absolute().parent, "--out's folder")
     run_bench(windows=a.windows, as_json=a.json, show_profile=a.profile, device=a.device, out=a.out,
               images=a.images)
     return 0
@@ -385,6 +394,7 @@ def build_parser() -> Parser:
     s.add_argument("--profile", action="store_true", help="also print the step's top operators (on stderr with --json)")
     s.add_argument("--device", default=TrainConfig.device, choices=DEVICES)
     s.add_argument("--out", help="also write the figures, the machine and its target to this JSON file")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.add_argument("--images", type=int, default=bench.IMAGES, help=f"training images per window (default "
                    f"{bench.IMAGES}: {bench.IMAGES // bench.BATCH} steps)")
     s.set_defaults(func=cmd_bench)

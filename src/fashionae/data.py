@@ -103,14 +103,19 @@ class Splits:
 
 # ---------------------------------------------------------------- parsing
 
-def parse_idx(raw: bytes, name: str = "file") -> torch.Tensor:
-    """Parse an IDX file of unsigned bytes strictly: magic, rank, dimensions, length."""
+def parse_idx(raw: bytes, name: str = "file", expected_rank: int | None = None) -> torch.Tensor:
+    """Parse an IDX file of unsigned bytes strictly: magic, rank (1: labels, 3: images; the
+    one expected, when given), dimensions, length."""
     if len(raw) < 4:
         raise UserError(f"{name} is too short to be an IDX file ({len(raw)} bytes)")
     zero, dtype, rank = raw[0:2], raw[2], raw[3]
     if zero != b"\x00\x00" or dtype != 0x08 or rank not in (1, 3):
         raise UserError(f"{name} has a bad IDX header (magic {raw[:4].hex()}, expected 00000801 "
                         "or 00000803); it is not an IDX file of images or labels")
+    if expected_rank is not None and rank != expected_rank:
+        kinds = {1: "labels", 3: "images"}
+        raise UserError(f"{name} holds {kinds[rank]} (magic {raw[:4].hex()}) where its name says "
+                        f"{kinds[expected_rank]}; the files are swapped or misnamed: give each file its own name")
     header = 4 + 4 * rank
     if len(raw) < header:
         raise UserError(f"{name} is truncated inside its IDX header")
@@ -123,6 +128,11 @@ def parse_idx(raw: bytes, name: str = "file") -> torch.Tensor:
                         f"{header + count}; get a fresh copy of the file")
     body = bytearray(raw[header:])  # frombuffer refuses an empty buffer: an empty set is legal
     return (torch.frombuffer(body, dtype=torch.uint8) if body else torch.empty(0, dtype=torch.uint8)).reshape(dims)
+
+
+def idx_rank(name: str) -> int:
+    """The rank an IDX file's name promises: train-labels-idx1-ubyte 1, *-idx3-ubyte 3."""
+    return 1 if "-idx1-" in name else 3
 
 
 def _read_file(path: Path) -> bytes:
@@ -210,7 +220,7 @@ def load_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
             raise UserError(f"{path} fails its SHA-256 check (got {len(raw)} bytes); it is damaged "
                             "or not Fashion-MNIST: get a fresh copy, or pass --no-verify for "
                             "your own IDX files")
-        arrays[name] = parse_idx(raw, str(path))
+        arrays[name] = parse_idx(raw, str(path), idx_rank(name))
         if arrays[name].ndim == 3 and arrays[name].shape[1:] != (28, 28):
             raise UserError(f"{path} holds {arrays[name].shape[1]}x{arrays[name].shape[2]} images, "
                             "expected 28x28; for other data use --dataset FOLDER")
@@ -361,7 +371,7 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         images, labels = _npz_arrays(npz[0], raws[npz[0].name])
         what = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test")}
     else:
-        a = {n: parse_idx(_gunzip(raws[p.name], p), str(p)) for n, p in paths.items()}
+        a = {n: parse_idx(_gunzip(raws[p.name], p), str(p), idx_rank(n)) for n, p in paths.items()}
         images = {s: a[x] for s, (x, _) in IDX_SPLITS.items()}
         labels = {s: a[y].long() for s, (_, y) in IDX_SPLITS.items()}
         what = IDX_SPLITS
@@ -414,6 +424,11 @@ def load_dataset(dataset: str = FASHION_MNIST, data_dir: str | os.PathLike | Non
                  verify: bool = True, download: bool = True) -> Dataset:
     """The dataset a command trains or evaluates on: ``fashion-mnist`` (found as the module
     docstring says; ``data_dir`` is where its files are) or a folder of your own."""
+    # an unset shell variable, never "the folder I am in"
+    if not str(dataset).strip():
+        raise UserError("--dataset is empty; give fashion-mnist or your dataset's folder")
+    if data_dir is not None and not str(data_dir).strip():
+        raise UserError("--data-dir is empty; give the folder of Fashion-MNIST's files, or leave it out")
     if dataset == FASHION_MNIST:
         return load_fashion_mnist(data_dir, verify, download)
     if data_dir is not None:  # not taken silently for what it does not do

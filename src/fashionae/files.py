@@ -184,8 +184,11 @@ class FolderLock:
         made = not self.folder.exists()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # (a place that takes no folder, such as /proc/x: ENOENT)
+            raise UserError(f"cannot make the folder {self.folder}: {e.strerror}; choose a writable --out") from None
+        try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
+        except FileNotFoundError:  # its holder removed the folder as it let go: make it again
             return None
         except OSError as e:
             raise UserError(f"cannot write in {self.folder}: {e.strerror}; "

@@ -125,7 +125,8 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
                     raise UserError(f"image {path} is too large ({im.width}x{im.height}); the limit is "
                                     f"{MAX_PIXELS:,} pixels: resize it (the model sees {size[1]}x{size[0]})")
                 im.load()
-                rgba = _eight_bit(_upright(im), path).convert("RGBA")
+                eight_bit, depth = _eight_bit(_upright(im), path)
+                rgba = eight_bit.convert("RGBA")
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -137,14 +138,14 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")  # transparency -> white, as a product photo
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
-        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255)
+        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, [depth] if depth else [])
 
     original = rgb.convert("L")
     # the background's level, from the picture's own border: once trimmed, an object may fill
     # the frame (a square one does), and the frame's border is then the object's
     border = _border_level(original)
     uneven = _uneven_corners(original)
-    caveats = [c for c in (uneven, _mid_grey(border, invert)) if c]
+    caveats = [c for c in (depth, uneven, _mid_grey(border, invert)) if c]
     # 1. trim edges close to the corner colour (within FAINT of the intensity range)
     a = np.asarray(rgb).astype(np.int16)
     corner = a[0, 0]
@@ -238,12 +239,14 @@ def _upright(im):
         return im
 
 
-def _eight_bit(im, path: Path):
+def _eight_bit(im, path: Path) -> tuple:
     """16- and 32-bit grayscale scaled to 8 bits: Pillow's conversion clips them instead (a
     16-bit picture, whose levels run to 65535, would come out blank). Floating-point grey
-    (mode "F", a TIFF of a scientist's) runs 0-1, or 0-255 where its levels say so."""
+    (mode "F", a TIFF of a scientist's) runs 0-1, or 0-255 where its levels say so. With the
+    picture, a caveat when its levels fill so little of the 16-bit range that it comes out
+    faint: 12-bit levels (a camera's, a scanner's) in a 16-bit file."""
     if not (im.mode.startswith("I") or im.mode == "F"):
-        return im
+        return im, None
     from PIL import Image
     a = np.asarray(im, dtype=np.float64)  # 16-bit levels (Pillow opens some 16-bit files as 32-bit "I")
     top = 65535 if im.mode != "F" else 255
@@ -251,7 +254,11 @@ def _eight_bit(im, path: Path):
         raise UserError(f"image {path} has grey levels outside 0-{top}; save it as an 8- or 16-bit picture")
     if im.mode == "F" and a.size and a.max() <= 1:
         top = 1
-    return Image.fromarray(np.round(a * (255 / top)).astype(np.uint8), "L")
+    faint = None
+    if im.mode != "F" and a.size and 0 < a.max() < 4096:  # 12 bits or fewer
+        faint = (f"its levels reach only {a.max():.0f} of the 16-bit range's 65535, so it comes out faint; if it "
+                 "holds 12-bit (or fewer) levels, save it as an 8-bit picture")
+    return Image.fromarray(np.round(a * (255 / top)).astype(np.uint8), "L"), faint
 
 
 def _border_level(gray) -> float:

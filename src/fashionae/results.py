@@ -99,16 +99,24 @@ def _run_info(name: str, run) -> dict:
             "val_indices_sha256": data.get("val_indices_sha256")}
 
 
-def _baselines(folder: StudyFolder) -> dict:
-    """The study's baselines.json ({} when the study computes none), checked."""
-    from .baselines import baselines_fault
-    path = folder / folder.BASELINES
-    if not path.is_file():
+def _baselines(folder: StudyFolder, study: Study) -> dict:
+    """The study's baselines.json ({} when the study computes none), checked: there, sound, and
+    computed with the study's settings."""
+    from .baselines import baseline_settings, baselines_fault
+    b = study.baselines
+    if not b.enabled:
         return {}
+    path = folder / folder.BASELINES
     fix = "run the study command again: it computes them again"
+    if not path.is_file():
+        raise UserError(f"baselines {path} are missing (the study was stopped before it computed them?); {fix}")
     baselines = read_json(path, "baselines", fix=fix)
     if fault := baselines_fault(baselines):
         raise UserError(f"baselines {path} are damaged or were edited ({fault}); {fix}")
+    asked = baseline_settings(study.val, b.train_subset, b.eval_subset, b.logreg_max_iter)
+    theirs = baselines["settings"] if isinstance(baselines.get("settings"), dict) else {}
+    if changed := [f"{k} {theirs.get(k)!r} there, {v!r} in the study" for k, v in asked.items() if theirs.get(k) != v]:
+        raise UserError(f"baselines {path} were computed with other settings ({changed[0]}); {fix}")
     return baselines
 
 
@@ -173,7 +181,7 @@ def collect_results(out: str | Path) -> dict:
             "most_confused": summaries[0]["most_confused"],
             "confusion_matrices": [s["confusion_matrix"] for s in summaries],
         })
-    baselines = _baselines(folder)
+    baselines = _baselines(folder, study)
     fashion = study.dataset == FASHION_MNIST
     results = {
         "format": RESULTS_FORMAT, "study": study.name, "profile": study.profile,

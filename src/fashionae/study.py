@@ -299,7 +299,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
                             "(runs/NAME-PROFILE): give one without '/' or '\\' that does not start with '.'")
     dataset = merged.get("dataset", FASHION_MNIST)
     # (not study.json's: a study is reported where its dataset is not)
-    if by_hand and dataset != FASHION_MNIST and not Path(dataset).expanduser().is_dir():
+    if by_hand and dataset != FASHION_MNIST and (not dataset.strip() or not Path(dataset).expanduser().is_dir()):
         raise UserError(f"study file {source}: dataset {dataset!r} is not a folder here "
                         f"({Path(dataset).expanduser().absolute()}); give \"{FASHION_MNIST}\" or your dataset's folder "
                         "(four IDX files or one .npz, see docs/datasets.md), relative to where you run fashionae")
