@@ -315,7 +315,7 @@ def summary(results: dict) -> list[str]:
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
     if results.get("targets"):
-        s.append("Targets: " + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}"
+        s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): " + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}"
                                          for t in results["targets"]) + ".")
     return s
 
