@@ -103,8 +103,9 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, one
     assert [e for e, _ in epochs] == ["1", "2", "3"]  # epoch 1 is not trained again
     assert epochs[0][1] != epochs[1][1] == epochs[2][1]  # by a new worker
     assert any("resumed from its checkpoint" in line for line in lines)
-    # what the worker said of the run reaches the driver (Ray keeps the workers' output apart)
-    assert "ae-a seed 0: resuming from its last finished epoch" in lines
+    # what the worker said of the run reaches the driver (Ray keeps the workers' output apart),
+    # but not twice that it resumed
+    assert "ae-a seed 0: resuming from its last finished epoch" not in lines
     run_study(study, tmp_path / "local", str(data_dir), False, **QUIET)
     a, b = (tmp_path / d / "runs" / "ae-a-seed0" for d in ("ray", "local"))
     assert read_metrics(a) == read_metrics(b)  # the interruption changed nothing
@@ -162,10 +163,15 @@ def test_a_run_out_of_memory_is_one_line_naming_it(cluster, data_dir, tmp_path):
     def out_of_memory(run, row):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
+    study = tiny_study(tmp_path, epochs=1)
+    study.autoencoders[0].train.train_subset = 50_000  # more than the data holds: the run says so
+    lines = []
     with pytest.raises(UserError, match=r"^ae-a seed 0: out of memory \(CUDA out of memory. Tried to allocate 2.00 GiB\); "
                                         r"use a smaller model .* \(under Ray: fewer runs per GPU, a larger --gpus-per-run\)$"):
-        run_study(tiny_study(tmp_path, epochs=1), tmp_path / "ray", str(data_dir), False,
-                  executor=RayExecutor(on_epoch=out_of_memory), **QUIET)
+        run_study(study, tmp_path / "ray", str(data_dir), False, log=lines.append,
+                  executor=RayExecutor(on_epoch=out_of_memory))
+    # what the run said before it failed reaches the driver too
+    assert any(line.startswith("ae-a seed 0: train_subset 50,000 is more than the") for line in lines), lines
 
 
 def test_sigterm_stops_a_ray_study_in_one_line_and_keeps_its_runs(data_dir, tmp_path):

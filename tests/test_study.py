@@ -16,7 +16,7 @@ from fashionae.errors import UserError
 from fashionae.pipeline import run_study
 from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results, reached_targets
-from fashionae.study import load_study
+from fashionae.study import Study, load_study
 from fashionae.studyfolder import StudyFolder
 from helpers import PAPER, QUIET, STUDIES
 
@@ -300,6 +300,15 @@ def test_profiles(tmp_path):
     assert paper.classifiers.paper_head and paper.autoencoders[0].train.val == "test"
     assert paper.autoencoders[0].train.epochs == 60 and paper.autoencoders[0].train.batch_size == 100
     assert load_study(PAPER, "full", seeds=5).seeds == list(range(5))
+
+
+def test_a_dataset_folder_is_checked_for_the_profile_asked_for_only(tmp_path, monkeypatch):
+    """Another profile may name a dataset built on another machine, or not yet."""
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, MINIMAL + '[profiles.quick]\nseeds = 1\n[profiles.digits]\ndataset = "data/digits"\n')
+    assert load_study(path, "quick").dataset == "fashion-mnist"
+    with pytest.raises(UserError, match=r"^study file s.toml: dataset 'data/digits' is not a folder here"):
+        load_study(path, "digits")
 
 
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
@@ -816,6 +825,10 @@ def test_a_classifier_target_is_judged_on_the_encoder_it_names(tmp_path):
     # with one encoder, a target names the strategy alone, as the report's rows do
     one = load_study(write(tmp_path, text.replace('["a", "b"]', '"a"').replace("b/finetune", "finetune")))
     assert one.classifiers.groups() == ["finetune"]
+    # the study.json of fashionae 0.3.2 and before named a strategy alone: the first encoder's
+    old = study.to_dict()
+    old["targets"]["classifier"] = "finetune"
+    assert Study.from_dict(old).targets.classifier == "a/finetune"
 
 
 def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_path):

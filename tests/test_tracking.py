@@ -200,6 +200,21 @@ def test_events_of_flat_tags_are_written_again_grouped(small, tmp_path):
     assert "val_loss" not in acc.Tags()["scalars"] and "loss/val" in acc.Tags()["scalars"]
 
 
+def test_events_of_another_attempt_are_written_again_from_the_metrics(small, tmp_path):
+    """A finished run whose events hold epochs its metrics.jsonl does not (an earlier attempt
+    that ran further, then was started over without --tensorboard) gets them written anew."""
+    from torch.utils.tensorboard import SummaryWriter
+    done = tmp_path / "done"
+    execute(ae(tensorboard=False), done, data=small, **QUIET)
+    other = SummaryWriter(str(done / "tensorboard"))
+    for epoch in (1, 2, 3):
+        other.add_scalar(tag("val_loss"), 9.0, epoch)
+    other.close()
+    execute(ae(tensorboard=True), done, data=small, **QUIET)
+    acc = assert_events_hold(done, metrics(done))
+    assert [e.step for e in acc.Scalars("final/val_loss")] == [2]
+
+
 def test_a_study_run_again_with_tensorboard_logs_its_finished_runs(small_data_dir, tmp_path, capsys):
     study = tmp_path / "tiny.toml"
     study.write_text('name = "tiny"\nseeds = 2\n[train]\nepochs = 2\nbatch_size = 50\ntrain_subset = 100\n'

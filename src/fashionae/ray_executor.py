@@ -33,7 +33,7 @@ from .data import Dataset
 from .errors import UserError, out_of_memory, require
 from .files import atomic_write
 from .plan import PlannedRun, run_planned
-from .runs import Log
+from .runs import RESUMING, Log
 from .study import Study
 from .studyfolder import StudyFolder
 
@@ -146,6 +146,8 @@ class RayExecutor:
                 try:
                     r = ray.get(ready[0])
                 except RayTaskError as e:  # the run raised: a UserError, or out of memory, is one line
+                    for note in getattr(e.cause, "run_notes", []):  # what it said before it failed
+                        log(note)
                     if isinstance(e.cause, UserError):
                         raise UserError(f"{run.label}: {e.cause}") from None
                     if said := out_of_memory(e.cause):  # where --gpus-per-run packs runs on a GPU
@@ -186,14 +188,19 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
     # A retry after a lost node may find the node's lock still held on a shared filesystem.
     folder.lock().acquire(wait=LOCK_WAIT).release()
     t0 = time.perf_counter()
-    said = []  # the worker's output stays in Ray's logs (log_to_driver=False): the driver says what matters
+    notes = []  # the worker's output stays in Ray's logs (log_to_driver=False): the driver says what matters
 
     def log(message: str) -> None:
         print(message, flush=True)
-        said.append(message)
-    run_planned(run, study, out, data, log=log,
-                on_epoch=(lambda row: on_epoch(run, row) or "") if on_epoch else None)
-    notes = [m for m in said if not m.startswith(f"{run.label} epoch ")]  # its notes and warnings
+        # its notes and warnings; not its epochs, nor that it resumed (the driver's own line says so)
+        if not message.startswith(f"{run.label} epoch ") and message != f"{run.label}: {RESUMING}":
+            notes.append(message)
+    try:
+        run_planned(run, study, out, data, log=log,
+                    on_epoch=(lambda row: on_epoch(run, row) or "") if on_epoch else None)
+    except Exception as e:  # the driver says them before the error (an exception pickles its attributes)
+        e.run_notes = notes
+        raise
     return {"host": platform.node(), "seconds": time.perf_counter() - t0, "resumed": resumed, "notes": notes}
 
 

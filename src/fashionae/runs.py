@@ -118,6 +118,7 @@ def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn
     return model
 
 
+RESUMING = "resuming from its last finished epoch"  # what a resumed run says first
 DATA_DECIDED = ("model.image_size", "model.num_classes", "dataset", "dataset_sha256")  # keys of RunConfig.identity
 
 
@@ -230,7 +231,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             folder.write_config(cfg, data_info, env)
         dist.barrier()
         if state == "resume" and checkpoint.exists():
-            log(f"{label}: resuming from its last finished epoch")
+            log(f"{label}: {RESUMING}")
             if started_on and started_on != torch.get_num_threads():
                 same = (f"--cpus-per-run {started_on}" if os.environ.get("FASHIONAE_EXECUTOR") == "ray"
                         else f"OMP_NUM_THREADS={started_on}")

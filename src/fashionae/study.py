@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import settings
@@ -279,6 +279,13 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         if isinstance(classifiers, dict) and isinstance(classifiers.get("train"), dict):
             merged["classifiers"] = {**classifiers, "train": {**classifiers["train"], **train_overrides}}
     study = parse_study(merged, source, profile or "default")  # first, so what all share is said plainly
+    # the profile asked for only (another may name a dataset built elsewhere); and not study.json's,
+    # since a study is reported where its dataset is not
+    d = study.dataset
+    if d != FASHION_MNIST and (not d.strip() or not Path(d).expanduser().is_dir()):
+        raise UserError(f"study file {source}: dataset {d!r} is not a folder here ({Path(d).expanduser().absolute()}); "
+                        f"give \"{FASHION_MNIST}\" or your dataset's folder (four IDX files or one .npz, see "
+                        "docs/datasets.md), relative to where you run fashionae")
     # every profile is checked now, not only the one asked for: a typo in another is said when
     # the file loads, not when that profile first runs
     for other in profiles:
@@ -297,12 +304,6 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
         if not name or name.startswith(".") or "/" in name or "\\" in name:
             raise UserError(f"study file {source}: {what} {name!r} names the study's default folder "
                             "(runs/NAME-PROFILE): give one without '/' or '\\' that does not start with '.'")
-    dataset = merged.get("dataset", FASHION_MNIST)
-    # (not study.json's: a study is reported where its dataset is not)
-    if by_hand and dataset != FASHION_MNIST and (not dataset.strip() or not Path(dataset).expanduser().is_dir()):
-        raise UserError(f"study file {source}: dataset {dataset!r} is not a folder here "
-                        f"({Path(dataset).expanduser().absolute()}); give \"{FASHION_MNIST}\" or your dataset's folder "
-                        "(four IDX files or one .npz, see docs/datasets.md), relative to where you run fashionae")
     n_seeds = merged.get("seeds", 1)
     if problem := SEEDS(n_seeds):
         raise UserError(f"study file {source}: seeds {problem}")
@@ -380,6 +381,9 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
     if targets.autoencoder is not None and targets.autoencoder not in names:
         raise UserError(f"study file {source}: [targets] autoencoder {targets.autoencoder!r} is "
                         "not an autoencoder of the study")
+    if not by_hand and classifiers and targets.classifier in classifiers.strategies:
+        # study.json of fashionae 0.3.2 and before: a strategy alone meant the first encoder's
+        targets = replace(targets, classifier=classifiers.group(classifiers.encoders[0], targets.classifier))
     if targets.classifier is not None and (classifiers is None or targets.classifier not in classifiers.groups()):
         known = ", ".join(map(repr, classifiers.groups())) if classifiers else "none: the study has no [classifiers]"
         raise UserError(f"study file {source}: [targets] classifier {targets.classifier!r} is not a classifier of the "
@@ -427,7 +431,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
-                 seeds=list(range(n_seeds)), dataset=dataset, autoencoders=autoencoders,
+                 seeds=list(range(n_seeds)), dataset=merged.get("dataset", FASHION_MNIST), autoencoders=autoencoders,
                  classifiers=classifiers, baselines=baselines, explore=explore, targets=targets,
                  ablation=ablation)
 

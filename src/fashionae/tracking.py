@@ -166,11 +166,13 @@ def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
     need_tensorboard()
     steps = logged_steps(folder / folder.TENSORBOARD)
     history, cfg = folder.metrics(), folder.config()
-    if "final/val_loss" in steps and tag("val_loss") not in steps:  # fashionae 0.3.0's flat tags and hparams
-        shutil.rmtree(folder / folder.TENSORBOARD)  # written anew
-    elif ("final/val_loss" in steps and steps[tag("val_loss")] == [r["epoch"] for r in history]
-          and (cfg.model.task != AUTOENCODER or history[-1]["epoch"] in steps.get("reconstructions", []))):
+    epochs, logged = [r["epoch"] for r in history], steps.get(tag("val_loss"), [])
+    if logged == epochs and "final/val_loss" in steps and (
+            cfg.model.task != AUTOENCODER or epochs[-1] in steps.get("reconstructions", [])):
         return False
+    if logged != epochs[:len(logged)] or ("final/val_loss" in steps and not logged):
+        # events of another attempt, or fashionae 0.3.0's flat tags and hparams: written anew
+        shutil.rmtree(folder / folder.TENSORBOARD)
     # the grid's images: the first of the validation set, whatever its subset
     logger = TensorBoardLogger(folder, cfg, folder.load_model(), make_splits(data, cfg.train.val).val_x)
     logger.close(folder.summary(), history)
