@@ -20,6 +20,15 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["f.txt"]  # no temporary left behind
 
 
+def test_a_file_where_the_folder_would_be_is_said_as_such(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(UserError, match=r"^output folder .*afile is a file; give a folder$"):
+        atomic_write(tmp_path / "afile" / "x.onnx", "data")
+    with pytest.raises(UserError, match=r"^output folder .*afile/y: .*afile is a file, so the folder cannot be made"):
+        atomic_write(tmp_path / "afile" / "y" / "x.onnx", "data")
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
     path = tmp_path / "f.txt"
     atomic_write(path, "old")

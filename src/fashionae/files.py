@@ -35,6 +35,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
+        refuse_unwritable_folder(path.parent, "output folder")  # a file in the way, said as such
         raise UserError(f"cannot write in {path.parent}: {e.strerror}; choose a writable folder") from e
     try:
         os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600 files; use the user's umask
