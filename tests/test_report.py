@@ -204,7 +204,7 @@ def test_a_reference_column_with_no_classifier_on_its_encoder_is_left_out(study)
     from fashionae.report import tables
     results = json.loads((study / "results.json").read_text())
     header = next(h for anchor, _, h, _ in tables(results) if anchor == "classifiers")
-    assert "report train / val" in header and "author's code train / val" not in header
+    assert "report train / val" in header and "author's code train (eval mode) / val" not in header
     md = (study / "report.md").read_text()
     assert "the author's code's are for the linear-1024 encoder (its result files). A column is left out" in md
 
@@ -366,7 +366,7 @@ linear-512 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0192
 linear-1024 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0191 ± 0.0001 | 2 | 0.0074 / 0.0076 | 0.0081 | 0.0007 (k=512) | 3,300,000 | 12
 conv | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0102 ± 0.0001 | 2 | slightly better than 512 | 0.0058 | – | 3,300,000 | 12
 ## classifiers: Classification: accuracy, %
-strategy | encoder | head | epochs | train (eval mode) | train (training mode) | val | test | report train / val | author's code train / val | seconds
+strategy | encoder | head | epochs | train (eval mode) | train (training mode) | val | test | report train / val | author's code train (eval mode) / val | seconds
 frozen | linear-512 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 75.50 ± 0.71 | 89.0 / 87.0 | – | 8
 finetune | linear-512 | fixed | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.71 | 93.1 / 90.2 | – | 8
 random-frozen (control) | linear-512 | paper (Sigmoid) | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 42.00 ± 1.41 | – | – | 8

@@ -48,7 +48,7 @@ def _pca(results: dict, k: int | None) -> str:
     return EMPTY if row is None else f"{row['test_mse']:.4f}" + (f" (k={row['k']})" if row["k"] != k else "")
 
 
-REFERENCE_COLUMNS = ("report train / val", "author's code val", "author's code train / val")
+REFERENCE_COLUMNS = ("report train / val", "author's code val", "author's code train (eval mode) / val")
 OPTIONAL_COLUMNS = REFERENCE_COLUMNS + ("PCA test, same k",)
 # what only the report's page shows, not the terminal after a study: these columns, these tables
 PAGE_ONLY_COLUMNS = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters")
@@ -158,11 +158,12 @@ def tables(results: dict) -> list[Table]:
                _f(c["test_acc"], 2, True)]
         if fashion:
             row += [f"{_v(r['train_acc'], 1, True)} / {_v(r['val_acc'], 1, True)}" if r else EMPTY,
-                    f"{_v(a['train_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else EMPTY]
+                    f"{_v(a['train_eval_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else EMPTY]
         clf_rows.append(row + [f"{c['seconds']['mean']:.0f}"])
     if clf_rows:
         header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
-                   "test"] + (["report train / val", "author's code train / val"] if fashion else []) + ["seconds"])
+                   "test"] + (["report train / val", "author's code train (eval mode) / val"] if fashion else [])
+                  + ["seconds"])
         out.append(("classifiers", "Classification: accuracy, %", *_without_empty_columns(header, clf_rows)))
     b = results["baselines"]
     if b:
