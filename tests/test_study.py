@@ -6,6 +6,7 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -552,6 +553,8 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     # the summary ranks means without calling the ranking a verdict
     assert results["reference"] and results["claims"] == [] and "## Claims" not in page
     assert "None of the source study's claims compares models that this study trains" in page
+    assert summary(results)[0].endswith(" Each autoencoder trained on 300 images and was validated on 200; its test "
+                                        "figures are on the first 200 test images.")
     assert summary(results)[1].startswith("The lowest mean test MSE per pixel is ")
     assert summary(results)[2] == "These rank means over seeds; which differences are real is for the ablation to say."
     assert summary({**results, "ablation": []})[2] == ("These rank means over seeds, and say nothing of which "
@@ -559,6 +562,11 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     # fewer seeds than a verdict takes: the interval is shown, marked as no verdict
     assert _ablation_effect({**row, "seeds": 2}, "val_mse").endswith(" (2 seeds: no verdict)")
     assert "no verdict" not in _ablation_effect(row, "val_mse")
+
+
+# the ablation's autoencoders as the study file gives them: a base with dropout, a lean one without
+DROPOUT_SPECS = [SimpleNamespace(name="base", trained_with=lambda: {"model.dropout": 0.2}),
+                 SimpleNamespace(name="lean", trained_with=lambda: {"model.dropout": 0.0})]
 
 
 def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
@@ -573,8 +581,10 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030], [0.010, 0.020, 0.030])
     lean = ae("lean", [2, 1, 0, 3], [0.027, 0.018, 0.009, 0.5], [0.0282, 0.018, 0.0088, 0.5])
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
-                                      SimpleNamespace(change="back", baseline="lean", variant="base")])
+                                      SimpleNamespace(change="back", baseline="lean", variant="base")],
+                            autoencoders=DROPOUT_SPECS)
     rows = ablation(study, [base, lean])
+    assert [r["differs"] for r in rows] == [{"model.dropout": [0.2, 0.0]}, {"model.dropout": [0.0, 0.2]}]
     val, test = rows[0]["val_mse"], rows[0]["test_mse"]
     assert rows[0]["seeds"] == 3 and val["values"] == pytest.approx([-0.1] * 3)
     assert val["ci"] is None and "same effect on every seed" in val["ci_reason"]
@@ -597,7 +607,8 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030])
     lean = ae("lean", [0, 1, 2], [0.0070, 0.0138, 0.0213])  # 30 %, 31 %, 29 % lower
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
-                                      SimpleNamespace(change="dropout", baseline="lean", variant="base")])
+                                      SimpleNamespace(change="dropout", baseline="lean", variant="base")],
+                            autoencoders=DROPOUT_SPECS)
     rows = ablation(study, [base, lean])
     assert [r["val_mse"]["verdict"] for r in rows] == ["lower", "higher"]
     assert rows[0]["val_mse"]["ci"][1] < 0 < rows[1]["val_mse"]["ci"][0]
@@ -611,7 +622,8 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     # judged on the log scale, as the effect and its interval: -12 %, -25 %, -17 % are clear of 0
     # as relative differences, not as log ratios
     edge = ae("edge", [0, 1, 2], [0.0088, 0.015, 0.0249])
-    (row,) = ablation(SimpleNamespace(ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")]),
+    (row,) = ablation(SimpleNamespace(ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")],
+                                      autoencoders=[*DROPOUT_SPECS, SimpleNamespace(name="edge", trained_with=dict)]),
                       [base, edge])
     assert row["val_mse"]["values"] == pytest.approx([-0.12, -0.25, -0.17])
     assert row["val_mse"]["verdict"] == "not shown" and row["val_mse"]["ci"][0] < 0 < row["val_mse"]["ci"][1]

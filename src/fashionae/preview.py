@@ -114,7 +114,7 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
     table = [[r["run"] + ("*" if not r["settings_final"] else ""), r["state"], _model_text(r["model"]),
               f"{r['images']['train']:,}/{r['images']['val']:,}", str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
               f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
-              f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "fixed")
+              f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "logits")
               if r["kind"] == CLASSIFIER else EMPTY, duration(r["estimated_seconds"])] for r in rows]
     print(text_table(header, table), file=out)
     total = sum(r["estimated_seconds"] for r in rows)

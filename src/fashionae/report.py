@@ -51,7 +51,7 @@ def _pca(results: dict, k: int | None) -> str:
 REFERENCE_COLUMNS = ("report train / val", "author's code val", "author's code train (eval mode) / val")
 OPTIONAL_COLUMNS = REFERENCE_COLUMNS + ("PCA test, same k",)
 # what only the report's page shows, not the terminal after a study: these columns, these tables
-PAGE_ONLY_COLUMNS = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters")
+PAGE_ONLY_COLUMNS = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters", "what differs")
 PAGE_ONLY_TABLES = ("baselines", "per-class")
 
 
@@ -153,7 +153,7 @@ def tables(results: dict) -> list[Table]:
         encoder = encoder_of(results, c)
         r, a = (for_classifier(source, encoder).get(c["strategy"]) for source in ("report", "author_code"))
         row = [c["name"] + (" (control)" if c["strategy"] == CONTROL else ""), c["encoder"] or EMPTY,
-               "paper (Sigmoid)" if c["paper_head"] else "fixed", str(c["epochs"]),
+               "paper (Sigmoid)" if c["paper_head"] else "logits", str(c["epochs"]),
                _f(c["train_eval_acc"], 2, True), _f(c["train_acc"], 2, True), _f(c["val_acc"], 2, True),
                _f(c["test_acc"], 2, True)]
         if fashion:
@@ -192,9 +192,10 @@ def tables(results: dict) -> list[Table]:
         epochs = {a["name"]: a["epochs"] for a in results["autoencoders"]}
         out.append(("ablation", "Ablation: what each change does to the MSE (" + _family(
                         [a[f] for a in results["ablation"] for f in ("val_mse", "test_mse")]) + ")",
-                    ["change", "baseline → variant", "seeds", "epochs", "val MSE, baseline", "val MSE, variant",
-                     "val MSE change [CI]", "test MSE change [CI]"],
-                    [[a["change"], f"{a['baseline']} → {a['variant']}", str(a["seeds"]),
+                    ["change", "baseline → variant", "what differs", "seeds", "epochs", "val MSE, baseline",
+                     "val MSE, variant", "val MSE change [CI]", "test MSE change [CI]"],
+                    [[a["change"], f"{a['baseline']} → {a['variant']}", differs_text(a.get("differs", {})),
+                      str(a["seeds"]),
                       " → ".join(dict.fromkeys(str(epochs[n]) for n in (a["baseline"], a["variant"]))),
                       _f(a["val_mse"]["baseline"]), _f(a["val_mse"]["variant"]),
                       _ablation_effect(a, "val_mse"), _ablation_effect(a, "test_mse")] for a in results["ablation"]]))
@@ -212,6 +213,15 @@ def tables(results: dict) -> list[Table]:
                       f"{t['seconds_into_study']:.0f}" if t["reached"] else EMPTY, f"{t['best']:.4f}"]
                      for t in results["targets"]]))
     return out
+
+
+def differs_text(differs: dict) -> str:
+    """An ablation line's differing settings, as a study file names them: "dropout 0.2 → 0"."""
+    def value(v) -> str:
+        if v is None:
+            return "none"
+        return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
+    return "; ".join(f"{k.split('.', 1)[-1]} {value(b)} → {value(v)}" for k, (b, v) in sorted(differs.items())) or EMPTY
 
 
 def _ablation_summary(ablation: list[dict]) -> str:
@@ -266,6 +276,11 @@ def summary(results: dict) -> list[str]:
     s = [f"The {results['study']} study ({results['profile']} profile) trained {_count(len(aes), 'autoencoder')}"
          + (f" and {_count(len(clfs), 'classifier')}" if clfs else "")
          + f" on {dataset} with {_count(n, 'seed')}, validated on {val}."]
+    sizes = {(a["images"]["train"], a["images"]["val"], a["images"]["eval_subset"]) for a in aes if a.get("images")}
+    if len(sizes) == 1 and None not in next(iter(sizes))[:2]:  # (said when the autoencoders share them)
+        train, val_n, subset = next(iter(sizes))
+        s[0] += (f" Each autoencoder trained on {train:,} images and was validated on {val_n:,}; its test figures "
+                 + (f"are on the first {subset:,} test images." if subset else "are on the whole test set."))
     diverged = [a["name"] for a in aes if not math.isfinite(a["test_mse"]["mean"])]
     if diverged:
         s.append(f"{', '.join(diverged)} had a run that diverged (a figure that is not a number): "
@@ -377,9 +392,10 @@ NOTES = {  # under the table they explain
                     "the training-mode column averages the loss during the epoch in training mode (dropout, if "
                     "any, active), as the author's code also recorded.",
     "classifiers": "encoder: the autoencoder run whose encoder a classifier starts from (scratch and the "
-                   "random-frozen control take only its architecture); head: fixed (the logits go to the "
+                   "random-frozen control take only its architecture); head: logits (the logits go straight to the "
                    "cross-entropy) or the author's paper head (a Sigmoid before it).",
-    "ablation": "Each line trains two autoencoders that differ in one setting; the change "
+    "ablation": "Each line compares two autoencoders; what differs lists every setting in which they do (one, "
+                "for a change of one thing; the change's own name is the study file's words); the change "
                 "is the variant's MSE relative to the baseline's, paired by seed, with its t-interval over the "
                 "seeds, both on the log scale, where ratios add (so an interval never reaches -100 %; negative: "
                 "the variant reconstructs better); the table's intervals are simultaneous "

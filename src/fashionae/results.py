@@ -154,7 +154,7 @@ def collect_results(out: str | Path) -> dict:
     for name, group in _groups(plan, AUTOENCODER).items():
         summaries = [runs[r.name].summary() for r in group]
         first = runs[group[0].name]
-        m = first.config().model
+        m, seen = first.config().model, first.raw_config().get("data", {})
         epochs = summaries[0]["epochs"]
         autoencoders.append({
             "name": name, "runs": [f"{folder.RUNS}/{r.name}" for r in group], "arch": m.arch,
@@ -162,6 +162,8 @@ def collect_results(out: str | Path) -> dict:
             "encoder_type": m.encoder_type, "dropout": m.dropout, "seeds": [r.seed for r in group],
             "settings": comparable_settings(first.config()),
             **_figures(summaries, AE_FIGURES), "epochs": epochs,
+            "images": {"train": seen.get("train_size"), "val": seen.get("val_size"),  # seed 0's
+                       "eval_subset": first.config().train.eval_subset},
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
             "val_rise_after_best": stats([(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"]
                                           for s in summaries]),
@@ -241,12 +243,16 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
     them, as for the claims)."""
     from .claims import center, ci_level, interval, judged_together, relative_change, test
     by_name = {a["name"]: a for a in autoencoders}
+    specs = {a.name: a.trained_with() for a in study.autoencoders}
     rows = []
     for c in study.ablation:
         base, var = by_name[c.baseline], by_name[c.variant]
         seeds = sorted(set(base["seeds"]) & set(var["seeds"]))
+        before, after = specs[c.baseline], specs[c.variant]
         row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(seeds),
-               "epochs": base["epochs"]}
+               "epochs": base["epochs"],  # every setting in which the two differ: one, for a change of one thing
+               "differs": {k: [before.get(k, "unused"), after.get(k, "unused")] for k in {**before, **after}
+                           if before.get(k, "unused") != after.get(k, "unused")}}  # unused: by that model
         for figure in ("val_mse", "test_mse"):
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,

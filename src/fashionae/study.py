@@ -47,6 +47,12 @@ class AutoencoderSpec:
     model: ModelConfig
     train: TrainConfig
 
+    def trained_with(self) -> dict:
+        """The settings that make its model (``RunConfig.used_identity``), less what only
+        re-measures the train loss: what an ablation line compares."""
+        return {k: v for k, v in RunConfig(model=self.model, train=self.train).used_identity().items()
+                if k != "train.train_eval_subset"}
+
 
 @dataclass
 class ClassifierStage:
@@ -417,15 +423,12 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
         if (c.baseline, c.variant) in [(d.baseline, d.variant) for d in ablation[:i]]:
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with {c.variant}, as "
                             "a line before it does; remove one")
-        base, variant = (next(RunConfig(model=a.model, train=a.train) for a in autoencoders if a.name == n)
-                         for n in (c.baseline, c.variant))
+        base, variant = (next(a for a in autoencoders if a.name == n) for n in (c.baseline, c.variant))
         if base.train.eval_subset != variant.train.eval_subset:  # (every autoencoder has the same val split)
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} are measured "
                             "on different images (their eval_subset differ), so their MSEs cannot be compared; "
                             "give both the same eval_subset")
-        trained = [{k: v for k, v in run.used_identity().items() if k != "train.train_eval_subset"}
-                   for run in (base, variant)]  # what only re-measures the train loss changes no model
-        if trained[0] == trained[1]:
+        if base.trained_with() == variant.trained_with():
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} train the same "
                             "model, so the line would measure seed noise only; change the variant")
 
