@@ -680,6 +680,26 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     assert json.loads((runs / "ae-a-seed0" / "config.json").read_text())["model"]["dropout"] == 0.1
 
 
+def test_a_second_encoder_names_the_classifier_folders_to_rename(data_dir, tmp_path, capsys):
+    """A stage that goes from one encoder to two names its folders anew (clf-a-frozen-seed0):
+    the plan says which finished folder to rename to keep it, and only the one trained on that
+    encoder."""
+    body = (TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+            '[[autoencoders]]\nname = "b"\narch = "conv"\n[classifiers]\nencoder = {encoder}\n'
+            'strategies = ["frozen"]\n[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), *common]) == 0
+    capsys.readouterr()
+    assert main(["study", str(write(tmp_path, body.format(encoder='["a", "b"]'))), "--plan", *common]) == 0
+    err = capsys.readouterr().err
+    assert "to keep classifiers trained under an earlier name, stop and rename their folders first " \
+           "(clf-frozen-seed0 → clf-a-frozen-seed0)" in err
+    assert "clf-b-frozen-seed0)" not in err  # trained on a, not b
+    (out / "runs" / "clf-frozen-seed0").rename(out / "runs" / "clf-a-frozen-seed0")
+    assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), "--plan", *common]) == 0
+    assert "(clf-a-frozen-seed0 → clf-frozen-seed0)" in capsys.readouterr().err  # and back
+
+
 def test_more_seeds_keep_the_classifiers_of_a_best_encoder_that_stays_best(data_dir, tmp_path, capsys,
                                                                             monkeypatch):
     """encoder = "best" compares every autoencoder over every seed: with one more seed, the

@@ -19,7 +19,7 @@ from typing import Callable, Collection
 
 from .data import Dataset, make_splits
 from .errors import UserError
-from .runfolder import RunConfig
+from .runfolder import RunConfig, RunFolder
 from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, with_data
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study
@@ -179,8 +179,23 @@ def unasked_runs_note(plan: list[PlannedRun], folder: StudyFolder) -> str | None
     others = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
     if not others:
         return None
+    # a classifier stage that went from one encoder to several, or back, names its folders anew
+    renames = [f"{old} → {run.name}" for run in plan if run.kind == CLASSIFIER and not folder.run(run.name).is_run()
+               for old in (run.name.replace(f"clf-{run.encoder}-", "clf-", 1), f"clf-{run.encoder}-{run.name[4:]}")
+               if old in others and _trained_on(folder.run(old), run)]
     return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
-            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report")
+            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report"
+            + (f"; to keep classifiers trained under an earlier name, stop and rename their folders first "
+               f"({', '.join(renames[:3])}{', …' if len(renames) > 3 else ''})" if renames else ""))
+
+
+def _trained_on(old: RunFolder, run: PlannedRun) -> bool:
+    """Whether a classifier folder holds a run on an encoder ``run`` needs."""
+    try:
+        trained_on = Path(old.config().encoder_run or "").name
+    except UserError:  # damaged: no hint
+        return False
+    return trained_on in run.needs
 
 
 def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
