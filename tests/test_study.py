@@ -553,8 +553,8 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     # the summary ranks means without calling the ranking a verdict
     assert results["reference"] and results["claims"] == [] and "## Claims" not in page
     assert "None of the source study's claims compares models that this study trains" in page
-    assert summary(results)[0].endswith(" Each autoencoder trained on 300 images and was validated on 200; its test "
-                                        "figures are on the first 200 test images.")
+    assert summary(results)[0].endswith(" Each autoencoder trained on 300 images and was validated on 200 and "
+                                        "tested on 200.")
     assert summary(results)[1].startswith("The lowest mean test MSE per pixel is ")
     assert summary(results)[2] == "These rank means over seeds; which differences are real is for the ablation to say."
     assert summary({**results, "ablation": []})[2] == ("These rank means over seeds, and say nothing of which "
@@ -692,9 +692,15 @@ def test_a_second_encoder_names_the_classifier_folders_to_rename(data_dir, tmp_p
     capsys.readouterr()
     assert main(["study", str(write(tmp_path, body.format(encoder='["a", "b"]'))), "--plan", *common]) == 0
     err = capsys.readouterr().err
-    assert "to keep classifiers trained under an earlier name, stop and rename their folders first " \
-           "(clf-frozen-seed0 → clf-a-frozen-seed0)" in err
+    assert ("1 finished classifier folder(s) hold runs this study asks for under another name, since its "
+            "[classifiers] stage changed its number of encoders (clf-frozen-seed0 → clf-a-frozen-seed0): rename "
+            "them to keep them") in err
     assert "clf-b-frozen-seed0)" not in err  # trained on a, not b
+    # the study itself trains nothing before they are renamed or deleted
+    assert main(["study", str(write(tmp_path, body.format(encoder='["a", "b"]'))), *common]) == 2
+    assert capsys.readouterr().err.endswith("(clf-frozen-seed0 → clf-a-frozen-seed0): rename them to keep them, or "
+                                            "delete them to train them anew\n")
+    assert not (out / "runs" / "clf-b-frozen-seed0").exists()
     (out / "runs" / "clf-frozen-seed0").rename(out / "runs" / "clf-a-frozen-seed0")
     assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), "--plan", *common]) == 0
     assert "(clf-a-frozen-seed0 → clf-frozen-seed0)" in capsys.readouterr().err  # and back

@@ -179,23 +179,47 @@ def unasked_runs_note(plan: list[PlannedRun], folder: StudyFolder) -> str | None
     others = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
     if not others:
         return None
-    # a classifier stage that went from one encoder to several, or back, names its folders anew
-    renames = [f"{old} → {run.name}" for run in plan if run.kind == CLASSIFIER and not folder.run(run.name).is_run()
-               for old in (run.name.replace(f"clf-{run.encoder}-", "clf-", 1), f"clf-{run.encoder}-{run.name[4:]}")
-               if old in others and _trained_on(folder.run(old), run)]
+    renames = earlier_names(plan, folder)
     return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
             f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report"
-            + (f"; to keep classifiers trained under an earlier name, stop and rename their folders first "
-               f"({', '.join(renames[:3])}{', …' if len(renames) > 3 else ''})" if renames else ""))
+            + (f"; {_renames_text(renames)}: rename them to keep them" if renames else ""))
 
 
-def _trained_on(old: RunFolder, run: PlannedRun) -> bool:
-    """Whether a classifier folder holds a run on an encoder ``run`` needs."""
+def earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> list[tuple[str, str]]:
+    """(folder, name the study asks for it by) of each finished classifier the study would train
+    again under a new name: a stage that gained a second encoder names its folders
+    clf-ENCODER-STRATEGY-seedK, one back to a single encoder clf-STRATEGY-seedK."""
+    asked = {run.name for run in plan}
+    found = []
+    for run in plan:
+        if run.kind != CLASSIFIER or folder.run(run.name).is_run():
+            continue
+        s, k = run.config.strategy, run.seed
+        for old in (f"clf-{s}-seed{k}", f"clf-{run.encoder}-{s}-seed{k}"):
+            if old not in asked and folder.run(old).is_complete() and _holds(folder.run(old), run):
+                found.append((old, run.name))
+    return found
+
+
+def _renames_text(renames: list[tuple[str, str]]) -> str:
+    shown = ", ".join(f"{old} → {new}" for old, new in renames[:3]) + (", …" if len(renames) > 3 else "")
+    return (f"{len(renames)} finished classifier folder(s) hold runs this study asks for under another name, since "
+            f"its [classifiers] stage changed its number of encoders ({shown})")
+
+
+def refuse_earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> None:
+    """Before anything trains: finished classifiers are not trained again under a new name."""
+    if renames := earlier_names(plan, folder):
+        raise UserError(f"{_renames_text(renames)}: rename them to keep them, or delete them to train them anew")
+
+
+def _holds(old: RunFolder, run: PlannedRun) -> bool:
+    """Whether a classifier folder holds ``run``'s strategy, on an encoder ``run`` needs."""
     try:
-        trained_on = Path(old.config().encoder_run or "").name
-    except UserError:  # damaged: no hint
+        cfg = old.config()
+        return cfg.strategy == run.config.strategy and Path(cfg.encoder_run or "").name in run.needs
+    except (UserError, TypeError, ValueError):  # damaged: not taken for it
         return False
-    return trained_on in run.needs
 
 
 def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:

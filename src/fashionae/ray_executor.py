@@ -199,7 +199,10 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
         run_planned(run, study, out, data, log=log,
                     on_epoch=(lambda row: on_epoch(run, row) or "") if on_epoch else None)
     except Exception as e:  # the driver says them before the error (an exception pickles its attributes)
-        e.run_notes = notes
+        try:
+            e.run_notes = notes
+        except Exception:  # one that takes none: they stay in the worker's log
+            pass
         raise
     return {"host": platform.node(), "seconds": time.perf_counter() - t0, "resumed": resumed, "notes": notes}
 

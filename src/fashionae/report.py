@@ -219,7 +219,7 @@ def differs_text(differs: dict) -> str:
     """An ablation line's differing settings, as a study file names them: "dropout 0.2 → 0"."""
     def value(v) -> str:
         if v is None:
-            return "none"
+            return "all"  # (the subsets: all images)
         return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
     return "; ".join(f"{k.split('.', 1)[-1]} {value(b)} → {value(v)}" for k, (b, v) in sorted(differs.items())) or EMPTY
 
@@ -276,11 +276,11 @@ def summary(results: dict) -> list[str]:
     s = [f"The {results['study']} study ({results['profile']} profile) trained {_count(len(aes), 'autoencoder')}"
          + (f" and {_count(len(clfs), 'classifier')}" if clfs else "")
          + f" on {dataset} with {_count(n, 'seed')}, validated on {val}."]
-    sizes = {(a["images"]["train"], a["images"]["val"], a["images"]["eval_subset"]) for a in aes if a.get("images")}
+    sizes = {(a["images"]["train"], a["images"]["val"], a["images"].get("test")) for a in aes if a.get("images")}
     if len(sizes) == 1 and None not in next(iter(sizes))[:2]:  # (said when the autoencoders share them)
-        train, val_n, subset = next(iter(sizes))
-        s[0] += (f" Each autoencoder trained on {train:,} images and was validated on {val_n:,}; its test figures "
-                 + (f"are on the first {subset:,} test images." if subset else "are on the whole test set."))
+        train, val_n, test_n = next(iter(sizes))
+        s[0] += (f" Each autoencoder trained on {train:,} images and was validated on {val_n:,}"
+                 + (f" and tested on {test_n:,}." if test_n else "."))
     diverged = [a["name"] for a in aes if not math.isfinite(a["test_mse"]["mean"])]
     if diverged:
         s.append(f"{', '.join(diverged)} had a run that diverged (a figure that is not a number): "

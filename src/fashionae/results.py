@@ -162,8 +162,7 @@ def collect_results(out: str | Path) -> dict:
             "encoder_type": m.encoder_type, "dropout": m.dropout, "seeds": [r.seed for r in group],
             "settings": comparable_settings(first.config()),
             **_figures(summaries, AE_FIGURES), "epochs": epochs,
-            "images": {"train": seen.get("train_size"), "val": seen.get("val_size"),  # seed 0's
-                       "eval_subset": first.config().train.eval_subset},
+            "images": {k: seen.get(f"{k}_size") for k in ("train", "val", "test")},  # seed 0's (test: 0.3.3 on)
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
             "val_rise_after_best": stats([(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"]
                                           for s in summaries]),
@@ -251,8 +250,8 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
         before, after = specs[c.baseline], specs[c.variant]
         row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(seeds),
                "epochs": base["epochs"],  # every setting in which the two differ: one, for a change of one thing
-               "differs": {k: [before.get(k, "unused"), after.get(k, "unused")] for k in {**before, **after}
-                           if before.get(k, "unused") != after.get(k, "unused")}}  # unused: by that model
+               # (a setting one model does not use follows from another that differs: arch, dropout 0)
+               "differs": {k: [v, after[k]] for k, v in before.items() if k in after and after[k] != v}}
         for figure in ("val_mse", "test_mse"):
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,

@@ -215,7 +215,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                 log(f"{label}: {key} {asked:,} is more than the {there:,} {what} images; all of them are used")
         data_info = {"classes": list(data.classes), "image_size": list(data.image_size),
                      "source": str(Path(data.folder).resolve()), "verified": data.verified,
-                     "train_size": len(splits.train_x), "val_size": len(splits.val_x),
+                     "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
                      "val_indices_sha256": splits.val_indices_sha256}
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         checkpoint = folder / folder.CHECKPOINT
