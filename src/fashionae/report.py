@@ -221,7 +221,8 @@ def differs_text(differs: dict) -> str:
         if v is None:
             return "all"  # (the subsets: all images)
         return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
-    return "; ".join(f"{k.split('.', 1)[-1]} {value(b)} → {value(v)}" for k, (b, v) in sorted(differs.items())) or EMPTY
+    return "; ".join(f"{k.split('.', 1)[-1]} {value(b)} → {value(v)}"
+                     for k, (b, v) in sorted(differs.items())) or EMPTY
 
 
 def _ablation_summary(ablation: list[dict]) -> str:
@@ -331,8 +332,9 @@ def summary(results: dict) -> list[str]:
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
     if results.get("targets"):
-        s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): " + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}"
-                                         for t in results["targets"]) + ".")
+        s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
+                 + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])
+                 + ".")
     return s
 
 
