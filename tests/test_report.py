@@ -107,6 +107,12 @@ def test_overview_draws_pca_from_baselines_and_conv_at_its_latent_size(study, mo
     assert [k for k, _ in linear] == [64, 512, 1024]
     assert [(name, k) for name, k, _ in points] == [("conv", 3136)]
     assert path.name == "overview_mse_by_size.png" and path.is_file()
+    # linear models trained otherwise than in their latent are points, not one l_size curve
+    other = {**results["autoencoders"][0]["settings"], "model.dropout": 0.0}
+    write_report(study, {**results, "autoencoders": [{**results["autoencoders"][0], "settings": other},
+                                                     *results["autoencoders"][1:]]})
+    _, linear, _, points, _ = drawn["args"]
+    assert linear == [] and len(points) == 4
 
 
 def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(study, tmp_path, capsys):

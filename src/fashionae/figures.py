@@ -5,6 +5,7 @@ captions; ``plots`` draws each one.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -35,10 +36,12 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
         return f"mean ± std over {len(runs)} seeds" if len(runs) > 1 else "one seed"
 
     aes = results["autoencoders"]
-    # the paper encoder's linear models are a curve over l_size; where one size is trained
-    # several ways (an ablation) there is no curve, and every model is a point of its own
+    # the paper encoder's linear models are a curve over l_size when they differ in it alone; where
+    # one size is trained several ways (an ablation), or they differ in more (dropout), there is no
+    # curve, and every model is a point of its own
     curve = [a for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
-    if len({a["latent"] for a in curve}) < len(curve) or len(curve) < 2:  # one point is no curve
+    alike = len({json.dumps(a["settings"], sort_keys=True) for a in curve}) == 1  # (settings: all but the latent)
+    if len({a["latent"] for a in curve}) < len(curve) or len(curve) < 2 or not alike:  # one point is no curve
         curve = []
     linear = [(a["latent"], a["test_mse"]) for a in curve]
     others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes if a not in curve]
