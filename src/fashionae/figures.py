@@ -5,7 +5,6 @@ captions; ``plots`` draws each one.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     # one size is trained several ways (an ablation), or they differ in more (dropout), there is no
     # curve, and every model is a point of its own
     curve = [a for a in aes if a["arch"] == "linear" and a["encoder_type"] == "paper"]
-    alike = len({json.dumps(a["settings"], sort_keys=True) for a in curve}) == 1  # (settings: all but the latent)
+    alike = all(a["settings"] == curve[0]["settings"] for a in curve)  # (settings: all but arch and latent)
     if len({a["latent"] for a in curve}) < len(curve) or len(curve) < 2 or not alike:  # one point is no curve
         curve = []
     linear = [(a["latent"], a["test_mse"]) for a in curve]

@@ -15,8 +15,7 @@ from .baselines import check_classes, write_baselines
 from .data import Dataset, load_dataset, make_splits, split_sizes
 from .explore import explore as explore_run
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
-from .plan import (PlannedRun, ae_run_name, check_plan, duration, make_plan, refuse_earlier_names, run_local,
-                   unasked_runs_note)
+from .plan import PlannedRun, ae_run_name, check_plan, duration, make_plan, run_local, unasked_runs_note
 from .report import write_report
 from .results import collect_results
 from .runs import Log, stderr
@@ -54,7 +53,6 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         data = load_dataset(study.dataset, data_dir, verify)
         plan = make_plan(study)
         states = check_plan(plan, study, folder, data)
-        refuse_earlier_names(plan, folder)
         if study.baselines.enabled:  # what they need of the data, said before anything trains
             check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
         finished = sum(s == "complete" for s in states.values())

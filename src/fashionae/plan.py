@@ -155,10 +155,11 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
 
 def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:
     """The state of every run, checked before anything runs: run folders holding runs the study
-    no longer asks for are refused now, all of them in one message, and classifiers on data
-    that lacks a class too, not halfway through."""
+    no longer asks for are refused now, all of them in one message, finished classifiers it asks
+    for under another name, and classifiers on data that lacks a class too, not halfway through."""
     states, why, _ = plan_states(plan, study, folder, data)
     refuse_changed(why, folder)
+    refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
     return states
 

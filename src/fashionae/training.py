@@ -306,9 +306,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     total_steps = steps_per_epoch * cfg.epochs
 
     start, history = 0, []
+    settings_of_run = run_settings(model, cfg)  # what ties its checkpoint to it: once, not each epoch
     if checkpoint is not None and checkpoint.exists():
-        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen, run_settings(model, cfg), dist.rank,
-                                         dist.world)
+        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen, settings_of_run, dist.rank, dist.world)
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
@@ -353,7 +353,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         if checkpoint is not None:
             states = dist.gather_object(rng_state(shuffle_gen))
             if dist.rank == 0:
-                save_checkpoint(checkpoint, model, opt, epoch + 1, history, states, run_settings(model, cfg))
+                save_checkpoint(checkpoint, model, opt, epoch + 1, history, states, settings_of_run)
         for callback in callbacks:
             callback(history)
     return history
