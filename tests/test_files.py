@@ -4,6 +4,7 @@ import os
 import platform
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,22 @@ def test_a_waiter_on_a_folder_removed_as_its_holder_let_go_makes_it_again(tmp_pa
         FolderLock(new).acquire()
     waiter.release()
     assert not new.exists()  # the folder it made again goes too, when nothing filled it
+
+
+def test_a_waiter_that_wakes_before_the_folder_goes_still_takes_it_over(tmp_path, monkeypatch):
+    """The holder unlinks its lock, closes it (the waiter wakes), then removes the folder: a
+    waiter quicker than that removal finds the folder still there, and must still treat it as
+    one fashionae made and nothing filled."""
+    import pathlib
+    rmdir = pathlib.Path.rmdir
+    monkeypatch.setattr(pathlib.Path, "rmdir", lambda self: (time.sleep(2), rmdir(self)))
+    new = tmp_path / "new"
+    holder = FolderLock(new).acquire()
+    threading.Timer(0.5, holder.release).start()
+    waiter = FolderLock(new).acquire(wait=30)
+    time.sleep(2.5)  # the holder's removal came and found the waiter's lock file
+    waiter.release()
+    assert not new.exists()
 
 
 def test_a_folder_deleted_while_locked_lets_the_commands_own_error_through(tmp_path):

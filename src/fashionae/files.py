@@ -165,6 +165,7 @@ class FolderLock:
         self.tidy = tidy
         self._fd: int | None = None
         self._made = False  # whether acquire made the folder
+        self._heir = False  # whether it waited on a holder that let go of a folder it had made
 
     def acquire(self, wait: float = 0.0) -> "FolderLock":
         """Take the lock, waiting up to ``wait`` seconds for a holder to let go."""
@@ -182,7 +183,9 @@ class FolderLock:
     def _take(self, deadline: float) -> int | None:
         """The lock file's descriptor, locked; None if the file (or its folder) was removed as
         its holder let go, before or while we waited."""
-        made = not self.folder.exists()
+        # a holder that made the folder and left it empty unlinks its lock, then removes the folder:
+        # a waiter that saw the lock go takes the folder over as made, whether or not it is gone yet
+        made = self._heir or not self.folder.exists()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # (a place that takes no folder, such as /proc/x: ENOENT)
@@ -220,6 +223,7 @@ class FolderLock:
                 return fd
         except FileNotFoundError:
             pass
+        self._heir = True  # its lock file went as we waited: its holder was letting the folder go
         os.close(fd)
         return None
 
