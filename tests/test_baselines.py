@@ -56,8 +56,10 @@ def test_a_single_class_is_refused_before_any_fit(tiny, data_dir, tmp_path, caps
     study = tmp_path / "s.toml"
     study.write_text('[train]\nepochs = 1\ntrain_subset = 100\n[[autoencoders]]\nname = "a"\narch = "conv"\n'
                      "[baselines]\ntrain_subset = 1\n")
-    assert main(["study", str(study), "--data-dir", str(data_dir), "--no-verify", "--out", str(tmp_path / "out")]) == 2
-    assert "holds a single class" in capsys.readouterr().err
+    for plan in (["--plan"], []):  # --plan too
+        assert main(["study", str(study), "--data-dir", str(data_dir), "--no-verify", "--out", str(tmp_path / "out"),
+                     *plan]) == 2
+        assert "holds a single class" in capsys.readouterr().err
     assert not (tmp_path / "out" / "runs").exists()
 
 

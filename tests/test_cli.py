@@ -262,6 +262,35 @@ def test_ctrl_c_says_what_is_kept(capsys, monkeypatch, tmp_path, command, said):
     assert cli(capsys, command, *([tmp_path] if command == "explore" else []))[:3:2] == (130, said)
 
 
+def test_ctrl_c_while_the_command_line_is_read_says_one_line(capsys, monkeypatch):
+    """The first seconds of every command import torch (to build the options): a Ctrl-C then
+    says one line, as later, not a traceback."""
+    import fashionae.cli as cli_module
+
+    def loading():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_module, "build_parser", loading)
+    assert cli(capsys, "data")[:3:2] == (130, "fashionae: interrupted\n")
+
+
+def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsys, monkeypatch):
+    """Ray's driver, once a SIGTERM has reached its workers, may fail with an error of its own
+    (lost objects) rather than our Terminated: the command still says it was terminated."""
+    import os
+    import signal
+    import fashionae.cli as cli_module
+    from fashionae.errors import Terminated
+
+    def stopped(a):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+        except Terminated:
+            raise RuntimeError("Attempting to recover 1 lost objects") from None
+        return 0
+    monkeypatch.setattr(cli_module, "cmd_data", stopped)
+    assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch, data_dir):
     """`fashionae data | head -1`: once head has read enough, our writes fail with EPIPE, in
     the command or when its buffered output is flushed; that is no error of the user's nor a

@@ -122,6 +122,14 @@ def test_only_fashionaes_own_files_are_leftovers(tmp_path):
         assert len(list(tmp_path.iterdir())) == 3
     with FolderLock(tmp_path, tidy=True):  # a run's or a study's: a killed writer's temporaries go
         assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", ".notes.tmp"]
+    # in its subfolders too (a study's figures/), but for those locked on their own (its runs)
+    for sub in ("figures", "runs/a"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / ".fig.png.abcd1234.tmp").write_text("half")
+    (tmp_path / "runs" / "a" / ".lock").write_text("")
+    with FolderLock(tmp_path, tidy=True):
+        assert list((tmp_path / "figures").iterdir()) == []
+        assert (tmp_path / "runs" / "a" / ".fig.png.abcd1234.tmp").exists()
 
 
 def test_a_folder_the_lock_made_and_nothing_filled_goes_with_it(tmp_path):

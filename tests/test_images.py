@@ -97,6 +97,13 @@ def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):
     assert 0.05 < picture.pixels.max() < 0.07 and picture.caveats == (
         "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
         "fewer) levels, save it as an 8-bit picture",)
+    # a photo in 12-bit levels: its light background comes out dark, so the object is lost; the
+    # note that says so keeps the one that says why
+    Image.fromarray((levels // 257 * 16).astype(np.uint16)).save(tmp_path / "photo12.png")
+    assert read_picture(tmp_path / "photo12.png").caveats == (
+        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
+        "fewer) levels, save it as an 8-bit picture",
+        "most of the object is darker than its background once kept as it is, so it is lost; try --invert yes")
 
 
 def test_a_floating_point_picture_is_read_by_its_range(tmp_path):
@@ -314,3 +321,28 @@ def test_an_object_that_fills_the_frame_once_trimmed_keeps_its_background(tmp_pa
     picture = read_picture(tmp_path / "box.png")
     assert picture.caveats == () and picture.pixels[0, 4:24, 4:24].min() > 0.7  # a light square, kept
     assert torch.equal(picture.pixels, prepare_image(tmp_path / "box.png", invert="yes" if background else "no"))
+
+
+@pytest.mark.parametrize("flaw", ["noise", "gradient", "speck", "frame"])
+def test_a_photo_s_noise_light_dust_or_frame_does_not_stop_the_trim(tmp_path, flaw):
+    """A phone photo's background is never one level: sensor noise, light falling off across
+    it, a speck of dust in a corner, a thin dark frame from a scan. Each prepares as the clean
+    photo does (the background read from the border's median, a few pixels in; isolated pixels
+    and frame lines not taken for the object), where trimming against one corner pixel left the
+    object small and off-centre."""
+    clean = np.asarray(Image.open(photo(tmp_path / "p.png", size=(360, 400)))).astype(np.float64) * 0.92
+    flawed = clean.copy()
+    if flaw == "noise":
+        flawed += np.random.default_rng(0).normal(0, 4, clean.shape)
+    elif flaw == "gradient":
+        flawed += np.linspace(-12, 12, clean.shape[1])[None, :, None]  # 24 levels across
+    elif flaw == "speck":
+        flawed[0, 0] = 200
+    else:
+        flawed[:2], flawed[-2:], flawed[:, :2], flawed[:, -2:] = 0, 0, 0, 0
+    for name, a in (("clean.png", clean), ("flawed.png", flawed)):
+        Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8)).save(tmp_path / name)
+    want, got = read_picture(tmp_path / "clean.png"), read_picture(tmp_path / "flawed.png")
+    assert want.caveats == got.caveats == ()
+    assert (got.pixels - want.pixels).abs().mean() < 0.02  # off by the noise, not by the object's place
+

@@ -756,3 +756,22 @@ def test_fashionae_kernels_0_turns_them_off_without_a_word(monkeypatch, capsys):
     monkeypatch.setenv("FASHIONAE_KERNELS", "0")
     assert kernels._load() is False
     assert capsys.readouterr().err == ""
+
+
+def test_a_build_killed_midway_leaves_no_partial_library_for_good(tmp_path, monkeypatch, capsys):
+    """SIGKILL during the first build leaves its .partial file; the next build removes those old
+    enough to be dead, not a racing builder's fresh one."""
+    import shutil
+    from fashionae import kernels
+    monkeypatch.setattr(kernels, "library_path", lambda: tmp_path / "fashionae_kernels_x.so")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    old, fresh = tmp_path / "fashionae_kernels_x.dead1234.partial", tmp_path / "fashionae_kernels_x.live1234.partial"
+    old.write_bytes(b""), fresh.write_bytes(b"")
+    os.utime(old, (0, 0))
+
+    def fails(command):
+        raise OSError("no compiler here")
+    monkeypatch.setattr(kernels, "compile_library", fails)
+    with pytest.raises(OSError, match="no compiler here"):
+        kernels.build()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name]  # and its own partial removed

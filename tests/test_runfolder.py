@@ -362,6 +362,29 @@ def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):
     assert run.summary() == summary
 
 
+def test_a_finished_run_that_lost_its_summary_or_config_is_refused_not_trained_again(own_run, tmp_path, capsys):
+    """summary.json deleted from a finished run (no checkpoint left to resume from): training it
+    again would overwrite its model, so the command refuses and says to put it back; a folder
+    without its config.json is named as one that lost it, not as no run at all."""
+    data, finished = own_run
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(finished, run.path)
+    model = (run / run.MODEL).read_bytes()
+    (run / run.SUMMARY).rename(tmp_path / "kept.json")
+    lost = (f"{run.path} holds a trained model but neither its summary.json nor a checkpoint to resume from: "
+            "summary.json was deleted or moved; put it back, or delete the folder to train the run again")
+    with pytest.raises(UserError, match=f"^{re.escape(lost)}$"):
+        run.require()
+    assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1", "--batch-size", "40",
+                 "--out", str(run.path)]) == 2
+    assert capsys.readouterr().err == f"fashionae: error: {lost}\n" and (run / run.MODEL).read_bytes() == model
+    (tmp_path / "kept.json").rename(run / run.SUMMARY)
+    (run / run.CONFIG).unlink()
+    with pytest.raises(UserError, match=f"^{re.escape(str(run.path))} holds a run's files but not its config.json: "
+                                        "it was deleted or moved; put it back$"):
+        run.require()
+
+
 def test_a_setting_the_model_does_not_use_is_no_difference(tmp_path):
     """A conv model's latent size, or where dropout goes when there is none: a study whose shared
     [model] table changes them asks for the same runs, which are kept."""

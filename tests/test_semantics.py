@@ -147,3 +147,31 @@ def test_loaded_run_predicts_the_argmax(tiny, tmp_path):
     logits = run.model.logits(x)
     assert run.predict(x) == [tiny.classes[i] for i in logits.argmax(1).tolist()]
     assert torch.allclose(run.predict_proba(x), torch.softmax(logits, 1), atol=1e-6)
+
+
+def test_a_paper_head_classifier_gives_the_probabilities_it_was_trained_on(tiny, tmp_path, capsys):
+    """Under the author's paper head the cross-entropy saw sigmoid(logits): the probabilities
+    are the softmax of those, capped at e / (e + 9) for 10 classes, and `classify` says so, where
+    a softmax of the raw logits would print confident numbers the model was never fitted to."""
+    import math
+    import fashionae
+    from PIL import Image
+    from fashionae.cli import main
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=300, eval_subset=100, train_eval_subset=50,
+                    **ON_DEVICE)
+    execute(RunConfig(model=ModelConfig(task="classifier", latent=16, paper_head=True), train=t,
+                      strategy="scratch"), tmp_path / "clf", data=tiny, **QUIET)
+    run = fashionae.load(tmp_path / "clf")
+    x = tiny.test_images[:20].unsqueeze(1).float() / 255
+    logits = run.model.logits(x)
+    probs = run.predict_proba(x)
+    cap = math.e / (math.e + 9)
+    assert torch.allclose(probs, torch.softmax(torch.sigmoid(logits), 1), atol=1e-6) and probs.max() < cap
+    assert run.model.max_probability() == pytest.approx(cap) and run.predict(x) == [
+        tiny.classes[i] for i in logits.argmax(1).tolist()]
+    Image.fromarray(tiny.test_images[0].numpy()).save(tmp_path / "one.png")
+    assert main(["classify", str(tmp_path / "clf"), str(tmp_path / "one.png")]) == 0
+    out, err = capsys.readouterr()
+    assert err == (f"note: {tmp_path / 'clf'} has the author's paper head (a Sigmoid before the cross-entropy), so "
+                   "its probabilities cannot exceed 23.2%: read them as a ranking\n")
+    assert float(out.split(", ")[0].rsplit(" ", 1)[1].rstrip("%")) < 23.2

@@ -416,14 +416,22 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path, monkeypatch):
     s.autoencoders = [a for a in s.autoencoders if a.model.arch == "linear" and a.name != "strided-512"]
     s.classifiers.strategies = ["finetune"]
     s.classifiers.encoders = s.explore.autoencoders = ["paper-512", "strong-512"]
+    s.ablation = [c for c in s.ablation if c.variant == "strong-512"]
     out = tmp_path / "future"
     results = run_study(s, out, data_dir=str(data_dir), verify=False, **QUIET)
     names = [c["name"] for c in results["classifiers"]]
     assert names == ["paper-512/finetune", "strong-512/finetune"]
+    # the ablation line pairs the two encoders' classifiers too
+    (line,) = results["ablation"]
+    fine = line["classifiers"]["finetune"]["test_acc"]
+    assert fine["values"] == pytest.approx([100 * (results["classifiers"][1]["test_acc"]["mean"]
+                                                   - results["classifiers"][0]["test_acc"]["mean"])])
     assert (out / "runs" / "clf-strong-512-finetune-seed0" / "summary.json").is_file()
     assert all(a["explore"]["knn_acc"] > 0 and a["explore"]["fit_images"] == 1_000 for a in results["autoencoders"])
     page = (out / "report.html").read_text()
     assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page
+    assert "what each change of encoder does to the classifiers&#x27; accuracy" in page
+    assert "the ablation&#x27;s classifier comparisons give no verdict" in page
 
     # an edited explore.json is named by the report and computed again by the study
     explored = out / "runs" / "ae-strong-512-seed0" / "explore" / "explore.json"
@@ -583,7 +591,7 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
                                       SimpleNamespace(change="back", baseline="lean", variant="base")],
                             autoencoders=DROPOUT_SPECS)
-    rows = ablation(study, [base, lean])
+    rows = ablation(study, [base, lean], [])
     assert [r["differs"] for r in rows] == [{"model.dropout": [0.2, 0.0]}, {"model.dropout": [0.0, 0.2]}]
     val, test = rows[0]["val_mse"], rows[0]["test_mse"]
     assert rows[0]["seeds"] == 3 and val["values"] == pytest.approx([-0.1] * 3)
@@ -609,14 +617,14 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
                                       SimpleNamespace(change="dropout", baseline="lean", variant="base")],
                             autoencoders=DROPOUT_SPECS)
-    rows = ablation(study, [base, lean])
+    rows = ablation(study, [base, lean], [])
     assert [r["val_mse"]["verdict"] for r in rows] == ["lower", "higher"]
     assert rows[0]["val_mse"]["ci"][1] < 0 < rows[1]["val_mse"]["ci"][0]
     lo, hi = rows[0]["val_mse"]["ci"]
     assert _ablation_effect(rows[0], "val_mse") == f"-30.0 % [{100 * lo:+.1f} %, {100 * hi:+.1f} %]: lower"
     assert _ablation_summary(rows) == ("Of the ablation's 2 changes, 1 lowers the validation MSE at 95 % confidence "
                                        "(“no dropout”, -30.0 %); 1 raises it at 95 % confidence (“dropout”, +42.9 %).")
-    two = ablation(study, [{**base, "seeds": [0, 1]}, {**lean, "seeds": [0, 1]}])  # too few seeds for a verdict
+    two = ablation(study, [{**base, "seeds": [0, 1]}, {**lean, "seeds": [0, 1]}], [])  # too few seeds for a verdict
     assert [r["val_mse"]["verdict"] for r in two] == ["not shown", "not shown"]
     assert _ablation_summary(two[:1]).startswith("With 2 seeds the ablation gives no verdict")
     # judged on the log scale, as the effect and its interval: -12 %, -25 %, -17 % are clear of 0
@@ -624,9 +632,53 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     edge = ae("edge", [0, 1, 2], [0.0088, 0.015, 0.0249])
     (row,) = ablation(SimpleNamespace(ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")],
                                       autoencoders=[*DROPOUT_SPECS, SimpleNamespace(name="edge", trained_with=dict)]),
-                      [base, edge])
+                      [base, edge], [])
     assert row["val_mse"]["values"] == pytest.approx([-0.12, -0.25, -0.17])
     assert row["val_mse"]["verdict"] == "not shown" and row["val_mse"]["ci"][0] < 0 < row["val_mse"]["ci"][1]
+
+
+def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders():
+    """A strategy trained on the baseline's and the variant's encoders gets a line of accuracy
+    changes in points, paired by seed, judged as a family of their own (higher is better); a
+    strategy on one of the two only, or another line's encoders, gets none."""
+    from types import SimpleNamespace
+    from fashionae.claims import interval
+    from fashionae.report import _ablation_effect, _ablation_summary, classifier_lines
+    from fashionae.results import ablation, stats
+
+    def ae(name):
+        return {"name": name, "seeds": [0, 1, 2], "epochs": 2, "val_mse": stats([0.01, 0.02, 0.03]),
+                "test_mse": stats([0.01, 0.02, 0.03])}
+
+    def clf(strategy, encoder, seeds, val):
+        return {"strategy": strategy, "encoder": encoder, "seeds": seeds, "val_acc": stats(val), "test_acc": stats(val)}
+    classifiers = [clf("finetune", "base", [0, 1, 2], [0.90, 0.91, 0.92]),
+                   clf("finetune", "lean", [2, 1, 0], [0.935, 0.93, 0.921]),  # +2.1, +2.0, +1.5 points
+                   clf("scratch", "base", [0, 1, 2], [0.90, 0.91, 0.92]),
+                   clf("scratch", "lean", [0, 1, 2], [0.899, 0.912, 0.921]),  # -0.1, +0.2, +0.1
+                   clf("frozen", "base", [0, 1, 2], [0.80, 0.81, 0.82])]      # on the baseline alone
+    study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
+                                      SimpleNamespace(change="other", baseline="base", variant="third")],
+                            autoencoders=[*DROPOUT_SPECS, SimpleNamespace(name="third", trained_with=dict)])
+    rows = ablation(study, [ae("base"), ae("lean"), ae("third")], classifiers)
+    assert list(rows[0]["classifiers"]) == ["finetune", "scratch"] and rows[1]["classifiers"] == {}
+    fine, scratch = rows[0]["classifiers"]["finetune"]["val_acc"], rows[0]["classifiers"]["scratch"]["val_acc"]
+    assert fine["values"] == pytest.approx([2.1, 2.0, 1.5]) and fine["unit"] == "points"
+    assert scratch["values"] == pytest.approx([-0.1, 0.2, 0.1]) and fine["effect"] == pytest.approx(5.6 / 3)
+    # four accuracy intervals (2 strategies x val, test): a family apart from the MSE's
+    assert fine["intervals"] == 2 and fine["ci"] == pytest.approx(interval(fine["values"], 2)[0])
+    assert rows[0]["val_mse"]["intervals"] == 1  # the same MSE on both: no interval, so a family of one
+    assert (fine["verdict"], scratch["verdict"]) == ("higher", "not shown")
+    lines = classifier_lines(rows)
+    assert [(a["strategy"], a["seeds"]) for a in lines] == [("finetune", 3), ("scratch", 3)]
+    lo, hi = fine["ci"]
+    assert _ablation_effect(lines[0], "val_acc") == f"+1.87 pts [{lo:+.2f} pts, {hi:+.2f} pts]: higher"
+    assert _ablation_summary(lines, "val_acc") == (
+        "Of the ablation's 2 classifier comparisons, 1 raises the classifiers' validation accuracy at 95 % "
+        "confidence (“no dropout” on finetune, +1.87 pts); 1 moves it by less than the intervals can tell.")
+    assert _ablation_summary(lines[:1], "val_acc") == (
+        "The ablation's change “no dropout” on finetune (+1.87 pts) raises the classifiers' validation accuracy at "
+        "95 % confidence.")
 
 
 def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):
@@ -690,19 +742,19 @@ def test_a_second_encoder_names_the_classifier_folders_to_rename(data_dir, tmp_p
     out, common = study_out(tmp_path, data_dir)
     assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), *common]) == 0
     capsys.readouterr()
-    assert main(["study", str(write(tmp_path, body.format(encoder='["a", "b"]'))), "--plan", *common]) == 0
-    err = capsys.readouterr().err
-    assert ("1 finished classifier folder(s) hold runs this study asks for under another name, since its "
-            "[classifiers] stage changed its number of encoders (clf-frozen-seed0 → clf-a-frozen-seed0): rename "
-            "them to keep them") in err
-    assert "clf-b-frozen-seed0)" not in err  # trained on a, not b
-    # the study itself trains nothing before they are renamed or deleted
-    assert main(["study", str(write(tmp_path, body.format(encoder='["a", "b"]'))), *common]) == 2
-    assert capsys.readouterr().err.endswith("(clf-frozen-seed0 → clf-a-frozen-seed0): rename them to keep them, or "
-                                            "delete them to train them anew\n")
+    # --plan lists the runs, then refuses as the study does, which trains nothing before they are
+    # renamed or deleted
+    for plan in (["--plan"], []):
+        assert main(["study", str(write(tmp_path, body.format(encoder='["a", "b"]'))), *plan, *common]) == 2
+        out_text, err = capsys.readouterr()
+        assert err.endswith("fashionae: error: 1 finished classifier folder(s) hold runs this study asks for under "
+                            "another name, since its [classifiers] stage changed its number of encoders "
+                            "(clf-frozen-seed0 → clf-a-frozen-seed0): rename them to keep them, or delete them to "
+                            "train them anew\n")  # trained on a, not b: clf-b-frozen-seed0 is not named
+        assert "does not ask for" not in err and ("clf-b-frozen-seed0" in out_text) == bool(plan)
     assert not (out / "runs" / "clf-b-frozen-seed0").exists()
     (out / "runs" / "clf-frozen-seed0").rename(out / "runs" / "clf-a-frozen-seed0")
-    assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), "--plan", *common]) == 0
+    assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), "--plan", *common]) == 2
     assert "(clf-a-frozen-seed0 → clf-frozen-seed0)" in capsys.readouterr().err  # and back
 
 

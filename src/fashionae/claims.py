@@ -228,9 +228,9 @@ def relative_change(a: dict, b: dict, key: str = "test_mse") -> list[float]:
     return [x / y - 1 for x, y in zip(xa, xb)]
 
 
-def _points(a: dict, b: dict) -> list[float]:
-    """Per seed, accuracy of a minus accuracy of b, in percentage points."""
-    xa, xb = _paired(a, b, "test_acc")
+def points_change(a: dict, b: dict, key: str = "test_acc") -> list[float]:
+    """Per seed they share, accuracy of a minus accuracy of b, in percentage points."""
+    xa, xb = _paired(a, b, key)
     return [100 * (x - y) for x, y in zip(xa, xb)]
 
 
@@ -288,7 +288,7 @@ def assess_claims(results: dict) -> list[dict]:
             ("training from scratch is competitive with fine-tuning", sc, ft, "scratch − finetune",
              "competitive", True)):
         if a and b:
-            v = _points(a, b)
+            v = points_change(a, b)
             claims.append(_claim(text, [_part(name, v, threshold, above, f"test accuracy, {name} (points)")],
                                  f"test accuracy {a['strategy']} {acc(a)}, {b['strategy']} {acc(b)}", len(v)))
         else:

@@ -99,8 +99,9 @@ def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
 
 
 def cmd_train_ae(a) -> int:
+    from .plan import ae_run_name
     model = model_options(a, AUTOENCODER)
-    out = a.out or f"runs/ae-{model.shape_text().replace(' ', '')}-seed{a.seed}"  # ae-linear512-seed0
+    out = a.out or f"runs/{ae_run_name(model.shape_text().replace(' ', ''), a.seed)}"  # ae-linear512-seed0
     s = train_run(a, model, out)
     if s is None:
         return 0
@@ -111,7 +112,8 @@ def cmd_train_ae(a) -> int:
 
 
 def cmd_train_clf(a) -> int:
-    out = a.out or f"runs/clf-{a.strategy}-seed{a.seed}"
+    from .plan import clf_run_name
+    out = a.out or f"runs/{clf_run_name(a.strategy, a.seed)}"
     model = model_options(a, CLASSIFIER)
     if a.encoder:
         refuse_what_the_encoder_sets(model, a.encoder, settings.given(a))
@@ -279,6 +281,9 @@ def cmd_classify(a) -> int:
     from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
     pictures = read_pictures(picture_files(a.images), a.invert, run.config.image_size, a.fill)
+    if run.task == CLASSIFIER and (cap := run.model.max_probability()) < 1:
+        print(f"note: {a.run_dir} has the author's paper head (a Sigmoid before the cross-entropy), so its "
+              f"probabilities cannot exceed {cap:.1%}: read them as a ranking", file=sys.stderr)
     for path, picture in pictures.items():  # every picture is read before a line is printed
         probs = run.predict_proba(picture.pixels)[0]
         top = probs.topk(min(3, len(probs)))
@@ -450,8 +455,15 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parsed = []  # (parser, args): built under run_command, so that a stop while torch loads says one line too
+
+    def parse() -> int:
+        parser = build_parser()
+        parsed.append((parser, parser.parse_args(argv)))
+        return 0
+    if code := run_command(parse, debug="--debug" in (sys.argv[1:] if argv is None else argv), resumable=False):
+        return code
+    parser, args = parsed[0]
     if not args.command:
         parser.print_help()
         return 2

@@ -54,13 +54,7 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
         print(f"fashionae: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
-        # a SIGTERM is ours to report even when a library raised its KeyboardInterrupt in place of
-        # Terminated (Ray's wait does, for any signal that arrives while it waits)
-        term = isinstance(e, Terminated) or signal.SIGTERM in _signals
-        print(f"fashionae: {'terminated' if term else 'interrupted'}"
-              + ("; finished epochs are kept, run the same command to resume" if resumable else ""),
-              file=sys.stderr)
-        return 128 + (signal.SIGTERM if term else signal.SIGINT)
+        return _stopped(isinstance(e, Terminated), resumable)
     except OSError as e:
         if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
             return _internal_error(e, debug)
@@ -69,6 +63,8 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
         print(f"fashionae: error: cannot use the path{name}: {e.strerror}; give another path", file=sys.stderr)
         return UserError.exit_code
     except Exception as e:  # a bug in fashionae, or a machine too small for the settings
+        if signal.SIGTERM in _signals:  # or a library's failure once the stop reached its processes (Ray's)
+            return _stopped(True, resumable)
         return _internal_error(e, debug)
     finally:
         if main_thread:
@@ -102,6 +98,16 @@ class Terminated(KeyboardInterrupt):
 
 
 _signals: list[int] = []  # the stops received, in order: a library may turn our exception into its own
+
+
+def _stopped(term: bool, resumable: bool) -> int:
+    """The one line of a command stopped by Ctrl-C or SIGTERM, and its status. A SIGTERM is ours
+    to report even when a library raised its KeyboardInterrupt in place of Terminated (Ray's
+    wait does, for any signal that arrives while it waits)."""
+    term = term or signal.SIGTERM in _signals
+    print(f"fashionae: {'terminated' if term else 'interrupted'}"
+          + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
+    return 128 + (signal.SIGTERM if term else signal.SIGINT)
 
 
 def _terminate(signum, frame):

@@ -6,7 +6,8 @@ output is, by part:
 - ``encoder``: the embedding, float32 [N, latent] (flattened, as ``LoadedRun.embed``);
 - ``autoencoder``: the reconstruction, float32 [N, 1, H, W] in [0, 1];
 - ``classifier``: the logits, float32 [N, classes]; a softmax over them gives the class
-  probabilities (``LoadedRun.predict_proba``), their argmax the class.
+  probabilities (``LoadedRun.predict_proba``; under the author's paper head, a softmax over
+  their sigmoid), their argmax the class.
 The output is named as above (``embedding``, ``reconstruction``, ``logits``). The model runs
 in eval mode, so dropout is the identity and batch norm uses its statistics.
 The file's metadata_props say all this, with the class names, the model's settings, the
@@ -31,10 +32,11 @@ from . import __version__
 from .errors import UserError, require
 from .files import atomic_write, refuse_to_replace
 from .runfolder import RunFolder
+from .settings import AUTOENCODER, CLASSIFIER
 from .training import to_inputs
 
-PARTS = ("encoder", "autoencoder", "classifier")
-OUTPUTS = {"encoder": "embedding", "autoencoder": "reconstruction", "classifier": "logits"}  # by part
+PARTS = ("encoder", AUTOENCODER, CLASSIFIER)  # the encoder alone, or a run's whole model (its task)
+OUTPUTS = {"encoder": "embedding", AUTOENCODER: "reconstruction", CLASSIFIER: "logits"}  # by part
 CHECK_IMAGES = 100
 TOLERANCE = 1e-4  # max abs difference between onnxruntime's and torch's outputs
 
@@ -59,7 +61,10 @@ def describe(part: str, model: nn.Module) -> tuple[str, str]:
     h, w = model.config.image_size
     inputs = f"images float32 [N, 1, {h}, {w}], pixels/255, dark background"
     shape = {"encoder": f"[N, {model.encoder.latent}]", "autoencoder": f"[N, 1, {h}, {w}] in [0, 1]",
-             "classifier": f"[N, {model.config.num_classes}] (softmax gives probabilities)"}[part]
+             "classifier": f"[N, {model.config.num_classes}] " + (
+                 "(softmax(sigmoid(logits)) gives the probabilities it was trained on, at most "
+                 f"{model.max_probability():.1%}: the author's paper head)" if model.config.paper_head
+                 else "(softmax gives probabilities)")}[part]
     return inputs, f"{OUTPUTS[part]} float32 {shape}"
 
 

@@ -175,10 +175,19 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
         self._fd = fd
-        for p in self.folder.iterdir() if self.tidy else ():  # no one else writes here now
-            if p != self.path and is_leftover(p) and p.is_file():
-                p.unlink(missing_ok=True)
+        if self.tidy:  # no one else writes here now
+            self._tidy(self.folder)
         return self
+
+    def _tidy(self, folder: Path) -> None:
+        """Remove what writes stopped midway left in ``folder`` and its subfolders (a study's
+        figures/, a run's explore/), but for those that hold a lock of their own (a study's runs:
+        each tidied when it is locked)."""
+        for p in folder.iterdir():
+            if p.is_dir() and not p.is_symlink() and not (p / self.path.name).exists():
+                self._tidy(p)
+            elif p != self.path and is_leftover(p) and p.is_file():
+                p.unlink(missing_ok=True)
 
     def _take(self, deadline: float) -> int | None:
         """The lock file's descriptor, locked; None if the file (or its folder) was removed as

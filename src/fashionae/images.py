@@ -1,7 +1,7 @@
 """Your own pictures, made to look like Fashion-MNIST (``LoadedRun`` applies a run to them).
 
 Fashion-MNIST was made from product photos on a light background by: trimming the edges
-that are close to the corner colour, resizing the longest edge to 28 pixels, sharpening,
+that are close to the background colour, resizing the longest edge to 28 pixels, sharpening,
 centring on a 28x28 canvas, negating, and converting to 8-bit grayscale. ``prepare_image``
 follows the same steps (with a Lanczos resize in place of plain subsampling), then maps the
 background level to black, since a photo's background is rarely pure white. Negation
@@ -141,15 +141,15 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, [depth] if depth else [])
 
     original = rgb.convert("L")
-    # the background's level, from the picture's own border: once trimmed, an object may fill
-    # the frame (a square one does), and the frame's border is then the object's
-    border = _border_level(original)
+    # the background's level, from the picture's own border (a few pixels in, past a thin frame):
+    # once trimmed, an object may fill the frame (a square one does), and the frame's border is
+    # then the object's
+    inset = _inset(original.size)
+    border = _border_level(original, inset)
     uneven = _uneven_corners(original)
     caveats = [c for c in (depth, uneven, _mid_grey(border, invert)) if c]
-    # 1. trim edges close to the corner colour (within FAINT of the intensity range)
-    a = np.asarray(rgb).astype(np.int16)
-    corner = a[0, 0]
-    content = np.abs(a - corner).max(axis=2) > FAINT * 255
+    # 1. trim the edges that are background: close to the border's colour
+    content, fill_colour = _content(np.asarray(rgb), inset)
     if content.any():
         rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
         rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
@@ -165,8 +165,8 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
                        "too small to say much; give a larger --fill")
     # 3. sharpen
     rgb = rgb.filter(ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0))
-    # 4. centre on the canvas, filled with the corner colour
-    canvas = Image.new("RGB", (width, height), tuple(int(c) for c in corner))
+    # 4. centre on the canvas, filled with the background's colour
+    canvas = Image.new("RGB", (width, height), fill_colour)
     canvas.paste(rgb, ((width - rgb.width) // 2, (height - rgb.height) // 2))
     gray = canvas.convert("L")
     # 5. negate: light background -> dark background
@@ -181,9 +181,46 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
     if lost:
         return Picture(torch.from_numpy(g).unsqueeze(0), (
+            *([depth] if depth else []),  # (a faint 12-bit picture may be why)
             f"most of the object is darker than its background once {'negated' if negated else 'kept as it is'}, "
-            f"so it is lost; try --invert {'no' if negated else 'yes'}",))
+            f"so it is lost; try --invert {'no' if negated else 'yes'}"))
     return _picture(g, caveats)
+
+
+def _inset(size: tuple[int, int]) -> int:
+    """How far in from the edges the background is read: 2 % of the shorter side, past a thin
+    frame (a scan's, a screenshot's)."""
+    return min(size) // 50
+
+
+def _ring(a: np.ndarray, inset: int = 0) -> np.ndarray:
+    """The pixels of the rectangle ``inset`` pixels in from the edges of ``a`` [H, W, ...]."""
+    b = a[inset:a.shape[0] - inset, inset:a.shape[1] - inset]
+    return np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]])
+
+
+def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Which pixels of an RGB picture [H, W, 3] are not background, and the background's colour:
+    the median of the border's pixels (``inset`` in). A pixel is content where it differs from
+    that colour by more than FAINT of the intensity range, or more than the border itself strays
+    from it (a photo's noise, a soft gradient of light; up to UNEVEN, beyond which
+    ``_uneven_corners`` speaks); the outer lines (up to ``inset``) that are nearly all content
+    are a frame, not the object; a 3x3 median filter then drops isolated pixels (noise, a speck
+    of dust), so that they do not stop the trim."""
+    from PIL import Image, ImageFilter
+    border = _ring(a, inset).astype(np.float32)
+    colour = np.median(border, axis=0)
+    strays = np.abs(border - colour).max(axis=1)
+    tolerance = min(max(FAINT * 255, 1.25 * float(np.percentile(strays, 95))), UNEVEN * 255)
+    d = np.abs(a.astype(np.float32) - colour).max(axis=2) > tolerance
+    for lines in (d, d[::-1], d.T, d.T[::-1]):  # views: top, bottom, left, right
+        for i in range(inset):
+            if lines[i].mean() < 0.9:
+                break
+            lines[i] = False
+    if min(d.shape) >= 3:
+        d = np.asarray(Image.fromarray(d.astype(np.uint8) * 255).filter(ImageFilter.MedianFilter(3))) > 0
+    return d, tuple(int(round(c)) for c in colour)
 
 
 def _picture(g: np.ndarray, caveats: list[str] | tuple = ()) -> Picture:
@@ -261,11 +298,10 @@ def _eight_bit(im, path: Path) -> tuple:
     return Image.fromarray(np.round(a * (255 / top)).astype(np.uint8), "L"), faint
 
 
-def _border_level(gray) -> float:
-    """The background's grey level: the median of the edge pixels (robust to a garment
-    that touches the edges)."""
-    g = np.asarray(gray, dtype=np.float32)
-    return float(np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])))
+def _border_level(gray, inset: int = 0) -> float:
+    """The background's grey level: the median of the edge pixels, ``inset`` in (robust to a
+    garment that touches the edges)."""
+    return float(np.median(_ring(np.asarray(gray, dtype=np.float32), inset)))
 
 
 def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor, zoom: int = 8) -> bytes:

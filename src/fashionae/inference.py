@@ -99,7 +99,7 @@ class LoadedRun:
         if self.task != CLASSIFIER:
             raise UserError(f"{self.folder.path} is an autoencoder run; predicting classes needs a classifier run "
                             "(fashionae train-clf)")
-        return torch.softmax(self.model.logits(self._inputs(images)), dim=1)
+        return self.model.probabilities(self._inputs(images))
 
     def predict(self, images) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(images).argmax(1).tolist()]

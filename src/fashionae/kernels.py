@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -50,6 +51,7 @@ from .data import cache_dir
 from .machine import cpu_fields
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
+STALE_BUILD_SECONDS = 600  # a partial library this old is a build that was killed: removed
 # what -march=native sees of the CPU, in /proc/cpuinfo: x86's fields, then ARM's
 CPU_IDENTITY = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags",
                 "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "CPU revision", "Features")
@@ -144,6 +146,9 @@ def build() -> Path:
     if shutil.which(command[0]) is None:
         raise OSError(f"no C++ compiler: {command[0]!r} is not on the PATH")
     library.parent.mkdir(parents=True, exist_ok=True)
+    for stale in library.parent.glob(f"{library.stem}.*.partial"):  # a build killed midway (one takes ~10 s)
+        if time.time() - stale.stat().st_mtime > STALE_BUILD_SECONDS:
+            stale.unlink(missing_ok=True)
     # a name of its own, renamed into place when whole: builders may race, across hosts too
     fd, partial = tempfile.mkstemp(dir=library.parent, prefix=library.stem + ".", suffix=".partial")
     os.close(fd)

@@ -14,6 +14,8 @@ for Fashion-MNIST; any size divisible by 4: the models take theirs from ``ModelC
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -242,9 +244,24 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
         logits = self.logits(x)
-        scores = torch.sigmoid(logits) if self.config.paper_head else logits
+        scores = self.scores(logits)
         loss = F.cross_entropy(scores, y) if y is not None else scores.new_zeros(())
         return ModelOutput(loss, scores, logits.argmax(1))
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """What the cross-entropy sees: the logits, or through the paper head's Sigmoid."""
+        return torch.sigmoid(logits) if self.config.paper_head else logits
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The class probabilities the model was trained to give: the softmax of its ``scores``.
+        Under the paper head they cannot exceed ``max_probability()`` (the Sigmoid bounds the
+        scores to (0, 1)): the defect shows, where a softmax of the raw logits would hide it."""
+        return torch.softmax(self.scores(self.logits(x)), dim=1)
+
+    def max_probability(self) -> float:
+        """The largest probability ``probabilities`` can give: 1, or e / (e + classes - 1) under
+        the paper head (23.2 % for 10 classes)."""
+        return math.e / (math.e + self.config.num_classes - 1) if self.config.paper_head else 1.0
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The head's fp32 logits (before the paper head's Sigmoid)."""

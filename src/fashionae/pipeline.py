@@ -11,7 +11,7 @@ from typing import Callable
 
 from safetensors.torch import save
 
-from .baselines import check_classes, write_baselines
+from .baselines import write_baselines
 from .data import Dataset, load_dataset, make_splits, split_sizes
 from .explore import explore as explore_run
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
@@ -53,8 +53,6 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         data = load_dataset(study.dataset, data_dir, verify)
         plan = make_plan(study)
         states = check_plan(plan, study, folder, data)
-        if study.baselines.enabled:  # what they need of the data, said before anything trains
-            check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
         finished = sum(s == "complete" for s in states.values())
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else ""))
@@ -75,9 +73,9 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         if study.explore.autoencoders:
             t0 = time.perf_counter()
             for name in study.explore.autoencoders:
-                run = folder.run(ae_run_name(name, 0))
+                run = folder.run(ae_run_name(name, study.seeds[0]))  # the run the report shows (results.py)
                 if run.explore_result() is None:
-                    log(f"explore: latent space of ae-{name} (maps, k-NN, linear probe)")
+                    log(f"explore: latent space of {run.path.name} (maps, k-NN, linear probe)")
                     with run.lock():
                         explore_run(run.path, data=data, tsne=study.explore.tsne, log=log)
             stage_seconds["explore"] = time.perf_counter() - t0

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Collection
 
+from .baselines import check_classes
 from .data import Dataset, make_splits
 from .errors import UserError
 from .runfolder import RunConfig, RunFolder
@@ -38,17 +39,27 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        return f"{self.name.rsplit('-seed', 1)[0]} seed {self.seed}"
+        return f"{self.name.removesuffix(_seed_suffix(self.seed))} seed {self.seed}"
+
+
+def _seed_suffix(seed: int) -> str:
+    return f"-seed{seed}"
 
 
 def ae_run_name(name: str, seed: int) -> str:
-    return f"ae-{name}-seed{seed}"
+    """An autoencoder's run folder: ``ae-<name>-seed<k>``."""
+    return f"ae-{name}{_seed_suffix(seed)}"
+
+
+def clf_run_name(strategy: str, seed: int, encoder: str | None = None) -> str:
+    """A classifier's run folder: ``clf-<strategy>-seed<k>``, or ``clf-<encoder>-<strategy>-seed<k>``
+    where a study's classifier stage names several encoders."""
+    return f"clf-{encoder + '-' if encoder else ''}{strategy}{_seed_suffix(seed)}"
 
 
 def make_plan(study: Study) -> list[PlannedRun]:
-    """Every run of the study in an order that respects dependencies. Classifier folders are
-    ``clf-<strategy>-seed<k>``, or ``clf-<encoder>-<strategy>-seed<k>`` when the stage names
-    several encoders."""
+    """Every run of the study in an order that respects dependencies (folders: ``ae_run_name``,
+    ``clf_run_name``)."""
     plan = []
     for spec in study.autoencoders:
         for seed in study.seeds:
@@ -60,7 +71,6 @@ def make_plan(study: Study) -> list[PlannedRun]:
         models = {a.name: a.model for a in study.autoencoders}
         encoders = list(dict.fromkeys(c.encoders))
         for encoder in encoders:
-            tag = f"{encoder}-" if len(encoders) > 1 else ""
             for strategy in c.strategies:
                 for seed in study.seeds:
                     compared = [a.name for a in study.autoencoders] if encoder == BEST else [encoder]
@@ -73,7 +83,8 @@ def make_plan(study: Study) -> list[PlannedRun]:
                     cfg = RunConfig(model=model,
                                     train=replace(c.train, seed=seed), strategy=strategy,
                                     dataset=study.dataset)
-                    plan.append(PlannedRun(f"clf-{tag}{strategy}-seed{seed}", CLASSIFIER,
+                    name = clf_run_name(strategy, seed, encoder if len(encoders) > 1 else None)
+                    plan.append(PlannedRun(name, CLASSIFIER,
                                            c.group(encoder, strategy), seed,
                                            cfg, encoder, needs))
     names = [r.name for r in plan]
@@ -158,10 +169,20 @@ def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: 
     no longer asks for are refused now, all of them in one message, finished classifiers it asks
     for under another name, and classifiers on data that lacks a class too, not halfway through."""
     states, why, _ = plan_states(plan, study, folder, data)
+    refuse_before_training(plan, states, why, study, folder, data)
+    return states
+
+
+def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: dict[str, str], study: Study,
+                           folder: StudyFolder, data: Dataset) -> None:
+    """Everything a study refuses before it trains, for ``study`` and ``study --plan`` alike:
+    run folders it no longer asks for (``why``), finished classifiers under an earlier name,
+    classifiers and baselines on data that lacks what they need."""
     refuse_changed(why, folder)
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
-    return states
+    if study.baselines.enabled:
+        check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
 
 
 def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
@@ -176,14 +197,12 @@ def unasked_runs_note(plan: list[PlannedRun], folder: StudyFolder) -> str | None
     """What to say of run folders the study holds but does not ask for (an autoencoder taken
     out of the file, or the seeds beyond --seeds): kept, and left out of the results."""
     runs = folder / folder.RUNS
-    asked = {run.name for run in plan}
+    asked = {run.name for run in plan} | {old for old, _ in earlier_names(plan, folder)}  # those: refused
     others = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
     if not others:
         return None
-    renames = earlier_names(plan, folder)
     return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
-            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report"
-            + (f"; {_renames_text(renames)}: rename them to keep them" if renames else ""))
+            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report")
 
 
 def earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> list[tuple[str, str]]:
@@ -196,7 +215,7 @@ def earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> list[tuple[str
         if run.kind != CLASSIFIER or folder.run(run.name).is_run():
             continue
         s, k = run.config.strategy, run.seed
-        for old in (f"clf-{s}-seed{k}", f"clf-{run.encoder}-{s}-seed{k}"):
+        for old in (clf_run_name(s, k), clf_run_name(s, k, run.encoder)):
             if old not in asked and folder.run(old).is_complete() and _holds(folder.run(old), run):
                 found.append((old, run.name))
     return found

@@ -16,8 +16,7 @@ from .checkpoint import checkpoint_epoch
 from .data import Dataset, load_dataset, split_sizes
 from .models import ModelConfig
 from .pages import EMPTY, text_table
-from .plan import (PlannedRun, duration, make_plan, plan_states, refuse_changed, refuse_missing_classes,
-                   unasked_runs_note)
+from .plan import PlannedRun, duration, make_plan, plan_states, refuse_before_training, unasked_runs_note
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
 from .study import Study
@@ -28,7 +27,7 @@ from .training import TrainConfig, slow_precision
 def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
               as_json: bool = False) -> None:
     """``study --plan``: every run with its state and estimated time, trained nothing; then the
-    run folders the study no longer asks for are refused, as ``run_study`` would refuse them."""
+    what ``run_study`` would refuse is refused (``plan.refuse_before_training``)."""
     folder = StudyFolder(out)
     folder.check_holds(study)
     data = load_dataset(study.dataset, data_dir, verify)
@@ -43,8 +42,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
     if note := unasked_runs_note(plan, folder):
         print(note, file=sys.stderr)
-    refuse_changed(changed, folder)  # after the listing, which shows them as 'changed'
-    refuse_missing_classes(plan, states, data)
+    refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
 
 
 def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tuple[RunConfig, bool]],

@@ -33,7 +33,7 @@ from .data import Dataset
 from .errors import UserError, out_of_memory, require
 from .files import atomic_write
 from .plan import PlannedRun, run_planned
-from .runs import RESUMING, Log
+from .runs import EXECUTOR_ENV, RESUMING, Log, epoch_prefix
 from .study import Study
 from .studyfolder import StudyFolder
 
@@ -179,7 +179,7 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
              on_epoch: Callable[[PlannedRun, dict], None] | None, *needs) -> dict:
     """One run in a Ray worker (``needs``: the finished runs it waited for)."""
     import torch
-    os.environ["FASHIONAE_EXECUTOR"] = "ray"  # recorded in the run's environment
+    os.environ[EXECUTOR_ENV] = "ray"  # recorded in the run's environment
     if not gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a run given no GPU stays off them
     torch.set_num_threads(threads)
@@ -193,7 +193,7 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
     def log(message: str) -> None:
         print(message, flush=True)
         # its notes and warnings; not its epochs, nor that it resumed (the driver's own line says so)
-        if not message.startswith(f"{run.label} epoch ") and message != f"{run.label}: {RESUMING}":
+        if not message.startswith(epoch_prefix(run.label)) and message != f"{run.label}: {RESUMING}":
             notes.append(message)
     try:
         run_planned(run, study, out, data, log=log,

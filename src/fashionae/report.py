@@ -77,12 +77,16 @@ def _effect(c: dict) -> tuple[str, str]:
     """(the effect, its interval or why there is none)."""
     if c["effect"] is None or not math.isfinite(c["effect"]):  # no seed, or a run diverged
         return EMPTY, c["ci_reason"] or EMPTY
-    pct = c["unit"].startswith("relative")
-    fmt = (lambda x: f"{100 * x:+.1f} %") if pct else (lambda x: f"{x:+.2f} pts")  # noqa: E731
+    fmt = lambda x: _amount(x, c["unit"])  # noqa: E731
     # a gain is a difference with its sign turned: said, since a claim may show both ("better",
     # "by under 15 %"), the one effect with two signs
     named = " gain" if c["unit"] == "relative gain" else ""
     return fmt(c["effect"]) + named, f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
+
+
+def _amount(x: float, unit: str) -> str:
+    """An effect as the report writes it: a relative one in %, a difference of accuracy in points."""
+    return f"{100 * x:+.1f} %" if unit.startswith("relative") else f"{x:+.2f} pts"
 
 
 def _family(judged: list[dict]) -> str:
@@ -111,7 +115,7 @@ def _claim_rows(claims: list[dict]) -> list[list[str]]:
 def _ablation_effect(a: dict, figure: str) -> str:
     """An ablation's change with its interval; below MIN_SEEDS seeds, marked as no verdict, as a
     claim would be, even where the interval happens to exclude 0."""
-    text = " ".join(_effect({**a[figure], "unit": "relative"}))
+    text = " ".join(_effect({"unit": "relative", **a[figure]}))
     if 1 < a["seeds"] < MIN_SEEDS:
         return text + f" ({a['seeds']} seeds: no verdict)"
     return text + (f": {a[figure]['verdict']}" if a[figure].get("verdict") in ("lower", "higher") else "")
@@ -199,6 +203,14 @@ def tables(results: dict) -> list[Table]:
                       " → ".join(dict.fromkeys(str(epochs[n]) for n in (a["baseline"], a["variant"]))),
                       _f(a["val_mse"]["baseline"]), _f(a["val_mse"]["variant"]),
                       _ablation_effect(a, "val_mse"), _ablation_effect(a, "test_mse")] for a in results["ablation"]]))
+    if lines := classifier_lines(results.get("ablation", [])):
+        out.append(("ablation-classifiers", "Ablation: what each change of encoder does to the classifiers' "
+                    "accuracy (" + _family([a[f] for a in lines for f in ("val_acc", "test_acc")]) + ")",
+                    ["change", "baseline → variant", "strategy", "seeds", "val accuracy, baseline, %",
+                     "val accuracy, variant, %", "val accuracy change [CI]", "test accuracy change [CI]"],
+                    [[a["change"], f"{a['baseline']} → {a['variant']}", a["strategy"], str(a["seeds"]),
+                      _f(a["val_acc"]["baseline"], 2, True), _f(a["val_acc"]["variant"], 2, True),
+                      _ablation_effect(a, "val_acc"), _ablation_effect(a, "test_acc")] for a in lines]))
     explored = [(a["name"], a["explore"]) for a in results["autoencoders"] if a.get("explore")]
     if explored:
         out.append(("latent", "Latent space: the frozen latent as a feature (test set)",
@@ -225,36 +237,56 @@ def differs_text(differs: dict) -> str:
                      for k, (b, v) in sorted(differs.items())) or EMPTY
 
 
-def _ablation_summary(ablation: list[dict]) -> str:
-    """Which changes of the ablation move the validation MSE at 95 % confidence, and which way."""
+def classifier_lines(ablation: list[dict]) -> list[dict]:
+    """The ablation's changes of classifier accuracy, a line per change and strategy, shaped as
+    an ablation line (its figures ``val_acc`` and ``test_acc``)."""
+    return [{"change": a["change"], "baseline": a["baseline"], "variant": a["variant"], "strategy": strategy,
+             "seeds": len(figures["val_acc"]["values"]), **figures}
+            for a in ablation for strategy, figures in a.get("classifiers", {}).items()]
+
+
+def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
+    """Which changes of the ablation move the validation figure (MSE, or for its classifier
+    lines accuracy) at 95 % confidence, and which way."""
+    mse = figure == "val_mse"
+    quantity = "the validation MSE" if mse else "the classifiers' validation accuracy"
+    changes = "changes" if mse else "classifier comparisons"
     seeds = min(a["seeds"] for a in ablation)
     if seeds < MIN_SEEDS:
-        return (f"With {_count(seeds, 'seed')} the ablation gives no verdict (that takes {MIN_SEEDS}: "
-                f"--seeds {MIN_SEEDS}); its table gives each change" + (" with its interval." if seeds > 1 else "."))
+        whose = "the ablation gives" if mse else "the ablation's classifier comparisons give"
+        return (f"With {_count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS}: --seeds {MIN_SEEDS}); "
+                f"{'its' if mse else 'their'} table gives each " + ("change" if mse else "comparison")
+                + (" with its interval." if seeds > 1 else "."))
+
+    def name(a: dict) -> str:
+        return f"“{a['change']}”" + (f" on {a['strategy']}" if "strategy" in a else "")
+
+    def effect(a: dict) -> str:
+        return _amount(a[figure]["effect"], a[figure].get("unit", "relative"))
 
     def said(a: dict) -> str:
-        return f"“{a['change']}”, {100 * a['val_mse']['effect']:+.1f} %"
-    diverged = [f"“{a['change']}”" for a in ablation if not math.isfinite(a["val_mse"]["effect"])]
+        return f"{name(a)}, {effect(a)}"
+    diverged = [name(a) for a in ablation if not math.isfinite(a[figure]["effect"])]
     note = f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else ""
-    judged = [a for a in ablation if math.isfinite(a["val_mse"]["effect"])]
-    by = {v: [a for a in judged if a["val_mse"].get("verdict") == v] for v in ("lower", "higher")}
+    judged = [a for a in ablation if math.isfinite(a[figure]["effect"])]
+    by = {v: [a for a in judged if a[figure].get("verdict") == v] for v in ("lower", "higher")}
     rest = len(judged) - len(by["lower"]) - len(by["higher"])
     if not judged:
         return note.strip()
     if len(judged) == 1:
         a = judged[0]
-        verb = {"lower": "lowers", "higher": "raises"}.get(a["val_mse"].get("verdict"))
-        return (f"The ablation's change “{a['change']}” ({100 * a['val_mse']['effect']:+.1f} %) "
-                + (f"{verb} the validation MSE at 95 % confidence." if verb else
-                   "moves the validation MSE by less than its interval can tell.") + note)
+        verb = {"lower": "lowers", "higher": "raises"}.get(a[figure].get("verdict"))
+        return (f"The ablation's change {name(a)} ({effect(a)}) "
+                + (f"{verb} {quantity} at 95 % confidence." if verb else
+                   f"moves {quantity} by less than its interval can tell.") + note)
     phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at 95 % confidence ({'; '.join(map(said, by[v]))})"
                for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
     if rest and phrases:
         phrases.append(f"{rest} {'moves' if rest == 1 else 'move'} {{it}} by less than the intervals can tell")
     elif rest:
         phrases.append("none moves {it} at 95 % confidence")
-    phrases = [p.format(it="the validation MSE" if k == 0 else "it") for k, p in enumerate(phrases)]
-    return (f"Of the ablation's {len(judged)} changes" + (" with a figure on every seed" if diverged else "") + ", "
+    phrases = [p.format(it=quantity if k == 0 else "it") for k, p in enumerate(phrases)]
+    return (f"Of the ablation's {len(judged)} {changes}" + (" with a figure on every seed" if diverged else "") + ", "
             + "; ".join(phrases) + "." + note)
 
 
@@ -313,6 +345,8 @@ def summary(results: dict) -> list[str]:
                                                   "differences are real."))
     if results.get("ablation"):
         s.append(_ablation_summary(results["ablation"]))
+    if lines := classifier_lines(results.get("ablation", [])):
+        s.append(_ablation_summary(lines, "val_acc"))
     claims = results["claims"]
     own = sum(not c.get("derived") for c in claims)  # "512 balances" only restates two others
     if claims and n < MIN_SEEDS:
@@ -377,6 +411,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
 SECTIONS = {"overview": "Overview", "about": "About this study", "claims": "Claims",
             "autoencoders": "Autoencoders", "classifiers": "Classifiers", "baselines": "Baselines",
             "latent": "Latent space", "per-class": "Per-class accuracy", "ablation": "Ablation",
+            "ablation-classifiers": "Ablation: classifiers",
             "targets": "Targets", "figures": "Figures", "provenance": "Provenance"}
 NOTES = {  # under the table they explain
     "claims": f"A verdict needs at least {MIN_SEEDS} seeds and an interval wholly on one side of the claim's "
@@ -406,6 +441,13 @@ NOTES = {  # under the table they explain
                 "only with at "
                 f"least {MIN_SEEDS} seeds and an interval wholly on one side of 0, and the change then says "
                 "“lower” or “higher”. Epochs are shown as baseline → variant where they differ.",
+    "ablation-classifiers": "Each line is a change of the ablation whose two autoencoders both had a classifier "
+                            "trained with the strategy: the variant's encoder's accuracy minus the baseline's, "
+                            "in percentage points, paired by seed, with its t-interval over the seeds; the "
+                            "table's intervals are simultaneous, a family of their own. As for the MSE, a "
+                            f"difference is real only with at least {MIN_SEEDS} seeds and an interval wholly on "
+                            "one side of 0 (“higher” or “lower”). The scratch strategy takes only the encoder's "
+                            "architecture, so its line measures the architecture without the pre-training.",
 }
 
 

@@ -24,8 +24,6 @@ from .study import Study
 from .studyfolder import StudyFolder
 
 RESULTS_FORMAT = 3  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged
-# an ablation's change of MSE, judged as the claim "the variant's MSE is lower" would be
-ABLATION_VERDICTS = {"confirmed": "lower", "refuted": "higher", "inconclusive": "not shown"}
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -197,7 +195,7 @@ def collect_results(out: str | Path) -> dict:
     claims = assess_claims(results) if fashion else []
     # a study of other models than the source's tests none of its claims: then none is listed
     results["claims"] = claims if any(c["verdict"] != "not tested" for c in claims) else []
-    results["ablation"] = ablation(study, autoencoders)
+    results["ablation"] = ablation(study, autoencoders, classifiers)
     results["targets"] = reached_targets(study, folder, plan)
     timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
     if timing:
@@ -235,12 +233,14 @@ def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -
     return rows
 
 
-def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
+def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) -> list[dict]:
     """Each comparison of the study's ablation: the relative change of validation and test MSE
     from baseline to variant, paired by seed number, with its t-interval (on the log scale, as
-    the claims'); the table's intervals hold all at once with 95 % confidence (Bonferroni over
-    them, as for the claims)."""
-    from .claims import center, ci_level, interval, judged_together, relative_change, test
+    the claims'); and where the classifier stage trained a strategy on both encoders, the change
+    of its accuracy, in points. The MSE changes are one family, the accuracy changes another: the
+    intervals of each hold all at once with 95 % confidence (Bonferroni over them, as for the
+    claims)."""
+    from .claims import center, points_change, relative_change
     by_name = {a["name"]: a for a in autoencoders}
     specs = {a.name: a.trained_with() for a in study.autoencoders}
     rows = []
@@ -255,18 +255,36 @@ def ablation(study: Study, autoencoders: list[dict]) -> list[dict]:
         for figure in ("val_mse", "test_mse"):
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,
-                           "effect": center(effects, "relative")}  # a study's runs share its seeds
+                           "effect": center(effects, "relative"), "unit": "relative"}  # a study's runs share its seeds
+        row["classifiers"] = {}  # strategy -> its accuracy figures, on the variant's encoder against the baseline's
+        for strategy in dict.fromkeys(k["strategy"] for k in classifiers):
+            on = {k["encoder"]: k for k in classifiers if k["strategy"] == strategy}
+            if c.baseline not in on or c.variant not in on:
+                continue
+            row["classifiers"][strategy] = figures = {}
+            for figure in ("val_acc", "test_acc"):
+                effects = points_change(on[c.variant], on[c.baseline], figure)
+                figures[figure] = {"baseline": on[c.baseline][figure], "variant": on[c.variant][figure],
+                                   "values": effects, "effect": center(effects, "points"), "unit": "points"}
         rows.append(row)
-    m = judged_together([row[f]["values"] for row in rows for f in ("val_mse", "test_mse")])
-    for row in rows:
-        for figure in ("val_mse", "test_mse"):
-            f = row[figure]
-            f["ci"], f["ci_reason"] = interval(f["values"], m, "relative")
-            f["intervals"], f["ci_level"] = m, ci_level(m)
-            # as a claim "the variant's MSE is lower" would be judged: enough seeds, the interval off 0
-            verdict, _ = test(f["values"], 0.0, above=False, intervals=m, unit="relative")
-            f["verdict"] = ABLATION_VERDICTS[verdict]
+    judge_family([row[f] for row in rows for f in ("val_mse", "test_mse")], lower=True)
+    judge_family([s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")],
+                 lower=False)
     return rows
+
+
+def judge_family(figures: list[dict], lower: bool) -> None:
+    """Give each change its simultaneous interval, and its verdict as a claim that the variant's
+    figure is lower (``lower``: an MSE) or higher (an accuracy) would be judged: enough seeds,
+    the interval off 0. ``verdict``: the side the interval shows, or "not shown"."""
+    from .claims import ci_level, interval, judged_together, test
+    m = judged_together([f["values"] for f in figures])
+    claimed, opposite = ("lower", "higher") if lower else ("higher", "lower")
+    for f in figures:
+        f["ci"], f["ci_reason"] = interval(f["values"], m, f["unit"])
+        f["intervals"], f["ci_level"] = m, ci_level(m)
+        verdict, _ = test(f["values"], 0.0, above=not lower, intervals=m, unit=f["unit"])
+        f["verdict"] = {"confirmed": claimed, "refuted": opposite}.get(verdict, "not shown")
 
 
 def encoder_of(results: dict, classifier: dict) -> dict | None:

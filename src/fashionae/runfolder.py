@@ -186,12 +186,24 @@ class RunFolder:
             raise UserError(f"{name} {'is a file' if self.path.exists() else 'does not exist'}; "
                             "give a fashionae run folder")
         if not self.is_run():
+            if (self / self.MODEL).is_file() or self.is_complete():
+                raise UserError(f"{name} holds a run's files but not its {self.CONFIG}: it was deleted or moved; "
+                                "put it back")
             raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG}); give a folder that "
                             "train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
+        self.refuse_lost_summary()
         if finished and not self.is_complete():
             raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
                             "command again to resume it")
         return self
+
+    def refuse_lost_summary(self) -> None:
+        """A trained model with neither summary.json nor a checkpoint: its summary was deleted,
+        and training it again would overwrite the model, so it is refused."""
+        if not self.is_complete() and (self / self.MODEL).is_file() and not (self / self.CHECKPOINT).is_file():
+            raise UserError(f"{self.path} holds a trained model but neither its {self.SUMMARY} nor a checkpoint to "
+                            f"resume from: {self.SUMMARY} was deleted or moved; put it back, or delete the folder "
+                            "to train the run again")
 
     def state_for(self, cfg: RunConfig) -> str:
         """Whether this folder can hold ``cfg``'s run: 'new', 'resume' or 'complete'. Refuses
@@ -222,6 +234,7 @@ class RunFolder:
         model file is gone, or whose files are damaged, is refused before anything trains: it
         can be neither kept nor resumed."""
         if not self.is_complete():
+            self.refuse_lost_summary()
             return "resume"
         if not (self / self.MODEL).is_file():
             raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; delete the folder "

@@ -60,7 +60,7 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
            "cpu": cpu["model_name"], "isa": cpu["isa"], "isa_caps": cpu["isa_caps"], "host": platform.node(),
            "platform": platform.platform(),
            "git_commit": git_commit(), "processes": dist.world,
-           "executor": os.environ.get("FASHIONAE_EXECUTOR", "local")}
+           "executor": executor_name()}
     if cfg.device == "cpu":
         env["cpu_kernels"] = kernels.available()  # the speed; in bf16 inference, maybe a last bit (kernels.py)
     if cfg.device == "cuda":
@@ -119,6 +119,17 @@ def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn
 
 
 RESUMING = "resuming from its last finished epoch"  # what a resumed run says first
+EXECUTOR_ENV = "FASHIONAE_EXECUTOR"  # set by an executor ("ray") in the processes that train its runs
+
+
+def executor_name() -> str:
+    """The executor this process trains runs for (recorded in each run's environment)."""
+    return os.environ.get(EXECUTOR_ENV, "local")
+
+
+def epoch_prefix(label: str) -> str:
+    """How a run's line for each finished epoch begins."""
+    return f"{label} epoch "
 DATA_DECIDED = ("model.image_size", "model.num_classes", "dataset", "dataset_sha256")  # keys of RunConfig.identity
 
 
@@ -233,7 +244,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if state == "resume" and checkpoint.exists():
             log(f"{label}: {RESUMING}")
             if started_on and started_on != torch.get_num_threads():
-                same = (f"--cpus-per-run {started_on}" if os.environ.get("FASHIONAE_EXECUTOR") == "ray"
+                same = (f"--cpus-per-run {started_on}" if executor_name() == "ray"
                         else f"OMP_NUM_THREADS={started_on}")
                 log(f"{label}: it started on {started_on} threads and resumes on {torch.get_num_threads()}, which "
                     "sum in another order: its result will differ from an uninterrupted run's about as much as "
@@ -253,7 +264,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                 acc = f"  val_acc {row['val_acc']:.4f}" if "val_acc" in row else ""
                 note = on_epoch(row) if on_epoch else None
                 note = f"  [{note}]" if note else ""
-                log(f"{label} epoch {row['epoch']}/{t.epochs}: train {row['train_loss']:.5f}  "
+                log(f"{epoch_prefix(label)}{row['epoch']}/{t.epochs}: train {row['train_loss']:.5f}  "
                     f"train(eval) {row['train_eval_loss']:.5f}  val {row['val_loss']:.5f}{acc}  "
                     f"{row['seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s{note}")
             callbacks.append(write_and_log)
