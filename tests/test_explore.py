@@ -73,6 +73,11 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     assert capsys.readouterr().err == (f"fashionae: error: --out {mine} already holds interpolation.png, not written "
                                        "by fashionae explore; nothing was written: choose another --out\n")
     assert (mine / "interpolation.png").read_text() == "my picture" and len(list(mine.iterdir())) == 1
+    (mine / "interpolation.png").unlink()
+    (mine / "explore.json").write_text("[1, 2]")  # the user's, under explore's name: no JSON object of ours
+    assert main(["explore", str(tmp_path / "moved"), "--out", str(mine), "--no-tsne"]) == 2
+    assert "already holds explore.json, not written by fashionae explore" in capsys.readouterr().err
+    assert (mine / "explore.json").read_text() == "[1, 2]"
 
 
 def test_a_collapsed_encoder_gets_scores_and_no_maps(tiny, tmp_path, monkeypatch):

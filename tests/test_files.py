@@ -132,6 +132,23 @@ def test_only_fashionaes_own_files_are_leftovers(tmp_path):
         assert (tmp_path / "runs" / "a" / ".fig.png.abcd1234.tmp").exists()
 
 
+def test_a_subfolder_the_lock_may_not_read_is_left_alone(tmp_path, monkeypatch):
+    """A folder of the user's in a study folder that we may not read (chmod 000, another user's)
+    stops neither the lock nor the tidying of the rest."""
+    from pathlib import Path
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / ".fig.png.abcd1234.tmp").write_text("half")
+    iterdir = Path.iterdir
+
+    def refused(path):
+        if path.name == "theirs":
+            raise PermissionError(13, "Permission denied", str(path))
+        return iterdir(path)
+    monkeypatch.setattr(Path, "iterdir", refused)
+    with FolderLock(tmp_path, tidy=True):
+        assert not (tmp_path / ".fig.png.abcd1234.tmp").exists()
+
+
 def test_a_folder_the_lock_made_and_nothing_filled_goes_with_it(tmp_path):
     new = tmp_path / "runs" / "new"
     FolderLock(new).acquire().release()  # a command that failed before its first file

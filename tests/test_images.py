@@ -346,3 +346,35 @@ def test_a_photo_s_noise_light_dust_or_frame_does_not_stop_the_trim(tmp_path, fl
     assert want.caveats == got.caveats == ()
     assert (got.pixels - want.pixels).abs().mean() < 0.02  # off by the noise, not by the object's place
 
+
+
+def test_a_line_one_pixel_wide_is_the_object_not_noise(tmp_path):
+    """A sketch's thin line is kept by the trim (a speck alone would not be): the prepared
+    object spans the line's whole length, not only the filled square on it."""
+    im = Image.new("L", (300, 300), 255)
+    draw = ImageDraw.Draw(im)
+    draw.line((50, 40, 250, 260), fill=0, width=1)
+    draw.rectangle((120, 120, 160, 160), fill=0)
+    im.save(tmp_path / "sketch.png")
+    picture = read_picture(tmp_path / "sketch.png")
+    rows = np.where(picture.pixels[0].max(1).values > 0.1)[0]
+    assert picture.caveats == () and (rows[0], rows[-1]) == (0, 27)
+    Image.new("L", (100, 100), 255).save(tmp_path / "dot.png")
+    dot = Image.open(tmp_path / "dot.png")
+    dot.putpixel((0, 0), 0)
+    dot.save(tmp_path / "dot.png")  # a white page with one dark speck in a corner: blank
+    assert read_picture(tmp_path / "dot.png").caveats == ("blank or nearly so once prepared: the answer says nothing",)
+
+
+def test_a_light_garment_touching_an_edge_is_not_taken_for_background(tmp_path):
+    """A light shirt on a lighter background, cut by the picture's bottom edge: its pixels on the
+    border do not raise the tolerance for background (a median, not a percentile, of how far the
+    border strays), so the trim keeps the shirt, not only the dark logo on it."""
+    im = Image.new("RGB", (400, 400), (250, 250, 250))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((100, 150, 300, 399), fill=(222, 222, 222))
+    draw.rectangle((180, 200, 220, 240), fill=(30, 30, 30))
+    im.save(tmp_path / "shirt.png")
+    picture = read_picture(tmp_path / "shirt.png")
+    logo = (picture.pixels > 0.5).float().mean()  # negated, the logo is the light part
+    assert picture.caveats == () and 0 < logo < 0.1  # not the logo alone, blown up to fill the frame

@@ -431,6 +431,7 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path, monkeypatch):
     page = (out / "report.html").read_text()
     assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page
     assert "what each change of encoder does to the classifiers&#x27; accuracy" in page
+    assert "overview_ablation_classifiers.png" in page
     assert "the ablation&#x27;s classifier comparisons give no verdict" in page
 
     # an edited explore.json is named by the report and computed again by the study
@@ -643,8 +644,8 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     strategy on one of the two only, or another line's encoders, gets none."""
     from types import SimpleNamespace
     from fashionae.claims import interval
-    from fashionae.report import _ablation_effect, _ablation_summary, classifier_lines
-    from fashionae.results import ablation, stats
+    from fashionae.report import _ablation_effect, _ablation_summary
+    from fashionae.results import ablation, classifier_lines, stats
 
     def ae(name):
         return {"name": name, "seeds": [0, 1, 2], "epochs": 2, "val_mse": stats([0.01, 0.02, 0.03]),
@@ -665,7 +666,8 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     fine, scratch = rows[0]["classifiers"]["finetune"]["val_acc"], rows[0]["classifiers"]["scratch"]["val_acc"]
     assert fine["values"] == pytest.approx([2.1, 2.0, 1.5]) and fine["unit"] == "points"
     assert scratch["values"] == pytest.approx([-0.1, 0.2, 0.1]) and fine["effect"] == pytest.approx(5.6 / 3)
-    # four accuracy intervals (2 strategies x val, test): a family apart from the MSE's
+    # the accuracy intervals, a family apart from the MSE's: 2 strategies x (val, test), counted once
+    # where val and test give the same effects (as here: ``judged_together``), so 2
     assert fine["intervals"] == 2 and fine["ci"] == pytest.approx(interval(fine["values"], 2)[0])
     assert rows[0]["val_mse"]["intervals"] == 1  # the same MSE on both: no interval, so a family of one
     assert (fine["verdict"], scratch["verdict"]) == ("higher", "not shown")
@@ -674,7 +676,8 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     lo, hi = fine["ci"]
     assert _ablation_effect(lines[0], "val_acc") == f"+1.87 pts [{lo:+.2f} pts, {hi:+.2f} pts]: higher"
     assert _ablation_summary(lines, "val_acc") == (
-        "Of the ablation's 2 classifier comparisons, 1 raises the classifiers' validation accuracy at 95 % "
+        "Of the ablation's 2 classifier comparisons (their intervals a family of their own, apart from the MSE's), "
+        "1 raises the classifiers' validation accuracy at 95 % "
         "confidence (“no dropout” on finetune, +1.87 pts); 1 moves it by less than the intervals can tell.")
     assert _ablation_summary(lines[:1], "val_acc") == (
         "The ablation's change “no dropout” on finetune (+1.87 pts) raises the classifiers' validation accuracy at "
@@ -685,7 +688,7 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     """Change one autoencoder's setting after a study ran: its folders, and the classifiers
     trained on them, are named together, before anything trains, by `--plan` too (which lists
     them as 'changed'); once the autoencoders alone are deleted, their classifiers are still
-    refused (their encoder is to be trained again), never kept beside a new encoder."""
+    refused (their own settings follow the encoder's), never kept beside a new encoder."""
     body = ('seeds = 2\n' + TINY_TRAIN +
             '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n{change}'
             '[[autoencoders]]\nname = "b"\narch = "conv"\n'
@@ -716,7 +719,7 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     for seed in (0, 1):
         shutil.rmtree(runs / f"ae-a-seed{seed}")
     assert main(["study", str(changed), *common]) == 2
-    assert "clf-finetune-seed0 (trained on an earlier ae-a-seed0)" in capsys.readouterr().err
+    assert "clf-finetune-seed0 (model.dropout: 0.2 there, 0.1 now)" in capsys.readouterr().err
     assert {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()} == {
         k: v for k, v in kept.items() if k.startswith(("ae-b", "clf"))}  # nothing trained meanwhile
     for seed in (0, 1):
@@ -730,6 +733,36 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     assert main(["study", str(changed), *common]) == 0
     assert (runs / "ae-b-seed0" / "model.safetensors").read_bytes() == kept["ae-b-seed0"]
     assert json.loads((runs / "ae-a-seed0" / "config.json").read_text())["model"]["dropout"] == 0.1
+
+
+def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_comes_out_the_same(
+        data_dir, tmp_path, capsys):
+    """An autoencoder folder deleted (damaged, say) is trained again; its classifiers are kept
+    meanwhile and judged by the digest of the new encoder once it is trained: the same settings
+    on the same threads give the same bits, and they stay; an encoder that comes out otherwise
+    (here: another learning rate, which is no setting of the classifier's own) has them refused
+    before the report, the new encoder kept."""
+    body = (TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n{train}'
+            '[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    study = write(tmp_path, body.format(train=""))
+    assert main(["study", str(study), *common]) == 0
+    runs = out / "runs"
+    kept = {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()}
+    shutil.rmtree(runs / "ae-a-seed0")
+    capsys.readouterr()
+    assert main(["study", str(study), *common]) == 0
+    assert {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()} == kept
+    assert "clf-finetune seed 0: done" not in capsys.readouterr().err  # kept, not trained again
+
+    shutil.rmtree(runs / "ae-a-seed0")
+    assert main(["study", str(write(tmp_path, body.format(train="train = { lr = 3e-3 }\n"))), *common]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        "clf-finetune-seed0 (trained on an earlier ae-a-seed0); delete it and run the study again (its other "
+        "finished runs are kept), or choose another --out\n")
+    assert (runs / "ae-a-seed0" / "summary.json").is_file()  # the new encoder is kept
+    assert (runs / "clf-finetune-seed0" / "model.safetensors").read_bytes() == kept["clf-finetune-seed0"]
 
 
 def test_a_second_encoder_names_the_classifier_folders_to_rename(data_dir, tmp_path, capsys):

@@ -42,12 +42,6 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
         code = command()
         sys.stdout.flush()  # here, so that a reader gone away shows below and not at exit
         return code
-    except BrokenPipeError as e:
-        if not _stdout_gone():
-            return _internal_error(e, debug)
-        # the reader of our output went away (`... | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
-        return 1
     except UserError as e:
         if debug:
             traceback.print_exc()
@@ -55,20 +49,27 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
         return e.exit_code
     except KeyboardInterrupt as e:
         return _stopped(isinstance(e, Terminated), resumable)
-    except OSError as e:
-        if e.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
-            return _internal_error(e, debug)
+    except Exception as e:
+        if signal.SIGTERM in _signals:  # a library's failure once the stop reached its processes (Ray's)
+            return _stopped(True, resumable)
+        return _failed(e, debug)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
+
+
+def _failed(e: Exception, debug: bool) -> int:
+    """The exit status of a command that failed with ``e`` (no UserError), said in one line."""
+    if isinstance(e, BrokenPipeError) and _stdout_gone():
+        # the reader of our output went away (`... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 1
+    if isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
         name = str(e.filename or "")
         name = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
         print(f"fashionae: error: cannot use the path{name}: {e.strerror}; give another path", file=sys.stderr)
         return UserError.exit_code
-    except Exception as e:  # a bug in fashionae, or a machine too small for the settings
-        if signal.SIGTERM in _signals:  # or a library's failure once the stop reached its processes (Ray's)
-            return _stopped(True, resumable)
-        return _internal_error(e, debug)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
+    return _internal_error(e, debug)  # a bug in fashionae, or a machine too small for the settings
 
 
 def exit_process(code: int) -> NoReturn:

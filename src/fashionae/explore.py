@@ -133,7 +133,8 @@ def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:
             raise UserError(f"--out {out} holds the latent space of another model ({before.get('run')}, or a run "
                             "trained again since); choose another --out, or delete it to map this run")
         return
-    taken = [name for name in (*map(map_file, MAP_NAMES), INTERPOLATION) if (out / name).exists()]
+    # (an explore.json fashionae cannot read is not its own: it writes whole files only)
+    taken = [name for name in (folder.EXPLORE_JSON, *map(map_file, MAP_NAMES), INTERPOLATION) if (out / name).exists()]
     if taken:
         raise UserError(f"--out {out} already holds {', '.join(taken)}, not written by fashionae explore; "
                         "nothing was written: choose another --out")

@@ -13,7 +13,7 @@ from .claims import FAMILY_CONFIDENCE
 from .explore import FIGURE_CAPTIONS
 from .files import atomic_write
 from .reference import author_curves, for_classifier, reference_model
-from .results import classes_of, encoder_of
+from .results import classes_of, classifier_lines, encoder_of
 from .runfolder import CONTROL
 from .studyfolder import StudyFolder
 
@@ -70,6 +70,14 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                     "MSE: the relative change, paired by seed, averaged and given its t-interval on the log scale (the table's "
                     f"intervals hold all at once with {FAMILY_CONFIDENCE * 100:.0f} % confidence); left of the dashed line the variant "
                     "reconstructs better."))
+    if lines := classifier_lines(results.get("ablation", [])):
+        plots.effects("Ablation: change of classifier accuracy", [(f"{a['change']} ({a['strategy']})",
+                      a["val_acc"]["effect"], a["val_acc"]["ci"]) for a in lines],
+                      "change of validation accuracy, points", figs / "overview_ablation_classifiers.png", scale=1)
+        out.append(("overview", "overview_ablation_classifiers.png", "What each change of encoder does to the "
+                    "validation accuracy of the classifiers trained on both: the difference in points, paired by seed, "
+                    f"with its t-interval (the table's intervals hold all at once with {FAMILY_CONFIDENCE * 100:.0f} % "
+                    "confidence); right of the dashed line the variant's encoder classifies better."))
 
     for i, ae in enumerate(aes, 1):
         name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(reference_model(ae))

@@ -183,11 +183,14 @@ class FolderLock:
         """Remove what writes stopped midway left in ``folder`` and its subfolders (a study's
         figures/, a run's explore/), but for those that hold a lock of their own (a study's runs:
         each tidied when it is locked)."""
-        for p in folder.iterdir():
-            if p.is_dir() and not p.is_symlink() and not (p / self.path.name).exists():
-                self._tidy(p)
-            elif p != self.path and is_leftover(p) and p.is_file():
-                p.unlink(missing_ok=True)
+        try:
+            for p in folder.iterdir():
+                if p.is_dir() and not p.is_symlink() and not (p / self.path.name).exists():
+                    self._tidy(p)
+                elif p != self.path and is_leftover(p) and p.is_file():
+                    p.unlink(missing_ok=True)
+        except OSError:  # a subfolder we may not read (the user's): nothing of ours to tidy there
+            pass
 
     def _take(self, deadline: float) -> int | None:
         """The lock file's descriptor, locked; None if the file (or its folder) was removed as

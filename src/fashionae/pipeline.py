@@ -19,7 +19,8 @@ from .plan import PlannedRun, ae_run_name, check_plan, duration, make_plan, run_
 from .report import write_report
 from .results import collect_results
 from .runs import Log, stderr
-from .study import BEST, Study
+from .settings import CLASSIFIER
+from .study import Study
 from .studyfolder import StudyFolder
 from .tracking import log_finished_run
 
@@ -66,9 +67,9 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         t0 = time.perf_counter()
         (executor or run_local)(plan, states, study, folder.path, data, n_train, log)
         stage_seconds["runs"] = time.perf_counter() - t0
-        best = [r for r in plan if r.encoder == BEST]
-        if best:  # judged now that every encoder they compare is trained
-            check_plan(best, study, folder, data)
+        # judged now that every encoder is trained: a "best" classifier's choice, and the digest of
+        # an encoder trained again under a classifier kept (``plan_states``)
+        check_plan([r for r in plan if r.kind == CLASSIFIER], study, folder, data)
 
         if study.explore.autoencoders:
             t0 = time.perf_counter()

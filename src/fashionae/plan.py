@@ -145,9 +145,16 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         if run.kind == CLASSIFIER:
             trained_on = Path(run_folder.config().encoder_run or "").name
             own = [trained_on] if run.encoder == BEST else list(run.needs)
-            redone = [n for n in own if n in why or n in unfinished or n not in run.needs]
+            # an encoder whose folder is gone (deleted, damaged) is trained again; the same settings
+            # on the same threads give the same bits, which its classifier's digest then shows
+            gone = [n for n in own if n in unfinished and n not in why and not folder.run(n).is_run()]
+            redone = [n for n in own if n in why or (n in unfinished and n not in gone) or n not in run.needs]
             if redone:
                 reason = f"trained on an earlier {', '.join(redone)}"
+            elif gone:  # its own settings judged now, its encoder's digest once the encoder is trained again
+                deferred = True
+                if diffs := run_folder.differences(cfg, ignore=("encoder_sha256",)):
+                    reason = "; ".join(diffs[:3])
             elif unfinished:  # "best", its encoder sound: judged when the others are finished
                 deferred = True
             elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:

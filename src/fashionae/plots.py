@@ -151,14 +151,16 @@ def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int,
     save(fig, path)
 
 
-def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabel: str, path: Path) -> None:
-    """Relative changes as points with their confidence intervals (a forest plot), one row each,
-    the first at the top; zero (no change) as a vertical line."""
+def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabel: str, path: Path,
+            scale: float = 100) -> None:
+    """Changes as points with their confidence intervals (a forest plot), one row each, the
+    first at the top, times ``scale`` (100: relative changes in %); zero (no change) as a
+    vertical line."""
     fig, ax = plt().subplots(figsize=(5, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     for yi, (_, mean, ci) in zip(y, rows):
         err = [[mean - ci[0]], [ci[1] - mean]] if ci else None
-        ax.errorbar([mean * 100], [yi], xerr=None if err is None else np.array(err) * 100, fmt="o",
+        ax.errorbar([mean * scale], [yi], xerr=None if err is None else np.array(err) * scale, fmt="o",
                     color="tab:blue", ms=5, capsize=3)
     ax.axvline(0, color="tab:gray", lw=0.8, ls="--")
     ax.set_yticks(y, [label for label, _, _ in rows])

@@ -23,7 +23,7 @@ from .figures import FIGURE_GROUPS, Figure, draw_figures
 from .files import atomic_write
 from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
-from .results import classes_of, confusion_text, encoder_of
+from .results import classes_of, classifier_lines, confusion_text, encoder_of
 from .runfolder import CONTROL
 from .runs import sessions_of
 from .studyfolder import StudyFolder
@@ -237,14 +237,6 @@ def differs_text(differs: dict) -> str:
                      for k, (b, v) in sorted(differs.items())) or EMPTY
 
 
-def classifier_lines(ablation: list[dict]) -> list[dict]:
-    """The ablation's changes of classifier accuracy, a line per change and strategy, shaped as
-    an ablation line (its figures ``val_acc`` and ``test_acc``)."""
-    return [{"change": a["change"], "baseline": a["baseline"], "variant": a["variant"], "strategy": strategy,
-             "seeds": len(figures["val_acc"]["values"]), **figures}
-            for a in ablation for strategy, figures in a.get("classifiers", {}).items()]
-
-
 def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
     """Which changes of the ablation move the validation figure (MSE, or for its classifier
     lines accuracy) at 95 % confidence, and which way."""
@@ -286,7 +278,9 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
     elif rest:
         phrases.append("none moves {it} at 95 % confidence")
     phrases = [p.format(it=quantity if k == 0 else "it") for k, p in enumerate(phrases)]
-    return (f"Of the ablation's {len(judged)} {changes}" + (" with a figure on every seed" if diverged else "") + ", "
+    family = "" if mse else " (their intervals a family of their own, apart from the MSE's)"
+    return (f"Of the ablation's {len(judged)} {changes}" + (" with a figure on every seed" if diverged else "")
+            + family + ", "
             + "; ".join(phrases) + "." + note)
 
 

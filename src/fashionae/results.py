@@ -23,7 +23,8 @@ from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 
-RESULTS_FORMAT = 3  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged
+RESULTS_FORMAT = 4  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+# 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit"
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -285,6 +286,14 @@ def judge_family(figures: list[dict], lower: bool) -> None:
         f["intervals"], f["ci_level"] = m, ci_level(m)
         verdict, _ = test(f["values"], 0.0, above=not lower, intervals=m, unit=f["unit"])
         f["verdict"] = {"confirmed": claimed, "refuted": opposite}.get(verdict, "not shown")
+
+
+def classifier_lines(ablation: list[dict]) -> list[dict]:
+    """The ablation's changes of classifier accuracy, a line per change and strategy, shaped as
+    an ablation line (its figures ``val_acc`` and ``test_acc``)."""
+    return [{"change": a["change"], "baseline": a["baseline"], "variant": a["variant"], "strategy": strategy,
+             "seeds": len(figures["val_acc"]["values"]), **figures}
+            for a in ablation for strategy, figures in a.get("classifiers", {}).items()]
 
 
 def encoder_of(results: dict, classifier: dict) -> dict | None:
