@@ -92,10 +92,10 @@ def test_checksum_mismatch_is_reported(tmp_path):
                                                  "train-labels-idx1-ubyte has 49 labels"),
     ("t10k-labels-idx1-ubyte", torch.zeros(19), "t10k-images-idx3-ubyte has 20 images but "
                                                 "t10k-labels-idx1-ubyte has 19 labels"),
-    ("train-labels-idx1-ubyte", torch.full((50,), 10), "train-labels-idx1-ubyte holds labels above 9; the "
-                                                       "dataset has 10 classes, numbered from 0 (labels from 1: subtract 1)"),
-    ("t10k-labels-idx1-ubyte", torch.full((20,), 10), "t10k-labels-idx1-ubyte holds labels above 9; the "
-                                                      "dataset has 10 classes, numbered from 0 (labels from 1: subtract 1)"),
+    ("train-labels-idx1-ubyte", torch.full((50,), 10), "train-labels-idx1-ubyte holds labels up to 10, but the "
+                                                       "dataset has 10 classes, numbered from 0"),
+    ("t10k-labels-idx1-ubyte", torch.arange(20) % 10 + 1, "t10k-labels-idx1-ubyte holds labels up to 10, but the "
+                                                          "dataset has 10 classes, numbered from 0"),  # (train's from 0)
     ("train-labels-idx1-ubyte", bytes(12), None),  # not IDX: the message names the file
 ])
 def test_count_mismatch_and_bad_labels(tmp_path, name, array, message):

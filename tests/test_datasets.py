@@ -90,12 +90,14 @@ def test_without_dataset_toml_classes_are_numbered(tmp_path, capsys):
     assert code == 0 and "checksums not verified (dataset.toml has no [sha256] for every file)" in out
 
 
-@pytest.mark.parametrize("kind", ["uint8", "float"])
+@pytest.mark.parametrize("kind", ["uint8", "float", "channels first"])
 def test_npz_folder_with_a_channel_axis(tmp_path, kind):
-    """The Keras layout: images [N, H, W, 1] as uint8 or as floats in 0-1, labels [N] or [N, 1]."""
+    """The Keras layout: images [N, H, W, 1] as uint8 or as floats in 0-1, labels [N] or [N, 1];
+    PyTorch's [N, 1, H, W] too."""
     tr_x, tr_y = synthetic_images(240, 0, (20, 12), 4)
     te_x, te_y = synthetic_images(60, 1, (20, 12), 4)
-    scale = (lambda x: x.numpy()[..., None] / 255.0) if kind == "float" else (lambda x: x.numpy()[..., None])
+    scale = {"float": lambda x: x.numpy()[..., None] / 255.0, "uint8": lambda x: x.numpy()[..., None],
+             "channels first": lambda x: x.numpy()[:, None]}[kind]
     np.savez(tmp_path / "keras.npz", x_train=scale(tr_x), y_train=tr_y.numpy()[:, None],
              x_test=scale(te_x), y_test=te_y.numpy())
     ds = load_dataset(str(tmp_path))
@@ -157,11 +159,15 @@ BAD = {
         "{d}/dataset.toml: \\[sha256\\] 'train-images-idx3-ubyte.gz' is '0[0-9a-f]{64}', not a SHA-256 digest "
         "\\(64 hexadecimal digits, as sha256sum prints them\\)"),
     "labels above the classes": (lambda d: write_idx(d, classes=5, toml='classes = ["a", "b", "c"]'),
-                                 "{d}: train-labels-idx1-ubyte holds labels above 2; the dataset has 3 classes, numbered from 0 \\(labels "
-                                 "from 1: subtract 1\\)"),
+                                 "{d}: train-labels-idx1-ubyte holds labels up to 4, but dataset.toml names 3 classes, "
+                                 "numbered from 0; name every class there \\(5\\)"),
     "npz test labels above the classes": (lambda d: with_classes(write_npz(d, y_test=np.full(60, 3)), "a", "b", "c"),
-                                          "{d}: y_test holds labels above 2; the dataset has 3 classes, numbered from 0 "
-                                          "\\(labels from 1: subtract 1\\)"),
+                                          "{d}: y_test holds labels up to 3, but dataset.toml names 3 classes, numbered "
+                                          "from 0; name every class there \\(4\\)"),
+    "labels from 1": (lambda d: with_classes(write_npz(d, y_train=np.arange(240) % 3 + 1, y_test=np.arange(60) % 3 + 1),
+                                             "a", "b", "c"),
+                      "{d}: y_train holds labels up to 3, but dataset.toml names 3 classes, numbered from 0; labels "
+                      "from 1: subtract 1"),
     "npz train count": (lambda d: write_npz(d, y_train=np.zeros(239, np.int64)),
                         "{d}: x_train has 240 images but y_train has 239 labels"),
     "npz test count": (lambda d: write_npz(d, y_test=np.zeros(59, np.int64)),
@@ -196,13 +202,20 @@ BAD = {
     "npz pixels half a level too bright": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 255.5)),
                                            NPZ + ": x_test holds values outside \\[0, 255\\]"),
     "npz with NaN": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), np.nan)),
-                     NPZ + ": x_test holds values outside \\[0, 255\\]"),
+                     NPZ + ": x_test holds NaN or infinite values; give every pixel a number, 0-255 or 0-1"),
+    "npz one-hot labels": (lambda d: write_npz(d, y_train=np.eye(3)[np.arange(240) % 3]),
+                           NPZ + ": y_train is \\[240, 3\\], one-hot or scores per class; give one class number "
+                           "per image: y_train.argmax\\(1\\)"),
+    "npz labels as floats": (lambda d: write_npz(d, y_test=np.zeros(60)),
+                             NPZ + ": y_test holds whole numbers as float64; give them as integers: y_test.astype\\(int\\)"),
+    "npz labels beyond int64": (lambda d: write_npz(d, y_test=np.full(60, 2 ** 63, np.uint64)),
+                                NPZ + ": y_test must hold non-negative integer labels \\(class numbers from 0\\)"),
     "npz integer pixels above 255": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 256, np.int16)),
                                      NPZ + ": x_test must hold grayscale pixels, 0-255 or 0-1"),
     "npz boolean pixels": (lambda d: write_npz(d, x_train=np.zeros((240, 16, 16), bool)),
                            NPZ + ": x_train must hold grayscale pixels, 0-255 or 0-1"),
     "negative labels": (lambda d: write_npz(d, y_train=-np.ones(240, np.int64)),
-                        NPZ + ": y_train must hold non-negative integer labels"),
+                        NPZ + ": y_train must hold non-negative integer labels \\(class numbers from 0\\)"),
     "size not divisible by 4": (lambda d: write_idx(d, size=(30, 30)),
                                 "{d}: images are 30x30; the encoder halves the size twice, so height and width "
                                 "must be multiples of 4 \\(at least 8\\): pad or resize them"),
@@ -218,7 +231,12 @@ BAD = {
     "unknown toml key": (lambda d: write_idx(d, toml='klasses = ["a", "b"]'),
                          "{d}/dataset.toml: unknown key 'klasses'; known: name, classes, sha256"),
     "one class name": (lambda d: write_idx(d, toml='classes = ["a"]'),
-                       "{d}/dataset.toml: classes must be a list of at least two names"),
+                       "{d}/dataset.toml: classes must be a list of at least two names, none of them empty"),
+    "an empty class name": (lambda d: write_idx(d, toml='classes = ["a", " "]'),
+                            "{d}/dataset.toml: classes must be a list of at least two names, none of them empty"),
+    "one idx file missing": (lambda d: (write_idx(d, toml=None), (d / f"{IDX_NAMES[3]}.gz").unlink()),
+                             f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz or not\\); "
+                             f"it lacks {IDX_NAMES[3]}"),
     "a class name twice": (lambda d: write_idx(d, toml='classes = ["a", "b", "a"]'),
                            "{d}/dataset.toml: class 'a' is named twice; give every class its own name"),
     "no test images": (lambda d: write_npz(d, n_test=0),
@@ -492,8 +510,8 @@ def test_a_classifier_needs_images_of_every_class(tmp_path, capsys):
     line = refused(capsys, "train-clf", "--dataset", untested, "--strategy", "scratch", "--out", tmp_path / "c",
                    *fast, "--eval-subset", "30")
     assert line == ("fashionae: error: u: class 'c' has no test images among the 30 a classifier run is tested on; "
-                    "give every class images (number the classes from 0 without gaps), or a larger eval_subset "
-                    "than 30")
+                    "give every class images (number the classes from 0 without gaps), or a larger subset than "
+                    "30 (--eval-subset; in a study, eval_subset)")
 
 
 def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_trains(tmp_path, capsys):

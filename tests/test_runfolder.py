@@ -64,6 +64,10 @@ def test_load_data_follows_a_moved_dataset_and_refuses_changed_files(own_run, tm
     changed = shapes(tmp_path / "changed", n_train=200)  # same name and classes, other images
     with pytest.raises(UserError, match=r"are not the ones .* \(their SHA-256 differ\); pass --data-dir"):
         RunFolder(run).load_data(str(changed))
+    with pytest.raises(UserError, match=rf"^--data-dir {re.escape(str(tmp_path / 'nonexist'))} is not a folder; give "
+                                        rf"the folder where .* is now \({re.escape(str(run))} was trained on it in "
+                                        rf"{re.escape(str(data))}\)$"):
+        RunFolder(run).load_data(str(tmp_path / "nonexist"))
     gone = tmp_path / "run-copy"
     shutil.copytree(run, gone)
     config = (gone / "config.json").read_text().replace(str(data), str(tmp_path / "nowhere"))

@@ -199,8 +199,13 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
         return max(top + 1, 2)
     for split, top in tops.items():
         if top >= n_classes:
-            raise UserError(f"{folder}: {what[split][1]} holds labels above {n_classes - 1}; the "
-                            f"dataset has {n_classes} classes, numbered from 0 (labels from 1: subtract 1)")
+            from_one = min(int(labels[s].min()) for s in ("train", "test") if len(labels[s])) == 1
+            named = (folder / DATASET_TOML).is_file()
+            raise UserError(f"{folder}: {what[split][1]} holds labels up to {top}, but "
+                            + (f"{DATASET_TOML} names {n_classes} classes" if named else
+                               f"the dataset has {n_classes} classes")
+                            + ", numbered from 0" + ("; labels from 1: subtract 1" if from_one and top == n_classes
+                                                     else f"; name every class there ({top + 1})" if named else ""))
     return n_classes
 
 
@@ -277,8 +282,8 @@ def _dataset_toml(folder: Path) -> dict:
     if unknown:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r}; known: name, classes, sha256")
     if "classes" in meta and (not isinstance(meta["classes"], list) or len(meta["classes"]) < 2
-                              or not all(isinstance(c, str) for c in meta["classes"])):
-        raise UserError(f"{path}: classes must be a list of at least two names")
+                              or not all(isinstance(c, str) and c.strip() for c in meta["classes"])):
+        raise UserError(f"{path}: classes must be a list of at least two names, none of them empty")
     if len(set(meta.get("classes", []))) != len(meta.get("classes", [])):
         twice = next(c for c in meta["classes"] if meta["classes"].count(c) > 1)
         raise UserError(f"{path}: class {twice!r} is named twice; give every class its own name")
@@ -305,10 +310,12 @@ def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
                         "numpy.savez") from None
     for k in ("x_train", "x_test"):
         a = arr[k]
-        if a.ndim == 4 and a.shape[-1] == 1:
-            a = a[..., 0]
+        if a.ndim == 4 and 1 in (a.shape[1], a.shape[-1]):  # [N, H, W, 1] (Keras) or [N, 1, H, W] (PyTorch)
+            a = a[..., 0] if a.shape[-1] == 1 else a[:, 0]
         if a.dtype.kind == "f":
-            if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 255):
+            if a.size and not np.isfinite(a).all():
+                raise UserError(f"{path}: {k} holds NaN or infinite values; give every pixel a number, 0-255 or 0-1")
+            if a.size and not (a.min() >= 0 and a.max() <= 255):
                 raise UserError(f"{path}: {k} holds values outside [0, 255]")
             a = np.round(a * 255 if a.size and a.max() <= 1 else a)
         elif a.dtype.kind not in "ui" or (a.size and (a.min() < 0 or a.max() > 255)):
@@ -317,8 +324,14 @@ def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
     for k in ("y_train", "y_test"):
         if arr[k].ndim == 2 and arr[k].shape[1] == 1:  # Keras keeps some labels as [N, 1]
             arr[k] = arr[k][:, 0]
-        if arr[k].dtype.kind not in "ui" or (arr[k].size and arr[k].min() < 0):
-            raise UserError(f"{path}: {k} must hold non-negative integer labels")
+        y = arr[k]
+        if y.ndim == 2 and y.shape[1] > 1:
+            raise UserError(f"{path}: {k} is {list(y.shape)}, one-hot or scores per class; give one class number "
+                            f"per image: {k}.argmax(1)")
+        if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all() and y.min() >= 0:
+            raise UserError(f"{path}: {k} holds whole numbers as {y.dtype}; give them as integers: {k}.astype(int)")
+        if y.dtype.kind not in "ui" or (y.size and (y.min() < 0 or y.max() > np.iinfo(np.int64).max)):
+            raise UserError(f"{path}: {k} must hold non-negative integer labels (class numbers from 0)")
     images = {s: torch.from_numpy(np.ascontiguousarray(arr[f"x_{s}"])) for s in ("train", "test")}
     labels = {s: torch.from_numpy(arr[f"y_{s}"].astype(np.int64)) for s in ("train", "test")}
     return images, labels
@@ -349,8 +362,10 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     elif all(paths.values()):
         raws = {p.name: _read_bytes(p) for p in paths.values()}
     else:
+        found = [n for n, p in paths.items() if p]
         raise UserError(f"{folder} has neither one .npz file nor the four IDX files "
-                        f"({', '.join(FILES)}, .gz or not)")
+                        f"({', '.join(FILES)}, .gz or not)"
+                        + (f"; it lacks {', '.join(n for n in FILES if not paths[n])}" if found else ""))
     listed = meta.get("sha256", {})
     strays = sorted(set(listed) - set(raws))
     if strays:

@@ -211,9 +211,12 @@ def image_rows(rows: list[tuple[str, np.ndarray]], path: Path, titles: list[str]
 
 def scatter_map(title: str, xy: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], path: Path) -> None:
     fig, ax = plt().subplots(figsize=(6.4, 4.6), layout="constrained")
+    # 10 colours, and past them 20 (tab20): no two classes of the legend share one
+    import matplotlib
+    colours = COLORS if len(classes) <= len(COLORS) else list(matplotlib.colormaps["tab20"].colors)
     for c, name in enumerate(classes):
         pick = labels == c
-        ax.scatter(xy[pick, 0], xy[pick, 1], s=4, label=name, alpha=0.7, color=(COLORS * 10)[c])
+        ax.scatter(xy[pick, 0], xy[pick, 1], s=4, label=name, alpha=0.7, color=colours[c % len(colours)])
     ax.set_title(title)
     if len(classes) <= 20:  # beside the map: the clusters fill the whole axes
         fig.legend(loc="outside right upper", markerscale=3)

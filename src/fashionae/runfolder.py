@@ -301,7 +301,11 @@ class RunFolder:
         cfg = self.config()
         if cfg.dataset_sha256 is None:  # only your own datasets have a digest
             return load_dataset(FASHION_MNIST, data_dir, verify)
-        source = data_dir or self.raw_config().get("data", {}).get("source")
+        trained_in = self.raw_config().get("data", {}).get("source")
+        if data_dir and not Path(data_dir).is_dir():
+            raise UserError(f"--data-dir {data_dir} is not a folder; give the folder where {cfg.dataset} is now "
+                            f"({self.path} was trained on it in {trained_in})")
+        source = data_dir or trained_in
         if not isinstance(source, str) or not source or not Path(source).is_dir():
             raise UserError(f"{self.path} was trained on {cfg.dataset} in {source}, which is not there "
                             "now; pass --data-dir with the folder where that dataset is")

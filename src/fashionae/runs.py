@@ -157,7 +157,8 @@ def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:
         counts = torch.bincount(labels, minlength=len(data.classes))
         if (counts == 0).any():
             empty = data.classes[int((counts == 0).nonzero()[0])]
-            larger = f", or a larger {subset} than {getattr(t, subset):,}" if getattr(t, subset) else ""
+            larger = (f", or a larger subset than {getattr(t, subset):,} (--{subset.replace('_', '-')}; in a study, "
+                      f"{subset})" if getattr(t, subset) else "")
             raise UserError(f"{data.name}: class {empty!r} has no {split} images among the {len(labels):,} a "
                             f"classifier run {'trains' if split == 'training' else 'is tested'} on; give every "
                             f"class images (number the classes from 0 without gaps){larger}")
