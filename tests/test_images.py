@@ -378,3 +378,18 @@ def test_a_light_garment_touching_an_edge_is_not_taken_for_background(tmp_path):
     picture = read_picture(tmp_path / "shirt.png")
     logo = (picture.pixels > 0.5).float().mean()  # negated, the logo is the light part
     assert picture.caveats == () and 0 < logo < 0.1  # not the logo alone, blown up to fill the frame
+
+
+@pytest.mark.parametrize("sigma", [2, 4])
+def test_a_faint_garment_on_a_noisy_photo_is_what_the_trim_keeps(tmp_path, sigma):
+    """A garment only 15 levels darker than a noisy background (the noise's standard deviation 2
+    or 4 levels): the tolerance for background follows the noise (4 times its robust estimate,
+    at least FAINT), so the garment is still what the trim keeps, and no blank note is given."""
+    a = np.full((300, 300, 3), 200.0)
+    a[40:260, 100:200] -= 15  # 220 x 100: 28 x 13 once prepared
+    a += np.random.default_rng(1).normal(0, sigma, a.shape)
+    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(tmp_path / "faint.png")
+    picture = read_picture(tmp_path / "faint.png")
+    g = picture.pixels[0].numpy()
+    rows, cols = np.where((g > 0.5 * g.max()).any(1))[0], np.where((g > 0.5 * g.max()).any(0))[0]
+    assert picture.caveats == () and (rows[0], rows[-1], cols[0], cols[-1]) == (0, 27, 7, 19)

@@ -765,6 +765,25 @@ def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_come
     assert (runs / "clf-finetune-seed0" / "model.safetensors").read_bytes() == kept["clf-finetune-seed0"]
 
 
+def test_a_best_encoder_deleted_is_trained_again_under_its_classifiers(data_dir, tmp_path, capsys):
+    """With encoder = "best", the chosen autoencoder's folder deleted: its classifier is kept while
+    the autoencoders train (its own settings cannot be judged before the choice: the first
+    autoencoder's stand in for them) and stays once the same encoder comes out again."""
+    body = (TINY_TRAIN + '[[autoencoders]]\nname = "b"\narch = "conv"\n'
+            '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+            '[classifiers]\nencoder = "best"\nstrategies = ["frozen"]\n[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    study = write(tmp_path, body)
+    assert main(["study", str(study), *common]) == 0
+    clf = out / "runs" / "clf-frozen-seed0"
+    assert json.loads((clf / "config.json").read_text())["encoder_run"].endswith("ae-a-seed0")  # not the first
+    model = (clf / "model.safetensors").read_bytes()
+    shutil.rmtree(out / "runs" / "ae-a-seed0")
+    for plan in (["--plan"], []):
+        assert main(["study", str(study), *plan, *common]) == 0
+    assert (clf / "model.safetensors").read_bytes() == model and (out / "runs" / "ae-a-seed0" / "summary.json").exists()
+
+
 def test_a_second_encoder_names_the_classifier_folders_to_rename(data_dir, tmp_path, capsys):
     """A stage that goes from one encoder to two names its folders anew (clf-a-frozen-seed0):
     the plan says which finished folder to rename to keep it, and only the one trained on that

@@ -184,13 +184,17 @@ class FolderLock:
         figures/, a run's explore/), but for those that hold a lock of their own (a study's runs:
         each tidied when it is locked)."""
         try:
-            for p in folder.iterdir():
+            entries = list(folder.iterdir())
+        except OSError:  # a subfolder we may not read (the user's): nothing of ours to tidy there
+            return
+        for p in entries:
+            try:
                 if p.is_dir() and not p.is_symlink() and not (p / self.path.name).exists():
                     self._tidy(p)
                 elif p != self.path and is_leftover(p) and p.is_file():
                     p.unlink(missing_ok=True)
-        except OSError:  # a subfolder we may not read (the user's): nothing of ours to tidy there
-            pass
+            except OSError:  # one we may not enter or remove: the others are still tidied
+                pass
 
     def _take(self, deadline: float) -> int | None:
         """The lock file's descriptor, locked; None if the file (or its folder) was removed as

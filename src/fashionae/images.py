@@ -205,16 +205,17 @@ def _ring(a: np.ndarray, inset: int = 0) -> np.ndarray:
 def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Which pixels of an RGB picture [H, W, 3] are not background, and the background's colour:
     the median of the border's pixels (``inset`` in). A pixel is content where it differs from
-    that colour by more than FAINT of the intensity range, or more than the border itself
-    typically strays from it (a photo's noise, a soft gradient of light: 6 times the median
-    stray, which a garment on less than half the border does not move; up to UNEVEN, beyond which
-    ``_uneven_corners`` speaks); the outer lines (up to ``inset``) that are nearly all content
+    that colour by more than FAINT of the intensity range, or more than 4 times the border's
+    noise (a photo's, or a soft gradient of light: its standard deviation from the median absolute
+    deviation, which a garment on less than half the border does not move; up to UNEVEN, beyond
+    which ``_uneven_corners`` speaks); the outer lines (up to ``inset``) that are nearly all content
     are a frame, not the object; then isolated pixels (noise, a speck of dust) are dropped, so
     that they do not stop the trim."""
-    border = _ring(a, inset).astype(np.int16)
-    colour = np.median(border, axis=0).round().astype(np.int16)
-    strays = np.abs(border - colour).max(axis=1)
-    tolerance = min(max(FAINT * 255, 6 * float(np.median(strays))), UNEVEN * 255)
+    border = _ring(a, inset).astype(np.float32)
+    colour = np.median(border, axis=0)
+    sigma = 1.4826 * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
+    tolerance = min(max(FAINT * 255, 4 * sigma), UNEVEN * 255)
+    colour = colour.round().astype(np.int16)
     difference = np.abs(a.astype(np.int16) - colour).max(axis=2)  # (int16: a large photo's copies stay small)
     d, strong = difference > tolerance, difference > 3 * tolerance
     for lines in zip((d, d[::-1], d.T, d.T[::-1]), (strong, strong[::-1], strong.T, strong.T[::-1])):

@@ -145,18 +145,19 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         if run.kind == CLASSIFIER:
             trained_on = Path(run_folder.config().encoder_run or "").name
             own = [trained_on] if run.encoder == BEST else list(run.needs)
-            # an encoder whose folder is gone (deleted, damaged) is trained again; the same settings
-            # on the same threads give the same bits, which its classifier's digest then shows
-            gone = [n for n in own if n in unfinished and n not in why and not folder.run(n).is_run()]
-            redone = [n for n in own if n in why or (n in unfinished and n not in gone) or n not in run.needs]
+            # an encoder of the same settings whose folder is gone (deleted, damaged) or unfinished is
+            # trained again: on the same threads it comes out bit for bit the same, which the digest
+            # a finished classifier recorded shows once it is (``run_study`` checks again)
+            again = [n for n in own if n in unfinished and n not in why]
+            redone = [n for n in own if n in why or n not in run.needs
+                      or (n in again and not run_folder.is_complete())]  # (a classifier half-trained on it)
             if redone:
                 reason = f"trained on an earlier {', '.join(redone)}"
-            elif gone:  # its own settings judged now, its encoder's digest once the encoder is trained again
+            elif again or unfinished:  # judged once its encoder (for "best", every one compared) is trained
                 deferred = True
-                if diffs := run_folder.differences(cfg, ignore=("encoder_sha256",)):
+                # its own settings now, where they are known ("best" is not chosen yet: a stand-in)
+                if run.encoder != BEST and (diffs := run_folder.differences(cfg, ignore=("encoder_sha256",))):
                     reason = "; ".join(diffs[:3])
-            elif unfinished:  # "best", its encoder sound: judged when the others are finished
-                deferred = True
             elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:
                 reason = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
         if reason is None and not deferred and (diffs := run_folder.differences(cfg)):
