@@ -393,3 +393,18 @@ def test_a_faint_garment_on_a_noisy_photo_is_what_the_trim_keeps(tmp_path, sigma
     g = picture.pixels[0].numpy()
     rows, cols = np.where((g > 0.5 * g.max()).any(1))[0], np.where((g > 0.5 * g.max()).any(0))[0]
     assert picture.caveats == () and (rows[0], rows[-1], cols[0], cols[-1]) == (0, 27, 7, 19)
+
+
+def test_a_light_garment_on_white_is_stretched_to_the_datasets_range(tmp_path):
+    """Grey 215 on 250: once negated and the background mapped to black, the garment would stay
+    at about 0.15, where every Fashion-MNIST object reaches 0.8 and above; its light end is made
+    white, and a picture with nothing but faint marks is not stretched (noise stays noise)."""
+    a = np.full((300, 300, 3), 250, np.uint8)
+    a[40:260, 100:200] = 215
+    Image.fromarray(a).save(tmp_path / "light.png")
+    picture = read_picture(tmp_path / "light.png")
+    assert picture.caveats == () and picture.pixels.max() > 0.95
+    b = np.full((300, 300, 3), 250, np.uint8)
+    b[40:260, 100:200] = 240  # 10 levels: below FAINT, nothing to stretch
+    Image.fromarray(b).save(tmp_path / "faint.png")
+    assert read_picture(tmp_path / "faint.png").pixels.max() < 0.1

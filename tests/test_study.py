@@ -751,9 +751,20 @@ def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_come
     kept = {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()}
     shutil.rmtree(runs / "ae-a-seed0")
     capsys.readouterr()
+    assert main(["study", str(study), "--plan", *common]) == 0  # says what it keeps, and on what condition
+    listing = capsys.readouterr().out
+    assert "clf-finetune-seed0†" in listing and "† finished, and kept while an encoder it needs trains again" in listing
     assert main(["study", str(study), *common]) == 0
     assert {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()} == kept
     assert "clf-finetune seed 0: done" not in capsys.readouterr().err  # kept, not trained again
+
+    # the encoder renamed in the study file: refused before anything trains, not deferred
+    renamed = write(tmp_path, body.format(train="").replace('name = "a"', 'name = "b"').replace(
+        'encoder = "a"', 'encoder = "b"'))
+    for plan in (["--plan"], []):
+        assert main(["study", str(renamed), *plan, *common]) == 2
+        assert "clf-finetune-seed0 (trained on ae-a-seed0, the encoder is now ae-b-seed0)" in capsys.readouterr().err
+    assert not (runs / "ae-b-seed0").exists()
 
     shutil.rmtree(runs / "ae-a-seed0")
     assert main(["study", str(write(tmp_path, body.format(train="train = { lr = 3e-3 }\n"))), *common]) == 2

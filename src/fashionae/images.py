@@ -4,7 +4,8 @@ Fashion-MNIST was made from product photos on a light background by: trimming th
 that are close to the background colour, resizing the longest edge to 28 pixels, sharpening,
 centring on a 28x28 canvas, negating, and converting to 8-bit grayscale. ``prepare_image``
 follows the same steps (with a Lanczos resize in place of plain subsampling), then maps the
-background level to black, since a photo's background is rarely pure white. Negation
+background level to black, since a photo's background is rarely pure white, and the object's
+light end to white, as the dataset's are (a light garment on white would stay dim). Negation
 ("invert") is automatic: a picture whose border is light is negated, so the garment ends
 light on a dark background as in the dataset; ``invert="yes"`` / ``"no"`` forces it. A picture
 already in the dataset's form (the run's size, grey, dark background) is taken as it is, and a
@@ -31,6 +32,7 @@ FAINT = 0.05  # of the intensity range: a difference this small from the backgro
 UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
 MID_GREY = (0.3, 0.7)  # of the intensity range: a background level between these may be either side
 BLANK = "blank or nearly so once prepared: the answer says nothing"
+STRETCH_FROM = 0.1  # an object whose light end is this faint or fainter is not stretched to white (noise)
 MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
 
 
@@ -187,6 +189,13 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
             *([depth] if depth else []),  # (a faint 12-bit picture may be why)
             f"most of the object is darker than its background once {'negated' if negated else 'kept as it is'}, "
             f"so it is lost; try --invert {'no' if negated else 'yes'}"))
+    # 7. the object's light end becomes white, as in the dataset (whose objects reach 0.8 and
+    #    above): a light garment on white (grey on 250) would otherwise stay dim; not a picture
+    #    whose marks are too faint to tell from noise
+    lit = g[g > FAINT]
+    top = float(np.percentile(lit, 99)) if lit.size else 0.0
+    if STRETCH_FROM < top < 1:
+        g = np.clip(g / top, 0.0, 1.0)
     return _picture(g, caveats)
 
 

@@ -144,25 +144,28 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         reason, deferred = None, False
         if run.kind == CLASSIFIER:
             trained_on = Path(run_folder.config().encoder_run or "").name
-            own = [trained_on] if run.encoder == BEST else list(run.needs)
             # an encoder of the same settings whose folder is gone (deleted, damaged) or unfinished is
             # trained again: on the same threads it comes out bit for bit the same, which the digest
             # a finished classifier recorded shows once it is (``run_study`` checks again)
-            again = [n for n in own if n in unfinished and n not in why]
-            redone = [n for n in own if n in why or n not in run.needs
-                      or (n in again and not run_folder.is_complete())]  # (a classifier half-trained on it)
-            if redone:
-                reason = f"trained on an earlier {', '.join(redone)}"
+            again = trained_on in unfinished and trained_on not in why
+            if run.encoder != BEST and trained_on not in run.needs:
+                reason = f"trained on {trained_on}, the encoder is now {run.needs[0]}"
+            elif trained_on in why or trained_on not in run.needs:
+                reason = f"trained on an earlier {trained_on}"
+            elif again and not run_folder.is_complete():  # half-trained: it cannot resume on another one
+                reason = f"its encoder {trained_on} is to be trained again, and it cannot resume on another"
             elif again or unfinished:  # judged once its encoder (for "best", every one compared) is trained
                 deferred = True
-                # its own settings now, where they are known ("best" is not chosen yet: a stand-in)
-                if run.encoder != BEST and (diffs := run_folder.differences(cfg, ignore=("encoder_sha256",))):
+                # its own settings now, as far as they are known ("best" is not chosen yet: its model
+                # settings, the chosen encoder's, are a stand-in)
+                model = [k for k in cfg.used_identity() if k.startswith("model.")] if run.encoder == BEST else []
+                if diffs := run_folder.differences(cfg, ignore=("encoder_sha256", *model)):
                     reason = "; ".join(diffs[:3])
             elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:
                 reason = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
         if reason is None and not deferred and (diffs := run_folder.differences(cfg)):
-            reason = "; ".join(f"trained on an earlier {Path(cfg.encoder_run or '').name}"
-                               if d.startswith("encoder_sha256:") else d for d in diffs[:3])
+            reason = "; ".join(_encoder_changed(run_folder, cfg) if d.startswith("encoder_sha256:") else d
+                               for d in diffs[:3])
         if reason and not run_folder.trained_an_epoch():  # stopped before its first epoch: nothing to keep
             states[run.name] = "new"
         elif reason:
@@ -170,6 +173,23 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
         else:
             states[run.name] = run_folder.progress()
     return states, why, known
+
+
+def _encoder_changed(run_folder: RunFolder, cfg: RunConfig) -> str:
+    """Why a classifier's encoder is not the one it was trained on: an earlier one, and, where the
+    encoder ran on other threads than the classifier (an encoder trained again), that it may come
+    out the same on those."""
+    encoder = RunFolder(cfg.encoder_run or "")
+    said = f"trained on an earlier {encoder.path.name}"
+    theirs = run_folder.raw_config().get("environment", {}).get("threads")
+    try:
+        now = encoder.raw_config().get("environment", {}).get("threads")
+    except UserError:
+        return said
+    if theirs and now and theirs != now:
+        said += (f" (the new one ran on {now} threads, the classifier on {theirs}: deleted and trained again "
+                 f"with OMP_NUM_THREADS={theirs}, it may come out as before)")
+    return said
 
 
 def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:

@@ -58,7 +58,10 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
         done = states[run.name] == "complete"  # no probe of a model that will not train
         run_folder = folder.run(run.name)
         trained = checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if states[run.name] == "resume" else 0
+        # a finished classifier kept while an encoder it needs trains again: judged by its digest after
+        awaits = done and run.kind == CLASSIFIER and any(not folder.run(n).is_complete() for n in run.needs)
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
+                     "awaits_encoder": awaits,
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
                      "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
                      "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,
@@ -109,7 +112,8 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
         return
     header = ["run", "state", "model", "images", "epochs", "batch", "lr", "schedule", "val", "precision", "dropout",
               "head", "estimate"]
-    table = [[r["run"] + ("*" if not r["settings_final"] else ""), r["state"], _model_text(r["model"]),
+    table = [[r["run"] + ("*" if not r["settings_final"] else "") + ("†" if r["awaits_encoder"] else ""),
+              r["state"], _model_text(r["model"]),
               f"{r['images']['train']:,}/{r['images']['val']:,}", str(r["train"]["epochs"]), str(r["train"]["batch_size"]),
               f"{r['train']['lr']:g}", r["train"]["schedule"], r["train"]["val"], r["train"]["precision"],
               f"{r['model']['dropout']:g}", ("paper" if r["model"]["paper_head"] else "logits")
@@ -123,3 +127,7 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
     if not all(r["settings_final"] for r in rows):
         print('* encoder = "best": chosen once the autoencoders are trained; until then the first '
               "autoencoder's settings stand in for its model and its estimate", file=out)
+    if any(r["awaits_encoder"] for r in rows):
+        print("† finished, and kept while an encoder it needs trains again: the study keeps it if that encoder "
+              "comes out as the one it was trained on (its digest), and refuses it otherwise, before the report",
+              file=out)
