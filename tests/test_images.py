@@ -97,10 +97,14 @@ def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):
     assert 0.05 < picture.pixels.max() < 0.07 and picture.caveats == (
         "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
         "fewer) levels, save it as an 8-bit picture",)
-    # a photo in 12-bit levels: its light background comes out dark, so the object is lost; the
-    # note that says so keeps the one that says why
+    # a photo in 12-bit levels: its light background comes out dark, and kept as it is the object
+    # would be lost; "auto" negates it after all (the object must end lighter), and the note stays
     Image.fromarray((levels // 257 * 16).astype(np.uint16)).save(tmp_path / "photo12.png")
     assert read_picture(tmp_path / "photo12.png").caveats == (
+        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
+        "fewer) levels, save it as an 8-bit picture",)
+    # told to keep it as it is, it is lost, and the note that says so keeps the one that says why
+    assert read_picture(tmp_path / "photo12.png", invert="no").caveats == (
         "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
         "fewer) levels, save it as an 8-bit picture",
         "most of the object is darker than its background once kept as it is, so it is lost; try --invert yes")
@@ -266,9 +270,10 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     grey = trousers.copy()
     grey[(trousers == 255).all(2)] = 128
     Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "grey.png")
-    assert read_picture(tmp_path / "grey.png").caveats == (
-        "its background is mid-grey (128 of 255), so whether to negate it is a guess; say --invert yes or no",)
+    # mid-grey: the border cannot say whether to negate, the object can (it must end lighter)
+    assert read_picture(tmp_path / "grey.png").caveats == () and read_picture(tmp_path / "grey.png").pixels.max() > 0.5
     assert read_picture(tmp_path / "grey.png", invert="yes").caveats == ()  # the user has said
+    assert read_picture(tmp_path / "lamp.png", invert="auto").caveats[0].startswith("its corners range")
     grey[(trousers == 255).all(2)] = 200  # light enough to say
     Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "light.png")
     assert read_picture(tmp_path / "light.png").caveats == ()
@@ -296,13 +301,16 @@ def test_fill_sets_the_part_of_the_frame_the_object_spans(tmp_path):
 
 def test_an_object_negated_the_wrong_way_says_which_way_to_try(tmp_path):
     """An object left darker than its background once prepared goes black with it: a light
-    garment on mid-grey (negated by the guess), a product photo kept as it is; the caveat names
-    the other way, which gives the garment back. A grey page is blank, whichever way."""
+    garment on mid-grey told to be negated, a product photo told to be kept as it is; the caveat
+    names the other way, which gives the garment back ("auto" takes it by itself). A grey page is
+    blank, whichever way."""
     trousers = np.asarray(Image.open(photo(tmp_path / "p.png"))).astype(np.float32)
     light = np.where((trousers == 255).all(2, keepdims=True), 128, 255 - trousers)  # light on grey 128
     Image.fromarray(light.astype(np.uint8)).save(tmp_path / "light-on-grey.png")
-    assert read_picture(tmp_path / "light-on-grey.png").caveats == (
+    assert read_picture(tmp_path / "light-on-grey.png", invert="yes").caveats == (
         "most of the object is darker than its background once negated, so it is lost; try --invert no",)
+    # under "auto" the border's guess (grey 128: negate) gives way to the object's sign
+    assert read_picture(tmp_path / "light-on-grey.png").caveats == ()
     assert read_picture(tmp_path / "p.png", invert="no").caveats == (
         "most of the object is darker than its background once kept as it is, so it is lost; try --invert yes",)
     for right_way in (read_picture(tmp_path / "light-on-grey.png", invert="no"), read_picture(tmp_path / "p.png")):

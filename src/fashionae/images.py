@@ -7,13 +7,15 @@ follows the same steps (with a Lanczos resize in place of plain subsampling), th
 background level to black, since a photo's background is rarely pure white, and the object's
 light end to white, as the dataset's are (a light garment on white would stay dim). Negation
 ("invert") is automatic: a picture whose border is light is negated, so the garment ends
-light on a dark background as in the dataset; ``invert="yes"`` / ``"no"`` forces it. A picture
+light on a dark background as in the dataset, unless the garment would then end darker than
+its background (a white shirt on light grey), and the other way round; ``invert="yes"`` /
+``"no"`` forces it. A picture
 already in the dataset's form (the run's size, grey, dark background) is taken as it is, and a
 phone photo is first turned upright by its EXIF orientation.
 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
 a blank picture, an object of a few pixels, a background that is uneven or mid-grey, an object
-left darker than its background (negated the wrong way).
+left darker than its background by the ``invert`` given (negated the wrong way).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def _check_options(invert: str, fill: float) -> None:
 def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
                  fill: float = FILL) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
-    from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageFilter, UnidentifiedImageError
     path = Path(path)
     _check_options(invert, fill)
     if not path.exists():
@@ -150,7 +152,8 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     inset = _inset(original.size)
     border = _border_level(original, inset)
     uneven = _uneven_corners(original)
-    caveats = [c for c in (depth, uneven, _mid_grey(border, invert)) if c]
+    # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
+    caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
     # 1. trim the edges that are background: close to the border's colour
     content, fill_colour = _content(np.asarray(rgb), inset)
     if not content.any():  # nothing but background, noise and specks
@@ -174,16 +177,17 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     canvas = Image.new("RGB", (width, height), fill_colour)
     canvas.paste(rgb, ((width - rgb.width) // 2, (height - rgb.height) // 2))
     gray = canvas.convert("L")
-    # 5. negate: light background -> dark background
-    negated = invert == "yes" or (invert == "auto" and border > 127)
-    if negated:
-        gray = ImageOps.invert(gray)
+    # 5. negate: light background -> dark background; under "auto" the border's level guesses, and
+    #    the object settles it: it must end lighter than its background (a white shirt on light
+    #    grey is kept as it is, a dark one on mid-grey negated)
     # 6. the background level becomes black, as in the dataset (an off-white photo
     #    background would otherwise stay a dim grey)
-    g = np.asarray(gray, dtype=np.float32)
-    background = min(255.0 - border if negated else border, 254.0)
-    lost = not uneven and _mostly_darker(g, background)  # negated the wrong way: the object goes black too
-    g = np.clip((g - background) / (255.0 - background), 0.0, 1.0)
+    negated = invert == "yes" or (invert == "auto" and border > 127)
+    g, lost = _negated(gray, border, negated, uneven)
+    if lost and invert == "auto":
+        other, still_lost = _negated(gray, border, not negated, uneven)
+        if not still_lost:
+            g, lost, negated = other, False, not negated
     if lost:
         return Picture(torch.from_numpy(g).unsqueeze(0), (
             *([depth] if depth else []),  # (a faint 12-bit picture may be why)
@@ -197,6 +201,17 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     if STRETCH_FROM < top < 1:
         g = np.clip(g / top, 0.0, 1.0)
     return _picture(g, caveats)
+
+
+def _negated(gray, border: float, negated: bool, uneven: str | None) -> tuple[np.ndarray, bool]:
+    """The grey levels negated or not, the background level (``border``'s) mapped to black, in
+    [0, 1]; and whether the object is lost: mostly darker than its background, so black with it
+    (not judged on an uneven background, whose level the border does not give)."""
+    from PIL import ImageOps
+    g = np.asarray(ImageOps.invert(gray) if negated else gray, dtype=np.float32)
+    background = min(255.0 - border if negated else border, 254.0)
+    lost = not uneven and _mostly_darker(g, background)
+    return np.clip((g - background) / (255.0 - background), 0.0, 1.0), lost
 
 
 def _inset(size: tuple[int, int]) -> int:
