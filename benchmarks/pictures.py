@@ -1,0 +1,99 @@
+"""How well are users' photos prepared? A classifier's accuracy on test images made to look
+like photos, beside its accuracy on the raw test images, in one process.
+
+Each test image becomes a "product photo": the garment drawn dark (its negative) and enlarged
+10 times on a 400x360 light background, then given one flaw of a real photo: sensor noise, a
+gradient of light, a speck of dust in a corner, a thin dark frame, JPEG compression, a light
+garment on white, a white garment on blue, a white shirt on light grey, or an outline instead
+of a filled garment (where every answer should carry a note). Printed per condition: accuracy, the
+change from the raw images, and how many answers carry a note (``Picture.caveats``).
+
+    .venv/bin/python benchmarks/pictures.py runs/.../clf-finetune-seed0 [--images 200] [--out DIR]
+"""
+import argparse
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+import fashionae
+from fashionae.data import load_dataset
+from fashionae.images import read_picture
+
+
+def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
+    """A 28x28 test image as a photo of 400x360 with one flaw."""
+    background, garment = (235.0,) * 3, 35.0
+    if flaw == "light garment on white":
+        background, garment = (250.0,) * 3, 215.0
+    elif flaw == "white shirt on light grey":
+        background, garment = (200.0,) * 3, 250.0
+    elif flaw == "blue background":
+        background, garment = (40.0, 90.0, 200.0), 245.0
+    alpha = np.asarray(Image.fromarray(img).resize((280, 280), Image.LANCZOS), dtype=np.float64) / 255
+    if flaw == "outline":  # the garment's edge alone, 2 pixels wide
+        mask = Image.fromarray((alpha > 0.2).astype(np.uint8) * 255)
+        alpha = (np.asarray(mask.filter(ImageFilter.MaxFilter(5)), dtype=np.float64)
+                 - np.asarray(mask, dtype=np.float64)) / 255
+    a = np.empty((360, 400, 3))
+    a[:] = background
+    a[40:320, 60:340] = a[40:320, 60:340] * (1 - alpha[..., None]) + garment * alpha[..., None]
+    if flaw == "noise (sd 4)":
+        a += rng.normal(0, 4, a.shape)
+    elif flaw == "noise (sd 8)":
+        a += rng.normal(0, 8, a.shape)
+    elif flaw == "gradient of 30 levels":
+        a += np.linspace(-15, 15, a.shape[1])[None, :, None]
+    elif flaw == "speck in a corner":
+        a[0, 0] = 200
+    elif flaw == "dark frame, 2 px":
+        a[:2], a[-2:], a[:, :2], a[:, -2:] = 0, 0, 0, 0
+    im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+    if flaw == "JPEG quality 50":
+        buffer = io.BytesIO()
+        im.save(buffer, "JPEG", quality=50)
+        im = Image.open(io.BytesIO(buffer.getvalue()))
+    return im
+
+
+FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "gradient of 30 levels", "speck in a corner", "dark frame, 2 px",
+         "JPEG quality 50", "light garment on white", "blue background", "white shirt on light grey", "outline"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", help="a classifier run folder trained on Fashion-MNIST")
+    p.add_argument("--images", type=int, default=200, help="test images per condition (default 200)")
+    p.add_argument("--out", help="keep the pictures here (default: a temporary folder)")
+    a = p.parse_args()
+    run = fashionae.load(a.run)
+    ds = load_dataset("fashion-mnist", None, False)
+    x, y = ds.test_images[:a.images].numpy(), ds.test_labels[:a.images].numpy()
+    truth = [run.classes[i] for i in y]
+
+    def accuracy(predicted: list[str]) -> float:
+        return 100 * float(np.mean([p == t for p, t in zip(predicted, truth)]))
+    raw = accuracy(run.predict(torch.from_numpy(x)))
+    print(f"{a.run}: raw test images {raw:.1f} % ({a.images} images)")
+    print(f"{'flaw':28} {'accuracy':>9} {'change':>8} {'notes':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(a.out or tmp)
+        for flaw in FLAWS:
+            rng = np.random.default_rng(0)
+            folder = root / flaw.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+            folder.mkdir(parents=True, exist_ok=True)
+            pictures = []
+            for i, img in enumerate(x):
+                path = folder / f"{i}.png"
+                photo(img, flaw, rng).save(path)
+                pictures.append(read_picture(path, size=run.config.image_size))
+            acc = accuracy(run.predict(torch.stack([q.pixels for q in pictures])))
+            notes = sum(bool(q.caveats) for q in pictures)
+            print(f"{flaw:28} {acc:8.1f} % {acc - raw:+7.1f} {notes:6d}")
+
+
+if __name__ == "__main__":
+    main()
