@@ -95,18 +95,18 @@ def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):
     Image.fromarray(square).save(tmp_path / "p12.png")
     picture = read_picture(tmp_path / "p12.png")
     assert 0.05 < picture.pixels.max() < 0.07 and picture.caveats == (
-        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
-        "fewer) levels, save it as an 8-bit picture",)
+        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint or coarse; if it holds "
+        "12-bit (or fewer) levels, save it as an 8-bit picture",)
     # a photo in 12-bit levels: its light background comes out dark, and kept as it is the object
     # would be lost; "auto" negates it after all (the object must end lighter), and the note stays
     Image.fromarray((levels // 257 * 16).astype(np.uint16)).save(tmp_path / "photo12.png")
     assert read_picture(tmp_path / "photo12.png").caveats == (
-        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
-        "fewer) levels, save it as an 8-bit picture",)
+        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint or coarse; if it holds "
+        "12-bit (or fewer) levels, save it as an 8-bit picture",)
     # told to keep it as it is, it is lost, and the note that says so keeps the one that says why
     assert read_picture(tmp_path / "photo12.png", invert="no").caveats == (
-        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint; if it holds 12-bit (or "
-        "fewer) levels, save it as an 8-bit picture",
+        "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint or coarse; if it holds "
+        "12-bit (or fewer) levels, save it as an 8-bit picture",
         "most of the object is darker than its background once kept as it is, so it is lost; try --invert yes")
 
 
@@ -419,3 +419,18 @@ def test_a_light_garment_on_white_is_stretched_to_the_datasets_range(tmp_path):
     b[40:260, 100:200] = 240  # 10 levels: below FAINT, nothing to stretch
     Image.fromarray(b).save(tmp_path / "faint.png")
     assert read_picture(tmp_path / "faint.png").pixels.max() < 0.1
+
+
+def test_a_two_tone_garment_says_one_side_is_lost(tmp_path):
+    """A dark shirt with a large white print on mid-grey: whichever way it is negated, one of its
+    parts ends darker than the background and goes black; "auto" says so. A plain one does not."""
+    a = np.full((300, 300, 3), 150, np.uint8)
+    a[40:260, 80:220] = 60
+    Image.fromarray(a).save(tmp_path / "plain.png")
+    assert read_picture(tmp_path / "plain.png").caveats == ()
+    a[80:200, 100:200] = 250  # the print: 40 % of the shirt, and a brighter contrast
+    Image.fromarray(a).save(tmp_path / "print.png")
+    assert read_picture(tmp_path / "print.png").caveats == (
+        "parts of the object are lighter and parts darker than its background, so one of them is lost whichever "
+        "way it is negated; compare --invert yes and --invert no",)
+    assert read_picture(tmp_path / "print.png", invert="yes").caveats == ()  # the user has chosen

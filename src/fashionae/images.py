@@ -35,6 +35,7 @@ FAINT = 0.05  # of the intensity range: a difference this small from the backgro
 UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
 MID_GREY = (0.3, 0.7)  # of the intensity range: a background level between these may be either side
 BLANK = "blank or nearly so once prepared: the answer says nothing"
+TWO_SIDED = 0.3  # the lesser of an object's lighter and darker sides, as a share, above which one is lost
 OUTLINE = 0.15  # an object filling less of its box than this is an outline (99 % of the dataset's sandals fill 0.24+)
 STRETCH_FROM = 0.1  # an object whose light end is this faint or fainter is not stretched to white (noise)
 MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
@@ -157,15 +158,15 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
     caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
     # 1. trim the edges that are background: close to the border's colour
-    content, fill_colour = _content(np.asarray(rgb), inset)
+    content, fill_colour, noisy = _content(np.asarray(rgb), inset)
     if not content.any():  # nothing but background, noise and specks
         caveats.append(BLANK)
     else:
         rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
         rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
         filled = float(content[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean())
-        if filled < OUTLINE:
-            caveats.append(f"the object fills only {filled:.0%} of its box, as an outline or a sketch does; the "
+        if filled < OUTLINE and not noisy:  # (on a noisy picture a faint garment's mask is dots)
+            caveats.append(f"the object fills only {int(filled * 100)}% of its box, as an outline or a sketch does; the "
                            "models know filled garments (a photo of one)")
     # 2. longest edge to the canvas (28 pixels for Fashion-MNIST), or to ``fill`` of it
     height, width = size
@@ -194,6 +195,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         other, still_lost = _negated(gray, border, not negated, uneven)
         if not still_lost:
             g, lost, negated = other, False, not negated
+    if invert == "auto" and not uneven and _two_sided(gray, border):
+        caveats.append("parts of the object are lighter and parts darker than its background, so one of them is "
+                       "lost whichever way it is negated; compare --invert yes and --invert no")
     if lost:
         return Picture(torch.from_numpy(g).unsqueeze(0), (
             *([depth] if depth else []),  # (a faint 12-bit picture may be why)
@@ -232,7 +236,7 @@ def _ring(a: np.ndarray, inset: int = 0) -> np.ndarray:
     return np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]])
 
 
-def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int, int]]:
+def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int, int], bool]:
     """Which pixels of an RGB picture [H, W, 3] are not background, and the background's colour:
     the median of the border's pixels (``inset`` in). A pixel is content where it differs from
     that colour by more than FAINT of the intensity range, or more than 4 times the border's
@@ -240,7 +244,7 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int,
     deviation, which a garment on less than half the border does not move; up to UNEVEN, beyond
     which ``_uneven_corners`` speaks); the outer lines (up to ``inset``) that are nearly all content
     are a frame, not the object; then isolated pixels (noise, a speck of dust) are dropped, so
-    that they do not stop the trim."""
+    that they do not stop the trim. Last, whether the noise set the tolerance (above FAINT)."""
     border = _ring(a, inset).astype(np.float32)
     colour = np.median(border, axis=0)
     sigma = 1.4826 * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
@@ -257,7 +261,7 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int,
     # filter), or where it differs strongly and two of its eight neighbours do too (a line one
     # pixel wide, a sketch's, keeps two, but for its ends)
     content = (_count_3x3(d) >= 5) | (strong & (_count_3x3(strong) >= 3))
-    return content, tuple(int(round(c)) for c in colour)
+    return content, tuple(int(round(c)) for c in colour), tolerance > FAINT * 255
 
 
 def _count_3x3(mask: np.ndarray) -> np.ndarray:
@@ -273,6 +277,15 @@ def _picture(g: np.ndarray, caveats: list[str] | tuple = ()) -> Picture:
     if g.max() < FAINT:
         caveats = [BLANK]
     return Picture(torch.from_numpy(g).unsqueeze(0), tuple(caveats))
+
+
+def _two_sided(gray, border: float) -> bool:
+    """Whether the object's parts lighter than the background and those darker both weigh (the
+    lesser side at least TWO_SIDED of the summed difference): a dark shirt with a white print."""
+    d = np.asarray(gray, dtype=np.float32) - border
+    d = d[np.abs(d) > FAINT * 255]
+    light, dark = float(d[d > 0].sum()), float(-d[d < 0].sum())
+    return light + dark > 0 and min(light, dark) / (light + dark) >= TWO_SIDED
 
 
 def _mostly_darker(g: np.ndarray, background: float) -> bool:
@@ -337,8 +350,8 @@ def _eight_bit(im, path: Path) -> tuple:
         top = 1
     faint = None
     if im.mode != "F" and a.size and 0 < a.max() < 4096:  # 12 bits or fewer
-        faint = (f"its levels reach only {a.max():.0f} of the 16-bit range's 65535, so it comes out faint; if it "
-                 "holds 12-bit (or fewer) levels, save it as an 8-bit picture")
+        faint = (f"its levels reach only {a.max():.0f} of the 16-bit range's 65535, so it comes out faint or coarse; "
+                 "if it holds 12-bit (or fewer) levels, save it as an 8-bit picture")
     return Image.fromarray(np.round(a * (255 / top)).astype(np.uint8), "L"), faint
 
 
