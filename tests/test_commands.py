@@ -25,9 +25,9 @@ def test_data_describes_the_files_it_found(capsys, data_dir):
     assert "11,000 train + 300 test images of 28x28, 10 classes, checksums not verified (--no-verify)" in out
     # the per-class counts are the labels' counts, in class order
     _, labels = synthetic_images(11_000, 0)
-    counts = [int(n.replace(",", "")) for n in re.findall(r"\(([\d,]+)\)", out.splitlines()[1])]
+    counts = [int(n.replace(",", "")) for n in re.findall(r"\(([\d,]+) / [\d,]+\)", out.splitlines()[1])]
     assert counts == torch.bincount(labels, minlength=10).tolist()
-    assert out.splitlines()[1].startswith("classes (training images): T-shirt/top (")
+    assert out.splitlines()[1].startswith("classes (training / test images): T-shirt/top (")
 
 
 @pytest.fixture(scope="module")

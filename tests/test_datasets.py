@@ -46,7 +46,7 @@ def test_idx_folder_of_any_size_with_dataset_toml(tmp_path, capsys):
     assert load_dataset(str(folder)).sha256 == ds.sha256  # stable: the run's identity uses it
     code, out, _ = cli(capsys, "data", "--dataset", folder)
     assert code == 0 and "shapes in" in out and "16x24, 5 classes, SHA-256 verified" in out
-    assert "classes (training images): Circle (" in out and "Heart (" in out
+    assert "classes (training / test images): Circle (" in out and "Heart (" in out and "note:" not in out
 
 
 def test_data_dir_with_a_dataset_of_your_own_is_refused(tmp_path, capsys):
@@ -524,3 +524,14 @@ def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_train
     line = refused(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1")
     assert line.startswith("fashionae: error: d: class '1' has no training images among the 200")
     assert not (tmp_path / "out" / "runs").exists()  # the autoencoder did not train first
+
+
+def test_data_notes_classes_a_classifier_could_not_use_and_pixels_of_0_and_1(tmp_path, capsys):
+    """`fashionae data` says early what only train-clf or a study would refuse (a class without
+    test images), and what would train silently on black images (pixels of 0 and 1)."""
+    d = write_npz(tmp_path / "d", y_test=np.resize([0, 1], 60), x_train=np.resize([0, 1], (240, 16, 16)).astype(np.uint8))
+    code, out, _ = cli(capsys, "data", "--dataset", d)
+    assert code == 0 and "2 (" in out and " / 0)" in out
+    assert ("note: 1 class (2) lacks training or test images: autoencoders train, but a classifier needs both for "
+            "every class") in out
+    assert "note: the pixels reach only 1 of 255: images of 0 and 1?" in out

@@ -57,7 +57,17 @@ def cmd_data(a) -> int:
     print(f"{ds.name} in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} test images "
           f"of {h}x{w}, {len(ds.classes)} classes, {check}")
     counts = torch.bincount(ds.train_labels, minlength=len(ds.classes)).tolist()
-    print("classes (training images): " + ", ".join(f"{c} ({n:,})" for c, n in zip(ds.classes, counts)))
+    tested = torch.bincount(ds.test_labels, minlength=len(ds.classes)).tolist()
+    print("classes (training / test images): " + ", ".join(f"{c} ({n:,} / {m:,})"
+                                                          for c, n, m in zip(ds.classes, counts, tested)))
+    if empty := [c for c, n, m in zip(ds.classes, counts, tested) if not n or not m]:
+        print(f"note: {len(empty)} class{'es' if len(empty) > 1 else ''} ({', '.join(empty[:3])}"
+              f"{', …' if len(empty) > 3 else ''}) lack{'' if len(empty) > 1 else 's'} training or test images: "
+              "autoencoders train, but a "
+              "classifier needs both for every class (number the classes from 0 without gaps)")
+    if ds.train_images.numel() and int(ds.train_images.max()) <= 1:
+        print("note: the pixels reach only 1 of 255: images of 0 and 1? scale them to 0-255 (x * 255) before "
+              "saving, or the models see them nearly black")
     return 0
 
 
