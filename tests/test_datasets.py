@@ -176,6 +176,11 @@ BAD = {
                         "{d}: train-images-idx3-ubyte has 240 images but train-labels-idx1-ubyte has 239 labels"),
     "idx test count": (lambda d: replace_idx(write_idx(d, toml=None), IDX_NAMES[3], torch.zeros(59)),
                        "{d}: t10k-images-idx3-ubyte has 60 images but t10k-labels-idx1-ubyte has 59 labels"),
+    "idx labels as int32": (lambda d: replace_idx(write_idx(d, toml=None), IDX_NAMES[3],
+                                                  raw=b"\x00\x00\x0c\x01" + (60).to_bytes(4, "big") + bytes(240)),
+                            "{d}/t10k-labels-idx1-ubyte.gz is an IDX file of 32-bit integers; fashionae reads IDX "
+                            "files of unsigned bytes \\(type 0x08\\), as Fashion-MNIST's: save it as uint8 "
+                            "\\(labels from 0, pixels 0-255\\)"),
     "idx file that is not IDX": (lambda d: replace_idx(write_idx(d, toml=None), IDX_NAMES[3], raw=b"hello world"),
                                  "{d}/t10k-labels-idx1-ubyte.gz has a bad IDX header \\(magic 68656c6c, expected "
                                  "00000801 or 00000803\\); it is not an IDX file of images or labels"),

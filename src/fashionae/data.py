@@ -109,6 +109,11 @@ def parse_idx(raw: bytes, name: str = "file", expected_rank: int | None = None) 
     if len(raw) < 4:
         raise UserError(f"{name} is too short to be an IDX file ({len(raw)} bytes)")
     zero, dtype, rank = raw[0:2], raw[2], raw[3]
+    idx_types = {0x09: "signed bytes", 0x0B: "16-bit integers", 0x0C: "32-bit integers", 0x0D: "floats",
+                 0x0E: "doubles"}
+    if zero == b"\x00\x00" and rank in (1, 3) and dtype in idx_types:
+        raise UserError(f"{name} is an IDX file of {idx_types[dtype]}; fashionae reads IDX files of unsigned "
+                        "bytes (type 0x08), as Fashion-MNIST's: save it as uint8 (labels from 0, pixels 0-255)")
     if zero != b"\x00\x00" or dtype != 0x08 or rank not in (1, 3):
         raise UserError(f"{name} has a bad IDX header (magic {raw[:4].hex()}, expected 00000801 "
                         "or 00000803); it is not an IDX file of images or labels")
