@@ -208,6 +208,9 @@ BAD = {
                                            NPZ + ": x_test holds values outside \\[0, 255\\]"),
     "npz with NaN": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), np.nan)),
                      NPZ + ": x_test holds NaN or infinite values; give every pixel a number, 0-255 or 0-1"),
+    "npz splits in two ranges": (lambda d: write_npz(d, x_train=np.full((240, 16, 16), 0.5),
+                                                 x_test=np.full((60, 16, 16), 100.0)),
+                                 NPZ + ": x_train holds pixels in 0-1 and x_test in 0-255; give both the same range"),
     "npz one-hot labels": (lambda d: write_npz(d, y_train=np.eye(3)[np.arange(240) % 3]),
                            NPZ + ": y_train is \\[240, 3\\], one-hot or scores per class; give one class number "
                            "per image: y_train.argmax\\(1\\)"),

@@ -313,6 +313,11 @@ def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
         raise UserError(f"{path} is not a readable .npz file ({type(e).__name__}: damaged, or holding "
                         "object arrays, which fashionae never unpickles); save plain numeric arrays with "
                         "numpy.savez") from None
+    unit = {k: arr[k].dtype.kind == "f" and arr[k].size and arr[k].max() <= 1 for k in ("x_train", "x_test")}
+    if all(arr[k].dtype.kind == "f" and arr[k].size and np.isfinite(arr[k]).all() for k in unit) \
+            and len(set(unit.values())) > 1:
+        one, other = ("x_train", "x_test") if unit["x_train"] else ("x_test", "x_train")
+        raise UserError(f"{path}: {one} holds pixels in 0-1 and {other} in 0-255; give both the same range")
     for k in ("x_train", "x_test"):
         a = arr[k]
         if a.ndim == 4 and 1 in (a.shape[1], a.shape[-1]):  # [N, H, W, 1] (Keras) or [N, 1, H, W] (PyTorch)
