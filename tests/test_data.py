@@ -26,8 +26,11 @@ def test_parse_idx_roundtrip():
                        "copy of the file"),
     (lambda b: b + b"\0", "file is truncated or padded: 2369 bytes, the header promises 2368; get a fresh "
                           "copy of the file"),
-    (lambda b: b"\x00\x00\x09\x03" + b[4:], "file has a bad IDX header (magic 00000903, expected 00000801 or "
+    (lambda b: b"\x00\x00\x07\x03" + b[4:], "file has a bad IDX header (magic 00000703, expected 00000801 or "
                                           "00000803); it is not an IDX file of images or labels"),
+    (lambda b: b"\x00\x00\x09\x03" + b[4:], "file is an IDX file of signed bytes; fashionae reads IDX files of "
+                                          "unsigned bytes (type 0x08), as Fashion-MNIST's: save it as uint8 "
+                                          "(labels from 0, pixels 0-255)"),
     (lambda b: b[:3], "file is too short to be an IDX file (3 bytes)"),
     (lambda b: b[:4], "file is truncated inside its IDX header"),
     (lambda b: b[:10], "file is truncated inside its IDX header"),
