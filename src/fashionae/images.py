@@ -279,22 +279,28 @@ def _picture(g: np.ndarray, caveats: list[str] | tuple = ()) -> Picture:
     return Picture(torch.from_numpy(g).unsqueeze(0), tuple(caveats))
 
 
-def _two_sided(gray, border: float) -> bool:
-    """Whether the object's parts lighter than the background and those darker both weigh (the
-    lesser side at least TWO_SIDED of the summed difference): a dark shirt with a white print."""
-    d = np.asarray(gray, dtype=np.float32) - border
+def _sides(g: np.ndarray, background: float) -> tuple[float, float]:
+    """How much of the object is lighter than the background, and how much darker: the summed
+    differences of the pixels that differ by more than FAINT. (Sharpening leaves a faint halo of
+    the other sign around any object: the sums outweigh it.)"""
+    d = np.asarray(g, dtype=np.float32) - background
     d = d[np.abs(d) > FAINT * 255]
-    light, dark = float(d[d > 0].sum()), float(-d[d < 0].sum())
+    return float(d[d > 0].sum()), float(-d[d < 0].sum())
+
+
+def _two_sided(gray, border: float) -> bool:
+    """Whether the object's lighter and darker parts both weigh (the lesser side at least
+    TWO_SIDED of the whole): a dark shirt with a white print, one side lost either way."""
+    light, dark = _sides(gray, border)
     return light + dark > 0 and min(light, dark) / (light + dark) >= TWO_SIDED
 
 
 def _mostly_darker(g: np.ndarray, background: float) -> bool:
-    """What differs from the background (by more than FAINT) is darker than it, summed over its
-    pixels: on a dark background, as the dataset's, an object must be lighter. (Sharpening
-    leaves a faint halo of the other sign around any object: the sum outweighs it. Only on an
-    even background, whose level the border gives.)"""
-    d = g - background
-    return float(d[np.abs(d) > FAINT * 255].sum()) < 0
+    """Whether the object is mostly darker than the background: on a dark background, as the
+    dataset's, an object must be lighter. (Only on an even background, whose level the border
+    gives.)"""
+    light, dark = _sides(g, background)
+    return light < dark
 
 
 def _uneven_corners(gray) -> str | None:

@@ -15,7 +15,8 @@ from .baselines import write_baselines
 from .data import Dataset, load_dataset, make_splits, split_sizes
 from .explore import explore as explore_run
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
-from .plan import PlannedRun, ae_run_name, check_plan, duration, make_plan, run_local, unasked_runs_note
+from .plan import (PlannedRun, ae_run_name, check_plan, duration, make_plan, plan_states, refuse_changed, run_local,
+                   unasked_runs_note)
 from .report import write_report
 from .results import collect_results
 from .runs import Log, stderr
@@ -69,7 +70,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         stage_seconds["runs"] = time.perf_counter() - t0
         # judged now that every encoder is trained: a "best" classifier's choice, and the digest of
         # an encoder trained again under a classifier kept (``plan_states``)
-        check_plan([r for r in plan if r.kind == CLASSIFIER], study, folder, data)
+        # (what else check_plan refuses was refused before the runs, and the runs did not change it)
+        refuse_changed(plan_states([r for r in plan if r.kind == CLASSIFIER], study, folder, data)[1], folder)
 
         if study.explore.autoencoders:
             t0 = time.perf_counter()
