@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REAL_DIR
-from fashionae import load
+from fashionae import export, load
 from fashionae.cli import main
 from fashionae.data import load_fashion_mnist
 from fashionae.errors import UserError
@@ -115,6 +115,22 @@ def test_export_command(runs, tmp_path, capsys):
     assert "difference" not in capsys.readouterr().out and path.read_bytes() != before
     assert main(["export", str(runs()), "-o", str(path), "--part", "classifier"]) == 2
     assert "fashionae: error: --part classifier is for classifier runs" in capsys.readouterr().err
+
+
+def test_a_file_in_the_way_is_refused_before_exporting(runs, tmp_path, monkeypatch, capsys):
+    # another export, or any other file, is refused before the export's seconds are spent
+    # (an export of the same part of the same model goes on, and is compared byte for byte)
+    path, own = tmp_path / "m.onnx", tmp_path / "notes.onnx"
+    assert main(["export", str(runs()), "-o", str(path), "--part", "encoder", "--no-check"]) == 0
+    own.write_text("my own file")
+    monkeypatch.setattr(export, "to_onnx", lambda module: pytest.fail("exported before refusing"))
+    for target, part in ((path, "autoencoder"), (own, "encoder"), (own, "autoencoder")):
+        assert main(["export", str(runs()), "-o", str(target), "--part", part]) == 2
+        assert "already exists with other contents; nothing was written" in capsys.readouterr().err
+    assert own.read_text() == "my own file"
+    (tmp_path / "dir.onnx").mkdir()
+    assert main(["export", str(runs()), "-o", str(tmp_path / "dir.onnx"), "--force"]) == 2
+    assert "is a folder (or not a file)" in capsys.readouterr().err
 
 
 def test_without_the_extra_one_line_names_it(runs, tmp_path, monkeypatch):

@@ -117,6 +117,16 @@ def max_abs_diff(onnx_bytes: bytes, module: Part, images: torch.Tensor) -> float
     return (got - want).abs().max().item()
 
 
+def _made_from(onnx, path: Path) -> tuple[str, str] | None:
+    """The part and source model digest an existing fashionae export at ``path`` records
+    (None for a folder, or any other file)."""
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception:  # a folder, a file that is no ONNX model: which exception is onnx's to choose
+        return None
+    return props.get("part"), props.get("source_model_sha256")
+
+
 def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None,
                 check: bool = True, images: torch.Tensor | None = None, force: bool = False) -> dict:
     """Export ``part`` of a finished run (default: the whole model) to ``output``. With
@@ -137,6 +147,8 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
     if part != "encoder" and part != task:
         raise UserError(f"--part {part} is for {part} runs, not {task} runs like {folder.path}; "
                         f"export --part {task} or --part encoder")
+    if Path(output).exists() and _made_from(onnx, Path(output)) != (part, folder.model_sha256()):
+        refuse_to_replace({Path(output): b""}, force)  # a folder, or no export of this part of this model: now
     module = Part(model, part).eval()
     proto = to_onnx(module)
     inputs, outputs = describe(part, model)
