@@ -303,9 +303,10 @@ def test_not_tested_claims_say_why():
              "training from scratch is competitive with fine-tuning",
              "Shirt is the class most confused (with T-shirt/top)"]
     for c, text, reason in zip(claims, texts, why, strict=True):
+        derived = {"derived": True} if text == "l_size 512 balances quality and cost" else {}  # tested or not
         assert c == {"claim": text, "quantity": None, "effect": None, "ci": None, "ci_reason": reason,
                      "threshold": None, "threshold_meaning": None, "seeds": 0, "verdict": "not tested",
-                     "leaning": None, "parts": [], "evidence": reason}
+                     "leaning": None, "parts": [], "evidence": reason, **derived}
     # a dataset without the Shirt and T-shirt/top classes cannot test the Shirt claim
     r = results([ae("linear-512", [0.01])], [clf("finetune", [0.9])])
     r["classes"] = [f"c{i}" for i in range(10)]
@@ -333,6 +334,7 @@ def test_every_printed_field_of_every_claim():
     too_small = [0.020 / 0.0100 - 1, 0.021 / 0.0101 - 1, 0.022 / 0.0102 - 1]
     part = c["l_size 64 is too small"]["parts"][0]
     assert part == {"part": "worse than 512 by at least 10 %", "quantity": "relative difference of test MSE, 64 vs 512",
+                    "comparison": "64 vs 512",
                     "effect": pytest.approx(math.prod(1 + x for x in too_small) ** (1 / 3) - 1),
                     "values": pytest.approx(too_small),
                     "unit": "relative", "ci": pytest.approx(ci_of(too_small, 7, "relative")[0]), "ci_reason": None,
@@ -400,6 +402,7 @@ def test_every_printed_field_of_every_claim():
     # per seed, the points of Shirt's 100 images taken for T-shirt/top (40, 39, 38) minus for any other (0)
     assert partner == {"part": "taken for T-shirt/top most often", "quantity": "Shirt's test images taken for "
                        "T-shirt/top minus for the next most frequent wrong class (points of Shirt's images)",
+                       "comparison": "Shirt taken for T-shirt/top vs for another class",
                        "effect": pytest.approx(39.0), "values": pytest.approx([40.0, 39.0, 38.0]), "unit": "points",
                        "ci": pytest.approx(ci_of([40.0, 39.0, 38.0], 7)[0]), "ci_reason": None, "threshold": 0.0,
                        "threshold_name": "taken for", "threshold_meaning": THRESHOLDS["taken for"][2],
@@ -458,10 +461,31 @@ def test_claims_compare_autoencoders_trained_alike():
         assert c[claim]["verdict"] == "not tested" and "trained alike" in c[claim]["evidence"], claim
 
 
+def test_a_ratio_of_mses_that_is_not_a_positive_number_is_no_effect():
+    # an MSE of 0 or inf (made-up or edited figures: the decoder's Sigmoid caps it at 1) gives
+    # "not a number", not a crash of the log scale
+    from fashionae.claims import relative_change
+    for bad in (0.0, math.inf, math.nan):
+        v = relative_change(ae("linear-1", [bad, 0.01, 0.0101]), ae("linear-2", [0.02, 0.02, 0.02]))
+        assert math.isnan(v[0]) and v[1:] == pytest.approx([-0.5, -0.495])
+        assert math.isnan(relative_change(ae("linear-1", [0.01] * 3), ae("linear-2", [bad, 0.02, 0.02]))[0])
+    claims = by_claim(assess_claims(results([ae("linear-64", [0.0, 0.02, 0.021]), ae("linear-512", [0.01] * 3)], [])))
+    assert claims["l_size 64 is too small"]["verdict"] == "inconclusive"
+    assert claims["l_size 64 is too small"]["parts"][0]["ci_reason"] == "a seed's figure is not a number: a run diverged"
+
+
 def test_a_family_counts_an_effect_and_its_opposite_once_and_two_effects_twice():
     from fashionae.claims import judged_together
-    assert judged_together([[0.5, -0.3, 0.4], [-0.5, 0.3, -0.4]]) == 1
-    assert judged_together([[0.5, -0.3, 0.4], [0.5, 0.3, 0.4]]) == 2
+    v, opposite, other = [0.5, -0.3, 0.4], [-0.5, 0.3, -0.4], [0.5, 0.3, 0.4]
+    of = lambda comparison, *values: [{"values": x, "comparison": comparison} for x in values]  # noqa: E731
+    assert judged_together(of("a vs b", v, opposite)) == 1
+    assert judged_together(of("a vs b", v, v)) == 1  # val and test, where validation is the test set
+    assert judged_together(of("a vs b", v, other)) == 2
+    # two comparisons whose seeds happen to give the same effects are two intervals, as are
+    # effects that name no comparison
+    assert judged_together(of("a vs b", v) + of("c vs b", v)) == 2
+    assert judged_together(of(None, v, v, opposite)) == 3
+    assert judged_together(of("a vs b", v, [0.1, 0.1, 0.1])) == 1  # no spread: no interval
 
 
 def shirt_taken_for(*rows):

@@ -696,8 +696,8 @@ def test_about_this_study_says_how_validation_was_chosen_and_what_was_left_out(s
     results = json.loads((out / "results.json").read_text())
     holdout = ("The test set is never used to choose anything: every choice (the best epoch, the best encoder, "
                "the targets) is made on validation figures (held-out training images).")
-    on_test = ("Validation is the test set here (the author's protocol): choices made on validation figures (the "
-               "best epoch, the best encoder, the targets) have seen the test set.")
+    on_test = ("Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
+               "figures, has seen the test set (a study refuses the best encoder and targets there).")
     no_claim = "None of the source study's claims compares models that this study trains, so none is tested here."
     other_data = ("The study's claims and reference numbers are about Fashion-MNIST, so they are left out on this "
                   "dataset.")

@@ -489,6 +489,11 @@ def test_best_encoder_is_refused_when_validation_is_the_test_set(tmp_path):
         load_study(write(tmp_path, text))
     with pytest.raises(UserError, match="judged on the validation set"):
         load_study(write(tmp_path, MINIMAL + '[classifiers]\n[targets]\nclassifier = "finetune"\ntest_acc = 0.9\n'))
+    # targets on validation figures, where validation is the test set, are test targets
+    on_test = MINIMAL + '[train]\nval = "test"\n[targets]\nautoencoder = "a"\nval_mse = 0.01\n'
+    with pytest.raises(UserError, match=r"\[targets\] would be judged on the test set \(val = \"test\"\)"):
+        load_study(write(tmp_path, on_test))
+    assert load_study(write(tmp_path, on_test.replace('"test"', '"holdout"'))).targets.val_mse == 0.01
 
 
 class Terminal(io.StringIO):

@@ -109,11 +109,16 @@ def test(values: list[float], threshold: float, above: bool, intervals: int = 1,
     return "inconclusive", leaning
 
 
-def judged_together(values_of: list[list[float]]) -> int:
-    """How many intervals a table of these per-seed effects holds (the Bonferroni m): the
-    effects with an interval at all, an effect and its opposite counted once (conv "better"
-    and "by under 15 %" read one interval, mirrored, against two thresholds)."""
-    return max(1, len({min(tuple(v), tuple(-x for x in v)) for v in values_of if interval(v)[0] is not None}))
+def judged_together(effects: list[dict]) -> int:
+    """How many intervals a table of these effects (each with its per-seed ``values``) holds, the
+    Bonferroni m: those with an interval at all, each once, but within one ``comparison`` an
+    effect and its opposite, or two equal ones, once together (conv "better" and "by under 15 %"
+    read one interval, mirrored, against two thresholds; under ``val = "test"`` a validation
+    figure's change is its test figure's). Effects of different comparisons never share one."""
+    def key(e: dict):
+        v = tuple(e["values"])
+        return (e["comparison"], min(v, tuple(-x for x in v))) if e.get("comparison") else id(e)
+    return max(1, len({key(e) for e in effects if interval(e["values"])[0] is not None}))
 
 
 def center(values: list[float], unit: str = "points") -> float | None:
@@ -127,18 +132,21 @@ def center(values: list[float], unit: str = "points") -> float | None:
     return back(statistics.mean(to_log(v) for v in values))
 
 
-def _part(name: str, values: list[float], threshold_name: str, above: bool, quantity: str) -> dict:
-    """One question a claim asks of its seeds; ``judge`` answers it."""
+def _part(name: str, values: list[float], threshold_name: str, above: bool, quantity: str,
+          comparison: str) -> dict:
+    """One question a claim asks of its seeds; ``judge`` answers it. Parts of one ``comparison``
+    (what its values compare: their opposite compares the same) share one interval
+    (``judged_together``)."""
     threshold, unit, meaning = THRESHOLDS[threshold_name]
     return {"part": name, "quantity": quantity, "effect": center(values, unit), "values": values, "unit": unit,
             "threshold": threshold, "threshold_name": threshold_name, "threshold_meaning": meaning,
-            "direction": "above" if above else "below"}
+            "direction": "above" if above else "below", "comparison": comparison}
 
 
 def judge(claims: list[dict]) -> None:
     """Every part's simultaneous interval and verdict, then each claim's from its parts."""
     parts = [p for c in claims for p in c["parts"]]
-    m = judged_together([p["values"] for p in parts])
+    m = judged_together(parts)
     for p in parts:
         p["ci"], p["ci_reason"] = interval(p["values"], m, p["unit"])
         p["verdict"], p["leaning"] = test(p["values"], p["threshold"], p["direction"] == "above", m, p["unit"])
@@ -223,9 +231,10 @@ def _fmt(s: dict, digits: int = 4, pct: bool = False) -> str:
 
 
 def relative_change(a: dict, b: dict, key: str = "test_mse") -> list[float]:
-    """Per seed they share, (figure of a) / (figure of b) - 1."""
+    """Per seed they share, (figure of a) / (figure of b) - 1; NaN where a figure is not a
+    positive number (no ratio of MSEs to speak of)."""
     xa, xb = _paired(a, b, key)
-    return [x / y - 1 for x, y in zip(xa, xb)]
+    return [x / y - 1 if 0 < x < math.inf and 0 < y < math.inf else math.nan for x, y in zip(xa, xb)]
 
 
 def points_change(a: dict, b: dict, key: str = "test_acc") -> list[float]:
@@ -251,7 +260,7 @@ def assess_claims(results: dict) -> list[dict]:
         v = relative_change(ae64, ae512)
         overfits, overfitting = _overfitting(ae64)
         claims.append(_claim(text, [_part(f"worse than 512 by at least {_percent('too small')}", v, "too small",
-                                          True, "relative difference of test MSE, 64 vs 512")],
+                                          True, "relative difference of test MSE, 64 vs 512", "64 vs 512")],
                              f"test MSE 64: {_fmt(ae64['test_mse'])} vs 512: {_fmt(ae512['test_mse'])}; "
                              + overfitting, len(v), overfits=overfits))
     else:
@@ -261,7 +270,7 @@ def assess_claims(results: dict) -> list[dict]:
     if ae512 and ae1024:
         v = [-x for x in relative_change(ae1024, ae512)]  # the gain: how much lower 1024's MSE is
         claims.append(_claim(text, [_part(f"gain under {_percent('little')}", v, "little", False,
-                                          "relative gain in test MSE, 1024 over 512")],
+                                          "relative gain in test MSE, 1024 over 512", "1024 vs 512")],
                              f"test MSE 512: {_fmt(ae512['test_mse'])} vs 1024: {_fmt(ae1024['test_mse'])}",
                              len(v)))
     else:
@@ -271,9 +280,9 @@ def assess_claims(results: dict) -> list[dict]:
     if conv and ae512:
         v = relative_change(conv, ae512)
         claims.append(_claim(text, [
-            _part("better", v, "better", False, "relative difference of test MSE, conv vs 512"),
+            _part("better", v, "better", False, "relative difference of test MSE, conv vs 512", "conv vs 512"),
             _part(f"by under {_percent('slightly')}", [-x for x in v], "slightly", False,
-                  "relative gain in test MSE, conv over 512")],
+                  "relative gain in test MSE, conv over 512", "conv vs 512")],
             f"test MSE conv: {_fmt(conv['test_mse'])} vs 512: {_fmt(ae512['test_mse'])}", len(v)))
     else:
         claims.append(_not_tested(text, f"the study lacks the conv or linear 512 autoencoder{ALIKE}"))
@@ -289,7 +298,8 @@ def assess_claims(results: dict) -> list[dict]:
              "competitive", True)):
         if a and b:
             v = points_change(a, b)
-            claims.append(_claim(text, [_part(name, v, threshold, above, f"test accuracy, {name} (points)")],
+            pair = " vs ".join(sorted((a["strategy"], b["strategy"])))  # "beats" and "competitive": one interval
+            claims.append(_claim(text, [_part(name, v, threshold, above, f"test accuracy, {name} (points)", pair)],
                                  f"test accuracy {a['strategy']} {acc(a)}, {b['strategy']} {acc(b)}", len(v)))
         else:
             claims.append(_not_tested(text, "the study lacks one of the strategies on the l_size-512 encoder"))
@@ -327,7 +337,7 @@ def _balance_claim(size_claims: list[dict], *aes: dict | None) -> dict:
     It adds no test of its own (its parts are theirs, already judged), so it is ``derived``."""
     text = "l_size 512 balances quality and cost"
     if not all(c["parts"] for c in size_claims):
-        return _not_tested(text, "the study lacks one of the linear 64, 512, 1024 autoencoders")
+        return _not_tested(text, "the study lacks one of the linear 64, 512, 1024 autoencoders") | {"derived": True}
     parts = [dict(p, part=f"{c['claim']}: {p['part']}") for c in size_claims for p in c["parts"]]
     cost = "; ".join(f"{n}: {_cost(a)}" for n, a in zip(("64", "512", "1024"), aes))
     claim = _claim(text, parts, f"cost — {cost}; quality: the two claims above", size_claims[0]["seeds"],
@@ -352,10 +362,10 @@ def _shirt_claim(results: dict, clf: dict | None) -> dict:
         others = max(n for j, n in enumerate(row) if j not in (shirt, tshirt))
         margins.append(100 * (row[tshirt] - others) / max(1, sum(row)))
     parts = [_part("lowest per-class accuracy", gaps, "most confused", False,
-                   "Shirt's accuracy minus the next-worst class's (points)"),
+                   "Shirt's accuracy minus the next-worst class's (points)", "Shirt vs the next-worst class"),
              _part("taken for T-shirt/top most often", margins, "taken for", True,
                    "Shirt's test images taken for T-shirt/top minus for the next most frequent wrong class "
-                   "(points of Shirt's images)")]
+                   "(points of Shirt's images)", "Shirt taken for T-shirt/top vs for another class")]
     return _claim(text, parts, f"{clf['strategy']}: Shirt's test accuracy is "
                   f"{_fmt(clf['per_class_acc'][shirt], 1, True)}; it is taken for T-shirt/top more often than "
                   f"for any other class in {sum(m > 0 for m in margins)} of {len(margins)} seed(s)", len(gaps))

@@ -477,8 +477,9 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
                   "seconds"]
     title = f"fashionae study {results['study']} — profile {results['profile']}"
     about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [
-        "Validation is the test set here (the author's protocol): choices made on validation figures "
-        "(the best epoch, the best encoder, the targets) have seen the test set." if results.get("val") == "test"
+        "Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
+        "figures, has seen the test set (a study refuses the best encoder and targets there)."
+        if results.get("val") == "test"
         else "The test set is never used to choose anything: every choice (the best epoch, the best "
         "encoder, the targets) is made on validation figures (held-out training images)."]
     if results.get("reference") and not results["claims"]:

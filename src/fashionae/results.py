@@ -255,8 +255,9 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
                "differs": {k: [v, after[k]] for k, v in before.items() if k in after and after[k] != v}}
         for figure in ("val_mse", "test_mse"):
             effects = relative_change(var, base, figure)
-            row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,
-                           "effect": center(effects, "relative"), "unit": "relative"}  # a study's runs share its seeds
+            row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,  # a study's runs share its seeds
+                           "effect": center(effects, "relative"), "unit": "relative",
+                           "comparison": f"{c.variant} vs {c.baseline}"}
         row["classifiers"] = {}  # strategy -> its accuracy figures, on the variant's encoder against the baseline's
         for strategy in dict.fromkeys(k["strategy"] for k in classifiers):
             on = {k["encoder"]: k for k in classifiers if k["strategy"] == strategy}
@@ -266,7 +267,8 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
             for figure in ("val_acc", "test_acc"):
                 effects = points_change(on[c.variant], on[c.baseline], figure)
                 figures[figure] = {"baseline": on[c.baseline][figure], "variant": on[c.variant][figure],
-                                   "values": effects, "effect": center(effects, "points"), "unit": "points"}
+                                   "values": effects, "effect": center(effects, "points"), "unit": "points",
+                                   "comparison": f"{c.variant} vs {c.baseline}, {strategy}"}
         rows.append(row)
     judge_family([row[f] for row in rows for f in ("val_mse", "test_mse")], lower=True)
     judge_family([s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")],
@@ -279,7 +281,7 @@ def judge_family(figures: list[dict], lower: bool) -> None:
     figure is lower (``lower``: an MSE) or higher (an accuracy) would be judged: enough seeds,
     the interval off 0. ``verdict``: the side the interval shows, or "not shown"."""
     from .claims import ci_level, interval, judged_together, test
-    m = judged_together([f["values"] for f in figures])
+    m = judged_together(figures)
     claimed, opposite = ("lower", "higher") if lower else ("higher", "lower")
     for f in figures:
         f["ci"], f["ci_reason"] = interval(f["values"], m, f["unit"])

@@ -380,6 +380,10 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
                             f"validation set (val_{test_key[5:]}); a profile tuned to reach a test "
                             "figure would choose its settings on the test set")
     targets = _typed(Targets, targets, "[targets]", source)
+    if targets != Targets() and autoencoders[0].train.val == "test":
+        raise UserError(f"study file {source}: [targets] would be judged on the test set (val = \"test\"), "
+                        "and a profile tuned to reach them would choose its settings on it; drop the targets, "
+                        "or use val = \"holdout\"")
     for who, goal in (("autoencoder", "val_mse"), ("classifier", "val_acc")):
         if (getattr(targets, who) is None) != (getattr(targets, goal) is None):
             raise UserError(f"study file {source}: [targets] {who} and {goal} go together: the {who} "
