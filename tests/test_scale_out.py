@@ -17,6 +17,7 @@ from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.pipeline import run_study
 from fashionae.ray_executor import RayExecutor
+from fashionae.runs import evaluate_run
 from fashionae.study import load_study
 from helpers import QUIET, extra_or_skip, read_metrics, same_weights, write_dataset
 
@@ -273,3 +274,19 @@ def test_two_processes_follow_the_single_process_curve(tmp_path, command):
     summary = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("two", "one")]
     if "confusion_matrix" in summary[1]:  # the test predictions, gathered in the labels' order
         assert summary[0]["confusion_matrix"] == summary[1]["confusion_matrix"]
+
+
+def test_batch_norm_on_the_cpu_evaluates_the_model_it_saves(tmp_path):
+    """Each process normalises its own slices in training; its figures must still be those of
+    process 0's model, the one saved (its running statistics), as `eval` gives them."""
+    data_dir = write_dataset(tmp_path / "data", n_train=1_300, n_test=1_005)
+    # a last batch of two halves, so the processes' statistics differ after it; a test set of 5
+    # evaluation batches, 2 of them process 1's
+    args = ["train-ae", *COMMON, "--encoder-type", "strong", "--latent", "16", "--epochs", "1",
+            "--train-subset", "1000", "--eval-subset", "1005", "--data-dir", str(data_dir), "--out", str(tmp_path / "two")]
+    done = torchrun(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    figures = {name: r["loss"] for name, r, _ in evaluate_run(tmp_path / "two", "cpu", str(data_dir), False)}
+    assert figures["validation"] == pytest.approx(summary["val_loss"], rel=1e-6)
+    assert figures["test"] == pytest.approx(summary["test_loss"], rel=1e-6)  # 3e-4 apart without the sync

@@ -6,7 +6,8 @@ permutation and takes its slice of each batch, and its loss is weighted by its s
 the averaged gradient is that of the whole batch and the hyper-parameters mean the same
 thing at any N. Dropout masks differ per process (seeded by seed and rank); on CUDA
 batch-norm layers become SyncBatchNorm (torch has no CPU SyncBatchNorm: on the CPU each
-process normalises its own slice, and DDP broadcasts process 0's running statistics). Sums (losses, correct counts) are added across processes;
+process normalises its own slice, and evaluation takes process 0's running statistics, those of
+the model it saves: ``sync_buffers``). Sums (losses, correct counts) are added across processes;
 process 0 alone writes the run folder.
 
 Without torchrun, ``Dist()`` is the single process and every method is the identity.
@@ -80,6 +81,16 @@ class Dist:
         box = [obj]
         td.broadcast_object_list(box, src=0)
         return box[0]
+
+    def sync_buffers(self, model: nn.Module) -> None:
+        """Process 0's buffers (batch norm's running statistics) on every process. DDP copies
+        them only as a training step starts, so after an epoch's last step each process on
+        the CPU holds statistics of its own slices, and an evaluation split across processes
+        would not be that of the model process 0 saves."""
+        if self.active:
+            import torch.distributed as td
+            for buffer in model.buffers():
+                td.broadcast(buffer, src=0)
 
     def barrier(self) -> None:
         if self.active:

@@ -48,6 +48,7 @@ from pathlib import Path
 import torch
 
 from .data import cache_dir
+from .distributed import is_main_process
 from .machine import cpu_fields
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
@@ -78,8 +79,8 @@ def _load() -> bool:
         torch.ops.load_library(str(build()))
         return True
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-        print(f"fashionae: note: the compiled CPU kernels are not available ({e}); PyTorch's ops run "
-              f"instead: the same numbers, slower (FASHIONAE_KERNELS=0 skips this)", file=sys.stderr)
+        _say(f"fashionae: note: the compiled CPU kernels are not available ({e}); PyTorch's ops run "
+             f"instead: the same numbers, slower (FASHIONAE_KERNELS=0 skips this)")
         return False
 
 
@@ -137,6 +138,12 @@ def whole_elf(path: Path) -> bool:
     return sections_at + entry * count <= size
 
 
+def _say(line: str) -> None:
+    """A note on stderr, from torchrun's process 0 alone (every process builds and loads)."""
+    if is_main_process():
+        print(line, file=sys.stderr, flush=True)
+
+
 def build() -> Path:
     """The kernels' shared library for this machine, compiled unless it already is."""
     library = library_path()
@@ -153,7 +160,7 @@ def build() -> Path:
     fd, partial = tempfile.mkstemp(dir=library.parent, prefix=library.stem + ".", suffix=".partial")
     os.close(fd)
     try:
-        print("fashionae: building the CPU kernels for this machine (once, about 10 s)", file=sys.stderr, flush=True)
+        _say("fashionae: building the CPU kernels for this machine (once, about 10 s)")
         compile_library(compile_command(SOURCE, Path(partial)))
         if not whole_elf(Path(partial)):
             raise OSError(f"{command[0]} wrote no whole library")

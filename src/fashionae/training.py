@@ -338,6 +338,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         train_seconds = time.perf_counter() - t0
         sums = dist.sum({k: v.double() for k, v in sums.items()})
         k = cfg.train_eval_subset or n
+        dist.sync_buffers(model)  # every process evaluates the model process 0 saves
         train_eval = evaluate(model, train_x[:k], train_y[:k], cfg, dist=dist)
         val_eval = evaluate(model, val_x, val_y, cfg, dist=dist)
         row = {"epoch": epoch + 1}
