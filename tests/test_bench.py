@@ -109,13 +109,16 @@ def test_a_bad_out_is_refused_before_measuring_and_a_file_is_kept(capsys, tmp_pa
     def measured(**kwargs):
         raise AssertionError("measured before --out was checked")
     monkeypatch.setattr(bench, "run_bench", measured)
-    notes = tmp_path / "notes.txt"
+    notes, photo = tmp_path / "notes.json", tmp_path / "photo.jpg"
     notes.write_text("my notes")
+    photo.write_text("my photo")
     (tmp_path / "a-file").write_text("")
     for out, said in ((notes, f"--out {notes} already exists; nothing was measured: choose another file, or pass "
                                "--force to replace it"),
                       (tmp_path, f"--out {tmp_path} is a folder; give the JSON file to write"),
-                      (tmp_path / "a-file" / "b.json", f"--out's folder {tmp_path / 'a-file'} is a file")):
+                      (tmp_path / "a-file" / "b.json", f"--out's folder {tmp_path / 'a-file'} is a file"),
+                      (photo, f"--out {photo} must be a .json file, e.g. bench.json")):
         assert main(["bench", "--out", str(out)]) == 2
         assert said in capsys.readouterr().err
-    assert notes.read_text() == "my notes"
+    assert main(["bench", "--out", str(photo), "--force"]) == 2  # --force replaces a JSON file only
+    assert notes.read_text() == "my notes" and photo.read_text() == "my photo"

@@ -97,15 +97,15 @@ def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(ca
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train-ae", "--arch", "mlp"], "unknown arch 'mlp'"),
-    (["train-ae", "--decoder", "k9"], "unknown decoder"),
-    (["train-ae", "--latent", "0"], "latent must be a positive integer"),
+    (["train-ae", "--arch", "mlp"], "unknown --arch 'mlp'"),
+    (["train-ae", "--decoder", "k9"], "unknown --decoder"),
+    (["train-ae", "--latent", "0"], "--latent must be a positive integer"),
     (["train-ae", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
     (["train-ae", "--arch", "conv", "--latent", "512"], "the conv arch has none"),  # given at its default
     (["train-clf", "--strategy", "scratch", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
-    (["train-ae", "--epochs", "0"], "epochs must be a positive integer"),
-    (["train-ae", "--batch-size", "-5"], "batch-size must be a positive integer"),
-    (["train-ae", "--dropout", "1.0"], "dropout must be a number in [0, 1)"),
+    (["train-ae", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["train-ae", "--batch-size", "-5"], "--batch-size must be a positive integer"),
+    (["train-ae", "--dropout", "1.0"], "--dropout must be a number in [0, 1)"),
     (["train-ae", "--epochs", "ten"], "invalid int value"),
     (["train-clf", "--strategy", "frozen"], "pass --encoder"),
     (["train-clf", "--strategy", "sideways"], "invalid choice: 'sideways'"),
@@ -118,9 +118,9 @@ def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train-ae", "--seed", "4294967296"], "seed must be an integer from 0 to 4294967295, got 4294967296"),
-    (["baselines", "--logreg-max-iter", "-1"], "logreg-max-iter must be a positive integer, got -1"),
-    (["baselines", "--train-subset", "0"], "train-subset must be a positive integer, got 0"),
+    (["train-ae", "--seed", "4294967296"], "--seed must be an integer from 0 to 4294967295, got 4294967296"),
+    (["baselines", "--logreg-max-iter", "-1"], "--logreg-max-iter must be a positive integer, got -1"),
+    (["baselines", "--train-subset", "0"], "--train-subset must be a positive integer, got 0"),
     (["bench", "--windows", "0"], "--windows must be a positive integer, got 0"),
     (["study", "s.toml", "--json"], "--json goes with --plan (the plan as JSON); the study itself writes "
                                     "results.json"),
@@ -348,3 +348,14 @@ def test_a_ray_study_without_ray_is_refused_under_plan_too(capsys, monkeypatch):
     code, _, err = cli(capsys, "study", PAPER, "--executor", "ray", "--plan")
     assert code == 2 and err.startswith("fashionae: error: --executor ray needs ray") and err.count("\n") == 1
     assert "pip install 'fashionae[ray]'" in err
+
+
+def test_the_modules_the_docs_name_are_reached_from_the_package_alone():
+    # the README's `fashionae.images.prepare_image(path)`, datasets.md's `fashionae.data.write_npz_dataset`,
+    # in a fresh interpreter where nothing else imported them
+    code = ("import sys, fashionae; assert 'torch' not in sys.modules; "
+            "print(fashionae.images.prepare_image.__name__, fashionae.data.write_npz_dataset.__name__); "
+            "fashionae.nothing")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout == "prepare_image write_npz_dataset\n"
+    assert proc.stderr.rstrip().endswith("AttributeError: module 'fashionae' has no attribute 'nothing'")

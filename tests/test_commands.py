@@ -115,6 +115,9 @@ def test_baselines_command(capsys, data_dir, tmp_path):
     assert code == 2 and err == (f"fashionae: error: {tmp_path / 'r'} is a run folder, which holds one run's files; "
                                  "choose another --out\n")
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json"]
+    (tmp_path / "shoe.jpg").write_text("a photo")  # a file where the folder would be
+    code, _, err = cli(capsys, "baselines", "--out", tmp_path / "shoe.jpg")
+    assert (code, err) == (2, f"fashionae: error: --out {tmp_path / 'shoe.jpg'} is a file; give a folder\n")
 
 
 def test_export_classifier_predicts_as_torch(capsys, bars, encoder, tmp_path):

@@ -136,10 +136,13 @@ def test_named_folder_is_used_alone(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="has no train-images"):
         load_fashion_mnist(folder)
     monkeypatch.setenv("FASHIONAE_DATA", str(folder))
-    with pytest.raises(UserError, match="has no train-images"):
-        load_fashion_mnist()
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="has no train-images.*point FASHIONAE_DATA at the folder"):
+        load_fashion_mnist()  # the fix names what named the folder
+    with pytest.raises(UserError, match="does not exist; point --data-dir"):
         load_fashion_mnist(tmp_path / "nowhere")
+    monkeypatch.setenv("FASHIONAE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="does not exist; point FASHIONAE_DATA at"):
+        load_fashion_mnist()
 
 
 def test_search_order_says_what_it_tried(tmp_path, monkeypatch):
@@ -244,8 +247,8 @@ def test_every_place_tried_is_named_with_what_went_wrong(tmp_path, monkeypatch, 
 def test_a_named_folder_that_does_not_exist(tmp_path):
     with pytest.raises(UserError) as e:
         load_fashion_mnist(tmp_path / "nowhere")
-    assert str(e.value) == (f"data folder {tmp_path}/nowhere does not exist; point --data-dir (or "
-                            "FASHIONAE_DATA) at the folder that holds the four IDX files")
+    assert str(e.value) == (f"data folder {tmp_path}/nowhere does not exist; point --data-dir "
+                            "at the folder that holds the four IDX files")
     (tmp_path / "a-file").write_text("")
     with pytest.raises(UserError, match=f"^data folder {tmp_path}/a-file is a file; point --data-dir"):
         load_fashion_mnist(tmp_path / "a-file")

@@ -406,8 +406,10 @@ def test_train_classify_reconstruct_explore_on_own_data(tmp_path, capsys):
 
     # an encoder fits images of its own size only; another class count is fine
     square = write_idx(tmp_path / "square", size=(28, 28))
-    assert "trained on 16x24 images, but square has 28x28" in refused(
-        capsys, "train-clf", "--dataset", square, "--strategy", "frozen", "--encoder", ae, "--out", tmp_path / "x")
+    assert refused(capsys, "train-clf", "--dataset", square, "--strategy", "frozen", "--encoder", ae, "--out",
+                   tmp_path / "x").endswith(f"trained on 16x24 images (shapes), but square has 28x28; train the classifier "
+                                            f"on data of the autoencoder's size, e.g. the data it was trained on: "
+                                            f"--dataset {data}")  # (where it was then: it moved since)
     three = write_idx(tmp_path / "three", size=(16, 24), classes=3, n_train=60, n_test=30)
     code, _, _ = cli(capsys, "train-clf", "--dataset", three, "--strategy", "frozen", "--encoder", ae,
                      "--epochs", "1", "--out", tmp_path / "clf3")

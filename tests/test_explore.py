@@ -30,6 +30,13 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     assert capsys.readouterr().err == (f"fashionae: error: --out {tmp_path / 'afile' / 'maps'}: {tmp_path / 'afile'} "
                                        "is a file, so the folder cannot be made; give another\n")
     assert (tmp_path / "afile").read_text() == "mine"
+    # a run folder (another's, or the run's own) or a study folder: their layouts are theirs
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "study.json").write_text("{}")
+    for out, kind in (("ae", "run folder, which holds one run's files"), ("study", "study folder, which holds a study's files")):
+        assert main(["explore", str(tmp_path / "ae"), "--out", str(tmp_path / out), "--no-tsne"]) == 2
+        assert capsys.readouterr().err == f"fashionae: error: {tmp_path / out} is a {kind}; choose another --out\n"
+    assert not (tmp_path / "ae" / "explore.json").exists() and not (tmp_path / "study" / "explore.json").exists()
     # a folder that holds another run's maps keeps them; the same run's are made again
     maps = tmp_path / "maps"
     assert main(["explore", str(tmp_path / "ae"), "--out", str(maps), "--no-tsne", "--data-dir", str(data_dir),

@@ -303,6 +303,6 @@ def test_load_weights_names_at_most_three_unexpected_tensors():
                                            ((28,), r"must be \[height, width\], got \(28,\)"),
                                            ((28.0, 28), r"must be \[height, width\]")])
 def test_an_image_size_the_encoder_cannot_halve_twice_is_refused(size, problem):
-    with pytest.raises(UserError, match=r"^image-size " + problem):
+    with pytest.raises(UserError, match=r"^image_size " + problem):
         ModelConfig(image_size=size).validate()
     assert ModelConfig(image_size=(8, 12)).validate().image_size == (8, 12)

@@ -19,7 +19,7 @@ from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results, reached_targets
 from fashionae.study import Study, load_study
 from fashionae.studyfolder import StudyFolder
-from helpers import PAPER, QUIET, STUDIES
+from helpers import PAPER, QUIET, STUDIES, extra_or_skip
 
 
 
@@ -160,6 +160,9 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     with pytest.raises(UserError, match=f"^study file {tmp_path / 's.png'} is not text \\(TOML is UTF-8 text\\); give a "
                        "study file, see studies/ for examples$"):
         load_study(tmp_path / "s.png")
+    with pytest.raises(UserError, match=f"^{tmp_path} is a folder; give a study file \\(studies/\\*.toml\\), or to "
+                       f"rebuild a study folder's report: fashionae report {tmp_path}$"):
+        load_study(tmp_path)
     with pytest.raises(UserError, match="has no profile 'x'; it has no profiles: leave out --profile$"):
         load_study(write(tmp_path, MINIMAL), profile="x")
 
@@ -378,6 +381,16 @@ def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert len([line for line in lines if line.startswith(("ae-", "clf-"))]) == 8
     assert lines[-1].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")
     assert not (tmp_path / "plan").exists()
+    assert "under Ray" not in capsys.readouterr().err
+    extra_or_skip("ray", "ray")  # the executor's options are checked under --plan too
+    assert main(["study", str(PAPER), "--profile", "smoke", "--plan", "--out", str(tmp_path / "plan"),
+                 "--data-dir", str(data_dir), "--no-verify", "--executor", "ray"]) == 0
+    assert "note: under Ray the runs overlap" in capsys.readouterr().err
+
+
+def test_a_wall_time_reads_in_the_largest_units_that_matter():
+    assert [plan_mod.duration(s) for s in (-1, 42, 245, 3599, 3600, 24_945)] == [
+        "0s", "42s", "4m05s", "59m59s", "1h00m", "6h55m"]
 
 
 def test_the_plan_warns_once_of_bf16_on_a_machine_that_emulates_it(data_dir, tmp_path, capsys, monkeypatch):

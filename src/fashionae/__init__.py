@@ -9,3 +9,12 @@ def load(run_dir):
     from .studyfolder import refuse_a_study_folder
     refuse_a_study_folder(run_dir)
     return LoadedRun(run_dir)
+
+
+def __getattr__(name):
+    """``fashionae.images``, ``fashionae.data``, …: a module of the package, imported when first
+    named (``import fashionae`` itself loads no torch)."""
+    import importlib.util
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -147,19 +147,15 @@ def cmd_eval(a) -> int:
 def cmd_baselines(a) -> int:
     from .baselines import write_baselines
     from .data import load_dataset
-    from .files import FolderLock
-    from .runfolder import RunFolder
+    from .files import FolderLock, refuse_unwritable_folder
     from .runs import stderr
     from .study import Baselines
-    from .studyfolder import StudyFolder
+    from .studyfolder import StudyFolder, refuse_a_model_folder
     settings.check(Baselines(logreg_max_iter=a.logreg_max_iter, train_subset=a.train_subset,
                              eval_subset=a.eval_subset))
     out = Path(a.out)
-    if StudyFolder(out).is_study():
-        raise UserError(f"{out} is a study folder, whose baselines `fashionae study` computes with "
-                        "the study's settings; choose another --out")
-    if RunFolder(out).is_run():
-        raise UserError(f"{out} is a run folder, which holds one run's files; choose another --out")
+    refuse_a_model_folder(out, "whose baselines `fashionae study` computes with the study's settings")
+    refuse_unwritable_folder(out)
     with FolderLock(out):
         data = load_dataset(a.dataset, a.data_dir, not a.no_verify)
         b = write_baselines(out / StudyFolder.BASELINES, data, a.val, a.train_subset, a.eval_subset,
@@ -194,6 +190,9 @@ def cmd_study(a) -> int:
     if a.plan:
         from .preview import show_plan
         show_plan(study, out, a.data_dir, not a.no_verify, a.json)
+        if executor is not None:
+            print("note: under Ray the runs overlap, each on --cpus-per-run CPUs of the cluster, so the study "
+                  "takes less than the estimate, which is of one run at a time on this machine", file=sys.stderr)
         return 0
     from .pipeline import run_study
     from .plan import make_plan
@@ -236,6 +235,8 @@ def cmd_bench(a) -> int:
         out = Path(a.out)
         if out.is_dir():
             raise UserError(f"--out {out} is a folder; give the JSON file to write")
+        if out.suffix.lower() != ".json":  # never a file of another kind, under --force either
+            raise UserError(f"--out {out} must be a .json file, e.g. bench.json")
         if out.exists() and not a.force:
             raise UserError(f"--out {out} already exists; nothing was measured: choose another file, or pass "
                             "--force to replace it")
@@ -339,6 +340,8 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add = sub.add_parser
     sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)
+    run_help = "a run folder (of train-ae or train-clf, or a study's runs/<run>)"
+    device_help = "auto (CUDA when present; the default), cpu or cuda"
 
     s = sub.add_parser("data", help="find, verify and describe the dataset")
     add_data_args(s)
@@ -353,7 +356,10 @@ def build_parser() -> Parser:
     s.set_defaults(func=cmd_train_ae)
 
     s = sub.add_parser("train-clf", help="train a classifier on an autoencoder's encoder")
-    s.add_argument("--strategy", required=True, choices=STRATEGIES)
+    s.add_argument("--strategy", required=True, choices=STRATEGIES, metavar="|".join(STRATEGIES),
+                   help="frozen: the encoder's weights kept, the linear layer alone trained; finetune: both "
+                   "trained; scratch: the same network from random weights; random-frozen: a random encoder, "
+                   "kept (the control frozen must beat)")
     s.add_argument("--encoder", help="the autoencoder run folder whose encoder is reused")
     settings.add_options(s, ModelConfig, "model (with --encoder, the encoder's: another value is refused; "
                          "--paper-head applies either way)", CLASSIFIER)
@@ -407,7 +413,8 @@ def build_parser() -> Parser:
     s.add_argument("--windows", type=int, default=bench.WINDOWS,
                    help=f"alternating measurement windows (default: {bench.WINDOWS})")
     s.add_argument("--profile", action="store_true", help="also print the step's top operators (on stderr with --json)")
-    s.add_argument("--device", default=TrainConfig.device, choices=DEVICES)
+    s.add_argument("--device", default=TrainConfig.device, choices=DEVICES, metavar="|".join(DEVICES),
+                   help=device_help)
     s.add_argument("--out", help="also write the figures, the machine and its target to this JSON file")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.add_argument("--images", type=int, default=bench.IMAGES, help=f"training images per window (default "
@@ -415,7 +422,7 @@ def build_parser() -> Parser:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("explore", help="latent-space maps, interpolation, k-NN and linear-probe scores")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=run_help)
     s.add_argument("--out", help="folder for the figures and explore.json (default RUN_DIR/explore)")
     s.add_argument("--no-tsne", action="store_true", help="skip the t-SNE map (the slowest part)")
     add_data_args(s, dataset=False, of_run=True)
@@ -429,7 +436,7 @@ def build_parser() -> Parser:
     pictures_help = ("picture files, PNG, JPEG and the like (or folders of them), any size and colour (a note in "
                      "brackets ends a picture's line where its answer may say little, and says why)")
     s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
@@ -440,20 +447,21 @@ def build_parser() -> Parser:
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
     s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
-    s.add_argument("run_dir")
-    s.add_argument("--device", default=TrainConfig.device, choices=DEVICES)
+    s.add_argument("run_dir", help=run_help)
+    s.add_argument("--device", default=TrainConfig.device, choices=DEVICES, metavar="|".join(DEVICES),
+                   help=device_help + "; the run's precision is kept")
     add_data_args(s, dataset=False, of_run=True)
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("export", help="export a run's model to ONNX (pip install 'fashionae[onnx]')")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=run_help)
     s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     s.add_argument("--part", choices=PARTS,
                    help="what to export (default: the whole model of the run)")

@@ -216,15 +216,16 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
 
 # ---------------------------------------------------------------- Fashion-MNIST
 
-def load_folder(folder: str | os.PathLike, verify: bool = True) -> Dataset:
-    """Fashion-MNIST's four files in one folder, checked; UserError on any problem."""
+def load_folder(folder: str | os.PathLike, verify: bool = True, named_by: str = "--data-dir") -> Dataset:
+    """Fashion-MNIST's four files in one folder, checked; UserError on any problem (``named_by``:
+    what named the folder, for the fix)."""
     folder = Path(folder)
     arrays = {}
     for name, (size, sha) in FILES.items():
         path = _locate(folder, name)
         if path is None:
             raise UserError(f"{folder} has no {name}.gz (nor {name}); put Fashion-MNIST's four IDX "
-                            "files there, or point --data-dir at the folder that holds them")
+                            f"files there, or point {named_by} at the folder that holds them")
         raw = _read_file(path)
         if verify and hashlib.sha256(raw).hexdigest() != sha:
             raise UserError(f"{path} fails its SHA-256 check (got {len(raw)} bytes); it is damaged "
@@ -247,10 +248,11 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
     named = data_dir or os.environ.get("FASHIONAE_DATA")
     if named:
         folder = Path(named)
+        named_by = "--data-dir" if data_dir else "FASHIONAE_DATA"
         if not folder.is_dir():
             raise UserError(f"data folder {folder} {'is a file' if folder.exists() else 'does not exist'}; point "
-                            "--data-dir (or FASHIONAE_DATA) at the folder that holds the four IDX files")
-        return load_folder(folder, verify)
+                            f"{named_by} at the folder that holds the four IDX files")
+        return load_folder(folder, verify, named_by)
 
     tried = []
     for folder in (cache_dir(), SYSTEM_DIR):

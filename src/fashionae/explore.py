@@ -16,6 +16,7 @@ from .errors import UserError
 from .files import read_rebuildable_json, refuse_unwritable_folder, write_json
 from .inference import LoadedRun
 from .runfolder import RunFolder
+from .studyfolder import refuse_a_model_folder
 from .settings import AUTOENCODER
 from .training import to_inputs
 
@@ -125,6 +126,7 @@ def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:
     or the user's own files under the names explore writes."""
     if out.resolve() == (folder / folder.EXPLORE).resolve():
         return
+    refuse_a_model_folder(out)  # this run's own folder too: its maps go to its explore/
     before = read_rebuildable_json(out / folder.EXPLORE_JSON)
     if before is not None:
         same = (before["model_sha256"] == model if "model_sha256" in before  # (an older one: the run's path)

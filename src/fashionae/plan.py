@@ -372,8 +372,10 @@ def _units(cfg: RunConfig, n_train: int) -> float:
 
 
 def duration(seconds: float) -> str:
-    """"4m05s", "42s": a wall time as the progress lines and --plan print it."""
+    """"6h55m", "4m05s", "42s": a wall time as the progress lines and --plan print it."""
     seconds = max(0, int(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 

@@ -144,9 +144,13 @@ def check_encoder_data(cfg: RunConfig, data: Dataset) -> None:
     """An encoder fits images of the size it was trained on (its bottleneck's input is sized
     for them); the classes may differ, since the classifier's head is new."""
     if tuple(cfg.model.image_size) != data.image_size:
+        encoder = encoder_folder(cfg.encoder_run)
+        theirs = encoder.config().dataset
+        where = encoder.raw_config().get("data", {}).get("source") if encoder.config().dataset_sha256 else theirs
         raise UserError(f"the encoder of {cfg.encoder_run} was trained on {cfg.model.image_size[0]}x"
-                        f"{cfg.model.image_size[1]} images, but {data.name} has {data.image_size[0]}x"
-                        f"{data.image_size[1]}; train the classifier on data of the autoencoder's size")
+                        f"{cfg.model.image_size[1]} images ({theirs}), but {data.name} has {data.image_size[0]}x"
+                        f"{data.image_size[1]}; train the classifier on data of the autoencoder's size, e.g. "
+                        f"the data it was trained on: --dataset {where}")
 
 
 def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:

@@ -83,10 +83,11 @@ def _name(f) -> str:
 
 def check(cfg, file_keys: bool = False) -> None:
     """Check every field of a settings dataclass; UserError naming the first bad one, as an
-    option (``batch-size``) or, with ``file_keys``, as a study file's key (``batch_size``)."""
+    option (``--batch-size``) or, with ``file_keys``, as a study file's key (``batch_size``); one
+    fashionae sets itself (``image_size``) by its name."""
     for f in fields(cfg):
         v = getattr(cfg, f.name)
-        name = f.name if file_keys else _name(f)
+        name = f.name if file_keys or not f.metadata.get("option", True) else f"--{_name(f)}"
         choices = f.metadata.get("choices")
         if choices is not None and v not in choices:
             raise UserError(f"unknown {name} {v!r}; choose one of {', '.join(map(str, choices))}")
@@ -130,7 +131,7 @@ def from_dict(cls, d: dict, where: str = "settings"):
         default = known[k].default
         values[k] = tuple(v) if isinstance(default, tuple) and isinstance(v, list) else v
     cfg = cls(**values)
-    check(cfg)
+    check(cfg, file_keys=True)
     return cfg
 
 

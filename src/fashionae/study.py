@@ -237,6 +237,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     except UnicodeDecodeError:
         raise UserError(f"study file {path} is not text (TOML is UTF-8 text); give a study file, "
                         "see studies/ for examples") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder; give a study file (studies/*.toml), or to rebuild a study "
+                        f"folder's report: fashionae report {path}") from None
     except OSError as e:
         raise UserError(f"cannot read study file {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:

@@ -82,3 +82,12 @@ def refuse_a_study_folder(run_dir: str | Path) -> None:
     folder = StudyFolder(run_dir)
     if folder.is_study():
         raise UserError(f"{run_dir} is a study folder; give one of its runs, in {folder / folder.RUNS}")
+
+
+def refuse_a_model_folder(out: str | Path, study_hint: str = "which holds a study's files") -> None:
+    """An ``--out`` for files of a command's own (baselines, latent-space maps) that is a run or a
+    study folder, whose layouts are theirs: refused before anything is computed."""
+    if StudyFolder(out).is_study():
+        raise UserError(f"{out} is a study folder, {study_hint}; choose another --out")
+    if RunFolder(out).is_run():
+        raise UserError(f"{out} is a run folder, which holds one run's files; choose another --out")
