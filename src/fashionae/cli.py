@@ -96,7 +96,7 @@ def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str, given: frozen
 def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     """Execute a run of ``model`` (``model_options``) with the training/data options; the
     summary to print (None on torchrun's processes other than 0)."""
-    from .distributed import is_main_process
+    from .errors import is_main_process
     from .runs import RunConfig, execute
     from .studyfolder import StudyFolder
     from .training import TrainConfig

@@ -146,11 +146,6 @@ def _leave_process_group() -> None:
         td.destroy_process_group()
 
 
-def is_main_process() -> bool:
-    """Whether this is torchrun's process 0 (or no torchrun at all): the one that speaks."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def sync_batchnorm(model: nn.Module, dist: Dist) -> nn.Module:
     device = next(model.parameters()).device
     return nn.SyncBatchNorm.convert_sync_batchnorm(model) if dist.active and device.type == "cuda" else model

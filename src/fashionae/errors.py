@@ -155,3 +155,8 @@ def _internal_error(e: Exception, debug: bool) -> int:
     print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
           "traceback, and please report it)", file=sys.stderr)
     return 1
+
+
+def is_main_process() -> bool:
+    """Whether this is torchrun's process 0 (or no torchrun at all): the one that speaks."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 
 from .data import cache_dir
-from .distributed import is_main_process
+from .errors import is_main_process
 from .machine import cpu_fields
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
