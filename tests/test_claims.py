@@ -481,10 +481,8 @@ def test_a_family_counts_an_effect_and_its_opposite_once_and_two_effects_twice()
     assert judged_together(of("a vs b", v, opposite)) == 1
     assert judged_together(of("a vs b", v, v)) == 1  # val and test, where validation is the test set
     assert judged_together(of("a vs b", v, other)) == 2
-    # two comparisons whose seeds happen to give the same effects are two intervals, as are
-    # effects that name no comparison
+    # two comparisons whose seeds happen to give the same effects are two intervals
     assert judged_together(of("a vs b", v) + of("c vs b", v)) == 2
-    assert judged_together(of(None, v, v, opposite)) == 3
     assert judged_together(of("a vs b", v, [0.1, 0.1, 0.1])) == 1  # no spread: no interval
 
 

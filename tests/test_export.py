@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import re
 import sys
 
@@ -129,8 +130,10 @@ def test_a_file_in_the_way_is_refused_before_exporting(runs, tmp_path, monkeypat
         assert "already exists with other contents; nothing was written" in capsys.readouterr().err
     assert own.read_text() == "my own file"
     (tmp_path / "dir.onnx").mkdir()
-    assert main(["export", str(runs()), "-o", str(tmp_path / "dir.onnx"), "--force"]) == 2
-    assert "is a folder (or not a file)" in capsys.readouterr().err
+    os.mkfifo(tmp_path / "pipe.onnx")  # never read: it would wait for a writer
+    for target in ("dir.onnx", "pipe.onnx"):
+        assert main(["export", str(runs()), "-o", str(tmp_path / target), "--force"]) == 2
+        assert "is a folder (or not a file)" in capsys.readouterr().err
 
 
 def test_without_the_extra_one_line_names_it(runs, tmp_path, monkeypatch):

@@ -176,6 +176,20 @@ def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
     assert code == 0, err
 
 
+def test_a_tampered_model_of_any_run_stops_the_report(study, tmp_path, capsys):
+    """Every run's model is checked against its checksum, not only those the figures load: a
+    classifier's figures come from its summary, which a changed model no longer backs."""
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    model = sorted((copy / "runs").glob("clf-*/model.safetensors"))[-1]
+    raw = bytearray(model.read_bytes())
+    raw[-1] ^= 1
+    model.write_bytes(bytes(raw))
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err.count("\n") == 1 and str(model) in err and "checksum" in err, err
+
+
 def test_runs_without_class_names_report_fashion_mnists_and_a_bad_image_size_is_one_line(study, tmp_path, capsys):
     """The report reads a run's classes and image size through RunFolder, like every other reader:
     a folder from before class names were recorded falls back to Fashion-MNIST's, and a damaged
@@ -199,7 +213,7 @@ def test_runs_without_class_names_report_fashion_mnists_and_a_bad_image_size_is_
         path.write_text(json.dumps(cfg))
     code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err.count("\n") == 1, err
-    assert "config.json holds settings this fashionae cannot read (image-size must be [height, width], " \
+    assert "config.json holds settings this fashionae cannot read (image_size must be [height, width], " \
            "got (28,))" in err
 
 

@@ -6,7 +6,6 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -591,9 +590,9 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     assert "no verdict" not in _ablation_effect(row, "val_mse")
 
 
-# the ablation's autoencoders as the study file gives them: a base with dropout, a lean one without
-DROPOUT_SPECS = [SimpleNamespace(name="base", trained_with=lambda: {"model.dropout": 0.2}),
-                 SimpleNamespace(name="lean", trained_with=lambda: {"model.dropout": 0.0})]
+# what the ablation's autoencoders were trained with, as their runs record it: a base with
+# dropout, a lean one without
+TRAINED_WITH = {"base": {"model.dropout": 0.2}, "lean": {"model.dropout": 0.0}}
 
 
 def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
@@ -602,14 +601,14 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     from fashionae.results import ablation, stats
 
     def ae(name, seeds, val, test):
-        return {"name": name, "seeds": seeds, "epochs": 2, "val_mse": stats(val), "test_mse": stats(test)}
+        return {"name": name, "seeds": seeds, "epochs": 2, "val_mse": stats(val), "test_mse": stats(test),
+                "trained_with": TRAINED_WITH[name]}
     # the variant lists its seeds in another order, and one more: every shared seed is 10 % lower in
     # validation; paired by position the changes would be +170 %, -10 %, -70 %
     base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030], [0.010, 0.020, 0.030])
     lean = ae("lean", [2, 1, 0, 3], [0.027, 0.018, 0.009, 0.5], [0.0282, 0.018, 0.0088, 0.5])
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
-                                      SimpleNamespace(change="back", baseline="lean", variant="base")],
-                            autoencoders=DROPOUT_SPECS)
+                                      SimpleNamespace(change="back", baseline="lean", variant="base")])
     rows = ablation(study, [base, lean], [])
     assert [r["differs"] for r in rows] == [{"model.dropout": [0.2, 0.0]}, {"model.dropout": [0.0, 0.2]}]
     val, test = rows[0]["val_mse"], rows[0]["test_mse"]
@@ -630,12 +629,12 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     from fashionae.results import ablation, stats
 
     def ae(name, seeds, val):
-        return {"name": name, "seeds": seeds, "epochs": 2, "val_mse": stats(val), "test_mse": stats(val)}
+        return {"name": name, "seeds": seeds, "epochs": 2, "val_mse": stats(val), "test_mse": stats(val),
+                "trained_with": TRAINED_WITH.get(name, {})}
     base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030])
     lean = ae("lean", [0, 1, 2], [0.0070, 0.0138, 0.0213])  # 30 %, 31 %, 29 % lower
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
-                                      SimpleNamespace(change="dropout", baseline="lean", variant="base")],
-                            autoencoders=DROPOUT_SPECS)
+                                      SimpleNamespace(change="dropout", baseline="lean", variant="base")])
     rows = ablation(study, [base, lean], [])
     assert [r["val_mse"]["verdict"] for r in rows] == ["lower", "higher"]
     assert rows[0]["val_mse"]["ci"][1] < 0 < rows[1]["val_mse"]["ci"][0]
@@ -649,8 +648,7 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     # judged on the log scale, as the effect and its interval: -12 %, -25 %, -17 % are clear of 0
     # as relative differences, not as log ratios
     edge = ae("edge", [0, 1, 2], [0.0088, 0.015, 0.0249])
-    (row,) = ablation(SimpleNamespace(ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")],
-                                      autoencoders=[*DROPOUT_SPECS, SimpleNamespace(name="edge", trained_with=dict)]),
+    (row,) = ablation(SimpleNamespace(ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")]),
                       [base, edge], [])
     assert row["val_mse"]["values"] == pytest.approx([-0.12, -0.25, -0.17])
     assert row["val_mse"]["verdict"] == "not shown" and row["val_mse"]["ci"][0] < 0 < row["val_mse"]["ci"][1]
@@ -667,7 +665,7 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
 
     def ae(name):
         return {"name": name, "seeds": [0, 1, 2], "epochs": 2, "val_mse": stats([0.01, 0.02, 0.03]),
-                "test_mse": stats([0.01, 0.02, 0.03])}
+                "test_mse": stats([0.01, 0.02, 0.03]), "trained_with": TRAINED_WITH.get(name, {})}
 
     def clf(strategy, encoder, seeds, val):
         return {"strategy": strategy, "encoder": encoder, "seeds": seeds, "val_acc": stats(val), "test_acc": stats(val)}
@@ -677,8 +675,7 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
                    clf("scratch", "lean", [0, 1, 2], [0.899, 0.912, 0.921]),  # -0.1, +0.2, +0.1
                    clf("frozen", "base", [0, 1, 2], [0.80, 0.81, 0.82])]      # on the baseline alone
     study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
-                                      SimpleNamespace(change="other", baseline="base", variant="third")],
-                            autoencoders=[*DROPOUT_SPECS, SimpleNamespace(name="third", trained_with=dict)])
+                                      SimpleNamespace(change="other", baseline="base", variant="third")])
     rows = ablation(study, [ae("base"), ae("lean"), ae("third")], classifiers)
     assert list(rows[0]["classifiers"]) == ["finetune", "scratch"] and rows[1]["classifiers"] == {}
     fine, scratch = rows[0]["classifiers"]["finetune"]["val_acc"], rows[0]["classifiers"]["scratch"]["val_acc"]
@@ -761,7 +758,7 @@ def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_come
     (here: another learning rate, which is no setting of the classifier's own) has them refused
     before the report, the new encoder kept."""
     body = (TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n{train}'
-            '[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n[baselines]\nenabled = false\n')
+            '[classifiers]\nencoder = "a"\nstrategies = ["finetune", "scratch"]\n[baselines]\nenabled = false\n')
     out, common = study_out(tmp_path, data_dir)
     study = write(tmp_path, body.format(train=""))
     assert main(["study", str(study), *common]) == 0
@@ -792,6 +789,7 @@ def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_come
         "finished runs are kept), or choose another --out\n")
     assert (runs / "ae-a-seed0" / "summary.json").is_file()  # the new encoder is kept
     assert (runs / "clf-finetune-seed0" / "model.safetensors").read_bytes() == kept["clf-finetune-seed0"]
+    # (scratch takes the encoder's architecture, not its weights: the encoder's new digest leaves it be)
 
 
 def test_a_best_encoder_deleted_is_trained_again_under_its_classifiers(data_dir, tmp_path, capsys):
@@ -1133,3 +1131,35 @@ def test_an_ablation_cell_gives_the_change_its_interval_and_a_verdict_only_where
     assert cell(3, "not shown") == "-20.0 % [-30.0 %, -10.0 %]"
     assert cell(2, "not shown") == "-20.0 % [-30.0 %, -10.0 %] (2 seeds: no verdict)"
     assert cell(1, "not shown", None, "one seed: no spread to measure") == "-20.0 % one seed: no spread to measure"
+
+
+def test_seeds_trained_otherwise_are_said_and_shown_in_what_differs(data_dir, tmp_path, monkeypatch, capsys):
+    """--precision auto chooses by machine: a seed added where bf16 is native, beside seeds
+    trained in fp32, mixes them. The report says so, the ablation's "what differs" shows it
+    (from the runs as they ran, not the study file's "auto")."""
+    from fashionae import training
+    from fashionae.report import summary
+    path = write(tmp_path, 'seeds = 1\n' + TINY_TRAIN + '[model]\narch = "conv"\n[[autoencoders]]\nname = "a"\n'
+                 'dropout = 0.2\n[[autoencoders]]\nname = "b"\ndropout = 0.0\n[[ablation]]\nchange = "no dropout"\n'
+                 'baseline = "a"\nvariant = "b"\n[baselines]\nenabled = false\n')
+    out, opts = study_out(tmp_path, data_dir)
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    assert main(["study", str(path), *opts, "--device", "cpu"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [a["mixed"] for a in results["autoencoders"]] == [{}, {}]
+    assert results["ablation"][0]["differs"] == {"model.dropout": [0.2, 0.0]}
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    assert main(["study", str(path), *opts, "--device", "cpu", "--seeds", "2"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [a["mixed"] for a in results["autoencoders"]] == [{"train.precision": ["fp32", "bf16"]}] * 2
+    assert results["ablation"][0]["differs"] == {"model.dropout": [0.2, 0.0]}  # both sides mixed alike
+    said = " ".join(summary(results))
+    assert ("Not trained alike: a's seeds differ in train.precision (fp32, bf16) (and 1 more such setting), so its "
+            "means mix runs trained differently") in said
+    # a side trained one way against one trained the other: the line changes two things, and says so
+    b = next(a for a in results["autoencoders"] if a["name"] == "b")
+    from fashionae.results import ablation
+    from fashionae.study import load_study
+    (row,) = ablation(load_study(path), [a for a in results["autoencoders"] if a["name"] == "a"]
+                      + [{**b, "trained_with": {**b["trained_with"], "train.precision": "fp32"}}], [])
+    assert row["differs"]["train.precision"] == ["by seed: fp32, bf16", "fp32"]

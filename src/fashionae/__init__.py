@@ -15,6 +15,6 @@ def __getattr__(name):
     """``fashionae.images``, ``fashionae.data``, …: a module of the package, imported when first
     named (``import fashionae`` itself loads no torch)."""
     import importlib.util
-    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+    if name.isidentifier() and not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

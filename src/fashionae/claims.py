@@ -115,9 +115,9 @@ def judged_together(effects: list[dict]) -> int:
     effect and its opposite, or two equal ones, once together (conv "better" and "by under 15 %"
     read one interval, mirrored, against two thresholds; under ``val = "test"`` a validation
     figure's change is its test figure's). Effects of different comparisons never share one."""
-    def key(e: dict):
+    def key(e: dict) -> tuple:
         v = tuple(e["values"])
-        return (e["comparison"], min(v, tuple(-x for x in v))) if e.get("comparison") else id(e)
+        return e["comparison"], min(v, tuple(-x for x in v))
     return max(1, len({key(e) for e in effects if interval(e["values"])[0] is not None}))
 
 

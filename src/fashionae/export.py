@@ -118,11 +118,11 @@ def max_abs_diff(onnx_bytes: bytes, module: Part, images: torch.Tensor) -> float
 
 
 def _made_from(onnx, path: Path) -> tuple[str, str] | None:
-    """The part and source model digest an existing fashionae export at ``path`` records
-    (None for a folder, or any other file)."""
+    """The part and source model digest that the fashionae export in file ``path`` records
+    (None for any other file)."""
     try:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    except Exception:  # a folder, a file that is no ONNX model: which exception is onnx's to choose
+    except Exception:  # a file that is no ONNX model: which exception is onnx's to choose
         return None
     return props.get("part"), props.get("source_model_sha256")
 
@@ -147,8 +147,11 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
     if part != "encoder" and part != task:
         raise UserError(f"--part {part} is for {part} runs, not {task} runs like {folder.path}; "
                         f"export --part {task} or --part encoder")
-    if Path(output).exists() and _made_from(onnx, Path(output)) != (part, folder.model_sha256()):
-        refuse_to_replace({Path(output): b""}, force)  # a folder, or no export of this part of this model: now
+    out = Path(output)
+    if out.exists() and (not out.is_file() or _made_from(onnx, out) != (part, folder.model_sha256())):
+        # a folder or a pipe (never read), or a file that is no export of this part of this model:
+        # refused now, not after the export's seconds (an empty file, after them)
+        refuse_to_replace({out: b""}, force)
     module = Part(model, part).eval()
     proto = to_onnx(module)
     inputs, outputs = describe(part, model)

@@ -66,10 +66,24 @@ NOT_COMPARED = ("model.arch", "model.latent", "train.seed", "train.device", "tra
                 "train.channels_last", "train.deterministic")
 
 
-def comparable_settings(cfg: RunConfig) -> dict:
+PER_SEED = ("train.seed", "encoder_sha256", "train.train_eval_subset")  # differ by seed, or only re-measure
+
+
+def trained_with(configs: list[RunConfig]) -> tuple[dict, dict]:
+    """What a group's runs (its seeds) were trained with, as they ran ("auto" made concrete), and
+    where its seeds differ (a precision chosen otherwise by another machine, or by an invocation
+    with other options): {setting: value}, its value "by seed: ..." where they differ, and
+    {setting: [value of each seed]} for those."""
+    ids = [{k: v for k, v in c.used_identity().items() if k not in PER_SEED} for c in configs]
+    keys = dict.fromkeys(k for i in ids for k in i)
+    mixed = {k: [i.get(k) for i in ids] for k in keys if any(i.get(k) != ids[0].get(k) for i in ids)}
+    return {k: "by seed: " + ", ".join(map(str, mixed[k])) if k in mixed else ids[0][k] for k in keys}, mixed
+
+
+def comparable(settings: dict) -> dict:
     """What an autoencoder was trained with beside ``NOT_COMPARED``: the claims compare
     autoencoders only where these are equal, so that a comparison changes one thing."""
-    return {k: v for k, v in cfg.used_identity().items() if k not in NOT_COMPARED}
+    return {k: v for k, v in settings.items() if k not in NOT_COMPARED}
 
 
 def _groups(plan: list[PlannedRun], kind: str) -> dict[str, list[PlannedRun]]:
@@ -141,6 +155,7 @@ def collect_results(out: str | Path) -> dict:
                         f"`fashionae study ... --out {folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
+        runs[r.name].progress()  # and its files as written: the model's checksum, the summary's seals
         cfg = known_config(r, study, folder)[0]
         chosen = tuple(k for k, v in cfg.used_identity().items() if v == "auto")  # what the run chose
         if diffs := runs[r.name].differences(cfg, ignore=DATA_DECIDED + chosen, asked="in the study"):
@@ -155,11 +170,12 @@ def collect_results(out: str | Path) -> dict:
         first = runs[group[0].name]
         m, seen = first.config().model, first.raw_config().get("data", {})
         epochs = summaries[0]["epochs"]
+        settings, mixed = trained_with([runs[r.name].config() for r in group])
         autoencoders.append({
             "name": name, "runs": [f"{folder.RUNS}/{r.name}" for r in group], "arch": m.arch,
             "latent": None if "latent" in m.unused() else m.latent, "decoder": m.decoder,
             "encoder_type": m.encoder_type, "dropout": m.dropout, "seeds": [r.seed for r in group],
-            "settings": comparable_settings(first.config()),
+            "settings": comparable(settings), "trained_with": settings, "mixed": mixed,
             **_figures(summaries, AE_FIGURES), "epochs": epochs,
             "images": {k: seen.get(f"{k}_size") for k in ("train", "val", "test")},  # seed 0's (test: 0.3.3 on)
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
@@ -174,6 +190,7 @@ def collect_results(out: str | Path) -> dict:
         encoder = ae_names.get(Path(configs[0].encoder_run or "").name, group[0].encoder)
         classifiers.append({
             "name": name, "strategy": group[0].config.strategy, "encoder": encoder,
+            "mixed": trained_with(configs)[1],
             "seeds": [r.seed for r in group], "runs": [f"{folder.RUNS}/{r.name}" for r in group],
             "paper_head": configs[0].model.paper_head, **_figures(summaries, CLF_FIGURES),
             "epochs": summaries[0]["epochs"],
@@ -243,12 +260,11 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
     claims)."""
     from .claims import center, points_change, relative_change
     by_name = {a["name"]: a for a in autoencoders}
-    specs = {a.name: a.trained_with() for a in study.autoencoders}
     rows = []
     for c in study.ablation:
         base, var = by_name[c.baseline], by_name[c.variant]
         seeds = sorted(set(base["seeds"]) & set(var["seeds"]))
-        before, after = specs[c.baseline], specs[c.variant]
+        before, after = base["trained_with"], var["trained_with"]  # as the runs ran, every seed
         row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(seeds),
                "epochs": base["epochs"],  # every setting in which the two differ: one, for a change of one thing
                # (a setting one model does not use follows from another that differs: arch, dropout 0)

@@ -135,8 +135,10 @@ class RunConfig:
 
     def unused(self) -> set[str]:
         """The keys of ``identity`` whose settings this run does not use (``ModelConfig.unused``,
-        and the other kind of run's training settings)."""
-        return {f"model.{k}" for k in self.model.unused()} | {
+        the other kind of run's training settings, and the encoder's weights where the strategy
+        takes only its architecture)."""
+        weights = {"encoder_sha256"} if self.strategy is not None and self.strategy not in FROM_TRAINED_ENCODER else set()
+        return weights | {f"model.{k}" for k in self.model.unused()} | {
             f"train.{k}" for k in settings.unused(self.train, self.model.task)}
 
     def used_identity(self) -> dict:

@@ -383,7 +383,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
                             f"validation set (val_{test_key[5:]}); a profile tuned to reach a test "
                             "figure would choose its settings on the test set")
     targets = _typed(Targets, targets, "[targets]", source)
-    if targets != Targets() and autoencoders[0].train.val == "test":
+    if by_hand and targets != Targets() and autoencoders[0].train.val == "test":  # (a folder's study.json: as it ran)
         raise UserError(f"study file {source}: [targets] would be judged on the test set (val = \"test\"), "
                         "and a profile tuned to reach them would choose its settings on it; drop the targets, "
                         "or use val = \"holdout\"")
