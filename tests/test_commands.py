@@ -105,16 +105,19 @@ def test_baselines_command(capsys, data_dir, tmp_path):
                               "--out, or delete it to compute these\n")
     assert (tmp_path / "b" / "baselines.json").read_text() == before
     (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "study.json").write_text("{}")
+    (tmp_path / "s" / "study.json").write_text('{"name": "s", "autoencoders": []}')
     code, _, err = cli(capsys, "baselines", "--out", tmp_path / "s")
     assert code == 2 and err == (f"fashionae: error: {tmp_path / 's'} is a study folder, whose baselines "
                                  "`fashionae study` computes with the study's settings; choose another --out\n")
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "config.json").write_text("{}")  # a run folder, which holds one run's files
+    (tmp_path / "r" / "config.json").write_text('{"model": {}, "train": {}}')  # a run folder, which holds one run's files
     code, _, err = cli(capsys, "baselines", "--out", tmp_path / "r")
     assert code == 2 and err == (f"fashionae: error: {tmp_path / 'r'} is a run folder, which holds one run's files; "
                                  "choose another --out\n")
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json"]
+    (tmp_path / "r" / "config.json").write_text('{"name": "my web app"}')  # another tool's: not refused as a run
+    code, _, err = cli(capsys, "baselines", "--out", tmp_path / "r", "--data-dir", "/nowhere/at/all")
+    assert code == 2 and "run folder" not in err and "/nowhere/at/all" in err
     (tmp_path / "shoe.jpg").write_text("a photo")  # a file where the folder would be
     code, _, err = cli(capsys, "baselines", "--out", tmp_path / "shoe.jpg")
     assert (code, err) == (2, f"fashionae: error: --out {tmp_path / 'shoe.jpg'} is a file; give a folder\n")

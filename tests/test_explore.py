@@ -32,7 +32,7 @@ def test_explore_writes_maps_interpolation_and_scores(tiny, data_dir, tmp_path, 
     assert (tmp_path / "afile").read_text() == "mine"
     # a run folder (another's, or the run's own) or a study folder: their layouts are theirs
     (tmp_path / "study").mkdir()
-    (tmp_path / "study" / "study.json").write_text("{}")
+    (tmp_path / "study" / "study.json").write_text('{"name": "s", "autoencoders": []}')
     for out, kind in (("ae", "run folder, which holds one run's files"), ("study", "study folder, which holds a study's files")):
         assert main(["explore", str(tmp_path / "ae"), "--out", str(tmp_path / out), "--no-tsne"]) == 2
         assert capsys.readouterr().err == f"fashionae: error: {tmp_path / out} is a {kind}; choose another --out\n"

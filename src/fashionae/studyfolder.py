@@ -86,8 +86,11 @@ def refuse_a_study_folder(run_dir: str | Path) -> None:
 
 def refuse_a_model_folder(out: str | Path, study_hint: str = "which holds a study's files") -> None:
     """An ``--out`` for files of a command's own (baselines, latent-space maps) that is a run or a
-    study folder, whose layouts are theirs: refused before anything is computed."""
-    if StudyFolder(out).is_study():
+    study folder, whose layouts are theirs: refused before anything is computed. (A folder with
+    another tool's config.json or study.json is neither.)"""
+    study = read_rebuildable_json(Path(out) / StudyFolder.STUDY) or {}
+    if "autoencoders" in study:
         raise UserError(f"{out} is a study folder, {study_hint}; choose another --out")
-    if RunFolder(out).is_run():
+    run = read_rebuildable_json(Path(out) / RunFolder.CONFIG) or {}
+    if isinstance(run.get("model"), dict) and isinstance(run.get("train"), dict):
         raise UserError(f"{out} is a run folder, which holds one run's files; choose another --out")
