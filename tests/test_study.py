@@ -1163,3 +1163,5 @@ def test_seeds_trained_otherwise_are_said_and_shown_in_what_differs(data_dir, tm
     (row,) = ablation(load_study(path), [a for a in results["autoencoders"] if a["name"] == "a"]
                       + [{**b, "trained_with": {**b["trained_with"], "train.precision": "fp32"}}], [])
     assert row["differs"]["train.precision"] == ["by seed: fp32, bf16", "fp32"]
+    assert "Not one change alone: “no dropout” changes dropout 0.2 → 0; precision by seed: fp32, bf16 → fp32." in \
+        " ".join(summary({**results, "ablation": [row]}))

@@ -345,6 +345,9 @@ def summary(results: dict) -> list[str]:
                                                   "differences are real."))
     if results.get("ablation"):
         s.append(_ablation_summary(results["ablation"]))
+        if several := [a for a in results["ablation"] if len(a.get("differs", {})) > 1]:  # (a terminal shows no "what differs")
+            s.append("Not one change alone: " + "; ".join(f"“{a['change']}” changes {differs_text(a['differs'])}"
+                                                          for a in several) + ".")
     if lines := classifier_lines(results.get("ablation", [])):
         s.append(_ablation_summary(lines, "val_acc"))
     claims = results["claims"]
