@@ -470,6 +470,7 @@ The lowest mean test MSE per pixel is linear-512's, 0.0192 ± 0.0001, the highes
 The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %).
 These rank means over seeds; which differences are real is for the claims and the ablation to say.
 Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“dropout after pooling”, -12.0 %); 1 raises it at 95 % confidence (“no dropout”, +8.0 %); 1 moves it by less than the intervals can tell. “diverging”: a run diverged, so no verdict.
+Not one change alone: “no dropout” changes dropout 0.2 → 0; epochs 2 → 4.
 Of the study's 5 claims with a test of their own, 2 are confirmed (“a confirmed one”; “another confirmed”), 1 is refuted (“a refuted one”), 1 is inconclusive and 1 is not tested. “restates two”, which follows from the first two, is confirmed.
 '''
 
