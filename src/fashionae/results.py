@@ -23,8 +23,9 @@ from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 
-RESULTS_FORMAT = 4  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
-# 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit"
+RESULTS_FORMAT = 5  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+# 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
+# 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran)
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
