@@ -412,8 +412,8 @@ Sneaker | 59.7 ± 1.8 | 70.8 ± 1.8 | 26.2 ± 1.1 | 61.7 ± 1.8
 Bag | 57.5 ± 2.1 | 68.5 ± 2.1 | 24.0 ± 1.4 | 59.5 ± 2.1
 Ankle boot | 55.2 ± 2.5 | 66.2 ± 2.5 | 21.7 ± 1.8 | 57.2 ± 2.5
 most confused (seed 0) | Shirt taken for T-shirt/top (41×) | Shirt taken for T-shirt/top (41×) | Shirt taken for T-shirt/top (41×) | Shirt taken for T-shirt/top (41×)
-## latent: Latent space: the frozen latent as a feature (test set)
-autoencoder | latent size | k-NN accuracy (k=5) | linear probe accuracy | fitted on
+## latent: Latent space: the frozen latent as a feature (each autoencoder's seed-0 run; test set)
+autoencoder | latent size | k-NN accuracy (k=5), % | linear probe accuracy, % | fitted on
 conv | 3136 | 81.23 | 83.45 | 5,000 training images
 ## targets: Targets (judged on validation figures of seed 0)
 target | reached | epoch | training seconds into the study | best value
@@ -613,7 +613,8 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     config["environment"]["earlier_sessions"] = [{**config["environment"], "git_commit": "fedcba9"}]
     edited.write_text(json.dumps(config))  # resumed under another commit: both made it
     assert dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])["git_commit"] == \
-        f"{env['git_commit']} ({n - 1} runs), fedcba9 (1 run), 0123abc+dirty (1 run)"  # the earlier first
+        f"{env['git_commit']} ({n - 1} runs), fedcba9 (1 run), 0123abc+dirty (1 run) (a run resumed under another " \
+        "counts under each)"  # the earlier first; the counts add up to one more than the runs
 
 
 def test_each_table_has_its_note_and_reference_columns_add_theirs():

@@ -54,7 +54,8 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
         drawn = (["the linear autoencoders"] if linear else []) + (["PCA at every k"] if pca else [])
         out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
                     "scale): " + " and ".join(drawn) + (" as curves, " if len(drawn) > 1 else " as a curve, ")
-                    + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others) + " as a point; " if others else "")
+                    + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others)
+                       + (" as points; " if len(others) > 1 else " as a point; ") if others else "")
                     + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
                                                if len(pca) < len(rows) else "") + "."))
     plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
@@ -66,7 +67,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
         plots.effects("Ablation: change of validation MSE", [(a["change"], a["val_mse"]["effect"],
                       a["val_mse"]["ci"]) for a in results["ablation"]], "change of validation MSE, %",
                       figs / "overview_ablation.png")
-        out.append(("overview", "overview_ablation.png", "What each change of the protocol does to the validation "
+        out.append(("overview", "overview_ablation.png", "What each change does to the validation "
                     "MSE: the relative change, paired by seed, averaged and given its t-interval on the log scale (the table's "
                     f"intervals hold all at once with {FAMILY_CONFIDENCE * 100:.0f} % confidence); left of the dashed line the variant "
                     "reconstructs better."))

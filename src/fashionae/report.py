@@ -213,8 +213,8 @@ def tables(results: dict) -> list[Table]:
                       _ablation_effect(a, "val_acc"), _ablation_effect(a, "test_acc")] for a in lines]))
     explored = [(a["name"], a["explore"]) for a in results["autoencoders"] if a.get("explore")]
     if explored:
-        out.append(("latent", "Latent space: the frozen latent as a feature (test set)",
-                    ["autoencoder", "latent size", f"k-NN accuracy (k={KNN_K})", "linear probe accuracy", "fitted on"],
+        out.append(("latent", "Latent space: the frozen latent as a feature (each autoencoder's seed-0 run; test set)",
+                    ["autoencoder", "latent size", f"k-NN accuracy (k={KNN_K}), %", "linear probe accuracy, %", "fitted on"],
                     [[name, str(e["latent"]), _v(e["knn_acc"], 2, True),
                       _v(e["linear_probe_acc"], 2, True), f"{e['fit_images']:,} training images"]
                      for name, e in explored]))
@@ -384,9 +384,12 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     sessions = [sessions_of(folder.run(r["run"]).raw_config().get("environment", {})) for r in results["runs"]]
 
     def across(key: str) -> str:  # one value, or each with its number of runs (a study run over two commits)
-        seen = (v for run in sessions for v in dict.fromkeys(str(s.get(key) or EMPTY) for s in run))
+        seen = [v for run in sessions for v in dict.fromkeys(str(s.get(key) or EMPTY) for s in run)]
         counts = Counter(seen).most_common()  # ties in the order first seen
-        return counts[0][0] if len(counts) == 1 else ", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts)
+        if len(counts) == 1:
+            return counts[0][0]
+        return (", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts)
+                + (" (a run resumed under another counts under each)" if len(seen) > len(sessions) else ""))
     items = [[k, across(k)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     if "data" in first:
         h, w = run.config().model.image_size
