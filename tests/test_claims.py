@@ -461,6 +461,16 @@ def test_claims_compare_autoencoders_trained_alike():
         assert c[claim]["verdict"] == "not tested" and "trained alike" in c[claim]["evidence"], claim
 
 
+def test_an_autoencoder_or_classifier_whose_seeds_trained_differently_is_compared_by_no_claim():
+    aes = [ae("linear-64", [0.020, 0.021, 0.022]), ae("linear-512", [0.010, 0.0101, 0.0102])]
+    clfs = [clf("finetune", [0.91, 0.912, 0.914]), clf("scratch", [0.915, 0.9165, 0.9195])]
+    assert by_claim(assess_claims(results(aes, clfs)))["l_size 64 is too small"]["verdict"] == "confirmed"
+    mixed = {"train.precision": ["fp32", "fp32", "bf16"]}
+    claims = by_claim(assess_claims(results([{**aes[0], "mixed": mixed}, aes[1]], [{**clfs[0], "mixed": mixed}, clfs[1]])))
+    assert claims["l_size 64 is too small"]["verdict"] == "not tested"
+    assert claims["fine-tuning beats training from scratch"]["verdict"] == "not tested"
+
+
 def test_a_ratio_of_mses_that_is_not_a_positive_number_is_no_effect():
     # an MSE of 0 or inf (made-up or edited figures: the decoder's Sigmoid caps it at 1) gives
     # "not a number", not a crash of the log scale

@@ -1154,8 +1154,8 @@ def test_seeds_trained_otherwise_are_said_and_shown_in_what_differs(data_dir, tm
     assert [a["mixed"] for a in results["autoencoders"]] == [{"train.precision": ["fp32", "bf16"]}] * 2
     assert results["ablation"][0]["differs"] == {"model.dropout": [0.2, 0.0]}  # both sides mixed alike
     said = " ".join(summary(results))
-    assert ("Not trained alike: a's seeds differ in train.precision (fp32, bf16) (and 1 more such setting), so its "
-            "means mix runs trained differently") in said
+    assert ("Not trained alike: a's seeds differ in precision (fp32, bf16) (and 1 more of its autoencoders and "
+            "classifiers), so its means mix runs trained differently, and the claims leave it out") in said
     # a side trained one way against one trained the other: the line changes two things, and says so
     b = next(a for a in results["autoencoders"] if a["name"] == "b")
     from fashionae.results import ablation
@@ -1165,3 +1165,27 @@ def test_seeds_trained_otherwise_are_said_and_shown_in_what_differs(data_dir, tm
     assert row["differs"]["train.precision"] == ["by seed: fp32, bf16", "fp32"]
     assert "Not one change alone: “no dropout” changes dropout 0.2 → 0; precision by seed: fp32, bf16 → fp32." in \
         " ".join(summary({**results, "ablation": [row]}))
+
+
+def test_a_half_trained_scratch_classifier_resumes_over_its_encoder_trained_again(data_dir, tmp_path, monkeypatch):
+    """scratch takes its encoder's architecture, not its weights: stopped midway, it resumes once
+    its encoder's deleted folder is trained again (a fine-tuned one could not: it is refused)."""
+    from fashionae import training
+    body = (TINY_TRAIN.replace("epochs = 1", "epochs = 2") + '[[autoencoders]]\nname = "a"\narch = "linear"\n'
+            'latent = 16\n[classifiers]\nencoder = "a"\nstrategies = ["scratch"]\n[baselines]\nenabled = false\n')
+    study, out = load_study(write(tmp_path, body)), tmp_path / "study"
+    real = training.save_checkpoint
+
+    def stop_after_the_first(path, *args, **kwargs):
+        real(path, *args, **kwargs)
+        if "clf-" in str(path):
+            raise KeyboardInterrupt
+    monkeypatch.setattr(training, "save_checkpoint", stop_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
+    monkeypatch.setattr(training, "save_checkpoint", real)
+    clf = out / "runs" / "clf-scratch-seed0"
+    assert (clf / "checkpoint.safetensors").exists() and not (clf / "summary.json").exists()
+    shutil.rmtree(out / "runs" / "ae-a-seed0")
+    run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
+    assert json.loads((clf / "summary.json").read_text())["epochs"] == 2

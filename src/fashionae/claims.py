@@ -194,6 +194,8 @@ def _find_ae(results: dict, arch: str, latent: int | None = None, like: dict | N
     """The first autoencoder of the paper's encoder with this architecture and latent size, and,
     given ``like``, trained as it was (the same ``settings``: the comparison changes one thing)."""
     for ae in results["autoencoders"]:
+        if ae.get("mixed"):  # its seeds trained differently: no one thing changes against it
+            continue
         if ae["arch"] == arch and (latent is None or ae["latent"] == latent) \
                 and ae.get("encoder_type", "paper") == "paper" \
                 and (like is None or ae.get("settings") == like.get("settings")):
@@ -202,9 +204,9 @@ def _find_ae(results: dict, arch: str, latent: int | None = None, like: dict | N
 
 
 def _find_clf(results: dict, strategy: str, encoder: str) -> dict | None:
-    """The classifier of a strategy on the autoencoder named ``encoder``."""
+    """The classifier of a strategy on the autoencoder named ``encoder`` (its seeds trained alike)."""
     return next((c for c in results["classifiers"]
-                 if c["strategy"] == strategy and c.get("encoder", encoder) == encoder), None)
+                 if c["strategy"] == strategy and c.get("encoder", encoder) == encoder and not c.get("mixed")), None)
 
 
 def _paired(a: dict, b: dict, key: str) -> tuple[list[float], list[float]]:

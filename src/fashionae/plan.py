@@ -152,7 +152,8 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
                 reason = f"trained on {trained_on}, the encoder is now {run.needs[0]}"
             elif trained_on in why or trained_on not in run.needs:
                 reason = f"trained on an earlier {trained_on}"
-            elif again and not run_folder.is_complete():  # half-trained: it cannot resume on another one
+            elif again and not run_folder.is_complete() and "encoder_sha256" not in cfg.unused():
+                # half-trained on the encoder's weights: it cannot resume on another one
                 reason = f"its encoder {trained_on} is to be trained again, and it cannot resume on another"
             elif again or unfinished:  # judged once its encoder (for "best", every one compared) is trained
                 deferred = True

@@ -308,12 +308,13 @@ def summary(results: dict) -> list[str]:
         train, val_n, test_n = next(iter(sizes))
         s[0] += (f" Each autoencoder trained on {train:,} images and was validated on {val_n:,}"
                  + (f" and tested on {test_n:,}." if test_n else "."))
-    if mixed := [(r["name"], k, v) for r in aes + clfs for k, v in r.get("mixed", {}).items()]:
-        name, key, values = mixed[0]
-        more = f" (and {_count(len(mixed) - 1, 'more such setting')})" if len(mixed) > 1 else ""
-        s.append(f"Not trained alike: {name}'s seeds differ in {key} ({', '.join(map(str, values))}){more}, so "
-                 "its means mix runs trained differently, and the claims compare no autoencoder so; delete the runs "
-                 "of one kind and run the study again with that setting given (e.g. --precision).")
+    if mixed := [r for r in aes + clfs if r.get("mixed")]:
+        key, values = next(iter(mixed[0]["mixed"].items()))
+        more = f" (and {len(mixed) - 1} more of its autoencoders and classifiers)" if len(mixed) > 1 else ""
+        s.append(f"Not trained alike: {mixed[0]['name']}'s seeds differ in {key.split('.', 1)[-1]} "
+                 f"({', '.join(map(str, values))}){more}, so its means mix runs trained differently, and the claims "
+                 "leave it out; delete the runs of one kind and run the study again with that setting given "
+                 "(e.g. --precision).")
     diverged = [a["name"] for a in aes if not math.isfinite(a["test_mse"]["mean"])]
     if diverged:
         s.append(f"{', '.join(diverged)} had a run that diverged (a figure that is not a number): "

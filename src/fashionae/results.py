@@ -63,19 +63,20 @@ def model_cost(model_config) -> dict:
 # what a claim compares (architecture, latent size), the seed it pairs on, and how a run was
 # carried out rather than what it trained (the hardware, the dropout masks' generator, the
 # memory layout, bit-reproducibility)
-NOT_COMPARED = ("model.arch", "model.latent", "train.seed", "train.device", "train.dropout_masks",
-                "train.channels_last", "train.deterministic")
+CARRIED_OUT = ("train.device", "train.dropout_masks", "train.channels_last", "train.deterministic")
+NOT_COMPARED = ("model.arch", "model.latent", "train.seed", *CARRIED_OUT)
 
 
-PER_SEED = ("train.seed", "encoder_sha256", "train.train_eval_subset")  # differ by seed, or only re-measure
+# differ by seed, only re-measure, or say how a run was carried out, not what it trained
+LEFT_OUT = ("train.seed", "encoder_sha256", "train.train_eval_subset", *CARRIED_OUT)
 
 
 def trained_with(configs: list[RunConfig]) -> tuple[dict, dict]:
     """What a group's runs (its seeds) were trained with, as they ran ("auto" made concrete), and
     where its seeds differ (a precision chosen otherwise by another machine, or by an invocation
     with other options): {setting: value}, its value "by seed: ..." where they differ, and
-    {setting: [value of each seed]} for those."""
-    ids = [{k: v for k, v in c.used_identity().items() if k not in PER_SEED} for c in configs]
+    {setting: [value of each seed]} for those (``LEFT_OUT`` aside)."""
+    ids = [{k: v for k, v in c.used_identity().items() if k not in LEFT_OUT} for c in configs]
     keys = dict.fromkeys(k for i in ids for k in i)
     mixed = {k: [i.get(k) for i in ids] for k in keys if any(i.get(k) != ids[0].get(k) for i in ids)}
     return {k: "by seed: " + ", ".join(map(str, mixed[k])) if k in mixed else ids[0][k] for k in keys}, mixed
