@@ -133,10 +133,14 @@ def shapes(folder: Path, **kw) -> Path:
 
 
 def unsealed(run_dir) -> None:
-    """A finished run's summary.json without the digests fashionae 0.3.2 seals it with, as
-    earlier versions wrote it: for tests that edit a run's files to make one of those."""
+    """A finished run's summary.json without the digests fashionae 0.3.2 seals it with, and its
+    config.json recording an earlier version, as those wrote them: for tests that edit a run's
+    files to make one of those."""
     path = Path(run_dir) / "summary.json"
     summary = json.loads(path.read_text())
     for key in ("config_sha256", "metrics_sha256", "summary_sha256"):
         summary.pop(key, None)
     path.write_text(json.dumps(summary))
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    config["environment"]["fashionae"] = "0.3.1"
+    (Path(run_dir) / "config.json").write_text(json.dumps(config))

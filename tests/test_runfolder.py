@@ -350,6 +350,11 @@ def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):
     edited(run.SUMMARY, lambda s: s | {"test_loss": s["test_loss"] / 2})
     with pytest.raises(UserError, match=rf"summary.json does not match the digest it records{tail}"):
         run.summary()
+    # ... and with its seals taken out, as an older version's: config.json says which wrote it
+    edited(run.SUMMARY, lambda s: {k: v for k, v in s.items() if k in ("model_sha256",) or not k.endswith("_sha256")}
+           | {"test_loss": s["test_loss"] / 2})
+    with pytest.raises(UserError, match=rf"summary.json lacks the digests its fashionae version seals it with{tail}"):
+        run.summary()
     (run / run.SUMMARY).write_text(originals[run.SUMMARY])
     edited(run.METRICS, lambda row: row | {"seconds": row["seconds"] + 1})  # in no figure of the summary
     with pytest.raises(UserError, match=rf"metrics.jsonl holds other epochs than those the run finished with "

@@ -47,6 +47,15 @@ EXPLORE_FIGURES = ("latent", "fit_images", "knn_acc", "linear_probe_acc")  # wha
 
 
 SEAL = "summary_sha256"  # summary.json's digest of the rest of itself (folders before 0.3.2: none)
+SEALED_SINCE = (0, 3, 2)
+
+
+def _version(text) -> tuple:
+    """"0.3.2" -> (0, 3, 2); what is no version (a folder that did not record one) -> ()."""
+    try:
+        return tuple(int(part) for part in str(text).split(".")[:3])
+    except ValueError:
+        return ()
 
 
 def _digest(content) -> str:
@@ -351,6 +360,8 @@ class RunFolder:
         summary = read_json(self / self.SUMMARY, "run summary")
         if fault := _summary_fault(summary, self.config().model.task):
             raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
+        if SEAL not in summary and _version(self.raw_config()["environment"].get("fashionae")) >= SEALED_SINCE:
+            raise self.damaged(self.SUMMARY, "lacks the digests its fashionae version seals it with")
         if SEAL in summary and summary[SEAL] != _digest(_unsealed(summary)):
             raise self.damaged(self.SUMMARY, "does not match the digest it records")
         if "config_sha256" in summary and summary["config_sha256"] != _digest(_settings(self.raw_config())):
