@@ -360,7 +360,7 @@ class RunFolder:
         summary = read_json(self / self.SUMMARY, "run summary")
         if fault := _summary_fault(summary, self.config().model.task):
             raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
-        if SEAL not in summary and _version(self.raw_config()["environment"].get("fashionae")) >= SEALED_SINCE:
+        if SEAL not in summary and _version(self.raw_config().get("environment", {}).get("fashionae")) >= SEALED_SINCE:
             raise self.damaged(self.SUMMARY, "lacks the digests its fashionae version seals it with")
         if SEAL in summary and summary[SEAL] != _digest(_unsealed(summary)):
             raise self.damaged(self.SUMMARY, "does not match the digest it records")
