@@ -150,8 +150,8 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
     out = Path(output)
     if out.exists() and (not out.is_file() or _made_from(onnx, out) != (part, folder.model_sha256())):
         # a folder or a pipe (never read), or a file that is no export of this part of this model:
-        # refused now, not after the export's seconds (an empty file, after them)
-        refuse_to_replace({out: b""}, force)
+        # refused now, not after the export's seconds
+        refuse_to_replace({out: None}, force)
     module = Part(model, part).eval()
     proto = to_onnx(module)
     inputs, outputs = describe(part, model)

@@ -60,17 +60,18 @@ LOCK = ".lock"  # FolderLock's file
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # atomic_write's: mkstemp(prefix=".NAME.", suffix=".tmp")
 
 
-def refuse_to_replace(outputs: dict[Path, bytes], force: bool) -> None:
+def refuse_to_replace(outputs: dict[Path, bytes | None], force: bool) -> None:
     """Before anything is written: a file in the way whose bytes differ from what would replace
     it (another run's export, the user's own file) is refused, unless ``force``. Writing what a
-    file already holds (the same command again) loses nothing, so it goes ahead."""
+    file already holds (the same command again) loses nothing, so it goes ahead. ``None``: bytes
+    not made yet, and known to differ from any file there."""
     in_the_way = [p for p in outputs if p.exists() and not p.is_file()]
     if in_the_way:
         raise UserError(f"{in_the_way[0]} is a folder (or not a file), where a file would be written; nothing was "
                         "written: move it, or choose another output")
     if force:
         return
-    taken = [p for p, data in outputs.items() if p.is_file() and p.read_bytes() != data]
+    taken = [p for p, data in outputs.items() if p.is_file() and (data is None or p.read_bytes() != data)]
     if taken:
         named = ", ".join(str(p) for p in taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
         raise UserError(f"{named} already {'exists' if len(taken) == 1 else 'exist'} with other contents; "
