@@ -68,10 +68,13 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         t0 = time.perf_counter()
         (executor or run_local)(plan, states, study, folder.path, data, n_train, log)
         stage_seconds["runs"] = time.perf_counter() - t0
-        # judged now that every encoder is trained: a "best" classifier's choice, and the digest of
-        # an encoder trained again under a classifier kept (``plan_states``)
-        # (what else check_plan refuses was refused before the runs, and the runs did not change it)
-        refuse_changed(plan_states([r for r in plan if r.kind == CLASSIFIER], study, folder, data)[1], folder)
+        # judged now that every encoder is trained: the finished classifiers kept while an encoder
+        # they need (for "best", one it compares) was not: its choice, and the digest of an encoder
+        # trained again (``plan_states``); what else check_plan refuses was refused before the
+        # runs, and the runs did not change it
+        waited = [r for r in plan if r.kind == CLASSIFIER and states[r.name] == "complete"
+                  and any(states[n] != "complete" for n in r.needs)]
+        refuse_changed(plan_states(waited, study, folder, data)[1], folder)
 
         if study.explore.autoencoders:
             t0 = time.perf_counter()
