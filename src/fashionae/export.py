@@ -139,7 +139,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
     onnx = require("onnx", "onnx", "fashionae export")
     require("onnxscript", "onnx", "fashionae export")  # torch.onnx's exporter translates with it
     folder = RunFolder(run_dir).require()
-    model = folder.load_model()
+    model, sha = folder.load_model(), folder.model_sha256()  # (load_model checked it against the summary's)
     task = model.config.task
     part = part or task
     if part not in PARTS:
@@ -148,7 +148,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
         raise UserError(f"--part {part} is for {part} runs, not {task} runs like {folder.path}; "
                         f"export --part {task} or --part encoder")
     out = Path(output)
-    if out.exists() and (not out.is_file() or _made_from(onnx, out) != (part, folder.model_sha256())):
+    if out.exists() and (not out.is_file() or _made_from(onnx, out) != (part, sha)):
         # a folder or a pipe (never read), or a file that is no export of this part of this model:
         # refused now, not after the export's seconds
         refuse_to_replace({out: None}, force)
@@ -160,7 +160,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
         "classes": json.dumps(list(folder.classes())),
         "model_config": json.dumps(asdict(model.config)),
         "fashionae_version": __version__,
-        "source_model_sha256": folder.model_sha256(),
+        "source_model_sha256": sha,
     })
     data = proto.SerializeToString()
     result = {"part": part, "input": inputs, "output": outputs, "path": str(output)}
