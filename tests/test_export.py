@@ -80,6 +80,7 @@ def test_parts_run_in_onnxruntime_as_in_torch(runs, hundred, tmp_path, task, par
     assert json.loads(meta["model_config"])["task"] == task
     assert meta["source_model_sha256"] == hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
     assert meta["fashionae_version"]
+    assert meta["trained_precision"] == json.loads((run / "config.json").read_text())["environment"]["precision"]
 
 
 @pytest.mark.parametrize("encoder_type", ENCODER_TYPES)

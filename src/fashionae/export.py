@@ -11,7 +11,8 @@ output is, by part:
 The output is named as above (``embedding``, ``reconstruction``, ``logits``). The model runs
 in eval mode, so dropout is the identity and batch norm uses its statistics.
 The file's metadata_props say all this, with the class names, the model's settings, the
-fashionae version and the SHA-256 of the source run's model.safetensors.
+fashionae version, the SHA-256 of the source run's model.safetensors and the precision it
+trained in (the file computes in fp32, as ``LoadedRun`` does, whatever that was).
 
 With ``check`` the file is run in onnxruntime on 100 images and compared with torch.
 """
@@ -161,6 +162,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
         "model_config": json.dumps(asdict(model.config)),
         "fashionae_version": __version__,
         "source_model_sha256": sha,
+        "trained_precision": str(folder.environment().get("precision")),  # the file computes in fp32
     })
     data = proto.SerializeToString()
     result = {"part": part, "input": inputs, "output": outputs, "path": str(output)}

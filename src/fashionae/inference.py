@@ -4,8 +4,8 @@ as images (tensors, numpy arrays, picture files). It reaches the run folder thro
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,16 +16,7 @@ from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
 
 
-def _applied(method):
-    """``method`` run under ``torch.inference_mode`` (no autograd bookkeeping, fused kernels),
-    its tensor handed back as an ordinary one: a clone made outside inference mode, which
-    autograd and in-place operations accept (a linear probe trained on ``embed``'s codes)."""
-    @functools.wraps(method)
-    def apply(*args, **kwargs) -> torch.Tensor:
-        with torch.inference_mode():
-            out = method(*args, **kwargs)
-        return out.clone()
-    return apply
+BATCH = 1000  # images the model takes at once: memory stays flat however many are given
 
 
 class LoadedRun:
@@ -33,7 +24,10 @@ class LoadedRun:
 
     Inputs are float tensors [N, 1, H, W] in [0, 1] (or [N, H, W]: [1, H, W] is one image; or
     channels last, [N, H, W, 1]) of the run's image size, or paths of picture files, converted
-    by ``images.prepare_image``. Outputs are ordinary tensors, on the CPU.
+    by ``images.prepare_image``. Outputs are ordinary tensors, on the CPU. The model runs in
+    eval mode, in fp32 on the CPU whatever precision it trained in: a bf16 run's answers can
+    differ from those ``fashionae eval`` measures in its own precision in the last bits, and so
+    in a few predictions out of 10,000.
     """
 
     def __init__(self, folder: str | Path):
@@ -84,24 +78,35 @@ class LoadedRun:
                             f"got {list(x.shape)}")
         return x
 
-    @_applied
-    def embed(self, images) -> torch.Tensor:
-        return self.model.embed(self._inputs(images))
+    def _apply(self, part: Callable[[torch.Tensor], torch.Tensor], images) -> torch.Tensor:
+        """``part`` of the model on the images, ``BATCH`` at a time, under ``torch.inference_mode``
+        (no autograd bookkeeping, fused kernels), handed back as an ordinary tensor: a copy made
+        outside inference mode, which autograd and in-place operations accept (a linear probe
+        trained on ``embed``'s codes)."""
+        x = self._inputs(images)
+        with torch.inference_mode():
+            out = torch.cat([part(x[i:i + BATCH]).float() for i in range(0, max(len(x), 1), BATCH)])
+        return out.clone()
 
-    @_applied
+    def embed(self, images) -> torch.Tensor:
+        """The encoder's codes, [N, latent] (a fully convolutional model's feature map, flattened)."""
+        return self._apply(self.model.embed, images)
+
     def reconstruct(self, images) -> torch.Tensor:
+        """An autoencoder run's reconstructions, [N, 1, H, W] in [0, 1]."""
         if self.task != AUTOENCODER:
             raise UserError(f"{self.folder.path} is a classifier run; reconstruct needs an autoencoder run")
-        return self.model.reconstruct(self._inputs(images)).float()
+        return self._apply(self.model.reconstruct, images)
 
-    @_applied
     def predict_proba(self, images) -> torch.Tensor:
+        """A classifier run's class probabilities, [N, classes], in the order of ``classes``."""
         if self.task != CLASSIFIER:
             raise UserError(f"{self.folder.path} is an autoencoder run; predicting classes needs a classifier run "
                             "(fashionae train-clf)")
-        return self.model.probabilities(self._inputs(images))
+        return self._apply(self.model.probabilities, images)
 
     def predict(self, images) -> list[str]:
+        """A classifier run's answer for each image: the name of its most probable class."""
         return [self.classes[i] for i in self.predict_proba(images).argmax(1).tolist()]
 
 
@@ -111,7 +116,7 @@ def _pixels(images) -> torch.Tensor:
     if isinstance(images, np.ndarray):
         images = np.ascontiguousarray(images).astype(images.dtype.newbyteorder("="))
     try:
-        images = torch.as_tensor(images)
+        images = torch.as_tensor(images).cpu()  # where the model is
     except (TypeError, ValueError, RuntimeError) as e:
         raise UserError(f"images must be pictures, tensors or numpy arrays of numbers ({e})") from None
     if images.dtype == torch.uint8:
