@@ -57,7 +57,7 @@ def speeds(out: Path, study) -> dict:
     folder, found = StudyFolder(out), {}
     for run in make_plan(study):
         rf = folder.run(run.name)
-        data, t = rf.raw_config()["data"], rf.config().train
+        data, t = rf.data_record(), rf.config().train
         n_train = data["train_size"]
         n_eval = min(n_train, t.train_eval_subset or n_train) + data["val_size"]
         for row in rf.metrics():
@@ -140,7 +140,7 @@ def main():
           f"Ray, {threads} workers at 1 thread: {makespan(plan, durations(study, data, ray_speeds), threads):.0f} s "
           f"(measured runs {ray_runs:.0f} s)")
 
-    precision = {StudyFolder(base / "local").run(r.name).raw_config()["environment"]["precision"] for r in plan}
+    precision = {StudyFolder(base / "local").run(r.name).environment()["precision"] for r in plan}
     print(f"\nthe paper protocol (its epochs, images and dependencies), modelled from the local executor's "
           f"speeds at {'/'.join(sorted(precision))} (a worker = this machine; the paper profile asks fp32):")
     print("profile       runs  1 worker  4 workers  16 workers  critical path")

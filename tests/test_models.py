@@ -265,7 +265,7 @@ def test_a_model_file_whose_weights_do_not_fit_its_settings_names_the_file(tmp_p
 
     from fashionae.modelfile import (
         MODEL_FORMAT,
-        _text_sha256,
+        text_sha256,
         model_tensors,
         tensors_sha256,
     )
@@ -276,7 +276,7 @@ def test_a_model_file_whose_weights_do_not_fit_its_settings_names_the_file(tmp_p
     path = tmp_path / "model.safetensors"
     path.write_bytes(save(tensors, metadata={"format": MODEL_FORMAT, "model_config": settings,
                                              "weights_sha256": tensors_sha256(tensors),
-                                             "settings_sha256": _text_sha256(settings)}))
+                                             "settings_sha256": text_sha256(settings)}))
     with pytest.raises(UserError, match=rf"^{re.escape(str(path))} does not match the model's architecture"):
         load_model(path)
 

@@ -329,8 +329,7 @@ def test_a_run_resumed_on_other_threads_says_its_result_will_differ(tiny, tmp_pa
     # its provenance keeps both sessions, so the report says where the result moved
     from fashionae.results import _run_info
     from fashionae.runfolder import RunFolder
-    env = RunFolder(tmp_path / "run").raw_config()["environment"]
-    assert env["threads"] == 1 and [s["threads"] for s in env["earlier_sessions"]] == [2]
+    assert [s["threads"] for s in RunFolder(tmp_path / "run").sessions()] == [2, 1]
     assert _run_info("run", RunFolder(tmp_path / "run"))["threads"] == "2 → 1"
 
 

@@ -148,7 +148,15 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     del config["data"]  # a folder from before the data were recorded (0.1)
     (folder / "config.json").write_text(json.dumps(config))
-    assert folder.classes()[0] == "T-shirt/top"
+    assert folder.classes()[0] == "T-shirt/top" and folder.data_record() == {}
+    # the sessions a resumed run records, first to last
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {},
+                        {"threads": 1, "earlier_sessions": [{"threads": 2}]})
+    assert folder.sessions() == [{"threads": 2}, {"threads": 1}] and folder.environment()["threads"] == 1
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"earlier_sessions": {"threads": 2}})
+    with pytest.raises(UserError, match=r"config.json records earlier sessions that are not a list of records "
+                                        r"\(it was edited or damaged\)"):
+        folder.sessions()
     rows = [dict.fromkeys(EPOCH_FIGURES, 0.5) | {"epoch": e} for e in (1, 2)]
     (folder / "metrics.jsonl").write_text(f"{json.dumps(rows[0])}\n\n{json.dumps(rows[1])}\n")
     assert folder.metrics() == rows

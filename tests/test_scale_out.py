@@ -213,7 +213,7 @@ def test_bad_executor_settings(cluster, monkeypatch):
         RayExecutor(gpus_per_run=2).usable_nodes(cluster)
     monkeypatch.setitem(sys.modules, "ray", None)  # not installed
     with pytest.raises(UserError, match=r"--executor ray needs ray.*pip install 'fashionae\[ray\]'"):
-        RayExecutor()([], {}, None, Path("."), None, 0, print)
+        RayExecutor()([], {}, None, Path("."), None, print)
 
 
 def test_a_cluster_that_refuses_us_names_token_authentication(monkeypatch):

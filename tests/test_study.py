@@ -262,6 +262,9 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     ('[model]\ndropout = 0.0\n[[autoencoders]]\nname = "a"\n[[autoencoders]]\nname = "b"\ndropout_after_pool = true\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
      "ablation 'x': a and b train the same model"),  # no dropout: where it goes changes nothing
+    ('[[autoencoders]]\nname = "a"\n[[autoencoders]]\nname = "b"\n[autoencoders.train]\nchannels_last = false\n'
+     '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
+     "ablation 'x': a and b train the same model"),  # how a run is carried out is no change of model
     (MINIMAL + "[profiles.default]\nseeds = 2\n", "a profile cannot be named 'default'"),
 ])
 def test_bad_study_files(tmp_path, text, message):

@@ -9,7 +9,6 @@ kept (each rank draws its own dropout masks), and each rank restores its own.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import nn
 
 from .errors import UserError
 from .files import atomic_write
-from .modelfile import load_weights, model_tensors, read_safetensors, tensors_sha256
+from .modelfile import load_weights, model_tensors, read_safetensors, tensors_sha256, text_sha256
 from .settings import identity
 
 
@@ -54,10 +53,6 @@ def set_rng_state(rng: dict, shuffle_gen: torch.Generator) -> None:
     random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int,
                     history: list[dict], rng: list[dict], settings: dict) -> None:
     """``rng``: one random state per process (one entry without torchrun); ``settings``: those
@@ -71,7 +66,7 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, ep
             tensors[f"optimizer.{i}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
     state = json.dumps({"epoch": epoch, "history": history, "param_groups": opt_state["param_groups"],
                         "rng": rng[0], "rank_rng": rng[1:], "settings": settings})
-    atomic_write(path, save(tensors, metadata={"state": state, "state_sha256": _sha256(state),
+    atomic_write(path, save(tensors, metadata={"state": state, "state_sha256": text_sha256(state),
                                                "tensors_sha256": tensors_sha256(tensors)}))
 
 
@@ -103,7 +98,7 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sh
     tensors, meta = read_safetensors(path, "checkpoint", fix)
     # written since checkpoints carry digests; older ones are checked by their structure only
     if ("tensors_sha256" in meta and tensors_sha256(tensors) != meta["tensors_sha256"]) or (
-            "state_sha256" in meta and _sha256(meta.get("state", "")) != meta["state_sha256"]):
+            "state_sha256" in meta and text_sha256(meta.get("state", "")) != meta["state_sha256"]):
         raise UserError(f"checkpoint {path} fails its checksum: it was modified or damaged; {fix}")
     try:
         state = json.loads(meta["state"])

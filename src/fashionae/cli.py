@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
-from .errors import UserError, exit_process, run_command
+from .errors import UserError, exit_process, run_command, say_error
 from .settings import AUTOENCODER, CLASSIFIER
 
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the command line imports torch only when a command needs it
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as for every other bad input
-        print(f"fashionae: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        say_error(f"{message} (see `{self.prog} --help`)")
         raise SystemExit(2)
 
     def parse_args(self, args=None, namespace=None):
@@ -246,28 +246,13 @@ def cmd_bench(a) -> int:
     return 0
 
 
-RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
-
-
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write, refuse_to_replace
-    from .images import picture_files, read_pictures, side_by_side
+    from .images import read_pictures, reconstruction_files, side_by_side
     from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
-    out = Path(a.output)
-    sources: dict[Path, str] = {}  # output file -> the picture it shows
-    for path in picture_files(a.images):
-        if path not in a.images and Path(path).parent.resolve() == out.resolve() and path.endswith(RECONSTRUCTION):
-            continue  # what this command wrote into the folder it reads, the last time
-        target = out / f"{Path(path).stem}{RECONSTRUCTION}"
-        if target in sources:
-            raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
-                            "or reconstruct them one at a time into different folders (-o)")
-        sources[target] = path
-    if not sources:
-        raise UserError(f"{', '.join(a.images)} holds only the reconstructions this command wrote there before: "
-                        "nothing to reconstruct; name the pictures, or write into another folder (-o)")
+    sources = reconstruction_files(a.images, Path(a.output))
     # every picture is read, and every reconstruction made, before anything is written
     read = read_pictures(list(sources.values()), a.invert, run.config.image_size, a.fill)
     made = {}
@@ -341,6 +326,8 @@ def build_parser() -> Parser:
     _add = sub.add_parser
     sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)
     run_help = "a run folder (of train-ae or train-clf, or a study's runs/<run>)"
+    ae_run_help = "an autoencoder's run folder (of train-ae, or an ae-... folder of a study's runs/)"
+    clf_run_help = "a classifier's run folder (of train-clf, or a clf-... folder of a study's runs/)"
     device_help = "auto (CUDA when present; the default), cpu or cuda"
 
     s = sub.add_parser("data", help="find, verify and describe the dataset")
@@ -436,7 +423,7 @@ def build_parser() -> Parser:
     pictures_help = ("picture files, PNG, JPEG and the like (or folders of them), any size and colour (a note in "
                      "brackets ends a picture's line where its answer may say little, and says why)")
     s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
-    s.add_argument("run_dir", help=run_help)
+    s.add_argument("run_dir", help=ae_run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
@@ -447,7 +434,7 @@ def build_parser() -> Parser:
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
-    s.add_argument("run_dir", help=run_help)
+    s.add_argument("run_dir", help=clf_run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
     s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)

@@ -45,7 +45,7 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
     except UserError as e:
         if debug:
             traceback.print_exc()
-        print(f"fashionae: error: {e}", file=sys.stderr)
+        say_error(str(e))
         return e.exit_code
     except KeyboardInterrupt as e:
         return _stopped(isinstance(e, Terminated), resumable)
@@ -58,6 +58,11 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
 
 
+def say_error(message: str) -> None:
+    """The one line of a command refused: what is wrong, and what to do."""
+    print(f"fashionae: error: {message}", file=sys.stderr)
+
+
 def _failed(e: Exception, debug: bool) -> int:
     """The exit status of a command that failed with ``e`` (no UserError), said in one line."""
     if isinstance(e, BrokenPipeError) and _stdout_gone():
@@ -67,7 +72,7 @@ def _failed(e: Exception, debug: bool) -> int:
     if isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
         name = str(e.filename or "")
         name = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
-        print(f"fashionae: error: cannot use the path{name}: {e.strerror}; give another path", file=sys.stderr)
+        say_error(f"cannot use the path{name}: {e.strerror}; give another path")
         return UserError.exit_code
     return _internal_error(e, debug)  # a bug in fashionae, or a machine too small for the settings
 
@@ -150,7 +155,7 @@ def _internal_error(e: Exception, debug: bool) -> int:
     if debug:
         traceback.print_exception(e)
     if said := out_of_memory(e):
-        print(f"fashionae: error: {said}", file=sys.stderr)
+        say_error(said)
         return UserError.exit_code
     print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
           "traceback, and please report it)", file=sys.stderr)

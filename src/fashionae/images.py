@@ -68,6 +68,28 @@ def picture_files(paths: list[str]) -> list[str]:
     return [named.get(r, f) for r, f in first.items()]
 
 
+RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
+
+
+def reconstruction_files(paths: list[str], out: Path) -> dict[Path, str]:
+    """Where ``fashionae reconstruct`` writes each picture's reconstruction, {output file: picture};
+    a folder of pictures read that is also ``out`` is read without the reconstructions written
+    there before."""
+    sources: dict[Path, str] = {}
+    for path in picture_files(paths):
+        if path not in paths and Path(path).parent.resolve() == out.resolve() and path.endswith(RECONSTRUCTION):
+            continue  # what the command wrote into the folder it reads, the last time
+        target = out / f"{Path(path).stem}{RECONSTRUCTION}"
+        if target in sources:
+            raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
+                            "or reconstruct them one at a time into different folders (-o)")
+        sources[target] = path
+    if not sources:
+        raise UserError(f"{', '.join(paths)} holds only the reconstructions this command wrote there before: "
+                        "nothing to reconstruct; name the pictures, or write into another folder (-o)")
+    return sources
+
+
 @dataclass(frozen=True)
 class Picture:
     """A picture made to look like Fashion-MNIST, and why an answer for it may say little."""

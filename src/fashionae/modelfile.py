@@ -38,7 +38,7 @@ def model_file_bytes(model: nn.Module) -> bytes:
     tensors = model_tensors(model)
     settings = json.dumps(asdict(model.config))
     meta = {"format": MODEL_FORMAT, "model_config": settings,
-            "weights_sha256": tensors_sha256(tensors), "settings_sha256": _text_sha256(settings)}
+            "weights_sha256": tensors_sha256(tensors), "settings_sha256": text_sha256(settings)}
     return _sorted_header(save(tensors, metadata=meta))
 
 
@@ -53,7 +53,7 @@ def _sorted_header(data: bytes) -> bytes:
     return len(header).to_bytes(8, "little") + header + data[8 + n:]
 
 
-def _text_sha256(text: str) -> str:
+def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -95,7 +95,7 @@ def load_model(path: str | Path) -> nn.Module:
                         "train it again")
     # the settings decide how the weights are used (dropout, the head): an edit is tampering too.
     # Files written before settings_sha256 existed carry none and are checked on weights only.
-    if "settings_sha256" in meta and _text_sha256(meta["model_config"]) != meta["settings_sha256"]:
+    if "settings_sha256" in meta and text_sha256(meta["model_config"]) != meta["settings_sha256"]:
         raise UserError(f"{path} fails its settings checksum: the model settings in its metadata "
                         "were modified; train it again")
     model = build_model(cfg)

@@ -12,7 +12,7 @@ from typing import Callable
 from safetensors.torch import save
 
 from .baselines import write_baselines
-from .data import Dataset, load_dataset, make_splits, split_sizes
+from .data import Dataset, load_dataset, make_splits
 from .explore import explore as explore_run
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .plan import (PlannedRun, ae_run_name, check_plan, duration, make_plan, plan_states, refuse_changed, run_local,
@@ -62,11 +62,10 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             log(note)
         write_json(folder / folder.STUDY, study.to_dict())
         save_samples(folder, data, study.val)
-        n_train = split_sizes(data, study.val)[0]
         log_finished_runs(plan, states, folder, data, log)
         stage_seconds = {}
         t0 = time.perf_counter()
-        (executor or run_local)(plan, states, study, folder.path, data, n_train, log)
+        (executor or run_local)(plan, states, study, folder.path, data, log)
         stage_seconds["runs"] = time.perf_counter() - t0
         # judged now that every encoder is trained: the finished classifiers kept while an encoder
         # they need (for "best", one it compares) was not: its choice, and the digest of an encoder

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from .baselines import check_classes
-from .data import Dataset, make_splits
+from .data import Dataset, make_splits, split_sizes
 from .errors import UserError
 from .runfolder import RunConfig, RunFolder
 from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, with_data
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study
 from .studyfolder import StudyFolder
+from .training import ERASE_LINE, bar
 
 
 @dataclass
@@ -33,7 +34,7 @@ class PlannedRun:
     kind: str                      # autoencoder | classifier
     group: str                     # its row in results.json: the autoencoder or "<encoder>/<strategy>"
     seed: int
-    config: RunConfig              # a classifier's encoder_run is set by ``resolve``
+    config: RunConfig              # a classifier's without its encoder_run: ``resolve`` gives it
     encoder: str | None = None     # classifier: the autoencoder's name, or "best"
     needs: tuple[str, ...] = ()    # runs that must be finished first
 
@@ -69,8 +70,7 @@ def make_plan(study: Study) -> list[PlannedRun]:
     c = study.classifiers
     if c:
         models = {a.name: a.model for a in study.autoencoders}
-        encoders = list(dict.fromkeys(c.encoders))
-        for encoder in encoders:
+        for encoder in dict.fromkeys(c.encoders):
             for strategy in c.strategies:
                 for seed in study.seeds:
                     compared = [a.name for a in study.autoencoders] if encoder == BEST else [encoder]
@@ -83,7 +83,7 @@ def make_plan(study: Study) -> list[PlannedRun]:
                     cfg = RunConfig(model=model,
                                     train=replace(c.train, seed=seed), strategy=strategy,
                                     dataset=study.dataset)
-                    name = clf_run_name(strategy, seed, encoder if len(encoders) > 1 else None)
+                    name = clf_run_name(strategy, seed, encoder if c.several_encoders else None)
                     plan.append(PlannedRun(name, CLASSIFIER,
                                            c.group(encoder, strategy), seed,
                                            cfg, encoder, needs))
@@ -182,9 +182,9 @@ def _encoder_changed(run_folder: RunFolder, cfg: RunConfig) -> str:
     out the same on those."""
     encoder = RunFolder(cfg.encoder_run or "")
     said = f"trained on an earlier {encoder.path.name}"
-    theirs = run_folder.raw_config().get("environment", {}).get("threads")
+    theirs = run_folder.environment().get("threads")
     try:
-        now = encoder.raw_config().get("environment", {}).get("threads")
+        now = encoder.environment().get("threads")
     except UserError:
         return said
     if theirs and now and theirs != now:
@@ -322,7 +322,7 @@ class Progress:
     def say(self, message: str) -> None:
         """A log message; on a terminal, printed above the status line."""
         if self.tty:
-            print("\r\033[K", end="", file=self.stream)
+            print(ERASE_LINE, end="", file=self.stream)
         self.log(message)
         self.draw()
 
@@ -334,9 +334,9 @@ class Progress:
         partial = self.units[self.run.name] / epochs * step / steps if steps else 0.0
         where = f"{self.run.label}, epoch {min(self.epoch_now, epochs)}/{epochs}"
         if steps:
-            where += f" [{'#' * (20 * step // steps):.<20}] {step}/{steps}" if step < steps else ", evaluating"
+            where += f" {bar(step, steps, 20)}" if step < steps else ", evaluating"
         line = f"{self.status(partial)} · {where}"
-        print("\r\033[K" + line[:shutil.get_terminal_size().columns - 1], end="", file=self.stream, flush=True)
+        print(ERASE_LINE + line[:shutil.get_terminal_size().columns - 1], end="", file=self.stream, flush=True)
         self.drawn_at = time.monotonic()
 
     def start(self, run: PlannedRun) -> None:
@@ -365,7 +365,7 @@ class Progress:
 
     def close(self) -> None:
         if self.tty:
-            print("\r\033[K", end="", file=self.stream, flush=True)
+            print(ERASE_LINE, end="", file=self.stream, flush=True)
 
 
 def _units(cfg: RunConfig, n_train: int) -> float:
@@ -381,9 +381,9 @@ def duration(seconds: float) -> str:
 
 
 def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path, data: Dataset,
-              n_train: int, log: Log) -> None:
+              log: Log) -> None:
     """One run after the other, in plan order, in this process."""
-    progress = Progress(plan, states, n_train, log)
+    progress = Progress(plan, states, split_sizes(data, study.val)[0], log)
     try:
         for run in plan:
             if states[run.name] == "complete":

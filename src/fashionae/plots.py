@@ -111,13 +111,12 @@ def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylab
 
 
 def overlaid_curves(title: str, models: list[tuple[str, list[list[dict]]]], key: str, ylabel: str,
-                    path: Path, log_y: bool = True) -> None:
+                    path: Path) -> None:
     """One metric of several models on one axis (mean ± std band over seeds each)."""
     fig, ax = _figure()
     for (name, runs), color in zip(models, COLORS * 3):
         _band(ax, runs, key, name, color)
-    if log_y:
-        _log_y(ax)
+    _log_y(ax)
     _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)
 

@@ -43,8 +43,8 @@ LOCK_WAIT = 180.0   # seconds a retry waits for the run folder's lock: on NFSv4 
 
 
 class RayExecutor:
-    """Called by ``pipeline.run_study`` as ``executor(plan, states, study, out, data, n_train,
-    log)``, like ``plan.run_local``. ``on_epoch(run, row)``, when given, is called in the
+    """Called by ``pipeline.run_study`` as ``executor(plan, states, study, out, data, log)``, like
+    ``plan.run_local``. ``on_epoch(run, row)``, when given, is called in the
     task after every epoch of a run (a hook: monitoring, or faults injected by the tests)."""
 
     def __init__(self, address: str | None = None, cpus_per_run: int = 1, gpus_per_run: float = 0.0,
@@ -61,7 +61,7 @@ class RayExecutor:
         self.description = "ray"
 
     def __call__(self, plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path,
-                 data: Dataset, n_train: int, log: Log) -> None:
+                 data: Dataset, log: Log) -> None:
         ray = require("ray", "ray", "--executor ray")
         started = self.connect(ray)
         try:

@@ -1,5 +1,6 @@
-"""The study's report, ``report.html`` and ``report.md``, drawn from ``results.json`` and
-the run folders (reached through ``StudyFolder``/``RunFolder``; no dataset needed).
+"""The study's report, ``report.html`` and ``report.md``, drawn from ``results.json``, the run
+folders (reached through ``StudyFolder``/``RunFolder``; no dataset needed) and, for a study of
+Fashion-MNIST, the source's numbers (``reference.py``, which results.json copies as they were).
 
 It opens with a summary (the main figures and the verdicts) and a table of contents, then
 two overview figures, what the study is, the claims and the tables (rendered by ``pages.py``),
@@ -25,7 +26,6 @@ from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
 from .results import classes_of, classifier_lines, confusion_text, encoder_of
 from .runfolder import CONTROL
-from .runs import sessions_of
 from .studyfolder import StudyFolder
 
 
@@ -89,10 +89,13 @@ def _amount(x: float, unit: str) -> str:
     return f"{100 * x:+.1f} %" if unit.startswith("relative") else f"{x:+.2f} pts"
 
 
+CONFIDENCE = f"{100 * FAMILY_CONFIDENCE:.0f} %"  # how the report says it
+
+
 def _family(judged: list[dict]) -> str:
     """How a table's intervals were made: m of them, simultaneous (Bonferroni)."""
     m = max((j.get("intervals", 1) for j in judged), default=1)
-    family = f"{100 * FAMILY_CONFIDENCE:.0f} %"
+    family = CONFIDENCE
     if m == 1:
         return f"{family} confidence intervals over seeds"
     return f"{m} intervals over seeds, each at {100 * ci_level(m):.2f} %: all hold at once with {family} confidence"
@@ -239,7 +242,7 @@ def differs_text(differs: dict) -> str:
 
 def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
     """Which changes of the ablation move the validation figure (MSE, or for its classifier
-    lines accuracy) at 95 % confidence, and which way."""
+    lines accuracy) with ``FAMILY_CONFIDENCE``, and which way."""
     mse = figure == "val_mse"
     quantity = "the validation MSE" if mse else "the classifiers' validation accuracy"
     changes = "changes" if mse else "classifier comparisons"
@@ -269,14 +272,14 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
         a = judged[0]
         verb = {"lower": "lowers", "higher": "raises"}.get(a[figure].get("verdict"))
         return (f"The ablation's change {name(a)} ({effect(a)}) "
-                + (f"{verb} {quantity} at 95 % confidence." if verb else
+                + (f"{verb} {quantity} at {CONFIDENCE} confidence." if verb else
                    f"moves {quantity} by less than its interval can tell.") + note)
-    phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at 95 % confidence ({'; '.join(map(said, by[v]))})"
+    phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at {CONFIDENCE} confidence ({'; '.join(map(said, by[v]))})"
                for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
     if rest and phrases:
         phrases.append(f"{rest} {'moves' if rest == 1 else 'move'} {{it}} by less than the intervals can tell")
     elif rest:
-        phrases.append("none moves {it} at 95 % confidence")
+        phrases.append(f"none moves {{it}} at {CONFIDENCE} confidence")
     phrases = [p.format(it=quantity if k == 0 else "it") for k, p in enumerate(phrases)]
     family = "" if mse else " (their intervals a family of their own, apart from the MSE's)"
     return (f"Of the ablation's {len(judged)} {changes}" + (" with a figure on every seed" if diverged else "")
@@ -381,8 +384,7 @@ def summary(results: dict) -> list[str]:
 def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], list[list[str]]]:
     """(items about the whole study, one row per run)."""
     run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
-    first = run.raw_config()
-    sessions = [sessions_of(folder.run(r["run"]).raw_config().get("environment", {})) for r in results["runs"]]
+    sessions = [folder.run(r["run"]).sessions() for r in results["runs"]]
 
     def across(key: str) -> str:  # one value, or each with its number of runs (a study run over two commits)
         seen = [v for run in sessions for v in dict.fromkeys(str(s.get(key) or EMPTY) for s in run)]
@@ -392,10 +394,10 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
         return (", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts)
                 + (" (a run resumed under another counts under each)" if len(seen) > len(sessions) else ""))
     items = [[k, across(k)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
-    if "data" in first:
+    if data := run.data_record():
         h, w = run.config().model.image_size
         classes = run.classes()
-        items.append(["dataset", f"{results.get('dataset')} from {first['data'].get('source')}: {h}x{w} images, "
+        items.append(["dataset", f"{results.get('dataset')} from {data.get('source')}: {h}x{w} images, "
                                  f"{len(classes)} classes ({', '.join(classes)})"])
     timing = results.get("timing") or {}
     if timing:
@@ -424,7 +426,7 @@ NOTES = {  # under the table they explain
     "claims": f"A verdict needs at least {MIN_SEEDS} seeds and an interval wholly on one side of the claim's "
               "threshold; otherwise it is inconclusive, with the side the mean leans to. The claims are judged "
               "together, so their intervals are simultaneous (Bonferroni: with m intervals, each at "
-              f"1 − {1 - FAMILY_CONFIDENCE:.2g}/m) and a verdict holds with {FAMILY_CONFIDENCE * 100:.0f} % confidence even "
+              f"1 − {1 - FAMILY_CONFIDENCE:.2g}/m) and a verdict holds with {CONFIDENCE} confidence even "
               "among all the others. An effect read against two thresholds is "
               "one interval (conv's two parts; “beats scratch” and “competitive”, the same difference with its sign "
               "turned), and “l_size 512 balances quality and cost” tests nothing of its own: its rows repeat the "

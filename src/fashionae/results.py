@@ -18,7 +18,7 @@ from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, known_config, make_plan
 from .runfolder import RunConfig
-from .runs import DATA_DECIDED, sessions_of
+from .runs import DATA_DECIDED
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
@@ -60,23 +60,16 @@ def model_cost(model_config) -> dict:
             "mflops_per_image": counter.get_total_flops() / 2 / 1e6, "latent_size": model.encoder.latent}
 
 
-# what a claim compares (architecture, latent size), the seed it pairs on, and how a run was
-# carried out rather than what it trained (the hardware, the dropout masks' generator, the
-# memory layout, bit-reproducibility)
-CARRIED_OUT = ("train.device", "train.dropout_masks", "train.channels_last", "train.deterministic")
-NOT_COMPARED = ("model.arch", "model.latent", "train.seed", *CARRIED_OUT)
-
-
-# differ by seed, only re-measure, or say how a run was carried out, not what it trained
-LEFT_OUT = ("train.seed", "encoder_sha256", "train.train_eval_subset", *CARRIED_OUT)
+# what a claim compares: the architecture and the latent size
+NOT_COMPARED = ("model.arch", "model.latent")
 
 
 def trained_with(configs: list[RunConfig]) -> tuple[dict, dict]:
     """What a group's runs (its seeds) were trained with, as they ran ("auto" made concrete), and
     where its seeds differ (a precision chosen otherwise by another machine, or by an invocation
     with other options): {setting: value}, its value "by seed: ..." where they differ, and
-    {setting: [value of each seed]} for those (``LEFT_OUT`` aside)."""
-    ids = [{k: v for k, v in c.used_identity().items() if k not in LEFT_OUT} for c in configs]
+    {setting: [value of each seed]} for those (``RunConfig.trained_with``)."""
+    ids = [c.trained_with() for c in configs]
     keys = dict.fromkeys(k for i in ids for k in i)
     mixed = {k: [i.get(k) for i in ids] for k in keys if any(i.get(k) != ids[0].get(k) for i in ids)}
     return {k: "by seed: " + ", ".join(map(str, mixed[k])) if k in mixed else ids[0][k] for k in keys}, mixed
@@ -99,9 +92,7 @@ def _groups(plan: list[PlannedRun], kind: str) -> dict[str, list[PlannedRun]]:
 def _run_info(name: str, run) -> dict:
     """A run's provenance. Where its sessions (a run stopped and resumed) differed in threads or
     hardware, which moves its result, each session's in turn: "2 → 1"."""
-    cfg = run.raw_config()
-    env, data = cfg.get("environment", {}), cfg.get("data", {})
-    sessions = sessions_of(env)
+    env, data, sessions = run.environment(), run.data_record(), run.sessions()
 
     def each(value_of):
         values = [value_of(s) for s in sessions]
@@ -170,7 +161,7 @@ def collect_results(out: str | Path) -> dict:
     for name, group in _groups(plan, AUTOENCODER).items():
         summaries = [runs[r.name].summary() for r in group]
         first = runs[group[0].name]
-        m, seen = first.config().model, first.raw_config().get("data", {})
+        m, seen = first.config().model, first.data_record()
         epochs = summaries[0]["epochs"]
         settings, mixed = trained_with([runs[r.name].config() for r in group])
         autoencoders.append({

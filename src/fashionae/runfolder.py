@@ -121,6 +121,13 @@ def _disagreement(summary: dict, rows: list[dict]) -> str | None:
     return None
 
 
+# how a run was carried out rather than what it trained: the hardware, the dropout masks'
+# generator, the memory layout, bit-reproducibility (each moves its numbers as a seed does)
+CARRIED_OUT = ("train.device", "train.dropout_masks", "train.channels_last", "train.deterministic")
+# what differs by seed, or only re-measures the train loss
+NOT_TRAINED_WITH = ("train.seed", "encoder_sha256", "train.train_eval_subset", *CARRIED_OUT)
+
+
 @dataclass
 class RunConfig:
     """A run's settings. Its identity (what must match to resume a folder) is every setting
@@ -154,6 +161,12 @@ class RunConfig:
         """``identity`` without the settings this run does not use: what sets two runs apart."""
         unused = self.unused()
         return {k: v for k, v in self.identity().items() if k not in unused}
+
+    def trained_with(self) -> dict:
+        """What the run's model is trained with, its seed aside: ``used_identity`` less what
+        differs by seed (the seed, a classifier's encoder's digest), what only re-measures and
+        ``CARRIED_OUT``. Two runs with the same differ as two seeds do: what an ablation compares."""
+        return {k: v for k, v in self.used_identity().items() if k not in NOT_TRAINED_WITH}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -286,6 +299,23 @@ class RunFolder:
             raise self.damaged(self.CONFIG, "is not a run's settings as fashionae writes them")
         return raw
 
+    def environment(self) -> dict:
+        """How and where the run was made, as config.json records it (its last session's)."""
+        return self.raw_config().get("environment", {})
+
+    def sessions(self) -> list[dict]:
+        """The sessions config.json records, first to last: the earlier ones a resumed run keeps
+        (``earlier_sessions``), then the last one's environment."""
+        env = self.environment()
+        earlier = env.get("earlier_sessions", [])
+        if not isinstance(earlier, list) or not all(isinstance(s, dict) for s in earlier):
+            raise self.damaged(self.CONFIG, "records earlier sessions that are not a list of records")
+        return [*earlier, {k: v for k, v in env.items() if k != "earlier_sessions"}]
+
+    def data_record(self) -> dict:
+        """The data the run saw, as config.json records it: source, sizes, classes, split digest."""
+        return self.raw_config().get("data", {})
+
     def config(self) -> RunConfig:
         raw = self.raw_config()
         try:
@@ -297,7 +327,7 @@ class RunFolder:
     def classes(self) -> tuple[str, ...]:
         """The class names of the data the run saw (Fashion-MNIST's for folders from before); a
         classifier's are as many as its classes."""
-        classes = self.raw_config().get("data", {}).get("classes", CLASSES)
+        classes = self.data_record().get("classes", CLASSES)
         if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
             raise self.damaged(self.CONFIG, "records class names that are not a list of names")
         model = self.config().model
@@ -312,7 +342,7 @@ class RunFolder:
         cfg = self.config()
         if cfg.dataset_sha256 is None:  # only your own datasets have a digest
             return load_dataset(FASHION_MNIST, data_dir, verify)
-        trained_in = self.raw_config().get("data", {}).get("source")
+        trained_in = self.data_record().get("source")
         if data_dir and not Path(data_dir).is_dir():
             raise UserError(f"--data-dir {data_dir} is not a folder; give the folder where {cfg.dataset} is now "
                             f"({self.path} was trained on it in {trained_in})")
@@ -360,7 +390,7 @@ class RunFolder:
         summary = read_json(self / self.SUMMARY, "run summary")
         if fault := _summary_fault(summary, self.config().model.task):
             raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
-        if SEAL not in summary and _version(self.raw_config().get("environment", {}).get("fashionae")) >= SEALED_SINCE:
+        if SEAL not in summary and _version(self.environment().get("fashionae")) >= SEALED_SINCE:
             raise self.damaged(self.SUMMARY, "lacks the digests its fashionae version seals it with")
         if SEAL in summary and summary[SEAL] != _digest(_unsealed(summary)):
             raise self.damaged(self.SUMMARY, "does not match the digest it records")

@@ -26,7 +26,7 @@ from .modelfile import load_weights
 from .models import ModelConfig, build_model
 from .runfolder import FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder, epoch_figures
 from .settings import AUTOENCODER, CLASSIFIER
-from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, slow_precision, to_inputs
+from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, slow_precision, tf32, to_inputs
 
 Log = Callable[[str], None]
 
@@ -47,12 +47,6 @@ def git_commit() -> str | None:
         return None
 
 
-def sessions_of(env: dict) -> list[dict]:
-    """The sessions a run's config.json records, first to last: the earlier ones a resumed run
-    keeps (``earlier_sessions``), then the last one's environment."""
-    return [*env.get("earlier_sessions", []), {k: v for k, v in env.items() if k != "earlier_sessions"}]
-
-
 def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
     cpu = cpu_info()
     env = {"fashionae": __version__, "torch": torch.__version__, "python": platform.python_version(),
@@ -65,7 +59,7 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
         env["cpu_kernels"] = kernels.available()  # the speed; in bf16 inference, maybe a last bit (kernels.py)
     if cfg.device == "cuda":
         env["gpu"] = torch.cuda.get_device_name()
-        env["tf32"] = not cfg.deterministic  # training.configure_device
+        env["tf32"] = tf32(cfg)
         env["deterministic"] = cfg.deterministic
     return env
 
@@ -146,7 +140,7 @@ def check_encoder_data(cfg: RunConfig, data: Dataset) -> None:
     if tuple(cfg.model.image_size) != data.image_size:
         encoder = encoder_folder(cfg.encoder_run)
         theirs = encoder.config().dataset
-        where = encoder.raw_config().get("data", {}).get("source") if encoder.config().dataset_sha256 else theirs
+        where = encoder.data_record().get("source") if encoder.config().dataset_sha256 else theirs
         raise UserError(f"the encoder of {cfg.encoder_run} was trained on {cfg.model.image_size[0]}x"
                         f"{cfg.model.image_size[1]} images ({theirs}), but {data.name} has {data.image_size[0]}x"
                         f"{data.image_size[1]}; train the classifier on data of the autoencoder's size, e.g. "
@@ -236,13 +230,13 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         checkpoint = folder / folder.CHECKPOINT
         env = environment(t, dist)
-        before = folder.raw_config().get("environment", {}) if state == "resume" else {}
+        before = folder.environment() if state == "resume" else {}
         started_on = before.get("threads")
         if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
             raise UserError(f"{label} was trained on {before.get('processes', 1)} process(es); resume it with the "
                             f"same number (now {dist.world})")
         if checkpoint.exists() and before:  # the epochs it keeps ran in earlier sessions: their record stays
-            env["earlier_sessions"] = sessions_of(before)
+            env["earlier_sessions"] = folder.sessions()
         if dist.rank == 0:
             folder.write_config(cfg, data_info, env)
         dist.barrier()

@@ -48,10 +48,8 @@ class AutoencoderSpec:
     train: TrainConfig
 
     def trained_with(self) -> dict:
-        """The settings that make its model (``RunConfig.used_identity``), less what only
-        re-measures the train loss: what an ablation line compares."""
-        return {k: v for k, v in RunConfig(model=self.model, train=self.train).used_identity().items()
-                if k != "train.train_eval_subset"}
+        """What its runs are trained with, their seed aside: what an ablation line compares."""
+        return RunConfig(model=self.model, train=self.train).trained_with()
 
 
 @dataclass
@@ -61,10 +59,15 @@ class ClassifierStage:
     paper_head: bool
     train: TrainConfig
 
+    @property
+    def several_encoders(self) -> bool:
+        """Whether the encoder is named in its groups and run folders."""
+        return len(set(self.encoders)) > 1
+
     def group(self, encoder: str, strategy: str) -> str:
         """The name of one encoder's strategy: its row in results.json and the report, and what
         a target names. The strategy alone with one encoder, else "<encoder>/<strategy>"."""
-        return f"{encoder}/{strategy}" if len(set(self.encoders)) > 1 else strategy
+        return f"{encoder}/{strategy}" if self.several_encoders else strategy
 
     def groups(self) -> list[str]:
         return [self.group(e, s) for e in dict.fromkeys(self.encoders) for s in self.strategies]

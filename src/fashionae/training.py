@@ -136,6 +136,11 @@ def slow_precision(cfg: TrainConfig) -> str | None:
             "slower than fp32 (training: 89 against about 1,500 images/s on a 2-core AVX2 EPYC)")
 
 
+def tf32(cfg: TrainConfig) -> bool:
+    """Whether CUDA's fp32 matrix products and convolutions run in TF32: unless ``deterministic``."""
+    return not cfg.deterministic
+
+
 def configure_device(cfg: TrainConfig) -> None:
     """CUDA's numerics: TF32 matrix products for fp32 (allowed by the protocol, recorded in each
     run's environment), unless ``deterministic`` asks for bit-reproducible runs: then
@@ -148,8 +153,7 @@ def configure_device(cfg: TrainConfig) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    torch.backends.cuda.matmul.allow_tf32 = not cfg.deterministic
-    torch.backends.cudnn.allow_tf32 = not cfg.deterministic
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32(cfg)
 
 
 def keep_freed_memory() -> None:
@@ -360,6 +364,14 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     return history
 
 
+ERASE_LINE = "\r\033[K"  # a terminal's line redrawn in place: back to its start, and cleared
+
+
+def bar(step: int, steps: int, width: int = 30) -> str:
+    """"[######......] 40/100": how far through an epoch's steps."""
+    return f"[{'#' * (width * step // steps):.<{width}}] {step}/{steps}"
+
+
 def progress_bar(label: str) -> Callable[[int, int], None] | None:
     """A one-line in-epoch progress bar on a terminal; nothing when stderr is a file."""
     if not sys.stderr.isatty():
@@ -367,8 +379,6 @@ def progress_bar(label: str) -> Callable[[int, int], None] | None:
 
     def show(step: int, total: int) -> None:
         if step == total or step % 20 == 0:
-            filled = 30 * step // total
-            end = "\r\033[K" if step == total else ""
-            print(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {step}/{total}{end}",
+            print(f"\r{label} {bar(step, total)}{ERASE_LINE if step == total else ''}",
                   end="", file=sys.stderr, flush=True)
     return show
