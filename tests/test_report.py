@@ -632,7 +632,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     import html
     import re
     from fashionae import pages as page_parts
-    from fashionae.report import _notes, provenance, summary, tables, wide_figure
+    from fashionae.report import _notes, provenance, summary, tables
     from fashionae.studyfolder import StudyFolder
     out = tmp_path / "study"
     shutil.copytree(study, out)
@@ -689,8 +689,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     assert re.findall(r"<section id=([\w-]+)><h2>", page) == sections
     assert page.count("<figure") == len(figures) and page.endswith("</body></html>\n")
     for f in figures:
-        width, height = plots.png_size((out / "figures" / f).read_bytes())
-        wide = " class=wide" if wide_figure(width, height) else ""
+        width, height = page_parts.png_size((out / "figures" / f).read_bytes())
+        wide = " class=wide" if page_parts.wide_figure(width, height) else ""
         assert re.search(f'<figure{wide}><img src="figures/{re.escape(f)}" width={width} height={height} alt="', page)
     assert write_report(out, results, self_contained=True) == out / "report.html"
     alone = (out / "report.html").read_text()
@@ -699,7 +699,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
 
 
 def test_a_figure_spans_the_page_when_it_is_a_large_row_of_images():
-    from fashionae.report import wide_figure
+    from fashionae.pages import wide_figure
     assert wide_figure(1601, 1000) and wide_figure(801, 500)
     assert not wide_figure(1600, 1000) and not wide_figure(800, 400) and not wide_figure(1000, 1000)
 

@@ -1,11 +1,15 @@
-"""The report's two pages, as text: tables in markdown and in HTML (figures right-aligned,
-verdicts coloured, long text wrapping), and the HTML page's style; and tables as plain text for
-the terminal. What the tables say is ``report.py``'s."""
+"""The report's two pages, as text: a ``Page`` (title, summary, sections of paragraphs, notes,
+tables and figures) written as markdown and as HTML (numbers right-aligned, verdicts coloured,
+long text wrapping, figures in a grid), and the HTML page's style; and tables as plain text for
+the terminal. What the pages say is ``report.py``'s."""
 
 from __future__ import annotations
 
+import base64
 import html
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 EMPTY = "–"  # a cell with nothing to show (not recorded, not applicable); not counted as text
 
@@ -67,3 +71,99 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}t
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,420px),1fr));gap:1.2em 1.5em}
 .grid .wide{grid-column:1/-1}figure{margin:0;min-width:0}img{max-width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#444;margin-top:.3em}"""
+
+
+
+# ------------------------------------------------------------------ the pages
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Note:
+    """A note under a table: what it shows, and how to read it."""
+    text: str
+
+
+@dataclass
+class Figures:
+    """Figures side by side, under a heading of their own if given: (file in the figures folder, caption)."""
+    files: list[tuple[str, str]]
+    heading: str = ""
+
+
+@dataclass
+class Section:
+    """A section of the page: its anchor, its name in the contents, its parts in order (a
+    paragraph as a str, a ``Note``, a ``Table``, ``Figures``) and its heading (its name if none)."""
+    anchor: str
+    name: str
+    parts: list = field(default_factory=list)
+    heading: str = ""
+
+
+@dataclass
+class Page:
+    title: str
+    summary: str
+    sections: list[Section]
+
+
+def markdown_page(page: Page, figures: str) -> str:
+    """report.md: the figures linked from the folder ``figures``, beside the page."""
+    md = [f"# {page.title}", "**Summary.** " + page.summary,
+          "**Contents:** " + " · ".join(f"[{s.name}](#{s.anchor})" for s in page.sections)]
+    for s in page.sections:
+        md += [f'<a id="{s.anchor}"></a>', f"## {s.heading or s.name}"]
+        for part in s.parts:
+            if isinstance(part, Table):
+                md.append(md_table(part.header, part.rows))
+            elif isinstance(part, Figures):
+                md += [f"### {part.heading}"] * bool(part.heading)
+                md += [f"![{c}]({figures}/{f})\n\n*{c}*" for f, c in part.files]
+            else:
+                md.append(part.text if isinstance(part, Note) else part)
+    return "\n\n".join(md) + "\n"
+
+
+def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
+    """report.html: the figures linked from the folder ``figures`` beside the page, or embedded
+    (data: URIs) to send the page alone; a figure much wider than tall spans the page."""
+    def figure(file: str, caption: str) -> str:
+        data = (figures / file).read_bytes()
+        src = "data:image/png;base64," + base64.b64encode(data).decode() if self_contained else f"{figures.name}/{file}"
+        width, height = png_size(data)
+        wide = " class=wide" if wide_figure(width, height) else ""
+        return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    def part(p) -> str:
+        if isinstance(p, Table):
+            return html_table(p.header, p.rows)
+        if isinstance(p, Figures):
+            heading = f"<h3>{html.escape(p.heading)}</h3>" if p.heading else ""
+            return heading + "<div class=grid>" + "".join(figure(f, c) for f, c in p.files) + "</div>"
+        return f"<p class=note>{html.escape(p.text)}</p>" if isinstance(p, Note) else f"<p>{html.escape(p)}</p>"
+
+    title = html.escape(page.title)
+    body = [f"<header><h1>{title}</h1>", f"<p class=summary><b>Summary.</b> {html.escape(page.summary)}</p>",
+            "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{s.anchor}">{html.escape(s.name)}</a></li>'
+                                                for s in page.sections) + "</ul></nav></header>"]
+    body += [f"<section id={s.anchor}><h2>{html.escape(s.heading or s.name)}</h2>{''.join(map(part, s.parts))}"
+             "</section>" for s in page.sections]
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{title}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header, for the page's <img> tags."""
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def wide_figure(width: int, height: int) -> bool:
+    """A row of images (much wider than tall, and large), which the page lets span its width."""
+    return width > 1.6 * height and width > 800

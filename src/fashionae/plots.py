@@ -38,11 +38,6 @@ def save(fig, path: Path) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's header, for the report's <img> tags."""
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
 def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: str = "o") -> None:
     """Mean line and ± std band over seeds of one per-epoch metric."""
     n = min(len(r) for r in runs)

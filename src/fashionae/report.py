@@ -11,16 +11,14 @@ embedded (data: URIs), to send the page alone. tests/test_report.py renders it i
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from collections import Counter
 from pathlib import Path
 
-from . import pages, plots
+from . import pages
 from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .explore import KNN_K
-from .figures import FIGURE_GROUPS, Figure, draw_figures
+from .figures import FIGURE_GROUPS, draw_figures
 from .files import atomic_write
 from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
@@ -477,20 +475,13 @@ def _notes(anchor: str, header: list[str]) -> list[str]:
     return notes
 
 
-def wide_figure(width: int, height: int) -> bool:
-    """A row of images (much wider than tall, and large), which the page lets span its width."""
-    return width > 1.6 * height and width > 800
-
-
 def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
     folder = StudyFolder(out)
     figures = draw_figures(folder, results)
-    tabs = tables(results)
     items, run_rows = provenance(folder, results)
     items.append(["figures", "embedded in this page" if self_contained else f"{folder.FIGURES}/, beside this page"])
     run_header = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "executor",
                   "seconds"]
-    title = f"fashionae study {results['study']} — profile {results['profile']}"
     about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [
         "Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
         "figures, has seen the test set (a study refuses the best encoder and targets there)."
@@ -503,53 +494,18 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     if not results.get("reference"):
         about.append("The study's claims and reference numbers are about Fashion-MNIST, so they are left out "
                      "on this dataset.")
-    sections = ["overview", "about"] + [a for a, _, _, _ in tabs] + ["figures", "provenance"]
-    groups = [(g, [f for f in figures if f[0] == g]) for g in FIGURE_GROUPS]
-    groups = [(g, fs) for g, fs in groups if fs]
-    overview = [f for f in figures if f[0] == "overview"]
-
-    said = " ".join(summary(results))
-    md = [f"# {title}", "**Summary.** " + said,
-          "**Contents:** " + " · ".join(f"[{SECTIONS[a]}](#{a})" for a in sections)]
-    md += ['<a id="overview"></a>', "## Overview"] + [f"![{c}]({folder.FIGURES}/{f})\n\n*{c}*" for _, f, c in overview]
-    md += ['<a id="about"></a>', "## About this study", *about]
-    for anchor, caption, header, rows in tabs:
-        md += [f'<a id="{anchor}"></a>', f"## {caption}", pages.md_table(header, rows)] + _notes(anchor, header)
-    md += ['<a id="figures"></a>', "## Figures"]
-    for g, fs in groups:
-        md += [f"### {FIGURE_GROUPS[g]}"] + [f"![{c}]({folder.FIGURES}/{f})\n\n*{c}*" for _, f, c in fs]
-    md += ['<a id="provenance"></a>', "## Provenance", pages.md_table(["item", "value"], items),
-           pages.md_table(run_header, run_rows)]
-    atomic_write(folder / folder.REPORT_MD, "\n\n".join(md) + "\n")
-
-    def figure(f: Figure) -> str:
-        data = (folder / folder.FIGURES / f[1]).read_bytes()
-        src = ("data:image/png;base64," + base64.b64encode(data).decode()) if self_contained \
-            else f"{folder.FIGURES}/{f[1]}"
-        width, height = plots.png_size(data)
-        wide = " class=wide" if wide_figure(width, height) else ""
-        return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(f[2])}">'
-                f"<figcaption>{html.escape(f[2])}</figcaption></figure>")
-
-    def section(anchor: str, *parts: str, heading: str = "") -> str:
-        heading = html.escape(heading or SECTIONS[anchor])
-        return f'<section id={anchor}><h2>{heading}</h2>{"".join(parts)}</section>'
-
-    body = [f"<header><h1>{html.escape(title)}</h1>",
-            f"<p class=summary><b>Summary.</b> {html.escape(said)}</p>",
-            "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{a}">{html.escape(SECTIONS[a])}</a></li>'
-                                                for a in sections) + "</ul></nav></header>",
-            section("overview", "<div class=grid>" + "".join(map(figure, overview)) + "</div>"),
-            section("about", *(f"<p>{html.escape(p)}</p>" for p in about))]
-    for anchor, caption, header, rows in tabs:
-        notes = [f"<p class=note>{html.escape(n)}</p>" for n in _notes(anchor, header)]
-        body.append(section(anchor, pages.html_table(header, rows), *notes, heading=caption))
-    body.append(section("figures", *(f"<h3>{FIGURE_GROUPS[g]}</h3><div class=grid>" + "".join(map(figure, fs))
-                                     + "</div>" for g, fs in groups)))
-    body.append(section("provenance", pages.html_table(["item", "value"], items),
-                        pages.html_table(run_header, run_rows)))
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-            f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
-            f"<style>{pages.STYLE}</style></head><body>{''.join(body)}</body></html>\n")
-    atomic_write(folder / folder.REPORT_HTML, page)
+    groups = [pages.Figures([(f, c) for s, f, c in figures if s == g], heading) for g, heading in FIGURE_GROUPS.items()]
+    sections = [pages.Section("overview", SECTIONS["overview"],
+                              [pages.Figures([(f, c) for g, f, c in figures if g == "overview"])]),
+                pages.Section("about", SECTIONS["about"], about)]
+    sections += [pages.Section(anchor, SECTIONS[anchor], [pages.Table(header, rows)]
+                               + [pages.Note(n) for n in _notes(anchor, header)], heading=caption)
+                 for anchor, caption, header, rows in tables(results)]
+    sections += [pages.Section("figures", SECTIONS["figures"], [g for g in groups if g.files]),
+                 pages.Section("provenance", SECTIONS["provenance"],
+                               [pages.Table(["item", "value"], items), pages.Table(run_header, run_rows)])]
+    page = pages.Page(f"fashionae study {results['study']} — profile {results['profile']}",
+                      " ".join(summary(results)), sections)
+    atomic_write(folder / folder.REPORT_MD, pages.markdown_page(page, folder.FIGURES))
+    atomic_write(folder / folder.REPORT_HTML, pages.html_page(page, folder / folder.FIGURES, self_contained))
     return folder / folder.REPORT_HTML
