@@ -368,7 +368,8 @@ def test_train_classify_reconstruct_explore_on_own_data(tmp_path, capsys):
 
     run = fashionae.load(clf)
     assert run.classes == tuple(SHAPES) and run.model.head.out_features == 5
-    assert repr(run) == f"LoadedRun({str(clf)!r}: classifier, paper encoder, linear 16, 16x24 images, 5 classes)"
+    assert repr(run) == f"LoadedRun({str(clf)!r}: classifier, paper encoder, linear 16, 16x24 images, 5 classes, " \
+                        f"{run.precision})"
     bar = picture(tmp_path / "bar.png", 2)
     assert run.predict(bar)[0] in SHAPES and run.predict_proba([bar, bar]).shape == (2, 5)
     assert run.embed(torch.rand(3, 1, 16, 24)).shape == (3, 16)

@@ -80,10 +80,33 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     with pytest.raises(UserError, match=r"^images must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[2, 28, 28\]$"):
         loaded.embed(np.zeros((2, 28, 28), np.uint8))  # the shape as given, not as reshaped
     assert loaded.embed([]).shape == (0, expected.shape[1])  # nothing in, nothing out
-    assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images)"
+    assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images, " \
+                           f"{loaded.precision})"
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
                        (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
                        (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
                                             rf"{shown}; divide 0-255 pixels by 255$"):
             loaded.embed(bad)
+
+
+def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, tmp_path):
+    """A bf16 run applied in bf16 gives the test accuracy its summary records (``fashionae eval``'s
+    precision); "auto" is its own precision where this CPU runs bf16 natively, fp32 elsewhere."""
+    import fashionae
+    from fashionae.data import make_splits
+    from fashionae.models import ModelConfig
+    from fashionae.runs import RunConfig, execute
+    from fashionae.training import TrainConfig, native_bf16
+    from helpers import QUIET
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=300, eval_subset=200, device="cpu", precision="bf16")
+    summary = execute(RunConfig(model=ModelConfig(task="classifier", latent=8), train=t, strategy="scratch"),
+                      tmp_path / "clf", data=tiny, **QUIET)
+    test = make_splits(tiny, t.val, t.train_subset, t.eval_subset)
+    run = fashionae.load(tmp_path / "clf", "bf16")
+    assert (run.predict_proba(test.test_x).argmax(1) == test.test_y).float().mean().item() == \
+        pytest.approx(summary["test_acc"], abs=1e-7)
+    assert fashionae.load(tmp_path / "clf").precision == ("bf16" if native_bf16("cpu") else "fp32")
+    assert repr(fashionae.load(tmp_path / "clf", "fp32")).endswith(", fp32)")
+    with pytest.raises(UserError, match=r"^precision must be auto, fp32 or bf16, got 'fp16'$"):
+        fashionae.load(tmp_path / "clf", "fp16")

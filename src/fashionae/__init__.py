@@ -3,12 +3,14 @@
 __version__ = "0.3.5"
 
 
-def load(run_dir):
-    """A trained run folder, ready to apply to images: ``reconstruct``, ``embed``, ``predict``."""
+def load(run_dir, precision: str = "auto"):
+    """A trained run folder, ready to apply to images: ``reconstruct``, ``embed``, ``predict``
+    (``inference.LoadedRun``; ``precision``: auto, the run's own where this CPU runs it natively,
+    fp32 or bf16)."""
     from .inference import LoadedRun
     from .studyfolder import refuse_a_study_folder
     refuse_a_study_folder(run_dir)
-    return LoadedRun(run_dir)
+    return LoadedRun(run_dir, precision)
 
 
 def __getattr__(name):

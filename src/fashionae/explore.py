@@ -36,10 +36,8 @@ FIGURE_CAPTIONS = {  # each figure explore writes -> what it shows (the report's
     INTERPOLATION: "images decoded along the line between the codes of two test images"}
 
 
-@torch.inference_mode()
 def _embed(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
-    out = [run.model.embed(to_inputs(images[i:i + 500], "cpu")).float() for i in range(0, len(images), 500)]
-    return torch.cat(out).numpy()
+    return run.embed(images).numpy()
 
 
 PROBE_MAX_ITER = 300  # the linear probe's iterations

@@ -4,6 +4,7 @@ as images (tensors, numpy arrays, picture files). It reaches the run folder thro
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +15,7 @@ from .errors import UserError
 from .images import prepare_image
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
+from .training import autocast, native_bf16
 
 
 BATCH = 1000  # images the model takes at once: memory stays flat however many are given
@@ -24,14 +26,21 @@ class LoadedRun:
 
     Inputs are float tensors [N, 1, H, W] in [0, 1] (or [N, H, W]: [1, H, W] is one image; or
     channels last, [N, H, W, 1]) of the run's image size, or paths of picture files, converted
-    by ``images.prepare_image``. Outputs are ordinary tensors, on the CPU. The model runs in
-    eval mode, in fp32 on the CPU whatever precision it trained in: a bf16 run's answers can
-    differ from those ``fashionae eval`` measures in its own precision in the last bits, and so
-    in a few predictions out of 10,000.
+    by ``images.prepare_image``. Outputs are ordinary fp32 tensors, on the CPU. The model runs
+    on the CPU in eval mode, in ``precision``: "auto" (the default) is the precision the run
+    trained in, as ``fashionae eval`` measures it, so that its answers are the run's own, unless
+    this CPU only emulates bf16 (many times slower): then fp32, as an ONNX export computes.
     """
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, precision: str = "auto"):
         self.folder = RunFolder(folder).require()
+        if precision not in ("auto", "fp32", "bf16"):
+            raise UserError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        trained = self.folder.config().train
+        if precision == "auto":
+            precision = trained.precision if native_bf16("cpu") else "fp32"
+        self.precision = precision
+        self._train = replace(trained, device="cpu", precision=precision)  # what ``autocast`` reads
         self.model = self.folder.load_model()
         self.config = self.model.config
         self.task = self.config.task
@@ -42,7 +51,7 @@ class LoadedRun:
         c = self.config
         classes = f", {len(self.classes)} classes" if c.task == CLASSIFIER else ""
         return (f"LoadedRun({str(self.folder.path)!r}: {c.task}, {c.encoder_type} encoder, {c.shape_text()}, "
-                f"{c.image_size[0]}x{c.image_size[1]} images{classes})")
+                f"{c.image_size[0]}x{c.image_size[1]} images{classes}, {self.precision})")
 
     def _inputs(self, images) -> torch.Tensor:
         """Pictures (paths), or images as a tensor or numpy array (or a list of them): [N, 1, H, W]
@@ -79,14 +88,13 @@ class LoadedRun:
         return x
 
     def _apply(self, part: Callable[[torch.Tensor], torch.Tensor], images) -> torch.Tensor:
-        """``part`` of the model on the images, ``BATCH`` at a time, under ``torch.inference_mode``
-        (no autograd bookkeeping, fused kernels), handed back as an ordinary tensor: a copy made
-        outside inference mode, which autograd and in-place operations accept (a linear probe
-        trained on ``embed``'s codes)."""
+        """``part`` of the model on the images, ``BATCH`` at a time, as ``training.evaluate`` runs
+        a model: autograd off (the fused kernels), one autocast region (in bf16, each weight cast
+        once), under ``no_grad``, so that the result is an ordinary tensor, which autograd and
+        in-place operations accept (a linear probe trained on ``embed``'s codes)."""
         x = self._inputs(images)
-        with torch.inference_mode():
-            out = torch.cat([part(x[i:i + BATCH]).float() for i in range(0, max(len(x), 1), BATCH)])
-        return out.clone()
+        with torch.no_grad(), autocast(self._train):
+            return torch.cat([part(x[i:i + BATCH]).float() for i in range(0, max(len(x), 1), BATCH)])
 
     def embed(self, images) -> torch.Tensor:
         """The encoder's codes, [N, latent] (a fully convolutional model's feature map, flattened)."""
