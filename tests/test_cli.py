@@ -149,6 +149,24 @@ def test_a_path_too_long_is_one_line(capsys, tmp_path):
     assert err.endswith(": File name too long; give another path\n")
 
 
+def test_a_symlink_loop_is_one_line(capsys, tmp_path, own_run):
+    """Path.resolve raises RuntimeError on a loop before Python 3.13, OSError (ELOOP) from it."""
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    code, _, err = cli(capsys, "reconstruct", own_run[1], tmp_path / "loop.png", "-o", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("fashionae: error: ") and "loop.png" in err
+
+
+def test_a_symlink_loop_raised_as_runtime_error_is_one_line(capsys):
+    from fashionae.errors import run_command
+
+    def resolve():
+        raise RuntimeError("Symlink loop from '/x/loop.png'")
+    assert run_command(resolve, debug=False, resumable=False) == 2
+    assert capsys.readouterr().err == ("fashionae: error: cannot use the path /x/loop.png: Too many levels of "
+                                       "symbolic links; give another path\n")
+
+
 def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -252,14 +270,18 @@ def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys
 @pytest.mark.parametrize("command, said", [
     ("train-ae", "fashionae: interrupted; finished epochs are kept, run the same command to resume\n"),
     ("explore", "fashionae: interrupted\n"),  # nothing of it is kept to resume
+    ("study", "fashionae: interrupted; finished epochs are kept, run the same command to resume\n"),
+    ("study --plan", "fashionae: interrupted\n"),  # it trains nothing
 ])
 def test_ctrl_c_says_what_is_kept(capsys, monkeypatch, tmp_path, command, said):
     import fashionae.cli as cli_module
 
     def interrupted(a):
         raise KeyboardInterrupt
+    command, *options = command.split()
     monkeypatch.setattr(cli_module, f"cmd_{command.replace('-', '_')}", interrupted)
-    assert cli(capsys, command, *([tmp_path] if command == "explore" else []))[:3:2] == (130, said)
+    path = {"explore": [tmp_path], "study": [tmp_path / "s.toml"]}.get(command, [])
+    assert cli(capsys, command, *path, *options)[:3:2] == (130, said)
 
 
 def test_ctrl_c_while_the_command_line_is_read_says_one_line(capsys, monkeypatch):

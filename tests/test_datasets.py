@@ -220,8 +220,6 @@ BAD = {
                                 NPZ + ": y_test must hold non-negative integer labels \\(class numbers from 0\\)"),
     "npz integer pixels above 255": (lambda d: write_npz(d, x_test=np.full((60, 16, 16), 256, np.int16)),
                                      NPZ + ": x_test must hold grayscale pixels, 0-255 or 0-1"),
-    "npz boolean pixels": (lambda d: write_npz(d, x_train=np.zeros((240, 16, 16), bool)),
-                           NPZ + ": x_train must hold grayscale pixels, 0-255 or 0-1"),
     "negative labels": (lambda d: write_npz(d, y_train=-np.ones(240, np.int64)),
                         NPZ + ": y_train must hold non-negative integer labels \\(class numbers from 0\\)"),
     "size not divisible by 4": (lambda d: write_idx(d, size=(30, 30)),
@@ -255,10 +253,14 @@ BAD = {
                                "{d}/dataset.toml: \\[sha256\\] names 'data.npz', which is not a data file of this "
                                f"folder \\(they are {IDX_GZ}\\)"),
     "bad toml": (lambda d: write_idx(d, toml="name = "), "{d}/dataset.toml is not valid TOML \\(.+\\)"),
+    "a folder named dataset.toml": (lambda d: (write_idx(d, toml=None), (d / "dataset.toml").mkdir()),
+                                    "{d}/dataset.toml is a folder, not a file; remove it, or write the dataset's "
+                                    "description there"),
     "train and test sizes differ": (lambda d: write_npz(d, size=(16, 24), x_test=np.zeros((60, 16, 20), np.uint8)),
                                     "{d}: train images are \\(16, 24\\) but test images are \\(16, 20\\)"),
     "eleven training images": (lambda d: write_npz(d, n_train=11),
-                               "{d}: 11 training images are too few to split"),
+                               "{d}: 11 training images are too few; a dataset needs at least 12 \\(a sixth of "
+                               "them is held out for validation\\): add training images"),
     "labels that are not class numbers": (lambda d: write_npz(d, y_train=np.full(240, 10**12)),
                                           "{d}: labels go up to 1000000000000, more classes than the 240 "
                                           "training images; number the classes from 0, or name them in dataset.toml"),
@@ -282,7 +284,8 @@ def test_bad_dataset_is_one_clear_line(tmp_path, capsys, case):
     (np.array([0.0, 1.5, 2.0]), [0, 2, 2]),          # above 1 they are 0-255 levels, rounded
     (np.array([0.0, 254.6, 255.0]), [0, 255, 255]),  # 255 itself is allowed
     (np.array([0, 17, 255], np.int16), [0, 17, 255]),
-], ids=["float 0-1", "dim float 0-255", "float 0-255", "int16"])
+    (np.array([False, True, True]), [0, 255, 255]),  # black and white
+], ids=["float 0-1", "dim float 0-255", "float 0-255", "int16", "bool"])
 def test_npz_pixels_become_uint8_levels(tmp_path, pixels, loaded):
     x = np.broadcast_to(np.resize(pixels, (16, 16)), (240, 16, 16)).copy()
     ds = load_dataset(str(write_npz(tmp_path / "d", x_train=x)))

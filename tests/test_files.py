@@ -65,7 +65,7 @@ def test_second_writer_is_refused_with_holder_host_and_pid(tmp_path):
 def test_a_place_that_takes_no_folder_is_one_line_not_a_wait_forever():
     """/proc refuses a new folder with ENOENT, the error a holder's removed folder also gives."""
     with pytest.raises(UserError, match=r"^cannot make the folder /proc/fashionae-x: No such file or directory; "
-                                        r"choose a writable --out$"):
+                                        r"choose another --out$"):
         FolderLock("/proc/fashionae-x").acquire()
 
 

@@ -127,6 +127,29 @@ def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(st
                           "safetensors file") and err.endswith("run the study command again: it writes them again\n")
 
 
+def test_a_report_that_cannot_be_written_says_what_the_report_command_can_do(study, tmp_path, capsys):
+    """Advice for `report`, which has no --out: a folder in use, a finished run that lost its
+    summary (not "run the study again", which refuses it), a file where the runs should be."""
+    from fashionae.files import FolderLock
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    with FolderLock(copy):
+        code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err.endswith("wait for it to finish or copy the study folder somewhere writable and "
+                                      "report it there\n"), err
+    run = next((copy / "runs").iterdir())
+    (run / "summary.json").unlink()
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err.startswith(f"fashionae: error: {run} holds a trained model but neither its "
+                                        "summary.json nor a checkpoint"), err
+    shutil.rmtree(copy / "runs")
+    (copy / "runs").write_text("")
+    code, _, err = cli(capsys, "report", copy)
+    assert (code, err) == (2, f"fashionae: error: {copy / 'runs'} is a file where the study keeps its runs; move "
+                              "it out of the way\n")
+
+
 def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, capsys):
     """A study stopped while it computed its baselines, or given another study's: the report
     would lack them, or show figures of other settings, without a word."""
@@ -574,13 +597,13 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     assert items[:5] == [[k, str(env[k])] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     assert dict(items)["dataset"] == \
         f"fashion-mnist from {config['data']['source']}: 28x28 images, 10 classes ({', '.join(CLASSES)})"
-    assert dict(items)["wall time of the last `study` invocation"] == f"{round(timing['last_invocation_seconds'])} s"
+    assert dict(items)["wall time of the last `study` invocation that trained"] == f"{round(timing['last_invocation_seconds'])} s"
     assert dict(items)["command"] == timing["command"] and timing["command"]
     assert dict(items)["nodes"] == ", ".join(sorted({r["host"] for r in results["runs"]}))
     assert dict(items)["held-out split (SHA-256 of its indices)"] == results["runs"][0]["val_indices_sha256"][:16]
     assert len({r["val_indices_sha256"] for r in results["runs"]}) == 1  # one split for the whole study
     assert rows == [[r["run"], r["device"], r["precision"], str(r["hardware"]), str(r["threads"]), "1",
-                     r["host"], r["executor"], str(round(r["seconds"]))] for r in results["runs"]]
+                     r["host"], r["executor"], "1", str(round(r["seconds"]))] for r in results["runs"]]
 
     bare = copy.deepcopy(results)
     first = bare["runs"][0]
@@ -590,8 +613,8 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     bare_items, bare_rows = provenance(StudyFolder(study), bare)
     bare_items = dict(bare_items)
     assert bare_items["executor"] == "local" and "command" not in bare_items
-    assert bare_items["wall time of the last `study` invocation"] == "7 s"
-    assert bare_items["nodes"] == ", ".join(sorted({"–", *(r["host"] for r in results["runs"][1:])}))
+    assert bare_items["wall time of the last `study` invocation that trained"] == "7 s"
+    assert bare_items["nodes"] == dict(items)["nodes"]  # every session's, from the run folders
     assert bare_items["held-out split (SHA-256 of its indices)"] == \
         ", ".join(sorted({"–", results["runs"][1]["val_indices_sha256"][:16]}))
     assert bare_rows[0][1:3] == ["–", "–"] and bare_rows[0][5:7] == ["1", "–"] and bare_rows[1:] == rows[1:]
@@ -610,11 +633,19 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     n = len(results["runs"])
     assert dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])["git_commit"] == \
         f"{env['git_commit']} ({n - 1} runs), 0123abc+dirty (1 run)"
-    config["environment"]["earlier_sessions"] = [{**config["environment"], "git_commit": "fedcba9"}]
+    config["environment"]["earlier_sessions"] = [{**config["environment"], "git_commit": "fedcba9",
+                                                  "host": "node-b", "executor": "ray"}]
     edited.write_text(json.dumps(config))  # resumed under another commit: both made it
-    assert dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])["git_commit"] == \
+    mixed = dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])
+    assert mixed["git_commit"] == \
         f"{env['git_commit']} ({n - 1} runs), fedcba9 (1 run), 0123abc+dirty (1 run) (a run resumed under another " \
         "counts under each)"  # the earlier first; the counts add up to one more than the runs
+    assert mixed["nodes"] == ", ".join(sorted({"node-b", env["host"]}))
+    # the run's own row: its sessions, and where each ran
+    from fashionae.results import _run_info
+    from fashionae.runfolder import RunFolder
+    info = _run_info("r", RunFolder(edited.parent))
+    assert (info["host"], info["executor"], info["sessions"]) == (f"node-b → {env['host']}", "ray → local", 2)
 
 
 def test_each_table_has_its_note_and_reference_columns_add_theirs():
@@ -663,12 +694,12 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
 
     items, run_rows = provenance(StudyFolder(out), results)
     assert [k for k, _ in items] == ["fashionae", "torch", "python", "platform", "git_commit", "dataset",
-                                     "wall time of the last `study` invocation", "executor", "command", "nodes",
+                                     "wall time of the last `study` invocation that trained", "executor", "command", "nodes",
                                      "held-out split (SHA-256 of its indices)"]
     assert dict(items)["torch"] == torch.__version__ and dict(items)["executor"] == "local"
     assert dict(items)["dataset"].startswith("fashion-mnist from ") and ": 28x28 images, 10 classes (T-shirt/top, " \
         in dict(items)["dataset"]
-    assert [r[0] for r in run_rows] == [r["run"] for r in results["runs"]] and {len(r) for r in run_rows} == {9}
+    assert [r[0] for r in run_rows] == [r["run"] for r in results["runs"]] and {len(r) for r in run_rows} == {10}
     first = out / results["autoencoders"][0]["runs"][0] / "config.json"
     config = json.loads(first.read_text())
     first.write_text(json.dumps({k: v for k, v in config.items() if k != "environment"}))  # as if not recorded
@@ -677,7 +708,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     first.write_text(json.dumps(config))
     assert md.endswith(page_parts.md_table(["item", "value"], items + [["figures", "figures/, beside this page"]])
                        + "\n\n" + page_parts.md_table(["run", "device", "precision", "CPU / GPU", "threads",
-                                                       "processes", "host", "executor", "seconds"], run_rows) + "\n")
+                                                       "processes", "host", "executor", "sessions", "seconds"],
+                                                      run_rows) + "\n")
 
     title = "fashionae study paper — profile smoke"
     assert page.startswith(f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><meta name=viewport content="

@@ -356,3 +356,28 @@ def test_a_run_of_two_processes_resumed_on_one_is_refused_and_its_record_kept(ti
         execute(cfg, tmp_path / "run", data=tiny, log=messages.append)
     assert RunFolder(tmp_path / "run").raw_config() == config
     assert not any("threads" in m for m in messages)
+
+
+def test_the_commit_recorded_is_fashionaes_own_not_that_of_a_repository_it_is_installed_in(tmp_path, monkeypatch):
+    """A package installed into a virtual environment inside another project's repository: that
+    repository's commit says nothing of fashionae's code, so none is recorded."""
+    from fashionae import runs
+    other = tmp_path / "project"
+    package = other / ".venv" / "site-packages" / "fashionae"
+    package.mkdir(parents=True)
+    (other / "notes.txt").write_text("the user's project\n")
+    git = ["git", "-C", str(other), "-c", "user.name=u", "-c", "user.email=u@example.org"]
+    for args in (["init", "-q"], ["add", "notes.txt"], ["commit", "-q", "-m", "theirs"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    (package / "runs.py").write_text("")
+    monkeypatch.setattr(runs, "__file__", str(package / "runs.py"))
+    assert runs.git_commit() is None
+    subprocess.run(git + ["add", "-f", ".venv"], check=True, capture_output=True)  # its own checkout: recorded
+    subprocess.run(git + ["commit", "-q", "-m", "ours"], check=True, capture_output=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert runs.git_commit() == head
+    (package / "runs.py").write_text("# changed\n")
+    assert runs.git_commit() == head + "+dirty"
+    (other / "notes.txt").write_text("changed too, outside the package\n")
+    (package / "runs.py").write_text("")
+    assert runs.git_commit() == head

@@ -78,7 +78,11 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
                  "--data-dir", str(data_dir), "--no-verify"]) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["baselines"] == results["baselines"] | {"seconds": again["baselines"]["seconds"]}
-    assert json.loads((out / "timing.json").read_text())["invocations"] == 1
+    timing = (out / "timing.json").read_text()
+    assert json.loads(timing)["invocations"] == 1
+    assert main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
+                 "--data-dir", str(data_dir), "--no-verify"]) == 0
+    assert (out / "timing.json").read_text() == timing  # one that trained nothing keeps the record of one that did
 
     # edited files, valid JSON of the wrong shape: named with what to do, and the study command
     # writes again what it owns (study.json, the baselines)
@@ -132,7 +136,8 @@ def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_p
         assert (out / "runs" / name / "model.safetensors").stat().st_mtime_ns == mtime
     assert (out / "runs" / "clf-finetune-seed0" / "summary.json").exists()
     (out / "runs" / "clf-scratch-seed0" / "summary.json").unlink()
-    with pytest.raises(UserError, match=r"is not finished: 1 of its \d+ runs is left \(clf-scratch-seed0 first\)"):
+    with pytest.raises(UserError, match=r"clf-scratch-seed0 holds a trained model but neither its summary.json nor a "
+                                        r"checkpoint to resume from"):  # not "run the study again", which refuses it
         collect_results(out)
 
 
@@ -256,6 +261,7 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
      "^study file s.toml: autoencoders\\[0\\] \\('c'\\) is conv, whose latent is the feature map: remove its latent$"),
     (MINIMAL + '[classifiers]\nencoder = "a"\nstrategies = ["frozen", "frozen"]\n',
      "strategies names one strategy twice; name each once"),
+    (MINIMAL + '[classifiers]\nencoder = ["a", "a"]\n', "encoder names one encoder twice; name each once"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "linear"\n[[ablation]]\nchange = "x"\nbaseline = "a"\n'
      'variant = "b"\n[[ablation]]\nchange = "y"\nbaseline = "a"\nvariant = "b"\n',
      "ablation 'y' compares a with b, as a line before it does; remove one"),
@@ -342,6 +348,21 @@ def test_the_estimate_of_a_run_to_resume_counts_the_epochs_it_has_left():
     assert preview.estimate_seconds(cfg, data, probes) == 4 * epoch + 1
     assert preview.estimate_seconds(cfg, data, probes, trained=3) == epoch + 1
     assert preview.estimate_seconds(cfg, data, probes, trained=4) == 1
+
+
+def test_the_speed_probe_takes_a_batch_no_larger_than_the_images_trained_on(monkeypatch):
+    """A batch size above the training images (valid: a batch holds what there is) is probed at
+    their number, not allocated whole (10,000,000 images of 28x28: 31 GB)."""
+    from types import SimpleNamespace
+
+    from fashionae import bench
+    from fashionae.runfolder import RunConfig
+    from fashionae.training import TrainConfig
+    probed = []
+    monkeypatch.setattr(bench, "probe_speed", lambda model, train: probed.append(train.batch_size) or (1.0, 1.0))
+    cfg = RunConfig(train=TrainConfig(epochs=1, batch_size=10_000_000, val="test", train_subset=300))
+    preview.estimate_seconds(cfg, SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 100), {})
+    assert probed == [300]
 
 
 def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_dir, tmp_path, monkeypatch, capsys):

@@ -212,7 +212,7 @@ def cmd_report(a) -> int:
     from .results import collect_results
     from .studyfolder import StudyFolder
     folder = StudyFolder(a.study_dir).require()
-    with FolderLock(folder.path, tidy=True):
+    with FolderLock(folder.path, tidy=True, elsewhere="copy the study folder somewhere writable and report it there"):
         results = collect_results(folder.path)
         path = write_report(folder.path, results, self_contained=a.self_contained)
     print_results(results)
@@ -492,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"another process of this torchrun was lost ({said}); finished epochs are kept: "
                                 "run the same torchrun command again to resume") from None
             raise
-    return run_command(command, debug=args.debug, resumable=args.command in ("train-ae", "train-clf", "study"))
+    trains = args.command in ("train-ae", "train-clf") or (args.command == "study" and not args.plan)
+    return run_command(command, debug=args.debug, resumable=trains)
 
 
 def entry() -> NoReturn:

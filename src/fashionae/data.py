@@ -190,8 +190,9 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
     if image_size_problem((h, w)):
         raise UserError(f"{folder}: images are {h}x{w}; the encoder halves the size twice, so height "
                         "and width must be multiples of 4 (at least 8): pad or resize them")
-    if len(images["train"]) < 12:
-        raise UserError(f"{folder}: {len(images['train'])} training images are too few to split")
+    if len(images["train"]) < 12:  # a sixth held out for validation (held_out_size), the rest in batches
+        raise UserError(f"{folder}: {len(images['train'])} training images are too few; a dataset needs at "
+                        "least 12 (a sixth of them is held out for validation): add training images")
     if not len(images["test"]):
         raise UserError(f"{folder}: {what['test'][0]} holds no images; a dataset needs test images to "
                         "measure its runs on")
@@ -279,8 +280,10 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
 
 def _dataset_toml(folder: Path) -> dict:
     path = folder / DATASET_TOML
-    if not path.is_file():
+    if not path.exists():
         return {}
+    if not path.is_file():
+        raise UserError(f"{path} is a folder, not a file; remove it, or write the dataset's description there")
     try:
         meta = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
@@ -300,8 +303,8 @@ def _dataset_toml(folder: Path) -> dict:
 
 
 def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
-    """A .npz's images and labels per split ("train", "test"): pixels as uint8 (0-1 floats scaled
-    to 0-255), labels as int64; one clear error for what cannot be either."""
+    """A .npz's images and labels per split ("train", "test"): pixels as uint8 (0-1 floats and
+    booleans scaled to 0-255), labels as int64; one clear error for what cannot be either."""
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             missing = [k for k in NPZ_KEYS if k not in z.files]
@@ -315,6 +318,9 @@ def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
         raise UserError(f"{path} is not a readable .npz file ({type(e).__name__}: damaged, or holding "
                         "object arrays, which fashionae never unpickles); save plain numeric arrays with "
                         "numpy.savez") from None
+    for k in ("x_train", "x_test"):
+        if arr[k].dtype.kind == "b":  # black and white: pixels 0-1
+            arr[k] = arr[k].astype(np.float32)
     unit = {k: arr[k].dtype.kind == "f" and arr[k].size and arr[k].max() <= 1 for k in ("x_train", "x_test")}
     if all(arr[k].dtype.kind == "f" and arr[k].size and np.isfinite(arr[k]).all() for k in unit) \
             and len(set(unit.values())) > 1:

@@ -70,11 +70,17 @@ def _failed(e: Exception, debug: bool) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
         return 1
     if isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
-        name = str(e.filename or "")
-        name = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
-        say_error(f"cannot use the path{name}: {e.strerror}; give another path")
-        return UserError.exit_code
-    return _internal_error(e, debug)  # a bug in fashionae, or a machine too small for the settings
+        return _bad_path(str(e.filename or ""), e.strerror)
+    if isinstance(e, RuntimeError) and str(e).startswith("Symlink loop from "):  # Path.resolve, Python < 3.13
+        return _bad_path(str(e).removeprefix("Symlink loop from ").strip("'"), os.strerror(errno.ELOOP))
+    return _internal_error(e, debug)
+
+
+def _bad_path(name: str, why: str) -> int:
+    """A path the system cannot use (too long, a loop of links), its end shown: the file's name."""
+    name = f" …{name[-60:]}" if len(name) > 60 else f" {name}" if name else ""
+    say_error(f"cannot use the path{name}: {why}; give another path")
+    return UserError.exit_code  # a bug in fashionae, or a machine too small for the settings
 
 
 def exit_process(code: int) -> NoReturn:

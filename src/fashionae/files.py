@@ -158,12 +158,13 @@ class FolderLock:
     here, so it is refused (delete the file once that process is known to be gone).
     """
 
-    def __init__(self, folder: str | os.PathLike, tidy: bool = False):
+    def __init__(self, folder: str | os.PathLike, tidy: bool = False, elsewhere: str = "choose another --out"):
         """``tidy``: the folder is fashionae's alone (a run's, a study's), so once the lock is
-        taken a killed writer's temporaries are removed."""
+        taken a killed writer's temporaries are removed. ``elsewhere``: what the user can do
+        where the folder cannot be made, written in or had (the command's own way out)."""
         self.folder = Path(folder)
         self.path = self.folder / LOCK
-        self.tidy = tidy
+        self.tidy, self.elsewhere = tidy, elsewhere
         self._fd: int | None = None
         self._made = False  # whether acquire made the folder
         self._heir = False  # whether it waited on a holder that let go of a folder it had made
@@ -206,14 +207,13 @@ class FolderLock:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # (a place that takes no folder, such as /proc/x: ENOENT)
-            raise UserError(f"cannot make the folder {self.folder}: {e.strerror}; choose a writable --out") from None
+            raise UserError(f"cannot make the folder {self.folder}: {e.strerror}; {self.elsewhere}") from None
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:  # its holder removed the folder as it let go: make it again
             return None
         except OSError as e:
-            raise UserError(f"cannot write in {self.folder}: {e.strerror}; "
-                            "choose a writable --out") from e
+            raise UserError(f"cannot write in {self.folder}: {e.strerror}; {self.elsewhere}") from e
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -233,7 +233,7 @@ class FolderLock:
             os.close(fd)
             host, pid = holder or ("?", "?")
             raise UserError(f"{self.folder} is in use by another fashionae process (pid {pid} on "
-                            f"{host}); wait for it to finish or choose another --out") from None
+                            f"{host}); wait for it to finish or {self.elsewhere}") from None
         try:
             if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
                 self._made = made

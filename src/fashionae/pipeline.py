@@ -94,9 +94,10 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         wall = time.perf_counter() - t_start
         timing = folder / folder.TIMING
         previous = read_rebuildable_json(timing) or {}
-        write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
-                            "invocations": previous.get("invocations", 0) + 1, "command": command,
-                            "executor": getattr(executor, "description", "local")})
+        if finished < len(plan) or not previous:  # one that trained nothing keeps the record of one that did
+            write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
+                                "invocations": previous.get("invocations", 0) + 1, "command": command,
+                                "executor": getattr(executor, "description", "local")})
         log("report: results.json, the figures and report.html")
         results = collect_results(folder.path)
         report = write_report(folder.path, results)

@@ -9,6 +9,7 @@ longer asks for are refused.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import bench
@@ -74,11 +75,12 @@ def estimate_seconds(cfg: RunConfig, data: Dataset, probes: dict, trained: int =
     """Wall time of a run with ``trained`` epochs done: the epochs left x (training images /
     training speed + evaluated images / evaluation speed), the speeds measured by a short probe
     of its model (a few steps at its batch size, after a warm-up), one per ``probe_key``."""
-    t, key = cfg.train, probe_key(cfg)
+    n_train, n_train_eval, n_val, n_test = image_counts(cfg.train, data)
+    t = replace(cfg.train, batch_size=min(cfg.train.batch_size, n_train))  # a batch holds what there is
+    key = probe_key(replace(cfg, train=t))
     if key not in probes:
         probes[key] = bench.probe_speed(cfg.model, t)
     train_speed, eval_speed = probes[key]
-    n_train, n_train_eval, n_val, n_test = image_counts(t, data)
     per_epoch = n_train / train_speed + (n_train_eval + n_val) / eval_speed
     return max(t.epochs - trained, 0) * per_epoch + n_test / eval_speed
 

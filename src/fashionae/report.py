@@ -399,16 +399,17 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
                                  f"{len(classes)} classes ({', '.join(classes)})"])
     timing = results.get("timing") or {}
     if timing:
-        items.append(["wall time of the last `study` invocation", f"{timing['last_invocation_seconds']:.0f} s"])
+        items.append(["wall time of the last `study` invocation that trained", f"{timing['last_invocation_seconds']:.0f} s"])
         items.append(["executor", str(timing.get("executor", "local"))])
         if timing.get("command"):
             items.append(["command", timing["command"]])
-    hosts = sorted({r["host"] or EMPTY for r in results["runs"]})
+    hosts = sorted({s.get("host") or EMPTY for run in sessions for s in run})
     items.append(["nodes", ", ".join(hosts)])
     splits = sorted({(r["val_indices_sha256"] or EMPTY)[:16] for r in results["runs"]})
     items.append(["held-out split (SHA-256 of its indices)", ", ".join(splits)])
     rows = [[r["run"], r["device"] or EMPTY, r["precision"] or EMPTY, str(r["hardware"]), str(r["threads"]),
-             str(r.get("processes", 1)), r["host"] or EMPTY, r["executor"], f"{r['seconds']:.0f}"]
+             str(r.get("processes", 1)), str(r["host"] or EMPTY), str(r["executor"]), str(r.get("sessions", 1)),
+             f"{r['seconds']:.0f}"]
             for r in results["runs"]]
     return items, rows
 
@@ -481,7 +482,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     items, run_rows = provenance(folder, results)
     items.append(["figures", "embedded in this page" if self_contained else f"{folder.FIGURES}/, beside this page"])
     run_header = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "executor",
-                  "seconds"]
+                  "sessions", "seconds"]
     about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [
         "Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
         "figures, has seen the test set (a study refuses the best encoder and targets there)."

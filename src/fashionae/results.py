@@ -23,9 +23,10 @@ from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 
-RESULTS_FORMAT = 5  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+RESULTS_FORMAT = 6  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
 # 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
-# 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran)
+# 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
+# 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -91,7 +92,7 @@ def _groups(plan: list[PlannedRun], kind: str) -> dict[str, list[PlannedRun]]:
 
 def _run_info(name: str, run) -> dict:
     """A run's provenance. Where its sessions (a run stopped and resumed) differed in threads or
-    hardware, which moves its result, each session's in turn: "2 → 1"."""
+    hardware, which moves its result, or in host or executor, each session's in turn: "2 → 1"."""
     env, data, sessions = run.environment(), run.data_record(), run.sessions()
 
     def each(value_of):
@@ -100,8 +101,9 @@ def _run_info(name: str, run) -> dict:
         return changes[0] if len(changes) == 1 else " → ".join(map(str, changes))
     return {"run": name, "device": env.get("device"), "precision": env.get("precision"),
             "hardware": each(lambda s: s.get("gpu") or s.get("cpu") or s.get("platform")),
-            "threads": each(lambda s: s.get("threads")), "host": env.get("host"), "processes": env.get("processes", 1),
-            "executor": env.get("executor", "local"), "seconds": run.summary()["seconds_total"],
+            "threads": each(lambda s: s.get("threads")), "host": each(lambda s: s.get("host")),
+            "processes": env.get("processes", 1), "executor": each(lambda s: s.get("executor", "local")),
+            "sessions": len(sessions), "seconds": run.summary()["seconds_total"],
             "val_indices_sha256": data.get("val_indices_sha256")}
 
 
@@ -142,6 +144,8 @@ def collect_results(out: str | Path) -> dict:
     study = folder.study()
     plan = make_plan(study)
     unfinished = [r.name for r in plan if not folder.run(r.name).is_complete()]
+    for name in unfinished:  # one that finished and lost its summary cannot be resumed: said first
+        folder.run(name).refuse_lost_summary()
     if unfinished:
         raise UserError(f"study {folder.path} is not finished: {len(unfinished)} of its {len(plan)} runs "
                         f"{'is' if len(unfinished) == 1 else 'are'} left ({unfinished[0]} first); run the same "

@@ -36,13 +36,17 @@ def stderr(message: str) -> None:
 
 
 def git_commit() -> str | None:
-    """The commit fashionae runs from, with "+dirty" when its files were changed since."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    """The commit fashionae runs from, with "+dirty" when its files were changed since; None
+    where it is not run from a git checkout of its own (an installed package inside another
+    project's repository: that repository does not track fashionae's files)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5)
     try:
-        commit = git("rev-parse", "HEAD")
-        return (commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")) or None
+        if git("ls-files", "--error-unmatch", Path(__file__).name).returncode:
+            return None
+        commit = git("rev-parse", "HEAD").stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip()  # the package's files
+        return (commit + "+dirty" * bool(dirty)) or None
     except (OSError, subprocess.SubprocessError):
         return None
 

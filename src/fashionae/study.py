@@ -359,6 +359,8 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
             if encoder != BEST and encoder not in names:
                 raise UserError(f"study file {source}: [classifiers] encoder {encoder!r} is not trained "
                                 f"by any autoencoder of the study (known: {', '.join(names)}, or \"best\")")
+        if len(set(encoders)) != len(encoders):
+            raise UserError(f"study file {source}: [classifiers] encoder names one encoder twice; name each once")
         strategies = c.get("strategies", list(STRATEGIES))
         if not isinstance(strategies, list) or not strategies or any(s not in STRATEGIES for s in strategies):
             raise UserError(f"study file {source}: [classifiers] strategies must be a list drawn "

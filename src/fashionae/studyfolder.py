@@ -43,6 +43,8 @@ class StudyFolder:
                 raise UserError(f"{self.path} is a run folder, not a study folder; a report is of a study "
                                 f"(fashionae study), and `fashionae eval {self.path}` measures a run again")
             raise UserError(f"{self.path} is not a fashionae study folder (no {self.STUDY})")
+        if (self / self.RUNS).exists() and not (self / self.RUNS).is_dir():
+            raise UserError(f"{self / self.RUNS} is a file where the study keeps its runs; move it out of the way")
         return self
 
     def study(self) -> Study:
