@@ -414,7 +414,7 @@ def test_every_printed_field_of_every_claim():
     # a statement over seeds as a claim's part is: at least 3 seeds, the interval clear of 2 %
     ((0.12, 0.13, 0.14), 10, True, "it overfits"),
     ((0.5, 0.5, 1.0), 10, True, "it overfits"),  # a rise is a ratio, judged on the log scale (in points: undecided)
-    ((0.001, 0.002, 0.0015), 58, False, "no overfitting"),
+    ((0.001, 0.002, 0.0015), 58, False, "no overfitting within its 60 epochs"),
     ((0.07, 0.0, 0.0), 50, None, "overfitting undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)"),
     ((0.021, 0.022, 0.020), 40, None, "overfitting undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)"),
     ((0.05, 0.05, 0.05), 30, None, "overfitting undecided (the same effect on every seed: no spread to measure; "
@@ -422,8 +422,8 @@ def test_every_printed_field_of_every_claim():
     ((0.13,), 10, None, "overfitting undecided (1 seed; a rise of at least 2 % is its sign)"),
     ((0.13, 0.14), 10, None, "overfitting undecided (2 seeds; a rise of at least 2 % is its sign)"),
     # a fact, not an inference: no seed's validation MSE rose after its best epoch
-    ((0.0,), 60, False, "no overfitting (every seed's best epoch is its last)"),
-    ((0.0, 0.0, 0.0), 60, False, "no overfitting (every seed's best epoch is its last)"),
+    ((0.0,), 60, False, "no overfitting within its 60 epochs (every seed's best epoch is its last)"),
+    ((0.0, 0.0, 0.0), 60, False, "no overfitting within its 60 epochs (every seed's best epoch is its last)"),
 ])
 def test_overfitting_is_judged_over_seeds(rise, best_epoch, overfits, ends):
     mse = [0.02 + 0.001 * i for i in range(len(rise))]

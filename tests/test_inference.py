@@ -104,8 +104,10 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
                       tmp_path / "clf", data=tiny, **QUIET)
     test = make_splits(tiny, t.val, t.train_subset, t.eval_subset)
     run = fashionae.load(tmp_path / "clf", "bf16")
-    assert (run.predict_proba(test.test_x).argmax(1) == test.test_y).float().mean().item() == \
-        pytest.approx(summary["test_acc"], abs=1e-7)
+    probabilities = run.predict_proba(test.test_x)
+    assert (probabilities.argmax(1) == test.test_y).float().mean().item() == pytest.approx(summary["test_acc"], abs=1e-7)
+    fp32 = fashionae.load(tmp_path / "clf", "fp32").predict_proba(test.test_x)
+    assert not torch.equal(probabilities, fp32) and torch.allclose(probabilities, fp32, atol=0.02)  # computed in bf16
     assert fashionae.load(tmp_path / "clf").precision == ("bf16" if native_bf16("cpu") else "fp32")
     assert repr(fashionae.load(tmp_path / "clf", "fp32")).endswith(", fp32)")
     with pytest.raises(UserError, match=r"^precision must be auto, fp32 or bf16, got 'fp16'$"):

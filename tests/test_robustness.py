@@ -372,6 +372,14 @@ def test_the_commit_recorded_is_fashionaes_own_not_that_of_a_repository_it_is_in
     (package / "runs.py").write_text("")
     monkeypatch.setattr(runs, "__file__", str(package / "runs.py"))
     assert runs.git_commit() is None
+    fresh = tmp_path / "fresh" / "fashionae"  # a repository without a commit yet
+    fresh.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(fresh.parent)], check=True, capture_output=True)
+    (fresh / "runs.py").write_text("")
+    subprocess.run(["git", "-C", str(fresh.parent), "add", "."], check=True, capture_output=True)
+    monkeypatch.setattr(runs, "__file__", str(fresh / "runs.py"))
+    assert runs.git_commit() is None
+    monkeypatch.setattr(runs, "__file__", str(package / "runs.py"))
     subprocess.run(git + ["add", "-f", ".venv"], check=True, capture_output=True)  # its own checkout: recorded
     subprocess.run(git + ["commit", "-q", "-m", "ours"], check=True, capture_output=True)
     head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()

@@ -412,11 +412,3 @@ def test_a_setting_the_model_does_not_use_is_no_difference(tmp_path):
     assert folder.differences(same) == []
     assert folder.differences(RunConfig(model=ModelConfig(arch="conv", dropout=0.1))) == [
         "model.dropout: 0.0 there, 0.1 now"]
-    # deterministic kernels are CUDA's: every CPU run is bit-reproducible already
-    cpu = RunConfig(model=ModelConfig(arch="conv", dropout=0.0), train=TrainConfig(device="cpu"))
-    folder.write_config(cpu, {}, {})
-    assert folder.differences(dataclasses.replace(cpu, train=TrainConfig(device="cpu", deterministic=True))) == []
-    cuda = dataclasses.replace(cpu, train=TrainConfig(device="cuda"))
-    folder.write_config(cuda, {}, {})
-    assert folder.differences(dataclasses.replace(cpu, train=TrainConfig(device="cuda", deterministic=True))) == [
-        "train.deterministic: False there, True now"]

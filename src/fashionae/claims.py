@@ -320,14 +320,15 @@ def _overfitting(ae: dict) -> tuple[bool | None, str]:
         return None, "l_size 64's validation MSE is not a number: a run diverged"
     said = (f"l_size 64's validation MSE ends {100 * rise['mean']:.1f} % above its best "
             f"(epoch {best['mean']:.0f} of {ae['epochs']}): ")
+    within = f"no overfitting within its {ae['epochs']} epochs"  # a longer run may still show it
     if all(x == 0 for x in rise["values"]):
-        return False, said + "no overfitting (every seed's best epoch is its last)"
+        return False, said + within + " (every seed's best epoch is its last)"
     threshold, unit, _ = THRESHOLDS["overfits"]
     verdict, _ = test(rise["values"], threshold, True, unit=unit)
     if verdict == "confirmed":
         return True, said + "it overfits"
     if verdict == "refuted":
-        return False, said + "no overfitting"
+        return False, said + within
     n = len(rise["values"])
     why = (f"{n} seed{'s' if n > 1 else ''}" if n < MIN_SEEDS else
            interval(rise["values"], unit=unit)[1] or f"its interval straddles {_percent('overfits')}")

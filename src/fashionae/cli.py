@@ -212,7 +212,8 @@ def cmd_report(a) -> int:
     from .results import collect_results
     from .studyfolder import StudyFolder
     folder = StudyFolder(a.study_dir).require()
-    with FolderLock(folder.path, tidy=True, elsewhere="copy the study folder somewhere writable and report it there"):
+    with FolderLock(folder.path, tidy=True, elsewhere="copy the study folder somewhere writable and report it there",
+                    busy="wait for it to finish, then report it"):
         results = collect_results(folder.path)
         path = write_report(folder.path, results, self_contained=a.self_contained)
     print_results(results)

@@ -72,15 +72,16 @@ def _failed(e: Exception, debug: bool) -> int:
     if isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
         return _bad_path(str(e.filename or ""), e.strerror)
     if isinstance(e, RuntimeError) and str(e).startswith("Symlink loop from "):  # Path.resolve, Python < 3.13
-        return _bad_path(str(e).removeprefix("Symlink loop from ").strip("'"), os.strerror(errno.ELOOP))
-    return _internal_error(e, debug)
+        name = str(e).removeprefix("Symlink loop from ")  # the path's repr
+        return _bad_path(name[1:-1] if name[:1] in "'\"" and name[-1:] == name[:1] else name, os.strerror(errno.ELOOP))
+    return _internal_error(e, debug)  # a bug in fashionae, or a machine too small for the settings
 
 
 def _bad_path(name: str, why: str) -> int:
     """A path the system cannot use (too long, a loop of links), its end shown: the file's name."""
     name = f" …{name[-60:]}" if len(name) > 60 else f" {name}" if name else ""
     say_error(f"cannot use the path{name}: {why}; give another path")
-    return UserError.exit_code  # a bug in fashionae, or a machine too small for the settings
+    return UserError.exit_code
 
 
 def exit_process(code: int) -> NoReturn:

@@ -64,7 +64,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     explore.json to ``out`` (default: the run's explore/ folder); returns the scores and ``out``."""
     t0 = time.perf_counter()
     folder = RunFolder(run_dir).require()
-    run = LoadedRun(folder.path)
+    run = LoadedRun(folder.path, "fp32")  # the same codes on every machine, as the interpolation's
     out = Path(out) if out else folder / folder.EXPLORE
     refuse_unwritable_folder(out)  # said now, not after the minutes of work below
     model = folder.model_sha256()

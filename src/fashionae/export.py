@@ -12,7 +12,7 @@ The output is named as above (``embedding``, ``reconstruction``, ``logits``). Th
 in eval mode, so dropout is the identity and batch norm uses its statistics.
 The file's metadata_props say all this, with the class names, the model's settings, the
 fashionae version, the SHA-256 of the source run's model.safetensors and the precision it
-trained in (the file computes in fp32, as ``LoadedRun`` does, whatever that was).
+trained in (the file computes in fp32 whatever that was, as ``LoadedRun(run, "fp32")`` does).
 
 With ``check`` the file is run in onnxruntime on 100 images and compared with torch.
 """

@@ -86,7 +86,8 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                      [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
                       ("val_loss", "validation")], "MSE", author, figs / name)
         out.append(("autoencoders", name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, "
-                    f"{seeds(ae['runs'])}" + ("; dotted: the author's code" if author else "") + "."))
+                    f"{seeds(ae['runs'])}" + (f"; dotted: the author's code, whose epochs are {AUTHOR_EPOCH}"
+                                              + _here(ae) if author else "") + "."))
     k = len(aes) + 1
     if _reconstructions(folder, results, figs / f"fig{k}_reconstructions.png"):
         out.append(("autoencoders", f"fig{k}_reconstructions.png", f"Fig. {k}: validation images (top row) and "
@@ -102,7 +103,9 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                       ("val_acc", "validation")], "accuracy", author, figs / name)
         out.append(("classifiers", name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
                     + (" (control)" if c["strategy"] == CONTROL else "") + f", {seeds(c['runs'])}"
-                    + ("; dotted: the author's code (l_size-1024 encoder, Sigmoid head)" if author else "") + "."))
+                    + ("; dotted: the author's code (l_size-1024 encoder, Sigmoid head)" if author else
+                       "; the author's curves, of another encoder (l_size 1024), are not drawn"
+                       if curves["classifiers"].get(c["strategy"]) else "") + "."))
         k += 1
     for c in (c for c in clfs if c["strategy"] in ("finetune", "scratch")):
         name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
@@ -120,6 +123,15 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
         (figs / stale).unlink()  # from an earlier report of this folder
     return out
+
+
+AUTHOR_EPOCH = "60,000 images at a constant learning rate"
+
+
+def _here(ae: dict) -> str:
+    """How many images an epoch of ours holds, beside the author's."""
+    n = ae.get("images", {}).get("train")
+    return f" (here: {n:,} images an epoch, the learning rate as the profile schedules it)" if n else ""
 
 
 def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:

@@ -158,13 +158,15 @@ class FolderLock:
     here, so it is refused (delete the file once that process is known to be gone).
     """
 
-    def __init__(self, folder: str | os.PathLike, tidy: bool = False, elsewhere: str = "choose another --out"):
+    def __init__(self, folder: str | os.PathLike, tidy: bool = False, elsewhere: str = "choose another --out",
+                 busy: str = "wait for it to finish or choose another --out"):
         """``tidy``: the folder is fashionae's alone (a run's, a study's), so once the lock is
-        taken a killed writer's temporaries are removed. ``elsewhere``: what the user can do
-        where the folder cannot be made, written in or had (the command's own way out)."""
+        taken a killed writer's temporaries are removed. ``elsewhere`` and ``busy``: what the
+        user can do where the folder cannot be made or written in, and where another process
+        holds it (the command's own ways out)."""
         self.folder = Path(folder)
         self.path = self.folder / LOCK
-        self.tidy, self.elsewhere = tidy, elsewhere
+        self.tidy, self.elsewhere, self.busy = tidy, elsewhere, busy
         self._fd: int | None = None
         self._made = False  # whether acquire made the folder
         self._heir = False  # whether it waited on a holder that let go of a folder it had made
@@ -233,7 +235,7 @@ class FolderLock:
             os.close(fd)
             host, pid = holder or ("?", "?")
             raise UserError(f"{self.folder} is in use by another fashionae process (pid {pid} on "
-                            f"{host}); wait for it to finish or {self.elsewhere}") from None
+                            f"{host}); {self.busy}") from None
         try:
             if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
                 self._made = made

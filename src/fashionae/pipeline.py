@@ -94,7 +94,9 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         wall = time.perf_counter() - t_start
         timing = folder / folder.TIMING
         previous = read_rebuildable_json(timing) or {}
-        if finished < len(plan) or not previous:  # one that trained nothing keeps the record of one that did
+        # the last invocation that trained (one that trained nothing keeps its record): its wall time,
+        # stages, command and executor, and how many invocations trained
+        if finished < len(plan) or not previous:
             write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
                                 "invocations": previous.get("invocations", 0) + 1, "command": command,
                                 "executor": getattr(executor, "description", "local")})

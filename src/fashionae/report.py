@@ -336,9 +336,11 @@ def summary(results: dict) -> list[str]:
         control = next((c for c in clfs if c["strategy"] == CONTROL), None)
         whose = (f"is {tops[0]['name']}'s" if len(tops) == 1
                  else f"is shared by {', '.join(c['name'] for c in tops[:-1])} and {tops[-1]['name']}")
+        pixels = (results["baselines"] or {}).get("logistic_regression")
         s.append(f"The highest mean test accuracy {whose}, {_f(tops[0]['test_acc'], 2, True)} % (a uniform guess: "
                  f"{100 / len(classes_of(results)):.2f} %"
-                 + (f"; the random-frozen control: {_f(control['test_acc'], 2, True)} %" if control else "") + ").")
+                 + (f"; the random-frozen control: {_f(control['test_acc'], 2, True)} %" if control else "")
+                 + (f"; logistic regression on the pixels: {100 * pixels['test_acc']:.2f} %" if pixels else "") + ").")
     if len(aes) + len(trained) > 1:
         judges = [name for name, present in (("the claims", results["claims"]),
                                              ("the ablation", results.get("ablation"))) if present]
@@ -354,10 +356,12 @@ def summary(results: dict) -> list[str]:
         s.append(_ablation_summary(lines, "val_acc"))
     claims = results["claims"]
     own = sum(not c.get("derived") for c in claims)  # "512 balances" only restates two others
+    tested = sum(not c.get("derived") and c["verdict"] != "not tested" for c in claims)
     if claims and n < MIN_SEEDS:
-        s.append(f"With {_count(n, 'seed')} none of the study's {own} claims with a test of their own can be "
-                 f"confirmed or refuted (that takes {MIN_SEEDS}); the claims table gives the side each tested one "
-                 "leans to.")
+        s.append(f"With {_count(n, 'seed')} none of the {_count(tested, 'claim')} the study tests can be confirmed "
+                 f"or refuted (that takes {MIN_SEEDS}); the claims table gives the side each leans to"
+                 + (f"; {own - tested} more {'is' if own - tested == 1 else 'are'} not tested" if own > tested else "")
+                 + ".")
     elif claims:
         parts = []
         for verdict in ("confirmed", "refuted", "inconclusive", "not tested"):

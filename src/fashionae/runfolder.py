@@ -151,14 +151,12 @@ class RunConfig:
 
     def unused(self) -> set[str]:
         """The keys of ``identity`` whose settings this run does not use (``ModelConfig.unused``,
-        the other kind of run's training settings, the encoder's weights where the strategy
-        takes only its architecture, and ``deterministic`` off CUDA, where every run is)."""
+        the other kind of run's training settings, and the encoder's weights where the strategy
+        takes only its architecture)."""
         unused = {f"model.{k}" for k in self.model.unused()} | {
             f"train.{k}" for k in settings.unused(self.train, self.model.task)}
         if self.strategy is not None and self.strategy not in FROM_TRAINED_ENCODER:
             unused.add("encoder_sha256")
-        if not (self.train.device == "cuda" or (self.train.device == "auto" and torch.cuda.is_available())):
-            unused.add("train.deterministic")  # every CPU run is bit-reproducible already
         return unused
 
     def used_identity(self) -> dict:

@@ -44,7 +44,10 @@ def git_commit() -> str | None:
     try:
         if git("ls-files", "--error-unmatch", Path(__file__).name).returncode:
             return None
-        commit = git("rev-parse", "HEAD").stdout.strip()
+        head = git("rev-parse", "HEAD")
+        if head.returncode:  # a repository without a commit yet
+            return None
+        commit = head.stdout.strip()
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip()  # the package's files
         return (commit + "+dirty" * bool(dirty)) or None
     except (OSError, subprocess.SubprocessError):
