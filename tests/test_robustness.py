@@ -295,6 +295,10 @@ def test_sigkill_study_and_resume_gives_the_same_results(data_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
     results = [json.loads((folder / "results.json").read_text()) for folder in (tmp_path / "straight", victim)]
+    # the provenance says which run was stopped and resumed; the rest is the same
+    assert {r["run"]: r.pop("sessions") for r in results[1]["runs"]} == {
+        r["run"]: 2 if r["run"] == run.name else 1 for r in results[0]["runs"]}
+    assert {r.pop("sessions") for r in results[0]["runs"]} == {1}
     assert without_timings(results[0]) == without_timings(results[1])
     models = sorted(p.relative_to(victim) for p in victim.rglob("model.safetensors"))
     assert len(models) == 8  # 4 autoencoders, 4 classifiers
