@@ -213,11 +213,26 @@ def test_small_gains_and_a_different_confusion():
     assert shirt["verdict"] == "refuted" and [p["verdict"] for p in shirt["parts"]] == ["confirmed", "refuted"]
 
 
-def test_every_threshold_is_documented():
+def test_every_threshold_is_documented_with_its_value_and_meaning():
     from pathlib import Path
     doc = (Path(__file__).parent.parent / "docs" / "claims.md").read_text()
     for name, (value, unit, meaning) in THRESHOLDS.items():
-        assert f"| {name} |" in doc, name
+        row = next(line for line in doc.splitlines() if line.startswith(f"| {name} |"))
+        written, said = [cell.strip() for cell in row.split("|")[2:4]]
+        number = float(written.replace("−", "-").removesuffix(" %").removesuffix(" points"))
+        assert number / (100 if written.endswith(" %") else 1) == pytest.approx(value), (name, written)
+        assert meaning.startswith(said), name  # (the why, where the code says it, in its own column)
+
+
+def test_a_claim_of_several_parts_is_confirmed_only_when_every_part_is():
+    from fashionae.claims import _verdict_of
+
+    def part(verdict, leaning):
+        return {"verdict": verdict, "leaning": leaning, "effect": 0.1, "ci": [0.0, 0.2], "ci_reason": None}
+    assert _verdict_of([part("confirmed", "supports"), part("inconclusive", "supports")])["verdict"] == "inconclusive"
+    assert _verdict_of([part("confirmed", "supports"), part("confirmed", "supports")])["verdict"] == "confirmed"
+    assert _verdict_of([part("inconclusive", "supports"), part("refuted", "contradicts")])["verdict"] == "refuted"
+    assert _verdict_of([part("confirmed", "supports"), part("inconclusive", "neither")])["leaning"] == "neither"
 
 
 # ------------------------------------------------------------------ what the report prints

@@ -192,6 +192,20 @@ def test_splits(tiny):
     assert str(e.value) == "unknown validation split 'nope'; use holdout or test"
 
 
+def test_every_split_keeps_each_image_with_its_label_under_subsets(tiny):
+    """The first N of each set, images and labels alike: a label out of step with its image
+    would train and measure on noise without a word."""
+    order = torch.randperm(11_000, generator=torch.Generator().manual_seed(data.SPLIT_SEED))
+    k = round(11_000 / 6)
+    s = make_splits(tiny, "holdout", train_subset=100, eval_subset=50)
+    for x, y, idx in ((s.train_x, s.train_y, order[k:][:100]), (s.val_x, s.val_y, order[:k][:50])):
+        assert torch.equal(x, tiny.train_images[idx]) and torch.equal(y, tiny.train_labels[idx])
+    assert torch.equal(s.test_x, tiny.test_images[:50]) and torch.equal(s.test_y, tiny.test_labels[:50])
+    t = make_splits(tiny, "test", train_subset=100, eval_subset=50)
+    assert torch.equal(t.train_x, tiny.train_images[:100]) and torch.equal(t.train_y, tiny.train_labels[:100])
+    assert torch.equal(t.val_y, tiny.test_labels[:50]) and torch.equal(t.test_y, tiny.test_labels[:50])
+
+
 @pytest.mark.parametrize("val", ["holdout", "test"])
 @pytest.mark.parametrize("subsets", [(None, None), (100, 50), (20_000, 5_000)])
 def test_split_sizes_are_those_of_the_splits(tiny, val, subsets):

@@ -109,6 +109,11 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
     fp32 = fashionae.load(tmp_path / "clf", "fp32").predict_proba(test.test_x)
     assert not torch.equal(probabilities, fp32) and torch.allclose(probabilities, fp32, atol=0.02)  # computed in bf16
     assert fashionae.load(tmp_path / "clf").precision == ("bf16" if native_bf16("cpu") else "fp32")
+    from fashionae import inference
+    for native, chosen in ((True, "bf16"), (False, "fp32")):  # where bf16 is only emulated: fp32
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(inference, "native_bf16", lambda device: native)
+            assert fashionae.load(tmp_path / "clf").precision == chosen
     assert repr(fashionae.load(tmp_path / "clf", "fp32")).endswith(", fp32)")
     with pytest.raises(UserError, match=r"^precision must be auto, fp32 or bf16, got 'fp16'$"):
         fashionae.load(tmp_path / "clf", "fp16")

@@ -412,3 +412,14 @@ def test_a_setting_the_model_does_not_use_is_no_difference(tmp_path):
     assert folder.differences(same) == []
     assert folder.differences(RunConfig(model=ModelConfig(arch="conv", dropout=0.1))) == [
         "model.dropout: 0.0 there, 0.1 now"]
+
+
+def test_the_best_epoch_is_the_first_of_the_lowest_validation_loss_and_the_last_epochs_figures_the_last():
+    from fashionae.runfolder import epoch_figures
+    rows = [{"epoch": e, "train_loss": t, "train_eval_loss": t / 2, "val_loss": v, "train_acc": 0.1 * e,
+             "train_eval_acc": 0.05 * e, "val_acc": a}
+            for e, t, v, a in ((1, 0.9, 0.3, 0.5), (2, 0.8, 0.1, 0.9), (3, 0.7, 0.2, 0.7), (4, 0.6, 0.1, 0.9))]
+    assert epoch_figures(rows) == {
+        "epochs": 4, "best_epoch": 2, "best_val_loss": 0.1, "best_val_acc": 0.9, "best_val_acc_epoch": 2,
+        "train_loss": 0.6, "train_eval_loss": 0.3, "val_loss": 0.1, "train_acc": 0.4, "train_eval_acc": 0.2,
+        "val_acc": 0.9}

@@ -979,6 +979,20 @@ def test_targets_are_judged_on_validation_figures_of_seed_0(data_dir, tmp_path):
                        "seconds_into_study": ae[0]["seconds"], "best": min(r["val_loss"] for r in ae)}
     assert missed == {"target": "finetune val accuracy >= 1.0", "reached": False, "epoch": None,
                       "seconds_into_study": None, "best": max(r["val_acc"] for r in clf)}
+    # the study's figures over seeds are each seed's own (two seeds here, so seed 0 alone would not pass)
+    results = json.loads((out / "results.json").read_text())
+    summaries = {name: [json.loads((out / "runs" / f"{name}-seed{k}" / "summary.json").read_text()) for k in (0, 1)]
+                 for name in ("ae-a", "ae-b", "clf-finetune")}
+    a, b = results["autoencoders"]
+    assert (a["latent"], b["latent"]) == (16, None)  # conv's latent is its feature map
+    for entry, runs in ((a, summaries["ae-a"]), (b, summaries["ae-b"])):
+        assert entry["val_rise_after_best"]["values"] == pytest.approx(
+            [(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"] for s in runs])
+        assert entry["seconds_per_epoch"]["values"] == pytest.approx([s["seconds_total"] / s["epochs"] for s in runs])
+    finetune, runs = results["classifiers"][0], summaries["clf-finetune"]
+    assert [c["values"] for c in finetune["per_class_acc"]] == [
+        pytest.approx([s["per_class_acc"][i] for s in runs]) for i in range(len(finetune["per_class_acc"]))]
+    assert finetune["most_confused"] == runs[0]["most_confused"]  # seed 0's, as the report says
     md = (out / "report.md").read_text()
     assert ("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): a val MSE <= 1.0: reached; "
             "finetune val accuracy >= 1.0: not reached.") in md

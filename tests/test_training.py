@@ -171,7 +171,23 @@ def test_onecycle_schedule_shape():
     cfg = TrainConfig(lr=1e-2, schedule="onecycle")
     lrs = [lr_at(s, 100, cfg) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) == pytest.approx(1e-2)
-    assert lrs[-1] < 1e-3 and lrs.index(max(lrs)) == 25
+    assert lrs.index(max(lrs)) == 25 and all(a > b for a, b in zip(lrs[25:], lrs[26:]))  # then down, every step
+    assert lr_at(100, 100, cfg) == pytest.approx(1e-2 / 1e4) and lrs[-1] < 1e-2 / 1e3  # to lr / 10^4
+
+
+def test_the_schedule_runs_once_over_every_step_of_every_epoch(tiny, monkeypatch):
+    """One cycle over the whole run, not one per epoch; each epoch's row records the rate of
+    its last step."""
+    from fashionae import training
+    from fashionae.models import build_model
+    asked = []
+    monkeypatch.setattr(training, "lr_at", lambda step, total, cfg: asked.append((step, total)) or lr_at(step, total, cfg))
+    cfg = TrainConfig(epochs=2, batch_size=50, lr=1e-2, schedule="onecycle", device="cpu", precision="fp32")
+    torch.manual_seed(0)
+    rows = training.fit(build_model(ModelConfig(latent=4)), (tiny.train_images[:230], tiny.train_labels[:230]),
+                        (tiny.train_images[:50], tiny.train_labels[:50]), cfg)
+    assert asked == [(step, 10) for step in range(10)]  # 5 steps an epoch (the last of 30 images)
+    assert [r["lr"] for r in rows] == [pytest.approx(lr_at(4, 10, cfg)), pytest.approx(lr_at(9, 10, cfg))]
 
 
 def test_bad_training_settings():
