@@ -375,3 +375,33 @@ def test_predictions_measured_by_two_processes_come_back_in_the_images_order(mon
     training.evaluate(model, x, y, cfg, predictions=True, dist=Rank(rank=0, world=2))
     two = training.evaluate(model, x, y, cfg, predictions=True, dist=Rank(rank=1, world=2))
     assert two["predictions"].tolist() == alone.tolist()
+
+
+def test_an_epochs_training_loss_is_the_mean_over_every_training_image(tiny):
+    """With a learning rate too small to move the weights and no dropout, the loss summed over
+    the training pass is the loss of the whole set in eval mode; the train-eval figure is of
+    the first train_eval_subset images."""
+    from fashionae import training
+    from fashionae.models import build_model
+    cfg = TrainConfig(epochs=1, batch_size=100, lr=1e-12, device="cpu", precision="fp32", train_eval_subset=50)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent=4, dropout=0.0))
+    images, labels = tiny.train_images[:230], tiny.train_labels[:230]  # a last batch of 30
+    row, = training.fit(model, (images, labels), (tiny.test_images[:50], tiny.test_labels[:50]), cfg)
+    every = training.evaluate(model, training.to_inputs(images, "cpu"), labels, cfg)["loss"]
+    first = training.evaluate(model, training.to_inputs(images[:50], "cpu"), labels[:50], cfg)["loss"]
+    assert row["train_loss"] == pytest.approx(every, rel=1e-5) and row["train_eval_loss"] == first
+
+
+def test_the_order_of_the_training_images_follows_the_seed(tiny):
+    """The same initial weights, no dropout: only the shuffling depends on the seed, and it does."""
+    from fashionae import training
+    from fashionae.models import build_model
+    losses = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(0)
+        cfg = TrainConfig(epochs=1, batch_size=50, seed=seed, device="cpu", precision="fp32")
+        row, = training.fit(build_model(ModelConfig(latent=4, dropout=0.0)), (tiny.train_images[:200],
+                            tiny.train_labels[:200]), (tiny.test_images[:50], tiny.test_labels[:50]), cfg)
+        losses.append(row["val_loss"])
+    assert losses[0] == losses[1] != losses[2]
