@@ -21,6 +21,14 @@ FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "
 
 Figure = tuple[str, str, str]  # (section, file in figures/, caption)
 
+AUTHOR_EPOCH = "60,000 images at a constant learning rate"
+
+
+def _here(ae: dict) -> str:
+    """How many images an epoch of ours holds, beside the author's."""
+    n = ae.get("images", {}).get("train")
+    return f" (here: {n:,} images an epoch, the learning rate as the profile schedules it)" if n else ""
+
 
 def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     """Draw every figure into figures/ (removing those of an earlier report)."""
@@ -123,15 +131,6 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
         (figs / stale).unlink()  # from an earlier report of this folder
     return out
-
-
-AUTHOR_EPOCH = "60,000 images at a constant learning rate"
-
-
-def _here(ae: dict) -> str:
-    """How many images an epoch of ours holds, beside the author's."""
-    n = ae.get("images", {}).get("train")
-    return f" (here: {n:,} images an epoch, the learning rate as the profile schedules it)" if n else ""
 
 
 def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:

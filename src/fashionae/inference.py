@@ -38,7 +38,7 @@ class LoadedRun:
             raise UserError(f"precision must be auto, fp32 or bf16, got {precision!r}")
         trained = self.folder.config().train
         if precision == "auto":
-            precision = trained.precision if native_bf16("cpu") else "fp32"
+            precision = "bf16" if trained.precision == "bf16" and native_bf16("cpu") else "fp32"
         self.precision = precision
         self._train = replace(trained, device="cpu", precision=precision)  # what ``autocast`` reads
         self.model = self.folder.load_model()
