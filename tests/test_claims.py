@@ -216,8 +216,12 @@ def test_small_gains_and_a_different_confusion():
 def test_every_threshold_is_documented_with_its_value_and_meaning():
     from pathlib import Path
     doc = (Path(__file__).parent.parent / "docs" / "claims.md").read_text()
+    lines = doc.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {next(iter(THRESHOLDS))} |"))
+    table = lines[start:start + len(THRESHOLDS)]
+    assert all(line.startswith("| ") and line.endswith(" |") for line in table)  # one line a row: a table
     for name, (value, unit, meaning) in THRESHOLDS.items():
-        row = next(line for line in doc.splitlines() if line.startswith(f"| {name} |"))
+        row = next(line for line in table if line.startswith(f"| {name} |"))
         written, said = [cell.strip() for cell in row.split("|")[2:4]]
         number = float(written.replace("−", "-").removesuffix(" %").removesuffix(" points"))
         assert number / (100 if written.endswith(" %") else 1) == pytest.approx(value), (name, written)

@@ -160,11 +160,12 @@ def test_a_symlink_loop_is_one_line(capsys, tmp_path, own_run):
 def test_a_symlink_loop_raised_as_runtime_error_is_one_line(capsys):
     from fashionae.errors import run_command
 
-    def resolve():
-        raise RuntimeError("Symlink loop from '/x/loop.png'")
-    assert run_command(resolve, debug=False, resumable=False) == 2
-    assert capsys.readouterr().err == ("fashionae: error: cannot use the path /x/loop.png: Too many levels of "
-                                       "symbolic links; give another path\n")
+    for path in ("/x/loop.png", "/x/it's \"a\"\tloop.png"):
+        def resolve():
+            raise RuntimeError(f"Symlink loop from {path!r}")  # as pathlib words it
+        assert run_command(resolve, debug=False, resumable=False) == 2
+        assert capsys.readouterr().err == (f"fashionae: error: cannot use the path {path}: Too many levels of "
+                                           "symbolic links; give another path\n")
 
 
 def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, monkeypatch):

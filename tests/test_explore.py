@@ -94,8 +94,12 @@ def test_a_collapsed_encoder_gets_scores_and_no_maps(tiny, tmp_path, monkeypatch
     t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)
     execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, log=lambda m: None)
     monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.zeros((len(images), 16), np.float32))
+    loaded = []  # and the codes are fp32's whatever the run trained in: the same on every machine
+    real = explore_module.LoadedRun
+    monkeypatch.setattr(explore_module, "LoadedRun", lambda *args: loaded.append(args[1:]) or real(*args))
     lines = []
     result = explore_module.explore(tmp_path / "ae", data=tiny, log=lines.append)
+    assert loaded == [("fp32",)]
     assert "explore: every test image has the same latent code (a collapsed encoder): no maps" in lines
     assert result["figures"] == ["interpolation.png"] and 0 <= result["knn_acc"] <= 1
 

@@ -97,6 +97,8 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
     from fashionae.data import make_splits
     from fashionae.models import ModelConfig
     from fashionae.runs import RunConfig, execute
+    from dataclasses import replace
+
     from fashionae.training import TrainConfig, native_bf16
     from helpers import QUIET
     t = TrainConfig(epochs=1, batch_size=50, train_subset=300, eval_subset=200, device="cpu", precision="bf16")
@@ -110,10 +112,13 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
     assert not torch.equal(probabilities, fp32) and torch.allclose(probabilities, fp32, atol=0.02)  # computed in bf16
     assert fashionae.load(tmp_path / "clf").precision == ("bf16" if native_bf16("cpu") else "fp32")
     from fashionae import inference
-    for native, chosen in ((True, "bf16"), (False, "fp32")):  # where bf16 is only emulated: fp32
+    execute(RunConfig(model=ModelConfig(latent=8), train=replace(t, precision="fp32")), tmp_path / "ae32",
+            data=tiny, **QUIET)
+    for native, bf16_run, fp32_run in ((True, "bf16", "fp32"), (False, "fp32", "fp32")):  # bf16 emulated: fp32
         with pytest.MonkeyPatch.context() as m:
             m.setattr(inference, "native_bf16", lambda device: native)
-            assert fashionae.load(tmp_path / "clf").precision == chosen
+            assert fashionae.load(tmp_path / "clf").precision == bf16_run
+            assert fashionae.load(tmp_path / "ae32").precision == fp32_run
     assert repr(fashionae.load(tmp_path / "clf", "fp32")).endswith(", fp32)")
     with pytest.raises(UserError, match=r"^precision must be auto, fp32 or bf16, got 'fp16'$"):
         fashionae.load(tmp_path / "clf", "fp16")

@@ -127,7 +127,7 @@ def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(st
                           "safetensors file") and err.endswith("run the study command again: it writes them again\n")
 
 
-def test_a_report_that_cannot_be_written_says_what_the_report_command_can_do(study, tmp_path, capsys, monkeypatch):
+def test_a_report_that_cannot_be_written_says_what_the_report_command_can_do(study, tmp_path, capsys):
     """Advice for `report`, which has no --out: a folder in use, a finished run that lost its
     summary (not "run the study again", which refuses it), a file where the runs should be."""
     from fashionae.files import FolderLock
@@ -139,11 +139,11 @@ def test_a_report_that_cannot_be_written_says_what_the_report_command_can_do(stu
     assert code == 2 and err.endswith("); wait for it to finish, then report it\n"), err
     def refused(*args):  # a folder we may not write in (a read-only mount; root writes anywhere here)
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr("fashionae.files.os.open", refused)
-    code, _, err = cli(capsys, "report", copy)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr("fashionae.files.os.open", refused)
+        code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err == (f"fashionae: error: cannot write in {copy}: Permission denied; copy the study "
                                  "folder somewhere writable and report it there\n"), err
-    monkeypatch.undo()
     run = next((copy / "runs").iterdir())
     (run / "summary.json").unlink()
     code, _, err = cli(capsys, "report", copy)
@@ -532,6 +532,19 @@ def test_the_summary_joins_one_or_two_kinds_of_verdict_as_a_sentence():
                              ([one, other], "1 is confirmed (“one”) and 1 is refuted (“other”).")):
         text = "\n".join(summary(other_results() | {"claims": claims}))
         assert text.endswith(f"Of the study's {len(claims)} claims with a test of their own, {sentence}")
+
+
+def test_under_three_seeds_the_summary_counts_the_claims_the_study_tests():
+    from fashionae.report import summary
+    one = claim("one", "inconclusive", [part("above", 0.3, [0.2, 0.4])])
+    untested = claim("untested", "not tested", [])
+    for claims, sentence in (([one, untested], "the one claim the study tests cannot be confirmed or refuted (that "
+                                               "takes 3); the claims table gives the side it leans to; 1 more is "
+                                               "not tested."),
+                             ([one, one], "none of the 2 claims the study tests can be confirmed or refuted (that "
+                                          "takes 3); the claims table gives the side each leans to.")):
+        text = "\n".join(summary(results() | {"claims": claims}))
+        assert f"With 2 seeds {sentence}" in text
 
 
 def test_an_autoencoder_the_source_does_not_report_gets_a_dash_in_its_columns():

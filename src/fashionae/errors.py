@@ -7,6 +7,7 @@ a reader of our output that went away (``| head``) quietly. Any other exception 
 fashionae (exit status 1).
 """
 
+import ast
 import errno
 import importlib
 import os
@@ -73,7 +74,11 @@ def _failed(e: Exception, debug: bool) -> int:
         return _bad_path(str(e.filename or ""), e.strerror)
     if isinstance(e, RuntimeError) and str(e).startswith("Symlink loop from "):  # Path.resolve, Python < 3.13
         name = str(e).removeprefix("Symlink loop from ")  # the path's repr
-        return _bad_path(name[1:-1] if name[:1] in "'\"" and name[-1:] == name[:1] else name, os.strerror(errno.ELOOP))
+        try:
+            name = ast.literal_eval(name)
+        except (ValueError, SyntaxError):
+            pass
+        return _bad_path(str(name), os.strerror(errno.ELOOP))
     return _internal_error(e, debug)  # a bug in fashionae, or a machine too small for the settings
 
 

@@ -358,8 +358,9 @@ def summary(results: dict) -> list[str]:
     own = sum(not c.get("derived") for c in claims)  # "512 balances" only restates two others
     tested = sum(not c.get("derived") and c["verdict"] != "not tested" for c in claims)
     if claims and n < MIN_SEEDS:
-        s.append(f"With {_count(n, 'seed')} none of the {_count(tested, 'claim')} the study tests can be confirmed "
-                 f"or refuted (that takes {MIN_SEEDS}); the claims table gives the side each leans to"
+        which = "the one claim the study tests cannot" if tested == 1 else f"none of the {tested} claims the study tests can"
+        s.append(f"With {_count(n, 'seed')} {which} be confirmed or refuted (that takes {MIN_SEEDS}); the "
+                 f"claims table gives the side {'it leans' if tested == 1 else 'each leans'} to"
                  + (f"; {own - tested} more {'is' if own - tested == 1 else 'are'} not tested" if own > tested else "")
                  + ".")
     elif claims:
