@@ -24,7 +24,7 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
 
 
 def test_a_loaded_run_applies_its_model_a_batch_at_a_time(own_run, monkeypatch):
-    """However many images are given, the model takes ``BATCH`` at a time (memory stays flat),
+    """However many images are given, the model takes ``EVAL_BATCH`` at a time (memory stays flat),
     and the answers are those of the images one batch at a time, in order."""
     from fashionae import inference
     _, run = own_run
@@ -33,7 +33,7 @@ def test_a_loaded_run_applies_its_model_a_batch_at_a_time(own_run, monkeypatch):
     whole = [loaded.embed(images[i:i + 3]) for i in range(0, 7, 3)]
     sizes = []
     embed = loaded.model.embed
-    monkeypatch.setattr(inference, "BATCH", 3)
+    monkeypatch.setattr(inference, "EVAL_BATCH", 3)
     monkeypatch.setattr(loaded.model, "embed", lambda x: sizes.append(len(x)) or embed(x))
     assert torch.equal(loaded.embed(images), torch.cat(whole)) and sizes == [3, 3, 1]
     assert loaded.embed(images[:0]).shape == (0, 4) and loaded.reconstruct(images).shape == (7, 1, 16, 24)

@@ -32,6 +32,7 @@ import statistics
 
 MIN_SEEDS = 3
 FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with this confidence
+CONFIDENCE = f"{100 * FAMILY_CONFIDENCE:.0f} %"  # as the report and its figures say it
 
 # name -> (value, unit, what the word means); the single table behind every verdict
 THRESHOLDS = {

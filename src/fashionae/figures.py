@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from . import plots
-from .claims import FAMILY_CONFIDENCE
+from .claims import CONFIDENCE
 from .explore import FIGURE_CAPTIONS
 from .files import atomic_write
 from .reference import author_curves, for_classifier, reference_model
@@ -77,7 +77,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                       figs / "overview_ablation.png")
         out.append(("overview", "overview_ablation.png", "What each change does to the validation "
                     "MSE: the relative change, paired by seed, averaged and given its t-interval on the log scale (the table's "
-                    f"intervals hold all at once with {FAMILY_CONFIDENCE * 100:.0f} % confidence); left of the dashed line the variant "
+                    f"intervals hold all at once with {CONFIDENCE} confidence); left of the dashed line the variant "
                     "reconstructs better."))
     if lines := classifier_lines(results.get("ablation", [])):
         plots.effects("Ablation: change of classifier accuracy", [(f"{a['change']} ({a['strategy']})",
@@ -85,7 +85,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                       "change of validation accuracy, points", figs / "overview_ablation_classifiers.png", scale=1)
         out.append(("overview", "overview_ablation_classifiers.png", "What each change of encoder does to the "
                     "validation accuracy of the classifiers trained on both: the difference in points, paired by seed, "
-                    f"with its t-interval (the table's intervals hold all at once with {FAMILY_CONFIDENCE * 100:.0f} % "
+                    f"with its t-interval (the table's intervals hold all at once with {CONFIDENCE} "
                     "confidence); right of the dashed line the variant's encoder classifies better."))
 
     for i, ae in enumerate(aes, 1):

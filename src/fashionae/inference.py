@@ -15,10 +15,7 @@ from .errors import UserError
 from .images import prepare_image
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
-from .training import autocast, native_bf16
-
-
-BATCH = 1000  # images the model takes at once: memory stays flat however many are given
+from .training import EVAL_BATCH, autocast, native_bf16
 
 
 class LoadedRun:
@@ -88,13 +85,13 @@ class LoadedRun:
         return x
 
     def _apply(self, part: Callable[[torch.Tensor], torch.Tensor], images) -> torch.Tensor:
-        """``part`` of the model on the images, ``BATCH`` at a time, as ``training.evaluate`` runs
-        a model: autograd off (the fused kernels), one autocast region (in bf16, each weight cast
+        """``part`` of the model on the images, ``EVAL_BATCH`` at a time (memory stays flat however
+        many are given), as ``training.evaluate`` runs a model: autograd off (the fused kernels), one autocast region (in bf16, each weight cast
         once), under ``no_grad``, so that the result is an ordinary tensor, which autograd and
         in-place operations accept (a linear probe trained on ``embed``'s codes)."""
         x = self._inputs(images)
         with torch.no_grad(), autocast(self._train):
-            return torch.cat([part(x[i:i + BATCH]).float() for i in range(0, max(len(x), 1), BATCH)])
+            return torch.cat([part(x[i:i + EVAL_BATCH]).float() for i in range(0, max(len(x), 1), EVAL_BATCH)])
 
     def embed(self, images) -> torch.Tensor:
         """The encoder's codes, [N, latent] (a fully convolutional model's feature map, flattened)."""

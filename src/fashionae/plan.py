@@ -70,7 +70,7 @@ def make_plan(study: Study) -> list[PlannedRun]:
     c = study.classifiers
     if c:
         models = {a.name: a.model for a in study.autoencoders}
-        for encoder in dict.fromkeys(c.encoders):
+        for encoder in c.encoders:
             for strategy in c.strategies:
                 for seed in study.seeds:
                     compared = [a.name for a in study.autoencoders] if encoder == BEST else [encoder]

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import pages
-from .claims import FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
+from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, draw_figures
 from .files import atomic_write
@@ -87,16 +87,12 @@ def _amount(x: float, unit: str) -> str:
     return f"{100 * x:+.1f} %" if unit.startswith("relative") else f"{x:+.2f} pts"
 
 
-CONFIDENCE = f"{100 * FAMILY_CONFIDENCE:.0f} %"  # how the report says it
-
-
 def _family(judged: list[dict]) -> str:
     """How a table's intervals were made: m of them, simultaneous (Bonferroni)."""
     m = max((j.get("intervals", 1) for j in judged), default=1)
-    family = CONFIDENCE
     if m == 1:
-        return f"{family} confidence intervals over seeds"
-    return f"{m} intervals over seeds, each at {100 * ci_level(m):.2f} %: all hold at once with {family} confidence"
+        return f"{CONFIDENCE} confidence intervals over seeds"
+    return f"{m} intervals over seeds, each at {100 * ci_level(m):.2f} %: all hold at once with {CONFIDENCE} confidence"
 
 
 def _claim_rows(claims: list[dict]) -> list[list[str]]:

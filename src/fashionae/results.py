@@ -93,7 +93,8 @@ def _groups(plan: list[PlannedRun], kind: str) -> dict[str, list[PlannedRun]]:
 def _run_info(name: str, run) -> dict:
     """A run's provenance. Where its sessions (a run stopped and resumed) differed in threads or
     hardware, which moves its result, or in host or executor, each session's in turn: "2 → 1"."""
-    env, data, sessions = run.environment(), run.data_record(), run.sessions()
+    sessions, data = run.sessions(), run.data_record()
+    env = sessions[-1]  # the last session's
 
     def each(value_of):
         values = [value_of(s) for s in sessions]
@@ -136,8 +137,10 @@ def _explore_result(run) -> dict | None:
     return result
 
 
-def collect_results(out: str | Path) -> dict:
-    """results.json, from the study folder's study.json and run folders alone."""
+def collect_results(out: str | Path, check_files: bool = True) -> dict:
+    """results.json, from the study folder's study.json and run folders alone; ``check_files``:
+    every run's files as written (its model's checksum, its summary's seals), which the study
+    command checked before its runs (``plan.check_plan``) and wrote since."""
     from .claims import assess_claims
     from .reference import REFERENCE
     folder = StudyFolder(out).require()
@@ -152,7 +155,8 @@ def collect_results(out: str | Path) -> dict:
                         f"`fashionae study ... --out {folder.path}` command again to resume it")
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
-        runs[r.name].progress()  # and its files as written: the model's checksum, the summary's seals
+        if check_files:
+            runs[r.name].progress()
         cfg = known_config(r, study, folder)[0]
         chosen = tuple(k for k, v in cfg.used_identity().items() if v == "auto")  # what the run chose
         if diffs := runs[r.name].differences(cfg, ignore=DATA_DECIDED + chosen, asked="in the study"):

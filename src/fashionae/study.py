@@ -62,7 +62,7 @@ class ClassifierStage:
     @property
     def several_encoders(self) -> bool:
         """Whether the encoder is named in its groups and run folders."""
-        return len(set(self.encoders)) > 1
+        return len(self.encoders) > 1
 
     def group(self, encoder: str, strategy: str) -> str:
         """The name of one encoder's strategy: its row in results.json and the report, and what
@@ -70,7 +70,7 @@ class ClassifierStage:
         return f"{encoder}/{strategy}" if self.several_encoders else strategy
 
     def groups(self) -> list[str]:
-        return [self.group(e, s) for e in dict.fromkeys(self.encoders) for s in self.strategies]
+        return [self.group(e, s) for e in self.encoders for s in self.strategies]
 
 
 def _optional_fraction(v) -> str | None:
