@@ -31,6 +31,8 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
         background, garment = (250.0,) * 3, 215.0
     elif flaw == "white shirt on light grey":
         background, garment = (200.0,) * 3, 250.0
+    elif flaw == "noise (sd 8) on pure white":
+        background = (255.0,) * 3
     elif flaw == "blue background":
         background, garment = (40.0, 90.0, 200.0), 245.0
     alpha = np.asarray(Image.fromarray(img).resize((280, 280), Image.LANCZOS), dtype=np.float64) / 255
@@ -43,7 +45,7 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
     a[40:320, 60:340] = a[40:320, 60:340] * (1 - alpha[..., None]) + garment * alpha[..., None]
     if flaw == "noise (sd 4)":
         a += rng.normal(0, 4, a.shape)
-    elif flaw == "noise (sd 8)":
+    elif flaw in ("noise (sd 8)", "noise (sd 8) on pure white"):  # (on white: clipped at 255)
         a += rng.normal(0, 8, a.shape)
     elif flaw == "gradient of 30 levels":
         a += np.linspace(-15, 15, a.shape[1])[None, :, None]
@@ -59,7 +61,7 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
     return im
 
 
-FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "gradient of 30 levels", "speck in a corner", "dark frame, 2 px",
+FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "noise (sd 8) on pure white", "gradient of 30 levels", "speck in a corner", "dark frame, 2 px",
          "JPEG quality 50", "light garment on white", "blue background", "white shirt on light grey", "outline"]
 
 

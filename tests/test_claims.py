@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from fashionae.claims import (THRESHOLDS, assess_claims, interval, mean_std, t_quantile,
+from fashionae.claims import (THRESHOLDS, assess_claims, interval, listed, mean_std, t_quantile,
                               test as verdict)
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -172,6 +172,15 @@ def test_one_seed_decides_nothing_and_every_claim_has_its_fields():
     c = by_claim(claims)
     assert c["l_size 64 is too small"]["leaning"] == "supports"
     assert c["l_size 64 is too small"]["effect"] == pytest.approx(1.0)  # 100 % worse than 512
+
+
+def test_claims_are_listed_where_the_study_tests_one_and_not_where_it_tests_none():
+    """A study of other models than the source's (here a strided encoder's autoencoders) lists
+    no claim; one that tests some lists every claim, the untested ones saying why."""
+    other = [dict(ae(name, [0.01, 0.011, 0.012]), encoder_type="strided") for name in ("linear-512", "conv")]
+    assert listed(assess_claims(results(other, []))) == []
+    some = listed(assess_claims(results([ae("linear-512", [0.010, 0.0101, 0.0102]), ae("conv", [0.007, 0.0071, 0.0072])], [])))
+    assert len(some) == 8 and sum(c["verdict"] == "not tested" for c in some) == 7
 
 
 def test_three_seeds_reach_verdicts():

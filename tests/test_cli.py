@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -382,3 +383,14 @@ def test_the_modules_the_docs_name_are_reached_from_the_package_alone():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout == "prepare_image write_npz_dataset\n"
     assert proc.stderr.rstrip().endswith("AttributeError: module 'fashionae' has no attribute 'nothing'")
+
+
+def test_output_and_notes_keep_their_order_in_one_file():
+    """``fashionae ... > log 2>&1``: stdout is flushed line by line, so a note on stderr lands after
+    the lines printed before it, not before them all (nor inside one of them)."""
+    program = ("import sys; from fashionae import cli; "
+               "cli.main = lambda: print('a line of output') or print('a note', file=sys.stderr) or 0; cli.entry()")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as most users run it
+    proc = subprocess.run([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env)
+    assert proc.returncode == 0 and proc.stdout == "a line of output\na note\n"

@@ -109,9 +109,13 @@ def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     x, y = synthetic_images(300, 0, 16, 3)
     ds = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                            classes=["cat", 'say "hi"', "Ähre"], name="pets")
-    assert (ds.name, ds.classes, ds.verified) == ("pets", ("cat", 'say "hi"', "Ähre"), True)
+    assert (ds.name, ds.classes, ds.verified, ds.unverified_because) == ("pets", ("cat", 'say "hi"', "Ähre"), True, None)
     assert torch.equal(ds.test_images, x[240:])
     assert load_dataset(str(tmp_path / "d")).sha256 == ds.sha256
+    # what Python prints of it: what the dataset is, not every image
+    assert repr(ds) == (f"Dataset('pets': 3 classes, 240 training and 60 test images of 16x16, from "
+                        f"{str(tmp_path / 'd')!r}, SHA-256 verified)")
+    assert repr(load_dataset(str(tmp_path / "d"), verify=False)).endswith("not verified: --no-verify)")
 
 
 def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_path):

@@ -214,19 +214,27 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert err.count("\n") == 1
     (album / "d.png").unlink(), (album / "e.png").unlink()
 
-    # reconstructions written into the folder they come from are not read again as pictures; one
-    # picture named twice is reconstructed once
+    # reconstructions written into the folder they come from are not read again as pictures, by
+    # either command; one picture named twice is reconstructed once
     for _ in range(2):
         assert main(["reconstruct", str(ae), str(album), str(album / "a.jpg"), "-o", str(album)]) == 0
         assert len(capsys.readouterr().out.splitlines()) == 3
     assert sorted(p.name for p in album.glob("*_reconstruction.png")) == [
         "C_reconstruction.png", "a_reconstruction.png", "b_reconstruction.png"]
+    assert main(["classify", str(clf), str(album)]) == 0
+    assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == [
+        str(album / n) for n in ("a.jpg", "b.PNG", "C.png")]
+    assert main(["classify", str(clf), str(album / "a_reconstruction.png")]) == 0  # named: read
+    assert capsys.readouterr().out.startswith(f"{album / 'a_reconstruction.png'}: ")
     # a folder of nothing but such reconstructions: nothing to do, and said so
     only = tmp_path / "only"
     only.mkdir()
     (only / "a_reconstruction.png").write_bytes((album / "a_reconstruction.png").read_bytes())
-    assert main(["reconstruct", str(ae), str(only), "-o", str(only)]) == 2
-    assert "holds only the reconstructions this command wrote there before" in capsys.readouterr().err
+    for command, run in (("reconstruct", ae), ("classify", clf)):
+        assert main([command, str(run), str(only), "-o", str(only)][:None if command == "reconstruct" else 3]) == 2
+        assert capsys.readouterr().err == (f"fashionae: error: {only} holds only reconstructions written by fashionae "
+                                           "reconstruct (*_reconstruction.png), no pictures to read; name the "
+                                           "pictures, or name those files to read them anyway\n")
     # a folder where a reconstruction would be written: refused before anything is written
     blocked = tmp_path / "blocked"
     (blocked / "b_reconstruction.png").mkdir(parents=True)
@@ -331,17 +339,23 @@ def test_an_object_that_fills_the_frame_once_trimmed_keeps_its_background(tmp_pa
     assert torch.equal(picture.pixels, prepare_image(tmp_path / "box.png", invert="yes" if background else "no"))
 
 
-@pytest.mark.parametrize("flaw", ["noise", "gradient", "speck", "frame"])
+@pytest.mark.parametrize("flaw", ["noise", "gradient", "speck", "frame", "noise on white", "noise near white",
+                                  "noise on black"])
 def test_a_photo_s_noise_light_dust_or_frame_does_not_stop_the_trim(tmp_path, flaw):
     """A phone photo's background is never one level: sensor noise, light falling off across
     it, a speck of dust in a corner, a thin dark frame from a scan. Each prepares as the clean
     photo does (the background read from the border's median, a few pixels in; isolated pixels
     and frame lines not taken for the object), where trimming against one corner pixel left the
-    object small and off-centre."""
-    clean = np.asarray(Image.open(photo(tmp_path / "p.png", size=(360, 400)))).astype(np.float64) * 0.92
+    object small and off-centre. Noise of 8 levels on pure white (or 253, or black) is clipped on
+    one side: its other side sets the tolerance (with half of it read as noiseless, the trim spanned
+    the whole picture)."""
+    level = {"noise on white": 1.0, "noise on black": 1.0, "noise near white": 253 / 255}.get(flaw, 0.92)
+    clean = np.asarray(Image.open(photo(tmp_path / "p.png", size=(360, 400)))).astype(np.float64) * level
+    if flaw == "noise on black":
+        clean = 255 - clean
     flawed = clean.copy()
-    if flaw == "noise":
-        flawed += np.random.default_rng(0).normal(0, 4, clean.shape)
+    if flaw.startswith("noise"):
+        flawed += np.random.default_rng(0).normal(0, 4 if flaw == "noise" else 8, clean.shape)
     elif flaw == "gradient":
         flawed += np.linspace(-12, 12, clean.shape[1])[None, :, None]  # 24 levels across
     elif flaw == "speck":
@@ -377,15 +391,20 @@ def test_a_line_one_pixel_wide_is_the_object_not_noise(tmp_path):
     assert read_picture(tmp_path / "dot.png").caveats == ("blank or nearly so once prepared: the answer says nothing",)
 
 
-def test_a_light_garment_touching_an_edge_is_not_taken_for_background(tmp_path):
+@pytest.mark.parametrize("background, shirt, noise, wide", [(250, 222, 0, False), (255, 235, 0, True), (255, 222, 4, True),
+                                                      (255, 222, 8, True)])
+def test_a_light_garment_touching_an_edge_is_not_taken_for_background(tmp_path, background, shirt, noise, wide):
     """A light shirt on a lighter background, cut by the picture's bottom edge: its pixels on the
     border do not raise the tolerance for background (a median, not a percentile, of how far the
-    border strays), so the trim keeps the shirt, not only the dark logo on it."""
-    im = Image.new("RGB", (400, 400), (250, 250, 250))
+    border strays), so the trim keeps the shirt, not only the dark logo on it. So too on pure
+    white, clean or noisy, with the shirt on 44 % of the border (three edges): on a clean picture
+    the shirt, at its one level (20 off white), is not taken for the noise of a clipped background."""
+    im = Image.new("RGB", (400, 400), (background,) * 3)
     draw = ImageDraw.Draw(im)
-    draw.rectangle((100, 150, 300, 399), fill=(222, 222, 222))
-    draw.rectangle((180, 200, 220, 240), fill=(30, 30, 30))
-    im.save(tmp_path / "shirt.png")
+    draw.rectangle((0, 260, 399, 399) if wide else (100, 150, 300, 399), fill=(shirt,) * 3)
+    draw.rectangle((180, 300, 220, 340) if wide else (180, 200, 220, 240), fill=(30, 30, 30))
+    a = np.asarray(im).astype(np.float64) + np.random.default_rng(0).normal(0, noise, (400, 400, 3))
+    Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8)).save(tmp_path / "shirt.png")
     picture = read_picture(tmp_path / "shirt.png")
     logo = (picture.pixels > 0.5).float().mean()  # negated, the logo is the light part
     assert picture.caveats == () and 0 < logo < 0.1  # not the logo alone, blown up to fill the frame

@@ -313,6 +313,12 @@ def assess_claims(results: dict) -> list[dict]:
     return claims
 
 
+def listed(claims: list[dict]) -> list[dict]:
+    """The claims a study's results list: all of them where it tests one, the untested saying why;
+    none where it tests none (a study of other models than the source's)."""
+    return claims if any(c["verdict"] != "not tested" for c in claims) else []
+
+
 def _overfitting(ae: dict) -> tuple[bool | None, str]:
     """Whether the autoencoder overfits (True, False, or None: undecided), judged as a claim's
     part is, on its own 95 % interval over seeds, and the evidence that says so."""

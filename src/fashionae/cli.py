@@ -499,5 +499,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> NoReturn:
     """The ``fashionae`` program (``python -m fashionae`` too): ``main``, then the process ends
-    with its status (``errors.exit_process``)."""
+    with its status (``errors.exit_process``). Its output is flushed line by line, so that where it
+    goes to one file with the notes on stderr (``> log 2>&1``) each line stays whole and in order."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     exit_process(main())

@@ -82,11 +82,21 @@ class Dataset:
     folder: Path
     verified: bool
     sha256: str | None = None   # a digest of the files, for your own datasets (None: Fashion-MNIST)
-    unverified_because: str = "--no-verify"  # why, when not verified
+    unverified_because: str | None = "--no-verify"  # why, when not verified (None when verified)
+
+    def __post_init__(self):
+        if self.verified:
+            self.unverified_because = None
 
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.train_images.shape[1:])
+
+    def __repr__(self) -> str:  # (the dataclass's would print every image)
+        h, w = self.image_size
+        return (f"Dataset({self.name!r}: {len(self.classes)} classes, {len(self.train_images):,} training and "
+                f"{len(self.test_images):,} test images of {h}x{w}, from {str(self.folder)!r}, "
+                + ("SHA-256 verified)" if self.verified else f"not verified: {self.unverified_because})"))
 
 
 @dataclass

@@ -44,23 +44,28 @@ MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas co
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border, the default), always, never
 MIN_SPAN = 4  # pixels: an object prepared smaller than this (a tiny --fill) is a blob
 FILL = 1.0  # the part of the frame a prepared object's longer side spans by default, as in Fashion-MNIST
+RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # taken from a folder
 
 
 def picture_files(paths: list[str]) -> list[str]:
-    """The pictures named, a folder standing for the picture files in it (by name); a picture
-    named twice (by itself and in its folder, say) is taken once, as the user spelled it."""
+    """The pictures named, a folder standing for the picture files in it (by name) but for the
+    reconstructions ``fashionae reconstruct`` wrote there (an image and its reconstruction side by
+    side, no garment's photo; named, they are read); a picture named twice (by itself and in its
+    folder, say) is taken once, as the user spelled it."""
     files = []
     for path in paths:
         if not Path(path).is_dir():
             files.append(path)  # read_picture says what is wrong with it, if anything
             continue
-        found = sorted((str(p) for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES),
-                       key=str.lower)
+        found = [p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES]
+        if found and all(p.name.endswith(RECONSTRUCTION) for p in found):
+            raise UserError(f"{path} holds only reconstructions written by fashionae reconstruct (*{RECONSTRUCTION}), "
+                            "no pictures to read; name the pictures, or name those files to read them anyway")
         if not found:
             raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}); give picture "
                             "files, or a folder of them")
-        files += found
+        files += sorted((str(p) for p in found if not p.name.endswith(RECONSTRUCTION)), key=str.lower)
     named = {Path(p).resolve(): p for p in paths if not Path(p).is_dir()}
     first = {}  # each picture where it first comes
     for f in files:
@@ -68,25 +73,15 @@ def picture_files(paths: list[str]) -> list[str]:
     return [named.get(r, f) for r, f in first.items()]
 
 
-RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
-
-
 def reconstruction_files(paths: list[str], out: Path) -> dict[Path, str]:
-    """Where ``fashionae reconstruct`` writes each picture's reconstruction, {output file: picture};
-    a folder of pictures read that is also ``out`` is read without the reconstructions written
-    there before."""
+    """Where ``fashionae reconstruct`` writes each picture's reconstruction, {output file: picture}."""
     sources: dict[Path, str] = {}
     for path in picture_files(paths):
-        if path not in paths and Path(path).parent.resolve() == out.resolve() and path.endswith(RECONSTRUCTION):
-            continue  # what the command wrote into the folder it reads, the last time
         target = out / f"{Path(path).stem}{RECONSTRUCTION}"
         if target in sources:
             raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
                             "or reconstruct them one at a time into different folders (-o)")
         sources[target] = path
-    if not sources:
-        raise UserError(f"{', '.join(paths)} holds only the reconstructions this command wrote there before: "
-                        "nothing to reconstruct; name the pictures, or write into another folder (-o)")
     return sources
 
 
@@ -270,7 +265,11 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int,
     border = _ring(a, inset).astype(np.float32)
     colour = np.median(border, axis=0)
     sigma = 1.4826 * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
-    tolerance = min(max(FAINT * 255, 4 * sigma), UNEVEN * 255)
+    # a clipped background's noise, its tolerance at most twice FAINT: with the 3x3 filter below that
+    # leaves out noise of 14 levels on white, and keeps a light garment 33 levels off white on 44 % of
+    # the border (tests/test_images.py)
+    clipped = min(4 * _clipped_noise(border, colour), 2 * FAINT * 255)
+    tolerance = min(max(FAINT * 255, 4 * sigma, clipped), UNEVEN * 255)
     colour = colour.round().astype(np.int16)
     difference = np.abs(a.astype(np.int16) - colour).max(axis=2)  # (int16: a large photo's copies stay small)
     d, strong = difference > tolerance, difference > 3 * tolerance
@@ -284,6 +283,24 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int,
     # pixel wide, a sketch's, keeps two, but for its ends)
     content = (_count_3x3(d) >= 5) | (strong & (_count_3x3(strong) >= 3))
     return content, tuple(int(round(c)) for c in colour), tolerance > FAINT * 255
+
+
+def _clipped_noise(border: np.ndarray, colour: np.ndarray) -> float:
+    """The noise of a background at an end of the intensity range (white paper, black cloth),
+    whose pixels the picture clipped on one side: there the median absolute deviation sees the
+    clipped half as noiseless (on pure white with noise of 8 levels it reads about 0, and the noise
+    left over spread the trim over the whole picture). Read from the side not clipped, as the
+    median of the distances there (half of a normal's: 0.6745 standard deviations), where a quarter
+    of the border sits at the end, over a third on the other side of the median, and a tenth of
+    those within 3 levels of it (noise is spread from the end on; an object on a clean background,
+    at its own level, is not taken for noise). 0 elsewhere."""
+    sigmas = [0.0]
+    for values, c in zip(border.T, colour):
+        for at_end, other_side in ((values >= 255, values < c), (values <= 0, values > c)):
+            distances = np.abs(values[other_side] - c)
+            if at_end.mean() >= 0.25 and other_side.mean() > 1 / 3 and (distances <= 3).mean() >= 0.1:
+                sigmas.append(float(np.median(distances)) / 0.6745)
+    return max(sigmas)
 
 
 def _count_3x3(mask: np.ndarray) -> np.ndarray:

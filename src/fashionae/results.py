@@ -141,7 +141,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     """results.json, from the study folder's study.json and run folders alone; ``check_files``:
     every run's files as written (its model's checksum, its summary's seals), which the study
     command checked before its runs (``plan.check_plan``) and wrote since."""
-    from .claims import assess_claims
+    from .claims import assess_claims, listed
     from .reference import REFERENCE
     folder = StudyFolder(out).require()
     study = folder.study()
@@ -211,9 +211,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         "reference": REFERENCE if fashion else None,
         "runs": [_run_info(name, run) for name, run in runs.items()],
     }
-    claims = assess_claims(results) if fashion else []
-    # a study of other models than the source's tests none of its claims: then none is listed
-    results["claims"] = claims if any(c["verdict"] != "not tested" for c in claims) else []
+    results["claims"] = listed(assess_claims(results)) if fashion else []
     results["ablation"] = ablation(study, autoencoders, classifiers)
     results["targets"] = reached_targets(study, folder, plan)
     timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
