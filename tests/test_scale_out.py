@@ -162,17 +162,19 @@ def test_a_run_out_of_memory_is_one_line_naming_it(cluster, data_dir, tmp_path):
     """Out of memory (expected where --gpus-per-run packs runs on a GPU) is one line, as under the
     local executor, with the run it struck, not Ray's remote traceback."""
     def out_of_memory(run, row):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if row["epoch"] >= 2:  # its checkpoint written: each time, one epoch further
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    study = tiny_study(tmp_path, epochs=1)
-    study.autoencoders[0].train.train_subset = 50_000  # more than the data holds: the run says so
-    lines = []
-    with pytest.raises(UserError, match=r"^ae-a seed 0: out of memory \(CUDA out of memory. Tried to allocate 2.00 GiB\); "
-                                        r"use a smaller model .* \(under Ray: fewer runs per GPU, a larger --gpus-per-run\)$"):
-        run_study(study, tmp_path / "ray", str(data_dir), False, log=lines.append,
-                  executor=RayExecutor(on_epoch=out_of_memory))
+    study = tiny_study(tmp_path, epochs=3)
+    for cpus in (1, 2):  # the second time it resumes on 2 threads, and says so before it fails again
+        lines = []
+        with pytest.raises(UserError, match=r"^ae-a seed 0: out of memory \(CUDA out of memory. Tried to allocate 2.00 "
+                                            r"GiB\); use a smaller model .* \(under Ray: fewer runs per GPU, a larger "
+                                            r"--gpus-per-run\)$"):
+            run_study(study, tmp_path / "ray", str(data_dir), False, log=lines.append,
+                      executor=RayExecutor(cpus_per_run=cpus, on_epoch=out_of_memory))
     # what the run said before it failed reaches the driver too
-    assert any(line.startswith("ae-a seed 0: train_subset 50,000 is more than the") for line in lines), lines
+    assert any(line.startswith("ae-a seed 0: it started on 1 threads and resumes on 2") for line in lines), lines
 
 
 def test_sigterm_stops_a_ray_study_in_one_line_and_keeps_its_runs(data_dir, tmp_path):

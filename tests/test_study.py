@@ -411,6 +411,22 @@ def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert "note: under Ray the runs overlap" in capsys.readouterr().err
 
 
+def test_a_subset_larger_than_the_data_is_said_once_for_the_study(data_dir, tmp_path, capsys):
+    """Every run of a study asks for more images than the data holds: the plan and the study say
+    it once, for all of them, not once a run (a run alone says its own: tests/test_cli.py)."""
+    study = tmp_path / "big.toml"
+    study.write_text('name = "big"\nseeds = 2\n[train]\nepochs = 1\nbatch_size = 100\ntrain_subset = 50000\n'
+                     'eval_subset = 500\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+                     '[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 16\n[baselines]\nenabled = false\n')
+    note = ("ae-a-seed0 and 3 more runs: train_subset 50,000 is more than the 9,167 training images; all of them are "
+            "used")
+    for plan in (["--plan"], []):
+        assert main(["study", str(study), *plan, "--out", str(tmp_path / "s"), "--data-dir", str(data_dir),
+                     "--no-verify"]) == 0
+        err = capsys.readouterr().err
+        assert err.count("is more than the") == 1 and note in err.splitlines(), err
+
+
 def test_a_wall_time_reads_in_the_largest_units_that_matter():
     assert [plan_mod.duration(s) for s in (-1, 42, 245, 3599, 3600, 24_945)] == [
         "0s", "42s", "4m05s", "59m59s", "1h00m", "6h55m"]

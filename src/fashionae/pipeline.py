@@ -16,7 +16,7 @@ from .data import Dataset, load_dataset, make_splits
 from .explore import explore as explore_run
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .plan import (PlannedRun, ae_run_name, check_plan, duration, make_plan, plan_states, refuse_changed, run_local,
-                   unasked_runs_note)
+                   subset_notes, unasked_runs_note)
 from .report import write_report
 from .results import collect_results
 from .runs import Log, stderr
@@ -58,6 +58,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         finished = sum(s == "complete" for s in states.values())
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else ""))
+        for note in subset_notes(plan, states, data):
+            log(note)
         if note := unasked_runs_note(plan, folder):
             log(note)
         write_json(folder / folder.STUDY, study.to_dict())

@@ -21,7 +21,8 @@ from .baselines import check_classes
 from .data import Dataset, make_splits, split_sizes
 from .errors import UserError
 from .runfolder import RunConfig, RunFolder
-from .runs import Log, check_every_class, classifier_from_encoder, classifier_model, execute, with_data
+from .runs import (Log, check_every_class, classifier_from_encoder, classifier_model, execute, subset_note,
+                   with_data)
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study
 from .studyfolder import StudyFolder
@@ -222,6 +223,17 @@ def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data:
         check_every_class(make_splits(data, t.val, t.train_subset, t.eval_subset), data, t)
 
 
+def subset_notes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> list[str]:
+    """``runs.subset_note`` of the runs still to train, each note said once for all it concerns
+    (by ``study`` and ``study --plan``; a run alone says its own)."""
+    runs: dict[str, list[str]] = {}
+    for run in plan:
+        if states[run.name] != "complete" and (note := subset_note(run.config.train, data)):
+            runs.setdefault(note, []).append(run.name)
+    return [f"{names[0]}" + (f" and {len(names) - 1} more run{'s' if len(names) > 2 else ''}" if len(names) > 1 else "")
+            + f": {note}" for note, names in runs.items()]
+
+
 def unasked_runs_note(plan: list[PlannedRun], folder: StudyFolder) -> str | None:
     """What to say of run folders the study holds but does not ask for (an autoencoder taken
     out of the file, or the seeds beyond --seeds): kept, and left out of the results."""
@@ -288,7 +300,7 @@ def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, l
     """Carry out one planned run (the same function for every executor)."""
     folder = StudyFolder(out)
     return execute(resolve(run, study, folder), folder.run(run.name).path, data=data,
-                   label=run.label, log=log, on_epoch=on_epoch, on_step=on_step)
+                   label=run.label, log=log, on_epoch=on_epoch, on_step=on_step, say_subsets=False)
 
 
 # ------------------------------------------------------------------ the local executor

@@ -17,7 +17,7 @@ from .checkpoint import checkpoint_epoch
 from .data import Dataset, load_dataset, split_sizes
 from .models import ModelConfig
 from .pages import EMPTY, text_table
-from .plan import PlannedRun, duration, make_plan, plan_states, refuse_before_training, unasked_runs_note
+from .plan import PlannedRun, duration, make_plan, plan_states, refuse_before_training, subset_notes, unasked_runs_note
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
 from .study import Study
@@ -41,6 +41,8 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         first, warning = slow[0]
         who = f"{first} asks" if len(slow) == 1 else f"{len(slow)} runs ({first} first) ask"
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
+    for note in subset_notes(plan, states, data):
+        print(note, file=sys.stderr)
     if note := unasked_runs_note(plan, folder):
         print(note, file=sys.stderr)
     refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them

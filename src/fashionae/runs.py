@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import __version__, kernels
-from .data import Dataset, load_dataset, make_splits
+from .data import Dataset, load_dataset, make_splits, split_sizes
 from .distributed import Dist, from_environment, sync_batchnorm
 from .errors import UserError
 from .machine import cpu_info
@@ -154,6 +154,19 @@ def check_encoder_data(cfg: RunConfig, data: Dataset) -> None:
                         f"the data it was trained on: --dataset {where}")
 
 
+def subset_note(t: TrainConfig, data: Dataset) -> str | None:
+    """What a run says where a subset asks for more images than its set holds (its config.json
+    records the number asked for): all of them are used."""
+    n_train, n_val, _ = split_sizes(data, t.val)
+    over = [(f"{key} {asked:,}", f"{there:,} {what}") for key, asked, there, what in (
+        ("train_subset", t.train_subset, n_train, "training"), ("eval_subset", t.eval_subset, n_val, "validation"))
+        if asked and asked > there]
+    if not over:
+        return None
+    return (" and ".join(k for k, _ in over) + (" are" if len(over) > 1 else " is") + " more than the "
+            + " and ".join(n for _, n in over) + " images; all of them are used")
+
+
 def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:
     """A classifier learns only the classes it sees, and a class it is never tested on would
     score a meaningless 0 %: each needs training and test images (a dataset of one label,
@@ -174,10 +187,11 @@ def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:
 def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             data_dir: str | None = None, verify: bool = True, label: str = "",
             log: Log = stderr, on_epoch: Callable[[dict], str | None] | None = None,
-            on_step: Callable[[int, int], None] | None = None) -> dict:
+            on_step: Callable[[int, int], None] | None = None, say_subsets: bool = True) -> dict:
     """Train (or resume, or skip if finished) one run in ``out``; return its summary.
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
-    steps)`` replaces the in-epoch progress bar. Under torchrun every process calls this;
+    steps)`` replaces the in-epoch progress bar; ``say_subsets``: say ``subset_note`` (a study
+    says its runs' once, ``plan.subset_notes``). Under torchrun every process calls this;
     process 0 alone writes the folder."""
     folder = RunFolder(out)
     label = label or str(folder.path)
@@ -226,10 +240,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         state = dist.broadcast_object(folder.state_for(cfg) if dist.rank == 0 else None)
         if state == "complete":
             return folder.summary()
-        for key, asked, there, what in (("train_subset", t.train_subset, len(splits.train_x), "training"),
-                                        ("eval_subset", t.eval_subset, len(splits.val_x), "validation")):
-            if asked and asked > there:  # said, since config.json records the number asked for
-                log(f"{label}: {key} {asked:,} is more than the {there:,} {what} images; all of them are used")
+        if say_subsets and (note := subset_note(t, data)):
+            log(f"{label}: {note}")
         data_info = {"classes": list(data.classes), "image_size": list(data.image_size),
                      "source": str(Path(data.folder).resolve()), "verified": data.verified,
                      "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
