@@ -33,6 +33,8 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
         background, garment = (200.0,) * 3, 250.0
     elif flaw == "noise (sd 8) on pure white":
         background = (255.0,) * 3
+    elif flaw == "light grey on white, 20 levels":
+        background, garment = (245.0,) * 3, 225.0
     elif flaw == "blue background":
         background, garment = (40.0, 90.0, 200.0), 245.0
     alpha = np.asarray(Image.fromarray(img).resize((280, 280), Image.LANCZOS), dtype=np.float64) / 255
@@ -54,6 +56,9 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
     elif flaw == "dark frame, 2 px":
         a[:2], a[-2:], a[:, :2], a[:, -2:] = 0, 0, 0, 0
     im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+    if flaw == "white cut-out on transparent":  # a garment cut out of its photo: white, opaque where it is
+        im = Image.fromarray(np.dstack([np.full((360, 400, 3), 245, np.uint8),
+                                        (np.pad(alpha, ((40, 40), (60, 60))) * 255).round().astype(np.uint8)]), "RGBA")
     if flaw == "JPEG quality 50":
         buffer = io.BytesIO()
         im.save(buffer, "JPEG", quality=50)
@@ -61,8 +66,10 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
     return im
 
 
-FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "noise (sd 8) on pure white", "gradient of 30 levels", "speck in a corner", "dark frame, 2 px",
-         "JPEG quality 50", "light garment on white", "blue background", "white shirt on light grey", "outline"]
+FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "noise (sd 8) on pure white", "gradient of 30 levels",
+         "speck in a corner", "dark frame, 2 px", "JPEG quality 50", "light garment on white",
+         "light grey on white, 20 levels", "white cut-out on transparent", "blue background", "white shirt on light grey",
+         "outline"]
 
 
 def main() -> None:
@@ -80,7 +87,7 @@ def main() -> None:
         return 100 * float(np.mean([p == t for p, t in zip(predicted, truth)]))
     raw = accuracy(run.predict(torch.from_numpy(x)))
     print(f"{a.run}: raw test images {raw:.1f} % ({a.images} images)")
-    print(f"{'flaw':28} {'accuracy':>9} {'change':>8} {'notes':>6}")
+    print(f"{'flaw':32} {'accuracy':>9} {'change':>8} {'notes':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(a.out or tmp)
         for flaw in FLAWS:
@@ -94,7 +101,7 @@ def main() -> None:
                 pictures.append(read_picture(path, size=run.config.image_size))
             acc = accuracy(run.predict(torch.stack([q.pixels for q in pictures])))
             notes = sum(bool(q.caveats) for q in pictures)
-            print(f"{flaw:28} {acc:8.1f} % {acc - raw:+7.1f} {notes:6d}")
+            print(f"{flaw:32} {acc:8.1f} % {acc - raw:+7.1f} {notes:6d}")
 
 
 if __name__ == "__main__":

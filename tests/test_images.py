@@ -440,6 +440,37 @@ def test_a_light_garment_on_white_is_stretched_to_the_datasets_range(tmp_path):
     assert read_picture(tmp_path / "faint.png").pixels.max() < 0.1
 
 
+def test_a_garment_only_20_levels_off_white_is_stretched_and_no_outline(tmp_path):
+    """A light-grey sweater on white, 8 levels darker, its seams 20 (under STRETCH_FROM once
+    mapped): the trim finds it, so it is stretched to white like any object it finds (it stayed
+    at 0.08, a near-blank picture, with no note); and its body, fainter than the tolerance but
+    more than a quarter of its own contrast, is not taken for an outline's gaps (it said "fills
+    only 8%")."""
+    a = np.full((300, 300, 3), 245.0)
+    a[40:260, 100:200] = 225
+    a[43:257, 103:197] = 237
+    Image.fromarray(a.round().astype(np.uint8)).save(tmp_path / "sweater.png")
+    picture = read_picture(tmp_path / "sweater.png")
+    assert picture.caveats == () and picture.pixels.max() > 0.95
+
+
+def test_a_light_cut_out_on_transparency_is_not_lost_on_white(tmp_path):
+    """A white garment cut out of its photo (opaque where it is, transparent around it) shows on
+    black, where a product photo's transparency shows on white: it is prepared as the same garment
+    on black is, not as a blank page; a dark cut-out still shows on white."""
+    alpha = np.zeros((300, 300), np.uint8)
+    alpha[40:260, 100:200] = 255
+    for level, behind in ((245, 0), (35, 255)):
+        rgba = np.dstack([np.full((300, 300, 3), level, np.uint8), alpha])
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+        flat = np.full((300, 300, 3), behind, np.uint8)
+        flat[40:260, 100:200] = level
+        Image.fromarray(flat).save(tmp_path / "flat.png")
+        cut, want = read_picture(tmp_path / "cut.png"), read_picture(tmp_path / "flat.png")
+        assert cut.caveats == want.caveats == () and torch.equal(cut.pixels, want.pixels)
+        assert cut.pixels.max() > 0.95
+
+
 def test_a_two_tone_garment_says_one_side_is_lost(tmp_path):
     """A dark shirt with a large white print on mid-grey: whichever way it is negated, one of its
     parts ends darker than the background and goes black; "auto" says so. A plain one does not."""

@@ -37,7 +37,7 @@ MID_GREY = (0.3, 0.7)  # of the intensity range: a background level between thes
 BLANK = "blank or nearly so once prepared: the answer says nothing"
 TWO_SIDED = 0.3  # the lesser of an object's lighter and darker sides, as a share, above which one is lost
 OUTLINE = 0.15  # an object filling less of its box than this is an outline (99 % of the dataset's sandals fill 0.24+)
-STRETCH_FROM = 0.1  # an object whose light end is this faint or fainter is not stretched to white (noise)
+STRETCH_FROM = 0.1  # marks this faint or fainter are not stretched to white (noise), unless the trim found an object
 MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
 
 
@@ -160,8 +160,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UserError(f"{path} is not an image fashionae can read ({type(e).__name__}: it is damaged, "
                         "truncated or of another kind); give a PNG or JPEG file") from None
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(white, rgba).convert("RGB")  # transparency -> white, as a product photo
+    rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, [depth] if depth else [])
 
@@ -175,13 +174,14 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
     caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
     # 1. trim the edges that are background: close to the border's colour
-    content, fill_colour, noisy = _content(np.asarray(rgb), inset)
-    if not content.any():  # nothing but background, noise and specks
+    content, body, fill_colour, noisy = _content(np.asarray(rgb), inset)
+    found = bool(content.any())
+    if not found:  # nothing but background, noise and specks
         caveats.append(BLANK)
     else:
         rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
         rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-        filled = float(content[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean())
+        filled = float(body[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean())
         if filled < OUTLINE and not noisy:  # (on a noisy picture a faint garment's mask is dots)
             caveats.append(f"the object fills only {int(filled * 100)}% of its box, as an outline or a sketch does; the "
                            "models know filled garments (a photo of one)")
@@ -222,10 +222,11 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
             f"so it is lost; try --invert {'no' if negated else 'yes'}"))
     # 7. the object's light end becomes white, as in the dataset (whose objects reach 0.8 and
     #    above): a light garment on white (grey on 250) would otherwise stay dim; not a picture
-    #    whose marks are too faint to tell from noise
+    #    whose marks are too faint to tell from noise (the trim found no object, and they are
+    #    under STRETCH_FROM)
     lit = g[g > FAINT]
     top = float(np.percentile(lit, 99)) if lit.size else 0.0
-    if STRETCH_FROM < top < 1:
+    if (STRETCH_FROM < top or found) and 0 < top < 1:  # (an object the trim found is more than noise)
         g = np.clip(g / top, 0.0, 1.0)
     return _picture(g, caveats)
 
@@ -253,7 +254,7 @@ def _ring(a: np.ndarray, inset: int = 0) -> np.ndarray:
     return np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]])
 
 
-def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int, int], bool]:
+def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], bool]:
     """Which pixels of an RGB picture [H, W, 3] are not background, and the background's colour:
     the median of the border's pixels (``inset`` in). A pixel is content where it differs from
     that colour by more than FAINT of the intensity range, or more than 4 times the border's
@@ -261,7 +262,10 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int,
     deviation, which a garment on less than half the border does not move; up to UNEVEN, beyond
     which ``_uneven_corners`` speaks); the outer lines (up to ``inset``) that are nearly all content
     are a frame, not the object; then isolated pixels (noise, a speck of dust) are dropped, so
-    that they do not stop the trim. Last, whether the noise set the tolerance (above FAINT)."""
+    that they do not stop the trim. Then the object's body, for the share of its box it fills:
+    where it differs by more than the tolerance or a quarter of its own contrast, if less (a faint
+    garment's lighter parts, which the tolerance leaves out, are not an outline's gaps). Last,
+    whether the noise set the tolerance (above FAINT)."""
     border = _ring(a, inset).astype(np.float32)
     colour = np.median(border, axis=0)
     sigma = 1.4826 * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
@@ -282,7 +286,9 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, tuple[int, int,
     # filter), or where it differs strongly and two of its eight neighbours do too (a line one
     # pixel wide, a sketch's, keeps two, but for its ends)
     content = (_count_3x3(d) >= 5) | (strong & (_count_3x3(strong) >= 3))
-    return content, tuple(int(round(c)) for c in colour), tolerance > FAINT * 255
+    contrast = float(np.percentile(difference[content], 99)) if content.any() else 0.0
+    body = difference > min(tolerance, contrast / 4)
+    return content, body, tuple(int(round(c)) for c in colour), tolerance > FAINT * 255
 
 
 def _clipped_noise(border: np.ndarray, colour: np.ndarray) -> float:
@@ -366,6 +372,17 @@ def _in_dataset_form(rgb, size: tuple[int, int]) -> bool:
     a = np.asarray(rgb)
     return (rgb.height, rgb.width) == tuple(size) and bool((a == a[..., :1]).all()) \
         and _border_level(rgb.convert("L")) <= FAINT * 255
+
+
+def _behind(rgba) -> tuple[int, int, int, int]:
+    """What shows through a picture's transparency: white, as behind a product photo, but black
+    behind a light cut-out (a white garment cut out of its photo would vanish on white)."""
+    low, high = rgba.getextrema()[3]
+    if low > 127 or high <= 127:  # (most pictures: opaque; no copy of a large photo)
+        return (255, 255, 255, 255)
+    opaque = np.asarray(rgba.getchannel("A")) > 127
+    light = float(np.asarray(rgba.convert("L"))[opaque].mean()) > 127
+    return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
 
 def _upright(im):
