@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+import torch
 
+from fashionae import baselines
 from fashionae.baselines import baselines_fault, compute_baselines
 from fashionae.cli import main
-from fashionae.data import make_splits
+from fashionae.data import Splits, make_splits
 from fashionae.errors import UserError
 
 
@@ -38,6 +40,7 @@ GOOD = {"train_size": 8, "val_size": 4, "test_size": 4, "pca": [{"k": 16, "val_m
     ({"test_size": None}, "its set sizes are missing or not numbers"),
     ({"pca": {"k": 16}}, "its PCA figures are missing or malformed"),
     ({"pca": [{"k": 16, "val_mse": 0.1}]}, "its PCA figures are missing or malformed"),
+    ({"pca": [GOOD["pca"][0], {"k": 32}]}, "its PCA figures are missing or malformed"),  # one bad row of two
     ({"mean_image": {"val_mse": True, "test_mse": 0.3}}, "its mean-image figures are missing or malformed"),
     ({"logistic_regression": None}, "its logistic-regression figures are missing or malformed"),
 ])
@@ -94,3 +97,63 @@ def test_baselines_are_measured_on_the_images_the_runs_are(tiny, tmp_path):
     part = write_baselines(tmp_path / "b.json", tiny, "holdout", 400, 100, 20, quiet)
     assert whole["test_size"] == len(tiny.test_labels) > 100 and "eval_subset" not in whole["settings"]
     assert part["test_size"] == part["val_size"] == 100 and part["settings"]["eval_subset"] == 100
+
+
+def _splits(sizes, size=28, seed=0, flip_test=False) -> Splits:
+    """Uniform random uint8 pixels (every dimension a real one) with a bright band whose
+    position is the class (0: bottom, 1: top). ``flip_test``: the test labels are the wrong ones,
+    so that a figure measured on the test set cannot pass for the validation set's."""
+    g = torch.Generator().manual_seed(seed)
+    sets = []
+    for n in sizes:
+        y = torch.arange(n) % 2
+        x = torch.randint(0, 256, (n, size, size), generator=g, dtype=torch.uint8)
+        x[y == 1, :2], x[y == 0, -2:] = 255, 255
+        sets += [x, y]
+    if flip_test:
+        sets[5] = 1 - sets[5]
+    return Splits(*sets, "synthetic")
+
+
+def _capture_logreg(monkeypatch) -> list:
+    """The logistic regressions compute_baselines fits, kept for the test to read."""
+    fitted, fit = [], baselines.fit_quietly
+    monkeypatch.setattr(baselines, "fit_quietly", lambda est, x, y: fitted.append(est) or fit(est, x, y))
+    return fitted
+
+
+def test_validation_figures_are_the_validation_sets(monkeypatch):
+    """PCA at every k keeps exactly k components, and each val_* figure (what a study's runs
+    are chosen by, beside their own val figures) is measured on the validation split, not the test
+    set: on data of more real dimensions than any k, checked against numpy by hand."""
+    splits = _splits((800, 200, 150), flip_test=True)
+    fitted = _capture_logreg(monkeypatch)
+    b = compute_baselines(splits, logreg_max_iter=200)
+    assert (b["train_size"], b["val_size"], b["test_size"]) == (800, len(splits.val_x), 150) == (800, 200, 150)
+    train, val, test = (x.reshape(len(x), -1).double().numpy() / 255
+                        for x in (splits.train_x, splits.val_x, splits.test_x))
+    mean = train.mean(0)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    rows = {r["k"]: r for r in b["pca"]}
+    for k in (16, 128, 512):
+        w = vt[:k]
+        for name, x in (("val_mse", val), ("test_mse", test)):
+            assert abs(rows[k][name] - np.mean(((x - mean) @ w.T @ w + mean - x) ** 2)) < 1e-5, (k, name)
+    for name, x in (("val_mse", val), ("test_mse", test)):
+        assert abs(b["mean_image"][name] - np.mean((x - mean) ** 2)) < 1e-6, name
+    [logreg] = fitted
+    lr = b["logistic_regression"]
+    assert lr["val_acc"] == np.mean(logreg.predict(val.astype(np.float32)) == splits.val_y.numpy()) > 0.9
+    assert lr["test_acc"] == np.mean(logreg.predict(test.astype(np.float32)) == splits.test_y.numpy()) < 0.1
+
+
+def test_logistic_regression_runs_the_iterations_asked_and_says_whether_it_converged(monkeypatch):
+    """logreg_max_iter is the fit's limit (recorded as such), and ``converged`` tells a fit cut
+    short from one that finished: a reader of baselines.json knows whether the accuracy is final."""
+    fitted = _capture_logreg(monkeypatch)
+    short = compute_baselines(_splits((200, 50, 50), size=8), logreg_max_iter=1)["logistic_regression"]
+    assert fitted[-1].max_iter == 1 and list(fitted[-1].n_iter_) == [1]
+    assert short["max_iter"] == 1 and short["converged"] is False
+    full = compute_baselines(_splits((200, 50, 50), size=8), logreg_max_iter=5000)["logistic_regression"]
+    assert fitted[-1].max_iter == 5000 and 1 < fitted[-1].n_iter_[0] < 5000
+    assert full["max_iter"] == 5000 and full["converged"] is True

@@ -113,3 +113,101 @@ def test_one_class_has_no_scores_to_give(tiny, tmp_path):
     with pytest.raises(UserError, match="training images hold a single class: the k-NN and linear-probe scores need "
                                         "two at least"):
         explore_module.explore(tmp_path / "ae", data=one)
+
+
+@pytest.fixture(scope="module")
+def explored_run(data_dir, tmp_path_factory):
+    """One small trained autoencoder for the tests below, which stub out the slow parts."""
+    from fashionae.data import load_fashion_mnist
+    folder = tmp_path_factory.mktemp("explored") / "ae"
+    t = TrainConfig(epochs=1, batch_size=50, train_subset=400, eval_subset=200, **ON_DEVICE)
+    execute(RunConfig(model=ModelConfig(latent=16), train=t), folder, data=load_fashion_mnist(data_dir, verify=False),
+            log=lambda m: None)
+    return folder
+
+
+def drawn(monkeypatch):
+    """What explore hands the plotting functions (nothing is drawn): the maps' points and
+    labels, the interpolation's images."""
+    from fashionae import plots
+    seen = {"maps": [], "rows": []}
+    monkeypatch.setattr(plots, "scatter_map", lambda title, xy, labels, classes, path:
+                        seen["maps"].append((xy, labels)))
+    monkeypatch.setattr(plots, "image_rows", lambda rows, path, titles=None: seen["rows"].append(rows))
+    return seen
+
+
+def test_the_scores_are_the_knn_and_the_probe_on_the_test_codes():
+    """The k-NN and probe accuracies are each what its name says, measured on the test codes:
+    swapped, or the k-NN measured on the codes it was fitted on (a perfect score whatever the
+    latent), the user would compare encoders by the wrong numbers."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from fashionae.explore import feature_scores
+    rng = np.random.default_rng(0)
+    train_y, test_y = np.arange(200) % 4, np.arange(100) % 4
+    centres = rng.normal(size=(4, 6)) * 3
+    train_z = centres[train_y] + rng.normal(size=(200, 6)) * 0.3  # separable
+    test_z = centres[test_y] + rng.normal(size=(100, 6)) * 3  # noisy: the two scores differ
+    scores = feature_scores(train_z, train_y, test_z, test_y)
+    knn = KNeighborsClassifier(5).fit(train_z, train_y).score(test_z, test_y)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(train_z, train_y)
+    probe = probe.score(test_z, test_y)
+    assert knn != probe and knn < 1
+    assert scores["knn_acc"] == knn and scores["linear_probe_acc"] == probe
+
+
+def test_the_interpolation_runs_between_two_classes(explored_run, tiny, tmp_path, monkeypatch):
+    """The first test images of the first two classes present are its ends: its first and last
+    images differ (the same end twice, the user sees one image nine times)."""
+    import numpy as np
+    import torch
+    from fashionae import explore as explore_module
+    assert explore_module._two_classes(torch.tensor([3, 3, 5])) == (3, 5)
+    assert explore_module._two_classes(torch.tensor([5, 3, 3])) == (3, 5)
+    assert explore_module._two_classes(torch.tensor([4, 4])) == (4, 4)  # one class: its first image, twice
+    seen = drawn(monkeypatch)
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
+        size=(len(images), 16)).astype(np.float32))
+    explore_module.explore(explored_run, tmp_path / "out", data=tiny, tsne=False)
+    [[(_, images)]] = seen["rows"]
+    assert images.shape[0] == 9
+    assert np.abs(images[0] - images[-1]).max() > 1e-3
+
+
+def test_the_map_colours_each_point_by_its_own_label(explored_run, tiny, tmp_path, monkeypatch):
+    """The map shows the first test images, each coloured by its own class (the last images'
+    labels on the first images' points: a map whose classes look mixed, whatever the latent)."""
+    import numpy as np
+    from fashionae import explore as explore_module
+    seen = drawn(monkeypatch)
+    monkeypatch.setattr(explore_module, "MAP_IMAGES", 50)  # fewer than the test images
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
+        size=(len(images), 16)).astype(np.float32))
+    explore_module.explore(explored_run, tmp_path / "out", data=tiny, tsne=False)
+    [(xy, labels)] = seen["maps"]
+    assert len(xy) == 50 < len(tiny.test_labels)
+    assert np.array_equal(labels, tiny.test_labels[:50].numpy())
+
+
+def test_two_classes_are_enough_to_score_and_the_fit_is_on_the_training_codes(explored_run, tiny, tmp_path,
+                                                                                 monkeypatch):
+    """A dataset of two classes is scored (two is the least the probes need); explore.json
+    counts the training images the probes were fitted on (at most FIT_IMAGES), not the test's."""
+    from dataclasses import replace
+    import numpy as np
+    from fashionae import explore as explore_module
+    from fashionae.data import make_splits
+    drawn(monkeypatch)
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
+        size=(len(images), 16)).astype(np.float32))
+    two = replace(tiny, train_labels=tiny.train_labels % 2, test_labels=tiny.test_labels % 2)
+    result = explore_module.explore(explored_run, tmp_path / "out", data=two, tsne=False)
+    fitted = min(explore_module.FIT_IMAGES, len(make_splits(two).train_y))
+    assert fitted != len(two.test_labels)
+    assert result["fit_images"] == fitted and result["test_images"] == len(two.test_labels)
+    assert json.loads((tmp_path / "out" / "explore.json").read_text())["fit_images"] == fitted
+    assert 0 <= result["knn_acc"] <= 1

@@ -141,3 +141,43 @@ def test_without_the_extra_one_line_names_it(runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
     with pytest.raises(UserError, match=r"needs onnxscript.*pip install 'fashionae\[onnx\]'"):
         export_onnx(runs(), tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("diff", [float("nan"), 1.0])
+def test_a_file_that_differs_from_torch_is_refused_and_not_written(runs, tmp_path, monkeypatch, diff):
+    """The check's point: a file whose outputs differ from torch's by more than 1e-4, or by a
+    difference that is no number at all (NaN), is refused, and nothing is written."""
+    monkeypatch.setattr(export, "max_abs_diff", lambda data, module, images: diff)
+    path, shown = tmp_path / "m.onnx", re.escape(f"{diff:.2e}")
+    with pytest.raises(UserError, match=rf"^the exported encoder differs from torch by up to {shown} on 100 "
+                                        r"images \(more than 1e-04\); nothing was written"):
+        export_onnx(runs(), path, "encoder")
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_check_measures_differences_either_way(runs):
+    """An export whose outputs are below torch's differs from it as much as one above."""
+    from torch import nn
+
+    from fashionae.runfolder import RunFolder
+
+    class Shifted(nn.Module):
+        def __init__(self, module, by):
+            super().__init__()
+            self.module, self.by = module, by
+
+        def forward(self, x):
+            return self.module(x) + self.by
+
+    module = export.Part(RunFolder(runs()).load_model(), "encoder").eval()
+    data = export.to_onnx(module).SerializeToString()
+    images = export.check_images(module.model.config.image_size)[:10]
+    assert export.max_abs_diff(data, module, images) <= 1e-4
+    for by in (0.5, -0.5):  # torch's output above the file's, then below
+        assert export.max_abs_diff(data, Shifted(module, by), images) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_an_onnx_suffix_in_capitals_is_accepted(runs, tmp_path):
+    """M.ONNX is an .onnx file (as Windows names them, say)."""
+    r = export_onnx(runs(), tmp_path / "M.ONNX", "encoder", check=False)
+    assert r["path"] == str(tmp_path / "M.ONNX") and (tmp_path / "M.ONNX").is_file()

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 import fashionae
 from fashionae.cli import main
 from fashionae.errors import UserError
-from fashionae.images import prepare_image, read_picture
+from fashionae.images import prepare_image, read_picture, read_pictures
 from fashionae.models import ModelConfig
 from fashionae.runs import RunConfig, execute
 from fashionae.training import TrainConfig
@@ -274,6 +274,13 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     assert caveat.startswith("its corners range from 142 to 252 of 255: an uneven background")
     Image.fromarray((trousers * 0.97).astype(np.uint8)).save(tmp_path / "dim.png")  # even, only dimmer
     assert read_picture(tmp_path / "dim.png").caveats == ()
+    h, w = trousers.shape[:2]
+    for rows in (slice(0, h // 5), slice(h - h // 5, h)):  # each corner in its turn, in shadow
+        for cols in (slice(0, w // 5), slice(w - w // 5, w)):
+            shadowed = trousers.copy()
+            shadowed[rows, cols] = 120
+            Image.fromarray(shadowed.astype(np.uint8)).save(tmp_path / "corner.png")
+            assert read_picture(tmp_path / "corner.png").caveats[0].startswith("its corners range from 120 to 255")
 
     grey = trousers.copy()
     grey[(trousers == 255).all(2)] = 128
@@ -438,6 +445,28 @@ def test_a_light_garment_on_white_is_stretched_to_the_datasets_range(tmp_path):
     b[40:260, 100:200] = 240  # 10 levels: below FAINT, nothing to stretch
     Image.fromarray(b).save(tmp_path / "faint.png")
     assert read_picture(tmp_path / "faint.png").pixels.max() < 0.1
+
+
+def test_the_white_point_is_the_garment_s_not_a_speck_s(tmp_path):
+    """A light garment (215 on 250) with a black speck on it: the light end made white is the
+    garment's own (its 99th percentile), not the speck's, which would leave the garment dim."""
+    a = np.full((300, 300, 3), 250, np.uint8)
+    a[40:260, 100:200] = 215
+    a[148:152, 148:152] = 0
+    Image.fromarray(a).save(tmp_path / "speck.png")
+    g = read_picture(tmp_path / "speck.png").pixels[0]
+    assert float(g[4:24, 12:16].median()) > 0.8
+
+
+def test_one_bad_picture_among_several_is_named_as_one_of_them(tmp_path):
+    """Of three pictures one is empty: the error says that one of the three cannot be used, so
+    that none is answered (and names it), not only what is wrong with it."""
+    good = photo(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(good.read_bytes())
+    (tmp_path / "c.png").write_bytes(b"")
+    with pytest.raises(UserError, match=re.escape(f"1 of the 3 pictures cannot be used, so none is answered: image "
+                                                  f"{tmp_path / 'c.png'} is empty")):
+        read_pictures([str(good), str(tmp_path / "b.png"), str(tmp_path / "c.png")])
 
 
 def test_a_garment_only_20_levels_off_white_is_stretched_and_no_outline(tmp_path):

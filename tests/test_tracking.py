@@ -97,6 +97,14 @@ def test_autoencoder_events_hold_metrics_images_and_hparams(small, tmp_path):
     assert set(acc.PluginTagToContent("hparams")) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
 
 
+def test_reconstruction_grids_come_every_fifth_epoch_the_first_and_the_last(small, tmp_path):
+    """Over 6 epochs the grids are at epochs 1, 5 and 6 (tracking.IMAGE_EVERY; the first and the
+    last always): a long run's image tab shows its progress without one grid an epoch."""
+    run = tmp_path / "ae6"
+    execute(ae(epochs=6), run, data=small, **QUIET)
+    assert [g.step for g in events(run).Images("reconstructions")] == [1, 5, 6]
+
+
 def test_classifier_cli_logs_accuracies(small_data_dir, tmp_path, capsys):
     run = tmp_path / "clf"
     assert main(["train-clf", "--strategy", "scratch", "--latent", "16", "--epochs", "2",

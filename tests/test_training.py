@@ -413,3 +413,65 @@ def test_the_order_of_the_training_images_follows_the_seed(tiny):
                             tiny.train_labels[:200]), (tiny.test_images[:50], tiny.test_labels[:50]), cfg)
         losses.append(row["val_loss"])
     assert losses[0] == losses[1] != losses[2]
+
+
+def checkpoint_of(folder, cfg: ModelConfig, rng: list[dict], name: str = "checkpoint"):
+    """A checkpoint written by ``save_checkpoint`` itself, of a fresh model of ``cfg``."""
+    from fashionae.checkpoint import run_settings, save_checkpoint
+    from fashionae.models import build_model
+    model = build_model(cfg)
+    path = folder / f"{name}.safetensors"
+    save_checkpoint(path, model, torch.optim.Adam(model.parameters()), 1, [], rng, run_settings(model, small()))
+    return path
+
+
+@pytest.fixture
+def kept_rng():
+    """The process's random generators as they were: loading a checkpoint sets them."""
+    from fashionae.checkpoint import rng_state, set_rng_state
+    before = rng_state(torch.Generator())
+    yield
+    set_rng_state(before, torch.Generator())
+
+
+def test_each_process_resumes_with_its_own_random_state(tmp_path, kept_rng):
+    """Under torchrun each rank gets its own random state back (rank 0's on every rank: the
+    ranks draw the same dropout masks and shuffles after a resume), and a checkpoint of another
+    number of processes is refused by what is wrong, not called damaged."""
+    from fashionae.checkpoint import load_checkpoint, rng_state, run_settings
+    from fashionae.models import build_model
+    cfg = ModelConfig(latent=8)
+    states = [rng_state(torch.Generator().manual_seed(seed)) for seed in (1, 2)]
+    model = build_model(cfg)
+    settings = run_settings(model, small())
+    gen = torch.Generator()
+    two = checkpoint_of(tmp_path, cfg, states, "two")
+    assert load_checkpoint(two, model, torch.optim.Adam(model.parameters()), gen, settings, rank=1, world=2) == (1, [])
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(2).get_state())
+    load_checkpoint(two, model, torch.optim.Adam(model.parameters()), gen, settings, rank=0, world=2)
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(1).get_state())
+    one = checkpoint_of(tmp_path, cfg, states[:1], "one")
+    for world in (2, 3):
+        with pytest.raises(UserError, match=rf"^checkpoint .* was written by 1 process\(es\); resume it with the same "
+                                            rf"number \(now {world}\)$"):
+            load_checkpoint(one, model, torch.optim.Adam(model.parameters()), gen, settings, rank=1, world=world)
+    with pytest.raises(UserError, match=r"was written by 2 process\(es\); resume it with the same number \(now 1\)$"):
+        load_checkpoint(two, model, torch.optim.Adam(model.parameters()), gen, settings)
+
+
+def test_a_checkpoint_of_other_model_settings_is_refused(tmp_path, kept_rng):
+    """The model's settings tie a checkpoint to its run as the training's do: one of another
+    dropout rate (the same shapes, so its weights would load) is refused, not resumed from."""
+    from fashionae.checkpoint import load_checkpoint, rng_state, run_settings
+    from fashionae.models import build_model
+    ckpt = checkpoint_of(tmp_path, ModelConfig(latent=8, dropout=0.2), [rng_state(torch.Generator())])
+    model = build_model(ModelConfig(latent=8, dropout=0.0))
+    settings = run_settings(model, small())
+    assert settings["model"]["latent"] == 8 and settings["model"]["dropout"] == 0.0
+    assert settings["train"]["seed"] == small().seed
+    with pytest.raises(UserError, match=r"^checkpoint .* is another run's \(model dropout 0\.2 there, 0\.0 in this "
+                                        r"run\); delete it to restart the run from scratch$"):
+        load_checkpoint(ckpt, model, torch.optim.Adam(model.parameters()), torch.Generator(), settings)
+    same = build_model(ModelConfig(latent=8, dropout=0.2))
+    assert load_checkpoint(ckpt, same, torch.optim.Adam(same.parameters()), torch.Generator(),
+                           run_settings(same, small()))[0] == 1
