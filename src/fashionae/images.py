@@ -53,19 +53,23 @@ def picture_files(paths: list[str]) -> list[str]:
     reconstructions ``fashionae reconstruct`` wrote there (an image and its reconstruction side by
     side, no garment's photo; named, they are read); a picture named twice (by itself and in its
     folder, say) is taken once, as the user spelled it."""
-    files = []
+    files, only_reconstructions = [], []
     for path in paths:
         if not Path(path).is_dir():
             files.append(path)  # read_picture says what is wrong with it, if anything
             continue
         found = [p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES]
-        if found and all(p.name.endswith(RECONSTRUCTION) for p in found):
-            raise UserError(f"{path} holds only reconstructions written by fashionae reconstruct (*{RECONSTRUCTION}), "
-                            "no pictures to read; name the pictures, or name those files to read them anyway")
         if not found:
             raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}); give picture "
                             "files, or a folder of them")
-        files += sorted((str(p) for p in found if not p.name.endswith(RECONSTRUCTION)), key=str.lower)
+        pictures = sorted((str(p) for p in found if not p.name.endswith(RECONSTRUCTION)), key=str.lower)
+        if not pictures:
+            only_reconstructions.append(path)
+        files += pictures
+    if not files:  # (only folders of reconstructions were named)
+        raise UserError(f"{', '.join(only_reconstructions)} hold{'s' if len(only_reconstructions) == 1 else ''} only "
+                        f"reconstructions written by fashionae reconstruct (*{RECONSTRUCTION}), no pictures to read; "
+                        "name the pictures, or name those files to read them anyway")
     named = {Path(p).resolve(): p for p in paths if not Path(p).is_dir()}
     first = {}  # each picture where it first comes
     for f in files:
@@ -174,7 +178,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
     caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
     # 1. trim the edges that are background: close to the border's colour
-    content, body, fill_colour, noisy = _content(np.asarray(rgb), inset)
+    content, body, fill_colour, faint_in_noise = _content(np.asarray(rgb), inset)
     found = bool(content.any())
     if not found:  # nothing but background, noise and specks
         caveats.append(BLANK)
@@ -182,7 +186,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
         rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
         filled = float(body[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean())
-        if filled < OUTLINE and not noisy:  # (on a noisy picture a faint garment's mask is dots)
+        if filled < OUTLINE and not faint_in_noise:
             caveats.append(f"the object fills only {int(filled * 100)}% of its box, as an outline or a sketch does; the "
                            "models know filled garments (a photo of one)")
     # 2. longest edge to the canvas (28 pixels for Fashion-MNIST), or to ``fill`` of it
@@ -263,15 +267,17 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tup
     which ``_uneven_corners`` speaks); the outer lines (up to ``inset``) that are nearly all content
     are a frame, not the object; then isolated pixels (noise, a speck of dust) are dropped, so
     that they do not stop the trim. Then the object's body, for the share of its box it fills:
-    where it differs by more than the tolerance or a quarter of its own contrast, if less (a faint
-    garment's lighter parts, which the tolerance leaves out, are not an outline's gaps). Last,
-    whether the noise set the tolerance (above FAINT)."""
+    where it differs by more than FAINT or a quarter of its own contrast, if less (a faint
+    garment's lighter parts, or a garment's on a picture whose noise or gradient of light raised
+    the tolerance, are not an outline's gaps). Last, whether the object is faint in noise: the
+    noise set the tolerance (above FAINT) and the object differs by 3 tolerances or less (its mask
+    is then dots, whatever its shape)."""
     border = _ring(a, inset).astype(np.float32)
     colour = np.median(border, axis=0)
     sigma = 1.4826 * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
     # a clipped background's noise, its tolerance at most twice FAINT: with the 3x3 filter below that
-    # leaves out noise of 14 levels on white, and keeps a light garment 33 levels off white on 44 % of
-    # the border (tests/test_images.py)
+    # leaves out noise of up to about 10 levels on white, and keeps a light garment 33 levels off white
+    # on 44 % of the border (tests/test_images.py)
     clipped = min(4 * _clipped_noise(border, colour), 2 * FAINT * 255)
     tolerance = min(max(FAINT * 255, 4 * sigma, clipped), UNEVEN * 255)
     colour = colour.round().astype(np.int16)
@@ -287,8 +293,9 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tup
     # pixel wide, a sketch's, keeps two, but for its ends)
     content = (_count_3x3(d) >= 5) | (strong & (_count_3x3(strong) >= 3))
     contrast = float(np.percentile(difference[content], 99)) if content.any() else 0.0
-    body = difference > min(tolerance, contrast / 4)
-    return content, body, tuple(int(round(c)) for c in colour), tolerance > FAINT * 255
+    body = difference > min(FAINT * 255, contrast / 4)
+    faint_in_noise = tolerance > FAINT * 255 and contrast <= 3 * tolerance
+    return content, body, tuple(int(round(c)) for c in colour), faint_in_noise
 
 
 def _clipped_noise(border: np.ndarray, colour: np.ndarray) -> float:
@@ -375,12 +382,17 @@ def _in_dataset_form(rgb, size: tuple[int, int]) -> bool:
 
 
 def _behind(rgba) -> tuple[int, int, int, int]:
-    """What shows through a picture's transparency: white, as behind a product photo, but black
-    behind a light cut-out (a white garment cut out of its photo would vanish on white)."""
+    """What shows through a picture's transparency: white, as behind a product photo (one whose
+    opaque part is a rectangle, its corners rounded or its sides padded, has its own background),
+    but black behind a light cut-out, an opaque part of another shape (a white garment cut out of
+    its photo would vanish on white)."""
     low, high = rgba.getextrema()[3]
     if low > 127 or high <= 127:  # (most pictures: opaque; no copy of a large photo)
         return (255, 255, 255, 255)
     opaque = np.asarray(rgba.getchannel("A")) > 127
+    rows, cols = np.where(opaque.any(1))[0], np.where(opaque.any(0))[0]
+    if opaque[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean() > 0.97:  # a photo's rectangle
+        return (255, 255, 255, 255)
     light = float(np.asarray(rgba.convert("L"))[opaque].mean()) > 127
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
