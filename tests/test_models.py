@@ -113,6 +113,26 @@ def test_safetensors_that_are_not_model_files_are_refused(tmp_path):
         load_model(path)
 
 
+def test_a_safetensors_file_of_another_format_is_not_a_model_file(tmp_path):
+    """A safetensors file whose metadata names another format (another tool's, or a later
+    fashionae's) is said to be no fashionae model file, not a model file with damaged settings."""
+    from safetensors.torch import save
+    path = tmp_path / "other.safetensors"
+    path.write_bytes(save({"w": torch.zeros(2)}, metadata={"format": "pt"}))
+    with pytest.raises(UserError, match=r"other.safetensors is not a fashionae model file \(no "
+                                        r"fashionae-model-1 metadata\)$"):
+        load_model(path)
+
+
+def test_a_folder_where_the_model_file_should_be_is_missing_not_damaged(tmp_path):
+    """A folder named model.safetensors is no model file: the user is told to train the model or
+    check the path, not that a file is truncated or tampered."""
+    (tmp_path / "model.safetensors").mkdir()
+    with pytest.raises(UserError, match=r"^model file .*model.safetensors is missing; train the model "
+                                        r"first or check the path$"):
+        load_model(tmp_path / "model.safetensors")
+
+
 def test_the_strong_encoder_drops_after_each_pool_and_keeps_seven_by_seven():
     enc = build_model(ModelConfig(encoder_type="strong", dropout=0.3, latent=16)).encoder
     kinds = [type(m).__name__ for m in enc.features]

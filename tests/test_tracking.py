@@ -306,3 +306,94 @@ def test_the_backfilled_grid_is_the_one_the_run_would_have_logged(small, tmp_pat
     execute(cfg, tmp_path / "later", data=small, **QUIET)
     live, later = (events(tmp_path / name).Images("reconstructions")[-1] for name in ("live", "later"))
     assert (live.step, live.encoded_image_string) == (later.step, later.encoded_image_string)
+
+
+def test_each_epochs_events_are_on_disk_before_the_next_epoch_starts(small, tmp_path, monkeypatch):
+    """While epoch e + 1 runs, the event files already hold epoch e's figures and grid: a run
+    killed mid-epoch (or watched live in TensorBoard) loses no epoch it finished. The writer
+    writes from a background thread, on its own only every two minutes or so: each epoch's
+    events are flushed before the next epoch starts."""
+    from torch.utils.tensorboard import SummaryWriter
+    run, flushes, seen = tmp_path / "ae", [], {}
+    flush = SummaryWriter.flush
+    monkeypatch.setattr(SummaryWriter, "flush", lambda self: (flushes.append(1), flush(self))[1])
+
+    def on_epoch(row):  # the next epoch's, before its events
+        seen[row["epoch"]] = len(flushes), raw_steps(run) if row["epoch"] > 1 else None
+        return ""
+    execute(ae(epochs=3), run, data=small, on_epoch=on_epoch, **QUIET)
+    assert [seen[e][0] for e in (1, 2, 3)] == [0, 1, 2]  # flushed once an epoch
+    assert seen[2][1]["loss/val", 1] == 1 and seen[2][1]["reconstructions", 1] == 1
+    assert seen[3][1]["loss/val", 2] == 1
+
+
+def test_the_grids_top_row_is_the_first_validation_images(small, tmp_path):
+    """The grid shows the fixed validation images 0..7 above their reconstructions: every grid of
+    every run shows the same images, so that epochs and runs compare at a glance."""
+    import io
+
+    from PIL import Image
+
+    from fashionae.data import make_splits
+    from fashionae.tracking import IMAGES
+    run = tmp_path / "ae"
+    execute(ae(epochs=1), run, data=small, **QUIET)
+    grid = events(run).Images("reconstructions")[0]
+    pixels = np.asarray(Image.open(io.BytesIO(grid.encoded_image_string)).convert("L"), dtype=np.int16)
+    val = make_splits(small, "holdout", train_subset=100, eval_subset=50).val_x[:IMAGES].numpy()
+    top = np.concatenate(list(val), axis=1).astype(np.int16)  # [28, 8 * 28]
+    assert pixels.shape == (2 * 28, IMAGES * 28)
+    assert np.abs(pixels[:28] - top).max() <= 1  # (the PNG's bytes truncate x * 255)
+
+
+def test_hparams_hold_no_digests(small, tmp_path):
+    """A run's hparams are settings to compare runs by; a dataset's or an encoder's SHA-256 is a
+    64-character string that differs with every file, and would only clutter TensorBoard's table."""
+    from dataclasses import replace
+
+    import torch
+
+    from fashionae.models import build_model
+    from fashionae.runfolder import RunFolder
+    from fashionae.tracking import TensorBoardLogger
+    cfg = replace(ae(epochs=1), dataset="mine", dataset_sha256="ab" * 32)
+    rows = [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.4}]
+    logger = TensorBoardLogger(RunFolder(tmp_path), cfg, build_model(cfg.model),
+                               torch.zeros(8, 28, 28, dtype=torch.uint8))
+    logger(rows)
+    logger.close({"epochs": 1, "val_loss": 0.4, "test_loss": 0.45}, rows)
+    held = hparams(events(tmp_path)).hparams
+    assert held["dataset"].string_value == "mine"
+    assert not [k for k in held if k.endswith("sha256")]
+
+
+def test_a_grid_the_resumed_writer_hides_is_drawn_again(small, tmp_path):
+    """Events that hold the last epoch's grid but not its figures (an earlier attempt's): the
+    writer resumes at that epoch and hides what the events hold from there, that grid too, so it
+    is drawn again by the final model, not taken as held and lost."""
+    from torch.utils.tensorboard import SummaryWriter
+    done = tmp_path / "done"
+    execute(ae(tensorboard=False), done, data=small, **QUIET)
+    earlier = SummaryWriter(str(done / "tensorboard"))
+    earlier.add_scalar(tag("val_loss"), metrics(done)[0]["val_loss"], 1)
+    for epoch in (1, 2):
+        earlier.add_image("reconstructions", np.zeros((1, 56, 224), dtype=np.float32), epoch)
+    earlier.close()
+    execute(ae(tensorboard=True), done, data=small, **QUIET)
+    assert [g.step for g in events(done).Images("reconstructions")] == [1, 2]
+
+
+def test_a_finished_run_whose_events_lack_only_the_last_grid_gets_it(small, tmp_path):
+    """Events that hold every epoch and the final figures but no grid of the last epoch are not
+    complete: asked for them again, the run gets its last grid, drawn by its final model."""
+    from torch.utils.tensorboard import SummaryWriter
+    done = tmp_path / "done"
+    summary = execute(ae(tensorboard=False), done, data=small, **QUIET)
+    partial = SummaryWriter(str(done / "tensorboard"))
+    for row in metrics(done):
+        partial.add_scalar(tag("val_loss"), row["val_loss"], row["epoch"])
+    partial.add_scalar("final/val_loss", summary["val_loss"], summary["epochs"])
+    partial.close()
+    execute(ae(tensorboard=True), done, data=small, **QUIET)
+    assert [g.step for g in events(done).Images("reconstructions")] == [2]
+    assert raw_steps(done)["final/val_loss", 2] == 1  # the final figures not written twice
