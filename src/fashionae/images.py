@@ -183,9 +183,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     if not found:  # nothing but background, noise and specks
         caveats.append(BLANK)
     else:
-        rows, cols = np.where(content.any(1))[0], np.where(content.any(0))[0]
-        rgb = rgb.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-        filled = float(body[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean())
+        rows, cols = _box(content)
+        rgb = rgb.crop((cols.start, rows.start, cols.stop, rows.stop))
+        filled = float(body[rows, cols].mean())
         if filled < OUTLINE and not faint_in_noise:
             caveats.append(f"the object fills only {int(filled * 100)}% of its box, as an outline or a sketch does; the "
                            "models know filled garments (a photo of one)")
@@ -316,6 +316,12 @@ def _clipped_noise(border: np.ndarray, colour: np.ndarray) -> float:
     return max(sigmas)
 
 
+def _box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of the smallest rectangle that holds a mask's pixels (it has one)."""
+    rows, cols = np.where(mask.any(1))[0], np.where(mask.any(0))[0]
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
 def _count_3x3(mask: np.ndarray) -> np.ndarray:
     """How many pixels of each pixel's 3x3 neighbourhood (itself included) ``mask`` holds."""
     padded = np.pad(mask, 1).astype(np.uint8)
@@ -390,8 +396,7 @@ def _behind(rgba) -> tuple[int, int, int, int]:
     if low > 127 or high <= 127:  # (most pictures: opaque; no copy of a large photo)
         return (255, 255, 255, 255)
     opaque = np.asarray(rgba.getchannel("A")) > 127
-    rows, cols = np.where(opaque.any(1))[0], np.where(opaque.any(0))[0]
-    if opaque[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean() > 0.97:  # a photo's rectangle
+    if opaque[_box(opaque)].mean() > 0.97:  # a photo's rectangle
         return (255, 255, 255, 255)
     light = float(np.asarray(rgba.convert("L"))[opaque].mean()) > 127
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
