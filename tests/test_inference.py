@@ -122,3 +122,29 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
     assert repr(fashionae.load(tmp_path / "clf", "fp32")).endswith(", fp32)")
     with pytest.raises(UserError, match=r"^precision must be auto, fp32 or bf16, got 'fp16'$"):
         fashionae.load(tmp_path / "clf", "fp16")
+
+
+def test_a_loaded_runs_encoder_trains_on_inside_a_network_of_your_own(own_run):
+    """The README's recipe: ``run.model.encoder`` inside your own torch network, trained by a
+    plain loop, learns (the encoder's own weights too), and the run on disk stays as it was."""
+    from fashionae import load
+    _, run = own_run
+    torch.manual_seed(0)
+    y = torch.arange(40) % 2
+    x = torch.rand(40, 1, 16, 24) * (0.3 + 0.7 * y[:, None, None, None])  # dim or bright: learnable
+    codes = load(run).embed(x)
+    encoder = load(run).model.encoder
+    net = torch.nn.Sequential(encoder, torch.nn.Flatten(), torch.nn.Linear(encoder.latent, 2))
+    first = [p.detach().clone() for p in encoder.parameters()]
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    losses = []
+    for _ in range(100):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert all(not torch.equal(a, b) for a, b in zip(first, encoder.parameters()))
+    assert torch.equal(load(run).embed(x), codes)
