@@ -394,3 +394,14 @@ def test_output_and_notes_keep_their_order_in_one_file():
     proc = subprocess.run([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env=env)
     assert proc.returncode == 0 and proc.stdout == "a line of output\na note\n"
+
+
+def test_the_command_line_is_recorded_as_a_shell_takes_it_again(monkeypatch):
+    """What timing.json and the report's provenance record: paths with spaces or quotes kept whole."""
+    import shlex
+    from fashionae import cli
+    seen = []
+    monkeypatch.setattr(cli, "cmd_study", lambda a: seen.append(a.command_line) or 0)
+    argv = ["study", "my studies/p.toml", "--out", "it's here"]
+    assert cli.main(argv) == 0
+    assert shlex.split(seen[0]) == ["fashionae", *argv]

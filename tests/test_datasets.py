@@ -108,19 +108,21 @@ def test_npz_folder_with_a_channel_axis(tmp_path, kind):
 def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     x, y = synthetic_images(300, 0, 16, 3)
     ds = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
-                           classes=["cat", 'say "hi"', "Ähre"], name="pets")
-    assert (ds.name, ds.classes, ds.verified, ds.unverified_because) == ("pets", ("cat", 'say "hi"', "Ähre"), True, None)
+                           classes=["cat", 'say "hi"', "Ähre \U0001F455"], name="pets \U0001F43E")
+    # a character beyond U+FFFF too: JSON would escape it as a surrogate pair, which TOML refuses
+    assert (ds.name, ds.classes, ds.verified, ds.unverified_because) == \
+        ("pets \U0001F43E", ("cat", 'say "hi"', "Ähre \U0001F455"), True, None)
     assert torch.equal(ds.test_images, x[240:])
     assert load_dataset(str(tmp_path / "d")).sha256 == ds.sha256
     # what Python prints of it: what the dataset is, not every image
-    assert repr(ds) == (f"Dataset('pets': 3 classes, 240 training and 60 test images of 16x16, from "
+    assert repr(ds) == (f"Dataset('pets \U0001F43E': 3 classes, 240 training and 60 test images of 16x16, from "
                         f"{str(tmp_path / 'd')!r}, SHA-256 verified)")
     assert repr(load_dataset(str(tmp_path / "d"), verify=False)).endswith("not verified: --no-verify)")
 
 
 def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_path):
     x, y = synthetic_images(300, 0, 16, 3)
-    with pytest.raises(UserError, match="images are 10x10"):  # refused before anything is written
+    with pytest.raises(UserError, match="got 10x10: pad or resize"):  # refused before anything is written
         write_npz_dataset(tmp_path / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(), x[240:, :10, :10].numpy(),
                           y[240:].numpy())
     assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
@@ -227,8 +229,8 @@ BAD = {
     "negative labels": (lambda d: write_npz(d, y_train=-np.ones(240, np.int64)),
                         NPZ + ": y_train must hold non-negative integer labels \\(class numbers from 0\\)"),
     "size not divisible by 4": (lambda d: write_idx(d, size=(30, 30)),
-                                "{d}: images are 30x30; the encoder halves the size twice, so height and width "
-                                "must be multiples of 4 \\(at least 8\\): pad or resize them"),
+                                "{d}: images must be multiples of 4 of at least 8 \\(the encoder halves them "
+                                "twice\\), got 30x30: pad or resize them"),
     "npz and idx files": (lambda d: (write_idx(d, toml=None), write_npz(d)),
                           "{d} holds both data.npz and IDX files; keep one layout"),
     "a file gzipped and not": (lambda d: (write_idx(d, toml=None), (d / "t10k-labels-idx1-ubyte").write_bytes(
@@ -299,7 +301,8 @@ def test_npz_pixels_become_uint8_levels(tmp_path, pixels, loaded):
 
 @pytest.mark.parametrize("size", [(30, 16), (16, 30), (4, 16), (16, 4)])
 def test_images_must_halve_twice(tmp_path, size):
-    with pytest.raises(UserError, match=rf"images are {size[0]}x{size[1]}; the encoder halves"):
+    with pytest.raises(UserError, match=rf"images must be multiples of 4 of at least 8 \(the encoder halves them "
+                                        rf"twice\), got {size[0]}x{size[1]}: pad or resize them$"):
         load_dataset(str(write_npz(tmp_path / "d", size=size)))
 
 

@@ -126,7 +126,6 @@ def test_a_folder_says_what_it_lacks(tmp_path):
                                         r"wrote \(a study's runs are in its runs/\)$"):
         folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
-    assert folder.require(finished=False) is folder
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} has not finished training "
                                         r"\(no summary.json\); run its command again to resume it$"):
         folder.require()
@@ -207,11 +206,11 @@ def test_state_for_an_out_folder(tmp_path):
     (empty / ".lock").write_text("")  # a lock left behind is not content
     assert empty.state_for(cfg) == "new"
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UserError, match=r"^--out .*file exists and is not a folder; choose another --out$"):
+    with pytest.raises(UserError, match=r"^/.*file exists and is not a folder; move it away, or choose another --out$"):
         RunFolder(tmp_path / "file").state_for(cfg)
     (empty / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match=r"is not empty and holds no fashionae run; choose an empty or "
-                                        r"new folder$"):
+    with pytest.raises(UserError, match=r"^/.*empty is not empty and holds no fashionae run; move its files "
+                                        r"away, or choose an empty or new --out$"):
         empty.state_for(cfg)
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
@@ -226,7 +225,7 @@ def test_state_for_an_out_folder(tmp_path):
     with pytest.raises(UserError) as e:
         run.state_for(other)
     message = str(e.value)
-    assert message.startswith(f"--out {run.path} holds a run with other settings (model.latent: 32 there, "
+    assert message.startswith(f"{run.path} holds a run with other settings (model.latent: 32 there, "
                               "64 now; model.dropout: 0.2 there, 0.0 now; train.epochs: 2 there, 3 now); ")
     assert message.endswith("choose another --out, or delete it to start over")
 
@@ -237,7 +236,7 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     clf = RunConfig(model=ModelConfig(task="classifier", num_classes=3), train=TrainConfig(), strategy="frozen")
     folder.write_config(clf, {"classes": ["a", "b", "c"]}, {})
     folder.write_model(build_model(clf.model))
-    good = {**dict.fromkeys(SUMMARY_FIGURES + CLASSIFIER_FIGURES, 0.5), "per_class_acc": [1.0, 0.5, 0.0],
+    good = {**dict.fromkeys(SUMMARY_FIGURES + CLASSIFIER_FIGURES, 0.5), "epochs": 1, "per_class_acc": [1.0, 0.5, 0.0],
             "confusion_matrix": [[2, 0, 0], [1, 1, 0], [0, 2, 0]],
             "most_confused": {"true": "c", "predicted": "b", "count": 2}}
     put_summary(folder, good)
@@ -247,6 +246,7 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     no_epochs = {k: v for k, v in good.items() if k != "epochs"}
     malformed = "its per-class accuracy or confusion matrix is missing or malformed"
     for summary, fault in [([], "it is not a JSON object"), (no_epochs, "'epochs' is missing"),
+                           ({**good, "epochs": 0}, "'epochs' is not a positive number"),
                            ({**good, "val_loss": "0.1"}, "'val_loss' is not a number"),
                            ({**good, "test_acc": True}, "'test_acc' is not a number"),
                            ({**good, "confusion_matrix": [[2, 0], [1, 1]]}, malformed),

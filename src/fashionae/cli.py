@@ -4,6 +4,7 @@ options of the model and training settings come from their dataclass fields (``s
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -31,7 +32,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool = False) -> None:
-    from .data import DATASET_TOML, FASHION_MNIST, SYSTEM_DIR
+    from .data import DATA_ENV, DATASET_TOML, FASHION_MNIST, SYSTEM_DIR
     g = p.add_argument_group("data")
     if dataset:
         g.add_argument("--dataset", default=FASHION_MNIST,
@@ -39,7 +40,7 @@ def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool
                        f"one .npz (x_train, y_train, x_test, y_test), and an optional {DATASET_TOML} "
                        "(docs/datasets.md)")
     g.add_argument("--data-dir", help="where Fashion-MNIST's four IDX files are (.gz or not); also "
-                   f"FASHIONAE_DATA. Default: the cache, then {SYSTEM_DIR}, then a download"
+                   f"{DATA_ENV}. Default: the cache, then {SYSTEM_DIR}, then a download"
                    + (". For a run trained on your own data: the folder of that dataset, if it moved "
                       "since" if of_run else ""))
     g.add_argument("--no-verify", action="store_true",
@@ -310,11 +311,12 @@ def cmd_export(a) -> int:
 
 
 def build_parser() -> Parser:
-    from . import bench, images, settings
+    from . import bench, images
     from .models import ModelConfig
     from .data import VAL_SPLITS
     from .export import PARTS
     from .runfolder import STRATEGIES
+    from .runs import LOCAL
     from .study import Baselines
     from .training import DEVICES, PRECISIONS, TrainConfig
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
@@ -324,18 +326,19 @@ def build_parser() -> Parser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    _add = sub.add_parser
-    sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)
+
+    def add_command(name: str, **kw) -> Parser:  # every command takes --debug after its name too
+        return sub.add_parser(name, parents=[common], **kw)
     run_help = "a run folder (of train-ae or train-clf, or a study's runs/<run>)"
     ae_run_help = "an autoencoder's run folder (of train-ae, or an ae-... folder of a study's runs/)"
     clf_run_help = "a classifier's run folder (of train-clf, or a clf-... folder of a study's runs/)"
     device_help = "auto (CUDA when present; the default), cpu or cuda"
 
-    s = sub.add_parser("data", help="find, verify and describe the dataset")
+    s = add_command("data", help="find, verify and describe the dataset")
     add_data_args(s)
     s.set_defaults(func=cmd_data)
 
-    s = sub.add_parser("train-ae", help="train an autoencoder into a run folder")
+    s = add_command("train-ae", help="train an autoencoder into a run folder")
     settings.add_options(s, ModelConfig, "model", AUTOENCODER)
     settings.add_options(s, TrainConfig, "training", AUTOENCODER)
     add_data_args(s)
@@ -343,7 +346,7 @@ def build_parser() -> Parser:
                    "linear only); an unfinished run there with the same settings is resumed")
     s.set_defaults(func=cmd_train_ae)
 
-    s = sub.add_parser("train-clf", help="train a classifier on an autoencoder's encoder")
+    s = add_command("train-clf", help="train a classifier on an autoencoder's encoder")
     s.add_argument("--strategy", required=True, choices=STRATEGIES, metavar="|".join(STRATEGIES),
                    help="frozen: the encoder's weights kept, the linear layer alone trained; finetune: both "
                    "trained; scratch: the same network from random weights; random-frozen: a random encoder, "
@@ -356,7 +359,7 @@ def build_parser() -> Parser:
     s.add_argument("--out", help="run folder (default runs/clf-<strategy>-seed<seed>)")
     s.set_defaults(func=cmd_train_clf)
 
-    s = sub.add_parser("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
+    s = add_command("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
     s.add_argument("--out", required=True, help="folder for baselines.json")
     s.add_argument("--val", default=TrainConfig.val, choices=VAL_SPLITS, help="as for training")
     s.add_argument("--train-subset", type=int, help="fit on the first N training images only (default: all)")
@@ -367,7 +370,7 @@ def build_parser() -> Parser:
     add_data_args(s)
     s.set_defaults(func=cmd_baselines)
 
-    s = sub.add_parser("study", help="run a whole study (TOML file) and write its report")
+    s = add_command("study", help="run a whole study (TOML file) and write its report")
     s.add_argument("study_file", help="e.g. studies/paper.toml")
     s.add_argument("--profile", help="a profile of the study file (default: the file's default_profile, "
                    "else quick where there is one, else the top level alone: profile 'default')")
@@ -381,7 +384,7 @@ def build_parser() -> Parser:
                    "finished, and an estimated wall time; train nothing")
     s.add_argument("--json", action="store_true", help="with --plan: one JSON object per run")
     g = s.add_argument_group("executor")
-    g.add_argument("--executor", default="local", choices=("local", "ray"),
+    g.add_argument("--executor", default=LOCAL, choices=(LOCAL, "ray"),
                    help="local: one run after the other in this process (default); ray: runs as Ray "
                    "tasks, in parallel (pip install 'fashionae[ray]')")
     g.add_argument("--address", help="ray: an existing cluster (auto, or HOST:PORT); default: a local Ray")
@@ -390,13 +393,13 @@ def build_parser() -> Parser:
     add_data_args(s, dataset=False)
     s.set_defaults(func=cmd_study)
 
-    s = sub.add_parser("report", help="rebuild results.json and the report from a study folder")
+    s = add_command("report", help="rebuild results.json and the report from a study folder")
     s.add_argument("study_dir")
     s.add_argument("--self-contained", action="store_true", help="embed the figures in report.html "
                    "(one file to send); without it the page links figures/")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("bench", help="training speed: fashionae's trainer vs an author-style loop")
+    s = add_command("bench", help="training speed: fashionae's trainer vs an author-style loop")
     s.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     s.add_argument("--windows", type=int, default=bench.WINDOWS,
                    help=f"alternating measurement windows (default: {bench.WINDOWS})")
@@ -409,7 +412,7 @@ def build_parser() -> Parser:
                    f"{bench.IMAGES}: {bench.IMAGES // bench.BATCH} steps)")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("explore", help="latent-space maps, interpolation, k-NN and linear-probe scores")
+    s = add_command("explore", help="latent-space maps, interpolation, k-NN and linear-probe scores")
     s.add_argument("run_dir", help=run_help)
     s.add_argument("--out", help="folder for the figures and explore.json (default RUN_DIR/explore)")
     s.add_argument("--no-tsne", action="store_true", help="skip the t-SNE map (the slowest part)")
@@ -423,7 +426,7 @@ def build_parser() -> Parser:
                  "digits: 0.7)")
     pictures_help = ("picture files, PNG, JPEG and the like (or folders of them), any size and colour (a note in "
                      "brackets ends a picture's line where its answer may say little, and says why)")
-    s = sub.add_parser("reconstruct", help="reconstruct your own pictures with an autoencoder run")
+    s = add_command("reconstruct", help="reconstruct your own pictures with an autoencoder run")
     s.add_argument("run_dir", help=ae_run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("-o", "--output", default="reconstructions",
@@ -434,21 +437,21 @@ def build_parser() -> Parser:
                    "default they are refused, and nothing is written; the same reconstructions again are not)")
     s.set_defaults(func=cmd_reconstruct)
 
-    s = sub.add_parser("classify", help="classify your own pictures with a classifier run (top 3)")
+    s = add_command("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir", help=clf_run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
     s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
     s.set_defaults(func=cmd_classify)
 
-    s = sub.add_parser("eval", help="reload a run's model and print its validation and test figures")
+    s = add_command("eval", help="reload a run's model and print its validation and test figures")
     s.add_argument("run_dir", help=run_help)
     s.add_argument("--device", default=TrainConfig.device, choices=DEVICES, metavar="|".join(DEVICES),
                    help=device_help + "; the run's precision is kept")
     add_data_args(s, dataset=False, of_run=True)
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("export", help="export a run's model to ONNX (pip install 'fashionae[onnx]')")
+    s = add_command("export", help="export a run's model to ONNX (pip install 'fashionae[onnx]')")
     s.add_argument("run_dir", help=run_help)
     s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     s.add_argument("--part", choices=PARTS,
@@ -461,19 +464,20 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parsed = []  # (parser, args): built under run_command, so that a stop while torch loads says one line too
 
     def parse() -> int:
         parser = build_parser()
         parsed.append((parser, parser.parse_args(argv)))
         return 0
-    if code := run_command(parse, debug="--debug" in (sys.argv[1:] if argv is None else argv), resumable=False):
+    if code := run_command(parse, debug="--debug" in argv, resumable=False):
         return code
     parser, args = parsed[0]
     if not args.command:
         parser.print_help()
         return 2
-    args.command_line = " ".join(["fashionae", *(sys.argv[1:] if argv is None else argv)])
+    args.command_line = shlex.join(["fashionae", *argv])
     def command() -> int:
         from .distributed import lost_process, world_size
         if args.command not in ("train-ae", "train-clf") and world_size() > 1:

@@ -14,7 +14,7 @@ what every command calls:
   their standard names) or one ``.npz`` with ``x_train, y_train, x_test, y_test`` (the
   Keras layout), and optionally ``dataset.toml`` (``name``, ``classes``, and ``[sha256]``
   with a digest per file as stored, what ``sha256sum`` prints, checked when present).
-  Grayscale images of any height and width divisible by 4; labels 0..K-1.
+  Grayscale images whose height and width are multiples of 4 (at least 8); labels 0..K-1.
   ``write_npz_dataset`` writes such a folder from arrays. docs/datasets.md has the details.
 
 The whole dataset is held in memory as uint8 tensors; batches are later sliced out of it, so
@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -47,6 +48,7 @@ from .files import UMASK
 
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
+DATA_ENV = "FASHIONAE_DATA"  # the environment variable naming Fashion-MNIST's folder, as --data-dir does
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -135,9 +137,7 @@ def parse_idx(raw: bytes, name: str = "file", expected_rank: int | None = None) 
     if len(raw) < header:
         raise UserError(f"{name} is truncated inside its IDX header")
     dims = struct.unpack(f">{rank}I", raw[4:header])
-    count = 1
-    for d in dims:
-        count *= d
+    count = math.prod(dims)
     if len(raw) != header + count:
         raise UserError(f"{name} is truncated or padded: {len(raw)} bytes, the header promises "
                         f"{header + count}; get a fresh copy of the file")
@@ -197,9 +197,8 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
         raise UserError(f"{folder}: train images are {tuple(images['train'].shape[1:])} but test "
                         f"images are {tuple(images['test'].shape[1:])}")
     h, w = images["train"].shape[1:]
-    if image_size_problem((h, w)):
-        raise UserError(f"{folder}: images are {h}x{w}; the encoder halves the size twice, so height "
-                        "and width must be multiples of 4 (at least 8): pad or resize them")
+    if problem := image_size_problem((h, w)):
+        raise UserError(f"{folder}: images {problem}: pad or resize them")
     if len(images["train"]) < 12:  # a sixth held out for validation (held_out_size), the rest in batches
         raise UserError(f"{folder}: {len(images['train'])} training images are too few; a dataset needs at "
                         "least 12 (a sixth of them is held out for validation): add training images")
@@ -211,7 +210,7 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
         top = max(tops.values())
         if top >= len(images["train"]):  # not class numbers: a table of that many names would not fit
             raise UserError(f"{folder}: labels go up to {top}, more classes than the {len(images['train'])} "
-                            "training images; number the classes from 0, or name them in dataset.toml")
+                            f"training images; number the classes from 0, or name them in {DATASET_TOML}")
         return max(top + 1, 2)
     for split, top in tops.items():
         if top >= n_classes:
@@ -256,10 +255,10 @@ def load_folder(folder: str | os.PathLike, verify: bool = True, named_by: str = 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool = True,
                        download: bool = True) -> Dataset:
     """Find, verify and load Fashion-MNIST (see the module docstring for the order)."""
-    named = data_dir or os.environ.get("FASHIONAE_DATA")
+    named = data_dir or os.environ.get(DATA_ENV)
     if named:
         folder = Path(named)
-        named_by = "--data-dir" if data_dir else "FASHIONAE_DATA"
+        named_by = "--data-dir" if data_dir else DATA_ENV
         if not folder.is_dir():
             raise UserError(f"data folder {folder} {'is a file' if folder.exists() else 'does not exist'}; point "
                             f"{named_by} at the folder that holds the four IDX files")
@@ -408,8 +407,8 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         sha = hashlib.sha256(raw).hexdigest()
         digest.update(f"{name}:{sha}|".encode())
         if verify and name in listed and listed[name] != sha:
-            raise UserError(f"{folder / name} fails the SHA-256 check of dataset.toml; it is damaged "
-                            "or not the file dataset.toml describes: get a fresh copy")
+            raise UserError(f"{folder / name} fails the SHA-256 check of {DATASET_TOML}; it is damaged "
+                            f"or not the file {DATASET_TOML} describes: get a fresh copy")
     if npz:
         images, labels = _npz_arrays(npz[0], raws[npz[0].name])
         what = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test")}
@@ -442,9 +441,11 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
                         "what is there would no longer match it)")
     buf = io.BytesIO()
     np.savez_compressed(buf, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    lines = [f"name = {json.dumps(name)}"] if name else []  # a JSON string is a TOML string
+    def toml_string(text: str) -> str:  # a JSON string is a TOML string, but for the escapes of
+        return json.dumps(text, ensure_ascii=False)  # characters beyond U+FFFF (surrogate pairs)
+    lines = [f"name = {toml_string(name)}"] if name else []
     if classes:
-        lines.append(f"classes = [{', '.join(json.dumps(c) for c in classes)}]")
+        lines.append(f"classes = [{', '.join(toml_string(c) for c in classes)}]")
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
@@ -501,7 +502,10 @@ def image_size_problem(size) -> str | None:
 
 def split_sizes(ds: Dataset, val: str = "holdout", train_subset: int | None = None,
                 eval_subset: int | None = None) -> tuple[int, int, int]:
-    """How many training, validation and test images ``make_splits`` gives, without making them."""
+    """How many training, validation and test images ``make_splits`` gives, without making them:
+    the one owner of the splits' sizes (``make_splits`` takes them from here)."""
+    if val not in VAL_SPLITS:
+        raise UserError(f"unknown validation split {val!r}; use {' or '.join(VAL_SPLITS)}")
     n_train, n_test = len(ds.train_images), len(ds.test_images)
     n_val = held_out_size(n_train) if val == "holdout" else n_test
     n_train -= n_val if val == "holdout" else 0
@@ -518,23 +522,13 @@ def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = No
     every training image. ``train_subset`` / ``eval_subset`` keep the first N images of each
     set (quick profiles).
     """
-    n = len(ds.train_images)
-    if val == "holdout":
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-        k = held_out_size(n)
-        train_idx, val_idx = order[k:], order[:k]
-        s = Splits(ds.train_images[train_idx], ds.train_labels[train_idx],
-                   ds.train_images[val_idx], ds.train_labels[val_idx],
-                   ds.test_images, ds.test_labels,
-                   hashlib.sha256(val_idx.numpy().astype("<i8").tobytes()).hexdigest())
-    elif val == "test":
-        s = Splits(ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
-                   ds.test_images, ds.test_labels, "test")
-    else:
-        raise UserError(f"unknown validation split {val!r}; use {' or '.join(VAL_SPLITS)}")
-    if train_subset:
-        s.train_x, s.train_y = s.train_x[:train_subset], s.train_y[:train_subset]
-    if eval_subset:
-        s.val_x, s.val_y = s.val_x[:eval_subset], s.val_y[:eval_subset]
-        s.test_x, s.test_y = s.test_x[:eval_subset], s.test_y[:eval_subset]
-    return s
+    n_train, n_val, n_test = split_sizes(ds, val, train_subset, eval_subset)
+    test = ds.test_images[:n_test], ds.test_labels[:n_test]
+    if val == "test":
+        return Splits(ds.train_images[:n_train], ds.train_labels[:n_train], ds.test_images[:n_val],
+                      ds.test_labels[:n_val], *test, "test")
+    order = torch.randperm(len(ds.train_images), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    held_out = order[:held_out_size(len(order))]
+    train_idx, val_idx = order[len(held_out):][:n_train], held_out[:n_val]
+    return Splits(ds.train_images[train_idx], ds.train_labels[train_idx], ds.train_images[val_idx],
+                  ds.train_labels[val_idx], *test, hashlib.sha256(held_out.numpy().astype("<i8").tobytes()).hexdigest())

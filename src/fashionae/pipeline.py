@@ -19,7 +19,7 @@ from .plan import (PlannedRun, ae_run_name, check_plan, duration, make_plan, pla
                    subset_notes, unasked_runs_note)
 from .report import write_report
 from .results import collect_results
-from .runs import Log, stderr
+from .runs import LOCAL, Log, stderr
 from .settings import CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
@@ -101,7 +101,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         if finished < len(plan) or not previous:
             write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
                                 "invocations": previous.get("invocations", 0) + 1, "command": command,
-                                "executor": getattr(executor, "description", "local")})
+                                "executor": getattr(executor, "description", LOCAL)})
         log("report: results.json, the figures and report.html")
         results = collect_results(folder.path, check_files=False)  # checked before its runs
         report = write_report(folder.path, results)

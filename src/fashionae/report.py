@@ -24,6 +24,7 @@ from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
 from .results import classes_of, classifier_lines, confusion_text, encoder_of
 from .runfolder import CONTROL
+from .runs import LOCAL
 from .studyfolder import StudyFolder
 
 
@@ -46,9 +47,11 @@ def _pca(results: dict, k: int | None) -> str:
     return EMPTY if row is None else f"{row['test_mse']:.4f}" + (f" (k={row['k']})" if row["k"] != k else "")
 
 
-REFERENCE_COLUMNS = ("report train / val", "author's code val", "author's code train (eval mode) / val")
-OPTIONAL_COLUMNS = REFERENCE_COLUMNS + ("PCA test, same k",)
-# what only the report's page shows, not the terminal after a study: these columns, these tables
+REFERENCE_COLUMNS = REPORT_TRAIN_VAL, AUTHOR_VAL, AUTHOR_TRAIN_VAL = (
+    "report train / val", "author's code val", "author's code train (eval mode) / val")
+PCA_SAME_K = "PCA test, same k"
+OPTIONAL_COLUMNS = REFERENCE_COLUMNS + (PCA_SAME_K,)
+# what only the report's page shows, not the terminal (after `study` or `report`): these columns, these tables
 PAGE_ONLY_COLUMNS = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters", "what differs")
 PAGE_ONLY_TABLES = ("baselines", "per-class")
 
@@ -142,10 +145,9 @@ def tables(results: dict) -> list[Table]:
         ae_rows.append(row + [_pca(results, ae["latent"]),
                               f"{ae['parameters']:,}", f"{ae['seconds']['mean']:.0f}"])
     header = (["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch"]
-              + (["report train / val", "author's code val"] if fashion else [])
-              + ["PCA test, same k", "parameters", "seconds"])
+              + ([REPORT_TRAIN_VAL, AUTHOR_VAL] if fashion else []) + [PCA_SAME_K, "parameters", "seconds"])
     header, ae_rows = _without_empty_columns(header, ae_rows)
-    table_ii = "report train / val" in header  # a model of the source's Table II is among them
+    table_ii = REPORT_TRAIN_VAL in header  # a model of the source's Table II is among them
     out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if table_ii else "")
                 + "; every figure is the final model's, the best epoch is where validation was lowest",
                 header, ae_rows))
@@ -163,7 +165,7 @@ def tables(results: dict) -> list[Table]:
         clf_rows.append(row + [f"{c['seconds']['mean']:.0f}"])
     if clf_rows:
         header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
-                   "test"] + (["report train / val", "author's code train (eval mode) / val"] if fashion else [])
+                   "test"] + ([REPORT_TRAIN_VAL, AUTHOR_TRAIN_VAL] if fashion else [])
                   + ["seconds"])
         out.append(("classifiers", "Classification: accuracy, %", *_without_empty_columns(header, clf_rows)))
     b = results["baselines"]
@@ -401,7 +403,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     timing = results.get("timing") or {}
     if timing:
         items.append(["wall time of the last `study` invocation that trained", f"{timing['last_invocation_seconds']:.0f} s"])
-        items.append(["executor", str(timing.get("executor", "local"))])
+        items.append(["executor", str(timing.get("executor", LOCAL))])
         if timing.get("command"):
             items.append(["command", timing["command"]])
     hosts = sorted({s.get("host") or EMPTY for run in sessions for s in run})

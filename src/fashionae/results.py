@@ -18,7 +18,7 @@ from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
 from .plan import PlannedRun, known_config, make_plan
 from .runfolder import RunConfig
-from .runs import DATA_DECIDED
+from .runs import DATA_DECIDED, LOCAL
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
@@ -103,7 +103,7 @@ def _run_info(name: str, run) -> dict:
     return {"run": name, "device": env.get("device"), "precision": env.get("precision"),
             "hardware": each(lambda s: s.get("gpu") or s.get("cpu") or s.get("platform")),
             "threads": each(lambda s: s.get("threads")), "host": each(lambda s: s.get("host")),
-            "processes": env.get("processes", 1), "executor": each(lambda s: s.get("executor", "local")),
+            "processes": env.get("processes", 1), "executor": each(lambda s: s.get("executor", LOCAL)),
             "sessions": len(sessions), "seconds": run.summary()["seconds_total"],
             "val_indices_sha256": data.get("val_indices_sha256")}
 

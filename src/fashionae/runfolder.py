@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from . import settings
-from .data import CLASSES, FASHION_MNIST, Dataset, load_dataset
+from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
 from .errors import UserError
 from .files import (FolderLock, atomic_write, holds_nothing, read_json, read_rebuildable_json, write_json,
                     write_jsonl)
@@ -67,6 +67,14 @@ def _unsealed(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != SEAL}
 
 
+def data_record(data: Dataset, splits: Splits) -> dict:
+    """What config.json records of the data a run sees (``RunFolder.data_record`` reads it back)."""
+    return {"classes": list(data.classes), "image_size": list(data.image_size),
+            "source": str(Path(data.folder).resolve()), "verified": data.verified,
+            "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
+            "val_indices_sha256": splits.val_indices_sha256}
+
+
 def _settings(raw_config: dict) -> dict:
     """What summary.json seals of config.json: all but the record of where and how it ran,
     which a resumed run adds to."""
@@ -81,6 +89,8 @@ def _summary_fault(summary, task: str) -> str | None:
     for key in figures:
         if not is_number(summary.get(key)):
             return f"{key!r} is {'missing' if key not in summary else 'not a number'}"
+    if summary["epochs"] < 1:  # a finished run trained an epoch at least
+        return "'epochs' is not a positive number"
     if task == CLASSIFIER:
         cm, worst = summary.get("confusion_matrix"), summary.get("most_confused")
         if not (isinstance(summary.get("per_class_acc"), list) and isinstance(cm, list)
@@ -205,8 +215,8 @@ class RunFolder:
     def is_complete(self) -> bool:
         return (self / self.SUMMARY).is_file()
 
-    def require(self, finished: bool = True, what: str = "") -> "RunFolder":
-        """This folder, if it holds a (finished) run; UserError saying what is wrong otherwise."""
+    def require(self, what: str = "") -> "RunFolder":
+        """This folder, if it holds a finished run; UserError saying what is wrong otherwise."""
         name = f"{what} {self.path}" if what else str(self.path)
         if not self.path.is_dir():
             raise UserError(f"{name} {'is a file' if self.path.exists() else 'does not exist'}; "
@@ -218,7 +228,7 @@ class RunFolder:
             raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG}); give a folder that "
                             "train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
         self.refuse_lost_summary()
-        if finished and not self.is_complete():
+        if not self.is_complete():
             raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
                             "command again to resume it")
         return self
@@ -232,20 +242,21 @@ class RunFolder:
                             "to train the run again")
 
     def state_for(self, cfg: RunConfig) -> str:
-        """Whether this folder can hold ``cfg``'s run: 'new', 'resume' or 'complete'. Refuses
-        another run's folder (other settings) and a folder holding other files."""
+        """Whether this folder (train-ae's --out, or a study's runs/<run>) can hold ``cfg``'s run:
+        'new', 'resume' or 'complete'. Refuses another run's folder (other settings) and a folder
+        holding other files."""
         if not self.path.exists():
             return "new"
         if not self.path.is_dir():
-            raise UserError(f"--out {self.path} exists and is not a folder; choose another --out")
+            raise UserError(f"{self.path} exists and is not a folder; move it away, or choose another --out")
         if not self.is_run():
             if not holds_nothing(self.path):
-                raise UserError(f"--out {self.path} is not empty and holds no fashionae run; choose an "
-                                "empty or new folder")
+                raise UserError(f"{self.path} is not empty and holds no fashionae run; move its files away, "
+                                "or choose an empty or new --out")
             return "new"
         diffs = self.differences(cfg)
         if diffs and self.trained_an_epoch():
-            raise UserError(f"--out {self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
+            raise UserError(f"{self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
                             "choose another --out, or delete it to start over")
         return "new" if diffs else self.progress()  # one stopped before its first epoch holds nothing to keep
 
@@ -440,7 +451,12 @@ class RunFolder:
 
     # ---------------------------------------------------------- writing
 
-    def write_config(self, cfg: RunConfig, data: dict, environment: dict) -> None:
+    def write_config(self, cfg: RunConfig, data: dict, environment: dict, keep_sessions: bool = False) -> None:
+        """config.json: the run's settings, ``data_record``'s record of its data, and the environment
+        of this session, after those of the sessions recorded before with ``keep_sessions`` (a
+        resumed run's: the epochs it keeps ran in them)."""
+        if keep_sessions:
+            environment = {**environment, "earlier_sessions": self.sessions()}
         write_json(self / self.CONFIG, {**cfg.to_dict(), "data": data, "environment": environment})
 
     def write_metrics(self, history: list[dict]) -> None:

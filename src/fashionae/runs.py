@@ -24,7 +24,8 @@ from .errors import UserError
 from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
-from .runfolder import FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder, epoch_figures
+from .runfolder import (FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder, data_record,
+                        epoch_figures)
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, slow_precision, tf32, to_inputs
 
@@ -121,11 +122,12 @@ def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn
 
 RESUMING = "resuming from its last finished epoch"  # what a resumed run says first
 EXECUTOR_ENV = "FASHIONAE_EXECUTOR"  # set by an executor ("ray") in the processes that train its runs
+LOCAL = "local"  # the executor of runs trained one after the other in the study's own process
 
 
 def executor_name() -> str:
     """The executor this process trains runs for (recorded in each run's environment)."""
-    return os.environ.get(EXECUTOR_ENV, "local")
+    return os.environ.get(EXECUTOR_ENV, LOCAL)
 
 
 def epoch_prefix(label: str) -> str:
@@ -242,10 +244,6 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             return folder.summary()
         if say_subsets and (note := subset_note(t, data)):
             log(f"{label}: {note}")
-        data_info = {"classes": list(data.classes), "image_size": list(data.image_size),
-                     "source": str(Path(data.folder).resolve()), "verified": data.verified,
-                     "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
-                     "val_indices_sha256": splits.val_indices_sha256}
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         checkpoint = folder / folder.CHECKPOINT
         env = environment(t, dist)
@@ -254,10 +252,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
             raise UserError(f"{label} was trained on {before.get('processes', 1)} process(es); resume it with the "
                             f"same number (now {dist.world})")
-        if checkpoint.exists() and before:  # the epochs it keeps ran in earlier sessions: their record stays
-            env["earlier_sessions"] = folder.sessions()
-        if dist.rank == 0:
-            folder.write_config(cfg, data_info, env)
+        if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays
+            folder.write_config(cfg, data_record(data, splits), env, keep_sessions=checkpoint.exists() and bool(before))
         dist.barrier()
         if state == "resume" and checkpoint.exists():
             log(f"{label}: {RESUMING}")

@@ -64,10 +64,11 @@ def integer_in(low: int, high: int) -> Callable[[Any], str | None]:
     return check
 
 
-def number_in(low: float, high: float, closed_low: bool = True) -> Callable[[Any], str | None]:
+def number_in(low: float, high: float, closed_low: bool = True, closed_high: bool = False) -> Callable[[Any], str | None]:
     def check(v) -> str | None:
-        ok = is_number(v) and (low <= v if closed_low else low < v) and v < high
-        return None if ok else f"must be a number in {'[' if closed_low else '('}{low}, {high}), got {v!r}"
+        ok = is_number(v) and (low <= v if closed_low else low < v) and (v <= high if closed_high else v < high)
+        return None if ok else (f"must be a number in {'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}, "
+                                f"got {v!r}")
     return check
 
 

@@ -34,6 +34,7 @@ SET_BY_THE_STUDY = "seed"  # a train setting the study sets, each run once per s
 TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoencoders", "classifiers", "ablation",
             "baselines", "profiles", "profile_note", "default_profile", "targets", "explore", "profile"}
 AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} | {"name", "train"}
+AE_TRAIN_KEYS = settings.keys(TrainConfig, AUTOENCODER)  # what an autoencoder's [train] takes
 CLF_KEYS = {"encoder", "strategies", "train"} | (settings.keys(ModelConfig, CLASSIFIER)
                                                 - settings.keys(ModelConfig, AUTOENCODER))
 
@@ -74,7 +75,7 @@ class ClassifierStage:
 
 
 def _optional_fraction(v) -> str | None:
-    return None if v is None else number_in(0, 1.000001, closed_low=False)(v)
+    return None if v is None else number_in(0, 1, closed_low=False, closed_high=True)(v)
 
 
 def _optional_name(v) -> str | None:
@@ -142,7 +143,7 @@ class Study:
         d = {"name": self.name, "profile": self.profile, "description": self.description,
              "profile_note": self.profile_note, "seeds": len(self.seeds), "dataset": self.dataset,
              "autoencoders": [{"name": a.name, **_only(a.model, AE_KEYS),
-                               "train": _only(a.train, settings.keys(TrainConfig, AUTOENCODER))}
+                               "train": _only(a.train, AE_TRAIN_KEYS)}
                               for a in self.autoencoders],
              "baselines": asdict(self.baselines), "explore": asdict(self.explore),
              "targets": {k: v for k, v in asdict(self.targets).items() if v is not None},
@@ -337,8 +338,8 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
             raise UserError(f"study file {source}: {where} ({entry['name']!r}) is {model.arch}, whose latent is the "
                             "feature map: remove its latent")
         ae_train = entry.get("train", {})
-        _check_keys(ae_train, settings.keys(TrainConfig, AUTOENCODER), f"{where}.train", source)
-        train_keys = {**{k: v for k, v in base_train.items() if k in settings.keys(TrainConfig, AUTOENCODER)},
+        _check_keys(ae_train, AE_TRAIN_KEYS, f"{where}.train", source)
+        train_keys = {**{k: v for k, v in base_train.items() if k in AE_TRAIN_KEYS},
                       **ae_train}
         autoencoders.append(AutoencoderSpec(entry["name"], model,
                                             _typed(TrainConfig, train_keys, f"{where}.train", source)))
@@ -367,8 +368,9 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
                             f"from {', '.join(STRATEGIES)}")
         if len(set(strategies)) != len(strategies):
             raise UserError(f"study file {source}: [classifiers] strategies names one strategy twice; name each once")
-        if not isinstance(c.get("paper_head", False), bool):
-            raise UserError(f"study file {source}: [classifiers] paper_head must be true or false")
+        paper_head = c.get("paper_head", ModelConfig.paper_head)
+        if problem := boolean(paper_head):
+            raise UserError(f"study file {source}: [classifiers] paper_head {problem}")
         clf_train = c.get("train", {})
         train = _typed(TrainConfig, {**base_train, **clf_train}, "[classifiers.train]", source)
         if BEST in encoders and train.val == "test":
@@ -377,10 +379,10 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
                             "val = \"holdout\"")
         if train.val != autoencoders[0].train.val:
             raise UserError(f"study file {source}: the classifiers must use the autoencoders' val split")
-        classifiers = ClassifierStage(encoders, strategies, c.get("paper_head", False), train)
+        classifiers = ClassifierStage(encoders, strategies, paper_head, train)
 
     targets = merged.get("targets", {})
-    _check_keys(targets, {f.name for f in Targets.__dataclass_fields__.values()} | {"test_acc", "test_mse"},
+    _check_keys(targets, set(Targets.__dataclass_fields__) | {"test_acc", "test_mse"},
                 "[targets]", source)
     for test_key in ("test_acc", "test_mse"):
         if test_key in targets:
