@@ -67,8 +67,9 @@ def test_linked_page_is_small_and_self_contained_page_embeds_every_figure(pages,
 
 @pytest.mark.parametrize("variant", ["linked", "self-contained"])
 def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_path):
-    """Every image loads, the console stays clean, and nothing is wider than the window:
-    wide tables scroll inside their own box. Screenshots are left in tmp_path to look at."""
+    """Every image loads, the console stays clean, and nothing is wider than the window: on the
+    laptop, wide tables scroll inside their own box; on the phone, each table's row is a card of
+    its cells, which fits the screen. Screenshots are left in tmp_path to look at."""
     for width, height in WIDTHS.items():
         page = browser.new_page(viewport={"width": width, "height": height})
         errors = []
@@ -84,14 +85,27 @@ def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_
             verdicts: [...document.querySelectorAll('#claims td:nth-child(2)')].filter(td => td.textContent)
                                                                                .map(td => td.className),
             testColumn: getComputedStyle(document.querySelector('#autoencoders td:nth-child(6)')).textAlign,
+            overflowing: [...document.querySelectorAll('.scroll')].filter(d => d.scrollWidth > d.clientWidth)
+                                                                 .map(d => d.closest('section').id),
+            labels: [...document.querySelectorAll('#autoencoders tbody tr:first-child td')]
+                        .map(td => getComputedStyle(td, '::before').content),
+            height: document.documentElement.scrollHeight,
         })""")
-        page.screenshot(path=str(tmp_path / f"{variant}-{width}.png"), full_page=True)
+        # (a screenshot is at most 16,384 pixels tall)
+        page.screenshot(path=str(tmp_path / f"{variant}-{width}.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": width, "height": min(shown["height"], 16_000)})
         page.close()
         assert errors == [], (width, errors)
         assert shown["images"] == 13 and shown["broken"] == [], (width, shown["broken"])
         assert shown["scrollWidth"] <= width == shown["window"], (width, shown["scrollWidth"])
         assert len(shown["verdicts"]) == 8 and all("inconclusive" in c for c in shown["verdicts"])
-        assert shown["testColumn"] == "right"
+        phone = width < 700
+        assert shown["testColumn"] == ("left" if phone else "right")
+        if phone:  # every cell named by its column
+            assert shown["overflowing"] == [], shown["overflowing"]
+            assert shown["labels"][:2] == ['"model: "', '"epochs: "'], shown["labels"]
+        else:
+            assert set(shown["labels"]) == {"none"}, shown["labels"]
 
 
 def test_overview_draws_pca_from_baselines_and_conv_at_its_latent_size(study, monkeypatch):
@@ -332,8 +346,8 @@ def claim(name, verdict, parts, derived=False, seeds=3):
             "ci_reason": "nothing measured" if not parts else None, "parts": parts}
 
 
-def part(name, effect, ci, unit="relative", verdict="confirmed", intervals=3):
-    return {"part": name, "verdict": verdict, "effect": effect, "ci": ci, "unit": unit, "ci_reason": None,
+def part(name, effect, ci, unit="relative", verdict="confirmed", intervals=3, leaning=None):
+    return {"part": name, "verdict": verdict, "leaning": leaning, "effect": effect, "ci": ci, "unit": unit, "ci_reason": None,
             "threshold_meaning": f"{name}: threshold", "intervals": intervals}
 
 
@@ -361,7 +375,7 @@ def results(**kw):
                        "mean_image": {"val_mse": 0.0951, "test_mse": 0.0949},
                        "logistic_regression": {"converged": False, "max_iter": 200, "val_acc": 0.8412, "test_acc": 0.8377}},
          "claims": [claim("64 is too small", "inconclusive", [part("worse by 10 %", 0.2161, [0.1, 0.35])]),
-                    claim("conv is better", "confirmed", [part("better", -0.31, [-0.4, -0.2]), part("much better", -0.31, [-0.4, -0.2], verdict="inconclusive")]),
+                    claim("conv is better", "confirmed", [part("better", -0.31, [-0.4, -0.2]), part("much better", -0.31, [-0.4, -0.2], verdict="inconclusive", leaning="contradicts")]),
                     claim("512 balances", "inconclusive", [part("see above", 0.01, [-0.1, 0.1], intervals=9)],
                           derived=True),
                     claim("nothing here", "not tested", [])],
@@ -407,7 +421,7 @@ FASHION_TABLES = '''
 claim | verdict | part | effect | CI | threshold | evidence
 64 is too small | inconclusive (3 seeds; leaning: supports) | worse by 10 % | +21.6 % | [+10.0 %, +35.0 %] | worse by 10 %: threshold | 64 is too small: evidence
 conv is better | confirmed | better (confirmed) | -31.0 % | [-40.0 %, -20.0 %] | better: threshold | conv is better: evidence
- |  | much better (inconclusive) | -31.0 % | [-40.0 %, -20.0 %] | much better: threshold |
+ |  | much better (inconclusive, leaning: contradicts) | -31.0 % | [-40.0 %, -20.0 %] | much better: threshold |
 512 balances | inconclusive (3 seeds; leaning: supports) | see above | +1.0 % | [-10.0 %, +10.0 %] | see above: threshold | 512 balances: evidence
 nothing here | not tested | – | – | nothing measured | – | nothing here: evidence
 ## autoencoders: Autoencoders: MSE per pixel (Table II); every figure is the final model's, the best epoch is where validation was lowest
@@ -682,7 +696,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     import html
     import re
     from fashionae import pages as page_parts
-    from fashionae.report import _notes, provenance, summary, tables
+    from fashionae.report import SECTIONS, _notes, provenance, summary, tables
     from fashionae.studyfolder import StudyFolder
     out = tmp_path / "study"
     shutil.copytree(study, out)
@@ -700,12 +714,12 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
                           "**Contents:** " + " · ".join(f"[{n}](#{a})" for n, a in zip(names, sections))]
     assert re.findall(r'<a id="([^"]+)"></a>', md) == sections
     assert [b for b in blocks if b.startswith("## ")] == (
-        ["## Overview", "## About this study"] + [f"## {caption}" for _, caption, _, _ in tables(results)]
+        ["## Overview", "## About this study"] + [f"## {SECTIONS[anchor]}" for anchor, _, _, _ in tables(results)]
         + ["## Figures", "## Provenance"])
     assert [b for b in blocks if b.startswith("### ")] == ["### Autoencoders", "### Classifiers"]
-    for anchor, caption, header, rows in tables(results):  # each table under its heading, then its note
-        at = blocks.index(f"## {caption}")
-        assert blocks[at + 1: at + 2 + len(_notes(anchor, header))] == [page_parts.md_table(header, rows),
+    for anchor, caption, header, rows in tables(results):  # each table under its heading and caption, then its note
+        at = blocks.index(f"## {SECTIONS[anchor]}")
+        assert blocks[at + 1: at + 3 + len(_notes(anchor, header))] == [caption, page_parts.md_table(header, rows),
                                                                          *_notes(anchor, header)]
     shown = re.findall(r"!\[([^\]]+)\]\(figures/([^)]+)\)\n\n\*([^*]+)\*", md)
     assert sorted(f for _, f, _ in shown) == figures and all(alt == caption for alt, _, caption in shown)
@@ -738,8 +752,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     assert page.startswith(f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><meta name=viewport content="
                            f"'width=device-width, initial-scale=1'><title>{html.escape(title)}</title><style>")
     assert f"<header><h1>{html.escape(title)}</h1><p class=summary><b>Summary.</b> " \
-           f"{html.escape(' '.join(summary(results)))}</p><nav><b>Contents</b><ul>" + "".join(
-               f'<li><a href="#{a}">{html.escape(n)}</a></li>' for n, a in zip(names, sections)) + \
+           f"{page_parts.text(' '.join(summary(results)))}</p><nav><b>Contents</b><ul>" + "".join(
+               f'<li><a href="#{a}">{page_parts.text(n)}</a></li>' for n, a in zip(names, sections)) + \
            "</ul></nav></header>" in page
     assert re.findall(r"<section id=([\w-]+)><h2>", page) == sections
     assert page.count("<figure") == len(figures) and page.endswith("</body></html>\n")
@@ -765,8 +779,8 @@ def test_about_this_study_says_how_validation_was_chosen_and_what_was_left_out(s
     out = tmp_path / "study"
     shutil.copytree(study, out)
     results = json.loads((out / "results.json").read_text())
-    holdout = ("The test set is never used to choose anything: every choice (the best epoch, the best encoder, "
-               "the targets) is made on validation figures (held-out training images).")
+    holdout = ("The test set is never used to choose anything: every choice (the best epoch; the best encoder and "
+               "the targets, where the study asks for them) is made on validation figures (held-out training images).")
     on_test = ("Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
                "figures, has seen the test set (a study refuses the best encoder and targets there).")
     no_claim = "None of the source study's claims compares models that this study trains, so none is tested here."
@@ -843,3 +857,24 @@ def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, monkeypatc
     dotted = [line for line in drawn[0].axes[0].lines if line.get_linestyle() == ":" and len(line.get_xdata())]
     assert [list(line.get_xdata()) for line in dotted] == [[1], [1]]
     assert all(line.get_marker() not in (None, "None", "") for line in dotted)
+
+
+def test_curves_in_percent_keep_every_series_in_view(tmp_path, monkeypatch):
+    """Accuracy is drawn in % (the tables' unit), the author's too; each series has its own dashes,
+    and an earlier one lies above a later one (train in eval mode over validation, which it often hides)."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    runs = [[{"train_acc": 0.5, "val_acc": 0.6}, {"train_acc": 0.7, "val_acc": 0.8}]]
+    plots.curves("acc", runs, [("train_acc", "train"), ("val_acc", "validation")], "accuracy, %",
+                 {"train_acc": [0.4, 0.45]}, tmp_path / "f.png", scale=100)
+    lines = [line for line in drawn[0].axes[0].lines if len(line.get_xdata())]
+    ours = [line for line in lines if line.get_linestyle() != ":"]
+    assert [list(line.get_ydata()) for line in ours] == [[50.0, 70.0], [60.0, 80.0]]
+    assert [list(line.get_ydata()) for line in lines if line.get_linestyle() == ":"] == [[40.0, 45.0]]
+    assert ours[0].get_linestyle() != ours[1].get_linestyle() and ours[0].get_zorder() > ours[1].get_zorder()
+
+
+def test_page_text_shows_code_and_keeps_a_number_with_its_unit():
+    from fashionae.pages import text
+    assert text("what `make run` runs <here>") == "what <code>make run</code> runs &lt;here&gt;"
+    assert text("83.90 ± 0.11 % and +4.4 pts in 3 seeds") == "83.90\u00a0±\u00a00.11\u00a0% and +4.4\u00a0pts in 3 seeds"

@@ -92,7 +92,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
         name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(reference_model(ae))
         plots.curves(f"Fig. {i}: {ae['name']} autoencoder", [metrics[r] for r in ae["runs"]],
                      [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
-                      ("val_loss", "validation")], "MSE", author, figs / name)
+                      ("val_loss", "validation")], "MSE per pixel", author, figs / name)
         out.append(("autoencoders", name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, "
                     f"{seeds(ae['runs'])}" + (f"; dotted: the author's code, whose epochs are {AUTHOR_EPOCH}"
                                               + _here(ae) if author else "") + "."))
@@ -108,7 +108,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
         author = curves["classifiers"].get(c["strategy"]) if theirs else None
         plots.curves(f"Fig. {k}: {c['name']} classifier", [metrics[r] for r in c["runs"]],
                      [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
-                      ("val_acc", "validation")], "accuracy", author, figs / name)
+                      ("val_acc", "validation")], "accuracy, %", author, figs / name, scale=100)
         out.append(("classifiers", name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
                     + (" (control)" if c["strategy"] == CONTROL else "") + f", {seeds(c['runs'])}"
                     + ("; dotted: the author's code (l_size-1024 encoder, Sigmoid head)" if author else

@@ -40,9 +40,17 @@ def is_number(cell: str) -> bool:
     return bool(_FIGURE.fullmatch(cell))
 
 
+def text(s: str) -> str:
+    """Text for the HTML page: escaped, `code` as code, and a number kept on one line with its
+    unit or its ± (no line breaks inside "83.90 ± 0.11 %")."""
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(s, quote=False))
+    return re.sub(r"(?<=\d) (?=%|pts\b|±)|(?<=±) (?=\d)", "\u00a0", s)
+
+
 def html_table(header: list[str], rows: list[list[str]]) -> str:
     """Numeric columns right-aligned with tabular figures; a verdict column coloured by its verdict;
-    long text wraps (anywhere, in a path) while short cells and figures stay on one line."""
+    long text wraps (anywhere, in a path) while short cells and figures stay on one line. On a
+    narrow screen each row is a card of its cells, each named by its column (``data-label``)."""
     numeric = [sum(map(is_number, col)) * 2 >= sum(c != EMPTY for c in col) for col in zip(*rows)] \
         if rows else [False] * len(header)
 
@@ -50,9 +58,9 @@ def html_table(header: list[str], rows: list[list[str]]) -> str:
         cls = ["num"] * numeric[i] + (["nw"] if is_number(c) or len(c) <= 32 else ["long"])
         if header[i] == "verdict" and c:
             cls.append(c.split(" (")[0].replace(" ", "-"))
-        return f"<td class='{' '.join(cls)}'>{html.escape(c)}</td>"
+        return f"<td class='{' '.join(cls)}' data-label='{html.escape(header[i])}'>{text(c)}</td>" if c else "<td></td>"
 
-    head = "".join(f"<th{' class=num' if numeric[i] else ''}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    head = "".join(f"<th{' class=num' if numeric[i] else ''}>{text(h)}</th>" for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(cell(c, i) for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
@@ -65,12 +73,16 @@ nav ul{columns:3 12em;margin:.3em 0;padding-left:1.2em}.note{font-size:13px;colo
 .scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:.6em 0;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
 .num{text-align:right;font-variant-numeric:tabular-nums}.nw{white-space:nowrap}
-.long{min-width:14em;overflow-wrap:anywhere}
+.long{min-width:10em;overflow-wrap:anywhere}code{font-size:.95em}
 .confirmed{color:#176f2c;font-weight:700}.refuted{color:#b3261e;font-weight:700}
-.inconclusive,.not-tested{color:#888}
+.inconclusive,.not-tested{color:#5f6368}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,420px),1fr));gap:1.2em 1.5em}
 .grid .wide{grid-column:1/-1}figure{margin:0;min-width:0}img{max-width:100%;height:auto;display:block}
-figcaption{font-size:13px;color:#444;margin-top:.3em}"""
+figcaption{font-size:13px;color:#444;margin-top:.3em}
+@media (max-width:700px){.scroll table,.scroll tbody,.scroll tr,.scroll td{display:block}.scroll thead{display:none}
+.scroll tr{border:1px solid #ccc;margin:.5em 0;padding:.2em 0}.scroll td{border:0;padding:1px 7px;text-align:left}
+.scroll td:empty{display:none}.scroll td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
+.nw{white-space:normal}.long{min-width:0}}"""
 
 
 
@@ -138,21 +150,21 @@ def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
         width, height = png_size(data)
         wide = " class=wide" if wide_figure(width, height) else ""
         return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(caption)}">'
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+                f"<figcaption>{text(caption)}</figcaption></figure>")
 
     def part(p) -> str:
         if isinstance(p, Table):
             return html_table(p.header, p.rows)
         if isinstance(p, Figures):
-            heading = f"<h3>{html.escape(p.heading)}</h3>" if p.heading else ""
+            heading = f"<h3>{text(p.heading)}</h3>" if p.heading else ""
             return heading + "<div class=grid>" + "".join(figure(f, c) for f, c in p.files) + "</div>"
-        return f"<p class=note>{html.escape(p.text)}</p>" if isinstance(p, Note) else f"<p>{html.escape(p)}</p>"
+        return f"<p class=note>{text(p.text)}</p>" if isinstance(p, Note) else f"<p>{text(p)}</p>"
 
     title = html.escape(page.title)
-    body = [f"<header><h1>{title}</h1>", f"<p class=summary><b>Summary.</b> {html.escape(page.summary)}</p>",
-            "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{s.anchor}">{html.escape(s.name)}</a></li>'
+    body = [f"<header><h1>{title}</h1>", f"<p class=summary><b>Summary.</b> {text(page.summary)}</p>",
+            "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{s.anchor}">{text(s.name)}</a></li>'
                                                 for s in page.sections) + "</ul></nav></header>"]
-    body += [f"<section id={s.anchor}><h2>{html.escape(s.heading or s.name)}</h2>{''.join(map(part, s.parts))}"
+    body += [f"<section id={s.anchor}><h2>{text(s.heading or s.name)}</h2>{''.join(map(part, s.parts))}"
              "</section>" for s in page.sections]
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{title}</title>"

@@ -38,16 +38,17 @@ def save(fig, path: Path) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: str = "o") -> None:
-    """Mean line and ± std band over seeds of one per-epoch metric."""
+def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: str = "o", style: str = "-",
+          z: float = 2, scale: float = 1) -> None:
+    """Mean line and ± std band over seeds of one per-epoch metric (times ``scale``)."""
     n = min(len(r) for r in runs)
-    values = np.array([[row[key] for row in r[:n]] for r in runs])
+    values = np.array([[row[key] for row in r[:n]] for r in runs]) * scale
     epochs = np.arange(1, n + 1)
     mean = values.mean(0)
-    ax.plot(epochs, mean, "-", color=color, label=label, marker=marker if n < 8 else None, ms=4)
+    ax.plot(epochs, mean, style, color=color, label=label, marker=marker if n < 8 else None, ms=4, zorder=z)
     if len(runs) > 1:
         std = values.std(0, ddof=1)
-        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0, zorder=z - 1)
 
 
 def _finish(fig, ax, title: str, xlabel: str, ylabel: str, epochs: bool = True) -> None:
@@ -88,19 +89,22 @@ def _figure(height: float = 3.2):
 
 
 def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylabel: str,
-           author: dict | None, path: Path) -> None:
-    """Per-epoch curves of one model (mean ± std over seeds), the author's dotted beside."""
+           author: dict | None, path: Path, scale: float = 1) -> None:
+    """Per-epoch curves of one model (mean ± std over seeds; values times ``scale``), the
+    author's dotted beside."""
     fig, ax = _figure()
-    for (key, label), color, marker in zip(keys, COLORS, "o^s"):  # shapes tell overlapping lines apart
-        _band(ax, runs, key, label, color, marker)
+    # shapes and dashes tell overlapping lines apart, and each curve lies above the ones after it
+    # (train in eval mode and validation often coincide: the second stays in view, dashed)
+    for i, ((key, label), color, marker, style) in enumerate(zip(keys, COLORS, "o^s", ("-", "--", "-."))):
+        _band(ax, runs, key, label, color, marker, style, z=2 + 2 * (len(keys) - i), scale=scale)
     if author is not None:  # over as many epochs as ours, in the same colours; one legend entry
         n = len(runs[0])
         for (key, label), color in zip(keys, COLORS):
             if key in author:
-                ys = author[key][:max(n, 1)]
+                ys = np.array(author[key][:max(n, 1)]) * scale
                 ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8,
                         marker="x" if len(ys) == 1 else None)  # one epoch: a point, not a line
-        ax.plot([], [], ":", color="black", label="author's code")
+        ax.plot([], [], ":", color="black", label="author's code (dotted)")
     _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)
 

@@ -106,7 +106,10 @@ def _claim_rows(claims: list[dict]) -> list[list[str]]:
         if not c["parts"]:
             rows.append([c["claim"], verdict_text(c), EMPTY, *_effect(c), EMPTY, c["evidence"]])
         for i, p in enumerate(c["parts"]):
-            part = p["part"] + (f" ({p['verdict']})" if len(c["parts"]) > 1 else "")
+            # each part's own verdict, and where it is inconclusive its leaning: a claim leans as its
+            # most contrary part, which need not be the part a reader looks at first
+            leaning = f", leaning: {p['leaning']}" if p["verdict"] == "inconclusive" else ""
+            part = p["part"] + (f" ({p['verdict']}{leaning})" if len(c["parts"]) > 1 else "")
             rows.append([c["claim"] if i == 0 else "", verdict_text(c) if i == 0 else "", part, *_effect(p),
                          p["threshold_meaning"], c["evidence"] if i == 0 else ""])
     return rows
@@ -447,8 +450,8 @@ NOTES = {  # under the table they explain
                 "is the variant's MSE relative to the baseline's, paired by seed, with its t-interval over the "
                 "seeds, both on the log scale, where ratios add (so an interval never reaches -100 %; negative: "
                 "the variant reconstructs better); the table's intervals are simultaneous "
-                "(Bonferroni over this table's intervals, a family of their own: the claims' table is another, so "
-                "the same difference can carry a narrower interval there). As for a claim, a difference is real "
+                "(Bonferroni over this table's intervals, a family of their own: where there is a claims' table, it "
+                "is another, so the same difference can carry a narrower interval there). As for a claim, a difference is real "
                 "only with at "
                 f"least {MIN_SEEDS} seeds and an interval wholly on one side of 0, and the change then says "
                 "“lower” or “higher”. Epochs are shown as baseline → variant where they differ.",
@@ -490,8 +493,9 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
         "Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
         "figures, has seen the test set (a study refuses the best encoder and targets there)."
         if results.get("val") == "test"
-        else "The test set is never used to choose anything: every choice (the best epoch, the best "
-        "encoder, the targets) is made on validation figures (held-out training images)."]
+        else "The test set is never used to choose anything: every choice (the best epoch; the best "
+        "encoder and the targets, where the study asks for them) is made on validation figures (held-out "
+        "training images)."]
     if results.get("reference") and not results["claims"]:
         about.append("None of the source study's claims compares models that this study trains, so none "
                      "is tested here.")
@@ -502,8 +506,9 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     sections = [pages.Section("overview", SECTIONS["overview"],
                               [pages.Figures([(f, c) for g, f, c in figures if g == "overview"])]),
                 pages.Section("about", SECTIONS["about"], about)]
-    sections += [pages.Section(anchor, SECTIONS[anchor], [pages.Table(header, rows)]
-                               + [pages.Note(n) for n in _notes(anchor, header)], heading=caption)
+    # a table under its section's short name, its caption (what it holds, how its intervals were made) above it
+    sections += [pages.Section(anchor, SECTIONS[anchor], [caption, pages.Table(header, rows)]
+                               + [pages.Note(n) for n in _notes(anchor, header)])
                  for anchor, caption, header, rows in tables(results)]
     sections += [pages.Section("figures", SECTIONS["figures"], [g for g in groups if g.files]),
                  pages.Section("provenance", SECTIONS["provenance"],
