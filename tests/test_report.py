@@ -878,3 +878,22 @@ def test_page_text_shows_code_and_keeps_a_number_with_its_unit():
     from fashionae.pages import text
     assert text("what `make run` runs <here>") == "what <code>make run</code> runs &lt;here&gt;"
     assert text("83.90 ± 0.11 % and +4.4 pts in 3 seeds") == "83.90\u00a0±\u00a00.11\u00a0% and +4.4\u00a0pts in 3 seeds"
+
+
+def test_the_claims_note_describes_the_claims_as_claims_py_makes_them(study):
+    """NOTES["claims"] names claims and their order in prose: the derived one repeats the two
+    before it, conv's has two parts, and “beats scratch” and “competitive” share one difference."""
+    from fashionae.report import NOTES
+    claims = json.loads((study / "results.json").read_text())["claims"]
+    names = [c["claim"] for c in claims]
+    derived = [c for c in claims if c.get("derived")]
+    assert [c["claim"] for c in derived] == ["l_size 512 balances quality and cost"]
+    assert f"“{derived[0]['claim']}” tests nothing of its own: its rows repeat the two claims before it" in NOTES["claims"]
+    at = names.index(derived[0]["claim"])
+    assert [p["part"].split(": ")[0] for p in derived[0]["parts"]] == names[at - 2:at]
+    conv = next(c for c in claims if c["claim"].startswith("the fully convolutional autoencoder"))
+    assert "conv's two parts" in NOTES["claims"] and len(conv["parts"]) == 2
+    scratch, competitive = (next(c for c in claims if words in c["claim"])
+                            for words in ("beats training from scratch", "competitive"))
+    assert "“beats scratch” and “competitive”, the same difference with its sign turned" in NOTES["claims"]
+    assert scratch["parts"][0]["effect"] == -competitive["parts"][0]["effect"]

@@ -385,8 +385,12 @@ def summary(results: dict) -> list[str]:
 
 # ------------------------------------------------------------------ provenance
 
+RUN_COLUMNS = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "executor", "sessions",
+               "seconds"]  # of ``provenance``'s rows
+
+
 def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], list[list[str]]]:
-    """(items about the whole study, one row per run)."""
+    """(items about the whole study, one row per run: ``RUN_COLUMNS``)."""
     run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
     sessions = [folder.run(r["run"]).sessions() for r in results["runs"]]
 
@@ -487,8 +491,6 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     figures = draw_figures(folder, results)
     items, run_rows = provenance(folder, results)
     items.append(["figures", "embedded in this page" if self_contained else f"{folder.FIGURES}/, beside this page"])
-    run_header = ["run", "device", "precision", "CPU / GPU", "threads", "processes", "host", "executor",
-                  "sessions", "seconds"]
     about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [
         "Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
         "figures, has seen the test set (a study refuses the best encoder and targets there)."
@@ -512,7 +514,7 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
                  for anchor, caption, header, rows in tables(results)]
     sections += [pages.Section("figures", SECTIONS["figures"], [g for g in groups if g.files]),
                  pages.Section("provenance", SECTIONS["provenance"],
-                               [pages.Table(["item", "value"], items), pages.Table(run_header, run_rows)])]
+                               [pages.Table(["item", "value"], items), pages.Table(RUN_COLUMNS, run_rows)])]
     page = pages.Page(f"fashionae study {results['study']} — profile {results['profile']}",
                       " ".join(summary(results)), sections)
     atomic_write(folder / folder.REPORT_MD, pages.markdown_page(page, folder.FIGURES))
