@@ -545,6 +545,15 @@ def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_train
     line = refused(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1")
     assert line.startswith("fashionae: error: d: class '1' has no training images among the 200")
     assert not (tmp_path / "out" / "runs").exists()  # the autoencoder did not train first
+    # autoencoders alone need no labels: the same data, without the classifiers, is planned
+    study.write_text(f'dataset = "{one_label}"\n[train]\nepochs = 1\nbatch_size = 40\n'
+                     '[[autoencoders]]\nname = "a"\nlatent = 8\n[baselines]\nenabled = false\n')
+    code, out, err = cli(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1", "--plan")
+    assert code == 0 and "ae-a-seed0" in out, err
+    # but the baselines' logistic regression needs two classes: refused before the autoencoder trains
+    study.write_text(study.read_text().replace("enabled = false", "enabled = true"))
+    assert "logistic regression" in refused(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1")
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_data_notes_classes_a_classifier_could_not_use_and_pixels_of_0_and_1(tmp_path, capsys):

@@ -425,6 +425,11 @@ def test_a_subset_larger_than_the_data_is_said_once_for_the_study(data_dir, tmp_
                      "--no-verify"]) == 0
         err = capsys.readouterr().err
         assert err.count("is more than the") == 1 and note in err.splitlines(), err
+    # once they are trained, there is nothing left to say it of
+    for plan in (["--plan"], []):
+        assert main(["study", str(study), *plan, "--out", str(tmp_path / "s"), "--data-dir", str(data_dir),
+                     "--no-verify"]) == 0
+        assert "is more than the" not in capsys.readouterr().err
 
 
 def test_a_wall_time_reads_in_the_largest_units_that_matter():
@@ -1243,3 +1248,53 @@ def test_a_half_trained_scratch_classifier_resumes_over_its_encoder_trained_agai
     shutil.rmtree(out / "runs" / "ae-a-seed0")
     run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
     assert json.loads((clf / "summary.json").read_text())["epochs"] == 2
+
+
+def test_every_run_of_the_plan_trains_with_its_own_seed_on_its_own_seeds_encoder(tmp_path):
+    """Each seed of a classifier is a run of its own: trained with that seed (not seed 0's again,
+    which would give every seed one figure and the study a spread of nothing), on the encoder of
+    the same seed."""
+    study = load_study(write(tmp_path, MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n[classifiers]\n'
+                                              'encoder = ["a", "b"]\nstrategies = ["frozen", "scratch"]\n'), seeds=3)
+    plan = plan_mod.make_plan(study)
+    assert len(plan) == 2 * 3 + 2 * 2 * 3
+    for run in plan:
+        assert run.name.endswith(f"-seed{run.seed}") and run.config.train.seed == run.seed, run.name
+        if run.kind == "classifier":
+            assert run.needs == (plan_mod.ae_run_name(run.encoder, run.seed),)
+    assert sorted({run.config.train.seed for run in plan if run.kind == "classifier"}) == [0, 1, 2]
+
+
+def test_the_baselines_take_the_subsets_of_train_unless_baselines_sets_its_own(tmp_path):
+    """PCA and logistic regression are fitted and measured on the images the autoencoders are
+    ([train]'s subsets), not on the whole dataset, unless [baselines] says otherwise."""
+    study = load_study(write(tmp_path, TINY_TRAIN + MINIMAL))
+    assert (study.baselines.train_subset, study.baselines.eval_subset) == (300, 200)
+    own = load_study(write(tmp_path, TINY_TRAIN + MINIMAL + "[baselines]\ntrain_subset = 100\n"))
+    assert (own.baselines.train_subset, own.baselines.eval_subset) == (100, 200)
+    assert Study.from_dict(study.to_dict()).baselines == study.baselines  # study.json reads back the same
+
+
+def test_an_autoencoders_or_the_classifier_stages_own_setting_wins_over_the_shared_tables(tmp_path):
+    """[model] and [train] are what the runs share; a setting an autoencoder or [classifiers.train]
+    gives itself is the one it trains with."""
+    s = load_study(write(tmp_path, '[model]\narch = "linear"\ndropout = 0.1\n[train]\nepochs = 3\nlr = 2e-3\n'
+                                   '[[autoencoders]]\nname = "a"\ndropout = 0.3\ntrain = { epochs = 4 }\n'
+                                   '[[autoencoders]]\nname = "b"\n'
+                                   '[classifiers]\nencoder = "a"\ntrain = { epochs = 5 }\n'))
+    a, b = s.autoencoders
+    assert (a.model.dropout, a.train.epochs, a.train.lr) == (0.3, 4, 2e-3)
+    assert (b.model.dropout, b.train.epochs, b.train.lr) == (0.1, 3, 2e-3)
+    assert (s.classifiers.train.epochs, s.classifiers.train.lr) == (5, 2e-3)
+
+
+def test_the_run_folders_a_study_does_not_ask_for_are_folders_it_asks_for_by_no_name(tmp_path):
+    """Its own runs, and a file beside them (notes, say), are not counted among them."""
+    plan = plan_mod.make_plan(load_study(write(tmp_path, MINIMAL)))
+    folder = StudyFolder(tmp_path / "out")
+    assert plan_mod.unasked_runs_note(plan, folder) is None  # no runs/ yet
+    for name in ("ae-a-seed0", "ae-gone-seed0"):
+        (tmp_path / "out" / "runs" / name).mkdir(parents=True)
+    (tmp_path / "out" / "runs" / "notes.txt").write_text("mine")
+    note = plan_mod.unasked_runs_note(plan, folder)
+    assert " 1 run folder(s) " in note and "(ae-gone-seed0)" in note and "notes.txt" not in note
