@@ -487,9 +487,9 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path, monkeypatch):
     assert all(a["explore"]["knn_acc"] > 0 and a["explore"]["fit_images"] == 1_000 for a in results["autoencoders"])
     page = (out / "report.html").read_text()
     assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page
-    assert "what each change of encoder does to the classifiers&#x27; accuracy" in page
+    assert "what each change of encoder does to the classifiers' accuracy" in page
     assert "overview_ablation_classifiers.png" in page
-    assert "the ablation&#x27;s classifier comparisons give no verdict" in page
+    assert "the ablation's classifier comparisons give no verdict" in page
 
     # an edited explore.json is named by the report and computed again by the study
     explored = out / "runs" / "ae-strong-512-seed0" / "explore" / "explore.json"
