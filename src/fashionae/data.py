@@ -426,6 +426,12 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
                    if meta else f"no {DATASET_TOML} with [sha256]")
 
 
+def _toml_string(text: str) -> str:
+    """A TOML string: JSON's, but for its escapes of characters beyond U+FFFF (surrogate pairs),
+    which TOML refuses: those are written as themselves."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_test,
                       classes: list[str] | None = None, name: str | None = None) -> Dataset:
     """Write arrays as a new dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
@@ -441,11 +447,9 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
                         "what is there would no longer match it)")
     buf = io.BytesIO()
     np.savez_compressed(buf, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    def toml_string(text: str) -> str:  # a JSON string is a TOML string, but for the escapes of
-        return json.dumps(text, ensure_ascii=False)  # characters beyond U+FFFF (surrogate pairs)
-    lines = [f"name = {toml_string(name)}"] if name else []
+    lines = [f"name = {_toml_string(name)}"] if name else []
     if classes:
-        lines.append(f"classes = [{', '.join(toml_string(c) for c in classes)}]")
+        lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))

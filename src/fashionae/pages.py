@@ -109,12 +109,11 @@ class Figures:
 
 @dataclass
 class Section:
-    """A section of the page: its anchor, its name in the contents, its parts in order (a
-    paragraph as a str, a ``Note``, a ``Table``, ``Figures``) and its heading (its name if none)."""
+    """A section of the page: its anchor, its name (its heading, and its entry in the contents)
+    and its parts in order (a paragraph as a str, a ``Note``, a ``Table``, ``Figures``)."""
     anchor: str
     name: str
     parts: list = field(default_factory=list)
-    heading: str = ""
 
 
 @dataclass
@@ -129,7 +128,7 @@ def markdown_page(page: Page, figures: str) -> str:
     md = [f"# {page.title}", "**Summary.** " + page.summary,
           "**Contents:** " + " · ".join(f"[{s.name}](#{s.anchor})" for s in page.sections)]
     for s in page.sections:
-        md += [f'<a id="{s.anchor}"></a>', f"## {s.heading or s.name}"]
+        md += [f'<a id="{s.anchor}"></a>', f"## {s.name}"]
         for part in s.parts:
             if isinstance(part, Table):
                 md.append(md_table(part.header, part.rows))
@@ -164,7 +163,7 @@ def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
     body = [f"<header><h1>{title}</h1>", f"<p class=summary><b>Summary.</b> {text(page.summary)}</p>",
             "<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{s.anchor}">{text(s.name)}</a></li>'
                                                 for s in page.sections) + "</ul></nav></header>"]
-    body += [f"<section id={s.anchor}><h2>{text(s.heading or s.name)}</h2>{''.join(map(part, s.parts))}"
+    body += [f"<section id={s.anchor}><h2>{text(s.name)}</h2>{''.join(map(part, s.parts))}"
              "</section>" for s in page.sections]
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{title}</title>"
