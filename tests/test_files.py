@@ -21,6 +21,17 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["f.txt"]  # no temporary left behind
 
 
+def test_atomic_write_gives_the_file_the_users_umask_not_mkstemps_0600(tmp_path, monkeypatch):
+    """A group that shares the output folder reads what fashionae wrote, as it would a file
+    written with open(): mode 0666 less the umask."""
+    from fashionae import files
+    monkeypatch.setattr(files, "UMASK", 0o027)
+    atomic_write(tmp_path / "f.txt", "one")
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
+    atomic_write(tmp_path / "f.txt", "two")  # a file replaced, too
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
+
+
 def test_a_file_where_the_folder_would_be_is_said_as_such(tmp_path):
     (tmp_path / "afile").write_text("mine")
     with pytest.raises(UserError, match=r"^output folder .*afile is a file; give a folder$"):
@@ -109,7 +120,7 @@ def test_only_fashionaes_own_files_are_leftovers(tmp_path):
     from fashionae.files import holds_nothing, is_leftover
     atomic_write(tmp_path / "a.json", "{}")
     names = {".lock": True, ".config.json.k1ll3d_8.tmp": True, ".notes.tmp": False, "a.json": False,
-             ".config.json.tmp": False}
+             ".config.json.tmp": False, ".config.json.k1ll3d_8.tmp.keep": False, ".notes.2024010112.tmp": False}
     for name, leftover in names.items():
         assert is_leftover(tmp_path / name) is leftover, name
     (tmp_path / "a.json").unlink()
@@ -194,3 +205,45 @@ def test_a_folder_deleted_while_locked_lets_the_commands_own_error_through(tmp_p
         with FolderLock(tmp_path / "new"):
             shutil.rmtree(tmp_path / "new")
             raise UserError("the command's own")
+
+
+def test_without_flock_another_users_process_still_holds_its_lock(tmp_path, monkeypatch):
+    """A holder on this host that we may not signal (another user's: EPERM) runs: refused, not
+    taken over."""
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    def not_yours(pid, sig):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    monkeypatch.setattr(os, "kill", not_yours)
+    (tmp_path / ".lock").write_text(f"{HOST}:4242")
+    with pytest.raises(UserError, match=r"in use by another fashionae process \(pid 4242 on "):
+        FolderLock(tmp_path).acquire()
+    assert (tmp_path / ".lock").read_text() == f"{HOST}:4242"
+
+
+def test_an_out_folder_several_levels_below_what_exists_is_writable(tmp_path):
+    """--out new/deeper/run: the first folder that exists decides, however far up it is; a file
+    there refuses it, saying which."""
+    from fashionae.files import refuse_unwritable_folder
+    refuse_unwritable_folder(tmp_path / "new" / "deeper" / "run")
+    assert not (tmp_path / "new").exists()  # said, not made
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(UserError, match=r"afile/b/c: .*afile is a file, so the folder cannot be made"):
+        refuse_unwritable_folder(tmp_path / "afile" / "b" / "c")
+
+
+def test_tidying_does_not_follow_a_link_out_of_the_folder(tmp_path):
+    """A link in a run or study folder to a folder of the user's (a dataset, shared figures) is not
+    ours to tidy: a file there named like a temporary stays."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / ".notes.abcd1234.tmp").write_text("mine")
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "data").symlink_to(theirs, target_is_directory=True)
+    (study / ".study.json.abcd1234.tmp").write_text("half")
+    with FolderLock(study, tidy=True):
+        assert not (study / ".study.json.abcd1234.tmp").exists()
+    assert (theirs / ".notes.abcd1234.tmp").read_text() == "mine"

@@ -110,6 +110,8 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
     assert (probabilities.argmax(1) == test.test_y).float().mean().item() == pytest.approx(summary["test_acc"], abs=1e-7)
     fp32 = fashionae.load(tmp_path / "clf", "fp32").predict_proba(test.test_x)
     assert not torch.equal(probabilities, fp32) and torch.allclose(probabilities, fp32, atol=0.02)  # computed in bf16
+    with pytest.raises(UserError, match="is a classifier run; reconstruct needs an autoencoder run"):
+        run.reconstruct(test.test_x[:2])  # a classifier has no decoder: said in one line, not a traceback
     assert fashionae.load(tmp_path / "clf").precision == ("bf16" if native_bf16("cpu") else "fp32")
     from fashionae import inference
     execute(RunConfig(model=ModelConfig(latent=8), train=replace(t, precision="fp32")), tmp_path / "ae32",

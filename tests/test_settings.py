@@ -105,3 +105,37 @@ def test_a_run_says_which_settings_it_does_not_use():
     assert ModelConfig(arch="conv").unused() == {"paper_head", "latent"}
     assert ModelConfig(task=CLASSIFIER).unused() == {"decoder"}
     assert settings.unused(TrainConfig(), AUTOENCODER) == {"augment"} and not settings.unused(TrainConfig(), CLASSIFIER)
+
+
+def test_a_flag_turns_its_setting_away_from_its_default():
+    """A boolean setting is a flag: ``--x`` where it is off by default, ``--no-x`` where it is on;
+    given, it sets the other value, and a flag not given keeps the default."""
+    parser = argparse.ArgumentParser()
+    settings.add_options(parser, TrainConfig, "training", CLASSIFIER)
+    assert settings.from_options(TrainConfig, parser.parse_args([])).channels_last is True
+    given = settings.from_options(TrainConfig, parser.parse_args(["--no-channels-last", "--augment"]))
+    assert (given.channels_last, given.augment, given.tensorboard) == (False, True, False)
+
+
+def test_the_ends_of_a_range_are_checked_as_its_message_says():
+    """An integer range includes both ends; a number range [low, high) or (low, high) excludes
+    high; a setting's file value is checked with them (the largest seed is a seed)."""
+    assert TrainConfig.from_dict({"seed": 2**32 - 1}).seed == 2**32 - 1
+    with pytest.raises(UserError, match=r"^seed must be an integer from 0 to "):
+        TrainConfig.from_dict({"seed": 2**32})
+    seeds = settings.integer_in(1, 100)
+    assert seeds(1) is None and seeds(100) is None and seeds(0) and seeds(101)
+    assert ModelConfig.from_dict({"dropout": 0}).dropout == 0
+    with pytest.raises(UserError, match=r"^dropout must be a number in "):
+        ModelConfig.from_dict({"dropout": 1})
+
+
+def test_true_and_false_are_not_numbers_and_numbers_are_not_true_or_false():
+    """A study file's ``epochs = true`` is not one epoch, nor ``augment = 1`` a yes: each is refused
+    (JSON and TOML tell them apart; Python's bool is an int)."""
+    for cls, key, value in ((TrainConfig, "epochs", True), (TrainConfig, "batch_size", False),
+                            (ModelConfig, "latent", True), (TrainConfig, "lr", True), (ModelConfig, "dropout", False),
+                            (TrainConfig, "augment", 1), (TrainConfig, "channels_last", 0),
+                            (ModelConfig, "dropout_after_pool", 1)):
+        with pytest.raises(UserError, match=f"^{key} must be "):
+            cls.from_dict({key: value})

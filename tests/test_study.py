@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from fashionae import plan as plan_mod
 from fashionae import preview
@@ -303,6 +304,13 @@ def test_the_command_lines_train_settings_override_every_train_table_of_the_file
     assert load_study(write(tmp_path, text)).autoencoders[0].train.precision == "bf16"  # the file's, without
 
 
+def test_the_train_table_takes_a_classifiers_setting_for_the_classifiers_only(tmp_path):
+    """[train] holds every training setting; one only classifiers take (augment) goes to them, and
+    the autoencoders train without it."""
+    s = load_study(write(tmp_path, MINIMAL + '[train]\naugment = true\n[classifiers]\nencoder = "a"\n'))
+    assert s.classifiers.train.augment and not s.autoencoders[0].train.augment
+
+
 def test_profiles(tmp_path):
     with pytest.raises(UserError, match="no profile 'fast'.*quick"):
         load_study(write(tmp_path, MINIMAL + "[profiles.quick]\nseeds = 2\n"), "fast")
@@ -348,6 +356,56 @@ def test_the_estimate_of_a_run_to_resume_counts_the_epochs_it_has_left():
     assert preview.estimate_seconds(cfg, data, probes) == 4 * epoch + 1
     assert preview.estimate_seconds(cfg, data, probes, trained=3) == epoch + 1
     assert preview.estimate_seconds(cfg, data, probes, trained=4) == 1
+
+
+def test_a_run_re_measures_no_more_training_images_than_it_trains_on():
+    """train_eval_subset above the training images: the epoch's re-measurement counts those there are."""
+    from types import SimpleNamespace
+
+    from fashionae.training import TrainConfig
+    data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
+    t = TrainConfig(val="test", train_subset=1_000, eval_subset=200, train_eval_subset=400)
+    assert preview.image_counts(t, data) == (1_000, 400, 200, 200)
+    assert preview.image_counts(replace(t, train_eval_subset=3_000), data) == (1_000, 1_000, 200, 200)
+    assert preview.image_counts(replace(t, train_eval_subset=None), data) == (1_000, 1_000, 200, 200)
+
+
+def test_runs_in_another_precision_are_probed_on_their_own(monkeypatch):
+    """bf16 and fp32 train at different speeds: a study holding both probes each, and each run's
+    estimate is its own precision's."""
+    from types import SimpleNamespace
+
+    from fashionae import bench
+    from fashionae.runfolder import RunConfig
+    from fashionae.training import TrainConfig
+    speeds = {"fp32": (100.0, 200.0), "bf16": (400.0, 800.0)}
+    monkeypatch.setattr(bench, "probe_speed", lambda model, train: speeds[train.precision])
+    data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
+    t = TrainConfig(epochs=1, batch_size=50, val="test", train_subset=1_000, eval_subset=200, precision="fp32")
+    probes = {}
+    fp32 = preview.estimate_seconds(RunConfig(train=t), data, probes)
+    bf16 = preview.estimate_seconds(RunConfig(train=replace(t, precision="bf16")), data, probes)
+    assert (fp32, bf16) == (1_000 / 100 + 1_200 / 200 + 1, (1_000 / 100 + 1_200 / 200 + 1) / 4)
+
+
+def test_the_plan_estimates_nothing_for_a_finished_run(tmp_path, monkeypatch):
+    """A finished run trains no more: no probe of its model, 0 s in the plan's total."""
+    from types import SimpleNamespace
+
+    from fashionae import bench
+    probed = []
+    monkeypatch.setattr(bench, "probe_speed", lambda model, train: probed.append(model) or (100.0, 200.0))
+    study = load_study(write(tmp_path, 'seeds = 1\n' + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "linear"\n'
+                                        '[train]\nepochs = 2\nval = "test"\ntrain_subset = 100\neval_subset = 50\n'), None)
+    plan = plan_mod.make_plan(study)
+    states = {plan[0].name: "complete", plan[1].name: "resume"}  # (a checkpoint it cannot read: from epoch 1)
+    rows = preview.describe(plan, states, {r.name: (r.config, True) for r in plan},
+                            SimpleNamespace(train_images=[0] * 1_000, test_images=[0] * 500), StudyFolder(tmp_path / "out"))
+    assert [r["estimated_seconds"] for r in rows] == [0.0, 2 * (100 / 100 + 150 / 200) + 50 / 200]
+    assert probed == [plan[1].config.model]
+    out = io.StringIO()
+    preview.print_plan(rows, as_json=False, out=out)
+    assert "\n2 runs, 1 finished; " in out.getvalue()  # the resumed one is not
 
 
 def test_the_speed_probe_takes_a_batch_no_larger_than_the_images_trained_on(monkeypatch):
@@ -498,8 +556,11 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path, monkeypatch):
     with pytest.raises(UserError, match=rf"^{re.escape(str(explored))} is damaged or was edited; run the "
                                         "study command again: it computes it again$"):
         collect_results(out)
+    kept = out / "runs" / "ae-paper-512-seed0" / "explore" / "explore.json"
+    kept_at = kept.stat().st_mtime_ns
     again = run_study(s, out, data_dir=str(data_dir), verify=False, **QUIET)
     assert again["autoencoders"][-1]["explore"]["knn_acc"] == scores["knn_acc"]
+    assert kept.stat().st_mtime_ns == kept_at  # the other encoder's latent space, intact, is not computed again
 
 
 def test_plan_of_the_paper_profile(data_dir, tmp_path, capsys):
@@ -814,9 +875,12 @@ def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_come
     assert main(["study", str(study), "--plan", *common]) == 0  # says what it keeps, and on what condition
     listing = capsys.readouterr().out
     assert "clf-finetune-seed0†" in listing and "† finished, and kept while an encoder it needs trains again" in listing
+    (out / "figures" / ".overview.png.k1ll3d_8.tmp").write_text("half")  # left by a study that was killed
     assert main(["study", str(study), *common]) == 0
+    assert not (out / "figures" / ".overview.png.k1ll3d_8.tmp").exists()  # its folder is tidied
     assert {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()} == kept
     assert "clf-finetune seed 0: done" not in capsys.readouterr().err  # kept, not trained again
+    assert json.loads((out / "timing.json").read_text())["invocations"] == 2  # the second that trained
 
     # the encoder renamed in the study file: refused before anything trains, not deferred
     renamed = write(tmp_path, body.format(train="").replace('name = "a"', 'name = "b"').replace(
@@ -1067,6 +1131,36 @@ def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_pat
     folder = SimpleNamespace(run=lambda name: SimpleNamespace(summary=lambda: summaries[name]))
     study = load_study(write(tmp_path, MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n'), seeds=2)
     assert plan_mod.best_encoder(study, folder) == "b"
+
+
+def test_the_latent_space_section_explores_the_seed_the_report_shows(data_dir, tmp_path, monkeypatch):
+    """With several seeds, [explore] takes each named autoencoder's seed-0 run: the one whose figures
+    the report shows (and only it: the section's minutes are spent once)."""
+    from fashionae import explore
+    monkeypatch.setattr(explore, "FIT_IMAGES", 200)
+    study = write(tmp_path, "seeds = 2\n" + TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+                            '[explore]\nautoencoders = ["a"]\ntsne = false\n[baselines]\nenabled = false\n')
+    results = run_study(load_study(study, None), tmp_path / "out", data_dir=str(data_dir), verify=False, **QUIET)
+    runs = tmp_path / "out" / "runs"
+    assert (runs / "ae-a-seed0" / "explore" / "explore.json").is_file()
+    assert not (runs / "ae-a-seed1" / "explore").exists()
+    assert results["autoencoders"][0]["explore"]["knn_acc"] > 0
+
+
+def test_the_reports_samples_are_the_first_validation_image_of_each_class(tiny, tmp_path):
+    """samples.safetensors, which the report's reconstruction figure shows without the dataset: the
+    first validation image of each of the first 8 classes, in class order."""
+    from safetensors.torch import load_file
+
+    from fashionae.data import make_splits
+    from fashionae.pipeline import save_samples
+    folder = StudyFolder(tmp_path)
+    save_samples(folder, tiny, "holdout")
+    samples = load_file(tmp_path / folder.SAMPLES)
+    splits = make_splits(tiny, "holdout")
+    first = [int((splits.val_y == c).nonzero()[0]) for c in range(8)]
+    assert samples["labels"].tolist() == list(range(8))
+    assert torch.equal(samples["images"], splits.val_x[first])
 
 
 def test_an_out_folder_that_holds_something_else_is_refused_and_left_as_it_was(tmp_path, capsys):
