@@ -36,6 +36,13 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     assert f"test: MSE {summary['test_loss']:.5f}  (200 images)" in stdout
 
 
+def test_a_conv_autoencoder_without_latent_trains(capsys, data_dir, tmp_path):
+    """--latent is refused for an arch without one only where it is given: left out, conv trains."""
+    code, stdout, err = cli(capsys, "train-ae", "--arch", "conv", *SMALL, "--data-dir", data_dir,
+                            "--out", tmp_path / "conv")
+    assert code == 0 and "error" not in err and "val MSE" in stdout
+
+
 def test_a_subset_larger_than_the_data_is_said_to_be_all_of_it(capsys, tmp_path):
     from helpers import write_dataset
     data = write_dataset(tmp_path / "data", n_train=300, n_test=100)  # 250 to train on, 50 to validate
@@ -170,6 +177,18 @@ def test_a_symlink_loop_raised_as_runtime_error_is_one_line(capsys):
         assert run_command(resolve, debug=False, resumable=False) == 2
         assert capsys.readouterr().err == (f"fashionae: error: cannot use the path {path}: Too many levels of "
                                            "symbolic links; give another path\n")
+
+
+def test_a_symlink_loop_raised_as_os_error_is_one_line(capsys):
+    """Python 3.13's Path.resolve, and any open of a looping link, raise OSError (ELOOP)."""
+    import errno
+    from fashionae.errors import run_command
+
+    def resolve():
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), "/x/loop.png")
+    assert run_command(resolve, debug=False, resumable=False) == 2
+    assert capsys.readouterr().err == ("fashionae: error: cannot use the path /x/loop.png: Too many levels of "
+                                       "symbolic links; give another path\n")
 
 
 def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
@@ -313,6 +332,23 @@ def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsy
             os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
         except Terminated:
             raise RuntimeError("Attempting to recover 1 lost objects") from None
+        return 0
+    monkeypatch.setattr(cli_module, "cmd_data", stopped)
+    assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
+
+
+def test_a_sigterm_that_a_library_turns_into_a_keyboard_interrupt_is_still_a_terminate(capsys, monkeypatch):
+    """Ray's wait raises its own KeyboardInterrupt for any signal that arrives while it waits: a
+    SIGTERM is still said as one (143, terminated), not as a Ctrl-C."""
+    import signal
+    import fashionae.cli as cli_module
+    from fashionae.errors import Terminated
+
+    def stopped(a):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+        except Terminated:
+            raise KeyboardInterrupt from None
         return 0
     monkeypatch.setattr(cli_module, "cmd_data", stopped)
     assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")

@@ -880,6 +880,86 @@ def test_page_text_shows_code_and_keeps_a_number_with_its_unit():
     assert text("83.90 ± 0.11 % and +4.4 pts in 3 seeds") == "83.90\u00a0±\u00a00.11\u00a0% and +4.4\u00a0pts in 3 seeds"
 
 
+def test_markdown_and_terminal_tables_mark_verdicts_and_keep_their_columns():
+    """report.md's tables: a verdict confirmed or refuted in bold, another in italics, a "|" in a
+    cell not taken for a column's end; the terminal's: each column as wide as its widest cell or
+    its header."""
+    from fashionae.pages import md_table, text_table
+    assert md_table(["model", "verdict", "note"], [["a", "confirmed", "x|y"], ["b", "refuted", ""],
+                                                   ["c", "not tested", ""], ["d", "", ""]]).splitlines() == [
+        "| model | verdict | note |", "| --- | --- | --- |", "| a | **confirmed** | x/y |", "| b | **refuted** |  |",
+        "| c | *not tested* |  |", "| d |  |  |"]
+    assert text_table(["model", "test MSE"], [["linear-512", "0.0123"], ["conv", "0.02"]]).splitlines() == [
+        "model       test MSE", "linear-512  0.0123  ", "conv        0.02    "]
+
+
+def test_html_tables_align_figures_colour_verdicts_and_name_each_cell_by_its_column():
+    """A column is numeric (right-aligned, its header too) when at least half its cells that are
+    not "–" are figures, units (%, pts, s) included; long text wraps, short cells and figures do
+    not; a verdict's cell has its verdict's class; an empty cell has no label (the phone's card
+    hides it); the label is an escaped attribute."""
+    import re
+    from fashionae.pages import html_table
+    page = html_table(["model", "test MSE", "seconds", "k", "verdict", "author's"], [
+        ["linear-512 <small>, with a name longer than 32", "0.0123 ± 0.0004", "12.3 s", "64", "not tested (1 seed)", "x"],
+        ["conv", "–", "unknown", "n/a", "confirmed", ""],
+        ["pca", "–", "4.5 s", "–", "refuted", "–"]])
+    assert re.findall(r"<th( class=num)?>", page) == ["", " class=num", " class=num", " class=num", "", ""]
+    rows = [re.findall(r"<td class='([^']*)' data-label='([^']*)'>|<td></td>", row)
+            for row in page.split("<tr>")[2:]]
+    labels = ["model", "test MSE", "seconds", "k", "verdict", "author&#x27;s"]
+    assert rows == [
+        list(zip(["long", "num nw", "num nw", "num nw", "nw not-tested", "nw"], labels)),
+        list(zip(["nw", "num nw", "num nw", "num nw", "nw confirmed"], labels)) + [("", "")],
+        list(zip(["nw", "num nw", "num nw", "num nw", "nw refuted", "nw"], labels))]
+    assert "linear-512 &lt;small&gt;, with" in page
+
+
+def test_the_figures_are_numbered_in_order_with_the_control_last_and_an_earlier_reports_removed(study, tmp_path):
+    """draw_figures: "Fig. k" numbered 1, 2, ... without a gap or a repeat, each classifier's curves
+    with the control last, a confusion matrix for each classifier that trains its encoder
+    (finetune, scratch), one seed said as such, the exact PCA said left out only where the
+    baselines hold it, and a figure of an earlier report gone."""
+    import re
+    from fashionae.figures import draw_figures
+    from fashionae.studyfolder import StudyFolder
+    out = tmp_path / "study"
+    shutil.copytree(study, out)
+    (out / "figures" / "fig12_clf_gone.png").write_bytes((out / "figures" / "fig1_ae_linear-64.png").read_bytes())
+    results = json.loads((out / "results.json").read_text())
+    drawn = draw_figures(StudyFolder(out), results)
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == sorted(f for _, f, _ in drawn)
+    numbered = [(int(re.match(r"fig(\d+)_", f)[1]), f, c) for _, f, c in drawn if f.startswith("fig")]
+    assert [k for k, _, _ in numbered] == list(range(1, len(numbered) + 1))
+    assert all(c.startswith(f"Fig. {k}: ") for k, _, c in numbered)
+    curves = [f for _, f, _ in numbered if "_clf_" in f]
+    assert curves[-1].endswith("_clf_random-frozen.png") and len(curves) == len(results["classifiers"])
+    assert [f.split("_confusion_")[1] for _, f, _ in numbered if "_confusion_" in f] == ["finetune.png", "scratch.png"]
+    assert all("one seed" in c and "seeds" not in c for _, f, c in drawn if "_ae_" in f or "_clf_" in f
+               or f.startswith("overview_"))
+    overview = dict((f, c) for _, f, c in drawn)["overview_mse_by_size.png"]
+    assert "left out" not in overview and all(r["k"] < 28 * 28 for r in results["baselines"]["pca"])
+    results["baselines"]["pca"].append({"k": 28 * 28, "test_mse": 1e-13})
+    overview = dict((f, c) for _, f, c in draw_figures(StudyFolder(out), results))["overview_mse_by_size.png"]
+    assert "; PCA with all 784 components (exact) left out." in overview
+
+
+def test_the_html_page_sizes_its_figures_from_their_files_and_escapes_title_and_captions(tmp_path):
+    """Each <img> gets its PNG's width and height (a wide row of images spans the page, others
+    share a row), and the title and a caption with markup or quotes are escaped."""
+    from PIL import Image
+    from fashionae.pages import Figures, Page, Section, html_page
+    (tmp_path / "figures").mkdir()
+    Image.new("L", (1000, 400)).save(tmp_path / "figures" / "row.png")
+    Image.new("L", (300, 200)).save(tmp_path / "figures" / "small.png")
+    page = html_page(Page("a <b> & c", "s", [Section("figures", "Figures", [Figures(
+        [("row.png", 'a "row" <of> images'), ("small.png", "small")])])]), tmp_path / "figures")
+    assert "<title>a &lt;b&gt; &amp; c</title>" in page and "<h1>a &lt;b&gt; &amp; c</h1>" in page
+    assert '<figure class=wide><img src="figures/row.png" width=1000 height=400 alt="a &quot;row&quot; &lt;of&gt; ' \
+           'images"><figcaption>a "row" &lt;of&gt; images</figcaption></figure>' in page
+    assert '<figure><img src="figures/small.png" width=300 height=200 alt="small">' in page
+
+
 def test_the_claims_note_describes_the_claims_as_claims_py_makes_them(study):
     """NOTES["claims"] names claims and their order in prose: the derived one repeats the two
     before it, conv's has two parts, and “beats scratch” and “competitive” share one difference."""

@@ -1183,6 +1183,28 @@ def test_an_out_folder_that_holds_something_else_is_refused_and_left_as_it_was(t
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and a_file.read_text() == "x"
 
 
+def test_a_folder_with_another_tools_config_or_study_json_is_no_model_folder_of_ours(tmp_path):
+    """``refuse_a_model_folder`` (baselines', explore's --out) refuses a run folder (a config.json
+    with both a model and a training section) and a study folder (a study.json with autoencoders),
+    and takes a config.json or study.json of another tool's for what it is: a file of the user's."""
+    from fashionae.studyfolder import refuse_a_model_folder
+    for name, text in (("config.json", {"model": {"name": "resnet"}}), ("config.json", {"train": {"lr": 1}}),
+                       ("study.json", {"name": "mine", "runs": []})):
+        other = tmp_path / f"other-{len(list(tmp_path.iterdir()))}"
+        other.mkdir()
+        (other / name).write_text(json.dumps(text))
+        refuse_a_model_folder(other)  # not refused
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": {}, "train": {}}))
+    with pytest.raises(UserError, match="is a run folder"):
+        refuse_a_model_folder(run)
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "study.json").write_text(json.dumps({"name": "x", "autoencoders": []}))
+    with pytest.raises(UserError, match="is a study folder"):
+        refuse_a_model_folder(tmp_path / "study")
+
+
 def test_the_summary_says_which_ablation_changes_moved_the_mse():
     from fashionae.report import _ablation_summary
 
