@@ -108,14 +108,16 @@ def test_npz_folder_with_a_channel_axis(tmp_path, kind):
 def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     x, y = synthetic_images(300, 0, 16, 3)
     ds = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
-                           classes=["cat", 'say "hi"', "Ähre \U0001F455"], name="pets \U0001F43E")
-    # a character beyond U+FFFF too: JSON would escape it as a surrogate pair, which TOML refuses
+                           classes=["cat", 'say "hi"', "Ähre \U0001F455", "del\x7f"], name="pets \U0001F43E")
+    # a character beyond U+FFFF too (JSON would escape it as a surrogate pair, which TOML refuses), and
+    # one TOML takes only escaped; the file in ASCII, so that it reads the same in any locale
     assert (ds.name, ds.classes, ds.verified, ds.unverified_because) == \
-        ("pets \U0001F43E", ("cat", 'say "hi"', "Ähre \U0001F455"), True, None)
+        ("pets \U0001F43E", ("cat", 'say "hi"', "Ähre \U0001F455", "del\x7f"), True, None)
+    assert (tmp_path / "d" / "dataset.toml").read_bytes().isascii()
     assert torch.equal(ds.test_images, x[240:])
     assert load_dataset(str(tmp_path / "d")).sha256 == ds.sha256
     # what Python prints of it: what the dataset is, not every image
-    assert repr(ds) == (f"Dataset('pets \U0001F43E': 3 classes, 240 training and 60 test images of 16x16, from "
+    assert repr(ds) == (f"Dataset('pets \U0001F43E': 4 classes, 240 training and 60 test images of 16x16, from "
                         f"{str(tmp_path / 'd')!r}, SHA-256 verified)")
     assert repr(load_dataset(str(tmp_path / "d"), verify=False)).endswith("not verified: --no-verify)")
 

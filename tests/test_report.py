@@ -872,6 +872,7 @@ def test_curves_in_percent_keep_every_series_in_view(tmp_path, monkeypatch):
     assert [list(line.get_ydata()) for line in ours] == [[50.0, 70.0], [60.0, 80.0]]
     assert [list(line.get_ydata()) for line in lines if line.get_linestyle() == ":"] == [[40.0, 45.0]]
     assert ours[0].get_linestyle() != ours[1].get_linestyle() and ours[0].get_zorder() > ours[1].get_zorder()
+    assert all(line.get_zorder() > ours[0].get_zorder() for line in lines if line.get_linestyle() == ":")  # the author's on top
 
 
 def test_page_text_shows_code_and_keeps_a_number_with_its_unit():

@@ -294,7 +294,7 @@ def _dataset_toml(folder: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} is a folder, not a file; remove it, or write the dataset's description there")
     try:
-        meta = tomllib.loads(path.read_text())
+        meta = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8, whatever the locale
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UserError(f"{path} is not valid TOML ({e})") from None
     unknown = set(meta) - {"name", "classes", "sha256"}
@@ -427,9 +427,11 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
 
 
 def _toml_string(text: str) -> str:
-    """A TOML string: JSON's, but for its escapes of characters beyond U+FFFF (surrogate pairs),
-    which TOML refuses: those are written as themselves."""
-    return json.dumps(text, ensure_ascii=False)
+    """A TOML basic string, in ASCII (the file reads the same in any locale): JSON's, but for a
+    character beyond U+FFFF, which JSON escapes as a surrogate pair and TOML refuses: \\UXXXXXXXX."""
+    def scalar(m: re.Match) -> str:
+        return f"\\U{0x10000 + (int(m[1], 16) - 0xD800 << 10) + int(m[2], 16) - 0xDC00:08X}"
+    return re.sub(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", scalar, json.dumps(text))
 
 
 def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_test,

@@ -102,8 +102,8 @@ def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylab
         for (key, label), color in zip(keys, COLORS):
             if key in author:
                 ys = np.array(author[key][:max(n, 1)]) * scale
-                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8,
-                        marker="x" if len(ys) == 1 else None)  # one epoch: a point, not a line
+                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8, zorder=3 + 2 * len(keys),
+                        marker="x" if len(ys) == 1 else None)  # one epoch: a point, not a line; above ours
         ax.plot([], [], ":", color="black", label="author's code (dotted)")
     _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)
