@@ -44,10 +44,8 @@ def test_same_seed_same_metrics_and_weights(tiny, tmp_path):
     assert read_metrics(tmp_path / "a") != read_metrics(tmp_path / "c")
 
 
-def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
-    """Stop a run after its first epoch, resume it: the same files as a run never stopped."""
-    execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
-
+def stopped_after_its_first_epoch(cfg, folder, data, monkeypatch) -> None:
+    """The run stopped (Ctrl-C) right after its first epoch's checkpoint is written."""
     import fashionae.training as training
     real_save = training.save_checkpoint
 
@@ -57,8 +55,15 @@ def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "save_checkpoint", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
-        execute(ae_run(epochs=3), tmp_path / "resumed", data=tiny, **QUIET)
+        execute(cfg, folder, data=data, **QUIET)
     monkeypatch.setattr(training, "save_checkpoint", real_save)
+
+
+def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
+    """Stop a run after its first epoch, resume it: the same files as a run never stopped."""
+    execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
+
+    stopped_after_its_first_epoch(ae_run(epochs=3), tmp_path / "resumed", tiny, monkeypatch)
     assert (tmp_path / "resumed" / "checkpoint.safetensors").exists()
     assert not (tmp_path / "resumed" / "summary.json").exists()
     execute(ae_run(epochs=3), tmp_path / "resumed", data=tiny, **QUIET)
@@ -74,17 +79,7 @@ def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
 def test_a_damaged_checkpoint_is_refused_with_the_fix_that_works(tiny, tmp_path, monkeypatch, damage, fault):
     """A truncated checkpoint, or one with a flipped bit in its tensors, is never resumed from;
     the message says to delete it, and the run restarts once it is gone."""
-    import fashionae.training as training
-    real_save = training.save_checkpoint
-
-    def crash_after_first(*args):
-        real_save(*args)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "save_checkpoint", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    stopped_after_its_first_epoch(ae_run(), tmp_path / "run", tiny, monkeypatch)
     ckpt = tmp_path / "run" / "checkpoint.safetensors"
     ckpt.write_bytes(damage(ckpt.read_bytes()))
     with pytest.raises(UserError, match=rf"^checkpoint .*checkpoint.safetensors {fault} delete it to "

@@ -150,11 +150,6 @@ def idx_rank(name: str) -> int:
     return 1 if "-idx1-" in name else 3
 
 
-def _read_file(path: Path) -> bytes:
-    """The decompressed bytes of a file that may or may not be gzipped."""
-    return _gunzip(_read_bytes(path), path)
-
-
 def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -236,7 +231,7 @@ def load_folder(folder: str | os.PathLike, verify: bool = True, named_by: str = 
         if path is None:
             raise UserError(f"{folder} has no {name}.gz (nor {name}); put Fashion-MNIST's four IDX "
                             f"files there, or point {named_by} at the folder that holds them")
-        raw = _read_file(path)
+        raw = _gunzip(_read_bytes(path), path)  # gzipped or not
         if verify and hashlib.sha256(raw).hexdigest() != sha:
             raise UserError(f"{path} fails its SHA-256 check (got {len(raw)} bytes); it is damaged "
                             "or not Fashion-MNIST: get a fresh copy, or pass --no-verify for "
