@@ -266,3 +266,41 @@ def test_every_gradient_has_its_weights_strides(channels_last):
     train_step(model, opt, x.contiguous(memory_format=torch.channels_last) if channels_last else x,
                torch.zeros(10, dtype=torch.long), cfg)
     assert [n for n, p in model.named_parameters() if p.grad.stride() != p.stride()] == []
+
+
+@pytest.mark.parametrize("kernels_on", [True, False])
+def test_k2s_two_layers_run_as_one_in_bf16_inference_to_the_layers_bits(monkeypatch, kernels_on):
+    """The paper decoder's two k2 layers with the ReLU between them (``k2_twice``): in bf16
+    inference on the CPU one run, by the kernel where it runs and by PyTorch's ops elsewhere, to
+    the bits of the layers one by one, NaN kept; in training mode, with autograd on, in fp32, and
+    where the layers differ (a ReLU in training mode, a last layer into two channels, a first one
+    into 72 or a stock layer), the layers alone."""
+    if not kernels_on:
+        monkeypatch.setattr(kernels, "_loaded", False)
+    runs, k2_twice = [], layers.k2_twice
+    monkeypatch.setattr(layers, "k2_twice", lambda *a: runs.append(a[-1].shape) or k2_twice(*a))
+    torch.manual_seed(0)
+    decoder = build_model(ModelConfig()).decoder.layers.eval()
+    z = torch.randn(6, 64, 7, 7)
+    z[2, 5, 3, 3] = float("nan")
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    with bf16:
+        plain = decoder(z).detach()  # autograd on: the layers one by one
+        with torch.no_grad():
+            for x in (z, z.contiguous(memory_format=torch.channels_last), z[:1], z[:0]):
+                out = decoder(x)
+                assert out.dtype == torch.bfloat16 and out.shape == (len(x), 1, 28, 28) and out.is_contiguous()
+                assert torch.equal(out.isnan(), plain[:len(x)].isnan())
+                assert torch.equal(out.nan_to_num(7.0), plain[:len(x)].nan_to_num(7.0))
+    assert plain.isnan().sum() == 16 and runs == [(6, 64, 7, 7)] * 2 + [(1, 64, 7, 7), (0, 64, 7, 7)]
+    with torch.no_grad():
+        decoder(z)  # fp32
+        with bf16:
+            decoder.train()(z)
+            decoder.eval()[1].train()  # dropout left on in an evaluated stack: not a ReLU
+            decoder(z)
+            decoder[1].eval()
+            for first, last in (((64, 32), (32, 2)), ((64, 72), (72, 1))):
+                Layers(BlockConvTranspose2d(*first, 2), torch.nn.ReLU(), BlockConvTranspose2d(*last, 2)).eval()(z)
+            Layers(torch.nn.ConvTranspose2d(64, 32, 2, stride=2), torch.nn.ReLU(), BlockConvTranspose2d(32, 1, 2)).eval()(z)
+    assert len(runs) == 4
