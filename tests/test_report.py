@@ -758,7 +758,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     assert re.findall(r"<section id=([\w-]+)><h2>", page) == sections
     assert page.count("<figure") == len(figures) and page.endswith("</body></html>\n")
     for f in figures:
-        width, height = page_parts.png_size((out / "figures" / f).read_bytes())
+        pixels = page_parts.png_size((out / "figures" / f).read_bytes())
+        width, height = (round(n / 2) for n in pixels)  # drawn with twice the pixels shown
         wide = " class=wide" if page_parts.wide_figure(width, height) else ""
         assert re.search(f'<figure{wide}><img src="figures/{re.escape(f)}" width={width} height={height} alt="', page)
     assert write_report(out, results, self_contained=True) == out / "report.html"
@@ -859,6 +860,17 @@ def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, monkeypatc
     assert all(line.get_marker() not in (None, "None", "") for line in dotted)
 
 
+def test_a_figure_is_drawn_with_twice_the_pixels_the_page_shows(tmp_path):
+    """Sharp on a HiDPI screen: 5 x 3 inches and the tight box's margins of 0.1 inch, shown at
+    120 dpi (624 x 384), drawn with 1248 x 768 pixels."""
+    from fashionae.pages import png_size, shown_size
+    fig = plots.plt().figure(figsize=(5, 3))
+    fig.patch.set_facecolor("black")  # a frame that the tight bounding box keeps whole
+    plots.save(fig, tmp_path / "f.png")
+    data = (tmp_path / "f.png").read_bytes()
+    assert png_size(data) == (1248, 768) and shown_size(data) == (624, 384)
+
+
 def test_curves_in_percent_keep_every_series_in_view(tmp_path, monkeypatch):
     """Accuracy is drawn in % (the tables' unit), the author's too; each series has its own dashes,
     and an earlier one lies above a later one (train in eval mode over validation, which it often hides)."""
@@ -946,13 +958,14 @@ def test_the_figures_are_numbered_in_order_with_the_control_last_and_an_earlier_
 
 
 def test_the_html_page_sizes_its_figures_from_their_files_and_escapes_title_and_captions(tmp_path):
-    """Each <img> gets its PNG's width and height (a wide row of images spans the page, others
-    share a row), and the title and a caption with markup or quotes are escaped."""
+    """Each <img> is shown at half its PNG's width and height, which are drawn with twice the
+    pixels shown (a wide row of images spans the page, others share a row), and the title and a
+    caption with markup or quotes are escaped."""
     from PIL import Image
     from fashionae.pages import Figures, Page, Section, html_page
     (tmp_path / "figures").mkdir()
-    Image.new("L", (1000, 400)).save(tmp_path / "figures" / "row.png")
-    Image.new("L", (300, 200)).save(tmp_path / "figures" / "small.png")
+    Image.new("L", (2000, 800)).save(tmp_path / "figures" / "row.png")
+    Image.new("L", (601, 400)).save(tmp_path / "figures" / "small.png")
     page = html_page(Page("a <b> & c", "s", [Section("figures", "Figures", [Figures(
         [("row.png", 'a "row" <of> images'), ("small.png", "small")])])]), tmp_path / "figures")
     assert "<title>a &lt;b&gt; &amp; c</title>" in page and "<h1>a &lt;b&gt; &amp; c</h1>" in page

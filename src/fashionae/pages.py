@@ -146,7 +146,7 @@ def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
     def figure(file: str, caption: str) -> str:
         data = (figures / file).read_bytes()
         src = "data:image/png;base64," + base64.b64encode(data).decode() if self_contained else f"{figures.name}/{file}"
-        width, height = png_size(data)
+        width, height = shown_size(data)
         wide = " class=wide" if wide_figure(width, height) else ""
         return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(caption)}">'
                 f"<figcaption>{text(caption)}</figcaption></figure>")
@@ -171,8 +171,15 @@ def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's header, for the page's <img> tags."""
+    """(width, height) in pixels, from a PNG's header."""
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def shown_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a figure (``plots.save``'s PNG) on the page, for its <img> tag: its
+    pixels over ``plots.SHARPNESS``, the pixels it was drawn with for each one shown."""
+    from .plots import SHARPNESS
+    return tuple(round(n / SHARPNESS) for n in png_size(data))
 
 
 def wide_figure(width: int, height: int) -> bool:

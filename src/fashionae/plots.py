@@ -17,10 +17,11 @@ COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:b
           "tab:gray", "tab:olive", "tab:cyan"]
 
 # Sizes chosen to stay legible at about 600 pixels wide (two figures to a row on a laptop)
-# and at about 360 (a phone): figures of 5 inches with 8- to 10-point text, rendered at 120 dpi.
+# and at about 360 (a phone): figures of 5 inches with 8- to 10-point text, shown at 120 dpi.
 STYLE = {"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "xtick.labelsize": 8,
          "ytick.labelsize": 8, "legend.frameon": False}
 DPI = 120
+SHARPNESS = 2  # pixels drawn per pixel shown: the page shows a figure at DPI, sharp on HiDPI screens and when zoomed
 
 
 def plt():
@@ -33,7 +34,7 @@ def plt():
 
 def save(fig, path: Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI * SHARPNESS, bbox_inches="tight")
     plt().close(fig)
     atomic_write(path, buf.getvalue())
 
