@@ -16,6 +16,8 @@ from .settings import AUTOENCODER, CLASSIFIER
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
     from .models import ModelConfig
 
+RUNS = "runs"  # where train-ae, train-clf and study write when no --out is given
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as for every other bad input
@@ -112,7 +114,7 @@ def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
 def cmd_train_ae(a) -> int:
     from .plan import ae_run_name
     model = model_options(a, AUTOENCODER)
-    out = a.out or f"runs/{ae_run_name(model.shape_text().replace(' ', ''), a.seed)}"  # ae-linear512-seed0
+    out = a.out or f"{RUNS}/{ae_run_name(model.shape_text().replace(' ', ''), a.seed)}"  # ae-linear512-seed0
     s = train_run(a, model, out)
     if s is None:
         return 0
@@ -124,7 +126,7 @@ def cmd_train_ae(a) -> int:
 
 def cmd_train_clf(a) -> int:
     from .plan import clf_run_name
-    out = a.out or f"runs/{clf_run_name(a.strategy, a.seed)}"
+    out = a.out or f"{RUNS}/{clf_run_name(a.strategy, a.seed)}"
     model = model_options(a, CLASSIFIER)
     if a.encoder:
         refuse_what_the_encoder_sets(model, a.encoder, settings.given(a))
@@ -187,7 +189,7 @@ def cmd_study(a) -> int:
     if a.tensorboard:
         overrides["tensorboard"] = True
     study = load_study(a.study_file, a.profile, a.seeds, overrides)
-    out = a.out or f"runs/{study.name}-{study.profile}"
+    out = a.out or f"{RUNS}/{study.name}-{study.profile}"
     if a.plan:
         from .preview import show_plan
         show_plan(study, out, a.data_dir, not a.no_verify, a.json)
@@ -342,7 +344,7 @@ def build_parser() -> Parser:
     settings.add_options(s, ModelConfig, "model", AUTOENCODER)
     settings.add_options(s, TrainConfig, "training", AUTOENCODER)
     add_data_args(s)
-    s.add_argument("--out", help="run folder (default runs/ae-<arch><latent>-seed<seed>, the latent for "
+    s.add_argument("--out", help=f"run folder (default {RUNS}/ae-<arch><latent>-seed<seed>, the latent for "
                    "linear only); an unfinished run there with the same settings is resumed")
     s.set_defaults(func=cmd_train_ae)
 
@@ -356,7 +358,7 @@ def build_parser() -> Parser:
                          "--paper-head applies either way)", CLASSIFIER)
     settings.add_options(s, TrainConfig, "training", CLASSIFIER)
     add_data_args(s)
-    s.add_argument("--out", help="run folder (default runs/clf-<strategy>-seed<seed>)")
+    s.add_argument("--out", help=f"run folder (default {RUNS}/clf-<strategy>-seed<seed>)")
     s.set_defaults(func=cmd_train_clf)
 
     s = add_command("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
@@ -375,7 +377,7 @@ def build_parser() -> Parser:
     s.add_argument("--profile", help="a profile of the study file (default: the file's default_profile, "
                    "else quick where there is one, else the top level alone: profile 'default')")
     s.add_argument("--seeds", type=int, help="number of seeds (overrides the profile)")
-    s.add_argument("--out", help="study folder (default runs/<study>-<profile>); an interrupted "
+    s.add_argument("--out", help=f"study folder (default {RUNS}/<study>-<profile>); an interrupted "
                    "study there is resumed, finished runs are kept")
     s.add_argument("--device", choices=DEVICES, help="overrides the study file")
     s.add_argument("--precision", choices=PRECISIONS, help="overrides the study file")
