@@ -402,7 +402,7 @@ def test_k2s_last_layer_kernels_are_their_pytorch_version_bit_for_bit(built, n, 
     gradients give layers.py's PyTorch version's bits (70 x 3 image rows: summed in blocks of 64,
     then the blocks pairwise), and within bf16's rounding the float64 layer's."""
     rows, weight, bias, grad = k2_last_layer_inputs(n, c, h, w)
-    y = torch.ops.fashionae.one_channel_forward(rows, weight, bias, n, h, w, False, False)
+    y = torch.ops.fashionae.one_channel_forward(rows, weight, bias, n, h, w, False)
     assert torch.equal(bits(y), bits(fashionae_layers.one_channel_forward(rows, weight, bias, (n, h, w))))
     kernel = torch.ops.fashionae.one_channel_backward(rows, weight, grad)
     pytorch = fashionae_layers.one_channel_backward(rows, weight, grad)
@@ -419,18 +419,18 @@ def test_k2s_last_layer_kernels_are_their_pytorch_version_bit_for_bit(built, n, 
 
 @pytest.mark.parametrize("n,c,h,w", [(4, 32, 7, 7), (3, 8, 5, 3), (1, 64, 1, 1), (2, 24, 3, 9)])
 def test_k2s_two_layers_kernel_is_its_pytorch_version_and_the_layers_bit_for_bit(built, n, c, h, w):
-    """k2's two layers in bf16 inference (``layers.k2_twice``): the kernel reading the first
-    layer's 2x2 blocks ReLU'd (-0 and NaN kept) and writing 4x4 tiles gives the PyTorch
+    """k2's two layers in bf16 inference (``layers.k2_twice``): the kernel of ``blocks``, reading the
+    first layer's 2x2 blocks ReLU'd (-0 and NaN kept) and writing 4x4 tiles, gives the PyTorch
     version's bits, and both give the layers' own: the first layer's output laid out as an
     image, ReLU'd, then the last layer."""
     _, weight, bias, _ = k2_last_layer_inputs(n, c, h, w)
     rows = inputs((n * h * w * 4, c), torch.bfloat16, "nchw")  # each input pixel's 2x2 block, in turn
     rows[1, 3], rows[-1, 0] = float("nan"), -float("nan")  # a NaN's pixel is NaN (its payload may differ)
-    y = torch.ops.fashionae.one_channel_forward(rows, weight, bias, n, h, w, True, True)
+    y = torch.ops.fashionae.one_channel_forward(rows, weight, bias, n, h, w, True)
     assert y.shape == (n, 1, 4 * h, 4 * w) and y.isnan().sum() == 8 and (y == 0).sum() < y.numel() // 2
     image = rows.view(n, h, w, 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(n * 2 * h * 2 * w, c)  # the layer's output
-    layers = torch.ops.fashionae.one_channel_forward(image.relu().contiguous(), weight, bias, n, 2 * h, 2 * w, False, False)
-    for other in (fashionae_layers.one_channel_forward(rows, weight, bias, (n, h, w), True, True), layers):
+    layers = torch.ops.fashionae.one_channel_forward(image.relu().contiguous(), weight, bias, n, 2 * h, 2 * w, False)
+    for other in (fashionae_layers.one_channel_forward(rows, weight, bias, (n, h, w), blocks=True), layers):
         assert torch.equal(y.isnan(), other.isnan()) and torch.equal(bits(y.nan_to_num(7.0)), bits(other.nan_to_num(7.0)))
 
 

@@ -10,6 +10,14 @@ from fashionae.layers import BlockConvTranspose2d, Layers
 from fashionae.models import ModelConfig, build_model
 
 
+def kernels_for(monkeypatch, on: bool) -> None:
+    """The compiled kernels on (the test skipped where they are not built) or off."""
+    if on and not kernels.available():
+        pytest.skip("the compiled CPU kernels are not available here")
+    if not on:
+        monkeypatch.setattr(kernels, "_loaded", False)
+
+
 def count_fused(monkeypatch) -> list:
     """The convolutions given to ``conv_relu`` with their ReLU from now on, in order (whether it
     then runs them as one call is its check's: test_a_convolution_and_relu_run_as_one_call_...).
@@ -275,8 +283,7 @@ def test_k2s_two_layers_run_as_one_in_bf16_inference_to_the_layers_bits(monkeypa
     the bits of the layers one by one, NaN kept; in training mode, with autograd on, in fp32, and
     where the layers differ (a ReLU in training mode, a last layer into two channels, a first one
     into 72 or a stock layer), the layers alone."""
-    if not kernels_on:
-        monkeypatch.setattr(kernels, "_loaded", False)
+    kernels_for(monkeypatch, kernels_on)
     runs, k2_twice = [], layers.k2_twice
     monkeypatch.setattr(layers, "k2_twice", lambda *a: runs.append(a[-1].shape) or k2_twice(*a))
     torch.manual_seed(0)
@@ -286,6 +293,8 @@ def test_k2s_two_layers_run_as_one_in_bf16_inference_to_the_layers_bits(monkeypa
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
     with bf16:
         plain = decoder(z).detach()  # autograd on: the layers one by one
+        last, middle = decoder[2], torch.relu(decoder[0](z)).float()  # one NCHW image: its sums as in a batch
+        assert torch.equal(last(middle[2:3]).view(torch.int16), last(middle)[2:3].view(torch.int16))  # NaN's bits too
         with torch.no_grad():
             for x in (z, z.contiguous(memory_format=torch.channels_last), z[:1], z[:0]):
                 out = decoder(x)
@@ -304,3 +313,26 @@ def test_k2s_two_layers_run_as_one_in_bf16_inference_to_the_layers_bits(monkeypa
                 Layers(BlockConvTranspose2d(*first, 2), torch.nn.ReLU(), BlockConvTranspose2d(*last, 2)).eval()(z)
             Layers(torch.nn.ConvTranspose2d(64, 32, 2, stride=2), torch.nn.ReLU(), BlockConvTranspose2d(32, 1, 2)).eval()(z)
     assert len(runs) == 4
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace's
+@pytest.mark.parametrize("kernels_on", [True, False])
+def test_k2s_two_layers_run_as_one_after_other_runs_and_never_while_tracing_or_compiling(monkeypatch, kernels_on):
+    """k2_twice found after a ReLU + pooling run (not at index 0), from an image not square and of
+    odd sides, to the layers' bits, by the kernel and by PyTorch's ops; ``torch.jit.trace`` and
+    ``torch.compile`` under bf16 autocast see the plain layers, as ``Layers`` promises."""
+    kernels_for(monkeypatch, kernels_on)
+    runs, k2_twice = [], layers.k2_twice
+    monkeypatch.setattr(layers, "k2_twice", lambda *a: runs.append(a[-1].shape) or k2_twice(*a))
+    torch.manual_seed(0)
+    stack = Layers(torch.nn.ReLU(), torch.nn.MaxPool2d(2), BlockConvTranspose2d(16, 24, 2), torch.nn.ReLU(),
+                   BlockConvTranspose2d(24, 1, 2), torch.nn.Sigmoid()).eval()
+    x = torch.randn(3, 16, 10, 7)[..., :6]  # 5 x 3 after pooling: odd sides, not square; not contiguous
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        out, plain = stack(x), x
+        for layer in stack:
+            plain = layer(plain)
+        assert runs == [(3, 16, 5, 3)] and torch.equal(out.view(torch.int16), plain.view(torch.int16))
+        torch.jit.trace(stack, x, check_trace=False)
+        torch.compile(stack, backend="eager")(x)
+    assert len(runs) == 1

@@ -721,9 +721,9 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
         at = blocks.index(f"## {SECTIONS[anchor]}")
         assert blocks[at + 1: at + 3 + len(_notes(anchor, header))] == [caption, page_parts.md_table(header, rows),
                                                                          *_notes(anchor, header)]
-    shown = re.findall(r"!\[([^\]]+)\]\(figures/([^)]+)\)\n\n\*([^*]+)\*", md)
-    assert sorted(f for _, f, _ in shown) == figures and all(alt == caption for alt, _, caption in shown)
-    captions = {f: caption for _, f, caption in shown}  # the author's epochs beside ours, the curves not drawn
+    shown = re.findall(r'<img src="figures/([^"]+)" width=\d+ height=\d+ alt="([^"]+)">\n\n\*([^*]+)\*', md)
+    assert sorted(f for f, _, _ in shown) == figures and all(alt == html.escape(caption) for _, alt, caption in shown)
+    captions = {f: caption for f, _, caption in shown}  # the author's epochs beside ours, the curves not drawn
     assert "whose epochs are 60,000 images at a constant learning rate (here: " in captions["fig1_ae_linear-64.png"]
     assert captions["fig6_clf_frozen.png"].endswith("; the author's curves, of another encoder (l_size 1024), "
                                                     "are not drawn.")
@@ -762,6 +762,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
         width, height = (round(n / 2) for n in pixels)  # drawn with twice the pixels shown
         wide = " class=wide" if page_parts.wide_figure(width, height) else ""
         assert re.search(f'<figure{wide}><img src="figures/{re.escape(f)}" width={width} height={height} alt="', page)
+        assert f'\n\n<img src="figures/{f}" width={width} height={height} alt="' in md  # its size on the page
     assert write_report(out, results, self_contained=True) == out / "report.html"
     alone = (out / "report.html").read_text()
     assert alone.count('src="data:image/png;base64,') == len(figures) and 'src="figures/' not in alone
@@ -864,9 +865,7 @@ def test_a_figure_is_drawn_with_twice_the_pixels_the_page_shows(tmp_path):
     """Sharp on a HiDPI screen: 5 x 3 inches and the tight box's margins of 0.1 inch, shown at
     120 dpi (624 x 384), drawn with 1248 x 768 pixels."""
     from fashionae.pages import png_size, shown_size
-    fig = plots.plt().figure(figsize=(5, 3))
-    fig.patch.set_facecolor("black")  # a frame that the tight bounding box keeps whole
-    plots.save(fig, tmp_path / "f.png")
+    plots.save(plots.plt().figure(figsize=(5, 3)), tmp_path / "f.png")
     data = (tmp_path / "f.png").read_bytes()
     assert png_size(data) == (1248, 768) and shown_size(data) == (624, 384)
 
@@ -965,7 +964,7 @@ def test_the_html_page_sizes_its_figures_from_their_files_and_escapes_title_and_
     from fashionae.pages import Figures, Page, Section, html_page
     (tmp_path / "figures").mkdir()
     Image.new("L", (2000, 800)).save(tmp_path / "figures" / "row.png")
-    Image.new("L", (601, 400)).save(tmp_path / "figures" / "small.png")
+    Image.new("L", (601, 400)).save(tmp_path / "figures" / "small.png")  # 300.5 shown: rounded to even
     page = html_page(Page("a <b> & c", "s", [Section("figures", "Figures", [Figures(
         [("row.png", 'a "row" <of> images'), ("small.png", "small")])])]), tmp_path / "figures")
     assert "<title>a &lt;b&gt; &amp; c</title>" in page and "<h1>a &lt;b&gt; &amp; c</h1>" in page

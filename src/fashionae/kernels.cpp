@@ -604,7 +604,7 @@ at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, con
 // k2's last layer under bf16 autocast, in training and inference (layers.BlockConvTranspose2d:
 // a 2x2 transposed convolution of stride 2 into one channel): rows [R][C] (input pixel r = (n,
 // i, j)'s C channels, bf16, C a multiple of 8), weight [C][4] (tap t = ky * 2 + kx), bias [1];
-// in inference also with the ReLU and the 2x2 layer before it (layers.k2_twice: "tiles").
+// in inference also with the ReLU and the 2x2 layer before it (layers.k2_twice: "blocks").
 // oneDNN computes it as a matrix product 4 wide, slowly: the layer, its gradients and their
 // reshuffles took 1.6 ms of an AMX Xeon's 17 ms training step (benchmarks/README.md). Here
 // every sum runs in fp32 in a fixed order, and the results are rounded to bf16. Each product of
@@ -664,27 +664,28 @@ inline f32x4 add_by_halves(const f32x8* acc) {
 #endif
 }
 
-// Rows [i0, i1) of pixels: x: [pixel][C]; wt: [t][C]; out: [N][2H][2W] or, in tiles, [N][4H][4W].
-// Row i is an image's row (n, y), its W pixels making output rows 2i and 2i + 1; in tiles (rows
-// of k2_twice: each pixel (n, y, x) of the layer before as its 2x2 block of pixels, ky then kx)
-// row i is a block's row (n, y, x, ky), its 2 pixels making output rows 4 (n H + y) + 2 ky and
-// the next, from column 4x. Relu: max(x, 0) of each input on reading (-0 and NaN kept, as
-// torch.relu keeps them). C = 8 CB, the sums in registers.
-template <int CB, bool Relu>
+// Rows [i0, i1) of pixels: x: [pixel][C]; wt: [t][C]; out: [N][2H][2W], or [N][4H][4W] of Blocks.
+// Row i is an image's row (n, y), its W pixels making output rows 2i and 2i + 1. Of Blocks (the
+// rows of k2_twice: each input pixel (n, y, x) of the 2x2 layer before, as its 2x2 block of
+// output pixels, ky then kx, not yet ReLU'd) row i is a block's row (n, y, x, ky), its 2 pixels
+// making output rows 4 (n H + y) + 2 ky and the next, from column 4x; and each input is ReLU'd
+// as it is read (-0 and NaN kept, as torch.relu keeps them). C = 8 CB, the sums in registers.
+template <int CB, bool Blocks>
 void one_channel_forward_rows(const uint16_t* __restrict x, const float* __restrict wt, float b,
-                              uint16_t* __restrict out, int64_t W, bool tiles, int64_t i0, int64_t i1) {
+                              uint16_t* __restrict out, int64_t W, int64_t i0, int64_t i1) {
   constexpr int64_t C = 8 * CB;
   f32x8 w[4][CB];
   for (int t = 0; t < 4; ++t)
     for (int k = 0; k < CB; ++k) std::memcpy(&w[t][k], wt + t * C + 8 * k, sizeof(f32x8));
-  const int64_t J = tiles ? 2 : W, S = tiles ? 4 * W : 2 * W;  // pixels a row; an output row's length
+  constexpr int64_t scale = Blocks ? 4 : 2;
+  const int64_t J = Blocks ? 2 : W, S = scale * W;  // pixels a row; an output row's length
   auto in = [](const uint16_t* p) {
     const f32x8 v = load_bf16x8(p);
-    if constexpr (Relu) return v < 0 ? f32x8{} : v;
+    if constexpr (Blocks) return v < 0 ? f32x8{} : v;
     else return v;
   };
   for (int64_t i = i0; i < i1; ++i) {
-    uint16_t* o = tiles ? out + ((i / 2 / W) * 4 + 2 * (i % 2)) * S + 4 * (i / 2 % W) : out + 2 * i * S;
+    uint16_t* o = Blocks ? out + ((i / 2 / W) * 4 + 2 * (i % 2)) * S + 4 * (i / 2 % W) : out + 2 * i * S;
     for (int64_t j = 0; j < J; ++j) {
       const uint16_t* xr = x + (i * J + j) * C;
       f32x8 acc[4];
@@ -714,14 +715,14 @@ template <int most, typename F> void dispatch_blocks(int64_t blocks, F f) {
 }
 
 at::Tensor one_channel_forward(const at::Tensor& rows, const at::Tensor& weight, const at::Tensor& bias, int64_t N,
-                               int64_t H, int64_t W, bool relu, bool tiles) {
-  const int64_t pixels = N * H * W * (tiles ? 4 : 1), scale = tiles ? 4 : 2;
+                               int64_t H, int64_t W, bool blocks) {
+  const int64_t pixels = N * H * W * (blocks ? 4 : 1), scale = blocks ? 4 : 2;
   TORCH_CHECK(rows.device().is_cpu() && rows.scalar_type() == at::kBFloat16 && rows.dim() == 2 &&
               rows.is_contiguous() && rows.size(0) == pixels && rows.size(0) > 0 && rows.size(1) % 8 == 0 &&
               rows.size(1) <= 64 && weight.scalar_type() == at::kBFloat16 && weight.dim() == 2 &&
               weight.size(0) == rows.size(1) && weight.size(1) == 4 && bias.scalar_type() == at::kBFloat16 &&
               bias.numel() == 1,
-              "one_channel_forward: contiguous bf16 rows [N H W (4 in tiles)][C], C a multiple of 8 up to 64, "
+              "one_channel_forward: contiguous bf16 rows [N H W (4 of blocks)][C], C a multiple of 8 up to 64, "
               "weight [C][4], bias [1]");
   const int64_t C = rows.size(1);
   auto wt = weight.t().contiguous().to(at::kFloat);  // [t][c]
@@ -732,9 +733,9 @@ at::Tensor one_channel_forward(const at::Tensor& rows, const at::Tensor& weight,
   uint16_t* op = (uint16_t*)out.data_ptr();
   dispatch_blocks<8>(C / 8, [&](auto cb) {
     constexpr int CB = decltype(cb)::value;
-    at::parallel_for(0, N * H * (tiles ? 2 * W : 1), 16, [=](int64_t i0, int64_t i1) {
-      if (relu) one_channel_forward_rows<CB, true>(xp, wp, b, op, W, tiles, i0, i1);
-      else one_channel_forward_rows<CB, false>(xp, wp, b, op, W, tiles, i0, i1);
+    at::parallel_for(0, N * H * (blocks ? 2 * W : 1), 16, [=](int64_t i0, int64_t i1) {
+      if (blocks) one_channel_forward_rows<CB, true>(xp, wp, b, op, W, i0, i1);
+      else one_channel_forward_rows<CB, false>(xp, wp, b, op, W, i0, i1);
     }); });
   return out;
 }
@@ -866,7 +867,7 @@ TORCH_LIBRARY(fashionae, m) {
   m.def("relu_dropout_pool_backward(Tensor dout, Tensor out, Tensor idx, float scale) -> Tensor", &relu_dropout_pool_backward);
   m.def("conv3x3_relu_pool(Tensor x, Tensor weight, Tensor bias, bool bf16) -> Tensor", &conv3x3_relu_pool);
   m.def("conv_transpose_2x2(Tensor x, Tensor weight, Tensor bias, bool relu) -> Tensor", &conv_transpose_2x2);
-  m.def("one_channel_forward(Tensor rows, Tensor weight, Tensor bias, int N, int H, int W, bool relu, bool tiles) -> Tensor",
+  m.def("one_channel_forward(Tensor rows, Tensor weight, Tensor bias, int N, int H, int W, bool blocks) -> Tensor",
         &one_channel_forward);
   m.def("one_channel_backward(Tensor rows, Tensor weight, Tensor g) -> (Tensor, Tensor, Tensor)",
         &one_channel_backward);

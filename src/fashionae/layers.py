@@ -79,23 +79,19 @@ class Layers(nn.Sequential):
                 if first_stage(conv, relu, pool) and i + 1 in fused:
                     del fused[i + 1]
                     fused[i] = (3, partial(conv_relu_pool, conv, relu, pool))
-        if bf16 and eager_on_cpu(x):
+        if bf16 and eager_on_cpu(x):  # (k2's layers are in no other run)
             for i, (up, relu, last) in trios:
-                if k2_into_one_channel(up, relu, last) and {i, i + 1, i + 2}.isdisjoint(in_runs(fused)):
+                if k2_last_two(up, relu, last):
                     fused[i] = (3, partial(k2_twice, up, relu, last))
         if not onednn_fp32:
             return fused
-        taken = in_runs(fused)
+        # the layers already in a run (a ReLU before a pooling goes with the pooling)
+        taken = {j for i, (span, _) in fused.items() for j in range(i, i + span)}
         pairs_in_one_call = {i: (2, partial(conv_relu, a, b)) for i, (a, b) in enumerate(pairs)
                              if fusable(a, b, x) and {i, i + 1}.isdisjoint(taken)}
         if pairs_in_one_call and finite(x) and all(finite(p) for p in self.parameters()):
             fused.update(pairs_in_one_call)
         return fused
-
-
-def in_runs(fused: dict[int, tuple[int, Callable]]) -> set[int]:
-    """The layers already in a run (a ReLU before a pooling goes with the pooling)."""
-    return {j for i, (span, _) in fused.items() for j in range(i, i + span)}
 
 
 def first_stage(conv: nn.Module, relu: nn.Module, pool: nn.Module) -> bool:
@@ -220,8 +216,7 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         if output_size is not None or self.bias is None or x.dim() != 4 or self.weight.dtype != torch.float32:
             return super().forward(x, output_size)
         if eager_on_cpu(x) and bf16_autocast_on_cpu():
-            into_one = self.out_channels == 1 and self.stride == (2, 2) and self.in_channels in range(8, 65, 8)
-            return self.into_one_channel(x) if into_one and x.numel() else self.block_matmul(x)
+            return self.into_one_channel(x) if self.goes_into_one_channel() and x.numel() else self.block_matmul(x)
         if self.kernel_takes(x):
             return one_call_where_same(("conv_transpose_2x2", *_signature(self, x)),
                                        lambda: torch.ops.fashionae.conv_transpose_2x2(x, self.weight, self.bias, False),
@@ -249,6 +244,11 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
                 and self.weight.dtype == torch.float32 and not torch.is_grad_enabled()
                 and onednn_fp32_convolution(x) and kernels_take(x))
 
+    def goes_into_one_channel(self) -> bool:
+        """Whether bf16 autocast computes this layer by ``into_one_channel``: 2x2 into one channel
+        from 8, 16, ... or 64 (k2's last layer)."""
+        return self.out_channels == 1 and self.stride == (2, 2) and self.in_channels in range(8, 65, 8)
+
     def block_products(self, x: torch.Tensor) -> torch.Tensor:
         """[N*H*W, k*k*C_out]: each input pixel's k x k block of outputs, (ky, kx, c) in a row."""
         (n, cin, h, w), k, cout = x.shape, self.stride[0], self.out_channels
@@ -270,29 +270,30 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
         matrix product its output is 4 wide, which oneDNN computes slowly (its weight gradient
         alone took 0.9 ms of an AMX Xeon's 17 ms training step; ``benchmarks/README.md``)."""
         (n, c, h, w), bf16 = x.shape, torch.bfloat16
-        rows = x.to(bf16).permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when x is channels-last
+        # a view when x is channels-last (a copy of a single NCHW image too: the kernels read dense rows)
+        rows = x.to(bf16).permute(0, 2, 3, 1).reshape(n * h * w, c).contiguous()
         # [N, 1, 2H, 2W]: one channel, the same memory in either layout
         return _IntoOneChannel.apply(rows, self.weight.to(bf16), self.bias.to(bf16), (n, h, w))
 
 
-def k2_into_one_channel(up: nn.Module, relu: nn.Module, last: nn.Module) -> bool:
-    """Layers ``k2_twice`` computes: a 2x2 ``BlockConvTranspose2d`` into a multiple of 8 channels
-    up to 64, a ReLU in eval mode, and a 2x2 ``BlockConvTranspose2d`` from those channels into one
-    (the paper decoder's), both with a bias."""
-    return (type(up) is BlockConvTranspose2d and type(last) is BlockConvTranspose2d
-            and up.stride == (2, 2) and up.out_channels in range(8, 65, 8) and last.in_channels == up.out_channels
-            and last.out_channels == 1 and last.stride == (2, 2) and up.bias is not None and last.bias is not None
+def k2_last_two(up: nn.Module, relu: nn.Module, last: nn.Module) -> bool:
+    """Layers ``k2_twice`` computes: a 2x2 ``BlockConvTranspose2d``, a ReLU in eval mode, and a
+    ``BlockConvTranspose2d`` from its channels into one (``goes_into_one_channel``; the paper
+    decoder's last two upsamplings), both with a bias."""
+    return (type(up) is BlockConvTranspose2d and type(last) is BlockConvTranspose2d and up.stride == (2, 2)
+            and last.goes_into_one_channel() and last.in_channels == up.out_channels
+            and up.bias is not None and last.bias is not None
             and isinstance(relu, (nn.ReLU, ReLUDropout)) and not relu.training)
 
 
 def k2_twice(up: BlockConvTranspose2d, relu: nn.Module, last: BlockConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
-    """``last(relu(up(x)))`` for ``k2_into_one_channel`` layers in inference under bf16 autocast
+    """``last(relu(up(x)))`` for ``k2_last_two`` layers in inference under bf16 autocast
     on the CPU, to the layers' bits, without laying out ``up``'s output as an image: the rows of
     ``up.block_products`` are ``last``'s input rows in block order (each pixel's 2x2 block in
     turn), ReLU'd as they are read, and ``last`` computes each row on its own
-    (``one_channel_forward``, ``tiles``), writing each block's 4x4 tile of outputs in its place.
+    (``one_channel_forward`` of ``blocks``), writing each block's 4x4 tile of outputs in its place.
     The paper autoencoder's evaluation runs 1.03-1.06x faster so on a Zen 4 EPYC, the decoder
-    alone 1.4-1.5x (``benchmarks/fused_evaluation.py``, ``benchmarks/README.md``).
+    alone 1.4-1.55x (``benchmarks/fused_evaluation.py``, ``benchmarks/README.md``).
     Where the layers would not take those paths (an input not a batch of images, an empty batch,
     weights not in fp32), the layers."""
     if not (x.dim() == 4 and x.numel() and up.weight.dtype == last.weight.dtype == torch.float32):
@@ -301,8 +302,8 @@ def k2_twice(up: BlockConvTranspose2d, relu: nn.Module, last: BlockConvTranspose
     rows = up.block_products(x).view(-1, up.out_channels)
     taps, bias = last.weight.to(bf16).reshape(len(last.weight), 4), last.bias.to(bf16)
     if kernels_take(rows):
-        return torch.ops.fashionae.one_channel_forward(rows, taps, bias, n, h, w, True, True)
-    return one_channel_forward(rows, taps, bias, (n, h, w), relu=True, tiles=True)
+        return torch.ops.fashionae.one_channel_forward(rows, taps, bias, n, h, w, True)
+    return one_channel_forward(rows, taps, bias, (n, h, w), blocks=True)
 
 
 class _IntoOneChannel(torch.autograd.Function):
@@ -317,7 +318,7 @@ class _IntoOneChannel(torch.autograd.Function):
         ctx.weight_layout = weight.shape, weight.stride()  # its gradient's
         ctx.kernels = kernels_take(rows)
         if ctx.kernels:
-            return torch.ops.fashionae.one_channel_forward(rows, taps, bias, *nhw, False, False)
+            return torch.ops.fashionae.one_channel_forward(rows, taps, bias, *nhw, False)
         return one_channel_forward(rows, taps, bias, nhw)
 
     @staticmethod
@@ -336,14 +337,14 @@ class _IntoOneChannel(torch.autograd.Function):
 
 
 def one_channel_forward(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, nhw: tuple[int, int, int],
-                        relu: bool = False, tiles: bool = False) -> torch.Tensor:
+                        blocks: bool = False) -> torch.Tensor:
     """``kernels.cpp``'s ``one_channel_forward`` by PyTorch's ops, to its bits: ``one_channel_sums``
-    (of the rows ReLU'd, with ``relu``) rounded to bf16 and laid out as the image [N, 1, 2H, 2W];
-    in ``tiles`` (``k2_twice``), the rows are the 2x2 blocks of an [N, C, H, W] image's pixels
-    in turn, and the image [N, 1, 4H, 4W]."""
+    rounded to bf16 and laid out as the image [N, 1, 2H, 2W]; of ``blocks`` (``k2_twice``), the
+    rows are the 2x2 blocks of the layer before's [N, C, H, W] input pixels in turn, not yet
+    ReLU'd, and the image [N, 1, 4H, 4W]."""
     n, h, w = nhw
-    taps = one_channel_sums(rows.relu() if relu else rows, weight, bias).bfloat16()  # [pixel, t], t = ky * 2 + kx
-    if tiles:  # [n, h, w, ky, kx, t] -> [n, h, ky, ty, w, kx, tx]
+    taps = one_channel_sums(rows.relu() if blocks else rows, weight, bias).bfloat16()  # [pixel, t], t = ky * 2 + kx
+    if blocks:  # [n, h, w, ky, kx, t] -> [n, h, ky, ty, w, kx, tx]
         return taps.view(n, h, w, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(n, 1, 4 * h, 4 * w)
     return taps.view(n, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(n, 1, 2 * h, 2 * w)
 

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .plots import SHARPNESS
+
 EMPTY = "–"  # a cell with nothing to show (not recorded, not applicable); not counted as text
 
 
@@ -123,8 +125,10 @@ class Page:
     sections: list[Section]
 
 
-def markdown_page(page: Page, figures: str) -> str:
-    """report.md: the figures linked from the folder ``figures``, beside the page."""
+def markdown_page(page: Page, figures: Path) -> str:
+    """report.md: the figures linked from the folder ``figures`` beside the page, as <img> tags
+    that give their size on the page (markdown's own images show a figure at its pixels' size,
+    twice that: ``shown_size``)."""
     md = [f"# {page.title}", "**Summary.** " + page.summary,
           "**Contents:** " + " · ".join(f"[{s.name}](#{s.anchor})" for s in page.sections)]
     for s in page.sections:
@@ -134,7 +138,8 @@ def markdown_page(page: Page, figures: str) -> str:
                 md.append(md_table(part.header, part.rows))
             elif isinstance(part, Figures):
                 md += [f"### {part.heading}"] * bool(part.heading)
-                md += [f"![{c}]({figures}/{f})\n\n*{c}*" for f, c in part.files]
+                md += [f'<img src="{figures.name}/{f}" width={w} height={h} alt="{html.escape(c)}">\n\n*{c}*'
+                       for f, c in part.files for w, h in [shown_size((figures / f).read_bytes())]]
             else:
                 md.append(part.text if isinstance(part, Note) else part)
     return "\n\n".join(md) + "\n"
@@ -178,7 +183,6 @@ def png_size(data: bytes) -> tuple[int, int]:
 def shown_size(data: bytes) -> tuple[int, int]:
     """(width, height) of a figure (``plots.save``'s PNG) on the page, for its <img> tag: its
     pixels over ``plots.SHARPNESS``, the pixels it was drawn with for each one shown."""
-    from .plots import SHARPNESS
     return tuple(round(n / SHARPNESS) for n in png_size(data))
 
 

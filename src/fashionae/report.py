@@ -517,6 +517,6 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
                                [pages.Table(["item", "value"], items), pages.Table(RUN_COLUMNS, run_rows)])]
     page = pages.Page(f"fashionae study {results['study']} — profile {results['profile']}",
                       " ".join(summary(results)), sections)
-    atomic_write(folder / folder.REPORT_MD, pages.markdown_page(page, folder.FIGURES))
+    atomic_write(folder / folder.REPORT_MD, pages.markdown_page(page, folder / folder.FIGURES))
     atomic_write(folder / folder.REPORT_HTML, pages.html_page(page, folder / folder.FIGURES, self_contained))
     return folder / folder.REPORT_HTML
