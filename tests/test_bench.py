@@ -122,3 +122,19 @@ def test_a_bad_out_is_refused_before_measuring_and_a_file_is_kept(capsys, tmp_pa
         assert said in capsys.readouterr().err
     assert main(["bench", "--out", str(photo), "--force"]) == 2  # --force replaces a JSON file only
     assert notes.read_text() == "my notes" and photo.read_text() == "my photo"
+
+
+def test_bench_options_reach_the_benchmark_and_force_replaces_a_json_file(capsys, tmp_path, monkeypatch):
+    import fashionae.bench as bench
+    seen = []
+    monkeypatch.setattr(bench, "run_bench", lambda **kwargs: seen.append(kwargs))
+    assert main(["bench"]) == 0  # the defaults its help names (--device: auto)
+    assert seen.pop() == dict(windows=bench.WINDOWS, as_json=False, show_profile=False, device="auto", out=None,
+                              images=bench.IMAGES)
+    old = tmp_path / "old.json"
+    old.write_text("{}")
+    assert main(["bench", "--windows", "2", "--images", "300", "--device", "cpu", "--json", "--profile",
+                 "--out", str(old), "--force"]) == 0
+    assert seen.pop() == dict(windows=2, as_json=True, show_profile=True, device="cpu", out=str(old), images=300)
+    assert main(["bench", "--out", str(tmp_path / "B.JSON")]) == 0  # .json in any case
+    assert seen.pop()["out"] == str(tmp_path / "B.JSON")

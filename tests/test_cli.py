@@ -444,3 +444,98 @@ def test_the_command_line_is_recorded_as_a_shell_takes_it_again(monkeypatch):
     argv = ["study", "my studies/p.toml", "--out", "it's here"]
     assert cli.main(argv) == 0
     assert shlex.split(seen[0]) == ["fashionae", *argv]
+
+
+def test_default_run_folders_name_the_seed_given(capsys, data_dir, tmp_path, monkeypatch):
+    """The docs' runs/ae-<arch><latent>-seed<seed> and runs/clf-<strategy>-seed<seed>: another
+    --seed is another folder, not a refusal of (or a resume in) seed 0's."""
+    monkeypatch.chdir(tmp_path)
+    assert cli(capsys, "train-ae", "--latent", 16, "--seed", 1, *SMALL, "--data-dir", data_dir)[0] == 0
+    assert cli(capsys, "train-clf", "--strategy", "scratch", "--seed", 2, *SMALL, "--data-dir", data_dir)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ae-linear16-seed1", "clf-scratch-seed2"]
+    assert json.loads((tmp_path / "runs" / "clf-scratch-seed2" / "config.json").read_text())["train"]["seed"] == 2
+
+
+def test_train_clf_without_a_strategy_is_refused_by_the_parser(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, "train-clf", "--epochs", 1)
+    assert (code, err) == (2, "fashionae: error: the following arguments are required: "
+                              "--strategy (see `fashionae train-clf --help`)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is here")
+def test_eval_measures_on_the_device_asked_for(capsys, own_run):
+    data, run = own_run
+    code, _, err = cli(capsys, "eval", run, "--device", "cuda", "--no-verify")
+    assert code == 2 and err.startswith("fashionae: error: device cuda was asked for (--device cuda")
+    code, out, _ = cli(capsys, "eval", run, "--device", "cpu", "--no-verify")
+    assert code == 0 and "test: MSE" in out
+    code, _, err = cli(capsys, "eval", run, "--device", "gpu")
+    assert code == 2 and "argument --device: invalid choice: 'gpu' (choose from 'auto', 'cpu', 'cuda')" in err
+
+
+def test_debug_before_or_after_the_command_shows_the_traceback(capsys, tmp_path):
+    for argv in (["--debug", "data", "--data-dir", tmp_path], ["data", "--data-dir", tmp_path, "--debug"]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and "Traceback" in err, argv
+        assert err.rstrip().splitlines()[-1].startswith("fashionae: error: "), argv
+    code, _, err = cli(capsys, "data", "--data-dir", tmp_path)
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+
+
+def dark_on_white(path, size=(60, 40)):
+    """A dark box on a white background, as a product photo is: auto negates it."""
+    from PIL import Image, ImageDraw
+    im = Image.new("L", size, 255)
+    ImageDraw.Draw(im).rectangle((size[0] // 4, size[1] // 5, size[0] * 3 // 4, size[1] * 4 // 5), fill=30)
+    im.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def own_clf(own_run, tmp_path_factory):
+    """A classifier from scratch on own_run's dataset (16 x 24 images, 5 classes)."""
+    from fashionae.cli import main
+    out = tmp_path_factory.mktemp("own_clf") / "clf"
+    assert main(["train-clf", "--strategy", "scratch", "--dataset", str(own_run[0]), "--epochs", "1",
+                 "--batch-size", "40", "--out", str(out)]) == 0
+    return out
+
+
+def test_reconstruct_and_classify_take_invert_and_reconstruct_writes_to_reconstructions(capsys, own_run, own_clf,
+                                                                                        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    picture = dark_on_white(tmp_path / "box.png")
+    lost = "(most of the object is darker than its background once kept as it is, so it is lost; try --invert yes)"
+    code, out, _ = cli(capsys, "reconstruct", own_run[1], picture)  # auto: negated, as it should be
+    assert code == 0 and out.endswith(f"-> {os.path.join('reconstructions', 'box_reconstruction.png')}\n")
+    assert (tmp_path / "reconstructions" / "box_reconstruction.png").is_file()
+    code, out, _ = cli(capsys, "reconstruct", own_run[1], picture, "-o", "kept", "--invert", "no")
+    assert code == 0 and out.endswith(f"{lost}\n") and (tmp_path / "kept" / "box_reconstruction.png").is_file()
+    code, out, _ = cli(capsys, "classify", own_clf, picture)
+    assert code == 0 and "try --invert" not in out
+    code, out, _ = cli(capsys, "classify", own_clf, picture, "--invert", "no")
+    assert code == 0 and out.endswith(f"{lost}\n")
+
+
+def test_debug_shows_the_traceback_of_a_failure_while_the_command_line_is_read(capsys, monkeypatch):
+    """A broken install fails as the options are built (they import torch): --debug shows where."""
+    import fashionae.cli as cli_module
+
+    def broken():
+        raise ImportError("libtorch_cpu.so: cannot open shared object file")
+    monkeypatch.setattr(cli_module, "build_parser", broken)
+    code, _, err = cli(capsys, "data", "--debug")
+    assert code == 1 and "Traceback" in err and "ImportError: libtorch_cpu.so" in err
+    code, _, err = cli(capsys, "data")
+    assert code == 1 and "Traceback" not in err and err.startswith("fashionae: internal error: ImportError: ")
+
+
+def test_a_study_goes_to_runs_study_profile_by_default(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "paper-smoke").write_text("not a study")
+    code, _, err = cli(capsys, "study", PAPER, "--profile", "smoke", "--plan", "--data-dir", data_dir, "--no-verify")
+    assert (code, err) == (2, "fashionae: error: --out runs/paper-smoke is not a folder; choose another --out\n")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["paper-smoke"]

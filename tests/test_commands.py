@@ -123,6 +123,24 @@ def test_baselines_command(capsys, data_dir, tmp_path):
     assert (code, err) == (2, f"fashionae: error: --out {tmp_path / 'shoe.jpg'} is a file; give a folder\n")
 
 
+def test_baselines_validate_and_measure_as_asked(capsys, data_dir, tmp_path):
+    """--val and --eval-subset decide the images the figures are over, as for a run."""
+    code, _, _ = cli(capsys, "baselines", "--data-dir", data_dir, "--no-verify", "--train-subset", 200,
+                     "--eval-subset", 100, "--val", "test", "--logreg-max-iter", 20, "--out", tmp_path / "b")
+    assert code == 0
+    b = json.loads((tmp_path / "b" / "baselines.json").read_text())
+    assert (b["train_size"], b["val_size"], b["test_size"]) == (200, 100, 100)
+    assert b["settings"]["val"] == "test" and b["settings"]["eval_subset"] == 100
+    # the validation set is the test set: the same images, the same figures
+    assert b["pca"][0]["val_mse"] == b["pca"][0]["test_mse"]
+    assert b["logistic_regression"]["val_acc"] == b["logistic_regression"]["test_acc"]
+    # by default, as for training, on held-out training images
+    code, _, _ = cli(capsys, "baselines", "--data-dir", data_dir, "--no-verify", "--train-subset", 200,
+                     "--eval-subset", 100, "--logreg-max-iter", 20, "--out", tmp_path / "holdout")
+    assert code == 0
+    assert json.loads((tmp_path / "holdout" / "baselines.json").read_text())["settings"]["val"] == "holdout"
+
+
 def test_export_classifier_predicts_as_torch(capsys, bars, encoder, tmp_path):
     extra_or_skip("onnx", "onnx", "onnxruntime", "onnxscript")
     import numpy as np

@@ -211,3 +211,24 @@ def test_two_classes_are_enough_to_score_and_the_fit_is_on_the_training_codes(ex
     assert result["fit_images"] == fitted and result["test_images"] == len(two.test_labels)
     assert json.loads((tmp_path / "out" / "explore.json").read_text())["fit_images"] == fitted
     assert 0 <= result["knn_acc"] <= 1
+
+
+def test_no_tsne_leaves_the_t_sne_map_out(own_run, capsys):
+    data, run = own_run
+    assert main(["explore", str(run), "--no-tsne", "--no-verify"]) == 0
+    assert "figures in " + str(run / "explore") in capsys.readouterr().out
+    result = json.loads((run / "explore" / "explore.json").read_text())
+    assert result["figures"] == ["latent_pca.png", "interpolation.png"]
+    assert not (run / "explore" / "latent_tsne.png").exists()
+
+
+def test_explore_finds_a_moved_dataset_in_data_dir(tmp_path, capsys):
+    from helpers import shapes
+    data = shapes(tmp_path / "data")
+    assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1", "--batch-size", "40",
+                 "--out", str(tmp_path / "ae")]) == 0
+    data.rename(tmp_path / "moved")
+    assert main(["explore", str(tmp_path / "ae"), "--no-tsne"]) == 2
+    assert str(data) in capsys.readouterr().err
+    assert main(["explore", str(tmp_path / "ae"), "--no-tsne", "--data-dir", str(tmp_path / "moved")]) == 0
+    assert json.loads((tmp_path / "ae" / "explore" / "explore.json").read_text())["knn_acc"] >= 0
