@@ -15,11 +15,16 @@ def test_bench_json_contract(capsys, tmp_path):
     result = json.loads(line)
     assert "aten::convolution_backward" in err and "Self CPU time total" in err
     assert result == json.loads((tmp_path / "b.json").read_text())
-    for key in ("reference_img_s", "fashionae_img_s", "ratio", "epoch_ratio", "gflops", "peak_fraction_fp32"):
+    for key in ("reference_img_s", "fashionae_img_s", "ratio", "epoch_ratio", "eval_ratio", "gflops",
+                "peak_fraction_fp32"):
         assert result[key] > 0
     assert (result["peak_fraction_bf16"] is None) == (not result["native_bf16"])
     assert abs(result["ratio"] - result["fashionae_img_s"] / result["reference_img_s"]) < 1e-9
     assert abs(result["epoch_ratio"] - result["reference_epoch_s"] / result["fashionae_epoch_s"]) < 1e-9
+    assert abs(result["eval_ratio"] - result["reference_eval_s"] / result["fashionae_eval_s"]) < 1e-9
+    # one window: its evaluation is its epoch less its training pass
+    assert abs(result["fashionae_eval_s"] - (result["fashionae_epoch_s"] - 300 / result["fashionae_img_s"])) < 1e-9
+    assert abs(result["reference_eval_s"] - (result["reference_epoch_s"] - 300 / result["reference_img_s"])) < 1e-9
     # one window: its achieved rate against the peaks measured beside it
     assert abs(result["peak_fraction_fp32"] - result["gflops"] / result["peak_gflops_fp32"]) < 1e-9
     if result["native_bf16"]:
