@@ -129,6 +129,11 @@ def markdown_page(page: Page, figures: Path) -> str:
     """report.md: the figures linked from the folder ``figures`` beside the page, as <img> tags
     that give their size on the page (markdown's own images show a figure at its pixels' size,
     twice that: ``shown_size``)."""
+    def figure(file: str, caption: str) -> str:
+        width, height = shown_size((figures / file).read_bytes())
+        tag = f'<img src="{figures.name}/{file}" width={width} height={height} alt="{html.escape(caption)}">'
+        return f"{tag}\n\n*{caption}*"
+
     md = [f"# {page.title}", "**Summary.** " + page.summary,
           "**Contents:** " + " · ".join(f"[{s.name}](#{s.anchor})" for s in page.sections)]
     for s in page.sections:
@@ -138,8 +143,7 @@ def markdown_page(page: Page, figures: Path) -> str:
                 md.append(md_table(part.header, part.rows))
             elif isinstance(part, Figures):
                 md += [f"### {part.heading}"] * bool(part.heading)
-                md += [f'<img src="{figures.name}/{f}" width={w} height={h} alt="{html.escape(c)}">\n\n*{c}*'
-                       for f, c in part.files for w, h in [shown_size((figures / f).read_bytes())]]
+                md += [figure(f, c) for f, c in part.files]
             else:
                 md.append(part.text if isinstance(part, Note) else part)
     return "\n\n".join(md) + "\n"
