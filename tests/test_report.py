@@ -990,3 +990,60 @@ def test_the_claims_note_describes_the_claims_as_claims_py_makes_them(study):
                             for words in ("beats training from scratch", "competitive"))
     assert "“beats scratch” and “competitive”, the same difference with its sign turned" in NOTES["claims"]
     assert scratch["parts"][0]["effect"] == -competitive["parts"][0]["effect"]
+
+
+def test_the_classifier_ablation_table_gives_each_strategys_accuracies_and_changes_in_their_columns():
+    from fashionae.report import tables
+
+    def figure(base, variant, effect, ci, verdict):
+        return {"baseline": stats(*base), "variant": stats(*variant), "values": [effect] * 3, "effect": effect,
+                "ci": ci, "ci_reason": None, "unit": "points", "verdict": verdict}
+    line = {**ablation("no dropout", -0.12, [-0.2, -0.04], verdict="lower"),
+            "classifiers": {"finetune": {
+                "val_acc": figure((0.80, 0.81), (0.83, 0.84), 3.0, [1.0, 5.0], "higher"),
+                "test_acc": figure((0.70, 0.71), (0.70, 0.70), -0.5, [-2.0, 1.0], "not shown")}}}
+    [(_, caption, header, rows)] = [t for t in tables(results(ablation=[line])) if t[0] == "ablation-classifiers"]
+    assert caption.startswith("Ablation: what each change of encoder does to the classifiers' accuracy (")
+    assert dict(zip(header, rows[0])) == {
+        "change": "no dropout", "baseline → variant": "linear-512 → linear-64", "strategy": "finetune",
+        "seeds": "3",
+        "val accuracy, baseline, %": "80.50 ± 0.71", "val accuracy, variant, %": "83.50 ± 0.71",
+        "val accuracy change [CI]": "+3.00 pts [+1.00 pts, +5.00 pts]: higher",
+        "test accuracy change [CI]": "-0.50 pts [-2.00 pts, +1.00 pts]"}
+
+
+def test_the_provenance_row_of_a_resumed_run_counts_its_sessions(study):
+    from fashionae.report import provenance
+    from fashionae.studyfolder import StudyFolder
+    results = json.loads((study / "results.json").read_text())
+    results["runs"][1]["sessions"] = 2  # stopped once and resumed
+    _, rows = provenance(StudyFolder(study), results)
+    assert [row[8] for row in rows[:3]] == ["1", "2", "1"]
+
+
+def test_the_provenance_gives_the_image_size_as_height_by_width(own_run, tmp_path):
+    """Images of your own dataset need not be square: 16 high, 24 wide."""
+    from fashionae.report import provenance
+    from fashionae.studyfolder import StudyFolder
+    data, run = own_run
+    shutil.copytree(run, tmp_path / "study" / "runs" / "ae")
+    results = {"dataset": "shapes", "autoencoders": [{"runs": ["runs/ae"]}],
+               "runs": [{"run": "ae", "device": "cpu", "precision": "fp32", "hardware": "x", "threads": 1,
+                         "host": "h", "executor": "local", "seconds": 1.0, "val_indices_sha256": "ab" * 32}]}
+    items, _ = provenance(StudyFolder(tmp_path / "study"), results)
+    assert dict(items)["dataset"] == (f"shapes from {data.resolve()}: 16x24 images, 5 classes "
+                                      "(Circle, Square, Star, Moon, Heart)")
+
+
+def test_the_report_pages_are_replaced_whole_never_rewritten_in_place(study, tmp_path):
+    """A reader of the earlier report.md or report.html (a hard link to it, a copy being made)
+    keeps it whole: the new page takes the name once it is written."""
+    shutil.copytree(study, tmp_path / "study")
+    out = tmp_path / "study"
+    results = json.loads((out / "results.json").read_text())
+    for name in ("report.md", "report.html"):
+        (out / name).write_text("an earlier report")
+        (tmp_path / name).hardlink_to(out / name)
+    write_report(out, results)
+    for name in ("report.md", "report.html"):
+        assert (tmp_path / name).read_text() == "an earlier report" != (out / name).read_text()

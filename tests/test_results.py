@@ -1,9 +1,17 @@
+import json
 import math
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 
+from fashionae.cli import main
+from fashionae.errors import UserError
 from fashionae.models import ModelConfig
-from fashionae.results import model_cost, stats
+from fashionae.results import collect_results, model_cost, stats
+from fashionae.studyfolder import StudyFolder
+from helpers import PAPER, write_dataset
 
 
 def test_model_cost_counts_parameters_and_flops_per_image():
@@ -22,3 +30,74 @@ def test_stats_over_seeds():
     assert stats([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2 ** 0.5), "values": [1.0, 3.0]}
     diverged = stats([1.0, math.nan])  # a diverged seed: no mean to give
     assert math.isnan(diverged["mean"]) and math.isnan(diverged["std"]) and diverged["values"][0] == 1.0
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory) -> Path:
+    """The paper's smoke study with two seeds, finished."""
+    root = tmp_path_factory.mktemp("results")
+    data = write_dataset(root / "data", n_train=11_000, n_test=300)
+    out = root / "study"
+    assert main(["study", str(PAPER), "--profile", "smoke", "--seeds", "2", "--data-dir", str(data), "--no-verify",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_each_groups_figures_are_its_runs_own(two_seeds):
+    """What results.json derives from each run's summary.json and config.json: seconds per epoch,
+    the rise of validation MSE after its best epoch, the images seen, the epochs, the confusion of
+    seed 0, the encoders the classifiers start from, and each run's provenance."""
+    results = json.loads((two_seeds / "results.json").read_text())
+    folder = StudyFolder(two_seeds)
+
+    def summaries(entry):
+        return [folder.run(Path(r).name).summary() for r in entry["runs"]]
+    for ae in results["autoencoders"]:
+        s = summaries(ae)
+        assert len(s) == 2 and ae["epochs"] == s[0]["epochs"] == 1
+        assert ae["seconds_per_epoch"]["values"] == [x["seconds_total"] / x["epochs"] for x in s]
+        assert ae["val_rise_after_best"]["values"] == [(x["val_loss"] - x["best_val_loss"]) / x["best_val_loss"]
+                                                       for x in s]
+        seen = folder.run(Path(ae["runs"][0]).name).data_record()
+        assert ae["images"] == {"train": seen["train_size"], "val": seen["val_size"], "test": seen["test_size"]}
+        assert ae["images"]["test"] == 300
+    for c in results["classifiers"]:
+        s = summaries(c)
+        assert c["epochs"] == s[0]["epochs"] and c["most_confused"] == s[0]["most_confused"]
+        assert c["confusion_matrices"] == [x["confusion_matrix"] for x in s]
+        assert [p["values"] for p in c["per_class_acc"]] == [list(v) for v in zip(*(x["per_class_acc"] for x in s))]
+    assert results["classifier_encoders"] == ["linear-512"]
+    for r in results["runs"]:
+        run = folder.run(r["run"])
+        env = run.environment()
+        assert (r["seconds"], r["sessions"]) == (run.summary()["seconds_total"], 1)
+        assert (r["device"], r["precision"], r["threads"], r["host"]) == \
+            (env["device"], env["precision"], env["threads"], env["host"])
+
+
+def test_a_runs_provenance_gives_its_last_sessions_device_and_each_change_of_the_others():
+    """A run stopped and resumed twice: its device and precision are its last session's; threads
+    and host list each change in turn, a return to an earlier value included."""
+    from types import SimpleNamespace
+    from fashionae.results import _run_info
+    sessions = [{"device": "cuda", "precision": "bf16", "threads": 2, "host": "a", "gpu": "H100"},
+                {"device": "cpu", "precision": "fp32", "threads": 1, "host": "b", "cpu": "x86"},
+                {"device": "cpu", "precision": "fp32", "threads": 2, "host": "b", "cpu": "x86"}]
+    run = SimpleNamespace(sessions=lambda: sessions, data_record=lambda: {"val_indices_sha256": "ab"},
+                          summary=lambda: {"seconds_total": 12.5})
+    assert _run_info("r", run) == {
+        "run": "r", "device": "cpu", "precision": "fp32", "hardware": "H100 → x86", "threads": "2 → 1 → 2",
+        "host": "a → b", "processes": 1, "executor": "local", "sessions": 3, "seconds": 12.5,
+        "val_indices_sha256": "ab"}
+
+
+def test_an_unfinished_study_names_its_first_run_left(two_seeds, tmp_path):
+    out = tmp_path / "study"
+    shutil.copytree(two_seeds, out)
+    names = [r["run"] for r in json.loads((out / "results.json").read_text())["runs"]]
+    for name in names[2:4]:  # stopped before these two finished: no summary.json, no model yet
+        for file in ("summary.json", "model.safetensors"):
+            (out / "runs" / name / file).unlink()
+    with pytest.raises(UserError, match=rf"^study {re.escape(str(out))} is not finished: 2 of its {len(names)} runs "
+                                        rf"are left \({re.escape(names[2])} first\); run the same"):
+        collect_results(out)

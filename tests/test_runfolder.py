@@ -16,7 +16,7 @@ from fashionae.models import ModelConfig, build_model
 from fashionae.runfolder import (CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES,
                                   RunConfig, RunFolder)
 from fashionae.training import TrainConfig
-from helpers import shapes, write_dataset
+from helpers import shapes, unsealed, write_dataset
 
 
 def test_identity_holds_what_changes_the_numbers_and_nothing_else():
@@ -423,3 +423,143 @@ def test_the_best_epoch_is_the_first_of_the_lowest_validation_loss_and_the_last_
         "epochs": 4, "best_epoch": 2, "best_val_loss": 0.1, "best_val_acc": 0.9, "best_val_acc_epoch": 2,
         "train_loss": 0.6, "train_eval_loss": 0.3, "val_loss": 0.1, "train_acc": 0.4, "train_eval_acc": 0.2,
         "val_acc": 0.9}
+
+
+def test_a_summary_without_its_seals_is_refused_from_0_3_2_on(own_run, tmp_path):
+    """Seals came with 0.3.2: a summary.json without them is accepted from a folder whose config.json
+    records an earlier version only, 0.3.2 itself included among those that seal."""
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(own_run[1], run.path)
+    unsealed(run.path)  # as 0.3.1 wrote it
+    summary = run.summary()
+    config = json.loads((run / run.CONFIG).read_text())
+    for version, sealed in (("0.3.1", False), ("0.2.9", False), ("0.3.2", True), ("0.3.10", True), ("0.4", True)):
+        config["environment"]["fashionae"] = version
+        (run / run.CONFIG).write_text(json.dumps(config))
+        if sealed:
+            with pytest.raises(UserError, match="summary.json lacks the digests its fashionae version seals it with"):
+                run.summary()
+        else:
+            assert run.summary() == summary, version
+
+
+def test_the_data_record_of_a_finished_run_is_sealed_its_environment_not(own_run, tmp_path):
+    """config.json's record of the data (class names, sizes, the split) is the run's as much as its
+    settings: edited after the run finished, it is refused; where the run ran is not sealed."""
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(own_run[1], run.path)
+    original = json.loads((run / run.CONFIG).read_text())
+    for data in ({**original["data"], "classes": ["a", "b", "c", "d", "e"]},
+                 {**original["data"], "val_size": original["data"]["val_size"] + 1}):
+        (run / run.CONFIG).write_text(json.dumps({**original, "data": data}))
+        with pytest.raises(UserError, match=r"config.json holds other settings than those the run finished with"):
+            run.summary()
+    (run / run.CONFIG).write_text(json.dumps({**original, "environment": {**original["environment"], "host": "x"}}))
+    assert run.summary()
+
+
+def test_a_folder_holding_a_summary_alone_is_named_as_one_that_lost_its_config(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 1))  # no model.safetensors, no config.json
+    with pytest.raises(UserError, match=f"^{re.escape(str(folder.path))} holds a run's files but not its config.json: "
+                                        "it was deleted or moved; put it back$"):
+        folder.require()
+
+
+def test_a_finished_run_asked_for_again_is_checked_before_it_is_kept(own_run, tmp_path):
+    """``state_for`` the same settings: 'complete' for a finished run as written, refused where its
+    epochs or its model were replaced since (the run would be kept and reported as it is)."""
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(own_run[1], run.path)
+    cfg = run.config()
+    assert run.state_for(cfg) == "complete"
+    metrics = (run / run.METRICS).read_text()
+    rows = [json.loads(line) for line in metrics.splitlines()]
+    (run / run.METRICS).write_text("".join(json.dumps(r | {"seconds": r["seconds"] + 1}) + "\n" for r in rows))
+    with pytest.raises(UserError, match="metrics.jsonl holds other epochs than those the run finished with"):
+        run.state_for(cfg)
+    (run / run.METRICS).write_text(metrics)
+    other = run.load_model()
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)
+    run.write_model(other)
+    with pytest.raises(UserError, match="model.safetensors is not the model this run trained"):
+        run.state_for(cfg)
+
+
+def test_each_resume_keeps_every_session_before_it(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    cfg = RunConfig(model=ModelConfig(), train=TrainConfig())
+    folder.write_config(cfg, {}, {"threads": 1})
+    folder.write_config(cfg, {}, {"threads": 2}, keep_sessions=True)
+    folder.write_config(cfg, {}, {"threads": 3}, keep_sessions=True)
+    assert folder.sessions() == [{"threads": 1}, {"threads": 2}, {"threads": 3}]
+
+
+def test_the_model_file_is_replaced_whole_never_rewritten_in_place(tmp_path):
+    """A reader of the old model.safetensors (another process's hard link, a copy being made) keeps
+    the old file whole: the new one takes its name only once it is written."""
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_model(build_model(ModelConfig(latent=8)))
+    before = (folder / folder.MODEL).read_bytes()
+    (tmp_path / "reader").hardlink_to(folder / folder.MODEL)
+    folder.write_model(build_model(ModelConfig(latent=16)))
+    assert (tmp_path / "reader").read_bytes() == before != (folder / folder.MODEL).read_bytes()
+
+
+def classifier_folder(tmp_path) -> tuple[RunFolder, dict]:
+    """A finished three-class classifier of one epoch, its summary unsealed: (folder, summary)."""
+    folder = RunFolder(tmp_path / "clf")
+    folder.path.mkdir()
+    folder.write_config(RunConfig(model=ModelConfig(task="classifier", num_classes=3), train=TrainConfig(),
+                                  strategy="frozen"), {"classes": ["a", "b", "c"]}, {})
+    row = dict.fromkeys(EPOCH_FIGURES + CLASSIFIER_EPOCH_FIGURES, 0.5) | {"epoch": 1}
+    (folder / folder.METRICS).write_text(json.dumps(row) + "\n")
+    summary = {**dict.fromkeys(SUMMARY_FIGURES + CLASSIFIER_FIGURES, 0.5), "epochs": 1, "best_epoch": 1,
+               "best_val_acc_epoch": 1, "per_class_acc": [1.0, 0.5, 0.0],
+               "confusion_matrix": [[2, 0, 0], [1, 1, 0], [0, 2, 0]],  # 3 of 6 right: test_acc 0.5
+               "most_confused": {"true": "c", "predicted": "b", "count": 2}}
+    put_summary(folder, summary)
+    assert len(folder.metrics()) == 1
+    return folder, summary
+
+
+def test_a_classifier_summary_whose_per_class_figures_or_test_accuracy_do_not_fit_is_refused(tmp_path):
+    folder, good = classifier_folder(tmp_path)
+    put_summary(folder, {**good, "per_class_acc": [1.0, 0.5]})  # two classes' accuracy for a 3 x 3 matrix
+    with pytest.raises(UserError, match="its per-class accuracy or confusion matrix is missing or malformed"):
+        folder.summary()
+    put_summary(folder, {**good, "test_acc": 0.505})  # the matrix gives 0.5: a point in 200 off
+    with pytest.raises(UserError, match="has a confusion matrix that does not give its test accuracy"):
+        folder.metrics()
+
+
+def test_a_run_killed_after_writing_its_model_and_before_its_summary_resumes(tmp_path):
+    """The model is written before summary.json, and the checkpoint deleted after it: a run killed
+    between the two holds a model and its checkpoint, and is resumed, not refused."""
+    cfg = RunConfig(model=ModelConfig(latent=8), train=TrainConfig(epochs=2))
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_config(cfg, {}, {})
+    folder.write_metrics([dict.fromkeys(EPOCH_FIGURES, 0.5) | {"epoch": 1}])
+    folder.write_model(build_model(cfg.model))
+    (folder / folder.CHECKPOINT).write_bytes(b"state")
+    folder.refuse_lost_summary()
+    assert folder.state_for(cfg) == "resume"
+    with pytest.raises(UserError, match=r"has not finished training \(no summary.json\); run its command again"):
+        folder.require()
+
+
+def test_a_folder_holding_a_finished_runs_summary_is_a_run_to_keep(tmp_path):
+    """Its settings and summary.json alone (its epochs' file lost): not a run stopped before its first
+    epoch, so other settings are refused rather than trained over it."""
+    cfg = RunConfig(model=ModelConfig(latent=32), train=TrainConfig(epochs=2))
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_config(cfg, {}, {})
+    put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 1))
+    assert folder.trained_an_epoch()
+    with pytest.raises(UserError, match="holds a run with other settings"):
+        folder.state_for(dataclasses.replace(cfg, model=ModelConfig(latent=64)))
