@@ -279,10 +279,10 @@ class BlockConvTranspose2d(nn.ConvTranspose2d):
 def k2_last_two(up: nn.Module, relu: nn.Module, last: nn.Module) -> bool:
     """Layers ``k2_twice`` computes: a 2x2 ``BlockConvTranspose2d``, a ReLU in eval mode, and a
     ``BlockConvTranspose2d`` from its channels into one (``goes_into_one_channel``; the paper
-    decoder's last two upsamplings), both with a bias."""
+    decoder's last two upsamplings), both with a bias and fp32 weights (as ``forward`` asks)."""
     return (type(up) is BlockConvTranspose2d and type(last) is BlockConvTranspose2d and up.stride == (2, 2)
             and last.goes_into_one_channel() and last.in_channels == up.out_channels
-            and up.bias is not None and last.bias is not None
+            and all(m.bias is not None and m.weight.dtype == torch.float32 for m in (up, last))
             and isinstance(relu, (nn.ReLU, ReLUDropout)) and not relu.training)
 
 
@@ -294,16 +294,14 @@ def k2_twice(up: BlockConvTranspose2d, relu: nn.Module, last: BlockConvTranspose
     (``one_channel_forward`` of ``blocks``), writing each block's 4x4 tile of outputs in its place.
     The paper autoencoder's evaluation runs 1.03-1.06x faster so on a Zen 4 EPYC, the decoder
     alone 1.4-1.55x (``benchmarks/fused_evaluation.py``, ``benchmarks/README.md``).
-    Where the layers would not take those paths (an input not a batch of images, an empty batch,
-    weights not in fp32), the layers."""
-    if not (x.dim() == 4 and x.numel() and up.weight.dtype == last.weight.dtype == torch.float32):
+    Where the layers would not take those paths (an input not a batch of images, an empty batch),
+    the layers."""
+    if not (x.dim() == 4 and x.numel()):
         return last(relu(up(x)))
     (n, _, h, w), bf16 = x.shape, torch.bfloat16
     rows = up.block_products(x).view(-1, up.out_channels)
-    taps, bias = last.weight.to(bf16).reshape(len(last.weight), 4), last.bias.to(bf16)
-    if kernels_take(rows):
-        return torch.ops.fashionae.one_channel_forward(rows, taps, bias, n, h, w, True)
-    return one_channel_forward(rows, taps, bias, (n, h, w), blocks=True)
+    taps = last.weight.to(bf16).reshape(len(last.weight), 4)
+    return one_channel_forward_by(kernels_take(rows), rows, taps, last.bias.to(bf16), (n, h, w), blocks=True)
 
 
 class _IntoOneChannel(torch.autograd.Function):
@@ -317,9 +315,7 @@ class _IntoOneChannel(torch.autograd.Function):
         ctx.save_for_backward(rows, taps)
         ctx.weight_layout = weight.shape, weight.stride()  # its gradient's
         ctx.kernels = kernels_take(rows)
-        if ctx.kernels:
-            return torch.ops.fashionae.one_channel_forward(rows, taps, bias, *nhw, False)
-        return one_channel_forward(rows, taps, bias, nhw)
+        return one_channel_forward_by(ctx.kernels, rows, taps, bias, nhw)
 
     @staticmethod
     @once_differentiable
@@ -334,6 +330,14 @@ class _IntoOneChannel(torch.autograd.Function):
         grad_weight = torch.empty_strided(shape, stride, dtype=grad_taps.dtype, device=grad_taps.device)
         grad_weight.copy_(grad_taps.view(shape))
         return grad_rows, grad_weight, grad_bias, None
+
+
+def one_channel_forward_by(kernels: bool, rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                           nhw: tuple[int, int, int], blocks: bool = False) -> torch.Tensor:
+    """k2's last layer into one channel, by the compiled kernel or by PyTorch's ops: the same bits."""
+    if kernels:
+        return torch.ops.fashionae.one_channel_forward(rows, weight, bias, *nhw, blocks)
+    return one_channel_forward(rows, weight, bias, nhw, blocks)
 
 
 def one_channel_forward(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, nhw: tuple[int, int, int],
