@@ -466,7 +466,7 @@ def test_study_on_own_data_reports_its_classes(tmp_path, capsys, monkeypatch):
     for name in SHAPES:
         assert f"| {name} |" in md  # the per-class table
     assert "5 classes (Circle, Square, Star, Moon, Heart)" in md and "16x24 images" in md
-    for fashion_only in ("Table II", "author's code val", "reference (test)", "(#claims)", "“report” column"):
+    for fashion_only in ("Table II", "author's code val", "reference test", "(#claims)", "“report” column"):
         assert fashion_only not in md
     html = (tmp_path / "study" / "report.html").read_text()
     assert "<td class='nw' data-label='class'>Heart</td>" in html and "fig5_confusion_finetune.png" in html

@@ -90,6 +90,14 @@ def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_
             labels: [...document.querySelectorAll('#autoencoders tbody tr:first-child td')]
                         .map(td => getComputedStyle(td, '::before').content),
             height: document.documentElement.scrollHeight,
+            reconstructions: (() => {  // a row of its own, as wide as the grid
+                const f = document.querySelector('figure:has(img[alt*="reconstructions by each autoencoder"])');
+                const r = f.getBoundingClientRect(), grid = f.parentElement.getBoundingClientRect();
+                return {full: Math.abs(r.width - grid.width) < 1, beside: [...f.parentElement.children].filter(o =>
+                    o !== f && o.getBoundingClientRect().top < r.bottom && o.getBoundingClientRect().bottom > r.top).length};
+            })(),
+            baselines: [...document.querySelectorAll('#baselines table')].map(t =>
+                [...t.querySelectorAll('th')].map(th => th.textContent).slice(1)),
         })""")
         # (a screenshot is at most 16,384 pixels tall)
         page.screenshot(path=str(tmp_path / f"{variant}-{width}.png"), full_page=True,
@@ -99,6 +107,9 @@ def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_
         assert shown["images"] == 13 and shown["broken"] == [], (width, shown["broken"])
         assert shown["scrollWidth"] <= width == shown["window"], (width, shown["scrollWidth"])
         assert len(shown["verdicts"]) == 8 and all("inconclusive" in c for c in shown["verdicts"])
+        assert shown["reconstructions"] == {"full": True, "beside": 0}, (width, shown["reconstructions"])
+        assert shown["baselines"] == [["val MSE", "test MSE", "reference test MSE"],  # one table for each unit
+                                      ["val accuracy, %", "test accuracy, %", "reference test accuracy, %"]]
         phone = width < 700
         assert shown["testColumn"] == ("left" if phone else "right")
         if phone:  # every cell named by its column
@@ -436,12 +447,14 @@ frozen | linear-512 | logits | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71
 finetune | linear-512 | logits | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.71 | 93.1 / 90.2 | – | 8
 random-frozen (control) | linear-512 | paper (Sigmoid) | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 42.00 ± 1.41 | – | – | 8
 frozen-1024 | linear-1024 | logits | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 77.50 ± 0.71 | – | 88.0 / 86.9 | 8
-## baselines: Baselines (fitted on 8,000 training images); reference: published test figures of the same methods on all of Fashion-MNIST, from outside the study
-baseline | val | test | reference (test)
+## baselines: Baselines (fitted on 8,000 training images): reconstruction, MSE per pixel; reference: published test figures of the same methods on all of Fashion-MNIST, from outside the study
+baseline | val MSE | test MSE | reference test MSE
 PCA, k = 64 | 0.0103 | 0.0105 | 0.0104
 PCA, k = 512 | 0.0007 | 0.0007 | 0.0006
 mean image | 0.0951 | 0.0949 | 0.0866
-logistic regression on pixels, accuracy % (not converged in 200 iterations) | 84.12 | 83.77 | 84.0
+## baselines: Baseline classifier (fitted on the same images): accuracy, %; reference: as above
+baseline | val accuracy, % | test accuracy, % | reference test accuracy, %
+logistic regression on pixels (not converged in 200 iterations) | 84.12 | 83.77 | 84.0
 ## per-class: Per-class test accuracy, %
 class | frozen | finetune | random-frozen | frozen-1024
 T-shirt/top | 75.5 ± 0.7 | 86.5 ± 0.7 | 42.0 ± 1.4 | 77.5 ± 0.7
@@ -489,11 +502,13 @@ linear-512 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0192
 strategy | encoder | head | epochs | train (eval mode) | train (training mode) | val | test | seconds
 frozen | – | logits | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.50 | 8
 scratch | linear-512 | logits | 3 | 80.20 ± 0.14 | 70.50 ± 0.71 | 79.50 ± 0.71 | 86.50 ± 0.50 | 8
-## baselines: Baselines (fitted on 1,200 training images)
-baseline | val | test
+## baselines: Baselines (fitted on 1,200 training images): reconstruction, MSE per pixel
+baseline | val MSE | test MSE
 PCA, k = 64 | 0.0103 | 0.0105
 mean image | 0.0951 | 0.0949
-logistic regression on pixels, accuracy % (converged in 100 iterations) | 94.12 | 93.77
+## baselines: Baseline classifier (fitted on the same images): accuracy, %
+baseline | val accuracy, % | test accuracy, %
+logistic regression on pixels (converged in 100 iterations) | 94.12 | 93.77
 ## per-class: Per-class test accuracy, %
 class | frozen | scratch
 zero | 91.0 ± 1.0 | 71.0 ± 1.0
@@ -714,13 +729,21 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
                           "**Contents:** " + " · ".join(f"[{n}](#{a})" for n, a in zip(names, sections))]
     assert re.findall(r'<a id="([^"]+)"></a>', md) == sections
     assert [b for b in blocks if b.startswith("## ")] == (
-        ["## Overview", "## About this study"] + [f"## {SECTIONS[anchor]}" for anchor, _, _, _ in tables(results)]
+        ["## Overview", "## About this study"]
+        + [f"## {SECTIONS[anchor]}" for anchor in dict.fromkeys(anchor for anchor, _, _, _ in tables(results))]
         + ["## Figures", "## Provenance"])
     assert [b for b in blocks if b.startswith("### ")] == ["### Autoencoders", "### Classifiers"]
+    at = {}
     for anchor, caption, header, rows in tables(results):  # each table under its heading and caption, then its note
-        at = blocks.index(f"## {SECTIONS[anchor]}")
-        assert blocks[at + 1: at + 3 + len(_notes(anchor, header))] == [caption, page_parts.md_table(header, rows),
-                                                                         *_notes(anchor, header)]
+        at[anchor] = at.get(anchor, blocks.index(f"## {SECTIONS[anchor]}") + 1)  # an anchor's next table after the last
+        part = [caption, page_parts.md_table(header, rows), *_notes(anchor, header)]
+        assert blocks[at[anchor]: at[anchor] + len(part)] == part
+        at[anchor] += len(part)
+    baselines = [(caption, header) for anchor, caption, header, _ in tables(results) if anchor == "baselines"]
+    assert [(c.split(": ")[1].split(";")[0], h[1:]) for c, h in baselines] == [  # one table for each unit
+        ("reconstruction, MSE per pixel", ["val MSE", "test MSE", "reference test MSE"]),
+        ("accuracy, %", ["val accuracy, %", "test accuracy, %", "reference test accuracy, %"])]
+    assert re.findall(r"<section id=baselines>.*?</section>", page)[0].count("<table>") == 2
     shown = re.findall(r'<img src="figures/([^"]+)" width=\d+ height=\d+ alt="([^"]+)">\n\n\*([^*]+)\*', md)
     assert sorted(f for f, _, _ in shown) == figures and all(alt == html.escape(caption) for _, alt, caption in shown)
     captions = {f: caption for f, _, caption in shown}  # the author's epochs beside ours, the curves not drawn
@@ -760,7 +783,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     for f in figures:
         pixels = page_parts.png_size((out / "figures" / f).read_bytes())
         width, height = (round(n / 2) for n in pixels)  # drawn with twice the pixels shown
-        wide = " class=wide" if page_parts.wide_figure(width, height) else ""
+        wide = " class=wide" if page_parts.wide_figure(width, height) or f.endswith("_reconstructions.png") else ""
         assert re.search(f'<figure{wide}><img src="figures/{re.escape(f)}" width={width} height={height} alt="', page)
         assert f'\n\n<img src="figures/{f}" width={width} height={height} alt="' in md  # its size on the page
     assert write_report(out, results, self_contained=True) == out / "report.html"
@@ -773,6 +796,14 @@ def test_a_figure_spans_the_page_when_it_is_a_large_row_of_images():
     from fashionae.pages import wide_figure
     assert wide_figure(1601, 1000) and wide_figure(801, 500)
     assert not wide_figure(1600, 1000) and not wide_figure(800, 400) and not wide_figure(1000, 1000)
+
+
+def test_a_figure_of_images_takes_a_row_of_its_own():
+    """The reconstructions and a latent interpolation: their images too small to read in a column."""
+    from fashionae.figures import takes_a_row
+    assert takes_a_row("fig5_reconstructions.png") and takes_a_row("latent_conv_interpolation.png")
+    assert not any(map(takes_a_row, ["fig1_ae_conv.png", "fig10_confusion_finetune.png", "latent_conv_latent_tsne.png",
+                                     "overview_val_curves.png"]))
 
 
 def test_about_this_study_says_how_validation_was_chosen_and_what_was_left_out(study, tmp_path):
@@ -958,19 +989,22 @@ def test_the_figures_are_numbered_in_order_with_the_control_last_and_an_earlier_
 
 def test_the_html_page_sizes_its_figures_from_their_files_and_escapes_title_and_captions(tmp_path):
     """Each <img> is shown at half its PNG's width and height, which are drawn with twice the
-    pixels shown (a wide row of images spans the page, others share a row), and the title and a
-    caption with markup or quotes are escaped."""
+    pixels shown (a wide row of images spans the page, as does a figure named wide, others share
+    a row), and the title and a caption with markup or quotes are escaped."""
     from PIL import Image
     from fashionae.pages import Figures, Page, Section, html_page
     (tmp_path / "figures").mkdir()
     Image.new("L", (2000, 800)).save(tmp_path / "figures" / "row.png")
     Image.new("L", (601, 400)).save(tmp_path / "figures" / "small.png")  # 300.5 shown: rounded to even
+    Image.new("L", (1200, 800)).save(tmp_path / "figures" / "grid.png")  # not wide_figure's, but named wide
     page = html_page(Page("a <b> & c", "s", [Section("figures", "Figures", [Figures(
-        [("row.png", 'a "row" <of> images'), ("small.png", "small")])])]), tmp_path / "figures")
+        [("row.png", 'a "row" <of> images'), ("small.png", "small"), ("grid.png", "grid")], wide=["grid.png"])])]),
+        tmp_path / "figures")
     assert "<title>a &lt;b&gt; &amp; c</title>" in page and "<h1>a &lt;b&gt; &amp; c</h1>" in page
     assert '<figure class=wide><img src="figures/row.png" width=1000 height=400 alt="a &quot;row&quot; &lt;of&gt; ' \
            'images"><figcaption>a "row" &lt;of&gt; images</figcaption></figure>' in page
     assert '<figure><img src="figures/small.png" width=300 height=200 alt="small">' in page
+    assert '<figure class=wide><img src="figures/grid.png" width=600 height=400 alt="grid">' in page
 
 
 def test_the_claims_note_describes_the_claims_as_claims_py_makes_them(study):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import plots
 from .claims import CONFIDENCE
-from .explore import FIGURE_CAPTIONS
+from .explore import FIGURE_CAPTIONS, INTERPOLATION
 from .files import atomic_write
 from .reference import author_curves, for_classifier, reference_model
 from .results import classes_of, classifier_lines, encoder_of
@@ -131,6 +131,12 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
     for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
         (figs / stale).unlink()  # from an earlier report of this folder
     return out
+
+
+def takes_a_row(file: str) -> bool:
+    """A figure of images (the reconstructions, a latent interpolation): too small to read in a
+    column of the page, it takes a row of its own."""
+    return file.endswith(("_reconstructions.png", f"_{INTERPOLATION}"))
 
 
 def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:

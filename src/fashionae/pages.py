@@ -104,9 +104,11 @@ class Note:
 
 @dataclass
 class Figures:
-    """Figures side by side, under a heading of their own if given: (file in the figures folder, caption)."""
+    """Figures side by side, under a heading of their own if given: (file in the figures folder, caption);
+    those in ``wide`` each take a row of their own, as ``wide_figure`` does."""
     files: list[tuple[str, str]]
     heading: str = ""
+    wide: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -151,12 +153,13 @@ def markdown_page(page: Page, figures: Path) -> str:
 
 def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
     """report.html: the figures linked from the folder ``figures`` beside the page, or embedded
-    (data: URIs) to send the page alone; a figure much wider than tall spans the page."""
-    def figure(file: str, caption: str) -> str:
+    (data: URIs) to send the page alone; a figure much wider than tall, or one its ``Figures`` names
+    wide, spans the page."""
+    def figure(file: str, caption: str, own_row: bool) -> str:
         data = (figures / file).read_bytes()
         src = "data:image/png;base64," + base64.b64encode(data).decode() if self_contained else f"{figures.name}/{file}"
         width, height = shown_size(data)
-        wide = " class=wide" if wide_figure(width, height) else ""
+        wide = " class=wide" if own_row or wide_figure(width, height) else ""
         return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(caption)}">'
                 f"<figcaption>{text(caption)}</figcaption></figure>")
 
@@ -165,7 +168,7 @@ def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
             return html_table(p.header, p.rows)
         if isinstance(p, Figures):
             heading = f"<h3>{text(p.heading)}</h3>" if p.heading else ""
-            return heading + "<div class=grid>" + "".join(figure(f, c) for f, c in p.files) + "</div>"
+            return heading + "<div class=grid>" + "".join(figure(f, c, f in p.wide) for f, c in p.files) + "</div>"
         return f"<p class=note>{text(p.text)}</p>" if isinstance(p, Note) else f"<p>{text(p)}</p>"
 
     title = html.escape(page.title)

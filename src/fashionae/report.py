@@ -4,9 +4,10 @@ Fashion-MNIST, the source's numbers (``reference.py``, which results.json copies
 
 It opens with a summary (the main figures and the verdicts) and a table of contents, then
 two overview figures, what the study is, the claims and the tables (rendered by ``pages.py``),
-the figures two or three to a row on a wide screen (one on a phone), and the provenance of
-every run. ``report.html`` links ``figures/``; with ``self_contained`` the figures are
-embedded (data: URIs), to send the page alone. tests/test_report.py renders it in a browser.
+the figures two or three to a row on a wide screen (one on a phone; a figure of images a row
+of its own), and the provenance of every run. ``report.html`` links ``figures/``; with
+``self_contained`` the figures are embedded (data: URIs), to send the page alone.
+tests/test_report.py renders it in a browser.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from . import pages
 from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .explore import KNN_K
-from .figures import FIGURE_GROUPS, draw_figures
+from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .files import atomic_write
 from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
@@ -126,7 +127,7 @@ def _ablation_effect(a: dict, figure: str) -> str:
 
 # ------------------------------------------------------------------ tables
 
-Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header, rows)
+Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header, rows); an anchor's tables share a section
 
 
 def tables(results: dict) -> list[Table]:
@@ -172,22 +173,25 @@ def tables(results: dict) -> list[Table]:
                   + ["seconds"])
         out.append(("classifiers", "Classification: accuracy, %", *_without_empty_columns(header, clf_rows)))
     b = results["baselines"]
-    if b:
+    if b:  # two tables, each in its unit: the reconstructions' MSE, then the classifier's accuracy
         ext = REFERENCE["external"]
         rows = [[f"PCA, k = {r['k']}", _v(r["val_mse"]), _v(r["test_mse"]),
                  _v(ext.get("pca_test_mse", {}).get(str(r["k"])))] for r in b["pca"]]
         rows.append(["mean image", _v(b["mean_image"]["val_mse"]), _v(b["mean_image"]["test_mse"]),
                      _v(ext.get("mean_image_test_mse"))])
         lr = b["logistic_regression"]
-        rows.append([f"logistic regression on pixels, accuracy % ({'converged' if lr.get('converged') else 'not converged'}"
+        acc_rows = [[f"logistic regression on pixels ({'converged' if lr.get('converged') else 'not converged'}"
                      f" in {lr['max_iter']} iterations)", _v(lr["val_acc"], 2, True), _v(lr["test_acc"], 2, True),
-                     _v(ext.get("pixel_logistic_regression_acc"), 1, True)])
-        header = ["baseline", "val", "test", "reference (test)"]
-        if not fashion:  # the reference points are Fashion-MNIST's
-            header, rows = header[:3], [r[:3] for r in rows]
-        out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images)"
-                    + ("; reference: published test figures of the same methods on all of Fashion-MNIST, "
-                       "from outside the study" if fashion else ""), header, rows))
+                     _v(ext.get("pixel_logistic_regression_acc"), 1, True)]]
+        n = 4 if fashion else 3  # the reference points are Fashion-MNIST's
+        out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images): reconstruction, "
+                    "MSE per pixel" + ("; reference: published test figures of the same methods on all of "
+                                       "Fashion-MNIST, from outside the study" if fashion else ""),
+                    ["baseline", "val MSE", "test MSE", "reference test MSE"][:n], [r[:n] for r in rows]))
+        out.append(("baselines", "Baseline classifier (fitted on the same images): accuracy, %"
+                    + ("; reference: as above" if fashion else ""),
+                    ["baseline", "val accuracy, %", "test accuracy, %", "reference test accuracy, %"][:n],
+                    [r[:n] for r in acc_rows]))
     if results["classifiers"]:
         clfs = results["classifiers"]
         rows = [[name] + [_f(c["per_class_acc"][i], 1, True) for c in clfs]
@@ -504,14 +508,19 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     if not results.get("reference"):
         about.append("The study's claims and reference numbers are about Fashion-MNIST, so they are left out "
                      "on this dataset.")
-    groups = [pages.Figures([(f, c) for s, f, c in figures if s == g], heading) for g, heading in FIGURE_GROUPS.items()]
+    wide = [f for _, f, _ in figures if takes_a_row(f)]
+    groups = [pages.Figures([(f, c) for s, f, c in figures if s == g], heading, wide)
+              for g, heading in FIGURE_GROUPS.items()]
     sections = [pages.Section("overview", SECTIONS["overview"],
                               [pages.Figures([(f, c) for g, f, c in figures if g == "overview"])]),
                 pages.Section("about", SECTIONS["about"], about)]
-    # a table under its section's short name, its caption (what it holds, how its intervals were made) above it
-    sections += [pages.Section(anchor, SECTIONS[anchor], [caption, pages.Table(header, rows)]
-                               + [pages.Note(n) for n in _notes(anchor, header)])
-                 for anchor, caption, header, rows in tables(results)]
+    # a table under its section's short name, its caption (what it holds, how its intervals were made) above it;
+    # the tables of one anchor (the baselines', one for each unit) in one section
+    parts: dict[str, list] = {}
+    for anchor, caption, header, rows in tables(results):
+        parts.setdefault(anchor, []).extend([caption, pages.Table(header, rows)]
+                                            + [pages.Note(n) for n in _notes(anchor, header)])
+    sections += [pages.Section(anchor, SECTIONS[anchor], p) for anchor, p in parts.items()]
     sections += [pages.Section("figures", SECTIONS["figures"], [g for g in groups if g.files]),
                  pages.Section("provenance", SECTIONS["provenance"],
                                [pages.Table(["item", "value"], items), pages.Table(RUN_COLUMNS, run_rows)])]
