@@ -11,7 +11,7 @@ from fashionae.errors import UserError
 from fashionae.models import ModelConfig
 from fashionae.results import collect_results, model_cost, stats
 from fashionae.studyfolder import StudyFolder
-from helpers import PAPER, write_dataset
+from helpers import PAPER, unsealed, write_dataset
 
 
 def test_model_cost_counts_parameters_and_flops_per_image():
@@ -101,3 +101,61 @@ def test_an_unfinished_study_names_its_first_run_left(two_seeds, tmp_path):
     with pytest.raises(UserError, match=rf"^study {re.escape(str(out))} is not finished: 2 of its {len(names)} runs "
                                         rf"are left \({re.escape(names[2])} first\); run the same"):
         collect_results(out)
+
+
+def with_history(run: Path, val_loss: list[float], seconds: list[float], val_acc: list[float] | None = None) -> None:
+    """A finished run's metrics.jsonl and summary.json rewritten to a history of these epochs, its
+    other figures those of its one epoch trained; the summary's figures of the epochs put in by hand."""
+    row = json.loads((run / "metrics.jsonl").read_text())
+    rows = [row | {"epoch": i + 1, "val_loss": v, "seconds": t} for i, (v, t) in enumerate(zip(val_loss, seconds))]
+    summary = json.loads((run / "summary.json").read_text())
+    best = min(val_loss)
+    summary |= {"epochs": len(rows), "best_epoch": val_loss.index(best) + 1, "val_loss": val_loss[-1],
+                "best_val_loss": best, "seconds_total": sum(seconds)}
+    if val_acc is not None:
+        rows = [r | {"val_acc": a} for r, a in zip(rows, val_acc)]
+        summary |= {"val_acc": val_acc[-1], "best_val_acc": max(val_acc),
+                    "best_val_acc_epoch": val_acc.index(max(val_acc)) + 1}
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "summary.json").write_text(json.dumps(summary))
+    unsealed(run)
+
+
+@pytest.fixture
+def four_epochs(two_seeds, tmp_path) -> dict:
+    """The two-seed study's results with every run given four epochs, the best validation epoch
+    not the last: seed 0's best at epoch 2 (MSE 0.5, 0.3, 0.4, 0.45), seed 1's at epoch 3; a
+    classifier's best accuracy at another epoch than its best loss."""
+    out = tmp_path / "study"
+    shutil.copytree(two_seeds, out)
+    for run in (out / "runs").iterdir():
+        seed = int(run.name[-1])
+        val_loss, seconds = ([0.5, 0.3, 0.4, 0.45], [2.0, 3.0, 4.0, 7.0]) if seed == 0 else \
+            ([0.5, 0.4, 0.25, 0.3], [1.0, 2.0, 3.0, 6.0])
+        val_acc = [0.6, 0.7, 0.8, 0.75] if seed == 0 else [0.6, 0.9, 0.8, 0.85]
+        with_history(run, val_loss, seconds, val_acc if run.name.startswith("clf-") else None)
+    return collect_results(out)
+
+
+def test_seconds_per_epoch_is_each_seeds_total_over_all_its_epochs(four_epochs):
+    for ae in four_epochs["autoencoders"]:  # (2 + 3 + 4 + 7) / 4 and (1 + 2 + 3 + 6) / 4
+        assert ae["seconds_per_epoch"] == {"mean": 3.5, "std": pytest.approx(0.5 ** 0.5), "values": [4.0, 3.0]}
+        assert ae["seconds"]["values"] == [16.0, 12.0]
+
+
+def test_val_rise_after_best_is_the_last_epochs_mse_over_the_best_epochs(four_epochs):
+    """The rise is relative to the best validation MSE, not the first epoch's nor the last's."""
+    for ae in four_epochs["autoencoders"]:  # (0.45 - 0.3) / 0.3 and (0.3 - 0.25) / 0.25
+        assert ae["val_rise_after_best"]["values"] == pytest.approx([0.5, 0.2])
+        assert ae["val_rise_after_best"]["mean"] == pytest.approx(0.35)
+        assert ae["val_mse"]["values"] == [0.45, 0.3] and ae["best_val_mse"]["values"] == [0.3, 0.25]
+
+
+def test_epochs_are_all_epochs_trained_and_best_epoch_the_lowest_val_mses(four_epochs):
+    for ae in four_epochs["autoencoders"]:
+        assert ae["epochs"] == 4
+        assert ae["best_epoch"] == {"mean": 2.5, "std": pytest.approx(0.5 ** 0.5), "values": [2, 3]}
+    assert four_epochs["classifiers"]
+    for c in four_epochs["classifiers"]:  # neither its best loss's epoch (2, 3) nor its best accuracy's (3, 2)
+        assert c["epochs"] == 4
+        assert c["val_acc"]["values"] == [0.75, 0.85] and c["best_val_acc"]["values"] == [0.8, 0.9]
