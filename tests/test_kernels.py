@@ -172,7 +172,7 @@ def first_stage_layers(channels: int = 32, seed: int = 0, order_sensitive: bool 
 
 
 @pytest.mark.parametrize("channels,shape", [(32, (5, 1, 28, 28)), (16, (3, 1, 6, 10)), (48, (2, 1, 8, 4)),
-                                            (32, (1, 1, 28, 28))])
+                                            (32, (1, 1, 28, 28)), (64, (2, 1, 4, 34))])
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_the_first_stage_kernel_sums_as_its_comment_says(built, channels, shape, layout):
     """conv3x3_relu_pool is the computation its comment states, bit for bit on any CPU (NaN where
@@ -212,6 +212,33 @@ def test_the_first_stage_kernel_adds_the_taps_in_onednns_order_then_the_bias(bui
         y = layers(torch.ones(1, 1, 8, 8))
     inner = y[0, :3, 1:3, 1:3].float()  # the windows away from the padding
     assert inner.tolist() == [[[2 ** -23] * 2] * 2, [[0.0] * 2] * 2, [[1 + 2 ** -7] * 2] * 2]
+
+
+def native_bf16_uncapped() -> bool:
+    """A CPU with AVX-512-BF16, the kernels built for it: where the first stage's bf16 kernel, like
+    oneDNN's convolution, sums by the dot-product instruction."""
+    from fashionae.machine import cpu_info
+    cpu = cpu_info()
+    return "AVX-512-BF16" in cpu["isa"] and not cpu["isa_caps"]
+
+
+@pytest.mark.skipif(not native_bf16_uncapped(), reason="the dot-product instruction needs AVX-512-BF16")
+def test_the_first_stage_kernel_flushes_subnormals_as_onednn_does(built):
+    """AVX-512-BF16's dot product flushes subnormal pixels and sums to zero: the kernel's outputs
+    are oneDNN's there (a sum from a subnormal pixel is 0, where summing in fp32 would keep it)."""
+    layers = first_stage_layers(16).to(memory_format=torch.channels_last)
+    x = torch.full((4, 1, 8, 8), 2.0 ** -130)  # subnormal in fp32 and bf16
+    x.view(-1)[::5] = torch.rand(52)
+    x.view(-1)[1::7] = 2.0 ** -120
+    layers[0].weight.data[:8] = 0.0
+    layers[0].weight.data[:8, 0, 1, 1] = 1.0  # channels 0-7: the pixel itself
+    layers[0].bias.data[:8] = 0.0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layers(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stock = layers(x).detach()  # autograd on: the layers one by one, the convolution by oneDNN
+    assert torch.equal(bits(y), bits(stock))
+    assert (y[:, :8] == 0).any() and not torch.equal(bits(y), bits(first_stage_by_torch(x, layers[0])))
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))

@@ -109,7 +109,8 @@ def conv_relu_pool(conv: nn.Conv2d, relu: nn.Module, pool: nn.Module, x: torch.T
     autocast or in fp32 where oneDNN would run the convolution: one pass of a compiled kernel that
     never writes the convolution's output (the paper autoencoder's evaluation runs 1.04-1.07x
     faster in bf16 on a Zen 5, 1.03-1.06x in fp32 on an AVX2 EPYC, where interleaving the fp32
-    sums made the stage 1.5x faster again; ``benchmarks/README.md``).
+    sums made the stage 1.5x faster again; in bf16 with AVX-512-BF16's dot product, as oneDNN
+    sums, the stage runs 1.8x faster again on a Zen 4, its evaluation 1.04x; ``benchmarks/README.md``).
     Its sums run in oneDNN's order where ``kernels.cpp`` says. In fp32 that is checked, not assumed
     (``one_call_where_same``): on an AVX2 EPYC the kernel gives oneDNN's bits, on an AMX Xeon 16-25 %
     of its outputs differ in their last bits, so there the layers run. In bf16 a value at a rounding
