@@ -161,7 +161,8 @@ BAD = {
     "wrong sha256": (lambda d: (shapes(d), (d / "dataset.toml").write_text(re.sub(
         r'(\.gz" = ")(.)', lambda m: m[1] + ("1" if m[2] == "0" else "0"), (d / "dataset.toml").read_text(), count=1))),
         "{d}/train-images-idx3-ubyte.gz fails the SHA-256 check of dataset.toml; it is damaged or not "
-        "the file dataset.toml describes: get a fresh copy"),
+        "the file dataset.toml describes: get a fresh copy \\(if you changed the file on purpose, put its new digest in "
+        "dataset.toml: sha256sum prints it\\)"),
     "not a sha256": (lambda d: (shapes(d), (d / "dataset.toml").write_text(
         (d / "dataset.toml").read_text().replace('.gz" = "', '.gz" = "0'))),
         "{d}/dataset.toml: \\[sha256\\] 'train-images-idx3-ubyte.gz' is '0[0-9a-f]{64}', not a SHA-256 digest "
@@ -260,7 +261,7 @@ BAD = {
     "digest of a stray file": (lambda d: (write_idx(d), (d / "dataset.toml").open("a").write('"data.npz" = "00"\n')),
                                "{d}/dataset.toml: \\[sha256\\] names 'data.npz', which is not a data file of this "
                                f"folder \\(they are {IDX_GZ}\\)"),
-    "bad toml": (lambda d: write_idx(d, toml="name = "), "{d}/dataset.toml is not valid TOML \\(.+\\)"),
+    "bad toml": (lambda d: write_idx(d, toml="name = "), "{d}/dataset.toml is not valid TOML \\(.+\\); mend it, or delete it to name the classes by number"),
     "a folder named dataset.toml": (lambda d: (write_idx(d, toml=None), (d / "dataset.toml").mkdir()),
                                     "{d}/dataset.toml is a folder, not a file; remove it, or write the dataset's "
                                     "description there"),

@@ -210,7 +210,7 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     # and those that cannot be are named together, in one line: one try to clear a folder, not one per file
     assert err.startswith(f"fashionae: error: 2 of the 5 pictures cannot be used, so none is answered: {album / 'd.png'} "
                           "is not an image fashionae can read (UnidentifiedImageError: ")
-    assert err.endswith(f"; image {album / 'e.png'} is empty. Move them out of the way, or name the others\n")
+    assert err.endswith(f"; image {album / 'e.png'} is empty. Fix or remove them, or name only the others\n")
     assert err.count("\n") == 1
     (album / "d.png").unlink(), (album / "e.png").unlink()
 

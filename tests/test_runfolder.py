@@ -338,6 +338,16 @@ def test_a_finished_runs_model_replaced_by_another_of_the_same_shape_is_refused(
     assert "is not the model this run trained" in capsys.readouterr().err
 
 
+def test_a_finished_runs_lost_model_file_says_one_thing_to_do(own_run, tmp_path, capsys):
+    _, run = own_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / RunFolder.MODEL).unlink()
+    assert main(["eval", str(copy)]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: {copy / RunFolder.MODEL} is missing; delete {copy} and run "
+                                       "its command again\n")
+
+
 def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):
     """summary.json seals the model, config.json's settings, metrics.jsonl's epochs and itself:
     a figure that no other file repeats (the test MSE, a middle epoch's) or a setting edited

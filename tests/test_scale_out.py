@@ -174,7 +174,7 @@ def test_a_run_out_of_memory_is_one_line_naming_it(cluster, data_dir, tmp_path):
             run_study(study, tmp_path / "ray", str(data_dir), False, log=lines.append,
                       executor=RayExecutor(cpus_per_run=cpus, on_epoch=out_of_memory))
     # what the run said before it failed reaches the driver too
-    assert any(line.startswith("ae-a seed 0: it started on 1 threads and resumes on 2") for line in lines), lines
+    assert any(line.startswith("ae-a seed 0: it started on 1 thread and resumes on 2") for line in lines), lines
 
 
 def test_sigterm_stops_a_ray_study_in_one_line_and_keeps_its_runs(data_dir, tmp_path):

@@ -96,6 +96,8 @@ def test_unknown_and_bad_values_are_refused():
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(UserError, match="unknown schedule 'step'; choose one of constant, onecycle"):
         TrainConfig.from_dict({"schedule": "step"})
+    with pytest.raises(UserError, match="^unknown val true; choose one of holdout, test$"):  # as TOML spells it
+        TrainConfig.from_dict({"val": True})
 
 
 def test_a_run_says_which_settings_it_does_not_use():

@@ -363,11 +363,12 @@ def build_parser() -> Parser:
 
     s = add_command("baselines", help="PCA, mean-image and pixel logistic-regression reference points")
     s.add_argument("--out", required=True, help="folder for baselines.json")
-    s.add_argument("--val", default=TrainConfig.val, choices=VAL_SPLITS, help="as for training")
-    s.add_argument("--train-subset", type=int, help="fit on the first N training images only (default: all)")
-    s.add_argument("--eval-subset", type=int,
+    s.add_argument("--val", default=TrainConfig.val, choices=VAL_SPLITS, metavar="|".join(VAL_SPLITS),
+                   help="as for training")
+    s.add_argument("--train-subset", type=int, metavar="N", help="fit on the first N training images only (default: all)")
+    s.add_argument("--eval-subset", type=int, metavar="N",
                    help="measure on the first N validation and test images only (default: all)")
-    s.add_argument("--logreg-max-iter", type=int, default=Baselines.logreg_max_iter,
+    s.add_argument("--logreg-max-iter", type=int, default=Baselines.logreg_max_iter, metavar="N",
                    help=f"iterations of the pixel logistic regression (default: {Baselines.logreg_max_iter})")
     add_data_args(s)
     s.set_defaults(func=cmd_baselines)
@@ -379,14 +380,14 @@ def build_parser() -> Parser:
     s.add_argument("--seeds", type=int, help="number of seeds (overrides the profile)")
     s.add_argument("--out", help=f"study folder (default {RUNS}/<study>-<profile>); an interrupted "
                    "study there is resumed, finished runs are kept")
-    s.add_argument("--device", choices=DEVICES, help="overrides the study file")
-    s.add_argument("--precision", choices=PRECISIONS, help="overrides the study file")
+    s.add_argument("--device", choices=DEVICES, metavar="|".join(DEVICES), help="overrides the study file")
+    s.add_argument("--precision", choices=PRECISIONS, metavar="|".join(PRECISIONS), help="overrides the study file")
     s.add_argument("--tensorboard", action="store_true", help="log every run to its tensorboard/ folder")
     s.add_argument("--plan", action="store_true", help="print every run with its settings, whether it is "
                    "finished, and an estimated wall time; train nothing")
     s.add_argument("--json", action="store_true", help="with --plan: one JSON object per run")
     g = s.add_argument_group("executor")
-    g.add_argument("--executor", default=LOCAL, choices=(LOCAL, "ray"),
+    g.add_argument("--executor", default=LOCAL, choices=(LOCAL, "ray"), metavar=f"{LOCAL}|ray",
                    help="local: one run after the other in this process (default); ray: runs as Ray "
                    "tasks, in parallel (pip install 'fashionae[ray]')")
     g.add_argument("--address", help="ray: an existing cluster (auto, or HOST:PORT); default: a local Ray")
@@ -433,7 +434,8 @@ def build_parser() -> Parser:
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
-    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
+    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, metavar="|".join(images.INVERT),
+                   help=invert_help)
     s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
     s.add_argument("--force", action="store_true", help="replace files there that hold something else (by "
                    "default they are refused, and nothing is written; the same reconstructions again are not)")
@@ -442,7 +444,8 @@ def build_parser() -> Parser:
     s = add_command("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir", help=clf_run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
-    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, help=invert_help)
+    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, metavar="|".join(images.INVERT),
+                   help=invert_help)
     s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
     s.set_defaults(func=cmd_classify)
 
@@ -456,7 +459,7 @@ def build_parser() -> Parser:
     s = add_command("export", help="export a run's model to ONNX (pip install 'fashionae[onnx]')")
     s.add_argument("run_dir", help=run_help)
     s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    s.add_argument("--part", choices=PARTS,
+    s.add_argument("--part", choices=PARTS, metavar="|".join(PARTS),
                    help="what to export (default: the whole model of the run)")
     s.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison with torch")
     s.add_argument("--force", action="store_true", help="replace a file there that holds something else (by "

@@ -291,7 +291,7 @@ def _dataset_toml(folder: Path) -> dict:
     try:
         meta = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8, whatever the locale
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"{path} is not valid TOML ({e})") from None
+        raise UserError(f"{path} is not valid TOML ({e}); mend it, or delete it to name the classes by number") from None
     unknown = set(meta) - {"name", "classes", "sha256"}
     if unknown:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r}; known: name, classes, sha256")
@@ -403,7 +403,8 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         digest.update(f"{name}:{sha}|".encode())
         if verify and name in listed and listed[name] != sha:
             raise UserError(f"{folder / name} fails the SHA-256 check of {DATASET_TOML}; it is damaged "
-                            f"or not the file {DATASET_TOML} describes: get a fresh copy")
+                            f"or not the file {DATASET_TOML} describes: get a fresh copy (if you changed the file on "
+                            f"purpose, put its new digest in {DATASET_TOML}: sha256sum prints it)")
     if npz:
         images, labels = _npz_arrays(npz[0], raws[npz[0].name])
         what = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test")}

@@ -121,7 +121,7 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
     if faults:
         shown = "; ".join(faults[:3]) + (f"; and {len(faults) - 3} more" if len(faults) > 3 else "")
         raise UserError(f"{len(faults)} of the {len(paths)} pictures cannot be used, so none is answered: "
-                        f"{shown}. Move them out of the way, or name the others")
+                        f"{shown}. Fix or remove them, or name only the others")
     return pictures
 
 

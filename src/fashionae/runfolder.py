@@ -414,6 +414,8 @@ class RunFolder:
 
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained model, checked against the run's settings, in eval mode."""
+        if not (self / self.MODEL).is_file():
+            raise UserError(f"{self / self.MODEL} is missing; delete {self.path} and run its command again")
         try:
             model = load_model(self / self.MODEL)
         except UserError as e:

@@ -260,7 +260,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             if started_on and started_on != torch.get_num_threads():
                 same = (f"--cpus-per-run {started_on}" if executor_name() == "ray"
                         else f"OMP_NUM_THREADS={started_on}")
-                log(f"{label}: it started on {started_on} threads and resumes on {torch.get_num_threads()}, which "
+                log(f"{label}: it started on {started_on} thread{'s' * (started_on != 1)} and resumes on {torch.get_num_threads()}, which "
                     "sum in another order: its result will differ from an uninterrupted run's about as much as "
                     f"another seed's ({same} resumes it exactly)")
         elif state == "resume":

@@ -91,7 +91,8 @@ def check(cfg, file_keys: bool = False) -> None:
         name = f.name if file_keys or not f.metadata.get("option", True) else f"--{_name(f)}"
         choices = f.metadata.get("choices")
         if choices is not None and v not in choices:
-            raise UserError(f"unknown {name} {v!r}; choose one of {', '.join(map(str, choices))}")
+            shown = str(v).lower() if isinstance(v, bool) else repr(v)  # true, as TOML and the options spell it
+            raise UserError(f"unknown {name} {shown}; choose one of {', '.join(map(str, choices))}")
         problem = f.metadata.get("check") and f.metadata["check"](v)
         if problem:
             raise UserError(f"{name} {problem}")
