@@ -183,8 +183,11 @@ def test_the_first_stage_kernel_sums_as_its_comment_says(built, channels, shape,
     x = torch.rand(shape).contiguous(memory_format=LAYOUTS[layout])
     x.view(-1)[7::97] = 0.0
     x.view(-1)[::53] = float("nan")
+    x.view(torch.int32).view(-1)[26::59] = 0x7F800001  # a NaN whose bf16 rounding, unchecked, is inf
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         y = torch.ops.fashionae.conv3x3_relu_pool(x, layers[0].weight, layers[0].bias, True)
+        y16 = torch.ops.fashionae.conv3x3_relu_pool(x.bfloat16(), layers[0].weight, layers[0].bias, True)
+    assert torch.equal(bits(y16), bits(y)) and y16.stride() == y.stride()  # a bf16 image: the same
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         stock = layers(x)
     expected = first_stage_by_torch(x, layers[0])
@@ -239,6 +242,60 @@ def test_the_first_stage_kernel_flushes_subnormals_as_onednn_does(built):
         stock = layers(x).detach()  # autograd on: the layers one by one, the convolution by oneDNN
     assert torch.equal(bits(y), bits(stock))
     assert (y[:, :8] == 0).any() and not torch.equal(bits(y), bits(first_stage_by_torch(x, layers[0])))
+
+
+def test_the_first_stage_kernel_makes_nan_where_adding_the_bias_does(built):
+    """The kernel adds the bias after pooling: a NaN bias, or one infinite in bf16 (3.4e38 is finite
+    in fp32) against a sum infinite the other way anywhere in the window, still makes the output
+    NaN, as the layers make it."""
+    layers = first_stage_layers(16)
+    w, b = layers[0].weight.data, layers[0].bias.data
+    w[0, 0, 1, 1], b[0] = -3.4e38, 3.4e38  # sums -inf (bf16's weight), bias +inf
+    w[1, 0, 1, 1], b[1] = 3.4e38, -3.4e38  # sums +inf, bias -inf
+    w[2, 0, 1, 1], b[2] = -2e38, 3.4e38  # -inf only where the pixel is 2: a window's largest sum may be finite
+    x = torch.ones(2, 1, 8, 8)
+    x[:, :, ::4] = 2.0  # pooled rows 0 and 2: a -inf sum in every window of channel 2; rows 1 and 3: none
+    expected = first_stage_by_torch(x, layers[0])
+    assert expected[:, :2].isnan().all() and expected[:, 2, ::2].isnan().all() and not expected[:, 2, 1::2].isnan().any()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.profiler.profile() as profile:
+            y = layers(x)  # the layers run the kernel: their fp32 parameters are finite
+        nan_bias = torch.ops.fashionae.conv3x3_relu_pool(x, w, torch.full_like(b, float("nan")), True)
+    assert "fashionae::conv3x3_relu_pool" in {e.key for e in profile.key_averages()}
+    assert torch.equal(y.isnan(), expected.isnan()) and nan_bias.isnan().all()
+
+
+@pytest.mark.skipif(not native_bf16_uncapped(), reason="the dot-product instruction needs AVX-512-BF16")
+def test_the_first_stage_kernel_flushes_products_sums_and_outputs_as_onednn_does(built):
+    """vdpbf16ps flushes each of its two additions' results, so the order of even the first pair
+    shows: tap 3 then tap 0 (8 + 0.75 keeps a subnormal product; 0.75 first is flushed, then 8).
+    oneDNN flushes a subnormal output (sum + bias) to zero too. And on random values whose
+    products and sums are subnormal, oneDNN's bits (channels-last, a +0 bias: no -0 to tell)."""
+    tiny, v = 2.0 ** -126, 2.0 ** -60  # v: the image; products v * w
+    layers = first_stage_layers(16).to(memory_format=torch.channels_last)
+    w, b = torch.zeros(16, 1, 3, 3), torch.zeros(16)
+    w[0, 0, 1, 0], w[0, 0, 0, 0] = 8 * tiny / v, 0.75 * tiny / v  # tap 3: 8, tap 0: 0.75 -> 8.75
+    w[1, 0, 0, 0], w[1, 0, 1, 0] = 8 * tiny / v, 0.75 * tiny / v  # tap 3: 0.75 (flushed), tap 0: 8 -> 8
+    w[2, 0, 1, 1], b[2] = 1.5 * tiny / v, -tiny  # 1.5 - 1: subnormal -> 0
+    layers[0].weight.data.copy_(w), layers[0].bias.data.copy_(b)
+    x = torch.full((1, 1, 8, 8), v)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode():
+            y = layers(x)
+        stock = layers(x).detach()
+    assert y[0, :3, 1:3, 1:3].float().div(tiny).tolist() == [[[8.75] * 2] * 2, [[8.0] * 2] * 2, [[0.0] * 2] * 2]
+    assert torch.equal(bits(y), bits(stock))
+    g = torch.Generator().manual_seed(1)
+    layers[0].weight.data.copy_(torch.randn(16, 1, 3, 3, generator=g) * 2.0 ** -64)
+    layers[0].bias.data.zero_()
+    x = torch.rand(4, 1, 10, 12, generator=g) * 2.0 ** -62
+    x[torch.rand(x.shape, generator=g) < 0.1] = 1.0
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode():
+            y = layers(x)
+        stock = layers(x).detach()
+    assert torch.equal(bits(y), bits(stock)) and not torch.equal(bits(y), bits(first_stage_by_torch(x, layers[0])))
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))

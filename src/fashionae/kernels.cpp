@@ -356,6 +356,9 @@ typedef uint32_t u32x16 __attribute__((vector_size(64)));  // it into what the C
 // The order of the nine products (ky * 3 + kx) in bf16: oneDNN's on AVX-512-BF16, column by
 // column, in pairs of which its dot-product instruction (vdpbf16ps) adds the second first.
 constexpr int TAPS[9] = {3, 0, 1, 6, 7, 4, 5, 2, 8};
+// TAPS two at a time, as vdpbf16ps takes them: {the high half's tap, added first; the low half's}
+// (the ninth with none: a zero product, added first)
+constexpr int PAIRS[5][2] = {{TAPS[0], TAPS[1]}, {TAPS[2], TAPS[3]}, {TAPS[4], TAPS[5]}, {TAPS[6], TAPS[7]}, {-1, TAPS[8]}};
 
 // One pooled row: rows4 = the four padded input rows it reads (W + 2 floats each); wt = the
 // weights as [9 taps][C channels], bias [C]; out[W / 2][C] (bf16 bits or fp32), C a multiple of 16.
@@ -414,6 +417,13 @@ inline __m256i bf16_bits(__m512i u) {
   return _mm256_mask_blend_epi16(nan, _mm512_cvtepi32_epi16(h), _mm256_set1_epi16(0x7FC0));
 }
 
+// Subnormal results of this thread's float arithmetic flushed to zero (MXCSR's FTZ) while it lasts
+struct FlushToZero {
+  const unsigned int csr = _mm_getcsr();
+  explicit FlushToZero(bool on) { if (on) _mm_setcsr(csr | _MM_FLUSH_ZERO_ON); }
+  ~FlushToZero() { _mm_setcsr(csr); }
+};
+
 // One row of n values as bf16 bits (float_to_bf16's)
 template <typename T>
 inline void row_bf16_bits(const T* __restrict in, int64_t n, uint16_t* __restrict out) {
@@ -428,20 +438,23 @@ inline void row_bf16_bits(const T* __restrict in, int64_t n, uint16_t* __restric
 }
 
 // The bf16 row by AVX-512-BF16's dot-product instruction, as oneDNN computes it there: each
-// vdpbf16ps adds to 16 channels' sums two taps' products, TAPS' pairs (the pair's second first),
-// and the ninth tap with a zero (+0 + a sum from +0 is the sum): the row above's sums in 5
-// instructions a window where it takes 9, but for subnormals, which the instruction flushes to
-// zero, as oneDNN's convolution does. rows4: the four padded rows as bf16 bits (W + 2 each);
-// wpairs: [5 pairs][C channels], the bits of each pair's weights (the first in the low half);
-// pixels: room for [5 pairs][2 rows][W] pairs of pixels. NB blocks of 16 channels and two pooled
-// outputs at once: 16 sums in flight, since each instruction waits for the one before.
+// vdpbf16ps adds to 16 channels' sums the products of a pair of taps (PAIRS), so the sums run in
+// TAPS' order (the ninth tap's pair adds a zero first: +0 + a sum from +0 is the sum): the row
+// above's sums in 5 instructions a window where it takes 9, but for subnormals, which the
+// instruction flushes to zero (each of its additions' results), as oneDNN's convolution does; the
+// caller flushes the bias's sums (FTZ), as oneDNN flushes its outputs. rows4: the four padded rows
+// as bf16 bits (W + 2 each); wpairs: [5 pairs][C channels], the bits of each pair's weights (as
+// PAIRS: the first in the high half); bias: finite (the caller's check); pixels: room for [5
+// pairs][2 rows][W] pairs of pixels. NB blocks of 16 channels and two pooled outputs at once: 8 NB
+// sums in flight, since each instruction waits for the one before.
 template <int NB>
 void conv3x3_relu_pool_row_dot(const uint16_t* __restrict rows4, int64_t W, int64_t C,
                                const uint32_t* __restrict wpairs, const float* __restrict bias,
                                uint16_t* __restrict out, uint32_t* __restrict pixels) {
+  TORCH_CHECK(C % (16 * NB) == 0, "conv3x3_relu_pool_row_dot: C must be a multiple of ", 16 * NB);
   const int64_t P = W + 2;
   for (int k = 0; k < 5; ++k) {  // each conv pixel's pairs of inputs, laid out for broadcasts
-    const int low = TAPS[std::min(2 * k + 1, 8)], high = k < 4 ? TAPS[2 * k] : -1;  // high: added first
+    const int high = PAIRS[k][0], low = PAIRS[k][1];
     for (int dy = 0; dy < 2; ++dy) {
       const uint16_t* a = rows4 + (dy + low / 3) * P + low % 3;
       const uint16_t* b = high < 0 ? nullptr : rows4 + (dy + high / 3) * P + high % 3;
@@ -473,15 +486,16 @@ void conv3x3_relu_pool_row_dot(const uint16_t* __restrict rows4, int64_t W, int6
             const __m512bh p = (__m512bh)_mm512_set1_epi32((int)pixels[(k * 2 + q / 2) * W + 2 * (ow + i) + q % 2]);
             for (int j = 0; j < NB; ++j) sum[i][q][j] = _mm512_dpbf16_ps(sum[i][q][j], p, w[k][j]);
           }
-      // Pooling first: adding the bias and rounding are monotone, so the window's largest sum
-      // gives its largest output (a sum is never -0); a NaN anywhere makes the output NaN
+      // Pooling first: adding the (finite) bias, rounding and flushing are monotone, so the
+      // window's largest sum gives its largest output (a -0 the ReLU makes +0); a NaN among the
+      // sums makes the output NaN
       for (int i = 0; i < NW; ++i)
         for (int j = 0; j < NB; ++j) {
           const __m512* v = sum[i][0] + j;  // v[q * NB]: the window's sums
           const __mmask16 nan = _mm512_cmp_ps_mask(v[0], v[NB], _CMP_UNORD_Q) |
                                 _mm512_cmp_ps_mask(v[2 * NB], v[3 * NB], _CMP_UNORD_Q);
           const __m512 largest = _mm512_max_ps(_mm512_max_ps(v[0], v[NB]), _mm512_max_ps(v[2 * NB], v[3 * NB]));
-          const __m512 relu = _mm512_max_ps(_mm512_add_ps(largest, b[j]), _mm512_setzero_ps());  // ReLU: +0 below
+          const __m512 relu = _mm512_max_ps(_mm512_add_ps(largest, b[j]), _mm512_setzero_ps());  // ReLU: +0 below, and for -0
           _mm256_storeu_si256((__m256i*)(out + (ow + i) * C + c0 + 16 * j),
                               bf16_bits(_mm512_castps_si512(_mm512_mask_blend_ps(nan, relu, _mm512_set1_ps(NAN)))));
         }
@@ -497,13 +511,18 @@ template <typename T, bool BF16, typename O = std::conditional_t<BF16, uint16_t,
 void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, O* out, int64_t N, int64_t C,
                               int64_t H, int64_t W, bool channels_last) {
   const int64_t P = W + 2, OH = H / 2, OW = W / 2;
-  constexpr bool DOT = BF16 && DOT_BF16;  // by conv3x3_relu_pool_row_dot
+  // by conv3x3_relu_pool_row_dot, with a finite bias (in bf16: 3.4e38 rounds to infinity, whose
+  // sum with an infinite one the other way is NaN; rare enough for the row above)
+  const bool DOT = BF16 && DOT_BF16 && std::all_of(bias, bias + C, [](float b) { return std::isfinite(b); });
   std::vector<uint32_t> wpairs(DOT ? 5 * C : 0);  // [pair][channel]: the pair's weights as bf16 bits
   for (int k = 0; DOT && k < 5; ++k)
     for (int64_t c = 0; c < C; ++c)
-      wpairs[k * C + c] = float_to_bf16(wt[TAPS[std::min(2 * k + 1, 8)] * C + c]) |
-                          (k < 4 ? (uint32_t)float_to_bf16(wt[TAPS[2 * k] * C + c]) << 16 : 0u);
+      wpairs[k * C + c] = (k < 4 ? (uint32_t)float_to_bf16(wt[PAIRS[k][0] * C + c]) << 16 : 0u) |
+                          float_to_bf16(wt[PAIRS[k][1] * C + c]);
   at::parallel_for(0, N * OH, 1, [=, &wpairs](int64_t r0, int64_t r1) {
+#if DOT_BF16
+    const FlushToZero flush(DOT);  // oneDNN's outputs' flush, in this thread while it lasts
+#endif
     std::vector<float> rows4(DOT ? 0 : 4 * P);
     std::vector<uint16_t> rows4_bf16(DOT ? 4 * P : 0);
     std::vector<uint32_t> pixels(DOT ? 10 * W : 0);
@@ -512,28 +531,29 @@ void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, O*
       const int64_t n = r / OH, oh = r % OH;
       for (int i = 0; i < 4; ++i) {  // input rows 2 oh - 1 ... 2 oh + 2, zero-padded (rounded to bf16)
         const int64_t y = 2 * oh - 1 + i;
-        const T* in = x + (n * H + y) * W;
+        const bool inside = y >= 0 && y < H;
 #if DOT_BF16
-        if constexpr (DOT) {  // as bf16 bits
+        if (DOT) {  // as bf16 bits
           uint16_t* p = rows4_bf16.data() + i * P;
           std::fill(p, p + P, 0);
-          if (y >= 0 && y < H) row_bf16_bits(in, W, p + 1);
+          if (inside) row_bf16_bits(x + (n * H + y) * W, W, p + 1);
           continue;
         }
 #endif
         float* p = rows4.data() + i * P;
         p[0] = p[P - 1] = 0.0f;
         for (int64_t j = 0; j < W; ++j) {
-          const float v = (y < 0 || y >= H) ? 0.0f : Num<T>::get(in[j]);
+          const float v = inside ? Num<T>::get(x[(n * H + y) * W + j]) : 0.0f;
           p[j + 1] = BF16 ? bf16_to_float(float_to_bf16(v)) : v;
         }
       }
       O* o = channels_last ? out + r * OW * C : row.data();
 #if DOT_BF16
-      if constexpr (DOT) {
-        if (C % 32 == 0) conv3x3_relu_pool_row_dot<2>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
-        else conv3x3_relu_pool_row_dot<1>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
-      } else
+      if constexpr (BF16) {  // (DOT is false for fp32 outputs)
+        if (DOT && C % 32 == 0) conv3x3_relu_pool_row_dot<2>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
+        else if (DOT) conv3x3_relu_pool_row_dot<1>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
+      }
+      if (!DOT)
 #endif
       conv3x3_relu_pool_row<BF16>(rows4.data(), W, C, wt, bias, o, !channels_last);
       if (!channels_last)
