@@ -513,19 +513,19 @@ void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, O*
   const int64_t P = W + 2, OH = H / 2, OW = W / 2;
   // by conv3x3_relu_pool_row_dot, with a finite bias (in bf16: 3.4e38 rounds to infinity, whose
   // sum with an infinite one the other way is NaN; rare enough for the row above)
-  const bool DOT = BF16 && DOT_BF16 && std::all_of(bias, bias + C, [](float b) { return std::isfinite(b); });
-  std::vector<uint32_t> wpairs(DOT ? 5 * C : 0);  // [pair][channel]: the pair's weights as bf16 bits
-  for (int k = 0; DOT && k < 5; ++k)
+  const bool dot = BF16 && DOT_BF16 && std::all_of(bias, bias + C, [](float b) { return std::isfinite(b); });
+  std::vector<uint32_t> wpairs(dot ? 5 * C : 0);  // [pair][channel]: the pair's weights as bf16 bits
+  for (int k = 0; dot && k < 5; ++k)
     for (int64_t c = 0; c < C; ++c)
       wpairs[k * C + c] = (k < 4 ? (uint32_t)float_to_bf16(wt[PAIRS[k][0] * C + c]) << 16 : 0u) |
                           float_to_bf16(wt[PAIRS[k][1] * C + c]);
   at::parallel_for(0, N * OH, 1, [=, &wpairs](int64_t r0, int64_t r1) {
 #if DOT_BF16
-    const FlushToZero flush(DOT);  // oneDNN's outputs' flush, in this thread while it lasts
+    const FlushToZero flush(dot);  // oneDNN's outputs' flush, in this thread while it lasts
 #endif
-    std::vector<float> rows4(DOT ? 0 : 4 * P);
-    std::vector<uint16_t> rows4_bf16(DOT ? 4 * P : 0);
-    std::vector<uint32_t> pixels(DOT ? 10 * W : 0);
+    std::vector<float> rows4(dot ? 0 : 4 * P);
+    std::vector<uint16_t> rows4_bf16(dot ? 4 * P : 0);
+    std::vector<uint32_t> pixels(dot ? 10 * W : 0);
     std::vector<O> row(channels_last ? 0 : OW * C);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / OH, oh = r % OH;
@@ -533,7 +533,7 @@ void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, O*
         const int64_t y = 2 * oh - 1 + i;
         const bool inside = y >= 0 && y < H;
 #if DOT_BF16
-        if (DOT) {  // as bf16 bits
+        if (dot) {  // as bf16 bits
           uint16_t* p = rows4_bf16.data() + i * P;
           std::fill(p, p + P, 0);
           if (inside) row_bf16_bits(x + (n * H + y) * W, W, p + 1);
@@ -549,11 +549,11 @@ void conv3x3_relu_pool_kernel(const T* x, const float* wt, const float* bias, O*
       }
       O* o = channels_last ? out + r * OW * C : row.data();
 #if DOT_BF16
-      if constexpr (BF16) {  // (DOT is false for fp32 outputs)
-        if (DOT && C % 32 == 0) conv3x3_relu_pool_row_dot<2>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
-        else if (DOT) conv3x3_relu_pool_row_dot<1>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
+      if constexpr (BF16) {  // (dot is false for fp32 outputs)
+        if (dot && C % 32 == 0) conv3x3_relu_pool_row_dot<2>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
+        else if (dot) conv3x3_relu_pool_row_dot<1>(rows4_bf16.data(), W, C, wpairs.data(), bias, o, pixels.data());
       }
-      if (!DOT)
+      if (!dot)
 #endif
       conv3x3_relu_pool_row<BF16>(rows4.data(), W, C, wt, bias, o, !channels_last);
       if (!channels_last)
