@@ -3,9 +3,10 @@ like photos, beside its accuracy on the raw test images, in one process.
 
 Each test image becomes a "product photo": the garment drawn dark (its negative) and enlarged
 10 times on a 400x360 light background, then given one flaw of a real photo: sensor noise, a
-gradient of light, a speck of dust in a corner, a thin dark frame, JPEG compression, a light
-garment on white, a white garment on blue, a white shirt on light grey, or an outline instead
-of a filled garment (where every answer should carry a note). Printed per condition: accuracy, the
+gradient of light, light falling off towards every edge (vignetting: the corners 10 or 20 %
+darker), a speck of dust in a corner, a thin dark frame, JPEG compression, a light garment on
+white, a white garment on blue, a white shirt on light grey, or an outline instead of a filled
+garment (where every answer should carry a note). Printed per condition: accuracy, the
 change from the raw images, and how many answers carry a note (``Picture.caveats``).
 
     .venv/bin/python benchmarks/pictures.py runs/.../clf-finetune-seed0 [--images 200] [--out DIR]
@@ -55,6 +56,8 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
         a[0, 0] = 200
     elif flaw == "dark frame, 2 px":
         a[:2], a[-2:], a[:, :2], a[:, -2:] = 0, 0, 0, 0
+    elif flaw.startswith("vignetting"):  # a lamp's light on the whole photo: corners 10 % (20 %) darker
+        a *= vignette(a.shape[:2], float(flaw.split()[1]) / 100)[..., None]
     im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
     if flaw == "white cut-out on transparent":  # a garment cut out of its photo: white, opaque where it is
         im = Image.fromarray(np.dstack([np.full((360, 400, 3), 245, np.uint8),
@@ -66,7 +69,17 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
     return im
 
 
+def vignette(shape: tuple[int, int], falloff: float) -> np.ndarray:
+    """Light falling off from the centre: 1 - falloff * r^2, r the distance from the centre,
+    1 at the corners."""
+    y, x = np.ogrid[:shape[0], :shape[1]]
+    r2 = (((y - (shape[0] - 1) / 2) ** 2 + (x - (shape[1] - 1) / 2) ** 2)
+          / (((shape[0] - 1) / 2) ** 2 + ((shape[1] - 1) / 2) ** 2))
+    return 1 - falloff * r2
+
+
 FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "noise (sd 8) on pure white", "gradient of 30 levels",
+         "vignetting 10 %", "vignetting 20 %",
          "speck in a corner", "dark frame, 2 px", "JPEG quality 50", "light garment on white",
          "light grey on white, 20 levels", "white cut-out on transparent", "blue background", "white shirt on light grey",
          "outline"]
