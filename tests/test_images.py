@@ -581,3 +581,48 @@ def test_a_two_tone_garment_says_one_side_is_lost(tmp_path):
         "parts of the object are lighter and parts darker than its background, so one of them is lost whichever "
         "way it is negated; compare --invert yes and --invert no",)
     assert read_picture(tmp_path / "print.png", invert="yes").caveats == ()  # the user has chosen
+
+
+@pytest.mark.parametrize("light", ["lamp at the top left", "lamp at the bottom", "garment on the bottom edge"])
+def test_light_from_one_side_or_over_a_garment_on_an_edge_is_divided_out(tmp_path, light):
+    """Light not symmetric about the centre (a lamp off to a corner: a cross term x*y; off to one
+    side: the sign of y), and light over a border a garment partly covers (the robust refit): the
+    photo prepares as the evenly lit one."""
+    clean = np.full((400, 360, 3), 235.0)
+    box = (slice(100, 400), slice(120, 240)) if light == "garment on the bottom edge" else (slice(125, 275), slice(120, 240))
+    clean[box] = np.asarray(Image.open(photo(tmp_path / "p.png", size=(120, box[0].stop - box[0].start)))) * 0.92
+    y, x = np.ogrid[-1:1:400j, -1:1:360j]
+    lamp = {"lamp at the top left": 1 - 0.2 * ((x + y + 2) / 4) ** 2, "lamp at the bottom": 1 - 0.25 * ((1 - y) / 2) ** 2,
+            "garment on the bottom edge": 1 - 0.25 * (x * x + y * y) / 2}[light]
+    for name, a in (("clean.png", clean), ("lit.png", clean * lamp[..., None])):
+        Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8)).save(tmp_path / name)
+    want, got = read_picture(tmp_path / "clean.png"), read_picture(tmp_path / "lit.png")
+    assert got.caveats == want.caveats
+    assert (got.pixels - want.pixels).abs().mean() < 0.004 and (got.pixels - want.pixels).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heavy_noise_on_a_small_photo_is_not_taken_for_light(tmp_path, monkeypatch, seed):
+    """Noise of sd 30 on a small photo fits a surface that varies by tens of levels, within its
+    standard errors: not divided out."""
+    import fashionae.images as images
+    a = np.asarray(Image.open(photo(tmp_path / "p.png", size=(90, 120)))).astype(np.float64) * 0.92
+    a += np.random.default_rng(seed).normal(0, 30, a.shape)
+    Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8)).save(tmp_path / "q.png")
+    fitted = read_picture(tmp_path / "q.png")
+    monkeypatch.setattr(images, "_flat_field", lambda rgb, inset: rgb)
+    assert torch.equal(fitted.pixels, read_picture(tmp_path / "q.png").pixels)
+
+
+def test_a_garment_over_most_of_the_border_keeps_its_note(tmp_path, monkeypatch):
+    """A dark garment, lit unevenly, over three sides of the border: the fit takes the garment for
+    the light; the picture is to be left as it was, with the uneven-corners note."""
+    import fashionae.images as images
+    y, x = np.ogrid[:400, :360]
+    a = np.full((400, 360, 3), 250.0)
+    on = np.broadcast_to(y >= 120, (400, 360))
+    a[on] = np.broadcast_to(40 + 50 * x / 360 + 20 * y / 400, (400, 360))[on][:, None]
+    Image.fromarray(a.round().astype(np.uint8)).save(tmp_path / "q.png")
+    fitted = read_picture(tmp_path / "q.png")
+    monkeypatch.setattr(images, "_flat_field", lambda rgb, inset: rgb)
+    assert torch.equal(fitted.pixels, read_picture(tmp_path / "q.png").pixels)

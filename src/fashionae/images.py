@@ -48,6 +48,21 @@ UNEVEN_LIGHT = FAINT / 2
 # its range must pass this many too, so that noise is not taken for light. Noise alone spans under
 # 17 (3,000 noisy pictures of 28 to 400 pixels a side, sd 4 to 40); 10 % vignetting 40 or more
 LIGHT_OVER_NOISE = 25
+# of each side of the border's ring: the share the fitted surface must keep (within 3 robust
+# standard deviations of it) on all four sides. An object over most of one side (a garment
+# across three, the fit following its shading) is then no light; an object on part of a side is
+LIGHT_ON_EVERY_SIDE = 0.5
+# a fiftieth of the picture's shorter side (at least 1 pixel): runs this long along the ring,
+# whose mean residuals give its noise where neighbouring pixels are alike (a texture, linen or
+# wood; a shadow's sharp edge the surface does not follow), which the standard errors of
+# independent pixels understate: independent noise's means of a run are its own over the run's
+# root, a texture's and an edge's are not
+LIGHT_RUN = 50
+# the fitted surface's darkest over its brightest (capped at 255) at least this: a lamp's falloff
+# or vignetting (the benchmark's 20 %: 0.8; a lamp on black cloth, its corners at 40 % of the
+# middle) is light; a surface falling further is an object's shading (a dark garment over three
+# sides of the border, the white fourth taken for the light's bright end: 0.14 to 0.22)
+LIGHT_FALL = 1 / 3
 
 
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border, the default), always, never
@@ -313,12 +328,16 @@ def _flat_field(rgb, inset: int):
     falloff, vignetting): the light as a quadratic surface in x and y, fitted by least squares to
     the grey levels of the border's ring (``inset`` in) that lie within 3 robust standard
     deviations of their median, then twice more of the fit (an object on part of the border does
-    not bend it), and each pixel multiplied by the border's median level over the surface's. A
-    picture whose surface varies by UNEVEN_LIGHT or less over the picture, or by less than
-    LIGHT_OVER_NOISE of its standard errors, or whose border the fit leaves mostly out (an object
-    on most of it), is returned as it is."""
+    not bend it), and each pixel multiplied by the border's median level over the surface's
+    (capped at 255: a clipped white stays white). Returned as it is: a picture whose surface
+    varies by UNEVEN_LIGHT or less, or by less than LIGHT_OVER_NOISE of its standard errors (of
+    the pixels' noise, or of a texture's or a sharp shadow's, from runs of LIGHT_RUN); one where
+    the fit leaves out most of a side of the ring (LIGHT_ON_EVERY_SIDE), or falls below
+    LIGHT_FALL of its brightest (an object's shading); one too thin to fit."""
     a = np.asarray(rgb)
     h, w = a.shape[:2]
+    if min(h, w) - 2 * inset < 3:  # (a ring of 1 or 2 lines: the quadratic's terms are not independent)
+        return rgb
     ys = _ring(np.broadcast_to(np.linspace(-1, 1, h)[:, None], (h, w)), inset)
     xs = _ring(np.broadcast_to(np.linspace(-1, 1, w)[None, :], (h, w)), inset)
     level = _ring(a, inset).astype(np.float64).mean(axis=1)  # grey, the channels alike
@@ -329,6 +348,12 @@ def _flat_field(rgb, inset: int):
         c = np.linalg.lstsq(terms[kept], level[kept], rcond=None)[0]
         residual = np.abs(level - terms @ c)
     sigma = 1.4826 * float(np.median(residual[kept]))  # the border's noise about the surface
+    run = max(1, min(h, w) // LIGHT_RUN)
+    sides = np.cumsum([0, w - 2 * inset, w - 2 * inset, h - 2 * inset])  # where _ring's sides start
+    means = np.concatenate([d[:len(d) // run * run].reshape(-1, run).mean(axis=1)
+                            for d in np.split(level - terms @ c, sides[1:])])
+    sigma = max(sigma, 1.4826 * float(np.median(np.abs(means))) * run ** 0.5)  # (a texture's, an edge's)
+    every_side = min(k.mean() for k in np.split(kept, sides[1:])) >= LIGHT_ON_EVERY_SIDE
 
     def surface(rows: int, cols: int) -> np.ndarray:  # (float32: a large photo's copies stay small)
         y = np.linspace(-1, 1, rows, dtype=np.float32)[:, None]
@@ -337,10 +362,11 @@ def _flat_field(rgb, inset: int):
         return k[0] + k[1] * x + k[2] * y + k[3] * x * x + k[4] * x * y + k[5] * y * y
     coarse = surface(33, 33)  # its range over the picture, on a grid
     noise = LIGHT_OVER_NOISE * sigma * (len(c) / kept.sum()) ** 0.5
-    if coarse.max() - coarse.min() <= max(UNEVEN_LIGHT * 255, noise) or kept.mean() < 0.5:  # (or mostly object)
+    if (coarse.max() - coarse.min() <= max(UNEVEN_LIGHT * 255, noise) or not every_side  # (or an object's)
+            or coarse.min() < LIGHT_FALL * min(float(coarse.max()), 255)):
         return rgb
-    lit = a.astype(np.float32)  # (in place from here)
-    lit *= (np.float32(np.median(level)) / np.maximum(surface(h, w), np.float32(1)))[..., None]
+    lit = a.astype(np.float32)  # (in place from here; over 255, the light was clipped: white stays white)
+    lit *= (np.float32(np.median(level)) / np.clip(surface(h, w), np.float32(1), np.float32(255)))[..., None]
     from PIL import Image
     return Image.fromarray(np.rint(np.clip(lit, 0, 255, out=lit), out=lit).astype(np.uint8), "RGB")
 
