@@ -40,6 +40,7 @@ TWO_SIDED = 0.3  # the lesser of an object's lighter and darker sides, as a shar
 OUTLINE = 0.15  # an object filling less of its box than this is an outline (99 % of the dataset's sandals fill 0.24+)
 STRETCH_FROM = 0.1  # marks this faint or fainter are not stretched to white (noise), unless the trim found an object
 MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
+SD_PER_MAD = 1.4826  # a normal's standard deviation over its median absolute deviation
 # of the intensity range: light over the border that the fitted surface says varies by more than this
 # (a lamp's falloff, vignetting) is divided out before the trim. Half of FAINT: light varying less
 # keeps the lit middle within FAINT of the border's median, background for the trim, as before
@@ -299,7 +300,7 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tup
     is then dots, whatever its shape)."""
     border = _ring(a, inset).astype(np.float32)
     colour = np.median(border, axis=0)
-    sigma = 1.4826 * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
+    sigma = SD_PER_MAD * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
     # a clipped background's noise, its tolerance at most twice FAINT: with the 3x3 filter below that
     # leaves out noise of up to about 10 levels on white, and keeps a light garment 33 levels off white
     # on 44 % of the border (tests/test_images.py)
@@ -344,15 +345,15 @@ def _flat_field(rgb, inset: int):
     terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
     kept, residual = np.ones(len(level), bool), np.abs(level - np.median(level))
     for _ in range(3):  # from the median, which an object on under half the border does not move
-        kept = residual <= max(3 * 1.4826 * float(np.median(residual[kept])), 1.0)
+        kept = residual <= max(3 * SD_PER_MAD * float(np.median(residual[kept])), 1.0)
         c = np.linalg.lstsq(terms[kept], level[kept], rcond=None)[0]
         residual = np.abs(level - terms @ c)
-    sigma = 1.4826 * float(np.median(residual[kept]))  # the border's noise about the surface
+    sigma = SD_PER_MAD * float(np.median(residual[kept]))  # the border's noise about the surface
     run = max(1, min(h, w) // LIGHT_RUN)
     sides = np.cumsum([0, w - 2 * inset, w - 2 * inset, h - 2 * inset])  # where _ring's sides start
     means = np.concatenate([d[:len(d) // run * run].reshape(-1, run).mean(axis=1)
                             for d in np.split(level - terms @ c, sides[1:])])
-    sigma = max(sigma, 1.4826 * float(np.median(np.abs(means))) * run ** 0.5)  # (a texture's, an edge's)
+    sigma = max(sigma, SD_PER_MAD * float(np.median(np.abs(means))) * run ** 0.5)  # (a texture's, an edge's)
     every_side = min(k.mean() for k in np.split(kept, sides[1:])) >= LIGHT_ON_EVERY_SIDE
 
     def surface(rows: int, cols: int) -> np.ndarray:  # (float32: a large photo's copies stay small)
