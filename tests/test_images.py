@@ -273,8 +273,10 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     trousers = np.asarray(Image.open(tmp_path / "p.png")).astype(np.float32)
     lamp = np.linspace(0.55, 1.0, trousers.shape[1])[None, :, None]  # light falling off to the left
     Image.fromarray((trousers * lamp).astype(np.uint8)).save(tmp_path / "lamp.png")
-    lit = read_picture(tmp_path / "lamp.png")  # corners from 142 to 252, the light evened out before the trim
-    assert lit.caveats == () and (lit.pixels - read_picture(tmp_path / "p.png").pixels).abs().mean() < 0.01
+    lit = read_picture(tmp_path / "lamp.png")  # the light evened out before the trim; its corners said as taken
+    (caveat,) = lit.caveats
+    assert caveat.startswith("its corners range from 142 to 252 of 255: an uneven background")
+    assert (lit.pixels - read_picture(tmp_path / "p.png").pixels).abs().mean() < 0.01
     Image.fromarray((trousers * 0.97).astype(np.uint8)).save(tmp_path / "dim.png")  # even, only dimmer
     assert read_picture(tmp_path / "dim.png").caveats == ()
     h, w = trousers.shape[:2]
@@ -587,7 +589,7 @@ def test_a_two_tone_garment_says_one_side_is_lost(tmp_path):
 def test_light_from_one_side_or_over_a_garment_on_an_edge_is_divided_out(tmp_path, light):
     """Light not symmetric about the centre (a lamp off to a corner: a cross term x*y; off to one
     side: the sign of y), and light over a border a garment partly covers (the robust refit): the
-    photo prepares as the evenly lit one."""
+    photo prepares as the evenly lit one (its corners, far apart as taken, still noted)."""
     clean = np.full((400, 360, 3), 235.0)
     box = (slice(100, 400), slice(120, 240)) if light == "garment on the bottom edge" else (slice(125, 275), slice(120, 240))
     clean[box] = np.asarray(Image.open(photo(tmp_path / "p.png", size=(120, box[0].stop - box[0].start)))) * 0.92
@@ -597,7 +599,7 @@ def test_light_from_one_side_or_over_a_garment_on_an_edge_is_divided_out(tmp_pat
     for name, a in (("clean.png", clean), ("lit.png", clean * lamp[..., None])):
         Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8)).save(tmp_path / name)
     want, got = read_picture(tmp_path / "clean.png"), read_picture(tmp_path / "lit.png")
-    assert got.caveats == want.caveats
+    assert want.caveats == () and all(c.startswith("its corners range from ") for c in got.caveats)
     assert (got.pixels - want.pixels).abs().mean() < 0.004 and (got.pixels - want.pixels).abs().max() < 0.1
 
 
@@ -612,6 +614,18 @@ def test_heavy_noise_on_a_small_photo_is_not_taken_for_light(tmp_path, monkeypat
     fitted = read_picture(tmp_path / "q.png")
     monkeypatch.setattr(images, "_flat_field", lambda rgb, inset: rgb)
     assert torch.equal(fitted.pixels, read_picture(tmp_path / "q.png").pixels)
+
+
+def test_a_garment_shaded_smoothly_over_most_of_the_picture_keeps_its_note(tmp_path):
+    """A garment over all but the top sixth of the picture, shaded smoothly (150 to 200 on white):
+    the light's fit may take its shading for light, but the corners, far apart as taken, are
+    still said."""
+    y, x = np.mgrid[:360, :400]
+    a = np.where((y >= 60)[..., None], (150 + 50 * (0.6 * x / 400 + 0.4 * y / 360))[..., None], 250.0)
+    a = a + np.random.default_rng(0).normal(0, 2, (360, 400, 3))
+    Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8)).save(tmp_path / "shaded.png")
+    (caveat,) = read_picture(tmp_path / "shaded.png").caveats
+    assert caveat.startswith("its corners range from 170 to 250 of 255: an uneven background")
 
 
 def test_a_garment_over_most_of_the_border_keeps_its_note(tmp_path, monkeypatch):

@@ -193,6 +193,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, [depth] if depth else [])
 
+    # corners far apart: said of the picture as taken (the light's fit may even them out, or follow
+    # an object it should not: the note is never lost)
+    uneven = _uneven_corners(rgb.convert("L"))
     rgb = _flat_field(rgb, _inset(rgb.size))  # light falling off towards the edges, divided out
     original = rgb.convert("L")
     # the background's level, from the picture's own border (a few pixels in, past a thin frame):
@@ -200,7 +203,6 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # then the object's
     inset = _inset(original.size)
     border = _border_level(original, inset)
-    uneven = _uneven_corners(original)
     # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
     caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
     # 1. trim the edges that are background: close to the border's colour
