@@ -196,12 +196,12 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # corners far apart: said of the picture as taken (the light's fit may even them out, or follow
     # an object it should not: the note is never lost)
     uneven = _uneven_corners(rgb.convert("L"))
-    rgb = _flat_field(rgb, _inset(rgb.size))  # light falling off towards the edges, divided out
+    # the border is read a few pixels in, past a thin frame
+    inset = _inset(rgb.size)
+    rgb = _flat_field(rgb, inset)  # light falling off towards the edges, divided out
     original = rgb.convert("L")
-    # the background's level, from the picture's own border (a few pixels in, past a thin frame):
-    # once trimmed, an object may fill the frame (a square one does), and the frame's border is
-    # then the object's
-    inset = _inset(original.size)
+    # the background's level, from the picture's own border: once trimmed, an object may fill the
+    # frame (a square one does), and the frame's border is then the object's
     border = _border_level(original, inset)
     # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
     caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
