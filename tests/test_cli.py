@@ -36,6 +36,18 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     assert f"test: MSE {summary['test_loss']:.5f}  (200 images)" in stdout
 
 
+def test_a_run_that_kept_its_state_is_trained_on_with_extend(capsys, data_dir, tmp_path):
+    out = tmp_path / "ae"
+    assert cli(capsys, "train-ae", "--latent", 16, *SMALL, "--keep-state", "--data-dir", data_dir, "--out", out)[0] == 0
+    more = [*SMALL[:1], "2", *SMALL[2:]]  # --epochs 2
+    code, _, err = cli(capsys, "train-ae", "--latent", 16, *more, "--data-dir", data_dir, "--out", out)
+    assert code == 2 and err.strip().endswith("add --extend to train it on to 2 from its training state, or choose "
+                                              "another --out")
+    code, stdout, err = cli(capsys, "train-ae", "--latent", 16, *more, "--extend", "--data-dir", data_dir, "--out", out)
+    assert code == 0 and "training it on from epoch 1 to 2" in err and "epoch 2/2" in err and "val MSE" in stdout
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+
+
 def test_a_conv_autoencoder_without_latent_trains(capsys, data_dir, tmp_path):
     """--latent is refused for an arch without one only where it is given: left out, conv trains."""
     code, stdout, err = cli(capsys, "train-ae", "--arch", "conv", *SMALL, "--data-dir", data_dir,

@@ -170,6 +170,21 @@ def test_a_run_stopped_after_its_final_events_writes_them_once(small, tmp_path, 
     assert [g.step for g in events(run).Images("reconstructions")] == [1, 2]
 
 
+def test_a_run_trained_on_logs_its_new_epochs_and_final_figures(small, tmp_path):
+    """--extend from 1 epoch to 3: the events hold each epoch once, the final figures of both the
+    shorter run and the longer one (at their last epochs), and the longer one's last grid."""
+    from dataclasses import replace
+    run = tmp_path / "ae"
+    kept = ae(epochs=1)
+    execute(replace(kept, train=replace(kept.train, keep_state=True)), run, data=small, **QUIET)
+    execute(ae(epochs=3), run, data=small, extend=True, **QUIET)
+    acc = assert_events_hold(run, metrics(run))
+    final = json.loads((run / "summary.json").read_text())["val_loss"]
+    assert [(e.step, e.value) for e in acc.Scalars("final/val_loss")][1:] == [(3, pytest.approx(final))]
+    assert [e.step for e in acc.Scalars("final/val_loss")] == [1, 3]
+    assert [g.step for g in acc.Images("reconstructions")] == [1, 3]
+
+
 def test_turning_tensorboard_on_later_is_no_conflict(small, tmp_path):
     stopped = tmp_path / "stopped"
     with pytest.raises(Stop):

@@ -134,13 +134,65 @@ def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):
     assert "already finished" in messages[0]
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()  # the weights' and moments' copy: gone
-    with pytest.raises(UserError, match="other settings.*epochs"):
-        execute(ae_run(epochs=5), tmp_path / "run", data=tiny, **QUIET)
+    with pytest.raises(UserError, match="other settings.*seed"):
+        execute(ae_run(seed=5), tmp_path / "run", data=tiny, **QUIET)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty"):
         execute(ae_run(), tmp_path / "other", data=tiny, **QUIET)
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_trained_on_for_more_epochs_is_the_longer_run_bit_for_bit(tiny, tmp_path, monkeypatch):
+    """extend: a finished run that kept its training state (keep_state), trained on from 2 epochs
+    to 3, is the run of 3 epochs: its metrics, weights and figures; so is an unfinished run
+    trained on past the end it was asked for. Each records the sessions that made it."""
+    from fashionae.runfolder import RunFolder
+    straight = execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
+    execute(ae_run(keep_state=True), tmp_path / "kept", data=tiny, **QUIET)
+    assert (tmp_path / "kept" / "checkpoint.safetensors").exists()
+    said = []
+    extended = execute(ae_run(epochs=3), tmp_path / "kept", data=tiny, log=said.append, extend=True)
+    assert said[0].endswith("/kept: training it on from epoch 2 to 3")
+    assert not (tmp_path / "kept" / "checkpoint.safetensors").exists()  # kept only where asked for again
+    stopped_after_its_first_epoch(ae_run(), tmp_path / "stopped", tiny, monkeypatch)
+    execute(ae_run(epochs=3), tmp_path / "stopped", data=tiny, extend=True, **QUIET)
+    timing = ("seconds_total", "images_per_second", "summary_sha256", "metrics_sha256")
+    for run in ("kept", "stopped"):
+        folder = RunFolder(tmp_path / run)
+        assert read_metrics(folder.path) == read_metrics(tmp_path / "straight")
+        assert same_weights(folder / "model.safetensors", tmp_path / "straight" / "model.safetensors")
+        assert {k: v for k, v in folder.summary().items() if k not in timing} == \
+            {k: v for k, v in straight.items() if k not in timing}
+        assert len(folder.sessions()) == 2 and folder.config().train.epochs == 3
+    assert extended["epochs"] == 3
+
+
+def test_a_run_that_cannot_be_trained_on_says_why_and_is_left_as_it_was(tiny, tmp_path):
+    run = tmp_path / "kept"
+    execute(ae_run(keep_state=True), run, data=tiny, **QUIET)
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match=r"/kept holds a run of 2 epochs, and 3 are asked for; add --extend to train "
+                                        r"it on to 3 from its training state, or choose another --out$"):
+        execute(ae_run(epochs=3), run, data=tiny, **QUIET)
+    for fewer_or_other in (dict(epochs=1), dict(epochs=3, lr=2e-3)):
+        with pytest.raises(UserError, match="holds a run with other settings"):
+            execute(ae_run(**fewer_or_other), run, data=tiny, extend=True, **QUIET)
+    said = []
+    execute(ae_run(), run, data=tiny, log=said.append)  # without keep_state now: the state it kept stays
+    assert said == [f"{run}: already finished, kept as is"]
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
+    execute(ae_run(), tmp_path / "plain", data=tiny, **QUIET)
+    with pytest.raises(UserError, match=r"/plain holds a run of 2 epochs that did not keep its training state \(Adam's "
+                                        r"moments, the random generators\), which training it on needs; train a run "
+                                        r"of 3 epochs into another --out \(with --keep-state, --extend can train it "
+                                        r"on later\)$"):
+        execute(ae_run(epochs=3), tmp_path / "plain", data=tiny, extend=True, **QUIET)
+    execute(ae_run(epochs=1, schedule="onecycle", keep_state=True), tmp_path / "cycle", data=tiny, **QUIET)
+    with pytest.raises(UserError, match=r"/cycle holds a run of 1 epoch whose onecycle schedule its epochs shape: "
+                                        r"trained on, it would not be a run of 3 epochs; train a run of 3 epochs "
+                                        r"into another --out$"):
+        execute(ae_run(epochs=3, schedule="onecycle"), tmp_path / "cycle", data=tiny, extend=True, **QUIET)
 
 
 def test_a_folder_left_by_a_kill_during_its_first_write_starts_and_loses_its_leftovers(tiny, tmp_path):

@@ -72,10 +72,13 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, ep
 
 def run_settings(model: nn.Module, cfg) -> dict:
     """What ties a checkpoint to its run: the settings that change its numbers (the seed among
-    them), of its training and of its model, as JSON holds them."""
+    them), of its training and of its model, as JSON holds them. Under a constant schedule the
+    epochs asked for change none of the epochs' numbers, only how many there are: they are left
+    out, so that a run trained on for more epochs (``--extend``) resumes from its own state."""
     m = getattr(model, "config", None)  # (a fashionae model's; bench and tests train others too)
     used = {k: v for k, v in identity(m).items() if k not in m.unused()} if m is not None else {}
-    return json.loads(json.dumps({"train": identity(cfg), "model": used}))
+    train = {k: v for k, v in identity(cfg).items() if not (k == "epochs" and cfg.schedule == "constant")}
+    return json.loads(json.dumps({"train": train, "model": used}))
 
 
 def checkpoint_epoch(path: Path) -> int:

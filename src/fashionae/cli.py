@@ -49,6 +49,13 @@ def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool
                    help=f"skip the SHA-256 checks (Fashion-MNIST's, or your {DATASET_TOML}'s)")
 
 
+def add_extend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extend", action="store_true",
+                   help="train the run in --out on to --epochs, more than it was asked for, from its training "
+                   "state (a finished run keeps it with --keep-state; an unfinished one has it): the same as "
+                   "a run of that many epochs from the start, with a constant schedule")
+
+
 # ------------------------------------------------------------------ commands
 
 def cmd_data(a) -> int:
@@ -107,7 +114,7 @@ def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
         raise UserError(f"--out {out} is a study folder, not a run's; choose another --out")
     train = settings.from_options(TrainConfig, a)
     summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
-                      data_dir=a.data_dir, verify=not a.no_verify)
+                      data_dir=a.data_dir, verify=not a.no_verify, extend=a.extend)
     return summary if is_main_process() else None
 
 
@@ -346,6 +353,7 @@ def build_parser() -> Parser:
     add_data_args(s)
     s.add_argument("--out", help=f"run folder (default {RUNS}/ae-<arch><latent>-seed<seed>, the latent for "
                    "linear only); an unfinished run there with the same settings is resumed")
+    add_extend_arg(s)
     s.set_defaults(func=cmd_train_ae)
 
     s = add_command("train-clf", help="train a classifier on an autoencoder's encoder")
@@ -359,6 +367,7 @@ def build_parser() -> Parser:
     settings.add_options(s, TrainConfig, "training", CLASSIFIER)
     add_data_args(s)
     s.add_argument("--out", help=f"run folder (default {RUNS}/clf-<strategy>-seed<seed>)")
+    add_extend_arg(s)
     s.set_defaults(func=cmd_train_clf)
 
     s = add_command("baselines", help="PCA, mean-image and pixel logistic-regression reference points")

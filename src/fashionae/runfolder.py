@@ -5,7 +5,8 @@ A run folder describes itself:
 - ``metrics.jsonl``: one JSON object per epoch;
 - ``model.safetensors``: the weights, with the model's settings in the metadata;
 - ``summary.json``: final and best figures; written last, so its presence means "done";
-- ``checkpoint.safetensors``: the training state while the run is unfinished;
+- ``checkpoint.safetensors``: the training state while the run is unfinished (and after, with
+  keep_state, for ``--extend``);
 - ``explore/`` (``fashionae explore``) and ``tensorboard/`` (``--tensorboard``).
 
 Everything else (training, the study, the report, ``fashionae.load``, the CLI) reaches these
@@ -241,9 +242,10 @@ class RunFolder:
                             f"resume from: {self.SUMMARY} was deleted or moved; put it back, or delete the folder "
                             "to train the run again")
 
-    def state_for(self, cfg: RunConfig) -> str:
+    def state_for(self, cfg: RunConfig, extend: bool = False) -> str:
         """Whether this folder (train-ae's --out, or a study's runs/<run>) can hold ``cfg``'s run:
-        'new', 'resume' or 'complete'. Refuses another run's folder (other settings) and a folder
+        'new', 'resume', 'complete', or 'extend' (``extend``: the run here, trained on for more
+        epochs; see ``extends``). Refuses another run's folder (other settings) and a folder
         holding other files."""
         if not self.path.exists():
             return "new"
@@ -256,9 +258,35 @@ class RunFolder:
             return "new"
         diffs = self.differences(cfg)
         if diffs and self.trained_an_epoch():
+            if self.extends(cfg, extend):
+                return "extend"
             raise UserError(f"{self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
                             "choose another --out, or delete it to start over")
         return "new" if diffs else self.progress()  # one stopped before its first epoch holds nothing to keep
+
+    def extends(self, cfg: RunConfig, extend: bool) -> bool:
+        """Whether ``cfg`` asks for the run here trained on for more epochs, all its other
+        settings alike, and it can be: ``extend`` is given, its schedule is constant (a one-cycle
+        schedule is shaped by its epochs), and its training state is here (kept by keep_state, or
+        an unfinished run's checkpoint). Trained on, it is the run of that many epochs from the
+        start, bit for bit on the same threads. A run asked for more epochs that cannot be is
+        refused, saying why; False for any other difference."""
+        theirs, ours = self.config().train.epochs, cfg.train.epochs
+        if ours <= theirs or self.differences(cfg, ignore=("train.epochs",)):
+            return False
+        held = f"{self.path} holds a run of {theirs} epoch{'s' * (theirs != 1)}"
+        another = f"train a run of {ours} epochs into another --out"
+        if cfg.train.schedule != "constant":
+            raise UserError(f"{held} whose {cfg.train.schedule} schedule its epochs "
+                            f"shape: trained on, it would not be a run of {ours} epochs; {another}")
+        if not (self / self.CHECKPOINT).is_file():
+            raise UserError(f"{held} that did not keep its training state "
+                            f"(Adam's moments, the random generators), which training it on needs; {another} "
+                            "(with --keep-state, --extend can train it on later)")
+        if not extend:
+            raise UserError(f"{held}, and {ours} are asked for; add --extend to "
+                            f"train it on to {ours} from its training state, or choose another --out")
+        return True
 
     def trained_an_epoch(self) -> bool:
         """Whether the run here finished an epoch (its metrics, checkpoint or model are here): one

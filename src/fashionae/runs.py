@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from . import __version__, kernels
+from .checkpoint import checkpoint_epoch
 from .data import Dataset, load_dataset, make_splits, split_sizes
 from .distributed import Dist, from_environment, sync_batchnorm
 from .errors import UserError
@@ -189,8 +190,10 @@ def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:
 def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             data_dir: str | None = None, verify: bool = True, label: str = "",
             log: Log = stderr, on_epoch: Callable[[dict], str | None] | None = None,
-            on_step: Callable[[int, int], None] | None = None, say_subsets: bool = True) -> dict:
+            on_step: Callable[[int, int], None] | None = None, say_subsets: bool = True,
+            extend: bool = False) -> dict:
     """Train (or resume, or skip if finished) one run in ``out``; return its summary.
+    ``extend``: train the run there on for more epochs (``RunFolder.extends``).
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
     steps)`` replaces the in-epoch progress bar; ``say_subsets``: say ``subset_note`` (a study
     says its runs' once, ``plan.subset_notes``). Under torchrun every process calls this;
@@ -220,8 +223,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     if dist.active and cfg.train.batch_size % dist.world:
         raise UserError(f"batch size {cfg.train.batch_size} does not divide between {dist.world} "
                         f"processes; choose a multiple of {dist.world}")
-    if folder.state_for(cfg) == "complete":
-        if dist.rank == 0:  # left by a run stopped between its summary and the checkpoint's removal
+    if folder.state_for(cfg, extend) == "complete":
+        if dist.rank == 0 and not folder.config().train.keep_state:  # left by a stop before its removal
             (folder / folder.CHECKPOINT).unlink(missing_ok=True)
         logged = False
         if cfg.train.tensorboard and dist.rank == 0:
@@ -239,7 +242,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     with folder.lock() if dist.rank == 0 else nullcontext():  # process 0 holds it for all
         # Again, now that no other fashionae can write here; process 0's answer for all, as
         # the others would read the folder while it writes.
-        state = dist.broadcast_object(folder.state_for(cfg) if dist.rank == 0 else None)
+        state = dist.broadcast_object(folder.state_for(cfg, extend) if dist.rank == 0 else None)
         if state == "complete":
             return folder.summary()
         if say_subsets and (note := subset_note(t, data)):
@@ -247,7 +250,14 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         checkpoint = folder / folder.CHECKPOINT
         env = environment(t, dist)
-        before = folder.environment() if state == "resume" else {}
+        before = folder.environment() if state in ("resume", "extend") else {}
+        if state == "extend":  # unfinished again: its epochs so far stay in metrics.jsonl, and it resumes
+            trained = checkpoint_epoch(checkpoint)
+            if dist.rank == 0:
+                (folder / folder.SUMMARY).unlink(missing_ok=True)
+            state, resuming = "resume", f"training it on from epoch {trained} to {t.epochs}"
+        else:
+            resuming = RESUMING
         started_on = before.get("threads")
         if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
             raise UserError(f"{label} was trained on {before.get('processes', 1)} process(es); resume it with the "
@@ -256,7 +266,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             folder.write_config(cfg, data_record(data, splits), env, keep_sessions=checkpoint.exists() and bool(before))
         dist.barrier()
         if state == "resume" and checkpoint.exists():
-            log(f"{label}: {RESUMING}")
+            log(f"{label}: {resuming}")
             if started_on and started_on != torch.get_num_threads():
                 same = (f"--cpus-per-run {started_on}" if executor_name() == "ray"
                         else f"OMP_NUM_THREADS={started_on}")
@@ -296,7 +306,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             folder.write_metrics(history)
             folder.write_model(model)
             summary = folder.write_summary(summary)
-            checkpoint.unlink(missing_ok=True)
+            if not t.keep_state:
+                checkpoint.unlink(missing_ok=True)
         dist.barrier()
     return summary
 

@@ -92,7 +92,8 @@ class TensorBoardLogger:
         logged = steps.get(tag("val_loss"), [0])[-1]  # (events of fashionae 0.3.0 and before: none)
         self.next_epoch = min(logged + 1, history[-1]["epoch"]) if history else logged + 1
         self.grids = {e for e in steps.get("reconstructions", []) if e < self.next_epoch}
-        self.final_logged = any(e < self.next_epoch for e in steps.get("final/val_loss", []))  # (not purged)
+        # at the run's last epoch (a run trained on, --extend, holds its shorter self's too), not purged
+        self.final_logged = self.cfg.train.epochs in [e for e in steps.get("final/val_loss", []) if e < self.next_epoch]
         self.writer = SummaryWriter(str(self.path), purge_step=self.next_epoch)
         self.writer.add_custom_scalars(LAYOUT)
 
@@ -167,7 +168,7 @@ def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
     steps = logged_steps(folder / folder.TENSORBOARD)
     history, cfg = folder.metrics(), folder.config()
     epochs, logged = [r["epoch"] for r in history], steps.get(tag("val_loss"), [])
-    if logged == epochs and "final/val_loss" in steps and (
+    if logged == epochs and epochs[-1] in steps.get("final/val_loss", []) and (
             cfg.model.task != AUTOENCODER or epochs[-1] in steps.get("reconstructions", [])):
         return False
     if logged != epochs[:len(logged)] or ("final/val_loss" in steps and not logged):

@@ -77,6 +77,10 @@ class TrainConfig:
                                   "slower); CPU runs always are, on the same threads", check=boolean)
     tensorboard: bool = setting(False, "also log to RUN/tensorboard/ (pip install "
                                 "'fashionae[tensorboard]')", check=boolean, identity=False)
+    keep_state: bool = setting(False, "keep the training state (Adam's moments, the random generators) in "
+                               "RUN/checkpoint.safetensors once the run finishes, so that --extend can train it "
+                               "for more epochs (the folder grows by about twice the model file)", check=boolean,
+                               identity=False)
 
     def validate(self) -> "TrainConfig":
         settings.check(self)
