@@ -5,8 +5,9 @@ Each test image becomes a "product photo": the garment drawn dark (its negative)
 10 times on a 400x360 light background, then given one flaw of a real photo: sensor noise, a
 gradient of light, light falling off towards every edge (vignetting: the corners 10 or 20 %
 darker), a speck of dust in a corner, a thin dark frame, JPEG compression, a light garment on
-white, a white garment on blue, a white shirt on light grey, or an outline instead of a filled
-garment (where every answer should carry a note). Printed per condition: accuracy, the
+white, a white garment on blue, a white shirt on light grey, an outline instead of a filled
+garment, or two garments side by side (the image and the next, each half as wide, 6 pixels
+apart; the accuracy is the left one's): where every answer should carry a note. Printed per condition: accuracy, the
 change from the raw images, and how many answers carry a note (``Picture.caveats``).
 
     .venv/bin/python benchmarks/pictures.py runs/.../clf-finetune-seed0 [--images 200] [--out DIR]
@@ -26,7 +27,8 @@ from fashionae.images import read_picture
 
 
 def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
-    """A 28x28 test image as a photo of 400x360 with one flaw."""
+    """A 28x28 test image as a photo of 400x360 with one flaw (two garments: drawn as one image
+    by ``side_by_side`` first)."""
     background, garment = (235.0,) * 3, 35.0
     if flaw == "light garment on white":
         background, garment = (250.0,) * 3, 215.0
@@ -82,7 +84,17 @@ FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "noise (sd 8) on pure white", "
          "vignetting 10 %", "vignetting 20 %",
          "speck in a corner", "dark frame, 2 px", "JPEG quality 50", "light garment on white",
          "light grey on white, 20 levels", "white cut-out on transparent", "blue background", "white shirt on light grey",
-         "outline"]
+         "outline", "two garments side by side"]
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two 28x28 images as one: each shrunk to half the width less a 6-pixel gap between them."""
+    pair = np.concatenate([left, np.zeros((28, 6), np.uint8), right], axis=1)
+    shrunk = np.asarray(Image.fromarray(pair).resize((28, 28 * 28 // pair.shape[1]), Image.LANCZOS))
+    out = np.zeros((28, 28), np.uint8)
+    top = (28 - shrunk.shape[0]) // 2
+    out[top:top + shrunk.shape[0]] = shrunk
+    return out
 
 
 def main() -> None:
@@ -109,6 +121,8 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             pictures = []
             for i, img in enumerate(x):
+                if flaw == "two garments side by side":
+                    img = side_by_side(img, x[(i + 1) % len(x)])
                 path = folder / f"{i}.png"
                 photo(img, flaw, rng).save(path)
                 pictures.append(read_picture(path, size=run.config.image_size))

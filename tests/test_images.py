@@ -299,6 +299,27 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     assert read_picture(tmp_path / "light.png").caveats == ()
 
 
+def test_garments_apart_from_one_another_are_said_to_be_several(tmp_path):
+    """Two or three garments side by side are boxed as one: the note says how many and to crop.
+    Parts close together (a sandal's straps), or a small part apart (a tag), are one object."""
+    def caveats(name, boxes, size=(400, 300)):
+        im = Image.new("RGB", size, "white")
+        for box in boxes:
+            ImageDraw.Draw(im).rectangle(box, fill=(40, 40, 90))
+        im.save(tmp_path / name)
+        return read_picture(tmp_path / name).caveats
+    assert caveats("two.png", [(40, 60, 170, 240), (230, 60, 360, 240)]) == (
+        "the picture holds 2 objects apart from one another, which are boxed and shrunk together; the models know "
+        "one garment a picture: crop to one",)
+    assert caveats("three.png", [(20, 60, 120, 240), (150, 60, 250, 240), (280, 60, 380, 240)])[0].startswith(
+        "the picture holds 3 objects apart")
+    assert caveats("large.png", [(400, 600, 1700, 2400), (2300, 600, 3600, 2400)], size=(4000, 3000))[0].startswith(
+        "the picture holds 2 objects apart")  # judged on a coarser grid, alike
+    assert caveats("straps.png", [(40 + 30 * i, 60, 64 + 30 * i, 240) for i in range(10)]) == ()  # 2 % apart
+    assert caveats("tag.png", [(40, 60, 300, 240), (330, 60, 350, 100)]) == ()  # 1.4 % of the box
+    assert caveats("small second.png", [(40, 60, 300, 240), (330, 60, 360, 240)]) == ()  # 9.6 % of it
+
+
 def test_fill_sets_the_part_of_the_frame_the_object_spans(tmp_path):
     """By default the object's longer side spans the frame, as in Fashion-MNIST; with fill 0.5,
     half of it, centred (a dataset whose objects fill only part of each image)."""

@@ -40,6 +40,12 @@ TWO_SIDED = 0.3  # the lesser of an object's lighter and darker sides, as a shar
 OUTLINE = 0.15  # an object filling less of its box than this is an outline (99 % of the dataset's sandals fill 0.24+)
 STRETCH_FROM = 0.1  # marks this faint or fainter are not stretched to white (noise), unless the trim found an object
 MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
+# Objects apart: parts of the content closer than OBJECTS_APART of its box's longer side are one
+# object (a sandal's straps), and a part is an object of its own where it covers SECOND_OBJECT of
+# the box (not a tag, a hanger's hook or a print's letters). Of the 10,000 test images drawn as
+# photos (benchmarks/pictures.py), none holds two so; of 200 pairs of them side by side, 191 do
+# (the others: a sandal's sparse straps, under a tenth of the pair's box).
+OBJECTS_APART, SECOND_OBJECT = 0.03, 0.1
 SD_PER_MAD = 1.4826  # a normal's standard deviation over its median absolute deviation
 # of the intensity range: light over the border that the fitted surface says varies by more than this
 # (a lamp's falloff, vignetting) is divided out before the trim. Half of FAINT: light varying less
@@ -217,6 +223,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         if filled < OUTLINE and not faint_in_noise:
             caveats.append(f"the object fills only {int(filled * 100)}% of its box, as an outline or a sketch does; the "
                            "models know filled garments (a photo of one)")
+        if (objects := _objects_apart(content[rows, cols])) > 1:
+            caveats.append(f"the picture holds {objects} objects apart from one another, which are boxed and shrunk "
+                           "together; the models know one garment a picture: crop to one")
     # 2. longest edge to the canvas (28 pixels for Fashion-MNIST), or to ``fill`` of it
     height, width = size
     scale = min(width / rgb.width, height / rgb.height) * fill
@@ -396,6 +405,21 @@ def _box(mask: np.ndarray) -> tuple[slice, slice]:
     """The rows and columns of the smallest rectangle that holds a mask's pixels (it has one)."""
     rows, cols = np.where(mask.any(1))[0], np.where(mask.any(0))[0]
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _objects_apart(mask: np.ndarray) -> int:
+    """How many objects the content ``mask`` (cropped to its box) holds apart from one another
+    (see OBJECTS_APART, SECOND_OBJECT); judged on a grid of about 200 cells a side, each the
+    share of its pixels the mask holds, so that a large photo costs no more than a small one."""
+    from scipy import ndimage
+    step = -(-max(mask.shape) // 200)
+    padded = np.pad(mask, [(0, -n % step) for n in mask.shape])
+    cells = padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).mean(axis=(1, 3))
+    near = np.ones((3, 3), bool)  # (8-connected: a diagonal step joins)
+    joined = ndimage.binary_dilation(cells > 0, near, iterations=max(1, round(OBJECTS_APART * max(cells.shape))))
+    labels, _ = ndimage.label(joined, near)
+    covered = np.bincount(labels.ravel(), weights=cells.ravel())[1:]  # of each part, in cells
+    return int((covered >= SECOND_OBJECT * mask.size / step ** 2).sum())
 
 
 def _count_3x3(mask: np.ndarray) -> np.ndarray:
