@@ -85,6 +85,28 @@ def test_paper_head(tiny, ae_run, tmp_path):
     assert s["val_loss"] > 1.46
 
 
+def test_a_classifier_trained_on_is_the_longer_run_and_one_on_an_encoder_trained_on_is_refused(tiny, ae_run,
+                                                                                                   tmp_path):
+    """--extend on a classifier (fine-tuned, augmented, the paper's head with its dropout) is the
+    longer run bit for bit; a classifier whose encoder was trained on since says so, not digests."""
+    from helpers import read_metrics, same_weights
+    run = dict(augment=True, paper_head=True)
+    execute(clf("finetune", ae_run, epochs=3, **run), tmp_path / "straight", data=tiny, **QUIET)
+    execute(clf("finetune", ae_run, epochs=1, keep_state=True, **run), tmp_path / "kept", data=tiny, **QUIET)
+    execute(clf("finetune", ae_run, epochs=3, **run), tmp_path / "kept", data=tiny, extend=True, **QUIET)
+    assert read_metrics(tmp_path / "kept") == read_metrics(tmp_path / "straight")
+    assert same_weights(tmp_path / "kept" / "model.safetensors", tmp_path / "straight" / "model.safetensors")
+    encoder = tmp_path / "ae"
+    execute(RunConfig(model=ModelConfig(latent=32), train=train_cfg(epochs=1, keep_state=True)), encoder,
+            data=tiny, **QUIET)
+    execute(clf("frozen", encoder, epochs=1), tmp_path / "frozen", data=tiny, **QUIET)
+    execute(RunConfig(model=ModelConfig(latent=32), train=train_cfg(epochs=2)), encoder, data=tiny, extend=True,
+            **QUIET)
+    with pytest.raises(UserError, match=r"/frozen holds a run with other settings \(its encoder .*/ae is not the one "
+                                        r"it was trained on: trained on or again since\); choose another --out"):
+        execute(clf("frozen", encoder, epochs=1), tmp_path / "frozen", data=tiny, **QUIET)
+
+
 def test_bad_encoders(tiny, ae_run, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         execute(clf("frozen", tmp_path / "nope"), tmp_path / "o", data=tiny, **QUIET)

@@ -185,6 +185,28 @@ def test_a_run_trained_on_logs_its_new_epochs_and_final_figures(small, tmp_path)
     assert [g.step for g in acc.Images("reconstructions")] == [1, 3]
 
 
+def test_a_run_trained_on_and_stopped_before_its_final_figures_gets_them_later(small, tmp_path, monkeypatch):
+    """Trained on from 1 epoch to 3 and stopped once its epochs' events are written, before its
+    final figures; finished without --tensorboard, then run with it: the events then hold the
+    longer run's final figures too, not only the shorter one's."""
+    from dataclasses import replace
+    from fashionae.tracking import TensorBoardLogger
+    run = tmp_path / "ae"
+    kept = ae(epochs=1)
+    execute(replace(kept, train=replace(kept.train, keep_state=True)), run, data=small, **QUIET)
+    with monkeypatch.context() as m:
+        m.setattr(TensorBoardLogger, "close", lambda self, *args: (_ for _ in ()).throw(Stop()))
+        with pytest.raises(Stop):
+            execute(ae(epochs=3), run, data=small, extend=True, **QUIET)
+    execute(ae(epochs=3, tensorboard=False), run, data=small, **QUIET)
+    said = []
+    execute(ae(epochs=3), run, data=small, log=said.append)
+    assert said == [f"{run}: already finished, kept as is; its TensorBoard events written from metrics.jsonl"]
+    acc = assert_events_hold(run, metrics(run))
+    final = json.loads((run / "summary.json").read_text())["val_loss"]
+    assert [(e.step, e.value) for e in acc.Scalars("final/val_loss")][1:] == [(3, pytest.approx(final))]
+
+
 def test_turning_tensorboard_on_later_is_no_conflict(small, tmp_path):
     stopped = tmp_path / "stopped"
     with pytest.raises(Stop):

@@ -44,8 +44,9 @@ def test_same_seed_same_metrics_and_weights(tiny, tmp_path):
     assert read_metrics(tmp_path / "a") != read_metrics(tmp_path / "c")
 
 
-def stopped_after_its_first_epoch(cfg, folder, data, monkeypatch) -> None:
-    """The run stopped (Ctrl-C) right after its first epoch's checkpoint is written."""
+def stopped_after_its_first_epoch(cfg, folder, data, monkeypatch, **kw) -> None:
+    """The run stopped (Ctrl-C) right after its first epoch's checkpoint is written (of this
+    session: a run trained on, ``extend=True``, stops after its first new epoch)."""
     import fashionae.training as training
     real_save = training.save_checkpoint
 
@@ -55,7 +56,7 @@ def stopped_after_its_first_epoch(cfg, folder, data, monkeypatch) -> None:
 
     monkeypatch.setattr(training, "save_checkpoint", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
-        execute(cfg, folder, data=data, **QUIET)
+        execute(cfg, folder, data=data, **QUIET, **kw)
     monkeypatch.setattr(training, "save_checkpoint", real_save)
 
 
@@ -189,10 +190,82 @@ def test_a_run_that_cannot_be_trained_on_says_why_and_is_left_as_it_was(tiny, tm
                                         r"on later\)$"):
         execute(ae_run(epochs=3), tmp_path / "plain", data=tiny, extend=True, **QUIET)
     execute(ae_run(epochs=1, schedule="onecycle", keep_state=True), tmp_path / "cycle", data=tiny, **QUIET)
-    with pytest.raises(UserError, match=r"/cycle holds a run of 1 epoch whose onecycle schedule its epochs shape: "
+    with pytest.raises(UserError, match=r"/cycle holds a run of 1 epoch whose onecycle schedule is fitted to its epochs: "
                                         r"trained on, it would not be a run of 3 epochs; train a run of 3 epochs "
                                         r"into another --out$"):
         execute(ae_run(epochs=3, schedule="onecycle"), tmp_path / "cycle", data=tiny, extend=True, **QUIET)
+
+
+def test_a_run_stopped_while_trained_on_is_unfinished_and_resumes_to_the_longer_run(tiny, tmp_path, monkeypatch):
+    """Stopped while trained on from 1 epoch to 3, the folder holds an unfinished run of 3
+    epochs (no summary.json of the 1-epoch run, whose figures its metrics no longer give), and
+    the same command, --extend or not, finishes it as the run of 3 epochs."""
+    from fashionae.runfolder import RunFolder
+    execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
+    run = tmp_path / "kept"
+    execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
+    stopped_after_its_first_epoch(ae_run(epochs=3), run, tiny, monkeypatch, extend=True)
+    with pytest.raises(UserError, match="has not finished training"):
+        RunFolder(run).require()
+    with pytest.raises(UserError, match=r"other settings \(train.epochs: 3 there, 1 now\)"):
+        execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
+    execute(ae_run(epochs=3), run, data=tiny, **QUIET)
+    assert read_metrics(run) == read_metrics(tmp_path / "straight")
+    assert same_weights(run / "model.safetensors", tmp_path / "straight" / "model.safetensors")
+    assert not (run / "checkpoint.safetensors").exists()
+
+
+def test_a_state_that_cannot_train_the_run_on_is_refused_before_the_run_is_touched(tiny, tmp_path):
+    """A kept state that is another run's (copied in), or a run of two processes trained on by
+    one, is refused before its summary goes: the finished run stays finished, byte for byte.
+    --extend where there is no run is refused too, rather than training a new one."""
+    from fashionae.runfolder import RunFolder
+    run = tmp_path / "kept"
+    execute(ae_run(keep_state=True), run, data=tiny, **QUIET)
+    execute(ae_run(keep_state=True, seed=1), tmp_path / "other", data=tiny, **QUIET)
+    own = (run / "checkpoint.safetensors").read_bytes()
+    (run / "checkpoint.safetensors").write_bytes((tmp_path / "other" / "checkpoint.safetensors").read_bytes())
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match=r"checkpoint .*/kept/checkpoint.safetensors is another run's \(train seed 1 "
+                                        r"there, 0 in this run\)"):
+        execute(ae_run(epochs=3), run, data=tiny, extend=True, **QUIET)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
+    (run / "checkpoint.safetensors").write_bytes(own)
+    config = json.loads((run / "config.json").read_text())
+    config["environment"]["processes"] = 2  # as torchrun --nproc-per-node 2 records it
+    (run / "config.json").write_text(json.dumps(config))
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match=r"/kept was trained on 2 process\(es\); train it on with the same number "
+                                        r"\(now 1\)$"):
+        execute(ae_run(epochs=3), run, data=tiny, extend=True, **QUIET)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
+    assert RunFolder(run).require().summary()["epochs"] == 2
+    with pytest.raises(UserError, match=r"^--extend: .*/new holds no run to train on; give the folder of the run to "
+                                        r"train on \(and its settings\), or leave --extend out to train a new run$"):
+        execute(ae_run(epochs=3), tmp_path / "new", data=tiny, extend=True, **QUIET)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_trained_on_on_other_threads_says_so_as_a_resumed_one_does(tiny, tmp_path):
+    run = tmp_path / "kept"
+    execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
+    config = json.loads((run / "config.json").read_text())
+    now = config["environment"]["threads"]
+    config["environment"]["threads"] = now + 1  # as a run started with OMP_NUM_THREADS one higher records it
+    (run / "config.json").write_text(json.dumps(config))
+    said = []
+    execute(ae_run(), run, data=tiny, extend=True, log=said.append)
+    assert said[1].startswith(f"{run}: it started on {now + 1} threads and resumes on {now}, which sum in another "
+                              "order") and said[1].endswith(f"(OMP_NUM_THREADS={now + 1} resumes it exactly)")
+
+
+def test_a_checkpoint_is_tied_to_its_epochs_under_a_one_cycle_schedule_alone():
+    """Under a constant schedule the epochs asked for are not part of what a checkpoint must
+    match (a run trained on resumes from its own); a one-cycle schedule's shape is its epochs."""
+    from fashionae.checkpoint import run_settings
+    model = torch.nn.Linear(1, 1)
+    assert "epochs" not in run_settings(model, small())["train"]
+    assert run_settings(model, small(schedule="onecycle"))["train"]["epochs"] == 2
 
 
 def test_a_folder_left_by_a_kill_during_its_first_write_starts_and_loses_its_leftovers(tiny, tmp_path):

@@ -93,16 +93,18 @@ def checkpoint_epoch(path: Path) -> int:
         return 0
 
 
-def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, shuffle_gen: torch.Generator,
-                    settings: dict, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
-    """Restore weights, optimizer and this rank's random state; return (epoch, history).
-    ``settings``: the resuming run's (``run_settings``), which the checkpoint's must match."""
-    fix = "delete it to restart the run from scratch"
-    tensors, meta = read_safetensors(path, "checkpoint", fix)
+FIX = "delete it to restart the run from scratch"
+
+
+def read_checkpoint(path: Path, settings: dict, world: int = 1) -> tuple[dict, dict]:
+    """The checkpoint's tensors and state, once it is checked to be the run's with ``settings``
+    (``run_settings``) on ``world`` processes: its digests, its settings, its processes. A run
+    trained on (--extend) reads it before it makes its finished run unfinished again."""
+    tensors, meta = read_safetensors(path, "checkpoint", FIX)
     # written since checkpoints carry digests; older ones are checked by their structure only
     if ("tensors_sha256" in meta and tensors_sha256(tensors) != meta["tensors_sha256"]) or (
             "state_sha256" in meta and text_sha256(meta.get("state", "")) != meta["state_sha256"]):
-        raise UserError(f"checkpoint {path} fails its checksum: it was modified or damaged; {fix}")
+        raise UserError(f"checkpoint {path} fails its checksum: it was modified or damaged; {FIX}")
     try:
         state = json.loads(meta["state"])
         theirs = state.get("settings", settings)  # (checkpoints before 0.3.2 record none)
@@ -110,7 +112,24 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sh
             for key in settings[part].keys() & theirs.get(part, {}).keys():  # (a setting of a later version: new)
                 if theirs[part][key] != settings[part][key]:
                     raise UserError(f"checkpoint {path} is another run's ({part} {key} {theirs[part][key]!r} there, "
-                                    f"{settings[part][key]!r} in this run); {fix}")
+                                    f"{settings[part][key]!r} in this run); {FIX}")
+        if len([state["rng"], *state.get("rank_rng", [])]) != world:
+            raise UserError(f"checkpoint {path} was written by {1 + len(state.get('rank_rng', []))} process(es); "
+                            f"resume it with the same number (now {world})")
+        int(state["epoch"])
+        return tensors, state
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); {FIX}") from None
+
+
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, shuffle_gen: torch.Generator,
+                    settings: dict, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
+    """Restore weights, optimizer and this rank's random state; return (epoch, history).
+    ``settings``: the resuming run's (``run_settings``), which the checkpoint's must match."""
+    tensors, state = read_checkpoint(path, settings, world)
+    try:
         load_weights(model, tensors, path, prefix="model.")
         opt_state = {"state": {}, "param_groups": state["param_groups"]}
         for name, t in tensors.items():
@@ -127,13 +146,9 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sh
                 for k, v in opt.state[p].items():
                     if v.shape == p.shape:
                         opt.state[p][k] = torch.empty_like(p).copy_(v)
-        states = [state["rng"], *state.get("rank_rng", [])]
-        if len(states) != world:
-            raise UserError(f"checkpoint {path} was written by {len(states)} process(es); resume it "
-                            f"with the same number (now {world})")
-        set_rng_state(states[rank], shuffle_gen)
+        set_rng_state([state["rng"], *state.get("rank_rng", [])][rank], shuffle_gen)
         return state["epoch"], state["history"]
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); {fix}") from None
+        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); {FIX}") from None

@@ -260,7 +260,10 @@ class RunFolder:
         if diffs and self.trained_an_epoch():
             if self.extends(cfg, extend):
                 return "extend"
-            raise UserError(f"{self.path} holds a run with other settings ({'; '.join(diffs[:3])}); "
+            # an encoder trained on (--extend) or again since: its digest alone would say nothing
+            said = [f"its encoder {cfg.encoder_run} is not the one it was trained on: trained on or again since"
+                    if d.startswith("encoder_sha256:") else d for d in diffs[:3]]
+            raise UserError(f"{self.path} holds a run with other settings ({'; '.join(said)}); "
                             "choose another --out, or delete it to start over")
         return "new" if diffs else self.progress()  # one stopped before its first epoch holds nothing to keep
 
@@ -277,8 +280,8 @@ class RunFolder:
         held = f"{self.path} holds a run of {theirs} epoch{'s' * (theirs != 1)}"
         another = f"train a run of {ours} epochs into another --out"
         if cfg.train.schedule != "constant":
-            raise UserError(f"{held} whose {cfg.train.schedule} schedule its epochs "
-                            f"shape: trained on, it would not be a run of {ours} epochs; {another}")
+            raise UserError(f"{held} whose {cfg.train.schedule} schedule is fitted to its epochs: trained on, it "
+                            f"would not be a run of {ours} epochs; {another}")
         if not (self / self.CHECKPOINT).is_file():
             raise UserError(f"{held} that did not keep its training state "
                             f"(Adam's moments, the random generators), which training it on needs; {another} "

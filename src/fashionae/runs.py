@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import __version__, kernels
-from .checkpoint import checkpoint_epoch
+from .checkpoint import read_checkpoint, run_settings
 from .data import Dataset, load_dataset, make_splits, split_sizes
 from .distributed import Dist, from_environment, sync_batchnorm
 from .errors import UserError
@@ -223,7 +223,11 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     if dist.active and cfg.train.batch_size % dist.world:
         raise UserError(f"batch size {cfg.train.batch_size} does not divide between {dist.world} "
                         f"processes; choose a multiple of {dist.world}")
-    if folder.state_for(cfg, extend) == "complete":
+    state = folder.state_for(cfg, extend)
+    if extend and state == "new":  # a mistyped --out, or settings that name another default, train nothing anew
+        raise UserError(f"--extend: {folder.path} holds no run to train on; give the folder of the run to train "
+                        "on (and its settings), or leave --extend out to train a new run")
+    if state == "complete":
         if dist.rank == 0 and not folder.config().train.keep_state:  # left by a stop before its removal
             (folder / folder.CHECKPOINT).unlink(missing_ok=True)
         logged = False
@@ -251,17 +255,19 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         checkpoint = folder / folder.CHECKPOINT
         env = environment(t, dist)
         before = folder.environment() if state in ("resume", "extend") else {}
+        started_on = before.get("threads")
+        if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
+            go_on = "train it on" if state == "extend" else "resume it"
+            raise UserError(f"{label} was trained on {before.get('processes', 1)} process(es); {go_on} with the "
+                            f"same number (now {dist.world})")
         if state == "extend":  # unfinished again: its epochs so far stay in metrics.jsonl, and it resumes
-            trained = checkpoint_epoch(checkpoint)
+            # its state checked first (damaged, another run's): refused, the finished run stays as it was
+            trained = read_checkpoint(checkpoint, run_settings(model, t), dist.world)[1]["epoch"]
             if dist.rank == 0:
                 (folder / folder.SUMMARY).unlink(missing_ok=True)
             state, resuming = "resume", f"training it on from epoch {trained} to {t.epochs}"
         else:
             resuming = RESUMING
-        started_on = before.get("threads")
-        if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
-            raise UserError(f"{label} was trained on {before.get('processes', 1)} process(es); resume it with the "
-                            f"same number (now {dist.world})")
         if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays
             folder.write_config(cfg, data_record(data, splits), env, keep_sessions=checkpoint.exists() and bool(before))
         dist.barrier()
