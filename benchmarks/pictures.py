@@ -4,11 +4,12 @@ like photos, beside its accuracy on the raw test images, in one process.
 Each test image becomes a "product photo": the garment drawn dark (its negative) and enlarged
 10 times on a 400x360 light background, then given one flaw of a real photo: sensor noise, a
 gradient of light, light falling off towards every edge (vignetting: the corners 10 or 20 %
-darker), a speck of dust in a corner, a thin dark frame, JPEG compression, a light garment on
-white, a white garment on blue, a white shirt on light grey, an outline instead of a filled
-garment, or two garments side by side (the image and the next, each half as wide, 6 pixels
-apart; the accuracy is the left one's): where every answer should carry a note. Printed per condition: accuracy, the
-change from the raw images, and how many answers carry a note (``Picture.caveats``).
+darker), a textured background (a fine weave's, or a coarse blotchy one's), a speck of dust in a
+corner, a thin dark frame, JPEG compression, a light garment on white, a white garment on blue, a
+white shirt on light grey; or, where every answer should carry a note, an outline instead of a
+filled garment, or two garments side by side (the image and the next, each half as wide, 6 pixels
+apart; the accuracy is the left one's). Printed per condition: accuracy, the change from the raw
+images, and how many answers carry a note (``Picture.caveats``).
 
     .venv/bin/python benchmarks/pictures.py runs/.../clf-finetune-seed0 [--images 200] [--out DIR]
 """
@@ -60,6 +61,10 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
         a[:2], a[-2:], a[:, :2], a[:, -2:] = 0, 0, 0, 0
     elif flaw.startswith("vignetting"):  # a lamp's light on the whole photo: corners 10 % (20 %) darker
         a *= vignette(a.shape[:2], float(flaw.split()[1]) / 100)[..., None]
+    elif flaw.startswith("textured background"):  # on the background alone, where the garment is not
+        behind = np.ones(a.shape[:2])
+        behind[40:320, 60:340] -= alpha
+        a += (texture(a.shape[:2], *((1.2, 50) if flaw.endswith("fine") else (6, 120)), rng) * behind)[..., None]
     im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
     if flaw == "white cut-out on transparent":  # a garment cut out of its photo: white, opaque where it is
         im = Image.fromarray(np.dstack([np.full((360, 400, 3), 245, np.uint8),
@@ -69,6 +74,13 @@ def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
         im.save(buffer, "JPEG", quality=50)
         im = Image.open(io.BytesIO(buffer.getvalue()))
     return im
+
+
+def texture(shape: tuple[int, int], grain: float, gain: float, rng: np.random.Generator) -> np.ndarray:
+    """A fabric's or a board's texture: noise of sd 25 blurred over ``grain`` pixels (a Gaussian's
+    radius: linen's fine weave at 1.2, a coarse blotchy one at 6), times ``gain`` / 25, about 0."""
+    noise = np.clip(rng.normal(128, 25, shape), 0, 255).astype(np.uint8)
+    return (np.asarray(Image.fromarray(noise).filter(ImageFilter.GaussianBlur(grain)), dtype=np.float64) - 128) * gain / 25
 
 
 def vignette(shape: tuple[int, int], falloff: float) -> np.ndarray:
@@ -81,7 +93,7 @@ def vignette(shape: tuple[int, int], falloff: float) -> np.ndarray:
 
 
 FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "noise (sd 8) on pure white", "gradient of 30 levels",
-         "vignetting 10 %", "vignetting 20 %",
+         "vignetting 10 %", "vignetting 20 %", "textured background, fine", "textured background, coarse",
          "speck in a corner", "dark frame, 2 px", "JPEG quality 50", "light garment on white",
          "light grey on white, 20 levels", "white cut-out on transparent", "blue background", "white shirt on light grey",
          "outline", "two garments side by side"]

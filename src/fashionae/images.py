@@ -46,6 +46,7 @@ MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas co
 # photos (benchmarks/pictures.py), none holds two so; of 200 pairs of them side by side, 191 do
 # (the others: a sandal's sparse straps, under a tenth of the pair's box).
 OBJECTS_APART, SECOND_OBJECT = 0.03, 0.1
+SPECK = 0.01  # of the content: on a noisy background, a part apart from the object holding less is a speck
 SD_PER_MAD = 1.4826  # a normal's standard deviation over its median absolute deviation
 # of the intensity range: light over the border that the fitted surface says varies by more than this
 # (a lamp's falloff, vignetting) is divided out before the trim. Half of FAINT: light varying less
@@ -212,18 +213,22 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
     caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
     # 1. trim the edges that are background: close to the border's colour
-    content, body, fill_colour, faint_in_noise = _content(np.asarray(rgb), inset)
+    content, body, fill_colour, noisy, faint_in_noise = _content(np.asarray(rgb), inset)
     found = bool(content.any())
     if not found:  # nothing but background, noise and specks
         caveats.append(BLANK)
     else:
         rows, cols = _box(content)
+        kept, objects = _objects(content[rows, cols], drop_specks=noisy)
+        inner_rows, inner_cols = _box(kept)
+        rows = slice(rows.start + inner_rows.start, rows.start + inner_rows.stop)
+        cols = slice(cols.start + inner_cols.start, cols.start + inner_cols.stop)
         rgb = rgb.crop((cols.start, rows.start, cols.stop, rows.stop))
         filled = float(body[rows, cols].mean())
         if filled < OUTLINE and not faint_in_noise:
             caveats.append(f"the object fills only {int(filled * 100)}% of its box, as an outline or a sketch does; the "
                            "models know filled garments (a photo of one)")
-        if (objects := _objects_apart(content[rows, cols])) > 1:
+        if objects > 1:
             caveats.append(f"the picture holds {objects} objects apart from one another, which are boxed and shrunk "
                            "together; the models know one garment a picture: crop to one")
     # 2. longest edge to the canvas (28 pixels for Fashion-MNIST), or to ``fill`` of it
@@ -295,7 +300,7 @@ def _ring(a: np.ndarray, inset: int = 0) -> np.ndarray:
     return np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]])
 
 
-def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], bool]:
+def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], bool, bool]:
     """Which pixels of an RGB picture [H, W, 3] are not background, and the background's colour:
     the median of the border's pixels (``inset`` in). A pixel is content where it differs from
     that colour by more than FAINT of the intensity range, or more than 4 times the border's
@@ -306,9 +311,9 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tup
     that they do not stop the trim. Then the object's body, for the share of its box it fills:
     where it differs by more than FAINT or a quarter of its own contrast, if less (a faint
     garment's lighter parts, or a garment's on a picture whose noise or gradient of light raised
-    the tolerance, are not an outline's gaps). Last, whether the object is faint in noise: the
-    noise set the tolerance (above FAINT) and the object differs by 3 tolerances or less (its mask
-    is then dots, whatever its shape)."""
+    the tolerance, are not an outline's gaps). Last, whether the noise set the tolerance (above
+    FAINT: a noisy or textured background), and whether the object is faint in it: it differs by
+    3 tolerances or less (its mask is then dots, whatever its shape)."""
     border = _ring(a, inset).astype(np.float32)
     colour = np.median(border, axis=0)
     sigma = SD_PER_MAD * float(np.median(np.abs(border - colour)))  # the noise's, robust to an object on the border
@@ -331,8 +336,8 @@ def _content(a: np.ndarray, inset: int = 0) -> tuple[np.ndarray, np.ndarray, tup
     content = (_count_3x3(d) >= 5) | (strong & (_count_3x3(strong) >= 3))
     contrast = float(np.percentile(difference[content], 99)) if content.any() else 0.0
     body = difference > min(FAINT * 255, contrast / 4)
-    faint_in_noise = tolerance > FAINT * 255 and contrast <= 3 * tolerance
-    return content, body, tuple(int(round(c)) for c in colour), faint_in_noise
+    noisy = tolerance > FAINT * 255
+    return content, body, tuple(int(round(c)) for c in colour), noisy, noisy and contrast <= 3 * tolerance
 
 
 def _flat_field(rgb, inset: int):
@@ -407,10 +412,13 @@ def _box(mask: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _objects_apart(mask: np.ndarray) -> int:
-    """How many objects the content ``mask`` (cropped to its box) holds apart from one another
-    (see OBJECTS_APART, SECOND_OBJECT); judged on a grid of about 200 cells a side, each the
-    share of its pixels the mask holds, so that a large photo costs no more than a small one."""
+def _objects(mask: np.ndarray, drop_specks: bool) -> tuple[np.ndarray, int]:
+    """The content ``mask`` (cropped to its box), with ``drop_specks`` (a noisy or textured
+    background) without the specks apart from the object (parts holding under SPECK of the
+    content; on a plain background such a part is the object's: a faint garment's mask falls
+    apart in pieces), and how many objects it holds apart from one another (see OBJECTS_APART,
+    SECOND_OBJECT). Judged on a grid of about 200 cells a side, each the share of its pixels the
+    mask holds, so that a large photo costs no more than a small one."""
     from scipy import ndimage
     step = -(-max(mask.shape) // 200)
     padded = np.pad(mask, [(0, -n % step) for n in mask.shape])
@@ -418,8 +426,14 @@ def _objects_apart(mask: np.ndarray) -> int:
     near = np.ones((3, 3), bool)  # (8-connected: a diagonal step joins)
     joined = ndimage.binary_dilation(cells > 0, near, iterations=max(1, round(OBJECTS_APART * max(cells.shape))))
     labels, _ = ndimage.label(joined, near)
-    covered = np.bincount(labels.ravel(), weights=cells.ravel())[1:]  # of each part, in cells
-    return int((covered >= SECOND_OBJECT * mask.size / step ** 2).sum())
+    covered = np.bincount(labels.ravel(), weights=cells.ravel())  # of each part, in cells (0: none)
+    if drop_specks:
+        kept = covered >= min(SPECK * covered[1:].sum(), covered[1:].max())  # (the largest part at least)
+        kept[0] = False
+        mask = mask & np.repeat(np.repeat(kept[labels], step, 0), step, 1)[:mask.shape[0], :mask.shape[1]]
+    rows, cols = _box(mask)
+    box = (rows.stop - rows.start) * (cols.stop - cols.start) / step ** 2
+    return mask, int((covered[1:] >= SECOND_OBJECT * box).sum())
 
 
 def _count_3x3(mask: np.ndarray) -> np.ndarray:
