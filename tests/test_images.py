@@ -319,6 +319,39 @@ def test_garments_apart_from_one_another_are_said_to_be_several(tmp_path):
                            read_picture(drawn(tmp_path / "untagged.png", [(40, 60, 300, 240)])).pixels)
 
 
+def test_parts_a_few_hundredths_apart_are_one_object_on_a_long_box_too(tmp_path):
+    """Two large parts (each over a tenth of the box) a few hundredths of its longer side apart
+    (a slide's two straps, a belt's buckle) are one object: each part is grown by OBJECTS_APART of
+    the longer side, on a long box as on a square one; a tenth apart, they are two."""
+    def caveats(name, boxes, size=(400, 300)):
+        return read_picture(drawn(tmp_path / name, boxes, size)).caveats
+    assert caveats("straps.png", [(50, 60, 230, 240), (245, 60, 449, 240)], size=(500, 300)) == ()  # 4 % apart
+    assert caveats("belt.png", [(50, 40, 339, 140), (360, 40, 649, 140)], size=(700, 180)) == ()  # 3.5 %
+    assert caveats("apart.png", [(50, 40, 319, 140), (380, 40, 649, 140)], size=(700, 180))[0].startswith(
+        "the picture holds 2 objects apart")  # 10 %
+
+
+def test_on_a_noisy_background_a_tag_stays_and_a_pair_is_judged_on_its_own_box(tmp_path):
+    """On a noisy background only specks (under SPECK of the content) leave the box: a tag of
+    1.8 % of it stays, as on a plain one. And two garments are judged on their box without the
+    specks: specks in the corners stretched it, and each garment then covered under a tenth."""
+    rng = np.random.default_rng(0)
+
+    def noisy(name, boxes, size=(400, 300), specks=()):
+        a = np.asarray(Image.open(drawn(tmp_path / name, boxes, size))).astype(np.float64) - 20  # 235: room for noise
+        for y, x in specks:
+            a[y:y + 4, x:x + 4] = 90
+        Image.fromarray(np.clip(a + rng.normal(0, 8, a.shape), 0, 255).astype(np.uint8)).save(tmp_path / name)
+        return read_picture(tmp_path / name)
+    tagged = noisy("tag.png", [(40, 60, 300, 240), (330, 60, 350, 100)])
+    untagged = noisy("untagged.png", [(40, 60, 300, 240)])
+    assert tagged.caveats == untagged.caveats == ()
+    assert (tagged.pixels - untagged.pixels).abs().mean() > 0.05  # the tag kept: the garment boxed with it
+    corners = [(8, 8), (8, 588), (588, 8), (588, 588)]
+    pair = noisy("pair.png", [(200, 240, 280, 360), (320, 240, 400, 360)], size=(600, 600), specks=corners)
+    assert pair.caveats[0].startswith("the picture holds 2 objects apart")
+
+
 def drawn(path, boxes, size=(400, 300)):
     """Dark rectangles on a white picture."""
     im = Image.new("RGB", size, "white")

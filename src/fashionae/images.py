@@ -15,8 +15,8 @@ already in the dataset's form (the run's size, grey, dark background) is taken a
 phone photo is first turned upright by its EXIF orientation.
 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
-a blank picture, an object of a few pixels, an outline, a background that is uneven (or, on one,
-mid-grey), an object
+a blank picture, an object of a few pixels, an outline, several objects apart from one another, a
+background that is uneven (or, on one, mid-grey), an object
 left darker than its background by the ``invert`` given (negated the wrong way).
 """
 
@@ -40,11 +40,14 @@ TWO_SIDED = 0.3  # the lesser of an object's lighter and darker sides, as a shar
 OUTLINE = 0.15  # an object filling less of its box than this is an outline (99 % of the dataset's sandals fill 0.24+)
 STRETCH_FROM = 0.1  # marks this faint or fainter are not stretched to white (noise), unless the trim found an object
 MAX_ENLARGEMENT = 2.0  # an object enlarged more than this to fill the canvas comes out blurred
-# Objects apart: parts of the content closer than OBJECTS_APART of its box's longer side are one
-# object (a sandal's straps), and a part is an object of its own where it covers SECOND_OBJECT of
-# the box (not a tag, a hanger's hook or a print's letters). Of the 10,000 test images drawn as
-# photos (benchmarks/pictures.py), none holds two so; of 200 pairs of them side by side, 191 do
-# (the others: a sandal's sparse straps, under a tenth of the pair's box).
+# Objects apart: each part of the content is grown by OBJECTS_APART of its box's longer side, so
+# parts closer than twice that (up to 7 % with the grid's rounding) are one object (a sandal's
+# straps, a pair of shoes almost touching), and a part is an object of its own where it covers
+# SECOND_OBJECT of the box (not a tag, a hanger's hook or a print's letters). Of the 10,000 test
+# images drawn as photos (benchmarks/pictures.py), none holds two so; of 200 pairs of them side by
+# side, 191 do (the others: a sandal's sparse straps, under a tenth of the pair's box). A garment
+# whose middle is as light as the background (a white-soled slide's two straps, a white shirt's
+# dark sleeves) is two parts to the trim, and is said to be two objects.
 OBJECTS_APART, SECOND_OBJECT = 0.03, 0.1
 SPECK = 0.01  # of the content: on a noisy background, a part apart from the object holding less is a speck
 SD_PER_MAD = 1.4826  # a normal's standard deviation over its median absolute deviation
