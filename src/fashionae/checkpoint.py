@@ -116,7 +116,7 @@ def read_checkpoint(path: Path, settings: dict, world: int = 1) -> tuple[dict, d
         if len([state["rng"], *state.get("rank_rng", [])]) != world:
             raise UserError(f"checkpoint {path} was written by {1 + len(state.get('rank_rng', []))} process(es); "
                             f"resume it with the same number (now {world})")
-        int(state["epoch"])
+        int(state["epoch"])  # (a number, or the file is damaged)
         return tensors, state
     except UserError:
         raise

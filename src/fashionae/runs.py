@@ -193,7 +193,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             on_step: Callable[[int, int], None] | None = None, say_subsets: bool = True,
             extend: bool = False) -> dict:
     """Train (or resume, or skip if finished) one run in ``out``; return its summary.
-    ``extend``: train the run there on for more epochs (``RunFolder.extends``).
+    ``extend``: train the run there on for more epochs than it was asked for (``RunFolder.extends``).
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
     steps)`` replaces the in-epoch progress bar; ``say_subsets``: say ``subset_note`` (a study
     says its runs' once, ``plan.subset_notes``). Under torchrun every process calls this;
