@@ -227,9 +227,12 @@ def test_a_state_that_cannot_train_the_run_on_is_refused_before_the_run_is_touch
     (run / "checkpoint.safetensors").write_bytes((tmp_path / "other" / "checkpoint.safetensors").read_bytes())
     files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     with pytest.raises(UserError, match=r"checkpoint .*/kept/checkpoint.safetensors is another run's \(train seed 1 "
-                                        r"there, 0 in this run\)"):
+                                        r"there, 0 in this run\); delete it, and \S+/kept stays the finished run it "
+                                        r"is; train a run of 3 epochs into another --out$"):
         execute(ae_run(epochs=3), run, data=tiny, extend=True, **QUIET)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
+    (run / "checkpoint.safetensors").unlink()  # as the message says: the finished run is kept, as it is
+    assert execute(ae_run(), run, data=tiny, **QUIET)["epochs"] == 2
     (run / "checkpoint.safetensors").write_bytes(own)
     config = json.loads((run / "config.json").read_text())
     config["environment"]["processes"] = 2  # as torchrun --nproc-per-node 2 records it

@@ -96,15 +96,16 @@ def checkpoint_epoch(path: Path) -> int:
 FIX = "delete it to restart the run from scratch"
 
 
-def read_checkpoint(path: Path, settings: dict, world: int = 1) -> tuple[dict, dict]:
+def read_checkpoint(path: Path, settings: dict, world: int = 1, fix: str = FIX) -> tuple[dict, dict]:
     """The checkpoint's tensors and state, once it is checked to be the run's with ``settings``
-    (``run_settings``) on ``world`` processes: its digests, its settings, its processes. A run
-    trained on (--extend) reads it before it makes its finished run unfinished again."""
-    tensors, meta = read_safetensors(path, "checkpoint", FIX)
+    (``run_settings``) on ``world`` processes: its digests, its settings, its processes; ``fix``:
+    what to do where it is not. A run trained on (--extend) reads it before it makes its finished
+    run unfinished again."""
+    tensors, meta = read_safetensors(path, "checkpoint", fix)
     # written since checkpoints carry digests; older ones are checked by their structure only
     if ("tensors_sha256" in meta and tensors_sha256(tensors) != meta["tensors_sha256"]) or (
             "state_sha256" in meta and text_sha256(meta.get("state", "")) != meta["state_sha256"]):
-        raise UserError(f"checkpoint {path} fails its checksum: it was modified or damaged; {FIX}")
+        raise UserError(f"checkpoint {path} fails its checksum: it was modified or damaged; {fix}")
     try:
         state = json.loads(meta["state"])
         theirs = state.get("settings", settings)  # (checkpoints before 0.3.2 record none)
@@ -112,7 +113,7 @@ def read_checkpoint(path: Path, settings: dict, world: int = 1) -> tuple[dict, d
             for key in settings[part].keys() & theirs.get(part, {}).keys():  # (a setting of a later version: new)
                 if theirs[part][key] != settings[part][key]:
                     raise UserError(f"checkpoint {path} is another run's ({part} {key} {theirs[part][key]!r} there, "
-                                    f"{settings[part][key]!r} in this run); {FIX}")
+                                    f"{settings[part][key]!r} in this run); {fix}")
         if len([state["rng"], *state.get("rank_rng", [])]) != world:
             raise UserError(f"checkpoint {path} was written by {1 + len(state.get('rank_rng', []))} process(es); "
                             f"resume it with the same number (now {world})")
@@ -121,7 +122,7 @@ def read_checkpoint(path: Path, settings: dict, world: int = 1) -> tuple[dict, d
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); {FIX}") from None
+        raise UserError(f"checkpoint {path} is damaged ({type(e).__name__}); {fix}") from None
 
 
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, shuffle_gen: torch.Generator,

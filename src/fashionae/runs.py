@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import __version__, kernels
-from .checkpoint import read_checkpoint, run_settings
+from .checkpoint import FIX, read_checkpoint, run_settings
 from .data import Dataset, load_dataset, make_splits, split_sizes
 from .distributed import Dist, from_environment, sync_batchnorm
 from .errors import UserError
@@ -262,7 +262,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                             f"same number (now {dist.world})")
         if state == "extend":  # unfinished again: its epochs so far stay in metrics.jsonl, and it resumes
             # its state checked first (damaged, another run's): refused, the finished run stays as it was
-            trained = read_checkpoint(checkpoint, run_settings(model, t), dist.world)[1]["epoch"]
+            fix = (f"delete it, and {label} stays the finished run it is; train a run of {t.epochs} epochs into "
+                   "another --out") if folder.is_complete() else FIX
+            trained = read_checkpoint(checkpoint, run_settings(model, t), dist.world, fix)[1]["epoch"]
             if dist.rank == 0:
                 (folder / folder.SUMMARY).unlink(missing_ok=True)
             state, resuming = "resume", f"training it on from epoch {trained} to {t.epochs}"

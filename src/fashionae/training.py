@@ -79,7 +79,7 @@ class TrainConfig:
                                 "'fashionae[tensorboard]')", check=boolean, identity=False)
     keep_state: bool = setting(False, "keep the training state (Adam's moments, the random generators) in "
                                "RUN/checkpoint.safetensors once the run finishes, so that --extend can train it "
-                               "for more epochs (the folder grows by about twice the model file)", check=boolean,
+                               "for more epochs (about three times the model file)", check=boolean,
                                identity=False)
 
     def validate(self) -> "TrainConfig":
