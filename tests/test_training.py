@@ -235,6 +235,12 @@ def test_a_state_that_cannot_train_the_run_on_is_refused_before_the_run_is_touch
     assert execute(ae_run(), run, data=tiny, **QUIET)["epochs"] == 2
     (run / "checkpoint.safetensors").write_bytes(own)
     config = json.loads((run / "config.json").read_text())
+    damaged = {**config, "environment": {**config["environment"], "earlier_sessions": {"threads": 2}}}
+    (run / "config.json").write_text(json.dumps(damaged))
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match=r"config.json records earlier sessions that are not a list of records"):
+        execute(ae_run(epochs=3), run, data=tiny, extend=True, **QUIET)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
     config["environment"]["processes"] = 2  # as torchrun --nproc-per-node 2 records it
     (run / "config.json").write_text(json.dumps(config))
     files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}

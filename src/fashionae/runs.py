@@ -255,6 +255,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         checkpoint = folder / folder.CHECKPOINT
         env = environment(t, dist)
         before = folder.environment() if state in ("resume", "extend") else {}
+        if before:  # a damaged record of its sessions: refused by every process alike, before anything changes
+            folder.sessions()
         started_on = before.get("threads")
         if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
             go_on = "train it on" if state == "extend" else "resume it"
