@@ -222,8 +222,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         caveats.append(BLANK)
     else:
         rows, cols = _box(content)
-        kept, objects = _objects(content[rows, cols], drop_specks=noisy)
-        inner_rows, inner_cols = _box(kept)
+        (inner_rows, inner_cols), objects = _objects(content[rows, cols], drop_specks=noisy)
         rows = slice(rows.start + inner_rows.start, rows.start + inner_rows.stop)
         cols = slice(cols.start + inner_cols.start, cols.start + inner_cols.stop)
         rgb = rgb.crop((cols.start, rows.start, cols.stop, rows.stop))
@@ -415,13 +414,13 @@ def _box(mask: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _objects(mask: np.ndarray, drop_specks: bool) -> tuple[np.ndarray, int]:
-    """The content ``mask`` (cropped to its box), with ``drop_specks`` (a noisy or textured
-    background) without the specks apart from the object (parts holding under SPECK of the
-    content; on a plain background such a part is the object's: a faint garment's mask falls
-    apart in pieces), and how many objects it holds apart from one another (see OBJECTS_APART,
-    SECOND_OBJECT). Judged on a grid of about 200 cells a side, each the share of its pixels the
-    mask holds, so that a large photo costs no more than a small one."""
+def _objects(mask: np.ndarray, drop_specks: bool) -> tuple[tuple[slice, slice], int]:
+    """The box, within the content ``mask`` (cropped to its box), of the content kept: with
+    ``drop_specks`` (a noisy or textured background) not the specks apart from the object (parts
+    holding under SPECK of the content; on a plain background such a part is the object's: a
+    faint garment's mask falls apart in pieces); and how many objects it holds apart from one
+    another (see OBJECTS_APART, SECOND_OBJECT). Judged on a grid of about 200 cells a side, each
+    the share of its pixels the mask holds, so that a large photo costs no more than a small one."""
     from scipy import ndimage
     step = -(-max(mask.shape) // 200)
     padded = np.pad(mask, [(0, -n % step) for n in mask.shape])
@@ -431,12 +430,12 @@ def _objects(mask: np.ndarray, drop_specks: bool) -> tuple[np.ndarray, int]:
     labels, _ = ndimage.label(joined, near)
     covered = np.bincount(labels.ravel(), weights=cells.ravel())  # of each part, in cells (0: none)
     if drop_specks:
-        kept = covered >= min(SPECK * covered[1:].sum(), covered[1:].max())  # (the largest part at least)
-        kept[0] = False
+        # (the largest part at least; label 0, outside every part, covers nothing and is never kept)
+        kept = covered >= min(SPECK * covered[1:].sum(), covered[1:].max())
         mask = mask & np.repeat(np.repeat(kept[labels], step, 0), step, 1)[:mask.shape[0], :mask.shape[1]]
     rows, cols = _box(mask)
     box = (rows.stop - rows.start) * (cols.stop - cols.start) / step ** 2
-    return mask, int((covered[1:] >= SECOND_OBJECT * box).sum())
+    return (rows, cols), int((covered[1:] >= SECOND_OBJECT * box).sum())
 
 
 def _count_3x3(mask: np.ndarray) -> np.ndarray:
