@@ -29,7 +29,7 @@ from fashionae.images import read_picture
 
 def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
     """A 28x28 test image as a photo of 400x360 with one flaw (two garments: drawn as one image
-    by ``side_by_side`` first)."""
+    by ``two_garments`` first)."""
     background, garment = (235.0,) * 3, 35.0
     if flaw == "light garment on white":
         background, garment = (250.0,) * 3, 215.0
@@ -99,8 +99,9 @@ FLAWS = ["none", "noise (sd 4)", "noise (sd 8)", "noise (sd 8) on pure white", "
          "outline", "two garments side by side"]
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Two 28x28 images as one: each shrunk to half the width less a 6-pixel gap between them."""
+def two_garments(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two 28x28 images as one, side by side, 6 pixels apart, shrunk together to 28 wide (not
+    ``images.side_by_side``, reconstruct's original | reconstruction picture)."""
     pair = np.concatenate([left, np.zeros((28, 6), np.uint8), right], axis=1)
     shrunk = np.asarray(Image.fromarray(pair).resize((28, 28 * 28 // pair.shape[1]), Image.LANCZOS))
     out = np.zeros((28, 28), np.uint8)
@@ -134,7 +135,7 @@ def main() -> None:
             pictures = []
             for i, img in enumerate(x):
                 if flaw == "two garments side by side":
-                    img = side_by_side(img, x[(i + 1) % len(x)])
+                    img = two_garments(img, x[(i + 1) % len(x)])
                 path = folder / f"{i}.png"
                 photo(img, flaw, rng).save(path)
                 pictures.append(read_picture(path, size=run.config.image_size))
