@@ -42,10 +42,11 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_study(tmp_path, seeds: int = 1, epochs: int = 3):
+def tiny_study(tmp_path, seeds: int = 1, epochs: int = 3, keep_state: bool = False):
     path = tmp_path / "tiny.toml"
     path.write_text(f'name = "tiny"\nseeds = {seeds}\n'
                     f"[train]\nepochs = {epochs}\nbatch_size = 50\ntrain_subset = 400\neval_subset = 300\n"
+                    f"keep_state = {str(keep_state).lower()}\n"
                     '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
                     "[baselines]\nenabled = false\n")
     return load_study(path, None)
@@ -83,6 +84,19 @@ def test_ray_executor_gives_the_local_executors_numbers(cluster, one_thread, dat
     assert len(distributed["classifiers"]) == 2
     provenance = (tmp_path / "ray" / "report.md").read_text().split("## Provenance")[1]
     assert "| executor | ray (local" in provenance and "| ray |" in provenance
+
+
+def test_a_ray_study_trains_on_with_extend_as_the_local_executor_does(cluster, one_thread, data_dir, tmp_path, capsys):
+    """A study asked for more epochs, --extend under Ray: the run is trained on from its kept
+    state in a task, and comes out as a local study of that many epochs from the start."""
+    kw = dict(data_dir=str(data_dir), verify=False, **QUIET)
+    run_study(tiny_study(tmp_path, epochs=1, keep_state=True), tmp_path / "ray", **kw)
+    run_study(tiny_study(tmp_path, epochs=2, keep_state=True), tmp_path / "ray", data_dir=str(data_dir), verify=False,
+              executor=RayExecutor(), extend=True, log=print)
+    assert ", trained on from its kept state (1/1 runs)" in capsys.readouterr().out
+    run_study(tiny_study(tmp_path, epochs=2), tmp_path / "local", **kw)
+    model = Path("runs", "ae-a-seed0", "model.safetensors")
+    assert (tmp_path / "ray" / model).read_bytes() == (tmp_path / "local" / model).read_bytes()
 
 
 def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, one_thread, data_dir, tmp_path):

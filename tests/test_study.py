@@ -17,6 +17,7 @@ from fashionae.errors import UserError
 from fashionae.pipeline import run_study
 from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results, reached_targets
+from fashionae.runfolder import RunFolder
 from fashionae.study import Study, load_study
 from fashionae.studyfolder import StudyFolder
 from helpers import PAPER, QUIET, STUDIES, extra_or_skip
@@ -854,6 +855,65 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     assert main(["study", str(changed), *common]) == 0
     assert (runs / "ae-b-seed0" / "model.safetensors").read_bytes() == kept["ae-b-seed0"]
     assert json.loads((runs / "ae-a-seed0" / "config.json").read_text())["model"]["dropout"] == 0.1
+
+
+def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_study(data_dir, tmp_path, capsys):
+    """With keep_state, a study file asking for more epochs is refused without --extend, saying
+    that it trains the runs on; with it, they are trained on and come out as a study of that many
+    epochs from the start, bit for bit. An autoencoder trained on has the classifiers that took its
+    weights named, to delete, before anything trains; a scratch classifier takes its architecture
+    only, and is kept and trained on."""
+    body = (TINY_TRAIN + 'keep_state = true\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n{ae}'
+            '[classifiers]\nencoder = "a"\nstrategies = ["finetune", "scratch"]\n{clf}[baselines]\nenabled = false\n')
+    longer = "train = {{ epochs = 2 }}\n"
+    out, common = study_out(tmp_path, data_dir)
+    runs = out / "runs"
+    assert main(["study", str(write(tmp_path, body.format(ae="", clf=""))), *common]) == 0
+
+    def models(folder: Path) -> dict[str, bytes]:
+        return {p.name: (p / "model.safetensors").read_bytes() for p in sorted((folder / "runs").iterdir())}
+
+    def study_of(ae: str, clf: str, into: str) -> dict[str, bytes]:
+        """The study of that many epochs from the start, in another folder."""
+        assert main(["study", str(write(tmp_path, body.format(ae=ae, clf=clf))), "--out", str(tmp_path / into),
+                     *common[2:]]) == 0
+        return models(tmp_path / into)
+
+    more_clf = write(tmp_path, body.format(ae="", clf=longer.format()))
+    capsys.readouterr()
+    assert main(["study", str(more_clf), *common]) == 2
+    assert capsys.readouterr().err == (
+        f"fashionae: error: 2 run folders of {runs} hold runs that differ from what the study asks for now: "
+        "clf-finetune-seed0 (train.epochs: 1 there, 2 now; --extend trains it on), clf-scratch-seed0 "
+        "(train.epochs: 1 there, 2 now; --extend trains it on); delete them and run the study again (its other "
+        "finished runs are kept), or choose another --out\n")
+    assert main(["study", str(more_clf), "--plan", "--json", "--extend", *common]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["state"], r["estimated_seconds"] > 0) for r in rows] == [("complete", False), ("extend", True),
+                                                                        ("extend", True)]
+    assert main(["study", str(more_clf), "--extend", *common]) == 0
+    assert ": 3 runs on fashion-mnist, 1 finished already, 2 to train on to more epochs\n" in capsys.readouterr().err
+    assert models(out) == study_of("", longer.format(), "clf-longer")
+
+    # the encoder trained on: the classifier on its weights is named, the scratch one is not
+    more_ae = write(tmp_path, body.format(ae=longer.format(), clf=longer.format()))
+    kept = models(out)
+    (runs / "ae-a-seed0" / "checkpoint.safetensors").rename(tmp_path / "state")
+    assert main(["study", str(more_ae), "--extend", *common]) == 2
+    assert ("ae-a-seed0 (train.epochs: 1 there, 2 now; a run that did not keep its training state (Adam's moments, "
+            "the random generators), which training it on needs), clf-finetune-seed0 (trained on an earlier ae-a-seed0)"
+            ) in capsys.readouterr().err
+    (tmp_path / "state").rename(runs / "ae-a-seed0" / "checkpoint.safetensors")
+    assert main(["study", str(more_ae), "--extend", *common]) == 2
+    assert capsys.readouterr().err == (
+        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        "clf-finetune-seed0 (trained on ae-a-seed0, which --extend trains on); delete it and run the study again "
+        "(its other finished runs are kept), or choose another --out\n")
+    assert models(out) == kept  # nothing trained
+    shutil.rmtree(runs / "clf-finetune-seed0")
+    assert main(["study", str(more_ae), "--extend", *common]) == 0
+    assert models(out) == study_of(longer.format(), longer.format(), "both-longer")
+    assert len(RunFolder(runs / "clf-scratch-seed0").sessions()) == 2  # trained, then trained on once
 
 
 def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_comes_out_the_same(

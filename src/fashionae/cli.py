@@ -199,7 +199,7 @@ def cmd_study(a) -> int:
     out = a.out or f"{RUNS}/{study.name}-{study.profile}"
     if a.plan:
         from .preview import show_plan
-        show_plan(study, out, a.data_dir, not a.no_verify, a.json)
+        show_plan(study, out, a.data_dir, not a.no_verify, a.json, a.extend)
         if executor is not None:
             print("note: under Ray the runs overlap, each on --cpus-per-run CPUs of the cluster, so the study "
                   "takes less than the estimate, which is of one run at a time on this machine", file=sys.stderr)
@@ -210,7 +210,8 @@ def cmd_study(a) -> int:
     if any(run.config.train.tensorboard for run in make_plan(study)):
         from .tracking import need_tensorboard
         need_tensorboard()
-    results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor)
+    results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor,
+                        extend=a.extend)
     print_results(results)
     print(f"report: {Path(out) / StudyFolder.REPORT_HTML} (and {StudyFolder.REPORT_MD})")
     return 0
@@ -395,6 +396,10 @@ def build_parser() -> Parser:
     s.add_argument("--plan", action="store_true", help="print every run with its settings, whether it is "
                    "finished, and an estimated wall time; train nothing")
     s.add_argument("--json", action="store_true", help="with --plan: one JSON object per run")
+    s.add_argument("--extend", action="store_true",
+                   help="train on the finished runs the study file now asks for with more epochs, all else alike, "
+                   "from the training state they kept (keep_state = true; a constant schedule): each comes out "
+                   "as the run of that many epochs from the start")
     g = s.add_argument_group("executor")
     g.add_argument("--executor", default=LOCAL, choices=(LOCAL, "ray"), metavar=f"{LOCAL}|ray",
                    help="local: one run after the other in this process (default); ray: runs as Ray "

@@ -45,19 +45,22 @@ def log_finished_runs(plan: list[PlannedRun], states: dict[str, str], folder: St
 
 def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
               log: Log = stderr, command: str | None = None,
-              executor: Callable | None = None) -> dict:
+              executor: Callable | None = None, extend: bool = False) -> dict:
     """Run every unfinished run of the study (``executor``: ``run_local`` by default), its
-    latent-space section and baselines, then write results.json and the report."""
+    latent-space section and baselines, then write results.json and the report. ``extend``:
+    train on the finished runs the study now asks for with more epochs (``plan.plan_states``)."""
     folder = StudyFolder(out)
     folder.check_holds(study)
     with FolderLock(folder.path, tidy=True):
         t_start = time.perf_counter()
         data = load_dataset(study.dataset, data_dir, verify)
         plan = make_plan(study)
-        states = check_plan(plan, study, folder, data)
+        states = check_plan(plan, study, folder, data, extend)
         finished = sum(s == "complete" for s in states.values())
+        extended = sum(s == "extend" for s in states.values())
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
-            + (f", {finished} finished already" if finished else ""))
+            + (f", {finished} finished already" if finished else "")
+            + (f", {extended} to train on to more epochs" if extended else ""))
         for note in subset_notes(plan, states, data):
             log(note)
         if note := unasked_runs_note(plan, folder):

@@ -123,51 +123,64 @@ def known_config(run: PlannedRun, study: Study, folder: StudyFolder,
     return run.config, True
 
 
-def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder,
-                data: Dataset) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[RunConfig, bool]]]:
-    """The state of every run ('new', 'resume', 'complete', or 'changed': its folder holds a run
+def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset,
+                extend: bool = False) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[RunConfig, bool]]]:
+    """The state of every run ('new', 'resume', 'complete', 'extend': its folder holds the run
+    with fewer epochs, to be trained on, as ``extend`` asks; or 'changed': its folder holds a run
     the study file no longer asks for), why each changed one is, and its resolved settings as
     far as they are known (``known_config``: the settings, and whether they are final). A classifier whose encoder
-    is changed or not finished was trained on an earlier encoder: changed too, although its own
+    is changed, not finished or trained on was trained on an earlier encoder: changed too, although its own
     settings may read the same. A "best" classifier whose encoder is sound, while some of the
-    autoencoders it compares are not finished, cannot be judged yet: ``run_study`` checks the
-    plan again once they are."""
+    autoencoders it compares are not finished, cannot be judged yet, nor one that takes no
+    weights from an encoder trained on: ``run_study`` checks the plan again once they are."""
     states, why, known = {}, {}, {}
     for run in plan:
         run_folder = folder.run(run.name)
         unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
-        cfg, final = known_config(run, study, folder, why)  # the autoencoders come first in the plan
+        extended = [n for n in run.needs if states.get(n) == "extend"]  # the autoencoders come first in the plan
+        cfg, final = known_config(run, study, folder, {*why, *extended})
         cfg = with_data(replace(cfg, train=cfg.train.validate().resolved(run_folder.started())), data)
         known[run.name] = cfg, final
         if not run_folder.is_run():
             states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
             continue
-        reason, deferred = None, False
+        reason, deferred, diffs = None, False, []
         if run.kind == CLASSIFIER:
             trained_on = Path(run_folder.config().encoder_run or "").name
             # an encoder of the same settings whose folder is gone (deleted, damaged) or unfinished is
             # trained again: on the same threads it comes out bit for bit the same, which the digest
             # a finished classifier recorded shows once it is (``run_study`` checks again)
             again = trained_on in unfinished and trained_on not in why
+            weights = "encoder_sha256" not in cfg.unused()  # scratch, random-frozen: its architecture only
             if run.encoder != BEST and trained_on not in run.needs:
                 reason = f"trained on {trained_on}, the encoder is now {run.needs[0]}"
             elif trained_on in why or trained_on not in run.needs:
                 reason = f"trained on an earlier {trained_on}"
-            elif again and not run_folder.is_complete() and "encoder_sha256" not in cfg.unused():
+            elif trained_on in extended and weights:
+                reason = f"trained on {trained_on}, which --extend trains on"
+            elif again and not run_folder.is_complete() and weights:
                 # half-trained on the encoder's weights: it cannot resume on another one
                 reason = f"its encoder {trained_on} is to be trained again, and it cannot resume on another"
-            elif again or unfinished:  # judged once its encoder (for "best", every one compared) is trained
+            elif again or unfinished or extended:  # judged once its encoder (for "best", every one compared) is trained
                 deferred = True
                 # its own settings now, as far as they are known ("best" is not chosen yet: its model
                 # settings, the chosen encoder's, are a stand-in)
                 model = [k for k in cfg.used_identity() if k.startswith("model.")] if run.encoder == BEST else []
-                if diffs := run_folder.differences(cfg, ignore=("encoder_sha256", *model)):
-                    reason = "; ".join(diffs[:3])
+                diffs = run_folder.differences(cfg, ignore=("encoder_sha256", *model))
             elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:
                 reason = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
-        if reason is None and not deferred and (diffs := run_folder.differences(cfg)):
+        if reason is None and not deferred:
+            diffs = run_folder.differences(cfg)
+        if reason is None and diffs:
             reason = "; ".join(_encoder_changed(run_folder, cfg) if d.startswith("encoder_sha256:") else d
                                for d in diffs[:3])
+            if all(d.startswith("train.epochs:") for d in diffs) and cfg.train.epochs > run_folder.config().train.epochs:
+                # the same run with more epochs: trained on where it can be (``RunFolder.extends``)
+                cannot = run_folder.why_not_extend(cfg)
+                if extend and not cannot:
+                    states[run.name] = "extend"
+                    continue
+                reason += f"; a run {cannot}" if cannot else "; --extend trains it on"
         if reason and not run_folder.trained_an_epoch():  # stopped before its first epoch: nothing to keep
             states[run.name] = "new"
         elif reason:
@@ -194,11 +207,12 @@ def _encoder_changed(run_folder: RunFolder, cfg: RunConfig) -> str:
     return said
 
 
-def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset) -> dict[str, str]:
+def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset,
+               extend: bool = False) -> dict[str, str]:
     """The state of every run, checked before anything runs: run folders holding runs the study
     no longer asks for are refused now, all of them in one message, finished classifiers it asks
     for under another name, and classifiers on data that lacks a class too, not halfway through."""
-    states, why, _ = plan_states(plan, study, folder, data)
+    states, why, _ = plan_states(plan, study, folder, data, extend)
     refuse_before_training(plan, states, why, study, folder, data)
     return states
 
@@ -296,11 +310,12 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
 
 def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, log: Log,
                 on_epoch: Callable[[dict], str | None] | None = None,
-                on_step: Callable[[int, int], None] | None = None) -> dict:
-    """Carry out one planned run (the same function for every executor)."""
+                on_step: Callable[[int, int], None] | None = None, extend: bool = False) -> dict:
+    """Carry out one planned run (the same function for every executor); ``extend``: its state
+    is 'extend'."""
     folder = StudyFolder(out)
     return execute(resolve(run, study, folder), folder.run(run.name).path, data=data,
-                   label=run.label, log=log, on_epoch=on_epoch, on_step=on_step, say_subsets=False)
+                   label=run.label, log=log, on_epoch=on_epoch, on_step=on_step, say_subsets=False, extend=extend)
 
 
 # ------------------------------------------------------------------ the local executor
@@ -403,7 +418,8 @@ def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out:
             progress.start(run)
             summary = run_planned(run, study, out, data, progress.say,
                                   on_epoch=lambda row, r=run: progress.epoch(r, row),
-                                  on_step=progress.step if progress.tty else None)
+                                  on_step=progress.step if progress.tty else None,
+                                  extend=states[run.name] == "extend")
             progress.finished(run, summary)
     finally:
         progress.close()

@@ -1,6 +1,6 @@
 """``fashionae study FILE --plan``: what a study would train, and how long it would take here.
 
-Every run of the plan with its state (new, resume, complete, changed), its settings as far as
+Every run of the plan with its state (new, resume, complete, extend, changed), its settings as far as
 they are known, and a wall-time estimate from a short speed probe of its model on this machine;
 nothing trains. Then, as ``run_study`` would, the run folders that hold runs the study no
 longer asks for are refused.
@@ -26,14 +26,14 @@ from .training import TrainConfig, slow_precision
 
 
 def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
-              as_json: bool = False) -> None:
+              as_json: bool = False, extend: bool = False) -> None:
     """``study --plan``: every run with its state and estimated time, trained nothing; then the
     what ``run_study`` would refuse is refused (``plan.refuse_before_training``)."""
     folder = StudyFolder(out)
     folder.check_holds(study)
     data = load_dataset(study.dataset, data_dir, verify)
     plan = make_plan(study)
-    states, changed, known = plan_states(plan, study, folder, data)
+    states, changed, known = plan_states(plan, study, folder, data, extend)
     print_plan(describe(plan, states, known, data, folder), as_json)
     slow = [(run.name, warning) for run in plan
             if states[run.name] != "complete" and (warning := slow_precision(known[run.name][0].train))]
@@ -52,17 +52,17 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
              data: Dataset, folder: StudyFolder) -> list[dict]:
     """One JSON-able row per run: its settings as far as they are known (``plan_states``;
     ``settings_final`` says whether they are), the images of each split it uses, its state and an
-    estimated wall time from a timing probe of its model on this machine (for a run to resume,
-    of the epochs it has left; a changed one counts whole: once its folder is deleted it trains
+    estimated wall time from a timing probe of its model on this machine (for a run to resume
+    or train on, of the epochs it has left; a changed one counts whole: once its folder is deleted it trains
     from the start)."""
     rows, probes = [], {}
     for run in plan:
         cfg, final = known[run.name]
         done = states[run.name] == "complete"  # no probe of a model that will not train
         run_folder = folder.run(run.name)
-        trained = checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if states[run.name] == "resume" else 0
-        # a finished classifier kept while an encoder it needs trains again: judged by its digest after
-        awaits = done and run.kind == CLASSIFIER and any(not folder.run(n).is_complete() for n in run.needs)
+        trained = checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if states[run.name] in ("resume", "extend") else 0
+        # a finished classifier kept while an encoder it needs trains again or on: judged by its digest after
+        awaits = done and run.kind == CLASSIFIER and any(states[n] != "complete" for n in run.needs)
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
                      "awaits_encoder": awaits,
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
@@ -132,6 +132,6 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
         print('* encoder = "best": chosen once the autoencoders are trained; until then the first '
               "autoencoder's settings stand in for its model and its estimate", file=out)
     if any(r["awaits_encoder"] for r in rows):
-        print("† finished, and kept while an encoder it needs trains again: the study keeps it if that encoder "
+        print("† finished, and kept while an encoder it needs trains again or on: the study keeps it if that encoder "
               "comes out as the one it was trained on (its digest), and refuses it otherwise, before the report",
               file=out)

@@ -134,7 +134,7 @@ class RayExecutor:
                 continue
             needs = [refs[n] for n in run.needs if n in refs]  # Ray starts the task once they are done
             refs[run.name] = task.remote(run, study, str(folder.path), data_ref, self.cpus, self.gpus,
-                                         self.on_epoch, *needs)
+                                         states[run.name] == "extend", self.on_epoch, *needs)
             labels[refs[run.name]] = run
         done, total = len(plan) - len(refs), len(plan)
         log(f"{len(refs)} run(s) to train as Ray tasks ({self.description}); {done} finished already")
@@ -160,7 +160,8 @@ class RayExecutor:
                 done += 1
                 for note in r["notes"]:  # what the run said of its result, beyond its epochs
                     log(note)
-                resumed = ", resumed from its checkpoint" if r["resumed"] else ""
+                resumed = ((", trained on from its kept state" if states[run.name] == "extend"
+                            else ", resumed from its checkpoint") if r["resumed"] else "")
                 log(f"{run.label}: done on {r['host']} in {r['seconds']:.0f} s{resumed} ({done}/{total} runs)")
         except BaseException:  # Ctrl-C or a failed run: stop the rest; finished runs stay as they are
             for ref in pending:
@@ -175,9 +176,10 @@ def _reachable(address: str) -> None:
         socket.create_connection((host, int(port)), timeout=10).close()
 
 
-def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: int, gpus: float,
+def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: int, gpus: float, extend: bool,
              on_epoch: Callable[[PlannedRun, dict], None] | None, *needs) -> dict:
-    """One run in a Ray worker (``needs``: the finished runs it waited for)."""
+    """One run in a Ray worker (``extend``: its state is 'extend'; ``needs``: the finished runs it
+    waited for)."""
     import torch
     os.environ[EXECUTOR_ENV] = "ray"  # recorded in the run's environment
     if not gpus:
@@ -197,7 +199,7 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
             notes.append(message)
     try:
         run_planned(run, study, out, data, log=log,
-                    on_epoch=(lambda row: on_epoch(run, row) or "") if on_epoch else None)
+                    on_epoch=(lambda row: on_epoch(run, row) or "") if on_epoch else None, extend=extend)
     except Exception as e:  # the driver says them before the error (an exception pickles its attributes)
         try:
             e.run_notes = notes

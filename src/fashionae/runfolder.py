@@ -269,27 +269,36 @@ class RunFolder:
 
     def extends(self, cfg: RunConfig, extend: bool) -> bool:
         """Whether ``cfg`` asks for the run here trained on for more epochs, all its other
-        settings alike, and it can be: ``extend`` is given, its schedule is constant (a one-cycle
-        schedule is shaped by its epochs), and its training state is here (kept by keep_state, or
-        an unfinished run's checkpoint). Trained on, it is the run of that many epochs from the
-        start, bit for bit on the same threads. A run asked for more epochs that cannot be is
-        refused, saying why; False for any other difference."""
-        theirs, ours = self.config().train.epochs, cfg.train.epochs
-        if ours <= theirs or self.differences(cfg, ignore=("train.epochs",)):
+        settings alike, and it can be (``why_not_extend``): trained on, it is the run of that many
+        epochs from the start, bit for bit on the same threads. A run asked for more epochs that
+        cannot be, or without ``extend``, is refused, saying why; False for any other difference."""
+        if not self.more_epochs(cfg):
             return False
+        theirs = self.config().train.epochs
         held = f"{self.path} holds a run of {theirs} epoch{'s' * (theirs != 1)}"
-        another = f"train a run of {ours} epochs into another --out"
-        if cfg.train.schedule != "constant":
-            raise UserError(f"{held} whose {cfg.train.schedule} schedule is fitted to its epochs: trained on, it "
-                            f"would not be a run of {ours} epochs; {another}")
-        if not (self / self.CHECKPOINT).is_file():
-            raise UserError(f"{held} that did not keep its training state "
-                            f"(Adam's moments, the random generators), which training it on needs; {another} "
-                            "(with --keep-state, --extend can train it on later)")
+        another = f"train a run of {cfg.train.epochs} epochs into another --out"
+        if why := self.why_not_extend(cfg):
+            later = " (with --keep-state, --extend can train it on later)" if cfg.train.schedule == "constant" else ""
+            raise UserError(f"{held} {why}; {another}{later}")  # later: the state was not kept
         if not extend:
-            raise UserError(f"{held}, and {ours} are asked for; add --extend to "
-                            f"train it on to {ours} from its training state, or choose another --out")
+            raise UserError(f"{held}, and {cfg.train.epochs} are asked for; add --extend to "
+                            f"train it on to {cfg.train.epochs} from its training state, or choose another --out")
         return True
+
+    def more_epochs(self, cfg: RunConfig) -> bool:
+        """Whether ``cfg`` asks for the run here with more epochs, and no other setting changed."""
+        return cfg.train.epochs > self.config().train.epochs and not self.differences(cfg, ignore=("train.epochs",))
+
+    def why_not_extend(self, cfg: RunConfig) -> str | None:
+        """Why the run here cannot be trained on to ``cfg``'s epochs (``more_epochs``), or None if
+        it can: its schedule is constant (a one-cycle schedule is shaped by its epochs), and its
+        training state is here (kept by keep_state, or an unfinished run's checkpoint)."""
+        if cfg.train.schedule != "constant":
+            return (f"whose {cfg.train.schedule} schedule is fitted to its epochs: trained on, it would not be a run "
+                    f"of {cfg.train.epochs} epochs")
+        if not (self / self.CHECKPOINT).is_file():
+            return "that did not keep its training state (Adam's moments, the random generators), which training it on needs"
+        return None
 
     def trained_an_epoch(self) -> bool:
         """Whether the run here finished an epoch (its metrics, checkpoint or model are here): one
