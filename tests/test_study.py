@@ -648,6 +648,18 @@ def test_progress_is_one_line_on_a_terminal_and_plain_lines_in_a_log(monkeypatch
     assert log.getvalue() == "" and logged == ["ae-linear-64 seed 0: done (1/8 runs, 2 s)"]
 
 
+def test_progress_counts_the_epochs_a_run_to_resume_or_train_on_has_already():
+    """A run of 4 epochs to train on from 2 is half done before it starts: the rest of the plan
+    (here, nothing else) is what is left, not the whole run again."""
+    study = load_study(PAPER, "smoke")
+    plan = [replace(run, config=replace(run.config, train=replace(run.config.train, epochs=4)))
+            for run in plan_mod.make_plan(study)[:2]]
+    states = {plan[0].name: "extend", plan[1].name: "complete"}
+    progress = plan_mod.Progress(plan, states, 400, lambda m: None, stream=io.StringIO(), trained={plan[0].name: 2})
+    assert progress.status().startswith("1/2 runs,  75% done")
+    assert progress.epoch(plan[0], {"epoch": 3, "seconds": 2.0}).startswith("1/2 runs,  88% done, about 2s left")
+
+
 def test_progress_draws_on_the_stderr_of_the_moment(monkeypatch):
     """Not on the sys.stderr of import time, which a test runner or a notebook may have
     replaced (and closed) since."""
@@ -914,6 +926,64 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     assert main(["study", str(more_ae), "--extend", *common]) == 0
     assert models(out) == study_of(longer.format(), longer.format(), "both-longer")
     assert len(RunFolder(runs / "clf-scratch-seed0").sessions()) == 2  # trained, then trained on once
+
+
+def test_an_autoencoder_asked_for_more_epochs_keeps_its_scratch_classifier_and_is_mapped_again(
+        data_dir, tmp_path, capsys):
+    """An autoencoder asked for more epochs that cannot be trained on (it kept no state) is named
+    alone: its scratch classifier takes its architecture only, and stays once it is deleted and
+    trained again. Trained on with --extend, its latent space is mapped again: the report's is
+    the longer model's, not the one before."""
+    body = (TINY_TRAIN + 'keep_state = true\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n{ae}'
+            '[classifiers]\nencoder = "a"\nstrategies = ["scratch"]\n[baselines]\nenabled = false\n'
+            '[explore]\nautoencoders = ["a"]\ntsne = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    runs, ae = out / "runs", RunFolder(out / "runs" / "ae-a-seed0")
+    assert main(["study", str(write(tmp_path, body.format(ae=""))), *common]) == 0
+    assert ae.explore_result()["model_sha256"] == ae.model_sha256()
+    scratch = (runs / "clf-scratch-seed0" / "model.safetensors").read_bytes()
+    longer = write(tmp_path, body.format(ae="train = { epochs = 2 }\n"))
+    (ae / ae.CHECKPOINT).rename(tmp_path / "state")
+    capsys.readouterr()
+    assert main(["study", str(longer), "--extend", *common]) == 2
+    assert capsys.readouterr().err == (
+        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        "ae-a-seed0 (train.epochs: 1 there, 2 now; a run that did not keep its training state (Adam's moments, the "
+        "random generators), which training it on needs); delete it and run the study again (its other finished "
+        "runs are kept), or choose another --out\n")
+    (tmp_path / "state").rename(ae / ae.CHECKPOINT)
+    before = ae.model_sha256()
+    assert main(["study", str(longer), "--extend", *common]) == 0
+    assert "explore: latent space of ae-a-seed0" in capsys.readouterr().err
+    assert ae.model_sha256() != before and ae.explore_result()["model_sha256"] == ae.model_sha256()
+    assert (runs / "clf-scratch-seed0" / "model.safetensors").read_bytes() == scratch
+
+
+def test_a_best_classifier_to_train_on_is_judged_again_once_its_encoders_are_trained_on(data_dir, tmp_path, capsys):
+    """encoder = "best", a scratch classifier asked for more epochs while an autoencoder it
+    compares is trained on: --plan can only list it as 'extend' (the choice is not made yet); once
+    the autoencoders are trained on and another one is best, it is refused as the study refuses
+    before anything trains, not trained on the encoder it was not trained on."""
+    body = (TINY_TRAIN + 'keep_state = true\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+            '[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 32\n{b}'
+            '[classifiers]\nencoder = "best"\nstrategies = ["scratch"]\n{clf}[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    runs = out / "runs"
+    assert main(["study", str(write(tmp_path, body.format(b="", clf=""))), *common]) == 0
+    assert RunFolder(runs / "clf-scratch-seed0").config().encoder_run.endswith("ae-a-seed0")
+    kept = (runs / "clf-scratch-seed0" / "model.safetensors").read_bytes()
+    longer = write(tmp_path, body.format(b="train = { epochs = 6 }\n", clf="train = { epochs = 2 }\n"))
+    capsys.readouterr()
+    assert main(["study", str(longer), "--plan", "--json", "--extend", *common]) == 0
+    states = {json.loads(line)["run"]: json.loads(line)["state"] for line in capsys.readouterr().out.splitlines()}
+    assert states == {"ae-a-seed0": "complete", "ae-b-seed0": "extend", "clf-scratch-seed0": "extend"}
+    assert main(["study", str(longer), "--extend", *common]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        "clf-scratch-seed0 (trained on ae-a-seed0, the encoder is now ae-b-seed0); delete it and run the study "
+        "again (its other finished runs are kept), or choose another --out\n")
+    assert RunFolder(runs / "ae-b-seed0").summary()["epochs"] == 6  # kept
+    assert (runs / "clf-scratch-seed0" / "model.safetensors").read_bytes() == kept
 
 
 def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_comes_out_the_same(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from .baselines import check_classes
+from .checkpoint import checkpoint_epoch
 from .data import Dataset, make_splits, split_sizes
 from .errors import UserError
 from .runfolder import RunConfig, RunFolder
@@ -154,14 +155,17 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
             weights = "encoder_sha256" not in cfg.unused()  # scratch, random-frozen: its architecture only
             if run.encoder != BEST and trained_on not in run.needs:
                 reason = f"trained on {trained_on}, the encoder is now {run.needs[0]}"
-            elif trained_on in why or trained_on not in run.needs:
+            elif (trained_on in why and weights) or trained_on not in run.needs:
                 reason = f"trained on an earlier {trained_on}"
             elif trained_on in extended and weights:
                 reason = f"trained on {trained_on}, which --extend trains on"
             elif again and not run_folder.is_complete() and weights:
                 # half-trained on the encoder's weights: it cannot resume on another one
                 reason = f"its encoder {trained_on} is to be trained again, and it cannot resume on another"
-            elif again or unfinished or extended:  # judged once its encoder (for "best", every one compared) is trained
+            elif again or unfinished or extended or trained_on in why:
+                # judged once its encoder (for "best", every one compared) is trained; one that takes
+                # only its encoder's architecture (scratch, random-frozen) is judged by its own settings
+                # while that encoder is refused: its folder deleted, the encoder trains again and it stays
                 deferred = True
                 # its own settings now, as far as they are known ("best" is not chosen yet: its model
                 # settings, the chosen encoder's, are a stand-in)
@@ -312,8 +316,13 @@ def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, l
                 on_epoch: Callable[[dict], str | None] | None = None,
                 on_step: Callable[[int, int], None] | None = None, extend: bool = False) -> dict:
     """Carry out one planned run (the same function for every executor); ``extend``: its state
-    is 'extend'."""
+    is 'extend'. A classifier kept to resume or train on while its encoders trained is judged
+    again first, now that they are (``plan_states``): one that no longer holds the run asked for
+    (a "best" encoder chosen otherwise, an encoder that came out otherwise) is refused as the
+    study refuses it before anything trains."""
     folder = StudyFolder(out)
+    if run.kind == CLASSIFIER and folder.run(run.name).is_run():
+        refuse_changed(plan_states([run], study, folder, data, extend)[1], folder)
     return execute(resolve(run, study, folder), folder.run(run.name).path, data=data,
                    label=run.label, log=log, on_epoch=on_epoch, on_step=on_step, say_subsets=False, extend=extend)
 
@@ -328,11 +337,13 @@ class Progress:
     appended to each epoch's line."""
 
     def __init__(self, plan: list[PlannedRun], states: dict[str, str], n_train: int,
-                 log: Log, stream=None):
+                 log: Log, stream=None, trained: dict[str, int] | None = None):
+        """``trained``: the epochs each run to resume or train on has already (``epochs_done``)."""
         self.units = {r.name: _units(r.config, n_train) for r in plan}
         self.total_runs, self.done_runs = len(plan), sum(s == "complete" for s in states.values())
         self.total = sum(self.units.values())
-        self.done = sum(self.units[n] for n, s in states.items() if s == "complete")
+        self.done = sum(self.units[r.name] * (1 if states[r.name] == "complete" else
+                                              (trained or {}).get(r.name, 0) / r.config.train.epochs) for r in plan)
         self.measured_units = self.measured_seconds = 0.0
         # sys.stderr read now, not at import: it may have been replaced since (captured, redirected)
         self.log, self.stream = log, stream or sys.stderr
@@ -395,6 +406,12 @@ class Progress:
             print(ERASE_LINE, end="", file=self.stream, flush=True)
 
 
+def epochs_done(folder: StudyFolder, run: PlannedRun, state: str) -> int:
+    """The epochs a run to resume or train on has already: its checkpoint's."""
+    run_folder = folder.run(run.name)
+    return checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if state in ("resume", "extend") else 0
+
+
 def _units(cfg: RunConfig, n_train: int) -> float:
     return cfg.train.epochs * min(n_train, cfg.train.train_subset or n_train)
 
@@ -410,7 +427,8 @@ def duration(seconds: float) -> str:
 def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path, data: Dataset,
               log: Log) -> None:
     """One run after the other, in plan order, in this process."""
-    progress = Progress(plan, states, split_sizes(data, study.val)[0], log)
+    progress = Progress(plan, states, split_sizes(data, study.val)[0], log,
+                        trained={r.name: epochs_done(StudyFolder(out), r, states[r.name]) for r in plan})
     try:
         for run in plan:
             if states[run.name] == "complete":

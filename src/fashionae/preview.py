@@ -13,11 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import bench
-from .checkpoint import checkpoint_epoch
 from .data import Dataset, load_dataset, split_sizes
 from .models import ModelConfig
 from .pages import EMPTY, text_table
-from .plan import PlannedRun, duration, make_plan, plan_states, refuse_before_training, subset_notes, unasked_runs_note
+from .plan import (PlannedRun, duration, epochs_done, make_plan, plan_states, refuse_before_training, subset_notes,
+                   unasked_runs_note)
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
 from .study import Study
@@ -59,8 +59,7 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
     for run in plan:
         cfg, final = known[run.name]
         done = states[run.name] == "complete"  # no probe of a model that will not train
-        run_folder = folder.run(run.name)
-        trained = checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if states[run.name] in ("resume", "extend") else 0
+        trained = epochs_done(folder, run, states[run.name])
         # a finished classifier kept while an encoder it needs trains again or on: judged by its digest after
         awaits = done and run.kind == CLASSIFIER and any(states[n] != "complete" for n in run.needs)
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
