@@ -129,11 +129,12 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
     """The state of every run ('new', 'resume', 'complete', 'extend': its folder holds the run
     with fewer epochs, to be trained on, as ``extend`` asks; or 'changed': its folder holds a run
     the study file no longer asks for), why each changed one is, and its resolved settings as
-    far as they are known (``known_config``: the settings, and whether they are final). A classifier whose encoder
-    is changed, not finished or trained on was trained on an earlier encoder: changed too, although its own
-    settings may read the same. A "best" classifier whose encoder is sound, while some of the
-    autoencoders it compares are not finished, cannot be judged yet, nor one that takes no
-    weights from an encoder trained on: ``run_study`` checks the plan again once they are."""
+    far as they are known (``known_config``: the settings, and whether they are final). A classifier that took
+    the weights of an encoder now changed or trained on was trained on an earlier encoder: changed too,
+    although its own settings may read the same. One whose encoders (for "best", every one compared)
+    are not finished or are trained on, or that takes only its encoder's architecture (scratch,
+    random-frozen), is judged on its own settings until they are trained: ``run_planned`` judges it
+    again before it trains, ``run_study`` after the runs if it is finished."""
     states, why, known = {}, {}, {}
     for run in plan:
         run_folder = folder.run(run.name)
