@@ -1,6 +1,6 @@
 """fashionae: train, check and reuse convolutional autoencoders on Fashion-MNIST."""
 
-__version__ = "0.3.11"
+__version__ = "0.3.12"
 
 
 def load(run_dir, precision: str = "auto"):
