@@ -77,7 +77,7 @@ def run_settings(model: nn.Module, cfg) -> dict:
     out, so that a run trained on for more epochs (``--extend``) resumes from its own state."""
     m = getattr(model, "config", None)  # (a fashionae model's; bench and tests train others too)
     used = {k: v for k, v in identity(m).items() if k not in m.unused()} if m is not None else {}
-    train = {k: v for k, v in identity(cfg).items() if not (k == "epochs" and cfg.schedule == "constant")}
+    train = {k: v for k, v in identity(cfg).items() if k != "epochs" or cfg.fitted_to_epochs}
     return json.loads(json.dumps({"train": train, "model": used}))
 
 

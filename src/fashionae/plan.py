@@ -146,7 +146,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
         if not run_folder.is_run():
             states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
             continue
-        reason, deferred, diffs = None, False, []
+        reason, deferred, diffs, ignore = None, False, [], ()
         if run.kind == CLASSIFIER:
             trained_on = Path(run_folder.config().encoder_run or "").name
             # an encoder of the same settings whose folder is gone (deleted, damaged) or unfinished is
@@ -171,7 +171,8 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
                 # its own settings now, as far as they are known ("best" is not chosen yet: its model
                 # settings, the chosen encoder's, are a stand-in)
                 model = [k for k in cfg.used_identity() if k.startswith("model.")] if run.encoder == BEST else []
-                diffs = run_folder.differences(cfg, ignore=("encoder_sha256", *model))
+                ignore = ("encoder_sha256", *model)
+                diffs = run_folder.differences(cfg, ignore=ignore)
             elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:
                 reason = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
         if reason is None and not deferred:
@@ -179,8 +180,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
         if reason is None and diffs:
             reason = "; ".join(_encoder_changed(run_folder, cfg) if d.startswith("encoder_sha256:") else d
                                for d in diffs[:3])
-            if all(d.startswith("train.epochs:") for d in diffs) and cfg.train.epochs > run_folder.config().train.epochs:
-                # the same run with more epochs: trained on where it can be (``RunFolder.extends``)
+            if run_folder.more_epochs(cfg, ignore):  # trained on where it can be (``RunFolder.extends``)
                 cannot = run_folder.why_not_extend(cfg)
                 if extend and not cannot:
                     states[run.name] = "extend"

@@ -278,22 +278,23 @@ class RunFolder:
         held = f"{self.path} holds a run of {theirs} epoch{'s' * (theirs != 1)}"
         another = f"train a run of {cfg.train.epochs} epochs into another --out"
         if why := self.why_not_extend(cfg):
-            later = " (with --keep-state, --extend can train it on later)" if cfg.train.schedule == "constant" else ""
+            later = "" if cfg.train.fitted_to_epochs else " (with --keep-state, --extend can train it on later)"
             raise UserError(f"{held} {why}; {another}{later}")  # later: the state was not kept
         if not extend:
             raise UserError(f"{held}, and {cfg.train.epochs} are asked for; add --extend to "
                             f"train it on to {cfg.train.epochs} from its training state, or choose another --out")
         return True
 
-    def more_epochs(self, cfg: RunConfig) -> bool:
-        """Whether ``cfg`` asks for the run here with more epochs, and no other setting changed."""
-        return cfg.train.epochs > self.config().train.epochs and not self.differences(cfg, ignore=("train.epochs",))
+    def more_epochs(self, cfg: RunConfig, ignore=()) -> bool:
+        """Whether ``cfg`` asks for the run here with more epochs, and no other setting changed
+        (``ignore``: as for ``differences``)."""
+        return cfg.train.epochs > self.config().train.epochs and not self.differences(cfg, ignore=("train.epochs", *ignore))
 
     def why_not_extend(self, cfg: RunConfig) -> str | None:
         """Why the run here cannot be trained on to ``cfg``'s epochs (``more_epochs``), or None if
         it can: its schedule is constant (a one-cycle schedule is shaped by its epochs), and its
         training state is here (kept by keep_state, or an unfinished run's checkpoint)."""
-        if cfg.train.schedule != "constant":
+        if cfg.train.fitted_to_epochs:
             return (f"whose {cfg.train.schedule} schedule is fitted to its epochs: trained on, it would not be a run "
                     f"of {cfg.train.epochs} epochs")
         if not (self / self.CHECKPOINT).is_file():

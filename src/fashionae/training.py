@@ -82,6 +82,13 @@ class TrainConfig:
                                "for more epochs (about three times the model file)", check=boolean,
                                identity=False)
 
+    @property
+    def fitted_to_epochs(self) -> bool:
+        """Whether the learning rate's schedule is shaped by the number of epochs (one-cycle,
+        ``lr_at``): then a run trained on for more epochs is not the longer run, and a checkpoint
+        is tied to its epochs. A constant schedule's epochs change none of the epochs' numbers."""
+        return self.schedule != "constant"
+
     def validate(self) -> "TrainConfig":
         settings.check(self)
         if self.device == "cuda" and not torch.cuda.is_available():
