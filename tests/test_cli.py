@@ -366,6 +366,33 @@ def test_a_sigterm_that_a_library_turns_into_a_keyboard_interrupt_is_still_a_ter
     assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
 
 
+@pytest.mark.parametrize("sig, said", [("SIGTERM", (143, "fashionae: terminated\n")),
+                                        ("SIGINT", (130, "fashionae: interrupted\n"))])
+def test_a_stop_that_comes_while_a_finalizer_runs_still_stops_the_command(capsys, monkeypatch, sig, said):
+    """Python ignores an exception raised in a finalizer (a weak reference's callback, here as
+    matplotlib's caches drop a figure): a stop arriving there would print a traceback and let the
+    command run to its end with status 0. It is delivered again, and stops the command."""
+    import gc
+    import signal
+    import time
+    import weakref
+    import fashionae.cli as cli_module
+
+    class Figure:
+        pass
+
+    def stopped(a):
+        figure = Figure()
+        ref = weakref.ref(figure, lambda _: os.kill(os.getpid(), getattr(signal, sig)))  # its handler raises here
+        del figure
+        gc.collect()
+        for _ in range(100):  # the command goes on meanwhile: stopped within it, not at its end
+            time.sleep(0.05)
+        return 0 if ref is not None else 1
+    monkeypatch.setattr(cli_module, "cmd_data", stopped)
+    assert cli(capsys, "data")[:3:2] == said
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch, data_dir):
     """`fashionae data | head -1`: once head has read enough, our writes fail with EPIPE, in
     the command or when its buffered output is flushed; that is no error of the user's nor a

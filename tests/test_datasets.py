@@ -128,6 +128,9 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
         write_npz_dataset(tmp_path / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(), x[240:, :10, :10].numpy(),
                           y[240:].numpy())
     assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(UserError, match="y_train holds labels up to 2, but classes= names 2 classes, numbered from 0"):
+        write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                          classes=["a", "b"])  # the classes given, not a dataset.toml the user never wrote
     with pytest.raises(UserError, match=f"^{tmp_path / 'bad'}: x_test holds no images"):  # named as asked
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[:0].numpy(), y[:0].numpy())
     first = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())

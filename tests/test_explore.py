@@ -5,6 +5,7 @@ import pytest
 from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.models import ModelConfig
+from fashionae.runfolder import RunFolder
 from fashionae.runs import RunConfig, execute
 from helpers import ON_DEVICE
 from fashionae.training import TrainConfig
@@ -196,7 +197,8 @@ def test_the_map_colours_each_point_by_its_own_label(explored_run, tiny, tmp_pat
 def test_two_classes_are_enough_to_score_and_the_fit_is_on_the_training_codes(explored_run, tiny, tmp_path,
                                                                                  monkeypatch):
     """A dataset of two classes is scored (two is the least the probes need); explore.json
-    counts the training images the probes were fitted on (at most FIT_IMAGES), not the test's."""
+    counts the training images the probes were fitted on (at most FIT_IMAGES, of those the run
+    trained on: its train_subset), not the test's (those the run was tested on: its eval_subset)."""
     from dataclasses import replace
     import numpy as np
     from fashionae import explore as explore_module
@@ -206,9 +208,11 @@ def test_two_classes_are_enough_to_score_and_the_fit_is_on_the_training_codes(ex
         size=(len(images), 16)).astype(np.float32))
     two = replace(tiny, train_labels=tiny.train_labels % 2, test_labels=tiny.test_labels % 2)
     result = explore_module.explore(explored_run, tmp_path / "out", data=two, tsne=False)
-    fitted = min(explore_module.FIT_IMAGES, len(make_splits(two).train_y))
-    assert fitted != len(two.test_labels)
-    assert result["fit_images"] == fitted and result["test_images"] == len(two.test_labels)
+    t = RunFolder(explored_run).config().train
+    run_splits = make_splits(two, t.val, t.train_subset, t.eval_subset)
+    fitted, tested = min(explore_module.FIT_IMAGES, len(run_splits.train_y)), len(run_splits.test_y)
+    assert (fitted, tested) == (400, 200)
+    assert result["fit_images"] == fitted and result["test_images"] == tested
     assert json.loads((tmp_path / "out" / "explore.json").read_text())["fit_images"] == fitted
     assert 0 <= result["knn_acc"] <= 1
 

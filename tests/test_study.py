@@ -201,6 +201,7 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
      "^study file s.toml: \\[train\\] must be a table$"),
     (MINIMAL * 2, "two autoencoders share the name 'a'$"),
     ('[[autoencoders]]\nname = "a b"\n', "needs a name of letters, digits and '-'"),
+    (f'[[autoencoders]]\nname = "{"a" * 65}"\n', "needs a name of letters, digits and '-', at most 64 of them$"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\ntrain = { val = "test" }\n', "every autoencoder must use the same val split"),
     (MINIMAL + '[classifiers]\nencoder = "a"\ntrain = { val = "test" }\n',
      "the classifiers must use the autoencoders' val split"),
@@ -293,6 +294,15 @@ def test_two_classifier_stages_that_would_share_a_folder_are_refused_before_anyt
 def test_seeds_on_the_command_line_are_checked_as_such(tmp_path):
     with pytest.raises(UserError, match=r"^--seeds must be an integer from 1 to 100, got 0$"):
         load_study(write(tmp_path, MINIMAL), seeds=0)
+
+
+def test_the_profile_note_of_a_study_run_with_other_seeds_says_what_ran():
+    """A profile's note tells its seeds ("3 seeds, 2 epochs ..."); run with --seeds 2, the
+    report's About says so beside it, not only the file's 3."""
+    note = load_study(STUDIES / "compare.toml").profile_note
+    assert note.startswith("Quick profile: 3 seeds")
+    assert load_study(STUDIES / "compare.toml", seeds=3).profile_note == note
+    assert load_study(STUDIES / "compare.toml", seeds=2).profile_note == note + " (Run with --seeds 2; the profile has 3.)"
 
 
 def test_the_command_lines_train_settings_override_every_train_table_of_the_file(tmp_path):
@@ -461,7 +471,9 @@ def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert lines[1].split()[:6] == ["ae-linear-64-seed0", "new", "linear", "64", "400/300", "1"]
     assert lines[4].split()[:3] == ["ae-conv-seed0", "new", "conv"]
     assert len([line for line in lines if line.startswith(("ae-", "clf-"))]) == 8
-    assert lines[-1].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")
+    assert lines[-2].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")
+    assert lines[-1] == ("Not in the estimate: the baselines (PCA, mean image, logistic regression on pixels), which "
+                         "follow the runs.")
     assert not (tmp_path / "plan").exists()
     assert "under Ray" not in capsys.readouterr().err
     extra_or_skip("ray", "ray")  # the executor's options are checked under --plan too
@@ -521,11 +533,8 @@ def test_out_holding_another_study_is_refused(tmp_path):
     assert json.loads((out / "study.json").read_text())["name"] == "other"
 
 
-def test_future_study_compares_encoder_types(data_dir, tmp_path, monkeypatch):
+def test_future_study_compares_encoder_types(data_dir, tmp_path):
     """Several encoders in one classifier stage, and the latent-space section."""
-    from fashionae import explore
-    # the probes on 1,000 codes, not 10,000, to keep the test short
-    monkeypatch.setattr(explore, "FIT_IMAGES", 1_000)
     s = load_study(STUDIES / "future.toml", "smoke")
     # two of its encoder types, linear, to keep the test short: the paper's and the strong one
     # (batch norm: its statistics must travel into the classifier and the latent-space section)
@@ -543,7 +552,9 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path, monkeypatch):
     assert fine["values"] == pytest.approx([100 * (results["classifiers"][1]["test_acc"]["mean"]
                                                    - results["classifiers"][0]["test_acc"]["mean"])])
     assert (out / "runs" / "clf-strong-512-finetune-seed0" / "summary.json").is_file()
-    assert all(a["explore"]["knn_acc"] > 0 and a["explore"]["fit_images"] == 1_000 for a in results["autoencoders"])
+    # the probes on the codes of the images the profile trains on (its train_subset), not 10,000
+    assert all(a["explore"]["knn_acc"] > 0 and a["explore"]["fit_images"] == s.autoencoders[0].train.train_subset
+               for a in results["autoencoders"])
     page = (out / "report.html").read_text()
     assert "Latent space" in page and "latent_strong-512_latent_pca.png" in page
     assert "what each change of encoder does to the classifiers' accuracy" in page
@@ -1263,18 +1274,28 @@ def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_pat
     assert plan_mod.best_encoder(study, folder) == "b"
 
 
-def test_the_latent_space_section_explores_the_seed_the_report_shows(data_dir, tmp_path, monkeypatch):
+def test_the_latent_space_section_explores_the_seed_the_report_shows(data_dir, tmp_path, monkeypatch, capsys):
     """With several seeds, [explore] takes each named autoencoder's seed-0 run: the one whose figures
-    the report shows (and only it: the section's minutes are spent once)."""
+    the report shows (and only it: the section's minutes are spent once). The plan says it leaves
+    the section (and the baselines) out of its estimate, until they are computed."""
     from fashionae import explore
+    from fashionae.preview import show_plan
     monkeypatch.setattr(explore, "FIT_IMAGES", 200)
-    study = write(tmp_path, "seeds = 2\n" + TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
-                            '[explore]\nautoencoders = ["a"]\ntsne = false\n[baselines]\nenabled = false\n')
-    results = run_study(load_study(study, None), tmp_path / "out", data_dir=str(data_dir), verify=False, **QUIET)
-    runs = tmp_path / "out" / "runs"
+    study = load_study(write(tmp_path, "seeds = 2\n" + TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\n'
+                                       'latent = 8\n[explore]\nautoencoders = ["a"]\ntsne = false\n'), None)
+    out = tmp_path / "out"
+    show_plan(study, out, data_dir=str(data_dir), verify=False)
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Not in the estimate: the latent-space section of a (maps, k-NN, linear probe) and the baselines (PCA, mean "
+        "image, logistic regression on pixels), which follow the runs.")
+    results = run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
+    runs = out / "runs"
     assert (runs / "ae-a-seed0" / "explore" / "explore.json").is_file()
     assert not (runs / "ae-a-seed1" / "explore").exists()
     assert results["autoencoders"][0]["explore"]["knn_acc"] > 0
+    capsys.readouterr()
+    show_plan(study, out, data_dir=str(data_dir), verify=False)
+    assert "Not in the estimate" not in capsys.readouterr().out
 
 
 def test_the_reports_samples_are_the_first_validation_image_of_each_class(tiny, tmp_path):

@@ -154,7 +154,8 @@ def test_a_run_trained_on_for_more_epochs_is_the_longer_run_bit_for_bit(tiny, tm
     assert (tmp_path / "kept" / "checkpoint.safetensors").exists()
     said = []
     extended = execute(ae_run(epochs=3), tmp_path / "kept", data=tiny, log=said.append, extend=True)
-    assert said[0].endswith("/kept: training it on from epoch 2 to 3")
+    assert said[0].endswith("/kept: training it on from epoch 2 to 3; its training state is not kept (keep_state, "
+                            "--keep-state), so it cannot be trained on again")
     assert not (tmp_path / "kept" / "checkpoint.safetensors").exists()  # kept only where asked for again
     stopped_after_its_first_epoch(ae_run(), tmp_path / "stopped", tiny, monkeypatch)
     execute(ae_run(epochs=3), tmp_path / "stopped", data=tiny, extend=True, **QUIET)
@@ -176,9 +177,12 @@ def test_a_run_that_cannot_be_trained_on_says_why_and_is_left_as_it_was(tiny, tm
     with pytest.raises(UserError, match=r"/kept holds a run of 2 epochs, and 3 are asked for; add --extend to train "
                                         r"it on to 3 from its training state, or choose another --out$"):
         execute(ae_run(epochs=3), run, data=tiny, **QUIET)
-    for fewer_or_other in (dict(epochs=1), dict(epochs=3, lr=2e-3)):
-        with pytest.raises(UserError, match="holds a run with other settings"):
-            execute(ae_run(**fewer_or_other), run, data=tiny, extend=True, **QUIET)
+    with pytest.raises(UserError, match=r"/kept holds a finished run of 2 epochs, and 1 is asked for: a run is trained "
+                                        r"on to more epochs, never back to fewer; choose another --out, or delete it "
+                                        r"to start over$"):
+        execute(ae_run(epochs=1), run, data=tiny, extend=True, **QUIET)
+    with pytest.raises(UserError, match="holds a run with other settings"):
+        execute(ae_run(epochs=3, lr=2e-3), run, data=tiny, extend=True, **QUIET)
     said = []
     execute(ae_run(), run, data=tiny, log=said.append)  # without keep_state now: the state it kept stays
     assert said == [f"{run}: already finished, kept as is"]
@@ -207,12 +211,70 @@ def test_a_run_stopped_while_trained_on_is_unfinished_and_resumes_to_the_longer_
     stopped_after_its_first_epoch(ae_run(epochs=3), run, tiny, monkeypatch, extend=True)
     with pytest.raises(UserError, match="has not finished training"):
         RunFolder(run).require()
-    with pytest.raises(UserError, match=r"other settings \(train.epochs: 3 there, 1 now\)"):
-        execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
+    assert not (run / "model.safetensors").exists()  # the 1-epoch run's, gone with its summary
+    with pytest.raises(UserError, match=r"/kept holds a run of 3 epochs that has trained 2 epochs already: ask for 2 "
+                                        r"or more; train a run of 1 epoch into another --out$"):
+        execute(ae_run(epochs=1, keep_state=True), run, data=tiny, extend=True, **QUIET)
     execute(ae_run(epochs=3), run, data=tiny, **QUIET)
     assert read_metrics(run) == read_metrics(tmp_path / "straight")
     assert same_weights(run / "model.safetensors", tmp_path / "straight" / "model.safetensors")
     assert not (run / "checkpoint.safetensors").exists()
+
+
+def test_a_run_stopped_while_trained_on_to_a_mistyped_end_is_aimed_again(tiny, tmp_path, monkeypatch):
+    """Trained on to 1000 epochs (a typo for 3) and stopped after its second: the unfinished run
+    takes another end with --extend, as long as it has not trained past it, and is the run of 3
+    epochs. Its training state not kept this time, the run says it cannot be trained on again."""
+    execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
+    run = tmp_path / "kept"
+    execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
+    stopped_after_its_first_epoch(ae_run(epochs=1000, keep_state=True), run, tiny, monkeypatch, extend=True)
+    with pytest.raises(UserError, match=r"/kept holds a run of 1000 epochs, and 3 are asked for; add --extend"):
+        execute(ae_run(epochs=3), run, data=tiny, **QUIET)
+    said = []
+    execute(ae_run(epochs=3), run, data=tiny, extend=True, log=said.append)
+    assert said[0].endswith("/kept: training it on from epoch 2 to 3; its training state is not kept (keep_state, "
+                            "--keep-state), so it cannot be trained on again")
+    assert read_metrics(run) == read_metrics(tmp_path / "straight")
+    assert same_weights(run / "model.safetensors", tmp_path / "straight" / "model.safetensors")
+
+
+def test_a_run_stopped_while_trained_on_whose_checkpoint_is_deleted_trains_again(tiny, tmp_path, monkeypatch):
+    """A damaged checkpoint says to delete it to restart the run from scratch: of a run stopped
+    while trained on (its summary and model gone), that is what deleting it does."""
+    run = tmp_path / "kept"
+    execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
+    stopped_after_its_first_epoch(ae_run(epochs=3, keep_state=True), run, tiny, monkeypatch, extend=True)
+    (run / "checkpoint.safetensors").write_bytes(b"damaged")
+    with pytest.raises(UserError, match="delete it to restart the run from scratch$"):
+        execute(ae_run(epochs=3), run, data=tiny, **QUIET)
+    (run / "checkpoint.safetensors").unlink()
+    said = []
+    execute(ae_run(epochs=3), run, data=tiny, log=said.append)
+    assert said[0].endswith("/kept: no checkpoint to resume from, so it trains from epoch 1")
+    execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
+    assert read_metrics(run) == read_metrics(tmp_path / "straight")
+
+
+def test_a_run_that_cannot_be_reopened_to_be_trained_on_says_so_and_stays(tiny, tmp_path, monkeypatch):
+    """A folder fashionae may not remove files from (immutable, another user's): one line, and
+    the finished run stays as it was."""
+    import errno
+    from pathlib import Path
+    run = tmp_path / "kept"
+    execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    real_unlink = Path.unlink
+
+    def refused(path, missing_ok=False):
+        if path.parent == run:
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+    monkeypatch.setattr(Path, "unlink", refused)
+    with pytest.raises(UserError, match=r"^cannot write in .*/kept: Operation not permitted; choose a writable folder$"):
+        execute(ae_run(epochs=2, keep_state=True), run, data=tiny, extend=True, **QUIET)
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
 
 
 def test_a_state_that_cannot_train_the_run_on_is_refused_before_the_run_is_touched(tiny, tmp_path):

@@ -101,6 +101,12 @@ def baseline_settings(val: str, train_subset: int | None, eval_subset: int | Non
             **({"dataset_sha256": data.sha256} if data and data.sha256 else {})}  # your own data: by its files too
 
 
+def computed_baselines(path: Path, settings: dict) -> dict | None:
+    """baselines.json, where it holds the figures of these ``settings`` (damaged or edited: not)."""
+    old = read_rebuildable_json(path)
+    return old if old and not baselines_fault(old) and old.get("settings") == settings else None
+
+
 def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | None, eval_subset: int | None,
                     logreg_max_iter: int, log: Callable[[str], None], keep_others: bool = False) -> dict:
     """baselines.json, computed unless it holds these settings already. One shape for the
@@ -108,12 +114,10 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
     ``eval_subset``: measured on the first N validation and test images, as the runs that share
     it are. ``keep_others``: refuse to replace baselines computed with other settings."""
     settings = baseline_settings(val, train_subset, eval_subset, logreg_max_iter, data)
+    if done := computed_baselines(path, settings):
+        return done
     old = read_rebuildable_json(path)
-    if old and baselines_fault(old):  # damaged or edited: computed again
-        old = None
-    if old and old.get("settings") == settings:
-        return old
-    if old and keep_others:
+    if old and not baselines_fault(old) and keep_others:  # (damaged or edited: computed again)
         theirs = old.get("settings") or {}
         changed = ", ".join(f"{k} {theirs.get(k)} (now {settings.get(k)})"
                             for k in sorted(set(theirs) | set(settings)) if theirs.get(k) != settings.get(k))

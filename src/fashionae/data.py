@@ -456,8 +456,9 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         (tmp / DATASET_TOML).write_text("\n".join(lines) + "\n")
         try:
             load_dataset_folder(tmp)  # refused here, and nothing is left behind
-        except UserError as e:  # said of the folder asked for, not of the temporary one
-            raise UserError(str(e).replace(str(tmp), str(folder))) from None
+        except UserError as e:  # said of the folder asked for, not of the temporary one, and of classes= given
+            raise UserError(str(e).replace(str(tmp), str(folder)).replace(f"but {DATASET_TOML} names",
+                                                                          "but classes= names")) from None
         tmp.chmod(0o777 & ~UMASK)  # mkdtemp's folder is the owner's alone
         os.replace(tmp, folder)  # one rename (over an empty folder too): the dataset appears whole
     except BaseException:

@@ -7,6 +7,7 @@ a reader of our output that went away (``| head``) quietly. Any other exception 
 fashionae (exit status 1).
 """
 
+import _thread
 import ast
 import errno
 import importlib
@@ -38,6 +39,9 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
     its traceback); ``resumable``: the command keeps finished epochs when stopped, and says so."""
     main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
     on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    unraisable = sys.unraisablehook
+    if main_thread:
+        sys.unraisablehook = _stop_again(unraisable)
     _signals.clear()
     try:
         code = command()
@@ -57,6 +61,7 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
+            sys.unraisablehook = unraisable
 
 
 def say_error(message: str) -> None:
@@ -131,6 +136,21 @@ def _stopped(term: bool, resumable: bool) -> int:
 def _terminate(signum, frame):
     _signals.append(signum)
     raise Terminated
+
+
+def _stop_again(hook):
+    """``sys.unraisablehook`` for a command: a stop (Ctrl-C, SIGTERM) that came while a finalizer
+    ran (a weak reference's callback, a ``__del__``), where Python prints the exception and goes
+    on, is delivered again a moment later (once this hook has returned: raised in it, the stop
+    would be lost too), to be raised where the command is; the rest is ``hook``'s."""
+    def unraisable(u) -> None:
+        if not isinstance(u.exc_value, KeyboardInterrupt):
+            return hook(u)
+        signum = signal.SIGTERM if isinstance(u.exc_value, Terminated) else signal.SIGINT
+        again = threading.Timer(0.05, _thread.interrupt_main, args=(signum,))
+        again.daemon = True
+        again.start()
+    return unraisable
 
 
 def _stdout_gone() -> bool:

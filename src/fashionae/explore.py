@@ -20,7 +20,7 @@ from .studyfolder import refuse_a_model_folder
 from .settings import AUTOENCODER
 from .training import to_inputs
 
-FIT_IMAGES = 10_000  # training images the probes are fitted on
+FIT_IMAGES = 10_000  # training images the probes are fitted on (at most: those the run trained on)
 MAP_IMAGES = 2_000   # test images on the t-SNE map
 MAP_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
 INTERPOLATION = "interpolation.png"
@@ -71,7 +71,8 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     _refuse_others(out, folder, model)
     cfg = folder.config()
     data = data or folder.load_data(data_dir, verify)
-    s = make_splits(data, cfg.train.val)
+    # the images the run itself was trained and tested on (a quick profile's subsets)
+    s = make_splits(data, cfg.train.val, cfg.train.train_subset, cfg.train.eval_subset)
     classes = run.classes
     train_y, test_y = s.train_y[:FIT_IMAGES].numpy(), s.test_y.numpy()
     if len(np.unique(train_y)) < 2:

@@ -36,7 +36,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         refuse_unwritable_folder(path.parent, "output folder")  # a file in the way, said as such
-        raise UserError(f"cannot write in {path.parent}: {e.strerror}; choose a writable folder") from e
+        raise _unwritable(path.parent, e) from e
     try:
         os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600 files; use the user's umask
         with os.fdopen(fd, "wb") as f:
@@ -101,6 +101,19 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_file(path: str | os.PathLike) -> None:
+    """Remove a file of ours (one gone already: nothing to do), or say in one line that its
+    folder cannot be written in."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as e:
+        raise _unwritable(Path(path).parent, e) from e
+
+
+def _unwritable(folder: Path, e: OSError) -> UserError:
+    return UserError(f"cannot write in {folder}: {e.strerror}; choose a writable folder")
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -84,8 +84,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             t0 = time.perf_counter()
             for name in study.explore.autoencoders:
                 run = folder.run(ae_run_name(name, study.seeds[0]))  # the run the report shows (results.py)
-                result = run.explore_result()  # none yet, or the latent space of its model before --extend:
-                if result is None or result.get("model_sha256") not in (None, run.model_sha256()):
+                if not run.explored():
                     log(f"explore: latent space of {run.path.name} (maps, k-NN, linear probe)")
                     with run.lock():
                         explore_run(run.path, data=data, tsne=study.explore.tsne, log=log)

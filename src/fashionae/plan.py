@@ -180,7 +180,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
         if reason is None and diffs:
             reason = "; ".join(_encoder_changed(run_folder, cfg) if d.startswith("encoder_sha256:") else d
                                for d in diffs[:3])
-            if run_folder.more_epochs(cfg, ignore):  # trained on where it can be (``RunFolder.extends``)
+            if run_folder.other_epochs(cfg, ignore):  # trained on where it can be (``RunFolder.extends``)
                 cannot = run_folder.why_not_extend(cfg)
                 if extend and not cannot:
                     states[run.name] = "extend"

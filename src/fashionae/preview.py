@@ -13,11 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import bench
+from .baselines import baseline_settings, computed_baselines
 from .data import Dataset, load_dataset, split_sizes
 from .models import ModelConfig
 from .pages import EMPTY, text_table
-from .plan import (PlannedRun, duration, epochs_done, make_plan, plan_states, refuse_before_training, subset_notes,
-                   unasked_runs_note)
+from .plan import (PlannedRun, ae_run_name, duration, epochs_done, make_plan, plan_states, refuse_before_training,
+                   subset_notes, unasked_runs_note)
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
 from .study import Study
@@ -35,6 +36,8 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     plan = make_plan(study)
     states, changed, known = plan_states(plan, study, folder, data, extend)
     print_plan(describe(plan, states, known, data, folder), as_json)
+    if not as_json and (after := after_the_runs(study, folder, states, data)):
+        print(f"Not in the estimate: {after}, which follow the runs.")
     slow = [(run.name, warning) for run in plan
             if states[run.name] != "complete" and (warning := slow_precision(known[run.name][0].train))]
     if slow:  # said once here, where a study says it of each run as it starts
@@ -46,6 +49,20 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     if note := unasked_runs_note(plan, folder):
         print(note, file=sys.stderr)
     refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
+
+
+def after_the_runs(study: Study, folder: StudyFolder, states: dict[str, str], data: Dataset) -> str | None:
+    """What the study computes once its runs are trained, and the estimate leaves out: the
+    latent-space sections not yet drawn of the models they will have, and the baselines."""
+    explored = [name for name in study.explore.autoencoders
+                if states[(run := ae_run_name(name, study.seeds[0]))] == "complete" and folder.run(run).explored()]
+    left = [name for name in study.explore.autoencoders if name not in explored]
+    b = study.baselines
+    settings = baseline_settings(study.val, b.train_subset, b.eval_subset, b.logreg_max_iter, data)
+    baselines = b.enabled and not computed_baselines(folder / folder.BASELINES, settings)
+    said = ([f"the latent-space section of {', '.join(left)} (maps, k-NN, linear probe)"] if left else []) + (
+        ["the baselines (PCA, mean image, logistic regression on pixels)"] if baselines else [])
+    return " and ".join(said) or None
 
 
 def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tuple[RunConfig, bool]],

@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from . import settings
+from .checkpoint import checkpoint_epoch
 from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
 from .errors import UserError
-from .files import (FolderLock, atomic_write, holds_nothing, read_json, read_rebuildable_json, write_json,
-                    write_jsonl)
+from .files import (FolderLock, atomic_write, holds_nothing, read_json, read_rebuildable_json, remove_file,
+                    write_json, write_jsonl)
 from .modelfile import load_model, model_file_bytes
 from .models import ModelConfig
 from .settings import CLASSIFIER, is_number
@@ -66,6 +67,10 @@ def _digest(content) -> str:
 
 def _unsealed(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != SEAL}
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' * (n != 1)}"
 
 
 def data_record(data: Dataset, splits: Splits) -> dict:
@@ -260,6 +265,11 @@ class RunFolder:
         if diffs and self.trained_an_epoch():
             if self.extends(cfg, extend):
                 return "extend"
+            if not self.differences(cfg, ignore=("train.epochs",)):  # a finished run, asked for fewer
+                asked = cfg.train.epochs
+                raise UserError(f"{self.path} holds a finished run of {_epochs(self.config().train.epochs)}, and {asked} "
+                                f"{'is' if asked == 1 else 'are'} asked for: a run is trained on to more epochs, never "
+                                "back to fewer; choose another --out, or delete it to start over")
             # an encoder trained on (--extend) or again since: its digest alone would say nothing
             said = [f"its encoder {cfg.encoder_run} is not the one it was trained on: trained on or again since"
                     if d.startswith("encoder_sha256:") else d for d in diffs[:3]]
@@ -268,37 +278,45 @@ class RunFolder:
         return "new" if diffs else self.progress()  # one stopped before its first epoch holds nothing to keep
 
     def extends(self, cfg: RunConfig, extend: bool) -> bool:
-        """Whether ``cfg`` asks for the run here trained on for more epochs, all its other
-        settings alike, and it can be (``why_not_extend``): trained on, it is the run of that many
-        epochs from the start, bit for bit on the same threads. A run asked for more epochs that
-        cannot be, or without ``extend``, is refused, saying why; False for any other difference."""
-        if not self.more_epochs(cfg):
+        """Whether ``cfg`` asks for the run here trained on to other epochs (``other_epochs``),
+        all its other settings alike, and it can be (``why_not_extend``): trained on, it is the run
+        of that many epochs from the start, bit for bit on the same threads. A run asked for other
+        epochs that cannot be, or without ``extend``, is refused, saying why; False for any other
+        difference."""
+        if not self.other_epochs(cfg):
             return False
-        theirs = self.config().train.epochs
-        held = f"{self.path} holds a run of {theirs} epoch{'s' * (theirs != 1)}"
-        another = f"train a run of {cfg.train.epochs} epochs into another --out"
+        held = f"{self.path} holds a run of {_epochs(self.config().train.epochs)}"
+        another = f"train a run of {_epochs(cfg.train.epochs)} into another --out"
         if why := self.why_not_extend(cfg):
-            later = "" if cfg.train.fitted_to_epochs else " (with --keep-state, --extend can train it on later)"
+            stateless = not cfg.train.fitted_to_epochs and not (self / self.CHECKPOINT).is_file()
+            later = " (with --keep-state, --extend can train it on later)" if stateless else ""
             raise UserError(f"{held} {why}; {another}{later}")  # later: the state was not kept
         if not extend:
             raise UserError(f"{held}, and {cfg.train.epochs} are asked for; add --extend to "
                             f"train it on to {cfg.train.epochs} from its training state, or choose another --out")
         return True
 
-    def more_epochs(self, cfg: RunConfig, ignore=()) -> bool:
-        """Whether ``cfg`` asks for the run here with more epochs, and no other setting changed
-        (``ignore``: as for ``differences``)."""
-        return cfg.train.epochs > self.config().train.epochs and not self.differences(cfg, ignore=("train.epochs", *ignore))
+    def other_epochs(self, cfg: RunConfig, ignore=()) -> bool:
+        """Whether ``cfg`` asks for the run here with other epochs, and no other setting changed
+        (``ignore``: as for ``differences``): more than a finished run's, or any other number for
+        one not finished (one stopped while trained on to a mistyped number can be aimed again;
+        ``why_not_extend`` refuses fewer than it has trained)."""
+        held = self.config().train.epochs
+        other = cfg.train.epochs > held or (cfg.train.epochs != held and not self.is_complete())
+        return other and not self.differences(cfg, ignore=("train.epochs", *ignore))
 
     def why_not_extend(self, cfg: RunConfig) -> str | None:
-        """Why the run here cannot be trained on to ``cfg``'s epochs (``more_epochs``), or None if
-        it can: its schedule is constant (a one-cycle schedule is shaped by its epochs), and its
-        training state is here (kept by keep_state, or an unfinished run's checkpoint)."""
+        """Why the run here cannot be trained on to ``cfg``'s epochs (``other_epochs``), or None if
+        it can: its schedule is constant (a one-cycle schedule is shaped by its epochs), its
+        training state is here (kept by keep_state, or an unfinished run's checkpoint), and it has
+        not trained more epochs than that."""
         if cfg.train.fitted_to_epochs:
             return (f"whose {cfg.train.schedule} schedule is fitted to its epochs: trained on, it would not be a run "
                     f"of {cfg.train.epochs} epochs")
         if not (self / self.CHECKPOINT).is_file():
             return "that did not keep its training state (Adam's moments, the random generators), which training it on needs"
+        if (trained := checkpoint_epoch(self / self.CHECKPOINT)) > cfg.train.epochs:
+            return f"that has trained {_epochs(trained)} already: ask for {trained} or more"
         return None
 
     def trained_an_epoch(self) -> bool:
@@ -476,6 +494,12 @@ class RunFolder:
     def explore_json(self) -> Path:
         return self / self.EXPLORE / self.EXPLORE_JSON
 
+    def explored(self) -> bool:
+        """Whether explore/ holds the latent space of the model here (not where there is none, it
+        was damaged or edited, or it is of the model before --extend trained it on)."""
+        result = self.explore_result()
+        return result is not None and result.get("model_sha256") in (None, self.model_sha256())  # None: older runs
+
     def explore_result(self) -> dict | None:
         """explore/explore.json as ``fashionae explore`` writes it: its scores, and figures that
         are files beside it. None when there is none, or when it was damaged or edited (see
@@ -517,3 +541,10 @@ class RunFolder:
         sealed[SEAL] = _digest(sealed)
         write_json(self / self.SUMMARY, sealed)
         return sealed
+
+    def reopen(self) -> None:
+        """Make the finished run here unfinished, to be trained on (``--extend``): its summary, then
+        its model go (the longer run's are written at its end); its metrics and checkpoint stay.
+        Stopped, it is then a run that resumes, or, its checkpoint deleted, trains from epoch 1."""
+        remove_file(self / self.SUMMARY)
+        remove_file(self / self.MODEL)

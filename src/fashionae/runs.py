@@ -268,8 +268,11 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                    "another --out") if folder.is_complete() else FIX
             trained = read_checkpoint(checkpoint, run_settings(model, t), dist.world, fix)[1]["epoch"]
             if dist.rank == 0:
-                (folder / folder.SUMMARY).unlink(missing_ok=True)
+                folder.reopen()
             state, resuming = "resume", f"training it on from epoch {trained} to {t.epochs}"
+            if not t.keep_state:
+                resuming += ("; its training state is not kept (keep_state, --keep-state), so it cannot be trained "
+                             "on again")
         else:
             resuming = RESUMING
         if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays

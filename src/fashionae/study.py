@@ -31,6 +31,7 @@ from .training import TrainConfig
 
 SEEDS = integer_in(1, 100)  # the check of a study's number of seeds
 SET_BY_THE_STUDY = "seed"  # a train setting the study sets, each run once per seed: never in a file
+NAME_MAX = 64  # an autoencoder's name, in its runs' folder names (of 255 bytes at most, on most file systems)
 TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoencoders", "classifiers", "ablation",
             "baselines", "profiles", "profile_note", "default_profile", "targets", "explore", "profile"}
 AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} | {"name", "train"}
@@ -281,6 +282,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     if seeds is not None:
         if problem := SEEDS(seeds):
             raise UserError(f"--seeds {problem}")
+        if seeds != merged.get("seeds", 1) and isinstance(merged.get("profile_note"), str):
+            # the note tells the profile as written, seeds included: the report says what ran
+            merged["profile_note"] += f" (Run with --seeds {seeds}; the profile has {merged.get('seeds', 1)}.)"
         merged["seeds"] = seeds
     if train_overrides:  # over every train table: [train], each autoencoder's, [classifiers]'s
         merged["train"] = {**merged.get("train", {}), **train_overrides}
@@ -330,8 +334,10 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
     for i, entry in enumerate(entries):
         where = f"autoencoders[{i}]"
         _check_keys(entry, AE_KEYS, where, source)
-        if not isinstance(entry.get("name"), str) or not entry["name"].replace("-", "").isalnum():
-            raise UserError(f"study file {source}: {where} needs a name of letters, digits and '-'")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.replace("-", "").isalnum() or len(name) > NAME_MAX:
+            raise UserError(f"study file {source}: {where} needs a name of letters, digits and '-', at most "
+                            f"{NAME_MAX} of them")
         model_keys = {**base_model, **{k: v for k, v in entry.items() if k not in ("name", "train")}}
         model = _typed(ModelConfig, model_keys, where, source, task=AUTOENCODER)
         if by_hand and "latent" in entry and "latent" in model.unused():  # (a shared [model] latent: the linear ones')
