@@ -236,3 +236,16 @@ def test_explore_finds_a_moved_dataset_in_data_dir(tmp_path, capsys):
     assert str(data) in capsys.readouterr().err
     assert main(["explore", str(tmp_path / "ae"), "--no-tsne", "--data-dir", str(tmp_path / "moved")]) == 0
     assert json.loads((tmp_path / "ae" / "explore" / "explore.json").read_text())["knn_acc"] >= 0
+
+
+@pytest.mark.parametrize("train_subset, eval_subset", [(4, 200), (400, 1)])
+def test_a_run_of_too_few_images_has_no_latent_space_to_score(tiny, tmp_path, train_subset, eval_subset):
+    """The probes fit on the images the run trained on, and score on those it was tested on: fewer
+    than the k-NN's neighbours, or a single test image, is refused in one line."""
+    from fashionae import explore as explore_module
+    t = TrainConfig(epochs=1, batch_size=4, train_subset=train_subset, eval_subset=eval_subset, **ON_DEVICE)
+    execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, log=lambda m: None)
+    with pytest.raises(UserError, match=f"ae trained on {train_subset} images and was tested on {eval_subset}: its "
+                                        "latent space needs 5 training images at least"):
+        explore_module.explore(tmp_path / "ae", data=tiny)
+    assert not (tmp_path / "ae" / "explore").exists()

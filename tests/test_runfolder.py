@@ -43,7 +43,8 @@ def test_a_folder_refuses_a_run_with_another_dataset(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     folder.write_config(base, {}, {})
-    folder.write_metrics([{"epoch": 1}])  # an epoch trained: a run to keep
+    folder.write_metrics([{"epoch": 1}])
+    (folder / folder.CHECKPOINT).write_bytes(b"")  # an epoch trained: a run to keep
     assert folder.state_for(base) == "resume"
     with pytest.raises(UserError, match="dataset_sha256: None there"):
         folder.state_for(dataclasses.replace(base, dataset_sha256="cd" * 32))
@@ -220,7 +221,9 @@ def test_state_for_an_out_folder(tmp_path):
     # killed before its first epoch (out of memory, by the system): its settings alone, replaced
     assert run.state_for(other) == "new" and run.state_for(cfg) == "resume"
     assert run.started() is None  # nor does it hand its device, precision or masks down to the next try
-    run.write_metrics([{"epoch": 1}])  # once an epoch is done, it is a run to keep
+    run.write_metrics([{"epoch": 1}])  # its epochs' figures alone (its checkpoint deleted): nothing to go on from
+    assert run.started() is None and run.state_for(other) == "new"
+    (run / run.CHECKPOINT).write_bytes(b"")  # once an epoch is done, it is a run to keep
     assert run.started() == cfg.train
     with pytest.raises(UserError) as e:
         run.state_for(other)
@@ -570,6 +573,6 @@ def test_a_folder_holding_a_finished_runs_summary_is_a_run_to_keep(tmp_path):
     folder.path.mkdir()
     folder.write_config(cfg, {}, {})
     put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 1))
-    assert folder.trained_an_epoch()
+    assert folder.holds_training()
     with pytest.raises(UserError, match="holds a run with other settings"):
         folder.state_for(dataclasses.replace(cfg, model=ModelConfig(latent=64)))

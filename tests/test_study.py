@@ -472,8 +472,8 @@ def test_the_plan_as_a_table(data_dir, tmp_path, capsys):
     assert lines[4].split()[:3] == ["ae-conv-seed0", "new", "conv"]
     assert len([line for line in lines if line.startswith(("ae-", "clf-"))]) == 8
     assert lines[-2].startswith("8 runs, 0 finished; estimated wall time of the rest on this machine")
-    assert lines[-1] == ("Not in the estimate: the baselines (PCA, mean image, logistic regression on pixels), which "
-                         "follow the runs.")
+    assert lines[-1] == ("Not in the estimate, after the runs: the baselines (PCA, mean image, logistic regression "
+                         "on pixels).")
     assert not (tmp_path / "plan").exists()
     assert "under Ray" not in capsys.readouterr().err
     extra_or_skip("ray", "ray")  # the executor's options are checked under --plan too
@@ -915,8 +915,11 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     assert [(r["state"], r["estimated_seconds"] > 0) for r in rows] == [("complete", False), ("extend", True),
                                                                         ("extend", True)]
     assert main(["study", str(more_clf), "--extend", *common]) == 0
-    assert ": 3 runs on fashion-mnist, 1 finished already, 2 to train on to more epochs\n" in capsys.readouterr().err
+    assert ": 3 runs on fashion-mnist, 1 finished already, 2 to train on from their training state\n" in capsys.readouterr().err
     assert models(out) == study_of("", longer.format(), "clf-longer")
+    assert main(["study", str(write(tmp_path, body.format(ae="", clf=""))), "--extend", *common]) == 2
+    assert ("clf-finetune-seed0 (train.epochs: 2 there, 1 now; --extend trains a run on to more epochs, never back to "
+            "fewer)") in capsys.readouterr().err
 
     # the encoder trained on: the classifier on its weights is named, the scratch one is not
     more_ae = write(tmp_path, body.format(ae=longer.format(), clf=longer.format()))
@@ -1286,8 +1289,8 @@ def test_the_latent_space_section_explores_the_seed_the_report_shows(data_dir, t
     out = tmp_path / "out"
     show_plan(study, out, data_dir=str(data_dir), verify=False)
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "Not in the estimate: the latent-space section of a (maps, k-NN, linear probe) and the baselines (PCA, mean "
-        "image, logistic regression on pixels), which follow the runs.")
+        "Not in the estimate, after the runs: the latent-space section of a (maps, k-NN, linear probe) and the "
+        "baselines (PCA, mean image, logistic regression on pixels).")
     results = run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
     runs = out / "runs"
     assert (runs / "ae-a-seed0" / "explore" / "explore.json").is_file()

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -241,7 +242,8 @@ def test_a_run_stopped_while_trained_on_to_a_mistyped_end_is_aimed_again(tiny, t
 
 def test_a_run_stopped_while_trained_on_whose_checkpoint_is_deleted_trains_again(tiny, tmp_path, monkeypatch):
     """A damaged checkpoint says to delete it to restart the run from scratch: of a run stopped
-    while trained on (its summary and model gone), that is what deleting it does."""
+    while trained on (its summary and model gone), that is what deleting it does, at the epochs
+    it was asked for or any other number."""
     run = tmp_path / "kept"
     execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
     stopped_after_its_first_epoch(ae_run(epochs=3, keep_state=True), run, tiny, monkeypatch, extend=True)
@@ -249,11 +251,15 @@ def test_a_run_stopped_while_trained_on_whose_checkpoint_is_deleted_trains_again
     with pytest.raises(UserError, match="delete it to restart the run from scratch$"):
         execute(ae_run(epochs=3), run, data=tiny, **QUIET)
     (run / "checkpoint.safetensors").unlink()
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
     said = []
     execute(ae_run(epochs=3), run, data=tiny, log=said.append)
     assert said[0].endswith("/kept: no checkpoint to resume from, so it trains from epoch 1")
     execute(ae_run(epochs=3), tmp_path / "straight", data=tiny, **QUIET)
     assert read_metrics(run) == read_metrics(tmp_path / "straight")
+    execute(ae_run(epochs=1), other, data=tiny, **QUIET)
+    assert read_metrics(other) == read_metrics(tmp_path / "straight")[:1]
 
 
 def test_a_run_that_cannot_be_reopened_to_be_trained_on_says_so_and_stays(tiny, tmp_path, monkeypatch):

@@ -51,9 +51,9 @@ def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool
 
 def add_extend_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extend", action="store_true",
-                   help="train the run in --out on to --epochs, more than it was asked for, from its training "
-                   "state (a finished run keeps it with --keep-state; an unfinished one has it): the same as "
-                   "a run of that many epochs from the start, with a constant schedule")
+                   help="train the run in --out on to --epochs from its training state: a finished run (which "
+                   "keeps it with --keep-state) to more epochs, an unfinished one to any number it has not trained "
+                   "past; the same as a run of that many epochs from the start, with a constant schedule")
 
 
 # ------------------------------------------------------------------ commands
@@ -398,8 +398,8 @@ def build_parser() -> Parser:
     s.add_argument("--json", action="store_true", help="with --plan: one JSON object per run")
     s.add_argument("--extend", action="store_true",
                    help="train on the finished runs the study file now asks for with more epochs, all else alike, "
-                   "from the training state they kept (keep_state = true; a constant schedule): each comes out "
-                   "as the run of that many epochs from the start")
+                   "from the training state they kept (keep_state = true; a constant schedule), and aim unfinished "
+                   "ones at the epochs it asks for now: each comes out as the run of that many epochs from the start")
     g = s.add_argument_group("executor")
     g.add_argument("--executor", default=LOCAL, choices=(LOCAL, "ray"), metavar=f"{LOCAL}|ray",
                    help="local: one run after the other in this process (default); ray: runs as Ray "

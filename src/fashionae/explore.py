@@ -74,6 +74,10 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     # the images the run itself was trained and tested on (a quick profile's subsets)
     s = make_splits(data, cfg.train.val, cfg.train.train_subset, cfg.train.eval_subset)
     classes = run.classes
+    if len(s.train_y) < KNN_K or len(s.test_y) < 2:
+        raise UserError(f"{folder.path} trained on {len(s.train_y):,} images and was tested on {len(s.test_y):,}: its "
+                        f"latent space needs {KNN_K} training images at least (the k-NN score's neighbours) and 2 test "
+                        "images (a map); explore a run of larger train_subset and eval_subset")
     train_y, test_y = s.train_y[:FIT_IMAGES].numpy(), s.test_y.numpy()
     if len(np.unique(train_y)) < 2:
         raise UserError(f"the first {len(train_y):,} training images hold a single class: the k-NN and linear-probe "

@@ -60,7 +60,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         extended = sum(s == "extend" for s in states.values())
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else "")
-            + (f", {extended} to train on to more epochs" if extended else ""))
+            + (f", {extended} to train on from their training state" if extended else ""))
         for note in subset_notes(plan, states, data):
             log(note)
         if note := unasked_runs_note(plan, folder):

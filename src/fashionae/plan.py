@@ -186,7 +186,9 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
                     states[run.name] = "extend"
                     continue
                 reason += f"; a run {cannot}" if cannot else "; --extend trains it on"
-        if reason and not run_folder.trained_an_epoch():  # stopped before its first epoch: nothing to keep
+            elif not run_folder.differences(cfg, ignore=("train.epochs", *ignore)):  # finished, asked for fewer
+                reason += "; --extend trains a run on to more epochs, never back to fewer"
+        if reason and not run_folder.holds_training():  # stopped before its first epoch, say: nothing to keep
             states[run.name] = "new"
         elif reason:
             states[run.name], why[run.name] = "changed", reason

@@ -37,7 +37,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     states, changed, known = plan_states(plan, study, folder, data, extend)
     print_plan(describe(plan, states, known, data, folder), as_json)
     if not as_json and (after := after_the_runs(study, folder, states, data)):
-        print(f"Not in the estimate: {after}, which follow the runs.")
+        print(f"Not in the estimate, after the runs: {after}.")
     slow = [(run.name, warning) for run in plan
             if states[run.name] != "complete" and (warning := slow_precision(known[run.name][0].train))]
     if slow:  # said once here, where a study says it of each run as it starts

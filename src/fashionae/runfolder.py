@@ -262,7 +262,7 @@ class RunFolder:
                                 "or choose an empty or new --out")
             return "new"
         diffs = self.differences(cfg)
-        if diffs and self.trained_an_epoch():
+        if diffs and self.holds_training():
             if self.extends(cfg, extend):
                 return "extend"
             if not self.differences(cfg, ignore=("train.epochs",)):  # a finished run, asked for fewer
@@ -319,11 +319,12 @@ class RunFolder:
             return f"that has trained {_epochs(trained)} already: ask for {trained} or more"
         return None
 
-    def trained_an_epoch(self) -> bool:
-        """Whether the run here finished an epoch (its metrics, checkpoint or model are here): one
-        killed before (by the system, out of memory) leaves only its settings, which a run with
-        other settings may replace."""
-        return any((self / f).exists() for f in (self.METRICS, self.CHECKPOINT, self.MODEL, self.SUMMARY))
+    def holds_training(self) -> bool:
+        """Whether the run here holds training to keep or go on from: its checkpoint, model or
+        summary. One killed before its first epoch (by the system, out of memory) leaves only its
+        settings, and one whose checkpoint was deleted (to restart it) only those and its epochs'
+        figures: a run with other settings (other epochs) may replace either, from epoch 1."""
+        return any((self / f).exists() for f in (self.CHECKPOINT, self.MODEL, self.SUMMARY))
 
     def progress(self) -> str:
         """'complete' or 'resume', for a folder that holds the run asked for. A finished run whose
@@ -340,10 +341,10 @@ class RunFolder:
         return "complete"
 
     def started(self) -> TrainConfig | None:
-        """The training settings of the run this folder holds, or None if it holds none (or one
-        that never finished an epoch: nothing to go on from): what a resumed run keeps
+        """The training settings of the run this folder holds, or None if it holds none (or none
+        to go on from, ``holds_training``): what a resumed run keeps
         (``TrainConfig.resolved``)."""
-        return self.config().train if self.is_run() and self.trained_an_epoch() else None
+        return self.config().train if self.is_run() and self.holds_training() else None
 
     def differences(self, cfg: RunConfig, ignore=(), asked: str = "now") -> list[str]:
         """How the run this folder holds differs from ``cfg`` in what ``cfg``'s run uses ("key: x

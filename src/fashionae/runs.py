@@ -269,7 +269,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             trained = read_checkpoint(checkpoint, run_settings(model, t), dist.world, fix)[1]["epoch"]
             if dist.rank == 0:
                 folder.reopen()
-            state, resuming = "resume", f"training it on from epoch {trained} to {t.epochs}"
+            state, resuming = "resume", (f"training it on from epoch {trained} to {t.epochs}" if trained < t.epochs
+                                         else f"finishing it at epoch {trained}, which it has trained")
             if not t.keep_state:
                 resuming += ("; its training state is not kept (keep_state, --keep-state), so it cannot be trained "
                              "on again")
