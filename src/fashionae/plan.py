@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from .baselines import check_classes
-from .checkpoint import checkpoint_epoch
 from .data import Dataset, make_splits, split_sizes
 from .errors import UserError
 from .runfolder import RunConfig, RunFolder
@@ -186,7 +185,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
                     states[run.name] = "extend"
                     continue
                 reason += f"; a run {cannot}" if cannot else "; --extend trains it on"
-            elif not run_folder.differences(cfg, ignore=("train.epochs", *ignore)):  # finished, asked for fewer
+            elif run_folder.fewer_epochs(cfg, ignore):
                 reason += "; --extend trains a run on to more epochs, never back to fewer"
         if reason and not run_folder.holds_training():  # stopped before its first epoch, say: nothing to keep
             states[run.name] = "new"
@@ -411,8 +410,7 @@ class Progress:
 
 def epochs_done(folder: StudyFolder, run: PlannedRun, state: str) -> int:
     """The epochs a run to resume or train on has already: its checkpoint's."""
-    run_folder = folder.run(run.name)
-    return checkpoint_epoch(run_folder / run_folder.CHECKPOINT) if state in ("resume", "extend") else 0
+    return folder.run(run.name).epochs_trained() if state in ("resume", "extend") else 0
 
 
 def _units(cfg: RunConfig, n_train: int) -> float:

@@ -54,9 +54,8 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
 def after_the_runs(study: Study, folder: StudyFolder, states: dict[str, str], data: Dataset) -> str | None:
     """What the study computes once its runs are trained, and the estimate leaves out: the
     latent-space sections not yet drawn of the models they will have, and the baselines."""
-    explored = [name for name in study.explore.autoencoders
-                if states[(run := ae_run_name(name, study.seeds[0]))] == "complete" and folder.run(run).explored()]
-    left = [name for name in study.explore.autoencoders if name not in explored]
+    left = [name for name in study.explore.autoencoders
+            if states[(run := ae_run_name(name, study.seeds[0]))] != "complete" or not folder.run(run).explored()]
     b = study.baselines
     settings = baseline_settings(study.val, b.train_subset, b.eval_subset, b.logreg_max_iter, data)
     baselines = b.enabled and not computed_baselines(folder / folder.BASELINES, settings)

@@ -265,7 +265,7 @@ class RunFolder:
         if diffs and self.holds_training():
             if self.extends(cfg, extend):
                 return "extend"
-            if not self.differences(cfg, ignore=("train.epochs",)):  # a finished run, asked for fewer
+            if self.fewer_epochs(cfg):
                 asked = cfg.train.epochs
                 raise UserError(f"{self.path} holds a finished run of {_epochs(self.config().train.epochs)}, and {asked} "
                                 f"{'is' if asked == 1 else 'are'} asked for: a run is trained on to more epochs, never "
@@ -305,6 +305,12 @@ class RunFolder:
         other = cfg.train.epochs > held or (cfg.train.epochs != held and not self.is_complete())
         return other and not self.differences(cfg, ignore=("train.epochs", *ignore))
 
+    def fewer_epochs(self, cfg: RunConfig, ignore=()) -> bool:
+        """Whether ``cfg`` asks for the finished run here with fewer epochs, and no other setting
+        changed (``ignore``: as for ``differences``): never trained on (``other_epochs``)."""
+        return (cfg.train.epochs < self.config().train.epochs and self.is_complete()
+                and not self.differences(cfg, ignore=("train.epochs", *ignore)))
+
     def why_not_extend(self, cfg: RunConfig) -> str | None:
         """Why the run here cannot be trained on to ``cfg``'s epochs (``other_epochs``), or None if
         it can: its schedule is constant (a one-cycle schedule is shaped by its epochs), its
@@ -315,9 +321,14 @@ class RunFolder:
                     f"of {cfg.train.epochs} epochs")
         if not (self / self.CHECKPOINT).is_file():
             return "that did not keep its training state (Adam's moments, the random generators), which training it on needs"
-        if (trained := checkpoint_epoch(self / self.CHECKPOINT)) > cfg.train.epochs:
+        if (trained := self.epochs_trained()) > cfg.train.epochs:
             return f"that has trained {_epochs(trained)} already: ask for {trained} or more"
         return None
+
+    def epochs_trained(self) -> int:
+        """The epochs its checkpoint holds (0 with none, or one it cannot read: what is wrong with
+        it is said when the run starts)."""
+        return checkpoint_epoch(self / self.CHECKPOINT)
 
     def holds_training(self) -> bool:
         """Whether the run here holds training to keep or go on from: its checkpoint, model or
