@@ -1301,6 +1301,25 @@ def test_the_latent_space_section_explores_the_seed_the_report_shows(data_dir, t
     assert "Not in the estimate" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("subsets", ["train_subset = 4\neval_subset = 200\n", "train_subset = 300\neval_subset = 1\n"])
+def test_a_latent_space_section_on_too_few_images_is_refused_before_anything_trains(data_dir, tmp_path, capsys,
+                                                                                    subsets):
+    """[explore] on an autoencoder of under 5 training images or a single test image is refused by
+    the study and its plan at once, in one line, not after its runs."""
+    study = write(tmp_path, '[train]\nepochs = 1\nbatch_size = 4\n' + subsets + '[[autoencoders]]\nname = "a"\n'
+                  'arch = "linear"\nlatent = 8\n[[autoencoders]]\nname = "b"\narch = "conv"\n'
+                  '[explore]\nautoencoders = ["a"]\ntsne = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    n_train, n_test = (4, 200) if "= 4" in subsets else (300, 1)
+    for extra in (["--plan"], []):
+        assert main(["study", str(study), *common, *extra]) == 2
+        assert capsys.readouterr().err == (
+            f"fashionae: error: [explore] autoencoder a: {n_train} training images and {n_test} test images, where a "
+            "latent space needs 5 training images at least (the k-NN score's neighbours) and 2 test images (a map); "
+            "give it a larger train_subset and eval_subset, or take it out of [explore]\n")
+    assert not (out / "runs").exists()
+
+
 def test_the_reports_samples_are_the_first_validation_image_of_each_class(tiny, tmp_path):
     """samples.safetensors, which the report's reconstruction figure shows without the dataset: the
     first validation image of each of the first 8 classes, in class order."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import plots
-from .data import Dataset, make_splits
+from .data import Dataset, Splits, make_splits
 from .errors import UserError
 from .files import read_rebuildable_json, refuse_unwritable_folder, write_json
 from .inference import LoadedRun
@@ -74,14 +74,8 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     # the images the run itself was trained and tested on (a quick profile's subsets)
     s = make_splits(data, cfg.train.val, cfg.train.train_subset, cfg.train.eval_subset)
     classes = run.classes
-    if len(s.train_y) < KNN_K or len(s.test_y) < 2:
-        raise UserError(f"{folder.path} trained on {len(s.train_y):,} images and was tested on {len(s.test_y):,}: its "
-                        f"latent space needs {KNN_K} training images at least (the k-NN score's neighbours) and 2 test "
-                        "images (a map); explore a run of larger train_subset and eval_subset")
+    refuse_too_few(s, str(folder.path))
     train_y, test_y = s.train_y[:FIT_IMAGES].numpy(), s.test_y.numpy()
-    if len(np.unique(train_y)) < 2:
-        raise UserError(f"the first {len(train_y):,} training images hold a single class: the k-NN and linear-probe "
-                        "scores need two at least (a dataset of one class has no latent space to score)")
     train_z, test_z = _embed(run, s.train_x[:FIT_IMAGES]), _embed(run, s.test_x)
     log(f"explore: k-NN and linear probe on {len(train_z):,} latent codes of {train_z.shape[1]} values")
     result = {"run": str(folder.path), "model_sha256": model, "latent": int(train_z.shape[1]),
@@ -121,6 +115,20 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     result["seconds"] = time.perf_counter() - t0
     write_json(out / folder.EXPLORE_JSON, result)
     return {**result, "out": str(out)}
+
+
+def refuse_too_few(s: Splits, run: str, advice: str = "explore a run of larger train_subset and eval_subset") -> None:
+    """A latent space to score needs KNN_K training images (the k-NN's neighbours) of two classes
+    at least and 2 test images (a map): refused in one line, by ``explore`` and, before its runs,
+    by a study that explores ``run``."""
+    if len(s.train_y) < KNN_K or len(s.test_y) < 2:
+        raise UserError(f"{run}: {len(s.train_y):,} training images and {len(s.test_y):,} test images, where a latent "
+                        f"space needs {KNN_K} training images at least (the k-NN score's neighbours) and 2 test images "
+                        f"(a map); {advice}")
+    if len(s.train_y[:FIT_IMAGES].unique()) < 2:
+        raise UserError(f"the first {min(len(s.train_y), FIT_IMAGES):,} training images of {run} hold a single class: "
+                        "the k-NN and linear-probe scores need two at least (a dataset of one class has no latent "
+                        "space to score)")
 
 
 def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:

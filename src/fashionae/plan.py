@@ -20,6 +20,7 @@ from typing import Callable, Collection
 from .baselines import check_classes
 from .data import Dataset, make_splits, split_sizes
 from .errors import UserError
+from .explore import refuse_too_few
 from .runfolder import RunConfig, RunFolder
 from .runs import (Log, check_every_class, classifier_from_encoder, classifier_model, execute, subset_note,
                    with_data)
@@ -227,10 +228,14 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
                            folder: StudyFolder, data: Dataset) -> None:
     """Everything a study refuses before it trains, for ``study`` and ``study --plan`` alike:
     run folders it no longer asks for (``why``), finished classifiers under an earlier name,
-    classifiers and baselines on data that lacks what they need."""
+    classifiers, latent-space sections and baselines on data that lacks what they need."""
     refuse_changed(why, folder)
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
+    for name in study.explore.autoencoders:
+        t = next(r for r in plan if r.name == ae_run_name(name, study.seeds[0])).config.train
+        refuse_too_few(make_splits(data, t.val, t.train_subset, t.eval_subset), f"[explore] autoencoder {name}",
+                       "give it a larger train_subset and eval_subset, or take it out of [explore]")
     if study.baselines.enabled:
         check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
 
