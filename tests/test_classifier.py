@@ -107,6 +107,28 @@ def test_a_classifier_trained_on_is_the_longer_run_and_one_on_an_encoder_trained
         execute(clf("frozen", encoder, epochs=1), tmp_path / "frozen", data=tiny, **QUIET)
 
 
+def test_a_diverged_classifier_has_no_accuracy(tiny, ae_run, tmp_path, monkeypatch):
+    """A classifier whose weights became NaN: argmax answers class 0 for every image, a finite
+    share of the test set that the claims would judge. Its accuracies are not numbers instead, and
+    the run still finishes, its summary sound (the report names it diverged)."""
+    import math
+
+    from fashionae import training
+    from fashionae.runfolder import RunFolder
+    real = training.prepare
+
+    def diverging(model, cfg):
+        opt = real(model, cfg)
+        step = opt.step
+        opt.step = lambda: (step(), [p.data.fill_(math.nan) for p in model.parameters()])
+        return opt
+    monkeypatch.setattr(training, "prepare", diverging)
+    summary = execute(clf("finetune", ae_run, epochs=1), tmp_path / "ft", data=tiny, **QUIET)
+    assert math.isnan(summary["test_loss"])
+    assert all(math.isnan(summary[k]) for k in ("test_acc", "val_acc", "best_val_acc", "train_acc", "train_eval_acc"))
+    assert math.isnan(RunFolder(tmp_path / "ft").summary()["test_acc"])
+
+
 def test_bad_encoders(tiny, ae_run, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         execute(clf("frozen", tmp_path / "nope"), tmp_path / "o", data=tiny, **QUIET)

@@ -174,6 +174,25 @@ def test_download_is_resumable_and_atomic(tmp_path, monkeypatch):
     assert load_folder(cache, verify=False).train_images.shape == (50, 28, 28)
 
 
+def test_a_whole_part_left_by_a_stop_is_taken_when_the_server_has_nothing_after_it(tmp_path, monkeypatch):
+    """A download stopped after its last byte, before the file was renamed into place: servers
+    answer a range past the end with 416, which would fail every mirror forever."""
+    import urllib.error
+    served = write_dataset(tmp_path / "served", 50, 20)
+    full = (served / "train-labels-idx1-ubyte.gz").read_bytes()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".train-labels-idx1-ubyte.gz.part").write_bytes(full)
+
+    def urlopen(request, timeout):
+        assert request.get_header("Range") == f"bytes={len(full)}-"
+        raise urllib.error.HTTPError(request.full_url, 416, "Range Not Satisfiable", {}, None)
+    monkeypatch.setattr(download_module.urllib.request, "urlopen", urlopen)
+    download_module.download_files(cache, ["train-labels-idx1-ubyte"], progress=False)
+    assert (cache / "train-labels-idx1-ubyte.gz").read_bytes() == full
+    assert not (cache / ".train-labels-idx1-ubyte.gz.part").exists()
+
+
 def test_splits(tiny):
     s = make_splits(tiny)  # holdout by default: a sixth of the training images (10,000 of 60,000)
     assert len(s.val_x) == round(11_000 / 6) and len(s.train_x) == len(tiny.train_images) - len(s.val_x)

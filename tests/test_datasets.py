@@ -108,11 +108,11 @@ def test_npz_folder_with_a_channel_axis(tmp_path, kind):
 def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     x, y = synthetic_images(300, 0, 16, 3)
     ds = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
-                           classes=["cat", 'say "hi"', "Ähre \U0001F455", "del\x7f"], name="pets \U0001F43E")
+                           classes=["cat", 'say "hi"', "Ähre \U0001F455", "back\\slash"], name="pets \U0001F43E")
     # a character beyond U+FFFF too (JSON would escape it as a surrogate pair, which TOML refuses), and
-    # one TOML takes only escaped; the file in ASCII, so that it reads the same in any locale
+    # one TOML takes only escaped (a backslash); the file in ASCII, so that it reads the same in any locale
     assert (ds.name, ds.classes, ds.verified, ds.unverified_because) == \
-        ("pets \U0001F43E", ("cat", 'say "hi"', "Ähre \U0001F455", "del\x7f"), True, None)
+        ("pets \U0001F43E", ("cat", 'say "hi"', "Ähre \U0001F455", "back\\slash"), True, None)
     assert (tmp_path / "d" / "dataset.toml").read_bytes().isascii()
     assert torch.equal(ds.test_images, x[240:])
     assert load_dataset(str(tmp_path / "d")).sha256 == ds.sha256
@@ -131,6 +131,13 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
     with pytest.raises(UserError, match="y_train holds labels up to 2, but classes= names 2 classes, numbered from 0"):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes=["a", "b"])  # the classes given, not a dataset.toml the user never wrote
+    with pytest.raises(UserError, match=r"^classes= must be a list of names, such as \['circle', 'square'\], got 'a,b,c'$"):
+        write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                          classes="a,b,c")  # (a string's letters would be three classes named 'a', ',' and 'b'...)
+    with pytest.raises(UserError, match=r"^" + re.escape(f"{tmp_path / 'bad'}/dataset.toml: class 'a\\nb' has a space "
+                                                         "at an end or a character that does not print")):
+        write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                          classes=["a\nb", "c", "d"])
     with pytest.raises(UserError, match=f"^{tmp_path / 'bad'}: x_test holds no images"):  # named as asked
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[:0].numpy(), y[:0].numpy())
     first = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
@@ -255,6 +262,13 @@ BAD = {
     "one idx file missing": (lambda d: (write_idx(d, toml=None), (d / f"{IDX_NAMES[3]}.gz").unlink()),
                              f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz or not\\); "
                              f"it lacks {IDX_NAMES[3]}"),
+    "a class name with a space at an end": (lambda d: write_idx(d, toml='classes = ["a", " b"]'),
+                                            "{d}/dataset.toml: class ' b' has a space at an end or a character that "
+                                            "does not print \\(a newline, a tab\\), which answers and tables would show garbled; "
+                                            "name it in one plain line"),
+    "a class name with a tab": (lambda d: write_idx(d, toml='classes = ["a", "b\\tc"]'),
+                                "{d}/dataset.toml: class 'b\\\\tc' has a space at an end or a character that does "
+                                "not print .*"),
     "a class name twice": (lambda d: write_idx(d, toml='classes = ["a", "b", "a"]'),
                            "{d}/dataset.toml: class 'a' is named twice; give every class its own name"),
     "no test images": (lambda d: write_npz(d, n_test=0),

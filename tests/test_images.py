@@ -1,4 +1,5 @@
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -253,6 +254,18 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     (tmp_path / "empty").mkdir()
     assert main(["reconstruct", str(ae), str(tmp_path / "empty")]) == 2
     assert f"{tmp_path / 'empty'} is a folder without pictures (.png, " in capsys.readouterr().err
+    # hidden files (a Mac's ._ files beside a copy) are not pictures of the folder; subfolders are not searched
+    mac = tmp_path / "from-a-mac"
+    (mac / "sub").mkdir(parents=True)
+    shutil.copy(album / "a.jpg", mac / "sub" / "a.jpg")
+    (mac / "._a.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    assert main(["classify", str(clf), str(mac)]) == 2
+    assert capsys.readouterr().err.endswith(" (its subfolders are not searched: name them); give picture files, or "
+                                            "a folder of them\n")
+    shutil.copy(album / "a.jpg", mac / "a.jpg")
+    assert main(["classify", str(clf), str(mac)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{mac / 'a.jpg'}: ") and len(out.splitlines()) == 1
 
     # the wrong kind of run, or a non-image: one line, exit 2
     assert main(["classify", str(ae), str(img)]) == 2
@@ -491,6 +504,11 @@ def test_a_line_one_pixel_wide_is_the_object_not_noise(tmp_path):
     dot.putpixel((0, 0), 0)
     dot.save(tmp_path / "dot.png")  # a white page with one dark speck in a corner: blank
     assert read_picture(tmp_path / "dot.png").caveats == ("blank or nearly so once prepared: the answer says nothing",)
+    tiny = np.full((5, 6), 255, np.uint8)
+    tiny[2, 3] = 0
+    Image.fromarray(tiny).save(tmp_path / "tiny-dot.png")  # blank too, and no object's size to note (it was, 4.7x)
+    assert read_picture(tmp_path / "tiny-dot.png").caveats == (
+        "blank or nearly so once prepared: the answer says nothing",)
 
 
 @pytest.mark.parametrize("falloff, noise", [(0.1, 0), (0.2, 0), (0.1, 8)])

@@ -83,11 +83,16 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images, " \
                            f"{loaded.precision})"
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
-                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
-                       (torch.full((1, 1, 16, 24), float("nan")), "from nan to nan")):
+                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
                                             rf"{shown}; divide 0-255 pixels by 255$"):
             loaded.embed(bad)
+    with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values from 0 to 255; "
+                                        r"give them as uint8 \(\.astype\(np\.uint8\), or \.to\(torch\.uint8\)\)$"):
+        loaded.embed(pixels.numpy().astype(np.int64))  # 0-255 integers of another type
+    with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values that are not a "
+                                        r"number \(NaN\)$"):
+        loaded.embed(torch.full((1, 1, 16, 24), float("nan")))
 
 
 def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, tmp_path):

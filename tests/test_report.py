@@ -199,6 +199,15 @@ def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, ca
     code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} were computed with other "
                                  f"settings (train_subset {other!r} there, {other - 1!r} in the study); {fix}")
+    # a setting the study leaves unset (eval_subset: every image) is compared too
+    (copy / "baselines.json").write_text(json.dumps(baselines))
+    study_json = json.loads((copy / "study.json").read_text())
+    study_json["baselines"]["eval_subset"] = None
+    (copy / "study.json").write_text(json.dumps(study_json))
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} were computed with other "
+                                 f"settings (eval_subset {baselines['settings']['eval_subset']} there, None in the "
+                                 f"study); {fix}")
 
 
 def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
@@ -599,6 +608,17 @@ def test_another_datasets_tables_and_summary_read_as_pinned():
     from fashionae.report import summary
     assert "\n" + table_text(other_results()) == ELSEWHERE_TABLES
     assert "\n" + "\n".join(summary(other_results())) + "\n" == ELSEWHERE_SUMMARY
+
+
+def test_a_diverged_classifier_is_named_and_left_out_of_the_ranking():
+    from fashionae.report import summary
+    r = other_results()
+    r["classifiers"].append(classifier("finetune", "finetune", (float("nan"), 0.99, 0.99)))
+    lines = summary(r)
+    assert ("finetune had a run that diverged (a loss that is not a number, so no accuracy): left out of the "
+            "ranking below.") in lines
+    assert "The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %; " \
+           "logistic regression on the pixels: 93.77 %)." in lines
 
 
 def test_the_ablation_summary_says_what_its_seeds_allow():

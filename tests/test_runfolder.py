@@ -127,6 +127,14 @@ def test_a_folder_says_what_it_lacks(tmp_path):
                                         r"wrote \(a study's runs are in its runs/\)$"):
         folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
+    study = tmp_path / "study"
+    run = RunFolder(study / "runs" / "ae-a-seed0")
+    run.path.mkdir(parents=True)
+    run.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
+    for above in (study / "runs", study):  # a study's runs/ folder, or the study folder: one of its runs named
+        with pytest.raises(UserError, match=rf"^{re.escape(str(above))} is not a fashionae run folder \(no config.json\); "
+                                            rf"it holds runs: give one, such as {re.escape(str(run.path))}$"):
+            RunFolder(above).require()
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} has not finished training "
                                         r"\(no summary.json\); run its command again to resume it$"):
         folder.require()

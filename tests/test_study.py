@@ -12,6 +12,7 @@ import torch
 
 from fashionae import plan as plan_mod
 from fashionae import preview
+from fashionae import progress as progress_mod
 from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.pipeline import run_study
@@ -504,7 +505,7 @@ def test_a_subset_larger_than_the_data_is_said_once_for_the_study(data_dir, tmp_
 
 
 def test_a_wall_time_reads_in_the_largest_units_that_matter():
-    assert [plan_mod.duration(s) for s in (-1, 42, 245, 3599, 3600, 24_945)] == [
+    assert [progress_mod.duration(s) for s in (-1, 42, 245, 3599, 3600, 24_945)] == [
         "0s", "42s", "4m05s", "59m59s", "1h00m", "6h55m"]
 
 
@@ -638,7 +639,7 @@ def test_progress_is_one_line_on_a_terminal_and_plain_lines_in_a_log(monkeypatch
     first = plan[0]
 
     screen, logged = Terminal(), []
-    progress = plan_mod.Progress(plan, states, 400, logged.append, stream=screen)
+    progress = progress_mod.Progress(plan, states, 400, logged.append, stream=screen)
     progress.start(first)
     progress.step(4, 4)  # the last step is always drawn
     assert progress.epoch(first, {"epoch": 1, "seconds": 2.0}) is None  # the line says it
@@ -651,7 +652,7 @@ def test_progress_is_one_line_on_a_terminal_and_plain_lines_in_a_log(monkeypatch
     assert logged == ["ae-linear-64 seed 0: done (1/8 runs, 2 s)"]  # above the line
 
     log, logged = io.StringIO(), []
-    progress = plan_mod.Progress(plan, states, 400, logged.append, stream=log)
+    progress = progress_mod.Progress(plan, states, 400, logged.append, stream=log)
     progress.start(first)
     progress.step(4, 4)
     assert progress.epoch(first, {"epoch": 1, "seconds": 2.0}).startswith("0/8 runs,  12% done, about")
@@ -666,7 +667,7 @@ def test_progress_counts_the_epochs_a_run_to_resume_or_train_on_has_already():
     plan = [replace(run, config=replace(run.config, train=replace(run.config.train, epochs=4)))
             for run in plan_mod.make_plan(study)[:2]]
     states = {plan[0].name: "extend", plan[1].name: "complete"}
-    progress = plan_mod.Progress(plan, states, 400, lambda m: None, stream=io.StringIO(), trained={plan[0].name: 2})
+    progress = progress_mod.Progress(plan, states, 400, lambda m: None, stream=io.StringIO(), trained={plan[0].name: 2})
     assert progress.status().startswith("1/2 runs,  75% done")
     assert progress.epoch(plan[0], {"epoch": 3, "seconds": 2.0}).startswith("1/2 runs,  88% done, about 2s left")
 
@@ -677,7 +678,7 @@ def test_progress_draws_on_the_stderr_of_the_moment(monkeypatch):
     plan = plan_mod.make_plan(load_study(PAPER, "smoke"))
     now = Terminal()
     monkeypatch.setattr(sys, "stderr", now)
-    progress = plan_mod.Progress(plan, {r.name: "new" for r in plan}, 400, lambda m: None)
+    progress = progress_mod.Progress(plan, {r.name: "new" for r in plan}, 400, lambda m: None)
     progress.start(plan[0])
     progress.step(4, 4)
     assert progress.stream is now and "0/8 runs" in now.getvalue()

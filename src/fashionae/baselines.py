@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from .data import Dataset, Splits, make_splits
 from .errors import UserError
 from .files import read_rebuildable_json, write_json
 from .settings import is_number
+
+if TYPE_CHECKING:
+    from .study import Study
 
 PCA_KS = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -101,6 +104,22 @@ def baseline_settings(val: str, train_subset: int | None, eval_subset: int | Non
             **({"dataset_sha256": data.sha256} if data and data.sha256 else {})}  # your own data: by its files too
 
 
+def study_settings(study: Study, data: Dataset | None = None) -> dict:
+    """``baseline_settings`` of a study's [baselines]."""
+    b = study.baselines
+    return baseline_settings(study.val, b.train_subset, b.eval_subset, b.logreg_max_iter, data)
+
+
+def changed_settings(theirs: dict, asked: dict) -> list[tuple[str, object, object]]:
+    """(key, there, asked) of each setting in which a baselines.json's ``theirs`` differs from
+    ``asked``, the keys of either side: the dataset's only where ``asked`` names one (a report
+    rebuilt without the dataset cannot tell them)."""
+    keys = set(theirs) | set(asked)
+    if "dataset" not in asked:
+        keys -= {"dataset", "dataset_sha256"}
+    return [(k, theirs.get(k), asked.get(k)) for k in sorted(keys) if theirs.get(k) != asked.get(k)]
+
+
 def computed_baselines(path: Path, settings: dict) -> dict | None:
     """baselines.json, where it holds the figures of these ``settings`` (damaged or edited: not)."""
     old = read_rebuildable_json(path)
@@ -118,9 +137,8 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
         return done
     old = read_rebuildable_json(path)
     if old and not baselines_fault(old) and keep_others:  # (damaged or edited: computed again)
-        theirs = old.get("settings") or {}
-        changed = ", ".join(f"{k} {theirs.get(k)} (now {settings.get(k)})"
-                            for k in sorted(set(theirs) | set(settings)) if theirs.get(k) != settings.get(k))
+        changed = ", ".join(f"{k} {there} (now {now})" for k, there, now in changed_settings(old.get("settings") or {},
+                                                                                            settings))
         raise UserError(f"{path} holds baselines computed with other settings: {changed}; "
                         "choose another --out, or delete it to compute these")
     splits = make_splits(data, val, train_subset, eval_subset)

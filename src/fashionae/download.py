@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,7 +46,13 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    try:
+        response = urllib.request.urlopen(request, timeout=30)
+    except urllib.error.HTTPError as e:
+        if have and e.code == 416:  # nothing after its end: the part is whole (a stop before it was
+            return                  # renamed); the checksum checks it like any other copy
+        raise
+    with response:
         if have and response.status != 206:  # the server ignored the range: start over
             have = 0
         total = have + int(response.headers.get("Content-Length") or 0)

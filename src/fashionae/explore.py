@@ -18,6 +18,7 @@ from .inference import LoadedRun
 from .runfolder import RunFolder
 from .studyfolder import refuse_a_model_folder
 from .settings import AUTOENCODER
+from .study import Study
 from .training import to_inputs
 
 FIT_IMAGES = 10_000  # training images the probes are fitted on (at most: those the run trained on)
@@ -129,6 +130,15 @@ def refuse_too_few(s: Splits, run: str, advice: str = "explore a run of larger t
         raise UserError(f"the first {min(len(s.train_y), FIT_IMAGES):,} training images of {run} hold a single class: "
                         "the k-NN and linear-probe scores need two at least (a dataset of one class has no latent "
                         "space to score)")
+
+
+def refuse_unexplorable(study: Study, data: Dataset) -> None:
+    """``refuse_too_few`` for each autoencoder a study's [explore] names, before anything trains
+    (``study`` and ``study --plan``), not after its runs."""
+    for name in study.explore.autoencoders:
+        t = next(a for a in study.autoencoders if a.name == name).train
+        refuse_too_few(make_splits(data, t.val, t.train_subset, t.eval_subset), f"[explore] autoencoder {name}",
+                       "give it a larger train_subset and eval_subset, or take it out of [explore]")
 
 
 def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:

@@ -121,7 +121,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
         out.append(("classifiers", name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test "
                     "set, each row (true class) normalised (seed 0)."))
         k += 1
-    for ae in aes:  # latent-space views, where the study explored them
+    for ae in aes:  # latent-space views, where the study explored them (its first seed: plan.explored_run)
         run = folder.run(Path(ae["runs"][0]).name)
         for f in (run.explore_result() or {}).get("figures", []):
             name = f"latent_{ae['name']}_{f}"

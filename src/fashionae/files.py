@@ -1,6 +1,7 @@
 """Writing artefacts safely: atomic replace, and one writer per folder.
 
-Every file fashionae writes goes through ``atomic_write``: the bytes go to a temporary
+Every artefact fashionae writes (settings, metrics, models, summaries, results, figures, reports)
+goes through ``atomic_write``: the bytes go to a temporary
 file in the same folder, are flushed and fsynced, and only then renamed over the target.
 A crash or a full disk therefore leaves either the old file or the new one, never half
 of one.

@@ -84,18 +84,22 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".
 
 
 def picture_files(paths: list[str]) -> list[str]:
-    """The pictures named, a folder standing for the picture files in it (by name) but for the
-    reconstructions ``fashionae reconstruct`` wrote there (an image and its reconstruction side by
-    side, no garment's photo; named, they are read); a picture named twice (by itself and in its
+    """The pictures named, a folder standing for the picture files in it (by name; not its
+    subfolders' nor its hidden files, such as the ``._`` files a Mac leaves on a copy) but for
+    the reconstructions ``fashionae reconstruct`` wrote there (an image and its reconstruction side
+    by side, no garment's photo; named, they are read); a picture named twice (by itself and in its
     folder, say) is taken once, as the user spelled it."""
     files, only_reconstructions = [], []
     for path in paths:
         if not Path(path).is_dir():
             files.append(path)  # read_picture says what is wrong with it, if anything
             continue
-        found = [p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES]
+        found = [p for p in Path(path).iterdir()
+                 if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES and not p.name.startswith(".")]
         if not found:
-            raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}); give picture "
+            subfolders = any(p.is_dir() for p in Path(path).iterdir())
+            below = " (its subfolders are not searched: name them)" if subfolders else ""
+            raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}){below}; give picture "
                             "files, or a folder of them")
         pictures = sorted((str(p) for p in found if not p.name.endswith(RECONSTRUCTION)), key=str.lower)
         if not pictures:
@@ -233,14 +237,15 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         if objects > 1:
             caveats.append(f"the picture holds {objects} objects apart from one another, which are boxed and shrunk "
                            "together; the models know one garment a picture: crop to one")
-    # 2. longest edge to the canvas (28 pixels for Fashion-MNIST), or to ``fill`` of it
+    # 2. longest edge to the canvas (28 pixels for Fashion-MNIST), or to ``fill`` of it (a blank
+    #    picture has no object whose size to note)
     height, width = size
     scale = min(width / rgb.width, height / rgb.height) * fill
-    if scale > MAX_ENLARGEMENT:
+    if scale > MAX_ENLARGEMENT and found:
         caveats.append(f"the object is only {rgb.width}x{rgb.height} pixels, enlarged {scale:.1f}x: blurred; "
                        "give a larger picture")
     rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
-    if max(rgb.size) < MIN_SPAN:
+    if max(rgb.size) < MIN_SPAN and found:
         caveats.append(f"the object spans only {max(rgb.size)} of the frame's {max(size)} pixels (--fill {fill:g}): "
                        "too small to say much; give a larger --fill")
     # 3. sharpen

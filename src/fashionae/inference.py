@@ -15,7 +15,7 @@ from .errors import UserError
 from .images import prepare_image
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
-from .training import EVAL_BATCH, autocast, native_bf16
+from .training import EVAL_BATCH, PRECISIONS, autocast, native_bf16
 
 
 class LoadedRun:
@@ -31,8 +31,8 @@ class LoadedRun:
 
     def __init__(self, folder: str | Path, precision: str = "auto"):
         self.folder = RunFolder(folder).require()
-        if precision not in ("auto", "fp32", "bf16"):
-            raise UserError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        if precision not in PRECISIONS:
+            raise UserError(f"precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {precision!r}")
         trained = self.folder.config().train
         if precision == "auto":
             precision = "bf16" if trained.precision == "bf16" and native_bf16("cpu") else "fp32"
@@ -126,8 +126,13 @@ def _pixels(images) -> torch.Tensor:
         raise UserError(f"images must be pictures, tensors or numpy arrays of numbers ({e})") from None
     if images.dtype == torch.uint8:
         return images.float() / 255
-    images = images.float()
-    if images.numel() and not (images.min() >= 0 and images.max() <= 1):  # NaN fails too
+    integers, images = not images.is_floating_point(), images.float()
+    if images.isnan().any():
+        raise UserError("image pixels must be floats in [0, 1] or uint8, got values that are not a number (NaN)")
+    if images.numel() and not (images.min() >= 0 and images.max() <= 1):
+        in_0_255 = integers and images.min() >= 0 and images.max() <= 255
+        fix = ("give them as uint8 (.astype(np.uint8), or .to(torch.uint8))" if in_0_255
+               else "divide 0-255 pixels by 255")
         raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from "
-                        f"{images.min().item():g} to {images.max().item():g}; divide 0-255 pixels by 255")
+                        f"{images.min().item():g} to {images.max().item():g}; {fix}")
     return images

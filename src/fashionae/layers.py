@@ -153,7 +153,7 @@ def conv_relu(conv: nn.Module, relu: nn.Module, x: torch.Tensor) -> torch.Tensor
     the layers' own bits. Whether it does depends on the oneDNN inside PyTorch, not only on the CPU
     (torch 2.13's fused and plain convolutions agree in every layout measured; torch 2.11's differ
     in their last bits in NCHW), so it is checked, not assumed (``one_call_where_same``)."""
-    return one_call_where_same(_signature(conv, x), lambda: FUSED_CONV_RELU[type(conv)](conv, x),
+    return one_call_where_same(("conv_relu", *_signature(conv, x)), lambda: FUSED_CONV_RELU[type(conv)](conv, x),
                                lambda: relu(conv(x)))
 
 

@@ -271,8 +271,11 @@ class Classifier(nn.Module):
             return self.head(z.float())
 
     def metrics(self, out: ModelOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-batch sums of the figures besides the loss that the trainer reports."""
-        return {"acc": (out.prediction == y).sum()}
+        """Per-batch sums of the figures besides the loss that the trainer reports. A diverged
+        model (its loss not a number) has no accuracy: argmax would answer class 0 for NaN logits,
+        a finite share of the images that the claims would judge."""
+        correct = (out.prediction == y).sum().double()
+        return {"acc": torch.where(out.loss.isfinite(), correct, torch.nan)}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).flatten(1)

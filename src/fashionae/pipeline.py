@@ -14,11 +14,13 @@ from safetensors.torch import save
 from .baselines import write_baselines
 from .data import Dataset, load_dataset, make_splits
 from .explore import explore as explore_run
+from .explore import refuse_unexplorable
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
-from .plan import (PlannedRun, ae_run_name, check_plan, duration, make_plan, plan_states, refuse_changed, run_local,
+from .plan import (PlannedRun, check_plan, explored_run, make_plan, plan_states, refuse_changed, run_local,
                    subset_notes, unasked_runs_note)
 from .report import write_report
 from .results import collect_results
+from .progress import duration
 from .runs import LOCAL, Log, stderr
 from .settings import CLASSIFIER
 from .study import Study
@@ -56,6 +58,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         data = load_dataset(study.dataset, data_dir, verify)
         plan = make_plan(study)
         states = check_plan(plan, study, folder, data, extend)
+        refuse_unexplorable(study, data)
         finished = sum(s == "complete" for s in states.values())
         extended = sum(s == "extend" for s in states.values())
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
@@ -83,7 +86,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         if study.explore.autoencoders:
             t0 = time.perf_counter()
             for name in study.explore.autoencoders:
-                run = folder.run(ae_run_name(name, study.seeds[0]))  # the run the report shows (results.py)
+                run = folder.run(explored_run(study, name))
                 if not run.explored():
                     log(f"explore: latent space of {run.path.name} (maps, k-NN, linear probe)")
                     with run.lock():

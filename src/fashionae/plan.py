@@ -9,10 +9,7 @@ Both call ``run_planned``, so a run's numbers do not depend on where it ran.
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Collection
@@ -20,14 +17,13 @@ from typing import Callable, Collection
 from .baselines import check_classes
 from .data import Dataset, make_splits, split_sizes
 from .errors import UserError
-from .explore import refuse_too_few
+from .progress import Progress
 from .runfolder import RunConfig, RunFolder
 from .runs import (Log, check_every_class, classifier_from_encoder, classifier_model, execute, subset_note,
                    with_data)
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study
 from .studyfolder import StudyFolder
-from .training import ERASE_LINE, bar
 
 
 @dataclass
@@ -52,6 +48,13 @@ def _seed_suffix(seed: int) -> str:
 def ae_run_name(name: str, seed: int) -> str:
     """An autoencoder's run folder: ``ae-<name>-seed<k>``."""
     return f"ae-{name}{_seed_suffix(seed)}"
+
+
+def explored_run(study: Study, name: str) -> str:
+    """The run whose latent space [explore] maps for autoencoder ``name``: its first seed's, the
+    one whose figures the report shows (``results``: the first run of its group); once, as the
+    section's minutes are spent once."""
+    return ae_run_name(name, study.seeds[0])
 
 
 def clf_run_name(strategy: str, seed: int, encoder: str | None = None) -> str:
@@ -228,14 +231,10 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
                            folder: StudyFolder, data: Dataset) -> None:
     """Everything a study refuses before it trains, for ``study`` and ``study --plan`` alike:
     run folders it no longer asks for (``why``), finished classifiers under an earlier name,
-    classifiers, latent-space sections and baselines on data that lacks what they need."""
+    classifiers and baselines on data that lacks what they need."""
     refuse_changed(why, folder)
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
-    for name in study.explore.autoencoders:
-        t = next(r for r in plan if r.name == ae_run_name(name, study.seeds[0])).config.train
-        refuse_too_few(make_splits(data, t.val, t.train_subset, t.eval_subset), f"[explore] autoencoder {name}",
-                       "give it a larger train_subset and eval_subset, or take it out of [explore]")
     if study.baselines.enabled:
         check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
 
@@ -336,98 +335,9 @@ def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, l
 
 # ------------------------------------------------------------------ the local executor
 
-class Progress:
-    """Runs done out of the total, and the time left, estimated from the images processed so
-    far. On a terminal: one status line kept under the log and redrawn in place (messages are
-    printed above it; it is cut to the terminal's width, since a wrapped line cannot be
-    redrawn), with the current run's epoch and step. In a log: plain lines, the status
-    appended to each epoch's line."""
-
-    def __init__(self, plan: list[PlannedRun], states: dict[str, str], n_train: int,
-                 log: Log, stream=None, trained: dict[str, int] | None = None):
-        """``trained``: the epochs each run to resume or train on has already (``epochs_done``)."""
-        self.units = {r.name: _units(r.config, n_train) for r in plan}
-        self.total_runs, self.done_runs = len(plan), sum(s == "complete" for s in states.values())
-        self.total = sum(self.units.values())
-        self.done = sum(self.units[r.name] * (1 if states[r.name] == "complete" else
-                                              (trained or {}).get(r.name, 0) / r.config.train.epochs) for r in plan)
-        self.measured_units = self.measured_seconds = 0.0
-        # sys.stderr read now, not at import: it may have been replaced since (captured, redirected)
-        self.log, self.stream = log, stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.run: PlannedRun | None = None
-        self.epoch_now, self.steps, self.drawn_at = 1, (0, 0), 0.0
-
-    def status(self, partial: float = 0.0) -> str:
-        left = "time left unknown yet" if not self.measured_units else \
-            f"about {duration((self.total - self.done - partial) * self.measured_seconds / self.measured_units)} left"
-        return (f"{self.done_runs}/{self.total_runs} runs, "
-                f"{100 * (self.done + partial) / max(self.total, 1):3.0f}% done, {left}")
-
-    def say(self, message: str) -> None:
-        """A log message; on a terminal, printed above the status line."""
-        if self.tty:
-            print(ERASE_LINE, end="", file=self.stream)
-        self.log(message)
-        self.draw()
-
-    def draw(self) -> None:
-        if not (self.tty and self.run):
-            return
-        epochs = self.run.config.train.epochs
-        step, steps = self.steps
-        partial = self.units[self.run.name] / epochs * step / steps if steps else 0.0
-        where = f"{self.run.label}, epoch {min(self.epoch_now, epochs)}/{epochs}"
-        if steps:
-            where += f" {bar(step, steps, 20)}" if step < steps else ", evaluating"
-        line = f"{self.status(partial)} · {where}"
-        print(ERASE_LINE + line[:shutil.get_terminal_size().columns - 1], end="", file=self.stream, flush=True)
-        self.drawn_at = time.monotonic()
-
-    def start(self, run: PlannedRun) -> None:
-        self.run, self.epoch_now, self.steps = run, 1, (0, 0)
-        self.draw()
-
-    def step(self, step: int, steps: int) -> None:
-        self.steps = (step, steps)
-        if step == steps or time.monotonic() - self.drawn_at > 0.25:  # cheap for fast steps
-            self.draw()
-
-    def epoch(self, run: PlannedRun, row: dict) -> str | None:
-        """After each epoch: the status, as a note for the epoch's log line (not on a terminal,
-        where the status line says it)."""
-        units = self.units[run.name] / run.config.train.epochs
-        self.done += units
-        self.measured_units += units
-        self.measured_seconds += row["seconds"]
-        self.epoch_now, self.steps = row["epoch"] + 1, (0, 0)
-        return None if self.tty else self.status()
-
-    def finished(self, run: PlannedRun, summary: dict) -> None:
-        self.done_runs += 1
-        self.run = None
-        self.say(f"{run.label}: done ({self.done_runs}/{self.total_runs} runs, {summary['seconds_total']:.0f} s)")
-
-    def close(self) -> None:
-        if self.tty:
-            print(ERASE_LINE, end="", file=self.stream, flush=True)
-
-
 def epochs_done(folder: StudyFolder, run: PlannedRun, state: str) -> int:
     """The epochs a run to resume or train on has already: its checkpoint's."""
     return folder.run(run.name).epochs_trained() if state in ("resume", "extend") else 0
-
-
-def _units(cfg: RunConfig, n_train: int) -> float:
-    return cfg.train.epochs * min(n_train, cfg.train.train_subset or n_train)
-
-
-def duration(seconds: float) -> str:
-    """"6h55m", "4m05s", "42s": a wall time as the progress lines and --plan print it."""
-    seconds = max(0, int(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path, data: Dataset,

@@ -13,12 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import bench
-from .baselines import baseline_settings, computed_baselines
+from .baselines import computed_baselines, study_settings
 from .data import Dataset, load_dataset, split_sizes
+from .explore import refuse_unexplorable
 from .models import ModelConfig
 from .pages import EMPTY, text_table
-from .plan import (PlannedRun, ae_run_name, duration, epochs_done, make_plan, plan_states, refuse_before_training,
+from .plan import (PlannedRun, epochs_done, explored_run, make_plan, plan_states, refuse_before_training,
                    subset_notes, unasked_runs_note)
+from .progress import duration
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
 from .study import Study
@@ -28,8 +30,9 @@ from .training import TrainConfig, slow_precision
 
 def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
               as_json: bool = False, extend: bool = False) -> None:
-    """``study --plan``: every run with its state and estimated time, trained nothing; then the
-    what ``run_study`` would refuse is refused (``plan.refuse_before_training``)."""
+    """``study --plan``: every run with its state and estimated time, training nothing; then what
+    ``run_study`` would refuse before training is refused (``plan.refuse_before_training``,
+    ``explore.refuse_unexplorable``)."""
     folder = StudyFolder(out)
     folder.check_holds(study)
     data = load_dataset(study.dataset, data_dir, verify)
@@ -49,16 +52,16 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     if note := unasked_runs_note(plan, folder):
         print(note, file=sys.stderr)
     refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
+    refuse_unexplorable(study, data)
 
 
 def after_the_runs(study: Study, folder: StudyFolder, states: dict[str, str], data: Dataset) -> str | None:
     """What the study computes once its runs are trained, and the estimate leaves out: the
     latent-space sections not yet drawn of the models they will have, and the baselines."""
     left = [name for name in study.explore.autoencoders
-            if states[(run := ae_run_name(name, study.seeds[0]))] != "complete" or not folder.run(run).explored()]
-    b = study.baselines
-    settings = baseline_settings(study.val, b.train_subset, b.eval_subset, b.logreg_max_iter, data)
-    baselines = b.enabled and not computed_baselines(folder / folder.BASELINES, settings)
+            if states[(run := explored_run(study, name))] != "complete" or not folder.run(run).explored()]
+    baselines = (study.baselines.enabled
+                 and not computed_baselines(folder / folder.BASELINES, study_settings(study, data)))
     said = ([f"the latent-space section of {', '.join(left)} (maps, k-NN, linear probe)"] if left else []) + (
         ["the baselines (PCA, mean image, logistic regression on pixels)"] if baselines else [])
     return " and ".join(said) or None

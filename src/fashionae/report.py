@@ -3,7 +3,7 @@ folders (reached through ``StudyFolder``/``RunFolder``; no dataset needed) and, 
 Fashion-MNIST, the source's numbers (``reference.py``, which results.json copies as they were).
 
 It opens with a summary (the main figures and the verdicts) and a table of contents, then
-two overview figures, what the study is, the claims and the tables (rendered by ``pages.py``),
+the overview figures, what the study is, the claims and the tables (rendered by ``pages.py``),
 the figures two or three to a row on a wide screen (one on a phone; a figure of images a row
 of its own), and the provenance of every run. ``report.html`` links ``figures/``; with
 ``self_contained`` the figures are embedded (data: URIs), to send the page alone.
@@ -335,6 +335,10 @@ def summary(results: dict) -> list[str]:
                  + (f"; PCA with {beside[0][1]['k']} components reaches {beside[0][1]['test_mse']:.4f} "
                     f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
     trained = [c for c in clfs if c["strategy"] != CONTROL]
+    if diverged := [c["name"] for c in trained if not math.isfinite(c["test_acc"]["mean"])]:
+        s.append(f"{', '.join(diverged)} had a run that diverged (a loss that is not a number, so no accuracy): "
+                 "left out of the ranking below.")
+        trained = [c for c in trained if c["name"] not in diverged]
     if trained:
         best = max(c["test_acc"]["mean"] for c in trained)
         tops = [c for c in trained if c["test_acc"]["mean"] == best]

@@ -16,7 +16,7 @@ from pathlib import Path
 from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
 from .files import read_json, read_rebuildable_json, write_json
-from .plan import PlannedRun, known_config, make_plan
+from .plan import PlannedRun, explored_run, known_config, make_plan
 from .runfolder import RunConfig
 from .runs import DATA_DECIDED, LOCAL
 from .settings import AUTOENCODER, CLASSIFIER
@@ -111,9 +111,8 @@ def _run_info(name: str, run) -> dict:
 def _baselines(folder: StudyFolder, study: Study) -> dict:
     """The study's baselines.json ({} when the study computes none), checked: there, sound, and
     computed with the study's settings."""
-    from .baselines import baseline_settings, baselines_fault
-    b = study.baselines
-    if not b.enabled:
+    from .baselines import baselines_fault, changed_settings, study_settings
+    if not study.baselines.enabled:
         return {}
     path = folder / folder.BASELINES
     fix = "run the study command again: it computes them again"
@@ -122,10 +121,11 @@ def _baselines(folder: StudyFolder, study: Study) -> dict:
     baselines = read_json(path, "baselines", fix=fix)
     if fault := baselines_fault(baselines):
         raise UserError(f"baselines {path} are damaged or were edited ({fault}); {fix}")
-    asked = baseline_settings(study.val, b.train_subset, b.eval_subset, b.logreg_max_iter)
     theirs = baselines["settings"] if isinstance(baselines.get("settings"), dict) else {}
-    if changed := [f"{k} {theirs.get(k)!r} there, {v!r} in the study" for k, v in asked.items() if theirs.get(k) != v]:
-        raise UserError(f"baselines {path} were computed with other settings ({changed[0]}); {fix}")
+    if changed := changed_settings(theirs, study_settings(study)):
+        key, there, asked = changed[0]
+        raise UserError(f"baselines {path} were computed with other settings ({key} {there!r} there, {asked!r} in the "
+                        f"study); {fix}")
     return baselines
 
 
@@ -182,7 +182,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
             "val_rise_after_best": stats([(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"]
                                           for s in summaries]),
-            **model_cost(m), "explore": _explore_result(first),
+            **model_cost(m), "explore": _explore_result(runs[explored_run(study, name)]),
         })
     classifiers = []
     for name, group in _groups(plan, CLASSIFIER).items():

@@ -128,7 +128,7 @@ def _disagreement(summary: dict, rows: list[dict]) -> str | None:
     for key, value in epoch_figures(rows).items():
         if summary[key] != value and not (math.isnan(summary[key]) and math.isnan(value)):  # a diverged run's NaN
             return f"says {key} {summary[key]} where metrics.jsonl says {value}"
-    if "test_acc" in summary:
+    if "test_acc" in summary and not math.isnan(summary["test_acc"]):  # (a diverged run's matrix is argmax's guess)
         cm = summary["confusion_matrix"]
         total = sum(map(sum, cm))
         if not math.isclose(sum(cm[i][i] for i in range(len(cm))) / max(total, 1), summary["test_acc"], abs_tol=1e-9):
@@ -231,8 +231,10 @@ class RunFolder:
             if (self / self.MODEL).is_file() or self.is_complete():
                 raise UserError(f"{name} holds a run's files but not its {self.CONFIG}: it was deleted or moved; "
                                 "put it back")
-            raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG}); give a folder that "
-                            "train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
+            inside = sorted(f.parent for depth in ("*", "*/*") for f in self.path.glob(f"{depth}/{self.CONFIG}"))
+            fix = (f"it holds runs: give one, such as {inside[0]}" if inside else
+                   "give a folder that train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
+            raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG}); {fix}")
         self.refuse_lost_summary()
         if not self.is_complete():
             raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
@@ -553,6 +555,12 @@ class RunFolder:
         sealed[SEAL] = _digest(sealed)
         write_json(self / self.SUMMARY, sealed)
         return sealed
+
+    def drop_training_state(self) -> None:
+        """A finished run holds its training state (the checkpoint) only where it asked to keep it
+        (keep_state, --keep-state, for ``--extend``): otherwise it goes."""
+        if not self.config().train.keep_state:
+            remove_file(self / self.CHECKPOINT)
 
     def reopen(self) -> None:
         """Make the finished run here unfinished, to be trained on (``--extend``): its summary, then

@@ -25,10 +25,11 @@ from .errors import UserError
 from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
+from .progress import progress_bar
 from .runfolder import (FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder, data_record,
                         epoch_figures)
 from .settings import AUTOENCODER, CLASSIFIER
-from .training import TrainConfig, evaluate, fit, progress_bar, seed_everything, slow_precision, tf32, to_inputs
+from .training import TrainConfig, evaluate, fit, seed_everything, slow_precision, tf32, to_inputs
 
 Log = Callable[[str], None]
 
@@ -228,8 +229,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         raise UserError(f"--extend: {folder.path} holds no run to train on; give the folder of the run to train "
                         "on (and its settings), or leave --extend out to train a new run")
     if state == "complete":
-        if dist.rank == 0 and not folder.config().train.keep_state:  # left by a stop before its removal
-            (folder / folder.CHECKPOINT).unlink(missing_ok=True)
+        if dist.rank == 0:  # a checkpoint left by a stop before its removal
+            folder.drop_training_state()
         logged = False
         if cfg.train.tensorboard and dist.rank == 0:
             from .tracking import log_finished_run
@@ -320,8 +321,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             folder.write_metrics(history)
             folder.write_model(model)
             summary = folder.write_summary(summary)
-            if not t.keep_state:
-                checkpoint.unlink(missing_ok=True)
+            folder.drop_training_state()
         dist.barrier()
     return summary
 

@@ -34,7 +34,7 @@ SET_BY_THE_STUDY = "seed"  # a train setting the study sets, each run once per s
 NAME_MAX = 64  # an autoencoder's name, in its runs' folder names (of 255 bytes at most, on most file systems)
 TOP_KEYS = {"name", "description", "seeds", "dataset", "train", "model", "autoencoders", "classifiers", "ablation",
             "baselines", "profiles", "profile_note", "default_profile", "targets", "explore", "profile"}
-AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) - {"paper_head"} | {"name", "train"}
+AE_KEYS = settings.keys(ModelConfig, AUTOENCODER) | {"name", "train"}
 AE_TRAIN_KEYS = settings.keys(TrainConfig, AUTOENCODER)  # what an autoencoder's [train] takes
 CLF_KEYS = {"encoder", "strategies", "train"} | (settings.keys(ModelConfig, CLASSIFIER)
                                                 - settings.keys(ModelConfig, AUTOENCODER))

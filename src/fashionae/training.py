@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -373,23 +372,3 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         for callback in callbacks:
             callback(history)
     return history
-
-
-ERASE_LINE = "\r\033[K"  # a terminal's line redrawn in place: back to its start, and cleared
-
-
-def bar(step: int, steps: int, width: int = 30) -> str:
-    """"[######......] 40/100": how far through an epoch's steps."""
-    return f"[{'#' * (width * step // steps):.<{width}}] {step}/{steps}"
-
-
-def progress_bar(label: str) -> Callable[[int, int], None] | None:
-    """A one-line in-epoch progress bar on a terminal; nothing when stderr is a file."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(step: int, total: int) -> None:
-        if step == total or step % 20 == 0:
-            print(f"\r{label} {bar(step, total)}{ERASE_LINE if step == total else ''}",
-                  end="", file=sys.stderr, flush=True)
-    return show
