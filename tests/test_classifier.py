@@ -4,6 +4,7 @@ import shutil
 import pytest
 import torch
 
+from fashionae.cli import main
 from fashionae.data import load_fashion_mnist
 from fashionae.errors import UserError
 from fashionae.modelfile import load_model
@@ -107,7 +108,7 @@ def test_a_classifier_trained_on_is_the_longer_run_and_one_on_an_encoder_trained
         execute(clf("frozen", encoder, epochs=1), tmp_path / "frozen", data=tiny, **QUIET)
 
 
-def test_a_diverged_classifier_has_no_accuracy(tiny, ae_run, tmp_path, monkeypatch):
+def test_a_diverged_classifier_has_no_accuracy(tiny, ae_run, tmp_path, monkeypatch, data_dir, capsys):
     """A classifier whose weights became NaN: argmax answers class 0 for every image, a finite
     share of the test set that the claims would judge. Its accuracies are not numbers instead, and
     the run still finishes, its summary sound (the report names it diverged)."""
@@ -127,6 +128,9 @@ def test_a_diverged_classifier_has_no_accuracy(tiny, ae_run, tmp_path, monkeypat
     assert math.isnan(summary["test_loss"])
     assert all(math.isnan(summary[k]) for k in ("test_acc", "val_acc", "best_val_acc", "train_acc", "train_eval_acc"))
     assert math.isnan(RunFolder(tmp_path / "ft").summary()["test_acc"])
+    monkeypatch.undo()
+    assert main(["eval", str(tmp_path / "ft"), "--data-dir", str(data_dir), "--no-verify"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("  (the model diverged: its outputs are not numbers)")
 
 
 def test_bad_encoders(tiny, ae_run, tmp_path):

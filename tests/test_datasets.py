@@ -135,9 +135,14 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes="a,b,c")  # (a string's letters would be three classes named 'a', ',' and 'b'...)
     with pytest.raises(UserError, match=r"^" + re.escape(f"{tmp_path / 'bad'}/dataset.toml: class 'a\\nb' has a space "
-                                                         "at an end or a character that does not print")):
+                                                         "at an end or a control character (a newline, a tab)")):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes=["a\nb", "c", "d"])
+    # names in any script, with their joiners and inner spaces, and classes given by any iterable
+    names = ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\U0001F469\u200d\U0001F52C", "T\xa0shirt"]
+    ds = write_npz_dataset(tmp_path / "any", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                           classes=(n for n in names))
+    assert ds.classes == tuple(names)
     with pytest.raises(UserError, match=f"^{tmp_path / 'bad'}: x_test holds no images"):  # named as asked
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[:0].numpy(), y[:0].numpy())
     first = write_npz_dataset(tmp_path / "d", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
@@ -263,12 +268,11 @@ BAD = {
                              f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz or not\\); "
                              f"it lacks {IDX_NAMES[3]}"),
     "a class name with a space at an end": (lambda d: write_idx(d, toml='classes = ["a", " b"]'),
-                                            "{d}/dataset.toml: class ' b' has a space at an end or a character that "
-                                            "does not print \\(a newline, a tab\\), which answers and tables would show garbled; "
-                                            "name it in one plain line"),
+                                            "{d}/dataset.toml: class ' b' has a space at an end or a control "
+                                            "character \\(a newline, a tab\\), which answers and tables would show "
+                                            "garbled; name it in one plain line"),
     "a class name with a tab": (lambda d: write_idx(d, toml='classes = ["a", "b\\tc"]'),
-                                "{d}/dataset.toml: class 'b\\\\tc' has a space at an end or a character that does "
-                                "not print .*"),
+                                "{d}/dataset.toml: class 'b\\\\tc' has a space at an end or a control character .*"),
     "a class name twice": (lambda d: write_idx(d, toml='classes = ["a", "b", "a"]'),
                            "{d}/dataset.toml: class 'a' is named twice; give every class its own name"),
     "no test images": (lambda d: write_npz(d, n_test=0),

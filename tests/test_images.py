@@ -260,8 +260,8 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     shutil.copy(album / "a.jpg", mac / "sub" / "a.jpg")
     (mac / "._a.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
     assert main(["classify", str(clf), str(mac)]) == 2
-    assert capsys.readouterr().err.endswith(" (its subfolders are not searched: name them); give picture files, or "
-                                            "a folder of them\n")
+    assert capsys.readouterr().err.endswith(" (its subfolders are not searched and its hidden files are skipped: name "
+                                            "them); give picture files, or a folder of them\n")
     shutil.copy(album / "a.jpg", mac / "a.jpg")
     assert main(["classify", str(clf), str(mac)]) == 0
     out = capsys.readouterr().out

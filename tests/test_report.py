@@ -210,6 +210,25 @@ def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, ca
                                  f"study); {fix}")
 
 
+def test_a_report_stopped_halfway_leaves_no_page_that_its_results_contradict(study, tmp_path, monkeypatch, capsys):
+    """results.json is written before the figures and pages: the pages of the results before go
+    first, so a stop in between leaves no report saying other numbers (``fashionae report`` writes it)."""
+    from fashionae import report
+    from fashionae.results import collect_results
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    results = json.loads((copy / "results.json").read_text())
+    (copy / "results.json").write_text(json.dumps({**results, "seeds": 99}))  # the results before, say
+    monkeypatch.setattr(report, "draw_figures", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report(copy, collect_results(copy))
+    assert json.loads((copy / "results.json").read_text()) == results
+    assert not (copy / "report.html").exists() and not (copy / "report.md").exists()
+    monkeypatch.undo()
+    assert cli(capsys, "report", copy)[0] == 0 and (copy / "report.html").is_file()
+
+
 def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
     """The report reads each run where the study put it: two folders swapped (or renamed) would
     pair the wrong runs, so it is refused in one line, as the study command refuses it."""
@@ -536,7 +555,7 @@ wide had a run that diverged (a figure that is not a number): left out of the ra
 The lowest mean test MSE per pixel is linear-512's, 0.0192 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0002; PCA with 64 components reaches 0.0105 (linear-64: 0.0233 ± 0.0002).
 The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %; logistic regression on the pixels: 93.77 %).
 These rank means over seeds; which differences are real is for the claims and the ablation to say.
-Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“dropout after pooling”, -12.0 %); 1 raises it at 95 % confidence (“no dropout”, +8.0 %); 1 moves it by less than the intervals can tell. “diverging”: a run diverged, so no verdict.
+Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“dropout after pooling”, -12.0 %); 1 raises it at 95 % confidence (“no dropout”, +8.0 %); 1 is not shown to move it (an interval that holds 0). “diverging”: a run diverged, so no verdict.
 Not one change alone: “no dropout” changes dropout 0.2 → 0; epochs 2 → 4.
 Of the study's 5 claims with a test of their own, 2 are confirmed (“a confirmed one”; “another confirmed”), 1 is refuted (“a refuted one”), 1 is inconclusive and 1 is not tested. “restates two”, which follows from the first two, is confirmed.
 '''
@@ -615,10 +634,19 @@ def test_a_diverged_classifier_is_named_and_left_out_of_the_ranking():
     r = other_results()
     r["classifiers"].append(classifier("finetune", "finetune", (float("nan"), 0.99, 0.99)))
     lines = summary(r)
-    assert ("finetune had a run that diverged (a loss that is not a number, so no accuracy): left out of the "
+    assert ("finetune had a run that diverged (scores that are not numbers, so no accuracy): left out of the "
             "ranking below.") in lines
     assert "The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %; " \
            "logistic regression on the pixels: 93.77 %)." in lines
+
+
+def test_the_terminals_ablation_table_says_which_lines_change_more_than_one_thing():
+    """The terminal shows no "what differs" column (the page does): its caption says it instead."""
+    from fashionae.report import terminal_tables
+    caption = next(c for c, header, _ in terminal_tables(other_results()) if "baseline → variant" in header)
+    assert "what differs" not in next(h for c, h, _ in terminal_tables(other_results()) if c == caption)
+    assert caption.endswith(". Not one change alone: “no dropout” changes dropout 0.2 → 0; epochs 2 → 4.")
+    assert not any("Not one change" in c for c, _, _ in terminal_tables(results()))
 
 
 def test_the_ablation_summary_says_what_its_seeds_allow():
@@ -635,7 +663,7 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
     assert _ablation_summary([lower]) == "The ablation's change “a” (-12.0 %) lowers the validation MSE at 95 % confidence."
     assert _ablation_summary([higher]) == "The ablation's change “b” (+8.0 %) raises the validation MSE at 95 % confidence."
     assert _ablation_summary([unsure, diverged]) == (
-        "The ablation's change “c” (+1.0 %) moves the validation MSE by less than its interval can tell. "
+        "The ablation's change “c” (+1.0 %) is not shown to move the validation MSE: its interval holds 0. "
         "“d”: a run diverged, so no verdict.")
     assert _ablation_summary([diverged]) == "“d”: a run diverged, so no verdict."
     assert _ablation_summary([lower, {**lower, "change": "e"}]) == (
@@ -646,8 +674,8 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
     assert _ablation_summary([unsure, unsure]) == \
         "Of the ablation's 2 changes, none moves the validation MSE at 95 % confidence."
     assert _ablation_summary([unsure, unsure, higher]) == (
-        "Of the ablation's 3 changes, 1 raises the validation MSE at 95 % confidence (“b”, +8.0 %); 2 move it by less "
-        "than the intervals can tell.")
+        "Of the ablation's 3 changes, 1 raises the validation MSE at 95 % confidence (“b”, +8.0 %); 2 are not shown "
+        "to move it (intervals that hold 0).")
 
 
 def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(study, tmp_path):

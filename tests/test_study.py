@@ -172,6 +172,8 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
         load_study(tmp_path)
     with pytest.raises(UserError, match="has no profile 'x'; it has no profiles: leave out --profile$"):
         load_study(write(tmp_path, MINIMAL), profile="x")
+    with pytest.raises(UserError, match=r"^study file s.toml: unknown key 'profiles' in \[baselines\]"):
+        load_study(write(tmp_path, MINIMAL + "[baselines]\nprofiles = 3\n"), profile="quick")  # misplaced, said so
 
 
 @pytest.mark.parametrize("text, message", [
@@ -180,11 +182,13 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'epoch' in \\[train\\]"),
     (MINIMAL + "[train]\nepochs = 0\n", "epochs must be a positive integer"),
     (MINIMAL + "[classifiers]\nencoder = \"b\"\n", "encoder 'b' is not trained"),
-    (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list"),
+    (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list drawn from .*, got 'melt'$"),
     ('[[autoencoders]]\nname = "a"\narch = "mlp"\n', "unknown arch"),
     ("seeds = 0\n" + MINIMAL, "seeds must be"),
     ("", "s.toml is empty; see studies/ for examples"),
     ("seeds = 2\n", "must list at least one"),
+    ('[autoencoders]\nname = "a"\narch = "conv"\n', "\\[autoencoders\\] is one table; write each autoencoder "
+     "under \\[\\[autoencoders\\]\\] \\(two brackets: an entry of the list\\)$"),
     (MINIMAL + "[train]\nbatch_size = 0\n", "\\[train\\]: batch_size must be a positive integer"),  # as written
     (MINIMAL + "[train]\nlr = \"1e-3\"\n", "lr must be a number in \\(0"),
     ("profiles = 5\n" + MINIMAL, "\\[profiles\\] must be a table"),
@@ -220,7 +224,8 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (MINIMAL + '[targets]\nautoencoder = "a"\n', "^study file s.toml: \\[targets\\] autoencoder and val_mse go "
      "together: the autoencoder and the figure it should reach; set both, or neither$"),
     (MINIMAL + '[classifiers]\nencoder = "a"\n[targets]\nval_acc = 0.9\n', "\\[targets\\] classifier and val_acc go together"),
-    (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders"),
+    (MINIMAL + '[explore]\nautoencoders = ["zz"]\n', "\\[explore\\] autoencoders must name autoencoders of the "
+     "study: 'zz' is none \\(known: a\\)$"),
     (MINIMAL + '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "zz"\n',
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ntrain = { tensorboard = true }\n'
@@ -824,7 +829,7 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     assert _ablation_summary(lines, "val_acc") == (
         "Of the ablation's 2 classifier comparisons (their intervals a family of their own, apart from the MSE's), "
         "1 raises the classifiers' validation accuracy at 95 % "
-        "confidence (“no dropout” on finetune, +1.87 pts); 1 moves it by less than the intervals can tell.")
+        "confidence (“no dropout” on finetune, +1.87 pts); 1 is not shown to move it (an interval that holds 0).")
     assert _ablation_summary(lines[:1], "val_acc") == (
         "The ablation's change “no dropout” on finetune (+1.87 pts) raises the classifiers' validation accuracy at "
         "95 % confidence.")
@@ -881,7 +886,8 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     assert json.loads((runs / "ae-a-seed0" / "config.json").read_text())["model"]["dropout"] == 0.1
 
 
-def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_study(data_dir, tmp_path, capsys):
+def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_study(data_dir, tmp_path, capsys,
+                                                                                    monkeypatch):
     """With keep_state, a study file asking for more epochs is refused without --extend, saying
     that it trains the runs on; with it, they are trained on and come out as a study of that many
     epochs from the start, bit for bit. An autoencoder trained on has the classifiers that took its
@@ -909,12 +915,24 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     assert capsys.readouterr().err == (
         f"fashionae: error: 2 run folders of {runs} hold runs that differ from what the study asks for now: "
         "clf-finetune-seed0 (train.epochs: 1 there, 2 now; --extend trains it on), clf-scratch-seed0 "
-        "(train.epochs: 1 there, 2 now; --extend trains it on); delete them and run the study again (its other "
-        "finished runs are kept), or choose another --out\n")
+        "(train.epochs: 1 there, 2 now; --extend trains it on); run the study again with --extend to train them "
+        "on, or delete them to train anew\n")
     assert main(["study", str(more_clf), "--plan", "--json", "--extend", *common]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["state"], r["estimated_seconds"] > 0) for r in rows] == [("complete", False), ("extend", True),
                                                                         ("extend", True)]
+    # stopped halfway (a copy of the study): the report says what is left, not that a folder was moved
+    stopped, real_execute = tmp_path / "stopped", plan_mod.execute
+    shutil.copytree(out, stopped)
+    monkeypatch.setattr(plan_mod, "execute", lambda cfg, folder, **kw: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if Path(folder).name == "clf-scratch-seed0" else real_execute(cfg, folder, **kw))
+    assert main(["study", str(more_clf), "--extend", "--out", str(stopped), *common[2:]]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["report", str(stopped)]) == 2
+    assert capsys.readouterr().err == (
+        f"fashionae: error: study {stopped} is not finished: clf-scratch-seed0 has trained 1 epochs of the 2 it asks "
+        f"for; run the same `fashionae study ... --out {stopped} --extend` command again to train it on\n")
     assert main(["study", str(more_clf), "--extend", *common]) == 0
     assert ": 3 runs on fashion-mnist, 1 finished already, 2 to train on from their training state\n" in capsys.readouterr().err
     assert models(out) == study_of("", longer.format(), "clf-longer")
@@ -1315,10 +1333,47 @@ def test_a_latent_space_section_on_too_few_images_is_refused_before_anything_tra
     for extra in (["--plan"], []):
         assert main(["study", str(study), *common, *extra]) == 2
         assert capsys.readouterr().err == (
-            f"fashionae: error: [explore] autoencoder a: {n_train} training images and {n_test} test images, where a "
-            "latent space needs 5 training images at least (the k-NN score's neighbours) and 2 test images (a map); "
-            "give it a larger train_subset and eval_subset, or take it out of [explore]\n")
+            f"fashionae: error: [explore] autoencoder a: {n_train} training images and {n_test} test "
+            f"image{'s' * (n_test > 1)}, where a latent space needs 5 training images at least (the k-NN score's "
+            "neighbours) and 2 test images (a map); take it out of [explore], or give it a larger train_subset and "
+            "eval_subset\n")
     assert not (out / "runs").exists()
+
+
+def test_a_study_whose_classifier_diverged_reports_it_and_judges_nothing_of_it(data_dir, tmp_path, monkeypatch):
+    """A fine-tuned classifier whose weights became NaN after its first step: its accuracies are
+    not numbers, it confuses nothing, the report is written (its curves of no numbers drawn as
+    nothing, no confusion figure of it) and says it diverged."""
+    import math
+
+    from fashionae import training
+    real_prepare, real_execute, diverging = training.prepare, plan_mod.execute, {}
+
+    def execute(cfg, *a, **k):
+        diverging["now"] = cfg.strategy == "finetune"
+        return real_execute(cfg, *a, **k)
+
+    def prepare(model, cfg):
+        opt = real_prepare(model, cfg)
+        if diverging["now"]:
+            step = opt.step
+            opt.step = lambda: (step(), [p.data.fill_(math.nan) for p in model.parameters()])
+        return opt
+    monkeypatch.setattr(plan_mod, "execute", execute)
+    monkeypatch.setattr(training, "prepare", prepare)
+    study = load_study(write(tmp_path, TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+                                       '[classifiers]\nencoder = "a"\nstrategies = ["finetune", "scratch"]\n'
+                                       '[baselines]\nenabled = false\n'), None)
+    out = tmp_path / "out"
+    results = run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
+    finetune = next(c for c in results["classifiers"] if c["strategy"] == "finetune")
+    assert math.isnan(finetune["test_acc"]["mean"]) and all(math.isnan(a["mean"]) for a in finetune["per_class_acc"])
+    assert finetune["most_confused"] == {"true": None, "predicted": None, "count": None}
+    page = (out / "report.md").read_text()
+    assert "finetune had a run that diverged (scores that are not numbers, so no accuracy)" in page
+    assert "none: the run diverged" in page
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert any("confusion_scratch" in f for f in figures) and not any("confusion_finetune" in f for f in figures)
 
 
 def test_the_reports_samples_are_the_first_validation_image_of_each_class(tiny, tmp_path):
@@ -1387,10 +1442,10 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
     lower, higher, unclear = line("a", -0.2, "lower"), line("b", 0.1, "higher"), line("c", 0.01, "not shown")
     assert _ablation_summary([lower, higher, unclear, unclear]) == (
         "Of the ablation's 4 changes, 1 lowers the validation MSE at 95 % confidence (“a”, -20.0 %); 1 raises it at 95 % "
-        "confidence (“b”, +10.0 %); 2 move it by less than the intervals can tell.")
+        "confidence (“b”, +10.0 %); 2 are not shown to move it (intervals that hold 0).")
     assert _ablation_summary([higher, higher, unclear]) == (
         "Of the ablation's 3 changes, 2 raise the validation MSE at 95 % confidence (“b”, +10.0 %; “b”, +10.0 %); "
-        "1 moves it by less than the intervals can tell.")
+        "1 is not shown to move it (an interval that holds 0).")
     assert _ablation_summary([unclear, unclear]) == "Of the ablation's 2 changes, none moves the validation MSE at 95 % confidence."
     assert _ablation_summary([higher]) == "The ablation's change “b” (+10.0 %) raises the validation MSE at 95 % confidence."
     # too few seeds: no verdict, and why; a diverged run: said, and left out of the count
@@ -1399,8 +1454,8 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
         "interval.")
     assert _ablation_summary([line("a", -0.2, "not shown", seeds=1)]) == (
         "With 1 seed the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change.")
-    assert _ablation_summary([unclear]) == ("The ablation's change “c” (+1.0 %) moves the validation MSE by less "
-                                            "than its interval can tell.")
+    assert _ablation_summary([unclear]) == ("The ablation's change “c” (+1.0 %) is not shown to move the validation "
+                                            "MSE: its interval holds 0.")
     assert _ablation_summary([line("d", float("nan"), "not shown"), line("e", float("nan"), "not shown")]) == (
         "“d”, “e”: a run diverged, so no verdict.")
     nan = line("d", float("nan"), "not shown")
@@ -1408,7 +1463,7 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
                                                "confidence. “d”: a run diverged, so no verdict.")
     assert _ablation_summary([lower, unclear, nan]) == (
         "Of the ablation's 2 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“a”, "
-        "-20.0 %); 1 moves it by less than the intervals can tell. “d”: a run diverged, so no verdict.")
+        "-20.0 %); 1 is not shown to move it (an interval that holds 0). “d”: a run diverged, so no verdict.")
     assert _ablation_summary([nan]) == "“d”: a run diverged, so no verdict."
 
 

@@ -4,6 +4,7 @@ options of the model and training settings come from their dataclass fields (``s
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -150,7 +151,9 @@ def cmd_eval(a) -> int:
     from .runs import evaluate_run
     for name, r, n in evaluate_run(a.run_dir, a.device, a.data_dir, not a.no_verify):
         extra = f"  accuracy {r['acc']:.4f}" if "acc" in r else ""
-        print(f"{name}: {'loss' if 'acc' in r else 'MSE'} {r['loss']:.5f}{extra}  ({n:,} images)")
+        diverged = math.isnan(r["loss"]) or math.isnan(r.get("acc", 0))
+        note = "  (the model diverged: its outputs are not numbers)" if diverged else ""
+        print(f"{name}: {'loss' if 'acc' in r else 'MSE'} {r['loss']:.5f}{extra}  ({n:,} images){note}")
     return 0
 
 

@@ -35,6 +35,7 @@ import struct
 import sys
 import tempfile
 import tomllib
+import unicodedata
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,15 +299,21 @@ def _dataset_toml(folder: Path) -> dict:
     if "classes" in meta and (not isinstance(meta["classes"], list) or len(meta["classes"]) < 2
                               or not all(isinstance(c, str) and c.strip() for c in meta["classes"])):
         raise UserError(f"{path}: classes must be a list of at least two names, none of them empty")
-    if odd := next((c for c in meta.get("classes", []) if c != c.strip() or not c.isprintable()), None):
-        raise UserError(f"{path}: class {odd!r} has a space at an end or a character that does not print (a "
-                        "newline, a tab), which answers and tables would show garbled; name it in one plain line")
+    if odd := next((c for c in meta.get("classes", []) if c != c.strip() or _breaks_a_line(c)), None):
+        raise UserError(f"{path}: class {odd!r} has a space at an end or a control character (a newline, a tab), "
+                        "which answers and tables would show garbled; name it in one plain line")
     if len(set(meta.get("classes", []))) != len(meta.get("classes", [])):
         twice = next(c for c in meta["classes"] if meta["classes"].count(c) > 1)
         raise UserError(f"{path}: class {twice!r} is named twice; give every class its own name")
     if not isinstance(meta.get("name", ""), str) or not isinstance(meta.get("sha256", {}), dict):
         raise UserError(f"{path}: name must be a string and [sha256] a table of file digests")
     return meta
+
+
+def _breaks_a_line(name: str) -> bool:
+    """Whether a name holds a control character (a newline, a tab) or a line or paragraph
+    separator; the joiners and spaces of names in any script do not count."""
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name)
 
 
 def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
@@ -441,8 +448,11 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     touched; a folder that already holds a dataset is refused too, since runs trained on it
     would no longer match it."""
     folder = Path(folder)
-    if classes is not None and (isinstance(classes, str) or not all(isinstance(c, str) for c in classes)):
-        raise UserError(f"classes= must be a list of names, such as ['circle', 'square'], got {classes!r}")
+    if classes is not None:  # (a string's letters would be its classes; a generator is read once)
+        names = classes if isinstance(classes, str) else list(classes)
+        if isinstance(names, str) or not all(isinstance(c, str) for c in names):
+            raise UserError(f"classes= must be a list of names, such as ['circle', 'square'], got {classes!r}")
+        classes = [str(c) for c in names]
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file; write the dataset to a new folder")
     if folder.is_dir() and any(folder.iterdir()):

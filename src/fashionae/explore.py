@@ -19,7 +19,7 @@ from .runfolder import RunFolder
 from .studyfolder import refuse_a_model_folder
 from .settings import AUTOENCODER
 from .study import Study
-from .training import to_inputs
+from .training import TrainConfig, to_inputs
 
 FIT_IMAGES = 10_000  # training images the probes are fitted on (at most: those the run trained on)
 MAP_IMAGES = 2_000   # test images on the t-SNE map
@@ -75,7 +75,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     # the images the run itself was trained and tested on (a quick profile's subsets)
     s = make_splits(data, cfg.train.val, cfg.train.train_subset, cfg.train.eval_subset)
     classes = run.classes
-    refuse_too_few(s, str(folder.path))
+    refuse_too_few(s, str(folder.path), cfg.train, "explore a run trained with")
     train_y, test_y = s.train_y[:FIT_IMAGES].numpy(), s.test_y.numpy()
     train_z, test_z = _embed(run, s.train_x[:FIT_IMAGES]), _embed(run, s.test_x)
     log(f"explore: k-NN and linear probe on {len(train_z):,} latent codes of {train_z.shape[1]} values")
@@ -118,18 +118,21 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     return {**result, "out": str(out)}
 
 
-def refuse_too_few(s: Splits, run: str, advice: str = "explore a run of larger train_subset and eval_subset") -> None:
+def refuse_too_few(s: Splits, run: str, t: TrainConfig, advice: str) -> None:
     """A latent space to score needs KNN_K training images (the k-NN's neighbours) of two classes
     at least and 2 test images (a map): refused in one line, by ``explore`` and, before its runs,
-    by a study that explores ``run``."""
+    by a study that explores ``run`` (trained with ``t``). ``advice``: how to do without it."""
+    more = ("a larger train_subset and eval_subset" if t.train_subset or t.eval_subset else
+            "a dataset of more images (and more classes)")
     if len(s.train_y) < KNN_K or len(s.test_y) < 2:
-        raise UserError(f"{run}: {len(s.train_y):,} training images and {len(s.test_y):,} test images, where a latent "
-                        f"space needs {KNN_K} training images at least (the k-NN score's neighbours) and 2 test images "
-                        f"(a map); {advice}")
+        raise UserError(f"{run}: {len(s.train_y):,} training image{'s' * (len(s.train_y) != 1)} and "
+                        f"{len(s.test_y):,} test image{'s' * (len(s.test_y) != 1)}, where a latent space needs "
+                        f"{KNN_K} training images at least (the k-NN score's neighbours) and 2 test images (a map); "
+                        f"{advice} {more}")
     if len(s.train_y[:FIT_IMAGES].unique()) < 2:
         raise UserError(f"the first {min(len(s.train_y), FIT_IMAGES):,} training images of {run} hold a single class: "
                         "the k-NN and linear-probe scores need two at least (a dataset of one class has no latent "
-                        "space to score)")
+                        f"space to score); {advice} {more}")
 
 
 def refuse_unexplorable(study: Study, data: Dataset) -> None:
@@ -137,8 +140,8 @@ def refuse_unexplorable(study: Study, data: Dataset) -> None:
     (``study`` and ``study --plan``), not after its runs."""
     for name in study.explore.autoencoders:
         t = next(a for a in study.autoencoders if a.name == name).train
-        refuse_too_few(make_splits(data, t.val, t.train_subset, t.eval_subset), f"[explore] autoencoder {name}",
-                       "give it a larger train_subset and eval_subset, or take it out of [explore]")
+        refuse_too_few(make_splits(data, t.val, t.train_subset, t.eval_subset), f"[explore] autoencoder {name}", t,
+                       "take it out of [explore], or give it")
 
 
 def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:

@@ -116,6 +116,8 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                        if curves["classifiers"].get(c["strategy"]) else "") + "."))
         k += 1
     for c in (c for c in clfs if c["strategy"] in ("finetune", "scratch")):
+        if math.isnan(c["test_acc"]["values"][0]):  # seed 0 diverged: it confused nothing (runs.no_confusion)
+            continue
         name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
         plots.confusion(f"Fig. {k}: {c['name']}, test set", c["confusion_matrices"][0], classes, figs / name)
         out.append(("classifiers", name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test "

@@ -94,12 +94,14 @@ def picture_files(paths: list[str]) -> list[str]:
         if not Path(path).is_dir():
             files.append(path)  # read_picture says what is wrong with it, if anything
             continue
-        found = [p for p in Path(path).iterdir()
-                 if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES and not p.name.startswith(".")]
+        pictures_here = [p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES]
+        found = [p for p in pictures_here if not p.name.startswith(".")]
         if not found:
             subfolders = any(p.is_dir() for p in Path(path).iterdir())
-            below = " (its subfolders are not searched: name them)" if subfolders else ""
-            raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}){below}; give picture "
+            skipped = [what for what, there in (("subfolders are not searched", subfolders),
+                                                ("hidden files are skipped", pictures_here)) if there]
+            said = f" (its {' and its '.join(skipped)}: name them)" if skipped else ""
+            raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}){said}; give picture "
                             "files, or a folder of them")
         pictures = sorted((str(p) for p in found if not p.name.endswith(RECONSTRUCTION)), key=str.lower)
         if not pictures:

@@ -272,10 +272,11 @@ class Classifier(nn.Module):
 
     def metrics(self, out: ModelOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-batch sums of the figures besides the loss that the trainer reports. A diverged
-        model (its loss not a number) has no accuracy: argmax would answer class 0 for NaN logits,
-        a finite share of the images that the claims would judge."""
+        model (logits that are not finite numbers; the paper head's Sigmoid keeps its loss finite
+        on infinite ones) has no accuracy: argmax would answer class 0 for them, a finite share
+        of the images that the claims would judge."""
         correct = (out.prediction == y).sum().double()
-        return {"acc": torch.where(out.loss.isfinite(), correct, torch.nan)}
+        return {"acc": torch.where(out.output.isfinite().all(), correct, torch.nan)}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).flatten(1)

@@ -26,6 +26,9 @@ from .study import BEST, Study
 from .studyfolder import StudyFolder
 
 
+EXTENDABLE = "--extend trains it on"  # the end of a changed run's reason, where it can be trained on
+
+
 @dataclass
 class PlannedRun:
     name: str                      # its folder: OUT/runs/<name>
@@ -188,7 +191,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
                 if extend and not cannot:
                     states[run.name] = "extend"
                     continue
-                reason += f"; a run {cannot}" if cannot else "; --extend trains it on"
+                reason += f"; a run {cannot}" if cannot else f"; {EXTENDABLE}"
             elif run_folder.fewer_epochs(cfg, ignore):
                 reason += "; --extend trains a run on to more epochs, never back to fewer"
         if reason and not run_folder.holds_training():  # stopped before its first epoch, say: nothing to keep
@@ -308,14 +311,19 @@ def _holds(old: RunFolder, run: PlannedRun) -> bool:
 
 
 def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
+    """The runs ``plan_states`` found changed (``why``), refused in one message; where every one of
+    them can be trained on, the fix is --extend, not deleting them."""
     if not why:
         return
     shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
     more = f" and {len(why) - 6} more" if len(why) > 6 else ""
+    them = "them" if len(why) > 1 else "it"
+    fix = (f"run the study again with --extend to train {them} on, or delete {them} to train anew"
+           if all(reason.endswith(EXTENDABLE) for reason in why.values()) else
+           f"delete {them} and run the study again (its other finished runs are kept), or choose another --out")
     raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
                     f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
-                    f"{', '.join(shown)}{more}; delete {'them' if len(why) > 1 else 'it'} and run the study "
-                    "again (its other finished runs are kept), or choose another --out")
+                    f"{', '.join(shown)}{more}; {fix}")
 
 
 def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, log: Log,

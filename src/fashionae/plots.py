@@ -55,8 +55,11 @@ def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: 
 def _finish(fig, ax, title: str, xlabel: str, ylabel: str, epochs: bool = True) -> None:
     """Title, labels and the legend below the axes (it never hides a curve)."""
     from matplotlib.ticker import MaxNLocator
-    if epochs:
-        low, high = ax.dataLim.intervalx
+    # the epochs from the lines themselves: a curve that is not a number (a diverged run) is
+    # drawn as nothing, and has no extent on the axes
+    xs = [x for line in ax.get_lines() for x in np.asarray(line.get_xdata(), dtype=float)]
+    if epochs and xs:
+        low, high = min(xs), max(xs)
         if high - low < 8:  # a few epochs: one tick each, the points kept off the frame
             ax.set_xticks(range(int(low), int(high) + 1))
             ax.set_xlim(low - 0.5, high + 0.5)

@@ -276,11 +276,12 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
         verb = {"lower": "lowers", "higher": "raises"}.get(a[figure].get("verdict"))
         return (f"The ablation's change {name(a)} ({effect(a)}) "
                 + (f"{verb} {quantity} at {CONFIDENCE} confidence." if verb else
-                   f"moves {quantity} by less than its interval can tell.") + note)
+                   f"is not shown to move {quantity}: its interval holds 0.") + note)
     phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at {CONFIDENCE} confidence ({'; '.join(map(said, by[v]))})"
                for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
     if rest and phrases:
-        phrases.append(f"{rest} {'moves' if rest == 1 else 'move'} {{it}} by less than the intervals can tell")
+        phrases.append(f"{rest} {'is' if rest == 1 else 'are'} not shown to move {{it}} "
+                       + ("(an interval that holds 0)" if rest == 1 else "(intervals that hold 0)"))
     elif rest:
         phrases.append(f"none moves {{it}} at {CONFIDENCE} confidence")
     phrases = [p.format(it=quantity if k == 0 else "it") for k, p in enumerate(phrases)]
@@ -297,8 +298,17 @@ def terminal_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]
     for anchor, caption, header, rows in tables(results):
         if anchor not in PAGE_ONLY_TABLES:
             keep = [i for i, h in enumerate(header) if h not in PAGE_ONLY_COLUMNS]
+            if anchor == "ablation" and (note := _not_one_change(results)):  # its "what differs" is page only
+                caption += f". {note}"
             out.append((caption, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     return out
+
+
+def _not_one_change(results: dict) -> str | None:
+    """The ablation's lines that change more than one setting, said (the summary's sentence)."""
+    several = [a for a in results.get("ablation", []) if len(a.get("differs", {})) > 1]
+    return ("Not one change alone: " + "; ".join(f"“{a['change']}” changes {differs_text(a['differs'])}"
+                                                 for a in several) + ".") if several else None
 
 
 def summary(results: dict) -> list[str]:
@@ -334,15 +344,14 @@ def summary(results: dict) -> list[str]:
                  + (f", the highest {ranked[-1]['name']}'s, {_f(ranked[-1]['test_mse'])}" if len(ranked) > 1 else "")
                  + (f"; PCA with {beside[0][1]['k']} components reaches {beside[0][1]['test_mse']:.4f} "
                     f"({beside[0][0]['name']}: {_f(beside[0][0]['test_mse'])})" if beside else "") + ".")
-    trained = [c for c in clfs if c["strategy"] != CONTROL]
-    if diverged := [c["name"] for c in trained if not math.isfinite(c["test_acc"]["mean"])]:
-        s.append(f"{', '.join(diverged)} had a run that diverged (a loss that is not a number, so no accuracy): "
+    if diverged := [c["name"] for c in clfs if not math.isfinite(c["test_acc"]["mean"])]:
+        s.append(f"{', '.join(diverged)} had a run that diverged (scores that are not numbers, so no accuracy): "
                  "left out of the ranking below.")
-        trained = [c for c in trained if c["name"] not in diverged]
+    trained = [c for c in clfs if c["strategy"] != CONTROL and c["name"] not in diverged]
     if trained:
         best = max(c["test_acc"]["mean"] for c in trained)
         tops = [c for c in trained if c["test_acc"]["mean"] == best]
-        control = next((c for c in clfs if c["strategy"] == CONTROL), None)
+        control = next((c for c in clfs if c["strategy"] == CONTROL and c["name"] not in diverged), None)
         whose = (f"is {tops[0]['name']}'s" if len(tops) == 1
                  else f"is shared by {', '.join(c['name'] for c in tops[:-1])} and {tops[-1]['name']}")
         pixels = (results["baselines"] or {}).get("logistic_regression")
@@ -358,9 +367,8 @@ def summary(results: dict) -> list[str]:
                                                   "differences are real."))
     if results.get("ablation"):
         s.append(_ablation_summary(results["ablation"]))
-        if several := [a for a in results["ablation"] if len(a.get("differs", {})) > 1]:  # (a terminal shows no "what differs")
-            s.append("Not one change alone: " + "; ".join(f"“{a['change']}” changes {differs_text(a['differs'])}"
-                                                          for a in several) + ".")
+        if note := _not_one_change(results):
+            s.append(note)
     if lines := classifier_lines(results.get("ablation", [])):
         s.append(_ablation_summary(lines, "val_acc"))
     claims = results["claims"]

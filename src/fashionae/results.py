@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
-from .files import read_json, read_rebuildable_json, write_json
+from .files import read_json, read_rebuildable_json
 from .plan import PlannedRun, explored_run, known_config, make_plan
 from .runfolder import RunConfig
 from .runs import DATA_DECIDED, LOCAL
@@ -159,6 +159,10 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
             runs[r.name].progress()
         cfg = known_config(r, study, folder)[0]
         chosen = tuple(k for k, v in cfg.used_identity().items() if v == "auto")  # what the run chose
+        if runs[r.name].other_epochs(cfg, ignore=DATA_DECIDED + chosen):  # a study stopped while --extend ran
+            raise UserError(f"study {folder.path} is not finished: {r.name} has trained "
+                            f"{runs[r.name].config().train.epochs} epochs of the {cfg.train.epochs} it asks for; run "
+                            f"the same `fashionae study ... --out {folder.path} --extend` command again to train it on")
         if diffs := runs[r.name].differences(cfg, ignore=DATA_DECIDED + chosen, asked="in the study"):
             raise UserError(f"{runs[r.name].path} holds another run than the study's {r.name} ({diffs[0]}): a run "
                             f"folder was moved, renamed or edited; put it back, or run `fashionae study ... --out "
@@ -217,7 +221,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
     if timing:
         results["timing"] = timing
-    write_json(folder / folder.RESULTS, results)
+    folder.write_results(results)
     return results
 
 
@@ -324,6 +328,8 @@ def classes_of(results: dict) -> tuple[str, ...]:
 
 def confusion_text(most_confused: dict) -> str:
     """A classifier's most frequent confusion (its summary's ``most_confused``), in words."""
+    if most_confused["count"] is None:
+        return "none: the run diverged"
     if most_confused["count"] == 0:
         return "none (no test image misclassified)"
     return f"{most_confused['true']} taken for {most_confused['predicted']} ({most_confused['count']}×)"

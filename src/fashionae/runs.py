@@ -6,6 +6,7 @@ eval`` is ``evaluate_run``. The folder's layout is ``RunFolder``'s business.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import subprocess
@@ -339,6 +340,13 @@ def confusion(true: torch.Tensor, predicted: torch.Tensor, classes: tuple[str, .
             "most_confused": {"true": classes[i], "predicted": classes[j], "count": int(off[i, j])}}
 
 
+def no_confusion(k: int) -> dict:
+    """``confusion``'s figures of a diverged classifier (its accuracy not a number): argmax's answers
+    for logits that are not numbers confuse nothing, so none is said (the claims judge none)."""
+    return {"per_class_acc": [math.nan] * k, "confusion_matrix": [[math.nan] * k for _ in range(k)],
+            "most_confused": {"true": None, "predicted": None, "count": None}}
+
+
 def summarize(model, history: list[dict], splits, t: TrainConfig, classes: tuple[str, ...],
               dist: Dist = Dist()) -> dict:
     device = torch.device(t.device)
@@ -351,7 +359,8 @@ def summarize(model, history: list[dict], splits, t: TrainConfig, classes: tuple
         "images_per_second": len(splits.train_x) * len(history) / train_seconds,
     }
     if "acc" in test:
-        summary.update(test_acc=test["acc"], **confusion(splits.test_y, test["predictions"], classes))
+        summary.update(test_acc=test["acc"], **(confusion(splits.test_y, test["predictions"], classes)
+                                                if not math.isnan(test["acc"]) else no_confusion(len(classes))))
     return summary
 
 

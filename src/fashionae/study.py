@@ -259,11 +259,12 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         raise UserError(f"study file {source}: a profile cannot be named 'default', the name of the top level "
                         "alone (a study without a profile); rename [profiles.default]")
     profile = profile or raw.get("default_profile") or ("quick" if "quick" in profiles else "")
+    base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
     if profile and profile not in profiles:
+        _check_tables(base, source)  # a [profiles] table misplaced inside another is said as such first
         raise UserError(f"study file {source} has no profile {profile!r}{named}; " + (
             f"choose one of {', '.join(profiles)}" if profiles else
             f"it has no profiles: {'remove its default_profile' if named else 'leave out --profile'}"))
-    base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
     _refuse_seed(base, source)
 
     def merged_profile(name: str) -> dict:
@@ -329,6 +330,9 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
 
     autoencoders = []
     entries = merged.get("autoencoders", [])
+    if isinstance(entries, dict):  # [autoencoders] for [[autoencoders]]: one table, not a list of them
+        raise UserError(f"study file {source}: [autoencoders] is one table; write each autoencoder under "
+                        "[[autoencoders]] (two brackets: an entry of the list)")
     if not isinstance(entries, list) or not entries:
         raise UserError(f"study file {source}: [[autoencoders]] must list at least one autoencoder")
     for i, entry in enumerate(entries):
@@ -370,8 +374,9 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
             raise UserError(f"study file {source}: [classifiers] encoder names one encoder twice; name each once")
         strategies = c.get("strategies", list(STRATEGIES))
         if not isinstance(strategies, list) or not strategies or any(s not in STRATEGIES for s in strategies):
+            unknown = [s for s in strategies if s not in STRATEGIES] if isinstance(strategies, list) else []
             raise UserError(f"study file {source}: [classifiers] strategies must be a list drawn "
-                            f"from {', '.join(STRATEGIES)}")
+                            f"from {', '.join(STRATEGIES)}, got {unknown[0] if unknown else strategies!r}")
         if len(set(strategies)) != len(strategies):
             raise UserError(f"study file {source}: [classifiers] strategies names one strategy twice; name each once")
         paper_head = c.get("paper_head", ModelConfig.paper_head)
@@ -417,8 +422,9 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
 
     explore_keys = merged.get("explore", {})
     explore = _typed(Explore, explore_keys, "[explore]", source)
-    if not isinstance(explore.autoencoders, list) or any(n not in names for n in explore.autoencoders):
-        raise UserError(f"study file {source}: [explore] autoencoders must name autoencoders of the study")
+    if unknown := [n for n in explore.autoencoders if n not in names]:  # (a list of names: _typed checked it)
+        raise UserError(f"study file {source}: [explore] autoencoders must name autoencoders of the study: "
+                        f"{unknown[0]!r} is none (known: {', '.join(names)})")
 
     b = merged.get("baselines", {})
     baselines = _typed(Baselines, {"train_subset": base_train.get("train_subset"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import UserError
-from .files import holds_nothing, read_rebuildable_json
+from .files import holds_nothing, read_rebuildable_json, remove_file, write_json
 from .runfolder import RunFolder
 from .study import Study
 
@@ -46,6 +46,14 @@ class StudyFolder:
         if (self / self.RUNS).exists() and not (self / self.RUNS).is_dir():
             raise UserError(f"{self / self.RUNS} is a file where the study keeps its runs; move it out of the way")
         return self
+
+    def write_results(self, results: dict) -> None:
+        """results.json, the report's figures written from it next (``report.write_report``): the
+        report of the results before goes first, so that a stop in between leaves no report that
+        results.json contradicts (``fashionae report`` writes it again)."""
+        for page in (self.REPORT_MD, self.REPORT_HTML):
+            remove_file(self / page)
+        write_json(self / self.RESULTS, results)
 
     def study(self) -> Study:
         path = self / self.STUDY
