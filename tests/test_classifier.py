@@ -129,6 +129,13 @@ def test_a_diverged_classifier_has_no_accuracy(tiny, ae_run, tmp_path, monkeypat
     assert all(math.isnan(summary[k]) for k in ("test_acc", "val_acc", "best_val_acc", "train_acc", "train_eval_acc"))
     assert math.isnan(RunFolder(tmp_path / "ft").summary()["test_acc"])
     monkeypatch.undo()
+    # the paper head's Sigmoid makes infinite logits finite scores, and a finite loss: diverged all the same
+    from fashionae.models import build_model
+    paper = build_model(ModelConfig(task="classifier", latent=32, paper_head=True))
+    with torch.no_grad():
+        paper.head.bias.fill_(math.inf)
+    out = paper(torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
+    assert out.loss.isfinite() and math.isnan(paper.metrics(out, torch.zeros(4, dtype=torch.long))["acc"])
     assert main(["eval", str(tmp_path / "ft"), "--data-dir", str(data_dir), "--no-verify"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("  (the model diverged: its outputs are not numbers)")
 

@@ -134,6 +134,13 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
     with pytest.raises(UserError, match=r"^classes= must be a list of names, such as \['circle', 'square'\], got 'a,b,c'$"):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes="a,b,c")  # (a string's letters would be three classes named 'a', ',' and 'b'...)
+    for odd in (5, [1, 2, 3]):
+        with pytest.raises(UserError, match=r"^classes= must be a list of names"):
+            write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                              classes=odd)
+    with pytest.raises(UserError, match=r"class 'x\\u202ey' has a space at an end or a control character"):
+        write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                          classes=["x\u202ey", "b", "c"])  # a right-to-left override: the row after it reversed
     with pytest.raises(UserError, match=r"^" + re.escape(f"{tmp_path / 'bad'}/dataset.toml: class 'a\\nb' has a space "
                                                          "at an end or a control character (a newline, a tab)")):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),

@@ -114,7 +114,7 @@ def test_one_class_has_no_scores_to_give(tiny, tmp_path):
     one = replace(tiny, train_labels=tiny.train_labels * 0)
     with pytest.raises(UserError, match="training images of .*ae hold a single class: the k-NN and linear-probe "
                                         "scores need two at least .*; explore a run trained with a larger "
-                                        "train_subset and eval_subset$"):
+                                        "train_subset, if the dataset holds other classes$"):
         explore_module.explore(tmp_path / "ae", data=one)
 
 
@@ -247,24 +247,32 @@ def test_a_run_of_too_few_images_has_no_latent_space_to_score(tiny, tmp_path, tr
     from fashionae import explore as explore_module
     t = TrainConfig(epochs=1, batch_size=4, train_subset=train_subset, eval_subset=eval_subset, **ON_DEVICE)
     execute(RunConfig(model=ModelConfig(latent=16), train=t), tmp_path / "ae", data=tiny, log=lambda m: None)
+    short = "train_subset" if train_subset == 4 else "eval_subset"
     with pytest.raises(UserError, match=f"ae: {train_subset} training images and {eval_subset} test images?, where "
-                                        "a latent space needs 5 training images at least .*; explore a run trained "
-                                        "with a larger train_subset and eval_subset$"):
+                                        f"a latent space needs 5 training images at least .*; explore a run trained "
+                                        f"with a larger {short}$"):
         explore_module.explore(tmp_path / "ae", data=tiny)
     assert not (tmp_path / "ae" / "explore").exists()
 
 
 def test_too_few_images_for_a_latent_space_says_what_would_give_them():
-    """A run with subsets is told of larger ones; one of a small dataset, of more images."""
+    """What is short is named with what gives it: a larger subset where one cut it short, else a
+    dataset of more images, or of two classes."""
     from types import SimpleNamespace
 
     from fashionae.explore import refuse_too_few
     small = SimpleNamespace(train_y=torch.arange(50) % 2, test_y=torch.zeros(1, dtype=torch.long))
     with pytest.raises(UserError, match=r"^\[explore\] autoencoder a: 50 training images and 1 test image, where .*; "
-                                        r"take it out of \[explore\], or give it a dataset of more images \(and more "
-                                        r"classes\)$"):
+                                        r"take it out of \[explore\], or give it a dataset of more test images$"):
         refuse_too_few(small, "[explore] autoencoder a", TrainConfig(), "take it out of [explore], or give it")
+    with pytest.raises(UserError, match=r"^run: 3 training images and 1 test image, .*; explore a run trained with a "
+                                        r"larger train_subset and a dataset of more test images$"):
+        refuse_too_few(SimpleNamespace(train_y=small.train_y[:3], test_y=small.test_y), "run",
+                       TrainConfig(train_subset=3), "explore a run trained with")
     one_class = SimpleNamespace(train_y=torch.zeros(50, dtype=torch.long), test_y=torch.zeros(9, dtype=torch.long))
     with pytest.raises(UserError, match=r"^the first 50 training images of run hold a single class: .*; explore a run "
-                                        r"trained with a larger train_subset and eval_subset$"):
+                                        r"trained with a larger train_subset, if the dataset holds other classes$"):
         refuse_too_few(one_class, "run", TrainConfig(train_subset=50), "explore a run trained with")
+    with pytest.raises(UserError, match=r"hold a single class: .*; explore a run trained with a dataset of two classes "
+                                        r"at least$"):
+        refuse_too_few(one_class, "run", TrainConfig(), "explore a run trained with")

@@ -555,7 +555,7 @@ wide had a run that diverged (a figure that is not a number): left out of the ra
 The lowest mean test MSE per pixel is linear-512's, 0.0192 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0002; PCA with 64 components reaches 0.0105 (linear-64: 0.0233 ± 0.0002).
 The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %; logistic regression on the pixels: 93.77 %).
 These rank means over seeds; which differences are real is for the claims and the ablation to say.
-Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“dropout after pooling”, -12.0 %); 1 raises it at 95 % confidence (“no dropout”, +8.0 %); 1 is not shown to move it (an interval that holds 0). “diverging”: a run diverged, so no verdict.
+Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“dropout after pooling”, -12.0 %); 1 raises it at 95 % confidence (“no dropout”, +8.0 %); 1 is not shown to move it (no interval wholly on one side of 0). “diverging”: a run diverged, so no verdict.
 Not one change alone: “no dropout” changes dropout 0.2 → 0; epochs 2 → 4.
 Of the study's 5 claims with a test of their own, 2 are confirmed (“a confirmed one”; “another confirmed”), 1 is refuted (“a refuted one”), 1 is inconclusive and 1 is not tested. “restates two”, which follows from the first two, is confirmed.
 '''
@@ -666,6 +666,9 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
         "The ablation's change “c” (+1.0 %) is not shown to move the validation MSE: its interval holds 0. "
         "“d”: a run diverged, so no verdict.")
     assert _ablation_summary([diverged]) == "“d”: a run diverged, so no verdict."
+    same = ablation("s", 0.0, None, reason="the same effect on every seed: no spread to measure")
+    assert _ablation_summary([same]) == ("The ablation's change “s” (+0.0 %) is not shown to move the validation MSE: "
+                                         "the same effect on every seed: no spread to measure.")
     assert _ablation_summary([lower, {**lower, "change": "e"}]) == (
         "Of the ablation's 2 changes, 2 lower the validation MSE at 95 % confidence (“a”, -12.0 %; “e”, -12.0 %).")
     assert _ablation_summary([higher, higher, lower]) == (
@@ -675,7 +678,7 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
         "Of the ablation's 2 changes, none moves the validation MSE at 95 % confidence."
     assert _ablation_summary([unsure, unsure, higher]) == (
         "Of the ablation's 3 changes, 1 raises the validation MSE at 95 % confidence (“b”, +8.0 %); 2 are not shown "
-        "to move it (intervals that hold 0).")
+        "to move it (no interval wholly on one side of 0).")
 
 
 def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(study, tmp_path):
@@ -1129,3 +1132,29 @@ def test_the_report_pages_are_replaced_whole_never_rewritten_in_place(study, tmp
     write_report(out, results)
     for name in ("report.md", "report.html"):
         assert (tmp_path / name).read_text() == "an earlier report" != (out / name).read_text()
+
+
+def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():
+    """A ratio of MSEs is positive, so a change is above -100 %: an interval's end that rounds to
+    it (two seeds' wide intervals do) says so rather than seem to reach it."""
+    from fashionae.report import _amount
+    assert [_amount(x, "relative") for x in (-0.99999, -0.9994, -0.5, 0.1)] == ["> -100 %", "-99.9 %", "-50.0 %",
+                                                                                "+10.0 %"]
+    assert _amount(-0.5, "points") == "-0.50 pts"
+
+
+def test_a_curve_leaves_out_the_seeds_that_diverged(tmp_path, monkeypatch):
+    """The mean over seeds of a curve with a diverged seed would be no numbers at all: the seeds
+    that stayed numbers are drawn; all diverged, a line of no numbers (and the figure is still drawn)."""
+    import math
+
+    import numpy as np
+
+    from fashionae import plots
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append([line.get_ydata() for line in fig.axes[0].get_lines()]))
+    steady = [{"val_acc": 0.5}, {"val_acc": 0.6}]
+    diverged = [{"val_acc": 0.4}, {"val_acc": math.nan}]
+    plots.curves("t", [diverged, steady], [("val_acc", "validation")], "accuracy", None, tmp_path / "a.png")
+    plots.curves("t", [diverged, diverged], [("val_acc", "validation")], "accuracy", None, tmp_path / "b.png")
+    assert np.allclose(drawn[0][0], [0.5, 0.6]) and np.isnan(drawn[1][0]).any()

@@ -174,6 +174,9 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
         load_study(write(tmp_path, MINIMAL), profile="x")
     with pytest.raises(UserError, match=r"^study file s.toml: unknown key 'profiles' in \[baselines\]"):
         load_study(write(tmp_path, MINIMAL + "[baselines]\nprofiles = 3\n"), profile="quick")  # misplaced, said so
+    with pytest.raises(UserError, match=r"^study file s.toml: a profiles table inside \[\[autoencoders\]\]; profiles "
+                                        r"belong at the top level \(\[profiles.NAME\]\)$"):
+        load_study(write(tmp_path, MINIMAL + "[autoencoders.profiles.quick]\nlatent = 4\n"), profile="quick")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -183,6 +186,8 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (MINIMAL + "[train]\nepochs = 0\n", "epochs must be a positive integer"),
     (MINIMAL + "[classifiers]\nencoder = \"b\"\n", "encoder 'b' is not trained"),
     (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list drawn from .*, got 'melt'$"),
+    (MINIMAL + "[classifiers]\nstrategies = \"frozen\"\n", "strategies must be a list drawn from .*, got the string "
+     "'frozen' \\(write \\['frozen'\\]\\)$"),
     ('[[autoencoders]]\nname = "a"\narch = "mlp"\n', "unknown arch"),
     ("seeds = 0\n" + MINIMAL, "seeds must be"),
     ("", "s.toml is empty; see studies/ for examples"),
@@ -829,7 +834,7 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     assert _ablation_summary(lines, "val_acc") == (
         "Of the ablation's 2 classifier comparisons (their intervals a family of their own, apart from the MSE's), "
         "1 raises the classifiers' validation accuracy at 95 % "
-        "confidence (“no dropout” on finetune, +1.87 pts); 1 is not shown to move it (an interval that holds 0).")
+        "confidence (“no dropout” on finetune, +1.87 pts); 1 is not shown to move it (no interval wholly on one side of 0).")
     assert _ablation_summary(lines[:1], "val_acc") == (
         "The ablation's change “no dropout” on finetune (+1.87 pts) raises the classifiers' validation accuracy at "
         "95 % confidence.")
@@ -931,8 +936,9 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     capsys.readouterr()
     assert main(["report", str(stopped)]) == 2
     assert capsys.readouterr().err == (
-        f"fashionae: error: study {stopped} is not finished: clf-scratch-seed0 has trained 1 epochs of the 2 it asks "
-        f"for; run the same `fashionae study ... --out {stopped} --extend` command again to train it on\n")
+        f"fashionae: error: study {stopped} is not finished: 1 of its 3 runs is left (clf-scratch-seed0 first; 1 to "
+        f"train on to more epochs); run the same `fashionae study ... --out {stopped} --extend` command again to "
+        "train them on\n")
     assert main(["study", str(more_clf), "--extend", *common]) == 0
     assert ": 3 runs on fashion-mnist, 1 finished already, 2 to train on from their training state\n" in capsys.readouterr().err
     assert models(out) == study_of("", longer.format(), "clf-longer")
@@ -953,7 +959,12 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     assert capsys.readouterr().err == (
         f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
         "clf-finetune-seed0 (trained on ae-a-seed0, which --extend trains on); delete it and run the study again "
-        "(its other finished runs are kept), or choose another --out\n")
+        "with --extend (its other finished runs are kept)\n")
+    assert main(["study", str(more_ae), *common]) == 2  # without --extend: the one to delete named, --extend said
+    assert capsys.readouterr().err.endswith(
+        "ae-a-seed0 (train.epochs: 1 there, 2 now; --extend trains it on), clf-finetune-seed0 (trained on an earlier "
+        "ae-a-seed0); delete clf-finetune-seed0 and run the study again with --extend (its other finished runs are "
+        "kept)\n")
     assert models(out) == kept  # nothing trained
     shutil.rmtree(runs / "clf-finetune-seed0")
     assert main(["study", str(more_ae), "--extend", *common]) == 0
@@ -1335,8 +1346,8 @@ def test_a_latent_space_section_on_too_few_images_is_refused_before_anything_tra
         assert capsys.readouterr().err == (
             f"fashionae: error: [explore] autoencoder a: {n_train} training images and {n_test} test "
             f"image{'s' * (n_test > 1)}, where a latent space needs 5 training images at least (the k-NN score's "
-            "neighbours) and 2 test images (a map); take it out of [explore], or give it a larger train_subset and "
-            "eval_subset\n")
+            "neighbours) and 2 test images (a map); take it out of [explore], or give it a larger "
+            f"{'train_subset' if n_train == 4 else 'eval_subset'}\n")
     assert not (out / "runs").exists()
 
 
@@ -1372,6 +1383,7 @@ def test_a_study_whose_classifier_diverged_reports_it_and_judges_nothing_of_it(d
     page = (out / "report.md").read_text()
     assert "finetune had a run that diverged (scores that are not numbers, so no accuracy)" in page
     assert "none: the run diverged" in page
+    assert "accuracy per epoch of the finetune classifier, one seed, which diverged: no curve to draw" in page
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert any("confusion_scratch" in f for f in figures) and not any("confusion_finetune" in f for f in figures)
 
@@ -1442,10 +1454,10 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
     lower, higher, unclear = line("a", -0.2, "lower"), line("b", 0.1, "higher"), line("c", 0.01, "not shown")
     assert _ablation_summary([lower, higher, unclear, unclear]) == (
         "Of the ablation's 4 changes, 1 lowers the validation MSE at 95 % confidence (“a”, -20.0 %); 1 raises it at 95 % "
-        "confidence (“b”, +10.0 %); 2 are not shown to move it (intervals that hold 0).")
+        "confidence (“b”, +10.0 %); 2 are not shown to move it (no interval wholly on one side of 0).")
     assert _ablation_summary([higher, higher, unclear]) == (
         "Of the ablation's 3 changes, 2 raise the validation MSE at 95 % confidence (“b”, +10.0 %; “b”, +10.0 %); "
-        "1 is not shown to move it (an interval that holds 0).")
+        "1 is not shown to move it (no interval wholly on one side of 0).")
     assert _ablation_summary([unclear, unclear]) == "Of the ablation's 2 changes, none moves the validation MSE at 95 % confidence."
     assert _ablation_summary([higher]) == "The ablation's change “b” (+10.0 %) raises the validation MSE at 95 % confidence."
     # too few seeds: no verdict, and why; a diverged run: said, and left out of the count
@@ -1463,7 +1475,7 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
                                                "confidence. “d”: a run diverged, so no verdict.")
     assert _ablation_summary([lower, unclear, nan]) == (
         "Of the ablation's 2 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“a”, "
-        "-20.0 %); 1 is not shown to move it (an interval that holds 0). “d”: a run diverged, so no verdict.")
+        "-20.0 %); 1 is not shown to move it (no interval wholly on one side of 0). “d”: a run diverged, so no verdict.")
     assert _ablation_summary([nan]) == "“d”: a run diverged, so no verdict."
 
 

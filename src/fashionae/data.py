@@ -310,10 +310,15 @@ def _dataset_toml(folder: Path) -> dict:
     return meta
 
 
+BIDI_CONTROLS = {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}  # they reorder the text after them
+
+
 def _breaks_a_line(name: str) -> bool:
-    """Whether a name holds a control character (a newline, a tab) or a line or paragraph
-    separator; the joiners and spaces of names in any script do not count."""
-    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name)
+    """Whether a name holds a control character (a newline, a tab), a line or paragraph separator
+    or a character that reorders the line after it (a bidi override); the joiners and spaces of
+    names in any script do not count."""
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or unicodedata.bidirectional(ch) in BIDI_CONTROLS
+               for ch in name)
 
 
 def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
@@ -449,8 +454,11 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     would no longer match it."""
     folder = Path(folder)
     if classes is not None:  # (a string's letters would be its classes; a generator is read once)
-        names = classes if isinstance(classes, str) else list(classes)
-        if isinstance(names, str) or not all(isinstance(c, str) for c in names):
+        try:
+            names = classes if isinstance(classes, str) else list(classes)
+        except TypeError:  # a number, say
+            names = classes
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
             raise UserError(f"classes= must be a list of names, such as ['circle', 'square'], got {classes!r}")
         classes = [str(c) for c in names]
     if folder.exists() and not folder.is_dir():

@@ -121,18 +121,23 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
 def refuse_too_few(s: Splits, run: str, t: TrainConfig, advice: str) -> None:
     """A latent space to score needs KNN_K training images (the k-NN's neighbours) of two classes
     at least and 2 test images (a map): refused in one line, by ``explore`` and, before its runs,
-    by a study that explores ``run`` (trained with ``t``). ``advice``: how to do without it."""
-    more = ("a larger train_subset and eval_subset" if t.train_subset or t.eval_subset else
-            "a dataset of more images (and more classes)")
-    if len(s.train_y) < KNN_K or len(s.test_y) < 2:
+    by a study that explores ``run`` (trained with ``t``). ``advice``: how to do without it, then
+    what gives what is short: a larger subset where one cut it short, else a larger dataset."""
+    def more(images: str, subset: str) -> str:
+        return f"a larger {subset}" if getattr(t, subset) else f"a dataset of more {images}"
+    few_train, few_test = len(s.train_y) < KNN_K, len(s.test_y) < 2
+    if few_train or few_test:
+        short = " and ".join(more(images, subset) for images, subset, few in (
+            ("training images", "train_subset", few_train), ("test images", "eval_subset", few_test)) if few)
         raise UserError(f"{run}: {len(s.train_y):,} training image{'s' * (len(s.train_y) != 1)} and "
                         f"{len(s.test_y):,} test image{'s' * (len(s.test_y) != 1)}, where a latent space needs "
                         f"{KNN_K} training images at least (the k-NN score's neighbours) and 2 test images (a map); "
-                        f"{advice} {more}")
+                        f"{advice} {short}")
     if len(s.train_y[:FIT_IMAGES].unique()) < 2:
         raise UserError(f"the first {min(len(s.train_y), FIT_IMAGES):,} training images of {run} hold a single class: "
                         "the k-NN and linear-probe scores need two at least (a dataset of one class has no latent "
-                        f"space to score); {advice} {more}")
+                        f"space to score); {advice} " + ("a larger train_subset, if the dataset holds other classes"
+                                                        if t.train_subset else "a dataset of two classes at least"))
 
 
 def refuse_unexplorable(study: Study, data: Dataset) -> None:

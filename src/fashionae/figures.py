@@ -39,8 +39,14 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                for r in e["runs"]}
     out: list[Figure] = []
 
-    def seeds(runs: list) -> str:
-        return f"mean ± std over {len(runs)} seeds" if len(runs) > 1 else "one seed"
+    def seeds(runs: list, figure: dict | None = None) -> str:
+        """Over how many seeds a model's curves are drawn: those whose ``figure`` is a number
+        (``plots._band`` leaves out a seed that diverged)."""
+        diverged = sum(not math.isfinite(v) for v in figure["values"]) if figure else 0
+        said = f"mean ± std over {len(runs)} seeds" if len(runs) > 1 else "one seed"
+        if diverged == len(runs):
+            return said + ", which diverged: no curve to draw"
+        return said + (f", less the {diverged} that diverged" if diverged else "")
 
     aes = results["autoencoders"]
     # the paper encoder's linear models are a curve over l_size when they differ in it alone; where
@@ -94,7 +100,7 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                      [("train_loss", "train (training mode)"), ("train_eval_loss", "train (eval mode)"),
                       ("val_loss", "validation")], "MSE per pixel", author, figs / name)
         out.append(("autoencoders", name, f"Fig. {i}: loss per epoch of the {ae['name']} autoencoder, "
-                    f"{seeds(ae['runs'])}" + (f"; dotted: the author's code, whose epochs are {AUTHOR_EPOCH}"
+                    f"{seeds(ae['runs'], ae['test_mse'])}" + (f"; dotted: the author's code, whose epochs are {AUTHOR_EPOCH}"
                                               + _here(ae) if author else "") + "."))
     k = len(aes) + 1
     if _reconstructions(folder, results, figs / f"fig{k}_reconstructions.png"):
@@ -110,18 +116,21 @@ def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
                      [("train_acc", "train (training mode)"), ("train_eval_acc", "train (eval mode)"),
                       ("val_acc", "validation")], "accuracy, %", author, figs / name, scale=100)
         out.append(("classifiers", name, f"Fig. {k}: accuracy per epoch of the {c['name']} classifier"
-                    + (" (control)" if c["strategy"] == CONTROL else "") + f", {seeds(c['runs'])}"
+                    + (" (control)" if c["strategy"] == CONTROL else "") + f", {seeds(c['runs'], c['test_acc'])}"
                     + ("; dotted: the author's code (l_size-1024 encoder, Sigmoid head)" if author else
                        "; the author's curves, of another encoder (l_size 1024), are not drawn"
                        if curves["classifiers"].get(c["strategy"]) else "") + "."))
         k += 1
     for c in (c for c in clfs if c["strategy"] in ("finetune", "scratch")):
-        if math.isnan(c["test_acc"]["values"][0]):  # seed 0 diverged: it confused nothing (runs.no_confusion)
+        # the first seed's, or the first that did not diverge (one that did confused nothing: runs.no_confusion)
+        steady = [i for i, v in enumerate(c["test_acc"]["values"]) if math.isfinite(v)]
+        if not steady:
             continue
         name = f"fig{k}_confusion_{c['name'].replace('/', '-')}.png"
-        plots.confusion(f"Fig. {k}: {c['name']}, test set", c["confusion_matrices"][0], classes, figs / name)
+        plots.confusion(f"Fig. {k}: {c['name']}, test set", c["confusion_matrices"][steady[0]], classes, figs / name)
         out.append(("classifiers", name, f"Fig. {k}: confusion matrix of the {c['name']} classifier on the test "
-                    "set, each row (true class) normalised (seed 0)."))
+                    f"set, each row (true class) normalised (seed {c['seeds'][steady[0]]}"
+                    + (", the first that did not diverge" if steady[0] else "") + ")."))
         k += 1
     for ae in aes:  # latent-space views, where the study explored them (its first seed: plan.explored_run)
         run = folder.run(Path(ae["runs"][0]).name)

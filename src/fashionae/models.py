@@ -139,6 +139,7 @@ class ModelOutput:
     loss: torch.Tensor    # scalar, what the trainer minimises
     output: torch.Tensor  # reconstruction [N, 1, H, W] or class scores [N, K]
     prediction: torch.Tensor | None = None  # classifier: the predicted class [N]
+    logits: torch.Tensor | None = None  # classifier: its logits [N, K] (``output`` is past the paper head's Sigmoid)
 
 
 # ------------------------------------------------------------------ encoder and decoder
@@ -246,7 +247,7 @@ class Classifier(nn.Module):
         logits = self.logits(x)
         scores = self.scores(logits)
         loss = F.cross_entropy(scores, y) if y is not None else scores.new_zeros(())
-        return ModelOutput(loss, scores, logits.argmax(1))
+        return ModelOutput(loss, scores, logits.argmax(1), logits)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """What the cross-entropy sees: the logits, or through the paper head's Sigmoid."""
@@ -272,11 +273,11 @@ class Classifier(nn.Module):
 
     def metrics(self, out: ModelOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-batch sums of the figures besides the loss that the trainer reports. A diverged
-        model (logits that are not finite numbers; the paper head's Sigmoid keeps its loss finite
-        on infinite ones) has no accuracy: argmax would answer class 0 for them, a finite share
-        of the images that the claims would judge."""
+        model (logits that are not finite numbers; the paper head's Sigmoid keeps its scores and
+        loss finite on infinite ones) has no accuracy: argmax would answer class 0 for them, a
+        finite share of the images that the claims would judge."""
         correct = (out.prediction == y).sum().double()
-        return {"acc": torch.where(out.output.isfinite().all(), correct, torch.nan)}
+        return {"acc": torch.where(out.logits.isfinite().all(), correct, torch.nan)}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).flatten(1)

@@ -18,9 +18,9 @@ from .explore import refuse_unexplorable
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
 from .plan import (PlannedRun, check_plan, explored_run, make_plan, plan_states, refuse_changed, run_local,
                    subset_notes, unasked_runs_note)
+from .progress import duration
 from .report import write_report
 from .results import collect_results
-from .progress import duration
 from .runs import LOCAL, Log, stderr
 from .settings import CLASSIFIER
 from .study import Study

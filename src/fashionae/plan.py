@@ -27,6 +27,7 @@ from .studyfolder import StudyFolder
 
 
 EXTENDABLE = "--extend trains it on"  # the end of a changed run's reason, where it can be trained on
+ON_EXTENDED = "which --extend trains on"  # the end of a classifier's, where its encoder is to be trained on
 
 
 @dataclass
@@ -165,7 +166,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
             elif (trained_on in why and weights) or trained_on not in run.needs:
                 reason = f"trained on an earlier {trained_on}"
             elif trained_on in extended and weights:
-                reason = f"trained on {trained_on}, which --extend trains on"
+                reason = f"trained on {trained_on}, {ON_EXTENDED}"
             elif again and not run_folder.is_complete() and weights:
                 # half-trained on the encoder's weights: it cannot resume on another one
                 reason = f"its encoder {trained_on} is to be trained again, and it cannot resume on another"
@@ -311,16 +312,23 @@ def _holds(old: RunFolder, run: PlannedRun) -> bool:
 
 
 def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
-    """The runs ``plan_states`` found changed (``why``), refused in one message; where every one of
-    them can be trained on, the fix is --extend, not deleting them."""
+    """The runs ``plan_states`` found changed (``why``), refused in one message whose fix names
+    what to delete: none where every one of them can be trained on (--extend), else those that
+    cannot (and --extend trains the others, or the encoders the deleted classifiers took)."""
     if not why:
         return
     shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
     more = f" and {len(why) - 6} more" if len(why) > 6 else ""
     them = "them" if len(why) > 1 else "it"
-    fix = (f"run the study again with --extend to train {them} on, or delete {them} to train anew"
-           if all(reason.endswith(EXTENDABLE) for reason in why.values()) else
-           f"delete {them} and run the study again (its other finished runs are kept), or choose another --out")
+    gone = [name for name, reason in why.items() if not reason.endswith(EXTENDABLE)]
+    extend = len(gone) < len(why) or any(reason.endswith(ON_EXTENDED) for reason in why.values())
+    if not gone:
+        fix = f"run the study again with --extend to train {them} on, or delete {them} to train anew"
+    elif extend:
+        named = them if len(gone) == len(why) else ", ".join(gone)
+        fix = f"delete {named} and run the study again with --extend (its other finished runs are kept)"
+    else:
+        fix = f"delete {them} and run the study again (its other finished runs are kept), or choose another --out"
     raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
                     f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
                     f"{', '.join(shown)}{more}; {fix}")

@@ -41,13 +41,16 @@ def save(fig, path: Path) -> None:
 
 def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: str = "o", style: str = "-",
           z: float = 2, scale: float = 1) -> None:
-    """Mean line and ± std band over seeds of one per-epoch metric (times ``scale``)."""
+    """Mean line and ± std band over seeds of one per-epoch metric (times ``scale``); a seed whose
+    curve is not a number somewhere (it diverged) is left out (all of them: a line of no numbers)."""
     n = min(len(r) for r in runs)
-    values = np.array([[row[key] for row in r[:n]] for r in runs]) * scale
+    values = np.array([[row[key] for row in r[:n]] for r in runs], dtype=float) * scale
+    if (steady := np.isfinite(values).all(1)).any():
+        values = values[steady]
     epochs = np.arange(1, n + 1)
     mean = values.mean(0)
     ax.plot(epochs, mean, style, color=color, label=label, marker=marker if n < 8 else None, ms=4, zorder=z)
-    if len(runs) > 1:
+    if len(values) > 1:
         std = values.std(0, ddof=1)
         ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0, zorder=z - 1)
 

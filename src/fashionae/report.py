@@ -87,8 +87,11 @@ def _effect(c: dict) -> tuple[str, str]:
 
 
 def _amount(x: float, unit: str) -> str:
-    """An effect as the report writes it: a relative one in %, a difference of accuracy in points."""
-    return f"{100 * x:+.1f} %" if unit.startswith("relative") else f"{x:+.2f} pts"
+    """An effect as the report writes it: a relative one in %, a difference of accuracy in points.
+    A relative change is above -100 % (a ratio of MSEs): one that rounds to it says "> -100 %"."""
+    if unit.startswith("relative"):
+        return "> -100 %" if f"{100 * x:+.1f}" == "-100.0" and x > -1 else f"{100 * x:+.1f} %"
+    return f"{x:+.2f} pts"
 
 
 def _family(judged: list[dict]) -> str:
@@ -276,12 +279,13 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
         verb = {"lower": "lowers", "higher": "raises"}.get(a[figure].get("verdict"))
         return (f"The ablation's change {name(a)} ({effect(a)}) "
                 + (f"{verb} {quantity} at {CONFIDENCE} confidence." if verb else
-                   f"is not shown to move {quantity}: its interval holds 0.") + note)
+                   f"is not shown to move {quantity}: "
+                   + (f"{a[figure]['ci_reason']}." if a[figure].get("ci_reason") else "its interval holds 0.")) + note)
     phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at {CONFIDENCE} confidence ({'; '.join(map(said, by[v]))})"
                for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
     if rest and phrases:
-        phrases.append(f"{rest} {'is' if rest == 1 else 'are'} not shown to move {{it}} "
-                       + ("(an interval that holds 0)" if rest == 1 else "(intervals that hold 0)"))
+        phrases.append(f"{rest} {'is' if rest == 1 else 'are'} not shown to move {{it}} (no interval wholly on one "
+                       "side of 0)")
     elif rest:
         phrases.append(f"none moves {{it}} at {CONFIDENCE} confidence")
     phrases = [p.format(it=quantity if k == 0 else "it") for k, p in enumerate(phrases)]

@@ -149,20 +149,21 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     unfinished = [r.name for r in plan if not folder.run(r.name).is_complete()]
     for name in unfinished:  # one that finished and lost its summary cannot be resumed: said first
         folder.run(name).refuse_lost_summary()
-    if unfinished:
-        raise UserError(f"study {folder.path} is not finished: {len(unfinished)} of its {len(plan)} runs "
-                        f"{'is' if len(unfinished) == 1 else 'are'} left ({unfinished[0]} first); run the same "
-                        f"`fashionae study ... --out {folder.path}` command again to resume it")
+    # runs of fewer epochs than the study asks for: a study stopped while --extend trained them on
+    shorter = [r.name for r in plan if (run := folder.run(r.name)).is_complete()
+               and run.config().train.epochs < r.config.train.epochs]
+    if left := [r.name for r in plan if r.name in unfinished or r.name in shorter]:
+        raise UserError(f"study {folder.path} is not finished: {len(left)} of its {len(plan)} runs "
+                        f"{'is' if len(left) == 1 else 'are'} left ({left[0]} first"
+                        + (f"; {len(shorter)} to train on to more epochs" if shorter else "")
+                        + f"); run the same `fashionae study ... --out {folder.path}{' --extend' if shorter else ''}` "
+                        "command again to " + ("train them on" if shorter else "resume it"))
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
         if check_files:
             runs[r.name].progress()
         cfg = known_config(r, study, folder)[0]
         chosen = tuple(k for k, v in cfg.used_identity().items() if v == "auto")  # what the run chose
-        if runs[r.name].other_epochs(cfg, ignore=DATA_DECIDED + chosen):  # a study stopped while --extend ran
-            raise UserError(f"study {folder.path} is not finished: {r.name} has trained "
-                            f"{runs[r.name].config().train.epochs} epochs of the {cfg.train.epochs} it asks for; run "
-                            f"the same `fashionae study ... --out {folder.path} --extend` command again to train it on")
         if diffs := runs[r.name].differences(cfg, ignore=DATA_DECIDED + chosen, asked="in the study"):
             raise UserError(f"{runs[r.name].path} holds another run than the study's {r.name} ({diffs[0]}): a run "
                             f"folder was moved, renamed or edited; put it back, or run `fashionae study ... --out "

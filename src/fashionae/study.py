@@ -212,6 +212,19 @@ def _check_tables(d: dict, source: str, at: str = "") -> None:
         _typed(TrainConfig, clf_train, f"[{at}classifiers.train]", source)
 
 
+def _profiles_inside(d, at: str = "") -> str | None:
+    """Where a ``profiles`` key sits below the top level of a study file ("[[autoencoders]]"), if
+    anywhere: a profile table misplaced under another one."""
+    items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else ()
+    for key, value in items:
+        where = at or (f"[[{key}]]" if isinstance(value, list) else f"[{key}]")
+        if at and key == "profiles":
+            return at
+        if found := _profiles_inside(value, where):
+            return found
+    return None
+
+
 def _refuse_seed(d: dict, source: str, at: str = "") -> None:
     """A study trains every run once per seed, so a ``seed`` in a file's train table would be
     overridden; it is refused, not ignored (study.json, written by fashionae, may hold one).
@@ -262,6 +275,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     base = {k: v for k, v in raw.items() if k not in ("profiles", "default_profile")}
     if profile and profile not in profiles:
         _check_tables(base, source)  # a [profiles] table misplaced inside another is said as such first
+        if inside := _profiles_inside(base):
+            raise UserError(f"study file {source}: a profiles table inside {inside}; profiles belong at the top "
+                            "level ([profiles.NAME])")
         raise UserError(f"study file {source} has no profile {profile!r}{named}; " + (
             f"choose one of {', '.join(profiles)}" if profiles else
             f"it has no profiles: {'remove its default_profile' if named else 'leave out --profile'}"))
@@ -375,8 +391,10 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
         strategies = c.get("strategies", list(STRATEGIES))
         if not isinstance(strategies, list) or not strategies or any(s not in STRATEGIES for s in strategies):
             unknown = [s for s in strategies if s not in STRATEGIES] if isinstance(strategies, list) else []
+            got = f"{unknown[0]!r}" if unknown else (f"the string {strategies!r} (write [{strategies!r}])"
+                                                     if isinstance(strategies, str) else repr(strategies))
             raise UserError(f"study file {source}: [classifiers] strategies must be a list drawn "
-                            f"from {', '.join(STRATEGIES)}, got {unknown[0] if unknown else strategies!r}")
+                            f"from {', '.join(STRATEGIES)}, got {got}")
         if len(set(strategies)) != len(strategies):
             raise UserError(f"study file {source}: [classifiers] strategies names one strategy twice; name each once")
         paper_head = c.get("paper_head", ModelConfig.paper_head)
