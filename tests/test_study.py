@@ -1446,6 +1446,24 @@ def test_a_folder_with_another_tools_config_or_study_json_is_no_model_folder_of_
         refuse_a_model_folder(tmp_path / "study")
 
 
+def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
+    """Only the runs that cannot be trained on are named to delete (six at most, then a count);
+    --extend is said where it trains the others."""
+    from fashionae.plan import EXTENDABLE, refuse_changed
+    why = {"ae-a-seed0": f"train.epochs: 1 there, 2 now; {EXTENDABLE}",
+           **{f"clf-finetune-seed{i}": "trained on an earlier ae-a-seed0" for i in range(8)}}
+    with pytest.raises(UserError, match=r"; delete clf-finetune-seed0, clf-finetune-seed1, .*clf-finetune-seed5 and 2 "
+                                        r"more and run the study again with --extend \(its other finished runs are "
+                                        r"kept\)$"):
+        refuse_changed(why, StudyFolder(tmp_path))
+    with pytest.raises(UserError, match=r"; run the study again with --extend to train it on, or delete it to train "
+                                        r"anew$"):
+        refuse_changed({"ae-a-seed0": why["ae-a-seed0"]}, StudyFolder(tmp_path))
+    with pytest.raises(UserError, match=r"; delete it and run the study again \(its other finished runs are kept\), "
+                                        r"or choose another --out$"):
+        refuse_changed({"clf-finetune-seed0": "trained on an earlier ae-a-seed0"}, StudyFolder(tmp_path))
+
+
 def test_the_summary_says_which_ablation_changes_moved_the_mse():
     from fashionae.report import _ablation_summary
 

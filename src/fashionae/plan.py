@@ -325,7 +325,8 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
     if not gone:
         fix = f"run the study again with --extend to train {them} on, or delete {them} to train anew"
     elif extend:
-        named = them if len(gone) == len(why) else ", ".join(gone)
+        named = them if len(gone) == len(why) else ", ".join(gone[:6]) + (f" and {len(gone) - 6} more"
+                                                                         if len(gone) > 6 else "")
         fix = f"delete {named} and run the study again with --extend (its other finished runs are kept)"
     else:
         fix = f"delete {them} and run the study again (its other finished runs are kept), or choose another --out"
