@@ -1446,6 +1446,14 @@ def test_a_folder_with_another_tools_config_or_study_json_is_no_model_folder_of_
         refuse_a_model_folder(tmp_path / "study")
 
 
+def test_a_plan_of_one_run_says_one_run(data_dir, tmp_path, capsys):
+    from fashionae.preview import show_plan
+    study = load_study(write(tmp_path, TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "conv"\n'
+                                       '[baselines]\nenabled = false\n'), None)
+    show_plan(study, tmp_path / "out", data_dir=str(data_dir), verify=False)
+    assert "\n1 run, 0 finished; estimated wall time of the rest" in capsys.readouterr().out
+
+
 def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
     """Only the runs that cannot be trained on are named to delete (six at most, then a count);
     --extend is said where it trains the others."""

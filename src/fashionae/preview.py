@@ -142,7 +142,7 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
               if r["kind"] == CLASSIFIER else EMPTY, duration(r["estimated_seconds"])] for r in rows]
     print(text_table(header, table), file=out)
     total = sum(r["estimated_seconds"] for r in rows)
-    print(f"\n{len(rows)} runs, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
+    print(f"\n{len(rows)} run{'s' * (len(rows) != 1)}, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
           f"time of the rest on this machine, one run at a time: {duration(total)} (from a probe of "
           "each model: training and evaluation speed over a few batches after a warm-up); images: "
           "training/validation", file=out)
