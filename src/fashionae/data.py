@@ -45,7 +45,7 @@ import torch
 
 from .download import MIRRORS, download_files
 from .errors import UserError
-from .files import UMASK
+from .files import UMASK, cache_dir
 
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
@@ -67,11 +67,6 @@ DEBIAN_PACKAGE = "dataset-fashion-mnist"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 VAL_SPLITS = ("holdout", "test")  # the validation set: held-out training images, or the test set
 SPLIT_SEED = 20_241_128   # fixes the held-out validation images for every run and seed
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fashionae"
 
 
 @dataclass
@@ -299,7 +294,7 @@ def _dataset_toml(folder: Path) -> dict:
     if "classes" in meta and (not isinstance(meta["classes"], list) or len(meta["classes"]) < 2
                               or not all(isinstance(c, str) and c.strip() for c in meta["classes"])):
         raise UserError(f"{path}: classes must be a list of at least two names, none of them empty")
-    if odd := next((c for c in meta.get("classes", []) if c != c.strip() or _breaks_a_line(c)), None):
+    if odd := next((c for c in meta.get("classes", []) if c != c.strip() or _garbles_a_line(c)), None):
         raise UserError(f"{path}: class {odd!r} has a space at an end or a control character (a newline, a tab), "
                         "which answers and tables would show garbled; name it in one plain line")
     if len(set(meta.get("classes", []))) != len(meta.get("classes", [])):
@@ -313,7 +308,7 @@ def _dataset_toml(folder: Path) -> dict:
 BIDI_CONTROLS = {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}  # they reorder the text after them
 
 
-def _breaks_a_line(name: str) -> bool:
+def _garbles_a_line(name: str) -> bool:
     """Whether a name holds a control character (a newline, a tab), a line or paragraph separator
     or a character that reorders the line after it (a bidi override); the joiners and spaces of
     names in any script do not count."""

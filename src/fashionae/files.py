@@ -1,4 +1,4 @@
-"""Writing artefacts safely: atomic replace, and one writer per folder.
+"""Writing artefacts safely: atomic replace, and one writer per folder; where fashionae's cache is.
 
 Every artefact fashionae writes (settings, metrics, models, summaries, results, figures, reports)
 goes through ``atomic_write``: the bytes go to a temporary
@@ -26,6 +26,13 @@ from .errors import UserError
 
 UMASK = os.umask(0)
 os.umask(UMASK)
+
+
+def cache_dir() -> Path:
+    """fashionae's cache (``$XDG_CACHE_HOME/fashionae``, else ``~/.cache/fashionae``): the dataset
+    downloaded, and the CPU kernels built for this machine."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fashionae"
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from .data import cache_dir
+from .files import cache_dir
 from .errors import is_main_process
 from .machine import cpu_fields
 
