@@ -25,8 +25,11 @@ from fashionae.training import TrainConfig, evaluate, prepare, to_inputs
 p = argparse.ArgumentParser()
 p.add_argument("--against", default="7e0ea95", help="the commit whose kernel to compare (default: the one before "
                "the stage's dot-product kernel)")
-p.add_argument("--rounds", type=int, default=30)
+p.add_argument("--rounds", type=int, default=30, help="timings of each side, alternating (at least 2: a median "
+               "and a spread; default 30)")
 a = p.parse_args()
+if a.rounds < 2:
+    p.error("--rounds must be at least 2")
 cfg = TrainConfig(batch_size=bench.BATCH).validate().resolved()
 print(f"machine: {describe_cpu(cpu_info())}; torch {torch.__version__}; precision {cfg.precision}")
 if cfg.precision != "bf16" or not kernels.available():

@@ -22,8 +22,11 @@ from fashionae.models import ModelConfig, build_model
 from fashionae.training import TrainConfig, evaluate, prepare, to_inputs
 
 p = argparse.ArgumentParser()
-p.add_argument("--rounds", type=int, default=60)
+p.add_argument("--rounds", type=int, default=60, help="timings of each side, alternating (at least 2: a median "
+               "and a spread; default 60)")
 a = p.parse_args()
+if a.rounds < 2:
+    p.error("--rounds must be at least 2")
 cfg = TrainConfig(batch_size=bench.BATCH).validate().resolved()
 print(f"machine: {describe_cpu(cpu_info())}; torch {torch.__version__}; precision {cfg.precision}")
 if cfg.precision != "bf16":

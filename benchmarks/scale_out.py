@@ -31,7 +31,8 @@ from fashionae.pipeline import run_study
 from fashionae.plan import make_plan
 from fashionae.ray_executor import RayExecutor
 from fashionae.machine import cpu_info, describe_cpu
-from fashionae.study import StudyFolder, load_study
+from fashionae.study import load_study
+from fashionae.studyfolder import StudyFolder
 
 PAPER = Path(__file__).parent.parent / "studies" / "paper.toml"
 

@@ -43,3 +43,16 @@ def test_no_module_imports_from_a_layer_above_its_own():
               if name in levels and levels[name] > levels[module]]
     assert upward == []
 
+
+
+def test_every_name_a_benchmark_imports_from_the_package_exists():
+    """The benchmarks are scripts no test runs whole (minutes each): a name moved out of the
+    module they import it from (``StudyFolder`` out of study.py) would break them unseen."""
+    import importlib
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "fashionae":
+                module = importlib.import_module(node.module)
+                missing = [a.name for a in node.names if not hasattr(module, a.name)
+                           and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
+                assert not missing, f"{script.name}: {node.module} has no {', '.join(missing)}"

@@ -1,12 +1,14 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
 import fashionae
-from fashionae.errors import UserError
+from fashionae.errors import UserError, out_of_memory
 from fashionae.images import prepare_image
 from helpers import PAPER, cli
 
@@ -295,10 +297,16 @@ def test_what_was_given_is_named_as_what_it_is(capsys, tmp_path):
 def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys, data_dir, tmp_path):
     out = tmp_path / "ae"
     code, _, err = cli(capsys, "train-ae", "--latent", 10**11, *SMALL, "--data-dir", data_dir, "--out", out)
-    assert code == 2 and err.startswith("fashionae: error: out of memory (tried to allocate ")
-    assert err.endswith("); use a smaller model (--latent), batch (--batch-size) or --train-subset, or a "
-                        "machine with more memory\n") and err.count("\n") == 1
+    # refused from its parameters' count, before anything is allocated
+    assert code == 2 and re.fullmatch(r"fashionae: error: the model has 627,3\d\d(,\d{3}){3} parameters: training it "
+                                      r"takes at least [\d,]+ GiB \(weights, gradients and Adam's moments\), more "
+                                      r"than this machine's [\d,]+ GiB; use a smaller latent or smaller images\n", err)
     assert not (out / "config.json").exists()  # the folder is free for the next try
+    # one that fits the count but not the memory left fails when it allocates: said in one line too
+    said = out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has ..."))
+    assert said == ("out of memory (CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has ...); use a smaller latent, "
+                    "batch or training subset (--latent, --batch-size, --train-subset; in a study file latent, "
+                    "batch_size, train_subset), or a machine with more memory")
     code, _, _ = cli(capsys, "train-ae", "--latent", 8, *SMALL, "--data-dir", data_dir, "--out", out)
     assert code == 0
 

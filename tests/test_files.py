@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fashionae.errors import UserError
-from fashionae.files import FolderLock, atomic_write
+from fashionae.files import FolderLock, atomic_write, lock_holder
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -78,6 +78,15 @@ def test_a_place_that_takes_no_folder_is_one_line_not_a_wait_forever():
     with pytest.raises(UserError, match=r"^cannot make the folder /proc/fashionae-x: No such file or directory; "
                                         r"choose another --out$"):
         FolderLock("/proc/fashionae-x").acquire()
+
+
+def test_lock_holder_names_the_process_that_holds_the_lock_and_takes_nothing(tmp_path):
+    assert lock_holder(tmp_path) is None  # no lock file
+    with FolderLock(tmp_path):
+        assert lock_holder(tmp_path) == (HOST, os.getpid())
+        with pytest.raises(UserError, match="is in use by another fashionae process"):
+            FolderLock(tmp_path).acquire()  # still held: asking took nothing
+    assert lock_holder(tmp_path) is None
 
 
 def test_stale_lock_is_taken_over(tmp_path):

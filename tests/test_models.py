@@ -9,7 +9,8 @@ import torch
 
 from fashionae.errors import UserError
 from fashionae.modelfile import load_model, model_file_bytes
-from fashionae.models import ARCHS, DECODERS, ENCODER_TYPES, Dropout, ModelConfig, build_model
+from fashionae.models import ARCHS, DECODERS, ENCODER_TYPES, Dropout, ModelConfig, build_model, parameter_count
+from fashionae.settings import CLASSIFIER
 
 
 @pytest.mark.parametrize("arch, decoder, encoder_type",
@@ -326,3 +327,9 @@ def test_an_image_size_the_encoder_cannot_halve_twice_is_refused(size, problem):
     with pytest.raises(UserError, match=r"^image_size " + problem):
         ModelConfig(image_size=size).validate()
     assert ModelConfig(image_size=(8, 12)).validate().image_size == (8, 12)
+
+
+def test_parameter_count_allocates_nothing_and_counts_what_build_model_builds():
+    for cfg in (ModelConfig(), ModelConfig(arch="conv", encoder_type="strong"), ModelConfig(task=CLASSIFIER, latent=64)):
+        assert parameter_count(cfg) == sum(p.numel() for p in build_model(cfg).parameters())
+    assert parameter_count(ModelConfig(latent=10**12)) > 6 * 10**15  # 25 PB of fp32 weights: counted, not built

@@ -3,6 +3,7 @@ with, and how its files are checked."""
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 
@@ -15,6 +16,7 @@ from fashionae.inference import LoadedRun
 from fashionae.models import ModelConfig, build_model
 from fashionae.runfolder import (CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES,
                                   RunConfig, RunFolder)
+from fashionae.settings import CLASSIFIER
 from fashionae.training import TrainConfig
 from helpers import shapes, unsealed, write_dataset
 
@@ -133,11 +135,21 @@ def test_a_folder_says_what_it_lacks(tmp_path):
     run.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
     for above in (study / "runs", study):  # a study's runs/ folder, or the study folder: one of its runs named
         with pytest.raises(UserError, match=rf"^{re.escape(str(above))} is not a fashionae run folder \(no config.json\); "
-                                            rf"it holds runs: give one, such as {re.escape(str(run.path))}$"):
+                                            rf"it holds runs: give one, such as {re.escape(str(run.path))} \(an autoencoder\)$"):
             RunFolder(above).require()
+    clf = RunFolder(study / "runs" / "clf-frozen-seed0")  # and one of each task: classify wants a classifier
+    clf.path.mkdir()
+    clf.write_config(RunConfig(model=ModelConfig(task=CLASSIFIER), train=TrainConfig()), {}, {})
+    with pytest.raises(UserError, match=rf"such as {re.escape(str(run.path))} \(an autoencoder\) "
+                                        rf"or {re.escape(str(clf.path))} \(a classifier\)$"):
+        RunFolder(study).require()
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} has not finished training "
                                         r"\(no summary.json\); run its command again to resume it$"):
         folder.require()
+    with folder.lock():  # one a study is training now: not to resume, but to wait for
+        with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is being trained by another fashionae "
+                                            rf"process \(pid {os.getpid()} on .+\); wait for it to finish$"):
+            folder.require()
     put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 1))
     assert folder.require() is folder and folder.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
     assert repr(folder) == f"RunFolder({str(folder.path)!r})"

@@ -183,7 +183,7 @@ def test_a_run_out_of_memory_is_one_line_naming_it(cluster, data_dir, tmp_path):
     for cpus in (1, 2):  # the second time it resumes on 2 threads, and says so before it fails again
         lines = []
         with pytest.raises(UserError, match=r"^ae-a seed 0: out of memory \(CUDA out of memory. Tried to allocate 2.00 "
-                                            r"GiB\); use a smaller model .* \(under Ray: fewer runs per GPU, a larger "
+                                            r"GiB\); use a smaller latent, .* \(under Ray: fewer runs per GPU, a larger "
                                             r"--gpus-per-run\)$"):
             run_study(study, tmp_path / "ray", str(data_dir), False, log=lines.append,
                       executor=RayExecutor(cpus_per_run=cpus, on_epoch=out_of_memory))

@@ -18,10 +18,12 @@ from fashionae.errors import UserError
 from fashionae.pipeline import run_study
 from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results, reached_targets
-from fashionae.runfolder import RunFolder
+from fashionae.models import ModelConfig
+from fashionae.runfolder import RunConfig, RunFolder
 from fashionae.study import Study, load_study
 from fashionae.studyfolder import StudyFolder
-from helpers import PAPER, QUIET, STUDIES, extra_or_skip
+from fashionae.training import TrainConfig
+from helpers import PAPER, QUIET, STUDIES, cli, extra_or_skip
 
 
 
@@ -368,8 +370,6 @@ def test_shipped_study_files_load_in_every_profile(path, tmp_path, monkeypatch):
 def test_the_estimate_of_a_run_to_resume_counts_the_epochs_it_has_left():
     from types import SimpleNamespace
 
-    from fashionae.runfolder import RunConfig
-    from fashionae.training import TrainConfig
     t = TrainConfig(epochs=4, batch_size=50, val="test", train_subset=1_000, eval_subset=200, train_eval_subset=400)
     cfg = RunConfig(train=t)
     data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
@@ -384,7 +384,6 @@ def test_a_run_re_measures_no_more_training_images_than_it_trains_on():
     """train_eval_subset above the training images: the epoch's re-measurement counts those there are."""
     from types import SimpleNamespace
 
-    from fashionae.training import TrainConfig
     data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
     t = TrainConfig(val="test", train_subset=1_000, eval_subset=200, train_eval_subset=400)
     assert preview.image_counts(t, data) == (1_000, 400, 200, 200)
@@ -398,8 +397,6 @@ def test_runs_in_another_precision_are_probed_on_their_own(monkeypatch):
     from types import SimpleNamespace
 
     from fashionae import bench
-    from fashionae.runfolder import RunConfig
-    from fashionae.training import TrainConfig
     speeds = {"fp32": (100.0, 200.0), "bf16": (400.0, 800.0)}
     monkeypatch.setattr(bench, "probe_speed", lambda model, train: speeds[train.precision])
     data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
@@ -436,8 +433,6 @@ def test_the_speed_probe_takes_a_batch_no_larger_than_the_images_trained_on(monk
     from types import SimpleNamespace
 
     from fashionae import bench
-    from fashionae.runfolder import RunConfig
-    from fashionae.training import TrainConfig
     probed = []
     monkeypatch.setattr(bench, "probe_speed", lambda model, train: probed.append(train.batch_size) or (1.0, 1.0))
     cfg = RunConfig(train=TrainConfig(epochs=1, batch_size=10_000_000, val="test", train_subset=300))
@@ -536,9 +531,15 @@ def test_the_plan_warns_once_of_bf16_on_a_machine_that_emulates_it(data_dir, tmp
 
 
 def test_out_holding_another_study_is_refused(tmp_path):
+    """Once a run was started there; before (a study refused by its executor, say), it is taken."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "study.json").write_text(json.dumps({"name": "other", "profile": "quick"}))
+    with pytest.raises(UserError, match="^/nonexistent has no train-images"):  # past the folder's check
+        run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
+    run = RunFolder(out / "runs" / "ae-x-seed0")
+    run.path.mkdir(parents=True)
+    run.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
     with pytest.raises(UserError, match="holds another study"):
         run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
     assert json.loads((out / "study.json").read_text())["name"] == "other"
@@ -1202,9 +1203,7 @@ def test_the_study_file_page_names_every_key_and_its_template_runs(tmp_path):
     """docs/study-files.md lists every key a study file takes, and its example is the template
     studies/compare.toml's, whose profiles load (two autoencoders, one ablation line)."""
     from fashionae import settings
-    from fashionae.models import ModelConfig
     from fashionae.study import AE_KEYS, CLF_KEYS, TOP_KEYS, Baselines, Comparison, Explore, Targets
-    from fashionae.training import TrainConfig
     page = (STUDIES.parent / "docs" / "study-files.md").read_text()
     keys = (TOP_KEYS - {"profile", "profiles"} | AE_KEYS | CLF_KEYS | settings.keys(TrainConfig)
             | settings.keys(ModelConfig) | {f for cls in (Baselines, Explore, Targets, Comparison)
@@ -1454,6 +1453,44 @@ def test_a_plan_of_one_run_says_one_run(data_dir, tmp_path, capsys):
     assert "\n1 run, 0 finished; estimated wall time of the rest" in capsys.readouterr().out
 
 
+def test_a_model_too_large_for_the_machine_is_refused_by_name_before_anything_trains(data_dir, tmp_path, capsys):
+    """Counted on the meta device: --plan does not build it for its speed probe, the study trains
+    none of its other runs first."""
+    path = write(tmp_path, TINY_TRAIN + '[[autoencoders]]\nname = "small"\narch = "conv"\n'
+                                         '[[autoencoders]]\nname = "huge"\nlatent = 1_000_000_000\n'
+                                         '[baselines]\nenabled = false\n')
+    out = tmp_path / "out"
+    for plan in (["--plan"], []):
+        code, _, err = cli(capsys, "study", path, *plan, "--out", out, "--data-dir", data_dir, "--no-verify")
+        assert code == 2 and re.fullmatch(r"fashionae: error: ae-huge-seed0 has [\d,]+ parameters: training it takes "
+                                          r"at least [\d,]+ GiB \(weights, gradients and Adam's moments\), more than "
+                                          r"this machine's [\d,]+ GiB; use a smaller latent or smaller images\n", err)
+    assert not (out / "runs").exists()
+
+
+def test_an_autoencoder_renamed_in_the_study_file_is_said_with_how_to_keep_its_runs(data_dir, tmp_path, capsys):
+    """Its finished folder holds the very run the new name asks for: the note says so, and the
+    refusal of the classifiers trained on it says first how to keep them all."""
+    text = TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "conv"\n[classifiers]\nencoder = "a"\n' \
+        'strategies = ["frozen"]\n[baselines]\nenabled = false\n'
+    out, opts = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, text)), *opts]) == 0
+    renamed = write(tmp_path, text.replace('"a"', '"b"'))
+    hint = ("ae-a-seed0 holds the run ae-b-seed0 asks for, with the same settings: if the autoencoder was renamed "
+            "in the study file, give it its old name again to keep its runs")
+    capsys.readouterr()
+    code, _, err = cli(capsys, "study", renamed, *opts)
+    assert code == 2 and err.endswith(f"(trained on ae-a-seed0, the encoder is now ae-b-seed0); {hint}; else delete it "
+                                      "and run the study again (its other finished runs are kept), or choose another "
+                                      "--out\n")
+    shutil.rmtree(out / "runs" / "clf-frozen-seed0")
+    code, _, err = cli(capsys, "study", renamed, "--plan", *opts)
+    assert code == 0 and f"left out of its results and report; {hint} (else it trains again)\n" in err
+    other = write(tmp_path, text.replace('"a"', '"b"').replace('arch = "conv"', 'arch = "conv"\ndropout = 0.1'))
+    code, _, err = cli(capsys, "study", other, "--plan", *opts)  # a new name and other settings: not the same run
+    assert code == 0 and "left out of its results and report\n" in err and "old name" not in err
+
+
 def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
     """Only the runs that cannot be trained on are named to delete (six at most, then a count);
     --extend is said where it trains the others."""
@@ -1675,9 +1712,10 @@ def test_the_run_folders_a_study_does_not_ask_for_are_folders_it_asks_for_by_no_
     """Its own runs, and a file beside them (notes, say), are not counted among them."""
     plan = plan_mod.make_plan(load_study(write(tmp_path, MINIMAL)))
     folder = StudyFolder(tmp_path / "out")
-    assert plan_mod.unasked_runs_note(plan, folder) is None  # no runs/ yet
+    states = {"ae-a-seed0": "new"}
+    assert plan_mod.unasked_runs_note(plan, states, folder, None) is None  # no runs/ yet
     for name in ("ae-a-seed0", "ae-gone-seed0"):
         (tmp_path / "out" / "runs" / name).mkdir(parents=True)
     (tmp_path / "out" / "runs" / "notes.txt").write_text("mine")
-    note = plan_mod.unasked_runs_note(plan, folder)
+    note = plan_mod.unasked_runs_note(plan, states, folder, None)  # no finished run there: none renamed
     assert " 1 run folder(s) " in note and "(ae-gone-seed0)" in note and "notes.txt" not in note

@@ -649,10 +649,11 @@ def test_each_process_resumes_with_its_own_random_state(tmp_path, kept_rng):
     assert torch.equal(gen.get_state(), torch.Generator().manual_seed(1).get_state())
     one = checkpoint_of(tmp_path, cfg, states[:1], "one")
     for world in (2, 3):
-        with pytest.raises(UserError, match=rf"^checkpoint .* was written by 1 process\(es\); resume it with the same "
-                                            rf"number \(now {world}\)$"):
+        with pytest.raises(UserError, match=rf"^checkpoint .* was written by 1 process\(es\), this command {world}; "
+                                            rf"resume it in one process, without torchrun$"):
             load_checkpoint(one, model, torch.optim.Adam(model.parameters()), gen, settings, rank=1, world=world)
-    with pytest.raises(UserError, match=r"was written by 2 process\(es\); resume it with the same number \(now 1\)$"):
+    with pytest.raises(UserError, match=r"was written by 2 process\(es\), this command 1; resume it under torchrun "
+                                        r"--nproc-per-node 2$"):
         load_checkpoint(two, model, torch.optim.Adam(model.parameters()), gen, settings)
 
 

@@ -183,7 +183,8 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
     """(training, evaluation) images per second of a model at its batch size and precision:
     the best of three timings of a few steps each, after a warm-up (the best, since other work
     on the machine only ever slows a timing down). The estimate behind ``study --plan``."""
-    from .training import EVAL_BATCH, evaluate, prepare, train_step
+    from .training import EVAL_BATCH, evaluate, prepare, refuse_too_large, train_step
+    refuse_too_large(model_config, t)
     torch.manual_seed(0)
     model = build_model(model_config).to(t.device)
     opt = prepare(model, t)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .distributed import on_processes
 from .errors import UserError
 from .files import atomic_write
 from .modelfile import load_weights, model_tensors, read_safetensors, tensors_sha256, text_sha256
@@ -114,9 +115,9 @@ def read_checkpoint(path: Path, settings: dict, world: int = 1, fix: str = FIX) 
                 if theirs[part][key] != settings[part][key]:
                     raise UserError(f"checkpoint {path} is another run's ({part} {key} {theirs[part][key]!r} there, "
                                     f"{settings[part][key]!r} in this run); {fix}")
-        if len([state["rng"], *state.get("rank_rng", [])]) != world:
-            raise UserError(f"checkpoint {path} was written by {1 + len(state.get('rank_rng', []))} process(es); "
-                            f"resume it with the same number (now {world})")
+        if (written := len([state["rng"], *state.get("rank_rng", [])])) != world:
+            raise UserError(f"checkpoint {path} was written by {written} process(es), this command {world}; "
+                            f"resume it {on_processes(written)}")
         int(state["epoch"])  # (a number, or the file is damaged)
         return tensors, state
     except UserError:

@@ -109,6 +109,11 @@ def lost_process(e: BaseException) -> str | None:
     return re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:160]  # without gloo's source line
 
 
+def on_processes(n: int) -> str:
+    """How to run a command on ``n`` processes, to resume a run trained on that many."""
+    return "in one process, without torchrun" if n == 1 else f"under torchrun --nproc-per-node {n}"
+
+
 def world_size() -> int:
     """How many processes torchrun started (1 without torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))

@@ -179,8 +179,8 @@ def out_of_memory(e: BaseException) -> str | None:
         return None
     first = (str(e).splitlines() or [""])[0]
     detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
-    return (f"out of memory ({detail}); use a smaller model (--latent), batch (--batch-size) or --train-subset, "
-            "or a machine with more memory")
+    return (f"out of memory ({detail}); use a smaller latent, batch or training subset (--latent, --batch-size, "
+            "--train-subset; in a study file latent, batch_size, train_subset), or a machine with more memory")
 
 
 def _internal_error(e: Exception, debug: bool) -> int:

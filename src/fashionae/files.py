@@ -300,6 +300,26 @@ def _holder(fd: int) -> tuple[str, int] | None:
     return (host or platform.node(), int(pid)) if pid.isdigit() else None
 
 
+def lock_holder(folder: str | os.PathLike) -> tuple[str, int] | None:
+    """(host, pid) of the process that holds ``folder``'s ``FolderLock`` now, or None; reads
+    only, so that a command that merely reads the folder can say why it is not finished."""
+    try:
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
+    except OSError:  # no lock file: no holder
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except BlockingIOError:
+        return _holder(fd) or ("?", 0)
+    except OSError:  # no flock here: the file alone says who holds it
+        holder = _holder(fd)
+        return holder if holder and _running(*holder) else None
+    finally:
+        os.close(fd)
+
+
 def _running(host: str, pid: int) -> bool:
     """Whether a process may still run: certain on this host, assumed on another."""
     if host != platform.node():

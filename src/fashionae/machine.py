@@ -46,3 +46,19 @@ def describe_cpu(cpu: dict) -> str:
     return (f"{cpu['model_name']} (vendor {cpu['vendor']}, family {cpu['family']}, model {cpu['model']}), "
             f"ISA {' '.join(cpu['isa']) or 'none of AVX2/AVX-512/AVX-512-BF16/AMX'}"
             + (f" (capped: {caps})" if caps else "") + f", {cpu['threads']} threads")
+
+
+def memory_bytes(device: str) -> int | None:
+    """The memory a run on ``device`` ("cpu" or "cuda") has at most: the GPU's, or this machine's
+    (less a container's limit); None where it cannot be told."""
+    if device == "cuda":
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+    try:  # a cgroup v2 limit ("max" where there is none)
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        return min(total, int(limit)) if limit.isdigit() else total
+    except OSError:
+        return total

@@ -291,3 +291,10 @@ MODELS = {AUTOENCODER: Autoencoder, CLASSIFIER: Classifier}
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     return MODELS[cfg.validate().task](cfg)
+
+
+def parameter_count(cfg: ModelConfig) -> int:
+    """The model's parameters, counted on the meta device: nothing is allocated, so that a model
+    too large for this machine can be refused before it is built."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in build_model(cfg).parameters())

@@ -66,7 +66,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             + (f", {extended} to train on from their training state" if extended else ""))
         for note in subset_notes(plan, states, data):
             log(note)
-        if note := unasked_runs_note(plan, folder):
+        if note := unasked_runs_note(plan, states, folder, data):
             log(note)
         write_json(folder / folder.STUDY, study.to_dict())
         save_samples(folder, data, study.val)

@@ -24,6 +24,7 @@ from .runs import (Log, check_every_class, classifier_from_encoder, classifier_m
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study
 from .studyfolder import StudyFolder
+from .training import refuse_too_large
 
 
 EXTENDABLE = "--extend trains it on"  # the end of a changed run's reason, where it can be trained on
@@ -148,7 +149,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
         unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
         extended = [n for n in run.needs if states.get(n) == "extend"]  # the autoencoders come first in the plan
         cfg, final = known_config(run, study, folder, {*why, *extended})
-        cfg = with_data(replace(cfg, train=cfg.train.validate().resolved(run_folder.started())), data)
+        cfg = concrete(cfg, run_folder, data)
         known[run.name] = cfg, final
         if not run_folder.is_run():
             states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
@@ -204,6 +205,44 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
     return states, why, known
 
 
+def concrete(cfg: RunConfig, run_folder: RunFolder, data: Dataset) -> RunConfig:
+    """A run's settings as its folder would hold them: "auto" resolved (as the run there started,
+    if it did) and what the data decides."""
+    return with_data(replace(cfg, train=cfg.train.validate().resolved(run_folder.started())), data)
+
+
+def renamed_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
+                 data: Dataset) -> dict[str, str]:
+    """{autoencoder run to train anew: the folder of a finished run the study no longer asks
+    for that holds the same settings}: an autoencoder renamed in the study file, which would be
+    trained again, and the classifiers trained on it refused."""
+    asked = {run.name for run in plan}
+    runs = folder / folder.RUNS
+    finished = [folder.run(p.name) for p in sorted(runs.iterdir()) if p.name not in asked
+                and folder.run(p.name).is_complete()] if runs.is_dir() else []
+    found = {}
+    for run in plan:
+        if not finished or run.kind != AUTOENCODER or states[run.name] != "new":
+            continue
+        cfg = concrete(run.config, folder.run(run.name), data)
+        for old in finished:
+            try:
+                if not old.differences(cfg):
+                    found[run.name] = old.path.name
+                    break
+            except (UserError, KeyError, TypeError, ValueError):  # damaged, or another kind: not that run
+                continue
+    return found
+
+
+def renamed_text(renamed: dict[str, str]) -> str:
+    """What to say of ``renamed_runs``: which folder holds which run, and how to keep it."""
+    new, old = next(iter(renamed.items()))
+    more = f" (and {len(renamed) - 1} more such run{'s' * (len(renamed) > 2)})" if len(renamed) > 1 else ""
+    return (f"{old} holds the run {new} asks for, with the same settings{more}: if the autoencoder was renamed "
+            "in the study file, give it its old name again to keep its runs")
+
+
 def _encoder_changed(run_folder: RunFolder, cfg: RunConfig) -> str:
     """Why a classifier's encoder is not the one it was trained on: an earlier one, and, where the
     encoder ran on other threads than the classifier (an encoder trained again), that it may come
@@ -236,11 +275,21 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
     """Everything a study refuses before it trains, for ``study`` and ``study --plan`` alike:
     run folders it no longer asks for (``why``), finished classifiers under an earlier name,
     classifiers and baselines on data that lacks what they need."""
-    refuse_changed(why, folder)
+    refuse_changed(why, folder, renamed_runs(plan, states, folder, data))
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
+    refuse_too_large_models(plan, states, data)
     if study.baselines.enabled:
         check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
+
+
+def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
+    """The autoencoders still to train whose training would not fit in this machine's memory
+    (``training.refuse_too_large``), refused by name; a classifier is smaller than the encoder
+    it takes."""
+    for run in plan:
+        if run.kind == AUTOENCODER and states[run.name] != "complete":
+            refuse_too_large(with_data(run.config, data).model, run.config.train, run.name)
 
 
 def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
@@ -262,16 +311,19 @@ def subset_notes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) 
             + f": {note}" for note, names in runs.items()]
 
 
-def unasked_runs_note(plan: list[PlannedRun], folder: StudyFolder) -> str | None:
+def unasked_runs_note(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
+                      data: Dataset) -> str | None:
     """What to say of run folders the study holds but does not ask for (an autoencoder taken
-    out of the file, or the seeds beyond --seeds): kept, and left out of the results."""
+    out of the file or renamed, or the seeds beyond --seeds): kept, and left out of the results."""
     runs = folder / folder.RUNS
     asked = {run.name for run in plan} | {old for old, _ in earlier_names(plan, folder)}  # those: refused
     others = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
     if not others:
         return None
+    renamed = renamed_runs(plan, states, folder, data)
     return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
-            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report")
+            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report"
+            + (f"; {renamed_text(renamed)} (else it trains again)" if renamed else ""))
 
 
 def earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> list[tuple[str, str]]:
@@ -311,10 +363,11 @@ def _holds(old: RunFolder, run: PlannedRun) -> bool:
         return False
 
 
-def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
+def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, str] | None = None) -> None:
     """The runs ``plan_states`` found changed (``why``), refused in one message whose fix names
     what to delete: none where every one of them can be trained on (--extend), else those that
-    cannot (and --extend trains the others, or the encoders the deleted classifiers took)."""
+    cannot (and --extend trains the others, or the encoders the deleted classifiers took); where
+    an autoencoder was renamed (``renamed_runs``), first how to keep them all."""
     if not why:
         return
     shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
@@ -330,6 +383,8 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder) -> None:
         fix = f"delete {named} and run the study again with --extend (its other finished runs are kept)"
     else:
         fix = f"delete {them} and run the study again (its other finished runs are kept), or choose another --out"
+    if renamed:
+        fix = f"{renamed_text(renamed)}; else {fix}"
     raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
                     f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
                     f"{', '.join(shown)}{more}; {fix}")

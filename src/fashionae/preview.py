@@ -19,7 +19,7 @@ from .explore import refuse_unexplorable
 from .models import ModelConfig
 from .pages import EMPTY, text_table
 from .plan import (PlannedRun, epochs_done, explored_run, make_plan, plan_states, refuse_before_training,
-                   subset_notes, unasked_runs_note)
+                   refuse_too_large_models, subset_notes, unasked_runs_note)
 from .progress import duration
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
@@ -38,6 +38,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     data = load_dataset(study.dataset, data_dir, verify)
     plan = make_plan(study)
     states, changed, known = plan_states(plan, study, folder, data, extend)
+    refuse_too_large_models(plan, states, data)  # named, before its speed probe would try to build it
     print_plan(describe(plan, states, known, data, folder), as_json)
     if not as_json and (after := after_the_runs(study, folder, states, data)):
         print(f"Not in the estimate, after the runs: {after}.")
@@ -49,7 +50,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
     for note in subset_notes(plan, states, data):
         print(note, file=sys.stderr)
-    if note := unasked_runs_note(plan, folder):
+    if note := unasked_runs_note(plan, states, folder, data):
         print(note, file=sys.stderr)
     refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
     refuse_unexplorable(study, data)

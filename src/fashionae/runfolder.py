@@ -27,8 +27,8 @@ from . import settings
 from .checkpoint import checkpoint_epoch
 from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
 from .errors import UserError
-from .files import (FolderLock, atomic_write, holds_nothing, read_json, read_rebuildable_json, remove_file,
-                    write_json, write_jsonl)
+from .files import (FolderLock, atomic_write, holds_nothing, lock_holder, read_json, read_rebuildable_json,
+                    remove_file, write_json, write_jsonl)
 from .modelfile import load_model, model_file_bytes
 from .models import ModelConfig
 from .settings import CLASSIFIER, is_number
@@ -67,6 +67,20 @@ def _digest(content) -> str:
 
 def _unsealed(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != SEAL}
+
+
+def _one_of_each_task(runs: list[Path]) -> str:
+    """The first of ``runs`` of each task (an autoencoder, a classifier), named with it: the
+    command that refused the folder may want either."""
+    first = {}
+    for path in runs:
+        try:
+            first.setdefault(RunFolder(path).config().model.task, path)
+        except UserError:  # a run whose config.json cannot be read is not one to suggest
+            continue
+    if not first:
+        return str(runs[0])
+    return " or ".join(f"{path} ({'an' if task[0] in 'aeiou' else 'a'} {task})" for task, path in first.items())
 
 
 def _epochs(n: int) -> str:
@@ -232,11 +246,14 @@ class RunFolder:
                 raise UserError(f"{name} holds a run's files but not its {self.CONFIG}: it was deleted or moved; "
                                 "put it back")
             inside = sorted(f.parent for depth in ("*", "*/*") for f in self.path.glob(f"{depth}/{self.CONFIG}"))
-            fix = (f"it holds runs: give one, such as {inside[0]}" if inside else
+            fix = (f"it holds runs: give one, such as {_one_of_each_task(inside)}" if inside else
                    "give a folder that train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
             raise UserError(f"{name} is not a fashionae run folder (no {self.CONFIG}); {fix}")
         self.refuse_lost_summary()
         if not self.is_complete():
+            if holder := lock_holder(self.path):
+                raise UserError(f"{name} is being trained by another fashionae process (pid {holder[1]} on "
+                                f"{holder[0]}); wait for it to finish")
             raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
                             "command again to resume it")
         return self

@@ -21,7 +21,7 @@ import torch
 from . import __version__, kernels
 from .checkpoint import FIX, read_checkpoint, run_settings
 from .data import Dataset, load_dataset, make_splits, split_sizes
-from .distributed import Dist, from_environment, sync_batchnorm
+from .distributed import Dist, from_environment, on_processes, sync_batchnorm
 from .errors import UserError
 from .machine import cpu_info
 from .modelfile import load_weights
@@ -30,7 +30,8 @@ from .progress import progress_bar
 from .runfolder import (FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder, data_record,
                         epoch_figures)
 from .settings import AUTOENCODER, CLASSIFIER
-from .training import TrainConfig, evaluate, fit, seed_everything, slow_precision, tf32, to_inputs
+from .training import (TrainConfig, evaluate, fit, refuse_too_large, seed_everything, slow_precision, tf32,
+                       to_inputs)
 
 Log = Callable[[str], None]
 
@@ -111,6 +112,7 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
 
 
 def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn.Module:
+    refuse_too_large(cfg.model, cfg.train)
     seed_everything(cfg.train.seed)
     model = build_model(cfg.model)
     if encoder_weights is not None:
@@ -260,10 +262,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if before:  # a damaged record of its sessions: refused by every process alike, before anything changes
             folder.sessions()
         started_on = before.get("threads")
-        if checkpoint.exists() and before.get("processes", 1) != dist.world:  # before its record is rewritten
+        if checkpoint.exists() and (trained := before.get("processes", 1)) != dist.world:  # before its record is rewritten
             go_on = "train it on" if state == "extend" else "resume it"
-            raise UserError(f"{label} was trained on {before.get('processes', 1)} process(es); {go_on} with the "
-                            f"same number (now {dist.world})")
+            raise UserError(f"{label} was trained on {trained} process(es), this command {dist.world}; "
+                            f"{go_on} {on_processes(trained)}")
         if state == "extend":  # unfinished again: its epochs so far stay in metrics.jsonl, and it resumes
             # its state checked first (damaged, another run's): refused, the finished run stays as it was
             fix = (f"delete it, and {label} stays the finished run it is; train a run of {t.epochs} epochs into "

@@ -34,6 +34,11 @@ class StudyFolder:
     def is_study(self) -> bool:
         return (self / self.STUDY).is_file()
 
+    def holds_runs(self) -> bool:
+        """Whether any run was started here (a folder of runs/ holds one)."""
+        runs = self / self.RUNS
+        return runs.is_dir() and any(self.run(p.name).is_run() for p in runs.iterdir())
+
     def require(self) -> "StudyFolder":
         if not self.path.is_dir():
             raise UserError(f"{self.path} {'is a file' if self.path.exists() else 'does not exist'}; give the "
@@ -77,7 +82,7 @@ class StudyFolder:
         if self.is_study():
             # a damaged study.json is written again: the runs are checked one by one anyway
             old = read_rebuildable_json(self / self.STUDY) or {"name": study.name}
-            if old.get("name") != study.name:
+            if old.get("name") != study.name and self.holds_runs():  # (one refused before its runs: taken)
                 raise UserError(f"--out {self.path} holds another study ({old.get('name')!r}); "
                                 "choose another --out, or delete it to start over")
         elif RunFolder(self.path).is_run():

@@ -31,6 +31,8 @@ from .checkpoint import load_checkpoint, rng_state, run_settings, save_checkpoin
 from .data import VAL_SPLITS
 from .distributed import Dist
 from .errors import UserError
+from .machine import memory_bytes
+from .models import ModelConfig, parameter_count
 from .dropout import DROPOUT_MASKS, use_dropout_masks
 from .settings import (CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
@@ -134,6 +136,22 @@ def native_bf16(device: str) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+TRAINING_BYTES = 16  # a parameter's fp32 weight, gradient and Adam's two moments
+
+
+def refuse_too_large(model: ModelConfig, cfg: TrainConfig, who: str = "the model") -> None:
+    """Refuse, before it is built, a model whose weights, gradients and Adam's moments alone
+    (a lower bound of what training it takes) exceed the memory of the device it would train on:
+    built, it would fail at a random step, or be killed by the system."""
+    device = cfg.resolved().device
+    need, have = parameter_count(model) * TRAINING_BYTES, memory_bytes(device)
+    if have is not None and need > have:
+        smaller = "smaller images" if "latent" in model.unused() else "a smaller latent or smaller images"
+        raise UserError(f"{who} has {need // TRAINING_BYTES:,} parameters: training it takes at least "
+                        f"{need / 2**30:,.0f} GiB (weights, gradients and Adam's moments), more than this "
+                        f"{'GPU' if device == 'cuda' else 'machine'}'s {have / 2**30:,.0f} GiB; use {smaller}")
 
 
 def slow_precision(cfg: TrainConfig) -> str | None:
