@@ -44,11 +44,10 @@ def test_no_module_imports_from_a_layer_above_its_own():
     assert upward == []
 
 
-
 def test_every_name_a_benchmark_imports_from_the_package_exists():
     """The benchmarks are scripts no test runs whole (minutes each): a name moved out of the
     module they import it from (``StudyFolder`` out of study.py) would break them unseen."""
-    import importlib
+    import importlib.util
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
         for node in ast.walk(ast.parse(script.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "fashionae":

@@ -357,6 +357,37 @@ def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsy
     assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raising KeyboardInterrupt, as in a terminal, also where the suite runs in the
+    background of a shell (which starts it with SIGINT ignored)."""
+    import signal
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_second_ctrl_c_while_the_first_is_said_changes_nothing(monkeypatch, ctrl_c_raises):
+    """Ctrl-C pressed twice: the second came as the first was said, and ended the process with a
+    traceback. Now it is ignored until the command has returned, and Ctrl-C works again after."""
+    import io
+    import signal
+    from fashionae.errors import run_command
+
+    class Stderr(io.StringIO):
+        def write(self, text):
+            if not self.getvalue():
+                os.kill(os.getpid(), signal.SIGINT)  # its handler would raise here
+            return super().write(text)
+
+    def command():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sys, "stderr", Stderr())
+    assert run_command(command, debug=False, resumable=True) == 130
+    assert sys.stderr.getvalue() == "fashionae: interrupted; finished epochs are kept, run the same command to resume\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C raises again
+
+
 def test_a_sigterm_that_a_library_turns_into_a_keyboard_interrupt_is_still_a_terminate(capsys, monkeypatch):
     """Ray's wait raises its own KeyboardInterrupt for any signal that arrives while it waits: a
     SIGTERM is still said as one (143, terminated), not as a Ctrl-C."""
@@ -376,7 +407,7 @@ def test_a_sigterm_that_a_library_turns_into_a_keyboard_interrupt_is_still_a_ter
 
 @pytest.mark.parametrize("sig, said", [("SIGTERM", (143, "fashionae: terminated\n")),
                                         ("SIGINT", (130, "fashionae: interrupted\n"))])
-def test_a_stop_that_comes_while_a_finalizer_runs_still_stops_the_command(capsys, monkeypatch, sig, said):
+def test_a_stop_that_comes_while_a_finalizer_runs_still_stops_the_command(capsys, monkeypatch, sig, said, ctrl_c_raises):
     """Python ignores an exception raised in a finalizer (a weak reference's callback, here as
     matplotlib's caches drop a figure): a stop arriving there would print a traceback and let the
     command run to its end with status 0. It is delivered again, and stops the command."""

@@ -286,6 +286,9 @@ BAD = {
                        "{d}: x_test holds no images; a dataset needs test images to measure its runs on"),
     "a name that is not text": (lambda d: write_idx(d, toml="name = 3"),
                                 "{d}/dataset.toml: name must be a string and \\[sha256\\] a table of file digests"),
+    "a name on two lines": (lambda d: write_idx(d, toml='name = "a\\nb"'),
+                            "{d}/dataset.toml: name 'a\\\\nb' has a control character \\(a newline, a tab\\); give "
+                            "it in one plain line"),
     "digest of a stray file": (lambda d: (write_idx(d), (d / "dataset.toml").open("a").write('"data.npz" = "00"\n')),
                                "{d}/dataset.toml: \\[sha256\\] names 'data.npz', which is not a data file of this "
                                f"folder \\(they are {IDX_GZ}\\)"),

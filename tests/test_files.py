@@ -87,6 +87,20 @@ def test_lock_holder_names_the_process_that_holds_the_lock_and_takes_nothing(tmp
         with pytest.raises(UserError, match="is in use by another fashionae process"):
             FolderLock(tmp_path).acquire()  # still held: asking took nothing
     assert lock_holder(tmp_path) is None
+    (tmp_path / ".lock").write_text(f"{HOST}:999999")  # left by a process killed while it held it
+    assert lock_holder(tmp_path) is None
+
+
+def test_a_disk_too_full_for_the_lock_is_one_line_and_takes_nothing(tmp_path, monkeypatch):
+    from fashionae import files
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(files.os, "pwrite", full)
+    with pytest.raises(UserError, match=rf"^no space left to write {tmp_path / '.lock'}; free some disk space"):
+        FolderLock(tmp_path).acquire()
+    monkeypatch.undo()
+    FolderLock(tmp_path).acquire().release()  # not held by the failed try
 
 
 def test_stale_lock_is_taken_over(tmp_path):

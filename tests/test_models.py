@@ -9,7 +9,7 @@ import torch
 
 from fashionae.errors import UserError
 from fashionae.modelfile import load_model, model_file_bytes
-from fashionae.models import ARCHS, DECODERS, ENCODER_TYPES, Dropout, ModelConfig, build_model, parameter_count
+from fashionae.models import ARCHS, DECODERS, ENCODER_TYPES, Dropout, ModelConfig, build_model, parameter_counts
 from fashionae.settings import CLASSIFIER
 
 
@@ -329,7 +329,9 @@ def test_an_image_size_the_encoder_cannot_halve_twice_is_refused(size, problem):
     assert ModelConfig(image_size=(8, 12)).validate().image_size == (8, 12)
 
 
-def test_parameter_count_allocates_nothing_and_counts_what_build_model_builds():
+def test_parameter_counts_allocate_nothing_and_count_what_build_model_builds():
     for cfg in (ModelConfig(), ModelConfig(arch="conv", encoder_type="strong"), ModelConfig(task=CLASSIFIER, latent=64)):
-        assert parameter_count(cfg) == sum(p.numel() for p in build_model(cfg).parameters())
-    assert parameter_count(ModelConfig(latent=10**12)) > 6 * 10**15  # 25 PB of fp32 weights: counted, not built
+        model = build_model(cfg)
+        assert parameter_counts(cfg) == (sum(p.numel() for p in model.parameters()),
+                                         sum(p.numel() for p in model.encoder.parameters()))
+    assert parameter_counts(ModelConfig(latent=10**12))[0] > 6 * 10**15  # 25 PB of fp32 weights: counted, not built

@@ -12,6 +12,7 @@ import torch
 
 from fashionae import plots
 from fashionae.cli import main
+from fashionae.errors import UserError
 from fashionae.report import write_report
 from helpers import PAPER, write_dataset
 
@@ -210,22 +211,50 @@ def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, ca
                                  f"study); {fix}")
 
 
-def test_a_report_stopped_halfway_leaves_no_page_that_its_results_contradict(study, tmp_path, monkeypatch, capsys):
-    """results.json is written before the figures and pages: the pages of the results before go
-    first, so a stop in between leaves no report saying other numbers (``fashionae report`` writes it)."""
-    from fashionae import report
+def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_contradicts_its_results(
+        study, tmp_path, monkeypatch, capsys):
+    """results.json and the pages are written together, once all are whole: a stop while the
+    figures are drawn, or a disk that fills as the pages are written, keeps the results and report
+    before; a stop among the renames leaves the new results.json without pages, never old pages."""
+    from fashionae import files, report
     from fashionae.results import collect_results
     from helpers import cli
     copy = tmp_path / "study"
     shutil.copytree(study, copy)
-    results = json.loads((copy / "results.json").read_text())
-    (copy / "results.json").write_text(json.dumps({**results, "seeds": 99}))  # the results before, say
+    before = {**json.loads((copy / "results.json").read_text()), "seeds": 99}  # the results before, say
+    (copy / "results.json").write_text(json.dumps(before))
+    pages = {p: (copy / p).read_text() for p in ("report.md", "report.html")}
     monkeypatch.setattr(report, "draw_figures", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         report.write_report(copy, collect_results(copy))
-    assert json.loads((copy / "results.json").read_text()) == results
-    assert not (copy / "report.html").exists() and not (copy / "report.md").exists()
     monkeypatch.undo()
+    staged = files._staged
+
+    def full_at_html(path, data):  # the disk fills as the last page is written
+        if path.name == "report.html":
+            raise UserError(f"no space left to write {path}; free some disk space and run again (finished work is kept)")
+        return staged(path, data)
+    monkeypatch.setattr(files, "_staged", full_at_html)
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err.startswith("fashionae: error: no space left to write")
+    assert json.loads((copy / "results.json").read_text()) == before
+    assert {p: (copy / p).read_text() for p in pages} == pages
+    assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")]  # no temporaries left
+    replace = os.replace
+
+    def stop_after_results(tmp, path):
+        replace(tmp, path)
+        if Path(path).name == "results.json":
+            raise KeyboardInterrupt
+    monkeypatch.setattr(files, "_staged", staged)
+    monkeypatch.setattr(files.os, "replace", stop_after_results)
+    new = collect_results(copy)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report(copy, new)
+    monkeypatch.undo()
+    assert json.loads((copy / "results.json").read_text()) == json.loads(json.dumps(new))
+    assert not (copy / "report.html").exists() and not (copy / "report.md").exists()
+    assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")]
     assert cli(capsys, "report", copy)[0] == 0 and (copy / "report.html").is_file()
 
 

@@ -596,3 +596,20 @@ def test_a_folder_holding_a_finished_runs_summary_is_a_run_to_keep(tmp_path):
     assert folder.holds_training()
     with pytest.raises(UserError, match="holds a run with other settings"):
         folder.state_for(dataclasses.replace(cfg, model=ModelConfig(latent=64)))
+
+
+def test_an_environment_entry_not_of_its_kind_is_refused_as_damaged(tmp_path):
+    """config.json's environment is not sealed, and the report sorts and lists its entries: one
+    edited to another kind (a table for the host) is said in one line, not a crash of the report."""
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    env = {"host": "vm", "threads": 2, "isa": ["AVX2"], "git_commit": None, "later_entry": {"any": 1}}
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, env)
+    assert folder.environment() == env and len(folder.sessions()) == 1
+    for key, value, said in (("host", {"a": 1}, '{"a": 1}, not text'), ("threads", True, "true, not a whole number"),
+                             ("earlier_sessions", [{"threads": "2"}], '"2", not a whole number')):
+        folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {**env, key: value})
+        with pytest.raises(UserError, match=rf"config.json records its environment's \w+ as {re.escape(said)} "
+                                            r"\(it was edited or damaged\); give it back .* \(what the report shows of "
+                                            r"where the run was made\), or delete .* and run its command again$"):
+            folder.sessions()

@@ -269,8 +269,10 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
      "ablation 'x' compares b with itself; name the autoencoder that differs as its variant"),
     # the name and the profile name the default folder, runs/NAME-PROFILE: never a path
     ('name = "../elsewhere"\n' + MINIMAL, "^study file s.toml: name '../elsewhere' names the study's default folder "
-     "\\(runs/NAME-PROFILE\\): give one without '/' or '\\\\' that does not start with '.'$"),
+     "\\(runs/NAME-PROFILE\\): give one in one plain line, without '/' or '\\\\', that does not start with '.'$"),
     ('name = ""\n' + MINIMAL, "name '' names the study's default folder"),
+    ('name = "a\\u0000b"\n' + MINIMAL, "name 'a\\\\x00b' names the study's default folder"),  # a NUL: no folder takes it
+    ('name = "red\\u001b[31m"\n' + MINIMAL, "name 'red\\\\x1b\\[31m' names"),  # a terminal's escape code
     (MINIMAL + '[profiles."a/b"]\nseeds = 2\n', "profile name 'a/b' names the study's default folder"),
     # what would be ignored, trained twice or share a folder
     ('[[autoencoders]]\nname = "c"\narch = "conv"\nlatent = 64\n',
@@ -531,17 +533,19 @@ def test_the_plan_warns_once_of_bf16_on_a_machine_that_emulates_it(data_dir, tmp
 
 
 def test_out_holding_another_study_is_refused(tmp_path):
-    """Once a run was started there; before (a study refused by its executor, say), it is taken."""
+    """Unless it holds only what a study writes before its runs (one refused by its executor, say):
+    that folder is taken."""
     out = tmp_path / "out"
-    out.mkdir()
+    (out / "runs").mkdir(parents=True)
     (out / "study.json").write_text(json.dumps({"name": "other", "profile": "quick"}))
+    (out / "samples.safetensors").write_bytes(b"")
     with pytest.raises(UserError, match="^/nonexistent has no train-images"):  # past the folder's check
         run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
-    run = RunFolder(out / "runs" / "ae-x-seed0")
-    run.path.mkdir(parents=True)
-    run.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
-    with pytest.raises(UserError, match="holds another study"):
-        run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
+    for kept in ("runs/ae-x-seed0", "report.md"):  # a run (even unstarted), or another study's outputs
+        (out / kept).mkdir()
+        with pytest.raises(UserError, match="holds another study"):
+            run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
+        (out / kept).rmdir()
     assert json.loads((out / "study.json").read_text())["name"] == "other"
 
 
@@ -1504,6 +1508,9 @@ def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
     with pytest.raises(UserError, match=r"; run the study again with --extend to train it on, or delete it to train "
                                         r"anew$"):
         refuse_changed({"ae-a-seed0": why["ae-a-seed0"]}, StudyFolder(tmp_path))
+    with pytest.raises(UserError) as refused:  # a rename elsewhere keeps none of them: not said as a fix
+        refuse_changed({"ae-a-seed0": why["ae-a-seed0"]}, StudyFolder(tmp_path), {"ae-b-seed0": "ae-c-seed0"})
+    assert "old name" not in str(refused.value)
     with pytest.raises(UserError, match=r"; delete it and run the study again \(its other finished runs are kept\), "
                                         r"or choose another --out$"):
         refuse_changed({"clf-finetune-seed0": "trained on an earlier ae-a-seed0"}, StudyFolder(tmp_path))

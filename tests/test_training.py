@@ -312,8 +312,8 @@ def test_a_state_that_cannot_train_the_run_on_is_refused_before_the_run_is_touch
     config["environment"]["processes"] = 2  # as torchrun --nproc-per-node 2 records it
     (run / "config.json").write_text(json.dumps(config))
     files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    with pytest.raises(UserError, match=r"/kept was trained on 2 process\(es\); train it on with the same number "
-                                        r"\(now 1\)$"):
+    with pytest.raises(UserError, match=r"/kept was trained on 2 process\(es\), and this command runs 1; train it on "
+                                        r"under torchrun --nproc-per-node 2$"):
         execute(ae_run(epochs=3), run, data=tiny, extend=True, **QUIET)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
     assert RunFolder(run).require().summary()["epochs"] == 2
@@ -649,10 +649,10 @@ def test_each_process_resumes_with_its_own_random_state(tmp_path, kept_rng):
     assert torch.equal(gen.get_state(), torch.Generator().manual_seed(1).get_state())
     one = checkpoint_of(tmp_path, cfg, states[:1], "one")
     for world in (2, 3):
-        with pytest.raises(UserError, match=rf"^checkpoint .* was written by 1 process\(es\), this command {world}; "
+        with pytest.raises(UserError, match=rf"^checkpoint .* was written by 1 process\(es\), and this command runs {world}; "
                                             rf"resume it in one process, without torchrun$"):
             load_checkpoint(one, model, torch.optim.Adam(model.parameters()), gen, settings, rank=1, world=world)
-    with pytest.raises(UserError, match=r"was written by 2 process\(es\), this command 1; resume it under torchrun "
+    with pytest.raises(UserError, match=r"was written by 2 process\(es\), and this command runs 1; resume it under torchrun "
                                         r"--nproc-per-node 2$"):
         load_checkpoint(two, model, torch.optim.Adam(model.parameters()), gen, settings)
 
@@ -673,3 +673,26 @@ def test_a_checkpoint_of_other_model_settings_is_refused(tmp_path, kept_rng):
     same = build_model(ModelConfig(latent=8, dropout=0.2))
     assert load_checkpoint(ckpt, same, torch.optim.Adam(same.parameters()), torch.Generator(),
                            run_settings(same, small()))[0] == 1
+
+
+def test_a_model_too_large_is_refused_by_what_training_it_takes(monkeypatch, tmp_path):
+    """16 bytes a trained parameter (weight, gradient, Adam's two moments), 4 a frozen one's;
+    the memory is the device's, less a container's limit (cgroup v2 or v1)."""
+    from fashionae import machine, training
+    monkeypatch.setattr(training, "memory_bytes", lambda device: 6 * 2**30)
+    clf = ModelConfig(task="classifier", latent=200_000)  # 629 M parameters, 2 M of them the head's
+    t = TrainConfig(device="cpu")
+    training.refuse_too_large(clf, t, frozen_encoder=True)  # 2.4 GiB: fits
+    with pytest.raises(UserError, match=r"^the model has 629,\d{3},\d{3} parameters: training it takes at least 9 GiB "
+                                        r"\(weights, gradients and Adam's moments\), more than this machine's 6 GiB; "
+                                        r"use a smaller latent or smaller images$"):
+        training.refuse_too_large(clf, t)
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    monkeypatch.setattr(machine, "CGROUP_LIMITS", (v2, v1))
+    total = machine.memory_bytes("cpu")  # neither file: the machine's memory
+    v2.write_text("max\n")
+    v1.write_text(f"{2**30}\n")
+    assert total > 2**30 and machine.memory_bytes("cpu") == 2**30
+    v1.write_text("9223372036854771712\n")  # v1's "no limit"
+    assert machine.memory_bytes("cpu") == total
+

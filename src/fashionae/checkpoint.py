@@ -116,7 +116,7 @@ def read_checkpoint(path: Path, settings: dict, world: int = 1, fix: str = FIX) 
                     raise UserError(f"checkpoint {path} is another run's ({part} {key} {theirs[part][key]!r} there, "
                                     f"{settings[part][key]!r} in this run); {fix}")
         if (written := len([state["rng"], *state.get("rank_rng", [])])) != world:
-            raise UserError(f"checkpoint {path} was written by {written} process(es), this command {world}; "
+            raise UserError(f"checkpoint {path} was written by {written} process(es), and this command runs {world}; "
                             f"resume it {on_processes(written)}")
         int(state["epoch"])  # (a number, or the file is damaged)
         return tensors, state

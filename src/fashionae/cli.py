@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
-from .errors import UserError, exit_process, run_command, say_error
+from .errors import UserError, exit_process, late_stop, run_command, say_error
 from .settings import AUTOENCODER, CLASSIFIER
 
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
@@ -530,4 +530,8 @@ def entry() -> NoReturn:
     goes to one file with the notes on stderr (``> log 2>&1``) each line stays whole and in order."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
-    exit_process(main())
+    try:
+        code = main()
+    except KeyboardInterrupt as e:  # a stop after its command's own handling: no traceback
+        code = late_stop(e)
+    exit_process(code)

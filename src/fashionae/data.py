@@ -294,7 +294,7 @@ def _dataset_toml(folder: Path) -> dict:
     if "classes" in meta and (not isinstance(meta["classes"], list) or len(meta["classes"]) < 2
                               or not all(isinstance(c, str) and c.strip() for c in meta["classes"])):
         raise UserError(f"{path}: classes must be a list of at least two names, none of them empty")
-    if odd := next((c for c in meta.get("classes", []) if c != c.strip() or _garbles_a_line(c)), None):
+    if odd := next((c for c in meta.get("classes", []) if c != c.strip() or garbles_a_line(c)), None):
         raise UserError(f"{path}: class {odd!r} has a space at an end or a control character (a newline, a tab), "
                         "which answers and tables would show garbled; name it in one plain line")
     if len(set(meta.get("classes", []))) != len(meta.get("classes", [])):
@@ -302,13 +302,16 @@ def _dataset_toml(folder: Path) -> dict:
         raise UserError(f"{path}: class {twice!r} is named twice; give every class its own name")
     if not isinstance(meta.get("name", ""), str) or not isinstance(meta.get("sha256", {}), dict):
         raise UserError(f"{path}: name must be a string and [sha256] a table of file digests")
+    if garbles_a_line(meta.get("name", "")):
+        raise UserError(f"{path}: name {meta['name']!r} has a control character (a newline, a tab); give it in one "
+                        "plain line")
     return meta
 
 
 BIDI_CONTROLS = {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}  # they reorder the text after them
 
 
-def _garbles_a_line(name: str) -> bool:
+def garbles_a_line(name: str) -> bool:
     """Whether a name holds a control character (a newline, a tab), a line or paragraph separator
     or a character that reorders the line after it (a bidi override); the joiners and spaces of
     names in any script do not count."""

@@ -39,10 +39,12 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
     its traceback); ``resumable``: the command keeps finished epochs when stopped, and says so."""
     main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
     on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    on_int = signal.getsignal(signal.SIGINT) if main_thread else None
     unraisable = sys.unraisablehook
     if main_thread:
         sys.unraisablehook = _stop_again(unraisable)
     _signals.clear()
+    _said.clear()
     try:
         code = command()
         sys.stdout.flush()  # here, so that a reader gone away shows below and not at exit
@@ -53,6 +55,9 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
         say_error(str(e))
         return e.exit_code
     except KeyboardInterrupt as e:
+        if main_thread:  # stopping: a second Ctrl-C (or SIGTERM) while the first is said changes nothing
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return _stopped(isinstance(e, Terminated), resumable)
     except Exception as e:
         if signal.SIGTERM in _signals:  # a library's failure once the stop reached its processes (Ray's)
@@ -61,6 +66,7 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
+            signal.signal(signal.SIGINT, signal.default_int_handler if on_int is None else on_int)
             sys.unraisablehook = unraisable
 
 
@@ -121,6 +127,13 @@ class Terminated(KeyboardInterrupt):
 
 
 _signals: list[int] = []  # the stops received, in order: a library may turn our exception into its own
+_said: list[int] = []  # the stops said, by their status
+
+
+def late_stop(e: KeyboardInterrupt) -> int:
+    """The status of a process stopped once its command had returned (in the instant before
+    ``exit_process`` ignores the signals): the stop said before, or this one, said now."""
+    return _said[0] if _said else _stopped(isinstance(e, Terminated), False)
 
 
 def _stopped(term: bool, resumable: bool) -> int:
@@ -128,9 +141,10 @@ def _stopped(term: bool, resumable: bool) -> int:
     to report even when a library raised its KeyboardInterrupt in place of Terminated (Ray's
     wait does, for any signal that arrives while it waits)."""
     term = term or signal.SIGTERM in _signals
+    _said.append(128 + (signal.SIGTERM if term else signal.SIGINT))
     print(f"fashionae: {'terminated' if term else 'interrupted'}"
           + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
-    return 128 + (signal.SIGTERM if term else signal.SIGINT)
+    return _said[-1]
 
 
 def _terminate(signum, frame):

@@ -36,7 +36,36 @@ def cache_dir() -> Path:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    path = Path(path)
+    """Write a file whole or not at all: beside it first, then in its place."""
+    atomic_write_together([(path, data)])
+
+
+def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]]) -> None:
+    """Write files that must agree (results.json and the report's pages) as one: each is written
+    beside its place first, and once all are whole, the old ones after the first go and the new
+    ones take their places, in order. A full disk or a stop while they are written leaves the old
+    files as they were; a stop among the renames, the first new and none of the others."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            staged.append((_staged(Path(path), data), Path(path)))
+        for _, path in staged[1:]:
+            path.unlink(missing_ok=True)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException as e:  # a failure or a stop: no temporary left behind
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise write_failure(path, e) from e
+        raise
+    for folder in dict.fromkeys(path.parent for _, path in staged):  # the renames, on disk too
+        _fsync_dir(folder)
+
+
+def _staged(path: Path, data: bytes | str) -> str:
+    """A temporary file beside ``path`` holding ``data``, on disk (fsync)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     try:
@@ -51,17 +80,18 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as e:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
-        if e.errno == errno.ENOSPC:
-            raise UserError(f"no space left to write {path}; free some disk space and run again "
-                            "(finished work is kept)") from e
-        raise UserError(f"cannot write {path}: {e.strerror}") from e
-    _fsync_dir(path.parent)
+        raise write_failure(path, e) from e
+    return tmp
+
+
+def write_failure(path: Path, e: OSError, fix: str = "") -> UserError:
+    """The one line of a file that could not be written: a full disk, or why not (and ``fix``)."""
+    if e.errno == errno.ENOSPC:
+        return UserError(f"no space left to write {path}; free some disk space and run again (finished work is kept)")
+    return UserError(f"cannot write {path}: {e.strerror}" + (f"; {fix}" if fix else ""))
 
 
 LOCK = ".lock"  # FolderLock's file
@@ -124,8 +154,13 @@ def _unwritable(folder: Path, e: OSError) -> UserError:
     return UserError(f"cannot write in {folder}: {e.strerror}; choose a writable folder")
 
 
+def json_text(obj: Any) -> str:
+    """A JSON file's text as fashionae writes it."""
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    atomic_write(path, json_text(obj))
 
 
 def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -197,8 +232,12 @@ class FolderLock:
         deadline = time.monotonic() + wait
         while (fd := self._take(deadline)) is None:
             pass  # its holder removed the folder as it let go: make it again
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
+        except OSError as e:  # a full disk, say: the lock is let go, the folder kept as it was
+            os.close(fd)
+            raise write_failure(self.path, e, self.elsewhere) from e
         self._fd = fd
         if self.tidy:  # no one else writes here now
             self._tidy(self.folder)
@@ -301,23 +340,20 @@ def _holder(fd: int) -> tuple[str, int] | None:
 
 
 def lock_holder(folder: str | os.PathLike) -> tuple[str, int] | None:
-    """(host, pid) of the process that holds ``folder``'s ``FolderLock`` now, or None; reads
-    only, so that a command that merely reads the folder can say why it is not finished."""
+    """(host, pid) of the process that holds ``folder``'s ``FolderLock``, as far as its file
+    tells: the process it names (a holder empties it as it lets go) if that still runs (on another
+    host: assumed). It takes no lock, not even for an instant, so that it never stands in the way
+    of a command that would: for the commands that only read a folder, to say why it is not
+    finished."""
     try:
         fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
     except OSError:  # no lock file: no holder
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    except BlockingIOError:
-        return _holder(fd) or ("?", 0)
-    except OSError:  # no flock here: the file alone says who holds it
         holder = _holder(fd)
-        return holder if holder and _running(*holder) else None
     finally:
         os.close(fd)
+    return holder if holder and _running(*holder) else None
 
 
 def _running(host: str, pid: int) -> bool:

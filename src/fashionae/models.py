@@ -293,8 +293,9 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     return MODELS[cfg.validate().task](cfg)
 
 
-def parameter_count(cfg: ModelConfig) -> int:
-    """The model's parameters, counted on the meta device: nothing is allocated, so that a model
-    too large for this machine can be refused before it is built."""
+def parameter_counts(cfg: ModelConfig) -> tuple[int, int]:
+    """The model's parameters and its encoder's, counted on the meta device: nothing is
+    allocated, so that a model too large for this machine can be refused before it is built."""
     with torch.device("meta"):
-        return sum(p.numel() for p in build_model(cfg).parameters())
+        model = build_model(cfg)
+    return sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.encoder.parameters())

@@ -278,18 +278,20 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
     refuse_changed(why, folder, renamed_runs(plan, states, folder, data))
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
-    refuse_too_large_models(plan, states, data)
+    refuse_too_large_models(plan, states, folder, data)
     if study.baselines.enabled:
         check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
 
 
-def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
-    """The autoencoders still to train whose training would not fit in this machine's memory
-    (``training.refuse_too_large``), refused by name; a classifier is smaller than the encoder
-    it takes."""
+def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
+                            data: Dataset) -> None:
+    """The autoencoders still to train whose training would not fit in the memory of the device
+    they train on (``training.refuse_too_large``), refused by name; a classifier is smaller than
+    the autoencoder whose encoder it takes."""
     for run in plan:
         if run.kind == AUTOENCODER and states[run.name] != "complete":
-            refuse_too_large(with_data(run.config, data).model, run.config.train, run.name)
+            cfg = concrete(run.config, folder.run(run.name), data)
+            refuse_too_large(cfg.model, cfg.train, run.name)
 
 
 def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
@@ -354,6 +356,16 @@ def refuse_earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> None:
         raise UserError(f"{_renames_text(renames)}: rename them to keep them, or delete them to train them anew")
 
 
+def _trained_on(run_folder: RunFolder) -> str | None:
+    """The folder name of the encoder a classifier's folder was trained on (None: not a classifier,
+    or damaged)."""
+    try:
+        encoder = run_folder.config().encoder_run
+    except UserError:
+        return None
+    return Path(encoder).name if encoder else None
+
+
 def _holds(old: RunFolder, run: PlannedRun) -> bool:
     """Whether a classifier folder holds ``run``'s strategy, on an encoder ``run`` needs."""
     try:
@@ -383,7 +395,7 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
         fix = f"delete {named} and run the study again with --extend (its other finished runs are kept)"
     else:
         fix = f"delete {them} and run the study again (its other finished runs are kept), or choose another --out"
-    if renamed:
+    if renamed and all(_trained_on(folder.run(name)) in renamed.values() for name in why):  # it keeps them all
         fix = f"{renamed_text(renamed)}; else {fix}"
     raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
                     f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "

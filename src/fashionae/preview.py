@@ -38,7 +38,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     data = load_dataset(study.dataset, data_dir, verify)
     plan = make_plan(study)
     states, changed, known = plan_states(plan, study, folder, data, extend)
-    refuse_too_large_models(plan, states, data)  # named, before its speed probe would try to build it
+    refuse_too_large_models(plan, states, folder, data)  # named, before its speed probe would try to build it
     print_plan(describe(plan, states, known, data, folder), as_json)
     if not as_json and (after := after_the_runs(study, folder, states, data)):
         print(f"Not in the estimate, after the runs: {after}.")

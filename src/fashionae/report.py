@@ -20,7 +20,6 @@ from . import pages
 from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
-from .files import atomic_write
 from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
 from .results import classes_of, classifier_lines, confusion_text, encoder_of
@@ -542,6 +541,6 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
                                [pages.Table(["item", "value"], items), pages.Table(RUN_COLUMNS, run_rows)])]
     page = pages.Page(f"fashionae study {results['study']} — profile {results['profile']}",
                       " ".join(summary(results)), sections)
-    atomic_write(folder / folder.REPORT_MD, pages.markdown_page(page, folder / folder.FIGURES))
-    atomic_write(folder / folder.REPORT_HTML, pages.html_page(page, folder / folder.FIGURES, self_contained))
+    folder.write_results(results, pages.markdown_page(page, folder / folder.FIGURES),
+                         pages.html_page(page, folder / folder.FIGURES, self_contained))
     return folder / folder.REPORT_HTML

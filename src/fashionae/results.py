@@ -138,7 +138,8 @@ def _explore_result(run) -> dict | None:
 
 
 def collect_results(out: str | Path, check_files: bool = True) -> dict:
-    """results.json, from the study folder's study.json and run folders alone; ``check_files``:
+    """What results.json holds (``report.write_report`` writes it with the pages), from the study
+    folder's study.json and run folders alone; ``check_files``:
     every run's files as written (its model's checksum, its summary's seals), which the study
     command checked before its runs (``plan.check_plan``) and wrote since."""
     from .claims import assess_claims, listed
@@ -222,7 +223,6 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
     if timing:
         results["timing"] = timing
-    folder.write_results(results)
     return results
 
 

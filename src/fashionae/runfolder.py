@@ -69,6 +69,14 @@ def _unsealed(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != SEAL}
 
 
+ENVIRONMENT_KINDS = {**dict.fromkeys(("fashionae", "torch", "python", "device", "precision", "cpu", "host",
+                                      "platform", "executor", "gpu"), str),
+                     **dict.fromkeys(("threads", "processes"), int), "isa": list, "isa_caps": dict,
+                     "git_commit": (str, type(None)), **dict.fromkeys(("cpu_kernels", "tf32", "deterministic"), bool)}
+ENVIRONMENT_KIND_NAMES = {str: "text", int: "a whole number", list: "a list", dict: "a table",
+                          (str, type(None)): "text or null", bool: "true or false"}
+
+
 def _one_of_each_task(runs: list[Path]) -> str:
     """The first of ``runs`` of each task (an autoencoder, a classifier), named with it: the
     command that refused the folder may want either."""
@@ -404,7 +412,9 @@ class RunFolder:
 
     def environment(self) -> dict:
         """How and where the run was made, as config.json records it (its last session's)."""
-        return self.raw_config().get("environment", {})
+        env = self.raw_config().get("environment", {})
+        self._check_environment(env)
+        return env
 
     def sessions(self) -> list[dict]:
         """The sessions config.json records, first to last: the earlier ones a resumed run keeps
@@ -413,7 +423,19 @@ class RunFolder:
         earlier = env.get("earlier_sessions", [])
         if not isinstance(earlier, list) or not all(isinstance(s, dict) for s in earlier):
             raise self.damaged(self.CONFIG, "records earlier sessions that are not a list of records")
+        for session in earlier:
+            self._check_environment(session)
         return [*earlier, {k: v for k, v in env.items() if k != "earlier_sessions"}]
+
+    def _check_environment(self, env: dict) -> None:
+        """Refuse a recorded environment whose known entries are not of their kind (it is not
+        sealed: the report lists and sorts them); an entry of a later version passes."""
+        for key, kind in ENVIRONMENT_KINDS.items():
+            if key in env and (not isinstance(env[key], kind) or (kind is int and isinstance(env[key], bool))):
+                raise UserError(f"{self / self.CONFIG} records its environment's {key} as "
+                                f"{json.dumps(env[key])[:40]}, not {ENVIRONMENT_KIND_NAMES[kind]} (it was edited or "
+                                f"damaged); give it back {ENVIRONMENT_KIND_NAMES[kind]} (what the report shows of "
+                                f"where the run was made), or delete {self.path} and run its command again")
 
     def data_record(self) -> dict:
         """The data the run saw, as config.json records it: source, sizes, classes, split digest."""

@@ -112,7 +112,7 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
 
 
 def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn.Module:
-    refuse_too_large(cfg.model, cfg.train)
+    refuse_too_large(cfg.model, cfg.train, frozen_encoder=cfg.strategy in FROZEN_ENCODER)
     seed_everything(cfg.train.seed)
     model = build_model(cfg.model)
     if encoder_weights is not None:
@@ -264,7 +264,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         started_on = before.get("threads")
         if checkpoint.exists() and (trained := before.get("processes", 1)) != dist.world:  # before its record is rewritten
             go_on = "train it on" if state == "extend" else "resume it"
-            raise UserError(f"{label} was trained on {trained} process(es), this command {dist.world}; "
+            raise UserError(f"{label} was trained on {trained} process(es), and this command runs {dist.world}; "
                             f"{go_on} {on_processes(trained)}")
         if state == "extend":  # unfinished again: its epochs so far stay in metrics.jsonl, and it resumes
             # its state checked first (damaged, another run's): refused, the finished run stays as it was

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import settings
-from .data import FASHION_MNIST
+from .data import FASHION_MNIST, garbles_a_line
 from .errors import UserError
 from .models import ModelConfig
 from .runfolder import STRATEGIES, RunConfig
@@ -335,9 +335,10 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
         if key in merged and not isinstance(merged[key], str):
             raise UserError(f"study file {source}: {key} must be a string")
     for what, name in (("name", merged.get("name", "")), ("profile name", profile)):
-        if not name or name.startswith(".") or "/" in name or "\\" in name:
+        if not name or name.startswith(".") or "/" in name or "\\" in name or garbles_a_line(name):
             raise UserError(f"study file {source}: {what} {name!r} names the study's default folder "
-                            "(runs/NAME-PROFILE): give one without '/' or '\\' that does not start with '.'")
+                            "(runs/NAME-PROFILE): give one in one plain line, without '/' or '\\', that does "
+                            "not start with '.'")
     n_seeds = merged.get("seeds", 1)
     if problem := SEEDS(n_seeds):
         raise UserError(f"study file {source}: seeds {problem}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import UserError
-from .files import holds_nothing, read_rebuildable_json, remove_file, write_json
+from .files import LOCK, atomic_write_together, holds_nothing, json_text, read_rebuildable_json
 from .runfolder import RunFolder
 from .study import Study
 
@@ -34,10 +34,12 @@ class StudyFolder:
     def is_study(self) -> bool:
         return (self / self.STUDY).is_file()
 
-    def holds_runs(self) -> bool:
-        """Whether any run was started here (a folder of runs/ holds one)."""
+    def holds_only_a_start(self) -> bool:
+        """Whether this folder holds only what a study writes before its runs (refused then by
+        its executor, say): its study.json and samples, and no run."""
         runs = self / self.RUNS
-        return runs.is_dir() and any(self.run(p.name).is_run() for p in runs.iterdir())
+        return ({p.name for p in self.path.iterdir()} <= {self.STUDY, self.SAMPLES, self.RUNS, LOCK}
+                and not (runs.is_dir() and any(runs.iterdir())))
 
     def require(self) -> "StudyFolder":
         if not self.path.is_dir():
@@ -52,13 +54,12 @@ class StudyFolder:
             raise UserError(f"{self / self.RUNS} is a file where the study keeps its runs; move it out of the way")
         return self
 
-    def write_results(self, results: dict) -> None:
-        """results.json, the report's figures written from it next (``report.write_report``): the
-        report of the results before goes first, so that a stop in between leaves no report that
-        results.json contradicts (``fashionae report`` writes it again)."""
-        for page in (self.REPORT_MD, self.REPORT_HTML):
-            remove_file(self / page)
-        write_json(self / self.RESULTS, results)
+    def write_results(self, results: dict, markdown: str, html: str) -> None:
+        """results.json and the report's pages, written together (``files.atomic_write_together``):
+        a failure or a stop leaves the results and report before, or the new results.json without
+        pages (``fashionae report`` writes them), never pages that results.json contradicts."""
+        atomic_write_together([(self / self.RESULTS, json_text(results)), (self / self.REPORT_MD, markdown),
+                               (self / self.REPORT_HTML, html)])
 
     def study(self) -> Study:
         path = self / self.STUDY
@@ -82,7 +83,7 @@ class StudyFolder:
         if self.is_study():
             # a damaged study.json is written again: the runs are checked one by one anyway
             old = read_rebuildable_json(self / self.STUDY) or {"name": study.name}
-            if old.get("name") != study.name and self.holds_runs():  # (one refused before its runs: taken)
+            if old.get("name") != study.name and not self.holds_only_a_start():  # (taken: nothing to keep)
                 raise UserError(f"--out {self.path} holds another study ({old.get('name')!r}); "
                                 "choose another --out, or delete it to start over")
         elif RunFolder(self.path).is_run():

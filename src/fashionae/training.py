@@ -30,10 +30,10 @@ from . import settings
 from .checkpoint import load_checkpoint, rng_state, run_settings, save_checkpoint
 from .data import VAL_SPLITS
 from .distributed import Dist
+from .dropout import DROPOUT_MASKS, use_dropout_masks
 from .errors import UserError
 from .machine import memory_bytes
-from .models import ModelConfig, parameter_count
-from .dropout import DROPOUT_MASKS, use_dropout_masks
+from .models import ModelConfig, parameter_counts
 from .settings import (CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 
@@ -138,20 +138,23 @@ def native_bf16(device: str) -> bool:
         return False
 
 
-TRAINING_BYTES = 16  # a parameter's fp32 weight, gradient and Adam's two moments
+TRAINED_BYTES, FROZEN_BYTES = 16, 4  # a trained parameter's fp32 weight, gradient and Adam's two
+# moments; a frozen one's weight alone
 
 
-def refuse_too_large(model: ModelConfig, cfg: TrainConfig, who: str = "the model") -> None:
+def refuse_too_large(model: ModelConfig, cfg: TrainConfig, who: str = "the model",
+                     frozen_encoder: bool = False) -> None:
     """Refuse, before it is built, a model whose weights, gradients and Adam's moments alone
-    (a lower bound of what training it takes) exceed the memory of the device it would train on:
-    built, it would fail at a random step, or be killed by the system."""
-    device = cfg.resolved().device
-    need, have = parameter_count(model) * TRAINING_BYTES, memory_bytes(device)
+    (a lower bound of what training it takes) exceed the memory of the device it would train on
+    (``cfg``, resolved): built, it would fail at a random step, or be killed by the system."""
+    total, encoder = parameter_counts(model)
+    frozen = encoder if frozen_encoder else 0
+    need, have = (total - frozen) * TRAINED_BYTES + frozen * FROZEN_BYTES, memory_bytes(cfg.device)
     if have is not None and need > have:
         smaller = "smaller images" if "latent" in model.unused() else "a smaller latent or smaller images"
-        raise UserError(f"{who} has {need // TRAINING_BYTES:,} parameters: training it takes at least "
-                        f"{need / 2**30:,.0f} GiB (weights, gradients and Adam's moments), more than this "
-                        f"{'GPU' if device == 'cuda' else 'machine'}'s {have / 2**30:,.0f} GiB; use {smaller}")
+        raise UserError(f"{who} has {total:,} parameters: training it takes at least {need / 2**30:,.0f} GiB "
+                        f"(weights, gradients and Adam's moments), more than this "
+                        f"{'GPU' if cfg.device == 'cuda' else 'machine'}'s {have / 2**30:,.0f} GiB; use {smaller}")
 
 
 def slow_precision(cfg: TrainConfig) -> str | None:
