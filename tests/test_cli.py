@@ -299,7 +299,8 @@ def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys
     code, _, err = cli(capsys, "train-ae", "--latent", 10**11, *SMALL, "--data-dir", data_dir, "--out", out)
     # refused from its parameters' count, before anything is allocated
     assert code == 2 and re.fullmatch(r"fashionae: error: the model has 627,3\d\d(,\d{3}){3} parameters: training it "
-                                      r"takes at least [\d,]+ GiB \(weights, gradients and Adam's moments\), more "
+                                      r"takes at least [\d,]+ GiB \(its weights, and the gradients and Adam's "
+                                      r"moments of those it trains\), more "
                                       r"than this machine's [\d,]+ GiB; use a smaller latent or smaller images\n", err)
     assert not (out / "config.json").exists()  # the folder is free for the next try
     # one that fits the count but not the memory left fails when it allocates: said in one line too

@@ -99,7 +99,10 @@ def test_a_disk_too_full_for_the_lock_is_one_line_and_takes_nothing(tmp_path, mo
     monkeypatch.setattr(files.os, "pwrite", full)
     with pytest.raises(UserError, match=rf"^no space left to write {tmp_path / '.lock'}; free some disk space"):
         FolderLock(tmp_path).acquire()
+    with pytest.raises(UserError, match="^no space left to write"):
+        FolderLock(tmp_path / "new").acquire()
     monkeypatch.undo()
+    assert not (tmp_path / "new").exists()  # the folder made for it: removed
     FolderLock(tmp_path).acquire().release()  # not held by the failed try
 
 

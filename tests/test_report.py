@@ -132,7 +132,7 @@ def test_overview_draws_pca_from_baselines_and_conv_at_its_latent_size(study, mo
     assert len(pca) >= 5
     assert [k for k, _ in linear] == [64, 512, 1024]
     assert [(name, k) for name, k, _ in points] == [("conv", 3136)]
-    assert path.name == "overview_mse_by_size.png" and path.is_file()
+    assert path.name == "overview_mse_by_size.png" and (study / "figures" / path.name).is_file()  # drawn aside, then moved
     # linear models trained otherwise than in their latent are points, not one l_size curve
     other = {**results["autoencoders"][0]["settings"], "model.dropout": 0.0}
     write_report(study, {**results, "autoencoders": [{**results["autoencoders"][0], "settings": other},
@@ -213,9 +213,10 @@ def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, ca
 
 def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_contradicts_its_results(
         study, tmp_path, monkeypatch, capsys):
-    """results.json and the pages are written together, once all are whole: a stop while the
-    figures are drawn, or a disk that fills as the pages are written, keeps the results and report
-    before; a stop among the renames leaves the new results.json without pages, never old pages."""
+    """results.json, the figures and the pages are written together, once all are whole: a stop
+    while the figures are drawn, or a disk that fills as the pages are written, keeps the results
+    and report before; a stop among the renames leaves the new results.json without pages, never
+    old pages; a bug in drawing the report writes its results.json all the same, without pages."""
     from fashionae import files, report
     from fashionae.results import collect_results
     from helpers import cli
@@ -223,11 +224,19 @@ def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_con
     shutil.copytree(study, copy)
     before = {**json.loads((copy / "results.json").read_text()), "seeds": 99}  # the results before, say
     (copy / "results.json").write_text(json.dumps(before))
+    (copy / "figures" / "fig1_old.png").write_bytes(b"a figure of the report before")
     pages = {p: (copy / p).read_text() for p in ("report.md", "report.html")}
-    monkeypatch.setattr(report, "draw_figures", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    figures = {p.name: p.read_bytes() for p in (copy / "figures").iterdir()}
+    draw = report.draw_figures
+
+    def stopped_halfway(folder, results, figs):
+        draw(folder, results, figs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(report, "draw_figures", stopped_halfway)
     with pytest.raises(KeyboardInterrupt):
         report.write_report(copy, collect_results(copy))
     monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in (copy / "figures").iterdir()} == figures  # drawn aside
     staged = files._staged
 
     def full_at_html(path, data):  # the disk fills as the last page is written
@@ -239,6 +248,7 @@ def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_con
     assert code == 2 and err.startswith("fashionae: error: no space left to write")
     assert json.loads((copy / "results.json").read_text()) == before
     assert {p: (copy / p).read_text() for p in pages} == pages
+    assert {p.name: p.read_bytes() for p in (copy / "figures").iterdir()} == figures
     assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")]  # no temporaries left
     replace = os.replace
 
@@ -255,7 +265,14 @@ def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_con
     assert json.loads((copy / "results.json").read_text()) == json.loads(json.dumps(new))
     assert not (copy / "report.html").exists() and not (copy / "report.md").exists()
     assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")]
+    (copy / "results.json").write_text(json.dumps(before))
+    monkeypatch.setattr(report, "provenance", lambda *a: 1 / 0)  # a bug in drawing the report
+    with pytest.raises(ZeroDivisionError):
+        report.write_report(copy, new)
+    monkeypatch.undo()  # its results are written all the same, and no page contradicts them
+    assert json.loads((copy / "results.json").read_text()) == json.loads(json.dumps(new))
     assert cli(capsys, "report", copy)[0] == 0 and (copy / "report.html").is_file()
+    assert not (copy / ".report.new").exists() and not (copy / "figures" / "fig1_old.png").exists()
 
 
 def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):

@@ -148,8 +148,13 @@ def test_a_folder_says_what_it_lacks(tmp_path):
         folder.require()
     with folder.lock():  # one a study is training now: not to resume, but to wait for
         with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is being trained by another fashionae "
-                                            rf"process \(pid {os.getpid()} on .+\); wait for it to finish$"):
+                                            rf"process \(pid {os.getpid()}\); wait for it to finish$"):
             folder.require()
+    (folder / ".lock").write_text("elsewhere:4711")  # another host's: whether it still runs cannot be told here
+    with pytest.raises(UserError, match=r"has not finished training, and its lock names a process on another host "
+                                        r"\(pid 4711 on elsewhere\): wait for it to finish, or if that process is "
+                                        r"gone, run its command again to resume it$"):
+        folder.require()
     put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 1))
     assert folder.require() is folder and folder.summary() == dict.fromkeys(SUMMARY_FIGURES, 1)
     assert repr(folder) == f"RunFolder({str(folder.path)!r})"

@@ -1467,7 +1467,8 @@ def test_a_model_too_large_for_the_machine_is_refused_by_name_before_anything_tr
     for plan in (["--plan"], []):
         code, _, err = cli(capsys, "study", path, *plan, "--out", out, "--data-dir", data_dir, "--no-verify")
         assert code == 2 and re.fullmatch(r"fashionae: error: ae-huge-seed0 has [\d,]+ parameters: training it takes "
-                                          r"at least [\d,]+ GiB \(weights, gradients and Adam's moments\), more than "
+                                          r"at least [\d,]+ GiB \(its weights, and the gradients and Adam's "
+                                          r"moments of those it trains\), more than "
                                           r"this machine's [\d,]+ GiB; use a smaller latent or smaller images\n", err)
     assert not (out / "runs").exists()
 
@@ -1493,6 +1494,23 @@ def test_an_autoencoder_renamed_in_the_study_file_is_said_with_how_to_keep_its_r
     other = write(tmp_path, text.replace('"a"', '"b"').replace('arch = "conv"', 'arch = "conv"\ndropout = 0.1'))
     code, _, err = cli(capsys, "study", other, "--plan", *opts)  # a new name and other settings: not the same run
     assert code == 0 and "left out of its results and report\n" in err and "old name" not in err
+
+
+def test_keep_state_that_extend_could_not_use_is_said_before_anything_trains(data_dir, tmp_path, capsys):
+    """Asked for once the runs had finished, or with a one-cycle schedule: --extend would refuse
+    them later; the study and --plan say so now."""
+    out, opts = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, TINY_TRAIN + MINIMAL)), *opts]) == 0
+    capsys.readouterr()
+    code, _, err = cli(capsys, "study", write(tmp_path, TINY_TRAIN + "keep_state = true\n" + MINIMAL), "--plan", *opts)
+    assert code == 0 and ("ae-a-seed0: finished before keep_state was asked for, so no training state was kept: "
+                          "--extend cannot train it on (delete a run to train it anew with keep_state)\n") in err
+    onecycle = write(tmp_path, TINY_TRAIN + 'keep_state = true\nschedule = "onecycle"\n' + MINIMAL)
+    code, _, err = cli(capsys, "study", onecycle, "--plan", "--seeds", "2", *opts[:1], str(tmp_path / "new"), *opts[2:])
+    assert code == 0 and ("ae-a-seed0 and 1 more run: keep_state keeps a training state that --extend cannot use: "
+                          "the onecycle schedule is fitted to the epochs") in err
+    code, _, err = cli(capsys, "study", write(tmp_path, TINY_TRAIN + MINIMAL), "--plan", *opts)
+    assert code == 0 and "keep_state" not in err
 
 
 def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):

@@ -684,7 +684,8 @@ def test_a_model_too_large_is_refused_by_what_training_it_takes(monkeypatch, tmp
     t = TrainConfig(device="cpu")
     training.refuse_too_large(clf, t, frozen_encoder=True)  # 2.4 GiB: fits
     with pytest.raises(UserError, match=r"^the model has 629,\d{3},\d{3} parameters: training it takes at least 9 GiB "
-                                        r"\(weights, gradients and Adam's moments\), more than this machine's 6 GiB; "
+                                        r"\(its weights, and the gradients and Adam's "
+                                        r"moments of those it trains\), more than this machine's 6 GiB; "
                                         r"use a smaller latent or smaller images$"):
         training.refuse_too_large(clf, t)
     v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"

@@ -1,6 +1,6 @@
 """fashionae: train, check and reuse convolutional autoencoders on Fashion-MNIST."""
 
-__version__ = "0.3.14"
+__version__ = "0.3.15"
 
 
 def load(run_dir, precision: str = "auto"):

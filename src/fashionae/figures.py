@@ -30,9 +30,9 @@ def _here(ae: dict) -> str:
     return f" (here: {n:,} images an epoch, the learning rate as the profile schedules it)" if n else ""
 
 
-def draw_figures(folder: StudyFolder, results: dict) -> list[Figure]:
-    """Draw every figure into figures/ (removing those of an earlier report)."""
-    figs = folder / folder.FIGURES
+def draw_figures(folder: StudyFolder, results: dict, figs: Path | None = None) -> list[Figure]:
+    """Draw every figure into ``figs`` (default: figures/; removing those of an earlier report)."""
+    figs = figs or folder / folder.FIGURES
     curves = author_curves() if results.get("reference") else {"autoencoders": {}, "classifiers": {}}
     classes = classes_of(results)
     metrics = {r: folder.run(Path(r).name).metrics() for e in results["autoencoders"] + results["classifiers"]

@@ -19,7 +19,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import UserError
 
@@ -40,19 +40,26 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     atomic_write_together([(path, data)])
 
 
-def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]]) -> None:
+def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]],
+                          after_first: Callable[[], None] = lambda: None) -> None:
     """Write files that must agree (results.json and the report's pages) as one: each is written
-    beside its place first, and once all are whole, the old ones after the first go and the new
-    ones take their places, in order. A full disk or a stop while they are written leaves the old
-    files as they were; a stop among the renames, the first new and none of the others."""
+    beside its place first; once all are whole, the old ones after the first go (and the folder's
+    fsync makes that so on disk), then the new ones take their places in order, ``after_first``
+    called after the first. A full disk or a stop while they are written leaves the old files as
+    they were; a stop among the renames leaves some of the new ones, and none of the old but the
+    first."""
     staged: list[tuple[str, Path]] = []
     try:
         for path, data in files:
             staged.append((_staged(Path(path), data), Path(path)))
         for _, path in staged[1:]:
             path.unlink(missing_ok=True)
-        for tmp, path in staged:
+        for folder in dict.fromkeys(path.parent for _, path in staged[1:]):
+            _fsync_dir(folder)
+        for i, (tmp, path) in enumerate(staged):
             os.replace(tmp, path)
+            if i == 0:
+                after_first()
     except BaseException as e:  # a failure or a stop: no temporary left behind
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
@@ -235,8 +242,9 @@ class FolderLock:
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{platform.node()}:{os.getpid()}".encode(), 0)
-        except OSError as e:  # a full disk, say: the lock is let go, the folder kept as it was
-            os.close(fd)
+        except OSError as e:  # a full disk, say: let go, and a folder made for it removed
+            self._fd = fd
+            self.release()
             raise write_failure(self.path, e, self.elsewhere) from e
         self._fd = fd
         if self.tidy:  # no one else writes here now

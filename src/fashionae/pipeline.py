@@ -16,8 +16,8 @@ from .data import Dataset, load_dataset, make_splits
 from .explore import explore as explore_run
 from .explore import refuse_unexplorable
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
-from .plan import (PlannedRun, check_plan, explored_run, make_plan, plan_states, refuse_changed, run_local,
-                   subset_notes, unasked_runs_note)
+from .plan import (PlannedRun, check_plan, explored_run, make_plan, notes_on_runs, plan_states, refuse_changed,
+                   run_local, unasked_runs_note)
 from .progress import duration
 from .report import write_report
 from .results import collect_results
@@ -64,7 +64,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else "")
             + (f", {extended} to train on from their training state" if extended else ""))
-        for note in subset_notes(plan, states, data):
+        for note in notes_on_runs(plan, states, folder, data):
             log(note)
         if note := unasked_runs_note(plan, states, folder, data):
             log(note)

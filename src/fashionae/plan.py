@@ -302,15 +302,34 @@ def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data:
         check_every_class(make_splits(data, t.val, t.train_subset, t.eval_subset), data, t)
 
 
-def subset_notes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> list[str]:
-    """``runs.subset_note`` of the runs still to train, each note said once for all it concerns
-    (by ``study`` and ``study --plan``; a run alone says its own)."""
+def notes_on_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder, data: Dataset) -> list[str]:
+    """What the study says of its runs before they train (``study`` and ``study --plan``), each note
+    once for all it concerns: ``runs.subset_note`` of those still to train (a run alone says its
+    own), and what keep_state cannot do for a run (``keep_state_note``)."""
     runs: dict[str, list[str]] = {}
     for run in plan:
-        if states[run.name] != "complete" and (note := subset_note(run.config.train, data)):
-            runs.setdefault(note, []).append(run.name)
+        todo = states[run.name] != "complete"
+        for note in (todo and subset_note(run.config.train, data), keep_state_note(run, states, folder)):
+            if note:
+                runs.setdefault(note, []).append(run.name)
     return [f"{names[0]}" + (f" and {len(names) - 1} more run{'s' if len(names) > 2 else ''}" if len(names) > 1 else "")
             + f": {note}" for note, names in runs.items()]
+
+
+def keep_state_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder) -> str | None:
+    """Why keep_state = true will not let --extend train this run on, if it will not: a one-cycle
+    schedule (fitted to its epochs), or a run finished before keep_state was asked for."""
+    t = run.config.train
+    if not t.keep_state:
+        return None
+    if t.fitted_to_epochs:
+        return (f"keep_state keeps a training state that --extend cannot use: the {t.schedule} schedule is fitted "
+                "to the epochs (--extend trains on runs of a constant schedule)")
+    run_folder = folder.run(run.name)
+    if states[run.name] == "complete" and not (run_folder / run_folder.CHECKPOINT).is_file():
+        return ("finished before keep_state was asked for, so no training state was kept: --extend cannot train "
+                "it on (delete a run to train it anew with keep_state)")
+    return None
 
 
 def unasked_runs_note(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,

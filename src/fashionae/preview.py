@@ -18,8 +18,8 @@ from .data import Dataset, load_dataset, split_sizes
 from .explore import refuse_unexplorable
 from .models import ModelConfig
 from .pages import EMPTY, text_table
-from .plan import (PlannedRun, epochs_done, explored_run, make_plan, plan_states, refuse_before_training,
-                   refuse_too_large_models, subset_notes, unasked_runs_note)
+from .plan import (PlannedRun, epochs_done, explored_run, make_plan, notes_on_runs, plan_states,
+                   refuse_before_training, refuse_too_large_models, unasked_runs_note)
 from .progress import duration
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
@@ -48,7 +48,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         first, warning = slow[0]
         who = f"{first} asks" if len(slow) == 1 else f"{len(slow)} runs ({first} first) ask"
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
-    for note in subset_notes(plan, states, data):
+    for note in notes_on_runs(plan, states, folder, data):
         print(note, file=sys.stderr)
     if note := unasked_runs_note(plan, states, folder, data):
         print(note, file=sys.stderr)

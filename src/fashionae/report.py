@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import pages
 from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
+from .errors import UserError
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
@@ -506,8 +507,24 @@ def _notes(anchor: str, header: list[str]) -> list[str]:
 
 
 def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
+    """results.json, figures/, report.md and report.html, written together (``StudyFolder.write_results``);
+    a report that cannot be drawn (a bug) leaves results.json alone, its pages before gone."""
     folder = StudyFolder(out)
-    figures = draw_figures(folder, results)
+    try:
+        markdown, html = _pages(folder, results, self_contained)
+    except (UserError, KeyboardInterrupt):  # a full disk, a damaged file, a stop: all kept as it was
+        raise
+    except Exception:
+        folder.write_results(results)
+        raise
+    folder.write_results(results, markdown, html)
+    return folder / folder.REPORT_HTML
+
+
+def _pages(folder: StudyFolder, results: dict, self_contained: bool) -> tuple[str, str]:
+    """report.md and report.html, their figures drawn into ``StudyFolder.staged_figures``."""
+    staged = folder.staged_figures()
+    figures = draw_figures(folder, results, staged)
     items, run_rows = provenance(folder, results)
     items.append(["figures", "embedded in this page" if self_contained else f"{folder.FIGURES}/, beside this page"])
     about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [
@@ -541,6 +558,4 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
                                [pages.Table(["item", "value"], items), pages.Table(RUN_COLUMNS, run_rows)])]
     page = pages.Page(f"fashionae study {results['study']} — profile {results['profile']}",
                       " ".join(summary(results)), sections)
-    folder.write_results(results, pages.markdown_page(page, folder / folder.FIGURES),
-                         pages.html_page(page, folder / folder.FIGURES, self_contained))
-    return folder / folder.REPORT_HTML
+    return pages.markdown_page(page, staged), pages.html_page(page, staged, self_contained)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -260,8 +261,13 @@ class RunFolder:
         self.refuse_lost_summary()
         if not self.is_complete():
             if holder := lock_holder(self.path):
-                raise UserError(f"{name} is being trained by another fashionae process (pid {holder[1]} on "
-                                f"{holder[0]}); wait for it to finish")
+                host, pid = holder
+                if host == platform.node():  # certain: that process runs
+                    raise UserError(f"{name} is being trained by another fashionae process (pid {pid}); wait for "
+                                    "it to finish")
+                raise UserError(f"{name} has not finished training, and its lock names a process on another host "
+                                f"(pid {pid} on {host}): wait for it to finish, or if that process is gone, run "
+                                "its command again to resume it")
             raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
                             "command again to resume it")
         return self

@@ -200,7 +200,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     ``extend``: train the run there on for more epochs than it was asked for (``RunFolder.extends``).
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
     steps)`` replaces the in-epoch progress bar; ``say_subsets``: say ``subset_note`` (a study
-    says its runs' once, ``plan.subset_notes``). Under torchrun every process calls this;
+    says its runs' once, ``plan.notes_on_runs``). Under torchrun every process calls this;
     process 0 alone writes the folder."""
     folder = RunFolder(out)
     label = label or str(folder.path)

@@ -3,10 +3,12 @@ knows a run's), checks that it holds the study asked for, and reads its ``study.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from .errors import UserError
-from .files import LOCK, atomic_write_together, holds_nothing, json_text, read_rebuildable_json
+from .files import (LOCK, atomic_write_together, holds_nothing, json_text, read_rebuildable_json, remove_file,
+                    write_json)
 from .runfolder import RunFolder
 from .study import Study
 
@@ -16,8 +18,9 @@ class StudyFolder:
     ``runs/<run>/`` (run folders), ``baselines.json``, ``samples.safetensors`` (the validation
     images the report's reconstruction figure shows), ``timing.json``, ``results.json``,
     ``report.html``, ``report.md`` and ``figures/``; while ``--executor ray`` starts,
-    ``.storage-check`` (a token every node must read back)."""
+    ``.storage-check`` (a token every node must read back); while a report is drawn, ``.report.new/``."""
     STUDY, RESULTS, BASELINES, TIMING = "study.json", "results.json", "baselines.json", "timing.json"
+    STAGING = ".report.new"  # a report's figures while it is drawn (``staged_figures``)
     SAMPLES, REPORT_HTML, REPORT_MD, FIGURES, RUNS = ("samples.safetensors", "report.html", "report.md",
                                                        "figures", "runs")
     STORAGE_CHECK = ".storage-check"
@@ -54,12 +57,34 @@ class StudyFolder:
             raise UserError(f"{self / self.RUNS} is a file where the study keeps its runs; move it out of the way")
         return self
 
-    def write_results(self, results: dict, markdown: str, html: str) -> None:
-        """results.json and the report's pages, written together (``files.atomic_write_together``):
-        a failure or a stop leaves the results and report before, or the new results.json without
-        pages (``fashionae report`` writes them), never pages that results.json contradicts."""
+    def write_results(self, results: dict, markdown: str | None = None, html: str | None = None) -> None:
+        """results.json, and the report's pages with the figures drawn into ``staged_figures()``,
+        written together (``files.atomic_write_together``): a failure or a stop leaves the results,
+        figures and pages before, or the new results.json without pages (``fashionae report``
+        writes them), never pages that results.json or the figures contradict. Without pages (a
+        report that could not be drawn), results.json alone, and the pages before go."""
+        if markdown is None or html is None:
+            for page in (self.REPORT_MD, self.REPORT_HTML):
+                remove_file(self / page)
+            write_json(self / self.RESULTS, results)
+            return
+
+        def figures_in_place():
+            staging = self / self.STAGING
+            if (self / self.FIGURES).exists():
+                (self / self.FIGURES).rename(staging / "before")
+            (staging / self.FIGURES).rename(self / self.FIGURES)
+            shutil.rmtree(staging, ignore_errors=True)
         atomic_write_together([(self / self.RESULTS, json_text(results)), (self / self.REPORT_MD, markdown),
-                               (self / self.REPORT_HTML, html)])
+                               (self / self.REPORT_HTML, html)], after_first=figures_in_place)
+
+    def staged_figures(self) -> Path:
+        """An empty folder to draw a report's figures into (``STAGING``/figures, what an earlier
+        report left there gone), to take the place of figures/ with its pages (``write_results``)."""
+        staging = self / self.STAGING
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / self.FIGURES).mkdir(parents=True)
+        return staging / self.FIGURES
 
     def study(self) -> Study:
         path = self / self.STUDY

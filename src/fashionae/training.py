@@ -153,7 +153,7 @@ def refuse_too_large(model: ModelConfig, cfg: TrainConfig, who: str = "the model
     if have is not None and need > have:
         smaller = "smaller images" if "latent" in model.unused() else "a smaller latent or smaller images"
         raise UserError(f"{who} has {total:,} parameters: training it takes at least {need / 2**30:,.0f} GiB "
-                        f"(weights, gradients and Adam's moments), more than this "
+                        f"(its weights, and the gradients and Adam's moments of those it trains), more than this "
                         f"{'GPU' if cfg.device == 'cuda' else 'machine'}'s {have / 2**30:,.0f} GiB; use {smaller}")
 
 
