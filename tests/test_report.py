@@ -275,6 +275,39 @@ def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_con
     assert not (copy / ".report.new").exists() and not (copy / "figures" / "fig1_old.png").exists()
 
 
+def test_a_report_replaces_its_own_figures_only(study, tmp_path, capsys):
+    """The figures of the report before go (its *.png no longer drawn), the user's other files in
+    figures/ stay; a file where figures/ goes is said before anything is drawn, and kept."""
+    from helpers import cli
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    (copy / "figures" / "NOTES.txt").write_text("mine")
+    (copy / "figures" / "fig99_gone.png").write_bytes(b"of an earlier report")
+    assert cli(capsys, "report", copy)[0] == 0
+    assert (copy / "figures" / "NOTES.txt").read_text() == "mine" and not (copy / "figures" / "fig99_gone.png").exists()
+    assert not (copy / ".report.new").exists()
+    from fashionae import studyfolder
+    replace = os.replace
+
+    def refused(src, dst):  # figures/ that this user may not write in, say
+        if Path(dst).parent == copy / "figures":
+            raise PermissionError(13, "Permission denied")
+        return replace(src, dst)
+    studyfolder.os.replace = refused
+    try:
+        code, _, err = cli(capsys, "report", copy)
+    finally:
+        studyfolder.os.replace = replace
+    assert code == 2 and err.startswith(f"fashionae: error: cannot write {copy / 'figures'}/") and err.endswith(
+        ": Permission denied; the report's pages are not written: run fashionae report again once it can be\n")
+    assert not (copy / "report.html").exists()  # the new results.json, no page: none that disagrees
+    shutil.rmtree(copy / "figures")
+    (copy / "figures").write_text("notes")
+    code, _, err = cli(capsys, "report", copy)
+    assert (code, err) == (2, f"fashionae: error: output folder {copy / 'figures'} is a file; give a folder\n")
+    assert (copy / "figures").read_text() == "notes"
+
+
 def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
     """The report reads each run where the study put it: two folders swapped (or renamed) would
     pair the wrong runs, so it is refused in one line, as the study command refuses it."""

@@ -3,12 +3,13 @@ knows a run's), checks that it holds the study asked for, and reads its ``study.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from .errors import UserError
 from .files import (LOCK, atomic_write_together, holds_nothing, json_text, read_rebuildable_json, remove_file,
-                    write_json)
+                    refuse_unwritable_folder, write_failure, write_json)
 from .runfolder import RunFolder
 from .study import Study
 
@@ -69,18 +70,29 @@ class StudyFolder:
             write_json(self / self.RESULTS, results)
             return
 
-        def figures_in_place():
-            staging = self / self.STAGING
-            if (self / self.FIGURES).exists():
-                (self / self.FIGURES).rename(staging / "before")
-            (staging / self.FIGURES).rename(self / self.FIGURES)
-            shutil.rmtree(staging, ignore_errors=True)
+        def figures_in_place():  # each drawn figure into figures/, and those of the report before out of it
+            staged, figures = self / self.STAGING / self.FIGURES, self / self.FIGURES
+            drawn = {p.name for p in staged.iterdir()}
+            target = figures
+            try:
+                figures.mkdir(exist_ok=True)
+                for name in sorted(drawn):
+                    target = figures / name
+                    os.replace(staged / name, target)
+                for stale in {p.name for p in figures.glob("*.png")} - drawn:  # (the user's other files stay)
+                    target = figures / stale
+                    target.unlink()
+            except OSError as e:
+                raise write_failure(target, e, "the report's pages are not written: run fashionae report "
+                                            "again once it can be") from e
         atomic_write_together([(self / self.RESULTS, json_text(results)), (self / self.REPORT_MD, markdown),
                                (self / self.REPORT_HTML, html)], after_first=figures_in_place)
+        shutil.rmtree(self / self.STAGING, ignore_errors=True)
 
     def staged_figures(self) -> Path:
         """An empty folder to draw a report's figures into (``STAGING``/figures, what an earlier
         report left there gone), to take the place of figures/ with its pages (``write_results``)."""
+        refuse_unwritable_folder(self / self.FIGURES, "output folder")  # (a file there: said before drawing)
         staging = self / self.STAGING
         shutil.rmtree(staging, ignore_errors=True)
         (staging / self.FIGURES).mkdir(parents=True)
