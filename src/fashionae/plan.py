@@ -216,10 +216,7 @@ def renamed_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFo
     """{autoencoder run to train anew: the folder of a finished run the study no longer asks
     for that holds the same settings}: an autoencoder renamed in the study file, which would be
     trained again, and the classifiers trained on it refused."""
-    asked = {run.name for run in plan}
-    runs = folder / folder.RUNS
-    finished = [folder.run(p.name) for p in sorted(runs.iterdir()) if p.name not in asked
-                and folder.run(p.name).is_complete()] if runs.is_dir() else []
+    finished = [folder.run(name) for name in _not_asked(plan, folder) if folder.run(name).is_complete()]
     found = {}
     for run in plan:
         if not finished or run.kind != AUTOENCODER or states[run.name] != "new":
@@ -336,15 +333,20 @@ def unasked_runs_note(plan: list[PlannedRun], states: dict[str, str], folder: St
                       data: Dataset) -> str | None:
     """What to say of run folders the study holds but does not ask for (an autoencoder taken
     out of the file or renamed, or the seeds beyond --seeds): kept, and left out of the results."""
-    runs = folder / folder.RUNS
-    asked = {run.name for run in plan} | {old for old, _ in earlier_names(plan, folder)}  # those: refused
-    others = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
+    refused = {old for old, _ in earlier_names(plan, folder)}  # said by their own refusal
+    others = [name for name in _not_asked(plan, folder) if name not in refused]
     if not others:
         return None
     renamed = renamed_runs(plan, states, folder, data)
     return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
             f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report"
             + (f"; {renamed_text(renamed)} (else it trains again)" if renamed else ""))
+
+
+def _not_asked(plan: list[PlannedRun], folder: StudyFolder) -> list[str]:
+    """The folders of runs/ that no run of the plan is named for, sorted."""
+    runs, asked = folder / folder.RUNS, {run.name for run in plan}
+    return sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
 
 
 def earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> list[tuple[str, str]]:
