@@ -126,6 +126,14 @@ def test_not_gzip_and_missing(tmp_path):
         load_folder(folder, verify=False)
     assert str(e.value) == (f"{folder} has no t10k-images-idx3-ubyte.gz (nor t10k-images-idx3-ubyte); put "
                             "Fashion-MNIST's four IDX files there, or point --data-dir at the folder that holds them")
+    path.mkdir()  # a folder where a file should be is said, not read as missing
+    with pytest.raises(UserError, match=rf"^{path} is a folder, not a data file; move it away and put the file there$"):
+        load_folder(folder, verify=False)
+    folder = write_dataset(tmp_path / "e", 50, 20)
+    plain = folder / "t10k-labels-idx1-ubyte"  # gunzip -k: which one is the data is never a guess
+    plain.write_bytes(gzip.decompress((folder / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    with pytest.raises(UserError, match=rf"^{folder} holds both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz; keep one$"):
+        load_folder(folder, verify=False)
 
 
 def test_named_folder_is_used_alone(tmp_path, monkeypatch):

@@ -261,6 +261,10 @@ BAD = {
     "a file gzipped and not": (lambda d: (write_idx(d, toml=None), (d / "t10k-labels-idx1-ubyte").write_bytes(
         gzip.decompress((d / "t10k-labels-idx1-ubyte.gz").read_bytes()))),
         "{d} holds both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz; keep one"),
+    "a folder where an idx file should be": (lambda d: (write_idx(d, toml=None), (d / f"{IDX_NAMES[3]}.gz").unlink(),
+                                                        (d / IDX_NAMES[3]).mkdir()),
+                                             f"{{d}}/{IDX_NAMES[3]} is a folder, not a data file; move it away and put "
+                                             "the file there"),
     "neither npz nor idx": (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")),
                             f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz or not\\)"),
     "not a folder": (lambda d: None, "dataset {d} is neither fashion-mnist nor a folder; give a folder with "

@@ -1488,6 +1488,8 @@ def test_an_autoencoder_renamed_in_the_study_file_is_said_with_how_to_keep_its_r
     assert code == 2 and err.endswith(f"(trained on ae-a-seed0, the encoder is now ae-b-seed0); {hint}; else delete it "
                                       "and run the study again (its other finished runs are kept), or choose another "
                                       "--out\n")
+    code, _, err = cli(capsys, "study", renamed, "--plan", *opts)
+    assert code == 2 and err.count(hint) == 1  # said by the refusal alone, as the study says it
     shutil.rmtree(out / "runs" / "clf-frozen-seed0")
     code, _, err = cli(capsys, "study", renamed, "--plan", *opts)
     assert code == 0 and f"left out of its results and report; {hint} (else it trains again)\n" in err

@@ -127,7 +127,7 @@ def test_a_checkpoint_edited_or_of_another_run_is_refused(tiny, tmp_path, monkey
     assert execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)["epochs"] == 2
 
 
-def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):
+def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path, monkeypatch):
     execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
     messages = []
@@ -136,6 +136,8 @@ def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path):
     assert "already finished" in messages[0]
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()  # the weights' and moments' copy: gone
+    monkeypatch.setattr("fashionae.runfolder.remove_file", lambda path: pytest.fail(f"removes {path}"))
+    execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)  # nothing to remove: nothing written (a read-only copy)
     with pytest.raises(UserError, match="other settings.*seed"):
         execute(ae_run(seed=5), tmp_path / "run", data=tiny, **QUIET)
     (tmp_path / "other").mkdir()

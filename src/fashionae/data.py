@@ -165,10 +165,16 @@ def _gunzip(raw: bytes, path: Path) -> bytes:
 
 
 def _locate(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / f"{name}.gz", folder / name):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The file ``name`` or ``name.gz`` of ``folder``; None if neither is there. Which file is
+    the data must never be a guess: both, or a folder by that name, is refused."""
+    found = [p for p in (folder / f"{name}.gz", folder / name) if p.exists()]
+    for p in found:
+        if not p.is_file():
+            raise UserError(f"{p} is {'a folder' if p.is_dir() else 'not a file'}, not a data file; "
+                            "move it away and put the file there")
+    if len(found) == 2:
+        raise UserError(f"{folder} holds both {name} and {name}.gz; keep one")
+    return found[0] if found else None
 
 
 def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | None,
@@ -257,10 +263,10 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
 
     tried = []
     for folder in (cache_dir(), SYSTEM_DIR):
-        if not folder.is_dir() or not any(_locate(folder, n) for n in FILES):
-            tried.append(f"{folder} (no files)")
-            continue
         try:
+            if not folder.is_dir() or not any(_locate(folder, n) for n in FILES):
+                tried.append(f"{folder} (no files)")
+                continue
             return load_folder(folder, verify)
         except UserError as e:
             tried.append(f"{folder} ({e})")
@@ -385,9 +391,6 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     # which files are the data must never be a guess
     if npz and any(paths.values()):
         raise UserError(f"{folder} holds both {npz[0].name} and IDX files; keep one layout")
-    for n in FILES:
-        if (folder / n).is_file() and (folder / f"{n}.gz").is_file():
-            raise UserError(f"{folder} holds both {n} and {n}.gz; keep one")
     digest = hashlib.sha256()
     raws: dict[str, bytes] = {}  # the files as stored: dataset.toml's digests are sha256sum's
     if npz:

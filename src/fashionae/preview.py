@@ -48,12 +48,12 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         first, warning = slow[0]
         who = f"{first} asks" if len(slow) == 1 else f"{len(slow)} runs ({first} first) ask"
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
-    for note in notes_on_runs(plan, states, folder, data):
+    refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
+    refuse_unexplorable(study, data)
+    for note in notes_on_runs(plan, states, folder, data):  # as the study says them: once it is not refused
         print(note, file=sys.stderr)
     if note := unasked_runs_note(plan, states, folder, data):
         print(note, file=sys.stderr)
-    refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
-    refuse_unexplorable(study, data)
 
 
 def after_the_runs(study: Study, folder: StudyFolder, states: dict[str, str], data: Dataset) -> str | None:

@@ -604,7 +604,7 @@ class RunFolder:
     def drop_training_state(self) -> None:
         """A finished run holds its training state (the checkpoint) only where it asked to keep it
         (keep_state, --keep-state, for ``--extend``): otherwise it goes."""
-        if not self.config().train.keep_state:
+        if not self.config().train.keep_state and (self / self.CHECKPOINT).exists():  # (a read-only copy has none)
             remove_file(self / self.CHECKPOINT)
 
     def reopen(self) -> None:
