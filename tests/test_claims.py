@@ -78,6 +78,20 @@ def test_claims_are_judged_together():
     assert part["ci"] == pytest.approx(interval(part["values"], 7, "relative gain")[0])
 
 
+def test_a_run_diverging_in_one_claim_leaves_the_others_intervals_as_they_were():
+    """The family is what the study asks (7 intervals), not the intervals its numbers happen to
+    give: a diverged l_size-1024 seed must not narrow, and so decide, another claim."""
+    aes, clfs = THREE_SEEDS["aes"], THREE_SEEDS["clfs"]
+    before = {c["claim"]: c for c in assess_claims(results(aes, clfs))}
+    diverged = [dict(a, test_mse=stat([math.nan, 0.0081, 0.0082])) if a["name"] == "linear-1024" else a for a in aes]
+    after = {c["claim"]: c for c in assess_claims(results(diverged, clfs))}
+    assert after["l_size 1024 adds little over 512"]["parts"][0]["ci"] is None
+    for claim, c in before.items():
+        if claim != "l_size 1024 adds little over 512" and not c.get("derived") and c["parts"]:
+            assert [p["ci"] for p in after[claim]["parts"]] == [p["ci"] for p in c["parts"]], claim
+            assert {p["intervals"] for p in after[claim]["parts"]} == {7}
+
+
 @pytest.mark.parametrize("values", [[0.1, 0.1, 0.1], [0.1 - 1e-17, 0.1, 0.1 + 2e-17], [0.0, 0.0, 0.0],
                                     [0.09999999999999987] * 2 + [0.1]])
 def test_no_spread_no_interval(values):
@@ -377,7 +391,7 @@ def test_every_printed_field_of_every_claim():
         "leaning": "supports", "overfits": True}
     assert claim["effect"] == part["effect"] and claim["ci"] == part["ci"]
     assert claim["evidence"] == ("test MSE 64: 0.0210 ± 0.0010 vs 512: 0.0101 ± 0.0001; l_size 64's validation "
-                                 "MSE ends 13.0 % above its best (epoch 10 of 60): it overfits")
+                                 "MSE ends 13.0 % above its best (epoch 10 of 60): it overfits (on its own 95 % interval, outside the claims' family)")
 
     little = c["l_size 1024 adds little over 512"]
     gain = [1 - 0.0080 / 0.0100, 1 - 0.0081 / 0.0101, 1 - 0.0082 / 0.0102]
@@ -440,9 +454,9 @@ def test_every_printed_field_of_every_claim():
 
 @pytest.mark.parametrize("rise, best_epoch, overfits, ends", [
     # a statement over seeds as a claim's part is: at least 3 seeds, the interval clear of 2 %
-    ((0.12, 0.13, 0.14), 10, True, "it overfits"),
-    ((0.5, 0.5, 1.0), 10, True, "it overfits"),  # a rise is a ratio, judged on the log scale (in points: undecided)
-    ((0.001, 0.002, 0.0015), 58, False, "no overfitting within its 60 epochs"),
+    ((0.12, 0.13, 0.14), 10, True, "it overfits (on its own 95 % interval, outside the claims' family)"),
+    ((0.5, 0.5, 1.0), 10, True, "it overfits (on its own 95 % interval, outside the claims' family)"),  # a rise is a ratio, judged on the log scale (in points: undecided)
+    ((0.001, 0.002, 0.0015), 58, False, "no overfitting within its 60 epochs (on its own 95 % interval, outside the claims' family)"),
     ((0.07, 0.0, 0.0), 50, None, "overfitting undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)"),
     ((0.021, 0.022, 0.020), 40, None, "overfitting undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)"),
     ((0.05, 0.05, 0.05), 30, None, "overfitting undecided (the same effect on every seed: no spread to measure; "
@@ -460,6 +474,20 @@ def test_overfitting_is_judged_over_seeds(rise, best_epoch, overfits, ends):
     claim = assess_claims(results(aes, []))[0]
     assert claim["overfits"] is overfits
     assert claim["evidence"].endswith(f"(epoch {best_epoch} of 60): {ends}")
+
+
+def test_overfitting_evidence_says_each_seeds_best_epoch_and_the_rise_as_judged():
+    """The rise is a ratio: its centre is the geometric mean the test reads; the best epochs are the
+    seeds' own (their mean is no seed's); one epoch has nothing to rise in."""
+    aes = [dict(ae("linear-64", [0.02, 0.021, 0.022], rise=(0.0, 0.0, 0.3), epochs=10), best_epoch=stat([10, 10, 3])),
+           ae("linear-512", [0.01, 0.0101, 0.0102])]
+    evidence = assess_claims(results(aes, []))[0]["evidence"]
+    assert evidence.endswith(f"ends {100 * (1.3 ** (1 / 3) - 1):.1f} % above its best (epochs 3–10 of 10): overfitting "
+                             "undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)")
+    aes[0] = ae("linear-64", [0.02, 0.021, 0.022], rise=(0.0, 0.0, 0.0), best_epoch=1, epochs=1)
+    claim = assess_claims(results(aes, []))[0]
+    assert claim["overfits"] is None and claim["evidence"].endswith(
+        "(epoch 1 of 1): overfitting undecided (one epoch has no later epoch to rise in)")
 
 
 def test_a_diverged_run_is_not_said_to_overfit_or_not():
@@ -521,7 +549,11 @@ def test_a_family_counts_an_effect_and_its_opposite_once_and_two_effects_twice()
     assert judged_together(of("a vs b", v, other)) == 2
     # two comparisons whose seeds happen to give the same effects are two intervals
     assert judged_together(of("a vs b", v) + of("c vs b", v)) == 2
-    assert judged_together(of("a vs b", v, [0.1, 0.1, 0.1])) == 1  # no spread: no interval
+    # the family is what the study asks: an effect with no interval (no spread, a run diverged) still counts,
+    # so that a diverged run never narrows the other intervals; one of one seed cannot have one
+    assert judged_together(of("a vs b", v, [0.1, 0.1, 0.1])) == 2
+    assert judged_together(of("a vs b", v, [0.1, math.nan, 0.2], [-0.1, math.nan, -0.2])) == 2
+    assert judged_together(of("a vs b", v, [0.1])) == 1
 
 
 def shirt_taken_for(*rows):

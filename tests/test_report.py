@@ -587,7 +587,7 @@ FASHION_SUMMARY = '''
 The paper study (quick profile) trained 4 autoencoders and 4 classifiers on Fashion-MNIST with 2 seeds, validated on held-out training images.
 The lowest mean test MSE per pixel is conv's, 0.0102 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0003; PCA with 512 components reaches 0.0007 (linear-512: 0.0192 ± 0.0001).
 The highest mean test accuracy is finetune's, 86.50 ± 0.71 % (a uniform guess: 10.00 %; the random-frozen control: 42.00 ± 1.41 %; logistic regression on the pixels: 83.77 %).
-These rank means over seeds; which differences are real is for the claims to say.
+These rank means over seeds; which differences are real is for the claims to say, of the pairs they compare (no other pair is shown to differ).
 With 2 seeds none of the 2 claims the study tests can be confirmed or refuted (that takes 3); the claims table gives the side each leans to; 1 more is not tested.
 Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): val MSE <= 0.02: reached; val acc >= 0.9: not reached.
 '''
@@ -633,7 +633,7 @@ The paper study (full profile) trained 3 autoencoders and 2 classifiers on digit
 wide had a run that diverged (a figure that is not a number): left out of the ranking below.
 The lowest mean test MSE per pixel is linear-512's, 0.0192 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0002; PCA with 64 components reaches 0.0105 (linear-64: 0.0233 ± 0.0002).
 The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %; logistic regression on the pixels: 93.77 %).
-These rank means over seeds; which differences are real is for the claims and the ablation to say.
+These rank means over seeds; which differences are real is for the claims and the ablation to say, of the pairs they compare (no other pair is shown to differ).
 Of the ablation's 3 changes with a figure on every seed, 1 lowers the validation MSE at 95 % confidence (“dropout after pooling”, -12.0 %); 1 raises it at 95 % confidence (“no dropout”, +8.0 %); 1 is not shown to move it (no interval wholly on one side of 0). “diverging”: a run diverged, so no verdict.
 Not one change alone: “no dropout” changes dropout 0.2 → 0; epochs 2 → 4.
 Of the study's 5 claims with a test of their own, 2 are confirmed (“a confirmed one”; “another confirmed”), 1 is refuted (“a refuted one”), 1 is inconclusive and 1 is not tested. “restates two”, which follows from the first two, is confirmed.
@@ -1220,6 +1220,9 @@ def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():
     assert [_amount(x, "relative") for x in (-0.99999, -0.9994, -0.5, 0.1)] == ["> -100 %", "-99.9 %", "-50.0 %",
                                                                                 "+10.0 %"]
     assert _amount(-0.5, "points") == "-0.50 pts"
+    # a gain (1 - a/b) is below +100 %; a relative difference (a/b - 1) reaches it at twice the MSE
+    assert [_amount(x, "relative gain") for x in (0.99999, 0.5, -0.99999)] == ["< +100 %", "+50.0 %", "-100.0 %"]
+    assert _amount(0.99999, "relative") == "+100.0 %"
 
 
 def test_a_curve_leaves_out_the_seeds_that_diverged(tmp_path, monkeypatch):

@@ -728,7 +728,8 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     assert summary(results)[0].endswith(" Each autoencoder trained on 300 images and was validated on 200 and "
                                         "tested on 200.")
     assert summary(results)[1].startswith("The lowest mean test MSE per pixel is ")
-    assert summary(results)[2] == "These rank means over seeds; which differences are real is for the ablation to say."
+    assert summary(results)[2] == ("These rank means over seeds; which differences are real is for the ablation to "
+                                   "say, of the pairs they compare (no other pair is shown to differ).")
     assert summary({**results, "ablation": []})[2] == ("These rank means over seeds, and say nothing of which "
                                                        "differences are real.")
     # fewer seeds than a verdict takes: the interval is shown, marked as no verdict

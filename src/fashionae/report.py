@@ -88,9 +88,13 @@ def _effect(c: dict) -> tuple[str, str]:
 
 def _amount(x: float, unit: str) -> str:
     """An effect as the report writes it: a relative one in %, a difference of accuracy in points.
-    A relative change is above -100 % (a ratio of MSEs): one that rounds to it says "> -100 %"."""
+    A relative change is above -100 % (a ratio of MSEs), and a gain (its sign turned) below
+    +100 %: one that rounds to its bound says so ("> -100 %", "< +100 %")."""
     if unit.startswith("relative"):
-        return "> -100 %" if f"{100 * x:+.1f}" == "-100.0" and x > -1 else f"{100 * x:+.1f} %"
+        shown = f"{100 * x:+.1f}"
+        if unit == "relative" and shown == "-100.0" and x > -1:
+            return "> -100 %"
+        return "< +100 %" if unit == "relative gain" and shown == "+100.0" and x < 1 else f"{shown} %"
     return f"{x:+.2f} pts"
 
 
@@ -367,7 +371,8 @@ def summary(results: dict) -> list[str]:
         judges = [name for name, present in (("the claims", results["claims"]),
                                              ("the ablation", results.get("ablation"))) if present]
         s.append("These rank means over seeds" + (f"; which differences are real is for {' and '.join(judges)} "
-                                                  "to say." if judges else ", and say nothing of which "
+                                                  "to say, of the pairs they compare (no other pair is shown to "
+                                                  "differ)." if judges else ", and say nothing of which "
                                                   "differences are real."))
     if results.get("ablation"):
         s.append(_ablation_summary(results["ablation"]))
