@@ -23,6 +23,20 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
         loaded.embed(batch.transpose(2, 3))
 
 
+def test_a_loaded_run_answers_in_eval_mode_while_its_encoder_trains_in_a_network_of_yours(own_run):
+    """The README's fine-tuning: the encoder, the run's own object, goes into a network put in
+    training mode (dropout on). The run still answers as evaluated, the same every time, and
+    leaves each module in the mode it found it."""
+    _, run = own_run
+    loaded = LoadedRun(run)
+    images = torch.rand(20, 1, 16, 24)
+    expected = loaded.embed(images)
+    net = torch.nn.Sequential(loaded.model.encoder, torch.nn.Flatten(), torch.nn.Linear(loaded.model.encoder.latent, 5))
+    net.train()
+    assert torch.equal(loaded.embed(images), expected) and torch.equal(loaded.embed(images), expected)
+    assert all(m.training for m in net.modules()) and not loaded.model.training  # as they were
+
+
 def test_a_loaded_run_applies_its_model_a_batch_at_a_time(own_run, monkeypatch):
     """However many images are given, the model takes ``EVAL_BATCH`` at a time (memory stays flat),
     and the answers are those of the images one batch at a time, in order."""

@@ -200,7 +200,7 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
         folder.metrics()
     (folder / "summary.json").unlink()
     (folder / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
-    with pytest.raises(UserError, match=r"metrics.jsonl is unreadable \(.*\); delete the folder and run again$"):
+    with pytest.raises(UserError, match=rf"metrics.jsonl is unreadable \(.*\); delete {re.escape(str(folder.path))} and run its command again$"):
         folder.metrics()
     (folder / "explore").mkdir()
     (folder / "explore" / "map.png").write_bytes(b"png")
@@ -344,7 +344,7 @@ def test_a_model_that_does_not_match_its_settings_says_what_to_do(tmp_path):
     folder.write_config(RunConfig(model=ModelConfig(latent=8), train=TrainConfig()), {}, {})
     folder.write_model(build_model(ModelConfig(latent=16)))  # another model put in its place
     with pytest.raises(UserError, match=r"model.safetensors does not match the settings in .*config.json: one of "
-                                        r"them was edited or replaced; delete the folder and train the run again$"):
+                                        r"them was edited or replaced; delete .* and run its command again$"):
         folder.load_model()
 
 
@@ -360,7 +360,7 @@ def test_a_finished_runs_model_replaced_by_another_of_the_same_shape_is_refused(
         next(other.parameters()).add_(0.01)  # trained otherwise, same settings
     RunFolder(copy).write_model(other)
     with pytest.raises(UserError, match=r"model.safetensors is not the model this run trained \(its SHA-256 differs "
-                                        r"from the one summary.json records\): it was replaced; delete the folder"):
+                                        r"from the one summary.json records\): it was replaced; delete .* and run its command again$"):
         RunFolder(copy).load_model()
     assert main(["eval", str(copy)]) == 2
     assert "is not the model this run trained" in capsys.readouterr().err

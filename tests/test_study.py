@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashionae import plan as plan_mod
+from fashionae import executors, plan as plan_mod, preflight
 from fashionae import preview
 from fashionae import progress as progress_mod
 from fashionae.cli import main
@@ -118,20 +118,20 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
 def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_path, monkeypatch):
     s = load_study(PAPER, "smoke")
     out = tmp_path / "study"
-    real_execute = plan_mod.execute
+    real_execute = executors.execute
 
     def interrupted(cfg, folder, **kw):
         if Path(folder).name == "clf-finetune-seed0":
             raise KeyboardInterrupt
         return real_execute(cfg, folder, **kw)
 
-    monkeypatch.setattr(plan_mod, "execute", interrupted)
+    monkeypatch.setattr(executors, "execute", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_study(s, out, data_dir=str(data_dir), verify=False, **QUIET)
     finished = {p.name: (p / "model.safetensors").stat().st_mtime_ns
                 for p in (out / "runs").iterdir() if (p / "summary.json").exists()}
     assert "ae-conv-seed0" in finished and "clf-frozen-seed0" in finished
-    monkeypatch.setattr(plan_mod, "execute", real_execute)
+    monkeypatch.setattr(executors, "execute", real_execute)
     with pytest.raises(UserError, match=rf"^study {re.escape(str(out))} is not finished: \d+ of its \d+ runs are "
                                         r"left \(clf-finetune-seed0 first\); run the same `fashionae study "
                                         rf"\.\.\. --out {re.escape(str(out))}` command again to resume it$"):
@@ -447,12 +447,12 @@ def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_di
     path = write(tmp_path, 'name = "tiny"\nseeds = 1\n[train]\nepochs = 3\nbatch_size = 50\ntrain_subset = 200\n'
                            'eval_subset = 100\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
                            '[baselines]\nenabled = false\n')
-    real_execute = plan_mod.execute
+    real_execute = executors.execute
 
     def stop(row):
         raise KeyboardInterrupt  # after the first epoch's checkpoint
 
-    monkeypatch.setattr(plan_mod, "execute", lambda cfg, folder, **kw: real_execute(cfg, folder, **{**kw, "on_epoch": stop}))
+    monkeypatch.setattr(executors, "execute", lambda cfg, folder, **kw: real_execute(cfg, folder, **{**kw, "on_epoch": stop}))
     with pytest.raises(KeyboardInterrupt):
         run_study(load_study(path, None), tmp_path / "out", data_dir=str(data_dir), verify=False, **QUIET)
     monkeypatch.setattr(bench, "probe_speed", lambda model, train: (100.0, 200.0))
@@ -764,9 +764,10 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     assert test["values"] == pytest.approx([-0.12, -0.1, -0.06])
     # the effect is the geometric mean of the ratios, as a claim's (the arithmetic mean is -0.0933...)
     assert test["effect"] == pytest.approx((0.88 * 0.9 * 0.94) ** (1 / 3) - 1) and val["effect"] == pytest.approx(-0.1)
-    # two rows with an interval each in test MSE: each at 1 - 0.05/2
-    assert test["intervals"] == 2 and test["ci"] == pytest.approx(interval(test["values"], 2, "relative")[0])
-    assert test["ci_level"] == pytest.approx(1 - 0.05 / 2) and rows[0]["epochs"] == 2
+    # two rows, each a validation and a test change: 4 intervals, each at 1 - 0.05/4, counted whether their
+    # numbers give one or not (validation's here have no spread), as the family is fixed before they are read
+    assert test["intervals"] == 4 and test["ci"] == pytest.approx(interval(test["values"], 4, "relative")[0])
+    assert test["ci_level"] == pytest.approx(1 - 0.05 / 4) and rows[0]["epochs"] == 2
     assert val["verdict"] == test["verdict"] == "not shown"  # no interval; an interval that holds 0
 
 
@@ -831,7 +832,9 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     # the accuracy intervals, a family apart from the MSE's: 2 strategies x (val, test), counted once
     # where val and test give the same effects (as here: ``judged_together``), so 2
     assert fine["intervals"] == 2 and fine["ci"] == pytest.approx(interval(fine["values"], 2)[0])
-    assert rows[0]["val_mse"]["intervals"] == 1  # the same MSE on both: no interval, so a family of one
+    # the same MSE on both encoders of each line: no interval, but the family is what the study asks: its 2
+    # lines (validation and test alike, counted once each)
+    assert rows[0]["val_mse"]["intervals"] == 2
     assert (fine["verdict"], scratch["verdict"]) == ("higher", "not shown")
     lines = classifier_lines(rows)
     assert [(a["strategy"], a["seeds"]) for a in lines] == [("finetune", 3), ("scratch", 3)]
@@ -933,9 +936,9 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     assert [(r["state"], r["estimated_seconds"] > 0) for r in rows] == [("complete", False), ("extend", True),
                                                                         ("extend", True)]
     # stopped halfway (a copy of the study): the report says what is left, not that a folder was moved
-    stopped, real_execute = tmp_path / "stopped", plan_mod.execute
+    stopped, real_execute = tmp_path / "stopped", executors.execute
     shutil.copytree(out, stopped)
-    monkeypatch.setattr(plan_mod, "execute", lambda cfg, folder, **kw: (_ for _ in ()).throw(KeyboardInterrupt)
+    monkeypatch.setattr(executors, "execute", lambda cfg, folder, **kw: (_ for _ in ()).throw(KeyboardInterrupt)
                         if Path(folder).name == "clf-scratch-seed0" else real_execute(cfg, folder, **kw))
     assert main(["study", str(more_clf), "--extend", "--out", str(stopped), *common[2:]]) == 130
     monkeypatch.undo()
@@ -1174,7 +1177,7 @@ def test_a_study_with_a_finished_run_whose_model_is_gone_says_what_to_do(data_di
     capsys.readouterr()
     assert main(args) == 2
     assert capsys.readouterr().err == (f"fashionae: error: {run} finished training but its model.safetensors is "
-                                       "gone; delete the folder and run the same command again to train it again\n")
+                                       f"gone; delete {run} and run its command again to train it again\n")
 
 
 @pytest.mark.parametrize("damage", ["truncated model", "metrics line", "summary key"])
@@ -1362,7 +1365,7 @@ def test_a_study_whose_classifier_diverged_reports_it_and_judges_nothing_of_it(d
     import math
 
     from fashionae import training
-    real_prepare, real_execute, diverging = training.prepare, plan_mod.execute, {}
+    real_prepare, real_execute, diverging = training.prepare, executors.execute, {}
 
     def execute(cfg, *a, **k):
         diverging["now"] = cfg.strategy == "finetune"
@@ -1374,7 +1377,7 @@ def test_a_study_whose_classifier_diverged_reports_it_and_judges_nothing_of_it(d
             step = opt.step
             opt.step = lambda: (step(), [p.data.fill_(math.nan) for p in model.parameters()])
         return opt
-    monkeypatch.setattr(plan_mod, "execute", execute)
+    monkeypatch.setattr(executors, "execute", execute)
     monkeypatch.setattr(training, "prepare", prepare)
     study = load_study(write(tmp_path, TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
                                        '[classifiers]\nencoder = "a"\nstrategies = ["finetune", "scratch"]\n'
@@ -1519,7 +1522,7 @@ def test_keep_state_that_extend_could_not_use_is_said_before_anything_trains(dat
 def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
     """Only the runs that cannot be trained on are named to delete (six at most, then a count);
     --extend is said where it trains the others."""
-    from fashionae.plan import EXTENDABLE, refuse_changed
+    from fashionae.preflight import EXTENDABLE, refuse_changed
     why = {"ae-a-seed0": f"train.epochs: 1 there, 2 now; {EXTENDABLE}",
            **{f"clf-finetune-seed{i}": "trained on an earlier ae-a-seed0" for i in range(8)}}
     with pytest.raises(UserError, match=r"; delete clf-finetune-seed0, clf-finetune-seed1, .*clf-finetune-seed5 and 2 "
@@ -1741,9 +1744,9 @@ def test_the_run_folders_a_study_does_not_ask_for_are_folders_it_asks_for_by_no_
     plan = plan_mod.make_plan(load_study(write(tmp_path, MINIMAL)))
     folder = StudyFolder(tmp_path / "out")
     states = {"ae-a-seed0": "new"}
-    assert plan_mod.unasked_runs_note(plan, states, folder, None) is None  # no runs/ yet
+    assert preflight.unasked_runs_note(plan, states, folder, None) is None  # no runs/ yet
     for name in ("ae-a-seed0", "ae-gone-seed0"):
         (tmp_path / "out" / "runs" / name).mkdir(parents=True)
     (tmp_path / "out" / "runs" / "notes.txt").write_text("mine")
-    note = plan_mod.unasked_runs_note(plan, states, folder, None)  # no finished run there: none renamed
+    note = preflight.unasked_runs_note(plan, states, folder, None)  # no finished run there: none renamed
     assert " 1 run folder(s) " in note and "(ae-gone-seed0)" in note and "notes.txt" not in note

@@ -163,10 +163,10 @@ def flops_per_image() -> float:
     return counter.get_total_flops() / BATCH
 
 
-def matmul_peak(dtype: torch.dtype, device: str = "cpu", n: int = 1024, seconds: float = 0.5) -> float:
-    """Achieved GFLOP/s of a square matmul: this machine's practical peak."""
-    if device == "cuda":
-        n = 8192
+def matmul_peak(dtype: torch.dtype, device: str = "cpu", seconds: float = 0.5) -> float:
+    """Achieved GFLOP/s of a square matmul over ``seconds``: this machine's practical peak (a GPU's
+    takes larger matrices to reach it)."""
+    n = 8192 if device == "cuda" else 1024
     a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     a @ b
     _sync(device)
@@ -213,7 +213,7 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
     return train, len(xe) / timed(lambda: evaluate(model, xe, ye, t), steps)
 
 
-def profile_step(cfg: TrainConfig, rows: int = 15) -> str:
+def profile_step(cfg: TrainConfig) -> str:
     """The operators that take the time in fashionae's training epoch."""
     from torch.profiler import ProfilerActivity, profile
     images = torch.randint(0, 256, (600, 28, 28), dtype=torch.uint8)
@@ -224,7 +224,7 @@ def profile_step(cfg: TrainConfig, rows: int = 15) -> str:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cfg.device == "cuda" else [])
     with profile(activities=activities) as prof:
         fit(model, (images, labels), (images[:100], labels[:100]), cfg)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
 # ------------------------------------------------------------------ the benchmark

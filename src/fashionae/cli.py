@@ -181,18 +181,19 @@ def cmd_baselines(a) -> int:
 
 
 def cmd_study(a) -> int:
+    from .runs import RAY
     from .study import load_study
     from .studyfolder import StudyFolder
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
     ray_options = {k: getattr(a, k) for k in ("address", "cpus_per_run", "gpus_per_run")
                    if getattr(a, k) is not None}
-    if ray_options and a.executor != "ray":
+    if ray_options and a.executor != RAY:
         given = [f"--{k.replace('_', '-')}" for k in ray_options]
         raise UserError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for Ray's executor: add "
                         "--executor ray, or leave it out")
     executor = None
-    if a.executor == "ray":  # its options checked now, under --plan too
+    if a.executor == RAY:  # its options checked now, under --plan too
         from .ray_executor import RayExecutor
         executor = RayExecutor(**ray_options)
     overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
@@ -330,7 +331,7 @@ def build_parser() -> Parser:
     from .data import VAL_SPLITS
     from .export import PARTS
     from .runfolder import STRATEGIES
-    from .runs import LOCAL
+    from .runs import LOCAL, RAY
     from .study import Baselines
     from .training import DEVICES, PRECISIONS, TrainConfig
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
@@ -405,7 +406,7 @@ def build_parser() -> Parser:
                    "from the training state they kept (keep_state = true; a constant schedule), and aim unfinished "
                    "ones at the epochs it asks for now: each comes out as the run of that many epochs from the start")
     g = s.add_argument_group("executor")
-    g.add_argument("--executor", default=LOCAL, choices=(LOCAL, "ray"), metavar=f"{LOCAL}|ray",
+    g.add_argument("--executor", default=LOCAL, choices=(LOCAL, RAY), metavar=f"{LOCAL}|{RAY}",
                    help="local: one run after the other in this process (default); ray: runs as Ray "
                    "tasks, in parallel (pip install 'fashionae[ray]')")
     g.add_argument("--address", help="ray: an existing cluster (auto, or HOST:PORT); default: a local Ray")

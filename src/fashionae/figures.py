@@ -30,9 +30,8 @@ def _here(ae: dict) -> str:
     return f" (here: {n:,} images an epoch, the learning rate as the profile schedules it)" if n else ""
 
 
-def draw_figures(folder: StudyFolder, results: dict, figs: Path | None = None) -> list[Figure]:
-    """Draw every figure into ``figs`` (default: figures/; removing those of an earlier report)."""
-    figs = figs or folder / folder.FIGURES
+def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]:
+    """Draw every figure of ``folder``'s report into ``figs`` (a report's: ``StudyFolder.staged_figures``)."""
     curves = author_curves() if results.get("reference") else {"autoencoders": {}, "classifiers": {}}
     classes = classes_of(results)
     metrics = {r: folder.run(Path(r).name).metrics() for e in results["autoencoders"] + results["classifiers"]
@@ -139,8 +138,6 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path | None = None) -
             atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
             out.append(("latent", name, f"Latent space of the {ae['name']} autoencoder (seed 0): "
                         f"{FIGURE_CAPTIONS.get(f, f[:-4].replace('_', ' '))}."))
-    for stale in {p.name for p in figs.glob("*.png")} - {f for _, f, _ in out}:
-        (figs / stale).unlink()  # from an earlier report of this folder
     return out
 
 

@@ -187,8 +187,8 @@ def refuse_unwritable_folder(path: Path, option: str = "--out") -> None:
         raise UserError(f"{option} {path}: cannot write in {there}; choose a writable folder")
 
 
-def read_json(path: str | os.PathLike, what: str = "file",
-              fix: str = "delete the folder and run again") -> Any:
+def read_json(path: str | os.PathLike, what: str, fix: str) -> Any:
+    """A JSON file of ours; UserError naming ``what`` it is, and ``fix`` where it is damaged."""
     path = Path(path)
     try:
         return json.loads(path.read_text())

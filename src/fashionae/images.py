@@ -563,8 +563,9 @@ def _border_level(gray, inset: int = 0) -> float:
     return float(np.median(_ring(np.asarray(gray, dtype=np.float32), inset)))
 
 
-def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor, zoom: int = 8) -> bytes:
-    """PNG bytes: original | reconstruction, enlarged for viewing."""
+def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
+    """PNG bytes: original | reconstruction, enlarged 8 times for viewing."""
+    zoom = 8
     import io
     from PIL import Image
     pair = torch.cat([original[0], torch.ones(original.shape[1], 2), reconstruction[0]], dim=1)

@@ -4,6 +4,7 @@ as images (tensors, numpy arrays, picture files). It reaches the run folder thro
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -90,7 +91,7 @@ class LoadedRun:
         once), under ``no_grad``, so that the result is an ordinary tensor, which autograd and
         in-place operations accept (a linear probe trained on ``embed``'s codes)."""
         x = self._inputs(images)
-        with torch.no_grad(), autocast(self._train):
+        with torch.no_grad(), autocast(self._train), _evaluating(self.model):
             return torch.cat([part(x[i:i + EVAL_BATCH]).float() for i in range(0, max(len(x), 1), EVAL_BATCH)])
 
     def embed(self, images) -> torch.Tensor:
@@ -113,6 +114,20 @@ class LoadedRun:
     def predict(self, images) -> list[str]:
         """A classifier run's answer for each image: the name of its most probable class."""
         return [self.classes[i] for i in self.predict_proba(images).argmax(1).tolist()]
+
+
+@contextmanager
+def _evaluating(model: torch.nn.Module):
+    """``model`` in eval mode (dropout off) for one call, and each of its modules' own mode given
+    back after: its encoder may be part of a network of the user's in training (README), whose
+    dropout stays on."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _pixels(images) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """A whole study, from its file to its report: ``run_study`` carries out the runs that are not
-finished (``plan.run_local``, or another executor), then the latent-space section, the
+finished (``executors.run_local``, or another executor), then the latent-space section, the
 baselines, ``results.json`` and the report, holding the study folder's lock throughout.
 """
 
@@ -16,13 +16,13 @@ from .data import Dataset, load_dataset, make_splits
 from .explore import explore as explore_run
 from .explore import refuse_unexplorable
 from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
-from .plan import (PlannedRun, check_plan, explored_run, make_plan, notes_on_runs, plan_states, refuse_changed,
-                   run_local, unasked_runs_note)
+from .executors import run_local
+from .plan import PlannedRun, explored_run, make_plan
+from .preflight import check_plan, plan_states, refuse_changed, said_before_training
 from .progress import duration
 from .report import write_report
 from .results import collect_results
 from .runs import LOCAL, Log, stderr
-from .settings import CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 from .tracking import log_finished_run
@@ -50,7 +50,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
               executor: Callable | None = None, extend: bool = False) -> dict:
     """Run every unfinished run of the study (``executor``: ``run_local`` by default), its
     latent-space section and baselines, then write results.json and the report. ``extend``:
-    train on the finished runs the study now asks for with more epochs (``plan.plan_states``)."""
+    train on the finished runs the study now asks for with more epochs (``preflight.plan_states``)."""
     folder = StudyFolder(out)
     folder.check_holds(study)
     with FolderLock(folder.path, tidy=True):
@@ -64,9 +64,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else "")
             + (f", {extended} to train on from their training state" if extended else ""))
-        for note in notes_on_runs(plan, states, folder, data):
-            log(note)
-        if note := unasked_runs_note(plan, states, folder, data):
+        for note in said_before_training(plan, states, folder, data):
             log(note)
         write_json(folder / folder.STUDY, study.to_dict())
         save_samples(folder, data, study.val)
@@ -79,8 +77,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         # they need (for "best", one it compares) was not: its choice, and the digest of an encoder
         # trained again (``plan_states``); what else check_plan refuses was refused before the
         # runs, and the runs did not change it
-        waited = [r for r in plan if r.kind == CLASSIFIER and states[r.name] == "complete"
-                  and any(states[n] != "complete" for n in r.needs)]
+        waited = [r for r in plan if r.awaits_encoder(states)]
         refuse_changed(plan_states(waited, study, folder, data)[1], folder)
 
         if study.explore.autoencoders:

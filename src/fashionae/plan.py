@@ -1,34 +1,24 @@
-"""What a study runs, in which order, and where: the plan and its executors.
+"""What a study runs: one ``PlannedRun`` per autoencoder × seed and per classifier × seed.
 
 ``make_plan(study)`` lists every run of a study with its resolved settings and the runs it
 waits for (a classifier waits for its encoder's autoencoder; "best" waits for every
-autoencoder it compares). An executor carries out the runs that are not finished yet:
-``run_local`` one after the other in this process; ``ray_executor.RayExecutor`` as Ray tasks.
-Both call ``run_planned``, so a run's numbers do not depend on where it ran.
+autoencoder it compares); ``resolve`` fills in a classifier's encoder once it is trained.
+What each run's folder holds, and what is refused before training, is ``preflight``'s; carrying
+the runs out, ``executors``' (and ``ray_executor``'s).
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Callable, Collection
+from typing import Collection
 
-from .baselines import check_classes
-from .data import Dataset, make_splits, split_sizes
 from .errors import UserError
-from .progress import Progress
-from .runfolder import RunConfig, RunFolder
-from .runs import (Log, check_every_class, classifier_from_encoder, classifier_model, execute, subset_note,
-                   with_data)
+from .runfolder import RunConfig
+from .runs import classifier_from_encoder, classifier_model
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study
 from .studyfolder import StudyFolder
-from .training import refuse_too_large
-
-
-EXTENDABLE = "--extend trains it on"  # the end of a changed run's reason, where it can be trained on
-ON_EXTENDED = "which --extend trains on"  # the end of a classifier's, where its encoder is to be trained on
 
 
 @dataclass
@@ -44,6 +34,12 @@ class PlannedRun:
     @property
     def label(self) -> str:
         return f"{self.name.removesuffix(_seed_suffix(self.seed))} seed {self.seed}"
+
+    def awaits_encoder(self, states: dict[str, str]) -> bool:
+        """A finished classifier kept while an encoder it needs (for "best", one it compares) trains
+        again or on: judged by that encoder's digest once it has (``plan_states``)."""
+        return (self.kind == CLASSIFIER and states[self.name] == "complete"
+                and any(states[n] != "complete" for n in self.needs))
 
 
 def _seed_suffix(seed: int) -> str:
@@ -130,335 +126,3 @@ def known_config(run: PlannedRun, study: Study, folder: StudyFolder,
             return run.config, run.encoder != BEST
         return classifier_from_encoder(resolve(run, study, folder))[0], True
     return run.config, True
-
-
-def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset,
-                extend: bool = False) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[RunConfig, bool]]]:
-    """The state of every run ('new', 'resume', 'complete', 'extend': its folder holds the run
-    with fewer epochs, to be trained on, as ``extend`` asks; or 'changed': its folder holds a run
-    the study file no longer asks for), why each changed one is, and its resolved settings as
-    far as they are known (``known_config``: the settings, and whether they are final). A classifier that took
-    the weights of an encoder now changed or trained on was trained on an earlier encoder: changed too,
-    although its own settings may read the same. One whose encoders (for "best", every one compared)
-    are not finished or are trained on, or that takes only its encoder's architecture (scratch,
-    random-frozen), is judged on its own settings until they are trained: ``run_planned`` judges it
-    again before it trains, ``run_study`` after the runs if it is finished."""
-    states, why, known = {}, {}, {}
-    for run in plan:
-        run_folder = folder.run(run.name)
-        unfinished = [n for n in run.needs if not folder.run(n).is_complete()]
-        extended = [n for n in run.needs if states.get(n) == "extend"]  # the autoencoders come first in the plan
-        cfg, final = known_config(run, study, folder, {*why, *extended})
-        cfg = concrete(cfg, run_folder, data)
-        known[run.name] = cfg, final
-        if not run_folder.is_run():
-            states[run.name] = run_folder.state_for(cfg)  # new, or refused: a folder holding no run
-            continue
-        reason, deferred, diffs, ignore = None, False, [], ()
-        if run.kind == CLASSIFIER:
-            trained_on = Path(run_folder.config().encoder_run or "").name
-            # an encoder of the same settings whose folder is gone (deleted, damaged) or unfinished is
-            # trained again: on the same threads it comes out bit for bit the same, which the digest
-            # a finished classifier recorded shows once it is (``run_study`` checks again)
-            again = trained_on in unfinished and trained_on not in why
-            weights = "encoder_sha256" not in cfg.unused()  # scratch, random-frozen: its architecture only
-            if run.encoder != BEST and trained_on not in run.needs:
-                reason = f"trained on {trained_on}, the encoder is now {run.needs[0]}"
-            elif (trained_on in why and weights) or trained_on not in run.needs:
-                reason = f"trained on an earlier {trained_on}"
-            elif trained_on in extended and weights:
-                reason = f"trained on {trained_on}, {ON_EXTENDED}"
-            elif again and not run_folder.is_complete() and weights:
-                # half-trained on the encoder's weights: it cannot resume on another one
-                reason = f"its encoder {trained_on} is to be trained again, and it cannot resume on another"
-            elif again or unfinished or extended or trained_on in why:
-                # judged once its encoder (for "best", every one compared) is trained; one that takes
-                # only its encoder's architecture (scratch, random-frozen) is judged by its own settings
-                # while that encoder is refused: its folder deleted, the encoder trains again and it stays
-                deferred = True
-                # its own settings now, as far as they are known ("best" is not chosen yet: its model
-                # settings, the chosen encoder's, are a stand-in)
-                model = [k for k in cfg.used_identity() if k.startswith("model.")] if run.encoder == BEST else []
-                ignore = ("encoder_sha256", *model)
-                diffs = run_folder.differences(cfg, ignore=ignore)
-            elif cfg.encoder_run and Path(cfg.encoder_run).name != trained_on:
-                reason = f"trained on {trained_on}, the encoder is now {Path(cfg.encoder_run).name}"
-        if reason is None and not deferred:
-            diffs = run_folder.differences(cfg)
-        if reason is None and diffs:
-            reason = "; ".join(_encoder_changed(run_folder, cfg) if d.startswith("encoder_sha256:") else d
-                               for d in diffs[:3])
-            if run_folder.other_epochs(cfg, ignore):  # trained on where it can be (``RunFolder.extends``)
-                cannot = run_folder.why_not_extend(cfg)
-                if extend and not cannot:
-                    states[run.name] = "extend"
-                    continue
-                reason += f"; a run {cannot}" if cannot else f"; {EXTENDABLE}"
-            elif run_folder.fewer_epochs(cfg, ignore):
-                reason += "; --extend trains a run on to more epochs, never back to fewer"
-        if reason and not run_folder.holds_training():  # stopped before its first epoch, say: nothing to keep
-            states[run.name] = "new"
-        elif reason:
-            states[run.name], why[run.name] = "changed", reason
-        else:
-            states[run.name] = run_folder.progress()
-    return states, why, known
-
-
-def concrete(cfg: RunConfig, run_folder: RunFolder, data: Dataset) -> RunConfig:
-    """A run's settings as its folder would hold them: "auto" resolved (as the run there started,
-    if it did) and what the data decides."""
-    return with_data(replace(cfg, train=cfg.train.validate().resolved(run_folder.started())), data)
-
-
-def renamed_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
-                 data: Dataset) -> dict[str, str]:
-    """{autoencoder run to train anew: the folder of a finished run the study no longer asks
-    for that holds the same settings}: an autoencoder renamed in the study file, which would be
-    trained again, and the classifiers trained on it refused."""
-    finished = [folder.run(name) for name in _not_asked(plan, folder) if folder.run(name).is_complete()]
-    found = {}
-    for run in plan:
-        if not finished or run.kind != AUTOENCODER or states[run.name] != "new":
-            continue
-        cfg = concrete(run.config, folder.run(run.name), data)
-        for old in finished:
-            try:
-                if not old.differences(cfg):
-                    found[run.name] = old.path.name
-                    break
-            except (UserError, KeyError, TypeError, ValueError):  # damaged, or another kind: not that run
-                continue
-    return found
-
-
-def renamed_text(renamed: dict[str, str]) -> str:
-    """What to say of ``renamed_runs``: which folder holds which run, and how to keep it."""
-    new, old = next(iter(renamed.items()))
-    more = f" (and {len(renamed) - 1} more such run{'s' * (len(renamed) > 2)})" if len(renamed) > 1 else ""
-    return (f"{old} holds the run {new} asks for, with the same settings{more}: if the autoencoder was renamed "
-            "in the study file, give it its old name again to keep its runs")
-
-
-def _encoder_changed(run_folder: RunFolder, cfg: RunConfig) -> str:
-    """Why a classifier's encoder is not the one it was trained on: an earlier one, and, where the
-    encoder ran on other threads than the classifier (an encoder trained again), that it may come
-    out the same on those."""
-    encoder = RunFolder(cfg.encoder_run or "")
-    said = f"trained on an earlier {encoder.path.name}"
-    theirs = run_folder.environment().get("threads")
-    try:
-        now = encoder.environment().get("threads")
-    except UserError:
-        return said
-    if theirs and now and theirs != now:
-        said += (f" (the new one ran on {now} threads, the classifier on {theirs}: deleted and trained again "
-                 f"with OMP_NUM_THREADS={theirs}, it may come out as before)")
-    return said
-
-
-def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset,
-               extend: bool = False) -> dict[str, str]:
-    """The state of every run, checked before anything runs: run folders holding runs the study
-    no longer asks for are refused now, all of them in one message, finished classifiers it asks
-    for under another name, and classifiers on data that lacks a class too, not halfway through."""
-    states, why, _ = plan_states(plan, study, folder, data, extend)
-    refuse_before_training(plan, states, why, study, folder, data)
-    return states
-
-
-def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: dict[str, str], study: Study,
-                           folder: StudyFolder, data: Dataset) -> None:
-    """Everything a study refuses before it trains, for ``study`` and ``study --plan`` alike:
-    run folders it no longer asks for (``why``), finished classifiers under an earlier name,
-    classifiers and baselines on data that lacks what they need."""
-    refuse_changed(why, folder, renamed_runs(plan, states, folder, data))
-    refuse_earlier_names(plan, folder)
-    refuse_missing_classes(plan, states, data)
-    refuse_too_large_models(plan, states, folder, data)
-    if study.baselines.enabled:
-        check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
-
-
-def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
-                            data: Dataset) -> None:
-    """The autoencoders still to train whose training would not fit in the memory of the device
-    they train on (``training.refuse_too_large``), refused by name; a classifier is smaller than
-    the autoencoder whose encoder it takes."""
-    for run in plan:
-        if run.kind == AUTOENCODER and states[run.name] != "complete":
-            cfg = concrete(run.config, folder.run(run.name), data)
-            refuse_too_large(cfg.model, cfg.train, run.name)
-
-
-def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:
-    """The classifiers still to train need images of every class in what they train and are
-    tested on (``runs.check_every_class``): refused before anything trains."""
-    pending = [r.config.train for r in plan if r.kind == CLASSIFIER and states[r.name] != "complete"]
-    for t in {(t.val, t.train_subset, t.eval_subset): t for t in pending}.values():  # each split once
-        check_every_class(make_splits(data, t.val, t.train_subset, t.eval_subset), data, t)
-
-
-def notes_on_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder, data: Dataset) -> list[str]:
-    """What the study says of its runs before they train (``study`` and ``study --plan``), each note
-    once for all it concerns: ``runs.subset_note`` of those still to train (a run alone says its
-    own), and what keep_state cannot do for a run (``keep_state_note``)."""
-    runs: dict[str, list[str]] = {}
-    for run in plan:
-        todo = states[run.name] != "complete"
-        for note in (todo and subset_note(run.config.train, data), keep_state_note(run, states, folder)):
-            if note:
-                runs.setdefault(note, []).append(run.name)
-    return [f"{names[0]}" + (f" and {len(names) - 1} more run{'s' if len(names) > 2 else ''}" if len(names) > 1 else "")
-            + f": {note}" for note, names in runs.items()]
-
-
-def keep_state_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder) -> str | None:
-    """Why keep_state = true will not let --extend train this run on, if it will not: a one-cycle
-    schedule (fitted to its epochs), or a run finished before keep_state was asked for."""
-    t = run.config.train
-    if not t.keep_state:
-        return None
-    if t.fitted_to_epochs:
-        return (f"keep_state keeps a training state that --extend cannot use: the {t.schedule} schedule is fitted "
-                "to the epochs (--extend trains on runs of a constant schedule)")
-    run_folder = folder.run(run.name)
-    if states[run.name] == "complete" and not (run_folder / run_folder.CHECKPOINT).is_file():
-        return ("finished before keep_state was asked for, so no training state was kept: --extend cannot train "
-                "it on (delete a run to train it anew with keep_state)")
-    return None
-
-
-def unasked_runs_note(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
-                      data: Dataset) -> str | None:
-    """What to say of run folders the study holds but does not ask for (an autoencoder taken
-    out of the file or renamed, or the seeds beyond --seeds): kept, and left out of the results."""
-    refused = {old for old, _ in earlier_names(plan, folder)}  # said by their own refusal
-    others = [name for name in _not_asked(plan, folder) if name not in refused]
-    if not others:
-        return None
-    renamed = renamed_runs(plan, states, folder, data)
-    return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
-            f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report"
-            + (f"; {renamed_text(renamed)} (else it trains again)" if renamed else ""))
-
-
-def _not_asked(plan: list[PlannedRun], folder: StudyFolder) -> list[str]:
-    """The folders of runs/ that no run of the plan is named for, sorted."""
-    runs, asked = folder / folder.RUNS, {run.name for run in plan}
-    return sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in asked) if runs.is_dir() else []
-
-
-def earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> list[tuple[str, str]]:
-    """(folder, name the study asks for it by) of each finished classifier the study would train
-    again under a new name: a stage that gained a second encoder names its folders
-    clf-ENCODER-STRATEGY-seedK, one back to a single encoder clf-STRATEGY-seedK."""
-    asked = {run.name for run in plan}
-    found = []
-    for run in plan:
-        if run.kind != CLASSIFIER or folder.run(run.name).is_run():
-            continue
-        s, k = run.config.strategy, run.seed
-        for old in (clf_run_name(s, k), clf_run_name(s, k, run.encoder)):
-            if old not in asked and folder.run(old).is_complete() and _holds(folder.run(old), run):
-                found.append((old, run.name))
-    return found
-
-
-def _renames_text(renames: list[tuple[str, str]]) -> str:
-    shown = ", ".join(f"{old} → {new}" for old, new in renames[:3]) + (", …" if len(renames) > 3 else "")
-    return (f"{len(renames)} finished classifier folder(s) hold runs this study asks for under another name, since "
-            f"its [classifiers] stage changed its number of encoders ({shown})")
-
-
-def refuse_earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> None:
-    """Before anything trains: finished classifiers are not trained again under a new name."""
-    if renames := earlier_names(plan, folder):
-        raise UserError(f"{_renames_text(renames)}: rename them to keep them, or delete them to train them anew")
-
-
-def _trained_on(run_folder: RunFolder) -> str | None:
-    """The folder name of the encoder a classifier's folder was trained on (None: not a classifier,
-    or damaged)."""
-    try:
-        encoder = run_folder.config().encoder_run
-    except UserError:
-        return None
-    return Path(encoder).name if encoder else None
-
-
-def _holds(old: RunFolder, run: PlannedRun) -> bool:
-    """Whether a classifier folder holds ``run``'s strategy, on an encoder ``run`` needs."""
-    try:
-        cfg = old.config()
-        return cfg.strategy == run.config.strategy and Path(cfg.encoder_run or "").name in run.needs
-    except (UserError, TypeError, ValueError):  # damaged: not taken for it
-        return False
-
-
-def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, str] | None = None) -> None:
-    """The runs ``plan_states`` found changed (``why``), refused in one message whose fix names
-    what to delete: none where every one of them can be trained on (--extend), else those that
-    cannot (and --extend trains the others, or the encoders the deleted classifiers took); where
-    an autoencoder was renamed (``renamed_runs``), first how to keep them all."""
-    if not why:
-        return
-    shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
-    more = f" and {len(why) - 6} more" if len(why) > 6 else ""
-    them = "them" if len(why) > 1 else "it"
-    gone = [name for name, reason in why.items() if not reason.endswith(EXTENDABLE)]
-    extend = len(gone) < len(why) or any(reason.endswith(ON_EXTENDED) for reason in why.values())
-    if not gone:
-        fix = f"run the study again with --extend to train {them} on, or delete {them} to train anew"
-    elif extend:
-        named = them if len(gone) == len(why) else ", ".join(gone[:6]) + (f" and {len(gone) - 6} more"
-                                                                         if len(gone) > 6 else "")
-        fix = f"delete {named} and run the study again with --extend (its other finished runs are kept)"
-    else:
-        fix = f"delete {them} and run the study again (its other finished runs are kept), or choose another --out"
-    if renamed and all(_trained_on(folder.run(name)) in renamed.values() for name in why):  # it keeps them all
-        fix = f"{renamed_text(renamed)}; else {fix}"
-    raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
-                    f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
-                    f"{', '.join(shown)}{more}; {fix}")
-
-
-def run_planned(run: PlannedRun, study: Study, out: str | Path, data: Dataset, log: Log,
-                on_epoch: Callable[[dict], str | None] | None = None,
-                on_step: Callable[[int, int], None] | None = None, extend: bool = False) -> dict:
-    """Carry out one planned run (the same function for every executor); ``extend``: its state
-    is 'extend'. A classifier kept to resume or train on while its encoders trained is judged
-    again first, now that they are (``plan_states``): one that no longer holds the run asked for
-    (a "best" encoder chosen otherwise, an encoder that came out otherwise) is refused as the
-    study refuses it before anything trains."""
-    folder = StudyFolder(out)
-    if run.kind == CLASSIFIER and folder.run(run.name).is_run():
-        refuse_changed(plan_states([run], study, folder, data, extend)[1], folder)
-    return execute(resolve(run, study, folder), folder.run(run.name).path, data=data,
-                   label=run.label, log=log, on_epoch=on_epoch, on_step=on_step, say_subsets=False, extend=extend)
-
-
-# ------------------------------------------------------------------ the local executor
-
-def epochs_done(folder: StudyFolder, run: PlannedRun, state: str) -> int:
-    """The epochs a run to resume or train on has already: its checkpoint's."""
-    return folder.run(run.name).epochs_trained() if state in ("resume", "extend") else 0
-
-
-def run_local(plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path, data: Dataset,
-              log: Log) -> None:
-    """One run after the other, in plan order, in this process."""
-    progress = Progress(plan, states, split_sizes(data, study.val)[0], log,
-                        trained={r.name: epochs_done(StudyFolder(out), r, states[r.name]) for r in plan})
-    try:
-        for run in plan:
-            if states[run.name] == "complete":
-                continue
-            progress.start(run)
-            summary = run_planned(run, study, out, data, progress.say,
-                                  on_epoch=lambda row, r=run: progress.epoch(r, row),
-                                  on_step=progress.step if progress.tty else None,
-                                  extend=states[run.name] == "extend")
-            progress.finished(run, summary)
-    finally:
-        progress.close()

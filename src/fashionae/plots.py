@@ -91,8 +91,8 @@ def _log_y(ax) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _figure(height: float = 3.2):
-    return plt().subplots(figsize=(5, height), layout="constrained")
+def _figure():
+    return plt().subplots(figsize=(5, 3.2), layout="constrained")
 
 
 def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylabel: str,

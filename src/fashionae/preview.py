@@ -18,8 +18,9 @@ from .data import Dataset, load_dataset, split_sizes
 from .explore import refuse_unexplorable
 from .models import ModelConfig
 from .pages import EMPTY, text_table
-from .plan import (PlannedRun, epochs_done, explored_run, make_plan, notes_on_runs, plan_states,
-                   refuse_before_training, refuse_too_large_models, unasked_runs_note)
+from .executors import epochs_done
+from .plan import PlannedRun, explored_run, make_plan
+from .preflight import plan_states, refuse_before_training, refuse_too_large_models, said_before_training
 from .progress import duration
 from .runfolder import RunConfig
 from .settings import CLASSIFIER
@@ -31,8 +32,8 @@ from .training import TrainConfig, slow_precision
 def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
               as_json: bool = False, extend: bool = False) -> None:
     """``study --plan``: every run with its state and estimated time, training nothing; then what
-    ``run_study`` would refuse before training is refused (``plan.refuse_before_training``,
-    ``explore.refuse_unexplorable``)."""
+    ``run_study`` would refuse before training is refused (``preflight.refuse_before_training``), and
+    what it would say is said (``preflight.said_before_training``)."""
     folder = StudyFolder(out)
     folder.check_holds(study)
     data = load_dataset(study.dataset, data_dir, verify)
@@ -50,9 +51,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
     refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
     refuse_unexplorable(study, data)
-    for note in notes_on_runs(plan, states, folder, data):  # as the study says them: once it is not refused
-        print(note, file=sys.stderr)
-    if note := unasked_runs_note(plan, states, folder, data):
+    for note in said_before_training(plan, states, folder, data):
         print(note, file=sys.stderr)
 
 
@@ -80,10 +79,8 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
         cfg, final = known[run.name]
         done = states[run.name] == "complete"  # no probe of a model that will not train
         trained = epochs_done(folder, run, states[run.name])
-        # a finished classifier kept while an encoder it needs trains again or on: judged by its digest after
-        awaits = done and run.kind == CLASSIFIER and any(states[n] != "complete" for n in run.needs)
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
-                     "awaits_encoder": awaits,
+                     "awaits_encoder": run.awaits_encoder(states),
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
                      "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
                      "train": dict(cfg.train.__dict__), "dataset": cfg.dataset,

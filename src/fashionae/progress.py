@@ -38,7 +38,7 @@ class Progress:
     def __init__(self, plan: list, states: dict[str, str], n_train: int,
                  log: Callable[[str], None], stream=None, trained: dict[str, int] | None = None):
         """``plan``: the study's runs in order (``plan.PlannedRun``s: name, label, config);
-        ``trained``: the epochs each run to resume or train on has already (``plan.epochs_done``)."""
+        ``trained``: the epochs each run to resume or train on has already (``executors.epochs_done``)."""
         self.units = {r.name: _units(r.config, n_train) for r in plan}
         self.total_runs, self.done_runs = len(plan), sum(s == "complete" for s in states.values())
         self.total = sum(self.units.values())

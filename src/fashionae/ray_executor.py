@@ -3,7 +3,7 @@
 Every unfinished run becomes one Ray task asking for ``cpus_per_run`` CPUs and
 ``gpus_per_run`` GPUs (a fraction packs several runs on one GPU). A classifier's task is
 given its encoders' tasks as arguments, so Ray starts it once they are done. Each task
-calls ``plan.run_planned``, the local executor's function, with ``cpus_per_run`` torch
+calls ``executors.run_planned``, the local executor's function, with ``cpus_per_run`` torch
 threads: on the CPU a run's numbers are the same as under the local executor with as
 many threads.
 
@@ -32,8 +32,9 @@ from . import __version__
 from .data import Dataset
 from .errors import UserError, out_of_memory, require
 from .files import atomic_write
-from .plan import PlannedRun, run_planned
-from .runs import EXECUTOR_ENV, RESUMING, Log, epoch_prefix
+from .executors import run_planned
+from .plan import PlannedRun
+from .runs import EXECUTOR_ENV, RAY, RESUMING, Log, epoch_prefix
 from .study import Study
 from .studyfolder import StudyFolder
 
@@ -44,7 +45,7 @@ LOCK_WAIT = 180.0   # seconds a retry waits for the run folder's lock: on NFSv4 
 
 class RayExecutor:
     """Called by ``pipeline.run_study`` as ``executor(plan, states, study, out, data, log)``, like
-    ``plan.run_local``. ``on_epoch(run, row)``, when given, is called in the
+    ``executors.run_local``. ``on_epoch(run, row)``, when given, is called in the
     task after every epoch of a run (a hook: monitoring, or faults injected by the tests)."""
 
     def __init__(self, address: str | None = None, cpus_per_run: int = 1, gpus_per_run: float = 0.0,
@@ -58,7 +59,7 @@ class RayExecutor:
                             f"number of GPUs, got {gpus_per_run:g}")
         require("ray", "ray", "--executor ray")  # said now, under --plan too
         self.address, self.cpus, self.gpus, self.on_epoch = address, cpus_per_run, gpus_per_run, on_epoch
-        self.description = "ray"
+        self.description = RAY
 
     def __call__(self, plan: list[PlannedRun], states: dict[str, str], study: Study, out: Path,
                  data: Dataset, log: Log) -> None:
@@ -181,7 +182,7 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
     """One run in a Ray worker (``extend``: its state is 'extend'; ``needs``: the finished runs it
     waited for)."""
     import torch
-    os.environ[EXECUTOR_ENV] = "ray"  # recorded in the run's environment
+    os.environ[EXECUTOR_ENV] = RAY  # recorded in the run's environment
     if not gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a run given no GPU stays off them
     torch.set_num_threads(threads)

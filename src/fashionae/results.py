@@ -141,7 +141,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     """What results.json holds (``report.write_report`` writes it with the pages), from the study
     folder's study.json and run folders alone; ``check_files``:
     every run's files as written (its model's checksum, its summary's seals), which the study
-    command checked before its runs (``plan.check_plan``) and wrote since."""
+    command checked before its runs (``preflight.check_plan``) and wrote since."""
     from .claims import assess_claims, listed
     from .reference import REFERENCE
     folder = StudyFolder(out).require()
@@ -194,7 +194,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     for name, group in _groups(plan, CLASSIFIER).items():
         summaries = [runs[r.name].summary() for r in group]
         configs = [runs[r.name].config() for r in group]
-        encoder = ae_names.get(Path(configs[0].encoder_run or "").name, group[0].encoder)
+        encoder = ae_names.get(configs[0].encoder_name, group[0].encoder)
         classifiers.append({
             "name": name, "strategy": group[0].config.strategy, "encoder": encoder,
             "mixed": trained_with(configs)[1],

@@ -179,6 +179,12 @@ class RunConfig:
     dataset: str = FASHION_MNIST       # the dataset's name
     dataset_sha256: str | None = None  # a digest of your own dataset's files (None: Fashion-MNIST)
 
+    @property
+    def encoder_name(self) -> str:
+        """The name of the run folder its encoder comes from ("" for an autoencoder): a study's
+        run name, wherever the study's folder is now."""
+        return Path(self.encoder_run or "").name
+
     def identity(self) -> dict:
         """The settings that change the run's numbers, flat. The encoder's location and the
         settings declared ``identity=False`` (trackers) are left out."""
@@ -378,8 +384,8 @@ class RunFolder:
             self.refuse_lost_summary()
             return "resume"
         if not (self / self.MODEL).is_file():
-            raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; delete the folder "
-                            "and run the same command again to train it again")
+            raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; {self.start_again} "
+                            "to train it again")
         self.metrics()  # and summary.json, and that the two agree
         self.load_model()
         return "complete"
@@ -405,12 +411,16 @@ class RunFolder:
 
     def damaged(self, file: str, fault: str) -> UserError:
         """The error for one of this folder's files that fashionae did not write as it is."""
-        return UserError(f"{self / file} {fault} (it was edited or damaged); delete {self.path} and run "
-                         "its command again")
+        return UserError(f"{self / file} {fault} (it was edited or damaged); {self.start_again}")
+
+    @property
+    def start_again(self) -> str:
+        """The fix for a run folder that can be neither used nor resumed."""
+        return f"delete {self.path} and run its command again"
 
     def raw_config(self) -> dict:
         """config.json as written: the settings' tables, and the data and environment recorded."""
-        raw = read_json(self / self.CONFIG, "run settings")
+        raw = read_json(self / self.CONFIG, "run settings", self.start_again)
         if not isinstance(raw, dict) or not all(isinstance(raw.get(k, {}), dict)
                                                 for k in ("model", "train", "data", "environment")):
             raise self.damaged(self.CONFIG, "is not a run's settings as fashionae writes them")
@@ -441,7 +451,7 @@ class RunFolder:
                 raise UserError(f"{self / self.CONFIG} records its environment's {key} as "
                                 f"{json.dumps(env[key])[:40]}, not {ENVIRONMENT_KIND_NAMES[kind]} (it was edited or "
                                 f"damaged); give it back {ENVIRONMENT_KIND_NAMES[kind]} (what the report shows of "
-                                f"where the run was made), or delete {self.path} and run its command again")
+                                f"where the run was made), or {self.start_again}")
 
     def data_record(self) -> dict:
         """The data the run saw, as config.json records it: source, sizes, classes, split digest."""
@@ -496,7 +506,7 @@ class RunFolder:
         except FileNotFoundError:
             rows = []
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"{path} is unreadable ({e}); delete the folder and run again") from None
+            raise UserError(f"{path} is unreadable ({e}); {self.start_again}") from None
         if rows:
             keys = EPOCH_FIGURES + (CLASSIFIER_EPOCH_FIGURES if self.config().model.task == CLASSIFIER else ())
             if not all(isinstance(r, dict) and all(is_number(r.get(k)) for k in keys) for r in rows):
@@ -518,7 +528,7 @@ class RunFolder:
     def summary(self) -> dict:
         """summary.json, checked to hold every figure of a finished run of its task, and against
         the digests it records (``write_summary``) of itself and of config.json."""
-        summary = read_json(self / self.SUMMARY, "run summary")
+        summary = read_json(self / self.SUMMARY, "run summary", self.start_again)
         if fault := _summary_fault(summary, self.config().model.task):
             raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
         if SEAL not in summary and _version(self.environment().get("fashionae")) >= SEALED_SINCE:
@@ -533,18 +543,18 @@ class RunFolder:
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained model, checked against the run's settings, in eval mode."""
         if not (self / self.MODEL).is_file():
-            raise UserError(f"{self / self.MODEL} is missing; delete {self.path} and run its command again")
+            raise UserError(f"{self / self.MODEL} is missing; {self.start_again}")
         try:
             model = load_model(self / self.MODEL)
         except UserError as e:
-            raise UserError(f"{e} (delete {self.path} and run its command again)") from None
+            raise UserError(f"{e} ({self.start_again})") from None
         if model.config != self.config().model:
             raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}: one of "
-                            "them was edited or replaced; delete the folder and train the run again")
+                            f"them was edited or replaced; {self.start_again}")
         recorded = self.summary().get("model_sha256") if self.is_complete() else None  # (older runs: none)
         if recorded is not None and recorded != self.model_sha256():
             raise UserError(f"{self / self.MODEL} is not the model this run trained (its SHA-256 differs from the one "
-                            f"{self.SUMMARY} records): it was replaced; delete the folder and train the run again")
+                            f"{self.SUMMARY} records): it was replaced; {self.start_again}")
         return model.to(device)
 
     def model_sha256(self) -> str:

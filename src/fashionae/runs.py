@@ -125,9 +125,10 @@ def build(cfg: RunConfig, encoder_weights=None, dist: Dist = Dist()) -> torch.nn
     return model
 
 
-RESUMING = "resuming from its last finished epoch"  # what a resumed run says first
-EXECUTOR_ENV = "FASHIONAE_EXECUTOR"  # set by an executor ("ray") in the processes that train its runs
+RESUMING = "resuming from its last finished epoch"  # what a run resumed from its checkpoint says first
+EXECUTOR_ENV = "FASHIONAE_EXECUTOR"  # set by an executor (RAY) in the processes that train its runs
 LOCAL = "local"  # the executor of runs trained one after the other in the study's own process
+RAY = "ray"  # the executor of runs trained as Ray tasks (ray_executor)
 
 
 def executor_name() -> str:
@@ -200,7 +201,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     ``extend``: train the run there on for more epochs than it was asked for (``RunFolder.extends``).
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
     steps)`` replaces the in-epoch progress bar; ``say_subsets``: say ``subset_note`` (a study
-    says its runs' once, ``plan.notes_on_runs``). Under torchrun every process calls this;
+    says its runs' once, ``preflight.notes_on_runs``). Under torchrun every process calls this;
     process 0 alone writes the folder."""
     folder = RunFolder(out)
     label = label or str(folder.path)
@@ -286,7 +287,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if state == "resume" and checkpoint.exists():
             log(f"{label}: {resuming}")
             if started_on and started_on != torch.get_num_threads():
-                same = (f"--cpus-per-run {started_on}" if executor_name() == "ray"
+                same = (f"--cpus-per-run {started_on}" if executor_name() == RAY
                         else f"OMP_NUM_THREADS={started_on}")
                 log(f"{label}: it started on {started_on} thread{'s' * (started_on != 1)} and resumes on {torch.get_num_threads()}, which "
                     "sum in another order: its result will differ from an uninterrupted run's about as much as "
