@@ -8,6 +8,7 @@ reconstruct and classify (test_images), bench (test_bench), study --executor ray
 
 import json
 import re
+import shlex
 
 import pytest
 import torch
@@ -48,6 +49,9 @@ def encoder(bars, tmp_path_factory):
     out = tmp_path_factory.mktemp("ae") / "ae"
     assert main(["train-ae", "--dataset", str(bars), "--latent", "64", "--epochs", "1",
                  *FAST, "--out", str(out)]) == 0
+    from fashionae.runfolder import RunFolder  # the command that resumes it, recorded
+    assert RunFolder(out).environment()["command"] == shlex.join(
+        ["fashionae", "train-ae", "--dataset", str(bars), "--latent", "64", "--epochs", "1", *FAST, "--out", str(out)])
     return out
 
 

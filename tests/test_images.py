@@ -65,6 +65,12 @@ def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
     for i, p in enumerate(pixels):
         Image.fromarray(p.numpy(), "L").save(tmp_path / f"{i}.png")
         assert torch.equal(prepare_image(tmp_path / f"{i}.png"), p.float().div(255).unsqueeze(0))
+    from fashionae.images import read_picture
+    assert read_picture(tmp_path / "0.png").caveats == ()
+    told = read_picture(tmp_path / "0.png", fill=0.5)  # an option given that does nothing here is said
+    assert torch.equal(told.pixels, prepare_image(tmp_path / "0.png")) and told.caveats == (
+        "it is already in the dataset's form (28x28, dark background), so it is taken as it is: --fill 0.5 is not "
+        "applied",)
     Image.fromarray(pixels[0].numpy(), "L").resize((56, 56)).save(tmp_path / "big.png")  # another size: prepared
     assert not torch.equal(prepare_image(tmp_path / "big.png"), pixels[0].float().div(255).unsqueeze(0))
 

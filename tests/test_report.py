@@ -542,7 +542,7 @@ conv is better | confirmed | better (confirmed) | -31.0 % | [-40.0 %, -20.0 %] |
  |  | much better (inconclusive, leaning: contradicts) | -31.0 % | [-40.0 %, -20.0 %] | much better: threshold |
 512 balances | inconclusive (3 seeds; leaning: supports) | see above | +1.0 % | [-10.0 %, +10.0 %] | see above: threshold | 512 balances: evidence
 nothing here | not tested | – | – | nothing measured | – | nothing here: evidence
-## autoencoders: Autoencoders: MSE per pixel (Table II); every figure is the final model's, the best epoch is where validation was lowest
+## autoencoders: Autoencoders: MSE per pixel; every figure is the final model's, the best epoch is where validation was lowest; the source's columns (its Table II, the author's result files) are for its model of the same architecture, trained as the author did (the paper profile), beside every model of ours of that architecture, however it was trained
 model | epochs | train (eval mode) | train (training mode) | val | test | best epoch | report train / val | author's code val | PCA test, same k | parameters | seconds
 linear-64 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0233 ± 0.0003 | 2 | 0.0085 / 0.0087 | 0.0222 | 0.0105 | 3,300,000 | 12
 linear-512 | 2 | 0.0303 ± 0.0003 | 0.0404 ± 0.0003 | 0.0252 ± 0.0001 | 0.0192 ± 0.0001 | 2 | 0.0072 / 0.0074 | 0.0089 | 0.0007 | 3,300,000 | 12

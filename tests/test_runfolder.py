@@ -150,6 +150,11 @@ def test_a_folder_says_what_it_lacks(tmp_path):
         with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is being trained by another fashionae "
                                             rf"process \(pid {os.getpid()}\); wait for it to finish$"):
             folder.require()
+    command = "fashionae train-ae --epochs 3 --out 'my runs/a'"  # recorded by train-ae and train-clf: said
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": command})
+    with pytest.raises(UserError, match=rf"\(no summary.json\); run its command again to resume it: {re.escape(command)}$"):
+        folder.require()
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
     (folder / ".lock").write_text("elsewhere:4711")  # another host's: whether it still runs cannot be told here
     with pytest.raises(UserError, match=r"has not finished training, and its lock names a process on another host "
                                         r"\(pid 4711 on elsewhere\): wait for it to finish, or if that process is "

@@ -1750,3 +1750,24 @@ def test_the_run_folders_a_study_does_not_ask_for_are_folders_it_asks_for_by_no_
     (tmp_path / "out" / "runs" / "notes.txt").write_text("mine")
     note = preflight.unasked_runs_note(plan, states, folder, None)  # no finished run there: none renamed
     assert " 1 run folder(s) " in note and "(ae-gone-seed0)" in note and "notes.txt" not in note
+
+
+def test_seeds_added_after_a_look_are_said_with_what_they_cost(data_dir, tmp_path):
+    """A study reported with 1 seed, then run again with 2: the report says so, and that a verdict
+    reached by adding seeds after a look is weaker than its interval says; the same seeds again
+    (nothing trained) add no look."""
+    from fashionae.report import summary
+    from fashionae.results import collect_results
+    text = (TINY_TRAIN + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ndropout = 0.0\n'
+            '[[ablation]]\nchange = "no dropout"\nbaseline = "a"\nvariant = "b"\n[baselines]\nenabled = false\n')
+    out, opts = study_out(tmp_path, data_dir)
+    study = write(tmp_path, text)
+    assert main(["study", str(study), *opts, "--seeds", "1"]) == 0
+    assert not any("seeds after a look" in line for line in summary(collect_results(out)))
+    for _ in range(2):
+        assert main(["study", str(study), *opts, "--seeds", "2"]) == 0
+    assert json.loads((out / "timing.json").read_text())["seed_counts"] == [1, 2]
+    said = [line for line in summary(collect_results(out)) if "seeds after a look" in line]
+    assert said == ["The study was run with 1, then 2 seeds: a verdict reached by adding seeds after a look at the "
+                    "results is weaker than its interval says (optional stopping, docs/claims.md); one the first "
+                    "seeds did not show holds only as a new experiment planned with 2 seeds."]

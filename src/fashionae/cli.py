@@ -115,7 +115,7 @@ def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
         raise UserError(f"--out {out} is a study folder, not a run's; choose another --out")
     train = settings.from_options(TrainConfig, a)
     summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
-                      data_dir=a.data_dir, verify=not a.no_verify, extend=a.extend)
+                      data_dir=a.data_dir, verify=not a.no_verify, extend=a.extend, command=a.command_line)
     return summary if is_main_process() else None
 
 
@@ -335,7 +335,9 @@ def build_parser() -> Parser:
     from .study import Baselines
     from .training import DEVICES, PRECISIONS, TrainConfig
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
-               "on Fashion-MNIST.")
+               "on Fashion-MNIST.", epilog="Start with `fashionae study studies/paper.toml` in the repository "
+               "(its studies/ holds the study files); `fashionae COMMAND --help` for a command. README.md and "
+               "docs/ say more.")
     p.add_argument("--version", action="version", version=f"fashionae {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     common = argparse.ArgumentParser(add_help=False)

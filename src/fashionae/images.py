@@ -207,7 +207,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
                         "truncated or of another kind); give a PNG or JPEG file") from None
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
-        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, [depth] if depth else [])
+        asis = [] if fill == FILL else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
+                                        f"background), so it is taken as it is: --fill {fill:g} is not applied"]
+        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, [depth] * bool(depth) + asis)
 
     # corners far apart: said of the picture as taken (the light's fit may even them out, or follow
     # an object it should not: the note is never lost)

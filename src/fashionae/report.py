@@ -159,8 +159,11 @@ def tables(results: dict) -> list[Table]:
               + ([REPORT_TRAIN_VAL, AUTHOR_VAL] if fashion else []) + [PCA_SAME_K, "parameters", "seconds"])
     header, ae_rows = _without_empty_columns(header, ae_rows)
     table_ii = REPORT_TRAIN_VAL in header  # a model of the source's Table II is among them
-    out.append(("autoencoders", "Autoencoders: MSE per pixel" + (" (Table II)" if table_ii else "")
-                + "; every figure is the final model's, the best epoch is where validation was lowest",
+    out.append(("autoencoders", "Autoencoders: MSE per pixel; every figure is the final model's, the best epoch is "
+                "where validation was lowest" + ("; the source's columns (its Table II, the author's result files) "
+                                                 "are for its model of the same architecture, trained as the author "
+                                                 "did (the paper profile), beside every model of ours of that "
+                                                 "architecture, however it was trained" if table_ii else ""),
                 header, ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
@@ -401,6 +404,12 @@ def summary(results: dict) -> list[str]:
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
+    counts = (results.get("timing") or {}).get("seed_counts") or []
+    if len(counts) > 1 and (claims or results.get("ablation")):
+        s.append(f"The study was run with {', then '.join(map(str, counts))} seeds: a verdict reached by adding "
+                 "seeds after a look at the results is weaker than its interval says (optional stopping, "
+                 "docs/claims.md); one the first seeds did not show holds only as a new experiment planned with "
+                 f"{counts[-1]} seeds.")
     if results.get("targets"):
         s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
                  + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])

@@ -71,7 +71,7 @@ def _unsealed(summary: dict) -> dict:
 
 
 ENVIRONMENT_KINDS = {**dict.fromkeys(("fashionae", "torch", "python", "device", "precision", "cpu", "host",
-                                      "platform", "executor", "gpu"), str),
+                                      "platform", "executor", "gpu", "command"), str),
                      **dict.fromkeys(("threads", "processes"), int), "isa": list, "isa_caps": dict,
                      "git_commit": (str, type(None)), **dict.fromkeys(("cpu_kernels", "tf32", "deterministic"), bool)}
 ENVIRONMENT_KIND_NAMES = {str: "text", int: "a whole number", list: "a list", dict: "a table",
@@ -272,11 +272,19 @@ class RunFolder:
                     raise UserError(f"{name} is being trained by another fashionae process (pid {pid}); wait for "
                                     "it to finish")
                 raise UserError(f"{name} has not finished training, and its lock names a process on another host "
-                                f"(pid {pid} on {host}): wait for it to finish, or if that process is gone, run "
-                                "its command again to resume it")
-            raise UserError(f"{name} has not finished training (no {self.SUMMARY}); run its "
-                            "command again to resume it")
+                                f"(pid {pid} on {host}): wait for it to finish, or if that process is gone, "
+                                f"{self._resume_it()}")
+            raise UserError(f"{name} has not finished training (no {self.SUMMARY}); {self._resume_it()}")
         return self
+
+    def _resume_it(self) -> str:
+        """How to resume the unfinished run here: with the command it recorded (train-ae's,
+        train-clf's; a study's runs resume with the study)."""
+        try:
+            command = self.environment().get("command")
+        except UserError:  # damaged: said when the run is read
+            command = None
+        return f"run its command again to resume it: {command}" if command else "run its command again to resume it"
 
     def refuse_lost_summary(self) -> None:
         """A trained model with neither summary.json nor a checkpoint: its summary was deleted,

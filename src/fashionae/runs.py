@@ -59,7 +59,9 @@ def git_commit() -> str | None:
         return None
 
 
-def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
+def environment(cfg: TrainConfig, dist: Dist = Dist(), command: str | None = None) -> dict:
+    """How and where a run is made: versions, hardware, threads, executor, and the command that
+    runs it (train-ae's and train-clf's, which resumes it; a study's runs resume with the study)."""
     cpu = cpu_info()
     env = {"fashionae": __version__, "torch": torch.__version__, "python": platform.python_version(),
            "device": cfg.device, "precision": cfg.precision, "threads": torch.get_num_threads(),
@@ -67,6 +69,8 @@ def environment(cfg: TrainConfig, dist: Dist = Dist()) -> dict:
            "platform": platform.platform(),
            "git_commit": git_commit(), "processes": dist.world,
            "executor": executor_name()}
+    if command:
+        env["command"] = command
     if cfg.device == "cpu":
         env["cpu_kernels"] = kernels.available()  # the speed; in bf16 inference, maybe a last bit (kernels.py)
     if cfg.device == "cuda":
@@ -196,9 +200,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             data_dir: str | None = None, verify: bool = True, label: str = "",
             log: Log = stderr, on_epoch: Callable[[dict], str | None] | None = None,
             on_step: Callable[[int, int], None] | None = None, say_subsets: bool = True,
-            extend: bool = False) -> dict:
+            extend: bool = False, command: str | None = None) -> dict:
     """Train (or resume, or skip if finished) one run in ``out``; return its summary.
     ``extend``: train the run there on for more epochs than it was asked for (``RunFolder.extends``).
+    ``command``: the command line that runs it, recorded to say how to resume it.
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
     steps)`` replaces the in-epoch progress bar; ``say_subsets``: say ``subset_note`` (a study
     says its runs' once, ``preflight.notes_on_runs``). Under torchrun every process calls this;
@@ -258,7 +263,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             log(f"{label}: {note}")
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         checkpoint = folder / folder.CHECKPOINT
-        env = environment(t, dist)
+        env = environment(t, dist, command)
         before = folder.environment() if state in ("resume", "extend") else {}
         if before:  # a damaged record of its sessions: refused by every process alike, before anything changes
             folder.sessions()
