@@ -539,6 +539,7 @@ def test_out_holding_another_study_is_refused(tmp_path):
     (out / "runs").mkdir(parents=True)
     (out / "study.json").write_text(json.dumps({"name": "other", "profile": "quick"}))
     (out / "samples.safetensors").write_bytes(b"")
+    (out / ".study.json.k1ll3d_8.tmp").write_text("{")  # left by a write that was killed: bookkeeping, not a study's
     with pytest.raises(UserError, match="^/nonexistent has no train-images"):  # past the folder's check
         run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
     for kept in ("runs/ae-x-seed0", "report.md"):  # a run (even unstarted), or another study's outputs

@@ -101,7 +101,8 @@ def make_plan(study: Study) -> list[PlannedRun]:
 
 
 def best_encoder(study: Study, folder: StudyFolder) -> str:
-    """The autoencoder with the lowest mean validation MSE over the study's seeds."""
+    """The autoencoder with the lowest mean validation MSE over the study's seeds (a tie: the first
+    of the study file, as ``min`` keeps it)."""
     mean_val = {a.name: statistics.mean(folder.run(ae_run_name(a.name, s)).summary()["val_loss"]
                                         for s in study.seeds) for a in study.autoencoders}
     return min(mean_val, key=mean_val.get)

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from .errors import UserError
-from .files import (LOCK, atomic_write_together, holds_nothing, json_text, read_rebuildable_json, remove_file,
+from .files import (atomic_write_together, holds_nothing, is_leftover, json_text, read_rebuildable_json, remove_file,
                     refuse_unwritable_folder, write_failure, write_json)
 from .runfolder import RunFolder
 from .study import Study
@@ -42,8 +42,8 @@ class StudyFolder:
         """Whether this folder holds only what a study writes before its runs (refused then by
         its executor, say): its study.json and samples, and no run."""
         runs = self / self.RUNS
-        return ({p.name for p in self.path.iterdir()} <= {self.STUDY, self.SAMPLES, self.RUNS, LOCK}
-                and not (runs.is_dir() and any(runs.iterdir())))
+        return (all(p.name in (self.STUDY, self.SAMPLES, self.RUNS) or is_leftover(p) for p in self.path.iterdir())
+                and not (runs.is_dir() and not holds_nothing(runs)))
 
     def require(self) -> "StudyFolder":
         if not self.path.is_dir():
