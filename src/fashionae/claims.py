@@ -9,7 +9,7 @@ the geometric mean, and its interval never reaches below -100 % (a gain's, above
 
 The claims are judged together, so their intervals are simultaneous: with m intervals in a
 report, each is the t-interval over seeds at level 1 - 0.05 / m (mean ± t(1 - 0.025 / m, n - 1)
-· sd / √n; Bonferroni), so that all of them hold at once with 95 % confidence. A verdict reads
+· sd / √n; Bonferroni), so that all of them hold at once with ``FAMILY_CONFIDENCE`` confidence. A verdict reads
 its interval:
 
 - ``confirmed`` when there are at least ``MIN_SEEDS`` seeds and the whole interval lies on
@@ -75,7 +75,7 @@ def t_quantile(df: int, intervals: int = 1) -> float:
 def interval(values: list[float], intervals: int = 1,
              unit: str = "points") -> tuple[list[float] | None, str | None]:
     """The t-interval of the mean (of a relative unit: on the log scale, mapped back), one of
-    ``intervals`` that hold together with 95 % confidence, or why there is none."""
+    ``intervals`` that hold together with ``FAMILY_CONFIDENCE`` confidence, or why there is none."""
     if not all(math.isfinite(v) for v in values):
         return None, "a seed's figure is not a number: a run diverged"
     if len(values) < 2:

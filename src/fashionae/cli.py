@@ -1,5 +1,6 @@
-"""The ``fashionae`` command line. Every command is a thin layer over the package: the
-options of the model and training settings come from their dataclass fields (``settings.py``)."""
+"""The ``fashionae`` command line: its parser, and a function per command that reads the options,
+calls the package and prints what it answers. The options of the model and training settings
+come from their dataclass fields (``settings.py``)."""
 
 from __future__ import annotations
 

@@ -50,6 +50,7 @@ from .files import UMASK, cache_dir
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
 DATA_ENV = "FASHIONAE_DATA"  # the environment variable naming Fashion-MNIST's folder, as --data-dir does
+IMAGE_SIZE = (28, 28)  # Fashion-MNIST's images (height, width); a dataset of your own has its own
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -239,7 +240,7 @@ def load_folder(folder: str | os.PathLike, verify: bool = True, named_by: str = 
                             "or not Fashion-MNIST: get a fresh copy, or pass --no-verify for "
                             "your own IDX files")
         arrays[name] = parse_idx(raw, str(path), idx_rank(name))
-        if arrays[name].ndim == 3 and arrays[name].shape[1:] != (28, 28):
+        if arrays[name].ndim == 3 and arrays[name].shape[1:] != IMAGE_SIZE:
             raise UserError(f"{path} holds {arrays[name].shape[1]}x{arrays[name].shape[2]} images, "
                             "expected 28x28; for other data use --dataset FOLDER")
     images = {s: arrays[x] for s, (x, _) in IDX_SPLITS.items()}

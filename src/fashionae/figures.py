@@ -34,7 +34,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
     """Draw every figure of ``folder``'s report into ``figs`` (a report's: ``StudyFolder.staged_figures``)."""
     curves = author_curves() if results.get("reference") else {"autoencoders": {}, "classifiers": {}}
     classes = classes_of(results)
-    metrics = {r: folder.run(Path(r).name).metrics() for e in results["autoencoders"] + results["classifiers"]
+    metrics = {r: folder.run_of(r).metrics() for e in results["autoencoders"] + results["classifiers"]
                for r in e["runs"]}
     out: list[Figure] = []
 
@@ -59,7 +59,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
     others = [(a["name"], a["latent_size"], a["test_mse"]) for a in aes if a not in curve]
     # PCA with as many components as pixels reconstructs exactly (an MSE of about 1e-13 that
     # would squash the log axis): it is left out of the figure, kept in the baselines table
-    pixels = math.prod(folder.run(Path(aes[0]["runs"][0]).name).config().model.image_size)
+    pixels = math.prod(folder.run_of(aes[0]["runs"][0]).config().model.image_size)
     rows = (results["baselines"] or {}).get("pca", [])
     pca = [(r["k"], r["test_mse"]) for r in rows if r["k"] < pixels]
     if linear or pca:  # without a curve (one size, no baselines) the figure would be points alone
@@ -132,7 +132,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
                     + (", the first that did not diverge" if steady[0] else "") + ")."))
         k += 1
     for ae in aes:  # latent-space views, where the study explored them (its first seed: plan.explored_run)
-        run = folder.run(Path(ae["runs"][0]).name)
+        run = folder.run_of(ae["runs"][0])
         for f in (run.explore_result() or {}).get("figures", []):
             name = f"latent_{ae['name']}_{f}"
             atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
@@ -160,7 +160,7 @@ def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:
     classes = classes_of(results)
     rows = [("original", x[:, 0].numpy())]
     for ae in results["autoencoders"]:
-        model = folder.run(Path(ae["runs"][0]).name).load_model()
+        model = folder.run_of(ae["runs"][0]).load_model()
         with torch.inference_mode():
             rows.append((ae["name"], model.reconstruct(x).float()[:, 0].numpy()))
     plots.image_rows(rows, path, titles=[classes[i] for i in samples["labels"].tolist()])

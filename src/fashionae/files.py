@@ -209,7 +209,7 @@ def read_rebuildable_json(path: str | os.PathLike) -> dict | None:
 
 
 class FolderLock:
-    """An exclusive lock on an output folder, held for the life of the process.
+    """An exclusive lock on an output folder, held from ``acquire`` (or ``with``) to ``release``.
 
     It is an ``flock`` on ``<folder>/.lock``, which names its holder as ``host:pid``. The
     kernel drops an flock when its process dies (on NFS, the dead process's node tells the

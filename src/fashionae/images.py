@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import IMAGE_SIZE
 from .errors import UserError
 
 MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
@@ -137,7 +138,7 @@ class Picture:
     caveats: tuple[str, ...] = ()  # e.g. "blank or nearly so once prepared: the answer says nothing"
 
 
-def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
+def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
                   fill: float = FILL) -> torch.Tensor:
     """A picture file -> float tensor [1, H, W] in [0, 1], dark background (H x W: the size
     of the images the run was trained on, 28 x 28 for Fashion-MNIST). The object's longer side
@@ -146,7 +147,7 @@ def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, in
     return read_picture(path, invert, size, fill).pixels
 
 
-def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
+def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
                   fill: float = FILL) -> dict[str, Picture]:
     """Every picture (``read_picture``), read before any is answered; those that cannot be, all
     named in one error, so that a folder with a stray file costs one try, not one per file."""
@@ -173,7 +174,7 @@ def _check_options(invert: str, fill: float) -> None:
         raise UserError(f"--fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill}")
 
 
-def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = (28, 28),
+def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
                  fill: float = FILL) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
     from PIL import Image, ImageFilter, UnidentifiedImageError

@@ -228,7 +228,7 @@ def keep_state_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder
         return (f"keep_state keeps a training state that --extend cannot use: the {t.schedule} schedule is fitted "
                 "to the epochs (--extend trains on runs of a constant schedule)")
     run_folder = folder.run(run.name)
-    if states[run.name] == "complete" and not (run_folder / run_folder.CHECKPOINT).is_file():
+    if states[run.name] == "complete" and not run_folder.has_checkpoint():
         return ("finished before keep_state was asked for, so no training state was kept: --extend cannot train "
                 "it on (delete a run to train it anew with keep_state)")
     return None

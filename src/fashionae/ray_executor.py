@@ -187,7 +187,7 @@ def run_task(run: PlannedRun, study: Study, out: str, data: Dataset, threads: in
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a run given no GPU stays off them
     torch.set_num_threads(threads)
     folder = StudyFolder(out).run(run.name)
-    resumed = (folder / folder.CHECKPOINT).exists()
+    resumed = folder.has_checkpoint()
     # A retry after a lost node may find the node's lock still held on a shared filesystem.
     folder.lock().acquire(wait=LOCK_WAIT).release()
     t0 = time.perf_counter()

@@ -425,7 +425,7 @@ RUN_COLUMNS = ["run", "device", "precision", "CPU / GPU", "threads", "processes"
 
 def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], list[list[str]]]:
     """(items about the whole study, one row per run: ``RUN_COLUMNS``)."""
-    run = folder.run(Path(results["autoencoders"][0]["runs"][0]).name)
+    run = folder.run_of(results["autoencoders"][0]["runs"][0])
     sessions = [folder.run(r["run"]).sessions() for r in results["runs"]]
 
     def across(key: str) -> str:  # one value, or each with its number of runs (a study run over two commits)

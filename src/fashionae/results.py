@@ -179,7 +179,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         epochs = summaries[0]["epochs"]
         settings, mixed = trained_with([runs[r.name].config() for r in group])
         autoencoders.append({
-            "name": name, "runs": [f"{folder.RUNS}/{r.name}" for r in group], "arch": m.arch,
+            "name": name, "runs": [folder.entry(r.name) for r in group], "arch": m.arch,
             "latent": None if "latent" in m.unused() else m.latent, "decoder": m.decoder,
             "encoder_type": m.encoder_type, "dropout": m.dropout, "seeds": [r.seed for r in group],
             "settings": comparable(settings), "trained_with": settings, "mixed": mixed,
@@ -198,7 +198,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         classifiers.append({
             "name": name, "strategy": group[0].config.strategy, "encoder": encoder,
             "mixed": trained_with(configs)[1],
-            "seeds": [r.seed for r in group], "runs": [f"{folder.RUNS}/{r.name}" for r in group],
+            "seeds": [r.seed for r in group], "runs": [folder.entry(r.name) for r in group],
             "paper_head": configs[0].model.paper_head, **_figures(summaries, CLF_FIGURES),
             "epochs": summaries[0]["epochs"],
             "per_class_acc": [stats(list(v)) for v in zip(*(s["per_class_acc"] for s in summaries))],
@@ -260,7 +260,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
     from baseline to variant, paired by seed number, with its t-interval (on the log scale, as
     the claims'); and where the classifier stage trained a strategy on both encoders, the change
     of its accuracy, in points. The MSE changes are one family, the accuracy changes another: the
-    intervals of each hold all at once with 95 % confidence (Bonferroni over them, as for the
+    intervals of each hold all at once with ``FAMILY_CONFIDENCE`` confidence (Bonferroni over them, as for the
     claims)."""
     from .claims import center, points_change, relative_change
     by_name = {a["name"]: a for a in autoencoders}

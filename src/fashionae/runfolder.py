@@ -250,6 +250,11 @@ class RunFolder:
     def is_complete(self) -> bool:
         return (self / self.SUMMARY).is_file()
 
+    def has_checkpoint(self) -> bool:
+        """Whether the run's training state is here: an unfinished run's, to resume from, or a
+        finished one's that kept it (keep_state), to train on."""
+        return (self / self.CHECKPOINT).is_file()
+
     def require(self, what: str = "") -> "RunFolder":
         """This folder, if it holds a finished run; UserError saying what is wrong otherwise."""
         name = f"{what} {self.path}" if what else str(self.path)
@@ -289,7 +294,7 @@ class RunFolder:
     def refuse_lost_summary(self) -> None:
         """A trained model with neither summary.json nor a checkpoint: its summary was deleted,
         and training it again would overwrite the model, so it is refused."""
-        if not self.is_complete() and (self / self.MODEL).is_file() and not (self / self.CHECKPOINT).is_file():
+        if not self.is_complete() and (self / self.MODEL).is_file() and not self.has_checkpoint():
             raise UserError(f"{self.path} holds a trained model but neither its {self.SUMMARY} nor a checkpoint to "
                             f"resume from: {self.SUMMARY} was deleted or moved; put it back, or delete the folder "
                             "to train the run again")
@@ -335,7 +340,7 @@ class RunFolder:
         held = f"{self.path} holds a run of {_epochs(self.config().train.epochs)}"
         another = f"train a run of {_epochs(cfg.train.epochs)} into another --out"
         if why := self.why_not_extend(cfg):
-            stateless = not cfg.train.fitted_to_epochs and not (self / self.CHECKPOINT).is_file()
+            stateless = not cfg.train.fitted_to_epochs and not self.has_checkpoint()
             later = " (with --keep-state, --extend can train it on later)" if stateless else ""
             raise UserError(f"{held} {why}; {another}{later}")  # later: the state was not kept
         if not extend:
@@ -366,7 +371,7 @@ class RunFolder:
         if cfg.train.fitted_to_epochs:
             return (f"whose {cfg.train.schedule} schedule is fitted to its epochs: trained on, it would not be a run "
                     f"of {cfg.train.epochs} epochs")
-        if not (self / self.CHECKPOINT).is_file():
+        if not self.has_checkpoint():
             return "that did not keep its training state (Adam's moments, the random generators), which training it on needs"
         if (trained := self.epochs_trained()) > cfg.train.epochs:
             return f"that has trained {_epochs(trained)} already: ask for {trained} or more"
@@ -622,7 +627,7 @@ class RunFolder:
     def drop_training_state(self) -> None:
         """A finished run holds its training state (the checkpoint) only where it asked to keep it
         (keep_state, --keep-state, for ``--extend``): otherwise it goes."""
-        if not self.config().train.keep_state and (self / self.CHECKPOINT).exists():  # (a read-only copy has none)
+        if not self.config().train.keep_state and self.has_checkpoint():  # (a read-only copy has none)
             remove_file(self / self.CHECKPOINT)
 
     def reopen(self) -> None:

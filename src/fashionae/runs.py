@@ -268,7 +268,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if before:  # a damaged record of its sessions: refused by every process alike, before anything changes
             folder.sessions()
         started_on = before.get("threads")
-        if checkpoint.exists() and (trained := before.get("processes", 1)) != dist.world:  # before its record is rewritten
+        if folder.has_checkpoint() and (trained := before.get("processes", 1)) != dist.world:  # before its record is rewritten
             go_on = "train it on" if state == "extend" else "resume it"
             raise UserError(f"{label} was trained on {trained} process(es), and this command runs {dist.world}; "
                             f"{go_on} {on_processes(trained)}")
@@ -287,9 +287,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         else:
             resuming = RESUMING
         if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays
-            folder.write_config(cfg, data_record(data, splits), env, keep_sessions=checkpoint.exists() and bool(before))
+            folder.write_config(cfg, data_record(data, splits), env, keep_sessions=folder.has_checkpoint() and bool(before))
         dist.barrier()
-        if state == "resume" and checkpoint.exists():
+        if state == "resume" and folder.has_checkpoint():
             log(f"{label}: {resuming}")
             if started_on and started_on != torch.get_num_threads():
                 same = (f"--cpus-per-run {started_on}" if executor_name() == RAY
@@ -302,7 +302,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if warning := slow_precision(t):
             log(f"{label}: {warning}; " + ("it started in bf16, which a resumed run keeps: resume it where bf16 "
                                           "is native, or delete it to start over in fp32"
-                                          if state == "resume" and checkpoint.exists()
+                                          if state == "resume" and folder.has_checkpoint()
                                           else "--precision auto chooses fp32 here"))
         callbacks, tensorboard = [], None
         if dist.rank == 0:

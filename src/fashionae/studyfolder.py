@@ -35,6 +35,14 @@ class StudyFolder:
     def run(self, name: str) -> RunFolder:
         return RunFolder(self.path / self.RUNS / name)
 
+    def entry(self, name: str) -> str:
+        """How results.json names the run ``name``: its folder, relative to the study's."""
+        return f"{self.RUNS}/{name}"
+
+    def run_of(self, entry: str) -> RunFolder:
+        """The run folder a results.json ``runs`` entry names (``entry``)."""
+        return self.run(Path(entry).name)
+
     def is_study(self) -> bool:
         return (self / self.STUDY).is_file()
 
