@@ -291,12 +291,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         dist.barrier()
         if state == "resume" and folder.has_checkpoint():
             log(f"{label}: {resuming}")
-            if started_on and started_on != torch.get_num_threads():
-                same = (f"--cpus-per-run {started_on}" if executor_name() == RAY
-                        else f"OMP_NUM_THREADS={started_on}")
-                log(f"{label}: it started on {started_on} thread{'s' * (started_on != 1)} and resumes on {torch.get_num_threads()}, which "
-                    "sum in another order: its result will differ from an uninterrupted run's about as much as "
-                    f"another seed's ({same} resumes it exactly)")
+            if note := other_threads_note(started_on):
+                log(f"{label}: {note}")
         elif state == "resume":
             log(f"{label}: no checkpoint to resume from, so it trains from epoch 1")
         if warning := slow_precision(t):
@@ -306,16 +302,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                                           else "--precision auto chooses fp32 here"))
         callbacks, tensorboard = [], None
         if dist.rank == 0:
-            def write_and_log(history: list[dict]) -> None:
-                folder.write_metrics(history)
-                row = history[-1]
-                acc = f"  val_acc {row['val_acc']:.4f}" if "val_acc" in row else ""
-                note = on_epoch(row) if on_epoch else None
-                note = f"  [{note}]" if note else ""
-                log(f"{epoch_prefix(label)}{row['epoch']}/{t.epochs}: train {row['train_loss']:.5f}  "
-                    f"train(eval) {row['train_eval_loss']:.5f}  val {row['val_loss']:.5f}{acc}  "
-                    f"{row['seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s{note}")
-            callbacks.append(write_and_log)
+            callbacks.append(epoch_writer(folder, label, t.epochs, log, on_epoch))
             if t.tensorboard:
                 from .tracking import TensorBoardLogger
                 tensorboard = TensorBoardLogger(folder, cfg, model, splits.val_x)
@@ -333,6 +320,33 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             folder.drop_training_state()
         dist.barrier()
     return summary
+
+
+def other_threads_note(started_on: int | None) -> str | None:
+    """What to say of a run resumed on other threads than it started on (None: the same)."""
+    now = torch.get_num_threads()
+    if not started_on or started_on == now:
+        return None
+    same = f"--cpus-per-run {started_on}" if executor_name() == RAY else f"OMP_NUM_THREADS={started_on}"
+    return (f"it started on {started_on} thread{'s' * (started_on != 1)} and resumes on {now}, which sum in another "
+            "order: its result will differ from an uninterrupted run's about as much as another seed's "
+            f"({same} resumes it exactly)")
+
+
+def epoch_writer(folder: RunFolder, label: str, epochs: int, log: Log,
+                 on_epoch: Callable[[dict], str | None] | None) -> Callable[[list[dict]], None]:
+    """The callback that writes metrics.jsonl after each epoch and logs the epoch's line (with
+    ``on_epoch``'s note)."""
+    def write_and_log(history: list[dict]) -> None:
+        folder.write_metrics(history)
+        row = history[-1]
+        acc = f"  val_acc {row['val_acc']:.4f}" if "val_acc" in row else ""
+        note = on_epoch(row) if on_epoch else None
+        note = f"  [{note}]" if note else ""
+        log(f"{epoch_prefix(label)}{row['epoch']}/{epochs}: train {row['train_loss']:.5f}  "
+            f"train(eval) {row['train_eval_loss']:.5f}  val {row['val_loss']:.5f}{acc}  "
+            f"{row['seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s{note}")
+    return write_and_log
 
 
 def confusion(true: torch.Tensor, predicted: torch.Tensor, classes: tuple[str, ...]) -> dict:
