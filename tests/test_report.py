@@ -1219,6 +1219,7 @@ def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():
     assert [_amount(x, "relative") for x in (-0.99999, -0.9994, -0.5, 0.1)] == ["> -100 %", "-99.9 %", "-50.0 %",
                                                                                 "+10.0 %"]
     assert _amount(-0.5, "points") == "-0.50 pts"
+    assert [_amount(x, "points") for x in (-268.85, 206.95, 99.999)] == ["-100.00 pts", "+100.00 pts", "+100.00 pts"]
     # a gain (1 - a/b) is below +100 %; a relative difference (a/b - 1) reaches it at twice the MSE
     assert [_amount(x, "relative gain") for x in (0.99999, 0.5, -0.99999)] == ["< +100 %", "+50.0 %", "-100.0 %"]
     assert _amount(0.99999, "relative") == "+100.0 %"

@@ -89,13 +89,15 @@ def _effect(c: dict) -> tuple[str, str]:
 def _amount(x: float, unit: str) -> str:
     """An effect as the report writes it: a relative one in %, a difference of accuracy in points.
     A relative change is above -100 % (a ratio of MSEs), and a gain (its sign turned) below
-    +100 %: one that rounds to its bound says so ("> -100 %", "< +100 %")."""
+    +100 %: one that rounds to its bound says so ("> -100 %", "< +100 %"). A difference of
+    percentages lies within ±100 points: a wide interval's end beyond is shown at the bound
+    (results.json keeps it as computed)."""
     if unit.startswith("relative"):
         shown = f"{100 * x:+.1f}"
         if unit == "relative" and shown == "-100.0" and x > -1:
             return "> -100 %"
         return "< +100 %" if unit == "relative gain" and shown == "+100.0" and x < 1 else f"{shown} %"
-    return f"{x:+.2f} pts"
+    return f"{min(max(x, -100), 100):+.2f} pts"  # a difference of percentages: an interval's end shown within reach
 
 
 def _family(judged: list[dict]) -> str:
