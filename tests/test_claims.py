@@ -540,20 +540,20 @@ def test_a_ratio_of_mses_that_is_not_a_positive_number_is_no_effect():
     assert claims["l_size 64 is too small"]["parts"][0]["ci_reason"] == "a seed's figure is not a number: a run diverged"
 
 
-def test_a_family_counts_an_effect_and_its_opposite_once_and_two_effects_twice():
+def test_a_family_counts_each_comparison_once_whatever_its_numbers():
+    """m is one interval per comparison asked of two seeds or more: its parts read one interval
+    (an effect and its opposite, one effect against two thresholds), and a comparison whose
+    numbers give none (no spread, a diverged run, a tie on a seed) counts all the same."""
     from fashionae.claims import judged_together
-    v, opposite, other = [0.5, -0.3, 0.4], [-0.5, 0.3, -0.4], [0.5, 0.3, 0.4]
     of = lambda comparison, *values: [{"values": x, "comparison": comparison} for x in values]  # noqa: E731
-    assert judged_together(of("a vs b", v, opposite)) == 1
-    assert judged_together(of("a vs b", v, v)) == 1  # val and test, where validation is the test set
-    assert judged_together(of("a vs b", v, other)) == 2
-    # two comparisons whose seeds happen to give the same effects are two intervals
-    assert judged_together(of("a vs b", v) + of("c vs b", v)) == 2
-    # the family is what the study asks: an effect with no interval (no spread, a run diverged) still counts,
-    # so that a diverged run never narrows the other intervals; one of one seed cannot have one
-    assert judged_together(of("a vs b", v, [0.1, 0.1, 0.1])) == 2
-    assert judged_together(of("a vs b", v, [0.1, math.nan, 0.2], [-0.1, math.nan, -0.2])) == 2
-    assert judged_together(of("a vs b", v, [0.1])) == 1
+    v = [0.5, -0.3, 0.4]
+    assert judged_together(of("a vs b", v, [-x for x in v])) == 1
+    assert judged_together(of("a vs b", [0.0, 0.5, 1.0], [-0.0, -0.5, -1.0])) == 1  # a tie on one seed: -0.0
+    assert judged_together(of("a vs b", v) + of("c vs b", v)) == 2  # the same numbers, two comparisons
+    assert judged_together(of("a vs b", v) + of("c vs b", [0.1, 0.1, 0.1])) == 2  # no spread: counted
+    assert judged_together(of("a vs b, validation", [math.nan] * 3) + of("a vs b, test", [math.nan] * 3)
+                           + of("c vs b, validation", v)) == 3  # a variant diverged on every seed: counted
+    assert judged_together(of("a vs b", v) + of("c vs b", [0.1])) == 1  # one seed: no interval can be asked
 
 
 def shirt_taken_for(*rows):

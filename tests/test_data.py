@@ -126,8 +126,15 @@ def test_not_gzip_and_missing(tmp_path):
         load_folder(folder, verify=False)
     assert str(e.value) == (f"{folder} has no t10k-images-idx3-ubyte.gz (nor t10k-images-idx3-ubyte); put "
                             "Fashion-MNIST's four IDX files there, or point --data-dir at the folder that holds them")
-    path.mkdir()  # a folder where a file should be is said, not read as missing
-    with pytest.raises(UserError, match=rf"^{path} is a folder, not a data file; move it away and put the file there$"):
+    path.mkdir()  # a folder where a file should be is said
+    with pytest.raises(UserError, match=rf"^{folder} has no t10k-images-idx3-ubyte.gz \(nor t10k-images-idx3-ubyte\); "
+                                        rf"{path} is a folder, not the file; put Fashion-MNIST's four IDX files there"):
+        load_folder(folder, verify=False)
+    path.rmdir()
+    path.symlink_to(tmp_path / "gone")  # a broken link beside the plain file: which is the data is no guess
+    (folder / "t10k-images-idx3-ubyte").write_bytes(b"")
+    with pytest.raises(UserError, match=rf"^{folder} holds both t10k-images-idx3-ubyte and t10k-images-idx3-ubyte.gz "
+                                        r"\(t10k-images-idx3-ubyte.gz is a broken link\); keep one$"):
         load_folder(folder, verify=False)
     folder = write_dataset(tmp_path / "e", 50, 20)
     plain = folder / "t10k-labels-idx1-ubyte"  # gunzip -k: which one is the data is never a guess
@@ -180,6 +187,12 @@ def test_download_is_resumable_and_atomic(tmp_path, monkeypatch):
     assert (cache / "train-labels-idx1-ubyte.gz").read_bytes() == full
     assert not part.exists()
     assert load_folder(cache, verify=False).train_images.shape == (50, 28, 28)
+    # a name there gunzipped is not fetched again beside it (two copies would be refused)
+    plain = cache / "t10k-labels-idx1-ubyte"
+    plain.write_bytes(gzip.decompress((cache / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    (cache / "t10k-labels-idx1-ubyte.gz").unlink()
+    download_module.download_files(cache, data.FILES, progress=False)
+    assert not (cache / "t10k-labels-idx1-ubyte.gz").exists() and load_folder(cache, verify=False)
 
 
 def test_a_whole_part_left_by_a_stop_is_taken_when_the_server_has_nothing_after_it(tmp_path, monkeypatch):

@@ -100,6 +100,7 @@ def test_npz_folder_with_a_channel_axis(tmp_path, kind):
              "channels first": lambda x: x.numpy()[:, None]}[kind]
     np.savez(tmp_path / "keras.npz", x_train=scale(tr_x), y_train=tr_y.numpy()[:, None],
              x_test=scale(te_x), y_test=te_y.numpy())
+    (tmp_path / "train-images-idx3-ubyte").mkdir()  # a folder of an IDX file's name (an unzipped archive's): no data
     ds = load_dataset(str(tmp_path))
     assert ds.image_size == (20, 12) and ds.classes == ("0", "1", "2", "3")
     assert torch.equal(ds.train_images, tr_x) and torch.equal(ds.test_labels, te_y)
@@ -263,8 +264,9 @@ BAD = {
         "{d} holds both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz; keep one"),
     "a folder where an idx file should be": (lambda d: (write_idx(d, toml=None), (d / f"{IDX_NAMES[3]}.gz").unlink(),
                                                         (d / IDX_NAMES[3]).mkdir()),
-                                             f"{{d}}/{IDX_NAMES[3]} is a folder, not a data file; move it away and put "
-                                             "the file there"),
+                                             f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz "
+                                             f"or not\\); it lacks {IDX_NAMES[3]}; {{d}}/{IDX_NAMES[3]} is a folder, not "
+                                             "the file"),
     "neither npz nor idx": (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")),
                             f"{{d}} has neither one .npz file nor the four IDX files \\({IDX_LIST}, .gz or not\\)"),
     "not a folder": (lambda d: None, "dataset {d} is neither fashion-mnist nor a folder; give a folder with "

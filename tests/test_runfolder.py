@@ -432,7 +432,8 @@ def test_a_finished_run_that_lost_its_summary_or_config_is_refused_not_trained_a
     model = (run / run.MODEL).read_bytes()
     (run / run.SUMMARY).rename(tmp_path / "kept.json")
     lost = (f"{run.path} holds a trained model but neither its summary.json nor a checkpoint to resume from: "
-            "summary.json was deleted or moved; put it back, or delete the folder to train the run again")
+            f"summary.json was deleted or moved; put it back, or delete {run.path} and run its command again to train "
+            "it again")
     with pytest.raises(UserError, match=f"^{re.escape(lost)}$"):
         run.require()
     assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1", "--batch-size", "40",

@@ -755,7 +755,7 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     # validation; paired by position the changes would be +170 %, -10 %, -70 %
     base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030], [0.010, 0.020, 0.030])
     lean = ae("lean", [2, 1, 0, 3], [0.027, 0.018, 0.009, 0.5], [0.0282, 0.018, 0.0088, 0.5])
-    study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
+    study = SimpleNamespace(val="holdout", ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
                                       SimpleNamespace(change="back", baseline="lean", variant="base")])
     rows = ablation(study, [base, lean], [])
     assert [r["differs"] for r in rows] == [{"model.dropout": [0.2, 0.0]}, {"model.dropout": [0.0, 0.2]}]
@@ -782,7 +782,7 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
                 "trained_with": TRAINED_WITH.get(name, {})}
     base = ae("base", [0, 1, 2], [0.010, 0.020, 0.030])
     lean = ae("lean", [0, 1, 2], [0.0070, 0.0138, 0.0213])  # 30 %, 31 %, 29 % lower
-    study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
+    study = SimpleNamespace(val="holdout", ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
                                       SimpleNamespace(change="dropout", baseline="lean", variant="base")])
     rows = ablation(study, [base, lean], [])
     assert [r["val_mse"]["verdict"] for r in rows] == ["lower", "higher"]
@@ -797,7 +797,7 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     # judged on the log scale, as the effect and its interval: -12 %, -25 %, -17 % are clear of 0
     # as relative differences, not as log ratios
     edge = ae("edge", [0, 1, 2], [0.0088, 0.015, 0.0249])
-    (row,) = ablation(SimpleNamespace(ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")]),
+    (row,) = ablation(SimpleNamespace(val="holdout", ablation=[SimpleNamespace(change="x", baseline="base", variant="edge")]),
                       [base, edge], [])
     assert row["val_mse"]["values"] == pytest.approx([-0.12, -0.25, -0.17])
     assert row["val_mse"]["verdict"] == "not shown" and row["val_mse"]["ci"][0] < 0 < row["val_mse"]["ci"][1]
@@ -823,19 +823,22 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
                    clf("scratch", "base", [0, 1, 2], [0.90, 0.91, 0.92]),
                    clf("scratch", "lean", [0, 1, 2], [0.899, 0.912, 0.921]),  # -0.1, +0.2, +0.1
                    clf("frozen", "base", [0, 1, 2], [0.80, 0.81, 0.82])]      # on the baseline alone
-    study = SimpleNamespace(ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
+    study = SimpleNamespace(val="holdout", ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean"),
                                       SimpleNamespace(change="other", baseline="base", variant="third")])
     rows = ablation(study, [ae("base"), ae("lean"), ae("third")], classifiers)
     assert list(rows[0]["classifiers"]) == ["finetune", "scratch"] and rows[1]["classifiers"] == {}
     fine, scratch = rows[0]["classifiers"]["finetune"]["val_acc"], rows[0]["classifiers"]["scratch"]["val_acc"]
     assert fine["values"] == pytest.approx([2.1, 2.0, 1.5]) and fine["unit"] == "points"
     assert scratch["values"] == pytest.approx([-0.1, 0.2, 0.1]) and fine["effect"] == pytest.approx(5.6 / 3)
-    # the accuracy intervals, a family apart from the MSE's: 2 strategies x (val, test), counted once
-    # where val and test give the same effects (as here: ``judged_together``), so 2
-    assert fine["intervals"] == 2 and fine["ci"] == pytest.approx(interval(fine["values"], 2)[0])
+    # the accuracy intervals, a family apart from the MSE's: 2 strategies x (val, test), 4 however alike
+    # validation's and test's numbers are (where validation is the test set, one question each: 2)
+    assert fine["intervals"] == 4 and fine["ci"] == pytest.approx(interval(fine["values"], 4)[0])
+    on_test = ablation(SimpleNamespace(val="test", ablation=study.ablation), [ae("base"), ae("lean"), ae("third")],
+                       classifiers)
+    assert on_test[0]["classifiers"]["finetune"]["val_acc"]["intervals"] == on_test[0]["val_mse"]["intervals"] == 2
     # the same MSE on both encoders of each line: no interval, but the family is what the study asks: its 2
-    # lines (validation and test alike, counted once each)
-    assert rows[0]["val_mse"]["intervals"] == 2
+    # lines' validation and test changes
+    assert rows[0]["val_mse"]["intervals"] == 4
     assert (fine["verdict"], scratch["verdict"]) == ("higher", "not shown")
     lines = classifier_lines(rows)
     assert [(a["strategy"], a["seeds"]) for a in lines] == [("finetune", 3), ("scratch", 3)]

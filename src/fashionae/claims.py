@@ -111,19 +111,14 @@ def test(values: list[float], threshold: float, above: bool, intervals: int = 1,
 
 
 def judged_together(effects: list[dict]) -> int:
-    """How many intervals a table of these effects (each with its per-seed ``values``) holds, the
-    Bonferroni m: every effect of two seeds or more, each once, but within one ``comparison`` an
-    effect and its opposite, or two equal ones, once together (conv "better" and "by under 15 %"
-    read one interval against two thresholds; under ``val = "test"`` a validation
-    figure's change is its test figure's). Effects of different comparisons never share one.
-    An effect that gives no interval (a run diverged, no spread) still counts: the family is
-    what the study asks, fixed before its numbers are read, so that a run diverging in one
-    comparison never narrows the intervals of the others."""
-    def key(e: dict) -> tuple:
-        v = tuple(x if math.isfinite(x) else "not a number" for x in e["values"])
-        turned = tuple(-x if isinstance(x, float | int) else x for x in v)
-        return e["comparison"], min(repr(v), repr(turned))
-    return max(1, len({key(e) for e in effects if len(e["values"]) >= 2}))
+    """How many intervals a table of these effects holds, the Bonferroni m: one per
+    ``comparison`` asked of two seeds or more. The effects of one comparison read one interval:
+    conv's "better" and "by under 15 %" (one interval, two thresholds), "beats scratch" and
+    "competitive" (one difference, its sign turned), an ablation's validation and test change
+    where validation is the test set. A comparison whose numbers give no interval (a run
+    diverged, no spread) still counts: the family is what the study asks, fixed before its
+    numbers are read, so that a run diverging in one comparison never narrows another's."""
+    return max(1, len({e["comparison"] for e in effects if len(e["values"]) >= 2}))
 
 
 def center(values: list[float], unit: str = "points") -> float | None:

@@ -166,16 +166,32 @@ def _gunzip(raw: bytes, path: Path) -> bytes:
 
 
 def _locate(folder: Path, name: str) -> Path | None:
-    """The file ``name`` or ``name.gz`` of ``folder``; None if neither is there. Which file is
-    the data must never be a guess: both, or a folder by that name, is refused."""
-    found = [p for p in (folder / f"{name}.gz", folder / name) if p.exists()]
-    for p in found:
-        if not p.is_file():
-            raise UserError(f"{p} is {'a folder' if p.is_dir() else 'not a file'}, not a data file; "
-                            "move it away and put the file there")
-    if len(found) == 2:
-        raise UserError(f"{folder} holds both {name} and {name}.gz; keep one")
-    return found[0] if found else None
+    """The file ``name`` or ``name.gz`` of ``folder``; None if neither is a file. Which file is
+    the data must never be a guess: both, or one beside something else by the other name (a
+    folder, a broken link), is refused."""
+    try:
+        entries = [p for p in (folder / f"{name}.gz", folder / name) if os.path.lexists(p)]
+        files = [p for p in entries if p.is_file()]
+    except OSError as e:  # a folder we may not enter
+        raise UserError(f"cannot read {folder}: {e.strerror}") from None
+    if len(entries) == 2 and files:
+        other = next(p for p in entries if p != files[0])
+        raise UserError(f"{folder} holds both {name} and {name}.gz" + ("" if len(files) == 2 else
+                        f" ({other.name} {_what(other)})") + "; keep one")
+    return files[0] if files else None
+
+
+def _what(path: Path) -> str:
+    """What an entry that is not a file is, for a message."""
+    if path.is_dir():
+        return "is a folder"
+    return "is a broken link" if path.is_symlink() and not path.exists() else "is not a regular file"
+
+
+def _in_the_way(folder: Path, name: str) -> str:
+    """Why a data file reads as missing when an entry by its name is there: "; X is a folder"."""
+    odd = [p for p in (folder / f"{name}.gz", folder / name) if os.path.lexists(p) and not p.is_file()]
+    return "".join(f"; {p} {_what(p)}, not the file" for p in odd)
 
 
 def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | None,
@@ -232,8 +248,8 @@ def load_folder(folder: str | os.PathLike, verify: bool = True, named_by: str = 
     for name, (size, sha) in FILES.items():
         path = _locate(folder, name)
         if path is None:
-            raise UserError(f"{folder} has no {name}.gz (nor {name}); put Fashion-MNIST's four IDX "
-                            f"files there, or point {named_by} at the folder that holds them")
+            raise UserError(f"{folder} has no {name}.gz (nor {name}){_in_the_way(folder, name)}; put Fashion-MNIST's "
+                            f"four IDX files there, or point {named_by} at the folder that holds them")
         raw = _gunzip(_read_bytes(path), path)  # gzipped or not
         if verify and hashlib.sha256(raw).hexdigest() != sha:
             raise UserError(f"{path} fails its SHA-256 check (got {len(raw)} bytes); it is damaged "
@@ -271,6 +287,8 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, verify: bool =
             return load_folder(folder, verify)
         except UserError as e:
             tried.append(f"{folder} ({e})")
+        except OSError as e:  # a folder we may not read (EACCES): the next place
+            tried.append(f"{folder} (cannot read: {e.strerror})")
     if download:
         try:
             print(f"fashionae: downloading Fashion-MNIST into {cache_dir()}", file=sys.stderr)
@@ -404,7 +422,8 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         found = [n for n, p in paths.items() if p]
         raise UserError(f"{folder} has neither one .npz file nor the four IDX files "
                         f"({', '.join(FILES)}, .gz or not)"
-                        + (f"; it lacks {', '.join(n for n in FILES if not paths[n])}" if found else ""))
+                        + (f"; it lacks {', '.join(n for n in FILES if not paths[n])}" if found else "")
+                        + "".join(_in_the_way(folder, n) for n in FILES))
     listed = meta.get("sha256", {})
     strays = sorted(set(listed) - set(raws))
     if strays:

@@ -22,10 +22,11 @@ MIRRORS = (
 
 def download_files(folder: Path, names: Iterable[str], progress: bool = True) -> None:
     """Download ``NAME.gz`` for each name into ``folder`` from the first mirror that serves it,
-    resuming partial downloads (``.NAME.gz.part``); a file appears only once complete."""
+    resuming partial downloads (``.NAME.gz.part``); a file appears only once complete. A name
+    already there, gzipped or not, is not fetched (two copies of one file are refused)."""
     for name in names:
         target = folder / f"{name}.gz"
-        if target.is_file():
+        if target.is_file() or (folder / name).is_file():
             continue
         part = folder / f".{name}.gz.part"
         last_error = None

@@ -264,6 +264,9 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
     claims)."""
     from .claims import center, points_change, relative_change
     by_name = {a["name"]: a for a in autoencoders}
+    # a comparison is one interval (``judged_together``): validation and test are two, but one
+    # where validation is the test set
+    split = {"val": "" if study.val == "test" else ", validation", "test": "" if study.val == "test" else ", test"}
     rows = []
     for c in study.ablation:
         base, var = by_name[c.baseline], by_name[c.variant]
@@ -277,7 +280,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,  # a study's runs share its seeds
                            "effect": center(effects, "relative"), "unit": "relative",
-                           "comparison": f"{c.variant} vs {c.baseline}"}
+                           "comparison": f"{c.variant} vs {c.baseline}{split[figure.split('_')[0]]}"}
         row["classifiers"] = {}  # strategy -> its accuracy figures, on the variant's encoder against the baseline's
         for strategy in dict.fromkeys(k["strategy"] for k in classifiers):
             on = {k["encoder"]: k for k in classifiers if k["strategy"] == strategy}
@@ -288,7 +291,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
                 effects = points_change(on[c.variant], on[c.baseline], figure)
                 figures[figure] = {"baseline": on[c.baseline][figure], "variant": on[c.variant][figure],
                                    "values": effects, "effect": center(effects, "points"), "unit": "points",
-                                   "comparison": f"{c.variant} vs {c.baseline}, {strategy}"}
+                                   "comparison": f"{c.variant} vs {c.baseline}, {strategy}{split[figure.split('_')[0]]}"}
         rows.append(row)
     judge_family([row[f] for row in rows for f in ("val_mse", "test_mse")], lower=True)
     judge_family([s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")],

@@ -296,8 +296,8 @@ class RunFolder:
         and training it again would overwrite the model, so it is refused."""
         if not self.is_complete() and (self / self.MODEL).is_file() and not self.has_checkpoint():
             raise UserError(f"{self.path} holds a trained model but neither its {self.SUMMARY} nor a checkpoint to "
-                            f"resume from: {self.SUMMARY} was deleted or moved; put it back, or delete the folder "
-                            "to train the run again")
+                            f"resume from: {self.SUMMARY} was deleted or moved; put it back, or {self.start_again} "
+                            "to train it again")
 
     def state_for(self, cfg: RunConfig, extend: bool = False) -> str:
         """Whether this folder (train-ae's --out, or a study's runs/<run>) can hold ``cfg``'s run:

@@ -239,7 +239,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                         "on (and its settings), or leave --extend out to train a new run")
     if state == "complete":
         if dist.rank == 0:  # a checkpoint left by a stop before its removal
-            folder.drop_training_state()
+            try:
+                folder.drop_training_state()
+            except UserError:  # a read-only copy: the leftover stays, and the finished run is as it was
+                pass
         logged = False
         if cfg.train.tensorboard and dist.rank == 0:
             from .tracking import log_finished_run
