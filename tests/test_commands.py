@@ -7,6 +7,7 @@ reconstruct and classify (test_images), bench (test_bench), study --executor ray
 """
 
 import json
+import os
 import re
 import shlex
 
@@ -49,8 +50,8 @@ def encoder(bars, tmp_path_factory):
     out = tmp_path_factory.mktemp("ae") / "ae"
     assert main(["train-ae", "--dataset", str(bars), "--latent", "64", "--epochs", "1",
                  *FAST, "--out", str(out)]) == 0
-    from fashionae.runfolder import RunFolder  # the command that resumes it, recorded
-    assert RunFolder(out).environment()["command"] == shlex.join(
+    from fashionae.runfolder import RunFolder  # the command that resumes it, from anywhere, recorded
+    assert RunFolder(out).environment()["command"] == f"cd {shlex.quote(os.getcwd())} && " + shlex.join(
         ["fashionae", "train-ae", "--dataset", str(bars), "--latent", "64", "--epochs", "1", *FAST, "--out", str(out)])
     return out
 

@@ -1756,22 +1756,31 @@ def test_the_run_folders_a_study_does_not_ask_for_are_folders_it_asks_for_by_no_
     assert " 1 run folder(s) " in note and "(ae-gone-seed0)" in note and "notes.txt" not in note
 
 
-def test_seeds_added_after_a_look_are_said_with_what_they_cost(data_dir, tmp_path):
-    """A study reported with 1 seed, then run again with 2: the report says so, and that a verdict
-    reached by adding seeds after a look is weaker than its interval says; the same seeds again
-    (nothing trained) add no look."""
+def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir, tmp_path, capsys):
+    """A study reported with 1 seed, then 2, then 1 again: each report is a look, and the summary
+    says what several looks cost; a report with the seeds of the one before (a rebuild, nothing
+    trained) adds none; a damaged history starts again from the seeds results.json had."""
     from fashionae.report import summary
-    from fashionae.results import collect_results
     text = (TINY_TRAIN + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ndropout = 0.0\n'
             '[[ablation]]\nchange = "no dropout"\nbaseline = "a"\nvariant = "b"\n[baselines]\nenabled = false\n')
     out, opts = study_out(tmp_path, data_dir)
     study = write(tmp_path, text)
+
+    def said() -> list[str]:
+        results = json.loads((out / "results.json").read_text())
+        return [line for line in summary(results) if "earlier reports" in line], results["seed_history"]
     assert main(["study", str(study), *opts, "--seeds", "1"]) == 0
-    assert not any("seeds after a look" in line for line in summary(collect_results(out)))
+    assert said() == ([], [1])
     for _ in range(2):
         assert main(["study", str(study), *opts, "--seeds", "2"]) == 0
-    assert json.loads((out / "timing.json").read_text())["seed_counts"] == [1, 2]
-    said = [line for line in summary(collect_results(out)) if "seeds after a look" in line]
-    assert said == ["The study was run with 1, then 2 seeds: a verdict reached by adding seeds after a look at the "
-                    "results is weaker than its interval says (optional stopping, docs/claims.md); one the first "
-                    "seeds did not show holds only as a new experiment planned with 2 seeds."]
+    assert main(["report", str(out)]) == 0
+    assert said() == (["This study folder's earlier reports had 1 seed, and this one has 2: a verdict read after "
+                       "another look at the same study is weaker than its interval says (optional stopping, "
+                       "docs/claims.md); read one the earlier looks did not show as a new experiment, planned "
+                       "with 2 seeds."], [1, 2])
+    assert main(["study", str(study), *opts, "--seeds", "1"]) == 0  # fewer seeds after a look: a look too
+    assert said()[1] == [1, 2, 1] and "earlier reports had 1, then 2 seeds, and this one has 1:" in said()[0][0]
+    results = json.loads((out / "results.json").read_text())
+    (out / "results.json").write_text(json.dumps({**results, "seed_history": "12"}))  # damaged: its seeds alone
+    assert main(["report", str(out)]) == 0 and said() == ([], [1])
+    capsys.readouterr()

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from . import kernels
-from .data import held_out_size
+from .data import IMAGE_SIZE, held_out_size
 from .errors import UserError
 from .machine import cpu_info, describe_cpu
 from .models import ModelConfig, build_model
@@ -60,7 +60,7 @@ def _images(n: int) -> torch.Tensor:
     try:
         return load_fashion_mnist(download=False).train_images[:n]
     except UserError:
-        return torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8)
+        return torch.randint(0, 256, (n, *IMAGE_SIZE), dtype=torch.uint8)
 
 
 def _sync(device: str) -> None:
@@ -157,7 +157,7 @@ def flops_per_image() -> float:
     """FLOPs of one training step (forward + backward) per image, counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
     model = build_model(ModelConfig())
-    x = torch.rand(BATCH, 1, 28, 28)
+    x = torch.rand(BATCH, 1, *IMAGE_SIZE)
     with FlopCounterMode(display=False) as counter:
         model(x).loss.backward()
     return counter.get_total_flops() / BATCH
@@ -216,7 +216,7 @@ def probe_speed(model_config: ModelConfig, t: TrainConfig, steps: int = 3) -> tu
 def profile_step(cfg: TrainConfig) -> str:
     """The operators that take the time in fashionae's training epoch."""
     from torch.profiler import ProfilerActivity, profile
-    images = torch.randint(0, 256, (600, 28, 28), dtype=torch.uint8)
+    images = torch.randint(0, 256, (600, *IMAGE_SIZE), dtype=torch.uint8)
     labels = torch.zeros(600, dtype=torch.long)
     torch.manual_seed(0)
     model = build_model(ModelConfig()).to(cfg.device)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -114,9 +115,13 @@ def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     from .training import TrainConfig
     if StudyFolder(out).is_study():
         raise UserError(f"--out {out} is a study folder, not a run's; choose another --out")
+    from .data import DATA_ENV
     train = settings.from_options(TrainConfig, a)
+    # the command that resumes it, from anywhere: its folder and data as this one found them
+    data = f"{DATA_ENV}={shlex.quote(os.environ[DATA_ENV])} " if os.environ.get(DATA_ENV) and not a.data_dir else ""
+    command = f"cd {shlex.quote(os.getcwd())} && {data}{a.command_line}"
     summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
-                      data_dir=a.data_dir, verify=not a.no_verify, extend=a.extend, command=a.command_line)
+                      data_dir=a.data_dir, verify=not a.no_verify, extend=a.extend, command=command)
     return summary if is_main_process() else None
 
 

@@ -258,7 +258,7 @@ def load_folder(folder: str | os.PathLike, verify: bool = True, named_by: str = 
         arrays[name] = parse_idx(raw, str(path), idx_rank(name))
         if arrays[name].ndim == 3 and arrays[name].shape[1:] != IMAGE_SIZE:
             raise UserError(f"{path} holds {arrays[name].shape[1]}x{arrays[name].shape[2]} images, "
-                            "expected 28x28; for other data use --dataset FOLDER")
+                            f"expected {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}; for other data use --dataset FOLDER")
     images = {s: arrays[x] for s, (x, _) in IDX_SPLITS.items()}
     labels = {s: arrays[y].long() for s, (_, y) in IDX_SPLITS.items()}
     _check_arrays(folder, images, labels, len(CLASSES), IDX_SPLITS)

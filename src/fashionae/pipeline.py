@@ -100,15 +100,11 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         timing = folder / folder.TIMING
         previous = read_rebuildable_json(timing) or {}
         # the last invocation that trained (one that trained nothing keeps its record): its wall time,
-        # stages, command and executor, how many invocations trained, and the number of seeds of
-        # each that changed it (seeds added after a look: ``report.summary`` says what that costs)
+        # stages, command and executor, and how many invocations trained
         if finished < len(plan) or not previous:
-            counts = previous.get("seed_counts") or []
             write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
                                 "invocations": previous.get("invocations", 0) + 1, "command": command,
-                                "executor": getattr(executor, "description", LOCAL),
-                                "seed_counts": counts + [len(study.seeds)] if counts[-1:] != [len(study.seeds)]
-                                else counts})
+                                "executor": getattr(executor, "description", LOCAL)})
         log("report: results.json, the figures and report.html")
         results = collect_results(folder.path, check_files=False)  # checked before its runs
         report = write_report(folder.path, results)

@@ -406,12 +406,12 @@ def summary(results: dict) -> list[str]:
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
-    counts = (results.get("timing") or {}).get("seed_counts") or []
-    if len(counts) > 1 and (claims or results.get("ablation")):
-        s.append(f"The study was run with {', then '.join(map(str, counts))} seeds: a verdict reached by adding "
-                 "seeds after a look at the results is weaker than its interval says (optional stopping, "
-                 "docs/claims.md); one the first seeds did not show holds only as a new experiment planned with "
-                 f"{counts[-1]} seeds.")
+    history = results.get("seed_history") or []
+    if len(history) > 1 and (claims or results.get("ablation")):
+        s.append(f"This study folder's earlier reports had {', then '.join(map(str, history[:-1]))} "
+                 f"seed{'s' * (history[-2] != 1)}, and this one has {n}: a verdict read after another look at the "
+                 "same study is weaker than its interval says (optional stopping, docs/claims.md); read one the "
+                 f"earlier looks did not show as a new experiment, planned with {_count(n, 'seed')}.")
     if results.get("targets"):
         s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
                  + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])

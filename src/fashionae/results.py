@@ -23,10 +23,11 @@ from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 
-RESULTS_FORMAT = 6  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+RESULTS_FORMAT = 7  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
 # 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
 # 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
-# 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's
+# 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's;
+# 7: "seed_history", the seeds of each report of the folder that had other seeds than the one before
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -211,7 +212,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         "format": RESULTS_FORMAT, "study": study.name, "profile": study.profile,
         "description": study.description, "profile_note": study.profile_note,
         "dataset": runs[plan[0].name].config().dataset, "classes": list(runs[plan[0].name].classes()),
-        "val": study.val, "seeds": len(study.seeds),
+        "val": study.val, "seeds": len(study.seeds), "seed_history": seed_history(folder, len(study.seeds)),
         "classifier_encoders": list(dict.fromkeys(c["encoder"] for c in classifiers)),
         "autoencoders": autoencoders, "classifiers": classifiers, "baselines": baselines,
         "reference": REFERENCE if fashion else None,
@@ -224,6 +225,20 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     if timing:
         results["timing"] = timing
     return results
+
+
+def seed_history(folder: StudyFolder, seeds: int) -> list[int]:
+    """The number of seeds of each report of this folder, this one's last, where it changed from
+    the one before: each report is a look at the study, and a verdict read after several looks is
+    weaker than its interval says (``report.summary`` says so). Carried from the results.json
+    before; a damaged one, or one from before the history was kept, carries its seeds alone."""
+    def counts(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+    before = read_rebuildable_json(folder / folder.RESULTS) or {}
+    history = before.get("seed_history")
+    if not (isinstance(history, list) and history and all(map(counts, history))):
+        history = [before["seeds"]] if counts(before.get("seeds")) else []
+    return history + [seeds] if history[-1:] != [seeds] else history
 
 
 def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -> list[dict]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch
 from . import settings
 from .checkpoint import checkpoint_epoch
 from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
+from .distributed import on_processes
 from .errors import UserError
 from .files import (FolderLock, atomic_write, holds_nothing, lock_holder, read_json, read_rebuildable_json,
                     remove_file, write_json, write_jsonl)
@@ -252,8 +254,12 @@ class RunFolder:
 
     def has_checkpoint(self) -> bool:
         """Whether the run's training state is here: an unfinished run's, to resume from, or a
-        finished one's that kept it (keep_state), to train on."""
-        return (self / self.CHECKPOINT).is_file()
+        finished one's that kept it (keep_state), to train on. Something else by its name (a
+        folder, a broken link) is refused: whether the run resumes is never a guess."""
+        path = self / self.CHECKPOINT
+        if os.path.lexists(path) and not path.is_file():
+            raise self.damaged(self.CHECKPOINT, f"is {'a folder' if path.is_dir() else 'a broken link'}, not a file")
+        return path.is_file()
 
     def require(self, what: str = "") -> "RunFolder":
         """This folder, if it holds a finished run; UserError saying what is wrong otherwise."""
@@ -286,10 +292,12 @@ class RunFolder:
         """How to resume the unfinished run here: with the command it recorded (train-ae's,
         train-clf's; a study's runs resume with the study)."""
         try:
-            command = self.environment().get("command")
+            env = self.environment()
         except UserError:  # damaged: said when the run is read
-            command = None
-        return f"run its command again to resume it: {command}" if command else "run its command again to resume it"
+            env = {}
+        processes = env.get("processes", 1)
+        under = f", {on_processes(processes)}," if processes != 1 else ""
+        return f"run its command again{under} to resume it" + (f": {env['command']}" if env.get("command") else "")
 
     def refuse_lost_summary(self) -> None:
         """A trained model with neither summary.json nor a checkpoint: its summary was deleted,
