@@ -193,6 +193,12 @@ def test_download_is_resumable_and_atomic(tmp_path, monkeypatch):
     (cache / "t10k-labels-idx1-ubyte.gz").unlink()
     download_module.download_files(cache, data.FILES, progress=False)
     assert not (cache / "t10k-labels-idx1-ubyte.gz").exists() and load_folder(cache, verify=False)
+    plain.unlink()
+    plain.mkdir()  # something else by its name: not fetched beside it, and said by the folder's check
+    download_module.download_files(cache, data.FILES, progress=False)
+    assert not (cache / "t10k-labels-idx1-ubyte.gz").exists()
+    with pytest.raises(UserError, match=f"; {plain} is a folder, not the file; "):
+        load_folder(cache, verify=False)
 
 
 def test_a_whole_part_left_by_a_stop_is_taken_when_the_server_has_nothing_after_it(tmp_path, monkeypatch):

@@ -106,6 +106,20 @@ def refuse_what_the_encoder_sets(model: ModelConfig, encoder: str, given: frozen
                         f"settings (all but --paper-head); leave {'them' if len(ignored) > 1 else 'it'} out")
 
 
+def resuming_command(a) -> str | None:
+    """The shell line that runs this command again from anywhere, which resumes its run: its
+    folder, the data as this process found it, and torchrun on one machine (None on several:
+    each has its own line)."""
+    from .data import DATA_ENV
+    from .distributed import world_size
+    world = world_size()
+    if world > 1 and int(os.environ.get("LOCAL_WORLD_SIZE", world)) != world:
+        return None
+    data = f"{DATA_ENV}={shlex.quote(os.environ[DATA_ENV])} " if os.environ.get(DATA_ENV) and not a.data_dir else ""
+    torchrun = f"torchrun --nproc-per-node {world} -m " if world > 1 else ""
+    return f"cd {shlex.quote(os.getcwd())} && {data}{torchrun}{a.command_line}"
+
+
 def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     """Execute a run of ``model`` (``model_options``) with the training/data options; the
     summary to print (None on torchrun's processes other than 0)."""
@@ -115,13 +129,9 @@ def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:
     from .training import TrainConfig
     if StudyFolder(out).is_study():
         raise UserError(f"--out {out} is a study folder, not a run's; choose another --out")
-    from .data import DATA_ENV
     train = settings.from_options(TrainConfig, a)
-    # the command that resumes it, from anywhere: its folder and data as this one found them
-    data = f"{DATA_ENV}={shlex.quote(os.environ[DATA_ENV])} " if os.environ.get(DATA_ENV) and not a.data_dir else ""
-    command = f"cd {shlex.quote(os.getcwd())} && {data}{a.command_line}"
     summary = execute(RunConfig(model=model, train=train, dataset=a.dataset, **run), out,
-                      data_dir=a.data_dir, verify=not a.no_verify, extend=a.extend, command=command)
+                      data_dir=a.data_dir, verify=not a.no_verify, extend=a.extend, command=resuming_command(a))
     return summary if is_main_process() else None
 
 

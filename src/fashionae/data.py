@@ -45,7 +45,7 @@ import torch
 
 from .download import MIRRORS, download_files
 from .errors import UserError
-from .files import UMASK, cache_dir
+from .files import UMASK, cache_dir, is_there, kind_of
 
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
@@ -170,28 +170,21 @@ def _locate(folder: Path, name: str) -> Path | None:
     the data must never be a guess: both, or one beside something else by the other name (a
     folder, a broken link), is refused."""
     try:
-        entries = [p for p in (folder / f"{name}.gz", folder / name) if os.path.lexists(p)]
+        entries = [p for p in (folder / f"{name}.gz", folder / name) if is_there(p)]
         files = [p for p in entries if p.is_file()]
     except OSError as e:  # a folder we may not enter
         raise UserError(f"cannot read {folder}: {e.strerror}") from None
     if len(entries) == 2 and files:
         other = next(p for p in entries if p != files[0])
         raise UserError(f"{folder} holds both {name} and {name}.gz" + ("" if len(files) == 2 else
-                        f" ({other.name} {_what(other)})") + "; keep one")
+                        f" ({other.name} is {kind_of(other)})") + "; keep one")
     return files[0] if files else None
-
-
-def _what(path: Path) -> str:
-    """What an entry that is not a file is, for a message."""
-    if path.is_dir():
-        return "is a folder"
-    return "is a broken link" if path.is_symlink() and not path.exists() else "is not a regular file"
 
 
 def _in_the_way(folder: Path, name: str) -> str:
     """Why a data file reads as missing when an entry by its name is there: "; X is a folder"."""
-    odd = [p for p in (folder / f"{name}.gz", folder / name) if os.path.lexists(p) and not p.is_file()]
-    return "".join(f"; {p} {_what(p)}, not the file" for p in odd)
+    odd = [p for p in (folder / f"{name}.gz", folder / name) if is_there(p) and not p.is_file()]
+    return "".join(f"; {p} is {kind_of(p)}, not the file" for p in odd)
 
 
 def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | None,

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
-from .files import atomic_write
+from .files import atomic_write, is_there
 
 MIRRORS = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -23,10 +23,11 @@ MIRRORS = (
 def download_files(folder: Path, names: Iterable[str], progress: bool = True) -> None:
     """Download ``NAME.gz`` for each name into ``folder`` from the first mirror that serves it,
     resuming partial downloads (``.NAME.gz.part``); a file appears only once complete. A name
-    already there, gzipped or not, is not fetched (two copies of one file are refused)."""
+    already there, gzipped or not (or something else by its name), is not fetched: two copies of
+    one file are refused, and the check of the folder says what is in the way."""
     for name in names:
         target = folder / f"{name}.gz"
-        if target.is_file() or (folder / name).is_file():
+        if target.is_file() or is_there(folder / name):
             continue
         part = folder / f".{name}.gz.part"
         last_error = None

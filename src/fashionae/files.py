@@ -124,6 +124,23 @@ def refuse_to_replace(outputs: dict[Path, bytes | None], force: bool) -> None:
                         f"{'it' if len(taken) == 1 else 'them'}")
 
 
+def is_there(path: Path) -> bool:
+    """Whether a folder entry by this name exists, of any kind (a broken link too); OSError where
+    its folder cannot be read (``os.path.lexists`` would answer no)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def kind_of(path: Path) -> str:
+    """What an entry that is not a regular file is, for a message: "a folder", "a broken link"."""
+    if path.is_dir():
+        return "a folder"
+    return "a broken link" if path.is_symlink() and not path.exists() else "not a regular file"
+
+
 def is_leftover(path: Path) -> bool:
     """Whether a folder entry is fashionae's own bookkeeping, not content: the lock file, or
     a temporary file of ``atomic_write`` that a killed writer left."""

@@ -285,6 +285,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
     rows = []
     for c in study.ablation:
         base, var = by_name[c.baseline], by_name[c.variant]
+        pair = " vs ".join(sorted((c.variant, c.baseline)))  # a line and its reverse: one question
         seeds = sorted(set(base["seeds"]) & set(var["seeds"]))
         before, after = base["trained_with"], var["trained_with"]  # as the runs ran, every seed
         row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(seeds),
@@ -295,7 +296,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,  # a study's runs share its seeds
                            "effect": center(effects, "relative"), "unit": "relative",
-                           "comparison": f"{c.variant} vs {c.baseline}{split[figure.split('_')[0]]}"}
+                           "comparison": f"{pair}{split[figure.split('_')[0]]}"}
         row["classifiers"] = {}  # strategy -> its accuracy figures, on the variant's encoder against the baseline's
         for strategy in dict.fromkeys(k["strategy"] for k in classifiers):
             on = {k["encoder"]: k for k in classifiers if k["strategy"] == strategy}
@@ -306,7 +307,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
                 effects = points_change(on[c.variant], on[c.baseline], figure)
                 figures[figure] = {"baseline": on[c.baseline][figure], "variant": on[c.variant][figure],
                                    "values": effects, "effect": center(effects, "points"), "unit": "points",
-                                   "comparison": f"{c.variant} vs {c.baseline}, {strategy}{split[figure.split('_')[0]]}"}
+                                   "comparison": f"{pair}, {strategy}{split[figure.split('_')[0]]}"}
         rows.append(row)
     judge_family([row[f] for row in rows for f in ("val_mse", "test_mse")], lower=True)
     judge_family([s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")],

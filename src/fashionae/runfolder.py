@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,8 +29,8 @@ from .checkpoint import checkpoint_epoch
 from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
 from .distributed import on_processes
 from .errors import UserError
-from .files import (FolderLock, atomic_write, holds_nothing, lock_holder, read_json, read_rebuildable_json,
-                    remove_file, write_json, write_jsonl)
+from .files import (FolderLock, atomic_write, holds_nothing, is_there, kind_of, lock_holder, read_json,
+                    read_rebuildable_json, remove_file, write_json, write_jsonl)
 from .modelfile import load_model, model_file_bytes
 from .models import ModelConfig
 from .settings import CLASSIFIER, is_number
@@ -257,8 +256,9 @@ class RunFolder:
         finished one's that kept it (keep_state), to train on. Something else by its name (a
         folder, a broken link) is refused: whether the run resumes is never a guess."""
         path = self / self.CHECKPOINT
-        if os.path.lexists(path) and not path.is_file():
-            raise self.damaged(self.CHECKPOINT, f"is {'a folder' if path.is_dir() else 'a broken link'}, not a file")
+        if is_there(path) and not path.is_file():
+            raise UserError(f"{path} is {kind_of(path)}, not a training state; remove it (a finished run stays as "
+                            "it is; an unfinished one then trains from epoch 1)")
         return path.is_file()
 
     def require(self, what: str = "") -> "RunFolder":
@@ -295,9 +295,10 @@ class RunFolder:
             env = self.environment()
         except UserError:  # damaged: said when the run is read
             env = {}
+        if env.get("command"):
+            return f"run its command again to resume it: {env['command']}"
         processes = env.get("processes", 1)
-        under = f", {on_processes(processes)}," if processes != 1 else ""
-        return f"run its command again{under} to resume it" + (f": {env['command']}" if env.get("command") else "")
+        return f"run its command again{f', {on_processes(processes)},' if processes != 1 else ''} to resume it"
 
     def refuse_lost_summary(self) -> None:
         """A trained model with neither summary.json nor a checkpoint: its summary was deleted,
@@ -403,6 +404,7 @@ class RunFolder:
         can be neither kept nor resumed."""
         if not self.is_complete():
             self.refuse_lost_summary()
+            self.has_checkpoint()  # something else by its name: said before anything trains
             return "resume"
         if not (self / self.MODEL).is_file():
             raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; {self.start_again} "
@@ -635,7 +637,7 @@ class RunFolder:
     def drop_training_state(self) -> None:
         """A finished run holds its training state (the checkpoint) only where it asked to keep it
         (keep_state, --keep-state, for ``--extend``): otherwise it goes."""
-        if not self.config().train.keep_state and self.has_checkpoint():  # (a read-only copy has none)
+        if not self.config().train.keep_state and self.has_checkpoint():  # none: nothing written
             remove_file(self / self.CHECKPOINT)
 
     def reopen(self) -> None:

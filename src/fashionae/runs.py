@@ -239,9 +239,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                         "on (and its settings), or leave --extend out to train a new run")
     if state == "complete":
         if dist.rank == 0:  # a checkpoint left by a stop before its removal
+            folder.has_checkpoint()  # something else by its name: said
             try:
                 folder.drop_training_state()
-            except UserError:  # a read-only copy: the leftover stays, and the finished run is as it was
+            except UserError:  # a folder we cannot write in (a read-only copy): the leftover stays
                 pass
         logged = False
         if cfg.train.tensorboard and dist.rank == 0:
