@@ -9,8 +9,8 @@ the geometric mean, and its interval never reaches below -100 % (a gain's, above
 
 The claims are judged together, so their intervals are simultaneous: with m intervals in a
 report, each is the t-interval over seeds at level 1 - 0.05 / m (mean ± t(1 - 0.025 / m, n - 1)
-· sd / √n; Bonferroni), so that all of them hold at once with ``FAMILY_CONFIDENCE`` confidence. A verdict reads
-its interval:
+· sd / √n; Bonferroni), so that all of them hold at once with ``FAMILY_CONFIDENCE`` (95 %)
+confidence. A verdict reads its interval:
 
 - ``confirmed`` when there are at least ``MIN_SEEDS`` seeds and the whole interval lies on
   the claim's side of the threshold; ``refuted`` when it lies wholly on the other side;

@@ -272,7 +272,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if before:  # a damaged record of its sessions: refused by every process alike, before anything changes
             folder.sessions()
         started_on = before.get("threads")
-        if folder.has_checkpoint() and (trained := before.get("processes", 1)) != dist.world:  # before its record is rewritten
+        # before its record is rewritten
+        if folder.has_checkpoint() and (trained := before.get("processes", 1)) != dist.world:
             go_on = "train it on" if state == "extend" else "resume it"
             raise UserError(f"{label} was trained on {trained} process(es), and this command runs {dist.world}; "
                             f"{go_on} {on_processes(trained)}")
@@ -291,7 +292,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         else:
             resuming = RESUMING
         if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays
-            folder.write_config(cfg, data_record(data, splits), env, keep_sessions=folder.has_checkpoint() and bool(before))
+            folder.write_config(cfg, data_record(data, splits), env,
+                                keep_sessions=folder.has_checkpoint() and bool(before))
         dist.barrier()
         if state == "resume" and folder.has_checkpoint():
             log(f"{label}: {resuming}")
