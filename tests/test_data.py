@@ -199,6 +199,10 @@ def test_download_is_resumable_and_atomic(tmp_path, monkeypatch):
     assert not (cache / "t10k-labels-idx1-ubyte.gz").exists()
     with pytest.raises(UserError, match=f"; {plain} is a folder, not the file; "):
         load_folder(cache, verify=False)
+    plain.rmdir()
+    (cache / "t10k-labels-idx1-ubyte.gz").symlink_to(tmp_path / "gone")  # the .gz name too
+    download_module.download_files(cache, data.FILES, progress=False)
+    assert (cache / "t10k-labels-idx1-ubyte.gz").is_symlink()
 
 
 def test_a_whole_part_left_by_a_stop_is_taken_when_the_server_has_nothing_after_it(tmp_path, monkeypatch):

@@ -138,6 +138,10 @@ def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path, monkeyp
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()  # the weights' and moments' copy: gone
     monkeypatch.setattr("fashionae.runfolder.remove_file", lambda path: pytest.fail(f"removes {path}"))
     execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)  # nothing to remove: nothing written (a read-only copy)
+    (tmp_path / "run" / "checkpoint.safetensors").mkdir()  # no training state, and none needed: kept as it is,
+    messages = []                                           # as a study keeps it
+    execute(ae_run(), tmp_path / "run", data=tiny, log=messages.append)
+    assert messages == [f"{tmp_path / 'run'}: already finished, kept as is"]
     with pytest.raises(UserError, match="other settings.*seed"):
         execute(ae_run(seed=5), tmp_path / "run", data=tiny, **QUIET)
     (tmp_path / "other").mkdir()

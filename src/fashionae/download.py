@@ -27,7 +27,7 @@ def download_files(folder: Path, names: Iterable[str], progress: bool = True) ->
     one file are refused, and the check of the folder says what is in the way."""
     for name in names:
         target = folder / f"{name}.gz"
-        if target.is_file() or is_there(folder / name):
+        if is_there(target) or is_there(folder / name):
             continue
         part = folder / f".{name}.gz.part"
         last_error = None

@@ -256,10 +256,13 @@ class RunFolder:
         finished one's that kept it (keep_state), to train on. Something else by its name (a
         folder, a broken link) is refused: whether the run resumes is never a guess."""
         path = self / self.CHECKPOINT
-        if is_there(path) and not path.is_file():
-            raise UserError(f"{path} is {kind_of(path)}, not a training state; remove it (a finished run stays as "
-                            "it is; an unfinished one then trains from epoch 1)")
-        return path.is_file()
+        try:
+            if is_there(path) and not path.is_file():
+                raise UserError(f"{path} is {kind_of(path)}, not a training state; remove it (a finished run stays "
+                                "as it is; an unfinished one then trains from epoch 1)")
+            return path.is_file()
+        except OSError as e:  # a link into a folder we may not enter
+            raise UserError(f"cannot read {path}: {e.strerror}") from None
 
     def require(self, what: str = "") -> "RunFolder":
         """This folder, if it holds a finished run; UserError saying what is wrong otherwise."""
@@ -295,10 +298,9 @@ class RunFolder:
             env = self.environment()
         except UserError:  # damaged: said when the run is read
             env = {}
-        if env.get("command"):
-            return f"run its command again to resume it: {env['command']}"
-        processes = env.get("processes", 1)
-        return f"run its command again{f', {on_processes(processes)},' if processes != 1 else ''} to resume it"
+        processes, command = env.get("processes", 1), env.get("command")
+        under = f", {on_processes(processes)}," if processes != 1 and "torchrun" not in (command or "") else ""
+        return f"run its command again{under} to resume it" + (f": {command}" if command else "")
 
     def refuse_lost_summary(self) -> None:
         """A trained model with neither summary.json nor a checkpoint: its summary was deleted,

@@ -239,11 +239,10 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                         "on (and its settings), or leave --extend out to train a new run")
     if state == "complete":
         if dist.rank == 0:  # a checkpoint left by a stop before its removal
-            folder.has_checkpoint()  # something else by its name: said
             try:
                 folder.drop_training_state()
-            except UserError:  # a folder we cannot write in (a read-only copy): the leftover stays
-                pass
+            except UserError:  # a read-only copy, or no training state by that name: the finished run
+                pass           # stays as it is, as the study keeps it (--extend, which needs one, says so)
         logged = False
         if cfg.train.tensorboard and dist.rank == 0:
             from .tracking import log_finished_run
