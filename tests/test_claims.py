@@ -491,6 +491,10 @@ def test_overfitting_evidence_says_each_seeds_best_epoch_and_the_rise_as_judged(
     claim = assess_claims(results(aes, []))[0]
     assert claim["overfits"] is None and claim["evidence"].endswith(
         "(epoch 1 of 1): overfitting undecided (one epoch has no later epoch to rise in)")
+    aes[0] = ae("linear-64", [0.02, 0.021, 0.022], rise=(0.0, 0.0, 0.0), best_epoch=2, epochs=2)  # two do
+    claim = assess_claims(results(aes, []))[0]
+    assert claim["overfits"] is False and claim["evidence"].endswith(
+        "no overfitting within its 2 epochs (every seed's best epoch is its last)")
 
 
 def test_a_diverged_run_is_not_said_to_overfit_or_not():

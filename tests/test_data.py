@@ -112,7 +112,7 @@ def test_count_mismatch_and_bad_labels(tmp_path, name, array, message):
                             "or 00000803); it is not an IDX file of images or labels")
 
 
-def test_not_gzip_and_missing(tmp_path):
+def test_not_gzip_and_missing(tmp_path, monkeypatch):
     folder = write_dataset(tmp_path / "d", 50, 20)
     path = folder / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(b"\x1f\x8b garbage")
@@ -130,6 +130,16 @@ def test_not_gzip_and_missing(tmp_path):
     with pytest.raises(UserError, match=rf"^{folder} has no t10k-images-idx3-ubyte.gz \(nor t10k-images-idx3-ubyte\); "
                                         rf"{path} is a folder, not the file; put Fashion-MNIST's four IDX files there"):
         load_folder(folder, verify=False)
+    plain = folder / "t10k-images-idx3-ubyte"
+    plain.symlink_to("/dev/null")  # and by the other name, something that is neither a file nor a folder
+    with pytest.raises(UserError, match=rf"\(nor t10k-images-idx3-ubyte\); {path} is a folder, not the file; {plain} is "
+                                        r"not a regular file, not the file; put"):
+        load_folder(folder, verify=False)
+    plain.unlink()
+    monkeypatch.setattr(data, "is_there", lambda p: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with pytest.raises(UserError, match=rf"^cannot read {folder}: Permission denied$"):  # (root may read anything)
+        load_folder(folder, verify=False)
+    monkeypatch.undo()
     path.rmdir()
     path.symlink_to(tmp_path / "gone")  # a broken link beside the plain file: which is the data is no guess
     (folder / "t10k-images-idx3-ubyte").write_bytes(b"")

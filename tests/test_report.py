@@ -772,7 +772,9 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     config = json.loads((study / results["autoencoders"][0]["runs"][0] / "config.json").read_text())
     env, timing = config["environment"], results["timing"]
     items, rows = provenance(StudyFolder(study), results)
-    assert items[:5] == [[k, str(env[k])] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
+    # (no git commit where the package is not run from its checkout: an sdist's, a mutation run's)
+    assert items[:5] == [[k, "–" if env[k] is None else str(env[k])]
+                         for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     assert dict(items)["dataset"] == \
         f"fashion-mnist from {config['data']['source']}: 28x28 images, 10 classes ({', '.join(CLASSES)})"
     assert dict(items)["wall time of the last `study` invocation that trained"] == f"{round(timing['last_invocation_seconds'])} s"
@@ -810,13 +812,13 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
     edited.write_text(json.dumps(config))
     n = len(results["runs"])
     assert dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])["git_commit"] == \
-        f"{env['git_commit']} ({n - 1} runs), 0123abc+dirty (1 run)"
+        f"{env['git_commit'] or '–'} ({n - 1} runs), 0123abc+dirty (1 run)"
     config["environment"]["earlier_sessions"] = [{**config["environment"], "git_commit": "fedcba9",
                                                   "host": "node-b", "executor": "ray"}]
     edited.write_text(json.dumps(config))  # resumed under another commit: both made it
     mixed = dict(provenance(StudyFolder(tmp_path / "mixed"), results)[0])
     assert mixed["git_commit"] == \
-        f"{env['git_commit']} ({n - 1} runs), fedcba9 (1 run), 0123abc+dirty (1 run) (a run resumed under another " \
+        f"{env['git_commit'] or '–'} ({n - 1} runs), fedcba9 (1 run), 0123abc+dirty (1 run) (a run resumed under another " \
         "counts under each)"  # the earlier first; the counts add up to one more than the runs
     assert mixed["nodes"] == ", ".join(sorted({"node-b", env["host"]}))
     # the run's own row: its sessions, and where each ran
@@ -893,7 +895,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     first = out / results["autoencoders"][0]["runs"][0] / "config.json"
     config = json.loads(first.read_text())
     first.write_text(json.dumps({k: v for k, v in config.items() if k != "environment"}))  # as if not recorded
-    assert provenance(StudyFolder(out), results)[0][:5] == [[k, f"{v} ({len(run_rows) - 1} runs), – (1 run)"]
+    assert provenance(StudyFolder(out), results)[0][:5] == [[k, v if v == "–" else f"{v} ({len(run_rows) - 1} runs), – (1 run)"]
                                                             for k, v in items[:5]]
     first.write_text(json.dumps(config))
     assert md.endswith(page_parts.md_table(["item", "value"], items + [["figures", "figures/, beside this page"]])
