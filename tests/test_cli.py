@@ -312,6 +312,18 @@ def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys
     assert code == 0
 
 
+def test_a_file_this_user_may_not_read_is_one_line_wherever_it_is_met(capsys, monkeypatch, tmp_path):
+    """A folder or file without access (as root, chmod denies nothing: the error is raised here as the
+    system raises it) is the environment's limit, not a bug: one line naming it, exit 2."""
+    from fashionae import cli as cli_module
+    def denied(a):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "study.json"))
+    monkeypatch.setattr(cli_module, "cmd_report", denied)
+    code, _, err = cli(capsys, "report", tmp_path)
+    assert code == 2 and err == (f"fashionae: error: permission denied: {tmp_path / 'study.json'} (Permission denied); "
+                                 "give this user access to it, or choose another folder\n")
+
+
 @pytest.mark.parametrize("command, said", [
     ("train-ae", "fashionae: interrupted; finished epochs are kept, run the same command to resume\n"),
     ("explore", "fashionae: interrupted\n"),  # nothing of it is kept to resume

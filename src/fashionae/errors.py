@@ -197,10 +197,20 @@ def out_of_memory(e: BaseException) -> str | None:
             "--train-subset; in a study file latent, batch_size, train_subset), or a machine with more memory")
 
 
+def permission_denied(e: Exception) -> str | None:
+    """What to say of a file or folder this user may not read or write, wherever it was met (an
+    environment's limit, not a bug); None for anything else."""
+    if not isinstance(e, PermissionError):
+        return None
+    where = f" {e.filename}" if e.filename else ""
+    return (f"permission denied:{where} ({e.strerror or e}); give this user access to it, or choose another "
+            "folder")
+
+
 def _internal_error(e: Exception, debug: bool) -> int:
     if debug:
         traceback.print_exception(e)
-    if said := out_of_memory(e):
+    if said := out_of_memory(e) or permission_denied(e):
         say_error(said)
         return UserError.exit_code
     print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
