@@ -15,7 +15,8 @@ from fashionae.data import load_fashion_mnist
 from fashionae.models import ModelConfig
 from fashionae.plan import make_plan
 from fashionae.inference import LoadedRun
-from fashionae.runfolder import RunConfig, RunFolder
+from fashionae.runconfig import RunConfig
+from fashionae.runfolder import RunFolder
 from fashionae.machine import cpu_info
 from fashionae.runs import execute
 from fashionae.study import Study

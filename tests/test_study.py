@@ -19,7 +19,8 @@ from fashionae.pipeline import run_study
 from fashionae.report import _ablation_effect, summary
 from fashionae.results import collect_results, reached_targets
 from fashionae.models import ModelConfig
-from fashionae.runfolder import RunConfig, RunFolder
+from fashionae.runconfig import RunConfig
+from fashionae.runfolder import RunFolder
 from fashionae.study import Study, load_study
 from fashionae.studyfolder import StudyFolder
 from fashionae.training import TrainConfig

@@ -346,7 +346,7 @@ def build_parser() -> Parser:
     from .models import ModelConfig
     from .data import VAL_SPLITS
     from .export import PARTS
-    from .runfolder import STRATEGIES
+    from .runconfig import STRATEGIES
     from .runs import LOCAL, RAY
     from .study import Baselines
     from .training import DEVICES, PRECISIONS, TrainConfig

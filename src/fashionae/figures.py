@@ -14,7 +14,7 @@ from .explore import FIGURE_CAPTIONS, INTERPOLATION
 from .files import atomic_write
 from .reference import author_curves, for_classifier, reference_model
 from .results import classes_of, classifier_lines, encoder_of
-from .runfolder import CONTROL
+from .runconfig import CONTROL
 from .studyfolder import StudyFolder
 
 FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Collection
 
 from .errors import UserError
-from .runfolder import RunConfig
+from .runconfig import RunConfig
 from .runs import classifier_from_encoder, classifier_model
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study

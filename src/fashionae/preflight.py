@@ -15,7 +15,8 @@ from .baselines import check_classes
 from .data import Dataset, make_splits
 from .errors import UserError
 from .plan import PlannedRun, clf_run_name, known_config
-from .runfolder import RunConfig, RunFolder
+from .runconfig import RunConfig
+from .runfolder import RunFolder
 from .runs import check_every_class, subset_note, with_data
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import BEST, Study

@@ -22,7 +22,7 @@ from .executors import epochs_done
 from .plan import PlannedRun, explored_run, make_plan
 from .preflight import plan_states, refuse_before_training, refuse_too_large_models, said_before_training
 from .progress import duration
-from .runfolder import RunConfig
+from .runconfig import RunConfig
 from .settings import CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder

@@ -24,7 +24,7 @@ from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
 from .results import classes_of, classifier_lines, confusion_text, encoder_of
-from .runfolder import CONTROL
+from .runconfig import CONTROL
 from .runs import LOCAL
 from .studyfolder import StudyFolder
 

@@ -17,7 +17,7 @@ from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
 from .files import read_json, read_rebuildable_json
 from .plan import PlannedRun, explored_run, known_config, make_plan
-from .runfolder import RunConfig
+from .runconfig import RunConfig
 from .runs import DATA_DECIDED, LOCAL
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study

@@ -27,8 +27,8 @@ from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
 from .progress import progress_bar
-from .runfolder import (FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig, RunFolder, data_record,
-                        epoch_figures)
+from .runconfig import FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig
+from .runfolder import RunFolder, data_record, epoch_figures
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import (TrainConfig, evaluate, fit, refuse_too_large, seed_everything, slow_precision, tf32,
                        to_inputs)
@@ -271,8 +271,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if before:  # a damaged record of its sessions: refused by every process alike, before anything changes
             folder.sessions()
         started_on = before.get("threads")
-        # before its record is rewritten
-        if folder.has_checkpoint() and (trained := before.get("processes", 1)) != dist.world:
+        kept = folder.has_checkpoint()  # its training state (the extension below keeps it)
+        if kept and (trained := before.get("processes", 1)) != dist.world:  # before its record is rewritten
             go_on = "train it on" if state == "extend" else "resume it"
             raise UserError(f"{label} was trained on {trained} process(es), and this command runs {dist.world}; "
                             f"{go_on} {on_processes(trained)}")
@@ -291,10 +291,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         else:
             resuming = RESUMING
         if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays
-            folder.write_config(cfg, data_record(data, splits), env,
-                                keep_sessions=folder.has_checkpoint() and bool(before))
+            folder.write_config(cfg, data_record(data, splits), env, keep_sessions=kept and bool(before))
         dist.barrier()
-        if state == "resume" and folder.has_checkpoint():
+        if state == "resume" and kept:
             log(f"{label}: {resuming}")
             if note := other_threads_note(started_on):
                 log(f"{label}: {note}")
@@ -303,7 +302,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         if warning := slow_precision(t):
             log(f"{label}: {warning}; " + ("it started in bf16, which a resumed run keeps: resume it where bf16 "
                                           "is native, or delete it to start over in fp32"
-                                          if state == "resume" and folder.has_checkpoint()
+                                          if state == "resume" and kept
                                           else "--precision auto chooses fp32 here"))
         callbacks, tensorboard = [], None
         if dist.rank == 0:

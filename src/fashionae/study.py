@@ -24,7 +24,7 @@ from . import settings
 from .data import FASHION_MNIST, garbles_a_line
 from .errors import UserError
 from .models import ModelConfig
-from .runfolder import STRATEGIES, RunConfig
+from .runconfig import STRATEGIES, RunConfig
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
                        positive_int, setting)
 from .training import TrainConfig

@@ -28,7 +28,8 @@ import torch
 
 from .data import Dataset, make_splits
 from .errors import UserError, require
-from .runfolder import RunConfig, RunFolder
+from .runconfig import RunConfig
+from .runfolder import RunFolder
 from .settings import AUTOENCODER
 from .training import to_inputs
 
