@@ -155,8 +155,8 @@ def test_a_folder_says_what_it_lacks(tmp_path):
     with pytest.raises(UserError, match=rf"\(no summary.json\); run its command again to resume it: {re.escape(command)}$"):
         folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"processes": 2})  # (none recorded)
-    with pytest.raises(UserError, match=r"\(no summary.json\); run its command again, under torchrun --nproc-per-node 2, "
-                                        r"to resume it$"):
+    with pytest.raises(UserError, match=r"\(no summary.json\); run its command again, under torchrun with 2 processes "
+                                        r"in all \(--nproc-per-node 2 on one machine\), to resume it$"):
         folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {})
     (folder / "checkpoint.safetensors").mkdir()  # not a training state: refused, never taken for none

@@ -111,7 +111,9 @@ def lost_process(e: BaseException) -> str | None:
 
 def on_processes(n: int) -> str:
     """How to run a command on ``n`` processes, to resume a run trained on that many."""
-    return "in one process, without torchrun" if n == 1 else f"under torchrun --nproc-per-node {n}"
+    if n == 1:
+        return "in one process, without torchrun"
+    return f"under torchrun with {n} processes in all (--nproc-per-node {n} on one machine)"
 
 
 def world_size() -> int:
