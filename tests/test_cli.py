@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -262,6 +263,15 @@ def test_a_plan_for_cuda_without_cuda_says_so(capsys, data_dir, tmp_path):
     code, _, err = cli(capsys, "study", tmp_path / "cuda.toml", "--plan",
                        "--out", tmp_path / "s", "--data-dir", data_dir, "--no-verify")
     assert code == 2 and 'device = "cuda" in a study file' in err
+
+
+def test_a_bundled_study_by_its_name_says_where_its_file_is(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "study", "paper", "--profile", "smoke", "--plan", "--data-dir", data_dir,
+                         "--no-verify")
+    bundled = Path(fashionae.__file__).parent / "studies" / "paper.toml"
+    assert code == 0 and err.startswith(f"note: the bundled study paper ({bundled}); copy it to change it\n")
+    assert "ae-linear-64-seed0" in out and not (tmp_path / "runs").exists()  # a plan writes nothing
 
 
 def test_bad_data_and_no_traceback_in_a_real_process(tmp_path):

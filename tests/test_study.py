@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import sys
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from fashionae.results import collect_results, reached_targets
 from fashionae.models import ModelConfig
 from fashionae.runconfig import RunConfig
 from fashionae.runfolder import RunFolder
-from fashionae.study import Study, load_study
+from fashionae.study import BUNDLED, Study, bundled_studies, load_study, study_file
 from fashionae.studyfolder import StudyFolder
 from fashionae.training import TrainConfig
 from helpers import PAPER, QUIET, STUDIES, cli, extra_or_skip
@@ -165,13 +166,41 @@ def study_out(tmp_path, data_dir) -> tuple[Path, list[str]]:
 TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'  # a study in seconds
 
 
+BUNDLED_NAMES = "compare, digits, dropout, future, paper, protocol"
+
+
+def test_a_bundled_study_is_run_by_its_name_where_no_file_has_it(tmp_path, monkeypatch):
+    """An installed package has no repository's studies/: `fashionae study paper` runs the bundled
+    file, which is the repository's (one copy); a file of that name where the command runs wins."""
+    monkeypatch.chdir(tmp_path)
+    assert ", ".join(bundled_studies()) == BUNDLED_NAMES
+    assert study_file("paper") == BUNDLED / "paper.toml"
+    assert (BUNDLED / "paper.toml").read_bytes() == PAPER.read_bytes()
+    assert load_study("paper", "smoke").name == load_study(PAPER, "smoke").name == "paper"
+    for not_a_name in ("paper.toml", "studies/paper", "Paper"):
+        assert study_file(not_a_name) == Path(not_a_name)
+    (tmp_path / "paper").write_text(MINIMAL)
+    assert study_file("paper") == Path("paper") and load_study("paper").name == "paper"
+    assert load_study("paper").profile == "default"  # the local file's: it has no profiles
+    with pytest.raises(UserError, match=f"^study file nosuch does not exist; give a study file, or the name of a "
+                       f"bundled one: {BUNDLED_NAMES}$"):
+        load_study("nosuch")
+
+
+def test_the_package_ships_every_bundled_study():
+    """pyproject's package data holds the bundled studies (a wheel without them runs none)."""
+    data = tomllib.loads((STUDIES.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = [f for f in BUNDLED.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    assert shipped and all(any(f.relative_to(BUNDLED.parent).match(g) for g in data["fashionae"]) for f in shipped)
+
+
 def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (tmp_path / "s.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
     with pytest.raises(UserError, match=f"^study file {tmp_path / 's.png'} is not text \\(TOML is UTF-8 text\\); give a "
-                       "study file, see studies/ for examples$"):
+                       f"study file, or the name of a bundled one: {BUNDLED_NAMES}$"):
         load_study(tmp_path / "s.png")
-    with pytest.raises(UserError, match=f"^{tmp_path} is a folder; give a study file \\(studies/\\*.toml\\), or to "
-                       f"rebuild a study folder's report: fashionae report {tmp_path}$"):
+    with pytest.raises(UserError, match=f"^{tmp_path} is a folder; give a study file, or the name of a bundled one: "
+                       f"{BUNDLED_NAMES}; or to rebuild a study folder's report: fashionae report {tmp_path}$"):
         load_study(tmp_path)
     with pytest.raises(UserError, match="has no profile 'x'; it has no profiles: leave out --profile$"):
         load_study(write(tmp_path, MINIMAL), profile="x")
@@ -193,7 +222,7 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
      "'frozen' \\(write \\['frozen'\\]\\)$"),
     ('[[autoencoders]]\nname = "a"\narch = "mlp"\n', "unknown arch"),
     ("seeds = 0\n" + MINIMAL, "seeds must be"),
-    ("", "s.toml is empty; see studies/ for examples"),
+    ("", "s.toml is empty; give a study file, or the name of a bundled one: compare, digits,"),
     ("seeds = 2\n", "must list at least one"),
     ('[autoencoders]\nname = "a"\narch = "conv"\n', "\\[autoencoders\\] is one table; write each autoencoder "
      "under \\[\\[autoencoders\\]\\] \\(two brackets: an entry of the list\\)$"),
@@ -284,6 +313,10 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "linear"\n[[ablation]]\nchange = "x"\nbaseline = "a"\n'
      'variant = "b"\n[[ablation]]\nchange = "y"\nbaseline = "a"\nvariant = "b"\n',
      "ablation 'y' compares a with b, as a line before it does; remove one"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "linear"\n[[ablation]]\nchange = "x"\nbaseline = "a"\n'
+     'variant = "b"\n[[ablation]]\nchange = "y"\nbaseline = "b"\nvariant = "a"\n',
+     "ablation 'y' compares b with a, as a line before it does the other way round \\(a change and its reverse are "
+     "one question, one interval\\); remove one$"),
     ('[model]\ndropout = 0.0\n[[autoencoders]]\nname = "a"\n[[autoencoders]]\nname = "b"\ndropout_after_pool = true\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
      "ablation 'x': a and b train the same model"),  # no dropout: where it goes changes nothing

@@ -198,7 +198,7 @@ def cmd_baselines(a) -> int:
 
 def cmd_study(a) -> int:
     from .runs import RAY
-    from .study import load_study
+    from .study import load_study, study_file
     from .studyfolder import StudyFolder
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
@@ -215,7 +215,9 @@ def cmd_study(a) -> int:
     overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
     if a.tensorboard:
         overrides["tensorboard"] = True
-    study = load_study(a.study_file, a.profile, a.seeds, overrides)
+    if (path := study_file(a.study_file)) != Path(a.study_file):  # a bundled study's name
+        print(f"note: the bundled study {a.study_file} ({path}); copy it to change it", file=sys.stderr)
+    study = load_study(path, a.profile, a.seeds, overrides)
     out = a.out or f"{RUNS}/{study.name}-{study.profile}"
     if a.plan:
         from .preview import show_plan
@@ -348,12 +350,11 @@ def build_parser() -> Parser:
     from .export import PARTS
     from .runconfig import STRATEGIES
     from .runs import LOCAL, RAY
-    from .study import Baselines
+    from .study import BUNDLED, Baselines, bundled_studies
     from .training import DEVICES, PRECISIONS, TrainConfig
     p = Parser(prog="fashionae", description="Train, check and reuse convolutional autoencoders "
-               "on Fashion-MNIST.", epilog="Start with `fashionae study studies/paper.toml` in the repository "
-               "(its studies/ holds the study files); `fashionae COMMAND --help` for a command. README.md and "
-               "docs/ say more.")
+               "on Fashion-MNIST.", epilog="Start with `fashionae study paper`, the study of the source document "
+               "(a bundled study file); `fashionae COMMAND --help` for a command. README.md and docs/ say more.")
     p.add_argument("--version", action="version", version=f"fashionae {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     common = argparse.ArgumentParser(add_help=False)
@@ -406,8 +407,11 @@ def build_parser() -> Parser:
     add_data_args(s)
     s.set_defaults(func=cmd_baselines)
 
-    s = add_command("study", help="run a whole study (TOML file) and write its report")
-    s.add_argument("study_file", help="e.g. studies/paper.toml")
+    s = add_command("study", help="run a whole study (TOML file) and write its report",
+                    epilog=f"Bundled studies ({', '.join(bundled_studies())}) are in {BUNDLED}: copy one "
+                    "to change it (docs/study-files.md).")
+    s.add_argument("study_file", help="a study file, or the name of a bundled study: "
+                   f"{', '.join(bundled_studies())}")
     s.add_argument("--profile", help="a profile of the study file (default: the file's default_profile, "
                    "else quick where there is one, else the top level alone: profile 'default')")
     s.add_argument("--seeds", type=int, help="number of seeds (overrides the profile)")

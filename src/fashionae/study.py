@@ -40,6 +40,27 @@ CLF_KEYS = {"encoder", "strategies", "train"} | (settings.keys(ModelConfig, CLAS
                                                 - settings.keys(ModelConfig, AUTOENCODER))
 
 
+BUNDLED = Path(__file__).parent / "studies"  # the study files that come with the package
+
+
+def bundled_studies() -> list[str]:
+    """The names of the bundled study files, each enough to run it: ``fashionae study paper``."""
+    return sorted(f.stem for f in BUNDLED.glob("*.toml"))
+
+
+def study_file(given: str | Path) -> Path:
+    """The study file a command line names: a path, or, where there is no such file, the name
+    of a bundled study (``paper``: an installed package has no repository's studies/)."""
+    path = Path(given)
+    if not path.exists() and str(given) in bundled_studies():
+        return BUNDLED / f"{given}.toml"
+    return path
+
+
+def _examples() -> str:
+    return f"give a study file, or the name of a bundled one: {', '.join(bundled_studies())}"
+
+
 BEST = "best"  # a classifier encoder: the autoencoder of lowest mean validation MSE, chosen once trained
 
 
@@ -243,27 +264,26 @@ def _refuse_seed(d: dict, source: str, at: str = "") -> None:
 
 def load_study(path: str | Path, profile: str | None = None, seeds: int | None = None,
                train_overrides: dict | None = None) -> Study:
-    """Read a study file and resolve one of its profiles (default: ``default_profile``, or
-    ``quick`` when there is one). ``seeds`` and ``train_overrides`` (device, precision,
-    tensorboard: the command line's) override the file."""
-    path = Path(path)
+    """Read a study file (or a bundled one by its name: ``study_file``) and resolve one of its
+    profiles (default: ``default_profile``, or ``quick`` when there is one). ``seeds`` and
+    ``train_overrides`` (device, precision, tensorboard: the command line's) override the file."""
+    path = study_file(path)
     source = path.name
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"study file {path} does not exist; see studies/ for examples") from None
+        raise UserError(f"study file {path} does not exist; {_examples()}") from None
     except UnicodeDecodeError:
-        raise UserError(f"study file {path} is not text (TOML is UTF-8 text); give a study file, "
-                        "see studies/ for examples") from None
+        raise UserError(f"study file {path} is not text (TOML is UTF-8 text); {_examples()}") from None
     except IsADirectoryError:
-        raise UserError(f"{path} is a folder; give a study file (studies/*.toml), or to rebuild a study "
-                        f"folder's report: fashionae report {path}") from None
+        raise UserError(f"{path} is a folder; {_examples()}; or to rebuild a study folder's report: "
+                        f"fashionae report {path}") from None
     except OSError as e:
         raise UserError(f"cannot read study file {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"study file {path} is not valid TOML ({e})") from None
     if not raw:
-        raise UserError(f"study file {path} is empty; see studies/ for examples")
+        raise UserError(f"study file {path} is empty; {_examples()}")
     _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
@@ -465,9 +485,12 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
         if c.baseline == c.variant:
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
                             "name the autoencoder that differs as its variant")
-        if (c.baseline, c.variant) in [(d.baseline, d.variant) for d in ablation[:i]]:
+        before = [(d.baseline, d.variant) for d in ablation[:i]]
+        if (c.baseline, c.variant) in before or (c.variant, c.baseline) in before:
+            how = "" if (c.baseline, c.variant) in before else " the other way round (a change and its reverse " \
+                  "are one question, one interval)"
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with {c.variant}, as "
-                            "a line before it does; remove one")
+                            f"a line before it does{how}; remove one")
         base, variant = (next(a for a in autoencoders if a.name == n) for n in (c.baseline, c.variant))
         if base.train.eval_subset != variant.train.eval_subset:  # (every autoencoder has the same val split)
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} are measured "
