@@ -378,6 +378,8 @@ def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsy
         return 0
     monkeypatch.setattr(cli_module, "cmd_data", stopped)
     assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
+    monkeypatch.setenv("RANK", "1")  # torchrun's other processes: a stop is process 0's to say
+    assert cli(capsys, "data")[:3:2] == (143, "")
 
 
 @pytest.fixture

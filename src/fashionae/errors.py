@@ -139,11 +139,13 @@ def late_stop(e: KeyboardInterrupt) -> int:
 def _stopped(term: bool, resumable: bool) -> int:
     """The one line of a command stopped by Ctrl-C or SIGTERM, and its status. A SIGTERM is ours
     to report even when a library raised its KeyboardInterrupt in place of Terminated (Ray's
-    wait does, for any signal that arrives while it waits)."""
+    wait does, for any signal that arrives while it waits). Under torchrun process 0 says it: a
+    stop reaches every process (torchrun passes Ctrl-C on, and stops the others when one ends)."""
     term = term or signal.SIGTERM in _signals
     _said.append(128 + (signal.SIGTERM if term else signal.SIGINT))
-    print(f"fashionae: {'terminated' if term else 'interrupted'}"
-          + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
+    if is_main_process():
+        print(f"fashionae: {'terminated' if term else 'interrupted'}"
+              + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
     return _said[-1]
 
 
