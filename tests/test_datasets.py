@@ -509,6 +509,14 @@ def test_study_on_own_data_reports_its_classes(tmp_path, capsys, monkeypatch):
     html = (tmp_path / "study" / "report.html").read_text()
     assert "<td class='nw' data-label='class'>Heart</td>" in html and "fig5_confusion_finetune.png" in html
     assert "fig2_reconstructions.png" in html
+    # names edited after training (not in the data's digest): the finished runs keep theirs, and say so
+    toml = tmp_path / "data" / "shapes" / "dataset.toml"
+    toml.write_text(toml.read_text().replace('"Circle"', '"Disc"'))
+    code, _, err = cli(capsys, "study", "toy.toml", "--out", "study", "--plan")
+    assert code == 0 and ("ae-linear-16-seed0 and 2 more runs: trained when the data named its classes Circle, Square, "
+                          "Star, Moon, …, which it names Disc, Square, Star, Moon, … now: a run keeps the names it "
+                          "trained with (its numbers stand), and the report takes the first run's; delete the runs "
+                          "to train them with the new names") in err
 
 
 # ------------------------------------------------------------------ a real small dataset

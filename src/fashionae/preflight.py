@@ -208,15 +208,34 @@ def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data:
 def notes_on_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder, data: Dataset) -> list[str]:
     """What the study says of its runs before they train (``study`` and ``study --plan``), each note
     once for all it concerns: ``runs.subset_note`` of those still to train (a run alone says its
-    own), and what keep_state cannot do for a run (``keep_state_note``)."""
+    own), what keep_state cannot do for a run (``keep_state_note``), and the class names a kept run
+    trained with where the data's are others now (``classes_note``)."""
     runs: dict[str, list[str]] = {}
     for run in plan:
         todo = states[run.name] != "complete"
-        for note in (todo and subset_note(run.config.train, data), keep_state_note(run, states, folder)):
+        for note in (todo and subset_note(run.config.train, data), keep_state_note(run, states, folder),
+                     classes_note(run, states, folder, data)):
             if note:
                 runs.setdefault(note, []).append(run.name)
     return [f"{names[0]}" + (f" and {len(names) - 1} more run{'s' if len(names) > 2 else ''}" if len(names) > 1 else "")
             + f": {note}" for note, names in runs.items()]
+
+
+def classes_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder, data: Dataset) -> str | None:
+    """A finished run kept names the classes as its data did when it trained: where the dataset
+    names them otherwise now (its dataset.toml edited; the names are not in the data's digest), it
+    keeps its own, and the report takes the first run's. (A run resumed or trained on records the
+    data's names as it starts again.)"""
+    if states[run.name] != "complete":
+        return None
+    theirs = folder.run(run.name).classes()
+    if theirs == data.classes:
+        return None
+    names = (f"{', '.join(c[:20] for c in classes[:4])}{', …' if len(classes) > 4 else ''}"
+             for classes in (theirs, data.classes))
+    return (f"trained when the data named its classes {next(names)}, which it names {next(names)} now: a run keeps "
+            "the names it trained with (its numbers stand), and the report takes the first run's; delete the runs to "
+            "train them with the new names")
 
 
 def keep_state_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder) -> str | None:
