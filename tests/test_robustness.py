@@ -355,7 +355,7 @@ def test_a_run_of_two_processes_resumed_on_one_is_refused_and_its_record_kept(ti
     config["environment"]["processes"] = 2  # as torchrun's two processes record it
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     messages = []
-    with pytest.raises(UserError, match=r"^.*run was trained on 2 process\(es\), and this command runs 1; resume it under "
+    with pytest.raises(UserError, match=r"^.*run was trained on 2 processes, and this command runs 1; resume it under "
                                         r"torchrun with 2 processes in all \(--nproc-per-node 2 on one machine\)$"):
         execute(cfg, tmp_path / "run", data=tiny, log=messages.append)
     assert RunFolder(tmp_path / "run").raw_config() == config

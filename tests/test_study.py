@@ -177,8 +177,13 @@ def test_a_bundled_study_is_run_by_its_name_where_no_file_has_it(tmp_path, monke
     assert study_file("paper") == BUNDLED / "paper.toml"
     assert (BUNDLED / "paper.toml").read_bytes() == PAPER.read_bytes()
     assert load_study("paper", "smoke").name == load_study(PAPER, "smoke").name == "paper"
-    for not_a_name in ("paper.toml", "studies/paper", "Paper"):
+    for not_a_name in ("paper.toml", "studies/paper", "Paper", "./paper"):
         assert study_file(not_a_name) == Path(not_a_name)
+    with pytest.raises(UserError, match="^study file paper does not exist"):
+        load_study(study_file("./paper"))  # a path, looked up once: never a name again
+    (tmp_path / "paper").mkdir()  # a folder of that name is not a study file
+    assert study_file("paper") == BUNDLED / "paper.toml"
+    (tmp_path / "paper").rmdir()
     (tmp_path / "paper").write_text(MINIMAL)
     assert study_file("paper") == Path("paper") and load_study("paper").name == "paper"
     assert load_study("paper").profile == "default"  # the local file's: it has no profiles
@@ -328,6 +333,16 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
         load_study(write(tmp_path, text))
+
+
+def test_a_folder_whose_study_asked_a_line_and_its_reverse_is_read_as_it_ran(tmp_path):
+    """Refused in a study file since 0.3.17, a line and its reverse in a folder's study.json (as
+    the study ran) still read: its report is rebuilt, the pair one comparison."""
+    two = MINIMAL + '[[autoencoders]]\nname = "b"\narch = "linear"\n[[ablation]]\nchange = "x"\nbaseline = "a"\n' \
+        'variant = "b"\n'
+    d = load_study(write(tmp_path, two)).to_dict()
+    d["ablation"].append({"change": "y", "baseline": "b", "variant": "a"})
+    assert [(c.baseline, c.variant) for c in Study.from_dict(d, "study.json").ablation] == [("a", "b"), ("b", "a")]
 
 
 def test_two_classifier_stages_that_would_share_a_folder_are_refused_before_anything_trains(tmp_path):

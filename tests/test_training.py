@@ -318,8 +318,8 @@ def test_a_state_that_cannot_train_the_run_on_is_refused_before_the_run_is_touch
     config["environment"]["processes"] = 2  # as torchrun --nproc-per-node 2 records it
     (run / "config.json").write_text(json.dumps(config))
     files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    with pytest.raises(UserError, match=r"/kept was trained on 2 process\(es\), and this command runs 1; train it on "
-                                        r"under torchrun with 2 processes in all \(--nproc-per-node 2 on one machine\)$"):
+    with pytest.raises(UserError, match=r"/kept was trained on 2 processes, and this command runs 1; train it on, as it "
+                                        r"was trained, under torchrun with 2 processes in all \(--nproc-per-node 2 on one machine\)$"):
         execute(ae_run(epochs=3), run, data=tiny, extend=True, **QUIET)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
     assert RunFolder(run).require().summary()["epochs"] == 2
@@ -655,10 +655,10 @@ def test_each_process_resumes_with_its_own_random_state(tmp_path, kept_rng):
     assert torch.equal(gen.get_state(), torch.Generator().manual_seed(1).get_state())
     one = checkpoint_of(tmp_path, cfg, states[:1], "one")
     for world in (2, 3):
-        with pytest.raises(UserError, match=rf"^checkpoint .* was written by 1 process\(es\), and this command runs {world}; "
+        with pytest.raises(UserError, match=rf"^checkpoint .* was written by 1 process, and this command runs {world}; "
                                             rf"resume it in one process, without torchrun$"):
             load_checkpoint(one, model, torch.optim.Adam(model.parameters()), gen, settings, rank=1, world=world)
-    with pytest.raises(UserError, match=r"was written by 2 process\(es\), and this command runs 1; resume it under torchrun "
+    with pytest.raises(UserError, match=r"was written by 2 processes, and this command runs 1; resume it under torchrun "
                                         r"with 2 processes in all \(--nproc-per-node 2 on one machine\)$"):
         load_checkpoint(two, model, torch.optim.Adam(model.parameters()), gen, settings)
 

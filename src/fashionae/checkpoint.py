@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .distributed import on_processes
+from .distributed import on_processes, processes
 from .errors import UserError
 from .files import atomic_write
 from .modelfile import load_weights, model_tensors, read_safetensors, tensors_sha256, text_sha256
@@ -116,7 +116,7 @@ def read_checkpoint(path: Path, settings: dict, world: int = 1, fix: str = FIX) 
                     raise UserError(f"checkpoint {path} is another run's ({part} {key} {theirs[part][key]!r} there, "
                                     f"{settings[part][key]!r} in this run); {fix}")
         if (written := len([state["rng"], *state.get("rank_rng", [])])) != world:
-            raise UserError(f"checkpoint {path} was written by {written} process(es), and this command runs {world}; "
+            raise UserError(f"checkpoint {path} was written by {processes(written)}, and this command runs {world}; "
                             f"resume it {on_processes(written)}")
         int(state["epoch"])  # (a number, or the file is damaged)
         return tensors, state

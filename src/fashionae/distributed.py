@@ -109,11 +109,16 @@ def lost_process(e: BaseException) -> str | None:
     return re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:160]  # without gloo's source line
 
 
+def processes(n: int) -> str:
+    """``n`` processes, in words."""
+    return f"{n} process{'es' * (n != 1)}"
+
+
 def on_processes(n: int) -> str:
     """How to run a command on ``n`` processes, to resume a run trained on that many."""
     if n == 1:
         return "in one process, without torchrun"
-    return f"under torchrun with {n} processes in all (--nproc-per-node {n} on one machine)"
+    return f"under torchrun with {processes(n)} in all (--nproc-per-node {n} on one machine)"
 
 
 def world_size() -> int:

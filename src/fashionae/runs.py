@@ -21,7 +21,7 @@ import torch
 from . import __version__, kernels
 from .checkpoint import FIX, read_checkpoint, run_settings
 from .data import Dataset, load_dataset, make_splits, split_sizes
-from .distributed import Dist, from_environment, on_processes, sync_batchnorm
+from .distributed import Dist, from_environment, on_processes, processes, sync_batchnorm
 from .errors import UserError
 from .machine import cpu_info
 from .modelfile import load_weights
@@ -273,8 +273,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         started_on = before.get("threads")
         kept = folder.has_checkpoint()  # its training state (the extension below keeps it)
         if kept and (trained := before.get("processes", 1)) != dist.world:  # before its record is rewritten
-            go_on = "train it on" if state == "extend" else "resume it"
-            raise UserError(f"{label} was trained on {trained} process(es), and this command runs {dist.world}; "
+            go_on = "train it on, as it was trained," if state == "extend" else "resume it"
+            raise UserError(f"{label} was trained on {processes(trained)}, and this command runs {dist.world}; "
                             f"{go_on} {on_processes(trained)}")
         if state == "extend":  # unfinished again: its epochs so far stay in metrics.jsonl, and it resumes
             # its state checked first (damaged, another run's): refused, the finished run stays as it was

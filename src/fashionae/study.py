@@ -48,13 +48,13 @@ def bundled_studies() -> list[str]:
     return sorted(f.stem for f in BUNDLED.glob("*.toml"))
 
 
-def study_file(given: str | Path) -> Path:
-    """The study file a command line names: a path, or, where there is no such file, the name
-    of a bundled study (``paper``: an installed package has no repository's studies/)."""
-    path = Path(given)
-    if not path.exists() and str(given) in bundled_studies():
+def study_file(given: str) -> Path:
+    """The study file a command line names: a path, or, where no file has it, the name of a
+    bundled study, as given (``paper``; ``./paper`` is a path): an installed package has no
+    repository's studies/."""
+    if given in bundled_studies() and not Path(given).is_file():
         return BUNDLED / f"{given}.toml"
-    return path
+    return Path(given)
 
 
 def _examples() -> str:
@@ -264,10 +264,11 @@ def _refuse_seed(d: dict, source: str, at: str = "") -> None:
 
 def load_study(path: str | Path, profile: str | None = None, seeds: int | None = None,
                train_overrides: dict | None = None) -> Study:
-    """Read a study file (or a bundled one by its name: ``study_file``) and resolve one of its
-    profiles (default: ``default_profile``, or ``quick`` when there is one). ``seeds`` and
-    ``train_overrides`` (device, precision, tensorboard: the command line's) override the file."""
-    path = study_file(path)
+    """Read a study file (a path, or as a string a bundled one's name: ``study_file``) and
+    resolve one of its profiles (default: ``default_profile``, or ``quick`` when there is one).
+    ``seeds`` and ``train_overrides`` (device, precision, tensorboard: the command line's)
+    override the file."""
+    path = study_file(path) if isinstance(path, str) else path  # a Path is a path, never a name
     source = path.name
     try:
         raw = tomllib.loads(path.read_text())
@@ -486,7 +487,8 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with itself; "
                             "name the autoencoder that differs as its variant")
         before = [(d.baseline, d.variant) for d in ablation[:i]]
-        if (c.baseline, c.variant) in before or (c.variant, c.baseline) in before:
+        # (a folder's study.json from before the reverse was refused: as it ran, one comparison)
+        if (c.baseline, c.variant) in before or (by_hand and (c.variant, c.baseline) in before):
             how = "" if (c.baseline, c.variant) in before else " the other way round (a change and its reverse " \
                   "are one question, one interval)"
             raise UserError(f"study file {source}: ablation {c.change!r} compares {c.baseline} with {c.variant}, as "
