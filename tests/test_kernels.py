@@ -788,15 +788,24 @@ def test_training_steps_are_the_same_with_and_without_the_kernels(built, monkeyp
     assert all(torch.equal(weights[k], weights0[k]) for k in weights)
 
 
-def test_the_kernels_are_built_once_per_machine_and_cpu(built, monkeypatch):
+def test_the_kernels_are_built_once_per_machine_and_cpu(built, monkeypatch, tmp_path_factory):
     """The library is found again without the compiler; another CPU (or flags) gets its own,
-    a clock speed does not."""
+    a clock speed does not, nor where the source is."""
     library = kernels.build()
     monkeypatch.setattr(kernels, "compile_library", lambda command: pytest.fail("built again"))
     assert kernels.build() == library
     fields = kernels.cpu_fields()
     monkeypatch.setattr(kernels, "cpu_fields", lambda: {**fields, "cpu MHz": "1234.5", "bogomips": "1.0"})
     assert kernels.library_path() == library
+    # another copy of the same source (a checkout elsewhere) takes the same build; other source, its own
+    elsewhere = tmp_path_factory.mktemp("checkout") / kernels.SOURCE.name
+    elsewhere.write_bytes(kernels.SOURCE.read_bytes())
+    monkeypatch.setattr(kernels, "SOURCE", elsewhere)
+    assert kernels.library_path() == library
+    elsewhere.write_text(elsewhere.read_text() + "\n// changed\n")
+    assert kernels.library_path() != library
+    monkeypatch.undo()
+    monkeypatch.setattr(kernels, "compile_library", lambda command: pytest.fail("built again"))
     for field, value in (("flags", "sse2"), ("model name", "another CPU"), ("Features", "fp asimd sve")):
         monkeypatch.setattr(kernels, "cpu_fields", lambda: {**fields, field: value})
         assert kernels.library_path() != library, field

@@ -113,8 +113,9 @@ def compile_command(source: Path, output: Path) -> list[str]:
 def library_path() -> Path:
     """Where this machine's build is kept: named by a hash of the source, the compile command
     (compiler, flags, torch's paths), torch's version and the CPU, so a machine whose CPU changes
-    builds anew instead of running another CPU's instructions."""
-    command = compile_command(SOURCE, Path("OUT"))
+    builds anew instead of running another CPU's instructions. Not by where the source is: every
+    copy of the same source (another checkout, an editable install) takes the same build."""
+    command = compile_command(Path(SOURCE.name), Path("OUT"))
     cpu = cpu_fields()
     key = hashlib.sha256("\n".join([SOURCE.read_text(), *command, torch.__version__, platform.machine(),
                                     *(cpu.get(k, "") for k in CPU_IDENTITY)]).encode()).hexdigest()[:16]
