@@ -378,8 +378,13 @@ def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsy
         return 0
     monkeypatch.setattr(cli_module, "cmd_data", stopped)
     assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
-    monkeypatch.setenv("RANK", "1")  # torchrun's other processes: a stop is process 0's to say
-    assert cli(capsys, "data")[:3:2] == (143, "")
+    monkeypatch.setenv("RANK", "1")  # torchrun's other processes: a SIGTERM may have reached one alone
+    assert cli(capsys, "data")[:3:2] == (143, "fashionae: process 1 of this torchrun: terminated\n")
+
+    def interrupted(a):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_module, "cmd_data", interrupted)  # Ctrl-C reaches every process: process 0 says it
+    assert cli(capsys, "data")[:3:2] == (130, "")
 
 
 @pytest.fixture

@@ -181,6 +181,8 @@ def test_a_bundled_study_is_run_by_its_name_where_no_file_has_it(tmp_path, monke
         assert study_file(not_a_name) == Path(not_a_name)
     with pytest.raises(UserError, match="^study file paper does not exist"):
         load_study(study_file("./paper"))  # a path, looked up once: never a name again
+    with pytest.raises(UserError, match=r"^study file \./paper does not exist"):  # said as given: a path
+        load_study("./paper")
     (tmp_path / "paper").mkdir()  # a folder of that name is not a study file
     assert study_file("paper") == BUNDLED / "paper.toml"
     (tmp_path / "paper").rmdir()

@@ -218,9 +218,9 @@ def cmd_study(a) -> int:
     if (path := study_file(a.study_file)) != Path(a.study_file):  # a bundled study's name
         yours = Path(f"{a.study_file}.toml")
         print(f"note: the bundled study {a.study_file} ({path})" + (
-            f"; {yours} here is another file: give its name with .toml to run it" if yours.is_file() else
-            "; copy it to change it"), file=sys.stderr)
-    study = load_study(path, a.profile, a.seeds, overrides)
+            f"; {yours} here is another file: give its name with .toml to run it"
+            if yours.is_file() and not yours.samefile(path) else "; copy it to change it"), file=sys.stderr)
+    study = load_study(a.study_file, a.profile, a.seeds, overrides)  # (said as given)
     out = a.out or f"{RUNS}/{study.name}-{study.profile}"
     if a.plan:
         from .preview import show_plan

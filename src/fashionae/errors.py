@@ -139,12 +139,14 @@ def late_stop(e: KeyboardInterrupt) -> int:
 def _stopped(term: bool, resumable: bool) -> int:
     """The one line of a command stopped by Ctrl-C or SIGTERM, and its status. A SIGTERM is ours
     to report even when a library raised its KeyboardInterrupt in place of Terminated (Ray's
-    wait does, for any signal that arrives while it waits). Under torchrun process 0 says it: a
-    stop reaches every process (torchrun passes Ctrl-C on, and stops the others when one ends)."""
+    wait does, for any signal that arrives while it waits). Under torchrun, Ctrl-C reaches every
+    process and process 0 says it; a SIGTERM may reach one process alone (a scheduler stopping
+    one machine), and each says its own, naming itself where it is not process 0."""
     term = term or signal.SIGTERM in _signals
     _said.append(128 + (signal.SIGTERM if term else signal.SIGINT))
-    if is_main_process():
-        print(f"fashionae: {'terminated' if term else 'interrupted'}"
+    if term or is_main_process():
+        which = "" if is_main_process() else f"process {os.environ['RANK']} of this torchrun: "
+        print(f"fashionae: {which}{'terminated' if term else 'interrupted'}"
               + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
     return _said[-1]
 

@@ -224,18 +224,19 @@ def notes_on_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyF
 def classes_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder, data: Dataset) -> str | None:
     """A finished run kept names the classes as its data did when it trained: where the dataset
     names them otherwise now (its dataset.toml edited; the names are not in the data's digest), it
-    keeps its own, and the report takes the first run's. (A run resumed or trained on records the
+    keeps its own, and the report names them both ways. (A run resumed or trained on records the
     data's names as it starts again.)"""
     if states[run.name] != "complete":
         return None
     theirs = folder.run(run.name).classes()
     if theirs == data.classes:
         return None
-    names = (f"{', '.join(c[:20] for c in classes[:4])}{', …' if len(classes) > 4 else ''}"
-             for classes in (theirs, data.classes))
-    return (f"trained when the data named its classes {next(names)}, which it names {next(names)} now: a run keeps "
-            "the names it trained with (its numbers stand), and the report takes the first run's; delete the runs to "
-            "train them with the new names")
+    renamed = [f"{old[:20]} as {new[:20]}" for old, new in zip(theirs, data.classes) if old != new]
+    if len(theirs) != len(data.classes):
+        renamed.append(f"{len(data.classes)} classes, not {len(theirs)}")
+    return (f"trained when the data named its classes otherwise (it names {', '.join(renamed[:3])}"
+            f"{', …' if len(renamed) > 3 else ''} now): a finished run keeps the names it trained with (its numbers "
+            "stand), so the report names the classes both ways; delete the runs to train them with the new names")
 
 
 def keep_state_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder) -> str | None:

@@ -268,23 +268,25 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     resolve one of its profiles (default: ``default_profile``, or ``quick`` when there is one).
     ``seeds`` and ``train_overrides`` (device, precision, tensorboard: the command line's)
     override the file."""
+    shown = str(path)  # as given: ./paper is said as a path, beside the bundled names
     path = study_file(path) if isinstance(path, str) else path  # a Path is a path, never a name
+    shown = shown if path == Path(shown) else str(path)
     source = path.name
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"study file {path} does not exist; {_examples()}") from None
+        raise UserError(f"study file {shown} does not exist; {_examples()}") from None
     except UnicodeDecodeError:
-        raise UserError(f"study file {path} is not text (TOML is UTF-8 text); {_examples()}") from None
+        raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}") from None
     except IsADirectoryError:
-        raise UserError(f"{path} is a folder; {_examples()}; or to rebuild a study folder's report: "
-                        f"fashionae report {path}") from None
+        raise UserError(f"{shown} is a folder; {_examples()}; or to rebuild a study folder's report: "
+                        f"fashionae report {shown}") from None
     except OSError as e:
-        raise UserError(f"cannot read study file {path}: {e.strerror or e}") from None
+        raise UserError(f"cannot read study file {shown}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"study file {path} is not valid TOML ({e})") from None
+        raise UserError(f"study file {shown} is not valid TOML ({e})") from None
     if not raw:
-        raise UserError(f"study file {path} is empty; {_examples()}")
+        raise UserError(f"study file {shown} is empty; {_examples()}")
     _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
