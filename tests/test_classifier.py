@@ -66,6 +66,18 @@ def test_strategies(tiny, ae_run, tmp_path):
         assert results[strategy]["test_acc"] > 0.3, {k: v["test_acc"] for k, v in results.items()}
 
 
+@pytest.mark.parametrize("strategy", ["frozen", "finetune", "random-frozen", "scratch"])
+def test_frozen_and_finetune_start_from_the_autoencoders_encoder(ae_run, strategy):
+    """Before its first step a classifier's encoder is the autoencoder's, bit for bit, where its
+    strategy takes the weights (fine-tuning's training then changes them: test_strategies cannot
+    tell that from weights never loaded)."""
+    from fashionae.runs import build, classifier_from_encoder
+    model = build(*classifier_from_encoder(clf(strategy, ae_run)))
+    ae, start = encoder_tensors(ae_run / "model.safetensors"), model.state_dict()
+    same = [torch.equal(ae[k], start[k]) for k in ae]
+    assert same and all(same) if strategy in ("frozen", "finetune") else not any(same)
+
+
 @pytest.mark.parametrize("strategy", ["random-frozen", "scratch"])
 def test_random_frozen_and_scratch_start_from_random_weights(tiny, ae_run, tmp_path, strategy):
     """With --encoder they use that encoder's architecture but not its weights: the same model

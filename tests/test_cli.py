@@ -25,7 +25,7 @@ def test_train_ae_eval_and_refusals(capsys, data_dir, tmp_path):
     assert code == 0 and "validation: MSE" in stdout and "test: MSE" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert f"{summary['test_loss']:.5f}" in stdout.split("test: MSE")[1]
-    # the run's speed is its training images over its training time (300 images, not the 200 validated)
+    # the run's speed is its epochs' (of one epoch, that epoch's: its figure is test_training's)
     (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert summary["images_per_second"] == pytest.approx(row["train_images_per_second"])
     # the same --out with other settings is refused, and nothing is touched

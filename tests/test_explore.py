@@ -209,11 +209,13 @@ def test_two_classes_are_enough_to_score_and_the_fit_is_on_the_training_codes(ex
     monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
         size=(len(images), 16)).astype(np.float32))
     two = replace(tiny, train_labels=tiny.train_labels % 2, test_labels=tiny.test_labels % 2)
+    fits, score = [], explore_module.feature_scores  # the images each probe is fitted and scored on
+    monkeypatch.setattr(explore_module, "feature_scores", lambda *a: fits.append([len(x) for x in a]) or score(*a))
     result = explore_module.explore(explored_run, tmp_path / "out", data=two, tsne=False)
     t = RunFolder(explored_run).config().train
     run_splits = make_splits(two, t.val, t.train_subset, t.eval_subset)
     fitted, tested = min(explore_module.FIT_IMAGES, len(run_splits.train_y)), len(run_splits.test_y)
-    assert (fitted, tested) == (400, 200)
+    assert (fitted, tested) == (400, 200) and fits == [[fitted, fitted, tested, tested]]
     assert result["fit_images"] == fitted and result["test_images"] == tested
     assert json.loads((tmp_path / "out" / "explore.json").read_text())["fit_images"] == fitted
     assert 0 <= result["knn_acc"] <= 1

@@ -604,6 +604,20 @@ def test_an_epochs_training_loss_is_the_mean_over_every_training_image(tiny):
     assert row["train_loss"] == pytest.approx(every, rel=1e-5) and row["train_eval_loss"] == first
 
 
+def test_an_epochs_speed_is_its_training_images_over_its_training_pass(tiny, monkeypatch):
+    """img/s counts the images trained on (230) over the training pass alone (2 s on this clock),
+    not the images validated (50) nor the epoch's evaluations (3 s more)."""
+    from types import SimpleNamespace
+    from fashionae import training
+    from fashionae.models import build_model
+    clock = iter([0.0, 2.0, 5.0])  # the epoch starts, its training pass ends, its evaluations end
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    cfg = TrainConfig(epochs=1, batch_size=100, device="cpu", precision="fp32", train_eval_subset=50)
+    row, = training.fit(build_model(ModelConfig(latent=4)), (tiny.train_images[:230], tiny.train_labels[:230]),
+                        (tiny.test_images[:50], tiny.test_labels[:50]), cfg)
+    assert (row["train_images_per_second"], row["seconds"]) == (115.0, 5.0)
+
+
 def test_the_order_of_the_training_images_follows_the_seed(tiny):
     """The same initial weights, no dropout: only the shuffling depends on the seed, and it does."""
     from fashionae import training
