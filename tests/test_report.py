@@ -1225,6 +1225,8 @@ def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():
     # a gain (1 - a/b) is below +100 %; a relative difference (a/b - 1) reaches it at twice the MSE
     assert [_amount(x, "relative gain") for x in (0.99999, 0.5, -0.99999)] == ["< +100 %", "+50.0 %", "-100.0 %"]
     assert _amount(0.99999, "relative") == "+100.0 %"
+    # a bound reached (an MSE of 0: its ratio's log is minus infinity) is written as it is
+    assert (_amount(-1.0, "relative"), _amount(1.0, "relative gain")) == ("-100.0 %", "+100.0 %")
 
 
 def test_a_curve_leaves_out_the_seeds_that_diverged(tmp_path, monkeypatch):

@@ -903,6 +903,10 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     assert _ablation_summary(lines[:1], "val_acc") == (
         "The ablation's change “no dropout” on finetune (+1.87 pts) raises the classifiers' validation accuracy at "
         "95 % confidence.")
+    two = [{**a, "seeds": 2} for a in lines]
+    assert _ablation_summary(two, "val_acc") == (
+        "With 2 seeds the ablation's classifier comparisons give no verdict (that takes 3: --seeds 3); their table "
+        "gives each comparison with its interval.")
 
 
 def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_path, capsys):
