@@ -13,7 +13,7 @@ import torch
 from fashionae import plots
 from fashionae.cli import main
 from fashionae.errors import UserError
-from fashionae.report import write_report
+from fashionae.report import _seconds, write_report
 from helpers import PAPER, write_dataset
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -588,7 +588,7 @@ The paper study (quick profile) trained 4 autoencoders and 4 classifiers on Fash
 The lowest mean test MSE per pixel is conv's, 0.0102 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0003; PCA with 512 components reaches 0.0007 (linear-512: 0.0192 ± 0.0001).
 The highest mean test accuracy is finetune's, 86.50 ± 0.71 % (a uniform guess: 10.00 %; the random-frozen control: 42.00 ± 1.41 %; logistic regression on the pixels: 83.77 %).
 These rank means over seeds; which differences are real is for the claims to say, of the pairs they compare (no other pair is shown to differ).
-With 2 seeds none of the 2 claims the study tests can be confirmed or refuted (that takes 3); the claims table gives the side each leans to; 1 more is not tested.
+With 2 seeds none of the 2 claims the study tests can be confirmed or refuted (that takes 3); the claims table gives the side each leans to; 1 more is not tested; “512 balances” follows from the first two.
 Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): val MSE <= 0.02: reached; val acc >= 0.9: not reached.
 '''
 ELSEWHERE_TABLES = '''
@@ -678,7 +678,11 @@ def test_under_three_seeds_the_summary_counts_the_claims_the_study_tests():
                                                "takes 3); the claims table gives the side it leans to; 1 more is "
                                                "not tested."),
                              ([one, one], "none of the 2 claims the study tests can be confirmed or refuted (that "
-                                          "takes 3); the claims table gives the side each leans to.")):
+                                          "takes 3); the claims table gives the side each leans to."),
+                             # a claim that restates others is in the table, not in the count: said so
+                             ([one, one, {**one, "claim": "both", "derived": True}],
+                              "none of the 2 claims the study tests can be confirmed or refuted (that takes 3); the "
+                              "claims table gives the side each leans to; “both” follows from the first two.")):
         text = "\n".join(summary(results() | {"claims": claims}))
         assert f"With 2 seeds {sentence}" in text
 
@@ -777,13 +781,15 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
                          for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     assert dict(items)["dataset"] == \
         f"fashion-mnist from {config['data']['source']}: 28x28 images, 10 classes ({', '.join(CLASSES)})"
-    assert dict(items)["wall time of the last `study` invocation that trained"] == f"{round(timing['last_invocation_seconds'])} s"
+    assert dict(items)["wall time of the last `study` invocation that trained"] == f"{_seconds(timing['last_invocation_seconds'])} s"
+    # whole seconds, and under one a tenth: a tiny run's is not "0"
+    assert [_seconds(x) for x in (0.04, 0.44, 0.949, 0.95, 7.6, 1234.5)] == ["0.0", "0.4", "0.9", "1", "8", "1234"]
     assert dict(items)["command"] == timing["command"] and timing["command"]
     assert dict(items)["nodes"] == ", ".join(sorted({r["host"] for r in results["runs"]}))
     assert dict(items)["held-out split (SHA-256 of its indices)"] == results["runs"][0]["val_indices_sha256"][:16]
     assert len({r["val_indices_sha256"] for r in results["runs"]}) == 1  # one split for the whole study
     assert rows == [[r["run"], r["device"], r["precision"], str(r["hardware"]), str(r["threads"]), "1",
-                     r["host"], r["executor"], "1", str(round(r["seconds"]))] for r in results["runs"]]
+                     r["host"], r["executor"], "1", _seconds(r["seconds"])] for r in results["runs"]]
 
     bare = copy.deepcopy(results)
     first = bare["runs"][0]
@@ -916,7 +922,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
         pixels = page_parts.png_size((out / "figures" / f).read_bytes())
         width, height = (round(n / 2) for n in pixels)  # drawn with twice the pixels shown
         wide = " class=wide" if page_parts.wide_figure(width, height) or f.endswith("_reconstructions.png") else ""
-        assert re.search(f'<figure{wide}><img src="figures/{re.escape(f)}" width={width} height={height} alt="', page)
+        assert re.search(f'<figure{wide}><a href="figures/{re.escape(f)}"><img src="figures/{re.escape(f)}" width={width} '
+                         f'height={height} alt="', page)  # linked: it opens at full size
         assert f'\n\n<img src="figures/{f}" width={width} height={height} alt="' in md  # its size on the page
     assert write_report(out, results, self_contained=True) == out / "report.html"
     alone = (out / "report.html").read_text()
@@ -1015,13 +1022,20 @@ def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, monkeypatc
     (a dotted line through one point draws nothing)."""
     drawn = []
     monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
-    runs = [[{"train_loss": 0.03, "val_loss": 0.02}]]
+    runs = [[{"train_loss": 0.03, "val_loss": 0.02}], [{"train_loss": 0.05, "val_loss": 0.04}]]
     author = {"train_loss": [0.05, 0.04], "val_loss": [0.045, 0.03]}
     plots.curves("one epoch", runs, [("train_loss", "train"), ("val_loss", "validation")], "MSE", author,
                  tmp_path / "f.png")
-    dotted = [line for line in drawn[0].axes[0].lines if line.get_linestyle() == ":" and len(line.get_xdata())]
+    ax = drawn[0].axes[0]
+    dotted = [line for line in ax.lines if line.get_linestyle() == ":" and len(line.get_xdata())]
     assert [list(line.get_xdata()) for line in dotted] == [[1], [1]]
     assert all(line.get_marker() not in (None, "None", "") for line in dotted)
+    # the legend says a point (×), and the seeds' std, which a band of one epoch cannot show, is a bar
+    (box,) = drawn[0].legends or [ax.get_legend()]
+    legend = {t.get_text(): h for t, h in zip(box.get_texts(), box.legend_handles)}
+    assert legend["author's code (×)"].get_marker() == "x"
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 2 and not any("Poly" in type(c).__name__ for c in ax.collections)  # bars, no band
 
 
 def test_a_figure_is_drawn_with_twice_the_pixels_the_page_shows(tmp_path):
@@ -1088,6 +1102,9 @@ def test_html_tables_align_figures_colour_verdicts_and_name_each_cell_by_its_col
         list(zip(["nw", "num nw", "num nw", "num nw", "nw confirmed"], labels)) + [("", "")],
         list(zip(["nw", "num nw", "num nw", "num nw", "nw refuted", "nw"], labels))]
     assert "linear-512 &lt;small&gt;, with" in page
+    # a claim's second part (its first cell empty) joins the claim's card on a narrow screen
+    parts = html_table(["claim", "part"], [["a", "first"], ["", "second"]])
+    assert "<tr><td class='nw' data-label='claim'>a</td>" in parts and "<tr class=more><td></td>" in parts
 
 
 def test_the_figures_are_numbered_in_order_with_the_control_last(study, tmp_path):
@@ -1132,10 +1149,11 @@ def test_the_html_page_sizes_its_figures_from_their_files_and_escapes_title_and_
         [("row.png", 'a "row" <of> images'), ("small.png", "small"), ("grid.png", "grid")], wide=["grid.png"])])]),
         tmp_path / "figures")
     assert "<title>a &lt;b&gt; &amp; c</title>" in page and "<h1>a &lt;b&gt; &amp; c</h1>" in page
-    assert '<figure class=wide><img src="figures/row.png" width=1000 height=400 alt="a &quot;row&quot; &lt;of&gt; ' \
-           'images"><figcaption>a "row" &lt;of&gt; images</figcaption></figure>' in page
-    assert '<figure><img src="figures/small.png" width=300 height=200 alt="small">' in page
-    assert '<figure class=wide><img src="figures/grid.png" width=600 height=400 alt="grid">' in page
+    assert '<figure class=wide><a href="figures/row.png"><img src="figures/row.png" width=1000 height=400 ' \
+           'alt="a &quot;row&quot; &lt;of&gt; images"></a><figcaption>a "row" &lt;of&gt; images</figcaption></figure>' \
+           in page
+    assert '<figure><a href="figures/small.png"><img src="figures/small.png" width=300 height=200 alt="small">' in page
+    assert '<figure class=wide><a href="figures/grid.png"><img src="figures/grid.png" width=600 height=400 alt="grid">' in page
 
 
 def test_the_claims_note_describes_the_claims_as_claims_py_makes_them(study):
@@ -1225,8 +1243,11 @@ def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():
     # a gain (1 - a/b) is below +100 %; a relative difference (a/b - 1) reaches it at twice the MSE
     assert [_amount(x, "relative gain") for x in (0.99999, 0.5, -0.99999)] == ["< +100 %", "+50.0 %", "-100.0 %"]
     assert _amount(0.99999, "relative") == "+100.0 %"
-    # a bound reached (an MSE of 0: its ratio's log is minus infinity) is written as it is
+    # a bound itself is written as it is (no effect reaches it: an MSE of 0 counts as not a number)
     assert (_amount(-1.0, "relative"), _amount(1.0, "relative gain")) == ("-100.0 %", "+100.0 %")
+    # unbounded on the other side (2 seeds' interval at 99.29 % reaches millions of %): said as far
+    assert [_amount(x, "relative") for x in (751329.987, 100.0, 100.01)] == ["> +10,000 %", "+10000.0 %", "> +10,000 %"]
+    assert [_amount(x, "relative gain") for x in (-937833003.924, -100.0)] == ["< -10,000 %", "-10000.0 %"]
 
 
 def test_a_curve_leaves_out_the_seeds_that_diverged(tmp_path, monkeypatch):

@@ -888,6 +888,11 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     on_test = ablation(SimpleNamespace(val="test", ablation=study.ablation), [ae("base"), ae("lean"), ae("third")],
                        classifiers)
     assert on_test[0]["classifiers"]["finetune"]["val_acc"]["intervals"] == on_test[0]["val_mse"]["intervals"] == 2
+    # each comparison named as results.json keeps it: the pair, the strategy, the split (none where one)
+    assert [rows[0][f]["comparison"] for f in ("val_mse", "test_mse")] == ["base vs lean, validation", "base vs lean, test"]
+    assert [rows[0]["classifiers"]["finetune"][f]["comparison"] for f in ("val_acc", "test_acc")] == [
+        "base vs lean, finetune, validation", "base vs lean, finetune, test"]
+    assert {on_test[0][f]["comparison"] for f in ("val_mse", "test_mse")} == {"base vs lean"}
     # the same MSE on both encoders of each line: no interval, but the family is what the study asks: its 2
     # lines' validation and test changes
     assert rows[0]["val_mse"]["intervals"] == 4

@@ -52,7 +52,8 @@ def text(s: str) -> str:
 def html_table(header: list[str], rows: list[list[str]]) -> str:
     """Numeric columns right-aligned with tabular figures; a verdict column coloured by its verdict;
     long text wraps (anywhere, in a path) while short cells and figures stay on one line. On a
-    narrow screen each row is a card of its cells, each named by its column (``data-label``)."""
+    narrow screen each row is a card of its cells, each named by its column (``data-label``); a row
+    whose first cell is empty goes on its row above (a claim's second part), and joins its card."""
     numeric = [sum(map(is_number, col)) * 2 >= sum(c != EMPTY for c in col) for col in zip(*rows)] \
         if rows else [False] * len(header)
 
@@ -63,7 +64,8 @@ def html_table(header: list[str], rows: list[list[str]]) -> str:
         return f"<td class='{' '.join(cls)}' data-label='{html.escape(header[i])}'>{text(c)}</td>" if c else "<td></td>"
 
     head = "".join(f"<th{' class=num' if numeric[i] else ''}>{text(h)}</th>" for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(cell(c, i) for i, c in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(("<tr class=more>" if rows and not r[0] else "<tr>") + "".join(cell(c, i) for i, c in enumerate(r))
+                   + "</tr>" for r in rows)
     return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
@@ -83,7 +85,7 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}t
 figcaption{font-size:13px;color:#444;margin-top:.3em}
 @media (max-width:700px){.scroll table,.scroll tbody,.scroll tr,.scroll td{display:block}.scroll thead{display:none}
 .scroll tr{border:1px solid #ccc;margin:.5em 0;padding:.2em 0}.scroll td{border:0;padding:1px 7px;text-align:left}
-.scroll td:empty{display:none}.scroll td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
+.scroll td:empty{display:none}.scroll tr.more{margin-top:-.5em;border-top:1px dashed #ccc}.scroll td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
 .nw{white-space:normal}.long{min-width:0}}"""
 
 
@@ -154,14 +156,16 @@ def markdown_page(page: Page, figures: Path) -> str:
 def html_page(page: Page, figures: Path, self_contained: bool = False) -> str:
     """report.html: the figures linked from the folder ``figures`` beside the page, or embedded
     (data: URIs) to send the page alone; a figure much wider than tall, or one its ``Figures`` names
-    wide, spans the page."""
+    wide, spans the page. A linked figure opens at full size (a phone shrinks it past reading)."""
     def figure(file: str, caption: str, own_row: bool) -> str:
         data = (figures / file).read_bytes()
         src = "data:image/png;base64," + base64.b64encode(data).decode() if self_contained else f"{figures.name}/{file}"
         width, height = shown_size(data)
         wide = " class=wide" if own_row or wide_figure(width, height) else ""
-        return (f'<figure{wide}><img src="{src}" width={width} height={height} alt="{html.escape(caption)}">'
-                f"<figcaption>{text(caption)}</figcaption></figure>")
+        img = f'<img src="{src}" width={width} height={height} alt="{html.escape(caption)}">'
+        if not self_contained:  # (a browser opens no data: URI from a link)
+            img = f'<a href="{src}">{img}</a>'
+        return f"<figure{wide}>{img}<figcaption>{text(caption)}</figcaption></figure>"
 
     def part(p) -> str:
         if isinstance(p, Table):

@@ -40,19 +40,24 @@ def save(fig, path: Path) -> None:
 
 
 def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: str = "o", style: str = "-",
-          z: float = 2, scale: float = 1) -> None:
-    """Mean line and ± std band over seeds of one per-epoch metric (times ``scale``); a seed whose
-    curve is not a number somewhere (it diverged) is left out (all of them: a line of no numbers)."""
+          z: float = 2, scale: float = 1, apart: float = 0) -> None:
+    """Mean line and ± std band (of one epoch, a bar) over seeds of one per-epoch metric (times
+    ``scale``); a seed whose curve is not a number somewhere (it diverged) is left out (all of
+    them: a line of no numbers). ``apart``: how far off its epoch a curve of one epoch is drawn,
+    so that its bar is not on another's."""
     n = min(len(r) for r in runs)
     values = np.array([[row[key] for row in r[:n]] for r in runs], dtype=float) * scale
     if (steady := np.isfinite(values).all(1)).any():
         values = values[steady]
-    epochs = np.arange(1, n + 1)
+    epochs = np.arange(1, n + 1) + (apart if n == 1 else 0)
     mean = values.mean(0)
     ax.plot(epochs, mean, style, color=color, label=label, marker=marker if n < 8 else None, ms=4, zorder=z)
     if len(values) > 1:
         std = values.std(0, ddof=1)
-        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0, zorder=z - 1)
+        if n == 1:  # one epoch: a band of one point has no area, so an error bar
+            ax.errorbar(epochs, mean, yerr=std, color=color, alpha=0.5, capsize=4, lw=1, zorder=z - 1)
+        else:
+            ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0, zorder=z - 1)
 
 
 def _finish(fig, ax, title: str, xlabel: str, ylabel: str, epochs: bool = True) -> None:
@@ -103,7 +108,8 @@ def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylab
     # shapes and dashes tell overlapping lines apart, and each curve lies above the ones after it
     # (train in eval mode and validation often coincide: the second stays in view, dashed)
     for i, ((key, label), color, marker, style) in enumerate(zip(keys, COLORS, "o^s", ("-", "--", "-."))):
-        _band(ax, runs, key, label, color, marker, style, z=2 + 2 * (len(keys) - i), scale=scale)
+        _band(ax, runs, key, label, color, marker, style, z=2 + 2 * (len(keys) - i), scale=scale,
+              apart=0.05 * (i - (len(keys) - 1) / 2))
     if author is not None:  # over as many epochs as ours, in the same colours; one legend entry
         n = len(runs[0])
         for (key, label), color in zip(keys, COLORS):
@@ -111,7 +117,8 @@ def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylab
                 ys = np.array(author[key][:max(n, 1)]) * scale
                 ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8, zorder=3 + 2 * len(keys),
                         marker="x" if len(ys) == 1 else None)  # one epoch: a point, not a line; above ours
-        ax.plot([], [], ":", color="black", label="author's code (dotted)")
+        ax.plot([], [], ":", color="black", label="author's code (dotted)" if n > 1 else "author's code (×)",
+                marker="x" if n == 1 else None)
     _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)
 

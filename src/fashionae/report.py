@@ -86,18 +86,29 @@ def _effect(c: dict) -> tuple[str, str]:
     return fmt(c["effect"]) + named, f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
 
 
+FAR = 100  # a relative change or gain beyond 100 times (10,000 %) is said as such: a number that long reads as noise
+
+
 def _amount(x: float, unit: str) -> str:
     """An effect as the report writes it: a relative one in %, a difference of accuracy in points.
     A relative change is above -100 % (a ratio of MSEs), and a gain (its sign turned) below
-    +100 %: one that rounds to its bound says so ("> -100 %", "< +100 %"). A difference of
-    percentages lies within ±100 points: a wide interval's end beyond is shown at the bound
-    (results.json keeps it as computed)."""
+    +100 %: one that rounds to its bound says so ("> -100 %", "< +100 %"); on the other side a
+    ratio has no bound, and a wide interval's end beyond 100 times is said so ("> +10,000 %").
+    A difference of percentages lies within ±100 points: a wide interval's end beyond is shown at
+    the bound. (results.json keeps every figure as computed.)"""
     if unit.startswith("relative"):
+        if abs(x) > FAR:
+            return f"{'>' if x > 0 else '<'} {'+' if x > 0 else '-'}{100 * FAR:,.0f} %"
         shown = f"{100 * x:+.1f}"
         if unit == "relative" and shown == "-100.0" and x > -1:
             return "> -100 %"
         return "< +100 %" if unit == "relative gain" and shown == "+100.0" and x < 1 else f"{shown} %"
     return f"{min(max(x, -100), 100):+.2f} pts"  # a difference of percentages: an interval's end shown within reach
+
+
+def _seconds(x: float) -> str:
+    """A time in seconds as a table shows it: whole seconds, and under one a tenth (not "0")."""
+    return f"{x:.1f}" if x < 0.95 else f"{x:.0f}"
 
 
 def _family(judged: list[dict]) -> str:
@@ -156,7 +167,7 @@ def tables(results: dict) -> list[Table]:
             row += [f"{_v(r.get('train_mse'))} / {_v(r.get('val_mse'))}" if "train_mse" in r else r.get("note", EMPTY),
                     _v(a.get("val_mse"))]
         ae_rows.append(row + [_pca(results, ae["latent"]),
-                              f"{ae['parameters']:,}", f"{ae['seconds']['mean']:.0f}"])
+                              f"{ae['parameters']:,}", _seconds(ae['seconds']['mean'])])
     header = (["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch"]
               + ([REPORT_TRAIN_VAL, AUTHOR_VAL] if fashion else []) + [PCA_SAME_K, "parameters", "seconds"])
     header, ae_rows = _without_empty_columns(header, ae_rows)
@@ -178,7 +189,7 @@ def tables(results: dict) -> list[Table]:
         if fashion:
             row += [f"{_v(r['train_acc'], 1, True)} / {_v(r['val_acc'], 1, True)}" if r else EMPTY,
                     f"{_v(a['train_eval_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else EMPTY]
-        clf_rows.append(row + [f"{c['seconds']['mean']:.0f}"])
+        clf_rows.append(row + [_seconds(c['seconds']['mean'])])
     if clf_rows:
         header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
                    "test"] + ([REPORT_TRAIN_VAL, AUTHOR_TRAIN_VAL] if fashion else [])
@@ -240,7 +251,7 @@ def tables(results: dict) -> list[Table]:
         out.append(("targets", "Targets (judged on validation figures of seed 0)",
                     ["target", "reached", "epoch", "training seconds into the study", "best value"],
                     [[t["target"], "yes" if t["reached"] else "no", str(t["epoch"] or EMPTY),
-                      f"{t['seconds_into_study']:.0f}" if t["reached"] else EMPTY, f"{t['best']:.4f}"]
+                      _seconds(t['seconds_into_study']) if t["reached"] else EMPTY, f"{t['best']:.4f}"]
                      for t in results["targets"]]))
     return out
 
@@ -393,6 +404,8 @@ def summary(results: dict) -> list[str]:
         s.append(f"With {_count(n, 'seed')} {which} be confirmed or refuted (that takes {MIN_SEEDS}); the "
                  f"claims table gives the side {'it leans' if tested == 1 else 'each leans'} to"
                  + (f"; {own - tested} more {'is' if own - tested == 1 else 'are'} not tested" if own > tested else "")
+                 + "".join(f"; “{c['claim']}” follows from the first two" for c in claims
+                           if c.get("derived") and c["verdict"] != "not tested")
                  + ".")
     elif claims:
         parts = []
@@ -445,7 +458,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
                                  f"{len(classes)} classes ({', '.join(classes)})"])
     timing = results.get("timing") or {}
     if timing:
-        items.append(["wall time of the last `study` invocation that trained", f"{timing['last_invocation_seconds']:.0f} s"])
+        items.append(["wall time of the last `study` invocation that trained", f"{_seconds(timing['last_invocation_seconds'])} s"])
         items.append(["executor", str(timing.get("executor", LOCAL))])
         if timing.get("command"):
             items.append(["command", timing["command"]])
@@ -455,7 +468,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     items.append(["held-out split (SHA-256 of its indices)", ", ".join(splits)])
     rows = [[r["run"], r["device"] or EMPTY, r["precision"] or EMPTY, str(r["hardware"]), str(r["threads"]),
              str(r.get("processes", 1)), str(r["host"] or EMPTY), str(r["executor"]), str(r.get("sessions", 1)),
-             f"{r['seconds']:.0f}"]
+             _seconds(r['seconds'])]
             for r in results["runs"]]
     return items, rows
 
