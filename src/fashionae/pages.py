@@ -64,8 +64,8 @@ def html_table(header: list[str], rows: list[list[str]]) -> str:
         return f"<td class='{' '.join(cls)}' data-label='{html.escape(header[i])}'>{text(c)}</td>" if c else "<td></td>"
 
     head = "".join(f"<th{' class=num' if numeric[i] else ''}>{text(h)}</th>" for i, h in enumerate(header))
-    body = "".join(("<tr class=more>" if rows and not r[0] else "<tr>") + "".join(cell(c, i) for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
+    body = "".join(("<tr>" if r[0] else "<tr class=more>") + "".join(cell(c, i) for i, c in enumerate(r)) + "</tr>"
+                   for r in rows)
     return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
@@ -85,7 +85,8 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}t
 figcaption{font-size:13px;color:#444;margin-top:.3em}
 @media (max-width:700px){.scroll table,.scroll tbody,.scroll tr,.scroll td{display:block}.scroll thead{display:none}
 .scroll tr{border:1px solid #ccc;margin:.5em 0;padding:.2em 0}.scroll td{border:0;padding:1px 7px;text-align:left}
-.scroll td:empty{display:none}.scroll tr.more{margin-top:-.5em;border-top:1px dashed #ccc}.scroll td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
+.scroll td:empty{display:none}.scroll tr.more{margin-top:-.5em;border-top:1px dashed #ccc}
+.scroll td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
 .nw{white-space:normal}.long{min-width:0}}"""
 
 
