@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
 from .errors import UserError, exit_process, late_stop, run_command, say_error
+from .progress import seconds_text
 from .settings import AUTOENCODER, CLASSIFIER
 
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
@@ -143,7 +144,7 @@ def cmd_train_ae(a) -> int:
     if s is None:
         return 0
     print(f"{out}: val MSE {s['val_loss']:.5f} (best {s['best_val_loss']:.5f} at epoch "
-          f"{s['best_epoch']}), test MSE {s['test_loss']:.5f}, {s['seconds_total']:.0f} s, "
+          f"{s['best_epoch']}), test MSE {s['test_loss']:.5f}, {seconds_text(s['seconds_total'])} s, "
           f"{s['images_per_second']:.0f} training images/s")
     return 0
 
@@ -159,7 +160,8 @@ def cmd_train_clf(a) -> int:
         return 0
     from .results import confusion_text
     print(f"{out}: val acc {s['val_acc']:.4f} (best {s['best_val_acc']:.4f}), test acc "
-          f"{s['test_acc']:.4f}; most confused: {confusion_text(s['most_confused'])}; {s['seconds_total']:.0f} s")
+          f"{s['test_acc']:.4f}; most confused: {confusion_text(s['most_confused'])}; "
+          f"{seconds_text(s['seconds_total'])} s")
     return 0
 
 
@@ -192,7 +194,7 @@ def cmd_baselines(a) -> int:
     pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
     print(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; logistic regression "
           f"on pixels: test accuracy {b['logistic_regression']['test_acc']:.4f}  "
-          f"({b['seconds']:.0f} s) -> {out / StudyFolder.BASELINES}")
+          f"({seconds_text(b['seconds'])} s) -> {out / StudyFolder.BASELINES}")
     return 0
 
 

@@ -60,6 +60,11 @@ def _band(ax, runs: list[list[dict]], key: str, label: str, color: str, marker: 
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0, zorder=z - 1)
 
 
+def _apart(i: int, n: int) -> float:
+    """How far off its epoch the i-th of n curves of one epoch is drawn: side by side, within ±0.15."""
+    return 0.3 * (i / (n - 1) - 0.5) if n > 1 else 0.0
+
+
 def _finish(fig, ax, title: str, xlabel: str, ylabel: str, epochs: bool = True) -> None:
     """Title, labels and the legend below the axes (it never hides a curve)."""
     from matplotlib.ticker import MaxNLocator
@@ -109,14 +114,15 @@ def curves(title: str, runs: list[list[dict]], keys: list[tuple[str, str]], ylab
     # (train in eval mode and validation often coincide: the second stays in view, dashed)
     for i, ((key, label), color, marker, style) in enumerate(zip(keys, COLORS, "o^s", ("-", "--", "-."))):
         _band(ax, runs, key, label, color, marker, style, z=2 + 2 * (len(keys) - i), scale=scale,
-              apart=0.05 * (i - (len(keys) - 1) / 2))
+              apart=_apart(i, len(keys)))
     if author is not None:  # over as many epochs as ours, in the same colours; one legend entry
         n = len(runs[0])
-        for (key, label), color in zip(keys, COLORS):
+        for i, ((key, label), color) in enumerate(zip(keys, COLORS)):
             if key in author:
                 ys = np.array(author[key][:max(n, 1)]) * scale
-                ax.plot(np.arange(1, len(ys) + 1), ys, ":", color=color, alpha=0.8, zorder=3 + 2 * len(keys),
-                        marker="x" if len(ys) == 1 else None)  # one epoch: a point, not a line; above ours
+                # one epoch: a point, not a line, beside ours; above them
+                ax.plot(np.arange(1, len(ys) + 1) + (_apart(i, len(keys)) if len(ys) == 1 else 0), ys, ":",
+                        color=color, alpha=0.8, zorder=3 + 2 * len(keys), marker="x" if len(ys) == 1 else None)
         ax.plot([], [], ":", color="black", label="author's code (dotted)" if n > 1 else "author's code (×)",
                 marker="x" if n == 1 else None)
     _finish(fig, ax, title, "epoch", ylabel)
@@ -127,8 +133,8 @@ def overlaid_curves(title: str, models: list[tuple[str, list[list[dict]]]], key:
                     path: Path) -> None:
     """One metric of several models on one axis (mean ± std band over seeds each)."""
     fig, ax = _figure()
-    for (name, runs), color in zip(models, COLORS * 3):
-        _band(ax, runs, key, name, color)
+    for i, ((name, runs), color) in enumerate(zip(models, COLORS * 3)):
+        _band(ax, runs, key, name, color, apart=_apart(i, len(models)))
     _log_y(ax)
     _finish(fig, ax, title, "epoch", ylabel)
     save(fig, path)
@@ -167,13 +173,27 @@ def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabe
             scale: float = 100) -> None:
     """Changes as points with their confidence intervals (a forest plot), one row each, the
     first at the top, times ``scale`` (100: relative changes in %); zero (no change) as a
-    vertical line."""
+    vertical line. Where an interval reaches far beyond every change (few seeds: a relative
+    change's upper end has no bound), the axis keeps to the changes, and that end is written
+    at the edge instead, so that the changes stay apart."""
     fig, ax = plt().subplots(figsize=(5, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
-    for yi, (_, mean, ci) in zip(y, rows):
-        err = [[mean - ci[0]], [ci[1] - mean]] if ci else None
-        ax.errorbar([mean * scale], [yi], xerr=None if err is None else np.array(err) * scale, fmt="o",
-                    color="tab:blue", ms=5, capsize=3)
+    near = max([abs(mean * scale) for _, mean, _ in rows if np.isfinite(mean)] + [1.0])
+    edge = 4 * near  # an interval end beyond it is off the axis, its value written there
+    ends = [None if not ci else np.array(ci, dtype=float) * scale for _, _, ci in rows]
+    off = any(e is not None and (abs(e) > 5 * edge).any() for e in ends)
+    for yi, (_, mean, _), e in zip(y, rows, ends):
+        shown = e if e is None or not off else np.clip(e, -edge, edge)
+        err = None if e is None else [[mean * scale - shown[0]], [shown[1] - mean * scale]]
+        ax.errorbar([mean * scale], [yi], xerr=err, fmt="o", color="tab:blue", ms=5, capsize=3)
+        for end, side in zip(() if e is None or not off else e, (-1, 1)):
+            if abs(end) > edge:
+                ax.annotate(f"{end:+.3g} →" if side > 0 else f"← {end:+.3g}",
+                            (side * edge, yi), xytext=(0, 5), textcoords="offset points", fontsize=7,
+                            ha="right" if side > 0 else "left", color="tab:blue")
+    if off:  # (room above the top row for its written end)
+        ax.set_xlim(-1.05 * edge, 1.05 * edge)
+        ax.set_ylim(-0.5, len(rows) - 0.3)
     ax.axvline(0, color="tab:gray", lw=0.8, ls="--")
     ax.set_yticks(y, [label for label, _, _ in rows])
     ax.set_title(title)

@@ -110,6 +110,12 @@ def _units(cfg: Any, n_train: int) -> float:
     return cfg.train.epochs * min(n_train, cfg.train.train_subset or n_train)
 
 
+def seconds_text(x: float) -> str:
+    """A time in seconds as tables and a run's last line give it: whole seconds, and under one
+    a tenth (not "0")."""
+    return f"{x:.1f}" if x < 0.95 else f"{x:.0f}"
+
+
 def duration(seconds: float) -> str:
     """"6h55m", "4m05s", "42s": a wall time as the progress lines and --plan print it."""
     seconds = max(0, int(seconds))

@@ -22,6 +22,7 @@ from .errors import UserError
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
+from .progress import seconds_text
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
 from .results import classes_of, classifier_lines, confusion_text, encoder_of
 from .runconfig import CONTROL
@@ -100,15 +101,10 @@ def _amount(x: float, unit: str) -> str:
         if abs(x) > FAR:
             return f"{'>' if x > 0 else '<'} {'+' if x > 0 else '-'}{100 * FAR:,.0f} %"
         shown = f"{100 * x:+.1f}"
-        if unit == "relative" and shown == "-100.0" and x > -1:
+        if unit == "relative" and shown == "-100.0":  # (-1 itself only by underflow: exp(-700) - 1)
             return "> -100 %"
-        return "< +100 %" if unit == "relative gain" and shown == "+100.0" and x < 1 else f"{shown} %"
+        return "< +100 %" if unit == "relative gain" and shown == "+100.0" else f"{shown} %"
     return f"{min(max(x, -100), 100):+.2f} pts"  # a difference of percentages: an interval's end shown within reach
-
-
-def _seconds(x: float) -> str:
-    """A time in seconds as a table shows it: whole seconds, and under one a tenth (not "0")."""
-    return f"{x:.1f}" if x < 0.95 else f"{x:.0f}"
 
 
 def _family(judged: list[dict]) -> str:
@@ -167,7 +163,7 @@ def tables(results: dict) -> list[Table]:
             row += [f"{_v(r.get('train_mse'))} / {_v(r.get('val_mse'))}" if "train_mse" in r else r.get("note", EMPTY),
                     _v(a.get("val_mse"))]
         ae_rows.append(row + [_pca(results, ae["latent"]),
-                              f"{ae['parameters']:,}", _seconds(ae['seconds']['mean'])])
+                              f"{ae['parameters']:,}", seconds_text(ae['seconds']['mean'])])
     header = (["model", "epochs", "train (eval mode)", "train (training mode)", "val", "test", "best epoch"]
               + ([REPORT_TRAIN_VAL, AUTHOR_VAL] if fashion else []) + [PCA_SAME_K, "parameters", "seconds"])
     header, ae_rows = _without_empty_columns(header, ae_rows)
@@ -189,7 +185,7 @@ def tables(results: dict) -> list[Table]:
         if fashion:
             row += [f"{_v(r['train_acc'], 1, True)} / {_v(r['val_acc'], 1, True)}" if r else EMPTY,
                     f"{_v(a['train_eval_acc'], 1, True)} / {_v(a['val_acc'], 1, True)}" if a else EMPTY]
-        clf_rows.append(row + [_seconds(c['seconds']['mean'])])
+        clf_rows.append(row + [seconds_text(c['seconds']['mean'])])
     if clf_rows:
         header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
                    "test"] + ([REPORT_TRAIN_VAL, AUTHOR_TRAIN_VAL] if fashion else [])
@@ -251,7 +247,7 @@ def tables(results: dict) -> list[Table]:
         out.append(("targets", "Targets (judged on validation figures of seed 0)",
                     ["target", "reached", "epoch", "training seconds into the study", "best value"],
                     [[t["target"], "yes" if t["reached"] else "no", str(t["epoch"] or EMPTY),
-                      _seconds(t['seconds_into_study']) if t["reached"] else EMPTY, f"{t['best']:.4f}"]
+                      seconds_text(t['seconds_into_study']) if t["reached"] else EMPTY, f"{t['best']:.4f}"]
                      for t in results["targets"]]))
     return out
 
@@ -458,7 +454,8 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
                                  f"{len(classes)} classes ({', '.join(classes)})"])
     timing = results.get("timing") or {}
     if timing:
-        items.append(["wall time of the last `study` invocation that trained", f"{_seconds(timing['last_invocation_seconds'])} s"])
+        items.append(["wall time of the last `study` invocation that trained",
+                      f"{seconds_text(timing['last_invocation_seconds'])} s"])
         items.append(["executor", str(timing.get("executor", LOCAL))])
         if timing.get("command"):
             items.append(["command", timing["command"]])
@@ -468,7 +465,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
     items.append(["held-out split (SHA-256 of its indices)", ", ".join(splits)])
     rows = [[r["run"], r["device"] or EMPTY, r["precision"] or EMPTY, str(r["hardware"]), str(r["threads"]),
              str(r.get("processes", 1)), str(r["host"] or EMPTY), str(r["executor"]), str(r.get("sessions", 1)),
-             _seconds(r['seconds'])]
+             seconds_text(r['seconds'])]
             for r in results["runs"]]
     return items, rows
 

@@ -309,24 +309,22 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
                                    "values": effects, "effect": center(effects, "points"), "unit": "points",
                                    "comparison": f"{pair}, {strategy}{split[figure.split('_')[0]]}"}
         rows.append(row)
-    judge_family([row[f] for row in rows for f in ("val_mse", "test_mse")], lower=True)
-    judge_family([s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")],
-                 lower=False)
+    judge_family([row[f] for row in rows for f in ("val_mse", "test_mse")])
+    judge_family([s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")])
     return rows
 
 
-def judge_family(figures: list[dict], lower: bool) -> None:
-    """Give each change its simultaneous interval, and its verdict as a claim that the variant's
-    figure is lower (``lower``: an MSE) or higher (an accuracy) would be judged: enough seeds,
-    the interval off 0. ``verdict``: the side the interval shows, or "not shown"."""
+def judge_family(figures: list[dict]) -> None:
+    """Give each change its simultaneous interval, and its verdict as a claim's part would be
+    judged: enough seeds, the interval off 0. ``verdict``: the side of 0 the interval shows
+    ("lower", "higher"), or "not shown"."""
     from .claims import ci_level, interval, judged_together, test
     m = judged_together(figures)
-    claimed, opposite = ("lower", "higher") if lower else ("higher", "lower")
     for f in figures:
         f["ci"], f["ci_reason"] = interval(f["values"], m, f["unit"])
         f["intervals"], f["ci_level"] = m, ci_level(m)
-        verdict, _ = test(f["values"], 0.0, above=not lower, intervals=m, unit=f["unit"])
-        f["verdict"] = {"confirmed": claimed, "refuted": opposite}.get(verdict, "not shown")
+        verdict, _ = test(f["values"], 0.0, above=False, intervals=m, unit=f["unit"])  # "it is below 0"
+        f["verdict"] = {"confirmed": "lower", "refuted": "higher"}.get(verdict, "not shown")
 
 
 def classifier_lines(ablation: list[dict]) -> list[dict]:
