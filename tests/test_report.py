@@ -3,6 +3,7 @@ on a report built from a smoke study of synthetic data. Playwright never downloa
 browser here: it launches /usr/bin/chromium (CI installs the Debian package)."""
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -1038,6 +1039,34 @@ def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, monkeypatc
     assert legend["author's code (×)"].get_marker() == "x"
     bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
     assert len(bars) == 2 and not any("Poly" in type(c).__name__ for c in ax.collections)  # bars, no band
+
+
+def test_curves_of_one_epoch_stand_side_by_side(tmp_path, monkeypatch):
+    """Several models of one epoch each, 2 seeds: their points and std bars apart, within the epoch."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    models = [(name, [[{"val_loss": v}], [{"val_loss": v * 1.2}]]) for name, v in (("a", 0.03), ("b", 0.02), ("c", 0.01))]
+    plots.overlaid_curves("one epoch", models, "val_loss", "MSE", tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    xs = [float(line.get_xdata()[0]) for line in ax.lines if line.get_label() in ("a", "b", "c")]
+    assert xs == pytest.approx([0.85, 1.0, 1.15])
+    assert sum(type(c).__name__ == "ErrorbarContainer" for c in ax.containers) == 3
+
+
+def test_the_forest_plot_keeps_to_the_changes_and_writes_a_far_end(tmp_path, monkeypatch):
+    """Two seeds' relative interval reaches +3,000 % and another's no end: the axis keeps to the
+    changes and the other ends (a relative change is above -100 %), the far ends written at its
+    edge as the report writes them; without a far end, nothing is written and the axis is matplotlib's."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    rows = [("a", -0.3, [-0.5, 30.0]), ("b", 0.1, [-0.15, 0.18]), ("c", -0.05, None), ("d", 0.2, [-0.99, math.inf])]
+    plots.effects("far", rows, "change, %", tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    assert [t.get_text() for t in ax.texts] == ["+3,000 →", "> +10,000 →"]
+    low, high = ax.get_xlim()
+    assert -105 < low < -99 and 20 < high < 30  # -99 and +20 %, with 5 % of room
+    plots.effects("near", rows[1:3], "change, %", tmp_path / "g.png")
+    assert not drawn[1].axes[0].texts
 
 
 def test_a_figure_is_drawn_with_twice_the_pixels_the_page_shows(tmp_path):

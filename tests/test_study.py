@@ -854,7 +854,7 @@ def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     assert row["val_mse"]["values"] == pytest.approx([-0.12, -0.25, -0.17])
     assert row["val_mse"]["verdict"] == "not shown" and row["val_mse"]["ci"][0] < 0 < row["val_mse"]["ci"][1]
     # and the other way: -60 %, -70 %, -99 % have an interval clear of 0 as relative differences
-    # ([-148, -4] %, at m = 2), not as log ratios, whose spread the -99 % widens
+    # ([-149, -4] %, at m = 2), not as log ratios, whose spread the -99 % widens
     far = ae("far", [0, 1, 2], [0.004, 0.006, 0.0003])
     (row,) = ablation(SimpleNamespace(val="holdout", ablation=[SimpleNamespace(change="x", baseline="base", variant="far")]),
                       [base, far], [])

@@ -33,6 +33,7 @@ import statistics
 MIN_SEEDS = 3
 FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with this confidence
 CONFIDENCE = f"{100 * FAMILY_CONFIDENCE:.0f} %"  # as the report and its figures say it
+FAR = 100  # a relative change beyond 100 times (10,000 %): a number that long reads as noise (``far``)
 
 # name -> (value, unit, what the word means); the single table behind every verdict
 THRESHOLDS = {
@@ -119,6 +120,14 @@ def judged_together(effects: list[dict]) -> int:
     diverged, no spread) still counts: the family is what the study asks, fixed before its
     numbers are read, so that a run diverging in one comparison never narrows another's."""
     return max(1, len({e["comparison"] for e in effects if len(e["values"]) >= 2}))
+
+
+def far(x: float) -> str | None:
+    """A relative change (or gain) beyond FAR times, as the report and its figures write it
+    ("> +10,000", in %): only an interval's end of few seeds reaches there; else None."""
+    if abs(x) > FAR:
+        return f"{'>' if x > 0 else '<'} {'+' if x > 0 else '-'}{100 * FAR:,.0f}"
+    return None
 
 
 def center(values: list[float], unit: str = "points") -> float | None:

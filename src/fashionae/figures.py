@@ -73,10 +73,10 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
                                                if len(pca) < len(rows) else "") + "."))
     plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
                           for a in aes], "val_loss", "validation MSE", figs / "overview_val_curves.png")
-    one_epoch = min(len(metrics[r]) for a in aes for r in a["runs"]) == 1  # a std of one epoch: a bar
+    epochs = {min(len(metrics[r]) for r in a["runs"]) for a in aes}  # a std of one epoch is a bar, not a band
+    spread = " (bars)." if epochs == {1} else " (bands; of one epoch, bars)." if 1 in epochs else " (bands)."
     out.append(("overview", "overview_val_curves.png", "Validation MSE per epoch of every autoencoder on one "
-                f"axis (log scale), {seeds(aes[0]['runs'])}"
-                + ((" (bars)." if one_epoch else " (bands).") if len(aes[0]["runs"]) > 1 else ".")))
+                f"axis (log scale), {seeds(aes[0]['runs'])}" + (spread if len(aes[0]["runs"]) > 1 else ".")))
 
     if results.get("ablation"):
         plots.effects("Ablation: change of validation MSE", [(a["change"], a["val_mse"]["effect"],

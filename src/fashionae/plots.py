@@ -172,27 +172,32 @@ def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int,
 def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabel: str, path: Path,
             scale: float = 100) -> None:
     """Changes as points with their confidence intervals (a forest plot), one row each, the
-    first at the top, times ``scale`` (100: relative changes in %); zero (no change) as a
-    vertical line. Where an interval reaches far beyond every change (few seeds: a relative
-    change's upper end has no bound), the axis keeps to the changes, and that end is written
-    at the edge instead, so that the changes stay apart."""
+    first at the top, times ``scale`` (100: relative changes in %; 1: points); zero (no change)
+    as a vertical line. Where an interval reaches far beyond every change (few seeds: a relative
+    change's upper end has no bound), the axis keeps to the changes and the other ends, and that
+    end is written at the edge instead, so that the changes stay apart."""
+    from .claims import far
     fig, ax = plt().subplots(figsize=(5, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
-    near = max([abs(mean * scale) for _, mean, _ in rows if np.isfinite(mean)] + [1.0])
-    edge = 4 * near  # an interval end beyond it is off the axis, its value written there
+    means = [mean * scale for _, mean, _ in rows]
     ends = [None if not ci else np.array(ci, dtype=float) * scale for _, _, ci in rows]
-    off = any(e is not None and (abs(e) > 5 * edge).any() for e in ends)
-    for yi, (_, mean, _), e in zip(y, rows, ends):
-        shown = e if e is None or not off else np.clip(e, -edge, edge)
-        err = None if e is None else [[mean * scale - shown[0]], [shown[1] - mean * scale]]
-        ax.errorbar([mean * scale], [yi], xerr=err, fmt="o", color="tab:blue", ms=5, capsize=3)
-        for end, side in zip(() if e is None or not off else e, (-1, 1)):
-            if abs(end) > edge:
-                ax.annotate(f"{end:+.3g} →" if side > 0 else f"← {end:+.3g}",
-                            (side * edge, yi), xytext=(0, 5), textcoords="offset points", fontsize=7,
-                            ha="right" if side > 0 else "left", color="tab:blue")
+    limit = 20 * max([abs(m) for m in means if np.isfinite(m)] + [1.0])  # an end beyond it is far
+    near = [v for e in ends if e is not None for v in e if abs(v) <= limit] + [m for m in means if np.isfinite(m)]
+    off = any(e is not None and (abs(e) > limit).any() for e in ends)  # (an infinite end too; NaN is neither)
+    lo, hi = min(near + [0.0]), max(near + [0.0])
+    lo, hi = lo - 0.05 * (hi - lo or 1), hi + 0.05 * (hi - lo or 1)
+    for yi, mean, e in zip(y, means, ends):
+        shown = e if e is None or not off else np.clip(e, lo, hi)
+        err = None if e is None else [[mean - shown[0]], [shown[1] - mean]]
+        ax.errorbar([mean], [yi], xerr=err, fmt="o", color="tab:blue", ms=5, capsize=3)
+        for end, edge, right in (() if e is None or not off else ((e[0], lo, False), (e[1], hi, True))):
+            if abs(end) > limit:
+                said = (far(end / 100) if scale == 100 else None) or f"{end:+,.0f}"
+                ax.annotate(f"{said} →" if right else f"← {said}", (edge, yi), xytext=(0, 5),
+                            textcoords="offset points", fontsize=7, ha="right" if right else "left",
+                            color="tab:blue")
     if off:  # (room above the top row for its written end)
-        ax.set_xlim(-1.05 * edge, 1.05 * edge)
+        ax.set_xlim(lo, hi)
         ax.set_ylim(-0.5, len(rows) - 0.3)
     ax.axvline(0, color="tab:gray", lw=0.8, ls="--")
     ax.set_yticks(y, [label for label, _, _ in rows])

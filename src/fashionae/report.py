@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import pages
-from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, mean_std
+from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, ci_level, far, mean_std
 from .errors import UserError
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
@@ -87,9 +87,6 @@ def _effect(c: dict) -> tuple[str, str]:
     return fmt(c["effect"]) + named, f"[{fmt(c['ci'][0])}, {fmt(c['ci'][1])}]" if c["ci"] else c["ci_reason"]
 
 
-FAR = 100  # a relative change or gain beyond 100 times (10,000 %) is said as such: a number that long reads as noise
-
-
 def _amount(x: float, unit: str) -> str:
     """An effect as the report writes it: a relative one in %, a difference of accuracy in points.
     A relative change is above -100 % (a ratio of MSEs), and a gain (its sign turned) below
@@ -98,8 +95,8 @@ def _amount(x: float, unit: str) -> str:
     A difference of percentages lies within ±100 points: a wide interval's end beyond is shown at
     the bound. (results.json keeps every figure as computed.)"""
     if unit.startswith("relative"):
-        if abs(x) > FAR:
-            return f"{'>' if x > 0 else '<'} {'+' if x > 0 else '-'}{100 * FAR:,.0f} %"
+        if said := far(x):
+            return f"{said} %"
         shown = f"{100 * x:+.1f}"
         if unit == "relative" and shown == "-100.0":  # (-1 itself only by underflow: exp(-700) - 1)
             return "> -100 %"
