@@ -1054,19 +1054,22 @@ def test_curves_of_one_epoch_stand_side_by_side(tmp_path, monkeypatch):
 
 
 def test_the_forest_plot_keeps_to_the_changes_and_writes_a_far_end(tmp_path, monkeypatch):
-    """Two seeds' relative interval reaches +3,000 % and another's no end: the axis keeps to the
+    """Two seeds' relative interval reaches +15,000 % and another's no end: the axis keeps to the
     changes and the other ends (a relative change is above -100 %), the far ends written at its
-    edge as the report writes them; without a far end, nothing is written and the axis is matplotlib's."""
+    edge as the report writes them; without a far end (a ±50 % interval about no change is not
+    far), nothing is written and the axis is matplotlib's. In points, an end is written as it is."""
     drawn = []
     monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
-    rows = [("a", -0.3, [-0.5, 30.0]), ("b", 0.1, [-0.15, 0.18]), ("c", -0.05, None), ("d", 0.2, [-0.99, math.inf])]
+    rows = [("a", -0.3, [-0.5, 150.0]), ("b", 0.1, [-0.15, 0.18]), ("c", -0.05, None), ("d", 0.2, [-0.99, math.inf])]
     plots.effects("far", rows, "change, %", tmp_path / "f.png")
     ax = drawn[0].axes[0]
-    assert [t.get_text() for t in ax.texts] == ["+3,000 →", "> +10,000 →"]
+    assert [t.get_text() for t in ax.texts] == ["> +10,000 →", "> +10,000 →"]
     low, high = ax.get_xlim()
-    assert -105 < low < -99 and 20 < high < 30  # -99 and +20 %, with 5 % of room
-    plots.effects("near", rows[1:3], "change, %", tmp_path / "g.png")
-    assert not drawn[1].axes[0].texts
+    assert -118 < low < -116 and 37 < high < 39  # -99 and +20 %, with 15 % of room for the written ends
+    plots.effects("near", [("a", 0.0, [-0.5, 0.5]), *rows[1:3]], "change, %", tmp_path / "g.png")
+    assert not drawn[1].axes[0].texts and drawn[1].axes[0].get_xlim()[1] > 50
+    plots.effects("points", [("a", 0.5, [-250.0, 3.0])], "change, points", tmp_path / "h.png", scale=1)
+    assert [t.get_text() for t in drawn[2].axes[0].texts] == ["← -250"]
 
 
 def test_a_figure_is_drawn_with_twice_the_pixels_the_page_shows(tmp_path):

@@ -181,11 +181,13 @@ def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabe
     y = np.arange(len(rows))[::-1]
     means = [mean * scale for _, mean, _ in rows]
     ends = [None if not ci else np.array(ci, dtype=float) * scale for _, _, ci in rows]
-    limit = 20 * max([abs(m) for m in means if np.isfinite(m)] + [1.0])  # an end beyond it is far
+    # an end beyond 20 times every change is far, and never one within 100 times (10,000 %) or 100 points
+    limit = 20 * max([abs(m) for m in means if np.isfinite(m)] + [5.0 * scale])
     near = [v for e in ends if e is not None for v in e if abs(v) <= limit] + [m for m in means if np.isfinite(m)]
     off = any(e is not None and (abs(e) > limit).any() for e in ends)  # (an infinite end too; NaN is neither)
     lo, hi = min(near + [0.0]), max(near + [0.0])
-    lo, hi = lo - 0.05 * (hi - lo or 1), hi + 0.05 * (hi - lo or 1)
+    room = 0.15 if off else 0.05  # (a written end beside its point, not on it)
+    lo, hi = lo - room * (hi - lo or 1), hi + room * (hi - lo or 1)
     for yi, mean, e in zip(y, means, ends):
         shown = e if e is None or not off else np.clip(e, lo, hi)
         err = None if e is None else [[mean - shown[0]], [shown[1] - mean]]
