@@ -200,7 +200,7 @@ def cmd_baselines(a) -> int:
 
 def cmd_study(a) -> int:
     from .runs import RAY
-    from .study import load_study, study_file
+    from .study import bundled_note, load_study
     from .studyfolder import StudyFolder
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
@@ -217,11 +217,8 @@ def cmd_study(a) -> int:
     overrides = {k: v for k, v in (("device", a.device), ("precision", a.precision)) if v}
     if a.tensorboard:
         overrides["tensorboard"] = True
-    if (path := study_file(a.study_file)) != Path(a.study_file):  # a bundled study's name
-        yours = Path(f"{a.study_file}.toml")
-        print(f"note: the bundled study {a.study_file} ({path})" + (
-            f"; {yours} here is another file: give its name with .toml to run it"
-            if yours.is_file() and not yours.samefile(path) else "; copy it to change it"), file=sys.stderr)
+    if note := bundled_note(a.study_file):
+        print(f"note: {note}", file=sys.stderr)
     study = load_study(a.study_file, a.profile, a.seeds, overrides)  # (said as given)
     out = a.out or f"{RUNS}/{study.name}-{study.profile}"
     if a.plan:
@@ -288,7 +285,8 @@ def cmd_bench(a) -> int:
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write, refuse_to_replace
-    from .images import read_pictures, reconstruction_files, side_by_side
+    from .images import read_pictures
+    from .picturefiles import reconstruction_files, side_by_side
     from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
     sources = reconstruction_files(a.images, Path(a.output))
@@ -312,7 +310,8 @@ def _caveats(picture) -> str:
 
 
 def cmd_classify(a) -> int:
-    from .images import picture_files, read_pictures
+    from .images import read_pictures
+    from .picturefiles import picture_files
     from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
     pictures = read_pictures(picture_files(a.images), a.invert, run.config.image_size, a.fill)

@@ -80,57 +80,6 @@ LIGHT_FALL = 1 / 3
 INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border, the default), always, never
 MIN_SPAN = 4  # pixels: an object prepared smaller than this (a tiny --fill) is a blob
 FILL = 1.0  # the part of the frame a prepared object's longer side spans by default, as in Fashion-MNIST
-RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # taken from a folder
-
-
-def picture_files(paths: list[str]) -> list[str]:
-    """The pictures named, a folder standing for the picture files in it (by name; not its
-    subfolders' nor its hidden files, such as the ``._`` files a Mac leaves on a copy) but for
-    the reconstructions ``fashionae reconstruct`` wrote there (an image and its reconstruction side
-    by side, no garment's photo; named, they are read); a picture named twice (by itself and in its
-    folder, say) is taken once, as the user spelled it."""
-    files, only_reconstructions = [], []
-    for path in paths:
-        if not Path(path).is_dir():
-            files.append(path)  # read_picture says what is wrong with it, if anything
-            continue
-        pictures_here = [p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES]
-        found = [p for p in pictures_here if not p.name.startswith(".")]
-        if not found:
-            subfolders = any(p.is_dir() for p in Path(path).iterdir())
-            skipped = [what for what, there in (("subfolders are not searched", subfolders),
-                                                ("hidden files are skipped", pictures_here)) if there]
-            said = f" (its {' and its '.join(skipped)}: name them)" if skipped else ""
-            raise UserError(f"{path} is a folder without pictures ({', '.join(PICTURE_SUFFIXES)}){said}; give picture "
-                            "files, or a folder of them")
-        pictures = sorted((str(p) for p in found if not p.name.endswith(RECONSTRUCTION)), key=str.lower)
-        if not pictures:
-            only_reconstructions.append(path)
-        files += pictures
-    if not files:  # (only folders of reconstructions were named)
-        raise UserError(f"{', '.join(only_reconstructions)} hold{'s' if len(only_reconstructions) == 1 else ''} only "
-                        f"reconstructions written by fashionae reconstruct (*{RECONSTRUCTION}), no pictures to read; "
-                        "name the pictures, or name those files to read them anyway")
-    named = {Path(p).resolve(): p for p in paths if not Path(p).is_dir()}
-    first = {}  # each picture where it first comes
-    for f in files:
-        first.setdefault(Path(f).resolve(), f)
-    return [named.get(r, f) for r, f in first.items()]
-
-
-def reconstruction_files(paths: list[str], out: Path) -> dict[Path, str]:
-    """Where ``fashionae reconstruct`` writes each picture's reconstruction, {output file: picture}."""
-    sources: dict[Path, str] = {}
-    for path in picture_files(paths):
-        target = out / f"{Path(path).stem}{RECONSTRUCTION}"
-        if target in sources:
-            raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
-                            "or reconstruct them one at a time into different folders (-o)")
-        sources[target] = path
-    return sources
-
-
 @dataclass(frozen=True)
 class Picture:
     """A picture made to look like Fashion-MNIST, and why an answer for it may say little."""
@@ -564,16 +513,3 @@ def _border_level(gray, inset: int = 0) -> float:
     """The background's grey level: the median of the edge pixels, ``inset`` in (robust to a
     garment that touches the edges)."""
     return float(np.median(_ring(np.asarray(gray, dtype=np.float32), inset)))
-
-
-def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
-    """PNG bytes: original | reconstruction, enlarged 8 times for viewing."""
-    zoom = 8
-    import io
-    from PIL import Image
-    pair = torch.cat([original[0], torch.ones(original.shape[1], 2), reconstruction[0]], dim=1)
-    im = Image.fromarray((pair.clamp(0, 1).numpy() * 255).astype(np.uint8), "L")
-    im = im.resize((im.width * zoom, im.height * zoom), Image.NEAREST)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()

@@ -57,6 +57,17 @@ def study_file(given: str) -> Path:
     return Path(given)
 
 
+def bundled_note(given: str) -> str | None:
+    """What a command says when ``given`` names a bundled study: which file it runs, and a copy
+    of it beside, if any, that it does not; None for a path."""
+    if (path := study_file(given)) == Path(given):
+        return None
+    yours = Path(f"{given}.toml")
+    return f"the bundled study {given} ({path})" + (
+        f"; {yours} here is another file: give its name with .toml to run it"
+        if yours.is_file() and not yours.samefile(path) else "; copy it to change it")
+
+
 def _examples() -> str:
     return f"give a study file, or the name of a bundled one: {', '.join(bundled_studies())}"
 
