@@ -487,6 +487,9 @@ def test_overfitting_evidence_says_each_seeds_best_epoch_and_the_rise_as_judged(
     evidence = assess_claims(results(aes, []))[0]["evidence"]
     assert evidence.endswith(f"ends {100 * (1.3 ** (1 / 3) - 1):.1f} % above its best (epochs 3–10 of 10): overfitting "
                              "undecided (its interval straddles 2 %; a rise of at least 2 % is its sign)")
+    aes[0] = ae("linear-64", [0.02, 0.021, 0.022], rise=(1e9, 2e9, 3e9), epochs=10)  # diverging, not NaN
+    assert "ends more than 10,000 % above its best (epoch 3 of 10): it overfits" in assess_claims(
+        results(aes, []))[0]["evidence"]
     aes[0] = ae("linear-64", [0.02, 0.021, 0.022], rise=(0.0, 0.0, 0.0), best_epoch=1, epochs=1)
     claim = assess_claims(results(aes, []))[0]
     assert claim["overfits"] is None and claim["evidence"].endswith(

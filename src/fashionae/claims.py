@@ -338,8 +338,9 @@ def _overfitting(ae: dict) -> tuple[bool | None, str]:
     threshold, unit, _ = THRESHOLDS["overfits"]
     lowest, highest = min(best["values"]), max(best["values"])
     epochs = f"epoch {lowest}" if lowest == highest else f"epochs {lowest}–{highest}"  # (no seed's is their mean)
-    said = (f"l_size 64's validation MSE ends {100 * center(rise['values'], unit):.1f} % above its best "
-            f"({epochs} of {ae['epochs']}): ")
+    mean = center(rise["values"], unit)
+    amount = f"more than {100 * FAR:,.0f} %" if far(mean) else f"{100 * mean:.1f} %"  # a diverging run's
+    said = f"l_size 64's validation MSE ends {amount} above its best ({epochs} of {ae['epochs']}): "
     if ae["epochs"] < 2:
         return None, said + "overfitting undecided (one epoch has no later epoch to rise in)"
     within = f"no overfitting within its {ae['epochs']} epochs"  # a longer run may still show it
