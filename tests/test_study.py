@@ -1,5 +1,6 @@
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -1388,6 +1389,9 @@ def test_the_best_encoder_is_chosen_on_mean_validation_mse_never_on_test(tmp_pat
                  "ae-b-seed0": {"val_loss": 0.015, "test_loss": 0.009}, "ae-b-seed1": {"val_loss": 0.016, "test_loss": 0.009}}
     folder = SimpleNamespace(run=lambda name: SimpleNamespace(summary=lambda: summaries[name]))
     study = load_study(write(tmp_path, MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n'), seeds=2)
+    assert plan_mod.best_encoder(study, folder) == "b"
+    summaries["ae-a-seed1"]["val_loss"] = math.nan  # a seed of the first diverged: never the best
+    summaries["ae-b-seed0"]["val_loss"] = 0.5
     assert plan_mod.best_encoder(study, folder) == "b"
 
 

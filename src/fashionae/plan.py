@@ -9,6 +9,7 @@ the runs out, ``executors``' (and ``ray_executor``'s).
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, replace
 from typing import Collection
@@ -102,10 +103,11 @@ def make_plan(study: Study) -> list[PlannedRun]:
 
 def best_encoder(study: Study, folder: StudyFolder) -> str:
     """The autoencoder with the lowest mean validation MSE over the study's seeds (a tie: the first
-    of the study file, as ``min`` keeps it)."""
+    of the study file, as ``min`` keeps it); one whose seed diverged (NaN) is never chosen over
+    one that did not (NaN compares false both ways: first in the file, it would win)."""
     mean_val = {a.name: statistics.mean(folder.run(ae_run_name(a.name, s)).summary()["val_loss"]
                                         for s in study.seeds) for a in study.autoencoders}
-    return min(mean_val, key=mean_val.get)
+    return min(mean_val, key=lambda name: (math.isnan(mean_val[name]), mean_val[name]))
 
 
 def resolve(run: PlannedRun, study: Study, folder: StudyFolder) -> RunConfig:
