@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +159,53 @@ def test_logistic_regression_runs_the_iterations_asked_and_says_whether_it_conve
     full = compute_baselines(_splits((200, 50, 50), size=8), logreg_max_iter=5000)["logistic_regression"]
     assert fitted[-1].max_iter == 5000 and 1 < fitted[-1].n_iter_[0] < 5000
     assert full["max_iter"] == 5000 and full["converged"] is True
+
+
+def _own_data(folder, seed=0):
+    """A dataset of your own: 40 training and 20 test 8x8 images of 3 classes, in ``folder``."""
+    from fashionae.data import load_dataset
+    images = np.random.default_rng(seed).random((60, 8, 8), dtype=np.float32)
+    labels = np.arange(60) % 3
+    folder.mkdir(parents=True)
+    np.savez(folder / "d.npz", x_train=images[:40], y_train=labels[:40], x_test=images[40:], y_test=labels[40:])
+    return load_dataset(str(folder))
+
+
+def test_baselines_of_another_dataset_are_refused_by_its_name(tiny, tmp_path):
+    """baselines.json records the dataset it was computed on, and the baselines command (which
+    keeps others' figures) names it when asked for another: a refusal that named no setting
+    ("other settings: ;") would leave the user guessing what differs."""
+    from fashionae.baselines import baseline_settings, changed_settings, write_baselines
+    mine = _own_data(tmp_path / "mine")
+    assert baseline_settings("holdout", None, None, 50, tiny) == {
+        "val": "holdout", "train_subset": None, "logreg_max_iter": 50, "dataset": "fashion-mnist"}
+    assert baseline_settings("holdout", None, None, 50, mine)["dataset"] == "mine"
+    path = tmp_path / "b" / "baselines.json"
+    path.parent.mkdir()
+    first = write_baselines(path, tiny, "holdout", 200, 100, 20, lambda m: None, keep_others=True)
+    assert first["settings"]["dataset"] == "fashion-mnist"
+    with pytest.raises(UserError, match=rf"^{path} holds baselines computed with other settings: dataset "
+                                        rf"fashion-mnist \(now mine\), dataset_sha256 None \(now {mine.sha256}\), "
+                                        r"eval_subset 100 \(now None\), train_subset 200 \(now None\); choose another"):
+        write_baselines(path, mine, "holdout", None, None, 20, lambda m: None, keep_others=True)
+    # each key of either side is compared; the dataset's only where the asked settings name one
+    assert changed_settings({"dataset": "a", "val": "holdout"}, {"dataset": "b", "val": "holdout"}) == [
+        ("dataset", "a", "b")]
+    assert changed_settings({"dataset": "a", "dataset_sha256": "ab", "val": "test"}, {"val": "holdout"}) == [
+        ("val", "test", "holdout")]
+    assert changed_settings({"eval_subset": 100}, {}) == [("eval_subset", 100, None)]
+    assert changed_settings({}, {"eval_subset": 100}) == [("eval_subset", None, 100)]
+
+
+def test_the_baselines_say_each_step_before_it_and_time_themselves(tmp_path):
+    """Each step is said first (on the full dataset each takes a minute or more), through the
+    log the caller gives (the study's, the command's), and ``seconds`` (which the command
+    prints) is the time they took."""
+    from fashionae.baselines import write_baselines
+    lines = []
+    t0 = time.perf_counter()
+    b = write_baselines(tmp_path / "baselines.json", _own_data(tmp_path / "mine"), "test", None, None, 50,
+                        lines.append)  # every training image: none held out
+    assert 0 < b["seconds"] <= time.perf_counter() - t0
+    assert lines == ["baselines: PCA of 40 training images (k = 16, 32, 40) and the mean image",
+                     "baselines: logistic regression on pixels (40 images, at most 50 iterations)"]

@@ -172,6 +172,7 @@ def test_the_interpolation_runs_between_two_classes(explored_run, tiny, tmp_path
     assert explore_module._two_classes(torch.tensor([3, 3, 5])) == (3, 5)
     assert explore_module._two_classes(torch.tensor([5, 3, 3])) == (3, 5)
     assert explore_module._two_classes(torch.tensor([4, 4])) == (4, 4)  # one class: its first image, twice
+    assert explore_module._two_classes(torch.tensor([2, 0, 1, 0])) == (0, 1)  # of three: the first two, not the last
     seen = drawn(monkeypatch)
     monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
         size=(len(images), 16)).astype(np.float32))
@@ -278,3 +279,108 @@ def test_too_few_images_for_a_latent_space_says_what_would_give_them():
     with pytest.raises(UserError, match=r"hold a single class: .*; explore a run trained with a dataset of two classes "
                                         r"at least$"):
         refuse_too_few(one_class, "run", TrainConfig(), "explore a run trained with")
+
+
+def test_codes_that_differ_by_dimension_only_are_collapsed_too(explored_run, tiny, tmp_path, monkeypatch):
+    """A collapsed encoder whose last layer adds a bias gives every image the same code, but not
+    the same value in each dimension: no map either (scikit-learn's t-SNE crashed on such
+    codes), whichever dimension varies or not."""
+    import numpy as np
+    from fashionae import explore as explore_module
+    seen = drawn(monkeypatch)
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.tile(np.arange(16, dtype=np.float32),
+                                                                               (len(images), 1)))
+    lines = []
+    result = explore_module.explore(explored_run, tmp_path / "out", data=tiny, tsne=False, log=lines.append)
+    assert "explore: every test image has the same latent code (a collapsed encoder): no maps" in lines
+    assert seen["maps"] == [] and result["figures"] == ["interpolation.png"]
+
+
+def test_a_latent_of_two_values_is_mapped(explored_run, tiny, tmp_path, monkeypatch):
+    """Two values (the smallest latent a 2-D map needs): the PCA map is the codes' two components."""
+    import numpy as np
+    from fashionae import explore as explore_module
+    seen = drawn(monkeypatch)
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
+        size=(len(images), 2)).astype(np.float32))
+    lines = []
+    result = explore_module.explore(explored_run, tmp_path / "out", data=tiny, tsne=False, log=lines.append)
+    [(xy, _)] = seen["maps"]
+    assert xy.shape == (result["test_images"], 2) and result["latent"] == 2
+    assert lines == ["explore: k-NN and linear probe on 400 latent codes of 2 values"]
+
+
+def test_explore_checks_the_fashion_mnist_files_unless_told_not_to(explored_run, data_dir, tmp_path, monkeypatch):
+    """Without --no-verify (``verify``), the data a Fashion-MNIST run is explored on is checked
+    against the dataset's digests: the synthetic files are refused, before any work."""
+    from fashionae import explore as explore_module
+    drawn(monkeypatch)
+    with pytest.raises(UserError, match=r"train-images-idx3-ubyte\.gz fails its SHA-256 check"):
+        explore_module.explore(explored_run, tmp_path / "out", data_dir=str(data_dir), tsne=False)
+    assert not (tmp_path / "out" / "explore.json").exists()
+    assert explore_module.explore(explored_run, tmp_path / "out", data_dir=str(data_dir), verify=False,
+                                  tsne=False)["latent"] == 16
+
+
+def test_an_interrupted_explore_is_known_by_its_models_digest(explored_run, own_run, tiny, tmp_path, monkeypatch):
+    """explore.json, written before the maps, records the run and its model's digest: after an
+    interruption, another model is refused by the run's name, and the same model from another
+    folder (the run copied or moved) carries on."""
+    import shutil
+    from fashionae import explore as explore_module
+    from fashionae import plots
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    out = tmp_path / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "scatter_map", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            explore_module.explore(explored_run, out, data=tiny, tsne=False)
+    assert json.loads((out / "explore.json").read_text()) == {"run": str(explored_run),
+                                                             "model_sha256": RunFolder(explored_run).model_sha256()}
+    drawn(monkeypatch)
+    with pytest.raises(UserError, match=rf"^--out {out} holds the latent space of another model \({explored_run}, or a "
+                                        r"run trained again since\)"):
+        explore_module.explore(own_run[1], out, tsne=False)
+    shutil.copytree(explored_run, tmp_path / "copy")
+    assert explore_module.explore(tmp_path / "copy", out, data=tiny, tsne=False)["run"] == str(tmp_path / "copy")
+
+
+@pytest.mark.parametrize("points", [2, 12])
+def test_a_t_sne_map_of_fewer_points_than_its_perplexity(explored_run, tiny, tmp_path, monkeypatch, points):
+    """t-SNE's perplexity must stay below the points it maps: a run tested on few images (2 at
+    least) still gets its t-SNE map, two coordinates a point, as its PCA map does."""
+    import numpy as np
+    from fashionae import explore as explore_module
+    seen = drawn(monkeypatch)
+    monkeypatch.setattr(explore_module, "MAP_IMAGES", points)
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
+        size=(len(images), 16)).astype(np.float32))
+    result = explore_module.explore(explored_run, tmp_path / "out", data=tiny)
+    assert [xy.shape for xy, _ in seen["maps"]] == [(points, 2), (points, 2)]
+    assert result["figures"] == ["latent_pca.png", "latent_tsne.png", "interpolation.png"]
+
+
+def test_the_interpolation_decodes_the_line_from_the_first_image_of_one_class_to_the_other(explored_run, tiny,
+                                                                                          tmp_path, monkeypatch):
+    """Its nine images decode the codes (1 - w) a + w b, w from 0 to 1, of the first test images
+    a and b of the first two classes: the ends are those images' reconstructions, the middle
+    decodes their codes' mean (not a line past b, nor another image of the class)."""
+    from fashionae import explore as explore_module
+    from fashionae.inference import LoadedRun
+    from fashionae.training import to_inputs
+    seen = drawn(monkeypatch)
+    explore_module.explore(explored_run, tmp_path / "out", data=tiny, tsne=False)
+    [[(_, images)]] = seen["rows"]
+    run = LoadedRun(explored_run, "fp32")
+    from fashionae.data import make_splits
+    t = RunFolder(explored_run).config().train
+    s = make_splits(tiny, t.val, t.train_subset, t.eval_subset)
+    a, b = (int((s.test_y == c).nonzero()[0]) for c in s.test_y.unique()[:2])
+    with torch.inference_mode():
+        ends = run.model.encoder(to_inputs(s.test_x[[a, b]], "cpu"))
+        expected = run.model.decoder(torch.stack([ends[0], ends.mean(0), ends[1]])).float()[:, 0].numpy()
+    assert images.shape[0] == 9
+    for got, want in zip(images[[0, 4, 8]], expected):
+        assert abs(got - want).max() < 1e-5
