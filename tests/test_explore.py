@@ -296,6 +296,20 @@ def test_codes_that_differ_by_dimension_only_are_collapsed_too(explored_run, tin
     assert seen["maps"] == [] and result["figures"] == ["interpolation.png"]
 
 
+def test_a_latent_of_one_value_has_no_maps(explored_run, tiny, tmp_path, monkeypatch):
+    """One value a code (``latent = 1`` is allowed): no 2-D map to fit (PCA raised), the scores and
+    the interpolation stand."""
+    import numpy as np
+    from fashionae import explore as explore_module
+    seen = drawn(monkeypatch)
+    monkeypatch.setattr(explore_module, "_embed", lambda run, images: np.random.default_rng(0).normal(
+        size=(len(images), 1)).astype(np.float32))
+    lines = []
+    result = explore_module.explore(explored_run, tmp_path / "out", data=tiny, log=lines.append)
+    assert "explore: the latent code is one value: no 2-D maps" in lines
+    assert seen["maps"] == [] and result["figures"] == ["interpolation.png"] and 0 <= result["knn_acc"] <= 1
+
+
 def test_a_latent_of_two_values_is_mapped(explored_run, tiny, tmp_path, monkeypatch):
     """Two values (the smallest latent a 2-D map needs): the PCA map is the codes' two components."""
     import numpy as np

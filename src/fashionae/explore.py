@@ -90,6 +90,9 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     if np.ptp(codes, axis=0).max() == 0:  # no map to draw (and scikit-learn's t-SNE crashes on one)
         log("explore: every test image has the same latent code (a collapsed encoder): no maps")
         maps, tsne = [], False
+    elif codes.shape[1] < 2:  # (a latent of 1: PCA's and t-SNE's two components cannot be fitted)
+        log("explore: the latent code is one value: no 2-D maps")
+        maps, tsne = [], False
     else:
         maps = [("pca", PCA(n_components=2).fit_transform(codes))]
     if tsne:
