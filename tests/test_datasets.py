@@ -613,3 +613,117 @@ def test_data_notes_classes_a_classifier_could_not_use_and_pixels_of_0_and_1(tmp
     assert ("note: 1 class (2) lacks training or test images: autoencoders train, but a classifier needs both for "
             "every class") in out
     assert "note: the pixels reach only 1 of 255: images of 0 and 1?" in out
+
+
+# ------------------------------------------------------------------ a folder of pictures made a dataset
+
+def photo(path: Path, label: int, size=(90, 120)) -> Path:
+    """A product photo of class ``label``: a dark colour object on a white background, its width by class."""
+    a = np.full((*size, 3), 250, np.uint8)
+    a[20:70, 30:30 + 20 * (label + 1)] = (30 + 40 * label, 40, 120)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(a).save(path)
+    return path
+
+
+def pictures_folder(root: Path, classes=("circle", "square"), train=8, test=3) -> Path:
+    for split, n in (("train", train), ("test", test)):
+        for label, name in enumerate(classes):
+            for i in range(n):
+                photo(root / split / name / f"{i}.jpg", label)
+    return root
+
+
+def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_them(tmp_path, capsys):
+    """train/CLASS/ and test/CLASS/ pictures: the classes are train's folders by name, each picture
+    prepared as classify and fashionae.load prepare one; the folder is then a dataset as any."""
+    pictures = pictures_folder(tmp_path / "photos", classes=("square", "circle"))  # by name: circle is 0
+    (pictures / "train" / "circle" / "notes.txt").write_text("not a picture: a class folder's other files are not read")
+    Image.new("L", (50, 50), 255).save(pictures / "test" / "square" / "blank.png")
+    code, out, _ = cli(capsys, "data", "--from-pictures", pictures, "--dataset", tmp_path / "ds", "--image-size", "32x24")
+    assert code == 0 and f"wrote {tmp_path / 'ds'}: the pictures of {pictures}, prepared at 32x24" in out
+    assert "16 train + 7 test images of 32x24, 2 classes, SHA-256 verified" in out
+    assert "classes (training / test images): circle (8 / 3), square (8 / 4)" in out
+    assert (f"note: 1 picture may say little once prepared, e.g. {pictures / 'test' / 'square' / 'blank.png'} "
+            "(blank or nearly so once prepared") in out
+    ds = load_dataset(tmp_path / "ds")
+    assert list(ds.classes) == ["circle", "square"] and ds.train_labels.tolist() == [0] * 8 + [1] * 8
+    from fashionae.images import prepare_image
+    for i, label in ((0, "circle"), (15, "square")):
+        want = (prepare_image(pictures / "train" / label / f"{i % 8}.jpg", size=(32, 24)) * 255).round()
+        assert torch.equal(ds.train_images[i], want[0].to(torch.uint8))
+    assert ds.train_images[0].float().mean() != ds.train_images[15].float().mean()  # the classes differ
+    code, _, _ = cli(capsys, "train-ae", "--dataset", tmp_path / "ds", "--epochs", "1", "--out", tmp_path / "ae")
+    assert code == 0
+
+
+def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
+    x, y = synthetic_images(24, 0, (12, 12), 2)
+    x[x < 40] //= 4  # a dark background: noise under 5 % of the range
+    for i, (image, label) in enumerate(zip(x.numpy(), y.tolist())):
+        for split in ("train", "test"):
+            folder = tmp_path / "pics" / split / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{i:02d}.png")
+    assert refused(capsys, "data", "--dataset", tmp_path / "pics").endswith(
+        f"has neither one .npz file nor the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        f"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, .gz or not); pictures in train/CLASS/ and test/CLASS/ folders "
+        f"become a dataset with `fashionae data --from-pictures {tmp_path / 'pics'} --dataset NEW_FOLDER`")
+    cli(capsys, "data", "--from-pictures", tmp_path / "pics", "--dataset", tmp_path / "ds", "--image-size", "12")
+    ds = load_dataset(tmp_path / "ds")
+    order = sorted(range(24), key=lambda i: (y[i].item(), i))
+    assert torch.equal(ds.train_images, x[order]) and torch.equal(ds.test_images, x[order])
+
+
+@pytest.mark.parametrize("case, args, says", [
+    ("no test folder", ["--dataset", "{ds}"], "{pics} has no test/ folder; give a folder of pictures in "
+                                              "train/CLASS/ and test/CLASS/ folders"),
+    ("a class test has alone", ["--dataset", "{ds}"], "{pics}/test/triangle is a class {pics}/train lacks; the "
+                                                     "classes are train's folders (circle, square): rename it"),
+    ("a damaged picture", ["--dataset", "{ds}"], "1 of the 16 pictures cannot be used, so no dataset is written: "
+                                                 "{pics}/train/square/7.jpg is not an image"),
+    ("no --dataset", [], "--from-pictures writes a new dataset: name its folder with --dataset NEW_FOLDER"),
+    ("a dataset there", ["--dataset", "{full}"], "{full} is not empty; write the dataset to a new folder"),
+    ("a size the encoder cannot halve twice", ["--dataset", "{ds}", "--image-size", "30"],
+     "argument --image-size: must be multiples of 4 of at least 8 (the encoder halves them twice), got 30x30"),
+    ("a size that is not one", ["--dataset", "{ds}", "--image-size", "big"],
+     "argument --image-size: must be N or HxW (28, 32x24), got 'big'"),
+])
+def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_nothing(tmp_path, capsys, case, args, says):
+    pics = pictures_folder(tmp_path / "pics")
+    full = write_npz(tmp_path / "full")
+    if case == "no test folder":
+        import shutil
+        shutil.rmtree(pics / "test")
+    elif case == "a class test has alone":
+        photo(pics / "test" / "triangle" / "0.jpg", 2)
+    elif case == "a damaged picture":
+        (pics / "train" / "square" / "7.jpg").write_bytes(b"\xff\xd8 truncated")
+    before = sorted(full.rglob("*"))
+    values = {"pics": pics, "ds": tmp_path / "ds", "full": full}
+    line = refused(capsys, "data", "--from-pictures", pics, *[a.format(**values) for a in args])
+    assert says.format(**values) in line
+    assert not (tmp_path / "ds").exists() and sorted(full.rglob("*")) == before
+    assert {p.name for p in tmp_path.iterdir()} == {"pics", "full"}  # no temporary folder left either
+
+
+def test_fashion_mnist_saved_as_pictures_comes_back_pixel_for_pixel(real, tmp_path, capsys):
+    """The path a user with an image folder takes, on real images: Fashion-MNIST's first 300
+    training and 100 test images saved as PNGs in class folders (as many share their data) are
+    taken as they are, so the dataset written holds the very images, by class."""
+    names = {c: c.replace("/", " or ") for c in real.classes}  # "T-shirt/top" is no folder name
+    for split, images, labels, n in (("train", real.train_images, real.train_labels, 300),
+                                     ("test", real.test_images, real.test_labels, 100)):
+        for i in range(n):
+            folder = tmp_path / "pics" / split / names[real.classes[int(labels[i])]]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[i].numpy()).save(folder / f"{i:05d}.png")
+    code, out, _ = cli(capsys, "data", "--from-pictures", tmp_path / "pics", "--dataset", tmp_path / "ds")
+    assert code == 0 and "300 train + 100 test images of 28x28, 10 classes" in out and "note:" not in out
+    ds = load_dataset(tmp_path / "ds")
+    order = sorted(names.values())
+    assert list(ds.classes) == order
+    for mine, images, labels, n in ((ds.train_images, real.train_images, real.train_labels, 300),
+                                    (ds.test_images, real.test_images, real.test_labels, 100)):
+        by_class = sorted(range(n), key=lambda i: (order.index(names[real.classes[int(labels[i])]]), i))
+        assert torch.equal(mine, images[by_class])

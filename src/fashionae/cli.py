@@ -53,6 +53,19 @@ def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool
                    help=f"skip the SHA-256 checks (Fashion-MNIST's, or your {DATASET_TOML}'s)")
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """``--image-size``: N (square) or HxW, as the encoders take it (``data.image_size_problem``)."""
+    from .data import image_size_problem
+    height, _, width = text.lower().partition("x")
+    try:
+        size = (int(height), int(width or height))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be N or HxW (28, 32x24), got {text!r}") from None
+    if problem := image_size_problem(size):
+        raise argparse.ArgumentTypeError(problem)
+    return size
+
+
 def add_extend_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extend", action="store_true",
                    help="train the run in --out on to --epochs from its training state: a finished run (which "
@@ -64,8 +77,20 @@ def add_extend_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_data(a) -> int:
     import torch
-    from .data import load_dataset
-    ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
+    from .data import FASHION_MNIST, load_dataset
+    if a.from_pictures:
+        from .picturefiles import picture_dataset
+        if a.dataset == FASHION_MNIST:
+            raise UserError("--from-pictures writes a new dataset: name its folder with --dataset NEW_FOLDER")
+        ds, caveats = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert, a.fill)
+        print(f"wrote {ds.folder}: the pictures of {a.from_pictures}, prepared at {a.image_size[0]}x{a.image_size[1]}; "
+              f"use it with --dataset {a.dataset} (or dataset = \"{a.dataset}\" in a study file)")
+        if caveats:
+            first, said = next(iter(caveats.items()))
+            print(f"note: {len(caveats):,} picture{'s' if len(caveats) > 1 else ''} may say little once prepared, "
+                  f"e.g. {first} ({'; '.join(said)}): look at them, or remove them and write the dataset again")
+    else:
+        ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
     check = "SHA-256 verified" if ds.verified else f"checksums not verified ({ds.unverified_because})"
     h, w = ds.image_size
     print(f"{ds.name} in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} test images "
@@ -350,7 +375,7 @@ def cmd_export(a) -> int:
 def build_parser() -> Parser:
     from . import bench, images
     from .models import ModelConfig
-    from .data import VAL_SPLITS
+    from .data import IMAGE_SIZE, VAL_SPLITS
     from .export import PARTS
     from .runconfig import STRATEGIES
     from .runs import LOCAL, RAY
@@ -372,8 +397,27 @@ def build_parser() -> Parser:
     clf_run_help = "a classifier's run folder (of train-clf, or a clf-... folder of a study's runs/)"
     device_help = "auto (CUDA when present; the default), cpu or cuda"
 
-    s = add_command("data", help="find, verify and describe the dataset")
+    invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
+                   "yes, or no")
+    fill_help = ("the part of the frame the object's longer side spans once prepared: 1 (the default) as in "
+                 "Fashion-MNIST; less for a dataset whose objects fill only part of each image (MNIST's "
+                 "digits: 0.7)")
+
+    def add_picture_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+        p.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, metavar="|".join(images.INVERT),
+                       help=invert_help)
+        p.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
+
+    s = add_command("data", help="find, verify and describe the dataset, or make one of your pictures")
     add_data_args(s)
+    g = s.add_argument_group("a dataset of your pictures (docs/datasets.md)")
+    g.add_argument("--from-pictures", metavar="FOLDER",
+                   help="write a new dataset, in the folder --dataset names, of the pictures in FOLDER's "
+                   "train/CLASS/ and test/CLASS/ folders (any size and colour, prepared as classify prepares "
+                   "one; the classes: train's folders, by name)")
+    g.add_argument("--image-size", type=image_size, default=IMAGE_SIZE, metavar="N|HxW",
+                   help="with --from-pictures: the images' size, multiples of 4 (default: 28, as Fashion-MNIST)")
+    add_picture_args(g)
     s.set_defaults(func=cmd_data)
 
     s = add_command("train-ae", help="train an autoencoder into a run folder")
@@ -467,11 +511,6 @@ def build_parser() -> Parser:
     add_data_args(s, dataset=False, of_run=True)
     s.set_defaults(func=cmd_explore)
 
-    invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
-                   "yes, or no")
-    fill_help = ("the part of the frame the object's longer side spans once prepared: 1 (the default) as in "
-                 "Fashion-MNIST; less for a dataset whose objects fill only part of each image (MNIST's "
-                 "digits: 0.7)")
     pictures_help = ("picture files, PNG, JPEG and the like (or folders of them), any size and colour (a note in "
                      "brackets ends a picture's line where its answer may say little, and says why)")
     s = add_command("reconstruct", help="reconstruct your own pictures with an autoencoder run")
@@ -479,9 +518,7 @@ def build_parser() -> Parser:
     s.add_argument("images", nargs="+", help=pictures_help)
     s.add_argument("-o", "--output", default="reconstructions",
                    help="folder for the side-by-side PNGs (default: ./reconstructions)")
-    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, metavar="|".join(images.INVERT),
-                   help=invert_help)
-    s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
+    add_picture_args(s)
     s.add_argument("--force", action="store_true", help="replace files there that hold something else (by "
                    "default they are refused, and nothing is written; the same reconstructions again are not)")
     s.set_defaults(func=cmd_reconstruct)
@@ -489,9 +526,7 @@ def build_parser() -> Parser:
     s = add_command("classify", help="classify your own pictures with a classifier run (top 3)")
     s.add_argument("run_dir", help=clf_run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
-    s.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, metavar="|".join(images.INVERT),
-                   help=invert_help)
-    s.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
+    add_picture_args(s)
     s.set_defaults(func=cmd_classify)
 
     s = add_command("eval", help="reload a run's model and print its validation and test figures")

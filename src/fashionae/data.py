@@ -416,7 +416,9 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         raise UserError(f"{folder} has neither one .npz file nor the four IDX files "
                         f"({', '.join(FILES)}, .gz or not)"
                         + (f"; it lacks {', '.join(n for n in FILES if not paths[n])}" if found else "")
-                        + "".join(_in_the_way(folder, n) for n in FILES))
+                        + "".join(_in_the_way(folder, n) for n in FILES)
+                        + ("; pictures in train/CLASS/ and test/CLASS/ folders become a dataset with `fashionae data "
+                           f"--from-pictures {folder} --dataset NEW_FOLDER`" if (folder / "train").is_dir() else ""))
     listed = meta.get("sha256", {})
     strays = sorted(set(listed) - set(raws))
     if strays:

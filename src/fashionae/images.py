@@ -97,9 +97,11 @@ def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, in
 
 
 def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
-                  fill: float = FILL) -> dict[str, Picture]:
-    """Every picture (``read_picture``), read before any is answered; those that cannot be, all
-    named in one error, so that a folder with a stray file costs one try, not one per file."""
+                  fill: float = FILL, refused: str = "none is answered",
+                  remedy: str = "Fix or remove them, or name only the others") -> dict[str, Picture]:
+    """Every picture (``read_picture``), read before any is used; those that cannot be, all
+    named in one error (saying what is ``refused`` for them and the ``remedy``), so that a
+    folder with a stray file costs one try, not one per file."""
     _check_options(invert, fill)
     pictures, faults = {}, []
     for path in paths:
@@ -111,8 +113,8 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
         raise UserError(faults[0])
     if faults:
         shown = "; ".join(faults[:3]) + (f"; and {len(faults) - 3} more" if len(faults) > 3 else "")
-        raise UserError(f"{len(faults)} of the {len(paths)} pictures cannot be used, so none is answered: "
-                        f"{shown}. Fix or remove them, or name only the others")
+        raise UserError(f"{len(faults)} of the {len(paths)} pictures cannot be used, so {refused}: "
+                        f"{shown}. {remedy}")
     return pictures
 
 

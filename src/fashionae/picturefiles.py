@@ -1,6 +1,8 @@
 """The files of ``fashionae classify`` and ``reconstruct``: which pictures the command line names
 (a folder standing for the pictures in it), and where ``reconstruct`` writes each picture beside
-its reconstruction. Reading a picture and preparing it is ``images``'s."""
+its reconstruction; and a folder of pictures in class folders made a dataset
+(``fashionae data --from-pictures``). Reading a picture and preparing it is ``images``'s;
+writing a dataset folder, ``data``'s."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import torch
 
 from .errors import UserError
 
+SPLITS = ("train", "test")  # a folder of pictures made a dataset: SPLIT/CLASS/pictures
 RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # taken from a folder
 
@@ -73,3 +76,46 @@ def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _subfolders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int], invert: str, fill: float):
+    """A new dataset folder ``out`` (``data.write_npz_dataset``) of the pictures in ``pictures``,
+    laid out as ``train/CLASS/`` and ``test/CLASS/`` (torchvision's ImageFolder, once per split):
+    the classes are train's folders, in the order of their names; each picture is prepared as
+    ``classify`` prepares one (``images.read_pictures``), at ``size``. Nothing is written where
+    a picture cannot be read. Returns the dataset loaded back and the pictures with caveats,
+    {path: caveats}."""
+    from .data import write_npz_dataset
+    from .images import read_pictures
+    folder = Path(pictures)
+    layout = "pictures in train/CLASS/ and test/CLASS/ folders (a test set put aside: a fifth of each class, say)"
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give a folder of {layout}")
+    if missing := [s for s in SPLITS if not (folder / s).is_dir()]:
+        raise UserError(f"{folder} has no {' or '.join(m + '/' for m in missing)} folder; give a folder of {layout}")
+    classes = _subfolders(folder / SPLITS[0])
+    if not classes:
+        raise UserError(f"{folder / SPLITS[0]} has no class folders; give a folder of {layout}")
+    if unknown := [c for c in _subfolders(folder / SPLITS[1]) if c not in classes]:
+        raise UserError(f"{folder / SPLITS[1] / unknown[0]} is a class {folder / SPLITS[0]} lacks; the classes are "
+                        f"train's folders ({', '.join(classes)}): rename it, or add its training pictures")
+    arrays, caveats = [], {}
+    for split in SPLITS:
+        files, labels = [], []
+        for label, name in enumerate(classes):
+            if (folder / split / name).is_dir():  # (a class with no test pictures: `data` notes it)
+                found = picture_files([str(folder / split / name)])
+                files += found
+                labels += [label] * len(found)
+        if not files:
+            raise UserError(f"{folder / split} has no pictures; give a folder of {layout}")
+        read = read_pictures(files, invert, size, fill, refused="no dataset is written",
+                             remedy="Fix or remove them")
+        arrays += [np.stack([(read[f].pixels[0] * 255).round().to(torch.uint8).numpy() for f in files]),
+                   np.array(labels, dtype=np.int64)]
+        caveats.update({f: read[f].caveats for f in files if read[f].caveats})
+    return write_npz_dataset(out, *arrays, classes=classes), caveats
