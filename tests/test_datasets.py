@@ -688,6 +688,7 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
      "argument --image-size: must be multiples of 4 of at least 8 (the encoder halves them twice), got 30x30"),
     ("a size that is not one", ["--dataset", "{ds}", "--image-size", "big"],
      "argument --image-size: must be N or HxW (28, 32x24), got 'big'"),
+    ("a picture option without it", ["--dataset", "{full}", "--fill", "0.7"], "--fill goes with --from-pictures"),
 ])
 def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_nothing(tmp_path, capsys, case, args, says):
     pics = pictures_folder(tmp_path / "pics")
@@ -701,7 +702,8 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
         (pics / "train" / "square" / "7.jpg").write_bytes(b"\xff\xd8 truncated")
     before = sorted(full.rglob("*"))
     values = {"pics": pics, "ds": tmp_path / "ds", "full": full}
-    line = refused(capsys, "data", "--from-pictures", pics, *[a.format(**values) for a in args])
+    source = [] if case == "a picture option without it" else ["--from-pictures", pics]
+    line = refused(capsys, "data", *source, *[a.format(**values) for a in args])
     assert says.format(**values) in line
     assert not (tmp_path / "ds").exists() and sorted(full.rglob("*")) == before
     assert {p.name for p in tmp_path.iterdir()} == {"pics", "full"}  # no temporary folder left either

@@ -5,6 +5,7 @@ come from their dataclass fields (``settings.py``)."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shlex
@@ -77,19 +78,23 @@ def add_extend_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_data(a) -> int:
     import torch
-    from .data import FASHION_MNIST, load_dataset
+    from . import images
+    from .data import FASHION_MNIST, IMAGE_SIZE, load_dataset
     if a.from_pictures:
         from .picturefiles import picture_dataset
         if a.dataset == FASHION_MNIST:
             raise UserError("--from-pictures writes a new dataset: name its folder with --dataset NEW_FOLDER")
         ds, caveats = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert, a.fill)
         print(f"wrote {ds.folder}: the pictures of {a.from_pictures}, prepared at {a.image_size[0]}x{a.image_size[1]}; "
-              f"use it with --dataset {a.dataset} (or dataset = \"{a.dataset}\" in a study file)")
+              f"use it with --dataset {shlex.quote(a.dataset)} (or dataset = {json.dumps(a.dataset)} in a study file)")
         if caveats:
             first, said = next(iter(caveats.items()))
             print(f"note: {len(caveats):,} picture{'s' if len(caveats) > 1 else ''} may say little once prepared, "
                   f"e.g. {first} ({'; '.join(said)}): look at them, or remove them and write the dataset again")
     else:
+        if given := [f"--{k.replace('_', '-')}" for k, default in (("image_size", IMAGE_SIZE), ("invert", images.INVERT[0]),
+                                                                    ("fill", images.FILL)) if getattr(a, k) != default]:
+            raise UserError(f"{given[0]} goes with --from-pictures (how pictures are made a dataset)")
         ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
     check = "SHA-256 verified" if ds.verified else f"checksums not verified ({ds.unverified_because})"
     h, w = ds.image_size
