@@ -219,6 +219,16 @@ def test_a_study_file_that_is_not_text_or_has_no_such_profile(tmp_path):
         load_study(write(tmp_path, MINIMAL + "[autoencoders.profiles.quick]\nlatent = 4\n"), profile="quick")
 
 
+def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_without(tmp_path):
+    """Windows' Notepad starts a UTF-8 file with a BOM, which tomllib calls an invalid statement at line 1."""
+    path = tmp_path / "s.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + ('name = "s\u00e9"\n' + MINIMAL).encode())
+    assert load_study(path).name == "s\u00e9"
+    from fashionae.data import _dataset_toml
+    (tmp_path / "dataset.toml").write_bytes(b"\xef\xbb\xbf" + 'classes = ["a", "b"]\n'.encode())
+    assert _dataset_toml(tmp_path) == {"classes": ["a", "b"]}
+
+
 @pytest.mark.parametrize("text, message", [
     ("name = ", "not valid TOML"),
     ("colour = 1\n" + MINIMAL, "unknown key 'colour'"),

@@ -303,7 +303,7 @@ def _dataset_toml(folder: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} is a folder, not a file; remove it, or write the dataset's description there")
     try:
-        meta = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8, whatever the locale
+        meta = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, whatever the locale; a BOM (Notepad's) is skipped
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UserError(f"{path} is not valid TOML ({e}); mend it, or delete it to name the classes by number") from None
     unknown = set(meta) - {"name", "classes", "sha256"}

@@ -284,7 +284,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     shown = shown if path == Path(shown) else str(path)
     source = path.name
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, whatever the locale; a BOM (Notepad's) is skipped
     except FileNotFoundError:
         raise UserError(f"study file {shown} does not exist; {_examples()}") from None
     except UnicodeDecodeError:
