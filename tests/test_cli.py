@@ -501,6 +501,13 @@ def test_a_classifier_validating_on_images_its_encoder_trained_on_says_so(capsys
         code, _, err = cli(capsys, "train-clf", "--strategy", strategy, *(["--encoder", ae] if strategy != "scratch"
                            else []), *SMALL, "--val", val, "--data-dir", data_dir, "--out", tmp_path / strategy)
         assert code == 0 and (note in err) == noted, (strategy, err)
+    # the encoder's own folder as --out (a slip of copy and paste): refused as such, never "delete it"
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in ae.iterdir())
+    code, _, err = cli(capsys, "train-clf", "--strategy", "frozen", "--encoder", ae, *SMALL, "--data-dir", data_dir,
+                       "--out", f"{ae}/")
+    assert (code, err) == (2, f"fashionae: error: --out {ae}/ is the --encoder run; give the classifier a folder of "
+                              "its own\n")
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in ae.iterdir()) == before
 
 
 def test_a_study_folder_given_to_a_run_is_said_to_be_one(capsys, data_dir, tmp_path):
