@@ -203,7 +203,8 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     rows = [dict.fromkeys(EPOCH_FIGURES, 0.5) | {"epoch": e} for e in (1, 2)]
     (folder / "metrics.jsonl").write_text(f"{json.dumps(rows[0])}\n\n{json.dumps(rows[1])}\n")
     assert folder.metrics() == rows
-    tail = rf" \(it was edited or damaged\); delete {re.escape(str(folder.path))} and run its command again$"
+    tail = (rf" \(it was edited or damaged\); put back a copy of it, or delete {re.escape(str(folder.path))} and run "
+            "its command again$")  # a copy first: deleting the folder loses its training
     for bad in ('{"epoch": 1}\n', f'{json.dumps({**rows[0], "val_loss": "0.1"})}\n', "[1, 2]\n"):
         (folder / "metrics.jsonl").write_text(bad)
         with pytest.raises(UserError, match=r"metrics.jsonl holds a row without an epoch's figures \(epoch, "
@@ -218,7 +219,7 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
         folder.metrics()
     (folder / "summary.json").unlink()
     (folder / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
-    with pytest.raises(UserError, match=rf"metrics.jsonl is unreadable \(.*\); delete {re.escape(str(folder.path))} and run its command again$"):
+    with pytest.raises(UserError, match=rf"metrics.jsonl is unreadable \(.*\); put back a copy of it, or delete {re.escape(str(folder.path))} and run its command again$"):
         folder.metrics()
     (folder / "explore").mkdir()
     (folder / "explore" / "map.png").write_bytes(b"png")
@@ -287,7 +288,8 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
             "most_confused": {"true": "c", "predicted": "b", "count": 2}}
     put_summary(folder, good)
     assert folder.summary() == good and LoadedRun(folder.path).classes == ("a", "b", "c")
-    tail = rf" \(it was edited or damaged\); delete {re.escape(str(folder.path))} and run its command again$"
+    tail = (rf" \(it was edited or damaged\); put back a copy of it, or delete {re.escape(str(folder.path))} and run "
+            "its command again$")  # a copy first: deleting the folder loses its training
 
     no_epochs = {k: v for k, v in good.items() if k != "epochs"}
     malformed = "its per-class accuracy or confusion matrix is missing or malformed"
@@ -403,7 +405,7 @@ def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):
     summary = run.summary()
     assert {"model_sha256", "config_sha256", "metrics_sha256", "summary_sha256"} <= set(summary)
     assert run.metrics() and run.load_model()
-    tail = rf" \(it was edited or damaged\); delete {re.escape(str(run.path))} and run its command again$"
+    tail = rf" \(it was edited or damaged\); put back a copy of it, or delete {re.escape(str(run.path))} and run its command again$"
     originals = {name: (run / name).read_text() for name in (run.SUMMARY, run.METRICS, run.CONFIG)}
 
     def edited(name, change):

@@ -362,11 +362,12 @@ class RunFolder:
 
     def damaged(self, file: str, fault: str) -> UserError:
         """The error for one of this folder's files that fashionae did not write as it is."""
-        return UserError(f"{self / file} {fault} (it was edited or damaged); {self.start_again}")
+        return UserError(f"{self / file} {fault} (it was edited or damaged); put back a copy of it, or "
+                         f"{self.start_again}")
 
     @property
     def start_again(self) -> str:
-        """The fix for a run folder that can be neither used nor resumed."""
+        """The last fix for a run folder that can be neither used nor resumed (its training is lost)."""
         return f"delete {self.path} and run its command again"
 
     def raw_config(self) -> dict:
@@ -457,7 +458,7 @@ class RunFolder:
         except FileNotFoundError:
             rows = []
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"{path} is unreadable ({e}); {self.start_again}") from None
+            raise UserError(f"{path} is unreadable ({e}); put back a copy of it, or {self.start_again}") from None
         if rows:
             keys = EPOCH_FIGURES + (CLASSIFIER_EPOCH_FIGURES if self.config().model.task == CLASSIFIER else ())
             if not all(isinstance(r, dict) and all(is_number(r.get(k)) for k in keys) for r in rows):
