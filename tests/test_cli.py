@@ -125,7 +125,8 @@ def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(ca
 @pytest.mark.parametrize("args, message", [
     (["train-ae", "--arch", "mlp"], "unknown --arch 'mlp'"),
     (["train-ae", "--decoder", "k9"], "unknown --decoder"),
-    (["train-ae", "--latent", "0"], "--latent must be a positive integer"),
+    (["train-ae", "--latent", "0"], "--latent must be an integer from 1 to 2147483647, got 0"),
+    (["train-ae", "--latent", str(2**64)], f"--latent must be an integer from 1 to 2147483647, got {2**64}"),  # (torch overflowed)
     (["train-ae", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
     (["train-ae", "--arch", "conv", "--latent", "512"], "the conv arch has none"),  # given at its default
     (["train-clf", "--strategy", "scratch", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
@@ -306,9 +307,9 @@ def test_what_was_given_is_named_as_what_it_is(capsys, tmp_path):
 
 def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys, data_dir, tmp_path):
     out = tmp_path / "ae"
-    code, _, err = cli(capsys, "train-ae", "--latent", 10**11, *SMALL, "--data-dir", data_dir, "--out", out)
+    code, _, err = cli(capsys, "train-ae", "--latent", 2**31 - 1, *SMALL, "--data-dir", data_dir, "--out", out)
     # refused from its parameters' count, before anything is allocated
-    assert code == 2 and re.fullmatch(r"fashionae: error: the model has 627,3\d\d(,\d{3}){3} parameters: training it "
+    assert code == 2 and re.fullmatch(r"fashionae: error: the model has 13,47\d(,\d{3}){3} parameters: training it "
                                       r"takes at least [\d,]+ GiB \(its weights, and the gradients and Adam's "
                                       r"moments of those it trains\), more "
                                       r"than this machine's [\d,]+ GiB; use a smaller latent or smaller images\n", err)

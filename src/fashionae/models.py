@@ -26,7 +26,7 @@ from . import settings
 from .data import IMAGE_SIZE, image_size_problem
 from .dropout import Dropout, ReLUDropout
 from .layers import BlockConvTranspose2d, Layers
-from .settings import AUTOENCODER, CLASSIFIER, boolean, number_in, positive_int, setting
+from .settings import AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, positive_int, setting
 
 
 # ------------------------------------------------------------------ encoder types, upsampling stages
@@ -103,7 +103,8 @@ class ModelConfig:
     task: str = setting(AUTOENCODER, choices=TASKS, option=False)  # set by the command
     arch: str = setting("linear", "linear: a bottleneck Linear(C*h*w, latent); conv: the latent is "
                         "the C x h x w feature map", choices=ARCHS)
-    latent: int = setting(512, "the study's l_size (linear arch)", check=positive_int)
+    # (the bound: past it, torch overflows before the memory check can count the parameters)
+    latent: int = setting(512, "the study's l_size (linear arch)", check=integer_in(1, 2**31 - 1))
     encoder_type: str = setting("paper", "paper (Table I) | strided | strong", choices=ENCODER_TYPES)
     decoder: str = setting("k2", "k2 (the author's) | k3 | k4 | resize", choices=DECODERS,
                            only=AUTOENCODER)
