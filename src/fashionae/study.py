@@ -281,6 +281,10 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     override the file."""
     shown = str(path)  # as given: ./paper is said as a path, beside the bundled names
     path = study_file(path) if isinstance(path, str) else path  # a Path is a path, never a name
+    # a file named as a bundled study is taken for it (``study_file``): where it is not a study
+    # file, the error says which one was read
+    hides = (f"; the file {shown} here was read, not the bundled study {shown}: move or rename it to run that one"
+             if shown in bundled_studies() and path == Path(shown) else "")
     shown = shown if path == Path(shown) else str(path)
     source = path.name
     try:
@@ -288,16 +292,16 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     except FileNotFoundError:
         raise UserError(f"study file {shown} does not exist; {_examples()}") from None
     except UnicodeDecodeError:
-        raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}") from None
+        raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}{hides}") from None
     except IsADirectoryError:
         raise UserError(f"{shown} is a folder; {_examples()}; or to rebuild a study folder's report: "
                         f"fashionae report {shown}") from None
     except OSError as e:
         raise UserError(f"cannot read study file {shown}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"study file {shown} is not valid TOML ({e})") from None
+        raise UserError(f"study file {shown} is not valid TOML ({e}){hides}") from None
     if not raw:
-        raise UserError(f"study file {shown} is empty; {_examples()}")
+        raise UserError(f"study file {shown} is empty; {_examples()}{hides}")
     _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
