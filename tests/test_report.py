@@ -306,8 +306,25 @@ def test_a_report_replaces_its_own_figures_only(study, tmp_path, capsys):
     shutil.rmtree(copy / "figures")
     (copy / "figures").write_text("notes")
     code, _, err = cli(capsys, "report", copy)
-    assert (code, err) == (2, f"fashionae: error: output folder {copy / 'figures'} is a file; give a folder\n")
+    assert (code, err) == (2, f"fashionae: error: {copy / 'figures'} is a file where the report's figures go; move or "
+                              f"remove it, and run fashionae report {copy}\n")
     assert (copy / "figures").read_text() == "notes"
+    (copy / "figures").unlink()
+    (copy / "figures").mkdir()
+    access = os.access
+    os.access = lambda path, mode: Path(path) != copy / "figures" and access(path, mode)  # (root may write anywhere)
+    try:
+        code, _, err = cli(capsys, "report", copy)
+    finally:
+        os.access = access
+    assert (code, err) == (2, f"fashionae: error: cannot write in {copy / 'figures'}, where the report's figures go; "
+                              "make it writable, or copy the study folder somewhere writable and report it there\n")
+    (copy / "report.html").mkdir()  # a folder in a page's place: said, with what to do
+    (copy / "report.html" / "mine.txt").write_text("kept")
+    code, _, err = cli(capsys, "report", copy)
+    assert (code, err) == (2, f"fashionae: error: cannot write {copy / 'report.html'}: a folder is in its place; move "
+                              "or remove it\n")
+    assert (copy / "report.html" / "mine.txt").read_text() == "kept"
 
 
 def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):

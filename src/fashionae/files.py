@@ -98,6 +98,8 @@ def write_failure(path: Path, e: OSError, fix: str = "") -> UserError:
     """The one line of a file that could not be written: a full disk, or why not (and ``fix``)."""
     if e.errno == errno.ENOSPC:
         return UserError(f"no space left to write {path}; free some disk space and run again (finished work is kept)")
+    if e.errno == errno.EISDIR:
+        return UserError(f"cannot write {path}: a folder is in its place; move or remove it" + (f"; {fix}" if fix else ""))
     return UserError(f"cannot write {path}: {e.strerror}" + (f"; {fix}" if fix else ""))
 
 

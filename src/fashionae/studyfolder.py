@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .files import (atomic_write_together, holds_nothing, is_leftover, json_text, read_rebuildable_json, remove_file,
-                    refuse_unwritable_folder, write_failure, write_json)
+                    write_failure, write_json)
 from .runfolder import RunFolder
 from .study import Study
 
@@ -100,7 +100,13 @@ class StudyFolder:
     def staged_figures(self) -> Path:
         """An empty folder to draw a report's figures into (``STAGING``/figures, what an earlier
         report left there gone), to take the place of figures/ with its pages (``write_results``)."""
-        refuse_unwritable_folder(self / self.FIGURES, "output folder")  # (a file there: said before drawing)
+        figures = self / self.FIGURES  # (said before drawing)
+        if figures.exists() and not figures.is_dir():
+            raise UserError(f"{figures} is a file where the report's figures go; move or remove it, and run "
+                            f"fashionae report {self.path}")
+        if figures.is_dir() and not os.access(figures, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write in {figures}, where the report's figures go; make it writable, or copy the "
+                            "study folder somewhere writable and report it there")
         staging = self / self.STAGING
         shutil.rmtree(staging, ignore_errors=True)
         (staging / self.FIGURES).mkdir(parents=True)
