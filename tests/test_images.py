@@ -272,6 +272,11 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert main(["classify", str(clf), str(mac)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{mac / 'a.jpg'}: ") and len(out.splitlines()) == 1
+    (mac / "gone.jpg").symlink_to(tmp_path / "moved-away.jpg")  # a link to a picture moved away: said, not skipped
+    assert main(["classify", str(clf), str(mac)]) == 2
+    assert capsys.readouterr().err == (f"fashionae: error: 1 of the 2 pictures cannot be used, so none is answered: "
+                                       f"image {mac / 'gone.jpg'} is a link to {tmp_path / 'moved-away.jpg'}, which "
+                                       "does not exist. Fix or remove them, or name only the others\n")
 
     # the wrong kind of run, or a non-image: one line, exit 2
     assert main(["classify", str(ae), str(img)]) == 2

@@ -132,7 +132,8 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     path = Path(path)
     _check_options(invert, fill)
     if not path.exists():
-        raise UserError(f"image {path} does not exist")
+        raise UserError(f"image {path} is a link to {path.readlink()}, which does not exist" if path.is_symlink() else
+                        f"image {path} does not exist")
     if path.is_dir():
         raise UserError(f"image {path} is a folder, not a picture file")
     if not path.is_file():

@@ -29,7 +29,9 @@ def picture_files(paths: list[str]) -> list[str]:
         if not Path(path).is_dir():
             files.append(path)  # read_picture says what is wrong with it, if anything
             continue
-        pictures_here = [p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES]
+        # (a link to a picture gone is named, and read_picture says so: not left out unsaid)
+        pictures_here = [p for p in Path(path).iterdir()
+                         if (p.is_file() or p.is_symlink() and not p.exists()) and p.suffix.lower() in PICTURE_SUFFIXES]
         found = [p for p in pictures_here if not p.name.startswith(".")]
         if not found:
             subfolders = any(p.is_dir() for p in Path(path).iterdir())
