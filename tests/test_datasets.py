@@ -5,6 +5,7 @@ study); and a real small dataset, scikit-learn's bundled handwritten digits."""
 import gzip
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -639,13 +640,18 @@ def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_th
     prepared as classify and fashionae.load prepare one; the folder is then a dataset as any."""
     pictures = pictures_folder(tmp_path / "photos", classes=("square", "circle"))  # by name: circle is 0
     (pictures / "train" / "circle" / "notes.txt").write_text("not a picture: a class folder's other files are not read")
+    photo(pictures / "train" / "stray.jpg", 0)  # beside the class folders: not taken either, and said
+    (pictures / "train" / ".DS_Store").write_text("a Mac's: hidden, not said")
     Image.new("L", (50, 50), 255).save(pictures / "test" / "square" / "blank.png")
     code, out, _ = cli(capsys, "data", "--from-pictures", pictures, "--dataset", tmp_path / "ds", "--image-size", "32x24")
-    assert code == 0 and f"wrote {tmp_path / 'ds'}: the pictures of {pictures}, prepared at 32x24" in out
+    assert code == 0 and out.startswith("reading 23 pictures of 2 classes (16 to train on, 7 to test on)\n")
+    assert f"wrote {tmp_path / 'ds'}: the pictures of {pictures}, prepared at 32x24" in out
     assert "16 train + 7 test images of 32x24, 2 classes, SHA-256 verified" in out
     assert "classes (training / test images): circle (8 / 3), square (8 / 4)" in out
-    assert (f"note: 1 picture may say little once prepared, e.g. {pictures / 'test' / 'square' / 'blank.png'} "
-            "(blank or nearly so once prepared") in out
+    assert (f"note: 2 files or folders not taken, e.g. {pictures / 'train' / 'stray.jpg'}: only pictures (.png, ") in out
+    assert (f"note: 1 picture (e.g. {pictures / 'test' / 'square' / 'blank.png'}): blank or nearly so once prepared"
+            in out)
+    assert f"note: look at the pictures above: to leave some out, delete {tmp_path / 'ds'} and write it again" in out
     ds = load_dataset(tmp_path / "ds")
     assert list(ds.classes) == ["circle", "square"] and ds.train_labels.tolist() == [0] * 8 + [1] * 8
     from fashionae.images import prepare_image
@@ -680,10 +686,23 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
                                               "train/CLASS/ and test/CLASS/ folders"),
     ("a class test has alone", ["--dataset", "{ds}"], "{pics}/test/triangle is a class {pics}/train lacks; the "
                                                      "classes are train's folders (circle, square): rename it"),
-    ("a damaged picture", ["--dataset", "{ds}"], "1 of the 16 pictures cannot be used, so no dataset is written: "
-                                                 "{pics}/train/square/7.jpg is not an image"),
+    ("damaged pictures", ["--dataset", "{ds}"], "2 of the 22 pictures cannot be used, so no dataset is written: "
+                                                "{pics}/train/square/7.jpg is not an image fashionae can read"),  # both splits: one try
+    ("one class", ["--dataset", "{ds}"], "{pics}/train has one class folder, circle; a dataset needs two classes at "
+                                         "least"),
+    ("a class without training pictures", ["--dataset", "{ds}"], "{pics}/train/square has no pictures (.png, "),
+    ("a class name with a space at an end", ["--dataset", "{ds}"],
+     "class folder {pics}/train/square : its name has a space at an end or a control character"),
+    ("a class spelt two ways", ["--dataset", "{ds}"], "{pics}/train has two class folders named "),
+    ("the dataset in the pictures", ["--dataset", "{pics}/train/new"],
+     "--dataset {pics}/train/new is in the pictures' folder {pics}; write the dataset outside it"),
+    ("an empty --from-pictures", ["--dataset", "{ds}"], "--from-pictures is empty (an unset shell variable?)"),
+    ("too few training pictures", ["--dataset", "{ds}"], "{pics}/train: 11 training pictures are too few; a dataset "
+                                                         "needs at least 12"),
+    ("--no-verify with it", ["--dataset", "{ds}", "--no-verify"],
+     "--no-verify reads a dataset, and --from-pictures writes one: leave --no-verify out"),
     ("no --dataset", [], "--from-pictures writes a new dataset: name its folder with --dataset NEW_FOLDER"),
-    ("a dataset there", ["--dataset", "{full}"], "{full} is not empty; write the dataset to a new folder"),
+    ("a dataset there", ["--dataset", "{full}"], "{full} is not empty; write the dataset to a new folder"),  # before reading
     ("a size the encoder cannot halve twice", ["--dataset", "{ds}", "--image-size", "30"],
      "argument --image-size: must be multiples of 4 of at least 8 (the encoder halves them twice), got 30x30"),
     ("a size that is not one", ["--dataset", "{ds}", "--image-size", "big"],
@@ -694,15 +713,31 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
     pics = pictures_folder(tmp_path / "pics")
     full = write_npz(tmp_path / "full")
     if case == "no test folder":
-        import shutil
         shutil.rmtree(pics / "test")
     elif case == "a class test has alone":
         photo(pics / "test" / "triangle" / "0.jpg", 2)
-    elif case == "a damaged picture":
+    elif case in ("damaged pictures", "a dataset there"):  # (where it is there: refused before any is read)
         (pics / "train" / "square" / "7.jpg").write_bytes(b"\xff\xd8 truncated")
+        (pics / "test" / "circle" / "0.jpg").write_bytes(b"")
+    elif case == "one class":
+        shutil.rmtree(pics / "train" / "square")
+        shutil.rmtree(pics / "test" / "square")
+    elif case == "too few training pictures":
+        (pics / "train" / "square" / "0.jpg").write_bytes(b"")  # (refused before any is read)
+        for i in range(3, 8):
+            (pics / "train" / "square" / f"{i}.jpg").unlink()
+    elif case == "a class without training pictures":
+        shutil.rmtree(pics / "train" / "square")
+        (pics / "train" / "square").mkdir()
+    elif case == "a class name with a space at an end":
+        (pics / "train" / "square").rename(pics / "train" / "square ")
+    elif case == "a class spelt two ways":  # as a Mac spells é (NFD) beside the usual (NFC)
+        photo(pics / "train" / "caf\u00e9" / "0.jpg", 0)
+        photo(pics / "train" / "cafe\u0301" / "0.jpg", 1)
     before = sorted(full.rglob("*"))
     values = {"pics": pics, "ds": tmp_path / "ds", "full": full}
-    source = [] if case == "a picture option without it" else ["--from-pictures", pics]
+    source = {"a picture option without it": [], "an empty --from-pictures": ["--from-pictures", ""]}.get(
+        case, ["--from-pictures", pics])
     line = refused(capsys, "data", *source, *[a.format(**values) for a in args])
     assert says.format(**values) in line
     assert not (tmp_path / "ds").exists() and sorted(full.rglob("*")) == before
@@ -729,3 +764,17 @@ def test_fashion_mnist_saved_as_pictures_comes_back_pixel_for_pixel(real, tmp_pa
                                     (ds.test_images, real.test_images, real.test_labels, 100)):
         by_class = sorted(range(n), key=lambda i: (order.index(names[real.classes[int(labels[i])]]), i))
         assert torch.equal(mine, images[by_class])
+
+
+def test_class_folders_copied_from_a_mac_are_one_class_and_a_long_read_says_how_far_it_is(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """test/'s "café" in two characters (NFD, as a Mac writes it) is train's "café" (NFC): one class,
+    named in the usual spelling; reading says how far it is every PROGRESS_SECONDS."""
+    from fashionae import picturefiles
+    pics = pictures_folder(tmp_path / "pics", classes=("caf\u00e9", "tea"), train=6, test=1)
+    (pics / "test" / "caf\u00e9").rename(pics / "test" / "cafe\u0301")
+    monkeypatch.setattr(picturefiles, "PROGRESS_SECONDS", 0)
+    code, out, _ = cli(capsys, "data", "--from-pictures", pics, "--dataset", tmp_path / "ds")
+    assert code == 0 and "classes (training / test images): caf\u00e9 (6 / 1), tea (6 / 1)" in out
+    assert [line for line in out.splitlines() if line.startswith("  ")] == [f"  {n} of 14 read" for n in range(1, 14)]
+    assert load_dataset(tmp_path / "ds").classes == ("caf\u00e9", "tea")

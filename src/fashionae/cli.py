@@ -80,17 +80,17 @@ def cmd_data(a) -> int:
     import torch
     from . import images
     from .data import FASHION_MNIST, IMAGE_SIZE, load_dataset
-    if a.from_pictures:
+    if a.from_pictures is not None:
         from .picturefiles import picture_dataset
         if a.dataset == FASHION_MNIST:
             raise UserError("--from-pictures writes a new dataset: name its folder with --dataset NEW_FOLDER")
-        ds, caveats = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert, a.fill)
+        if given := [option for option, value in (("--data-dir", a.data_dir), ("--no-verify", a.no_verify)) if value]:
+            raise UserError(f"{given[0]} reads a dataset, and --from-pictures writes one: leave {given[0]} out")
+        ds, notes = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert, a.fill, log=print)
         print(f"wrote {ds.folder}: the pictures of {a.from_pictures}, prepared at {a.image_size[0]}x{a.image_size[1]}; "
               f"use it with --dataset {shlex.quote(a.dataset)} (or dataset = {json.dumps(a.dataset)} in a study file)")
-        if caveats:
-            first, said = next(iter(caveats.items()))
-            print(f"note: {len(caveats):,} picture{'s' if len(caveats) > 1 else ''} may say little once prepared, "
-                  f"e.g. {first} ({'; '.join(said)}): look at them, or remove them and write the dataset again")
+        for note in notes:
+            print(f"note: {note}")
     else:
         if given := [f"--{k.replace('_', '-')}" for k, default in (("image_size", IMAGE_SIZE), ("invert", images.INVERT[0]),
                                                                     ("fill", images.FILL)) if getattr(a, k) != default]:
@@ -107,8 +107,9 @@ def cmd_data(a) -> int:
     if empty := [c for c, n, m in zip(ds.classes, counts, tested) if not n or not m]:
         print(f"note: {len(empty)} class{'es' if len(empty) > 1 else ''} ({', '.join(empty[:3])}"
               f"{', …' if len(empty) > 3 else ''}) lack{'' if len(empty) > 1 else 's'} training or test images: "
-              "autoencoders train, but a "
-              "classifier needs both for every class (number the classes from 0 without gaps)")
+              "autoencoders train, but a classifier needs both for every class ("
+              + ("add its pictures to train/CLASS/ and test/CLASS/ and write the dataset again)"
+                 if a.from_pictures is not None else "number the classes from 0 without gaps)"))
     if ds.train_images.numel() and int(ds.train_images.max()) <= 1:
         print("note: the pixels reach only 1 of 255: images of 0 and 1? scale them to 0-255 (x * 255) before "
               "saving, or the models see them nearly black")

@@ -50,6 +50,9 @@ from .files import UMASK, cache_dir, is_there, kind_of
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
 DATA_ENV = "FASHIONAE_DATA"  # the environment variable naming Fashion-MNIST's folder, as --data-dir does
+MIN_TRAINING_IMAGES = 12  # a sixth held out for validation (held_out_size), the rest in batches
+NEEDS_TRAINING_IMAGES = (f"a dataset needs at least {MIN_TRAINING_IMAGES} (a sixth of them is held out for "
+                         "validation): add training images")
 IMAGE_SIZE = (28, 28)  # Fashion-MNIST's images (height, width); a dataset of your own has its own
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -206,9 +209,8 @@ def _check_arrays(folder: Path, images: dict, labels: dict, n_classes: int | Non
     h, w = images["train"].shape[1:]
     if problem := image_size_problem((h, w)):
         raise UserError(f"{folder}: images {problem}: pad or resize them")
-    if len(images["train"]) < 12:  # a sixth held out for validation (held_out_size), the rest in batches
-        raise UserError(f"{folder}: {len(images['train'])} training images are too few; a dataset needs at "
-                        "least 12 (a sixth of them is held out for validation): add training images")
+    if len(images["train"]) < MIN_TRAINING_IMAGES:
+        raise UserError(f"{folder}: {len(images['train'])} training images are too few; {NEEDS_TRAINING_IMAGES}")
     if not len(images["test"]):
         raise UserError(f"{folder}: {what['test'][0]} holds no images; a dataset needs test images to "
                         "measure its runs on")
@@ -461,6 +463,16 @@ def _toml_string(text: str) -> str:
     return re.sub(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", scalar, json.dumps(text))
 
 
+def refuse_a_taken_folder(folder: Path) -> None:
+    """A new dataset is written only into a new or empty folder: runs trained on what a folder
+    holds would no longer match it."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; write the dataset to a new folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UserError(f"{folder} is not empty; write the dataset to a new folder (runs trained on "
+                        "what is there would no longer match it)")
+
+
 def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_test,
                       classes: list[str] | None = None, name: str | None = None) -> Dataset:
     """Write arrays as a new dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
@@ -477,11 +489,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
             raise UserError(f"classes= must be a list of names, such as ['circle', 'square'], got {classes!r}")
         classes = [str(c) for c in names]
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file; write the dataset to a new folder")
-    if folder.is_dir() and any(folder.iterdir()):
-        raise UserError(f"{folder} is not empty; write the dataset to a new folder (runs trained on "
-                        "what is there would no longer match it)")
+    refuse_a_taken_folder(folder)
     buf = io.BytesIO()
     np.savez_compressed(buf, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     lines = [f"name = {_toml_string(name)}"] if name else []

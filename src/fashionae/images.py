@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -98,17 +99,20 @@ def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, in
 
 def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
                   fill: float = FILL, refused: str = "none is answered",
-                  remedy: str = "Fix or remove them, or name only the others") -> dict[str, Picture]:
+                  remedy: str = "Fix or remove them, or name only the others",
+                  progress: Callable[[int], None] = lambda read: None) -> dict[str, Picture]:
     """Every picture (``read_picture``), read before any is used; those that cannot be, all
     named in one error (saying what is ``refused`` for them and the ``remedy``), so that a
-    folder with a stray file costs one try, not one per file."""
+    folder with a stray file costs one try, not one per file. ``progress``: told how many are
+    read, after each."""
     _check_options(invert, fill)
     pictures, faults = {}, []
-    for path in paths:
+    for read, path in enumerate(paths, 1):
         try:
             pictures[path] = read_picture(path, invert, size, fill)
         except UserError as e:
             faults.append(str(e))
+        progress(read)
     if len(faults) == 1 and len(paths) == 1:
         raise UserError(faults[0])
     if faults:

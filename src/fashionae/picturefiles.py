@@ -6,7 +6,10 @@ writing a dataset folder, ``data``'s."""
 
 from __future__ import annotations
 
+import time
+import unicodedata
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -14,8 +17,9 @@ import torch
 from .errors import UserError
 
 SPLITS = ("train", "test")  # a folder of pictures made a dataset: SPLIT/CLASS/pictures
+PROGRESS_SECONDS = 10  # how often reading them says how far it is
 RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # taken from a folder
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm")  # taken from a folder
 
 
 def picture_files(paths: list[str]) -> list[str]:
@@ -80,44 +84,108 @@ def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def _subfolders(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _entries(folder: Path) -> list[Path]:
+    """A folder's files and folders, by name, but for hidden ones (a Mac's ._ files, .DS_Store)."""
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
 
 
-def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int], invert: str, fill: float):
+def _is_picture(p: Path) -> bool:
+    # (a link to a picture moved away is one: read_picture says what became of it)
+    return p.suffix.lower() in PICTURE_SUFFIXES and (p.is_file() or p.is_symlink() and not p.exists())
+
+
+def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int], invert: str, fill: float,
+                    log: Callable[[str], None] = lambda message: None):
     """A new dataset folder ``out`` (``data.write_npz_dataset``) of the pictures in ``pictures``,
     laid out as ``train/CLASS/`` and ``test/CLASS/`` (torchvision's ImageFolder, once per split):
     the classes are train's folders, in the order of their names; each picture is prepared as
-    ``classify`` prepares one (``images.read_pictures``), at ``size``. Nothing is written where
-    a picture cannot be read. Returns the dataset loaded back and the pictures with caveats,
-    {path: caveats}."""
-    from .data import write_npz_dataset
+    ``classify`` prepares one (``images.read_pictures``), at ``size``. What can be refused is
+    refused before any picture is read; a picture that cannot be read is named with every
+    other, and nothing is written. Returns the dataset loaded back and notes: what was not taken,
+    and the pictures that may say little."""
+    from .data import (MIN_TRAINING_IMAGES, NEEDS_TRAINING_IMAGES, garbles_a_line, refuse_a_taken_folder,
+                       write_npz_dataset)
     from .images import read_pictures
-    folder = Path(pictures)
     layout = "pictures in train/CLASS/ and test/CLASS/ folders (a test set put aside: a fifth of each class, say)"
+    if not str(pictures):
+        raise UserError(f"--from-pictures is empty (an unset shell variable?); give a folder of {layout}")
+    folder, out = Path(pictures), Path(out)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give a folder of {layout}")
     if missing := [s for s in SPLITS if not (folder / s).is_dir()]:
         raise UserError(f"{folder} has no {' or '.join(m + '/' for m in missing)} folder; give a folder of {layout}")
-    classes = _subfolders(folder / SPLITS[0])
-    if not classes:
-        raise UserError(f"{folder / SPLITS[0]} has no class folders; give a folder of {layout}")
-    if unknown := [c for c in _subfolders(folder / SPLITS[1]) if c not in classes]:
-        raise UserError(f"{folder / SPLITS[1] / unknown[0]} is a class {folder / SPLITS[0]} lacks; the classes are "
-                        f"train's folders ({', '.join(classes)}): rename it, or add its training pictures")
-    arrays, caveats = [], {}
+    if folder.resolve() in (out.resolve(), *out.resolve().parents):
+        raise UserError(f"--dataset {out} is in the pictures' folder {folder}; write the dataset outside it")
+    refuse_a_taken_folder(out)
+
+    # the classes: train's folders by name, as one spelling (NFC: a folder copied from a Mac
+    # spells "é" as two characters, which print as one)
+    folders = {}
     for split in SPLITS:
-        files, labels = [], []
+        found = [p for p in _entries(folder / split) if p.is_dir()]
+        folders[split] = {unicodedata.normalize("NFC", p.name): p for p in found}
+        if len(folders[split]) < len(found):
+            twice = next(p for p in found if sum(unicodedata.normalize("NFC", q.name) == unicodedata.normalize(
+                "NFC", p.name) for q in found) > 1)
+            raise UserError(f"{folder / split} has two class folders named {twice.name}, spelt in two ways of Unicode "
+                            "(one copied from a Mac, say); merge them into one")
+    classes = sorted(folders["train"])
+    if len(classes) < 2:
+        raise UserError(f"{folder / 'train'} has {'no class folders' if not classes else 'one class folder, ' + classes[0]}"
+                        f"; a dataset needs two classes at least: give a folder of {layout}")
+    if odd := next((c for c in classes if c != c.strip() or garbles_a_line(c)), None):
+        raise UserError(f"class folder {folders['train'][odd]}: its name has a space at an end or a control character "
+                        "(a newline, a tab), which answers and tables would show garbled; rename it (in train/ and test/)")
+    if unknown := [c for c in folders["test"] if c not in classes]:
+        raise UserError(f"{folders['test'][unknown[0]]} is a class {folder / 'train'} lacks; the classes are train's "
+                        f"folders ({', '.join(classes)}): rename it, or add its training pictures")
+    files, labels, not_taken = {s: [] for s in SPLITS}, {s: [] for s in SPLITS}, []
+    for split in SPLITS:
+        not_taken += [p for p in _entries(folder / split) if not p.is_dir()]  # loose beside the class folders
         for label, name in enumerate(classes):
-            if (folder / split / name).is_dir():  # (a class with no test pictures: `data` notes it)
-                found = picture_files([str(folder / split / name)])
-                files += found
-                labels += [label] * len(found)
-        if not files:
-            raise UserError(f"{folder / split} has no pictures; give a folder of {layout}")
-        read = read_pictures(files, invert, size, fill, refused="no dataset is written",
-                             remedy="Fix or remove them")
-        arrays += [np.stack([(read[f].pixels[0] * 255).round().to(torch.uint8).numpy() for f in files]),
-                   np.array(labels, dtype=np.int64)]
-        caveats.update({f: read[f].caveats for f in files if read[f].caveats})
-    return write_npz_dataset(out, *arrays, classes=classes), caveats
+            if name not in folders[split]:
+                continue  # a class without test pictures: `data` notes it
+            here = _entries(folders[split][name])
+            taken = [str(p) for p in here if _is_picture(p)]
+            if not taken and split == "train":
+                raise UserError(f"{folders[split][name]} has no pictures ({', '.join(PICTURE_SUFFIXES)}); add its "
+                                "training pictures, or remove the class")
+            files[split] += taken
+            labels[split] += [label] * len(taken)
+            not_taken += [p for p in here if not _is_picture(p)]
+    if len(files["train"]) < MIN_TRAINING_IMAGES:
+        raise UserError(f"{folder / 'train'}: {len(files['train'])} training pictures are too few; {NEEDS_TRAINING_IMAGES}")
+    if not files["test"]:
+        raise UserError(f"{folder / 'test'} has no pictures; give a folder of {layout}")
+
+    everything = files["train"] + files["test"]
+    log(f"reading {len(everything):,} pictures of {len(classes)} classes ({len(files['train']):,} to train on, "
+        f"{len(files['test']):,} to test on)")
+    said = [time.monotonic()]
+
+    def progress(read: int) -> None:
+        if time.monotonic() - said[0] >= PROGRESS_SECONDS and read < len(everything):
+            log(f"  {read:,} of {len(everything):,} read")
+            said[0] = time.monotonic()
+    read = read_pictures(everything, invert, size, fill, refused="no dataset is written", remedy="Fix or remove them",
+                         progress=progress)
+    arrays = []
+    for split in SPLITS:
+        arrays += [np.stack([(read[f].pixels[0] * 255).round().to(torch.uint8).numpy() for f in files[split]]),
+                   np.array(labels[split], dtype=np.int64)]
+    dataset = write_npz_dataset(out, *arrays, classes=classes)
+    notes = []
+    if not_taken:
+        notes.append(f"{len(not_taken):,} file{'s' if len(not_taken) > 1 else ''} or folder{'s' if len(not_taken) > 1 else ''} "
+                     f"not taken, e.g. {not_taken[0]}: only pictures ({', '.join(PICTURE_SUFFIXES)}) in a class folder "
+                     "are; move pictures into their class folder, convert others to PNG")
+    doubtful: dict[str, list[str]] = {}  # caveat -> its pictures
+    for f in everything:
+        for caveat in read[f].caveats:
+            doubtful.setdefault(caveat, []).append(f)
+    for caveat, which in list(doubtful.items())[:3]:
+        notes.append(f"{len(which):,} picture{'s' if len(which) > 1 else ''} (e.g. {which[0]}): {caveat}")
+    if doubtful:
+        more = f" ({len(doubtful) - 3} other caveats too)" if len(doubtful) > 3 else ""
+        notes.append(f"look at the pictures above{more}: to leave some out, delete {out} and write it again without them")
+    return dataset, notes
