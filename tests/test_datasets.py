@@ -130,6 +130,10 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
         write_npz_dataset(tmp_path / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(), x[240:, :10, :10].numpy(),
                           y[240:].numpy())
     assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
+    if Path("/proc/self").is_dir():  # a place that takes no folder: said of the folder asked for, not its temporary one
+        with pytest.raises(UserError, match=r"^cannot write /proc/new: No such file or directory; write the dataset to "
+                                            r"another folder$"):
+            write_npz_dataset("/proc/new", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
     with pytest.raises(UserError, match="y_train holds labels up to 2, but classes= names 2 classes, numbered from 0"):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes=["a", "b"])  # the classes given, not a dataset.toml the user never wrote
@@ -697,6 +701,8 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
     ("the dataset in the pictures", ["--dataset", "{pics}/train/new"],
      "--dataset {pics}/train/new is in the pictures' folder {pics}; write the dataset outside it"),
     ("an empty --from-pictures", ["--dataset", "{ds}"], "--from-pictures is empty (an unset shell variable?)"),
+    ("a file in the dataset's way", ["--dataset", "{pics}.txt/ds"],
+     "--dataset {pics}.txt/ds: {pics}.txt is a file, so the folder cannot be made; give another"),
     ("too few training pictures", ["--dataset", "{ds}"], "{pics}/train: 11 training pictures are too few; a dataset "
                                                          "needs at least 12"),
     ("--no-verify with it", ["--dataset", "{ds}", "--no-verify"],
@@ -722,6 +728,8 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
     elif case == "one class":
         shutil.rmtree(pics / "train" / "square")
         shutil.rmtree(pics / "test" / "square")
+    elif case == "a file in the dataset's way":
+        (tmp_path / "pics.txt").write_text("notes")
     elif case == "too few training pictures":
         (pics / "train" / "square" / "0.jpg").write_bytes(b"")  # (refused before any is read)
         for i in range(3, 8):
@@ -741,7 +749,7 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
     line = refused(capsys, "data", *source, *[a.format(**values) for a in args])
     assert says.format(**values) in line
     assert not (tmp_path / "ds").exists() and sorted(full.rglob("*")) == before
-    assert {p.name for p in tmp_path.iterdir()} == {"pics", "full"}  # no temporary folder left either
+    assert {p.name for p in tmp_path.iterdir()} - {"pics.txt"} == {"pics", "full"}  # no temporary folder left either
 
 
 def test_fashion_mnist_saved_as_pictures_comes_back_pixel_for_pixel(real, tmp_path, capsys):

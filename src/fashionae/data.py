@@ -496,8 +496,11 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    except OSError as e:  # (said of the folder asked for, not of the temporary one beside it)
+        raise UserError(f"cannot write {folder}: {e.strerror}; write the dataset to another folder") from None
     try:
         (tmp / "data.npz").write_bytes(buf.getvalue())
         (tmp / DATASET_TOML).write_text("\n".join(lines) + "\n")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .files import refuse_unwritable_folder
 
 SPLITS = ("train", "test")  # a folder of pictures made a dataset: SPLIT/CLASS/pictures
 PROGRESS_SECONDS = 10  # how often reading them says how far it is
@@ -117,6 +118,7 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     if folder.resolve() in (out.resolve(), *out.resolve().parents):
         raise UserError(f"--dataset {out} is in the pictures' folder {folder}; write the dataset outside it")
     refuse_a_taken_folder(out)
+    refuse_unwritable_folder(out, "--dataset")
 
     # the classes: train's folders by name, as one spelling (NFC: a folder copied from a Mac
     # spells "é" as two characters, which print as one)
