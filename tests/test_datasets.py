@@ -646,13 +646,15 @@ def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_th
     (pictures / "train" / "circle" / "notes.txt").write_text("not a picture: a class folder's other files are not read")
     photo(pictures / "train" / "stray.jpg", 0)  # beside the class folders: not taken either, and said
     (pictures / "train" / ".DS_Store").write_text("a Mac's: hidden, not said")
+    (pictures / "train" / "README.txt").write_text("a file beside the class folders is no class")
+    photo(pictures / "train" / ".thumbnails" / "0.jpg", 0)  # nor is a hidden folder (a photo manager's, say)
     Image.new("L", (50, 50), 255).save(pictures / "test" / "square" / "blank.png")
     code, out, _ = cli(capsys, "data", "--from-pictures", pictures, "--dataset", tmp_path / "ds", "--image-size", "32x24")
     assert code == 0 and out.startswith("reading 23 pictures of 2 classes (16 to train on, 7 to test on)\n")
     assert f"wrote {tmp_path / 'ds'}: the pictures of {pictures}, prepared at 32x24" in out
     assert "16 train + 7 test images of 32x24, 2 classes, SHA-256 verified" in out
     assert "classes (training / test images): circle (8 / 3), square (8 / 4)" in out
-    assert (f"note: 2 files or folders not taken, e.g. {pictures / 'train' / 'stray.jpg'}: only pictures (.png, ") in out
+    assert (f"note: 3 files or folders not taken, e.g. {pictures / 'train' / 'README.txt'}: only pictures (.png, ") in out
     assert (f"note: 1 picture (e.g. {pictures / 'test' / 'square' / 'blank.png'}): blank or nearly so once prepared"
             in out)
     assert f"note: look at the pictures above: to leave some out, delete {tmp_path / 'ds'} and write it again" in out
@@ -665,6 +667,20 @@ def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_th
     assert ds.train_images[0].float().mean() != ds.train_images[15].float().mean()  # the classes differ
     code, _, _ = cli(capsys, "train-ae", "--dataset", tmp_path / "ds", "--epochs", "1", "--out", tmp_path / "ae")
     assert code == 0
+
+
+def test_a_folder_of_pictures_is_prepared_with_the_fill_given_and_kept_as_bytes(tmp_path, capsys):
+    """--fill reaches each picture (as classify's does), and data.npz holds the pixels as bytes,
+    as Fashion-MNIST's: not as floats of 0-255, four times the size."""
+    pictures = pictures_folder(tmp_path / "photos", train=6, test=1)
+    code, _, _ = cli(capsys, "data", "--from-pictures", pictures, "--dataset", tmp_path / "ds", "--fill", "0.5")
+    assert code == 0
+    from fashionae.images import prepare_image
+    half, whole = (prepare_image(pictures / "test" / "square" / "0.jpg", fill=f)[0] for f in (0.5, 1.0))
+    assert not torch.equal(half, whole)
+    assert torch.equal(load_dataset(tmp_path / "ds").test_images[1], (half * 255).round().to(torch.uint8))
+    with np.load(tmp_path / "ds" / "data.npz") as z:
+        assert z["x_train"].dtype == z["x_test"].dtype == np.uint8
 
 
 def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
@@ -707,6 +723,11 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
                                                          "needs at least 12"),
     ("--no-verify with it", ["--dataset", "{ds}", "--no-verify"],
      "--no-verify reads a dataset, and --from-pictures writes one: leave --no-verify out"),
+    ("a file", ["--dataset", "{ds}"], "{pics} is not a folder; give a folder of pictures in train/CLASS/ and "
+                                      "test/CLASS/ folders"),
+    ("neither split", ["--dataset", "{ds}"], "{pics} has no train/ or test/ folder; give a folder of pictures in "),
+    ("no class folders", ["--dataset", "{ds}"], "{pics}/train has no class folders; a dataset needs two classes at least: give a folder of pictures in "),
+    ("a split without pictures", ["--dataset", "{ds}"], "{pics}/test has no pictures; give a folder of pictures in "),
     ("no --dataset", [], "--from-pictures writes a new dataset: name its folder with --dataset NEW_FOLDER"),
     ("a dataset there", ["--dataset", "{full}"], "{full} is not empty; write the dataset to a new folder"),  # before reading
     ("a size the encoder cannot halve twice", ["--dataset", "{ds}", "--image-size", "30"],
@@ -720,6 +741,18 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
     full = write_npz(tmp_path / "full")
     if case == "no test folder":
         shutil.rmtree(pics / "test")
+    elif case == "a file":
+        shutil.rmtree(pics)
+        pics.write_bytes(b"")
+    elif case == "neither split":
+        shutil.rmtree(pics / "train"), shutil.rmtree(pics / "test")
+    elif case == "no class folders":  # pictures straight in train/ (a file, a hidden folder: no classes)
+        shutil.rmtree(pics / "train")
+        photo(pics / "train" / ".hidden" / "0.jpg", 0)
+        photo(pics / "train" / "0.jpg", 0)
+    elif case == "a split without pictures":  # test/ without class folders (an empty one is refused as such)
+        shutil.rmtree(pics / "test")
+        (pics / "test").mkdir()
     elif case == "a class test has alone":
         photo(pics / "test" / "triangle" / "0.jpg", 2)
     elif case in ("damaged pictures", "a dataset there"):  # (where it is there: refused before any is read)
@@ -748,6 +781,8 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
         case, ["--from-pictures", pics])
     line = refused(capsys, "data", *source, *[a.format(**values) for a in args])
     assert says.format(**values) in line
+    if case == "damaged pictures":  # what to do, in this command's words
+        assert line.endswith(". Fix or remove them")
     assert not (tmp_path / "ds").exists() and sorted(full.rglob("*")) == before
     assert {p.name for p in tmp_path.iterdir()} - {"pics.txt"} == {"pics", "full"}  # no temporary folder left either
 

@@ -279,6 +279,37 @@ def test_too_few_images_for_a_latent_space_says_what_would_give_them():
     with pytest.raises(UserError, match=r"hold a single class: .*; explore a run trained with a dataset of two classes "
                                         r"at least$"):
         refuse_too_few(one_class, "run", TrainConfig(), "explore a run trained with")
+    # one training image (no subset: the dataset is short of them); 5 and 2 are the least that do
+    with pytest.raises(UserError, match=r"^run: 1 training image and 2 test images, where .*; explore a run trained "
+                                        r"with a dataset of more training images$"):
+        refuse_too_few(SimpleNamespace(train_y=torch.zeros(1), test_y=torch.zeros(2)), "run", TrainConfig(),
+                       "explore a run trained with")
+    refuse_too_few(SimpleNamespace(train_y=torch.arange(5) % 2, test_y=torch.zeros(2)), "run", TrainConfig(),
+                   "explore a run trained with")
+
+
+def test_an_out_folder_is_judged_by_the_run_it_names_and_by_the_files_of_explore_it_holds(explored_run, tmp_path):
+    """An explore.json from before it held the model's digest names only its run: this run's
+    (as its path was spelled then) is its own, another's or one naming none is refused; the
+    user's files under explore's names are all named."""
+    import re
+
+    from fashionae.explore import _refuse_others
+    folder = RunFolder(explored_run)
+    model, out = folder.model_sha256(), tmp_path / "maps"
+    out.mkdir()
+    (out / "explore.json").write_text(json.dumps({"run": str(explored_run / ".")}))
+    _refuse_others(out, folder, model)
+    for before in ({"run": str(tmp_path / "other")}, {}):
+        (out / "explore.json").write_text(json.dumps(before))
+        with pytest.raises(UserError, match=rf"^--out {re.escape(str(out))} holds the latent space of another model "
+                                            rf"\({re.escape(str(before.get('run')))}, or a run trained again since\)"):
+            _refuse_others(out, folder, model)
+    (out / "explore.json").unlink()
+    (out / "latent_tsne.png").write_text("mine")
+    (out / "interpolation.png").write_text("mine too")
+    with pytest.raises(UserError, match=r" already holds latent_tsne.png, interpolation.png, not written by "):
+        _refuse_others(out, folder, model)
 
 
 def test_codes_that_differ_by_dimension_only_are_collapsed_too(explored_run, tiny, tmp_path, monkeypatch):
