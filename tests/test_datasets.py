@@ -712,7 +712,16 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
                                          "least"),
     ("a class without training pictures", ["--dataset", "{ds}"], "{pics}/train/square has no pictures (.png, "),
     ("a class name with a space at an end", ["--dataset", "{ds}"],
-     "class folder {pics}/train/square : its name has a space at an end or a control character"),
+     "class folder 'square ' of {pics}/train: its name has a space at an end or a control character"),
+    ("a class name of two lines", ["--dataset", "{ds}"],  # (said in one line)
+     "class folder 'squ\\nare' of {pics}/train: its name has a space at an end or a control character"),
+    ("a class folder moved away", ["--dataset", "{ds}"], "{pics}/train/triangle is a link to {pics}/gone, which does "
+                                                         "not exist: a class folder moved away? put it back"),
+    ("a picture in two classes", ["--dataset", "{ds}"], "{pics}/train/square/twin.jpg and {pics}/train/circle/0.jpg "
+                                                        "are one picture (by a link): in two classes, or in both sets"),
+    ("a picture moved away", ["--dataset", "{ds}"], "1 of the 23 pictures cannot be used, so no dataset is written: "
+                                                    "image {pics}/train/circle/gone.jpg is a link to {pics}/gone.jpg, "
+                                                    "which does not exist"),
     ("a class spelt two ways", ["--dataset", "{ds}"], "{pics}/train has two class folders named "),
     ("the dataset in the pictures", ["--dataset", "{pics}/train/new"],
      "--dataset {pics}/train/new is in the pictures' folder {pics}; write the dataset outside it"),
@@ -772,6 +781,14 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
         (pics / "train" / "square").mkdir()
     elif case == "a class name with a space at an end":
         (pics / "train" / "square").rename(pics / "train" / "square ")
+    elif case == "a class name of two lines":
+        (pics / "train" / "square").rename(pics / "train" / "squ\nare")
+    elif case == "a class folder moved away":
+        (pics / "train" / "triangle").symlink_to(pics / "gone")
+    elif case == "a picture in two classes":
+        (pics / "train" / "square" / "twin.jpg").symlink_to(pics / "train" / "circle" / "0.jpg")
+    elif case == "a picture moved away":
+        (pics / "train" / "circle" / "gone.jpg").symlink_to(pics / "gone.jpg")
     elif case == "a class spelt two ways":  # as a Mac spells é (NFD) beside the usual (NFC)
         photo(pics / "train" / "caf\u00e9" / "0.jpg", 0)
         photo(pics / "train" / "cafe\u0301" / "0.jpg", 1)
@@ -821,3 +838,17 @@ def test_class_folders_copied_from_a_mac_are_one_class_and_a_long_read_says_how_
     assert code == 0 and "classes (training / test images): caf\u00e9 (6 / 1), tea (6 / 1)" in out
     assert [line for line in out.splitlines() if line.startswith("  ")] == [f"  {n} of 14 read" for n in range(1, 14)]
     assert load_dataset(tmp_path / "ds").classes == ("caf\u00e9", "tea")
+
+
+def test_the_doubtful_pictures_of_a_dataset_are_counted_by_what_they_lack(tmp_path):
+    """Outlines of squares of other sizes fill other shares of their box: one kind of caveat, counted
+    once (its figures are the first picture's), not one note per share."""
+    from fashionae.picturefiles import picture_dataset
+    pics = pictures_folder(tmp_path / "pics")
+    for i in range(3):
+        a, side = np.full((100, 100), 255, np.uint8), 40 + 8 * i
+        a[10:10 + side, [10, 9 + side]] = a[[10, 9 + side], 10:10 + side] = 0
+        Image.fromarray(a).save(pics / "train" / "circle" / f"outline{i}.png")
+    _, notes = picture_dataset(pics, tmp_path / "ds", (28, 28), "auto", 1.0)
+    assert len(notes) == 2 and notes[0].startswith(f"3 pictures (e.g. {pics / 'train' / 'circle' / 'outline0.png'}): ")
+    assert notes[1].startswith("look at the pictures above: to leave some out, delete ")

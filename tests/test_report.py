@@ -310,6 +310,14 @@ def test_a_report_replaces_its_own_figures_only(study, tmp_path, capsys):
                               f"remove it, and run fashionae report {copy}\n")
     assert (copy / "figures").read_text() == "notes"
     (copy / "figures").unlink()
+    (copy / "figures").symlink_to(tmp_path / "nowhere")  # a link to a folder gone: as a file, before the pages go
+    pages = sorted(p.name for p in copy.iterdir())
+    code, _, err = cli(capsys, "report", copy)
+    assert (code, err) == (2, f"fashionae: error: {copy / 'figures'} is a link to {tmp_path / 'nowhere'}, which does "
+                              f"not exist, where the report's figures go; move or remove it, and run fashionae report "
+                              f"{copy}\n")
+    assert sorted(p.name for p in copy.iterdir()) == pages
+    (copy / "figures").unlink()
     (copy / "figures").mkdir()
     access = os.access
     os.access = lambda path, mode: Path(path) != copy / "figures" and access(path, mode)  # (root may write anywhere)

@@ -364,7 +364,8 @@ def test_a_model_that_does_not_match_its_settings_says_what_to_do(tmp_path):
     folder.write_config(RunConfig(model=ModelConfig(latent=8), train=TrainConfig()), {}, {})
     folder.write_model(build_model(ModelConfig(latent=16)))  # another model put in its place
     with pytest.raises(UserError, match=r"model.safetensors does not match the settings in .*config.json: one of "
-                                        r"them was edited or replaced; delete .* and run its command again$"):
+                                        r"them was edited or replaced; put back a copy of it, or delete .* and run its "
+                                        r"command again$"):
         folder.load_model()
 
 
@@ -380,7 +381,8 @@ def test_a_finished_runs_model_replaced_by_another_of_the_same_shape_is_refused(
         next(other.parameters()).add_(0.01)  # trained otherwise, same settings
     RunFolder(copy).write_model(other)
     with pytest.raises(UserError, match=r"model.safetensors is not the model this run trained \(its SHA-256 differs "
-                                        r"from the one summary.json records\): it was replaced; delete .* and run its command again$"):
+                                        r"from the one summary.json records\): it was replaced; put back a copy of it, or delete "
+                                        r".* and run its command again$"):
         RunFolder(copy).load_model()
     assert main(["eval", str(copy)]) == 2
     assert "is not the model this run trained" in capsys.readouterr().err
@@ -392,8 +394,8 @@ def test_a_finished_runs_lost_model_file_says_one_thing_to_do(own_run, tmp_path,
     shutil.copytree(run, copy)
     (copy / RunFolder.MODEL).unlink()
     assert main(["eval", str(copy)]) == 2
-    assert capsys.readouterr().err == (f"fashionae: error: {copy / RunFolder.MODEL} is missing; delete {copy} and run "
-                                       "its command again\n")
+    assert capsys.readouterr().err == (f"fashionae: error: {copy / RunFolder.MODEL} is missing; put back a copy of it, or "
+                                       f"delete {copy} and run its command again\n")
 
 
 def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):

@@ -233,6 +233,9 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
     path = tmp_path / "s.toml"
     path.write_bytes(b"\xef\xbb\xbf" + ('name = "s\u00e9"\n' + MINIMAL).encode())
     assert load_study(path).name == "s\u00e9"
+    path.write_text('name = "s"\n' + MINIMAL, encoding="utf-16")  # PowerShell 5's >: said so
+    with pytest.raises(UserError, match=r"^study file .*s.toml is UTF-16 text; TOML is UTF-8: save it as UTF-8$"):
+        load_study(path)
     from fashionae.data import _dataset_toml
     (tmp_path / "dataset.toml").write_bytes(b"\xef\xbb\xbf" + 'classes = ["a", "b"]\n'.encode())
     assert _dataset_toml(tmp_path) == {"classes": ["a", "b"]}
@@ -1274,7 +1277,8 @@ def test_a_study_with_a_finished_run_whose_model_is_gone_says_what_to_do(data_di
     capsys.readouterr()
     assert main(args) == 2
     assert capsys.readouterr().err == (f"fashionae: error: {run} finished training but its model.safetensors is "
-                                       f"gone; delete {run} and run its command again to train it again\n")
+                                       f"gone; put back a copy of it, or delete {run} and run its command again to train it "
+                                       "again\n")
 
 
 @pytest.mark.parametrize("damage", ["truncated model", "metrics line", "summary key"])

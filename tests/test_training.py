@@ -365,8 +365,8 @@ def test_a_folder_left_by_a_kill_during_its_first_write_starts_and_loses_its_lef
 def test_a_finished_run_without_its_model_says_what_to_do(tiny, tmp_path):
     execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
     (tmp_path / "run" / "model.safetensors").unlink()
-    with pytest.raises(UserError, match=r"^(\S+)/run finished training but its model.safetensors is gone; delete "
-                                        r"\1/run and run its command again to train it again$"):
+    with pytest.raises(UserError, match=r"^(\S+)/run finished training but its model.safetensors is gone; put back a "
+                                        r"copy of it, or delete \1/run and run its command again to train it again$"):
         execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)
 
 

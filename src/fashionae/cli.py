@@ -88,13 +88,14 @@ def cmd_data(a) -> int:
             raise UserError(f"{given[0]} reads a dataset, and --from-pictures writes one: leave {given[0]} out")
         ds, notes = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert, a.fill, log=print)
         print(f"wrote {ds.folder}: the pictures of {a.from_pictures}, prepared at {a.image_size[0]}x{a.image_size[1]}; "
-              f"use it with --dataset {shlex.quote(a.dataset)} (or dataset = {json.dumps(a.dataset)} in a study file)")
+              f"use it with --dataset {shlex.quote(a.dataset)} (or dataset = {json.dumps(a.dataset, ensure_ascii=False)} in a study file)")
         for note in notes:
             print(f"note: {note}")
     else:
         if given := [f"--{k.replace('_', '-')}" for k, default in (("image_size", IMAGE_SIZE), ("invert", images.INVERT[0]),
                                                                     ("fill", images.FILL)) if getattr(a, k) != default]:
-            raise UserError(f"{given[0]} goes with --from-pictures (how pictures are made a dataset)")
+            raise UserError(f"{given[0]} goes with --from-pictures (how pictures are made a dataset): add "
+                            f"--from-pictures FOLDER, or leave {given[0]} out")
         ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
     check = "SHA-256 verified" if ds.verified else f"checksums not verified ({ds.unverified_because})"
     h, w = ds.image_size
@@ -108,7 +109,7 @@ def cmd_data(a) -> int:
         print(f"note: {len(empty)} class{'es' if len(empty) > 1 else ''} ({', '.join(empty[:3])}"
               f"{', …' if len(empty) > 3 else ''}) lack{'' if len(empty) > 1 else 's'} training or test images: "
               "autoencoders train, but a classifier needs both for every class ("
-              + ("add its pictures to train/CLASS/ and test/CLASS/ and write the dataset again)"
+              + (f"add its pictures to train/CLASS/ and test/CLASS/, delete {a.dataset} and write it again)"
                  if a.from_pictures is not None else "number the classes from 0 without gaps)"))
     if ds.train_images.numel() and int(ds.train_images.max()) <= 1:
         print("note: the pixels reach only 1 of 255: images of 0 and 1? scale them to 0-255 (x * 255) before "

@@ -6,6 +6,7 @@ writing a dataset folder, ``data``'s."""
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 from pathlib import Path
@@ -124,6 +125,9 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     # spells "é" as two characters, which print as one)
     folders = {}
     for split in SPLITS:
+        if gone := next((p for p in _entries(folder / split) if p.is_symlink() and not p.exists()), None):
+            raise UserError(f"{gone} is a link to {gone.readlink()}, which does not exist: a class folder moved "
+                            "away? put it back, or remove the link")
         found = [p for p in _entries(folder / split) if p.is_dir()]
         folders[split] = {unicodedata.normalize("NFC", p.name): p for p in found}
         if len(folders[split]) < len(found):
@@ -136,8 +140,9 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
         raise UserError(f"{folder / 'train'} has {'no class folders' if not classes else 'one class folder, ' + classes[0]}"
                         f"; a dataset needs two classes at least: give a folder of {layout}")
     if odd := next((c for c in classes if c != c.strip() or garbles_a_line(c)), None):
-        raise UserError(f"class folder {folders['train'][odd]}: its name has a space at an end or a control character "
-                        "(a newline, a tab), which answers and tables would show garbled; rename it (in train/ and test/)")
+        raise UserError(f"class folder {odd!r} of {folder / 'train'}: its name has a space at an end or a control "
+                        "character (a newline, a tab), which answers and tables would show garbled; rename it (in "
+                        "train/ and test/)")
     if unknown := [c for c in folders["test"] if c not in classes]:
         raise UserError(f"{folders['test'][unknown[0]]} is a class {folder / 'train'} lacks; the classes are train's "
                         f"folders ({', '.join(classes)}): rename it, or add its training pictures")
@@ -161,6 +166,11 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
         raise UserError(f"{folder / 'test'} has no pictures; give a folder of {layout}")
 
     everything = files["train"] + files["test"]
+    first = {}  # each picture's file, where it is first met: a link to it elsewhere is the same picture
+    for f in everything:
+        if (same := first.setdefault(Path(f).resolve(), f)) != f:
+            raise UserError(f"{f} and {same} are one picture (by a link): in two classes, or in both sets, it would "
+                            "teach one answer and test another; keep one of them")
     log(f"reading {len(everything):,} pictures of {len(classes)} classes ({len(files['train']):,} to train on, "
         f"{len(files['test']):,} to test on)")
     said = [time.monotonic()]
@@ -181,13 +191,13 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
         notes.append(f"{len(not_taken):,} file{'s' if len(not_taken) > 1 else ''} or folder{'s' if len(not_taken) > 1 else ''} "
                      f"not taken, e.g. {not_taken[0]}: only pictures ({', '.join(PICTURE_SUFFIXES)}) in a class folder "
                      "are; move pictures into their class folder, convert others to PNG")
-    doubtful: dict[str, list[str]] = {}  # caveat -> its pictures
+    doubtful: dict[str, list[tuple[str, str]]] = {}  # a kind of caveat (its words, without its figures) -> pictures
     for f in everything:
         for caveat in read[f].caveats:
-            doubtful.setdefault(caveat, []).append(f)
-    for caveat, which in list(doubtful.items())[:3]:
-        notes.append(f"{len(which):,} picture{'s' if len(which) > 1 else ''} (e.g. {which[0]}): {caveat}")
+            doubtful.setdefault(re.sub(r"\d[\d.,]*", "#", caveat), []).append((f, caveat))
+    for which in list(doubtful.values())[:3]:
+        notes.append(f"{len(which):,} picture{'s' if len(which) > 1 else ''} (e.g. {which[0][0]}): {which[0][1]}")
     if doubtful:
-        more = f" ({len(doubtful) - 3} other caveats too)" if len(doubtful) > 3 else ""
+        more = f" ({len(doubtful) - 3:,} other kinds of caveat too)" if len(doubtful) > 3 else ""
         notes.append(f"look at the pictures above{more}: to leave some out, delete {out} and write it again without them")
     return dataset, notes

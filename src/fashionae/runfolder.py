@@ -335,7 +335,7 @@ class RunFolder:
             self.has_checkpoint()  # something else by its name: said before anything trains
             return "resume"
         if not (self / self.MODEL).is_file():
-            raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; {self.start_again} "
+            raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; {self.restore} "
                             "to train it again")
         self.metrics()  # and summary.json, and that the two agree
         self.load_model()
@@ -362,17 +362,21 @@ class RunFolder:
 
     def damaged(self, file: str, fault: str) -> UserError:
         """The error for one of this folder's files that fashionae did not write as it is."""
-        return UserError(f"{self / file} {fault} (it was edited or damaged); put back a copy of it, or "
-                         f"{self.start_again}")
+        return UserError(f"{self / file} {fault} (it was edited or damaged); {self.restore}")
 
     @property
     def start_again(self) -> str:
         """The last fix for a run folder that can be neither used nor resumed (its training is lost)."""
         return f"delete {self.path} and run its command again"
 
+    @property
+    def restore(self) -> str:
+        """The fix for a file of the run damaged, replaced or lost: a copy of it first."""
+        return f"put back a copy of it, or {self.start_again}"
+
     def raw_config(self) -> dict:
         """config.json as written: the settings' tables, and the data and environment recorded."""
-        raw = read_json(self / self.CONFIG, "run settings", self.start_again)
+        raw = read_json(self / self.CONFIG, "run settings", self.restore)
         if not isinstance(raw, dict) or not all(isinstance(raw.get(k, {}), dict)
                                                 for k in ("model", "train", "data", "environment")):
             raise self.damaged(self.CONFIG, "is not a run's settings as fashionae writes them")
@@ -458,7 +462,7 @@ class RunFolder:
         except FileNotFoundError:
             rows = []
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"{path} is unreadable ({e}); put back a copy of it, or {self.start_again}") from None
+            raise UserError(f"{path} is unreadable ({e}); {self.restore}") from None
         if rows:
             keys = EPOCH_FIGURES + (CLASSIFIER_EPOCH_FIGURES if self.config().model.task == CLASSIFIER else ())
             if not all(isinstance(r, dict) and all(is_number(r.get(k)) for k in keys) for r in rows):
@@ -480,7 +484,7 @@ class RunFolder:
     def summary(self) -> dict:
         """summary.json, checked to hold every figure of a finished run of its task, and against
         the digests it records (``write_summary``) of itself and of config.json."""
-        summary = read_json(self / self.SUMMARY, "run summary", self.start_again)
+        summary = read_json(self / self.SUMMARY, "run summary", self.restore)
         if fault := _summary_fault(summary, self.config().model.task):
             raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
         if SEAL not in summary and _version(self.environment().get("fashionae")) >= SEALED_SINCE:
@@ -495,18 +499,18 @@ class RunFolder:
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained model, checked against the run's settings, in eval mode."""
         if not (self / self.MODEL).is_file():
-            raise UserError(f"{self / self.MODEL} is missing; {self.start_again}")
+            raise UserError(f"{self / self.MODEL} is missing; {self.restore}")
         try:
             model = load_model(self / self.MODEL)
         except UserError as e:
             raise UserError(f"{e} ({self.start_again})") from None
         if model.config != self.config().model:
             raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}: one of "
-                            f"them was edited or replaced; {self.start_again}")
+                            f"them was edited or replaced; {self.restore}")
         recorded = self.summary().get("model_sha256") if self.is_complete() else None  # (older runs: none)
         if recorded is not None and recorded != self.model_sha256():
             raise UserError(f"{self / self.MODEL} is not the model this run trained (its SHA-256 differs from the one "
-                            f"{self.SUMMARY} records): it was replaced; {self.start_again}")
+                            f"{self.SUMMARY} records): it was replaced; {self.restore}")
         return model.to(device)
 
     def model_sha256(self) -> str:

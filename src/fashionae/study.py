@@ -292,6 +292,8 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     except FileNotFoundError:
         raise UserError(f"study file {shown} does not exist; {_examples()}") from None
     except UnicodeDecodeError:
+        if path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff"):  # (PowerShell 5's > writes UTF-16)
+            raise UserError(f"study file {shown} is UTF-16 text; TOML is UTF-8: save it as UTF-8") from None
         raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}{hides}") from None
     except IsADirectoryError:
         raise UserError(f"{shown} is a folder; {_examples()}; or to rebuild a study folder's report: "

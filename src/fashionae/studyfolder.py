@@ -101,8 +101,9 @@ class StudyFolder:
         """An empty folder to draw a report's figures into (``STAGING``/figures, what an earlier
         report left there gone), to take the place of figures/ with its pages (``write_results``)."""
         figures = self / self.FIGURES  # (said before drawing)
-        if figures.exists() and not figures.is_dir():
-            raise UserError(f"{figures} is a file where the report's figures go; move or remove it, and run "
+        if figures.is_symlink() and not figures.exists() or figures.exists() and not figures.is_dir():
+            what = f"a link to {figures.readlink()}, which does not exist," if figures.is_symlink() else "a file"
+            raise UserError(f"{figures} is {what} where the report's figures go; move or remove it, and run "
                             f"fashionae report {self.path}")
         if figures.is_dir() and not os.access(figures, os.W_OK | os.X_OK):
             raise UserError(f"cannot write in {figures}, where the report's figures go; make it writable, or copy the "
