@@ -21,7 +21,13 @@ from .files import refuse_unwritable_folder
 SPLITS = ("train", "test")  # a folder of pictures made a dataset: SPLIT/CLASS/pictures
 PROGRESS_SECONDS = 10  # how often reading them says how far it is
 RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm")  # taken from a folder
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".gif", ".bmp", ".webp", ".tif", ".tiff",  # taken from a folder
+                    ".pgm", ".ppm", ".pnm")
+
+
+def _is_picture(p: Path) -> bool:
+    # (a link to a picture moved away is one, not left out unsaid: read_picture says what became of it)
+    return p.suffix.lower() in PICTURE_SUFFIXES and (p.is_file() or p.is_symlink() and not p.exists())
 
 
 def picture_files(paths: list[str]) -> list[str]:
@@ -35,9 +41,7 @@ def picture_files(paths: list[str]) -> list[str]:
         if not Path(path).is_dir():
             files.append(path)  # read_picture says what is wrong with it, if anything
             continue
-        # (a link to a picture gone is named, and read_picture says so: not left out unsaid)
-        pictures_here = [p for p in Path(path).iterdir()
-                         if (p.is_file() or p.is_symlink() and not p.exists()) and p.suffix.lower() in PICTURE_SUFFIXES]
+        pictures_here = [p for p in Path(path).iterdir() if _is_picture(p)]
         found = [p for p in pictures_here if not p.name.startswith(".")]
         if not found:
             subfolders = any(p.is_dir() for p in Path(path).iterdir())
@@ -89,11 +93,6 @@ def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
 def _entries(folder: Path) -> list[Path]:
     """A folder's files and folders, by name, but for hidden ones (a Mac's ._ files, .DS_Store)."""
     return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
-
-
-def _is_picture(p: Path) -> bool:
-    # (a link to a picture moved away is one: read_picture says what became of it)
-    return p.suffix.lower() in PICTURE_SUFFIXES and (p.is_file() or p.is_symlink() and not p.exists())
 
 
 def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int], invert: str, fill: float,
@@ -161,7 +160,8 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
             labels[split] += [label] * len(taken)
             not_taken += [p for p in here if not _is_picture(p)]
     if len(files["train"]) < MIN_TRAINING_IMAGES:
-        raise UserError(f"{folder / 'train'}: {len(files['train'])} training pictures are too few; {NEEDS_TRAINING_IMAGES}")
+        raise UserError(f"{folder / 'train'}: {len(files['train'])} training pictures are too few; "
+                        f"{NEEDS_TRAINING_IMAGES}")
     if not files["test"]:
         raise UserError(f"{folder / 'test'} has no pictures; give a folder of {layout}")
 
@@ -188,9 +188,10 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     dataset = write_npz_dataset(out, *arrays, classes=classes)
     notes = []
     if not_taken:
-        notes.append(f"{len(not_taken):,} file{'s' if len(not_taken) > 1 else ''} or folder{'s' if len(not_taken) > 1 else ''} "
-                     f"not taken, e.g. {not_taken[0]}: only pictures ({', '.join(PICTURE_SUFFIXES)}) in a class folder "
-                     "are; move pictures into their class folder, convert others to PNG")
+        plural = "s" if len(not_taken) > 1 else ""
+        notes.append(f"{len(not_taken):,} file{plural} or folder{plural} not taken, e.g. {not_taken[0]}: only "
+                     f"pictures ({', '.join(PICTURE_SUFFIXES)}) in a class folder are; move pictures into their class "
+                     "folder, convert others to PNG")
     doubtful: dict[str, list[tuple[str, str]]] = {}  # a kind of caveat (its words, without its figures) -> pictures
     for f in everything:
         for caveat in read[f].caveats:
