@@ -509,6 +509,9 @@ def test_a_classifier_validating_on_images_its_encoder_trained_on_says_so(capsys
     assert (code, err) == (2, f"fashionae: error: --out {ae}/ is the --encoder run; give the classifier a folder of "
                               "its own\n")
     assert sorted((p.name, p.stat().st_mtime_ns) for p in ae.iterdir()) == before
+    code, _, err = cli(capsys, "train-clf", "--strategy", "frozen", "--encoder", tmp_path / "nosuch", *SMALL,
+                       "--data-dir", data_dir, "--out", tmp_path / "nosuch")  # no encoder there: that is what is wrong
+    assert code == 2 and "--encoder" in err and "does not exist" in err
 
 
 def test_a_study_folder_given_to_a_run_is_said_to_be_one(capsys, data_dir, tmp_path):

@@ -646,6 +646,7 @@ def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_th
     (pictures / "train" / "circle" / "notes.txt").write_text("not a picture: a class folder's other files are not read")
     photo(pictures / "train" / "stray.jpg", 0)  # beside the class folders: not taken either, and said
     (pictures / "train" / ".DS_Store").write_text("a Mac's: hidden, not said")
+    (pictures / "train" / "circle" / "Thumbs.db").write_text("Windows' thumbnails: passed over as hidden files are")
     (pictures / "train" / "README.txt").write_text("a file beside the class folders is no class")
     photo(pictures / "train" / ".thumbnails" / "0.jpg", 0)  # nor is a hidden folder (a photo manager's, say)
     Image.new("L", (50, 50), 255).save(pictures / "test" / "square" / "blank.png")

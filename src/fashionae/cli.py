@@ -187,7 +187,8 @@ def cmd_train_clf(a) -> int:
     out = a.out or f"{RUNS}/{clf_run_name(a.strategy, a.seed)}"
     model = model_options(a, CLASSIFIER)
     if a.encoder:
-        if Path(out).resolve() == Path(a.encoder).resolve():  # (its refusal as a run of other settings said "delete it")
+        # (refused as a run of other settings, the encoder was to be deleted)
+        if Path(a.encoder).is_dir() and Path(out).resolve() == Path(a.encoder).resolve():
             raise UserError(f"--out {out} is the --encoder run; give the classifier a folder of its own")
         refuse_what_the_encoder_sets(model, a.encoder, settings.given(a))
     s = train_run(a, model, out, strategy=a.strategy, encoder_run=a.encoder)

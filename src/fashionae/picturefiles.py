@@ -90,9 +90,14 @@ def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
+SYSTEM_FILES = ("Thumbs.db", "desktop.ini")  # Windows' own, beside pictures: passed over as hidden files are
+
+
 def _entries(folder: Path) -> list[Path]:
-    """A folder's files and folders, by name, but for hidden ones (a Mac's ._ files, .DS_Store)."""
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
+    """A folder's files and folders, by name, but for hidden ones (a Mac's ._ files, .DS_Store) and
+    Windows' ``SYSTEM_FILES``."""
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in SYSTEM_FILES),
+                  key=lambda p: p.name)
 
 
 def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int], invert: str, fill: float,
