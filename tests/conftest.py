@@ -17,6 +17,18 @@ from helpers import shapes, write_dataset  # noqa: E402
 REAL_DIR = Path(os.environ.get("FASHIONAE_DATA") or "/usr/share/datasets/fashion-mnist")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernels_built():
+    """The compiled CPU kernels built before any test (once per machine, about 10 s), so that no
+    test's output holds the one-time "building the CPU kernels" line, whichever test runs first."""
+    import subprocess
+    from fashionae import kernels
+    try:
+        kernels.build()
+    except (OSError, subprocess.SubprocessError):  # no compiler: the tests that train say so, as users see it
+        pass
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """Written once for the whole session: no test writes into it (those that damage data files
