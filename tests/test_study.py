@@ -190,9 +190,9 @@ def test_a_bundled_study_is_run_by_its_name_where_no_file_has_it(tmp_path, monke
     (tmp_path / "paper").write_text(MINIMAL)
     assert study_file("paper") == Path("paper") and load_study("paper").name == "paper"
     assert load_study("paper").profile == "default"  # the local file's: it has no profiles
-    for text in ("x\n", "", "\udcff"):  # not a study file: the error says it was read for the bundled one
+    for text in ("x = 1\n", "x\n", "", "\udcff"):  # not a study file: the error says it was read for the bundled one
         (tmp_path / "paper").write_text(text, errors="surrogateescape")
-        with pytest.raises(UserError, match=r"^study file paper is (not valid TOML|empty|not text).*; the file paper "
+        with pytest.raises(UserError, match=r"^study file paper(:| is (not valid TOML|empty|not text)).*; the file paper "
                                             r"here was read, not the bundled study paper: move or rename it to run "
                                             r"that one$"):
             load_study("paper")

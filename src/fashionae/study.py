@@ -304,7 +304,10 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         raise UserError(f"study file {shown} is not valid TOML ({e}){hides}") from None
     if not raw:
         raise UserError(f"study file {shown} is empty; {_examples()}{hides}")
-    _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
+    try:
+        _check_keys(raw, TOP_KEYS - {"profile"}, "the top level", source)
+    except UserError as e:
+        raise UserError(f"{e}{hides}") from None
     profiles = raw.get("profiles", {})
     _check_keys(profiles, set(profiles) if isinstance(profiles, dict) else set(), "[profiles]", source)
     named = "" if profile else " (its default_profile)"  # "quick" is taken only where it exists
