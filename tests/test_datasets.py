@@ -647,6 +647,8 @@ def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_th
     photo(pictures / "train" / "stray.jpg", 0)  # beside the class folders: not taken either, and said
     (pictures / "train" / ".DS_Store").write_text("a Mac's: hidden, not said")
     (pictures / "train" / "circle" / "Thumbs.db").write_text("Windows' thumbnails: passed over as hidden files are")
+    (pictures / "train" / "square" / "Desktop.ini").write_text("[.ShellClassInfo]")  # (Windows' names, any case)
+    (pictures / "train" / "moved.jpg").symlink_to(pictures / "nowhere.jpg")  # a picture's link loose: not taken
     (pictures / "train" / "README.txt").write_text("a file beside the class folders is no class")
     photo(pictures / "train" / ".thumbnails" / "0.jpg", 0)  # nor is a hidden folder (a photo manager's, say)
     Image.new("L", (50, 50), 255).save(pictures / "test" / "square" / "blank.png")
@@ -655,7 +657,7 @@ def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_th
     assert f"wrote {tmp_path / 'ds'}: the pictures of {pictures}, prepared at 32x24" in out
     assert "16 train + 7 test images of 32x24, 2 classes, SHA-256 verified" in out
     assert "classes (training / test images): circle (8 / 3), square (8 / 4)" in out
-    assert (f"note: 3 files or folders not taken, e.g. {pictures / 'train' / 'README.txt'}: only pictures (.png, ") in out
+    assert (f"note: 4 files or folders not taken, e.g. {pictures / 'train' / 'README.txt'}: only pictures (.png, ") in out
     assert (f"note: 1 picture (e.g. {pictures / 'test' / 'square' / 'blank.png'}): blank or nearly so once prepared"
             in out)
     assert f"note: look at the pictures above: to leave some out, delete {tmp_path / 'ds'} and write it again" in out
@@ -719,7 +721,14 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
     ("a class folder moved away", ["--dataset", "{ds}"], "{pics}/train/triangle is a link to {pics}/gone, which does "
                                                          "not exist: a class folder moved away? put it back"),
     ("a picture in two classes", ["--dataset", "{ds}"], "{pics}/train/square/twin.jpg and {pics}/train/circle/0.jpg "
-                                                        "are one picture (by a link): in two classes, or in both sets"),
+                                                        "are one picture, by a link (of the file or of its folder): "
+                                                        "in two classes, or in both sets"),
+    ("a picture twice in its class", ["--dataset", "{ds}"], "{pics}/train/circle/twin.jpg and {pics}/train/circle/0.jpg "
+                                                            "are one picture, by a link (of the file or of its folder): "
+                                                            "taken twice in one class; remove the link"),
+    ("a linked test class", ["--dataset", "{ds}"], "{pics}/test/circle/0.jpg and {pics}/train/circle/0.jpg are one "
+                                                   "picture, by a link (of the file or of its folder): in two classes, "
+                                                   "or in both sets"),
     ("a picture moved away", ["--dataset", "{ds}"], "1 of the 23 pictures cannot be used, so no dataset is written: "
                                                     "image {pics}/train/circle/gone.jpg is a link to {pics}/gone.jpg, "
                                                     "which does not exist"),
@@ -788,6 +797,11 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
         (pics / "train" / "triangle").symlink_to(pics / "gone")
     elif case == "a picture in two classes":
         (pics / "train" / "square" / "twin.jpg").symlink_to(pics / "train" / "circle" / "0.jpg")
+    elif case == "a picture twice in its class":
+        (pics / "train" / "circle" / "twin.jpg").symlink_to(pics / "train" / "circle" / "0.jpg")
+    elif case == "a linked test class":  # (the test set would be training pictures)
+        shutil.rmtree(pics / "test" / "circle")
+        (pics / "test" / "circle").symlink_to(pics / "train" / "circle")
     elif case == "a picture moved away":
         (pics / "train" / "circle" / "gone.jpg").symlink_to(pics / "gone.jpg")
     elif case == "a class spelt two ways":  # as a Mac spells é (NFD) beside the usual (NFC)

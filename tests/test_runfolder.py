@@ -235,8 +235,14 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     (folder / "explore" / "explore.json").write_text("{bad")
     assert folder.explore_result() is None and folder.explore_damaged()
     (folder / "config.json").write_text("{not json")
-    with pytest.raises(UserError, match=r"^run settings .*config.json is unreadable or not valid JSON"):
+    with pytest.raises(UserError, match=r"^run settings .*config.json is unreadable or not valid JSON \(.*\); put back "
+                                        r"a copy of it, or delete .* and run its command again$"):  # a copy first
         folder.raw_config()
+    (folder / "summary.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"^run summary .*summary.json is unreadable or not valid JSON \(.*\); put "
+                                        r"back a copy of it, or delete .* and run its command again$"):
+        folder.summary()
+    (folder / "summary.json").unlink()
     (folder / "config.json").write_text('{"model": {"latent": "big"}, "train": {}}')
     with pytest.raises(UserError, match=r"holds settings this fashionae cannot read .*; it was written by "
                                         r"another version, or edited$"):
@@ -364,7 +370,7 @@ def test_a_model_that_does_not_match_its_settings_says_what_to_do(tmp_path):
     folder.write_config(RunConfig(model=ModelConfig(latent=8), train=TrainConfig()), {}, {})
     folder.write_model(build_model(ModelConfig(latent=16)))  # another model put in its place
     with pytest.raises(UserError, match=r"model.safetensors does not match the settings in .*config.json: one of "
-                                        r"them was edited or replaced; put back a copy of it, or delete .* and run its "
+                                        r"them was edited or replaced; put back a copy of the one replaced, or delete .* and run its "
                                         r"command again$"):
         folder.load_model()
 

@@ -87,7 +87,8 @@ def cmd_data(a) -> int:
         if given := [option for option, value in (("--data-dir", a.data_dir), ("--no-verify", a.no_verify)) if value]:
             raise UserError(f"{given[0]} reads a dataset, and --from-pictures writes one: leave {given[0]} out")
         ds, notes = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert, a.fill, log=print)
-        as_toml = json.dumps(a.dataset, ensure_ascii=False)  # (JSON's escapes are TOML's)
+        as_toml = json.dumps(a.dataset, ensure_ascii=False).replace("\x7f", "\\u007f")  # (JSON's escapes are TOML's,
+        # and TOML escapes DEL too)
         print(f"wrote {ds.folder}: the pictures of {a.from_pictures}, prepared at {a.image_size[0]}x{a.image_size[1]}; "
               f"use it with --dataset {shlex.quote(a.dataset)} (or dataset = {as_toml} in a study file)")
         for note in notes:

@@ -90,13 +90,13 @@ def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-SYSTEM_FILES = ("Thumbs.db", "desktop.ini")  # Windows' own, beside pictures: passed over as hidden files are
+SYSTEM_FILES = ("thumbs.db", "desktop.ini")  # Windows' own (in any case), beside pictures: passed over as hidden files are
 
 
 def _entries(folder: Path) -> list[Path]:
     """A folder's files and folders, by name, but for hidden ones (a Mac's ._ files, .DS_Store) and
     Windows' ``SYSTEM_FILES``."""
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in SYSTEM_FILES),
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.name.lower() not in SYSTEM_FILES),
                   key=lambda p: p.name)
 
 
@@ -129,7 +129,8 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     # spells "é" as two characters, which print as one)
     folders = {}
     for split in SPLITS:
-        if gone := next((p for p in _entries(folder / split) if p.is_symlink() and not p.exists()), None):
+        if gone := next((p for p in _entries(folder / split) if p.is_symlink() and not p.exists()
+                         and p.suffix.lower() not in PICTURE_SUFFIXES), None):  # (a picture's: not taken, noted)
             raise UserError(f"{gone} is a link to {gone.readlink()}, which does not exist: a class folder moved "
                             "away? put it back, or remove the link")
         found = [p for p in _entries(folder / split) if p.is_dir()]
@@ -172,10 +173,13 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
 
     everything = files["train"] + files["test"]
     first = {}  # each picture's file, where it is first met: a link to it elsewhere is the same picture
+    where = {f: (split, label) for split in SPLITS for f, label in zip(files[split], labels[split])}
     for f in everything:
-        if (same := first.setdefault(Path(f).resolve(), f)) != f:
-            raise UserError(f"{f} and {same} are one picture (by a link): in two classes, or in both sets, it would "
-                            "teach one answer and test another; keep one of them")
+        if Path(f).exists() and (same := first.setdefault(Path(f).resolve(), f)) != f:
+            twice = ("taken twice in one class" if where[f] == where[same] else
+                     "in two classes, or in both sets, it would teach one answer and test another")
+            raise UserError(f"{f} and {same} are one picture, by a link (of the file or of its folder): {twice}; "
+                            "remove the link (deleting the file through it deletes the picture)")
     log(f"reading {len(everything):,} pictures of {len(classes)} classes ({len(files['train']):,} to train on, "
         f"{len(files['test']):,} to test on)")
     said = [time.monotonic()]

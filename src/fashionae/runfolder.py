@@ -503,10 +503,10 @@ class RunFolder:
         try:
             model = load_model(self / self.MODEL)
         except UserError as e:
-            raise UserError(f"{e} ({self.start_again})") from None
+            raise UserError(f"{e} ({self.restore})") from None
         if model.config != self.config().model:
             raise UserError(f"{self / self.MODEL} does not match the settings in {self / self.CONFIG}: one of "
-                            f"them was edited or replaced; {self.restore}")
+                            f"them was edited or replaced; put back a copy of the one replaced, or {self.start_again}")
         recorded = self.summary().get("model_sha256") if self.is_complete() else None  # (older runs: none)
         if recorded is not None and recorded != self.model_sha256():
             raise UserError(f"{self / self.MODEL} is not the model this run trained (its SHA-256 differs from the one "
