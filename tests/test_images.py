@@ -272,6 +272,14 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert main(["classify", str(clf), str(mac)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{mac / 'a.jpg'}: ") and len(out.splitlines()) == 1
+    (mac / "two\nlines.jpg").write_bytes((album / "a.jpg").read_bytes())  # a newline in a name: its answer in one line
+    assert main(["classify", str(clf), str(mac / "two\nlines.jpg")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(repr(str(mac / "two\nlines.jpg")) + ": ") and len(out.splitlines()) == 1
+    assert main(["reconstruct", str(ae), str(mac / "two\nlines.jpg"), "-o", str(tmp_path / "two")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(repr(str(mac / "two\nlines.jpg")) + ": MSE ") and len(out.splitlines()) == 1
+    (mac / "two\nlines.jpg").unlink()
     (mac / "gone.jpg").symlink_to(tmp_path / "moved-away.jpg")  # a link to a picture moved away: said, not skipped
     assert main(["classify", str(clf), str(mac)]) == 2
     assert capsys.readouterr().err == (f"fashionae: error: 1 of the 2 pictures cannot be used, so none is answered: "

@@ -239,6 +239,9 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
     from fashionae.data import _dataset_toml
     (tmp_path / "dataset.toml").write_bytes(b"\xef\xbb\xbf" + 'classes = ["a", "b"]\n'.encode())
     assert _dataset_toml(tmp_path) == {"classes": ["a", "b"]}
+    (tmp_path / "dataset.toml").write_text('classes = ["a", "b"]\n', encoding="utf-16")
+    with pytest.raises(UserError, match=r"dataset.toml is UTF-16 text; TOML is UTF-8: save it as UTF-8$"):
+        _dataset_toml(tmp_path)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -337,8 +337,15 @@ def cmd_reconstruct(a) -> int:
     refuse_to_replace({target: png for target, (png, _) in made.items()}, a.force)
     for target, (png, mse) in made.items():
         atomic_write(target, png)
-        print(f"{sources[target]}: MSE {mse:.5f} -> {target}{_caveats(read[sources[target]])}")
+        print(f"{_one_line(sources[target])}: MSE {mse:.5f} -> {_one_line(target)}{_caveats(read[sources[target]])}")
     return 0
+
+
+def _one_line(path) -> str:
+    """A picture's path as its answer's line starts: quoted where it would break the line (a
+    newline in a file name), as it is otherwise."""
+    from .data import garbles_a_line
+    return repr(str(path)) if garbles_a_line(str(path)) else str(path)
 
 
 def _caveats(picture) -> str:
@@ -359,7 +366,7 @@ def cmd_classify(a) -> int:
         probs = run.predict_proba(picture.pixels)[0]
         top = probs.topk(min(3, len(probs)))
         ranked = ", ".join(f"{run.classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-        print(f"{path}: {ranked}{_caveats(picture)}")
+        print(f"{_one_line(path)}: {ranked}{_caveats(picture)}")
     return 0
 
 

@@ -306,7 +306,10 @@ def _dataset_toml(folder: Path) -> dict:
         raise UserError(f"{path} is a folder, not a file; remove it, or write the dataset's description there")
     try:
         meta = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, whatever the locale; a BOM (Notepad's) is skipped
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except UnicodeDecodeError:
+        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")  # (PowerShell 5's > writes UTF-16)
+        raise UserError(f"{path} is {'UTF-16' if utf16 else 'not UTF-8'} text; TOML is UTF-8: save it as UTF-8") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
         raise UserError(f"{path} is not valid TOML ({e}); mend it, or delete it to name the classes by number") from None
     unknown = set(meta) - {"name", "classes", "sha256"}
     if unknown:
