@@ -45,7 +45,7 @@ import torch
 
 from .download import MIRRORS, download_files
 from .errors import UserError
-from .files import UMASK, cache_dir, is_there, kind_of
+from .files import UMASK, cache_dir, is_there, is_utf16, kind_of
 
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
@@ -307,8 +307,8 @@ def _dataset_toml(folder: Path) -> dict:
     try:
         meta = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, whatever the locale; a BOM (Notepad's) is skipped
     except UnicodeDecodeError:
-        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")  # (PowerShell 5's > writes UTF-16)
-        raise UserError(f"{path} is {'UTF-16' if utf16 else 'not UTF-8'} text; TOML is UTF-8: save it as UTF-8") from None
+        raise UserError(f"{path} is {'UTF-16' if is_utf16(path) else 'not UTF-8'} text; TOML is UTF-8: save it as "
+                        "UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise UserError(f"{path} is not valid TOML ({e}); mend it, or delete it to name the classes by number") from None
     unknown = set(meta) - {"name", "classes", "sha256"}

@@ -206,6 +206,12 @@ def refuse_unwritable_folder(path: Path, option: str = "--out") -> None:
         raise UserError(f"{option} {path}: cannot write in {there}; choose a writable folder")
 
 
+def is_utf16(path: Path) -> bool:
+    """Whether a text file starts with UTF-16's byte-order mark (PowerShell 5's ``>`` writes it),
+    where UTF-8 was asked for."""
+    return path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+
+
 def read_json(path: str | os.PathLike, what: str, fix: str) -> Any:
     """A JSON file of ours; UserError naming ``what`` it is, and ``fix`` where it is damaged."""
     path = Path(path)

@@ -127,19 +127,16 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
 
     # the classes: train's folders by name, as one spelling (NFC: a folder copied from a Mac
     # spells "é" as two characters, which print as one)
-    folders = {}
+    folders: dict[str, dict[str, Path]] = {split: {} for split in SPLITS}  # split -> NFC name -> its folder
     for split in SPLITS:
         if gone := next((p for p in _entries(folder / split) if p.is_symlink() and not p.exists()
                          and p.suffix.lower() not in PICTURE_SUFFIXES), None):  # (a picture's: not taken, noted)
             raise UserError(f"{gone} is a link to {gone.readlink()}, which does not exist: a class folder moved "
                             "away? put it back, or remove the link")
-        found = [p for p in _entries(folder / split) if p.is_dir()]
-        folders[split] = {unicodedata.normalize("NFC", p.name): p for p in found}
-        if len(folders[split]) < len(found):
-            twice = next(p for p in found if sum(unicodedata.normalize("NFC", q.name) == unicodedata.normalize(
-                "NFC", p.name) for q in found) > 1)
-            raise UserError(f"{folder / split} has two class folders named {twice.name}, spelt in two ways of Unicode "
-                            "(one copied from a Mac, say); merge them into one")
+        for p in (p for p in _entries(folder / split) if p.is_dir()):
+            if (twice := folders[split].setdefault(unicodedata.normalize("NFC", p.name), p)) != p:
+                raise UserError(f"{folder / split} has two class folders named {twice.name}, spelt in two ways of "
+                                "Unicode (one copied from a Mac, say); merge them into one")
     classes = sorted(folders["train"])
     if len(classes) < 2:
         raise UserError(f"{folder / 'train'} has {'no class folders' if not classes else 'one class folder, ' + classes[0]}"

@@ -23,6 +23,7 @@ from pathlib import Path
 from . import settings
 from .data import FASHION_MNIST, garbles_a_line
 from .errors import UserError
+from .files import is_utf16
 from .models import ModelConfig
 from .runconfig import STRATEGIES, RunConfig
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
@@ -292,7 +293,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     except FileNotFoundError:
         raise UserError(f"study file {shown} does not exist; {_examples()}") from None
     except UnicodeDecodeError:
-        if path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff"):  # (PowerShell 5's > writes UTF-16)
+        if is_utf16(path):
             raise UserError(f"study file {shown} is UTF-16 text; TOML is UTF-8: save it as UTF-8") from None
         raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}{hides}") from None
     except IsADirectoryError:
