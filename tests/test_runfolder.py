@@ -464,9 +464,14 @@ def test_a_finished_run_that_lost_its_summary_or_config_is_refused_not_trained_a
     assert capsys.readouterr().err == f"fashionae: error: {lost}\n" and (run / run.MODEL).read_bytes() == model
     (tmp_path / "kept.json").rename(run / run.SUMMARY)
     (run / run.CONFIG).unlink()
-    with pytest.raises(UserError, match=f"^{re.escape(str(run.path))} holds a run's files but not its config.json: "
-                                        "it was deleted or moved; put it back$"):
+    lost = (f"{run.path} holds a run's files but not its config.json: it was deleted or moved; put back a copy of "
+            f"it, or delete {run.path} and run its command again")
+    with pytest.raises(UserError, match=f"^{re.escape(lost)}$"):
         run.require()
+    # train-ae --out on it says the same (it said "move its files away", which loses the run)
+    assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1", "--batch-size", "40",
+                 "--out", str(run.path)]) == 2
+    assert capsys.readouterr().err == f"fashionae: error: {lost}\n" and (run / run.MODEL).read_bytes() == model
 
 
 def test_a_setting_the_model_does_not_use_is_no_difference(tmp_path):
@@ -525,13 +530,17 @@ def test_the_data_record_of_a_finished_run_is_sealed_its_environment_not(own_run
     assert run.summary()
 
 
-def test_a_folder_holding_a_summary_alone_is_named_as_one_that_lost_its_config(tmp_path):
+@pytest.mark.parametrize("file", [RunFolder.SUMMARY, RunFolder.METRICS, RunFolder.CHECKPOINT])
+def test_a_folder_holding_one_file_of_a_run_is_named_as_one_that_lost_its_config(tmp_path, file):
+    """By require (eval, train-clf --encoder) and by state_for (train-ae --out, a study's run)."""
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
-    put_summary(folder, dict.fromkeys(SUMMARY_FIGURES, 1))  # no model.safetensors, no config.json
-    with pytest.raises(UserError, match=f"^{re.escape(str(folder.path))} holds a run's files but not its config.json: "
-                                        "it was deleted or moved; put it back$"):
+    (folder / file).write_text("{}")  # no model.safetensors, no config.json
+    lost = f"^{re.escape(str(folder.path))} holds a run's files but not its config.json: it was deleted or moved; put back"
+    with pytest.raises(UserError, match=lost):
         folder.require()
+    with pytest.raises(UserError, match=lost):
+        folder.state_for(RunConfig())
 
 
 def test_a_finished_run_asked_for_again_is_checked_before_it_is_kept(own_run, tmp_path):

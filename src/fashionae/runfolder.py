@@ -197,9 +197,7 @@ class RunFolder:
             raise UserError(f"{name} {'is a file' if self.path.exists() else 'does not exist'}; "
                             "give a fashionae run folder")
         if not self.is_run():
-            if (self / self.MODEL).is_file() or self.is_complete():
-                raise UserError(f"{name} holds a run's files but not its {self.CONFIG}: it was deleted or moved; "
-                                "put it back")
+            self.refuse_lost_config(name)
             inside = sorted(f.parent for depth in ("*", "*/*") for f in self.path.glob(f"{depth}/{self.CONFIG}"))
             fix = (f"it holds runs: give one, such as {_one_of_each_task(inside)}" if inside else
                    "give a folder that train-ae, train-clf or a study wrote (a study's runs are in its runs/)")
@@ -228,6 +226,13 @@ class RunFolder:
         under = f", {on_processes(processes)}," if processes != 1 and "torchrun" not in (command or "") else ""
         return f"run its command again{under} to resume it" + (f": {command}" if command else "")
 
+    def refuse_lost_config(self, name: str) -> None:
+        """A folder holding a run's files but not its config.json: the run is there, its
+        settings lost (deleted or moved), so it is neither another folder nor a new run's."""
+        if any((self / file).is_file() for file in (self.MODEL, self.SUMMARY, self.CHECKPOINT, self.METRICS)):
+            raise UserError(f"{name} holds a run's files but not its {self.CONFIG}: it was deleted or moved; "
+                            f"{self.restore}")
+
     def refuse_lost_summary(self) -> None:
         """A trained model with neither summary.json nor a checkpoint: its summary was deleted,
         and training it again would overwrite the model, so it is refused."""
@@ -246,6 +251,7 @@ class RunFolder:
         if not self.path.is_dir():
             raise UserError(f"{self.path} exists and is not a folder; move it away, or choose another --out")
         if not self.is_run():
+            self.refuse_lost_config(str(self.path))
             if not holds_nothing(self.path):
                 raise UserError(f"{self.path} is not empty and holds no fashionae run; move its files away, "
                                 "or choose an empty or new --out")
