@@ -1,5 +1,7 @@
+import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -54,6 +56,25 @@ def test_bad_images(tmp_path):
                           ("absent.png", "does not exist")):
         with pytest.raises(UserError, match=message):
             prepare_image(tmp_path / name)
+
+
+def test_a_damaged_tiff_says_what_libtiff_saw_in_its_one_line(tmp_path, capfd):
+    """libtiff writes its complaint to the process's stderr, past Python: it went out before
+    fashionae's error, a second line; now the error says it, and stderr is left as it was."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(tmp_path / "a.tif", compression="tiff_deflate")
+    raw = bytearray((tmp_path / "a.tif").read_bytes())
+    raw[20:200] = bytes(b ^ 0x55 for b in raw[20:200])  # the compressed pixels, after the 8-byte header
+    (tmp_path / "bad.tif").write_bytes(bytes(raw))
+    capfd.readouterr()
+    with pytest.raises(UserError, match=r"bad.tif is not an image fashionae can read \(libtiff: [^\n]*Decod[^\n]*\); "
+                                        r"give a PNG or JPEG file$"):
+        prepare_image(tmp_path / "bad.tif")
+    assert capfd.readouterr().err == ""
+    assert prepare_image(tmp_path / "a.tif").shape == (1, 28, 28)  # a sound one is read
+    print("stderr is back", file=sys.stderr)
+    os.write(2, b"fd 2 too\n")
+    assert capfd.readouterr().err == "stderr is back\nfd 2 too\n"
 
 
 def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):

@@ -22,6 +22,10 @@ left darker than its background by the ``invert`` given (negated the wrong way).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +148,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         raise UserError(f"image {path} is not a regular file (a device or a pipe); give a picture file")
     if path.stat().st_size == 0:
         raise UserError(f"image {path} is empty")
+    said: list[str] = []  # libtiff's first complaint, if any
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -151,7 +156,8 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
                 if im.width * im.height > MAX_PIXELS:
                     raise UserError(f"image {path} is too large ({im.width}x{im.height}); the limit is "
                                     f"{MAX_PIXELS:,} pixels: resize it (the model sees {size[1]}x{size[0]})")
-                im.load()
+                with _libtiff_said(im.format, said):
+                    im.load()
                 eight_bit, depth = _eight_bit(_upright(im), path)
                 rgba = eight_bit.convert("RGBA")
     except UserError:
@@ -160,8 +166,8 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         raise UserError(f"image {path} is too large (over {MAX_PIXELS:,} pixels): resize it (the model sees "
                         f"{size[1]}x{size[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"{path} is not an image fashionae can read ({type(e).__name__}: it is damaged, "
-                        "truncated or of another kind); give a PNG or JPEG file") from None
+        why = f"libtiff: {said[0]}" if said else f"{type(e).__name__}: it is damaged, truncated or of another kind"
+        raise UserError(f"{path} is not an image fashionae can read ({why}); give a PNG or JPEG file") from None
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
         asis = [] if fill == FILL else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
@@ -243,6 +249,27 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     if (STRETCH_FROM < top or found) and 0 < top < 1:  # (an object the trim found is more than noise)
         g = np.clip(g / top, 0.0, 1.0)
     return _picture(g, caveats)
+
+
+@contextlib.contextmanager
+def _libtiff_said(image_format: str | None, said: list[str]):
+    """Decoding a TIFF, libtiff writes its complaints straight to the process's stderr (file
+    descriptor 2), past Python: they are caught here, so that a damaged TIFF's error stays one
+    line, and the first of them is added to ``said`` (the error then says what libtiff saw)."""
+    if image_format != "TIFF":
+        yield
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            said += [line.strip().rstrip(".") for line in caught.read().decode(errors="replace").splitlines() if line.strip()][:1]
 
 
 def _negated(gray, border: float, negated: bool, uneven: str | None) -> tuple[np.ndarray, bool]:
