@@ -43,6 +43,12 @@ LOCK_WAIT = 180.0   # seconds a retry waits for the run folder's lock: on NFSv4 
                     # lock lasts until the server's lease on it expires (90 s by default)
 
 
+def _not_the_default_auth_note(record: logging.LogRecord) -> bool:
+    """Ray (2.59 and later) notes, as a warning before every study, that the cluster it starts
+    has token authentication, its default: nothing the user has to act on, so it is not shown."""
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
 class RayExecutor:
     """Called by ``pipeline.run_study`` as ``executor(plan, states, study, out, data, log)``, like
     ``executors.run_local``. ``on_epoch(run, row)``, when given, is called in the
@@ -96,6 +102,8 @@ class RayExecutor:
             else:
                 import torch
                 cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+                    _not_the_default_auth_note)
                 ray.init(address="local", num_cpus=cpus, num_gpus=torch.cuda.device_count(), **quiet)
             if callable(on_term) and threading.current_thread() is threading.main_thread():
                 # ours again (errors.run_command's: one line, finished runs kept); Ray's own aborts
