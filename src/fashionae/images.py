@@ -269,7 +269,8 @@ def _libtiff_said(image_format: str | None, said: list[str]):
             os.dup2(saved, 2)
             os.close(saved)
             caught.seek(0)
-            said += [line.strip().rstrip(".") for line in caught.read().decode(errors="replace").splitlines() if line.strip()][:1]
+            lines = caught.read().decode(errors="replace").splitlines()
+            said += [line.strip().rstrip(".") for line in lines if line.strip()][:1]
 
 
 def _negated(gray, border: float, negated: bool, uneven: str | None) -> tuple[np.ndarray, bool]:
