@@ -47,6 +47,36 @@ def test_prepare_image_looks_like_fashion_mnist(tmp_path):
     assert prepare_image(tmp_path / "dark.png")[0, 0, 0] == 0
 
 
+def test_a_clean_photo_is_prepared_by_the_steps_the_docs_give(tmp_path):
+    """On a plain white background, the prepared picture is, bit for bit, the steps written out:
+    the object's box cropped, its longer side resized to 28 by Lanczos (a side of under a pixel
+    kept as one), sharpened by an unsharp mask of radius 1, 100 %, threshold 0, centred on
+    white, negated, and its light end stretched to white."""
+    from PIL import ImageFilter, ImageOps
+
+    def by_hand(a, top, bottom, left, right):
+        im = Image.fromarray(a).convert("RGB").crop((left, top, right, bottom))
+        scale = min(28 / im.width, 28 / im.height)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
+        im = im.filter(ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0))
+        canvas = Image.new("RGB", (28, 28), (255, 255, 255))
+        canvas.paste(im, ((28 - im.width) // 2, (28 - im.height) // 2))
+        g = np.asarray(ImageOps.invert(canvas.convert("L")), dtype=np.float32) / 255
+        light = float(np.percentile(g[g > 0.05], 99))
+        return torch.from_numpy(np.clip(g / light, 0, 1) if 0 < light < 1 else g).unsqueeze(0)
+    shirt = np.full((140, 100), 255, np.uint8)
+    shirt[20:120, 30:70] = 90
+    shirt[20:60, 45:55] = 30
+    shirt[90:120, 40:60] = 160
+    line = np.full((300, 60), 255, np.uint8)
+    line[10:290, 28:31] = 40  # 3 pixels wide: 0.28 once resized, kept as 1
+    for name, a, box in (("shirt.png", shirt, (20, 120, 30, 70)), ("line.png", line, (10, 290, 28, 31)),
+                         ("rule.png", line.T.copy(), (28, 31, 10, 290))):  # the line lying down
+        Image.fromarray(a).save(tmp_path / name)
+        picture = read_picture(tmp_path / name)
+        assert picture.caveats == () and torch.equal(picture.pixels, by_hand(a, *box)), name
+
+
 def test_bad_images(tmp_path):
     (tmp_path / "t.png").write_text("hello")
     (tmp_path / "e.png").write_bytes(b"")
@@ -56,6 +86,18 @@ def test_bad_images(tmp_path):
                           ("absent.png", "does not exist")):
         with pytest.raises(UserError, match=message):
             prepare_image(tmp_path / name)
+    # each message whole, on a model of 16 x 24 images; a picture over Pillow's own limit (89
+    # million pixels) says so as one over ours does
+    Image.new("1", (10_000, 9_000)).save(tmp_path / "bomb.png")
+    for name, message in (
+            ("t.png", f"{tmp_path / 't.png'} is not an image fashionae can read (UnidentifiedImageError: it is damaged, "
+                      "truncated or of another kind); give a PNG or JPEG file"),
+            ("huge.png", f"image {tmp_path / 'huge.png'} is too large (10000x5000); the limit is 40,000,000 pixels: "
+                         "resize it (the model sees 24x16)"),
+            ("bomb.png", f"image {tmp_path / 'bomb.png'} is too large (over 40,000,000 pixels): resize it (the model "
+                         "sees 24x16)")):
+        with pytest.raises(UserError, match="^" + re.escape(message) + "$"):
+            read_picture(tmp_path / name, size=(16, 24))
 
 
 def test_a_damaged_tiff_says_what_libtiff_saw_in_its_one_line(tmp_path, capfd):
@@ -92,6 +134,19 @@ def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
     assert torch.equal(told.pixels, prepare_image(tmp_path / "0.png")) and told.caveats == (
         "it is already in the dataset's form (28x28, dark background), so it is taken as it is: --fill 0.5 is not "
         "applied",)
+    assert not torch.equal(prepare_image(tmp_path / "0.png", invert="yes"), prepare_image(tmp_path / "0.png"))  # told
+    full = np.zeros((16, 24), np.uint8)  # a garment up to a pixel from each edge: the edge is the border
+    full[1:-1, 1:-1] = 200
+    Image.fromarray(full).save(tmp_path / "full.png")
+    told = read_picture(tmp_path / "full.png", size=(16, 24), fill=0.5)
+    assert torch.equal(told.pixels, torch.from_numpy(full).float().div(255).unsqueeze(0)) and told.caveats == (
+        "it is already in the dataset's form (24x16, dark background), so it is taken as it is: --fill 0.5 is not "
+        "applied",)
+    for background, as_it_is in ((12, True), (13, False)):  # a dark background: up to FAINT (12.75 of 255)
+        lifted = pixels[0].clone()
+        lifted[lifted < 40] = background
+        Image.fromarray(lifted.numpy(), "L").save(tmp_path / "lifted.png")
+        assert torch.equal(prepare_image(tmp_path / "lifted.png"), lifted.float().div(255).unsqueeze(0)) == as_it_is
     Image.fromarray(pixels[0].numpy(), "L").resize((56, 56)).save(tmp_path / "big.png")  # another size: prepared
     assert not torch.equal(prepare_image(tmp_path / "big.png"), pixels[0].float().div(255).unsqueeze(0))
 
@@ -125,6 +180,15 @@ def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path):
     assert 0.05 < picture.pixels.max() < 0.07 and picture.caveats == (
         "its levels reach only 4080 of the 16-bit range's 65535, so it comes out faint or coarse; if it holds "
         "12-bit (or fewer) levels, save it as an 8-bit picture",)
+    # 12 bits are levels under 4096
+    for top, said in ((4095, True), (4096, False)):
+        square[8:20, 8:20] = top
+        Image.fromarray(square).save(tmp_path / "top.png")
+        assert any("16-bit range" in c for c in read_picture(tmp_path / "top.png").caveats) == said, top
+    # each 16-bit level rounds to the nearest 8-bit one (65535 is 255 x 257): 257 x 200 + 129 is 200.502
+    square[8:20, 8:20] = 257 * 200 + 129
+    Image.fromarray(square).save(tmp_path / "half.png")
+    assert read_picture(tmp_path / "half.png").pixels[0, 10, 10] == torch.tensor(201 / 255, dtype=torch.float32)
     # a photo in 12-bit levels: its light background comes out dark, and kept as it is the object
     # would be lost; "auto" negates it after all (the object must end lighter), and the note stays
     Image.fromarray((levels // 257 * 16).astype(np.uint16)).save(tmp_path / "photo12.png")
@@ -147,6 +211,9 @@ def test_a_floating_point_picture_is_read_by_its_range(tmp_path):
         Image.fromarray(levels * scale, "F").save(tmp_path / name)
         assert Image.open(tmp_path / name).mode == "F"
         assert torch.equal(prepare_image(tmp_path / name), prepare_image(tmp_path / "p8.png")), name
+        assert read_picture(tmp_path / name).caveats == (), name  # (no 16-bit range to fall short of)
+    Image.fromarray(levels / 255 * 2, "F").save(tmp_path / "dark.tiff")  # levels to 2: 0-255, not 0-1
+    assert read_picture(tmp_path / "dark.tiff").caveats == ("blank or nearly so once prepared: the answer says nothing",)
     Image.fromarray(levels * 1000, "F").save(tmp_path / "wide.tiff")
     with pytest.raises(UserError, match=r"wide.tiff has grey levels outside 0-255; save it as an 8- or 16-bit"):
         prepare_image(tmp_path / "wide.tiff")
@@ -352,6 +419,30 @@ def test_a_picture_says_what_makes_its_answer_doubtful(tmp_path):
     assert read_picture(tmp_path / "light.png").caveats == ()
 
 
+def test_an_uneven_mid_grey_background_says_the_negation_is_a_guess_under_auto_only(tmp_path):
+    """On an uneven background the object cannot settle the negation, so a mid-grey border
+    (between 30 % and 70 % of the range, both ends excluded) says it is a guess, under auto; not
+    under yes or no, and not on a dark or a light background."""
+    from fashionae.images import _mid_grey
+    trousers = np.asarray(Image.open(photo(tmp_path / "p.png"))).astype(np.float32)
+    h, w = trousers.shape[:2]
+    uneven = "its corners range from {} to {} of 255: an uneven background, or an object touching them; crop it " \
+             "with a plain margin around the object"
+    for background, corner in ((128, 30), (40, 120), (200, 60)):
+        grey = trousers.copy()
+        grey[(trousers == 255).all(2)] = background
+        grey[:h // 5, :w // 5] = corner  # a corner in shadow (or lit)
+        Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "uneven.png")
+        said = (uneven.format(*sorted((background, corner))),)
+        guess = ("its background is mid-grey (128 of 255), so whether to negate it is a guess; say --invert yes or no",)
+        assert read_picture(tmp_path / "uneven.png").caveats == said + guess * (background == 128)
+        assert read_picture(tmp_path / "uneven.png", invert="yes").caveats == said
+        assert read_picture(tmp_path / "uneven.png", invert="no").caveats == said
+    # the bounds (a border's level is a median of bytes: a whole or a half)
+    assert [_mid_grey(level, "auto") is not None for level in (76.5, 77, 178, 178.5, 179)] == [False, True, True,
+                                                                                                 False, False]
+
+
 def test_garments_apart_from_one_another_are_said_to_be_several(tmp_path):
     """Two or three garments side by side are boxed as one: the note says how many and to crop.
     Parts close together (a sandal's straps), or a small part apart (a tag), are one object."""
@@ -472,8 +563,11 @@ def test_an_object_negated_the_wrong_way_says_which_way_to_try(tmp_path):
         "most of the object is darker than its background once negated, so it is lost; try --invert no",)
     # under "auto" the border's guess (grey 128: negate) gives way to the object's sign
     assert read_picture(tmp_path / "light-on-grey.png").caveats == ()
-    assert read_picture(tmp_path / "p.png", invert="no").caveats == (
+    lost = read_picture(tmp_path / "p.png", invert="no")
+    assert lost.caveats == (
         "most of the object is darker than its background once kept as it is, so it is lost; try --invert yes",)
+    # black with it, on pure white too (whose level, 255, was capped at 254: the page came out white)
+    assert np.asarray(Image.open(tmp_path / "p.png").convert("L"))[0, 0] == 255 and lost.pixels.max() == 0
     for right_way in (read_picture(tmp_path / "light-on-grey.png", invert="no"), read_picture(tmp_path / "p.png")):
         assert right_way.caveats == () and right_way.pixels.max() > 0.5
     Image.new("L", (40, 40), 128).save(tmp_path / "grey-page.png")
@@ -521,6 +615,82 @@ def test_a_photo_s_noise_light_dust_or_frame_does_not_stop_the_trim(tmp_path, fl
     assert want.caveats == got.caveats == ()
     assert (got.pixels - want.pixels).abs().mean() < 0.02  # off by the noise, not by the object's place
 
+
+
+def test_a_frame_as_thick_as_the_inset_on_a_small_photo_is_not_its_background(tmp_path):
+    """The border is read 2 % of the shorter side in (2 pixels on a 100-pixel picture): a frame
+    of 2 pixels there is passed, and the photo prepares as it does without the frame."""
+    clean = np.asarray(Image.open(photo(tmp_path / "p.png", size=(100, 120)))).copy()
+    clean[:2], clean[-2:], clean[:, :2], clean[:, -2:] = 0, 0, 0, 0
+    Image.fromarray(clean).save(tmp_path / "framed.png")
+    want, got = read_picture(tmp_path / "p.png"), read_picture(tmp_path / "framed.png")
+    assert got.caveats == () and torch.equal(got.pixels, want.pixels)
+
+
+def test_the_border_is_read_on_the_rectangle_inset_pixels_in():
+    """The ring the background is read from: the four sides of the rectangle ``inset`` pixels in
+    from each edge, on a tall and a wide picture, nothing of the rest."""
+    from fashionae.images import _ring
+    for shape in ((9, 6), (6, 9)):
+        a = np.arange(54).reshape(shape)
+        for inset in (0, 1, 2):
+            b = a[inset:shape[0] - inset, inset:shape[1] - inset]
+            sides = np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]])  # (each corner on two sides)
+            assert sorted(_ring(a, inset)) == sorted(sides)
+            assert set(_ring(a, inset)) == set(b.ravel()) - set(b[1:-1, 1:-1].ravel())
+
+
+def test_corners_apart_by_more_than_uneven_are_an_uneven_background():
+    """The corner patches (5 % of the shorter side: 2 pixels at 40, 3 at 60) are uneven when
+    their means lie more than UNEVEN (38.25 of 255) apart, not at exactly that."""
+    from fashionae.images import _uneven_corners
+
+    def picture(side, patch):  # white, its top left corner patch given
+        a = np.full((side, side + 10), 255, np.uint8)
+        k = int(len(patch) ** 0.5)
+        a[:k, :k] = np.reshape(patch, (k, k))
+        return Image.fromarray(a)
+    for side, patch, uneven in ((40, [216, 217, 217, 217], False),  # 38.25 apart
+                                (40, [216, 216, 217, 217], True),  # 38.5
+                                (60, [216] * 6 + [218] * 3, True),  # 38.33
+                                (60, [216] * 5 + [218] * 4, False)):  # 38.11
+        assert (_uneven_corners(picture(side, patch)) is not None) == uneven, (side, patch)
+
+
+def test_a_coloured_background_is_read_by_its_grey_level(tmp_path):
+    """A garment on yellow: the background's level is its grey (224 of 255), which ends black
+    as white does, the garment prepared as on white."""
+    a = np.asarray(Image.open(photo(tmp_path / "p.png"))).copy()
+    a[(a == 255).all(2)] = (250, 250, 20)
+    Image.fromarray(a).save(tmp_path / "yellow.png")
+    yellow, white = read_picture(tmp_path / "yellow.png"), read_picture(tmp_path / "p.png")
+    assert yellow.caveats == () and yellow.pixels[0, 0, 0] == 0 and (yellow.pixels - white.pixels).abs().max() < 0.02
+
+
+def test_a_corner_of_a_small_picture_is_its_own_pixel(tmp_path):
+    """Under 40 pixels a side the corner patch is one pixel (5 % of the side, at least 1): one
+    shadowed corner pixel of a 30 x 40 photo is an uneven background."""
+    small = np.asarray(Image.open(photo(tmp_path / "p.png", size=(30, 40)))).copy()
+    small[0, 0] = 120
+    Image.fromarray(small).save(tmp_path / "corner.png")
+    assert read_picture(tmp_path / "corner.png").caveats == (
+        "its corners range from 120 to 255 of 255: an uneven background, or an object touching them; crop it with a "
+        "plain margin around the object",)
+
+
+def test_a_garments_levels_keep_their_place_between_its_background_and_white(tmp_path):
+    """A black and mid-grey (128) garment on white is negated so that the background is 0 and
+    black is 1: the grey ends at exactly 127/255, as the same garment drawn light on black does
+    (kept as it is); the levels are not moved by a level or rescaled."""
+    a = np.full((120, 90), 255, np.uint8)
+    a[10:110, 20:70] = 0
+    a[60:110, 20:70] = 128
+    Image.fromarray(a).save(tmp_path / "white.png")
+    Image.fromarray(255 - a).save(tmp_path / "black.png")
+    for name in ("white.png", "black.png"):
+        picture = read_picture(tmp_path / name)
+        assert picture.caveats == () and picture.pixels.max() == 1 and picture.pixels[0, 0, 0] == 0
+        assert torch.all(picture.pixels[0, 18:24, 8:20] == torch.tensor(127 / 255, dtype=torch.float32))
 
 
 def test_a_line_one_pixel_wide_is_the_object_not_noise(tmp_path):
@@ -674,6 +844,33 @@ def test_one_bad_picture_among_several_is_named_as_one_of_them(tmp_path):
         read_pictures([str(good), str(tmp_path / "b.png"), str(tmp_path / "c.png")])
 
 
+def test_a_lone_bad_picture_is_its_own_error_and_many_are_named_three_at_a_time(tmp_path):
+    """One picture given that cannot be used: its own error, alone. Of several, the first three
+    faults are named and the rest counted, with what is ``refused`` and the ``remedy``; and
+    ``progress`` is told how many are read after each, the ones that fail too."""
+    (tmp_path / "e.png").write_bytes(b"")
+    with pytest.raises(UserError, match="^" + re.escape(f"image {tmp_path / 'e.png'} is empty") + "$"):
+        read_pictures([str(tmp_path / "e.png")])
+    good = str(photo(tmp_path / "good.png"))
+    absent = [str(tmp_path / f"absent{i}.png") for i in range(4)]
+    named = "; ".join(f"image {p} does not exist" for p in absent[:3])
+    told = []
+    with pytest.raises(UserError, match="^" + re.escape(f"3 of the 4 pictures cannot be used, so none is answered: "
+                                                        f"{named}. Fix or remove them, or name only the others") + "$"):
+        read_pictures([good] + absent[:3], progress=told.append)
+    assert told == [1, 2, 3, 4]
+    told.clear()
+    with pytest.raises(UserError, match="^" + re.escape(f"4 of the 5 pictures cannot be used, so nothing is done: "
+                                                        f"{named}; and 1 more. Remove them") + "$"):
+        read_pictures(absent[:2] + [good] + absent[2:], refused="nothing is done", remedy="Remove them",
+                      progress=told.append)
+    assert told == [1, 2, 3, 4, 5]
+    with pytest.raises(UserError, match=re.escape("; and 2 more. ")):
+        read_pictures(absent + [str(tmp_path / "e.png")])
+    with pytest.raises(UserError, match=r"^--invert must be auto, yes or no, got 'maybe'$"):
+        read_pictures([good], invert="maybe")
+
+
 def test_a_garment_only_20_levels_off_white_is_stretched_and_no_outline(tmp_path):
     """A light-grey sweater on white, 8 levels darker, its seams 20 (under STRETCH_FROM once
     mapped): the trim finds it, so it is stretched to white like any object it finds (it stayed
@@ -716,6 +913,33 @@ def test_a_light_cut_out_on_transparency_is_not_lost_on_white(tmp_path):
         assert got.caveats == () and (got.pixels - want.pixels).abs().max() < 0.05, name
 
 
+@pytest.mark.parametrize("level, inside, outside, behind", [
+    (245, 128, 0, 0),  # half opaque, just (alpha over 127): a light cut-out, on black
+    (245, 255, 127, 0),  # around it half transparent, just (127 and under): a cut-out still
+    (245, 127, 0, 255),  # nothing opaque: white, as behind a photo
+    (128, 255, 0, 0),  # the cut-out light, just (its mean grey over 127)
+    (127, 255, 0, 255),  # not light: white
+    (245, "hole", 0, 0),  # opaque over 97 % of its box, no more: a cut-out, not a photo's rectangle
+], ids=["inside-128", "outside-127", "all-127", "grey-128", "grey-127", "97-percent"])
+def test_what_shows_through_transparency_is_decided_at_its_bounds(tmp_path, level, inside, outside, behind):
+    """The bounds of ``_behind``: opaque is an alpha over 127; a cut-out is light where its mean
+    grey is over 127; an opaque part filling 97 % of its box or less is a cut-out. The picture
+    prepares as the same one laid by hand over what should show through."""
+    if inside == "hole":
+        alpha = np.zeros((200, 160), np.uint8)
+        alpha[50:150, 30:130] = 255
+        alpha[85:95, 65:95] = 0  # 300 of the box's 10,000 pixels
+    else:
+        shape = np.asarray(Image.open(photo(tmp_path / "shape.png")).convert("L")) < 128  # the trousers
+        alpha = np.where(shape, inside, outside).astype(np.uint8)
+    cut = Image.fromarray(np.dstack([np.full(alpha.shape + (3,), level, np.uint8), alpha]), "RGBA")
+    cut.save(tmp_path / "cut.png")
+    laid = Image.alpha_composite(Image.new("RGBA", cut.size, (behind, behind, behind, 255)), cut).convert("RGB")
+    laid.save(tmp_path / "laid.png")
+    got, want = read_picture(tmp_path / "cut.png"), read_picture(tmp_path / "laid.png")
+    assert got.caveats == want.caveats and torch.equal(got.pixels, want.pixels)
+
+
 def test_a_two_tone_garment_says_one_side_is_lost(tmp_path):
     """A dark shirt with a large white print on mid-grey: whichever way it is negated, one of its
     parts ends darker than the background and goes black; "auto" says so. A plain one does not."""
@@ -729,6 +953,10 @@ def test_a_two_tone_garment_says_one_side_is_lost(tmp_path):
         "parts of the object are lighter and parts darker than its background, so one of them is lost whichever "
         "way it is negated; compare --invert yes and --invert no",)
     assert read_picture(tmp_path / "print.png", invert="yes").caveats == ()  # the user has chosen
+    from fashionae.images import _two_sided  # the lesser side at least TWO_SIDED (30 %) of the whole: exactly 30 % is
+    at = np.full((10, 10), 100, np.uint8)
+    at[0, :3], at[1, :7] = 200, 0  # 3 pixels 100 lighter, 7 pixels 100 darker
+    assert _two_sided(Image.fromarray(at), 100.0) and not _two_sided(Image.fromarray(np.minimum(at, 199)), 100.0)
 
 
 @pytest.mark.parametrize("light", ["lamp at the top left", "lamp at the bottom", "garment on the bottom edge"])

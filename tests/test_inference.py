@@ -1,4 +1,6 @@
 """LoadedRun (``fashionae.load``): a finished run applied to tensors, arrays and pictures."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,8 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
     assert torch.equal(loaded.embed(batch.permute(0, 2, 3, 1).numpy()), expected)  # [N, H, W, 1], channels last
     with pytest.raises(UserError, match=r"must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[3, 1, 24, 16\]"):
         loaded.embed(batch.transpose(2, 3))
+    with pytest.raises(UserError, match=r"^images must be \[N, 1, 16, 24\] \(or \[N, 16, 24\]\), got \[16, 24\]$"):
+        loaded.embed(batch[0, 0])  # one image without its channel: in a list only, not alone
 
 
 def test_a_loaded_run_answers_in_eval_mode_while_its_encoder_trains_in_a_network_of_yours(own_run):
@@ -97,7 +101,8 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images, " \
                            f"{loaded.precision})"
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
-                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254")):
+                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254"),
+                       (pixels.long() + 1, "from 1 to 256")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
                                             rf"{shown}; divide 0-255 pixels by 255$"):
             loaded.embed(bad)
@@ -129,6 +134,11 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
     assert (probabilities.argmax(1) == test.test_y).float().mean().item() == pytest.approx(summary["test_acc"], abs=1e-7)
     fp32 = fashionae.load(tmp_path / "clf", "fp32").predict_proba(test.test_x)
     assert not torch.equal(probabilities, fp32) and torch.allclose(probabilities, fp32, atol=0.02)  # computed in bf16
+    from fashionae.runfolder import RunFolder
+    config = RunFolder.config
+    with pytest.MonkeyPatch.context() as m:  # trained on a GPU, applied here: in bf16 on the CPU, not as on the GPU
+        m.setattr(RunFolder, "config", lambda self: replace(c := config(self), train=replace(c.train, device="cuda")))
+        assert torch.equal(fashionae.load(tmp_path / "clf", "bf16").predict_proba(test.test_x), probabilities)
     with pytest.raises(UserError, match="is a classifier run; reconstruct needs an autoencoder run"):
         run.reconstruct(test.test_x[:2])  # a classifier has no decoder: said in one line, not a traceback
     assert fashionae.load(tmp_path / "clf").precision == ("bf16" if native_bf16("cpu") else "fp32")
@@ -140,7 +150,11 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
             m.setattr(inference, "native_bf16", lambda device: native)
             assert fashionae.load(tmp_path / "clf").precision == bf16_run
             assert fashionae.load(tmp_path / "ae32").precision == fp32_run
-    assert repr(fashionae.load(tmp_path / "clf", "fp32")).endswith(", fp32)")
+    assert repr(fashionae.load(tmp_path / "clf", "fp32")) == \
+        f"LoadedRun({str(tmp_path / 'clf')!r}: classifier, paper encoder, linear 8, 28x28 images, 10 classes, fp32)"
+    with pytest.raises(UserError, match=rf"^{re.escape(str(tmp_path / 'ae32'))} is an autoencoder run; predicting "
+                                        r"classes needs a classifier run \(fashionae train-clf\)$"):
+        fashionae.load(tmp_path / "ae32").predict(test.test_x[:2])
     with pytest.raises(UserError, match=r"^precision must be auto, fp32 or bf16, got 'fp16'$"):
         fashionae.load(tmp_path / "clf", "fp16")
 

@@ -110,6 +110,44 @@ def test_from_dict_fills_what_an_older_config_lacks_and_round_trips():
             older.dataset_sha256) == (None, None, None, "fashion-mnist", None)
 
 
+def test_a_classifier_uses_its_encoders_weights_where_its_strategy_starts_from_them(tmp_path):
+    """frozen and finetune start from the encoder's weights: its digest is part of what they use,
+    so a folder trained on another encoder's weights differs; scratch and random-frozen take only
+    its architecture. A classifier uses its training's classifier settings (``augment``), which
+    an autoencoder does not."""
+    def clf(strategy, digest="ab" * 32, **train):
+        return RunConfig(model=ModelConfig(task=CLASSIFIER, latent=8), train=TrainConfig(**train),
+                         strategy=strategy, encoder_run="runs/ae", encoder_sha256=digest)
+
+    ae = RunConfig(model=ModelConfig(latent=8), train=TrainConfig())
+    assert ae.unused() == {"model.paper_head", "train.augment"}
+    for strategy in ("frozen", "finetune"):
+        assert clf(strategy).unused() == {"model.decoder"}
+    for strategy in ("scratch", "random-frozen"):
+        assert clf(strategy).unused() == {"model.decoder", "encoder_sha256"}
+    for strategy in ("frozen", "scratch"):
+        folder = RunFolder(tmp_path / strategy)
+        folder.path.mkdir()
+        folder.write_config(clf(strategy), {}, {})
+        assert folder.differences(clf(strategy, augment=True)) == ["train.augment: False there, True now"]
+        other = folder.differences(clf(strategy, "cd" * 32))
+        assert other == ([f"encoder_sha256: {'ab' * 32!r} there, {'cd' * 32!r} now"] if strategy == "frozen" else [])
+
+
+def test_what_a_run_is_trained_with_leaves_out_the_seed_and_how_it_was_carried_out():
+    """Two seeds of a run are trained with the same: the seed, the encoder's digest, the train
+    loss's subset and how the run was carried out (the device, the masks' generator, the memory
+    layout, determinism) are left out; the rest of what it uses is kept."""
+    base = RunConfig(model=ModelConfig(task=CLASSIFIER, latent=8), train=TrainConfig(), strategy="frozen",
+                     encoder_sha256="ab" * 32)
+    other = dataclasses.replace(base, encoder_sha256="cd" * 32, train=TrainConfig(
+        seed=1, train_eval_subset=100, device="cpu", dropout_masks="stock", channels_last=False, deterministic=True))
+    assert base.trained_with() == other.trained_with()
+    assert base.trained_with()["train.lr"] == TrainConfig().lr and base.trained_with()["strategy"] == "frozen"
+    assert "model.decoder" not in base.trained_with()
+    assert dataclasses.replace(base, train=TrainConfig(lr=2e-3)).trained_with() != base.trained_with()
+
+
 def put_summary(folder: RunFolder, summary) -> None:
     """A summary.json of any content, unsealed: as fashionae wrote them before 0.3.2, or edited."""
     (folder / folder.SUMMARY).write_text(json.dumps(summary))

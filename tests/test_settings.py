@@ -47,7 +47,7 @@ def test_adding_a_setting_is_one_field():
     settings.add_options(parser, Extended, "model", AUTOENCODER)
     assert parser.parse_args([]).width == 32 and parser.parse_args(["--width", "48"]).width == 48
     assert settings.from_options(Extended, parser.parse_args(["--width", "48"]), task="autoencoder").width == 48
-    with pytest.raises(UserError, match="width must be a positive integer"):
+    with pytest.raises(UserError, match="^--width must be a positive integer"):  # named as the option
         settings.from_options(Extended, parser.parse_args(["--width", "0"]))
     assert "width" in settings.keys(Extended, AUTOENCODER)
     assert settings.identity(Extended(width=48))["width"] == 48
@@ -92,8 +92,12 @@ def test_settings_that_change_no_number_are_not_identity():
 
 
 def test_unknown_and_bad_values_are_refused():
-    with pytest.raises(UserError, match="unknown training setting 'epoch'"):
+    with pytest.raises(UserError, match="unknown training setting 'epoch'; known: augment, batch_size, "):
         TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(UserError, match="^the training settings must be a table of names and values$"):
+        TrainConfig.from_dict(["epochs", 3])
+    with pytest.raises(UserError, match=r"^image_size "):  # set by fashionae, not an option: named as the field
+        settings.check(ModelConfig(image_size=(0, 28)))
     with pytest.raises(UserError, match="unknown schedule 'step'; choose one of constant, onecycle"):
         TrainConfig.from_dict({"schedule": "step"})
     with pytest.raises(UserError, match="^unknown val true; choose one of holdout, test$"):  # as TOML spells it
@@ -130,6 +134,12 @@ def test_the_ends_of_a_range_are_checked_as_its_message_says():
     assert ModelConfig.from_dict({"dropout": 0}).dropout == 0
     with pytest.raises(UserError, match=r"^dropout must be a number in "):
         ModelConfig.from_dict({"dropout": 1})
+    assert TrainConfig.from_dict({"lr": 1e-9}).lr == 1e-9  # (0, 1): the learning rate's low end is open
+    with pytest.raises(UserError, match=r"^lr must be a number in \(0, 1\), got 0$"):
+        TrainConfig.from_dict({"lr": 0})
+    rates, above = settings.number_in(0, 1), settings.number_in(0, 1, closed_low=False, closed_high=True)
+    assert rates(0) is None and rates(0.5) is None and rates(1) == "must be a number in [0, 1), got 1"
+    assert above(1) is None and above(0) == "must be a number in (0, 1], got 0" and above(1.5)
 
 
 def test_true_and_false_are_not_numbers_and_numbers_are_not_true_or_false():
@@ -141,3 +151,55 @@ def test_true_and_false_are_not_numbers_and_numbers_are_not_true_or_false():
                             (ModelConfig, "dropout_after_pool", 1)):
         with pytest.raises(UserError, match=f"^{key} must be "):
             cls.from_dict({key: value})
+
+
+def test_the_help_shows_each_settings_text_values_and_default():
+    """Each option's help is its field's: its text, its choices or metavar, its default where it
+    has one (none shown for None), under its group's title; a flag's text too."""
+    shown = " ".join(help_of("train-ae").split())  # as argparse wraps it at any width
+    assert "\ntraining:\n" in help_of("train-ae")
+    assert "--epochs EPOCHS training epochs (default: 60)" in shown
+    assert "--schedule constant|onecycle constant (the author's) | onecycle (default: constant)" in shown
+    assert "--train-subset N train on the first N training images only (default: all) --eval-subset N" in shown
+    assert "--no-channels-last keep the NCHW memory layout" in shown and "(default: None)" not in shown
+
+    @dataclass(frozen=True)
+    class Extended(ModelConfig):  # (a field declared now, as a new setting would be)
+        width: int = setting(32, "channels of the first convolution", check=positive_int, metavar="C")
+
+    parser = argparse.ArgumentParser()
+    settings.add_options(parser, Extended, "model", AUTOENCODER)
+    assert "--width C channels of the first convolution (default: 32)" in " ".join(parser.format_help().split())
+
+
+def test_the_keys_a_study_file_takes_are_those_of_its_kind_of_run():
+    """``keys``: the user's settings (not those fashionae sets), of one kind of run or of every kind."""
+    ae, clf, every = (settings.keys(ModelConfig, kind) for kind in (AUTOENCODER, CLASSIFIER, None))
+    assert "decoder" in ae and "paper_head" not in ae
+    assert "paper_head" in clf and "decoder" not in clf
+    assert {"decoder", "paper_head", "latent"} <= every and not {"task", "image_size"} & every
+
+
+def test_a_command_line_that_gives_no_setting_gave_none():
+    parser = argparse.ArgumentParser()
+    settings.add_options(parser, TrainConfig, "training", AUTOENCODER)
+    assert settings.given(parser.parse_args([])) == frozenset()
+    assert settings.given(parser.parse_args(["--epochs", "60"])) == {"epochs"}  # at its default: given all the same
+
+
+def test_a_list_setting_is_checked_and_each_object_has_its_own():
+    """A mutable default (a study's ``[explore] autoencoders``) is copied for each object, and
+    its check applies as any setting's."""
+    def a_list(v):
+        return None if isinstance(v, list) else f"must be a list, got {v!r}"
+
+    @dataclass
+    class Listed:
+        names: list = setting(["a"], check=a_list)
+
+    one, two = Listed(), Listed()
+    one.names.append("b")
+    assert two.names == ["a"] and settings.from_dict(Listed, {}).names == ["a"]
+    assert settings.from_dict(Listed, {"names": ["b"]}).names == ["b"]  # a list stays a list
+    with pytest.raises(UserError, match=r"^names must be a list, got 'a'$"):
+        settings.from_dict(Listed, {"names": "a"})

@@ -695,6 +695,90 @@ def test_a_checkpoint_of_other_model_settings_is_refused(tmp_path, kept_rng):
                            run_settings(same, small()))[0] == 1
 
 
+def test_the_cuda_random_states_are_kept_and_restored(monkeypatch, kept_rng):
+    """Each GPU's random state (the stock dropout masks' generator there) is saved with the
+    others and set again on resume; here the CUDA calls are stand-ins, as no GPU need be present."""
+    from fashionae.checkpoint import rng_state, set_rng_state
+    gpus = [torch.arange(16, dtype=torch.uint8), torch.arange(100, 116, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    state = json.loads(json.dumps(rng_state(torch.Generator())))  # as the checkpoint holds it
+    assert len(state["cuda"]) == 2
+    set_rng_state(state, torch.Generator())
+    assert len(restored) == 2 and all(torch.equal(a, b) for a, b in zip(restored, gpus))
+
+
+def rewritten(path, change):
+    """The checkpoint at ``path`` with its metadata changed by ``change`` and its digests made
+    again: what a faulty writer (not a damaged disk) would leave."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    from fashionae.modelfile import text_sha256
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    meta = change(meta)
+    if "state" in meta:
+        meta["state_sha256"] = text_sha256(meta["state"])
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    return path
+
+
+def test_a_checkpoint_whose_state_is_incomplete_is_called_damaged(tmp_path, kept_rng):
+    """A state without its digest's text, or without one of its parts (the epoch, the history,
+    Adam's settings), is refused as damaged, with the fix, never a traceback."""
+    from fashionae.checkpoint import load_checkpoint, read_checkpoint, rng_state, run_settings
+    from fashionae.models import build_model
+    cfg = ModelConfig(latent=8)
+    model = build_model(cfg)
+    settings = run_settings(model, small())
+
+    def of(change, name):
+        return rewritten(checkpoint_of(tmp_path, cfg, [rng_state(torch.Generator())], name), change)
+
+    def without(key):
+        def change(meta):
+            return meta | {"state": json.dumps({k: v for k, v in json.loads(meta["state"]).items() if k != key})}
+        return change
+
+    no_text = of(lambda meta: {k: v for k, v in meta.items() if k != "state"}, "no_text")  # its key's name hit
+    with pytest.raises(UserError, match=r"^checkpoint .*no_text.safetensors fails its checksum: it was modified or "
+                                        r"damaged; delete it to restart the run from scratch$"):
+        read_checkpoint(no_text, settings, 1)
+    with pytest.raises(UserError, match=r"^checkpoint .*no_epoch.safetensors is damaged \(KeyError\); my fix$"):
+        read_checkpoint(of(without("epoch"), "no_epoch"), settings, 1, "my fix")
+    for key in ("history", "param_groups"):
+        with pytest.raises(UserError, match=rf"^checkpoint .*no_{key}.safetensors is damaged \(KeyError\); delete it "
+                                            r"to restart the run from scratch$"):
+            load_checkpoint(of(without(key), f"no_{key}"), model, torch.optim.Adam(model.parameters()),
+                            torch.Generator(), settings)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_by_its_name(tmp_path, kept_rng):
+    """A model that is no fashionae model (bench's, a test's) has no settings to tell its
+    checkpoint from another's: the weights' shapes do, and the message names the file."""
+    from fashionae.checkpoint import load_checkpoint, rng_state, run_settings, save_checkpoint
+    written, other = torch.nn.Linear(3, 2), torch.nn.Linear(4, 2)
+    path = tmp_path / "linear.safetensors"
+    save_checkpoint(path, written, torch.optim.Adam(written.parameters()), 1, [], [rng_state(torch.Generator())],
+                    run_settings(written, small()))
+    with pytest.raises(UserError, match=r"^.*linear.safetensors: tensor weight is torch.float32\[2, 3\], the "
+                                        r"architecture needs torch.float32\[2, 4\]$"):
+        load_checkpoint(path, other, torch.optim.Adam(other.parameters()), torch.Generator(),
+                        run_settings(other, small()))
+
+
+def test_the_epochs_a_checkpoint_holds_are_none_without_a_readable_one(tmp_path):
+    """``epochs_trained`` (study --plan's estimate of what is left): 0 with no checkpoint or one
+    that cannot be read (what is wrong with it is said when the run starts), else its epoch."""
+    from fashionae.checkpoint import checkpoint_epoch, rng_state
+    assert checkpoint_epoch(tmp_path / "none.safetensors") == 0
+    (tmp_path / "cut.safetensors").write_bytes(b"damaged")
+    assert checkpoint_epoch(tmp_path / "cut.safetensors") == 0
+    assert checkpoint_epoch(checkpoint_of(tmp_path, ModelConfig(latent=8), [rng_state(torch.Generator())])) == 1
+
+
 def test_a_model_too_large_is_refused_by_what_training_it_takes(monkeypatch, tmp_path):
     """16 bytes a trained parameter (weight, gradient, Adam's two moments), 4 a frozen one's;
     the memory is the device's, less a container's limit (cgroup v2 or v1)."""

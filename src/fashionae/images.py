@@ -279,9 +279,11 @@ def _negated(gray, border: float, negated: bool, uneven: str | None) -> tuple[np
     (not judged on an uneven background, whose level the border does not give)."""
     from PIL import ImageOps
     g = np.asarray(ImageOps.invert(gray) if negated else gray, dtype=np.float32)
-    background = min(255.0 - border if negated else border, 254.0)
+    background = 255.0 - border if negated else border
     lost = not uneven and _mostly_darker(g, background)
-    return np.clip((g - background) / (255.0 - background), 0.0, 1.0), lost
+    # a white background kept (or a black one negated) is 255: black too, as every other (a lost
+    # object's picture was a white page then), its scale kept finite
+    return np.clip((g - background) / max(255.0 - background, 1.0), 0.0, 1.0), lost
 
 
 def _inset(size: tuple[int, int]) -> int:

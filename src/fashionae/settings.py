@@ -117,12 +117,12 @@ def keys(cls, only: str | None = None) -> set[str]:
             if f.metadata.get("option", True) and (only is None or f.metadata.get("only") in (None, only))}
 
 
-def from_dict(cls, d: dict, where: str = "settings"):
+def from_dict(cls, d: dict, where: str = "setting"):
     """A checked settings object from a file fashionae wrote; missing keys take their ``before``
     values (so files written before a setting existed load as what they were). Lists become
     tuples where the field's default is a tuple (JSON has no tuples)."""
     if not isinstance(d, dict):
-        raise UserError(f"{where} must be a table of settings")
+        raise UserError(f"the {where}s must be a table of names and values")
     known = {f.name: f for f in fields(cls)}
     unknown = set(d) - set(known)
     if unknown:
