@@ -888,3 +888,11 @@ def test_a_build_killed_midway_leaves_no_partial_library_for_good(tmp_path, monk
     with pytest.raises(OSError, match="no compiler here"):
         kernels.build()
     assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name]  # and its own partial removed
+    # the build after a killed one made the library: the killed one's partial goes once it is old
+    # (it stayed for good: no build came after)
+    library = tmp_path / "fashionae_kernels_x.so"
+    monkeypatch.setattr(kernels, "whole_elf", lambda path: True)
+    library.write_bytes(b"a library")
+    assert kernels.build() == library and fresh.exists()  # young: a build that may be racing
+    os.utime(fresh, (0, 0))
+    assert kernels.build() == library and sorted(p.name for p in tmp_path.iterdir()) == [library.name]

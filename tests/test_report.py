@@ -759,6 +759,15 @@ def test_the_terminals_ablation_table_says_which_lines_change_more_than_one_thin
     assert not any("Not one change" in c for c, _, _ in terminal_tables(results()))
 
 
+def test_the_terminals_autoencoder_caption_speaks_of_no_column_it_lacks():
+    """The source's columns are the page's alone: the terminal's caption does not describe them."""
+    from fashionae.report import REPORT_TRAIN_VAL, SOURCE_COLUMNS, tables, terminal_tables
+    (page_caption, page_header), = [(c, h) for a, c, h, _ in tables(results()) if a == "autoencoders"]
+    assert page_caption.endswith(SOURCE_COLUMNS) and REPORT_TRAIN_VAL in page_header
+    caption, header, _ = next(t for t in terminal_tables(results()) if t[0].startswith("Autoencoders"))
+    assert caption == page_caption.removesuffix(SOURCE_COLUMNS) and REPORT_TRAIN_VAL not in header
+
+
 def test_the_ablation_summary_says_what_its_seeds_allow():
     from fashionae.report import _ablation_summary
     one = ablation("no dropout", 0.08, None, seeds=1, reason="one seed: no spread to measure")
@@ -1029,7 +1038,7 @@ def test_the_summary_of_a_bare_study_and_of_one_with_ties_and_diverged_runs():
 
 
 def test_the_terminal_shows_the_reports_tables_without_what_only_the_page_holds(study, capsys):
-    from fashionae.report import PAGE_ONLY_COLUMNS, PAGE_ONLY_TABLES, tables
+    from fashionae.report import PAGE_ONLY_COLUMNS, PAGE_ONLY_TABLES, SOURCE_COLUMNS, tables
     assert main(["report", str(study)]) == 0
     out = capsys.readouterr().out
     report_tables = [(anchor, caption, header) for anchor, caption, header, _ in
@@ -1041,7 +1050,7 @@ def test_the_terminal_shows_the_reports_tables_without_what_only_the_page_holds(
         if anchor in PAGE_ONLY_TABLES:
             assert f"\n{caption}\n" not in out
             continue
-        shown = out.split(f"\n{caption}\n")[1].splitlines()[0]
+        shown = out.split(f"\n{caption.replace(SOURCE_COLUMNS, '')}\n")[1].splitlines()[0]  # (of page-only columns)
         assert [h for h in header if h in shown] == [h for h in header if h not in PAGE_ONLY_COLUMNS]
 
 

@@ -167,6 +167,47 @@ def study_out(tmp_path, data_dir) -> tuple[Path, list[str]]:
 TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'  # a study in seconds
 
 
+def test_two_autoencoders_alike_but_for_their_names_are_said_to_train_the_same_models(tmp_path, data_dir, capsys):
+    """Said (the study runs as written), and true: their models come out byte for byte the same."""
+    body = (TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+            '[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 8\n'
+            '[[autoencoders]]\nname = "c"\narch = "linear"\nlatent = 4\n[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, body)), *common]) == 0
+    assert capsys.readouterr().err.startswith(
+        "note: autoencoders 'a' and 'b' have the same settings, so on the same seeds they train the same models "
+        "twice; change one of them, or remove it\n")
+    models = {name: (out / "runs" / f"ae-{name}-seed0" / "model.safetensors").read_bytes() for name in "abc"}
+    assert models["a"] == models["b"] != models["c"]
+
+
+def test_a_copy_of_a_study_file_that_kept_its_name_is_told_to_take_its_own(tmp_path, data_dir, capsys, monkeypatch):
+    """A copy of a study file, its variant changed, that kept the original's name writes where the
+    original wrote by default (runs/<name>-<profile>): its refusal says so first, since deleting
+    the runs, the usual fix, would delete the original's. Under another --out it is not said."""
+    monkeypatch.chdir(tmp_path)
+    body = ('name = "mine"\n' + TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = {}\n'
+            "[baselines]\nenabled = false\n")
+    data = ["--data-dir", str(data_dir), "--no-verify"]
+    assert main(["study", str(write(tmp_path, body.format(16))), *data]) == 0
+    copy = tmp_path / "copy.toml"
+    copy.write_text(body.format(8))
+    capsys.readouterr()
+    assert main(["study", str(copy), "--plan", *data]) == 2
+    assert capsys.readouterr().err == (
+        "fashionae: error: 1 run folder of runs/mine-default/runs holds runs that differ from what the study asks for "
+        "now: ae-a-seed0 (model.latent: 16 there, 8 now); if it is another study file's, named 'mine' too (every "
+        "study of that name writes to runs/mine-default unless --out says otherwise), give this study a name of its "
+        "own in its file, or another --out, to keep it; else delete it and run the study again (its other finished "
+        "runs are kept)\n")
+    shutil.copytree("runs/mine-default", "elsewhere")
+    assert main(["study", str(copy), "--plan", "--out", "elsewhere", *data]) == 2
+    assert capsys.readouterr().err.endswith("(model.latent: 16 there, 8 now); delete it and run the study again (its "
+                                            "other finished runs are kept), or choose another --out\n")
+    copy.write_text(body.format(8).replace('"mine"', '"mine-too"'))
+    assert main(["study", str(copy), *data]) == 0 and Path("runs/mine-too-default/runs/ae-a-seed0").is_dir()
+
+
 BUNDLED_NAMES = "compare, digits, dropout, future, paper, protocol"
 
 
@@ -202,6 +243,10 @@ def test_a_bundled_study_is_run_by_its_name_where_no_file_has_it(tmp_path, monke
     with pytest.raises(UserError, match=f"^study file nosuch does not exist; give a study file, or the name of a "
                        f"bundled one: {BUNDLED_NAMES}$"):
         load_study("nosuch")
+    (tmp_path / "mine.toml").write_text(MINIMAL)  # the name of one, without its .toml
+    with pytest.raises(UserError, match=f"^study file {re.escape(str(tmp_path / 'mine'))} does not exist; did you mean "
+                                        f"{re.escape(str(tmp_path / 'mine.toml'))}\\?$"):
+        load_study(str(tmp_path / "mine"))
 
 
 def test_the_package_ships_every_bundled_study():
@@ -247,7 +292,15 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
 @pytest.mark.parametrize("text, message", [
     ("name = ", "not valid TOML"),
     ("colour = 1\n" + MINIMAL, "unknown key 'colour'"),
-    (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'epoch' in \\[train\\]"),
+    (MINIMAL + "[train]\nepoch = 3\n", "unknown key 'epoch' in \\[train\\]; known"),  # a typo: no home said
+    # a key in another table than its own: where it goes is said
+    (MINIMAL + "[train]\nlatent = 3\n", "unknown key 'latent' in \\[train\\] \\(it is a key of \\[model\\] or an "
+     "\\[\\[autoencoders\\]\\] entry\\); known keys: augment,"),
+    ("[model]\nepochs = 3\n" + MINIMAL, "unknown key 'epochs' in \\[model\\] \\(it is a key of \\[train\\]\\); known"),
+    (MINIMAL + "seeds = 3\n", "unknown key 'seeds' in autoencoders\\[0\\] \\(it is a key of the top level, before "
+     "any \\[table\\]\\); known"),
+    (MINIMAL + "strategies = []\n", "unknown key 'strategies' in autoencoders\\[0\\] \\(it is a key of "
+     "\\[classifiers\\]\\); known"),
     (MINIMAL + "[train]\nepochs = 0\n", "epochs must be a positive integer"),
     (MINIMAL + "[classifiers]\nencoder = \"b\"\n", "encoder 'b' is not trained"),
     (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list drawn from .*, got 'melt'$"),
@@ -617,12 +670,14 @@ def test_out_holding_another_study_is_refused(tmp_path):
     (out / "study.json").write_text(json.dumps({"name": "other", "profile": "quick"}))
     (out / "samples.safetensors").write_bytes(b"")
     (out / ".study.json.k1ll3d_8.tmp").write_text("{")  # left by a write that was killed: bookkeeping, not a study's
-    with pytest.raises(UserError, match="^/nonexistent has no train-images"):  # past the folder's check
-        run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
+    empty = tmp_path / "empty"  # a data folder without the data: the error that comes past the folder's check
+    empty.mkdir()  # (it was /nonexistent, which some machines have as a folder, and others not at all)
+    with pytest.raises(UserError, match=f"^{re.escape(str(empty))} has no train-images"):
+        run_study(load_study(PAPER, "smoke"), out, data_dir=str(empty), **QUIET)
     for kept in ("runs/ae-x-seed0", "report.md"):  # a run (even unstarted), or another study's outputs
         (out / kept).mkdir()
         with pytest.raises(UserError, match="holds another study"):
-            run_study(load_study(PAPER, "smoke"), out, data_dir="/nonexistent", **QUIET)
+            run_study(load_study(PAPER, "smoke"), out, data_dir=str(empty), **QUIET)
         (out / kept).rmdir()
     assert json.loads((out / "study.json").read_text())["name"] == "other"
 
@@ -1050,7 +1105,7 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     assert capsys.readouterr().err == (
         f"fashionae: error: study {stopped} is not finished: 1 of its 3 runs is left (clf-scratch-seed0 first; 1 to "
         f"train on to more epochs); run the same `fashionae study ... --out {stopped} --extend` command again to "
-        "train them on\n")
+        f"train them on ({stopped / 'report.html'}, its last report, is still there)\n")
     assert main(["study", str(more_clf), "--extend", *common]) == 0
     assert ": 3 runs on fashion-mnist, 1 finished already, 2 to train on from their training state\n" in capsys.readouterr().err
     assert models(out) == study_of("", longer.format(), "clf-longer")
@@ -1287,7 +1342,8 @@ def test_a_study_with_a_finished_run_whose_model_is_gone_says_what_to_do(data_di
 @pytest.mark.parametrize("damage", ["truncated model", "metrics line", "summary key"])
 def test_a_finished_run_with_a_damaged_file_is_refused_before_anything_trains(data_dir, tmp_path, capsys, damage):
     """Not "kept as is", and not found only by the report after every other run has trained."""
-    text = TINY_TRAIN + "".join(f'[[autoencoders]]\nname = "{n}"\narch = "linear"\nlatent = 8\n' for n in ("a", "b"))
+    text = TINY_TRAIN + "".join(f'[[autoencoders]]\nname = "{n}"\narch = "linear"\nlatent = {latent}\n'
+                                for n, latent in (("a", 8), ("b", 4)))
     args = ["study", str(write(tmp_path, text)), "--out", str(tmp_path / "st"), "--data-dir", str(data_dir),
             "--no-verify"]
     assert main(args) == 0
@@ -1876,7 +1932,10 @@ def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir
     assert said() == ([], [1])
     for _ in range(2):
         assert main(["study", str(study), *opts, "--seeds", "2"]) == 0
+    capsys.readouterr()
     assert main(["report", str(out)]) == 0
+    # the terminal says it too, with its first table of verdicts (here the ablation's)
+    assert ". This study folder's earlier reports had 1 seed, and this one has 2: " in capsys.readouterr().out
     assert said() == (["This study folder's earlier reports had 1 seed, and this one has 2: a verdict read after "
                        "another look at the same study is weaker than its interval says (optional stopping, "
                        "docs/claims.md); read one the earlier looks did not show as a new experiment, planned "

@@ -257,6 +257,9 @@ def cmd_study(a) -> int:
     if note := bundled_note(a.study_file):
         print(f"note: {note}", file=sys.stderr)
     study = load_study(a.study_file, a.profile, a.seeds, overrides)  # (said as given)
+    for one, other in study.twins():
+        print(f"note: autoencoders {one!r} and {other!r} have the same settings, so on the same seeds they train the "
+              "same models twice; change one of them, or remove it", file=sys.stderr)
     out = a.out or f"{RUNS}/{study.name}-{study.profile}"
     if a.plan:
         from .preview import show_plan
@@ -505,7 +508,8 @@ def build_parser() -> Parser:
     s.set_defaults(func=cmd_study)
 
     s = add_command("report", help="rebuild results.json and the report from a study folder")
-    s.add_argument("study_dir")
+    s.add_argument("study_dir", help="a study folder (the study's --out; default runs/<study>-<profile>), "
+                   "finished: its runs and study.json are read, nothing is trained")
     s.add_argument("--self-contained", action="store_true", help="embed the figures in report.html "
                    "(one file to send); without it the page links figures/")
     s.set_defaults(func=cmd_report)

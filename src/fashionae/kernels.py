@@ -32,6 +32,7 @@ turns them off without a word.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -148,15 +149,18 @@ def _say(line: str) -> None:
 def build() -> Path:
     """The kernels' shared library for this machine, compiled unless it already is."""
     library = library_path()
+    # a build killed midway (one takes ~10 s) left its partial library: gone once it is old, even
+    # where the next build made the library (a younger one may be a build racing this process)
+    for stale in library.parent.glob(f"{library.stem}.*.partial"):
+        with contextlib.suppress(OSError):  # (another process took it first)
+            if time.time() - stale.stat().st_mtime > STALE_BUILD_SECONDS:
+                stale.unlink()
     if library.exists() and whole_elf(library):
         return library
     command = compile_command(SOURCE, Path("OUT"))
     if shutil.which(command[0]) is None:
         raise OSError(f"no C++ compiler: {command[0]!r} is not on the PATH")
     library.parent.mkdir(parents=True, exist_ok=True)
-    for stale in library.parent.glob(f"{library.stem}.*.partial"):  # a build killed midway (one takes ~10 s)
-        if time.time() - stale.stat().st_mtime > STALE_BUILD_SECONDS:
-            stale.unlink(missing_ok=True)
     # a name of its own, renamed into place when whole: builders may race, across hosts too
     fd, partial = tempfile.mkstemp(dir=library.parent, prefix=library.stem + ".", suffix=".partial")
     os.close(fd)

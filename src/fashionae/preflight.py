@@ -170,7 +170,9 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
     run folders it no longer asks for (``why``), finished classifiers under an earlier name,
     classifiers and baselines on data that lacks what they need (and, of the layer above,
     ``explore.refuse_unexplorable``: latent-space sections)."""
-    refuse_changed(why, folder, renamed_runs(plan, states, folder, data))
+    # the study's default --out, runs/<name>-<profile>: where a copy of a study file that kept its name writes too
+    shared_name = study.name if folder.path.name == f"{study.name}-{study.profile}" else None
+    refuse_changed(why, folder, renamed_runs(plan, states, folder, data), shared_name)
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
     refuse_too_large_models(plan, states, folder, data)
@@ -321,11 +323,14 @@ def _holds(old: RunFolder, run: PlannedRun) -> bool:
         return False
 
 
-def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, str] | None = None) -> None:
+def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, str] | None = None,
+                   shared_name: str | None = None) -> None:
     """The runs ``plan_states`` found changed (``why``), refused in one message whose fix names
     what to delete: none where every one of them can be trained on (--extend), else those that
     cannot (and --extend trains the others, or the encoders the deleted classifiers took); where
-    an autoencoder was renamed (``renamed_runs``), first how to keep them all."""
+    an autoencoder was renamed (``renamed_runs``), first how to keep them all; where the folder
+    is the default one of every study named ``shared_name``, first how to keep them apart (a
+    copy of a study file, changed, that kept the name of the one whose runs these are)."""
     if not why:
         return
     shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
@@ -343,6 +348,11 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
         fix = f"delete {them} and run the study again (its other finished runs are kept), or choose another --out"
     if renamed and all(_trained_on(folder.run(name)) in renamed.values() for name in why):  # it keeps them all
         fix = f"{renamed_text(renamed)}; else {fix}"
+    elif shared_name:  # (and "choose another --out" said first)
+        fix = (f"if {them} {'are' if len(why) > 1 else 'is'} another study file's, named {shared_name!r} too (every "
+               f"study of that name writes to {folder.path} unless --out says otherwise), give this study a name of "
+               f"its own in its file, or another --out, to keep {them}; "
+               f"else {fix.removesuffix(', or choose another --out')}")
     raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
                     f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
                     f"{', '.join(shown)}{more}; {fix}")

@@ -143,8 +143,8 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
     print(f"\n{len(rows)} run{'s' * (len(rows) != 1)}, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
           f"time of the rest on this machine, one run at a time: {duration(total)} (from a probe of "
           "each model: training and evaluation speed over a few batches after a warm-up; each run's start "
-          "and the writing of its files are not in it, which tiny runs feel); images: "
-          "training/validation", file=out)
+          "and the writing of its files are not in it, which tiny runs feel). Images: training/validation.",
+          file=out)
     if not all(r["settings_final"] for r in rows):
         print('* encoder = "best": chosen once the autoencoders are trained; until then the first '
               "autoencoder's settings stand in for its model and its estimate", file=out)

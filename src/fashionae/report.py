@@ -56,6 +56,10 @@ OPTIONAL_COLUMNS = REFERENCE_COLUMNS + (PCA_SAME_K,)
 # what only the report's page shows, not the terminal (after `study` or `report`): these columns, these tables
 PAGE_ONLY_COLUMNS = (*REFERENCE_COLUMNS, "evidence", "threshold", "parameters", "what differs")
 PAGE_ONLY_TABLES = ("baselines", "per-class")
+# the autoencoders' caption where the source's columns are shown (on the page: not in a terminal)
+SOURCE_COLUMNS = ("; the source's columns (its Table II, the author's result files) are for its model of the same "
+                  "architecture, trained as the author did (the paper profile), beside every model of ours of that "
+                  "architecture, however it was trained")
 
 
 def _without_empty_columns(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
@@ -166,11 +170,7 @@ def tables(results: dict) -> list[Table]:
     header, ae_rows = _without_empty_columns(header, ae_rows)
     table_ii = REPORT_TRAIN_VAL in header  # a model of the source's Table II is among them
     out.append(("autoencoders", "Autoencoders: MSE per pixel; every figure is the final model's, the best epoch is "
-                "where validation was lowest" + ("; the source's columns (its Table II, the author's result files) "
-                                                 "are for its model of the same architecture, trained as the author "
-                                                 "did (the paper profile), beside every model of ours of that "
-                                                 "architecture, however it was trained" if table_ii else ""),
-                header, ae_rows))
+                "where validation was lowest" + (SOURCE_COLUMNS if table_ii else ""), header, ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
         encoder = encoder_of(results, c)
@@ -308,15 +308,31 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
             + "; ".join(phrases) + "." + note)
 
 
+def another_look(results: dict) -> str | None:
+    """The summary's sentence on a study whose verdicts were read before with other seeds
+    (``seed_history``): a verdict after another look is weaker than its interval says."""
+    history, n = results.get("seed_history") or [], results.get("seeds", 1)
+    if len(history) > 1 and (results["claims"] or results.get("ablation")):
+        return (f"This study folder's earlier reports had {', then '.join(map(str, history[:-1]))} "
+                f"seed{'s' * (history[-2] != 1)}, and this one has {n}: a verdict read after another look at the "
+                "same study is weaker than its interval says (optional stopping, docs/claims.md); read one the "
+                f"earlier looks did not show as a new experiment, planned with {_count(n, 'seed')}.")
+    return None
+
+
 def terminal_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(caption, header, rows) of the tables a terminal shows after a study: the report's,
-    without what only its page shows (``PAGE_ONLY_COLUMNS``, ``PAGE_ONLY_TABLES``)."""
-    out = []
+    without what only its page shows (``PAGE_ONLY_COLUMNS``, ``PAGE_ONLY_TABLES``), the
+    summary's caveat of another look (``another_look``) with the first table of verdicts."""
+    out, look = [], another_look(results)
     for anchor, caption, header, rows in tables(results):
+        if anchor in ("claims", "ablation") and look:
+            caption, look = f"{caption}. {look}", None
         if anchor not in PAGE_ONLY_TABLES:
             keep = [i for i, h in enumerate(header) if h not in PAGE_ONLY_COLUMNS]
             if anchor == "ablation" and (note := _not_one_change(results)):  # its "what differs" is page only
                 caption += f". {note}"
+            caption = caption.replace(SOURCE_COLUMNS, "")  # (REFERENCE_COLUMNS: page only)
             out.append((caption, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     return out
 
@@ -412,12 +428,8 @@ def summary(results: dict) -> list[str]:
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
-    history = results.get("seed_history") or []
-    if len(history) > 1 and (claims or results.get("ablation")):
-        s.append(f"This study folder's earlier reports had {', then '.join(map(str, history[:-1]))} "
-                 f"seed{'s' * (history[-2] != 1)}, and this one has {n}: a verdict read after another look at the "
-                 "same study is weaker than its interval says (optional stopping, docs/claims.md); read one the "
-                 f"earlier looks did not show as a new experiment, planned with {_count(n, 'seed')}.")
+    if look := another_look(results):
+        s.append(look)
     if results.get("targets"):
         s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
                  + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])

@@ -138,6 +138,20 @@ def _explore_result(run) -> dict | None:
     return result
 
 
+def _meanwhile(folder: StudyFolder, plan: list[PlannedRun], left: list[str]) -> str:
+    """What an unfinished study's folder can give now: the report of its first seeds that
+    finished every run (the study command with fewer --seeds trains nothing of theirs, and
+    leaves the others' folders as they are), and the last report written, which stays."""
+    seeds = sorted({r.seed for r in plan})
+    finished = next((i for i, seed in enumerate(seeds) if any(r.name in left for r in plan if r.seed == seed)),
+                    len(seeds))
+    said = (f"; or report its first {finished} seed{'s' * (finished > 1)}, all finished, with the same command and "
+            f"--seeds {finished}" if finished else "")
+    if (folder / folder.REPORT_HTML).is_file():
+        said += f" ({folder / folder.REPORT_HTML}, its last report, is still there)"
+    return said
+
+
 def collect_results(out: str | Path, check_files: bool = True) -> dict:
     """What results.json holds (``report.write_report`` writes it with the pages), from the study
     folder's study.json and run folders alone; ``check_files``:
@@ -159,7 +173,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
                         f"{'is' if len(left) == 1 else 'are'} left ({left[0]} first"
                         + (f"; {len(shorter)} to train on to more epochs" if shorter else "")
                         + f"); run the same `fashionae study ... --out {folder.path}{' --extend' if shorter else ''}` "
-                        "command again to " + ("train them on" if shorter else "resume it"))
+                        "command again to " + ("train them on" if shorter else "resume it") + _meanwhile(folder, plan, left))
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
         if check_files:

@@ -172,6 +172,12 @@ class Study:
     def val(self) -> str:
         return self.autoencoders[0].train.val
 
+    def twins(self) -> list[tuple[str, str]]:
+        """Pairs of autoencoders alike in every setting but their names: on the same seeds they
+        train the same models, twice (said, not refused: the study runs as written)."""
+        return [(a.name, b.name) for i, a in enumerate(self.autoencoders) for b in self.autoencoders[i + 1:]
+                if a.trained_with() == b.trained_with()]
+
     def to_dict(self) -> dict:
         """The resolved study, as a study file without profiles (what study.json holds)."""
         d = {"name": self.name, "profile": self.profile, "description": self.description,
@@ -206,12 +212,23 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _home(key: str) -> str:
+    """Where a study file takes ``key``, said for a key put in the wrong table ("" if nowhere)."""
+    homes = [where for where, keys in (("[train]", settings.keys(TrainConfig)),
+                                       ("[model] or an [[autoencoders]] entry", AE_KEYS - {"name", "train"}),
+                                       ("[classifiers]", CLF_KEYS - {"train"}),
+                                       ("the top level, before any [table]", TOP_KEYS - {"profile"}))
+             if key in keys - {SET_BY_THE_STUDY}]
+    return f" (it is a key of {' and of '.join(homes)})" if homes else ""
+
+
 def _check_keys(table, allowed: set, where: str, source: str) -> None:
     if not isinstance(table, dict):
         raise UserError(f"study file {source}: {where} must be a table")
     unknown = set(table) - allowed
     if unknown:
-        raise UserError(f"study file {source}: unknown key {sorted(unknown)[0]!r} in {where}; "
+        key = sorted(unknown)[0]
+        raise UserError(f"study file {source}: unknown key {key!r} in {where}{_home(key)}; "
                         f"known keys: {', '.join(sorted(allowed - {SET_BY_THE_STUDY}))}")
 
 
@@ -291,7 +308,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, whatever the locale; a BOM (Notepad's) is skipped
     except FileNotFoundError:
-        raise UserError(f"study file {shown} does not exist; {_examples()}") from None
+        toml = path.with_name(path.name + ".toml")
+        fix = f"did you mean {toml}?" if path.suffix != ".toml" and toml.is_file() else _examples()
+        raise UserError(f"study file {shown} does not exist; {fix}") from None
     except UnicodeDecodeError:
         if is_utf16(path):
             raise UserError(f"study file {shown} is UTF-16 text; TOML is UTF-8: save it as UTF-8") from None
