@@ -119,6 +119,30 @@ def test_a_damaged_tiff_says_what_libtiff_saw_in_its_one_line(tmp_path, capfd):
     assert capfd.readouterr().err == "stderr is back\nfd 2 too\n"
 
 
+def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_as_it_was(tmp_path, capfd,
+                                                                                         monkeypatch):
+    """fd 2 is the process's: two threads swapping it at once left it on a deleted file (every
+    later line of the process lost); and with no stderr (sys.stderr None, as Python starts with
+    fd 2 closed) a TIFF was an internal error, where a PNG is read."""
+    import threading
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (1500, 1500), dtype=np.uint8)).save(tmp_path / "a.tif",
+                                                                           compression="tiff_deflate")
+    expected = prepare_image(tmp_path / "a.tif")
+    got = []
+    threads = [threading.Thread(target=lambda: got.extend(prepare_image(tmp_path / "a.tif") for _ in range(6)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 12 and all(torch.equal(g, expected) for g in got)
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"
+    monkeypatch.setattr(sys, "stderr", None)
+    assert torch.equal(prepare_image(tmp_path / "a.tif"), expected)
+
+
 def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
     """A dataset image saved as a PNG comes back as the dataset holds it (preparing it again,
     trimmed and sharpened, raised an autoencoder's MSE from 0.018 to 0.031)."""

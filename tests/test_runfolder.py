@@ -509,7 +509,8 @@ def test_a_finished_run_that_lost_its_summary_or_config_is_refused_not_trained_a
     # train-ae --out on it says the same (it said "move its files away", which loses the run)
     assert main(["train-ae", "--dataset", str(data), "--latent", "4", "--epochs", "1", "--batch-size", "40",
                  "--out", str(run.path)]) == 2
-    assert capsys.readouterr().err == f"fashionae: error: {lost}\n" and (run / run.MODEL).read_bytes() == model
+    assert capsys.readouterr().err == f"fashionae: error: {lost}, or choose another --out\n"
+    assert (run / run.MODEL).read_bytes() == model
 
 
 def test_a_setting_the_model_does_not_use_is_no_difference(tmp_path):
@@ -568,16 +569,21 @@ def test_the_data_record_of_a_finished_run_is_sealed_its_environment_not(own_run
     assert run.summary()
 
 
-@pytest.mark.parametrize("file", [RunFolder.SUMMARY, RunFolder.METRICS, RunFolder.CHECKPOINT])
+@pytest.mark.parametrize("file", [RunFolder.SUMMARY, RunFolder.METRICS, RunFolder.CHECKPOINT, RunFolder.MODEL])
 def test_a_folder_holding_one_file_of_a_run_is_named_as_one_that_lost_its_config(tmp_path, file):
-    """By require (eval, train-clf --encoder) and by state_for (train-ae --out, a study's run)."""
+    """By require (eval, train-clf --encoder: a summary.json says it too), and by state_for
+    (train-ae --out, a study's run: by the files no other tool names so, with another --out
+    offered); a folder of another tool's metrics.jsonl is no run."""
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
-    (folder / file).write_text("{}")  # no model.safetensors, no config.json
-    lost = f"^{re.escape(str(folder.path))} holds a run's files but not its config.json: it was deleted or moved; put back"
-    with pytest.raises(UserError, match=lost):
+    (folder / file).write_text("{}")  # no config.json
+    lost = (f"^{re.escape(str(folder.path))} holds a run's files but not its config.json: it was deleted or moved; "
+            f"put back a copy of it, or delete {re.escape(str(folder.path))} and run its command again")
+    foreign = f"^{re.escape(str(folder.path))} is (not empty and holds no|not a) fashionae run"
+    with pytest.raises(UserError, match=lost + "$" if file != RunFolder.METRICS else foreign):
         folder.require()
-    with pytest.raises(UserError, match=lost):
+    with pytest.raises(UserError, match=lost + ", or choose another --out$"
+                       if file in (RunFolder.CHECKPOINT, RunFolder.MODEL) else foreign):
         folder.state_for(RunConfig())
 
 

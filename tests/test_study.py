@@ -179,6 +179,13 @@ def test_two_autoencoders_alike_but_for_their_names_are_said_to_train_the_same_m
         "twice; change one of them, or remove it\n")
     models = {name: (out / "runs" / f"ae-{name}-seed0" / "model.safetensors").read_bytes() for name in "abc"}
     assert models["a"] == models["b"] != models["c"]
+    # alike in what trained_with compares, but not in how their dropout masks are drawn: not twins
+    masks = body.replace('latent = 8\n[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 8\n',
+                         'latent = 8\n[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 8\n'
+                         'train = { dropout_masks = "mersenne" }\n')
+    assert masks != body
+    assert main(["study", str(write(tmp_path, masks)), "--plan", "--out", str(tmp_path / "other"), *common[2:]]) == 0
+    assert "note: autoencoders" not in capsys.readouterr().err
 
 
 def test_a_copy_of_a_study_file_that_kept_its_name_is_told_to_take_its_own(tmp_path, data_dir, capsys, monkeypatch):
@@ -301,6 +308,11 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
      "any \\[table\\]\\); known"),
     (MINIMAL + "strategies = []\n", "unknown key 'strategies' in autoencoders\\[0\\] \\(it is a key of "
      "\\[classifiers\\]\\); known"),
+    # a training setting in a table with a train of its own goes there, not in the [train] every run takes
+    (MINIMAL + "lr = 3e-3\n", "unknown key 'lr' in autoencoders\\[0\\] \\(a training setting: in this table's own "
+     "train, train = \\{ lr = \\.\\.\\. \\}\\); known"),
+    (MINIMAL + "[profiles.quick]\nepochs = 2\n", "unknown key 'epochs' in profile 'quick' \\(a training setting: in "
+     "this table's own train, train = \\{ epochs = \\.\\.\\. \\}\\); known"),
     (MINIMAL + "[train]\nepochs = 0\n", "epochs must be a positive integer"),
     (MINIMAL + "[classifiers]\nencoder = \"b\"\n", "encoder 'b' is not trained"),
     (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list drawn from .*, got 'melt'$"),

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
 from .errors import UserError, exit_process, late_stop, run_command, say_error
+from .files import RUNS
 from .progress import seconds_text
 from .settings import AUTOENCODER, CLASSIFIER
 
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
     from .models import ModelConfig
 
-RUNS = "runs"  # where train-ae, train-clf and study write when no --out is given
 
 
 class Parser(argparse.ArgumentParser):
@@ -260,7 +260,7 @@ def cmd_study(a) -> int:
     for one, other in study.twins():
         print(f"note: autoencoders {one!r} and {other!r} have the same settings, so on the same seeds they train the "
               "same models twice; change one of them, or remove it", file=sys.stderr)
-    out = a.out or f"{RUNS}/{study.name}-{study.profile}"
+    out = a.out or study.default_folder
     if a.plan:
         from .preview import show_plan
         show_plan(study, out, a.data_dir, not a.no_verify, a.json, a.extend)

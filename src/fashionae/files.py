@@ -28,6 +28,9 @@ UMASK = os.umask(0)
 os.umask(UMASK)
 
 
+RUNS = "runs"  # where train-ae, train-clf and study write when no --out is given (``study.Study.default_folder``)
+
+
 def cache_dir() -> Path:
     """fashionae's cache (``$XDG_CACHE_HOME/fashionae``, else ``~/.cache/fashionae``): the dataset
     downloaded, and the CPU kernels built for this machine."""

@@ -26,6 +26,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
                 if im.width * im.height > MAX_PIXELS:
                     raise UserError(f"image {path} is too large ({im.width}x{im.height}); the limit is "
                                     f"{MAX_PIXELS:,} pixels: resize it (the model sees {size[1]}x{size[0]})")
-                with _libtiff_said(im.format, said):
+                with _libtiff_said(im, said):
                     im.load()
                 eight_bit, depth = _eight_bit(_upright(im), path)
                 rgba = eight_bit.convert("RGBA")
@@ -251,26 +252,48 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     return _picture(g, caveats)
 
 
+_STDERR_SWAP = threading.Lock()  # fd 2 is the process's: one picture's capture at a time
+
+
 @contextlib.contextmanager
-def _libtiff_said(image_format: str | None, said: list[str]):
+def _libtiff_said(im, said: list[str]):
     """Decoding a TIFF, libtiff writes its complaints straight to the process's stderr (file
-    descriptor 2), past Python: they are caught here, so that a damaged TIFF's error stays one
-    line, and the first of them is added to ``said`` (the error then says what libtiff saw)."""
-    if image_format != "TIFF":
+    descriptor 2), past Python: they are caught here while ``im`` loads, so that a damaged TIFF's
+    error stays one line, and, where the load fails, the first of them is added to ``said`` (the
+    error then says what libtiff saw). Where stderr cannot be swapped (none, closed, or fd 2 the
+    picture's own file), the load goes on uncaught, as for any other picture."""
+    if im.format != "TIFF":
         yield
         return
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as caught:
-        saved = os.dup(2)
-        os.dup2(caught.fileno(), 2)
+    with _STDERR_SWAP:
         try:
+            if getattr(im.fp, "fileno", lambda: -1)() == 2:
+                raise OSError("fd 2 is the picture's file")
+            sys.stderr.flush()
+            saved = os.dup(2)
+            try:
+                caught = tempfile.TemporaryFile()
+            except OSError:
+                os.close(saved)
+                raise
+        except (OSError, ValueError, AttributeError):  # (sys.stderr None, closed, or no fd 2)
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            lines = caught.read().decode(errors="replace").splitlines()
-            said += [line.strip().rstrip(".") for line in lines if line.strip()][:1]
+            return
+        failed = False
+        with caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                if failed:
+                    caught.seek(0)
+                    lines = caught.read().decode(errors="replace").splitlines()
+                    said += [line.strip().rstrip(".") for line in lines if line.strip()][:1]
 
 
 def _negated(gray, border: float, negated: bool, uneven: str | None) -> tuple[np.ndarray, bool]:

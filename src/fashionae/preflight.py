@@ -170,8 +170,8 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
     run folders it no longer asks for (``why``), finished classifiers under an earlier name,
     classifiers and baselines on data that lacks what they need (and, of the layer above,
     ``explore.refuse_unexplorable``: latent-space sections)."""
-    # the study's default --out, runs/<name>-<profile>: where a copy of a study file that kept its name writes too
-    shared_name = study.name if folder.path.name == f"{study.name}-{study.profile}" else None
+    # the study's default --out: where a copy of a study file that kept its name writes too
+    shared_name = study.name if folder.path.resolve() == study.default_folder.resolve() else None
     refuse_changed(why, folder, renamed_runs(plan, states, folder, data), shared_name)
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
@@ -349,7 +349,7 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
     if renamed and all(_trained_on(folder.run(name)) in renamed.values() for name in why):  # it keeps them all
         fix = f"{renamed_text(renamed)}; else {fix}"
     elif shared_name:  # (and "choose another --out" said first)
-        fix = (f"if {them} {'are' if len(why) > 1 else 'is'} another study file's, named {shared_name!r} too (every "
+        fix = (f"if {'they are' if len(why) > 1 else 'it is'} another study file's, named {shared_name!r} too (every "
                f"study of that name writes to {folder.path} unless --out says otherwise), give this study a name of "
                f"its own in its file, or another --out, to keep {them}; "
                f"else {fix.removesuffix(', or choose another --out')}")

@@ -138,18 +138,14 @@ def _explore_result(run) -> dict | None:
     return result
 
 
-def _meanwhile(folder: StudyFolder, plan: list[PlannedRun], left: list[str]) -> str:
-    """What an unfinished study's folder can give now: the report of its first seeds that
-    finished every run (the study command with fewer --seeds trains nothing of theirs, and
-    leaves the others' folders as they are), and the last report written, which stays."""
-    seeds = sorted({r.seed for r in plan})
-    finished = next((i for i, seed in enumerate(seeds) if any(r.name in left for r in plan if r.seed == seed)),
-                    len(seeds))
-    said = (f"; or report its first {finished} seed{'s' * (finished > 1)}, all finished, with the same command and "
-            f"--seeds {finished}" if finished else "")
+def _meanwhile(folder: StudyFolder) -> str:
+    """What an unfinished study's folder still gives: its last report, which stays until the study
+    writes the next. (Not a report of its finished seeds alone: each report is a look at the
+    verdicts, which weakens those of the finished study; and a classifier on the "best" encoder
+    of fewer seeds may be another run.)"""
     if (folder / folder.REPORT_HTML).is_file():
-        said += f" ({folder / folder.REPORT_HTML}, its last report, is still there)"
-    return said
+        return f" ({folder / folder.REPORT_HTML}, its last report, is still there)"
+    return ""
 
 
 def collect_results(out: str | Path, check_files: bool = True) -> dict:
@@ -163,6 +159,9 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     study = folder.study()
     plan = make_plan(study)
     unfinished = [r.name for r in plan if not folder.run(r.name).is_complete()]
+    for r in plan:  # a run that lost its settings, as eval says it (its settings are read next)
+        if not (run := folder.run(r.name)).is_run():
+            run.refuse_lost_config(str(run.path))
     for name in unfinished:  # one that finished and lost its summary cannot be resumed: said first
         folder.run(name).refuse_lost_summary()
     # runs of fewer epochs than the study asks for: a study stopped while --extend trained them on
@@ -173,7 +172,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
                         f"{'is' if len(left) == 1 else 'are'} left ({left[0]} first"
                         + (f"; {len(shorter)} to train on to more epochs" if shorter else "")
                         + f"); run the same `fashionae study ... --out {folder.path}{' --extend' if shorter else ''}` "
-                        "command again to " + ("train them on" if shorter else "resume it") + _meanwhile(folder, plan, left))
+                        "command again to " + ("train them on" if shorter else "resume it") + _meanwhile(folder))
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
         if check_files:

@@ -226,12 +226,15 @@ class RunFolder:
         under = f", {on_processes(processes)}," if processes != 1 and "torchrun" not in (command or "") else ""
         return f"run its command again{under} to resume it" + (f": {command}" if command else "")
 
-    def refuse_lost_config(self, name: str) -> None:
+    def refuse_lost_config(self, name: str, out: bool = False) -> None:
         """A folder holding a run's files but not its config.json: the run is there, its
-        settings lost (deleted or moved), so it is neither another folder nor a new run's."""
-        if any((self / file).is_file() for file in (self.MODEL, self.SUMMARY, self.CHECKPOINT, self.METRICS)):
+        settings lost (deleted or moved). Given as a run, its summary says so too; as an --out
+        (``out``), only the files of names no other tool writes (a folder of another's
+        metrics.jsonl is no run: "holds no fashionae run" says it)."""
+        files = (self.MODEL, self.CHECKPOINT) + (() if out else (self.SUMMARY,))
+        if any((self / file).is_file() for file in files):
             raise UserError(f"{name} holds a run's files but not its {self.CONFIG}: it was deleted or moved; "
-                            f"{self.restore}")
+                            f"{self.restore}" + (", or choose another --out" if out else ""))
 
     def refuse_lost_summary(self) -> None:
         """A trained model with neither summary.json nor a checkpoint: its summary was deleted,
@@ -251,7 +254,7 @@ class RunFolder:
         if not self.path.is_dir():
             raise UserError(f"{self.path} exists and is not a folder; move it away, or choose another --out")
         if not self.is_run():
-            self.refuse_lost_config(str(self.path))
+            self.refuse_lost_config(str(self.path), out=True)
             if not holds_nothing(self.path):
                 raise UserError(f"{self.path} is not empty and holds no fashionae run; move its files away, "
                                 "or choose an empty or new --out")

@@ -23,7 +23,7 @@ from pathlib import Path
 from . import settings
 from .data import FASHION_MNIST, garbles_a_line
 from .errors import UserError
-from .files import is_utf16
+from .files import RUNS, is_utf16
 from .models import ModelConfig
 from .runconfig import STRATEGIES, RunConfig
 from .settings import (AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, optional_positive_int,
@@ -172,11 +172,17 @@ class Study:
     def val(self) -> str:
         return self.autoencoders[0].train.val
 
+    @property
+    def default_folder(self) -> Path:
+        """Its folder where no --out is given: runs/<name>-<profile>, shared by every study file of
+        that name (a copy that kept it)."""
+        return Path(RUNS) / f"{self.name}-{self.profile}"
+
     def twins(self) -> list[tuple[str, str]]:
         """Pairs of autoencoders alike in every setting but their names: on the same seeds they
         train the same models, twice (said, not refused: the study runs as written)."""
         return [(a.name, b.name) for i, a in enumerate(self.autoencoders) for b in self.autoencoders[i + 1:]
-                if a.trained_with() == b.trained_with()]
+                if (a.model, a.train) == (b.model, b.train)]  # every setting (trained_with leaves some out)
 
     def to_dict(self) -> dict:
         """The resolved study, as a study file without profiles (what study.json holds)."""
@@ -212,8 +218,12 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _home(key: str) -> str:
-    """Where a study file takes ``key``, said for a key put in the wrong table ("" if nowhere)."""
+def _home(key: str, allowed: set) -> str:
+    """Where a study file takes ``key``, said for a key put in the wrong table ("" if nowhere):
+    a training setting in a table that has a train of its own (an autoencoder, the classifiers,
+    a profile) goes there, not in the shared [train], which every run takes."""
+    if "train" in allowed and key in settings.keys(TrainConfig) - {SET_BY_THE_STUDY}:
+        return f" (a training setting: in this table's own train, train = {{ {key} = ... }})"
     homes = [where for where, keys in (("[train]", settings.keys(TrainConfig)),
                                        ("[model] or an [[autoencoders]] entry", AE_KEYS - {"name", "train"}),
                                        ("[classifiers]", CLF_KEYS - {"train"}),
@@ -228,7 +238,7 @@ def _check_keys(table, allowed: set, where: str, source: str) -> None:
     unknown = set(table) - allowed
     if unknown:
         key = sorted(unknown)[0]
-        raise UserError(f"study file {source}: unknown key {key!r} in {where}{_home(key)}; "
+        raise UserError(f"study file {source}: unknown key {key!r} in {where}{_home(key, allowed)}; "
                         f"known keys: {', '.join(sorted(allowed - {SET_BY_THE_STUDY}))}")
 
 
