@@ -186,6 +186,11 @@ def test_two_autoencoders_alike_but_for_their_names_are_said_to_train_the_same_m
     assert masks != body
     assert main(["study", str(write(tmp_path, masks)), "--plan", "--out", str(tmp_path / "other"), *common[2:]]) == 0
     assert "note: autoencoders" not in capsys.readouterr().err
+    # alike in what changes their numbers: a tracker, a setting the model does not use, are no difference
+    alike = ('[[autoencoders]]\nname = "a"\narch = "conv"\n[[autoencoders]]\nname = "d"\narch = "conv"\n'
+             'train = { tensorboard = true }\n[[autoencoders]]\nname = "c"\narch = "conv"\ndropout = 0.0\n'
+             'dropout_after_pool = true\n[[autoencoders]]\nname = "c2"\narch = "conv"\ndropout = 0.0\n')
+    assert load_study(write(tmp_path, alike)).twins() == [("a", "d"), ("c", "c2")]
 
 
 def test_a_copy_of_a_study_file_that_kept_its_name_is_told_to_take_its_own(tmp_path, data_dir, capsys, monkeypatch):
@@ -313,6 +318,7 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
      "train, train = \\{ lr = \\.\\.\\. \\}\\); known"),
     (MINIMAL + "[profiles.quick]\nepochs = 2\n", "unknown key 'epochs' in profile 'quick' \\(a training setting: in "
      "this table's own train, train = \\{ epochs = \\.\\.\\. \\}\\); known"),
+    ("lr = 3e-3\n" + MINIMAL, "unknown key 'lr' in the top level \\(it is a key of \\[train\\]\\); known"),
     (MINIMAL + "[train]\nepochs = 0\n", "epochs must be a positive integer"),
     (MINIMAL + "[classifiers]\nencoder = \"b\"\n", "encoder 'b' is not trained"),
     (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list drawn from .*, got 'melt'$"),

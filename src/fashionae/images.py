@@ -252,48 +252,46 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     return _picture(g, caveats)
 
 
-_STDERR_SWAP = threading.Lock()  # fd 2 is the process's: one picture's capture at a time
-
-
 @contextlib.contextmanager
 def _libtiff_said(im, said: list[str]):
     """Decoding a TIFF, libtiff writes its complaints straight to the process's stderr (file
     descriptor 2), past Python: they are caught here while ``im`` loads, so that a damaged TIFF's
     error stays one line, and, where the load fails, the first of them is added to ``said`` (the
-    error then says what libtiff saw). Where stderr cannot be swapped (none, closed, or fd 2 the
-    picture's own file), the load goes on uncaught, as for any other picture."""
-    if im.format != "TIFF":
+    error then says what libtiff saw). fd 2 is the whole process's: it is swapped only in a
+    process of one thread (the command line's; another thread's lines would go with libtiff's),
+    and where it can be (not none, closed, or the picture's own file); else the load goes on
+    uncaught, as for any other picture."""
+    if im.format != "TIFF" or threading.active_count() > 1:
         yield
         return
-    with _STDERR_SWAP:
+    try:
+        if getattr(im.fp, "fileno", lambda: -1)() == 2:
+            raise OSError("fd 2 is the picture's file")
+        sys.stderr.flush()
+        caught = tempfile.TemporaryFile()
+    except (OSError, ValueError, AttributeError):  # (sys.stderr None or closed)
+        yield
+        return
+    failed = False
+    with caught:
         try:
-            if getattr(im.fp, "fileno", lambda: -1)() == 2:
-                raise OSError("fd 2 is the picture's file")
-            sys.stderr.flush()
             saved = os.dup(2)
-            try:
-                caught = tempfile.TemporaryFile()
-            except OSError:
-                os.close(saved)
-                raise
-        except (OSError, ValueError, AttributeError):  # (sys.stderr None, closed, or no fd 2)
+        except OSError:  # no fd 2
             yield
             return
-        failed = False
-        with caught:
+        try:
             os.dup2(caught.fileno(), 2)
-            try:
-                yield
-            except BaseException:
-                failed = True
-                raise
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                if failed:
-                    caught.seek(0)
-                    lines = caught.read().decode(errors="replace").splitlines()
-                    said += [line.strip().rstrip(".") for line in lines if line.strip()][:1]
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                caught.seek(0)
+                lines = caught.read().decode(errors="replace").splitlines()
+                said += [line.strip().rstrip(".") for line in lines if line.strip()][:1]
 
 
 def _negated(gray, border: float, negated: bool, uneven: str | None) -> tuple[np.ndarray, bool]:

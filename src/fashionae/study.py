@@ -76,6 +76,13 @@ def _examples() -> str:
 BEST = "best"  # a classifier encoder: the autoencoder of lowest mean validation MSE, chosen once trained
 
 
+def _identity(spec) -> dict:
+    """What sets an autoencoder's runs apart from another's of the same seed: every setting that
+    changes its numbers (``used_identity``; trained_with leaves out some that do, dropout_masks)."""
+    identity = RunConfig(model=spec.model, train=spec.train).used_identity()
+    return {k: v for k, v in identity.items() if k != "train.seed"}
+
+
 @dataclass
 class AutoencoderSpec:
     name: str
@@ -182,7 +189,7 @@ class Study:
         """Pairs of autoencoders alike in every setting but their names: on the same seeds they
         train the same models, twice (said, not refused: the study runs as written)."""
         return [(a.name, b.name) for i, a in enumerate(self.autoencoders) for b in self.autoencoders[i + 1:]
-                if (a.model, a.train) == (b.model, b.train)]  # every setting (trained_with leaves some out)
+                if _identity(a) == _identity(b)]
 
     def to_dict(self) -> dict:
         """The resolved study, as a study file without profiles (what study.json holds)."""
@@ -218,11 +225,11 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _home(key: str, allowed: set) -> str:
+def _home(key: str, own_train: set) -> str:
     """Where a study file takes ``key``, said for a key put in the wrong table ("" if nowhere):
-    a training setting in a table that has a train of its own (an autoencoder, the classifiers,
-    a profile) goes there, not in the shared [train], which every run takes."""
-    if "train" in allowed and key in settings.keys(TrainConfig) - {SET_BY_THE_STUDY}:
+    a training setting that a table's own train takes (``own_train``: an autoencoder's, the
+    classifiers', a profile's) goes there, not in the shared [train], which every run takes."""
+    if key in own_train - {SET_BY_THE_STUDY}:
         return f" (a training setting: in this table's own train, train = {{ {key} = ... }})"
     homes = [where for where, keys in (("[train]", settings.keys(TrainConfig)),
                                        ("[model] or an [[autoencoders]] entry", AE_KEYS - {"name", "train"}),
@@ -232,13 +239,13 @@ def _home(key: str, allowed: set) -> str:
     return f" (it is a key of {' and of '.join(homes)})" if homes else ""
 
 
-def _check_keys(table, allowed: set, where: str, source: str) -> None:
+def _check_keys(table, allowed: set, where: str, source: str, own_train: frozenset | set = frozenset()) -> None:
     if not isinstance(table, dict):
         raise UserError(f"study file {source}: {where} must be a table")
     unknown = set(table) - allowed
     if unknown:
         key = sorted(unknown)[0]
-        raise UserError(f"study file {source}: unknown key {key!r} in {where}{_home(key, allowed)}; "
+        raise UserError(f"study file {source}: unknown key {key!r} in {where}{_home(key, own_train)}; "
                         f"known keys: {', '.join(sorted(allowed - {SET_BY_THE_STUDY}))}")
 
 
@@ -266,7 +273,7 @@ def _check_tables(d: dict, source: str, at: str = "") -> None:
             _check_keys(d[key], allowed, f"[{at}{key}]", source)
             _typed(cls, d[key], f"[{at}{key}]", source, **fixed)
     if "classifiers" in d:
-        _check_keys(d["classifiers"], CLF_KEYS, f"[{at}classifiers]", source)
+        _check_keys(d["classifiers"], CLF_KEYS, f"[{at}classifiers]", source, settings.keys(TrainConfig, CLASSIFIER))
         clf_train = d["classifiers"].get("train", {})
         _check_keys(clf_train, settings.keys(TrainConfig, CLASSIFIER), f"[{at}classifiers.train]", source)
         _typed(TrainConfig, clf_train, f"[{at}classifiers.train]", source)
@@ -362,7 +369,8 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         _refuse_seed(profiles[name], source, f"profiles.{name}.")
         _check_tables(profiles[name], source, f"profiles.{name}.")  # said where the profile says it
         merged = deep_merge(base, profiles[name])
-        _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {name!r}", source)
+        _check_keys(merged, TOP_KEYS - {"profiles", "default_profile", "profile"}, f"profile {name!r}", source,
+                    settings.keys(TrainConfig))
         merged.setdefault("name", path.stem)
         return merged
 
@@ -427,7 +435,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
         raise UserError(f"study file {source}: [[autoencoders]] must list at least one autoencoder")
     for i, entry in enumerate(entries):
         where = f"autoencoders[{i}]"
-        _check_keys(entry, AE_KEYS, where, source)
+        _check_keys(entry, AE_KEYS, where, source, AE_TRAIN_KEYS)
         name = entry.get("name")
         if not isinstance(name, str) or not name.replace("-", "").isalnum() or len(name) > NAME_MAX:
             raise UserError(f"study file {source}: {where} needs a name of letters, digits and '-', at most "
