@@ -122,7 +122,7 @@ def test_a_damaged_tiff_says_what_libtiff_saw_in_its_one_line(tmp_path, capfd):
 def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_as_it_was(tmp_path, capfd,
                                                                                          monkeypatch):
     """fd 2 is the process's: two threads swapping it at once left it on a deleted file (every
-    later line of the process lost), so it is swapped only in a process of one thread; and with no
+    later line of the process lost), so it is swapped by the main thread alone; and with no
     stderr (sys.stderr None, as Python starts with fd 2 closed) a TIFF was an internal error, where
     a PNG is read."""
     import threading

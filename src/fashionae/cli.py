@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # the command line imports torch only when a command needs it
     from .models import ModelConfig
 
 
-
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as for every other bad input
         say_error(f"{message} (see `{self.prog} --help`)")

@@ -257,11 +257,11 @@ def _libtiff_said(im, said: list[str]):
     """Decoding a TIFF, libtiff writes its complaints straight to the process's stderr (file
     descriptor 2), past Python: they are caught here while ``im`` loads, so that a damaged TIFF's
     error stays one line, and, where the load fails, the first of them is added to ``said`` (the
-    error then says what libtiff saw). fd 2 is the whole process's: it is swapped only in a
-    process of one thread (the command line's; another thread's lines would go with libtiff's),
-    and where it can be (not none, closed, or the picture's own file); else the load goes on
-    uncaught, as for any other picture."""
-    if im.format != "TIFF" or threading.active_count() > 1:
+    error then says what libtiff saw). fd 2 is the whole process's: it is swapped by the main
+    thread alone (two threads swapping it left it on a deleted file; a line another thread writes
+    while the picture loads goes with libtiff's), and where it can be (not none, closed, or the
+    picture's own file); else the load goes on uncaught, as for any other picture."""
+    if im.format != "TIFF" or threading.current_thread() is not threading.main_thread():
         yield
         return
     try:
