@@ -1277,6 +1277,9 @@ def test_a_best_encoder_deleted_is_trained_again_under_its_classifiers(data_dir,
     for plan in (["--plan"], []):
         assert main(["study", str(study), *plan, *common]) == 0
     assert (clf / "model.safetensors").read_bytes() == model and (out / "runs" / "ae-a-seed0" / "summary.json").exists()
+    capsys.readouterr()
+    assert main(["study", str(study), *common]) == 0  # all finished: the choice made again, nothing trained
+    assert (clf / "model.safetensors").read_bytes() == model and " done" not in capsys.readouterr().err
 
 
 def test_a_second_encoder_names_the_classifier_folders_to_rename(data_dir, tmp_path, capsys):
@@ -1676,6 +1679,10 @@ def test_an_autoencoder_renamed_in_the_study_file_is_said_with_how_to_keep_its_r
     code, _, err = cli(capsys, "study", renamed, "--plan", *opts)
     assert code == 2 and err.count(hint) == 1  # said by the refusal alone, as the study says it
     shutil.rmtree(out / "runs" / "clf-frozen-seed0")
+    damaged = out / "runs" / "ae-0-seed0"  # a damaged finished folder, looked at first: not that run, and the next is
+    damaged.mkdir()
+    (damaged / "config.json").write_text("{")
+    (damaged / "summary.json").write_text("{}")
     code, _, err = cli(capsys, "study", renamed, "--plan", *opts)
     assert code == 0 and f"left out of its results and report; {hint} (else it trains again)\n" in err
     other = write(tmp_path, text.replace('"a"', '"b"').replace('arch = "conv"', 'arch = "conv"\ndropout = 0.1'))
@@ -1719,6 +1726,46 @@ def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
     with pytest.raises(UserError, match=r"; delete it and run the study again \(its other finished runs are kept\), "
                                         r"or choose another --out$"):
         refuse_changed({"clf-finetune-seed0": "trained on an earlier ae-a-seed0"}, StudyFolder(tmp_path))
+
+
+def test_a_refusal_shows_six_runs_then_a_count_and_says_it_or_them(tmp_path):
+    """Six runs shown and the others counted, as the runs to delete are; one run is "it" and
+    "holds", several "them" and "hold"; a classifier whose encoder --extend trains on is told to
+    delete itself and use --extend though no run of its own can be trained on."""
+    from fashionae.preflight import EXTENDABLE, ON_EXTENDED, refuse_changed
+    folder = StudyFolder(tmp_path)
+
+    def said(n, gone=0, **kw):  # n changed runs, the first `gone` of which cannot be trained on
+        why = {f"clf-finetune-seed{i}": "trained on an earlier ae-a-seed0" for i in range(gone)}
+        why |= {f"ae-a-seed{i}": f"train.epochs: 1 there, 2 now; {EXTENDABLE}" for i in range(n - gone)}
+        with pytest.raises(UserError) as refused:
+            refuse_changed(why, folder, **kw)
+        return str(refused.value)
+
+    two = said(2)
+    assert two.startswith(f"2 run folders of {tmp_path / 'runs'} hold runs that differ from what the study asks "
+                          "for now: ae-a-seed0 (")
+    assert two.endswith(f"{EXTENDABLE}); run the study again with --extend to train them on, or delete them to "
+                        "train anew")
+    assert " more" not in said(6) and said(6).endswith(f"ae-a-seed5 (train.epochs: 1 there, 2 now; {EXTENDABLE}); "
+                                                       "run the study again with --extend to train them on, or "
+                                                       "delete them to train anew")
+    seven = said(7)
+    assert f"ae-a-seed5 (train.epochs: 1 there, 2 now; {EXTENDABLE}) and 1 more; run" in seven
+    assert "ae-a-seed6" not in seven
+    assert " and 3 more; " in said(9)
+    names = ", ".join(f"clf-finetune-seed{i}" for i in range(6))
+    assert said(7, gone=6).endswith(f"; delete {names} and run the study again with --extend (its other finished "
+                                    "runs are kept)")
+    assert said(8, gone=7).endswith(f"; delete {names} and 1 more and run the study again with --extend (its other "
+                                    "finished runs are kept)")
+    shared = said(2, gone=2, shared_name="mine")
+    assert "are another study file's, named 'mine' too (every study of that name writes to" in shared
+    assert shared.endswith("; else delete them and run the study again (its other finished runs are kept)")
+    with pytest.raises(UserError, match=r"^1 run folder of .* holds runs that differ .*: clf-scratch-seed0 \(trained "
+                                        r"on ae-a-seed0, which --extend trains on\); delete it and run the study "
+                                        r"again with --extend \(its other finished runs are kept\)$"):
+        refuse_changed({"clf-scratch-seed0": f"trained on ae-a-seed0, {ON_EXTENDED}"}, folder)
 
 
 def test_the_summary_says_which_ablation_changes_moved_the_mse():
@@ -1880,6 +1927,32 @@ def test_a_half_trained_scratch_classifier_resumes_over_its_encoder_trained_agai
     shutil.rmtree(out / "runs" / "ae-a-seed0")
     run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
     assert json.loads((clf / "summary.json").read_text())["epochs"] == 2
+
+
+def test_a_half_trained_fine_tuned_classifier_is_refused_when_its_encoder_is_to_train_again(data_dir, tmp_path,
+                                                                                          monkeypatch):
+    """finetune takes its encoder's weights: stopped midway, its encoder's folder deleted, it
+    cannot resume on the encoder trained again, and is refused before anything trains."""
+    from fashionae import training
+    body = (TINY_TRAIN.replace("epochs = 1", "epochs = 2") + '[[autoencoders]]\nname = "a"\narch = "linear"\n'
+            'latent = 16\n[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n[baselines]\nenabled = false\n')
+    study, out = load_study(write(tmp_path, body)), tmp_path / "study"
+    real = training.save_checkpoint
+
+    def stop_after_the_first(path, *args, **kwargs):
+        real(path, *args, **kwargs)
+        if "clf-" in str(path):
+            raise KeyboardInterrupt
+    monkeypatch.setattr(training, "save_checkpoint", stop_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
+    monkeypatch.setattr(training, "save_checkpoint", real)
+    shutil.rmtree(out / "runs" / "ae-a-seed0")
+    with pytest.raises(UserError, match=r"^1 run folder of .* holds runs that differ from what the study asks for "
+                                        r"now: clf-finetune-seed0 \(its encoder ae-a-seed0 is to be trained again, "
+                                        r"and it cannot resume on another\); delete it and run the study again"):
+        run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
+    assert not (out / "runs" / "ae-a-seed0").exists()  # refused before anything trains
 
 
 def test_every_run_of_the_plan_trains_with_its_own_seed_on_its_own_seeds_encoder(tmp_path):
