@@ -472,14 +472,14 @@ def stats(*values):
 def autoencoder(name, latent, test, **kw):
     ae = {"name": name, "arch": "conv" if latent is None else "linear", "latent": latent, "epochs": 2, "train_eval_mse": stats(0.0301, 0.0305),
           "train_mse": stats(0.0402, 0.0406), "val_mse": stats(0.0251, 0.0253), "test_mse": stats(*test),
-          "best_epoch": {"mean": 1.5}, "parameters": 3_300_000, "seconds": {"mean": 12.4}}
+          "best_epoch": {"mean": 1.5}, "parameters": 3_300_000, "seconds": {"mean": 12.4}, "seeds": list(range(len(test)))}
     return {**ae, **kw}
 
 
 def classifier(name, strategy, test, encoder="linear-512", **kw):
     c = {"name": name, "strategy": strategy, "encoder": encoder, "paper_head": False, "epochs": 3,
          "train_eval_acc": stats(0.801, 0.803), "train_acc": stats(0.7, 0.71), "val_acc": stats(0.79, 0.8),
-         "test_acc": stats(*test), "seconds": {"mean": 7.6},
+         "test_acc": stats(*test), "seconds": {"mean": 7.6}, "seeds": list(range(len(test))),
          "per_class_acc": [stats(test[0] - i / 50, test[-1] - i / 40) for i in range(10)],
          "most_confused": {"true": "Shirt", "predicted": "T-shirt/top", "count": 41}}
     return {**c, **kw}
@@ -766,6 +766,33 @@ def test_the_terminals_autoencoder_caption_speaks_of_no_column_it_lacks():
     assert page_caption.endswith(SOURCE_COLUMNS) and REPORT_TRAIN_VAL in page_header
     caption, header, _ = next(t for t in terminal_tables(results()) if t[0].startswith("Autoencoders"))
     assert caption == page_caption.removesuffix(SOURCE_COLUMNS) and REPORT_TRAIN_VAL not in header
+
+
+def test_a_seed_that_learned_next_to_nothing_is_named_under_its_table():
+    """A collapse (one output for every image) is a number, so no divergence: the seeds whose test
+    figure is near the mean image's MSE or a uniform guess's accuracy are named in the captions,
+    the terminal's too; none where no seed is, nor for autoencoders without the baselines."""
+    from fashionae.report import tables, terminal_tables
+    r = results()
+    r["autoencoders"][1] = autoencoder("linear-512", 512, (0.0191, 0.0855))  # 0.9 of the mean image's 0.0949
+    r["autoencoders"][2] = autoencoder("linear-1024", 1024, (0.0853, 0.0190))  # just under: trained a little
+    r["classifiers"][2] = classifier("random-frozen", "random-frozen", (0.15, 0.43), paper_head=True)
+    r["classifiers"][3] = classifier("frozen-1024", "frozen", (0.77, 0.15), encoder="linear-1024")
+    captions = {a: c for a, c, _, _ in tables(r)}
+    assert captions["autoencoders"].endswith(
+        ". Learned next to nothing (a test MSE near the mean image's, 0.0949, or above): linear-512 seed 1 (0.0855); "
+        "likely a collapse (the same output for every image), counted in the means and the claims as any seed is: "
+        "see its curves")
+    assert captions["classifiers"] == (
+        "Classification: accuracy, %. Learned next to nothing (a test accuracy near a uniform guess's, 10.00 %): "
+        "random-frozen seed 0 (15.00 %), frozen-1024 seed 1 (15.00 %); likely a collapse (the same output for every "
+        "image), counted in the means and the claims as any seed is: see their curves")
+    assert sum("random-frozen seed 0" in c or "linear-512 seed 1" in c for c, _, _ in terminal_tables(r)) == 2
+    r["classifiers"][3] = classifier("frozen-1024", "frozen", (0.77, 0.151), encoder="linear-1024")  # just over
+    assert "frozen-1024" not in next(c for a, c, _, _ in tables(r) if a == "classifiers")
+    r["baselines"] = None
+    assert "Learned" not in next(c for a, c, _, _ in tables(r) if a == "autoencoders")
+    assert not any("Learned" in c for _, c, _, _ in tables(results()))
 
 
 def test_the_ablation_summary_says_what_its_seeds_allow():

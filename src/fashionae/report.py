@@ -70,6 +70,11 @@ def _without_empty_columns(header: list[str], rows: list[list[str]]) -> tuple[li
     return [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
 
 
+def _sentence(text: str | None) -> str:
+    """A caption's further sentence, where there is one."""
+    return f". {text}" if text else ""
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
@@ -147,7 +152,36 @@ def _ablation_effect(a: dict, figure: str) -> str:
 Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header, rows); an anchor's tables share a section
 
 
-def tables(results: dict) -> list[Table]:
+# a seed that learned next to nothing: its test figure this near a trivial answer's (trained models
+# are far from both: this study's autoencoders reach a third of the mean image's MSE after 2 epochs)
+NEAR_MEAN_IMAGE = 0.9  # of the mean image's test MSE, or more
+NEAR_GUESS = 1.5  # times a uniform guess's accuracy, or less
+
+
+def learned_nothing(results: dict, kind: str) -> str | None:
+    """The seeds of ``kind`` ("autoencoders", "classifiers") whose test figure is next to a trivial
+    answer's: the mean image's MSE (where the baselines were computed), a uniform guess's accuracy.
+    Not a divergence (a figure that is not a number) but a collapse, the same output for every
+    image, which the means and the claims take in as any seed's figure: said, so that it is read."""
+    if kind == "autoencoders":
+        if not results["baselines"]:
+            return None
+        trivial = results["baselines"]["mean_image"]["test_mse"]
+        low = [f"{r['name']} seed {s} ({v:.4f})" for r in results[kind] for s, v in zip(r["seeds"], r["test_mse"]["values"])
+               if math.isfinite(v) and v >= NEAR_MEAN_IMAGE * trivial]
+        like = f"a test MSE near the mean image's, {trivial:.4f}, or above"
+    else:
+        trivial = 1 / len(classes_of(results))
+        low = [f"{r['name']} seed {s} ({100 * v:.2f} %)" for r in results[kind]
+               for s, v in zip(r["seeds"], r["test_acc"]["values"]) if math.isfinite(v) and v <= NEAR_GUESS * trivial]
+        like = f"a test accuracy near a uniform guess's, {100 * trivial:.2f} %"
+    return (f"Learned next to nothing ({like}): {', '.join(low)}; likely a collapse (the same output for every "
+            f"image), counted in the means and the claims as any seed is: see {'their' if len(low) > 1 else 'its'} "
+            "curves") if low else None
+
+
+def tables(results: dict, terminal: bool = False) -> list[Table]:
+    """The report's tables; ``terminal``: their captions without what only the page shows."""
     fashion = results.get("reference") is not None  # the source's figures, and their columns, are Fashion-MNIST's
     out: list[Table] = []
     if results["claims"]:
@@ -170,7 +204,8 @@ def tables(results: dict) -> list[Table]:
     header, ae_rows = _without_empty_columns(header, ae_rows)
     table_ii = REPORT_TRAIN_VAL in header  # a model of the source's Table II is among them
     out.append(("autoencoders", "Autoencoders: MSE per pixel; every figure is the final model's, the best epoch is "
-                "where validation was lowest" + (SOURCE_COLUMNS if table_ii else ""), header, ae_rows))
+                "where validation was lowest" + (SOURCE_COLUMNS if table_ii and not terminal else "")
+                + _sentence(learned_nothing(results, "autoencoders")), header, ae_rows))
     clf_rows = []
     for c in results["classifiers"]:
         encoder = encoder_of(results, c)
@@ -187,7 +222,8 @@ def tables(results: dict) -> list[Table]:
         header = (["strategy", "encoder", "head", "epochs", "train (eval mode)", "train (training mode)", "val",
                    "test"] + ([REPORT_TRAIN_VAL, AUTHOR_TRAIN_VAL] if fashion else [])
                   + ["seconds"])
-        out.append(("classifiers", "Classification: accuracy, %", *_without_empty_columns(header, clf_rows)))
+        out.append(("classifiers", "Classification: accuracy, %" + _sentence(learned_nothing(results, "classifiers")),
+                    *_without_empty_columns(header, clf_rows)))
     b = results["baselines"]
     if b:  # two tables, each in its unit: the reconstructions' MSE, then the classifier's accuracy
         ext = REFERENCE["external"]
@@ -325,14 +361,13 @@ def terminal_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]
     without what only its page shows (``PAGE_ONLY_COLUMNS``, ``PAGE_ONLY_TABLES``), the
     summary's caveat of another look (``another_look``) with the first table of verdicts."""
     out, look = [], another_look(results)
-    for anchor, caption, header, rows in tables(results):
+    for anchor, caption, header, rows in tables(results, terminal=True):
         if anchor in ("claims", "ablation") and look:
             caption, look = f"{caption}. {look}", None
         if anchor not in PAGE_ONLY_TABLES:
             keep = [i for i, h in enumerate(header) if h not in PAGE_ONLY_COLUMNS]
             if anchor == "ablation" and (note := _not_one_change(results)):  # its "what differs" is page only
                 caption += f". {note}"
-            caption = caption.replace(SOURCE_COLUMNS, "")  # (REFERENCE_COLUMNS: page only)
             out.append((caption, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     return out
 
