@@ -190,7 +190,13 @@ def test_two_autoencoders_alike_but_for_their_names_are_said_to_train_the_same_m
     alike = ('[[autoencoders]]\nname = "a"\narch = "conv"\n[[autoencoders]]\nname = "d"\narch = "conv"\n'
              'train = { tensorboard = true }\n[[autoencoders]]\nname = "c"\narch = "conv"\ndropout = 0.0\n'
              'dropout_after_pool = true\n[[autoencoders]]\nname = "c2"\narch = "conv"\ndropout = 0.0\n')
-    assert load_study(write(tmp_path, alike)).twins() == [("a", "d"), ("c", "c2")]
+    assert load_study(write(tmp_path, alike)).twins() == [["a", "d"], ["c", "c2"]]
+    three = write(tmp_path, alike + '[[autoencoders]]\nname = "e"\narch = "conv"\n')
+    assert load_study(three).twins() == [["a", "d", "e"], ["c", "c2"]]  # a group, not its pairs
+    assert main(["study", str(three), "--plan", "--out", str(tmp_path / "three"), *common[2:]]) == 0
+    assert capsys.readouterr().err.startswith(
+        "note: autoencoders 'a', 'd' and 'e' have the same settings, so on the same seeds they train the same models "
+        "3 times; change all of them but one, or remove them\nnote: autoencoders 'c' and 'c2' have")
 
 
 def test_a_copy_of_a_study_file_that_kept_its_name_is_told_to_take_its_own(tmp_path, data_dir, capsys, monkeypatch):
@@ -258,6 +264,11 @@ def test_a_bundled_study_is_run_by_its_name_where_no_file_has_it(tmp_path, monke
     (tmp_path / "mine.toml").write_text(MINIMAL)  # the name of one, without its .toml
     with pytest.raises(UserError, match=f"^study file {re.escape(str(tmp_path / 'mine'))} does not exist; did you mean "
                                         f"{re.escape(str(tmp_path / 'mine.toml'))}\\?$"):
+        load_study(str(tmp_path / "mine"))
+    (tmp_path / "mine").mkdir()  # a folder of that name beside it (its runs, say)
+    with pytest.raises(UserError, match=f"^{re.escape(str(tmp_path / 'mine'))} is a folder; did you mean "
+                                        f"{re.escape(str(tmp_path / 'mine.toml'))}\\?; or to rebuild a study "
+                                        "folder's report: fashionae report "):
         load_study(str(tmp_path / "mine"))
 
 

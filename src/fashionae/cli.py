@@ -256,9 +256,11 @@ def cmd_study(a) -> int:
     if note := bundled_note(a.study_file):
         print(f"note: {note}", file=sys.stderr)
     study = load_study(a.study_file, a.profile, a.seeds, overrides)  # (said as given)
-    for one, other in study.twins():
-        print(f"note: autoencoders {one!r} and {other!r} have the same settings, so on the same seeds they train the "
-              "same models twice; change one of them, or remove it", file=sys.stderr)
+    for names in study.twins():
+        quoted = ", ".join(map(repr, names[:-1])) + f" and {names[-1]!r}"
+        print(f"note: autoencoders {quoted} have the same settings, so on the same seeds they train the same models "
+              + ("twice; change one of them, or remove it" if len(names) == 2 else
+                 f"{len(names)} times; change all of them but one, or remove them"), file=sys.stderr)
     out = a.out or study.default_folder
     if a.plan:
         from .preview import show_plan

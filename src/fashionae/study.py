@@ -185,11 +185,18 @@ class Study:
         that name (a copy that kept it)."""
         return Path(RUNS) / f"{self.name}-{self.profile}"
 
-    def twins(self) -> list[tuple[str, str]]:
-        """Pairs of autoencoders alike in every setting but their names: on the same seeds they
-        train the same models, twice (said, not refused: the study runs as written)."""
-        return [(a.name, b.name) for i, a in enumerate(self.autoencoders) for b in self.autoencoders[i + 1:]
-                if _identity(a) == _identity(b)]
+    def twins(self) -> list[list[str]]:
+        """The groups of autoencoders alike in every setting but their names, in the file's order:
+        on the same seeds they train the same models, once each (said, not refused: the study
+        runs as written)."""
+        groups: list[tuple[dict, list[str]]] = []  # (identity, names)
+        for a in self.autoencoders:
+            identity = _identity(a)
+            names = next((names for seen, names in groups if seen == identity), None)
+            if names is None:
+                groups.append((identity, names := []))
+            names.append(a.name)
+        return [names for _, names in groups if len(names) > 1]
 
     def to_dict(self) -> dict:
         """The resolved study, as a study file without profiles (what study.json holds)."""
@@ -308,6 +315,12 @@ def _refuse_seed(d: dict, source: str, at: str = "") -> None:
                             "remove it, and set how many seeds with seeds = N (or --seeds N)")
 
 
+def _with_toml(path: Path) -> str | None:
+    """"did you mean my.toml?", where the study file named ``my`` is not one and ``my.toml`` is."""
+    toml = path.with_name(path.name + ".toml")
+    return f"did you mean {toml}?" if path.suffix != ".toml" and toml.is_file() else None
+
+
 def load_study(path: str | Path, profile: str | None = None, seeds: int | None = None,
                train_overrides: dict | None = None) -> Study:
     """Read a study file (a path, or as a string a bundled one's name: ``study_file``) and
@@ -325,15 +338,13 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, whatever the locale; a BOM (Notepad's) is skipped
     except FileNotFoundError:
-        toml = path.with_name(path.name + ".toml")
-        fix = f"did you mean {toml}?" if path.suffix != ".toml" and toml.is_file() else _examples()
-        raise UserError(f"study file {shown} does not exist; {fix}") from None
+        raise UserError(f"study file {shown} does not exist; {_with_toml(path) or _examples()}") from None
     except UnicodeDecodeError:
         if is_utf16(path):
             raise UserError(f"study file {shown} is UTF-16 text; TOML is UTF-8: save it as UTF-8") from None
         raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}{hides}") from None
     except IsADirectoryError:
-        raise UserError(f"{shown} is a folder; {_examples()}; or to rebuild a study folder's report: "
+        raise UserError(f"{shown} is a folder; {_with_toml(path) or _examples()}; or to rebuild a study folder's report: "
                         f"fashionae report {shown}") from None
     except OSError as e:
         raise UserError(f"cannot read study file {shown}: {e.strerror or e}") from None
