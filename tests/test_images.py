@@ -119,6 +119,31 @@ def test_a_damaged_tiff_says_what_libtiff_saw_in_its_one_line(tmp_path, capfd):
     assert capfd.readouterr().err == "stderr is back\nfd 2 too\n"
 
 
+def test_a_damaged_exif_block_is_a_note_or_the_errors_reason_never_a_printed_warning(tmp_path, capfd):
+    """Pillow warns of a damaged EXIF block (two lines of its own on stderr, before the answer):
+    on a picture that loads it is a note (its rotation may be lost), on one that does not the
+    error's reason."""
+    import struct
+    import warnings
+    rng = np.random.default_rng(0)
+    pixels = Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8))
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<IH", 8, 3) + b"\x12\x01\x03\x00"  # 3 entries, 4 bytes of one
+    pixels.save(tmp_path / "exif.jpg", exif=exif)
+    pixels.save(tmp_path / "a.tif")
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "a.tif").read_bytes()[:100])  # its directory cut short
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none escapes
+        caveats = read_picture(tmp_path / "exif.jpg").caveats
+        with pytest.raises(UserError, match=r"cut.tif is not an image fashionae can read \(Pillow: Corrupt EXIF data\. "
+                                            r"Expecting to read 12 bytes but only got \d+\); give a PNG or JPEG file$"):
+            read_picture(tmp_path / "cut.tif")
+    assert caveats[0] == ("its metadata is damaged, so a rotation it records may not be applied; Pillow says: Corrupt "
+                          "EXIF data. Expecting to read 12 bytes but only got 4")
+    assert capfd.readouterr().err == ""
+    assert not any("metadata" in c for c in read_picture(tmp_path / "a.tif").caveats)
+
+
 def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_as_it_was(tmp_path, capfd,
                                                                                          monkeypatch):
     """fd 2 is the process's: two threads swapping it at once left it on a deleted file (every

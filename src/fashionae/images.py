@@ -151,7 +151,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         raise UserError(f"image {path} is empty")
     said: list[str] = []  # libtiff's first complaint, if any
     try:
-        with warnings.catch_warnings():
+        # Pillow's own warnings (a damaged EXIF block): in the error's line or a note, not printed
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
@@ -167,13 +169,17 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         raise UserError(f"image {path} is too large (over {MAX_PIXELS:,} pixels): resize it (the model sees "
                         f"{size[1]}x{size[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        why = f"libtiff: {said[0]}" if said else f"{type(e).__name__}: it is damaged, truncated or of another kind"
+        why = (f"libtiff: {said[0]}" if said else f"Pillow: {_pillow_said(warned)}" if _pillow_said(warned)
+               else f"{type(e).__name__}: it is damaged, truncated or of another kind")
         raise UserError(f"{path} is not an image fashionae can read ({why}); give a PNG or JPEG file") from None
+    damaged = _pillow_said(warned)
+    opened = [c for c in (depth, f"its metadata is damaged, so a rotation it records may not be applied; Pillow "
+                                 f"says: {damaged}" if damaged else None) if c]  # the notes of the file itself
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
         asis = [] if fill == FILL else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
                                         f"background), so it is taken as it is: --fill {fill:g} is not applied"]
-        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, [depth] * bool(depth) + asis)
+        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, opened + asis)
 
     # corners far apart: said of the picture as taken (the light's fit may even them out, or follow
     # an object it should not: the note is never lost)
@@ -186,7 +192,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # frame (a square one does), and the frame's border is then the object's
     border = _border_level(original, inset)
     # (a mid-grey background leaves the negation to a guess where the object's sign cannot settle it)
-    caveats = [c for c in (depth, uneven, _mid_grey(border, invert) if uneven else None) if c]
+    caveats = opened + [c for c in (uneven, _mid_grey(border, invert) if uneven else None) if c]
     # 1. trim the edges that are background: close to the border's colour
     content, body, fill_colour, noisy, faint_in_noise = _content(np.asarray(rgb), inset)
     found = bool(content.any())
@@ -238,7 +244,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
                        "lost whichever way it is negated; compare --invert yes and --invert no")
     if lost:
         return Picture(torch.from_numpy(g).unsqueeze(0), (
-            *([depth] if depth else []),  # (a faint 12-bit picture may be why)
+            *opened,  # (a faint 12-bit picture may be why)
             f"most of the object is darker than its background once {'negated' if negated else 'kept as it is'}, "
             f"so it is lost; try --invert {'no' if negated else 'yes'}"))
     # 7. the object's light end becomes white, as in the dataset (whose objects reach 0.8 and
@@ -533,6 +539,12 @@ def _behind(rgba) -> tuple[int, int, int, int]:
         return (255, 255, 255, 255)
     light = float(np.asarray(rgba.convert("L"))[opaque].mean()) > 127
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
+
+
+def _pillow_said(warned: list) -> str | None:
+    """Pillow's first complaint among the warnings caught (a damaged EXIF block), in one line."""
+    return next((" ".join(str(w.message).split()).rstrip(".") for w in warned if issubclass(w.category, UserWarning)),
+                None)
 
 
 def _upright(im):
