@@ -453,9 +453,11 @@ def test_values_pca_columns_and_interval_families_read_as_the_report_prints_them
     header = ["model", "report train / val", "PCA test, same k", "val"]
     assert _without_empty_columns(header, [["a", "–", "–", "1"], ["b", "–", "0.2", "–"]]) == \
         (["model", "PCA test, same k", "val"], [["a", "–", "1"], ["b", "0.2", "–"]])
-    assert _family([{"intervals": 1}, {}]) == f"{100 * FAMILY_CONFIDENCE:.0f} % confidence intervals over seeds"
-    assert _family([]) == _family([{"intervals": 1}])
-    assert _family([{"intervals": 4}, {"intervals": 2}]) == (
+    def claims(*intervals):  # claims of one part each, their intervals judged together
+        return {"claims": [{"parts": [{"intervals": m} if m else {}]} for m in intervals]}
+    assert _family(claims(1, None), "claims") == f"{100 * FAMILY_CONFIDENCE:.0f} % confidence intervals over seeds"
+    assert _family(claims(), "claims") == _family(claims(1), "claims") == _family(claims(4), "ablation")
+    assert _family(claims(4, 2), "claims") == (
         f"4 intervals over seeds, each at {100 * ci_level(4):.2f} %: all hold at once with 95 % confidence")
 
 

@@ -2017,6 +2017,46 @@ def test_the_run_folders_a_study_does_not_ask_for_are_folders_it_asks_for_by_no_
     assert " 1 run folder(s) " in note and "(ae-gone-seed0)" in note and "notes.txt" not in note
 
 
+def test_a_table_of_verdicts_whose_family_changed_since_an_earlier_report_says_so(data_dir, tmp_path, capsys):
+    """An ablation line added (2 intervals judged together, then 4: each wider) or dropped after a
+    look (4, then 2: narrower, which a look must not buy) is said; a report of the same family, a
+    rebuild, adds no entry; a results.json from before the history was kept starts it."""
+    from fashionae.report import summary
+    line = '[[ablation]]\nchange = "no dropout"\nbaseline = "a"\nvariant = "b"\n'
+    base = (TINY_TRAIN + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ndropout = 0.0\n'
+            '[[autoencoders]]\nname = "c"\narch = "conv"\ndropout = 0.1\n[baselines]\nenabled = false\n')
+    out, opts = study_out(tmp_path, data_dir)
+
+    def run(text: str) -> tuple[list[str], list, str]:
+        capsys.readouterr()
+        assert main(["study", str(write(tmp_path, text)), *opts, "--seeds", "3"]) == 0
+        results = json.loads((out / "results.json").read_text())
+        return ([s for s in summary(results) if "earlier report of" in s], results["family_history"],
+                capsys.readouterr().out)
+    assert run(base + line)[:2] == ([], [{"ablation": 2}])
+    said, history, terminal = run(base + line + line.replace('"b"', '"c"').replace("no dropout", "dropout 0.1"))
+    assert history == [{"ablation": 2}, {"ablation": 4}]
+    assert said == ["In an earlier report of this study folder the ablation's MSE table judged 2 intervals together, "
+                    "and now 4: more intervals make each wider, fewer narrower, so a verdict may read otherwise than "
+                    "it did with no new data."]
+    assert f". {said[0]}\n" in terminal  # with the first table of verdicts
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0  # the same family again: no entry
+    assert json.loads((out / "results.json").read_text())["family_history"] == history
+    said, history, _ = run(base + line)
+    assert history == [{"ablation": 2}, {"ablation": 4}, {"ablation": 2}]
+    assert said[0].endswith("judged 4 intervals together, and now 2: more intervals make each wider, fewer narrower, "
+                            "so a verdict may read otherwise than it did with no new data; and a comparison dropped "
+                            "after a look leaves the others' verdicts weaker than their intervals say "
+                            "(docs/claims.md).")
+    results = json.loads((out / "results.json").read_text())
+    del results["family_history"]  # a results.json of 0.3.19: its own family starts the history
+    (out / "results.json").write_text(json.dumps({**results, "format": 7}))
+    assert run(base + line + line.replace('"b"', '"c"'))[1] == [{"ablation": 2}, {"ablation": 4}]
+    (out / "results.json").write_text(json.dumps({**results, "family_history": [{"ablation": "2"}]}))  # damaged
+    assert run(base + line + line.replace('"b"', '"c"'))[1] == [{"ablation": 2}, {"ablation": 4}]
+
+
 def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir, tmp_path, capsys):
     """A study reported with 1 seed, then 2, then 1 again: each report is a look, and the summary
     says what several looks cost; a report with the seeds of the one before (a rebuild, nothing

@@ -24,7 +24,7 @@ from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
 from .progress import seconds_text
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
-from .results import classes_of, classifier_lines, confusion_text, encoder_of
+from .results import classes_of, classifier_lines, confusion_text, encoder_of, families
 from .runconfig import CONTROL
 from .runs import LOCAL
 from .studyfolder import StudyFolder
@@ -113,9 +113,9 @@ def _amount(x: float, unit: str) -> str:
     return f"{min(max(x, -100), 100):+.2f} pts"  # a difference of percentages: an interval's end shown within reach
 
 
-def _family(judged: list[dict]) -> str:
-    """How a table's intervals were made: m of them, simultaneous (Bonferroni)."""
-    m = max((j.get("intervals", 1) for j in judged), default=1)
+def _family(results: dict, table: str) -> str:
+    """How a table's intervals were made: m of them, simultaneous (Bonferroni; ``families``)."""
+    m = families(results).get(table, 1)
     if m == 1:
         return f"{CONFIDENCE} confidence intervals over seeds"
     return f"{m} intervals over seeds, each at {100 * ci_level(m):.2f} %: all hold at once with {CONFIDENCE} confidence"
@@ -185,8 +185,7 @@ def tables(results: dict, terminal: bool = False) -> list[Table]:
     fashion = results.get("reference") is not None  # the source's figures, and their columns, are Fashion-MNIST's
     out: list[Table] = []
     if results["claims"]:
-        out.append(("claims", "The study's claims, tested (" + _family(
-                        [p for c in results["claims"] if not c.get("derived") for p in c["parts"]]) + ")",
+        out.append(("claims", "The study's claims, tested (" + _family(results, "claims") + ")",
                     ["claim", "verdict", "part", "effect", "CI", "threshold", "evidence"], _claim_rows(results["claims"])))
     ae_rows = []
     for ae in results["autoencoders"]:
@@ -252,8 +251,7 @@ def tables(results: dict, terminal: bool = False) -> list[Table]:
         out.append(("per-class", "Per-class test accuracy, %", ["class"] + [c["name"] for c in clfs], rows))
     if results.get("ablation"):
         epochs = {a["name"]: a["epochs"] for a in results["autoencoders"]}
-        out.append(("ablation", "Ablation: what each change does to the MSE (" + _family(
-                        [a[f] for a in results["ablation"] for f in ("val_mse", "test_mse")]) + ")",
+        out.append(("ablation", "Ablation: what each change does to the MSE (" + _family(results, "ablation") + ")",
                     ["change", "baseline → variant", "what differs", "seeds", "epochs", "val MSE, baseline",
                      "val MSE, variant", "val MSE change [CI]", "test MSE change [CI]"],
                     [[a["change"], f"{a['baseline']} → {a['variant']}", differs_text(a.get("differs", {})),
@@ -263,7 +261,7 @@ def tables(results: dict, terminal: bool = False) -> list[Table]:
                       _ablation_effect(a, "val_mse"), _ablation_effect(a, "test_mse")] for a in results["ablation"]]))
     if lines := classifier_lines(results.get("ablation", [])):
         out.append(("ablation-classifiers", "Ablation: what each change of encoder does to the classifiers' "
-                    "accuracy (" + _family([a[f] for a in lines for f in ("val_acc", "test_acc")]) + ")",
+                    "accuracy (" + _family(results, "ablation-classifiers") + ")",
                     ["change", "baseline → variant", "strategy", "seeds", "val accuracy, baseline, %",
                      "val accuracy, variant, %", "val accuracy change [CI]", "test accuracy change [CI]"],
                     [[a["change"], f"{a['baseline']} → {a['variant']}", a["strategy"], str(a["seeds"]),
@@ -356,11 +354,33 @@ def another_look(results: dict) -> str | None:
     return None
 
 
+FAMILY_NAMES = {"claims": "the claims", "ablation": "the ablation's MSE table",
+                "ablation-classifiers": "the ablation's accuracy table"}  # (``families``' tables)
+
+
+def other_family(results: dict) -> str | None:
+    """The summary's sentence on a table of verdicts that judges another number of intervals
+    together than in an earlier report of this folder (``family_history``): its intervals are
+    wider or narrower for that alone, and a verdict may read otherwise with no new data."""
+    history = results.get("family_history") or []
+    if len(history) < 2:
+        return None
+    then, now = history[-2], history[-1]
+    changed = [(t, then[t], now[t]) for t in FAMILY_NAMES if t in then and t in now and then[t] != now[t]]
+    if not changed:
+        return None
+    return ("In an earlier report of this study folder " + "; ".join(
+                f"{FAMILY_NAMES[t]} judged {was} intervals together, and now {m}" for t, was, m in changed)
+            + ": more intervals make each wider, fewer narrower, so a verdict may read otherwise than it did with "
+            "no new data" + ("; and a comparison dropped after a look leaves the others' verdicts weaker than their "
+                             "intervals say (docs/claims.md)" if any(m < was for _, was, m in changed) else "") + ".")
+
+
 def terminal_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(caption, header, rows) of the tables a terminal shows after a study: the report's,
     without what only its page shows (``PAGE_ONLY_COLUMNS``, ``PAGE_ONLY_TABLES``), the
     summary's caveat of another look (``another_look``) with the first table of verdicts."""
-    out, look = [], another_look(results)
+    out, look = [], " ".join(note for note in (another_look(results), other_family(results)) if note)
     for anchor, caption, header, rows in tables(results, terminal=True):
         if anchor in ("claims", "ablation") and look:
             caption, look = f"{caption}. {look}", None
@@ -463,8 +483,7 @@ def summary(results: dict) -> list[str]:
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
-    if look := another_look(results):
-        s.append(look)
+    s += [note for note in (another_look(results), other_family(results)) if note]
     if results.get("targets"):
         s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
                  + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])

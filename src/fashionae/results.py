@@ -23,11 +23,12 @@ from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 
-RESULTS_FORMAT = 7  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+RESULTS_FORMAT = 8  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
 # 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
 # 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
 # 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's;
-# 7: "seed_history", the seeds of each report of the folder that had other seeds than the one before
+# 7: "seed_history", the seeds of each report of the folder that had other seeds than the one before;
+# 8: "family_history", the same of the intervals each table of verdicts judges together (``families``)
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -225,7 +226,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         "format": RESULTS_FORMAT, "study": study.name, "profile": study.profile,
         "description": study.description, "profile_note": study.profile_note,
         "dataset": runs[plan[0].name].config().dataset, "classes": list(runs[plan[0].name].classes()),
-        "val": study.val, "seeds": len(study.seeds), "seed_history": seed_history(folder, len(study.seeds)),
+        "val": study.val, "seeds": len(study.seeds),
         "classifier_encoders": list(dict.fromkeys(c["encoder"] for c in classifiers)),
         "autoencoders": autoencoders, "classifiers": classifiers, "baselines": baselines,
         "reference": REFERENCE if fashion else None,
@@ -233,6 +234,10 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     }
     results["claims"] = listed(assess_claims(results)) if fashion else []
     results["ablation"] = ablation(study, autoencoders, classifiers)
+    before = read_rebuildable_json(folder / folder.RESULTS) or {}  # the last report's, a look at the study
+    results["seed_history"] = history(before, "seed_history", len(study.seeds), before.get("seeds"), _counts)
+    results["family_history"] = history(before, "family_history", families(results), _families_of(before),
+                                        lambda f: isinstance(f, dict) and all(map(_counts, f.values())))
     results["targets"] = reached_targets(study, folder, plan)
     timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
     if timing:
@@ -240,18 +245,38 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     return results
 
 
-def seed_history(folder: StudyFolder, seeds: int) -> list[int]:
-    """The number of seeds of each report of this folder, this one's last, where it changed from
-    the one before: each report is a look at the study, and a verdict read after several looks is
-    weaker than its interval says (``report.summary`` says so). Carried from the results.json
-    before; a damaged one, or one from before the history was kept, carries its seeds alone."""
-    def counts(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v > 0
-    before = read_rebuildable_json(folder / folder.RESULTS) or {}
-    history = before.get("seed_history")
-    if not (isinstance(history, list) and history and all(map(counts, history))):
-        history = [before["seeds"]] if counts(before.get("seeds")) else []
-    return history + [seeds] if history[-1:] != [seeds] else history
+def history(before: dict, key: str, now, then, valid) -> list:
+    """``now`` (the seeds, ``families``) of each report of this folder, this one's last, where it
+    changed from the one before: each report is a look at the study, and a verdict read after
+    several looks, or after its family changed, is weaker than its interval says (the report says
+    so). Carried from the last report's results.json (``before``); a damaged history, or one from
+    before it was kept, starts from that report's own (``then``) where it is ``valid``."""
+    kept = before.get(key)
+    if not (isinstance(kept, list) and kept and all(map(valid, kept))):
+        kept = [then] if valid(then) else []
+    return kept + [now] if kept[-1:] != [now] else kept
+
+
+def _counts(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def families(results: dict) -> dict[str, int]:
+    """How many intervals each table of verdicts judges together, its Bonferroni m (the claims,
+    the ablation's MSE table, its accuracy table; a table without intervals: none)."""
+    lines = results.get("ablation") or []
+    judged = {"claims": [p for c in results["claims"] if not c.get("derived") for p in c["parts"]],
+              "ablation": [a[f] for a in lines for f in ("val_mse", "test_mse")],
+              "ablation-classifiers": [a[f] for a in classifier_lines(lines) for f in ("val_acc", "test_acc")]}
+    return {table: max(j.get("intervals", 1) for j in effects) for table, effects in judged.items() if effects}
+
+
+def _families_of(before: dict) -> dict | None:
+    """``families`` of the last report's results.json, None where it is not of that shape."""
+    try:
+        return families(before) if before.get("format", 0) >= 3 else None  # (intervals from format 3 on)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
 
 
 def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -> list[dict]:
