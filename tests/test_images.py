@@ -142,6 +142,17 @@ def test_a_damaged_exif_block_is_a_note_or_the_errors_reason_never_a_printed_war
                           "EXIF data. Expecting to read 12 bytes but only got 4")
     assert capfd.readouterr().err == ""
     assert not any("metadata" in c for c in read_picture(tmp_path / "a.tif").caveats)
+    import threading  # the warnings' filters are the process's: threads leave them as they were
+    filters, shown = list(warnings.filters), warnings.showwarning
+    threads = [threading.Thread(target=lambda: [read_picture(tmp_path / "exif.jpg") for _ in range(20)])
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == filters and warnings.showwarning is shown
+    with pytest.warns(UserWarning, match="still said"):
+        warnings.warn("still said")
 
 
 def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_as_it_was(tmp_path, capfd,

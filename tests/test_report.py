@@ -783,15 +783,21 @@ def test_a_seed_that_learned_next_to_nothing_is_named_under_its_table():
     captions = {a: c for a, c, _, _ in tables(r)}
     assert captions["autoencoders"].endswith(
         ". Learned next to nothing (a test MSE near the mean image's, 0.0949, or above): linear-512 seed 1 (0.0855); "
-        "likely a collapse (the same output for every image), counted in the means and the claims as any seed is: "
-        "see its curves")
+        "a collapse (the same output for every image) or a blow-up, which counts in the means and in every "
+        "comparison that reads its seed, as any seed does: see its curves")
     assert captions["classifiers"] == (
         "Classification: accuracy, %. Learned next to nothing (a test accuracy near a uniform guess's, 10.00 %): "
-        "random-frozen seed 0 (15.00 %), frozen-1024 seed 1 (15.00 %); likely a collapse (the same output for every "
-        "image), counted in the means and the claims as any seed is: see their curves")
+        "random-frozen seed 0 (15.00 %), frozen-1024 seed 1 (15.00 %); a collapse (the same output for every "
+        "image) or a blow-up, which counts in the means and in every comparison that reads its seed, as any seed "
+        "does: see their curves")
     assert sum("random-frozen seed 0" in c or "linear-512 seed 1" in c for c, _, _ in terminal_tables(r)) == 2
     r["classifiers"][3] = classifier("frozen-1024", "frozen", (0.77, 0.151), encoder="linear-1024")  # just over
     assert "frozen-1024" not in next(c for a, c, _, _ in tables(r) if a == "classifiers")
+    two = results(classes=["cat", "dog"], classifiers=[classifier("frozen", "frozen", (0.55, 0.74, 0.551))])
+    assert next(c for a, c, _, _ in tables(two) if a == "classifiers").endswith(
+        "(a test accuracy near a uniform guess's, 50.00 %): frozen seed 0 (55.00 %); a collapse (the same output "
+        "for every image) or a blow-up, which counts in the means and in every comparison that reads its seed, as "
+        "any seed does: see its curves")  # 5 points above a guess, whatever the classes
     r["baselines"] = None
     assert "Learned" not in next(c for a, c, _, _ in tables(r) if a == "autoencoders")
     assert not any("Learned" in c for _, c, _, _ in tables(results()))
@@ -994,7 +1000,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     assert write_report(out, results, self_contained=True) == out / "report.html"
     alone = (out / "report.html").read_text()
     assert alone.count('src="data:image/png;base64,') == len(figures) and 'src="figures/' not in alone
-    assert "embedded in this page" in (out / "report.md").read_text()
+    assert "embedded in this page" in alone  # report.md links its figures still, and says so
+    assert "embedded" not in (out / "report.md").read_text() and "figures/, beside this page" in (out / "report.md").read_text()
 
 
 def test_a_figure_spans_the_page_when_it_is_a_large_row_of_images():

@@ -196,7 +196,7 @@ def test_two_autoencoders_alike_but_for_their_names_are_said_to_train_the_same_m
     assert main(["study", str(three), "--plan", "--out", str(tmp_path / "three"), *common[2:]]) == 0
     assert capsys.readouterr().err.startswith(
         "note: autoencoders 'a', 'd' and 'e' have the same settings, so on the same seeds they train the same models "
-        "3 times; change all of them but one, or remove them\nnote: autoencoders 'c' and 'c2' have")
+        "3 times; change or remove all of them but one\nnote: autoencoders 'c' and 'c2' have")
 
 
 def test_a_copy_of_a_study_file_that_kept_its_name_is_told_to_take_its_own(tmp_path, data_dir, capsys, monkeypatch):
@@ -213,7 +213,7 @@ def test_a_copy_of_a_study_file_that_kept_its_name_is_told_to_take_its_own(tmp_p
     capsys.readouterr()
     assert main(["study", str(copy), "--plan", *data]) == 2
     assert capsys.readouterr().err == (
-        "fashionae: error: 1 run folder of runs/mine-default/runs holds runs that differ from what the study asks for "
+        "fashionae: error: 1 run folder of runs/mine-default/runs holds a run that differs from what the study asks for "
         "now: ae-a-seed0 (model.latent: 16 there, 8 now); if it is another study file's, named 'mine' too (every "
         "study of that name writes to runs/mine-default unless --out says otherwise), give this study a name of its "
         "own in its file, or another --out, to keep it; else delete it and run the study again (its other finished "
@@ -267,9 +267,12 @@ def test_a_bundled_study_is_run_by_its_name_where_no_file_has_it(tmp_path, monke
         load_study(str(tmp_path / "mine"))
     (tmp_path / "mine").mkdir()  # a folder of that name beside it (its runs, say)
     with pytest.raises(UserError, match=f"^{re.escape(str(tmp_path / 'mine'))} is a folder; did you mean "
-                                        f"{re.escape(str(tmp_path / 'mine.toml'))}\\?; or to rebuild a study "
+                                        f"{re.escape(str(tmp_path / 'mine.toml'))}\\? Or, to rebuild a study "
                                         "folder's report: fashionae report "):
         load_study(str(tmp_path / "mine"))
+    for folder in (".", "/", ".."):  # no name to add .toml to
+        with pytest.raises(UserError, match=f"^{re.escape(folder)} is a folder; give a study file"):
+            load_study(folder)
 
 
 def test_the_package_ships_every_bundled_study():
@@ -1153,7 +1156,7 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     (tmp_path / "state").rename(runs / "ae-a-seed0" / "checkpoint.safetensors")
     assert main(["study", str(more_ae), "--extend", *common]) == 2
     assert capsys.readouterr().err == (
-        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        f"fashionae: error: 1 run folder of {runs} holds a run that differs from what the study asks for now: "
         "clf-finetune-seed0 (trained on ae-a-seed0, which --extend trains on); delete it and run the study again "
         "with --extend (its other finished runs are kept)\n")
     assert main(["study", str(more_ae), *common]) == 2  # without --extend: the one to delete named, --extend said
@@ -1187,7 +1190,7 @@ def test_an_autoencoder_asked_for_more_epochs_keeps_its_scratch_classifier_and_i
     capsys.readouterr()
     assert main(["study", str(longer), "--extend", *common]) == 2
     assert capsys.readouterr().err == (
-        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        f"fashionae: error: 1 run folder of {runs} holds a run that differs from what the study asks for now: "
         "ae-a-seed0 (train.epochs: 1 there, 2 now; a run that did not keep its training state (Adam's moments, the "
         "random generators), which training it on needs); delete it and run the study again (its other finished "
         "runs are kept), or choose another --out\n")
@@ -1219,7 +1222,7 @@ def test_a_best_classifier_to_train_on_is_judged_again_once_its_encoders_are_tra
     assert states == {"ae-a-seed0": "complete", "ae-b-seed0": "extend", "clf-scratch-seed0": "extend"}
     assert main(["study", str(longer), "--extend", *common]) == 2
     assert capsys.readouterr().err.endswith(
-        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        f"fashionae: error: 1 run folder of {runs} holds a run that differs from what the study asks for now: "
         "clf-scratch-seed0 (trained on ae-a-seed0, the encoder is now ae-b-seed0); delete it and run the study "
         "again (its other finished runs are kept), or choose another --out\n")
     assert RunFolder(runs / "ae-b-seed0").summary()["epochs"] == 6  # kept
@@ -1263,7 +1266,7 @@ def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_come
     shutil.rmtree(runs / "ae-a-seed0")
     assert main(["study", str(write(tmp_path, body.format(train="train = { lr = 3e-3 }\n"))), *common]) == 2
     assert capsys.readouterr().err.endswith(
-        f"fashionae: error: 1 run folder of {runs} holds runs that differ from what the study asks for now: "
+        f"fashionae: error: 1 run folder of {runs} holds a run that differs from what the study asks for now: "
         "clf-finetune-seed0 (trained on an earlier ae-a-seed0); delete it and run the study again (its other "
         "finished runs are kept), or choose another --out\n")
     assert (runs / "ae-a-seed0" / "summary.json").is_file()  # the new encoder is kept
@@ -1725,7 +1728,7 @@ def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
     why = {"ae-a-seed0": f"train.epochs: 1 there, 2 now; {EXTENDABLE}",
            **{f"clf-finetune-seed{i}": "trained on an earlier ae-a-seed0" for i in range(8)}}
     with pytest.raises(UserError, match=r"; delete clf-finetune-seed0, clf-finetune-seed1, .*clf-finetune-seed5 and 2 "
-                                        r"more and run the study again with --extend \(its other finished runs are "
+                                        r"more, and run the study again with --extend \(its other finished runs are "
                                         r"kept\)$"):
         refuse_changed(why, StudyFolder(tmp_path))
     with pytest.raises(UserError, match=r"; run the study again with --extend to train it on, or delete it to train "
@@ -1768,12 +1771,12 @@ def test_a_refusal_shows_six_runs_then_a_count_and_says_it_or_them(tmp_path):
     names = ", ".join(f"clf-finetune-seed{i}" for i in range(6))
     assert said(7, gone=6).endswith(f"; delete {names} and run the study again with --extend (its other finished "
                                     "runs are kept)")
-    assert said(8, gone=7).endswith(f"; delete {names} and 1 more and run the study again with --extend (its other "
+    assert said(8, gone=7).endswith(f"; delete {names} and 1 more, and run the study again with --extend (its other "
                                     "finished runs are kept)")
     shared = said(2, gone=2, shared_name="mine")
     assert "are another study file's, named 'mine' too (every study of that name writes to" in shared
     assert shared.endswith("; else delete them and run the study again (its other finished runs are kept)")
-    with pytest.raises(UserError, match=r"^1 run folder of .* holds runs that differ .*: clf-scratch-seed0 \(trained "
+    with pytest.raises(UserError, match=r"^1 run folder of .* holds a run that differs .*: clf-scratch-seed0 \(trained "
                                         r"on ae-a-seed0, which --extend trains on\); delete it and run the study "
                                         r"again with --extend \(its other finished runs are kept\)$"):
         refuse_changed({"clf-scratch-seed0": f"trained on ae-a-seed0, {ON_EXTENDED}"}, folder)
@@ -1959,7 +1962,7 @@ def test_a_half_trained_fine_tuned_classifier_is_refused_when_its_encoder_is_to_
         run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
     monkeypatch.setattr(training, "save_checkpoint", real)
     shutil.rmtree(out / "runs" / "ae-a-seed0")
-    with pytest.raises(UserError, match=r"^1 run folder of .* holds runs that differ from what the study asks for "
+    with pytest.raises(UserError, match=r"^1 run folder of .* holds a run that differs from what the study asks for "
                                         r"now: clf-finetune-seed0 \(its encoder ae-a-seed0 is to be trained again, "
                                         r"and it cannot resume on another\); delete it and run the study again"):
         run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
@@ -2036,25 +2039,34 @@ def test_a_table_of_verdicts_whose_family_changed_since_an_earlier_report_says_s
     assert run(base + line)[:2] == ([], [{"ablation": 2}])
     said, history, terminal = run(base + line + line.replace('"b"', '"c"').replace("no dropout", "dropout 0.1"))
     assert history == [{"ablation": 2}, {"ablation": 4}]
-    assert said == ["In an earlier report of this study folder the ablation's MSE table judged 2 intervals together, "
-                    "and now 4: more intervals make each wider, fewer narrower, so a verdict may read otherwise than "
-                    "it did with no new data."]
+    assert said == ["In an earlier report of this study folder the ablation's MSE table made 2 comparisons, and now "
+                    "4: more comparisons make each interval wider, fewer narrower, so a verdict may read otherwise "
+                    "than it did for that alone."]
     assert f". {said[0]}\n" in terminal  # with the first table of verdicts
     capsys.readouterr()
     assert main(["report", str(out)]) == 0  # the same family again: no entry
     assert json.loads((out / "results.json").read_text())["family_history"] == history
     said, history, _ = run(base + line)
     assert history == [{"ablation": 2}, {"ablation": 4}, {"ablation": 2}]
-    assert said[0].endswith("judged 4 intervals together, and now 2: more intervals make each wider, fewer narrower, "
-                            "so a verdict may read otherwise than it did with no new data; and a comparison dropped "
-                            "after a look leaves the others' verdicts weaker than their intervals say "
+    assert said[0].endswith("made 4 comparisons, and now 2: more comparisons make each interval wider, fewer "
+                            "narrower, so a verdict may read otherwise than it did for that alone; and a comparison "
+                            "dropped after a look leaves the others' verdicts weaker than their intervals say "
                             "(docs/claims.md).")
+    said, history, _ = run(base)  # no ablation, then one of 4 again: against the last report that had one
+    assert history[-1] == {} and not said
+    said, history, _ = run(base + line + line.replace('"b"', '"c"'))
+    assert history[-2:] == [{}, {"ablation": 4}] and "made 2 comparisons, and now 4: " in said[0]
     results = json.loads((out / "results.json").read_text())
-    del results["family_history"]  # a results.json of 0.3.19: its own family starts the history
-    (out / "results.json").write_text(json.dumps({**results, "format": 7}))
-    assert run(base + line + line.replace('"b"', '"c"'))[1] == [{"ablation": 2}, {"ablation": 4}]
-    (out / "results.json").write_text(json.dumps({**results, "family_history": [{"ablation": "2"}]}))  # damaged
-    assert run(base + line + line.replace('"b"', '"c"'))[1] == [{"ablation": 2}, {"ablation": 4}]
+    for older in ({k: v for k, v in results.items() if k != "family_history"},  # a results.json of 0.3.19
+                  {**results, "family_history": [{"ablation": "2"}]}):  # damaged
+        (out / "results.json").write_text(json.dumps(older))
+        assert main(["report", str(out)]) == 0
+        assert json.loads((out / "results.json").read_text())["family_history"] == [{"ablation": 4}]
+    assert run(base + line + line.replace('"b"', '"c"'))[0] == []  # the same family as the last report's
+    capsys.readouterr()  # the seeds alone change: the same comparisons, no entry
+    assert main(["study", str(write(tmp_path, base + line + line.replace('"b"', '"c"'))), *opts, "--seeds", "1"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["family_history"] == [{"ablation": 4}] and not [s for s in summary(results) if "comparisons" in s]
 
 
 def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir, tmp_path, capsys):

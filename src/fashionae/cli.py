@@ -260,7 +260,7 @@ def cmd_study(a) -> int:
         quoted = ", ".join(map(repr, names[:-1])) + f" and {names[-1]!r}"
         print(f"note: autoencoders {quoted} have the same settings, so on the same seeds they train the same models "
               + ("twice; change one of them, or remove it" if len(names) == 2 else
-                 f"{len(names)} times; change all of them but one, or remove them"), file=sys.stderr)
+                 f"{len(names)} times; change or remove all of them but one"), file=sys.stderr)
     out = a.out or study.default_folder
     if a.plan:
         from .preview import show_plan

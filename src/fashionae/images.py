@@ -151,10 +151,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         raise UserError(f"image {path} is empty")
     said: list[str] = []  # libtiff's first complaint, if any
     try:
-        # Pillow's own warnings (a damaged EXIF block): in the error's line or a note, not printed
-        with warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("always")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _pillow_warnings(Image) as warned:
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise UserError(f"image {path} is too large ({im.width}x{im.height}); the limit is "
@@ -169,10 +166,10 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
         raise UserError(f"image {path} is too large (over {MAX_PIXELS:,} pixels): resize it (the model sees "
                         f"{size[1]}x{size[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        why = (f"libtiff: {said[0]}" if said else f"Pillow: {_pillow_said(warned)}" if _pillow_said(warned)
+        why = (f"libtiff: {said[0]}" if said else f"Pillow: {warned[0]}" if warned
                else f"{type(e).__name__}: it is damaged, truncated or of another kind")
         raise UserError(f"{path} is not an image fashionae can read ({why}); give a PNG or JPEG file") from None
-    damaged = _pillow_said(warned)
+    damaged = warned[0] if warned else None
     opened = [c for c in (depth, f"its metadata is damaged, so a rotation it records may not be applied; Pillow "
                                  f"says: {damaged}" if damaged else None) if c]  # the notes of the file itself
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
@@ -541,10 +538,27 @@ def _behind(rgba) -> tuple[int, int, int, int]:
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
 
-def _pillow_said(warned: list) -> str | None:
-    """Pillow's first complaint among the warnings caught (a damaged EXIF block), in one line."""
-    return next((" ".join(str(w.message).split()).rstrip(".") for w in warned if issubclass(w.category, UserWarning)),
-                None)
+@contextlib.contextmanager
+def _pillow_warnings(Image):
+    """Pillow's complaints while a picture opens and loads (a damaged EXIF block), each in one
+    line, in the list yielded: for the error's line or a note, not printed past the answer; and
+    its warning of a picture over its pixel limit raised (the size is refused). The warnings'
+    filters are the whole process's, not safe to swap from two threads at once (a thread's
+    restore undoes another's, or leaves the process printing none): caught by the main thread
+    alone; in another thread Pillow prints them, as it does anywhere else. A warning raised
+    elsewhere meanwhile is caught with them, and only Pillow's are kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    said: list[str] = []
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield said
+        finally:
+            said += [" ".join(str(w.message).split()).rstrip(".") for w in warned
+                     if issubclass(w.category, UserWarning) and f"{os.sep}PIL{os.sep}" in w.filename]
 
 
 def _upright(im):

@@ -341,7 +341,7 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
     if not gone:
         fix = f"run the study again with --extend to train {them} on, or delete {them} to train anew"
     elif extend:
-        named = them if len(gone) == len(why) else ", ".join(gone[:6]) + (f" and {len(gone) - 6} more"
+        named = them if len(gone) == len(why) else ", ".join(gone[:6]) + (f" and {len(gone) - 6} more,"
                                                                          if len(gone) > 6 else "")
         fix = f"delete {named} and run the study again with --extend (its other finished runs are kept)"
     else:
@@ -354,5 +354,6 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
                f"its own in its file, or another --out, to keep {them}; "
                f"else {fix.removesuffix(', or choose another --out')}")
     raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
-                    f"hold{'s' if len(why) == 1 else ''} runs that differ from what the study asks for now: "
+                    f"{'holds a run that differs' if len(why) == 1 else 'hold runs that differ'} from what the study "
+                    "asks for now: "
                     f"{', '.join(shown)}{more}; {fix}")

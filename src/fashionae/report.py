@@ -24,7 +24,7 @@ from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
 from .progress import seconds_text
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
-from .results import classes_of, classifier_lines, confusion_text, encoder_of, families
+from .results import classes_of, classifier_lines, confusion_text, encoder_of, verdict_tables
 from .runconfig import CONTROL
 from .runs import LOCAL
 from .studyfolder import StudyFolder
@@ -114,8 +114,8 @@ def _amount(x: float, unit: str) -> str:
 
 
 def _family(results: dict, table: str) -> str:
-    """How a table's intervals were made: m of them, simultaneous (Bonferroni; ``families``)."""
-    m = families(results).get(table, 1)
+    """How a table's intervals were made: m of them, simultaneous (Bonferroni, as recorded)."""
+    m = max((e.get("intervals", 1) for e in verdict_tables(results)[table]), default=1)
     if m == 1:
         return f"{CONFIDENCE} confidence intervals over seeds"
     return f"{m} intervals over seeds, each at {100 * ci_level(m):.2f} %: all hold at once with {CONFIDENCE} confidence"
@@ -155,14 +155,15 @@ Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header,
 # a seed that learned next to nothing: its test figure this near a trivial answer's (trained models
 # are far from both: this study's autoencoders reach a third of the mean image's MSE after 2 epochs)
 NEAR_MEAN_IMAGE = 0.9  # of the mean image's test MSE, or more
-NEAR_GUESS = 1.5  # times a uniform guess's accuracy, or less
+NEAR_GUESS = 0.05  # above a uniform guess's accuracy, or less (15 % of 10 classes, 55 % of 2)
 
 
 def learned_nothing(results: dict, kind: str) -> str | None:
     """The seeds of ``kind`` ("autoencoders", "classifiers") whose test figure is next to a trivial
     answer's: the mean image's MSE (where the baselines were computed), a uniform guess's accuracy.
     Not a divergence (a figure that is not a number) but a collapse, the same output for every
-    image, which the means and the claims take in as any seed's figure: said, so that it is read."""
+    image, or a blow-up short of one, which the means and the comparisons take in as any seed's
+    figure: said, so that it is read."""
     if kind == "autoencoders":
         if not results["baselines"]:
             return None
@@ -173,11 +174,11 @@ def learned_nothing(results: dict, kind: str) -> str | None:
     else:
         trivial = 1 / len(classes_of(results))
         low = [f"{r['name']} seed {s} ({100 * v:.2f} %)" for r in results[kind]
-               for s, v in zip(r["seeds"], r["test_acc"]["values"]) if math.isfinite(v) and v <= NEAR_GUESS * trivial]
+               for s, v in zip(r["seeds"], r["test_acc"]["values"]) if math.isfinite(v) and v <= trivial + NEAR_GUESS]
         like = f"a test accuracy near a uniform guess's, {100 * trivial:.2f} %"
-    return (f"Learned next to nothing ({like}): {', '.join(low)}; likely a collapse (the same output for every "
-            f"image), counted in the means and the claims as any seed is: see {'their' if len(low) > 1 else 'its'} "
-            "curves") if low else None
+    return (f"Learned next to nothing ({like}): {', '.join(low)}; a collapse (the same output for every image) "
+            "or a blow-up, which counts in the means and in every comparison that reads its seed, as any seed does: "
+            f"see {'their' if len(low) > 1 else 'its'} curves") if low else None
 
 
 def tables(results: dict, terminal: bool = False) -> list[Table]:
@@ -359,21 +360,21 @@ FAMILY_NAMES = {"claims": "the claims", "ablation": "the ablation's MSE table",
 
 
 def other_family(results: dict) -> str | None:
-    """The summary's sentence on a table of verdicts that judges another number of intervals
-    together than in an earlier report of this folder (``family_history``): its intervals are
-    wider or narrower for that alone, and a verdict may read otherwise with no new data."""
-    history = results.get("family_history") or []
-    if len(history) < 2:
-        return None
-    then, now = history[-2], history[-1]
-    changed = [(t, then[t], now[t]) for t in FAMILY_NAMES if t in then and t in now and then[t] != now[t]]
+    """The summary's sentence on a table of verdicts that makes another number of comparisons
+    than in an earlier report of this folder (``family_history``): its intervals are wider or
+    narrower for that alone, and a verdict may read otherwise."""
+    *earlier, now = results.get("family_history") or [{}]
+    # each table against the last earlier report that had it (a table left out once, then back)
+    changed = [(t, was, now[t]) for t in FAMILY_NAMES if t in now
+               for was in [next((f[t] for f in reversed(earlier) if t in f), now[t])] if was != now[t]]
     if not changed:
         return None
     return ("In an earlier report of this study folder " + "; ".join(
-                f"{FAMILY_NAMES[t]} judged {was} intervals together, and now {m}" for t, was, m in changed)
-            + ": more intervals make each wider, fewer narrower, so a verdict may read otherwise than it did with "
-            "no new data" + ("; and a comparison dropped after a look leaves the others' verdicts weaker than their "
-                             "intervals say (docs/claims.md)" if any(m < was for _, was, m in changed) else "") + ".")
+                f"{FAMILY_NAMES[t]} made {_count(was, 'comparison')}, and now {m}" for t, was, m in changed)
+            + ": more comparisons make each interval wider, fewer narrower, so a verdict may read otherwise than "
+            "it did for that alone" + ("; and a comparison dropped after a look leaves the others' verdicts weaker "
+                                       "than their intervals say (docs/claims.md)"
+                                       if any(m < was for _, was, m in changed) else "") + ".")
 
 
 def terminal_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -615,7 +616,6 @@ def _pages(folder: StudyFolder, results: dict, self_contained: bool) -> tuple[st
     staged = folder.staged_figures()
     figures = draw_figures(folder, results, staged)
     items, run_rows = provenance(folder, results)
-    items.append(["figures", "embedded in this page" if self_contained else f"{folder.FIGURES}/, beside this page"])
     about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [
         "Validation is the test set here (the author's protocol): the best epoch, chosen on validation "
         "figures, has seen the test set (a study refuses the best encoder and targets there)."
@@ -642,9 +642,12 @@ def _pages(folder: StudyFolder, results: dict, self_contained: bool) -> tuple[st
         parts.setdefault(anchor, []).extend([caption, pages.Table(header, rows)]
                                             + [pages.Note(n) for n in _notes(anchor, header)])
     sections += [pages.Section(anchor, SECTIONS[anchor], p) for anchor, p in parts.items()]
-    sections += [pages.Section("figures", SECTIONS["figures"], [g for g in groups if g.files]),
-                 pages.Section("provenance", SECTIONS["provenance"],
-                               [pages.Table(["item", "value"], items), pages.Table(RUN_COLUMNS, run_rows)])]
-    page = pages.Page(f"fashionae study {results['study']} — profile {results['profile']}",
-                      " ".join(summary(results)), sections)
-    return pages.markdown_page(page, staged), pages.html_page(page, staged, self_contained)
+    sections.append(pages.Section("figures", SECTIONS["figures"], [g for g in groups if g.files]))
+
+    def page(embedded: bool) -> pages.Page:  # report.md links its figures; report.html may embed them
+        where = ["figures", "embedded in this page" if embedded else f"{folder.FIGURES}/, beside this page"]
+        return pages.Page(f"fashionae study {results['study']} — profile {results['profile']}",
+                          " ".join(summary(results)),
+                          sections + [pages.Section("provenance", SECTIONS["provenance"], [
+                              pages.Table(["item", "value"], items + [where]), pages.Table(RUN_COLUMNS, run_rows)])])
+    return pages.markdown_page(page(False), staged), pages.html_page(page(self_contained), staged, self_contained)

@@ -236,7 +236,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     results["ablation"] = ablation(study, autoencoders, classifiers)
     before = read_rebuildable_json(folder / folder.RESULTS) or {}  # the last report's, a look at the study
     results["seed_history"] = history(before, "seed_history", len(study.seeds), before.get("seeds"), _counts)
-    results["family_history"] = history(before, "family_history", families(results), _families_of(before),
+    results["family_history"] = history(before, "family_history", families(results), None,  # (kept from 0.3.20)
                                         lambda f: isinstance(f, dict) and all(map(_counts, f.values())))
     results["targets"] = reached_targets(study, folder, plan)
     timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
@@ -250,7 +250,7 @@ def history(before: dict, key: str, now, then, valid) -> list:
     changed from the one before: each report is a look at the study, and a verdict read after
     several looks, or after its family changed, is weaker than its interval says (the report says
     so). Carried from the last report's results.json (``before``); a damaged history, or one from
-    before it was kept, starts from that report's own (``then``) where it is ``valid``."""
+    before it was kept, starts from that report's own (``then``) where it is ``valid``, else anew."""
     kept = before.get(key)
     if not (isinstance(kept, list) and kept and all(map(valid, kept))):
         kept = [then] if valid(then) else []
@@ -261,22 +261,21 @@ def _counts(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-def families(results: dict) -> dict[str, int]:
-    """How many intervals each table of verdicts judges together, its Bonferroni m (the claims,
-    the ablation's MSE table, its accuracy table; a table without intervals: none)."""
+def verdict_tables(results: dict) -> dict[str, list[dict]]:
+    """The effects each table of verdicts judges together: the claims' parts (a derived claim's
+    are the others'), the ablation's changes of MSE, its changes of accuracy."""
     lines = results.get("ablation") or []
-    judged = {"claims": [p for c in results["claims"] if not c.get("derived") for p in c["parts"]],
-              "ablation": [a[f] for a in lines for f in ("val_mse", "test_mse")],
-              "ablation-classifiers": [a[f] for a in classifier_lines(lines) for f in ("val_acc", "test_acc")]}
-    return {table: max(j.get("intervals", 1) for j in effects) for table, effects in judged.items() if effects}
+    return {"claims": [p for c in results["claims"] if not c.get("derived") for p in c["parts"]],
+            "ablation": [a[f] for a in lines for f in ("val_mse", "test_mse")],
+            "ablation-classifiers": [a[f] for a in classifier_lines(lines) for f in ("val_acc", "test_acc")]}
 
 
-def _families_of(before: dict) -> dict | None:
-    """``families`` of the last report's results.json, None where it is not of that shape."""
-    try:
-        return families(before) if before.get("format", 0) >= 3 else None  # (intervals from format 3 on)
-    except (KeyError, TypeError, AttributeError, ValueError):
-        return None
+def families(results: dict) -> dict[str, int]:
+    """How many comparisons each table of verdicts asks, whatever the seeds (a table that asks
+    none: left out): its family, whose intervals are judged together from 2 seeds on
+    (``claims.judged_together``), each wider the more there are."""
+    return {table: len({e["comparison"] for e in effects})
+            for table, effects in verdict_tables(results).items() if effects}
 
 
 def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -> list[dict]:

@@ -317,8 +317,10 @@ def _refuse_seed(d: dict, source: str, at: str = "") -> None:
 
 def _with_toml(path: Path) -> str | None:
     """"did you mean my.toml?", where the study file named ``my`` is not one and ``my.toml`` is."""
+    if path.name in ("", ".", "..") or path.suffix == ".toml":  # (".", "/": no name to add .toml to)
+        return None
     toml = path.with_name(path.name + ".toml")
-    return f"did you mean {toml}?" if path.suffix != ".toml" and toml.is_file() else None
+    return f"did you mean {toml}?" if toml.is_file() else None
 
 
 def load_study(path: str | Path, profile: str | None = None, seeds: int | None = None,
@@ -344,8 +346,9 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
             raise UserError(f"study file {shown} is UTF-16 text; TOML is UTF-8: save it as UTF-8") from None
         raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}{hides}") from None
     except IsADirectoryError:
-        raise UserError(f"{shown} is a folder; {_with_toml(path) or _examples()}; or to rebuild a study folder's report: "
-                        f"fashionae report {shown}") from None
+        rebuild = f"to rebuild a study folder's report: fashionae report {shown}"
+        raise UserError(f"{shown} is a folder; " + (f"{toml} Or, {rebuild}" if (toml := _with_toml(path)) else
+                                                     f"{_examples()}; or {rebuild}")) from None
     except OSError as e:
         raise UserError(f"cannot read study file {shown}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
