@@ -28,7 +28,7 @@ RESULTS_FORMAT = 8  # 3: simultaneous intervals ("ci", "intervals", "ci_level"),
 # 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
 # 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's;
 # 7: "seed_history", the seeds of each report of the folder that had other seeds than the one before;
-# 8: "family_history", the same of the intervals each table of verdicts judges together (``families``)
+# 8: "family_history", the same of the comparisons each table of verdicts asks (``families``)
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
