@@ -1075,3 +1075,113 @@ def test_a_garment_over_most_of_the_border_keeps_its_note(tmp_path, monkeypatch)
     fitted = read_picture(tmp_path / "q.png")
     monkeypatch.setattr(images, "_flat_field", lambda rgb, inset: rgb)
     assert torch.equal(fitted.pixels, read_picture(tmp_path / "q.png").pixels)
+
+
+def grey_rgb(a):
+    """An RGB picture whose three channels are the grey levels ``a``, rounded and clipped to bytes."""
+    return Image.fromarray(np.dstack([np.clip(a, 0, 255).round().astype(np.uint8)] * 3))
+
+
+@pytest.mark.parametrize("lamp", ["radial", "top left, x*y", "skewed along x", "from the bottom", "clipped white"])
+def test_the_light_fitted_to_the_border_is_divided_out_to_the_borders_median(lamp):
+    """``_flat_field`` on a background lit by a quadratic lamp alone (no object, no noise): each
+    pixel is brought to the border's median grey, to a level either way (the bytes' rounding),
+    whatever the lamp's place or tilt (a white label where it was dim stays 255, a black one 0); where the lamp's light was over 255 (clipped white), the
+    surface is capped at 255, and the white comes out at the median exactly, not darker."""
+    from fashionae.images import _flat_field, _ring
+    h, w = 200, 240
+    y, x = np.ogrid[-1:1:200j, -1:1:240j]
+    a = np.broadcast_to({"radial": 230 * (1 - 0.1 * (x * x + y * y)), "top left, x*y": 230 * (1 - 0.2 * ((x + y + 2) / 4) ** 2),
+                         "skewed along x": 230 * (1 - 0.1 * x - 0.05 * y + 0.08 * x * y - 0.1 * x * x),
+                         "from the bottom": 230 * (1 - 0.25 * ((1 - y) / 2) ** 2),
+                         "clipped white": 230 + 40 * (1 - (x * x + y * y) / 2)}[lamp], (h, w))  # (270 in the middle)
+    picture = grey_rgb(a)
+    median = float(np.median(_ring(np.asarray(picture), 4).astype(np.float64).mean(axis=1)))
+    out = np.asarray(_flat_field(picture, 4)).astype(np.float64)
+    assert np.abs(out - median).max() <= 1
+    if lamp == "radial":  # a white label in the dim corner stays white (brightened past 255: clipped, not wrapped)
+        a = a.copy()  # and a black one in the middle black
+        a[6:16, 6:16], a[90:110, 110:130] = 255, 0
+        out = np.asarray(_flat_field(grey_rgb(a), 4)).astype(np.float64)
+        assert (out[6:16, 6:16] == 255).all() and (out[90:110, 110:130] == 0).all()
+        out[6:16, 6:16], out[90:110, 110:130] = median, median
+        assert np.abs(out - median).max() <= 1
+    if lamp == "clipped white":
+        assert (a > 256).sum() > 20_000 and (out[a > 256] == median).all()
+
+
+def test_a_picture_three_lines_thin_has_its_light_fitted_and_two_lines_not():
+    """A strip lit unevenly along its length: a ring of three lines or more is fitted and evened
+    out; of one or two, whose rows cannot tell the quadratic's terms apart, it is left as it is."""
+    from fashionae.images import _flat_field
+    for rows in (1, 2, 3):
+        strip = grey_rgb(np.broadcast_to(230 * (1 - 0.3 * np.linspace(-1, 1, 60) ** 2), (rows, 60)))
+        out = _flat_field(strip, 0)
+        assert (out is strip) == (rows < 3), rows
+        assert rows < 3 or np.ptp(np.asarray(out)) <= 2
+
+
+@pytest.mark.parametrize("side", ["top", "bottom", "left", "right"])
+@pytest.mark.parametrize("at", ["start", "end"])
+def test_an_object_over_half_of_one_side_of_the_border_keeps_the_light_as_it_is(side, at):
+    """A lamp's light with a dark object on one side of the border's ring (200 x 240, the ring 4
+    pixels in: sides of 232 and 192 pixels): where the object covers exactly half of that side,
+    the fit keeps half of it (LIGHT_ON_EVERY_SIDE, at least) and the light is divided out; one
+    pixel more, and the picture is left as it is, whichever side and whichever end of it (each
+    side counted as ``_ring`` lays it out, no pixel of its neighbours counted with it)."""
+    from fashionae.images import _flat_field
+    h, w, inset = 200, 240, 4
+    y, x = np.ogrid[-1:1:200j, -1:1:240j]
+    lit = np.broadcast_to(230 * (1 - 0.1 * (x * x + y * y)), (h, w)).copy()
+    length = (w if side in ("top", "bottom") else h) - 2 * inset
+    for covered in (length // 2, length // 2 + 1):
+        a = lit.copy()
+        along = slice(inset, inset + covered) if at == "start" else slice(inset + length - covered, inset + length)
+        # the object from the ring's line out to the picture's edge
+        {"top": lambda: a.__setitem__((slice(0, inset + 1), along), 40),
+         "bottom": lambda: a.__setitem__((slice(h - inset - 1, h), along), 40),
+         "left": lambda: a.__setitem__((along, slice(0, inset + 1)), 40),
+         "right": lambda: a.__setitem__((along, slice(w - inset - 1, w)), 40)}[side]()
+        picture = grey_rgb(a)
+        assert (_flat_field(picture, inset) is picture) == (covered > length // 2), covered
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_mottled_backdrop_is_not_taken_for_light(seed):
+    """A backdrop mottled evenly (cloth or paper whose level swings by sd 6 over some 40 pixels):
+    the fitted surface follows its slow swings, by more than the standard errors of independent
+    pixels allow, but not more than the ring's runs (LIGHT_RUN) say its noise is, their means'
+    spread times the root of their length: left as it is."""
+    from scipy import ndimage
+    from fashionae.images import _flat_field
+    t = ndimage.uniform_filter(np.random.default_rng(seed).normal(0, 1, (200, 240)), 41)
+    picture = grey_rgb(200 + 6 * t / t.std())
+    assert _flat_field(picture, 4) is picture
+
+
+def test_objects_are_counted_on_the_grid_as_their_constants_say():
+    """``_objects`` on masks of under 200 pixels a side (one cell a pixel): a part is an object of
+    its own where it covers SECOND_OBJECT (10 %) of the box, exactly 10 % included; parts join
+    where their growth by OBJECTS_APART of the box's longer side (3 pixels on 86 to 100, 1 pixel
+    under 50) makes them touch, a diagonal step included (8-connected); and on a noisy background a
+    speck under SPECK of the content is left out of the box, wherever it lies."""
+    from fashionae.images import _objects
+    mask = np.zeros((100, 100), bool)
+    mask[:, :50] = True
+    mask[:, 90:] = True  # 1,000 pixels of the box's 10,000: a second object, just
+    assert _objects(mask, drop_specks=False)[1] == 2
+    mask[0, 90] = False
+    assert _objects(mask, drop_specks=False)[1] == 1
+    for gap, objects in ((6, 1), (7, 2)):  # two squares corner to corner, `gap` pixels apart diagonally
+        mask = np.zeros((80 + gap, 80 + gap), bool)
+        mask[:40, :40] = mask[40 + gap:, 40 + gap:] = True  # (grown by 3, at 6 they touch at a corner only)
+        assert _objects(mask, drop_specks=False)[1] == objects, gap
+    for gap, objects in ((2, 1), (3, 2)):  # a box of 40: grown by 1 pixel
+        mask = np.zeros((40, 40), bool)
+        mask[:, :15] = mask[:, 15 + gap:] = True
+        assert _objects(mask, drop_specks=False)[1] == objects, gap
+    mask = np.zeros((97, 97), bool)
+    mask[:60, :60] = True  # the garment, first in the scan
+    mask[95:, 95:] = True  # a speck of 4 pixels after it
+    assert _objects(mask, drop_specks=True) == ((slice(0, 60), slice(0, 60)), 1)
+    assert _objects(mask, drop_specks=False)[0] == (slice(0, 97), slice(0, 97))
