@@ -122,8 +122,10 @@ def test_a_damaged_tiff_says_what_libtiff_saw_in_its_one_line(tmp_path, capfd):
 def test_a_damaged_exif_block_is_a_note_or_the_errors_reason_never_a_printed_warning(tmp_path, capfd):
     """Pillow warns of a damaged EXIF block (two lines of its own on stderr, before the answer):
     on a picture that loads it is a note (its rotation may be lost), on one that does not the
-    error's reason."""
+    error's reason. The warnings' filters are the process's: changed by the main thread alone,
+    and left as they were; Pillow's other warnings (an APNG's) are not taken for a damaged EXIF."""
     import struct
+    import threading
     import warnings
     rng = np.random.default_rng(0)
     pixels = Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8))
@@ -132,28 +134,37 @@ def test_a_damaged_exif_block_is_a_note_or_the_errors_reason_never_a_printed_war
     pixels.save(tmp_path / "a.tif")
     (tmp_path / "cut.tif").write_bytes((tmp_path / "a.tif").read_bytes()[:100])  # its directory cut short
     capfd.readouterr()
+    filters, shown = list(warnings.filters), warnings.showwarning
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # none escapes
         caveats = read_picture(tmp_path / "exif.jpg").caveats
         with pytest.raises(UserError, match=r"cut.tif is not an image fashionae can read \(Pillow: Corrupt EXIF data\. "
                                             r"Expecting to read 12 bytes but only got \d+\); give a PNG or JPEG file$"):
             read_picture(tmp_path / "cut.tif")
-    assert caveats[0] == ("its metadata is damaged, so a rotation it records may not be applied; Pillow says: Corrupt "
-                          "EXIF data. Expecting to read 12 bytes but only got 4")
+    assert caveats[0] == ("its EXIF metadata is damaged, so a rotation it records may not be applied; Pillow says: "
+                          "Corrupt EXIF data. Expecting to read 12 bytes but only got 4")
     assert capfd.readouterr().err == ""
-    assert not any("metadata" in c for c in read_picture(tmp_path / "a.tif").caveats)
-    import threading  # the warnings' filters are the process's: threads leave them as they were
-    filters, shown = list(warnings.filters), warnings.showwarning
-    threads = [threading.Thread(target=lambda: [read_picture(tmp_path / "exif.jpg") for _ in range(20)])
+    assert not any("EXIF" in c for c in read_picture(tmp_path / "a.tif").caveats)
+    assert warnings.filters == filters and warnings.showwarning is shown
+    got = []  # in a thread: Pillow's own warning, the picture as Pillow reads it, the filters untouched
+    threads = [threading.Thread(target=lambda: got.extend(read_picture(tmp_path / "exif.jpg") for _ in range(10)))
                for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert warnings.filters == filters and warnings.showwarning is shown
+    assert len(got) == 30 and warnings.filters == filters and warnings.showwarning is shown
     with pytest.warns(UserWarning, match="still said"):
         warnings.warn("still said")
-
+    with pytest.warns(UserWarning, match="APNG"):  # not a damaged EXIF, nor refused: Pillow's warning as it is
+        apng = tmp_path / "a.png"
+        pixels.save(apng)
+        raw = apng.read_bytes()
+        import zlib
+        body = b"acTL" + struct.pack(">II", 0, 0)
+        chunk = struct.pack(">I", 8) + body + struct.pack(">I", zlib.crc32(body))
+        apng.write_bytes(raw[:33] + chunk + raw[33:])  # after IHDR: an animation of no frames
+        assert not any("EXIF" in c for c in read_picture(apng).caveats)
 
 def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_as_it_was(tmp_path, capfd,
                                                                                          monkeypatch):

@@ -783,24 +783,46 @@ def test_a_seed_that_learned_next_to_nothing_is_named_under_its_table():
     captions = {a: c for a, c, _, _ in tables(r)}
     assert captions["autoencoders"].endswith(
         ". Learned next to nothing (a test MSE near the mean image's, 0.0949, or above): linear-512 seed 1 (0.0855); "
-        "a collapse (the same output for every image) or a blow-up, which counts in the means and in every "
-        "comparison that reads its seed, as any seed does: see its curves")
+        "likely a collapse (the same output for every image), a blow-up or too little training, which counts in the "
+        "means and in every comparison that reads its seed, as any seed does: see its curves")
     assert captions["classifiers"] == (
-        "Classification: accuracy, %. Learned next to nothing (a test accuracy near a uniform guess's, 10.00 %): "
-        "random-frozen seed 0 (15.00 %), frozen-1024 seed 1 (15.00 %); a collapse (the same output for every "
-        "image) or a blow-up, which counts in the means and in every comparison that reads its seed, as any seed "
-        "does: see their curves")
+        "Classification: accuracy, %. Learned next to nothing (a test accuracy near a uniform guess's, 10.00 %, or "
+        "below): random-frozen seed 0 (15.00 %), frozen-1024 seed 1 (15.00 %); likely a collapse (the same output "
+        "for every image), a blow-up or too little training, which counts in the means and in every comparison that "
+        "reads its seed, as any seed does: see their curves")
     assert sum("random-frozen seed 0" in c or "linear-512 seed 1" in c for c, _, _ in terminal_tables(r)) == 2
     r["classifiers"][3] = classifier("frozen-1024", "frozen", (0.77, 0.151), encoder="linear-1024")  # just over
     assert "frozen-1024" not in next(c for a, c, _, _ in tables(r) if a == "classifiers")
     two = results(classes=["cat", "dog"], classifiers=[classifier("frozen", "frozen", (0.55, 0.74, 0.551))])
     assert next(c for a, c, _, _ in tables(two) if a == "classifiers").endswith(
-        "(a test accuracy near a uniform guess's, 50.00 %): frozen seed 0 (55.00 %); a collapse (the same output "
-        "for every image) or a blow-up, which counts in the means and in every comparison that reads its seed, as "
-        "any seed does: see its curves")  # 5 points above a guess, whatever the classes
+        "(a test accuracy near a uniform guess's, 50.00 %, or below): frozen seed 0 (55.00 %); likely a collapse (the "
+        "same output for every image), a blow-up or too little training, which counts in the means and in every "
+        "comparison that reads its seed, as any seed does: see its curves")  # 5 points above a guess, whatever the classes
     r["baselines"] = None
     assert "Learned" not in next(c for a, c, _, _ in tables(r) if a == "autoencoders")
     assert not any("Learned" in c for _, c, _, _ in tables(results()))
+
+
+def test_a_family_changed_is_said_under_its_own_table_and_only_where_verdicts_are_given():
+    from fashionae.report import other_family, summary, terminal_tables
+    r = other_results()
+    r["family_history"] = [{"claims": 3, "ablation": 2}, {"claims": 3, "ablation": 4, "ablation-classifiers": 2},
+                           {"claims": 3, "ablation": 4, "ablation-classifiers": 1}]
+    said = ("In an earlier report of this study folder the ablation's accuracy table made 2 comparisons, and makes 1 "
+            "now: more comparisons make each interval wider, fewer narrower, so a verdict may read otherwise than it "
+            "did for that alone; and a comparison dropped after a look leaves the others' verdicts weaker than their "
+            "intervals say (docs/claims.md).")
+    assert other_family(r) == said and other_family(r, ("ablation",)) is None and said in summary(r)
+    captions = [c for c, _, _ in terminal_tables(r)]
+    assert not any(said in c for c in captions)  # no accuracy table here: said under none of the others
+    r["family_history"][-1]["ablation"] = 2
+    ablation = next(c for c in terminal_tables(r) if "baseline → variant" in c[1])[0]
+    assert ablation.endswith("). Not one change alone: “no dropout” changes dropout 0.2 → 0; epochs 2 → 4. In an "
+                             "earlier report of this study folder the ablation's MSE table made 4 comparisons, and "
+                             "makes 2 now: more comparisons make each interval wider, fewer narrower, so a verdict may "
+                             "read otherwise than it did for that alone; and a comparison dropped after a look leaves "
+                             "the others' verdicts weaker than their intervals say (docs/claims.md).")
+    assert other_family({**r, "seeds": 2}) is None  # no verdict below 3 seeds: nothing to read otherwise
 
 
 def test_the_ablation_summary_says_what_its_seeds_allow():

@@ -2039,23 +2039,23 @@ def test_a_table_of_verdicts_whose_family_changed_since_an_earlier_report_says_s
     assert run(base + line)[:2] == ([], [{"ablation": 2}])
     said, history, terminal = run(base + line + line.replace('"b"', '"c"').replace("no dropout", "dropout 0.1"))
     assert history == [{"ablation": 2}, {"ablation": 4}]
-    assert said == ["In an earlier report of this study folder the ablation's MSE table made 2 comparisons, and now "
-                    "4: more comparisons make each interval wider, fewer narrower, so a verdict may read otherwise "
-                    "than it did for that alone."]
+    assert said == ["In an earlier report of this study folder the ablation's MSE table made 2 comparisons, and "
+                    "makes 4 now: more comparisons make each interval wider, fewer narrower, so a verdict may read "
+                    "otherwise than it did for that alone."]
     assert f". {said[0]}\n" in terminal  # with the first table of verdicts
     capsys.readouterr()
     assert main(["report", str(out)]) == 0  # the same family again: no entry
     assert json.loads((out / "results.json").read_text())["family_history"] == history
     said, history, _ = run(base + line)
     assert history == [{"ablation": 2}, {"ablation": 4}, {"ablation": 2}]
-    assert said[0].endswith("made 4 comparisons, and now 2: more comparisons make each interval wider, fewer "
+    assert said[0].endswith("made 4 comparisons, and makes 2 now: more comparisons make each interval wider, fewer "
                             "narrower, so a verdict may read otherwise than it did for that alone; and a comparison "
                             "dropped after a look leaves the others' verdicts weaker than their intervals say "
                             "(docs/claims.md).")
     said, history, _ = run(base)  # no ablation, then one of 4 again: against the last report that had one
     assert history[-1] == {} and not said
     said, history, _ = run(base + line + line.replace('"b"', '"c"'))
-    assert history[-2:] == [{}, {"ablation": 4}] and "made 2 comparisons, and now 4: " in said[0]
+    assert history[-2:] == [{}, {"ablation": 4}] and "made 2 comparisons, and makes 4 now: " in said[0]
     results = json.loads((out / "results.json").read_text())
     for older in ({k: v for k, v in results.items() if k != "family_history"},  # a results.json of 0.3.19
                   {**results, "family_history": [{"ablation": "2"}]}):  # damaged

@@ -150,28 +150,25 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     if path.stat().st_size == 0:
         raise UserError(f"image {path} is empty")
     said: list[str] = []  # libtiff's first complaint, if any
+    damaged = None  # Pillow's complaint of a damaged block of TIFF tags (a photo's EXIF), if any
     try:
-        with _pillow_warnings(Image) as warned:
-            with Image.open(path) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise UserError(f"image {path} is too large ({im.width}x{im.height}); the limit is "
-                                    f"{MAX_PIXELS:,} pixels: resize it (the model sees {size[1]}x{size[0]})")
-                with _libtiff_said(im, said):
-                    im.load()
-                eight_bit, depth = _eight_bit(_upright(im), path)
-                rgba = eight_bit.convert("RGBA")
+        try:
+            rgba, depth, unread = _load(path, size, said, "error")
+        except UserWarning as e:  # (raised by _pillow_warnings) said, and the picture read again without them
+            damaged = _one_line(e)
+            rgba, depth, unread = _load(path, size, said, "ignore")
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(f"image {path} is too large (over {MAX_PIXELS:,} pixels): resize it (the model sees "
                         f"{size[1]}x{size[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        why = (f"libtiff: {said[0]}" if said else f"Pillow: {warned[0]}" if warned
+        why = (f"libtiff: {said[0]}" if said else f"Pillow: {damaged}" if damaged
                else f"{type(e).__name__}: it is damaged, truncated or of another kind")
         raise UserError(f"{path} is not an image fashionae can read ({why}); give a PNG or JPEG file") from None
-    damaged = warned[0] if warned else None
-    opened = [c for c in (depth, f"its metadata is damaged, so a rotation it records may not be applied; Pillow "
-                                 f"says: {damaged}" if damaged else None) if c]  # the notes of the file itself
+    unread = damaged or unread
+    opened = [c for c in (depth, f"its EXIF metadata is damaged, so a rotation it records may not be applied; "
+                                 f"Pillow says: {unread}" if unread else None) if c]  # the notes of the file itself
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
         asis = [] if fill == FILL else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
@@ -538,37 +535,54 @@ def _behind(rgba) -> tuple[int, int, int, int]:
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
 
+def _load(path: Path, size: tuple[int, int], said: list[str], damaged_tags: str) -> tuple:
+    """The picture in RGBA, upright, with its notes: its depth's, and why its EXIF could not be
+    read (``_upright``); ``damaged_tags``: what Pillow's warning of a damaged block of TIFF tags
+    does (``_pillow_warnings``); ``said``: libtiff's complaints (``_libtiff_said``)."""
+    from PIL import Image
+    with _pillow_warnings(Image, damaged_tags):
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise UserError(f"image {path} is too large ({im.width}x{im.height}); the limit is "
+                                f"{MAX_PIXELS:,} pixels: resize it (the model sees {size[1]}x{size[0]})")
+            with _libtiff_said(im, said):
+                im.load()
+            upright, unread = _upright(im)
+            eight_bit, depth = _eight_bit(upright, path)
+            return eight_bit.convert("RGBA"), depth, unread
+
+
 @contextlib.contextmanager
-def _pillow_warnings(Image):
-    """Pillow's complaints while a picture opens and loads (a damaged EXIF block), each in one
-    line, in the list yielded: for the error's line or a note, not printed past the answer; and
-    its warning of a picture over its pixel limit raised (the size is refused). The warnings'
-    filters are the whole process's, not safe to swap from two threads at once (a thread's
-    restore undoes another's, or leaves the process printing none): caught by the main thread
-    alone; in another thread Pillow prints them, as it does anywhere else. A warning raised
-    elsewhere meanwhile is caught with them, and only Pillow's are kept."""
+def _pillow_warnings(Image, damaged_tags: str):
+    """Two of Pillow's warnings while a picture opens and loads, kept from being printed past the
+    answer: a picture over its pixel limit, raised (the size is refused); a damaged block of TIFF
+    tags (a TIFF's, or a photo's EXIF, which TiffImagePlugin reads) raised or ignored, as
+    ``damaged_tags`` says (raised, it is said in the error's line or a note). The warnings'
+    filters are the whole process's, and not safe to change from two threads at once (a thread's
+    restore can undo another's, or keep its filters for good): changed by the main thread alone;
+    in another thread Pillow prints them, as it does anywhere else."""
     if threading.current_thread() is not threading.main_thread():
-        yield []
+        yield
         return
-    said: list[str] = []
-    with warnings.catch_warnings(record=True) as warned:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            yield said
-        finally:
-            said += [" ".join(str(w.message).split()).rstrip(".") for w in warned
-                     if issubclass(w.category, UserWarning) and f"{os.sep}PIL{os.sep}" in w.filename]
+        warnings.filterwarnings(damaged_tags, category=UserWarning, module=r"PIL\.TiffImagePlugin")
+        yield
 
 
-def _upright(im):
-    """The picture as a viewer shows it: a phone stores its photos sideways, with their
-    orientation in EXIF. A damaged EXIF block leaves the picture as stored."""
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()).rstrip(".")
+
+
+def _upright(im) -> tuple:
+    """The picture as a viewer shows it, and why not where its EXIF cannot be read (None where it
+    can): a phone stores its photos sideways, with their orientation in EXIF. A damaged EXIF block
+    leaves the picture as stored."""
     from PIL import ImageOps
     try:
-        return ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 (Pillow raises many kinds on malformed EXIF)
-        return im
+        return ImageOps.exif_transpose(im), None
+    except Exception as e:  # noqa: BLE001 (Pillow raises many kinds on malformed EXIF)
+        return im, _one_line(e) or type(e).__name__
 
 
 def _eight_bit(im, path: Path) -> tuple:

@@ -175,10 +175,10 @@ def learned_nothing(results: dict, kind: str) -> str | None:
         trivial = 1 / len(classes_of(results))
         low = [f"{r['name']} seed {s} ({100 * v:.2f} %)" for r in results[kind]
                for s, v in zip(r["seeds"], r["test_acc"]["values"]) if math.isfinite(v) and v <= trivial + NEAR_GUESS]
-        like = f"a test accuracy near a uniform guess's, {100 * trivial:.2f} %"
-    return (f"Learned next to nothing ({like}): {', '.join(low)}; a collapse (the same output for every image) "
-            "or a blow-up, which counts in the means and in every comparison that reads its seed, as any seed does: "
-            f"see {'their' if len(low) > 1 else 'its'} curves") if low else None
+        like = f"a test accuracy near a uniform guess's, {100 * trivial:.2f} %, or below"
+    return (f"Learned next to nothing ({like}): {', '.join(low)}; likely a collapse (the same output for every "
+            "image), a blow-up or too little training, which counts in the means and in every comparison that reads "
+            f"its seed, as any seed does: see {'their' if len(low) > 1 else 'its'} curves") if low else None
 
 
 def tables(results: dict, terminal: bool = False) -> list[Table]:
@@ -359,18 +359,21 @@ FAMILY_NAMES = {"claims": "the claims", "ablation": "the ablation's MSE table",
                 "ablation-classifiers": "the ablation's accuracy table"}  # (``families``' tables)
 
 
-def other_family(results: dict) -> str | None:
+def other_family(results: dict, which: tuple[str, ...] = tuple(FAMILY_NAMES)) -> str | None:
     """The summary's sentence on a table of verdicts that makes another number of comparisons
     than in an earlier report of this folder (``family_history``): its intervals are wider or
-    narrower for that alone, and a verdict may read otherwise."""
+    narrower for that alone, and a verdict may read otherwise (``which``: of those tables alone; none
+    below MIN_SEEDS seeds, where no table gives a verdict)."""
+    if results.get("seeds", 1) < MIN_SEEDS:
+        return None
     *earlier, now = results.get("family_history") or [{}]
     # each table against the last earlier report that had it (a table left out once, then back)
-    changed = [(t, was, now[t]) for t in FAMILY_NAMES if t in now
+    changed = [(t, was, now[t]) for t in which if t in now
                for was in [next((f[t] for f in reversed(earlier) if t in f), now[t])] if was != now[t]]
     if not changed:
         return None
     return ("In an earlier report of this study folder " + "; ".join(
-                f"{FAMILY_NAMES[t]} made {_count(was, 'comparison')}, and now {m}" for t, was, m in changed)
+                f"{FAMILY_NAMES[t]} made {_count(was, 'comparison')}, and makes {m} now" for t, was, m in changed)
             + ": more comparisons make each interval wider, fewer narrower, so a verdict may read otherwise than "
             "it did for that alone" + ("; and a comparison dropped after a look leaves the others' verdicts weaker "
                                        "than their intervals say (docs/claims.md)"
@@ -380,15 +383,18 @@ def other_family(results: dict) -> str | None:
 def terminal_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(caption, header, rows) of the tables a terminal shows after a study: the report's,
     without what only its page shows (``PAGE_ONLY_COLUMNS``, ``PAGE_ONLY_TABLES``), the
-    summary's caveat of another look (``another_look``) with the first table of verdicts."""
-    out, look = [], " ".join(note for note in (another_look(results), other_family(results)) if note)
+    summary's caveat of another look (``another_look``) with the first table of verdicts, and
+    each table's of another family (``other_family``) with it."""
+    out, look = [], another_look(results)
     for anchor, caption, header, rows in tables(results, terminal=True):
         if anchor in ("claims", "ablation") and look:
             caption, look = f"{caption}. {look}", None
         if anchor not in PAGE_ONLY_TABLES:
             keep = [i for i, h in enumerate(header) if h not in PAGE_ONLY_COLUMNS]
             if anchor == "ablation" and (note := _not_one_change(results)):  # its "what differs" is page only
-                caption += f". {note}"
+                caption += f"{' ' if caption.endswith('.') else '. '}{note}"
+            if anchor in FAMILY_NAMES and (family := other_family(results, (anchor,))):
+                caption += f"{' ' if caption.endswith('.') else '. '}{family}"
             out.append((caption, [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     return out
 
