@@ -125,7 +125,6 @@ def test_a_damaged_exif_block_is_a_note_or_the_errors_reason_never_a_printed_war
     error's reason. The warnings' filters are the process's: changed by the main thread alone,
     and left as they were; Pillow's other warnings (an APNG's) are not taken for a damaged EXIF."""
     import struct
-    import threading
     import warnings
     rng = np.random.default_rng(0)
     pixels = Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8))
@@ -146,14 +145,9 @@ def test_a_damaged_exif_block_is_a_note_or_the_errors_reason_never_a_printed_war
     assert capfd.readouterr().err == ""
     assert not any("EXIF" in c for c in read_picture(tmp_path / "a.tif").caveats)
     assert warnings.filters == filters and warnings.showwarning is shown
-    got = []  # in a thread: Pillow's own warning, the picture as Pillow reads it, the filters untouched
-    threads = [threading.Thread(target=lambda: got.extend(read_picture(tmp_path / "exif.jpg") for _ in range(10)))
-               for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(got) == 30 and warnings.filters == filters and warnings.showwarning is shown
+    # in a thread: Pillow's own warning, the picture as Pillow reads it, the filters untouched
+    assert len(in_threads(lambda: read_picture(tmp_path / "exif.jpg"), 3, 10)) == 30
+    assert warnings.filters == filters and warnings.showwarning is shown
     with pytest.warns(UserWarning, match="still said"):
         warnings.warn("still said")
     with pytest.warns(UserWarning, match="APNG"):  # not a damaged EXIF, nor refused: Pillow's warning as it is
@@ -166,24 +160,30 @@ def test_a_damaged_exif_block_is_a_note_or_the_errors_reason_never_a_printed_war
         apng.write_bytes(raw[:33] + chunk + raw[33:])  # after IHDR: an animation of no frames
         assert not any("EXIF" in c for c in read_picture(apng).caveats)
 
+
+def in_threads(read, threads: int, each: int) -> list:
+    """What ``read()`` gives, called ``each`` times in each of ``threads`` threads at once."""
+    import threading
+    got = []
+    running = [threading.Thread(target=lambda: got.extend(read() for _ in range(each))) for _ in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    return got
+
+
 def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_as_it_was(tmp_path, capfd,
                                                                                          monkeypatch):
     """fd 2 is the process's: two threads swapping it at once left it on a deleted file (every
     later line of the process lost), so it is swapped by the main thread alone; and with no
     stderr (sys.stderr None, as Python starts with fd 2 closed) a TIFF was an internal error, where
     a PNG is read."""
-    import threading
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (1500, 1500), dtype=np.uint8)).save(tmp_path / "a.tif",
                                                                            compression="tiff_deflate")
     expected = prepare_image(tmp_path / "a.tif")
-    got = []
-    threads = [threading.Thread(target=lambda: got.extend(prepare_image(tmp_path / "a.tif") for _ in range(6)))
-               for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = in_threads(lambda: prepare_image(tmp_path / "a.tif"), 2, 6)
     assert len(got) == 12 and all(torch.equal(g, expected) for g in got)
     os.write(2, b"still here\n")
     assert capfd.readouterr().err == "still here\n"

@@ -1919,12 +1919,12 @@ def test_seeds_trained_otherwise_are_said_and_shown_in_what_differs(data_dir, tm
         " ".join(summary({**results, "ablation": [row]}))
 
 
-def test_a_half_trained_scratch_classifier_resumes_over_its_encoder_trained_again(data_dir, tmp_path, monkeypatch):
-    """scratch takes its encoder's architecture, not its weights: stopped midway, it resumes once
-    its encoder's deleted folder is trained again (a fine-tuned one could not: it is refused)."""
+def half_trained_classifier(strategy, data_dir, tmp_path, monkeypatch):
+    """A study of one encoder and one classifier of ``strategy``, stopped after the classifier's
+    first epoch, its encoder's folder then deleted: (study, its folder)."""
     from fashionae import training
     body = (TINY_TRAIN.replace("epochs = 1", "epochs = 2") + '[[autoencoders]]\nname = "a"\narch = "linear"\n'
-            'latent = 16\n[classifiers]\nencoder = "a"\nstrategies = ["scratch"]\n[baselines]\nenabled = false\n')
+            f'latent = 16\n[classifiers]\nencoder = "a"\nstrategies = ["{strategy}"]\n[baselines]\nenabled = false\n')
     study, out = load_study(write(tmp_path, body)), tmp_path / "study"
     real = training.save_checkpoint
 
@@ -1936,32 +1936,25 @@ def test_a_half_trained_scratch_classifier_resumes_over_its_encoder_trained_agai
     with pytest.raises(KeyboardInterrupt):
         run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
     monkeypatch.setattr(training, "save_checkpoint", real)
-    clf = out / "runs" / "clf-scratch-seed0"
+    clf = out / "runs" / f"clf-{strategy}-seed0"
     assert (clf / "checkpoint.safetensors").exists() and not (clf / "summary.json").exists()
     shutil.rmtree(out / "runs" / "ae-a-seed0")
+    return study, out
+
+
+def test_a_half_trained_scratch_classifier_resumes_over_its_encoder_trained_again(data_dir, tmp_path, monkeypatch):
+    """scratch takes its encoder's architecture, not its weights: stopped midway, it resumes once
+    its encoder's deleted folder is trained again (a fine-tuned one could not: it is refused)."""
+    study, out = half_trained_classifier("scratch", data_dir, tmp_path, monkeypatch)
     run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
-    assert json.loads((clf / "summary.json").read_text())["epochs"] == 2
+    assert json.loads((out / "runs" / "clf-scratch-seed0" / "summary.json").read_text())["epochs"] == 2
 
 
 def test_a_half_trained_fine_tuned_classifier_is_refused_when_its_encoder_is_to_train_again(data_dir, tmp_path,
                                                                                           monkeypatch):
     """finetune takes its encoder's weights: stopped midway, its encoder's folder deleted, it
     cannot resume on the encoder trained again, and is refused before anything trains."""
-    from fashionae import training
-    body = (TINY_TRAIN.replace("epochs = 1", "epochs = 2") + '[[autoencoders]]\nname = "a"\narch = "linear"\n'
-            'latent = 16\n[classifiers]\nencoder = "a"\nstrategies = ["finetune"]\n[baselines]\nenabled = false\n')
-    study, out = load_study(write(tmp_path, body)), tmp_path / "study"
-    real = training.save_checkpoint
-
-    def stop_after_the_first(path, *args, **kwargs):
-        real(path, *args, **kwargs)
-        if "clf-" in str(path):
-            raise KeyboardInterrupt
-    monkeypatch.setattr(training, "save_checkpoint", stop_after_the_first)
-    with pytest.raises(KeyboardInterrupt):
-        run_study(study, out, data_dir=str(data_dir), verify=False, **QUIET)
-    monkeypatch.setattr(training, "save_checkpoint", real)
-    shutil.rmtree(out / "runs" / "ae-a-seed0")
+    study, out = half_trained_classifier("finetune", data_dir, tmp_path, monkeypatch)
     with pytest.raises(UserError, match=r"^1 run folder of .* holds a run that differs from what the study asks for "
                                         r"now: clf-finetune-seed0 \(its encoder ae-a-seed0 is to be trained again, "
                                         r"and it cannot resume on another\); delete it and run the study again"):
