@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -479,6 +480,50 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch, d
     finally:
         gone.close()
     assert code == 1 and capsys.readouterr().err == ""
+
+
+def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(data_dir, tmp_path):
+    """The whole program: stdout closed at the start (``>&-``) is /dev/null, not the next file
+    opened; stdout on a full disk is one line; stderr on a full disk (the notes, the progress) is
+    dropped and the run goes on to the end; a locale that cannot encode a character (LC_ALL=C)
+    gets it escaped, not an internal error once the work is done."""
+    import os
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    fashionae = [sys.executable, "-m", "fashionae"]
+    data = ["data", "--data-dir", str(data_dir), "--no-verify"]
+    closed = subprocess.run(["sh", "-c", " ".join(map(shlex.quote, fashionae + data)) + " >&-"],
+                            stderr=subprocess.PIPE, text=True)
+    assert (closed.returncode, closed.stderr) == (0, "")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(fashionae + data, stdout=full, stderr=subprocess.PIPE, text=True)
+        assert (proc.returncode, proc.stderr) == (1, "fashionae: error: cannot write the output: No space left on "
+                                                     "device; send it where there is room (what the command wrote "
+                                                     "to its files is kept)\n")
+        run = tmp_path / "run"
+        proc = subprocess.run(fashionae + ["train-ae", "--data-dir", str(data_dir), "--no-verify", "--epochs", "2",
+                                           "--train-subset", "300", "--eval-subset", "200", "--out", str(run)],
+                              stdout=subprocess.PIPE, stderr=full, text=True)
+        assert proc.returncode == 0 and (run / "summary.json").exists() and "val MSE" in proc.stdout
+    ascii_only = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
+                  "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run(fashionae + ["study", "paper", "--profile", "smoke", "--plan", "--data-dir", str(data_dir),
+                                       "--no-verify", "--out", str(tmp_path / "plan")],
+                          capture_output=True, text=True, env=ascii_only)
+    assert proc.returncode == 0 and "internal error" not in proc.stderr and "\\u" in proc.stdout + proc.stderr
+
+
+def test_a_dumb_terminal_gets_plain_lines(monkeypatch):
+    """TERM=dumb (an editor's shell) shows escape codes as they are: no line redrawn there."""
+    from fashionae.progress import redraws
+
+    class Terminal:
+        def isatty(self):
+            return True
+    monkeypatch.setenv("TERM", "xterm")
+    assert redraws(Terminal())
+    monkeypatch.setenv("TERM", "dumb")
+    assert not redraws(Terminal())
 
 
 def test_a_broken_pipe_that_is_not_our_output_is_an_internal_error(capsys, monkeypatch):

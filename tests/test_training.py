@@ -1,5 +1,6 @@
 import json
 import shutil
+import sys
 
 import pytest
 import torch
@@ -72,6 +73,23 @@ def test_resume_from_checkpoint_is_bit_identical(tiny, tmp_path, monkeypatch):
     assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
     assert same_weights(tmp_path / "straight" / "model.safetensors",
                         tmp_path / "resumed" / "model.safetensors")
+
+
+def test_a_run_in_a_folder_named_in_another_encoding_resumes_and_is_read(tiny, tmp_path, monkeypatch):
+    """A folder whose name is not UTF-8 (bytes from another system's encoding): safetensors' own
+    open refused the path, and its files were called truncated or tampered, deleting them advised."""
+    import os
+    from fashionae.checkpoint import checkpoint_epoch
+    from fashionae.modelfile import load_model
+    if sys.platform != "linux":
+        pytest.skip("a name that is not UTF-8 is a Linux file system's")
+    folder = tmp_path / os.fsdecode(b"caf\xe9")  # Latin-1's é
+    stopped_after_its_first_epoch(ae_run(epochs=2), folder, tiny, monkeypatch)
+    assert checkpoint_epoch(folder / "checkpoint.safetensors") == 1
+    execute(ae_run(epochs=2), folder, data=tiny, **QUIET)
+    execute(ae_run(epochs=2), tmp_path / "straight", data=tiny, **QUIET)
+    assert same_weights(folder / "model.safetensors", tmp_path / "straight" / "model.safetensors")
+    assert load_model(folder / "model.safetensors") is not None
 
 
 @pytest.mark.parametrize("damage, fault", [

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
-from .errors import UserError, exit_process, late_stop, run_command, say_error
+from .errors import UserError, exit_process, late_stop, ready_streams, run_command, say_error
 from .files import RUNS
 from .progress import seconds_text
 from .settings import AUTOENCODER, CLASSIFIER
@@ -613,9 +613,9 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> NoReturn:
     """The ``fashionae`` program (``python -m fashionae`` too): ``main``, then the process ends
     with its status (``errors.exit_process``). Its output is flushed line by line, so that where it
-    goes to one file with the notes on stderr (``> log 2>&1``) each line stays whole and in order."""
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(line_buffering=True)
+    goes to one file with the notes on stderr (``> log 2>&1``) each line stays whole and in order;
+    streams closed or unwritable are made safe first (``errors.ready_streams``)."""
+    ready_streams()
     try:
         code = main()
     except KeyboardInterrupt as e:  # a stop after its command's own handling: no traceback

@@ -81,6 +81,12 @@ def _failed(e: Exception, debug: bool) -> int:
         # the reader of our output went away (`... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
         return 1
+    if isinstance(e, OSError) and not isinstance(e, BrokenPipeError) and getattr(sys.stdout, "failed", None) is e:
+        # the output's file cannot take it (a full disk, > /dev/full): said, the rest of it dropped
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        say_error(f"cannot write the output: {e.strerror or e}; send it where there is room (what the command "
+                  "wrote to its files is kept)")
+        return 1
     if isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
         return _bad_path(str(e.filename or ""), e.strerror)
     if isinstance(e, RuntimeError) and str(e).startswith("Symlink loop from "):  # Path.resolve, Python < 3.13
@@ -98,6 +104,58 @@ def _bad_path(name: str, why: str) -> int:
     name = f" …{name[-60:]}" if len(name) > 60 else f" {name}" if name else ""
     say_error(f"cannot use the path{name}: {why}; give another path")
     return UserError.exit_code
+
+
+def ready_streams() -> None:
+    """The ``fashionae`` program's standard streams made safe before anything runs. A stream
+    closed at the start (``>&-``) is opened on /dev/null, at its own descriptor: else the next
+    file opened (a checkpoint) would take it, and whatever a library writes to the stream would
+    go into that file. Output lines are flushed one by one (see ``cli.entry``), and a character
+    the locale cannot encode (LC_ALL=C) is written escaped, not a failure after the work is
+    done. stderr (progress, notes) that cannot be written (``2>/dev/full``, its reader gone) is
+    dropped, and the command goes on."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:  # closed
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "w", closefd=False))
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
+    if hasattr(sys.stderr, "reconfigure"):
+        sys.stderr.reconfigure(errors="backslashreplace")
+    sys.stdout, sys.stderr = _Stream(sys.stdout, drops=False), _Stream(sys.stderr, drops=True)
+
+
+class _Stream:
+    """A standard stream whose failed writes are known: dropped (``drops``: stderr's notes and
+    progress, so that a long command is not lost for its log, its own error line included:
+    there is nowhere to say it), or raised and kept in ``failed`` (stdout: the command's output,
+    whose failure ``_failed`` says as such)."""
+
+    def __init__(self, stream, drops: bool):
+        self._stream, self._drops, self.failed = stream, drops, None
+
+    def _do(self, what: str, *args):
+        try:
+            return getattr(self._stream, what)(*args)
+        except (OSError, ValueError) as e:
+            if not self._drops:
+                self.failed = e
+                raise
+            return len(args[0]) if args else None
+
+    def write(self, text: str) -> int:
+        return self._do("write", text)
+
+    def flush(self) -> None:
+        self._do("flush")
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def exit_process(code: int) -> NoReturn:

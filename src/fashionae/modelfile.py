@@ -60,7 +60,7 @@ def text_sha256(text: str) -> str:
 def read_safetensors(path: Path, what: str, fix: str = "train it again") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file; UserError for anything unreadable, ending
     with ``fix``, what to do about it."""
-    from safetensors import safe_open
+    from safetensors.torch import load
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UserError(f"{path} looks like a PyTorch pickle; fashionae never loads pickles, since "
                         "unpickling runs code from the file: use a fashionae run folder "
@@ -68,13 +68,29 @@ def read_safetensors(path: Path, what: str, fix: str = "train it again") -> tupl
     if not path.is_file():
         raise UserError(f"{what} {path} is missing; train the model first or check the path")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types and OSError
+        # read whole, not mapped: safetensors' own open takes UTF-8 paths alone (a folder named
+        # in another encoding was called tampered), and a map holds a replaced checkpoint's disk
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        tensors, meta = load(data), safetensors_metadata(data)
+    except Exception as e:  # safetensors raises its own error types
         raise UserError(f"{what} {path} is not a valid safetensors file ({str(e)[:80]}); "
                         f"it is truncated or tampered: {fix}") from None
     return tensors, meta
+
+
+def safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The metadata in a safetensors file's header (``data``: the file, or its start): an
+    8-byte little-endian length, then that many bytes of JSON."""
+    n = int.from_bytes(data[:8], "little")
+    if len(data) < 8 + n:
+        raise ValueError("its header is cut short")
+    meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+    if not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        raise ValueError("its metadata is not a table of text")
+    return meta
 
 
 def load_model(path: str | Path) -> nn.Module:

@@ -6,7 +6,12 @@ folders or results: the callers hand over the numbers.
 
 from __future__ import annotations
 
+import atexit
 import io
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +30,32 @@ SHARPNESS = 2  # pixels drawn per pixel shown: the page shows a figure at DPI, s
 
 
 def plt():
+    if "matplotlib" not in sys.modules:
+        _writable_matplotlib_folder()
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as pyplot
     pyplot.rcParams.update(STYLE)
     return pyplot
+
+
+def _writable_matplotlib_folder() -> None:
+    """Matplotlib keeps its settings and font cache in ~/.config and ~/.cache (XDG's); where it
+    cannot write there (a read-only home) it makes a temporary folder and says so in two long
+    warnings, past the command's one line: it is given one here first, removed at exit."""
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    for xdg, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        try:
+            folder = Path(os.environ.get(xdg) or Path.home() / default) / "matplotlib"
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                continue
+        except (OSError, RuntimeError):  # (RuntimeError: no home to be found)
+            pass
+        os.environ["MPLCONFIGDIR"] = temporary = tempfile.mkdtemp(prefix="fashionae-matplotlib-")
+        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+        return
 
 
 def save(fig, path: Path) -> None:

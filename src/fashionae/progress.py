@@ -3,6 +3,7 @@ left) kept under its log and redrawn in place; in a log file, plain lines."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -16,9 +17,15 @@ def bar(step: int, steps: int, width: int = 30) -> str:
     return f"[{'#' * (width * step // steps):.<{width}}] {step}/{steps}"
 
 
+def redraws(stream) -> bool:
+    """Whether ``stream`` is a terminal that can redraw a line in place: not a file, not a dumb
+    terminal (TERM=dumb: an editor's shell, which shows the escape codes)."""
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
 def progress_bar(label: str) -> Callable[[int, int], None] | None:
     """A one-line in-epoch progress bar on a terminal; nothing when stderr is a file."""
-    if not sys.stderr.isatty():
+    if not redraws(sys.stderr):
         return None
 
     def show(step: int, total: int) -> None:
@@ -47,7 +54,7 @@ class Progress:
         self.measured_units = self.measured_seconds = 0.0
         # sys.stderr read now, not at import: it may have been replaced since (captured, redirected)
         self.log, self.stream = log, stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.tty = redraws(self.stream)
         self.run: Any = None  # the PlannedRun in training
         self.epoch_now, self.steps, self.drawn_at = 1, (0, 0), 0.0
 
