@@ -160,6 +160,13 @@ def test_a_folder_says_what_it_lacks(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(UserError, match=r"^.*model.safetensors is a file; give a fashionae run folder$"):
         RunFolder(tmp_path / "model.safetensors").require()
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    (tmp_path / "moved").symlink_to(tmp_path / "elsewhere")
+    for link in ("loop-a", "moved"):  # not "does not exist": the link is there
+        with pytest.raises(UserError, match=rf"^.*{link} is a link that leads nowhere \(to a path that does not "
+                                            r"exist, or round a loop of links\); give a fashionae run folder$"):
+            RunFolder(tmp_path / link).require()
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is not a fashionae run folder "

@@ -194,8 +194,9 @@ class RunFolder:
         """This folder, if it holds a finished run; UserError saying what is wrong otherwise."""
         name = f"{what} {self.path}" if what else str(self.path)
         if not self.path.is_dir():
-            raise UserError(f"{name} {'is a file' if self.path.exists() else 'does not exist'}; "
-                            "give a fashionae run folder")
+            what = ("is a file" if self.path.exists() else "is a link that leads nowhere (to a path that does not "
+                    "exist, or round a loop of links)" if self.path.is_symlink() else "does not exist")
+            raise UserError(f"{name} {what}; give a fashionae run folder")
         if not self.is_run():
             self.refuse_lost_config(name)
             inside = sorted(f.parent for depth in ("*", "*/*") for f in self.path.glob(f"{depth}/{self.CONFIG}"))
