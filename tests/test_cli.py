@@ -500,11 +500,12 @@ def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(dat
         assert (proc.returncode, proc.stderr) == (1, "fashionae: error: cannot write the output: No space left on "
                                                      "device; send it where there is room (what the command wrote "
                                                      "to its files is kept)\n")
-        run = tmp_path / "run"
+        run = tmp_path / os.fsdecode(b"caf\xe9")  # a name in another encoding than the file system's
         proc = subprocess.run(fashionae + ["train-ae", "--data-dir", str(data_dir), "--no-verify", "--epochs", "2",
                                            "--train-subset", "300", "--eval-subset", "200", "--out", str(run)],
-                              stdout=subprocess.PIPE, stderr=full, text=True)
-        assert proc.returncode == 0 and (run / "summary.json").exists() and "val MSE" in proc.stdout
+                              stdout=subprocess.PIPE, stderr=full, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        assert proc.returncode == 0 and (run / "summary.json").exists()
+        assert os.fsencode(str(run)) + b": val MSE" in proc.stdout  # its bytes as they are, to copy
     ascii_only = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
                   "PYTHONIOENCODING": "ascii"}
     proc = subprocess.run(fashionae + ["study", "paper", "--profile", "smoke", "--plan", "--data-dir", str(data_dir),

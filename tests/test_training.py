@@ -94,14 +94,20 @@ def test_a_run_in_a_folder_named_in_another_encoding_resumes_and_is_read(tiny, t
 
 @pytest.mark.parametrize("damage, fault", [
     (lambda raw: raw[:1000], "is not a valid safetensors file .*; it is truncated or tampered:"),
+    (lambda raw: raw[:-1000], r"is not a valid safetensors file \([\d,]+ bytes where its header gives [\d,]+\); it is "
+                              "truncated or tampered:"),
+    (lambda raw: raw + b"\0", "is not a valid safetensors file .*; it is truncated or tampered:"),
     (lambda raw: raw[:-5] + bytes([raw[-5] ^ 0xFF]) + raw[-4:], "fails its checksum: it was modified or damaged;"),
 ])
 def test_a_damaged_checkpoint_is_refused_with_the_fix_that_works(tiny, tmp_path, monkeypatch, damage, fault):
     """A truncated checkpoint, or one with a flipped bit in its tensors, is never resumed from;
     the message says to delete it, and the run restarts once it is gone."""
+    from fashionae.checkpoint import checkpoint_epoch
     stopped_after_its_first_epoch(ae_run(), tmp_path / "run", tiny, monkeypatch)
     ckpt = tmp_path / "run" / "checkpoint.safetensors"
+    assert checkpoint_epoch(ckpt) == 1
     ckpt.write_bytes(damage(ckpt.read_bytes()))
+    assert checkpoint_epoch(ckpt) == (1 if "checksum" in fault else 0)  # (--plan's estimate: from epoch 1)
     with pytest.raises(UserError, match=rf"^checkpoint .*checkpoint.safetensors {fault} delete it to "
                                         r"restart the run from scratch$"):
         execute(ae_run(), tmp_path / "run", data=tiny, **QUIET)

@@ -20,7 +20,7 @@ from torch import nn
 from .distributed import on_processes, processes
 from .errors import UserError
 from .files import atomic_write
-from .modelfile import (load_weights, model_tensors, read_safetensors, safetensors_metadata, tensors_sha256,
+from .modelfile import (load_weights, model_tensors, read_safetensors, safetensors_header, tensors_sha256,
                         text_sha256)
 from .settings import identity
 
@@ -89,9 +89,7 @@ def checkpoint_epoch(path: Path) -> int:
     is wrong with the file when it starts."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
-            head += f.read(min(int.from_bytes(head, "little"), 1 << 24))  # (a header is a few kB)
-        return int(json.loads(safetensors_metadata(head)["state"])["epoch"])
+            return int(json.loads(safetensors_header(f)[1]["state"])["epoch"])
     except Exception:
         return 0
 

@@ -9,6 +9,7 @@ fashionae (exit status 1).
 
 import _thread
 import ast
+import codecs
 import errno
 import importlib
 import os
@@ -84,8 +85,9 @@ def _failed(e: Exception, debug: bool) -> int:
     if isinstance(e, OSError) and not isinstance(e, BrokenPipeError) and getattr(sys.stdout, "failed", None) is e:
         # the output's file cannot take it (a full disk, > /dev/full): said, the rest of it dropped
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        say_error(f"cannot write the output: {e.strerror or e}; send it where there is room (what the command "
-                  "wrote to its files is kept)")
+        room = " where there is room" if e.errno in (errno.ENOSPC, errno.EDQUOT) else " elsewhere"
+        say_error(f"cannot write the output: {e.strerror or e}; send it{room} (what the command wrote to its files "
+                  "is kept)")
         return 1
     if isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
         return _bad_path(str(e.filename or ""), e.strerror)
@@ -123,11 +125,22 @@ def ready_streams() -> None:
                 os.dup2(null, fd)
                 os.close(null)
             setattr(sys, name, open(fd, "w", closefd=False))
+    codecs.register_error("fashionae", _escaped)
     if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
+        sys.stdout.reconfigure(line_buffering=True, errors="fashionae")
     if hasattr(sys.stderr, "reconfigure"):
-        sys.stderr.reconfigure(errors="backslashreplace")
+        sys.stderr.reconfigure(errors="fashionae")
     sys.stdout, sys.stderr = _Stream(sys.stdout, drops=False), _Stream(sys.stderr, drops=True)
+
+
+def _escaped(e: UnicodeEncodeError) -> tuple:
+    """What the output's encoding cannot write: a name's bytes that were not text in the file
+    system's encoding as those bytes (Python's surrogateescape: the path as it is, to copy into
+    the next command), anything else escaped (U+2212 as \\u2212)."""
+    try:
+        return codecs.lookup_error("surrogateescape")(e)
+    except UnicodeEncodeError:
+        return codecs.backslashreplace_errors(e)
 
 
 class _Stream:
@@ -150,6 +163,10 @@ class _Stream:
 
     def write(self, text: str) -> int:
         return self._do("write", text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
 
     def flush(self) -> None:
         self._do("flush")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -68,29 +69,47 @@ def read_safetensors(path: Path, what: str, fix: str = "train it again") -> tupl
     if not path.is_file():
         raise UserError(f"{what} {path} is missing; train the model first or check the path")
     try:
-        # read whole, not mapped: safetensors' own open takes UTF-8 paths alone (a folder named
-        # in another encoding was called tampered), and a map holds a replaced checkpoint's disk
-        data = path.read_bytes()
+        # read, not mapped: safetensors' own open takes UTF-8 paths alone (a folder named in
+        # another encoding was called tampered), and a map holds a replaced checkpoint's disk
+        with open(path, "rb") as f:
+            head, meta = safetensors_header(f)
+            data = head + f.read()
     except OSError as e:
         raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise UserError(f"{what} {path} is not a valid safetensors file ({e}); it is truncated or tampered: "
+                        f"{fix}") from None
     try:
-        tensors, meta = load(data), safetensors_metadata(data)
+        tensors = load(data)
     except Exception as e:  # safetensors raises its own error types
         raise UserError(f"{what} {path} is not a valid safetensors file ({str(e)[:80]}); "
                         f"it is truncated or tampered: {fix}") from None
     return tensors, meta
 
 
-def safetensors_metadata(data: bytes) -> dict[str, str]:
-    """The metadata in a safetensors file's header (``data``: the file, or its start): an
-    8-byte little-endian length, then that many bytes of JSON."""
-    n = int.from_bytes(data[:8], "little")
-    if len(data) < 8 + n:
+def safetensors_header(f) -> tuple[bytes, dict[str, str]]:
+    """A safetensors file's header, read from the start of ``f`` (an 8-byte little-endian length,
+    then that many bytes of JSON: each tensor's place, and the metadata), and its metadata;
+    ValueError where the file's size is not the one its header gives (cut short, or grown)."""
+    first = f.read(8)
+    n = int.from_bytes(first, "little")
+    size = os.fstat(f.fileno()).st_size
+    if len(first) < 8 or 8 + n > size:
         raise ValueError("its header is cut short")
-    meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+    head = first + f.read(n)
+    header = json.loads(head[8:])
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a table")
+    meta = header.pop("__metadata__", None) or {}
     if not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
         raise ValueError("its metadata is not a table of text")
-    return meta
+    try:
+        end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise ValueError("its header does not place its tensors") from None
+    if 8 + n + end != size:
+        raise ValueError(f"{size:,} bytes where its header gives {8 + n + end:,}")
+    return head, meta
 
 
 def load_model(path: str | Path) -> nn.Module:

@@ -43,7 +43,7 @@ def _writable_matplotlib_folder() -> None:
     """Matplotlib keeps its settings and font cache in ~/.config and ~/.cache (XDG's); where it
     cannot write there (a read-only home) it makes a temporary folder and says so in two long
     warnings, past the command's one line: it is given one here first, removed at exit."""
-    if "MPLCONFIGDIR" in os.environ:
+    if "MPLCONFIGDIR" in os.environ or not sys.platform.startswith(("linux", "freebsd")):  # (matplotlib's XDG)
         return
     for xdg, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
         try:
