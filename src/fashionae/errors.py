@@ -112,9 +112,9 @@ def ready_streams() -> None:
     """The ``fashionae`` program's standard streams made safe before anything runs. A stream
     closed at the start (``>&-``) is opened on /dev/null, at its own descriptor: else the next
     file opened (a checkpoint) would take it, and whatever a library writes to the stream would
-    go into that file. Output lines are flushed one by one (see ``cli.entry``), and a character
-    the locale cannot encode (LC_ALL=C) is written escaped, not a failure after the work is
-    done. stderr (progress, notes) that cannot be written (``2>/dev/full``, its reader gone) is
+    go into that file. Output lines are flushed one by one (see ``cli.entry``), and what the
+    locale cannot encode (LC_ALL=C) is written as a name's own bytes or escaped (``_escaped``),
+    not a failure after the work is done. stderr (progress, notes) that cannot be written (``2>/dev/full``, its reader gone) is
     dropped, and the command goes on."""
     for fd, name in ((1, "stdout"), (2, "stderr")):
         try:
