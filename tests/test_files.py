@@ -21,6 +21,15 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["f.txt"]  # no temporary left behind
 
 
+def test_atomic_write_takes_a_name_as_long_as_the_file_system_allows(tmp_path):
+    """Its temporary file's name is cut short: the name's 255 bytes with 15 more were refused,
+    the folder said unwritable."""
+    for name in ("n" * 250 + ".onnx", "服" * 80 + ".png"):  # 255 bytes, 243 in UTF-8
+        atomic_write(tmp_path / name, b"whole")
+        assert (tmp_path / name).read_bytes() == b"whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(("n" * 250 + ".onnx", "服" * 80 + ".png"))
+
+
 def test_atomic_write_gives_the_file_the_users_umask_not_mkstemps_0600(tmp_path, monkeypatch):
     """A group that shares the output folder reads what fashionae wrote, as it would a file
     written with open(): mode 0666 less the umask."""

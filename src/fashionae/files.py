@@ -80,7 +80,8 @@ def _staged(path: Path, data: bytes | str) -> str:
         data = data.encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # (the name cut short: a file system's 255 bytes hold the file's name, not its name and 15 more)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:50]}.", suffix=".tmp")
     except OSError as e:
         refuse_unwritable_folder(path.parent, "output folder")  # a file in the way, said as such
         raise _unwritable(path.parent, e) from e
