@@ -195,10 +195,18 @@ def test_a_folder_says_what_it_lacks(tmp_path):
         with pytest.raises(UserError, match=rf"^{re.escape(str(folder.path))} is being trained by another fashionae "
                                             rf"process \(pid {os.getpid()}\); wait for it to finish$"):
             folder.require()
-    command = "fashionae train-ae --epochs 3 --out 'my runs/a'"  # recorded by train-ae and train-clf: said
+    command = f"cd {tmp_path} && fashionae train-ae --epochs 3 --out run"  # recorded by train-ae and train-clf: said
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": command})
     with pytest.raises(UserError, match=rf"\(no summary.json\); run its command again to resume it: {re.escape(command)}$"):
         folder.require()
+    # a folder moved or copied since: the command would train its old place; its --out is this folder
+    for recorded in (f"cd {tmp_path}/old && fashionae train-ae --epochs 3 --out run --seed 2",
+                     f"cd {tmp_path} && fashionae train-ae --epochs 3 --out=elsewhere --seed 2",
+                     f"cd {tmp_path} && fashionae train-ae --epochs 3 --seed 2"):  # (the default folder: said too)
+        folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": recorded})
+        here = f"{recorded.split(' && ')[0]} && fashionae train-ae --epochs 3 --seed 2 --out {folder.path.resolve()}"
+        with pytest.raises(UserError, match=rf"run its command again to resume it: {re.escape(here)}$"):
+            folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"processes": 2})  # (none recorded)
     with pytest.raises(UserError, match=r"\(no summary.json\); run its command again, under torchrun with 2 processes "
                                         r"in all \(--nproc-per-node 2 on one machine\), to resume it$"):

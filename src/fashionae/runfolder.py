@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import platform
+import shlex
 from pathlib import Path
 
 import torch
@@ -225,7 +226,31 @@ class RunFolder:
             env = {}
         processes, command = env.get("processes", 1), env.get("command")
         under = f", {on_processes(processes)}," if processes != 1 and "torchrun" not in (command or "") else ""
-        return f"run its command again{under} to resume it" + (f": {command}" if command else "")
+        return f"run its command again{under} to resume it" + (f": {self._out_here(command)}" if command else "")
+
+    def _out_here(self, command: str) -> str:
+        """The recorded command (``cli.resuming_command``: ``cd FOLDER && ... fashionae ...``),
+        its --out this folder where the folder is not the one it names (moved or copied since:
+        the command as it was would train another folder, there)."""
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return command
+        start = 3 if words[:1] == ["cd"] and words[2:3] == ["&&"] else 0
+        named, kept = None, []  # its --out, and its other words
+        rest = iter(words[start:])
+        for word in rest:
+            if word == "--out":
+                named = next(rest, None)
+            elif word.startswith("--out="):
+                named = word.split("=", 1)[1]
+            else:
+                kept.append(word)
+        where = Path(words[1]) if start else Path.cwd()
+        if named is not None and (where / named).resolve() == self.path.resolve():
+            return command
+        return (f"cd {shlex.quote(words[1])} && " if start else "") + shlex.join(
+            kept + ["--out", str(self.path.resolve())])
 
     def refuse_lost_config(self, name: str, out: bool = False) -> None:
         """A folder holding a run's files but not its config.json: the run is there, its
