@@ -2,6 +2,7 @@
 bit for bit: outputs, gradients and whole training steps; and where they cannot be built,
 PyTorch's ops run after one note."""
 import os
+import re
 
 import pytest
 import torch
@@ -863,6 +864,21 @@ def test_without_a_working_compiler_pytorchs_ops_run_after_one_note(tmp_path, mo
     y = layer(x)
     torch.manual_seed(3)
     assert torch.equal(y, x * layer.scaled_mask(x, relu=True))
+
+
+def test_a_failed_build_is_said_by_the_line_that_says_why(tmp_path):
+    """The linker's own line (a full disk's) comes before collect2's, which says only that it
+    failed; a compiler's error is its own line; with no such line, the last one."""
+    import stat
+    for said, expected in ((["/usr/bin/ld: final link failed: No space left on device",
+                             "collect2: error: ld returned 1 exit status"], "final link failed: No space left"),
+                           (["k.cpp: In function 'f':", "k.cpp:3:1: error: expected ';'"], "k.cpp:3:1: error"),
+                           (["something odd", "and its last word"], "and its last word")):
+        fake = tmp_path / "c++"
+        fake.write_text("#!/bin/sh\n" + "".join(f"echo \"{line}\" >&2\n" for line in said) + "exit 1\n")
+        fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+        with pytest.raises(OSError, match=f"^{re.escape(str(fake))} failed: .*{re.escape(expected)}"):
+            kernels.compile_library([str(fake)])
 
 
 def test_fashionae_kernels_0_turns_them_off_without_a_word(monkeypatch, capsys):

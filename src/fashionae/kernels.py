@@ -178,5 +178,8 @@ def build() -> Path:
 def compile_library(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
-        errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines()[-1:]
+        # the first line that says why: a compiler's error, or the linker's own ("final link failed: No space
+        # left on device", before collect2's "error: ld returned 1 exit status", which says only that it failed)
+        errors = ([line for line in done.stderr.splitlines() if "error" in line or "failed" in line]
+                  or done.stderr.splitlines()[-1:])
         raise OSError(f"{command[0]} failed: {errors[0].strip() if errors else 'exit status ' + str(done.returncode)}")
