@@ -286,6 +286,17 @@ def test_the_cache_follows_xdg_or_home(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert data.cache_dir() == tmp_path / "home" / ".cache" / "fashionae"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as XDG says: not a cache per folder
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "fashionae"
+
+
+def test_a_download_in_a_log_is_a_line_per_file_not_a_redrawn_one(tmp_path, monkeypatch, capsys):
+    served = write_dataset(tmp_path / "served", 50, 20)
+    monkeypatch.setattr(download_module, "MIRRORS", (served.as_uri() + "/",))
+    download_module.download_files(tmp_path / "cache", ["train-labels-idx1-ubyte"])
+    size = (served / "train-labels-idx1-ubyte.gz").stat().st_size
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.endswith(f"  train-labels-idx1-ubyte.gz: {size / 1e6:.1f} MB\n")
 
 
 @pytest.mark.parametrize("entry", ["load_fashion_mnist", "load_dataset"])

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .files import atomic_write, is_there
+from .progress import redraws
 
 MIRRORS = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -58,14 +59,15 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
         if have and response.status != 206:  # the server ignored the range: start over
             have = 0
         total = have + int(response.headers.get("Content-Length") or 0)
+        live = progress and total and redraws(sys.stderr)  # (a log gets one line, once the file is whole)
         with open(part, "ab" if have else "wb") as f:
             while chunk := response.read(1 << 16):
                 f.write(chunk)
                 have += len(chunk)
-                if progress and total:
+                if live:
                     print(f"\r  {url.rsplit('/', 1)[-1]}: {100 * have // total:3d}% "
                           f"of {total / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
             f.flush()
             os.fsync(f.fileno())
     if progress:
-        print(file=sys.stderr)
+        print("" if live else f"  {url.rsplit('/', 1)[-1]}: {have / 1e6:.1f} MB", file=sys.stderr)

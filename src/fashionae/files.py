@@ -33,9 +33,10 @@ RUNS = "runs"  # where train-ae, train-clf and study write when no --out is give
 
 def cache_dir() -> Path:
     """fashionae's cache (``$XDG_CACHE_HOME/fashionae``, else ``~/.cache/fashionae``): the dataset
-    downloaded, and the CPU kernels built for this machine."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fashionae"
+    downloaded, and the CPU kernels built for this machine. A relative $XDG_CACHE_HOME is
+    ignored, as the XDG specification says (else each folder a command runs in had its own)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "fashionae"
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
