@@ -514,6 +514,16 @@ def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(dat
     assert proc.returncode == 0 and "internal error" not in proc.stderr and "\\u" in proc.stdout + proc.stderr
 
 
+def test_a_value_that_starts_with_a_dash_is_told_how_to_give_it(capsys):
+    for option in ("--out", "-o"):
+        command = ("train-ae", "--out") if option == "--out" else ("reconstruct", "run", "a.png", "-o")
+        code, _, err = cli(capsys, *command, "-dash")
+        assert code == 2 and err == (f"fashionae: error: argument {'--out' if option == '--out' else '-o/--output'}: "
+                                     "expected one argument, or its value starts with '-': write it as "
+                                     f"{'--out' if option == '--out' else '--output'}=-value, or a path as ./-name "
+                                     f"(see `fashionae {command[0]} --help`)\n")
+
+
 def test_a_dumb_terminal_gets_plain_lines(monkeypatch):
     """TERM=dumb (an editor's shell) shows escape codes as they are: no line redrawn there."""
     from fashionae.progress import redraws

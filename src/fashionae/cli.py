@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # the command line imports torch only when a command needs it
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as for every other bad input
+        if message.endswith("expected one argument"):  # (argparse takes a value of a leading - for an option)
+            option = message.split(":")[0].split("/")[-1].removeprefix("argument ")
+            message += f", or its value starts with '-': write it as {option}=-value, or a path as ./-name"
         say_error(f"{message} (see `{self.prog} --help`)")
         raise SystemExit(2)
 
