@@ -512,6 +512,11 @@ def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(dat
                                        "--no-verify", "--out", str(tmp_path / "plan")],
                           capture_output=True, text=True, env=ascii_only)
     assert proc.returncode == 0 and "internal error" not in proc.stderr and "\\u" in proc.stdout + proc.stderr
+    gone = tmp_path / "gone"  # run from a folder deleted since: torch would not even load
+    proc = subprocess.run(["sh", "-c", f"mkdir {gone} && cd {gone} && rmdir {gone} && exec "
+                           + " ".join(map(shlex.quote, fashionae + data))], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (2, "fashionae: error: the folder this command runs in was deleted or "
+                                                 "moved away; cd to a folder and run it again\n")
 
 
 def test_a_value_that_starts_with_a_dash_is_told_how_to_give_it(capsys):

@@ -620,6 +620,11 @@ def entry() -> NoReturn:
     streams closed or unwritable are made safe first (``errors.ready_streams``)."""
     ready_streams()
     try:
+        os.getcwd()
+    except FileNotFoundError:  # (torch would not even load: oneMKL's "FATAL ERROR: Cannot load libtorch_cpu.so")
+        say_error("the folder this command runs in was deleted or moved away; cd to a folder and run it again")
+        exit_process(2)
+    try:
         code = main()
     except KeyboardInterrupt as e:  # a stop after its command's own handling: no traceback
         code = late_stop(e)
