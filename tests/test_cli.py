@@ -519,6 +519,30 @@ def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(dat
                                                  "moved away; cd to a folder and run it again\n")
 
 
+def test_a_standard_streams_failed_writes_are_dropped_or_known():
+    """stderr's (notes, progress) dropped, write, writelines and flush alike; stdout's raised and
+    kept in ``failed``, which says it was the output that failed."""
+    from fashionae.errors import _Stream
+
+    class Full:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+        def isatty(self):
+            return False
+    err, out = _Stream(Full(), drops=True), _Stream(Full(), drops=False)
+    assert err.write("note\n") == 5 and err.flush() is None and err.writelines(["a\n", "b\n"]) is None
+    assert not err.isatty() and err.failed is None
+    for write in (lambda: out.write("x"), out.flush, lambda: out.writelines(["y"])):
+        out.failed = None
+        with pytest.raises(OSError) as e:
+            write()
+        assert out.failed is e.value
+
+
 def test_a_value_that_starts_with_a_dash_is_told_how_to_give_it(capsys):
     for option in ("--out", "-o"):
         command = ("train-ae", "--out") if option == "--out" else ("reconstruct", "run", "a.png", "-o")

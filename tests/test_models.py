@@ -335,3 +335,16 @@ def test_parameter_counts_allocate_nothing_and_count_what_build_model_builds():
         assert parameter_counts(cfg) == (sum(p.numel() for p in model.parameters()),
                                          sum(p.numel() for p in model.encoder.parameters()))
     assert parameter_counts(ModelConfig(latent=2**31 - 1))[0] > 10**13  # 50 TB of fp32 weights: counted, not built
+
+
+def test_a_model_file_that_cannot_be_read_says_why(tmp_path, monkeypatch):
+    import errno
+    from fashionae import modelfile
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(model_file_bytes(build_model(ModelConfig(latent=8))))
+
+    def failing(f):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(modelfile, "safetensors_header", failing)
+    with pytest.raises(UserError, match=rf"^cannot read model file {re.escape(str(path))}: Input/output error$"):
+        load_model(path)

@@ -1391,3 +1391,51 @@ def test_a_curve_leaves_out_the_seeds_that_diverged(tmp_path, monkeypatch):
     plots.curves("t", [diverged, steady], [("val_acc", "validation")], "accuracy", None, tmp_path / "a.png")
     plots.curves("t", [diverged, diverged], [("val_acc", "validation")], "accuracy", None, tmp_path / "b.png")
     assert np.allclose(drawn[0][0], [0.5, 0.6]) and np.isnan(drawn[1][0]).any()
+
+
+def test_the_terminal_puts_each_caveat_under_its_own_table_after_a_full_stop():
+    """The caveat of another look goes with the first table of verdicts alone (the claims', else
+    the ablation's), a line's "not one change" with the ablation's alone, and each joins its
+    caption after one full stop: ". " after a caption, " " after a sentence."""
+    from fashionae.report import another_look, other_family, terminal_tables
+    r = other_results()
+    r["seed_history"] = [1, 3]
+    look = another_look(r)
+    captions = {tuple(h): c for c, h, _ in terminal_tables(r)}
+    claims = next(c for h, c in captions.items() if "claim" in h)
+    ablation = next(c for h, c in captions.items() if "baseline → variant" in h)
+    assert claims.endswith(f"). {look}") and ".. " not in claims
+    assert sum(look in c for c in captions.values()) == 1
+    assert sum("Not one change alone" in c for c in captions.values()) == 1 and "Not one change" in ablation
+    r["claims"] = []  # the ablation's is the first table of verdicts: the look, then the note, each after one stop
+    ablation = next(c for c, h, _ in terminal_tables(r) if "baseline → variant" in h)
+    assert f". {look} Not one change alone: “no dropout”" in ablation and ".. " not in ablation
+    r = other_results()
+    r["ablation"] = r["ablation"][:1]  # one change alone: the caption ends without a stop
+    r["family_history"] = [{"ablation": 4}, {"ablation": 2}]
+    ablation = next(c for c, h, _ in terminal_tables(r) if "baseline → variant" in h)
+    assert ablation.endswith(f"). {other_family(r)}") and ".. " not in ablation
+
+
+def test_a_family_changed_in_two_tables_is_said_for_each_and_a_new_table_is_no_change():
+    from fashionae.report import other_family
+    r = other_results()
+    r["family_history"] = [{"claims": 3, "ablation": 2}, {"claims": 4, "ablation": 4, "ablation-classifiers": 2}]
+    assert other_family(r) == (
+        "In an earlier report of this study folder the claims made 3 comparisons, and makes 4 now; the ablation's MSE "
+        "table made 2 comparisons, and makes 4 now: more comparisons make each interval wider, fewer narrower, so a "
+        "verdict may read otherwise than it did for that alone.")  # more alone: no word of one dropped
+    r["family_history"] = [{"claims": 3}, {"claims": 3, "ablation": 2}]  # a table no earlier report had: no change
+    assert other_family(r) is None
+    r["family_history"] = [{"ablation": 2}]
+    assert other_family(r) is None
+
+
+def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_nothing():
+    from fashionae.report import NEAR_MEAN_IMAGE, learned_nothing
+    r = results(seeds=1)
+    r["baselines"]["mean_image"]["test_mse"] = 0.1
+    r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1,))]
+    assert "linear-64 seed 0" in learned_nothing(r, "autoencoders")
+    r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1 - 1e-9,))]
+    assert learned_nothing(r, "autoencoders") is None
