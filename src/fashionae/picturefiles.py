@@ -1,7 +1,7 @@
 """The files of ``fashionae classify`` and ``reconstruct``: which pictures the command line names
 (a folder standing for the pictures in it), and where ``reconstruct`` writes each picture beside
 its reconstruction; and a folder of pictures in class folders made a dataset
-(``fashionae data --from-pictures``). Reading a picture and preparing it is ``images``'s;
+(``fashionae data --from-pictures``). Opening a picture is ``imagefile``'s, preparing it ``images``';
 writing a dataset folder, ``data``'s."""
 
 from __future__ import annotations
