@@ -78,16 +78,15 @@ def say_error(message: str) -> None:
 
 def _failed(e: Exception, debug: bool) -> int:
     """The exit status of a command that failed with ``e`` (no UserError), said in one line."""
-    if isinstance(e, BrokenPipeError) and _stdout_gone():
-        # the reader of our output went away (`... | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
-        return 1
-    if isinstance(e, OSError) and not isinstance(e, BrokenPipeError) and getattr(sys.stdout, "failed", None) is e:
-        # the output's file cannot take it (a full disk, > /dev/full): said, the rest of it dropped
+    if isinstance(e, OSError) and (getattr(sys.stdout, "failed", None) is e  # (``_Stream``'s record)
+                                   or isinstance(e, BrokenPipeError) and _stdout_gone()):
+        # our output failed: the rest of it goes to /dev/null (no error at exit's flush); a reader
+        # gone away (`... | head`) stops it quietly, a file that cannot take it (> /dev/full) is said
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        room = " where there is room" if e.errno in (errno.ENOSPC, errno.EDQUOT) else " elsewhere"
-        say_error(f"cannot write the output: {e.strerror or e}; send it{room} (what the command wrote to its files "
-                  "is kept)")
+        if not isinstance(e, BrokenPipeError):
+            room = " where there is room" if e.errno in (errno.ENOSPC, errno.EDQUOT) else " elsewhere"
+            say_error(f"cannot write the output: {e.strerror or e}; send it{room} (what the command wrote to its "
+                      "files is kept)")
         return 1
     if isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
         return _bad_path(str(e.filename or ""), e.strerror)
