@@ -347,7 +347,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         raise UserError(f"study file {shown} is not text (TOML is UTF-8 text); {_examples()}{hides}") from None
     except IsADirectoryError:
         rebuild = f"to rebuild a study folder's report: fashionae report {shown}"
-        raise UserError(f"{shown} is a folder; " + (f"{toml} Or, {rebuild}" if (toml := _with_toml(path)) else
+        raise UserError(f"{shown} is a folder; " + (f"{hint} Or, {rebuild}" if (hint := _with_toml(path)) else
                                                      f"{_examples()}; or {rebuild}")) from None
     except OSError as e:
         raise UserError(f"cannot read study file {shown}: {e.strerror or e}") from None
