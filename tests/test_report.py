@@ -252,6 +252,7 @@ def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_con
     assert {p: (copy / p).read_text() for p in pages} == pages
     assert {p.name: p.read_bytes() for p in (copy / "figures").iterdir()} == figures
     assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")]  # no temporaries left
+    assert not (copy / ".report.new").exists()  # nor the figures drawn for the pages not written
     replace = os.replace
 
     def stop_after_results(tmp, path):
@@ -266,7 +267,7 @@ def test_a_report_stopped_or_failed_halfway_keeps_the_one_before_and_no_page_con
     monkeypatch.undo()
     assert json.loads((copy / "results.json").read_text()) == json.loads(json.dumps(new))
     assert not (copy / "report.html").exists() and not (copy / "report.md").exists()
-    assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")]
+    assert not [p.name for p in copy.iterdir() if p.name.endswith(".tmp")] and not (copy / ".report.new").exists()
     (copy / "results.json").write_text(json.dumps(before))
     monkeypatch.setattr(report, "provenance", lambda *a: 1 / 0)  # a bug in drawing the report
     with pytest.raises(ZeroDivisionError):

@@ -606,20 +606,20 @@ def write_report(out: str | Path, results: dict, self_contained: bool = False) -
     """results.json, figures/, report.md and report.html, written together (``StudyFolder.write_results``);
     a report that cannot be drawn (a bug) leaves results.json alone, its pages before gone."""
     folder = StudyFolder(out)
-    try:
-        markdown, html = _pages(folder, results, self_contained)
-    except (UserError, KeyboardInterrupt):  # a full disk, a damaged file, a stop: all kept as it was
-        raise
-    except Exception:
-        folder.write_results(results)
-        raise
-    folder.write_results(results, markdown, html)
+    with folder.staged_figures() as staged:
+        try:
+            markdown, html = _pages(folder, results, staged, self_contained)
+        except (UserError, KeyboardInterrupt):  # a full disk, a damaged file, a stop: all kept as it was
+            raise
+        except Exception:
+            folder.write_results(results)
+            raise
+        folder.write_results(results, markdown, html)
     return folder / folder.REPORT_HTML
 
 
-def _pages(folder: StudyFolder, results: dict, self_contained: bool) -> tuple[str, str]:
-    """report.md and report.html, their figures drawn into ``StudyFolder.staged_figures``."""
-    staged = folder.staged_figures()
+def _pages(folder: StudyFolder, results: dict, staged: Path, self_contained: bool) -> tuple[str, str]:
+    """report.md and report.html, their figures drawn into ``staged`` (``StudyFolder.staged_figures``)."""
     figures = draw_figures(folder, results, staged)
     items, run_rows = provenance(folder, results)
     about = [p for p in (results.get("description"), results.get("profile_note")) if p] + [

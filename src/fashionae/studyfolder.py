@@ -3,8 +3,10 @@ knows a run's), checks that it holds the study asked for, and reads its ``study.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
@@ -95,11 +97,12 @@ class StudyFolder:
                                             "again once it can be") from e
         atomic_write_together([(self / self.RESULTS, json_text(results)), (self / self.REPORT_MD, markdown),
                                (self / self.REPORT_HTML, html)], after_first=figures_in_place)
-        shutil.rmtree(self / self.STAGING, ignore_errors=True)
 
-    def staged_figures(self) -> Path:
-        """An empty folder to draw a report's figures into (``STAGING``/figures, what an earlier
-        report left there gone), to take the place of figures/ with its pages (``write_results``)."""
+    @contextlib.contextmanager
+    def staged_figures(self) -> Iterator[Path]:
+        """An empty folder to draw a report's figures into (``STAGING``/figures), to take the place
+        of figures/ with its pages (``write_results``, within the ``with``); gone at its end, the
+        report written or not (what a killed one left, at the next)."""
         figures = self / self.FIGURES  # (said before drawing)
         if figures.is_symlink() and not figures.exists() or figures.exists() and not figures.is_dir():
             what = f"a link to {figures.readlink()}, which does not exist," if figures.is_symlink() else "a file"
@@ -111,7 +114,10 @@ class StudyFolder:
         staging = self / self.STAGING
         shutil.rmtree(staging, ignore_errors=True)
         (staging / self.FIGURES).mkdir(parents=True)
-        return staging / self.FIGURES
+        try:
+            yield staging / self.FIGURES
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def study(self) -> Study:
         path = self / self.STUDY
