@@ -172,6 +172,16 @@ def test_a_report_that_cannot_be_written_says_what_the_report_command_can_do(stu
         code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err == (f"fashionae: error: cannot write in {copy}: Permission denied; copy the study "
                                  "folder somewhere writable and report it there\n"), err
+    pages = {p: (copy / p).read_bytes() for p in ("results.json", "report.html", "report.md")}
+    names = sorted(p.name for p in copy.iterdir())
+    with pytest.MonkeyPatch.context() as m:  # one that says so (a read-only mount): its tables, then why no report
+        m.setattr("fashionae.cli.os.access", lambda path, mode: Path(path) != copy)
+        code, out, err = cli(capsys, "report", copy)
+    assert code == 2 and err == (f"fashionae: error: cannot write in {copy}, so its report is not written (the "
+                                 "tables above are its results); copy the study folder somewhere writable and "
+                                 "report it there\n"), err
+    assert out.startswith("\nThe study's claims, tested") and "fine-tuning beats" in out, out
+    assert {p: (copy / p).read_bytes() for p in pages} == pages and sorted(p.name for p in copy.iterdir()) == names
     run = next((copy / "runs").iterdir())
     (run / "summary.json").unlink()
     code, _, err = cli(capsys, "report", copy)

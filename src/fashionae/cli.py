@@ -291,6 +291,10 @@ def cmd_report(a) -> int:
     from .results import collect_results
     from .studyfolder import StudyFolder
     folder = StudyFolder(a.study_dir).require()
+    if not os.access(folder.path, os.W_OK | os.X_OK):  # a read-only mount, another's study: its tables all the same
+        print_results(collect_results(folder.path))
+        raise UserError(f"cannot write in {folder.path}, so its report is not written (the tables above are its "
+                        "results); copy the study folder somewhere writable and report it there")
     with FolderLock(folder.path, tidy=True, elsewhere="copy the study folder somewhere writable and report it there",
                     busy="wait for it to finish, then report it"):
         results = collect_results(folder.path)
