@@ -6,6 +6,8 @@ writing a dataset folder, ``data``'s."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import time
 import unicodedata
@@ -21,6 +23,7 @@ from .files import refuse_unwritable_folder
 SPLITS = ("train", "test")  # a folder of pictures made a dataset: SPLIT/CLASS/pictures
 PROGRESS_SECONDS = 10  # how often reading them says how far it is
 RECONSTRUCTION = "_reconstruction.png"  # reconstruct's output for picture NAME.EXT: NAME_reconstruction.png
+NAME_MAX = 255  # the bytes of one file name on nearly every file system
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".gif", ".bmp", ".webp", ".tif", ".tiff",  # taken from a folder
                     ".pgm", ".ppm", ".pnm")
 
@@ -69,12 +72,23 @@ def reconstruction_files(paths: list[str], out: Path) -> dict[Path, str]:
     """Where ``fashionae reconstruct`` writes each picture's reconstruction, {output file: picture}."""
     sources: dict[Path, str] = {}
     for path in picture_files(paths):
-        target = out / f"{Path(path).stem}{RECONSTRUCTION}"
+        target = out / _reconstruction_name(Path(path).stem)
         if target in sources:
             raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
                             "or reconstruct them one at a time into different folders (-o)")
         sources[target] = path
     return sources
+
+
+def _reconstruction_name(stem: str) -> str:
+    """NAME_reconstruction.png; where that is longer than a file name may be, NAME cut, and a hash of
+    the whole NAME put after it (two long names that begin alike stay two files)."""
+    if len(os.fsencode(stem + RECONSTRUCTION)) <= NAME_MAX:
+        return stem + RECONSTRUCTION
+    tag = "~" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    while len(os.fsencode(stem + tag + RECONSTRUCTION)) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + tag + RECONSTRUCTION
 
 
 def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
