@@ -1,7 +1,9 @@
 import gzip
 import hashlib
+import os
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,9 +287,39 @@ def test_the_cache_follows_xdg_or_home(tmp_path, monkeypatch):
     assert data.cache_dir() == tmp_path / "xdg" / "fashionae"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
     assert data.cache_dir() == tmp_path / "home" / ".cache" / "fashionae"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as XDG says: not a cache per folder
     assert data.cache_dir() == tmp_path / "home" / ".cache" / "fashionae"
+
+
+def test_with_no_home_the_cache_is_this_users_alone_in_the_temporary_folder(tmp_path, monkeypatch):
+    """HOME=/nonexistent (a service's user), or a home we may not write in: a home is never made
+    (the kernels' build made /nonexistent, as root); the cache is a folder of this user's alone in
+    the temporary folder, kept from one command to the next, or one of this process's."""
+    from fashionae import files
+    monkeypatch.setattr(files.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "nonexistent"))
+    shared = tmp_path / "tmp" / f"fashionae-cache-{os.getuid()}"
+    files._temporary_cache.cache_clear()
+    assert data.cache_dir() == shared and shared.is_dir() and shared.stat().st_mode & 0o777 == 0o700
+    assert not (tmp_path / "nonexistent").exists()
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    access = os.access
+    monkeypatch.setattr(files.os, "access", lambda path, mode: Path(path) != tmp_path / "home" and access(path, mode))
+    assert data.cache_dir() == shared and not (tmp_path / "home" / ".cache").exists()  # (root may write anywhere)
+    monkeypatch.setattr(files.os, "access", access)
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "fashionae"
+    monkeypatch.setenv("HOME", str(tmp_path / "nonexistent"))
+    shared.chmod(0o777)  # one that others may write in (made by another user, say): not taken
+    files._temporary_cache.cache_clear()
+    own = data.cache_dir()
+    assert own.parent == tmp_path / "tmp" and own.name.startswith("fashionae-cache-") and own != shared
+    assert data.cache_dir() == own  # the same all through the process
+    files._temporary_cache.cache_clear()
 
 
 def test_a_download_in_a_log_is_a_line_per_file_not_a_redrawn_one(tmp_path, monkeypatch, capsys):

@@ -9,13 +9,17 @@ of one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import platform
 import re
+import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -33,10 +37,43 @@ RUNS = "runs"  # where train-ae, train-clf and study write when no --out is give
 
 def cache_dir() -> Path:
     """fashionae's cache (``$XDG_CACHE_HOME/fashionae``, else ``~/.cache/fashionae``): the dataset
-    downloaded, and the CPU kernels built for this machine. A relative $XDG_CACHE_HOME is
-    ignored, as the XDG specification says (else each folder a command runs in had its own)."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "fashionae"
+    downloaded, and the CPU kernels built for this machine. Where there is no home to keep it in
+    (``HOME=/nonexistent``, a container's user with none or a home it may not write in), a folder
+    of this user's alone in the temporary folder."""
+    folder = user_folder("XDG_CACHE_HOME", ".cache")
+    return folder / "fashionae" if folder else _temporary_cache()
+
+
+def user_folder(xdg: str, default: str) -> Path | None:
+    """An XDG base folder: ``$XDG`` where it is an absolute path (a relative one is ignored, as the
+    XDG specification says: else each folder a command runs in had its own), else ``~/default``
+    where it is, or can be made in the home; None where there is no home, or one we may not
+    write in (a home that does not exist is never made: ``/nonexistent`` says there is none)."""
+    if os.path.isabs(base := os.environ.get(xdg, "")):
+        return Path(base)
+    try:
+        home = Path.home()
+    except RuntimeError:  # no $HOME, and no home in the password database
+        return None
+    there = folder = home / default
+    while not there.exists() and there != home:
+        there = there.parent
+    return folder if there.is_dir() and os.access(there, os.W_OK | os.X_OK) else None
+
+
+@functools.cache
+def _temporary_cache() -> Path:
+    """A cache in the temporary folder, kept from one command to the next: this user's alone (made
+    by it, for it alone to read and write), else one for this process, removed at its exit."""
+    folder = Path(tempfile.gettempdir()) / f"fashionae-cache-{os.getuid()}"
+    with contextlib.suppress(OSError):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        mine = folder.lstat()  # (a link, or a folder another user made first, is not taken)
+        if stat.S_ISDIR(mine.st_mode) and mine.st_uid == os.getuid() and not mine.st_mode & 0o077:
+            return folder
+    atexit.register(shutil.rmtree, folder := tempfile.mkdtemp(prefix="fashionae-cache-"), ignore_errors=True)
+    return Path(folder)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from .files import atomic_write, user_folder
 
 COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
           "tab:gray", "tab:olive", "tab:cyan"]
@@ -41,17 +41,17 @@ def plt():
 
 def _writable_matplotlib_folder() -> None:
     """Matplotlib keeps its settings and font cache in ~/.config and ~/.cache (XDG's); where it
-    cannot write there (a read-only home) it makes a temporary folder and says so in two long
+    cannot write there (a read-only home, or none) it makes a temporary folder and says so in two long
     warnings, past the command's one line: it is given one here first, removed at exit."""
     if "MPLCONFIGDIR" in os.environ or not sys.platform.startswith(("linux", "freebsd")):  # (matplotlib's XDG)
         return
     for xdg, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
         try:
-            folder = Path(os.environ.get(xdg) or Path.home() / default) / "matplotlib"
-            folder.mkdir(parents=True, exist_ok=True)
-            if os.access(folder, os.W_OK):
-                continue
-        except (OSError, RuntimeError):  # (RuntimeError: no home to be found)
+            if base := user_folder(xdg, default):  # (None: no home, or one we may not write in)
+                (folder := base / "matplotlib").mkdir(parents=True, exist_ok=True)
+                if os.access(folder, os.W_OK):
+                    continue
+        except OSError:
             pass
         os.environ["MPLCONFIGDIR"] = temporary = tempfile.mkdtemp(prefix="fashionae-matplotlib-")
         atexit.register(shutil.rmtree, temporary, ignore_errors=True)
