@@ -1536,6 +1536,45 @@ def test_the_latent_space_section_explores_the_seed_the_report_shows(data_dir, t
     assert "Not in the estimate" not in capsys.readouterr().out
 
 
+def test_the_latent_space_section_is_the_studys_own_not_what_fashionae_explore_made(data_dir, tmp_path, monkeypatch,
+                                                                                    capsys):
+    """`fashionae explore` on a study's run (its explore/ by default): the run the study maps is not
+    mapped there otherwise than [explore] asks (its report would lose them), the same maps are; one
+    the study does not map gets no section in its report; a section mapped otherwise (made before
+    this rule) is said by the report, and the study maps it again as it asks."""
+    from fashionae import explore
+    monkeypatch.setattr(explore, "FIT_IMAGES", 200)
+    body = (TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n[[autoencoders]]\nname = "b"\n'
+            'arch = "linear"\nlatent = 16\n[baselines]\nenabled = false\n[explore]\nautoencoders = ["a"]\ntsne = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, body)), *common]) == 0
+    a, b = out / "runs" / "ae-a-seed0", out / "runs" / "ae-b-seed0"
+    mapped = (a / "explore" / "explore.json").read_bytes()
+    assert json.loads(mapped)["tsne"] is False
+    capsys.readouterr()
+    code, _, err = cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify")
+    assert (code, err) == (2, f"fashionae: error: {a} is mapped by its study {out} ([explore] tsne = false), whose "
+                              f"report shows the maps in {a / 'explore'}: add --no-tsne, or give --out to map it "
+                              "elsewhere\n")
+    assert (a / "explore" / "explore.json").read_bytes() == mapped
+    code, _, err = cli(capsys, "explore", a, "--no-tsne", "--data-dir", data_dir, "--no-verify")
+    assert code == 0, err  # the same maps again
+    assert cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify", "--out", tmp_path / "mine")[0] == 0
+    assert cli(capsys, "explore", b, "--data-dir", data_dir, "--no-verify")[0] == 0  # a run the study does not map
+    results = collect_results(out)
+    assert [bool(e["explore"]) for e in results["autoencoders"]] == [True, False]
+    assert results["autoencoders"][0]["explore"]["tsne"] is False
+    monkeypatch.setattr(explore, "_refuse_the_studys_otherwise", lambda *args: None)  # (as before the rule)
+    assert cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify")[0] == 0
+    code, _, err = cli(capsys, "report", out)
+    assert (code, err) == (2, f"fashionae: error: {a / 'explore' / 'explore.json'} was mapped with t-SNE (by fashionae "
+                              "explore), where the study's [explore] asks for tsne = false; run the study command "
+                              "again: it maps it again\n")
+    assert main(["study", str(write(tmp_path, body)), *common]) == 0
+    assert "explore: latent space of ae-a-seed0" in capsys.readouterr().err
+    assert json.loads((a / "explore" / "explore.json").read_text())["tsne"] is False
+
+
 @pytest.mark.parametrize("subsets", ["train_subset = 4\neval_subset = 200\n", "train_subset = 300\neval_subset = 1\n"])
 def test_a_latent_space_section_on_too_few_images_is_refused_before_anything_trains(data_dir, tmp_path, capsys,
                                                                                     subsets):

@@ -15,8 +15,9 @@ from .data import Dataset, Splits, make_splits
 from .errors import UserError
 from .files import read_rebuildable_json, refuse_unwritable_folder, write_json
 from .inference import LoadedRun
+from .plan import explored_run
 from .runfolder import RunFolder
-from .studyfolder import refuse_a_model_folder
+from .studyfolder import StudyFolder, refuse_a_model_folder
 from .settings import AUTOENCODER
 from .study import Study
 from .training import TrainConfig, to_inputs
@@ -70,6 +71,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     refuse_unwritable_folder(out)  # said now, not after the minutes of work below
     model = folder.model_sha256()
     _refuse_others(out, folder, model)
+    _refuse_the_studys_otherwise(out, folder, tsne)
     cfg = folder.config()
     data = data or folder.load_data(data_dir, verify)
     # the images the run itself was trained and tested on (a quick profile's subsets)
@@ -79,7 +81,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     train_y, test_y = s.train_y[:FIT_IMAGES].numpy(), s.test_y.numpy()
     train_z, test_z = _embed(run, s.train_x[:FIT_IMAGES]), _embed(run, s.test_x)
     log(f"explore: k-NN and linear probe on {len(train_z):,} latent codes of {train_z.shape[1]} values")
-    result = {"run": str(folder.path), "model_sha256": model, "latent": int(train_z.shape[1]),
+    result = {"run": str(folder.path), "model_sha256": model, "tsne": tsne, "latent": int(train_z.shape[1]),
               "fit_images": len(train_z), "test_images": len(test_z), **feature_scores(train_z, train_y, test_z, test_y)}
 
     # explore.json names the run before any figure is written, so that the same command after
@@ -172,6 +174,25 @@ def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:
     if taken:
         raise UserError(f"--out {out} already holds {', '.join(taken)}, not written by fashionae explore; "
                         "nothing was written: choose another --out")
+
+
+def _refuse_the_studys_otherwise(out: Path, folder: RunFolder, tsne: bool) -> None:
+    """A study's run that its [explore] maps keeps the study's maps in its explore/: mapped there
+    with t-SNE or without otherwise than the study asks, its report would lose them (until the
+    study made them again); the same maps again are not refused."""
+    home = StudyFolder(folder.path.parent.parent)
+    if (out.resolve() != (folder / folder.EXPLORE).resolve() or folder.path.parent.name != home.RUNS
+            or not home.is_study()):
+        return
+    try:
+        study = home.study()
+    except UserError:  # (a damaged study.json: the study writes it again, and maps the run as it asks)
+        return
+    asked = study.explore
+    if asked.tsne != tsne and folder.path.name in {explored_run(study, name) for name in asked.autoencoders}:
+        raise UserError(f"{folder.path} is mapped by its study {home.path} ([explore] tsne = "
+                        f"{str(asked.tsne).lower()}), whose report shows the maps in {out}: "
+                        f"{'leave out --no-tsne' if asked.tsne else 'add --no-tsne'}, or give --out to map it elsewhere")
 
 
 def _two_classes(labels: torch.Tensor) -> tuple[int, int]:

@@ -135,7 +135,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
         k += 1
     for ae in aes:  # latent-space views, where the study explored them (its first seed: plan.explored_run)
         run = folder.run_of(ae["runs"][0])
-        for f in (run.explore_result() or {}).get("figures", []):
+        for f in (ae["explore"] or {}).get("figures", []):
             name = f"latent_{ae['name']}_{f}"
             atomic_write(figs / name, (run / run.EXPLORE / f).read_bytes())
             out.append(("latent", name, f"Latent space of the {ae['name']} autoencoder (seed 0): "

@@ -84,7 +84,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             t0 = time.perf_counter()
             for name in study.explore.autoencoders:
                 run = folder.run(explored_run(study, name))
-                if not run.explored():
+                if not run.explored(study.explore.tsne):
                     log(f"explore: latent space of {run.path.name} (maps, k-NN, linear probe)")
                     with run.lock():
                         explore_run(run.path, data=data, tsne=study.explore.tsne, log=log)

@@ -58,8 +58,8 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
 def after_the_runs(study: Study, folder: StudyFolder, states: dict[str, str], data: Dataset) -> str | None:
     """What the study computes once its runs are trained, and the estimate leaves out: the
     latent-space sections not yet drawn of the models they will have, and the baselines."""
-    left = [name for name in study.explore.autoencoders
-            if states[(run := explored_run(study, name))] != "complete" or not folder.run(run).explored()]
+    left = [name for name in study.explore.autoencoders if states[(run := explored_run(study, name))] != "complete"
+            or not folder.run(run).explored(study.explore.tsne)]
     baselines = (study.baselines.enabled
                  and not computed_baselines(folder / folder.BASELINES, study_settings(study, data)))
     said = ([f"the latent-space section of {', '.join(left)} (maps, k-NN, linear probe)"] if left else []) + (

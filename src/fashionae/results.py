@@ -18,6 +18,7 @@ from .errors import UserError
 from .files import read_json, read_rebuildable_json
 from .plan import PlannedRun, explored_run, known_config, make_plan
 from .runconfig import RunConfig
+from .runfolder import RunFolder
 from .runs import DATA_DECIDED, LOCAL
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
@@ -131,11 +132,20 @@ def _baselines(folder: StudyFolder, study: Study) -> dict:
     return baselines
 
 
-def _explore_result(run) -> dict | None:
+def _explore_result(study: Study, name: str, run: RunFolder) -> dict | None:
+    """The latent-space section of autoencoder ``name``, where the study's [explore] asks for it: one
+    that ``fashionae explore`` made of a run it does not name is not the study's, and one made
+    otherwise than it asks (with t-SNE or without) is said, to be made again."""
+    if name not in study.explore.autoencoders:
+        return None
     result = run.explore_result()
     if result is None and run.explore_damaged():  # read again only when it is not usable
         raise UserError(f"{run.explore_json()} is damaged or was edited; run the study command again: it "
                         "computes it again")
+    if result is not None and result.get("tsne", study.explore.tsne) != study.explore.tsne:
+        raise UserError(f"{run.explore_json()} was mapped {'without' if study.explore.tsne else 'with'} t-SNE "
+                        f"(by fashionae explore), where the study's [explore] asks for tsne = "
+                        f"{str(study.explore.tsne).lower()}; run the study command again: it maps it again")
     return result
 
 
@@ -203,7 +213,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
             "seconds_per_epoch": stats([s["seconds_total"] / s["epochs"] for s in summaries]),
             "val_rise_after_best": stats([(s["val_loss"] - s["best_val_loss"]) / s["best_val_loss"]
                                           for s in summaries]),
-            **model_cost(m), "explore": _explore_result(runs[explored_run(study, name)]),
+            **model_cost(m), "explore": _explore_result(study, name, runs[explored_run(study, name)]),
         })
     classifiers = []
     for name, group in _groups(plan, CLASSIFIER).items():

@@ -554,11 +554,13 @@ class RunFolder:
     def explore_json(self) -> Path:
         return self / self.EXPLORE / self.EXPLORE_JSON
 
-    def explored(self) -> bool:
-        """Whether explore/ holds the latent space of the model here (not where there is none, it
-        was damaged or edited, or it is of the model before --extend trained it on)."""
+    def explored(self, tsne: bool) -> bool:
+        """Whether explore/ holds the latent space of the model here, mapped with t-SNE or without as
+        ``tsne`` says (not where there is none, it was damaged or edited, it is of the model before
+        --extend trained it on, or ``fashionae explore`` mapped it otherwise since)."""
         result = self.explore_result()
-        return result is not None and result.get("model_sha256") in (None, self.model_sha256())  # None: older runs
+        return (result is not None and result.get("model_sha256") in (None, self.model_sha256())  # None: older runs
+                and result.get("tsne", tsne) == tsne)  # (not said before 0.3.21)
 
     def explore_result(self) -> dict | None:
         """explore/explore.json as ``fashionae explore`` writes it: its scores, and figures that
