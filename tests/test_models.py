@@ -1,6 +1,7 @@
 import dataclasses
 import itertools
 import json
+import math
 import pickle
 import re
 
@@ -93,6 +94,59 @@ def test_tampered_truncated_and_pickled_model_files(tmp_path):
         load_model(path)
     with pytest.raises(UserError, match=r"^model file .*absent.safetensors is missing"):
         load_model(tmp_path / "absent.safetensors")
+
+
+def _raw_safetensors(header, body: bytes = b"") -> bytes:
+    """A safetensors file by hand: the 8-byte little-endian length, the JSON header, the data."""
+    head = json.dumps(header).encode()
+    return len(head).to_bytes(8, "little") + head + body
+
+
+W = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+
+
+def test_a_damaged_model_file_says_what_is_wrong_with_its_header(tmp_path):
+    """Each way a file's header can fail is named in the refusal, with the file's size and the one
+    its header gives where they differ: a copy cut short is told from a file grown or edited."""
+    from safetensors.torch import save
+    good = save({"w": torch.zeros(300)})  # 1,200 bytes of data
+    n = int.from_bytes(good[:8], "little")
+    path = tmp_path / "model.safetensors"
+    for data, reason in [
+            (good[:5], "its header is cut short"),
+            (good[:8 + n - 1], "its header is cut short"),
+            (_raw_safetensors([1, 2]), "its header is not a table"),
+            (_raw_safetensors({"__metadata__": {"epoch": 3}, **W}, bytes(8)), "its metadata is not a table of text"),
+            (_raw_safetensors({"__metadata__": ["a"], **W}, bytes(8)), "its metadata is not a table of text"),
+            (_raw_safetensors({"w": {"dtype": "F32", "shape": [2]}}, bytes(8)), "its header does not place its tensors"),
+            (_raw_safetensors({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, math.inf]}}, bytes(8)),
+             "its header does not place its tensors"),  # (an offset of 1e400: not an internal error)
+            (len(deep := b"[" * 100_000 + b"]" * 100_000).to_bytes(8, "little") + deep, "its header is nested too deeply"),
+            (good + bytes(3), f"{len(good) + 3:,} bytes where its header gives {len(good):,}"),
+            (good[:-1], f"{len(good) - 1:,} bytes where its header gives {len(good):,}")]:
+        path.write_bytes(data)
+        with pytest.raises(UserError, match=rf"^model file {re.escape(str(path))} is not a valid safetensors file "
+                                            rf"\({re.escape(reason)}\); it is truncated or tampered: train it again$"):
+            load_model(path)
+
+
+def test_a_header_the_library_refuses_is_named_with_the_librarys_reason(tmp_path):
+    """A header whose places fit the file's size but not its tensors (3 floats in 8 bytes)."""
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(_raw_safetensors({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8)))
+    with pytest.raises(UserError, match=rf"^model file {re.escape(str(path))} is not a valid safetensors file "
+                                        r"\(.*invalid shape, data type, or offset.*\); it is truncated or "
+                                        r"tampered: train it again$"):
+        load_model(path)
+
+
+def test_a_safetensors_file_of_metadata_alone_is_read_whole(tmp_path):
+    """No tensors (a header of exactly its length, no data): read, not taken for one cut short."""
+    from safetensors.torch import save
+    from fashionae.modelfile import read_safetensors
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(save({}, metadata={"format": "x"}))
+    assert read_safetensors(path, "file") == ({}, {"format": "x"})
 
 
 def test_safetensors_that_are_not_model_files_are_refused(tmp_path):

@@ -177,3 +177,56 @@ def test_epochs_are_all_epochs_trained_and_best_epoch_the_lowest_val_mses(four_e
     for c in four_epochs["classifiers"]:  # neither its best loss's epoch (2, 3) nor its best accuracy's (3, 2)
         assert c["epochs"] == 4
         assert c["val_acc"]["values"] == [0.75, 0.85] and c["best_val_acc"]["values"] == [0.8, 0.9]
+
+
+def test_each_report_keeps_the_seeds_of_the_looks_before_and_a_damaged_history_starts_again():
+    """``seed_history``: a report adds its seeds where they differ from the last report's (a
+    rebuild adds no look); a history that is not a list of counts of seeds (damaged, or from before
+    it was kept) starts again from the seeds that report had, or anew where those are no count."""
+    from fashionae.results import _counts, history
+
+    def seeds(before: dict, now: int) -> list:
+        return history(before, "seed_history", now, before.get("seeds"), _counts)
+    assert seeds({}, 2) == [2]  # the first report
+    assert seeds({"seeds": 2, "seed_history": [2]}, 2) == [2]  # the same seeds again: no new look
+    assert seeds({"seeds": 2, "seed_history": [1, 2]}, 2) == [1, 2]
+    assert seeds({"seeds": 2, "seed_history": [1, 2]}, 3) == [1, 2, 3]
+    assert seeds({"seeds": 1, "seed_history": [1, 2, 1]}, 1) == [1, 2, 1]
+    assert seeds({"seeds": 1, "seed_history": [1]}, 2) == [1, 2]  # 1 seed is a count
+    for damaged in (None, "12", [], [1, 0], [1, -2], [1, True], [2, "3"], [1.0], {"1": 2}):
+        assert seeds({"seeds": 3, "seed_history": damaged}, 2) == [3, 2], damaged
+    for no_count in (None, 0, True, "3", 2.0):
+        assert seeds({"seeds": no_count, "seed_history": "12"}, 2) == [2], no_count
+
+
+def test_each_table_of_verdicts_counts_its_comparisons_once_and_a_table_that_asks_none_is_left_out():
+    """``families``, which the report compares with an earlier report's: the claims' comparisons (a
+    derived claim's parts are the others', counted once), each ablation change's on validation and
+    test, and each strategy's of accuracy; a line and its reverse ask one question."""
+    from fashionae.results import families
+
+    def effect(comparison: str) -> dict:
+        return {"comparison": comparison, "values": [0.1, 0.3], "intervals": 3}
+
+    def line(baseline: str, variant: str, split=(", validation", ", test"), **classifiers) -> dict:
+        pair = " vs ".join(sorted((baseline, variant)))
+        return {"change": f"{baseline} to {variant}", "baseline": baseline, "variant": variant,
+                "val_mse": effect(pair + split[0]), "test_mse": effect(pair + split[1]),
+                "classifiers": {s: {"val_acc": effect(f"{pair}, {s}{split[0]}"),
+                                    "test_acc": effect(f"{pair}, {s}{split[1]}")} for s in classifiers}}
+    small, large = effect("linear-512 vs linear-64"), effect("linear-1024 vs linear-512")
+    claims = [{"claim": "64 is worse", "parts": [small, dict(small, direction="below")]},  # one comparison, two thresholds
+              {"claim": "1024 is no better", "parts": [large]},
+              {"claim": "Shirt is the hardest", "parts": [effect("Shirt vs T-shirt/top"), effect("Shirt vs Pullover")]},
+              {"claim": "512 balances", "derived": True, "parts": [dict(small, part="theirs"), dict(large, part="theirs")]},
+              {"claim": "not tested", "parts": []}]
+    results = {"claims": claims,
+               "ablation": [line("a", "b", frozen=1, finetune=1), line("b", "a", frozen=1), line("a", "c")]}
+    assert families(results) == {"claims": 4, "ablation": 4, "ablation-classifiers": 4}
+    # a study validated on its test split: the two figures of a change ask one question
+    results["ablation"] = [line("a", "b", ("", ""), frozen=1)]
+    assert families(results) == {"claims": 4, "ablation": 1, "ablation-classifiers": 1}
+    # no classifiers, no ablation, no claims (another dataset than Fashion-MNIST): those tables left out
+    assert families({"claims": claims, "ablation": [line("a", "b")]}) == {"claims": 4, "ablation": 2}
+    assert families({"claims": claims, "ablation": []}) == families({"claims": claims}) == {"claims": 4}
+    assert families({"claims": [], "ablation": None}) == {}

@@ -97,7 +97,10 @@ def safetensors_header(f) -> tuple[bytes, dict[str, str]]:
     if len(first) < 8 or 8 + n > size:
         raise ValueError("its header is cut short")
     head = first + f.read(n)
-    header = json.loads(head[8:])
+    try:
+        header = json.loads(head[8:])
+    except RecursionError:  # (brackets nested past Python's stack: a hostile file)
+        raise ValueError("its header is nested too deeply") from None
     if not isinstance(header, dict):
         raise ValueError("its header is not a table")
     meta = header.pop("__metadata__", None) or {}
@@ -105,7 +108,7 @@ def safetensors_header(f) -> tuple[bytes, dict[str, str]]:
         raise ValueError("its metadata is not a table of text")
     try:
         end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
-    except (TypeError, KeyError, IndexError, ValueError):
+    except (TypeError, KeyError, IndexError, ValueError, OverflowError):  # (Overflow: an offset of 1e400)
         raise ValueError("its header does not place its tensors") from None
     if 8 + n + end != size:
         raise ValueError(f"{size:,} bytes where its header gives {8 + n + end:,}")
