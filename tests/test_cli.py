@@ -324,6 +324,21 @@ def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys
     assert code == 0
 
 
+def test_out_of_memory_in_a_command_that_does_not_train_names_no_training_setting(capsys, monkeypatch, tmp_path):
+    """`data --from-pictures` or `report` out of memory: no --latent or --batch-size to lower there;
+    a MemoryError that says nothing more is no empty "()"."""
+    from fashionae import cli as cli_module
+    def short(a):
+        raise MemoryError
+    monkeypatch.setattr(cli_module, "cmd_report", short)
+    code, _, err = cli(capsys, "report", tmp_path)
+    assert (code, err) == (2, "fashionae: error: out of memory; close what else takes memory, or use a machine with "
+                              "more\n")
+    monkeypatch.setattr(cli_module, "cmd_train_ae", short)
+    code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
+    assert code == 2 and err.startswith("fashionae: error: out of memory; use a smaller latent, batch or training subset")
+
+
 def test_a_file_this_user_may_not_read_is_one_line_wherever_it_is_met(capsys, monkeypatch, tmp_path):
     """A folder or file without access (as root, chmod denies nothing: the error is raised here as the
     system raises it) is the environment's limit, not a bug: one line naming it, exit 2."""

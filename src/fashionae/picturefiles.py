@@ -19,6 +19,7 @@ import torch
 
 from .errors import UserError
 from .files import refuse_unwritable_folder
+from .machine import memory_bytes
 
 SPLITS = ("train", "test")  # a folder of pictures made a dataset: SPLIT/CLASS/pictures
 PROGRESS_SECONDS = 10  # how often reading them says how far it is
@@ -183,6 +184,12 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
         raise UserError(f"{folder / 'test'} has no pictures; give a folder of {layout}")
 
     everything = files["train"] + files["test"]
+    # each picture is held prepared (4 bytes a pixel) until the dataset (1 byte a pixel) is written
+    need, have = len(everything) * size[0] * size[1] * 5, memory_bytes("cpu")
+    if have is not None and need > have:
+        raise UserError(f"{len(everything):,} pictures at {size[0]}x{size[1]} take {need / 2**30:,.1f} GiB of memory "
+                        f"as they are prepared, more than this machine's {have / 2**30:,.1f} GiB; choose a smaller "
+                        "--image-size")
     first = {}  # each picture's file, where it is first met: a link to it elsewhere is the same picture
     where = {f: (split, label) for split in SPLITS for f, label in zip(files[split], labels[split])}
     for f in everything:
