@@ -1,4 +1,5 @@
 """LoadedRun (``fashionae.load``): a finished run applied to tensors, arrays and pictures."""
+import math
 import re
 
 import numpy as np
@@ -109,9 +110,10 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values from 0 to 255; "
                                         r"give them as uint8 \(\.astype\(np\.uint8\), or \.to\(torch\.uint8\)\)$"):
         loaded.embed(pixels.numpy().astype(np.int64))  # 0-255 integers of another type
-    with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values that are not a "
-                                        r"number \(NaN\)$"):
-        loaded.embed(torch.full((1, 1, 16, 24), float("nan")))
+    for odd in (math.nan, math.inf, -math.inf):  # (an infinity is not told to divide by 255)
+        with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values that are "
+                                            r"not a number \(NaN\) or infinite$"):
+            loaded.embed(torch.full((1, 1, 16, 24), odd))
 
 
 def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, tmp_path):

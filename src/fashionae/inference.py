@@ -142,8 +142,9 @@ def _pixels(images) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.float() / 255
     integers, images = not images.is_floating_point(), images.float()
-    if images.isnan().any():
-        raise UserError("image pixels must be floats in [0, 1] or uint8, got values that are not a number (NaN)")
+    if images.isnan().any() or images.isinf().any():
+        raise UserError("image pixels must be floats in [0, 1] or uint8, got values that are not a number (NaN) "
+                        "or infinite")
     if images.numel() and not (images.min() >= 0 and images.max() <= 1):
         in_0_255 = integers and images.min() >= 0 and images.max() <= 255
         fix = ("give them as uint8 (.astype(np.uint8), or .to(torch.uint8))" if in_0_255
