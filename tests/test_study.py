@@ -2,6 +2,7 @@ import io
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import sys
@@ -143,6 +144,10 @@ def test_interrupted_study_resumes_and_retrains_nothing_finished(data_dir, tmp_p
     for name, mtime in finished.items():
         assert (out / "runs" / name / "model.safetensors").stat().st_mtime_ns == mtime
     assert (out / "runs" / "clf-finetune-seed0" / "summary.json").exists()
+
+    def nothing_to_do(*args):  # (Ray's: started for nothing, about 20 s)
+        raise AssertionError("the executor is not called where every run is finished")
+    run_study(s, out, data_dir=str(data_dir), verify=False, executor=nothing_to_do, **QUIET)
     (out / "runs" / "clf-scratch-seed0" / "summary.json").unlink()
     with pytest.raises(UserError, match=r"clf-scratch-seed0 holds a trained model but neither its summary.json nor a "
                                         r"checkpoint to resume from"):  # not "run the study again", which refuses it
@@ -630,6 +635,13 @@ def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_di
                  "--no-verify"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["estimated_seconds"] == pytest.approx(3 * epoch + 100 / 200)
+    from fashionae.files import FolderLock
+    with FolderLock(tmp_path / "out"):  # a study training it now: its states are said to change
+        assert main(["study", str(path), "--plan", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
+                     "--no-verify"]) == 0
+    assert capsys.readouterr().err.endswith(
+        f"note: {tmp_path / 'out'} is in use by another fashionae process (pid {os.getpid()} on {platform.node()}): "
+        "the states above are as they are now, and change as it trains\n")
 
 
 def test_the_plan_as_a_table(data_dir, tmp_path, capsys):

@@ -71,7 +71,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         log_finished_runs(plan, states, folder, data, log)
         stage_seconds = {}
         t0 = time.perf_counter()
-        (executor or run_local)(plan, states, study, folder.path, data, log)
+        if finished < len(plan):  # (a Ray is not started for nothing: about 20 s)
+            (executor or run_local)(plan, states, study, folder.path, data, log)
         stage_seconds["runs"] = time.perf_counter() - t0
         # judged now that every encoder is trained: the finished classifiers kept while an encoder
         # they need (for "best", one it compares) was not: its choice, and the digest of an encoder

@@ -16,6 +16,7 @@ from . import bench
 from .baselines import computed_baselines, study_settings
 from .data import Dataset, load_dataset, split_sizes
 from .explore import refuse_unexplorable
+from .files import lock_holder
 from .models import ModelConfig
 from .pages import EMPTY, text_table
 from .executors import epochs_done
@@ -41,6 +42,9 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     states, changed, known = plan_states(plan, study, folder, data, extend)
     refuse_too_large_models(plan, states, folder, data)  # named, before its speed probe would try to build it
     print_plan(describe(plan, states, known, data, folder), as_json)
+    if holder := lock_holder(folder.path):  # (read, not locked: the plan never stands in a study's way)
+        print(f"note: {folder.path} is in use by another fashionae process (pid {holder[1]} on {holder[0]}): the "
+              "states above are as they are now, and change as it trains", file=sys.stderr)
     if not as_json and (after := after_the_runs(study, folder, states, data)):
         print(f"Not in the estimate, after the runs: {after}.")
     slow = [(run.name, warning) for run in plan
