@@ -122,6 +122,41 @@ def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_
             assert set(shown["labels"]) == {"none"}, shown["labels"]
 
 
+def test_a_printed_report_shows_every_column_of_its_tables(pages, browser):
+    """On paper a wide table cannot scroll: printed (a Letter page's width), every table fits, its
+    cells wrapped, where on screen it scrolls inside its own box."""
+    page = browser.new_page(viewport={"width": 720, "height": 1000})
+    page.emulate_media(media="print")
+    page.goto(pages["linked"].as_uri(), wait_until="load")
+    cut = page.evaluate("""() => [...document.querySelectorAll('.scroll')]
+        .filter(d => d.scrollWidth > d.clientWidth + 1 || d.getBoundingClientRect().right > window.innerWidth)
+        .map(d => d.closest('section').id)""")
+    page.close()
+    assert cut == [], cut
+
+
+def test_report_md_shows_a_studys_words_as_the_html_page_does(tmp_path):
+    """A description's tag or stars are text on both pages (report.md rendered them as markup);
+    our `code`, a "<=" and the verdicts' own emphasis stay as they were."""
+    from fashionae import pages
+    page = pages.Page("study <i>mine</i>", "2 *seeds*", [pages.Section("about", "About", [
+        "with a <b>tag</b> & *stars*, `code` and val MSE <= 0.05", pages.Note("a <br> note"),
+        pages.Table(["change", "verdict"], [["<b>a</b> | *b*", "confirmed"], ["c", "inconclusive"]])])])
+    md = pages.markdown_page(page, tmp_path)
+    assert "# study &lt;i>mine&lt;/i>\n\n**Summary.** 2 \\*seeds\\*\n" in md
+    assert "\nwith a &lt;b>tag&lt;/b> & \\*stars\\*, `code` and val MSE <= 0.05\n\na &lt;br> note\n" in md
+    assert "| &lt;b>a&lt;/b> / \\*b\\* | **confirmed** |\n| c | *inconclusive* |" in md
+    assert "&lt;b&gt;tag&lt;/b&gt; &amp; *stars*" in pages.html_page(page, tmp_path)  # (as the HTML page shows them)
+
+
+def test_the_sizes_axis_names_each_model_and_each_pca_k_that_crowds_no_other_tick():
+    """A PCA k half a power of two or nearer a model's size, or a smaller k's, is left out (512 and
+    600, a training subset's last component count, were drawn as "512600")."""
+    assert plots.size_ticks({64, 512}, [16, 64, 128, 400, 600, 784]) == [16, 64, 128, 512, 784]
+    assert plots.size_ticks({64, 256}, [16, 64, 128, 256, 512, 600]) == [16, 64, 128, 256, 512]
+    assert plots.size_ticks({3136}, []) == [3136]
+
+
 def test_overview_draws_pca_from_baselines_and_conv_at_its_latent_size(study, monkeypatch):
     drawn = {}
     real = plots.mse_by_size
@@ -655,7 +690,7 @@ PCA, k = 64 | 0.0103 | 0.0105
 mean image | 0.0951 | 0.0949
 ## baselines: Baseline classifier (fitted on the same images): accuracy, %
 baseline | val accuracy, % | test accuracy, %
-logistic regression on pixels (converged in 100 iterations) | 94.12 | 93.77
+logistic regression on pixels (converged within 100 iterations) | 94.12 | 93.77
 ## per-class: Per-class test accuracy, %
 class | frozen | scratch
 zero | 91.0 ± 1.0 | 71.0 ± 1.0

@@ -16,13 +16,19 @@ from .plots import SHARPNESS
 EMPTY = "–"  # a cell with nothing to show (not recorded, not applicable); not counted as text
 
 
+def md_text(s: str) -> str:
+    """Text for report.md shown as the HTML page shows it: a tag (``<b>`` in a study's description)
+    as text, a ``*`` as itself, not emphasis; `code` stays code, "<=" stays as written."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", s).replace("*", "\\*")
+
+
 def md_table(header: list[str], rows: list[list[str]]) -> str:
     """Verdicts confirmed or refuted in bold, the others in italics (lighter, as on the page)."""
     def cell(c: str, i: int) -> str:
         if header[i] == "verdict" and c:
             return f"**{c}**" if c in ("confirmed", "refuted") else f"*{c}*"
-        return c.replace("|", "/")
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        return md_text(c).replace("|", "/")
+    lines = ["| " + " | ".join(map(md_text, header)) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell(c, i) for i, c in enumerate(r)) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -87,7 +93,9 @@ figcaption{font-size:13px;color:#444;margin-top:.3em}
 .scroll tr{border:1px solid #ccc;margin:.5em 0;padding:.2em 0}.scroll td{border:0;padding:1px 7px;text-align:left}
 .scroll td:empty{display:none}.scroll tr.more{margin-top:-.5em;border-top:1px dashed #ccc}
 .scroll td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
-.nw{white-space:normal}.long{min-width:0}}"""
+.nw{white-space:normal}.long{min-width:0}}
+@media print{body{max-width:none;padding:0}.scroll{overflow:visible}table{font-size:8pt;width:100%}
+td,th{padding:1px 3px}.nw{white-space:normal}.long{min-width:0}tr,figure{break-inside:avoid}}"""
 
 
 
@@ -137,9 +145,9 @@ def markdown_page(page: Page, figures: Path) -> str:
     def figure(file: str, caption: str) -> str:
         width, height = shown_size((figures / file).read_bytes())
         tag = f'<img src="{figures.name}/{file}" width={width} height={height} alt="{html.escape(caption)}">'
-        return f"{tag}\n\n*{caption}*"
+        return f"{tag}\n\n*{md_text(caption)}*"
 
-    md = [f"# {page.title}", "**Summary.** " + page.summary,
+    md = [f"# {md_text(page.title)}", "**Summary.** " + md_text(page.summary),
           "**Contents:** " + " · ".join(f"[{s.name}](#{s.anchor})" for s in page.sections)]
     for s in page.sections:
         md += [f'<a id="{s.anchor}"></a>', f"## {s.name}"]
@@ -150,7 +158,7 @@ def markdown_page(page: Page, figures: Path) -> str:
                 md += [f"### {part.heading}"] * bool(part.heading)
                 md += [figure(f, c) for f, c in part.files]
             else:
-                md.append(part.text if isinstance(part, Note) else part)
+                md.append(md_text(part.text if isinstance(part, Note) else part))
     return "\n\n".join(md) + "\n"
 
 

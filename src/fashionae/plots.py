@@ -166,6 +166,17 @@ def overlaid_curves(title: str, models: list[tuple[str, list[list[dict]]]], key:
     save(fig, path)
 
 
+def size_ticks(models: set[int], pca: list[int]) -> list[int]:
+    """The latent sizes themselves as ticks (16, 64, ..., 3136), not powers of two: every model's,
+    and each PCA k that crowds neither a model's nor a smaller k's (512 and 600, a subset's last)
+    by half a power of two."""
+    ticks = set(models)
+    for k in sorted(pca):
+        if all(abs(np.log2(k / m)) > 0.5 for m in ticks):
+            ticks.add(k)
+    return sorted(ticks)
+
+
 def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int, float]],
                 points: list[tuple[str, int, dict]], path: Path) -> None:
     """Test MSE against latent size: linear autoencoders (mean ± std) and PCA at every k as
@@ -185,14 +196,21 @@ def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int,
                     label=f"{name} ({k:,} values)")
     ax.set_xscale("log", base=2)
     _log_y(ax)
-    # the sizes themselves as ticks (16, 64, ..., 3136), not powers of two; a PCA k that
-    # would crowd an autoencoder's size is left out
-    models = {k for k, _ in linear} | {k for _, k, _ in points}
-    sizes = sorted(models | {k for k, _ in pca if all(abs(np.log2(k / m)) > 0.5 for m in models)})
+    sizes = size_ticks({k for k, _ in linear} | {k for _, k, _ in points}, [k for k, _ in pca])
     ax.set_xticks(sizes, [str(k) for k in sizes])
     ax.xaxis.set_minor_locator(NullLocator())
     _finish(fig, ax, title, "latent size (values)", "test MSE per pixel", epochs=False)
     save(fig, path)
+
+
+EFFECT_LABEL_WIDTH = 32  # characters of a forest plot's row label on one line
+
+
+def _wrapped(text: str, width: int, most: int) -> str:
+    """``text`` on lines of ``width`` characters, ``most`` of them (the last ending in "…" where
+    words are left out)."""
+    import textwrap
+    return "\n".join(textwrap.wrap(text, width, max_lines=most, placeholder=" …") or [text])
 
 
 def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabel: str, path: Path,
@@ -203,7 +221,11 @@ def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabe
     change's upper end has no bound), the axis keeps to the changes and the other ends, and that
     end is written at the edge instead, so that the changes stay apart."""
     from .claims import far
-    fig, ax = plt().subplots(figsize=(5, 0.45 * len(rows) + 1.2))
+    # a row's words wrapped (three lines at most, its table says them whole): else a long change's
+    # label takes the width from its interval, which a phone then shows a strip of
+    labels = [_wrapped(label, EFFECT_LABEL_WIDTH, 3) for label, _, _ in rows]
+    lines = max([label.count("\n") + 1 for label in labels] + [1])
+    fig, ax = plt().subplots(figsize=(5, (0.3 + 0.15 * lines) * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     means = [mean * scale for _, mean, _ in rows]
     ends = [None if not ci else np.array(ci, dtype=float) * scale for _, _, ci in rows]
@@ -228,7 +250,7 @@ def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabe
         ax.set_xlim(lo, hi)
         ax.set_ylim(-0.5, len(rows) - 0.3)
     ax.axvline(0, color="tab:gray", lw=0.8, ls="--")
-    ax.set_yticks(y, [label for label, _, _ in rows])
+    ax.set_yticks(y, labels, fontsize=8 if lines > 1 else None)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)

@@ -232,8 +232,8 @@ def tables(results: dict, terminal: bool = False) -> list[Table]:
         rows.append(["mean image", _v(b["mean_image"]["val_mse"]), _v(b["mean_image"]["test_mse"]),
                      _v(ext.get("mean_image_test_mse"))])
         lr = b["logistic_regression"]
-        acc_rows = [[f"logistic regression on pixels ({'converged' if lr.get('converged') else 'not converged'}"
-                     f" in {lr['max_iter']} iterations)", _v(lr["val_acc"], 2, True), _v(lr["test_acc"], 2, True),
+        acc_rows = [[f"logistic regression on pixels ({'converged within' if lr.get('converged') else 'not converged in'}"
+                     f" {lr['max_iter']} iterations)", _v(lr["val_acc"], 2, True), _v(lr["test_acc"], 2, True),
                      _v(ext.get("pixel_logistic_regression_acc"), 1, True)]]
         n = 4 if fashion else 3  # the reference points are Fashion-MNIST's
         out.append(("baselines", f"Baselines (fitted on {b['train_size']:,} training images): reconstruction, "
@@ -557,7 +557,8 @@ NOTES = {  # under the table they explain
               "turned), and “l_size 512 balances quality and cost” tests nothing of its own: its rows repeat the "
               "two claims before it. An effect is the mean of the per-seed effects, a ratio of MSEs on the log "
               "scale (the geometric mean, with an interval that cannot reach below -100 %, a gain's above "
-              "+100 %); ± in the evidence is the standard deviation over seeds. The intervals are over seeds, "
+              "+100 %); a difference of accuracies lies within ±100 points, and an interval's end beyond them "
+              "(few seeds, a wide spread) is shown at the bound; ± in the evidence is the standard deviation over seeds. The intervals are over seeds, "
               "on this one test set.",
     "autoencoders": "Train figures are re-measured in eval mode after each epoch (the honest estimate); "
                     "the training-mode column averages the loss during the epoch in training mode (dropout, if "
@@ -577,8 +578,10 @@ NOTES = {  # under the table they explain
                 "“lower” or “higher”. Epochs are shown as baseline → variant where they differ.",
     "ablation-classifiers": "Each line is a change of the ablation whose two autoencoders both had a classifier "
                             "trained with the strategy: the variant's encoder's accuracy minus the baseline's, "
-                            "in percentage points, paired by seed, with its t-interval over the seeds; the "
-                            "table's intervals are simultaneous, a family of their own. As for the MSE, a "
+                            "in percentage points, paired by seed, with its t-interval over the seeds (an end "
+                            "beyond ±100 points, where few seeds spread widely, is shown at that bound, which a "
+                            "difference of accuracies cannot pass); the table's intervals are simultaneous, a "
+                            "family of their own. As for the MSE, a "
                             f"difference is real only with at least {MIN_SEEDS} seeds and an interval wholly on "
                             "one side of 0 (“higher” or “lower”). The scratch strategy takes only the encoder's "
                             "architecture, so its line measures the architecture without the pre-training.",
