@@ -325,8 +325,9 @@ def test_a_model_too_large_for_the_machine_is_one_line_and_blocks_nothing(capsys
 
 
 def test_out_of_memory_in_a_command_that_does_not_train_names_no_training_setting(capsys, monkeypatch, tmp_path):
-    """`data --from-pictures` or `report` out of memory: no --latent or --batch-size to lower there;
-    a MemoryError that says nothing more is no empty "()"."""
+    """Out of memory, each command names its own settings that ask for less (`report` has none,
+    `data --from-pictures` its --image-size: not --latent); a MemoryError that says nothing more is
+    no empty "()"."""
     from fashionae import cli as cli_module
     def short(a):
         raise MemoryError
@@ -337,6 +338,14 @@ def test_out_of_memory_in_a_command_that_does_not_train_names_no_training_settin
     monkeypatch.setattr(cli_module, "cmd_train_ae", short)
     code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
     assert code == 2 and err.startswith("fashionae: error: out of memory; use a smaller latent, batch or training subset")
+    monkeypatch.setattr(cli_module, "cmd_baselines", short)  # each command's own settings that ask for less
+    code, _, err = cli(capsys, "baselines", "--out", tmp_path / "b")
+    assert (code, err) == (2, "fashionae: error: out of memory; use smaller subsets (--train-subset, --eval-subset), "
+                              "or a machine with more memory\n")
+    monkeypatch.setattr(cli_module, "cmd_data", short)
+    code, _, err = cli(capsys, "data", "--from-pictures", tmp_path, "--dataset", tmp_path / "d")
+    assert (code, err) == (2, "fashionae: error: out of memory; use a smaller --image-size, or a machine with more "
+                              "memory\n")
 
 
 def test_a_file_this_user_may_not_read_is_one_line_wherever_it_is_met(capsys, monkeypatch, tmp_path):

@@ -313,6 +313,15 @@ def test_with_no_home_the_cache_is_this_users_alone_in_the_temporary_folder(tmp_
     assert data.cache_dir() == shared and not (tmp_path / "home" / ".cache").exists()  # (root may write anywhere)
     monkeypatch.setattr(files.os, "access", access)
     assert data.cache_dir() == tmp_path / "home" / ".cache" / "fashionae"
+    exists = Path.exists
+
+    def locked(path, **kw):  # a home we may not enter (another user's, kept by sudo): not an error
+        if tmp_path / "home" in Path(path).parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return exists(path, **kw)
+    monkeypatch.setattr(Path, "exists", locked)
+    assert data.cache_dir() == shared
+    monkeypatch.setattr(Path, "exists", exists)
     monkeypatch.setenv("HOME", str(tmp_path / "nonexistent"))
     shared.chmod(0o777)  # one that others may write in (made by another user, say): not taken
     files._temporary_cache.cache_clear()

@@ -149,6 +149,22 @@ def test_report_md_shows_a_studys_words_as_the_html_page_does(tmp_path):
     assert "&lt;b&gt;tag&lt;/b&gt; &amp; *stars*" in pages.html_page(page, tmp_path)  # (as the HTML page shows them)
 
 
+def test_figures_drawn_with_no_home_make_none(tmp_path):
+    """HOME that does not exist (a service's user): matplotlib's folders are a temporary one, and the
+    home is never made (the report's first figure imported matplotlib before its folder was chosen,
+    which made it, as root)."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR")}
+    drawn = tmp_path / "f.png"
+    code = ("from pathlib import Path; from fashionae import plots; plots.mse_by_size('t', [(64, {'mean': 0.1, "
+            f"'std': 0.01}})], [(16, 0.2)], [], Path({str(drawn)!r}))")
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "HOME": str(tmp_path / "nonexistent")},
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert drawn.is_file() and not (tmp_path / "nonexistent").exists()
+
+
 def test_the_sizes_axis_names_each_model_and_each_pca_k_that_crowds_no_other_tick():
     """A PCA k half a power of two or nearer a model's size, or a smaller k's, is left out (512 and
     600, a training subset's last component count, were drawn as "512600")."""
@@ -222,6 +238,10 @@ def test_a_report_that_cannot_be_written_says_what_the_report_command_can_do(stu
     code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err.startswith(f"fashionae: error: {run} holds a trained model but neither its "
                                         "summary.json nor a checkpoint"), err
+    with pytest.MonkeyPatch.context() as m:  # read-only: its advice is to follow in a copy
+        m.setattr("fashionae.cli.os.access", lambda path, mode: Path(path) != copy)
+        code, _, read_only = cli(capsys, "report", copy)
+    assert code == 2 and read_only == err[:-1] + f" (in a copy: {copy} cannot be written)\n", read_only
     shutil.rmtree(copy / "runs")
     (copy / "runs").write_text("")
     code, _, err = cli(capsys, "report", copy)

@@ -1569,6 +1569,12 @@ def test_the_latent_space_section_is_the_studys_own_not_what_fashionae_explore_m
                               f"report shows the maps in {a / 'explore'}: add --no-tsne, or give --out to map it "
                               "elsewhere\n")
     assert (a / "explore" / "explore.json").read_bytes() == mapped
+    (tmp_path / "link").symlink_to(a)
+    monkeypatch.chdir(a)  # the run as ".", or by a link: the same run of the same study
+    for given in (".", tmp_path / "link", out / "runs" / ".." / "runs" / a.name):
+        code, _, err = cli(capsys, "explore", given, "--data-dir", data_dir, "--no-verify")
+        assert code == 2 and err.startswith(f"fashionae: error: {given} is mapped by its study {out} "), err
+    assert (a / "explore" / "explore.json").read_bytes() == mapped
     code, _, err = cli(capsys, "explore", a, "--no-tsne", "--data-dir", data_dir, "--no-verify")
     assert code == 0, err  # the same maps again
     assert cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify", "--out", tmp_path / "mine")[0] == 0

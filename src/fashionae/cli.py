@@ -14,13 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
-from .errors import UserError, exit_process, late_stop, ready_streams, run_command, say_error
+from .errors import TRAINING_MEMORY, UserError, exit_process, late_stop, ready_streams, run_command, say_error
 from .files import RUNS
 from .progress import seconds_text
 from .settings import AUTOENCODER, CLASSIFIER
 
 if TYPE_CHECKING:  # the command line imports torch only when a command needs it
     from .models import ModelConfig
+
+MEMORY_SETTINGS = {  # a command's options that ask it for less memory, said where it runs out (else none)
+    "train-ae": TRAINING_MEMORY, "train-clf": TRAINING_MEMORY, "study": TRAINING_MEMORY,
+    "baselines": "use smaller subsets (--train-subset, --eval-subset)",
+    "data --from-pictures": "use a smaller --image-size"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -292,7 +297,10 @@ def cmd_report(a) -> int:
     from .studyfolder import StudyFolder
     folder = StudyFolder(a.study_dir).require()
     if not os.access(folder.path, os.W_OK | os.X_OK):  # a read-only mount, another's study: its tables all the same
-        print_results(collect_results(folder.path))
+        try:
+            print_results(collect_results(folder.path))
+        except UserError as e:  # (its advice writes there: a copy first)
+            raise UserError(f"{e} (in a copy: {folder.path} cannot be written)") from None
         raise UserError(f"cannot write in {folder.path}, so its report is not written (the tables above are its "
                         "results); copy the study folder somewhere writable and report it there")
     with FolderLock(folder.path, tidy=True, elsewhere="copy the study folder somewhere writable and report it there",
@@ -614,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "run the same torchrun command again to resume") from None
             raise
     trains = args.command in ("train-ae", "train-clf") or (args.command == "study" and not args.plan)
-    return run_command(command, debug=args.debug, resumable=trains)
+    return run_command(command, debug=args.debug, resumable=trains, memory=MEMORY_SETTINGS.get(
+        "data --from-pictures" if getattr(args, "from_pictures", None) else args.command))
 
 
 def entry() -> NoReturn:

@@ -35,9 +35,10 @@ def require(module: str, extra: str, what: str):
                         f"pip install 'fashionae[{extra}]'") from None
 
 
-def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int:
+def run_command(command: Callable[[], int], debug: bool, resumable: bool, memory: str | None = None) -> int:
     """``command()``'s exit status, every failure reported in one line on stderr (``debug``: with
-    its traceback); ``resumable``: the command keeps finished epochs when stopped, and says so."""
+    its traceback); ``resumable``: the command keeps finished epochs when stopped, and says so;
+    ``memory``: the settings of the command that ask for less memory, said where it runs out."""
     main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
     on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     on_int = signal.getsignal(signal.SIGINT) if main_thread else None
@@ -63,7 +64,7 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool) -> int
     except Exception as e:
         if signal.SIGTERM in _signals:  # a library's failure once the stop reached its processes (Ray's)
             return _stopped(True, resumable)
-        return _failed(e, debug, trains=resumable)
+        return _failed(e, debug, memory)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if on_term is None else on_term)
@@ -76,9 +77,8 @@ def say_error(message: str) -> None:
     print(f"fashionae: error: {message}", file=sys.stderr)
 
 
-def _failed(e: Exception, debug: bool, trains: bool) -> int:
-    """The exit status of a command that failed with ``e`` (no UserError), said in one line
-    (``trains``: a command that trains, whose settings can ask for less memory)."""
+def _failed(e: Exception, debug: bool, memory: str | None) -> int:
+    """The exit status of a command that failed with ``e`` (no UserError), said in one line."""
     if isinstance(e, OSError) and (getattr(sys.stdout, "failed", None) is e  # (``_Stream``'s record)
                                    or isinstance(e, BrokenPipeError) and _stdout_gone()):
         # our output failed: the rest of it goes to /dev/null (no error at exit's flush); a reader
@@ -98,7 +98,7 @@ def _failed(e: Exception, debug: bool, trains: bool) -> int:
         except (ValueError, SyntaxError):
             pass
         return _bad_path(str(name), os.strerror(errno.ELOOP))
-    return _internal_error(e, debug, trains)  # a bug in fashionae, or a machine too small for the settings
+    return _internal_error(e, debug, memory)  # a bug in fashionae, or a machine too small for the settings
 
 
 def _bad_path(name: str, why: str) -> int:
@@ -266,18 +266,21 @@ def _stdout_gone() -> bool:
         return False
 
 
-def out_of_memory(e: BaseException, trains: bool = True) -> str | None:
+TRAINING_MEMORY = ("use a smaller latent, batch or training subset (--latent, --batch-size, --train-subset; in a "
+                   "study file latent, batch_size, train_subset)")  # what asks a run for less memory
+
+
+def out_of_memory(e: BaseException, memory: str | None = TRAINING_MEMORY) -> str | None:
     """What to tell of an exception that says the memory ran out (the CPU's or a GPU's), else None;
-    ``trains``: in training, where its settings can ask for less."""
+    ``memory``: what asks the command for less (a run's settings), if anything does."""
     if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)):
         return None
     first = (str(e).splitlines() or [""])[0]
     detail = first[first.find("tried to allocate"):] if "tried to allocate" in first else first[:120]
     said = f"out of memory ({detail})" if detail else "out of memory"  # (a MemoryError says nothing more)
-    if not trains:
+    if memory is None:
         return f"{said}; close what else takes memory, or use a machine with more"
-    return (f"{said}; use a smaller latent, batch or training subset (--latent, --batch-size, --train-subset; in a "
-            "study file latent, batch_size, train_subset), or a machine with more memory")
+    return f"{said}; {memory}, or a machine with more memory"
 
 
 def permission_denied(e: Exception) -> str | None:
@@ -290,10 +293,10 @@ def permission_denied(e: Exception) -> str | None:
             "folder")
 
 
-def _internal_error(e: Exception, debug: bool, trains: bool) -> int:
+def _internal_error(e: Exception, debug: bool, memory: str | None) -> int:
     if debug:
         traceback.print_exception(e)
-    if said := out_of_memory(e, trains) or permission_denied(e):
+    if said := out_of_memory(e, memory) or permission_denied(e):
         say_error(said)
         return UserError.exit_code
     print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "

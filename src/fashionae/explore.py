@@ -180,16 +180,16 @@ def _refuse_the_studys_otherwise(out: Path, folder: RunFolder, tsne: bool) -> No
     """A study's run that its [explore] maps keeps the study's maps in its explore/: mapped there
     with t-SNE or without otherwise than the study asks, its report would lose them (until the
     study made them again); the same maps again are not refused."""
-    home = StudyFolder(folder.path.parent.parent)
-    if (out.resolve() != (folder / folder.EXPLORE).resolve() or folder.path.parent.name != home.RUNS
-            or not home.is_study()):
+    run = folder.path.resolve()  # (given as ".", a link, or "x/../ae": its parents are the study's all the same)
+    home = StudyFolder(run.parent.parent)
+    if out.resolve() != (folder / folder.EXPLORE).resolve() or run.parent.name != home.RUNS or not home.is_study():
         return
     try:
         study = home.study()
     except UserError:  # (a damaged study.json: the study writes it again, and maps the run as it asks)
         return
     asked = study.explore
-    if asked.tsne != tsne and folder.path.name in {explored_run(study, name) for name in asked.autoencoders}:
+    if asked.tsne != tsne and run.name in {explored_run(study, name) for name in asked.autoencoders}:
         raise UserError(f"{folder.path} is mapped by its study {home.path} ([explore] tsne = "
                         f"{str(asked.tsne).lower()}), whose report shows the maps in {out}: "
                         f"{'leave out --no-tsne' if asked.tsne else 'add --no-tsne'}, or give --out to map it elsewhere")

@@ -56,8 +56,11 @@ def user_folder(xdg: str, default: str) -> Path | None:
     except RuntimeError:  # no $HOME, and no home in the password database
         return None
     there = folder = home / default
-    while not there.exists() and there != home:
-        there = there.parent
+    try:
+        while not there.exists() and there != home:
+            there = there.parent
+    except OSError:  # (a home we may not enter: another user's, kept by sudo or docker --user)
+        return None
     return folder if there.is_dir() and os.access(there, os.W_OK | os.X_OK) else None
 
 

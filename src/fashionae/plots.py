@@ -47,7 +47,9 @@ def _writable_matplotlib_folder() -> None:
         return
     for xdg, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
         try:
-            if base := user_folder(xdg, default):  # (None: no home, or one we may not write in)
+            # the folder matplotlib takes (a relative $XDG too, which fashionae's own cache ignores);
+            # None: no home, or one we may not write in
+            if base := Path(os.environ[xdg]) if os.environ.get(xdg) else user_folder(xdg, default):
                 (folder := base / "matplotlib").mkdir(parents=True, exist_ok=True)
                 if os.access(folder, os.W_OK):
                     continue
@@ -181,8 +183,8 @@ def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int,
                 points: list[tuple[str, int, dict]], path: Path) -> None:
     """Test MSE against latent size: linear autoencoders (mean ± std) and PCA at every k as
     curves, other autoencoders (the fully convolutional one) as labelled points; log k."""
+    fig, ax = _figure()  # (matplotlib imported by plt() first, in a folder it may write: _writable_matplotlib_folder)
     from matplotlib.ticker import NullLocator
-    fig, ax = _figure()
     if pca:
         ks, mse = zip(*sorted(pca))
         ax.plot(ks, mse, "--", color="tab:gray", marker=".", label="PCA, k components")
