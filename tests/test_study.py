@@ -1575,6 +1575,12 @@ def test_the_latent_space_section_is_the_studys_own_not_what_fashionae_explore_m
         code, _, err = cli(capsys, "explore", given, "--data-dir", data_dir, "--no-verify")
         assert code == 2 and err.startswith(f"fashionae: error: {given} is mapped by its study {out} "), err
     assert (a / "explore" / "explore.json").read_bytes() == mapped
+    resolved = json.loads((out / "study.json").read_text())
+    (out / "study.json").write_text(json.dumps({**resolved, "explore": {**resolved["explore"], "tsne": True}}))
+    code, _, err = cli(capsys, "explore", a, "--no-tsne", "--data-dir", data_dir, "--no-verify")
+    assert code == 2 and err.endswith("([explore] tsne = true), whose report shows the maps in "
+                                      f"{a / 'explore'}: leave out --no-tsne, or give --out to map it elsewhere\n")
+    (out / "study.json").write_text(json.dumps(resolved))
     code, _, err = cli(capsys, "explore", a, "--no-tsne", "--data-dir", data_dir, "--no-verify")
     assert code == 0, err  # the same maps again
     assert cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify", "--out", tmp_path / "mine")[0] == 0
