@@ -123,9 +123,9 @@ def test_report_renders_at_laptop_and_phone_widths(pages, browser, variant, tmp_
 
 
 def test_a_printed_report_shows_every_column_of_its_tables(pages, browser):
-    """On paper a wide table cannot scroll: printed (a Letter page's width), every table fits, its
-    cells wrapped, where on screen it scrolls inside its own box."""
-    page = browser.new_page(viewport={"width": 720, "height": 1000})
+    """On paper a wide table cannot scroll: printed (A4 with margins of 1 cm, 718 pixels), every
+    table fits, its cells wrapped and smaller, where on screen it scrolls inside its own box."""
+    page = browser.new_page(viewport={"width": 718, "height": 1000})
     page.emulate_media(media="print")
     page.goto(pages["linked"].as_uri(), wait_until="load")
     cut = page.evaluate("""() => [...document.querySelectorAll('.scroll')]
@@ -146,6 +146,8 @@ def test_report_md_shows_a_studys_words_as_the_html_page_does(tmp_path):
     assert "# study &lt;i>mine&lt;/i>\n\n**Summary.** 2 \\*seeds\\*\n" in md
     assert "\nwith a &lt;b>tag&lt;/b> & \\*stars\\*, `code` and val MSE <= 0.05\n\na &lt;br> note\n" in md
     assert "| &lt;b>a&lt;/b> / \\*b\\* | **confirmed** |\n| c | *inconclusive* |" in md
+    said = pages.md_text("# A `<b>*code*</b>` study\n- of _this_ &amp; [that](http://x), l_size [CI]\n1. done")
+    assert said == "\\# A `<b>*code*</b>` study\n\\- of \\_this\\_ &amp;amp; \\[that](http://x), l_size [CI]\n1\\. done"
     assert "&lt;b&gt;tag&lt;/b&gt; &amp; *stars*" in pages.html_page(page, tmp_path)  # (as the HTML page shows them)
 
 
@@ -1215,7 +1217,8 @@ def test_the_forest_plot_keeps_to_the_changes_and_writes_a_far_end(tmp_path, mon
     """Two seeds' relative interval reaches +15,000 % and another's no end: the axis keeps to the
     changes and the other ends (a relative change is above -100 %), the far ends written at its
     edge as the report writes them; without a far end (a ±50 % interval about no change is not
-    far), nothing is written and the axis is matplotlib's. In points, an end is written as it is."""
+    far), nothing is written and the axis is matplotlib's. In points, an end beyond ±100 is drawn at
+    that bound, as the table shows it (a difference of accuracies lies within it)."""
     drawn = []
     monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     rows = [("a", -0.3, [-0.5, 150.0]), ("b", 0.1, [-0.15, 0.18]), ("c", -0.05, None), ("d", 0.2, [-0.99, math.inf])]
@@ -1227,7 +1230,24 @@ def test_the_forest_plot_keeps_to_the_changes_and_writes_a_far_end(tmp_path, mon
     plots.effects("near", [("a", 0.0, [-0.5, 0.5]), *rows[1:3]], "change, %", tmp_path / "g.png")
     assert not drawn[1].axes[0].texts and drawn[1].axes[0].get_xlim()[1] > 50
     plots.effects("points", [("a", 0.5, [-250.0, 3.0])], "change, points", tmp_path / "h.png", scale=1)
-    assert [t.get_text() for t in drawn[2].axes[0].texts] == ["← -250"]
+    assert not drawn[2].axes[0].texts and -111 < drawn[2].axes[0].get_xlim()[0] < -100
+
+
+def test_a_forest_plots_labels_are_wrapped_and_stay_apart(tmp_path, monkeypatch):
+    """A long change takes three lines of whole words at most (its table says it whole), a
+    classifier's strategy always its own last line; two changes cut alike are each shown whole."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    long = "latent 256 instead of 64, a longer description to test wrapping in the first column of the table"
+    plots.effects("t", [(f"{long}\n(frozen)", 1.0, None), (f"{long}\n(finetune)", 2.0, None),
+                        ("encoder_type=paper_with_batchnorm_everywhere", 0.5, None)], "points", tmp_path / "f", scale=1)
+    labels = [t.get_text() for t in drawn[0].axes[0].get_yticklabels()]
+    assert labels == ["latent 256 instead of 64, a\nlonger description to test …\n(frozen)",
+                      "latent 256 instead of 64, a\nlonger description to test …\n(finetune)",
+                      "encoder_type=paper_with_batchnorm_everywhere"]
+    plots.effects("t", [(long + " (one)", 1.0, None), (long + " (two)", 2.0, None)], "%", tmp_path / "g")
+    assert [t.get_text().endswith(end) for t, end in zip(drawn[1].axes[0].get_yticklabels(), ("(one)", "(two)"))] \
+        == [True, True]
 
 
 def test_a_figure_is_drawn_with_twice_the_pixels_the_page_shows(tmp_path):

@@ -1574,6 +1574,13 @@ def test_the_latent_space_section_is_the_studys_own_not_what_fashionae_explore_m
     for given in (".", tmp_path / "link", out / "runs" / ".." / "runs" / a.name):
         code, _, err = cli(capsys, "explore", given, "--data-dir", data_dir, "--no-verify")
         assert code == 2 and err.startswith(f"fashionae: error: {given} is mapped by its study {out} "), err
+    monkeypatch.chdir(tmp_path)
+    a.rename(tmp_path / "moved")  # a study whose run is a link to another disk's folder
+    a.symlink_to(tmp_path / "moved")
+    code, _, err = cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify")
+    assert code == 2 and err.startswith(f"fashionae: error: {a} is mapped by its study {out} "), err
+    a.unlink()
+    (tmp_path / "moved").rename(a)
     assert (a / "explore" / "explore.json").read_bytes() == mapped
     resolved = json.loads((out / "study.json").read_text())
     (out / "study.json").write_text(json.dumps({**resolved, "explore": {**resolved["explore"], "tsne": True}}))

@@ -4,6 +4,7 @@ interpolation between two test images, and how good the frozen latent is as a fe
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -179,20 +180,24 @@ def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:
 def _refuse_the_studys_otherwise(out: Path, folder: RunFolder, tsne: bool) -> None:
     """A study's run that its [explore] maps keeps the study's maps in its explore/: mapped there
     with t-SNE or without otherwise than the study asks, its report would lose them (until the
-    study made them again); the same maps again are not refused."""
-    run = folder.path.resolve()  # (given as ".", a link, or "x/../ae": its parents are the study's all the same)
-    home = StudyFolder(run.parent.parent)
-    if out.resolve() != (folder / folder.EXPLORE).resolve() or run.parent.name != home.RUNS or not home.is_study():
+    study made them again); the same maps again are not refused. The run is a study's where it
+    is named (".", a link to it) or lies (a study's runs/ folder whose runs are links) in one."""
+    if out.resolve() != (folder / folder.EXPLORE).resolve():
         return
-    try:
-        study = home.study()
-    except UserError:  # (a damaged study.json: the study writes it again, and maps the run as it asks)
-        return
-    asked = study.explore
-    if asked.tsne != tsne and run.name in {explored_run(study, name) for name in asked.autoencoders}:
-        raise UserError(f"{folder.path} is mapped by its study {home.path} ([explore] tsne = "
-                        f"{str(asked.tsne).lower()}), whose report shows the maps in {out}: "
-                        f"{'leave out --no-tsne' if asked.tsne else 'add --no-tsne'}, or give --out to map it elsewhere")
+    for run in {Path(os.path.abspath(folder.path)), folder.path.resolve()}:
+        home = StudyFolder(run.parent.parent)
+        if run.parent.name != home.RUNS or not home.is_study():
+            continue
+        try:
+            study = home.study()
+        except UserError:  # (a damaged study.json: the study writes it again, and maps the run as it asks)
+            continue
+        asked = study.explore
+        if asked.tsne != tsne and run.name in {explored_run(study, name) for name in asked.autoencoders}:
+            raise UserError(f"{folder.path} is mapped by its study {home.path} ([explore] tsne = "
+                            f"{str(asked.tsne).lower()}), whose report shows the maps in {out}: "
+                            f"{'leave out --no-tsne' if asked.tsne else 'add --no-tsne'}, or give --out to map it "
+                            "elsewhere")
 
 
 def _two_classes(labels: torch.Tensor) -> tuple[int, int]:

@@ -87,7 +87,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
                     f"intervals hold all at once with {CONFIDENCE} confidence); left of the dashed line the variant "
                     "reconstructs better."))
     if lines := classifier_lines(results.get("ablation", [])):
-        plots.effects("Ablation: change of classifier accuracy", [(f"{a['change']} ({a['strategy']})",
+        plots.effects("Ablation: change of classifier accuracy", [(f"{a['change']}\n({a['strategy']})",
                       a["val_acc"]["effect"], a["val_acc"]["ci"]) for a in lines],
                       "change of validation accuracy, points", figs / "overview_ablation_classifiers.png", scale=1)
         out.append(("overview", "overview_ablation_classifiers.png", "What each change of encoder does to the "

@@ -17,9 +17,17 @@ EMPTY = "–"  # a cell with nothing to show (not recorded, not applicable); not
 
 
 def md_text(s: str) -> str:
-    """Text for report.md shown as the HTML page shows it: a tag (``<b>`` in a study's description)
-    as text, a ``*`` as itself, not emphasis; `code` stays code, "<=" stays as written."""
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", s).replace("*", "\\*")
+    """Text for report.md shown as the HTML page shows it: what markdown would read as markup in a
+    study's words (a ``<b>`` tag, an entity, ``*`` or ``_`` emphasis, a link, a heading or a list
+    at a line's start) escaped, outside `code`, which stays code; "<=" stays as written."""
+    parts = re.split(r"(`[^`\n]+`)", s)
+    for i in range(0, len(parts), 2):  # (the odd ones are code spans)
+        t = re.sub(r"&(?=#?\w+;)", "&amp;", parts[i])
+        t = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", t)
+        t = re.sub(r"\*|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|\[(?=[^\]]*\]\()", lambda m: "\\" + m[0], t)
+        parts[i] = t
+    s = re.sub(r"(?m)^(\s*)([#>+-])(?=\s|$)", r"\1\\\2", "".join(parts))
+    return re.sub(r"(?m)^(\s*\d+)([.)])(?=\s)", r"\1\\\2", s)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -94,8 +102,8 @@ figcaption{font-size:13px;color:#444;margin-top:.3em}
 .scroll td:empty{display:none}.scroll tr.more{margin-top:-.5em;border-top:1px dashed #ccc}
 .scroll td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
 .nw{white-space:normal}.long{min-width:0}}
-@media print{body{max-width:none;padding:0}.scroll{overflow:visible}table{font-size:8pt;width:100%}
-td,th{padding:1px 3px}.nw{white-space:normal}.long{min-width:0}tr,figure{break-inside:avoid}}"""
+@media print{body{max-width:none;padding:0}.scroll{overflow:visible}table{font-size:7pt;width:100%}
+td,th{padding:1px 2px}.nw{white-space:normal}.long{min-width:0}tr,figure{break-inside:avoid}}"""
 
 
 

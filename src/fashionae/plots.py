@@ -208,11 +208,15 @@ def mse_by_size(title: str, linear: list[tuple[int, dict]], pca: list[tuple[int,
 EFFECT_LABEL_WIDTH = 32  # characters of a forest plot's row label on one line
 
 
-def _wrapped(text: str, width: int, most: int) -> str:
-    """``text`` on lines of ``width`` characters, ``most`` of them (the last ending in "…" where
-    words are left out)."""
+def _wrapped(text: str, width: int, most: int | None) -> str:
+    """``text`` on lines of ``width`` characters, words whole, ``most`` lines at most (the last ending
+    in "…" where words are left out); a last line of its own (a classifier's "(frozen)") is kept
+    whole after the others."""
     import textwrap
-    return "\n".join(textwrap.wrap(text, width, max_lines=most, placeholder=" …") or [text])
+    *words, last = text.split("\n") if "\n" in text else (text, None)
+    lines = textwrap.wrap(" ".join(words), width, break_long_words=False, placeholder=" …",
+                          max_lines=None if most is None else max(1, most - (last is not None))) or words
+    return "\n".join(lines + ([last] if last is not None else []))
 
 
 def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabel: str, path: Path,
@@ -226,11 +230,15 @@ def effects(title: str, rows: list[tuple[str, float, list[float] | None]], xlabe
     # a row's words wrapped (three lines at most, its table says them whole): else a long change's
     # label takes the width from its interval, which a phone then shows a strip of
     labels = [_wrapped(label, EFFECT_LABEL_WIDTH, 3) for label, _, _ in rows]
+    if len(set(labels)) < len({label for label, _, _ in rows}):  # two cut alike: each whole, told apart
+        labels = [_wrapped(label, EFFECT_LABEL_WIDTH, None) for label, _, _ in rows]
     lines = max([label.count("\n") + 1 for label in labels] + [1])
     fig, ax = plt().subplots(figsize=(5, (0.3 + 0.15 * lines) * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     means = [mean * scale for _, mean, _ in rows]
     ends = [None if not ci else np.array(ci, dtype=float) * scale for _, _, ci in rows]
+    if scale == 1:  # a difference of accuracies in points: an end beyond ±100 at the bound, as the table shows it
+        ends = [None if e is None else np.clip(e, -100, 100) for e in ends]
     # an end beyond 20 times every change is far, and never one within 100 times (10,000 %) or 100 points
     limit = 20 * max([abs(m) for m in means if np.isfinite(m)] + [5.0 * scale])
     near = [v for e in ends if e is not None for v in e if abs(v) <= limit] + [m for m in means if np.isfinite(m)]
