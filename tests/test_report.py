@@ -36,13 +36,15 @@ def study(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pages(study, tmp_path_factory) -> dict[str, Path]:
-    """The linked page (beside figures/) and the self-contained one, alone in a folder."""
-    linked = study / "linked.html"
-    shutil.copy(study / "report.html", linked)
-    assert main(["report", str(study), "--self-contained"]) == 0
+    """The linked page (beside figures/) and the self-contained one, alone in a folder; of copies
+    of the study (the other tests' study stays as the study command wrote it)."""
+    linked, embedded = tmp_path_factory.mktemp("linked") / "study", tmp_path_factory.mktemp("embedded") / "study"
+    shutil.copytree(study, linked)
+    shutil.copytree(study, embedded)
+    assert main(["report", str(embedded), "--self-contained"]) == 0
     alone = tmp_path_factory.mktemp("mail") / "report.html"
-    shutil.move(study / "report.html", alone)
-    return {"linked": linked, "self-contained": alone}
+    shutil.move(embedded / "report.html", alone)
+    return {"linked": linked / "report.html", "self-contained": alone}
 
 
 @pytest.fixture(scope="module")
