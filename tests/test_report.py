@@ -150,6 +150,8 @@ def test_report_md_shows_a_studys_words_as_the_html_page_does(tmp_path):
     assert "| &lt;b>a&lt;/b> / \\*b\\* | **confirmed** |\n| c | *inconclusive* |" in md
     said = pages.md_text("# A `<b>*code*</b>` study\n- of _this_ &amp; [that](http://x), l_size [CI]\n1. done")
     assert said == "\\# A `<b>*code*</b>` study\n\\- of \\_this\\_ &amp;amp; \\[that](http://x), l_size [CI]\n1\\. done"
+    assert pages.md_text("a \\_b\\_\n## notes\n>quote\n---\n[x]: http://y\n2.") == (
+        "a \\\\\\_b\\\\\\_\n\\## notes\n\\>quote\n\\---\n\\[x]: http://y\n2\\.")  # each as text
     assert "&lt;b&gt;tag&lt;/b&gt; &amp; *stars*" in pages.html_page(page, tmp_path)  # (as the HTML page shows them)
 
 

@@ -1579,6 +1579,11 @@ def test_the_latent_space_section_is_the_studys_own_not_what_fashionae_explore_m
     a.symlink_to(tmp_path / "moved")
     code, _, err = cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify")
     assert code == 2 and err.startswith(f"fashionae: error: {a} is mapped by its study {out} "), err
+    monkeypatch.chdir(a)  # "." there, as the shell names it ($PWD: through the link)
+    monkeypatch.setenv("PWD", str(a))
+    code, _, err = cli(capsys, "explore", ".", "--data-dir", data_dir, "--no-verify")
+    assert code == 2 and err.startswith(f"fashionae: error: . is mapped by its study {out} "), err
+    monkeypatch.chdir(tmp_path)
     a.unlink()
     (tmp_path / "moved").rename(a)
     assert (a / "explore" / "explore.json").read_bytes() == mapped

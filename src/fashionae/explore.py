@@ -4,6 +4,7 @@ interpolation between two test images, and how good the frozen latent is as a fe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -184,7 +185,8 @@ def _refuse_the_studys_otherwise(out: Path, folder: RunFolder, tsne: bool) -> No
     is named (".", a link to it) or lies (a study's runs/ folder whose runs are links) in one."""
     if out.resolve() != (folder / folder.EXPLORE).resolve():
         return
-    for run in {Path(os.path.abspath(folder.path)), folder.path.resolve()}:
+    named = folder.path if folder.path.is_absolute() else _shell_cwd() / folder.path
+    for run in dict.fromkeys([Path(os.path.normpath(named)), folder.path.resolve()]):  # (in order: said the same)
         home = StudyFolder(run.parent.parent)
         if run.parent.name != home.RUNS or not home.is_study():
             continue
@@ -198,6 +200,16 @@ def _refuse_the_studys_otherwise(out: Path, folder: RunFolder, tsne: bool) -> No
                             f"{str(asked.tsne).lower()}), whose report shows the maps in {out}: "
                             f"{'leave out --no-tsne' if asked.tsne else 'add --no-tsne'}, or give --out to map it "
                             "elsewhere")
+
+
+def _shell_cwd() -> Path:
+    """The working folder as the shell names it ($PWD: through the links that led there, which the
+    process's own, resolved, has lost), where it is the same folder."""
+    pwd = os.environ.get("PWD", "")
+    with contextlib.suppress(OSError):
+        if os.path.isabs(pwd) and os.path.samefile(pwd, "."):
+            return Path(pwd)
+    return Path.cwd()
 
 
 def _two_classes(labels: torch.Tensor) -> tuple[int, int]:

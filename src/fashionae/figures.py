@@ -79,7 +79,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
                 f"axis (log scale), {seeds(aes[0]['runs'])}" + (spread if len(aes[0]["runs"]) > 1 else ".")))
 
     if results.get("ablation"):
-        plots.effects("Ablation: change of validation MSE", [(a["change"], a["val_mse"]["effect"],
+        plots.effects("Ablation: change of validation MSE", [(" ".join(a["change"].split()), a["val_mse"]["effect"],
                       a["val_mse"]["ci"]) for a in results["ablation"]], "change of validation MSE, %",
                       figs / "overview_ablation.png")
         out.append(("overview", "overview_ablation.png", "What each change does to the validation "
@@ -87,7 +87,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
                     f"intervals hold all at once with {CONFIDENCE} confidence); left of the dashed line the variant "
                     "reconstructs better."))
     if lines := classifier_lines(results.get("ablation", [])):
-        plots.effects("Ablation: change of classifier accuracy", [(f"{a['change']}\n({a['strategy']})",
+        plots.effects("Ablation: change of classifier accuracy", [(" ".join(a["change"].split()) + f"\n({a['strategy']})",
                       a["val_acc"]["effect"], a["val_acc"]["ci"]) for a in lines],
                       "change of validation accuracy, points", figs / "overview_ablation_classifiers.png", scale=1)
         out.append(("overview", "overview_ablation_classifiers.png", "What each change of encoder does to the "

@@ -18,16 +18,20 @@ EMPTY = "–"  # a cell with nothing to show (not recorded, not applicable); not
 
 def md_text(s: str) -> str:
     """Text for report.md shown as the HTML page shows it: what markdown would read as markup in a
-    study's words (a ``<b>`` tag, an entity, ``*`` or ``_`` emphasis, a link, a heading or a list
-    at a line's start) escaped, outside `code`, which stays code; "<=" stays as written."""
+    study's words (a ``<b>`` tag, an entity, a backslash escape, ``*`` or ``_`` emphasis, a link,
+    and at a line's start a heading, a quote, a list, a rule) escaped, outside `code`, which stays
+    code; "<=" stays as written."""
     parts = re.split(r"(`[^`\n]+`)", s)
     for i in range(0, len(parts), 2):  # (the odd ones are code spans)
         t = re.sub(r"&(?=#?\w+;)", "&amp;", parts[i])
         t = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", t)
-        t = re.sub(r"\*|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|\[(?=[^\]]*\]\()", lambda m: "\\" + m[0], t)
+        t = re.sub(r"\\(?=[!-/:-@[-`{-~])|\*|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|\[(?=[^\]]*\]\()",
+                   lambda m: "\\" + m[0], t)
         parts[i] = t
-    s = re.sub(r"(?m)^(\s*)([#>+-])(?=\s|$)", r"\1\\\2", "".join(parts))
-    return re.sub(r"(?m)^(\s*\d+)([.)])(?=\s)", r"\1\\\2", s)
+    s = "".join(parts)
+    s = re.sub(r"(?m)^(\s*)(#{1,6}|[+-])(?=\s|$)|^(\s*)(>|\[(?=[^\]]*\]:)|[-=](?=[-=\s]*$))",
+               lambda m: (m[1] or m[3] or "") + "\\" + (m[2] or m[4]), s)
+    return re.sub(r"(?m)^(\s*\d+)([.)])(?=\s|$)", r"\1\\\2", s)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:
