@@ -1604,8 +1604,8 @@ def test_the_latent_space_section_is_the_studys_own_not_what_fashionae_explore_m
     assert cli(capsys, "explore", a, "--data-dir", data_dir, "--no-verify")[0] == 0
     code, _, err = cli(capsys, "report", out)
     assert (code, err) == (2, f"fashionae: error: {a / 'explore' / 'explore.json'} was mapped with t-SNE (by fashionae "
-                              "explore), where the study's [explore] asks for tsne = false; run the study command "
-                              "again: it maps it again\n")
+                              "explore, or before the study's [explore] changed), where the study asks for tsne = "
+                              "false; run the study command again: it maps it again\n")
     assert main(["study", str(write(tmp_path, body)), *common]) == 0
     assert "explore: latent space of ae-a-seed0" in capsys.readouterr().err
     assert json.loads((a / "explore" / "explore.json").read_text())["tsne"] is False

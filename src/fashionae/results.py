@@ -144,8 +144,8 @@ def _explore_result(study: Study, name: str, run: RunFolder) -> dict | None:
                         "computes it again")
     if result is not None and result.get("tsne", study.explore.tsne) != study.explore.tsne:
         raise UserError(f"{run.explore_json()} was mapped {'without' if study.explore.tsne else 'with'} t-SNE "
-                        f"(by fashionae explore), where the study's [explore] asks for tsne = "
-                        f"{str(study.explore.tsne).lower()}; run the study command again: it maps it again")
+                        f"(by fashionae explore, or before the study's [explore] changed), where the study asks for "
+                        f"tsne = {str(study.explore.tsne).lower()}; run the study command again: it maps it again")
     return result
 
 
