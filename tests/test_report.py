@@ -1462,8 +1462,9 @@ def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():
     # a bound itself only by underflow (an MSE of 0 counts as not a number; exp(-700) - 1 is -1.0)
     assert (_amount(-1.0, "relative"), _amount(1.0, "relative gain")) == ("> -100 %", "< +100 %")
     # unbounded on the other side (2 seeds' interval at 99.29 % reaches millions of %): said as far
-    assert [_amount(x, "relative") for x in (751329.987, 100.0, 100.01)] == ["> +10,000 %", "+10000.0 %", "> +10,000 %"]
-    assert [_amount(x, "relative gain") for x in (-937833003.924, -100.0)] == ["< -10,000 %", "-10000.0 %"]
+    assert [_amount(x, "relative") for x in (751329.987, 100.0, 100.01)] == ["> +10,000 %", "+10,000.0 %", "> +10,000 %"]
+    assert [_amount(x, "relative gain") for x in (-937833003.924, -100.0)] == ["< -10,000 %", "-10,000.0 %"]
+    assert _amount(11.975, "relative") == "+1,197.5 %"  # (grouped as "> +10,000 %" is)
 
 
 def test_a_curve_leaves_out_the_seeds_that_diverged(tmp_path, monkeypatch):

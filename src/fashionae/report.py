@@ -106,7 +106,7 @@ def _amount(x: float, unit: str) -> str:
     if unit.startswith("relative"):
         if said := far(x):
             return f"{said} %"
-        shown = f"{100 * x:+.1f}"
+        shown = f"{100 * x:+,.1f}"  # (+1,197.5 %, as "> +10,000 %" is written)
         if unit == "relative" and shown == "-100.0":  # (-1 itself only by underflow: exp(-700) - 1)
             return "> -100 %"
         return "< +100 %" if unit == "relative gain" and shown == "+100.0" else f"{shown} %"
