@@ -4,8 +4,6 @@ interpolation between two test images, and how good the frozen latent is as a fe
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from pathlib import Path
 
@@ -181,35 +179,20 @@ def _refuse_others(out: Path, folder: RunFolder, model: str) -> None:
 def _refuse_the_studys_otherwise(out: Path, folder: RunFolder, tsne: bool) -> None:
     """A study's run that its [explore] maps keeps the study's maps in its explore/: mapped there
     with t-SNE or without otherwise than the study asks, its report would lose them (until the
-    study made them again); the same maps again are not refused. The run is a study's where it
-    is named (".", a link to it) or lies (a study's runs/ folder whose runs are links) in one."""
+    study made them again); the same maps again are not refused."""
     if out.resolve() != (folder / folder.EXPLORE).resolve():
         return
-    named = folder.path if folder.path.is_absolute() else _shell_cwd() / folder.path
-    for run in dict.fromkeys([Path(os.path.normpath(named)), folder.path.resolve()]):  # (in order: said the same)
-        home = StudyFolder(run.parent.parent)
-        if run.parent.name != home.RUNS or not home.is_study():
-            continue
+    for home, run in StudyFolder.holding(folder.path):
         try:
             study = home.study()
         except UserError:  # (a damaged study.json: the study writes it again, and maps the run as it asks)
             continue
         asked = study.explore
-        if asked.tsne != tsne and run.name in {explored_run(study, name) for name in asked.autoencoders}:
+        if asked.tsne != tsne and run in {explored_run(study, name) for name in asked.autoencoders}:
             raise UserError(f"{folder.path} is mapped by its study {home.path} ([explore] tsne = "
                             f"{str(asked.tsne).lower()}), whose report shows the maps in {out}: "
                             f"{'leave out --no-tsne' if asked.tsne else 'add --no-tsne'}, or give --out to map it "
                             "elsewhere")
-
-
-def _shell_cwd() -> Path:
-    """The working folder as the shell names it ($PWD: through the links that led there, which the
-    process's own, resolved, has lost), where it is the same folder."""
-    pwd = os.environ.get("PWD", "")
-    with contextlib.suppress(OSError):
-        if os.path.isabs(pwd) and os.path.samefile(pwd, "."):
-            return Path(pwd)
-    return Path.cwd()
 
 
 def _two_classes(labels: torch.Tensor) -> tuple[int, int]:

@@ -142,7 +142,7 @@ def _explore_result(study: Study, name: str, run: RunFolder) -> dict | None:
     if result is None and run.explore_damaged():  # read again only when it is not usable
         raise UserError(f"{run.explore_json()} is damaged or was edited; run the study command again: it "
                         "computes it again")
-    if result is not None and result.get("tsne", study.explore.tsne) != study.explore.tsne:
+    if result is not None and not run.mapped_as_asked(result, study.explore.tsne):
         raise UserError(f"{run.explore_json()} was mapped {'without' if study.explore.tsne else 'with'} t-SNE "
                         f"(by fashionae explore, or before the study's [explore] changed), where the study asks for "
                         f"tsne = {str(study.explore.tsne).lower()}; run the study command again: it maps it again")

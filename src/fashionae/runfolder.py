@@ -560,7 +560,13 @@ class RunFolder:
         --extend trained it on, or ``fashionae explore`` mapped it otherwise since)."""
         result = self.explore_result()
         return (result is not None and result.get("model_sha256") in (None, self.model_sha256())  # None: older runs
-                and result.get("tsne", tsne) == tsne)  # (not said before 0.3.21)
+                and self.mapped_as_asked(result, tsne))
+
+    @staticmethod
+    def mapped_as_asked(result: dict, tsne: bool) -> bool:
+        """Whether an explore result was mapped with t-SNE or without as ``tsne`` says (one written
+        before 0.3.21 does not say, and is taken as it is)."""
+        return result.get("tsne", tsne) == tsne
 
     def explore_result(self) -> dict | None:
         """explore/explore.json as ``fashionae explore`` writes it: its scores, and figures that

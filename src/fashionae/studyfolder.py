@@ -48,6 +48,18 @@ class StudyFolder:
     def is_study(self) -> bool:
         return (self / self.STUDY).is_file()
 
+    @classmethod
+    def holding(cls, run: Path) -> list[tuple[StudyFolder, str]]:
+        """The study folders whose runs/ holds the run folder ``run``, each with the run's name
+        there: where it is named (".", a link to it; read as the shell names it), then where it
+        lies (a study's runs/ whose runs are links), once where both are one."""
+        named = run if run.is_absolute() else _shell_cwd() / run
+        found = []
+        for path in dict.fromkeys([Path(os.path.normpath(named)), run.resolve()]):
+            if path.parent.name == cls.RUNS and (home := cls(path.parent.parent)).is_study():
+                found.append((home, path.name))
+        return found
+
     def holds_only_a_start(self) -> bool:
         """Whether this folder holds only what a study writes before its runs (refused then by
         its executor, say): its study.json and samples, and no run."""
@@ -168,3 +180,13 @@ def refuse_a_model_folder(out: str | Path, study_hint: str = "which holds a stud
     run = read_rebuildable_json(Path(out) / RunFolder.CONFIG) or {}
     if isinstance(run.get("model"), dict) and isinstance(run.get("train"), dict):
         raise UserError(f"{out} is a run folder, which holds one run's files; choose another --out")
+
+
+def _shell_cwd() -> Path:
+    """The working folder as the shell names it ($PWD: through the links that led there, which the
+    process's own, resolved, has lost), where it is the same folder."""
+    pwd = os.environ.get("PWD", "")
+    with contextlib.suppress(OSError):
+        if os.path.isabs(pwd) and os.path.samefile(pwd, "."):
+            return Path(pwd)
+    return Path.cwd()
