@@ -525,12 +525,19 @@ def test_values_pca_columns_and_interval_families_read_as_the_report_prints_them
     header = ["model", "report train / val", "PCA test, same k", "val"]
     assert _without_empty_columns(header, [["a", "–", "–", "1"], ["b", "–", "0.2", "–"]]) == \
         (["model", "PCA test, same k", "val"], [["a", "–", "1"], ["b", "0.2", "–"]])
-    def claims(*intervals):  # claims of one part each, their intervals judged together
-        return {"claims": [{"parts": [{"intervals": m} if m else {}]} for m in intervals]}
+    def claims(*intervals, ci=(0.1, 0.2), why=None):  # claims of one part each, their intervals judged together
+        return {"claims": [{"parts": [{"intervals": m, "ci": ci, "ci_reason": why} if m else {"ci": ci}]}
+                           for m in intervals]}
     assert _family(claims(1, None), "claims") == f"{100 * FAMILY_CONFIDENCE:.0f} % confidence intervals over seeds"
     assert _family(claims(), "claims") == _family(claims(1), "claims") == _family(claims(4), "ablation")
     assert _family(claims(4, 2), "claims") == (
         f"4 intervals over seeds, each at {100 * ci_level(4):.2f} %: all hold at once with 95 % confidence")
+    # a table without one interval (one seed) says so, not the confidence its intervals would have had
+    one = "one seed: no spread to measure"
+    assert _family(claims(4, 4, ci=None, why=one), "claims") == f"{one}, so no intervals"
+    mixed = claims(4, ci=None, why=one)["claims"] + claims(4, ci=None, why="a run diverged")["claims"]
+    assert _family({"claims": mixed}, "claims") == "no intervals (each line says why)"
+    assert "confidence" in _family({"claims": claims(4, ci=None, why=one)["claims"] + claims(4)["claims"]}, "claims")
 
 
 # ------------------------------------------------------------------ the tables and the summary, from a results dict

@@ -390,8 +390,8 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
      "ablation 'x' names 'zz', no autoencoder of the study \\(known: a\\)$"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ntrain = { tensorboard = true }\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
-     "^study file s.toml: ablation 'x': a and b train the same model, so the line would measure seed noise "
-     "only; change the variant$"),
+     "^study file s.toml: ablation 'x': a and b train the same model, so the line would compare a model with "
+     "itself; change the variant$"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ntrain = { train_eval_subset = 100 }\n'
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n', "a and b train the same model"),
     (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ntrain = { eval_subset = 100 }\n'
@@ -451,6 +451,31 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
         load_study(write(tmp_path, text))
+
+
+def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tmp_path, data_dir, capsys):
+    """precision "auto" against the value auto takes on this machine trains one model twice: what
+    "auto" resolves to is known only here, so the line is refused before anything trains (by
+    ``study --plan`` too), naming both values; against the other value, the study plans."""
+    from fashionae.training import native_bf16
+    here, other = ("bf16", "fp32") if native_bf16("cpu") else ("fp32", "bf16")
+    out, options = study_out(tmp_path, data_dir)
+    body = (TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+            '[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 8\ntrain = {{ precision = "{}" }}\n'
+            '[[ablation]]\nchange = "explicit precision"\nbaseline = "a"\nvariant = "b"\n')
+    for plan in (["--plan"], []):
+        assert main(["study", str(write(tmp_path, body.format(here))), *options, *plan]) == 2
+        assert capsys.readouterr().err.endswith(
+            "error: ablation 'explicit precision': a and b would train the same model here, as they differ only by "
+            f"what \"auto\" resolves to on this machine: precision auto and {here} (both {here} here); give both the "
+            "setting explicitly, each its own value, to compare them, or remove the line\n")
+        assert not (out / "runs").exists()
+    assert main(["study", str(write(tmp_path, body.format(other))), *options, "--plan"]) == 0
+    # its runs all finished (before this was refused): kept, its line reported as of one model, not judged
+    from fashionae.plan import make_plan
+    study = load_study(write(tmp_path, body.format(here)))
+    plan = make_plan(study)
+    preflight.refuse_lines_of_one_model(plan, {r.name: "complete" for r in plan}, study, None, None)
 
 
 def test_a_folder_whose_study_asked_a_line_and_its_reverse_is_read_as_it_ran(tmp_path):
@@ -880,6 +905,7 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     """Each ablation line is the variant's MSE relative to the baseline's, seed by seed, with a
     t-interval over the seeds; the report shows it as a table and as a figure. Both models have
     one latent size, as in an ablation (the size overview then shows points, not a curve)."""
+    from fashionae.figures import _intervals
     text = ('seeds = 3\n' + TINY_TRAIN +
             '[[autoencoders]]\nname = "base"\narch = "linear"\nlatent = 16\n'
             '[[autoencoders]]\nname = "lean"\narch = "linear"\nlatent = 16\ndropout = 0.0\n'
@@ -898,6 +924,11 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     page = (out / "report.md").read_text()
     assert "## Ablation" in page and "no dropout" in page and "base → lean" in page
     assert (out / "figures" / "overview_ablation.png").is_file()
+    assert "each at 97.50 %: all hold at once with 95 % confidence)" in page and "with its t-interval on the log scale" in page
+    # one seed: its table and figure say there is no interval, not the confidence one would have had
+    one = {f: {**row[f], "ci": None, "ci_reason": "one seed: no spread to measure"} for f in ("val_mse", "test_mse")}
+    assert _intervals({**results, "ablation": [{**row, **one}]}, "ablation", "on the log scale") == \
+        " (one seed: no spread to measure, so no intervals)"
     # the source study's claims compare models this study does not train: none is listed, and
     # the summary ranks means without calling the ranking a verdict
     assert results["reference"] and results["claims"] == [] and "## Claims" not in page
@@ -916,7 +947,8 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
 
 # what the ablation's autoencoders were trained with, as their runs record it: a base with
 # dropout, a lean one without
-TRAINED_WITH = {"base": {"model.dropout": 0.2}, "lean": {"model.dropout": 0.0}}
+TRAINED_WITH = {"base": {"model.dropout": 0.2}, "lean": {"model.dropout": 0.0}, "edge": {"model.dropout": 0.1},
+                "far": {"model.dropout": 0.3}, "third": {"model.dropout": 0.5}}
 
 
 def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
@@ -947,6 +979,54 @@ def test_ablation_pairs_by_seed_number_and_its_intervals_are_simultaneous():
     assert test["intervals"] == 2 and test["ci"] == pytest.approx(interval(test["values"], 2, "relative")[0])
     assert test["ci_level"] == pytest.approx(1 - 0.05 / 2) and rows[0]["epochs"] == 2
     assert val["verdict"] == test["verdict"] == "not shown"  # no interval; an interval that holds 0
+
+
+def test_an_ablation_line_of_one_model_as_it_ran_is_shown_not_judged_nor_counted():
+    """Two autoencoders set apart in the study file by "auto" alone (precision "auto" where it
+    resolved to bf16, against "bf16") trained the same model: their line is shown with its
+    changes, marked, and neither judged nor counted in the family (whose other intervals it would
+    widen); known from the runs' settings, before any number is read."""
+    from types import SimpleNamespace
+    from fashionae.report import _ablation_summary, _family
+    from fashionae.results import SAME_MODEL, ablation, classifier_lines, families, stats
+
+    def ae(name, val, trained_with):
+        return {"name": name, "seeds": [0, 1, 2], "epochs": 2, "val_mse": stats(val), "test_mse": stats(val),
+                "trained_with": trained_with}
+    bf16 = {"train.precision": "bf16", "model.dropout": 0.2}
+    aes = [ae("auto", [0.010, 0.020, 0.030], bf16), ae("bf16", [0.0101, 0.0198, 0.0303], bf16),
+           ae("lean", [0.0070, 0.0138, 0.0213], {**bf16, "model.dropout": 0.0})]
+    lines = [SimpleNamespace(change="bf16", baseline="auto", variant="bf16"),
+             SimpleNamespace(change="no dropout", baseline="auto", variant="lean")]
+    same, lean = ablation(SimpleNamespace(val="holdout", ablation=lines), aes, [])
+    assert same["differs"] == {} and same["val_mse"]["values"] == pytest.approx([0.01, -0.01, 0.01])
+    assert same["val_mse"]["same_model"] and "same_model" not in lean["val_mse"]
+    assert same["val_mse"]["ci"] is None and same["val_mse"]["ci_reason"] == SAME_MODEL
+    assert same["val_mse"]["verdict"] == same["test_mse"]["verdict"] == "not shown"
+    (alone,) = ablation(SimpleNamespace(val="holdout", ablation=lines[1:]), aes, [])
+    assert lean["val_mse"] == alone["val_mse"] and lean["val_mse"]["intervals"] == 2  # as if the line were not there
+    results = {"claims": [], "ablation": [same, lean]}
+    assert families(results) == {"ablation": 2} and "2 intervals" in _family(results, "ablation")  # lean's val, test
+    assert _ablation_summary([same, lean]).endswith(
+        "“bf16” compares one model with itself, as the runs record them (nothing they use differs: a setting given "
+        "where the other's auto chose the same), so no verdict.")
+    assert _ablation_summary([same, lean]).startswith("The ablation's change “no dropout” (-30.0 %) lowers")
+    assert _family({"claims": [], "ablation": [same]}, "ablation") == f"{SAME_MODEL}, so no intervals"
+    assert _ablation_effect(same, "val_mse").endswith(SAME_MODEL)
+    # scratch takes only its encoder's architecture: on two encoders of one, the same classifier
+    # (as its runs record it); finetune starts from their weights, which differ
+    def clf(strategy, encoder, val):
+        return {"strategy": strategy, "encoder": encoder, "seeds": [0, 1, 2], "val_acc": stats(val),
+                "test_acc": stats(val), "trained_with": {"strategy": strategy, "model.arch": "linear"}}
+    classifiers = [clf(s, e, v) for s in ("scratch", "finetune") for e, v in
+                   (("auto", [0.80, 0.81, 0.82]), ("lean", [0.805, 0.81, 0.821]))]
+    (line,) = ablation(SimpleNamespace(val="holdout", ablation=lines[1:]), aes, classifiers)
+    scratch, finetune = (line["classifiers"][s]["val_acc"] for s in ("scratch", "finetune"))
+    assert scratch["same_model"] and scratch["ci_reason"] == SAME_MODEL and "same_model" not in finetune
+    assert finetune["intervals"] == 2 and finetune["ci"] is not None  # its validation and test changes alone
+    assert _ablation_summary(classifier_lines([line]), "val_acc").endswith(
+        "“no dropout” on scratch compares one model with itself, as the runs record them (nothing they use differs: "
+        "as scratch's and random-frozen's, which take only their encoder's architecture), so no verdict.")
 
 
 def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():

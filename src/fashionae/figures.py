@@ -13,7 +13,7 @@ from .claims import CONFIDENCE
 from .explore import FIGURE_CAPTIONS, INTERPOLATION
 from .files import atomic_write
 from .reference import author_curves, for_classifier, reference_model
-from .results import classes_of, classifier_lines, encoder_of
+from .results import classes_of, classifier_lines, encoder_of, without_intervals
 from .runconfig import CONTROL
 from .studyfolder import StudyFolder
 
@@ -28,6 +28,14 @@ def _here(ae: dict) -> str:
     """How many images an epoch of ours holds, beside the author's."""
     n = ae.get("images", {}).get("train")
     return f" (here: {n:,} images an epoch, the learning rate as the profile schedules it)" if n else ""
+
+
+def _intervals(results: dict, table: str, scale: str = "") -> str:
+    """How an ablation figure's intervals were made, or why it has none (``without_intervals``)."""
+    if why := without_intervals(results, table):
+        return f" ({why})"
+    return (f", with its t-interval{' ' + scale if scale else ''} (the table's intervals hold all at once with "
+            f"{CONFIDENCE} confidence)")
 
 
 def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]:
@@ -82,18 +90,17 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
         plots.effects("Ablation: change of validation MSE", [(" ".join(a["change"].split()), a["val_mse"]["effect"],
                       a["val_mse"]["ci"]) for a in results["ablation"]], "change of validation MSE, %",
                       figs / "overview_ablation.png")
-        out.append(("overview", "overview_ablation.png", "What each change does to the validation "
-                    "MSE: the relative change, paired by seed, averaged and given its t-interval on the log scale (the table's "
-                    f"intervals hold all at once with {CONFIDENCE} confidence); left of the dashed line the variant "
-                    "reconstructs better."))
+        out.append(("overview", "overview_ablation.png", "What each change does to the validation MSE: the "
+                    "relative change, paired by seed, averaged" + _intervals(results, "ablation", "on the log scale")
+                    + "; left of the dashed line the variant reconstructs better."))
     if lines := classifier_lines(results.get("ablation", [])):
         plots.effects("Ablation: change of classifier accuracy", [(" ".join(a["change"].split()) + f"\n({a['strategy']})",
                       a["val_acc"]["effect"], a["val_acc"]["ci"]) for a in lines],
                       "change of validation accuracy, points", figs / "overview_ablation_classifiers.png", scale=1)
         out.append(("overview", "overview_ablation_classifiers.png", "What each change of encoder does to the "
-                    "validation accuracy of the classifiers trained on both: the difference in points, paired by seed, "
-                    f"with its t-interval (the table's intervals hold all at once with {CONFIDENCE} "
-                    "confidence); right of the dashed line the variant's encoder classifies better."))
+                    "validation accuracy of the classifiers trained on both: the difference in points, paired by seed"
+                    + _intervals(results, "ablation-classifiers") + "; right of the dashed line the variant's encoder "
+                    "classifies better."))
 
     for i, ae in enumerate(aes, 1):
         name, author = f"fig{i}_ae_{ae['name']}.png", curves["autoencoders"].get(reference_model(ae))

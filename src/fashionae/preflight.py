@@ -176,6 +176,7 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
     refuse_too_large_models(plan, states, folder, data)
+    refuse_lines_of_one_model(plan, states, study, folder, data)
     if study.baselines.enabled:
         check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
 
@@ -197,6 +198,30 @@ def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str], fold
         if run.kind == AUTOENCODER and states[run.name] != "complete":
             cfg = concrete(run.config, folder.run(run.name), data)
             refuse_too_large(cfg.model, cfg.train, run.name)
+
+
+def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], study: Study, folder: StudyFolder,
+                              data: Dataset) -> None:
+    """An ablation line whose two autoencoders, set apart in the study file by "auto" alone
+    (precision "auto" against "bf16"), would train the same model here, as their runs would
+    record it ("auto" resolved on this machine, or as a kept run started): refused before it
+    trains, as a line of two alike autoencoders is when the file is read. One whose runs are all
+    finished is kept (``results._one_model``: reported, not judged)."""
+    runs = {(r.group, r.seed): r for r in plan if r.kind == AUTOENCODER}
+    for c in study.ablation:
+        pairs = [(runs[c.baseline, s], runs[c.variant, s]) for s in study.seeds]
+        if all(states[b.name] == states[v.name] == "complete" for b, v in pairs):
+            continue
+        concrete_pairs = [[concrete(r.config, folder.run(r.name), data) for r in pair] for pair in pairs]
+        if any(b.trained_with() != v.trained_with() for b, v in concrete_pairs):
+            continue
+        written = [next(a for a in study.autoencoders if a.name == n).trained_with() for n in (c.baseline, c.variant)]
+        as_run = concrete_pairs[0][0].trained_with()
+        said = "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run[k]} here)"
+                         for k in written[0] if written[0][k] != written[1].get(k))
+        raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} would train the same model here, as they "
+                        f"differ only by what \"auto\" resolves to on this machine: {said}; give both the setting "
+                        "explicitly, each its own value, to compare them, or remove the line")
 
 
 def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:

@@ -24,7 +24,7 @@ from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
 from .progress import seconds_text
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
-from .results import classes_of, classifier_lines, confusion_text, encoder_of, verdict_tables
+from .results import classes_of, classifier_lines, confusion_text, encoder_of, verdict_tables, without_intervals
 from .runconfig import CONTROL
 from .runs import LOCAL
 from .studyfolder import StudyFolder
@@ -115,6 +115,8 @@ def _amount(x: float, unit: str) -> str:
 
 def _family(results: dict, table: str) -> str:
     """How a table's intervals were made: m of them, simultaneous (Bonferroni, as recorded)."""
+    if why := without_intervals(results, table):
+        return why
     m = max((e.get("intervals", 1) for e in verdict_tables(results)[table]), default=1)
     if m == 1:
         return f"{CONFIDENCE} confidence intervals over seeds"
@@ -142,7 +144,7 @@ def _ablation_effect(a: dict, figure: str) -> str:
     """An ablation's change with its interval; below MIN_SEEDS seeds, marked as no verdict, as a
     claim would be, even where the interval happens to exclude 0."""
     text = " ".join(_effect({"unit": "relative", **a[figure]}))
-    if 1 < a["seeds"] < MIN_SEEDS:
+    if 1 < a["seeds"] < MIN_SEEDS and not a[figure].get("same_model"):  # (which says it is not judged)
         return text + f" ({a['seeds']} seeds: no verdict)"
     return text + (f": {a[figure]['verdict']}" if a[figure].get("verdict") in ("lower", "higher") else "")
 
@@ -315,8 +317,15 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
 
     def said(a: dict) -> str:
         return f"{name(a)}, {effect(a)}"
+    same = [name(a) for a in ablation if a[figure].get("same_model")]
+    ablation = [a for a in ablation if not a[figure].get("same_model")]
     diverged = [name(a) for a in ablation if not math.isfinite(a[figure]["effect"])]
     note = f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else ""
+    if same:
+        note += (f" {', '.join(same)} compare{'s' * (len(same) == 1)} one model with itself, as the runs record "
+                 "them (nothing they use differs: " + ("a setting given where the other's auto chose the same" if mse
+                                                       else "as scratch's and random-frozen's, which take only their "
+                                                       "encoder's architecture") + "), so no verdict.")
     judged = [a for a in ablation if math.isfinite(a[figure]["effect"])]
     by = {v: [a for a in judged if a[figure].get("verdict") == v] for v in ("lower", "higher")}
     rest = len(judged) - len(by["lower"]) - len(by["higher"])

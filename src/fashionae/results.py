@@ -17,19 +17,20 @@ from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
 from .files import read_json, read_rebuildable_json
 from .plan import PlannedRun, explored_run, known_config, make_plan
-from .runconfig import RunConfig
+from .runconfig import FROM_TRAINED_ENCODER, RunConfig
 from .runfolder import RunFolder
 from .runs import DATA_DECIDED, LOCAL
 from .settings import AUTOENCODER, CLASSIFIER
 from .study import Study
 from .studyfolder import StudyFolder
 
-RESULTS_FORMAT = 8  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+RESULTS_FORMAT = 9  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
 # 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
 # 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
 # 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's;
 # 7: "seed_history", the seeds of each report of the folder that had other seeds than the one before;
-# 8: "family_history", the same of the comparisons each table of verdicts asks (``families``)
+# 8: "family_history", the same of the comparisons each table of verdicts asks (``families``);
+# 9: a classifier's "trained_with", and an ablation change's "same_model" where it compares one model (``_one_model``)
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -222,7 +223,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         encoder = ae_names.get(configs[0].encoder_name, group[0].encoder)
         classifiers.append({
             "name": name, "strategy": group[0].config.strategy, "encoder": encoder,
-            "mixed": trained_with(configs)[1],
+            "trained_with": trained_with(configs)[0], "mixed": trained_with(configs)[1],
             "seeds": [r.seed for r in group], "runs": [folder.entry(r.name) for r in group],
             "paper_head": configs[0].model.paper_head, **_figures(summaries, CLF_FIGURES),
             "epochs": summaries[0]["epochs"],
@@ -271,13 +272,27 @@ def _counts(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-def verdict_tables(results: dict) -> dict[str, list[dict]]:
+def verdict_tables(results: dict, judged: bool = True) -> dict[str, list[dict]]:
     """The effects each table of verdicts judges together: the claims' parts (a derived claim's
-    are the others'), the ablation's changes of MSE, its changes of accuracy."""
+    are the others'), the ablation's changes of MSE, its changes of accuracy (``judged``: not
+    those that compare one model with itself, ``_one_model``; else every one it shows)."""
     lines = results.get("ablation") or []
-    return {"claims": [p for c in results["claims"] if not c.get("derived") for p in c["parts"]],
-            "ablation": [a[f] for a in lines for f in ("val_mse", "test_mse")],
-            "ablation-classifiers": [a[f] for a in classifier_lines(lines) for f in ("val_acc", "test_acc")]}
+    tables = {"claims": [p for c in results["claims"] if not c.get("derived") for p in c["parts"]],
+              "ablation": [a[f] for a in lines for f in ("val_mse", "test_mse")],
+              "ablation-classifiers": [a[f] for a in classifier_lines(lines) for f in ("val_acc", "test_acc")]}
+    return {t: [e for e in effects if not (judged and e.get("same_model"))] for t, effects in tables.items()}
+
+
+def without_intervals(results: dict, table: str) -> str | None:
+    """Why a table of verdicts holds no interval at all (one seed; a run diverged), as its effects
+    say (``claims.interval``), else None: its caption and its figure's say so, not the family's
+    confidence."""
+    effects = verdict_tables(results, judged=False)[table]
+    if not effects or any(e.get("ci") for e in effects):
+        return None
+    reasons = {e.get("ci_reason") for e in effects}
+    return f"{reasons.pop()}, so no intervals" if len(reasons) == 1 and None not in reasons else \
+        "no intervals (each line says why)"
 
 
 def families(results: dict) -> dict[str, int]:
@@ -343,7 +358,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,  # a study's runs share its seeds
                            "effect": center(effects, "relative"), "unit": "relative",
-                           "comparison": f"{pair}{split[figure.split('_')[0]]}"}
+                           "comparison": f"{pair}{split[figure.split('_')[0]]}", **_one_model(row["differs"])}
         row["classifiers"] = {}  # strategy -> its accuracy figures, on the variant's encoder against the baseline's
         for strategy in dict.fromkeys(k["strategy"] for k in classifiers):
             on = {k["encoder"]: k for k in classifiers if k["strategy"] == strategy}
@@ -354,11 +369,32 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
                 effects = points_change(on[c.variant], on[c.baseline], figure)
                 figures[figure] = {"baseline": on[c.baseline][figure], "variant": on[c.variant][figure],
                                    "values": effects, "effect": center(effects, "points"), "unit": "points",
-                                   "comparison": f"{pair}, {strategy}{split[figure.split('_')[0]]}"}
+                                   "comparison": f"{pair}, {strategy}{split[figure.split('_')[0]]}",
+                                   **_one_model(row["differs"], strategy, on[c.baseline], on[c.variant])}
         rows.append(row)
-    judge_family([row[f] for row in rows for f in ("val_mse", "test_mse")])
-    judge_family([s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")])
+    for family in ([row[f] for row in rows for f in ("val_mse", "test_mse")],
+                   [s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")]):
+        judge_family([f for f in family if not f.get("same_model")])
+        for f in family:
+            if f.get("same_model"):
+                f.update(ci=None, ci_reason=SAME_MODEL, verdict="not shown")
     return rows
+
+
+SAME_MODEL = "the same model as trained (nothing it uses differs): not judged"
+
+
+def _one_model(line_differs: dict, strategy: str | None = None, base: dict | None = None,
+               variant: dict | None = None) -> dict:
+    """``{"same_model": True}`` for an ablation's change that compares one model with itself, as
+    the runs record it, else {}: two autoencoders alike once "auto" resolved (precision "bf16"
+    where auto chose it; ``differs`` empty), or a strategy that takes only its encoder's
+    architecture (scratch, random-frozen) on two encoders of one architecture. Its change is
+    seed noise at most: not judged, and not counted in its family, whose other intervals it would
+    widen (known from the runs' settings, before any number is read)."""
+    alike = not line_differs or (strategy is not None and strategy not in FROM_TRAINED_ENCODER
+                                 and base.get("trained_with") is not None and base["trained_with"] == variant["trained_with"])
+    return {"same_model": True} if alike else {}
 
 
 def judge_family(figures: list[dict]) -> None:

@@ -574,7 +574,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
                             "give both the same eval_subset")
         if base.trained_with() == variant.trained_with():
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} train the same "
-                            "model, so the line would measure seed noise only; change the variant")
+                            "model, so the line would compare a model with itself; change the variant")
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
