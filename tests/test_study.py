@@ -478,6 +478,18 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tm
     preflight.refuse_lines_of_one_model(plan, {r.name: "complete" for r in plan}, study, None, None)
 
 
+def test_an_ablation_line_that_the_command_lines_precision_makes_one_model_says_so(tmp_path):
+    """--precision sets every run's: two autoencoders set apart by their precisions alone train
+    one model under it, which the refusal names (the file alone reads otherwise)."""
+    text = (MINIMAL.replace('"conv"\n', '"conv"\ntrain = { precision = "fp32" }\n') + '[[autoencoders]]\nname = "b"\n'
+            'arch = "conv"\ntrain = { precision = "bf16" }\n[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n')
+    assert [a.train.precision for a in load_study(write(tmp_path, text)).autoencoders] == ["fp32", "bf16"]
+    with pytest.raises(UserError, match="^study file s.toml: ablation 'x': a and b train the same model with --precision "
+                                        "bf16 \\(which sets every run's\\), so the line would compare a model with "
+                                        "itself; change the variant, or leave out --precision$"):
+        load_study(write(tmp_path, text), train_overrides={"precision": "bf16"})
+
+
 def test_a_folder_whose_study_asked_a_line_and_its_reverse_is_read_as_it_ran(tmp_path):
     """Refused in a study file since 0.3.17, a line and its reverse in a folder's study.json (as
     the study ran) still read: its report is rebuilt, the pair one comparison."""

@@ -407,7 +407,8 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         classifiers = merged.get("classifiers")
         if isinstance(classifiers, dict) and isinstance(classifiers.get("train"), dict):
             merged["classifiers"] = {**classifiers, "train": {**classifiers["train"], **train_overrides}}
-    study = parse_study(merged, source, profile or "default")  # first, so what all share is said plainly
+    study = parse_study(merged, source, profile or "default",  # first, so what all share is said plainly
+                        precision=(train_overrides or {}).get("precision"))
     # the profile asked for only (another may name a dataset built elsewhere); and not study.json's,
     # since a study is reported where its dataset is not
     d = study.dataset
@@ -423,9 +424,10 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     return study
 
 
-def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -> Study:
+def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True, precision: str | None = None) -> Study:
     """A typed, checked Study from a merged study dict (a profile resolved, or study.json, which
-    fashionae wrote: ``by_hand`` False, every setting of each model written out)."""
+    fashionae wrote: ``by_hand`` False, every setting of each model written out); ``precision``:
+    the command line's, merged over every train table (said where it makes two runs alike)."""
     for key in ("description", "profile_note", "name", "dataset"):
         if key in merged and not isinstance(merged[key], str):
             raise UserError(f"study file {source}: {key} must be a string")
@@ -573,8 +575,10 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True) -
                             "on different images (their eval_subset differ), so their MSEs cannot be compared; "
                             "give both the same eval_subset")
         if base.trained_with() == variant.trained_with():
+            given = f" with --precision {precision} (which sets every run's)" if precision else ""
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} train the same "
-                            "model, so the line would compare a model with itself; change the variant")
+                            f"model{given}, so the line would compare a model with itself; change the variant"
+                            + (", or leave out --precision" if precision else ""))
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
