@@ -936,6 +936,36 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
         "to move it (no interval wholly on one side of 0).")
 
 
+def test_lines_of_one_model_are_said_beside_a_diverged_one_and_two_seeds_give_them_no_seed_note():
+    """Lines that compare one model with itself (``results._one_model``) are named together, after
+    a diverged line's note (which they add to, not replace); and below 3 seeds such a line is
+    still "not judged", not "no verdict" for its seeds."""
+    from fashionae.report import _ablation_effect, _ablation_summary
+    from fashionae.results import SAME_MODEL
+
+    def one_model(change):
+        line = ablation(change, 0.01, None, reason=SAME_MODEL)
+        return {**line, "val_mse": {**line["val_mse"], "same_model": True, "verdict": "not shown"},
+                "test_mse": {**line["test_mse"], "same_model": True, "verdict": "not shown"}}
+    diverged = ablation("d", float("nan"), None, reason="a run diverged")
+    assert _ablation_summary([diverged, one_model("s"), one_model("t")]) == (
+        "“d”: a run diverged, so no verdict. “s”, “t” compare one model with itself, as the runs record them "
+        "(nothing they use differs: a setting given where the other's auto chose the same), so no verdict.")
+    two = {**one_model("s"), "seeds": 2}
+    assert _ablation_effect(two, "val_mse").endswith(SAME_MODEL) and "no verdict" not in _ablation_effect(two, "val_mse")
+    assert _ablation_effect({**ablation("x", 0.01, None, reason="r"), "seeds": 2}, "val_mse").endswith("(2 seeds: no verdict)")
+
+
+def test_an_ablation_figures_caption_names_its_scale_only_where_it_has_one():
+    """The MSE figure's intervals are on the log scale; the accuracy figure's (no scale given) are
+    plain t-intervals, its caption naming no scale."""
+    from fashionae.figures import _intervals
+    with_ci = {"claims": [{"parts": [{"ci": [0.1, 0.2], "intervals": 2}]}]}
+    tail = " (the table's intervals hold all at once with 95 % confidence)"
+    assert _intervals(with_ci, "claims") == ", with its t-interval" + tail
+    assert _intervals(with_ci, "claims", "on the log scale") == ", with its t-interval on the log scale" + tail
+
+
 def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(study, tmp_path):
     """Every value of the provenance, item by item and run by run, from the files the study
     wrote; then the same study as if a run had recorded no host, device, precision or split

@@ -490,6 +490,27 @@ def test_an_ablation_line_that_the_command_lines_precision_makes_one_model_says_
         load_study(write(tmp_path, text), train_overrides={"precision": "bf16"})
 
 
+def test_an_ablation_line_set_apart_by_auto_alone_is_refused_after_other_lines(tmp_path, tiny):
+    """Every line is looked at, not only the first: one of two models (latent 8 against 4) or one
+    whose runs all finished before it is passed by, and the next line, of one model, is still
+    refused."""
+    from fashionae.plan import make_plan
+    from fashionae.training import native_bf16
+    here = "bf16" if native_bf16("cpu") else "fp32"
+    study = load_study(write(tmp_path, TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+                             '[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 8\n'
+                             f'train = {{ precision = "{here}" }}\n'
+                             '[[autoencoders]]\nname = "c"\narch = "linear"\nlatent = 4\n'
+                             '[[ablation]]\nchange = "smaller"\nbaseline = "a"\nvariant = "c"\n'
+                             '[[ablation]]\nchange = "explicit precision"\nbaseline = "a"\nvariant = "b"\n'))
+    plan = make_plan(study)
+    folder = StudyFolder(tmp_path / "out")
+    finished = {r.name: "complete" if r.group in ("a", "c") else "new" for r in plan}
+    for states in ({r.name: "new" for r in plan}, finished):
+        with pytest.raises(UserError, match="ablation 'explicit precision': a and b would train the same model here"):
+            preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+
+
 def test_a_folder_whose_study_asked_a_line_and_its_reverse_is_read_as_it_ran(tmp_path):
     """Refused in a study file since 0.3.17, a line and its reverse in a folder's study.json (as
     the study ran) still read: its report is rebuilt, the pair one comparison."""
@@ -1037,8 +1058,17 @@ def test_an_ablation_line_of_one_model_as_it_ran_is_shown_not_judged_nor_counted
     assert scratch["same_model"] and scratch["ci_reason"] == SAME_MODEL and "same_model" not in finetune
     assert finetune["intervals"] == 2 and finetune["ci"] is not None  # its validation and test changes alone
     assert _ablation_summary(classifier_lines([line]), "val_acc").endswith(
-        "“no dropout” on scratch compares one model with itself, as the runs record them (nothing they use differs: "
-        "as scratch's and random-frozen's, which take only their encoder's architecture), so no verdict.")
+        "“no dropout” on scratch compares one model with itself, as the runs record them (nothing they use differs), "
+        "so no verdict.")
+    # on two autoencoders that are one model, a classifier is one model too only where it is recorded alike: a
+    # frozen one trained again on a machine whose auto chose fp32 is another, judged
+    other = [{**k, "encoder": "bf16"} if k["encoder"] == "lean" else k for k in classifiers]
+    other = [{**k, "trained_with": {**k["trained_with"], "train.precision": "fp32"}}
+             if (k["encoder"], k["strategy"]) == ("bf16", "finetune") else k for k in other]
+    (line,) = ablation(SimpleNamespace(val="holdout", ablation=lines[:1]), aes, other)
+    assert line["val_mse"]["same_model"] and line["classifiers"]["scratch"]["val_acc"]["same_model"]
+    assert "same_model" not in line["classifiers"]["finetune"]["val_acc"]
+    assert line["classifiers"]["finetune"]["val_acc"]["intervals"] == 2
 
 
 def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():

@@ -323,9 +323,8 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
     note = f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else ""
     if same:
         note += (f" {', '.join(same)} compare{'s' * (len(same) == 1)} one model with itself, as the runs record "
-                 "them (nothing they use differs: " + ("a setting given where the other's auto chose the same" if mse
-                                                       else "as scratch's and random-frozen's, which take only their "
-                                                       "encoder's architecture") + "), so no verdict.")
+                 "them (nothing they use differs" + (": a setting given where the other's auto chose the same" if mse
+                                                     else "") + "), so no verdict.")
     judged = [a for a in ablation if math.isfinite(a[figure]["effect"])]
     by = {v: [a for a in judged if a[figure].get("verdict") == v] for v in ("lower", "higher")}
     rest = len(judged) - len(by["lower"]) - len(by["higher"])

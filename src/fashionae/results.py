@@ -381,19 +381,23 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
     return rows
 
 
-SAME_MODEL = "the same model as trained (nothing it uses differs): not judged"
+SAME_MODEL = "the same model as trained: not judged"
 
 
 def _one_model(line_differs: dict, strategy: str | None = None, base: dict | None = None,
                variant: dict | None = None) -> dict:
     """``{"same_model": True}`` for an ablation's change that compares one model with itself, as
     the runs record it, else {}: two autoencoders alike once "auto" resolved (precision "bf16"
-    where auto chose it; ``differs`` empty), or a strategy that takes only its encoder's
-    architecture (scratch, random-frozen) on two encoders of one architecture. Its change is
-    seed noise at most: not judged, and not counted in its family, whose other intervals it would
-    widen (known from the runs' settings, before any number is read)."""
-    alike = not line_differs or (strategy is not None and strategy not in FROM_TRAINED_ENCODER
-                                 and base.get("trained_with") is not None and base["trained_with"] == variant["trained_with"])
+    where auto chose it; ``differs`` empty); two classifiers of a ``strategy`` recorded alike
+    (``trained_with``) whose encoders are alike too, or whose strategy takes only its encoder's
+    architecture (scratch, random-frozen). Its change is noise at most: not judged, and not
+    counted in its family, whose other intervals it would widen (known from the runs' settings,
+    before any number is read)."""
+    if strategy is None:
+        alike = not line_differs
+    else:  # (a classifier's record is alike whatever its encoder's weights: frozen, finetune take them)
+        alike = (base.get("trained_with") is not None and base["trained_with"] == variant["trained_with"]
+                 and (not line_differs or strategy not in FROM_TRAINED_ENCODER))
     return {"same_model": True} if alike else {}
 
 

@@ -54,15 +54,12 @@ class RunConfig:
 
     def unused(self) -> set[str]:
         """The keys of ``identity`` whose settings this run does not use (``ModelConfig.unused``,
-        the other kind of run's training settings, the encoder's weights where the strategy
-        takes only its architecture, and its dropout where the encoder is frozen: in eval mode,
-        but for the author's ``paper_head``, ``Classifier.freeze_encoder``)."""
+        the other kind of run's training settings, and the encoder's weights where the strategy
+        takes only its architecture)."""
         unused = {f"model.{k}" for k in self.model.unused()} | {
             f"train.{k}" for k in settings.unused(self.train, self.model.task)}
         if self.strategy is not None and self.strategy not in FROM_TRAINED_ENCODER:
             unused.add("encoder_sha256")
-        if self.strategy in FROZEN_ENCODER and not self.model.paper_head:  # its encoder runs in eval mode
-            unused |= {"model.dropout", "model.dropout_after_pool"}
         return unused
 
     def used_identity(self) -> dict:
