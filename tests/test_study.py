@@ -466,8 +466,8 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tm
     for plan in (["--plan"], []):
         assert main(["study", str(write(tmp_path, body.format(here))), *options, *plan]) == 2
         assert capsys.readouterr().err.endswith(
-            "error: ablation 'explicit precision': a and b would train the same model here, as they differ only by "
-            f"what \"auto\" resolves to on this machine: precision auto and {here} (both {here} here); give both the "
+            "error: ablation 'explicit precision': a and b would train the same model, as they differ only by "
+            f"what \"auto\" resolves to on this machine: precision auto and {here} (both {here}); give both the "
             "setting explicitly, each its own value, to compare them, or remove the line\n")
         assert not (out / "runs").exists()
     assert main(["study", str(write(tmp_path, body.format(other))), *options, "--plan"]) == 0
@@ -488,6 +488,11 @@ def test_an_ablation_line_that_the_command_lines_precision_makes_one_model_says_
                                         "bf16 \\(which sets every run's\\), so the line would compare a model with "
                                         "itself; change the variant, or leave out --precision$"):
         load_study(write(tmp_path, text), train_overrides={"precision": "bf16"})
+    # alike whatever the option (their precisions the same as written): not said to be its doing
+    alike = text.replace('precision = "fp32"', 'device = "cpu"').replace('train = { precision = "bf16" }\n', '')
+    with pytest.raises(UserError, match="^study file s.toml: ablation 'x': a and b train the same model, so the line "
+                                        "would compare a model with itself; change the variant$"):
+        load_study(write(tmp_path, alike), train_overrides={"precision": "fp32"})
 
 
 def test_an_ablation_line_set_apart_by_auto_alone_is_refused_after_other_lines(tmp_path, tiny):
@@ -507,8 +512,16 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_after_other_lines(t
     folder = StudyFolder(tmp_path / "out")
     finished = {r.name: "complete" if r.group in ("a", "c") else "new" for r in plan}
     for states in ({r.name: "new" for r in plan}, finished):
-        with pytest.raises(UserError, match="ablation 'explicit precision': a and b would train the same model here"):
+        with pytest.raises(UserError, match="ablation 'explicit precision': a and b would train the same model, as"):
             preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+    # seeds added to a finished study (--seeds raised): a new seed of one model is refused, by its number,
+    # whatever the finished seeds compared (they are kept, and were judged on what they ran)
+    study = replace(study, seeds=[0, 1, 2])
+    plan = make_plan(study)
+    added = {r.name: "new" if r.seed == 2 else "complete" for r in plan}
+    with pytest.raises(UserError, match="^ablation 'explicit precision': a and b would train the same model on seed 2, "
+                                        "as they differ only by"):
+        preflight.refuse_lines_of_one_model(plan, added, study, folder, tiny)
 
 
 def test_a_folder_whose_study_asked_a_line_and_its_reverse_is_read_as_it_ran(tmp_path):

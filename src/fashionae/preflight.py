@@ -203,25 +203,33 @@ def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str], fold
 def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], study: Study, folder: StudyFolder,
                               data: Dataset) -> None:
     """An ablation line whose two autoencoders, set apart in the study file by "auto" alone
-    (precision "auto" against "bf16"), would train the same model here, as their runs would
-    record it ("auto" resolved on this machine, or as a kept run started): refused before it
-    trains, as a line of two alike autoencoders is when the file is read. One whose runs are all
-    finished is kept (``results._one_model``: reported, not judged)."""
+    (precision "auto" against "bf16"), would train the same model on a seed still to train, as
+    their runs would record it ("auto" resolved on this machine, or as a kept run started):
+    refused before it trains, as a line of two alike autoencoders is when the file is read (a seed
+    of one model would count in the line as any other). Finished seeds are kept
+    (``results._one_model``: a line of one model on every seed is reported, not judged)."""
     runs = {(r.group, r.seed): r for r in plan if r.kind == AUTOENCODER}
     for c in study.ablation:
-        pairs = [(runs[c.baseline, s], runs[c.variant, s]) for s in study.seeds]
-        if all(states[b.name] == states[v.name] == "complete" for b, v in pairs):
-            continue
-        concrete_pairs = [[concrete(r.config, folder.run(r.name), data) for r in pair] for pair in pairs]
-        if any(b.trained_with() != v.trained_with() for b, v in concrete_pairs):
+        alike = []  # (seed, the baseline's settings) of each pair to train that comes out one model
+        for s in study.seeds:
+            pair = runs[c.baseline, s], runs[c.variant, s]
+            if all(states[r.name] == "complete" for r in pair):
+                continue
+            base, variant = (concrete(r.config, folder.run(r.name), data).trained_with() for r in pair)
+            if base == variant:
+                alike.append((s, base, any(folder.run(r.name).started() for r in pair)))
+        if not alike:
             continue
         written = [next(a for a in study.autoencoders if a.name == n).trained_with() for n in (c.baseline, c.variant)]
-        as_run = concrete_pairs[0][0].trained_with()
-        said = "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run[k]} here)"
+        seeds, as_run, kept = [s for s, _, _ in alike], alike[0][1], any(k for _, _, k in alike)
+        on = "" if len(seeds) == len(study.seeds) else f" on seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+        said = "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run[k]})"
                          for k in written[0] if written[0][k] != written[1].get(k))
-        raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} would train the same model here, as they "
-                        f"differ only by what \"auto\" resolves to on this machine: {said}; give both the setting "
-                        "explicitly, each its own value, to compare them, or remove the line")
+        raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} would train the same model{on}, as they "
+                        "differ only by what \"auto\" resolves to" + (" on this machine, or resolved to where a kept "
+                                                                       "run started" if kept else " on this machine")
+                        + f": {said}; give both the setting explicitly, each its own value, to compare them, or "
+                        "remove the line")
 
 
 def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:

@@ -302,13 +302,6 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
     mse = figure == "val_mse"
     quantity = "the validation MSE" if mse else "the classifiers' validation accuracy"
     changes = "changes" if mse else "classifier comparisons"
-    seeds = min(a["seeds"] for a in ablation)
-    if seeds < MIN_SEEDS:
-        whose = "the ablation gives" if mse else "the ablation's classifier comparisons give"
-        return (f"With {_count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS}: --seeds {MIN_SEEDS}); "
-                f"{'its' if mse else 'their'} table gives each " + ("change" if mse else "comparison")
-                + (" with its interval." if seeds > 1 else "."))
-
     def name(a: dict) -> str:
         return f"“{a['change']}”" + (f" on {a['strategy']}" if "strategy" in a else "")
 
@@ -318,13 +311,19 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
     def said(a: dict) -> str:
         return f"{name(a)}, {effect(a)}"
     same = [name(a) for a in ablation if a[figure].get("same_model")]
+    one_model = (f" {', '.join(same)} compare{'s' * (len(same) == 1)} one model with itself, as the runs record them "
+                 "(nothing they use differs" + (": a setting given where the other's auto chose the same" if mse else "")
+                 + "), so no verdict.") if same else ""
+    seeds = min(a["seeds"] for a in ablation)
+    if seeds < MIN_SEEDS:
+        whose = "the ablation gives" if mse else "the ablation's classifier comparisons give"
+        each = "change" if mse else "comparison"
+        return (f"With {_count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS}: --seeds {MIN_SEEDS}); "
+                f"{'its' if mse else 'their'} table gives each {each}"
+                + (" with its interval." if seeds > 1 and len(same) < len(ablation) else ".") + one_model)
     ablation = [a for a in ablation if not a[figure].get("same_model")]
     diverged = [name(a) for a in ablation if not math.isfinite(a[figure]["effect"])]
-    note = f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else ""
-    if same:
-        note += (f" {', '.join(same)} compare{'s' * (len(same) == 1)} one model with itself, as the runs record "
-                 "them (nothing they use differs" + (": a setting given where the other's auto chose the same" if mse
-                                                     else "") + "), so no verdict.")
+    note = (f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else "") + one_model
     judged = [a for a in ablation if math.isfinite(a[figure]["effect"])]
     by = {v: [a for a in judged if a[figure].get("verdict") == v] for v in ("lower", "higher")}
     rest = len(judged) - len(by["lower"]) - len(by["higher"])

@@ -398,6 +398,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
             # the note tells the profile as written, seeds included: the report says what ran
             merged["profile_note"] += f" (Run with --seeds {seeds}; the profile has {merged.get('seeds', 1)}.)"
         merged["seeds"] = seeds
+    written = _precisions(merged)  # before the command line's
     if train_overrides:  # over every train table: [train], each autoencoder's, [classifiers]'s
         merged["train"] = {**merged.get("train", {}), **train_overrides}
         if isinstance(merged.get("autoencoders"), list):
@@ -408,7 +409,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
         if isinstance(classifiers, dict) and isinstance(classifiers.get("train"), dict):
             merged["classifiers"] = {**classifiers, "train": {**classifiers["train"], **train_overrides}}
     study = parse_study(merged, source, profile or "default",  # first, so what all share is said plainly
-                        precision=(train_overrides or {}).get("precision"))
+                        precision=((train_overrides or {}).get("precision"), written))
     # the profile asked for only (another may name a dataset built elsewhere); and not study.json's,
     # since a study is reported where its dataset is not
     d = study.dataset
@@ -424,10 +425,22 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
     return study
 
 
-def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True, precision: str | None = None) -> Study:
+def _precisions(merged: dict) -> dict:
+    """Each autoencoder's precision as a merged study gives it (None: the default), for what the
+    command line's --precision changes; a malformed table is parse_study's to say."""
+    def table(d) -> dict:
+        return d if isinstance(d, dict) else {}
+    autoencoders = merged.get("autoencoders")
+    return {a.get("name"): {**table(merged.get("train")), **table(a.get("train"))}.get("precision")
+            for a in (autoencoders if isinstance(autoencoders, list) else []) if isinstance(a, dict)}
+
+
+def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True,
+                precision: tuple[str, dict] | None = None) -> Study:
     """A typed, checked Study from a merged study dict (a profile resolved, or study.json, which
     fashionae wrote: ``by_hand`` False, every setting of each model written out); ``precision``:
-    the command line's, merged over every train table (said where it makes two runs alike)."""
+    the command line's, merged over every train table, and each autoencoder's as the file gives it
+    (said where the option makes two autoencoders alike)."""
     for key in ("description", "profile_note", "name", "dataset"):
         if key in merged and not isinstance(merged[key], str):
             raise UserError(f"study file {source}: {key} must be a string")
@@ -575,10 +588,12 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True, p
                             "on different images (their eval_subset differ), so their MSEs cannot be compared; "
                             "give both the same eval_subset")
         if base.trained_with() == variant.trained_with():
-            given = f" with --precision {precision} (which sets every run's)" if precision else ""
+            option, written = precision or (None, {})
+            option = option if written.get(c.baseline) != written.get(c.variant) else None  # the option made them alike
+            given = f" with --precision {option} (which sets every run's)" if option else ""
             raise UserError(f"study file {source}: ablation {c.change!r}: {c.baseline} and {c.variant} train the same "
                             f"model{given}, so the line would compare a model with itself; change the variant"
-                            + (", or leave out --precision" if precision else ""))
+                            + (", or leave out --precision" if option else ""))
 
     return Study(name=merged.get("name", "study"), profile=profile,
                  description=merged.get("description", ""), profile_note=merged.get("profile_note", ""),
