@@ -490,9 +490,10 @@ def test_an_ablation_line_that_the_command_lines_precision_makes_one_model_says_
         load_study(write(tmp_path, text), train_overrides={"precision": "bf16"})
     # alike whatever the option (their precisions the same as written): not said to be its doing
     alike = text.replace('precision = "fp32"', 'device = "cpu"').replace('train = { precision = "bf16" }\n', '')
-    with pytest.raises(UserError, match="^study file s.toml: ablation 'x': a and b train the same model, so the line "
-                                        "would compare a model with itself; change the variant$"):
-        load_study(write(tmp_path, alike), train_overrides={"precision": "fp32"})
+    for same in (alike, alike.replace('device = "cpu"', 'device = "cpu", precision = "auto"')):  # auto, unset or not
+        with pytest.raises(UserError, match="^study file s.toml: ablation 'x': a and b train the same model, so the "
+                                            "line would compare a model with itself; change the variant$"):
+            load_study(write(tmp_path, same), train_overrides={"precision": "fp32"})
 
 
 def test_an_ablation_line_set_apart_by_auto_alone_is_refused_after_other_lines(tmp_path, tiny):

@@ -426,12 +426,12 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
 
 
 def _precisions(merged: dict) -> dict:
-    """Each autoencoder's precision as a merged study gives it (None: the default), for what the
-    command line's --precision changes; a malformed table is parse_study's to say."""
+    """Each autoencoder's precision as a merged study gives it (unset: the default, auto), for
+    what the command line's --precision changes; a malformed table is parse_study's to say."""
     def table(d) -> dict:
         return d if isinstance(d, dict) else {}
-    autoencoders = merged.get("autoencoders")
-    return {a.get("name"): {**table(merged.get("train")), **table(a.get("train"))}.get("precision")
+    autoencoders, default = merged.get("autoencoders"), TrainConfig().precision
+    return {a.get("name"): {**table(merged.get("train")), **table(a.get("train"))}.get("precision", default)
             for a in (autoencoders if isinstance(autoencoders, list) else []) if isinstance(a, dict)}
 
 
