@@ -952,6 +952,9 @@ def test_lines_of_one_model_are_said_beside_a_diverged_one_and_two_seeds_give_th
         "“d”: a run diverged, so no verdict. “s”, “t” compare one model with itself, as the runs record them "
         "(nothing they use differs: a setting given where the other's auto chose the same), so no verdict.")
     two = {**one_model("s"), "seeds": 2}
+    assert _ablation_summary([{**ablation("x", 0.01, [0.0, 0.02]), "seeds": 2}, two]).startswith(
+        "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change with its "
+        "interval where it has one. “s” compares one model")
     assert _ablation_summary([two]) == (  # said below 3 seeds too, and no interval promised for it
         "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change. “s” "
         "compares one model with itself, as the runs record them (nothing they use differs: a setting given where the "

@@ -447,13 +447,16 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
      '[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n',
      "ablation 'x': a and b train the same model"),  # how a run is carried out is no change of model
     (MINIMAL + "[profiles.default]\nseeds = 2\n", "a profile cannot be named 'default'"),
+    # a name that is no string, read for the command line's --precision before the file is checked
+    ('[[autoencoders]]\nname = ["a"]\n[[autoencoders]]\nname = "b"\n[[ablation]]\nchange = "x"\nbaseline = "a"\n'
+     'variant = "b"\n', "^study file s.toml: autoencoders\\[0\\] needs a name"),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
         load_study(write(tmp_path, text))
 
 
-def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tmp_path, data_dir, capsys):
+def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tmp_path, data_dir, tiny, capsys):
     """precision "auto" against the value auto takes on this machine trains one model twice: what
     "auto" resolves to is known only here, so the line is refused before anything trains (by
     ``study --plan`` too), naming both values; against the other value, the study plans."""
@@ -475,7 +478,45 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tm
     from fashionae.plan import make_plan
     study = load_study(write(tmp_path, body.format(here)))
     plan = make_plan(study)
-    preflight.refuse_lines_of_one_model(plan, {r.name: "complete" for r in plan}, study, None, None)
+    preflight.refuse_lines_of_one_model(plan, {r.name: "complete" for r in plan}, study, StudyFolder(out), tiny)
+
+
+def test_an_ablation_line_whose_finished_seeds_are_one_model_and_new_ones_two_is_refused(tmp_path, tiny, monkeypatch):
+    """Seeds 0 and 1 trained where auto chose bf16 (one model: a = auto, b = bf16); seed 2, to train
+    where auto chooses fp32, would be two: a line mixing them measures neither, refused by its
+    seeds. And where a kept run of the auto side started (resumed here), its start is said to
+    have decided auto."""
+    from fashionae.plan import make_plan
+    from fashionae.runfolder import RunFolder
+    study = load_study(write(tmp_path, TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'
+                             '[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 8\n'
+                             'train = { precision = "bf16" }\n[[ablation]]\nchange = "bf16"\nbaseline = "a"\n'
+                             'variant = "b"\n'))
+    study = replace(study, seeds=[0, 1, 2])
+    plan = make_plan(study)
+    states = {r.name: "new" if r.seed == 2 else "complete" for r in plan}
+
+    def concrete(cfg, run_folder, data):  # auto: bf16 where seeds 0 and 1 started, fp32 here
+        chosen = "bf16" if not run_folder.path.name.endswith("seed2") else "fp32"
+        precision = chosen if cfg.train.precision == "auto" else cfg.train.precision
+        return replace(cfg, train=replace(cfg.train, precision=precision, device="cpu", dropout_masks="counter"))
+    monkeypatch.setattr(preflight, "concrete", concrete)
+    folder = StudyFolder(tmp_path / "out")
+    with pytest.raises(UserError, match="^ablation 'bf16': a and b trained the same model on seeds 0, 1 \\(precision "
+                                        "auto and bf16 \\(both bf16\\), as those runs started\\), and would train two "
+                                        "on seed 2: a line mixing them measures neither; remove the line, or delete"):
+        preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+    # seed 2 alike too, its auto side's run kept here half-trained: its start decided auto
+    monkeypatch.setattr(preflight, "concrete", lambda cfg, f, d: concrete(cfg, RunFolder(tmp_path / "seed0"), d))
+    monkeypatch.setattr(RunFolder, "started", lambda self: self.path.name == "ae-a-seed2" or None)
+    with pytest.raises(UserError, match="train the same model on seed 2, as they differ only by what \"auto\" resolves "
+                                        "to on this machine, or resolved to where a kept run started: precision auto "
+                                        "and bf16 \\(both bf16\\)"):
+        preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+    monkeypatch.setattr(RunFolder, "started", lambda self: self.path.name == "ae-b-seed2" or None)  # b's: set, not auto
+    with pytest.raises(UserError, match="train the same model on seed 2, as they differ only by what \"auto\" resolves "
+                                        "to on this machine: "):
+        preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
 
 
 def test_an_ablation_line_that_the_command_lines_precision_makes_one_model_says_so(tmp_path):

@@ -206,30 +206,45 @@ def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], st
     (precision "auto" against "bf16"), would train the same model on a seed still to train, as
     their runs would record it ("auto" resolved on this machine, or as a kept run started):
     refused before it trains, as a line of two alike autoencoders is when the file is read (a seed
-    of one model would count in the line as any other). Finished seeds are kept
-    (``results._one_model``: a line of one model on every seed is reported, not judged)."""
+    of one model would count in the line as any other); so is one whose finished seeds are of one
+    model and whose seeds to train would not be (the line would mix them). A line of one model on
+    every seed, all finished, is kept (``results._one_model``: reported, not judged)."""
     runs = {(r.group, r.seed): r for r in plan if r.kind == AUTOENCODER}
     for c in study.ablation:
-        alike = []  # (seed, the baseline's settings) of each pair to train that comes out one model
+        written = [next(a for a in study.autoencoders if a.name == n).trained_with() for n in (c.baseline, c.variant)]
+        keys = [k for k in written[0] if written[0][k] != written[1].get(k)]  # (what "auto" may make alike)
+        alike, finished_alike, to_train = [], [], []  # seeds
+        as_run, kept = {}, False
         for s in study.seeds:
             pair = runs[c.baseline, s], runs[c.variant, s]
-            if all(states[r.name] == "complete" for r in pair):
-                continue
+            finished = all(states[r.name] == "complete" for r in pair)
             base, variant = (concrete(r.config, folder.run(r.name), data).trained_with() for r in pair)
             if base == variant:
-                alike.append((s, base, any(folder.run(r.name).started() for r in pair)))
-        if not alike:
-            continue
-        written = [next(a for a in study.autoencoders if a.name == n).trained_with() for n in (c.baseline, c.variant)]
-        seeds, as_run, kept = [s for s, _, _ in alike], alike[0][1], any(k for _, _, k in alike)
-        on = "" if len(seeds) == len(study.seeds) else f" on seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
-        said = "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run[k]})"
-                         for k in written[0] if written[0][k] != written[1].get(k))
-        raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} would train the same model{on}, as they "
-                        "differ only by what \"auto\" resolves to" + (" on this machine, or resolved to where a kept "
-                                                                       "run started" if kept else " on this machine")
-                        + f": {said}; give both the setting explicitly, each its own value, to compare them, or "
-                        "remove the line")
+                (finished_alike if finished else alike).append(s)
+                as_run = base
+                # where "auto" was resolved as a run kept here started, not on this machine
+                kept |= not finished and any(folder.run(r.name).started() for r, w in zip(pair, written)
+                                              if any(w[k] == "auto" for k in keys))
+            elif not finished:
+                to_train.append(s)
+        said = "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run.get(k)})"
+                         for k in keys)
+        if alike:
+            on = "" if len(alike) == len(study.seeds) else f" on {_seeds_text(alike)}"
+            raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} would train the same model{on}, as "
+                            "they differ only by what \"auto\" resolves to" + (
+                                " on this machine, or resolved to where a kept run started" if kept else " on this machine")
+                            + f": {said}; give both the setting explicitly, each its own value, to compare them, or "
+                            "remove the line")
+        if finished_alike and to_train:
+            raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} trained the same model on "
+                            f"{_seeds_text(finished_alike)} ({said}, as those runs started), and would train two on "
+                            f"{_seeds_text(to_train)}: a line mixing them measures neither; remove the line, or delete "
+                            "the runs of one model and give both the setting explicitly, each its own value")
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
 
 
 def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data: Dataset) -> None:

@@ -320,7 +320,8 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
         each = "change" if mse else "comparison"
         return (f"With {_count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS}: --seeds {MIN_SEEDS}); "
                 f"{'its' if mse else 'their'} table gives each {each}"
-                + (" with its interval." if seeds > 1 and len(same) < len(ablation) else ".") + one_model)
+                + ("." if seeds == 1 or len(same) == len(ablation) else
+                   " with its interval" + (" where it has one." if same else ".")) + one_model)
     ablation = [a for a in ablation if not a[figure].get("same_model")]
     diverged = [name(a) for a in ablation if not math.isfinite(a[figure]["effect"])]
     note = (f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else "") + one_model

@@ -432,7 +432,8 @@ def _precisions(merged: dict) -> dict:
         return d if isinstance(d, dict) else {}
     autoencoders, default = merged.get("autoencoders"), TrainConfig().precision
     return {a.get("name"): {**table(merged.get("train")), **table(a.get("train"))}.get("precision", default)
-            for a in (autoencoders if isinstance(autoencoders, list) else []) if isinstance(a, dict)}
+            for a in (autoencoders if isinstance(autoencoders, list) else [])
+            if isinstance(a, dict) and isinstance(a.get("name"), str)}
 
 
 def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True,
