@@ -214,31 +214,32 @@ def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], st
         written = [next(a for a in study.autoencoders if a.name == n).trained_with() for n in (c.baseline, c.variant)]
         keys = [k for k in written[0] if written[0][k] != written[1].get(k)]  # (what "auto" may make alike)
         alike, finished_alike, to_train = [], [], []  # seeds
-        as_run, kept = {}, False
+        as_run, kept = {}, False  # (finished or not: the settings of one model)
         for s in study.seeds:
             pair = runs[c.baseline, s], runs[c.variant, s]
             finished = all(states[r.name] == "complete" for r in pair)
             base, variant = (concrete(r.config, folder.run(r.name), data).trained_with() for r in pair)
             if base == variant:
                 (finished_alike if finished else alike).append(s)
-                as_run = base
+                as_run.setdefault(finished, base)
                 # where "auto" was resolved as a run kept here started, not on this machine
                 kept |= not finished and any(folder.run(r.name).started() for r, w in zip(pair, written)
                                               if any(w[k] == "auto" for k in keys))
             elif not finished:
                 to_train.append(s)
-        said = "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run.get(k)})"
-                         for k in keys)
+        def said(finished: bool) -> str:
+            return "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run[finished][k]})"
+                             for k in keys)
         if alike:
             on = "" if len(alike) == len(study.seeds) else f" on {_seeds_text(alike)}"
             raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} would train the same model{on}, as "
                             "they differ only by what \"auto\" resolves to" + (
                                 " on this machine, or resolved to where a kept run started" if kept else " on this machine")
-                            + f": {said}; give both the setting explicitly, each its own value, to compare them, or "
+                            + f": {said(False)}; give both the setting explicitly, each its own value, to compare them, or "
                             "remove the line")
         if finished_alike and to_train:
             raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} trained the same model on "
-                            f"{_seeds_text(finished_alike)} ({said}, as those runs started), and would train two on "
+                            f"{_seeds_text(finished_alike)} ({said(True)}, as those runs started), and would train two on "
                             f"{_seeds_text(to_train)}: a line mixing them measures neither; remove the line, or delete "
                             "the runs of one model and give both the setting explicitly, each its own value")
 
