@@ -1100,6 +1100,13 @@ def test_an_ablation_line_of_one_model_as_it_ran_is_shown_not_judged_nor_counted
         "where the other's auto chose the same), so no verdict.")
     assert _ablation_summary([same, lean]).startswith("The ablation's change “no dropout” (-30.0 %) lowers")
     assert _family({"claims": [], "ablation": [same]}, "ablation") == f"{SAME_MODEL}, so no intervals"
+    # a folder's last report written before such lines were left out (format 8) counted them: its family is
+    # read as counted now, not as a comparison dropped after a look; one that asked otherwise stays as it was
+    from fashionae.results import _counted_as_now
+    old = {"format": 8, "family_history": [{"ablation": 2}, {"ablation": 4}]}
+    assert _counted_as_now(old, results)["family_history"] == [{"ablation": 2}]  # (the same family twice: one entry)
+    for kept in ({**old, "format": 9}, {**old, "family_history": [{"ablation": 6}]}, {"format": 8}):
+        assert _counted_as_now(kept, results) == kept
     assert _ablation_effect(same, "val_mse").endswith(SAME_MODEL)
     # scratch takes only its encoder's architecture: on two encoders of one, the same classifier
     # (as its runs record it); finetune starts from their weights, which differ

@@ -245,7 +245,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     }
     results["claims"] = listed(assess_claims(results)) if fashion else []
     results["ablation"] = ablation(study, autoencoders, classifiers)
-    before = read_rebuildable_json(folder / folder.RESULTS) or {}  # the last report's, a look at the study
+    before = _counted_as_now(read_rebuildable_json(folder / folder.RESULTS) or {}, results)  # the last report's
     results["seed_history"] = history(before, "seed_history", len(study.seeds), before.get("seeds"), _counts)
     results["family_history"] = history(before, "family_history", families(results), None,  # (kept from 0.3.20)
                                         lambda f: isinstance(f, dict) and all(map(_counts, f.values())))
@@ -254,6 +254,17 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     if timing:
         results["timing"] = timing
     return results
+
+
+def _counted_as_now(before: dict, results: dict) -> dict:
+    """The last report's results.json (``before``), its last family as this version counts it
+    where it was written before lines of one model were left out of their family (format 9) and
+    asked what this report asks: the family changed by that rule alone, not by a look."""
+    kept = before.get("family_history")
+    if before.get("format", 0) < 9 and isinstance(kept, list) and kept and kept[-1] == families(results, judged=False):
+        counted = [*kept[:-1], families(results)]
+        return {**before, "family_history": counted[:-1] if counted[-2:-1] == counted[-1:] else counted}
+    return before
 
 
 def history(before: dict, key: str, now, then, valid) -> list:
@@ -295,12 +306,12 @@ def without_intervals(results: dict, table: str) -> str | None:
         "no intervals (each line says why)"
 
 
-def families(results: dict) -> dict[str, int]:
+def families(results: dict, judged: bool = True) -> dict[str, int]:
     """How many comparisons each table of verdicts asks, whatever the seeds (a table that asks
     none: left out): its family, whose intervals are judged together from 2 seeds on
-    (``claims.judged_together``), each wider the more there are."""
+    (``claims.judged_together``), each wider the more there are (``judged``: as ``verdict_tables``)."""
     return {table: len({e["comparison"] for e in effects})
-            for table, effects in verdict_tables(results).items() if effects}
+            for table, effects in verdict_tables(results, judged).items() if effects}
 
 
 def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -> list[dict]:
