@@ -470,7 +470,7 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tm
         assert main(["study", str(write(tmp_path, body.format(here))), *options, *plan]) == 2
         assert capsys.readouterr().err.endswith(
             "error: ablation 'explicit precision': a and b would train the same model, as they differ only by "
-            f"what \"auto\" resolves to on this machine: precision auto and {here} (both {here}); give both the "
+            f"what \"auto\" resolves to on this machine: precision auto and {here}, both {here}; give both the "
             "setting explicitly, each its own value, to compare them, or remove the line\n")
         assert not (out / "runs").exists()
     assert main(["study", str(write(tmp_path, body.format(other))), *options, "--plan"]) == 0
@@ -502,8 +502,8 @@ def test_an_ablation_line_whose_finished_seeds_are_one_model_and_new_ones_two_is
         return replace(cfg, train=replace(cfg.train, precision=precision, device="cpu", dropout_masks="counter"))
     monkeypatch.setattr(preflight, "concrete", concrete)
     folder = StudyFolder(tmp_path / "out")
-    with pytest.raises(UserError, match="^ablation 'bf16': a and b trained the same model on seeds 0, 1 \\(precision "
-                                        "auto and bf16 \\(both bf16\\), as those runs started\\), and would train two "
+    with pytest.raises(UserError, match="^ablation 'bf16': a and b trained the same model on seeds 0, 1, as those runs "
+                                        "started \\(precision auto and bf16, both bf16\\), and would train two "
                                         "on seed 2: a line mixing them measures neither; remove the line, or delete"):
         preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
     # seed 2 alike too, its auto side's run kept here half-trained: its start decided auto
@@ -511,7 +511,7 @@ def test_an_ablation_line_whose_finished_seeds_are_one_model_and_new_ones_two_is
     monkeypatch.setattr(RunFolder, "started", lambda self: self.path.name == "ae-a-seed2" or None)
     with pytest.raises(UserError, match="train the same model on seed 2, as they differ only by what \"auto\" resolves "
                                         "to on this machine, or resolved to where a kept run started: precision auto "
-                                        "and bf16 \\(both bf16\\)"):
+                                        "and bf16, both bf16"):
         preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
     monkeypatch.setattr(RunFolder, "started", lambda self: self.path.name == "ae-b-seed2" or None)  # b's: set, not auto
     with pytest.raises(UserError, match="train the same model on seed 2, as they differ only by what \"auto\" resolves "

@@ -227,9 +227,9 @@ def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], st
                                               if any(w[k] == "auto" for k in keys))
             elif not finished:
                 to_train.append(s)
-        def said(finished: bool) -> str:
-            return "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1][k]} (both {as_run[finished][k]})"
-                             for k in keys)
+        def said(finished: bool) -> str:  # (of seeds alike as run: the settings auto made alike)
+            return "; ".join(f"{k.split('.', 1)[-1]} {written[0][k]} and {written[1].get(k)}, "
+                             f"both {as_run[finished].get(k)}" for k in keys)
         if alike:
             on = "" if len(alike) == len(study.seeds) else f" on {_seeds_text(alike)}"
             raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} would train the same model{on}, as "
@@ -239,7 +239,7 @@ def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], st
                             "remove the line")
         if finished_alike and to_train:
             raise UserError(f"ablation {c.change!r}: {c.baseline} and {c.variant} trained the same model on "
-                            f"{_seeds_text(finished_alike)} ({said(True)}, as those runs started), and would train two on "
+                            f"{_seeds_text(finished_alike)}, as those runs started ({said(True)}), and would train two on "
                             f"{_seeds_text(to_train)}: a line mixing them measures neither; remove the line, or delete "
                             "the runs of one model and give both the setting explicitly, each its own value")
 
