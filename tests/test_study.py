@@ -1103,10 +1103,12 @@ def test_an_ablation_line_of_one_model_as_it_ran_is_shown_not_judged_nor_counted
     # a folder's last report written before such lines were left out (format 8) counted them: its family is
     # read as counted now, not as a comparison dropped after a look; one that asked otherwise stays as it was
     from fashionae.results import _counted_as_now
-    old = {"format": 8, "family_history": [{"ablation": 2}, {"ablation": 4}]}
+    old = {**results, "format": 8, "family_history": [{"ablation": 2}, {"ablation": 4}]}
     assert _counted_as_now(old, results)["family_history"] == [{"ablation": 2}]  # (the same family twice: one entry)
-    for kept in ({**old, "format": 9}, {**old, "family_history": [{"ablation": 6}]}, {"format": 8}):
-        assert _counted_as_now(kept, results) == kept
+    other = {**old, "ablation": [same, {**lean, "val_mse": {**lean["val_mse"], "comparison": "another"}}]}
+    for kept in ({**old, "format": 9}, {**old, "format": None}, {**old, "format": "8"}, {"format": 8}, other,
+                 {"format": 8, "family_history": [{"ablation": 4}]}):  # (no comparisons to read: damaged)
+        assert _counted_as_now(kept, results) == kept  # another comparison asked, the same count: a change kept
     assert _ablation_effect(same, "val_mse").endswith(SAME_MODEL)
     # scratch takes only its encoder's architecture: on two encoders of one, the same classifier
     # (as its runs record it); finetune starts from their weights, which differ

@@ -259,12 +259,24 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
 def _counted_as_now(before: dict, results: dict) -> dict:
     """The last report's results.json (``before``), its last family as this version counts it
     where it was written before lines of one model were left out of their family (format 9) and
-    asked what this report asks: the family changed by that rule alone, not by a look."""
-    kept = before.get("family_history")
-    if before.get("format", 0) < 9 and isinstance(kept, list) and kept and kept[-1] == families(results, judged=False):
-        counted = [*kept[:-1], families(results)]
-        return {**before, "family_history": counted[:-1] if counted[-2:-1] == counted[-1:] else counted}
-    return before
+    asked the very comparisons this report asks: the family changed by that rule alone, not by a
+    look."""
+    kept, written = before.get("family_history"), before.get("format")
+    if not (isinstance(written, int) and written < 9 and isinstance(kept, list) and kept):
+        return before
+    try:
+        same = _asked(before) == _asked(results)
+    except (KeyError, TypeError, AttributeError):  # a damaged results.json: its history is history()'s to judge
+        return before
+    if not same:
+        return before
+    counted = [*kept[:-1], families(results)]
+    return {**before, "family_history": counted[:-1] if counted[-2:-1] == counted[-1:] else counted}
+
+
+def _asked(results: dict) -> dict[str, set]:
+    """The comparisons each table of verdicts asks, lines of one model included."""
+    return {t: {e["comparison"] for e in effects} for t, effects in verdict_tables(results, judged=False).items()}
 
 
 def history(before: dict, key: str, now, then, valid) -> list:
