@@ -265,18 +265,13 @@ def _counted_as_now(before: dict, results: dict) -> dict:
     if not (isinstance(written, int) and written < 9 and isinstance(kept, list) and kept):
         return before
     try:
-        same = _asked(before) == _asked(results)
+        same = comparisons(before, judged=False) == comparisons(results, judged=False)
     except (KeyError, TypeError, AttributeError):  # a damaged results.json: its history is history()'s to judge
         return before
     if not same:
         return before
     counted = [*kept[:-1], families(results)]
     return {**before, "family_history": counted[:-1] if counted[-2:-1] == counted[-1:] else counted}
-
-
-def _asked(results: dict) -> dict[str, set]:
-    """The comparisons each table of verdicts asks, lines of one model included."""
-    return {t: {e["comparison"] for e in effects} for t, effects in verdict_tables(results, judged=False).items()}
 
 
 def history(before: dict, key: str, now, then, valid) -> list:
@@ -318,12 +313,18 @@ def without_intervals(results: dict, table: str) -> str | None:
         "no intervals (each line says why)"
 
 
-def families(results: dict, judged: bool = True) -> dict[str, int]:
-    """How many comparisons each table of verdicts asks, whatever the seeds (a table that asks
-    none: left out): its family, whose intervals are judged together from 2 seeds on
-    (``claims.judged_together``), each wider the more there are (``judged``: as ``verdict_tables``)."""
-    return {table: len({e["comparison"] for e in effects})
+def comparisons(results: dict, judged: bool = True) -> dict[str, set[str]]:
+    """The comparisons each table of verdicts asks, whatever the seeds (a table that asks none:
+    left out; ``judged``: as ``verdict_tables``)."""
+    return {table: {e["comparison"] for e in effects}
             for table, effects in verdict_tables(results, judged).items() if effects}
+
+
+def families(results: dict) -> dict[str, int]:
+    """How many comparisons each table of verdicts asks (``comparisons``): its family, whose
+    intervals are judged together from 2 seeds on (``claims.judged_together``), each wider the
+    more there are."""
+    return {table: len(asked) for table, asked in comparisons(results).items()}
 
 
 def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -> list[dict]:
