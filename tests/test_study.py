@@ -456,6 +456,13 @@ def test_bad_study_files(tmp_path, text, message):
         load_study(write(tmp_path, text))
 
 
+def refuse_lines(plan, states, study, folder, data):
+    """``preflight.refuse_lines_of_one_model`` on each run's settings as ``plan_states`` would know
+    them (``preflight.concrete``: "auto" resolved here, or as a run in ``folder`` started)."""
+    known = {r.name: (preflight.concrete(r.config, folder.run(r.name), data), True) for r in plan}
+    preflight.refuse_lines_of_one_model(plan, states, known, study, folder)
+
+
 def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tmp_path, data_dir, tiny, capsys):
     """precision "auto" against the value auto takes on this machine trains one model twice: what
     "auto" resolves to is known only here, so the line is refused before anything trains (by
@@ -478,7 +485,7 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_before_it_trains(tm
     from fashionae.plan import make_plan
     study = load_study(write(tmp_path, body.format(here)))
     plan = make_plan(study)
-    preflight.refuse_lines_of_one_model(plan, {r.name: "complete" for r in plan}, study, StudyFolder(out), tiny)
+    refuse_lines(plan, {r.name: "complete" for r in plan}, study, StudyFolder(out), tiny)
 
 
 def test_an_ablation_line_whose_finished_seeds_are_one_model_and_new_ones_two_is_refused(tmp_path, tiny, monkeypatch):
@@ -505,18 +512,18 @@ def test_an_ablation_line_whose_finished_seeds_are_one_model_and_new_ones_two_is
     with pytest.raises(UserError, match="^ablation 'bf16': a and b trained the same model on seeds 0, 1, as those runs "
                                         "started \\(precision auto and bf16, both bf16\\), and would train two "
                                         "on seed 2: a line mixing them measures neither; remove the line, or delete"):
-        preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+        refuse_lines(plan, states, study, folder, tiny)
     # seed 2 alike too, its auto side's run kept here half-trained: its start decided auto
     monkeypatch.setattr(preflight, "concrete", lambda cfg, f, d: concrete(cfg, RunFolder(tmp_path / "seed0"), d))
     monkeypatch.setattr(RunFolder, "started", lambda self: self.path.name == "ae-a-seed2" or None)
     with pytest.raises(UserError, match="train the same model on seed 2, as they differ only by what \"auto\" resolves "
                                         "to on this machine, or resolved to where a kept run started: precision auto "
                                         "and bf16, both bf16"):
-        preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+        refuse_lines(plan, states, study, folder, tiny)
     monkeypatch.setattr(RunFolder, "started", lambda self: self.path.name == "ae-b-seed2" or None)  # b's: set, not auto
     with pytest.raises(UserError, match="train the same model on seed 2, as they differ only by what \"auto\" resolves "
                                         "to on this machine: "):
-        preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+        refuse_lines(plan, states, study, folder, tiny)
 
 
 def test_an_ablation_line_that_the_command_lines_precision_makes_one_model_says_so(tmp_path):
@@ -555,7 +562,7 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_after_other_lines(t
     finished = {r.name: "complete" if r.group in ("a", "c") else "new" for r in plan}
     for states in ({r.name: "new" for r in plan}, finished):
         with pytest.raises(UserError, match="ablation 'explicit precision': a and b would train the same model, as"):
-            preflight.refuse_lines_of_one_model(plan, states, study, folder, tiny)
+            refuse_lines(plan, states, study, folder, tiny)
     # seeds added to a finished study (--seeds raised): a new seed of one model is refused, by its number,
     # whatever the finished seeds compared (they are kept, and were judged on what they ran)
     study = replace(study, seeds=[0, 1, 2])
@@ -563,7 +570,7 @@ def test_an_ablation_line_set_apart_by_auto_alone_is_refused_after_other_lines(t
     added = {r.name: "new" if r.seed == 2 else "complete" for r in plan}
     with pytest.raises(UserError, match="^ablation 'explicit precision': a and b would train the same model on seed 2, "
                                         "as they differ only by"):
-        preflight.refuse_lines_of_one_model(plan, added, study, folder, tiny)
+        refuse_lines(plan, added, study, folder, tiny)
 
 
 def test_a_folder_whose_study_asked_a_line_and_its_reverse_is_read_as_it_ran(tmp_path):

@@ -159,24 +159,27 @@ def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: 
     """The state of every run, checked before anything runs: run folders holding runs the study
     no longer asks for are refused now, all of them in one message, finished classifiers it asks
     for under another name, and classifiers on data that lacks a class too, not halfway through."""
-    states, why, _ = plan_states(plan, study, folder, data, extend)
-    refuse_before_training(plan, states, why, study, folder, data)
+    states, why, known = plan_states(plan, study, folder, data, extend)
+    refuse_before_training(plan, states, why, known, study, folder, data)
     return states
 
 
-def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: dict[str, str], study: Study,
-                           folder: StudyFolder, data: Dataset) -> None:
+def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: dict[str, str],
+                           known: dict[str, tuple[RunConfig, bool]], study: Study, folder: StudyFolder,
+                           data: Dataset) -> None:
     """Everything a study refuses before it trains, for ``study`` and ``study --plan`` alike:
     run folders it no longer asks for (``why``), finished classifiers under an earlier name,
-    classifiers and baselines on data that lacks what they need (and, of the layer above,
-    ``explore.refuse_unexplorable``: latent-space sections)."""
+    classifiers and baselines on data that lacks what they need, models too large and ablation
+    lines of one model, from each run's settings as far as they are known (``known``,
+    ``plan_states``'s) (and, of the layer above, ``explore.refuse_unexplorable``: latent-space
+    sections)."""
     # the study's default --out: where a copy of a study file that kept its name writes too
     shared_name = study.name if folder.path.resolve() == study.default_folder.resolve() else None
     refuse_changed(why, folder, renamed_runs(plan, states, folder, data), shared_name)
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
-    refuse_too_large_models(plan, states, folder, data)
-    refuse_lines_of_one_model(plan, states, study, folder, data)
+    refuse_too_large_models(plan, states, known)
+    refuse_lines_of_one_model(plan, states, known, study, folder)
     if study.baselines.enabled:
         check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
 
@@ -189,19 +192,19 @@ def said_before_training(plan: list[PlannedRun], states: dict[str, str], folder:
     return notes_on_runs(plan, states, folder, data) + ([unasked] if unasked else [])
 
 
-def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
-                            data: Dataset) -> None:
+def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str],
+                            known: dict[str, tuple[RunConfig, bool]]) -> None:
     """The autoencoders still to train whose training would not fit in the memory of the device
     they train on (``training.refuse_too_large``), refused by name; a classifier is smaller than
     the autoencoder whose encoder it takes."""
     for run in plan:
         if run.kind == AUTOENCODER and states[run.name] != "complete":
-            cfg = concrete(run.config, folder.run(run.name), data)
+            cfg = known[run.name][0]
             refuse_too_large(cfg.model, cfg.train, run.name)
 
 
-def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], study: Study, folder: StudyFolder,
-                              data: Dataset) -> None:
+def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str],
+                              known: dict[str, tuple[RunConfig, bool]], study: Study, folder: StudyFolder) -> None:
     """An ablation line whose two autoencoders, set apart in the study file by "auto" alone
     (precision "auto" against "bf16"), would train the same model on a seed still to train, as
     their runs would record it ("auto" resolved on this machine, or as a kept run started):
@@ -218,7 +221,7 @@ def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str], st
         for s in study.seeds:
             pair = runs[c.baseline, s], runs[c.variant, s]
             finished = all(states[r.name] == "complete" for r in pair)
-            base, variant = (concrete(r.config, folder.run(r.name), data).trained_with() for r in pair)
+            base, variant = (known[r.name][0].trained_with() for r in pair)
             if base == variant:
                 (finished_alike if finished else alike).append(s)
                 as_run.setdefault(finished, base)

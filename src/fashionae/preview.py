@@ -40,7 +40,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     data = load_dataset(study.dataset, data_dir, verify)
     plan = make_plan(study)
     states, changed, known = plan_states(plan, study, folder, data, extend)
-    refuse_too_large_models(plan, states, folder, data)  # named, before its speed probe would try to build it
+    refuse_too_large_models(plan, states, known)  # named, before its speed probe would try to build it
     print_plan(describe(plan, states, known, data, folder), as_json)
     if holder := lock_holder(folder.path):  # (read, not locked: the plan never stands in a study's way)
         print(f"note: {folder.path} is in use by another fashionae process (pid {holder[1]} on {holder[0]}): the "
@@ -53,7 +53,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         first, warning = slow[0]
         who = f"{first} asks" if len(slow) == 1 else f"{len(slow)} runs ({first} first) ask"
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
-    refuse_before_training(plan, states, changed, study, folder, data)  # after the listing, which shows them
+    refuse_before_training(plan, states, changed, known, study, folder, data)  # after the listing, which shows them
     refuse_unexplorable(study, data)
     for note in said_before_training(plan, states, folder, data):
         print(note, file=sys.stderr)
