@@ -937,11 +937,11 @@ def test_the_ablation_summary_says_what_its_seeds_allow():
 
 
 def test_lines_of_one_model_are_said_beside_a_diverged_one_and_two_seeds_give_them_no_seed_note():
-    """Lines that compare one model with itself (``results._one_model``) are named together, after
+    """Lines that compare one model with itself (``verdicts._one_model``) are named together, after
     a diverged line's note (which they add to, not replace); and below 3 seeds such a line is
     still "not judged", not "no verdict" for its seeds."""
     from fashionae.report import _ablation_effect, _ablation_summary
-    from fashionae.results import SAME_MODEL
+    from fashionae.verdicts import SAME_MODEL
 
     def one_model(change):
         line = ablation(change, 0.01, None, reason=SAME_MODEL)

@@ -197,36 +197,3 @@ def test_each_report_keeps_the_seeds_of_the_looks_before_and_a_damaged_history_s
         assert seeds({"seeds": 3, "seed_history": damaged}, 2) == [3, 2], damaged
     for no_count in (None, 0, True, "3", 2.0):
         assert seeds({"seeds": no_count, "seed_history": "12"}, 2) == [2], no_count
-
-
-def test_each_table_of_verdicts_counts_its_comparisons_once_and_a_table_that_asks_none_is_left_out():
-    """``families``, which the report compares with an earlier report's: the claims' comparisons (a
-    derived claim's parts are the others', counted once), each ablation change's on validation and
-    test, and each strategy's of accuracy; a line and its reverse ask one question."""
-    from fashionae.results import families
-
-    def effect(comparison: str) -> dict:
-        return {"comparison": comparison, "values": [0.1, 0.3], "intervals": 3}
-
-    def line(baseline: str, variant: str, split=(", validation", ", test"), **classifiers) -> dict:
-        pair = " vs ".join(sorted((baseline, variant)))
-        return {"change": f"{baseline} to {variant}", "baseline": baseline, "variant": variant,
-                "val_mse": effect(pair + split[0]), "test_mse": effect(pair + split[1]),
-                "classifiers": {s: {"val_acc": effect(f"{pair}, {s}{split[0]}"),
-                                    "test_acc": effect(f"{pair}, {s}{split[1]}")} for s in classifiers}}
-    small, large = effect("linear-512 vs linear-64"), effect("linear-1024 vs linear-512")
-    claims = [{"claim": "64 is worse", "parts": [small, dict(small, direction="below")]},  # one comparison, two thresholds
-              {"claim": "1024 is no better", "parts": [large]},
-              {"claim": "Shirt is the hardest", "parts": [effect("Shirt vs T-shirt/top"), effect("Shirt vs Pullover")]},
-              {"claim": "512 balances", "derived": True, "parts": [dict(small, part="theirs"), dict(large, part="theirs")]},
-              {"claim": "not tested", "parts": []}]
-    results = {"claims": claims,
-               "ablation": [line("a", "b", frozen=1, finetune=1), line("b", "a", frozen=1), line("a", "c")]}
-    assert families(results) == {"claims": 4, "ablation": 4, "ablation-classifiers": 4}
-    # a study validated on its test split: the two figures of a change ask one question
-    results["ablation"] = [line("a", "b", ("", ""), frozen=1)]
-    assert families(results) == {"claims": 4, "ablation": 1, "ablation-classifiers": 1}
-    # no classifiers, no ablation, no claims (another dataset than Fashion-MNIST): those tables left out
-    assert families({"claims": claims, "ablation": [line("a", "b")]}) == {"claims": 4, "ablation": 2}
-    assert families({"claims": claims, "ablation": []}) == families({"claims": claims}) == {"claims": 4}
-    assert families({"claims": [], "ablation": None}) == {}

@@ -13,9 +13,10 @@ from .claims import CONFIDENCE
 from .explore import FIGURE_CAPTIONS, INTERPOLATION
 from .files import atomic_write
 from .reference import author_curves, for_classifier, reference_model
-from .results import classes_of, classifier_lines, encoder_of, without_intervals
+from .results import classes_of, encoder_of
 from .runconfig import CONTROL
 from .studyfolder import StudyFolder
+from .verdicts import classifier_lines, without_intervals
 
 FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}
 

@@ -211,7 +211,7 @@ def refuse_lines_of_one_model(plan: list[PlannedRun], states: dict[str, str],
     refused before it trains, as a line of two alike autoencoders is when the file is read (a seed
     of one model would count in the line as any other); so is one whose finished seeds are of one
     model and whose seeds to train would not be (the line would mix them). A line of one model on
-    every seed, all finished, is kept (``results._one_model``: reported, not judged)."""
+    every seed, all finished, is kept (``verdicts._one_model``: reported, not judged)."""
     runs = {(r.group, r.seed): r for r in plan if r.kind == AUTOENCODER}
     for c in study.ablation:
         written = [next(a for a in study.autoencoders if a.name == n).trained_with() for n in (c.baseline, c.variant)]

@@ -24,10 +24,11 @@ from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
 from .progress import seconds_text
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
-from .results import classes_of, classifier_lines, confusion_text, encoder_of, verdict_tables, without_intervals
+from .results import classes_of, confusion_text, encoder_of
 from .runconfig import CONTROL
 from .runs import LOCAL
 from .studyfolder import StudyFolder
+from .verdicts import classifier_lines, verdict_tables, without_intervals
 
 
 def _f(s: dict | None, digits: int = 4, pct: bool = False) -> str:
