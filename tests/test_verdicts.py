@@ -245,3 +245,64 @@ def test_each_table_of_verdicts_counts_its_comparisons_once_and_a_table_that_ask
     assert families({"claims": claims, "ablation": [line("a", "b")]}) == {"claims": 4, "ablation": 2}
     assert families({"claims": claims, "ablation": []}) == families({"claims": claims}) == {"claims": 4}
     assert families({"claims": [], "ablation": None}) == {}
+
+
+def test_an_ablation_line_of_one_model_on_some_seeds_alone_is_shown_not_judged_nor_counted():
+    """Seeds trained by machines whose auto chose otherwise (a Ray cluster of CPUs with and
+    without native bf16): "auto" against "fp32" is one model on the seeds where auto chose fp32
+    and two on the others, a change that measures neither. Shown, each seed named, not judged,
+    not counted; a classifier on those encoders is one model where its own records are alike and,
+    if it takes their weights, where they are."""
+    from types import SimpleNamespace
+    from fashionae.report import _ablation_summary
+    from fashionae.results import stats
+    from fashionae.verdicts import ablation, classifier_lines, families
+
+    def group(name, trained_with, mixed=None, **figures):
+        return {"name": name, "seeds": [0, 1, 2], "epochs": 2, "trained_with": trained_with, "mixed": mixed or {},
+                **{k: stats(v) for k, v in figures.items()}}
+    auto = group("auto", {"train.precision": "by seed: bf16, fp32, bf16"},
+                 {"train.precision": ["bf16", "fp32", "bf16"]}, val_mse=[0.010, 0.020, 0.030], test_mse=[0.010, 0.020, 0.030])
+    fp32 = group("fp32", {"train.precision": "fp32"}, val_mse=[0.0102, 0.020, 0.0305], test_mse=[0.0102, 0.020, 0.0305])
+    lean = group("lean", {"train.precision": "fp32", "model.dropout": 0.0}, val_mse=[0.007, 0.0138, 0.0213],
+                 test_mse=[0.007, 0.0138, 0.0213])
+    for a in (auto, fp32):
+        a["trained_with"]["model.dropout"] = 0.2
+    lines = [SimpleNamespace(change="fp32", baseline="auto", variant="fp32"),
+             SimpleNamespace(change="no dropout", baseline="fp32", variant="lean")]
+    acc = [0.80, 0.81, 0.82]
+    classifiers = [  # finetune as its encoder resolved auto; frozen pinned to fp32; scratch as finetune
+        group("ft-auto", auto["trained_with"] | {"strategy": "finetune"}, auto["mixed"], val_acc=acc, test_acc=acc),
+        group("ft-fp32", fp32["trained_with"] | {"strategy": "finetune"}, val_acc=acc, test_acc=acc),
+        group("fr-auto", {"train.precision": "fp32", "strategy": "frozen"}, val_acc=acc, test_acc=acc),
+        group("fr-fp32", {"train.precision": "fp32", "strategy": "frozen"}, val_acc=[0.81, 0.8, 0.83],
+              test_acc=acc),
+        group("sc-auto", auto["trained_with"] | {"strategy": "scratch"}, auto["mixed"], val_acc=acc, test_acc=acc),
+        group("sc-fp32", fp32["trained_with"] | {"strategy": "scratch"}, val_acc=acc, test_acc=acc)]
+    for k in classifiers:
+        k["strategy"], k["encoder"] = k["name"].split("-")
+        k["strategy"] = {"ft": "finetune", "fr": "frozen", "sc": "scratch"}[k["strategy"]]
+    partly, judged = ablation(SimpleNamespace(val="holdout", ablation=lines), [auto, fp32, lean], classifiers)
+    assert partly["differs"] == {"train.precision": ["by seed: bf16, fp32, bf16", "fp32"]}
+    for figure in ("val_mse", "test_mse"):
+        assert partly[figure]["same_model"] == [1] and partly[figure]["ci"] is None
+        assert partly[figure]["ci_reason"] == "one model on seed 1 and two on the others, as trained: not judged"
+        assert partly[figure]["verdict"] == "not shown" and "same_model" not in judged[figure]
+    assert judged["val_mse"]["intervals"] == 2 and families({"claims": [], "ablation": [partly, judged]}) == {"ablation": 2}
+    # each classifier one model on seed 1 alone: finetune and scratch as their records, frozen (alike on every
+    # seed) as its encoders
+    assert {s: f["val_acc"]["same_model"] for s, f in partly["classifiers"].items()} == {
+        "finetune": [1], "frozen": [1], "scratch": [1]}
+    assert _ablation_summary([partly, judged]).endswith(
+        " “fp32” compares one model on some seeds and two on the others, as the runs record them (machines whose "
+        "auto chose otherwise), so no verdict.")
+    assert "2 seeds" not in _ablation_summary(classifier_lines([partly]), "val_acc")
+    # two seeds of one model: named as such
+    both = {**fp32, "trained_with": {**fp32["trained_with"], "train.precision": "by seed: fp32, fp32, bf16"},
+            "mixed": {"train.precision": ["fp32", "fp32", "bf16"]}}
+    (line,) = ablation(SimpleNamespace(val="holdout", ablation=lines[:1]), [auto, both], [])
+    assert line["val_mse"]["same_model"] == [1, 2]
+    assert line["val_mse"]["ci_reason"].startswith("one model on seeds 1, 2 and two on the others")
+    # alike on every seed, each seed of its own precision: one model, as a line alike throughout
+    (line,) = ablation(SimpleNamespace(val="holdout", ablation=lines[:1]), [auto, {**auto, "name": "fp32"}], [])
+    assert line["val_mse"]["same_model"] is True

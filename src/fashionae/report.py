@@ -311,18 +311,21 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
 
     def said(a: dict) -> str:
         return f"{name(a)}, {effect(a)}"
-    same = [name(a) for a in ablation if a[figure].get("same_model")]
+    same = [name(a) for a in ablation if a[figure].get("same_model") is True]
+    partly = [name(a) for a in ablation if isinstance(a[figure].get("same_model"), list)]
     one_model = (f" {', '.join(same)} compare{'s' * (len(same) == 1)} one model with itself, as the runs record them "
                  "(nothing they use differs" + (": a setting given where the other's auto chose the same" if mse else "")
-                 + "), so no verdict.") if same else ""
+                 + "), so no verdict." if same else "") + (
+        f" {', '.join(partly)} compare{'s' * (len(partly) == 1)} one model on some seeds and two on the others, as "
+        "the runs record them (machines whose auto chose otherwise), so no verdict." if partly else "")
     seeds = min(a["seeds"] for a in ablation)
     if seeds < MIN_SEEDS:
         whose = "the ablation gives" if mse else "the ablation's classifier comparisons give"
         each = "change" if mse else "comparison"
         return (f"With {_count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS}: --seeds {MIN_SEEDS}); "
                 f"{'its' if mse else 'their'} table gives each {each}"
-                + ("." if seeds == 1 or len(same) == len(ablation) else
-                   " with its interval" + (" where it has one." if same else ".")) + one_model)
+                + ("." if seeds == 1 or len(same) + len(partly) == len(ablation) else
+                   " with its interval" + (" where it has one." if same or partly else ".")) + one_model)
     ablation = [a for a in ablation if not a[figure].get("same_model")]
     diverged = [name(a) for a in ablation if not math.isfinite(a[figure]["effect"])]
     note = (f" {', '.join(diverged)}: a run diverged, so no verdict." if diverged else "") + one_model

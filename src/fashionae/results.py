@@ -25,13 +25,14 @@ from .study import Study
 from .studyfolder import StudyFolder
 from .verdicts import ablation, comparisons, families
 
-RESULTS_FORMAT = 9  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+RESULTS_FORMAT = 10  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
 # 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
 # 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
 # 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's;
 # 7: "seed_history", the seeds of each report of the folder that had other seeds than the one before;
 # 8: "family_history", the same of the comparisons each table of verdicts asks (``families``);
-# 9: a classifier's "trained_with", and an ablation change's "same_model" where it compares one model (``_one_model``)
+# 9: a classifier's "trained_with", and an ablation change's "same_model" where it compares one model (``_one_model``);
+# 10: "same_model" a list of seeds where a change compares one model on those seeds alone
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",

@@ -31,6 +31,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
         base, var = by_name[c.baseline], by_name[c.variant]
         pair = " vs ".join(sorted((c.variant, c.baseline)))  # a line and its reverse: one question
         seeds = sorted(set(base["seeds"]) & set(var["seeds"]))
+        encoders = _alike_by_seed(base, var)  # seed -> whether the two trained one model there
         before, after = base["trained_with"], var["trained_with"]  # as the runs ran, every seed
         row = {"change": c.change, "baseline": c.baseline, "variant": c.variant, "seeds": len(seeds),
                "epochs": base["epochs"],  # every setting in which the two differ: one, for a change of one thing
@@ -40,7 +41,7 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
             effects = relative_change(var, base, figure)
             row[figure] = {"baseline": base[figure], "variant": var[figure], "values": effects,  # a study's runs share its seeds
                            "effect": center(effects, "relative"), "unit": "relative",
-                           "comparison": f"{pair}{split[figure.split('_')[0]]}", **_one_model(row["differs"])}
+                           "comparison": f"{pair}{split[figure.split('_')[0]]}", **_one_model(encoders)}
         row["classifiers"] = {}  # strategy -> its accuracy figures, on the variant's encoder against the baseline's
         for strategy in dict.fromkeys(k["strategy"] for k in classifiers):
             on = {k["encoder"]: k for k in classifiers if k["strategy"] == strategy}
@@ -52,35 +53,58 @@ def ablation(study: Study, autoencoders: list[dict], classifiers: list[dict]) ->
                 figures[figure] = {"baseline": on[c.baseline][figure], "variant": on[c.variant][figure],
                                    "values": effects, "effect": center(effects, "points"), "unit": "points",
                                    "comparison": f"{pair}, {strategy}{split[figure.split('_')[0]]}",
-                                   **_one_model(row["differs"], strategy, on[c.baseline], on[c.variant])}
+                                   **_one_model(_alike_by_seed(on[c.baseline], on[c.variant], strategy, encoders))}
         rows.append(row)
     for family in ([row[f] for row in rows for f in ("val_mse", "test_mse")],
                    [s[f] for row in rows for s in row["classifiers"].values() for f in ("val_acc", "test_acc")]):
         judge_family([f for f in family if not f.get("same_model")])
         for f in family:
             if f.get("same_model"):
-                f.update(ci=None, ci_reason=SAME_MODEL, verdict="not shown")
+                f.update(ci=None, verdict="not shown", ci_reason=SAME_MODEL if f["same_model"] is True else
+                         f"one model on seed{'s' * (len(f['same_model']) > 1)} {', '.join(map(str, f['same_model']))} "
+                         "and two on the others, as trained: not judged")
     return rows
 
 
 SAME_MODEL = "the same model as trained: not judged"
 
 
-def _one_model(line_differs: dict, strategy: str | None = None, base: dict | None = None,
-               variant: dict | None = None) -> dict:
-    """``{"same_model": True}`` for an ablation's change that compares one model with itself, as
-    the runs record it, else {}: two autoencoders alike once "auto" resolved (precision "bf16"
-    where auto chose it; ``differs`` empty); two classifiers of a ``strategy`` recorded alike
-    (``trained_with``) whose encoders are alike too, or whose strategy takes only its encoder's
-    architecture (scratch, random-frozen). Its change is noise at most: not judged, and not
-    counted in its family, whose other intervals it would widen (known from the runs' settings,
-    before any number is read)."""
-    if strategy is None:
-        alike = not line_differs
-    else:  # (a classifier's record is alike whatever its encoder's weights: frozen, finetune take them)
-        alike = (base.get("trained_with") is not None and base["trained_with"] == variant["trained_with"]
-                 and (not line_differs or strategy not in FROM_TRAINED_ENCODER))
-    return {"same_model": True} if alike else {}
+def _by_seed(record: dict) -> dict[int, dict] | None:
+    """What a group's runs were trained with, seed by seed: its ``trained_with``, and its
+    ``mixed`` where its seeds differ (None: a record without one, as a classifier's before
+    format 9)."""
+    if record.get("trained_with") is None:
+        return None
+    mixed = record.get("mixed") or {}
+    return {seed: {k: mixed[k][i] if k in mixed else v for k, v in record["trained_with"].items()}
+            for i, seed in enumerate(record["seeds"])}
+
+
+def _alike_by_seed(base: dict, variant: dict, strategy: str | None = None,
+                   encoders: dict[int, bool] | None = None) -> dict[int, bool]:
+    """Seed by seed, whether an ablation's two groups (autoencoders, or classifiers of one
+    ``strategy``) trained one model, as their runs record it: every setting alike, and for a
+    classifier that takes its encoder's weights (frozen, finetune) its two ``encoders`` one
+    model on that seed too."""
+    b, v = _by_seed(base), _by_seed(variant)
+    if b is None or v is None:
+        return {}
+    return {seed: b[seed] == v[seed]
+            and (strategy not in FROM_TRAINED_ENCODER or encoders.get(seed, False))
+            for seed in sorted(set(b) & set(v))}
+
+
+def _one_model(alike: dict[int, bool]) -> dict:
+    """``{"same_model": True}`` for an ablation's change that compares one model with itself on
+    every seed (``_alike_by_seed``): two autoencoders alike once "auto" resolved (precision
+    "bf16" where auto chose it); two classifiers recorded alike whose encoders are alike too, or
+    whose strategy takes only its encoder's architecture (scratch, random-frozen). Its change
+    is noise at most: not judged, and not counted in its family, whose other intervals it would
+    widen (known from the runs' settings, before any number is read). ``{"same_model": [seeds]}``
+    where it is one model on those seeds alone (machines whose auto chose otherwise): a change
+    that measures neither, not judged either; else {}."""
+    same = [seed for seed, one in alike.items() if one]
+    return {"same_model": True if len(same) == len(alike) else same} if same else {}
 
 
 def judge_family(figures: list[dict]) -> None:
