@@ -81,7 +81,8 @@ def test_an_ablation_line_of_one_model_as_it_ran_is_shown_not_judged_nor_counted
     old = {**results, "format": 8, "family_history": [{"ablation": 2}, {"ablation": 4}]}
     assert _counted_as_now(old, results)["family_history"] == [{"ablation": 2}]  # (the same family twice: one entry)
     other = {**old, "ablation": [same, {**lean, "val_mse": {**lean["val_mse"], "comparison": "another"}}]}
-    for kept in ({**old, "format": 9}, {**old, "format": None}, {**old, "format": "8"}, {"format": 8}, other,
+    assert _counted_as_now({**old, "format": 9}, results)["family_history"] == [{"ablation": 2}]  # (partly: 10)
+    for kept in ({**old, "format": 10}, {**old, "format": None}, {**old, "format": "8"}, {"format": 8}, other,
                  {"format": 8, "family_history": [{"ablation": 4}]}):  # (no comparisons to read: damaged)
         assert _counted_as_now(kept, results) == kept  # another comparison asked, the same count: a change kept
     assert _ablation_effect(same, "val_mse").endswith(SAME_MODEL)
