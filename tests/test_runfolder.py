@@ -146,6 +146,16 @@ def test_what_a_run_is_trained_with_leaves_out_the_seed_and_how_it_was_carried_o
     assert base.trained_with()["train.lr"] == TrainConfig().lr and base.trained_with()["strategy"] == "frozen"
     assert "model.decoder" not in base.trained_with()
     assert dataclasses.replace(base, train=TrainConfig(lr=2e-3)).trained_with() != base.trained_with()
+    # a frozen encoder runs in eval mode: its dropout trains nothing (but under the paper head, which
+    # runs it in training mode), where a scratch or fine-tuned encoder's does
+    def dropout(strategy: str, paper_head: bool = False, **model) -> dict:
+        return dataclasses.replace(base, strategy=strategy, model=ModelConfig(
+            task=CLASSIFIER, latent=8, paper_head=paper_head, **model)).trained_with()
+    for strategy in ("frozen", "random-frozen"):
+        assert dropout(strategy, dropout=0.0) == dropout(strategy) == dropout(strategy, dropout_after_pool=True)
+        assert dropout(strategy, True, dropout=0.0) != dropout(strategy, True)
+    for strategy in ("finetune", "scratch"):
+        assert dropout(strategy, dropout=0.0) != dropout(strategy) != dropout(strategy, dropout_after_pool=True)
 
 
 def put_summary(folder: RunFolder, summary) -> None:

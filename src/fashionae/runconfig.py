@@ -23,6 +23,8 @@ CONTROL = "random-frozen"  # a random encoder, frozen: what "frozen" must beat t
 CARRIED_OUT = ("train.device", "train.dropout_masks", "train.channels_last", "train.deterministic")
 # what differs by seed, or only re-measures the train loss
 NOT_TRAINED_WITH = ("train.seed", "encoder_sha256", "train.train_eval_subset", *CARRIED_OUT)
+# what a frozen encoder does not run: it trains in eval mode (but under the author's paper head)
+INERT_WHEN_FROZEN = ("model.dropout", "model.dropout_after_pool")
 
 
 @dataclass
@@ -70,8 +72,11 @@ class RunConfig:
     def trained_with(self) -> dict:
         """What the run's model is trained with, its seed aside: ``used_identity`` less what
         differs by seed (the seed, a classifier's encoder's digest), what only re-measures and
-        ``CARRIED_OUT``. Two runs with the same differ as two seeds do: what an ablation compares."""
-        return {k: v for k, v in self.used_identity().items() if k not in NOT_TRAINED_WITH}
+        ``CARRIED_OUT``, and a frozen encoder's dropout, which it does not run (``INERT_WHEN_FROZEN``;
+        kept in its identity: a kept folder's layers follow it). Two runs with the same differ as
+        two seeds do: what an ablation compares."""
+        inert = INERT_WHEN_FROZEN if self.strategy in FROZEN_ENCODER and not self.model.paper_head else ()
+        return {k: v for k, v in self.used_identity().items() if k not in NOT_TRAINED_WITH + inert}
 
     def to_dict(self) -> dict:
         return asdict(self)
