@@ -907,10 +907,10 @@ def test_a_family_changed_is_said_under_its_own_table_and_only_where_verdicts_ar
 def test_the_ablation_summary_says_what_its_seeds_allow():
     from fashionae.report import _ablation_summary
     one = ablation("no dropout", 0.08, None, seeds=1, reason="one seed: no spread to measure")
-    assert _ablation_summary([one]) == ("With 1 seed the ablation gives no verdict (that takes 3: --seeds 3); "
+    assert _ablation_summary([one]) == ("With 1 seed the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); "
                                         "its table gives each change.")
     assert _ablation_summary([{**one, "seeds": 2}, {**one, "seeds": 3}]) == (
-        "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change "
         "with its interval.")
     lower, higher = ablation("a", -0.12, [-0.2, -0.04], "lower"), ablation("b", 0.08, [0.02, 0.15], "higher")
     unsure = ablation("c", 0.01, [-0.05, 0.07])
@@ -953,10 +953,10 @@ def test_lines_of_one_model_are_said_beside_a_diverged_one_and_two_seeds_give_th
         "(nothing they use differs: a setting given where the other's auto chose the same), so no verdict.")
     two = {**one_model("s"), "seeds": 2}
     assert _ablation_summary([{**ablation("x", 0.01, [0.0, 0.02]), "seeds": 2}, two]).startswith(
-        "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change with its "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change with its "
         "interval where it has one. “s” compares one model")
     assert _ablation_summary([two]) == (  # said below 3 seeds too, and no interval promised for it
-        "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change. “s” "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change. “s” "
         "compares one model with itself, as the runs record them (nothing they use differs: a setting given where the "
         "other's auto chose the same), so no verdict.")
     assert _ablation_effect(two, "val_mse").endswith(SAME_MODEL) and "no verdict" not in _ablation_effect(two, "val_mse")
@@ -1573,4 +1573,11 @@ def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_no
     r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1,))]
     assert "linear-64 seed 0" in learned_nothing(r, "autoencoders")
     r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1 - 1e-9,))]
+    assert learned_nothing(r, "autoencoders") is None
+    # the mean image's MSE is known whether or not the study computed its baselines (results.json
+    # format 10); before, by the baselines alone
+    r["baselines"], r["mean_image"] = {}, {"val_mse": 0.1, "test_mse": 0.1}
+    r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1,))]
+    assert "linear-64 seed 0" in learned_nothing(r, "autoencoders")
+    del r["mean_image"]
     assert learned_nothing(r, "autoencoders") is None

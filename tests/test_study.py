@@ -1659,7 +1659,8 @@ def test_a_study_whose_classifier_diverged_reports_it_and_judges_nothing_of_it(d
 
 def test_the_reports_samples_are_the_first_validation_image_of_each_class(tiny, tmp_path):
     """samples.safetensors, which the report's reconstruction figure shows without the dataset: the
-    first validation image of each of the first 8 classes, in class order."""
+    first validation image of each of the first 8 classes, in class order; and the MSE per pixel
+    of the training set's mean image, by which the report names a seed that learned nothing."""
     from safetensors.torch import load_file
 
     from fashionae.data import make_splits
@@ -1671,6 +1672,11 @@ def test_the_reports_samples_are_the_first_validation_image_of_each_class(tiny, 
     first = [int((splits.val_y == c).nonzero()[0]) for c in range(8)]
     assert samples["labels"].tolist() == list(range(8))
     assert torch.equal(samples["images"], splits.val_x[first])
+    mean = splits.train_x.double().mean(0) / 255
+    assert folder.mean_image() == pytest.approx({k: float(((x.double() / 255 - mean) ** 2).mean())
+                                                 for k, x in (("val_mse", splits.val_x), ("test_mse", splits.test_x))})
+    (tmp_path / folder.SAMPLES).unlink()
+    assert folder.samples() is folder.mean_image() is None
 
 
 def test_an_out_folder_that_holds_something_else_is_refused_and_left_as_it_was(tmp_path, capsys):
@@ -1862,10 +1868,10 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
     assert _ablation_summary([higher]) == "The ablation's change “b” (+10.0 %) raises the validation MSE at 95 % confidence."
     # too few seeds: no verdict, and why; a diverged run: said, and left out of the count
     assert _ablation_summary([line("a", -0.2, "not shown", seeds=2)]) == (
-        "With 2 seeds the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change with its "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change with its "
         "interval.")
     assert _ablation_summary([line("a", -0.2, "not shown", seeds=1)]) == (
-        "With 1 seed the ablation gives no verdict (that takes 3: --seeds 3); its table gives each change.")
+        "With 1 seed the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change.")
     assert _ablation_summary([unclear]) == ("The ablation's change “c” (+1.0 %) is not shown to move the validation "
                                             "MSE: its interval holds 0.")
     assert _ablation_summary([line("d", float("nan"), "not shown"), line("e", float("nan"), "not shown")]) == (

@@ -25,6 +25,14 @@ def _flat(images) -> np.ndarray:
     return images.reshape(len(images), -1).numpy().astype(np.float32) / 255.0
 
 
+def mean_image_mse(splits: Splits) -> dict:
+    """The MSE per pixel of the training set's mean image, the answer of a model that learned
+    nothing (the same output for every image), on the validation and test images."""
+    mean = _flat(splits.train_x).mean(0)
+    return {"val_mse": float(np.mean((_flat(splits.val_x) - mean) ** 2)),
+            "test_mse": float(np.mean((_flat(splits.test_x) - mean) ** 2))}
+
+
 def fit_quietly(estimator, x, y) -> bool:
     """Fit a scikit-learn estimator; return whether it converged (instead of warning)."""
     from sklearn.exceptions import ConvergenceWarning
@@ -62,15 +70,13 @@ def compute_baselines(splits: Splits, logreg_max_iter: int, seed: int = 0,
         recon = (x - pca.mean_) @ w.T @ w + pca.mean_
         return float(np.mean((recon - x) ** 2))
 
-    mean_image = train.mean(0)
     log(f"baselines: logistic regression on pixels ({len(train):,} images, at most {logreg_max_iter} iterations)")
     logreg = LogisticRegression(max_iter=logreg_max_iter, random_state=seed)
     converged = fit_quietly(logreg, train, splits.train_y.numpy())
     return {
         "train_size": len(train), "val_size": len(val), "test_size": len(test),
         "pca": [{"k": k, "val_mse": pca_mse(val, k), "test_mse": pca_mse(test, k)} for k in ks],
-        "mean_image": {"val_mse": float(np.mean((val - mean_image) ** 2)),
-                       "test_mse": float(np.mean((test - mean_image) ** 2))},
+        "mean_image": mean_image_mse(splits),
         "logistic_regression": {"val_acc": float(logreg.score(val, splits.val_y.numpy())),
                                 "test_acc": float(logreg.score(test, splits.test_y.numpy())),
                                 "max_iter": logreg_max_iter, "converged": converged},

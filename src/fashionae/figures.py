@@ -160,12 +160,9 @@ def takes_a_row(file: str) -> bool:
 def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:
     """The validation images saved with the study, reconstructed by each autoencoder (seed 0)."""
     import torch
-    from .modelfile import read_safetensors
     from .training import to_inputs
-    if not (folder / folder.SAMPLES).is_file():
+    if (samples := folder.samples()) is None:
         return False
-    samples, _ = read_safetensors(folder / folder.SAMPLES, "the study's validation samples",
-                                  fix="run the study command again: it writes them again")
     x = to_inputs(samples["images"], "cpu")
     classes = classes_of(results)
     rows = [("original", x[:, 0].numpy())]

@@ -9,13 +9,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from safetensors.torch import save
-
-from .baselines import write_baselines
+from .baselines import mean_image_mse, write_baselines
 from .data import Dataset, load_dataset, make_splits
 from .explore import explore as explore_run
 from .explore import refuse_unexplorable
-from .files import FolderLock, atomic_write, read_rebuildable_json, write_json
+from .files import FolderLock, read_rebuildable_json, write_json
 from .executors import run_local
 from .plan import PlannedRun, explored_run, make_plan
 from .preflight import check_plan, plan_states, refuse_changed, said_before_training
@@ -115,10 +113,11 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
 
 
 def save_samples(folder: StudyFolder, data: Dataset, val: str) -> None:
-    """The validation images of the report's reconstruction figure: the first of each class
-    (at most 8), so ``fashionae report`` needs no dataset."""
+    """What the report needs of the dataset, so ``fashionae report`` needs none: the validation
+    images of its reconstruction figure, the first of each class (at most 8), and the mean
+    image's MSE (``StudyFolder.mean_image``), by which it names a seed that learned nothing,
+    whether or not the study computes its baselines."""
     splits = make_splits(data, val)
     picks = [int((splits.val_y == c).nonzero()[0]) for c in range(len(data.classes))
              if (splits.val_y == c).any()][:8]
-    atomic_write(folder / folder.SAMPLES, save({"images": splits.val_x[picks].contiguous(),
-                                                "labels": splits.val_y[picks].contiguous()}))
+    folder.write_samples(splits.val_x[picks], splits.val_y[picks], mean_image_mse(splits))

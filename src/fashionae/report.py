@@ -163,14 +163,16 @@ NEAR_GUESS = 0.05  # above a uniform guess's accuracy, or less (15 % of 10 class
 
 def learned_nothing(results: dict, kind: str) -> str | None:
     """The seeds of ``kind`` ("autoencoders", "classifiers") whose test figure is next to a trivial
-    answer's: the mean image's MSE (where the baselines were computed), a uniform guess's accuracy.
+    answer's: the mean image's MSE (where it is known: folders of 0.3.22 and before, by their
+    baselines), a uniform guess's accuracy.
     Not a divergence (a figure that is not a number) but a collapse, the same output for every
     image, or a blow-up short of one, which the means and the comparisons take in as any seed's
     figure: said, so that it is read."""
     if kind == "autoencoders":
-        if not results["baselines"]:
+        mean = results.get("mean_image") or (results["baselines"] or {}).get("mean_image")  # (format 9 and before)
+        if not mean:
             return None
-        trivial = results["baselines"]["mean_image"]["test_mse"]
+        trivial = mean["test_mse"]
         low = [f"{r['name']} seed {s} ({v:.4f})" for r in results[kind] for s, v in zip(r["seeds"], r["test_mse"]["values"])
                if math.isfinite(v) and v >= NEAR_MEAN_IMAGE * trivial]
         like = f"a test MSE near the mean image's, {trivial:.4f}, or above"
@@ -322,7 +324,8 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
     if seeds < MIN_SEEDS:
         whose = "the ablation gives" if mse else "the ablation's classifier comparisons give"
         each = "change" if mse else "comparison"
-        return (f"With {_count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS}: --seeds {MIN_SEEDS}); "
+        return (f"With {_count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS} seeds, chosen before the "
+                f"run: a new experiment with --seeds {MIN_SEEDS} or more); "
                 f"{'its' if mse else 'their'} table gives each {each}"
                 + ("." if seeds == 1 or len(same) + len(partly) == len(ablation) else
                    " with its interval" + (" where it has one." if same or partly else ".")) + one_model)

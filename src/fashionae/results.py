@@ -32,7 +32,8 @@ RESULTS_FORMAT = 10  # 3: simultaneous intervals ("ci", "intervals", "ci_level")
 # 7: "seed_history", the seeds of each report of the folder that had other seeds than the one before;
 # 8: "family_history", the same of the comparisons each table of verdicts asks (``families``);
 # 9: a classifier's "trained_with", and an ablation change's "same_model" where it compares one model (``_one_model``);
-# 10: "same_model" a list of seeds where a change compares one model on those seeds alone
+# 10: "same_model" a list of seeds where a change compares one model on those seeds alone; "mean_image",
+# its MSE (whether or not the baselines were computed), by which a seed that learned nothing is named
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -243,6 +244,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         "classifier_encoders": list(dict.fromkeys(c["encoder"] for c in classifiers)),
         "autoencoders": autoencoders, "classifiers": classifiers, "baselines": baselines,
         "reference": REFERENCE if fashion else None,
+        "mean_image": folder.mean_image() or (baselines or {}).get("mean_image"),  # (none: before 0.3.23)
         "runs": [_run_info(name, run) for name, run in runs.items()],
     }
     results["claims"] = listed(assess_claims(results)) if fashion else []

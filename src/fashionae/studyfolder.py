@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
-from .files import (atomic_write_together, holds_nothing, is_leftover, json_text, read_rebuildable_json, remove_file,
-                    write_failure, write_json)
+from .files import (atomic_write, atomic_write_together, holds_nothing, is_leftover, json_text, read_rebuildable_json,
+                    remove_file, write_failure, write_json)
 from .runfolder import RunFolder
 from .study import Study
 
@@ -19,7 +19,7 @@ from .study import Study
 class StudyFolder:
     """The one place that knows a study folder's layout: ``study.json`` (the resolved study),
     ``runs/<run>/`` (run folders), ``baselines.json``, ``samples.safetensors`` (the validation
-    images the report's reconstruction figure shows), ``timing.json``, ``results.json``,
+    images the report's reconstruction figure shows, and the mean image's MSE), ``timing.json``, ``results.json``,
     ``report.html``, ``report.md`` and ``figures/``; while ``--executor ray`` starts,
     ``.storage-check`` (a token every node must read back); while a report is drawn, ``.report.new/``."""
     STUDY, RESULTS, BASELINES, TIMING = "study.json", "results.json", "baselines.json", "timing.json"
@@ -130,6 +130,30 @@ class StudyFolder:
             yield staging / self.FIGURES
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def write_samples(self, images, labels, mean_image: dict) -> None:
+        """What the report needs of the dataset (``pipeline.save_samples``): the validation
+        ``images`` (and their ``labels``) its reconstruction figure shows, and the ``mean_image``'s
+        MSE (``baselines.mean_image_mse``)."""
+        import torch
+        from safetensors.torch import save
+        atomic_write(self / self.SAMPLES, save({
+            "images": images.contiguous(), "labels": labels.contiguous(),
+            "mean_image_mse": torch.tensor([mean_image["val_mse"], mean_image["test_mse"]], dtype=torch.float64)}))
+
+    def samples(self) -> dict | None:
+        """The tensors of ``write_samples`` (None: not written, the study stopped before its runs)."""
+        from .modelfile import read_safetensors
+        if not (self / self.SAMPLES).is_file():
+            return None
+        return read_safetensors(self / self.SAMPLES, "the study's validation samples",
+                                fix="run the study command again: it writes them again")[0]
+
+    def mean_image(self) -> dict | None:
+        """The mean image's MSE ``{"val_mse", "test_mse"}``, by which the report names a seed that
+        learned nothing (None: samples written before it was kept, 0.3.22 and before)."""
+        mse = (self.samples() or {}).get("mean_image_mse")
+        return None if mse is None else dict(zip(("val_mse", "test_mse"), mse.tolist()))
 
     def study(self) -> Study:
         path = self / self.STUDY

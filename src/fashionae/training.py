@@ -48,7 +48,7 @@ class TrainConfig:
     epochs: int = setting(60, "training epochs", check=positive_int)
     batch_size: int = setting(100, "images per step (under torchrun: the global batch, split "
                               "between the processes)", check=positive_int)
-    lr: float = setting(1e-3, "Adam's learning rate (the peak, with onecycle)",
+    lr: float = setting(1e-3, "Adam's learning rate (the peak, with onecycle), above 0 and at most 1",
                         check=number_in(0, 1, closed_low=False))
     schedule: str = setting("constant", "constant (the author's) | onecycle", choices=SCHEDULES)
     seed: int = setting(0, "seed of the weights, the shuffling and dropout", check=integer_in(0, 2**32 - 1))
