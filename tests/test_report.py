@@ -1567,7 +1567,7 @@ def test_a_family_changed_in_two_tables_is_said_for_each_and_a_new_table_is_no_c
 
 
 def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_nothing():
-    from fashionae.report import NEAR_MEAN_IMAGE, learned_nothing
+    from fashionae.report import NEAR_MEAN_IMAGE, learned_nothing, summary
     r = results(seeds=1)
     r["baselines"]["mean_image"]["test_mse"] = 0.1
     r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1,))]
@@ -1579,5 +1579,16 @@ def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_no
     r["baselines"], r["mean_image"] = {}, {"val_mse": 0.1, "test_mse": 0.1}
     r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1,))]
     assert "linear-64 seed 0" in learned_nothing(r, "autoencoders")
+    # and the summary says whose, before its rankings and verdicts; the random-frozen control, which is
+    # expected to learn little, in its table alone
+    said = [line for line in summary(r) if line.startswith("Learned next to nothing")]
+    assert said == ["Learned next to nothing: linear-64 (1 of 1 seed), a test figure near a trivial answer's (the "
+                    "tables say which seeds): each counts in the means and in every comparison below as any seed does."]
+    r["classifiers"] = [{**c, "test_acc": {"mean": 0.1, "std": 0.0, "values": [0.1]}} for c in r["classifiers"]]
+    assert any("random-frozen" in c["strategy"] for c in r["classifiers"])
+    assert "random-frozen" in learned_nothing(r, "classifiers")
+    (said,) = [line for line in summary(r) if line.startswith("Learned")]
+    assert said.startswith("Learned next to nothing: linear-64 (1 of 1 seed), frozen (1 of 2 seeds), finetune (1 of ")
+    assert "random-frozen" not in said
     del r["mean_image"]
     assert learned_nothing(r, "autoencoders") is None

@@ -161,29 +161,41 @@ NEAR_MEAN_IMAGE = 0.9  # of the mean image's test MSE, or more
 NEAR_GUESS = 0.05  # above a uniform guess's accuracy, or less (15 % of 10 classes, 55 % of 2)
 
 
-def learned_nothing(results: dict, kind: str) -> str | None:
+def near_trivial(results: dict, kind: str) -> tuple[list[tuple[dict, int, float]], float | None]:
     """The seeds of ``kind`` ("autoencoders", "classifiers") whose test figure is next to a trivial
-    answer's: the mean image's MSE (where it is known: folders of 0.3.22 and before, by their
-    baselines), a uniform guess's accuracy.
-    Not a divergence (a figure that is not a number) but a collapse, the same output for every
-    image, or a blow-up short of one, which the means and the comparisons take in as any seed's
-    figure: said, so that it is read."""
+    answer's, each (its group's record, seed, figure), and that answer's figure: the mean image's
+    MSE (where it is known: folders of 0.3.22 and before, by their baselines), a uniform guess's
+    accuracy. Not a divergence (a figure that is not a number) but a collapse, the same output for
+    every image, or a blow-up short of one, which the means and the comparisons take in as any
+    seed's figure."""
     if kind == "autoencoders":
         mean = results.get("mean_image") or (results["baselines"] or {}).get("mean_image")  # (format 9 and before)
         if not mean:
-            return None
-        trivial = mean["test_mse"]
-        low = [f"{r['name']} seed {s} ({v:.4f})" for r in results[kind] for s, v in zip(r["seeds"], r["test_mse"]["values"])
-               if math.isfinite(v) and v >= NEAR_MEAN_IMAGE * trivial]
+            return [], None
+        trivial, key = mean["test_mse"], "test_mse"
+        near = lambda v: v >= NEAR_MEAN_IMAGE * trivial  # noqa: E731
+    else:
+        trivial, key = 1 / len(classes_of(results)), "test_acc"
+        near = lambda v: v <= trivial + NEAR_GUESS  # noqa: E731
+    return [(r, s, v) for r in results[kind] for s, v in zip(r["seeds"], r[key]["values"])
+            if math.isfinite(v) and near(v)], trivial
+
+
+def learned_nothing(results: dict, kind: str) -> str | None:
+    """The seeds of ``kind`` that learned next to nothing (``near_trivial``), said in its table's
+    caption so that they are read."""
+    seeds, trivial = near_trivial(results, kind)
+    if not seeds:
+        return None
+    if kind == "autoencoders":
+        low = [f"{r['name']} seed {s} ({v:.4f})" for r, s, v in seeds]
         like = f"a test MSE near the mean image's, {trivial:.4f}, or above"
     else:
-        trivial = 1 / len(classes_of(results))
-        low = [f"{r['name']} seed {s} ({100 * v:.2f} %)" for r in results[kind]
-               for s, v in zip(r["seeds"], r["test_acc"]["values"]) if math.isfinite(v) and v <= trivial + NEAR_GUESS]
+        low = [f"{r['name']} seed {s} ({100 * v:.2f} %)" for r, s, v in seeds]
         like = f"a test accuracy near a uniform guess's, {100 * trivial:.2f} %, or below"
     return (f"Learned next to nothing ({like}): {', '.join(low)}; likely a collapse (the same output for every "
             "image), a blow-up or too little training, which counts in the means and in every comparison that reads "
-            f"its seed, as any seed does: see {'their' if len(low) > 1 else 'its'} curves") if low else None
+            f"its seed, as any seed does: see {'their' if len(low) > 1 else 'its'} curves")
 
 
 def tables(results: dict, terminal: bool = False) -> list[Table]:
@@ -445,6 +457,13 @@ def summary(results: dict) -> list[str]:
     if diverged:
         s.append(f"{', '.join(diverged)} had a run that diverged (a figure that is not a number): "
                  "left out of the ranking below.")
+    collapsed = [r for kind in ("autoencoders", "classifiers") for r, _, _ in near_trivial(results, kind)[0]
+                 if r.get("strategy") != CONTROL]  # (the control is expected to learn little)
+    if collapsed:
+        counts = {r["name"]: f"{sum(x is r for x in collapsed)} of {_count(len(r['seeds']), 'seed')}" for r in collapsed}
+        s.append("Learned next to nothing: " + ", ".join(f"{k} ({c})" for k, c in counts.items())
+                 + ", a test figure near a trivial answer's (the tables say which seeds): each counts in the means and "
+                 "in every comparison below as any seed does.")
     ranked = sorted((a for a in aes if a["name"] not in diverged), key=lambda a: a["test_mse"]["mean"])
     if ranked:
         # PCA beside the best linear autoencoder that PCA was fitted at (k = its latent size)
