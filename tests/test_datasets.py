@@ -2,6 +2,7 @@
 trained on end to end (train-ae, train-clf, classify, reconstruct, load, explore, eval, a
 study); and a real small dataset, scikit-learn's bundled handwritten digits."""
 
+import errno
 import gzip
 import json
 import re
@@ -134,6 +135,14 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
         with pytest.raises(UserError, match=r"^cannot write /proc/new: No such file or directory; write the dataset to "
                                             r"another folder$"):
             write_npz_dataset("/proc/new", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
+    def full(self, data):  # a disk that fills up while the dataset is written
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "write_bytes", full)
+        with pytest.raises(UserError, match=f"^no space left to write {re.escape(str(tmp_path / 'full' / 'data.npz'))}; "
+                                            "free some disk space and run again"):
+            write_npz_dataset(tmp_path / "full", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
     with pytest.raises(UserError, match="y_train holds labels up to 2, but classes= names 2 classes, numbered from 0"):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes=["a", "b"])  # the classes given, not a dataset.toml the user never wrote

@@ -45,7 +45,7 @@ import torch
 
 from .download import MIRRORS, download_files
 from .errors import UserError
-from .files import UMASK, cache_dir, is_there, is_utf16, kind_of
+from .files import UMASK, cache_dir, is_there, is_utf16, kind_of, write_failure
 
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
@@ -505,8 +505,11 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     except OSError as e:  # (said of the folder asked for, not of the temporary one beside it)
         raise UserError(f"cannot write {folder}: {e.strerror}; write the dataset to another folder") from None
     try:
-        (tmp / "data.npz").write_bytes(buf.getvalue())
-        (tmp / DATASET_TOML).write_text("\n".join(lines) + "\n")
+        for name, data in (("data.npz", buf.getvalue()), (DATASET_TOML, ("\n".join(lines) + "\n").encode())):
+            try:
+                (tmp / name).write_bytes(data)
+            except OSError as e:  # a full disk: said of the folder asked for, nothing left behind
+                raise write_failure(folder / name, e, "write the dataset to another folder") from None
         try:
             load_dataset_folder(tmp)  # refused here, and nothing is left behind
         except UserError as e:  # said of the folder asked for, not of the temporary one, and of classes= given
