@@ -164,7 +164,7 @@ NEAR_GUESS = 0.05  # above a uniform guess's accuracy, or less (15 % of 10 class
 def near_trivial(results: dict, kind: str) -> tuple[list[tuple[dict, int, float]], float | None]:
     """The seeds of ``kind`` ("autoencoders", "classifiers") whose test figure is next to a trivial
     answer's, each (its group's record, seed, figure), and that answer's figure: the mean image's
-    MSE (where it is known: folders of 0.3.22 and before, by their baselines), a uniform guess's
+    MSE (where it is known: before 0.3.23, by the baselines alone), a uniform guess's
     accuracy. Not a divergence (a figure that is not a number) but a collapse, the same output for
     every image, or a blow-up short of one, which the means and the comparisons take in as any
     seed's figure."""

@@ -244,7 +244,8 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         "classifier_encoders": list(dict.fromkeys(c["encoder"] for c in classifiers)),
         "autoencoders": autoencoders, "classifiers": classifiers, "baselines": baselines,
         "reference": REFERENCE if fashion else None,
-        "mean_image": folder.mean_image() or (baselines or {}).get("mean_image"),  # (none: before 0.3.23)
+        # (the baselines' where they were computed, as their table shows it; none: before 0.3.23)
+        "mean_image": (baselines or {}).get("mean_image") or folder.mean_image(),
         "runs": [_run_info(name, run) for name, run in runs.items()],
     }
     results["claims"] = listed(assess_claims(results)) if fashion else []
