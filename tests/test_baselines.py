@@ -51,6 +51,15 @@ def test_edited_baselines_are_named_by_what_they_lack(edit, fault):
     assert baselines_fault(edit if isinstance(edit, list) else {**GOOD, **edit}) == fault
 
 
+def test_baselines_edited_into_other_numbers_are_known_by_their_digest():
+    """baselines.json records its own digest (one written before it did records none, and passes)."""
+    from fashionae.files import sealed
+    good = sealed(GOOD, baselines.BASELINES_SEAL)
+    assert baselines_fault(good) is None
+    assert baselines_fault({**good, "logistic_regression": {"val_acc": 0.5, "test_acc": 0.99}}) == (
+        "it does not match the digest it records")
+
+
 def test_a_single_class_is_refused_before_any_fit(tiny, data_dir, tmp_path, capsys):
     splits = make_splits(tiny, train_subset=1)
     with pytest.raises(UserError, match=r"^the baselines' training set \(1 images\) holds a single class, and their "
@@ -185,8 +194,8 @@ def test_baselines_of_another_dataset_are_refused_by_its_name(tiny, tmp_path):
     first = write_baselines(path, tiny, "holdout", 200, 100, 20, lambda m: None, keep_others=True)
     assert first["settings"]["dataset"] == "fashion-mnist"
     with pytest.raises(UserError, match=rf"^{path} holds baselines computed with other settings: dataset "
-                                        rf"fashion-mnist \(now mine\), dataset_sha256 None \(now {mine.sha256}\), "
-                                        r"eval_subset 100 \(now None\), train_subset 200 \(now None\); choose another"):
+                                        rf"fashion-mnist \(now mine\), dataset_sha256 none \(now {mine.sha256}\), "
+                                        r"eval_subset 100 \(now all\), train_subset 200 \(now all\); choose another"):
         write_baselines(path, mine, "holdout", None, None, 20, lambda m: None, keep_others=True)
     # each key of either side is compared; the dataset's only where the asked settings name one
     assert changed_settings({"dataset": "a", "val": "holdout"}, {"dataset": "b", "val": "holdout"}) == [

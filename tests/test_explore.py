@@ -390,6 +390,14 @@ def test_an_interrupted_explore_is_known_by_its_models_digest(explored_run, own_
         explore_module.explore(own_run[1], out, tsne=False)
     shutil.copytree(explored_run, tmp_path / "copy")
     assert explore_module.explore(tmp_path / "copy", out, data=tiny, tsne=False)["run"] == str(tmp_path / "copy")
+    # a finished latent space of this model stays whole while it is mapped again, and after an interruption
+    finished = (out / "explore.json").read_text()
+    assert json.loads(finished)["knn_acc"] >= 0 and "explore_sha256" in json.loads(finished)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "scatter_map", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            explore_module.explore(tmp_path / "copy", out, data=tiny, tsne=False)
+    assert (out / "explore.json").read_text() == finished
 
 
 @pytest.mark.parametrize("points", [2, 12])

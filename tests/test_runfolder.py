@@ -288,15 +288,15 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     (folder / "explore" / "map.png").write_bytes(b"png")
     explored = {"latent": 16, "fit_images": 100, "knn_acc": 0.5, "linear_probe_acc": 0.6, "figures": ["map.png"]}
     (folder / "explore" / "explore.json").write_text(json.dumps(explored))
-    assert folder.explore_result() == explored and not folder.explore_damaged()
+    assert folder.explore_result() == explored and folder.explore_fault() is None
     # edited or damaged: none (explore and the study write it again), and said to be damaged
     for bad in ({**explored, "knn_acc": None}, {k: v for k, v in explored.items() if k != "latent"},
                 {**explored, "figures": ["gone.png"]}, {**explored, "figures": ["../config.json"]},
                 {**explored, "figures": "map.png"}, [explored]):
         (folder / "explore" / "explore.json").write_text(json.dumps(bad))
-        assert folder.explore_result() is None and folder.explore_damaged()
+        assert folder.explore_result() is None and folder.explore_fault() == "is damaged or was edited"
     (folder / "explore" / "explore.json").write_text("{bad")
-    assert folder.explore_result() is None and folder.explore_damaged()
+    assert folder.explore_result() is None and folder.explore_fault() == "is damaged or was edited"
     (folder / "config.json").write_text("{not json")
     with pytest.raises(UserError, match=r"^run settings .*config.json is unreadable or not valid JSON \(.*\); put back "
                                         r"a copy of it, or delete .* and run its command again$"):  # a copy first

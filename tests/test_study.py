@@ -881,6 +881,21 @@ def test_future_study_compares_encoder_types(data_dir, tmp_path):
     with pytest.raises(UserError, match=rf"^{re.escape(str(explored))} is damaged or was edited; run the "
                                         "study command again: it computes it again$"):
         collect_results(out)
+    # and one whose figure was edited into another number (it records its own digest), one copied from another
+    # run, one stopped before its scores, and one deleted: each named, none reported as the run's
+    kept = out / "runs" / "ae-paper-512-seed0" / "explore" / "explore.json"
+    for state, why in (({**scores, "knn_acc": 0.99}, "is damaged or was edited"),
+                       (json.loads(kept.read_text()), "holds the latent space of another model than "
+                                                      f"{explored.parent.parent}'s .copied from another run"),
+                       ({k: scores[k] for k in ("run", "model_sha256")}, "holds no scores: the latent space was "
+                                                                          "stopped before it was finished"),
+                       (None, r"is missing \(the study was stopped before it mapped the run, or it was deleted\)")):
+        if state is None:
+            explored.unlink()
+        else:
+            explored.write_text(json.dumps(state))
+        with pytest.raises(UserError, match=rf"^{re.escape(str(explored))} {why}"):
+            collect_results(out)
     kept = out / "runs" / "ae-paper-512-seed0" / "explore" / "explore.json"
     kept_at = kept.stat().st_mtime_ns
     again = run_study(s, out, data_dir=str(data_dir), verify=False, **QUIET)

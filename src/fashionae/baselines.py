@@ -12,13 +12,14 @@ import numpy as np
 
 from .data import Dataset, Splits, make_splits
 from .errors import UserError
-from .files import read_rebuildable_json, write_json
+from .files import read_rebuildable_json, seal_broken, sealed, write_json
 from .settings import is_number
 
 if TYPE_CHECKING:
     from .study import Study
 
 PCA_KS = (16, 32, 64, 128, 256, 512, 1024)
+BASELINES_SEAL = "baselines_sha256"  # baselines.json's digest of the rest of itself (before 0.3.23: none)
 
 
 def _flat(images) -> np.ndarray:
@@ -98,6 +99,8 @@ def baselines_fault(b) -> str | None:
         return "its mean-image figures are missing or malformed"
     if not numbers(b.get("logistic_regression"), ("val_acc", "test_acc")):
         return "its logistic-regression figures are missing or malformed"
+    if seal_broken(b, BASELINES_SEAL):
+        return "it does not match the digest it records"
     return None
 
 
@@ -126,6 +129,11 @@ def changed_settings(theirs: dict, asked: dict) -> list[tuple[str, object, objec
     return [(k, theirs.get(k), asked.get(k)) for k in sorted(keys) if theirs.get(k) != asked.get(k)]
 
 
+def setting_text(key: str, value) -> str:
+    """A baselines setting in words: a subset not given is all images; a setting not recorded, none."""
+    return ("all" if key.endswith("_subset") else "none") if value is None else str(value)
+
+
 def computed_baselines(path: Path, settings: dict) -> dict | None:
     """baselines.json, where it holds the figures of these ``settings`` (damaged or edited: not)."""
     old = read_rebuildable_json(path)
@@ -143,11 +151,11 @@ def write_baselines(path: Path, data: Dataset, val: str, train_subset: int | Non
         return done
     old = read_rebuildable_json(path)
     if old and not baselines_fault(old) and keep_others:  # (damaged or edited: computed again)
-        changed = ", ".join(f"{k} {there} (now {now})" for k, there, now in changed_settings(old.get("settings") or {},
-                                                                                            settings))
+        changed = ", ".join(f"{k} {setting_text(k, there)} (now {setting_text(k, now)})"
+                            for k, there, now in changed_settings(old.get("settings") or {}, settings))
         raise UserError(f"{path} holds baselines computed with other settings: {changed}; "
                         "choose another --out, or delete it to compute these")
     splits = make_splits(data, val, train_subset, eval_subset)
-    b = {**compute_baselines(splits, logreg_max_iter, log=log), "settings": settings}
+    b = sealed({**compute_baselines(splits, logreg_max_iter, log=log), "settings": settings}, BASELINES_SEAL)
     write_json(path, b)
     return b

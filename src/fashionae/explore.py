@@ -13,7 +13,7 @@ import torch
 from . import plots
 from .data import Dataset, Splits, make_splits
 from .errors import UserError
-from .files import read_rebuildable_json, refuse_unwritable_folder, write_json
+from .files import read_rebuildable_json, refuse_unwritable_folder, sealed, write_json
 from .inference import LoadedRun
 from .plan import explored_run
 from .runfolder import RunFolder
@@ -67,6 +67,9 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     t0 = time.perf_counter()
     folder = RunFolder(run_dir).require()
     run = LoadedRun(folder.path, "fp32")  # the same codes on every machine, as the interpolation's
+    if not out and (folder / folder.EXPLORE).exists() and not (folder / folder.EXPLORE).is_dir():
+        raise UserError(f"{folder / folder.EXPLORE} is a file, where explore writes the run's latent space; move it, "
+                        "or give --out")
     out = Path(out) if out else folder / folder.EXPLORE
     refuse_unwritable_folder(out)  # said now, not after the minutes of work below
     model = folder.model_sha256()
@@ -85,8 +88,10 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
               "fit_images": len(train_z), "test_images": len(test_z), **feature_scores(train_z, train_y, test_z, test_y)}
 
     # explore.json names the run before any figure is written, so that the same command after
-    # an interruption knows the figures as its own (until the end, it holds no scores)
-    write_json(out / folder.EXPLORE_JSON, {"run": str(folder.path), "model_sha256": model})
+    # an interruption knows the figures as its own (until the end, it holds no scores); one of
+    # this model's, finished, stays until the new one is whole
+    if (read_rebuildable_json(out / folder.EXPLORE_JSON) or {}).get("model_sha256") != model:
+        write_json(out / folder.EXPLORE_JSON, {"run": str(folder.path), "model_sha256": model})
     from sklearn.decomposition import PCA
     codes = test_z[:MAP_IMAGES]
     if np.ptp(codes, axis=0).max() == 0:  # no map to draw (and scikit-learn's t-SNE crashes on one)
@@ -119,7 +124,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
         figures.append(INTERPOLATION)
     result["figures"] = figures
     result["seconds"] = time.perf_counter() - t0
-    write_json(out / folder.EXPLORE_JSON, result)
+    write_json(out / folder.EXPLORE_JSON, sealed(result, folder.EXPLORE_SEAL))
     return {**result, "out": str(out)}
 
 

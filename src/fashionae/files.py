@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -240,7 +241,8 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
 
 def refuse_unwritable_folder(path: Path, option: str = "--out") -> None:
     """Say now, in one line, that a folder cannot be made or written in (a file in its way, no
-    permission): before a command's work, not after it."""
+    permission, a file system that takes no file, such as a read-only one, where root's
+    permissions say yes): before a command's work, not after it."""
     there = path
     while not there.exists() and there != there.parent:
         there = there.parent
@@ -249,6 +251,29 @@ def refuse_unwritable_folder(path: Path, option: str = "--out") -> None:
                         f"{option} {path}: {there} is a file, so the folder cannot be made; give another")
     if not os.access(there, os.W_OK | os.X_OK):
         raise UserError(f"{option} {path}: cannot write in {there}; choose a writable folder")
+    try:  # (a file made and gone at once: nothing is left, whatever stops the command)
+        with tempfile.TemporaryFile(dir=there):
+            pass
+    except OSError as e:
+        raise UserError(f"{option} {path}: cannot write in {there}: {e.strerror or e}; choose a writable folder") \
+            from None
+
+
+def json_digest(content) -> str:
+    """The SHA-256 of JSON content, whatever its formatting and key order."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def sealed(content: dict, key: str) -> dict:
+    """``content`` with its digest under ``key`` (``seal_broken`` checks it): a file of ours
+    edited by hand, or damaged into other valid JSON, is known as such."""
+    return {**content, key: json_digest(content)}
+
+
+def seal_broken(content: dict, key: str) -> bool:
+    """Whether ``content`` records a digest under ``key`` that is not its own (one written
+    before it was sealed records none, and passes)."""
+    return key in content and content[key] != json_digest({k: v for k, v in content.items() if k != key})
 
 
 def is_utf16(path: Path) -> bool:

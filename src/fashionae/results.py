@@ -118,7 +118,7 @@ def _run_info(name: str, run) -> dict:
 def _baselines(folder: StudyFolder, study: Study) -> dict:
     """The study's baselines.json ({} when the study computes none), checked: there, sound, and
     computed with the study's settings."""
-    from .baselines import baselines_fault, changed_settings, study_settings
+    from .baselines import baselines_fault, changed_settings, setting_text, study_settings
     if not study.baselines.enabled:
         return {}
     path = folder / folder.BASELINES
@@ -131,8 +131,8 @@ def _baselines(folder: StudyFolder, study: Study) -> dict:
     theirs = baselines["settings"] if isinstance(baselines.get("settings"), dict) else {}
     if changed := changed_settings(theirs, study_settings(study)):
         key, there, asked = changed[0]
-        raise UserError(f"baselines {path} were computed with other settings ({key} {there!r} there, {asked!r} in the "
-                        f"study); {fix}")
+        raise UserError(f"baselines {path} were computed with other settings ({key} {setting_text(key, there)} there, "
+                        f"{setting_text(key, asked)} in the study); {fix}")
     return baselines
 
 
@@ -143,10 +143,14 @@ def _explore_result(study: Study, name: str, run: RunFolder) -> dict | None:
     if name not in study.explore.autoencoders:
         return None
     result = run.explore_result()
-    if result is None and run.explore_damaged():  # read again only when it is not usable
-        raise UserError(f"{run.explore_json()} is damaged or was edited; run the study command again: it "
-                        "computes it again")
-    if result is not None and not run.mapped_as_asked(result, study.explore.tsne):
+    if result is None:
+        raise UserError(f"{run.explore_json()} {run.explore_fault()}; run the study command again: it computes it "
+                        "again")
+    if result.get("model_sha256") not in (None, run.model_sha256()):  # (None: written before 0.3.2)
+        raise UserError(f"{run.explore_json()} holds the latent space of another model than {run.path}'s (copied from "
+                        "another run, or made before the run was trained on); run the study command again: it maps "
+                        "it again")
+    if not run.mapped_as_asked(result, study.explore.tsne):
         raise UserError(f"{run.explore_json()} was mapped {'without' if study.explore.tsne else 'with'} t-SNE "
                         f"(by fashionae explore, or before the study's [explore] changed), where the study asks for "
                         f"tsne = {str(study.explore.tsne).lower()}; run the study command again: it maps it again")

@@ -28,8 +28,8 @@ from .checkpoint import checkpoint_epoch
 from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
 from .distributed import on_processes
 from .errors import UserError
-from .files import (FolderLock, atomic_write, holds_nothing, is_there, kind_of, lock_holder, read_json,
-                    read_rebuildable_json, remove_file, write_json, write_jsonl)
+from .files import (FolderLock, atomic_write, holds_nothing, is_there, json_digest, kind_of, lock_holder,
+                    read_json, read_rebuildable_json, remove_file, seal_broken, sealed, write_json, write_jsonl)
 from .modelfile import load_model, model_file_bytes
 from .settings import CLASSIFIER, is_number
 from .runconfig import RunConfig
@@ -55,15 +55,6 @@ def _version(text) -> tuple:
         return tuple(int(part) for part in str(text).split(".")[:3])
     except ValueError:
         return ()
-
-
-def _digest(content) -> str:
-    """The SHA-256 of JSON content, whatever its formatting and key order."""
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-
-
-def _unsealed(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k != SEAL}
 
 
 ENVIRONMENT_KINDS = {**dict.fromkeys(("fashionae", "torch", "python", "device", "precision", "cpu", "host",
@@ -160,6 +151,7 @@ class RunFolder:
     CONFIG, METRICS, MODEL, SUMMARY = "config.json", "metrics.jsonl", "model.safetensors", "summary.json"
     CHECKPOINT, EXPLORE, TENSORBOARD = "checkpoint.safetensors", "explore", "tensorboard"
     EXPLORE_JSON = "explore.json"  # in EXPLORE, or in ``fashionae explore --out``
+    EXPLORE_SEAL = "explore_sha256"  # explore.json's digest of the rest of itself (before 0.3.23: none)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -511,7 +503,7 @@ class RunFolder:
                                                  f"{summary['epochs']}")
             if fault := _disagreement(summary, rows):
                 raise self.damaged(self.SUMMARY, fault)
-            if "metrics_sha256" in summary and summary["metrics_sha256"] != _digest(rows):
+            if "metrics_sha256" in summary and summary["metrics_sha256"] != json_digest(rows):
                 raise self.damaged(self.METRICS, f"holds other epochs than those the run finished with (their digest "
                                                  f"is in {self.SUMMARY})")
         return rows
@@ -524,9 +516,9 @@ class RunFolder:
             raise self.damaged(self.SUMMARY, f"does not hold a finished run's figures: {fault}")
         if SEAL not in summary and _version(self.environment().get("fashionae")) >= SEALED_SINCE:
             raise self.damaged(self.SUMMARY, "lacks the digests its fashionae version seals it with")
-        if SEAL in summary and summary[SEAL] != _digest(_unsealed(summary)):
+        if seal_broken(summary, SEAL):
             raise self.damaged(self.SUMMARY, "does not match the digest it records")
-        if "config_sha256" in summary and summary["config_sha256"] != _digest(_settings(self.raw_config())):
+        if "config_sha256" in summary and summary["config_sha256"] != json_digest(_settings(self.raw_config())):
             raise self.damaged(self.CONFIG, f"holds other settings than those the run finished with (their digest "
                                             f"is in {self.SUMMARY})")
         return summary
@@ -574,15 +566,25 @@ class RunFolder:
         ``explore_damaged``): ``fashionae explore`` and the study write it again."""
         result = read_rebuildable_json(self.explore_json())
         figures = (result or {}).get("figures")
-        if (result is None or not all(is_number(result.get(k)) for k in EXPLORE_FIGURES)
+        if (result is None or seal_broken(result, self.EXPLORE_SEAL)
+                or not all(is_number(result.get(k)) for k in EXPLORE_FIGURES)
                 or not isinstance(figures, list)
                 or not all(isinstance(f, str) and Path(f).name == f and (self / self.EXPLORE / f).is_file()
                            for f in figures)):
             return None
         return result
 
-    def explore_damaged(self) -> bool:
-        return self.explore_json().is_file() and self.explore_result() is None
+    def explore_fault(self) -> str | None:
+        """Why explore/ gives no latent space (``explore_result`` is None), as a sentence's end,
+        or None where it gives one."""
+        if self.explore_result() is not None:
+            return None
+        if not self.explore_json().is_file():
+            return "is missing (the study was stopped before it mapped the run, or it was deleted)"
+        written = read_rebuildable_json(self.explore_json())
+        if isinstance(written, dict) and written and set(written) <= {"run", "model_sha256"}:  # (explore's first write)
+            return "holds no scores: the latent space was stopped before it was finished"
+        return "is damaged or was edited"
 
     # ---------------------------------------------------------- writing
 
@@ -604,11 +606,11 @@ class RunFolder:
         """Finish the run: its summary, sealed with the digests of the model file, of config.json,
         of metrics.jsonl's epochs and of itself, so that a file edited or replaced afterwards is
         refused (``summary``, ``metrics``, ``load_model``), not reported. Returns what it wrote."""
-        sealed = {**summary, "model_sha256": self.model_sha256(),
-                  "config_sha256": _digest(_settings(self.raw_config())), "metrics_sha256": _digest(self.metrics())}
-        sealed[SEAL] = _digest(sealed)
-        write_json(self / self.SUMMARY, sealed)
-        return sealed
+        summary = sealed({**summary, "model_sha256": self.model_sha256(),
+                          "config_sha256": json_digest(_settings(self.raw_config())),
+                          "metrics_sha256": json_digest(self.metrics())}, SEAL)
+        write_json(self / self.SUMMARY, summary)
+        return summary
 
     def drop_training_state(self) -> None:
         """A finished run holds its training state (the checkpoint) only where it asked to keep it
