@@ -140,7 +140,8 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Path, "write_bytes", full)
         with pytest.raises(UserError, match=f"^no space left to write {re.escape(str(tmp_path / 'full' / 'data.npz'))}; "
-                                            "free some disk space and run again"):
+                                            r"free some disk space and run again \(nothing was written\), or write the "
+                                            "dataset to another folder$"):
             write_npz_dataset(tmp_path / "full", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy())
     assert list(tmp_path.iterdir()) == []  # nothing left behind
     with pytest.raises(UserError, match="y_train holds labels up to 2, but classes= names 2 classes, numbered from 0"):

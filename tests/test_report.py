@@ -1582,13 +1582,24 @@ def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_no
     # and the summary says whose, before its rankings and verdicts; the random-frozen control, which is
     # expected to learn little, in its table alone
     said = [line for line in summary(r) if line.startswith("Learned next to nothing")]
-    assert said == ["Learned next to nothing: linear-64 (1 of 1 seed), a test figure near a trivial answer's (the "
-                    "tables say which seeds): each counts in the means and in every comparison below as any seed does."]
+    assert said == ["Learned next to nothing: autoencoder linear-64 (1 of 1 seed): a test figure near a trivial "
+                    "answer's (the tables say which seeds), likely too little training in 2 epochs, or a collapse; "
+                    "each counts in the means and in every comparison below as any seed does."]
+    r["autoencoders"][0]["epochs"] = 10  # (longer runs)
+    assert ", likely a collapse or a blow-up; each" in [line for line in summary(r) if line.startswith("Learned")][0]
     r["classifiers"] = [{**c, "test_acc": {"mean": 0.1, "std": 0.0, "values": [0.1]}} for c in r["classifiers"]]
     assert any("random-frozen" in c["strategy"] for c in r["classifiers"])
     assert "random-frozen" in learned_nothing(r, "classifiers")
     (said,) = [line for line in summary(r) if line.startswith("Learned")]
-    assert said.startswith("Learned next to nothing: linear-64 (1 of 1 seed), frozen (1 of 2 seeds), finetune (1 of ")
+    assert said.startswith("Learned next to nothing: autoencoder linear-64 (1 of 1 seed); classifiers frozen (1 of 2 "
+                           "seeds), finetune (1 of ")
     assert "random-frozen" not in said
+    # an autoencoder and a classifier of one name (a strategy's) are two; short runs, likely too little training
+    r["autoencoders"] = [{**a, "name": "frozen", "epochs": 2} for a in r["autoencoders"]]
+    r["classifiers"] = [{**c, "epochs": 1} for c in r["classifiers"] if c["name"] == "frozen"]
+    (said,) = [line for line in summary(r) if line.startswith("Learned")]
+    assert said.startswith("Learned next to nothing: autoencoder frozen (1 of 1 seed); classifier frozen (1 of 2 "
+                           "seeds): a test figure near a trivial answer's (the tables say which seeds), likely too "
+                           "little training in 2 epochs, or a collapse;")
     del r["mean_image"]
     assert learned_nothing(r, "autoencoders") is None

@@ -509,7 +509,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
             try:
                 (tmp / name).write_bytes(data)
             except OSError as e:  # a full disk: said of the folder asked for, nothing left behind
-                raise write_failure(folder / name, e, "write the dataset to another folder") from None
+                raise write_failure(folder / name, e, "write the dataset to another folder", kept=False) from None
         try:
             load_dataset_folder(tmp)  # refused here, and nothing is left behind
         except UserError as e:  # said of the folder asked for, not of the temporary one, and of classes= given

@@ -140,10 +140,13 @@ def _staged(path: Path, data: bytes | str) -> str:
     return tmp
 
 
-def write_failure(path: Path, e: OSError, fix: str = "") -> UserError:
-    """The one line of a file that could not be written: a full disk, or why not (and ``fix``)."""
+def write_failure(path: Path, e: OSError, fix: str = "", kept: bool = True) -> UserError:
+    """The one line of a file that could not be written: a full disk, or why not (and ``fix``).
+    ``kept``: what the command finished before is kept (else nothing was written: a whole that
+    is written at once, or not at all)."""
     if e.errno == errno.ENOSPC:
-        return UserError(f"no space left to write {path}; free some disk space and run again (finished work is kept)")
+        return UserError(f"no space left to write {path}; free some disk space and run again "
+                         + ("(finished work is kept)" if kept else "(nothing was written)" + (f", or {fix}" if fix else "")))
     if e.errno == errno.EISDIR:
         return UserError(f"cannot write {path}: a folder is in its place; move or remove it" + (f"; {fix}" if fix else ""))
     return UserError(f"cannot write {path}: {e.strerror}" + (f"; {fix}" if fix else ""))

@@ -159,6 +159,7 @@ Table = tuple[str, str, list[str], list[list[str]]]  # (anchor, caption, header,
 # are far from both: this study's autoencoders reach a third of the mean image's MSE after 2 epochs)
 NEAR_MEAN_IMAGE = 0.9  # of the mean image's test MSE, or more
 NEAR_GUESS = 0.05  # above a uniform guess's accuracy, or less (15 % of 10 classes, 55 % of 2)
+SHORT_EPOCHS = 2  # a model that learned next to nothing in this many epochs or fewer: likely too little training
 
 
 def near_trivial(results: dict, kind: str) -> tuple[list[tuple[dict, int, float]], float | None]:
@@ -460,10 +461,17 @@ def summary(results: dict) -> list[str]:
     collapsed = [r for kind in ("autoencoders", "classifiers") for r, _, _ in near_trivial(results, kind)[0]
                  if r.get("strategy") != CONTROL]  # (the control is expected to learn little)
     if collapsed:
-        counts = {r["name"]: f"{sum(x is r for x in collapsed)} of {_count(len(r['seeds']), 'seed')}" for r in collapsed}
-        s.append("Learned next to nothing: " + ", ".join(f"{k} ({c})" for k, c in counts.items())
-                 + ", a test figure near a trivial answer's (the tables say which seeds): each counts in the means and "
-                 "in every comparison below as any seed does.")
+        def said(kind: str) -> str:
+            records = list({id(r): r for r in collapsed if ("strategy" in r) == (kind == "classifiers")}.values())
+            return f"{kind[:-1] if len(records) == 1 else kind} " + ", ".join(
+                f"{r['name']} ({sum(x is r for x in collapsed)} of {_count(len(r['seeds']), 'seed')})" for r in records)
+        epochs = max(r["epochs"] for r in collapsed)
+        s.append("Learned next to nothing: " + "; ".join(said(k) for k in ("autoencoders", "classifiers")
+                                                         if any(("strategy" in r) == (k == "classifiers") for r in collapsed))
+                 + ": a test figure near a trivial answer's (the tables say which seeds), "
+                 + (f"likely too little training in {_count(epochs, 'epoch')}, or a collapse" if epochs <= SHORT_EPOCHS
+                    else "likely a collapse or a blow-up")
+                 + "; each counts in the means and in every comparison below as any seed does.")
     ranked = sorted((a for a in aes if a["name"] not in diverged), key=lambda a: a["test_mse"]["mean"])
     if ranked:
         # PCA beside the best linear autoencoder that PCA was fitted at (k = its latent size)
