@@ -267,12 +267,21 @@ def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, ca
     code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} are missing (the study "
                                  f"was stopped before it computed them?); {fix}")
-    other = baselines["settings"]["train_subset"] + 1
-    (copy / "baselines.json").write_text(json.dumps({**baselines, "settings": {**baselines["settings"],
-                                                                               "train_subset": other}}))
+    from fashionae.baselines import BASELINES_SEAL
+    from fashionae.files import sealed
+    other = baselines["settings"]["train_subset"] + 1  # (computed so, its digest its own: not an edit)
+    unsealed = {k: v for k, v in baselines.items() if k != BASELINES_SEAL}
+    (copy / "baselines.json").write_text(json.dumps(sealed(
+        {**unsealed, "settings": {**baselines["settings"], "train_subset": other}}, BASELINES_SEAL)))
     code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} were computed with other "
                                  f"settings (train_subset {other!r} there, {other - 1!r} in the study); {fix}")
+    # the same file edited by hand: its digest is not its own
+    (copy / "baselines.json").write_text(json.dumps({**baselines, "settings": {**baselines["settings"],
+                                                                               "train_subset": other}}))
+    code, _, err = cli(capsys, "report", copy)
+    assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} are damaged or were edited "
+                                 f"(it does not match the digest it records); {fix}")
     # a setting the study leaves unset (eval_subset: every image) is compared too
     (copy / "baselines.json").write_text(json.dumps(baselines))
     study_json = json.loads((copy / "study.json").read_text())
@@ -280,7 +289,7 @@ def test_missing_or_other_baselines_are_refused_not_reported(study, tmp_path, ca
     (copy / "study.json").write_text(json.dumps(study_json))
     code, _, err = cli(capsys, "report", copy)
     assert code == 2 and err == (f"fashionae: error: baselines {copy / 'baselines.json'} were computed with other "
-                                 f"settings (eval_subset {baselines['settings']['eval_subset']} there, None in the "
+                                 f"settings (eval_subset {baselines['settings']['eval_subset']} there, all in the "
                                  f"study); {fix}")
 
 

@@ -86,7 +86,7 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
     assert main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
                  "--data-dir", str(data_dir), "--no-verify"]) == 0
     again = json.loads((out / "results.json").read_text())
-    assert again["baselines"] == results["baselines"] | {"seconds": again["baselines"]["seconds"]}
+    assert again["baselines"] == results["baselines"] | {k: again["baselines"][k] for k in ("seconds", "baselines_sha256")}
     timing = (out / "timing.json").read_text()
     assert json.loads(timing)["invocations"] == 1
     assert main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
@@ -1045,11 +1045,13 @@ def test_ablation_pairs_seeds_and_reports_a_table_and_a_figure(data_dir, tmp_pat
     assert "None of the source study's claims compares models that this study trains" in page
     assert summary(results)[0].endswith(" Each autoencoder trained on 300 images and was validated on 200 and "
                                         "tested on 200.")
-    assert summary(results)[1].startswith("The lowest mean test MSE per pixel is ")
-    assert summary(results)[2] == ("These rank means over seeds; which differences are real is for the ablation to "
-                                   "say, of the pairs they compare (no other pair is shown to differ).")
-    assert summary({**results, "ablation": []})[2] == ("These rank means over seeds, and say nothing of which "
-                                                       "differences are real.")
+    def said(results: dict) -> list[str]:  # (the models of 300 images and 1 epoch learned next to nothing: said)
+        return [line for line in summary(results) if not line.startswith("Learned next to nothing: autoencoders ")]
+    assert said(results)[1].startswith("The lowest mean test MSE per pixel is ")
+    assert said(results)[2] == ("These rank means over seeds; which differences are real is for the ablation to "
+                                "say, of the pairs they compare (no other pair is shown to differ).")
+    assert said({**results, "ablation": []})[2] == ("These rank means over seeds, and say nothing of which "
+                                                    "differences are real.")
     # fewer seeds than a verdict takes: the interval is shown, marked as no verdict
     assert _ablation_effect({**row, "seeds": 2}, "val_mse").endswith(" (2 seeds: no verdict)")
     assert "no verdict" not in _ablation_effect(row, "val_mse")
@@ -1945,12 +1947,15 @@ def test_a_diverged_autoencoder_is_named_and_left_out_of_the_ranking():
 def test_the_summary_names_every_classifier_tied_for_the_best_and_a_uniform_guess():
     def clf(name, strategy, values):
         from fashionae.results import stats
-        return {"name": name, "strategy": strategy, "test_acc": stats(values)}
+        return {"name": name, "strategy": strategy, "test_acc": stats(values), "seeds": [0, 1], "epochs": 5}
     results = {"study": "s", "profile": "p", "seeds": 2, "val": "holdout", "reference": None, "baselines": None,
                "claims": [], "autoencoders": [], "classes": ["a", "b", "c"],
                "classifiers": [clf("frozen", "frozen", [1 / 3, 1 / 3]), clf("finetune", "finetune", [1 / 3, 1 / 3]),
                                clf("scratch", "scratch", [0.2, 0.3])]}
-    assert summary(results)[1] == ("The highest mean test accuracy is shared by frozen and finetune, 33.33 ± 0.00 % "
+    # each of them next to a uniform guess: said first
+    assert summary(results)[1].startswith("Learned next to nothing: classifiers frozen (2 of 2 seeds), finetune (2 of "
+                                          "2 seeds), scratch (2 of 2 seeds): ")
+    assert summary(results)[2] == ("The highest mean test accuracy is shared by frozen and finetune, 33.33 ± 0.00 % "
                                    "(a uniform guess: 33.33 %).")
     results["classifiers"][2] = clf("scratch", "scratch", [0.5, 0.6])
     results["classifiers"].append(clf("random", "random-frozen", [0.25, 0.35]))
