@@ -458,16 +458,15 @@ def summary(results: dict) -> list[str]:
     if diverged:
         s.append(f"{', '.join(diverged)} had a run that diverged (a figure that is not a number): "
                  "left out of the ranking below.")
-    collapsed = [r for kind in ("autoencoders", "classifiers") for r, _, _ in near_trivial(results, kind)[0]
-                 if r.get("strategy") != CONTROL]  # (the control is expected to learn little)
-    if collapsed:
-        def said(kind: str) -> str:
-            records = list({id(r): r for r in collapsed if ("strategy" in r) == (kind == "classifiers")}.values())
-            return f"{kind[:-1] if len(records) == 1 else kind} " + ", ".join(
-                f"{r['name']} ({sum(x is r for x in collapsed)} of {_count(len(r['seeds']), 'seed')})" for r in records)
-        epochs = max(r["epochs"] for r in collapsed)
-        s.append("Learned next to nothing: " + "; ".join(said(k) for k in ("autoencoders", "classifiers")
-                                                         if any(("strategy" in r) == (k == "classifiers") for r in collapsed))
+    collapsed = {kind: [r for r, _, _ in near_trivial(results, kind)[0] if r.get("strategy") != CONTROL]
+                 for kind in ("autoencoders", "classifiers")}  # (the control is expected to learn little)
+    if any(collapsed.values()):
+        def said(kind: str, seeds: list[dict]) -> str:  # (a group's record once per seed)
+            groups = list({id(r): r for r in seeds}.values())
+            return f"{kind[:-1] if len(groups) == 1 else kind} " + ", ".join(
+                f"{r['name']} ({sum(x is r for x in seeds)} of {_count(len(r['seeds']), 'seed')})" for r in groups)
+        epochs = max(r["epochs"] for seeds in collapsed.values() for r in seeds)
+        s.append("Learned next to nothing: " + "; ".join(said(k, seeds) for k, seeds in collapsed.items() if seeds)
                  + ": a test figure near a trivial answer's (the tables say which seeds), "
                  + (f"likely too little training in {_count(epochs, 'epoch')}, or a collapse" if epochs <= SHORT_EPOCHS
                     else "likely a collapse or a blow-up")

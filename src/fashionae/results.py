@@ -4,7 +4,8 @@ Each figure is ``{"mean", "std", "values"}`` over seeds. Names say the mode a tr
 was measured in, the same as in ``metrics.jsonl``: ``train_mse`` / ``train_acc`` are averaged
 during the epoch in training mode (dropout on), ``train_eval_mse`` / ``train_eval_acc`` are
 the train set re-measured in eval mode. The claims (``claims.py``), the ablation's lines
-(``verdicts.py``) and the targets are judged here; the report is drawn from this file and the run folders.
+(``verdicts.py``) and the targets are judged here; the report is drawn from this file and the
+run folders.
 """
 
 from __future__ import annotations
@@ -268,8 +269,8 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
 def _counted_as_now(before: dict, results: dict) -> dict:
     """The last report's results.json (``before``), its last family as this version counts it
     where it was written before lines of one model were left out of their family (format 9; on
-    some seeds alone, 10) and asked the very comparisons this report asks: the family changed by that rule alone, not by a
-    look."""
+    some seeds alone, 10) and asked the very comparisons this report asks: the family changed by
+    that rule alone, not by a look."""
     kept, written = before.get("family_history"), before.get("format")
     if not (isinstance(written, int) and written < 10 and isinstance(kept, list) and kept):
         return before
