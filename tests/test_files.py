@@ -63,6 +63,20 @@ def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
+def test_a_full_disk_says_whether_finished_work_is_kept_and_the_fix_only_when_given(tmp_path):
+    from fashionae.files import write_failure
+    full = OSError(errno.ENOSPC, "No space left on device")
+    path = tmp_path / "d.npz"
+    head = f"no space left to write {path}; free some disk space and run again "
+    assert str(write_failure(path, full)) == head + "(finished work is kept)"
+    assert str(write_failure(path, full, kept=False)) == head + "(nothing was written)"
+    assert str(write_failure(path, full, "write it elsewhere", kept=False)) == \
+        head + "(nothing was written), or write it elsewhere"
+    folder = OSError(errno.EISDIR, "Is a directory")
+    assert str(write_failure(path, folder, "write it elsewhere")) == \
+        f"cannot write {path}: a folder is in its place; move or remove it; write it elsewhere"
+
+
 def test_unwritable_folder(tmp_path):
     """Root writes in any folder: as root, the write runs in a process without that capability
     (util-linux's setpriv), so that the refusal is seen whoever runs the tests."""
