@@ -296,6 +296,23 @@ def test_an_out_folder_several_levels_below_what_exists_is_writable(tmp_path):
     (tmp_path / "afile").write_text("mine")
     with pytest.raises(UserError, match=r"afile/b/c: .*afile is a file, so the folder cannot be made"):
         refuse_unwritable_folder(tmp_path / "afile" / "b" / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # (its trial file made and gone)
+
+
+def test_a_folder_that_takes_no_file_is_refused_where_permissions_say_yes(tmp_path, monkeypatch):
+    """Root's permissions say yes to a read-only mount or /proc: a file made there decides, before
+    the work."""
+    import os
+    import tempfile
+    from fashionae.files import refuse_unwritable_folder
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # as for root
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(UserError, match=rf"^--out {tmp_path}/x: cannot write in {tmp_path}: Read-only file system; "
+                                        "choose a writable folder$"):
+        refuse_unwritable_folder(tmp_path / "x")
 
 
 def test_tidying_does_not_follow_a_link_out_of_the_folder(tmp_path):

@@ -297,6 +297,13 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
         assert folder.explore_result() is None and folder.explore_fault() == "is damaged or was edited"
     (folder / "explore" / "explore.json").write_text("{bad")
     assert folder.explore_result() is None and folder.explore_fault() == "is damaged or was edited"
+    # sealed with its digest as explore writes it: a number edited into another number is known too
+    from fashionae.files import sealed
+    (folder / "explore" / "explore.json").write_text(json.dumps(sealed(explored, folder.EXPLORE_SEAL)))
+    assert folder.explore_result()["knn_acc"] == 0.5 and folder.explore_fault() is None
+    (folder / "explore" / "explore.json").write_text(json.dumps({**sealed(explored, folder.EXPLORE_SEAL),
+                                                                  "knn_acc": 0.9}))
+    assert folder.explore_result() is None and folder.explore_fault() == "is damaged or was edited"
     (folder / "config.json").write_text("{not json")
     with pytest.raises(UserError, match=r"^run settings .*config.json is unreadable or not valid JSON \(.*\); put back "
                                         r"a copy of it, or delete .* and run its command again$"):  # a copy first

@@ -172,6 +172,21 @@ def study_out(tmp_path, data_dir) -> tuple[Path, list[str]]:
 TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'  # a study in seconds
 
 
+def test_a_seed_that_learned_nothing_is_said_without_the_baselines(tmp_path, data_dir):
+    """The mean image's MSE, by which a seed that learned next to nothing is named, is saved with
+    the report's samples: known where the study computes no baselines (compare.toml's way)."""
+    text = ('seeds = 1\n' + TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+            '[baselines]\nenabled = false\n')
+    out = tmp_path / "study"
+    assert main(["study", str(write(tmp_path, text)), "--out", str(out), "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["baselines"] == {} and results["mean_image"] == StudyFolder(out).mean_image()
+    (a,) = results["autoencoders"]  # (300 images, 1 epoch: no better than the mean image)
+    assert a["test_mse"]["mean"] >= 0.9 * results["mean_image"]["test_mse"]
+    assert "Learned next to nothing: autoencoder a (1 of 1 seed)" in (out / "report.md").read_text()
+
+
 def test_two_autoencoders_alike_but_for_their_names_are_said_to_train_the_same_models(tmp_path, data_dir, capsys):
     """Said (the study runs as written), and true: their models come out byte for byte the same."""
     body = (TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 8\n'

@@ -298,6 +298,11 @@ def test_an_ablation_line_of_one_model_on_some_seeds_alone_is_shown_not_judged_n
         " “fp32” compares one model on some seeds and two on the others, as the runs record them (machines whose "
         "auto chose otherwise), so no verdict.")
     assert "2 seeds" not in _ablation_summary(classifier_lines([partly]), "val_acc")
+    # a classifier's seed whose encoders are not known (not a seed of theirs) is not called one model
+    more = [{**k, "seeds": [0, 1, 2, 3], "mixed": {}, "trained_with": fp32["trained_with"] | {"strategy": "finetune"},
+             "val_acc": stats([*acc, 0.8]), "test_acc": stats([*acc, 0.8])} for k in classifiers[:2]]
+    (line,) = ablation(SimpleNamespace(val="holdout", ablation=lines[:1]), [fp32, {**fp32, "name": "auto"}], more)
+    assert line["val_mse"]["same_model"] is True and line["classifiers"]["finetune"]["val_acc"]["same_model"] == [0, 1, 2]
     # two seeds of one model: named as such
     both = {**fp32, "trained_with": {**fp32["trained_with"], "train.precision": "by seed: fp32, fp32, bf16"},
             "mixed": {"train.precision": ["fp32", "fp32", "bf16"]}}
