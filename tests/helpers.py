@@ -70,10 +70,10 @@ def write_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool 
 def without_timings(value):
     """A results/summary/metrics value without what legitimately differs between two runs of
     the same thing: wall times and speeds, the study's own record of its invocations, and a
-    summary's digests of content that holds wall times."""
+    summary's, baselines' and explore's digests of content that holds wall times."""
     if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items()
-                if "second" not in k and k not in ("timing", "metrics_sha256", "summary_sha256")}
+        return {k: without_timings(v) for k, v in value.items() if "second" not in k and k not in (
+            "timing", "metrics_sha256", "summary_sha256", "baselines_sha256", "explore_sha256")}
     if isinstance(value, list):
         return [without_timings(v) for v in value]
     if isinstance(value, str):  # a claim's evidence quotes each model's seconds per epoch
