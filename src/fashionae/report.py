@@ -165,13 +165,12 @@ SHORT_EPOCHS = 2  # a model that learned next to nothing in this many epochs or 
 def near_trivial(results: dict, kind: str) -> tuple[list[tuple[dict, int, float]], float | None]:
     """The seeds of ``kind`` ("autoencoders", "classifiers") whose test figure is next to a trivial
     answer's, each (its group's record, seed, figure), and that answer's figure: the mean image's
-    MSE (where it is known: before 0.3.23, by the baselines alone), a uniform guess's
-    accuracy. Not a divergence (a figure that is not a number) but a collapse, the same output for
+    MSE (results.json's ``mean_image``: none where a folder of 0.3.22 or before computed no
+    baselines), a uniform guess's accuracy. Not a divergence (a figure that is not a number) but a collapse, the same output for
     every image, or a blow-up short of one, which the means and the comparisons take in as any
     seed's figure."""
     if kind == "autoencoders":
-        mean = results.get("mean_image") or (results["baselines"] or {}).get("mean_image")  # (format 9 and before)
-        if not mean:
+        if not (mean := results.get("mean_image")):
             return [], None
         trivial, key = mean["test_mse"], "test_mse"
         near = lambda v: v >= NEAR_MEAN_IMAGE * trivial  # noqa: E731
