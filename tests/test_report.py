@@ -17,6 +17,7 @@ from fashionae.errors import UserError
 from fashionae.progress import seconds_text
 from fashionae.report import write_report
 from helpers import PAPER, write_dataset
+from made_results import ablation, autoencoder, classifier, other_results, results, stats
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -501,11 +502,12 @@ def test_a_reference_column_with_no_classifier_on_its_encoder_is_left_out(study)
 # ------------------------------------------------------------------ the figures' text, one helper at a time
 
 def test_verdicts_effects_and_counts_read_as_the_report_prints_them():
-    from fashionae.report import _count, _effect, verdict_text
+    from fashionae.report import _effect, verdict_text
+    from fashionae.wording import count
     assert verdict_text({"verdict": "inconclusive", "seeds": 3, "leaning": "supports"}) == \
         "inconclusive (3 seeds; leaning: supports)"
     assert verdict_text({"verdict": "confirmed", "seeds": 3, "leaning": None}) == "confirmed"
-    assert (_count(1, "seed"), _count(0, "run"), _count(2, "run")) == ("1 seed", "0 runs", "2 runs")
+    assert (count(1, "seed"), count(0, "run"), count(2, "run")) == ("1 seed", "0 runs", "2 runs")
     points = {"effect": 6.712, "ci": [1.731, 11.694], "unit": "points", "ci_reason": None}
     assert _effect(points) == ("+6.71 pts", "[+1.73 pts, +11.69 pts]")
     relative = {"effect": -0.0163, "ci": [-0.919, 0.462], "unit": "relative to l_size 512", "ci_reason": None}
@@ -520,16 +522,18 @@ def test_verdicts_effects_and_counts_read_as_the_report_prints_them():
 
 def test_values_pca_columns_and_interval_families_read_as_the_report_prints_them():
     from fashionae.claims import FAMILY_CONFIDENCE, ci_level
-    from fashionae.report import _f, _family, _pca, _pca_row, _v, _without_empty_columns
-    assert (_f(None), _v(None)) == ("–", "–")
-    assert _f({"mean": 0.01234, "std": 0.002, "values": [0.011, 0.013]}) == "0.0123 ± 0.0020"
-    assert _f({"mean": 0.8567, "std": 0.0002, "values": [0.8565, 0.8569]}, 2, pct=True) == "85.67 ± 0.02"
-    assert (_v(0.012345), _v(0.8567, 2, pct=True), _v(3, 1)) == ("0.0123", "85.67", "3.0")
+    from fashionae.report import _family, _pca, _without_empty_columns
+    from fashionae.results import pca_row
+    from fashionae.wording import stat, value
+    assert (stat(None), value(None)) == ("–", "–")
+    assert stat({"mean": 0.01234, "std": 0.002, "values": [0.011, 0.013]}) == "0.0123 ± 0.0020"
+    assert stat({"mean": 0.8567, "std": 0.0002, "values": [0.8565, 0.8569]}, 2, pct=True) == "85.67 ± 0.02"
+    assert (value(0.012345), value(0.8567, 2, pct=True), value(3, 1)) == ("0.0123", "85.67", "3.0")
     results = {"baselines": {"pca": [{"k": 16, "test_mse": 0.03}, {"k": 64, "test_mse": 0.0105},
                                       {"k": 512, "test_mse": 0.00072}]}}
-    assert _pca_row(results, 64)["k"] == 64 and _pca_row(results, 100)["k"] == 64
-    assert _pca_row(results, 8) is None and _pca_row(results, None) is None
-    assert _pca_row({"baselines": None}, 64) is None
+    assert pca_row(results, 64)["k"] == 64 and pca_row(results, 100)["k"] == 64
+    assert pca_row(results, 8) is None and pca_row(results, None) is None
+    assert pca_row({"baselines": None}, 64) is None
     assert (_pca(results, 64), _pca(results, 1024), _pca(results, 8)) == ("0.0105", "0.0007 (k=512)", "–")
     header = ["model", "report train / val", "PCA test, same k", "val"]
     assert _without_empty_columns(header, [["a", "–", "–", "1"], ["b", "–", "0.2", "–"]]) == \
@@ -547,109 +551,6 @@ def test_values_pca_columns_and_interval_families_read_as_the_report_prints_them
     mixed = claims(4, ci=None, why=one)["claims"] + claims(4, ci=None, why="a run diverged")["claims"]
     assert _family({"claims": mixed}, "claims") == "no intervals (each line says why)"
     assert "confidence" in _family({"claims": claims(4, ci=None, why=one)["claims"] + claims(4)["claims"]}, "claims")
-
-
-# ------------------------------------------------------------------ the tables and the summary, from a results dict
-# Built here by hand (every branch of the report's text: Fashion-MNIST or not, a diverged run, a tie,
-# a control, an ablation), so that each test calls the report's functions itself.
-
-def stats(*values):
-    """A figure over seeds, as results.py records it."""
-    from fashionae.results import stats as over_seeds
-    return over_seeds(list(values))
-
-
-def autoencoder(name, latent, test, **kw):
-    ae = {"name": name, "arch": "conv" if latent is None else "linear", "latent": latent, "epochs": 2, "train_eval_mse": stats(0.0301, 0.0305),
-          "train_mse": stats(0.0402, 0.0406), "val_mse": stats(0.0251, 0.0253), "test_mse": stats(*test),
-          "best_epoch": {"mean": 1.5}, "parameters": 3_300_000, "seconds": {"mean": 12.4}, "seeds": list(range(len(test)))}
-    return {**ae, **kw}
-
-
-def classifier(name, strategy, test, encoder="linear-512", **kw):
-    c = {"name": name, "strategy": strategy, "encoder": encoder, "paper_head": False, "epochs": 3,
-         "train_eval_acc": stats(0.801, 0.803), "train_acc": stats(0.7, 0.71), "val_acc": stats(0.79, 0.8),
-         "test_acc": stats(*test), "seconds": {"mean": 7.6}, "seeds": list(range(len(test))),
-         "per_class_acc": [stats(test[0] - i / 50, test[-1] - i / 40) for i in range(10)],
-         "most_confused": {"true": "Shirt", "predicted": "T-shirt/top", "count": 41}}
-    return {**c, **kw}
-
-
-def claim(name, verdict, parts, derived=False, seeds=3):
-    return {"claim": name, "verdict": verdict, "seeds": seeds, "leaning": "supports", "evidence": f"{name}: evidence",
-            "derived": derived, "effect": parts[0]["effect"] if parts else None, "ci": None, "unit": "points",
-            "ci_reason": "nothing measured" if not parts else None, "parts": parts}
-
-
-def part(name, effect, ci, unit="relative", verdict="confirmed", intervals=3, leaning=None):
-    return {"part": name, "verdict": verdict, "leaning": leaning, "effect": effect, "ci": ci, "unit": unit, "ci_reason": None,
-            "threshold_meaning": f"{name}: threshold", "intervals": intervals}
-
-
-def ablation(change, effect, ci, verdict=None, seeds=3, variant="linear-64", reason=None):
-    figure = {"baseline": stats(0.02, 0.021), "variant": stats(0.019, 0.0195), "effect": effect, "ci": ci,
-              "ci_reason": reason, **({"verdict": verdict} if verdict else {})}
-    differs = {"model.latent": [512, 64]} if variant == "linear-64" else {"model.dropout": [0.2, 0.0],
-                                                                          "train.epochs": [2, 4]}
-    return {"change": change, "baseline": "linear-512", "variant": variant, "seeds": seeds, "differs": differs,
-            "val_mse": figure, "test_mse": {**figure, "verdict": None}}
-
-
-def results(**kw):
-    r = {"study": "paper", "profile": "quick", "seeds": 2, "val": "holdout", "dataset": "fashion-mnist",
-         "reference": {"report": {}}, "classes": None,
-         "autoencoders": [autoencoder("linear-64", 64, (0.0231, 0.0235)), autoencoder("linear-512", 512, (0.0191, 0.0193)),
-                          autoencoder("linear-1024", 1024, (0.0190, 0.0192)),
-                          autoencoder("conv", None, (0.0101, 0.0103), explore={"latent": 3136, "knn_acc": 0.8123,
-                                                                                "linear_probe_acc": 0.8345, "fit_images": 5000})],
-         "classifiers": [classifier("frozen", "frozen", (0.75, 0.76)), classifier("finetune", "finetune", (0.86, 0.87)),
-                         classifier("random-frozen", "random-frozen", (0.41, 0.43), paper_head=True),
-                         classifier("frozen-1024", "frozen", (0.77, 0.78), encoder="linear-1024")],
-         "mean_image": {"val_mse": 0.0951, "test_mse": 0.0949},  # (as collect_results copies the baselines')
-         "baselines": {"train_size": 8000, "pca": [{"k": 64, "val_mse": 0.0103, "test_mse": 0.0105},
-                                                   {"k": 512, "val_mse": 0.0007, "test_mse": 0.00072}],
-                       "mean_image": {"val_mse": 0.0951, "test_mse": 0.0949},
-                       "logistic_regression": {"converged": False, "max_iter": 200, "val_acc": 0.8412, "test_acc": 0.8377}},
-         "claims": [claim("64 is too small", "inconclusive", [part("worse by 10 %", 0.2161, [0.1, 0.35])]),
-                    claim("conv is better", "confirmed", [part("better", -0.31, [-0.4, -0.2]), part("much better", -0.31, [-0.4, -0.2], verdict="inconclusive", leaning="contradicts")]),
-                    claim("512 balances", "inconclusive", [part("see above", 0.01, [-0.1, 0.1], intervals=9)],
-                          derived=True),
-                    claim("nothing here", "not tested", [])],
-         "ablation": [],
-         "targets": [{"target": "val MSE <= 0.02", "reached": True, "epoch": 2, "seconds_into_study": 31.4, "best": 0.0191},
-                     {"target": "val acc >= 0.9", "reached": False, "epoch": None, "seconds_into_study": None, "best": 0.8}]}
-    return {**r, **kw}
-
-
-def other_results():
-    """Not Fashion-MNIST; validated on the test set; 3 seeds; an ablation; a diverged run; a tie."""
-    nan = float("nan")
-    return results(
-        reference=None, dataset="digits", seeds=3, val="test", profile="full",
-        classes=["zero", "one"],
-        autoencoders=[autoencoder("linear-64", 64, (0.0231, 0.0235, 0.0233)),
-                      autoencoder("wide", 128, (nan, 0.02, 0.021), epochs=4),
-                      autoencoder("linear-512", 512, (0.0191, 0.0193, 0.0192))],
-        classifiers=[classifier("frozen", "frozen", (0.86, 0.87, 0.865), encoder=None,
-                                per_class_acc=[stats(0.9, 0.91, 0.92), stats(0.8, 0.82, 0.81)],
-                                most_confused={"true": "one", "predicted": "zero", "count": 0}),
-                     classifier("scratch", "scratch", (0.87, 0.86, 0.865),
-                                per_class_acc=[stats(0.7, 0.71, 0.72), stats(0.6, 0.62, 0.61)],
-                                most_confused={"true": "one", "predicted": "zero", "count": 3})],
-        baselines={"train_size": 1200, "pca": [{"k": 64, "val_mse": 0.0103, "test_mse": 0.0105}],
-                   "mean_image": {"val_mse": 0.0951, "test_mse": 0.0949},
-                   "logistic_regression": {"converged": True, "max_iter": 100, "val_acc": 0.9412, "test_acc": 0.9377}},
-        claims=[claim("a confirmed one", "confirmed", [part("above", 0.3, [0.2, 0.4])]),
-                claim("a refuted one", "refuted", [part("below", -0.05, [-0.07, -0.03], unit="points", verdict="refuted")]),
-                claim("another confirmed", "confirmed", [part("above", 0.25, [0.1, 0.4])]),
-                claim("an open one", "inconclusive", [part("either", 0.01, [-0.1, 0.12], verdict="inconclusive")]),
-                claim("restates two", "confirmed", [part("see above", 0.3, [0.2, 0.4])], derived=True),
-                claim("untested", "not tested", [])],
-        ablation=[ablation("dropout after pooling", -0.12, [-0.2, -0.04], verdict="lower"),
-                  ablation("no dropout", 0.08, [0.02, 0.15], verdict="higher", variant="wide"),
-                  ablation("k3 decoder", 0.01, [-0.05, 0.07]),
-                  ablation("diverging", nan, None, reason="a seed's figure is not a number: a run diverged")],
-        targets=[])
 
 
 FASHION_TABLES = '''
@@ -766,45 +667,6 @@ def table_text(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_the_summary_names_each_derived_claim_that_was_tested_and_no_other():
-    from fashionae.report import summary
-    study = other_results()
-    study["claims"] += [claim("restates more", "refuted", [part("see above", -0.3, [-0.4, -0.2])], derived=True),
-                        claim("restates nothing", "not tested", [], derived=True)]
-    text = "\n".join(summary(study))
-    assert ("“restates two”, which follows from the first two, is confirmed. “restates more”, which follows "
-            "from the first two, is refuted.") in text
-    assert "restates nothing" not in text
-
-
-def test_the_summary_joins_one_or_two_kinds_of_verdict_as_a_sentence():
-    from fashionae.report import summary
-    one, two, other = (claim("one", "confirmed", [part("above", 0.3, [0.2, 0.4])]),
-                       claim("two", "confirmed", [part("above", 0.2, [0.1, 0.3])]),
-                       claim("other", "refuted", [part("below", -0.05, [-0.07, -0.03], verdict="refuted")]))
-    for claims, sentence in (([one, two], "2 are confirmed (“one”; “two”)."),
-                             ([one, other], "1 is confirmed (“one”) and 1 is refuted (“other”).")):
-        text = "\n".join(summary(other_results() | {"claims": claims}))
-        assert text.endswith(f"Of the study's {len(claims)} claims with a test of their own, {sentence}")
-
-
-def test_under_three_seeds_the_summary_counts_the_claims_the_study_tests():
-    from fashionae.report import summary
-    one = claim("one", "inconclusive", [part("above", 0.3, [0.2, 0.4])])
-    untested = claim("untested", "not tested", [])
-    for claims, sentence in (([one, untested], "the one claim the study tests cannot be confirmed or refuted (that "
-                                               "takes 3); the claims table gives the side it leans to; 1 more is "
-                                               "not tested."),
-                             ([one, one], "none of the 2 claims the study tests can be confirmed or refuted (that "
-                                          "takes 3); the claims table gives the side each leans to."),
-                             # a claim that restates others is in the table, not in the count: said so
-                             ([one, one, {**one, "claim": "both", "derived": True}],
-                              "none of the 2 claims the study tests can be confirmed or refuted (that takes 3); the "
-                              "claims table gives the side each leans to; “both” follows from the first two.")):
-        text = "\n".join(summary(results() | {"claims": claims}))
-        assert f"With 2 seeds {sentence}" in text
-
-
 def test_an_autoencoder_the_source_does_not_report_gets_a_dash_in_its_columns():
     from fashionae.report import tables
     study = results()
@@ -817,7 +679,7 @@ def test_an_autoencoder_the_source_does_not_report_gets_a_dash_in_its_columns():
 def test_a_fashion_mnist_studys_tables_and_summary_read_as_pinned():
     """Two seeds: reference columns (the author's code's classifiers are on another encoder, so
     theirs goes), the random-frozen control, the latent probes, targets; no verdicts yet."""
-    from fashionae.report import summary
+    from fashionae.summary import summary
     assert "\n" + table_text(results()) == FASHION_TABLES
     assert "\n" + "\n".join(summary(results())) + "\n" == FASHION_SUMMARY
 
@@ -825,20 +687,9 @@ def test_a_fashion_mnist_studys_tables_and_summary_read_as_pinned():
 def test_another_datasets_tables_and_summary_read_as_pinned():
     """Three seeds on another dataset, validated on the test set: no reference columns, a run that
     diverged, two classifiers tied, an ablation, claims confirmed, refuted, open and untested."""
-    from fashionae.report import summary
+    from fashionae.summary import summary
     assert "\n" + table_text(other_results()) == ELSEWHERE_TABLES
     assert "\n" + "\n".join(summary(other_results())) + "\n" == ELSEWHERE_SUMMARY
-
-
-def test_a_diverged_classifier_is_named_and_left_out_of_the_ranking():
-    from fashionae.report import summary
-    r = other_results()
-    r["classifiers"].append(classifier("finetune", "finetune", (float("nan"), 0.99, 0.99)))
-    lines = summary(r)
-    assert ("finetune had a run that diverged (scores that are not numbers, so no accuracy): left out of the "
-            "ranking below.") in lines
-    assert "The highest mean test accuracy is shared by frozen and scratch, 86.50 ± 0.50 % (a uniform guess: 50.00 %; " \
-           "logistic regression on the pixels: 93.77 %)." in lines
 
 
 def test_the_terminals_ablation_table_says_which_lines_change_more_than_one_thing():
@@ -890,87 +741,6 @@ def test_a_seed_that_learned_next_to_nothing_is_named_under_its_table():
     r["baselines"] = r["mean_image"] = None  # (a folder of 0.3.22 or before without baselines)
     assert "Learned" not in next(c for a, c, _, _ in tables(r) if a == "autoencoders")
     assert not any("Learned" in c for _, c, _, _ in tables(results()))
-
-
-def test_a_family_changed_is_said_under_its_own_table_and_only_where_verdicts_are_given():
-    from fashionae.report import other_family, summary, terminal_tables
-    r = other_results()
-    r["family_history"] = [{"claims": 3, "ablation": 2}, {"claims": 3, "ablation": 4, "ablation-classifiers": 2},
-                           {"claims": 3, "ablation": 4, "ablation-classifiers": 1}]
-    said = ("In an earlier report of this study folder the ablation's accuracy table made 2 comparisons, and makes 1 "
-            "now: more comparisons make each interval wider, fewer narrower, so a verdict may read otherwise than it "
-            "did for that alone; and a comparison dropped after a look leaves the others' verdicts weaker than their "
-            "intervals say (docs/claims.md).")
-    assert other_family(r) == said and other_family(r, ("ablation",)) is None and said in summary(r)
-    captions = [c for c, _, _ in terminal_tables(r)]
-    assert not any(said in c for c in captions)  # no accuracy table here: said under none of the others
-    r["family_history"][-1]["ablation"] = 2
-    ablation = next(c for c in terminal_tables(r) if "baseline → variant" in c[1])[0]
-    assert ablation.endswith("). Not one change alone: “no dropout” changes dropout 0.2 → 0; epochs 2 → 4. In an "
-                             "earlier report of this study folder the ablation's MSE table made 4 comparisons, and "
-                             "makes 2 now: more comparisons make each interval wider, fewer narrower, so a verdict may "
-                             "read otherwise than it did for that alone; and a comparison dropped after a look leaves "
-                             "the others' verdicts weaker than their intervals say (docs/claims.md).")
-    assert other_family({**r, "seeds": 2}) is None  # no verdict below 3 seeds: nothing to read otherwise
-
-
-def test_the_ablation_summary_says_what_its_seeds_allow():
-    from fashionae.report import _ablation_summary
-    one = ablation("no dropout", 0.08, None, seeds=1, reason="one seed: no spread to measure")
-    assert _ablation_summary([one]) == ("With 1 seed the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); "
-                                        "its table gives each change.")
-    assert _ablation_summary([{**one, "seeds": 2}, {**one, "seeds": 3}]) == (
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change "
-        "with its interval.")
-    lower, higher = ablation("a", -0.12, [-0.2, -0.04], "lower"), ablation("b", 0.08, [0.02, 0.15], "higher")
-    unsure = ablation("c", 0.01, [-0.05, 0.07])
-    diverged = ablation("d", float("nan"), None, reason="a run diverged")
-    assert _ablation_summary([lower]) == "The ablation's change “a” (-12.0 %) lowers the validation MSE at 95 % confidence."
-    assert _ablation_summary([higher]) == "The ablation's change “b” (+8.0 %) raises the validation MSE at 95 % confidence."
-    assert _ablation_summary([unsure, diverged]) == (
-        "The ablation's change “c” (+1.0 %) is not shown to move the validation MSE: its interval holds 0. "
-        "“d”: a run diverged, so no verdict.")
-    assert _ablation_summary([diverged]) == "“d”: a run diverged, so no verdict."
-    same = ablation("s", 0.0, None, reason="the same effect on every seed: no spread to measure")
-    assert _ablation_summary([same]) == ("The ablation's change “s” (+0.0 %) is not shown to move the validation MSE: "
-                                         "the same effect on every seed: no spread to measure.")
-    assert _ablation_summary([lower, {**lower, "change": "e"}]) == (
-        "Of the ablation's 2 changes, 2 lower the validation MSE at 95 % confidence (“a”, -12.0 %; “e”, -12.0 %).")
-    assert _ablation_summary([higher, higher, lower]) == (
-        "Of the ablation's 3 changes, 1 lowers the validation MSE at 95 % confidence (“a”, -12.0 %); 2 raise it at 95 % "
-        "confidence (“b”, +8.0 %; “b”, +8.0 %).")
-    assert _ablation_summary([unsure, unsure]) == \
-        "Of the ablation's 2 changes, none moves the validation MSE at 95 % confidence."
-    assert _ablation_summary([unsure, unsure, higher]) == (
-        "Of the ablation's 3 changes, 1 raises the validation MSE at 95 % confidence (“b”, +8.0 %); 2 are not shown "
-        "to move it (no interval wholly on one side of 0).")
-
-
-def test_lines_of_one_model_are_said_beside_a_diverged_one_and_two_seeds_give_them_no_seed_note():
-    """Lines that compare one model with itself (``verdicts._one_model``) are named together, after
-    a diverged line's note (which they add to, not replace); and below 3 seeds such a line is
-    still "not judged", not "no verdict" for its seeds."""
-    from fashionae.report import _ablation_effect, _ablation_summary
-    from fashionae.verdicts import SAME_MODEL
-
-    def one_model(change):
-        line = ablation(change, 0.01, None, reason=SAME_MODEL)
-        return {**line, "val_mse": {**line["val_mse"], "same_model": True, "verdict": "not shown"},
-                "test_mse": {**line["test_mse"], "same_model": True, "verdict": "not shown"}}
-    diverged = ablation("d", float("nan"), None, reason="a run diverged")
-    assert _ablation_summary([diverged, one_model("s"), one_model("t")]) == (
-        "“d”: a run diverged, so no verdict. “s”, “t” compare one model with itself, as the runs record them "
-        "(nothing they use differs: a setting given where the other's auto chose the same), so no verdict.")
-    two = {**one_model("s"), "seeds": 2}
-    assert _ablation_summary([{**ablation("x", 0.01, [0.0, 0.02]), "seeds": 2}, two]).startswith(
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change with its "
-        "interval where it has one. “s” compares one model")
-    assert _ablation_summary([two]) == (  # said below 3 seeds too, and no interval promised for it
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change. “s” "
-        "compares one model with itself, as the runs record them (nothing they use differs: a setting given where the "
-        "other's auto chose the same), so no verdict.")
-    assert _ablation_effect(two, "val_mse").endswith(SAME_MODEL) and "no verdict" not in _ablation_effect(two, "val_mse")
-    assert _ablation_effect({**ablation("x", 0.01, None, reason="r"), "seeds": 2}, "val_mse").endswith("(2 seeds: no verdict)")
 
 
 def test_an_ablation_figures_caption_names_its_scale_only_where_it_has_one():
@@ -1069,7 +839,8 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     import html
     import re
     from fashionae import pages as page_parts
-    from fashionae.report import SECTIONS, _notes, provenance, summary, tables
+    from fashionae.report import SECTIONS, _notes, provenance, tables
+    from fashionae.summary import summary
     from fashionae.studyfolder import StudyFolder
     out = tmp_path / "study"
     shutil.copytree(study, out)
@@ -1193,32 +964,6 @@ def test_about_this_study_says_how_validation_was_chosen_and_what_was_left_out(s
     assert about({"claims": []}) == described + [holdout, no_claim]
     assert about({"claims": [], "reference": None}) == described + [holdout, other_data]
     assert about({"reference": None}) == described + [holdout, other_data]
-
-
-def test_the_summary_of_a_bare_study_and_of_one_with_ties_and_diverged_runs():
-    """No seeds, dataset or reference recorded, one autoencoder and nothing else; then two runs
-    diverged (one autoencoder left to rank), three classifiers tied, the control above them all."""
-    from fashionae.report import summary
-    nan = float("nan")
-    bare = results(reference=None, classifiers=[], claims=[], ablation=[], targets=[], baselines=None,
-                   autoencoders=[autoencoder("solo", 64, (0.02,))])
-    del bare["seeds"], bare["dataset"]
-    assert summary(bare) == ["The paper study (quick profile) trained 1 autoencoder on its dataset with 1 seed, "
-                             "validated on held-out training images.",
-                             "The lowest mean test MSE per pixel is solo's, 0.0200."]
-    ties = results(reference=None, dataset="digits", seeds=1, claims=[], ablation=[], targets=[],
-                   autoencoders=[autoencoder("a", 64, (nan,)), autoencoder("b", 64, (nan,)),
-                                 autoencoder("c", 64, (0.02,))],
-                   classifiers=[classifier("random-frozen", "random-frozen", (0.99,)), classifier("x", "frozen", (0.8,)),
-                                classifier("y", "finetune", (0.8,)), classifier("z", "scratch", (0.8,))])
-    assert summary(ties) == [
-        "The paper study (quick profile) trained 3 autoencoders and 4 classifiers on digits with 1 seed, validated "
-        "on held-out training images.",
-        "a, b had a run that diverged (a figure that is not a number): left out of the ranking below.",
-        "The lowest mean test MSE per pixel is c's, 0.0200; PCA with 64 components reaches 0.0105 (c: 0.0200).",
-        "The highest mean test accuracy is shared by x, y and z, 80.00 % (a uniform guess: 10.00 %; the random-frozen "
-        "control: 99.00 %; logistic regression on the pixels: 83.77 %).",
-        "These rank means over seeds, and say nothing of which differences are real."]
 
 
 def test_the_terminal_shows_the_reports_tables_without_what_only_the_page_holds(study, capsys):
@@ -1505,20 +1250,20 @@ def test_the_report_pages_are_replaced_whole_never_rewritten_in_place(study, tmp
 def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():
     """A ratio of MSEs is positive, so a change is above -100 %: an interval's end that rounds to
     it (two seeds' wide intervals do) says so rather than seem to reach it."""
-    from fashionae.report import _amount
-    assert [_amount(x, "relative") for x in (-0.99999, -0.9994, -0.5, 0.1)] == ["> -100 %", "-99.9 %", "-50.0 %",
+    from fashionae.wording import amount
+    assert [amount(x, "relative") for x in (-0.99999, -0.9994, -0.5, 0.1)] == ["> -100 %", "-99.9 %", "-50.0 %",
                                                                                 "+10.0 %"]
-    assert _amount(-0.5, "points") == "-0.50 pts"
-    assert [_amount(x, "points") for x in (-268.85, 206.95, 99.999)] == ["-100.00 pts", "+100.00 pts", "+100.00 pts"]
+    assert amount(-0.5, "points") == "-0.50 pts"
+    assert [amount(x, "points") for x in (-268.85, 206.95, 99.999)] == ["-100.00 pts", "+100.00 pts", "+100.00 pts"]
     # a gain (1 - a/b) is below +100 %; a relative difference (a/b - 1) reaches it at twice the MSE
-    assert [_amount(x, "relative gain") for x in (0.99999, 0.5, -0.99999)] == ["< +100 %", "+50.0 %", "-100.0 %"]
-    assert _amount(0.99999, "relative") == "+100.0 %"
+    assert [amount(x, "relative gain") for x in (0.99999, 0.5, -0.99999)] == ["< +100 %", "+50.0 %", "-100.0 %"]
+    assert amount(0.99999, "relative") == "+100.0 %"
     # a bound itself only by underflow (an MSE of 0 counts as not a number; exp(-700) - 1 is -1.0)
-    assert (_amount(-1.0, "relative"), _amount(1.0, "relative gain")) == ("> -100 %", "< +100 %")
+    assert (amount(-1.0, "relative"), amount(1.0, "relative gain")) == ("> -100 %", "< +100 %")
     # unbounded on the other side (2 seeds' interval at 99.29 % reaches millions of %): said as far
-    assert [_amount(x, "relative") for x in (751329.987, 100.0, 100.01)] == ["> +10,000 %", "+10,000.0 %", "> +10,000 %"]
-    assert [_amount(x, "relative gain") for x in (-937833003.924, -100.0)] == ["< -10,000 %", "-10,000.0 %"]
-    assert _amount(11.975, "relative") == "+1,197.5 %"  # (grouped as "> +10,000 %" is)
+    assert [amount(x, "relative") for x in (751329.987, 100.0, 100.01)] == ["> +10,000 %", "+10,000.0 %", "> +10,000 %"]
+    assert [amount(x, "relative gain") for x in (-937833003.924, -100.0)] == ["< -10,000 %", "-10,000.0 %"]
+    assert amount(11.975, "relative") == "+1,197.5 %"  # (grouped as "> +10,000 %" is)
 
 
 def test_a_curve_leaves_out_the_seeds_that_diverged(tmp_path, monkeypatch):
@@ -1542,7 +1287,8 @@ def test_the_terminal_puts_each_caveat_under_its_own_table_after_a_full_stop():
     """The caveat of another look goes with the first table of verdicts alone (the claims', else
     the ablation's), a line's "not one change" with the ablation's alone, and each joins its
     caption after one full stop: ". " after a caption, " " after a sentence."""
-    from fashionae.report import another_look, other_family, terminal_tables
+    from fashionae.report import terminal_tables
+    from fashionae.summary import another_look, other_family
     r = other_results()
     r["seed_history"] = [1, 3]
     look = another_look(r)
@@ -1562,22 +1308,10 @@ def test_the_terminal_puts_each_caveat_under_its_own_table_after_a_full_stop():
     assert ablation.endswith(f"). {other_family(r)}") and ".. " not in ablation
 
 
-def test_a_family_changed_in_two_tables_is_said_for_each_and_a_new_table_is_no_change():
-    from fashionae.report import other_family
-    r = other_results()
-    r["family_history"] = [{"claims": 3, "ablation": 2}, {"claims": 4, "ablation": 4, "ablation-classifiers": 2}]
-    assert other_family(r) == (
-        "In an earlier report of this study folder the claims made 3 comparisons, and makes 4 now; the ablation's MSE "
-        "table made 2 comparisons, and makes 4 now: more comparisons make each interval wider, fewer narrower, so a "
-        "verdict may read otherwise than it did for that alone.")  # more alone: no word of one dropped
-    r["family_history"] = [{"claims": 3}, {"claims": 3, "ablation": 2}]  # a table no earlier report had: no change
-    assert other_family(r) is None
-    r["family_history"] = [{"ablation": 2}]
-    assert other_family(r) is None
-
-
 def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_nothing():
-    from fashionae.report import NEAR_MEAN_IMAGE, learned_nothing, summary
+    from fashionae.report import learned_nothing
+    from fashionae.results import NEAR_MEAN_IMAGE
+    from fashionae.summary import summary
     r = results(seeds=1)
     r["mean_image"] = {"val_mse": 0.1, "test_mse": 0.1}
     r["autoencoders"] = [autoencoder("linear-64", 64, (NEAR_MEAN_IMAGE * 0.1,))]

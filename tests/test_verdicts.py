@@ -49,7 +49,8 @@ def test_an_ablation_line_of_one_model_as_it_ran_is_shown_not_judged_nor_counted
     changes, marked, and neither judged nor counted in the family (whose other intervals it would
     widen); known from the runs' settings, before any number is read."""
     from types import SimpleNamespace
-    from fashionae.report import _ablation_summary, _family
+    from fashionae.report import _family
+    from fashionae.summary import _ablation_summary
     from fashionae.results import stats
     from fashionae.verdicts import SAME_MODEL, ablation, classifier_lines, families
 
@@ -113,7 +114,7 @@ def test_an_ablation_line_of_one_model_as_it_ran_is_shown_not_judged_nor_counted
 
 def test_an_ablation_change_clear_of_zero_says_which_way_with_enough_seeds():
     from types import SimpleNamespace
-    from fashionae.report import _ablation_summary
+    from fashionae.summary import _ablation_summary
     from fashionae.results import stats
     from fashionae.verdicts import ablation
 
@@ -156,7 +157,7 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
     strategy on one of the two only, or another line's encoders, gets none."""
     from types import SimpleNamespace
     from fashionae.claims import interval
-    from fashionae.report import _ablation_effect, _ablation_summary
+    from fashionae.summary import _ablation_summary
     from fashionae.results import stats
     from fashionae.verdicts import ablation, classifier_lines
 
@@ -255,7 +256,7 @@ def test_an_ablation_line_of_one_model_on_some_seeds_alone_is_shown_not_judged_n
     not counted; a classifier on those encoders is one model where its own records are alike and,
     if it takes their weights, where they are."""
     from types import SimpleNamespace
-    from fashionae.report import _ablation_summary
+    from fashionae.summary import _ablation_summary
     from fashionae.results import stats
     from fashionae.verdicts import ablation, classifier_lines, families
 

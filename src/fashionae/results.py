@@ -345,3 +345,34 @@ def confusion_text(most_confused: dict) -> str:
     if most_confused["count"] == 0:
         return "none (no test image misclassified)"
     return f"{most_confused['true']} taken for {most_confused['predicted']} ({most_confused['count']}×)"
+
+
+def pca_row(results: dict, k: int | None) -> dict | None:
+    """The baselines' PCA with as many components as a latent of size ``k`` (capped at what was fitted)."""
+    rows = (results["baselines"] or {}).get("pca", [])
+    return max((r for r in rows if r["k"] <= k), key=lambda r: r["k"], default=None) if k else None
+
+
+# a seed that learned next to nothing: its test figure this near a trivial answer's (trained models
+# are far from both: this study's autoencoders reach a third of the mean image's MSE after 2 epochs)
+NEAR_MEAN_IMAGE = 0.9  # of the mean image's test MSE, or more
+NEAR_GUESS = 0.05  # above a uniform guess's accuracy, or less (15 % of 10 classes, 55 % of 2)
+
+
+def near_trivial(results: dict, kind: str) -> tuple[list[tuple[dict, int, float]], float | None]:
+    """The seeds of ``kind`` ("autoencoders", "classifiers") whose test figure is next to a trivial
+    answer's, each (its group's record, seed, figure), and that answer's figure: the mean image's
+    MSE (results.json's ``mean_image``: none where a folder of 0.3.22 or before computed no
+    baselines), a uniform guess's accuracy. Not a divergence (a figure that is not a number) but a collapse, the same output for
+    every image, or a blow-up short of one, which the means and the comparisons take in as any
+    seed's figure."""
+    if kind == "autoencoders":
+        if not (mean := results.get("mean_image")):
+            return [], None
+        trivial, key = mean["test_mse"], "test_mse"
+        near = lambda v: v >= NEAR_MEAN_IMAGE * trivial  # noqa: E731
+    else:
+        trivial, key = 1 / len(classes_of(results)), "test_acc"
+        near = lambda v: v <= trivial + NEAR_GUESS  # noqa: E731
+    return [(r, s, v) for r in results[kind] for s, v in zip(r["seeds"], r[key]["values"])
+            if math.isfinite(v) and near(v)], trivial
