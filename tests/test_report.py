@@ -216,7 +216,7 @@ def test_damaged_samples_are_one_line_and_the_study_command_writes_them_again(st
 def test_a_report_that_cannot_be_written_says_what_the_report_command_can_do(study, tmp_path, capsys):
     """Advice for `report`, which has no --out: a folder in use, a finished run that lost its
     summary (not "run the study again", which refuses it), a file where the runs should be."""
-    from fashionae.files import FolderLock
+    from fashionae.lock import FolderLock
     from helpers import cli
     copy = tmp_path / "study"
     shutil.copytree(study, copy)

@@ -770,7 +770,7 @@ def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_di
                  "--no-verify"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["estimated_seconds"] == pytest.approx(3 * epoch + 100 / 200)
-    from fashionae.files import FolderLock
+    from fashionae.lock import FolderLock
     with FolderLock(tmp_path / "out"):  # a study training it now: its states are said to change
         assert main(["study", str(path), "--plan", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
                      "--no-verify"]) == 0

@@ -222,7 +222,8 @@ def cmd_eval(a) -> int:
 def cmd_baselines(a) -> int:
     from .baselines import write_baselines
     from .data import load_dataset
-    from .files import FolderLock, refuse_unwritable_folder
+    from .files import refuse_unwritable_folder
+    from .lock import FolderLock
     from .runs import stderr
     from .study import Baselines
     from .studyfolder import StudyFolder, refuse_a_model_folder
@@ -291,7 +292,7 @@ def cmd_study(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .files import FolderLock
+    from .lock import FolderLock
     from .report import write_report
     from .results import collect_results
     from .studyfolder import StudyFolder

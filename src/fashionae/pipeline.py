@@ -13,7 +13,8 @@ from .baselines import mean_image_mse, write_baselines
 from .data import Dataset, load_dataset, make_splits
 from .explore import explore as explore_run
 from .explore import refuse_unexplorable
-from .files import FolderLock, read_rebuildable_json, write_json
+from .files import read_rebuildable_json, write_json
+from .lock import FolderLock
 from .executors import run_local
 from .plan import PlannedRun, explored_run, make_plan
 from .preflight import check_plan, plan_states, refuse_changed, said_before_training

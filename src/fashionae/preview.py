@@ -16,7 +16,7 @@ from . import bench
 from .baselines import computed_baselines, study_settings
 from .data import Dataset, load_dataset, split_sizes
 from .explore import refuse_unexplorable
-from .files import lock_holder
+from .lock import lock_holder
 from .models import ModelConfig
 from .pages import EMPTY, text_table
 from .executors import epochs_done

@@ -28,8 +28,9 @@ from .checkpoint import checkpoint_epoch
 from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
 from .distributed import on_processes
 from .errors import UserError
-from .files import (FolderLock, atomic_write, holds_nothing, is_there, json_digest, kind_of, lock_holder,
-                    read_json, read_rebuildable_json, remove_file, seal_broken, sealed, write_json, write_jsonl)
+from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of, read_json, read_rebuildable_json,
+                    remove_file, seal_broken, sealed, write_json, write_jsonl)
+from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
 from .settings import CLASSIFIER, is_number
 from .runconfig import RunConfig
