@@ -18,7 +18,7 @@ def value(x, digits: int = 4, pct: bool = False) -> str:
 
 
 def count(n: int, what: str) -> str:
-    """"1 seed", "2 seeds"."""
+    """A count with its noun: "1 seed", "2 seeds"."""
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
@@ -41,9 +41,9 @@ def amount(x: float, unit: str) -> str:
 
 def differs_text(differs: dict) -> str:
     """An ablation line's differing settings, as a study file names them: "dropout 0.2 → 0"."""
-    def value(v) -> str:
+    def setting(v) -> str:
         if v is None:
             return "all"  # (the subsets: all images)
         return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
-    return "; ".join(f"{k.split('.', 1)[-1]} {value(b)} → {value(v)}"
+    return "; ".join(f"{k.split('.', 1)[-1]} {setting(b)} → {setting(v)}"
                      for k, (b, v) in sorted(differs.items())) or EMPTY
