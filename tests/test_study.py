@@ -430,6 +430,14 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
      "^study file s.toml: unknown key 'epochz' in \\[profiles.other.train\\]"),
     (MINIMAL + "[profiles.quick]\nseeds = 2\n[profiles.other]\nmodel = { dropout = 2 }\n",
      "^study file s.toml: \\[profiles.other.model\\]: dropout must be"),
+    # a profile's targets too, where the profile writes them; a test figure refused there as at the top
+    (MINIMAL + '[profiles.quick]\ntargets = { autoencoder = "a", val_mse = 0.1, bogus = 1 }\n',
+     "^study file s.toml: unknown key 'bogus' in \\[profiles.quick.targets\\]; known keys: autoencoder, classifier, "
+     "val_acc, val_mse$"),
+    (MINIMAL + '[profiles.quick]\ntargets = { autoencoder = "a", test_mse = 0.1 }\n',
+     "^study file s.toml: \\[profiles.quick.targets\\] test_mse: a target is judged on the validation set"),
+    (MINIMAL + '[targets]\nautoencoder = "a"\nval_mse = 0.1\nbogus = 1\n',
+     "^study file s.toml: unknown key 'bogus' in \\[targets\\]; known keys: autoencoder, classifier, val_acc, val_mse$"),
     # what every profile shares is said as the file's, not as the first other profile's
     ('[[autoencoders]]\nname = "a"\ndropuot = 0.1\n[profiles.quick]\nseeds = 2\n[profiles.aaa]\nseeds = 1\n',
      "^study file s.toml: unknown key 'dropuot' in autoencoders\\[0\\]"),

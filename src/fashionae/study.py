@@ -279,6 +279,14 @@ def _check_tables(d: dict, source: str, at: str = "") -> None:
         if key in d:
             _check_keys(d[key], allowed, f"[{at}{key}]", source)
             _typed(cls, d[key], f"[{at}{key}]", source, **fixed)
+    if isinstance(targets := d.get("targets"), dict):
+        for test_key in ("test_acc", "test_mse"):  # (not a key a target may have: said why)
+            if test_key in targets:
+                raise UserError(f"study file {source}: [{at}targets] {test_key}: a target is judged on the "
+                                f"validation set (val_{test_key[5:]}); a profile tuned to reach a test "
+                                "figure would choose its settings on the test set")
+    if "targets" in d:
+        _check_keys(d["targets"], set(Targets.__dataclass_fields__), f"[{at}targets]", source)
     if "classifiers" in d:
         _check_keys(d["classifiers"], CLF_KEYS, f"[{at}classifiers]", source, settings.keys(TrainConfig, CLASSIFIER))
         clf_train = d["classifiers"].get("train", {})
@@ -522,15 +530,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True,
             raise UserError(f"study file {source}: the classifiers must use the autoencoders' val split")
         classifiers = ClassifierStage(encoders, strategies, paper_head, train)
 
-    targets = merged.get("targets", {})
-    _check_keys(targets, set(Targets.__dataclass_fields__) | {"test_acc", "test_mse"},
-                "[targets]", source)
-    for test_key in ("test_acc", "test_mse"):
-        if test_key in targets:
-            raise UserError(f"study file {source}: [targets] {test_key}: a target is judged on the "
-                            f"validation set (val_{test_key[5:]}); a profile tuned to reach a test "
-                            "figure would choose its settings on the test set")
-    targets = _typed(Targets, targets, "[targets]", source)
+    targets = _typed(Targets, merged.get("targets", {}), "[targets]", source)  # (its keys: _check_tables)
     if by_hand and targets != Targets() and autoencoders[0].train.val == "test":  # (a folder's study.json: as it ran)
         raise UserError(f"study file {source}: [targets] would be judged on the test set (val = \"test\"), "
                         "and a profile tuned to reach them would choose its settings on it; drop the targets, "
