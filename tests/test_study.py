@@ -19,7 +19,8 @@ from fashionae import progress as progress_mod
 from fashionae.cli import main
 from fashionae.errors import UserError
 from fashionae.pipeline import run_study
-from fashionae.report import _ablation_effect, summary
+from fashionae.report import _ablation_effect
+from fashionae.summary import summary
 from fashionae.results import collect_results, reached_targets
 from fashionae.models import ModelConfig
 from fashionae.runconfig import RunConfig
@@ -1893,7 +1894,7 @@ def test_a_refusal_shows_six_runs_then_a_count_and_says_it_or_them(tmp_path):
 
 
 def test_the_summary_says_which_ablation_changes_moved_the_mse():
-    from fashionae.report import _ablation_summary
+    from fashionae.summary import _ablation_summary
 
     def line(change, effect, verdict, seeds=3):
         return {"change": change, "seeds": seeds, "val_mse": {"effect": effect, "verdict": verdict}}
@@ -2003,7 +2004,6 @@ def test_seeds_trained_otherwise_are_said_and_shown_in_what_differs(data_dir, tm
     trained in fp32, mixes them. The report says so, the ablation's "what differs" shows it
     (from the runs as they ran, not the study file's "auto")."""
     from fashionae import training
-    from fashionae.report import summary
     path = write(tmp_path, 'seeds = 1\n' + TINY_TRAIN + '[model]\narch = "conv"\n[[autoencoders]]\nname = "a"\n'
                  'dropout = 0.2\n[[autoencoders]]\nname = "b"\ndropout = 0.0\n[[ablation]]\nchange = "no dropout"\n'
                  'baseline = "a"\nvariant = "b"\n[baselines]\nenabled = false\n')
@@ -2130,7 +2130,6 @@ def test_a_table_of_verdicts_whose_family_changed_since_an_earlier_report_says_s
     """An ablation line added (2 intervals judged together, then 4: each wider) or dropped after a
     look (4, then 2: narrower, which a look must not buy) is said; a report of the same family, a
     rebuild, adds no entry; a results.json from before the history was kept starts it."""
-    from fashionae.report import summary
     line = '[[ablation]]\nchange = "no dropout"\nbaseline = "a"\nvariant = "b"\n'
     base = (TINY_TRAIN + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ndropout = 0.0\n'
             '[[autoencoders]]\nname = "c"\narch = "conv"\ndropout = 0.1\n[baselines]\nenabled = false\n')
@@ -2179,7 +2178,6 @@ def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir
     """A study reported with 1 seed, then 2, then 1 again: each report is a look, and the summary
     says what several looks cost; a report with the seeds of the one before (a rebuild, nothing
     trained) adds none; a damaged history starts again from the seeds results.json had."""
-    from fashionae.report import summary
     text = (TINY_TRAIN + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ndropout = 0.0\n'
             '[[ablation]]\nchange = "no dropout"\nbaseline = "a"\nvariant = "b"\n[baselines]\nenabled = false\n')
     out, opts = study_out(tmp_path, data_dir)
