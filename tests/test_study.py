@@ -435,6 +435,8 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
     (MINIMAL + '[profiles.quick]\ntargets = { autoencoder = "a", val_mse = 0.1, bogus = 1 }\n',
      "^study file s.toml: unknown key 'bogus' in \\[profiles.quick.targets\\]; known keys: autoencoder, classifier, "
      "val_acc, val_mse$"),
+    (MINIMAL + '[profiles.quick]\ntargets = { autoencoder = "a", val_mse = "x" }\n',
+     "^study file s.toml: \\[profiles.quick.targets\\]: val_mse must be a number"),
     (MINIMAL + '[profiles.quick]\ntargets = { autoencoder = "a", test_mse = 0.1 }\n',
      "^study file s.toml: \\[profiles.quick.targets\\] test_mse: a target is judged on the validation set"),
     (MINIMAL + '[targets]\nautoencoder = "a"\nval_mse = 0.1\nbogus = 1\n',

@@ -287,6 +287,7 @@ def _check_tables(d: dict, source: str, at: str = "") -> None:
                                 "figure would choose its settings on the test set")
     if "targets" in d:
         _check_keys(d["targets"], set(Targets.__dataclass_fields__), f"[{at}targets]", source)
+        _typed(Targets, d["targets"], f"[{at}targets]", source)
     if "classifiers" in d:
         _check_keys(d["classifiers"], CLF_KEYS, f"[{at}classifiers]", source, settings.keys(TrainConfig, CLASSIFIER))
         clf_train = d["classifiers"].get("train", {})
