@@ -173,6 +173,24 @@ def study_out(tmp_path, data_dir) -> tuple[Path, list[str]]:
 TINY_TRAIN = '[train]\nepochs = 1\nbatch_size = 50\ntrain_subset = 300\neval_subset = 200\n'  # a study in seconds
 
 
+def test_a_run_folder_moved_to_another_disk_and_linked_back_keeps_its_classifiers(tmp_path, data_dir, capsys):
+    """An autoencoder's run folder moved elsewhere and replaced by a link (another disk) is the same
+    run of the study: its classifier, trained on it, is kept, not refused as trained on another
+    encoder (the encoder's folder is known by the name the study gives it, not by the link's target)."""
+    text = ('seeds = 1\n' + TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+            '[classifiers]\nencoder = "a"\nstrategies = ["frozen"]\n[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, text)), *common]) == 0
+    clf = out / "runs" / "clf-frozen-seed0" / "model.safetensors"
+    trained = clf.read_bytes()
+    ae = out / "runs" / "ae-a-seed0"
+    ae.rename(tmp_path / "elsewhere")
+    ae.symlink_to(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["study", str(write(tmp_path, text)), *common]) == 0, capsys.readouterr().err
+    assert clf.read_bytes() == trained  # kept, not trained again
+
+
 def test_a_seed_that_learned_nothing_is_said_without_the_baselines(tmp_path, data_dir):
     """The mean image's MSE, by which a seed that learned next to nothing is named, is saved with
     the report's samples: known where the study computes no baselines (compare.toml's way)."""

@@ -109,8 +109,10 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
         return cfg, None
     folder = encoder_folder(cfg.encoder_run)
     ae = folder.load_model()
+    # its path made absolute, not resolved: a run folder that is a link (moved to another disk) keeps
+    # its study's run name, by which the study knows which encoder a classifier was trained on
     resolved = replace(cfg, model=classifier_model(ae.config, cfg.model.paper_head),
-                       encoder_run=str(folder.path.resolve()), encoder_sha256=folder.model_sha256())
+                       encoder_run=os.path.abspath(folder.path), encoder_sha256=folder.model_sha256())
     weights = ae.encoder.state_dict() if cfg.strategy in FROM_TRAINED_ENCODER else None
     return resolved, weights
 
