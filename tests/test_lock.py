@@ -189,3 +189,33 @@ def test_tidying_does_not_follow_a_link_out_of_the_folder(tmp_path):
     with FolderLock(study, tidy=True):
         assert not (study / ".study.json.abcd1234.tmp").exists()
     assert (theirs / ".notes.abcd1234.tmp").read_text() == "mine"
+
+
+def test_a_lock_file_that_is_a_link_or_a_folder_is_one_line_not_a_wait_forever(tmp_path):
+    """A .lock replaced by a link (broken, or to a file elsewhere: never written through) or by a
+    folder: one line naming it, at once; a command that only reads the folder sees no holder."""
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("theirs")
+    for kind, make in (("link", lambda p: p.symlink_to(tmp_path / "no" / "such")),
+                       ("link", lambda p: p.symlink_to(elsewhere)), ("folder", lambda p: p.mkdir())):
+        folder = tmp_path / f"out-{kind}-{make.__hash__()}"
+        folder.mkdir()
+        make(folder / ".lock")
+        with pytest.raises(UserError) as e:
+            FolderLock(folder).acquire()
+        assert str(e.value) == (f"{folder / '.lock'} should be fashionae's lock file, and is a {kind}: move it "
+                                "away (fashionae makes its own again) and run again")
+        assert lock_holder(folder) is None
+    assert elsewhere.read_text() == "theirs"
+
+
+def test_an_out_folder_that_is_a_broken_link_or_a_file_is_said_as_such(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    with pytest.raises(UserError, match=f"^{tmp_path / 'link'} is a link to {tmp_path / 'gone'}, which is no folder "
+                       "\\(moved or deleted\\?\\): point it at the folder, or remove it$"):
+        FolderLock(tmp_path / "link").acquire()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match=f"^{tmp_path / 'file'} is a file, not a folder; choose another --out$"):
+        FolderLock(tmp_path / "file").acquire()
+    assert not (tmp_path / "gone").exists()
+

@@ -83,13 +83,22 @@ class FolderLock:
         made = self._heir or not self.folder.exists()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            if self.folder.is_symlink():  # (one to a folder is one: mkdir follows it)
+                raise UserError(f"{self.folder} is a link to {os.readlink(self.folder)}, which is no folder (moved or "
+                                "deleted?): point it at the folder, or remove it") from None
+            raise UserError(f"{self.folder} is a file, not a folder; {self.elsewhere}") from None
         except OSError as e:  # (a place that takes no folder, such as /proc/x: ENOENT)
             raise UserError(f"cannot make the folder {self.folder}: {e.strerror}; {self.elsewhere}") from None
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # (never through a link: the lock is fashionae's own file, and a link's target is not)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except FileNotFoundError:  # its holder removed the folder as it let go: make it again
             return None
         except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EISDIR):  # the folder is writable: its .lock is not a lock file
+                raise UserError(f"{self.path} should be fashionae's lock file, and is a "
+                                f"{'link' if e.errno == errno.ELOOP else 'folder'}: move it away (fashionae makes its "
+                                "own again) and run again") from None
             raise UserError(f"cannot write in {self.folder}: {e.strerror}; {self.elsewhere}") from e
         while True:
             try:
@@ -161,11 +170,13 @@ def lock_holder(folder: str | os.PathLike) -> tuple[str, int] | None:
     of a command that would: for the commands that only read a folder, to say why it is not
     finished."""
     try:
-        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
-    except OSError:  # no lock file: no holder
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # no lock file (or a link, which is none): no holder
         return None
     try:
         holder = _holder(fd)
+    except OSError:  # (a folder, which is none either: the command that locks says so)
+        holder = None
     finally:
         os.close(fd)
     return holder if holder and _running(*holder) else None
