@@ -221,6 +221,37 @@ def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+def test_torchruns_variables_left_over_or_malformed_are_one_line_and_make_nothing(capsys, tmp_path, data_dir,
+                                                                                      monkeypatch):
+    """WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE are torchrun's to set: one that makes no sense
+    (a shell's leftover from another job), or a group it cannot join (no MASTER_ADDR: not started
+    by torchrun), is one line that says so, before anything is written."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    fix = ("torchrun sets it: start the command with torchrun, or unset WORLD_SIZE, RANK, LOCAL_RANK and "
+           "LOCAL_WORLD_SIZE if they are left over from another job\n")
+    train = ("train-ae", "--arch", "linear", "--latent", "8", "--epochs", "1", "--train-subset", "200",
+             "--eval-subset", "100", "--data-dir", data_dir, "--no-verify", "--out", "ae")
+    for env, command, said in (
+            ({"WORLD_SIZE": "abc"}, ("data", "--data-dir", data_dir, "--no-verify"),
+             "the environment's WORLD_SIZE='abc' is not a whole number of at least 1; "),
+            ({"WORLD_SIZE": "0"}, train, "the environment's WORLD_SIZE='0' is not a whole number of at least 1; "),
+            ({"WORLD_SIZE": "2"}, train, "WORLD_SIZE=2 is set in the environment and RANK is not; "),
+            ({"WORLD_SIZE": "2", "RANK": "x"}, train, "the environment's RANK='x' is not a whole number; "),
+            ({"WORLD_SIZE": "2", "RANK": "2"}, train, "the environment's RANK=2 is not below its WORLD_SIZE=2; "),
+            ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "-1"}, train,
+             "the environment's LOCAL_RANK='-1' is not a whole number; "),
+            ({"WORLD_SIZE": "2", "RANK": "0"}, train, "cannot join torchrun's processes (")):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            code, _, err = cli(capsys, *command)
+        assert code == 2 and err.startswith("fashionae: error: " + said) and err.endswith(fix), err
+        assert err.count("\n") == 1
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_an_empty_output_path_is_refused(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli(capsys, "train-ae", "--out", "")[::2] == (2, "fashionae: error: --out is empty; give a path\n")

@@ -153,9 +153,9 @@ def resuming_command(a) -> str | None:
     folder, the data as this process found it, and torchrun on one machine (None on several:
     each has its own line)."""
     from .data import DATA_ENV
-    from .distributed import world_size
+    from .distributed import torchrun_variable, world_size
     world = world_size()
-    if world > 1 and int(os.environ.get("LOCAL_WORLD_SIZE", world)) != world:
+    if world > 1 and torchrun_variable("LOCAL_WORLD_SIZE", world, least=1) != world:
         return None
     data = f"{DATA_ENV}={shlex.quote(os.environ[DATA_ENV])} " if os.environ.get(DATA_ENV) and not a.data_dir else ""
     torchrun = f"torchrun --nproc-per-node {world} -m " if world > 1 else ""

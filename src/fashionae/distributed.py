@@ -121,9 +121,29 @@ def on_processes(n: int) -> str:
     return f"under torchrun with {processes(n)} in all (--nproc-per-node {n} on one machine)"
 
 
+# what to do where torchrun's variables are in the environment but make no sense (a shell's
+# leftovers from another job, a SLURM script's): they are torchrun's to set
+LEFT_OVER = ("torchrun sets it: start the command with torchrun, or unset WORLD_SIZE, RANK, LOCAL_RANK and "
+             "LOCAL_WORLD_SIZE if they are left over from another job")
+
+
+def torchrun_variable(name: str, default: int | None = None, least: int = 0) -> int:
+    """One of torchrun's whole-number variables, ``default`` where it is unset (None: it must be set)."""
+    text = os.environ.get(name)
+    if text is None and default is not None:
+        return default
+    if text is None:
+        raise UserError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} is set in the environment and {name} is not; "
+                        + LEFT_OVER)
+    if not text.strip().isdigit() or int(text) < least:
+        raise UserError(f"the environment's {name}={text!r} is not a whole number"
+                        + (f" of at least {least}" if least else "") + f"; {LEFT_OVER}")
+    return int(text)
+
+
 def world_size() -> int:
     """How many processes torchrun started (1 without torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return torchrun_variable("WORLD_SIZE", 1, least=1)
 
 
 def from_environment(device: str) -> Dist:
@@ -132,7 +152,9 @@ def from_environment(device: str) -> Dist:
     if world == 1:
         return Dist()
     import torch.distributed as td
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = torchrun_variable("RANK"), torchrun_variable("LOCAL_RANK", 0)
+    if rank >= world:
+        raise UserError(f"the environment's RANK={rank} is not below its WORLD_SIZE={world}; {LEFT_OVER}")
     if device == "cuda":
         if torch.cuda.device_count() <= local:
             raise UserError(f"torchrun started {world} processes but this node has "
@@ -140,7 +162,10 @@ def from_environment(device: str) -> Dist:
                             f"{torch.cuda.device_count()}")
         torch.cuda.set_device(local)
     if not td.is_initialized():
-        td.init_process_group("nccl" if device == "cuda" else "gloo")
+        try:
+            td.init_process_group("nccl" if device == "cuda" else "gloo")
+        except ValueError as e:  # (MASTER_ADDR or MASTER_PORT unset: not started by torchrun)
+            raise UserError(f"cannot join torchrun's processes ({e}); {LEFT_OVER}") from None
         atexit.register(_leave_process_group)
     return Dist(rank, world)
 
