@@ -846,7 +846,8 @@ def test_an_isa_cap_builds_for_the_capped_isa(monkeypatch):
 
 
 @pytest.mark.parametrize("compiler, reason", [("/bin/false", "/bin/false failed"),
-                                              ("no-such-c++", "no C++ compiler: 'no-such-c++' is not on the PATH")])
+                                              ("no-such-c++", "no C++ compiler: 'no-such-c++' is not on the PATH"),
+                                              ('"', "CXX='\"' is no command line: no closing quotation")])
 def test_without_a_working_compiler_pytorchs_ops_run_after_one_note(tmp_path, monkeypatch, capsys, compiler, reason):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CXX", compiler)

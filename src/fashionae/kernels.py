@@ -105,7 +105,11 @@ def compile_command(source: Path, output: Path) -> list[str]:
     # kernels' integer mixing runs 1.2-1.3x faster in 512-bit ones on an AMX Xeon (the bits are
     # the same: no float sum is reordered)
     wide = ["-mprefer-vector-width=512"] if x86 else []
-    return [*shlex.split(os.environ.get("CXX", "c++")), "-O3", f"-march={march}", *wide, *openmp, "-fPIC", "-shared",
+    try:
+        compiler = shlex.split(cxx := os.environ.get("CXX", "c++")) or ["c++"]  # (CXX="": the default)
+    except ValueError as e:  # (an unclosed quote: OSError, so that PyTorch's ops run after one note)
+        raise OSError(f"CXX={cxx!r} is no command line: {str(e).lower()}") from None
+    return [*compiler, "-O3", f"-march={march}", *wide, *openmp, "-fPIC", "-shared",
             "-std=c++17", "-DNDEBUG", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
             f"-I{root / 'include'}", f"-I{root / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
             str(source), "-o", str(output), f"-L{root / 'lib'}", "-lc10", "-ltorch_cpu"]
