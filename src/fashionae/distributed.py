@@ -135,10 +135,14 @@ def torchrun_variable(name: str, default: int | None = None, least: int = 0) -> 
     if text is None:
         raise UserError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} is set in the environment and {name} is not; "
                         + LEFT_OVER)
-    if not text.strip().isdigit() or int(text) < least:
+    try:
+        value = int(text)
+    except ValueError:  # (not a number, or one int() takes not: "²")
+        value = least - 1
+    if value < least:
         raise UserError(f"the environment's {name}={text!r} is not a whole number"
                         + (f" of at least {least}" if least else "") + f"; {LEFT_OVER}")
-    return int(text)
+    return value
 
 
 def world_size() -> int:
