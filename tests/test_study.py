@@ -558,6 +558,8 @@ def test_an_ablation_line_whose_finished_seeds_are_one_model_and_new_ones_two_is
                                         "started \\(precision auto and bf16, both bf16\\), and would train two "
                                         "on seed 2: a line mixing them measures neither; remove the line, or delete"):
         refuse_lines(plan, states, study, folder, tiny)
+    # seed 2 finished too, as two models: nothing left to train mixes the line, which is kept as it ran
+    refuse_lines(plan, {r.name: "complete" for r in plan}, study, folder, tiny)
     # seed 2 alike too, its auto side's run kept here half-trained: its start decided auto
     monkeypatch.setattr(preflight, "concrete", lambda cfg, f, d: concrete(cfg, RunFolder(tmp_path / "seed0"), d))
     monkeypatch.setattr(RunFolder, "started", lambda self: self.path.name == "ae-a-seed2" or None)
@@ -1383,6 +1385,15 @@ def test_a_second_encoder_names_the_classifier_folders_to_rename(data_dir, tmp_p
     (out / "runs" / "clf-frozen-seed0").rename(out / "runs" / "clf-a-frozen-seed0")
     assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), "--plan", *common]) == 2
     assert "(clf-a-frozen-seed0 → clf-frozen-seed0)" in capsys.readouterr().err  # and back
+    # a folder the study asks for that holds its run already: a copy under the other name is not refused
+    shutil.copytree(out / "runs" / "clf-a-frozen-seed0", out / "runs" / "clf-frozen-seed0")
+    assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), "--plan", *common]) == 0
+    # an unfinished folder under the other name holds nothing to keep: not refused either
+    shutil.rmtree(out / "runs" / "clf-frozen-seed0")
+    (out / "runs" / "clf-a-frozen-seed0" / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(["study", str(write(tmp_path, body.format(encoder='"a"'))), "--plan", *common]) == 0
+    assert "rename them to keep them" not in capsys.readouterr().err
 
 
 def test_more_seeds_keep_the_classifiers_of_a_best_encoder_that_stays_best(data_dir, tmp_path, capsys,
@@ -1836,6 +1847,20 @@ def test_an_autoencoder_renamed_in_the_study_file_is_said_with_how_to_keep_its_r
     assert code == 0 and "left out of its results and report\n" in err and "old name" not in err
 
 
+def test_a_rename_that_would_keep_only_some_of_the_changed_runs_is_not_said_as_their_fix(data_dir, tmp_path, capsys):
+    """An autoencoder renamed while another one changed: giving the old name back keeps the
+    classifiers trained on it, not the other's runs, so the refusal does not offer it as the fix."""
+    text = TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "conv"\n[[autoencoders]]\nname = "c"\narch = "conv"\n' \
+        '[classifiers]\nencoder = "a"\nstrategies = ["frozen"]\n[baselines]\nenabled = false\n'
+    out, opts = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, text)), *opts]) == 0
+    capsys.readouterr()
+    both = text.replace('"a"', '"b"').replace('name = "c"\narch = "conv"\n', 'name = "c"\narch = "conv"\ndropout = 0.1\n')
+    code, _, err = cli(capsys, "study", write(tmp_path, both), "--plan", *opts)
+    assert code == 2 and "ae-c-seed0 (model.dropout: " in err and "(trained on ae-a-seed0, the encoder is now " in err
+    assert "old name" not in err
+
+
 def test_keep_state_that_extend_could_not_use_is_said_before_anything_trains(data_dir, tmp_path, capsys):
     """Asked for once the runs had finished, or with a one-cycle schedule: --extend would refuse
     them later; the study and --plan say so now."""
@@ -1851,6 +1876,38 @@ def test_keep_state_that_extend_could_not_use_is_said_before_anything_trains(dat
                           "the onecycle schedule is fitted to the epochs") in err
     code, _, err = cli(capsys, "study", write(tmp_path, TINY_TRAIN + MINIMAL), "--plan", *opts)
     assert code == 0 and "keep_state" not in err
+
+
+def test_a_changed_run_names_three_of_its_differences_at_most(data_dir, tmp_path, capsys):
+    """Four settings changed: the refusal names the first three, enough to see why, not every one."""
+    out, opts = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, TINY_TRAIN + MINIMAL)), *opts]) == 0
+    capsys.readouterr()
+    changed = TINY_TRAIN.replace("batch_size = 50", "batch_size = 25").replace("eval_subset = 200", "eval_subset = 100") \
+        + "lr = 0.002\n" + MINIMAL + "dropout = 0.1\n"  # four differences
+    code, _, err = cli(capsys, "study", write(tmp_path, changed), "--plan", *opts)
+    assert code == 2, err
+    reason = re.search(r"ae-a-seed0 \((.*)\); delete it", err).group(1)
+    assert reason.count(" there, ") == 3, reason
+
+
+def test_only_the_autoencoders_still_to_train_are_refused_as_too_large(tmp_path, monkeypatch):
+    """A finished autoencoder is kept whatever this machine's memory: it trains no more."""
+    study = load_study(write(tmp_path, TINY_TRAIN + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n'), None)
+    plan = plan_mod.make_plan(study)
+    checked = []
+    monkeypatch.setattr(preflight, "refuse_too_large", lambda model, train, name: checked.append(name))
+    states = {r.name: "complete" if r.name.startswith("ae-a-") else "resume" for r in plan}
+    preflight.refuse_too_large_models(plan, states, {r.name: (r.config, True) for r in plan})
+    assert checked == [r.name for r in plan if r.name.startswith("ae-b-")]
+
+
+def test_keep_state_is_said_of_no_run_still_to_train(tmp_path):
+    """A run to train from the start keeps its state as asked: nothing to say of it."""
+    study = load_study(write(tmp_path, TINY_TRAIN + "keep_state = true\n" + MINIMAL), None)
+    for run in plan_mod.make_plan(study):
+        for state in ("new", "resume"):
+            assert preflight.keep_state_note(run, {run.name: state}, StudyFolder(tmp_path / "out")) is None
 
 
 def test_a_refusal_names_what_to_delete_and_whether_to_extend(tmp_path):
