@@ -189,6 +189,14 @@ def test_a_run_folder_moved_to_another_disk_and_linked_back_keeps_its_classifier
     capsys.readouterr()
     assert main(["study", str(write(tmp_path, text)), *common]) == 0, capsys.readouterr().err
     assert clf.read_bytes() == trained  # kept, not trained again
+    # the disk gone (the link's target): said before anything trains, by --plan too, nothing touched
+    (tmp_path / "elsewhere").rename(tmp_path / "gone")
+    capsys.readouterr()
+    for plan in (["--plan"], []):
+        code, _, err = cli(capsys, "study", write(tmp_path, text), *plan, *common)
+        assert (code, err) == (2, f"fashionae: error: {ae} is a link to {tmp_path / 'elsewhere'}, which is no folder "
+                                  "(moved or deleted?): point it at the folder, or remove it\n")
+    assert clf.read_bytes() == trained and ae.is_symlink()
 
 
 def test_a_seed_that_learned_nothing_is_said_without_the_baselines(tmp_path, data_dir):

@@ -190,6 +190,13 @@ def kind_of(path: Path) -> str:
     return "a broken link" if path.is_symlink() and not path.exists() else "not a regular file"
 
 
+def refuse_a_link_to_nothing(folder: Path) -> None:
+    """A folder that is a link whose target is gone (moved to another disk, or deleted): one line."""
+    if folder.is_symlink() and not folder.exists():
+        raise UserError(f"{folder} is a link to {os.readlink(folder)}, which is no folder (moved or deleted?): "
+                        "point it at the folder, or remove it")
+
+
 def is_leftover(path: Path) -> bool:
     """Whether a folder entry is fashionae's own bookkeeping, not content: the lock file, or
     a temporary file of ``atomic_write`` that a killed writer left."""

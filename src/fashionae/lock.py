@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .files import LOCK, is_leftover, write_failure
+from .files import LOCK, is_leftover, refuse_a_link_to_nothing, write_failure
 
 
 class FolderLock:
@@ -84,9 +84,7 @@ class FolderLock:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
-            if self.folder.is_symlink():  # (one to a folder is one: mkdir follows it)
-                raise UserError(f"{self.folder} is a link to {os.readlink(self.folder)}, which is no folder (moved or "
-                                "deleted?): point it at the folder, or remove it") from None
+            refuse_a_link_to_nothing(self.folder)  # (one to a folder is one: mkdir follows it)
             raise UserError(f"{self.folder} is a file, not a folder; {self.elsewhere}") from None
         except OSError as e:  # (a place that takes no folder, such as /proc/x: ENOENT)
             raise UserError(f"cannot make the folder {self.folder}: {e.strerror}; {self.elsewhere}") from None

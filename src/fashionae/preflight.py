@@ -14,6 +14,7 @@ from dataclasses import replace
 from .baselines import check_classes
 from .data import Dataset, make_splits
 from .errors import UserError
+from .files import refuse_a_link_to_nothing
 from .plan import PlannedRun, clf_run_name, known_config
 from .runconfig import RunConfig
 from .runfolder import RunFolder
@@ -168,13 +169,15 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
                            known: dict[str, tuple[RunConfig, bool]], study: Study, folder: StudyFolder,
                            data: Dataset) -> None:
     """Everything a study refuses before it trains, for ``study`` and ``study --plan`` alike:
-    run folders it no longer asks for (``why``), finished classifiers under an earlier name,
+    run folders that are links to nothing, run folders it no longer asks for (``why``), finished classifiers under an earlier name,
     classifiers and baselines on data that lacks what they need, models too large and ablation
     lines of one model, from each run's settings as far as they are known (``known``,
     ``plan_states``'s) (and, of the layer above, ``explore.refuse_unexplorable``: latent-space
     sections)."""
     # the study's default --out: where a copy of a study file that kept its name writes too
     shared_name = study.name if folder.path.resolve() == study.default_folder.resolve() else None
+    for run in plan:  # (said now, not when its turn comes to train)
+        refuse_a_link_to_nothing(folder.run(run.name).path)
     refuse_changed(why, folder, renamed_runs(plan, states, folder, data), shared_name)
     refuse_earlier_names(plan, folder)
     refuse_missing_classes(plan, states, data)
