@@ -131,8 +131,7 @@ def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(ca
     (["train-ae", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
     (["train-ae", "--arch", "conv", "--latent", "512"], "the conv arch has none"),  # given at its default
     (["train-clf", "--strategy", "scratch", "--arch", "conv", "--latent", "64"], "the conv arch has none"),
-    (["train-ae", "--epochs", "0"], "--epochs must be an integer from 1 to 60000, got 0"),
-    (["train-ae", "--epochs", "60001"], "--epochs must be an integer from 1 to 60000, got 60001"),
+    (["train-ae", "--epochs", "0"], "--epochs must be a positive integer"),
     (["train-ae", "--batch-size", "-5"], "--batch-size must be a positive integer"),
     (["train-ae", "--dropout", "1.0"], "--dropout must be a number in [0, 1)"),
     (["train-ae", "--epochs", "ten"], "invalid int value"),

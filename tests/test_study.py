@@ -380,8 +380,7 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
     (MINIMAL + "[profiles.quick]\nepochs = 2\n", "unknown key 'epochs' in profile 'quick' \\(a training setting: in "
      "this table's own train, train = \\{ epochs = \\.\\.\\. \\}\\); known"),
     ("lr = 3e-3\n" + MINIMAL, "unknown key 'lr' in the top level \\(it is a key of \\[train\\]\\); known"),
-    (MINIMAL + "[train]\nepochs = 0\n", "epochs must be an integer from 1 to 60000, got 0"),
-    (MINIMAL + "[train]\nepochs = 9223372036854775807\n", "epochs must be an integer from 1 to 60000"),
+    (MINIMAL + "[train]\nepochs = 0\n", "epochs must be a positive integer"),
     (MINIMAL + "[classifiers]\nencoder = \"b\"\n", "encoder 'b' is not trained"),
     (MINIMAL + "[classifiers]\nstrategies = [\"melt\"]\n", "strategies must be a list drawn from .*, got 'melt'$"),
     (MINIMAL + "[classifiers]\nstrategies = \"frozen\"\n", "strategies must be a list drawn from .*, got the string "
@@ -404,7 +403,7 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
      "tensorboard, train_eval_subset"),
     # a bad value the chosen profile overrides is still refused where it is written
     (MINIMAL + "[train]\nepochs = \"ten\"\n[profiles.quick]\ntrain = { epochs = 1 }\n",
-     "^study file s.toml: \\[train\\]: epochs must be an integer from 1 to 60000, got 'ten'$"),
+     "^study file s.toml: \\[train\\]: epochs must be a positive integer, got 'ten'$"),
     ("[[train]]\nepochs = 3\n" + MINIMAL + "[profiles.quick]\ntrain = { epochs = 1 }\n",
      "^study file s.toml: \\[train\\] must be a table$"),
     (MINIMAL * 2, "two autoencoders share the name 'a'$"),
