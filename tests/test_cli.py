@@ -433,15 +433,19 @@ def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsy
         except Terminated:
             raise RuntimeError("Attempting to recover 1 lost objects") from None
         return 0
-    monkeypatch.setattr(cli_module, "cmd_data", stopped)
-    assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
-    monkeypatch.setenv("RANK", "1")  # torchrun's other processes: a SIGTERM may have reached one alone
-    assert cli(capsys, "data")[:3:2] == (143, "fashionae: process 1 of this torchrun: terminated\n")
+    monkeypatch.setattr(cli_module, "cmd_train_ae", stopped)  # (the command torchrun splits)
+    said = "fashionae: terminated; finished epochs are kept, run the same command to resume\n"
+    assert cli(capsys, "train-ae")[:3:2] == (143, said)
+    monkeypatch.setenv("RANK", "1")  # a RANK alone (left in a shell): no torchrun, the one process speaks
+    assert cli(capsys, "train-ae")[:3:2] == (143, said)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's other processes: a SIGTERM may have reached one alone
+    code, _, err = cli(capsys, "train-ae")
+    assert code == 143 and err.startswith("fashionae: process 1 of this torchrun: terminated"), err
 
     def interrupted(a):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli_module, "cmd_data", interrupted)  # Ctrl-C reaches every process: process 0 says it
-    assert cli(capsys, "data")[:3:2] == (130, "")
+    monkeypatch.setattr(cli_module, "cmd_train_ae", interrupted)  # Ctrl-C reaches every process: process 0 says it
+    assert cli(capsys, "train-ae")[:3:2] == (130, "")
 
 
 @pytest.fixture

@@ -857,8 +857,10 @@ def test_without_a_working_compiler_pytorchs_ops_run_after_one_note(tmp_path, mo
     assert "PyTorch's ops run instead: the same numbers" in err
     assert not list(tmp_path.rglob("*.so")) and not list(tmp_path.rglob("*.partial"))
     monkeypatch.setenv("RANK", "1")  # under torchrun, process 0 alone says so
+    monkeypatch.setenv("WORLD_SIZE", "2")
     assert kernels._load() is False and capsys.readouterr().err == ""
     monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
     monkeypatch.setattr(kernels, "_loaded", False)
     layer, x = ReLUDropout(0.2), torch.randn(4, 8)
     torch.manual_seed(3)

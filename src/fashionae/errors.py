@@ -305,5 +305,10 @@ def _internal_error(e: Exception, debug: bool, memory: str | None) -> int:
 
 
 def is_main_process() -> bool:
-    """Whether this is torchrun's process 0 (or no torchrun at all): the one that speaks."""
-    return int(os.environ.get("RANK", "0")) == 0
+    """Whether this is torchrun's process 0 (or no torchrun at all): the one that speaks. Its RANK
+    counts only where WORLD_SIZE says several processes run, and one that cannot be read speaks:
+    variables left over in a shell are the command's to say (``distributed.torchrun_variable``)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or int(os.environ.get("RANK", "0")) == 0
+    except ValueError:
+        return True
