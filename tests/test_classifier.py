@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,3 +170,19 @@ def test_bad_encoders(tiny, ae_run, tmp_path):
     with pytest.raises(UserError, match="does not match"):
         execute(clf("finetune", copy), tmp_path / "o", data=tiny, **QUIET)
     assert not (tmp_path / "o").exists()
+
+
+def test_an_encoders_folder_is_recorded_by_the_name_it_was_given_its_parents_links_followed(tmp_path, monkeypatch):
+    """A run folder that is a link keeps its own name (a study knows its runs by name); the folders
+    above it are followed, ".." as the system does: "lnk/../ae" is the ae beside lnk's target."""
+    from fashionae.runs import named_as_given
+    (tmp_path / "deep" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(tmp_path / "deep" / "a" / "b")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "ae-a-seed0").symlink_to(tmp_path / "deep" / "a")
+    monkeypatch.chdir(tmp_path)
+    assert named_as_given(Path("lnk/../ae")) == tmp_path / "deep" / "a" / "ae"
+    assert named_as_given(Path("runs/ae-a-seed0")) == tmp_path / "runs" / "ae-a-seed0"
+    assert named_as_given(Path("runs/ae-a-seed0/")) == tmp_path / "runs" / "ae-a-seed0"
+    assert named_as_given(Path("lnk/..")) == tmp_path / "deep" / "a"
+    assert named_as_given(Path(".")) == tmp_path

@@ -199,6 +199,31 @@ def test_a_run_folder_moved_to_another_disk_and_linked_back_keeps_its_classifier
     assert clf.read_bytes() == trained and ae.is_symlink()
 
 
+def test_a_classifier_that_recorded_its_linked_encoder_by_the_links_target_is_kept(tmp_path, data_dir, capsys,
+                                                                                    monkeypatch):
+    """0.3.23 and before recorded the folder of a classifier's encoder resolved: a run folder that
+    was a link (on another disk from the start) by its target's name. Such a classifier is the
+    study's run on that encoder still: kept, not refused as trained on another."""
+    from fashionae import runs
+    ae_only = ('seeds = 1\n' + TINY_TRAIN + '[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 16\n'
+               '[baselines]\nenabled = false\n')
+    out, common = study_out(tmp_path, data_dir)
+    assert main(["study", str(write(tmp_path, ae_only)), *common]) == 0
+    ae = out / "runs" / "ae-a-seed0"
+    ae.rename(tmp_path / "disk2")
+    ae.symlink_to(tmp_path / "disk2")
+    both = ae_only + '[classifiers]\nencoder = "a"\nstrategies = ["frozen"]\n'
+    with monkeypatch.context() as m:
+        m.setattr(runs, "named_as_given", lambda path: path.resolve())  # as 0.3.23 recorded it
+        assert main(["study", str(write(tmp_path, both)), *common]) == 0
+    clf = out / "runs" / "clf-frozen-seed0"
+    assert json.loads((clf / "config.json").read_text())["encoder_run"] == str(tmp_path / "disk2")
+    trained = (clf / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["study", str(write(tmp_path, both)), *common]) == 0, capsys.readouterr().err
+    assert (clf / "model.safetensors").read_bytes() == trained
+
+
 def test_a_seed_that_learned_nothing_is_said_without_the_baselines(tmp_path, data_dir):
     """The mean image's MSE, by which a seed that learned next to nothing is named, is saved with
     the report's samples: known where the study computes no baselines (compare.toml's way)."""

@@ -54,7 +54,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
             continue
         reason, deferred, diffs, ignore = None, False, [], ()
         if run.kind == CLASSIFIER:
-            trained_on = run_folder.config().encoder_name
+            trained_on = folder.encoder_run_name(run_folder.config())
             # an encoder of the same settings whose folder is gone (deleted, damaged) or unfinished is
             # trained again: on the same threads it comes out bit for bit the same, which the digest
             # a finished classifier recorded shows once it is (``run_study`` checks again)
@@ -343,7 +343,7 @@ def earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> list[tuple[str
             continue
         s, k = run.config.strategy, run.seed
         for old in (clf_run_name(s, k), clf_run_name(s, k, run.encoder)):
-            if old not in asked and folder.run(old).is_complete() and _holds(folder.run(old), run):
+            if old not in asked and folder.run(old).is_complete() and _holds(folder.run(old), run, folder):
                 found.append((old, run.name))
     return found
 
@@ -360,20 +360,20 @@ def refuse_earlier_names(plan: list[PlannedRun], folder: StudyFolder) -> None:
         raise UserError(f"{_renames_text(renames)}: rename them to keep them, or delete them to train them anew")
 
 
-def _trained_on(run_folder: RunFolder) -> str | None:
-    """The folder name of the encoder a classifier's folder was trained on (None: not a classifier,
+def _trained_on(run_folder: RunFolder, folder: StudyFolder) -> str | None:
+    """The run name of the encoder a classifier's folder was trained on (None: not a classifier,
     or damaged)."""
     try:
-        return run_folder.config().encoder_name or None
+        return folder.encoder_run_name(run_folder.config()) or None
     except UserError:
         return None
 
 
-def _holds(old: RunFolder, run: PlannedRun) -> bool:
+def _holds(old: RunFolder, run: PlannedRun, folder: StudyFolder) -> bool:
     """Whether a classifier folder holds ``run``'s strategy, on an encoder ``run`` needs."""
     try:
         cfg = old.config()
-        return cfg.strategy == run.config.strategy and cfg.encoder_name in run.needs
+        return cfg.strategy == run.config.strategy and folder.encoder_run_name(cfg) in run.needs
     except (UserError, TypeError, ValueError):  # damaged: not taken for it
         return False
 
@@ -401,7 +401,7 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
         fix = f"delete {named} and run the study again with --extend (its other finished runs are kept)"
     else:
         fix = f"delete {them} and run the study again (its other finished runs are kept), or choose another --out"
-    if renamed and all(_trained_on(folder.run(name)) in renamed.values() for name in why):  # it keeps them all
+    if renamed and all(_trained_on(folder.run(name), folder) in renamed.values() for name in why):  # it keeps them all
         fix = f"{renamed_text(renamed)}; else {fix}"
     elif shared_name:  # (and "choose another --out" said first)
         fix = (f"if {'they are' if len(why) > 1 else 'it is'} another study file's, named {shared_name!r} too (every "

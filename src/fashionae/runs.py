@@ -97,6 +97,14 @@ def encoder_folder(encoder_run: str) -> RunFolder:
     return folder
 
 
+def named_as_given(path: Path) -> Path:
+    """``path`` absolute, its folders' links followed (".." too, as the system does) but not a link
+    that is its last part: a run folder that is a link (moved to another disk) keeps its study's
+    run name, by which the study knows which encoder a classifier was trained on."""
+    path = path.absolute()
+    return path.resolve() if path.name in ("", ".", "..") else path.parent.resolve() / path.name
+
+
 def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.Tensor] | None]:
     """Resolve a classifier run's model settings from its encoder's run and return the
     encoder's weights when the strategy starts from them."""
@@ -109,10 +117,8 @@ def classifier_from_encoder(cfg: RunConfig) -> tuple[RunConfig, dict[str, torch.
         return cfg, None
     folder = encoder_folder(cfg.encoder_run)
     ae = folder.load_model()
-    # its path made absolute, not resolved: a run folder that is a link (moved to another disk) keeps
-    # its study's run name, by which the study knows which encoder a classifier was trained on
     resolved = replace(cfg, model=classifier_model(ae.config, cfg.model.paper_head),
-                       encoder_run=os.path.abspath(folder.path), encoder_sha256=folder.model_sha256())
+                       encoder_run=str(named_as_given(folder.path)), encoder_sha256=folder.model_sha256())
     weights = ae.encoder.state_dict() if cfg.strategy in FROM_TRAINED_ENCODER else None
     return resolved, weights
 

@@ -41,6 +41,16 @@ class StudyFolder:
         """How results.json names the run ``name``: its folder, relative to the study's."""
         return f"{self.RUNS}/{name}"
 
+    def encoder_run_name(self, cfg) -> str:
+        """The name here of the autoencoder run a classifier's settings (``RunConfig``) record: its
+        folder's name, or, where that is no run of this study, the name of the run folder here that
+        is a link to it (0.3.23 and before recorded a run folder that is a link by its target)."""
+        name, runs = cfg.encoder_name, self / self.RUNS
+        if cfg.encoder_run and not (runs / name).exists() and runs.is_dir():
+            target = Path(cfg.encoder_run).resolve()
+            name = next((p.name for p in sorted(runs.iterdir()) if p.is_symlink() and p.resolve() == target), name)
+        return name
+
     def run_of(self, entry: str) -> RunFolder:
         """The run folder a results.json ``runs`` entry names (``entry``)."""
         return self.run(Path(entry).name)
