@@ -214,8 +214,12 @@ def test_an_out_folder_that_is_a_broken_link_or_a_file_is_said_as_such(tmp_path)
     with pytest.raises(UserError, match=f"^{tmp_path / 'link'} is a link to {tmp_path / 'gone'}, which is no folder "
                        "\\(moved or deleted\\?\\): point it at the folder, or remove it$"):
         FolderLock(tmp_path / "link").acquire()
+    with pytest.raises(UserError, match=f"^{tmp_path / 'link'} is a link to {tmp_path / 'gone'}, which is no folder"):
+        FolderLock(tmp_path / "link" / "sub").acquire()  # the one above it said, not the folder asked for
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=f"^{tmp_path / 'file'} is a file, not a folder; choose another --out$"):
         FolderLock(tmp_path / "file").acquire()
+    with pytest.raises(UserError, match=f"^{tmp_path / 'file'} is a file, not a folder; choose another --out$"):
+        FolderLock(tmp_path / "file" / "sub").acquire()
     assert not (tmp_path / "gone").exists()
 

@@ -83,9 +83,11 @@ class FolderLock:
         made = self._heir or not self.folder.exists()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            refuse_a_link_to_nothing(self.folder)  # (one to a folder is one: mkdir follows it)
-            raise UserError(f"{self.folder} is a file, not a folder; {self.elsewhere}") from None
+        except (FileExistsError, NotADirectoryError):  # it, or one above it, is there as no folder (a link to one is one)
+            there = next((p for p in (self.folder, *self.folder.parents) if os.path.lexists(p) and not p.is_dir()),
+                         self.folder)
+            refuse_a_link_to_nothing(there)
+            raise UserError(f"{there} is a file, not a folder; {self.elsewhere}") from None
         except OSError as e:  # (a place that takes no folder, such as /proc/x: ENOENT)
             raise UserError(f"cannot make the folder {self.folder}: {e.strerror}; {self.elsewhere}") from None
         try:  # (never through a link: the lock is fashionae's own file, and a link's target is not)
