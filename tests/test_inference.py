@@ -159,6 +159,16 @@ def test_a_loaded_run_answers_as_the_run_measured_itself_in_its_precision(tiny, 
         fashionae.load(tmp_path / "ae32").predict(test.test_x[:2])
     with pytest.raises(UserError, match=r"^precision must be auto, fp32 or bf16, got 'fp16'$"):
         fashionae.load(tmp_path / "clf", "fp16")
+    # asked for fp32, it answers in fp32 inside a loop of yours that runs under autocast, the
+    # same bits as outside it; bf16 is its own precision there too
+    x = test.test_x[:64]
+    for precision in ("fp32", "bf16"):
+        loaded = fashionae.load(tmp_path / "clf", precision)
+        alone = loaded.predict_proba(x), loaded.embed(x)
+        for dtype in (torch.bfloat16, torch.float16):
+            with torch.autocast("cpu", dtype=dtype):
+                inside = loaded.predict_proba(x), loaded.embed(x)
+            assert all(torch.equal(a, b) for a, b in zip(alone, inside)), (precision, dtype)
 
 
 def test_a_loaded_runs_encoder_trains_on_inside_a_network_of_your_own(own_run):

@@ -17,7 +17,6 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -229,9 +228,11 @@ def to_inputs(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 
 def autocast(cfg: TrainConfig):
+    """The precision ``cfg`` asks for, whatever the caller's: fp32 turns off an autocast a
+    caller's own loop runs under (a loaded run's ``embed`` in a bf16 training loop)."""
     if cfg.precision == "bf16":
         return torch.autocast(cfg.device, dtype=torch.bfloat16)
-    return nullcontext()
+    return torch.autocast(cfg.device, enabled=False)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
