@@ -28,6 +28,25 @@ def test_a_loaded_run_takes_a_batch_a_stack_a_list_and_refuses_other_shapes(own_
         loaded.embed(batch[0, 0])  # one image without its channel: in a list only, not alone
 
 
+def test_a_loaded_run_reads_every_picture_of_a_list_before_it_answers_and_names_all_it_cannot(own_run, tmp_path):
+    """Pictures in a list, tensors among them: the ones that cannot be read are named together, in
+    one error, as `classify` names them (not the first alone, one try per bad file)."""
+    import numpy as np
+    from PIL import Image
+    _, run = own_run
+    loaded = LoadedRun(run)
+    Image.fromarray(np.full((32, 48), 200, np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(UserError) as e:
+        loaded.embed([tmp_path / "ok.png", tmp_path / "absent.png", torch.rand(16, 24), str(tmp_path / "notes.png")])
+    said = str(e.value)
+    assert said.startswith("2 of the 3 pictures cannot be used, so none is answered: ") and "\n" not in said
+    assert f"{tmp_path / 'absent.png'} does not exist" in said and str(tmp_path / "notes.png") in said
+    image = torch.rand(16, 24)  # the pictures read, each in its place among the tensors
+    both = loaded.embed([tmp_path / "ok.png", image, str(tmp_path / "ok.png")])
+    assert torch.equal(both[0], both[2]) and torch.allclose(both[1], loaded.embed(image[None])[0], atol=1e-6)
+
+
 def test_a_loaded_run_answers_in_eval_mode_while_its_encoder_trains_in_a_network_of_yours(own_run):
     """The README's fine-tuning: the encoder, the run's own object, goes into a network put in
     training mode (dropout on). The run still answers as evaluated, the same every time, and
@@ -195,3 +214,15 @@ def test_a_loaded_runs_encoder_trains_on_inside_a_network_of_your_own(own_run):
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
     assert all(not torch.equal(a, b) for a, b in zip(first, encoder.parameters()))
     assert torch.equal(load(run).embed(x), codes)
+
+
+def test_an_empty_run_folder_is_refused_not_taken_for_the_folder_it_runs_in(own_run, monkeypatch):
+    """fashionae.load(os.environ.get("RUN", "")) with RUN unset: said, as UserError (the error the
+    API raises on bad input, fashionae.UserError), not the run that happens to be in the folder."""
+    import fashionae
+    _, run = own_run
+    monkeypatch.chdir(run)
+    for empty in ("", "  "):
+        with pytest.raises(fashionae.UserError, match=r"^the run folder is empty; give a run's folder"):
+            fashionae.load(empty)
+    assert fashionae.load(".").task == "autoencoder"  # the folder it runs in, when asked for

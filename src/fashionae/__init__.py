@@ -2,6 +2,8 @@
 
 __version__ = "0.3.24"
 
+from .errors import UserError  # noqa: E402 (what bad input raises: its message says what is wrong and what to do)
+
 
 def load(run_dir, precision: str = "auto"):
     """A trained run folder, ready to apply to images: ``reconstruct``, ``embed``, ``predict``
@@ -9,6 +11,8 @@ def load(run_dir, precision: str = "auto"):
     fp32 or bf16)."""
     from .inference import LoadedRun
     from .studyfolder import refuse_a_study_folder
+    if isinstance(run_dir, str) and not run_dir.strip():  # (not the folder it runs in: an unset variable, likely)
+        raise UserError("the run folder is empty; give a run's folder (\".\" for the folder you are in)")
     refuse_a_study_folder(run_dir)
     return LoadedRun(run_dir, precision)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .images import prepare_image
+from .images import read_pictures
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import EVAL_BATCH, PRECISIONS, autocast, native_bf16
@@ -58,7 +58,10 @@ class LoadedRun:
         if isinstance(images, (str, Path)):
             images = [images]
         if isinstance(images, (list, tuple)):
-            images = torch.stack([self._one_image(p) for p in images]) if images else torch.empty(0, 1, *size)
+            # every picture read first: those that cannot be named together, as classify does
+            pictures = read_pictures([str(p) for p in images if isinstance(p, (str, Path))], size=size)
+            images = (torch.stack([pictures[str(p)].pixels if isinstance(p, (str, Path)) else self._one_image(p)
+                                   for p in images]) if images else torch.empty(0, 1, *size))
         else:
             images = _pixels(images)
         given = list(images.shape)  # as the user gave them, for the message below
@@ -71,10 +74,8 @@ class LoadedRun:
         return images
 
     def _one_image(self, image) -> torch.Tensor:
-        """An item of a list: a picture's path, or one image as [H, W], [1, H, W] or [H, W, 1]."""
+        """An item of a list that is no picture's path: one image as [H, W], [1, H, W] or [H, W, 1]."""
         size = self.size
-        if isinstance(image, (str, Path)):
-            return prepare_image(image, size=size)
         x = _pixels(image)
         if x.ndim == 2:
             x = x.unsqueeze(0)
