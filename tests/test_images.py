@@ -1216,3 +1216,21 @@ def test_objects_are_counted_on_the_grid_as_their_constants_say():
     mask[95:, 95:] = True  # a speck of 4 pixels after it
     assert _objects(mask, drop_specks=True) == ((slice(0, 60), slice(0, 60)), 1)
     assert _objects(mask, drop_specks=False)[0] == (slice(0, 97), slice(0, 97))
+
+
+def test_a_pictures_size_and_fill_given_in_python_are_checked_before_it_is_read(tmp_path):
+    """prepare_image(size=28) (the command line takes a bare N): one line, as for a bad fill (None, a
+    string, True), not an error from deep inside PIL or numpy, nor a 1x1 image no encoder takes."""
+    from PIL import Image
+    from fashionae.images import prepare_image
+    Image.fromarray(np.full((32, 48), 200, np.uint8)).save(tmp_path / "p.png")
+    for size, said in ((28, "must be [height, width], got 28"), ((28.0, 28.0), "must be [height, width]"),
+                       ((0, 0), "must be multiples of 4 of at least 8 (the encoder halves them twice), got 0x0"),
+                       ((1, 1), "must be multiples of 4 of at least 8")):
+        with pytest.raises(UserError, match=re.escape(f"the image size {said}")):
+            prepare_image(tmp_path / "p.png", size=size)
+    for fill in (None, "0.5", True, 0, 1.5):
+        with pytest.raises(UserError, match=f"^--fill must be above 0 and at most 1 .*, got {re.escape(repr(fill))}$"):
+            prepare_image(tmp_path / "p.png", fill=fill)
+    assert prepare_image(tmp_path / "p.png", size=[16, 24]).shape == (1, 16, 24)
+

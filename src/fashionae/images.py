@@ -29,9 +29,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data import IMAGE_SIZE
+from .data import IMAGE_SIZE, image_size_problem
 from .errors import UserError
 from .imagefile import open_picture
+from .settings import is_number
 
 FAINT = 0.05  # of the intensity range: a difference this small from the background is background
 UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
@@ -104,7 +105,7 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
     named in one error (saying what is ``refused`` for them and the ``remedy``), so that a
     folder with a stray file costs one try, not one per file. ``progress``: told how many are
     read, after each."""
-    _check_options(invert, fill)
+    _check_options(invert, fill, size)
     pictures, faults = {}, []
     for read, path in enumerate(paths, 1):
         try:
@@ -121,18 +122,21 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
     return pictures
 
 
-def _check_options(invert: str, fill: float) -> None:
+def _check_options(invert: str, fill: float, size: tuple[int, int]) -> None:
+    """How a picture is to be prepared, checked before any is read (given in Python or as options)."""
     if invert not in INVERT:
         raise UserError(f"--invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}")
-    if not 0 < fill <= 1:
-        raise UserError(f"--fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill}")
+    if not is_number(fill) or not 0 < fill <= 1:
+        raise UserError(f"--fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill!r}")
+    if problem := image_size_problem(size):  # (the run's own, where a command reads it; a caller's in Python)
+        raise UserError(f"the image size {problem}")
 
 
 def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
                  fill: float = FILL) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
     from PIL import Image, ImageFilter
-    _check_options(invert, fill)
+    _check_options(invert, fill, size)
     rgba, opened = open_picture(path, size)  # (the notes of the file itself)
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
