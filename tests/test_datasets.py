@@ -131,6 +131,10 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
         write_npz_dataset(tmp_path / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(), x[240:, :10, :10].numpy(),
                           y[240:].numpy())
     assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(UserError, match="got 10x10: pad or resize"):  # nor the folders made above it
+        write_npz_dataset(tmp_path / "new1" / "new2" / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(),
+                          x[240:, :10, :10].numpy(), y[240:].numpy())
+    assert list(tmp_path.iterdir()) == []
     if Path("/proc/self").is_dir():  # a place that takes no folder: said of the folder asked for, not its temporary one
         with pytest.raises(UserError, match=r"^cannot write /proc/new: No such file or directory; write the dataset to "
                                             r"another folder$"):

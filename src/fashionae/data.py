@@ -23,6 +23,7 @@ nothing here sits in the training hot path.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -480,8 +481,8 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
                       classes: list[str] | None = None, name: str | None = None) -> Dataset:
     """Write arrays as a new dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
     x_test, y_test) and ``dataset.toml`` (name, classes, the SHA-256 of data.npz). Returns
-    the dataset loaded back. What would be refused later is refused now, before ``folder`` is
-    touched; a folder that already holds a dataset is refused too, since runs trained on it
+    the dataset loaded back. What would be refused later is refused now, and leaves nothing (not
+    the folders above ``folder`` made for it); a folder that already holds a dataset is refused too, since runs trained on it
     would no longer match it."""
     folder = Path(folder)
     if classes is not None:  # (a string's letters would be its classes; a generator is read once)
@@ -499,10 +500,17 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
+    made = [p for p in folder.parents if not p.exists()]  # (the nearest first: removed so, if it is refused)
+
+    def unmake() -> None:
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     except OSError as e:  # (said of the folder asked for, not of the temporary one beside it)
+        unmake()
         raise UserError(f"cannot write {folder}: {e.strerror}; write the dataset to another folder") from None
     try:
         for name, data in (("data.npz", buf.getvalue()), (DATASET_TOML, ("\n".join(lines) + "\n").encode())):
@@ -519,6 +527,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         os.replace(tmp, folder)  # one rename (over an empty folder too): the dataset appears whole
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        unmake()  # nothing written is left: not the folders made for it either
         raise
     return load_dataset_folder(folder)
 
