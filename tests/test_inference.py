@@ -226,3 +226,20 @@ def test_an_empty_run_folder_is_refused_not_taken_for_the_folder_it_runs_in(own_
         with pytest.raises(fashionae.UserError, match=r"^the run folder is empty; give a run's folder"):
             fashionae.load(empty)
     assert fashionae.load(".").task == "autoencoder"  # the folder it runs in, when asked for
+
+
+def test_a_pil_image_a_sparse_or_a_complex_tensor_is_said_as_such(own_run):
+    """Not taken apart by torch (a sparse tensor's internal error, a complex one's imaginary part
+    dropped with a warning) nor refused as "not numbers": each said, with what to give instead."""
+    from PIL import Image
+    _, run = own_run
+    loaded = LoadedRun(run)
+    with pytest.raises(UserError, match=r"got a PIL image: give its file's path \(prepared as classify prepares it\), "
+                                        r"or np.asarray\(image\) if it is in the dataset's form$"):
+        loaded.embed(Image.new("L", (24, 16)))
+    with pytest.raises(UserError, match="^images must be real numbers in a dense tensor, got a sparse_coo tensor"):
+        loaded.embed(torch.rand(2, 16, 24).to_sparse())
+    with pytest.raises(UserError, match="^images must be real numbers in a dense tensor, got a strided tensor of "
+                                        "complex64$"):
+        loaded.embed(torch.rand(2, 16, 24, dtype=torch.complex64))
+

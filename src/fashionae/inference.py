@@ -134,12 +134,18 @@ def _evaluating(model: torch.nn.Module):
 def _pixels(images) -> torch.Tensor:
     """Images as floats in [0, 1]: uint8 pixels are divided by 255, as the dataset's are; other
     numbers must be in [0, 1] already. A numpy array may have any strides or byte order."""
+    if type(images).__module__.startswith("PIL."):  # (an opened picture: its file is prepared, its pixels not)
+        raise UserError("images must be pictures' paths, tensors or numpy arrays, got a PIL image: give its file's "
+                        "path (prepared as classify prepares it), or np.asarray(image) if it is in the dataset's form")
     if isinstance(images, np.ndarray):
         images = np.ascontiguousarray(images).astype(images.dtype.newbyteorder("="))
     try:
         images = torch.as_tensor(images).cpu()  # where the model is
     except (TypeError, ValueError, RuntimeError) as e:
         raise UserError(f"images must be pictures, tensors or numpy arrays of numbers ({e})") from None
+    if images.layout != torch.strided or images.is_complex():
+        raise UserError(f"images must be real numbers in a dense tensor, got a {str(images.layout).split('.')[-1]} "
+                        f"tensor of {str(images.dtype).split('.')[-1]}")
     if images.dtype == torch.uint8:
         return images.float() / 255
     integers, images = not images.is_floating_point(), images.float()
