@@ -60,6 +60,20 @@ def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
+def test_a_stop_while_a_file_is_written_leaves_the_old_one_and_no_temporary(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) while the bytes go to disk: the file as it was, and no temporary beside
+    it (in a folder no lock tidies: reconstruct's -o, export's, bench's --out)."""
+    path = tmp_path / "f.txt"
+    atomic_write(path, "old")
+
+    def stopped(fd):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "fsync", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, "new")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
 def test_a_full_disk_says_whether_finished_work_is_kept_and_the_fix_only_when_given(tmp_path):
     from fashionae.files import write_failure
     full = OSError(errno.ENOSPC, "No space left on device")

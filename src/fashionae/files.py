@@ -131,10 +131,12 @@ def _staged(path: Path, data: bytes | str) -> str:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-    except OSError as e:
+    except BaseException as e:  # a full disk, or a stop while it is written: no temporary left behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise write_failure(path, e) from e
+        if isinstance(e, OSError):
+            raise write_failure(path, e) from e
+        raise
     return tmp
 
 
