@@ -458,6 +458,37 @@ def ctrl_c_raises():
     signal.signal(signal.SIGINT, before)
 
 
+def test_a_stop_while_torch_loads_is_held_until_it_is_loaded_then_said(monkeypatch, ctrl_c_raises, capsys):
+    """Ctrl-C or SIGTERM while numpy and torch load (the first second of every command): held back
+    until they are whole, then raised, the command's one line (inside torch's import it was
+    swallowed, or killed the process, or left numpy half-imported)."""
+    import importlib
+    import signal
+    import threading
+    import time
+    from fashionae.errors import import_whole
+    loaded = []
+
+    real = importlib.import_module
+
+    def loading(name, stop=signal.SIGINT):
+        if name not in ("numpy", "torch"):
+            return real(name)
+        # a stop while the module loads (to this thread: before torch loads, a command has no other,
+        # and the threads torch starts hold stops back as this one did as they were made)
+        signal.pthread_kill(threading.main_thread().ident, stop)
+        time.sleep(0.05)  # (a signal not held back is raised here, at the latest)
+        loaded.append(name)
+    monkeypatch.setattr(importlib, "import_module", loading)
+    with pytest.raises(KeyboardInterrupt):
+        import_whole("numpy", "torch")
+    assert loaded == ["numpy", "torch"]  # both loaded whole, the stop raised after
+    loaded.clear()
+    monkeypatch.setattr(importlib, "import_module", lambda name: loading(name, signal.SIGTERM))
+    assert cli(capsys, "data", "--data-dir", "/nowhere")[::2] == (143, "fashionae: terminated\n")
+    assert loaded == ["numpy", "torch"]
+
+
 def test_a_second_ctrl_c_while_the_first_is_said_changes_nothing(monkeypatch, ctrl_c_raises):
     """Ctrl-C pressed twice: the second came as the first was said, and ended the process with a
     traceback. Now it is ignored until the command has returned, and Ctrl-C works again after."""

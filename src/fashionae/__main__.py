@@ -1,3 +1,17 @@
-from .cli import entry
+"""The ``fashionae`` program (``python -m fashionae``, and the console script): ``cli.entry``,
+imported where a Ctrl-C in the first moments (before any handler is set) is said as any stop."""
 
-entry()
+
+def run() -> None:
+    try:
+        from .cli import entry
+    except KeyboardInterrupt:
+        import os
+        import sys
+        print("fashionae: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+    entry()
+
+
+if __name__ == "__main__":
+    run()

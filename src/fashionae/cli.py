@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, settings
-from .errors import TRAINING_MEMORY, UserError, exit_process, late_stop, ready_streams, run_command, say_error
+from .errors import (TRAINING_MEMORY, UserError, exit_process, import_whole, late_stop, ready_streams, run_command,
+                     say_error)
 from .files import RUNS
 from .progress import seconds_text
 from .settings import AUTOENCODER, CLASSIFIER
@@ -593,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     parsed = []  # (parser, args): built under run_command, so that a stop while torch loads says one line too
 
     def parse() -> int:
+        import_whole("numpy", "torch")  # (the parser's modules load them: a stop meanwhile is held back)
         parser = build_parser()
         parsed.append((parser, parser.parse_args(argv)))
         return 0

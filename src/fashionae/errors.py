@@ -72,6 +72,21 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool, memory
             sys.unraisablehook = unraisable
 
 
+def import_whole(*modules: str) -> None:
+    """Import ``modules`` (numpy, torch) with Ctrl-C and SIGTERM held back until they are loaded,
+    then delivered: a stop raised inside torch's import was swallowed by its C++ code (the command
+    ran on), or killed the process (pybind11's error_already_set), or left numpy half-imported (an
+    internal error later); held back, it is the command's one line, as any stop."""
+    hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if hold else None
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop that came meanwhile is raised now
+
+
 def say_error(message: str) -> None:
     """The one line of a command refused: what is wrong, and what to do."""
     print(f"fashionae: error: {message}", file=sys.stderr)
