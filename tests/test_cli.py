@@ -489,6 +489,31 @@ def test_a_stop_while_torch_loads_is_held_until_it_is_loaded_then_said(monkeypat
     assert loaded == ["numpy", "torch"]
 
 
+def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alone(monkeypatch, capsys):
+    """Before any handler is set (the program's modules loading): one line and 130, not a traceback;
+    under torchrun, from process 0 alone, as any stop."""
+    import sys
+    import types
+    import fashionae.__main__ as program
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    def exit_now(code):
+        raise SystemExit(code)
+    monkeypatch.setitem(sys.modules, "fashionae.cli", Loading("fashionae.cli"))
+    monkeypatch.setattr(os, "_exit", exit_now)
+    for env, said in (({}, "fashionae: interrupted\n"), ({"WORLD_SIZE": "2", "RANK": "1"}, ""),
+                      ({"WORLD_SIZE": "2", "RANK": "0"}, "fashionae: interrupted\n")):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            with pytest.raises(SystemExit) as e:
+                program.run()
+        assert (e.value.code, capsys.readouterr().err) == (130, said)
+
+
 def test_a_second_ctrl_c_while_the_first_is_said_changes_nothing(monkeypatch, ctrl_c_raises):
     """Ctrl-C pressed twice: the second came as the first was said, and ended the process with a
     traceback. Now it is ignored until the command has returned, and Ctrl-C works again after."""

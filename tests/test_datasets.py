@@ -135,6 +135,13 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
         write_npz_dataset(tmp_path / "new1" / "new2" / "bad", x[:240, :10, :10].numpy(), y[:240].numpy(),
                           x[240:, :10, :10].numpy(), y[240:].numpy())
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "datasets" / "mine").mkdir(parents=True)  # the user's own, empty: reached through a folder made
+    with pytest.raises(UserError, match="got 10x10: pad or resize"):
+        write_npz_dataset(tmp_path / "build" / ".." / "datasets" / "mine" / "bad", x[:240, :10, :10].numpy(),
+                          y[:240].numpy(), x[240:, :10, :10].numpy(), y[240:].numpy())
+    assert [p.name for p in tmp_path.iterdir()] == ["datasets"] and (tmp_path / "datasets" / "mine").is_dir()
+    (tmp_path / "datasets" / "mine").rmdir()
+    (tmp_path / "datasets").rmdir()
     if Path("/proc/self").is_dir():  # a place that takes no folder: said of the folder asked for, not its temporary one
         with pytest.raises(UserError, match=r"^cannot write /proc/new: No such file or directory; write the dataset to "
                                             r"another folder$"):

@@ -1233,4 +1233,5 @@ def test_a_pictures_size_and_fill_given_in_python_are_checked_before_it_is_read(
         with pytest.raises(UserError, match=f"^--fill must be above 0 and at most 1 .*, got {re.escape(repr(fill))}$"):
             prepare_image(tmp_path / "p.png", fill=fill)
     assert prepare_image(tmp_path / "p.png", size=[16, 24]).shape == (1, 16, 24)
+    assert prepare_image(tmp_path / "p.png", size=(np.int64(16), np.int64(24))).shape == (1, 16, 24)  # numpy's too
 

@@ -42,6 +42,8 @@ def test_a_loaded_run_reads_every_picture_of_a_list_before_it_answers_and_names_
     said = str(e.value)
     assert said.startswith("2 of the 3 pictures cannot be used, so none is answered: ") and "\n" not in said
     assert f"{tmp_path / 'absent.png'} does not exist" in said and str(tmp_path / "notes.png") in said
+    with pytest.raises(UserError, match="does not exist$"):  # one picture named twice: one picture, said once
+        loaded.embed([tmp_path / "absent.png", str(tmp_path / "absent.png")])
     image = torch.rand(16, 24)  # the pictures read, each in its place among the tensors
     both = loaded.embed([tmp_path / "ok.png", image, str(tmp_path / "ok.png")])
     assert torch.equal(both[0], both[2]) and torch.allclose(both[1], loaded.embed(image[None])[0], atol=1e-6)

@@ -8,7 +8,13 @@ def run() -> None:
     except KeyboardInterrupt:
         import os
         import sys
-        print("fashionae: interrupted", file=sys.stderr, flush=True)
+        try:  # under torchrun, process 0 alone says it (a terminal's Ctrl-C reaches every process)
+            from .errors import is_main_process
+            speaks = is_main_process()
+        except BaseException:
+            speaks = True
+        if speaks:
+            print("fashionae: interrupted", file=sys.stderr, flush=True)
         os._exit(130)
     entry()
 

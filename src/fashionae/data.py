@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import math
+import numbers
 import os
 import re
 import shutil
@@ -500,14 +501,21 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
-    made = [p for p in folder.parents if not p.exists()]  # (the nearest first: removed so, if it is refused)
+    made: list[Path] = []  # the folders above it this call made, removed if the dataset is refused
 
     def unmake() -> None:
-        for p in made:
+        for p in reversed(made):  # (the deepest first)
             with contextlib.suppress(OSError):
                 p.rmdir()
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        missing, p = [], folder.parent
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        for p in reversed(missing):  # each made on its own: "build/.." or a folder a racing writer made is not ours
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(p)
+                made.append(p)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     except OSError as e:  # (said of the folder asked for, not of the temporary one beside it)
         unmake()
@@ -560,9 +568,9 @@ def image_size_problem(size) -> str | None:
     """What is wrong with an image size (height, width) for the encoders, which halve it twice,
     or None."""
     if (not isinstance(size, list | tuple) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in size)):
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in size)):  # (numpy's too)
         return f"must be [height, width], got {size!r}"
-    h, w = size
+    h, w = map(int, size)
     if h % 4 or w % 4 or h < 8 or w < 8:
         return f"must be multiples of 4 of at least 8 (the encoder halves them twice), got {h}x{w}"
     return None

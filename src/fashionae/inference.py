@@ -59,7 +59,7 @@ class LoadedRun:
             images = [images]
         if isinstance(images, (list, tuple)):
             # every picture read first: those that cannot be named together, as classify does
-            pictures = read_pictures([str(p) for p in images if isinstance(p, (str, Path))], size=size)
+            pictures = read_pictures(list(dict.fromkeys(str(p) for p in images if isinstance(p, (str, Path)))), size=size)
             images = (torch.stack([pictures[str(p)].pixels if isinstance(p, (str, Path)) else self._one_image(p)
                                    for p in images]) if images else torch.empty(0, 1, *size))
         else:
