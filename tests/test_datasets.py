@@ -123,6 +123,10 @@ def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     assert repr(ds) == (f"Dataset('pets \U0001F43E': 4 classes, 240 training and 60 test images of 16x16, from "
                         f"{str(tmp_path / 'd')!r}, SHA-256 verified)")
     assert repr(load_dataset(str(tmp_path / "d"), verify=False)).endswith("not verified: --no-verify)")
+    # torch tensors too, one that requires grad (a model's output, say) among them
+    floats = (x.float() / 255).requires_grad_()
+    again = write_npz_dataset(tmp_path / "t", floats[:240], y[:240], floats[240:], y[240:])
+    assert torch.equal(again.test_images, x[240:])
 
 
 def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_path):
@@ -161,7 +165,7 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
     with pytest.raises(UserError, match=r"^classes= must be a list of names, such as \['circle', 'square'\], got 'a,b,c'$"):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes="a,b,c")  # (a string's letters would be three classes named 'a', ',' and 'b'...)
-    for odd in (5, [1, 2, 3]):
+    for odd in (5, [1, 2, 3], []):
         with pytest.raises(UserError, match=r"^classes= must be a list of names"):
             write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                               classes=odd)

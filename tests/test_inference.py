@@ -123,11 +123,15 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images, " \
                            f"{loaded.precision})"
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
-                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254"),
-                       (pixels.long() + 1, "from 1 to 256")):
+                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
                                             rf"{shown}; divide 0-255 pixels by 255$"):
             loaded.embed(bad)
+    for bad, shown in ((pixels.long() + 1, "from 1 to 256"), (pixels.numpy().astype(np.uint16) * 257, "from 0 to 65535")):
+        with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values {shown}; "
+                                            r"divide them by their full scale \(65535 for 16-bit pixels, 255 for 8-bit "
+                                            r"ones\)$"):
+            loaded.embed(bad)  # integers beyond 255: 16-bit pixels, likely
     with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values from 0 to 255; "
                                         r"give them as uint8 \(\.astype\(np\.uint8\), or \.to\(torch\.uint8\)\)$"):
         loaded.embed(pixels.numpy().astype(np.int64))  # 0-255 integers of another type

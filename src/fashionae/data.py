@@ -491,12 +491,14 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
             names = classes if isinstance(classes, str) else list(classes)
         except TypeError:  # a number, say
             names = classes
-        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+        if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
             raise UserError(f"classes= must be a list of names, such as ['circle', 'square'], got {classes!r}")
         classes = [str(c) for c in names]
     refuse_a_taken_folder(folder)
+    arrays = {k: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a  # (one that requires grad too)
+              for k, a in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test))}
     buf = io.BytesIO()
-    np.savez_compressed(buf, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    np.savez_compressed(buf, **arrays)
     lines = [f"name = {_toml_string(name)}"] if name else []
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")

@@ -155,7 +155,8 @@ def _pixels(images) -> torch.Tensor:
     if images.numel() and not (images.min() >= 0 and images.max() <= 1):
         in_0_255 = integers and images.min() >= 0 and images.max() <= 255
         fix = ("give them as uint8 (.astype(np.uint8), or .to(torch.uint8))" if in_0_255
-               else "divide 0-255 pixels by 255")
+               else "divide them by their full scale (65535 for 16-bit pixels, 255 for 8-bit ones)"
+               if integers and images.min() >= 0 else "divide 0-255 pixels by 255")
         raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from "
                         f"{images.min().item():g} to {images.max().item():g}; {fix}")
     return images
