@@ -172,10 +172,18 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
     with pytest.raises(UserError, match=r"class 'x\\u202ey' has a space at an end or a control character"):
         write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
                           classes=["x\u202ey", "b", "c"])  # a right-to-left override: the row after it reversed
-    with pytest.raises(UserError, match=r"^" + re.escape(f"{tmp_path / 'bad'}/dataset.toml: class 'a\\nb' has a space "
-                                                         "at an end or a control character (a newline, a tab)")):
-        write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
-                          classes=["a\nb", "c", "d"])
+    # said of the arguments given, not of a dataset.toml the caller never wrote
+    for kw, said in ((dict(classes=["a\nb", "c", "d"]), "class 'a\\nb' has a space at an end or a control character "
+                      "(a newline, a tab), which answers and tables would show garbled; name it in one plain line"),
+                     (dict(classes=["a", "b", "a"]), "class 'a' is named twice; give every class its own name"),
+                     (dict(classes=["a"]), "classes= must be a list of at least two names, none of them empty"),
+                     (dict(name=5), "name= must be a string"), (dict(name=0), "name= must be a string"),
+                     (dict(name="a\tb"), "name= 'a\\tb' has a control character (a newline, a tab); give it in one "
+                      "plain line")):
+        with pytest.raises(UserError, match=r"^" + re.escape(f"write_npz_dataset: {said}") + "$"):
+            write_npz_dataset(tmp_path / "bad", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
+                              **kw)
+        assert not (tmp_path / "bad").exists()
     # names in any script, with their joiners and inner spaces, and classes given by any iterable
     names = ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\U0001F469\u200d\U0001F52C", "T\xa0shirt"]
     ds = write_npz_dataset(tmp_path / "any", x[:240].numpy(), y[:240].numpy(), x[240:].numpy(), y[240:].numpy(),
@@ -321,7 +329,9 @@ BAD = {
     "no test images": (lambda d: write_npz(d, n_test=0),
                        "{d}: x_test holds no images; a dataset needs test images to measure its runs on"),
     "a name that is not text": (lambda d: write_idx(d, toml="name = 3"),
-                                "{d}/dataset.toml: name must be a string and \\[sha256\\] a table of file digests"),
+                                "{d}/dataset.toml: name must be a string"),
+    "digests that are not a table": (lambda d: (write_idx(d, toml=None), (d / "dataset.toml").write_text("sha256 = 3")),
+                                     "{d}/dataset.toml: \\[sha256\\] must be a table of file digests"),
     "a name on two lines": (lambda d: write_idx(d, toml='name = "a\\nb"'),
                             "{d}/dataset.toml: name 'a\\\\nb' has a control character \\(a newline, a tab\\); give "
                             "it in one plain line"),

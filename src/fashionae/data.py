@@ -316,21 +316,30 @@ def _dataset_toml(folder: Path) -> dict:
     unknown = set(meta) - {"name", "classes", "sha256"}
     if unknown:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r}; known: name, classes, sha256")
-    if "classes" in meta and (not isinstance(meta["classes"], list) or len(meta["classes"]) < 2
-                              or not all(isinstance(c, str) and c.strip() for c in meta["classes"])):
-        raise UserError(f"{path}: classes must be a list of at least two names, none of them empty")
-    if odd := next((c for c in meta.get("classes", []) if c != c.strip() or garbles_a_line(c)), None):
-        raise UserError(f"{path}: class {odd!r} has a space at an end or a control character (a newline, a tab), "
-                        "which answers and tables would show garbled; name it in one plain line")
-    if len(set(meta.get("classes", []))) != len(meta.get("classes", [])):
-        twice = next(c for c in meta["classes"] if meta["classes"].count(c) > 1)
-        raise UserError(f"{path}: class {twice!r} is named twice; give every class its own name")
-    if not isinstance(meta.get("name", ""), str) or not isinstance(meta.get("sha256", {}), dict):
-        raise UserError(f"{path}: name must be a string and [sha256] a table of file digests")
-    if garbles_a_line(meta.get("name", "")):
-        raise UserError(f"{path}: name {meta['name']!r} has a control character (a newline, a tab); give it in one "
-                        "plain line")
+    if problem := description_problem(meta):
+        raise UserError(f"{path}: {problem}")
+    if not isinstance(meta.get("sha256", {}), dict):
+        raise UserError(f"{path}: [sha256] must be a table of file digests")
     return meta
+
+
+def description_problem(meta: dict) -> str | None:
+    """What is wrong with a dataset's name and classes (as its dataset.toml or
+    ``write_npz_dataset`` gives them), or None."""
+    classes, name = meta.get("classes", []), meta.get("name", "")
+    if not isinstance(classes, list) or "classes" in meta and len(classes) < 2 \
+            or not all(isinstance(c, str) and c.strip() for c in classes):
+        return "classes must be a list of at least two names, none of them empty"
+    if odd := next((c for c in classes if c != c.strip() or garbles_a_line(c)), None):
+        return (f"class {odd!r} has a space at an end or a control character (a newline, a tab), which answers "
+                "and tables would show garbled; name it in one plain line")
+    if twice := next((c for c in classes if classes.count(c) > 1), None):
+        return f"class {twice!r} is named twice; give every class its own name"
+    if not isinstance(name, str):
+        return "name must be a string"
+    if garbles_a_line(name):
+        return f"name {name!r} has a control character (a newline, a tab); give it in one plain line"
+    return None
 
 
 BIDI_CONTROLS = {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}  # they reorder the text after them
@@ -494,6 +503,9 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
             raise UserError(f"classes= must be a list of names, such as ['circle', 'square'], got {classes!r}")
         classes = [str(c) for c in names]
+    if problem := description_problem({"name": "" if name is None else name} | ({} if classes is None else {"classes": classes})):
+        key, rest = problem.split(" ", 1)  # said as the argument it is, not as dataset.toml's key
+        raise UserError(f"write_npz_dataset: {key}= {rest}" if key in ("name", "classes") else f"write_npz_dataset: {problem}")
     refuse_a_taken_folder(folder)
     arrays = {k: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a  # (one that requires grad too)
               for k, a in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test))}
