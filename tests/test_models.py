@@ -32,6 +32,27 @@ def test_autoencoder_shapes_and_one_step(arch, decoder, encoder_type):
     opt.step()
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_encoder_refuses_images_it_was_not_made_for_in_one_line(arch):
+    # a user's own network: torch's error names a weight, or there is none (a conv encoder took
+    # 32x32 images and gave 8x8 maps, no longer its ``latent`` values)
+    cfg = ModelConfig(arch=arch, latent=16, image_size=(16, 24))
+    for model in (build_model(cfg), build_model(dataclasses.replace(cfg, task=CLASSIFIER))):
+        assert model.encoder(torch.rand(2, 1, 16, 24)).flatten(1).shape == (2, model.encoder.latent)
+        for x, said in ((torch.rand(2, 1, 24, 16), "float32 of shape [2, 1, 24, 16]"),
+                        (torch.rand(2, 1, 32, 28), "float32 of shape [2, 1, 32, 28]"),
+                        (torch.rand(2, 3, 16, 24), "float32 of shape [2, 3, 16, 24]"),
+                        (torch.rand(1, 16, 24), "float32 of shape [1, 16, 24]"),
+                        (torch.zeros(2, 1, 16, 24, dtype=torch.uint8), "uint8 of shape [2, 1, 16, 24]")):
+            expected = (f"the encoder takes float images of shape [N, 1, 16, 24] (uint8 pixels / 255), got {said}; "
+                        "resize or convert them, or give pictures' paths to fashionae.load(run).embed, which "
+                        "prepares them")
+            for call in (model.encoder, model.embed, model):
+                with pytest.raises(UserError) as refused:
+                    call(x)
+                assert str(refused.value) == expected
+
+
 @pytest.mark.parametrize("arch, encoder_type", list(itertools.product(ARCHS, ENCODER_TYPES)))
 def test_classifier_shapes(arch, encoder_type):
     model = build_model(ModelConfig(task="classifier", arch=arch, latent=32, encoder_type=encoder_type))

@@ -25,6 +25,7 @@ from torch import nn
 from . import settings
 from .data import IMAGE_SIZE, image_size_problem
 from .dropout import Dropout, ReLUDropout
+from .errors import UserError
 from .layers import BlockConvTranspose2d, Layers
 from .settings import AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, positive_int, setting
 
@@ -153,6 +154,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.features, self.channels = FEATURES[cfg.encoder_type](cfg)
+        self.input_shape = (1, *cfg.image_size)
         self.map_size = (cfg.image_size[0] // 4, cfg.image_size[1] // 4)
         flat = self.channels * self.map_size[0] * self.map_size[1]
         if cfg.arch == "linear":
@@ -164,7 +166,18 @@ class Encoder(nn.Module):
             self.latent = flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1:] != self.input_shape
+                                           or not x.is_floating_point()):
+            # (torch's own error names a weight, or none: a conv encoder takes 32x32 images and
+            # gives maps that are not its ``latent``; a trace would record the check as a constant)
+            raise UserError(self.input_problem(x))
         return self.bottleneck(self.features(x))
+
+    def input_problem(self, x: torch.Tensor) -> str:
+        dtype = str(x.dtype).removeprefix("torch.")
+        return (f"the encoder takes float images of shape [N, {', '.join(map(str, self.input_shape))}] (uint8 pixels "
+                f"/ 255), got {dtype} of shape {list(x.shape)}; resize or convert them, or give pictures' paths to "
+                "fashionae.load(run).embed, which prepares them")
 
 
 class Decoder(nn.Module):
