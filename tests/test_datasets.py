@@ -127,6 +127,13 @@ def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     floats = (x.float() / 255).requires_grad_()
     again = write_npz_dataset(tmp_path / "t", floats[:240], y[:240], floats[240:], y[240:])
     assert torch.equal(again.test_images, x[240:])
+    assert again.pictures is None  # (its runs prepare pictures as Fashion-MNIST's were)
+    # how its pictures were prepared, which its runs' pictures follow; one key alone takes the other's default
+    for pictures, read in (({"invert": "no", "fill": 0.7}, {"invert": "no", "fill": 0.7}),
+                           ({"fill": 1}, {"invert": "auto", "fill": 1.0}), ({}, {"invert": "auto", "fill": 1.0})):
+        shutil.rmtree(tmp_path / "t")
+        assert write_npz_dataset(tmp_path / "t", x[:240], y[:240], x[240:], y[240:], pictures=pictures).pictures == read
+        assert load_dataset(str(tmp_path / "t")).pictures == read
 
 
 def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_path):
@@ -178,6 +185,9 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
                      (dict(classes=["a", "b", "a"]), "class 'a' is named twice; give every class its own name"),
                      (dict(classes=["a"]), "classes= must be a list of at least two names, none of them empty"),
                      (dict(name=5), "name= must be a string"), (dict(name=0), "name= must be a string"),
+                     (dict(pictures={"fill": 0}), "pictures= fill must be above 0 and at most 1 (the part of the "
+                      "frame the object spans), got 0"),
+                     (dict(pictures="auto"), "pictures= must be a table (a dict) of invert and fill"),
                      (dict(name="a\tb"), "name= 'a\\tb' has a control character (a newline, a tab); give it in one "
                       "plain line")):
         with pytest.raises(UserError, match=r"^" + re.escape(f"write_npz_dataset: {said}") + "$"):
@@ -310,7 +320,18 @@ BAD = {
     "not a folder": (lambda d: None, "dataset {d} is neither fashion-mnist nor a folder; give a folder with "
                      "four IDX files or one .npz \\(x_train, y_train, x_test, y_test\\), see docs/datasets.md"),
     "unknown toml key": (lambda d: write_idx(d, toml='klasses = ["a", "b"]'),
-                         "{d}/dataset.toml: unknown key 'klasses'; known: name, classes, sha256"),
+                         "{d}/dataset.toml: unknown key 'klasses'; known: name, classes, sha256, pictures"),
+    "a fill beyond the frame": (lambda d: write_idx(d, toml='[pictures]\ninvert = "auto"\nfill = 2'),
+                                "{d}/dataset.toml: \\[pictures\\] fill must be above 0 and at most 1 \\(the part of "
+                                "the frame the object spans\\), got 2; mend it as `fashionae data --from-pictures` "
+                                "writes it \\(or delete the table: pictures are then prepared as Fashion-MNIST's "
+                                "were\\)"),
+    "an invert of another word": (lambda d: write_idx(d, toml='[pictures]\ninvert = "maybe"'),
+                                  "{d}/dataset.toml: \\[pictures\\] invert must be auto, yes or no, got 'maybe'; .*"),
+    "pictures that are no table": (lambda d: write_idx(d, toml='pictures = "auto"'),
+                                   "{d}/dataset.toml: \\[pictures\\] must be a table \\(a dict\\) of invert and fill; .*"),
+    "a pictures key of another name": (lambda d: write_idx(d, toml='[pictures]\nfil = 0.7'),
+                                       "{d}/dataset.toml: \\[pictures\\] has an unknown key 'fil'; known: invert, fill; .*"),
     "one class name": (lambda d: write_idx(d, toml='classes = ["a"]'),
                        "{d}/dataset.toml: classes must be a list of at least two names, none of them empty"),
     "an empty class name": (lambda d: write_idx(d, toml='classes = ["a", " "]'),
@@ -719,6 +740,24 @@ def test_a_folder_of_pictures_is_prepared_with_the_fill_given_and_kept_as_bytes(
     assert torch.equal(load_dataset(tmp_path / "ds").test_images[1], (half * 255).round().to(torch.uint8))
     with np.load(tmp_path / "ds" / "data.npz") as z:
         assert z["x_train"].dtype == z["x_test"].dtype == np.uint8
+    # recorded in the dataset and its runs: pictures given to them are prepared alike by default
+    assert load_dataset(tmp_path / "ds").pictures == {"invert": "auto", "fill": 0.5}
+    code, out, _ = cli(capsys, "data", "--dataset", tmp_path / "ds")
+    assert "pictures prepared with --invert auto --fill 0.5, as classify and reconstruct prepare those" in out
+    code, _, _ = cli(capsys, "train-clf", "--dataset", tmp_path / "ds", "--strategy", "scratch", "--epochs", "1",
+                     "--out", tmp_path / "clf")
+    assert code == 0
+    run = fashionae.load(tmp_path / "clf")
+    assert (run.invert, run.fill) == ("auto", 0.5)
+    picture = pictures / "test" / "square" / "0.jpg"
+    assert torch.equal(run.embed([picture]), run.embed(half[None]))  # as the dataset's own test image
+    answers = {}
+    for given in ([], ["--fill", "0.5"], ["--fill", "1"], ["--invert", "no"]):
+        code, answers[tuple(given)], err = cli(capsys, "classify", tmp_path / "clf", picture, *given)
+        assert code == 0
+        assert (err == f"note: pictures prepared as {tmp_path / 'clf'}'s dataset's were (--fill 0.5; give the option "
+                       "to change it)\n") == (given != ["--fill", "0.5"] and given != ["--fill", "1"])
+    assert answers[()] == answers[("--fill", "0.5")] != answers[("--fill", "1")]
 
 
 def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):

@@ -81,6 +81,7 @@ def test_parts_run_in_onnxruntime_as_in_torch(runs, hundred, tmp_path, task, par
     assert meta["source_model_sha256"] == hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
     assert meta["fashionae_version"]
     assert meta["trained_precision"] == json.loads((run / "config.json").read_text())["environment"]["precision"]
+    assert json.loads(meta["pictures"]) == {"invert": "auto", "fill": 1.0}  # as Fashion-MNIST's were
 
 
 @pytest.mark.parametrize("encoder_type", ENCODER_TYPES)

@@ -63,6 +63,21 @@ def test_a_loaded_run_answers_in_eval_mode_while_its_encoder_trains_in_a_network
     assert all(m.training for m in net.modules()) and not loaded.model.training  # as they were
 
 
+def test_a_loaded_run_answers_with_its_model_converted_in_a_network_of_yours(own_run):
+    """A network of the user's turned to float64 or bf16 (its encoder, the run's own object, with
+    it): the run answers in the model's type, fp32 tensors as always (the input was cast to bf16
+    by the run's autocast, against float64 weights: torch's error)."""
+    _, run = own_run
+    loaded = LoadedRun(run, precision="fp32")
+    images = torch.rand(5, 1, 16, 24)
+    expected = loaded.embed(images)
+    net = torch.nn.Sequential(loaded.model.encoder, torch.nn.Flatten(), torch.nn.Linear(loaded.model.encoder.latent, 5))
+    for dtype, within in ((torch.float64, 1e-5), (torch.float32, 0), (torch.bfloat16, 0.05 * expected.abs().max())):
+        net.to(dtype)  # (float64 and back is exact)
+        got = loaded.embed(images)
+        assert got.dtype == torch.float32 and got.device.type == "cpu" and (got - expected).abs().max() <= within
+
+
 def test_a_loaded_run_applies_its_model_a_batch_at_a_time(own_run, monkeypatch):
     """However many images are given, the model takes ``EVAL_BATCH`` at a time (memory stays flat),
     and the answers are those of the images one batch at a time, in order."""
@@ -126,6 +141,13 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
                        (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
                                             rf"{shown}; divide 0-255 pixels by 255$"):
+            loaded.embed(bad)
+    over, under = pixels.float() / 255, pixels.float() / 255  # a hair outside: a resize's overshoot, say
+    over.view(-1)[0], under.view(-1)[0] = 1.0000001, -1e-7
+    for bad, shown in ((over, r"from \S+ to 1.0000001"), (under, r"from -1e-07 to \S+")):
+        with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values {shown}; "
+                                            r"clamp them to \[0, 1\] \(x\.clamp\(0, 1\)\): arithmetic's rounding, "
+                                            r"a resize's overshoot$"):
             loaded.embed(bad)
     for bad, shown in ((pixels.long() + 1, "from 1 to 256"), (pixels.numpy().astype(np.uint16) * 257, "from 0 to 65535")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values {shown}; "

@@ -433,6 +433,16 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "data": {"classes": ["a", "b"]}}))
     with pytest.raises(UserError, match=rf"config.json names 2 classes but the model has 3{tail}"):
         LoadedRun(folder.path)
+    (folder / "config.json").write_text(json.dumps({**config, "data": {"pictures": {"invert": "auto", "fill": 0.7}}}))
+    assert folder.pictures() == {"invert": "auto", "fill": 0.7}
+    (folder / "config.json").write_text(json.dumps(config))  # a run of Fashion-MNIST, or from before
+    assert folder.pictures() == {"invert": "auto", "fill": 1.0}
+    for pictures, fault in ((3, "must be a table \\(a dict\\) of invert and fill"), ({"fill": 2}, "fill must be above 0"),
+                            ({"invert": "maybe"}, "invert must be auto, yes or no"), ({"fil": 1}, "has an unknown key 'fil'")):
+        (folder / "config.json").write_text(json.dumps({**config, "data": {"pictures": pictures}}))
+        with pytest.raises(UserError, match=rf"config.json records how its dataset's pictures were prepared wrongly "
+                                            rf"\(\[pictures\]: {fault}.*{tail}"):
+            folder.pictures()
 
 
 def test_a_model_that_does_not_match_its_settings_says_what_to_do(tmp_path):

@@ -86,15 +86,15 @@ def add_extend_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_data(a) -> int:
     import torch
-    from . import images
-    from .data import FASHION_MNIST, IMAGE_SIZE, load_dataset
+    from .data import FASHION_MNIST, FILL, IMAGE_SIZE, INVERT, load_dataset
     if a.from_pictures is not None:
         from .picturefiles import picture_dataset
         if a.dataset == FASHION_MNIST:
             raise UserError("--from-pictures writes a new dataset: name its folder with --dataset NEW_FOLDER")
         if given := [option for option, value in (("--data-dir", a.data_dir), ("--no-verify", a.no_verify)) if value]:
             raise UserError(f"{given[0]} reads a dataset, and --from-pictures writes one: leave {given[0]} out")
-        ds, notes = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert, a.fill, log=print)
+        ds, notes = picture_dataset(a.from_pictures, a.dataset, a.image_size, a.invert or INVERT[0],
+                                    FILL if a.fill is None else a.fill, log=print)
         as_toml = json.dumps(a.dataset, ensure_ascii=False).replace("\x7f", "\\u007f")  # (JSON's escapes are TOML's,
         # and TOML escapes DEL too)
         print(f"wrote {ds.folder}: the pictures of {a.from_pictures}, prepared at {a.image_size[0]}x{a.image_size[1]}; "
@@ -102,8 +102,8 @@ def cmd_data(a) -> int:
         for note in notes:
             print(f"note: {note}")
     else:
-        if given := [f"--{k.replace('_', '-')}" for k, default in (("image_size", IMAGE_SIZE), ("invert", images.INVERT[0]),
-                                                                    ("fill", images.FILL)) if getattr(a, k) != default]:
+        if given := [f"--{k.replace('_', '-')}" for k, default in (("image_size", IMAGE_SIZE), ("invert", None),
+                                                                    ("fill", None)) if getattr(a, k) != default]:
             raise UserError(f"{given[0]} goes with --from-pictures (how pictures are made a dataset): add "
                             f"--from-pictures FOLDER, or leave {given[0]} out")
         ds = load_dataset(a.dataset, a.data_dir, verify=not a.no_verify)
@@ -111,6 +111,9 @@ def cmd_data(a) -> int:
     h, w = ds.image_size
     print(f"{ds.name} in {ds.folder}: {len(ds.train_images):,} train + {len(ds.test_images):,} test images "
           f"of {h}x{w}, {len(ds.classes)} classes, {check}")
+    if ds.pictures:
+        print(f"pictures prepared with --invert {ds.pictures['invert']} --fill {ds.pictures['fill']:g}, as classify and "
+              "reconstruct prepare those given to its runs")
     counts = torch.bincount(ds.train_labels, minlength=len(ds.classes)).tolist()
     tested = torch.bincount(ds.test_labels, minlength=len(ds.classes)).tolist()
     print("classes (training / test images): " + ", ".join(f"{c} ({n:,} / {m:,})"
@@ -346,10 +349,10 @@ def cmd_reconstruct(a) -> int:
     from .images import read_pictures
     from .picturefiles import reconstruction_files, side_by_side
     from .inference import LoadedRun
-    run = LoadedRun(a.run_dir)
+    run = _with_pictures_as_asked(LoadedRun(a.run_dir), a)
     sources = reconstruction_files(a.images, Path(a.output))
     # every picture is read, and every reconstruction made, before anything is written
-    read = read_pictures(list(sources.values()), a.invert, run.config.image_size, a.fill)
+    read = read_pictures(list(sources.values()), run.invert, run.size, run.fill)
     made = {}
     for target, path in sources.items():
         x = read[path].pixels
@@ -360,6 +363,19 @@ def cmd_reconstruct(a) -> int:
         atomic_write(target, png)
         print(f"{_one_line(sources[target])}: MSE {mse:.5f} -> {_one_line(target)}{_caveats(read[sources[target]])}")
     return 0
+
+
+def _with_pictures_as_asked(run, a):
+    """The run, its pictures prepared as --invert and --fill ask, else as its dataset's were (said
+    on stderr where that is not as Fashion-MNIST's)."""
+    from .data import FILL, INVERT
+    recorded = {"invert": run.invert, "fill": run.fill}
+    run.invert, run.fill = a.invert or run.invert, run.fill if a.fill is None else a.fill
+    if kept := [f"--{k} {v:g}" if k == "fill" else f"--{k} {v}" for k, v in recorded.items()
+                if v != {"invert": INVERT[0], "fill": FILL}[k] and getattr(a, k) is None]:
+        print(f"note: pictures prepared as {a.run_dir}'s dataset's were ({', '.join(kept)}; give the option to "
+              "change it)", file=sys.stderr)
+    return run
 
 
 def _one_line(path) -> str:
@@ -378,8 +394,8 @@ def cmd_classify(a) -> int:
     from .images import read_pictures
     from .picturefiles import picture_files
     from .inference import LoadedRun
-    run = LoadedRun(a.run_dir)
-    pictures = read_pictures(picture_files(a.images), a.invert, run.config.image_size, a.fill)
+    run = _with_pictures_as_asked(LoadedRun(a.run_dir), a)
+    pictures = read_pictures(picture_files(a.images), run.invert, run.size, run.fill)
     if run.task == CLASSIFIER and (cap := run.model.max_probability()) < 1:
         print(f"note: {a.run_dir} has the author's paper head (a Sigmoid before the cross-entropy), so its "
               f"probabilities cannot exceed {cap:.1%}: read them as a ranking", file=sys.stderr)
@@ -413,9 +429,9 @@ def cmd_export(a) -> int:
 
 
 def build_parser() -> Parser:
-    from . import bench, images
+    from . import bench
     from .models import ModelConfig
-    from .data import IMAGE_SIZE, VAL_SPLITS
+    from .data import IMAGE_SIZE, INVERT, VAL_SPLITS
     from .export import PARTS
     from .runconfig import STRATEGIES
     from .runs import LOCAL, RAY
@@ -439,14 +455,16 @@ def build_parser() -> Parser:
 
     invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
                    "yes, or no")
-    fill_help = ("the part of the frame the object's longer side spans once prepared: 1 (the default) as in "
-                 "Fashion-MNIST; less for a dataset whose objects fill only part of each image (MNIST's "
-                 "digits: 0.7)")
+    fill_help = ("the part of the frame the object's longer side spans once prepared: 1 as in Fashion-MNIST; "
+                 "less for a dataset whose objects fill only part of each image (MNIST's digits: 0.7)")
 
-    def add_picture_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-        p.add_argument("--invert", default=images.INVERT[0], choices=images.INVERT, metavar="|".join(images.INVERT),
-                       help=invert_help)
-        p.add_argument("--fill", type=float, default=images.FILL, help=fill_help)
+    def add_picture_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, of_a_run: bool = True) -> None:
+        def default(value: str) -> str:
+            return (f" (default: as the run's dataset's pictures were, where it was made of pictures; else {value})"
+                    if of_a_run else f" (default: {value}; recorded in its dataset.toml: pictures given to its "
+                    "runs are prepared so)")
+        p.add_argument("--invert", choices=INVERT, metavar="|".join(INVERT), help=invert_help + default(INVERT[0]))
+        p.add_argument("--fill", type=float, help=fill_help + default("1"))
 
     s = add_command("data", help="find, verify and describe the dataset, or make one of your pictures")
     add_data_args(s)
@@ -457,7 +475,7 @@ def build_parser() -> Parser:
                    "one; the classes: train's folders, by name)")
     g.add_argument("--image-size", type=image_size, default=IMAGE_SIZE, metavar="N|HxW",
                    help="with --from-pictures: the images' size, multiples of 4 (default: 28, as Fashion-MNIST)")
-    add_picture_args(g)
+    add_picture_args(g, of_a_run=False)
     s.set_defaults(func=cmd_data)
 
     s = add_command("train-ae", help="train an autoencoder into a run folder")

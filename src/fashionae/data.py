@@ -48,6 +48,7 @@ import torch
 from .download import MIRRORS, download_files
 from .errors import UserError
 from .files import UMASK, cache_dir, is_there, is_utf16, kind_of, write_failure
+from .settings import is_number
 
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
@@ -56,6 +57,12 @@ MIN_TRAINING_IMAGES = 12  # a sixth held out for validation (held_out_size), the
 NEEDS_TRAINING_IMAGES = (f"a dataset needs at least {MIN_TRAINING_IMAGES} (a sixth of them is held out for "
                          "validation): add training images")
 IMAGE_SIZE = (28, 28)  # Fashion-MNIST's images (height, width); a dataset of your own has its own
+# how a picture is made an image of a dataset (``images.read_picture``): negated by its border
+# (auto, the default), always or never, and the part of the frame its object's longer side spans
+# (all of it, as in Fashion-MNIST). A dataset made of pictures records them ([pictures] in its
+# dataset.toml), its runs too, and pictures given to a run are prepared so by default.
+INVERT = ("auto", "yes", "no")
+FILL = 1.0
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -86,6 +93,7 @@ class Dataset:
     folder: Path
     verified: bool
     sha256: str | None = None   # a digest of the files, for your own datasets (None: Fashion-MNIST)
+    pictures: dict | None = None  # how its pictures were prepared ({"invert", "fill"}), where dataset.toml says
     unverified_because: str | None = "--no-verify"  # why, when not verified (None when verified)
 
     def __post_init__(self):
@@ -313,9 +321,12 @@ def _dataset_toml(folder: Path) -> dict:
                         "UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise UserError(f"{path} is not valid TOML ({e}); mend it, or delete it to name the classes by number") from None
-    unknown = set(meta) - {"name", "classes", "sha256"}
+    unknown = set(meta) - {"name", "classes", "sha256", "pictures"}
     if unknown:
-        raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r}; known: name, classes, sha256")
+        raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r}; known: name, classes, sha256, pictures")
+    if "pictures" in meta and (problem := pictures_problem(meta["pictures"])):
+        raise UserError(f"{path}: [pictures] {problem}; mend it as `fashionae data --from-pictures` writes it "
+                        "(or delete the table: pictures are then prepared as Fashion-MNIST's were)")
     if problem := description_problem(meta):
         raise UserError(f"{path}: {problem}")
     if not isinstance(meta.get("sha256", {}), dict):
@@ -339,6 +350,24 @@ def description_problem(meta: dict) -> str | None:
         return "name must be a string"
     if garbles_a_line(name):
         return f"name {name!r} has a control character (a newline, a tab); give it in one plain line"
+    return None
+
+
+def pictures_problem(pictures) -> str | None:
+    """What is wrong with how a dataset's pictures were prepared ({"invert", "fill"}), or None."""
+    if not isinstance(pictures, dict):
+        return "must be a table (a dict) of invert and fill"
+    if unknown := sorted(set(pictures) - {"invert", "fill"}):
+        return f"has an unknown key {unknown[0]!r}; known: invert, fill"
+    return preparation_problem(pictures.get("invert", INVERT[0]), pictures.get("fill", FILL))
+
+
+def preparation_problem(invert, fill) -> str | None:
+    """What is wrong with how a picture is to be prepared, or None."""
+    if invert not in INVERT:
+        return f"invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}"
+    if not is_number(fill) or not 0 < fill <= 1:
+        return f"fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill!r}"
     return None
 
 
@@ -462,9 +491,12 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
         what = IDX_SPLITS
     classes = meta.get("classes")
     n = _check_arrays(folder, images, labels, len(classes) if classes else None, what)
+    pictures = meta.get("pictures")
     return Dataset(meta.get("name") or folder.resolve().name, tuple(classes or map(str, range(n))),
                    images["train"], labels["train"], images["test"], labels["test"], folder,
                    verified=verify and set(listed) == set(raws), sha256=digest.hexdigest(),
+                   pictures=None if pictures is None else {"invert": pictures.get("invert", INVERT[0]),
+                                                           "fill": float(pictures.get("fill", FILL))},
                    unverified_because="--no-verify" if not verify else f"{DATASET_TOML} has no [sha256] for every file"
                    if meta else f"no {DATASET_TOML} with [sha256]")
 
@@ -488,9 +520,12 @@ def refuse_a_taken_folder(folder: Path) -> None:
 
 
 def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_test,
-                      classes: list[str] | None = None, name: str | None = None) -> Dataset:
+                      classes: list[str] | None = None, name: str | None = None,
+                      pictures: dict | None = None) -> Dataset:
     """Write arrays as a new dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
-    x_test, y_test) and ``dataset.toml`` (name, classes, the SHA-256 of data.npz). Returns
+    x_test, y_test) and ``dataset.toml`` (name, classes, how its pictures were prepared,
+    the SHA-256 of data.npz). ``pictures`` ({"invert": "auto", "fill": 0.7}, say: see
+    ``images.prepare_image``) is how pictures given to its runs are prepared by default. Returns
     the dataset loaded back. What would be refused later is refused now, and leaves nothing (not
     the folders above ``folder`` made for it); a folder that already holds a dataset is refused too, since runs trained on it
     would no longer match it."""
@@ -506,6 +541,8 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     if problem := description_problem({"name": "" if name is None else name} | ({} if classes is None else {"classes": classes})):
         key, rest = problem.split(" ", 1)  # said as the argument it is, not as dataset.toml's key
         raise UserError(f"write_npz_dataset: {key}= {rest}" if key in ("name", "classes") else f"write_npz_dataset: {problem}")
+    if pictures is not None and (problem := pictures_problem(pictures)):
+        raise UserError(f"write_npz_dataset: pictures= {problem}")
     refuse_a_taken_folder(folder)
     arrays = {k: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a  # (one that requires grad too)
               for k, a in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test))}
@@ -514,6 +551,10 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     lines = [f"name = {_toml_string(name)}"] if name else []
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
+    if pictures is not None:
+        lines += ["", "[pictures]  # how its pictures were prepared, and pictures given to its runs are",
+                  f"invert = {_toml_string(pictures.get('invert', INVERT[0]))}",
+                  f"fill = {float(pictures.get('fill', FILL))!r}"]
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
     made: list[Path] = []  # the folders above it this call made, removed if the dataset is refused
 

@@ -163,6 +163,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
         "fashionae_version": __version__,
         "source_model_sha256": sha,
         "trained_precision": str(folder.environment().get("precision")),  # the file computes in fp32
+        "pictures": json.dumps(folder.pictures()),  # how a picture is prepared for it (images.prepare_image)
     })
     data = proto.SerializeToString()
     result = {"part": part, "input": inputs, "output": outputs, "path": str(output)}

@@ -29,10 +29,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data import IMAGE_SIZE, image_size_problem
+from .data import FILL, IMAGE_SIZE, INVERT, image_size_problem, preparation_problem
 from .errors import UserError
 from .imagefile import open_picture
-from .settings import is_number
 
 FAINT = 0.05  # of the intensity range: a difference this small from the background is background
 UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
@@ -78,9 +77,7 @@ LIGHT_RUN = 50
 LIGHT_FALL = 1 / 3
 
 
-INVERT = ("auto", "yes", "no")  # whether to negate a picture: auto (by its border, the default), always, never
 MIN_SPAN = 4  # pixels: an object prepared smaller than this (a tiny --fill) is a blob
-FILL = 1.0  # the part of the frame a prepared object's longer side spans by default, as in Fashion-MNIST
 @dataclass(frozen=True)
 class Picture:
     """A picture made to look like Fashion-MNIST, and why an answer for it may say little."""
@@ -124,10 +121,8 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
 
 def _check_options(invert: str, fill: float, size: tuple[int, int]) -> None:
     """How a picture is to be prepared, checked before any is read (given in Python or as options)."""
-    if invert not in INVERT:
-        raise UserError(f"--invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}")
-    if not is_number(fill) or not 0 < fill <= 1:
-        raise UserError(f"--fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill!r}")
+    if problem := preparation_problem(invert, fill):
+        raise UserError(f"--{problem}")
     if problem := image_size_problem(size):  # (the run's own, where a command reads it; a caller's in Python)
         raise UserError(f"the image size {problem}")
 

@@ -24,7 +24,8 @@ class LoadedRun:
 
     Inputs are float tensors [N, 1, H, W] in [0, 1] (or [N, H, W]: [1, H, W] is one image; or
     channels last, [N, H, W, 1]) of the run's image size, or paths of picture files, converted
-    by ``images.prepare_image``. Outputs are ordinary fp32 tensors, on the CPU. The model runs
+    by ``images.prepare_image`` as ``invert`` and ``fill`` say (the run's dataset's, where it was
+    made of pictures). Outputs are ordinary fp32 tensors, on the CPU. The model runs
     on the CPU in eval mode, in ``precision``: "auto" (the default) is the precision the run
     trained in, as ``fashionae eval`` measures it, so that its answers are the run's own, unless
     this CPU only emulates bf16 (many times slower): then fp32, as an ONNX export computes.
@@ -44,6 +45,10 @@ class LoadedRun:
         self.task = self.config.task
         self.classes = self.folder.classes()
         self.size = tuple(self.config.image_size)  # (H, W) of the images it takes
+        # how pictures given by their paths are prepared (``images.read_picture``): as the run's
+        # dataset's were, where it was made of pictures (dataset.toml's [pictures]); set them to change
+        pictures = self.folder.pictures()
+        self.invert, self.fill = pictures["invert"], pictures["fill"]
 
     def __repr__(self) -> str:
         c = self.config
@@ -59,7 +64,8 @@ class LoadedRun:
             images = [images]
         if isinstance(images, (list, tuple)):
             # every picture read first: those that cannot be named together, as classify does
-            pictures = read_pictures(list(dict.fromkeys(str(p) for p in images if isinstance(p, (str, Path)))), size=size)
+            pictures = read_pictures(list(dict.fromkeys(str(p) for p in images if isinstance(p, (str, Path)))),
+                                     self.invert, size, self.fill)
             images = (torch.stack([pictures[str(p)].pixels if isinstance(p, (str, Path)) else self._one_image(p)
                                    for p in images]) if images else torch.empty(0, 1, *size))
         else:
@@ -91,9 +97,13 @@ class LoadedRun:
         many are given), as ``training.evaluate`` runs a model: autograd off (the fused kernels), one autocast region (in bf16, each weight cast
         once), under ``no_grad``, so that the result is an ordinary tensor, which autograd and
         in-place operations accept (a linear probe trained on ``embed``'s codes)."""
-        x = self._inputs(images)
-        with torch.no_grad(), autocast(self._train), _evaluating(self.model):
-            return torch.cat([part(x[i:i + EVAL_BATCH]).float() for i in range(0, max(len(x), 1), EVAL_BATCH)])
+        x, cfg = self._inputs(images), self._train
+        weight = next(self.model.parameters())
+        if (weight.device.type, weight.dtype) != ("cpu", torch.float32):  # moved or converted in a network of the
+            x = x.to(weight.device, weight.dtype)  # user's (README): computed there, as that network computes
+            cfg = replace(cfg, device=weight.device.type, precision="fp32")  # (no autocast: the model's own type)
+        with torch.no_grad(), autocast(cfg), _evaluating(self.model):
+            return torch.cat([part(x[i:i + EVAL_BATCH]).float().cpu() for i in range(0, max(len(x), 1), EVAL_BATCH)])
 
     def embed(self, images) -> torch.Tensor:
         """The encoder's codes, [N, latent] (a fully convolutional model's feature map, flattened)."""
@@ -131,6 +141,9 @@ def _evaluating(model: torch.nn.Module):
             m.training = training
 
 
+CLAMPED = 0.02  # pixels this far outside [0, 1] at most are a float's rounding or a resize's overshoot, not a scale
+
+
 def _pixels(images) -> torch.Tensor:
     """Images as floats in [0, 1]: uint8 pixels are divided by 255, as the dataset's are; other
     numbers must be in [0, 1] already. A numpy array may have any strides or byte order."""
@@ -153,10 +166,13 @@ def _pixels(images) -> torch.Tensor:
         raise UserError("image pixels must be floats in [0, 1] or uint8, got values that are not a number (NaN) "
                         "or infinite")
     if images.numel() and not (images.min() >= 0 and images.max() <= 1):
-        in_0_255 = integers and images.min() >= 0 and images.max() <= 255
+        low, high = images.min().item(), images.max().item()
+        in_0_255 = integers and low >= 0 and high <= 255
         fix = ("give them as uint8 (.astype(np.uint8), or .to(torch.uint8))" if in_0_255
                else "divide them by their full scale (65535 for 16-bit pixels, 255 for 8-bit ones)"
-               if integers and images.min() >= 0 else "divide 0-255 pixels by 255")
-        raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from "
-                        f"{images.min().item():g} to {images.max().item():g}; {fix}")
+               if integers and low >= 0 else
+               "clamp them to [0, 1] (x.clamp(0, 1)): arithmetic's rounding, a resize's overshoot"
+               if low >= -CLAMPED and high <= 1 + CLAMPED else "divide 0-255 pixels by 255")
+        raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from {low:.8g} to {high:.8g}; "
+                        f"{fix}")
     return images

@@ -212,7 +212,7 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     for split in SPLITS:
         arrays += [np.stack([(read[f].pixels[0] * 255).round().to(torch.uint8).numpy() for f in files[split]]),
                    np.array(labels[split], dtype=np.int64)]
-    dataset = write_npz_dataset(out, *arrays, classes=classes)
+    dataset = write_npz_dataset(out, *arrays, classes=classes, pictures={"invert": invert, "fill": fill})
     notes = []
     if not_taken:
         plural = "s" if len(not_taken) > 1 else ""

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import checkpoint_epoch
-from .data import CLASSES, FASHION_MNIST, Dataset, Splits, load_dataset
+from .data import CLASSES, FASHION_MNIST, FILL, INVERT, Dataset, Splits, load_dataset, pictures_problem
 from .distributed import on_processes
 from .errors import UserError
 from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of, read_json, read_rebuildable_json,
@@ -89,7 +89,7 @@ def data_record(data: Dataset, splits: Splits) -> dict:
     return {"classes": list(data.classes), "image_size": list(data.image_size),
             "source": str(Path(data.folder).resolve()), "verified": data.verified,
             "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
-            "val_indices_sha256": splits.val_indices_sha256}
+            "val_indices_sha256": splits.val_indices_sha256} | ({"pictures": data.pictures} if data.pictures else {})
 
 
 def _settings(raw_config: dict) -> dict:
@@ -459,6 +459,15 @@ class RunFolder:
         if model.task == CLASSIFIER and len(classes) != model.num_classes:
             raise self.damaged(self.CONFIG, f"names {len(classes)} classes but the model has {model.num_classes}")
         return tuple(classes)
+
+    def pictures(self) -> dict:
+        """How pictures given to the run are prepared ({"invert", "fill"}): as its dataset's were, where
+        a dataset made of pictures recorded it; else as Fashion-MNIST's were."""
+        pictures = self.data_record().get("pictures", {})
+        if problem := pictures_problem(pictures):
+            raise self.damaged(self.CONFIG, f"records how its dataset's pictures were prepared wrongly ([pictures]: "
+                                            f"{problem})")
+        return {"invert": pictures.get("invert", INVERT[0]), "fill": pictures.get("fill", FILL)}
 
     def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:
         """The data the run was trained on, loaded again: Fashion-MNIST (``data_dir`` as for
