@@ -141,6 +141,9 @@ def test_a_diverged_classifier_has_no_accuracy(tiny, ae_run, tmp_path, monkeypat
     assert math.isnan(summary["test_loss"])
     assert all(math.isnan(summary[k]) for k in ("test_acc", "val_acc", "best_val_acc", "train_acc", "train_eval_acc"))
     assert math.isnan(RunFolder(tmp_path / "ft").summary()["test_acc"])
+    # nor a confusion: argmax's answers for logits that are not numbers confuse nothing
+    assert summary["most_confused"] == {"true": None, "predicted": None, "count": None}
+    assert all(math.isnan(a) for a in summary["per_class_acc"])
     monkeypatch.undo()
     # the paper head's Sigmoid makes infinite logits finite scores, and a finite loss: diverged all the same
     from fashionae.models import build_model
@@ -169,6 +172,15 @@ def test_bad_encoders(tiny, ae_run, tmp_path):
     shutil.copy(other / "model.safetensors", copy / "model.safetensors")
     with pytest.raises(UserError, match="does not match"):
         execute(clf("finetune", copy), tmp_path / "o", data=tiny, **QUIET)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("strategy", ["frozen", "finetune"])
+def test_a_strategy_that_starts_from_a_trained_encoder_is_refused_without_one(tiny, tmp_path, strategy):
+    """frozen and finetune without --encoder would train on a random encoder (random-frozen or
+    scratch under another name): refused before anything is made."""
+    with pytest.raises(UserError, match=f"^strategy {strategy} starts from a trained encoder: pass --encoder"):
+        execute(clf(strategy, None, epochs=1), tmp_path / "o", data=tiny, **QUIET)
     assert not (tmp_path / "o").exists()
 
 

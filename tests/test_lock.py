@@ -113,6 +113,42 @@ def test_a_subfolder_the_lock_may_not_read_is_left_alone(tmp_path, monkeypatch):
         assert not (tmp_path / ".fig.png.abcd1234.tmp").exists()
 
 
+def test_a_folder_the_lock_may_write_in_but_not_list_is_still_locked(tmp_path, monkeypatch):
+    """A folder that takes the lock file but cannot be listed (mode -wx): nothing of ours can be
+    tidied there, and the lock is taken all the same."""
+    from pathlib import Path
+    iterdir = Path.iterdir
+
+    def refused(path):
+        if path == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return iterdir(path)
+    monkeypatch.setattr(Path, "iterdir", refused)
+    lock = FolderLock(tmp_path, tidy=True).acquire()
+    assert lock_holder(tmp_path) == (HOST, os.getpid())
+    lock.release()
+
+
+def test_a_lock_file_that_is_a_link_to_a_file_naming_a_live_process_names_no_holder(tmp_path):
+    """``lock_holder`` reads fashionae's own lock file only: a link in its place names no one,
+    whatever the file it points to says."""
+    (tmp_path / "elsewhere").write_text(f"{HOST}:{os.getpid()}")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".lock").symlink_to(tmp_path / "elsewhere")
+    assert lock_holder(tmp_path / "out") is None
+
+
+@pytest.mark.parametrize("pid", ["99999999999999999999", "\u00b2", "0", "2147483648"])
+def test_a_lock_file_naming_no_process_the_system_could_have_names_no_holder(tmp_path, pid):
+    """A damaged lock file: a number beyond a C int (os.kill's OverflowError), a digit that is not
+    ASCII (int()'s ValueError), or 0, which os.kill takes for the whole process group (held, by
+    the very command asking): an internal error of `study --plan`, or a holder that is none."""
+    (tmp_path / ".lock").write_text(f"{HOST}:{pid}")
+    assert lock_holder(tmp_path) is None
+    with FolderLock(tmp_path):  # and the folder is taken as any other whose holder is gone
+        pass
+
+
 def test_a_folder_the_lock_made_and_nothing_filled_goes_with_it(tmp_path):
     new = tmp_path / "runs" / "new"
     FolderLock(new).acquire().release()  # a command that failed before its first file

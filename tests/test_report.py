@@ -400,6 +400,12 @@ def test_a_report_replaces_its_own_figures_only(study, tmp_path, capsys):
                               f"{copy}\n")
     assert sorted(p.name for p in copy.iterdir()) == pages
     (copy / "figures").unlink()
+    (tmp_path / "notes.txt").write_text("notes")
+    (copy / "figures").symlink_to(tmp_path / "notes.txt")  # a link to a file: said as such, not as gone
+    code, _, err = cli(capsys, "report", copy)
+    assert (code, err) == (2, f"fashionae: error: {copy / 'figures'} is a link to {tmp_path / 'notes.txt'}, a file, "
+                              f"where the report's figures go; move or remove it, and run fashionae report {copy}\n")
+    (copy / "figures").unlink()
     (copy / "figures").mkdir()
     access = os.access
     os.access = lambda path, mode: Path(path) != copy / "figures" and access(path, mode)  # (root may write anywhere)
@@ -1245,6 +1251,44 @@ def test_the_report_pages_are_replaced_whole_never_rewritten_in_place(study, tmp
     write_report(out, results)
     for name in ("report.md", "report.html"):
         assert (tmp_path / name).read_text() == "an earlier report" != (out / name).read_text()
+
+
+def test_results_without_pages_take_the_pages_before_away_and_each_report_its_own_figures(tmp_path):
+    """``StudyFolder.write_results``: a report that could not be drawn writes results.json alone,
+    and the pages before go (they would contradict it); a report drawn replaces the figures of
+    the one before, the user's other files in figures/ staying, and starts from an empty staging
+    folder whatever a killed one left there."""
+    from fashionae.studyfolder import StudyFolder
+    folder = StudyFolder(tmp_path)
+    (tmp_path / StudyFolder.STAGING / "figures").mkdir(parents=True)
+    (tmp_path / StudyFolder.STAGING / "figures" / "killed.png").write_bytes(b"half")  # a killed report's
+    with folder.staged_figures() as staged:
+        assert list(staged.iterdir()) == []
+        (staged / "a.png").write_bytes(b"a")
+        folder.write_results({"n": 1}, "# one", "<p>one</p>")
+    (tmp_path / "figures" / "notes.txt").write_text("mine")
+    with folder.staged_figures() as staged:
+        (staged / "b.png").write_bytes(b"b")
+        folder.write_results({"n": 2}, "# two", "<p>two</p>")
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["b.png", "notes.txt"]
+    assert (tmp_path / "report.md").read_text() == "# two" and not (tmp_path / StudyFolder.STAGING).exists()
+    folder.write_results({"n": 3})
+    assert json.loads((tmp_path / "results.json").read_text())["n"] == 3
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "report.html").exists()
+
+
+def test_a_figures_folder_the_report_may_not_write_in_is_refused_before_anything_is_drawn(tmp_path, monkeypatch):
+    """figures/ that cannot be written in (another user's, read-only): said before the figures
+    are drawn, not once they are, and nothing is staged."""
+    from fashionae.studyfolder import StudyFolder
+    (tmp_path / "figures").mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != tmp_path / "figures"
+                        and access(path, mode, **kw))
+    with pytest.raises(UserError, match=f"^cannot write in {tmp_path / 'figures'}, where the report's figures go"):
+        with StudyFolder(tmp_path).staged_figures():
+            pytest.fail("draws the figures")
+    assert not (tmp_path / StudyFolder.STAGING).exists()
 
 
 def test_a_relative_change_that_rounds_to_minus_100_percent_is_not_written_so():

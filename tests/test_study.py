@@ -199,6 +199,40 @@ def test_a_run_folder_moved_to_another_disk_and_linked_back_keeps_its_classifier
     assert clf.read_bytes() == trained and ae.is_symlink()
 
 
+def test_a_link_in_runs_to_a_run_folder_of_the_study_does_not_take_its_name(tmp_path):
+    """``encoder_run_name``: a classifier's encoder is known by its run folder's name where that
+    folder is there; a link beside it to the same folder (a user's alias) does not take its place.
+    A folder recorded by a link's target (0.3.23) is known by the link's name."""
+    from types import SimpleNamespace
+    folder = StudyFolder(tmp_path / "out")
+    runs = folder / folder.RUNS
+    (runs / "ae-a-seed0").mkdir(parents=True)
+    (runs / "zz-alias").symlink_to(runs / "ae-a-seed0")
+    (tmp_path / "disk2").mkdir()
+    (runs / "ae-b-seed0").symlink_to(tmp_path / "disk2")
+    for recorded, name in ((runs / "ae-a-seed0", "ae-a-seed0"), (tmp_path / "disk2", "ae-b-seed0")):
+        cfg = SimpleNamespace(encoder_run=str(recorded), encoder_name=recorded.name)
+        assert folder.encoder_run_name(cfg) == name
+
+
+def test_the_study_holding_a_run_folder_is_the_one_whose_runs_it_is_in(tmp_path, monkeypatch):
+    """``StudyFolder.holding``: a run folder in a study's runs/ (named through a link to it, or
+    where it lies), not one kept elsewhere in a study folder (a copy under backup/); and "." is
+    read as the shell names it, where $PWD is the working folder, and as the process's own where
+    $PWD is stale."""
+    from fashionae import studyfolder
+    study = tmp_path / "study"
+    (study / "runs" / "ae-a-seed0").mkdir(parents=True)
+    (study / "backup" / "ae-a-seed0").mkdir(parents=True)
+    (study / "study.json").write_text("{}")
+    assert [(h.path, n) for h, n in StudyFolder.holding(study / "runs" / "ae-a-seed0")] == [(study, "ae-a-seed0")]
+    assert StudyFolder.holding(study / "backup" / "ae-a-seed0") == []
+    monkeypatch.chdir(study / "backup")
+    monkeypatch.setenv("PWD", str(study / "runs"))  # stale: another folder than the working one
+    assert studyfolder._shell_cwd() == study / "backup"
+    assert StudyFolder.holding(Path("ae-a-seed0")) == []
+
+
 def test_a_classifier_that_recorded_its_linked_encoder_by_the_links_target_is_kept(tmp_path, data_dir, capsys,
                                                                                     monkeypatch):
     """0.3.23 and before recorded the folder of a classifier's encoder resolved: a run folder that

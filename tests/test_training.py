@@ -175,6 +175,24 @@ def test_finished_run_is_kept_and_other_settings_refused(tiny, tmp_path, monkeyp
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def test_a_run_another_process_finished_while_this_one_waited_for_its_lock_is_kept(tiny, tmp_path, monkeypatch):
+    """The state seen before the folder's lock is taken may be stale (another fashionae finished the
+    run meanwhile): asked again under the lock, a finished run is returned as it is, not trained again."""
+    from fashionae import runs
+    from fashionae.runfolder import RunFolder
+    summary = execute(ae_run(epochs=1), tmp_path / "run", data=tiny, **QUIET)
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    state_for, asked = RunFolder.state_for, []
+
+    def stale_then_true(self, *args, **kwargs):  # "new" before the lock, as it was then
+        asked.append(1)
+        return "new" if len(asked) == 1 else state_for(self, *args, **kwargs)
+    monkeypatch.setattr(RunFolder, "state_for", stale_then_true)
+    monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("trains a finished run again"))
+    assert execute(ae_run(epochs=1), tmp_path / "run", data=tiny, **QUIET) == summary
+    assert len(asked) == 2 and (tmp_path / "run" / "model.safetensors").read_bytes() == before
+
+
 def test_a_run_trained_on_for_more_epochs_is_the_longer_run_bit_for_bit(tiny, tmp_path, monkeypatch):
     """extend: a finished run that kept its training state (keep_state), trained on from 2 epochs
     to 3, is the run of 3 epochs: its metrics, weights and figures; so is an unfinished run
@@ -366,6 +384,15 @@ def test_a_run_trained_on_on_other_threads_says_so_as_a_resumed_one_does(tiny, t
                               "order") and said[1].endswith(f"(OMP_NUM_THREADS={now + 1} resumes it exactly)")
 
 
+def test_a_run_that_recorded_no_threads_is_said_to_resume_on_none_other():
+    """A run's record without its threads (written before they were kept, or 0) says nothing of
+    other threads as it resumes: there is no number to compare."""
+    from fashionae.runs import other_threads_note
+    assert other_threads_note(None) is None and other_threads_note(0) is None
+    assert other_threads_note(torch.get_num_threads()) is None
+    assert "resumes on" in other_threads_note(torch.get_num_threads() + 1)
+
+
 def test_a_checkpoint_is_tied_to_its_epochs_under_a_one_cycle_schedule_alone():
     """Under a constant schedule the epochs asked for are not part of what a checkpoint must
     match (a run trained on resumes from its own); a one-cycle schedule's shape is its epochs."""
@@ -483,6 +510,7 @@ def step():
     opt.step()
 for _ in range(3):
     step()
+
 
 def faults_per_step():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -640,6 +668,15 @@ def test_an_epochs_speed_is_its_training_images_over_its_training_pass(tiny, mon
     row, = training.fit(build_model(ModelConfig(latent=4)), (tiny.train_images[:230], tiny.train_labels[:230]),
                         (tiny.test_images[:50], tiny.test_labels[:50]), cfg)
     assert (row["train_images_per_second"], row["seconds"]) == (115.0, 5.0)
+
+
+def test_a_runs_speed_is_its_images_over_the_time_of_all_its_training_passes(tiny, tmp_path):
+    """summary.json's images_per_second: every epoch's training images over the time all its
+    training passes took (each epoch's count over its speed), not one epoch's images."""
+    summary = execute(ae_run(epochs=2), tmp_path / "run", data=tiny, **QUIET)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    assert summary["images_per_second"] == pytest.approx(2 / sum(1 / r["train_images_per_second"] for r in rows))
 
 
 def test_the_order_of_the_training_images_follows_the_seed(tiny):

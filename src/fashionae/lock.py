@@ -160,7 +160,9 @@ class FolderLock:
 def _holder(fd: int) -> tuple[str, int] | None:
     """The (host, pid) a lock file names, or None when it names none."""
     host, _, pid = os.pread(fd, 300, 0).decode(errors="replace").strip().rpartition(":")
-    return (host or platform.node(), int(pid)) if pid.isdigit() else None
+    # (a process number as the system has them: not "²", nor 0, which os.kill takes for every process
+    # of the group, nor one beyond a C int)
+    return (host or platform.node(), int(pid)) if pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31 else None
 
 
 def lock_holder(folder: str | os.PathLike) -> tuple[str, int] | None:

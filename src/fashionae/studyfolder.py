@@ -127,7 +127,8 @@ class StudyFolder:
         report written or not (what a killed one left, at the next)."""
         figures = self / self.FIGURES  # (said before drawing)
         if figures.is_symlink() and not figures.exists() or figures.exists() and not figures.is_dir():
-            what = f"a link to {figures.readlink()}, which does not exist," if figures.is_symlink() else "a file"
+            what = (f"a link to {figures.readlink()}, which does not exist," if not figures.exists() else
+                    f"a link to {figures.readlink()}, a file," if figures.is_symlink() else "a file")
             raise UserError(f"{figures} is {what} where the report's figures go; move or remove it, and run "
                             f"fashionae report {self.path}")
         if figures.is_dir() and not os.access(figures, os.W_OK | os.X_OK):
