@@ -53,6 +53,22 @@ def test_the_encoder_refuses_images_it_was_not_made_for_in_one_line(arch):
                 assert str(refused.value) == expected
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_encoder_traces_in_training_and_in_eval_mode(arch):
+    """torch.jit.trace of the encoder: in training mode its dropout is torch's own (the masks'
+    integer views are no ops a trace records: an internal error of torch's), fresh at each call;
+    in eval mode it computes what the encoder does."""
+    import warnings
+    torch.manual_seed(0)
+    encoder, x = build_model(ModelConfig(arch=arch, latent=16)).encoder, torch.rand(4, 1, 28, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.jit's own deprecation)
+        traced = torch.jit.trace(encoder.train(), x, check_trace=False)
+        assert traced(x).shape == encoder(x).shape and not torch.equal(traced(x), traced(x))
+        traced = torch.jit.trace(encoder.eval(), x)
+    assert torch.equal(traced(x), encoder(x))
+
+
 @pytest.mark.parametrize("arch, encoder_type", list(itertools.product(ARCHS, ENCODER_TYPES)))
 def test_classifier_shapes(arch, encoder_type):
     model = build_model(ModelConfig(task="classifier", arch=arch, latent=32, encoder_type=encoder_type))

@@ -99,8 +99,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        if self.masks == "stock" or x.device.type != "cpu":
-            return F.dropout(x, self.p, True)
+        if self.masks == "stock" or x.device.type != "cpu" or torch.jit.is_tracing():  # (a trace records
+            return F.dropout(x, self.p, True)  # torch's own dropout: the masks' integer views are no ops of it)
         return _MaskedScale.apply(x, self.scaled_mask(x))
 
     @torch.compiler.disable
@@ -188,7 +188,8 @@ class ReLUDropout(Dropout):
     keep mask into one scaled mask leaves one product forward and one backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or self.masks == "stock" or x.device.type != "cpu":
+        if (not self.training or self.p == 0 or self.masks == "stock" or x.device.type != "cpu"
+                or torch.jit.is_tracing()):
             return super().forward(F.relu(x))
         if self.masks == "counter" and kernels_take(x):
             return _KernelReLUDropout.apply(x, draw_key(), self._threshold15, self._scale(x).item())
