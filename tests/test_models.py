@@ -54,10 +54,11 @@ def test_the_encoder_refuses_images_it_was_not_made_for_in_one_line(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_the_encoder_traces_in_training_and_in_eval_mode(arch):
-    """torch.jit.trace of the encoder: in training mode its dropout is torch's own (the masks'
-    integer views are no ops a trace records: an internal error of torch's), fresh at each call;
-    in eval mode it computes what the encoder does."""
+def test_the_encoder_traces_and_exports_in_training_and_in_eval_mode(arch):
+    """torch.jit.trace and torch.export of the encoder: in training mode its dropout is torch's own
+    (the masks' draw is no op a recorded graph holds: an internal error of torch's, a
+    data-dependent error of export's), fresh at each call; in eval mode it computes what the
+    encoder does."""
     import warnings
     torch.manual_seed(0)
     encoder, x = build_model(ModelConfig(arch=arch, latent=16)).encoder, torch.rand(4, 1, 28, 28)
@@ -67,6 +68,10 @@ def test_the_encoder_traces_in_training_and_in_eval_mode(arch):
         assert traced(x).shape == encoder(x).shape and not torch.equal(traced(x), traced(x))
         traced = torch.jit.trace(encoder.eval(), x)
     assert torch.equal(traced(x), encoder(x))
+    exported = torch.export.export(encoder.train(), (x,)).module()
+    assert not torch.equal(exported(x), exported(x))
+    exported = torch.export.export(encoder.eval(), (x,)).module()
+    assert torch.equal(exported(x), encoder(x))
 
 
 @pytest.mark.parametrize("arch, encoder_type", list(itertools.product(ARCHS, ENCODER_TYPES)))

@@ -99,8 +99,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        if self.masks == "stock" or x.device.type != "cpu" or torch.jit.is_tracing():  # (a trace records
-            return F.dropout(x, self.p, True)  # torch's own dropout: the masks' integer views are no ops of it)
+        if self.masks == "stock" or x.device.type != "cpu" or recorded():
+            return F.dropout(x, self.p, True)
         return _MaskedScale.apply(x, self.scaled_mask(x))
 
     @torch.compiler.disable
@@ -188,8 +188,7 @@ class ReLUDropout(Dropout):
     keep mask into one scaled mask leaves one product forward and one backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not self.training or self.p == 0 or self.masks == "stock" or x.device.type != "cpu"
-                or torch.jit.is_tracing()):
+        if not self.training or self.p == 0 or self.masks == "stock" or x.device.type != "cpu" or recorded():
             return super().forward(F.relu(x))
         if self.masks == "counter" and kernels_take(x):
             return _KernelReLUDropout.apply(x, draw_key(), self._threshold15, self._scale(x).item())
@@ -211,6 +210,13 @@ def dense_strides(x: torch.Tensor) -> tuple[int, ...]:
     memory format ``x`` suggests (contiguous, or channels-last for a slice of a channels-last
     tensor), where ``x``'s own strides would reach past the mask or repeat its values."""
     return torch.empty_like(x).stride()
+
+
+def recorded() -> bool:
+    """Whether the model is being recorded as a graph to run elsewhere (``torch.jit.trace``,
+    ``torch.export``): its dropout is then torch's own, since the masks' draw (a random integer
+    read back, integer views of floats) is no op a recorded graph can hold."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
 def eager_on_cpu(x: torch.Tensor) -> bool:
