@@ -74,6 +74,37 @@ def test_a_stop_while_a_file_is_written_leaves_the_old_one_and_no_temporary(tmp_
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_stop_among_the_renames_of_files_written_together_waits_for_them(tmp_path, monkeypatch, stop):
+    """results.json and the report's pages: a Ctrl-C or SIGTERM once the old pages are gone (the
+    old results.json without pages was left) is held back until every new file is in place."""
+    import signal
+    import threading
+    from fashionae.files import atomic_write_together
+    files = [tmp_path / n for n in ("results.json", "report.md", "report.html")]
+    for f in files:
+        f.write_text("old")
+    raised = {"SIGINT": KeyboardInterrupt, "SIGTERM": SystemExit}[stop]
+
+    def on_term(signum, frame):
+        raise SystemExit(143)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, on_term)
+    unlink = Path.unlink
+
+    def stopped_there(self, *args, **kwargs):  # the stop comes as the old pages go
+        unlink(self, *args, **kwargs)
+        signal.pthread_kill(threading.main_thread().ident, getattr(signal, stop))
+    monkeypatch.setattr(Path, "unlink", stopped_there)
+    try:
+        with pytest.raises(raised):
+            atomic_write_together([(f, "new") for f in files])
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+    assert [f.read_text() for f in files] == ["new"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files)  # no temporary left
+
+
 def test_a_full_disk_says_whether_finished_work_is_kept_and_the_fix_only_when_given(tmp_path):
     from fashionae.files import write_failure
     full = OSError(errno.ENOSPC, "No space left on device")

@@ -10,6 +10,7 @@ fashionae (exit status 1).
 import _thread
 import ast
 import codecs
+import contextlib
 import errno
 import importlib
 import os
@@ -72,19 +73,27 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool, memory
             sys.unraisablehook = unraisable
 
 
+@contextlib.contextmanager
+def stops_held_back():
+    """Ctrl-C and SIGTERM held back for the ``with`` (in the main thread, where they arrive), then
+    delivered: for steps a stop must not cut in two."""
+    hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if hold else None
+    try:
+        yield
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop that came meanwhile is raised now
+
+
 def import_whole(*modules: str) -> None:
     """Import ``modules`` (numpy, torch) with Ctrl-C and SIGTERM held back until they are loaded,
     then delivered: a stop raised inside torch's import was swallowed by its C++ code (the command
     ran on), or killed the process (pybind11's error_already_set), or left numpy half-imported (an
     internal error later); held back, it is the command's one line, as any stop."""
-    hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if hold else None
-    try:
+    with stops_held_back():
         for name in modules:
             importlib.import_module(name)
-    finally:
-        if held is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop that came meanwhile is raised now
 
 
 def say_error(message: str) -> None:

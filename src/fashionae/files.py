@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import UserError
+from .errors import UserError, stops_held_back
 
 
 UMASK = os.umask(0)
@@ -89,20 +89,21 @@ def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]],
     beside its place first; once all are whole, the old ones after the first go (and the folder's
     fsync makes that so on disk), then the new ones take their places in order, ``after_first``
     called after the first. A full disk or a stop while they are written leaves the old files as
-    they were; a stop among the renames leaves some of the new ones, and none of the old but the
-    first."""
+    they were; a Ctrl-C or SIGTERM among the renames waits for them to end; a kill (or a power cut)
+    there leaves the first file, old or new, and some of the new others, none of the old."""
     staged: list[tuple[str, Path]] = []
     try:
         for path, data in files:
             staged.append((_staged(Path(path), data), Path(path)))
-        for _, path in staged[1:]:
-            path.unlink(missing_ok=True)
-        for folder in dict.fromkeys(path.parent for _, path in staged[1:]):
-            _fsync_dir(folder)
-        for i, (tmp, path) in enumerate(staged):
-            os.replace(tmp, path)
-            if i == 0:
-                after_first()
+        with stops_held_back():  # (a Ctrl-C among the renames would leave the old first file without the rest)
+            for _, path in staged[1:]:
+                path.unlink(missing_ok=True)
+            for folder in dict.fromkeys(path.parent for _, path in staged[1:]):
+                _fsync_dir(folder)
+            for i, (tmp, path) in enumerate(staged):
+                os.replace(tmp, path)
+                if i == 0:
+                    after_first()
     except BaseException as e:  # a failure or a stop: no temporary left behind
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
