@@ -149,8 +149,9 @@ def test_a_resumed_run_logs_every_epoch_once(small, tmp_path, stop, restart):
     # the last epoch's is drawn by the final model (stopped after the last epoch: no epoch is left to train)
     assert [g.step for g in acc.Images("reconstructions")] == ([3] if stop == 1 else [1, 3])
     assert [e.step for e in acc.Scalars("final/val_loss")] == [3]
+    counts = raw_steps(run)
+    assert counts["custom_scalars__config__", 0] == 1  # the charts' layout, once
     if not restart:  # and nothing written twice in the first place
-        counts = raw_steps(run)
         assert {counts["loss/val", e] for e in (1, 2, 3)} == {1}
 
 

@@ -95,8 +95,10 @@ class TensorBoardLogger:
         self.grids = {e for e in steps.get("reconstructions", []) if e < self.next_epoch}
         # at the run's last epoch (a run trained on, --extend, holds its shorter self's too), not purged
         self.final_logged = self.cfg.train.epochs in [e for e in steps.get("final/val_loss", []) if e < self.next_epoch]
+        laid_out = self.path.is_dir() and any(self.path.glob("events.out.tfevents.*"))  # (by a stopped attempt)
         self.writer = SummaryWriter(str(self.path), purge_step=self.next_epoch)
-        self.writer.add_custom_scalars(LAYOUT)
+        if not laid_out:
+            self.writer.add_custom_scalars(LAYOUT)
 
     def _write_rows(self, history: list[dict]) -> None:
         for row in history:
