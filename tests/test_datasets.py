@@ -130,6 +130,7 @@ def test_write_npz_dataset_writes_what_it_reads(tmp_path):
     assert again.pictures is None  # (its runs prepare pictures as Fashion-MNIST's were)
     # how its pictures were prepared, which its runs' pictures follow; one key alone takes the other's default
     for pictures, read in (({"invert": "no", "fill": 0.7}, {"invert": "no", "fill": 0.7}),
+                           ({"fill": np.float32(0.5)}, {"invert": "auto", "fill": 0.5}),
                            ({"fill": 1}, {"invert": "auto", "fill": 1.0}), ({}, {"invert": "auto", "fill": 1.0})):
         shutil.rmtree(tmp_path / "t")
         assert write_npz_dataset(tmp_path / "t", x[:240], y[:240], x[240:], y[240:], pictures=pictures).pictures == read
@@ -188,6 +189,8 @@ def test_write_npz_dataset_writes_only_a_valid_dataset_into_a_new_folder(tmp_pat
                      (dict(pictures={"fill": 0}), "pictures= fill must be above 0 and at most 1 (the part of the "
                       "frame the object spans), got 0"),
                      (dict(pictures="auto"), "pictures= must be a table (a dict) of invert and fill"),
+                     (dict(pictures={"fill": True}), "pictures= fill must be above 0 and at most 1 (the part of the "
+                      "frame the object spans), got True"),
                      (dict(name="a\tb"), "name= 'a\\tb' has a control character (a newline, a tab); give it in one "
                       "plain line")):
         with pytest.raises(UserError, match=r"^" + re.escape(f"write_npz_dataset: {said}") + "$"):
@@ -758,6 +761,24 @@ def test_a_folder_of_pictures_is_prepared_with_the_fill_given_and_kept_as_bytes(
         assert (err == f"note: pictures prepared as {tmp_path / 'clf'}'s dataset's were (--fill 0.5; give the option "
                        "to change it)\n") == (given != ["--fill", "0.5"] and given != ["--fill", "1"])
     assert answers[()] == answers[("--fill", "0.5")] != answers[("--fill", "1")]
+    # a picture in the dataset's form (one of its own images, saved) is taken as it is: no caveat,
+    # unless another fill was asked for
+    Image.fromarray(load_dataset(tmp_path / "ds").test_images[0].numpy()).save(tmp_path / "own.png")
+    for given, caveat in (([], ""), (["--fill", "0.5"], ""), (["--fill", "1"], " (it is already in the dataset's form "
+                                                                          "(28x28, dark background), so it is taken as "
+                                                                          "it is: --fill 1 is not applied)")):
+        code, out, _ = cli(capsys, "classify", tmp_path / "clf", tmp_path / "own.png", *given)
+        assert code == 0 and out.endswith(f"%{caveat}\n")
+    # the note comes once the pictures are read and the run can answer, not before a refusal
+    cli(capsys, "train-ae", "--dataset", tmp_path / "ds", "--epochs", "1", "--latent", "8", "--out", tmp_path / "ae")
+    code, _, err = cli(capsys, "classify", tmp_path / "ae", picture)
+    assert (code, err) == (2, f"fashionae: error: {tmp_path / 'ae'} is an autoencoder run; predicting classes needs a "
+                              "classifier run (fashionae train-clf)\n")
+    code, _, err = cli(capsys, "reconstruct", tmp_path / "clf", picture, "-o", tmp_path / "out")
+    assert (code, err) == (2, f"fashionae: error: {tmp_path / 'clf'} is a classifier run; reconstruct needs an "
+                              "autoencoder run\n")
+    code, _, err = cli(capsys, "classify", tmp_path / "clf", tmp_path / "nowhere.png")
+    assert code == 2 and "note:" not in err
 
 
 def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):

@@ -66,16 +66,29 @@ def test_a_loaded_run_answers_in_eval_mode_while_its_encoder_trains_in_a_network
 def test_a_loaded_run_answers_with_its_model_converted_in_a_network_of_yours(own_run):
     """A network of the user's turned to float64 or bf16 (its encoder, the run's own object, with
     it): the run answers in the model's type, fp32 tensors as always (the input was cast to bf16
-    by the run's autocast, against float64 weights: torch's error)."""
+    by the run's autocast, against float64 weights: torch's error). An encoder in bf16 before an
+    fp32 decoder runs under bf16 autocast; one in float64 before it is refused in one line."""
     _, run = own_run
     loaded = LoadedRun(run, precision="fp32")
     images = torch.rand(5, 1, 16, 24)
-    expected = loaded.embed(images)
+    codes, pictures = loaded.embed(images), loaded.reconstruct(images)
     net = torch.nn.Sequential(loaded.model.encoder, torch.nn.Flatten(), torch.nn.Linear(loaded.model.encoder.latent, 5))
-    for dtype, within in ((torch.float64, 1e-5), (torch.float32, 0), (torch.bfloat16, 0.05 * expected.abs().max())):
+    for dtype, within in ((torch.float64, 1e-5), (torch.float32, 0)):
         net.to(dtype)  # (float64 and back is exact)
         got = loaded.embed(images)
-        assert got.dtype == torch.float32 and got.device.type == "cpu" and (got - expected).abs().max() <= within
+        assert got.dtype == torch.float32 and got.device.type == "cpu"
+        assert (got - codes).abs().max() <= within * codes.abs().max()
+    net.to(torch.float64)
+    with pytest.raises(UserError, match=rf"^{re.escape(str(run))}'s model is now in parts of float32 and float64 \(a "
+                                        r"network of yours converted its encoder\): convert all of run\.model alike, "
+                                        r"or put copy\.deepcopy\(run\.model\.encoder\) in your network$"):
+        loaded.reconstruct(images)
+    loaded.model.to(torch.float64)  # all of it
+    assert (loaded.reconstruct(images) - pictures).abs().max() <= 1e-5
+    loaded.model.float()
+    net.to(torch.bfloat16)
+    assert (loaded.embed(images) - codes).abs().max() <= 0.05 * codes.abs().max()
+    assert (loaded.reconstruct(images) - pictures).abs().max() <= 0.05  # bf16 encoder, fp32 decoder: under autocast
 
 
 def test_a_loaded_run_applies_its_model_a_batch_at_a_time(own_run, monkeypatch):
@@ -137,6 +150,9 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     assert loaded.embed([]).shape == (0, expected.shape[1])  # nothing in, nothing out
     assert repr(loaded) == f"LoadedRun({str(run)!r}: autoencoder, paper encoder, linear 4, 16x24 images, " \
                            f"{loaded.precision})"
+    with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values from -1 to "
+                                        r"\S+; map images normalised to \[-1, 1\] back with \(x \+ 1\) / 2$"):
+        loaded.embed(pixels.float() / 255 * 2 - 1)  # (torchvision's Normalize(0.5, 0.5))
     for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
                        (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "

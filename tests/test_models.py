@@ -51,6 +51,10 @@ def test_the_encoder_refuses_images_it_was_not_made_for_in_one_line(arch):
                 with pytest.raises(UserError) as refused:
                     call(x)
                 assert str(refused.value) == expected
+    # torch.func's transforms see one image at a time: vmap over a conv encoder (per-image gradients, say)
+    encoder = build_model(dataclasses.replace(cfg, arch="conv")).encoder.eval()
+    x = torch.rand(3, 1, 16, 24)
+    assert torch.equal(torch.func.vmap(encoder)(x), encoder(x))
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -72,6 +76,20 @@ def test_the_encoder_traces_and_exports_in_training_and_in_eval_mode(arch):
     assert not torch.equal(exported(x), exported(x))
     exported = torch.export.export(encoder.eval(), (x,)).module()
     assert torch.equal(exported(x), encoder(x))
+
+
+def test_a_classifier_converted_whole_runs_its_head_in_its_own_type():
+    """The head runs in fp32 whatever the autocast, but in a classifier a user converted (float64,
+    bf16) in its type: its input was made fp32 against the converted weights (torch's error)."""
+    model = build_model(ModelConfig(task=CLASSIFIER, latent=16)).eval()
+    x = torch.rand(4, 1, 28, 28)
+    logits = model.logits(x)
+    for dtype, within in ((torch.float64, 1e-5), (torch.bfloat16, 0.1)):
+        converted = build_model(ModelConfig(task=CLASSIFIER, latent=16)).eval()
+        converted.load_state_dict(model.state_dict())
+        converted.to(dtype)
+        got = converted.logits(x.to(dtype))
+        assert got.dtype == dtype and (got.float() - logits).abs().max() <= within
 
 
 @pytest.mark.parametrize("arch, encoder_type", list(itertools.product(ARCHS, ENCODER_TYPES)))

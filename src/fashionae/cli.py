@@ -346,13 +346,16 @@ def cmd_bench(a) -> int:
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write, refuse_to_replace
-    from .images import read_pictures
     from .picturefiles import reconstruction_files, side_by_side
     from .inference import LoadedRun
-    run = _with_pictures_as_asked(LoadedRun(a.run_dir), a)
+    run = LoadedRun(a.run_dir)
+    run.needs(AUTOENCODER)
+    note = _pictures_as_asked(run, a)
     sources = reconstruction_files(a.images, Path(a.output))
     # every picture is read, and every reconstruction made, before anything is written
-    read = read_pictures(list(sources.values()), run.invert, run.size, run.fill)
+    read = run.read_pictures(list(sources.values()))
+    if note:
+        print(note, file=sys.stderr)
     made = {}
     for target, path in sources.items():
         x = read[path].pixels
@@ -365,17 +368,15 @@ def cmd_reconstruct(a) -> int:
     return 0
 
 
-def _with_pictures_as_asked(run, a):
-    """The run, its pictures prepared as --invert and --fill ask, else as its dataset's were (said
-    on stderr where that is not as Fashion-MNIST's)."""
+def _pictures_as_asked(run, a) -> str:
+    """The run's pictures prepared as --invert and --fill ask, else as its dataset's were; the
+    note that says so where that is not as Fashion-MNIST's (said once they are read)."""
     from .data import FILL, INVERT
-    recorded = {"invert": run.invert, "fill": run.fill}
     run.invert, run.fill = a.invert or run.invert, run.fill if a.fill is None else a.fill
-    if kept := [f"--{k} {v:g}" if k == "fill" else f"--{k} {v}" for k, v in recorded.items()
-                if v != {"invert": INVERT[0], "fill": FILL}[k] and getattr(a, k) is None]:
-        print(f"note: pictures prepared as {a.run_dir}'s dataset's were ({', '.join(kept)}; give the option to "
-              "change it)", file=sys.stderr)
-    return run
+    kept = [f"--{k} {v:g}" if k == "fill" else f"--{k} {v}" for k, v in run.dataset_pictures.items()
+            if v != {"invert": INVERT[0], "fill": FILL}[k] and getattr(a, k) is None]
+    return f"note: pictures prepared as {a.run_dir}'s dataset's were ({', '.join(kept)}; give the option to " \
+           "change it)" if kept else ""
 
 
 def _one_line(path) -> str:
@@ -391,11 +392,14 @@ def _caveats(picture) -> str:
 
 
 def cmd_classify(a) -> int:
-    from .images import read_pictures
     from .picturefiles import picture_files
     from .inference import LoadedRun
-    run = _with_pictures_as_asked(LoadedRun(a.run_dir), a)
-    pictures = read_pictures(picture_files(a.images), run.invert, run.size, run.fill)
+    run = LoadedRun(a.run_dir)
+    run.needs(CLASSIFIER)
+    note = _pictures_as_asked(run, a)
+    pictures = run.read_pictures(picture_files(a.images))
+    if note:
+        print(note, file=sys.stderr)
     if run.task == CLASSIFIER and (cap := run.model.max_probability()) < 1:
         print(f"note: {a.run_dir} has the author's paper head (a Sigmoid before the cross-entropy), so its "
               f"probabilities cannot exceed {cap:.1%}: read them as a ranking", file=sys.stderr)

@@ -48,7 +48,6 @@ import torch
 from .download import MIRRORS, download_files
 from .errors import UserError
 from .files import UMASK, cache_dir, is_there, is_utf16, kind_of, write_failure
-from .settings import is_number
 
 FASHION_MNIST = "fashion-mnist"
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
@@ -366,7 +365,7 @@ def preparation_problem(invert, fill) -> str | None:
     """What is wrong with how a picture is to be prepared, or None."""
     if invert not in INVERT:
         return f"invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}"
-    if not is_number(fill) or not 0 < fill <= 1:
+    if not isinstance(fill, numbers.Real) or isinstance(fill, bool) or not 0 < fill <= 1:  # (numpy's floats too)
         return f"fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill!r}"
     return None
 
@@ -552,7 +551,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
     if pictures is not None:
-        lines += ["", "[pictures]  # how its pictures were prepared, and pictures given to its runs are",
+        lines += ["", "[pictures]  # how its pictures were prepared: pictures given to its runs are prepared so",
                   f"invert = {_toml_string(pictures.get('invert', INVERT[0]))}",
                   f"fill = {float(pictures.get('fill', FILL))!r}"]
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']

@@ -97,7 +97,8 @@ def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, in
 def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
                   fill: float = FILL, refused: str = "none is answered",
                   remedy: str = "Fix or remove them, or name only the others",
-                  progress: Callable[[int], None] = lambda read: None) -> dict[str, Picture]:
+                  progress: Callable[[int], None] = lambda read: None, dataset_fill: float = FILL
+                  ) -> dict[str, Picture]:
     """Every picture (``read_picture``), read before any is used; those that cannot be, all
     named in one error (saying what is ``refused`` for them and the ``remedy``), so that a
     folder with a stray file costs one try, not one per file. ``progress``: told how many are
@@ -106,7 +107,7 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
     pictures, faults = {}, []
     for read, path in enumerate(paths, 1):
         try:
-            pictures[path] = read_picture(path, invert, size, fill)
+            pictures[path] = read_picture(path, invert, size, fill, dataset_fill)
         except UserError as e:
             faults.append(str(e))
         progress(read)
@@ -128,14 +129,16 @@ def _check_options(invert: str, fill: float, size: tuple[int, int]) -> None:
 
 
 def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
-                 fill: float = FILL) -> Picture:
-    """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``)."""
+                 fill: float = FILL, dataset_fill: float = FILL) -> Picture:
+    """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``).
+    ``dataset_fill``: the fill of the run's dataset, whose images a picture in their form is
+    (taken as it is, its caveat says so where another ``fill`` was asked for)."""
     from PIL import Image, ImageFilter
     _check_options(invert, fill, size)
     rgba, opened = open_picture(path, size)  # (the notes of the file itself)
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
     if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
-        asis = [] if fill == FILL else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
+        asis = [] if fill == dataset_fill else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
                                         f"background), so it is taken as it is: --fill {fill:g} is not applied"]
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, opened + asis)
 

@@ -16,7 +16,7 @@ from .errors import UserError
 from .images import read_pictures
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
-from .training import EVAL_BATCH, PRECISIONS, autocast, native_bf16
+from .training import EVAL_BATCH, PRECISIONS, TrainConfig, autocast, native_bf16
 
 
 class LoadedRun:
@@ -47,8 +47,8 @@ class LoadedRun:
         self.size = tuple(self.config.image_size)  # (H, W) of the images it takes
         # how pictures given by their paths are prepared (``images.read_picture``): as the run's
         # dataset's were, where it was made of pictures (dataset.toml's [pictures]); set them to change
-        pictures = self.folder.pictures()
-        self.invert, self.fill = pictures["invert"], pictures["fill"]
+        self.dataset_pictures = self.folder.pictures()
+        self.invert, self.fill = self.dataset_pictures["invert"], self.dataset_pictures["fill"]
 
     def __repr__(self) -> str:
         c = self.config
@@ -64,8 +64,7 @@ class LoadedRun:
             images = [images]
         if isinstance(images, (list, tuple)):
             # every picture read first: those that cannot be named together, as classify does
-            pictures = read_pictures(list(dict.fromkeys(str(p) for p in images if isinstance(p, (str, Path)))),
-                                     self.invert, size, self.fill)
+            pictures = self.read_pictures(list(dict.fromkeys(str(p) for p in images if isinstance(p, (str, Path)))))
             images = (torch.stack([pictures[str(p)].pixels if isinstance(p, (str, Path)) else self._one_image(p)
                                    for p in images]) if images else torch.empty(0, 1, *size))
         else:
@@ -78,6 +77,10 @@ class LoadedRun:
         if tuple(images.shape[1:]) != (1, *size):
             raise UserError(f"images must be [N, 1, {size[0]}, {size[1]}] (or [N, {size[0]}, {size[1]}]), got {given}")
         return images
+
+    def read_pictures(self, paths: list[str]) -> dict:
+        """``images.read_pictures`` as this run prepares pictures (``invert``, ``fill``, its size)."""
+        return read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"])
 
     def _one_image(self, image) -> torch.Tensor:
         """An item of a list that is no picture's path: one image as [H, W], [1, H, W] or [H, W, 1]."""
@@ -92,34 +95,53 @@ class LoadedRun:
                             f"got {list(x.shape)}")
         return x
 
-    def _apply(self, part: Callable[[torch.Tensor], torch.Tensor], images) -> torch.Tensor:
+    def _apply(self, part: Callable[[torch.Tensor], torch.Tensor], images,
+               uses: torch.nn.Module | None = None) -> torch.Tensor:
         """``part`` of the model on the images, ``EVAL_BATCH`` at a time (memory stays flat however
         many are given), as ``training.evaluate`` runs a model: autograd off (the fused kernels), one autocast region (in bf16, each weight cast
         once), under ``no_grad``, so that the result is an ordinary tensor, which autograd and
         in-place operations accept (a linear probe trained on ``embed``'s codes)."""
         x, cfg = self._inputs(images), self._train
-        weight = next(self.model.parameters())
-        if (weight.device.type, weight.dtype) != ("cpu", torch.float32):  # moved or converted in a network of the
-            x = x.to(weight.device, weight.dtype)  # user's (README): computed there, as that network computes
-            cfg = replace(cfg, device=weight.device.type, precision="fp32")  # (no autocast: the model's own type)
+        kinds = {(p.device, p.dtype) for p in (self.model if uses is None else uses).parameters()}  # (``part``'s weights)
+        if kinds != {(torch.device("cpu"), torch.float32)}:  # moved or converted in a network of the user's
+            x, cfg = self._as_converted(x, kinds)
         with torch.no_grad(), autocast(cfg), _evaluating(self.model):
             return torch.cat([part(x[i:i + EVAL_BATCH]).float().cpu() for i in range(0, max(len(x), 1), EVAL_BATCH)])
 
+    def _as_converted(self, x: torch.Tensor, kinds: set) -> tuple[torch.Tensor, TrainConfig]:
+        """The images, and how to run a model moved or converted in a network of the user's
+        (README): on its device; in its type, or where only its encoder went to bf16, under bf16
+        autocast (which takes its fp32 parts too)."""
+        devices, dtypes = {d for d, _ in kinds}, {t for _, t in kinds}
+        if len(devices) > 1 or len(dtypes) > 1 and dtypes != {torch.float32, torch.bfloat16}:
+            what = " and ".join(sorted({str(d) for d in devices} if len(devices) > 1 else
+                                       {str(t).removeprefix("torch.") for t in dtypes}))
+            raise UserError(f"{self.folder.path}'s model is now in parts of {what} (a network of yours converted its "
+                            "encoder): convert all of run.model alike, or put copy.deepcopy(run.model.encoder) in "
+                            "your network")
+        mixed = len(dtypes) > 1
+        device, dtype = devices.pop(), torch.float32 if mixed else dtypes.pop()
+        return x.to(device, dtype), replace(self._train, device=device.type, precision="bf16" if mixed else "fp32")
+
+    def needs(self, task: str) -> None:
+        """Refuse a run of the other task: reconstructing needs an autoencoder, predicting a classifier."""
+        if self.task != task:
+            raise UserError(f"{self.folder.path} is a classifier run; reconstruct needs an autoencoder run"
+                            if task == AUTOENCODER else f"{self.folder.path} is an autoencoder run; predicting "
+                            "classes needs a classifier run (fashionae train-clf)")
+
     def embed(self, images) -> torch.Tensor:
         """The encoder's codes, [N, latent] (a fully convolutional model's feature map, flattened)."""
-        return self._apply(self.model.embed, images)
+        return self._apply(self.model.embed, images, uses=self.model.encoder)
 
     def reconstruct(self, images) -> torch.Tensor:
         """An autoencoder run's reconstructions, [N, 1, H, W] in [0, 1]."""
-        if self.task != AUTOENCODER:
-            raise UserError(f"{self.folder.path} is a classifier run; reconstruct needs an autoencoder run")
+        self.needs(AUTOENCODER)
         return self._apply(self.model.reconstruct, images)
 
     def predict_proba(self, images) -> torch.Tensor:
         """A classifier run's class probabilities, [N, classes], in the order of ``classes``."""
-        if self.task != CLASSIFIER:
-            raise UserError(f"{self.folder.path} is an autoencoder run; predicting classes needs a classifier run "
-                            "(fashionae train-clf)")
+        self.needs(CLASSIFIER)
         return self._apply(self.model.probabilities, images)
 
     def predict(self, images) -> list[str]:
@@ -172,7 +194,9 @@ def _pixels(images) -> torch.Tensor:
                else "divide them by their full scale (65535 for 16-bit pixels, 255 for 8-bit ones)"
                if integers and low >= 0 else
                "clamp them to [0, 1] (x.clamp(0, 1)): arithmetic's rounding, a resize's overshoot"
-               if low >= -CLAMPED and high <= 1 + CLAMPED else "divide 0-255 pixels by 255")
+               if low >= -CLAMPED and high <= 1 + CLAMPED else
+               "map images normalised to [-1, 1] back with (x + 1) / 2" if -1 - CLAMPED <= low <= -0.9 and high <= 1
+               else "divide 0-255 pixels by 255")
         raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from {low:.8g} to {high:.8g}; "
                         f"{fix}")
     return images

@@ -166,10 +166,9 @@ class Encoder(nn.Module):
             self.latent = flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1:] != self.input_shape
-                                           or not x.is_floating_point()):
+        if (x.dim() != 4 or x.shape[1:] != self.input_shape or not x.is_floating_point()) and not transformed(x):
             # (torch's own error names a weight, or none: a conv encoder takes 32x32 images and
-            # gives maps that are not its ``latent``; a trace would record the check as a constant)
+            # gives maps that are not its ``latent``)
             raise UserError(self.input_problem(x))
         return self.bottleneck(self.features(x))
 
@@ -178,6 +177,12 @@ class Encoder(nn.Module):
         return (f"the encoder takes float images of shape [N, {', '.join(map(str, self.input_shape))}] (uint8 pixels "
                 f"/ 255), got {dtype} of shape {list(x.shape)}; resize or convert them, or give pictures' paths to "
                 "fashionae.load(run).embed, which prepares them")
+
+
+def transformed(x: torch.Tensor) -> bool:
+    """Whether ``x`` is seen through a trace (which would record a check of its shape as a
+    constant) or a torch.func transform (``vmap`` hides the batch dimension: one image is [1, H, W])."""
+    return torch.jit.is_tracing() or torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 class Decoder(nn.Module):
@@ -283,7 +288,7 @@ class Classifier(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
             z = self.encoder(x).flatten(1)
         with torch.autocast(x.device.type, enabled=False):
-            return self.head(z.float())
+            return self.head(z.to(self.head.weight.dtype))  # (fp32, but in a model a user converted)
 
     def metrics(self, out: ModelOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-batch sums of the figures besides the loss that the trainer reports. A diverged
