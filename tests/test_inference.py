@@ -153,10 +153,15 @@ def test_a_loaded_run_takes_pixels_as_the_dataset_holds_them_and_refuses_other_s
     with pytest.raises(UserError, match=r"^image pixels must be floats in \[0, 1\] or uint8, got values from -1 to "
                                         r"\S+; map images normalised to \[-1, 1\] back with \(x \+ 1\) / 2$"):
         loaded.embed(pixels.float() / 255 * 2 - 1)  # (torchvision's Normalize(0.5, 0.5))
-    for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.float() / 255 - 0.5, "from -0.5 to 0.5"),
-                       (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"), (pixels.long() - 1, "from -1 to 254")):
+    for bad, shown in ((pixels.float(), "from 0 to 255"), (pixels.long() - 1, "from -1 to 254")):
         with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
                                             rf"{shown}; divide 0-255 pixels by 255$"):
+            loaded.embed(bad)
+    for bad, shown in ((pixels.float() / 255 - 0.5, "from -0.5 to 0.5"), (pixels.float() / 255 + 0.5, "from 0.5 to 1.5"),
+                       ((pixels.float() / 255 - 0.286) / 0.353, r"from -0.81\S* to 2.02\S*")):  # (mean and std)
+        with pytest.raises(UserError, match=rf"^image pixels must be floats in \[0, 1\] or uint8, got values "
+                                            rf"{shown}; undo their normalisation \(x \* std \+ mean\), back to "
+                                            r"\[0, 1\] as the dataset's pixels are$"):
             loaded.embed(bad)
     over, under = pixels.float() / 255, pixels.float() / 255  # a hair outside: a resize's overshoot, say
     over.view(-1)[0], under.view(-1)[0] = 1.0000001, -1e-7

@@ -51,10 +51,25 @@ def test_the_encoder_refuses_images_it_was_not_made_for_in_one_line(arch):
                 with pytest.raises(UserError) as refused:
                     call(x)
                 assert str(refused.value) == expected
-    # torch.func's transforms see one image at a time: vmap over a conv encoder (per-image gradients, say)
-    encoder = build_model(dataclasses.replace(cfg, arch="conv")).encoder.eval()
+    # torch.func's transforms: vmap sees one image at a time, [1, H, W] (per-image gradients, say)
+    encoder = model.encoder.eval()
     x = torch.rand(3, 1, 16, 24)
-    assert torch.equal(torch.func.vmap(encoder)(x), encoder(x))
+    assert torch.allclose(torch.func.vmap(encoder)(x), encoder(x), atol=1e-6)
+    with pytest.raises(UserError, match=r"^the encoder takes float images of shape \[N, 1, 16, 24\] \(uint8 pixels / "
+                                        r"255\), got float32 of shape \[1, 24, 16\]"):
+        torch.func.vmap(encoder)(torch.rand(3, 1, 24, 16))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_encoders_gradients_by_torch_func_are_autograds(arch):
+    """torch.func.grad and vmap(grad) (per-image gradients) through the encoder, in both modes'
+    layers: fashionae's own (autograd.Functions a transform cannot take) give way to plain ones."""
+    encoder = build_model(ModelConfig(arch=arch, latent=16)).encoder.eval()
+    x = torch.rand(3, 1, 28, 28, requires_grad=True)
+    encoder(x).square().sum().backward()
+    assert torch.allclose(torch.func.grad(lambda v: encoder(v).square().sum())(x.detach()), x.grad, atol=1e-5)
+    per_image = torch.func.vmap(torch.func.grad(lambda v: encoder(v[None]).square().sum()))(x.detach())
+    assert torch.allclose(per_image, x.grad, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -90,6 +105,8 @@ def test_a_classifier_converted_whole_runs_its_head_in_its_own_type():
         converted.to(dtype)
         got = converted.logits(x.to(dtype))
         assert got.dtype == dtype and (got.float() - logits).abs().max() <= within
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # (its
+    assert (quantized.logits(x) - logits).abs().max() <= 0.1  # head's weight is a method: it runs in fp32)
 
 
 @pytest.mark.parametrize("arch, encoder_type", list(itertools.product(ARCHS, ENCODER_TYPES)))

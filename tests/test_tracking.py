@@ -1,6 +1,7 @@
 """TensorBoard logging: the events hold metrics.jsonl's figures, once per epoch, resumed or not."""
 
 import json
+import shutil
 import sys
 from collections import Counter
 
@@ -141,6 +142,10 @@ def test_a_resumed_run_logs_every_epoch_once(small, tmp_path, stop, restart):
         execute(ae(epochs=3), run, data=small, on_epoch=stop_at(stop), **QUIET)
     if restart:
         (run / "checkpoint.safetensors").unlink()
+    if stop == 1:  # killed as its writer opened: an events file of its version record alone, no layout
+        from torch.utils.tensorboard import SummaryWriter
+        shutil.rmtree(run / "tensorboard", ignore_errors=True)
+        SummaryWriter(str(run / "tensorboard")).close()
     execute(ae(epochs=3), run, data=small, **QUIET)
     rows = metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
@@ -153,6 +158,22 @@ def test_a_resumed_run_logs_every_epoch_once(small, tmp_path, stop, restart):
     assert counts["custom_scalars__config__", 0] == 1  # the charts' layout, once
     if not restart:  # and nothing written twice in the first place
         assert {counts["loss/val", e] for e in (1, 2, 3)} == {1}
+
+
+def test_a_writer_opened_within_the_second_of_the_last_events_file_waits_for_the_next(tmp_path):
+    """TensorBoard reads events files in the order of their names (the second, then the process
+    and a count that sort as text: ".10" before ".9"): a file made in the same second as the last
+    could be read before it, and its epochs purged as out of order. So the next second is waited for."""
+    import time
+    from fashionae.tracking import _after_the_last_events_file
+    (tmp_path / "events.out.tfevents.1000000000.vm.1.9").write_bytes(b"")  # long ago: no wait
+    start = time.monotonic()
+    _after_the_last_events_file(tmp_path)
+    assert time.monotonic() - start < 0.5
+    now = int(time.time())
+    (tmp_path / f"events.out.tfevents.{now}.vm.1.9").write_bytes(b"")
+    _after_the_last_events_file(tmp_path)
+    assert int(time.time()) > now
 
 
 def test_a_run_stopped_after_its_final_events_writes_them_once(small, tmp_path, monkeypatch):

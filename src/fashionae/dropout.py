@@ -99,7 +99,7 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        if self.masks == "stock" or x.device.type != "cpu" or recorded():
+        if self.masks == "stock" or x.device.type != "cpu" or recorded(x):
             return F.dropout(x, self.p, True)
         return _MaskedScale.apply(x, self.scaled_mask(x))
 
@@ -188,7 +188,7 @@ class ReLUDropout(Dropout):
     keep mask into one scaled mask leaves one product forward and one backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or self.masks == "stock" or x.device.type != "cpu" or recorded():
+        if not self.training or self.p == 0 or self.masks == "stock" or x.device.type != "cpu" or recorded(x):
             return super().forward(F.relu(x))
         if self.masks == "counter" and kernels_take(x):
             return _KernelReLUDropout.apply(x, draw_key(), self._threshold15, self._scale(x).item())
@@ -212,18 +212,26 @@ def dense_strides(x: torch.Tensor) -> tuple[int, ...]:
     return torch.empty_like(x).stride()
 
 
-def recorded() -> bool:
-    """Whether the model is being recorded as a graph to run elsewhere (``torch.jit.trace``,
-    ``torch.export``): its dropout is then torch's own, since the masks' draw (a random integer
-    read back, integer views of floats) is no op a recorded graph can hold."""
-    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+def recorded(x: torch.Tensor) -> bool:
+    """Whether the model is recorded as a graph to run elsewhere (``torch.jit.trace``,
+    ``torch.export``) or seen through a ``torch.func`` transform (``vmap``, ``grad``): its
+    dropout is then torch's own, since the masks' draw (a random integer read back, integer views
+    of floats) is no op a recorded graph can hold, nor one a transform can batch."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting() or transformed(x)
+
+
+def transformed(x: torch.Tensor) -> bool:
+    """Whether ``x`` is seen through a ``torch.func`` transform (``vmap`` shows one image, [1, H, W];
+    its autograd.Functions, fashionae's own layers, are none it can take)."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 def eager_on_cpu(x: torch.Tensor) -> bool:
     """``x`` is on the CPU, in eager mode: where fashionae's own forms of some layers run (the
     compiled kernels, the fused oneDNN calls, k2's matrix product). ``torch.compile``,
-    ``torch.jit.trace`` and ONNX export see the plain layers."""
-    return x.device.type == "cpu" and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+    ``torch.jit.trace``, ONNX export and ``torch.func``'s transforms see the plain layers."""
+    return (x.device.type == "cpu" and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and not transformed(x))
 
 
 def kernels_take(x: torch.Tensor) -> bool:

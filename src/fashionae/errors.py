@@ -75,15 +75,24 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool, memory
 
 @contextlib.contextmanager
 def stops_held_back():
-    """Ctrl-C and SIGTERM held back for the ``with`` (in the main thread, where they arrive), then
-    delivered: for steps a stop must not cut in two."""
-    hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if hold else None
+    """Ctrl-C and SIGTERM held back for the ``with``, then delivered: for steps a stop must not cut
+    in two. Their handlers only note them meanwhile (Python runs a handler in the main thread,
+    whichever thread the system gave the signal to: torch's own threads take them as well, so a
+    mask of the main thread's would hold back nothing); outside the main thread, where no handler
+    can be set, nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    stops = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in stops}
     try:
         yield
     finally:
-        if held is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop that came meanwhile is raised now
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(came):  # each as it would have come, to the handler it would have met
+            signal.raise_signal(s)
 
 
 def import_whole(*modules: str) -> None:

@@ -103,7 +103,7 @@ class LoadedRun:
         in-place operations accept (a linear probe trained on ``embed``'s codes)."""
         x, cfg = self._inputs(images), self._train
         kinds = {(p.device, p.dtype) for p in (self.model if uses is None else uses).parameters()}  # (``part``'s weights)
-        if kinds != {(torch.device("cpu"), torch.float32)}:  # moved or converted in a network of the user's
+        if kinds - {(torch.device("cpu"), torch.float32)}:  # moved or converted in a network of the user's
             x, cfg = self._as_converted(x, kinds)
         with torch.no_grad(), autocast(cfg), _evaluating(self.model):
             return torch.cat([part(x[i:i + EVAL_BATCH]).float().cpu() for i in range(0, max(len(x), 1), EVAL_BATCH)])
@@ -196,7 +196,8 @@ def _pixels(images) -> torch.Tensor:
                "clamp them to [0, 1] (x.clamp(0, 1)): arithmetic's rounding, a resize's overshoot"
                if low >= -CLAMPED and high <= 1 + CLAMPED else
                "map images normalised to [-1, 1] back with (x + 1) / 2" if -1 - CLAMPED <= low <= -0.9 and high <= 1
-               else "divide 0-255 pixels by 255")
+               else "divide 0-255 pixels by 255" if high > 10 else
+               "undo their normalisation (x * std + mean), back to [0, 1] as the dataset's pixels are")
         raise UserError(f"image pixels must be floats in [0, 1] or uint8, got values from {low:.8g} to {high:.8g}; "
                         f"{fix}")
     return images

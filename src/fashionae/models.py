@@ -24,7 +24,7 @@ from torch import nn
 
 from . import settings
 from .data import IMAGE_SIZE, image_size_problem
-from .dropout import Dropout, ReLUDropout
+from .dropout import Dropout, ReLUDropout, transformed
 from .errors import UserError
 from .layers import BlockConvTranspose2d, Layers
 from .settings import AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, positive_int, setting
@@ -158,7 +158,7 @@ class Encoder(nn.Module):
         self.map_size = (cfg.image_size[0] // 4, cfg.image_size[1] // 4)
         flat = self.channels * self.map_size[0] * self.map_size[1]
         if cfg.arch == "linear":
-            self.bottleneck = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent),
+            self.bottleneck = nn.Sequential(nn.Flatten(-3), nn.Linear(flat, cfg.latent),  # (one image too: vmap)
                                             ReLUDropout(cfg.dropout))
             self.latent = cfg.latent
         else:
@@ -166,9 +166,11 @@ class Encoder(nn.Module):
             self.latent = flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.dim() != 4 or x.shape[1:] != self.input_shape or not x.is_floating_point()) and not transformed(x):
+        if not torch.jit.is_tracing() and (x.dim() not in ((3, 4) if transformed(x) else (4,))
+                                           or x.shape[-3:] != self.input_shape or not x.is_floating_point()):
             # (torch's own error names a weight, or none: a conv encoder takes 32x32 images and
-            # gives maps that are not its ``latent``)
+            # gives maps that are not its ``latent``; a trace would record the check as a constant;
+            # torch.func's vmap shows one image, [1, H, W])
             raise UserError(self.input_problem(x))
         return self.bottleneck(self.features(x))
 
@@ -177,12 +179,6 @@ class Encoder(nn.Module):
         return (f"the encoder takes float images of shape [N, {', '.join(map(str, self.input_shape))}] (uint8 pixels "
                 f"/ 255), got {dtype} of shape {list(x.shape)}; resize or convert them, or give pictures' paths to "
                 "fashionae.load(run).embed, which prepares them")
-
-
-def transformed(x: torch.Tensor) -> bool:
-    """Whether ``x`` is seen through a trace (which would record a check of its shape as a
-    constant) or a torch.func transform (``vmap`` hides the batch dimension: one image is [1, H, W])."""
-    return torch.jit.is_tracing() or torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 class Decoder(nn.Module):
@@ -287,8 +283,9 @@ class Classifier(nn.Module):
         """The head's fp32 logits (before the paper head's Sigmoid)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
             z = self.encoder(x).flatten(1)
+        weight = self.head.weight  # (fp32, but in a model a user converted; a method in a quantized head)
         with torch.autocast(x.device.type, enabled=False):
-            return self.head(z.to(self.head.weight.dtype))  # (fp32, but in a model a user converted)
+            return self.head(z.to(weight.dtype if isinstance(weight, torch.Tensor) else torch.float32))
 
     def metrics(self, out: ModelOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-batch sums of the figures besides the loss that the trainer reports. A diverged

@@ -22,6 +22,7 @@ one grid by its final model.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -36,6 +37,7 @@ from .training import to_inputs
 IMAGES = 8        # fixed validation images shown with their reconstructions
 IMAGE_EVERY = 5   # epochs between two grids (the first and the last epoch always have one)
 LAYOUT = {"fashionae": {name: ["Multiline", [rf"^{name}/"]] for name in ("loss", "accuracy")}}  # one chart each
+LAYOUT_TAG = "custom_scalars__config__"  # the tag TensorBoard's writer gives it
 
 
 def tag(key: str) -> str:
@@ -68,7 +70,8 @@ def logged_steps(path: Path) -> dict[str, list[int]]:
         events.Reload()
         tags = events.Tags()
         return {**{t: [e.step for e in events.Scalars(t)] for t in tags["scalars"]},
-                **{t: [e.step for e in events.Images(t)] for t in tags["images"]}}
+                **{t: [e.step for e in events.Images(t)] for t in tags["images"]},
+                **{t: [e.step for e in events.Tensors(t)] for t in tags["tensors"]}}  # (the charts' layout)
     except Exception as e:  # OSError, or tensorboard's own errors on a damaged file
         raise UserError(f"{path} cannot hold this run's TensorBoard events ({e}); delete it: fashionae writes "
                         "them again from metrics.jsonl") from None
@@ -95,9 +98,9 @@ class TensorBoardLogger:
         self.grids = {e for e in steps.get("reconstructions", []) if e < self.next_epoch}
         # at the run's last epoch (a run trained on, --extend, holds its shorter self's too), not purged
         self.final_logged = self.cfg.train.epochs in [e for e in steps.get("final/val_loss", []) if e < self.next_epoch]
-        laid_out = self.path.is_dir() and any(self.path.glob("events.out.tfevents.*"))  # (by a stopped attempt)
+        _after_the_last_events_file(self.path)
         self.writer = SummaryWriter(str(self.path), purge_step=self.next_epoch)
-        if not laid_out:
+        if LAYOUT_TAG not in steps:  # (a stopped attempt's events hold it, unless it stopped before it was written)
             self.writer.add_custom_scalars(LAYOUT)
 
     def _write_rows(self, history: list[dict]) -> None:
@@ -160,6 +163,16 @@ class TensorBoardLogger:
         for key, value in final.items():
             self.writer.add_scalar(key, value, summary["epochs"])
         self.writer.close()
+
+
+def _after_the_last_events_file(path: Path) -> None:
+    """Wait, where an events file was made this very second, for the next: TensorBoard reads the
+    files in the order of their names, which hold the second they were made in and then the
+    process and a count that sort as text (".10" before ".9"), and a file read before an earlier
+    one has its epochs purged as out of order (a resume within a second of the attempt it resumes)."""
+    made = [int(p.name.split(".")[3]) for p in path.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
+    if made and max(made) == int(time.time()):
+        time.sleep(max(made) + 1 - time.time())
 
 
 def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
