@@ -968,3 +968,51 @@ def test_the_doubtful_pictures_of_a_dataset_are_counted_by_what_they_lack(tmp_pa
     _, notes = picture_dataset(pics, tmp_path / "ds", (28, 28), "auto", 1.0)
     assert len(notes) == 2 and notes[0].startswith(f"3 pictures (e.g. {pics / 'train' / 'circle' / 'outline0.png'}): ")
     assert notes[1].startswith("look at the pictures above: to leave some out, delete ")
+
+
+def test_a_class_whose_test_folder_is_empty_has_no_test_pictures_and_is_not_refused(tmp_path, capsys):
+    """test/CLASS/ made but not filled yet is as test/CLASS/ missing: a class without test pictures,
+    noted, not refused (only a class without training pictures cannot be learnt)."""
+    pics = pictures_folder(tmp_path / "pics")
+    shutil.rmtree(pics / "test" / "square")
+    (pics / "test" / "square").mkdir()
+    code, out, _ = cli(capsys, "data", "--from-pictures", pics, "--dataset", tmp_path / "ds")
+    assert code == 0 and "circle (8 / 3), square (8 / 0)" in out
+
+
+def test_reading_pictures_says_how_far_it_is_every_progress_seconds_not_at_every_picture_after(tmp_path, monkeypatch):
+    """On a clock 4 seconds on at each look, PROGRESS_SECONDS of 10: every third picture is said (at
+    12 s, 24 s, ...), each time counted from the last line, not every picture once 10 s have gone."""
+    from types import SimpleNamespace
+
+    from fashionae import picturefiles
+    pics = pictures_folder(tmp_path / "pics", train=6, test=1)  # 14 pictures
+    ticks = iter(range(0, 10_000, 4))
+    monkeypatch.setattr(picturefiles, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    said = []
+    picturefiles.picture_dataset(pics, tmp_path / "ds", (28, 28), "auto", 1.0, log=said.append)
+    assert said[1:] == ["  3 of 14 read", "  6 of 14 read", "  9 of 14 read", "  12 of 14 read"]
+
+
+def test_classes_are_in_the_order_of_their_names_as_one_spelling(tmp_path):
+    """A class folder copied from a Mac ("café" as e and an accent) is ordered by its usual spelling,
+    after "cafz" as "café" is: its label the same wherever the folder was copied from."""
+    from fashionae.picturefiles import picture_dataset
+    pics = pictures_folder(tmp_path / "pics", classes=("cafe\u0301", "cafz"), train=6, test=1)
+    dataset, _ = picture_dataset(pics, tmp_path / "ds", (28, 28), "auto", 1.0)
+    assert dataset.classes == ("cafz", "caf\u00e9")
+
+
+def test_each_kind_of_caveat_is_a_note_of_its_own(tmp_path):
+    """Blank pictures and outlines are two kinds of caveat: a note for each (three kinds at most,
+    the rest counted), then the one that says what to do."""
+    from fashionae.picturefiles import picture_dataset
+    pics = pictures_folder(tmp_path / "pics")
+    a = np.full((100, 100), 255, np.uint8)
+    a[10:50, [10, 49]] = a[[10, 49], 10:50] = 0
+    Image.fromarray(a).save(pics / "train" / "circle" / "outline.png")
+    Image.new("L", (50, 50), 255).save(pics / "test" / "square" / "blank.png")
+    _, notes = picture_dataset(pics, tmp_path / "ds", (28, 28), "auto", 1.0)
+    assert len(notes) == 3 and notes[2].startswith("look at the pictures above: to leave some out")
+    assert notes[0].startswith(f"1 picture (e.g. {pics / 'train' / 'circle' / 'outline.png'}): ")
+    assert notes[1].startswith(f"1 picture (e.g. {pics / 'test' / 'square' / 'blank.png'}): blank or nearly so")

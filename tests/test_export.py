@@ -182,3 +182,89 @@ def test_an_onnx_suffix_in_capitals_is_accepted(runs, tmp_path):
     """M.ONNX is an .onnx file (as Windows names them, say)."""
     r = export_onnx(runs(), tmp_path / "M.ONNX", "encoder", check=False)
     assert r["path"] == str(tmp_path / "M.ONNX") and (tmp_path / "M.ONNX").is_file()
+
+
+def test_the_check_finds_one_output_off_among_many(runs):
+    """The check is the largest difference, not a typical one: one embedding value off by 0.5 among
+    10 x 16 is refused as 0.5, not averaged away below the tolerance."""
+    from torch import nn
+
+    from fashionae.runfolder import RunFolder
+
+    class OneOff(nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            y = self.module(x).clone()
+            y[0, 0] += 0.5
+            return y
+
+    module = export.Part(RunFolder(runs()).load_model(), "encoder").eval()
+    data = export.to_onnx(module).SerializeToString()
+    images = export.check_images(module.model.config.image_size)[:10]
+    assert export.max_abs_diff(data, OneOff(module), images) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_outputs_of_another_shape_are_refused_not_broadcast(runs):
+    """torch's [N, 1, 16] against the file's [N, 16] would broadcast into a difference of something
+    else: a shape that differs is said as such, a fashionae bug."""
+    from torch import nn
+
+    from fashionae.runfolder import RunFolder
+
+    class Reshaped(nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x)[:, None]
+
+    module = export.Part(RunFolder(runs()).load_model(), "encoder").eval()
+    data = export.to_onnx(module).SerializeToString()
+    images = export.check_images(module.model.config.image_size)[:4]
+    with pytest.raises(UserError, match=r"^the exported file gives outputs of shape \[4, 16\], torch \[4, 1, 16\]; "):
+        export.max_abs_diff(data, Reshaped(module), images)
+
+
+def test_the_check_images_are_the_same_every_time_and_span_the_range():
+    """Seeded, so that a check's difference is the same on every try; an all-dark and an all-bright
+    image among them, where a layer saturates."""
+    a, b = export.check_images((28, 24)), export.check_images((28, 24))
+    assert a.shape == (100, 28, 24) and a.dtype == torch.uint8 and torch.equal(a, b)
+    assert (a[0] == 0).all() and (a[1] == 255).all()
+
+
+def test_the_check_runs_on_the_images_given(runs, tmp_path, monkeypatch):
+    """images= replaces the 100 random ones (export_onnx's caller's own pictures, say)."""
+    seen = []
+    monkeypatch.setattr(export, "max_abs_diff", lambda data, module, images: seen.append(images) or 0.0)
+    mine = torch.full((3, 28, 28), 7, dtype=torch.uint8)
+    assert export_onnx(runs(), tmp_path / "m.onnx", "encoder", images=mine)["max_abs_diff"] == 0.0
+    assert len(seen) == 1 and seen[0] is mine
+
+
+def test_an_unknown_part_is_refused_by_name(runs, tmp_path):
+    """In Python, where no option's choices stand guard: a part that is none of the three is named as
+    unknown, with the three, not taken for a task of that name."""
+    with pytest.raises(UserError, match=r"^unknown part 'decoder'; choose one of encoder, autoencoder, classifier$"):
+        export_onnx(runs(), tmp_path / "m.onnx", "decoder")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_export_of_the_same_part_and_model_that_differs_is_refused_unless_forced(runs, tmp_path):
+    """The same part of the same model goes past the early check, then is compared byte for byte: a
+    file there that differs (written by another fashionae version, say) is kept unless --force."""
+    path = tmp_path / "m.onnx"
+    export_onnx(runs(), path, "encoder", check=False)
+    graph = onnx.load(str(path))
+    next(p for p in graph.metadata_props if p.key == "fashionae_version").value = "0.0.1"
+    onnx.save(graph, str(path))
+    before = path.read_bytes()
+    with pytest.raises(UserError, match="already exists with other contents; nothing was written"):
+        export_onnx(runs(), path, "encoder", check=False)
+    assert path.read_bytes() == before
+    export_onnx(runs(), path, "encoder", check=False, force=True)
+    assert path.read_bytes() != before

@@ -1235,3 +1235,56 @@ def test_a_pictures_size_and_fill_given_in_python_are_checked_before_it_is_read(
     assert prepare_image(tmp_path / "p.png", size=[16, 24]).shape == (1, 16, 24)
     assert prepare_image(tmp_path / "p.png", size=(np.int64(16), np.int64(24))).shape == (1, 16, 24)  # numpy's too
 
+
+
+def test_two_pictures_that_would_make_one_reconstruction_are_refused_before_either_is_written(tmp_path):
+    """a.png and a.jpg (or two a.png of two folders) would both be a_reconstruction.png, the second
+    over the first: refused, naming both, rather than one reconstruction silently lost."""
+    from fashionae.picturefiles import reconstruction_files
+    for path in (tmp_path / "a.png", tmp_path / "a.jpg", tmp_path / "sub" / "b.png", tmp_path / "b.png"):
+        path.parent.mkdir(exist_ok=True)
+        Image.new("L", (28, 28), 128).save(path)
+    said = (f"{tmp_path / 'a.jpg'} and {tmp_path / 'a.png'} would both be written to "
+            f"{tmp_path / 'out' / 'a_reconstruction.png'}")
+    with pytest.raises(UserError, match=f"^{re.escape(said)}; rename one"):
+        reconstruction_files([str(tmp_path)], tmp_path / "out")
+    with pytest.raises(UserError, match="would both be written to .*b_reconstruction.png"):
+        reconstruction_files([str(tmp_path / "b.png"), str(tmp_path / "sub" / "b.png")], tmp_path / "out")
+
+
+def test_a_reconstructions_name_is_cut_by_its_bytes_not_its_characters():
+    """The 255 a file name may hold are bytes: 120 é's are 139 characters with _reconstruction.png but
+    259 bytes in UTF-8, too long to be written, so the name is cut as a long one is."""
+    from fashionae.picturefiles import _reconstruction_name
+    name = _reconstruction_name("\u00e9" * 120)
+    assert len(os.fsencode(name)) <= 255 and re.fullmatch("\u00e9+~[0-9a-f]{8}_reconstruction.png", name)
+
+
+def test_a_folder_named_twice_gives_its_pictures_as_first_spelled(tmp_path):
+    """One folder named by two paths: each picture once, in the order and spelling of the first, so
+    the answers come as the first name of the folder said (and a link to a folder named x.png is
+    no picture of it)."""
+    from fashionae.picturefiles import picture_files
+    album = tmp_path / "album"
+    (album / "sub").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        Image.new("L", (28, 28), 128).save(album / name)
+    (album / "old.png").symlink_to(album / "sub")
+    other = str(album / ".." / "album")
+    assert picture_files([str(album), other]) == [str(album / "a.png"), str(album / "b.png")]
+    assert picture_files([other, str(album)]) == [os.path.join(other, "a.png"), os.path.join(other, "b.png")]
+
+
+def test_a_picture_and_its_reconstruction_side_by_side_are_enlarged_pixel_for_pixel():
+    """Each pixel an 8x8 block of its level (no smoothing, which would blur the very differences the
+    picture is there to show), the two apart by a white band two pixels wide."""
+    import io
+
+    from fashionae.picturefiles import side_by_side
+    original = torch.zeros(1, 4, 4)
+    original[0, ::2, ::2] = 1.0
+    reconstruction = torch.full((1, 4, 4), 0.2)
+    got = np.asarray(Image.open(io.BytesIO(side_by_side(original, reconstruction))))
+    row = np.concatenate([original[0].numpy(), np.ones((4, 2)), reconstruction[0].numpy()], axis=1)
+    want = np.kron((row * 255).astype(np.uint8), np.ones((8, 8), np.uint8))
+    assert got.shape == (32, 80) and np.array_equal(got, want)

@@ -236,6 +236,7 @@ def test_turning_tensorboard_on_later_is_no_conflict(small, tmp_path):
     execute(ae(tensorboard=True), stopped, data=small, **QUIET)
     assert_events_hold(stopped, metrics(stopped))  # epoch 1 too, from the history
 
+
 def test_a_run_finished_without_tensorboard_gets_its_events_from_its_metrics(small, tmp_path):
     done = tmp_path / "done"
     summary = execute(ae(tensorboard=False), done, data=small, **QUIET)
@@ -456,3 +457,74 @@ def test_a_finished_run_whose_events_lack_only_the_last_grid_gets_it(small, tmp_
     execute(ae(tensorboard=True), done, data=small, **QUIET)
     assert [g.step for g in events(done).Images("reconstructions")] == [2]
     assert raw_steps(done)["final/val_loss", 2] == 1  # the final figures not written twice
+
+
+def test_drawing_a_grid_leaves_the_model_in_the_mode_it_was_in(tmp_path):
+    """A grid is drawn in eval mode between two epochs of training: the model goes back to training
+    mode after, or every epoch after the first grid would train without its dropout."""
+    logger = logger_on(tmp_path)
+    for training in (True, False):
+        logger.model.train(training)
+        assert logger.reconstructions().shape == (1, 56, 224)
+        assert logger.model.training == training
+
+
+def logger_on(folder, epochs=1):
+    """A TensorBoardLogger of an untrained autoencoder writing into ``folder``."""
+    import torch
+
+    from fashionae.models import build_model
+    from fashionae.runfolder import RunFolder
+    from fashionae.tracking import TensorBoardLogger
+    cfg = ae(epochs=epochs)
+    return TensorBoardLogger(RunFolder(folder), cfg, build_model(cfg.model), torch.zeros(8, 28, 28, dtype=torch.uint8))
+
+
+def test_the_epoch_number_is_the_step_not_a_chart_of_its_own(tmp_path):
+    """A row's epoch is each scalar's step: the events hold a chart for every other figure, and no
+    epoch/epoch chart, a straight line that says nothing."""
+    rows = [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "seconds": 2.0}]
+    logger = logger_on(tmp_path)
+    logger(rows)
+    logger.close({"epochs": 1, "val_loss": 0.4}, rows)
+    assert set(events(tmp_path).Tags()["scalars"]) == {"loss/train", "loss/val", "epoch/seconds", "final/val_loss"}
+
+
+def test_a_finished_run_started_over_writes_its_final_figures_again(tmp_path):
+    """Events of a finished attempt (final figures at its last epoch), then the run trained again from
+    epoch 1: the writer hides everything from epoch 1 on, the final figures too, so they are written
+    again, not taken as held and lost."""
+    rows = [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.4}]
+    first = logger_on(tmp_path)
+    first(rows)
+    first.close({"epochs": 1, "val_loss": 0.4}, rows)
+    again = logger_on(tmp_path)
+    again(rows)
+    again.close({"epochs": 1, "val_loss": 0.3}, rows)
+    assert [(e.step, round(e.value, 6)) for e in events(tmp_path).Scalars("final/val_loss")] == [(1, 0.3)]
+
+
+def test_settings_a_run_has_not_are_left_out_of_its_hparams(tmp_path):
+    """An autoencoder has no classifier strategy: its hparams leave the setting out (blank in
+    TensorBoard's table beside the classifiers'), not the string "None" as if it were one."""
+    rows = [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.4}]
+    logger = logger_on(tmp_path)
+    logger(rows)
+    logger.close({"epochs": 1, "val_loss": 0.4}, rows)
+    held = hparams(events(tmp_path)).hparams
+    assert "strategy" not in held and "model.latent" in held
+
+
+def test_events_that_lack_an_early_epoch_are_written_again(small, tmp_path):
+    """Events that hold the last epoch, its grid and the final figures but not epoch 1 (an attempt's
+    event file deleted, say) are not complete: asked for them, the run's events are written anew."""
+    from torch.utils.tensorboard import SummaryWriter
+    done = tmp_path / "done"
+    summary = execute(ae(tensorboard=False), done, data=small, **QUIET)
+    partial = SummaryWriter(str(done / "tensorboard"))
+    partial.add_scalar(tag("val_loss"), metrics(done)[1]["val_loss"], 2)
+    partial.add_image("reconstructions", np.zeros((1, 56, 224), dtype=np.float32), 2)
+    partial.add_scalar("final/val_loss", summary["val_loss"], 2)
+    partial.close()
+    execute(ae(tensorboard=True), done, data=small, **QUIET)
+    assert_events_hold(done, metrics(done))
