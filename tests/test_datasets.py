@@ -5,6 +5,7 @@ study); and a real small dataset, scikit-learn's bundled handwritten digits."""
 import errno
 import gzip
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -816,14 +817,18 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
     ("a class folder moved away", ["--dataset", "{ds}"], "{pics}/train/triangle is a link to {pics}/gone, which does "
                                                          "not exist: a class folder moved away? put it back"),
     ("a picture in two classes", ["--dataset", "{ds}"], "{pics}/train/square/twin.jpg and {pics}/train/circle/0.jpg "
-                                                        "are one picture, by a link (of the file or of its folder): "
+                                                        "are one picture, by a link (of the file or of its folder, or a hard link): "
                                                         "in two classes, or in both sets"),
     ("a picture twice in its class", ["--dataset", "{ds}"], "{pics}/train/circle/twin.jpg and {pics}/train/circle/0.jpg "
-                                                            "are one picture, by a link (of the file or of its folder): "
+                                                            "are one picture, by a link (of the file or of its folder, or a hard link): "
                                                             "taken twice in one class; remove the link"),
     ("a linked test class", ["--dataset", "{ds}"], "{pics}/test/circle/0.jpg and {pics}/train/circle/0.jpg are one "
-                                                   "picture, by a link (of the file or of its folder): in two classes, "
+                                                   "picture, by a link (of the file or of its folder, or a hard link): in two classes, "
                                                    "or in both sets"),
+    ("a hard link of a training picture in the test set", ["--dataset", "{ds}"],
+     "{pics}/test/square/hard.jpg and {pics}/train/circle/0.jpg are one picture, by a link (of the file or of its "
+     "folder, or a hard link): in two classes, or in both sets, it would teach one answer and test another; remove "
+     "the link"),
     ("a picture moved away", ["--dataset", "{ds}"], "1 of the 23 pictures cannot be used, so no dataset is written: "
                                                     "image {pics}/train/circle/gone.jpg is a link to {pics}/gone.jpg, "
                                                     "which does not exist"),
@@ -903,6 +908,8 @@ def test_a_folder_of_pictures_that_cannot_be_a_dataset_is_one_line_and_writes_no
     elif case == "a linked test class":  # (the test set would be training pictures)
         shutil.rmtree(pics / "test" / "circle")
         (pics / "test" / "circle").symlink_to(pics / "train" / "circle")
+    elif case == "a hard link of a training picture in the test set":  # another name of the same file
+        os.link(pics / "train" / "circle" / "0.jpg", pics / "test" / "square" / "hard.jpg")
     elif case == "a picture moved away":
         (pics / "train" / "circle" / "gone.jpg").symlink_to(pics / "gone.jpg")
     elif case == "a class spelt two ways":  # as a Mac spells é (NFD) beside the usual (NFC)

@@ -190,14 +190,20 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
         raise UserError(f"{len(everything):,} pictures at {size[0]}x{size[1]} take {need / 2**30:,.1f} GiB of memory "
                         f"as they are prepared, more than this machine's {have / 2**30:,.1f} GiB; choose a smaller "
                         "--image-size")
-    first = {}  # each picture's file, where it is first met: a link to it elsewhere is the same picture
+    # each picture's file, where it is first met: a link to it elsewhere (symbolic, or a hard link:
+    # another name of the same file) is the same picture
+    first: dict[tuple[int, int], str] = {}
     where = {f: (split, label) for split in SPLITS for f, label in zip(files[split], labels[split])}
     for f in everything:
-        if Path(f).exists() and (same := first.setdefault(Path(f).resolve(), f)) != f:
+        try:
+            file = os.stat(f)
+        except OSError:  # (a link to nothing: said as a picture that cannot be read)
+            continue
+        if (same := first.setdefault((file.st_dev, file.st_ino), f)) != f:
             twice = ("taken twice in one class" if where[f] == where[same] else
                      "in two classes, or in both sets, it would teach one answer and test another")
-            raise UserError(f"{f} and {same} are one picture, by a link (of the file or of its folder): {twice}; "
-                            "remove the link (deleting the file through it deletes the picture)")
+            raise UserError(f"{f} and {same} are one picture, by a link (of the file or of its folder, or a hard "
+                            f"link): {twice}; remove the link")
     log(f"reading {len(everything):,} pictures of {len(classes)} classes ({len(files['train']):,} to train on, "
         f"{len(files['test']):,} to test on)")
     said = [time.monotonic()]
