@@ -502,16 +502,32 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
 
     def exit_now(code):
         raise SystemExit(code)
+    import signal
+    import threading
+    import time
     monkeypatch.setitem(sys.modules, "fashionae.cli", Loading("fashionae.cli"))
     monkeypatch.setattr(os, "_exit", exit_now)
-    for env, said in (({}, "fashionae: interrupted\n"), ({"WORLD_SIZE": "2", "RANK": "1"}, ""),
-                      ({"WORLD_SIZE": "2", "RANK": "0"}, "fashionae: interrupted\n")):
-        with monkeypatch.context() as m:
-            for k, v in env.items():
-                m.setenv(k, v)
-            with pytest.raises(SystemExit) as e:
-                program.run()
-        assert (e.value.code, capsys.readouterr().err) == (130, said)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        for env, said in (({}, "fashionae: interrupted\n"), ({"WORLD_SIZE": "2", "RANK": "1"}, ""),
+                          ({"WORLD_SIZE": "2", "RANK": "0"}, "fashionae: interrupted\n")):
+            with monkeypatch.context() as m:
+                for k, v in env.items():
+                    m.setenv(k, v)
+                with pytest.raises(SystemExit) as e:
+                    program.run()
+            assert (e.value.code, capsys.readouterr().err) == (130, said)
+
+        class Terminated(types.ModuleType):  # a SIGTERM as they load: one line and 143 (it ended the process unsaid)
+            def __getattr__(self, name):
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+                time.sleep(0.05)
+        monkeypatch.setitem(sys.modules, "fashionae.cli", Terminated("fashionae.cli"))
+        with pytest.raises(SystemExit) as e:
+            program.run()
+        assert (e.value.code, capsys.readouterr().err) == (143, "fashionae: terminated\n")
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_a_second_ctrl_c_while_the_first_is_said_changes_nothing(monkeypatch, ctrl_c_raises):

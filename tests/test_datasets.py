@@ -782,6 +782,21 @@ def test_a_folder_of_pictures_is_prepared_with_the_fill_given_and_kept_as_bytes(
     assert code == 2 and "note:" not in err
 
 
+def test_pictures_on_a_file_system_without_file_numbers_are_not_all_one_picture(tmp_path, monkeypatch):
+    """Where a file system numbers no file (st_ino 0: Python promises it unique only where it is
+    not), every picture is its own, by its resolved path: not all taken for one."""
+    from fashionae import picturefiles
+    stat = os.stat
+
+    def unnumbered(path, *args, **kwargs):
+        s = stat(path, *args, **kwargs)
+        return os.stat_result((s.st_mode, 0, *tuple(s)[2:10]))
+    monkeypatch.setattr(picturefiles.os, "stat", unnumbered)
+    pictures = pictures_folder(tmp_path / "photos", train=6, test=1)
+    ds, _ = picturefiles.picture_dataset(pictures, tmp_path / "ds", (28, 28), "auto", 1.0)
+    assert len(ds.train_images) == 12
+
+
 def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
     x, y = synthetic_images(24, 0, (12, 12), 2)
     x[x < 40] //= 4  # a dark background: noise under 5 % of the range

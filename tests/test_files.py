@@ -110,6 +110,47 @@ def test_a_stop_among_the_renames_of_files_written_together_waits_for_them(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files)  # no temporary left
 
 
+def test_stops_held_back_are_all_delivered_and_every_handler_is_put_back(monkeypatch):
+    """A Ctrl-C and a SIGTERM both held: both delivered after (the SIGTERM was lost behind the
+    Ctrl-C's exception). A stop that comes as the handlers are put back (its own raising there)
+    leaves no handler that only notes: every later stop would be swallowed."""
+    import signal
+    from fashionae.errors import stops_held_back
+    said = []
+
+    def on_int(signum, frame):
+        said.append("int")
+        raise KeyboardInterrupt
+
+    def on_term(signum, frame):
+        said.append("term")
+        raise SystemExit(143)
+    before = signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term)
+    try:
+        with pytest.raises(SystemExit):
+            with stops_held_back():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert said == []
+        assert said == ["int", "term"]
+        real = signal.signal
+
+        def stopped_as_put_back(signum, handler):  # a Ctrl-C the moment SIGINT's handler is back
+            replaced = real(signum, handler)
+            if signum == signal.SIGINT and handler is on_int:
+                raise KeyboardInterrupt
+            return replaced
+        monkeypatch.setattr(signal, "signal", stopped_as_put_back)
+        with pytest.raises(KeyboardInterrupt):
+            with stops_held_back():
+                pass
+        monkeypatch.undo()
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (on_int, on_term)
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+
+
 def test_a_full_disk_says_whether_finished_work_is_kept_and_the_fix_only_when_given(tmp_path):
     from fashionae.files import write_failure
     full = OSError(errno.ENOSPC, "No space left on device")

@@ -174,6 +174,10 @@ def test_a_writer_opened_within_the_second_of_the_last_events_file_waits_for_the
     (tmp_path / f"events.out.tfevents.{now}.vm.1.9").write_bytes(b"")
     _after_the_last_events_file(tmp_path)
     assert int(time.time()) > now
+    (tmp_path / f"events.out.tfevents.{now + 60}.vm.1.9").write_bytes(b"")  # another machine's clock: not waited for
+    start = time.monotonic()
+    _after_the_last_events_file(tmp_path)
+    assert time.monotonic() - start < 0.5
 
 
 def test_a_run_stopped_after_its_final_events_writes_them_once(small, tmp_path, monkeypatch):

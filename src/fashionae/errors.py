@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Callable, NoReturn
+from typing import Any, Callable, NoReturn
 
 
 class UserError(Exception):
@@ -75,24 +75,34 @@ def run_command(command: Callable[[], int], debug: bool, resumable: bool, memory
 
 @contextlib.contextmanager
 def stops_held_back():
-    """Ctrl-C and SIGTERM held back for the ``with``, then delivered: for steps a stop must not cut
-    in two. Their handlers only note them meanwhile (Python runs a handler in the main thread,
-    whichever thread the system gave the signal to: torch's own threads take them as well, so a
-    mask of the main thread's would hold back nothing); outside the main thread, where no handler
-    can be set, nothing is held."""
+    """Ctrl-C and SIGTERM held back for the ``with``, then delivered, every one: for steps a stop
+    must not cut in two. Their handlers only note them meanwhile (Python runs a handler in the
+    main thread, whichever thread the system gave the signal to: torch's own threads take them as
+    well, so a mask of the main thread's would hold back nothing). Each handler is put back
+    whatever comes as the others are (a stop among them: a handler left noting would swallow
+    every stop after); outside the main thread, where no handler can be set, nothing is held."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     came: list[int] = []
-    stops = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in stops}
+    before: dict[int, Any] = {}
     try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            before[s] = signal.signal(s, lambda signum, frame: came.append(signum))
         yield
     finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        for s in dict.fromkeys(came):  # each as it would have come, to the handler it would have met
-            signal.raise_signal(s)
+        _one_after_another([lambda s=s, h=h: signal.signal(s, h) for s, h in before.items()]
+                           + [lambda s=s: signal.raise_signal(s) for s in dict.fromkeys(came)])
+
+
+def _one_after_another(steps: list[Callable[[], Any]]) -> None:
+    """Each step, whatever the ones before raised (what the last step to raise raised comes out,
+    the earlier exceptions its context: a SIGTERM after a Ctrl-C ends the process as a SIGTERM)."""
+    if steps:
+        try:
+            steps[0]()
+        finally:
+            _one_after_another(steps[1:])
 
 
 def import_whole(*modules: str) -> None:

@@ -104,6 +104,8 @@ def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]],
                 os.replace(tmp, path)
                 if i == 0:
                     after_first()
+            for folder in dict.fromkeys(path.parent for _, path in staged):  # the renames, on disk too
+                _fsync_dir(folder)
     except BaseException as e:  # a failure or a stop: no temporary left behind
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
@@ -111,8 +113,6 @@ def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]],
         if isinstance(e, OSError):
             raise write_failure(path, e) from e
         raise
-    for folder in dict.fromkeys(path.parent for _, path in staged):  # the renames, on disk too
-        _fsync_dir(folder)
 
 
 def _staged(path: Path, data: bytes | str) -> str:

@@ -192,14 +192,15 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
                         "--image-size")
     # each picture's file, where it is first met: a link to it elsewhere (symbolic, or a hard link:
     # another name of the same file) is the same picture
-    first: dict[tuple[int, int], str] = {}
+    first: dict = {}
     where = {f: (split, label) for split in SPLITS for f, label in zip(files[split], labels[split])}
     for f in everything:
         try:
             file = os.stat(f)
         except OSError:  # (a link to nothing: said as a picture that cannot be read)
             continue
-        if (same := first.setdefault((file.st_dev, file.st_ino), f)) != f:
+        # (a file system without file numbers gives 0 for every file: the resolved path there)
+        if (same := first.setdefault((file.st_dev, file.st_ino) if file.st_ino else Path(f).resolve(), f)) != f:
             twice = ("taken twice in one class" if where[f] == where[same] else
                      "in two classes, or in both sets, it would teach one answer and test another")
             raise UserError(f"{f} and {same} are one picture, by a link (of the file or of its folder, or a hard "

@@ -93,7 +93,7 @@ class TensorBoardLogger:
         if they hold more (a run started over), hiding what they hold from there on."""
         from torch.utils.tensorboard import SummaryWriter
         steps = logged_steps(self.path)
-        logged = steps.get(tag("val_loss"), [0])[-1]  # (events of fashionae 0.3.0 and before: none)
+        logged = (steps.get(tag("val_loss")) or [0])[-1]  # (none: events of fashionae 0.3.0 and before, or all purged)
         self.next_epoch = min(logged + 1, history[-1]["epoch"]) if history else logged + 1
         self.grids = {e for e in steps.get("reconstructions", []) if e < self.next_epoch}
         # at the run's last epoch (a run trained on, --extend, holds its shorter self's too), not purged
@@ -171,8 +171,9 @@ def _after_the_last_events_file(path: Path) -> None:
     process and a count that sort as text (".10" before ".9"), and a file read before an earlier
     one has its epochs purged as out of order (a resume within a second of the attempt it resumes)."""
     made = [int(p.name.split(".")[3]) for p in path.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
-    if made and max(made) == int(time.time()):
-        time.sleep(max(made) + 1 - time.time())
+    newest = max(made, default=0)
+    while int(time.time()) <= newest <= time.time() + 2:  # (a file far ahead: another machine's clock, not waited for)
+        time.sleep(max(0.0, newest + 1 - time.time()))
 
 
 def log_finished_run(folder: RunFolder, data: Dataset) -> bool:
