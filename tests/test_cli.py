@@ -507,7 +507,8 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
     import time
     monkeypatch.setitem(sys.modules, "fashionae.cli", Loading("fashionae.cli"))
     monkeypatch.setattr(os, "_exit", exit_now)
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # (as a terminal starts it)
     try:
         for env, said in (({}, "fashionae: interrupted\n"), ({"WORLD_SIZE": "2", "RANK": "1"}, ""),
                           ({"WORLD_SIZE": "2", "RANK": "0"}, "fashionae: interrupted\n")):
@@ -526,8 +527,17 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
         with pytest.raises(SystemExit) as e:
             program.run()
         assert (e.value.code, capsys.readouterr().err) == (143, "fashionae: terminated\n")
+        # loaded: the handlers are as they were, for the command's own to take over from
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # (the stops above ended "the process")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        ran = []
+        monkeypatch.setitem(sys.modules, "fashionae.cli", types.SimpleNamespace(
+            entry=lambda: ran.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))))
+        program.run()
+        assert ran == [(signal.default_int_handler, signal.SIG_DFL)]
     finally:
-        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
 
 
 def test_a_second_ctrl_c_while_the_first_is_said_changes_nothing(monkeypatch, ctrl_c_raises):

@@ -146,6 +146,19 @@ def test_stops_held_back_are_all_delivered_and_every_handler_is_put_back(monkeyp
                 pass
         monkeypatch.undo()
         assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (on_int, on_term)
+        said.clear()
+
+        def stopped_between(signum, handler):  # a SIGTERM the moment SIGINT's handler is back, before SIGTERM's
+            replaced = real(signum, handler)
+            if signum == signal.SIGINT and handler is on_int:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return replaced
+        monkeypatch.setattr(signal, "signal", stopped_between)
+        with pytest.raises(SystemExit):  # taken by the noting handler, still there: as SIGTERM's own
+            with stops_held_back():
+                pass
+        monkeypatch.undo()
+        assert said == ["term"] and signal.getsignal(signal.SIGTERM) is on_term
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])

@@ -2,15 +2,22 @@
 imported where a Ctrl-C or SIGTERM in the first moments (before the command's handlers are set)
 is said as any stop."""
 
-import signal
-
 
 def run() -> None:
-    signal.signal(signal.SIGTERM, _stopped_early)  # (the command's own handler replaces it)
     try:
+        import signal
+        # while the program's modules load, a stop ends it at once, in one line: a Ctrl-C raised
+        # there could be swallowed (in a finalizer: "Exception ignored", and the command ran on)
+        # or end it in a traceback, a SIGTERM ended it unsaid. A stop ignored stays ignored.
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s, handler in before.items():
+            if handler in (signal.default_int_handler, signal.SIG_DFL):
+                signal.signal(s, _stopped_early)
         from .cli import entry
+        for s, handler in before.items():  # (the command's own handlers take over from these)
+            signal.signal(s, handler)
     except KeyboardInterrupt:
-        _stopped_early(signal.SIGINT, None)
+        _stopped_early(2, None)  # (SIGINT)
     entry()
 
 
@@ -18,6 +25,7 @@ def _stopped_early(signum: int, frame) -> None:
     """One line and the status of a stop, before fashionae's own handlers are set: under torchrun,
     a Ctrl-C (which reaches every process) is said by process 0 alone."""
     import os
+    import signal
     import sys
     term = signum == signal.SIGTERM
     try:

@@ -79,18 +79,30 @@ def stops_held_back():
     must not cut in two. Their handlers only note them meanwhile (Python runs a handler in the
     main thread, whichever thread the system gave the signal to: torch's own threads take them as
     well, so a mask of the main thread's would hold back nothing). Each handler is put back
-    whatever comes as the others are (a stop among them: a handler left noting would swallow
-    every stop after); outside the main thread, where no handler can be set, nothing is held."""
+    whatever comes as the others are, and one that notes acts as the handler it replaced once the
+    ``with`` is over (left noting, it would swallow every stop after); outside the main thread,
+    where no handler can be set, nothing is held."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     came: list[int] = []
     before: dict[int, Any] = {}
+    closing = threading.Event()
+
+    def note(signum, frame):
+        if not closing.is_set():
+            came.append(signum)
+        elif callable(handler := before[signum]):  # the with is over (this one not yet put back): as the
+            handler(signum, frame)                 # handler it replaced would
+        elif handler == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
     try:
         for s in (signal.SIGINT, signal.SIGTERM):
-            before[s] = signal.signal(s, lambda signum, frame: came.append(signum))
+            before[s] = signal.signal(s, note)
         yield
     finally:
+        closing.set()
         _one_after_another([lambda s=s, h=h: signal.signal(s, h) for s, h in before.items()]
                            + [lambda s=s: signal.raise_signal(s) for s in dict.fromkeys(came)])
 
