@@ -508,7 +508,8 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
     monkeypatch.setitem(sys.modules, "fashionae.cli", Loading("fashionae.cli"))
     monkeypatch.setattr(os, "_exit", exit_now)
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # (as a terminal starts it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # (as a terminal starts it; not as
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a test before left them: Ray's, say)
     try:
         for env, said in (({}, "fashionae: interrupted\n"), ({"WORLD_SIZE": "2", "RANK": "1"}, ""),
                           ({"WORLD_SIZE": "2", "RANK": "0"}, "fashionae: interrupted\n")):
@@ -527,6 +528,13 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
         with pytest.raises(SystemExit) as e:
             program.run()
         assert (e.value.code, capsys.readouterr().err) == (143, "fashionae: terminated\n")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (the stop above ended "the process")
+        with monkeypatch.context() as m:  # under torchrun each process says its own SIGTERM, naming itself
+            m.setenv("WORLD_SIZE", "2")
+            m.setenv("RANK", "1")
+            with pytest.raises(SystemExit) as e:
+                program.run()
+        assert (e.value.code, capsys.readouterr().err) == (143, "fashionae: process 1 of this torchrun: terminated\n")
         # loaded: the handlers are as they were, for the command's own to take over from
         signal.signal(signal.SIGINT, signal.default_int_handler)  # (the stops above ended "the process")
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -259,6 +259,26 @@ def test_a_cluster_that_refuses_us_names_token_authentication(monkeypatch):
         executor.connect(ray)
 
 
+def test_a_stop_as_ray_starts_is_said_as_ours_and_takes_its_processes_with_it():
+    """A SIGTERM while ray.init runs meets the handler Ray sets (sys.exit(15): no line, status 15),
+    and a stop there left Ray's processes running after the driver: it is fashionae's SIGTERM,
+    and Ray is shut down."""
+    import signal
+    from types import SimpleNamespace
+    from fashionae.errors import Terminated
+    for stop, raised in ((SystemExit(signal.SIGTERM), Terminated), (KeyboardInterrupt(), KeyboardInterrupt)):
+        shut = []
+
+        def stopped(**kwargs):
+            raise stop
+        ray = SimpleNamespace(is_initialized=lambda: False, init=stopped, shutdown=lambda: shut.append(1))
+        executor = RayExecutor.__new__(RayExecutor)
+        executor.address = None
+        with pytest.raises(raised):
+            executor.connect(ray)
+        assert shut == [1]
+
+
 # ------------------------------------------------------------------ torchrun
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:

@@ -30,11 +30,12 @@ def _stopped_early(signum: int, frame) -> None:
     term = signum == signal.SIGTERM
     try:
         from .errors import is_main_process
-        speaks = term or is_main_process()
+        main = is_main_process()
     except BaseException:
-        speaks = True
-    if speaks:
-        print(f"fashionae: {'terminated' if term else 'interrupted'}", file=sys.stderr, flush=True)
+        main = True
+    if term or main:  # (a SIGTERM each process says, naming itself where it is not process 0, as errors._stopped)
+        which = "" if main else f"process {os.environ.get('RANK')} of this torchrun: "
+        print(f"fashionae: {which}{'terminated' if term else 'interrupted'}", file=sys.stderr, flush=True)
     os._exit(128 + signum)
 
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 from . import __version__
 from .data import Dataset
-from .errors import UserError, out_of_memory, require
+from .errors import Terminated, UserError, out_of_memory, require
 from .files import atomic_write
 from .executors import run_planned
 from .plan import PlannedRun
@@ -89,25 +89,22 @@ class RayExecutor:
         if not ray.is_initialized():
             on_term = signal.getsignal(signal.SIGTERM)
             quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-            if self.address:
-                try:
-                    _reachable(self.address)  # else ray.init retries an address nobody answers for minutes
-                    ray.init(address=self.address, **quiet)
-                except (ConnectionError, ValueError, RuntimeError, OSError) as e:
-                    auth = ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
-                            "; a cluster with token authentication (Ray 2.59 and later) needs RAY_AUTH_MODE=token "
-                            "and its token here too (docs/scale-out.md)")
-                    raise UserError(f"cannot join the Ray cluster at {self.address} ({e}); start it with "
-                                    f"`ray start --head` or check --address{auth}") from None
-            else:
-                import torch
-                cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-                logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
-                    _not_the_default_auth_note)
-                ray.init(address="local", num_cpus=cpus, num_gpus=torch.cuda.device_count(), **quiet)
-            if callable(on_term) and threading.current_thread() is threading.main_thread():
-                # ours again (errors.run_command's: one line, finished runs kept); Ray's own aborts
-                # the driver with a crash report, on every scancel or time limit of a cluster job
+            try:
+                self._init(ray, quiet)
+            except UserError:  # (no Ray joined)
+                raise
+            except SystemExit as e:  # a SIGTERM as Ray starts, to the handler it sets (sys.exit(15)): ours,
+                ray.shutdown()       # and the processes it started go with it (they outlived the driver)
+                if e.code == signal.SIGTERM:
+                    raise Terminated from None
+                raise
+            except BaseException:  # a Ctrl-C as it starts
+                ray.shutdown()
+                raise
+            if on_term is not None and threading.current_thread() is threading.main_thread():
+                # ours again (errors.run_command's: one line, finished runs kept; the default in a
+                # script of the user's); Ray's own aborts the driver with a crash report, on every
+                # scancel or time limit of a cluster job
                 signal.signal(signal.SIGTERM, on_term)
             started = True
         alive = [n for n in ray.nodes() if n["Alive"]]
@@ -118,6 +115,25 @@ class RayExecutor:
         self.description = (f"ray ({where}, {total.get('CPU', 0):g} CPUs{gpus}; {self.cpus} CPU(s)"
                             + (f" and {self.gpus:g} GPU" if self.gpus else "") + " per run)")
         return started
+
+    def _init(self, ray, quiet: dict) -> None:
+        """ray.init: join the cluster at ``address``, or start a Ray on this machine."""
+        if self.address:
+            try:
+                _reachable(self.address)  # else ray.init retries an address nobody answers for minutes
+                ray.init(address=self.address, **quiet)
+            except (ConnectionError, ValueError, RuntimeError, OSError) as e:
+                auth = ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
+                        "; a cluster with token authentication (Ray 2.59 and later) needs RAY_AUTH_MODE=token "
+                        "and its token here too (docs/scale-out.md)")
+                raise UserError(f"cannot join the Ray cluster at {self.address} ({e}); start it with "
+                                f"`ray start --head` or check --address{auth}") from None
+        else:
+            import torch
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+                _not_the_default_auth_note)
+            ray.init(address="local", num_cpus=cpus, num_gpus=torch.cuda.device_count(), **quiet)
 
     def usable_nodes(self, ray) -> list[dict]:
         """The alive nodes that have room for one run; refuse a cluster without any."""
