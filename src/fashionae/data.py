@@ -333,22 +333,23 @@ def _dataset_toml(folder: Path) -> dict:
     return meta
 
 
-def description_problem(meta: dict) -> str | None:
+def description_problem(meta: dict, said: str = "") -> str | None:
     """What is wrong with a dataset's name and classes (as its dataset.toml or
-    ``write_npz_dataset`` gives them), or None."""
+    ``write_npz_dataset`` gives them), or None; their keys said with ``said`` after them ("=":
+    as the arguments they are)."""
     classes, name = meta.get("classes", []), meta.get("name", "")
     if not isinstance(classes, list) or "classes" in meta and len(classes) < 2 \
             or not all(isinstance(c, str) and c.strip() for c in classes):
-        return "classes must be a list of at least two names, none of them empty"
+        return f"classes{said} must be a list of at least two names, none of them empty"
     if odd := next((c for c in classes if c != c.strip() or garbles_a_line(c)), None):
         return (f"class {odd!r} has a space at an end or a control character (a newline, a tab), which answers "
                 "and tables would show garbled; name it in one plain line")
     if twice := next((c for c in classes if classes.count(c) > 1), None):
         return f"class {twice!r} is named twice; give every class its own name"
     if not isinstance(name, str):
-        return "name must be a string"
+        return f"name{said} must be a string"
     if garbles_a_line(name):
-        return f"name {name!r} has a control character (a newline, a tab); give it in one plain line"
+        return f"name{said} {name!r} has a control character (a newline, a tab); give it in one plain line"
     return None
 
 
@@ -537,9 +538,9 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
             raise UserError(f"classes= must be a list of names, such as ['circle', 'square'], got {classes!r}")
         classes = [str(c) for c in names]
-    if problem := description_problem({"name": "" if name is None else name} | ({} if classes is None else {"classes": classes})):
-        key, rest = problem.split(" ", 1)  # said as the argument it is, not as dataset.toml's key
-        raise UserError(f"write_npz_dataset: {key}= {rest}" if key in ("name", "classes") else f"write_npz_dataset: {problem}")
+    if problem := description_problem({"name": "" if name is None else name}
+                                      | ({} if classes is None else {"classes": classes}), said="="):
+        raise UserError(f"write_npz_dataset: {problem}")  # (said as the arguments, not as dataset.toml's keys)
     if pictures is not None and (problem := pictures_problem(pictures)):
         raise UserError(f"write_npz_dataset: pictures= {problem}")
     refuse_a_taken_folder(folder)
