@@ -633,7 +633,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch, d
 
 def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(data_dir, tmp_path):
     """The whole program: stdout closed at the start (``>&-``) is /dev/null, not the next file
-    opened; stdout on a full disk is one line; stderr on a full disk (the notes, the progress) is
+    opened, and the command's output there is said lost (status 1, as ``ls >&-``); stdout on a full disk is one line; stderr on a full disk (the notes, the progress) is
     dropped and the run goes on to the end; a locale that cannot encode a character (LC_ALL=C)
     gets it escaped, not an internal error once the work is done."""
     import os
@@ -643,7 +643,9 @@ def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(dat
     data = ["data", "--data-dir", str(data_dir), "--no-verify"]
     closed = subprocess.run(["sh", "-c", " ".join(map(shlex.quote, fashionae + data)) + " >&-"],
                             stderr=subprocess.PIPE, text=True)
-    assert (closed.returncode, closed.stderr) == (0, "")
+    assert (closed.returncode, closed.stderr) == (1, "fashionae: error: cannot write the output: the output is "
+                                                     "closed; send it elsewhere (what the command wrote to its files "
+                                                     "is kept)\n")
     with open("/dev/full", "w") as full:
         proc = subprocess.run(fashionae + data, stdout=full, stderr=subprocess.PIPE, text=True)
         assert (proc.returncode, proc.stderr) == (1, "fashionae: error: cannot write the output: No space left on "

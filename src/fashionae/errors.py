@@ -167,14 +167,17 @@ def ready_streams() -> None:
     """The ``fashionae`` program's standard streams made safe before anything runs. A stream
     closed at the start (``>&-``) is opened on /dev/null, at its own descriptor: else the next
     file opened (a checkpoint) would take it, and whatever a library writes to the stream would
-    go into that file. Output lines are flushed one by one (see ``cli.entry``), and what the
+    go into that file; the command's own output there fails as on a full disk (its lines have
+    nowhere to go: said, not lost with status 0), its notes are dropped. Output lines are flushed one by one (see ``cli.entry``), and what the
     locale cannot encode (LC_ALL=C) is written as a name's own bytes or escaped (``_escaped``),
     not a failure after the work is done. stderr (progress, notes) that cannot be written (``2>/dev/full``, its reader gone) is
     dropped, and the command goes on."""
+    closed = False
     for fd, name in ((1, "stdout"), (2, "stderr")):
         try:
             os.fstat(fd)
         except OSError:  # closed
+            closed = closed or fd == 1
             null = os.open(os.devnull, os.O_WRONLY)
             if null != fd:
                 os.dup2(null, fd)
@@ -185,7 +188,7 @@ def ready_streams() -> None:
         sys.stdout.reconfigure(line_buffering=True, errors="fashionae")
     if hasattr(sys.stderr, "reconfigure"):
         sys.stderr.reconfigure(errors="fashionae")
-    sys.stdout, sys.stderr = _Stream(sys.stdout, drops=False), _Stream(sys.stderr, drops=True)
+    sys.stdout, sys.stderr = _Stream(sys.stdout, drops=False, closed=closed), _Stream(sys.stderr, drops=True)
 
 
 def _escaped(e: UnicodeEncodeError) -> tuple:
@@ -202,13 +205,16 @@ class _Stream:
     """A standard stream whose failed writes are known: dropped (``drops``: stderr's notes and
     progress, so that a long command is not lost for its log, its own error line included:
     there is nowhere to say it), or raised and kept in ``failed`` (stdout: the command's output,
-    whose failure ``_failed`` says as such)."""
+    whose failure ``_failed`` says as such). A ``closed`` stream (stdout closed at the start, now
+    /dev/null) fails each write as the closed descriptor would have."""
 
-    def __init__(self, stream, drops: bool):
-        self._stream, self._drops, self.failed = stream, drops, None
+    def __init__(self, stream, drops: bool, closed: bool = False):
+        self._stream, self._drops, self._closed, self.failed = stream, drops, closed, None
 
     def _do(self, what: str, *args):
         try:
+            if self._closed and what == "write":
+                raise OSError(errno.EBADF, "the output is closed")
             return getattr(self._stream, what)(*args)
         except (OSError, ValueError) as e:
             if not self._drops:
