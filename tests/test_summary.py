@@ -185,3 +185,28 @@ def test_a_family_changed_in_two_tables_is_said_for_each_and_a_new_table_is_no_c
     r["family_history"] = [{"ablation": 2}]
     assert other_family(r) is None
 
+
+def test_below_three_seeds_a_line_of_one_model_on_some_seeds_has_no_interval_promised():
+    """A line that is one model on some seeds alone (``same_model``: a list) has no interval, as a
+    line of one model on every seed has none: below 3 seeds the summary promises an interval only
+    "where it has one"."""
+    from fashionae.summary import _ablation_summary
+    line = ablation("s", 0.01, None, seeds=2, reason="one model on seed 0 and two on the others, as trained: not judged")
+    partly = {**line, "val_mse": {**line["val_mse"], "same_model": [0], "verdict": "not shown"},
+              "test_mse": {**line["test_mse"], "same_model": [0], "verdict": "not shown"}}
+    assert _ablation_summary([{**ablation("x", 0.01, [0.0, 0.02]), "seeds": 2}, partly]) == (
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with "
+        "--seeds 3 or more); its table gives each change with its interval where it has one. “s” compares one model "
+        "on some seeds and two on the others, as the runs record them (machines whose auto chose otherwise), so no "
+        "verdict.")
+
+
+def test_the_summary_gives_the_image_counts_only_when_every_autoencoder_shares_them():
+    from fashionae.summary import summary
+    r = results()
+    for ae in r["autoencoders"]:
+        ae["images"] = {"train": 8000, "val": 2000, "test": 10000}
+    assert summary(r)[0].endswith(" Each autoencoder trained on 8,000 images and was validated on 2,000 and tested "
+                                  "on 10,000.")
+    r["autoencoders"][0]["images"] = {"train": 4000, "val": 2000, "test": 10000}  # (one trained on fewer)
+    assert "Each autoencoder" not in summary(r)[0]
