@@ -332,3 +332,205 @@ def test_batch_norm_on_the_cpu_evaluates_the_model_it_saves(tmp_path):
     figures = {name: r["loss"] for name, r, _ in evaluate_run(tmp_path / "two", "cpu", str(data_dir), False)}
     assert figures["validation"] == pytest.approx(summary["val_loss"], rel=1e-6)
     assert figures["test"] == pytest.approx(summary["test_loss"], rel=1e-6)  # 3e-4 apart without the sync
+
+
+# ------------------------------------------------------------------ what the tests above do not reach
+
+def test_ray_started_by_the_study_is_shut_down_even_when_it_refuses_and_a_joined_one_is_left(monkeypatch):
+    """The Ray a study starts on this machine goes with it, however it ends (here: no node has
+    room); one this process had joined already is left running. It starts with this machine's CPUs."""
+    from types import SimpleNamespace
+    for joined in (False, True):
+        shut, inits = [], []
+        fake = SimpleNamespace(is_initialized=lambda: joined, init=lambda **kw: inits.append(kw),
+                               shutdown=lambda: shut.append(1), cluster_resources=lambda: {"CPU": 0.5},
+                               nodes=lambda: [{"NodeID": "n0", "Alive": True, "Resources": {"CPU": 0.5}}])
+        monkeypatch.setitem(sys.modules, "ray", fake)
+        with pytest.raises(UserError, match="no node of the Ray cluster has 1 CPU"):
+            RayExecutor()([], {}, None, Path("."), None, print)
+        assert shut == ([] if joined else [1])
+        if not joined:
+            assert inits[0]["address"] == "local" and inits[0]["num_cpus"] == len(os.sched_getaffinity(0))
+
+
+def test_a_run_goes_only_to_alive_nodes_with_room_for_it():
+    from types import SimpleNamespace
+    extra_or_skip("ray", "ray")
+    nodes = [{"NodeID": "dead", "Alive": False, "Resources": {"CPU": 8.0, "GPU": 1.0}},
+             {"NodeID": "just", "Alive": True, "Resources": {"CPU": 2.0, "GPU": 0.5}},
+             {"NodeID": "small", "Alive": True, "Resources": {"CPU": 1.0, "GPU": 1.0}}]
+    usable = RayExecutor(cpus_per_run=2, gpus_per_run=0.5).usable_nodes(SimpleNamespace(nodes=lambda: nodes))
+    assert [n["NodeID"] for n in usable] == ["just"]
+
+
+def test_a_negative_share_of_a_gpu_is_refused():
+    extra_or_skip("ray", "ray")
+    with pytest.raises(UserError, match="--gpus-per-run must be a fraction"):
+        RayExecutor(gpus_per_run=-0.5)
+
+
+def test_an_address_nobody_answers_at_is_one_line_without_waiting_on_ray(monkeypatch):
+    """ray.init retries an address nobody answers for minutes: a closed port, a host that does
+    not resolve, are one line at once; "auto" is Ray's to find."""
+    import socket
+    from types import SimpleNamespace
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    for address in (closed, "nonexistent.invalid:6379"):
+        ray = SimpleNamespace(is_initialized=lambda: False,
+                              init=lambda **kw: pytest.fail("ray.init was called for an address nobody answers at"))
+        executor = RayExecutor.__new__(RayExecutor)
+        executor.address = address
+        with pytest.raises(UserError, match=rf"^cannot join the Ray cluster at {address} \(.*\); .*check --address$"):
+            executor.connect(ray)
+    ray_executor._reachable("auto")  # (no error)
+
+
+def test_a_ray_task_runs_on_the_threads_and_gpus_it_was_given(tmp_path, monkeypatch, one_thread):
+    from types import SimpleNamespace
+    from fashionae.lock import FolderLock
+    from fashionae.runs import EXECUTOR_ENV
+    seen = []
+
+    def planned(run, study, out, data, log, on_epoch, extend):
+        seen.append((os.environ["CUDA_VISIBLE_DEVICES"], os.environ[EXECUTOR_ENV], torch.get_num_threads(), extend))
+    monkeypatch.setattr(ray_executor, "run_planned", planned)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv(EXECUTOR_ENV, "local")
+    run = SimpleNamespace(name="ae-a-seed0", label="ae-a seed 0")
+    for gpus, extend in ((0.25, False), (0.0, True)):
+        r = ray_executor.run_task(run, None, str(tmp_path), None, 2, gpus, extend, None)
+        assert r["resumed"] is False and r["notes"] == []
+    assert seen == [("0", "ray", 2, False), ("", "ray", 2, True)]  # a run given no GPU stays off them
+    # a retry waits for the run folder's lock (a lost node's, on a shared filesystem) and gives up
+    monkeypatch.setattr(ray_executor, "LOCK_WAIT", 0.2)
+    held = FolderLock(tmp_path / "runs" / "ae-a-seed0").acquire()
+    try:
+        with pytest.raises(UserError):
+            ray_executor.run_task(run, None, str(tmp_path), None, 1, 0.0, False, None)
+    finally:
+        held.release()
+    assert len(seen) == 2
+
+
+def test_a_ray_study_trains_only_the_runs_not_finished(cluster, data_dir, tmp_path):
+    run_study(tiny_study(tmp_path, seeds=1, epochs=1), tmp_path / "ray", str(data_dir), False, **QUIET)
+    kept = (tmp_path / "ray" / "runs" / "ae-a-seed0" / "summary.json").read_bytes()
+    lines = []
+    run_study(tiny_study(tmp_path, seeds=2, epochs=1), tmp_path / "ray", str(data_dir), False, log=lines.append,
+              executor=RayExecutor())
+    assert any(line.startswith("1 run(s) to train as Ray tasks") and line.endswith("; 1 finished already")
+               for line in lines), lines
+    assert any(line.startswith("ae-a seed 1: done on ") and line.endswith(" (2/2 runs)") for line in lines), lines
+    assert (tmp_path / "ray" / "runs" / "ae-a-seed0" / "summary.json").read_bytes() == kept
+
+
+def test_a_user_error_in_a_ray_run_is_one_line_naming_it(cluster, data_dir, tmp_path):
+    def refuse(run, row):
+        raise UserError("the hook refuses")
+
+    with pytest.raises(UserError, match=r"^ae-a seed 0: the hook refuses$"):
+        run_study(tiny_study(tmp_path, epochs=1), tmp_path / "ray", str(data_dir), False,
+                  executor=RayExecutor(on_epoch=refuse), **QUIET)
+
+
+def test_what_a_ray_run_says_of_its_result_reaches_the_driver(cluster, data_dir, tmp_path):
+    """Not only before an error: a run resumed on other threads says so, and it finishes."""
+    def out_of_memory(run, row):
+        if row["epoch"] >= 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    study = tiny_study(tmp_path, epochs=2)
+    with pytest.raises(UserError, match="out of memory"):
+        run_study(study, tmp_path / "ray", str(data_dir), False, executor=RayExecutor(on_epoch=out_of_memory), **QUIET)
+    lines = []
+    run_study(study, tmp_path / "ray", str(data_dir), False, log=lines.append, executor=RayExecutor(cpus_per_run=2))
+    assert any(line.startswith("ae-a seed 0: it started on 1 thread and resumes on 2") for line in lines), lines
+    assert any(line.endswith("resumed from its checkpoint (1/1 runs)") for line in lines), lines
+
+
+def test_a_run_that_loses_its_worker_more_often_than_ray_retries_is_one_line(cluster, data_dir, tmp_path, monkeypatch):
+    def killed(run, row):
+        import os, signal  # noqa: E401 (runs in the Ray worker)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(ray_executor, "RETRIES", 0)
+    with pytest.raises(UserError, match=r"^ae-a seed 0: lost its Ray worker 1 times \(\w+\); finished runs are kept"):
+        run_study(tiny_study(tmp_path, epochs=1), tmp_path / "ray", str(data_dir), False,
+                  executor=RayExecutor(on_epoch=killed), **QUIET)
+
+
+def test_the_storage_check_leaves_nothing_behind_and_refuses_another_version_or_no_fashionae(cluster, tmp_path,
+                                                                                              monkeypatch):
+    from fashionae.studyfolder import StudyFolder
+    folder = StudyFolder(tmp_path)
+    nodes = RayExecutor().usable_nodes(cluster)
+    ray_executor.check_nodes(cluster, folder, nodes)
+    assert list(tmp_path.iterdir()) == []  # the token it wrote is gone
+    monkeypatch.setattr(ray_executor, "__version__", "0.0.1")
+    with pytest.raises(UserError, match=r"^Ray node .* runs fashionae \S+, this driver 0.0.1; install the same"):
+        ray_executor.check_nodes(cluster, folder, nodes)
+
+    def no_fashionae(path, token):
+        raise ImportError("No module named 'fashionae'")
+    monkeypatch.setattr(ray_executor, "node_check", no_fashionae)
+    with pytest.raises(UserError, match=r"^Ray node .* cannot run fashionae \(.*No module named 'fashionae'.*\); "
+                                        r"install fashionae 0.0.1 on every node$"):
+        ray_executor.check_nodes(cluster, folder, nodes)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_joining_torchruns_group_takes_each_variable_for_what_it_means(monkeypatch):
+    """Process 3 of 4 on two nodes of two GPUs: RANK is its place in the group, LOCAL_RANK its
+    GPU on this node; the group is joined once, with nccl on CUDA and gloo on the CPU, and left at exit."""
+    import torch.distributed as td
+    from fashionae import distributed
+    from fashionae.distributed import Dist
+    joined, devices, at_exit = [], [], []
+    monkeypatch.setattr(td, "is_initialized", lambda: bool(joined))
+    monkeypatch.setattr(td, "init_process_group", joined.append)
+    monkeypatch.setattr(distributed.atexit, "register", at_exit.append)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", devices.append)
+    for k, v in {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(k, v)
+    assert distributed.from_environment("cpu") == Dist(3, 4)
+    assert (joined, devices, at_exit) == (["gloo"], [], [distributed._leave_process_group])
+    assert distributed.from_environment("cpu") == Dist(3, 4) and joined == ["gloo"]  # not joined twice
+    joined.clear()
+    assert distributed.from_environment("cuda") == Dist(3, 4)
+    assert (joined, devices) == (["nccl"], [1])
+    monkeypatch.setenv("LOCAL_RANK", "2")  # three processes on a node of two GPUs
+    with pytest.raises(UserError, match=r"^torchrun started 4 processes but this node has 2 GPU\(s\); "
+                                        r"use --nproc-per-node 2$"):
+        distributed.from_environment("cuda")
+    assert devices == [1]
+
+
+def test_leaving_the_process_group_at_exit(tmp_path):
+    import torch.distributed as td
+    from fashionae.distributed import _leave_process_group
+    _leave_process_group()  # never joined (a process stopped before the group formed): nothing to leave
+    td.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        _leave_process_group()
+        assert not td.is_initialized()
+    finally:
+        if td.is_initialized():
+            td.destroy_process_group()
+
+
+def test_batch_norm_is_synchronised_under_torchrun_on_cuda_alone():
+    from types import SimpleNamespace
+    from fashionae.distributed import Dist, sync_batchnorm
+
+    class OnCuda(torch.nn.Sequential):  # what sync_batchnorm sees of a model on a GPU
+        def parameters(self, recurse=True):
+            yield SimpleNamespace(device=torch.device("cuda"))
+
+    for model, dist, synced in ((OnCuda(torch.nn.BatchNorm2d(2)), Dist(0, 2), True),
+                                (OnCuda(torch.nn.BatchNorm2d(2)), Dist(), False),
+                                (torch.nn.Sequential(torch.nn.BatchNorm2d(2)), Dist(0, 2), False)):
+        assert isinstance(sync_batchnorm(model, dist)[0], torch.nn.SyncBatchNorm) == synced
