@@ -143,3 +143,29 @@ def test_bench_options_reach_the_benchmark_and_force_replaces_a_json_file(capsys
     assert seen.pop() == dict(windows=2, as_json=True, show_profile=True, device="cpu", out=str(old), images=300)
     assert main(["bench", "--out", str(tmp_path / "B.JSON")]) == 0  # .json in any case
     assert seen.pop()["out"] == str(tmp_path / "B.JSON")
+
+
+def test_every_isa_flag_cap_and_number_is_read_and_a_machine_without_cpuinfo_is_described(tmp_path, monkeypatch):
+    """AMX is the amx_bf16 flag (not amx_tile alone); each of the three ISA caps is recorded, and
+    one set empty is no cap; the stepping is kept; without /proc/cpuinfo (not Linux) the CPU is
+    described, not an error."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nstepping\t: 8\n"
+                       "flags\t\t: avx2 amx_tile amx_int8\n")
+    assert cpu_info(cpuinfo)["isa"] == ["AVX2"] and cpu_info(cpuinfo)["stepping"] == "8"
+    cpuinfo.write_text("flags\t\t: avx2 amx_tile amx_bf16\n")
+    assert cpu_info(cpuinfo)["isa"] == ["AVX2", "AMX"]
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "")  # set, but empty: no cap
+    assert cpu_info(cpuinfo)["isa_caps"] == {"DNNL_MAX_CPU_ISA": "AVX2"}
+    missing = cpu_info(tmp_path / "none")
+    assert missing["isa"] == [] and missing["model_name"] == "?" and "ISA none of AVX2" in describe_cpu(missing)
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert cpu_info(cpuinfo)["threads"] == threads + 1  # the threads it runs on, as set now
+    finally:
+        torch.set_num_threads(threads)

@@ -742,3 +742,9 @@ def test_an_environment_entry_not_of_its_kind_is_refused_as_damaged(tmp_path):
                                             r"\(it was edited or damaged\); give it back .* \(what the report shows of "
                                             r"where the run was made\), or delete .* and run its command again$"):
             folder.sessions()
+
+
+def test_the_encoders_name_is_its_run_folders_name_wherever_its_study_is():
+    """A classifier's encoder is named by its run folder's name, not the path it was found at."""
+    assert RunConfig(encoder_run="studies/old/place/runs/ae-linear-64-s0").encoder_name == "ae-linear-64-s0"
+    assert RunConfig().encoder_name == ""

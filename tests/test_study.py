@@ -31,7 +31,6 @@ from fashionae.training import TrainConfig
 from helpers import PAPER, QUIET, STUDIES, cli, extra_or_skip
 
 
-
 def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, capsys):
     out = tmp_path / "study"
     code = main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
@@ -2348,3 +2347,49 @@ def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir
     (out / "results.json").write_text(json.dumps({**results, "seed_history": "12"}))  # damaged: its seeds alone
     assert main(["report", str(out)]) == 0 and said() == ([], [1])
     capsys.readouterr()
+
+
+def test_progress_shows_the_steps_done_the_epoch_at_most_the_last_and_the_in_epoch_bar_its_last_step(monkeypatch):
+    """On a wide terminal the line shows the epoch's steps as a bar (2 of 4: half of it), then
+    "evaluating" once they are all done; after its last epoch the run is at that epoch, not one
+    past it. A single run's bar draws every 20th step and always its last, which clears the line."""
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda: os.terminal_size((400, 20)))
+    monkeypatch.setenv("TERM", "xterm")
+    plan = plan_mod.make_plan(load_study(PAPER, "smoke"))
+    first, screen = plan[0], Terminal()
+    epochs = first.config.train.epochs
+    progress = progress_mod.Progress(plan, {r.name: "new" for r in plan}, 400, lambda m: None, stream=screen)
+    progress.start(first)
+    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: 1e9)  # long since the last draw
+    progress.step(2, 4)
+    assert screen.getvalue().endswith(f"epoch 1/{epochs} [##########..........] 2/4")
+    progress.step(4, 4)
+    assert screen.getvalue().endswith(f"epoch 1/{epochs}, evaluating")
+    progress.epoch(first, {"epoch": epochs, "seconds": 2.0})
+    progress.draw()
+    assert screen.getvalue().endswith(f"epoch {epochs}/{epochs}")
+    progress.finished(first, {"seconds_total": 2.0})  # the line cleared, and no run drawn in it until the next
+    assert screen.getvalue().endswith("\r\033[K")
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    show = progress_mod.progress_bar("epoch 1")
+    show(19, 45)
+    assert sys.stderr.getvalue() == ""
+    show(20, 45)
+    show(45, 45)
+    assert sys.stderr.getvalue() == ("\repoch 1 [#############.................] 20/45"
+                                     "\repoch 1 [##############################] 45/45\r\033[K")
+
+
+def test_progress_weighs_each_run_by_the_images_it_trains_on():
+    """A run on a subset of 100 images is a quarter of the work of one on 300 (of 400 there are):
+    it done, a quarter of the study is; a subset larger than the data counts the data's images."""
+    study = load_study(PAPER, "smoke")
+    plan = plan_mod.make_plan(study)[:2]
+    plan = [replace(r, config=replace(r.config, train=replace(r.config.train, train_subset=subset)))
+            for r, subset in zip(plan, (100, 300))]
+    states = {plan[0].name: "complete", plan[1].name: "new"}
+    assert progress_mod.Progress(plan, states, 400, lambda m: None, stream=io.StringIO()).status().startswith(
+        "1/2 runs,  25% done")
+    assert progress_mod.Progress(plan, states, 200, lambda m: None, stream=io.StringIO()).status().startswith(
+        "1/2 runs,  33% done")  # 100 of 100 + 200

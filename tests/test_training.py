@@ -862,3 +862,84 @@ def test_a_model_too_large_is_refused_by_what_training_it_takes(monkeypatch, tmp
     v1.write_text("9223372036854771712\n")  # v1's "no limit"
     assert machine.memory_bytes("cpu") == total
 
+
+def test_a_cgroup_v1_limit_counts_where_there_is_no_v2_file_and_an_unreadable_one_is_no_limit(monkeypatch, tmp_path):
+    """On a cgroup v1 machine (no memory.max) its memory.limit_in_bytes is the limit; a limit file
+    that holds no number (empty) is no limit, not an error."""
+    from fashionae import machine
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    monkeypatch.setattr(machine, "CGROUP_LIMITS", (v2, v1))
+    total = machine.memory_bytes("cpu")
+    v1.write_text(f"{2**30}\n")
+    assert total > 2**30 and machine.memory_bytes("cpu") == 2**30
+    v1.unlink()
+    v2.write_text("\n")
+    assert machine.memory_bytes("cpu") == total
+
+
+def test_a_checkpoint_restores_every_generator_adams_moments_and_settings_the_epoch_and_history(tmp_path, kept_rng):
+    """What a resume takes back, each part on its own: the weights, Adam's moments, step and
+    settings (its learning rate), the epoch and history as written, and every random generator
+    (torch's, the shuffle's, NumPy's, Python's) as it was when the checkpoint was written."""
+    import random
+    import numpy as np
+    from fashionae.checkpoint import load_checkpoint, rng_state, run_settings, save_checkpoint
+    from fashionae.models import build_model
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent=8))
+    opt = torch.optim.Adam(model.parameters(), lr=0.003)
+    model(torch.rand(2, 1, 28, 28)).loss.backward()
+    opt.step()
+    opt.param_groups[0]["lr"] = 0.0021  # as a schedule leaves it
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    shuffle = torch.Generator().manual_seed(5)
+    settings = run_settings(model, small())
+    history = [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.25}]
+    save_checkpoint(tmp_path / "c.safetensors", model, opt, 2, history, [rng_state(shuffle)], settings)
+    draws = (torch.rand(3), torch.rand(3, generator=shuffle), np.random.rand(3), [random.random() for _ in range(3)])
+
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    other = build_model(ModelConfig(latent=8))
+    other_opt, other_shuffle = torch.optim.Adam(other.parameters(), lr=0.003), torch.Generator().manual_seed(9)
+    assert load_checkpoint(tmp_path / "c.safetensors", other, other_opt, other_shuffle, settings) == (2, history)
+    assert (torch.equal(torch.rand(3), draws[0]) and torch.equal(torch.rand(3, generator=other_shuffle), draws[1])
+            and np.array_equal(np.random.rand(3), draws[2]) and [random.random() for _ in range(3)] == draws[3])
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
+    assert other_opt.param_groups[0]["lr"] == 0.0021 and other_opt.param_groups[0]["betas"] == (0.9, 0.999)
+    for p, q in zip(model.parameters(), other.parameters()):
+        mine, theirs = opt.state[p], other_opt.state[q]
+        assert mine.keys() == theirs.keys() == {"step", "exp_avg", "exp_avg_sq"}
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_a_checkpoint_whose_epoch_is_no_number_is_called_damaged(tmp_path, kept_rng):
+    """An epoch that is no number (a faulty writer's) is refused as damaged when the checkpoint is
+    read (as --extend reads it, before the run is touched), not taken up by the run."""
+    from fashionae.checkpoint import read_checkpoint, rng_state, run_settings
+    from fashionae.models import build_model
+    cfg = ModelConfig(latent=8)
+    settings = run_settings(build_model(cfg), small())
+
+    def epoch(value):
+        return lambda meta: meta | {"state": json.dumps(json.loads(meta["state"]) | {"epoch": value})}
+    for value, error in (("two", "ValueError"), (None, "TypeError")):
+        path = rewritten(checkpoint_of(tmp_path, cfg, [rng_state(torch.Generator())], f"e{error}"), epoch(value))
+        with pytest.raises(UserError, match=rf"^checkpoint .* is damaged \({error}\); delete it to restart"):
+            read_checkpoint(path, settings, 1)
+
+
+def test_a_checkpoint_is_tied_to_the_model_settings_the_run_uses_and_not_to_settings_it_predates(tmp_path, kept_rng):
+    """An autoencoder's checkpoint records no setting its model does not use (its paper head); one
+    written before a setting existed (its settings lack the key) is still this run's."""
+    from fashionae.checkpoint import read_checkpoint, rng_state, run_settings
+    from fashionae.models import build_model
+    cfg = ModelConfig(latent=8)
+    settings = run_settings(build_model(cfg), small())
+    assert "paper_head" not in settings["model"] and "latent" in settings["model"]
+
+    def older(meta):
+        state = json.loads(meta["state"])
+        del state["settings"]["train"]["seed"], state["settings"]["model"]["dropout"]
+        return meta | {"state": json.dumps(state)}
+    path = rewritten(checkpoint_of(tmp_path, cfg, [rng_state(torch.Generator())]), older)
+    assert read_checkpoint(path, settings, 1)[1]["epoch"] == 1
