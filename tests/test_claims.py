@@ -646,3 +646,31 @@ def test_a_two_part_claim_leans_neither_when_one_part_does():
     conv = c["the fully convolutional autoencoder is slightly better than l_size 512"]
     assert [p["leaning"] for p in conv["parts"]] == ["neither", "supports"]
     assert (conv["verdict"], conv["leaning"]) == ("inconclusive", "neither")
+
+
+def test_the_reference_numbers_are_those_docs_study_md_gives():
+    """reference.py's author-code and external figures are docs/study.md's, each as its table or
+    text says it (a number mistyped in one is shown in results.json beside the study's own)."""
+    import re
+    from pathlib import Path
+
+    from fashionae.reference import REFERENCE
+    doc = (Path(__file__).parents[1] / "docs" / "study.md").read_text()
+    author = doc.split("## The author's result files")[1].split("\n## ")[0]
+    names = {"linear-64": "linear, l_size 64", "linear-512": "linear, l_size 512", "linear-1024": "linear, l_size 1024",
+             "conv": "fully convolutional"}
+    for model, row in REFERENCE["author_code"]["autoencoders"].items():
+        cells = re.search(rf"^\| {re.escape(names[model])} \|(.*)\|$", author, re.M)[1].split("|")
+        assert [float(c.split()[0]) if c.strip() else None for c in cells] == [row.get("val_mse"), row.get("best_val_mse")]
+    for strategy, row in REFERENCE["author_code"]["classifiers"].items():
+        cells = re.search(rf"^\| {strategy} \| ([\d.]+) % \| ([\d.]+) % \|$", author, re.M).groups()
+        assert [float(c) for c in cells] == pytest.approx([100 * row["train_eval_acc"], 100 * row["val_acc"]])
+    said = " ".join(doc.split("## Reference points from outside the study")[1].split("\n## ")[0].split())
+    ext = REFERENCE["external"]
+    assert [float(m) for m in re.findall(r"0\.\d{4}", said.split("predicting")[0])] == list(ext["pca_test_mse"].values())
+    assert f"mean image gives {ext['mean_image_test_mse']}" in said
+    assert f"pixels reaches about {100 * ext['pixel_logistic_regression_acc']:.0f} % test accuracy" in said
+    assert f"CNN of this size about {100 * ext['two_conv_cnn_acc']:.0f} %" in said
+    assert f"{100 * ext['two_conv_cnn_flip_acc']:.1f} % with horizontal flips" in said
+    assert f"ResNet18 {100 * ext['resnet18_acc']:.1f} %" in said
+    assert f"sampling error of about {100 * ext['test_sampling_error']:.1f} percentage points" in said

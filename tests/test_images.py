@@ -1288,3 +1288,11 @@ def test_a_picture_and_its_reconstruction_side_by_side_are_enlarged_pixel_for_pi
     row = np.concatenate([original[0].numpy(), np.ones((4, 2)), reconstruction[0].numpy()], axis=1)
     want = np.kron((row * 255).astype(np.uint8), np.ones((8, 8), np.uint8))
     assert got.shape == (32, 80) and np.array_equal(got, want)
+
+
+def test_a_floating_point_picture_with_negative_levels_is_refused(tmp_path):
+    """Levels below 0 (a float TIFF of differences) are no grey a picture holds: refused, not clipped
+    to black."""
+    Image.fromarray(np.full((8, 8), -0.5, dtype=np.float32), "F").save(tmp_path / "negative.tiff")
+    with pytest.raises(UserError, match=r"negative.tiff has grey levels outside 0-255; save it as an 8- or 16-bit"):
+        prepare_image(tmp_path / "negative.tiff")

@@ -1391,3 +1391,195 @@ def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_no
                            "little training in 2 epochs, or a collapse;")
     del r["mean_image"]
     assert learned_nothing(r, "autoencoders") is None
+
+
+def test_a_seed_band_is_the_mean_plus_and_minus_the_seeds_sample_std(tmp_path, monkeypatch):
+    """The band about a curve of several epochs is mean ± the std over seeds (ddof 1, as the tables'
+    "±"), over the epochs every seed has (a seed with more is cut to the others')."""
+    import numpy as np
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    runs = [[{"val_loss": 0.1}, {"val_loss": 0.2}, {"val_loss": 0.9}], [{"val_loss": 0.3}, {"val_loss": 0.6}]]
+    plots.curves("t", runs, [("val_loss", "validation")], "MSE", None, tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    (line,) = [line for line in ax.lines if line.get_label() == "validation"]
+    assert list(line.get_xdata()) == [1, 2] and np.allclose(line.get_ydata(), [0.2, 0.4])
+    (band,) = [c for c in ax.collections if "Poly" in type(c).__name__]
+    ys = band.get_paths()[0].vertices[:, 1]
+    std = np.std([[0.1, 0.2], [0.3, 0.6]], axis=0, ddof=1)
+    assert np.isclose(ys.min(), 0.2 - std[0]) and np.isclose(ys.max(), 0.4 + std[1])
+
+
+def test_curves_of_a_few_epochs_tick_each_epoch_and_label_their_axes(tmp_path, monkeypatch):
+    """A few epochs: one tick each, the points half an epoch off the frame; the x axis says epoch,
+    the y axis the figure's unit."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    runs = [[{"val_loss": v} for v in (0.3, 0.2, 0.1)]]
+    plots.curves("t", runs, [("val_loss", "validation")], "MSE per pixel", None, tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    assert list(ax.get_xticks()) == [1, 2, 3] and ax.get_xlim() == (0.5, 3.5)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "MSE per pixel")
+
+
+def test_overlaid_curves_are_on_a_log_axis_labelled_in_decimals(tmp_path, monkeypatch):
+    """Within two decades the log axis labels 2 and 5 times each power of ten too; over more, the
+    powers of ten alone (the minor ticks unlabelled)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    for low in (0.02, 0.0001):
+        plots.overlaid_curves("t", [("a", [[{"val_loss": 0.05}, {"val_loss": low}]])], "val_loss", "MSE", tmp_path / "f.png")
+    narrow, wide = (fig.axes[0] for fig in drawn)
+    assert narrow.get_yscale() == wide.get_yscale() == "log"
+    assert isinstance(narrow.yaxis.get_minor_formatter(), FuncFormatter)
+    assert isinstance(wide.yaxis.get_minor_formatter(), NullFormatter)
+
+
+def test_mse_by_size_draws_pca_in_order_and_each_model_with_its_std(tmp_path, monkeypatch):
+    """The sizes on a log-2 axis; PCA a line in order of k; the linear autoencoders with their std as
+    bars; another model a point named with its latent size."""
+    import numpy as np
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    plots.mse_by_size("t", [(512, {"mean": 0.01, "std": 0.002}), (64, {"mean": 0.02, "std": 0.001})],
+                      [(64, 0.03), (16, 0.05)], [("conv", 3136, {"mean": 0.005, "std": 0.0005})], tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    (pca,) = [line for line in ax.lines if line.get_label() == "PCA, k components"]
+    assert list(pca.get_xdata()) == [16, 64]
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    linear = next(c for c in bars if c.get_label() == "linear autoencoders (l_size)")
+    (segments,) = [col.get_segments() for col in linear.lines[2]]
+    assert np.allclose([s[:, 1] for s in segments], [[0.019, 0.021], [0.008, 0.012]])
+    assert [c.get_label() for c in bars] == ["linear autoencoders (l_size)", "conv (3,136 values)"]
+
+
+def test_the_authors_curve_of_two_epochs_is_said_dotted(tmp_path, monkeypatch):
+    """From two epochs the author's curve is a dotted line, and its legend entry says so."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    runs = [[{"val_loss": 0.03}, {"val_loss": 0.02}]]
+    plots.curves("t", runs, [("val_loss", "validation")], "MSE", {"val_loss": [0.04, 0.03, 0.02]}, tmp_path / "f.png")
+    (box,) = drawn[0].legends
+    assert "author's code (dotted)" in [t.get_text() for t in box.get_texts()]
+    dotted = [line for line in drawn[0].axes[0].lines if line.get_linestyle() == ":" and len(line.get_xdata())]
+    assert [list(line.get_xdata()) for line in dotted] == [[1, 2]]
+
+
+def test_a_forest_plots_first_change_is_at_the_top_and_no_change_is_the_dashed_line_at_zero(tmp_path, monkeypatch):
+    """Rows from the top in the table's order (the first change highest), each label at its own
+    point; the dashed vertical line at 0."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    plots.effects("t", [("a", -0.1, [-0.2, 0.0]), ("b", 0.05, [0.01, 0.1]), ("c", 0.2, None)], "%", tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    points = {float(line.get_xdata()[0]): float(line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "o"}
+    assert points == {-10.0: 2.0, 5.0: 1.0, 20.0: 0.0}
+    assert {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())} == {"a": 2, "b": 1, "c": 0}
+    (zero,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert list(zero.get_xdata()) == [0, 0]
+
+
+def test_a_confusion_matrix_shows_each_true_classs_row_as_shares_zeros_blank(tmp_path, monkeypatch):
+    """Each row (a true class) normalised to 1, columns the predictions, in the classes' order; the
+    shares written, a share under half a percent left blank, on a colour scale of 0 to 1."""
+    import numpy as np
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    plots.confusion("t", [[8, 2, 0], [1, 1, 0], [0, 1, 999]], ("T-shirt", "Trouser", "Bag"), tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    (image,) = ax.images
+    assert np.allclose(image.get_array(), [[0.8, 0.2, 0], [0.5, 0.5, 0], [0, 0.001, 0.999]])
+    assert image.get_clim() == (0, 1)
+    assert {(t.get_position(), t.get_text()) for t in ax.texts} == {
+        ((0, 0), "0.80"), ((1, 0), "0.20"), ((0, 1), "0.50"), ((1, 1), "0.50"), ((2, 2), "1.00")}
+    assert [t.get_text() for t in ax.get_xticklabels()] == [t.get_text() for t in ax.get_yticklabels()] == [
+        "T-shirt", "Trouser", "Bag"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
+
+
+def test_image_rows_show_0_as_black_and_1_as_white_each_row_named(tmp_path, monkeypatch):
+    """A row of images in [0, 1] on the grey scale as it is (0 black, 1 white, not stretched to each
+    image's range), each row named at its left, the titles over the first row."""
+    import numpy as np
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    images = np.array([np.full((4, 4), 0.25), np.full((4, 4), 0.75)])
+    plots.image_rows([("original", images), ("conv", images[:1])], tmp_path / "f.png", titles=["Bag", "Coat"])
+    axes = drawn[0].axes
+    assert [ax.get_ylabel() for ax in axes] == ["original", "", "conv", ""]
+    assert [ax.get_title() for ax in axes] == ["Bag", "Coat", "", ""]
+    assert [len(ax.images) for ax in axes] == [1, 1, 1, 0]
+    for ax in axes[:3]:
+        (image,) = ax.images
+        assert image.get_cmap().name == "gray" and image.get_clim() == (0, 1)
+        assert np.allclose(image.to_rgba(np.array([0.0, 1.0]))[:, :3], [[0, 0, 0], [1, 1, 1]])
+
+
+def test_a_latent_map_names_each_class_by_its_own_points(tmp_path, monkeypatch):
+    """The points of label c are drawn under the name of class c, in a colour of their own."""
+    import numpy as np
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    plots.scatter_map("t", xy, np.array([0, 1, 1, 2]), ("T-shirt", "Trouser", "Bag"), tmp_path / "f.png")
+    ax = drawn[0].axes[0]
+    named = {c.get_label(): c.get_offsets().tolist() for c in ax.collections}
+    assert named == {"T-shirt": [[0, 0]], "Trouser": [[1, 1], [2, 2]], "Bag": [[3, 3]]}
+    assert len({tuple(c.get_facecolor()[0]) for c in ax.collections}) == 3
+
+
+def test_a_linear_autoencoder_of_another_encoder_is_a_point_not_on_the_l_size_curve(study, tmp_path, monkeypatch):
+    """The l_size curve is the paper encoder's linear models alone: one of another encoder is a point
+    of its own, named with its latent size."""
+    from fashionae.figures import draw_figures
+    from fashionae.studyfolder import StudyFolder
+    drawn = {}
+    monkeypatch.setattr(plots, "mse_by_size", lambda *a: drawn.update(args=a))
+    results = json.loads((study / "results.json").read_text())
+    first, *rest = results["autoencoders"]
+    assert first["arch"] == "linear" and first["encoder_type"] == "paper"
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    draw_figures(StudyFolder(study), {**results, "autoencoders": [{**first, "encoder_type": "strong"}, *rest]}, figs)
+    _, linear, _, points, _ = drawn["args"]
+    assert [k for k, _ in linear] == sorted(a["latent"] for a in rest if a["arch"] == "linear")
+    assert (first["name"], first["latent_size"]) in [(name, k) for name, k, _ in points]
+
+
+def test_draw_figures_hands_each_plot_its_metric_unit_and_the_authors_curves_only_on_their_encoder(study, tmp_path,
+                                                                                                    monkeypatch):
+    """The overview's curves are the validation MSE; a classifier's curves in %, the author's beside
+    them only on the author's l_size-1024 encoder (the smoke study's classifiers are on linear-512);
+    a confusion matrix of a seed after one that diverged is said to be the first that did not; the
+    reconstructions' titles are the samples' classes."""
+    import math
+
+    from fashionae.figures import draw_figures
+    from fashionae.results import classes_of
+    from fashionae.studyfolder import StudyFolder
+    calls = {"curves": [], "overlaid": [], "rows": []}
+    monkeypatch.setattr(plots, "curves", lambda *a, **k: calls["curves"].append((a, k)))
+    monkeypatch.setattr(plots, "overlaid_curves", lambda *a, **k: calls["overlaid"].append(a))
+    monkeypatch.setattr(plots, "image_rows", lambda rows, path, titles=None: calls["rows"].append(titles))
+    monkeypatch.setattr(plots, "mse_by_size", lambda *a: None)
+    monkeypatch.setattr(plots, "confusion", lambda *a: None)
+    real = StudyFolder.samples
+    monkeypatch.setattr(StudyFolder, "samples", lambda self: {**(s := real(self)), "images": s["images"][[2, 0]],
+                                                              "labels": s["labels"][[2, 0]]})
+    results = json.loads((study / "results.json").read_text())
+    finetune = next(c for c in results["classifiers"] if c["strategy"] == "finetune")
+    finetune.update(seeds=[0, 1], runs=finetune["runs"] * 2, confusion_matrices=finetune["confusion_matrices"] * 2,
+                    test_acc={**finetune["test_acc"], "values": [math.nan, finetune["test_acc"]["values"][0]]})
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    drawn = dict((f, c) for _, f, c in draw_figures(StudyFolder(study), results, figs))
+    assert [a[2] for a in calls["overlaid"]] == ["val_loss"]
+    classifiers = [(a, k) for a, k in calls["curves"] if a[0].endswith(" classifier")]
+    assert len(classifiers) == len(results["classifiers"])
+    assert all(k.get("scale") == 100 and a[4] is None for a, k in classifiers)
+    (confusion,) = [c for f, c in drawn.items() if "_confusion_finetune" in f]
+    assert confusion.endswith("(seed 1, the first that did not diverge).")
+    classes = classes_of(results)
+    assert calls["rows"] == [[classes[2], classes[0]]]
