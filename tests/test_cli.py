@@ -229,8 +229,8 @@ def test_torchruns_variables_left_over_or_malformed_are_one_line_and_make_nothin
     monkeypatch.chdir(tmp_path)
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)
-    fix = ("torchrun sets it: start the command with torchrun, or unset WORLD_SIZE, RANK, LOCAL_RANK and "
-           "LOCAL_WORLD_SIZE if they are left over from another job\n")
+    fix = ("torchrun sets it: start the command with torchrun, or unset WORLD_SIZE, RANK, LOCAL_RANK, "
+           "LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT if they are left over from another job\n")
     train = ("train-ae", "--arch", "linear", "--latent", "8", "--epochs", "1", "--train-subset", "200",
              "--eval-subset", "100", "--data-dir", data_dir, "--no-verify", "--out", "ae")
     for env, command, said in (
@@ -250,6 +250,37 @@ def test_torchruns_variables_left_over_or_malformed_are_one_line_and_make_nothin
         assert code == 2 and err.startswith("fashionae: error: " + said) and err.endswith(fix), err
         assert err.count("\n") == 1
         assert list(tmp_path.iterdir()) == []
+
+
+def test_a_whole_set_of_torchruns_variables_left_over_says_what_it_waits_for_and_gives_up(capsys, tmp_path, data_dir,
+                                                                                          monkeypatch):
+    """WORLD_SIZE, RANK, MASTER_ADDR and MASTER_PORT left over from another job: process 0 waits for
+    others that never come. It says so once it has waited a while, and when torch's wait ends
+    (30 minutes; here a second), one line; nothing is written."""
+    import signal
+    import socket
+    from datetime import timedelta
+
+    from fashionae import distributed
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(distributed, "RENDEZVOUS_TIMEOUT", timedelta(seconds=1.5))
+    monkeypatch.setattr(distributed, "WAIT_NOTE_SECONDS", 0.5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2",
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(k, v)
+    code, _, err = cli(capsys, "train-ae", "--arch", "linear", "--latent", "8", "--epochs", "1", "--train-subset",
+                       "200", "--data-dir", data_dir, "--no-verify", "--out", "ae")
+    note, error = err.splitlines()
+    assert code == 2 and note == (f"fashionae: process 0 of 2 of this torchrun waits for the others at 127.0.0.1:{port} "
+                                  "(for up to 0.025 minutes; Ctrl-C stops it); without torchrun, unset WORLD_SIZE, RANK, "
+                                  "LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
+    assert error.startswith("fashionae: error: cannot join torchrun's processes (") and "1/2 clients joined" in error
+    assert error.endswith("if they are left over from another job")
+    assert list(tmp_path.iterdir()) == []
+    assert signal.set_wakeup_fd(-1) == -1  # (the wait's own descriptor not left in place)
 
 
 def test_an_empty_output_path_is_refused(capsys, tmp_path, monkeypatch):
@@ -633,7 +664,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch, d
 
 def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(data_dir, tmp_path):
     """The whole program: stdout closed at the start (``>&-``) is /dev/null, not the next file
-    opened, and the command's output there is said lost (status 1, as ``ls >&-``); stdout on a full disk is one line; stderr on a full disk (the notes, the progress) is
+    opened, and the command's output there is said lost (status 1, as ``ls >&-``); stdout (its help too) on a full disk is one line; stderr on a full disk (the notes, the progress) is
     dropped and the run goes on to the end; a locale that cannot encode a character (LC_ALL=C)
     gets it escaped, not an internal error once the work is done."""
     import os
@@ -647,10 +678,11 @@ def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(dat
                                                      "closed; send it elsewhere (what the command wrote to its files "
                                                      "is kept)\n")
     with open("/dev/full", "w") as full:
-        proc = subprocess.run(fashionae + data, stdout=full, stderr=subprocess.PIPE, text=True)
-        assert (proc.returncode, proc.stderr) == (1, "fashionae: error: cannot write the output: No space left on "
-                                                     "device; send it where there is room (what the command wrote "
-                                                     "to its files is kept)\n")
+        for args in (data, ["--help"], ["--version"]):  # (argparse drops a failed write of what it prints)
+            proc = subprocess.run(fashionae + args, stdout=full, stderr=subprocess.PIPE, text=True)
+            assert (proc.returncode, proc.stderr) == (1, "fashionae: error: cannot write the output: No space left "
+                                                         "on device; send it where there is room (what the command "
+                                                         "wrote to its files is kept)\n")
         run = tmp_path / os.fsdecode(b"caf\xe9")  # a name in another encoding than the file system's
         proc = subprocess.run(fashionae + ["train-ae", "--data-dir", str(data_dir), "--no-verify", "--epochs", "2",
                                            "--train-subset", "300", "--eval-subset", "200", "--out", str(run)],

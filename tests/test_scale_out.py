@@ -289,6 +289,51 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
                            "-m", "fashionae", *args], env=env, capture_output=True, text=True, timeout=180)
 
 
+def test_a_process_waiting_for_torchruns_others_stops_at_a_ctrl_c_or_sigterm(data_dir, tmp_path):
+    """torch waits for the group's other processes in C++, where Python's signal handlers cannot
+    run: with torchrun's variables left over (no other process will come), a Ctrl-C or SIGTERM did
+    nothing for 30 minutes. Process 0 (waiting for the others to call) and process 1 (calling
+    one that does not answer) each stop in their one line, and write nothing."""
+    import signal
+    import socket
+    import time
+    src = str(Path(__file__).parent.parent / "src")
+    for rank, sig in ((0, signal.SIGINT), (1, signal.SIGTERM)):
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+            if rank == 1:  # process 0's address, where nothing answers once called
+                listener.listen()
+            else:
+                listener.close()
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+                   "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+            proc = subprocess.Popen([sys.executable, "-m", "fashionae", "train-ae", "--epochs", "1", "--data-dir",
+                                     str(data_dir), "--no-verify", "--out", str(tmp_path / "ae")],
+                                    env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            try:
+                if rank == 1:
+                    listener.settimeout(60)
+                    listener.accept()[0].close()  # it called: it waits in torch now
+                else:
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline:  # until it listens for the others
+                        with socket.socket() as probe:
+                            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                                break
+                        time.sleep(0.1)
+                time.sleep(0.3)
+                proc.send_signal(sig)
+                _, err = proc.communicate(timeout=30)
+            finally:
+                proc.kill()
+        said = "interrupted" if sig == signal.SIGINT else "process 1 of this torchrun: terminated"
+        assert (proc.returncode, err.splitlines()[-1]) == (128 + sig, f"fashionae: {said}"), err
+        assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
 # 1,001 training images: the last batch has one image, which one process trains and the other
 # stands in for (counted for nothing); 200 evaluation images: one batch, so one process has none
 # (the classifier below evaluates 1,005: five batches, gathered back in order).
@@ -490,7 +535,7 @@ def test_joining_torchruns_group_takes_each_variable_for_what_it_means(monkeypat
     from fashionae.distributed import Dist
     joined, devices, at_exit = [], [], []
     monkeypatch.setattr(td, "is_initialized", lambda: bool(joined))
-    monkeypatch.setattr(td, "init_process_group", joined.append)
+    monkeypatch.setattr(td, "init_process_group", lambda backend, timeout: joined.append(backend))
     monkeypatch.setattr(distributed.atexit, "register", at_exit.append)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", devices.append)

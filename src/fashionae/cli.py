@@ -618,7 +618,12 @@ def main(argv: list[str] | None = None) -> int:
     def parse() -> int:
         import_whole("numpy", "torch")  # (the parser's modules load them: a stop meanwhile is held back)
         parser = build_parser()
-        parsed.append((parser, parser.parse_args(argv)))
+        try:
+            parsed.append((parser, parser.parse_args(argv)))
+        except SystemExit:  # --help, --version, a usage error: argparse drops a write that failed
+            if failed := getattr(sys.stdout, "failed", None):
+                raise failed from None  # (said as any output's: > /dev/full, >&-)
+            raise
         return 0
     if code := run_command(parse, debug="--debug" in argv, resumable=False):
         return code

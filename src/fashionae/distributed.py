@@ -18,12 +18,18 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
+import signal
+import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, say_stopped
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,9 @@ def on_processes(n: int) -> str:
 
 # what to do where torchrun's variables are in the environment but make no sense (a shell's
 # leftovers from another job, a SLURM script's): they are torchrun's to set
-LEFT_OVER = ("torchrun sets it: start the command with torchrun, or unset WORLD_SIZE, RANK, LOCAL_RANK and "
-             "LOCAL_WORLD_SIZE if they are left over from another job")
+VARIABLES = "WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT"
+LEFT_OVER = f"torchrun sets it: start the command with torchrun, or unset {VARIABLES} if they are left over from " \
+            "another job"
 
 
 def torchrun_variable(name: str, default: int | None = None, least: int = 0) -> int:
@@ -167,11 +174,62 @@ def from_environment(device: str) -> Dist:
         torch.cuda.set_device(local)
     if not td.is_initialized():
         try:
-            td.init_process_group("nccl" if device == "cuda" else "gloo")
-        except ValueError as e:  # (MASTER_ADDR or MASTER_PORT unset: not started by torchrun)
-            raise UserError(f"cannot join torchrun's processes ({e}); {LEFT_OVER}") from None
+            with _stoppable_wait(rank, world):
+                td.init_process_group("nccl" if device == "cuda" else "gloo", timeout=RENDEZVOUS_TIMEOUT)
+        except (ValueError, td.DistError) as e:  # (MASTER_ADDR unset: no torchrun; no other process came)
+            said = (str(e).splitlines() or [""])[0]
+            raise UserError(f"cannot join torchrun's processes ({said}); {LEFT_OVER}") from None
         atexit.register(_leave_process_group)
     return Dist(rank, world)
+
+
+# how long a process waits for the others as the group forms (torch's default: the nodes of a
+# batch job may start minutes apart), and after how long it says what it waits for
+RENDEZVOUS_TIMEOUT = timedelta(minutes=30)
+WAIT_NOTE_SECONDS = 10.0
+
+
+@contextmanager
+def _stoppable_wait(rank: int, world: int):
+    """The group's forming, stoppable. torch waits for the other processes in C++, holding the
+    main thread, where Python runs signal handlers: a Ctrl-C or SIGTERM there (variables left
+    over from another job: no other process will come) did nothing for up to RENDEZVOUS_TIMEOUT.
+    Meanwhile a thread reads the signals' wakeup descriptor: a stop ends the process in its one
+    line (nothing is written yet), and after WAIT_NOTE_SECONDS it says what the process waits for."""
+    if threading.current_thread() is not threading.main_thread():  # (signals reach the main thread)
+        yield
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=_watch, args=(read, rank, world), daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.write(write, b"\0")  # (no signal's number: the watcher's end)
+        watcher.join()
+        os.close(read), os.close(write)
+
+
+def _watch(fd: int, rank: int, world: int) -> None:
+    said = False
+    while True:
+        if not select.select([fd], [], [], None if said else WAIT_NOTE_SECONDS)[0]:
+            said = True
+            address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+            print(f"fashionae: process {rank} of {world} of this torchrun waits for the others at {address} (for "
+                  f"up to {RENDEZVOUS_TIMEOUT.total_seconds() / 60:g} minutes; Ctrl-C stops it); without torchrun, "
+                  f"unset {VARIABLES}", file=sys.stderr)
+            continue
+        for signum in os.read(fd, 64):
+            if signum == 0:
+                return
+            if signum in (signal.SIGINT, signal.SIGTERM):
+                code = say_stopped(signum == signal.SIGTERM)
+                sys.stderr.flush()
+                os._exit(code)
 
 
 def _leave_process_group() -> None:

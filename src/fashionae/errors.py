@@ -168,10 +168,11 @@ def ready_streams() -> None:
     closed at the start (``>&-``) is opened on /dev/null, at its own descriptor: else the next
     file opened (a checkpoint) would take it, and whatever a library writes to the stream would
     go into that file; the command's own output there fails as on a full disk (its lines have
-    nowhere to go: said, not lost with status 0), its notes are dropped. Output lines are flushed one by one (see ``cli.entry``), and what the
-    locale cannot encode (LC_ALL=C) is written as a name's own bytes or escaped (``_escaped``),
-    not a failure after the work is done. stderr (progress, notes) that cannot be written (``2>/dev/full``, its reader gone) is
-    dropped, and the command goes on."""
+    nowhere to go: said, not lost with status 0), its notes are dropped. Output lines are flushed
+    one by one (see ``cli.entry``), and what the locale cannot encode (LC_ALL=C) is written as a
+    name's own bytes or escaped (``_escaped``), not a failure after the work is done. stderr
+    (progress, notes) that cannot be written (``2>/dev/full``, its reader gone) is dropped, and
+    the command goes on."""
     closed = False
     for fd, name in ((1, "stdout"), (2, "stderr")):
         try:
@@ -270,6 +271,12 @@ def late_stop(e: KeyboardInterrupt) -> int:
     """The status of a process stopped once its command had returned (in the instant before
     ``exit_process`` ignores the signals): the stop said before, or this one, said now."""
     return _said[0] if _said else _stopped(isinstance(e, Terminated), False)
+
+
+def say_stopped(term: bool) -> int:
+    """The one line of a stop (SIGTERM where ``term``, else Ctrl-C) that comes where no handler
+    can run (``distributed``'s wait for the group), and its status."""
+    return _stopped(term, False)
 
 
 def _stopped(term: bool, resumable: bool) -> int:
