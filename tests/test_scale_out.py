@@ -579,3 +579,123 @@ def test_batch_norm_is_synchronised_under_torchrun_on_cuda_alone():
                                 (OnCuda(torch.nn.BatchNorm2d(2)), Dist(), False),
                                 (torch.nn.Sequential(torch.nn.BatchNorm2d(2)), Dist(0, 2), False)):
         assert isinstance(sync_batchnorm(model, dist)[0], torch.nn.SyncBatchNorm) == synced
+
+
+def test_the_local_executor_runs_what_is_left_in_order_and_draws_its_progress(data_dir, tmp_path, monkeypatch):
+    """run_local, its runs' training stood in for: the runs not finished, in plan order, each
+    under its label and its state's extend, the subsets not said again; on a terminal the status
+    line counts the epochs a run to train on has already and shows the step reached, and is
+    cleared when a run stops the study (a Ctrl-C here); the runs finished are said in the log."""
+    import io
+    from fashionae import executors
+    from fashionae.data import load_dataset
+    from fashionae.plan import make_plan
+    from fashionae.progress import ERASE_LINE
+    from fashionae.runfolder import RunFolder
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    study = tiny_study(tmp_path, seeds=3, epochs=2)
+    plan, data = make_plan(study), load_dataset(study.dataset, str(data_dir), False)
+    calls, lines = [], []
+
+    def execute(resolved, path, *, data, label, log, on_epoch, on_step, say_subsets, extend):
+        calls.append((label, say_subsets, extend))
+        on_step(4, 4)  # the last step of an epoch: always drawn
+        on_epoch({"epoch": 1, "seconds": 1.0})
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return {"seconds_total": 1.0}
+
+    monkeypatch.setattr(executors, "execute", execute)
+    monkeypatch.setattr(sys, "stderr", screen := Terminal())
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr(RunFolder, "epochs_trained", lambda folder: 1)  # the run to train on: 1 epoch of its 2
+    states = {plan[0].name: "complete", plan[1].name: "extend", plan[2].name: "new"}
+    with pytest.raises(KeyboardInterrupt):
+        executors.run_local(plan, states, study, tmp_path / "out", data, lines.append)
+    assert calls == [(plan[1].label, False, True), (plan[2].label, False, False)]
+    assert lines == [f"{plan[1].label}: done (2/3 runs, 1 s)"]
+    assert screen.getvalue().startswith(f"{ERASE_LINE}1/3 runs,  50% done, time left unknown yet · {plan[1].label}")
+    assert f"{plan[2].label}, epoch 1/2, evaluating" in screen.getvalue()
+    assert screen.getvalue().endswith(ERASE_LINE)
+
+
+def test_the_storage_check_runs_on_each_node_and_nowhere_else(tmp_path):
+    """Each node's probe is pinned to that node (not a soft affinity, which Ray may place on
+    another node where the one asked for is busy or gone: the check would read another node's disk)."""
+    from types import SimpleNamespace
+    from fashionae.studyfolder import StudyFolder
+    extra_or_skip("ray", "ray")
+    pinned = []
+
+    def remote(function):
+        def options(num_cpus, scheduling_strategy):
+            pinned.append((num_cpus, scheduling_strategy.node_id, scheduling_strategy.soft))
+            return SimpleNamespace(remote=function)
+        return SimpleNamespace(options=options)
+
+    nodes = [{"NodeID": c * 56, "NodeManagerAddress": f"10.0.0.{i}"} for i, c in enumerate("ab")]
+    ray_executor.check_nodes(SimpleNamespace(remote=remote, get=lambda answer: answer), StudyFolder(tmp_path), nodes)
+    assert pinned == [(0, "a" * 56, False), (0, "b" * 56, False)]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lost_peer_is_told_from_troubles_of_this_process_own():
+    """torch.distributed's network error is a lost peer whatever it says; an error of the
+    operating system's that reads the same (a download's connection reset) is not torchrun's."""
+    import torch.distributed as td
+    from fashionae.distributed import lost_process
+    assert lost_process(td.DistNetworkError("Connection to 10.0.0.2:29500 failed. Retrying")) == \
+        "Connection to 10.0.0.2:29500 failed"
+    assert lost_process(ConnectionResetError(104, "Connection reset by peer")) is None
+
+
+def test_a_run_of_two_processes_is_trained_on_under_torchrun_as_it_was_trained(tmp_path):
+    """Process 0 alone reads the run folder (its state: here, a finished run to train on with
+    --extend); every process takes its answer, and the run goes on on its two processes."""
+    data_dir = write_dataset(tmp_path / "data", n_train=1_300, n_test=1_005)
+    args = ["train-ae", *COMMON, "--latent", "8", "--keep-state", "--data-dir", str(data_dir),
+            "--out", str(tmp_path / "two")]
+    first = torchrun(*args, "--epochs", "1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = torchrun(*args, "--epochs", "2", "--extend")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(read_metrics(tmp_path / "two")) == 2
+
+
+def test_a_ray_task_brings_back_its_notes_but_not_its_epochs_nor_that_it_resumed(tmp_path, monkeypatch, one_thread):
+    """The driver says each run's notes once it is done; its epochs and its resuming stay in
+    the worker's log (the driver's own line says that it resumed)."""
+    from types import SimpleNamespace
+    from fashionae.runs import RESUMING, epoch_prefix
+    run = SimpleNamespace(name="ae-a-seed0", label="ae-a seed 0")
+
+    def planned(run, study, out, data, log, on_epoch, extend):
+        for message in (f"{epoch_prefix(run.label)}1/3 loss 0.1", f"{run.label}: {RESUMING}", f"{run.label}: a note"):
+            log(message)
+    monkeypatch.setattr(ray_executor, "run_planned", planned)
+    assert ray_executor.run_task(run, None, str(tmp_path), None, 1, 0.0, False, None)["notes"] == ["ae-a seed 0: a note"]
+
+
+def test_a_stopped_ray_study_kills_the_tasks_left(tmp_path):
+    """A Ctrl-C (or a failed run) cancels every task not finished by force: a running one's
+    worker is killed, not asked to stop (which a task that catches KeyboardInterrupt outlives)."""
+    from types import SimpleNamespace
+    from fashionae.plan import make_plan
+    from fashionae.studyfolder import StudyFolder
+    extra_or_skip("ray", "ray")
+    study = tiny_study(tmp_path, seeds=2)
+    plan, cancelled = make_plan(study), []
+
+    def wait(refs, num_returns):
+        raise KeyboardInterrupt
+
+    ray = SimpleNamespace(remote=lambda f: SimpleNamespace(options=lambda **kw: SimpleNamespace(
+                              remote=lambda run, *args: run.name)),
+                          put=lambda data: "data", wait=wait, cancel=lambda ref, force: cancelled.append((ref, force)))
+    with pytest.raises(KeyboardInterrupt):
+        RayExecutor().run(ray, plan, {r.name: "new" for r in plan}, study, StudyFolder(tmp_path / "out"), None, print)
+    assert cancelled == [(r.name, True) for r in plan]
