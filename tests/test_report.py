@@ -1583,3 +1583,27 @@ def test_draw_figures_hands_each_plot_its_metric_unit_and_the_authors_curves_onl
     assert confusion.endswith("(seed 1, the first that did not diverge).")
     classes = classes_of(results)
     assert calls["rows"] == [[classes[2], classes[0]]]
+
+
+def test_a_pca_figure_with_its_k_is_a_figure_and_a_cell_of_32_characters_stays_on_one_line():
+    """"0.0007 (k=512)" (the PCA column's, at the k fitted) is a figure; a cell of up to 32
+    characters does not wrap, one longer does."""
+    from fashionae.pages import html_table, is_number
+    assert is_number("0.0007 (k=512)") and not is_number("0.0007 (k=)")
+    assert "<th class=num>PCA test, same k</th>" in html_table(["PCA test, same k"], [["0.0007 (k=512)"]])
+    page = html_table(["name"], [["a" * 32], ["b" * 33]])
+    assert f"<td class='nw' data-label='name'>{'a' * 32}</td>" in page
+    assert f"<td class='long' data-label='name'>{'b' * 33}</td>" in page
+
+
+def test_a_note_is_set_as_a_note_and_a_figure_of_an_odd_size_is_shown_at_the_nearest_even_one(tmp_path):
+    """A ``Note`` under a table is a paragraph of class note (smaller, greyer), a paragraph is not;
+    301.5 pixels shown round to 302, not cut to 301."""
+    import io
+    from PIL import Image
+    from fashionae.pages import Note, Page, Section, html_page, shown_size
+    page = html_page(Page("t", "s", [Section("a", "A", ["a paragraph", Note("a note")])]), tmp_path)
+    assert "<p>a paragraph</p><p class=note>a note</p>" in page
+    png = io.BytesIO()
+    Image.new("L", (603, 401)).save(png, format="PNG")
+    assert shown_size(png.getvalue()) == (302, 200)  # 301.5 and 200.5, each to the even one

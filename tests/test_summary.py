@@ -210,3 +210,13 @@ def test_the_summary_gives_the_image_counts_only_when_every_autoencoder_shares_t
                                   "on 10,000.")
     r["autoencoders"][0]["images"] = {"train": 4000, "val": 2000, "test": 10000}  # (one trained on fewer)
     assert "Each autoencoder" not in summary(r)[0]
+
+
+def test_what_a_line_changes_is_said_by_setting_name_with_a_flag_and_all_images_as_a_study_file_writes_them():
+    """``differs`` in a run's own order (its settings' fields: latent before dropout_after_pool):
+    said sorted by name, a flag as a study file writes it (true, false), no subset as "all"."""
+    from fashionae.summary import not_one_change
+    line = {**ablation("several", 0.01, None), "differs": {
+        "model.latent": [512, 64], "model.dropout_after_pool": [False, True], "train.train_subset": [None, 500]}}
+    assert not_one_change({"ablation": [line]}) == ("Not one change alone: “several” changes dropout_after_pool false "
+                                                    "→ true; latent 512 → 64; train_subset all → 500.")

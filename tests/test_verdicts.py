@@ -313,3 +313,33 @@ def test_an_ablation_line_of_one_model_on_some_seeds_alone_is_shown_not_judged_n
     # alike on every seed, each seed of its own precision: one model, as a line alike throughout
     (line,) = ablation(SimpleNamespace(val="holdout", ablation=lines[:1]), [auto, {**auto, "name": "fp32"}], [])
     assert line["val_mse"]["same_model"] is True
+
+
+def test_a_table_without_intervals_whose_effects_record_no_reason_is_not_given_one():
+    """Effects without an interval and without a ``ci_reason`` (a record that gives none): the
+    caption says each line says why, not "None, so no intervals"."""
+    from fashionae.verdicts import without_intervals
+    line = {"val_mse": {"ci": None, "comparison": "a vs b, validation"},
+            "test_mse": {"ci": None, "ci_reason": None, "comparison": "a vs b, test"}}
+    assert without_intervals({"claims": [], "ablation": [line]}, "ablation") == "no intervals (each line says why)"
+
+
+def test_a_classifier_line_counts_the_seeds_its_classifiers_share_not_its_encoders():
+    """Classifiers trained on 2 of their encoders' 3 seeds: their line has 2 seeds, and says so."""
+    from types import SimpleNamespace
+    from fashionae.results import stats
+    from fashionae.summary import _ablation_summary
+    from fashionae.verdicts import ablation, classifier_lines
+
+    def ae(name):
+        return {"name": name, "seeds": [0, 1, 2], "epochs": 2, "val_mse": stats([0.01, 0.02, 0.03]),
+                "test_mse": stats([0.01, 0.02, 0.03]), "trained_with": TRAINED_WITH[name]}
+
+    def clf(encoder, val):
+        return {"strategy": "finetune", "encoder": encoder, "seeds": [0, 1], "val_acc": stats(val), "test_acc": stats(val)}
+    study = SimpleNamespace(val="holdout", ablation=[SimpleNamespace(change="no dropout", baseline="base", variant="lean")])
+    (row,) = ablation(study, [ae("base"), ae("lean")], [clf("base", [0.90, 0.91]), clf("lean", [0.92, 0.935])])
+    (line,) = classifier_lines([row])
+    assert (row["seeds"], line["seeds"]) == (3, 2)
+    assert _ablation_summary([line], "val_acc").startswith(
+        "With 2 seeds the ablation's classifier comparisons give no verdict")
