@@ -289,6 +289,45 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
                            "-m", "fashionae", *args], env=env, capture_output=True, text=True, timeout=180)
 
 
+def test_the_wait_for_torchruns_others_leaves_a_scripts_signals_and_descriptors_as_they_were(monkeypatch):
+    """fashionae used as a library (a script with its own SIGTERM handler, asyncio's wakeup
+    descriptor): the wait neither takes the script's signals nor ends its process; under the
+    program's own handlers, a stop raised as the wait ends leaves no descriptor or watcher behind."""
+    import signal
+    import socket
+    import threading
+    from datetime import timedelta
+
+    from fashionae import distributed, errors
+    theirs, ours = socket.socketpair()
+    ours.setblocking(False)
+    before = signal.set_wakeup_fd(ours.fileno())
+    try:
+        with distributed._stoppable_wait(0, 2, timedelta(seconds=1)):  # (SIGTERM is not errors._terminate)
+            during = signal.set_wakeup_fd(ours.fileno())
+        assert during == ours.fileno()
+        monkeypatch.setattr(distributed, "stops_are_ours", lambda: True)
+        fds = set(os.listdir("/proc/self/fd"))
+        restore = signal.set_wakeup_fd
+
+        def interrupted(fd, **kw):  # a Ctrl-C that lands as the wakeup descriptor is put back
+            previous = restore(fd, **kw)
+            if fd == ours.fileno():
+                raise KeyboardInterrupt
+            return previous
+        monkeypatch.setattr(distributed.signal, "set_wakeup_fd", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            with distributed._stoppable_wait(0, 2, timedelta(seconds=1)):
+                pass
+        monkeypatch.undo()
+        assert set(os.listdir("/proc/self/fd")) == fds and signal.set_wakeup_fd(ours.fileno()) == ours.fileno()
+        assert not [t for t in threading.enumerate() if getattr(t, "_target", None) is distributed._watch]
+    finally:
+        signal.set_wakeup_fd(before)
+        theirs.close(), ours.close()
+    assert errors.stops_are_ours() is False
+
+
 def test_a_process_waiting_for_torchruns_others_stops_at_a_ctrl_c_or_sigterm(data_dir, tmp_path):
     """torch waits for the group's other processes in C++, where Python's signal handlers cannot
     run: with torchrun's variables left over (no other process will come), a Ctrl-C or SIGTERM did

@@ -29,7 +29,7 @@ from datetime import timedelta
 import torch
 from torch import nn
 
-from .errors import UserError, say_stopped
+from .errors import UserError, say_stopped, stops_are_ours
 
 
 @dataclass(frozen=True)
@@ -173,63 +173,88 @@ def from_environment(device: str) -> Dist:
                             f"{torch.cuda.device_count()}")
         torch.cuda.set_device(local)
     if not td.is_initialized():
+        backend = "nccl" if device == "cuda" else "gloo"
+        timeout = rendezvous_timeout(backend)
         try:
-            with _stoppable_wait(rank, world):
-                td.init_process_group("nccl" if device == "cuda" else "gloo", timeout=RENDEZVOUS_TIMEOUT)
-        except (ValueError, td.DistError) as e:  # (MASTER_ADDR unset: no torchrun; no other process came)
+            with _stoppable_wait(rank, world, timeout):
+                td.init_process_group(backend, timeout=timeout)
+        except ValueError as e:  # (MASTER_ADDR or MASTER_PORT unset: not started by torchrun)
+            raise UserError(f"cannot join torchrun's processes ({e}); {LEFT_OVER}") from None
+        except td.DistError as e:  # (no other process came, or none answered)
             said = (str(e).splitlines() or [""])[0]
-            raise UserError(f"cannot join torchrun's processes ({said}); {LEFT_OVER}") from None
+            raise UserError(f"cannot join torchrun's processes ({said}): the others did not come; start the command "
+                            f"with torchrun, or unset {VARIABLES} if they are left over from another job") from None
         atexit.register(_leave_process_group)
     return Dist(rank, world)
 
 
-# how long a process waits for the others as the group forms (torch's default: the nodes of a
-# batch job may start minutes apart), and after how long it says what it waits for
-RENDEZVOUS_TIMEOUT = timedelta(minutes=30)
+# how long a process waits for the others as the group forms (None: torch's default, which is also
+# the group's timeout for each collective: 30 minutes for gloo, 10 for NCCL), and after how long it
+# says what it waits for
+RENDEZVOUS_TIMEOUT: timedelta | None = None
 WAIT_NOTE_SECONDS = 10.0
 
 
+def rendezvous_timeout(backend: str) -> timedelta:
+    from torch.distributed import constants
+    if RENDEZVOUS_TIMEOUT is not None:
+        return RENDEZVOUS_TIMEOUT
+    return (constants.default_pg_nccl_timeout if backend == "nccl" else None) or constants.default_pg_timeout
+
+
 @contextmanager
-def _stoppable_wait(rank: int, world: int):
+def _stoppable_wait(rank: int, world: int, timeout: timedelta):
     """The group's forming, stoppable. torch waits for the other processes in C++, holding the
     main thread, where Python runs signal handlers: a Ctrl-C or SIGTERM there (variables left
     over from another job: no other process will come) did nothing for up to RENDEZVOUS_TIMEOUT.
     Meanwhile a thread reads the signals' wakeup descriptor: a stop ends the process in its one
-    line (nothing is written yet), and after WAIT_NOTE_SECONDS it says what the process waits for."""
-    if threading.current_thread() is not threading.main_thread():  # (signals reach the main thread)
+    line (nothing is written yet), and after WAIT_NOTE_SECONDS it says what the process waits for.
+    Only where the stops are the command's own (``errors.run_command``'s, in the main thread): a
+    script that uses fashionae keeps its handlers, and its wakeup descriptor (asyncio's) its signals."""
+    if threading.current_thread() is not threading.main_thread() or not stops_are_ours():
         yield
         return
     read, write = os.pipe()
     os.set_blocking(write, False)
     previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    watcher = threading.Thread(target=_watch, args=(read, rank, world), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(read, rank, world, timeout), daemon=True)
     watcher.start()
     try:
         yield
-    finally:
-        signal.set_wakeup_fd(previous)
-        os.write(write, b"\0")  # (no signal's number: the watcher's end)
-        watcher.join()
-        os.close(read), os.close(write)
+    finally:  # (nested: a stop raised between the steps leaves neither descriptor nor watcher behind)
+        try:
+            signal.set_wakeup_fd(previous)
+        finally:
+            try:
+                os.write(write, b"\0")  # (no signal's number: the watcher's end; it closes its own end)
+            finally:
+                os.close(write)
+            watcher.join()
 
 
-def _watch(fd: int, rank: int, world: int) -> None:
+def _watch(fd: int, rank: int, world: int, timeout: timedelta) -> None:
     said = False
-    while True:
-        if not select.select([fd], [], [], None if said else WAIT_NOTE_SECONDS)[0]:
-            said = True
-            address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
-            print(f"fashionae: process {rank} of {world} of this torchrun waits for the others at {address} (for "
-                  f"up to {RENDEZVOUS_TIMEOUT.total_seconds() / 60:g} minutes; Ctrl-C stops it); without torchrun, "
-                  f"unset {VARIABLES}", file=sys.stderr)
-            continue
-        for signum in os.read(fd, 64):
-            if signum == 0:
-                return
-            if signum in (signal.SIGINT, signal.SIGTERM):
-                code = say_stopped(signum == signal.SIGTERM)
-                sys.stderr.flush()
-                os._exit(code)
+    try:
+        while True:
+            if not select.select([fd], [], [], None if said else WAIT_NOTE_SECONDS)[0]:
+                said = True
+                agent = "TORCHELASTIC_RUN_ID" in os.environ  # (torchrun's own: the others are slow to start)
+                if agent and rank != 0:  # (there, process 0 speaks for all)
+                    continue
+                address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+                print(f"fashionae: process {rank} of {world} of this torchrun waits for the others at {address} "
+                      f"(for up to {timeout.total_seconds() / 60:g} minutes; Ctrl-C stops it)"
+                      + ("" if agent else f"; without torchrun, unset {VARIABLES}"), file=sys.stderr)
+                continue
+            for signum in os.read(fd, 64):
+                if signum == 0:
+                    return
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    code = say_stopped(signum == signal.SIGTERM)
+                    sys.stderr.flush()
+                    os._exit(code)
+    finally:
+        os.close(fd)
 
 
 def _leave_process_group() -> None:

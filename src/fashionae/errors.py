@@ -273,6 +273,12 @@ def late_stop(e: KeyboardInterrupt) -> int:
     return _said[0] if _said else _stopped(isinstance(e, Terminated), False)
 
 
+def stops_are_ours() -> bool:
+    """Whether Ctrl-C and SIGTERM are handled by a command of the ``fashionae`` program here
+    (``run_command``'s handlers, in the main thread), not by a script that uses fashionae."""
+    return signal.getsignal(signal.SIGTERM) is _terminate
+
+
 def say_stopped(term: bool) -> int:
     """The one line of a stop (SIGTERM where ``term``, else Ctrl-C) that comes where no handler
     can run (``distributed``'s wait for the group), and its status."""
