@@ -203,3 +203,32 @@ def test_a_list_setting_is_checked_and_each_object_has_its_own():
     assert settings.from_dict(Listed, {"names": ["b"]}).names == ["b"]  # a list stays a list
     with pytest.raises(UserError, match=r"^names must be a list, got 'a'$"):
         settings.from_dict(Listed, {"names": "a"})
+
+
+def test_no_subset_is_none_and_a_subset_of_zero_images_is_refused():
+    """``train_subset = 0`` is not "all": None is, and 0 is refused, in [train] as in [baselines]."""
+    assert settings.optional_positive_int(None) is None
+    for key in ("train_subset", "eval_subset"):
+        with pytest.raises(UserError, match=f"^{key} must be a positive integer, got 0$"):
+            TrainConfig.from_dict({key: 0})
+
+
+def test_a_setting_with_choices_refuses_none():
+    """A JSON null is no choice: a setting with choices takes only them."""
+    with pytest.raises(UserError, match="^unknown schedule None; choose one of constant, onecycle$"):
+        TrainConfig.from_dict({"schedule": None})
+
+
+def test_a_list_read_from_json_is_a_tuple_where_the_default_is_one():
+    """JSON has no tuples: a model's image size read back is a tuple again, equal to the one it was."""
+    size = ModelConfig.from_dict({"image_size": [32, 32]}).image_size
+    assert size == (32, 32) and isinstance(size, tuple)
+    assert ModelConfig.from_dict({"image_size": [28, 28]}) == ModelConfig()
+
+
+def test_an_option_given_at_the_value_that_replaces_it_is_not_overridden():
+    """``overridden``: only an option given whose value the other settings would change."""
+    given = frozenset({"latent", "dropout"})
+    assert settings.overridden(ModelConfig(latent=16), ModelConfig(latent=16), given) == []
+    assert settings.overridden(ModelConfig(latent=999), ModelConfig(latent=16), given) == ["--latent 999 (its: 16)"]
+    assert settings.overridden(ModelConfig(latent=999), ModelConfig(latent=16), frozenset()) == []

@@ -560,6 +560,18 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
     # a name that is no string, read for the command line's --precision before the file is checked
     ('[[autoencoders]]\nname = ["a"]\n[[autoencoders]]\nname = "b"\n[[ablation]]\nchange = "x"\nbaseline = "a"\n'
      'variant = "b"\n', "^study file s.toml: autoencoders\\[0\\] needs a name"),
+    # a seed in an autoencoder's table has no home: not sent to its train, which refuses it
+    (MINIMAL + "seed = 1\n", "^study file s.toml: unknown key 'seed' in autoencoders\\[0\\]; known keys"),
+    # of two unknown keys, the first in order is named
+    ("colour = 1\nflavour = 2\n" + MINIMAL, "^study file s.toml: unknown key 'colour' in the top level"),
+    ('dataset = 3\n' + MINIMAL, "^study file s.toml: dataset must be a string$"),
+    ('name = ".hidden"\n' + MINIMAL, "^study file s.toml: name '.hidden' names the study's default folder"),
+    ('[[autoencoders]]\nname = "a_b"\narch = "conv"\n', "^study file s.toml: autoencoders\\[0\\] needs a name of letters, "
+     "digits and '-'"),
+    (MINIMAL + '[[autoencoders]]\nname = "b"\narch = "linear"\n[[ablation]]\nchange = ""\nbaseline = "a"\nvariant = "b"\n',
+     "^study file s.toml: ablation\\[0\\]: change must name the change$"),
+    (MINIMAL + '[explore]\nautoencoders = [1]\n', "^study file s.toml: \\[explore\\]: autoencoders must be a list of names"),
+    (MINIMAL + '[targets]\nautoencoder = 1\nval_mse = 0.1\n', "^study file s.toml: \\[targets\\]: autoencoder must be a name, got 1$"),
 ])
 def test_bad_study_files(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
@@ -2393,3 +2405,79 @@ def test_progress_weighs_each_run_by_the_images_it_trains_on():
         "1/2 runs,  25% done")
     assert progress_mod.Progress(plan, states, 200, lambda m: None, stream=io.StringIO()).status().startswith(
         "1/2 runs,  33% done")  # 100 of 100 + 200
+
+
+def test_the_profile_note_of_a_study_without_seeds_counts_its_one_seed(tmp_path):
+    """A study file that leaves out seeds runs one: --seeds 1 is what it has, and says nothing more."""
+    path = write(tmp_path, 'profile_note = "one seed"\n' + MINIMAL)
+    assert load_study(path, seeds=1).profile_note == "one seed"
+    assert load_study(path, seeds=2).profile_note == "one seed (Run with --seeds 2; the profile has 1.)"
+
+
+def test_the_precision_an_autoencoder_is_written_with_is_its_own_trains_over_the_shared_one(tmp_path):
+    """What --precision is said to have made alike: each autoencoder's precision as written, its own
+    train's over [train]'s (a: fp32 of its own, b: the shared bf16)."""
+    text = ('[train]\nprecision = "bf16"\n' + MINIMAL.replace('"conv"\n', '"conv"\ntrain = { precision = "fp32" }\n')
+            + '[[autoencoders]]\nname = "b"\narch = "conv"\n[[ablation]]\nchange = "x"\nbaseline = "a"\nvariant = "b"\n')
+    assert [a.train.precision for a in load_study(write(tmp_path, text)).autoencoders] == ["fp32", "bf16"]
+    with pytest.raises(UserError, match="^study file s.toml: ablation 'x': a and b train the same model with --precision "
+                                        "fp32 \\(which sets every run's\\)"):
+        load_study(write(tmp_path, text), train_overrides={"precision": "fp32"})
+
+
+def test_an_autoencoder_name_of_the_longest_length_is_taken(tmp_path):
+    """NAME_MAX is the longest name taken, not the first refused."""
+    from fashionae.study import NAME_MAX
+    name = "a" * NAME_MAX
+    assert load_study(write(tmp_path, MINIMAL.replace('"a"', f'"{name}"'))).autoencoders[0].name == name
+
+
+def test_a_missing_toml_file_is_not_offered_with_a_second_toml(tmp_path):
+    """"did you mean" adds .toml to a name without it only: a missing mine.toml is not mine.toml.toml."""
+    (tmp_path / "mine.toml.toml").write_text(MINIMAL)
+    with pytest.raises(UserError, match=f"^study file {re.escape(str(tmp_path / 'mine.toml'))} does not exist; give a "
+                                        "study file, or the name of a bundled one"):
+        load_study(str(tmp_path / "mine.toml"))
+
+
+def test_a_classifier_stage_that_says_little_takes_the_defaults_and_checks_its_paper_head(tmp_path):
+    """[classifiers] without strategies runs all four, with the fixed head; paper_head is true or false."""
+    from fashionae.runconfig import STRATEGIES
+    stage = load_study(write(tmp_path, MINIMAL + '[classifiers]\nencoder = "a"\n')).classifiers
+    assert (stage.strategies, stage.paper_head, stage.encoders) == (list(STRATEGIES), False, ["a"])
+    assert load_study(write(tmp_path, MINIMAL + '[classifiers]\nencoder = "a"\npaper_head = true\n')).classifiers.paper_head
+    with pytest.raises(UserError, match="^study file s.toml: \\[classifiers\\] paper_head must be true or false, got 1$"):
+        load_study(write(tmp_path, MINIMAL + '[classifiers]\nencoder = "a"\npaper_head = 1\n'))
+
+
+def test_a_folders_study_with_targets_on_the_test_set_is_read_as_it_ran(tmp_path):
+    """Targets judged on val = "test" are refused in a study file, but a study.json written so (by a
+    version that took it) is read back as it ran."""
+    s = load_study(write(tmp_path, MINIMAL + '[targets]\nautoencoder = "a"\nval_mse = 0.1\n'))
+    d = s.to_dict()
+    d["autoencoders"][0]["train"]["val"] = "test"
+    read = Study.from_dict(d)
+    assert (read.val, read.targets.autoencoder, read.targets.val_mse) == ("test", "a", 0.1)
+
+
+def test_a_study_without_targets_writes_none_and_twins_are_two_or_more(tmp_path):
+    """study.json holds no null targets (TOML has no null); ``twins`` names groups of two or more only."""
+    s = load_study(write(tmp_path, MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\n'
+                                              '[[autoencoders]]\nname = "c"\narch = "linear"\n'))
+    assert s.to_dict()["targets"] == {}
+    assert s.twins() == [["a", "b"]]
+
+
+def test_baselines_and_explore_take_the_defaults_the_study_file_page_gives(tmp_path):
+    """docs/study-files.md: logreg_max_iter 200, tsne true."""
+    s = load_study(write(tmp_path, MINIMAL))
+    assert (s.baselines.enabled, s.baselines.logreg_max_iter, s.explore.tsne, s.explore.autoencoders) == (True, 200, True, [])
+
+
+def test_the_ends_of_a_targets_figure(tmp_path):
+    """A target's figure is in (0, 1]: an accuracy of 1 is one, an MSE of 0 is none."""
+    targets = ('[classifiers]\nencoder = "a"\nstrategies = ["frozen"]\n[train]\nval = "holdout"\n'
+               '[targets]\nautoencoder = "a"\nclassifier = "frozen"\nval_acc = 1.0\nval_mse = {}\n')
+    assert load_study(write(tmp_path, MINIMAL + targets.format(0.5))).targets.val_acc == 1.0
+    with pytest.raises(UserError, match="^study file s.toml: \\[targets\\]: val_mse must be a number in \\(0, 1\\], got 0$"):
+        load_study(write(tmp_path, MINIMAL + targets.format(0)))
