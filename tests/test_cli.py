@@ -926,3 +926,168 @@ def test_a_study_goes_to_runs_study_profile_by_default(capsys, data_dir, tmp_pat
     code, _, err = cli(capsys, "study", PAPER, "--profile", "smoke", "--plan", "--data-dir", data_dir, "--no-verify")
     assert (code, err) == (2, "fashionae: error: --out runs/paper-smoke is not a folder; choose another --out\n")
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["paper-smoke"]
+
+
+def test_a_command_puts_back_the_handlers_and_hook_it_found(monkeypatch):
+    """run_command sets SIGTERM's handler and the unraisable hook for the command alone: once it
+    has returned (or failed), the caller's are back (a program that embeds fashionae, the suite)."""
+    import signal
+    from fashionae.errors import UserError, run_command
+
+    def on_term(signum, frame):
+        pass
+
+    def hook(u):
+        pass
+    before = signal.signal(signal.SIGTERM, on_term), signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+    try:
+        for command in (lambda: 0, lambda: (_ for _ in ()).throw(UserError("bad")),
+                        lambda: (_ for _ in ()).throw(KeyboardInterrupt)):
+            run_command(command, debug=False, resumable=False)
+            assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == (on_term, before[1])
+            assert sys.unraisablehook is hook
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+
+
+def test_a_terminated_raised_without_our_handler_is_said_as_a_sigterm(capsys):
+    """Ray's own SIGTERM handler takes the signal as Ray starts (ray_executor raises Terminated):
+    none of ours noted it, and it is still a SIGTERM, 143."""
+    from fashionae.errors import Terminated, run_command
+
+    def command():
+        raise Terminated
+    assert run_command(command, debug=False, resumable=False) == 143
+    assert capsys.readouterr().err == "fashionae: terminated\n"
+
+
+def test_a_late_stop_is_said_of_this_command_not_of_one_before_in_the_process(capsys):
+    """The status a stop after a command's return gets: this command's own stop said, else the
+    late one now; a stop said by an earlier command in the same process is not this one's."""
+    from fashionae.errors import Terminated, late_stop, run_command
+
+    def interrupted():
+        raise KeyboardInterrupt
+    assert run_command(interrupted, debug=False, resumable=False) == 130
+    assert late_stop(KeyboardInterrupt()) == 130  # said already: not said twice
+    assert capsys.readouterr().err == "fashionae: interrupted\n"
+    assert run_command(lambda: 0, debug=False, resumable=False) == 0
+    assert late_stop(Terminated()) == 143 and capsys.readouterr().err == "fashionae: terminated\n"
+
+
+def test_a_closed_standard_stream_is_dropped_or_known_as_a_full_one_is():
+    """A stream closed under us (ValueError: I/O operation on closed file): stderr's notes dropped,
+    stdout's failure kept in ``failed``."""
+    import io
+    from fashionae.errors import _Stream
+    gone = io.StringIO()
+    gone.close()
+    err, out = _Stream(gone, drops=True), _Stream(gone, drops=False)
+    assert err.write("note\n") == 5 and err.flush() is None and err.failed is None
+    with pytest.raises(ValueError) as e:
+        out.write("x")
+    assert out.failed is e.value
+
+
+def test_stdout_closed_at_the_start_fails_writes_alone_not_the_flush():
+    """``>&-``: a command that writes no output is not said to have lost it (the flush after the
+    command, and exit's, find nothing to write)."""
+    import errno
+    from fashionae.errors import _Stream
+
+    class Null:
+        def write(self, text):
+            return len(text)
+
+        def flush(self):
+            pass
+    out = _Stream(Null(), drops=False, closed=True)
+    assert out.flush() is None and out.failed is None
+    with pytest.raises(OSError) as e:
+        out.write("line\n")
+    assert e.value.errno == errno.EBADF and out.failed is e.value
+
+
+def test_the_process_ends_with_its_status_once_the_exit_handlers_have_run(tmp_path):
+    """exit_process leaves without Python's teardown, but after what Python runs first at exit: the
+    atexit handlers (Ray's shutdown, a temporary cache's removal) and the streams' flush."""
+    code = ("import atexit, sys\nfrom fashionae.errors import exit_process\n"
+            "atexit.register(lambda: print('atexit ran'))\nsys.stdout.write('buffered')\nexit_process(3)\n")
+    src = str(Path(__file__).parent.parent / "src")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": src})
+    assert (proc.returncode, proc.stdout) == (3, "bufferedatexit ran\n")
+
+
+def test_a_sigterm_in_a_finalizer_stops_a_command_started_with_ctrl_c_ignored(capsys, monkeypatch):
+    """Started in the background (``cmd &``: SIGINT ignored), a SIGTERM that came while a
+    finalizer ran is delivered again as a SIGTERM: as a SIGINT, ignored, it was lost."""
+    import gc
+    import signal
+    import time
+    import weakref
+    import fashionae.cli as cli_module
+
+    class Figure:
+        pass
+
+    def stopped(a):
+        figure = Figure()
+        ref = weakref.ref(figure, lambda _: os.kill(os.getpid(), signal.SIGTERM))
+        del figure
+        gc.collect()
+        for _ in range(40):
+            time.sleep(0.05)
+        return 0 if ref is not None else 1
+    monkeypatch.setattr(cli_module, "cmd_data", stopped)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert cli(capsys, "data")[:3:2] == (143, "fashionae: terminated\n")
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_the_cpu_allocators_error_is_said_as_out_of_memory():
+    """torch's CPU allocator raises a RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    e = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                     "to allocate 137438953472 bytes. Error code 12 (Cannot allocate memory)")
+    assert out_of_memory(e, None) == ("out of memory (tried to allocate 137438953472 bytes. Error code 12 (Cannot "
+                                      "allocate memory)); close what else takes memory, or use a machine with more")
+    assert out_of_memory(RuntimeError("shape mismatch"), None) is None
+
+
+def test_which_process_speaks(monkeypatch):
+    """RANK counts only where WORLD_SIZE says several processes run; a value that is no number speaks."""
+    from fashionae.errors import is_main_process
+    for world, rank, speaks in (("1", "3", True), ("2", "0", True), ("2", "1", False), ("x", "1", True),
+                                ("2", "y", True)):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        monkeypatch.setenv("RANK", rank)
+        assert is_main_process() is speaks, (world, rank)
+
+
+def test_an_optional_dependency_that_fails_to_import_is_one_line(monkeypatch):
+    """Not only missing (ModuleNotFoundError): one whose own import fails (a shared library gone)
+    is the same one line, not an internal error."""
+    import importlib
+    from fashionae.errors import require
+
+    def broken(name):
+        raise ImportError("libonnxruntime.so: cannot open shared object file")
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with pytest.raises(UserError, match=r"^export needs onnxruntime, which is not installed: pip install "
+                                        r"'fashionae\[onnx\]'$"):
+        require("onnxruntime.capi", "onnx", "export")
+
+
+def test_a_stop_once_the_command_is_done_leaves_its_status(tmp_path):
+    """A SIGTERM while the process waits for its threads at exit: the command is done and its
+    files written, so the status stays the command's (it was 143, unsaid)."""
+    code = ("import os, signal, threading, time\nfrom fashionae.errors import exit_process\n"
+            "def late():\n    time.sleep(0.2)\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(0.2)\n"
+            "threading.Thread(target=late).start()\nexit_process(0)\n")
+    src = str(Path(__file__).parent.parent / "src")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": src})
+    assert (proc.returncode, proc.stderr) == (0, "")

@@ -253,3 +253,234 @@ def test_a_folder_that_takes_no_file_is_refused_where_permissions_say_yes(tmp_pa
     with pytest.raises(UserError, match=rf"^--out {tmp_path}/x: cannot write in {tmp_path}: Read-only file system; "
                                         "choose a writable folder$"):
         refuse_unwritable_folder(tmp_path / "x")
+
+
+def test_files_written_together_are_fsynced_in_their_folder_and_after_first_follows_the_first(tmp_path, monkeypatch):
+    """The old others' removal is on disk (the folder's fsync) before any rename, the renames are
+    on disk before it returns, and ``after_first`` runs once the first file is in place (with
+    one file too: results.json written alone)."""
+    from fashionae import files
+    files_ = [tmp_path / n for n in ("results.json", "report.md", "report.html")]
+    for f in files_:
+        f.write_text("old")
+    events = []
+    monkeypatch.setattr(files, "_fsync_dir", lambda folder: events.append(("fsync", folder)))
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (replace(a, b), events.append(("replace", Path(b).name))))
+
+    def after_first():
+        events.append(("after_first", [f.read_text() if f.exists() else None for f in files_]))
+    files.atomic_write_together([(f, "new") for f in files_], after_first=after_first)
+    assert events == [("fsync", tmp_path), ("replace", "results.json"), ("after_first", ["new", None, None]),
+                      ("replace", "report.md"), ("replace", "report.html"), ("fsync", tmp_path)]
+    events.clear()
+    files.atomic_write_together([(files_[0], "alone")], after_first=after_first)
+    assert events == [("replace", "results.json"), ("after_first", ["alone", "new", "new"]), ("fsync", tmp_path)]
+
+
+def test_a_stop_while_a_later_file_of_several_is_written_leaves_no_temporary_of_the_earlier(tmp_path, monkeypatch):
+    """A Ctrl-C while the second of the files written together goes to disk: the first one's
+    temporary, already whole, is removed too, and the old files are as they were."""
+    from fashionae.files import atomic_write_together
+    files_ = [tmp_path / n for n in ("results.json", "report.md")]
+    for f in files_:
+        f.write_text("old")
+    fsync, calls = os.fsync, []
+
+    def stopped_on_the_second(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        fsync(fd)
+    monkeypatch.setattr(os, "fsync", stopped_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_together([(f, "new") for f in files_])
+    assert [f.read_text() for f in files_] == ["old", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "results.json"]
+
+
+def test_files_in_the_way_are_named_three_at_most_and_the_rest_counted(tmp_path):
+    from fashionae.files import refuse_to_replace
+    taken = [tmp_path / f"{i}.png" for i in range(5)]
+    for p in taken:
+        p.write_bytes(b"mine")
+    for n, named in ((1, "0.png already exists with other contents; nothing was written: choose another output, "
+                         "or pass --force to replace it"),
+                     (3, "0.png, 1.png, 2.png already exist"), (4, "0.png, 1.png, 2.png and 1 more already exist"),
+                     (5, "0.png, 1.png, 2.png and 2 more already exist")):
+        with pytest.raises(UserError) as e:
+            refuse_to_replace({p: b"new" for p in taken[:n]}, force=False)
+        assert str(e.value).replace(f"{tmp_path}/", "").startswith(named), n
+    refuse_to_replace({p: b"mine" for p in taken}, force=False)  # the same bytes again: nothing lost
+    refuse_to_replace({p: None for p in taken}, force=True)
+
+
+def test_is_there_answers_for_any_entry_and_raises_where_the_path_cannot_be_looked_at(tmp_path):
+    """A broken link is there; a name under a file is not (NotADirectoryError); a path the system
+    cannot use (a loop of links above it, a name too long) is no answer: OSError, not "not there"."""
+    from fashionae.files import is_there
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "broken").symlink_to(tmp_path / "gone")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert is_there(tmp_path / "broken") and is_there(tmp_path / "afile")
+    assert not is_there(tmp_path / "gone") and not is_there(tmp_path / "afile" / "x")
+    for path, code in ((tmp_path / "loop" / "x", errno.ELOOP), (tmp_path / ("n" * 300), errno.ENAMETOOLONG)):
+        with pytest.raises(OSError) as e:
+            is_there(path)
+        assert e.value.errno == code
+
+
+def test_what_an_entry_that_is_no_regular_file_is_called(tmp_path):
+    from fashionae.files import kind_of
+    (tmp_path / "folder").mkdir()
+    for name, target in (("to_folder", tmp_path / "folder"), ("broken", tmp_path / "gone"), ("to_null", "/dev/null")):
+        (tmp_path / name).symlink_to(target)
+    assert [kind_of(tmp_path / n) for n in ("folder", "to_folder", "broken", "to_null")] == \
+        ["a folder", "a folder", "a broken link", "not a regular file"]  # a link to a device is there: not broken
+
+
+def test_a_folder_whose_fsync_fails_still_takes_the_files(tmp_path, monkeypatch):
+    """Some file systems refuse a folder's fsync (EINVAL): the files are written all the same,
+    and no descriptor is left open."""
+    import stat
+    from fashionae.files import atomic_write_together
+    fsync, opened = os.fsync, []
+
+    def no_folder_fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            opened.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fsync(fd)
+    monkeypatch.setattr(os, "fsync", no_folder_fsync)
+    atomic_write_together([(tmp_path / "a.json", "a"), (tmp_path / "b.md", "b")])
+    assert (tmp_path / "a.json").read_text() + (tmp_path / "b.md").read_text() == "ab" and opened
+    for fd in opened:
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed
+
+
+def test_removing_a_file_that_is_gone_does_nothing_and_an_unwritable_folder_is_one_line(tmp_path):
+    from fashionae.files import remove_file
+    remove_file(tmp_path / "gone.md")
+    (tmp_path / "f.md").write_text("x")
+    remove_file(tmp_path / "f.md")
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(UserError, match=rf"^cannot write in {tmp_path}/afile: Not a directory; choose a writable"):
+        remove_file(tmp_path / "afile" / "x.md")
+
+
+def test_a_folder_that_may_be_written_but_not_entered_is_refused(tmp_path, monkeypatch):
+    """chmod 0600 on a folder: its files cannot be made, write permission or not."""
+    from fashionae.files import refuse_unwritable_folder
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: not mode & os.X_OK)
+    with pytest.raises(UserError, match=rf"^--out {tmp_path}/x: cannot write in {tmp_path}; choose a writable folder$"):
+        refuse_unwritable_folder(tmp_path / "x")
+
+
+def test_a_seal_holds_whatever_the_key_order_and_breaks_on_an_edit():
+    """A file of ours whose keys another tool wrote in another order is still its own."""
+    from fashionae.files import seal_broken, sealed
+    content = sealed({"b": 1, "a": {"y": 2, "x": 3}}, "digest")
+    reordered = {"digest": content["digest"], "a": {"x": 3, "y": 2}, "b": 1}
+    assert not seal_broken(content, "digest") and not seal_broken(reordered, "digest")
+    assert seal_broken({**reordered, "b": 2}, "digest") and not seal_broken({"b": 2}, "digest")
+
+
+def test_utf16_is_known_by_either_byte_order_mark(tmp_path):
+    from fashionae.files import is_utf16
+    for name, text, utf16 in (("le", "\ufeffa = 1".encode("utf-16-le"), True),
+                              ("be", "\ufeffa = 1".encode("utf-16-be"), True), ("utf8", b"a = 1", False)):
+        (tmp_path / name).write_bytes(text)
+        assert is_utf16(tmp_path / name) is utf16, name
+
+
+def test_a_json_file_of_ours_missing_damaged_or_not_text_is_one_line(tmp_path):
+    from fashionae.files import read_json
+    with pytest.raises(UserError, match=rf"^run summary {tmp_path}/s.json is missing$"):
+        read_json(tmp_path / "s.json", "run summary", "train it again")
+    for damage in (b"{\"a\": ", b"\xff\xfe\x00{", b""):
+        (tmp_path / "s.json").write_bytes(damage)
+        with pytest.raises(UserError, match=r"^run summary .*s.json is unreadable or not valid JSON \(.*\); train it "
+                                            r"again$"):
+            read_json(tmp_path / "s.json", "run summary", "train it again")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UserError, match=r"d is unreadable or not valid JSON"):
+        read_json(tmp_path / "d", "run summary", "train it again")
+
+
+def test_a_rebuildable_json_file_that_is_no_object_is_rebuilt(tmp_path):
+    from fashionae.files import read_rebuildable_json
+    assert read_rebuildable_json(tmp_path / "gone.json") is None
+    for text, value in (('{"a": 1}', {"a": 1}), ("[1, 2]", None), ("3", None), ('{"a": ', None), ("\udcff", None)):
+        (tmp_path / "t.json").write_text(text, errors="surrogateescape")
+        assert read_rebuildable_json(tmp_path / "t.json") == value, text
+
+
+def test_with_no_home_at_all_there_is_no_user_folder(monkeypatch):
+    """No $HOME and no entry in the password database (a container's user): Path.home() raises."""
+    from fashionae.files import user_folder
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", no_home)
+    assert user_folder("XDG_CACHE_HOME", ".cache") is None
+
+
+def test_a_cache_folder_of_this_users_name_that_another_user_made_is_not_taken(tmp_path, monkeypatch):
+    """/tmp/fashionae-cache-UID made first by someone else (here: by this process, for a uid that
+    is not ours): not this user's alone, so a folder of this process's is used instead."""
+    from fashionae import files
+    monkeypatch.setattr(files.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(files.os, "getuid", lambda: os.geteuid() + 4242)
+    files._temporary_cache.cache_clear()
+    try:
+        folder = files._temporary_cache()
+    finally:
+        files._temporary_cache.cache_clear()
+    squatted = tmp_path / f"fashionae-cache-{os.geteuid() + 4242}"
+    assert squatted.is_dir() and folder != squatted and folder.parent == tmp_path and folder.is_dir()
+
+
+def test_a_jsonl_file_ends_each_row_with_its_newline(tmp_path):
+    """One line per row, the last ended too (``wc -l`` counts the epochs, an append starts a row)."""
+    from fashionae.files import write_jsonl
+    write_jsonl(tmp_path / "m.jsonl", [{"epoch": 1}, {"epoch": 2}])
+    assert (tmp_path / "m.jsonl").read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+
+
+def test_a_sigterm_as_the_handlers_are_put_back_ends_a_process_whose_sigterm_was_the_default():
+    """Its noting handler still there (SIGINT's put back first), a SIGTERM does as SIG_DFL would:
+    the process ends by it, not swallowed."""
+    import signal
+    import subprocess
+    import sys
+    code = ("import os, signal\nfrom fashionae.errors import stops_held_back\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_DFL)\nreal = signal.signal\n"
+            "def put_back(signum, handler):\n    replaced = real(signum, handler)\n"
+            "    if signum == signal.SIGINT and handler is not replaced:\n        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return replaced\n"
+            "with stops_held_back():\n    signal.signal = put_back\nsignal.signal = real\nprint('swallowed')\n")
+    src = str(Path(__file__).parent.parent / "src")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": src})
+    assert (proc.returncode, proc.stdout) == (-signal.SIGTERM, "")
+
+
+def test_files_written_together_outside_the_main_thread_hold_nothing_back(tmp_path):
+    """A thread (Ray's, a local executor's) may set no handler: it writes as the main thread does,
+    no stop held."""
+    import threading
+    from fashionae.files import atomic_write_together
+    failed = []
+
+    def write():
+        try:
+            atomic_write_together([(tmp_path / "a.json", "a"), (tmp_path / "b.md", "b")])
+        except BaseException as e:
+            failed.append(e)
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    assert failed == [] and (tmp_path / "a.json").read_text() + (tmp_path / "b.md").read_text() == "ab"

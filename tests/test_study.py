@@ -2481,3 +2481,18 @@ def test_the_ends_of_a_targets_figure(tmp_path):
     assert load_study(write(tmp_path, MINIMAL + targets.format(0.5))).targets.val_acc == 1.0
     with pytest.raises(UserError, match="^study file s.toml: \\[targets\\]: val_mse must be a number in \\(0, 1\\], got 0$"):
         load_study(write(tmp_path, MINIMAL + targets.format(0)))
+
+
+def test_runs_in_another_memory_layout_are_probed_on_their_own(monkeypatch):
+    """channels_last changes a run's speed as its precision does: each layout is its own probe."""
+    from types import SimpleNamespace
+
+    from fashionae import bench
+    probed = []
+    monkeypatch.setattr(bench, "probe_speed", lambda model, train: probed.append(train) or (100.0, 200.0))
+    data = SimpleNamespace(train_images=[0] * 5_000, test_images=[0] * 1_000)
+    t = TrainConfig(epochs=1, batch_size=50, val="test", train_subset=1_000, eval_subset=200)
+    probes = {}
+    for train in (t, replace(t, channels_last=not t.channels_last), t):
+        preview.estimate_seconds(RunConfig(train=train), data, probes)
+    assert [p.channels_last for p in probed] == [t.channels_last, not t.channels_last]
