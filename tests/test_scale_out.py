@@ -709,8 +709,10 @@ def test_a_ray_task_brings_back_its_notes_but_not_its_epochs_nor_that_it_resumed
     """The driver says each run's notes once it is done; its epochs and its resuming stay in
     the worker's log (the driver's own line says that it resumed)."""
     from types import SimpleNamespace
-    from fashionae.runs import RESUMING, epoch_prefix
+    from fashionae.runs import EXECUTOR_ENV, RESUMING, epoch_prefix
     run = SimpleNamespace(name="ae-a-seed0", label="ae-a seed 0")
+    for name in (EXECUTOR_ENV, "CUDA_VISIBLE_DEVICES"):  # (a task sets them, for its process: put back after)
+        monkeypatch.setenv(name, "")
 
     def planned(run, study, out, data, log, on_epoch, extend):
         for message in (f"{epoch_prefix(run.label)}1/3 loss 0.1", f"{run.label}: {RESUMING}", f"{run.label}: a note"):
