@@ -1085,7 +1085,9 @@ def test_a_stop_once_the_command_is_done_leaves_its_status(tmp_path):
     """A SIGTERM while the process waits for its threads at exit: the command is done and its
     files written, so the status stays the command's (it was 143, unsaid)."""
     code = ("import os, signal, threading, time\nfrom fashionae.errors import exit_process\n"
-            "def late():\n    time.sleep(0.2)\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(0.2)\n"
+            "def late():\n    for _ in range(500):  # (until exit_process is at the exit, not a fixed 0.2 s)\n"
+            "        if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:\n            break\n"
+            "        time.sleep(0.01)\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(0.2)\n"
             "threading.Thread(target=late).start()\nexit_process(0)\n")
     src = str(Path(__file__).parent.parent / "src")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

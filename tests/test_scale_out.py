@@ -626,6 +626,7 @@ def test_the_local_executor_runs_what_is_left_in_order_and_draws_its_progress(da
     line counts the epochs a run to train on has already and shows the step reached, and is
     cleared when a run stops the study (a Ctrl-C here); the runs finished are said in the log."""
     import io
+    import shutil
     from fashionae import executors
     from fashionae.data import load_dataset
     from fashionae.plan import make_plan
@@ -651,6 +652,7 @@ def test_the_local_executor_runs_what_is_left_in_order_and_draws_its_progress(da
     monkeypatch.setattr(executors, "execute", execute)
     monkeypatch.setattr(sys, "stderr", screen := Terminal())
     monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda: os.terminal_size((400, 20)))  # (not $COLUMNS's width)
     monkeypatch.setattr(RunFolder, "epochs_trained", lambda folder: 1)  # the run to train on: 1 epoch of its 2
     states = {plan[0].name: "complete", plan[1].name: "extend", plan[2].name: "new"}
     with pytest.raises(KeyboardInterrupt):
