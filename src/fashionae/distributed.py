@@ -130,8 +130,8 @@ def on_processes(n: int) -> str:
 # what to do where torchrun's variables are in the environment but make no sense (a shell's
 # leftovers from another job, a SLURM script's): they are torchrun's to set
 VARIABLES = "WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT"
-LEFT_OVER = f"torchrun sets it: start the command with torchrun, or unset {VARIABLES} if they are left over from " \
-            "another job"
+LEFT_OVER = (f"torchrun sets it: start the command with torchrun, or unset {VARIABLES} if they are left over from "
+             "another job")
 
 
 def torchrun_variable(name: str, default: int | None = None, least: int = 0) -> int:
