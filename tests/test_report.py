@@ -19,6 +19,18 @@ from fashionae.report import write_report
 from helpers import PAPER, write_dataset
 from made_results import ablation, autoencoder, classifier, other_results, results, stats
 
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures ``plots`` would save, to look at, closed after the test (pyplot keeps them)."""
+    import matplotlib.pyplot as plt
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    yield figures
+    for fig in figures:
+        plt.close(fig)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -989,11 +1001,9 @@ def test_the_terminal_shows_the_reports_tables_without_what_only_the_page_holds(
         assert [h for h in header if h in shown] == [h for h in header if h not in PAGE_ONLY_COLUMNS]
 
 
-def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, monkeypatch):
+def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, drawn):
     """A one-epoch run's figure says "dotted: the author's code": its single point must show
     (a dotted line through one point draws nothing)."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     runs = [[{"train_loss": 0.03, "val_loss": 0.02}], [{"train_loss": 0.05, "val_loss": 0.04}]]
     author = {"train_loss": [0.05, 0.04], "val_loss": [0.045, 0.03]}
     plots.curves("one epoch", runs, [("train_loss", "train"), ("val_loss", "validation")], "MSE", author,
@@ -1010,10 +1020,8 @@ def test_the_authors_curve_of_one_epoch_is_drawn_as_a_point(tmp_path, monkeypatc
     assert len(bars) == 2 and not any("Poly" in type(c).__name__ for c in ax.collections)  # bars, no band
 
 
-def test_curves_of_one_epoch_stand_side_by_side(tmp_path, monkeypatch):
+def test_curves_of_one_epoch_stand_side_by_side(tmp_path, drawn):
     """Several models of one epoch each, 2 seeds: their points and std bars apart, within the epoch."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     models = [(name, [[{"val_loss": v}], [{"val_loss": v * 1.2}]]) for name, v in (("a", 0.03), ("b", 0.02), ("c", 0.01))]
     plots.overlaid_curves("one epoch", models, "val_loss", "MSE", tmp_path / "f.png")
     ax = drawn[0].axes[0]
@@ -1022,14 +1030,12 @@ def test_curves_of_one_epoch_stand_side_by_side(tmp_path, monkeypatch):
     assert sum(type(c).__name__ == "ErrorbarContainer" for c in ax.containers) == 3
 
 
-def test_the_forest_plot_keeps_to_the_changes_and_writes_a_far_end(tmp_path, monkeypatch):
+def test_the_forest_plot_keeps_to_the_changes_and_writes_a_far_end(tmp_path, drawn):
     """Two seeds' relative interval reaches +15,000 % and another's no end: the axis keeps to the
     changes and the other ends (a relative change is above -100 %), the far ends written at its
     edge as the report writes them; without a far end (a ±50 % interval about no change is not
     far), nothing is written and the axis is matplotlib's. In points, an end beyond ±100 is drawn at
     that bound, as the table shows it (a difference of accuracies lies within it)."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     rows = [("a", -0.3, [-0.5, 150.0]), ("b", 0.1, [-0.15, 0.18]), ("c", -0.05, None), ("d", 0.2, [-0.99, math.inf])]
     plots.effects("far", rows, "change, %", tmp_path / "f.png")
     ax = drawn[0].axes[0]
@@ -1042,11 +1048,9 @@ def test_the_forest_plot_keeps_to_the_changes_and_writes_a_far_end(tmp_path, mon
     assert not drawn[2].axes[0].texts and -111 < drawn[2].axes[0].get_xlim()[0] < -100
 
 
-def test_a_forest_plots_labels_are_wrapped_and_stay_apart(tmp_path, monkeypatch):
+def test_a_forest_plots_labels_are_wrapped_and_stay_apart(tmp_path, drawn):
     """A long change takes three lines of whole words at most (its table says it whole), a
     classifier's strategy always its own last line; two changes cut alike are each shown whole."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     long = "latent 256 instead of 64, a longer description to test wrapping in the first column of the table"
     plots.effects("t", [(f"{long}\n(frozen)", 1.0, None), (f"{long}\n(finetune)", 2.0, None),
                         ("encoder_type=paper_with_batchnorm_everywhere", 0.5, None)], "points", tmp_path / "f", scale=1)
@@ -1068,11 +1072,9 @@ def test_a_figure_is_drawn_with_twice_the_pixels_the_page_shows(tmp_path):
     assert png_size(data) == (1248, 768) and shown_size(data) == (624, 384)
 
 
-def test_curves_in_percent_keep_every_series_in_view(tmp_path, monkeypatch):
+def test_curves_in_percent_keep_every_series_in_view(tmp_path, drawn):
     """Accuracy is drawn in % (the tables' unit), the author's too; each series has its own dashes,
     and an earlier one lies above a later one (train in eval mode over validation, which it often hides)."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     runs = [[{"train_acc": 0.5, "val_acc": 0.6}, {"train_acc": 0.7, "val_acc": 0.8}]]
     plots.curves("acc", runs, [("train_acc", "train"), ("val_acc", "validation")], "accuracy, %",
                  {"train_acc": [0.4, 0.45]}, tmp_path / "f.png", scale=100)
@@ -1393,12 +1395,10 @@ def test_a_seed_exactly_at_nine_tenths_of_the_mean_images_mse_learned_next_to_no
     assert learned_nothing(r, "autoencoders") is None
 
 
-def test_a_seed_band_is_the_mean_plus_and_minus_the_seeds_sample_std(tmp_path, monkeypatch):
+def test_a_seed_band_is_the_mean_plus_and_minus_the_seeds_sample_std(tmp_path, drawn):
     """The band about a curve of several epochs is mean ± the std over seeds (ddof 1, as the tables'
     "±"), over the epochs every seed has (a seed with more is cut to the others')."""
     import numpy as np
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     runs = [[{"val_loss": 0.1}, {"val_loss": 0.2}, {"val_loss": 0.9}], [{"val_loss": 0.3}, {"val_loss": 0.6}]]
     plots.curves("t", runs, [("val_loss", "validation")], "MSE", None, tmp_path / "f.png")
     ax = drawn[0].axes[0]
@@ -1410,11 +1410,9 @@ def test_a_seed_band_is_the_mean_plus_and_minus_the_seeds_sample_std(tmp_path, m
     assert np.isclose(ys.min(), 0.2 - std[0]) and np.isclose(ys.max(), 0.4 + std[1])
 
 
-def test_curves_of_a_few_epochs_tick_each_epoch_and_label_their_axes(tmp_path, monkeypatch):
+def test_curves_of_a_few_epochs_tick_each_epoch_and_label_their_axes(tmp_path, drawn):
     """A few epochs: one tick each, the points half an epoch off the frame; the x axis says epoch,
     the y axis the figure's unit."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     runs = [[{"val_loss": v} for v in (0.3, 0.2, 0.1)]]
     plots.curves("t", runs, [("val_loss", "validation")], "MSE per pixel", None, tmp_path / "f.png")
     ax = drawn[0].axes[0]
@@ -1422,12 +1420,10 @@ def test_curves_of_a_few_epochs_tick_each_epoch_and_label_their_axes(tmp_path, m
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "MSE per pixel")
 
 
-def test_overlaid_curves_are_on_a_log_axis_labelled_in_decimals(tmp_path, monkeypatch):
+def test_overlaid_curves_are_on_a_log_axis_labelled_in_decimals(tmp_path, drawn):
     """Within two decades the log axis labels 2 and 5 times each power of ten too; over more, the
     powers of ten alone (the minor ticks unlabelled)."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     for low in (0.02, 0.0001):
         plots.overlaid_curves("t", [("a", [[{"val_loss": 0.05}, {"val_loss": low}]])], "val_loss", "MSE", tmp_path / "f.png")
     narrow, wide = (fig.axes[0] for fig in drawn)
@@ -1436,12 +1432,10 @@ def test_overlaid_curves_are_on_a_log_axis_labelled_in_decimals(tmp_path, monkey
     assert isinstance(wide.yaxis.get_minor_formatter(), NullFormatter)
 
 
-def test_mse_by_size_draws_pca_in_order_and_each_model_with_its_std(tmp_path, monkeypatch):
+def test_mse_by_size_draws_pca_in_order_and_each_model_with_its_std(tmp_path, drawn):
     """The sizes on a log-2 axis; PCA a line in order of k; the linear autoencoders with their std as
     bars; another model a point named with its latent size."""
     import numpy as np
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     plots.mse_by_size("t", [(512, {"mean": 0.01, "std": 0.002}), (64, {"mean": 0.02, "std": 0.001})],
                       [(64, 0.03), (16, 0.05)], [("conv", 3136, {"mean": 0.005, "std": 0.0005})], tmp_path / "f.png")
     ax = drawn[0].axes[0]
@@ -1455,10 +1449,8 @@ def test_mse_by_size_draws_pca_in_order_and_each_model_with_its_std(tmp_path, mo
     assert [c.get_label() for c in bars] == ["linear autoencoders (l_size)", "conv (3,136 values)"]
 
 
-def test_the_authors_curve_of_two_epochs_is_said_dotted(tmp_path, monkeypatch):
+def test_the_authors_curve_of_two_epochs_is_said_dotted(tmp_path, drawn):
     """From two epochs the author's curve is a dotted line, and its legend entry says so."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     runs = [[{"val_loss": 0.03}, {"val_loss": 0.02}]]
     plots.curves("t", runs, [("val_loss", "validation")], "MSE", {"val_loss": [0.04, 0.03, 0.02]}, tmp_path / "f.png")
     (box,) = drawn[0].legends
@@ -1467,11 +1459,9 @@ def test_the_authors_curve_of_two_epochs_is_said_dotted(tmp_path, monkeypatch):
     assert [list(line.get_xdata()) for line in dotted] == [[1, 2]]
 
 
-def test_a_forest_plots_first_change_is_at_the_top_and_no_change_is_the_dashed_line_at_zero(tmp_path, monkeypatch):
+def test_a_forest_plots_first_change_is_at_the_top_and_no_change_is_the_dashed_line_at_zero(tmp_path, drawn):
     """Rows from the top in the table's order (the first change highest), each label at its own
     point; the dashed vertical line at 0."""
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     plots.effects("t", [("a", -0.1, [-0.2, 0.0]), ("b", 0.05, [0.01, 0.1]), ("c", 0.2, None)], "%", tmp_path / "f.png")
     ax = drawn[0].axes[0]
     points = {float(line.get_xdata()[0]): float(line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "o"}
@@ -1481,12 +1471,10 @@ def test_a_forest_plots_first_change_is_at_the_top_and_no_change_is_the_dashed_l
     assert list(zero.get_xdata()) == [0, 0]
 
 
-def test_a_confusion_matrix_shows_each_true_classs_row_as_shares_zeros_blank(tmp_path, monkeypatch):
+def test_a_confusion_matrix_shows_each_true_classs_row_as_shares_zeros_blank(tmp_path, drawn):
     """Each row (a true class) normalised to 1, columns the predictions, in the classes' order; the
     shares written, a share under half a percent left blank, on a colour scale of 0 to 1."""
     import numpy as np
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     plots.confusion("t", [[8, 2, 0], [1, 1, 0], [0, 1, 999]], ("T-shirt", "Trouser", "Bag"), tmp_path / "f.png")
     ax = drawn[0].axes[0]
     (image,) = ax.images
@@ -1499,12 +1487,10 @@ def test_a_confusion_matrix_shows_each_true_classs_row_as_shares_zeros_blank(tmp
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
 
 
-def test_image_rows_show_0_as_black_and_1_as_white_each_row_named(tmp_path, monkeypatch):
+def test_image_rows_show_0_as_black_and_1_as_white_each_row_named(tmp_path, drawn):
     """A row of images in [0, 1] on the grey scale as it is (0 black, 1 white, not stretched to each
     image's range), each row named at its left, the titles over the first row."""
     import numpy as np
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     images = np.array([np.full((4, 4), 0.25), np.full((4, 4), 0.75)])
     plots.image_rows([("original", images), ("conv", images[:1])], tmp_path / "f.png", titles=["Bag", "Coat"])
     axes = drawn[0].axes
@@ -1517,11 +1503,9 @@ def test_image_rows_show_0_as_black_and_1_as_white_each_row_named(tmp_path, monk
         assert np.allclose(image.to_rgba(np.array([0.0, 1.0]))[:, :3], [[0, 0, 0], [1, 1, 1]])
 
 
-def test_a_latent_map_names_each_class_by_its_own_points(tmp_path, monkeypatch):
+def test_a_latent_map_names_each_class_by_its_own_points(tmp_path, drawn):
     """The points of label c are drawn under the name of class c, in a colour of their own."""
     import numpy as np
-    drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
     plots.scatter_map("t", xy, np.array([0, 1, 1, 2]), ("T-shirt", "Trouser", "Bag"), tmp_path / "f.png")
     ax = drawn[0].axes[0]
