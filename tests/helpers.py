@@ -7,6 +7,8 @@ import json
 import os
 import re
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,14 @@ import torch
 QUIET = dict(log=lambda m: None)
 STUDIES = Path(__file__).parent.parent / "studies"
 PAPER = STUDIES / "paper.toml"
+
+
+def run_python(code: str, prefix: tuple = (), **kwargs) -> subprocess.CompletedProcess:
+    """``code`` run by a Python of its own (signals, exit, permissions: a process's) on this tree's
+    fashionae, its output as text; ``prefix``: what runs it (setpriv)."""
+    src = str(Path(__file__).parent.parent / "src")
+    return subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": src}, **kwargs)
 
 
 def extra_or_skip(extra: str, *modules: str) -> list:

@@ -12,7 +12,7 @@ import torch
 import fashionae
 from fashionae.errors import UserError, out_of_memory
 from fashionae.images import prepare_image
-from helpers import PAPER, cli
+from helpers import PAPER, cli, run_python
 
 SMALL = ["--epochs", "1", "--batch-size", "50", "--train-subset", "300", "--eval-subset", "200",
          "--no-verify"]
@@ -1014,9 +1014,7 @@ def test_the_process_ends_with_its_status_once_the_exit_handlers_have_run(tmp_pa
     atexit handlers (Ray's shutdown, a temporary cache's removal) and the streams' flush."""
     code = ("import atexit, sys\nfrom fashionae.errors import exit_process\n"
             "atexit.register(lambda: print('atexit ran'))\nsys.stdout.write('buffered')\nexit_process(3)\n")
-    src = str(Path(__file__).parent.parent / "src")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": src})
+    proc = run_python(code)
     assert (proc.returncode, proc.stdout) == (3, "bufferedatexit ran\n")
 
 
@@ -1089,7 +1087,5 @@ def test_a_stop_once_the_command_is_done_leaves_its_status(tmp_path):
             "        if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:\n            break\n"
             "        time.sleep(0.01)\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(0.2)\n"
             "threading.Thread(target=late).start()\nexit_process(0)\n")
-    src = str(Path(__file__).parent.parent / "src")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": src})
+    proc = run_python(code)
     assert (proc.returncode, proc.stderr) == (0, "")

@@ -8,6 +8,7 @@ import pytest
 from fashionae.errors import UserError
 from fashionae.files import atomic_write
 from fashionae.lock import FolderLock
+from helpers import run_python
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -181,8 +182,6 @@ def test_a_full_disk_says_whether_finished_work_is_kept_and_the_fix_only_when_gi
 def test_unwritable_folder(tmp_path):
     """Root writes in any folder: as root, the write runs in a process without that capability
     (util-linux's setpriv), so that the refusal is seen whoever runs the tests."""
-    import subprocess
-    import sys
     tmp_path.chmod(0o500)
     write = ("from fashionae.errors import UserError\nfrom fashionae.files import atomic_write\ntry:\n"
              f"    atomic_write({str(tmp_path / 'f.txt')!r}, 'data')\nexcept UserError as e:\n    print(e)")
@@ -191,9 +190,7 @@ def test_unwritable_folder(tmp_path):
         if not shutil.which("setpriv"):
             pytest.skip("root writes in any folder, and setpriv (util-linux) is not here to drop that")
         as_user = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
-    src = str(Path(__file__).parent.parent / "src")
-    said = subprocess.run([*as_user, sys.executable, "-c", write], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": src}).stdout
+    said = run_python(write, as_user, check=True).stdout
     if as_user and not said and (tmp_path / "f.txt").exists():  # (setpriv exits 0 where it may not drop them)
         pytest.skip("this root cannot give up writing in any folder (no CAP_SETPCAP)")
     assert said == f"output folder {tmp_path}: cannot write in {tmp_path}; choose a writable folder\n"
@@ -454,17 +451,13 @@ def test_a_sigterm_as_the_handlers_are_put_back_ends_a_process_whose_sigterm_was
     """Its noting handler still there (SIGINT's put back first), a SIGTERM does as SIG_DFL would:
     the process ends by it, not swallowed."""
     import signal
-    import subprocess
-    import sys
     code = ("import os, signal\nfrom fashionae.errors import stops_held_back\n"
             "signal.signal(signal.SIGTERM, signal.SIG_DFL)\nreal = signal.signal\n"
             "def put_back(signum, handler):\n    replaced = real(signum, handler)\n"
             "    if signum == signal.SIGINT and handler is not replaced:\n        os.kill(os.getpid(), signal.SIGTERM)\n"
             "    return replaced\n"
             "with stops_held_back():\n    signal.signal = put_back\nsignal.signal = real\nprint('swallowed')\n")
-    src = str(Path(__file__).parent.parent / "src")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": src})
+    proc = run_python(code)
     assert (proc.returncode, proc.stdout) == (-signal.SIGTERM, "")
 
 
