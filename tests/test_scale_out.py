@@ -332,12 +332,13 @@ def test_a_process_waiting_for_torchruns_others_stops_at_a_ctrl_c_or_sigterm(dat
     """torch waits for the group's other processes in C++, where Python's signal handlers cannot
     run: with torchrun's variables left over (no other process will come), a Ctrl-C or SIGTERM did
     nothing for 30 minutes. Process 0 (waiting for the others to call) and process 1 (calling
-    one that does not answer) each stop in their one line, and write nothing."""
+    one that does not answer) each stop in their one line, and write nothing: process 1 says its
+    Ctrl-C too, where no torchrun's process 0 would say it."""
     import signal
     import socket
     import time
     src = str(Path(__file__).parent.parent / "src")
-    for rank, sig in ((0, signal.SIGINT), (1, signal.SIGTERM)):
+    for rank, sig in ((0, signal.SIGINT), (1, signal.SIGTERM), (1, signal.SIGINT)):
         with socket.socket() as listener:
             listener.bind(("127.0.0.1", 0))
             port = listener.getsockname()[1]
@@ -368,7 +369,7 @@ def test_a_process_waiting_for_torchruns_others_stops_at_a_ctrl_c_or_sigterm(dat
                 _, err = proc.communicate(timeout=30)
             finally:
                 proc.kill()
-        said = "interrupted" if sig == signal.SIGINT else "process 1 of this torchrun: terminated"
+        said = ("" if rank == 0 else "process 1 of this torchrun: ") + ("interrupted" if sig == signal.SIGINT else "terminated")
         assert (proc.returncode, err.splitlines()[-1]) == (128 + sig, f"fashionae: {said}"), err
         assert "Traceback" not in err and list(tmp_path.iterdir()) == []
 

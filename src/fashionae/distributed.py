@@ -234,11 +234,11 @@ def _stoppable_wait(rank: int, world: int, timeout: timedelta):
 
 def _watch(fd: int, rank: int, world: int, timeout: timedelta) -> None:
     said = False
+    agent = "TORCHELASTIC_RUN_ID" in os.environ  # (torchrun's own: the others are slow to start)
     try:
         while True:
             if not select.select([fd], [], [], None if said else WAIT_NOTE_SECONDS)[0]:
                 said = True
-                agent = "TORCHELASTIC_RUN_ID" in os.environ  # (torchrun's own: the others are slow to start)
                 if agent and rank != 0:  # (there, process 0 speaks for all)
                     continue
                 address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
@@ -250,7 +250,7 @@ def _watch(fd: int, rank: int, world: int, timeout: timedelta) -> None:
                 if signum == 0:
                     return
                 if signum in (signal.SIGINT, signal.SIGTERM):
-                    code = say_stopped(signum == signal.SIGTERM)
+                    code = say_stopped(signum == signal.SIGTERM, alone=not agent)  # (variables left over)
                     sys.stderr.flush()
                     os._exit(code)
     finally:

@@ -279,13 +279,14 @@ def stops_are_ours() -> bool:
     return signal.getsignal(signal.SIGTERM) is _terminate
 
 
-def say_stopped(term: bool) -> int:
+def say_stopped(term: bool, alone: bool = False) -> int:
     """The one line of a stop (SIGTERM where ``term``, else Ctrl-C) that comes where no handler
-    can run (``distributed``'s wait for the group), and its status."""
-    return _stopped(term, False)
+    can run (``distributed``'s wait for the group), and its status; ``alone``: said whatever this
+    process's rank (no torchrun's agent started it, so no process 0 may be there to say it)."""
+    return _stopped(term, False, alone)
 
 
-def _stopped(term: bool, resumable: bool) -> int:
+def _stopped(term: bool, resumable: bool, alone: bool = False) -> int:
     """The one line of a command stopped by Ctrl-C or SIGTERM, and its status. A SIGTERM is ours
     to report even when a library raised its KeyboardInterrupt in place of Terminated (Ray's
     wait does, for any signal that arrives while it waits). Under torchrun, Ctrl-C reaches every
@@ -293,7 +294,7 @@ def _stopped(term: bool, resumable: bool) -> int:
     one machine), and each says its own, naming itself where it is not process 0."""
     term = term or signal.SIGTERM in _signals
     _said.append(128 + (signal.SIGTERM if term else signal.SIGINT))
-    if term or is_main_process():
+    if term or alone or is_main_process():
         which = "" if is_main_process() else f"process {os.environ['RANK']} of this torchrun: "
         print(f"fashionae: {which}{'terminated' if term else 'interrupted'}"
               + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
