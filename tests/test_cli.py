@@ -664,7 +664,8 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(capsys, monkeypatch, d
 
 def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(data_dir, tmp_path):
     """The whole program: stdout closed at the start (``>&-``) is /dev/null, not the next file
-    opened, and the command's output there is said lost (status 1, as ``ls >&-``); stdout (its help too) on a full disk is one line; stderr on a full disk (the notes, the progress) is
+    opened, and the command's output there is said lost (status 1, as ``ls >&-``); stdout (its help
+    too, asked for or given for want of a command) on a full disk is one line; stderr on a full disk (the notes, the progress) is
     dropped and the run goes on to the end; a locale that cannot encode a character (LC_ALL=C)
     gets it escaped, not an internal error once the work is done."""
     import os
@@ -678,7 +679,7 @@ def test_streams_closed_full_or_of_another_encoding_end_in_no_internal_error(dat
                                                      "closed; send it elsewhere (what the command wrote to its files "
                                                      "is kept)\n")
     with open("/dev/full", "w") as full:
-        for args in (data, ["--help"], ["--version"]):  # (argparse drops a failed write of what it prints)
+        for args in (data, ["--help"], ["--version"], []):  # (argparse drops a failed write of what it prints)
             proc = subprocess.run(fashionae + args, stdout=full, stderr=subprocess.PIPE, text=True)
             assert (proc.returncode, proc.stderr) == (1, "fashionae: error: cannot write the output: No space left "
                                                          "on device; send it where there is room (what the command "

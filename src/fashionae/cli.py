@@ -613,24 +613,23 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parsed = []  # (parser, args): built under run_command, so that a stop while torch loads says one line too
+    parsed = []  # the arguments: parsed under run_command, so that a stop while torch loads says one line too
 
     def parse() -> int:
         import_whole("numpy", "torch")  # (the parser's modules load them: a stop meanwhile is held back)
         parser = build_parser()
         try:
-            parsed.append((parser, parser.parse_args(argv)))
-        except SystemExit:  # --help, --version, a usage error: argparse drops a write that failed
+            parsed.append(parser.parse_args(argv))
+            if not parsed[0].command:
+                parser.print_help()
+                return 2
+            return 0
+        finally:  # --help, --version, no command: argparse drops a write that failed
             if failed := getattr(sys.stdout, "failed", None):
                 raise failed from None  # (said as any output's: > /dev/full, >&-)
-            raise
-        return 0
     if code := run_command(parse, debug="--debug" in argv, resumable=False):
         return code
-    parser, args = parsed[0]
-    if not args.command:
-        parser.print_help()
-        return 2
+    args = parsed[0]
     args.command_line = shlex.join(["fashionae", *argv])
     def command() -> int:
         from .distributed import lost_process, world_size
