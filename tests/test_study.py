@@ -929,6 +929,22 @@ def test_a_subset_larger_than_the_data_is_said_once_for_the_study(data_dir, tmp_
         assert "is more than the" not in capsys.readouterr().err
 
 
+def test_the_plans_bf16_warning_leaves_out_the_runs_already_finished(data_dir, tmp_path, capsys, monkeypatch):
+    """Runs finished in bf16 train no more: the plan's warning counts only those left to train."""
+    from fashionae import bench, training
+    monkeypatch.setattr(bench, "probe_speed", lambda model, train: (100.0, 200.0))  # no timing here
+    out, common = study_out(tmp_path, data_dir)
+    body = (TINY_TRAIN + 'precision = "bf16"\n[baselines]\nenabled = false\n[[autoencoders]]\nname = "a"\n'
+            'arch = "linear"\nlatent = 8\n[[autoencoders]]\nname = "b"\narch = "linear"\nlatent = 16\n')
+    assert main(["study", str(write(tmp_path, body)), *common]) == 0
+    body += '[[autoencoders]]\nname = "c"\narch = "linear"\nlatent = 4\n'
+    capsys.readouterr()
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    assert main(["study", str(write(tmp_path, body)), "--plan", *common]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ae-c-seed0 asks for bf16, and bf16 is emulated")
+
+
 def test_a_wall_time_reads_in_the_largest_units_that_matter():
     assert [progress_mod.duration(s) for s in (-1, 42, 245, 3599, 3600, 24_945)] == [
         "0s", "42s", "4m05s", "59m59s", "1h00m", "6h55m"]
