@@ -96,6 +96,16 @@ def test_default_out_folders_are_the_ones_the_docs_name(capsys, data_dir, tmp_pa
     assert not (tmp_path / "c3").exists()
 
 
+def test_every_command_of_the_parser_has_its_function_and_every_function_its_command():
+    """``main`` runs a command by its name (train-ae: ``cli.cmd_train_ae``): none is left without one."""
+    import argparse
+    from fashionae import cli
+    from fashionae.options import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    functions = {name.removeprefix("cmd_").replace("_", "-") for name in vars(cli) if name.startswith("cmd_")}
+    assert set(sub.choices) == functions and len(functions) == 12
+
+
 def test_no_command_prints_the_help_and_a_folder_that_is_no_study_is_one_line(capsys, tmp_path):
     code, out, _ = cli(capsys)
     assert code == 2 and out.startswith("usage: fashionae") and "train-ae" in out
