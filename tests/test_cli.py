@@ -410,6 +410,9 @@ def test_out_of_memory_in_a_command_that_does_not_train_names_no_training_settin
     monkeypatch.setattr(cli_module, "cmd_train_ae", short)
     code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
     assert code == 2 and err.startswith("fashionae: error: out of memory; use a smaller latent, batch or training subset")
+    monkeypatch.setattr(cli_module, "cmd_train_clf", short)
+    code, _, err = cli(capsys, "train-clf", "--strategy", "scratch", "--out", tmp_path / "clf")
+    assert code == 2 and err.startswith("fashionae: error: out of memory; use a smaller latent, batch or training subset")
     monkeypatch.setattr(cli_module, "cmd_baselines", short)  # each command's own settings that ask for less
     code, _, err = cli(capsys, "baselines", "--out", tmp_path / "b")
     assert (code, err) == (2, "fashionae: error: out of memory; use smaller subsets (--train-subset, --eval-subset), "
@@ -437,6 +440,7 @@ def test_a_file_this_user_may_not_read_is_one_line_wherever_it_is_met(capsys, mo
     ("explore", "fashionae: interrupted\n"),  # nothing of it is kept to resume
     ("study", "fashionae: interrupted; finished epochs are kept, run the same command to resume\n"),
     ("study --plan", "fashionae: interrupted\n"),  # it trains nothing
+    ("train-clf --strategy scratch", "fashionae: interrupted; finished epochs are kept, run the same command to resume\n"),
 ])
 def test_ctrl_c_says_what_is_kept(capsys, monkeypatch, tmp_path, command, said):
     import fashionae.cli as cli_module
@@ -1100,3 +1104,133 @@ def test_a_stop_once_the_command_is_done_leaves_its_status(tmp_path):
             "threading.Thread(target=late).start()\nexit_process(0)\n")
     proc = run_python(code)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_data_refuses_options_of_the_other_kind_of_dataset(capsys, tmp_path):
+    """The options that make a dataset of pictures are refused without --from-pictures, and those
+    that read a dataset with it: named, not ignored."""
+    for given in (["--invert", "yes"], ["--fill", "0.5"], ["--image-size", "32"]):
+        code, _, err = cli(capsys, "data", "--dataset", tmp_path / "nowhere", *given)
+        assert (code, err) == (2, f"fashionae: error: {given[0]} goes with --from-pictures (how pictures are made a "
+                                  f"dataset): add --from-pictures FOLDER, or leave {given[0]} out\n")
+    for given in (["--data-dir", tmp_path], ["--no-verify"]):
+        code, _, err = cli(capsys, "data", "--from-pictures", tmp_path, "--dataset", tmp_path / "ds", *given)
+        assert (code, err) == (2, f"fashionae: error: {given[0]} reads a dataset, and --from-pictures writes one: "
+                                  f"leave {given[0]} out\n")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_an_image_size_is_n_or_h_by_w_and_anything_else_is_said_so(capsys):
+    from fashionae.options import image_size
+    assert image_size("20") == (20, 20) and image_size("32x24") == image_size("32X24") == (32, 24)
+    code, _, err = cli(capsys, "data", "--image-size", "big")
+    assert (code, err) == (2, "fashionae: error: argument --image-size: must be N or HxW (28, 32x24), got 'big' "
+                              "(see `fashionae data --help`)\n")
+
+
+def test_the_resuming_command_runs_from_its_folder_with_the_data_this_process_found(monkeypatch, tmp_path):
+    """A run's recorded command, as a shell takes it again from anywhere: its folder, the data
+    folder of the environment unless --data-dir names one, torchrun on one machine (none for
+    several: each machine has its own line)."""
+    from types import SimpleNamespace
+    from fashionae.cli import resuming_command
+    from fashionae.data import DATA_ENV
+    for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "my runs").mkdir()
+    monkeypatch.chdir(tmp_path / "my runs")
+    here = shlex.quote(os.getcwd())
+    line = "fashionae train-ae --epochs 2"
+    monkeypatch.setenv(DATA_ENV, "/data/fashion mnist")
+    assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == (
+        f"cd {here} && {DATA_ENV}='/data/fashion mnist' {line}")
+    assert resuming_command(SimpleNamespace(data_dir="/mine", command_line=line)) == f"cd {here} && {line}"
+    monkeypatch.delenv(DATA_ENV)
+    assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == f"cd {here} && {line}"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == (
+        f"cd {here} && torchrun --nproc-per-node 2 -m {line}")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two machines
+    assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) is None
+
+
+def test_the_parser_requires_refuses_and_defaults_as_the_help_says(capsys, tmp_path, monkeypatch):
+    from fashionae.options import build_parser
+    monkeypatch.chdir(tmp_path)
+    parser = build_parser()
+    # --device auto by default (CUDA where there is one), for eval and bench as for training
+    assert parser.parse_args(["eval", "runs/ae"]).device == parser.parse_args(["bench"]).device == "auto"
+    code, _, err = cli(capsys, "baselines")
+    assert (code, err) == (2, "fashionae: error: the following arguments are required: --out "
+                              "(see `fashionae baselines --help`)\n")
+    # a study's dataset is its study file's, a run's its own: study and eval take no --dataset
+    for command in (["study", "s.toml"], ["eval", "runs/ae"]):
+        code, _, err = cli(capsys, *command, "--dataset", "mine")
+        assert (code, err) == (2, "fashionae: error: unrecognized arguments: --dataset mine "
+                                  f"(see `fashionae {command[0]} --help`)\n")
+    code, _, err = cli(capsys, "export", "runs/ae", "-o", "ae.onnx", "--part", "wing")
+    assert code == 2 and "argument --part: invalid choice: 'wing' (choose from " in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_program_ends_with_the_status_of_a_late_stop_or_of_a_folder_deleted_under_it(capsys, monkeypatch, tmp_path):
+    """entry: a stop that comes once the command returned is one line and 130, not a traceback; a
+    command run in a folder deleted meanwhile is one line and 2."""
+    from fashionae import cli as cli_module
+    from fashionae.errors import run_command
+    assert run_command(lambda: 0, debug=False, resumable=False) == 0  # (no stop said before, in this process)
+
+    def late(argv=None):
+        raise KeyboardInterrupt
+
+    def exit_process(code):
+        raise SystemExit(code)
+    monkeypatch.setattr(cli_module, "ready_streams", lambda: None)
+    monkeypatch.setattr(cli_module, "main", late)
+    monkeypatch.setattr(cli_module, "exit_process", exit_process)
+    with pytest.raises((SystemExit, KeyboardInterrupt)) as e:  # (a KeyboardInterrupt let out would stop pytest)
+        cli_module.entry()
+    assert e.type is SystemExit and (e.value.code, capsys.readouterr().err) == (130, "fashionae: interrupted\n")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = run_python(f"import os, sys\nfrom fashionae.cli import entry\nos.chdir({str(gone)!r})\nos.rmdir({str(gone)!r})\n"
+                      "sys.argv = ['fashionae', 'data']\nentry()\n")
+    assert (proc.returncode, proc.stderr) == (2, "fashionae: error: the folder this command runs in was deleted or "
+                                                 "moved away; cd to a folder and run it again\n")
+
+
+def test_eval_prints_each_figure_and_says_a_diverged_model(capsys, monkeypatch, tmp_path):
+    """A classifier's loss and accuracy, an autoencoder's MSE, the image count with separators, and
+    the note of a model whose outputs are not numbers: a loss or (the paper head's finite loss)
+    an accuracy that is NaN."""
+    from fashionae import runs
+    nan = float("nan")
+    figures = {"clf": [("validation", {"loss": 0.25, "acc": 0.875}, 12000), ("test", {"loss": 0.5, "acc": nan}, 10000)],
+               "ae": [("validation", {"loss": nan}, 300), ("test", {"loss": 0.0125}, 1000)]}
+    monkeypatch.setattr(runs, "evaluate_run", lambda run_dir, *_: figures[Path(run_dir).name])
+    assert cli(capsys, "eval", tmp_path / "clf")[:2] == (0, (
+        "validation: loss 0.25000  accuracy 0.8750  (12,000 images)\n"
+        "test: loss 0.50000  accuracy nan  (10,000 images)  (the model diverged: its outputs are not numbers)\n"))
+    assert cli(capsys, "eval", tmp_path / "ae")[:2] == (0, (
+        "validation: MSE nan  (300 images)  (the model diverged: its outputs are not numbers)\n"
+        "test: MSE 0.01250  (1,000 images)\n"))
+
+
+def test_a_stop_as_the_program_loads_is_said_where_it_cannot_ask_which_process_it_is(monkeypatch, capsys):
+    """Where fashionae.errors cannot be imported (a stop as it loads), the stop is said all the
+    same: taken as process 0's."""
+    import types
+    import fashionae.__main__ as program
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    def exit_now(code):
+        raise SystemExit(code)
+    monkeypatch.setitem(sys.modules, "fashionae.errors", Loading("fashionae.errors"))
+    monkeypatch.setattr(os, "_exit", exit_now)
+    with pytest.raises(SystemExit) as e:
+        program._stopped_early(2, None)
+    assert (e.value.code, capsys.readouterr().err) == (130, "fashionae: interrupted\n")

@@ -90,7 +90,8 @@ def test_baselines_command(capsys, data_dir, tmp_path):
     assert code == 0
     b = json.loads((tmp_path / "b" / "baselines.json").read_text())
     assert b["train_size"] == 500
-    assert f"mean image {b['mean_image']['test_mse']:.4f}" in out
+    pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
+    assert out.startswith(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; ")
     assert f"test accuracy {b['logistic_regression']['test_acc']:.4f}" in out
     mse = [r["test_mse"] for r in b["pca"]]
     # more components never reconstruct worse, and every k beats the mean image

@@ -1038,3 +1038,35 @@ def test_each_kind_of_caveat_is_a_note_of_its_own(tmp_path):
     assert len(notes) == 3 and notes[2].startswith("look at the pictures above: to leave some out")
     assert notes[0].startswith(f"1 picture (e.g. {pics / 'train' / 'circle' / 'outline.png'}): ")
     assert notes[1].startswith(f"1 picture (e.g. {pics / 'test' / 'square' / 'blank.png'}): blank or nearly so")
+
+
+def test_a_dataset_of_pictures_is_named_as_a_shell_and_a_study_file_take_it(tmp_path, capsys):
+    """The line that names the new dataset gives its folder quoted for a shell, and as a TOML
+    string for a study file: other characters as they are, DEL escaped (as TOML requires)."""
+    import shlex
+    import tomllib
+    pictures = pictures_folder(tmp_path / "photos", train=6, test=1)
+    folder = tmp_path / "my données\x7f"
+    code, out, _ = cli(capsys, "data", "--from-pictures", pictures, "--dataset", folder)
+    assert code == 0
+    as_toml = '"' + str(folder).replace("\x7f", "\\u007f") + '"'
+    assert f"use it with --dataset {shlex.quote(str(folder))} (or dataset = {as_toml} in a study file)\n" in out
+    assert tomllib.loads(f"dataset = {as_toml}")["dataset"] == str(folder)
+    assert "pictures prepared with --invert auto --fill 1, as classify and reconstruct prepare" in out
+
+
+@pytest.mark.parametrize("empty, split, said", [
+    ([4], "y_train", "1 class (4) lacks"),  # the last class, without training images: still counted
+    ([3, 4], "y_test", "2 classes (3, 4) lack"),
+    ([2, 3, 4], "y_test", "3 classes (2, 3, 4) lack"),
+    ([1, 2, 3, 4], "y_test", "4 classes (1, 2, 3, …) lack"),
+])
+def test_data_names_up_to_three_classes_without_images(tmp_path, capsys, empty, split, said):
+    """The classes without training or test images: counted, the first three named, an ellipsis
+    for more, and (a dataset not made of pictures) how to number them."""
+    kept = [c for c in range(5) if c not in empty]
+    d = write_npz(tmp_path / "d", classes=5, **{split: np.resize(kept, 240 if split == "y_train" else 60)})
+    code, out, _ = cli(capsys, "data", "--dataset", d)
+    assert code == 0 and f"note: {said} training or test images: autoencoders train, but a classifier needs both " \
+        "for every class (number the classes from 0 without gaps)\n" in out
+    assert ", 4 (0 / " in out if split == "y_train" else ", 4 (" in out

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fashionae import settings, training
-from fashionae.cli import build_parser
+from fashionae.options import build_parser
 from fashionae.errors import UserError
 from fashionae.models import ModelConfig
 from fashionae.settings import AUTOENCODER, CLASSIFIER, positive_int, setting
