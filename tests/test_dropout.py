@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fashionae import dropout
+from fashionae import dropout, kernels
 from fashionae.dropout import Dropout, ReLUDropout, random_int16, splitmix_int15, use_dropout_masks
 from fashionae.models import ModelConfig, build_model
 
@@ -264,3 +264,81 @@ def test_a_compiled_model_trains_with_the_masks_of_the_eager_one(masks):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     torch.manual_seed(2)  # a second draw gives other masks, compiled as eager
     assert not torch.equal(net(x).output, comp)
+
+
+# ---- the thresholds of the masks and the layers' paths at their edges
+
+@pytest.mark.parametrize("p", [0.99, 0.3])
+def test_mersenne_masks_keep_at_the_threshold_of_earlier_versions(p):
+    """The masks of 0.2 and earlier: kept where the 16-bit value >= -32768 + round(p * 65536)
+    (rounded, not truncated: for p = 0.99, 64880.64 -> 64881), written out here, not read
+    from the layer."""
+    layer = Dropout(p)
+    use_dropout_masks(layer, "mersenne")
+    x = torch.ones(400_000)  # some values at the threshold itself
+    torch.manual_seed(4)
+    kept = layer(x) != 0
+    torch.manual_seed(4)
+    assert torch.equal(kept, random_int16(len(x)) >= -32768 + round(p * 65536))
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.99])
+def test_counter_masks_keep_from_round_p_times_32768(p):
+    """Counter masks: kept where the 15-bit value >= round(p * 32768), written out here, not read
+    from the layer: each kept value has probability 1 - p to within 1/65536."""
+    layer = Dropout(p)
+    x = torch.ones(400_000)  # some values at the threshold itself
+    torch.manual_seed(4)
+    kept = layer(x) != 0
+    torch.manual_seed(4)
+    assert torch.equal(kept, splitmix_int15(len(x)) >= round(p * 32768))
+
+
+@pytest.mark.parametrize("recorder,name", [(torch.jit, "is_tracing"), (torch.compiler, "is_exporting")],
+                         ids=["trace", "export"])
+@pytest.mark.parametrize("layer", [Dropout(0.3), ReLUDropout(0.3)], ids=["Dropout", "ReLUDropout"])
+def test_a_recorded_model_drops_by_torchs_own_dropout(monkeypatch, layer, recorder, name):
+    """While ``torch.jit.trace`` or ``torch.export`` records (here: said to), the masks are
+    torch's own ``F.dropout``'s, whatever masks the layer draws otherwise."""
+    import torch.nn.functional as F
+    x = torch.randn(4, 8, 6, 6)
+    relu = F.relu if isinstance(layer, ReLUDropout) else (lambda t: t)
+    monkeypatch.setattr(recorder, name, lambda: True)
+    for masks in ("counter", "mersenne"):
+        use_dropout_masks(layer.train(), masks)
+        torch.manual_seed(2)
+        got = layer(x)
+        torch.manual_seed(2)
+        assert torch.equal(got, F.dropout(relu(x), 0.3, True)), masks
+
+
+def test_a_float64_model_drops_by_pytorchs_ops():
+    """The kernels take bf16 and fp32 only: ReLU + dropout, and ReLU + pooling, of float64
+    values run by PyTorch's ops, with the masks they draw for every type."""
+    from fashionae.dropout import relu_dropout_pool
+    if not kernels.available():
+        pytest.skip("the compiled CPU kernels are not available here")
+    torch.manual_seed(0)
+    layer, pool = ReLUDropout(0.3), torch.nn.MaxPool2d(2)
+    x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    torch.manual_seed(1)
+    got = layer(x)
+    torch.manual_seed(1)
+    assert torch.equal(got, x * layer.scaled_mask(x, relu=True))
+    torch.manual_seed(1)
+    got = relu_dropout_pool(layer, pool, x)
+    torch.manual_seed(1)
+    assert torch.equal(got, pool(layer(x)))
+    with torch.no_grad():
+        assert torch.equal(relu_dropout_pool(layer.eval(), pool, x), pool(torch.relu(x)))
+
+
+@pytest.mark.parametrize("layer", [Dropout(0.3), ReLUDropout(0.3)], ids=["Dropout", "ReLUDropout"])
+def test_a_layer_seen_through_vmap_drops_by_torchs_own_dropout(layer):
+    """Under ``torch.func.vmap`` the layer sees one image at a time, a tensor its masks' draw
+    cannot batch: torch's own dropout runs, each image its own mask, the zeros and scale of it."""
+    x = torch.rand(3, 4, 6, 6) + 0.5  # positive: ReLU keeps every value
+    torch.manual_seed(0)
+    out = torch.func.vmap(layer.train(), randomness="different")(x)
+    assert out.shape == x.shape
+    assert torch.allclose(out[out != 0], (x / 0.7)[out != 0])

@@ -336,3 +336,137 @@ def test_k2s_two_layers_run_as_one_after_other_runs_and_never_while_tracing_or_c
         torch.jit.trace(stack, x, check_trace=False)
         torch.compile(stack, backend="eager")(x)
     assert len(runs) == 1
+
+
+# ---- the fast paths at their edges: where a condition of theirs does not hold, the plain layers' numbers
+
+def test_the_first_stage_with_dropout_left_on_is_not_the_inference_kernel(monkeypatch):
+    """A one-channel 3x3 convolution, a ``ReLUDropout`` left in training mode in an evaluated
+    stack and a 2x2 pooling, in bf16 inference: dropout still drops (``first_stage`` asks for a
+    ReLU in eval mode), drawing the masks of the layers one by one."""
+    kernels_for(monkeypatch, True)
+    torch.manual_seed(0)
+    stack = Layers(torch.nn.Conv2d(1, 16, 3, padding=1), ReLUDropout(0.5), torch.nn.MaxPool2d(2)).eval()
+    stack[1].train()
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.manual_seed(3)
+        out = stack(x)
+        torch.manual_seed(3)
+        plain = x
+        for layer in stack:
+            plain = layer(plain)
+        stack[1].eval()
+        no_dropout = stack(x)
+    assert torch.equal(out, plain) and not torch.equal(out, no_dropout)
+
+
+def test_fp16_autocast_on_the_cpu_runs_the_stock_layers():
+    """Only bf16 autocast takes the k2 paths (one matrix product, ``into_one_channel``,
+    ``k2_twice``); under fp16 autocast the stock layers run, to their bits and type."""
+    torch.manual_seed(0)
+    up, relu, last = BlockConvTranspose2d(64, 32, 2), torch.nn.ReLU(), BlockConvTranspose2d(32, 1, 2)
+    stack = Layers(up, relu, last).eval()
+    z = torch.randn(3, 64, 5, 5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
+        for layer in (up, last):
+            stock = torch.nn.ConvTranspose2d(layer.in_channels, layer.out_channels, 2, stride=2)
+            stock.load_state_dict(layer.state_dict())
+            x = torch.randn(3, layer.in_channels, 5, 5)
+            got, want = layer(x), stock(x)
+            assert got.dtype == want.dtype == torch.float16 and torch.equal(got, want)
+        out = stack(z)
+        plain = torch.nn.ConvTranspose2d.forward(last, torch.relu(torch.nn.ConvTranspose2d.forward(up, z)))
+    assert out.dtype == torch.float16 and torch.equal(out, plain)
+
+
+def test_an_infinite_input_after_a_checked_batch_runs_the_layers():
+    """After a first batch found the one call to give the layers' bits, an input holding an
+    infinity (whose sum is +inf, not NaN) still runs the layers: where +inf and -inf products
+    meet, the convolution gives NaN, which oneDNN's ReLU would turn into 0 and ``torch.relu`` keeps."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+    pair = Layers(conv, torch.nn.ReLU()).eval()
+    x = torch.randn(3, 2, 6, 6)
+    with torch.no_grad():
+        pair(x)
+        assert list(layers._SAME_BITS.values()) == [True]  # checked: the one call from now on
+        x[1, :, 2, 2] = float("inf")
+        out, plain = pair(x), torch.relu(conv(x))
+    assert plain.isnan().any() and torch.equal(out.isnan(), plain.isnan())
+
+
+def test_a_weight_in_another_layout_is_checked_again():
+    """The weight's layout chooses oneDNN's sums as the input's does: another check."""
+    x, conv = torch.rand(2, 4, 6, 6), torch.nn.Conv2d(4, 4, 3)
+    other = torch.nn.Conv2d(4, 4, 3).to(memory_format=torch.channels_last)
+    assert layers._signature(conv, x) != layers._signature(other, x)
+
+
+def test_into_one_channel_from_8_to_64_channels_and_no_more(monkeypatch):
+    """Into one channel under bf16 autocast: from 8, 16, ... or 64 channels (64 included) by
+    ``into_one_channel``'s sums, no matrix product; from 72, or 12, one matrix product."""
+    products, addmm = [], torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: products.append(a[1].shape[1]) or addmm(*a, **k))
+    torch.manual_seed(0)
+    for cin in (8, 64, 72, 12):
+        layer = BlockConvTranspose2d(cin, 1, 2)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert layer(torch.randn(2, cin, 3, 3)).shape == (2, 1, 6, 6)
+    assert products == [72, 12]
+
+
+def test_into_one_channel_takes_a_gradient_in_any_layout(monkeypatch):
+    """Autograd may hand ``into_one_channel``'s backward a gradient that is not contiguous (here a
+    transpose's): the kernels read dense rows, so it is made contiguous first; the same gradients."""
+    kernels_for(monkeypatch, True)
+    torch.manual_seed(0)
+    layer = BlockConvTranspose2d(16, 1, 2)
+    x, upstream = torch.randn(2, 16, 3, 3), torch.randn(2, 1, 6, 6)
+    grads = []
+    for g in (upstream, upstream.transpose(2, 3).contiguous().transpose(2, 3)):
+        xi = x.clone().requires_grad_()
+        layer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(xi)
+        y.backward(g)
+        grads.append((xi.grad, layer.weight.grad, layer.bias.grad))
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_k2_upsampling_of_an_input_of_either_layout_is_laid_out_as_the_stock_layers():
+    """An input that is channels-last and contiguous at once (1 x 1 images, one channel) is not
+    channels-last for ``block_matmul``: its output is laid out as the stock layer's (contiguous)."""
+    torch.manual_seed(0)
+    for cin, hw in ((64, 1), (1, 4)):
+        layer = BlockConvTranspose2d(cin, 32, 2)
+        stock = torch.nn.ConvTranspose2d(cin, 32, 2, stride=2)
+        stock.load_state_dict(layer.state_dict())
+        x = torch.randn(3, cin, hw, hw)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            got, want = layer(x), stock(x)
+        assert got.stride() == want.stride() and got.is_contiguous()
+
+
+def test_k2s_last_layer_adds_the_bias_gradients_taps_one_after_another():
+    """The bias's gradient: its four taps' sums added in turn, ((t0 + t1) + t2) + t3, on values
+    where any other order gives other bits (1 + 2**-24 rounds to 1; 1 + 2**-23 does not)."""
+    rows, weight = torch.zeros(1, 8, dtype=torch.bfloat16), torch.ones(8, 4, dtype=torch.bfloat16)
+    grad = torch.tensor([[[[1.0, 0.0], [2 ** -24, 2 ** -24]]]], dtype=torch.bfloat16)
+    *_, gb = layers.one_channel_gradient_sums(rows, weight, grad)
+    assert gb.dtype == torch.float32 and gb.item() == 1.0
+
+
+def test_into_one_channel_without_the_kernels_takes_its_gradient_by_pytorchs_ops(monkeypatch):
+    """Where the kernels do not run (here: turned off in a process that has loaded them), the
+    backward pass too is PyTorch's ops, as the forward pass decided, not the kernels' op."""
+    monkeypatch.setattr(kernels, "_loaded", False)
+    calls, backward = [], layers.one_channel_backward
+    monkeypatch.setattr(layers, "one_channel_backward", lambda *a: calls.append(1) or backward(*a))
+    torch.manual_seed(0)
+    layer = BlockConvTranspose2d(16, 1, 2)
+    x = torch.randn(2, 16, 3, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    y.sum().backward()
+    assert calls == [1] and x.grad is not None
