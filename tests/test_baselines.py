@@ -45,6 +45,8 @@ GOOD = {"train_size": 8, "val_size": 4, "test_size": 4, "pca": [{"k": 16, "val_m
     ({"pca": [GOOD["pca"][0], {"k": 32}]}, "its PCA figures are missing or malformed"),  # one bad row of two
     ({"mean_image": {"val_mse": True, "test_mse": 0.3}}, "its mean-image figures are missing or malformed"),
     ({"logistic_regression": None}, "its logistic-regression figures are missing or malformed"),
+    ({"mean_image": {"val_mse": 0.3}}, "its mean-image figures are missing or malformed"),  # each figure is asked
+    ({"logistic_regression": {"val_acc": 0.5}}, "its logistic-regression figures are missing or malformed"),
 ])
 def test_edited_baselines_are_named_by_what_they_lack(edit, fault):
     assert baselines_fault(GOOD) is None
@@ -218,3 +220,36 @@ def test_the_baselines_say_each_step_before_it_and_time_themselves(tmp_path):
     assert 0 < b["seconds"] <= time.perf_counter() - t0
     assert lines == ["baselines: PCA of 40 training images (k = 16, 32, 40) and the mean image",
                      "baselines: logistic regression on pixels (40 images, at most 50 iterations)"]
+
+
+def test_a_fit_cut_short_is_said_whatever_the_warning_filters(monkeypatch):
+    """``converged`` does not hang on the warnings being shown: under ``-W ignore`` (or a second
+    fit from the same line, once a warning was shown) a fit cut short is still said to be."""
+    import warnings
+    from sklearn.linear_model import LogisticRegression
+    s = _splits((200, 10, 10), size=8)
+    x, y = s.train_x.reshape(200, -1).numpy() / 255.0, s.train_y.numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert baselines.fit_quietly(LogisticRegression(max_iter=1), x, y) is False
+    assert baselines.fit_quietly(LogisticRegression(max_iter=5000), x, y) is True
+
+
+def test_damaged_or_edited_baselines_are_computed_again_not_kept_nor_refused(tiny, tmp_path):
+    """What write_baselines writes is sealed; a file of these settings edited since is computed again,
+    and with keep_others one of other settings edited since is not refused (it is no one's figures)."""
+    import json
+    from fashionae.baselines import computed_baselines, write_baselines
+    from fashionae.files import seal_broken
+    path, quiet = tmp_path / "b.json", (lambda m: None)
+    b = write_baselines(path, tiny, "holdout", 400, 100, 20, quiet)
+    assert not seal_broken(json.loads(path.read_text()), baselines.BASELINES_SEAL)
+    assert baselines.BASELINES_SEAL in json.loads(path.read_text())
+    edited = {**b, "logistic_regression": {**b["logistic_regression"], "test_acc": 0.99}}
+    path.write_text(json.dumps(edited))
+    assert computed_baselines(path, b["settings"]) is None
+    again = write_baselines(path, tiny, "holdout", 400, 100, 20, quiet, keep_others=True)
+    assert again["logistic_regression"]["test_acc"] == b["logistic_regression"]["test_acc"]
+    path.write_text(json.dumps(edited))  # edited, and of other settings than those asked now
+    other = write_baselines(path, tiny, "holdout", 400, 50, 20, quiet, keep_others=True)
+    assert other["settings"]["eval_subset"] == 50

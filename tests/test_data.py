@@ -393,3 +393,117 @@ def test_a_download_lands_in_the_cache_and_is_checked_there(tmp_path, monkeypatc
         load_fashion_mnist()  # synthetic files: verified, and refused
     shutil.rmtree(tmp_path / "cache")  # downloaded again, and loaded unverified this time
     assert load_fashion_mnist(verify=False).folder == tmp_path / "cache" / "fashionae"
+
+
+class _Served:
+    """A fake HTTP answer for ``urlopen``: ``status``, ``headers`` and ``read``, as a context manager."""
+
+    def __init__(self, body: bytes, status: int = 200, length: bool = True):
+        import io
+        self.status, self._body = status, io.BytesIO(body)
+        self.headers = {"Content-Length": str(len(body))} if length else {}
+
+    def read(self, n: int) -> bytes:
+        return self._body.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_server_that_honours_the_range_appends_to_the_part(tmp_path, monkeypatch):
+    """A 206 answer holds only the bytes after the part's: they are added to it, not written over it."""
+    full = os.urandom(1000)
+    (tmp_path / ".x.gz.part").write_bytes(full[:300])
+    asked = []
+
+    def urlopen(request, timeout):
+        asked.append(request.get_header("Range"))
+        return _Served(full[300:], status=206)
+    monkeypatch.setattr(download_module.urllib.request, "urlopen", urlopen)
+    download_module.download_files(tmp_path, ["x"], progress=False)
+    assert asked == ["bytes=300-"] and (tmp_path / "x.gz").read_bytes() == full
+    # a server that ignores the range sends the whole file (200): the part is started over
+    (tmp_path / "x.gz").unlink()
+    (tmp_path / ".x.gz.part").write_bytes(full[:300])
+    monkeypatch.setattr(download_module.urllib.request, "urlopen", lambda request, timeout: _Served(full))
+    download_module.download_files(tmp_path, ["x"], progress=False)
+    assert (tmp_path / "x.gz").read_bytes() == full and not (tmp_path / ".x.gz.part").exists()
+
+
+def test_a_mirror_that_fails_falls_to_the_next(tmp_path, monkeypatch):
+    """The first mirror failing (an HTTP error, or the connection lost while reading: not a URLError)
+    is no failure while another serves the file."""
+    import urllib.error
+    full = os.urandom(100)
+
+    class Lost(_Served):
+        def read(self, n):
+            raise ConnectionResetError("connection reset by peer")
+    for first in (urllib.error.HTTPError("a/x.gz", 404, "Not Found", {}, None), Lost(b"")):
+        def urlopen(request, timeout, first=first):
+            if request.full_url.startswith("http://a/"):
+                if isinstance(first, Exception):
+                    raise first
+                return first
+            assert request.full_url == "http://b/x.gz"
+            return _Served(full)
+        monkeypatch.setattr(download_module.urllib.request, "urlopen", urlopen)
+        monkeypatch.setattr(download_module, "MIRRORS", ("http://a/", "http://b/"))
+        download_module.download_files(tmp_path, ["x"], progress=False)
+        assert (tmp_path / "x.gz").read_bytes() == full
+        (tmp_path / "x.gz").unlink()
+
+
+def test_a_file_no_mirror_serves_is_said_with_the_last_error(tmp_path, monkeypatch):
+    import urllib.error
+
+    def urlopen(request, timeout):
+        raise urllib.error.URLError(f"no route to {request.full_url}")
+    monkeypatch.setattr(download_module.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(download_module, "MIRRORS", ("http://a/", "http://b/"))
+    with pytest.raises(OSError, match=r"^x\.gz: <urlopen error no route to http://b/x\.gz>$"):
+        download_module.download_files(tmp_path, ["x"], progress=False)
+    assert not (tmp_path / "x.gz").exists()
+
+
+def test_the_mirrors_are_folders_the_names_are_added_to():
+    assert download_module.MIRRORS and all(
+        m.startswith(("http://", "https://")) and m.endswith("/") for m in download_module.MIRRORS)
+
+
+def test_a_name_already_there_does_not_stop_the_others_being_fetched(tmp_path, monkeypatch):
+    (tmp_path / "a.gz").write_bytes(b"kept")
+    monkeypatch.setattr(download_module.urllib.request, "urlopen",
+                        lambda request, timeout: _Served(request.full_url.encode()))
+    monkeypatch.setattr(download_module, "MIRRORS", ("http://m/",))
+    download_module.download_files(tmp_path, ["a", "b"], progress=False)
+    assert (tmp_path / "a.gz").read_bytes() == b"kept" and (tmp_path / "b.gz").read_bytes() == b"http://m/b.gz"
+
+
+def test_without_progress_a_download_says_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(download_module.urllib.request, "urlopen", lambda request, timeout: _Served(b"x" * 10))
+    download_module.download_files(tmp_path, ["a"], progress=False)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("length", [True, False])
+def test_a_download_on_a_terminal_is_redrawn_to_100_percent_of_the_whole_file(tmp_path, monkeypatch, capsys, length):
+    """A resumed download counts the part it had: it ends at 100% of the whole file's size, then a
+    newline; a server that gives no length gets no percentages (nothing to divide by)."""
+    full = os.urandom(200_000)
+    have = 50_000 if length else 0
+    if have:
+        (tmp_path / ".a.gz.part").write_bytes(full[:have])
+    monkeypatch.setattr(download_module, "redraws", lambda stream: True)
+    monkeypatch.setattr(download_module.urllib.request, "urlopen",
+                        lambda request, timeout: _Served(full[have:], status=206 if have else 200, length=length))
+    download_module.download_files(tmp_path, ["a"])
+    err = capsys.readouterr().err
+    assert (tmp_path / "a.gz").read_bytes() == full
+    if length:
+        assert err.endswith("\r  a.gz: 100% of 0.2 MB\n") and err.count("\n") == 1
+    else:
+        assert err == "  a.gz: 0.2 MB\n"

@@ -437,3 +437,52 @@ def test_the_interpolation_decodes_the_line_from_the_first_image_of_one_class_to
     assert images.shape[0] == 9
     for got, want in zip(images[[0, 4, 8]], expected):
         assert abs(got - want).max() < 1e-5
+
+
+def test_a_single_class_is_judged_on_the_images_the_probes_fit_and_none_is_plural():
+    """The probes fit the first FIT_IMAGES training images: one class there is refused even where
+    later ones hold others; no training image at all is said as 0 images."""
+    from types import SimpleNamespace
+
+    from fashionae.explore import FIT_IMAGES, refuse_too_few
+    later = SimpleNamespace(train_y=torch.cat([torch.zeros(FIT_IMAGES, dtype=torch.long), torch.ones(50, dtype=torch.long)]),
+                            test_y=torch.arange(9) % 2)
+    with pytest.raises(UserError, match=f"^the first {FIT_IMAGES:,} training images of run hold a single class: "):
+        refuse_too_few(later, "run", TrainConfig(), "explore a run trained with")
+    with pytest.raises(UserError, match=r"^run: 0 training images and 2 test images, where "):
+        refuse_too_few(SimpleNamespace(train_y=torch.zeros(0), test_y=torch.zeros(2)), "run", TrainConfig(),
+                       "explore a run trained with")
+
+
+def test_a_latent_with_a_dead_unit_is_still_mapped(explored_run, tiny, tmp_path, monkeypatch):
+    """One value the same in every code (a unit that never fires) is no collapsed encoder: the others
+    differ, and are mapped."""
+    import numpy as np
+    from fashionae import explore as explore_module
+    seen = drawn(monkeypatch)
+
+    def embed(run, images):
+        z = np.random.default_rng(0).normal(size=(len(images), 3)).astype(np.float32)
+        z[:, 1] = 0.0
+        return z
+    monkeypatch.setattr(explore_module, "_embed", embed)
+    lines = []
+    result = explore_module.explore(explored_run, tmp_path / "out", data=tiny, tsne=False, log=lines.append)
+    [(xy, _)] = seen["maps"]
+    assert xy.shape == (result["test_images"], 2) and "latent_pca.png" in result["figures"]
+    assert not any("collapsed" in line for line in lines)
+
+
+def test_the_linear_probe_runs_its_iterations_and_says_whether_it_converged(monkeypatch):
+    import numpy as np
+    from fashionae import baselines
+    from fashionae import explore as explore_module
+    fitted, fit = [], baselines.fit_quietly
+    monkeypatch.setattr(baselines, "fit_quietly", lambda est, x, y: fitted.append(est) or fit(est, x, y))
+    g = np.random.default_rng(0)
+    z, y = g.normal(size=(200, 6)), np.arange(200) % 3
+    monkeypatch.setattr(explore_module, "PROBE_MAX_ITER", 1)
+    assert explore_module.feature_scores(z, y, z, y)["linear_probe_converged"] is False
+    assert fitted[-1][-1].max_iter == 1
+    monkeypatch.setattr(explore_module, "PROBE_MAX_ITER", 5000)
+    assert explore_module.feature_scores(z, y, z, y)["linear_probe_converged"] is True
