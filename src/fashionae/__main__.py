@@ -23,17 +23,17 @@ def run() -> None:
 
 def _stopped_early(signum: int, frame) -> None:
     """One line and the status of a stop, before fashionae's own handlers are set: under torchrun,
-    a Ctrl-C (which reaches every process) is said by process 0 alone."""
+    a Ctrl-C (which reaches every process) is said by process 0 alone (``errors.says_its_ctrl_c``)."""
     import os
     import signal
     import sys
     term = signum == signal.SIGTERM
     try:
-        from .errors import is_main_process
-        main = is_main_process()
+        from .errors import is_main_process, says_its_ctrl_c
+        main, speaks = is_main_process(), says_its_ctrl_c()
     except BaseException:
-        main = True
-    if term or main:  # (a SIGTERM each process says, naming itself where it is not process 0, as errors._stopped)
+        main = speaks = True
+    if term or speaks:  # (a SIGTERM each process says, naming itself where it is not process 0, as errors._stopped)
         which = "" if main else f"process {os.environ.get('RANK')} of this torchrun: "
         print(f"fashionae: {which}{'terminated' if term else 'interrupted'}", file=sys.stderr, flush=True)
     os._exit(128 + signum)

@@ -29,7 +29,7 @@ from datetime import timedelta
 import torch
 from torch import nn
 
-from .errors import UserError, say_stopped, stops_are_ours
+from .errors import UserError, say_stopped, started_by_torchrun, stops_are_ours
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def _stoppable_wait(rank: int, world: int, timeout: timedelta):
 
 def _watch(fd: int, rank: int, world: int, timeout: timedelta) -> None:
     said = False
-    agent = "TORCHELASTIC_RUN_ID" in os.environ  # (torchrun's own: the others are slow to start)
+    agent = started_by_torchrun()  # (the others are slow to start)
     try:
         while True:
             if not select.select([fd], [], [], None if said else WAIT_NOTE_SECONDS)[0]:
@@ -250,7 +250,7 @@ def _watch(fd: int, rank: int, world: int, timeout: timedelta) -> None:
                 if signum == 0:
                     return
                 if signum in (signal.SIGINT, signal.SIGTERM):
-                    code = say_stopped(signum == signal.SIGTERM, alone=not agent)  # (variables left over)
+                    code = say_stopped(signum == signal.SIGTERM)
                     sys.stderr.flush()
                     os._exit(code)
     finally:

@@ -279,22 +279,21 @@ def stops_are_ours() -> bool:
     return signal.getsignal(signal.SIGTERM) is _terminate
 
 
-def say_stopped(term: bool, alone: bool = False) -> int:
+def say_stopped(term: bool) -> int:
     """The one line of a stop (SIGTERM where ``term``, else Ctrl-C) that comes where no handler
-    can run (``distributed``'s wait for the group), and its status; ``alone``: said whatever this
-    process's rank (no torchrun's agent started it, so no process 0 may be there to say it)."""
-    return _stopped(term, False, alone)
+    can run (``distributed``'s wait for the group), and its status."""
+    return _stopped(term, False)
 
 
-def _stopped(term: bool, resumable: bool, alone: bool = False) -> int:
+def _stopped(term: bool, resumable: bool) -> int:
     """The one line of a command stopped by Ctrl-C or SIGTERM, and its status. A SIGTERM is ours
     to report even when a library raised its KeyboardInterrupt in place of Terminated (Ray's
     wait does, for any signal that arrives while it waits). Under torchrun, Ctrl-C reaches every
-    process and process 0 says it; a SIGTERM may reach one process alone (a scheduler stopping
+    process and process 0 says it (``says_its_ctrl_c``); a SIGTERM may reach one process alone (a scheduler stopping
     one machine), and each says its own, naming itself where it is not process 0."""
     term = term or signal.SIGTERM in _signals
     _said.append(128 + (signal.SIGTERM if term else signal.SIGINT))
-    if term or alone or is_main_process():
+    if term or says_its_ctrl_c():
         which = "" if is_main_process() else f"process {os.environ['RANK']} of this torchrun: "
         print(f"fashionae: {which}{'terminated' if term else 'interrupted'}"
               + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
@@ -377,6 +376,18 @@ def _internal_error(e: Exception, debug: bool, memory: str | None) -> int:
     print(f"fashionae: internal error: {type(e).__name__}: {e} (run with --debug for the "
           "traceback, and please report it)", file=sys.stderr)
     return 1
+
+
+def started_by_torchrun() -> bool:
+    """Whether torchrun's agent started this process (not variables of its left over in a shell,
+    nor processes started by hand with them)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def says_its_ctrl_c() -> bool:
+    """Whether this process says a Ctrl-C: torchrun's Ctrl-C reaches every process it started, and
+    process 0 says it; a process torchrun did not start says its own (no process 0 may be there)."""
+    return is_main_process() or not started_by_torchrun()
 
 
 def is_main_process() -> bool:
