@@ -490,16 +490,19 @@ def test_without_progress_a_download_says_nothing(tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("length", [True, False])
-def test_a_download_on_a_terminal_is_redrawn_to_100_percent_of_the_whole_file(tmp_path, monkeypatch, capsys, length):
+@pytest.mark.parametrize("resumed", [True, False])
+def test_a_download_on_a_terminal_is_redrawn_to_100_percent_of_the_whole_file(tmp_path, monkeypatch, capsys, length,
+                                                                              resumed):
     """A resumed download counts the part it had: it ends at 100% of the whole file's size, then a
     newline; a server that gives no length gets no percentages (the part alone is no whole: they
     went past 100%)."""
     full = os.urandom(200_000)
-    have = 50_000
-    (tmp_path / ".a.gz.part").write_bytes(full[:have])
+    have = 50_000 if resumed else 0
+    if resumed:
+        (tmp_path / ".a.gz.part").write_bytes(full[:have])
     monkeypatch.setattr(download_module, "redraws", lambda stream: True)
     monkeypatch.setattr(download_module.urllib.request, "urlopen",
-                        lambda request, timeout: _Served(full[have:], status=206, length=length))
+                        lambda request, timeout: _Served(full[have:], status=206 if resumed else 200, length=length))
     download_module.download_files(tmp_path, ["a"])
     err = capsys.readouterr().err
     assert (tmp_path / "a.gz").read_bytes() == full

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from fashionae import settings, training
-from fashionae.options import build_parser
 from fashionae.errors import UserError
 from fashionae.models import ModelConfig
+from fashionae.options import build_parser
 from fashionae.settings import AUTOENCODER, CLASSIFIER, positive_int, setting
 from fashionae.study import AE_KEYS, CLF_KEYS
 from fashionae.training import TrainConfig
