@@ -915,3 +915,215 @@ def test_a_build_killed_midway_leaves_no_partial_library_for_good(tmp_path, monk
     assert kernels.build() == library and fresh.exists()  # young: a build that may be racing
     os.utime(fresh, (0, 0))
     assert kernels.build() == library and sorted(p.name for p in tmp_path.iterdir()) == [library.name]
+
+
+# --- kernels.py's Python side: what a hand mutation of it found untested ---
+
+def test_the_kernels_are_loaded_once_however_many_threads_ask_at_once(monkeypatch):
+    """Threads that ask together wait for the one load (a build), then share its answer."""
+    import threading
+    import time
+    loads, start = [], threading.Barrier(4)
+
+    def slow_load():
+        loads.append(threading.get_ident())
+        time.sleep(0.2)  # a build: the others ask meanwhile
+        return True
+    monkeypatch.setattr(kernels, "_loaded", None)
+    monkeypatch.setattr(kernels, "_load", slow_load)
+    answers = []
+
+    def ask():
+        start.wait()
+        answers.append(kernels.available())
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1 and answers == [True] * 4
+
+
+def test_a_library_that_will_not_load_or_a_build_that_hangs_leaves_pytorchs_ops(tmp_path, monkeypatch, capsys):
+    """torch.ops.load_library's RuntimeError (an operator registered twice, say) and a compiler
+    stopped by the timeout are notes too, after which PyTorch's ops run; the hung build leaves
+    no partial library."""
+    import subprocess
+    library = tmp_path / "fashionae_kernels_x.so"
+    monkeypatch.setattr(kernels, "build", lambda: library)
+
+    def registered_twice(path):
+        raise RuntimeError("Tried to register an operator (fashionae::x) with the same name twice")
+    monkeypatch.setattr(torch.ops, "load_library", registered_twice)
+    assert kernels._load() is False
+    assert "not available (Tried to register an operator" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    def hangs(command):
+        raise subprocess.TimeoutExpired(command, 600)
+    monkeypatch.setattr(kernels, "compile_library", hangs)
+    assert kernels._load() is False
+    err = capsys.readouterr().err
+    assert "the compiled CPU kernels are not available (Command" in err and "timed out after 600 seconds" in err
+    assert not list(tmp_path.rglob("*.so")) and not list(tmp_path.rglob("*.partial"))
+
+
+def test_openmp_is_used_only_where_torch_runs_gccs_libgomp(tmp_path, monkeypatch):
+    """libgomp.so.1 among the libraries mapped (not another runtime, not a missing /proc): the
+    library is built with -fopenmp, to share torch's thread pool."""
+    from pathlib import Path
+    maps = tmp_path / "maps"
+    monkeypatch.setattr(kernels, "Path", lambda name: maps if name == "/proc/self/maps" else Path(name))
+    lines = ["7f00-7f01 r-xp 00000000 08:01 12 /usr/lib/x86_64-linux-gnu/libc.so.6",
+             "7f02-7f03 r-xp 00000000 08:01 13 /venv/lib/python3.11/site-packages/torch/lib/libgomp.so.1",
+             "7ffd-7ffe rw-p 00000000 00:00 0 [stack]"]
+    maps.write_text("\n".join(lines) + "\n")
+    assert kernels.torch_uses_libgomp() is True
+    maps.write_text("\n".join(lines).replace("libgomp.so.1", "libiomp5.so") + "\n")
+    assert kernels.torch_uses_libgomp() is False
+    maps.unlink()
+    assert kernels.torch_uses_libgomp() is False
+    monkeypatch.undo()
+    for libgomp in (True, False):
+        monkeypatch.setattr(kernels, "torch_uses_libgomp", lambda: libgomp)
+        assert ("-fopenmp" in kernels.compile_command(Path("k.cpp"), Path("k.so"))) is libgomp
+
+
+def test_the_compile_command_by_isa_cap_architecture_and_compiler(monkeypatch):
+    """ATEN_CPU_CAPABILITY=default builds for x86-64-v2, avx512 (no cap the kernels need) natively;
+    elsewhere than x86 a cap is not x86's and gcc's 512-bit preference is not asked; $CXX is split
+    as a command line, the default (unset or empty) is c++."""
+    from pathlib import Path
+
+    def command():
+        return kernels.compile_command(Path("k.cpp"), Path("k.so"))
+    monkeypatch.setattr(kernels.platform, "machine", lambda: "x86_64")
+    monkeypatch.delenv("CXX", raising=False)
+    for cap, march in (("default", "x86-64-v2"), ("avx512", "native"), ("avx2", "x86-64-v3")):
+        monkeypatch.setenv("ATEN_CPU_CAPABILITY", cap)
+        assert f"-march={march}" in command() and "-mprefer-vector-width=512" in command(), cap
+    assert command()[0] == "c++"
+    monkeypatch.setattr(kernels.platform, "machine", lambda: "aarch64")
+    assert "-march=native" in command() and not any("vector-width" in flag for flag in command())
+    monkeypatch.setenv("CXX", "")
+    assert command()[0] == "c++"
+    monkeypatch.setenv("CXX", "ccache 'g++-12'")
+    assert command()[:2] == ["ccache", "g++-12"] and command()[2] == "-O3"
+
+
+def test_each_thing_the_build_depends_on_names_its_own_library(monkeypatch, tmp_path):
+    """The library is $XDG_CACHE_HOME/fashionae/kernels/fashionae_kernels_<16 hex digits>.so, and
+    another torch, architecture or any field of the CPU's identity names another."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    library = kernels.library_path()
+    assert library.parent == tmp_path / "fashionae" / "kernels"
+    assert re.fullmatch(r"fashionae_kernels_[0-9a-f]{16}\.so", library.name)
+    with monkeypatch.context() as m:
+        m.setattr(torch, "__version__", torch.__version__ + "+another")
+        assert kernels.library_path() != library
+    with monkeypatch.context() as m:  # two architectures (the same command: neither is x86) apart
+        m.setattr(kernels.platform, "machine", lambda: "aarch64")
+        arm = kernels.library_path()
+        m.setattr(kernels.platform, "machine", lambda: "riscv64")
+        assert kernels.library_path() != arm
+    fields = kernels.cpu_fields()
+    for field in ("vendor_id", "cpu family", "model", "model name", "stepping", "flags", "CPU implementer",
+                  "CPU architecture", "CPU variant", "CPU part", "CPU revision", "Features"):
+        monkeypatch.setattr(kernels, "cpu_fields", lambda: {**fields, field: fields.get(field, "") + " another"})
+        assert kernels.library_path() != library, field
+
+
+def test_only_a_whole_64_bit_elf_file_is_taken_for_a_library(built, tmp_path):
+    """A library cut anywhere (in its section headers too: by one byte), a header cut short,
+    another format or no file at all is not whole."""
+    whole = kernels.build().read_bytes()
+    path = tmp_path / "lib.so"
+    path.write_bytes(whole)
+    assert kernels.whole_elf(path)
+    for cut in (1, 64, len(whole) // 2):
+        path.write_bytes(whole[:-cut])
+        assert not kernels.whole_elf(path), cut
+    path.write_bytes(b"\x7fELF\x02\x01" + bytes(57))  # 63 bytes: the header cut short
+    assert not kernels.whole_elf(path)
+    path.write_bytes(b"\x7fELG\x02\x01" + bytes(100))  # no ELF magic, though its numbers would fit
+    assert not kernels.whole_elf(path)
+    assert not kernels.whole_elf(tmp_path / "missing.so")
+
+
+def test_a_build_says_so_and_writes_its_partial_library_where_a_killed_one_is_found(tmp_path, monkeypatch, capsys):
+    """The partial library is next to the library, named as the stale builds build() removes are
+    found; the build leaves no file descriptor open, and says it is building once."""
+    import fnmatch
+    import shutil
+    from pathlib import Path
+    library = tmp_path / "fashionae_kernels_x.so"
+    monkeypatch.setattr(kernels, "library_path", lambda: library)
+    elf = b"\x7fELF\x02\x01" + bytes(58)  # 64 bytes, no sections: whole
+    partials = []
+
+    def compiles(command):
+        partial = Path(command[command.index("-o") + 1])
+        partials.append(partial)
+        partial.write_bytes(elf)
+    monkeypatch.setattr(kernels, "compile_library", compiles)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    fds = len(os.listdir("/proc/self/fd"))
+    assert kernels.build() == library and library.read_bytes() == elf
+    assert len(os.listdir("/proc/self/fd")) == fds
+    [partial] = partials
+    assert partial.parent == library.parent and fnmatch.fnmatch(partial.name, f"{library.stem}.*.partial")
+    assert capsys.readouterr().err.count("fashionae: building the CPU kernels for this machine") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [library.name]
+
+
+def test_a_compiler_that_writes_a_cut_library_is_a_failed_build(tmp_path, monkeypatch):
+    import shutil
+    library = tmp_path / "fashionae_kernels_x.so"
+    monkeypatch.setattr(kernels, "library_path", lambda: library)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(kernels, "compile_library",
+                        lambda command: open(command[command.index("-o") + 1], "wb").write(b"\x7fELF\x02\x01" + bytes(20)))
+    with pytest.raises(OSError, match="wrote no whole library"):
+        kernels.build()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_build_killed_midway_is_old_only_after_the_compilers_timeout(tmp_path, monkeypatch):
+    """A partial library 5 minutes old may be a build still running (one is given up to
+    STALE_BUILD_SECONDS): kept; one 20 minutes old is a dead build's: removed."""
+    import shutil
+    import subprocess
+    import time
+    library = tmp_path / "fashionae_kernels_x.so"
+    library.write_bytes(b"a library")
+    monkeypatch.setattr(kernels, "library_path", lambda: library)
+    monkeypatch.setattr(kernels, "whole_elf", lambda path: True)
+    young, old = tmp_path / "fashionae_kernels_x.young.partial", tmp_path / "fashionae_kernels_x.old.partial"
+    young.write_bytes(b""), old.write_bytes(b"")
+    now = time.time()
+    os.utime(young, (now - 300, now - 300))
+    os.utime(old, (now - 1200, now - 1200))
+    assert kernels.build() == library
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([library.name, young.name])
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kw: ran.append(kw) or subprocess.CompletedProcess(command, 0))
+    kernels.compile_library(["c++"])
+    assert ran[0].get("timeout") is not None and 0 < ran[0]["timeout"] <= kernels.STALE_BUILD_SECONDS
+
+
+def test_a_failed_build_says_exactly_why(tmp_path):
+    """A compiler that says nothing: its exit status; killed by a signal (the OOM killer): a failure
+    too; the line that says why, without the blanks around it."""
+    import stat
+    with pytest.raises(OSError) as e:
+        kernels.compile_library(["/bin/false"])
+    assert str(e.value) == "/bin/false failed: exit status 1"
+    fake = tmp_path / "c++"
+    for script, said in (("kill -9 $$\n", "exit status -9"),
+                         ('echo "   k.cpp:3:1: error: expected \';\'   " >&2\nexit 1\n', "k.cpp:3:1: error: expected ';'")):
+        fake.write_text("#!/bin/sh\n" + script)
+        fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+        with pytest.raises(OSError) as e:
+            kernels.compile_library([str(fake)])
+        assert str(e.value) == f"{fake} failed: {said}"
