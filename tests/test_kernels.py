@@ -992,7 +992,7 @@ def test_openmp_is_used_only_where_torch_runs_gccs_libgomp(tmp_path, monkeypatch
 
 def test_the_compile_command_by_isa_cap_architecture_and_compiler(monkeypatch):
     """ATEN_CPU_CAPABILITY=default builds for x86-64-v2, avx512 (no cap the kernels need) natively;
-    elsewhere than x86 a cap is not x86's and gcc's 512-bit preference is not asked; $CXX is split
+    a value PyTorch ignores (its values are lower case: AVX2 caps nothing) caps nothing; elsewhere than x86 a cap is not x86's and gcc's 512-bit preference is not asked; $CXX is split
     as a command line, the default (unset or empty) is c++."""
     from pathlib import Path
 
@@ -1000,7 +1000,7 @@ def test_the_compile_command_by_isa_cap_architecture_and_compiler(monkeypatch):
         return kernels.compile_command(Path("k.cpp"), Path("k.so"))
     monkeypatch.setattr(kernels.platform, "machine", lambda: "x86_64")
     monkeypatch.delenv("CXX", raising=False)
-    for cap, march in (("default", "x86-64-v2"), ("avx512", "native"), ("avx2", "x86-64-v3")):
+    for cap, march in (("default", "x86-64-v2"), ("avx512", "native"), ("avx2", "x86-64-v3"), ("AVX2", "native")):
         monkeypatch.setenv("ATEN_CPU_CAPABILITY", cap)
         assert f"-march={march}" in command() and "-mprefer-vector-width=512" in command(), cap
     assert command()[0] == "c++"

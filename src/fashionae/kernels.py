@@ -99,7 +99,8 @@ def torch_uses_libgomp() -> bool:
 def compile_command(source: Path, output: Path) -> list[str]:
     root = Path(torch.__file__).parent  # its headers and libraries, as torch.utils.cpp_extension finds them
     x86 = platform.machine().lower() in ("x86_64", "amd64")
-    march = X86_MARCH.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), "native") if x86 else "native"
+    # the cap read as torch reads it: in capitals, AVX2 is no value of torch's, and caps nothing
+    march = X86_MARCH.get(os.environ.get("ATEN_CPU_CAPABILITY", ""), "native") if x86 else "native"
     openmp = ["-fopenmp"] if torch_uses_libgomp() else []
     # gcc vectorizes for 256-bit registers on CPUs that have 512-bit ones, unless asked: the dropout
     # kernels' integer mixing runs 1.2-1.3x faster in 512-bit ones on an AMX Xeon (the bits are
