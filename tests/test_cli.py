@@ -1237,3 +1237,258 @@ def test_a_stop_as_the_program_loads_is_said_where_it_cannot_ask_which_process_i
     with pytest.raises(SystemExit) as e:
         program._stopped_early(2, None)
     assert (e.value.code, capsys.readouterr().err) == (130, "fashionae: interrupted\n")
+
+
+def test_train_ae_and_train_clf_print_each_figure_of_the_summary_and_pass_their_options(capsys, monkeypatch,
+                                                                                        tmp_path):
+    """A run's last line gives its summary's figures, each its own (val, best and its epoch, test;
+    for a classifier its accuracies and most confused pair), and the run is made with the
+    dataset, data and --extend given: a summary of figures that all differ tells them apart."""
+    from fashionae import runs
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    summaries = {"autoencoder": {"val_loss": 0.01234, "best_val_loss": 0.01111, "best_epoch": 3, "epochs": 5,
+                                 "test_loss": 0.02222, "seconds_total": 12.4, "images_per_second": 5432.1},
+                 "classifier": {"val_acc": 0.91234, "best_val_acc": 0.93456, "test_acc": 0.87654, "epochs": 5,
+                                "best_epoch": 4, "most_confused": {"true": "Shirt", "predicted": "Coat", "count": 7},
+                                "seconds_total": 0.42}}
+    monkeypatch.setattr(runs, "execute", lambda cfg, out, **kw: seen.append((cfg, str(out), kw))
+                        or summaries[cfg.model.task])
+    code, out, _ = cli(capsys, "train-ae", "--latent", 16, "--dataset", "mine", "--data-dir", "here", "--no-verify",
+                       "--extend", "--out", "ae")
+    assert (code, out) == (0, "ae: val MSE 0.01234 (best 0.01111 at epoch 3), test MSE 0.02222, 12 s, 5432 "
+                              "training images/s\n")
+    cfg, folder, kw = seen.pop()
+    assert (cfg.dataset, folder, kw["data_dir"], kw["verify"], kw["extend"]) == ("mine", "ae", "here", False, True)
+    code, out, _ = cli(capsys, "train-clf", "--strategy", "scratch", "--out", "clf")
+    assert (code, out) == (0, "clf: val acc 0.9123 (best 0.9346), test acc 0.8765; most confused: Shirt taken for "
+                              "Coat (7×); 0.4 s\n")
+    cfg, folder, kw = seen.pop()
+    assert (cfg.strategy, cfg.dataset, folder, kw["data_dir"], kw["verify"], kw["extend"]) == (
+        "scratch", "fashion-mnist", "clf", None, True, False)
+
+
+def test_a_torchrun_process_other_than_0_prints_no_summary(capsys, monkeypatch, tmp_path):
+    """Every process of a torchrun returns from the run; process 0 alone prints its line."""
+    from fashionae import errors, runs
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runs, "execute", lambda cfg, out, **kw: {"val_acc": 0.5, "best_val_acc": 0.5,
+                                                                 "test_acc": 0.5, "seconds_total": 1.0,
+                                                                 "most_confused": {"count": 0}})
+    monkeypatch.setattr(errors, "is_main_process", lambda: False)
+    for command in (["train-ae", "--out", "ae"], ["train-clf", "--strategy", "scratch", "--out", "clf"]):
+        assert cli(capsys, *command)[:2] == (0, "")
+
+
+def test_study_passes_tensorboard_extend_and_its_folder_on_and_checks_the_extra_first(capsys, monkeypatch, tmp_path):
+    """study --tensorboard logs every run (its extra checked before anything is written);
+    --extend reaches the plan and the study; without --out the study goes to runs/<study>-<profile>."""
+    from fashionae import cli as cli_module, pipeline, preview, tracking
+    from fashionae.plan import make_plan
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    monkeypatch.setattr(tracking, "need_tensorboard", lambda: seen.append("needed"))
+    monkeypatch.setattr(pipeline, "run_study", lambda study, out, data_dir, verify, **kw: seen.append(
+        (study, str(out), data_dir, verify, kw["extend"], kw["command"])) or {})
+    monkeypatch.setattr(cli_module, "print_results", lambda results: None)
+    for given in ([], ["--tensorboard"], ["--extend", "--data-dir", "d", "--no-verify"]):
+        code, out, _ = cli(capsys, "study", PAPER, "--profile", "smoke", *given)
+        assert code == 0 and out == f"report: {Path('runs', 'paper-smoke', 'report.html')} (and report.md)\n"
+        study, folder, data_dir, verify, extend, command = seen.pop()
+        assert seen == (["needed"] if "--tensorboard" in given else [])
+        seen.clear()
+        assert {run.config.train.tensorboard for run in make_plan(study)} == {"--tensorboard" in given}
+        assert (folder, data_dir, verify, extend) == (str(Path("runs", "paper-smoke")), "d" if given[1:] else None,
+                                                      not given[1:], "--extend" in given)
+        assert shlex.split(command) == ["fashionae", "study", str(PAPER), "--profile", "smoke", *given]
+    planned = []
+    monkeypatch.setattr(preview, "show_plan", lambda *args: planned.append(args))
+    for given in ([], ["--extend", "--json"]):
+        code, _, err = cli(capsys, "study", PAPER, "--profile", "smoke", "--plan", *given, "--out", "s")
+        assert (code, err) == (0, "")  # (the note of Ray's overlapping runs is Ray's alone)
+        assert planned.pop()[1:] == ("s", None, True, "--json" in given, "--extend" in given)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "s").exists()
+
+
+def test_report_prints_each_table_under_its_caption_then_the_page_written(capsys, monkeypatch, tmp_path):
+    """report prints the study's tables (each under its caption), writes the page asked for
+    (self-contained or linked) and names it; a read-only folder gets the tables all the same."""
+    from fashionae import cli as cli_module, report, results as results_module
+    from fashionae.pages import text_table
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text("{}")
+    written = []
+    monkeypatch.setattr(results_module, "collect_results", lambda folder: {"of": str(folder)})
+    monkeypatch.setattr(report, "write_report", lambda folder, results, self_contained: written.append(
+        (str(folder), results, self_contained)) or study / "report.html")
+    monkeypatch.setattr(report, "terminal_tables", lambda results: [
+        ("Table A: the first", ["model", "MSE"], [["ae", "0.0100"]]), ("Table B", ["x"], [["1"]])])
+    tables = (f"\nTable A: the first\n{text_table(['model', 'MSE'], [['ae', '0.0100']])}\n"
+              f"\nTable B\n{text_table(['x'], [['1']])}\n")
+    code, out, _ = cli(capsys, "report", study)
+    assert (code, out) == (0, tables + f"report: {study / 'report.html'} (and report.md; the figures in figures/)\n")
+    assert written.pop() == (str(study), {"of": str(study)}, False)
+    code, out, _ = cli(capsys, "report", study, "--self-contained")
+    assert (code, out) == (0, tables + f"report: {study / 'report.html'} (the figures embedded: one file to send)\n")
+    assert written.pop() == (str(study), {"of": str(study)}, True)
+    monkeypatch.setattr(cli_module.os, "access", lambda path, mode: False)  # (root may write anywhere)
+    code, out, err = cli(capsys, "report", study)
+    assert (code, out) == (2, tables) and err.startswith(f"fashionae: error: cannot write in {study}, so its report")
+    assert written == []
+
+
+def test_reconstruct_refuses_a_classifier_and_says_how_its_runs_dataset_prepared_the_pictures(capsys, own_clf,
+                                                                                              tmp_path, monkeypatch):
+    """reconstruct takes an autoencoder run alone (said first); on a dataset whose pictures were prepared
+    otherwise than Fashion-MNIST's, it says so (the options not given), once they are read."""
+    from fashionae.data import write_npz_dataset
+    from helpers import synthetic_images
+    monkeypatch.chdir(tmp_path)
+    picture = dark_on_white(tmp_path / "box.png")
+    code, _, err = cli(capsys, "reconstruct", own_clf, tmp_path / "missing.png")  # said before any picture is read
+    assert (code, err) == (2, f"fashionae: error: {own_clf} is a classifier run; reconstruct needs an autoencoder "
+                              "run\n")
+    assert not (tmp_path / "reconstructions").exists()
+    x, y = synthetic_images(240, 0, size=16, classes=3)
+    xt, yt = synthetic_images(60, 1, size=16, classes=3)
+    write_npz_dataset(tmp_path / "ds", x, y, xt, yt, pictures={"invert": "yes", "fill": 0.75})
+    assert cli(capsys, "train-ae", "--dataset", tmp_path / "ds", "--latent", 4, "--epochs", 1, "--batch-size", 40,
+               "--out", tmp_path / "ae")[0] == 0
+    for given, said in (([], "--invert yes, --fill 0.75"), (["--fill", "0.5"], "--invert yes"),
+                        (["--invert", "no"], "--fill 0.75"), (["--invert", "no", "--fill", "1"], None)):
+        code, out, err = cli(capsys, "reconstruct", tmp_path / "ae", picture, "-o", "out", "--force", *given)
+        assert code == 0 and out.startswith(f"{picture}: MSE ")
+        assert err == (f"note: pictures prepared as {tmp_path / 'ae'}'s dataset's were ({said}; give the option to "
+                       "change it)\n" if said else "")
+    # the file written: the picture as prepared (as asked: negated, --invert yes), then its reconstruction
+    import numpy as np
+    from PIL import Image
+    code, _, _ = cli(capsys, "reconstruct", tmp_path / "ae", picture, "-o", "pair", "--fill", "0.75")
+    assert code == 0
+    got = torch.from_numpy(np.asarray(Image.open(tmp_path / "pair" / "box_reconstruction.png"))[::8, ::8].copy())
+    x = prepare_image(picture, invert="yes", size=(16, 16), fill=0.75)
+    recon = fashionae.load(tmp_path / "ae").reconstruct(x)[0]
+    assert got.shape == (16, 34) and not torch.equal(got[:, :16], got[:, 18:])
+    assert torch.equal(got[:, :16], (x[0] * 255).to(torch.uint8))
+    assert torch.equal(got[:, 18:], (recon[0].clamp(0, 1) * 255).to(torch.uint8))
+
+
+def test_classify_refuses_an_autoencoder_before_it_reads_a_picture(capsys, own_run, tmp_path):
+    """The run is the first thing classify checks: an autoencoder is said to be one, whatever the
+    pictures (here one that does not exist)."""
+    code, out, err = cli(capsys, "classify", own_run[1], tmp_path / "missing.png")
+    assert (code, out, err) == (2, "", f"fashionae: error: {own_run[1]} is an autoencoder run; predicting classes "
+                                       "needs a classifier run (fashionae train-clf)\n")
+
+
+def test_every_command_parses_to_the_defaults_and_types_its_help_names(capsys, monkeypatch, tmp_path):
+    """Each command's options as parsed when left out (the defaults the help and the docs give),
+    their types when given, and the required arguments and choices refused in one line."""
+    from fashionae import bench
+    from fashionae.options import build_parser
+    monkeypatch.chdir(tmp_path)
+    parser = build_parser()
+    data = {"dataset": "fashion-mnist", "data_dir": None, "no_verify": False}
+    of_run = {"data_dir": None, "no_verify": False}
+    expected = {
+        ("data",): {**data, "from_pictures": None, "image_size": (28, 28), "invert": None, "fill": None},
+        ("baselines", "--out", "b"): {"out": "b", "val": "holdout", "train_subset": None, "eval_subset": None,
+                                      "logreg_max_iter": 200, **data},
+        ("study", "s.toml"): {"study_file": "s.toml", "profile": None, "seeds": None, "out": None, "device": None,
+                              "precision": None, "tensorboard": False, "plan": False, "json": False, "extend": False,
+                              "executor": "local", "address": None, "cpus_per_run": None, "gpus_per_run": None,
+                              **of_run},
+        ("report", "r"): {"study_dir": "r", "self_contained": False},
+        ("bench",): {"json": False, "windows": bench.WINDOWS, "profile": False, "device": "auto", "out": None,
+                     "force": False, "images": bench.IMAGES},
+        ("explore", "r"): {"run_dir": "r", "out": None, "no_tsne": False, **of_run},
+        ("reconstruct", "r", "a.png"): {"run_dir": "r", "images": ["a.png"], "output": "reconstructions",
+                                        "invert": None, "fill": None, "force": False},
+        ("classify", "r", "a.png", "b.png"): {"run_dir": "r", "images": ["a.png", "b.png"], "invert": None,
+                                              "fill": None},
+        ("eval", "r"): {"run_dir": "r", "device": "auto", **of_run},
+        ("export", "r", "-o", "m.onnx"): {"run_dir": "r", "output": "m.onnx", "part": None, "no_check": False,
+                                          "force": False},
+    }
+    for argv, options in expected.items():
+        assert vars(parser.parse_args(list(argv))) == {"debug": False, "command": argv[0], **options}
+    for command in (["train-ae"], ["train-clf", "--strategy", "frozen"]):
+        a = vars(parser.parse_args(command))
+        assert {k: a[k] for k in ("out", "extend", *data)} == {"out": None, "extend": False, **data}
+    assert parser.parse_args(["train-clf", "--strategy", "frozen"]).encoder is None
+    # given, each is of its type
+    a = parser.parse_args(["study", "s.toml", "--seeds", "2", "--cpus-per-run", "3", "--gpus-per-run", "0.5"])
+    assert (a.seeds, a.cpus_per_run, a.gpus_per_run) == (2, 3, 0.5) and type(a.seeds) is type(a.cpus_per_run) is int
+    a = parser.parse_args(["baselines", "--out", "b", "--train-subset", "5", "--eval-subset", "6",
+                           "--logreg-max-iter", "7"])
+    assert (a.train_subset, a.eval_subset, a.logreg_max_iter) == (5, 6, 7)
+    assert parser.parse_args(["classify", "r", "a.png", "--fill", "0.5"]).fill == 0.5
+    assert parser.parse_args(["data", "--image-size", "32x24"]).image_size == (32, 24)
+    # required, and choices
+    for argv, said in ((["export", "r"], "the following arguments are required: -o/--output"),
+                       (["classify", "r"], "the following arguments are required: images"),
+                       (["reconstruct", "r"], "the following arguments are required: images"),
+                       (["explore", "r", "--dataset", "mine"], "unrecognized arguments: --dataset mine"),
+                       (["study", "s.toml", "--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
+                       (["study", "s.toml", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+                       (["study", "s.toml", "--executor", "dask"], "argument --executor: invalid choice: 'dask'"),
+                       (["baselines", "--out", "b", "--val", "train"], "argument --val: invalid choice: 'train'"),
+                       (["bench", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+                       (["reconstruct", "r", "a.png", "--invert", "maybe"], "argument --invert: invalid choice")):
+        code, out, err = cli(capsys, *argv)
+        assert code == 2 and out == "" and err.startswith(f"fashionae: error: {said}") and err.count("\n") == 1, err
+        assert err.endswith(f" (see `fashionae {argv[0]} --help`)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_explore_prints_its_scores_each_under_its_name_and_passes_its_options(capsys, monkeypatch, tmp_path):
+    """explore's line: the latent's size, the k-NN and the probe accuracies (each its own), the
+    probe said unconverged where it is, the images it was fitted on and the figures' folder."""
+    from fashionae import explore
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    result = {"latent": 16, "knn_acc": 0.8125, "linear_probe_acc": 0.6875, "linear_probe_converged": True,
+              "fit_images": 12345, "out": "ae/explore"}
+    monkeypatch.setattr(explore, "explore", lambda run_dir, out, **kw: seen.append((run_dir, out, kw)) or result)
+    code, out, _ = cli(capsys, "explore", "ae")
+    assert (code, out) == (0, f"ae: latent of 16 values; k-NN (k={explore.KNN_K}) test accuracy 0.8125, linear probe "
+                              "0.6875 (fitted on 12,345 training images); figures in ae/explore\n")
+    run_dir, folder, kw = seen.pop()
+    assert (run_dir, folder, kw["data_dir"], kw["verify"], kw["tsne"]) == ("ae", None, None, True, True)
+    result["linear_probe_converged"] = False
+    code, out, _ = cli(capsys, "explore", "ae", "--out", "maps", "--no-tsne", "--data-dir", "d", "--no-verify")
+    assert (code, out) == (0, f"ae: latent of 16 values; k-NN (k={explore.KNN_K}) test accuracy 0.8125, linear probe "
+                              f"0.6875 (not converged in {explore.PROBE_MAX_ITER} iterations, fitted on 12,345 "
+                              "training images); figures in ae/explore\n")
+    run_dir, folder, kw = seen.pop()
+    assert (run_dir, folder, kw["data_dir"], kw["verify"], kw["tsne"]) == ("ae", "maps", "d", False, False)
+
+
+def test_export_prints_what_goes_in_and_what_comes_out_and_passes_its_options(capsys, monkeypatch, tmp_path):
+    """export's line: the part, its input and its output (each where it is), and the check's
+    difference where it ran."""
+    from fashionae import export
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    result = {"part": "encoder", "input": "image float32 [N, 1, 28, 28]", "output": "embedding float32 [N, 16]",
+              "max_abs_diff": 1.5e-07}
+    monkeypatch.setattr(export, "export_onnx", lambda run_dir, output, part, **kw: seen.append(
+        (run_dir, output, part, kw)) or dict(result))
+    code, out, _ = cli(capsys, "export", "ae", "-o", "e.onnx", "--part", "encoder")
+    assert (code, out) == (0, "e.onnx: encoder of ae, input image float32 [N, 1, 28, 28], output embedding float32 "
+                              "[N, 16]; onnxruntime matches PyTorch in fp32 (max abs difference 1.50e-07)\n")
+    assert seen.pop() == ("ae", "e.onnx", "encoder", {"check": True, "force": False})
+    del result["max_abs_diff"]
+    code, out, _ = cli(capsys, "export", "ae", "-o", "e.onnx", "--no-check", "--force")
+    assert (code, out) == (0, "e.onnx: encoder of ae, input image float32 [N, 1, 28, 28], output embedding float32 "
+                              "[N, 16]\n")
+    assert seen.pop() == ("ae", "e.onnx", None, {"check": False, "force": True})
+
+
+def test_an_image_size_the_encoders_cannot_take_is_refused_as_the_option_given(capsys):
+    """Not a multiple of 4, or under 8: refused by the parser, as --image-size's own error."""
+    for size, said in (("30", "30x30"), ("4", "4x4"), ("32x10", "32x10")):
+        code, _, err = cli(capsys, "data", "--image-size", size)
+        assert (code, err) == (2, "fashionae: error: argument --image-size: must be multiples of 4 of at least 8 "
+                                  f"(the encoder halves them twice), got {said} (see `fashionae data --help`)\n")

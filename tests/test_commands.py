@@ -164,3 +164,23 @@ def test_export_classifier_predicts_as_torch(capsys, bars, encoder, tmp_path):
     run = fashionae.load(clf)
     assert np.abs(logits - run.model.logits(images).detach().numpy()).max() < 1e-4
     assert logits.argmax(1).tolist() == run.model.predict(images).tolist()
+
+
+def test_baselines_prints_the_test_figures_not_the_validation_ones(capsys, tmp_path):
+    """A dataset whose test images are unlike its training images (negated, their labels moved
+    on by one): the validation figures (held-out training images) and the test figures differ,
+    and the line printed is the test set's."""
+    from fashionae.data import write_npz_dataset
+    x_train, y_train = synthetic_images(360, 0)
+    x_test, y_test = synthetic_images(120, 1)
+    data = tmp_path / "shifted"
+    write_npz_dataset(data, x_train, y_train, 255 - x_test, (y_test + 1) % 10)
+    code, out, _ = cli(capsys, "baselines", "--dataset", data, "--logreg-max-iter", 30, "--out", tmp_path / "b")
+    assert code == 0
+    b = json.loads((tmp_path / "b" / "baselines.json").read_text())
+    pca = ", ".join(f"k={r['k']}: {r['test_mse']:.4f}" for r in b["pca"])
+    assert f"{b['pca'][0]['val_mse']:.4f}" != f"{b['pca'][0]['test_mse']:.4f}"  # (else the line could not tell)
+    assert f"{b['mean_image']['val_mse']:.4f}" != f"{b['mean_image']['test_mse']:.4f}"
+    assert f"{b['logistic_regression']['val_acc']:.4f}" != f"{b['logistic_regression']['test_acc']:.4f}"
+    assert out.startswith(f"PCA test MSE {pca}; mean image {b['mean_image']['test_mse']:.4f}; logistic regression "
+                          f"on pixels: test accuracy {b['logistic_regression']['test_acc']:.4f}  (")
