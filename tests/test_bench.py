@@ -72,6 +72,8 @@ def test_an_isa_capped_by_the_environment_is_recorded_and_shown(monkeypatch):
     cpu = cpu_info()
     assert cpu["isa_caps"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
     assert "(capped: ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)" in describe_cpu(cpu)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "AVX2")  # no value of torch's (it warns, and caps nothing)
+    assert cpu_info()["isa_caps"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def test_the_speed_probe_draws_the_masks_its_run_will(monkeypatch):

@@ -556,9 +556,11 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
     signal.signal(signal.SIGINT, signal.default_int_handler)  # (as a terminal starts it; not as
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a test before left them: Ray's, say)
     try:
-        torchrun = {"WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "j"}  # (its Ctrl-C reaches all: process 0 says it)
+        # a torchrun's Ctrl-C reaches its machine's processes: its first says it (of two machines of 2, process 2)
+        torchrun = {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "j"}
         for env, said in (({}, "fashionae: interrupted\n"), ({**torchrun, "RANK": "1"}, ""),
-                          ({**torchrun, "RANK": "0"}, "fashionae: interrupted\n"),
+                          ({**torchrun, "RANK": "0"}, "fashionae: interrupted\n"), ({**torchrun, "RANK": "3"}, ""),
+                          ({**torchrun, "RANK": "2"}, "fashionae: process 2 of this torchrun: interrupted\n"),
                           ({"WORLD_SIZE": "2", "RANK": "1"}, "fashionae: process 1 of this torchrun: interrupted\n")):
             with monkeypatch.context() as m:  # (the last: variables left over, no process 0 to say it)
                 m.delenv("TORCHELASTIC_RUN_ID", raising=False)

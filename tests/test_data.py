@@ -510,3 +510,14 @@ def test_a_download_on_a_terminal_is_redrawn_to_100_percent_of_the_whole_file(tm
         assert err.endswith("\r  a.gz: 100% of 0.2 MB\n") and err.count("\n") == 1
     else:
         assert err == "  a.gz: 0.2 MB\n"
+
+
+def test_a_length_that_is_no_number_is_no_length(tmp_path, monkeypatch, capsys):
+    """A server's Content-Length that is no number is taken as none (as http.client takes it), not
+    an internal error."""
+    served = _Served(b"x" * 1000)
+    served.headers = {"Content-Length": "abc"}
+    monkeypatch.setattr(download_module, "redraws", lambda stream: True)
+    monkeypatch.setattr(download_module.urllib.request, "urlopen", lambda request, timeout: served)
+    download_module.download_files(tmp_path, ["a"])
+    assert (tmp_path / "a.gz").read_bytes() == b"x" * 1000 and capsys.readouterr().err == "  a.gz: 0.0 MB\n"

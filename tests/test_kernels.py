@@ -991,9 +991,10 @@ def test_openmp_is_used_only_where_torch_runs_gccs_libgomp(tmp_path, monkeypatch
 
 
 def test_the_compile_command_by_isa_cap_architecture_and_compiler(monkeypatch):
-    """ATEN_CPU_CAPABILITY=default builds for x86-64-v2, avx512 (no cap the kernels need) natively;
-    a value PyTorch ignores (its values are lower case: AVX2 caps nothing) caps nothing; elsewhere than x86 a cap is not x86's and gcc's 512-bit preference is not asked; $CXX is split
-    as a command line, the default (unset or empty) is c++."""
+    """ATEN_CPU_CAPABILITY=default builds for x86-64-v2, avx512 (no cap the kernels need) natively,
+    and a value torch ignores (AVX2 in capitals) caps nothing; elsewhere than x86 a cap is not
+    x86's and gcc's 512-bit preference is not asked; $CXX is split as a command line, the default
+    (unset or empty) is c++."""
     from pathlib import Path
 
     def command():

@@ -58,7 +58,8 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
     with response:
         if have and response.status != 206:  # the server ignored the range: start over
             have = 0
-        length = int(response.headers.get("Content-Length") or 0)  # (0: not said, and no percentage)
+        length = response.headers.get("Content-Length", "")  # (none, or no number: no percentage)
+        length = int(length) if length.isdigit() else 0
         total = have + length if length else 0
         live = progress and total and redraws(sys.stderr)  # (a log gets one line, once the file is whole)
         with open(part, "ab" if have else "wb") as f:

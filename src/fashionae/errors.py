@@ -289,8 +289,9 @@ def _stopped(term: bool, resumable: bool) -> int:
     """The one line of a command stopped by Ctrl-C or SIGTERM, and its status. A SIGTERM is ours
     to report even when a library raised its KeyboardInterrupt in place of Terminated (Ray's
     wait does, for any signal that arrives while it waits). Under torchrun, Ctrl-C reaches every
-    process and process 0 says it (``says_its_ctrl_c``); a SIGTERM may reach one process alone (a scheduler stopping
-    one machine), and each says its own, naming itself where it is not process 0."""
+    process of a machine and the first says it (``says_its_ctrl_c``); a SIGTERM may reach one
+    process alone (a scheduler stopping one machine), and each says its own, naming itself where
+    it is not process 0."""
     term = term or signal.SIGTERM in _signals
     _said.append(128 + (signal.SIGTERM if term else signal.SIGINT))
     if term or says_its_ctrl_c():
@@ -385,9 +386,16 @@ def started_by_torchrun() -> bool:
 
 
 def says_its_ctrl_c() -> bool:
-    """Whether this process says a Ctrl-C: torchrun's Ctrl-C reaches every process it started, and
-    process 0 says it; a process torchrun did not start says its own (no process 0 may be there)."""
-    return is_main_process() or not started_by_torchrun()
+    """Whether this process says a Ctrl-C. A torchrun's Ctrl-C reaches the processes it started on
+    its machine, and the first of them says it (process 0 on the first machine; RANK is numbered
+    machine after machine, LOCAL_WORLD_SIZE to each); a process torchrun did not start says its
+    own (no process 0 may be there)."""
+    if not started_by_torchrun():
+        return True
+    try:
+        return int(os.environ["RANK"]) % int(os.environ["LOCAL_WORLD_SIZE"]) == 0
+    except (KeyError, ValueError, ZeroDivisionError):  # (torchrun sets both: read as process 0's)
+        return is_main_process()
 
 
 def is_main_process() -> bool:

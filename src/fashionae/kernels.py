@@ -99,7 +99,7 @@ def torch_uses_libgomp() -> bool:
 def compile_command(source: Path, output: Path) -> list[str]:
     root = Path(torch.__file__).parent  # its headers and libraries, as torch.utils.cpp_extension finds them
     x86 = platform.machine().lower() in ("x86_64", "amd64")
-    # the cap read as torch reads it: in capitals, AVX2 is no value of torch's, and caps nothing
+    # the cap read as torch reads it (machine.ATEN_CAPABILITIES: AVX2 in capitals caps nothing)
     march = X86_MARCH.get(os.environ.get("ATEN_CPU_CAPABILITY", ""), "native") if x86 else "native"
     openmp = ["-fopenmp"] if torch_uses_libgomp() else []
     # gcc vectorizes for 256-bit registers on CPUs that have 512-bit ones, unless asked: the dropout

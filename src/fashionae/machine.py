@@ -13,6 +13,8 @@ CPUINFO = Path("/proc/cpuinfo")
 CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))  # v2, v1
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # env settings that
 # keep oneDNN and PyTorch's own kernels below what the CPU has (say, AVX2 code on an AMX Xeon)
+ATEN_CAPABILITIES = ("default", "avx2", "avx512", "vsx", "zvector", "sve256")  # the values torch takes for
+# ATEN_CPU_CAPABILITY, spelt so (it warns of any other, AVX2 in capitals too, and caps nothing)
 
 
 def cpu_fields(cpuinfo: Path = CPUINFO) -> dict[str, str]:
@@ -37,7 +39,8 @@ def cpu_info(cpuinfo: Path = CPUINFO) -> dict:
                                    ("AMX", "amx_bf16")) if flag in flags]
     return {"vendor": fields.get("vendor_id", platform.machine()), "model_name": fields.get("model name", "?"),
             "family": fields.get("cpu family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
-            "isa": isa, "isa_caps": {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)},
+            "isa": isa, "isa_caps": {k: v for k in ISA_CAPS if (v := os.environ.get(k))
+                                     and (k != "ATEN_CPU_CAPABILITY" or v in ATEN_CAPABILITIES)},
             "threads": torch.get_num_threads()}
 
 
