@@ -569,6 +569,11 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
                 with pytest.raises(SystemExit) as e:
                     program.run()
             assert (e.value.code, capsys.readouterr().err) == (130, said)
+        with monkeypatch.context() as m:  # fashionae.errors itself not loaded: which process it is cannot be
+            m.setitem(sys.modules, "fashionae.errors", Loading("fashionae.errors"))  # asked, and it speaks
+            with pytest.raises(SystemExit) as e:
+                program._stopped_early(2, None)
+        assert (e.value.code, capsys.readouterr().err) == (130, "fashionae: interrupted\n")
 
         class Terminated(types.ModuleType):  # a SIGTERM as they load: one line and 143 (it ended the process unsaid)
             def __getattr__(self, name):
@@ -1220,25 +1225,6 @@ def test_eval_prints_each_figure_and_says_a_diverged_model(capsys, monkeypatch, 
     assert cli(capsys, "eval", tmp_path / "ae")[:2] == (0, (
         "validation: MSE nan  (300 images)  (the model diverged: its outputs are not numbers)\n"
         "test: MSE 0.01250  (1,000 images)\n"))
-
-
-def test_a_stop_as_the_program_loads_is_said_where_it_cannot_ask_which_process_it_is(monkeypatch, capsys):
-    """Where fashionae.errors cannot be imported (a stop as it loads), the stop is said all the
-    same: taken as process 0's."""
-    import types
-    import fashionae.__main__ as program
-
-    class Loading(types.ModuleType):
-        def __getattr__(self, name):
-            raise KeyboardInterrupt
-
-    def exit_now(code):
-        raise SystemExit(code)
-    monkeypatch.setitem(sys.modules, "fashionae.errors", Loading("fashionae.errors"))
-    monkeypatch.setattr(os, "_exit", exit_now)
-    with pytest.raises(SystemExit) as e:
-        program._stopped_early(2, None)
-    assert (e.value.code, capsys.readouterr().err) == (130, "fashionae: interrupted\n")
 
 
 def test_train_ae_and_train_clf_print_each_figure_of_the_summary_and_pass_their_options(capsys, monkeypatch,

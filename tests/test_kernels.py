@@ -1093,7 +1093,6 @@ def test_a_compiler_that_writes_a_cut_library_is_a_failed_build(tmp_path, monkey
 def test_a_build_killed_midway_is_old_only_after_the_compilers_timeout(tmp_path, monkeypatch):
     """A partial library 5 minutes old may be a build still running (one is given up to
     STALE_BUILD_SECONDS): kept; one 20 minutes old is a dead build's: removed."""
-    import shutil
     import subprocess
     import time
     library = tmp_path / "fashionae_kernels_x.so"
