@@ -489,7 +489,10 @@ def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsy
 
     def interrupted(a):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli_module, "cmd_train_ae", interrupted)  # Ctrl-C reaches every process: process 0 says it
+    monkeypatch.setattr(cli_module, "cmd_train_ae", interrupted)
+    said = "fashionae: process 1 of this torchrun: interrupted; finished epochs are kept, run the same command to resume\n"
+    assert cli(capsys, "train-ae")[:3:2] == (130, said)  # no torchrun started it: no process 0 may be there
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "j")  # torchrun's: its Ctrl-C reaches every process, process 0 says it
     assert cli(capsys, "train-ae")[:3:2] == (130, "")
 
 
