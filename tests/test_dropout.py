@@ -342,3 +342,5 @@ def test_a_layer_seen_through_vmap_drops_by_torchs_own_dropout(layer):
     out = torch.func.vmap(layer.train(), randomness="different")(x)
     assert out.shape == x.shape
     assert torch.allclose(out[out != 0], (x / 0.7)[out != 0])
+    dropped = (out == 0).flatten(1)
+    assert 0.2 < dropped.float().mean() < 0.4 and not torch.equal(dropped[0], dropped[1])  # each image its own

@@ -948,7 +948,9 @@ def test_a_library_that_will_not_load_or_a_build_that_hangs_leaves_pytorchs_ops(
     """torch.ops.load_library's RuntimeError (an operator registered twice, say) and a compiler
     stopped by the timeout are notes too, after which PyTorch's ops run; the hung build leaves
     no partial library."""
+    import shutil
     import subprocess
+    monkeypatch.delenv("FASHIONAE_KERNELS", raising=False)  # (never set by the code: nothing to put back)
     library = tmp_path / "fashionae_kernels_x.so"
     monkeypatch.setattr(kernels, "build", lambda: library)
 
@@ -958,7 +960,9 @@ def test_a_library_that_will_not_load_or_a_build_that_hangs_leaves_pytorchs_ops(
     assert kernels._load() is False
     assert "not available (Tried to register an operator" in capsys.readouterr().err
     monkeypatch.undo()
+    monkeypatch.delenv("FASHIONAE_KERNELS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)  # a compiler there, which hangs
 
     def hangs(command):
         raise subprocess.TimeoutExpired(command, 600)
