@@ -23,7 +23,7 @@ def run() -> None:
 
 def _stopped_early(signum: int, frame) -> None:
     """One line and the status of a stop, before fashionae's own handlers are set: under torchrun,
-    a Ctrl-C (which reaches every process) is said by process 0 alone (``errors.says_its_ctrl_c``)."""
+    a Ctrl-C (which reaches every process of a machine) is said by one (``errors.says_its_ctrl_c``)."""
     import os
     import signal
     import sys
