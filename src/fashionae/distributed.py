@@ -130,8 +130,8 @@ def on_processes(n: int) -> str:
 # what to do where torchrun's variables are in the environment but make no sense (a shell's
 # leftovers from another job, a SLURM script's): they are torchrun's to set
 VARIABLES = "WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT"
-LEFT_OVER = (f"torchrun sets it: start the command with torchrun, or unset {VARIABLES} if they are left over from "
-             "another job")
+UNSET = f"start the command with torchrun, or unset {VARIABLES} if they are left over from another job"
+LEFT_OVER = f"torchrun sets it: {UNSET}"
 
 
 def torchrun_variable(name: str, default: int | None = None, least: int = 0) -> int:
@@ -182,8 +182,7 @@ def from_environment(device: str) -> Dist:
             raise UserError(f"cannot join torchrun's processes ({e}); {LEFT_OVER}") from None
         except td.DistError as e:  # (no other process came, or none answered)
             said = (str(e).splitlines() or [""])[0]
-            raise UserError(f"cannot join torchrun's processes ({said}): the others did not come; start the command "
-                            f"with torchrun, or unset {VARIABLES} if they are left over from another job") from None
+            raise UserError(f"cannot join torchrun's processes ({said}): the others did not come; {UNSET}") from None
         atexit.register(_leave_process_group)
     return Dist(rank, world)
 
