@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageFilter
 
 import fashionae
-from fashionae.data import load_dataset
+from fashionae.datasets import load_dataset
 from fashionae.images import read_picture
 
 

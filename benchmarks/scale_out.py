@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from fashionae.data import load_dataset, make_splits
+from fashionae.data import make_splits
+from fashionae.datasets import load_dataset
 from fashionae.pipeline import run_study
 from fashionae.plan import make_plan
 from fashionae.ray_executor import RayExecutor

@@ -82,7 +82,7 @@ def test_a_single_class_is_refused_before_any_fit(tiny, data_dir, tmp_path, caps
 def test_baselines_of_two_datasets_of_one_name_are_not_mistaken_for_each_other(tmp_path):
     """A dataset of your own is known by its files too (its name is its folder's)."""
     from fashionae.baselines import write_baselines
-    from fashionae.data import load_dataset
+    from fashionae.datasets import load_dataset
     for seed, folder in enumerate(("a/data", "b/data")):
         images = np.random.default_rng(seed).random((60, 8, 8), dtype=np.float32)
         labels = np.arange(60) % 3
@@ -174,7 +174,7 @@ def test_logistic_regression_runs_the_iterations_asked_and_says_whether_it_conve
 
 def _own_data(folder, seed=0):
     """A dataset of your own: 40 training and 20 test 8x8 images of 3 classes, in ``folder``."""
-    from fashionae.data import load_dataset
+    from fashionae.datasets import load_dataset
     images = np.random.default_rng(seed).random((60, 8, 8), dtype=np.float32)
     labels = np.arange(60) % 3
     folder.mkdir(parents=True)

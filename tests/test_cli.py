@@ -829,10 +829,10 @@ def test_a_ray_study_without_ray_is_refused_under_plan_too(capsys, monkeypatch):
 
 
 def test_the_modules_the_docs_name_are_reached_from_the_package_alone():
-    # the README's `fashionae.images.prepare_image(path)`, datasets.md's `fashionae.data.write_npz_dataset`,
+    # the README's `fashionae.images.prepare_image(path)`, datasets.md's `fashionae.datasets.write_npz_dataset`,
     # in a fresh interpreter where nothing else imported them
     code = ("import sys, fashionae; assert 'torch' not in sys.modules; "
-            "print(fashionae.images.prepare_image.__name__, fashionae.data.write_npz_dataset.__name__); "
+            "print(fashionae.images.prepare_image.__name__, fashionae.datasets.write_npz_dataset.__name__); "
             "fashionae.nothing")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout == "prepare_image write_npz_dataset\n"
@@ -1333,7 +1333,7 @@ def test_reconstruct_refuses_a_classifier_and_says_how_its_runs_dataset_prepared
                                                                                               tmp_path, monkeypatch):
     """reconstruct takes an autoencoder run alone (said first); on a dataset whose pictures were prepared
     otherwise than Fashion-MNIST's, it says so (the options not given), once they are read."""
-    from fashionae.data import write_npz_dataset
+    from fashionae.datasets import write_npz_dataset
     from helpers import synthetic_images
     monkeypatch.chdir(tmp_path)
     picture = dark_on_white(tmp_path / "box.png")

@@ -37,7 +37,7 @@ def bars(tmp_path_factory):
     """Small 16x16 images whose class is a bright bar's row: a few times cheaper than 28x28.
     (Whether a trained encoder beats a random one is tested on the real data, test_real_data:
     these bars take an autoencoder longer to learn than a test can wait.)"""
-    from fashionae.data import write_npz_dataset
+    from fashionae.datasets import write_npz_dataset
     root = tmp_path_factory.mktemp("bars")
     x, y = synthetic_images(600, 0, size=16)
     xt, yt = synthetic_images(200, 1, size=16)
@@ -170,7 +170,7 @@ def test_baselines_prints_the_test_figures_not_the_validation_ones(capsys, tmp_p
     """A dataset whose test images are unlike its training images (negated, their labels moved
     on by one): the validation figures (held-out training images) and the test figures differ,
     and the line printed is the test set's."""
-    from fashionae.data import write_npz_dataset
+    from fashionae.datasets import write_npz_dataset
     x_train, y_train = synthetic_images(360, 0)
     x_test, y_test = synthetic_images(120, 1)
     data = tmp_path / "shifted"

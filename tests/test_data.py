@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fashionae import data
+from fashionae import data, datasets
 from fashionae import download as download_module
 from fashionae.data import load_fashion_mnist, load_folder, make_splits, parse_idx, split_sizes
 from fashionae.errors import UserError
@@ -347,7 +347,7 @@ def test_every_place_tried_is_named_with_what_went_wrong(tmp_path, monkeypatch, 
     error names each with its reason, in the order tried, and says how to fix it."""
     def offline(folder, names, progress=True):
         raise OSError("offline")
-    load = getattr(data, entry)
+    load = getattr(datasets if entry == "load_dataset" else data, entry)
     monkeypatch.delenv("FASHIONAE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
@@ -521,3 +521,13 @@ def test_a_length_that_is_no_number_is_no_length(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(download_module.urllib.request, "urlopen", lambda request, timeout: served)
     download_module.download_files(tmp_path, ["a"])
     assert (tmp_path / "a.gz").read_bytes() == b"x" * 1000 and capsys.readouterr().err == "  a.gz: 0.0 MB\n"
+
+
+def test_the_names_moved_to_datasets_are_still_found_here_with_a_warning():
+    """``fashionae.data.write_npz_dataset`` and ``load_dataset``, as 0.3.27 and before named them:
+    the same functions, with a warning naming where they are now; any other name is not there."""
+    for name in data.MOVED_TO_DATASETS:
+        with pytest.warns(DeprecationWarning, match=rf"^fashionae.data.{name} is fashionae.datasets.{name} since"):
+            assert getattr(data, name) is getattr(datasets, name)
+    with pytest.raises(AttributeError, match="has no attribute 'load_dataset_folder'"):
+        data.load_dataset_folder

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import fashionae
-from fashionae.data import load_dataset, write_npz_dataset
+from fashionae.datasets import load_dataset, write_npz_dataset
 from fashionae.errors import UserError
 from fashionae.study import load_study
 from helpers import IDX_NAMES, SHAPES, cli, idx_bytes, shapes, synthetic_images, write_idx

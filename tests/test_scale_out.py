@@ -634,7 +634,7 @@ def test_the_local_executor_runs_what_is_left_in_order_and_draws_its_progress(da
     import io
     import shutil
     from fashionae import executors
-    from fashionae.data import load_dataset
+    from fashionae.datasets import load_dataset
     from fashionae.plan import make_plan
     from fashionae.progress import ERASE_LINE
     from fashionae.runfolder import RunFolder

@@ -412,7 +412,7 @@ def test_a_study_file_and_a_dataset_toml_saved_with_a_byte_order_mark_read_as_wi
     path.write_text('name = "s"\n' + MINIMAL, encoding="utf-16")  # PowerShell 5's >: said so
     with pytest.raises(UserError, match=r"^study file .*s.toml is UTF-16 text; TOML is UTF-8: save it as UTF-8$"):
         load_study(path)
-    from fashionae.data import _dataset_toml
+    from fashionae.datasets import _dataset_toml
     (tmp_path / "dataset.toml").write_bytes(b"\xef\xbb\xbf" + 'classes = ["a", "b"]\n'.encode())
     assert _dataset_toml(tmp_path) == {"classes": ["a", "b"]}
     (tmp_path / "dataset.toml").write_text('classes = ["a", "b"]\n', encoding="utf-16")

@@ -30,7 +30,8 @@ MEMORY_SETTINGS = {  # a command's options that ask it for less memory, said whe
 
 def cmd_data(a) -> int:
     import torch
-    from .data import FASHION_MNIST, FILL, IMAGE_SIZE, INVERT, load_dataset
+    from .data import FASHION_MNIST, IMAGE_SIZE
+    from .datasets import FILL, INVERT, load_dataset
     if a.from_pictures is not None:
         from .picturefiles import picture_dataset
         if a.dataset == FASHION_MNIST:
@@ -169,7 +170,7 @@ def cmd_eval(a) -> int:
 
 def cmd_baselines(a) -> int:
     from .baselines import write_baselines
-    from .data import load_dataset
+    from .datasets import load_dataset
     from .files import refuse_unwritable_folder
     from .lock import FolderLock
     from .runs import stderr
@@ -315,7 +316,7 @@ def cmd_reconstruct(a) -> int:
 def _pictures_as_asked(run, a) -> str:
     """The run's pictures prepared as --invert and --fill ask, else as its dataset's were; the
     note that says so where that is not as Fashion-MNIST's (said once they are read)."""
-    from .data import FILL, INVERT
+    from .datasets import FILL, INVERT
     run.invert, run.fill = a.invert or run.invert, run.fill if a.fill is None else a.fill
     kept = [f"--{k} {v:g}" if k == "fill" else f"--{k} {v}" for k, v in run.dataset_pictures.items()
             if v != {"invert": INVERT[0], "fill": FILL}[k] and getattr(a, k) is None]
@@ -326,7 +327,7 @@ def _pictures_as_asked(run, a) -> str:
 def _one_line(path) -> str:
     """A picture's path as its answer's line starts: quoted where it would break the line (a
     newline in a file name), as it is otherwise."""
-    from .data import garbles_a_line
+    from .datasets import garbles_a_line
     return repr(str(path)) if garbles_a_line(str(path)) else str(path)
 
 

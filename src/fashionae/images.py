@@ -29,7 +29,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data import FILL, IMAGE_SIZE, INVERT, image_size_problem, preparation_problem
+from .data import IMAGE_SIZE, image_size_problem
+from .datasets import FILL, INVERT, preparation_problem
 from .errors import UserError
 from .imagefile import open_picture
 

@@ -30,7 +30,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_data_args(p: argparse.ArgumentParser, dataset: bool = True, of_run: bool = False) -> None:
-    from .data import DATA_ENV, DATASET_TOML, FASHION_MNIST, SYSTEM_DIR
+    from .data import DATA_ENV, FASHION_MNIST, SYSTEM_DIR
+    from .datasets import DATASET_TOML
     g = p.add_argument_group("data")
     if dataset:
         g.add_argument("--dataset", default=FASHION_MNIST,
@@ -68,7 +69,8 @@ def add_extend_arg(p: argparse.ArgumentParser) -> None:
 def build_parser() -> Parser:
     from . import bench
     from .models import ModelConfig
-    from .data import IMAGE_SIZE, INVERT, VAL_SPLITS
+    from .data import IMAGE_SIZE, VAL_SPLITS
+    from .datasets import INVERT
     from .export import PARTS
     from .runconfig import STRATEGIES
     from .runs import LOCAL, RAY

@@ -117,15 +117,15 @@ def _entries(folder: Path) -> list[Path]:
 
 def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int], invert: str, fill: float,
                     log: Callable[[str], None] = lambda message: None):
-    """A new dataset folder ``out`` (``data.write_npz_dataset``) of the pictures in ``pictures``,
+    """A new dataset folder ``out`` (``datasets.write_npz_dataset``) of the pictures in ``pictures``,
     laid out as ``train/CLASS/`` and ``test/CLASS/`` (torchvision's ImageFolder, once per split):
     the classes are train's folders, in the order of their names; each picture is prepared as
     ``classify`` prepares one (``images.read_pictures``), at ``size``. What can be refused is
     refused before any picture is read; a picture that cannot be read is named with every
     other, and nothing is written. Returns the dataset loaded back and notes: what was not taken,
     and the pictures that may say little."""
-    from .data import (MIN_TRAINING_IMAGES, NEEDS_TRAINING_IMAGES, garbles_a_line, refuse_a_taken_folder,
-                       write_npz_dataset)
+    from .data import MIN_TRAINING_IMAGES, NEEDS_TRAINING_IMAGES
+    from .datasets import garbles_a_line, refuse_a_taken_folder, write_npz_dataset
     from .images import read_pictures
     layout = "pictures in train/CLASS/ and test/CLASS/ folders (a test set put aside: a fifth of each class, say)"
     if not str(pictures):

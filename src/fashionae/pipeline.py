@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from .baselines import mean_image_mse, write_baselines
-from .data import Dataset, load_dataset, make_splits
+from .data import Dataset, make_splits
+from .datasets import load_dataset
 from .explore import explore as explore_run
 from .explore import refuse_unexplorable
 from .files import read_rebuildable_json, write_json

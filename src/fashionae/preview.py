@@ -14,7 +14,8 @@ from pathlib import Path
 
 from . import bench
 from .baselines import computed_baselines, study_settings
-from .data import Dataset, load_dataset, split_sizes
+from .data import Dataset, split_sizes
+from .datasets import load_dataset
 from .explore import refuse_unexplorable
 from .lock import lock_holder
 from .models import ModelConfig

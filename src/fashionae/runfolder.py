@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import checkpoint_epoch
-from .data import CLASSES, FASHION_MNIST, FILL, INVERT, Dataset, Splits, load_dataset, pictures_problem
+from .data import CLASSES, FASHION_MNIST, Dataset, Splits
+from .datasets import FILL, INVERT, load_dataset, pictures_problem
 from .distributed import on_processes
 from .errors import UserError
 from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of, read_json, read_rebuildable_json,

@@ -20,7 +20,8 @@ import torch
 
 from . import __version__, kernels
 from .checkpoint import FIX, read_checkpoint, run_settings
-from .data import Dataset, load_dataset, make_splits, split_sizes
+from .data import Dataset, make_splits, split_sizes
+from .datasets import load_dataset
 from .distributed import Dist, from_environment, on_processes, processes, sync_batchnorm
 from .errors import UserError
 from .machine import cpu_info

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import settings
-from .data import FASHION_MNIST, garbles_a_line
+from .data import FASHION_MNIST
+from .datasets import garbles_a_line
 from .errors import UserError
 from .files import RUNS, is_utf16
 from .models import ModelConfig
