@@ -55,6 +55,14 @@ def raw_steps(run) -> Counter:
     return counts
 
 
+def session_logs(run) -> list[tuple[str, int, int]]:
+    """(events file, step, status) of every session log the files hold: a writer's start, with
+    what it purges."""
+    return [(path.name, event.step, event.session_log.status)
+            for path in sorted((run / "tensorboard").glob("events.out.tfevents.*"))
+            for event in EventFileLoader(str(path)).Load() if event.HasField("session_log")]
+
+
 def metrics(run) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -198,17 +206,28 @@ def test_a_run_stopped_after_its_final_events_writes_them_once(small, tmp_path, 
 
 def test_a_run_trained_on_logs_its_new_epochs_and_final_figures(small, tmp_path):
     """--extend from 1 epoch to 3: the events hold each epoch once, the final figures of both the
-    shorter run and the longer one (at their last epochs), and the longer one's last grid."""
+    shorter run and the longer one (at their last epochs), the longer one's last grid, and the
+    longer one's settings alone as hparams (the HParams tab showed the shorter one's epochs
+    beside the longer one's figures)."""
     from dataclasses import replace
     run = tmp_path / "ae"
     kept = ae(epochs=1)
     execute(replace(kept, train=replace(kept.train, keep_state=True)), run, data=small, **QUIET)
+    assert hparams(events(run)).hparams["train.epochs"].number_value == 1
+    starts = session_logs(run)  # where each writer started, hiding what an earlier attempt wrote from there
+    (run / "tensorboard" / ".events.out.tfevents.1.vm.1.0.abc.tmp").write_bytes(b"cut short")  # a killed rewrite's
     execute(ae(epochs=3), run, data=small, extend=True, **QUIET)
+    assert session_logs(run)[:len(starts)] == starts and len(session_logs(run)) == len(starts) + 1
+    assert not list((run / "tensorboard").glob(".*.tmp"))
     acc = assert_events_hold(run, metrics(run))
     final = json.loads((run / "summary.json").read_text())["val_loss"]
     assert [(e.step, e.value) for e in acc.Scalars("final/val_loss")][1:] == [(3, pytest.approx(final))]
     assert [e.step for e in acc.Scalars("final/val_loss")] == [1, 3]
     assert [g.step for g in acc.Images("reconstructions")] == [1, 3]
+    counts = raw_steps(run)
+    assert [n for (t, _), n in counts.items() if t.startswith("_hparams_/")] == [1, 1]  # a start and an end, once
+    assert hparams(acc).hparams["train.epochs"].number_value == 3
+    assert counts[tag("val_loss"), 1] == 1 and ("custom_scalars__config__", 0) in counts  # the rest kept as it was
 
 
 def test_a_run_trained_on_and_stopped_before_its_final_figures_gets_them_later(small, tmp_path, monkeypatch):

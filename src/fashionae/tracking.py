@@ -12,7 +12,9 @@ event files already hold (the checkpoint can be one epoch ahead of them, if the 
 stopped between the two writes) and passes that epoch as ``purge_step``, so TensorBoard hides
 anything an earlier attempt wrote from there on. When the run ends, ``close`` writes what the
 events still lack, whenever the run was stopped: the last epochs, the last epoch's grid (by
-the final model, which is that epoch's), and the final figures and hparams once. A grid due at
+the final model, which is that epoch's), and the final figures and hparams once (a run trained
+on with ``--extend`` keeps its shorter self's final figures, and its hparams become the longer
+run's: TensorBoard would show the shorter run's settings beside the longer run's figures). A grid due at
 an epoch the run was stopped after, before its events, is lost: that model is gone. A run that
 finished without ``--tensorboard`` gets its events when a later command asks for them
 (``log_finished_run``): every epoch from metrics.jsonl, the final figures from summary.json,
@@ -21,6 +23,7 @@ one grid by its final model.
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 from pathlib import Path
@@ -29,6 +32,7 @@ import torch
 
 from .data import Dataset, make_splits
 from .errors import UserError, require
+from .files import atomic_write
 from .runconfig import RunConfig
 from .runfolder import RunFolder
 from .settings import AUTOENCODER
@@ -38,6 +42,7 @@ IMAGES = 8        # fixed validation images shown with their reconstructions
 IMAGE_EVERY = 5   # epochs between two grids (the first and the last epoch always have one)
 LAYOUT = {"fashionae": {name: ["Multiline", [rf"^{name}/"]] for name in ("loss", "accuracy")}}  # one chart each
 LAYOUT_TAG = "custom_scalars__config__"  # the tag TensorBoard's writer gives it
+HPARAMS = "_hparams_/"  # how the tags of a run's settings as hparams start (torch's ``hparams``)
 
 
 def tag(key: str) -> str:
@@ -96,8 +101,10 @@ class TensorBoardLogger:
         logged = (steps.get(tag("val_loss")) or [0])[-1]  # (none: events of fashionae 0.3.0 and before, or all purged)
         self.next_epoch = min(logged + 1, history[-1]["epoch"]) if history else logged + 1
         self.grids = {e for e in steps.get("reconstructions", []) if e < self.next_epoch}
-        # at the run's last epoch (a run trained on, --extend, holds its shorter self's too), not purged
+        # at the run's last epoch, not purged: stopped after writing them, before summary.json
         self.final_logged = self.cfg.train.epochs in [e for e in steps.get("final/val_loss", []) if e < self.next_epoch]
+        if not self.final_logged and steps.get("final/val_loss"):  # its shorter self's: --extend trains it on
+            _drop_hparams(self.path)
         _after_the_last_events_file(self.path)
         self.writer = SummaryWriter(str(self.path), purge_step=self.next_epoch)
         if LAYOUT_TAG not in steps:  # (a stopped attempt's events hold it, unless it stopped before it was written)
@@ -163,6 +170,29 @@ class TensorBoardLogger:
         for key, value in final.items():
             self.writer.add_scalar(key, value, summary["epochs"])
         self.writer.close()
+
+
+def _drop_hparams(path: Path) -> None:
+    """Write the run's event files again without their hparams: those of the shorter run that
+    ``--extend`` trains on, which TensorBoard's HParams tab would show beside the longer run's
+    final figures (its epochs those of the shorter run). Every other event is kept as it was,
+    in its order: the epochs, the grids, the purges of stopped attempts, and the shorter run's
+    final figures, a point each on the final/ charts at its last epoch."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+    for leftover in path.glob(".events.out.tfevents.*.tmp"):  # a rewrite a kill cut short (atomic_write's):
+        leftover.unlink(missing_ok=True)  # TensorBoard reads every file whose name holds "tfevents"
+    for events_file in sorted(path.glob("events.out.tfevents.*")):
+        kept, dropped = io.BytesIO(), False
+        for raw in RawEventFileLoader(str(events_file)).Load():
+            event = Event.FromString(raw)
+            if event.HasField("summary") and any(v.tag.startswith(HPARAMS) for v in event.summary.value):
+                dropped = True
+                continue
+            RecordWriter(kept).write(raw)
+        if dropped:
+            atomic_write(events_file, kept.getvalue())
 
 
 def _after_the_last_events_file(path: Path) -> None:
