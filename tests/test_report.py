@@ -450,9 +450,22 @@ def test_a_run_folder_swapped_for_another_is_refused(study, tmp_path, capsys):
                                  "ae-linear-64-seed0 (model.latent: 512 there, 64 in the study): a run folder was moved, renamed "
                                  f"or edited; put it back, or run `fashionae study ... --out {copy}` to see what to "
                                  "train again\n")
-    # a study trained on a GPU is reported where there is none: the runs' devices are what they chose
+    # a classifier whose encoder was trained again since (on other threads, say): that is the cause
     import json
     from helpers import unsealed
+    retrained = tmp_path / "retrained"
+    shutil.copytree(study, retrained)
+    clf = sorted((retrained / "runs").glob("clf-*/config.json"))[0]
+    cfg = json.loads(clf.read_text())
+    cfg["encoder_sha256"] = "0" * 64
+    clf.write_text(json.dumps(cfg))
+    unsealed(clf.parent)
+    code, _, err = cli(capsys, "report", retrained)
+    encoder = Path(cfg["encoder_run"]).name
+    assert code == 2 and err == (f"fashionae: error: {clf.parent} holds another run than the study's {clf.parent.name} "
+                                 f"(trained on an earlier {encoder}): its encoder was trained on or again since; run "
+                                 f"`fashionae study ... --out {retrained}` to see what to train again\n")
+    # a study trained on a GPU is reported where there is none: the runs' devices are what they chose
     gpu = tmp_path / "gpu"
     shutil.copytree(study, gpu)
     for path in (gpu / "runs").glob("*/config.json"):

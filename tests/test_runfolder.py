@@ -748,3 +748,24 @@ def test_the_encoders_name_is_its_run_folders_name_wherever_its_study_is():
     """A classifier's encoder is named by its run folder's name, not the path it was found at."""
     assert RunConfig(encoder_run="studies/old/place/runs/ae-linear-64-s0").encoder_name == "ae-linear-64-s0"
     assert RunConfig().encoder_name == ""
+
+
+def test_a_classifiers_encoder_trained_again_is_said_in_words_with_its_threads_where_they_differ(tmp_path, monkeypatch):
+    """Its digest would say nothing: an earlier encoder; and where the new one ran on other threads
+    than the classifier (an encoder trained again), how it may come out as before."""
+    cfg = RunConfig(model=ModelConfig(task="classifier"), strategy="frozen", encoder_run=str(tmp_path / "ae"),
+                    encoder_sha256="0" * 64)
+    threads = {"clf": 2, "ae": 1}
+    monkeypatch.setattr(RunFolder, "environment", lambda self: {"threads": threads[self.path.name]})
+    clf = RunFolder(tmp_path / "clf")
+    assert clf.in_words("train.lr: 0.001 there, 0.002 now", cfg) == "train.lr: 0.001 there, 0.002 now"
+    said = clf.in_words("encoder_sha256: 'ab' there, 'cd' now", cfg)
+    assert said == ("trained on an earlier ae (the new one ran on 1 threads, the classifier on 2: deleted and trained "
+                    "again with OMP_NUM_THREADS=2, it may come out as before)")
+    threads["ae"] = 2
+    assert clf.in_words("encoder_sha256: 'ab' there, 'cd' now", cfg) == "trained on an earlier ae"
+
+    def lost(self):
+        raise UserError("no config")
+    monkeypatch.setattr(RunFolder, "environment", lambda self: {"threads": 2} if self.path.name == "clf" else lost(self))
+    assert clf.in_words("encoder_sha256: 'ab' there, 'cd' now", cfg) == "trained on an earlier ae"

@@ -84,8 +84,7 @@ def plan_states(plan: list[PlannedRun], study: Study, folder: StudyFolder, data:
         if reason is None and not deferred:
             diffs = run_folder.differences(cfg)
         if reason is None and diffs:
-            reason = "; ".join(_encoder_changed(run_folder, cfg) if d.startswith("encoder_sha256:") else d
-                               for d in diffs[:3])
+            reason = "; ".join(run_folder.in_words(d, cfg) for d in diffs[:3])
             if run_folder.other_epochs(cfg, ignore):  # trained on where it can be (``RunFolder.extends``)
                 cannot = run_folder.why_not_extend(cfg)
                 if extend and not cannot:
@@ -136,23 +135,6 @@ def renamed_text(renamed: dict[str, str]) -> str:
     more = f" (and {len(renamed) - 1} more such run{'s' * (len(renamed) > 2)})" if len(renamed) > 1 else ""
     return (f"{old} holds the run {new} asks for, with the same settings{more}: if the autoencoder was renamed "
             "in the study file, give it its old name again to keep its runs")
-
-
-def _encoder_changed(run_folder: RunFolder, cfg: RunConfig) -> str:
-    """Why a classifier's encoder is not the one it was trained on: an earlier one, and, where the
-    encoder ran on other threads than the classifier (an encoder trained again), that it may come
-    out the same on those."""
-    encoder = RunFolder(cfg.encoder_run or "")
-    said = f"trained on an earlier {encoder.path.name}"
-    theirs = run_folder.environment().get("threads")
-    try:
-        now = encoder.environment().get("threads")
-    except UserError:
-        return said
-    if theirs and now and theirs != now:
-        said += (f" (the new one ran on {now} threads, the classifier on {theirs}: deleted and trained again "
-                 f"with OMP_NUM_THREADS={theirs}, it may come out as before)")
-    return said
 
 
 def check_plan(plan: list[PlannedRun], study: Study, folder: StudyFolder, data: Dataset,

@@ -200,9 +200,11 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         cfg = known_config(r, study, folder)[0]
         chosen = tuple(k for k, v in cfg.used_identity().items() if v == "auto")  # what the run chose
         if diffs := runs[r.name].differences(cfg, ignore=DATA_DECIDED + chosen, asked="in the study"):
-            raise UserError(f"{runs[r.name].path} holds another run than the study's {r.name} ({diffs[0]}): a run "
-                            f"folder was moved, renamed or edited; put it back, or run `fashionae study ... --out "
-                            f"{folder.path}` to see what to train again")
+            said = runs[r.name].in_words(diffs[0], cfg)
+            raise UserError(f"{runs[r.name].path} holds another run than the study's {r.name} ({said}): "
+                            + ("its encoder was trained on or again since; run" if said != diffs[0] else
+                               "a run folder was moved, renamed or edited; put it back, or run")
+                            + f" `fashionae study ... --out {folder.path}` to see what to train again")
     ae_names = {r.name: r.group for r in plan if r.kind == AUTOENCODER}
 
     autoencoders = []

@@ -288,9 +288,7 @@ class RunFolder:
                 raise UserError(f"{self.path} holds a finished run of {_epochs(self.config().train.epochs)}, and {asked} "
                                 f"{'is' if asked == 1 else 'are'} asked for: a run is trained on to more epochs, never "
                                 "back to fewer; choose another --out, or delete it to start over")
-            # an encoder trained on (--extend) or again since: its digest alone would say nothing
-            said = [f"its encoder {cfg.encoder_run} is not the one it was trained on: trained on or again since"
-                    if d.startswith("encoder_sha256:") else d for d in diffs[:3]]
+            said = [self.in_words(d, cfg) for d in diffs[:3]]
             raise UserError(f"{self.path} holds a run with other settings ({'; '.join(said)}); "
                             "choose another --out, or delete it to start over")
         return "new" if diffs else self.progress()  # one stopped before its first epoch holds nothing to keep
@@ -383,6 +381,25 @@ class RunFolder:
         ours, theirs = cfg.used_identity(), self.config().identity()
         return [f"{k}: {theirs[k]!r} there, {ours[k]!r} {asked}" for k in ours
                 if theirs[k] != ours[k] and k not in ignore]
+
+    def in_words(self, diff: str, cfg: RunConfig) -> str:
+        """A difference (``differences``') said in words where a digest would say nothing: this
+        classifier's encoder is not the one it was trained on (``cfg``'s encoder, trained on or
+        again since), and, where the encoder ran on other threads than the classifier (an encoder
+        trained again), that it may come out the same on those."""
+        if not diff.startswith("encoder_sha256:"):
+            return diff
+        encoder = RunFolder(cfg.encoder_run or "")
+        said = f"trained on an earlier {encoder.path.name}"
+        theirs = self.environment().get("threads")
+        try:
+            now = encoder.environment().get("threads")
+        except UserError:
+            return said
+        if theirs and now and theirs != now:
+            said += (f" (the new one ran on {now} threads, the classifier on {theirs}: deleted and trained again "
+                     f"with OMP_NUM_THREADS={theirs}, it may come out as before)")
+        return said
 
     def lock(self) -> FolderLock:
         return FolderLock(self.path, tidy=True)
