@@ -1604,3 +1604,26 @@ def test_a_note_is_set_as_a_note_and_a_figure_of_an_odd_size_is_shown_at_the_nea
     png = io.BytesIO()
     Image.new("L", (603, 401)).save(png, format="PNG")
     assert shown_size(png.getvalue()) == (302, 200)  # 301.5 and 200.5, each to the even one
+
+
+def test_verdicts_read_after_another_look_are_said_at_a_nominal_confidence():
+    """A verdict read after another look at the study (more seeds added to see) holds with less
+    than its interval's confidence: the summary says it at a nominal one, not as one look's."""
+    from fashionae.summary import summary
+    r = other_results()
+    line = next(s for s in summary(r) if s.startswith(("Of the ablation", "The ablation's change")))
+    assert " at 95 % confidence" in line and "nominal" not in " ".join(summary(r))
+    r["seed_history"] = [2, 3]  # a verdict of 3 seeds, read after a look at 2
+    said = summary(r)
+    line = next(s for s in said if s.startswith(("Of the ablation", "The ablation's change")))
+    assert " at a nominal 95 % confidence" in line and " at 95 % confidence" not in line
+    assert said[-1].startswith("This study folder's earlier reports had 2 seeds, and this one has 3: ")
+    one, none = ablation("no dropout", -0.12, [-0.2, -0.04], verdict="lower"), ablation("wider", 0.01, [-0.1, 0.1])
+    one["classifiers"] = {"frozen": {"val_acc": {**stats(0.8, 0.81, 0.82), "effect": 0.01, "ci": [0.005, 0.02],
+                                                 "unit": "points", "verdict": "higher"}}}
+    for lines, said in (([one], "lowers the validation MSE at a nominal 95 % confidence"),
+                        ([none, none], "none moves the validation MSE at a nominal 95 % confidence")):
+        r["ablation"] = lines
+        assert said in " ".join(summary(r))
+    r["ablation"] = [one]  # its classifier comparison: a family of its own, said alike
+    assert "raises the classifiers' validation accuracy at a nominal 95 % confidence" in " ".join(summary(r))

@@ -15,9 +15,10 @@ from .wording import amount, count, differs_text, stat
 SHORT_EPOCHS = 2  # a model that learned next to nothing in this many epochs or fewer: likely too little training
 
 
-def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
+def _ablation_summary(ablation: list[dict], figure: str = "val_mse", confidence: str = CONFIDENCE) -> str:
     """Which changes of the ablation move the validation figure (MSE, or for its classifier
-    lines accuracy) with ``FAMILY_CONFIDENCE``, and which way."""
+    lines accuracy) with ``FAMILY_CONFIDENCE``, and which way (``confidence``: how it is said,
+    a nominal one after another look at the study)."""
     mse = figure == "val_mse"
     quantity = "the validation MSE" if mse else "the classifiers' validation accuracy"
     changes = "changes" if mse else "classifier comparisons"
@@ -57,16 +58,16 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse") -> str:
         a = judged[0]
         verb = {"lower": "lowers", "higher": "raises"}.get(a[figure].get("verdict"))
         return (f"The ablation's change {name(a)} ({effect(a)}) "
-                + (f"{verb} {quantity} at {CONFIDENCE} confidence." if verb else
+                + (f"{verb} {quantity} at {confidence} confidence." if verb else
                    f"is not shown to move {quantity}: "
                    + (f"{a[figure]['ci_reason']}." if a[figure].get("ci_reason") else "its interval holds 0.")) + note)
-    phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at {CONFIDENCE} confidence ({'; '.join(map(said, by[v]))})"
+    phrases = [f"{len(by[v])} {verb if len(by[v]) > 1 else verb + 's'} {{it}} at {confidence} confidence ({'; '.join(map(said, by[v]))})"
                for v, verb in (("lower", "lower"), ("higher", "raise")) if by[v]]
     if rest and phrases:
         phrases.append(f"{rest} {'is' if rest == 1 else 'are'} not shown to move {{it}} (no interval wholly on one "
                        "side of 0)")
     elif rest:
-        phrases.append(f"none moves {{it}} at {CONFIDENCE} confidence")
+        phrases.append(f"none moves {{it}} at {confidence} confidence")
     phrases = [p.format(it=quantity if k == 0 else "it") for k, p in enumerate(phrases)]
     family = "" if mse else " (their intervals a family of their own, apart from the MSE's)"
     return (f"Of the ablation's {len(judged)} {changes}" + (" with a figure on every seed" if diverged else "")
@@ -186,12 +187,14 @@ def summary(results: dict) -> list[str]:
                                                   "to say, of the pairs they compare (no other pair is shown to "
                                                   "differ)." if judges else ", and say nothing of which "
                                                   "differences are real."))
+    looked = another_look(results)  # (a verdict after another look holds with less than its confidence)
+    confidence = f"a nominal {CONFIDENCE}" if looked else CONFIDENCE
     if results.get("ablation"):
-        s.append(_ablation_summary(results["ablation"]))
+        s.append(_ablation_summary(results["ablation"], confidence=confidence))
         if note := not_one_change(results):
             s.append(note)
     if lines := classifier_lines(results.get("ablation", [])):
-        s.append(_ablation_summary(lines, "val_acc"))
+        s.append(_ablation_summary(lines, "val_acc", confidence))
     claims = results["claims"]
     own = sum(not c.get("derived") for c in claims)  # "512 balances" only restates two others
     tested = sum(not c.get("derived") and c["verdict"] != "not tested" for c in claims)
@@ -215,7 +218,7 @@ def summary(results: dict) -> list[str]:
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
-    s += [note for note in (another_look(results), other_family(results)) if note]
+    s += [note for note in (looked, other_family(results)) if note]
     if results.get("targets"):
         s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
                  + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])
