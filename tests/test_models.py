@@ -5,6 +5,7 @@ import math
 import pickle
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,7 +44,9 @@ def test_the_encoder_refuses_images_it_was_not_made_for_in_one_line(arch):
                         (torch.rand(2, 1, 32, 28), "float32 of shape [2, 1, 32, 28]"),
                         (torch.rand(2, 3, 16, 24), "float32 of shape [2, 3, 16, 24]"),
                         (torch.rand(1, 16, 24), "float32 of shape [1, 16, 24]"),
-                        (torch.zeros(2, 1, 16, 24, dtype=torch.uint8), "uint8 of shape [2, 1, 16, 24]")):
+                        (torch.zeros(2, 1, 16, 24, dtype=torch.uint8), "uint8 of shape [2, 1, 16, 24]"),
+                        (["shirt.png"], "Python's list, not a tensor"),  # (a picture's path: the hint is for it)
+                        (np.zeros((2, 1, 16, 24), np.float32), "numpy's ndarray, not a tensor")):
             expected = (f"the encoder takes float images of shape [N, 1, 16, 24] (uint8 pixels / 255), got {said}; "
                         "resize or convert them, or give pictures' paths to fashionae.load(run).embed, which "
                         "prepares them")

@@ -166,8 +166,8 @@ class Encoder(nn.Module):
             self.latent = flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_tracing() and (x.dim() not in ((3, 4) if transformed(x) else (4,))
-                                           or x.shape[-3:] != self.input_shape or not x.is_floating_point()):
+        if not torch.jit.is_tracing() and (not isinstance(x, torch.Tensor) or x.dim() not in (
+                (3, 4) if transformed(x) else (4,)) or x.shape[-3:] != self.input_shape or not x.is_floating_point()):
             # (torch's own error names a weight, or none: a conv encoder takes 32x32 images and
             # gives maps that are not its ``latent``; a trace would record the check as a constant;
             # torch.func's vmap shows one image, [1, H, W])
@@ -175,9 +175,11 @@ class Encoder(nn.Module):
         return self.bottleneck(self.features(x))
 
     def input_problem(self, x: torch.Tensor) -> str:
-        dtype = str(x.dtype).removeprefix("torch.")
+        got = (f"{str(x.dtype).removeprefix('torch.')} of shape {list(x.shape)}" if isinstance(x, torch.Tensor)
+               else f"{type(x).__module__.split('.')[0].replace('builtins', 'Python')}'s {type(x).__name__}, "
+               "not a tensor")
         return (f"the encoder takes float images of shape [N, {', '.join(map(str, self.input_shape))}] (uint8 pixels "
-                f"/ 255), got {dtype} of shape {list(x.shape)}; resize or convert them, or give pictures' paths to "
+                f"/ 255), got {got}; resize or convert them, or give pictures' paths to "
                 "fashionae.load(run).embed, which prepares them")
 
 
