@@ -220,6 +220,28 @@ def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
         lifted[lifted < 40] = background
         Image.fromarray(lifted.numpy(), "L").save(tmp_path / "lifted.png")
         assert torch.equal(prepare_image(tmp_path / "lifted.png"), lifted.float().div(255).unsqueeze(0)) == as_it_is
+        # prepared as a photo, never silently: it may be one of a dataset whose background is not black
+        assert read_picture(tmp_path / "lifted.png").caveats == (() if as_it_is else (
+            "it has the model's size (28x28) and is grey, but its border (13 of 255) is not black as the dataset's "
+            "form is, so it is prepared as a photo (trimmed, centred); if it is one of the run's dataset's own "
+            "images, its pixels given as an array from Python are taken as they are",))
+    for background, noted in ((127, True), (128, False)):  # a dark border: at most 127 (128 and up: negated)
+        grey = np.full((28, 28), background, np.uint8)
+        grey[6:22, 10:18] = 255 if noted else 0
+        Image.fromarray(grey).save(tmp_path / "grey.png")
+        assert any("the model's size" in c for c in read_picture(tmp_path / "grey.png").caveats) == noted
+    rng = np.random.default_rng(0)  # a faint noisy background, and an object from the top edge to the bottom
+    bar = rng.integers(0, 26, (20, 36)).astype(np.uint8)
+    bar[:, 9:18] = 200
+    Image.fromarray(bar).save(tmp_path / "bar.png")
+    told = read_picture(tmp_path / "bar.png", size=(20, 36))
+    assert told.caveats[0].startswith("it has the model's size (36x20) and is grey, but its border (")
+    Image.fromarray(bar).convert("RGB").resize((72, 40)).save(tmp_path / "bar-big.png")  # a photo's size: no such note
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(tmp_path / "light.png")  # light: a photo's, negated
+    for other in ("bar-big.png", "light.png"):
+        assert not any("the model's size" in c for c in read_picture(tmp_path / other, size=(20, 36) if other ==
+                                                                     "bar-big.png" else (28, 28)).caveats)
+    assert not any("the model's size" in c for c in read_picture(tmp_path / "bar.png", "yes", (20, 36)).caveats)
     Image.fromarray(pixels[0].numpy(), "L").resize((56, 56)).save(tmp_path / "big.png")  # another size: prepared
     assert not torch.equal(prepare_image(tmp_path / "big.png"), pixels[0].float().div(255).unsqueeze(0))
 

@@ -17,7 +17,8 @@ the file (upright by its EXIF orientation, in 8 bits, each failure one line) is 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
 a blank picture, an object of a few pixels, an outline, several objects apart from one another, a
 background that is uneven (or, on one, mid-grey), an object
-left darker than its background by the ``invert`` given (negated the wrong way).
+left darker than its background by the ``invert`` given (negated the wrong way), a picture of the
+model's size on a dark border that is not black (prepared as a photo: it may be a dataset's image).
 """
 
 from __future__ import annotations
@@ -138,10 +139,17 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     _check_options(invert, fill, size)
     rgba, opened = open_picture(path, size)  # (the notes of the file itself)
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
-    if invert != "yes" and _in_dataset_form(rgb, size):  # e.g. a test image saved as a PNG: as it is
+    # already what the steps below make (the model's size, grey, on a dark background): as it is
+    model_sized = (rgb.height, rgb.width) == tuple(size) and _grey(rgb) and invert != "yes"
+    if model_sized and (level := _border_level(rgb.convert("L"))) <= FAINT * 255:  # (a test image saved as a PNG)
         asis = [] if fill == dataset_fill else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
                                         f"background), so it is taken as it is: --fill {fill:g} is not applied"]
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, opened + asis)
+    if model_sized and level <= 127:  # (one of a dataset whose background is not black, say: never silently)
+        opened = opened + [f"it has the model's size ({size[1]}x{size[0]}) and is grey, but its border ({level:.0f} of "
+                           "255) is not black as the dataset's form is, so it is prepared as a photo (trimmed, "
+                           "centred); if it is one of the run's dataset's own images, its pixels given as an array "
+                           "from Python are taken as they are"]
 
     # corners far apart: said of the picture as taken (the light's fit may even them out, or follow
     # an object it should not: the note is never lost)
@@ -439,11 +447,10 @@ def _mid_grey(level: float, invert: str) -> str | None:
     return None
 
 
-def _in_dataset_form(rgb, size: tuple[int, int]) -> bool:
-    """Already what the steps below make: the model's size, grey, on a dark background."""
+def _grey(rgb) -> bool:
+    """Whether an RGB picture is grey: its three channels alike."""
     a = np.asarray(rgb)
-    return (rgb.height, rgb.width) == tuple(size) and bool((a == a[..., :1]).all()) \
-        and _border_level(rgb.convert("L")) <= FAINT * 255
+    return bool((a == a[..., :1]).all())
 
 
 def _behind(rgba) -> tuple[int, int, int, int]:
