@@ -527,7 +527,8 @@ def test_the_names_moved_to_datasets_are_still_found_here_with_a_warning():
     """``fashionae.data.write_npz_dataset`` and ``load_dataset``, as 0.3.27 and before named them:
     the same functions, with a warning naming where they are now; any other name is not there."""
     for name in data.MOVED_TO_DATASETS:
-        with pytest.warns(DeprecationWarning, match=rf"^fashionae.data.{name} is fashionae.datasets.{name} since"):
+        with pytest.warns(DeprecationWarning, match=rf"^fashionae.data.{name} is fashionae.datasets.{name} since") as said:
             assert getattr(data, name) is getattr(datasets, name)
+        assert said[0].filename == __file__  # (the caller's line, not the module's)
     with pytest.raises(AttributeError, match="has no attribute 'load_dataset_folder'"):
         data.load_dataset_folder

@@ -96,6 +96,7 @@ def test_the_encoder_traces_and_exports_in_training_and_in_eval_mode(arch):
     assert torch.equal(exported(x), encoder(x))
 
 
+@pytest.mark.filterwarnings("ignore:torch.ao.quantization:DeprecationWarning")  # torch's own
 def test_a_classifier_converted_whole_runs_its_head_in_its_own_type():
     """The head runs in fp32 whatever the autocast, but in a classifier a user converted (float64,
     bf16) in its type: its input was made fp32 against the converted weights (torch's error)."""

@@ -1621,9 +1621,9 @@ def test_verdicts_read_after_another_look_are_said_at_a_nominal_confidence():
     one, none = ablation("no dropout", -0.12, [-0.2, -0.04], verdict="lower"), ablation("wider", 0.01, [-0.1, 0.1])
     one["classifiers"] = {"frozen": {"val_acc": {**stats(0.8, 0.81, 0.82), "effect": 0.01, "ci": [0.005, 0.02],
                                                  "unit": "points", "verdict": "higher"}}}
-    for lines, said in (([one], "lowers the validation MSE at a nominal 95 % confidence"),
-                        ([none, none], "none moves the validation MSE at a nominal 95 % confidence")):
+    for lines, verdicts in (([one], "lowers the validation MSE at a nominal 95 % confidence"),
+                            ([none, none], "none moves the validation MSE at a nominal 95 % confidence")):
         r["ablation"] = lines
-        assert said in " ".join(summary(r))
+        assert verdicts in " ".join(summary(r))
     r["ablation"] = [one]  # its classifier comparison: a family of its own, said alike
     assert "raises the classifiers' validation accuracy at a nominal 95 % confidence" in " ".join(summary(r))

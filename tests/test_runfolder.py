@@ -760,7 +760,7 @@ def test_a_classifiers_encoder_trained_again_is_said_in_words_with_its_threads_w
     clf = RunFolder(tmp_path / "clf")
     assert clf.in_words("train.lr: 0.001 there, 0.002 now", cfg) == "train.lr: 0.001 there, 0.002 now"
     said = clf.in_words("encoder_sha256: 'ab' there, 'cd' now", cfg)
-    assert said == ("trained on an earlier ae (the new one ran on 1 threads, the classifier on 2: deleted and trained "
+    assert said == ("trained on an earlier ae (the new one ran on 1 thread, the classifier on 2: deleted and trained "
                     "again with OMP_NUM_THREADS=2, it may come out as before)")
     threads["ae"] = 2
     assert clf.in_words("encoder_sha256: 'ab' there, 'cd' now", cfg) == "trained on an earlier ae"
