@@ -1070,3 +1070,28 @@ def test_data_names_up_to_three_classes_without_images(tmp_path, capsys, empty, 
     assert code == 0 and f"note: {said} training or test images: autoencoders train, but a classifier needs both " \
         "for every class (number the classes from 0 without gaps)\n" in out
     assert ", 4 (0 / " in out if split == "y_train" else ", 4 (" in out
+
+
+def test_arrays_are_written_as_they_are_read_bytes_of_pixels_and_whole_labels(tmp_path):
+    """Floats of 0-1 in Keras's [N, H, W, 1] and small integer labels: data.npz holds what the
+    folder is read as (pixels as bytes [N, H, W], labels int64), the dataset the same as the
+    arrays given would be read as, and smaller than the floats."""
+    tr_x, tr_y = synthetic_images(120, 0, (16, 16), 3)
+    te_x, te_y = synthetic_images(30, 1, (16, 16), 3)
+    given = {"x_train": tr_x.numpy()[..., None] / np.float32(255), "y_train": tr_y.numpy().astype(np.int8),
+             "x_test": te_x.numpy()[..., None] / np.float32(255), "y_test": te_y.numpy().astype(np.int8)}
+    (tmp_path / "as-given").mkdir()
+    np.savez_compressed(tmp_path / "as-given" / "data.npz", **given)
+    written = write_npz_dataset(tmp_path / "ds", *given.values())
+    with np.load(tmp_path / "ds" / "data.npz") as z:
+        assert {k: (z[k].dtype, z[k].shape) for k in z.files} == {
+            "x_train": (np.uint8, (120, 16, 16)), "y_train": (np.int64, (120,)),
+            "x_test": (np.uint8, (30, 16, 16)), "y_test": (np.int64, (30,))}
+    read = load_dataset(tmp_path / "as-given")
+    for split in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert torch.equal(getattr(written, split), getattr(read, split)), split
+    assert torch.equal(written.train_images, tr_x)
+    assert (tmp_path / "ds" / "data.npz").stat().st_size < (tmp_path / "as-given" / "data.npz").stat().st_size
+    with pytest.raises(UserError, match=r"ds2/data.npz: x_train holds NaN or infinite values"):
+        write_npz_dataset(tmp_path / "ds2", np.full((20, 8, 8), np.nan), tr_y[:20], te_x[:5, :8, :8], te_y[:5])
+    assert not (tmp_path / "ds2").exists()

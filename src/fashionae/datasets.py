@@ -280,7 +280,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
                       classes: list[str] | None = None, name: str | None = None,
                       pictures: dict | None = None) -> Dataset:
     """Write arrays as a new dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
-    x_test, y_test) and ``dataset.toml`` (name, classes, how its pictures were prepared,
+    x_test, y_test, as fashionae reads them: pixels as bytes [N, H, W], labels int64) and ``dataset.toml`` (name, classes, how its pictures were prepared,
     the SHA-256 of data.npz). ``pictures`` ({"invert": "auto", "fill": 0.7}, say: see
     ``images.prepare_image``) is how pictures given to its runs are prepared by default. Returns
     the dataset loaded back. What would be refused later is refused now, and leaves nothing (not
@@ -303,8 +303,14 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     refuse_a_taken_folder(folder)
     arrays = {k: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a  # (one that requires grad too)
               for k, a in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test))}
+    given = io.BytesIO()
+    np.savez(given, **arrays)
+    # kept as the folder is read (pixels as bytes [N, H, W], labels int64): not floats of 0-1, four
+    # times the size, read again at every load; what cannot be either refused now
+    images, labels = _npz_arrays(folder / "data.npz", given.getvalue())
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **{f"{k}_{s}": a[s].numpy() for k, a in (("x", images), ("y", labels))
+                                for s in ("train", "test")})
     lines = [f"name = {_toml_string(name)}"] if name else []
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
