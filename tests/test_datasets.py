@@ -580,8 +580,10 @@ def test_study_on_own_data_reports_its_classes(tmp_path, capsys, monkeypatch):
     code, _, err = cli(capsys, "study", "toy.toml", "--out", "study", "--plan")
     assert code == 0 and ("ae-linear-16-seed0 and 2 more runs: trained when the data named its classes otherwise (it "
                           "names Circle as Disc, Heart as Love now): a finished run keeps the names it trained with (its numbers "
-                          "stand), so the report names the classes both ways; delete the runs to train them with the "
-                          "new names") in err
+                          "stand), and so does the report; delete the runs to train them with the new names") in err
+    code, _, _ = cli(capsys, "study", "toy.toml", "--out", "study")  # the report: the names the runs trained with
+    html = (tmp_path / "study" / "report.html").read_text()
+    assert code == 0 and "data-label='class'>Heart</td>" in html and "Love" not in html
 
 
 # ------------------------------------------------------------------ a real small dataset

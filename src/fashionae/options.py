@@ -113,7 +113,8 @@ def build_parser() -> Parser:
                    "train/CLASS/ and test/CLASS/ folders (any size and colour, prepared as classify prepares "
                    "one; the classes: train's folders, by name)")
     g.add_argument("--image-size", type=image_size, default=IMAGE_SIZE, metavar="N|HxW",
-                   help="with --from-pictures: the images' size, multiples of 4 (default: 28, as Fashion-MNIST)")
+                   help="with --from-pictures: the images' size, multiples of 4 of at least 8 (default: 28, as "
+                   "Fashion-MNIST)")
     add_picture_args(g, of_a_run=False)
 
     s = add_command("train-ae", help="train an autoencoder into a run folder")
