@@ -1511,7 +1511,8 @@ def test_more_seeds_keep_the_classifiers_of_a_best_encoder_that_stays_best(data_
     # fewer seeds: the third seed's runs are kept, and said to be left out
     assert main(["study", str(write(tmp_path, body.format(seeds=2, encoder="best"))), *common, "--plan"]) == 0
     assert (f"{out} also holds 3 run folder(s) this study does not ask for (ae-narrow-seed2, ae-wide-seed2, "
-            "clf-frozen-seed2): kept, and left out of its results and report") in capsys.readouterr().err
+            "clf-frozen-seed2): kept, and left out of its results and report (`--seeds 3` reports them with the "
+            "others)") in capsys.readouterr().err
     assert main(["study", str(write(tmp_path, body.format(seeds=3, encoder="narrow"))), *common]) == 2
     assert ("clf-frozen-seed0 (trained on ae-wide-seed0, the encoder is now ae-narrow-seed0)"
             in capsys.readouterr().err)
@@ -2295,6 +2296,13 @@ def test_the_run_folders_a_study_does_not_ask_for_are_folders_it_asks_for_by_no_
     (tmp_path / "out" / "runs" / "notes.txt").write_text("mine")
     note = preflight.unasked_runs_note(plan, states, folder, None)  # no finished run there: none renamed
     assert " 1 run folder(s) " in note and "(ae-gone-seed0)" in note and "notes.txt" not in note
+    assert "--seeds" not in note  # (another autoencoder's: no more seeds would report it)
+    (tmp_path / "out" / "runs" / "ae-a-seed3").mkdir()  # seeds 1 and 2 missing: more seeds would train them
+    assert "--seeds" not in preflight.unasked_runs_note(plan, states, folder, None)
+    for seed in (1, 2):  # the seeds after this study's, every one: a study with them reports them all
+        (tmp_path / "out" / "runs" / f"ae-a-seed{seed}").mkdir()
+    assert preflight.unasked_runs_note(plan, states, folder, None).endswith(
+        "kept, and left out of its results and report (`--seeds 4` reports them with the others)")
 
 
 def test_a_table_of_verdicts_whose_family_changed_since_an_earlier_report_says_so(data_dir, tmp_path, capsys):

@@ -9,6 +9,7 @@ run needs; ``said_before_training`` gives the notes ``study`` and ``study --plan
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from .baselines import check_classes
@@ -303,8 +304,15 @@ def unasked_runs_note(plan: list[PlannedRun], states: dict[str, str], folder: St
     if not others:
         return None
     renamed = renamed_runs(plan, states, folder, data)
+    # runs of seeds beyond --seeds: the report of a study run again with fewer seeds covers those
+    # alone, and --seeds N reports them all, where no seed is missing in between
+    stems = {run.name.removesuffix(f"-seed{run.seed}") for run in plan}
+    seeds = {int(m[2]) for name in others if (m := re.fullmatch(r"(.+)-seed(\d+)", name)) and m[1] in stems}
+    asked = {run.seed for run in plan}
+    every = seeds and seeds | asked == set(range(max(seeds) + 1))
     return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
             f"{', …' if len(others) > 3 else ''}): kept, and left out of its results and report"
+            + (f" (`--seeds {max(seeds) + 1}` reports them with the others)" if every else "")
             + (f"; {renamed_text(renamed)} (else it trains again)" if renamed else ""))
 
 
