@@ -580,7 +580,8 @@ def test_study_on_own_data_reports_its_classes(tmp_path, capsys, monkeypatch):
     code, _, err = cli(capsys, "study", "toy.toml", "--out", "study", "--plan")
     assert code == 0 and ("ae-linear-16-seed0 and 2 more runs: trained when the data named its classes otherwise (it "
                           "names Circle as Disc, Heart as Love now): a finished run keeps the names it trained with (its numbers "
-                          "stand), and so does the report; delete the runs to train them with the new names") in err
+                          "stand), and the report names the classes as its runs do; delete the runs to train them "
+                          "with the new names") in err
     code, _, _ = cli(capsys, "study", "toy.toml", "--out", "study")  # the report: the names the runs trained with
     html = (tmp_path / "study" / "report.html").read_text()
     assert code == 0 and "data-label='class'>Heart</td>" in html and "Love" not in html
@@ -1094,6 +1095,6 @@ def test_arrays_are_written_as_they_are_read_bytes_of_pixels_and_whole_labels(tm
         assert torch.equal(getattr(written, split), getattr(read, split)), split
     assert torch.equal(written.train_images, tr_x)
     assert (tmp_path / "ds" / "data.npz").stat().st_size < (tmp_path / "as-given" / "data.npz").stat().st_size
-    with pytest.raises(UserError, match=r"ds2/data.npz: x_train holds NaN or infinite values"):
-        write_npz_dataset(tmp_path / "ds2", np.full((20, 8, 8), np.nan), tr_y[:20], te_x[:5, :8, :8], te_y[:5])
-    assert not (tmp_path / "ds2").exists()
+    with pytest.raises(UserError, match=r"new/ds2/data.npz: x_train holds NaN or infinite values"):
+        write_npz_dataset(tmp_path / "new" / "ds2", np.full((20, 8, 8), np.nan), tr_y[:20], te_x[:5, :8, :8], te_y[:5])
+    assert not (tmp_path / "new").exists()  # (nor the folder above it, made for it)

@@ -280,11 +280,12 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
                       classes: list[str] | None = None, name: str | None = None,
                       pictures: dict | None = None) -> Dataset:
     """Write arrays as a new dataset folder fashionae reads: ``data.npz`` (x_train, y_train,
-    x_test, y_test, as fashionae reads them: pixels as bytes [N, H, W], labels int64) and ``dataset.toml`` (name, classes, how its pictures were prepared,
-    the SHA-256 of data.npz). ``pictures`` ({"invert": "auto", "fill": 0.7}, say: see
-    ``images.prepare_image``) is how pictures given to its runs are prepared by default. Returns
-    the dataset loaded back. What would be refused later is refused now, and leaves nothing (not
-    the folders above ``folder`` made for it); a folder that already holds a dataset is refused too, since runs trained on it
+    x_test, y_test, as fashionae reads them: pixels as bytes [N, H, W], labels int64) and
+    ``dataset.toml`` (name, classes, how its pictures were prepared, the SHA-256 of data.npz).
+    ``pictures`` ({"invert": "auto", "fill": 0.7}, say: see ``images.prepare_image``) is how
+    pictures given to its runs are prepared by default. Returns the dataset loaded back. What
+    would be refused later is refused now, and leaves nothing (not the folders above ``folder``
+    made for it); a folder that already holds a dataset is refused too, since runs trained on it
     would no longer match it."""
     folder = Path(folder)
     if classes is not None:  # (a string's letters would be its classes; a generator is read once)
@@ -306,7 +307,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     given = io.BytesIO()
     np.savez(given, **arrays)
     # kept as the folder is read (pixels as bytes [N, H, W], labels int64): not floats of 0-1, four
-    # times the size, read again at every load; what cannot be either refused now
+    # times the size, converted again at every load; arrays that cannot be stored so are refused now
     images, labels = _npz_arrays(folder / "data.npz", given.getvalue())
     buf = io.BytesIO()
     np.savez_compressed(buf, **{f"{k}_{s}": a[s].numpy() for k, a in (("x", images), ("y", labels))

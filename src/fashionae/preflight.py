@@ -264,8 +264,8 @@ def notes_on_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyF
 def classes_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder, data: Dataset) -> str | None:
     """A finished run kept names the classes as its data did when it trained: where the dataset
     names them otherwise now (its dataset.toml edited; the names are not in the data's digest), it
-    keeps its own, and so does the report (it reads the runs, not the data). (A run resumed or
-    trained on records the data's names as it starts again.)"""
+    keeps its own, and the report names the classes as its runs do (it reads them, not the data).
+    (A run resumed or trained on records the data's names as it starts again.)"""
     if states[run.name] != "complete":
         return None
     theirs = folder.run(run.name).classes()
@@ -276,7 +276,8 @@ def classes_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder, d
         renamed.append(f"{len(data.classes)} classes, not {len(theirs)}")
     return (f"trained when the data named its classes otherwise (it names {', '.join(renamed[:3])}"
             f"{', …' if len(renamed) > 3 else ''} now): a finished run keeps the names it trained with (its numbers "
-            "stand), and so does the report; delete the runs to train them with the new names")
+            "stand), and the report names the classes as its runs do; delete the runs to train them with the new "
+            "names")
 
 
 def keep_state_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder) -> str | None:
