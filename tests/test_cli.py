@@ -284,7 +284,7 @@ def test_a_whole_set_of_torchruns_variables_left_over_says_what_it_waits_for_and
     code, _, err = cli(capsys, "train-ae", "--arch", "linear", "--latent", "8", "--epochs", "1", "--train-subset",
                        "200", "--data-dir", data_dir, "--no-verify", "--out", "ae")
     note, error = err.splitlines()
-    assert code == 2 and note == (f"fashionae: process 0 of 2 of this torchrun waits for the others at 127.0.0.1:{port} "
+    assert code == 2 and note == (f"fashionae: process 0 of 2 waits for the others at 127.0.0.1:{port} "
                                   "(for up to 0.025 minutes; Ctrl-C stops it); without torchrun, unset WORLD_SIZE, RANK, "
                                   "LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
     assert error.startswith("fashionae: error: cannot join torchrun's processes (") and "1/2 clients joined" in error
@@ -485,15 +485,18 @@ def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_stop(capsy
     assert cli(capsys, "train-ae")[:3:2] == (143, said)
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's other processes: a SIGTERM may have reached one alone
     code, _, err = cli(capsys, "train-ae")
-    assert code == 143 and err.startswith("fashionae: process 1 of this torchrun: terminated"), err
+    assert code == 143 and err.startswith("fashionae: process 1 of 2: terminated"), err  # (no torchrun started it)
 
     def interrupted(a):
         raise KeyboardInterrupt
     monkeypatch.setattr(cli_module, "cmd_train_ae", interrupted)
-    said = "fashionae: process 1 of this torchrun: interrupted; finished epochs are kept, run the same command to resume\n"
+    said = "fashionae: process 1 of 2: interrupted; finished epochs are kept, run the same command to resume\n"
     assert cli(capsys, "train-ae")[:3:2] == (130, said)  # no torchrun started it: no process 0 may be there
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "j")  # torchrun's: its Ctrl-C reaches every process, process 0 says it
     assert cli(capsys, "train-ae")[:3:2] == (130, "")
+    monkeypatch.setattr(cli_module, "cmd_train_ae", stopped)  # its SIGTERM, each its own, named as torchrun's
+    code, _, err = cli(capsys, "train-ae")
+    assert code == 143 and err.startswith("fashionae: process 1 of this torchrun: terminated"), err
 
 
 @pytest.fixture
@@ -564,7 +567,7 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
         for env, said in (({}, "fashionae: interrupted\n"), ({**torchrun, "RANK": "1"}, ""),
                           ({**torchrun, "RANK": "0"}, "fashionae: interrupted\n"), ({**torchrun, "RANK": "3"}, ""),
                           ({**torchrun, "RANK": "2"}, "fashionae: process 2 of this torchrun: interrupted\n"),
-                          ({"WORLD_SIZE": "2", "RANK": "1"}, "fashionae: process 1 of this torchrun: interrupted\n")):
+                          ({"WORLD_SIZE": "2", "RANK": "1"}, "fashionae: process 1 of 2: interrupted\n")):
             with monkeypatch.context() as m:  # (the last: variables left over, no process 0 to say it)
                 m.delenv("TORCHELASTIC_RUN_ID", raising=False)
                 for k, v in env.items():
@@ -592,7 +595,7 @@ def test_a_ctrl_c_as_the_programs_modules_load_is_one_line_said_by_process_0_alo
             m.setenv("RANK", "1")
             with pytest.raises(SystemExit) as e:
                 program.run()
-        assert (e.value.code, capsys.readouterr().err) == (143, "fashionae: process 1 of this torchrun: terminated\n")
+        assert (e.value.code, capsys.readouterr().err) == (143, "fashionae: process 1 of 2: terminated\n")
         # loaded: the handlers are as they were, for the command's own to take over from
         signal.signal(signal.SIGINT, signal.default_int_handler)  # (the stops above ended "the process")
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

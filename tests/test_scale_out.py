@@ -373,7 +373,7 @@ def test_a_process_waiting_for_torchruns_others_stops_at_a_ctrl_c_or_sigterm(dat
                 _, err = proc.communicate(timeout=30)
             finally:
                 proc.kill()
-        said = ("" if rank == 0 else "process 1 of this torchrun: ") + ("interrupted" if sig == signal.SIGINT else "terminated")
+        said = ("" if rank == 0 else "process 1 of 2: ") + ("interrupted" if sig == signal.SIGINT else "terminated")
         said = [] if agent else [f"fashionae: {said}"]  # (torch's C++ notes of the closed call aside)
         assert (proc.returncode, [line for line in err.splitlines() if "fashionae:" in line]) == (128 + sig, said), err
         assert "Traceback" not in err and list(tmp_path.iterdir()) == []

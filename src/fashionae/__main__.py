@@ -29,12 +29,11 @@ def _stopped_early(signum: int, frame) -> None:
     import sys
     term = signum == signal.SIGTERM
     try:
-        from .errors import is_main_process, says_its_ctrl_c
-        main, speaks = is_main_process(), says_its_ctrl_c()
+        from .errors import process_named, says_its_ctrl_c
+        which, speaks = process_named(), says_its_ctrl_c()
     except BaseException:
-        main = speaks = True
+        which, speaks = "", True
     if term or speaks:  # (a SIGTERM each process says, naming itself where it is not process 0, as errors._stopped)
-        which = "" if main else f"process {os.environ.get('RANK')} of this torchrun: "
         print(f"fashionae: {which}{'terminated' if term else 'interrupted'}", file=sys.stderr, flush=True)
     os._exit(128 + signum)
 

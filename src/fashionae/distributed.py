@@ -241,7 +241,7 @@ def _watch(fd: int, rank: int, world: int, timeout: timedelta) -> None:
                 if agent and rank != 0:  # (there, process 0 speaks for all)
                     continue
                 address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
-                print(f"fashionae: process {rank} of {world} of this torchrun waits for the others at {address} "
+                print(f"fashionae: process {rank} of {world}{' of this torchrun' * agent} waits for the others at {address} "
                       f"(for up to {timeout.total_seconds() / 60:g} minutes; Ctrl-C stops it)"
                       + ("" if agent else f"; without torchrun, unset {VARIABLES}"), file=sys.stderr)
                 continue

@@ -295,8 +295,7 @@ def _stopped(term: bool, resumable: bool) -> int:
     term = term or signal.SIGTERM in _signals
     _said.append(128 + (signal.SIGTERM if term else signal.SIGINT))
     if term or says_its_ctrl_c():
-        which = "" if is_main_process() else f"process {os.environ['RANK']} of this torchrun: "
-        print(f"fashionae: {which}{'terminated' if term else 'interrupted'}"
+        print(f"fashionae: {process_named()}{'terminated' if term else 'interrupted'}"
               + ("; finished epochs are kept, run the same command to resume" if resumable else ""), file=sys.stderr)
     return _said[-1]
 
@@ -396,6 +395,16 @@ def says_its_ctrl_c() -> bool:
         return int(os.environ["RANK"]) % int(os.environ["LOCAL_WORLD_SIZE"]) == 0
     except (KeyError, ValueError, ZeroDivisionError):  # (torchrun sets both: read as process 0's)
         return is_main_process()
+
+
+def process_named() -> str:
+    """How a line this process says for itself starts: nothing for process 0 (or a command run
+    alone), else its rank, "process 1 of this torchrun: ", or, where torchrun did not start it
+    (its variables set by another launcher, or left over in a shell), "process 1 of 2: "."""
+    if is_main_process():
+        return ""
+    rank = os.environ.get("RANK")
+    return f"process {rank} of this torchrun: " if started_by_torchrun() else f"process {rank} of {os.environ['WORLD_SIZE']}: "
 
 
 def is_main_process() -> bool:
