@@ -36,7 +36,6 @@ from .modelfile import load_model, model_file_bytes
 from .settings import CLASSIFIER, is_number
 from .runconfig import RunConfig
 from .training import TrainConfig
-from .wording import count
 
 # What summary.json holds (written by ``runs.summarize``; read by results, the plan and the CLI):
 # these figures for every run, and for a classifier its accuracies and confusion matrix too.
@@ -398,8 +397,8 @@ class RunFolder:
         except UserError:
             return said
         if theirs and now and theirs != now:
-            said += (f" (the new one ran on {count(now, 'thread')}, the classifier on {theirs}: deleted and trained again "
-                     f"with OMP_NUM_THREADS={theirs}, it may come out as before)")
+            said += (f" (the new one ran on {now} thread{'s' * (now != 1)}, the classifier on {theirs}: deleted and "
+                     f"trained again with OMP_NUM_THREADS={theirs}, it may come out as before)")
         return said
 
     def lock(self) -> FolderLock:
