@@ -310,7 +310,11 @@ def test_a_lost_torchrun_process_is_one_line_in_the_others(capsys, tmp_path, mon
         raise RuntimeError(gloo)
 
     monkeypatch.setattr(cli_module, "train_run", lost)
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # processes another launcher started with torchrun's variables
+    code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
+    assert (code, err) == (2, "fashionae: error: another process of the 2 was lost (Connection closed by peer "
+                              "[127.0.0.1]:31134); finished epochs are kept: start the 2 again as before to resume\n")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "j")  # torchrun's
     code, _, err = cli(capsys, "train-ae", "--out", tmp_path / "ae")
     assert (code, err) == (2, "fashionae: error: another process of this torchrun was lost (Connection closed by "
                               "peer [127.0.0.1]:31134); finished epochs are kept: run the same torchrun command "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from . import settings
 from .errors import (TRAINING_MEMORY, UserError, exit_process, import_whole, late_stop, ready_streams, run_command,
-                     say_error)
+                     say_error, started_by_torchrun)
 from .files import RUNS
 from .options import build_parser
 from .progress import seconds_text
@@ -413,8 +413,10 @@ def main(argv: list[str] | None = None) -> int:
             return globals()[f"cmd_{args.command.replace('-', '_')}"](args)  # train-ae: cmd_train_ae
         except RuntimeError as e:
             if world_size() > 1 and (said := lost_process(e)):
-                raise UserError(f"another process of this torchrun was lost ({said}); finished epochs are kept: "
-                                "run the same torchrun command again to resume") from None
+                raise UserError(f"another process of {'this torchrun' if started_by_torchrun() else f'the {world_size()}'}"
+                                f" was lost ({said}); finished epochs are kept: "
+                                + ("run the same torchrun command again" if started_by_torchrun() else
+                                   f"start the {world_size()} again as before") + " to resume") from None
             raise
     trains = args.command in ("train-ae", "train-clf") or (args.command == "study" and not args.plan)
     return run_command(command, debug=args.debug, resumable=trains, memory=MEMORY_SETTINGS.get(
