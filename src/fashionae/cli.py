@@ -413,10 +413,10 @@ def main(argv: list[str] | None = None) -> int:
             return globals()[f"cmd_{args.command.replace('-', '_')}"](args)  # train-ae: cmd_train_ae
         except RuntimeError as e:
             if world_size() > 1 and (said := lost_process(e)):
-                raise UserError(f"another process of {'this torchrun' if started_by_torchrun() else f'the {world_size()}'}"
-                                f" was lost ({said}); finished epochs are kept: "
-                                + ("run the same torchrun command again" if started_by_torchrun() else
-                                   f"start the {world_size()} again as before") + " to resume") from None
+                group, again = (("this torchrun", "run the same torchrun command again") if started_by_torchrun()
+                                else (f"the {world_size()}", f"start the {world_size()} again as before"))
+                raise UserError(f"another process of {group} was lost ({said}); finished epochs are kept: {again} "
+                                "to resume") from None
             raise
     trains = args.command in ("train-ae", "train-clf") or (args.command == "study" and not args.plan)
     return run_command(command, debug=args.debug, resumable=trains, memory=MEMORY_SETTINGS.get(

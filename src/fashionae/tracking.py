@@ -14,8 +14,8 @@ anything an earlier attempt wrote from there on. When the run ends, ``close`` wr
 events still lack, whenever the run was stopped: the last epochs, the last epoch's grid (by
 the final model, which is that epoch's), and the final figures and hparams once (a run trained
 on with ``--extend`` keeps its shorter self's final figures, and its hparams become the longer
-run's: TensorBoard would show the shorter run's settings beside the longer run's figures). A grid due at
-an epoch the run was stopped after, before its events, is lost: that model is gone. A run that
+run's: TensorBoard would show the shorter run's settings beside the longer run's figures). A
+grid due at an epoch the run was stopped after, before its events, is lost: that model is gone. A run that
 finished without ``--tensorboard`` gets its events when a later command asks for them
 (``log_finished_run``): every epoch from metrics.jsonl, the final figures from summary.json,
 one grid by its final model.
