@@ -192,6 +192,21 @@ def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_a
     assert torch.equal(prepare_image(tmp_path / "a.tif"), expected)
 
 
+def test_a_datasets_border_is_the_level_99_percent_of_its_images_borders_are_within():
+    """Each image's border: the median of its edge pixels (as a picture's is read); the dataset's:
+    their 99th percentile, to a tenth, so that the 1 % whose object fills the frame do not count."""
+    from fashionae.images import dataset_border
+    images = np.zeros((200, 10, 12), np.uint8)
+    assert dataset_border(images) == 0.0 and dataset_border(images[:0]) == 0.0
+    images[:, 0, :] = images[:, -1, :] = 30  # the top and bottom rows: 24 of the ring's 44 pixels, so its median
+    assert dataset_border(images) == 30.0
+    images[:, :, 0] = images[:, :, -1] = 10  # the columns and the corners: 24 of the 44
+    assert dataset_border(images) == 10.0
+    ramp = np.arange(200, dtype=np.uint8)[:, None, None] * np.ones((1, 10, 12), np.uint8)  # borders 0 to 199
+    assert dataset_border(ramp) == round(float(np.percentile(np.arange(200), 99)), 1) == 197.0
+    assert dataset_border(torch.from_numpy(ramp[::-1].copy())) == 197.0  # a tensor as the splits hold it; any order
+
+
 def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
     """A dataset image saved as a PNG comes back as the dataset holds it (preparing it again,
     trimmed and sharpened, raised an autoencoder's MSE from 0.018 to 0.031)."""
@@ -222,9 +237,9 @@ def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
         assert torch.equal(prepare_image(tmp_path / "lifted.png"), lifted.float().div(255).unsqueeze(0)) == as_it_is
         # prepared as a photo, never silently: it may be one of a dataset whose background is not black
         assert read_picture(tmp_path / "lifted.png").caveats == (() if as_it_is else (
-            "it has the model's size (28x28) and is grey, but its border (13 of 255) is not black as the dataset's "
-            "form is, so it is prepared as a photo (trimmed, centred); if it is one of the run's dataset's own "
-            "images, its pixels given as an array from Python are taken as they are",))
+            "it has the model's size (28x28) and is grey, but its border (13 of 255) is lighter than the dataset's "
+            "images' (12.75 at most), so it is prepared as a photo (trimmed, centred); if it is one of the run's "
+            "dataset's own images, its pixels given as an array from Python are taken as they are",))
     for background, noted in ((127, True), (128, False)):  # a dark border: at most 127 (128 and up: negated)
         grey = np.full((28, 28), background, np.uint8)
         grey[6:22, 10:18] = 255 if noted else 0
@@ -242,6 +257,18 @@ def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):
         assert not any("the model's size" in c for c in read_picture(tmp_path / other, size=(20, 36) if other ==
                                                                      "bar-big.png" else (28, 28)).caveats)
     assert not any("the model's size" in c for c in read_picture(tmp_path / "bar.png", "yes", (20, 36)).caveats)
+    # of a dataset whose images' borders are as light (its run records their level): taken as it is
+    level = float(np.median(np.concatenate([bar[0], bar[-1], bar[:, 0], bar[:, -1]])))
+    for border, as_it_is in ((level, True), (level - 0.5, False)):
+        told = read_picture(tmp_path / "bar.png", size=(20, 36), dataset_border=border)
+        assert torch.equal(told.pixels, torch.from_numpy(bar).float().div(255).unsqueeze(0)) == as_it_is
+        assert (told.caveats == ()) == as_it_is
+    assert read_picture(tmp_path / "bar.png", size=(20, 36), dataset_border=level - 0.5).caveats[0].startswith(
+        f"it has the model's size (36x20) and is grey, but its border ({level:g} of 255) is lighter than the "
+        f"dataset's images' ({level - 0.5:g} at most)")
+    light = np.array(Image.open(tmp_path / "light.png"))  # a light border is a photo's, whatever the dataset's
+    assert not torch.equal(read_picture(tmp_path / "light.png", dataset_border=255).pixels,
+                           torch.from_numpy(light).float().div(255).unsqueeze(0))
     Image.fromarray(pixels[0].numpy(), "L").resize((56, 56)).save(tmp_path / "big.png")  # another size: prepared
     assert not torch.equal(prepare_image(tmp_path / "big.png"), pixels[0].float().div(255).unsqueeze(0))
 

@@ -292,3 +292,31 @@ def test_a_pil_image_a_sparse_or_a_complex_tensor_is_said_as_such(own_run):
                                         "complex64$"):
         loaded.embed(torch.rand(2, 16, 24, dtype=torch.complex64))
 
+
+
+def test_a_loaded_run_takes_its_datasets_images_saved_as_pictures_as_they_are_on_a_background_not_black(
+        own_run, tmp_path):
+    """A dataset whose background is not black (noise of 0 to 39 levels here): its run records its
+    training images' border level, up to which a picture of their size is in their form, so its
+    test images saved as PNGs come back as the dataset holds them; all but the few whose border is
+    lighter than 99 % of the training images', which are prepared as photos, with a note. Judged by
+    Fashion-MNIST's black (a run from before 0.3.29), almost none would be."""
+    import json
+    from fashionae.datasets import load_dataset
+    data, run = own_run
+    loaded = LoadedRun(run)
+    assert loaded.dataset_border == json.loads((run / "config.json").read_text())["data"]["border"]
+    assert 12.75 < loaded.dataset_border < 39
+    images = load_dataset(data).test_images  # 60
+    paths = []
+    for i, image in enumerate(images):
+        Image.fromarray(image.numpy()).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    for border, fewest in ((loaded.dataset_border, 55), (0.0, 0)):
+        loaded.dataset_border = border
+        read = loaded.read_pictures(paths)
+        as_they_are = [torch.equal(read[p].pixels, image.float().div(255).unsqueeze(0)) for p, image in zip(paths, images)]
+        noted = ["is lighter than the dataset's images'" in " ".join(read[p].caveats) for p in paths]
+        assert as_they_are == [not n for n in noted]
+        assert (sum(as_they_are) >= fewest) if border else (sum(as_they_are) <= 3)
+    assert torch.equal(LoadedRun(run).embed(paths[:3]), LoadedRun(run).embed(images[:3]))

@@ -11,14 +11,15 @@ falls off smoothly across the picture (a lamp's, vignetting) is first divided ou
 light on a dark background as in the dataset, unless the garment would then end darker than
 its background (a white shirt on light grey), and the other way round; ``invert="yes"`` /
 ``"no"`` forces it. A picture
-already in the dataset's form (the run's size, grey, dark background) is taken as it is. Opening
+already in the dataset's form (the run's size, grey, a border as dark as the dataset's images'
+are: ``dataset_border``) is taken as it is. Opening
 the file (upright by its EXIF orientation, in 8 bits, each failure one line) is ``imagefile``'s.
 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
 a blank picture, an object of a few pixels, an outline, several objects apart from one another, a
 background that is uneven (or, on one, mid-grey), an object
 left darker than its background by the ``invert`` given (negated the wrong way), a picture of the
-model's size on a dark border that is not black (prepared as a photo: it may be a dataset's image).
+model's size on a dark border lighter than the dataset's (prepared as a photo: it may be a dataset's image).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ LIGHT_FALL = 1 / 3
 
 
 MIN_SPAN = 4  # pixels: an object prepared smaller than this (a tiny --fill) is a blob
+DARK = 127  # of 255: a border up to this is dark (the dataset's form, as far as a picture's border can say)
+AS_IS_SHARE = 99  # percent of a dataset's images whose border a picture's may match to be taken as it is
 @dataclass(frozen=True)
 class Picture:
     """A picture made to look like Fashion-MNIST, and why an answer for it may say little."""
@@ -99,8 +102,8 @@ def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, in
 def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
                   fill: float = FILL, refused: str = "none is answered",
                   remedy: str = "Fix or remove them, or name only the others",
-                  progress: Callable[[int], None] = lambda read: None, dataset_fill: float = FILL
-                  ) -> dict[str, Picture]:
+                  progress: Callable[[int], None] = lambda read: None, dataset_fill: float = FILL,
+                  dataset_border: float = 0.0) -> dict[str, Picture]:
     """Every picture (``read_picture``), read before any is used; those that cannot be, all
     named in one error (saying what is ``refused`` for them and the ``remedy``), so that a
     folder with a stray file costs one try, not one per file. ``progress``: told how many are
@@ -109,7 +112,7 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
     pictures, faults = {}, []
     for read, path in enumerate(paths, 1):
         try:
-            pictures[path] = read_picture(path, invert, size, fill, dataset_fill)
+            pictures[path] = read_picture(path, invert, size, fill, dataset_fill, dataset_border)
         except UserError as e:
             faults.append(str(e))
         progress(read)
@@ -131,25 +134,29 @@ def _check_options(invert: str, fill: float, size: tuple[int, int]) -> None:
 
 
 def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
-                 fill: float = FILL, dataset_fill: float = FILL) -> Picture:
+                 fill: float = FILL, dataset_fill: float = FILL, dataset_border: float = 0.0) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``).
     ``dataset_fill``: the fill of the run's dataset, whose images a picture in their form is
-    (taken as it is, its caveat says so where another ``fill`` was asked for)."""
+    (taken as it is, its caveat says so where another ``fill`` was asked for); ``dataset_border``:
+    their borders' level (``dataset_border``; 0, black, for Fashion-MNIST's), up to which a grey
+    picture of the model's size is in their form."""
     from PIL import Image, ImageFilter
     _check_options(invert, fill, size)
     rgba, opened = open_picture(path, size)  # (the notes of the file itself)
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
-    # already what the steps below make (the model's size, grey, on a dark background): as it is
+    # already what the steps below make (the model's size, grey, on a background as dark as the
+    # dataset's: black, give or take FAINT; a noisy scan's, where the dataset is of those): as it is
     model_sized = (rgb.height, rgb.width) == tuple(size) and _grey(rgb) and invert != "yes"
-    if model_sized and (level := _border_level(rgb.convert("L"))) <= FAINT * 255:  # (a test image saved as a PNG)
+    dark = max(FAINT * 255, min(dataset_border, DARK))
+    if model_sized and (level := _border_level(rgb.convert("L"))) <= dark:  # (a test image saved as a PNG)
         asis = [] if fill == dataset_fill else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
                                         f"background), so it is taken as it is: --fill {fill:g} is not applied"]
         return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, opened + asis)
-    if model_sized and level <= 127:  # (one of a dataset whose background is not black, say: never silently)
-        opened = opened + [f"it has the model's size ({size[1]}x{size[0]}) and is grey, but its border ({level:.0f} of "
-                           "255) is not black as the dataset's form is, so it is prepared as a photo (trimmed, "
-                           "centred); if it is one of the run's dataset's own images, its pixels given as an array "
-                           "from Python are taken as they are"]
+    if model_sized and level <= DARK:  # (a dataset's image whose object fills the frame, say: never silently)
+        opened = opened + [f"it has the model's size ({size[1]}x{size[0]}) and is grey, but its border ({level:g} of "
+                           f"255) is lighter than the dataset's images' ({dark:g} at most), so it is prepared as a "
+                           "photo (trimmed, centred); if it is one of the run's dataset's own images, its pixels "
+                           "given as an array from Python are taken as they are"]
 
     # corners far apart: said of the picture as taken (the light's fit may even them out, or follow
     # an object it should not: the note is never lost)
@@ -466,6 +473,16 @@ def _behind(rgba) -> tuple[int, int, int, int]:
         return (255, 255, 255, 255)
     light = float(np.asarray(rgba.convert("L"))[opaque].mean()) > 127
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
+
+
+def dataset_border(images) -> float:
+    """The border level (of 255) of a dataset's images [N, H, W] of 0-255, up to which a grey
+    picture of their size is in their form (``read_picture``'s ``dataset_border``): the
+    AS_IS_SHARE-th percentile of their borders' medians, each read as ``_border_level`` reads a
+    picture's. Fashion-MNIST's training images': 0 (black: 55 of the 60,000 have a border of
+    their object, filling the frame); a dataset of scans on a noisy background: the noise's median."""
+    ring = _ring(np.asarray(images).transpose(1, 2, 0))  # [edge pixels, N]
+    return round(float(np.percentile(np.median(ring, axis=0), AS_IS_SHARE)), 1) if ring.size else 0.0
 
 
 def _border_level(gray, inset: int = 0) -> float:

@@ -49,6 +49,7 @@ class LoadedRun:
         # dataset's were, where it was made of pictures (dataset.toml's [pictures]); set them to change
         self.dataset_pictures = self.folder.pictures()
         self.invert, self.fill = self.dataset_pictures["invert"], self.dataset_pictures["fill"]
+        self.dataset_border = self.folder.dataset_border()  # a picture with a border this dark is taken as it is
 
     def __repr__(self) -> str:
         c = self.config
@@ -80,7 +81,8 @@ class LoadedRun:
 
     def read_pictures(self, paths: list[str]) -> dict:
         """``images.read_pictures`` as this run prepares pictures (``invert``, ``fill``, its size)."""
-        return read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"])
+        return read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"],
+                             dataset_border=self.dataset_border)
 
     def _one_image(self, image) -> torch.Tensor:
         """An item of a list that is no picture's path: one image as [H, W], [1, H, W] or [H, W, 1]."""

@@ -31,6 +31,7 @@ from .distributed import on_processes
 from .errors import UserError
 from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of, read_json, read_rebuildable_json,
                     remove_file, seal_broken, sealed, write_json, write_jsonl)
+from .images import dataset_border
 from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
 from .settings import CLASSIFIER, is_number
@@ -90,7 +91,8 @@ def data_record(data: Dataset, splits: Splits) -> dict:
     return {"classes": list(data.classes), "image_size": list(data.image_size),
             "source": str(Path(data.folder).resolve()), "verified": data.verified,
             "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
-            "val_indices_sha256": splits.val_indices_sha256} | ({"pictures": data.pictures} if data.pictures else {})
+            "val_indices_sha256": splits.val_indices_sha256,
+            "border": dataset_border(splits.train_x)} | ({"pictures": data.pictures} if data.pictures else {})
 
 
 def _settings(raw_config: dict) -> dict:
@@ -486,6 +488,15 @@ class RunFolder:
             raise self.damaged(self.CONFIG, f"records how its dataset's pictures were prepared wrongly ([pictures]: "
                                             f"{problem})")
         return {"invert": pictures.get("invert", INVERT[0]), "fill": pictures.get("fill", FILL)}
+
+    def dataset_border(self) -> float:
+        """Its training images' border level (``images.dataset_border``), up to which a picture of
+        their size is in their form; 0 (black, as Fashion-MNIST's) for a run from before 0.3.29."""
+        border = self.data_record().get("border", 0.0)
+        if not (is_number(border) and 0 <= border <= 255):
+            raise self.damaged(self.CONFIG, f"records its images' border level as {border!r}, not a number of "
+                                            "0 to 255")
+        return float(border)
 
     def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:
         """The data the run was trained on, loaded again: Fashion-MNIST (``data_dir`` as for
