@@ -92,6 +92,9 @@ def test_smoke_study_end_to_end_then_report_rebuilds_it(data_dir, tmp_path, caps
     assert main(["study", str(PAPER), "--profile", "smoke", "--out", str(out),
                  "--data-dir", str(data_dir), "--no-verify"]) == 0
     assert (out / "timing.json").read_text() == timing  # one that trained nothing keeps the record of one that did
+    (out / "timing.json").write_text('{"x": 1}')  # edited into another shape: left out too (a KeyError before)
+    assert main(["report", str(out)]) == 0 and "timing" not in json.loads((out / "results.json").read_text())
+    (out / "timing.json").write_text(timing)
 
     # edited files, valid JSON of the wrong shape: named with what to do, and the study command
     # writes again what it owns (study.json, the baselines)
@@ -196,6 +199,30 @@ def test_a_run_folder_moved_to_another_disk_and_linked_back_keeps_its_classifier
         assert (code, err) == (2, f"fashionae: error: {ae} is a link to {tmp_path / 'elsewhere'}, which is no folder "
                                   "(moved or deleted?): point it at the folder, or remove it\n")
     assert clf.read_bytes() == trained and ae.is_symlink()
+
+
+def test_the_timing_record_counts_the_invocations_that_trained_and_is_none_when_edited(tmp_path):
+    """``StudyFolder.write_timing`` / ``timing``: read back as written, the invocations counted; a
+    record missing, unreadable or of another shape is None (left out of the report, written anew)."""
+    folder = StudyFolder(tmp_path / "out")
+    folder.path.mkdir()
+    assert folder.timing() is None
+    folder.write_timing(12.5, {"autoencoders": 10.0}, "fashionae study paper", "local")
+    first = {"last_invocation_seconds": 12.5, "stages": {"autoencoders": 10.0}, "invocations": 1,
+             "command": "fashionae study paper", "executor": "local"}
+    assert folder.timing() == first
+    folder.write_timing(3, {}, None, "ray")
+    assert folder.timing() == {"last_invocation_seconds": 3, "stages": {}, "invocations": 2, "command": None,
+                               "executor": "ray"}
+    for edited in [{"x": 1}] + [first | edit for edit in (
+            {"last_invocation_seconds": "12.5"}, {"stages": []}, {"stages": {"a": "1"}}, {"invocations": 1.0},
+            {"command": 3}, {"executor": None})]:
+        (folder / folder.TIMING).write_text(json.dumps(edited))
+        assert folder.timing() is None, edited
+    (folder / folder.TIMING).write_text("[1]")
+    assert folder.timing() is None
+    folder.write_timing(1, {}, None, "local")  # counted afresh
+    assert folder.timing()["invocations"] == 1
 
 
 def test_a_link_in_runs_to_a_run_folder_of_the_study_does_not_take_its_name(tmp_path):

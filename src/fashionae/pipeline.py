@@ -14,7 +14,6 @@ from .data import Dataset, make_splits
 from .datasets import load_dataset
 from .explore import explore as explore_run
 from .explore import refuse_unexplorable
-from .files import read_rebuildable_json, write_json
 from .lock import FolderLock
 from .executors import run_local
 from .plan import PlannedRun, explored_run, make_plan
@@ -66,7 +65,7 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             + (f", {extended} to train on from their training state" if extended else ""))
         for note in said_before_training(plan, states, folder, data):
             log(note)
-        write_json(folder / folder.STUDY, study.to_dict())
+        folder.write_study(study)
         save_samples(folder, data, study.val)
         log_finished_runs(plan, states, folder, data, log)
         stage_seconds = {}
@@ -98,14 +97,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             stage_seconds["baselines"] = time.perf_counter() - t0
 
         wall = time.perf_counter() - t_start
-        timing = folder / folder.TIMING
-        previous = read_rebuildable_json(timing) or {}
-        # the last invocation that trained (one that trained nothing keeps its record): its wall time,
-        # stages, command and executor, and how many invocations trained
-        if finished < len(plan) or not previous:
-            write_json(timing, {"last_invocation_seconds": wall, "stages": stage_seconds,
-                                "invocations": previous.get("invocations", 0) + 1, "command": command,
-                                "executor": getattr(executor, "description", LOCAL)})
+        if finished < len(plan) or folder.timing() is None:  # (one that trained nothing keeps the last record)
+            folder.write_timing(wall, stage_seconds, command, getattr(executor, "description", LOCAL))
         log("report: results.json, the figures and report.html")
         results = collect_results(folder.path, check_files=False)  # checked before its runs
         report = write_report(folder.path, results)

@@ -262,8 +262,7 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     results["family_history"] = history(before, "family_history", families(results), None,  # (kept from 0.3.20)
                                         lambda f: isinstance(f, dict) and all(map(_counts, f.values())))
     results["targets"] = reached_targets(study, folder, plan)
-    timing = read_rebuildable_json(folder / folder.TIMING)  # damaged: left out, rewritten by the next study
-    if timing:
+    if timing := folder.timing():  # damaged: left out, written again by the next study that trains
         results["timing"] = timing
     return results
 

@@ -13,6 +13,7 @@ from .errors import UserError
 from .files import (atomic_write, atomic_write_together, holds_nothing, is_leftover, json_text, read_rebuildable_json,
                     remove_file, write_failure, write_json)
 from .runfolder import RunFolder
+from .settings import is_number
 from .study import Study
 
 
@@ -160,11 +161,34 @@ class StudyFolder:
         return read_safetensors(self / self.SAMPLES, "the study's validation samples",
                                 fix="run the study command again: it writes them again")[0]
 
+    def write_timing(self, seconds: float, stages: dict[str, float], command: str | None, executor: str) -> None:
+        """The record of the last invocation that trained (``timing``): its wall time, each stage's,
+        its command and executor, and how many invocations trained."""
+        write_json(self / self.TIMING, {"last_invocation_seconds": seconds, "stages": stages,
+                                        "invocations": (self.timing() or {}).get("invocations", 0) + 1,
+                                        "command": command, "executor": executor})
+
+    def timing(self) -> dict | None:
+        """``write_timing``'s record, or None where it is missing, or damaged or edited into another
+        shape (left out of the report; the next invocation that trains writes it again)."""
+        timing = read_rebuildable_json(self / self.TIMING)
+        if not timing or not (is_number(timing.get("last_invocation_seconds"))
+                              and isinstance(timing.get("stages"), dict) and all(map(is_number, timing["stages"].values()))
+                              and isinstance(timing.get("invocations"), int)
+                              and isinstance(timing.get("command"), (str, type(None)))
+                              and isinstance(timing.get("executor"), str)):
+            return None
+        return timing
+
     def mean_image(self) -> dict | None:
         """The mean image's MSE ``{"val_mse", "test_mse"}``, by which the report names a seed that
         learned nothing (None: samples written before it was kept, 0.3.22 and before)."""
         mse = (self.samples() or {}).get("mean_image_mse")
         return None if mse is None else dict(zip(("val_mse", "test_mse"), mse.tolist()))
+
+    def write_study(self, study: Study) -> None:
+        """The resolved study (``study``, ``Study.from_dict``, reads it back)."""
+        write_json(self / self.STUDY, study.to_dict())
 
     def study(self) -> Study:
         path = self / self.STUDY
