@@ -31,7 +31,8 @@ MEMORY_SETTINGS = {  # a command's options that ask it for less memory, said whe
 def cmd_data(a) -> int:
     import torch
     from .data import FASHION_MNIST, IMAGE_SIZE
-    from .datasets import FILL, INVERT, load_dataset
+    from .datasets import load_dataset
+    from .images import FILL, INVERT
     if a.from_pictures is not None:
         from .picturefiles import picture_dataset
         if a.dataset == FASHION_MNIST:
@@ -316,10 +317,10 @@ def cmd_reconstruct(a) -> int:
 def _pictures_as_asked(run, a) -> str:
     """The run's pictures prepared as --invert and --fill ask, else as its dataset's were; the
     note that says so where that is not as Fashion-MNIST's (said once they are read)."""
-    from .datasets import FILL, INVERT
+    from .images import PICTURES
     run.invert, run.fill = a.invert or run.invert, run.fill if a.fill is None else a.fill
     kept = [f"--{k} {v:g}" if k == "fill" else f"--{k} {v}" for k, v in run.dataset_pictures.items()
-            if v != {"invert": INVERT[0], "fill": FILL}[k] and getattr(a, k) is None]
+            if v != PICTURES[k] and getattr(a, k) is None]
     return f"note: pictures prepared as {a.run_dir}'s dataset's were ({', '.join(kept)}; give the option to " \
            "change it)" if kept else ""
 

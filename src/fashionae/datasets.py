@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import io
 import json
-import numbers
 import os
 import re
 import shutil
@@ -36,15 +35,10 @@ from .data import (FASHION_MNIST, FILES, IDX_SPLITS, Dataset, check_arrays, gunz
                    load_fashion_mnist, locate, parse_idx, read_bytes)
 from .errors import UserError
 from .files import UMASK, is_utf16, write_failure
+from .images import pictures_or_default, pictures_problem
 
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-# how a picture is made an image of a dataset (``images.read_picture``): negated by its border
-# (auto, the default), always or never, and the part of the frame its object's longer side spans
-# (all of it, as in Fashion-MNIST). A dataset made of pictures records them ([pictures] in its
-# dataset.toml), its runs too, and pictures given to a run are prepared so by default.
-INVERT = ("auto", "yes", "no")
-FILL = 1.0
 
 
 def load_dataset(dataset: str = FASHION_MNIST, data_dir: str | os.PathLike | None = None,
@@ -107,24 +101,6 @@ def description_problem(meta: dict, said: str = "") -> str | None:
         return f"name{said} must be a string"
     if garbles_a_line(name):
         return f"name{said} {name!r} has a control character (a newline, a tab); give it in one plain line"
-    return None
-
-
-def pictures_problem(pictures) -> str | None:
-    """What is wrong with how a dataset's pictures were prepared ({"invert", "fill"}), or None."""
-    if not isinstance(pictures, dict):
-        return "must be a table (a dict) of invert and fill"
-    if unknown := sorted(set(pictures) - {"invert", "fill"}):
-        return f"has an unknown key {unknown[0]!r}; known: invert, fill"
-    return preparation_problem(pictures.get("invert", INVERT[0]), pictures.get("fill", FILL))
-
-
-def preparation_problem(invert, fill) -> str | None:
-    """What is wrong with how a picture is to be prepared, or None."""
-    if invert not in INVERT:
-        return f"invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}"
-    if not isinstance(fill, numbers.Real) or isinstance(fill, bool) or not 0 < fill <= 1:  # (numpy's floats too)
-        return f"fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill!r}"
     return None
 
 
@@ -252,8 +228,7 @@ def load_dataset_folder(folder: str | os.PathLike, verify: bool = True) -> Datas
     return Dataset(meta.get("name") or folder.resolve().name, tuple(classes or map(str, range(n))),
                    images["train"], labels["train"], images["test"], labels["test"], folder,
                    verified=verify and set(listed) == set(raws), sha256=digest.hexdigest(),
-                   pictures=None if pictures is None else {"invert": pictures.get("invert", INVERT[0]),
-                                                           "fill": float(pictures.get("fill", FILL))},
+                   pictures=None if pictures is None else pictures_or_default(pictures),
                    unverified_because="--no-verify" if not verify else f"{DATASET_TOML} has no [sha256] for every file"
                    if meta else f"no {DATASET_TOML} with [sha256]")
 
@@ -316,9 +291,9 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
     if classes:
         lines.append(f"classes = [{', '.join(_toml_string(c) for c in classes)}]")
     if pictures is not None:
+        pictures = pictures_or_default(pictures)
         lines += ["", "[pictures]  # how its pictures were prepared: pictures given to its runs are prepared so",
-                  f"invert = {_toml_string(pictures.get('invert', INVERT[0]))}",
-                  f"fill = {float(pictures.get('fill', FILL))!r}"]
+                  f"invert = {_toml_string(pictures['invert'])}", f"fill = {pictures['fill']!r}"]
     lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
     made: list[Path] = []  # the folders above it this call made, removed if the dataset is refused
 

@@ -24,6 +24,7 @@ model's size on a dark border lighter than the dataset's (prepared as a photo: i
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,9 +33,16 @@ import numpy as np
 import torch
 
 from .data import IMAGE_SIZE, image_size_problem
-from .datasets import FILL, INVERT, preparation_problem
 from .errors import UserError
 from .imagefile import open_picture
+
+# how a picture is made an image of a dataset (``read_picture``): negated by its border
+# (auto, the default), always or never, and the part of the frame its object's longer side spans
+# (all of it, as in Fashion-MNIST). A dataset made of pictures records them ([pictures] in its
+# dataset.toml), its runs too, and pictures given to a run are prepared so by default.
+INVERT = ("auto", "yes", "no")
+FILL = 1.0
+PICTURES = {"invert": INVERT[0], "fill": FILL}  # as Fashion-MNIST's: where a dataset records none
 
 FAINT = 0.05  # of the intensity range: a difference this small from the background is background
 UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
@@ -97,6 +105,31 @@ def prepare_image(path: str | Path, invert: str = INVERT[0], size: tuple[int, in
     spans ``fill`` of the frame: all of it, as in Fashion-MNIST; less for a dataset whose
     objects fill only part of each image (MNIST's digits: 20 of 28 pixels, 0.7)."""
     return read_picture(path, invert, size, fill).pixels
+
+
+def pictures_problem(pictures) -> str | None:
+    """What is wrong with how a dataset's pictures were prepared ({"invert", "fill"}), or None."""
+    if not isinstance(pictures, dict):
+        return "must be a table (a dict) of invert and fill"
+    if unknown := sorted(set(pictures) - {"invert", "fill"}):
+        return f"has an unknown key {unknown[0]!r}; known: invert, fill"
+    return preparation_problem(**(PICTURES | pictures))
+
+
+def preparation_problem(invert, fill) -> str | None:
+    """What is wrong with how a picture is to be prepared, or None."""
+    if invert not in INVERT:
+        return f"invert must be {', '.join(INVERT[:-1])} or {INVERT[-1]}, got {invert!r}"
+    if not isinstance(fill, numbers.Real) or isinstance(fill, bool) or not 0 < fill <= 1:  # (numpy's floats too)
+        return f"fill must be above 0 and at most 1 (the part of the frame the object spans), got {fill!r}"
+    return None
+
+
+def pictures_or_default(pictures: dict) -> dict:
+    """How pictures are prepared, ``pictures`` (checked by ``pictures_problem``) with what it leaves
+    out as Fashion-MNIST's (``PICTURES``), its fill a Python float."""
+    full = PICTURES | pictures
+    return {"invert": full["invert"], "fill": float(full["fill"])}
 
 
 def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,

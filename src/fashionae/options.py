@@ -70,7 +70,7 @@ def build_parser() -> Parser:
     from . import bench
     from .models import ModelConfig
     from .data import IMAGE_SIZE, VAL_SPLITS
-    from .datasets import INVERT
+    from .images import INVERT
     from .export import PARTS
     from .runconfig import STRATEGIES
     from .runs import LOCAL, RAY

@@ -26,12 +26,12 @@ import torch
 
 from .checkpoint import checkpoint_epoch
 from .data import CLASSES, FASHION_MNIST, Dataset, Splits
-from .datasets import FILL, INVERT, load_dataset, pictures_problem
+from .datasets import load_dataset
 from .distributed import on_processes
 from .errors import UserError
 from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of, read_json, read_rebuildable_json,
                     remove_file, seal_broken, sealed, write_json, write_jsonl)
-from .images import dataset_border
+from .images import dataset_border, pictures_or_default, pictures_problem
 from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
 from .settings import CLASSIFIER, is_number
@@ -487,7 +487,7 @@ class RunFolder:
         if problem := pictures_problem(pictures):
             raise self.damaged(self.CONFIG, f"records how its dataset's pictures were prepared wrongly ([pictures]: "
                                             f"{problem})")
-        return {"invert": pictures.get("invert", INVERT[0]), "fill": pictures.get("fill", FILL)}
+        return pictures_or_default(pictures)
 
     def dataset_border(self) -> float:
         """Its training images' border level (``images.dataset_border``), up to which a picture of
