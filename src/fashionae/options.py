@@ -203,7 +203,7 @@ def build_parser() -> Parser:
     add_data_args(s, dataset=False, of_run=True)
 
     pictures_help = ("picture files, PNG, JPEG and the like (or folders of them), any size and colour (a note in "
-                     "brackets ends a picture's line where its answer may say little, and says why)")
+                     "parentheses ends a picture's line where its answer may say little, and says why)")
     s = add_command("reconstruct", help="reconstruct your own pictures with an autoencoder run")
     s.add_argument("run_dir", help=ae_run_help)
     s.add_argument("images", nargs="+", help=pictures_help)
