@@ -15,7 +15,8 @@ from fashionae.errors import UserError
 from fashionae.inference import LoadedRun
 from fashionae.models import ModelConfig, build_model
 from fashionae.runconfig import RunConfig
-from fashionae.runfolder import CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES, RunFolder
+from fashionae.runfolder import (CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES, RunFolder,
+                                 resume_line)
 from fashionae.settings import CLASSIFIER
 from fashionae.training import TrainConfig
 from helpers import shapes, unsealed, write_dataset
@@ -163,7 +164,7 @@ def put_summary(folder: RunFolder, summary) -> None:
     (folder / folder.SUMMARY).write_text(json.dumps(summary))
 
 
-def test_a_folder_says_what_it_lacks(tmp_path):
+def test_a_folder_says_what_it_lacks(tmp_path, monkeypatch):
     missing = RunFolder(tmp_path / "absent")
     with pytest.raises(UserError, match=r"^encoder run .*absent does not exist; give a fashionae run folder$"):
         missing.require(what="encoder run")
@@ -217,6 +218,16 @@ def test_a_folder_says_what_it_lacks(tmp_path):
         here = f"{recorded.split(' && ')[0]} && fashionae train-ae --epochs 3 --seed 2 --out {folder.path.resolve()}"
         with pytest.raises(UserError, match=rf"run its command again to resume it: {re.escape(here)}$"):
             folder.require()
+    # as resume_line writes it (a data folder with a space, torchrun), read back: --out moved to this folder
+    monkeypatch.chdir(tmp_path)
+    recorded = resume_line("fashionae train-ae --out old", "/my data", 2)
+    assert recorded == (f"cd {tmp_path} && FASHIONAE_DATA='/my data' torchrun --nproc-per-node 2 -m fashionae "
+                        "train-ae --out old")
+    folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": recorded, "processes": 2})
+    here = (f"cd {tmp_path} && FASHIONAE_DATA='/my data' torchrun --nproc-per-node 2 -m fashionae train-ae --out "
+            f"{folder.path.resolve()}")
+    with pytest.raises(UserError, match=rf"\(no summary.json\); run its command again to resume it: {re.escape(here)}$"):
+        folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"processes": 2})  # (none recorded)
     with pytest.raises(UserError, match=r"\(no summary.json\); run its command again, under torchrun with 2 processes "
                                         r"in all \(--nproc-per-node 2 on one machine\), to resume it$"):

@@ -104,12 +104,11 @@ def resuming_command(a) -> str | None:
     each has its own line)."""
     from .data import DATA_ENV
     from .distributed import torchrun_variable, world_size
+    from .runfolder import resume_line
     world = world_size()
     if world > 1 and torchrun_variable("LOCAL_WORLD_SIZE", world, least=1) != world:
         return None
-    data = f"{DATA_ENV}={shlex.quote(os.environ[DATA_ENV])} " if os.environ.get(DATA_ENV) and not a.data_dir else ""
-    torchrun = f"torchrun --nproc-per-node {world} -m " if world > 1 else ""
-    return f"cd {shlex.quote(os.getcwd())} && {data}{torchrun}{a.command_line}"
+    return resume_line(a.command_line, None if a.data_dir else os.environ.get(DATA_ENV), world)
 
 
 def train_run(a, model: ModelConfig, out: str, **run) -> dict | None:

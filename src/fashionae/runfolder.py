@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import shlex
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import checkpoint_epoch
-from .data import CLASSES, FASHION_MNIST, Dataset, Splits
+from .data import CLASSES, DATA_ENV, FASHION_MNIST, Dataset, Splits
 from .datasets import load_dataset
 from .distributed import on_processes
 from .errors import UserError
@@ -84,6 +85,24 @@ def _one_of_each_task(runs: list[Path]) -> str:
 
 def _epochs(n: int) -> str:
     return f"{n} epoch{'s' * (n != 1)}"
+
+
+def resume_line(command_line: str, data_dir: str | None = None, processes: int = 1) -> str:
+    """The shell line a run records (its environment's ``command``) that runs its command again
+    from anywhere, which resumes it: ``cd FOLDER && [DATA_ENV=DIR] [torchrun ...] fashionae ...``,
+    in this folder, with the data folder the environment named (``data_dir``) and torchrun's
+    ``processes``; ``RunFolder._out_here`` reads it back."""
+    data = f"{DATA_ENV}={shlex.quote(data_dir)} " if data_dir else ""
+    torchrun = f"torchrun --nproc-per-node {processes} -m " if processes > 1 else ""
+    return f"cd {shlex.quote(os.getcwd())} && {data}{torchrun}{command_line}"
+
+
+def _shell_word(word: str) -> str:
+    """A word of a shell line, quoted: an environment's assignment (``resume_line``'s data folder)
+    with its name outside the quotes, which, quoted whole, the shell would run as a command (an
+    argument reads the same either way)."""
+    name, assigned, value = word.partition("=")
+    return f"{name}={shlex.quote(value)}" if assigned and name.isidentifier() else shlex.quote(word)
 
 
 def data_record(data: Dataset, splits: Splits) -> dict:
@@ -225,7 +244,7 @@ class RunFolder:
         return f"run its command again{under} to resume it" + (f": {self._out_here(command)}" if command else "")
 
     def _out_here(self, command: str) -> str:
-        """The recorded command (``cli.resuming_command``: ``cd FOLDER && ... fashionae ...``),
+        """The recorded command (``resume_line``: ``cd FOLDER && ... fashionae ...``),
         its --out this folder where the folder is not the one it names (moved or copied since:
         the command as it was would train another folder, there)."""
         try:
@@ -245,8 +264,8 @@ class RunFolder:
         where = Path(words[1]) if start else Path.cwd()
         if named is not None and (where / named).resolve() == self.path.resolve():
             return command
-        return (f"cd {shlex.quote(words[1])} && " if start else "") + shlex.join(
-            kept + ["--out", str(self.path.resolve())])
+        return (f"cd {shlex.quote(words[1])} && " if start else "") + " ".join(
+            map(_shell_word, kept + ["--out", str(self.path.resolve())]))
 
     def refuse_lost_config(self, name: str, out: bool = False) -> None:
         """A folder holding a run's files but not its config.json: the run is there, its
