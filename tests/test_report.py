@@ -534,11 +534,12 @@ def test_a_reference_column_with_no_classifier_on_its_encoder_is_left_out(study)
 
 def test_verdicts_effects_and_counts_read_as_the_report_prints_them():
     from fashionae.report import _effect, verdict_text
-    from fashionae.wording import count
+    from fashionae.progress import count
     assert verdict_text({"verdict": "inconclusive", "seeds": 3, "leaning": "supports"}) == \
         "inconclusive (3 seeds; leaning: supports)"
     assert verdict_text({"verdict": "confirmed", "seeds": 3, "leaning": None}) == "confirmed"
-    assert (count(1, "seed"), count(0, "run"), count(2, "run")) == ("1 seed", "0 runs", "2 runs")
+    assert (count(1, "seed"), count(0, "run"), count(2, "run"), count(1200, "image")) == (
+        "1 seed", "0 runs", "2 runs", "1,200 images")
     points = {"effect": 6.712, "ci": [1.731, 11.694], "unit": "points", "ci_reason": None}
     assert _effect(points) == ("+6.71 pts", "[+1.73 pts, +11.69 pts]")
     relative = {"effect": -0.0163, "ci": [-0.919, 0.462], "unit": "relative to l_size 512", "ci_reason": None}

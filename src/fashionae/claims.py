@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from .progress import count
+
 MIN_SEEDS = 3
 FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with this confidence
 CONFIDENCE = f"{100 * FAMILY_CONFIDENCE:.0f} %"  # as the report and its figures say it
@@ -353,7 +355,7 @@ def _overfitting(ae: dict) -> tuple[bool | None, str]:
     if verdict == "refuted":
         return False, said + within + alone
     n = len(rise["values"])
-    why = (f"{n} seed{'s' if n > 1 else ''}" if n < MIN_SEEDS else
+    why = (count(n, "seed") if n < MIN_SEEDS else
            interval(rise["values"], unit=unit)[1] or f"its interval straddles {_percent('overfits')}")
     return None, said + f"overfitting undecided ({why}; a rise of at least {_percent('overfits')} is its sign)"
 

@@ -16,6 +16,7 @@ from .errors import UserError
 from .files import read_rebuildable_json, refuse_unwritable_folder, sealed, write_json
 from .inference import LoadedRun
 from .plan import explored_run
+from .progress import count
 from .runfolder import RunFolder
 from .studyfolder import StudyFolder, refuse_a_model_folder
 from .settings import AUTOENCODER
@@ -139,8 +140,8 @@ def refuse_too_few(s: Splits, run: str, t: TrainConfig, advice: str) -> None:
     if few_train or few_test:
         short = " and ".join(more(images, subset) for images, subset, few in (
             ("training images", "train_subset", few_train), ("test images", "eval_subset", few_test)) if few)
-        raise UserError(f"{run}: {len(s.train_y):,} training image{'s' * (len(s.train_y) != 1)} and "
-                        f"{len(s.test_y):,} test image{'s' * (len(s.test_y) != 1)}, where a latent space needs "
+        raise UserError(f"{run}: {count(len(s.train_y), 'training image')} and "
+                        f"{count(len(s.test_y), 'test image')}, where a latent space needs "
                         f"{KNN_K} training images at least (the k-NN score's neighbours) and 2 test images (a map); "
                         f"{advice} {short}")
     if len(s.train_y[:FIT_IMAGES].unique()) < 2:

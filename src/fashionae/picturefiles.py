@@ -20,6 +20,7 @@ import torch
 from .errors import UserError
 from .files import refuse_unwritable_folder
 from .machine import memory_bytes
+from .progress import count
 
 SPLITS = ("train", "test")  # a folder of pictures made a dataset: SPLIT/CLASS/pictures
 PROGRESS_SECONDS = 10  # how often reading them says how far it is
@@ -231,7 +232,7 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
         for caveat in read[f].caveats:
             doubtful.setdefault(re.sub(r"\d[\d.,]*", "#", caveat), []).append((f, caveat))
     for which in list(doubtful.values())[:3]:
-        notes.append(f"{len(which):,} picture{'s' if len(which) > 1 else ''} (e.g. {which[0][0]}): {which[0][1]}")
+        notes.append(f"{count(len(which), 'picture')} (e.g. {which[0][0]}): {which[0][1]}")
     if doubtful:
         more = f" ({len(doubtful) - 3:,} other kinds of caveat too)" if len(doubtful) > 3 else ""
         notes.append(f"look at the pictures above{more}: to leave some out, delete {out} and write it again without them")

@@ -18,7 +18,7 @@ from .lock import FolderLock
 from .executors import run_local
 from .plan import PlannedRun, explored_run, make_plan
 from .preflight import check_plan, plan_states, refuse_changed, said_before_training
-from .progress import duration
+from .progress import count, duration
 from .report import write_report
 from .results import collect_results
 from .runs import LOCAL, Log, stderr
@@ -40,7 +40,7 @@ def log_finished_runs(plan: list[PlannedRun], states: dict[str, str], folder: St
         with folder.run(run.name).lock():
             logged += log_finished_run(folder.run(run.name), data)
     if logged:
-        log(f"tensorboard: the events of {logged} finished run{'s' if logged > 1 else ''} written from "
+        log(f"tensorboard: the events of {count(logged, 'finished run')} written from "
             "metrics.jsonl")
 
 

@@ -17,6 +17,7 @@ from .data import Dataset, make_splits
 from .errors import UserError
 from .files import refuse_a_link_to_nothing
 from .plan import PlannedRun, clf_run_name, known_config
+from .progress import count
 from .runconfig import RunConfig
 from .runfolder import RunFolder
 from .runs import check_every_class, subset_note, with_data
@@ -399,7 +400,7 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
                f"study of that name writes to {folder.path} unless --out says otherwise), give this study a name of "
                f"its own in its file, or another --out, to keep {them}; "
                f"else {fix.removesuffix(', or choose another --out')}")
-    raise UserError(f"{len(why)} run folder{'s' if len(why) > 1 else ''} of {folder / folder.RUNS} "
+    raise UserError(f"{count(len(why), 'run folder')} of {folder / folder.RUNS} "
                     f"{'holds a run that differs' if len(why) == 1 else 'hold runs that differ'} from what the study "
                     "asks for now: "
                     f"{', '.join(shown)}{more}; {fix}")

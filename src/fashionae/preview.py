@@ -23,7 +23,7 @@ from .pages import EMPTY, text_table
 from .executors import epochs_done
 from .plan import PlannedRun, explored_run, make_plan
 from .preflight import plan_states, refuse_before_training, refuse_too_large_models, said_before_training
-from .progress import duration
+from .progress import count, duration
 from .runconfig import RunConfig
 from .settings import CLASSIFIER
 from .study import Study
@@ -145,7 +145,7 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
               if r["kind"] == CLASSIFIER else EMPTY, duration(r["estimated_seconds"])] for r in rows]
     print(text_table(header, table), file=out)
     total = sum(r["estimated_seconds"] for r in rows)
-    print(f"\n{len(rows)} run{'s' * (len(rows) != 1)}, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
+    print(f"\n{count(len(rows), 'run')}, {sum(r['state'] == 'complete' for r in rows)} finished; estimated wall "
           f"time of the rest on this machine, one run at a time: {duration(total)} (from a probe of "
           "each model: training and evaluation speed over a few batches after a warm-up; each run's start "
           "and the writing of its files are not in it, which tiny runs feel). Images: training/validation.",

@@ -123,6 +123,11 @@ def seconds_text(x: float) -> str:
     return f"{x:.1f}" if x < 0.95 else f"{x:.0f}"
 
 
+def count(n: int, what: str) -> str:
+    """A count with its noun, as every message says one: "1 seed", "2 seeds", "1,200 images"."""
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def duration(seconds: float) -> str:
     """"6h55m", "4m05s", "42s": a wall time as the progress lines and --plan print it."""
     seconds = max(0, int(seconds))

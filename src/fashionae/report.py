@@ -22,7 +22,7 @@ from .errors import UserError
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
 from .pages import EMPTY
-from .progress import seconds_text
+from .progress import count, seconds_text
 from .reference import CLASSIFIER_ENCODER, REFERENCE, for_classifier, reference_model
 from .results import classes_of, confusion_text, encoder_of, near_trivial, pca_row
 from .runconfig import CONTROL
@@ -30,7 +30,7 @@ from .runs import LOCAL
 from .studyfolder import StudyFolder
 from .summary import FAMILY_NAMES, another_look, not_one_change, other_family, summary
 from .verdicts import classifier_lines, verdict_tables, without_intervals
-from .wording import amount, count, differs_text, stat, value
+from .wording import amount, differs_text, stat, value
 
 
 def _pca(results: dict, k: int | None) -> str:
@@ -277,7 +277,7 @@ def provenance(folder: StudyFolder, results: dict) -> tuple[list[list[str]], lis
         counts = Counter(seen).most_common()  # ties in the order first seen
         if len(counts) == 1:
             return counts[0][0]
-        return (", ".join(f"{v} ({n} run{'s' * (n > 1)})" for v, n in counts)
+        return (", ".join(f"{v} ({count(n, 'run')})" for v, n in counts)
                 + (" (a run resumed under another counts under each)" if len(seen) > len(sessions) else ""))
     items = [[k, across(k)] for k in ("fashionae", "torch", "python", "platform", "git_commit")]
     if data := run.data_record():

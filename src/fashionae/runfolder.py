@@ -35,6 +35,7 @@ from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of,
 from .images import dataset_border, pictures_or_default, pictures_problem
 from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
+from .progress import count
 from .settings import CLASSIFIER, is_number
 from .runconfig import RunConfig
 from .training import TrainConfig
@@ -81,10 +82,6 @@ def _one_of_each_task(runs: list[Path]) -> str:
     if not first:
         return str(runs[0])
     return " or ".join(f"{path} ({'an' if task[0] in 'aeiou' else 'a'} {task})" for task, path in first.items())
-
-
-def _epochs(n: int) -> str:
-    return f"{n} epoch{'s' * (n != 1)}"
 
 
 def resume_line(command_line: str, data_dir: str | None = None, processes: int = 1) -> str:
@@ -306,7 +303,7 @@ class RunFolder:
                 return "extend"
             if self.fewer_epochs(cfg):
                 asked = cfg.train.epochs
-                raise UserError(f"{self.path} holds a finished run of {_epochs(self.config().train.epochs)}, and {asked} "
+                raise UserError(f"{self.path} holds a finished run of {count(self.config().train.epochs, 'epoch')}, and {asked} "
                                 f"{'is' if asked == 1 else 'are'} asked for: a run is trained on to more epochs, never "
                                 "back to fewer; choose another --out, or delete it to start over")
             said = [self.in_words(d, cfg) for d in diffs[:3]]
@@ -322,8 +319,8 @@ class RunFolder:
         difference."""
         if not self.other_epochs(cfg):
             return False
-        held = f"{self.path} holds a run of {_epochs(self.config().train.epochs)}"
-        another = f"train a run of {_epochs(cfg.train.epochs)} into another --out"
+        held = f"{self.path} holds a run of {count(self.config().train.epochs, 'epoch')}"
+        another = f"train a run of {count(cfg.train.epochs, 'epoch')} into another --out"
         if why := self.why_not_extend(cfg):
             stateless = not cfg.train.fitted_to_epochs and not self.has_checkpoint()
             later = " (with --keep-state, --extend can train it on later)" if stateless else ""
@@ -359,7 +356,7 @@ class RunFolder:
         if not self.has_checkpoint():
             return "that did not keep its training state (Adam's moments, the random generators), which training it on needs"
         if (trained := self.epochs_trained()) > cfg.train.epochs:
-            return f"that has trained {_epochs(trained)} already: ask for {trained} or more"
+            return f"that has trained {count(trained, 'epoch')} already: ask for {trained} or more"
         return None
 
     def epochs_trained(self) -> int:
@@ -418,7 +415,7 @@ class RunFolder:
         except UserError:
             return said
         if theirs and now and theirs != now:
-            said += (f" (the new one ran on {now} thread{'s' * (now != 1)}, the classifier on {theirs}: deleted and "
+            said += (f" (the new one ran on {count(now, 'thread')}, the classifier on {theirs}: deleted and "
                      f"trained again with OMP_NUM_THREADS={theirs}, it may come out as before)")
         return said
 

@@ -27,7 +27,7 @@ from .errors import UserError
 from .machine import cpu_info
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
-from .progress import progress_bar
+from .progress import count, progress_bar
 from .runconfig import FROM_TRAINED_ENCODER, FROZEN_ENCODER, STRATEGIES, RunConfig
 from .runfolder import RunFolder, data_record, epoch_figures
 from .settings import AUTOENCODER, CLASSIFIER
@@ -341,7 +341,7 @@ def other_threads_note(started_on: int | None) -> str | None:
     if not started_on or started_on == now:
         return None
     same = f"--cpus-per-run {started_on}" if executor_name() == RAY else f"OMP_NUM_THREADS={started_on}"
-    return (f"it started on {started_on} thread{'s' * (started_on != 1)} and resumes on {now}, which sum in another "
+    return (f"it started on {count(started_on, 'thread')} and resumes on {now}, which sum in another "
             "order: its result will differ from an uninterrupted run's about as much as another seed's "
             f"({same} resumes it exactly)")
 

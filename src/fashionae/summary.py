@@ -7,10 +7,11 @@ from __future__ import annotations
 import math
 
 from .claims import CONFIDENCE, MIN_SEEDS
+from .progress import count
 from .results import classes_of, near_trivial, pca_row
 from .runconfig import CONTROL
 from .verdicts import classifier_lines
-from .wording import amount, count, differs_text, stat
+from .wording import amount, differs_text, stat
 
 SHORT_EPOCHS = 2  # a model that learned next to nothing in this many epochs or fewer: likely too little training
 

@@ -1,4 +1,4 @@
-"""How the report writes a figure: over seeds, alone, as a count, as an effect in its unit, as a
+"""How the report writes a figure: over seeds, alone, as an effect in its unit, as a
 change of settings. One place, so that the tables, their captions and the summary write a number alike."""
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ def stat(s: dict | None, digits: int = 4, pct: bool = False) -> str:
 def value(x, digits: int = 4, pct: bool = False) -> str:
     """One number: "0.0123" (a percentage with ``pct``)."""
     return EMPTY if x is None else f"{x * (100 if pct else 1):.{digits}f}"
-
-
-def count(n: int, what: str) -> str:
-    """A count with its noun: "1 seed", "2 seeds"."""
-    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def amount(x: float, unit: str) -> str:
