@@ -495,6 +495,15 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert capsys.readouterr().err == (f"fashionae: error: 1 of the 2 pictures cannot be used, so none is answered: "
                                        f"image {mac / 'gone.jpg'} is a link to {tmp_path / 'moved-away.jpg'}, which "
                                        "does not exist. Fix or remove them, or name only the others\n")
+    (mac / "loop-a.png").symlink_to(mac / "loop-b.png")  # links in a loop: said with the others (a stop alone before)
+    (mac / "loop-b.png").symlink_to(mac / "loop-a.png")
+    assert main(["classify", str(clf), str(mac)]) == 2
+    assert capsys.readouterr().err == (
+        f"fashionae: error: 3 of the 4 pictures cannot be used, so none is answered: image {mac / 'gone.jpg'} is a link "
+        f"to {tmp_path / 'moved-away.jpg'}, which does not exist; image {mac / 'loop-a.png'} is a link to "
+        f"{mac / 'loop-b.png'}, which leads round a loop of links to no file; link it to the picture file; image "
+        f"{mac / 'loop-b.png'} is a link to {mac / 'loop-a.png'}, which leads round a loop of links to no file; link "
+        "it to the picture file. Fix or remove them, or name only the others\n")
 
     # the wrong kind of run, or a non-image: one line, exit 2
     assert main(["classify", str(ae), str(img)]) == 2

@@ -7,6 +7,7 @@ warnings (a damaged EXIF block, a picture over its pixel limit). Preparing it fo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import tempfile
@@ -21,6 +22,14 @@ from .errors import UserError
 MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
 
 
+def _in_a_loop(link: Path) -> bool:
+    try:
+        link.stat()
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
 def open_picture(path: str | Path, size: tuple[int, int]) -> tuple:
     """The picture at ``path`` in RGBA, and the notes of the file itself (a faint 12-bit
     picture, a damaged EXIF block); UserError for a file that cannot be one (``size``: the
@@ -28,6 +37,9 @@ def open_picture(path: str | Path, size: tuple[int, int]) -> tuple:
     from PIL import Image, UnidentifiedImageError
     path = Path(path)
     if not path.exists():
+        if path.is_symlink() and _in_a_loop(path):
+            raise UserError(f"image {path} is a link to {path.readlink()}, which leads round a loop of links to no "
+                            "file; link it to the picture file")
         raise UserError(f"image {path} is a link to {path.readlink()}, which does not exist" if path.is_symlink() else
                         f"image {path} does not exist")
     if path.is_dir():

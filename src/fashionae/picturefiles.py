@@ -63,11 +63,20 @@ def picture_files(paths: list[str]) -> list[str]:
         raise UserError(f"{', '.join(only_reconstructions)} hold{'s' if len(only_reconstructions) == 1 else ''} only "
                         f"reconstructions written by fashionae reconstruct (*{RECONSTRUCTION}), no pictures to read; "
                         "name the pictures, or name those files to read them anyway")
-    named = {Path(p).resolve(): p for p in paths if not Path(p).is_dir()}
+    named = {_resolved(p): p for p in paths if not Path(p).is_dir()}
     first = {}  # each picture where it first comes
     for f in files:
-        first.setdefault(Path(f).resolve(), f)
+        first.setdefault(_resolved(f), f)
     return [named.get(r, f) for r, f in first.items()]
+
+
+def _resolved(path: str) -> Path:
+    """The file a path leads to, by which a picture named twice is known; a link in a loop of
+    links leads nowhere, and stands for itself (``read_picture`` says what it is, with the others)."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):  # (Python 3.11's RuntimeError for a loop; 3.13's OSError)
+        return Path(path).absolute()
 
 
 def reconstruction_files(paths: list[str], out: Path) -> dict[Path, str]:
