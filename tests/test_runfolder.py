@@ -326,8 +326,14 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     (folder / "summary.json").unlink()
     (folder / "config.json").write_text('{"model": {"latent": "big"}, "train": {}}')
     with pytest.raises(UserError, match=r"holds settings this fashionae cannot read .*; it was written by "
-                                        r"another version, or edited$"):
+                                        r"another version, or edited: put back a copy of it, or delete .* and run "
+                                        r"its command again, or read it with the version that wrote it$"):
         folder.config()
+    for lost in ("model", "train"):  # a table deleted: a KeyError's bare ('model') before, with no fix
+        (folder / "config.json").write_text(json.dumps({k: {} for k in ("model", "train", "data") if k != lost}))
+        with pytest.raises(UserError, match=rf"config.json is not a run's settings as fashionae writes them \(it was "
+                                            rf"edited or damaged\); put back a copy of it"):
+            folder.config()
 
 
 def test_state_for_an_out_folder(tmp_path):

@@ -441,7 +441,8 @@ class RunFolder:
     def raw_config(self) -> dict:
         """config.json as written: the settings' tables, and the data and environment recorded."""
         raw = read_json(self / self.CONFIG, "run settings", self.restore)
-        if not isinstance(raw, dict) or not all(isinstance(raw.get(k, {}), dict)
+        # (the settings' tables are in every config.json fashionae writes: one without them is not its)
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k, None if k in ("model", "train") else {}), dict)
                                                 for k in ("model", "train", "data", "environment")):
             raise self.damaged(self.CONFIG, "is not a run's settings as fashionae writes them")
         return raw
@@ -481,9 +482,10 @@ class RunFolder:
         raw = self.raw_config()
         try:
             return RunConfig.from_dict(raw)
-        except (KeyError, TypeError, UserError) as e:
-            raise UserError(f"{self / self.CONFIG} holds settings this fashionae cannot read ({e}); "
-                            "it was written by another version, or edited") from None
+        except (TypeError, UserError) as e:
+            raise UserError(f"{self / self.CONFIG} holds settings this fashionae cannot read ({e}); it was written "
+                            f"by another version, or edited: {self.restore}, or read it with the version that "
+                            "wrote it") from None
 
     def classes(self) -> tuple[str, ...]:
         """The class names of the data the run saw (Fashion-MNIST's for folders from before); a
