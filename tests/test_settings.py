@@ -232,3 +232,16 @@ def test_an_option_given_at_the_value_that_replaces_it_is_not_overridden():
     assert settings.overridden(ModelConfig(latent=16), ModelConfig(latent=16), given) == []
     assert settings.overridden(ModelConfig(latent=999), ModelConfig(latent=16), given) == ["--latent 999 (its: 16)"]
     assert settings.overridden(ModelConfig(latent=999), ModelConfig(latent=16), frozenset()) == []
+
+
+def test_a_count_beyond_two_to_the_31_is_refused_as_a_slip():
+    """Epochs, a batch or a subset of 10^11 or 10^23 (a key held down) are refused, not planned for
+    millions of hours: every count is at most 2**31 - 1, as a latent's size is."""
+    assert positive_int(2**31 - 1) is None
+    assert positive_int(2**31) == "must be a positive integer of at most 2,147,483,647, got 2,147,483,648"
+    for key in ("epochs", "batch_size", "train_subset"):
+        with pytest.raises(UserError, match=f"^{key} must be a positive integer of at most 2,147,483,647, got "
+                                            "100,000,000,000$"):
+            TrainConfig.from_dict({key: 10**11})
+    with pytest.raises(UserError, match="^--epochs must be a positive integer of at most 2,147,483,647"):
+        settings.from_options(TrainConfig, build_parser().parse_args(["train-ae", "--epochs", str(10**23)]))

@@ -27,7 +27,7 @@ from .data import IMAGE_SIZE, image_size_problem
 from .dropout import Dropout, ReLUDropout, transformed
 from .errors import UserError
 from .layers import BlockConvTranspose2d, Layers
-from .settings import AUTOENCODER, CLASSIFIER, boolean, integer_in, number_in, positive_int, setting
+from .settings import AUTOENCODER, CLASSIFIER, LARGEST, boolean, integer_in, number_in, positive_int, setting
 
 
 # ------------------------------------------------------------------ encoder types, upsampling stages
@@ -105,7 +105,7 @@ class ModelConfig:
     arch: str = setting("linear", "linear: a bottleneck Linear(C*h*w, latent); conv: the latent is "
                         "the C x h x w feature map", choices=ARCHS)
     # (the bound: past it, torch overflows before the memory check can count the parameters)
-    latent: int = setting(512, "the study's l_size (linear arch)", check=integer_in(1, 2**31 - 1))
+    latent: int = setting(512, "the study's l_size (linear arch)", check=integer_in(1, LARGEST))
     encoder_type: str = setting("paper", "paper (Table I) | strided | strong", choices=ENCODER_TYPES)
     decoder: str = setting("k2", "k2 (the author's) | k3 | k4 | resize", choices=DECODERS,
                            only=AUTOENCODER)

@@ -47,9 +47,14 @@ def is_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+LARGEST = 2**31 - 1  # a count beyond this (epochs, a batch, a subset) is a slip, not a setting
+
+
 def positive_int(v) -> str | None:
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         return f"must be a positive integer, got {v!r}"
+    if v > LARGEST:
+        return f"must be a positive integer of at most {LARGEST:,}, got {v:,}"
     return None
 
 
