@@ -320,7 +320,7 @@ def image_size_problem(size) -> str | None:
     return None
 
 
-def split_sizes(ds: Dataset, val: str = "holdout", train_subset: int | None = None,
+def split_sizes(ds: Dataset, val: str = VAL_SPLITS[0], train_subset: int | None = None,
                 eval_subset: int | None = None) -> tuple[int, int, int]:
     """How many training, validation and test images ``make_splits`` gives, without making them:
     the one owner of the splits' sizes (``make_splits`` takes them from here)."""
@@ -332,7 +332,7 @@ def split_sizes(ds: Dataset, val: str = "holdout", train_subset: int | None = No
     return min(n_train, train_subset or n_train), min(n_val, eval_subset or n_val), min(n_test, eval_subset or n_test)
 
 
-def make_splits(ds: Dataset, val: str = "holdout", train_subset: int | None = None,
+def make_splits(ds: Dataset, val: str = VAL_SPLITS[0], train_subset: int | None = None,
                 eval_subset: int | None = None) -> Splits:
     """The train / validation / test sets of a run.
 

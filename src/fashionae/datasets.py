@@ -39,6 +39,7 @@ from .images import pictures_or_default, pictures_problem
 
 DATASET_TOML = "dataset.toml"  # your own dataset's name, classes and checksums
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+NPZ = "data.npz"  # the arrays, as write_npz_dataset names them (a folder's one .npz is read by any name)
 
 
 def load_dataset(dataset: str = FASHION_MNIST, data_dir: str | os.PathLike | None = None,
@@ -278,12 +279,12 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         raise UserError(f"write_npz_dataset: pictures= {problem}")
     refuse_a_taken_folder(folder)
     arrays = {k: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a  # (one that requires grad too)
-              for k, a in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test))}
+              for k, a in zip(NPZ_KEYS, (x_train, y_train, x_test, y_test))}
     given = io.BytesIO()
     np.savez(given, **arrays)
     # kept as the folder is read (pixels as bytes [N, H, W], labels int64): not floats of 0-1, four
     # times the size, converted again at every load; arrays that cannot be stored so are refused now
-    images, labels = _npz_arrays(folder / "data.npz", given.getvalue())
+    images, labels = _npz_arrays(folder / NPZ, given.getvalue())
     buf = io.BytesIO()
     np.savez_compressed(buf, **{f"{k}_{s}": a[s].numpy() for k, a in (("x", images), ("y", labels))
                                 for s in ("train", "test")})
@@ -294,7 +295,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         pictures = pictures_or_default(pictures)
         lines += ["", "[pictures]  # how its pictures were prepared: pictures given to its runs are prepared so",
                   f"invert = {_toml_string(pictures['invert'])}", f"fill = {pictures['fill']!r}"]
-    lines += ["", "[sha256]", f'"data.npz" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
+    lines += ["", "[sha256]", f'"{NPZ}" = "{hashlib.sha256(buf.getvalue()).hexdigest()}"']
     made: list[Path] = []  # the folders above it this call made, removed if the dataset is refused
 
     def unmake() -> None:
@@ -315,7 +316,7 @@ def write_npz_dataset(folder: str | os.PathLike, x_train, y_train, x_test, y_tes
         unmake()
         raise UserError(f"cannot write {folder}: {e.strerror}; write the dataset to another folder") from None
     try:
-        for name, data in (("data.npz", buf.getvalue()), (DATASET_TOML, ("\n".join(lines) + "\n").encode())):
+        for name, data in ((NPZ, buf.getvalue()), (DATASET_TOML, ("\n".join(lines) + "\n").encode())):
             try:
                 (tmp / name).write_bytes(data)
             except OSError as e:  # a full disk: said of the folder asked for, nothing left behind

@@ -92,7 +92,7 @@ def explore(run_dir: str | Path, out: str | Path | None = None, data: Dataset | 
     # an interruption knows the figures as its own (until the end, it holds no scores); one of
     # this model's, finished, stays until the new one is whole
     if (read_rebuildable_json(out / folder.EXPLORE_JSON) or {}).get("model_sha256") != model:
-        write_json(out / folder.EXPLORE_JSON, {"run": str(folder.path), "model_sha256": model})
+        write_json(out / folder.EXPLORE_JSON, {k: result[k] for k in folder.EXPLORE_START})
     from sklearn.decomposition import PCA
     codes = test_z[:MAP_IMAGES]
     if np.ptp(codes, axis=0).max() == 0:  # no map to draw (and scikit-learn's t-SNE crashes on one)

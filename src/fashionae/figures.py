@@ -21,6 +21,7 @@ from .verdicts import classifier_lines, without_intervals
 FIGURE_GROUPS = {"autoencoders": "Autoencoders", "classifiers": "Classifiers", "latent": "Latent space"}
 
 Figure = tuple[str, str, str]  # (section, file in figures/, caption)
+RECONSTRUCTIONS = "_reconstructions.png"  # the end of the reconstructions' figure's name: it takes a row
 
 AUTHOR_EPOCH = "60,000 images at a constant learning rate"
 
@@ -72,33 +73,37 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
     rows = (results["baselines"] or {}).get("pca", [])
     pca = [(r["k"], r["test_mse"]) for r in rows if r["k"] < pixels]
     if linear or pca:  # without a curve (one size, no baselines) the figure would be points alone
-        plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / "overview_mse_by_size.png")
+        name = "overview_mse_by_size.png"
+        plots.mse_by_size("Test MSE against latent size", linear, pca, others, figs / name)
         drawn = (["the linear autoencoders"] if linear else []) + (["PCA at every k"] if pca else [])
-        out.append(("overview", "overview_mse_by_size.png", "Test MSE per pixel against the latent's size (log "
+        out.append(("overview", name, "Test MSE per pixel against the latent's size (log "
                     "scale): " + " and ".join(drawn) + (" as curves, " if len(drawn) > 1 else " as a curve, ")
                     + (", ".join(f"{n} at its {k:,} values" for n, k, _ in others)
                        + (" as points; " if len(others) > 1 else " as a point; ") if others else "")
                     + seeds(aes[0]["runs"]) + (f"; PCA with all {pixels} components (exact) left out"
                                                if len(pca) < len(rows) else "") + "."))
+    name = "overview_val_curves.png"
     plots.overlaid_curves("Validation MSE of every autoencoder", [(a["name"], [metrics[r] for r in a["runs"]])
-                          for a in aes], "val_loss", "validation MSE", figs / "overview_val_curves.png")
+                          for a in aes], "val_loss", "validation MSE", figs / name)
     epochs = {min(len(metrics[r]) for r in a["runs"]) for a in aes}  # a std of one epoch is a bar, not a band
     spread = " (bars)." if epochs == {1} else " (bands; of one epoch, bars)." if 1 in epochs else " (bands)."
-    out.append(("overview", "overview_val_curves.png", "Validation MSE per epoch of every autoencoder on one "
+    out.append(("overview", name, "Validation MSE per epoch of every autoencoder on one "
                 f"axis (log scale), {seeds(aes[0]['runs'])}" + (spread if len(aes[0]["runs"]) > 1 else ".")))
 
     if results.get("ablation"):
+        name = "overview_ablation.png"
         plots.effects("Ablation: change of validation MSE", [(" ".join(a["change"].split()), a["val_mse"]["effect"],
                       a["val_mse"]["ci"]) for a in results["ablation"]], "change of validation MSE, %",
-                      figs / "overview_ablation.png")
-        out.append(("overview", "overview_ablation.png", "What each change does to the validation MSE: the "
+                      figs / name)
+        out.append(("overview", name, "What each change does to the validation MSE: the "
                     "relative change, paired by seed, averaged" + _intervals(results, "ablation", "on the log scale")
                     + "; left of the dashed line the variant reconstructs better."))
     if lines := classifier_lines(results.get("ablation", [])):
+        name = "overview_ablation_classifiers.png"
         plots.effects("Ablation: change of classifier accuracy", [(" ".join(a["change"].split()) + f"\n({a['strategy']})",
                       a["val_acc"]["effect"], a["val_acc"]["ci"]) for a in lines],
-                      "change of validation accuracy, points", figs / "overview_ablation_classifiers.png", scale=1)
-        out.append(("overview", "overview_ablation_classifiers.png", "What each change of encoder does to the "
+                      "change of validation accuracy, points", figs / name, scale=1)
+        out.append(("overview", name, "What each change of encoder does to the "
                     "validation accuracy of the classifiers trained on both: the difference in points, paired by seed"
                     + _intervals(results, "ablation-classifiers") + "; right of the dashed line the variant's encoder "
                     "classifies better."))
@@ -112,8 +117,9 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
                     f"{seeds(ae['runs'], ae['test_mse'])}" + (f"; dotted: the author's code, whose epochs are {AUTHOR_EPOCH}"
                                               + _here(ae) if author else "") + "."))
     k = len(aes) + 1
-    if _reconstructions(folder, results, figs / f"fig{k}_reconstructions.png"):
-        out.append(("autoencoders", f"fig{k}_reconstructions.png", f"Fig. {k}: validation images (top row) and "
+    name = f"fig{k}{RECONSTRUCTIONS}"
+    if _reconstructions(folder, results, figs / name):
+        out.append(("autoencoders", name, f"Fig. {k}: validation images (top row) and "
                     "their reconstructions by each autoencoder (seed 0)."))
     k += 1
     clfs = results["classifiers"]
@@ -154,7 +160,7 @@ def draw_figures(folder: StudyFolder, results: dict, figs: Path) -> list[Figure]
 def takes_a_row(file: str) -> bool:
     """A figure of images (the reconstructions, a latent interpolation): too small to read in a
     column of the page, it takes a row of its own."""
-    return file.endswith(("_reconstructions.png", f"_{INTERPOLATION}"))
+    return file.endswith((RECONSTRUCTIONS, f"_{INTERPOLATION}"))
 
 
 def _reconstructions(folder: StudyFolder, results: dict, path: Path) -> bool:

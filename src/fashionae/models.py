@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import settings
-from .data import IMAGE_SIZE, image_size_problem
+from .data import CLASSES, IMAGE_SIZE, image_size_problem
 from .dropout import Dropout, ReLUDropout, transformed
 from .errors import UserError
 from .layers import BlockConvTranspose2d, Layers
@@ -115,7 +115,7 @@ class ModelConfig:
     paper_head: bool = setting(False, "the author's defect: Sigmoid before the cross-entropy, dropout "
                                "active in a frozen encoder", check=boolean, only=CLASSIFIER)
     image_size: tuple = setting(IMAGE_SIZE, option=False, check=image_size_problem)  # taken from the data
-    num_classes: int = setting(10, option=False, check=positive_int)  # taken from the data
+    num_classes: int = setting(len(CLASSES), option=False, check=positive_int)  # taken from the data
 
     def validate(self) -> "ModelConfig":
         settings.check(self)

@@ -102,6 +102,13 @@ def _shell_word(word: str) -> str:
     return f"{name}={shlex.quote(value)}" if assigned and name.isidentifier() else shlex.quote(word)
 
 
+def _is_run_config(raw) -> bool:
+    """Whether a config.json's content is a run's settings as fashionae writes them: its settings'
+    tables, in every one; the data's and environment's, where there, tables too."""
+    return (isinstance(raw, dict) and isinstance(raw.get("model"), dict) and isinstance(raw.get("train"), dict)
+            and all(isinstance(raw.get(k, {}), dict) for k in ("data", "environment")))
+
+
 def data_record(data: Dataset, splits: Splits) -> dict:
     """What config.json records of the data a run sees (``RunFolder.data_record`` reads it back)."""
     return {"classes": list(data.classes), "image_size": list(data.image_size),
@@ -172,6 +179,7 @@ class RunFolder:
     CHECKPOINT, EXPLORE, TENSORBOARD = "checkpoint.safetensors", "explore", "tensorboard"
     EXPLORE_JSON = "explore.json"  # in EXPLORE, or in ``fashionae explore --out``
     EXPLORE_SEAL = "explore_sha256"  # explore.json's digest of the rest of itself (before 0.3.23: none)
+    EXPLORE_START = ("run", "model_sha256")  # explore.json's keys once it has started, before its scores
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -441,11 +449,13 @@ class RunFolder:
     def raw_config(self) -> dict:
         """config.json as written: the settings' tables, and the data and environment recorded."""
         raw = read_json(self / self.CONFIG, "run settings", self.restore)
-        # (the settings' tables are in every config.json fashionae writes: one without them is not its)
-        if not isinstance(raw, dict) or not all(isinstance(raw.get(k, None if k in ("model", "train") else {}), dict)
-                                                for k in ("model", "train", "data", "environment")):
+        if not _is_run_config(raw):
             raise self.damaged(self.CONFIG, "is not a run's settings as fashionae writes them")
         return raw
+
+    def holds_a_run(self) -> bool:
+        """Whether its config.json is one fashionae wrote, readable (another tool's is not)."""
+        return _is_run_config(read_rebuildable_json(self / self.CONFIG))
 
     def environment(self) -> dict:
         """How and where the run was made, as config.json records it (its last session's)."""
@@ -639,7 +649,7 @@ class RunFolder:
         if not self.explore_json().is_file():
             return "is missing (the study was stopped before it mapped the run, or it was deleted)"
         written = read_rebuildable_json(self.explore_json())
-        if isinstance(written, dict) and written and set(written) <= {"run", "model_sha256"}:  # (explore's first write)
+        if isinstance(written, dict) and written and set(written) <= set(self.EXPLORE_START):
             return "holds no scores: the latent space was stopped before it was finished"
         return "is damaged or was edited"
 

@@ -507,7 +507,7 @@ def parse_study(merged: dict, source: str, profile: str, by_hand: bool = True,
         for encoder in encoders:
             if encoder != BEST and encoder not in names:
                 raise UserError(f"study file {source}: [classifiers] encoder {encoder!r} is not trained "
-                                f"by any autoencoder of the study (known: {', '.join(names)}, or \"best\")")
+                                f"by any autoencoder of the study (known: {', '.join(names)}, or \"{BEST}\")")
         if len(set(encoders)) != len(encoders):
             raise UserError(f"study file {source}: [classifiers] encoder names one encoder twice; name each once")
         strategies = c.get("strategies", list(STRATEGIES))

@@ -56,6 +56,10 @@ class StudyFolder:
         """The run folder a results.json ``runs`` entry names (``entry``)."""
         return self.run(Path(entry).name)
 
+    def holds_a_study(self) -> bool:
+        """Whether its study.json is one fashionae wrote, readable (another tool's is not)."""
+        return "autoencoders" in (read_rebuildable_json(self / self.STUDY) or {})
+
     def is_study(self) -> bool:
         return (self / self.STUDY).is_file()
 
@@ -233,11 +237,9 @@ def refuse_a_model_folder(out: str | Path, study_hint: str = "which holds a stud
     """An ``--out`` for files of a command's own (baselines, latent-space maps) that is a run or a
     study folder, whose layouts are theirs: refused before anything is computed. (A folder with
     another tool's config.json or study.json is neither.)"""
-    study = read_rebuildable_json(Path(out) / StudyFolder.STUDY) or {}
-    if "autoencoders" in study:
+    if StudyFolder(out).holds_a_study():
         raise UserError(f"{out} is a study folder, {study_hint}; choose another --out")
-    run = read_rebuildable_json(Path(out) / RunFolder.CONFIG) or {}
-    if isinstance(run.get("model"), dict) and isinstance(run.get("train"), dict):
+    if RunFolder(out).holds_a_run():
         raise UserError(f"{out} is a run folder, which holds one run's files; choose another --out")
 
 
