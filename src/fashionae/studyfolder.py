@@ -167,14 +167,15 @@ class StudyFolder:
 
     def write_timing(self, seconds: float, stages: dict[str, float], command: str | None, executor: str) -> None:
         """The record of the last invocation that trained (``timing``): its wall time, each stage's,
-        its command and executor, and how many invocations trained."""
+        its command and executor, and how many invocations trained to the end."""
         write_json(self / self.TIMING, {"last_invocation_seconds": seconds, "stages": stages,
                                         "invocations": (self.timing() or {}).get("invocations", 0) + 1,
                                         "command": command, "executor": executor})
 
     def timing(self) -> dict | None:
-        """``write_timing``'s record, or None where it is missing, or damaged or edited into another
-        shape (left out of the report; the next invocation that trains writes it again)."""
+        """``write_timing``'s record, or None where it is missing (every run was trained by an
+        invocation stopped before its end), or damaged or edited into another shape: left out of the
+        report; the next invocation that trains writes it again."""
         timing = read_rebuildable_json(self / self.TIMING)
         if not timing or not (is_number(timing.get("last_invocation_seconds"))
                               and isinstance(timing.get("stages"), dict) and all(map(is_number, timing["stages"].values()))
