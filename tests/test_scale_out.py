@@ -379,6 +379,38 @@ def test_a_process_waiting_for_torchruns_others_stops_at_a_ctrl_c_or_sigterm(dat
         assert "Traceback" not in err and list(tmp_path.iterdir()) == []
 
 
+def test_processes_started_by_hand_with_different_settings_are_refused_before_anything_is_written(data_dir,
+                                                                                                   tmp_path):
+    """Two processes a batch script started by hand (torchrun's variables, no torchrun), one given
+    --latent 16, the other 32: each stops in one line naming what differs, before the folder is
+    made (process 1 met DDP's "internal error" of tensor sizes before, process 0 a lost process)."""
+    import socket
+    src = str(Path(__file__).parent.parent / "src")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    procs = []
+    for rank, latent in ((0, 16), (1, 32)):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+               "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        env.pop("TORCHELASTIC_RUN_ID", None)
+        procs.append(subprocess.Popen([sys.executable, "-m", "fashionae", "train-ae", *COMMON, "--latent", str(latent),
+                                       "--data-dir", str(data_dir), "--out", str(tmp_path / "ae")],
+                                      env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path))
+    try:
+        errs = [proc.communicate(timeout=120)[1] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    said = ("fashionae: error: the 2 processes were given different runs (model.latent 16 on process 0, 32 on "
+            "process 1); start every process with the same command, on machines alike (or with --device and "
+            "--precision given)")
+    assert [proc.returncode for proc in procs] == [2, 2], errs
+    assert [err.strip() for err in errs] == [said, said]  # (torchrun did not start process 1: it says its own)
+    assert list(tmp_path.iterdir()) == []
+
+
 # 1,001 training images: the last batch has one image, which one process trains and the other
 # stands in for (counted for nothing); 200 evaluation images: one batch, so one process has none
 # (the classifier below evaluates 1,005: five batches, gathered back in order).
