@@ -305,18 +305,44 @@ def test_a_loaded_run_takes_its_datasets_images_saved_as_pictures_as_they_are_on
     from fashionae.datasets import load_dataset
     data, run = own_run
     loaded = LoadedRun(run)
-    assert loaded.dataset_border == json.loads((run / "config.json").read_text())["data"]["border"]
-    assert 12.75 < loaded.dataset_border < 39
+    recorded = json.loads((run / "config.json").read_text())["data"]
+    assert loaded.dataset_levels == {"border": recorded["border"], "background": recorded["background"]}
+    assert 12.75 < loaded.dataset_levels["background"] < loaded.dataset_levels["border"] < 39
     images = load_dataset(data).test_images  # 60
     paths = []
     for i, image in enumerate(images):
         Image.fromarray(image.numpy()).save(tmp_path / f"{i}.png")
         paths.append(str(tmp_path / f"{i}.png"))
-    for border, fewest in ((loaded.dataset_border, 55), (0.0, 0)):
-        loaded.dataset_border = border
+    for border, fewest in ((loaded.dataset_levels["border"], 55), (0.0, 0)):
+        loaded.dataset_levels["border"] = border
         read = loaded.read_pictures(paths)
         as_they_are = [torch.equal(read[p].pixels, image.float().div(255).unsqueeze(0)) for p, image in zip(paths, images)]
         noted = ["is lighter than the dataset's images'" in " ".join(read[p].caveats) for p in paths]
         assert as_they_are == [not n for n in noted]
         assert (sum(as_they_are) >= fewest) if border else (sum(as_they_are) <= 3)
     assert torch.equal(LoadedRun(run).embed(paths[:3]), LoadedRun(run).embed(images[:3]))
+
+
+def test_a_run_on_a_dataset_of_light_backgrounds_says_its_pictures_answers_say_little(tmp_path, own_run):
+    """Garments dark on white (a dataset's images negated): pictures are prepared on black, as
+    Fashion-MNIST's, which such a run never saw, so each answer's line says so (it said nothing);
+    a run on dark backgrounds adds no such caveat."""
+    from fashionae.cli import main
+    from fashionae.datasets import write_npz_dataset
+    from helpers import synthetic_images
+    x, y = synthetic_images(240, 0, size=16, classes=3)
+    xt, yt = synthetic_images(60, 1, size=16, classes=3)
+    write_npz_dataset(tmp_path / "light", 255 - x, y, 255 - xt, yt)
+    assert main(["train-ae", "--dataset", str(tmp_path / "light"), "--latent", "4", "--epochs", "1",
+                 "--batch-size", "40", "--out", str(tmp_path / "ae")]) == 0
+    Image.fromarray((255 - xt[0]).numpy()).save(tmp_path / "own.png")
+    light = LoadedRun(tmp_path / "ae")
+    assert light.dataset_levels["background"] > 200
+    caveats = light.read_pictures([str(tmp_path / "own.png")])[str(tmp_path / "own.png")].caveats
+    assert caveats[-1].startswith("the run's dataset has light backgrounds (its images' border ")
+    assert caveats[-1].endswith(" of 255), and pictures are prepared on black, as Fashion-MNIST's are: the answer "
+                                "says little; train on its images negated (255 - pixels) to answer pictures, or give "
+                                "its images as arrays")
+    Image.fromarray(xt[0].numpy()).resize((24, 16)).save(tmp_path / "dark.png")
+    dark = LoadedRun(own_run[1]).read_pictures([str(tmp_path / "dark.png")])[str(tmp_path / "dark.png")]
+    assert not any("light backgrounds" in c for c in dark.caveats)

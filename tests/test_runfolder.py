@@ -454,15 +454,17 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "data": {"pictures": {"invert": "auto", "fill": 0.7}}}))
     assert folder.pictures() == {"invert": "auto", "fill": 0.7}
     (folder / "config.json").write_text(json.dumps(config))  # a run of Fashion-MNIST, or from before
-    assert folder.pictures() == {"invert": "auto", "fill": 1.0} and folder.dataset_border() == 0.0
+    assert folder.pictures() == {"invert": "auto", "fill": 1.0}
+    assert folder.dataset_levels() == {"border": 0.0, "background": 0.0}
     for border in (0, 12.5, 255):
-        (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border}}))
-        assert folder.dataset_border() == border
-    for border in (-1, 255.5, "12", None, True, float("nan")):
-        (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border}}))
-        with pytest.raises(UserError, match=rf"config.json records its images' border level as {re.escape(repr(border))}, "
-                                            rf"not a number of 0 to 255{tail}"):
-            folder.dataset_border()
+        (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border, "background": 3}}))
+        assert folder.dataset_levels() == {"border": border, "background": 3}
+    for key in ("border", "background"):
+        for level in (-1, 255.5, "12", None, True, float("nan")):
+            (folder / "config.json").write_text(json.dumps({**config, "data": {key: level}}))
+            with pytest.raises(UserError, match=rf"config.json records its images' {key} level as "
+                                                rf"{re.escape(repr(level))}, not a number of 0 to 255{tail}"):
+                folder.dataset_levels()
     for pictures, fault in ((3, "must be a table \\(a dict\\) of invert and fill"), ({"fill": 2}, "fill must be above 0"),
                             ({"invert": "maybe"}, "invert must be auto, yes or no"), ({"fil": 1}, "has an unknown key 'fil'")):
         (folder / "config.json").write_text(json.dumps({**config, "data": {"pictures": pictures}}))

@@ -508,14 +508,15 @@ def _behind(rgba) -> tuple[int, int, int, int]:
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
 
-def dataset_border(images) -> float:
+def dataset_border(images, percent: float = AS_IS_SHARE) -> float:
     """The border level (of 255) of a dataset's images [N, H, W] of 0-255, up to which a grey
     picture of their size is in their form (``read_picture``'s ``dataset_border``): the
     AS_IS_SHARE-th percentile of their borders' medians, each read as ``_border_level`` reads a
     picture's. Fashion-MNIST's training images': 0 (black: 55 of the 60,000 have a border of
-    their object, filling the frame); a dataset of scans on a noisy background: the noise's median."""
+    their object, filling the frame); a dataset of scans on a noisy background: the noise's median.
+    At the 50th ``percent``: their background's level (light above DARK: dark garments on white)."""
     ring = _ring(np.asarray(images).transpose(1, 2, 0))  # [edge pixels, N]
-    return round(float(np.percentile(np.median(ring, axis=0), AS_IS_SHARE)), 1) if ring.size else 0.0
+    return round(float(np.percentile(np.median(ring, axis=0), percent)), 1) if ring.size else 0.0
 
 
 def _border_level(gray, inset: int = 0) -> float:

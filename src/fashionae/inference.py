@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .images import read_pictures
+from .images import DARK, read_pictures
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import EVAL_BATCH, PRECISIONS, TrainConfig, autocast, native_bf16
@@ -49,7 +49,9 @@ class LoadedRun:
         # dataset's were, where it was made of pictures (dataset.toml's [pictures]); set them to change
         self.dataset_pictures = self.folder.pictures()
         self.invert, self.fill = self.dataset_pictures["invert"], self.dataset_pictures["fill"]
-        self.dataset_border = self.folder.dataset_border()  # a picture with a border this dark is taken as it is
+        # its images' border levels: a picture with a border this dark is taken as it is (``border``);
+        # their median (``background``), light where the dataset's garments are dark on white
+        self.dataset_levels = self.folder.dataset_levels()
 
     def __repr__(self) -> str:
         c = self.config
@@ -80,9 +82,16 @@ class LoadedRun:
         return images
 
     def read_pictures(self, paths: list[str]) -> dict:
-        """``images.read_pictures`` as this run prepares pictures (``invert``, ``fill``, its size)."""
-        return read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"],
-                             dataset_border=self.dataset_border)
+        """``images.read_pictures`` as this run prepares pictures (``invert``, ``fill``, its size);
+        on a dataset of light backgrounds, each with the caveat that they are prepared on black."""
+        pictures = read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"],
+                                 dataset_border=self.dataset_levels["border"])
+        if (background := self.dataset_levels["background"]) > DARK:
+            light = (f"the run's dataset has light backgrounds (its images' border {background:g} of 255), and "
+                     "pictures are prepared on black, as Fashion-MNIST's are: the answer says little; train on its "
+                     "images negated (255 - pixels) to answer pictures, or give its images as arrays")
+            pictures = {p: replace(picture, caveats=picture.caveats + (light,)) for p, picture in pictures.items()}
+        return pictures
 
     def _one_image(self, image) -> torch.Tensor:
         """An item of a list that is no picture's path: one image as [H, W], [1, H, W] or [H, W, 1]."""

@@ -120,7 +120,8 @@ def data_record(data: Dataset, splits: Splits) -> dict:
             "source": str(Path(data.folder).resolve()), "verified": data.verified,
             "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
             "val_indices_sha256": splits.val_indices_sha256,
-            "border": dataset_border(splits.train_x)} | ({"pictures": data.pictures} if data.pictures else {})
+            "border": dataset_border(splits.train_x), "background": dataset_border(splits.train_x, 50)} | (
+                {"pictures": data.pictures} if data.pictures else {})
 
 
 def _settings(raw_config: dict) -> dict:
@@ -522,14 +523,16 @@ class RunFolder:
                                             f"{problem})")
         return pictures_or_default(pictures)
 
-    def dataset_border(self) -> float:
-        """Its training images' border level (``images.dataset_border``), up to which a picture of
-        their size is in their form; 0 (black, as Fashion-MNIST's) for a run from before 0.3.29."""
-        border = self.data_record().get("border", 0.0)
-        if not (is_number(border) and 0 <= border <= 255):
-            raise self.damaged(self.CONFIG, f"records its images' border level as {border!r}, not a number of "
-                                            "0 to 255")
-        return float(border)
+    def dataset_levels(self) -> dict[str, float]:
+        """Its training images' border levels (``images.dataset_border``): ``border``, up to which a
+        picture of their size is in their form, and ``background``, their median; 0 (black, as
+        Fashion-MNIST's) for a run from before 0.3.29."""
+        levels = {k: self.data_record().get(k, 0.0) for k in ("border", "background")}
+        for k, level in levels.items():
+            if not (is_number(level) and 0 <= level <= 255):
+                raise self.damaged(self.CONFIG, f"records its images' {k} level as {level!r}, not a number of "
+                                                "0 to 255")
+        return {k: float(level) for k, level in levels.items()}
 
     def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:
         """The data the run was trained on, loaded again: Fashion-MNIST (``data_dir`` as for
