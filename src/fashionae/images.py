@@ -91,6 +91,8 @@ LIGHT_FALL = 1 / 3
 MIN_SPAN = 4  # pixels: an object prepared smaller than this (a tiny --fill) is a blob
 DARK = 127  # of 255: a border up to this is dark (the dataset's form, as far as a picture's border can say)
 AS_IS_SHARE = 99  # percent of a dataset's images whose border a picture's may match to be taken as it is
+
+
 @dataclass(frozen=True)
 class Picture:
     """A picture made to look like Fashion-MNIST, and why an answer for it may say little."""

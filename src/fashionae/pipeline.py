@@ -97,8 +97,8 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
             stage_seconds["baselines"] = time.perf_counter() - t0
 
         wall = time.perf_counter() - t_start
-        if finished < len(plan):  # the record of the last invocation that trained: one that trained nothing
-            folder.write_timing(wall, stage_seconds, command, getattr(executor, "description", LOCAL))  # keeps it
+        if finished < len(plan):  # (one that trained nothing keeps the record of the last one that did)
+            folder.write_timing(wall, stage_seconds, command, getattr(executor, "description", LOCAL))
         log("report: results.json, the figures and report.html")
         results = collect_results(folder.path, check_files=False)  # checked before its runs
         report = write_report(folder.path, results)
