@@ -674,13 +674,20 @@ def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_train
 
 def test_data_notes_classes_a_classifier_could_not_use_and_pixels_of_0_and_1(tmp_path, capsys):
     """`fashionae data` says early what only train-clf or a study would refuse (a class without
-    test images), and what would train silently on black images (pixels of 0 and 1)."""
+    test images), what would train silently on black images (pixels of 0 and 1), and what would
+    answer pictures wrongly (light backgrounds)."""
     d = write_npz(tmp_path / "d", y_test=np.resize([0, 1], 60), x_train=np.resize([0, 1], (240, 16, 16)).astype(np.uint8))
     code, out, _ = cli(capsys, "data", "--dataset", d)
     assert code == 0 and "2 (" in out and " / 0)" in out
     assert ("note: 1 class (2) lacks training or test images: autoencoders train, but a classifier needs both for "
             "every class") in out
     assert "note: the pixels reach only 1 of 255: images of 0 and 1?" in out
+    assert "backgrounds are light" not in out
+    light = write_npz(tmp_path / "light", x_train=np.full((240, 16, 16), 250, np.uint8))  # dark on white: said
+    code, out, _ = cli(capsys, "data", "--dataset", light)
+    assert code == 0 and ("note: its images' backgrounds are light (their borders' median 250 of 255): its runs answer "
+                          "images given as arrays, but a picture given to them is prepared light on black, as "
+                          "Fashion-MNIST's are; to answer pictures, write it again negated (255 - x)\n") in out
 
 
 # ------------------------------------------------------------------ a folder of pictures made a dataset
