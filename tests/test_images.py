@@ -194,17 +194,26 @@ def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_a
 
 def test_a_datasets_border_is_the_level_99_percent_of_its_images_borders_are_within():
     """Each image's border: the median of its edge pixels (as a picture's is read); the dataset's:
-    their 99th percentile, to a tenth, so that the 1 % whose object fills the frame do not count."""
-    from fashionae.images import dataset_border
+    their 99th percentile, to a tenth, but no further above their median than FAINT (12.75 of
+    255), so that images whose object fills the frame do not count, however many; none where the
+    median is light (dark garments on white, which no picture prepared is)."""
+    from fashionae.images import dataset_background, dataset_border
     images = np.zeros((200, 10, 12), np.uint8)
-    assert dataset_border(images) == 0.0 and dataset_border(images[:0]) == 0.0
+    assert dataset_border(images) == dataset_background(images) == 0.0
+    assert dataset_border(images[:0]) == dataset_background(images[:0]) == 0.0
     images[:, 0, :] = images[:, -1, :] = 30  # the top and bottom rows: 24 of the ring's 44 pixels, so its median
-    assert dataset_border(images) == 30.0
+    assert dataset_border(images) == dataset_background(images) == 30.0
     images[:, :, 0] = images[:, :, -1] = 10  # the columns and the corners: 24 of the 44
     assert dataset_border(images) == 10.0
-    ramp = np.arange(200, dtype=np.uint8)[:, None, None] * np.ones((1, 10, 12), np.uint8)  # borders 0 to 199
-    assert dataset_border(ramp) == round(float(np.percentile(np.arange(200), 99)), 1) == 197.0
-    assert dataset_border(torch.from_numpy(ramp[::-1].copy())) == 197.0  # a tensor as the splits hold it; any order
+    noisy = np.arange(200, dtype=np.uint8)[:, None, None] // 10 + np.zeros((1, 10, 12), np.uint8)  # borders 0 to 19
+    assert dataset_background(noisy) == 9.5 and dataset_border(noisy) == round(float(np.percentile(
+        np.arange(200) // 10, 99)), 1) == 19.0
+    assert dataset_border(torch.from_numpy(noisy[::-1].copy())) == 19.0  # a tensor as the splits hold it; any order
+    filled = np.zeros((200, 10, 12), np.uint8)
+    filled[:4] = 200  # 2 % of black images whose object fills the frame: the 99th percentile is theirs
+    assert float(np.percentile(np.median(filled.reshape(200, -1), axis=1), 99)) == 200
+    assert dataset_border(filled) == 12.8  # (FAINT above the median: no picture up to 200 taken as it is)
+    assert dataset_background(255 - filled) == 255.0 and dataset_border(255 - filled) == 0.0
 
 
 def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):

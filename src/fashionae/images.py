@@ -182,7 +182,7 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     # already what the steps below make (the model's size, grey, on a background as dark as the
     # dataset's: black, give or take FAINT; a noisy scan's, where the dataset is of those): as it is
     model_sized = (rgb.height, rgb.width) == tuple(size) and _grey(rgb) and invert != "yes"
-    dark = max(FAINT * 255, min(dataset_border, DARK))
+    dark = max(FAINT * 255, min(dataset_border, DARK))  # (a light border is a photo's, whatever the dataset's)
     if model_sized and (level := _border_level(rgb.convert("L"))) <= dark:  # (a test image saved as a PNG)
         asis = [] if fill == dataset_fill else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
                                         f"background), so it is taken as it is: --fill {fill:g} is not applied"]
@@ -510,15 +510,31 @@ def _behind(rgba) -> tuple[int, int, int, int]:
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
 
-def dataset_border(images, percent: float = AS_IS_SHARE) -> float:
-    """The border level (of 255) of a dataset's images [N, H, W] of 0-255, up to which a grey
+def dataset_border(images) -> float:
+    """The border level (of 255) of a dataset's images [N, H, W] of 0-255 up to which a grey
     picture of their size is in their form (``read_picture``'s ``dataset_border``): the
-    AS_IS_SHARE-th percentile of their borders' medians, each read as ``_border_level`` reads a
-    picture's. Fashion-MNIST's training images': 0 (black: 55 of the 60,000 have a border of
-    their object, filling the frame); a dataset of scans on a noisy background: the noise's median.
-    At the 50th ``percent``: their background's level (light above DARK: dark garments on white)."""
+    AS_IS_SHARE-th percentile of their borders' levels, but no further above their median
+    (``dataset_background``) than FAINT, so that images whose object fills the frame do not count,
+    however many; none (0) where their background is light, which no picture prepared is.
+    Fashion-MNIST's training images': 0 (black: 55 of the 60,000 have a border of their object,
+    filling the frame); a dataset of scans on a noisy background: the noise's median."""
+    levels = _border_levels(images)
+    if not levels.size or (median := float(np.median(levels))) > DARK:
+        return 0.0
+    return round(min(float(np.percentile(levels, AS_IS_SHARE)), median + FAINT * 255), 1)
+
+
+def dataset_background(images) -> float:
+    """The background's level (of 255) of a dataset's images [N, H, W] of 0-255: the median of
+    their borders' levels (light above DARK: dark garments on white)."""
+    levels = _border_levels(images)
+    return round(float(np.median(levels)), 1) if levels.size else 0.0
+
+
+def _border_levels(images) -> np.ndarray:
+    """Each image's border level, as ``_border_level`` reads a picture's: its edge pixels' median."""
     ring = _ring(np.asarray(images).transpose(1, 2, 0))  # [edge pixels, N]
-    return round(float(np.percentile(np.median(ring, axis=0), percent)), 1) if ring.size else 0.0
+    return np.median(ring, axis=0) if ring.size else np.zeros(0)
 
 
 def _border_level(gray, inset: int = 0) -> float:

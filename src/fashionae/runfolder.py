@@ -32,7 +32,7 @@ from .distributed import on_processes
 from .errors import UserError
 from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of, read_json, read_rebuildable_json,
                     remove_file, seal_broken, sealed, write_json, write_jsonl)
-from .images import dataset_border, pictures_or_default, pictures_problem
+from .images import dataset_background, dataset_border, pictures_or_default, pictures_problem
 from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
 from .progress import count
@@ -120,7 +120,7 @@ def data_record(data: Dataset, splits: Splits) -> dict:
             "source": str(Path(data.folder).resolve()), "verified": data.verified,
             "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
             "val_indices_sha256": splits.val_indices_sha256,
-            "border": dataset_border(splits.train_x), "background": dataset_border(splits.train_x, 50)} | (
+            "border": dataset_border(splits.train_x), "background": dataset_background(splits.train_x)} | (
                 {"pictures": data.pictures} if data.pictures else {})
 
 
