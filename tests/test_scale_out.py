@@ -379,36 +379,64 @@ def test_a_process_waiting_for_torchruns_others_stops_at_a_ctrl_c_or_sigterm(dat
         assert "Traceback" not in err and list(tmp_path.iterdir()) == []
 
 
-def test_processes_started_by_hand_with_different_settings_are_refused_before_anything_is_written(data_dir,
-                                                                                                   tmp_path):
-    """Two processes a batch script started by hand (torchrun's variables, no torchrun), one given
-    --latent 16, the other 32: each stops in one line naming what differs, before the folder is
-    made (process 1 met DDP's "internal error" of tensor sizes before, process 0 a lost process)."""
+@pytest.mark.parametrize("given, said", [
+    ((["--latent", "16"], ["--latent", "32"]), "model.latent 16 on process 0, 32 on process 1"),
+    ((["--batch-size", "100"], ["--batch-size", "101"]), "train.batch_size 100 on process 0, 101 on process 1"),
+    ((["--extend"], []), "--extend True on process 0, False on process 1"),
+    ((["--keep-state"], []), None)])  # not a setting of its numbers: process 0 alone writes the folder
+def test_processes_started_by_hand_with_different_settings_are_refused_before_anything_is_written(
+        given, said, data_dir, tmp_path):
+    """Two processes a batch script started by hand (torchrun's variables, no torchrun), given
+    different settings: each stops in one line naming what differs, before the folder is made
+    (process 1 met DDP's "internal error" of tensor sizes before, or its own batch-size error while
+    process 0 said a process was lost). A setting that does not change the numbers may differ."""
     import socket
     src = str(Path(__file__).parent.parent / "src")
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     procs = []
-    for rank, latent in ((0, 16), (1, 32)):
+    for rank, options in enumerate(given):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
                "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
         env.pop("TORCHELASTIC_RUN_ID", None)
-        procs.append(subprocess.Popen([sys.executable, "-m", "fashionae", "train-ae", *COMMON, "--latent", str(latent),
-                                       "--data-dir", str(data_dir), "--out", str(tmp_path / "ae")],
-                                      env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path))
+        procs.append(subprocess.Popen([sys.executable, "-m", "fashionae", "train-ae", *COMMON, "--epochs", "1",
+                                       "--latent", "16", *options, "--data-dir", str(data_dir),
+                                       "--out", str(tmp_path / "ae")],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      cwd=tmp_path))
     try:
-        errs = [proc.communicate(timeout=120)[1] for proc in procs]
+        errs = [proc.communicate(timeout=60)[1] for proc in procs]
     finally:
         for proc in procs:
             proc.kill()
-    said = ("fashionae: error: the 2 processes were given different runs (model.latent 16 on process 0, 32 on "
-            "process 1); start every process with the same command, on machines alike (or with --device and "
-            "--precision given)")
+    if said is None:
+        assert [proc.returncode for proc in procs] == [0, 0], errs
+        assert (tmp_path / "ae" / "summary.json").is_file()
+        return
+    said = (f"fashionae: error: the 2 processes were given different runs ({said}); start every process with the "
+            "same command, on machines alike (or with --device and --precision given)")
     assert [proc.returncode for proc in procs] == [2, 2], errs
-    assert [err.strip() for err in errs] == [said, said]  # (torchrun did not start process 1: it says its own)
+    # (torchrun did not start process 1: it says its own; process 0 may have said it waits for it)
+    assert [err.strip().splitlines()[-1] for err in errs] == [said, said]
+    assert all(err.count("error:") == 1 and "Traceback" not in err for err in errs), errs
     assert list(tmp_path.iterdir()) == []
+
+
+def test_what_differs_between_processes_is_named_three_at_most():
+    """``refuse_other_settings``: the first process that differs from process 0, by up to three
+    settings and how many more; the same settings everywhere pass."""
+    from types import SimpleNamespace
+    from fashionae.runs import refuse_other_settings
+    same = {"model.latent": 16, "train.lr": 0.001, "train.seed": 0, "train.epochs": 2, "--extend": False}
+    everyone = lambda *given: SimpleNamespace(world=len(given), gather_object=lambda mine: list(given))  # noqa: E731
+    refuse_other_settings(everyone(same, same, same), same)
+    other = {k: (v + 1 if k != "--extend" else True) for k, v in same.items()}
+    with pytest.raises(UserError, match=r"^the 3 processes were given different runs \(model.latent 16 on process 0, "
+                                        r"17 on process 2; train.lr 0.001 on process 0, 1.001 on process 2; "
+                                        r"train.seed 0 on process 0, 1 on process 2; and 2 more\); start every"):
+        refuse_other_settings(everyone(same, same, other), same)
 
 
 # 1,001 training images: the last batch has one image, which one process trains and the other

@@ -155,26 +155,19 @@ def epoch_prefix(label: str) -> str:
 DATA_DECIDED = ("model.image_size", "model.num_classes", "dataset", "dataset_sha256")  # keys of RunConfig.identity
 
 
-def refuse_other_settings(dist: Dist, cfg: RunConfig, extend: bool) -> None:
-    """Every process trains the same run, before anything is written: torchrun gives each the same
-    command, but processes started by another launcher (a batch script's lines) may differ, and
-    machines may resolve "auto" otherwise (bf16 native on one), which DDP met as a mismatch of
-    tensor sizes, or not at all."""
-    given = dist.gather_object({**_leaves(cfg.to_dict()), "--extend": extend})
+def refuse_other_settings(dist: Dist, settings: dict) -> None:
+    """Every process trains the same run (``settings``: its identity, the settings that change its
+    numbers), before anything is written: torchrun gives each the same command, but processes
+    started by another launcher (a batch script's lines) may differ, and machines may resolve
+    "auto" otherwise (bf16 native on one), which DDP met as a mismatch of tensor sizes, or not at
+    all. Where the encoder's folder is, or whether TensorBoard logs, may differ."""
+    given = dist.gather_object(settings)
     for rank, theirs in enumerate(given[1:], 1):
         if differ := [k for k in given[0] if theirs.get(k) != given[0][k]]:
             shown = "; ".join(f"{k} {given[0][k]!r} on process 0, {theirs.get(k)!r} on process {rank}"
                               for k in differ[:3]) + (f"; and {len(differ) - 3} more" if len(differ) > 3 else "")
             raise UserError(f"the {dist.world} processes were given different runs ({shown}); start every process "
                             "with the same command, on machines alike (or with --device and --precision given)")
-
-
-def _leaves(d: dict, prefix: str = "") -> dict:
-    """A nested dict's values by their dotted keys: {"train.epochs": 60, ...}."""
-    out = {}
-    for k, v in d.items():
-        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 def with_data(cfg: RunConfig, data: Dataset) -> RunConfig:
@@ -248,6 +241,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     dist = from_environment(cfg.train.device)
     if dist.rank:
         log = lambda message: None  # noqa: E731 (process 0 speaks for all)
+    if dist.active:  # before a process can stop on its own (a batch size, an encoder, data of its own)
+        refuse_other_settings(dist, {**cfg.identity(), "--extend": extend})
     encoder_weights = None
     if cfg.model.task == CLASSIFIER:
         cfg, encoder_weights = classifier_from_encoder(cfg)
@@ -261,11 +256,11 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     if cfg.model.task == CLASSIFIER and cfg.encoder_run is not None:
         check_encoder_data(cfg, data)
     cfg = with_data(cfg, data)
+    if dist.active:  # the data each process found, and the encoder's settings it took
+        refuse_other_settings(dist, cfg.identity())
     if dist.active and cfg.train.batch_size % dist.world:
         raise UserError(f"batch size {cfg.train.batch_size} does not divide between {dist.world} "
                         f"processes; choose a multiple of {dist.world}")
-    if dist.active:
-        refuse_other_settings(dist, cfg, extend)
     state = folder.state_for(cfg, extend)
     if extend and state == "new":  # a mistyped --out, or settings that name another default, train nothing anew
         raise UserError(f"--extend: {folder.path} holds no run to train on; give the folder of the run to train "
