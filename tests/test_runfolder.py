@@ -453,6 +453,8 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
         LoadedRun(folder.path)
     (folder / "config.json").write_text(json.dumps({**config, "data": {"pictures": {"invert": "auto", "fill": 0.7}}}))
     assert folder.pictures() == {"invert": "auto", "fill": 0.7}
+    (folder / "config.json").write_text(json.dumps({**config, "data": {"pictures": {"fill": 1}}}))  # JSON's int
+    assert folder.pictures() == {"invert": "auto", "fill": 1.0} and type(folder.pictures()["fill"]) is float
     (folder / "config.json").write_text(json.dumps(config))  # a run of Fashion-MNIST, or from before
     assert folder.pictures() == {"invert": "auto", "fill": 1.0}
     assert folder.dataset_levels() == {"border": 0.0, "background": 0.0}

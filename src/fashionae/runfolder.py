@@ -317,7 +317,7 @@ class RunFolder:
                 return "extend"
             if self.fewer_epochs(cfg):
                 asked = cfg.train.epochs
-                raise UserError(f"{self.path} holds a finished run of {count(self.config().train.epochs, 'epoch')}, and {asked} "
+                raise UserError(f"{self.path} holds a finished run of {count(self.config().train.epochs, 'epoch')}, and {asked:,} "
                                 f"{'is' if asked == 1 else 'are'} asked for: a run is trained on to more epochs, never "
                                 "back to fewer; choose another --out, or delete it to start over")
             said = [self.in_words(d, cfg) for d in diffs[:3]]

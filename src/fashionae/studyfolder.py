@@ -179,9 +179,9 @@ class StudyFolder:
         timing = read_rebuildable_json(self / self.TIMING)
         if not timing or not (is_number(timing.get("last_invocation_seconds"))
                               and isinstance(timing.get("stages"), dict) and all(map(is_number, timing["stages"].values()))
-                              and isinstance(timing.get("invocations"), int)
+                              and isinstance(timing.get("invocations"), int)  # (the first wrote no executor)
                               and isinstance(timing.get("command"), (str, type(None)))
-                              and isinstance(timing.get("executor"), str)):
+                              and isinstance(timing.get("executor", ""), str)):
             return None
         return timing
 
