@@ -223,6 +223,8 @@ def test_the_timing_record_counts_the_invocations_that_trained_and_is_none_when_
             {"command": 3}, {"executor": None})]:
         (folder / folder.TIMING).write_text(json.dumps(edited))
         assert folder.timing() is None, edited
+    (folder / folder.TIMING).write_text(json.dumps({k: v for k, v in first.items() if k != "executor"}))
+    assert folder.timing() == {k: v for k, v in first.items() if k != "executor"}  # (the first kind: local's)
     (folder / folder.TIMING).write_text("[1]")
     assert folder.timing() is None
     folder.write_timing(1, {}, None, "local")  # counted afresh
