@@ -1150,31 +1150,34 @@ def test_an_image_size_is_n_or_h_by_w_and_anything_else_is_said_so(capsys):
 
 def test_the_resuming_command_runs_from_its_folder_with_the_data_this_process_found(monkeypatch, tmp_path):
     """A run's recorded command, as a shell takes it again from anywhere: its folder, the data
-    folder of the environment unless --data-dir names one, the threads the environment set (on
-    others a resumed run is not the same arithmetic), torchrun on one machine (none for several:
-    each machine has its own line)."""
+    folder of the environment unless --data-dir names one, the threads it trains on (on others a
+    resumed run is not the same arithmetic), torchrun on one machine (none for several: each
+    machine has its own line)."""
     from types import SimpleNamespace
     from fashionae.cli import resuming_command
     from fashionae.data import DATA_ENV
-    for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK", "OMP_NUM_THREADS"):
+    for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "my runs").mkdir()
     monkeypatch.chdir(tmp_path / "my runs")
-    here = shlex.quote(os.getcwd())
+    here = f"{shlex.quote(os.getcwd())} && OMP_NUM_THREADS={torch.get_num_threads()}"
     line = "fashionae train-ae --epochs 2"
     monkeypatch.setenv(DATA_ENV, "/data/fashion mnist")
+    where = shlex.quote(os.getcwd())
+    threads = f"OMP_NUM_THREADS={torch.get_num_threads()}"
     assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == (
-        f"cd {here} && {DATA_ENV}='/data/fashion mnist' {line}")
-    assert resuming_command(SimpleNamespace(data_dir="/mine", command_line=line)) == f"cd {here} && {line}"
+        f"cd {where} && {DATA_ENV}='/data/fashion mnist' {threads} {line}")
+    assert resuming_command(SimpleNamespace(data_dir="/mine", command_line=line)) == f"cd {here} {line}"
     monkeypatch.delenv(DATA_ENV)
-    assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == f"cd {here} && {line}"
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == f"cd {here} && OMP_NUM_THREADS=1 {line}"
-    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == f"cd {here} {line}"
+    with monkeypatch.context() as m:  # the threads it trains on, whatever set them
+        m.setattr(torch, "get_num_threads", lambda: 1)
+        assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == (
+            f"cd {where} && OMP_NUM_THREADS=1 {line}")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) == (
-        f"cd {here} && torchrun --nproc-per-node 2 -m {line}")
+        f"cd {here} torchrun --nproc-per-node 2 -m {line}")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two machines
     assert resuming_command(SimpleNamespace(data_dir=None, command_line=line)) is None
 

@@ -51,7 +51,8 @@ def encoder(bars, tmp_path_factory):
     assert main(["train-ae", "--dataset", str(bars), "--latent", "64", "--epochs", "1",
                  *FAST, "--out", str(out)]) == 0
     from fashionae.runfolder import RunFolder  # the command that resumes it, from anywhere, recorded
-    assert RunFolder(out).environment()["command"] == f"cd {shlex.quote(os.getcwd())} && " + shlex.join(
+    assert RunFolder(out).environment()["command"] == (
+        f"cd {shlex.quote(os.getcwd())} && OMP_NUM_THREADS={torch.get_num_threads()} ") + shlex.join(
         ["fashionae", "train-ae", "--dataset", str(bars), "--latent", "64", "--epochs", "1", *FAST, "--out", str(out)])
     return out
 

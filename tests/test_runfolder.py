@@ -220,13 +220,13 @@ def test_a_folder_says_what_it_lacks(tmp_path, monkeypatch):
             folder.require()
     # as resume_line writes it (a data folder with a space, torchrun), read back: --out moved to this folder
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
     recorded = resume_line("fashionae train-ae --out old", "/my data", 2)
-    assert recorded == (f"cd {tmp_path} && FASHIONAE_DATA='/my data' OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 "
-                        "-m fashionae train-ae --out old")
+    assert recorded == (f"cd {tmp_path} && FASHIONAE_DATA='/my data' OMP_NUM_THREADS={threads} torchrun "
+                        "--nproc-per-node 2 -m fashionae train-ae --out old")
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": recorded, "processes": 2})
-    here = (f"cd {tmp_path} && FASHIONAE_DATA='/my data' OMP_NUM_THREADS=1 torchrun --nproc-per-node 2 -m fashionae "
-            f"train-ae --out {folder.path.resolve()}")
+    here = (f"cd {tmp_path} && FASHIONAE_DATA='/my data' OMP_NUM_THREADS={threads} torchrun --nproc-per-node 2 -m "
+            f"fashionae train-ae --out {folder.path.resolve()}")
     with pytest.raises(UserError, match=rf"\(no summary.json\); run its command again to resume it: {re.escape(here)}$"):
         folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"processes": 2})  # (none recorded)

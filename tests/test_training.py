@@ -278,7 +278,7 @@ def test_a_run_stopped_while_trained_on_to_a_mistyped_end_is_aimed_again(tiny, t
     run = tmp_path / "kept"
     execute(ae_run(epochs=1, keep_state=True), run, data=tiny, **QUIET)
     stopped_after_its_first_epoch(ae_run(epochs=1000, keep_state=True), run, tiny, monkeypatch, extend=True)
-    with pytest.raises(UserError, match=r"/kept holds a run of 1000 epochs, and 3 are asked for; add --extend"):
+    with pytest.raises(UserError, match=r"/kept holds a run of 1,000 epochs, and 3 are asked for; add --extend"):
         execute(ae_run(epochs=3), run, data=tiny, **QUIET)
     said = []
     execute(ae_run(epochs=3), run, data=tiny, extend=True, log=said.append)

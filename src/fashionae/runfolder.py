@@ -84,16 +84,14 @@ def _one_of_each_task(runs: list[Path]) -> str:
     return " or ".join(f"{path} ({'an' if task[0] in 'aeiou' else 'a'} {task})" for task, path in first.items())
 
 
-RESUMED_AS_SET = ("OMP_NUM_THREADS",)  # the environment's variables a resume line sets as the run had them
-
-
 def resume_line(command_line: str, data_dir: str | None = None, processes: int = 1) -> str:
     """The shell line a run records (its environment's ``command``) that runs its command again
-    from anywhere, which resumes it: ``cd FOLDER && [DATA_ENV=DIR] [OMP_NUM_THREADS=N] [torchrun
+    from anywhere, which resumes it: ``cd FOLDER && [DATA_ENV=DIR] OMP_NUM_THREADS=N [torchrun
     ...] fashionae ...``, in this folder, with the data folder the environment named (``data_dir``),
-    the threads it set (a resume on others is not the same arithmetic), and torchrun's
-    ``processes``; ``RunFolder._out_here`` reads it back."""
-    variables = {DATA_ENV: data_dir} | {k: os.environ.get(k) for k in RESUMED_AS_SET}
+    the threads this process trains on (a resume on others is not the same arithmetic: on a
+    machine of more cores, all of them), and torchrun's ``processes``; ``RunFolder._out_here``
+    reads it back."""
+    variables = {DATA_ENV: data_dir, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     assigned = "".join(f"{k}={shlex.quote(v)} " for k, v in variables.items() if v)
     torchrun = f"torchrun --nproc-per-node {processes} -m " if processes > 1 else ""
     return f"cd {shlex.quote(os.getcwd())} && {assigned}{torchrun}{command_line}"
