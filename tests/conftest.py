@@ -16,6 +16,12 @@ from helpers import shapes, write_dataset  # noqa: E402
 # else the Debian package's folder.
 REAL_DIR = Path(os.environ.get("FASHIONAE_DATA") or "/usr/share/datasets/fashion-mnist")
 
+# torchrun's variables left over in the shell would make every run of the tests wait for a group
+# of processes that never forms: the tests that need them set them for themselves
+for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
+             "TORCHELASTIC_RUN_ID"):
+    os.environ.pop(name, None)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def kernels_built():
