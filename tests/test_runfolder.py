@@ -332,8 +332,8 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
         folder.config()
     for lost in ("model", "train"):  # a table deleted: a KeyError's bare ('model') before, with no fix
         (folder / "config.json").write_text(json.dumps({k: {} for k in ("model", "train", "data") if k != lost}))
-        with pytest.raises(UserError, match=rf"config.json is not a run's settings as fashionae writes them \(it was "
-                                            rf"edited or damaged\); put back a copy of it"):
+        with pytest.raises(UserError, match=r"config.json is not a run's settings as fashionae writes them \(it was "
+                                            r"edited or damaged\); put back a copy of it"):
             folder.config()
 
 
