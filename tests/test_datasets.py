@@ -685,9 +685,15 @@ def test_data_notes_classes_a_classifier_could_not_use_and_pixels_of_0_and_1(tmp
     assert "backgrounds are light" not in out
     light = write_npz(tmp_path / "light", x_train=np.full((240, 16, 16), 250, np.uint8))  # dark on white: said
     code, out, _ = cli(capsys, "data", "--dataset", light)
-    assert code == 0 and ("note: its images' backgrounds are light (their borders' median 250 of 255): its runs answer "
-                          "images given as arrays, but a picture given to them is prepared light on black, as "
-                          "Fashion-MNIST's are; to answer pictures, write it again negated (255 - x)\n") in out
+    assert code == 0 and ("note: the dataset's images have light backgrounds (their borders' median 250 of 255): its "
+                          "runs answer images given as arrays, but a picture given to them is prepared light on black, "
+                          "as Fashion-MNIST's are; to answer pictures, write the dataset again negated (255 - x)\n") in out
+    study = tmp_path / "light.toml"  # said before a study's runs train too, once for all of them
+    study.write_text(f'dataset = "{light}"\n[train]\nepochs = 1\nbatch_size = 40\n[[autoencoders]]\nname = "a"\n'
+                     'latent = 8\n[[autoencoders]]\nname = "b"\nlatent = 4\n[baselines]\nenabled = false\n')
+    code, out, err = cli(capsys, "study", study, "--out", tmp_path / "out", "--seeds", "1", "--plan")
+    assert code == 0 and "ae-a-seed0 and 1 more run: the dataset's images have light backgrounds (their borders' " \
+                         "median 250 of 255)" in out + err, out + err
 
 
 # ------------------------------------------------------------------ a folder of pictures made a dataset

@@ -327,7 +327,7 @@ def test_a_loaded_run_takes_its_datasets_images_saved_as_pictures_as_they_are_on
     assert torch.equal(LoadedRun(run).embed(paths[:3]), LoadedRun(run).embed(images[:3]))
 
 
-def test_a_run_on_a_dataset_of_light_backgrounds_says_its_pictures_answers_say_little(tmp_path, own_run):
+def test_a_run_on_a_dataset_of_light_backgrounds_says_its_pictures_answers_say_little(tmp_path, own_run, capsys):
     """Garments dark on white (a dataset's images negated): pictures are prepared on black, as
     Fashion-MNIST's, which such a run never saw, so each answer's line says so (it said nothing);
     a run on dark backgrounds adds no such caveat."""
@@ -339,6 +339,8 @@ def test_a_run_on_a_dataset_of_light_backgrounds_says_its_pictures_answers_say_l
     write_npz_dataset(tmp_path / "light", 255 - x, y, 255 - xt, yt)
     assert main(["train-ae", "--dataset", str(tmp_path / "light"), "--latent", "4", "--epochs", "1",
                  "--batch-size", "40", "--out", str(tmp_path / "ae")]) == 0
+    assert f"{tmp_path / 'ae'}: the dataset's images have light backgrounds (their borders' median " in \
+        capsys.readouterr().err  # said before it trains
     Image.fromarray((255 - xt[0]).numpy()).save(tmp_path / "own.png")
     light = LoadedRun(tmp_path / "ae")
     assert light.dataset_levels["background"] > 200

@@ -32,7 +32,7 @@ def cmd_data(a) -> int:
     import torch
     from .data import FASHION_MNIST, IMAGE_SIZE
     from .datasets import load_dataset
-    from .images import DARK, FILL, INVERT, dataset_background
+    from .images import FILL, INVERT, light_background_note
     if a.from_pictures is not None:
         from .picturefiles import picture_dataset
         if a.dataset == FASHION_MNIST:
@@ -73,10 +73,8 @@ def cmd_data(a) -> int:
     if ds.train_images.numel() and int(ds.train_images.max()) <= 1:
         print("note: the pixels reach only 1 of 255: images of 0 and 1? scale them to 0-255 (x * 255) before "
               "saving, or the models see them nearly black")
-    if (background := dataset_background(ds.train_images)) > DARK:
-        print(f"note: its images' backgrounds are light (their borders' median {background:g} of 255): its runs "
-              "answer images given as arrays, but a picture given to them is prepared light on black, as "
-              "Fashion-MNIST's are; to answer pictures, write it again negated (255 - x)")
+    if note := light_background_note(ds.train_images):
+        print(f"note: {note}")
     return 0
 
 

@@ -531,6 +531,16 @@ def dataset_background(images) -> float:
     return round(float(np.median(levels)), 1) if levels.size else 0.0
 
 
+def light_background_note(images) -> str | None:
+    """What a dataset of light backgrounds (dark garments on white) is told before its runs train
+    and by ``fashionae data``: its runs answer arrays, not pictures (prepared light on black)."""
+    if (background := dataset_background(images)) <= DARK:
+        return None
+    return (f"the dataset's images have light backgrounds (their borders' median {background:g} of 255): its runs "
+            "answer images given as arrays, but a picture given to them is prepared light on black, as "
+            "Fashion-MNIST's are; to answer pictures, write the dataset again negated (255 - x)")
+
+
 def _border_levels(images) -> np.ndarray:
     """Each image's border level, as ``_border_level`` reads a picture's: its edge pixels' median."""
     ring = _ring(np.asarray(images).transpose(1, 2, 0))  # [edge pixels, N]

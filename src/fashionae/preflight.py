@@ -16,6 +16,7 @@ from .baselines import check_classes
 from .data import Dataset, make_splits
 from .errors import UserError
 from .files import refuse_a_link_to_nothing
+from .images import light_background_note
 from .plan import PlannedRun, clf_run_name, known_config
 from .progress import count
 from .runconfig import RunConfig
@@ -249,17 +250,19 @@ def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data:
 def notes_on_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder, data: Dataset) -> list[str]:
     """What the study says of its runs before they train (``study`` and ``study --plan``), each note
     once for all it concerns: ``runs.subset_note`` of those still to train (a run alone says its
-    own), what keep_state cannot do for a run (``keep_state_note``), and the class names a kept run
-    trained with where the data's are others now (``classes_note``)."""
+    own), a dataset of light backgrounds (``images.light_background_note``), what keep_state cannot
+    do for a run (``keep_state_note``), and the class names a kept run trained with where the data's
+    are others now (``classes_note``)."""
     runs: dict[str, list[str]] = {}
+    light = light_background_note(data.train_images)
     for run in plan:
         todo = states[run.name] != "complete"
-        for note in (todo and subset_note(run.config.train, data), keep_state_note(run, states, folder),
+        for note in (todo and subset_note(run.config.train, data), todo and light, keep_state_note(run, states, folder),
                      classes_note(run, states, folder, data)):
             if note:
                 runs.setdefault(note, []).append(run.name)
-    return [f"{names[0]}" + (f" and {len(names) - 1} more run{'s' if len(names) > 2 else ''}" if len(names) > 1 else "")
-            + f": {note}" for note, names in runs.items()]
+    return [f"{names[0]}" + (f" and {count(len(names) - 1, 'more run')}" if len(names) > 1 else "") + f": {note}"
+            for note, names in runs.items()]
 
 
 def classes_note(run: PlannedRun, states: dict[str, str], folder: StudyFolder, data: Dataset) -> str | None:

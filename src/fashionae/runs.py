@@ -25,6 +25,7 @@ from .datasets import load_dataset
 from .distributed import Dist, from_environment, on_processes, processes, sync_batchnorm
 from .errors import UserError
 from .machine import cpu_info
+from .images import light_background_note
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
 from .progress import count, progress_bar
@@ -229,8 +230,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     ``extend``: train the run there on for more epochs than it was asked for (``RunFolder.extends``).
     ``command``: the command line that runs it, recorded to say how to resume it.
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
-    steps)`` replaces the in-epoch progress bar; ``say_subsets``: say ``subset_note`` (a study
-    says its runs' once, ``preflight.notes_on_runs``). Under torchrun every process calls this;
+    steps)`` replaces the in-epoch progress bar; ``say_subsets``: say the notes on its data
+    (``subset_note``, ``images.light_background_note``; a study says its runs' once,
+    ``preflight.notes_on_runs``). Under torchrun every process calls this;
     process 0 alone writes the folder."""
     folder = RunFolder(out)
     label = label or str(folder.path)
@@ -290,8 +292,9 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         state = dist.broadcast_object(folder.state_for(cfg, extend) if dist.rank == 0 else None)
         if state == "complete":
             return folder.summary()
-        if say_subsets and (note := subset_note(t, data)):
-            log(f"{label}: {note}")
+        for note in (subset_note(t, data), light_background_note(data.train_images)) if say_subsets else ():
+            if note:
+                log(f"{label}: {note}")
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         checkpoint = folder / folder.CHECKPOINT
         env = environment(t, dist, command)
