@@ -210,12 +210,22 @@ def test_a_folder_says_what_it_lacks(tmp_path, monkeypatch):
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": command})
     with pytest.raises(UserError, match=rf"\(no summary.json\); run its command again to resume it: {re.escape(command)}$"):
         folder.require()
-    # a folder moved or copied since: the command would train its old place; its --out is this folder
-    for recorded in (f"cd {tmp_path}/old && fashionae train-ae --epochs 3 --out run --seed 2",
-                     f"cd {tmp_path} && fashionae train-ae --epochs 3 --out=elsewhere --seed 2",
-                     f"cd {tmp_path} && fashionae train-ae --epochs 3 --seed 2"):  # (the default folder: said too)
+    # a folder moved or copied since: the command would train its old place. Its project moved whole
+    # (its --out leads here from a folder as it did): from there, as it was; else with its --out this
+    # folder, from where it ran where that is still there (the default folder: said too)
+    this = f"--out {folder.path.resolve()}"
+    for recorded, here in (
+            (f"cd {tmp_path}/old && fashionae train-ae --epochs 3 --out run --seed 2",
+             f"cd {tmp_path} && fashionae train-ae --epochs 3 --out run --seed 2"),
+            (f"cd {tmp_path}/old && fashionae train-ae --epochs 3 --out ./run/ --seed 2",
+             f"cd {tmp_path} && fashionae train-ae --epochs 3 --out ./run/ --seed 2"),
+            (f"cd {tmp_path} && fashionae train-ae --epochs 3 --out=elsewhere --seed 2",
+             f"cd {tmp_path} && fashionae train-ae --epochs 3 --seed 2 {this}"),
+            (f"cd {tmp_path}/gone && fashionae train-ae --epochs 3 --out ../elsewhere --seed 2",
+             f"fashionae train-ae --epochs 3 --seed 2 {this}"),  # (nowhere to go: no cd)
+            (f"cd {tmp_path} && fashionae train-ae --epochs 3 --seed 2",
+             f"cd {tmp_path} && fashionae train-ae --epochs 3 --seed 2 {this}")):
         folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": recorded})
-        here = f"{recorded.split(' && ')[0]} && fashionae train-ae --epochs 3 --seed 2 --out {folder.path.resolve()}"
         with pytest.raises(UserError, match=rf"run its command again to resume it: {re.escape(here)}$"):
             folder.require()
     # as resume_line writes it (a data folder with a space, torchrun), read back: --out moved to this folder

@@ -89,7 +89,7 @@ class LoadedRun:
         if (background := self.dataset_levels["background"]) > DARK:
             light = (f"the run's dataset has light backgrounds (its images' border {background:g} of 255), and "
                      "pictures are prepared on black, as Fashion-MNIST's are: the answer says little; train on its "
-                     "images negated (255 - pixels) to answer pictures, or give its images as arrays")
+                     "images negated (255 - x) to answer pictures, or give its images as arrays")
             pictures = {p: replace(picture, caveats=picture.caveats + (light,)) for p, picture in pictures.items()}
         return pictures
 

@@ -253,9 +253,11 @@ class RunFolder:
         return f"run its command again{under} to resume it" + (f": {self._out_here(command)}" if command else "")
 
     def _out_here(self, command: str) -> str:
-        """The recorded command (``resume_line``: ``cd FOLDER && ... fashionae ...``),
-        its --out this folder where the folder is not the one it names (moved or copied since:
-        the command as it was would train another folder, there)."""
+        """The recorded command (``resume_line``: ``cd FOLDER && ... fashionae ...``) where the
+        folder is not the one it names (moved or copied since: the command as it was would train
+        another folder, there): from the folder it was run in moved whole, where its --out leads
+        to this one as it did (its other paths too); else with its --out this folder, from where
+        it ran if that is still there."""
         try:
             words = shlex.split(command)
         except ValueError:
@@ -273,7 +275,12 @@ class RunFolder:
         where = Path(words[1]) if start else Path.cwd()
         if named is not None and (where / named).resolve() == self.path.resolve():
             return command
-        return (f"cd {shlex.quote(words[1])} && " if start else "") + " ".join(
+        out = Path(os.path.normpath(named)).parts if named and not Path(named).is_absolute() else ("..",)
+        here = self.path.resolve().parts
+        if start and ".." not in out and len(here) > len(out) and here[-len(out):] == out:
+            moved = Path(*here[:-len(out)])  # the folder it ran in, moved whole (a project's)
+            return f"cd {shlex.quote(str(moved))} && " + " ".join(map(_shell_word, words[start:]))
+        return (f"cd {shlex.quote(words[1])} && " if start and where.is_dir() else "") + " ".join(
             map(_shell_word, kept + ["--out", str(self.path.resolve())]))
 
     def refuse_lost_config(self, name: str, out: bool = False) -> None:
