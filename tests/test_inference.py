@@ -345,7 +345,7 @@ def test_a_run_on_a_dataset_of_light_backgrounds_says_its_pictures_answers_say_l
     light = LoadedRun(tmp_path / "ae")
     assert light.dataset_levels["background"] > 200
     caveats = light.read_pictures([str(tmp_path / "own.png")])[str(tmp_path / "own.png")].caveats
-    assert caveats[-1].startswith("the run's dataset has light backgrounds (its images' border ")
+    assert caveats[-1].startswith("the run's dataset has light backgrounds (its images' borders' median ")
     assert caveats[-1].endswith(" of 255), and pictures are prepared on black, as Fashion-MNIST's are: the answer "
                                 "says little; train on its images negated (255 - x) to answer pictures, or give "
                                 "its images as arrays")

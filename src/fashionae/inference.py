@@ -87,8 +87,8 @@ class LoadedRun:
         pictures = read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"],
                                  dataset_border=self.dataset_levels["border"])
         if (background := self.dataset_levels["background"]) > DARK:
-            light = (f"the run's dataset has light backgrounds (its images' border {background:g} of 255), and "
-                     "pictures are prepared on black, as Fashion-MNIST's are: the answer says little; train on its "
+            light = (f"the run's dataset has light backgrounds (its images' borders' median {background:g} of 255), "
+                     "and pictures are prepared on black, as Fashion-MNIST's are: the answer says little; train on its "
                      "images negated (255 - x) to answer pictures, or give its images as arrays")
             pictures = {p: replace(picture, caveats=picture.caveats + (light,)) for p, picture in pictures.items()}
         return pictures
