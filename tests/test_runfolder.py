@@ -164,6 +164,35 @@ def put_summary(folder: RunFolder, summary) -> None:
     (folder / folder.SUMMARY).write_text(json.dumps(summary))
 
 
+def test_a_moved_runs_line_runs_from_where_its_project_is_now_and_never_trains_another_folder(tmp_path):
+    """A run whose recorded command ran in a folder that is gone: where that folder moved with the
+    run (a project moved whole, the --out leading to the run from inside it, up a level too), the
+    line runs from there as it was, its other relative paths with it; not where the --out would lead
+    elsewhere through a link; and where the folder it ran in is still there (the run copied out of
+    it), from there, with --out this folder."""
+    def line(run, recorded: str) -> str:
+        folder = RunFolder(run)
+        folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": recorded})
+        with pytest.raises(UserError) as refused:
+            folder.require()
+        return str(refused.value).split("to resume it: ", 1)[1]
+    (tmp_path / "new" / "work").mkdir(parents=True)  # a project moved from old/ to new/, its runs beside work/
+    (tmp_path / "new" / "runs" / "a").mkdir(parents=True)
+    assert line(tmp_path / "new" / "runs" / "a", f"cd {tmp_path}/old/work && fashionae train-ae --data-dir ../data "
+                                                  "--out ../runs/a") == (
+        f"cd {tmp_path}/new/work && fashionae train-ae --data-dir ../data --out ../runs/a")
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)  # a/../run leads to elsewhere/run through the link a
+    (tmp_path / "n8" / "run").mkdir(parents=True)
+    (tmp_path / "n8" / "a").symlink_to(tmp_path / "elsewhere" / "sub")
+    assert line(tmp_path / "n8" / "run", f"cd {tmp_path}/gone && fashionae train-ae --out a/../run") == (
+        f"fashionae train-ae --out {tmp_path}/n8/run")
+    (tmp_path / "proj").mkdir()  # the project still there, the run copied out of it
+    (tmp_path / "backup" / "runs" / "a").mkdir(parents=True)
+    assert line(tmp_path / "backup" / "runs" / "a", f"cd {tmp_path}/proj && FASHIONAE_DATA=data fashionae train-ae "
+                                                     "--out runs/a") == (
+        f"cd {tmp_path}/proj && FASHIONAE_DATA=data fashionae train-ae --out {tmp_path}/backup/runs/a")
+
+
 def test_a_folder_says_what_it_lacks(tmp_path, monkeypatch):
     missing = RunFolder(tmp_path / "absent")
     with pytest.raises(UserError, match=r"^encoder run .*absent does not exist; give a fashionae run folder$"):

@@ -275,13 +275,25 @@ class RunFolder:
         where = Path(words[1]) if start else Path.cwd()
         if named is not None and (where / named).resolve() == self.path.resolve():
             return command
-        out = Path(os.path.normpath(named)).parts if named and not Path(named).is_absolute() else ("..",)
-        here = self.path.resolve().parts
-        if start and ".." not in out and len(here) > len(out) and here[-len(out):] == out:
-            moved = Path(*here[:-len(out)])  # the folder it ran in, moved whole (a project's)
+        if start and named and not where.is_dir() and (moved := self._moved_with(where, named)):
             return f"cd {shlex.quote(str(moved))} && " + " ".join(map(_shell_word, words[start:]))
         return (f"cd {shlex.quote(words[1])} && " if start and where.is_dir() else "") + " ".join(
             map(_shell_word, kept + ["--out", str(self.path.resolve())]))
+
+    def _moved_with(self, where: Path, named: str) -> Path | None:
+        """Where the folder a run's command ran in (``where``, gone) is now, where it moved with this
+        run folder (a project's folder moved whole): the folders the command's --out (``named``) led
+        to then and this one share their last names, which set the old place beside the new; the
+        command from there must lead here, else None."""
+        then, now = Path(os.path.normpath(where / named)).parts, self.path.resolve().parts
+        tail = 0
+        while tail < min(len(then), len(now)) - 1 and then[-1 - tail] == now[-1 - tail]:
+            tail += 1
+        try:
+            moved = Path(*now[:len(now) - tail]) / where.relative_to(Path(*then[:len(then) - tail]))
+        except ValueError:  # (it ran outside the folder that moved)
+            return None
+        return moved if tail and moved.is_dir() and (moved / named).resolve() == self.path.resolve() else None
 
     def refuse_lost_config(self, name: str, out: bool = False) -> None:
         """A folder holding a run's files but not its config.json: the run is there, its

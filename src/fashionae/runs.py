@@ -292,7 +292,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         state = dist.broadcast_object(folder.state_for(cfg, extend) if dist.rank == 0 else None)
         if state == "complete":
             return folder.summary()
-        for note in (subset_note(t, data), light_background_note(data.train_images)) if say_subsets else ():
+        for note in (subset_note(t, data), light_background_note(splits.train_x)) if say_subsets else ():
             if note:
                 log(f"{label}: {note}")
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
