@@ -15,8 +15,8 @@ from fashionae.errors import UserError
 from fashionae.inference import LoadedRun
 from fashionae.models import ModelConfig, build_model
 from fashionae.runconfig import RunConfig
-from fashionae.runfolder import (CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES, RunFolder,
-                                 resume_line)
+from fashionae.resumeline import resume_line
+from fashionae.runfolder import CLASSIFIER_EPOCH_FIGURES, CLASSIFIER_FIGURES, EPOCH_FIGURES, SUMMARY_FIGURES, RunFolder
 from fashionae.settings import CLASSIFIER
 from fashionae.training import TrainConfig
 from helpers import shapes, unsealed, write_dataset

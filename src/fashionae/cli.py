@@ -106,7 +106,7 @@ def resuming_command(a) -> str | None:
     each has its own line)."""
     from .data import DATA_ENV
     from .distributed import torchrun_variable, world_size
-    from .runfolder import resume_line
+    from .resumeline import resume_line
     world = world_size()
     if world > 1 and torchrun_variable("LOCAL_WORLD_SIZE", world, least=1) != world:
         return None

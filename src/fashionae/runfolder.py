@@ -18,15 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
-import shlex
 from pathlib import Path
 
 import torch
 
 from .checkpoint import checkpoint_epoch
-from .data import CLASSES, DATA_ENV, FASHION_MNIST, Dataset, Splits
+from .data import CLASSES, FASHION_MNIST, Dataset, Splits
 from .datasets import load_dataset
 from .distributed import on_processes
 from .errors import UserError
@@ -36,6 +34,7 @@ from .images import dataset_background, dataset_border, pictures_or_default, pic
 from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
 from .progress import count
+from .resumeline import resume_line_here
 from .settings import CLASSIFIER, is_number
 from .runconfig import RunConfig
 from .training import TrainConfig
@@ -82,27 +81,6 @@ def _one_of_each_task(runs: list[Path]) -> str:
     if not first:
         return str(runs[0])
     return " or ".join(f"{path} ({'an' if task[0] in 'aeiou' else 'a'} {task})" for task, path in first.items())
-
-
-def resume_line(command_line: str, data_dir: str | None = None, processes: int = 1) -> str:
-    """The shell line a run records (its environment's ``command``) that runs its command again
-    from anywhere, which resumes it: ``cd FOLDER && [DATA_ENV=DIR] OMP_NUM_THREADS=N [torchrun
-    ...] fashionae ...``, in this folder, with the data folder the environment named (``data_dir``),
-    the threads this process trains on (a resume on others is not the same arithmetic: on a
-    machine of more cores, all of them), and torchrun's ``processes``; ``RunFolder._out_here``
-    reads it back."""
-    variables = {DATA_ENV: data_dir, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    assigned = "".join(f"{k}={shlex.quote(v)} " for k, v in variables.items() if v)
-    torchrun = f"torchrun --nproc-per-node {processes} -m " if processes > 1 else ""
-    return f"cd {shlex.quote(os.getcwd())} && {assigned}{torchrun}{command_line}"
-
-
-def _shell_word(word: str) -> str:
-    """A word of a shell line, quoted: an environment's assignment (``resume_line``'s data folder)
-    with its name outside the quotes, which, quoted whole, the shell would run as a command (an
-    argument reads the same either way)."""
-    name, assigned, value = word.partition("=")
-    return f"{name}={shlex.quote(value)}" if assigned and name.isidentifier() else shlex.quote(word)
 
 
 def _is_run_config(raw) -> bool:
@@ -250,50 +228,7 @@ class RunFolder:
             env = {}
         processes, command = env.get("processes", 1), env.get("command")
         under = f", {on_processes(processes)}," if processes != 1 and "torchrun" not in (command or "") else ""
-        return f"run its command again{under} to resume it" + (f": {self._out_here(command)}" if command else "")
-
-    def _out_here(self, command: str) -> str:
-        """The recorded command (``resume_line``: ``cd FOLDER && ... fashionae ...``) where the
-        folder is not the one it names (moved or copied since: the command as it was would train
-        another folder, there): from the folder it was run in moved whole, where its --out leads
-        to this one as it did (its other paths too); else with its --out this folder, from where
-        it ran if that is still there."""
-        try:
-            words = shlex.split(command)
-        except ValueError:
-            return command
-        start = 3 if words[:1] == ["cd"] and words[2:3] == ["&&"] else 0
-        named, kept = None, []  # its --out, and its other words
-        rest = iter(words[start:])
-        for word in rest:
-            if word == "--out":
-                named = next(rest, None)
-            elif word.startswith("--out="):
-                named = word.split("=", 1)[1]
-            else:
-                kept.append(word)
-        where = Path(words[1]) if start else Path.cwd()
-        if named is not None and (where / named).resolve() == self.path.resolve():
-            return command
-        if start and named and not where.is_dir() and (moved := self._moved_with(where, named)):
-            return f"cd {shlex.quote(str(moved))} && " + " ".join(map(_shell_word, words[start:]))
-        return (f"cd {shlex.quote(words[1])} && " if start and where.is_dir() else "") + " ".join(
-            map(_shell_word, kept + ["--out", str(self.path.resolve())]))
-
-    def _moved_with(self, where: Path, named: str) -> Path | None:
-        """Where the folder a run's command ran in (``where``, gone) is now, where it moved with this
-        run folder (a project's folder moved whole): the folders the command's --out (``named``) led
-        to then and this one share their last names, which set the old place beside the new; the
-        command from there must lead here, else None."""
-        then, now = Path(os.path.normpath(where / named)).parts, self.path.resolve().parts
-        tail = 0
-        while tail < min(len(then), len(now)) - 1 and then[-1 - tail] == now[-1 - tail]:
-            tail += 1
-        try:
-            moved = Path(*now[:len(now) - tail]) / where.relative_to(Path(*then[:len(then) - tail]))
-        except ValueError:  # (it ran outside the folder that moved)
-            return None
-        return moved if tail and moved.is_dir() and (moved / named).resolve() == self.path.resolve() else None
+        return f"run its command again{under} to resume it" + (f": {resume_line_here(command, self.path)}" if command else "")
 
     def refuse_lost_config(self, name: str, out: bool = False) -> None:
         """A folder holding a run's files but not its config.json: the run is there, its

@@ -1,0 +1,76 @@
+"""The shell line that resumes a run from anywhere: written as its command starts
+(``resume_line``, recorded in its config.json), and read back for the folder the run is in
+now (``resume_line_here``: moved or copied since, the line as it was would train another folder)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import torch
+
+from .data import DATA_ENV
+
+
+def resume_line(command_line: str, data_dir: str | None = None, processes: int = 1) -> str:
+    """``cd FOLDER && [DATA_ENV=DIR] OMP_NUM_THREADS=N [torchrun ...] fashionae ...``: in this
+    folder, with the data folder the environment named (``data_dir``), the threads this process
+    trains on (a resume on others is not the same arithmetic: on a machine of more cores, all of
+    them), and torchrun's ``processes``."""
+    variables = {DATA_ENV: data_dir, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    assigned = "".join(f"{k}={shlex.quote(v)} " for k, v in variables.items() if v)
+    torchrun = f"torchrun --nproc-per-node {processes} -m " if processes > 1 else ""
+    return f"cd {shlex.quote(os.getcwd())} && {assigned}{torchrun}{command_line}"
+
+
+def resume_line_here(command: str, run: Path) -> str:
+    """The recorded line (``resume_line``) for the run folder ``run`` where that is not the folder
+    it names (moved or copied since): from the folder it was run in moved whole, where its --out
+    leads to this one as it did (its other paths too); else with its --out this folder, from where
+    it ran if that is still there."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    start = 3 if words[:1] == ["cd"] and words[2:3] == ["&&"] else 0
+    named, kept = None, []  # its --out, and its other words
+    rest = iter(words[start:])
+    for word in rest:
+        if word == "--out":
+            named = next(rest, None)
+        elif word.startswith("--out="):
+            named = word.split("=", 1)[1]
+        else:
+            kept.append(word)
+    where, here = (Path(words[1]) if start else Path.cwd()), run.resolve()
+    if named is not None and (where / named).resolve() == here:
+        return command
+    if start and named and not where.is_dir() and (moved := _moved_with(where, named, here)):
+        return f"cd {shlex.quote(str(moved))} && " + " ".join(map(_shell_word, words[start:]))
+    return (f"cd {shlex.quote(words[1])} && " if start and where.is_dir() else "") + " ".join(
+        map(_shell_word, kept + ["--out", str(here)]))
+
+
+def _moved_with(where: Path, named: str, here: Path) -> Path | None:
+    """Where the folder a run's command ran in (``where``, gone) is now, where it moved with the
+    run folder (``here``, resolved: a project's folder moved whole): the folders the command's
+    --out (``named``) led to then and the run's share their last names, which set the old place
+    beside the new; the command from there must lead to the run, else None."""
+    then, now = Path(os.path.normpath(where / named)).parts, here.parts
+    tail = 0
+    while tail < min(len(then), len(now)) - 1 and then[-1 - tail] == now[-1 - tail]:
+        tail += 1
+    try:
+        moved = Path(*now[:len(now) - tail]) / where.relative_to(Path(*then[:len(then) - tail]))
+    except ValueError:  # (it ran outside the folder that moved)
+        return None
+    return moved if tail and moved.is_dir() and (moved / named).resolve() == here else None
+
+
+def _shell_word(word: str) -> str:
+    """A word of a shell line, quoted: an environment's assignment (``resume_line``'s data folder)
+    with its name outside the quotes, which, quoted whole, the shell would run as a command (an
+    argument reads the same either way)."""
+    name, assigned, value = word.partition("=")
+    return f"{name}={shlex.quote(value)}" if assigned and name.isidentifier() else shlex.quote(word)
