@@ -541,6 +541,16 @@ def light_background_note(images) -> str | None:
             "Fashion-MNIST's are; to answer pictures, write the dataset again negated (255 - x)")
 
 
+def light_background_caveat(background: float) -> str | None:
+    """What every picture's answer says of a run whose dataset's background (``dataset_background``)
+    is light, which the pictures prepared on black never are."""
+    if background <= DARK:
+        return None
+    return (f"the run's dataset has light backgrounds (its images' borders' median {background:g} of 255), and "
+            "pictures are prepared on black, as Fashion-MNIST's are: the answer says little; train on its images "
+            "negated (255 - x) to answer pictures, or give its images as arrays")
+
+
 def _border_levels(images) -> np.ndarray:
     """Each image's border level, as ``_border_level`` reads a picture's: its edge pixels' median."""
     ring = _ring(np.asarray(images).transpose(1, 2, 0))  # [edge pixels, N]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .images import DARK, read_pictures
+from .images import light_background_caveat, read_pictures
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import EVAL_BATCH, PRECISIONS, TrainConfig, autocast, native_bf16
@@ -86,10 +86,7 @@ class LoadedRun:
         on a dataset of light backgrounds, each with the caveat that they are prepared on black."""
         pictures = read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"],
                                  dataset_border=self.dataset_levels["border"])
-        if (background := self.dataset_levels["background"]) > DARK:
-            light = (f"the run's dataset has light backgrounds (its images' borders' median {background:g} of 255), "
-                     "and pictures are prepared on black, as Fashion-MNIST's are: the answer says little; train on its "
-                     "images negated (255 - x) to answer pictures, or give its images as arrays")
+        if light := light_background_caveat(self.dataset_levels["background"]):
             pictures = {p: replace(picture, caveats=picture.caveats + (light,)) for p, picture in pictures.items()}
         return pictures
 
