@@ -47,6 +47,13 @@ def _seed_suffix(seed: int) -> str:
     return f"-seed{seed}"
 
 
+def stem_and_seed(name: str) -> tuple[str, int] | None:
+    """A run folder's name (``ae_run_name``, ``clf_run_name``) split into the part its seeds share
+    and its seed; None for a name of no run of a study."""
+    stem, cut, seed = name.rpartition(_seed_suffix(""))
+    return (stem, int(seed)) if cut and stem and seed.isascii() and seed.isdigit() else None
+
+
 def ae_run_name(name: str, seed: int) -> str:
     """An autoencoder's run folder: ``ae-<name>-seed<k>``."""
     return f"ae-{name}{_seed_suffix(seed)}"

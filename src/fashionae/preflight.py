@@ -9,7 +9,6 @@ run needs; ``said_before_training`` gives the notes ``study`` and ``study --plan
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from .baselines import check_classes
@@ -17,7 +16,7 @@ from .data import Dataset, make_splits
 from .errors import UserError
 from .files import refuse_a_link_to_nothing
 from .images import light_background_note
-from .plan import PlannedRun, clf_run_name, known_config
+from .plan import PlannedRun, clf_run_name, known_config, stem_and_seed
 from .progress import count
 from .runconfig import RunConfig
 from .runfolder import RunFolder
@@ -311,8 +310,8 @@ def unasked_runs_note(plan: list[PlannedRun], states: dict[str, str], folder: St
     renamed = renamed_runs(plan, states, folder, data)
     # runs of seeds beyond --seeds: the report of a study run again with fewer seeds covers those
     # alone, and --seeds N reports them all, where no seed is missing in between
-    stems = {run.name.removesuffix(f"-seed{run.seed}") for run in plan}
-    seeds = {int(m[2]) for name in others if (m := re.fullmatch(r"(.+)-seed(\d+)", name)) and m[1] in stems}
+    stems = {stem_and_seed(run.name)[0] for run in plan}
+    seeds = {found[1] for name in others if (found := stem_and_seed(name)) and found[0] in stems}
     asked = {run.seed for run in plan}
     every = seeds and seeds | asked == set(range(max(seeds) + 1))
     return (f"{folder.path} also holds {len(others)} run folder(s) this study does not ask for ({', '.join(others[:3])}"
