@@ -11,6 +11,10 @@ filled garment, or two garments side by side (the image and the next, each half 
 apart; the accuracy is the left one's). Printed per condition: accuracy, the change from the raw
 images, and how many answers carry a note (``Picture.caveats``).
 
+The run may be one of Fashion-MNIST's images negated (dark garments on white, a dataset written
+with ``255 - x``): its raw images are its own test images, and its pictures are prepared as it
+prepares them (``LoadedRun.read_pictures``: dark on light).
+
     .venv/bin/python benchmarks/pictures.py runs/.../clf-finetune-seed0 [--images 200] [--out DIR]
 """
 import argparse
@@ -23,8 +27,7 @@ import torch
 from PIL import Image, ImageFilter
 
 import fashionae
-from fashionae.datasets import load_dataset
-from fashionae.images import read_picture
+from fashionae.images import is_light
 
 
 def photo(img: np.ndarray, flaw: str, rng: np.random.Generator) -> Image.Image:
@@ -112,13 +115,15 @@ def two_garments(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run", help="a classifier run folder trained on Fashion-MNIST")
+    p.add_argument("run", help="a classifier run folder trained on Fashion-MNIST (or its images negated)")
     p.add_argument("--images", type=int, default=200, help="test images per condition (default 200)")
     p.add_argument("--out", help="keep the pictures here (default: a temporary folder)")
     a = p.parse_args()
     run = fashionae.load(a.run)
-    ds = load_dataset("fashion-mnist", None, False)
+    ds = run.folder.load_data(verify=False)
     x, y = ds.test_images[:a.images].numpy(), ds.test_labels[:a.images].numpy()
+    light = is_light(run.dataset_levels["background"])
+    garments = 255 - x if light else x  # light on black, drawn into the photos below
     truth = [run.classes[i] for i in y]
 
     def accuracy(predicted: list[str]) -> float:
@@ -133,12 +138,13 @@ def main() -> None:
             folder = root / flaw.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
             folder.mkdir(parents=True, exist_ok=True)
             pictures = []
-            for i, img in enumerate(x):
+            for i, img in enumerate(garments):
                 if flaw == "two garments side by side":
-                    img = two_garments(img, x[(i + 1) % len(x)])
+                    img = two_garments(img, garments[(i + 1) % len(x)])
                 path = folder / f"{i}.png"
                 photo(img, flaw, rng).save(path)
-                pictures.append(read_picture(path, size=run.config.image_size))
+                pictures.append(path)
+            pictures = list(run.read_pictures([str(path) for path in pictures]).values())
             acc = accuracy(run.predict(torch.stack([q.pixels for q in pictures])))
             notes = sum(bool(q.caveats) for q in pictures)
             print(f"{flaw:32} {acc:8.1f} % {acc - raw:+7.1f} {notes:6d}")

@@ -195,8 +195,8 @@ def test_tiffs_read_from_threads_or_without_a_stderr_are_read_and_leave_stderr_a
 def test_a_datasets_border_is_the_level_99_percent_of_its_images_borders_are_within():
     """Each image's border: the median of its edge pixels (as a picture's is read); the dataset's:
     their 99th percentile, to a tenth, but no further above their median than FAINT (12.75 of
-    255), so that images whose object fills the frame do not count, however many; none where the
-    median is light (dark garments on white, which no picture prepared is)."""
+    255), so that images whose object fills the frame do not count, however many; where the median
+    is light (dark garments on white), the same from white: the level down to which."""
     from fashionae.images import dataset_background, dataset_border
     images = np.zeros((200, 10, 12), np.uint8)
     assert dataset_border(images) == dataset_background(images) == 0.0
@@ -213,7 +213,8 @@ def test_a_datasets_border_is_the_level_99_percent_of_its_images_borders_are_wit
     filled[:4] = 200  # 2 % of black images whose object fills the frame: the 99th percentile is theirs
     assert float(np.percentile(np.median(filled.reshape(200, -1), axis=1), 99)) == 200
     assert dataset_border(filled) == 12.8  # (FAINT above the median: no picture up to 200 taken as it is)
-    assert dataset_background(255 - filled) == 255.0 and dataset_border(255 - filled) == 0.0
+    assert dataset_background(255 - filled) == 255.0 and dataset_border(255 - filled) == 242.2  # (255 - 12.8)
+    assert dataset_background(255 - noisy) == 245.5 and dataset_border(255 - noisy) == 236.0  # (255 - 19)
 
 
 def test_a_picture_in_the_datasets_form_is_taken_as_it_is(tmp_path):

@@ -500,6 +500,9 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     for border in (0, 12.5, 255):
         (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border, "background": 3}}))
         assert folder.dataset_levels() == {"border": border, "background": 3}
+    for border, read in ((242.2, 242.2), (0, 255.0)):  # light: 0.3.29 recorded no border (0), read as white
+        (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border, "background": 250}}))
+        assert folder.dataset_levels() == {"border": read, "background": 250}
     for key in ("border", "background"):
         for level in (-1, 255.5, "12", None, True, float("nan")):
             (folder / "config.json").write_text(json.dumps({**config, "data": {key: level}}))

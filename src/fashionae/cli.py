@@ -32,7 +32,7 @@ def cmd_data(a) -> int:
     import torch
     from .data import FASHION_MNIST, IMAGE_SIZE
     from .datasets import load_dataset
-    from .images import FILL, INVERT, light_background_note
+    from .images import FILL, INVERT, light_background_line
     if a.from_pictures is not None:
         from .picturefiles import picture_dataset
         if a.dataset == FASHION_MNIST:
@@ -60,6 +60,8 @@ def cmd_data(a) -> int:
     if ds.pictures:
         print(f"pictures prepared with --invert {ds.pictures['invert']} --fill {ds.pictures['fill']:g}, as classify and "
               "reconstruct prepare those given to its runs")
+    if line := light_background_line(ds.train_images):
+        print(line)
     counts = torch.bincount(ds.train_labels, minlength=len(ds.classes)).tolist()
     tested = torch.bincount(ds.test_labels, minlength=len(ds.classes)).tolist()
     print("classes (training / test images): " + ", ".join(f"{c} ({n:,} / {m:,})"
@@ -73,8 +75,6 @@ def cmd_data(a) -> int:
     if ds.train_images.numel() and int(ds.train_images.max()) <= 1:
         print("note: the pixels reach only 1 of 255: images of 0 and 1? scale them to 0-255 (x * 255) before "
               "saving, or the models see them nearly black")
-    if note := light_background_note(ds.train_images):
-        print(f"note: {note}")
     return 0
 
 

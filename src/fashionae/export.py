@@ -1,7 +1,8 @@
 """``fashionae export``: a run's model as an ONNX file (``pip install 'fashionae[onnx]'``).
 
 The file takes one input, ``images``: float32 [N, 1, H, W] (any N), pixels / 255 on a dark
-background, as the run was trained on (``images.prepare_image`` makes a photo look so). Its
+background, as the run was trained on (light, for a run on dark garments on white;
+``images.read_picture`` with the run's dataset levels makes a photo look so). Its
 output is, by part:
 - ``encoder``: the embedding, float32 [N, latent] (flattened, as ``LoadedRun.embed``);
 - ``autoencoder``: the reconstruction, float32 [N, 1, H, W] in [0, 1];
@@ -32,6 +33,7 @@ from torch import nn
 from . import __version__
 from .errors import UserError, require
 from .files import atomic_write, refuse_to_replace
+from .images import is_light
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import to_inputs
@@ -57,10 +59,11 @@ class Part(nn.Module):
         return self.model.logits(images)
 
 
-def describe(part: str, model: nn.Module) -> tuple[str, str]:
-    """The input and output of an exported part, in words."""
+def describe(part: str, model: nn.Module, light: bool = False) -> tuple[str, str]:
+    """The input and output of an exported part, in words (``light``: of a run whose images'
+    backgrounds are)."""
     h, w = model.config.image_size
-    inputs = f"images float32 [N, 1, {h}, {w}], pixels/255, dark background"
+    inputs = f"images float32 [N, 1, {h}, {w}], pixels/255, {'light' if light else 'dark'} background"
     shape = {"encoder": f"[N, {model.encoder.latent}]", "autoencoder": f"[N, 1, {h}, {w}] in [0, 1]",
              "classifier": f"[N, {model.config.num_classes}] " + (
                  "(softmax(sigmoid(logits)) gives the probabilities it was trained on, at most "
@@ -155,7 +158,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, part: str | None = None
         refuse_to_replace({out: None}, force)
     module = Part(model, part).eval()
     proto = to_onnx(module)
-    inputs, outputs = describe(part, model)
+    inputs, outputs = describe(part, model, is_light(folder.dataset_levels()["background"]))
     onnx.helper.set_model_props(proto, {
         "input": inputs, "output": outputs, "part": part,
         "classes": json.dumps(list(folder.classes())),

@@ -10,22 +10,25 @@ falls off smoothly across the picture (a lamp's, vignetting) is first divided ou
 ("invert") is automatic: a picture whose border is light is negated, so the garment ends
 light on a dark background as in the dataset, unless the garment would then end darker than
 its background (a white shirt on light grey), and the other way round; ``invert="yes"`` /
-``"no"`` forces it. A picture
-already in the dataset's form (the run's size, grey, a border as dark as the dataset's images'
-are: ``dataset_border``) is taken as it is. Opening
+``"no"`` forces it. For a run whose dataset has light backgrounds (dark garments on white:
+``dataset_background`` above ``DARK``), the picture so made is negated at the end, into its
+dataset's form (``invert`` keeps its meaning: whether the photo is negated on the way to light
+on black). A picture already in the dataset's form (the run's size, grey, a border as close to
+black, or white, as the dataset's images' are: ``dataset_border``) is taken as it is. Opening
 the file (upright by its EXIF orientation, in 8 bits, each failure one line) is ``imagefile``'s.
 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
 a blank picture, an object of a few pixels, an outline, several objects apart from one another, a
 background that is uneven (or, on one, mid-grey), an object
 left darker than its background by the ``invert`` given (negated the wrong way), a picture of the
-model's size on a dark border lighter than the dataset's (prepared as a photo: it may be a dataset's image).
+model's size on a border of the dataset's side but further from black (or white) than the dataset's
+(prepared as a photo: it may be a dataset's image).
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -96,7 +99,7 @@ AS_IS_SHARE = 99  # percent of a dataset's images whose border a picture's may m
 @dataclass(frozen=True)
 class Picture:
     """A picture made to look like Fashion-MNIST, and why an answer for it may say little."""
-    pixels: torch.Tensor  # [1, H, W] in [0, 1], dark background
+    pixels: torch.Tensor  # [1, H, W] in [0, 1], on the run's dataset's background (black, as Fashion-MNIST's)
     caveats: tuple[str, ...] = ()  # e.g. "blank or nearly so once prepared: the answer says nothing"
 
 
@@ -138,7 +141,7 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
                   fill: float = FILL, refused: str = "none is answered",
                   remedy: str = "Fix or remove them, or name only the others",
                   progress: Callable[[int], None] = lambda read: None, dataset_fill: float = FILL,
-                  dataset_border: float = 0.0) -> dict[str, Picture]:
+                  dataset_border: float = 0.0, dataset_background: float = 0.0) -> dict[str, Picture]:
     """Every picture (``read_picture``), read before any is used; those that cannot be, all
     named in one error (saying what is ``refused`` for them and the ``remedy``), so that a
     folder with a stray file costs one try, not one per file. ``progress``: told how many are
@@ -147,7 +150,7 @@ def read_pictures(paths: list[str], invert: str = INVERT[0], size: tuple[int, in
     pictures, faults = {}, []
     for read, path in enumerate(paths, 1):
         try:
-            pictures[path] = read_picture(path, invert, size, fill, dataset_fill, dataset_border)
+            pictures[path] = read_picture(path, invert, size, fill, dataset_fill, dataset_border, dataset_background)
         except UserError as e:
             faults.append(str(e))
         progress(read)
@@ -169,29 +172,57 @@ def _check_options(invert: str, fill: float, size: tuple[int, int]) -> None:
 
 
 def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int] = IMAGE_SIZE,
-                 fill: float = FILL, dataset_fill: float = FILL, dataset_border: float = 0.0) -> Picture:
+                 fill: float = FILL, dataset_fill: float = FILL, dataset_border: float = 0.0,
+                 dataset_background: float = 0.0) -> Picture:
     """``prepare_image``'s pixels, with the caveats the picture gives (see ``Picture``).
     ``dataset_fill``: the fill of the run's dataset, whose images a picture in their form is
     (taken as it is, its caveat says so where another ``fill`` was asked for); ``dataset_border``:
-    their borders' level (``dataset_border``; 0, black, for Fashion-MNIST's), up to which a grey
-    picture of the model's size is in their form."""
-    from PIL import Image, ImageFilter
+    their borders' level (``dataset_border``; 0, black, for Fashion-MNIST's), up to which (down
+    to which, on light backgrounds) a grey picture of the model's size is in their form;
+    ``dataset_background``: their median border (``dataset_background``), light above ``DARK``:
+    a picture prepared as a photo is then negated at the end, dark on light as they are."""
+    from PIL import Image
     _check_options(invert, fill, size)
     rgba, opened = open_picture(path, size)  # (the notes of the file itself)
     rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, _behind(rgba)), rgba).convert("RGB")
-    # already what the steps below make (the model's size, grey, on a background as dark as the
-    # dataset's: black, give or take FAINT; a noisy scan's, where the dataset is of those): as it is
+    # already what the steps below make (the model's size, grey, on a background as close to the
+    # dataset's end as its images': black (white on light backgrounds), give or take FAINT; a noisy
+    # scan's, where the dataset is of those): as it is. Levels are read from the dataset's end
+    light = is_light(dataset_background)
+    side, ends = ("light", ("darker", "at least")) if light else ("dark", ("lighter", "at most"))
     model_sized = (rgb.height, rgb.width) == tuple(size) and _grey(rgb) and invert != "yes"
-    dark = max(FAINT * 255, min(dataset_border, DARK))  # (a light border is a photo's, whatever the dataset's)
-    if model_sized and (level := _border_level(rgb.convert("L"))) <= dark:  # (a test image saved as a PNG)
-        asis = [] if fill == dataset_fill else [f"it is already in the dataset's form ({size[1]}x{size[0]}, dark "
+    # (a border past the middle is of the other side, whatever the dataset's)
+    reach = max(FAINT * 255, min(_from_end(dataset_border, light), DARK))
+    if model_sized and _from_end(level := _border_level(rgb.convert("L")), light) <= reach:  # (a test image as a PNG)
+        asis = [] if fill == dataset_fill else [f"it is already in the dataset's form ({size[1]}x{size[0]}, {side} "
                                         f"background), so it is taken as it is: --fill {fill:g} is not applied"]
-        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, opened + asis)
-    if model_sized and level <= DARK:  # (a dataset's image whose object fills the frame, say: never silently)
+        return _picture(np.asarray(rgb.convert("L"), dtype=np.float32) / 255, opened + asis, light)
+    if model_sized and _from_end(level, light) <= DARK:  # (a dataset's image whose object fills the frame, say)
         opened = opened + [f"it has the model's size ({size[1]}x{size[0]}) and is grey, but its border ({level:g} of "
-                           f"255) is lighter than the dataset's images' ({dark:g} at most), so it is prepared as a "
-                           "photo (trimmed, centred); if it is one of the run's dataset's own images, its pixels "
-                           "given as an array from Python are taken as they are"]
+                           f"255) is {ends[0]} than the dataset's images' ({_from_end(reach, light):g} {ends[1]}), so "
+                           "it is prepared as a photo (trimmed, centred); if it is one of the run's dataset's own "
+                           "images, its pixels given as an array from Python are taken as they are"]
+    picture = _as_photo(rgb, invert, size, fill, opened)
+    # dark garments on white, as the run's images are: the end of Fashion-MNIST's form negated
+    return replace(picture, pixels=1 - picture.pixels) if light else picture
+
+
+def is_light(level: float) -> bool:
+    """Whether a background's level (of 255) is light: above ``DARK`` (a dataset's, its images'
+    median border: dark garments on white)."""
+    return level > DARK
+
+
+def _from_end(level: float, light: bool) -> float:
+    """A grey level (of 255) as its distance from the dataset's end: black, or white where the
+    dataset's backgrounds are light (and back: the map is its own inverse)."""
+    return 255 - level if light else level
+
+
+def _as_photo(rgb, invert: str, size: tuple[int, int], fill: float, opened: list[str]) -> Picture:
+    """A picture prepared as Fashion-MNIST's images were made from photos (the module's steps),
+    light on black, with its caveats after ``opened``'s."""
+    from PIL import Image, ImageFilter
 
     # corners far apart: said of the picture as taken (the light's fit may even them out, or follow
     # an object it should not: the note is never lost)
@@ -438,10 +469,11 @@ def _count_3x3(mask: np.ndarray) -> np.ndarray:
                for i in (-1, 0, 1) for j in (-1, 0, 1))
 
 
-def _picture(g: np.ndarray, caveats: list[str] | tuple = ()) -> Picture:
+def _picture(g: np.ndarray, caveats: list[str] | tuple = (), light: bool = False) -> Picture:
     """The prepared grey levels [H, W] in [0, 1] as a Picture; one with nothing fainter than
-    background left in it (a blank page, or one whose only marks are noise) says only that."""
-    if g.max() < FAINT:
+    background (black, or white if ``light``) left in it (a blank page, or one whose only marks
+    are noise) says only that."""
+    if (1 - g.min() if light else g.max()) < FAINT:
         caveats = [BLANK]
     return Picture(torch.from_numpy(g).unsqueeze(0), tuple(caveats))
 
@@ -515,13 +547,16 @@ def dataset_border(images) -> float:
     picture of their size is in their form (``read_picture``'s ``dataset_border``): the
     AS_IS_SHARE-th percentile of their borders' levels, but no further above their median
     (``dataset_background``) than FAINT, so that images whose object fills the frame do not count,
-    however many; none (0) where their background is light, which no picture prepared is.
+    however many; on light backgrounds (above DARK) the same from white: the level down to which.
     Fashion-MNIST's training images': 0 (black: 55 of the 60,000 have a border of their object,
     filling the frame); a dataset of scans on a noisy background: the noise's median."""
     levels = _border_levels(images)
-    if not levels.size or (median := float(np.median(levels))) > DARK:
+    if not levels.size:
         return 0.0
-    return round(min(float(np.percentile(levels, AS_IS_SHARE)), median + FAINT * 255), 1)
+    light = is_light(float(np.median(levels)))
+    off = _from_end(levels, light)  # (each image's distance from the dataset's end)
+    reach = min(float(np.percentile(off, AS_IS_SHARE)), float(np.median(off)) + FAINT * 255)
+    return round(float(_from_end(reach, light)), 1)
 
 
 def dataset_background(images) -> float:
@@ -531,24 +566,13 @@ def dataset_background(images) -> float:
     return round(float(np.median(levels)), 1) if levels.size else 0.0
 
 
-def light_background_note(images) -> str | None:
-    """What a dataset of light backgrounds (dark garments on white) is told before its runs train
-    and by ``fashionae data``: its runs answer arrays, not pictures (prepared light on black)."""
-    if (background := dataset_background(images)) <= DARK:
+def light_background_line(images) -> str | None:
+    """What ``fashionae data`` says of a dataset of light backgrounds (dark garments on white):
+    pictures given to its runs end so too (``read_picture``), not light on black."""
+    if not is_light(background := dataset_background(images)):
         return None
-    return (f"the dataset's images have light backgrounds (their borders' median {background:g} of 255): its runs "
-            "answer images given as arrays, but a picture given to them is prepared light on black, as "
-            "Fashion-MNIST's are; to answer pictures, write the dataset again negated (255 - x)")
-
-
-def light_background_caveat(background: float) -> str | None:
-    """What every picture's answer says of a run whose dataset's background (``dataset_background``)
-    is light, which the pictures prepared on black never are."""
-    if background <= DARK:
-        return None
-    return (f"the run's dataset has light backgrounds (its images' borders' median {background:g} of 255), and "
-            "pictures are prepared on black, as Fashion-MNIST's are: the answer says little; train on its images "
-            "negated (255 - x) to answer pictures, or give its images as arrays")
+    return (f"light backgrounds (its images' borders' median {background:g} of 255): pictures given to its runs are "
+            "prepared dark on light, as its images are")
 
 
 def _border_levels(images) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .images import light_background_caveat, read_pictures
+from .images import read_pictures
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import EVAL_BATCH, PRECISIONS, TrainConfig, autocast, native_bf16
@@ -82,13 +82,11 @@ class LoadedRun:
         return images
 
     def read_pictures(self, paths: list[str]) -> dict:
-        """``images.read_pictures`` as this run prepares pictures (``invert``, ``fill``, its size);
-        on a dataset of light backgrounds, each with the caveat that they are prepared on black."""
-        pictures = read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"],
-                                 dataset_border=self.dataset_levels["border"])
-        if light := light_background_caveat(self.dataset_levels["background"]):
-            pictures = {p: replace(picture, caveats=picture.caveats + (light,)) for p, picture in pictures.items()}
-        return pictures
+        """``images.read_pictures`` as this run prepares pictures (``invert``, ``fill``, its size),
+        into its dataset's form (its border levels: dark on light where its backgrounds are)."""
+        return read_pictures(paths, self.invert, self.size, self.fill, dataset_fill=self.dataset_pictures["fill"],
+                             dataset_border=self.dataset_levels["border"],
+                             dataset_background=self.dataset_levels["background"])
 
     def _one_image(self, image) -> torch.Tensor:
         """An item of a list that is no picture's path: one image as [H, W], [1, H, W] or [H, W, 1]."""

@@ -15,7 +15,6 @@ from .baselines import check_classes
 from .data import Dataset, make_splits
 from .errors import UserError
 from .files import refuse_a_link_to_nothing
-from .images import light_background_note
 from .plan import PlannedRun, clf_run_name, known_config, stem_and_seed
 from .progress import count
 from .runconfig import RunConfig
@@ -249,14 +248,12 @@ def refuse_missing_classes(plan: list[PlannedRun], states: dict[str, str], data:
 def notes_on_runs(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder, data: Dataset) -> list[str]:
     """What the study says of its runs before they train (``study`` and ``study --plan``), each note
     once for all it concerns: ``runs.subset_note`` of those still to train (a run alone says its
-    own), a dataset of light backgrounds (``images.light_background_note``), what keep_state cannot
-    do for a run (``keep_state_note``), and the class names a kept run trained with where the data's
-    are others now (``classes_note``)."""
+    own), what keep_state cannot do for a run (``keep_state_note``), and the class names a kept
+    run trained with where the data's are others now (``classes_note``)."""
     runs: dict[str, list[str]] = {}
-    light = light_background_note(data.train_images)
     for run in plan:
         todo = states[run.name] != "complete"
-        for note in (todo and subset_note(run.config.train, data), todo and light, keep_state_note(run, states, folder),
+        for note in (todo and subset_note(run.config.train, data), keep_state_note(run, states, folder),
                      classes_note(run, states, folder, data)):
             if note:
                 runs.setdefault(note, []).append(run.name)

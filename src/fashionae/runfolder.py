@@ -30,7 +30,7 @@ from .distributed import on_processes
 from .errors import UserError
 from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of, read_json, read_rebuildable_json,
                     remove_file, seal_broken, sealed, write_json, write_jsonl)
-from .images import dataset_background, dataset_border, pictures_or_default, pictures_problem
+from .images import dataset_background, dataset_border, is_light, pictures_or_default, pictures_problem
 from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
 from .progress import count
@@ -477,13 +477,16 @@ class RunFolder:
 
     def dataset_levels(self) -> dict[str, float]:
         """Its training images' border levels (``images.dataset_border``): ``border``, up to which a
-        picture of their size is in their form, and ``background``, their median; 0 (black, as
-        Fashion-MNIST's) for a run from before 0.3.29."""
+        picture of their size is in their form (down to which, on light backgrounds), and
+        ``background``, their median; 0 (black, as Fashion-MNIST's) for a run from before 0.3.29,
+        whose runs on light backgrounds recorded no border (0): white, theirs."""
         levels = {k: self.data_record().get(k, 0.0) for k in ("border", "background")}
         for k, level in levels.items():
             if not (is_number(level) and 0 <= level <= 255):
                 raise self.damaged(self.CONFIG, f"records its images' {k} level as {level!r}, not a number of "
                                                 "0 to 255")
+        if is_light(levels["background"]) and not is_light(levels["border"]):  # (0.3.29's)
+            levels["border"] = 255.0
         return {k: float(level) for k, level in levels.items()}
 
     def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:

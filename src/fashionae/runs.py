@@ -25,7 +25,6 @@ from .datasets import load_dataset
 from .distributed import Dist, from_environment, on_processes, processes, sync_batchnorm
 from .errors import UserError
 from .machine import cpu_info
-from .images import light_background_note
 from .modelfile import load_weights
 from .models import ModelConfig, build_model
 from .progress import count, progress_bar
@@ -231,9 +230,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
     ``command``: the command line that runs it, recorded to say how to resume it.
     ``on_epoch(row)`` may return a note appended to each epoch's log line; ``on_step(step,
     steps)`` replaces the in-epoch progress bar; ``say_subsets``: say the notes on its data
-    (``subset_note``, ``images.light_background_note``; a study says its runs' once,
-    ``preflight.notes_on_runs``). Under torchrun every process calls this;
-    process 0 alone writes the folder."""
+    (``subset_note``; a study says its runs' once, ``preflight.notes_on_runs``). Under torchrun
+    every process calls this; process 0 alone writes the folder."""
     folder = RunFolder(out)
     label = label or str(folder.path)
     cfg = replace(cfg, train=cfg.train.validate().resolved(folder.started()), model=cfg.model.validate())
@@ -292,9 +290,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         state = dist.broadcast_object(folder.state_for(cfg, extend) if dist.rank == 0 else None)
         if state == "complete":
             return folder.summary()
-        for note in (subset_note(t, data), light_background_note(splits.train_x)) if say_subsets else ():
-            if note:
-                log(f"{label}: {note}")
+        if say_subsets and (note := subset_note(t, data)):
+            log(f"{label}: {note}")
         model = build(cfg, encoder_weights, dist)  # first: a model too large leaves no folder behind
         checkpoint = folder / folder.CHECKPOINT
         env = environment(t, dist, command)
