@@ -466,8 +466,10 @@ def test_every_printed_field_of_every_claim():
                                     "a rise of at least 2 % is its sign)"),
     ((0.13,), 10, None, "overfitting undecided (1 seed; a rise of at least 2 % is its sign)"),
     ((0.13, 0.14), 10, None, "overfitting undecided (2 seeds; a rise of at least 2 % is its sign)"),
-    # a fact, not an inference: no seed's validation MSE rose after its best epoch
-    ((0.0,), 60, False, "no overfitting within its 60 epochs (every seed's best epoch is its last)"),
+    # no seed's validation MSE rose after its best epoch: a verdict from 3 seeds, as any other's
+    ((0.0,), 60, None, "overfitting undecided (1 seed, whose best epoch is its last; a rise of at least 2 % is its sign)"),
+    ((0.0, 0.0), 60, None, "overfitting undecided (2 seeds, whose best epochs are their last; a rise of at "
+                           "least 2 % is its sign)"),
     ((0.0, 0.0, 0.0), 60, False, "no overfitting within its 60 epochs (every seed's best epoch is its last)"),
 ])
 def test_overfitting_is_judged_over_seeds(rise, best_epoch, overfits, ends):

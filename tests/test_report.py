@@ -733,6 +733,20 @@ def test_the_terminals_ablation_table_says_which_lines_change_more_than_one_thin
     assert not any("Not one change" in c for c, _, _ in terminal_tables(results()))
 
 
+def test_the_terminal_counts_the_claims_not_tested_which_the_page_lists_with_why():
+    """A study of a question of its own that happens to test a claim showed every claim, most of
+    them "not tested", above its own question: the terminal counts those; the page lists them."""
+    from fashionae.report import tables, terminal_tables
+    r = results()
+    (page_caption, page_rows), = [(c, rows) for a, c, _, rows in tables(r) if a == "claims"]
+    caption, _, rows = next(t for t in terminal_tables(r) if t[0].startswith("The study's claims"))
+    assert [row[0] for row in page_rows if row[1] == "not tested"] == ["nothing here"]
+    assert caption == page_caption + "; 1 other not tested here (report.md says why)"
+    assert [row[:len(rows[0])] for row in page_rows if row[1] != "not tested"] == rows  # (its columns)
+    r["claims"] = [c for c in r["claims"] if c["verdict"] != "not tested"]
+    assert next(t for t in terminal_tables(r) if t[0].startswith("The study's claims"))[0] == page_caption
+
+
 def test_the_terminals_autoencoder_caption_speaks_of_no_column_it_lacks():
     """The source's columns are the page's alone: the terminal's caption does not describe them."""
     from fashionae.report import REPORT_TRAIN_VAL, SOURCE_COLUMNS, tables, terminal_tables
@@ -1619,6 +1633,23 @@ def test_verdicts_read_after_another_look_are_said_at_a_nominal_confidence():
     line = next(s for s in said if s.startswith(("Of the ablation", "The ablation's change")))
     assert " at a nominal 95 % confidence" in line and " at 95 % confidence" not in line
     assert said[-1].startswith("This study folder's earlier reports had 2 seeds, and this one has 3: ")
+    # a model read at other epochs (trained on with --extend after a look, or again): a look too
+    names = [m["name"] for m in r["autoencoders"] + r["classifiers"]]
+    r["seed_history"], r["epochs_history"] = [3], [{n: 2 for n in names}, {n: 4 for n in names}]
+    said = summary(r)
+    line = next(s for s in said if s.startswith(("Of the ablation", "The ablation's change")))
+    assert " at a nominal 95 % confidence" in line
+    assert said[-1] == (f"This study folder's earlier reports read {names[0]} after 2 epochs, and this one after 4 "
+                        f"(and {len(names) - 1} other models at other epochs): a verdict read after another look at "
+                        "the same study is weaker than its interval says (optional stopping, docs/claims.md); read "
+                        "one the earlier looks did not show as a new experiment, planned with 3 seeds and its "
+                        "epochs.")
+    r["seed_history"], r["epochs_history"] = [1, 3], [{names[0]: 1}, {names[0]: 1, "added": 5}, {names[0]: 2}]
+    assert summary(r)[-1].startswith(f"This study folder's earlier reports had 1 seed, and this one has 3; they read "
+                                     f"{names[0]} after 1 epoch, and this one after 2: ")
+    r["seed_history"], r["epochs_history"] = [3], [{names[0]: 2}, {names[0]: 2, "added": 5}]  # a model added: no look
+    assert "nominal" not in " ".join(summary(r))
+    r["seed_history"], r["epochs_history"] = [2, 3], [{n: 4 for n in names}]  # (back to the seeds' look alone)
     one, none = ablation("no dropout", -0.12, [-0.2, -0.04], verdict="lower"), ablation("wider", 0.01, [-0.1, 0.1])
     one["classifiers"] = {"frozen": {"val_acc": {**stats(0.8, 0.81, 0.82), "effect": 0.01, "ci": [0.005, 0.02],
                                                  "unit": "points", "verdict": "higher"}}}
@@ -1628,3 +1659,20 @@ def test_verdicts_read_after_another_look_are_said_at_a_nominal_confidence():
         assert verdicts in " ".join(summary(r))
     r["ablation"] = [one]  # its classifier comparison: a family of its own, said alike
     assert "raises the classifiers' validation accuracy at a nominal 95 % confidence" in " ".join(summary(r))
+
+
+def test_several_tables_of_verdicts_are_said_to_hold_each_on_its_own():
+    """Each table of verdicts (a family) holds at 95 % on its own: where several give verdicts,
+    the summary says what that means for them all (at most their error rates added up)."""
+    from fashionae.summary import summary
+    r = other_results()
+    r["family_history"] = [{"claims": 7}]
+    assert not any(s.startswith("Each table of verdicts") for s in summary(r))
+    r["family_history"] = [{"claims": 7, "ablation": 2, "ablation-classifiers": 0}]
+    assert summary(r)[-1] == ("Each table of verdicts (the claims and the ablation's MSE table) holds at 95 % on its "
+                              "own, not all together: the chance that one of them holds a wrong verdict is up to 10 %.")
+    r["family_history"] = [{"claims": 7, "ablation": 2, "ablation-classifiers": 3}]
+    assert "(the claims, the ablation's MSE table and the ablation's accuracy table)" in summary(r)[-1]
+    assert "up to 15 %" in summary(r)[-1]
+    r["seeds"] = 2  # no table gives a verdict
+    assert not any(s.startswith("Each table of verdicts") for s in summary(r))

@@ -1331,6 +1331,9 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
         f"train them on ({stopped / 'report.html'}, its last report, is still there)\n")
     assert main(["study", str(more_clf), "--extend", *common]) == 0
     assert ": 3 runs on fashion-mnist, 1 finished already, 2 to train on from their training state\n" in capsys.readouterr().err
+    # read again at 2 epochs, a look at the study after the one at 1: kept, as seeds are (``another_look``)
+    assert json.loads((out / "results.json").read_text())["epochs_history"] == [
+        {"a": 1, "finetune": 1, "scratch": 1}, {"a": 1, "finetune": 2, "scratch": 2}]
     assert models(out) == study_of("", longer.format(), "clf-longer")
     assert main(["study", str(write(tmp_path, body.format(ae="", clf=""))), "--extend", *common]) == 2
     assert ("clf-finetune-seed0 (train.epochs: 2 there, 1 now; --extend trains a run on to more epochs, never back to "

@@ -346,15 +346,18 @@ def _overfitting(ae: dict) -> tuple[bool | None, str]:
     if ae["epochs"] < 2:
         return None, said + "overfitting undecided (one epoch has no later epoch to rise in)"
     within = f"no overfitting within its {ae['epochs']} epochs"  # a longer run may still show it
-    if all(x == 0 for x in rise["values"]):
-        return False, said + within + " (every seed's best epoch is its last)"
+    n = len(rise["values"])
+    if all(x == 0 for x in rise["values"]):  # (as a verdict over seeds: MIN_SEEDS of them, as any other)
+        return (False, said + within + " (every seed's best epoch is its last)") if n >= MIN_SEEDS else (
+            None, said + f"overfitting undecided ({count(n, 'seed')}, whose best epoch"
+                         f"{'s are their' if n > 1 else ' is its'} last; a rise of at least {_percent('overfits')} "
+                         "is its sign)")
     verdict, _ = test(rise["values"], threshold, True, unit=unit)
     alone = f" (on its own {CONFIDENCE} interval, outside the claims' family)"
     if verdict == "confirmed":
         return True, said + "it overfits" + alone
     if verdict == "refuted":
         return False, said + within + alone
-    n = len(rise["values"])
     why = (count(n, "seed") if n < MIN_SEEDS else
            interval(rise["values"], unit=unit)[1] or f"its interval straddles {_percent('overfits')}")
     return None, said + f"overfitting undecided ({why}; a rise of at least {_percent('overfits')} is its sign)"

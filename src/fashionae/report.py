@@ -143,9 +143,12 @@ def tables(results: dict, terminal: bool = False) -> list[Table]:
     """The report's tables; ``terminal``: their captions without what only the page shows."""
     fashion = results.get("reference") is not None  # the source's figures, and their columns, are Fashion-MNIST's
     out: list[Table] = []
-    if results["claims"]:
-        out.append(("claims", "The study's claims, tested (" + _family(results, "claims") + ")",
-                    ["claim", "verdict", "part", "effect", "CI", "threshold", "evidence"], _claim_rows(results["claims"])))
+    if results["claims"]:  # (a terminal leaves out those not tested, which the page lists with why)
+        shown = [c for c in results["claims"] if c["verdict"] != "not tested" or not terminal]
+        untested = len(results["claims"]) - len(shown)
+        out.append(("claims", "The study's claims, tested (" + _family(results, "claims") + ")"
+                    + (f"; {count(untested, 'other')} not tested here (report.md says why)" if untested else ""),
+                    ["claim", "verdict", "part", "effect", "CI", "threshold", "evidence"], _claim_rows(shown)))
     ae_rows = []
     for ae in results["autoencoders"]:
         theirs = reference_model(ae)

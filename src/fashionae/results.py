@@ -26,7 +26,7 @@ from .study import Study
 from .studyfolder import StudyFolder
 from .verdicts import ablation, comparisons, families
 
-RESULTS_FORMAT = 10  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+RESULTS_FORMAT = 11  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
 # 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
 # 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
 # 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's;
@@ -34,7 +34,8 @@ RESULTS_FORMAT = 10  # 3: simultaneous intervals ("ci", "intervals", "ci_level")
 # 8: "family_history", the same of the comparisons each table of verdicts asks (``families``);
 # 9: a classifier's "trained_with", and an ablation change's "same_model" where it compares one model (``_one_model``);
 # 10: "same_model" a list of seeds where a change compares one model on those seeds alone; "mean_image",
-# its MSE (whether or not the baselines were computed), by which a seed that learned nothing is named
+# its MSE (whether or not the baselines were computed), by which a seed that learned nothing is named;
+# 11: "epochs_history", each model's epochs in each report where they changed (``epochs_read``)
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",
@@ -261,6 +262,8 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     results["seed_history"] = history(before, "seed_history", len(study.seeds), before.get("seeds"), _counts)
     results["family_history"] = history(before, "family_history", families(results), None,  # (kept from 0.3.20)
                                         lambda f: isinstance(f, dict) and all(map(_counts, f.values())))
+    results["epochs_history"] = history(before, "epochs_history", epochs_read(results), epochs_read(before),
+                                        lambda e: isinstance(e, dict) and bool(e) and all(map(_counts, e.values())))
     results["targets"] = reached_targets(study, folder, plan)
     if timing := folder.timing():  # damaged: left out, written again by the next study that trains
         results["timing"] = timing
@@ -295,6 +298,16 @@ def history(before: dict, key: str, now, then, valid) -> list:
     if not (isinstance(kept, list) and kept and all(map(valid, kept))):
         kept = [then] if valid(then) else []
     return kept + [now] if kept[-1:] != [now] else kept
+
+
+def epochs_read(results: dict) -> dict | None:
+    """The epochs each model of a report was read at (its name's): a report after its runs were
+    trained on (``--extend``), or trained again for other epochs, is another look at the study (None:
+    a results.json without them, damaged)."""
+    try:
+        return {m["name"]: m["epochs"] for m in [*results["autoencoders"], *results["classifiers"]]}
+    except (KeyError, TypeError):
+        return None
 
 
 def _counts(v) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .claims import CONFIDENCE, MIN_SEEDS
+from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS
 from .progress import count
 from .results import classes_of, near_trivial, pca_row
 from .runconfig import CONTROL
@@ -78,14 +78,34 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse", confidence:
 
 def another_look(results: dict) -> str | None:
     """The summary's sentence on a study whose verdicts were read before with other seeds
-    (``seed_history``): a verdict after another look is weaker than its interval says."""
+    (``seed_history``) or a model of it at other epochs (``epochs_history``: trained on with
+    --extend, or again): a verdict after another look is weaker than its interval says."""
     history, n = results.get("seed_history") or [], results.get("seeds", 1)
-    if len(history) > 1 and (results["claims"] or results.get("ablation")):
-        return (f"This study folder's earlier reports had {', then '.join(map(str, history[:-1]))} "
-                f"seed{'s' * (history[-2] != 1)}, and this one has {n}: a verdict read after another look at the "
-                "same study is weaker than its interval says (optional stopping, docs/claims.md); read one the "
-                f"earlier looks did not show as a new experiment, planned with {count(n, 'seed')}.")
-    return None
+    epochs = _epochs_changed(results.get("epochs_history") or [])
+    if not (len(history) > 1 or epochs) or not (results["claims"] or results.get("ablation")):
+        return None
+    looks = ([f"had {', then '.join(map(str, history[:-1]))} seed{'s' * (history[-2] != 1)}, and this one has {n}"]
+             if len(history) > 1 else [])
+    if epochs:
+        (name, read), more = next(iter(epochs.items())), len(epochs) - 1
+        looks.append(f"read {name} after {', then '.join(map(str, read[:-1]))} epoch{'s' * (read[-2] != 1)}, and "
+                     f"this one after {read[-1]}" + (f" (and {count(more, 'other model')} at other epochs)" if more else ""))
+    return (f"This study folder's earlier reports {'; they '.join(looks)}: a verdict read after another look at the "
+            "same study is weaker than its interval says (optional stopping, docs/claims.md); read one the "
+            f"earlier looks did not show as a new experiment, planned with {count(n, 'seed')}"
+            + (" and its epochs." if epochs else "."))
+
+
+def _epochs_changed(history: list) -> dict[str, list[int]]:
+    """Each model of the last report read at other epochs in an earlier one (``epochs_history``),
+    its epochs in turn; a model added or taken out is no look at other epochs."""
+    changed = {}
+    for name in history[-1] if history else ():
+        read = [h[name] for h in history if isinstance(h, dict) and name in h]
+        read = [e for i, e in enumerate(read) if not i or e != read[i - 1]]
+        if len(read) > 1:
+            changed[name] = read
+    return changed
 
 
 FAMILY_NAMES = {"claims": "the claims", "ablation": "the ablation's MSE table",
@@ -111,6 +131,19 @@ def other_family(results: dict, which: tuple[str, ...] = tuple(FAMILY_NAMES)) ->
             "it did for that alone" + ("; and a comparison dropped after a look leaves the others' verdicts weaker "
                                        "than their intervals say (docs/claims.md)"
                                        if any(m < was for _, was, m in changed) else "") + ".")
+
+
+def tables_apart(results: dict) -> str | None:
+    """The summary's sentence where several tables give verdicts (their families, as this report
+    counts them: ``family_history``'s last; from MIN_SEEDS seeds): each holds at its confidence on
+    its own, not all together (docs/claims.md)."""
+    judged = [FAMILY_NAMES[t] for t, asked in (results.get("family_history") or [{}])[-1].items()
+              if asked and t in FAMILY_NAMES]
+    if results.get("seeds", 1) < MIN_SEEDS or len(judged) < 2:
+        return None
+    chance = 100 * min(1.0, len(judged) * (1 - FAMILY_CONFIDENCE))
+    return (f"Each table of verdicts ({', '.join(judged[:-1])} and {judged[-1]}) holds at {CONFIDENCE} on its own, "
+            f"not all together: the chance that one of them holds a wrong verdict is up to {chance:.0f} %.")
 
 
 def not_one_change(results: dict) -> str | None:
@@ -219,7 +252,7 @@ def summary(results: dict) -> list[str]:
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
-    s += [note for note in (looked, other_family(results)) if note]
+    s += [note for note in (looked, other_family(results), tables_apart(results)) if note]
     if results.get("targets"):
         s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
                  + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])
