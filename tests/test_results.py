@@ -100,6 +100,9 @@ def test_an_unfinished_study_names_its_first_run_left(two_seeds, tmp_path):
     for name in left:  # stopped before these two finished: no summary.json, no model yet
         for file in ("summary.json", "model.safetensors"):
             (out / "runs" / name / file).unlink()
+    recorded = json.loads((out / "study.json").read_text())
+    assert " fashionae study " in recorded.pop("command")  # (kept by the study's command line, the fixture's)
+    (out / "study.json").write_text(json.dumps(recorded))  # as 0.3.29 wrote it: no line kept
     with pytest.raises(UserError, match=rf"^study {re.escape(str(out))} is not finished: 2 of its {len(names)} runs "
                                         rf"are left \({re.escape(left[0])} first\); run the same `fashionae study "
                                         rf"\.\.\. --out {re.escape(str(out))}` command again to resume it \("
@@ -108,6 +111,17 @@ def test_an_unfinished_study_names_its_first_run_left(two_seeds, tmp_path):
     (out / "report.html").unlink()
     with pytest.raises(UserError, match=r"command again to resume it$"):
         collect_results(out)
+    # the line that ran it, kept by the study (0.3.30): said whole, its --seeds too, as from here
+    line = f"cd {tmp_path} && OMP_NUM_THREADS=1 fashionae study s.toml --seeds 2 --out study"
+    (out / "study.json").write_text(json.dumps({**recorded, "command": line}))
+    with pytest.raises(UserError, match=rf"\(.*-seed1 first\); run its command again to resume it: {re.escape(line)}$"):
+        collect_results(out)
+    (out / "report.html").write_text("")
+    shutil.move(out, tmp_path / "moved")
+    with pytest.raises(UserError, match=rf"; run its command again to resume it \({re.escape(str(tmp_path / 'moved'))}"
+                                        rf"/report.html, its last report, is still there\): cd {re.escape(str(tmp_path))} "
+                                        rf"&& OMP_NUM_THREADS=1 fashionae study s.toml --seeds 2 --out {re.escape(str(tmp_path / 'moved'))}$"):
+        collect_results(tmp_path / "moved")
 
 
 def test_a_study_whose_run_lost_its_settings_says_so_as_eval_does(two_seeds, tmp_path):

@@ -911,7 +911,15 @@ def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_di
     assert main(["study", str(path), "--plan", "--json", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
                  "--no-verify"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert row["estimated_seconds"] == pytest.approx(3 * epoch + 100 / 200)
+    assert row["state"] == "resume" and row["estimated_seconds"] == pytest.approx(3 * epoch + 100 / 200)
+    # no training state at all (stopped in its first epoch; deleted): said to start again, as it will
+    (tmp_path / "out" / "runs" / "ae-a-seed0" / "checkpoint.safetensors").unlink()
+    assert main(["study", str(path), "--plan", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert "ae-a-seed0  restart " in out and ("\nrestart: an unfinished run with no training state to resume from "
+                                              "(stopped in its first epoch, or its checkpoint deleted): trained from "
+                                              "epoch 1\n") in out
     from fashionae.lock import FolderLock
     with FolderLock(tmp_path / "out"):  # a study training it now: its states are said to change
         assert main(["study", str(path), "--plan", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
@@ -994,7 +1002,8 @@ def test_the_plan_warns_once_of_bf16_on_a_machine_that_emulates_it(data_dir, tmp
     err = capsys.readouterr().err
     assert err.count("warning:") == 1
     assert "warning: 8 runs (ae-linear-64-seed0 first) ask for bf16, and bf16 is emulated on this CPU" in err
-    assert err.rstrip().endswith("; --precision auto chooses fp32 here")
+    assert next(line for line in err.splitlines() if line.startswith("warning:")).endswith(
+        "; --precision auto chooses fp32 here")
     monkeypatch.setattr(training, "native_bf16", lambda device: True)
     assert main(args) == 0 and "warning" not in capsys.readouterr().err
 
@@ -1255,8 +1264,8 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     clf = json.loads(listing.splitlines()[-1])
     assert (clf["run"], clf["model"]["dropout"], clf["settings_final"]) == ("clf-finetune-seed1", 0.1, True)
     assert err == (f"fashionae: error: 4 run folders of {runs} hold runs that differ from what the study asks "
-                   "for now: ae-a-seed0 (model.dropout: 0.2 there, 0.1 now), ae-a-seed1 (model.dropout: 0.2 there, "
-                   "0.1 now), clf-finetune-seed0 (trained on an earlier ae-a-seed0), clf-finetune-seed1 "
+                   "for now: ae-a-seed0 and ae-a-seed1 (each: model.dropout: 0.2 there, 0.1 now), clf-finetune-seed0 "
+                   "(trained on an earlier ae-a-seed0), clf-finetune-seed1 "
                    "(trained on an earlier ae-a-seed1); delete them and run the study again (its other "
                    "finished runs are kept), or choose another --out\n")
     assert main(["study", str(changed), *common]) == 2 and capsys.readouterr().err == err
@@ -1309,9 +1318,8 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
     assert main(["study", str(more_clf), *common]) == 2
     assert capsys.readouterr().err == (
         f"fashionae: error: 2 run folders of {runs} hold runs that differ from what the study asks for now: "
-        "clf-finetune-seed0 (train.epochs: 1 there, 2 now; --extend trains it on), clf-scratch-seed0 "
-        "(train.epochs: 1 there, 2 now; --extend trains it on); run the study again with --extend to train them "
-        "on, or delete them to train anew\n")
+        "clf-finetune-seed0 and clf-scratch-seed0 (each: train.epochs: 1 there, 2 now; --extend trains it on); run "
+        "the study again with --extend to train them on, or delete them to train anew\n")
     assert main(["study", str(more_clf), "--plan", "--json", "--extend", *common]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["state"], r["estimated_seconds"] > 0) for r in rows] == [("complete", False), ("extend", True),
@@ -2077,14 +2085,15 @@ def test_a_refusal_shows_six_runs_then_a_count_and_says_it_or_them(tmp_path):
 
     two = said(2)
     assert two.startswith(f"2 run folders of {tmp_path / 'runs'} hold runs that differ from what the study asks "
-                          "for now: ae-a-seed0 (")
+                          "for now: ae-a-seed0 and ae-a-seed1 (each: ")  # (a reason alike said once)
     assert two.endswith(f"{EXTENDABLE}); run the study again with --extend to train them on, or delete them to "
                         "train anew")
-    assert " more" not in said(6) and said(6).endswith(f"ae-a-seed5 (train.epochs: 1 there, 2 now; {EXTENDABLE}); "
+    assert " more" not in said(6) and said(6).endswith(f"ae-a-seed4 and ae-a-seed5 (each: train.epochs: 1 there, 2 "
+                                                       f"now; {EXTENDABLE}); "
                                                        "run the study again with --extend to train them on, or "
                                                        "delete them to train anew")
     seven = said(7)
-    assert f"ae-a-seed5 (train.epochs: 1 there, 2 now; {EXTENDABLE}) and 1 more; run" in seven
+    assert f"ae-a-seed5 (each: train.epochs: 1 there, 2 now; {EXTENDABLE}) and 1 more; run" in seven
     assert "ae-a-seed6" not in seven
     assert " and 3 more; " in said(9)
     names = ", ".join(f"clf-finetune-seed{i}" for i in range(6))
@@ -2556,3 +2565,41 @@ def test_runs_in_another_memory_layout_are_probed_on_their_own(monkeypatch):
     for train in (t, replace(t, channels_last=not t.channels_last), t):
         preview.estimate_seconds(RunConfig(train=train), data, probes)
     assert [p.channels_last for p in probed] == [t.channels_last, not t.channels_last]
+
+
+def test_a_copy_of_a_bundled_study_that_kept_its_words_is_told(tmp_path):
+    """The report prints a study's description and profile note as its own: a template copied
+    under a name of its own that kept them would describe another study (compare's dropout)."""
+    from fashionae.study import kept_words_note
+    text = (BUNDLED / "compare.toml").read_text()
+    copy = write(tmp_path, text.replace('name = "compare"', 'name = "mylat"'))
+    assert kept_words_note(load_study(copy), "my.toml") == (
+        "my.toml keeps the description and the profile_note of the bundled study compare, which the report prints "
+        "as this study's (mylat): say what yours is there")
+    described = write(tmp_path, re.sub(r'description = """.*?"""\n', "", text, flags=re.S).replace(
+        'name = "compare"', 'name = "mylat"\ndescription = "Latent 64 vs 512."'))
+    assert load_study(described).description == "Latent 64 vs 512."
+    assert kept_words_note(load_study(described), "my.toml").startswith("my.toml keeps the profile_note of the "
+                                                                         "bundled study compare")
+    assert kept_words_note(load_study(described, "full"), "my.toml").startswith("my.toml keeps the profile_note")
+    assert kept_words_note(load_study(BUNDLED / "compare.toml"), "compare.toml") is None  # (itself)
+    assert kept_words_note(load_study(write(tmp_path, 'name = "mine"\n' + MINIMAL)), "my.toml") is None
+
+
+@pytest.mark.parametrize("seeds, ablation, expected", [
+    (2, True, "with 2 seeds the report gives no verdict on the claims and the ablation (that takes 3 seeds, chosen "
+              "before the runs: --seeds 3 or more); each effect comes with its interval"),
+    (1, False, "with 1 seed the report gives no verdict on the claims (that takes 3 seeds, chosen before the runs: "
+               "--seeds 3 or more); one seed gives no interval either"),
+    (3, True, None),
+])
+def test_seeds_too_few_for_a_verdict_are_said_before_the_runs(tmp_path, seeds, ablation, expected):
+    """A verdict takes 3 seeds chosen before the runs: a study of fewer says so before it trains
+    (and --plan), not only in its report, where a seed added after a look is another look."""
+    from fashionae.preflight import too_few_seeds_note
+    study = load_study(BUNDLED / "compare.toml", "quick", seeds)
+    if not ablation:
+        study = replace(study, ablation=[])
+    assert too_few_seeds_note(study) == expected
+    other = replace(study, dataset=str(tmp_path))  # another dataset: no claims
+    assert too_few_seeds_note(other) == (expected.replace("the claims and ", "") if expected and ablation else None)

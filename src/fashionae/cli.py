@@ -196,7 +196,7 @@ def cmd_baselines(a) -> int:
 
 def cmd_study(a) -> int:
     from .runs import RAY
-    from .study import bundled_note, load_study
+    from .study import bundled_note, kept_words_note, load_study
     from .studyfolder import StudyFolder
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
@@ -216,6 +216,8 @@ def cmd_study(a) -> int:
     if note := bundled_note(a.study_file):
         print(f"note: {note}", file=sys.stderr)
     study = load_study(a.study_file, a.profile, a.seeds, overrides)  # (said as given)
+    if note := kept_words_note(study, a.study_file):
+        print(f"note: {note}", file=sys.stderr)
     for names in study.twins():
         quoted = ", ".join(map(repr, names[:-1])) + f" and {names[-1]!r}"
         print(f"note: autoencoders {quoted} have the same settings, so on the same seeds they train the same models "
@@ -236,7 +238,7 @@ def cmd_study(a) -> int:
         from .tracking import need_tensorboard
         need_tensorboard()
     results = run_study(study, out, a.data_dir, not a.no_verify, command=a.command_line, executor=executor,
-                        extend=a.extend)
+                        extend=a.extend, resume=resuming_command(a))
     print_results(results)
     print(f"report: {Path(out) / StudyFolder.REPORT_HTML} (and {StudyFolder.REPORT_MD})")
     return 0

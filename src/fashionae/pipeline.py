@@ -46,10 +46,12 @@ def log_finished_runs(plan: list[PlannedRun], states: dict[str, str], folder: St
 
 def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify: bool = True,
               log: Log = stderr, command: str | None = None,
-              executor: Callable | None = None, extend: bool = False) -> dict:
+              executor: Callable | None = None, extend: bool = False, resume: str | None = None) -> dict:
     """Run every unfinished run of the study (``executor``: ``run_local`` by default), its
     latent-space section and baselines, then write results.json and the report. ``extend``:
-    train on the finished runs the study now asks for with more epochs (``preflight.plan_states``)."""
+    train on the finished runs the study now asks for with more epochs (``preflight.plan_states``).
+    ``resume``: the shell line that runs it again (``cli.resuming_command``), kept in study.json to
+    say how to finish it where it stops (``command``: its words alone, for the report's record)."""
     folder = StudyFolder(out)
     folder.check_holds(study)
     with FolderLock(folder.path, tidy=True):
@@ -63,9 +65,9 @@ def run_study(study: Study, out: str | Path, data_dir: str | None = None, verify
         log(f"study {study.name} ({study.profile}) in {folder.path}: {len(plan)} runs on {data.name}"
             + (f", {finished} finished already" if finished else "")
             + (f", {extended} to train on from their training state" if extended else ""))
-        for note in said_before_training(plan, states, folder, data):
+        for note in said_before_training(plan, states, study, folder, data):
             log(note)
-        folder.write_study(study)
+        folder.write_study(study, resume)
         save_samples(folder, data, study.val)
         log_finished_runs(plan, states, folder, data, log)
         stage_seconds = {}

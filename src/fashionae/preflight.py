@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .baselines import check_classes
-from .data import Dataset, make_splits
+from .claims import MIN_SEEDS
+from .data import FASHION_MNIST, Dataset, make_splits
 from .errors import UserError
 from .files import refuse_a_link_to_nothing
 from .plan import PlannedRun, clf_run_name, known_config, stem_and_seed
@@ -170,12 +171,28 @@ def refuse_before_training(plan: list[PlannedRun], states: dict[str, str], why: 
         check_classes(make_splits(data, study.val, study.baselines.train_subset, study.baselines.eval_subset))
 
 
-def said_before_training(plan: list[PlannedRun], states: dict[str, str], folder: StudyFolder,
+def said_before_training(plan: list[PlannedRun], states: dict[str, str], study: Study, folder: StudyFolder,
                          data: Dataset) -> list[str]:
     """What ``study`` and ``study --plan`` say of its runs once nothing was refused: the notes on
-    the runs (``notes_on_runs``), then on the run folders it does not ask for."""
-    unasked = unasked_runs_note(plan, states, folder, data)
-    return notes_on_runs(plan, states, folder, data) + ([unasked] if unasked else [])
+    the runs (``notes_on_runs``), then on the run folders it does not ask for, then on seeds too
+    few for a verdict (``too_few_seeds_note``)."""
+    return [note for note in (*notes_on_runs(plan, states, folder, data), unasked_runs_note(plan, states, folder, data),
+                              too_few_seeds_note(study)) if note]
+
+
+def too_few_seeds_note(study: Study) -> str | None:
+    """Said before the runs of a study whose seeds are too few for the verdicts its report would
+    give (its ablation's lines; on Fashion-MNIST, the claims, all of which read its linear 512
+    autoencoder): the seeds are chosen before, never added after a look (docs/claims.md)."""
+    n = len(study.seeds)
+    claims = study.dataset == FASHION_MNIST and any(a.model.arch == "linear" and a.model.latent == 512
+                                                     for a in study.autoencoders)
+    judged = " and ".join(what for what, there in (("the claims", claims), ("the ablation", study.ablation)) if there)
+    if n >= MIN_SEEDS or not judged:
+        return None
+    return (f"with {count(n, 'seed')} the report gives no verdict on {judged} (that takes {MIN_SEEDS} seeds, chosen "
+            f"before the runs: --seeds {MIN_SEEDS} or more); " + ("each effect comes with its interval" if n > 1 else
+                                                                  "one seed gives no interval either"))
 
 
 def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str],
@@ -379,7 +396,11 @@ def refuse_changed(why: dict[str, str], folder: StudyFolder, renamed: dict[str, 
     copy of a study file, changed, that kept the name of the one whose runs these are)."""
     if not why:
         return
-    shown = [f"{name} ({reason})" for name, reason in list(why.items())[:6]]
+    alike: dict[str, list[str]] = {}  # the runs of each reason (an epochs' change of every seed: said once)
+    for name, reason in list(why.items())[:6]:
+        alike.setdefault(reason, []).append(name)
+    shown = [(f"{', '.join(names[:-1])} and {names[-1]} (each: " if len(names) > 1 else f"{names[0]} (") + f"{reason})"
+             for reason, names in alike.items()]
     more = f" and {len(why) - 6} more" if len(why) > 6 else ""
     them = "them" if len(why) > 1 else "it"
     gone = [name for name, reason in why.items() if not reason.endswith(EXTENDABLE)]

@@ -56,7 +56,7 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
         print(f"warning: {who} for bf16, and {warning}; --precision auto chooses fp32 here", file=sys.stderr)
     refuse_before_training(plan, states, changed, known, study, folder, data)  # after the listing, which shows them
     refuse_unexplorable(study, data)
-    for note in said_before_training(plan, states, folder, data):
+    for note in said_before_training(plan, states, study, folder, data):
         print(note, file=sys.stderr)
 
 
@@ -84,7 +84,10 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
         cfg, final = known[run.name]
         done = states[run.name] == "complete"  # no probe of a model that will not train
         trained = epochs_done(folder, run, states[run.name])
-        rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": states[run.name],
+        state = states[run.name]
+        if state == "resume" and not folder.run(run.name).has_checkpoint():  # (as it says when it starts)
+            state = "restart"  # unfinished, with no training state: stopped in its first epoch, or deleted
+        rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": state,
                      "awaits_encoder": run.awaits_encoder(states),
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
                      "model": {k: v for k, v in cfg.model.__dict__.items()}, "settings_final": final,
@@ -150,6 +153,9 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
           "each model: training and evaluation speed over a few batches after a warm-up; each run's start "
           "and the writing of its files are not in it, which tiny runs feel). Images: training/validation.",
           file=out)
+    if any(r["state"] == "restart" for r in rows):
+        print("restart: an unfinished run with no training state to resume from (stopped in its first epoch, or its "
+              "checkpoint deleted): trained from epoch 1", file=out)
     if not all(r["settings_final"] for r in rows):
         print('* encoder = "best": chosen once the autoencoders are trained; until then the first '
               "autoencoder's settings stand in for its model and its estimate", file=out)

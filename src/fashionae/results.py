@@ -192,8 +192,11 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
         raise UserError(f"study {folder.path} is not finished: {len(left)} of its {len(plan)} runs "
                         f"{'is' if len(left) == 1 else 'are'} left ({left[0]} first"
                         + (f"; {len(shorter)} to train on to more epochs" if shorter else "")
-                        + f"); run the same `fashionae study ... --out {folder.path}{' --extend' if shorter else ''}` "
-                        "command again to " + ("train them on" if shorter else "resume it") + _meanwhile(folder))
+                        + "); " + (f"run its command again to resume it{_meanwhile(folder)}: {line}"
+                                   if not shorter and (line := folder.resume_command()) else
+                                   "run the same `fashionae study ... --out "
+                                   f"{folder.path}{' --extend' if shorter else ''}` command again to "
+                                   + ("train them on" if shorter else "resume it") + _meanwhile(folder)))
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
         if check_files:

@@ -70,6 +70,22 @@ def bundled_note(given: str) -> str | None:
         if yours.is_file() and not yours.samefile(path) else "; copy it to change it")
 
 
+def kept_words_note(study: "Study", source: str) -> str | None:
+    """What a study file copied from a bundled one (a template) under a name of its own is told
+    where it kept that one's description or a profile's note: the report prints them as its own."""
+    if study.name in bundled_studies():
+        return None
+    for name in bundled_studies():
+        theirs = tomllib.loads((BUNDLED / f"{name}.toml").read_text(encoding="utf-8"))
+        notes = {p.get("profile_note") for p in theirs.get("profiles", {}).values()}
+        kept = [key for key, text, same in (("description", study.description, {theirs.get("description")}),
+                                            ("profile_note", study.profile_note, notes)) if text and text in same]
+        if kept:
+            return (f"{source} keeps the {' and the '.join(kept)} of the bundled study {name}, which the report prints "
+                    f"as this study's ({study.name}): say what yours is there")
+    return None
+
+
 def _examples() -> str:
     return f"give a study file, or the name of a bundled one: {', '.join(bundled_studies())}"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import UserError
 from .files import (atomic_write, atomic_write_together, holds_nothing, is_leftover, json_text, read_rebuildable_json,
                     remove_file, write_failure, write_json)
+from .resumeline import resume_line_here
 from .runfolder import RunFolder
 from .settings import is_number
 from .study import Study
@@ -24,6 +25,7 @@ class StudyFolder:
     ``report.html``, ``report.md`` and ``figures/``; while ``--executor ray`` starts,
     ``.storage-check`` (a token every node must read back); while a report is drawn, ``.report.new/``."""
     STUDY, RESULTS, BASELINES, TIMING = "study.json", "results.json", "baselines.json", "timing.json"
+    COMMAND = "command"  # study.json's key of the line that runs the study again (not the study's own)
     STAGING = ".report.new"  # a report's figures while it is drawn (``staged_figures``)
     SAMPLES, REPORT_HTML, REPORT_MD, FIGURES, RUNS = ("samples.safetensors", "report.html", "report.md",
                                                        "figures", "runs")
@@ -191,9 +193,17 @@ class StudyFolder:
         mse = (self.samples() or {}).get("mean_image_mse")
         return None if mse is None else dict(zip(("val_mse", "test_mse"), mse.tolist()))
 
-    def write_study(self, study: Study) -> None:
-        """The resolved study (``study``, ``Study.from_dict``, reads it back)."""
-        write_json(self / self.STUDY, study.to_dict())
+    def write_study(self, study: Study, command: str | None = None) -> None:
+        """The resolved study (``study``, ``Study.from_dict``, reads it back), and the shell line
+        that runs it again (``resume_command``)."""
+        write_json(self / self.STUDY, study.to_dict() | ({self.COMMAND: command} if command else {}))
+
+    def resume_command(self) -> str | None:
+        """The shell line that runs the study of this folder again (``resumeline.resume_line``), as
+        it is from here (``resume_line_here``: the folder moved since); None where none is kept
+        (written before 0.3.30, by Python, or edited)."""
+        command = (read_rebuildable_json(self / self.STUDY) or {}).get(self.COMMAND)
+        return resume_line_here(command, self.path) if isinstance(command, str) else None
 
     def study(self) -> Study:
         path = self / self.STUDY
@@ -202,6 +212,7 @@ class StudyFolder:
         if description is None:
             raise UserError(f"study description {path} is unreadable or not a JSON object (it was edited or "
                             f"damaged); {fix}")
+        description.pop(self.COMMAND, None)
         try:
             return Study.from_dict(description, str(path))
         except UserError as e:
