@@ -2401,7 +2401,8 @@ def test_a_table_of_verdicts_whose_family_changed_since_an_earlier_report_says_s
 def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir, tmp_path, capsys):
     """A study reported with 1 seed, then 2, then 1 again: each report is a look, and the summary
     says what several looks cost; a report with the seeds of the one before (a rebuild, nothing
-    trained) adds none; a damaged history starts again from the seeds results.json had."""
+    trained) adds none; results.json deleted keeps them (looks.json); a damaged history starts
+    again from the seeds results.json had."""
     text = (TINY_TRAIN + MINIMAL + '[[autoencoders]]\nname = "b"\narch = "conv"\ndropout = 0.0\n'
             '[[ablation]]\nchange = "no dropout"\nbaseline = "a"\nvariant = "b"\n[baselines]\nenabled = false\n')
     out, opts = study_out(tmp_path, data_dir)
@@ -2424,8 +2425,11 @@ def test_each_report_with_other_seeds_is_a_look_said_with_what_it_costs(data_dir
                        "with 2 seeds."], [1, 2])
     assert main(["study", str(study), *opts, "--seeds", "1"]) == 0  # fewer seeds after a look: a look too
     assert said()[1] == [1, 2, 1] and "earlier reports had 1, then 2 seeds, and this one has 1:" in said()[0][0]
+    (out / "results.json").unlink()  # deleted to rebuild it: the looks are kept apart (looks.json)
+    assert main(["report", str(out)]) == 0 and said()[1] == [1, 2, 1]
     results = json.loads((out / "results.json").read_text())
-    (out / "results.json").write_text(json.dumps({**results, "seed_history": "12"}))  # damaged: its seeds alone
+    (out / "results.json").write_text(json.dumps({**results, "seed_history": "12"}))
+    (out / "looks.json").write_text(json.dumps({"seed_history": "12"}))  # damaged: its seeds alone
     assert main(["report", str(out)]) == 0 and said() == ([], [1])
     capsys.readouterr()
 

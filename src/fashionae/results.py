@@ -261,7 +261,8 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     }
     results["claims"] = listed(assess_claims(results)) if fashion else []
     results["ablation"] = ablation(study, autoencoders, classifiers)
-    before = _counted_as_now(read_rebuildable_json(folder / folder.RESULTS) or {}, results)  # the last report's
+    # the last report's, its histories as kept apart (a results.json deleted to rebuild it loses no look)
+    before = _counted_as_now((read_rebuildable_json(folder / folder.RESULTS) or {}) | folder.looks(), results)
     results["seed_history"] = history(before, "seed_history", len(study.seeds), before.get("seeds"), _counts)
     results["family_history"] = history(before, "family_history", families(results), None,  # (kept from 0.3.20)
                                         lambda f: isinstance(f, dict) and all(map(_counts, f.values())))

@@ -26,6 +26,7 @@ class StudyFolder:
     ``.storage-check`` (a token every node must read back); while a report is drawn, ``.report.new/``."""
     STUDY, RESULTS, BASELINES, TIMING = "study.json", "results.json", "baselines.json", "timing.json"
     COMMAND = "command"  # study.json's key of the line that runs the study again (not the study's own)
+    LOOKS = "looks.json"  # results.json's histories (its keys ending in _history), kept apart: ``looks``
     STAGING = ".report.new"  # a report's figures while it is drawn (``staged_figures``)
     SAMPLES, REPORT_HTML, REPORT_MD, FIGURES, RUNS = ("samples.safetensors", "report.html", "report.md",
                                                        "figures", "runs")
@@ -102,7 +103,9 @@ class StudyFolder:
         written together (``files.atomic_write_together``): a failure or a stop leaves the results,
         figures and pages before, or the new results.json without pages (``fashionae report``
         writes them), never pages that results.json or the figures contradict. Without pages (a
-        report that could not be drawn), results.json alone, and the pages before go."""
+        report that could not be drawn), results.json alone, and the pages before go. Its histories
+        (each report's look at the study) first, to looks.json: a look is never lost with it."""
+        write_json(self / self.LOOKS, {k: v for k, v in results.items() if k.endswith("_history")})
         if markdown is None or html is None:
             for page in (self.REPORT_MD, self.REPORT_HTML):
                 remove_file(self / page)
@@ -148,6 +151,12 @@ class StudyFolder:
             yield staging / self.FIGURES
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def looks(self) -> dict:
+        """The histories of the reports' looks at the study (``write_results``), which outlive a
+        results.json deleted to rebuild it ({}: none kept, before 0.3.30, or damaged: results.json's
+        own are read then)."""
+        return read_rebuildable_json(self / self.LOOKS) or {}
 
     def write_samples(self, images, labels, mean_image: dict) -> None:
         """What the report needs of the dataset (``pipeline.save_samples``): the validation
