@@ -73,8 +73,6 @@ def test_parts_run_in_onnxruntime_as_in_torch(runs, hundred, tmp_path, task, par
     graph = onnx.load(str(path))
     meta = {p.key: p.value for p in graph.metadata_props}
     assert meta["part"] == part and meta["input"] == "images float32 [N, 1, 28, 28], pixels/255, dark background"
-    # (a run whose images are dark on white takes them so: its pictures are prepared so)
-    assert export.describe(part, model.model, light=True)[0] == "images float32 [N, 1, 28, 28], pixels/255, light background"
     # the output is named as the metadata and the command call it
     names = {"encoder": "embedding", "autoencoder": "reconstruction", "classifier": "logits"}
     assert [o.name for o in graph.graph.output] == [names[part]] and meta["output"].startswith(names[part] + " ")
@@ -84,6 +82,16 @@ def test_parts_run_in_onnxruntime_as_in_torch(runs, hundred, tmp_path, task, par
     assert meta["fashionae_version"]
     assert meta["trained_precision"] == json.loads((run / "config.json").read_text())["environment"]["precision"]
     assert json.loads(meta["pictures"]) == {"invert": "auto", "fill": 1.0}  # as Fashion-MNIST's were
+
+
+def test_a_run_on_light_backgrounds_says_its_input_is_on_light(runs, tmp_path, monkeypatch):
+    """A run whose dataset is of dark garments on white takes its images so (its pictures are
+    prepared so): its file's input says it, as the dark one's says dark."""
+    from fashionae.runfolder import RunFolder
+    monkeypatch.setattr(RunFolder, "dataset_levels", lambda self: {"border": 250.0, "background": 252.0})
+    export_onnx(runs("autoencoder"), tmp_path / "m.onnx", "encoder", check=False)
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert meta["input"] == "images float32 [N, 1, 28, 28], pixels/255, light background"
 
 
 @pytest.mark.parametrize("encoder_type", ENCODER_TYPES)

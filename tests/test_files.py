@@ -407,11 +407,15 @@ def test_a_json_file_of_ours_missing_damaged_or_not_text_is_one_line(tmp_path):
 
 
 def test_a_rebuildable_json_file_that_is_no_object_is_rebuilt(tmp_path):
-    from fashionae.files import read_rebuildable_json
+    from fashionae.files import read_json, read_rebuildable_json
     assert read_rebuildable_json(tmp_path / "gone.json") is None
-    for text, value in (('{"a": 1}', {"a": 1}), ("[1, 2]", None), ("3", None), ('{"a": ', None), ("\udcff", None)):
+    deep = '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"  # (Python's decoder: a RecursionError of its own)
+    for text, value in (('{"a": 1}', {"a": 1}), ("[1, 2]", None), ("3", None), ('{"a": ', None), ("\udcff", None),
+                        (deep, None)):
         (tmp_path / "t.json").write_text(text, errors="surrogateescape")
-        assert read_rebuildable_json(tmp_path / "t.json") == value, text
+        assert read_rebuildable_json(tmp_path / "t.json") == value, text[:20]
+    with pytest.raises(UserError, match=r"t.json is unreadable or not valid JSON \(maximum recursion depth"):
+        read_json(tmp_path / "t.json", "run summary", "train it again")
 
 
 def test_with_no_home_at_all_there_is_no_user_folder(monkeypatch):

@@ -373,7 +373,8 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     printed = float(re.search(r"MSE ([0-9.]+)", capsys.readouterr().out).group(1))
     assert Image.open(tmp_path / "out" / "mine_reconstruction.png").size == (58 * 8, 28 * 8)
     run = fashionae.load(ae)
-    x = prepare_image(img)
+    x = run.read_pictures([str(img)])[str(img)].pixels  # (on its dataset's background: the noise's median)
+    assert 0 < x[0, 0, 0] < 0.1 and torch.equal(x, prepare_image(img) * (1 - x[0, 0, 0]) + x[0, 0, 0])
     assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5
     assert run.embed(x).shape == (1, 16)
     # another reconstruction over it is refused, and nothing written, unless --force
@@ -385,7 +386,8 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert (tmp_path / "out" / "mine_reconstruction.png").read_bytes() == before
     assert main(["reconstruct", str(ae), str(img), "-o", str(tmp_path / "out"), "--fill", "0.6", "--force"]) == 0
     printed = float(re.search(r"MSE ([0-9.]+)", capsys.readouterr().out).group(1))
-    x = prepare_image(img, fill=0.6)
+    run.fill = 0.6
+    x = run.read_pictures([str(img)])[str(img)].pixels
     assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5
     assert main(["classify", str(clf), str(img), "--fill", "1.2"]) == 2
     assert capsys.readouterr().err.startswith("fashionae: error: --fill must be above 0 and at most 1")
@@ -1345,7 +1347,7 @@ def test_a_folder_named_twice_gives_its_pictures_as_first_spelled(tmp_path):
 
 def test_a_picture_and_its_reconstruction_side_by_side_are_enlarged_pixel_for_pixel():
     """Each pixel an 8x8 block of its level (no smoothing, which would blur the very differences the
-    picture is there to show), the two apart by a white band two pixels wide."""
+    picture is there to show), the two apart by a white band two pixels wide (black on white ones)."""
     import io
 
     from fashionae.picturefiles import side_by_side
@@ -1356,6 +1358,9 @@ def test_a_picture_and_its_reconstruction_side_by_side_are_enlarged_pixel_for_pi
     row = np.concatenate([original[0].numpy(), np.ones((4, 2)), reconstruction[0].numpy()], axis=1)
     want = np.kron((row * 255).astype(np.uint8), np.ones((8, 8), np.uint8))
     assert got.shape == (32, 80) and np.array_equal(got, want)
+    light = 1 - original  # a run on dark garments on white: a black band, which white would hide
+    got = np.asarray(Image.open(io.BytesIO(side_by_side(light, 1 - reconstruction))))
+    assert np.array_equal(got[:, 32:48], np.zeros((32, 16), np.uint8)) and np.array_equal(got, 255 - want)
 
 
 def test_a_floating_point_picture_with_negative_levels_is_refused(tmp_path):

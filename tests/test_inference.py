@@ -356,7 +356,22 @@ def test_a_run_on_a_dataset_of_light_backgrounds_prepares_pictures_dark_on_light
     photo = np.full((64, 48), 255, np.uint8)  # a photo: a dark garment on white, larger than the model's size
     photo[8:56, 14:34] = 40
     Image.fromarray(photo).save(tmp_path / "photo.png")
+    from fashionae.images import read_picture
+    fashion = read_picture(tmp_path / "photo.png", size=(16, 24))  # light on black, in Fashion-MNIST's form
+    assert fashion.pixels[0, 0, 0] == 0 and fashion.pixels[0, 8, 12] > 0.9 and fashion.caveats == ()
     on_light = light.read_pictures([str(tmp_path / "photo.png")])[str(tmp_path / "photo.png")]
-    on_dark = LoadedRun(own_run[1]).read_pictures([str(tmp_path / "photo.png")])[str(tmp_path / "photo.png")]
-    assert on_dark.pixels[0, 0, 0] == 0 and on_dark.pixels[0, 8, 12] > 0.9  # light on black, for Fashion-MNIST's form
-    assert torch.equal(on_light.pixels, 1 - on_dark.pixels) and on_light.caveats == on_dark.caveats == ()
+    assert torch.equal(on_light.pixels, 1 - fashion.pixels) and on_light.caveats == ()
+    # on a dataset's background level (own_run's noise: about 19 of 255), its object white as prepared
+    dark = LoadedRun(own_run[1])
+    on_dark = dark.read_pictures([str(tmp_path / "photo.png")])[str(tmp_path / "photo.png")]
+    level = dark.dataset_levels["background"] / 255
+    assert 0.05 < level and torch.equal(on_dark.pixels, level + (1 - level) * fashion.pixels)
+    for shape in ((16, 24), (64, 48)):  # a white page, as it is or as a photo: blank, on a light dataset too
+        Image.fromarray(np.full(shape, 255, np.uint8)).save(tmp_path / "white.png")
+        blank = light.read_pictures([str(tmp_path / "white.png")])[str(tmp_path / "white.png")]
+        assert blank.caveats == ("blank or nearly so once prepared: the answer says nothing",)
+        assert torch.equal(blank.pixels, torch.ones(1, 16, 24))
+    grey = dict(light.dataset_levels, background=128.0)  # dark garments on mid-grey: ending on it
+    light.dataset_levels = grey
+    on_grey = light.read_pictures([str(tmp_path / "photo.png")])[str(tmp_path / "photo.png")]
+    assert torch.equal(on_grey.pixels, 128 / 255 * (1 - fashion.pixels)) and on_grey.pixels[0, 0, 0] == 128 / 255

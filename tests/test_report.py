@@ -1649,6 +1649,9 @@ def test_verdicts_read_after_another_look_are_said_at_a_nominal_confidence():
                                      f"{names[0]} after 1 epoch, and this one after 2: ")
     r["seed_history"], r["epochs_history"] = [3], [{names[0]: 2}, {names[0]: 2, "added": 5}]  # a model added: no look
     assert "nominal" not in " ".join(summary(r))
+    r["seed_history"], r["epochs_history"] = [1, 2, 4, 5, 6, 7, 3], [{n: 4 for n in names}]  # a long history: cut
+    assert summary(r)[-1].startswith("This study folder's earlier reports had 1, then 3 others, then 6, then 7 seeds, "
+                                     "and this one has 3: ")
     r["seed_history"], r["epochs_history"] = [2, 3], [{n: 4 for n in names}]  # (back to the seeds' look alone)
     one, none = ablation("no dropout", -0.12, [-0.2, -0.04], verdict="lower"), ablation("wider", 0.01, [-0.1, 0.1])
     one["classifiers"] = {"frozen": {"val_acc": {**stats(0.8, 0.81, 0.82), "effect": 0.01, "ci": [0.005, 0.02],

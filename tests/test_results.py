@@ -116,6 +116,12 @@ def test_an_unfinished_study_names_its_first_run_left(two_seeds, tmp_path):
     (out / "study.json").write_text(json.dumps({**recorded, "command": line}))
     with pytest.raises(UserError, match=rf"\(.*-seed1 first\); run its command again to resume it: {re.escape(line)}$"):
         collect_results(out)
+    for edited in ("garbage words", "cd /nowhere && rm -rf ~", f"cd {tmp_path} && fashionae train-ae --out study", [1]):
+        (out / "study.json").write_text(json.dumps({**recorded, "command": edited}))  # not said as the line to run
+        with pytest.raises(UserError, match=r"; run the same `fashionae study \.\.\. --out .*` command again to resume "
+                                            r"it$"):
+            collect_results(out)
+    (out / "study.json").write_text(json.dumps({**recorded, "command": line}))
     (out / "report.html").write_text("")
     shutil.move(out, tmp_path / "moved")
     with pytest.raises(UserError, match=rf"; run its command again to resume it \({re.escape(str(tmp_path / 'moved'))}"
@@ -195,8 +201,9 @@ def test_epochs_are_all_epochs_trained_and_best_epoch_the_lowest_val_mses(four_e
 
 def test_each_report_keeps_the_seeds_of_the_looks_before_and_a_damaged_history_starts_again():
     """``seed_history``: a report adds its seeds where they differ from the last report's (a
-    rebuild adds no look); a history that is not a list of counts of seeds (damaged, or from before
-    it was kept) starts again from the seeds that report had, or anew where those are no count."""
+    rebuild adds no look); of a history that is not a list of counts of seeds (damaged), its counts
+    are kept, then the seeds that report had; none (from before it was kept): those alone, or
+    anew where those are no count."""
     from fashionae.results import _counts, history
 
     def seeds(before: dict, now: int) -> list:
@@ -207,7 +214,10 @@ def test_each_report_keeps_the_seeds_of_the_looks_before_and_a_damaged_history_s
     assert seeds({"seeds": 2, "seed_history": [1, 2]}, 3) == [1, 2, 3]
     assert seeds({"seeds": 1, "seed_history": [1, 2, 1]}, 1) == [1, 2, 1]
     assert seeds({"seeds": 1, "seed_history": [1]}, 2) == [1, 2]  # 1 seed is a count
-    for damaged in (None, "12", [], [1, 0], [1, -2], [1, True], [2, "3"], [1.0], {"1": 2}):
+    for damaged in (None, "12", [], [1.0], {"1": 2}):
         assert seeds({"seeds": 3, "seed_history": damaged}, 2) == [3, 2], damaged
+    for damaged, kept in (([1, 0], [1]), ([1, -2], [1]), ([1, True], [1]), ([2, "3"], [2]), ([5, None, 3], [5, 3])):
+        # its looks that can be read are kept (an earlier one is not lost with a damaged one), the report's own after
+        assert seeds({"seeds": 3, "seed_history": damaged}, 2) == [*kept, *([3] if kept[-1] != 3 else []), 2], damaged
     for no_count in (None, 0, True, "3", 2.0):
         assert seeds({"seeds": no_count, "seed_history": "12"}, 2) == [2], no_count

@@ -178,9 +178,14 @@ def test_a_moved_runs_line_runs_from_where_its_project_is_now_and_never_trains_a
         return str(refused.value).split("to resume it: ", 1)[1]
     (tmp_path / "new" / "work").mkdir(parents=True)  # a project moved from old/ to new/, its runs beside work/
     (tmp_path / "new" / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "new" / "data").mkdir()
     assert line(tmp_path / "new" / "runs" / "a", f"cd {tmp_path}/old/work && fashionae train-ae --data-dir ../data "
                                                   "--out ../runs/a") == (
         f"cd {tmp_path}/new/work && fashionae train-ae --data-dir ../data --out ../runs/a")
+    (tmp_path / "solo" / "a").mkdir(parents=True)  # a run moved alone, out of its project (gone): its own name
+    # alone is shared, and its relative paths lead nowhere from the folder that guess gives: no cd
+    assert line(tmp_path / "solo" / "a", f"cd {tmp_path}/proj9 && fashionae train-ae --dataset data/x --out a") == (
+        f"fashionae train-ae --dataset data/x --out {tmp_path}/solo/a")
     (tmp_path / "elsewhere" / "sub").mkdir(parents=True)  # a/../run leads to elsewhere/run through the link a
     (tmp_path / "n8" / "run").mkdir(parents=True)
     (tmp_path / "n8" / "a").symlink_to(tmp_path / "elsewhere" / "sub")
@@ -268,6 +273,13 @@ def test_a_folder_says_what_it_lacks(tmp_path, monkeypatch):
             f"fashionae train-ae --out {folder.path.resolve()}")
     with pytest.raises(UserError, match=rf"\(no summary.json\); run its command again to resume it: {re.escape(here)}$"):
         folder.require()
+    for edited in ("", "garbage words", "cd /nowhere && rm -rf ~", 'unbalanced "quote', "fashionae study s.toml",
+                   "torchrun --nproc-per-node 2 fashionae train-ae", 5, f"{command} && rm -rf ~", f"{command}; ls",
+                   f"{command}\nrm -rf /", f"cd {tmp_path}\0 && fashionae train-ae --out run", "cd  " + command[3:],
+                   command + " x" * 5_000):  # never said as the line to run: another, or not as resume_line quotes it
+        folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": edited})
+        with pytest.raises(UserError, match=r"\(no summary.json\); run its command again to resume it$"):
+            folder.require()
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"processes": 2})  # (none recorded)
     with pytest.raises(UserError, match=r"\(no summary.json\); run its command again, under torchrun with 2 processes "
                                         r"in all \(--nproc-per-node 2 on one machine\), to resume it$"):
@@ -500,7 +512,7 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     for border in (0, 12.5, 255):
         (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border, "background": 3}}))
         assert folder.dataset_levels() == {"border": border, "background": 3}
-    for border, read in ((242.2, 242.2), (0, 255.0)):  # light: 0.3.29 recorded no border (0), read as white
+    for border, read in ((242.2, 242.2), (122.2, 122.2), (0, 255.0)):  # light: 0.3.29 recorded none (0): white
         (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border, "background": 250}}))
         assert folder.dataset_levels() == {"border": read, "background": 250}
     for key in ("border", "background"):

@@ -1274,7 +1274,8 @@ def test_a_changed_study_names_every_folder_it_no_longer_asks_for(data_dir, tmp_
     for seed in (0, 1):
         shutil.rmtree(runs / f"ae-a-seed{seed}")
     assert main(["study", str(changed), *common]) == 2
-    assert "clf-finetune-seed0 (model.dropout: 0.2 there, 0.1 now)" in capsys.readouterr().err
+    assert "clf-finetune-seed0 and clf-finetune-seed1 (each: model.dropout: 0.2 there, 0.1 now)" in \
+        capsys.readouterr().err
     assert {p.name: (p / "model.safetensors").read_bytes() for p in runs.iterdir()} == {
         k: v for k, v in kept.items() if k.startswith(("ae-b", "clf"))}  # nothing trained meanwhile
     for seed in (0, 1):
@@ -2586,24 +2587,30 @@ def test_a_copy_of_a_bundled_study_that_kept_its_words_is_told(tmp_path):
     assert kept_words_note(load_study(described), "my.toml").startswith("my.toml keeps the profile_note of the "
                                                                          "bundled study compare")
     assert kept_words_note(load_study(described, "full"), "my.toml").startswith("my.toml keeps the profile_note")
+    assert kept_words_note(load_study(described, "full", 5), "my.toml").startswith("my.toml keeps the profile_note")
     assert kept_words_note(load_study(BUNDLED / "compare.toml"), "compare.toml") is None  # (itself)
     assert kept_words_note(load_study(write(tmp_path, 'name = "mine"\n' + MINIMAL)), "my.toml") is None
 
 
-@pytest.mark.parametrize("seeds, ablation, expected", [
-    (2, True, "with 2 seeds the report gives no verdict on the claims and the ablation (that takes 3 seeds, chosen "
-              "before the runs: --seeds 3 or more); each effect comes with its interval"),
-    (1, False, "with 1 seed the report gives no verdict on the claims (that takes 3 seeds, chosen before the runs: "
-               "--seeds 3 or more); one seed gives no interval either"),
-    (3, True, None),
-])
-def test_seeds_too_few_for_a_verdict_are_said_before_the_runs(tmp_path, seeds, ablation, expected):
+def test_seeds_too_few_for_a_verdict_are_said_before_the_runs(tmp_path):
     """A verdict takes 3 seeds chosen before the runs: a study of fewer says so before it trains
-    (and --plan), not only in its report, where a seed added after a look is another look."""
+    (and --plan), not only in its report, where a seed added after a look is another look; of the
+    claims only where its models test one (compare.toml's two alike linear 512s do not)."""
     from fashionae.preflight import too_few_seeds_note
-    study = load_study(BUNDLED / "compare.toml", "quick", seeds)
-    if not ablation:
-        study = replace(study, ablation=[])
-    assert too_few_seeds_note(study) == expected
-    other = replace(study, dataset=str(tmp_path))  # another dataset: no claims
-    assert too_few_seeds_note(other) == (expected.replace("the claims and ", "") if expected and ablation else None)
+    tail = " (that takes 3 seeds, chosen before the runs: --seeds 3 or more); "
+    compare = load_study(BUNDLED / "compare.toml", "quick", 2)
+    assert too_few_seeds_note(compare) == "with 2 seeds the report gives no verdict on the ablation" + tail + (
+        "each effect comes with its interval")
+    smaller = write(tmp_path, (BUNDLED / "compare.toml").read_text().replace("dropout = 0.0           # the one change",
+                                                                            "latent = 64"))
+    assert too_few_seeds_note(load_study(smaller, "quick", 2)).startswith(
+        "with 2 seeds the report gives no verdict on the claims and the ablation (")  # 64 vs 512: a claim
+    assert too_few_seeds_note(replace(load_study(smaller, "quick", 2), dataset=str(tmp_path))).startswith(
+        "with 2 seeds the report gives no verdict on the ablation (")  # another dataset: no claims
+    assert too_few_seeds_note(load_study(PAPER, "smoke")) == ("with 1 seed the report gives no verdict on the claims"
+                                                             + tail + "one seed gives no interval either")
+    assert too_few_seeds_note(load_study(smaller, "quick", 3)) is None
+    assert too_few_seeds_note(replace(compare, ablation=[])) is None  # nothing to judge
+    one = write(tmp_path, 'name = "one"\n[[autoencoders]]\nname = "a"\narch = "linear"\nlatent = 512\n'
+                          '[classifiers]\nencoder = "best"\nstrategies = ["finetune"]\n')
+    assert "on the claims (" in too_few_seeds_note(load_study(one))  # (the Shirt claim, on "best": the 512)

@@ -325,6 +325,17 @@ def assess_claims(results: dict) -> list[dict]:
     return claims
 
 
+def tests_a_claim(results: dict) -> bool:
+    """Whether models such as ``results``' test a claim (``assess_claims``, which finds them alike):
+    its autoencoders' names, architectures, latent sizes, encoders and settings, its classifiers'
+    strategies and encoders, without figures (a study's, before its runs)."""
+    if (ae512 := _find_ae(results, "linear", 512)) is None:
+        return False
+    pairs = (("linear", 64), ("linear", 1024), ("conv", None))  # 64, 1024 and conv beside 512
+    return (any(_find_ae(results, arch, k, like=ae512) for arch, k in pairs)
+            or any(_find_clf(results, s, ae512["name"]) for s in ("finetune", "scratch")))  # (the Shirt claim: either)
+
+
 def listed(claims: list[dict]) -> list[dict]:
     """The claims a study's results list: all of them where it tests one, the untested saying why;
     none where it tests none (a study of other models than the source's)."""

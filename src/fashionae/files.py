@@ -300,7 +300,7 @@ def read_json(path: str | os.PathLike, what: str, fix: str) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError as e:
         raise UserError(f"{what} {path} is missing") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # (arrays nested 100,000 deep)
         raise UserError(f"{what} {path} is unreadable or not valid JSON ({e}); {fix}") from e
 
 
@@ -309,6 +309,6 @@ def read_rebuildable_json(path: str | os.PathLike) -> dict | None:
     it is missing or damaged."""
     try:
         value = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # (arrays nested 100,000 deep)
         return None
     return value if isinstance(value, dict) else None

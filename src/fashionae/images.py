@@ -10,11 +10,12 @@ falls off smoothly across the picture (a lamp's, vignetting) is first divided ou
 ("invert") is automatic: a picture whose border is light is negated, so the garment ends
 light on a dark background as in the dataset, unless the garment would then end darker than
 its background (a white shirt on light grey), and the other way round; ``invert="yes"`` /
-``"no"`` forces it. For a run whose dataset has light backgrounds (dark garments on white:
-``dataset_background`` above ``DARK``), the picture so made is negated at the end, into its
-dataset's form (``invert`` keeps its meaning: whether the photo is negated on the way to light
-on black). A picture already in the dataset's form (the run's size, grey, a border as close to
-black, or white, as the dataset's images' are: ``dataset_border``) is taken as it is. Opening
+``"no"`` forces it. The picture so made is then put on the background level of the run's
+dataset (``dataset_background``: black for Fashion-MNIST), and for a dataset of light backgrounds
+(dark garments on white, or on light grey: above ``DARK``) negated into its form (``invert`` keeps
+its meaning: whether the photo is negated on the way to light on black). A picture already in
+the dataset's form (the run's size, grey, a border as close to black, or white, as the dataset's
+images' are: ``dataset_border``) is taken as it is. Opening
 the file (upright by its EXIF orientation, in 8 bits, each failure one line) is ``imagefile``'s.
 
 ``read_picture`` also says what makes an answer for a picture say little (``Picture.caveats``):
@@ -179,8 +180,8 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     (taken as it is, its caveat says so where another ``fill`` was asked for); ``dataset_border``:
     their borders' level (``dataset_border``; 0, black, for Fashion-MNIST's), up to which (down
     to which, on light backgrounds) a grey picture of the model's size is in their form;
-    ``dataset_background``: their median border (``dataset_background``), light above ``DARK``:
-    a picture prepared as a photo is then negated at the end, dark on light as they are."""
+    ``dataset_background``: their median border (``dataset_background``), the level a picture
+    prepared as a photo ends on; light above ``DARK``: then negated, dark on light as they are."""
     from PIL import Image
     _check_options(invert, fill, size)
     rgba, opened = open_picture(path, size)  # (the notes of the file itself)
@@ -203,8 +204,12 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
                            "it is prepared as a photo (trimmed, centred); if it is one of the run's dataset's own "
                            "images, its pixels given as an array from Python are taken as they are"]
     picture = _as_photo(rgb, invert, size, fill, opened)
-    # dark garments on white, as the run's images are: the end of Fashion-MNIST's form negated
-    return replace(picture, pixels=1 - picture.pixels) if light else picture
+    # on the dataset's background level (black for Fashion-MNIST: as prepared), its object to the
+    # far end: dark garments on white (or on grey) as a light dataset's are, Fashion-MNIST's form negated
+    level = dataset_background / 255
+    if level:
+        return replace(picture, pixels=level * (1 - picture.pixels) if light else level + (1 - level) * picture.pixels)
+    return picture
 
 
 def is_light(level: float) -> bool:

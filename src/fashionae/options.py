@@ -92,8 +92,8 @@ def build_parser() -> Parser:
     clf_run_help = "a classifier's run folder (of train-clf, or a clf-... folder of a study's runs/)"
     device_help = "auto (CUDA when present; the default), cpu or cuda"
 
-    invert_help = ("negate the picture: auto (when its border is light, as for a product photo), "
-                   "yes, or no")
+    invert_help = ("negate the picture on its way to light on black: auto (when its border is light, as for a "
+                   "product photo), yes, or no (a run on dark garments on white negates it once more, into its form)")
     fill_help = ("the part of the frame the object's longer side spans once prepared: 1 as in Fashion-MNIST; "
                  "less for a dataset whose objects fill only part of each image (MNIST's digits: 0.7)")
 

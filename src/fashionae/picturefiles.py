@@ -103,11 +103,13 @@ def _reconstruction_name(stem: str) -> str:
 
 
 def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
-    """PNG bytes: original | reconstruction, enlarged 8 times for viewing."""
+    """PNG bytes: original | reconstruction, enlarged 8 times for viewing, apart by a line of the
+    end other than their background's (white, black for a run on dark garments on white)."""
     zoom = 8
     import io
     from PIL import Image
-    pair = torch.cat([original[0], torch.ones(original.shape[1], 2), reconstruction[0]], dim=1)
+    line = torch.full((original.shape[1], 2), 0.0 if original[0].median() > 0.5 else 1.0)
+    pair = torch.cat([original[0], line, reconstruction[0]], dim=1)
     im = Image.fromarray((pair.clamp(0, 1).numpy() * 255).astype(np.uint8), "L")
     im = im.resize((im.width * zoom, im.height * zoom), Image.NEAREST)
     buf = io.BytesIO()

@@ -1,10 +1,11 @@
 """Before a study trains: what each planned run's folder holds, what is refused, what is said.
 
 ``plan_states`` gives every run of a plan its state (new, resume, complete, extend, changed) and,
-for a changed one, why. ``check_plan`` / ``refuse_before_training`` refuse, all in one message and
-before anything trains, the run folders that hold what the study no longer asks for, finished
-classifiers under an earlier name, models too large for the machine and data that lacks what a
-run needs; ``said_before_training`` gives the notes ``study`` and ``study --plan`` print alike.
+for a changed one, why (the plan shows a run to resume with no training state as ``restart``).
+``check_plan`` / ``refuse_before_training`` refuse, all in one message and before anything
+trains, the run folders that hold what the study no longer asks for, finished classifiers under
+an earlier name, models too large for the machine and data that lacks what a run needs;
+``said_before_training`` gives the notes ``study`` and ``study --plan`` print alike.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .baselines import check_classes
-from .claims import MIN_SEEDS
+from .claims import MIN_SEEDS, tests_a_claim
 from .data import FASHION_MNIST, Dataset, make_splits
 from .errors import UserError
 from .files import refuse_a_link_to_nothing
 from .plan import PlannedRun, clf_run_name, known_config, stem_and_seed
 from .progress import count
+from .results import comparable
 from .runconfig import RunConfig
 from .runfolder import RunFolder
 from .runs import check_every_class, subset_note, with_data
@@ -182,11 +184,17 @@ def said_before_training(plan: list[PlannedRun], states: dict[str, str], study: 
 
 def too_few_seeds_note(study: Study) -> str | None:
     """Said before the runs of a study whose seeds are too few for the verdicts its report would
-    give (its ablation's lines; on Fashion-MNIST, the claims, all of which read its linear 512
-    autoencoder): the seeds are chosen before, never added after a look (docs/claims.md)."""
+    give (its ablation's lines; on Fashion-MNIST, the claims its models test, ``tests_a_claim``; a
+    classifier on the "best" encoder may be on any): the seeds are chosen before, never added after
+    a look (docs/claims.md)."""
     n = len(study.seeds)
-    claims = study.dataset == FASHION_MNIST and any(a.model.arch == "linear" and a.model.latent == 512
-                                                     for a in study.autoencoders)
+    stage, names = study.classifiers, [a.name for a in study.autoencoders]
+    models = {"autoencoders": [{"name": a.name, "arch": a.model.arch, "latent": a.model.latent,
+                                "encoder_type": a.model.encoder_type, "settings": comparable(a.trained_with())}
+                               for a in study.autoencoders],
+              "classifiers": [{"strategy": s, "encoder": name} for e in (stage.encoders if stage else [])
+                              for name in (names if e == BEST else [e]) for s in stage.strategies]}
+    claims = study.dataset == FASHION_MNIST and tests_a_claim(models)
     judged = " and ".join(what for what, there in (("the claims", claims), ("the ablation", study.ablation)) if there)
     if n >= MIN_SEEDS or not judged:
         return None

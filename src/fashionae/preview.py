@@ -1,6 +1,6 @@
 """``fashionae study FILE --plan``: what a study would train, and how long it would take here.
 
-Every run of the plan with its state (new, resume, complete, extend, changed), its settings as far as
+Every run of the plan with its state (new, resume, restart, complete, extend, changed), its settings as far as
 they are known, and a wall-time estimate from a short speed probe of its model on this machine;
 nothing trains. Then, as ``run_study`` would, the run folders that hold runs the study no
 longer asks for are refused.

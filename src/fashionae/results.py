@@ -21,7 +21,7 @@ from .plan import PlannedRun, explored_run, known_config, make_plan
 from .runconfig import RunConfig
 from .runfolder import RunFolder
 from .runs import DATA_DECIDED, LOCAL
-from .settings import AUTOENCODER, CLASSIFIER
+from .settings import AUTOENCODER, CLASSIFIER, LARGEST
 from .study import Study
 from .studyfolder import StudyFolder
 from .verdicts import ablation, comparisons, families
@@ -189,14 +189,15 @@ def collect_results(out: str | Path, check_files: bool = True) -> dict:
     shorter = [r.name for r in plan if (run := folder.run(r.name)).is_complete()
                and run.config().train.epochs < r.config.train.epochs]
     if left := [r.name for r in plan if r.name in unfinished or r.name in shorter]:
+        line = None if shorter else folder.resume_command()  # (the line it kept ran it without --extend)
+        if line:
+            again = f"run its command again to resume it{_meanwhile(folder)}: {line}"
+        else:
+            again = (f"run the same `fashionae study ... --out {folder.path}{' --extend' if shorter else ''}` command "
+                     f"again to {'train them on' if shorter else 'resume it'}{_meanwhile(folder)}")
         raise UserError(f"study {folder.path} is not finished: {len(left)} of its {len(plan)} runs "
                         f"{'is' if len(left) == 1 else 'are'} left ({left[0]} first"
-                        + (f"; {len(shorter)} to train on to more epochs" if shorter else "")
-                        + "); " + (f"run its command again to resume it{_meanwhile(folder)}: {line}"
-                                   if not shorter and (line := folder.resume_command()) else
-                                   "run the same `fashionae study ... --out "
-                                   f"{folder.path}{' --extend' if shorter else ''}` command again to "
-                                   + ("train them on" if shorter else "resume it") + _meanwhile(folder)))
+                        + (f"; {len(shorter)} to train on to more epochs" if shorter else "") + f"); {again}")
     runs = {r.name: folder.run(r.name).require() for r in plan}
     for r in plan:  # each folder holds the run the study names there, not one moved or renamed into its place
         if check_files:
@@ -296,11 +297,13 @@ def history(before: dict, key: str, now, then, valid) -> list:
     """``now`` (the seeds, ``families``) of each report of this folder, this one's last, where it
     changed from the one before: each report is a look at the study, and a verdict read after
     several looks, or after its family changed, is weaker than its interval says (the report says
-    so). Carried from the last report's results.json (``before``); a damaged history, or one from
-    before it was kept, starts from that report's own (``then``) where it is ``valid``, else anew."""
-    kept = before.get(key)
-    if not (isinstance(kept, list) and kept and all(map(valid, kept))):
-        kept = [then] if valid(then) else []
+    so). Carried from the last report's results.json (``before``): of a damaged history, its entries
+    that are ``valid`` (an earlier look is not lost with a damaged one), then that report's own
+    (``then``) where it is valid and not the last of them (a history from before it was kept: that
+    alone)."""
+    kept = [v for v in before.get(key) if valid(v)] if isinstance(before.get(key), list) else []
+    if valid(then) and kept[-1:] != [then]:
+        kept.append(then)
     return kept + [now] if kept[-1:] != [now] else kept
 
 
@@ -315,7 +318,7 @@ def epochs_read(results: dict) -> dict | None:
 
 
 def _counts(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= LARGEST
 
 
 def reached_targets(study: Study, folder: StudyFolder, plan: list[PlannedRun]) -> list[dict]:

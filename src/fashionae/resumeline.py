@@ -13,6 +13,9 @@ import torch
 from .data import DATA_ENV
 
 
+MAX_LINE = 10_000  # characters: a recorded line longer is an edited one (or no line to paste)
+
+
 def resume_line(command_line: str, data_dir: str | None = None, processes: int = 1) -> str:
     """``cd FOLDER && [DATA_ENV=DIR] OMP_NUM_THREADS=N [torchrun ...] fashionae ...``: in this
     folder, with the data folder the environment named (``data_dir``), the threads this process
@@ -22,6 +25,28 @@ def resume_line(command_line: str, data_dir: str | None = None, processes: int =
     assigned = "".join(f"{k}={shlex.quote(v)} " for k, v in variables.items() if v)
     torchrun = f"torchrun --nproc-per-node {processes} -m " if processes > 1 else ""
     return f"cd {shlex.quote(os.getcwd())} && {assigned}{torchrun}{command_line}"
+
+
+def runs_fashionae(command: str, *commands: str) -> bool:
+    """Whether ``command`` is a line ``resume_line`` writes for one of fashionae's ``commands``:
+    ``[cd DIR &&] [NAME=value ...] [torchrun ... -m] fashionae COMMAND ...`` (an edited record
+    that is not, or not quoted as it writes it, is never said as the line to run: another
+    command, a second one after ``&&`` or ``;``, a line of several, a byte the shell cannot take)."""
+    if len(command) > MAX_LINE or not command.isprintable():
+        return False
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    start = 3 if words[:1] == ["cd"] and words[2:3] == ["&&"] else 0
+    if (f"cd {shlex.quote(words[1])} && " if start else "") + " ".join(map(_shell_word, words[start:])) != command:
+        return False
+    words = words[start:]
+    while words and (name := words[0].partition("=")[0]) != words[0] and name.isidentifier():
+        words = words[1:]
+    if words[:1] == ["torchrun"]:
+        words = words[words.index("-m") + 1:] if "-m" in words else []
+    return len(words) > 1 and words[0] == "fashionae" and words[1] in commands
 
 
 def resume_line_here(command: str, run: Path) -> str:
@@ -46,17 +71,19 @@ def resume_line_here(command: str, run: Path) -> str:
     where, here = (Path(words[1]) if start else Path.cwd()), run.resolve()
     if named is not None and (where / named).resolve() == here:
         return command
-    if start and named and not where.is_dir() and (moved := _moved_with(where, named, here)):
+    if start and named and not where.is_dir() and (moved := _moved_with(where, named, here, kept)):
         return f"cd {shlex.quote(str(moved))} && " + " ".join(map(_shell_word, words[start:]))
     return (f"cd {shlex.quote(words[1])} && " if start and where.is_dir() else "") + " ".join(
         map(_shell_word, kept + ["--out", str(here)]))
 
 
-def _moved_with(where: Path, named: str, here: Path) -> Path | None:
+def _moved_with(where: Path, named: str, here: Path, words: list[str]) -> Path | None:
     """Where the folder a run's command ran in (``where``, gone) is now, where it moved with the
     run folder (``here``, resolved: a project's folder moved whole): the folders the command's
     --out (``named``) led to then and the run's share their last names, which set the old place
-    beside the new; the command from there must lead to the run, else None."""
+    beside the new; the command from there must lead to the run, and its other ``words`` that
+    name files by a relative path (``_relative_path``: a study file, a dataset's folder) to files
+    there (a study folder moved alone, out of its project, shares its own name only), else None."""
     then, now = Path(os.path.normpath(where / named)).parts, here.parts
     tail = 0
     while tail < min(len(then), len(now)) - 1 and then[-1 - tail] == now[-1 - tail]:
@@ -65,7 +92,14 @@ def _moved_with(where: Path, named: str, here: Path) -> Path | None:
         moved = Path(*now[:len(now) - tail]) / where.relative_to(Path(*then[:len(then) - tail]))
     except ValueError:  # (it ran outside the folder that moved)
         return None
-    return moved if tail and moved.is_dir() and (moved / named).resolve() == here else None
+    return moved if (tail and moved.is_dir() and (moved / named).resolve() == here
+                     and all((moved / word).exists() for word in words if _relative_path(word))) else None
+
+
+def _relative_path(word: str) -> bool:
+    """Whether a word of a command names a file by a relative path: a study file (``.toml``), or
+    a path of folders (``data/x``); not an option, nor a bundled study's name (``paper``)."""
+    return not word.startswith(("-", "/", "~")) and ("/" in word or word.endswith(".toml"))
 
 
 def _shell_word(word: str) -> str:

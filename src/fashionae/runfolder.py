@@ -34,7 +34,7 @@ from .images import dataset_background, dataset_border, is_light, pictures_or_de
 from .lock import FolderLock, lock_holder
 from .modelfile import load_model, model_file_bytes
 from .progress import count
-from .resumeline import resume_line_here
+from .resumeline import resume_line_here, runs_fashionae
 from .settings import CLASSIFIER, is_number
 from .runconfig import RunConfig
 from .training import TrainConfig
@@ -227,6 +227,8 @@ class RunFolder:
         except UserError:  # damaged: said when the run is read
             env = {}
         processes, command = env.get("processes", 1), env.get("command")
+        if not (isinstance(command, str) and runs_fashionae(command, "train-ae", "train-clf")):
+            command = None  # (an edited record: never said as the line to run)
         under = f", {on_processes(processes)}," if processes != 1 and "torchrun" not in (command or "") else ""
         return f"run its command again{under} to resume it" + (f": {resume_line_here(command, self.path)}" if command else "")
 
@@ -485,7 +487,7 @@ class RunFolder:
             if not (is_number(level) and 0 <= level <= 255):
                 raise self.damaged(self.CONFIG, f"records its images' {k} level as {level!r}, not a number of "
                                                 "0 to 255")
-        if is_light(levels["background"]) and not is_light(levels["border"]):  # (0.3.29's)
+        if is_light(levels["background"]) and levels["border"] == 0:  # (0.3.29's: 0.3.30 writes 115 or more)
             levels["border"] = 255.0
         return {k: float(level) for k, level in levels.items()}
 

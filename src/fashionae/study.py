@@ -77,9 +77,10 @@ def kept_words_note(study: "Study", source: str) -> str | None:
         return None
     for name in bundled_studies():
         theirs = tomllib.loads((BUNDLED / f"{name}.toml").read_text(encoding="utf-8"))
-        notes = {p.get("profile_note") for p in theirs.get("profiles", {}).values()}
-        kept = [key for key, text, same in (("description", study.description, {theirs.get("description")}),
-                                            ("profile_note", study.profile_note, notes)) if text and text in same]
+        notes = [p.get("profile_note") for p in theirs.get("profiles", {}).values() if p.get("profile_note")]
+        kept = [key for key, text, same in (("description", study.description, [theirs.get("description")]),
+                                            ("profile_note", study.profile_note, notes))  # (--seeds: said after it)
+                if text and any(isinstance(t, str) and (text == t or text.startswith(t + " (Run with")) for t in same)]
         if kept:
             return (f"{source} keeps the {' and the '.join(kept)} of the bundled study {name}, which the report prints "
                     f"as this study's ({study.name}): say what yours is there")

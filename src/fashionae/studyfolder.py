@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import UserError
 from .files import (atomic_write, atomic_write_together, holds_nothing, is_leftover, json_text, read_rebuildable_json,
                     remove_file, write_failure, write_json)
-from .resumeline import resume_line_here
+from .resumeline import resume_line_here, runs_fashionae
 from .runfolder import RunFolder
 from .settings import is_number
 from .study import Study
@@ -210,9 +210,10 @@ class StudyFolder:
     def resume_command(self) -> str | None:
         """The shell line that runs the study of this folder again (``resumeline.resume_line``), as
         it is from here (``resume_line_here``: the folder moved since); None where none is kept
-        (written before 0.3.30, by Python, or edited)."""
+        (written before 0.3.30, by Python, or edited into another line)."""
         command = (read_rebuildable_json(self / self.STUDY) or {}).get(self.COMMAND)
-        return resume_line_here(command, self.path) if isinstance(command, str) else None
+        return resume_line_here(command, self.path) if isinstance(command, str) and runs_fashionae(command, "study") \
+            else None
 
     def study(self) -> Study:
         path = self / self.STUDY

@@ -84,16 +84,23 @@ def another_look(results: dict) -> str | None:
     epochs = _epochs_changed(results.get("epochs_history") or [])
     if not (len(history) > 1 or epochs) or not (results["claims"] or results.get("ablation")):
         return None
-    looks = ([f"had {', then '.join(map(str, history[:-1]))} seed{'s' * (history[-2] != 1)}, and this one has {n}"]
+    looks = ([f"had {_in_turn(history[:-1])} seed{'s' * (history[-2] != 1)}, and this one has {n}"]
              if len(history) > 1 else [])
     if epochs:
         (name, read), more = next(iter(epochs.items())), len(epochs) - 1
-        looks.append(f"read {name} after {', then '.join(map(str, read[:-1]))} epoch{'s' * (read[-2] != 1)}, and "
+        looks.append(f"read {name} after {_in_turn(read[:-1])} epoch{'s' * (read[-2] != 1)}, and "
                      f"this one after {read[-1]}" + (f" (and {count(more, 'other model')} at other epochs)" if more else ""))
     return (f"This study folder's earlier reports {'; they '.join(looks)}: a verdict read after another look at the "
             "same study is weaker than its interval says (optional stopping, docs/claims.md); read one the "
             f"earlier looks did not show as a new experiment, planned with {count(n, 'seed')}"
             + (" and its epochs." if epochs else "."))
+
+
+def _in_turn(figures: list) -> str:
+    """Earlier reports' figures in turn: "1, then 2"; of a long history, its first, how many
+    between, and its last two."""
+    said = [f"{x:,}" for x in figures]
+    return ", then ".join(said if len(said) <= 4 else [said[0], f"{len(said) - 3:,} others", *said[-2:]])
 
 
 def _epochs_changed(history: list) -> dict[str, list[int]]:
