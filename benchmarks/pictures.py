@@ -11,9 +11,10 @@ filled garment, or two garments side by side (the image and the next, each half 
 apart; the accuracy is the left one's). Printed per condition: accuracy, the change from the raw
 images, and how many answers carry a note (``Picture.caveats``).
 
-The run may be one of Fashion-MNIST's images negated (dark garments on white, a dataset written
-with ``255 - x``): its raw images are its own test images, and its pictures are prepared as it
-prepares them (``LoadedRun.read_pictures``: dark on light).
+The run may be one of Fashion-MNIST's images on another background (negated, dark garments on
+white: ``255 - x``; on mid-grey: ``128 * (1 - x / 255)``): its raw images are its own test images,
+its garments drawn from them, and its pictures are prepared as it prepares them
+(``LoadedRun.read_pictures``: on its dataset's background level).
 
     .venv/bin/python benchmarks/pictures.py runs/.../clf-finetune-seed0 [--images 200] [--out DIR]
 """
@@ -122,8 +123,10 @@ def main() -> None:
     run = fashionae.load(a.run)
     ds = run.folder.load_data(verify=False)
     x, y = ds.test_images[:a.images].numpy(), ds.test_labels[:a.images].numpy()
-    light = is_light(run.dataset_levels["background"])
-    garments = 255 - x if light else x  # light on black, drawn into the photos below
+    level = run.dataset_levels["background"]  # the dataset's background: 0 for Fashion-MNIST, 255 negated
+    # each garment light on black (its alpha, drawn into the photos below), from its own background
+    off = (level - x.astype(np.float64)) / level if is_light(level) else (x - level) / (255 - level)
+    garments = np.clip(off * 255, 0, 255).round().astype(np.uint8)
     truth = [run.classes[i] for i in y]
 
     def accuracy(predicted: list[str]) -> float:
