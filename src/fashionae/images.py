@@ -206,9 +206,9 @@ def read_picture(path: str | Path, invert: str = INVERT[0], size: tuple[int, int
     picture = _as_photo(rgb, invert, size, fill, opened)
     # on the dataset's background level (black for Fashion-MNIST: as prepared), its object to the
     # far end: dark garments on white (or on grey) as a light dataset's are, Fashion-MNIST's form negated
-    level = dataset_background / 255
-    if level:
-        return replace(picture, pixels=level * (1 - picture.pixels) if light else level + (1 - level) * picture.pixels)
+    ground = dataset_background / 255
+    if ground:
+        return replace(picture, pixels=ground * (1 - picture.pixels) if light else ground + (1 - ground) * picture.pixels)
     return picture
 
 
