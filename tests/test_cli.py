@@ -1372,8 +1372,9 @@ def test_reconstruct_refuses_a_classifier_and_says_how_its_runs_dataset_prepared
     code, _, _ = cli(capsys, "reconstruct", tmp_path / "ae", picture, "-o", "pair", "--fill", "0.75")
     assert code == 0
     got = torch.from_numpy(np.asarray(Image.open(tmp_path / "pair" / "box_reconstruction.png"))[::8, ::8].copy())
-    x = prepare_image(picture, invert="yes", size=(16, 16), fill=0.75)
-    recon = fashionae.load(tmp_path / "ae").reconstruct(x)[0]
+    run = fashionae.load(tmp_path / "ae")  # (as its dataset's pictures were: --invert yes, --fill 0.75)
+    x = run.read_pictures([str(picture)])[str(picture)].pixels  # (on its dataset's background, noise's median)
+    recon = run.reconstruct(x)[0]
     assert got.shape == (16, 34) and not torch.equal(got[:, :16], got[:, 18:])
     assert torch.equal(got[:, :16], (x[0] * 255).to(torch.uint8))
     assert torch.equal(got[:, 18:], (recon[0].clamp(0, 1) * 255).to(torch.uint8))

@@ -1359,7 +1359,7 @@ def test_a_picture_and_its_reconstruction_side_by_side_are_enlarged_pixel_for_pi
     want = np.kron((row * 255).astype(np.uint8), np.ones((8, 8), np.uint8))
     assert got.shape == (32, 80) and np.array_equal(got, want)
     light = 1 - original  # a run on dark garments on white: a black band, which white would hide
-    got = np.asarray(Image.open(io.BytesIO(side_by_side(light, 1 - reconstruction))))
+    got = np.asarray(Image.open(io.BytesIO(side_by_side(light, 1 - reconstruction, light=True))))
     assert np.array_equal(got[:, 32:48], np.zeros((32, 16), np.uint8)) and np.array_equal(got, 255 - want)
 
 

@@ -371,6 +371,10 @@ def test_a_run_on_a_dataset_of_light_backgrounds_prepares_pictures_dark_on_light
         blank = light.read_pictures([str(tmp_path / "white.png")])[str(tmp_path / "white.png")]
         assert blank.caveats == ("blank or nearly so once prepared: the answer says nothing",)
         assert torch.equal(blank.pixels, torch.ones(1, 16, 24))
+    # reconstruct's picture: the two apart by a black band on white ones (a white one vanished there)
+    assert main(["reconstruct", str(tmp_path / "ae"), str(tmp_path / "photo.png"), "-o", str(tmp_path / "pair")]) == 0
+    pair = np.asarray(Image.open(tmp_path / "pair" / "photo_reconstruction.png"))[::8, ::8]
+    assert pair.shape == (16, 50) and (pair[:, 24:26] == 0).all() and (pair[:, 0] == 255).all()
     grey = dict(light.dataset_levels, background=128.0)  # dark garments on mid-grey: ending on it
     light.dataset_levels = grey
     on_grey = light.read_pictures([str(tmp_path / "photo.png")])[str(tmp_path / "photo.png")]

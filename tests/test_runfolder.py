@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import shutil
 
 import pytest
@@ -182,6 +183,14 @@ def test_a_moved_runs_line_runs_from_where_its_project_is_now_and_never_trains_a
     assert line(tmp_path / "new" / "runs" / "a", f"cd {tmp_path}/old/work && fashionae train-ae --data-dir ../data "
                                                   "--out ../runs/a") == (
         f"cd {tmp_path}/new/work && fashionae train-ae --data-dir ../data --out ../runs/a")
+    for words in ("FASHIONAE_DATA=../data OMP_NUM_THREADS=1 fashionae train-ae --dataset fashion-mnist",
+                  "FASHIONAE_DATA=/usr/share/x fashionae train-ae --data-dir=../data --encoder ../runs/a"):
+        assert line(tmp_path / "new" / "runs" / "a", f"cd {tmp_path}/old/work && {words} --out ../runs/a") == (
+            f"cd {tmp_path}/new/work && {words} --out ../runs/a")  # (its paths lead there: the data, the encoder)
+    for words in ("FASHIONAE_DATA=nowhere fashionae train-ae", "fashionae train-ae --data-dir nowhere",
+                  "fashionae train-ae --dataset sub/x", "fashionae train-clf --encoder=../nowhere"):  # leading nowhere
+        assert line(tmp_path / "new" / "runs" / "a", f"cd {tmp_path}/old/work && {words} --out ../runs/a") == (
+            f"{words} --out {tmp_path}/new/runs/a")  # (no cd guessed: its --out made this folder)
     (tmp_path / "solo" / "a").mkdir(parents=True)  # a run moved alone, out of its project (gone): its own name
     # alone is shared, and its relative paths lead nowhere from the folder that guess gives: no cd
     assert line(tmp_path / "solo" / "a", f"cd {tmp_path}/proj9 && fashionae train-ae --dataset data/x --out a") == (
@@ -280,6 +289,16 @@ def test_a_folder_says_what_it_lacks(tmp_path, monkeypatch):
         folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"command": edited})
         with pytest.raises(UserError, match=r"\(no summary.json\); run its command again to resume it$"):
             folder.require()
+    from fashionae.resumeline import runs_fashionae
+    for where in ("plain", "a space", "it's", "$HOME", "é", 'say "x"', "a\ttab"):  # each line resume_line writes: said
+        (tmp_path / where).mkdir()
+        monkeypatch.chdir(tmp_path / where)
+        for argv in (["--out", "lr=0.1 run"], ["--out", "x=é"], ["--out=x"], ["--dataset", "a=b c", "--out", "A=1;B"],
+                     ["--out", "x=$y"], ["--out", "x="]):
+            for data, processes in ((None, 1), ("/my data", 2), ("d=é", 1)):
+                written = resume_line(shlex.join(["fashionae", "train-ae", *argv]), data, processes)
+                assert runs_fashionae(written, "train-ae") and not runs_fashionae(written, "study"), written
+    monkeypatch.chdir(tmp_path)
     folder.write_config(RunConfig(model=ModelConfig(), train=TrainConfig()), {}, {"processes": 2})  # (none recorded)
     with pytest.raises(UserError, match=r"\(no summary.json\); run its command again, under torchrun with 2 processes "
                                         r"in all \(--nproc-per-node 2 on one machine\), to resume it$"):
@@ -344,9 +363,11 @@ def test_a_folders_files_read_back_or_say_they_are_damaged(tmp_path):
     with pytest.raises(UserError, match=r"metrics.jsonl holds 0 epochs where summary.json says 2" + tail):
         folder.metrics()
     (folder / "summary.json").unlink()
-    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
-    with pytest.raises(UserError, match=rf"metrics.jsonl is unreadable \(.*\); put back a copy of it, or delete {re.escape(str(folder.path))} and run its command again$"):
-        folder.metrics()
+    for cut in ('{"epoch": 1}\n{"epo', '{"epoch": 1}\n' + "[" * 100_000 + "]" * 100_000):  # (too deep: the same)
+        (folder / "metrics.jsonl").write_text(cut)
+        with pytest.raises(UserError, match=rf"metrics.jsonl is unreadable \(.*\); put back a copy of it, or delete "
+                                            rf"{re.escape(str(folder.path))} and run its command again$"):
+            folder.metrics()
     (folder / "explore").mkdir()
     (folder / "explore" / "map.png").write_bytes(b"png")
     explored = {"latent": 16, "fit_images": 100, "knn_acc": 0.5, "linear_probe_acc": 0.6, "figures": ["map.png"]}

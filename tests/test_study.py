@@ -1345,8 +1345,8 @@ def test_a_study_asked_for_more_epochs_is_trained_on_with_extend_as_the_longer_s
         {"a": 1, "finetune": 1, "scratch": 1}, {"a": 1, "finetune": 2, "scratch": 2}]
     assert models(out) == study_of("", longer.format(), "clf-longer")
     assert main(["study", str(write(tmp_path, body.format(ae="", clf=""))), "--extend", *common]) == 2
-    assert ("clf-finetune-seed0 (train.epochs: 2 there, 1 now; --extend trains a run on to more epochs, never back to "
-            "fewer)") in capsys.readouterr().err
+    assert ("clf-finetune-seed0 and clf-scratch-seed0 (each: train.epochs: 2 there, 1 now; --extend trains a run on to "
+            "more epochs, never back to fewer)") in capsys.readouterr().err
 
     # the encoder trained on: the classifier on its weights is named, the scratch one is not
     more_ae = write(tmp_path, body.format(ae=longer.format(), clf=longer.format()))
@@ -1463,7 +1463,7 @@ def test_a_deleted_encoder_is_trained_again_and_keeps_its_classifiers_if_it_come
         'encoder = "a"', 'encoder = "b"'))
     for plan in (["--plan"], []):
         assert main(["study", str(renamed), *plan, *common]) == 2
-        assert "clf-finetune-seed0 (trained on ae-a-seed0, the encoder is now ae-b-seed0)" in capsys.readouterr().err
+        assert "(each: trained on ae-a-seed0, the encoder is now ae-b-seed0)" in capsys.readouterr().err
     assert not (runs / "ae-b-seed0").exists()
 
     shutil.rmtree(runs / "ae-a-seed0")
@@ -2390,6 +2390,7 @@ def test_a_table_of_verdicts_whose_family_changed_since_an_earlier_report_says_s
     for older in ({k: v for k, v in results.items() if k != "family_history"},  # a results.json of 0.3.19
                   {**results, "family_history": [{"ablation": "2"}]}):  # damaged
         (out / "results.json").write_text(json.dumps(older))
+        (out / "looks.json").write_text(json.dumps({"family_history": older.get("family_history")}))  # (alike)
         assert main(["report", str(out)]) == 0
         assert json.loads((out / "results.json").read_text())["family_history"] == [{"ablation": 4}]
     assert run(base + line + line.replace('"b"', '"c"'))[0] == []  # the same family as the last report's

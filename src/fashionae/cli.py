@@ -295,6 +295,7 @@ def cmd_bench(a) -> int:
 def cmd_reconstruct(a) -> int:
     import torch
     from .files import atomic_write, refuse_to_replace
+    from .images import is_light
     from .picturefiles import reconstruction_files, side_by_side
     from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
@@ -305,11 +306,11 @@ def cmd_reconstruct(a) -> int:
     read = run.read_pictures(list(sources.values()))
     if note:
         print(note, file=sys.stderr)
-    made = {}
+    made, light = {}, is_light(run.dataset_levels["background"])
     for target, path in sources.items():
         x = read[path].pixels
         recon = run.reconstruct(x)[0]
-        made[target] = (side_by_side(x, recon), torch.mean((recon - x) ** 2).item())
+        made[target] = (side_by_side(x, recon, light), torch.mean((recon - x) ** 2).item())
     refuse_to_replace({target: png for target, (png, _) in made.items()}, a.force)
     for target, (png, mse) in made.items():
         atomic_write(target, png)

@@ -123,7 +123,7 @@ def load_model(path: str | Path) -> nn.Module:
         raise UserError(f"{path} is not a fashionae model file (no {MODEL_FORMAT} metadata)")
     try:
         cfg = ModelConfig.from_dict(json.loads(meta["model_config"]))
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
+    except (KeyError, TypeError, json.JSONDecodeError, RecursionError) as e:  # (RecursionError: nested past the stack)
         raise UserError(f"{path} has damaged model settings in its metadata") from e
     except UserError as e:  # settings this version does not know, or out of range
         raise UserError(f"{path} holds model settings this fashionae cannot use ({e}); it was written "

@@ -102,13 +102,13 @@ def _reconstruction_name(stem: str) -> str:
     return stem + tag + RECONSTRUCTION
 
 
-def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor) -> bytes:
+def side_by_side(original: torch.Tensor, reconstruction: torch.Tensor, light: bool = False) -> bytes:
     """PNG bytes: original | reconstruction, enlarged 8 times for viewing, apart by a line of the
-    end other than their background's (white, black for a run on dark garments on white)."""
+    end other than their background's: white, black for a run on dark garments on white (``light``)."""
     zoom = 8
     import io
     from PIL import Image
-    line = torch.full((original.shape[1], 2), 0.0 if original[0].median() > 0.5 else 1.0)
+    line = torch.full((original.shape[1], 2), 0.0 if light else 1.0)
     pair = torch.cat([original[0], line, reconstruction[0]], dim=1)
     im = Image.fromarray((pair.clamp(0, 1).numpy() * 255).astype(np.uint8), "L")
     im = im.resize((im.width * zoom, im.height * zoom), Image.NEAREST)

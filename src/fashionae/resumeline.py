@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .data import DATA_ENV
+from .data import DATA_ENV, FASHION_MNIST
 
 
 MAX_LINE = 10_000  # characters: a recorded line longer is an edited one (or no line to paste)
@@ -32,17 +32,17 @@ def runs_fashionae(command: str, *commands: str) -> bool:
     ``[cd DIR &&] [NAME=value ...] [torchrun ... -m] fashionae COMMAND ...`` (an edited record
     that is not, or not quoted as it writes it, is never said as the line to run: another
     command, a second one after ``&&`` or ``;``, a line of several, a byte the shell cannot take)."""
-    if len(command) > MAX_LINE or not command.isprintable():
+    if len(command) > MAX_LINE or not command.replace("\t", " ").isprintable():
         return False
     try:
         words = shlex.split(command)
     except ValueError:
         return False
     start = 3 if words[:1] == ["cd"] and words[2:3] == ["&&"] else 0
-    if (f"cd {shlex.quote(words[1])} && " if start else "") + " ".join(map(_shell_word, words[start:])) != command:
+    if (f"cd {shlex.quote(words[1])} && " if start else "") + _joined(words[start:]) != command:
         return False
     words = words[start:]
-    while words and (name := words[0].partition("=")[0]) != words[0] and name.isidentifier():
+    while words and _assignment(words[0]):
         words = words[1:]
     if words[:1] == ["torchrun"]:
         words = words[words.index("-m") + 1:] if "-m" in words else []
@@ -72,9 +72,9 @@ def resume_line_here(command: str, run: Path) -> str:
     if named is not None and (where / named).resolve() == here:
         return command
     if start and named and not where.is_dir() and (moved := _moved_with(where, named, here, kept)):
-        return f"cd {shlex.quote(str(moved))} && " + " ".join(map(_shell_word, words[start:]))
-    return (f"cd {shlex.quote(words[1])} && " if start and where.is_dir() else "") + " ".join(
-        map(_shell_word, kept + ["--out", str(here)]))
+        return f"cd {shlex.quote(str(moved))} && " + _joined(words[start:])
+    cd = f"cd {shlex.quote(words[1])} && " if start and where.is_dir() else ""
+    return cd + _joined(kept + ["--out", str(here)])
 
 
 def _moved_with(where: Path, named: str, here: Path, words: list[str]) -> Path | None:
@@ -93,18 +93,41 @@ def _moved_with(where: Path, named: str, here: Path, words: list[str]) -> Path |
     except ValueError:  # (it ran outside the folder that moved)
         return None
     return moved if (tail and moved.is_dir() and (moved / named).resolve() == here
-                     and all((moved / word).exists() for word in words if _relative_path(word))) else None
+                     and all((moved / path).exists() for path in _relative_paths(words))) else None
 
 
-def _relative_path(word: str) -> bool:
-    """Whether a word of a command names a file by a relative path: a study file (``.toml``), or
-    a path of folders (``data/x``); not an option, nor a bundled study's name (``paper``)."""
-    return not word.startswith(("-", "/", "~")) and ("/" in word or word.endswith(".toml"))
+PATH_OPTIONS = ("--dataset", "--data-dir", "--encoder")  # (--out: the run's own folder, read apart)
 
 
-def _shell_word(word: str) -> str:
-    """A word of a shell line, quoted: an environment's assignment (``resume_line``'s data folder)
-    with its name outside the quotes, which, quoted whole, the shell would run as a command (an
-    argument reads the same either way)."""
-    name, assigned, value = word.partition("=")
-    return f"{name}={shlex.quote(value)}" if assigned and name.isidentifier() else shlex.quote(word)
+def _relative_paths(words: list[str]) -> list[str]:
+    """The files a command's words name by a relative path: its path options' values (``--x v``
+    or ``--x=v``; not the dataset named ``fashion-mnist``), the data folder its environment names,
+    a study file (``.toml``; not a bundled study's name, ``paper``)."""
+    paths, rest = [], iter(words)
+    for word in rest:
+        name, assigned, value = word.partition("=")
+        if word in PATH_OPTIONS:
+            value = next(rest, "")
+        elif not (assigned and name in (*PATH_OPTIONS, DATA_ENV)):
+            value = word if word.endswith(".toml") and not word.startswith("-") else ""
+        if value and value != FASHION_MNIST and not value.startswith(("/", "~")):
+            paths.append(value)
+    return paths
+
+
+def _joined(words: list[str]) -> str:
+    """Words as ``resume_line`` writes them in a line: its leading environment assignments (the
+    data folder, the threads) with their names outside the quotes, which, quoted whole, the shell
+    would run as a command; then the command's words as ``shlex.join`` quotes them (an argument
+    ``lr=0.1 run`` quoted whole)."""
+    lead = 0
+    while lead < len(words) and _assignment(words[lead]):
+        lead += 1
+    return " ".join([*(f"{w.partition('=')[0]}={shlex.quote(w.partition('=')[2])}" for w in words[:lead]),
+                     *map(shlex.quote, words[lead:])])
+
+
+def _assignment(word: str) -> bool:
+    """Whether a word is an environment's assignment, ``NAME=value``."""
+    name, assigned, _ = word.partition("=")
+    return bool(assigned) and name.isidentifier()

@@ -520,7 +520,7 @@ class RunFolder:
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         except FileNotFoundError:
             rows = []
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # (nested past the stack)
             raise UserError(f"{path} is unreadable ({e}); {self.restore}") from None
         if rows:
             keys = EPOCH_FIGURES + (CLASSIFIER_EPOCH_FIGURES if self.config().model.task == CLASSIFIER else ())
