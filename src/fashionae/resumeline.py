@@ -82,7 +82,7 @@ def _moved_with(where: Path, named: str, here: Path, words: list[str]) -> Path |
     run folder (``here``, resolved: a project's folder moved whole): the folders the command's
     --out (``named``) led to then and the run's share their last names, which set the old place
     beside the new; the command from there must lead to the run, and its other ``words`` that
-    name files by a relative path (``_relative_path``: a study file, a dataset's folder) to files
+    name files by a relative path (``_relative_paths``: a study file, a dataset's folder) to files
     there (a study folder moved alone, out of its project, shares its own name only), else None."""
     then, now = Path(os.path.normpath(where / named)).parts, here.parts
     tail = 0
