@@ -906,12 +906,18 @@ def test_the_plan_of_an_interrupted_run_estimates_the_epochs_it_has_left(data_di
     assert row["state"] == "resume"
     epoch = 200 / 100 + (200 + 100) / 200
     assert row["estimated_seconds"] == pytest.approx(2 * epoch + 100 / 200)  # the checkpoint holds epoch 1
-    # a damaged checkpoint: the run will say so when it starts; the plan counts every epoch
+    # a damaged checkpoint: the run will refuse it when it starts, which the plan says; it counts every epoch
     (tmp_path / "out" / "runs" / "ae-a-seed0" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
     assert main(["study", str(path), "--plan", "--json", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
                  "--no-verify"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert row["state"] == "resume" and row["estimated_seconds"] == pytest.approx(3 * epoch + 100 / 200)
+    assert row["state"] == "damaged" and row["estimated_seconds"] == pytest.approx(3 * epoch + 100 / 200)
+    assert main(["study", str(path), "--plan", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
+                 "--no-verify"]) == 0  # said, with what the study will do (it said resume, and the study refused it)
+    assert "\ndamaged: an unfinished run whose training state cannot be read, which the study refuses when it starts " \
+           "(it says why): delete its checkpoint.safetensors to train it from epoch 1\n" in capsys.readouterr().out
+    assert main(["study", str(path), "--out", str(tmp_path / "out"), "--data-dir", str(data_dir), "--no-verify"]) == 2
+    assert "checkpoint.safetensors is not a valid safetensors file" in capsys.readouterr().err
     # no training state at all (stopped in its first epoch; deleted): said to start again, as it will
     (tmp_path / "out" / "runs" / "ae-a-seed0" / "checkpoint.safetensors").unlink()
     assert main(["study", str(path), "--plan", "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),

@@ -1,6 +1,6 @@
 """``fashionae study FILE --plan``: what a study would train, and how long it would take here.
 
-Every run of the plan with its state (new, resume, restart, complete, extend, changed), its settings as far as
+Every run of the plan with its state (new, resume, restart, damaged, complete, extend, changed), its settings as far as
 they are known, and a wall-time estimate from a short speed probe of its model on this machine;
 nothing trains. Then, as ``run_study`` would, the run folders that hold runs the study no
 longer asks for are refused.
@@ -87,6 +87,8 @@ def describe(plan: list[PlannedRun], states: dict[str, str], known: dict[str, tu
         state = states[run.name]
         if state == "resume" and not folder.run(run.name).has_checkpoint():  # (as it says when it starts)
             state = "restart"  # unfinished, with no training state: stopped in its first epoch, or deleted
+        elif state == "resume" and not trained:  # a checkpoint whose epoch cannot be read: refused when it starts
+            state = "damaged"
         rows.append({"run": run.name, "kind": run.kind, "seed": run.seed, "state": state,
                      "awaits_encoder": run.awaits_encoder(states),
                      "needs": list(run.needs), "encoder": run.encoder, "strategy": cfg.strategy,
@@ -153,6 +155,9 @@ def print_plan(rows: list[dict], as_json: bool, out=None) -> None:
           "each model: training and evaluation speed over a few batches after a warm-up; each run's start "
           "and the writing of its files are not in it, which tiny runs feel). Images: training/validation.",
           file=out)
+    if any(r["state"] == "damaged" for r in rows):
+        print("damaged: an unfinished run whose training state cannot be read, which the study refuses when it "
+              "starts (it says why): delete its checkpoint.safetensors to train it from epoch 1", file=out)
     if any(r["state"] == "restart" for r in rows):
         print("restart: an unfinished run with no training state to resume from (stopped in its first epoch, or its "
               "checkpoint deleted): trained from epoch 1", file=out)
