@@ -999,6 +999,10 @@ def test_the_doubtful_pictures_of_a_dataset_are_counted_by_what_they_lack(tmp_pa
     _, notes = picture_dataset(pics, tmp_path / "ds", (28, 28), "auto", 1.0)
     assert len(notes) == 2 and notes[0].startswith(f"3 pictures (e.g. {pics / 'train' / 'circle' / 'outline0.png'}): ")
     assert notes[1].startswith("look at the pictures above: to leave some out, delete ")
+    Image.fromarray(np.full((60, 60), 255, np.uint8)).save(pics / "train" / "circle" / "page.png")  # a blank page
+    _, notes = picture_dataset(pics, tmp_path / "ds2", (28, 28), "auto", 1.0)
+    assert f"1 picture (e.g. {pics / 'train' / 'circle' / 'page.png'}): blank or nearly so once prepared: an image of " \
+           "nothing, which teaches its class nothing" in notes  # (not "the answer": none is given here)
 
 
 def test_a_class_whose_test_folder_is_empty_has_no_test_pictures_and_is_not_refused(tmp_path, capsys):

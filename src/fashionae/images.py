@@ -52,6 +52,7 @@ FAINT = 0.05  # of the intensity range: a difference this small from the backgro
 UNEVEN = 0.15  # of the intensity range: corners further apart than this are not one background
 MID_GREY = (0.3, 0.7)  # of the intensity range: a background level between these may be either side
 BLANK = "blank or nearly so once prepared: the answer says nothing"
+BLANK_IMAGE = "blank or nearly so once prepared: an image of nothing, which teaches its class nothing"  # (a dataset's)
 TWO_SIDED = 0.3  # the lesser of an object's lighter and darker sides, as a share, above which one is lost
 OUTLINE = 0.15  # an object filling less of its box than this is an outline (99 % of the dataset's sandals fill 0.24+)
 STRETCH_FROM = 0.1  # marks this faint or fainter are not stretched to white (noise), unless the trim found an object

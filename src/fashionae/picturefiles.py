@@ -138,7 +138,7 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     and the pictures that may say little."""
     from .data import MIN_TRAINING_IMAGES, NEEDS_TRAINING_IMAGES
     from .datasets import garbles_a_line, refuse_a_taken_folder, write_npz_dataset
-    from .images import read_pictures
+    from .images import BLANK, BLANK_IMAGE, read_pictures
     layout = "pictures in train/CLASS/ and test/CLASS/ folders (a test set put aside: a fifth of each class, say)"
     if not str(pictures):
         raise UserError(f"--from-pictures is empty (an unset shell variable?); give a folder of {layout}")
@@ -240,7 +240,7 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
                      "folder, convert others to PNG")
     doubtful: dict[str, list[tuple[str, str]]] = {}  # a kind of caveat (its words, without its figures) -> pictures
     for f in everything:
-        for caveat in read[f].caveats:
+        for caveat in (BLANK_IMAGE if c == BLANK else c for c in read[f].caveats):  # (no answer here: an image)
             doubtful.setdefault(re.sub(r"\d[\d.,]*", "#", caveat), []).append((f, caveat))
     for which in list(doubtful.values())[:3]:
         notes.append(f"{count(len(which), 'picture')} (e.g. {which[0][0]}): {which[0][1]}")
