@@ -22,7 +22,7 @@ def resume_line(command_line: str, data_dir: str | None = None, processes: int =
     trains on (a resume on others is not the same arithmetic: on a machine of more cores, all of
     them), and torchrun's ``processes``."""
     variables = {DATA_ENV: data_dir, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    assigned = "".join(f"{k}={shlex.quote(v)} " for k, v in variables.items() if v)
+    assigned = _joined([f"{k}={v}" for k, v in variables.items() if v]) + " "  # (as runs_fashionae reads it back)
     torchrun = f"torchrun --nproc-per-node {processes} -m " if processes > 1 else ""
     return f"cd {shlex.quote(os.getcwd())} && {assigned}{torchrun}{command_line}"
 

@@ -70,6 +70,9 @@ def bundled_note(given: str) -> str | None:
         if yours.is_file() and not yours.samefile(path) else "; copy it to change it")
 
 
+RUN_WITH = " (Run with --seeds "  # what a profile's note says after it, where --seeds differs from the profile's
+
+
 def kept_words_note(study: "Study", source: str) -> str | None:
     """What a study file copied from a bundled one (a template) under a name of its own is told
     where it kept that one's description or a profile's note: the report prints them as its own."""
@@ -80,7 +83,7 @@ def kept_words_note(study: "Study", source: str) -> str | None:
         notes = [p.get("profile_note") for p in theirs.get("profiles", {}).values() if p.get("profile_note")]
         kept = [key for key, text, same in (("description", study.description, [theirs.get("description")]),
                                             ("profile_note", study.profile_note, notes))  # (--seeds: said after it)
-                if text and any(isinstance(t, str) and (text == t or text.startswith(t + " (Run with")) for t in same)]
+                if text and any(isinstance(t, str) and (text == t or text.startswith(t + RUN_WITH)) for t in same)]
         if kept:
             return (f"{source} keeps the {' and the '.join(kept)} of the bundled study {name}, which the report prints "
                     f"as this study's ({study.name}): say what yours is there")
@@ -423,7 +426,7 @@ def load_study(path: str | Path, profile: str | None = None, seeds: int | None =
             raise UserError(f"--seeds {problem}")
         if seeds != merged.get("seeds", 1) and isinstance(merged.get("profile_note"), str):
             # the note tells the profile as written, seeds included: the report says what ran
-            merged["profile_note"] += f" (Run with --seeds {seeds}; the profile has {merged.get('seeds', 1)}.)"
+            merged["profile_note"] += f"{RUN_WITH}{seeds}; the profile has {merged.get('seeds', 1)}.)"
         merged["seeds"] = seeds
     written = _precisions(merged)  # before the command line's
     if train_overrides:  # over every train table: [train], each autoencoder's, [classifiers]'s
