@@ -184,8 +184,7 @@ def summary(results: dict) -> list[str]:
     if diverged:
         s.append(f"{', '.join(diverged)} had a run that diverged (a figure that is not a number): "
                  "left out of the ranking below.")
-    collapsed = {kind: [r for r, _, _ in near_trivial(results, kind)[0] if r.get("strategy") != CONTROL]
-                 for kind in ("autoencoders", "classifiers")}  # (the control is expected to learn little)
+    collapsed = {kind: [r for r, _, _ in near_trivial(results, kind)[0]] for kind in ("autoencoders", "classifiers")}
     if any(collapsed.values()):
         def said(kind: str, seeds: list[dict]) -> str:  # (a group's record once per seed)
             groups = list({id(r): r for r in seeds}.values())
