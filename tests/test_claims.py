@@ -385,7 +385,7 @@ def test_every_printed_field_of_every_claim():
                     "unit": "relative", "ci": pytest.approx(ci_of(too_small, 7, "relative")[0]), "ci_reason": None,
                     "threshold": 0.10, "threshold_name": "too small", "threshold_meaning": THRESHOLDS["too small"][2],
                     "direction": "above", "verdict": "confirmed", "leaning": "supports", "intervals": 7,
-                    "ci_level": pytest.approx(1 - 0.05 / 7)}
+                    "ci_level": pytest.approx(1 - 0.05 / 7), "test_set_error": None}
     claim = c["l_size 64 is too small"]
     assert {k: claim[k] for k in ("quantity", "unit", "ci_reason", "threshold", "threshold_meaning", "seeds",
                                   "verdict", "leaning", "overfits")} == {
@@ -452,7 +452,13 @@ def test_every_printed_field_of_every_claim():
                        "ci": pytest.approx(ci_of([40.0, 39.0, 38.0], 7)[0]), "ci_reason": None, "threshold": 0.0,
                        "threshold_name": "taken for", "threshold_meaning": THRESHOLDS["taken for"][2],
                        "direction": "above", "verdict": "confirmed", "leaning": "supports", "intervals": 7,
-                    "ci_level": pytest.approx(1 - 0.05 / 7)}
+                       "ci_level": pytest.approx(1 - 0.05 / 7),
+                       # a multinomial's two shares of Shirt's 100 images, per seed (38 to 40 and 0), averaged
+                       "test_set_error": pytest.approx(statistics.mean(
+                           100 * math.sqrt((q - q * q) / 100) for q in (0.40, 0.39, 0.38)))}
+    # two classes' accuracies on their own 100 images each (Shirt 60 to 62 %, class 0 at 90 %), per seed, averaged
+    assert gap["test_set_error"] == pytest.approx(statistics.mean(
+        math.hypot(100 * math.sqrt(a * (1 - a) / 100), 30.0 / 10) for a in (0.60, 0.61, 0.62)))
 
 
 @pytest.mark.parametrize("rise, best_epoch, overfits, ends", [
@@ -676,3 +682,33 @@ def test_the_reference_numbers_are_those_docs_study_md_gives():
     assert f"{100 * ext['two_conv_cnn_flip_acc']:.1f} % with horizontal flips" in said
     assert f"ResNet18 {100 * ext['resnet18_acc']:.1f} %" in said
     assert f"sampling error of about {100 * ext['test_sampling_error']:.1f} percentage points" in said
+
+
+def test_an_accuracy_verdict_carries_the_test_sets_own_error_and_is_flagged_within_two_of_it():
+    """The intervals are over seeds on one test set; each accuracy part also carries how much
+    another test set of its size would move its effect (binomial errors, from the confusion
+    matrices' image counts), and a verdict within two of it of its threshold is flagged."""
+    from fashionae.claims import accuracy_error, near_threshold
+    assert accuracy_error(0.9, 10_000) == pytest.approx(0.3)  # the docs' 0.3 points on the full test set
+    assert math.isnan(accuracy_error(0.9, 0)) and math.isnan(accuracy_error(math.nan, 100))
+    aes = [ae("linear-512", [0.010, 0.0101, 0.0102])]
+    close = by_claim(assess_claims(results(aes, [clf("finetune", [0.900, 0.902, 0.901]),
+                                                 clf("scratch", [0.892, 0.893, 0.894])])))
+    beats = close["fine-tuning beats training from scratch"]["parts"][0]
+    # 1,000 test images (the confusion matrices'): each accuracy's error about 0.95 points, their difference's 1.34
+    expected = math.hypot(accuracy_error(0.901, 1000), accuracy_error(0.893, 1000))
+    assert beats["test_set_error"] == pytest.approx(expected) and 1.3 < expected < 1.4
+    assert beats["verdict"] == "confirmed" and beats["effect"] == pytest.approx(0.8)
+    assert near_threshold(beats)  # +0.8 points, within 2 × 1.34 of 0
+    far = by_claim(assess_claims(results(aes, [clf("finetune", [0.900, 0.902, 0.901]),
+                                               clf("scratch", [0.850, 0.851, 0.852])])))
+    assert not near_threshold(far["fine-tuning beats training from scratch"]["parts"][0])  # +5 points
+    undecided = dict(beats, verdict="inconclusive")
+    assert not near_threshold(undecided)
+    # Shirt's parts: two classes' accuracies on their own 100 images each; two shares of Shirt's 100
+    shirt = close["Shirt is the class most confused (with T-shirt/top)"]["parts"]
+    assert shirt[0]["test_set_error"] == pytest.approx(  # Shirt at 60 %, the next-worst (class 0) at 90 %
+        math.hypot(100 * math.sqrt(0.6 * 0.4 / 100), 100 * math.sqrt(0.9 * 0.1 / 100)))
+    assert shirt[1]["test_set_error"] == pytest.approx(100 * math.sqrt((0.4 - 0.4 ** 2) / 100))
+    # MSE parts carry none (the per-image errors are not recorded)
+    assert all(p["test_set_error"] is None for p in close["l_size 64 is too small"]["parts"])

@@ -639,7 +639,7 @@ The paper study (quick profile) trained 4 autoencoders and 4 classifiers on Fash
 The lowest mean test MSE per pixel is conv's, 0.0102 ± 0.0001, the highest linear-64's, 0.0233 ± 0.0003; PCA with 512 components reaches 0.0007 (linear-512: 0.0192 ± 0.0001).
 The highest mean test accuracy is finetune's, 86.50 ± 0.71 % (a uniform guess: 10.00 %; the random-frozen control: 42.00 ± 1.41 %; logistic regression on the pixels: 83.77 %).
 These rank means over seeds; which differences are real is for the claims to say, of the pairs they compare (no other pair is shown to differ).
-With 2 seeds none of the 2 claims the study tests can be confirmed or refuted (that takes 3); the claims table gives the side each leans to; 1 more is not tested; “512 balances” follows from the first two.
+With 2 seeds none of the 2 claims the study tests can be confirmed or refuted (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); the claims table gives the side each leans to; 1 more is not tested; “512 balances” follows from the first two.
 Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): val MSE <= 0.02: reached; val acc >= 0.9: not reached.
 '''
 ELSEWHERE_TABLES = '''
@@ -874,11 +874,28 @@ def test_the_provenance_gives_each_runs_record_and_marks_what_was_not_recorded(s
 
 def test_each_table_has_its_note_and_reference_columns_add_theirs():
     from fashionae.report import NOTES, REFERENCE_NOTES, _notes
-    assert _notes("claims", ["claim"]) == [NOTES["claims"]]
-    assert _notes("autoencoders", ["model", "val"]) == [NOTES["autoencoders"]]
-    assert _notes("autoencoders", ["model", "author's code val"]) == \
+    from made_results import results
+    r = results()  # (its classifiers record no confusion matrix: no count of test images)
+    assert _notes("claims", ["claim"], r) == [NOTES["claims"]]
+    assert _notes("autoencoders", ["model", "val"], r) == [NOTES["autoencoders"]]
+    assert _notes("autoencoders", ["model", "author's code val"], r) == \
         [NOTES["autoencoders"] + " " + REFERENCE_NOTES["autoencoders"]]
-    assert _notes("per-class", ["class", "report train / val"]) == []
+    assert _notes("per-class", ["class", "report train / val"], r) == []
+
+
+def test_the_claims_note_gives_the_test_sets_own_sampling_error_at_its_size_and_accuracies():
+    from fashionae.report import NOTES, _notes
+    from made_results import classifier, results
+
+    def scored(name, strategy, accs, n):  # a confusion matrix of n images, spread evenly
+        return classifier(name, strategy, accs, confusion_matrices=[[[n // 10] * 10] * 10])
+    r = results(classifiers=[scored("finetune", "finetune", (0.90, 0.90), 100), scored("frozen", "frozen", (0.70, 0.70), 100),
+                             scored("random-frozen", "random-frozen", (0.5, 0.5), 100)])
+    note = _notes("claims", ["claim"], r)[0]
+    assert note.startswith(NOTES["claims"] + " Those test images are 1,000: another test set of their size would "
+                           "typically move each classifier's accuracy by about 0.9 to 1.4 points (√(p(1 − p)/n)")
+    r["classifiers"][1]["confusion_matrices"] = [[[500] * 10] * 10]  # 5,000 images: the smallest count is said
+    assert "Those test images are 1,000 or more: " in _notes("claims", ["claim"], r)[0]
 
 
 def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_provenance(study, tmp_path):
@@ -913,7 +930,7 @@ def test_the_written_report_holds_the_summary_each_table_its_figures_and_the_pro
     at = {}
     for anchor, caption, header, rows in tables(results):  # each table under its heading and caption, then its note
         at[anchor] = at.get(anchor, blocks.index(f"## {SECTIONS[anchor]}") + 1)  # an anchor's next table after the last
-        part = [caption, page_parts.md_table(header, rows), *_notes(anchor, header)]
+        part = [caption, page_parts.md_table(header, rows), *_notes(anchor, header, results)]
         assert blocks[at[anchor]: at[anchor] + len(part)] == part
         at[anchor] += len(part)
     baselines = [(caption, header) for anchor, caption, header, _ in tables(results) if anchor == "baselines"]

@@ -2133,10 +2133,10 @@ def test_the_summary_says_which_ablation_changes_moved_the_mse():
     assert _ablation_summary([higher]) == "The ablation's change “b” (+10.0 %) raises the validation MSE at 95 % confidence."
     # too few seeds: no verdict, and why; a diverged run: said, and left out of the count
     assert _ablation_summary([line("a", -0.2, "not shown", seeds=2)]) == (
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change with its "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); its table gives each change with its "
         "interval.")
     assert _ablation_summary([line("a", -0.2, "not shown", seeds=1)]) == (
-        "With 1 seed the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change.")
+        "With 1 seed the ablation gives no verdict (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); its table gives each change.")
     assert _ablation_summary([unclear]) == ("The ablation's change “c” (+1.0 %) is not shown to move the validation "
                                             "MSE: its interval holds 0.")
     assert _ablation_summary([line("d", float("nan"), "not shown"), line("e", float("nan"), "not shown")]) == (

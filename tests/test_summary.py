@@ -34,14 +34,14 @@ def test_under_three_seeds_the_summary_counts_the_claims_the_study_tests():
     one = claim("one", "inconclusive", [part("above", 0.3, [0.2, 0.4])])
     untested = claim("untested", "not tested", [])
     for claims, sentence in (([one, untested], "the one claim the study tests cannot be confirmed or refuted (that "
-                                               "takes 3); the claims table gives the side it leans to; 1 more is "
+                                               "takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); the claims table gives the side it leans to; 1 more is "
                                                "not tested."),
                              ([one, one], "none of the 2 claims the study tests can be confirmed or refuted (that "
-                                          "takes 3); the claims table gives the side each leans to."),
+                                          "takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); the claims table gives the side each leans to."),
                              # a claim that restates others is in the table, not in the count: said so
                              ([one, one, {**one, "claim": "both", "derived": True}],
-                              "none of the 2 claims the study tests can be confirmed or refuted (that takes 3); the "
-                              "claims table gives the side each leans to; “both” follows from the first two.")):
+                              "none of the 2 claims the study tests can be confirmed or refuted (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); "
+                              "the claims table gives the side each leans to; “both” follows from the first two.")):
         text = "\n".join(summary(results() | {"claims": claims}))
         assert f"With 2 seeds {sentence}" in text
 
@@ -86,10 +86,10 @@ def test_a_family_changed_is_said_under_its_own_table_and_only_where_verdicts_ar
 def test_the_ablation_summary_says_what_its_seeds_allow():
     from fashionae.summary import _ablation_summary
     one = ablation("no dropout", 0.08, None, seeds=1, reason="one seed: no spread to measure")
-    assert _ablation_summary([one]) == ("With 1 seed the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); "
+    assert _ablation_summary([one]) == ("With 1 seed the ablation gives no verdict (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); "
                                         "its table gives each change.")
     assert _ablation_summary([{**one, "seeds": 2}, {**one, "seeds": 3}]) == (
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); its table gives each change "
         "with its interval.")
     lower, higher = ablation("a", -0.12, [-0.2, -0.04], "lower"), ablation("b", 0.08, [0.02, 0.15], "higher")
     unsure = ablation("c", 0.01, [-0.05, 0.07])
@@ -134,10 +134,10 @@ def test_lines_of_one_model_are_said_beside_a_diverged_one_and_two_seeds_give_th
         "(nothing they use differs: a setting given where the other's auto chose the same), so no verdict.")
     two = {**one_model("s"), "seeds": 2}
     assert _ablation_summary([{**ablation("x", 0.01, [0.0, 0.02]), "seeds": 2}, two]).startswith(
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change with its "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); its table gives each change with its "
         "interval where it has one. “s” compares one model")
     assert _ablation_summary([two]) == (  # said below 3 seeds too, and no interval promised for it
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); its table gives each change. “s” "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); its table gives each change. “s” "
         "compares one model with itself, as the runs record them (nothing they use differs: a setting given where the "
         "other's auto chose the same), so no verdict.")
     assert _ablation_effect(two, "val_mse").endswith(SAME_MODEL) and "no verdict" not in _ablation_effect(two, "val_mse")
@@ -195,7 +195,7 @@ def test_below_three_seeds_a_line_of_one_model_on_some_seeds_has_no_interval_pro
     partly = {**line, "val_mse": {**line["val_mse"], "same_model": [0], "verdict": "not shown"},
               "test_mse": {**line["test_mse"], "same_model": [0], "verdict": "not shown"}}
     assert _ablation_summary([{**ablation("x", 0.01, [0.0, 0.02]), "seeds": 2}, partly]) == (
-        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the run: a new experiment with "
+        "With 2 seeds the ablation gives no verdict (that takes 3 seeds, chosen before the runs: a new experiment with "
         "--seeds 3 or more); its table gives each change with its interval where it has one. “s” compares one model "
         "on some seeds and two on the others, as the runs record them (machines whose auto chose otherwise), so no "
         "verdict.")
@@ -220,3 +220,22 @@ def test_what_a_line_changes_is_said_by_setting_name_with_a_flag_and_all_images_
         "model.latent": [512, 64], "model.dropout_after_pool": [False, True], "train.train_subset": [None, 500]}}
     assert not_one_change({"ablation": [line]}) == ("Not one change alone: “several” changes dropout_after_pool false "
                                                     "→ true; latent 512 → 64; train_subset all → 500.")
+
+
+def test_a_verdict_within_the_test_sets_own_noise_is_named_and_no_other():
+    from fashionae.summary import summary
+    close = dict(part("finetune − scratch", 0.8, [0.1, 1.5], unit="points"), threshold=0.0, test_set_error=1.34)
+    far = dict(part("finetune − frozen", 5.0, [4.0, 6.0], unit="points"), threshold=2.0, test_set_error=1.34)
+    undecided = dict(close, verdict="inconclusive")
+    claims = [claim("fine-tuning beats training from scratch", "confirmed", [close]),
+              claim("fine-tuning beats the frozen encoder by a wide margin", "confirmed", [far]),
+              claim("undecided", "inconclusive", [undecided])]
+    text = "\n".join(summary(other_results() | {"claims": claims, "seeds": 3}))
+    assert ("Within the test set's own noise, which the intervals over seeds leave out: “fine-tuning beats training "
+            "from scratch” is confirmed at +0.80 pts against a threshold of +0.00 pts, where the test set alone moves "
+            "it by about 1.34 pts: such a verdict may hold on these test images alone, not on another test set of "
+            "their size.") in text
+    assert "wide margin” is confirmed at" not in text and "“undecided” is" not in text
+    claims[1]["parts"][0]["effect"] = 4.0  # 2 points above its threshold: within 2 × 1.34
+    assert "; “fine-tuning beats the frozen encoder by a wide margin” is confirmed at +4.00 pts against a threshold " \
+           "of +2.00 pts" in "\n".join(summary(other_results() | {"claims": claims, "seeds": 3}))

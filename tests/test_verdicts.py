@@ -212,7 +212,7 @@ def test_an_ablation_line_compares_the_classifiers_trained_on_both_its_encoders(
         "95 % confidence.")
     two = [{**a, "seeds": 2} for a in lines]
     assert _ablation_summary(two, "val_acc") == (
-        "With 2 seeds the ablation's classifier comparisons give no verdict (that takes 3 seeds, chosen before the run: a new experiment with --seeds 3 or more); their table "
+        "With 2 seeds the ablation's classifier comparisons give no verdict (that takes 3 seeds, chosen before the runs: a new experiment with --seeds 3 or more); their table "
         "gives each comparison with its interval.")
 
 

@@ -1,6 +1,6 @@
 """fashionae: train, check and reuse convolutional autoencoders on Fashion-MNIST."""
 
-__version__ = "0.3.30"
+__version__ = "0.3.31"
 
 
 def load(run_dir, precision: str = "auto"):

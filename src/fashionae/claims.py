@@ -64,6 +64,13 @@ LOG_SCALE = {"relative": (math.log1p, math.expm1),
              "relative gain": (lambda g: -math.log1p(-g), lambda y: -math.expm1(-y))}
 
 
+def seeds_advice(reported: bool) -> str:
+    """Why fewer than MIN_SEEDS seeds give no verdict, and what to do: said before a study runs, and in
+    its report (``reported``), where seeds added to the same study are another look: a new experiment."""
+    return (f"that takes {MIN_SEEDS} seeds, chosen before the runs: " + ("a new experiment with " if reported else "")
+            + f"--seeds {MIN_SEEDS} or more")
+
+
 def ci_level(intervals: int) -> float:
     """The confidence of each of ``intervals`` simultaneous intervals (Bonferroni)."""
     return 1 - (1 - FAMILY_CONFIDENCE) / intervals
@@ -144,14 +151,45 @@ def center(values: list[float], unit: str = "points") -> float | None:
 
 
 def _part(name: str, values: list[float], threshold_name: str, above: bool, quantity: str,
-          comparison: str) -> dict:
+          comparison: str, test_set_error: float | None = None) -> dict:
     """One question a claim asks of its seeds; ``judge`` answers it. Parts of one ``comparison``
     (what its values compare: their opposite compares the same) share one interval
-    (``judged_together``)."""
+    (``judged_together``). ``test_set_error``: the effect's standard error from the test set's own
+    sampling (an accuracy's, in points), which the interval over seeds does not hold."""
     threshold, unit, meaning = THRESHOLDS[threshold_name]
     return {"part": name, "quantity": quantity, "effect": center(values, unit), "values": values, "unit": unit,
             "threshold": threshold, "threshold_name": threshold_name, "threshold_meaning": meaning,
-            "direction": "above" if above else "below", "comparison": comparison}
+            "direction": "above" if above else "below", "comparison": comparison,
+            "test_set_error": test_set_error if test_set_error is not None and math.isfinite(test_set_error) else None}
+
+
+# ------------------------------------------------------------------ the test set's own sampling error
+# The intervals are over seeds on one test set; another test set of the same size would move an
+# accuracy by about its binomial error, √(p(1 − p)/n) (0.3 points at 90 % on 10,000 images).
+
+def accuracy_error(p: float, n: int) -> float:
+    """In points, the standard error of an accuracy ``p`` (a fraction) measured on ``n`` images."""
+    return 100 * math.sqrt(p * (1 - p) / n) if n > 0 and 0 <= p <= 1 else math.nan
+
+
+def test_images(clf: dict) -> int:
+    """How many test images a classifier group was scored on (its first seed's confusion matrix)."""
+    return sum(map(sum, clf["confusion_matrices"][0])) if clf.get("confusion_matrices") else 0
+
+
+def difference_error(a: dict, b: dict) -> float:
+    """In points, the test set's error of a difference of two classifiers' mean test accuracies, as if
+    they erred independently on its images (errors on the same images make it smaller)."""
+    n = min(test_images(a), test_images(b))
+    return math.hypot(accuracy_error(a["test_acc"]["mean"], n), accuracy_error(b["test_acc"]["mean"], n))
+
+
+def near_threshold(part: dict) -> bool:
+    """Whether a decided part's effect lies within two of the test set's errors (``test_set_error``)
+    of its threshold: its verdict holds on this test set and might not on another of its size."""
+    error = part.get("test_set_error")
+    return (part.get("verdict") in ("confirmed", "refuted") and error is not None
+            and abs(part["effect"] - part["threshold"]) < 2 * error)
 
 
 def judge(claims: list[dict]) -> None:
@@ -312,7 +350,8 @@ def assess_claims(results: dict) -> list[dict]:
         if a and b:
             v = points_change(a, b)
             pair = " vs ".join(sorted((a["strategy"], b["strategy"])))  # "beats" and "competitive": one interval
-            claims.append(_claim(text, [_part(name, v, threshold, above, f"test accuracy, {name} (points)", pair)],
+            claims.append(_claim(text, [_part(name, v, threshold, above, f"test accuracy, {name} (points)", pair,
+                                              difference_error(a, b))],
                                  f"test accuracy {a['strategy']} {acc(a)}, {b['strategy']} {acc(b)}", len(v)))
         else:
             claims.append(_not_tested(text, "the study lacks one of the strategies on the l_size-512 encoder"))
@@ -399,15 +438,24 @@ def _shirt_claim(results: dict, clf: dict | None) -> dict:
     gaps = [100 * (accs[shirt] - min(a for i, a in enumerate(accs) if i != shirt)) for accs in per_seed]
     tshirt = classes.index("T-shirt/top")
     margins = []  # per seed: points of Shirt's images taken for T-shirt/top minus for the next wrong class
-    for cm in clf["confusion_matrices"]:
-        row = cm[shirt]
+    gap_errors, margin_errors = [], []  # per seed: the test set's error of each (points)
+    for cm, accs in zip(clf["confusion_matrices"], per_seed):
+        row, sizes = cm[shirt], [sum(r) for r in cm]
         others = max(n for j, n in enumerate(row) if j not in (shirt, tshirt))
         margins.append(100 * (row[tshirt] - others) / max(1, sum(row)))
+        # two classes' accuracies are measured on disjoint images; two shares of one class's images
+        # are a multinomial's, whose difference has the variance (q1 + q2 - (q1 - q2)^2) / n
+        worst = min((i for i in range(len(accs)) if i != shirt), key=lambda i: accs[i])
+        gap_errors.append(math.hypot(accuracy_error(accs[shirt], sizes[shirt]), accuracy_error(accs[worst], sizes[worst])))
+        q1, q2 = (x / max(1, sizes[shirt]) for x in (row[tshirt], others))
+        margin_errors.append(100 * math.sqrt(max(0.0, q1 + q2 - (q1 - q2) ** 2) / max(1, sizes[shirt])))
     parts = [_part("lowest per-class accuracy", gaps, "most confused", False,
-                   "Shirt's accuracy minus the next-worst class's (points)", "Shirt vs the next-worst class"),
+                   "Shirt's accuracy minus the next-worst class's (points)", "Shirt vs the next-worst class",
+                   statistics.mean(gap_errors)),
              _part("taken for T-shirt/top most often", margins, "taken for", True,
                    "Shirt's test images taken for T-shirt/top minus for the next most frequent wrong class "
-                   "(points of Shirt's images)", "Shirt taken for T-shirt/top vs for another class")]
+                   "(points of Shirt's images)", "Shirt taken for T-shirt/top vs for another class",
+                   statistics.mean(margin_errors))]
     return _claim(text, parts, f"{clf['strategy']}: Shirt's test accuracy is "
                   f"{_fmt(clf['per_class_acc'][shirt], 1, True)}; it is taken for T-shirt/top more often than "
                   f"for any other class in {sum(m > 0 for m in margins)} of {len(margins)} seed(s)", len(gaps))

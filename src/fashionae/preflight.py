@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .baselines import check_classes
-from .claims import MIN_SEEDS, tests_a_claim
+from .claims import MIN_SEEDS, seeds_advice, tests_a_claim
 from .data import FASHION_MNIST, Dataset, make_splits
 from .errors import UserError
 from .files import refuse_a_link_to_nothing
@@ -198,8 +198,7 @@ def too_few_seeds_note(study: Study) -> str | None:
     judged = " and ".join(what for what, there in (("the claims", claims), ("the ablation", study.ablation)) if there)
     if n >= MIN_SEEDS or not judged:
         return None
-    return (f"with {count(n, 'seed')} the report gives no verdict on {judged} (that takes {MIN_SEEDS} seeds, chosen "
-            f"before the runs: --seeds {MIN_SEEDS} or more); " + ("each effect comes with its interval" if n > 1 else
+    return (f"with {count(n, 'seed')} the report gives no verdict on {judged} ({seeds_advice(False)}); " + ("each effect comes with its interval" if n > 1 else
                                                                   "one seed gives no interval either"))
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import pages
-from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, ci_level
+from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, accuracy_error, ci_level, test_images
 from .errors import UserError
 from .explore import KNN_K
 from .figures import FIGURE_GROUPS, draw_figures, takes_a_row
@@ -364,11 +364,30 @@ REFERENCE_NOTES = {  # appended to NOTES when the table has reference columns
 }
 
 
-def _notes(anchor: str, header: list[str]) -> list[str]:
+def _notes(anchor: str, header: list[str], results: dict) -> list[str]:
     notes = [NOTES[anchor]] if anchor in NOTES else []
     if anchor in REFERENCE_NOTES and any(h in REFERENCE_COLUMNS for h in header):
         notes = [" ".join(notes + [REFERENCE_NOTES[anchor]])]
+    if anchor == "claims" and (said := test_set_error(results)):
+        notes = [" ".join(notes + [said])]
     return notes
+
+
+def test_set_error(results: dict) -> str | None:
+    """The claims' note on the test set's own sampling error at its size and the accuracies here,
+    which the intervals over seeds do not include (docs/claims.md)."""
+    scored = [(test_images(c), c["test_acc"]["mean"]) for c in results["classifiers"]
+              if c["strategy"] != CONTROL and test_images(c) and math.isfinite(c["test_acc"]["mean"])]
+    if not scored:
+        return None
+    n = min(k for k, _ in scored)
+    errors = sorted(accuracy_error(p, k) for k, p in scored)
+    spread = f"{errors[0]:.1f}" + (f" to {errors[-1]:.1f}" if f"{errors[-1]:.1f}" != f"{errors[0]:.1f}" else "")
+    return (f"Those test images are {n:,}" + (" or more" if any(k != n for k, _ in scored) else "")
+            + f": another test set of their size would typically move each classifier's accuracy by about {spread} points "
+            "(√(p(1 − p)/n), its sampling error), and a difference of two by up to about √2 times as much "
+            "(less where they err on the same images). The summary names any verdict within two such errors "
+            "of its threshold.")
 
 
 def write_report(out: str | Path, results: dict, self_contained: bool = False) -> Path:
@@ -415,7 +434,7 @@ def _pages(folder: StudyFolder, results: dict, staged: Path, self_contained: boo
     parts: dict[str, list] = {}
     for anchor, caption, header, rows in tables(results):
         parts.setdefault(anchor, []).extend([caption, pages.Table(header, rows)]
-                                            + [pages.Note(n) for n in _notes(anchor, header)])
+                                            + [pages.Note(n) for n in _notes(anchor, header, results)])
     sections += [pages.Section(anchor, SECTIONS[anchor], p) for anchor, p in parts.items()]
     sections.append(pages.Section("figures", SECTIONS["figures"], [g for g in groups if g.files]))
 

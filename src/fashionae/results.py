@@ -26,7 +26,7 @@ from .study import Study
 from .studyfolder import StudyFolder
 from .verdicts import ablation, comparisons, families
 
-RESULTS_FORMAT = 11  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
+RESULTS_FORMAT = 12  # 3: simultaneous intervals ("ci", "intervals", "ci_level"), a claim's parts all judged;
 # 4: an ablation line's "classifiers" (accuracy changes by strategy) and each change's "unit";
 # 5: each effect's "comparison"; an autoencoder's "trained_with" and every group's "mixed" (as the runs ran);
 # 6: a run's "sessions" (1, or more where it was stopped and resumed), its host and executor each session's;
@@ -36,6 +36,7 @@ RESULTS_FORMAT = 11  # 3: simultaneous intervals ("ci", "intervals", "ci_level")
 # 10: "same_model" a list of seeds where a change compares one model on those seeds alone; "mean_image",
 # its MSE (whether or not the baselines were computed), by which a seed that learned nothing is named;
 # 11: "epochs_history", each model's epochs in each report where they changed (``epochs_read``)
+# 12: an accuracy part's "test_set_error", the test set's own sampling error of its effect (``claims``)
 
 # results.json figure -> summary.json key
 AE_FIGURES = {"train_eval_mse": "train_eval_loss", "train_mse": "train_loss", "val_mse": "val_loss",

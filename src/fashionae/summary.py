@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS
+from .claims import CONFIDENCE, FAMILY_CONFIDENCE, MIN_SEEDS, near_threshold, seeds_advice
 from .progress import count
 from .results import classes_of, near_trivial, pca_row
 from .runconfig import CONTROL
@@ -42,8 +42,7 @@ def _ablation_summary(ablation: list[dict], figure: str = "val_mse", confidence:
     if seeds < MIN_SEEDS:
         whose = "the ablation gives" if mse else "the ablation's classifier comparisons give"
         each = "change" if mse else "comparison"
-        return (f"With {count(seeds, 'seed')} {whose} no verdict (that takes {MIN_SEEDS} seeds, chosen before the "
-                f"run: a new experiment with --seeds {MIN_SEEDS} or more); "
+        return (f"With {count(seeds, 'seed')} {whose} no verdict ({seeds_advice(True)}); "
                 f"{'its' if mse else 'their'} table gives each {each}"
                 + ("." if seeds == 1 or len(same) + len(partly) == len(ablation) else
                    " with its interval" + (" where it has one." if same or partly else ".")) + one_model)
@@ -153,6 +152,22 @@ def tables_apart(results: dict) -> str | None:
             f"not all together: the chance that one of them holds a wrong verdict is up to {chance:.0f} %.")
 
 
+def near_test_noise(claims: list[dict]) -> str | None:
+    """The summary's sentence on the verdicts whose effect lies within two of the test set's own
+    errors of their threshold (``claims.near_threshold``): each holds on these test images, and
+    might not on another test set of their size."""
+    close = [(c, p) for c in claims if not c.get("derived") for p in c["parts"] if near_threshold(p)]
+    if not close:
+        return None
+    return ("Within the test set's own noise, which the intervals over seeds leave out: " + "; ".join(
+        f"“{c['claim']}”" + (f" ({p['part']})" if len(c["parts"]) > 1 else "")
+        + f" is {p['verdict']} at {amount(p['effect'], p['unit'])} against a threshold of "
+          f"{amount(p['threshold'], p['unit'])}, where the test set alone moves it by about "
+          f"{amount(p['test_set_error'], p['unit']).lstrip('+')}" for c, p in close)
+            + (": such a verdict" if len(close) == 1 else ": such verdicts") + " may hold on these test images "
+            "alone, not on another test set of their size.")
+
+
 def not_one_change(results: dict) -> str | None:
     """The ablation's lines that change more than one setting, said (the summary's sentence)."""
     several = [a for a in results.get("ablation", []) if len(a.get("differs", {})) > 1]
@@ -240,7 +255,7 @@ def summary(results: dict) -> list[str]:
     tested = sum(not c.get("derived") and c["verdict"] != "not tested" for c in claims)
     if claims and n < MIN_SEEDS:
         which = "the one claim the study tests cannot" if tested == 1 else f"none of the {tested} claims the study tests can"
-        s.append(f"With {count(n, 'seed')} {which} be confirmed or refuted (that takes {MIN_SEEDS}); the "
+        s.append(f"With {count(n, 'seed')} {which} be confirmed or refuted ({seeds_advice(True)}); the "
                  f"claims table gives the side {'it leans' if tested == 1 else 'each leans'} to"
                  + (f"; {own - tested} more {'is' if own - tested == 1 else 'are'} not tested" if own > tested else "")
                  + "".join(f"; “{c['claim']}” follows from the first two" for c in claims
@@ -258,7 +273,7 @@ def summary(results: dict) -> list[str]:
                           for c in claims if c.get("derived") and c["verdict"] != "not tested")
         s.append(f"Of the study's {own} claims with a test of their own, " + ", ".join(parts[:-1])
                  + (" and " if len(parts) > 1 else "") + parts[-1] + "." + derived)
-    s += [note for note in (looked, other_family(results), tables_apart(results)) if note]
+    s += [note for note in (near_test_noise(claims), looked, other_family(results), tables_apart(results)) if note]
     if results.get("targets"):
         s.append("Targets, on seed 0 alone (a profile's speed to a quality, not a verdict): "
                  + "; ".join(f"{t['target']}: {'reached' if t['reached'] else 'not reached'}" for t in results["targets"])
