@@ -19,6 +19,16 @@ STUDIES = Path(__file__).parent.parent / "studies"
 PAPER = STUDIES / "paper.toml"
 
 
+def model_file_bytes(model) -> bytes:
+    """The bytes of the model.safetensors that ``RunFolder`` writes of ``model`` (``write_model_file``)."""
+    import tempfile
+    from fashionae.modelfile import write_model_file
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.safetensors"
+        write_model_file(str(path), model)
+        return path.read_bytes()
+
+
 def run_python(code: str, prefix: tuple = (), **kwargs) -> subprocess.CompletedProcess:
     """``code`` run by a Python of its own (signals, exit, permissions: a process's) on this tree's
     fashionae, its output as text; ``prefix``: what runs it (setpriv)."""

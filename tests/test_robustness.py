@@ -18,10 +18,10 @@ from safetensors.torch import load as safetensors_load
 
 from fashionae.data import parse_idx
 from fashionae.errors import UserError
-from fashionae.modelfile import load_model, model_file_bytes
+from fashionae.modelfile import load_model
 from fashionae.models import ModelConfig, build_model
 from fashionae.study import load_study
-from helpers import PAPER, idx_bytes, same_weights, without_timings
+from helpers import PAPER, idx_bytes, model_file_bytes, same_weights, without_timings
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 VALID_IDX = idx_bytes(torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8))

@@ -21,7 +21,7 @@ from .distributed import on_processes, processes
 from .errors import UserError
 from .files import atomic_write
 from .modelfile import (load_weights, model_tensors, read_safetensors, safetensors_header, tensors_sha256,
-                        text_sha256)
+                        text_sha256, write_safetensors)
 from .settings import identity
 
 
@@ -60,7 +60,6 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, ep
     """``rng``: one random state per process (one entry without torchrun); ``settings``: those
     of the run (``run_settings``), which a run resuming from it must have. The digests cover the
     tensors and the state, so that neither an edit nor another run's file is taken up."""
-    from safetensors.torch import save
     tensors = {f"model.{k}": v for k, v in model_tensors(model).items()}
     opt_state = opt.state_dict()
     for i, state in opt_state["state"].items():
@@ -68,8 +67,8 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, ep
             tensors[f"optimizer.{i}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
     state = json.dumps({"epoch": epoch, "history": history, "param_groups": opt_state["param_groups"],
                         "rng": rng[0], "rank_rng": rng[1:], "settings": settings})
-    atomic_write(path, save(tensors, metadata={"state": state, "state_sha256": text_sha256(state),
-                                               "tensors_sha256": tensors_sha256(tensors)}))
+    meta = {"state": state, "state_sha256": text_sha256(state), "tensors_sha256": tensors_sha256(tensors)}
+    atomic_write(path, lambda staged: write_safetensors(staged, tensors, meta))
 
 
 def run_settings(model: nn.Module, cfg) -> dict:

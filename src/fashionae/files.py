@@ -78,8 +78,9 @@ def _temporary_cache() -> Path:
     return Path(folder)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write a file whole or not at all: beside it first, then in its place."""
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[str], None]) -> None:
+    """Write a file whole or not at all: beside it first, then in its place (``data``: its bytes or
+    text, or a function that writes the path it is given)."""
     atomic_write_together([(path, data)])
 
 
@@ -115,8 +116,9 @@ def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]],
         raise
 
 
-def _staged(path: Path, data: bytes | str) -> str:
-    """A temporary file beside ``path`` holding ``data``, on disk (fsync)."""
+def _staged(path: Path, data: bytes | str | Callable[[str], None]) -> str:
+    """A temporary file beside ``path`` holding ``data``, on disk (fsync); ``data`` may be a
+    function that writes the file it is given (a large one, written without a copy in memory)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     try:
@@ -128,9 +130,12 @@ def _staged(path: Path, data: bytes | str) -> str:
         raise _unwritable(path.parent, e) from e
     try:
         os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600 files; use the user's umask
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        with os.fdopen(fd, "r+b") as f:
+            if callable(data):
+                data(tmp)
+            else:
+                f.write(data)
+                f.flush()
             os.fsync(f.fileno())
     except BaseException as e:  # a full disk, or a stop while it is written: no temporary left behind
         with contextlib.suppress(OSError):

@@ -21,37 +21,45 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
-    """A digest of every tensor's name, dtype, shape and bytes, in name order."""
+    """A digest of every tensor's name, dtype, shape and bytes, in name order (read in place)."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
+
+
+def write_safetensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """A safetensors file, its tensors written from where they lie (``save`` would build the whole
+    file in memory, twice: as much again as the weights and Adam's moments it holds), the keys of
+    its JSON header in sorted order. The library writes the metadata in an order of its own that
+    changes from call to call, so the same model gave files of different checksums
+    (``RunFolder.model_sha256``, which a classifier records of its encoder). The sorted header is
+    written over the library's, padded with spaces to its length (as the library pads it)."""
+    from safetensors.torch import save_file
+    save_file(tensors, path, metadata=metadata)
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.dumps(json.loads(f.read(n)), sort_keys=True, separators=(",", ":")).encode()
+        if len(header) > n:  # (never seen: the same JSON, reordered, escaped as the library escapes it)
+            raise ValueError(f"{path}: safetensors header grew when sorted ({len(header)} > {n} bytes)")
+        f.seek(8)
+        f.write(header + b" " * (n - len(header)))
 
 
 def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def model_file_bytes(model: nn.Module) -> bytes:
-    from safetensors.torch import save
+def write_model_file(path: str, model: nn.Module) -> None:
+    """model.safetensors: the weights, the model's settings and their digests."""
     tensors = model_tensors(model)
     settings = json.dumps(asdict(model.config))
     meta = {"format": MODEL_FORMAT, "model_config": settings,
             "weights_sha256": tensors_sha256(tensors), "settings_sha256": text_sha256(settings)}
-    return _sorted_header(save(tensors, metadata=meta))
-
-
-def _sorted_header(data: bytes) -> bytes:
-    """safetensors' bytes with the keys of its JSON header in sorted order. The library writes
-    the metadata in an order of its own that changes from call to call, so the same model gave
-    files of different checksums (``RunFolder.model_sha256``, which a classifier records of its
-    encoder). The header stays padded with spaces to a multiple of 8 bytes, as the library pads it."""
-    n = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)
-    return len(header).to_bytes(8, "little") + header + data[8 + n:]
+    write_safetensors(path, tensors, meta)
 
 
 def text_sha256(text: str) -> str:

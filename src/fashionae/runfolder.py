@@ -32,7 +32,7 @@ from .files import (atomic_write, holds_nothing, is_there, json_digest, kind_of,
                     remove_file, seal_broken, sealed, write_json, write_jsonl)
 from .images import dataset_background, dataset_border, is_light, pictures_or_default, pictures_problem
 from .lock import FolderLock, lock_holder
-from .modelfile import load_model, model_file_bytes
+from .modelfile import load_model, write_model_file
 from .progress import count
 from .resumeline import resume_line_here, runs_fashionae
 from .settings import CLASSIFIER, is_number
@@ -632,7 +632,7 @@ class RunFolder:
         write_jsonl(self / self.METRICS, history)
 
     def write_model(self, model: torch.nn.Module) -> None:
-        atomic_write(self / self.MODEL, model_file_bytes(model))
+        atomic_write(self / self.MODEL, lambda staged: write_model_file(staged, model))
 
     def write_summary(self, summary: dict) -> dict:
         """Finish the run: its summary, sealed with the digests of the model file, of config.json,
