@@ -510,3 +510,23 @@ def test_a_model_file_and_a_checkpoint_are_written_from_the_tensors_without_a_co
     assert peak < weights / 20, f"saving allocated {peak:,} bytes for {weights:,} bytes of weights"
     assert torch.equal(load_file(tmp_path / "model.safetensors")["encoder.bottleneck.1.weight"], model.encoder.bottleneck[1].weight)
     assert load_model(tmp_path / "model.safetensors").config == model.config
+
+
+def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_keeps_the_last_one(tmp_path, monkeypatch):
+    """safetensors says a full disk in an error of its own ("... (os error 28)"): taken as Python's,
+    it is the one line of any full disk, and the checkpoint before stays whole, no temporary beside it."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+    from fashionae.checkpoint import save_checkpoint
+    model = build_model(ModelConfig(arch="linear", latent=8))
+    opt = torch.optim.Adam(model.parameters())
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, model, opt, 1, [], [{}], {})
+    before = path.read_bytes()
+
+    def full(*a, **k):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(UserError, match=r"^no space left to write .*checkpoint.safetensors; free some disk space"):
+        save_checkpoint(path, model, opt, 2, [], [{}], {})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -4,9 +4,11 @@ refuses one that was damaged or edited."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,8 +40,13 @@ def write_safetensors(path: str, tensors: dict[str, torch.Tensor], metadata: dic
     changes from call to call, so the same model gave files of different checksums
     (``RunFolder.model_sha256``, which a classifier records of its encoder). The sorted header is
     written over the library's, padded with spaces to its length (as the library pads it)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
-    save_file(tensors, path, metadata=metadata)
+    try:
+        save_file(tensors, path, metadata=metadata)
+    except SafetensorError as e:  # the library's I/O error (a full disk: "... (os error 28)") as Python's
+        code = re.search(r"\(os error (\d+)\)", str(e))
+        raise OSError(int(code[1]) if code else errno.EIO, os.strerror(int(code[1])) if code else str(e)) from e
     with open(path, "r+b") as f:
         n = int.from_bytes(f.read(8), "little")
         header = json.dumps(json.loads(f.read(n)), sort_keys=True, separators=(",", ":")).encode()
