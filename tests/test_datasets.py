@@ -640,15 +640,36 @@ def test_a_classifier_needs_images_of_every_class(tmp_path, capsys):
     line = refused(capsys, "train-clf", "--dataset", one_label, "--strategy", "scratch", "--out", tmp_path / "c",
                    *fast)
     assert line == ("fashionae: error: d: class '1' has no training images among the 200 a classifier run "
-                    "trains on; give every class images (number the classes from 0 without gaps)")
+                    "trains on, nor has the dataset; give every class training images (number the classes from 0 "
+                    "without gaps)")
     assert not (tmp_path / "c").exists()
     y_test = np.resize([0, 1], 60)  # class 2 never tested
     untested = with_classes(write_npz(tmp_path / "u", y_test=y_test), "a", "b", "c")
     line = refused(capsys, "train-clf", "--dataset", untested, "--strategy", "scratch", "--out", tmp_path / "c",
                    *fast, "--eval-subset", "30")
-    assert line == ("fashionae: error: u: class 'c' has no test images among the 30 a classifier run is tested on; "
-                    "give every class images (number the classes from 0 without gaps), or a larger subset than "
-                    "30 (--eval-subset; in a study, eval_subset)")
+    assert line == ("fashionae: error: u: class 'c' has no test images among the 30 a classifier run is tested on, "
+                    "nor has the dataset; give every class test images (number the classes from 0 without gaps)")
+    # a class whose images the run's split or subset leaves out: where they went, and what brings them in
+    y_train = np.resize([0, 1], 240)
+    from fashionae.data import SPLIT_SEED
+    held_out = torch.randperm(240, generator=torch.Generator().manual_seed(SPLIT_SEED))[0]  # (make_splits's first)
+    y_train[int(held_out)] = 2  # its one training image is among those held out for validation
+    rare = with_classes(write_npz(tmp_path / "r", y_train=y_train, y_test=np.resize([0, 1, 2], 60)), "a", "b", "c")
+    assert ("note: c: every training image of this class is among those --val holdout (the default) keeps for "
+            "validation, so a classifier would train without it: give it more images, or validate on the test set "
+            "(--val test)") in cli(capsys, "data", "--dataset", rare)[1]  # said before a run, too
+    assert "note:" not in cli(capsys, "data", "--dataset", write_npz(tmp_path / "p"))[1]  # every class kept
+    line = refused(capsys, "train-clf", "--dataset", rare, "--strategy", "scratch", "--out", tmp_path / "c", *fast)
+    assert line == ("fashionae: error: r: class 'c' has no training images among the 200 a classifier run trains on: "
+                    "of its 1 training image, 1 is held out for validation (a sixth of the training images); give it "
+                    "more images, or validate on the test set (--val test; in a study, val = \"test\")")
+    assert cli(capsys, "train-clf", "--dataset", rare, "--strategy", "scratch", "--out", tmp_path / "c", *fast,
+               "--val", "test")[0] == 0  # (as it says)
+    line = refused(capsys, "train-clf", "--dataset", rare, "--strategy", "scratch", "--out", tmp_path / "c2", *fast,
+                   "--val", "test", "--eval-subset", "2")
+    assert line == ("fashionae: error: r: class 'c' has no test images among the 2 a classifier run is tested on: of "
+                    "its 20 test images, 20 lie beyond the subset; use a larger subset than 2 (--eval-subset; in a "
+                    "study, eval_subset)")
 
 
 def test_a_study_whose_classifiers_lack_a_class_is_refused_before_anything_trains(tmp_path, capsys):

@@ -30,7 +30,7 @@ MEMORY_SETTINGS = {  # a command's options that ask it for less memory, said whe
 
 def cmd_data(a) -> int:
     import torch
-    from .data import FASHION_MNIST, IMAGE_SIZE
+    from .data import FASHION_MNIST, IMAGE_SIZE, held_out_classes
     from .datasets import load_dataset
     from .images import FILL, INVERT, light_background_line
     if a.from_pictures is not None:
@@ -72,6 +72,12 @@ def cmd_data(a) -> int:
               "autoencoders train, but a classifier needs both for every class ("
               + (f"add its pictures to train/CLASS/ and test/CLASS/, delete {a.dataset} and write it again)"
                  if a.from_pictures is not None else "number the classes from 0 without gaps)"))
+    elif held := held_out_classes(ds):
+        print(f"note: {', '.join(held[:3])}{', …' if len(held) > 3 else ''}: every training image of "
+              f"{'this class is' if len(held) == 1 else 'these classes is'} among those --val holdout (the default) "
+              "keeps for validation, so a classifier would train without "
+              f"{'it' if len(held) == 1 else 'them'}: give {'it' if len(held) == 1 else 'them'} more images, or "
+              "validate on the test set (--val test)")
     if ds.train_images.numel() and int(ds.train_images.max()) <= 1:
         print("note: the pixels reach only 1 of 255: images of 0 and 1? scale them to 0-255 (x * 255) before "
               "saving, or the models see them nearly black")

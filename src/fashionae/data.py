@@ -308,6 +308,14 @@ def held_out_size(n: int) -> int:
     return round(n / 6)
 
 
+def held_out_classes(ds: Dataset) -> list[str]:
+    """The classes that have training images, all of which ``--val holdout`` keeps for validation
+    (``make_splits``): a classifier would train without them."""
+    split = make_splits(ds)
+    kept, held = (torch.bincount(y, minlength=len(ds.classes)) for y in (split.train_y, split.val_y))
+    return [c for c, k, h in zip(ds.classes, kept.tolist(), held.tolist()) if h and not k]
+
+
 def image_size_problem(size) -> str | None:
     """What is wrong with an image size (height, width) for the encoders, which halve it twice,
     or None."""

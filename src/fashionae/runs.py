@@ -207,15 +207,29 @@ def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:
     """A classifier learns only the classes it sees, and a class it is never tested on would
     score a meaningless 0 %: each needs training and test images (a dataset of one label,
     enough for an autoencoder, is refused here)."""
-    for split, labels, subset in (("training", splits.train_y, "train_subset"), ("test", splits.test_y, "eval_subset")):
+    for split, labels, subset, whole in (("training", splits.train_y, "train_subset", data.train_labels),
+                                         ("test", splits.test_y, "eval_subset", data.test_labels)):
         counts = torch.bincount(labels, minlength=len(data.classes))
-        if (counts == 0).any():
-            empty = data.classes[int((counts == 0).nonzero()[0])]
-            larger = (f", or a larger subset than {getattr(t, subset):,} (--{subset.replace('_', '-')}; in a study, "
-                      f"{subset})" if getattr(t, subset) else "")
-            raise UserError(f"{data.name}: class {empty!r} has no {split} images among the {len(labels):,} a "
-                            f"classifier run {'trains' if split == 'training' else 'is tested'} on; give every "
-                            f"class images (number the classes from 0 without gaps){larger}")
+        if not (counts == 0).any():
+            continue
+        k = int((counts == 0).nonzero()[0])
+        there = int((whole == k).sum())  # in the dataset's set, before the run's split and subset
+        said = f"{data.name}: class {data.classes[k]!r} has no {split} images among the {len(labels):,} a " \
+               f"classifier run {'trains' if split == 'training' else 'is tested'} on"
+        if not there:
+            raise UserError(f"{said}, nor has the dataset; give every class {split} images (number the classes "
+                            "from 0 without gaps)")
+        held = int((splits.val_y == k).sum()) if split == "training" and t.val == "holdout" else 0
+        fixes = (["give it more images, or validate on the test set (--val test; in a study, val = \"test\")"]
+                 if held else []) + (
+            [f"use a larger subset than {getattr(t, subset):,} (--{subset.replace('_', '-')}; in a study, {subset})"]
+            if getattr(t, subset) and there > held else [])
+        raise UserError(f"{said}: of its {count(there, split + ' image')}"
+                        + (f", {held} {'is' if held == 1 else 'are'} held out for validation (a sixth of the "
+                           "training images)" if held else "")
+                        + (f"{' and' if held else ','} {there - held} {'lies' if there - held == 1 else 'lie'} beyond "
+                           "the subset" if there > held else "")
+                        + "; " + ", or ".join(fixes))
 
 
 # ------------------------------------------------------------------ running
