@@ -389,6 +389,11 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     run.fill = 0.6
     x = run.read_pictures([str(img)])[str(img)].pixels
     assert abs(torch.mean((run.reconstruct(x) - x) ** 2).item() - printed) < 1e-5
+    # a bad value is refused where it is set, in Python's words, and the run keeps its own
+    for name, bad in (("fill", 0), ("fill", None), ("invert", "yes!")):
+        with pytest.raises(UserError, match=rf"^run\.{name} must be "):
+            setattr(run, name, bad)
+    assert (run.fill, run.invert) == (0.6, "auto")
     assert main(["classify", str(clf), str(img), "--fill", "1.2"]) == 2
     assert capsys.readouterr().err.startswith("fashionae: error: --fill must be above 0 and at most 1")
 

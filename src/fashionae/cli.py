@@ -327,8 +327,11 @@ def cmd_reconstruct(a) -> int:
 def _pictures_as_asked(run, a) -> str:
     """The run's pictures prepared as --invert and --fill ask, else as its dataset's were; the
     note that says so where that is not as Fashion-MNIST's (said once they are read)."""
-    from .images import PICTURES
-    run.invert, run.fill = a.invert or run.invert, run.fill if a.fill is None else a.fill
+    from .images import PICTURES, preparation_problem
+    invert, fill = a.invert or run.invert, run.fill if a.fill is None else a.fill
+    if problem := preparation_problem(invert, fill):
+        raise UserError(f"--{problem}")
+    run.invert, run.fill = invert, fill
     kept = [f"--{k} {v:g}" if k == "fill" else f"--{k} {v}" for k, v in run.dataset_pictures.items()
             if v != PICTURES[k] and getattr(a, k) is None]
     return f"note: pictures prepared as {a.run_dir}'s dataset's were ({', '.join(kept)}; give the option to " \

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .images import read_pictures
+from .images import FILL, INVERT, preparation_problem, read_pictures
 from .runfolder import RunFolder
 from .settings import AUTOENCODER, CLASSIFIER
 from .training import EVAL_BATCH, PRECISIONS, TrainConfig, autocast, native_bf16
@@ -52,6 +52,28 @@ class LoadedRun:
         # its images' border levels: a picture with a border this dark is taken as it is (``border``);
         # their median (``background``), light where the dataset's garments are dark on white
         self.dataset_levels = self.folder.dataset_levels()
+
+    @property
+    def invert(self) -> str:
+        """Whether a picture is negated on its way to light on black: auto, yes or no."""
+        return self._invert
+
+    @invert.setter
+    def invert(self, value: str) -> None:
+        if problem := preparation_problem(value, FILL):  # (checked here: a bad value said where it was set)
+            raise UserError(f"run.{problem}")
+        self._invert = value
+
+    @property
+    def fill(self) -> float:
+        """The part of the frame a picture's object spans once prepared (0 < fill <= 1)."""
+        return self._fill
+
+    @fill.setter
+    def fill(self, value: float) -> None:
+        if problem := preparation_problem(INVERT[0], value):
+            raise UserError(f"run.{problem}")
+        self._fill = float(value)
 
     def __repr__(self) -> str:
         c = self.config

@@ -70,7 +70,7 @@ def build_parser() -> Parser:
     from . import bench
     from .models import ModelConfig
     from .data import IMAGE_SIZE, VAL_SPLITS
-    from .images import INVERT
+    from .images import FILL, INVERT
     from .export import PARTS
     from .runconfig import STRATEGIES
     from .runs import LOCAL, RAY
@@ -103,7 +103,7 @@ def build_parser() -> Parser:
                     if of_a_run else f" (default: {value}; recorded in its dataset.toml: pictures given to its "
                     "runs are prepared so)")
         p.add_argument("--invert", choices=INVERT, metavar="|".join(INVERT), help=invert_help + default(INVERT[0]))
-        p.add_argument("--fill", type=float, help=fill_help + default("1"))
+        p.add_argument("--fill", type=float, help=fill_help + default(f"{FILL:g}"))
 
     s = add_command("data", help="find, verify and describe the dataset, or make one of your pictures")
     add_data_args(s)
