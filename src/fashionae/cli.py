@@ -306,11 +306,11 @@ def cmd_reconstruct(a) -> int:
     from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
     run.needs(AUTOENCODER)
-    note = _pictures_as_asked(run, a)
-    sources = reconstruction_files(a.images, Path(a.output))
+    notes = [_pictures_as_asked(run, a)]
+    sources = reconstruction_files(a.images, Path(a.output), notes.append)
     # every picture is read, and every reconstruction made, before anything is written
     read = run.read_pictures(list(sources.values()))
-    if note:
+    for note in filter(None, notes):
         print(note, file=sys.stderr)
     made, light = {}, is_light(run.dataset_levels["background"])
     for target, path in sources.items():
@@ -355,9 +355,9 @@ def cmd_classify(a) -> int:
     from .inference import LoadedRun
     run = LoadedRun(a.run_dir)
     run.needs(CLASSIFIER)
-    note = _pictures_as_asked(run, a)
-    pictures = run.read_pictures(picture_files(a.images))
-    if note:
+    notes = [_pictures_as_asked(run, a)]
+    pictures = run.read_pictures(picture_files(a.images, notes.append))
+    for note in filter(None, notes):  # once every picture is read
         print(note, file=sys.stderr)
     if run.task == CLASSIFIER and (cap := run.model.max_probability()) < 1:
         print(f"note: {a.run_dir} has the author's paper head (a Sigmoid before the cross-entropy), so its "

@@ -11,6 +11,7 @@ import os
 import re
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -35,12 +36,12 @@ def _is_picture(p: Path) -> bool:
     return p.suffix.lower() in PICTURE_SUFFIXES and (p.is_file() or p.is_symlink() and not p.exists())
 
 
-def picture_files(paths: list[str]) -> list[str]:
+def picture_files(paths: list[str], log: Callable[[str], None] = lambda m: None) -> list[str]:
     """The pictures named, a folder standing for the picture files in it (by name; not its
     subfolders' nor its hidden files, such as the ``._`` files a Mac leaves on a copy) but for
     the reconstructions ``fashionae reconstruct`` wrote there (an image and its reconstruction side
     by side, no garment's photo; named, they are read); a picture named twice (by itself and in its
-    folder, say) is taken once, as the user spelled it."""
+    folder, say) is taken once, as the user spelled it, and ``log`` says so."""
     files, only_reconstructions = [], []
     for path in paths:
         if not Path(path).is_dir():
@@ -64,9 +65,14 @@ def picture_files(paths: list[str]) -> list[str]:
                         f"reconstructions written by fashionae reconstruct (*{RECONSTRUCTION}), no pictures to read; "
                         "name the pictures, or name those files to read them anyway")
     named = {_resolved(p): p for p in paths if not Path(p).is_dir()}
-    first = {}  # each picture where it first comes
+    first, times = {}, Counter()  # each picture where it first comes, and how often it is named
     for f in files:
-        first.setdefault(_resolved(f), f)
+        first.setdefault(r := _resolved(f), f)
+        times[r] += 1
+    if again := [named.get(r, first[r]) for r, n in times.items() if n > 1]:
+        log(f"note: {', '.join(again[:3])}{', …' if len(again) > 3 else ''} named more than once (by "
+            f"{'its' if len(again) == 1 else 'their'} folder, a link or another spelling): each picture is "
+            "answered once")
     return [named.get(r, f) for r, f in first.items()]
 
 
@@ -79,10 +85,10 @@ def _resolved(path: str) -> Path:
         return Path(path).absolute()
 
 
-def reconstruction_files(paths: list[str], out: Path) -> dict[Path, str]:
+def reconstruction_files(paths: list[str], out: Path, log: Callable[[str], None] = lambda m: None) -> dict[Path, str]:
     """Where ``fashionae reconstruct`` writes each picture's reconstruction, {output file: picture}."""
     sources: dict[Path, str] = {}
-    for path in picture_files(paths):
+    for path in picture_files(paths, log):
         target = out / _reconstruction_name(Path(path).stem)
         if target in sources:
             raise UserError(f"{sources[target]} and {path} would both be written to {target}; rename one, "
