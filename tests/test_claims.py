@@ -710,5 +710,12 @@ def test_an_accuracy_verdict_carries_the_test_sets_own_error_and_is_flagged_with
     assert shirt[0]["test_set_error"] == pytest.approx(  # Shirt at 60 %, the next-worst (class 0) at 90 %
         math.hypot(100 * math.sqrt(0.6 * 0.4 / 100), 100 * math.sqrt(0.9 * 0.1 / 100)))
     assert shirt[1]["test_set_error"] == pytest.approx(100 * math.sqrt((0.4 - 0.4 ** 2) / 100))
+    # a seed that diverged (its matrix and accuracies not numbers) leaves its part's error not a number: none
+    diverged = clf("finetune", [0.900, 0.902, 0.901], shirt=(0.6, 0.6, 0.6))
+    diverged["confusion_matrices"][1] = [[math.nan] * 10 for _ in range(10)]
+    diverged["per_class_acc"] = [dict(c, values=[c["values"][0], math.nan, c["values"][2]]) for c in diverged["per_class_acc"]]
+    shirt = by_claim(assess_claims(results(aes, [diverged, clf("scratch", [0.892, 0.893, 0.894])])))[
+        "Shirt is the class most confused (with T-shirt/top)"]["parts"]
+    assert [p["test_set_error"] for p in shirt] == [None, None]
     # MSE parts carry none (the per-image errors are not recorded)
     assert all(p["test_set_error"] is None for p in close["l_size 64 is too small"]["parts"])

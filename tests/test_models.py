@@ -2,6 +2,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import pickle
 import re
 
@@ -530,3 +531,21 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_keeps_the_las
     with pytest.raises(UserError, match=r"^no space left to write .*checkpoint.safetensors; free some disk space"):
         save_checkpoint(path, model, opt, 2, [], [{}], {})
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_model_file_written_in_place_has_the_users_mode_and_its_librarys_temporary_is_a_leftover(tmp_path):
+    """safetensors' save_file puts a temporary of its own in the path it is given (a rename): the
+    file then written is the one made readable by the umask and synced, not the one mkstemp made
+    (0600); and a writer killed inside it leaves a ".tmpXXXXXX" that a run folder knows as its own."""
+    from fashionae.files import atomic_write, is_leftover
+    from fashionae.modelfile import write_model_file
+    model = build_model(ModelConfig(arch="linear", latent=8))
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "model.safetensors", lambda staged: write_model_file(staged, model))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert load_model(tmp_path / "model.safetensors").config == model.config
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+    assert is_leftover(tmp_path / ".tmpQcBlMy") and not is_leftover(tmp_path / ".tmpQcBlMy.png")

@@ -448,7 +448,9 @@ def _shirt_claim(results: dict, clf: dict | None) -> dict:
         worst = min((i for i in range(len(accs)) if i != shirt), key=lambda i: accs[i])
         gap_errors.append(math.hypot(accuracy_error(accs[shirt], sizes[shirt]), accuracy_error(accs[worst], sizes[worst])))
         q1, q2 = (x / max(1, sizes[shirt]) for x in (row[tshirt], others))
-        margin_errors.append(100 * math.sqrt(max(0.0, q1 + q2 - (q1 - q2) ** 2) / max(1, sizes[shirt])))
+        variance = q1 + q2 - (q1 - q2) ** 2  # (not a number where the seed diverged: nor is its error)
+        margin_errors.append(100 * math.sqrt(max(0.0, variance) / max(1, sizes[shirt])) if math.isfinite(variance)
+                             else math.nan)
     parts = [_part("lowest per-class accuracy", gaps, "most confused", False,
                    "Shirt's accuracy minus the next-worst class's (points)", "Shirt vs the next-worst class",
                    statistics.mean(gap_errors)),

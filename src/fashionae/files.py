@@ -129,11 +129,13 @@ def _staged(path: Path, data: bytes | str | Callable[[str], None]) -> str:
         refuse_unwritable_folder(path.parent, "output folder")  # a file in the way, said as such
         raise _unwritable(path.parent, e) from e
     try:
+        if callable(data):  # (it may put a file of its own in the temporary's place: safetensors does)
+            os.close(fd)
+            data(tmp)
+            fd = os.open(tmp, os.O_RDWR)
         os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600 files; use the user's umask
         with os.fdopen(fd, "r+b") as f:
-            if callable(data):
-                data(tmp)
-            else:
+            if not callable(data):
                 f.write(data)
                 f.flush()
             os.fsync(f.fileno())
@@ -159,7 +161,8 @@ def write_failure(path: Path, e: OSError, fix: str = "", kept: bool = True) -> U
 
 
 LOCK = ".lock"  # FolderLock's file
-_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # atomic_write's: mkstemp(prefix=".NAME.", suffix=".tmp")
+# atomic_write's: mkstemp(prefix=".NAME.", suffix=".tmp"); safetensors' save_file's (Rust's tempfile: ".tmp" and 6)
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp|\.tmp[A-Za-z0-9]{6}")
 
 
 def refuse_to_replace(outputs: dict[Path, bytes | None], force: bool) -> None:

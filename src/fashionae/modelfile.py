@@ -49,8 +49,8 @@ def write_safetensors(path: str, tensors: dict[str, torch.Tensor], metadata: dic
         raise OSError(int(code[1]) if code else errno.EIO, os.strerror(int(code[1])) if code else str(e)) from e
     with open(path, "r+b") as f:
         n = int.from_bytes(f.read(8), "little")
-        header = json.dumps(json.loads(f.read(n)), sort_keys=True, separators=(",", ":")).encode()
-        if len(header) > n:  # (never seen: the same JSON, reordered, escaped as the library escapes it)
+        header = json.dumps(json.loads(f.read(n)), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(header) > n:  # (never seen: the same JSON, reordered, its text as the library writes it, UTF-8)
             raise ValueError(f"{path}: safetensors header grew when sorted ({len(header)} > {n} bytes)")
         f.seek(8)
         f.write(header + b" " * (n - len(header)))

@@ -18,7 +18,7 @@ from .data import CLASSES, FASHION_MNIST
 from .errors import UserError
 from .files import read_json, read_rebuildable_json
 from .plan import PlannedRun, explored_run, known_config, make_plan
-from .runconfig import CONTROL, RunConfig
+from .runconfig import RunConfig
 from .runfolder import RunFolder
 from .runs import DATA_DECIDED, LOCAL
 from .settings import AUTOENCODER, CLASSIFIER, LARGEST
@@ -387,7 +387,8 @@ def near_trivial(results: dict, kind: str) -> tuple[list[tuple[dict, int, float]
     MSE (results.json's ``mean_image``: none where a folder of 0.3.22 or before computed no
     baselines), a uniform guess's accuracy. Not a divergence (a figure that is not a number) but a collapse, the same output for
     every image, or a blow-up short of one, which the means and the comparisons take in as any
-    seed's figure. The random-frozen control is left out: it is expected to learn little."""
+    seed's figure. The random-frozen control too: a random encoder's features, with a trained
+    layer, are far from a guess (75 % on Fashion-MNIST)."""
     if kind == "autoencoders":
         if not (mean := results.get("mean_image")):
             return [], None
@@ -396,5 +397,5 @@ def near_trivial(results: dict, kind: str) -> tuple[list[tuple[dict, int, float]
     else:
         trivial, key = 1 / len(classes_of(results)), "test_acc"
         near = lambda v: v <= trivial + NEAR_GUESS  # noqa: E731
-    return [(r, s, v) for r in results[kind] if r.get("strategy") != CONTROL
-            for s, v in zip(r["seeds"], r[key]["values"]) if math.isfinite(v) and near(v)], trivial
+    return [(r, s, v) for r in results[kind] for s, v in zip(r["seeds"], r[key]["values"])
+            if math.isfinite(v) and near(v)], trivial
