@@ -31,6 +31,13 @@ def write_npz(folder: Path, size=(16, 16), classes=3, n_train=240, n_test=60, **
     return folder
 
 
+def written(files: list[int]) -> list[int]:
+    """The pictures of one set, as read class by class (``files``), in the order a dataset of them is
+    written (a fixed shuffle, ``PICTURE_ORDER_SEED``)."""
+    from fashionae.picturefiles import PICTURE_ORDER_SEED
+    return [files[i] for i in np.random.default_rng(PICTURE_ORDER_SEED).permutation(len(files))]
+
+
 def refused(capsys, *args) -> str:
     """The command's one-line error (exit 2, no traceback)."""
     code, _, err = cli(capsys, *args)
@@ -752,12 +759,16 @@ def test_a_folder_of_pictures_becomes_a_dataset_prepared_as_classify_prepares_th
             in out)
     assert f"note: look at the pictures above: to leave some out, delete {tmp_path / 'ds'} and write it again" in out
     ds = load_dataset(tmp_path / "ds")
-    assert list(ds.classes) == ["circle", "square"] and ds.train_labels.tolist() == [0] * 8 + [1] * 8
+    # written in a fixed shuffle, not class by class (a subset's first N hold every class), each with its label
+    order = written(list(range(16)))  # of the files, circle's 0-7 then square's
+    assert list(ds.classes) == ["circle", "square"] and ds.train_labels.tolist() == [int(f >= 8) for f in order]
+    assert set(ds.train_labels[:4].tolist()) == {0, 1}
     from fashionae.images import prepare_image
-    for i, label in ((0, "circle"), (15, "square")):
-        want = (prepare_image(pictures / "train" / label / f"{i % 8}.jpg", size=(32, 24)) * 255).round()
-        assert torch.equal(ds.train_images[i], want[0].to(torch.uint8))
-    assert ds.train_images[0].float().mean() != ds.train_images[15].float().mean()  # the classes differ
+    for j, f in enumerate(order):
+        want = (prepare_image(pictures / "train" / ("circle", "square")[f // 8] / f"{f % 8}.jpg", size=(32, 24)) * 255)
+        assert torch.equal(ds.train_images[j], want.round()[0].to(torch.uint8))
+    first = {int(ds.train_labels[j]): ds.train_images[j].float().mean() for j in range(16)}
+    assert first[0] != first[1]  # the classes differ
     code, _, _ = cli(capsys, "train-ae", "--dataset", tmp_path / "ds", "--epochs", "1", "--out", tmp_path / "ae")
     assert code == 0
 
@@ -771,7 +782,9 @@ def test_a_folder_of_pictures_is_prepared_with_the_fill_given_and_kept_as_bytes(
     from fashionae.images import prepare_image
     half, whole = (prepare_image(pictures / "test" / "square" / "0.jpg", fill=f)[0] for f in (0.5, 1.0))
     assert not torch.equal(half, whole)
-    assert torch.equal(load_dataset(tmp_path / "ds").test_images[1], (half * 255).round().to(torch.uint8))
+    ds = load_dataset(tmp_path / "ds")
+    square = ds.test_labels.tolist().index(ds.classes.index("square"))  # (in the dataset's shuffle)
+    assert torch.equal(ds.test_images[square], (half * 255).round().to(torch.uint8))
     with np.load(tmp_path / "ds" / "data.npz") as z:
         assert z["x_train"].dtype == z["x_test"].dtype == np.uint8
     # recorded in the dataset and its runs: pictures given to them are prepared alike by default
@@ -841,7 +854,7 @@ def test_pictures_in_the_datasets_form_are_taken_as_they_are(tmp_path, capsys):
         f"become a dataset with `fashionae data --from-pictures {tmp_path / 'pics'} --dataset NEW_FOLDER`")
     cli(capsys, "data", "--from-pictures", tmp_path / "pics", "--dataset", tmp_path / "ds", "--image-size", "12")
     ds = load_dataset(tmp_path / "ds")
-    order = sorted(range(24), key=lambda i: (y[i].item(), i))
+    order = written(sorted(range(24), key=lambda i: (y[i].item(), i)))
     assert torch.equal(ds.train_images, x[order]) and torch.equal(ds.test_images, x[order])
 
 
@@ -991,7 +1004,7 @@ def test_fashion_mnist_saved_as_pictures_comes_back_pixel_for_pixel(real, tmp_pa
     for mine, images, labels, n in ((ds.train_images, real.train_images, real.train_labels, 300),
                                     (ds.test_images, real.test_images, real.test_labels, 100)):
         by_class = sorted(range(n), key=lambda i: (order.index(names[real.classes[int(labels[i])]]), i))
-        assert torch.equal(mine, images[by_class])
+        assert torch.equal(mine, images[written(by_class)])
 
 
 def test_class_folders_copied_from_a_mac_are_one_class_and_a_long_read_says_how_far_it_is(tmp_path, capsys,

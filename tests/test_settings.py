@@ -160,7 +160,8 @@ def test_the_help_shows_each_settings_text_values_and_default():
     assert "\ntraining:\n" in help_of("train-ae")
     assert "--epochs EPOCHS training epochs (default: 60)" in shown
     assert "--schedule constant|onecycle constant (the author's) | onecycle (default: constant)" in shown
-    assert "--train-subset N train on the first N training images only (default: all) --eval-subset N" in shown
+    assert ("--train-subset N train on N training images only: the first N of the training set (under holdout, the "
+            "first of a fixed shuffle; else as the file orders them) (default: all) --eval-subset N") in shown
     assert "--no-channels-last keep the NCHW memory layout" in shown and "(default: None)" not in shown
 
     @dataclass(frozen=True)

@@ -142,9 +142,11 @@ def build_parser() -> Parser:
     s.add_argument("--out", required=True, help="folder for baselines.json")
     s.add_argument("--val", default=TrainConfig.val, choices=VAL_SPLITS, metavar="|".join(VAL_SPLITS),
                    help="as for training")
-    s.add_argument("--train-subset", type=int, metavar="N", help="fit on the first N training images only (default: all)")
+    s.add_argument("--train-subset", type=int, metavar="N", help="fit on N training images only, as a run's "
+                   "--train-subset takes them (default: all)")
     s.add_argument("--eval-subset", type=int, metavar="N",
-                   help="measure on the first N validation and test images only (default: all)")
+                   help="measure on N validation and test images only, as a run's --eval-subset takes them "
+                   "(default: all)")
     s.add_argument("--logreg-max-iter", type=int, default=Baselines.logreg_max_iter, metavar="N",
                    help=f"iterations of the pixel logistic regression (default: {Baselines.logreg_max_iter})")
     add_data_args(s)

@@ -36,6 +36,9 @@ def _is_picture(p: Path) -> bool:
     return p.suffix.lower() in PICTURE_SUFFIXES and (p.is_file() or p.is_symlink() and not p.exists())
 
 
+PICTURE_ORDER_SEED = 0  # the order a dataset of pictures is written in (``picture_dataset``)
+
+
 def picture_files(paths: list[str], log: Callable[[str], None] = lambda m: None) -> list[str]:
     """The pictures named, a folder standing for the picture files in it (by name; not its
     subfolders' nor its hidden files, such as the ``._`` files a Mac leaves on a copy) but for
@@ -234,9 +237,10 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     read = read_pictures(everything, invert, size, fill, refused="no dataset is written", remedy="Fix or remove them",
                          progress=progress)
     arrays = []
-    for split in SPLITS:
-        arrays += [np.stack([(read[f].pixels[0] * 255).round().to(torch.uint8).numpy() for f in files[split]]),
-                   np.array(labels[split], dtype=np.int64)]
+    for split in SPLITS:  # in a fixed shuffle, not class by class: a subset (--val test's first N) holds every class
+        order = np.random.default_rng(PICTURE_ORDER_SEED).permutation(len(files[split]))
+        arrays += [np.stack([(read[files[split][i]].pixels[0] * 255).round().to(torch.uint8).numpy() for i in order]),
+                   np.array(labels[split], dtype=np.int64)[order]]
     dataset = write_npz_dataset(out, *arrays, classes=classes, pictures={"invert": invert, "fill": fill})
     notes = []
     if not_taken:

@@ -53,10 +53,12 @@ class TrainConfig:
     seed: int = setting(0, "seed of the weights, the shuffling and dropout", check=integer_in(0, 2**32 - 1))
     val: str = setting("holdout", "holdout: a fixed sixth of the training images | test: the test "
                        "set (the author's protocol)", choices=VAL_SPLITS)
-    train_subset: int | None = setting(None, "train on the first N training images only (default: all)",
-                                       check=optional_positive_int, metavar="N")
-    eval_subset: int | None = setting(None, "validate and test on the first N images only (default: all)",
-                                      check=optional_positive_int, metavar="N")
+    train_subset: int | None = setting(None, "train on N training images only: the first N of the training set "
+                                       "(under holdout, the first of a fixed shuffle; else as the file orders them) "
+                                       "(default: all)", check=optional_positive_int, metavar="N")
+    eval_subset: int | None = setting(None, "validate and test on N images only: the first N of each set (the held-out "
+                                      "images in a fixed shuffle; the test images as the file orders them) "
+                                      "(default: all)", check=optional_positive_int, metavar="N")
     train_eval_subset: int | None = setting(None, "re-measure the train loss (eval mode) on the first "
                                             "N training images only (default: all)", check=optional_positive_int,
                                             metavar="N")
