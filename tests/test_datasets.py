@@ -305,6 +305,10 @@ BAD = {
     "npz one-hot labels": (lambda d: write_npz(d, y_train=np.eye(3)[np.arange(240) % 3]),
                            NPZ + ": y_train is \\[240, 3\\], one-hot or scores per class; give one class number "
                            "per image: y_train.argmax\\(1\\)"),
+    "npz labels as class names": (lambda d: write_npz(d, y_train=np.resize(["cat", "dog", "eel"], 240)),
+                                  NPZ + ": y_train holds text \\('cat', …\\), not class numbers; number them: classes, "
+                                  "y = np.unique\\(np.concatenate\\(\\[y_train, y_test\\]\\), return_inverse=True\\), then "
+                                  "y_train, y_test = np.split\\(y, \\[len\\(y_train\\)\\]\\) and classes=list\\(classes\\)"),
     "npz labels as floats": (lambda d: write_npz(d, y_test=np.zeros(60)),
                              NPZ + ": y_test holds whole numbers as float64; give them as integers: y_test.astype\\(int\\)"),
     "npz labels beyond int64": (lambda d: write_npz(d, y_test=np.full(60, 2 ** 63, np.uint64)),
