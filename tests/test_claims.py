@@ -246,12 +246,13 @@ def test_every_threshold_is_documented_with_its_value_and_meaning():
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {next(iter(THRESHOLDS))} |"))
     table = lines[start:start + len(THRESHOLDS)]
     assert all(line.startswith("| ") and line.endswith(" |") for line in table)  # one line a row: a table
-    for name, (value, unit, meaning) in THRESHOLDS.items():
+    from fashionae.claims import threshold_meaning
+    for name, (value, unit, _) in THRESHOLDS.items():
         row = next(line for line in table if line.startswith(f"| {name} |"))
         written, said = [cell.strip() for cell in row.split("|")[2:4]]
         number = float(written.replace("−", "-").removesuffix(" %").removesuffix(" points"))
         assert number / (100 if written.endswith(" %") else 1) == pytest.approx(value), (name, written)
-        assert meaning.startswith(said), name  # (the why, where the code says it, in its own column)
+        assert threshold_meaning(name).startswith(said), name  # (the why, where the code says it, in its own column)
 
 
 def test_a_claim_of_several_parts_is_confirmed_only_when_every_part_is():
@@ -383,14 +384,14 @@ def test_every_printed_field_of_every_claim():
                     "effect": pytest.approx(math.prod(1 + x for x in too_small) ** (1 / 3) - 1),
                     "values": pytest.approx(too_small),
                     "unit": "relative", "ci": pytest.approx(ci_of(too_small, 7, "relative")[0]), "ci_reason": None,
-                    "threshold": 0.10, "threshold_name": "too small", "threshold_meaning": THRESHOLDS["too small"][2],
+                    "threshold": 0.10, "threshold_name": "too small", "threshold_meaning": "l_size 64's test MSE is at least 10 % above l_size 512's",
                     "direction": "above", "verdict": "confirmed", "leaning": "supports", "intervals": 7,
                     "ci_level": pytest.approx(1 - 0.05 / 7), "test_set_error": None}
     claim = c["l_size 64 is too small"]
     assert {k: claim[k] for k in ("quantity", "unit", "ci_reason", "threshold", "threshold_meaning", "seeds",
                                   "verdict", "leaning", "overfits")} == {
         "quantity": part["quantity"], "unit": "relative", "ci_reason": None, "threshold": 0.10,
-        "threshold_meaning": THRESHOLDS["too small"][2], "seeds": 3, "verdict": "confirmed",
+        "threshold_meaning": "l_size 64's test MSE is at least 10 % above l_size 512's", "seeds": 3, "verdict": "confirmed",
         "leaning": "supports", "overfits": True}
     assert claim["effect"] == part["effect"] and claim["ci"] == part["ci"]
     assert claim["evidence"] == ("test MSE 64: 0.0210 ± 0.0010 vs 512: 0.0101 ± 0.0001; l_size 64's validation "
@@ -407,7 +408,8 @@ def test_every_printed_field_of_every_claim():
     balance = c["l_size 512 balances quality and cost"]
     assert [p["part"] for p in balance["parts"]] == ["l_size 64 is too small: worse than 512 by at least 10 %",
                                                      "l_size 1024 adds little over 512: gain under 10 %"]
-    assert balance["threshold_meaning"] == THRESHOLDS["too small"][2] + "; " + THRESHOLDS["little"][2]
+    assert balance["threshold_meaning"] == ("l_size 64's test MSE is at least 10 % above l_size 512's; l_size 1024 "
+                                            "lowers the test MSE by less than 10 % of l_size 512's")
     assert balance["evidence"] == (
         "cost — 64: 1,234 parameters, 5.2 MFLOP per image, 1.0 s per epoch; 512: 5,000 parameters, 1.0 MFLOP "
         "per image, 1.0 s per epoch; 1024: 9,000 parameters, 1.0 MFLOP per image, 2.5 s per epoch; quality: "
@@ -450,7 +452,7 @@ def test_every_printed_field_of_every_claim():
                        "comparison": "Shirt taken for T-shirt/top vs for another class",
                        "effect": pytest.approx(39.0), "values": pytest.approx([40.0, 39.0, 38.0]), "unit": "points",
                        "ci": pytest.approx(ci_of([40.0, 39.0, 38.0], 7)[0]), "ci_reason": None, "threshold": 0.0,
-                       "threshold_name": "taken for", "threshold_meaning": THRESHOLDS["taken for"][2],
+                       "threshold_name": "taken for", "threshold_meaning": THRESHOLDS["taken for"][2],  # (no value to write in)
                        "direction": "above", "verdict": "confirmed", "leaning": "supports", "intervals": 7,
                        "ci_level": pytest.approx(1 - 0.05 / 7),
                        # a multinomial's two shares of Shirt's 100 images, per seed (38 to 40 and 0), averaged

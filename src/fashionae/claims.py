@@ -37,25 +37,32 @@ FAMILY_CONFIDENCE = 0.95  # all the intervals of one table hold at once with thi
 CONFIDENCE = f"{100 * FAMILY_CONFIDENCE:.0f} %"  # as the report and its figures say it
 FAR = 100  # a relative change beyond 100 times (10,000 %): a number that long reads as noise (``far``)
 
-# name -> (value, unit, what the word means); the single table behind every verdict
+# name -> (value, unit, what the word means: its {percent} or {points} the value's, ``threshold_meaning``);
+# the single table behind every verdict
 THRESHOLDS = {
-    "too small": (0.10, "relative", "l_size 64's test MSE is at least 10 % above l_size 512's"),
-    "little": (0.10, "relative gain", "l_size 1024 lowers the test MSE by less than 10 % of l_size 512's"),
-    "slightly": (0.15, "relative gain", "the convolutional model lowers the test MSE by less than 15 % of "
+    "too small": (0.10, "relative", "l_size 64's test MSE is at least {percent} above l_size 512's"),
+    "little": (0.10, "relative gain", "l_size 1024 lowers the test MSE by less than {percent} of l_size 512's"),
+    "slightly": (0.15, "relative gain", "the convolutional model lowers the test MSE by less than {percent} of "
                  "l_size 512's"),
     "better": (0.0, "relative gain", "a lower test MSE (the interval of the relative gain above 0)"),
     "beats": (0.0, "points", "a higher test accuracy (the interval of the difference above 0)"),
-    "wide margin": (2.0, "points", "at least 2 percentage points of test accuracy (on the full 10,000-image "
-                    "test set, about 7 times its 0.3-point sampling error; a smaller test set's is larger)"),
-    "competitive": (-1.5, "points", "scratch's test accuracy is at most 1.5 points below fine-tuning's "
+    "wide margin": (2.0, "points", "at least {points} percentage points of test accuracy (the full 10,000-image "
+                    "test set's own sampling error is about 0.3 points; a smaller test set's is larger)"),
+    "competitive": (-1.5, "points", "scratch's test accuracy is at most {points} points below fine-tuning's "
                     "(the source document's own gap is 1.2 points)"),
     "most confused": (0.0, "points", "Shirt's per-class accuracy is below every other class's (the gap "
                       "to the next-worst class below 0)"),
     "taken for": (0.0, "points", "more of Shirt's test images are taken for T-shirt/top than for any other "
                   "class (the difference, in points of Shirt's images, above 0)"),
     # not a claim of the study, so outside the claims' family: the evidence of "too small"
-    "overfits": (0.02, "relative", "l_size 64's validation MSE ends at least 2 % above its lowest"),
+    "overfits": (0.02, "relative", "l_size 64's validation MSE ends at least {percent} above its lowest"),
 }
+
+
+def threshold_meaning(name: str) -> str:
+    """What a threshold's word means, its value written in (so that the two cannot disagree)."""
+    value, _, words = THRESHOLDS[name]
+    return words.format(percent=_percent(name), points=f"{abs(value):g}")
 
 
 # unit -> (to the log scale, back): a relative difference a/b - 1 is log(a/b) there, and a
@@ -156,7 +163,8 @@ def _part(name: str, values: list[float], threshold_name: str, above: bool, quan
     (what its values compare: their opposite compares the same) share one interval
     (``judged_together``). ``test_set_error``: the effect's standard error from the test set's own
     sampling (an accuracy's, in points), which the interval over seeds does not hold."""
-    threshold, unit, meaning = THRESHOLDS[threshold_name]
+    threshold, unit, _ = THRESHOLDS[threshold_name]
+    meaning = threshold_meaning(threshold_name)
     return {"part": name, "quantity": quantity, "effect": center(values, unit), "values": values, "unit": unit,
             "threshold": threshold, "threshold_name": threshold_name, "threshold_meaning": meaning,
             "direction": "above" if above else "below", "comparison": comparison,

@@ -85,6 +85,12 @@ def _dataset_toml(folder: Path) -> dict:
     return meta
 
 
+def odd_class_name(classes: list[str]) -> str | None:
+    """The first class name with a space at an end or a control character (a newline, a tab), which
+    answers and tables would show garbled; None if there is none."""
+    return next((c for c in classes if c != c.strip() or garbles_a_line(c)), None)
+
+
 def description_problem(meta: dict, said: str = "") -> str | None:
     """What is wrong with a dataset's name and classes (as its dataset.toml or
     ``write_npz_dataset`` gives them), or None; their keys said with ``said`` after them ("=":
@@ -93,7 +99,7 @@ def description_problem(meta: dict, said: str = "") -> str | None:
     if not isinstance(classes, list) or "classes" in meta and len(classes) < 2 \
             or not all(isinstance(c, str) and c.strip() for c in classes):
         return f"classes{said} must be a list of at least two names, none of them empty"
-    if odd := next((c for c in classes if c != c.strip() or garbles_a_line(c)), None):
+    if odd := odd_class_name(classes):
         return (f"class {odd!r} has a space at an end or a control character (a newline, a tab), which answers "
                 "and tables would show garbled; name it in one plain line")
     if twice := next((c for c in classes if classes.count(c) > 1), None):

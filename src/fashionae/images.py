@@ -282,7 +282,7 @@ def _as_photo(rgb, invert: str, size: tuple[int, int], fill: float, opened: list
     #    grey is kept as it is, a dark one on mid-grey negated)
     # 6. the background level becomes black, as in the dataset (an off-white photo
     #    background would otherwise stay a dim grey)
-    negated = invert == "yes" or (invert == "auto" and border > 127)
+    negated = invert == "yes" or (invert == "auto" and is_light(border))
     g, lost = _negated(gray, border, negated, uneven)
     if lost and invert == "auto":
         other, still_lost = _negated(gray, border, not negated, uneven)
@@ -544,7 +544,7 @@ def _behind(rgba) -> tuple[int, int, int, int]:
     opaque = np.asarray(rgba.getchannel("A")) > 127
     if opaque[_box(opaque)].mean() > 0.97:  # a photo's rectangle
         return (255, 255, 255, 255)
-    light = float(np.asarray(rgba.convert("L"))[opaque].mean()) > 127
+    light = is_light(float(np.asarray(rgba.convert("L"))[opaque].mean()))
     return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
 

@@ -146,7 +146,7 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     other, and nothing is written. Returns the dataset loaded back and notes: what was not taken,
     and the pictures that may say little."""
     from .data import MIN_TRAINING_IMAGES, NEEDS_TRAINING_IMAGES
-    from .datasets import garbles_a_line, refuse_a_taken_folder, write_npz_dataset
+    from .datasets import odd_class_name, refuse_a_taken_folder, write_npz_dataset
     from .images import BLANK, BLANK_IMAGE, read_pictures
     layout = "pictures in train/CLASS/ and test/CLASS/ folders (a test set put aside: a fifth of each class, say)"
     if not str(pictures):
@@ -177,7 +177,7 @@ def picture_dataset(pictures: str | Path, out: str | Path, size: tuple[int, int]
     if len(classes) < 2:
         raise UserError(f"{folder / 'train'} has {'no class folders' if not classes else 'one class folder, ' + classes[0]}"
                         f"; a dataset needs two classes at least: give a folder of {layout}")
-    if odd := next((c for c in classes if c != c.strip() or garbles_a_line(c)), None):
+    if odd := odd_class_name(classes):
         raise UserError(f"class folder {odd!r} of {folder / 'train'}: its name has a space at an end or a control "
                         "character (a newline, a tab), which answers and tables would show garbled; rename it (in "
                         "train/ and test/)")
