@@ -355,8 +355,9 @@ def test_a_study_names_a_missing_extra_before_it_writes_anything(small_data_dir,
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("damage", ["a file", "a dangling link", "an unreadable event file"])
-def test_a_tensorboard_path_that_cannot_hold_events_is_one_line(small, small_data_dir, tmp_path, capsys, damage):
+@pytest.mark.parametrize("damage", ["a file", "a dangling link", "an unreadable event file", "a read-only folder"])
+def test_a_tensorboard_path_that_cannot_hold_events_is_one_line(small, small_data_dir, tmp_path, capsys, damage,
+                                                                monkeypatch):
     from helpers import cli
     run = tmp_path / "done"
     execute(ae(tensorboard=False), run, data=small, **QUIET)
@@ -365,8 +366,20 @@ def test_a_tensorboard_path_that_cannot_hold_events_is_one_line(small, small_dat
         events.write_text("junk")
     elif damage == "a dangling link":
         events.symlink_to(tmp_path / "gone")
-    else:
+    elif damage == "an unreadable event file":
         (events / "events.out.tfevents.1.x").mkdir(parents=True)  # a folder where a file is read
+    else:  # (root writes in a folder of any mode: a read-only file system, as a bind mount makes one)
+        import errno
+        import tempfile
+        from pathlib import Path
+        events.mkdir()
+        made = tempfile.TemporaryFile
+
+        def read_only(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir) == events:
+                raise OSError(errno.EROFS, "Read-only file system")
+            return made(*args, dir=dir, **kwargs)
+        monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     summary = (run / "summary.json").read_text()
     code, _, err = cli(capsys, "train-ae", "--latent", 16, "--epochs", 2, "--batch-size", 50, "--train-subset", 100,
                        "--eval-subset", 50, "--train-eval-subset", 50, "--device", "cpu", "--tensorboard",
@@ -374,7 +387,9 @@ def test_a_tensorboard_path_that_cannot_hold_events_is_one_line(small, small_dat
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"fashionae: error: {events} cannot hold this run's TensorBoard events (")
     assert (damage != "a file") or "(not a folder)" in err
-    assert err.endswith("); delete it: fashionae writes them again from metrics.jsonl\n")
+    assert (damage != "a read-only folder") or "(cannot write in it: Read-only file system); make it writable, or" in err
+    assert err.endswith(("); delete it: fashionae writes them again from metrics.jsonl\n" if damage != "a read-only folder"
+                         else "); make it writable, or delete it: fashionae writes them again from metrics.jsonl\n"))
     assert (run / "summary.json").read_text() == summary
 
 

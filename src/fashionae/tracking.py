@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def logged_steps(path: Path) -> dict[str, list[int]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     if not path.exists() and not path.is_symlink():
         return {}
+    refuse_unwritable_events(path)
     try:
         if not path.is_dir():
             raise NotADirectoryError("not a folder")
@@ -82,9 +84,24 @@ def logged_steps(path: Path) -> dict[str, list[int]]:
                         "them again from metrics.jsonl") from None
 
 
+def refuse_unwritable_events(path: Path) -> None:
+    """A run's TensorBoard folder that is there but takes no file (no permission, a read-only
+    file system), said in one line before anything is written: tensorboard's writer would fail
+    in a thread of its own, after an epoch, with a traceback."""
+    if not path.is_dir():
+        return  # (none yet: made in the run's folder, which the run writes in)
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f"{path} cannot hold this run's TensorBoard events (cannot write in it: {e.strerror or e}); "
+                        "make it writable, or delete it: fashionae writes them again from metrics.jsonl") from None
+
+
 class TensorBoardLogger:
     def __init__(self, folder: RunFolder, cfg: RunConfig, model: torch.nn.Module, val_images: torch.Tensor):
         self.path = folder / folder.TENSORBOARD
+        refuse_unwritable_events(self.path)  # (before the run trains: the writer opens after its first epoch)
         self.cfg = cfg
         self.model = model
         self.images = val_images[:IMAGES]
