@@ -168,6 +168,8 @@ def test_bad_settings_one_line_exit_2(capsys, data_dir, tmp_path, args, message)
      "--address, --gpus-per-run are for Ray's executor: add --executor ray, or leave it out"),
     (["study", "s.toml", "--executor", "ray", "--cpus-per-run", "0", "--plan"], "--cpus-per-run must be at least 1, "
                                                                                  "got 0"),
+    (["study", "s.toml", "--executor", "ray", "--address", " ", "--plan"],  # ("$HEAD" unset: no local Ray unsaid)
+     "--address is empty; give the cluster's HOST:PORT (or auto), or leave it out to start Ray on this machine"),
     (["bench", "--images", "99"], "--images must be at least 100 (one batch), got 99"),
     (["export", "runs/ae", "-o", "runs/ae/model.safetensors"],
      "--output runs/ae/model.safetensors must be an .onnx file, e.g. encoder.onnx"),
@@ -221,6 +223,7 @@ def test_a_symlink_loop_raised_as_os_error_is_one_line(capsys):
 def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # (torchrun's agent set it)
     code, _, err = cli(capsys, "study", PAPER, "--out", "s")
     assert (code, err) == (2, "fashionae: error: study runs in one process: torchrun splits one run (train-ae, "
                               "train-clf) over processes; to spread a study's runs, use --executor ray\n")
@@ -228,6 +231,12 @@ def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, mon
     code, _, err = cli(capsys, "baselines", "--out", "b")
     assert (code, err) == (2, "fashionae: error: baselines runs in one process: torchrun splits one run (train-ae, "
                               "train-clf) over processes; run it without torchrun\n")
+    # torchrun's variables left over in a shell, no torchrun: they are what to remove
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    code, _, err = cli(capsys, "study", PAPER, "--out", "s")
+    assert (code, err) == (2, "fashionae: error: WORLD_SIZE=2 is set, but torchrun did not start this study, which "
+                              "runs in one process: unset WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR "
+                              "and MASTER_PORT (left over from another job)\n")
     assert list(tmp_path.iterdir()) == []
 
 

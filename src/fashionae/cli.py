@@ -206,6 +206,9 @@ def cmd_study(a) -> int:
     from .studyfolder import StudyFolder
     if a.json and not a.plan:
         raise UserError("--json goes with --plan (the plan as JSON); the study itself writes results.json")
+    if a.address is not None and not a.address.strip():  # (a shell's "$HEAD" unset: not a local Ray, unsaid)
+        raise UserError("--address is empty; give the cluster's HOST:PORT (or auto), or leave it out to start Ray "
+                        "on this machine")
     ray_options = {k: getattr(a, k) for k in ("address", "cpus_per_run", "gpus_per_run")
                    if getattr(a, k) is not None}
     if ray_options and a.executor != RAY:
@@ -412,8 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parsed[0]
     args.command_line = shlex.join(["fashionae", *argv])
     def command() -> int:
-        from .distributed import lost_process, world_size
+        from .distributed import VARIABLES, lost_process, world_size
+        from .errors import started_by_torchrun
         if args.command not in ("train-ae", "train-clf") and world_size() > 1:
+            if not started_by_torchrun():  # (a shell's leftovers from another job: the command is not under torchrun)
+                raise UserError(f"WORLD_SIZE={world_size()} is set, but torchrun did not start this {args.command}, "
+                                f"which runs in one process: unset {VARIABLES} (left over from another job)")
             raise UserError(f"{args.command} runs in one process: torchrun splits one run (train-ae, train-clf) over "
                             "processes; " + ("to spread a study's runs, use --executor ray" if args.command == "study"
                                              else "run it without torchrun"))
