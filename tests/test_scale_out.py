@@ -259,6 +259,36 @@ def test_a_cluster_that_refuses_us_names_token_authentication(monkeypatch):
         executor.connect(ray)
 
 
+def test_a_refused_token_is_said_in_one_line_for_rays_twenty(monkeypatch, capfd):
+    """Ray's C++ says each of its 20 tries to join a cluster that refuses the token on the
+    process's stderr (file descriptor 2): held while it tries, the refusal is said once, by its
+    cause; joined, whatever Ray said is shown."""
+    from types import SimpleNamespace
+    refusal = b"[W gcs_client.cc:210] Failed to get cluster ID from GCS server: Unauthenticated: InvalidAuthToken\n"
+
+    def refuse(**kwargs):
+        for _ in range(20):
+            os.write(2, refusal)
+        raise ConnectionError("Failed to connect to Ray cluster")
+    ray = SimpleNamespace(is_initialized=lambda: False, init=refuse)
+    monkeypatch.setattr(ray_executor, "_reachable", lambda address: None)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    executor = RayExecutor.__new__(RayExecutor)
+    executor.address = "head:6379"
+    with pytest.raises(UserError) as refused:
+        executor._init(ray, {})
+    assert str(refused.value) == ("cannot join the Ray cluster at head:6379: it asks for a token (Ray's token "
+                                  "authentication), and none was given: set RAY_AUTH_MODE=token and give its token "
+                                  "here (docs/scale-out.md)")
+    assert capfd.readouterr().err == ""
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with pytest.raises(UserError, match="and this one is not its: set RAY_AUTH_MODE=token"):
+        executor._init(ray, {})
+    ray.init = lambda **kwargs: os.write(2, b"a note of Ray's\n")  # joined: its words shown
+    executor._init(ray, {})
+    assert capfd.readouterr().err == "a note of Ray's\n"
+
+
 def test_a_stop_as_ray_starts_is_said_as_ours_and_takes_its_processes_with_it():
     """A SIGTERM while ray.init runs meets the handler Ray sets (sys.exit(15): no line, status 15),
     and a stop there left Ray's processes running after the driver: it is fashionae's SIGTERM,

@@ -23,8 +23,11 @@ import platform
 import secrets
 import signal
 import socket
+import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -119,15 +122,23 @@ class RayExecutor:
     def _init(self, ray, quiet: dict) -> None:
         """ray.init: join the cluster at ``address``, or start a Ray on this machine."""
         if self.address:
+            said: list[str] = []
             try:
                 _reachable(self.address)  # else ray.init retries an address nobody answers for minutes
-                ray.init(address=self.address, **quiet)
+                with _stderr_into(said):  # (Ray's C++ says each of its tries there: 20 lines for a refused token)
+                    ray.init(address=self.address, **quiet)
             except (ConnectionError, ValueError, RuntimeError, OSError) as e:
+                if any(word in "".join(said) for word in ("InvalidAuthToken", "Unauthenticated")):
+                    raise UserError(f"cannot join the Ray cluster at {self.address}: it asks for a token (Ray's token "
+                                    "authentication), and " + ("this one is not its" if os.environ.get(
+                                        "RAY_AUTH_MODE") == "token" else "none was given") + ": set "
+                                    "RAY_AUTH_MODE=token and give its token here (docs/scale-out.md)") from None
                 auth = ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
                         "; a cluster with token authentication (Ray 2.59 and later) needs RAY_AUTH_MODE=token "
                         "and its token here too (docs/scale-out.md)")
                 raise UserError(f"cannot join the Ray cluster at {self.address} ({e}); start it with "
                                 f"`ray start --head` or check --address{auth}") from None
+            sys.stderr.write("".join(said))  # (joined: whatever Ray said is shown, as it would have been)
         else:
             import torch
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -192,6 +203,24 @@ class RayExecutor:
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
+
+
+@contextmanager
+def _stderr_into(said: list[str]):
+    """The process's stderr (file descriptor 2, where Ray's C++ writes, not only Python's sys.stderr)
+    held in a temporary file while the block runs; its text then added to ``said``."""
+    sys.stderr.flush()
+    kept = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(kept, 2)
+            os.close(kept)
+            held.seek(0)
+            said.append(held.read().decode(errors="replace"))
 
 
 def _reachable(address: str) -> None:
