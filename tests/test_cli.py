@@ -234,9 +234,9 @@ def test_a_study_under_torchrun_is_refused_before_any_work(capsys, tmp_path, mon
     # torchrun's variables left over in a shell, no torchrun: they are what to remove
     monkeypatch.delenv("TORCHELASTIC_RUN_ID")
     code, _, err = cli(capsys, "study", PAPER, "--out", "s")
-    assert (code, err) == (2, "fashionae: error: WORLD_SIZE=2 is set, but torchrun did not start this study, which "
-                              "runs in one process: unset WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR "
-                              "and MASTER_PORT (left over from another job)\n")
+    assert (code, err) == (2, "fashionae: error: WORLD_SIZE=2 is set, but torchrun did not start this command "
+                              "(`fashionae study` runs in one process): `unset WORLD_SIZE RANK LOCAL_RANK "
+                              "LOCAL_WORLD_SIZE MASTER_ADDR MASTER_PORT` (left over from another job)\n")
     assert list(tmp_path.iterdir()) == []
 
 

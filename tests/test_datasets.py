@@ -308,7 +308,8 @@ BAD = {
     "npz labels as class names": (lambda d: write_npz(d, y_train=np.resize(["cat", "dog", "eel"], 240)),
                                   NPZ + ": y_train holds text \\('cat', …\\), not class numbers; number them: classes, "
                                   "y = np.unique\\(np.concatenate\\(\\[y_train, y_test\\]\\), return_inverse=True\\), then "
-                                  "y_train, y_test = np.split\\(y, \\[len\\(y_train\\)\\]\\) and classes=list\\(classes\\)"),
+                                  "y_train, y_test = np.split\\(y, \\[len\\(y_train\\)\\]\\), and name the classes: write_npz_dataset\\(..., "
+                                  "classes=list\\(classes\\)\\), or dataset.toml's classes"),
     "npz labels as floats": (lambda d: write_npz(d, y_test=np.zeros(60)),
                              NPZ + ": y_test holds whole numbers as float64; give them as integers: y_test.astype\\(int\\)"),
     "npz labels beyond int64": (lambda d: write_npz(d, y_test=np.full(60, 2 ** 63, np.uint64)),
@@ -651,15 +652,17 @@ def test_a_classifier_needs_images_of_every_class(tmp_path, capsys):
     line = refused(capsys, "train-clf", "--dataset", one_label, "--strategy", "scratch", "--out", tmp_path / "c",
                    *fast)
     assert line == ("fashionae: error: d: class '1' has no training images among the 200 a classifier run "
-                    "trains on, nor has the dataset; give every class training images (number the classes from 0 "
-                    "without gaps)")
+                    "trains on, nor has the dataset; give it training images (a class without any image: number the "
+                    "classes from 0 without gaps)")
     assert not (tmp_path / "c").exists()
+    assert ("(give it images of both sets; a class without any: number the classes from 0 without gaps)\n"
+            in cli(capsys, "data", "--dataset", one_label)[1])
     y_test = np.resize([0, 1], 60)  # class 2 never tested
     untested = with_classes(write_npz(tmp_path / "u", y_test=y_test), "a", "b", "c")
     line = refused(capsys, "train-clf", "--dataset", untested, "--strategy", "scratch", "--out", tmp_path / "c",
                    *fast, "--eval-subset", "30")
     assert line == ("fashionae: error: u: class 'c' has no test images among the 30 a classifier run is tested on, "
-                    "nor has the dataset; give every class test images (number the classes from 0 without gaps)")
+                    "nor has the dataset; give it test images")  # (it has training images: no gap in the numbers)
     # a class whose images the run's split or subset leaves out: where they went, and what brings them in
     y_train = np.resize([0, 1], 240)
     from fashionae.data import SPLIT_SEED
@@ -674,6 +677,8 @@ def test_a_classifier_needs_images_of_every_class(tmp_path, capsys):
     assert line == ("fashionae: error: r: class 'c' has no training images among the 200 a classifier run trains on: "
                     "of its 1 training image, 1 is held out for validation (a sixth of the training images); give it "
                     "more images, or validate on the test set (--val test; in a study, val = \"test\")")
+    assert refused(capsys, "train-clf", "--dataset", rare, "--strategy", "scratch", "--out", tmp_path / "c", *fast,
+                   "--eval-subset", "1") == line  # (held out, whatever part of the held-out images validates)
     assert cli(capsys, "train-clf", "--dataset", rare, "--strategy", "scratch", "--out", tmp_path / "c", *fast,
                "--val", "test")[0] == 0  # (as it says)
     line = refused(capsys, "train-clf", "--dataset", rare, "--strategy", "scratch", "--out", tmp_path / "c2", *fast,
@@ -1119,7 +1124,7 @@ def test_data_names_up_to_three_classes_without_images(tmp_path, capsys, empty, 
     d = write_npz(tmp_path / "d", classes=5, **{split: np.resize(kept, 240 if split == "y_train" else 60)})
     code, out, _ = cli(capsys, "data", "--dataset", d)
     assert code == 0 and f"note: {said} training or test images: autoencoders train, but a classifier needs both " \
-        "for every class (number the classes from 0 without gaps)\n" in out
+        "for every class (give it images of both sets)\n" in out  # (each has images of the other set: no gap)
     assert ", 4 (0 / " in out if split == "y_train" else ", 4 (" in out
 
 

@@ -432,8 +432,8 @@ def test_reconstruct_and_classify_commands_match_the_python_api(runs, tmp_path, 
     assert main(["classify", str(clf), str(album / "b.PNG"), str(album)]) == 0  # b.PNG named twice: answered once
     out, err = capsys.readouterr()
     assert [line.split(": ")[0] for line in out.splitlines()] == [str(album / n) for n in ("b.PNG", "a.jpg", "C.png")]
-    assert err == (f"note: {album / 'b.PNG'} named more than once (by its folder, a link or another spelling): each "
-                   "picture is answered once\n")
+    assert err == (f"note: {album / 'b.PNG'} (2 times) named more than once (by its folder, a link or another "
+                   "spelling): each picture is answered once, under the name given first\n")
     spelled = str(album / ".." / album.name / "b.PNG")  # named after its folder: where the folder has it, as spelled
     assert main(["classify", str(clf), str(album), spelled]) == 0
     assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == [

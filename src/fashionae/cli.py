@@ -67,12 +67,15 @@ def cmd_data(a) -> int:
     print("classes (training / test images): " + ", ".join(f"{c} ({n:,} / {m:,})"
                                                           for c, n, m in zip(ds.classes, counts, tested)))
     if empty := [c for c, n, m in zip(ds.classes, counts, tested) if not n or not m]:
+        none = any(not n and not m for n, m in zip(counts, tested))  # (a class of no image: a gap in the numbers)
         print(f"note: {len(empty)} class{'es' if len(empty) > 1 else ''} ({', '.join(empty[:3])}"
               f"{', …' if len(empty) > 3 else ''}) lack{'' if len(empty) > 1 else 's'} training or test images: "
               "autoencoders train, but a classifier needs both for every class ("
               + (f"add its pictures to train/CLASS/ and test/CLASS/, delete {a.dataset} and write it again)"
-                 if a.from_pictures is not None else "number the classes from 0 without gaps)"))
-    elif held := held_out_classes(ds):
+                 if a.from_pictures is not None else
+                 "give it images of both sets" + ("; a class without any: number the classes from 0 without gaps)"
+                                                  if none else ")")))
+    if held := held_out_classes(ds):
         print(f"note: {', '.join(held[:3])}{', …' if len(held) > 3 else ''}: every training image of "
               f"{'this class is' if len(held) == 1 else 'these classes is'} among those --val holdout (the default) "
               "keeps for validation, so a classifier would train without "
@@ -265,8 +268,8 @@ def cmd_report(a) -> int:
         except UserError as e:  # (its advice writes there: a copy first)
             raise UserError(f"{e} (in a copy: {folder.path} cannot be written)") from None
         raise UserError(f"cannot write in {folder.path}, so its report is not written (the tables above are its "
-                        "results); copy the study folder somewhere writable and report it there")
-    with FolderLock(folder.path, tidy=True, elsewhere="copy the study folder somewhere writable and report it there",
+                        f"results); {folder.REPORT_ELSEWHERE}")
+    with FolderLock(folder.path, tidy=True, elsewhere=folder.REPORT_ELSEWHERE,
                     busy="wait for it to finish, then report it"):
         results = collect_results(folder.path)
         path = write_report(folder.path, results, self_contained=a.self_contained)
@@ -415,12 +418,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parsed[0]
     args.command_line = shlex.join(["fashionae", *argv])
     def command() -> int:
-        from .distributed import VARIABLES, lost_process, world_size
+        from .distributed import NAMES, lost_process, world_size
         from .errors import started_by_torchrun
         if args.command not in ("train-ae", "train-clf") and world_size() > 1:
             if not started_by_torchrun():  # (a shell's leftovers from another job: the command is not under torchrun)
-                raise UserError(f"WORLD_SIZE={world_size()} is set, but torchrun did not start this {args.command}, "
-                                f"which runs in one process: unset {VARIABLES} (left over from another job)")
+                raise UserError(f"WORLD_SIZE={world_size()} is set, but torchrun did not start this command "
+                                f"(`fashionae {args.command}` runs in one process): `unset {' '.join(NAMES)}` "
+                                "(left over from another job)")
             raise UserError(f"{args.command} runs in one process: torchrun splits one run (train-ae, train-clf) over "
                             "processes; " + ("to spread a study's runs, use --executor ray" if args.command == "study"
                                              else "run it without torchrun"))

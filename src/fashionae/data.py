@@ -308,12 +308,18 @@ def held_out_size(n: int) -> int:
     return round(n / 6)
 
 
+def holdout_order(n: int) -> tuple[torch.Tensor, int]:
+    """The fixed shuffle of n training images, and how many of its first ``--val holdout`` keeps
+    for validation (the rest, in that order, are trained on)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)), held_out_size(n)
+
+
 def held_out_classes(ds: Dataset) -> list[str]:
     """The classes that have training images, all of which ``--val holdout`` keeps for validation
     (``make_splits``): a classifier would train without them."""
-    split = make_splits(ds)
-    kept, held = (torch.bincount(y, minlength=len(ds.classes)) for y in (split.train_y, split.val_y))
-    return [c for c, k, h in zip(ds.classes, kept.tolist(), held.tolist()) if h and not k]
+    order, held = holdout_order(len(ds.train_labels))
+    kept, out = (torch.bincount(ds.train_labels[i], minlength=len(ds.classes)) for i in (order[held:], order[:held]))
+    return [c for c, k, h in zip(ds.classes, kept.tolist(), out.tolist()) if h and not k]
 
 
 def image_size_problem(size) -> str | None:
@@ -348,15 +354,16 @@ def make_splits(ds: Dataset, val: str = VAL_SPLITS[0], train_subset: int | None 
     same for every run and seed) is the validation set; the model trains on the rest.
     ``test``: the author's protocol, validation is the official test set and training uses
     every training image. ``train_subset`` / ``eval_subset`` keep the first N images of each
-    set (quick profiles).
+    set as it is ordered here (quick profiles): under holdout both in the fixed shuffle, the test
+    set as its file orders it.
     """
     n_train, n_val, n_test = split_sizes(ds, val, train_subset, eval_subset)
     test = ds.test_images[:n_test], ds.test_labels[:n_test]
     if val == "test":
         return Splits(ds.train_images[:n_train], ds.train_labels[:n_train], ds.test_images[:n_val],
                       ds.test_labels[:n_val], *test, "test")
-    order = torch.randperm(len(ds.train_images), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    held_out = order[:held_out_size(len(order))]
+    order, held = holdout_order(len(ds.train_images))
+    held_out = order[:held]
     train_idx, val_idx = order[len(held_out):][:n_train], held_out[:n_val]
     return Splits(ds.train_images[train_idx], ds.train_labels[train_idx], ds.train_images[val_idx],
                   ds.train_labels[val_idx], *test, hashlib.sha256(held_out.numpy().astype("<i8").tobytes()).hexdigest())

@@ -169,10 +169,12 @@ def _npz_arrays(path: Path, raw: bytes) -> tuple[dict, dict]:
         if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all() and y.min() >= 0:
             raise UserError(f"{path}: {k} holds whole numbers as {y.dtype}; give them as integers: {k}.astype(int)")
         if y.dtype.kind in "US" and y.size:  # class names as text: numbered by np.unique, as a user would
-            raise UserError(f"{path}: {k} holds text ({str(y.flat[0])!r}, …), "
-                            "not class numbers; number them: classes, y = np.unique(np.concatenate([y_train, y_test]), "
-                            "return_inverse=True), then y_train, y_test = np.split(y, [len(y_train)]) and "
-                            "classes=list(classes)")
+            decode = ".astype(str)" if y.dtype.kind == "S" else ""  # (bytes: names as text first)
+            first = bytes(y.flat[0]).decode(errors="replace") if decode else str(y.flat[0])
+            raise UserError(f"{path}: {k} holds {'bytes' if decode else 'text'} ({first!r}, …), not class "
+                            f"numbers; number them: classes, y = np.unique(np.concatenate([y_train, y_test]){decode}, "
+                            "return_inverse=True), then y_train, y_test = np.split(y, [len(y_train)]), and name the "
+                            "classes: write_npz_dataset(..., classes=list(classes)), or dataset.toml's classes")
         if y.dtype.kind not in "ui" or (y.size and (y.min() < 0 or y.max() > np.iinfo(np.int64).max)):
             raise UserError(f"{path}: {k} must hold non-negative integer labels (class numbers from 0)")
     images = {s: torch.from_numpy(np.ascontiguousarray(arr[f"x_{s}"])) for s in ("train", "test")}

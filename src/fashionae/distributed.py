@@ -129,7 +129,8 @@ def on_processes(n: int) -> str:
 
 # what to do where torchrun's variables are in the environment but make no sense (a shell's
 # leftovers from another job, a SLURM script's): they are torchrun's to set
-VARIABLES = "WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT"
+NAMES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+VARIABLES = f"{', '.join(NAMES[:-1])} and {NAMES[-1]}"
 UNSET = f"start the command with torchrun, or unset {VARIABLES} if they are left over from another job"
 LEFT_OVER = f"torchrun sets it: {UNSET}"
 

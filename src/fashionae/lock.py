@@ -117,9 +117,7 @@ class FolderLock:
                 if holder is None or not _running(*holder):
                     break
             os.close(fd)
-            host, pid = holder or ("?", "?")
-            raise UserError(f"{self.folder} is in use by another fashionae process (pid {pid} on "
-                            f"{host}); {self.busy}") from None
+            raise UserError(f"{in_use(self.folder, holder)}; {self.busy}") from None
         try:
             if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
                 self._made = made
@@ -163,6 +161,12 @@ def _holder(fd: int) -> tuple[str, int] | None:
     # (a process number as the system has them: not "²", nor 0, which os.kill takes for every process
     # of the group, nor one beyond a C int)
     return (host or platform.node(), int(pid)) if pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31 else None
+
+
+def in_use(folder, holder: tuple[str, int] | None) -> str:
+    """How a folder that another process holds is said: by its process and host."""
+    host, pid = holder or ("?", "?")
+    return f"{folder} is in use by another fashionae process (pid {pid} on {host})"
 
 
 def lock_holder(folder: str | os.PathLike) -> tuple[str, int] | None:

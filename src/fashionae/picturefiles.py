@@ -67,15 +67,18 @@ def picture_files(paths: list[str], log: Callable[[str], None] = lambda m: None)
         raise UserError(f"{', '.join(only_reconstructions)} hold{'s' if len(only_reconstructions) == 1 else ''} only "
                         f"reconstructions written by fashionae reconstruct (*{RECONSTRUCTION}), no pictures to read; "
                         "name the pictures, or name those files to read them anyway")
-    named = {_resolved(p): p for p in paths if not Path(p).is_dir()}
+    named: dict = {}  # each picture named by itself, as first spelt
+    for p in paths:
+        if not Path(p).is_dir():
+            named.setdefault(_resolved(p), p)
     first, times = {}, Counter()  # each picture where it first comes, and how often it is named
     for f in files:
         first.setdefault(r := _resolved(f), f)
         times[r] += 1
-    if again := [named.get(r, first[r]) for r, n in times.items() if n > 1]:
+    if again := [f"{named.get(r, first[r])} ({n} times)" for r, n in times.items() if n > 1]:
         log(f"note: {', '.join(again[:3])}{', …' if len(again) > 3 else ''} named more than once (by "
             f"{'its' if len(again) == 1 else 'their'} folder, a link or another spelling): each picture is "
-            "answered once")
+            "answered once, under the name given first")
     return [named.get(r, f) for r, f in first.items()]
 
 

@@ -17,7 +17,7 @@ from .baselines import computed_baselines, study_settings
 from .data import Dataset, split_sizes
 from .datasets import load_dataset
 from .explore import refuse_unexplorable
-from .lock import lock_holder
+from .lock import in_use, lock_holder
 from .models import ModelConfig
 from .pages import EMPTY, text_table
 from .executors import epochs_done
@@ -44,8 +44,8 @@ def show_plan(study: Study, out: str | Path, data_dir: str | None = None, verify
     refuse_too_large_models(plan, states, known)  # named, before its speed probe would try to build it
     print_plan(describe(plan, states, known, data, folder), as_json)
     if holder := lock_holder(folder.path):  # (read, not locked: the plan never stands in a study's way)
-        print(f"note: {folder.path} is in use by another fashionae process (pid {holder[1]} on {holder[0]}): the "
-              "states above are as they are now, and change as it trains", file=sys.stderr)
+        print(f"note: {in_use(folder.path, holder)}: the states above are as they are now, and change as it trains",
+              file=sys.stderr)
     if not as_json and (after := after_the_runs(study, folder, states, data)):
         print(f"Not in the estimate, after the runs: {after}.")
     slow = [(run.name, warning) for run in plan

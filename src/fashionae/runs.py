@@ -20,7 +20,7 @@ import torch
 
 from . import __version__, kernels
 from .checkpoint import FIX, read_checkpoint, run_settings
-from .data import Dataset, make_splits, split_sizes
+from .data import Dataset, holdout_order, make_splits, split_sizes
 from .datasets import load_dataset
 from .distributed import Dist, from_environment, on_processes, processes, sync_batchnorm
 from .errors import UserError
@@ -217,9 +217,14 @@ def check_every_class(splits, data: Dataset, t: TrainConfig) -> None:
         said = f"{data.name}: class {data.classes[k]!r} has no {split} images among the {len(labels):,} a " \
                f"classifier run {'trains' if split == 'training' else 'is tested'} on"
         if not there:
-            raise UserError(f"{said}, nor has the dataset; give every class {split} images (number the classes "
-                            "from 0 without gaps)")
-        held = int((splits.val_y == k).sum()) if split == "training" and t.val == "holdout" else 0
+            elsewhere = int((data.test_labels if split == "training" else data.train_labels).eq(k).sum())
+            raise UserError(f"{said}, nor has the dataset; give it {split} images"
+                            + ("" if elsewhere else " (a class without any image: number the classes from 0 without "
+                                                    "gaps)"))
+        held = 0  # (of the whole held-out sixth, whatever part of it --eval-subset validates on)
+        if split == "training" and t.val == "holdout":
+            order, n_held = holdout_order(len(data.train_labels))
+            held = int((data.train_labels[order[:n_held]] == k).sum())
         fixes = (["give it more images, or validate on the test set (--val test; in a study, val = \"test\")"]
                  if held else []) + (
             [f"use a larger subset than {getattr(t, subset):,} (--{subset.replace('_', '-')}; in a study, {subset})"]

@@ -31,6 +31,7 @@ class StudyFolder:
     SAMPLES, REPORT_HTML, REPORT_MD, FIGURES, RUNS = ("samples.safetensors", "report.html", "report.md",
                                                        "figures", "runs")
     STORAGE_CHECK = ".storage-check"
+    REPORT_ELSEWHERE = "copy the study folder somewhere writable and report it there"  # (where it cannot be written)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -142,8 +143,8 @@ class StudyFolder:
             raise UserError(f"{figures} is {what} where the report's figures go; move or remove it, and run "
                             f"fashionae report {self.path}")
         if figures.is_dir() and not os.access(figures, os.W_OK | os.X_OK):
-            raise UserError(f"cannot write in {figures}, where the report's figures go; make it writable, or copy the "
-                            "study folder somewhere writable and report it there")
+            raise UserError(f"cannot write in {figures}, where the report's figures go; make it writable, or "
+                            f"{self.REPORT_ELSEWHERE}")
         staging = self / self.STAGING
         shutil.rmtree(staging, ignore_errors=True)
         (staging / self.FIGURES).mkdir(parents=True)

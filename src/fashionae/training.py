@@ -59,9 +59,9 @@ class TrainConfig:
     eval_subset: int | None = setting(None, "validate and test on N images only: the first N of each set (the held-out "
                                       "images in a fixed shuffle; the test images as the file orders them) "
                                       "(default: all)", check=optional_positive_int, metavar="N")
-    train_eval_subset: int | None = setting(None, "re-measure the train loss (eval mode) on the first "
-                                            "N training images only (default: all)", check=optional_positive_int,
-                                            metavar="N")
+    train_eval_subset: int | None = setting(None, "re-measure the train loss (eval mode) on N training images "
+                                            "only: the first N of those the run trains on (default: all)",
+                                            check=optional_positive_int, metavar="N")
     device: str = setting("auto", "auto (CUDA when present; a resumed run keeps its own) | cpu | cuda",
                           choices=DEVICES)
     precision: str = setting("auto", "auto (bf16 autocast where the hardware has native bf16; a resumed "
