@@ -419,7 +419,6 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["fashionae", *argv])
     def command() -> int:
         from .distributed import NAMES, lost_process, world_size
-        from .errors import started_by_torchrun
         if args.command not in ("train-ae", "train-clf") and world_size() > 1:
             if not started_by_torchrun():  # (a shell's leftovers from another job: the command is not under torchrun)
                 raise UserError(f"WORLD_SIZE={world_size()} is set, but torchrun did not start this command "
