@@ -814,6 +814,19 @@ def test_a_folder_of_pictures_is_prepared_with_the_fill_given_and_kept_as_bytes(
         assert (err == f"note: pictures prepared as {tmp_path / 'clf'}'s dataset's were (--fill 0.5; give the option "
                        "to change it)\n") == (given != ["--fill", "0.5"] and given != ["--fill", "1"])
     assert answers[()] == answers[("--fill", "0.5")] != answers[("--fill", "1")]
+    # a run of its own dataset from before 0.3.29 recorded no background level: prepared for a dark one, said
+    from helpers import unsealed
+    kept = {name: (tmp_path / "clf" / name).read_text() for name in ("config.json", "summary.json")}
+    unsealed(tmp_path / "clf")
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    before = {**config, "data": {k: v for k, v in config["data"].items() if k not in ("border", "background")}}
+    (tmp_path / "clf" / "config.json").write_text(json.dumps(before))
+    code, _, err = cli(capsys, "classify", tmp_path / "clf", picture, "--fill", "0.5")
+    assert (code, err) == (0, f"note: {tmp_path / 'clf'} was trained before 0.3.29 and records no background level of "
+                              "its dataset: pictures are prepared for a dark background, Fashion-MNIST's (if its "
+                              "images are dark on light, train it again)\n")
+    for name, text in kept.items():
+        (tmp_path / "clf" / name).write_text(text)
     # a picture in the dataset's form (one of its own images, saved) is taken as it is: no caveat,
     # unless another fill was asked for
     Image.fromarray(load_dataset(tmp_path / "ds").test_images[0].numpy()).save(tmp_path / "own.png")

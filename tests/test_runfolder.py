@@ -533,6 +533,13 @@ def test_edited_settings_and_summaries_are_refused_saying_what_to_do(tmp_path):
     for border in (0, 12.5, 255):
         (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border, "background": 3}}))
         assert folder.dataset_levels() == {"border": border, "background": 3}
+    # a run of its own dataset from before 0.3.29 records no levels: its pictures prepared as for a dark one, said
+    assert not folder.levels_unknown()  # (Fashion-MNIST's: known)
+    (folder / "config.json").write_text(json.dumps({**config, "dataset_sha256": "0" * 64, "data": {}}))
+    assert folder.levels_unknown()
+    (folder / "config.json").write_text(json.dumps({**config, "dataset_sha256": "0" * 64,
+                                                    "data": {"border": 0, "background": 0}}))
+    assert not folder.levels_unknown()
     for border, read in ((242.2, 242.2), (122.2, 122.2), (0, 255.0)):  # light: 0.3.29 recorded none (0): white
         (folder / "config.json").write_text(json.dumps({**config, "data": {"border": border, "background": 250}}))
         assert folder.dataset_levels() == {"border": read, "background": 250}

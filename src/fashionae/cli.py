@@ -340,8 +340,12 @@ def _pictures_as_asked(run, a) -> str:
     run.invert, run.fill = invert, fill
     kept = [f"--{k} {v:g}" if k == "fill" else f"--{k} {v}" for k, v in run.dataset_pictures.items()
             if v != PICTURES[k] and getattr(a, k) is None]
-    return f"note: pictures prepared as {a.run_dir}'s dataset's were ({', '.join(kept)}; give the option to " \
-           "change it)" if kept else ""
+    return "\n".join(note for note, said in (
+        (f"note: pictures prepared as {a.run_dir}'s dataset's were ({', '.join(kept)}; give the option to change it)",
+         kept),
+        (f"note: {a.run_dir} was trained before 0.3.29 and records no background level of its dataset: pictures are "
+         "prepared for a dark background, Fashion-MNIST's (if its images are dark on light, train it again)",
+         run.folder.levels_unknown())) if said)
 
 
 def _one_line(path) -> str:

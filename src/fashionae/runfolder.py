@@ -491,6 +491,11 @@ class RunFolder:
             levels["border"] = 255.0
         return {k: float(level) for k, level in levels.items()}
 
+    def levels_unknown(self) -> bool:
+        """Whether the run's dataset is its own and it records no border levels of it (a run from
+        before 0.3.29): its pictures are prepared as for a dark background, Fashion-MNIST's."""
+        return self.config().dataset_sha256 is not None and "background" not in self.data_record()
+
     def load_data(self, data_dir: str | None = None, verify: bool = True) -> Dataset:
         """The data the run was trained on, loaded again: Fashion-MNIST (``data_dir`` as for
         training), or your own dataset from the folder it was in (``data_dir``: where it is
