@@ -221,3 +221,11 @@ def test_each_report_keeps_the_seeds_of_the_looks_before_and_a_damaged_history_s
         assert seeds({"seeds": 3, "seed_history": damaged}, 2) == [*kept, *([3] if kept[-1] != 3 else []), 2], damaged
     for no_count in (None, 0, True, "3", 2.0):
         assert seeds({"seeds": no_count, "seed_history": "12"}, 2) == [2], no_count
+
+
+def test_the_epochs_each_model_is_read_at_keep_an_autoencoder_and_a_classifier_of_one_name_apart():
+    from fashionae.results import epochs_read
+    models = {"autoencoders": [{"name": "frozen", "epochs": 3}, {"name": "a", "epochs": 3}],
+              "classifiers": [{"name": "frozen", "epochs": 2}, {"name": "scratch", "epochs": 2}]}
+    assert epochs_read(models) == {"autoencoder frozen": 3, "a": 3, "classifier frozen": 2, "scratch": 2}
+    assert epochs_read({"autoencoders": [{"name": "a"}], "classifiers": []}) is None  # (damaged: none read)

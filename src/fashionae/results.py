@@ -313,9 +313,12 @@ def epochs_read(results: dict) -> dict | None:
     trained on (``--extend``), or trained again for other epochs, is another look at the study (None:
     a results.json without them, damaged)."""
     try:
-        return {m["name"]: m["epochs"] for m in [*results["autoencoders"], *results["classifiers"]]}
+        aes, clfs = ({m["name"]: m["epochs"] for m in results[kind]} for kind in ("autoencoders", "classifiers"))
     except (KeyError, TypeError):
         return None
+    both = aes.keys() & clfs.keys()  # an autoencoder named as a classifier group is (a strategy's name): two models
+    return {**{f"autoencoder {n}" if n in both else n: e for n, e in aes.items()},
+            **{f"classifier {n}" if n in both else n: e for n, e in clfs.items()}}
 
 
 def _counts(v) -> bool:
