@@ -232,9 +232,9 @@ def test_a_verdict_within_the_test_sets_own_noise_is_named_and_no_other():
               claim("undecided", "inconclusive", [undecided])]
     text = "\n".join(summary(other_results() | {"claims": claims, "seeds": 3}))
     assert ("Within the test set's own noise, which the intervals over seeds leave out: “fine-tuning beats training "
-            "from scratch” is confirmed at +0.80 pts against a threshold of +0.00 pts, where the test set alone moves "
-            "it by about 1.34 pts: such a verdict may hold on these test images alone, not on another test set of "
-            "their size.") in text
+            "from scratch” is confirmed at +0.80 pts against a threshold of +0.00 pts, where the test set alone "
+            "typically moves it by about 1.34 pts: such a verdict holds on these test images, and might not on "
+            "another test set of their size.") in text
     assert "wide margin” is confirmed at" not in text and "“undecided” is" not in text
     claims[1]["parts"][0]["effect"] = 4.0  # 2 points above its threshold: within 2 × 1.34
     assert "; “fine-tuning beats the frozen encoder by a wide margin” is confirmed at +4.00 pts against a threshold " \

@@ -162,10 +162,10 @@ def near_test_noise(claims: list[dict]) -> str | None:
     return ("Within the test set's own noise, which the intervals over seeds leave out: " + "; ".join(
         f"“{c['claim']}”" + (f" ({p['part']})" if len(c["parts"]) > 1 else "")
         + f" is {p['verdict']} at {amount(p['effect'], p['unit'])} against a threshold of "
-          f"{amount(p['threshold'], p['unit'])}, where the test set alone moves it by about "
+          f"{amount(p['threshold'], p['unit'])}, where the test set alone typically moves it by about "
           f"{amount(p['test_set_error'], p['unit']).lstrip('+')}" for c, p in close)
-            + (": such a verdict" if len(close) == 1 else ": such verdicts") + " may hold on these test images "
-            "alone, not on another test set of their size.")
+            + (": such a verdict holds" if len(close) == 1 else ": such verdicts hold") + " on these test images, "
+            "and might not on another test set of their size.")
 
 
 def not_one_change(results: dict) -> str | None:
