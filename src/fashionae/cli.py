@@ -332,7 +332,8 @@ def cmd_reconstruct(a) -> int:
 
 def _pictures_as_asked(run, a) -> str:
     """The run's pictures prepared as --invert and --fill ask, else as its dataset's were; the
-    note that says so where that is not as Fashion-MNIST's (said once they are read)."""
+    notes (one per line) that say so where that is not as Fashion-MNIST's, and where the run
+    records no background level of its dataset (said once the pictures are read)."""
     from .images import PICTURES, preparation_problem
     invert, fill = a.invert or run.invert, run.fill if a.fill is None else a.fill
     if problem := preparation_problem(invert, fill):
