@@ -84,7 +84,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[str], No
     atomic_write_together([(path, data)])
 
 
-def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str]],
+def atomic_write_together(files: list[tuple[str | os.PathLike, bytes | str | Callable[[str], None]]],
                           after_first: Callable[[], None] = lambda: None) -> None:
     """Write files that must agree (results.json and the report's pages) as one: each is written
     beside its place first; once all are whole, the old ones after the first go (and the folder's
