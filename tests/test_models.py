@@ -177,6 +177,15 @@ def test_tampered_truncated_and_pickled_model_files(tmp_path):
         load_model(path)
     with pytest.raises(UserError, match=r"^model file .*absent.safetensors is missing"):
         load_model(tmp_path / "absent.safetensors")
+    # torch.save's files renamed .safetensors (its zip archive, a bare pickle) are said as pickles, never read as one
+    for zipped in (True, False):
+        torch.save(model.state_dict(), path, _use_new_zipfile_serialization=zipped)
+        with pytest.raises(UserError, match=r"^model file .*model.safetensors is a PyTorch pickle \(torch.save's\), "
+                                            r"not a safetensors file; fashionae never loads pickles"):
+            load_model(path)
+    from fashionae.modelfile import is_pickle
+    header = b'{"w":' + b" " * 635  # a safetensors header of 640 bytes: its length begins as a pickle does
+    assert not is_pickle((640).to_bytes(8, "little") + header) and (640).to_bytes(8, "little")[:2] == b"\x80\x02"
 
 
 def _raw_safetensors(header, body: bytes = b"") -> bytes:

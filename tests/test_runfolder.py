@@ -594,6 +594,13 @@ def test_a_finished_runs_lost_model_file_says_one_thing_to_do(own_run, tmp_path,
     assert main(["eval", str(copy)]) == 2
     assert capsys.readouterr().err == (f"fashionae: error: {copy / RunFolder.MODEL} is missing; put back a copy of it, or "
                                        f"delete {copy} and run its command again\n")
+    # something else by its name is said as what it is, not as missing
+    for make, what in ((lambda m: m.mkdir(), "a folder"), (lambda m: m.symlink_to(tmp_path / "gone"), "a broken link"),
+                       (lambda m: m.symlink_to("/dev/null"), "not a regular file")):
+        make(copy / RunFolder.MODEL)
+        assert main(["eval", str(copy)]) == 2
+        assert capsys.readouterr().err.startswith(f"fashionae: error: {copy / RunFolder.MODEL} is {what}; put back")
+        (copy / RunFolder.MODEL).rmdir() if what == "a folder" else (copy / RunFolder.MODEL).unlink()
 
 
 def test_a_finished_runs_files_edited_afterwards_are_refused(own_run, tmp_path):

@@ -22,6 +22,15 @@ MODEL_FORMAT = "fashionae-model-1"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
+def is_pickle(start: bytes) -> bool:
+    """Whether a file's first 9 bytes are torch.save's (a zip archive, or a bare pickle of protocol
+    2 to 5), not a safetensors file's: its header's length in 8 bytes (the last four 0 for any
+    header under 4 GiB), then the header's "{"."""
+    safetensors = start[4:8] == b"\0\0\0\0" and start[8:9] == b"{"
+    return start[:4] == b"PK\x03\x04" or (start[:1] == b"\x80" and start[1:2] in b"\x02\x03\x04\x05"
+                                           and len(start) > 1 and not safetensors)
+
+
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """A digest of every tensor's name, dtype, shape and bytes, in name order (read in place)."""
     h = hashlib.sha256()
@@ -87,6 +96,10 @@ def read_safetensors(path: Path, what: str, fix: str = "train it again") -> tupl
         # read, not mapped: safetensors' own open takes UTF-8 paths alone (a folder named in
         # another encoding was called tampered), and a map holds a replaced checkpoint's disk
         with open(path, "rb") as f:
+            if is_pickle(f.read(9)):  # (named .safetensors: a renamed torch.save file)
+                raise UserError(f"{what} {path} is a PyTorch pickle (torch.save's), not a safetensors file; "
+                                f"fashionae never loads pickles, since unpickling runs code from the file: {fix}")
+            f.seek(0)
             head, meta = safetensors_header(f)
             data = head + f.read()
     except OSError as e:

@@ -348,7 +348,8 @@ class RunFolder:
             self.has_checkpoint()  # something else by its name: said before anything trains
             return "resume"
         if not (self / self.MODEL).is_file():
-            raise UserError(f"{self.path} finished training but its {self.MODEL} is gone; {self.restore} "
+            gone = "is gone" if not is_there(self / self.MODEL) else f"is {kind_of(self / self.MODEL)}"
+            raise UserError(f"{self.path} finished training but its {self.MODEL} {gone}; {self.restore} "
                             "to train it again")
         self.metrics()  # and summary.json, and that the two agree
         self.load_model()
@@ -563,7 +564,8 @@ class RunFolder:
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained model, checked against the run's settings, in eval mode."""
         if not (self / self.MODEL).is_file():
-            raise UserError(f"{self / self.MODEL} is missing; {self.restore}")
+            gone = "is missing" if not is_there(self / self.MODEL) else f"is {kind_of(self / self.MODEL)}"
+            raise UserError(f"{self / self.MODEL} {gone}; {self.restore}")
         try:
             model = load_model(self / self.MODEL)
         except UserError as e:

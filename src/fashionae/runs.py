@@ -337,6 +337,8 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                              "on again")
         else:
             resuming = RESUMING
+            if kept:  # its state checked before anything is said or rewritten (damaged, another run's): refused,
+                read_checkpoint(checkpoint, run_settings(model, t), dist.world)  # config.json as it was
         if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays
             folder.write_config(cfg, data_record(data, splits), env, keep_sessions=kept and bool(before))
         dist.barrier()
