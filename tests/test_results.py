@@ -229,3 +229,9 @@ def test_the_epochs_each_model_is_read_at_keep_an_autoencoder_and_a_classifier_o
               "classifiers": [{"name": "frozen", "epochs": 2}, {"name": "scratch", "epochs": 2}]}
     assert epochs_read(models) == {"autoencoder frozen": 3, "a": 3, "classifier frozen": 2, "scratch": 2}
     assert epochs_read({"autoencoders": [{"name": "a"}], "classifiers": []}) is None  # (damaged: none read)
+    # an earlier report's one entry for the two (before 0.3.31) was the classifier's, and is read as its
+    from fashionae.summary import _epochs_changed
+    assert _epochs_changed([{"frozen": 2, "a": 3}, {"frozen": 4, "a": 3}, epochs_read(models)]) == {
+        "classifier frozen": [2, 4, 2]}
+    assert _epochs_changed([{"autoencoder frozen": 1, "classifier frozen": 2}, epochs_read(models)]) == {
+        "autoencoder frozen": [1, 3]}

@@ -599,7 +599,8 @@ def test_a_finished_runs_lost_model_file_says_one_thing_to_do(own_run, tmp_path,
                        (lambda m: m.symlink_to("/dev/null"), "not a regular file")):
         make(copy / RunFolder.MODEL)
         assert main(["eval", str(copy)]) == 2
-        assert capsys.readouterr().err.startswith(f"fashionae: error: {copy / RunFolder.MODEL} is {what}; put back")
+        assert capsys.readouterr().err.startswith(f"fashionae: error: {copy / RunFolder.MODEL} is {what}; remove it, "
+                                                  "then put back a copy of it")
         (copy / RunFolder.MODEL).rmdir() if what == "a folder" else (copy / RunFolder.MODEL).unlink()
 
 

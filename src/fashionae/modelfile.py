@@ -96,9 +96,10 @@ def read_safetensors(path: Path, what: str, fix: str = "train it again") -> tupl
         # read, not mapped: safetensors' own open takes UTF-8 paths alone (a folder named in
         # another encoding was called tampered), and a map holds a replaced checkpoint's disk
         with open(path, "rb") as f:
-            if is_pickle(f.read(9)):  # (named .safetensors: a renamed torch.save file)
-                raise UserError(f"{what} {path} is a PyTorch pickle (torch.save's), not a safetensors file; "
-                                f"fashionae never loads pickles, since unpickling runs code from the file: {fix}")
+            if is_pickle(start := f.read(9)):  # (named .safetensors: a renamed torch.save file)
+                kind = "a zip archive (torch.save's format)" if start[:2] == b"PK" else "a pickle (torch.save's)"
+                raise UserError(f"{what} {path} is {kind}, not a safetensors file; fashionae never loads pickles, "
+                                f"since unpickling runs code from the file: {fix}")
             f.seek(0)
             head, meta = safetensors_header(f)
             data = head + f.read()

@@ -348,8 +348,7 @@ class RunFolder:
             self.has_checkpoint()  # something else by its name: said before anything trains
             return "resume"
         if not (self / self.MODEL).is_file():
-            gone = "is gone" if not is_there(self / self.MODEL) else f"is {kind_of(self / self.MODEL)}"
-            raise UserError(f"{self.path} finished training but its {self.MODEL} {gone}; {self.restore} "
+            raise UserError(f"{self.path} finished training but its {self.MODEL} {self._model_gone('is gone')} "
                             "to train it again")
         self.metrics()  # and summary.json, and that the two agree
         self.load_model()
@@ -561,11 +560,17 @@ class RunFolder:
                                             f"is in {self.SUMMARY})")
         return summary
 
+    def _model_gone(self, gone: str) -> str:
+        """What model.safetensors is where it is no file (``gone``, or a folder, a broken link, a
+        device in its place), and what to do."""
+        if not is_there(self / self.MODEL):
+            return f"{gone}; {self.restore}"
+        return f"is {kind_of(self / self.MODEL)}; remove it, then {self.restore}"
+
     def load_model(self, device: str = "cpu") -> torch.nn.Module:
         """The trained model, checked against the run's settings, in eval mode."""
         if not (self / self.MODEL).is_file():
-            gone = "is missing" if not is_there(self / self.MODEL) else f"is {kind_of(self / self.MODEL)}"
-            raise UserError(f"{self / self.MODEL} {gone}; {self.restore}")
+            raise UserError(f"{self / self.MODEL} {self._model_gone('is missing')}")
         try:
             model = load_model(self / self.MODEL)
         except UserError as e:

@@ -107,7 +107,10 @@ def _epochs_changed(history: list) -> dict[str, list[int]]:
     its epochs in turn; a model added or taken out is no look at other epochs."""
     changed = {}
     for name in history[-1] if history else ():
-        read = [h[name] for h in history if isinstance(h, dict) and name in h]
+        # (before 0.3.31 a classifier group and an autoencoder of one name shared one entry, the classifier's)
+        old = name.removeprefix("classifier ") if name.startswith("classifier ") else None
+        read = [h[name] if name in h else h[old] for h in history
+                if isinstance(h, dict) and (name in h or old in h and f"autoencoder {old}" not in h)]
         read = [e for i, e in enumerate(read) if not i or e != read[i - 1]]
         if len(read) > 1:
             changed[name] = read
