@@ -126,10 +126,12 @@ def read_checkpoint(path: Path, settings: dict, world: int = 1, fix: str = FIX) 
 
 
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, shuffle_gen: torch.Generator,
-                    settings: dict, rank: int = 0, world: int = 1) -> tuple[int, list[dict]]:
+                    settings: dict, rank: int = 0, world: int = 1,
+                    checked: tuple[dict, dict] | None = None) -> tuple[int, list[dict]]:
     """Restore weights, optimizer and this rank's random state; return (epoch, history).
-    ``settings``: the resuming run's (``run_settings``), which the checkpoint's must match."""
-    tensors, state = read_checkpoint(path, settings, world)
+    ``settings``: the resuming run's (``run_settings``), which the checkpoint's must match;
+    ``checked``: what ``read_checkpoint`` read of it already, not read again."""
+    tensors, state = checked if checked is not None else read_checkpoint(path, settings, world)
     try:
         load_weights(model, tensors, path, prefix="model.")
         opt_state = {"state": {}, "param_groups": state["param_groups"]}

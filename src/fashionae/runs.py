@@ -323,11 +323,13 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
             go_on = "train it on, as it was trained," if state == "extend" else "resume it"
             raise UserError(f"{label} was trained on {processes(trained)}, and this command runs {dist.world}; "
                             f"{go_on} {on_processes(trained)}")
+        checked: list = []  # the checkpoint as read and checked here, handed to fit (popped: not held as it trains)
         if state == "extend":  # unfinished again: its epochs so far stay in metrics.jsonl, and it resumes
             # its state checked first (damaged, another run's): refused, the finished run stays as it was
             fix = (f"delete it, and {label} stays the finished run it is; train a run of {t.epochs} epochs into "
                    "another --out") if folder.is_complete() else FIX
-            trained = read_checkpoint(checkpoint, run_settings(model, t), dist.world, fix)[1]["epoch"]
+            checked.append(read_checkpoint(checkpoint, run_settings(model, t), dist.world, fix))
+            trained = checked[0][1]["epoch"]
             if dist.rank == 0:
                 folder.reopen()
             state, resuming = "resume", (f"training it on from epoch {trained} to {t.epochs}" if trained < t.epochs
@@ -338,7 +340,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
         else:
             resuming = RESUMING
             if kept:  # its state checked before anything is said or rewritten (damaged, another run's): refused,
-                read_checkpoint(checkpoint, run_settings(model, t), dist.world)  # config.json as it was
+                checked.append(read_checkpoint(checkpoint, run_settings(model, t), dist.world))  # config.json as it was
         if dist.rank == 0:  # the epochs a checkpoint keeps ran in earlier sessions: their record stays
             folder.write_config(cfg, data_record(data, splits), env, keep_sessions=kept and bool(before))
         dist.barrier()
@@ -362,6 +364,7 @@ def execute(cfg: RunConfig, out: str | Path, data: Dataset | None = None,
                 callbacks.append(tensorboard)
         history = fit(model, (splits.train_x, splits.train_y), (splits.val_x, splits.val_y), t,
                       checkpoint=checkpoint, callbacks=callbacks, dist=dist,
+                      checked=checked.pop() if checked else None,
                       progress=(on_step or progress_bar(f"{label} training")) if dist.rank == 0 else None)
         summary = summarize(model, history, splits, t, data.classes, dist)
         if dist.rank == 0:

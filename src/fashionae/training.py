@@ -321,13 +321,15 @@ def prepare(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig,
         checkpoint: Path | None = None, callbacks: list[Callback] = (),
-        progress: Callable[[int, int], None] | None = None, dist: Dist = Dist()) -> list[dict]:
+        progress: Callable[[int, int], None] | None = None, dist: Dist = Dist(),
+        checked: tuple[dict, dict] | None = None) -> list[dict]:
     """Train ``model`` for ``cfg.epochs`` epochs and return one metrics row per epoch.
 
     ``train`` and ``val`` are (images uint8 [N, H, W], labels) pairs; what ``cfg`` leaves to
     auto is decided as for a new run (``TrainConfig.resolved``; ``runs.execute`` resolves a
     resumed run's). The model is expected on the right device, seeded and built by the caller.
-    With ``checkpoint``, a run that finds a checkpoint there resumes from it, and every epoch
+    With ``checkpoint``, a run that finds a checkpoint there resumes from it (``checked``: what
+    ``read_checkpoint`` read of it already, so that it is not read twice), and every epoch
     writes one (rank 0 writes).
     Each row holds ``train_loss`` (averaged during the epoch, training mode),
     ``train_eval_loss`` (the train set re-measured in eval mode) and ``val_loss``, and the
@@ -347,7 +349,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     start, history = 0, []
     settings_of_run = run_settings(model, cfg)  # what ties its checkpoint to it: once, not each epoch
     if checkpoint is not None and checkpoint.exists():
-        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen, settings_of_run, dist.rank, dist.world)
+        start, history = load_checkpoint(checkpoint, model, opt, shuffle_gen, settings_of_run, dist.rank, dist.world,
+                                         checked)
+        checked = None  # (its tensors, copied into the model and the optimizer, freed for the epochs)
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
