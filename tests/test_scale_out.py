@@ -238,18 +238,23 @@ def test_bad_executor_settings(cluster, monkeypatch):
         RayExecutor()([], {}, None, Path("."), None, print)
 
 
-def test_a_cluster_that_refuses_us_names_token_authentication(monkeypatch):
-    """A running cluster that wants a token answers on its port, then refuses: the line says
-    what to set, unless it is set already."""
+def joining_head(monkeypatch, init):
+    """A stand-in for ray whose ``init`` is given, and an executor that joins "head:6379" (which
+    answers on its port), no RAY_AUTH_MODE set."""
     from types import SimpleNamespace
-
-    def refuse(**kwargs):
-        raise ConnectionError("Failed to connect to GCS")
-    ray = SimpleNamespace(is_initialized=lambda: False, init=refuse)
     monkeypatch.setattr(ray_executor, "_reachable", lambda address: None)
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     executor = RayExecutor.__new__(RayExecutor)
     executor.address = "head:6379"
+    return SimpleNamespace(is_initialized=lambda: False, init=init), executor
+
+
+def test_a_cluster_that_refuses_us_names_token_authentication(monkeypatch):
+    """A running cluster that wants a token answers on its port, then refuses: the line says
+    what to set, unless it is set already."""
+    def refuse(**kwargs):
+        raise ConnectionError("Failed to connect to GCS")
+    ray, executor = joining_head(monkeypatch, refuse)
     with pytest.raises(UserError, match=r"^cannot join the Ray cluster at head:6379 \(Failed to connect to GCS\); "
                                         r".*check --address; a cluster with token authentication .* needs "
                                         r"RAY_AUTH_MODE=token and its token here too \(docs/scale-out.md\)$"):
@@ -263,18 +268,13 @@ def test_a_refused_token_is_said_in_one_line_for_rays_twenty(monkeypatch, capfd)
     """Ray's C++ says each of its 20 tries to join a cluster that refuses the token on the
     process's stderr (file descriptor 2): held while it tries, the refusal is said once, by its
     cause; joined, whatever Ray said is shown."""
-    from types import SimpleNamespace
     refusal = b"[W gcs_client.cc:210] Failed to get cluster ID from GCS server: Unauthenticated: InvalidAuthToken\n"
 
     def refuse(**kwargs):
         for _ in range(20):
             os.write(2, refusal)
         raise ConnectionError("Failed to connect to Ray cluster")
-    ray = SimpleNamespace(is_initialized=lambda: False, init=refuse)
-    monkeypatch.setattr(ray_executor, "_reachable", lambda address: None)
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    executor = RayExecutor.__new__(RayExecutor)
-    executor.address = "head:6379"
+    ray, executor = joining_head(monkeypatch, refuse)
     with pytest.raises(UserError) as refused:
         executor._init(ray, {})
     assert str(refused.value) == ("cannot join the Ray cluster at head:6379: it asks for a token (Ray's token "

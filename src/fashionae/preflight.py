@@ -198,8 +198,8 @@ def too_few_seeds_note(study: Study) -> str | None:
     judged = " and ".join(what for what, there in (("the claims", claims), ("the ablation", study.ablation)) if there)
     if n >= MIN_SEEDS or not judged:
         return None
-    return (f"with {count(n, 'seed')} the report gives no verdict on {judged} ({seeds_advice(False)}); " + ("each effect comes with its interval" if n > 1 else
-                                                                  "one seed gives no interval either"))
+    return (f"with {count(n, 'seed')} the report gives no verdict on {judged} ({seeds_advice(False)}); "
+            + ("each effect comes with its interval" if n > 1 else "one seed gives no interval either"))
 
 
 def refuse_too_large_models(plan: list[PlannedRun], states: dict[str, str],
